@@ -1,0 +1,3 @@
+from vnehr.cli import main
+
+main()

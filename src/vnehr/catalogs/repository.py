@@ -1,0 +1,191 @@
+"""All SQL of the catalogues context."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date, datetime
+
+from sqlalchemy import Select, delete, func, insert, or_, select, tuple_
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
+
+from vnehr.catalogs.loaders import EntryKey, ListData
+from vnehr.catalogs.models import CatalogEntry, CatalogList, CatalogMapping
+from vnehr.kit.text import fold
+
+_BATCH = 2000
+
+
+def _in_force(on: date) -> Sequence[object]:
+    return (
+        or_(CatalogEntry.valid_from.is_(None), CatalogEntry.valid_from <= on),
+        or_(CatalogEntry.valid_to.is_(None), CatalogEntry.valid_to >= on),
+    )
+
+
+class CatalogRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def lists(self) -> list[tuple[CatalogList, int]]:
+        counts = (
+            select(CatalogEntry.list_name, func.count().label("n"))
+            .group_by(CatalogEntry.list_name)
+            .subquery()
+        )
+        rows = await self.session.execute(
+            select(CatalogList, func.coalesce(counts.c.n, 0))
+            .outerjoin(counts, counts.c.list_name == CatalogList.name)
+            .order_by(CatalogList.name)
+        )
+        return [(row[0], int(row[1])) for row in rows]
+
+    async def get_list(self, name: str) -> CatalogList | None:
+        return await self.session.get(CatalogList, name)
+
+    async def list_by_field(self, national_field: str) -> CatalogList | None:
+        result = await self.session.scalars(
+            select(CatalogList).where(
+                func.upper(CatalogList.national_field) == national_field.upper()
+            )
+        )
+        return result.first()
+
+    async def page(
+        self,
+        name: str,
+        *,
+        on: date | None,
+        query: str | None,
+        after: tuple[str, int] | None,
+        limit: int,
+        kind: str | None = None,
+        parent: str | None = None,
+    ) -> list[CatalogEntry]:
+        stmt: Select[tuple[CatalogEntry]] = select(CatalogEntry).where(
+            CatalogEntry.list_name == name
+        )
+        if on is not None:
+            stmt = stmt.where(*_in_force(on))
+        if query:
+            stmt = stmt.where(CatalogEntry.search_key.contains(fold(query), autoescape=True))
+        if kind:
+            stmt = stmt.where(CatalogEntry.kind == kind)
+        if parent:
+            stmt = stmt.where(CatalogEntry.parent_code == parent)
+        if after is not None:
+            stmt = stmt.where(tuple_(CatalogEntry.code, CatalogEntry.id) > tuple_(*after))
+        stmt = stmt.order_by(CatalogEntry.code, CatalogEntry.id).limit(limit)
+        return list(await self.session.scalars(stmt))
+
+    async def versions(self, name: str, code: str) -> list[CatalogEntry]:
+        """Every version of a code, oldest first."""
+        result = await self.session.scalars(
+            select(CatalogEntry)
+            .where(CatalogEntry.list_name == name, CatalogEntry.code == code)
+            .order_by(CatalogEntry.valid_from.is_not(None), CatalogEntry.valid_from)
+        )
+        return list(result)
+
+    async def in_force(self, name: str, codes: Sequence[str], on: date) -> list[CatalogEntry]:
+        result = await self.session.scalars(
+            select(CatalogEntry).where(
+                CatalogEntry.list_name == name, CatalogEntry.code.in_(codes), *_in_force(on)
+            )
+        )
+        return list(result)
+
+    async def count_children(self, name: str, code: str, on: date | None) -> int:
+        stmt = select(func.count()).where(
+            CatalogEntry.list_name == name, CatalogEntry.parent_code == code
+        )
+        if on is not None:
+            stmt = stmt.where(*_in_force(on))
+        return int(await self.session.scalar(stmt) or 0)
+
+    async def successors(self, entry_id: int) -> list[tuple[CatalogEntry, CatalogMapping]]:
+        target = aliased(CatalogEntry)
+        rows = await self.session.execute(
+            select(target, CatalogMapping)
+            .join(CatalogMapping, CatalogMapping.to_entry_id == target.id)
+            .where(CatalogMapping.from_entry_id == entry_id)
+            .order_by(CatalogMapping.is_default.desc(), target.code)
+        )
+        return [(row[0], row[1]) for row in rows]
+
+    async def predecessors(self, entry_id: int) -> list[tuple[CatalogEntry, CatalogMapping]]:
+        source = aliased(CatalogEntry)
+        rows = await self.session.execute(
+            select(source, CatalogMapping)
+            .join(CatalogMapping, CatalogMapping.from_entry_id == source.id)
+            .where(CatalogMapping.to_entry_id == entry_id)
+            .order_by(source.code)
+        )
+        return [(row[0], row[1]) for row in rows]
+
+    async def replace(self, data: ListData, loaded_at: datetime) -> int:
+        """Swap a whole list for ``data`` in the caller's transaction; returns the entry count."""
+        await self.session.execute(
+            delete(CatalogMapping).where(CatalogMapping.list_name == data.name)
+        )
+        await self.session.execute(delete(CatalogEntry).where(CatalogEntry.list_name == data.name))
+        await self.session.execute(delete(CatalogList).where(CatalogList.name == data.name))
+        await self.session.execute(
+            insert(CatalogList).values(
+                name=data.name,
+                national_field=data.national_field,
+                title_vi=data.title_vi,
+                title_en=data.title_en,
+                source=data.source,
+                edition=data.edition,
+                loaded_at=loaded_at,
+            )
+        )
+        rows = [
+            {
+                "list_name": data.name,
+                "code": e.code,
+                "valid_from": e.valid_from,
+                "valid_to": e.valid_to,
+                "title_vi": e.title_vi,
+                "title_en": e.title_en,
+                "kind": e.kind,
+                "parent_code": e.parent_code,
+                "source": e.source,
+                "attrs": e.attrs,
+                "search_key": fold(" ".join(filter(None, (e.code, e.title_vi, e.title_en)))),
+            }
+            for e in data.entries
+        ]
+        for start in range(0, len(rows), _BATCH):
+            await self.session.execute(insert(CatalogEntry), rows[start : start + _BATCH])
+        if data.mappings:
+            ids = await self._ids(data.name)
+            links = [
+                {
+                    "list_name": data.name,
+                    "from_entry_id": ids[m.old],
+                    "to_entry_id": ids[m.new],
+                    "effective_on": m.effective_on,
+                    "is_default": m.is_default,
+                }
+                for m in data.mappings
+            ]
+            for start in range(0, len(links), _BATCH):
+                await self.session.execute(insert(CatalogMapping), links[start : start + _BATCH])
+        await self.session.flush()
+        return len(rows)
+
+    async def _ids(self, name: str) -> dict[EntryKey, int]:
+        rows = await self.session.execute(
+            select(CatalogEntry.code, CatalogEntry.valid_from, CatalogEntry.id).where(
+                CatalogEntry.list_name == name
+            )
+        )
+        return {(code, valid_from): entry_id for code, valid_from, entry_id in rows}
+
+    async def loaded_names(self) -> set[str]:
+        return set(await self.session.scalars(select(CatalogList.name)))
+
+
+__all__ = ["CatalogRepository"]

@@ -1,0 +1,233 @@
+"""The ``vnehr`` command: run the service, migrate, load catalogues and demo data.
+
+Every command reads its configuration from ``VNEHR_*`` environment variables (see README).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, TypeVar
+
+import typer
+import uvicorn
+
+from vnehr import __version__, catalogs, demo
+from vnehr.kit.db import Database
+from vnehr.kit.errors import VnehrError
+from vnehr.kit.logging import configure_logging
+from vnehr.kit.migrate import current_revisions, downgrade, head_revisions, upgrade
+from vnehr.kit.settings import Settings, get_settings
+
+T = TypeVar("T")
+
+app = typer.Typer(
+    help="vnehr — the health-data exchange behind the electronic health book on VNeID.\n\n"
+    "First run: `vnehr db upgrade`, `vnehr catalog load`, `vnehr demo load`, `vnehr serve` "
+    "(or just `make run`). Settings come from VNEHR_* environment variables.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+db_app = typer.Typer(help="Database schema (one Alembic history for SQLite and PostgreSQL).")
+catalog_app = typer.Typer(help="Versioned code lists: ICD-10, administrative units, XML codes.")
+demo_app = typer.Typer(help="Demo data for a fresh install.")
+app.add_typer(db_app, name="db")
+app.add_typer(catalog_app, name="catalog")
+app.add_typer(demo_app, name="demo")
+
+
+def _settings() -> Settings:
+    try:
+        settings = get_settings()
+    except ValueError as exc:  # refused secrets and malformed values
+        typer.echo(f"configuration error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    configure_logging(settings.log_level, settings.json_logs)
+    return settings
+
+
+def _run(work: Callable[[Database], Awaitable[T]]) -> T:
+    settings = _settings()
+
+    async def main() -> T:
+        db = Database.from_urls(settings.database_url, echo=settings.db_echo)
+        try:
+            return await work(db)
+        finally:
+            await db.dispose()
+
+    try:
+        return asyncio.run(main())
+    except VnehrError as exc:
+        typer.echo(f"{exc.code}: {exc.messages()['vi']} / {exc.messages()['en']}", err=True)
+        raise typer.Exit(1) from exc
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Address to listen on")] = None,
+    port: Annotated[int | None, typer.Option(help="Port")] = None,
+    workers: Annotated[int | None, typer.Option(help="Worker processes")] = None,
+) -> None:
+    """Serve the API and portals (OpenAPI docs at /docs)."""
+    settings = _settings()
+    uvicorn.run(
+        "vnehr.app:factory",
+        factory=True,
+        host=host or settings.host,
+        port=port or settings.port,
+        workers=workers or settings.workers,
+        log_config=None,
+        proxy_headers=True,
+    )
+
+
+@app.command()
+def worker() -> None:
+    """Run background jobs (outbox delivery arrives with the exchange context; nothing yet)."""
+    _settings()
+    typer.echo("vnehr worker: no background jobs are defined yet; nothing to run.")
+
+
+@app.command()
+def version() -> None:
+    """Print the version."""
+    typer.echo(__version__)
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
+    """Migrate the database up to REVISION (default: the newest)."""
+    settings = _settings()
+    asyncio.run(upgrade(settings.database_url, revision))
+    typer.echo(f"database at {revision}: {settings.database_url.split('@')[-1]}")
+
+
+@db_app.command("downgrade")
+def db_downgrade(revision: Annotated[str, typer.Argument()]) -> None:
+    """Migrate the database down to REVISION (`base` removes everything)."""
+    settings = _settings()
+    asyncio.run(downgrade(settings.database_url, revision))
+    typer.echo(f"database at {revision}")
+
+
+@db_app.command("current")
+def db_current() -> None:
+    """Show the revision the database is at and the newest one."""
+
+    async def work(db: Database) -> frozenset[str]:
+        async with db.read_session() as session:
+            return await current_revisions(await session.connection())
+
+    current = _run(work)
+    typer.echo(f"current: {', '.join(sorted(current)) or '(empty)'}")
+    typer.echo(f"newest:  {', '.join(sorted(head_revisions()))}")
+
+
+@catalog_app.command("load")
+def catalog_load(
+    names: Annotated[list[str] | None, typer.Argument(help="Only these lists")] = None,
+    titles_vi: Annotated[
+        Path | None,
+        typer.Option(help="CSV `code,title_vi` with Vietnamese ICD-10 titles (QĐ 4469)"),
+    ] = None,
+    missing_only: Annotated[bool, typer.Option(help="Skip lists already loaded")] = False,
+) -> None:
+    """Load (or replace) the packaged lists in one transaction."""
+
+    async def work(db: Database) -> dict[str, int]:
+        async with db.session() as session:
+            return await catalogs.load_builtin(
+                session, only=names or None, missing_only=missing_only, icd10_titles_vi=titles_vi
+            )
+
+    loaded = _run(work)
+    for name, count in loaded.items():
+        typer.echo(f"{name:<22} {count:>6} entries")
+    if not loaded:
+        typer.echo("nothing to load")
+
+
+@catalog_app.command("list")
+def catalog_list() -> None:
+    """List the loaded code lists."""
+
+    async def work(db: Database) -> list[catalogs.Catalog]:
+        async with db.read_session() as session:
+            return await catalogs.list_catalogs(session)
+
+    for item in _run(work):
+        typer.echo(
+            f"{item.name:<22} {item.entries:>6}  {item.national_field or '':<16} {item.title_vi}"
+        )
+
+
+@catalog_app.command("show")
+def catalog_show(
+    name: Annotated[str, typer.Argument(help="List name or national field (MA_LOAI_KCB)")],
+    code: Annotated[str | None, typer.Argument(help="One code; omit to list entries")] = None,
+    on: Annotated[str | None, typer.Option(help="In force on YYYY-MM-DD (default today)")] = None,
+    q: Annotated[str | None, typer.Option(help="Search code and titles")] = None,
+    limit: Annotated[int, typer.Option(help="Entries to show")] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+) -> None:
+    """Show one code (with hierarchy and successors) or the entries of a list."""
+    from vnehr.catalogs.service import parse_day
+
+    async def one(db: Database) -> catalogs.EntryDetail:
+        async with db.read_session() as session:
+            return await catalogs.lookup(session, name, code or "", parse_day(on))
+
+    async def many(db: Database) -> list[catalogs.Entry]:
+        async with db.read_session() as session:
+            page = await catalogs.browse(session, name, q=q, on=parse_day(on), limit=limit)
+            return page.items
+
+    if code is not None:
+        detail = _run(one)
+        if as_json:
+            typer.echo(json.dumps(detail.model_dump(mode="json"), ensure_ascii=False, indent=2))
+            return
+        for ancestor in detail.ancestors:
+            typer.echo(f"  {ancestor.code:<10} {ancestor.title_vi or ancestor.title_en}")
+        typer.echo(f"{detail.code:<12} {detail.title_vi or ''}")
+        if detail.title_en:
+            typer.echo(f"{'':<12} {detail.title_en}")
+        typer.echo(f"{'':<12} in force {detail.valid_from or '…'} → {detail.valid_to or '…'}")
+        for link in detail.successors:
+            typer.echo(f"  → {link.code} {link.title_vi} (from {link.effective_on})")
+        for link in detail.predecessors:
+            typer.echo(f"  ← {link.code} {link.title_vi}")
+        return
+    entries = _run(many)
+    if as_json:
+        typer.echo(json.dumps([e.model_dump(mode="json") for e in entries], ensure_ascii=False))
+        return
+    for entry in entries:
+        typer.echo(f"{entry.code:<12} {entry.title_vi or entry.title_en or ''}")
+
+
+@demo_app.command("load")
+def demo_load(
+    if_empty: Annotated[bool, typer.Option(help="Only when the database has no data")] = False,
+) -> None:
+    """Load the demo data (catalogues with demo Vietnamese ICD-10 titles)."""
+
+    async def work(db: Database) -> dict[str, int] | None:
+        async with db.session() as session:
+            if if_empty and not await demo.is_empty(session):
+                return None
+            return await demo.load(session)
+
+    loaded = _run(work)
+    if loaded is None:
+        typer.echo("database already has data; demo not loaded")
+        return
+    typer.echo("demo loaded: " + ", ".join(f"{k} {v}" for k, v in loaded.items()))
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,137 @@
+"""Database engines and sessions for SQLite (embedded default) and PostgreSQL (production).
+
+The request or the task owns the transaction (``Database.session()`` commits when the block ends
+without an error and rolls back otherwise); services and repositories only flush.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import JSON, MetaData, event
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+from sqlalchemy.orm import DeclarativeBase
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+#: JSON documents: JSONB on PostgreSQL, JSON text on SQLite (its jsonb() needs 3.45+).
+JSONDoc = JSON().with_variant(JSONB(), "postgresql")
+
+
+class Base(DeclarativeBase):
+    """Declarative base of every table; one metadata, one Alembic history."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def is_sqlite(url: str) -> bool:
+    return make_url(url).get_backend_name() == "sqlite"
+
+
+def create_engine(
+    url: str, *, immediate: bool = True, echo: bool = False, pool_size: int = 10
+) -> AsyncEngine:
+    """An async engine. On SQLite, transactions start with BEGIN IMMEDIATE when ``immediate``
+    (writers queue on the lock instead of failing to upgrade a read lock mid-transaction) and
+    the file is in WAL mode so readers never wait for writers."""
+    if not is_sqlite(url):
+        return create_async_engine(
+            url, echo=echo, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
+        )
+    database = make_url(url).database
+    if database and database != ":memory:":
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_async_engine(url, echo=echo, connect_args={"timeout": 30})
+    begin = "BEGIN IMMEDIATE" if immediate else "BEGIN"
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy, not the driver, decide when transactions begin (savepoints work then).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        for pragma in (
+            "PRAGMA journal_mode=WAL",
+            "PRAGMA synchronous=NORMAL",
+            "PRAGMA foreign_keys=ON",
+            "PRAGMA busy_timeout=30000",
+        ):
+            cursor.execute(pragma)
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        connection.exec_driver_sql(begin)
+
+    return engine
+
+
+class Database:
+    """The engines of one process: a write engine and a read engine (a replica, or the same)."""
+
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        read_sessionmaker: async_sessionmaker[AsyncSession],
+        engines: tuple[AsyncEngine, ...] = (),
+    ) -> None:
+        self._sessionmaker = sessionmaker
+        self._read_sessionmaker = read_sessionmaker
+        self._engines = engines
+
+    @classmethod
+    def from_urls(
+        cls, url: str, read_url: str | None = None, *, echo: bool = False, pool_size: int = 10
+    ) -> Database:
+        write = create_engine(url, immediate=True, echo=echo, pool_size=pool_size)
+        read = create_engine(read_url or url, immediate=False, echo=echo, pool_size=pool_size)
+        return cls(
+            async_sessionmaker(write, expire_on_commit=False),
+            async_sessionmaker(read, expire_on_commit=False),
+            (write, read),
+        )
+
+    @classmethod
+    def bound_to(cls, connection: AsyncConnection) -> Database:
+        """Sessions inside an outer transaction that the caller rolls back (tests)."""
+        maker = async_sessionmaker(
+            bind=connection, expire_on_commit=False, join_transaction_mode="create_savepoint"
+        )
+        return cls(maker, maker)
+
+    @property
+    def engine(self) -> AsyncEngine | None:
+        return self._engines[0] if self._engines else None
+
+    @asynccontextmanager
+    async def session(self) -> AsyncIterator[AsyncSession]:
+        """A write transaction: committed when the block ends, rolled back on any error."""
+        async with self._sessionmaker() as session, session.begin():
+            yield session
+
+    @asynccontextmanager
+    async def read_session(self) -> AsyncIterator[AsyncSession]:
+        """A read-only unit of work on the read engine; nothing is committed."""
+        async with self._read_sessionmaker() as session, session.begin():
+            yield session
+            await session.rollback()
+
+    async def dispose(self) -> None:
+        for engine in self._engines:
+            await engine.dispose()

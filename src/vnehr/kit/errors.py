@@ -1,0 +1,81 @@
+"""One error base with an HTTP status and a stable code; every context derives its errors here.
+
+The JSON body of every error is ``{"code", "message": {"vi", "en"}, "detail"}``; the texts come
+from the message catalogues (``vnehr/locale/*.toml``) keyed by the code.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from vnehr.kit.i18n import texts
+
+_CODE = re.compile(r"^[A-Z]{2,5}-\d{4}$")
+
+#: Every error class by its code; a test checks each one has text in every language.
+REGISTRY: dict[str, type[VnehrError]] = {}
+
+
+class VnehrError(Exception):
+    """Base of every error a caller may see. Subclasses set ``status_code`` and ``code``."""
+
+    status_code: ClassVar[int] = 400
+    code: ClassVar[str] = "KIT-0000"
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "code" not in cls.__dict__:
+            return  # an abstract grouping class that shares a status
+        if not _CODE.match(cls.code):
+            raise TypeError(f"{cls.__name__}: error code {cls.code!r} is not like 'CAT-0001'")
+        if cls.code in REGISTRY and REGISTRY[cls.code] is not cls:
+            raise TypeError(f"{cls.__name__}: code {cls.code} already used by {REGISTRY[cls.code]}")
+        REGISTRY[cls.code] = cls
+
+    def __init__(self, detail: Mapping[str, Any] | None = None, **params: Any) -> None:
+        self.params = params
+        self.detail: dict[str, Any] = {**params, **(detail or {})}
+        super().__init__(f"{self.code}: {self.messages()['en']}")
+
+    def messages(self) -> dict[str, str]:
+        return texts(self.code, self.params)
+
+    def body(self) -> dict[str, Any]:
+        return {"code": self.code, "message": self.messages(), "detail": self.detail}
+
+
+class BadRequest(VnehrError):
+    status_code = 400
+    code = "KIT-0400"
+
+
+class NotFound(VnehrError):
+    status_code = 404
+    code = "KIT-0404"
+
+
+class MethodNotAllowed(VnehrError):
+    status_code = 405
+    code = "KIT-0405"
+
+
+class RequestInvalid(VnehrError):
+    status_code = 422
+    code = "KIT-0422"
+
+
+class InternalError(VnehrError):
+    status_code = 500
+    code = "KIT-0500"
+
+
+class NotReady(VnehrError):
+    status_code = 503
+    code = "KIT-0503"
+
+
+class InvalidCursor(VnehrError):
+    status_code = 400
+    code = "KIT-0001"

@@ -1,0 +1,176 @@
+"""HTTP building blocks shared by every context: error handlers, request ids, typed state."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+import structlog
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from vnehr.kit.db import Database
+from vnehr.kit.errors import (
+    BadRequest,
+    InternalError,
+    MethodNotAllowed,
+    NotFound,
+    RequestInvalid,
+    VnehrError,
+)
+from vnehr.kit.logging import get_logger
+
+log = get_logger("vnehr.http")
+REQUEST_ID_HEADER = "x-request-id"
+
+
+ERROR_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["code", "message", "detail"],
+    "properties": {
+        "code": {"type": "string", "example": "CAT-0001"},
+        "message": {
+            "type": "object",
+            "properties": {"vi": {"type": "string"}, "en": {"type": "string"}},
+        },
+        "detail": {"type": "object"},
+    },
+}
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses=`` entries for the error statuses a route can return."""
+    return {
+        status: {
+            "description": "Error with a stable code and Vietnamese/English text",
+            "content": {"application/json": {"schema": ERROR_SCHEMA}},
+        }
+        for status in statuses
+    }
+
+
+def error_response(error: VnehrError) -> JSONResponse:
+    return JSONResponse(error.body(), status_code=error.status_code)
+
+
+async def _vnehr_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, VnehrError)
+    return error_response(exc)
+
+
+async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    problems = [
+        {
+            "location": [str(part) for part in problem.get("loc", ())],
+            "message": problem.get("msg", ""),
+            "type": problem.get("type", ""),
+        }
+        for problem in exc.errors()
+    ]
+    return error_response(RequestInvalid({"problems": problems}, count=len(problems)))
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    error: VnehrError
+    if exc.status_code == 404:
+        error = NotFound(path=request.url.path)
+    elif exc.status_code == 405:
+        error = MethodNotAllowed(method=request.method, path=request.url.path)
+    else:
+        error = BadRequest({"status": exc.status_code, "reason": str(exc.detail)})
+    response = error_response(error)
+    if exc.status_code not in (404, 405):
+        response.status_code = exc.status_code
+    if exc.headers:
+        response.headers.update(exc.headers)
+    return response
+
+
+async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    request_id = structlog.contextvars.get_contextvars().get("request_id", "-")
+    log.exception("unhandled_error", path=request.url.path, error=type(exc).__name__)
+    return error_response(InternalError(request_id=request_id))
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """One handler per failure family; every body has the same shape."""
+    app.add_exception_handler(VnehrError, _vnehr_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected_error)
+
+
+class RequestContextMiddleware:
+    """Gives every request an id (the caller's ``X-Request-ID`` if sane), binds it to the log
+    context, returns it in the response, and writes one access line per request."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = _incoming_request_id(scope) or uuid.uuid4().hex
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        started = time.perf_counter()
+        status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers = list(message.get("headers", []))
+                headers.append((REQUEST_ID_HEADER.encode(), request_id.encode()))
+                message["headers"] = headers
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            log.info(
+                "request",
+                method=scope["method"],
+                path=scope["path"],
+                status=status,
+                ms=round((time.perf_counter() - started) * 1000, 2),
+            )
+
+
+def _incoming_request_id(scope: Scope) -> str | None:
+    for name, value in scope.get("headers", []):
+        if name == REQUEST_ID_HEADER.encode():
+            text = value.decode("latin-1")
+            if 0 < len(text) <= 64 and all(c.isalnum() or c in "-_." for c in text):
+                return text
+    return None
+
+
+def database(request: Request) -> Database:
+    db: Database = request.app.state.database
+    return db
+
+
+async def _session(request: Request) -> AsyncIterator[AsyncSession]:
+    async with database(request).session() as session:
+        yield session
+
+
+async def _read_session(request: Request) -> AsyncIterator[AsyncSession]:
+    async with database(request).read_session() as session:
+        yield session
+
+
+#: A write transaction owned by the request: committed before the response is sent.
+WriteSession = Annotated[AsyncSession, Depends(_session)]
+#: A read unit of work on the read engine (may be a replica).
+ReadSession = Annotated[AsyncSession, Depends(_read_session)]

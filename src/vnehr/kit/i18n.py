@@ -1,0 +1,44 @@
+"""Message catalogues: one TOML file per language under ``vnehr/locale``.
+
+Keys are stable error codes (``CAT-0001``) or dotted message ids; values are ``str.format``
+templates. Code never holds the text a person reads; it asks for it here.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from functools import lru_cache
+from importlib import resources
+from typing import Any, Literal
+
+Language = Literal["vi", "en"]
+LANGUAGES: tuple[Language, ...] = ("vi", "en")
+
+
+class _Keep(dict[str, Any]):
+    """Leaves ``{unknown}`` placeholders in place instead of failing on them."""
+
+    def __missing__(self, key: str) -> str:
+        return "{" + key + "}"
+
+
+@lru_cache(maxsize=len(LANGUAGES))
+def catalogue(language: Language) -> Mapping[str, str]:
+    """All messages of one language, read once from the package."""
+    raw = resources.files("vnehr").joinpath("locale", f"{language}.toml").read_bytes()
+    data = tomllib.loads(raw.decode("utf-8"))
+    return {str(k): str(v) for k, v in data.items()}
+
+
+def text(key: str, language: Language, params: Mapping[str, Any] | None = None) -> str:
+    """The message ``key`` in ``language`` with ``params`` filled in (the key itself if unknown)."""
+    template = catalogue(language).get(key)
+    if template is None:
+        return key
+    return template.format_map(_Keep(params or {}))
+
+
+def texts(key: str, params: Mapping[str, Any] | None = None) -> dict[str, str]:
+    """The message in every language, Vietnamese first: ``{"vi": ..., "en": ...}``."""
+    return {language: text(key, language, params) for language in LANGUAGES}

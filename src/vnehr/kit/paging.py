@@ -1,0 +1,44 @@
+"""Keyset (cursor) paging: stable under inserts, cheap at any depth, opaque to callers."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Generic, TypeVar
+
+import orjson
+from pydantic import BaseModel, Field
+
+from vnehr.kit.errors import InvalidCursor
+
+T = TypeVar("T")
+
+Key = tuple[str | int, ...]
+
+
+def encode_cursor(key: Key) -> str:
+    return base64.urlsafe_b64encode(orjson.dumps(list(key))).decode("ascii").rstrip("=")
+
+
+def decode_cursor(cursor: str, shape: tuple[type, ...]) -> Key:
+    """The key inside ``cursor``, checked against the expected types; ``InvalidCursor`` if not."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        values = orjson.loads(raw)
+    except (binascii.Error, ValueError) as exc:
+        raise InvalidCursor(cursor=cursor[:64]) from exc
+    if not isinstance(values, list) or len(values) != len(shape):
+        raise InvalidCursor(cursor=cursor[:64])
+    for value, kind in zip(values, shape, strict=True):
+        if type(value) is not kind:
+            raise InvalidCursor(cursor=cursor[:64])
+    return tuple(values)
+
+
+class Page(BaseModel, Generic[T]):
+    """One page of a list; pass ``next_cursor`` back as ``cursor`` for the next one."""
+
+    items: list[T]
+    next_cursor: str | None = Field(
+        default=None, description="Opaque; absent on the last page."
+    )

@@ -1,0 +1,93 @@
+"""One typed settings object, read from ``VNEHR_*`` environment variables (and ``.env``).
+
+Secrets have a usable default only in development; any other environment must set them, and a
+secret that is short or equal to the development value is refused at start-up.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Environment = Literal["development", "test", "production"]
+
+# Known to everyone, so only ever accepted in development.
+DEVELOPMENT_SECRET = "vnehr-development-only-secret-do-not-use-elsewhere"
+MIN_SECRET_LENGTH = 32
+
+
+class Settings(BaseSettings):
+    """Everything that can be configured. Field ``x`` is set by the variable ``VNEHR_X``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="VNEHR_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    env: Environment = Field(
+        default="development", description="development, test or production."
+    )
+    database_url: str = Field(
+        default="sqlite+aiosqlite:///var/vnehr.db",
+        description="SQLAlchemy async URL: sqlite+aiosqlite:///path or postgresql+asyncpg://...",
+    )
+    read_database_url: str | None = Field(
+        default=None,
+        description="Optional replica for reads that may be slightly stale (lists, reports).",
+    )
+    db_pool_size: int = Field(default=10, ge=1, le=200)
+    db_echo: bool = False
+    secret_key: SecretStr = Field(
+        default=SecretStr(DEVELOPMENT_SECRET),
+        description="Signs sessions and tokens. Required outside development.",
+    )
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    workers: int = Field(default=1, ge=1, le=64)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_json: bool | None = Field(
+        default=None, description="JSON log lines; defaults to on outside development."
+    )
+    default_language: Literal["vi", "en"] = "vi"
+    timezone: str = Field(
+        default="Asia/Ho_Chi_Minh", description="Time zone used at the edges (dates in lists)."
+    )
+    catalog_page_max: int = Field(default=500, ge=10, le=5000)
+
+    @model_validator(mode="after")
+    def _refuse_default_secrets(self) -> Settings:
+        if self.env == "development":
+            return self
+        secret = self.secret_key.get_secret_value()
+        if secret == DEVELOPMENT_SECRET:
+            raise ValueError(
+                f"VNEHR_SECRET_KEY must be set when VNEHR_ENV={self.env}; "
+                "the development secret is public."
+            )
+        if len(secret) < MIN_SECRET_LENGTH:
+            raise ValueError(f"VNEHR_SECRET_KEY must be at least {MIN_SECRET_LENGTH} characters.")
+        return self
+
+    @property
+    def json_logs(self) -> bool:
+        return self.log_json if self.log_json is not None else self.env != "development"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    def sqlite_path(self) -> Path | None:
+        """The database file of an SQLite URL, or None for other databases."""
+        if not self.is_sqlite:
+            return None
+        _, _, path = self.database_url.partition(":///")
+        return None if path in ("", ":memory:") else Path(path)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return Settings()

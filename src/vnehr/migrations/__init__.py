@@ -1,0 +1,1 @@
+"""The one Alembic migration history of vnehr (SQLite and PostgreSQL)."""
