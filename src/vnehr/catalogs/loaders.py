@@ -40,6 +40,7 @@ class EntryData:
     valid_to: date | None = None
     kind: str | None = None
     parent_code: str | None = None
+    parent_list: str | None = None
     source: str | None = None
     attrs: dict[str, Any] | None = None
 
@@ -226,6 +227,7 @@ def load_admin_units() -> list[ListData]:
                         valid_to=LAST_PRE_REFORM_DAY,
                         kind=row["districtType"],
                         parent_code=pcode,
+                        parent_list="province",
                     )
                 )
             if wcode:  # a few island districts have no commune level
@@ -239,6 +241,7 @@ def load_admin_units() -> list[ListData]:
                         valid_to=LAST_PRE_REFORM_DAY,
                         kind=row["wardType"],
                         parent_code=dcode,
+                        parent_list="district",
                         attrs={"province": pcode, "district": dcode},
                     )
                 )
@@ -268,6 +271,7 @@ def load_admin_units() -> list[ListData]:
                     valid_from=REFORM_DAY,
                     kind=row["wardType"],
                     parent_code=pcode,
+                    parent_list="province",
                     attrs={"province": pcode, "area_km2": row["wardAreaKm2"]},
                 )
             )

@@ -58,6 +58,8 @@ class CatalogEntry(Base):
     title_en: Mapped[str | None] = mapped_column(String(500))
     kind: Mapped[str | None] = mapped_column(String(40))
     parent_code: Mapped[str | None] = mapped_column(String(40))
+    #: The list the parent is in, when not this one (a ward's district, a district's province).
+    parent_list: Mapped[str | None] = mapped_column(String(40))
     source: Mapped[str | None] = mapped_column(String(200))
     attrs: Mapped[dict[str, Any] | None] = mapped_column(JSONDoc)
     search_key: Mapped[str] = mapped_column(Text)

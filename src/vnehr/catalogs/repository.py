@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import date, datetime
 
-from sqlalchemy import Select, delete, func, insert, or_, select, tuple_
+from sqlalchemy import Select, and_, delete, func, insert, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -68,7 +68,10 @@ class CatalogRepository:
         if on is not None:
             stmt = stmt.where(*_in_force(on))
         if query:
-            stmt = stmt.where(CatalogEntry.search_key.contains(fold(query), autoescape=True))
+            # Keys start with a space, so " hang bac" matches at word starts only.
+            stmt = stmt.where(
+                CatalogEntry.search_key.contains(" " + fold(query), autoescape=True)
+            )
         if kind:
             stmt = stmt.where(CatalogEntry.kind == kind)
         if parent:
@@ -97,7 +100,11 @@ class CatalogRepository:
 
     async def count_children(self, name: str, code: str, on: date | None) -> int:
         stmt = select(func.count()).where(
-            CatalogEntry.list_name == name, CatalogEntry.parent_code == code
+            or_(
+                and_(CatalogEntry.list_name == name, CatalogEntry.parent_list.is_(None)),
+                CatalogEntry.parent_list == name,
+            ),
+            CatalogEntry.parent_code == code,
         )
         if on is not None:
             stmt = stmt.where(*_in_force(on))
@@ -151,9 +158,11 @@ class CatalogRepository:
                 "title_en": e.title_en,
                 "kind": e.kind,
                 "parent_code": e.parent_code,
+                "parent_list": e.parent_list,
                 "source": e.source,
                 "attrs": e.attrs,
-                "search_key": fold(" ".join(filter(None, (e.code, e.title_vi, e.title_en)))),
+                "search_key": " "
+                + fold(" ".join(filter(None, (e.code, e.title_vi, e.title_en)))),
             }
             for e in data.entries
         ]

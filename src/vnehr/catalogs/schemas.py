@@ -37,6 +37,9 @@ class Entry(BaseModel):
     valid_to: date | None = Field(description="Last day in force; null = still in force")
     kind: str | None = Field(examples=["category", "Phường"])
     parent_code: str | None
+    parent_list: str | None = Field(
+        default=None, description="List holding the parent when it is another one"
+    )
     source: str | None = Field(description="Decision for this entry when it differs from the list")
     attrs: dict[str, Any] | None = None
 
@@ -55,7 +58,7 @@ class Link(BaseModel):
 class EntryDetail(Entry):
     catalog: str
     ancestors: list[Entry] = Field(description="From the top of the hierarchy down to the parent")
-    children: int = Field(description="Number of entries directly below this one")
+    children: int = Field(description="Entries directly below this one (any list), same date")
     successors: list[Link]
     predecessors: list[Link]
     other_versions: list[Entry] = Field(description="Other date ranges in which the code was used")

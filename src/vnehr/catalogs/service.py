@@ -118,13 +118,14 @@ async def lookup(
             on=day.isoformat(),
         )
     ancestors: list[Entry] = []
-    parent = current.parent_code
-    while parent is not None and len(ancestors) < 10:
-        found = [v for v in await repo.versions(catalog.name, parent) if _covers(v, day)]
+    node = current
+    while node.parent_code is not None and len(ancestors) < 10:
+        parent_list = node.parent_list or catalog.name
+        found = [v for v in await repo.versions(parent_list, node.parent_code) if _covers(v, day)]
         if not found:
             break
-        ancestors.insert(0, Entry.model_validate(found[0]))
-        parent = found[0].parent_code
+        node = found[0]
+        ancestors.insert(0, Entry.model_validate(node))
     return EntryDetail(
         **Entry.model_validate(current).model_dump(),
         catalog=catalog.name,

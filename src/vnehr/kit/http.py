@@ -124,10 +124,12 @@ class RequestContextMiddleware:
         structlog.contextvars.bind_contextvars(request_id=request_id)
         started = time.perf_counter()
         status = 500
+        response_started = False
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, response_started
             if message["type"] == "http.response.start":
+                response_started = True
                 status = message["status"]
                 headers = list(message.get("headers", []))
                 headers.append((REQUEST_ID_HEADER.encode(), request_id.encode()))
@@ -136,6 +138,13 @@ class RequestContextMiddleware:
 
         try:
             await self.app(scope, receive, send_with_id)
+        except Exception as exc:
+            # The last line of defence: the caller still gets the coded JSON body and the id.
+            log.exception("unhandled_error", path=scope["path"], error=type(exc).__name__)
+            if response_started:
+                raise
+            response = error_response(InternalError(request_id=request_id))
+            await response(scope, receive, send_with_id)
         finally:
             log.info(
                 "request",

@@ -44,6 +44,7 @@ def upgrade() -> None:
         sa.Column("title_en", sa.String(500), nullable=True),
         sa.Column("kind", sa.String(40), nullable=True),
         sa.Column("parent_code", sa.String(40), nullable=True),
+        sa.Column("parent_list", sa.String(40), nullable=True),
         sa.Column("source", sa.String(200), nullable=True),
         sa.Column("attrs", JSONDoc, nullable=True),
         sa.Column("search_key", sa.Text(), nullable=False),

