@@ -175,15 +175,14 @@ def catalog_show(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
 ) -> None:
     """Show one code (with hierarchy and successors) or the entries of a list."""
-    from vnehr.catalogs.service import parse_day
 
     async def one(db: Database) -> catalogs.EntryDetail:
         async with db.read_session() as session:
-            return await catalogs.lookup(session, name, code or "", parse_day(on))
+            return await catalogs.lookup(session, name, code or "", catalogs.parse_day(on))
 
     async def many(db: Database) -> list[catalogs.Entry]:
         async with db.read_session() as session:
-            page = await catalogs.browse(session, name, q=q, on=parse_day(on), limit=limit)
+            page = await catalogs.browse(session, name, q=q, on=catalogs.parse_day(on), limit=limit)
             return page.items
 
     if code is not None:

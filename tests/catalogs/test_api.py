@@ -97,7 +97,8 @@ async def test_bad_requests_get_stable_codes_in_both_languages(
     assert response.status_code == status
     body = response.json()
     assert body["code"] == code
-    assert body["message"]["vi"] and body["message"]["en"]
+    assert body["message"]["vi"]
+    assert body["message"]["en"]
 
 
 async def test_openapi_documents_every_error_response(client: httpx.AsyncClient) -> None:

@@ -64,7 +64,9 @@ def _is_error_body(body: dict[str, object], code: str) -> None:
     assert body["code"] == code
     message = body["message"]
     assert isinstance(message, dict)
-    assert message["vi"] and message["en"] and message["vi"] != message["en"]
+    assert message["vi"]
+    assert message["en"]
+    assert message["vi"] != message["en"]
     assert isinstance(body["detail"], dict)
 
 

@@ -14,6 +14,7 @@ from vnehr.catalogs.service import (
     load_builtin,
     lookup,
     normalise_code,
+    parse_day,
 )
 
 __all__ = [
@@ -30,5 +31,6 @@ __all__ = [
     "load_builtin",
     "lookup",
     "normalise_code",
+    "parse_day",
     "router",
 ]

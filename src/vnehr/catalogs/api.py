@@ -36,9 +36,7 @@ async def list_catalogs(session: ReadSession) -> list[Catalog]:
     return await service.list_catalogs(session)
 
 
-@router.get(
-    "/{name}", response_model=Page[Entry], responses=error_responses(400, 404, 422)
-)
+@router.get("/{name}", response_model=Page[Entry], responses=error_responses(400, 404, 422))
 async def browse_catalog(
     session: ReadSession,
     name: CatalogName,
@@ -75,9 +73,7 @@ async def browse_catalog(
     )
 
 
-@router.get(
-    "/{name}/{code}", response_model=EntryDetail, responses=error_responses(404, 422)
-)
+@router.get("/{name}/{code}", response_model=EntryDetail, responses=error_responses(404, 422))
 async def get_entry(
     session: ReadSession,
     name: CatalogName,

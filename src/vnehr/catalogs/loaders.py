@@ -143,7 +143,9 @@ def read_titles_csv(path: Path) -> dict[str, str]:
 
 # ---------------------------------------------------------------- administrative units
 
-ADMIN_SOURCE = "NQ 202/2025/QH15; các nghị quyết của UBTVQH về sắp xếp đơn vị hành chính cấp xã 2025"
+ADMIN_SOURCE = (
+    "NQ 202/2025/QH15; các nghị quyết của UBTVQH về sắp xếp đơn vị hành chính cấp xã 2025"
+)
 
 
 def _admin_files() -> tuple[Path, Path]:

@@ -44,7 +44,7 @@ class CatalogEntry(Base):
     __tablename__ = "catalog_entry"
     __table_args__ = (
         Index("ix_catalog_entry_list_code", "list_name", "code", "id"),
-        Index("ix_catalog_entry_list_parent", "list_name", "parent_code"),
+        Index("ix_catalog_entry_parent", "parent_list", "parent_code"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -58,7 +58,7 @@ class CatalogEntry(Base):
     title_en: Mapped[str | None] = mapped_column(String(500))
     kind: Mapped[str | None] = mapped_column(String(40))
     parent_code: Mapped[str | None] = mapped_column(String(40))
-    #: The list the parent is in, when not this one (a ward's district, a district's province).
+    #: The list the parent is in: this one, or another (a ward's district, a district's province).
     parent_list: Mapped[str | None] = mapped_column(String(40))
     source: Mapped[str | None] = mapped_column(String(200))
     attrs: Mapped[dict[str, Any] | None] = mapped_column(JSONDoc)

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import date, datetime
+from typing import Any
 
-from sqlalchemy import Select, and_, delete, func, insert, or_, select, tuple_
+from sqlalchemy import ColumnElement, Select, delete, func, insert, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased
 
 from vnehr.catalogs.loaders import EntryKey, ListData
 from vnehr.catalogs.models import CatalogEntry, CatalogList, CatalogMapping
@@ -15,8 +14,11 @@ from vnehr.kit.text import fold
 
 _BATCH = 2000
 
+#: What identifies the content of all lists: (name, load time) of each, in name order.
+Stamp = tuple[tuple[str, datetime], ...]
 
-def _in_force(on: date) -> Sequence[object]:
+
+def _in_force(on: date) -> tuple[ColumnElement[bool], ColumnElement[bool]]:
     return (
         or_(CatalogEntry.valid_from.is_(None), CatalogEntry.valid_from <= on),
         or_(CatalogEntry.valid_to.is_(None), CatalogEntry.valid_to >= on),
@@ -62,73 +64,20 @@ class CatalogRepository:
         kind: str | None = None,
         parent: str | None = None,
     ) -> list[CatalogEntry]:
-        stmt: Select[tuple[CatalogEntry]] = select(CatalogEntry).where(
-            CatalogEntry.list_name == name
-        )
+        stmt: Select[CatalogEntry] = select(CatalogEntry).where(CatalogEntry.list_name == name)
         if on is not None:
             stmt = stmt.where(*_in_force(on))
         if query:
             # Keys start with a space, so " hang bac" matches at word starts only.
-            stmt = stmt.where(
-                CatalogEntry.search_key.contains(" " + fold(query), autoescape=True)
-            )
+            stmt = stmt.where(CatalogEntry.search_key.contains(" " + fold(query), autoescape=True))
         if kind:
             stmt = stmt.where(CatalogEntry.kind == kind)
         if parent:
-            stmt = stmt.where(CatalogEntry.parent_code == parent)
+            stmt = stmt.where(CatalogEntry.parent_code == parent, CatalogEntry.parent_list == name)
         if after is not None:
             stmt = stmt.where(tuple_(CatalogEntry.code, CatalogEntry.id) > tuple_(*after))
         stmt = stmt.order_by(CatalogEntry.code, CatalogEntry.id).limit(limit)
         return list(await self.session.scalars(stmt))
-
-    async def versions(self, name: str, code: str) -> list[CatalogEntry]:
-        """Every version of a code, oldest first."""
-        result = await self.session.scalars(
-            select(CatalogEntry)
-            .where(CatalogEntry.list_name == name, CatalogEntry.code == code)
-            .order_by(CatalogEntry.valid_from.is_not(None), CatalogEntry.valid_from)
-        )
-        return list(result)
-
-    async def in_force(self, name: str, codes: Sequence[str], on: date) -> list[CatalogEntry]:
-        result = await self.session.scalars(
-            select(CatalogEntry).where(
-                CatalogEntry.list_name == name, CatalogEntry.code.in_(codes), *_in_force(on)
-            )
-        )
-        return list(result)
-
-    async def count_children(self, name: str, code: str, on: date | None) -> int:
-        stmt = select(func.count()).where(
-            or_(
-                and_(CatalogEntry.list_name == name, CatalogEntry.parent_list.is_(None)),
-                CatalogEntry.parent_list == name,
-            ),
-            CatalogEntry.parent_code == code,
-        )
-        if on is not None:
-            stmt = stmt.where(*_in_force(on))
-        return int(await self.session.scalar(stmt) or 0)
-
-    async def successors(self, entry_id: int) -> list[tuple[CatalogEntry, CatalogMapping]]:
-        target = aliased(CatalogEntry)
-        rows = await self.session.execute(
-            select(target, CatalogMapping)
-            .join(CatalogMapping, CatalogMapping.to_entry_id == target.id)
-            .where(CatalogMapping.from_entry_id == entry_id)
-            .order_by(CatalogMapping.is_default.desc(), target.code)
-        )
-        return [(row[0], row[1]) for row in rows]
-
-    async def predecessors(self, entry_id: int) -> list[tuple[CatalogEntry, CatalogMapping]]:
-        source = aliased(CatalogEntry)
-        rows = await self.session.execute(
-            select(source, CatalogMapping)
-            .join(CatalogMapping, CatalogMapping.from_entry_id == source.id)
-            .where(CatalogMapping.to_entry_id == entry_id)
-            .order_by(source.code)
-        )
-        return [(row[0], row[1]) for row in rows]
 
     async def replace(self, data: ListData, loaded_at: datetime) -> int:
         """Swap a whole list for ``data`` in the caller's transaction; returns the entry count."""
@@ -158,11 +107,10 @@ class CatalogRepository:
                 "title_en": e.title_en,
                 "kind": e.kind,
                 "parent_code": e.parent_code,
-                "parent_list": e.parent_list,
+                "parent_list": e.parent_list or (data.name if e.parent_code else None),
                 "source": e.source,
                 "attrs": e.attrs,
-                "search_key": " "
-                + fold(" ".join(filter(None, (e.code, e.title_vi, e.title_en)))),
+                "search_key": " " + fold(" ".join(filter(None, (e.code, e.title_vi, e.title_en)))),
             }
             for e in data.entries
         ]
@@ -192,6 +140,44 @@ class CatalogRepository:
             )
         )
         return {(code, valid_from): entry_id for code, valid_from, entry_id in rows}
+
+    async def stamp(self) -> Stamp:
+        rows = await self.session.execute(
+            select(CatalogList.name, CatalogList.loaded_at).order_by(CatalogList.name)
+        )
+        return tuple((name, loaded_at) for name, loaded_at in rows)
+
+    async def fields(self) -> list[tuple[str, str | None]]:
+        rows = await self.session.execute(select(CatalogList.name, CatalogList.national_field))
+        return [(name, national_field) for name, national_field in rows]
+
+    async def all_entry_rows(self) -> list[tuple[Any, ...]]:
+        """Every entry as a plain tuple, in the field order of ``snapshot.Version``."""
+        e = CatalogEntry
+        rows = await self.session.execute(
+            select(
+                e.id,
+                e.list_name,
+                e.code,
+                e.valid_from,
+                e.valid_to,
+                e.title_vi,
+                e.title_en,
+                e.kind,
+                e.parent_code,
+                e.parent_list,
+                e.source,
+                e.attrs,
+            )
+        )
+        return [tuple(row) for row in rows]
+
+    async def all_mapping_rows(self) -> list[tuple[int, int, date, bool]]:
+        m = CatalogMapping
+        rows = await self.session.execute(
+            select(m.from_entry_id, m.to_entry_id, m.effective_on, m.is_default)
+        )
+        return [(a, b, c, d) for a, b, c, d in rows]
 
     async def loaded_names(self) -> set[str]:
         return set(await self.session.scalars(select(CatalogList.name)))

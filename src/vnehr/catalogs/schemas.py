@@ -15,7 +15,8 @@ class Catalog(BaseModel):
 
     name: str = Field(examples=["icd10"])
     national_field: str | None = Field(
-        description="Field of the national XML tables that uses this list", examples=["MA_BENH_CHINH"]
+        description="Field of the national XML tables that uses this list",
+        examples=["MA_BENH_CHINH"],
     )
     title_vi: str
     title_en: str
@@ -38,7 +39,7 @@ class Entry(BaseModel):
     kind: str | None = Field(examples=["category", "Phường"])
     parent_code: str | None
     parent_list: str | None = Field(
-        default=None, description="List holding the parent when it is another one"
+        default=None, description="List holding the parent (itself, or e.g. `district`)"
     )
     source: str | None = Field(description="Decision for this entry when it differs from the list")
     attrs: dict[str, Any] | None = None

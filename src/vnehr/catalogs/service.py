@@ -9,9 +9,10 @@ from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from vnehr.catalogs import snapshot
 from vnehr.catalogs.errors import BadDate, CodeNotInForce, UnknownCatalog, UnknownCode
 from vnehr.catalogs.loaders import ListData, all_builtin_lists, normalise_icd10
-from vnehr.catalogs.models import CatalogEntry, CatalogList, CatalogMapping
+from vnehr.catalogs.models import CatalogList
 from vnehr.catalogs.repository import CatalogRepository
 from vnehr.catalogs.schemas import Catalog, Entry, EntryDetail, Link
 from vnehr.kit.clock import today_in_vietnam, utcnow
@@ -102,55 +103,46 @@ async def lookup(
     """The version of ``code`` in force on ``on`` (today when not given), with its ancestors,
     successors/predecessors across reforms and its other versions. ``UnknownCode`` if the list
     never had the code; ``CodeNotInForce`` if it had it only on other dates."""
-    catalog = await resolve(session, name)
-    repo = CatalogRepository(session)
-    wanted = normalise_code(catalog.name, code)
-    versions = await repo.versions(catalog.name, wanted)
+    snap = await snapshot.current(session)
+    list_name = snap.resolve(name)
+    if list_name is None:
+        raise UnknownCatalog(name=name)
+    wanted = normalise_code(list_name, code)
+    versions = snap.of(list_name, wanted)
     if not versions:
-        raise UnknownCode(name=catalog.name, code=code)
+        raise UnknownCode(name=list_name, code=code)
     day = on or today_in_vietnam()
-    current = next((v for v in versions if _covers(v, day)), None)
+    current = next((v for v in versions if v.covers(day)), None)
     if current is None:
         raise CodeNotInForce(
-            {"versions": [Entry.model_validate(v).model_dump(mode="json") for v in versions]},
-            name=catalog.name,
+            {"versions": [_entry(v).model_dump(mode="json") for v in versions]},
+            name=list_name,
             code=wanted,
             on=day.isoformat(),
         )
-    ancestors: list[Entry] = []
-    node = current
-    while node.parent_code is not None and len(ancestors) < 10:
-        parent_list = node.parent_list or catalog.name
-        found = [v for v in await repo.versions(parent_list, node.parent_code) if _covers(v, day)]
-        if not found:
-            break
-        node = found[0]
-        ancestors.insert(0, Entry.model_validate(node))
     return EntryDetail(
-        **Entry.model_validate(current).model_dump(),
-        catalog=catalog.name,
-        ancestors=ancestors,
-        children=await repo.count_children(catalog.name, current.code, day),
-        successors=[_link(e, m) for e, m in await repo.successors(current.id)],
-        predecessors=[_link(e, m) for e, m in await repo.predecessors(current.id)],
-        other_versions=[Entry.model_validate(v) for v in versions if v.id != current.id],
+        **_entry(current).model_dump(),
+        catalog=list_name,
+        ancestors=[_entry(v) for v in snap.ancestors(current, day)],
+        children=snap.count_children(current, day),
+        successors=[_link(link) for link in snap.successors.get(current.id, [])],
+        predecessors=[_link(link) for link in snap.predecessors.get(current.id, [])],
+        other_versions=[_entry(v) for v in versions if v.id != current.id],
     )
 
 
-def _covers(entry: CatalogEntry, day: date) -> bool:
-    return (entry.valid_from is None or entry.valid_from <= day) and (
-        entry.valid_to is None or entry.valid_to >= day
-    )
+def _entry(version: snapshot.Version) -> Entry:
+    return Entry.model_validate(version, from_attributes=True)
 
 
-def _link(entry: CatalogEntry, mapping: CatalogMapping) -> Link:
+def _link(link: snapshot.Link) -> Link:
     return Link(
-        code=entry.code,
-        title_vi=entry.title_vi,
-        valid_from=entry.valid_from,
-        valid_to=entry.valid_to,
-        effective_on=mapping.effective_on,
-        is_default=mapping.is_default,
+        code=link.version.code,
+        title_vi=link.version.title_vi,
+        valid_from=link.version.valid_from,
+        valid_to=link.version.valid_to,
+        effective_on=link.effective_on,
+        is_default=link.is_default,
     )
 
 
@@ -165,11 +157,13 @@ class CodeCheck:
 async def check_codes(
     session: AsyncSession, name: str, codes: Sequence[str], on: date
 ) -> CodeCheck:
-    """Split ``codes`` into those in force on ``on`` and the rest (one query)."""
-    catalog = await resolve(session, name)
-    wanted = {normalise_code(catalog.name, c) for c in codes}
-    found = await CatalogRepository(session).in_force(catalog.name, sorted(wanted), on)
-    ok = frozenset(e.code for e in found)
+    """Split ``codes`` into those in force on ``on`` and the rest (in memory)."""
+    snap = await snapshot.current(session)
+    list_name = snap.resolve(name)
+    if list_name is None:
+        raise UnknownCatalog(name=name)
+    wanted = {normalise_code(list_name, c) for c in codes}
+    ok = frozenset(c for c in wanted if snap.in_force(list_name, c, on) is not None)
     return CodeCheck(ok, frozenset(wanted - ok))
 
 

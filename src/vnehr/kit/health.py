@@ -50,4 +50,6 @@ async def readyz(request: Request) -> Readiness:
             current=sorted(current),
             expected=sorted(heads),
         )
-    return Readiness(status="ready", version=__version__, database=dialect, revision=sorted(current))
+    return Readiness(
+        status="ready", version=__version__, database=dialect, revision=sorted(current)
+    )

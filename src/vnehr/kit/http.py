@@ -60,12 +60,14 @@ def error_response(error: VnehrError) -> JSONResponse:
 
 
 async def _vnehr_error(_request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, VnehrError)
+    if not isinstance(exc, VnehrError):  # registered for this type only
+        raise exc
     return error_response(exc)
 
 
 async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, RequestValidationError)
+    if not isinstance(exc, RequestValidationError):  # registered for this type only
+        raise exc
     problems = [
         {
             "location": [str(part) for part in problem.get("loc", ())],
@@ -78,7 +80,8 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, StarletteHTTPException)
+    if not isinstance(exc, StarletteHTTPException):  # registered for this type only
+        raise exc
     error: VnehrError
     if exc.status_code == 404:
         error = NotFound(path=request.url.path)
@@ -158,7 +161,7 @@ class RequestContextMiddleware:
 def _incoming_request_id(scope: Scope) -> str | None:
     for name, value in scope.get("headers", []):
         if name == REQUEST_ID_HEADER.encode():
-            text = value.decode("latin-1")
+            text = bytes(value).decode("latin-1")
             if 0 < len(text) <= 64 and all(c.isalnum() or c in "-_." for c in text):
                 return text
     return None

@@ -16,7 +16,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 Environment = Literal["development", "test", "production"]
 
 # Known to everyone, so only ever accepted in development.
-DEVELOPMENT_SECRET = "vnehr-development-only-secret-do-not-use-elsewhere"
+DEVELOPMENT_SECRET = "vnehr-development-only-secret-do-not-use-elsewhere"  # noqa: S105
 MIN_SECRET_LENGTH = 32
 
 
@@ -27,9 +27,7 @@ class Settings(BaseSettings):
         env_prefix="VNEHR_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
     )
 
-    env: Environment = Field(
-        default="development", description="development, test or production."
-    )
+    env: Environment = Field(default="development", description="development, test or production.")
     database_url: str = Field(
         default="sqlite+aiosqlite:///var/vnehr.db",
         description="SQLAlchemy async URL: sqlite+aiosqlite:///path or postgresql+asyncpg://...",

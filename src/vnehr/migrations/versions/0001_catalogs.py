@@ -57,7 +57,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_catalog_entry")),
     )
     op.create_index("ix_catalog_entry_list_code", "catalog_entry", ["list_name", "code", "id"])
-    op.create_index("ix_catalog_entry_list_parent", "catalog_entry", ["list_name", "parent_code"])
+    op.create_index("ix_catalog_entry_parent", "catalog_entry", ["parent_list", "parent_code"])
     op.create_table(
         "catalog_mapping",
         sa.Column("id", BigId, autoincrement=True, nullable=False),

@@ -1,0 +1,124 @@
+"""The `vnehr` command as a newcomer and an operator use it."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from typer.testing import CliRunner
+
+from tests.conftest import free_port, wait_for_port
+from vnehr import __version__
+from vnehr.cli import app
+from vnehr.kit.settings import get_settings
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def sqlite_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}"
+    monkeypatch.setenv("VNEHR_DATABASE_URL", url)
+    get_settings.cache_clear()
+    yield url
+    get_settings.cache_clear()
+
+
+def test_help_names_every_command() -> None:
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0
+    for command in ("serve", "worker", "db", "catalog", "demo", "version"):
+        assert command in result.output
+
+
+def test_version() -> None:
+    result = runner.invoke(app, ["version"])
+    assert result.output.strip() == __version__
+
+
+def test_upgrade_load_and_show_a_code(sqlite_env: str) -> None:
+    assert runner.invoke(app, ["db", "upgrade"]).exit_code == 0
+    current = runner.invoke(app, ["db", "current"])
+    assert "current: 0001" in current.output
+    loaded = runner.invoke(app, ["catalog", "load", "care-type", "province"])
+    assert loaded.exit_code == 0, loaded.output
+    assert "care-type" in loaded.output
+    assert "province" in loaded.output
+    shown = runner.invoke(app, ["catalog", "show", "MA_LOAI_KCB", "03", "--json"])
+    assert shown.exit_code == 0, shown.output
+    assert json.loads(shown.output)["title_vi"] == "Điều trị nội trú"
+    listed = runner.invoke(app, ["catalog", "list"])
+    assert "care-type" in listed.output
+    assert "icd10" not in listed.output
+
+
+def test_an_unknown_code_exits_1_with_the_coded_message(sqlite_env: str) -> None:
+    runner.invoke(app, ["db", "upgrade"])
+    runner.invoke(app, ["catalog", "load", "gender"])
+    result = runner.invoke(app, ["catalog", "show", "gender", "9"])
+    assert result.exit_code == 1
+    assert "CAT-0002" in result.output
+
+
+def test_a_default_secret_in_production_stops_the_command(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("VNEHR_ENV", "production")
+    monkeypatch.delenv("VNEHR_SECRET_KEY")
+    get_settings.cache_clear()
+    try:
+        result = runner.invoke(app, ["worker"])
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 2
+    assert "VNEHR_SECRET_KEY" in result.output
+
+
+def test_demo_load_if_empty_runs_once(sqlite_env: str) -> None:
+    runner.invoke(app, ["db", "upgrade"])
+    runner.invoke(app, ["catalog", "load", "gender"])
+    again = runner.invoke(app, ["demo", "load", "--if-empty"])
+    assert "already has data" in again.output
+
+
+@pytest.mark.e2e
+def test_make_run_path_serves_asthma_over_http(tmp_path: Path) -> None:
+    """What `make run` does, in a separate process: migrate, demo data, serve, answer."""
+    env = {
+        **os.environ,
+        "VNEHR_ENV": "development",
+        "VNEHR_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'run.db'}",
+    }
+    env.pop("VNEHR_SECRET_KEY", None)
+    vnehr = [sys.executable, "-m", "vnehr"]
+    subprocess.run([*vnehr, "db", "upgrade"], env=env, check=True, capture_output=True)
+    subprocess.run([*vnehr, "demo", "load", "--if-empty"], env=env, check=True, capture_output=True)
+    port = free_port()
+    server = subprocess.Popen(
+        [*vnehr, "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        wait_for_port(port, timeout=30)
+        response = httpx.get(f"http://127.0.0.1:{port}/api/v1/catalogs/icd10/J45", timeout=10)
+        assert response.status_code == 200
+        assert response.json()["title_en"] == "Asthma"
+        assert response.headers["x-request-id"]
+        assert httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=10).status_code == 200
+    finally:
+        server.send_signal(signal.SIGINT)
+        _, stderr = server.communicate(timeout=15)
+    assert server.returncode == 0
+    access = [line for line in stderr.decode().splitlines() if "icd10/J45" in line]
+    assert access, stderr.decode()[-2000:]
+    assert "request_id=" in access[0]
+    assert "status=200" in access[0]
