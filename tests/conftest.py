@@ -21,6 +21,8 @@ from pathlib import Path
 # Before anything reads settings: a test environment with an explicit secret.
 os.environ["VNEHR_ENV"] = "test"
 os.environ["VNEHR_SECRET_KEY"] = "test-secret-" + "x" * 40
+os.environ["VNEHR_VNEID_SIMULATOR"] = "true"  # the built-in VNeID at /sim/vneid
+os.environ["VNEHR_PUBLIC_URL"] = "https://testserver"
 os.environ.pop("VNEHR_DATABASE_URL", None)
 
 import httpx

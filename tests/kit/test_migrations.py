@@ -11,14 +11,14 @@ from sqlalchemy import inspect
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncSession
 
-import vnehr.catalogs.models  # noqa: F401
-from vnehr.kit.db import Base, create_engine
+from vnehr.kit.db import create_engine
 from vnehr.kit.migrate import current_revisions, downgrade, head_revisions, upgrade
+from vnehr.models import metadata
 
 
 def _diff(connection: Connection) -> list[object]:
     context = MigrationContext.configure(connection, opts={"compare_type": True})
-    return list(compare_metadata(context, Base.metadata))
+    return list(compare_metadata(context, metadata))
 
 
 async def test_migrated_schema_matches_the_models(session: AsyncSession) -> None:

@@ -26,6 +26,7 @@ def test_short_secret_is_refused_in_production() -> None:
 def test_settings_come_from_vnehr_environment_variables(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("VNEHR_ENV", "production")
     monkeypatch.setenv("VNEHR_SECRET_KEY", "s" * 40)
+    monkeypatch.setenv("VNEHR_OIDC_CLIENT_SECRET", "o" * 40)
     monkeypatch.setenv("VNEHR_DATABASE_URL", "postgresql+asyncpg://u@db/vnehr")
     monkeypatch.setenv("VNEHR_PORT", "9000")
     settings = Settings()
@@ -38,3 +39,23 @@ def test_settings_come_from_vnehr_environment_variables(monkeypatch: pytest.Monk
 def test_sqlite_path_is_read_from_the_url() -> None:
     settings = Settings(database_url="sqlite+aiosqlite:///var/data/vnehr.db")
     assert str(settings.sqlite_path()) == "var/data/vnehr.db"
+
+
+def test_the_public_oidc_secret_is_refused_with_a_real_identity_provider() -> None:
+    with pytest.raises(ValidationError, match="VNEHR_OIDC_CLIENT_SECRET"):
+        Settings(env="production", secret_key=SecretStr("s" * 40))
+    with pytest.raises(ValidationError, match="VNEHR_OIDC_CLIENT_SECRET"):
+        Settings(env="test", secret_key=SecretStr("s" * 40), vneid_simulator=False)
+
+
+def test_the_simulator_is_never_served_in_production() -> None:
+    settings = Settings(
+        env="production",
+        secret_key=SecretStr("s" * 40),
+        oidc_client_secret=SecretStr("o" * 40),
+        vneid_simulator=True,
+        oidc_issuer="https://sso.vneid.gov.vn",
+    )
+    assert settings.simulator_enabled is False
+    assert settings.issuer == "https://sso.vneid.gov.vn"
+    assert Settings(public_url="http://127.0.0.1:9000").issuer == "http://127.0.0.1:9000/sim/vneid"

@@ -46,15 +46,29 @@ def is_sqlite(url: str) -> bool:
 
 
 def create_engine(
-    url: str, *, immediate: bool = True, echo: bool = False, pool_size: int = 10
+    url: str,
+    *,
+    immediate: bool = True,
+    echo: bool = False,
+    pool_size: int = 10,
+    read_only: bool = False,
 ) -> AsyncEngine:
     """An async engine. On SQLite, transactions start with BEGIN IMMEDIATE when ``immediate``
     (writers queue on the lock instead of failing to upgrade a read lock mid-transaction) and
-    the file is in WAL mode so readers never wait for writers."""
+    the file is in WAL mode so readers never wait for writers. A ``read_only`` engine refuses
+    writes in the database itself (PostgreSQL ``READ ONLY`` transactions, SQLite
+    ``query_only``), so a read session can never change data by mistake."""
     if not is_sqlite(url):
-        return create_async_engine(
+        engine = create_async_engine(
             url, echo=echo, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
         )
+        if read_only:
+
+            @event.listens_for(engine.sync_engine, "begin")
+            def _read_only(connection: Any) -> None:
+                connection.exec_driver_sql("SET TRANSACTION READ ONLY")
+
+        return engine
     database = make_url(url).database
     if database and database != ":memory:":
         Path(database).parent.mkdir(parents=True, exist_ok=True)
@@ -71,6 +85,7 @@ def create_engine(
             "PRAGMA synchronous=NORMAL",
             "PRAGMA foreign_keys=ON",
             "PRAGMA busy_timeout=30000",
+            *(["PRAGMA query_only=ON"] if read_only else []),
         ):
             cursor.execute(pragma)
         cursor.close()
@@ -100,7 +115,9 @@ class Database:
         cls, url: str, read_url: str | None = None, *, echo: bool = False, pool_size: int = 10
     ) -> Database:
         write = create_engine(url, immediate=True, echo=echo, pool_size=pool_size)
-        read = create_engine(read_url or url, immediate=False, echo=echo, pool_size=pool_size)
+        read = create_engine(
+            read_url or url, immediate=False, echo=echo, pool_size=pool_size, read_only=True
+        )
         return cls(
             async_sessionmaker(write, expire_on_commit=False),
             async_sessionmaker(read, expire_on_commit=False),
@@ -127,10 +144,11 @@ class Database:
 
     @asynccontextmanager
     async def read_session(self) -> AsyncIterator[AsyncSession]:
-        """A read-only unit of work on the read engine; nothing is committed."""
+        """A unit of work on the read engine, whose transactions are read-only. Ending it
+        normally (not rolling back) matters in tests, where it is a savepoint that may enclose
+        a write session's savepoint."""
         async with self._read_sessionmaker() as session, session.begin():
             yield session
-            await session.rollback()
 
     async def dispose(self) -> None:
         for engine in self._engines:

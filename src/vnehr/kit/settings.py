@@ -17,6 +17,7 @@ Environment = Literal["development", "test", "production"]
 
 # Known to everyone, so only ever accepted in development.
 DEVELOPMENT_SECRET = "vnehr-development-only-secret-do-not-use-elsewhere"  # noqa: S105
+DEVELOPMENT_OIDC_SECRET = "vnehr-development-oidc-client-secret"  # noqa: S105
 MIN_SECRET_LENGTH = 32
 
 
@@ -53,7 +54,28 @@ class Settings(BaseSettings):
     timezone: str = Field(
         default="Asia/Ho_Chi_Minh", description="Time zone used at the edges (dates in lists)."
     )
-    catalog_page_max: int = Field(default=500, ge=10, le=5000)
+    public_url: str = Field(
+        default="http://127.0.0.1:8000",
+        description="Address users and facility systems reach vnehr at (no trailing slash).",
+    )
+    oidc_issuer: str | None = Field(
+        default=None,
+        description="VNeID (or any OpenID Connect) issuer URL; default: the built-in simulator.",
+    )
+    oidc_client_id: str = "vnehr-portal"
+    oidc_client_secret: SecretStr = Field(
+        default=SecretStr(DEVELOPMENT_OIDC_SECRET),
+        description="Client secret registered with the identity provider.",
+    )
+    vneid_simulator: bool | None = Field(
+        default=None,
+        description="Serve the VNeID simulator at /sim/vneid; default on in development only.",
+    )
+    cookie_secure: bool = Field(
+        default=True, description="Session cookies only over HTTPS (browsers allow localhost)."
+    )
+    session_hours: int = Field(default=8, ge=1, le=72)
+    access_token_minutes: int = Field(default=10, ge=1, le=60)
 
     @model_validator(mode="after")
     def _refuse_default_secrets(self) -> Settings:
@@ -67,11 +89,29 @@ class Settings(BaseSettings):
             )
         if len(secret) < MIN_SECRET_LENGTH:
             raise ValueError(f"VNEHR_SECRET_KEY must be at least {MIN_SECRET_LENGTH} characters.")
+        if self.oidc_client_secret.get_secret_value() == DEVELOPMENT_OIDC_SECRET and (
+            self.env == "production" or not self.simulator_enabled
+        ):
+            raise ValueError(
+                "VNEHR_OIDC_CLIENT_SECRET must be set for a real identity provider; "
+                "the development value is public."
+            )
         return self
 
     @property
     def json_logs(self) -> bool:
         return self.log_json if self.log_json is not None else self.env != "development"
+
+    @property
+    def simulator_enabled(self) -> bool:
+        if self.vneid_simulator is not None:
+            return self.vneid_simulator and self.env != "production"
+        return self.env == "development"
+
+    @property
+    def issuer(self) -> str:
+        """The OpenID Connect issuer in use (the simulator's when none is configured)."""
+        return (self.oidc_issuer or f"{self.public_url}/sim/vneid").rstrip("/")
 
     @property
     def is_sqlite(self) -> bool:

@@ -5,10 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy.engine import Connection
 
-import vnehr.catalogs.models  # noqa: F401  (registers the tables on the metadata)
-from vnehr.kit.db import Base
-
-target_metadata = Base.metadata
+from vnehr.models import metadata as target_metadata
 
 
 def run_on(connection: Connection) -> None:

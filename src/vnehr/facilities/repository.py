@@ -1,0 +1,191 @@
+"""All SQL of the facilities context."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from vnehr.facilities.models import (
+    ApiClient,
+    Facility,
+    FacilityCertificate,
+    FacilityCodeCounter,
+    OnboardingEvent,
+    Practitioner,
+    PractitionerRole,
+    UsedAssertion,
+)
+
+
+class FacilityRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    # ------------------------------------------------------------ codes
+
+    async def next_sequence(self, province_code: str) -> int:
+        """Take the next sequence number of a province. The row lock (PostgreSQL) or the write
+        lock (SQLite ``BEGIN IMMEDIATE``) makes concurrent issuers wait for each other."""
+        dialect = self.session.get_bind().dialect.name
+        insert = pg_insert if dialect == "postgresql" else sqlite_insert
+        await self.session.execute(
+            insert(FacilityCodeCounter)
+            .values(province_code=province_code, last_sequence=0)
+            .on_conflict_do_nothing(index_elements=["province_code"])
+        )
+        result = await self.session.execute(
+            update(FacilityCodeCounter)
+            .where(FacilityCodeCounter.province_code == province_code)
+            .values(last_sequence=FacilityCodeCounter.last_sequence + 1)
+            .returning(FacilityCodeCounter.last_sequence)
+        )
+        return int(result.scalar_one())
+
+    # ------------------------------------------------------------ facilities
+
+    async def get(self, code: str, *, for_update: bool = False) -> Facility | None:
+        stmt = select(Facility).where(Facility.code == code)
+        if for_update:
+            stmt = stmt.with_for_update()
+        return (await self.session.scalars(stmt)).first()
+
+    async def exists(self, code: str) -> bool:
+        return (
+            await self.session.scalar(select(Facility.code).where(Facility.code == code))
+        ) is not None
+
+    async def add(self, facility: Facility) -> None:
+        self.session.add(facility)
+        await self.session.flush()
+
+    async def page(
+        self,
+        *,
+        provinces: Sequence[str] | None,
+        codes: Sequence[str] | None,
+        status: str | None,
+        query: str | None,
+        after: str | None,
+        limit: int,
+    ) -> list[Facility]:
+        stmt = select(Facility)
+        if provinces is not None:
+            stmt = stmt.where(Facility.province_code.in_(provinces))
+        if codes is not None:
+            stmt = stmt.where(Facility.code.in_(codes))
+        if status:
+            stmt = stmt.where(Facility.status == status)
+        if query:
+            pattern = f"%{query.lower()}%"
+            stmt = stmt.where(
+                or_(func.lower(Facility.name).like(pattern), Facility.code.like(f"{query}%"))
+            )
+        if after:
+            stmt = stmt.where(Facility.code > after)
+        return list(await self.session.scalars(stmt.order_by(Facility.code).limit(limit)))
+
+    async def status_counts(self, provinces: Sequence[str] | None) -> dict[str, int]:
+        stmt = select(Facility.status, func.count()).group_by(Facility.status)
+        if provinces is not None:
+            stmt = stmt.where(Facility.province_code.in_(provinces))
+        return {status: int(n) for status, n in await self.session.execute(stmt)}
+
+    async def add_event(self, event: OnboardingEvent) -> None:
+        self.session.add(event)
+        await self.session.flush()
+
+    async def events(self, code: str) -> list[OnboardingEvent]:
+        stmt = (
+            select(OnboardingEvent)
+            .where(OnboardingEvent.facility_code == code)
+            .order_by(OnboardingEvent.id)
+        )
+        return list(await self.session.scalars(stmt))
+
+    # ------------------------------------------------------------ practitioners
+
+    async def practitioner(self, practitioner_id: str) -> Practitioner | None:
+        stmt = select(Practitioner).where(Practitioner.practitioner_id == practitioner_id)
+        return (await self.session.scalars(stmt)).first()
+
+    async def add_practitioner(self, practitioner: Practitioner, role: PractitionerRole) -> None:
+        self.session.add(practitioner)
+        await self.session.flush()
+        role.practitioner_id = practitioner.id
+        self.session.add(role)
+        await self.session.flush()
+
+    async def add_role(self, role: PractitionerRole) -> None:
+        self.session.add(role)
+        await self.session.flush()
+
+    async def practitioners_at(self, code: str) -> list[tuple[Practitioner, PractitionerRole]]:
+        rows = await self.session.execute(
+            select(Practitioner, PractitionerRole)
+            .join(PractitionerRole, PractitionerRole.practitioner_id == Practitioner.id)
+            .where(PractitionerRole.facility_code == code)
+            .order_by(Practitioner.full_name)
+        )
+        return [(row[0], row[1]) for row in rows]
+
+    # ------------------------------------------------------------ clients
+
+    async def client(self, client_id: str) -> ApiClient | None:
+        return await self.session.get(ApiClient, client_id)
+
+    async def clients_of(self, code: str) -> list[ApiClient]:
+        stmt = select(ApiClient).where(ApiClient.facility_code == code).order_by(ApiClient.name)
+        return list(await self.session.scalars(stmt))
+
+    async def count_clients(self, code: str) -> int:
+        stmt = select(func.count()).where(ApiClient.facility_code == code)
+        return int(await self.session.scalar(stmt) or 0)
+
+    async def add_client(self, client: ApiClient) -> None:
+        self.session.add(client)
+        await self.session.flush()
+
+    async def remember_assertion(self, client_id: str, jti: str, expires_at: datetime) -> bool:
+        """Record a used assertion id; False if it was used before (a replay)."""
+        dialect = self.session.get_bind().dialect.name
+        insert = pg_insert if dialect == "postgresql" else sqlite_insert
+        result = await self.session.execute(
+            insert(UsedAssertion)
+            .values(client_id=client_id, jti=jti, expires_at=expires_at)
+            .on_conflict_do_nothing(index_elements=["client_id", "jti"])
+            .returning(UsedAssertion.jti)
+        )
+        return result.first() is not None
+
+    async def forget_assertions_before(self, moment: datetime) -> None:
+        await self.session.execute(delete(UsedAssertion).where(UsedAssertion.expires_at < moment))
+
+    # ------------------------------------------------------------ certificates
+
+    async def certificate_by_fingerprint(self, fingerprint: str) -> FacilityCertificate | None:
+        stmt = select(FacilityCertificate).where(
+            FacilityCertificate.fingerprint_sha256 == fingerprint
+        )
+        return (await self.session.scalars(stmt)).first()
+
+    async def certificates_of(self, code: str) -> list[FacilityCertificate]:
+        stmt = (
+            select(FacilityCertificate)
+            .where(FacilityCertificate.facility_code == code)
+            .order_by(FacilityCertificate.id)
+        )
+        return list(await self.session.scalars(stmt))
+
+    async def add_certificate(self, certificate: FacilityCertificate) -> None:
+        self.session.add(certificate)
+        await self.session.flush()
+
+
+def as_dict(model: Any) -> dict[str, Any]:
+    return {c.key: getattr(model, c.key) for c in model.__table__.columns}

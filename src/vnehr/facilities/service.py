@@ -1,0 +1,505 @@
+"""Rules of the facilities context: codes, onboarding, practitioners, clients, certificates.
+
+Authorization is decided here, from the caller's grants: a health-department administrator
+manages facilities of their province; a facility administrator manages only their facility.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from joserfc import jws, jwt
+from joserfc.errors import ExpiredTokenError, InvalidClaimError, JoseError, MissingClaimError
+from joserfc.jwk import KeySet
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from vnehr import catalogs
+from vnehr.facilities import errors
+from vnehr.facilities.models import (
+    ApiClient,
+    Facility,
+    FacilityCertificate,
+    OnboardingEvent,
+    Practitioner,
+    PractitionerRole,
+)
+from vnehr.facilities.repository import FacilityRepository
+from vnehr.facilities.schemas import (
+    ClientCreate,
+    FacilityCreate,
+    PractitionerCreate,
+    State,
+)
+from vnehr.kit.auth import Forbidden, Subject
+from vnehr.kit.clock import today_in_vietnam, utcnow
+
+#: The forward path of onboarding; ``suspended`` can be entered from any state.
+PATH: tuple[State, ...] = (
+    State.registered,
+    State.trained,
+    State.certificate_registered,
+    State.test_passed,
+    State.connected,
+)
+#: States in which a facility's systems may obtain tokens (test submissions need them too).
+MAY_CONNECT = frozenset({State.certificate_registered, State.test_passed, State.connected})
+
+SCOPES: dict[str, str] = {
+    "submission.write": "send visit files (GIAMDINHHS, FHIR bundles)",
+    "checkin.write": "send check-ins (XML0)",
+    "patient.read": "read a patient's summary (with consent or break-glass)",
+    "paper.write": "issue electronic papers",
+    "record.read": "read the facility's own submissions and receipts",
+}
+ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+MAX_ASSERTION_LIFETIME = 300  # seconds; longer-lived assertions are refused
+CLOCK_SKEW = 60
+ADMIN_ROLES = ("facility_admin",)
+STAFF_ROLES = ("facility_admin", "clinician")
+
+
+# ------------------------------------------------------------------ authorization
+
+
+def provinces_managed(subject: Subject) -> list[str] | None:
+    """Provinces a department administrator manages (None = all, for a national one)."""
+    grants = subject.grants_for("department_admin")
+    if any(g.province_code is None for g in grants):
+        return None
+    return sorted({g.province_code for g in grants if g.province_code})
+
+
+def _require_department(subject: Subject, province_code: str) -> None:
+    if not subject.is_department_admin(province_code):
+        raise Forbidden(action="manage facilities", province=province_code)
+
+
+def _require_admin_of(subject: Subject, facility: Facility) -> None:
+    if subject.is_department_admin(facility.province_code):
+        return
+    if subject.kind == "person" and subject.acts_for_facility(facility.code, ADMIN_ROLES):
+        return
+    raise Forbidden(action="administer facility", facility=facility.code)
+
+
+def _require_reader_of(subject: Subject, facility: Facility) -> None:
+    if subject.is_department_admin(facility.province_code):
+        return
+    if subject.acts_for_facility(facility.code, STAFF_ROLES):
+        return
+    raise Forbidden(action="read facility", facility=facility.code)
+
+
+# ------------------------------------------------------------------ registry
+
+
+async def _check_place(session: AsyncSession, province: str, ward: str | None) -> None:
+    today = today_in_vietnam()
+    check = await catalogs.check_codes(session, "province", [province], today)
+    if check.unknown:
+        raise errors.UnknownPlace(kind="tỉnh/province", code=province, on=today.isoformat())
+    if ward is None:
+        return
+    try:
+        entry = await catalogs.lookup(session, "ward", ward, today)
+    except (catalogs.UnknownCode, catalogs.CodeNotInForce) as exc:
+        raise errors.UnknownPlace(kind="xã/ward", code=ward, on=today.isoformat()) from exc
+    if entry.parent_code != province:
+        raise errors.WardOutsideProvince(ward=ward, province=province)
+
+
+def check_existing_code(code: str, province: str) -> None:
+    """A code registered as it is: 5 digits, the first two the facility's province."""
+    if len(code) != 5 or not code.isdigit():
+        raise errors.BadFacilityCode(code=code, reason="cần đúng 5 chữ số / must be 5 digits")
+    if code[:2] != province:
+        raise errors.BadFacilityCode(
+            code=code, reason=f"2 số đầu phải là mã tỉnh {province} / must start with {province}"
+        )
+
+
+async def register(session: AsyncSession, subject: Subject, data: FacilityCreate) -> Facility:
+    """Put a facility in the registry: issue the next free code of its province, or register
+    the code it already has. Safe under concurrent calls: the province counter is taken under
+    a lock, and a code is never handed out twice."""
+    _require_department(subject, data.province_code)
+    await _check_place(session, data.province_code, data.ward_code)
+    repo = FacilityRepository(session)
+    if data.code:
+        check_existing_code(data.code, data.province_code)
+        code, issued = data.code, False
+        if await repo.exists(code):
+            raise errors.CodeTaken(code=code)
+    else:
+        code, issued = await _issue(repo, data.province_code), True
+    facility = Facility(
+        code=code,
+        name=data.name.strip(),
+        kind=data.kind.value,
+        level=data.level.value,
+        ownership=data.ownership.value,
+        address=data.address,
+        ward_code=data.ward_code,
+        province_code=data.province_code,
+        status=State.registered.value,
+        issued=issued,
+        created_at=utcnow(),
+        created_by=subject.label,
+    )
+    try:
+        async with session.begin_nested():
+            await repo.add(facility)
+    except IntegrityError as exc:  # a concurrent registration of the same existing code
+        raise errors.CodeTaken(code=code) from exc
+    await repo.add_event(
+        OnboardingEvent(
+            facility_code=code,
+            from_state=None,
+            to_state=State.registered.value,
+            actor=subject.label,
+            reason="issued" if issued else "existing code registered",
+            at=facility.created_at,
+        )
+    )
+    return facility
+
+
+async def _issue(repo: FacilityRepository, province: str) -> str:
+    while True:
+        sequence = await repo.next_sequence(province)
+        if sequence > 999:
+            raise errors.SequenceExhausted(province=province)
+        code = f"{province}{sequence:03d}"
+        if not await repo.exists(code):  # skip codes registered as they were
+            return code
+
+
+async def get(session: AsyncSession, subject: Subject, code: str) -> Facility:
+    facility = await FacilityRepository(session).get(code)
+    if facility is None:
+        raise errors.UnknownFacility(code=code)
+    _require_reader_of(subject, facility)
+    return facility
+
+
+async def listing(
+    session: AsyncSession,
+    subject: Subject,
+    *,
+    province: str | None = None,
+    status: str | None = None,
+    q: str | None = None,
+    after: str | None = None,
+    limit: int = 100,
+) -> list[Facility]:
+    """Facilities the caller may see: a department administrator sees their provinces; a
+    facility's staff see their own facility only."""
+    managed = provinces_managed(subject) if subject.is_department_admin() else []
+    codes: list[str] | None = None
+    if managed == []:
+        codes = sorted({g.facility_code for g in subject.grants if g.facility_code})
+        if subject.kind == "facility_system" and subject.facility_code:
+            codes = [subject.facility_code]
+    provinces = managed
+    if province is not None:
+        provinces = [province] if managed is None or province in managed else []
+    return await FacilityRepository(session).page(
+        provinces=provinces if codes is None else None,
+        codes=codes,
+        status=status,
+        query=q,
+        after=after,
+        limit=limit,
+    )
+
+
+async def move(
+    session: AsyncSession, subject: Subject, code: str, to_state: State, reason: str | None
+) -> Facility:
+    """Change the onboarding state: one step forward along the path, suspension from any
+    state, and reinstatement to the state held before the suspension."""
+    repo = FacilityRepository(session)
+    facility = await repo.get(code, for_update=True)
+    if facility is None:
+        raise errors.UnknownFacility(code=code)
+    _require_department(subject, facility.province_code)
+    await _move(repo, facility, State(to_state), subject.label, reason)
+    return facility
+
+
+async def _move(
+    repo: FacilityRepository, facility: Facility, to: State, actor: str, reason: str | None
+) -> None:
+    now = State(facility.status)
+    allowed: set[State] = set()
+    if now == State.suspended:
+        allowed = {State(facility.status_before_suspension or State.registered)}
+    else:
+        allowed.add(State.suspended)
+        position = PATH.index(now)
+        if position + 1 < len(PATH):
+            allowed.add(PATH[position + 1])
+    if to not in allowed:
+        raise errors.TransitionRefused(
+            {"allowed": sorted(s.value for s in allowed)}, from_state=now.value, to_state=to.value
+        )
+    facility.status_before_suspension = now.value if to == State.suspended else None
+    facility.status = to.value
+    await repo.add_event(
+        OnboardingEvent(
+            facility_code=facility.code,
+            from_state=now.value,
+            to_state=to.value,
+            actor=actor,
+            reason=reason,
+            at=utcnow(),
+        )
+    )
+
+
+async def history(session: AsyncSession, subject: Subject, code: str) -> list[OnboardingEvent]:
+    facility = await get(session, subject, code)
+    return await FacilityRepository(session).events(facility.code)
+
+
+async def status_counts(session: AsyncSession, subject: Subject) -> dict[str, int]:
+    if not subject.is_department_admin():
+        raise Forbidden(action="see registry figures")
+    return await FacilityRepository(session).status_counts(provinces_managed(subject))
+
+
+# ------------------------------------------------------------------ practitioners
+
+
+async def add_practitioner(
+    session: AsyncSession, subject: Subject, code: str, data: PractitionerCreate
+) -> tuple[Practitioner, PractitionerRole]:
+    """Link a practitioner to the facility (creating the practitioner if new)."""
+    repo = FacilityRepository(session)
+    facility = await repo.get(code)
+    if facility is None:
+        raise errors.UnknownFacility(code=code)
+    _require_admin_of(subject, facility)
+    role = PractitionerRole(
+        facility_code=code,
+        role=data.role,
+        valid_from=data.valid_from or today_in_vietnam(),
+    )
+    existing = await repo.practitioner(data.practitioner_id)
+    if existing is not None:
+        if any(
+            r.facility_code == code and r.valid_to is None
+            for _, r in await _roles(repo, code, existing)
+        ):
+            raise errors.PractitionerTaken(practitioner_id=data.practitioner_id)
+        role.practitioner_id = existing.id
+        await repo.add_role(role)
+        return existing, role
+    practitioner = Practitioner(
+        practitioner_id=data.practitioner_id,
+        personal_id=data.personal_id,
+        full_name=data.full_name.strip(),
+        title=data.title,
+        created_at=utcnow(),
+    )
+    await repo.add_practitioner(practitioner, role)
+    return practitioner, role
+
+
+async def _roles(
+    repo: FacilityRepository, code: str, practitioner: Practitioner
+) -> list[tuple[Practitioner, PractitionerRole]]:
+    return [(p, r) for p, r in await repo.practitioners_at(code) if p.id == practitioner.id]
+
+
+async def practitioners(
+    session: AsyncSession, subject: Subject, code: str
+) -> list[tuple[Practitioner, PractitionerRole]]:
+    facility = await get(session, subject, code)
+    return await FacilityRepository(session).practitioners_at(facility.code)
+
+
+# ------------------------------------------------------------------ API clients
+
+
+def _check_jwks(jwks: dict[str, Any]) -> KeySet:
+    try:
+        keys = KeySet.import_key_set(jwks)  # type: ignore[arg-type]
+    except (JoseError, ValueError, TypeError, KeyError) as exc:
+        raise errors.BadJwks(reason=str(exc) or type(exc).__name__) from exc
+    if not keys.keys:
+        raise errors.BadJwks(reason="no keys")
+    for key in keys.keys:
+        if key.is_private:
+            raise errors.BadJwks(reason="a private key was sent; register public keys only")
+        if key.key_type == "oct":
+            raise errors.BadJwks(reason="symmetric keys are not accepted")
+    return keys
+
+
+async def add_client(
+    session: AsyncSession, subject: Subject, code: str, data: ClientCreate
+) -> ApiClient:
+    """Register a facility system with its public keys and the scopes it may ask for."""
+    repo = FacilityRepository(session)
+    facility = await repo.get(code)
+    if facility is None:
+        raise errors.UnknownFacility(code=code)
+    _require_admin_of(subject, facility)
+    unknown = sorted(set(data.scopes) - SCOPES.keys())
+    if unknown:
+        raise errors.UnknownScope(scopes=" ".join(unknown), allowed=" ".join(sorted(SCOPES)))
+    _check_jwks(data.jwks)
+    number = await repo.count_clients(code) + 1
+    client = ApiClient(
+        client_id=f"{code}-{number:02d}-{hashlib.sha256(str(time.time_ns()).encode()).hexdigest()[:8]}",
+        facility_code=code,
+        name=data.name,
+        jwks=data.jwks,
+        scopes=" ".join(sorted(set(data.scopes))),
+        status="active",
+        created_at=utcnow(),
+        created_by=subject.label,
+    )
+    await repo.add_client(client)
+    return client
+
+
+async def clients(session: AsyncSession, subject: Subject, code: str) -> list[ApiClient]:
+    facility = await get(session, subject, code)
+    _require_admin_of(subject, facility)
+    return await FacilityRepository(session).clients_of(code)
+
+
+async def revoke_client(
+    session: AsyncSession, subject: Subject, code: str, client_id: str
+) -> ApiClient:
+    repo = FacilityRepository(session)
+    facility = await repo.get(code)
+    if facility is None:
+        raise errors.UnknownFacility(code=code)
+    _require_admin_of(subject, facility)
+    client = await repo.client(client_id)
+    if client is None or client.facility_code != code:
+        raise errors.UnknownClient(code=code, client_id=client_id)
+    client.status = "revoked"
+    await session.flush()
+    return client
+
+
+async def exchange_assertion(
+    session: AsyncSession,
+    *,
+    assertion: str,
+    requested_scopes: list[str] | None,
+    audiences: frozenset[str],
+) -> tuple[ApiClient, list[str]]:
+    """Check a ``private_key_jwt`` client assertion (RFC 7523) and return the client with
+    the scopes granted. Each assertion is single-use (its ``jti`` is remembered until it
+    expires), short-lived, signed by a registered key, and addressed to our token endpoint."""
+    try:  # who claims to be calling decides which keys to check the signature with
+        unverified = json.loads(jws.extract_compact(assertion.encode("ascii")).payload)
+        client_id = str(unverified.get("iss", ""))
+    except (JoseError, ValueError, UnicodeEncodeError, AttributeError) as exc:
+        raise errors.TokenRequestInvalid(reason="client_assertion is not a JWT") from exc
+    repo = FacilityRepository(session)
+    client = await repo.client(client_id)
+    if client is None or client.status != "active":
+        raise errors.ClientNotAllowed(client_id=client_id or "?")
+    facility = await repo.get(client.facility_code)
+    if facility is None or State(facility.status) not in MAY_CONNECT:
+        raise errors.FacilityNotConnected(
+            code=client.facility_code, status=facility.status if facility else "?"
+        )
+    try:
+        keys = KeySet.import_key_set(client.jwks)  # type: ignore[arg-type]
+        token = jwt.decode(assertion, keys, algorithms=["ES256", "RS256", "PS256", "Ed25519"])
+    except (JoseError, ValueError) as exc:
+        raise errors.AssertionSignatureInvalid(client_id=client_id) from exc
+    claims = token.claims
+    registry = jwt.JWTClaimsRegistry(
+        leeway=CLOCK_SKEW,
+        iss={"essential": True, "value": client_id},
+        sub={"essential": True, "value": client_id},
+        aud={"essential": True, "values": sorted(audiences)},
+        exp={"essential": True},
+        jti={"essential": True},
+    )
+    try:
+        registry.validate(claims)
+    except ExpiredTokenError as exc:
+        raise errors.AssertionExpired(reason="exp") from exc
+    except (MissingClaimError, InvalidClaimError) as exc:
+        claim = getattr(exc, "claim", "?")
+        raise errors.AssertionClaimsInvalid(claim=claim, reason=exc.description) from exc
+    now = int(time.time())
+    exp = int(claims["exp"])
+    issued = int(claims.get("iat", now))
+    if issued > now + CLOCK_SKEW:
+        raise errors.AssertionExpired(reason="iat in the future")
+    if exp - min(issued, now) > MAX_ASSERTION_LIFETIME + CLOCK_SKEW:
+        raise errors.AssertionExpired(reason=f"lifetime over {MAX_ASSERTION_LIFETIME}s")
+    expires_at = datetime.fromtimestamp(exp + CLOCK_SKEW, UTC)
+    await repo.forget_assertions_before(utcnow() - timedelta(seconds=CLOCK_SKEW))
+    if not await repo.remember_assertion(client_id, str(claims["jti"]), expires_at):
+        raise errors.AssertionReplayed(jti=str(claims["jti"]))
+    allowed = set(client.scopes.split())
+    wanted = set(requested_scopes) if requested_scopes else allowed
+    if not wanted <= allowed:
+        raise errors.ScopeNotAllowed(scopes=" ".join(sorted(wanted - allowed)))
+    return client, sorted(wanted)
+
+
+# ------------------------------------------------------------------ certificates
+
+
+async def add_certificate(
+    session: AsyncSession, subject: Subject, code: str, pem: str
+) -> FacilityCertificate:
+    """Register a facility's X.509 signing certificate; a facility that was trained moves on
+    to ``certificate_registered``."""
+    repo = FacilityRepository(session)
+    facility = await repo.get(code, for_update=True)
+    if facility is None:
+        raise errors.UnknownFacility(code=code)
+    _require_admin_of(subject, facility)
+    try:
+        cert = x509.load_pem_x509_certificate(pem.encode("ascii"))
+    except (ValueError, UnicodeEncodeError) as exc:
+        raise errors.BadCertificate(reason="not a PEM X.509 certificate") from exc
+    not_after = cert.not_valid_after_utc
+    if not_after < utcnow():
+        raise errors.BadCertificate(reason=f"expired on {not_after.date().isoformat()}")
+    fingerprint = cert.fingerprint(hashes.SHA256()).hex()
+    if await repo.certificate_by_fingerprint(fingerprint) is not None:
+        raise errors.CertificateTaken(fingerprint=fingerprint)
+    certificate = FacilityCertificate(
+        facility_code=code,
+        fingerprint_sha256=fingerprint,
+        subject=cert.subject.rfc4514_string()[:500],
+        serial_number=format(cert.serial_number, "x"),
+        not_before=cert.not_valid_before_utc,
+        not_after=not_after,
+        pem=pem.strip(),
+        status="active",
+        registered_at=utcnow(),
+        registered_by=subject.label,
+    )
+    await repo.add_certificate(certificate)
+    if State(facility.status) == State.trained:
+        await _move(repo, facility, State.certificate_registered, subject.label, "certificate")
+    return certificate
+
+
+async def certificates(
+    session: AsyncSession, subject: Subject, code: str
+) -> list[FacilityCertificate]:
+    facility = await get(session, subject, code)
+    return await FacilityRepository(session).certificates_of(facility.code)

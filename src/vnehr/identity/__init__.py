@@ -1,0 +1,51 @@
+"""Identity: persons keyed by the personal ID, health accounts, representatives, insurance cards,
+role grants, and VNeID sign-in (OpenID Connect). Other contexts use this surface only."""
+
+from vnehr.identity.accounts_errors import (
+    LevelTooLow,
+    ProviderUnavailable,
+    SignInFailed,
+    SignInRejected,
+)
+from vnehr.identity.api import router
+from vnehr.identity.numbers import (
+    InsuranceCard,
+    PersonalId,
+    check_insurance_card,
+    check_personal_id,
+    check_social_insurance_number,
+    classify_document_number,
+)
+from vnehr.identity.oidc import OidcClient, PendingLogin
+from vnehr.identity.service import (
+    account,
+    bootstrap_grant,
+    grants_for,
+    may_act_for,
+    open_account,
+    profile,
+    sign_in,
+)
+
+__all__ = [
+    "InsuranceCard",
+    "LevelTooLow",
+    "OidcClient",
+    "PendingLogin",
+    "PersonalId",
+    "ProviderUnavailable",
+    "SignInFailed",
+    "SignInRejected",
+    "account",
+    "bootstrap_grant",
+    "check_insurance_card",
+    "check_personal_id",
+    "check_social_insurance_number",
+    "classify_document_number",
+    "grants_for",
+    "may_act_for",
+    "open_account",
+    "profile",
+    "router",
+    "sign_in",
+]

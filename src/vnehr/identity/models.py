@@ -1,0 +1,120 @@
+"""Tables of the identity context: persons, insurance cards, health accounts, representatives,
+and role grants (who may act as department, ward or facility staff)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import BigInteger, Date, DateTime, ForeignKey, Index, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from vnehr.kit.db import Base
+
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class Person(Base):
+    """A person, keyed by the 12-digit personal ID. A newborn without an ID yet is a
+    provisional person linked to the mother; once the ID is issued the two are merged."""
+
+    __tablename__ = "person"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    personal_id: Mapped[str | None] = mapped_column(String(12), unique=True)
+    full_name: Mapped[str] = mapped_column(String(200))
+    birth_date: Mapped[date | None] = mapped_column(Date)
+    sex: Mapped[str | None] = mapped_column(String(10))
+    provisional: Mapped[bool] = mapped_column(default=False)
+    mother_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("person.id"))
+    merged_into_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("person.id"))
+    vneid_sub: Mapped[str | None] = mapped_column(String(200), unique=True)
+    last_sign_in_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_assurance_level: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_by: Mapped[str] = mapped_column(String(60))
+
+
+class InsuranceCard(Base):
+    """A health-insurance card a person held; several rows make the card history."""
+
+    __tablename__ = "insurance_card"
+    __table_args__ = (Index("ix_insurance_card_person", "person_id", "valid_from"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    person_id: Mapped[int] = mapped_column(BigId, ForeignKey("person.id"))
+    card_number: Mapped[str] = mapped_column(String(15), index=True)
+    social_insurance_number: Mapped[str] = mapped_column(String(10), index=True)
+    valid_from: Mapped[date | None] = mapped_column(Date)
+    valid_to: Mapped[date | None] = mapped_column(Date)
+    registered_facility: Mapped[str | None] = mapped_column(String(5))
+    recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    recorded_by: Mapped[str] = mapped_column(String(60))
+
+
+class HealthAccount(Base):
+    """The citizen's health-book account: one per person, opened and closed on request."""
+
+    __tablename__ = "health_account"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    person_id: Mapped[int] = mapped_column(BigId, ForeignKey("person.id"), unique=True)
+    status: Mapped[str] = mapped_column(String(10))
+    channel: Mapped[str] = mapped_column(String(10))  # vneid (self) | assisted (ward office)
+    assisted_ward_code: Mapped[str | None] = mapped_column(String(5), index=True)
+    assisted_by: Mapped[str | None] = mapped_column(String(60))
+    opened_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class AccountEvent(Base):
+    """Every opening, closing and reopening of an account (for the reports and the citizen)."""
+
+    __tablename__ = "health_account_event"
+    __table_args__ = (Index("ix_health_account_event_at", "at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    account_id: Mapped[int] = mapped_column(BigId, ForeignKey("health_account.id"), index=True)
+    action: Mapped[str] = mapped_column(String(10))  # opened | closed | reopened
+    channel: Mapped[str] = mapped_column(String(10))
+    ward_code: Mapped[str | None] = mapped_column(String(5))
+    actor: Mapped[str] = mapped_column(String(60))
+    reason: Mapped[str | None] = mapped_column(String(500))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Representative(Base):
+    """A parent or legal guardian acting for a child or a ward, for a period."""
+
+    __tablename__ = "representative"
+    __table_args__ = (
+        Index("ix_representative_agent", "agent_id"),
+        Index("ix_representative_subject", "subject_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    agent_id: Mapped[int] = mapped_column(BigId, ForeignKey("person.id"))
+    subject_id: Mapped[int] = mapped_column(BigId, ForeignKey("person.id"))
+    relation: Mapped[str] = mapped_column(String(20))  # parent | guardian
+    valid_from: Mapped[date] = mapped_column(Date)
+    valid_to: Mapped[date | None] = mapped_column(Date)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_by: Mapped[str] = mapped_column(String(60))
+
+
+class RoleGrant(Base):
+    """A role a person holds: department_admin (of a province, or national), ward_officer (of
+    a ward), facility_admin or clinician (of a facility)."""
+
+    __tablename__ = "role_grant"
+    __table_args__ = (Index("ix_role_grant_person", "personal_id", "revoked_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    personal_id: Mapped[str] = mapped_column(String(12))
+    role: Mapped[str] = mapped_column(String(30))
+    facility_code: Mapped[str | None] = mapped_column(String(5), index=True)
+    province_code: Mapped[str | None] = mapped_column(String(2))
+    ward_code: Mapped[str | None] = mapped_column(String(5))
+    granted_by: Mapped[str] = mapped_column(String(60))
+    granted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_by: Mapped[str | None] = mapped_column(String(60))

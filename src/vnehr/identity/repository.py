@@ -1,0 +1,94 @@
+"""All SQL of the identity context."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from vnehr.identity.models import (
+    AccountEvent,
+    HealthAccount,
+    InsuranceCard,
+    Person,
+    Representative,
+    RoleGrant,
+)
+
+
+class IdentityRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add(self, row: object) -> None:
+        self.session.add(row)
+        await self.session.flush()
+
+    async def person_by_personal_id(self, personal_id: str) -> Person | None:
+        stmt = select(Person).where(Person.personal_id == personal_id)
+        return (await self.session.scalars(stmt)).first()
+
+    async def person(self, person_id: int) -> Person | None:
+        return await self.session.get(Person, person_id)
+
+    async def account_of(self, person_id: int) -> HealthAccount | None:
+        stmt = select(HealthAccount).where(HealthAccount.person_id == person_id)
+        return (await self.session.scalars(stmt)).first()
+
+    async def account_events(self, account_id: int) -> list[AccountEvent]:
+        stmt = (
+            select(AccountEvent)
+            .where(AccountEvent.account_id == account_id)
+            .order_by(AccountEvent.id)
+        )
+        return list(await self.session.scalars(stmt))
+
+    async def cards_of(self, person_id: int) -> list[InsuranceCard]:
+        stmt = (
+            select(InsuranceCard)
+            .where(InsuranceCard.person_id == person_id)
+            .order_by(InsuranceCard.valid_from.desc(), InsuranceCard.id.desc())
+        )
+        return list(await self.session.scalars(stmt))
+
+    async def representing(self, agent_id: int, on: date) -> list[tuple[Representative, Person]]:
+        """People ``agent_id`` may act for on ``on``."""
+        rows = await self.session.execute(
+            select(Representative, Person)
+            .join(Person, Person.id == Representative.subject_id)
+            .where(
+                Representative.agent_id == agent_id,
+                Representative.valid_from <= on,
+                or_(Representative.valid_to.is_(None), Representative.valid_to >= on),
+                Person.merged_into_id.is_(None),
+            )
+            .order_by(Person.full_name)
+        )
+        return [(row[0], row[1]) for row in rows]
+
+    async def move_subject_links(self, old_id: int, new_id: int) -> None:
+        """After a merge, links that pointed at the provisional person point at the real one."""
+        await self.session.execute(
+            update(Representative)
+            .where(Representative.subject_id == old_id)
+            .values(subject_id=new_id)
+        )
+        await self.session.execute(
+            update(InsuranceCard).where(InsuranceCard.person_id == old_id).values(person_id=new_id)
+        )
+
+    async def active_grants(self, personal_id: str) -> list[RoleGrant]:
+        stmt = select(RoleGrant).where(
+            RoleGrant.personal_id == personal_id, RoleGrant.revoked_at.is_(None)
+        )
+        return list(await self.session.scalars(stmt.order_by(RoleGrant.id)))
+
+    async def grant(self, grant_id: int) -> RoleGrant | None:
+        return await self.session.get(RoleGrant, grant_id)
+
+    async def grants_at_facility(self, facility_code: str) -> list[RoleGrant]:
+        stmt = select(RoleGrant).where(
+            RoleGrant.facility_code == facility_code, RoleGrant.revoked_at.is_(None)
+        )
+        return list(await self.session.scalars(stmt.order_by(RoleGrant.id)))

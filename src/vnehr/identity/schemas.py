@@ -1,0 +1,146 @@
+"""What the identity context takes and shows."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+PersonalIdField = Field(pattern=r"^\d{12}$", examples=["001085012345"])
+
+
+class Account(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    status: Literal["open", "closed"]
+    channel: Literal["vneid", "assisted"]
+    assisted_ward_code: str | None
+    opened_at: datetime
+    closed_at: datetime | None
+
+
+class GrantOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    personal_id: str
+    role: str
+    facility_code: str | None
+    province_code: str | None
+    ward_code: str | None
+    granted_by: str
+    granted_at: datetime
+
+
+class Represented(BaseModel):
+    person_id: int
+    personal_id: str | None
+    full_name: str
+    birth_date: date | None
+    relation: str
+    valid_from: date
+    valid_to: date | None
+    provisional: bool
+
+
+class Me(BaseModel):
+    """The signed-in person: identity, health account, roles and whom they act for."""
+
+    personal_id: str
+    full_name: str
+    birth_date: date | None
+    sex: str | None
+    assurance_level: int | None
+    account: Account | None
+    grants: list[GrantOut]
+    representing: list[Represented]
+
+
+class CloseRequest(BaseModel):
+    reason: str | None = Field(default=None, max_length=500)
+
+
+class AssistedEnrolment(BaseModel):
+    """A citizen enrolled at the ward office by a ward officer (identity checked on the chip ID)."""
+
+    personal_id: str = PersonalIdField
+    full_name: str = Field(min_length=2, max_length=200)
+    birth_date: date
+    sex: Literal["male", "female"]
+    ward_code: str = Field(pattern=r"^\d{5}$")
+
+
+class PersonOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    personal_id: str | None
+    full_name: str
+    birth_date: date | None
+    sex: str | None
+    provisional: bool
+    mother_id: int | None
+    merged_into_id: int | None
+
+
+class EnrolmentResult(BaseModel):
+    person: PersonOut
+    account: Account
+
+
+class CardCreate(BaseModel):
+    card_number: str = Field(min_length=1, max_length=20, examples=["DN4010123456789"])
+    valid_from: date | None = None
+    valid_to: date | None = None
+    registered_facility: str | None = Field(default=None, pattern=r"^\d{5}$")
+
+
+class Card(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    card_number: str
+    social_insurance_number: str
+    valid_from: date | None
+    valid_to: date | None
+    registered_facility: str | None
+    recorded_at: datetime
+
+
+class RepresentativeCreate(BaseModel):
+    agent_personal_id: str = PersonalIdField
+    subject_personal_id: str | None = Field(default=None, pattern=r"^\d{12}$")
+    subject_person_id: int | None = Field(default=None, description="For a provisional newborn")
+    relation: Literal["parent", "guardian"]
+    valid_from: date
+    valid_to: date | None = None
+
+
+class RepresentativeOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    agent_id: int
+    subject_id: int
+    relation: str
+    valid_from: date
+    valid_to: date | None
+
+
+class NewbornCreate(BaseModel):
+    mother_personal_id: str = PersonalIdField
+    birth_date: date
+    sex: Literal["male", "female"]
+    full_name: str | None = Field(default=None, max_length=200)
+
+
+class AssignId(BaseModel):
+    personal_id: str = PersonalIdField
+
+
+class GrantCreate(BaseModel):
+    personal_id: str = PersonalIdField
+    role: Literal["department_admin", "ward_officer", "facility_admin", "clinician"]
+    facility_code: str | None = Field(default=None, pattern=r"^\d{5}$")
+    province_code: str | None = Field(default=None, pattern=r"^\d{2}$")
+    ward_code: str | None = Field(default=None, pattern=r"^\d{5}$")

@@ -1,0 +1,507 @@
+"""Rules of the identity context: persons from VNeID sign-in, health accounts (self-service and
+assisted), insurance-card history, representatives and provisional newborns, role grants."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import date
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from vnehr import catalogs
+from vnehr.identity import accounts_errors as errors
+from vnehr.identity.models import (
+    AccountEvent,
+    HealthAccount,
+    InsuranceCard,
+    Person,
+    Representative,
+    RoleGrant,
+)
+from vnehr.identity.numbers import Sex, check_insurance_card, check_personal_id
+from vnehr.identity.repository import IdentityRepository
+from vnehr.kit.auth import Forbidden, Grant, Subject
+from vnehr.kit.clock import today_in_vietnam, utcnow
+from vnehr.kit.errors import VnehrError
+
+
+def _sex(value: object) -> Sex | None:
+    if value == "male":
+        return "male"
+    if value == "female":
+        return "female"
+    return None
+
+
+ROLES = ("department_admin", "ward_officer", "facility_admin", "clinician")
+REQUIRED_LEVEL = 2
+
+
+# ------------------------------------------------------------------ sign-in
+
+
+async def sign_in(session: AsyncSession, claims: Mapping[str, Any]) -> Person:
+    """The person behind verified VNeID ID-token claims, created on first sign-in and kept in
+    step with VNeID (name, birth date, sex) afterwards."""
+    personal_id = str(claims.get("personal_id", ""))
+    try:
+        birth = date.fromisoformat(str(claims.get("birthdate", "")))
+    except ValueError as exc:
+        raise errors.SignInRejected(reason="birthdate") from exc
+    sex = _sex(claims.get("gender"))
+    try:
+        check_personal_id(personal_id, sex=sex, birth_date=birth)
+    except VnehrError as exc:
+        raise errors.SignInRejected({"cause": exc.code}, reason=exc.messages()["en"]) from exc
+    repo = IdentityRepository(session)
+    person = await repo.person_by_personal_id(personal_id)
+    now = utcnow()
+    if person is None:
+        person = Person(
+            personal_id=personal_id,
+            full_name=str(claims.get("name", "")),
+            birth_date=birth,
+            sex=sex,
+            created_at=now,
+            created_by="vneid",
+        )
+        await repo.add(person)
+    person.full_name = str(claims.get("name") or person.full_name)
+    person.birth_date, person.sex = birth, sex or person.sex
+    person.vneid_sub = str(claims.get("sub") or person.vneid_sub or "") or None
+    person.last_sign_in_at = now
+    person.last_assurance_level = int(claims.get("assurance_level", 1))
+    await session.flush()
+    return person
+
+
+async def grants_for(session: AsyncSession, personal_id: str) -> tuple[Grant, ...]:
+    """Every role the person holds now (the ``GrantLoader`` of the app)."""
+    rows = await IdentityRepository(session).active_grants(personal_id)
+    return (
+        Grant("citizen"),
+        *(Grant(g.role, g.facility_code, g.province_code, g.ward_code) for g in rows),
+    )
+
+
+async def _person_of(repo: IdentityRepository, subject: Subject) -> Person:
+    person = await repo.person_by_personal_id(subject.id) if subject.kind == "person" else None
+    if person is None:
+        raise errors.UnknownPerson(personal_id=subject.id)
+    return person
+
+
+async def profile(
+    session: AsyncSession, subject: Subject
+) -> tuple[Person, HealthAccount | None, list[RoleGrant], list[tuple[Representative, Person]]]:
+    """The signed-in person with their account, roles and whom they act for today."""
+    if subject.kind != "person":
+        raise Forbidden(action="read a person profile as a system")
+    repo = IdentityRepository(session)
+    person = await _person_of(repo, subject)
+    return (
+        person,
+        await repo.account_of(person.id),
+        await repo.active_grants(subject.id),
+        await repo.representing(person.id, today_in_vietnam()),
+    )
+
+
+# ------------------------------------------------------------------ health accounts
+
+
+async def account(session: AsyncSession, subject: Subject) -> HealthAccount | None:
+    repo = IdentityRepository(session)
+    return await repo.account_of((await _person_of(repo, subject)).id)
+
+
+async def open_account(session: AsyncSession, subject: Subject) -> HealthAccount:
+    """Open (or reopen) the caller's health account. Needs VNeID identity at level 2."""
+    if (subject.assurance_level or 0) < REQUIRED_LEVEL:
+        raise errors.LevelTooLow(level=subject.assurance_level or 1, required=REQUIRED_LEVEL)
+    repo = IdentityRepository(session)
+    person = await _person_of(repo, subject)
+    return await _open(repo, person, channel="vneid", ward=None, actor=subject.label)
+
+
+async def _open(
+    repo: IdentityRepository, person: Person, *, channel: str, ward: str | None, actor: str
+) -> HealthAccount:
+    now = utcnow()
+    existing = await repo.account_of(person.id)
+    if existing is not None and existing.status == "open":
+        return existing
+    if existing is None:
+        existing = HealthAccount(
+            person_id=person.id,
+            status="open",
+            channel=channel,
+            assisted_ward_code=ward,
+            assisted_by=actor if channel == "assisted" else None,
+            opened_at=now,
+        )
+        await repo.add(existing)
+        action = "opened"
+    else:
+        existing.status, existing.closed_at, action = "open", None, "reopened"
+    await repo.add(
+        AccountEvent(
+            account_id=existing.id,
+            action=action,
+            channel=channel,
+            ward_code=ward,
+            actor=actor,
+            at=now,
+        )
+    )
+    return existing
+
+
+async def close_account(
+    session: AsyncSession, subject: Subject, reason: str | None
+) -> HealthAccount:
+    """Close the caller's account on request (the records stay; the book is no longer shown)."""
+    repo = IdentityRepository(session)
+    person = await _person_of(repo, subject)
+    existing = await repo.account_of(person.id)
+    if existing is None:
+        raise errors.NoAccount(personal_id=subject.id)
+    if existing.status == "open":
+        existing.status, existing.closed_at = "closed", utcnow()
+        await repo.add(
+            AccountEvent(
+                account_id=existing.id,
+                action="closed",
+                channel=existing.channel,
+                actor=subject.label,
+                reason=reason,
+                at=existing.closed_at,
+            )
+        )
+    return existing
+
+
+async def assisted_open(
+    session: AsyncSession,
+    officer: Subject,
+    *,
+    personal_id: str,
+    full_name: str,
+    birth_date: date,
+    sex: str,
+    ward_code: str,
+) -> tuple[Person, HealthAccount]:
+    """A ward officer opens an account for a citizen at the ward office (recorded as assisted,
+    with the ward, for the reports). The officer must hold the ward, or the department must."""
+    province = await _province_of_ward(session, ward_code)
+    allowed = any(g.ward_code == ward_code for g in officer.grants_for("ward_officer"))
+    if not (allowed or officer.is_department_admin(province)):
+        raise Forbidden(action="assisted enrolment", ward=ward_code)
+    check_personal_id(personal_id, sex=_sex(sex), birth_date=birth_date)
+    repo = IdentityRepository(session)
+    person = await repo.person_by_personal_id(personal_id)
+    if person is None:
+        person = Person(
+            personal_id=personal_id,
+            full_name=full_name.strip(),
+            birth_date=birth_date,
+            sex=sex,
+            created_at=utcnow(),
+            created_by=officer.label,
+        )
+        await repo.add(person)
+    return person, await _open(
+        repo, person, channel="assisted", ward=ward_code, actor=officer.label
+    )
+
+
+async def _province_of_ward(session: AsyncSession, ward_code: str) -> str:
+    try:
+        entry = await catalogs.lookup(session, "ward", ward_code, today_in_vietnam())
+    except (catalogs.UnknownCode, catalogs.CodeNotInForce) as exc:
+        raise errors.UnknownWard(ward=ward_code) from exc
+    return entry.parent_code or ""
+
+
+# ------------------------------------------------------------------ insurance cards
+
+
+async def add_card(
+    session: AsyncSession,
+    subject: Subject,
+    personal_id: str,
+    *,
+    card_number: str,
+    valid_from: date | None,
+    valid_to: date | None,
+    registered_facility: str | None,
+) -> InsuranceCard:
+    """Record a card in the person's card history (department or ward staff, or the person)."""
+    if subject.id != personal_id and not (
+        subject.is_department_admin() or subject.grants_for("ward_officer")
+    ):
+        raise Forbidden(action="record insurance card")
+    card = check_insurance_card(card_number)
+    if valid_from and valid_to and valid_to < valid_from:
+        raise errors.PeriodInvalid(valid_from=valid_from.isoformat(), valid_to=valid_to.isoformat())
+    repo = IdentityRepository(session)
+    person = await repo.person_by_personal_id(personal_id)
+    if person is None:
+        raise errors.UnknownPerson(personal_id=personal_id)
+    row = InsuranceCard(
+        person_id=person.id,
+        card_number=card.value,
+        social_insurance_number=card.social_insurance_number,
+        valid_from=valid_from,
+        valid_to=valid_to,
+        registered_facility=registered_facility,
+        recorded_at=utcnow(),
+        recorded_by=subject.label,
+    )
+    await repo.add(row)
+    return row
+
+
+async def cards(session: AsyncSession, subject: Subject, personal_id: str) -> list[InsuranceCard]:
+    if subject.id != personal_id and not subject.is_department_admin():
+        raise Forbidden(action="read insurance cards")
+    repo = IdentityRepository(session)
+    person = await repo.person_by_personal_id(personal_id)
+    if person is None:
+        raise errors.UnknownPerson(personal_id=personal_id)
+    return await repo.cards_of(person.id)
+
+
+# ------------------------------------------------------------------ representatives
+
+
+def _require_registrar(subject: Subject) -> None:
+    if not (subject.is_department_admin() or subject.grants_for("ward_officer")):
+        raise Forbidden(action="record representatives")
+
+
+async def add_representative(
+    session: AsyncSession,
+    subject: Subject,
+    *,
+    agent_personal_id: str,
+    subject_person: int | str,
+    relation: str,
+    valid_from: date,
+    valid_to: date | None,
+) -> Representative:
+    """Record that a parent or guardian acts for someone (by personal ID, or by person number
+    for a provisional newborn) between two dates."""
+    _require_registrar(subject)
+    if valid_to is not None and valid_to < valid_from:
+        raise errors.PeriodInvalid(valid_from=valid_from.isoformat(), valid_to=valid_to.isoformat())
+    repo = IdentityRepository(session)
+    agent = await repo.person_by_personal_id(agent_personal_id)
+    if agent is None:
+        raise errors.UnknownPerson(personal_id=agent_personal_id)
+    target = (
+        await repo.person(subject_person)
+        if isinstance(subject_person, int)
+        else await repo.person_by_personal_id(subject_person)
+    )
+    if target is None:
+        raise errors.UnknownPerson(personal_id=str(subject_person))
+    row = Representative(
+        agent_id=agent.id,
+        subject_id=target.id,
+        relation=relation,
+        valid_from=valid_from,
+        valid_to=valid_to,
+        created_at=utcnow(),
+        created_by=subject.label,
+    )
+    await repo.add(row)
+    return row
+
+
+async def representing(
+    session: AsyncSession, subject: Subject
+) -> list[tuple[Representative, Person]]:
+    """Whom the caller may act for today."""
+    repo = IdentityRepository(session)
+    person = await _person_of(repo, subject)
+    return await repo.representing(person.id, today_in_vietnam())
+
+
+async def may_act_for(session: AsyncSession, subject: Subject, personal_id: str) -> bool:
+    """True for oneself and for a person one represents today (used by the health book)."""
+    if subject.kind == "person" and subject.id == personal_id:
+        return True
+    return any(p.personal_id == personal_id for _, p in await representing(session, subject))
+
+
+async def add_newborn(
+    session: AsyncSession,
+    subject: Subject,
+    *,
+    mother_personal_id: str,
+    birth_date: date,
+    sex: str,
+    full_name: str | None,
+) -> Person:
+    """A provisional identity for a newborn without a personal ID, linked to the mother, who
+    represents the child from birth."""
+    if not (
+        subject.is_department_admin()
+        or subject.grants_for("ward_officer")
+        or subject.grants_for("clinician")
+    ):
+        raise Forbidden(action="register a newborn")
+    repo = IdentityRepository(session)
+    mother = await repo.person_by_personal_id(mother_personal_id)
+    if mother is None:
+        raise errors.UnknownPerson(personal_id=mother_personal_id)
+    child = Person(
+        personal_id=None,
+        full_name=full_name or f"Con của {mother.full_name}",
+        birth_date=birth_date,
+        sex=sex,
+        provisional=True,
+        mother_id=mother.id,
+        created_at=utcnow(),
+        created_by=subject.label,
+    )
+    await repo.add(child)
+    await repo.add(
+        Representative(
+            agent_id=mother.id,
+            subject_id=child.id,
+            relation="parent",
+            valid_from=birth_date,
+            valid_to=None,
+            created_at=utcnow(),
+            created_by=subject.label,
+        )
+    )
+    return child
+
+
+async def assign_personal_id(
+    session: AsyncSession, subject: Subject, person_id: int, personal_id: str
+) -> Person:
+    """The newborn's personal ID is issued: give it to the provisional person, or, when a
+    person with that ID already exists, merge the provisional one into it."""
+    _require_registrar(subject)
+    repo = IdentityRepository(session)
+    child = await repo.person(person_id)
+    if child is None:
+        raise errors.UnknownPerson(personal_id=str(person_id))
+    if not child.provisional or child.merged_into_id is not None:
+        raise errors.NotProvisional(person=person_id)
+    check_personal_id(personal_id, sex=_sex(child.sex), birth_date=child.birth_date)
+    existing = await repo.person_by_personal_id(personal_id)
+    if existing is None:
+        child.personal_id, child.provisional = personal_id, False
+        await session.flush()
+        return child
+    child.merged_into_id = existing.id
+    existing.mother_id = existing.mother_id or child.mother_id
+    await repo.move_subject_links(child.id, existing.id)
+    await session.flush()
+    return existing
+
+
+# ------------------------------------------------------------------ role grants
+
+
+async def add_grant(
+    session: AsyncSession,
+    subject: Subject,
+    *,
+    personal_id: str,
+    role: str,
+    facility_code: str | None = None,
+    province_code: str | None = None,
+    ward_code: str | None = None,
+) -> RoleGrant:
+    """Give a person a role. Department administrators grant roles within their province
+    (a national one anywhere); a facility administrator grants ``clinician`` at their own
+    facility."""
+    if role not in ROLES:
+        raise errors.BadGrant(reason=f"role must be one of {', '.join(ROLES)}")
+    check_personal_id(personal_id)
+    scope_province: str | None
+    if role == "department_admin":
+        scope_province = province_code
+        facility_code = ward_code = None
+    elif role == "ward_officer":
+        if not ward_code:
+            raise errors.BadGrant(reason="ward_code is required for ward_officer")
+        scope_province = await _province_of_ward(session, ward_code)
+        facility_code = province_code = None
+    else:
+        if not facility_code or len(facility_code) != 5:
+            raise errors.BadGrant(reason=f"facility_code is required for {role}")
+        scope_province = facility_code[:2]  # facility codes start with their province
+        province_code = ward_code = None
+    allowed = (
+        subject.is_department_admin(scope_province)
+        if scope_province
+        else any(g.province_code is None for g in subject.grants_for("department_admin"))
+    )
+    if role == "clinician" and facility_code:
+        allowed = allowed or subject.acts_for_facility(facility_code, ("facility_admin",))
+    if not allowed:
+        raise Forbidden(action=f"grant {role}")
+    grant = RoleGrant(
+        personal_id=personal_id,
+        role=role,
+        facility_code=facility_code,
+        province_code=province_code,
+        ward_code=ward_code,
+        granted_by=subject.label,
+        granted_at=utcnow(),
+    )
+    await IdentityRepository(session).add(grant)
+    return grant
+
+
+async def revoke_grant(session: AsyncSession, subject: Subject, grant_id: int) -> RoleGrant:
+    repo = IdentityRepository(session)
+    grant = await repo.grant(grant_id)
+    if grant is None:
+        raise errors.BadGrant(reason=f"no grant {grant_id}")
+    scope = grant.province_code or (grant.facility_code or "")[:2] or None
+    allowed = subject.is_department_admin(scope) or (
+        grant.role == "clinician"
+        and grant.facility_code is not None
+        and subject.acts_for_facility(grant.facility_code, ("facility_admin",))
+    )
+    if not allowed:
+        raise Forbidden(action="revoke grant")
+    if grant.revoked_at is None:
+        grant.revoked_at, grant.revoked_by = utcnow(), subject.label
+        await session.flush()
+    return grant
+
+
+async def grants_of(session: AsyncSession, subject: Subject, personal_id: str) -> list[RoleGrant]:
+    if subject.id != personal_id and not subject.is_department_admin():
+        raise Forbidden(action="read grants")
+    return await IdentityRepository(session).active_grants(personal_id)
+
+
+async def bootstrap_grant(
+    session: AsyncSession, personal_id: str, role: str, **scope: str | None
+) -> RoleGrant:
+    """Grant a role without a caller (the operator's command line, demo data)."""
+    if role not in ROLES:
+        raise errors.BadGrant(reason=f"role must be one of {', '.join(ROLES)}")
+    check_personal_id(personal_id)
+    grant = RoleGrant(
+        personal_id=personal_id,
+        role=role,
+        facility_code=scope.get("facility_code"),
+        province_code=scope.get("province_code"),
+        ward_code=scope.get("ward_code"),
+        granted_by="operator",
+        granted_at=utcnow(),
+    )
+    await IdentityRepository(session).add(grant)
+    return grant

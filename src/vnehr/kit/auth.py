@@ -1,0 +1,219 @@
+"""Who is calling: the auth subject of a request, from a portal session or a bearer token.
+
+A person signs in through VNeID (OpenID Connect) and gets a signed, http-only session cookie
+holding only who they are; their roles (grants) are read from the database on each request, so a
+revoked role takes effect at once. A facility system gets a short-lived bearer token from
+``/oauth/token``. Which contexts hold the grants is not kit's business: the composition root hands
+a ``GrantLoader`` to the app.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Literal
+
+from fastapi import Depends, Request
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+from joserfc import jwt
+from joserfc.errors import JoseError
+from joserfc.jwk import OctKey
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from vnehr.kit.errors import VnehrError
+from vnehr.kit.http import ReadSession
+from vnehr.kit.settings import Settings
+
+SESSION_COOKIE = "vnehr_session"
+ACCESS_TOKEN_AUDIENCE = "vnehr-api"  # noqa: S105  (an audience name, not a secret)
+
+
+class NotSignedIn(VnehrError):
+    status_code = 401
+    code = "AUTH-0001"
+
+
+class Forbidden(VnehrError):
+    status_code = 403
+    code = "AUTH-0002"
+
+
+class InvalidAccessToken(VnehrError):
+    status_code = 401
+    code = "AUTH-0003"
+
+
+class MissingScope(VnehrError):
+    status_code = 403
+    code = "AUTH-0004"
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """A role held by a person, possibly bounded to a facility, a province or a ward."""
+
+    role: str
+    facility_code: str | None = None
+    province_code: str | None = None
+    ward_code: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Subject:
+    """The caller of one request."""
+
+    kind: Literal["person", "facility_system"]
+    id: str  # personal ID for a person, client id for a facility system
+    name: str
+    grants: tuple[Grant, ...] = ()
+    scopes: frozenset[str] = field(default_factory=frozenset)
+    facility_code: str | None = None  # the facility a system acts for
+    assurance_level: int | None = None
+
+    @property
+    def label(self) -> str:
+        """How the subject appears in histories and audit rows."""
+        return f"{self.kind}:{self.id}"
+
+    def grants_for(self, role: str) -> list[Grant]:
+        return [g for g in self.grants if g.role == role]
+
+    def is_department_admin(self, province_code: str | None = None) -> bool:
+        return any(
+            province_code is None or g.province_code in (None, province_code)
+            for g in self.grants_for("department_admin")
+        )
+
+    def acts_for_facility(self, facility_code: str, roles: Iterable[str]) -> bool:
+        """A staff member of the facility in one of ``roles``, or the facility's own system."""
+        if self.kind == "facility_system":
+            return self.facility_code == facility_code
+        wanted = set(roles)
+        return any(g.role in wanted and g.facility_code == facility_code for g in self.grants)
+
+
+GrantLoader = Callable[[AsyncSession, str], Awaitable[tuple[Grant, ...]]]
+
+
+# ------------------------------------------------------------------ portal sessions
+
+
+def _serializer(settings: Settings) -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(settings.secret_key.get_secret_value(), salt="vnehr.session")
+
+
+def make_session_cookie(settings: Settings, claims: dict[str, Any]) -> str:
+    """A signed cookie value for a signed-in person (who they are; not their roles)."""
+    return _serializer(settings).dumps({**claims, "sid": uuid.uuid4().hex})
+
+
+def read_session_cookie(settings: Settings, value: str) -> dict[str, Any] | None:
+    try:
+        data = _serializer(settings).loads(value, max_age=settings.session_hours * 3600)
+    except BadSignature:
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def session_cookie_options(settings: Settings) -> dict[str, Any]:
+    return {
+        "httponly": True,
+        "secure": settings.cookie_secure,
+        "samesite": "lax",  # lax: the VNeID redirect back to us is a top-level GET
+        "max_age": settings.session_hours * 3600,
+        "path": "/",
+    }
+
+
+# ------------------------------------------------------------------ access tokens
+
+
+def _token_key(settings: Settings) -> OctKey:
+    return OctKey.import_key(("access-token:" + settings.secret_key.get_secret_value()).encode())
+
+
+def issue_access_token(
+    settings: Settings, subject: str, facility_code: str, scopes: Iterable[str]
+) -> tuple[str, int]:
+    """A short-lived bearer token for a facility system; returns (token, lifetime seconds)."""
+    lifetime = settings.access_token_minutes * 60
+    now = int(time.time())
+    claims = {
+        "iss": settings.public_url,
+        "aud": ACCESS_TOKEN_AUDIENCE,
+        "sub": subject,
+        "facility": facility_code,
+        "scope": " ".join(sorted(set(scopes))),
+        "iat": now,
+        "exp": now + lifetime,
+        "jti": uuid.uuid4().hex,
+    }
+    return jwt.encode({"alg": "HS256", "typ": "at+jwt"}, claims, _token_key(settings)), lifetime
+
+
+def read_access_token(settings: Settings, token: str) -> Subject:
+    try:
+        decoded = jwt.decode(token, _token_key(settings), algorithms=["HS256"])
+        claims = jwt.JWTClaimsRegistry(
+            iss={"essential": True, "value": settings.public_url},
+            aud={"essential": True, "value": ACCESS_TOKEN_AUDIENCE},
+            exp={"essential": True},
+            sub={"essential": True},
+        )
+        claims.validate(decoded.claims)
+    except (JoseError, ValueError) as exc:
+        raise InvalidAccessToken(reason=type(exc).__name__) from exc
+    return Subject(
+        kind="facility_system",
+        id=str(decoded.claims["sub"]),
+        name=str(decoded.claims["sub"]),
+        scopes=frozenset(str(decoded.claims.get("scope", "")).split()),
+        facility_code=str(decoded.claims["facility"]),
+    )
+
+
+# ------------------------------------------------------------------ request dependencies
+
+
+async def optional_subject(request: Request, session: ReadSession) -> Subject | None:
+    """The caller, or None when anonymous. A bad bearer token is an error, not anonymity."""
+    settings: Settings = request.app.state.settings
+    header = request.headers.get("authorization", "")
+    if header[:7].lower() == "bearer ":
+        return read_access_token(settings, header[7:].strip())
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if not cookie:
+        return None
+    data = read_session_cookie(settings, cookie)
+    if data is None or "personal_id" not in data:
+        return None
+    loader: GrantLoader = request.app.state.grant_loader
+    personal_id = str(data["personal_id"])
+    return Subject(
+        kind="person",
+        id=personal_id,
+        name=str(data.get("name", "")),
+        grants=await loader(session, personal_id),
+        assurance_level=data.get("assurance_level"),
+    )
+
+
+async def current_subject(
+    subject: Annotated[Subject | None, Depends(optional_subject)],
+) -> Subject:
+    """The caller; 401 (AUTH-0001) when nobody is signed in."""
+    if subject is None:
+        raise NotSignedIn()
+    return subject
+
+
+OptionalSubject = Annotated[Subject | None, Depends(optional_subject)]
+CurrentSubject = Annotated[Subject, Depends(current_subject)]
+
+
+def require_scope(subject: Subject, scope: str) -> None:
+    """Facility systems need the scope; people are checked by their grants instead."""
+    if subject.kind == "facility_system" and scope not in subject.scopes:
+        raise MissingScope(scope=scope)

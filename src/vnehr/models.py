@@ -1,0 +1,9 @@
+"""Every context's tables, imported in one place so the one metadata knows them all
+(migrations, schema checks). A composition root: nothing imports it but those."""
+
+import vnehr.catalogs.models
+import vnehr.facilities.models
+import vnehr.identity.models  # noqa: F401
+from vnehr.kit.db import Base
+
+metadata = Base.metadata
