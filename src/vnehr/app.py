@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import httpx
 from fastapi import FastAPI
 
-from vnehr import __version__, catalogs, web
+from vnehr import __version__, catalogs, facilities, identity, web
 from vnehr.kit import health
 from vnehr.kit.db import Database
 from vnehr.kit.http import RequestContextMiddleware, install_error_handlers
@@ -19,6 +20,8 @@ Trục dữ liệu y tế phía sau **Sổ sức khỏe điện tử** trên VNe
 The health-data hub behind the electronic health book on VNeID.
 
 Every error has the body `{"code", "message": {"vi", "en"}, "detail"}` with a stable `code`.
+People sign in with VNeID (`/auth/login`); facility systems get bearer tokens at `/oauth/token`
+with a signed client assertion.
 """
 
 
@@ -30,33 +33,68 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = database is None
-        app.state.database = database or Database.from_urls(
-            settings.database_url,
-            settings.read_database_url,
-            echo=settings.db_echo,
-            pool_size=settings.db_pool_size,
-        )
+        if owned:
+            app.state.database = Database.from_urls(
+                settings.database_url,
+                settings.read_database_url,
+                echo=settings.db_echo,
+                pool_size=settings.db_pool_size,
+            )
         try:
             yield
         finally:
+            await app.state.http.aclose()
             if owned:
                 await app.state.database.dispose()
 
-    app = FastAPI(
-        title="vnehr",
-        version=__version__,
-        description=DESCRIPTION,
-        lifespan=lifespan,
-    )
+    app = FastAPI(title="vnehr", version=__version__, description=DESCRIPTION, lifespan=lifespan)
     app.state.settings = settings
     if database is not None:
         app.state.database = database
+    app.state.grant_loader = identity.grants_for
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware)
     app.include_router(health.router)
     app.include_router(catalogs.router)
+    app.include_router(identity.router)
+    app.include_router(facilities.router)
+    app.include_router(facilities.oauth_router)
     app.include_router(web.router)
+
+    if settings.simulator_enabled:
+        _mount_vneid_simulator(app, settings)
+        # Calls to the simulator stay inside the process (same HTTP semantics, no socket).
+        app.state.http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app))
+    else:
+        app.state.http = httpx.AsyncClient(timeout=10)
+    app.state.oidc = identity.OidcClient(
+        app.state.http,
+        issuer=settings.issuer,
+        client_id=settings.oidc_client_id,
+        client_secret=settings.oidc_client_secret.get_secret_value(),
+        redirect_uri=f"{settings.public_url}/auth/callback",
+    )
     return app
+
+
+def _mount_vneid_simulator(app: FastAPI, settings: Settings) -> None:
+    from vnehr.sim.vneid import ClientReg, VneidConfig
+    from vnehr.sim.vneid import create_app as create_vneid
+
+    simulator = create_vneid(
+        VneidConfig(
+            issuer=settings.issuer,
+            clients={
+                settings.oidc_client_id: ClientReg(
+                    settings.oidc_client_secret.get_secret_value(),
+                    (f"{settings.public_url}/auth/callback",),
+                    "Sổ sức khỏe điện tử (vnehr)",
+                )
+            },
+        )
+    )
+    app.state.vneid_simulator = simulator
+    app.mount("/sim/vneid", simulator)
 
 
 def factory() -> FastAPI:

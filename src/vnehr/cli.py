@@ -14,7 +14,7 @@ from typing import Annotated, TypeVar
 import typer
 import uvicorn
 
-from vnehr import __version__, catalogs, demo
+from vnehr import __version__, catalogs, demo, identity
 from vnehr.kit.db import Database
 from vnehr.kit.errors import VnehrError
 from vnehr.kit.logging import configure_logging
@@ -207,6 +207,33 @@ def catalog_show(
         return
     for entry in entries:
         typer.echo(f"{entry.code:<12} {entry.title_vi or entry.title_en or ''}")
+
+
+@app.command()
+def grant(
+    personal_id: Annotated[str, typer.Argument(help="12-digit personal ID")],
+    role: Annotated[
+        str, typer.Argument(help="department_admin, ward_officer, facility_admin or clinician")
+    ],
+    province: Annotated[str | None, typer.Option(help="Province code (department_admin)")] = None,
+    facility: Annotated[str | None, typer.Option(help="Facility code (facility roles)")] = None,
+    ward: Annotated[str | None, typer.Option(help="Ward code (ward_officer)")] = None,
+) -> None:
+    """Give a person a role from the operator's console (e.g. the first department admin)."""
+
+    async def work(db: Database) -> int:
+        async with db.session() as session:
+            row = await identity.bootstrap_grant(
+                session,
+                personal_id,
+                role,
+                province_code=province,
+                facility_code=facility,
+                ward_code=ward,
+            )
+            return row.id
+
+    typer.echo(f"grant {_run(work)}: {personal_id} is {role}")
 
 
 @demo_app.command("load")

@@ -1,8 +1,9 @@
 """Demo data for a fresh embedded install: reference catalogues plus example content.
 
 Catalogues are real reference data (also loaded in production with ``vnehr catalog load``);
-demo content is what makes a new install show something. Later contexts add their own demo
-loaders here.
+demo content is what makes a new install show something: Hanoi facilities at different
+onboarding stages, and roles for the simulator's demo citizens so each kind of user can sign in
+and find their pages.
 """
 
 from __future__ import annotations
@@ -12,7 +13,30 @@ from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from vnehr import catalogs
+from vnehr import catalogs, facilities, identity
+from vnehr.kit.auth import Grant, Subject
+
+OPERATOR = Subject(kind="person", id="demo", name="demo", grants=(Grant("department_admin"),))
+
+#: name, kind, level, ownership, ward, onboarding steps after "registered"
+FACILITIES = [
+    ("Bệnh viện Đa khoa Xanh Pôn", "hospital", "specialised", "public", "00004", 4),
+    ("Bệnh viện Thanh Nhàn", "hospital", "specialised", "public", "00256", 3),
+    ("Trung tâm Y tế Hoàn Kiếm", "medical_centre", "basic", "public", "00070", 2),
+    ("Trạm Y tế phường Hoàn Kiếm", "health_station", "initial", "public", "00070", 1),
+    ("Phòng khám Đa khoa Hồng Hà", "polyclinic", "basic", "private", "00097", 0),
+]
+PATH = [
+    facilities.State.trained,
+    facilities.State.certificate_registered,
+    facilities.State.test_passed,
+    facilities.State.connected,
+]
+
+#: Demo citizens of the VNeID simulator and the roles they get.
+DEPARTMENT_ADMIN = "001085004217"  # Nguyễn Văn An: Sở Y tế Hà Nội
+FACILITY_ADMIN = "079162003581"  # Trần Thị Bình: administrator of the first facility
+WARD_OFFICER = "031054007793"  # Lê Văn Cường: ward officer of Phường Hoàn Kiếm
 
 
 def demo_icd10_titles() -> Path:
@@ -27,4 +51,31 @@ async def is_empty(session: AsyncSession) -> bool:
 
 async def load(session: AsyncSession) -> dict[str, int]:
     """Load everything a demo needs, in the caller's transaction."""
-    return await catalogs.load_builtin(session, icd10_titles_vi=demo_icd10_titles())
+    counts = await catalogs.load_builtin(session, icd10_titles_vi=demo_icd10_titles())
+    codes = []
+    for name, kind, level, ownership, ward, steps in FACILITIES:
+        facility = await facilities.register(
+            session,
+            OPERATOR,
+            facilities.FacilityCreate(
+                name=name,
+                kind=facilities.Kind(kind),
+                level=facilities.Level(level),
+                ownership=facilities.Ownership(ownership),
+                province_code="01",
+                ward_code=ward,
+            ),
+        )
+        for state in PATH[:steps]:
+            await facilities.move(session, OPERATOR, facility.code, state, "demo")
+        codes.append(facility.code)
+    await identity.bootstrap_grant(
+        session, DEPARTMENT_ADMIN, "department_admin", province_code="01"
+    )
+    await identity.bootstrap_grant(
+        session, FACILITY_ADMIN, "facility_admin", facility_code=codes[0]
+    )
+    await identity.bootstrap_grant(session, WARD_OFFICER, "ward_officer", ward_code="00070")
+    counts["facility"] = len(codes)
+    counts["role_grant"] = 3
+    return counts

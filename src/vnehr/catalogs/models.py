@@ -9,7 +9,6 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Date,
-    DateTime,
     ForeignKey,
     Index,
     Integer,
@@ -18,7 +17,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from vnehr.kit.db import Base, JSONDoc
+from vnehr.kit.db import Base, JSONDoc, UtcDateTime
 
 # INTEGER PRIMARY KEY is SQLite's rowid alias (auto-increment); BIGINT on PostgreSQL.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
@@ -35,7 +34,7 @@ class CatalogList(Base):
     title_en: Mapped[str] = mapped_column(String(200))
     source: Mapped[str] = mapped_column(String(500))
     edition: Mapped[str] = mapped_column(String(100))
-    loaded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    loaded_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
 class CatalogEntry(Base):

@@ -8,7 +8,6 @@ from typing import Any
 from sqlalchemy import (
     BigInteger,
     Date,
-    DateTime,
     ForeignKey,
     Index,
     Integer,
@@ -18,7 +17,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from vnehr.kit.db import Base, JSONDoc
+from vnehr.kit.db import Base, JSONDoc, UtcDateTime
 
 BigId = BigInteger().with_variant(Integer(), "sqlite")
 
@@ -41,7 +40,7 @@ class Facility(Base):
     #: The state before a suspension, so reinstating returns to it.
     status_before_suspension: Mapped[str | None] = mapped_column(String(30))
     issued: Mapped[bool] = mapped_column(default=True)  # False: an existing code registered as is
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     created_by: Mapped[str] = mapped_column(String(40))
 
 
@@ -66,7 +65,7 @@ class OnboardingEvent(Base):
     to_state: Mapped[str] = mapped_column(String(30))
     actor: Mapped[str] = mapped_column(String(60))
     reason: Mapped[str | None] = mapped_column(String(500))
-    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
 class Practitioner(Base):
@@ -79,7 +78,7 @@ class Practitioner(Base):
     personal_id: Mapped[str | None] = mapped_column(String(12), index=True)
     full_name: Mapped[str] = mapped_column(String(200))
     title: Mapped[str | None] = mapped_column(String(100))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
 class PractitionerRole(Base):
@@ -110,7 +109,7 @@ class ApiClient(Base):
     jwks: Mapped[dict[str, Any]] = mapped_column(JSONDoc)
     scopes: Mapped[str] = mapped_column(String(500))
     status: Mapped[str] = mapped_column(String(20))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     created_by: Mapped[str] = mapped_column(String(60))
 
 
@@ -121,7 +120,7 @@ class UsedAssertion(Base):
 
     client_id: Mapped[str] = mapped_column(String(80), primary_key=True)
     jti: Mapped[str] = mapped_column(String(200), primary_key=True)
-    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
 
 
 class FacilityCertificate(Base):
@@ -134,9 +133,9 @@ class FacilityCertificate(Base):
     fingerprint_sha256: Mapped[str] = mapped_column(String(64), unique=True)
     subject: Mapped[str] = mapped_column(String(500))
     serial_number: Mapped[str] = mapped_column(String(100))
-    not_before: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    not_after: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    not_before: Mapped[datetime] = mapped_column(UtcDateTime())
+    not_after: Mapped[datetime] = mapped_column(UtcDateTime())
     pem: Mapped[str] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(20))
-    registered_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    registered_at: Mapped[datetime] = mapped_column(UtcDateTime())
     registered_by: Mapped[str] = mapped_column(String(60))

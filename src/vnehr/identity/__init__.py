@@ -20,6 +20,7 @@ from vnehr.identity.oidc import OidcClient, PendingLogin
 from vnehr.identity.service import (
     account,
     bootstrap_grant,
+    close_account,
     grants_for,
     may_act_for,
     open_account,
@@ -42,6 +43,7 @@ __all__ = [
     "check_personal_id",
     "check_social_insurance_number",
     "classify_document_number",
+    "close_account",
     "grants_for",
     "may_act_for",
     "open_account",

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import BigInteger, Date, DateTime, ForeignKey, Index, Integer, String
+from sqlalchemy import BigInteger, Date, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from vnehr.kit.db import Base
+from vnehr.kit.db import Base, UtcDateTime
 
 BigId = BigInteger().with_variant(Integer(), "sqlite")
 
@@ -28,9 +28,9 @@ class Person(Base):
     mother_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("person.id"))
     merged_into_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("person.id"))
     vneid_sub: Mapped[str | None] = mapped_column(String(200), unique=True)
-    last_sign_in_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_sign_in_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     last_assurance_level: Mapped[int | None] = mapped_column(Integer)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     created_by: Mapped[str] = mapped_column(String(60))
 
 
@@ -47,7 +47,7 @@ class InsuranceCard(Base):
     valid_from: Mapped[date | None] = mapped_column(Date)
     valid_to: Mapped[date | None] = mapped_column(Date)
     registered_facility: Mapped[str | None] = mapped_column(String(5))
-    recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    recorded_at: Mapped[datetime] = mapped_column(UtcDateTime())
     recorded_by: Mapped[str] = mapped_column(String(60))
 
 
@@ -62,8 +62,8 @@ class HealthAccount(Base):
     channel: Mapped[str] = mapped_column(String(10))  # vneid (self) | assisted (ward office)
     assisted_ward_code: Mapped[str | None] = mapped_column(String(5), index=True)
     assisted_by: Mapped[str | None] = mapped_column(String(60))
-    opened_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
-    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    opened_at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
+    closed_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
 
 
 class AccountEvent(Base):
@@ -79,7 +79,7 @@ class AccountEvent(Base):
     ward_code: Mapped[str | None] = mapped_column(String(5))
     actor: Mapped[str] = mapped_column(String(60))
     reason: Mapped[str | None] = mapped_column(String(500))
-    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
 class Representative(Base):
@@ -97,7 +97,7 @@ class Representative(Base):
     relation: Mapped[str] = mapped_column(String(20))  # parent | guardian
     valid_from: Mapped[date] = mapped_column(Date)
     valid_to: Mapped[date | None] = mapped_column(Date)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     created_by: Mapped[str] = mapped_column(String(60))
 
 
@@ -115,6 +115,6 @@ class RoleGrant(Base):
     province_code: Mapped[str | None] = mapped_column(String(2))
     ward_code: Mapped[str | None] = mapped_column(String(5))
     granted_by: Mapped[str] = mapped_column(String(60))
-    granted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    granted_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     revoked_by: Mapped[str | None] = mapped_column(String(60))

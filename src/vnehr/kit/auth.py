@@ -9,6 +9,8 @@ a ``GrantLoader`` to the app.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
@@ -127,6 +129,18 @@ def session_cookie_options(settings: Settings) -> dict[str, Any]:
     }
 
 
+def csrf_token(settings: Settings, session_data: dict[str, Any]) -> str:
+    """A form token bound to one portal session (forms must echo it back)."""
+    key = settings.secret_key.get_secret_value().encode()
+    return hmac.new(key, f"csrf:{session_data.get('sid', '')}".encode(), hashlib.sha256).hexdigest()
+
+
+def check_csrf(settings: Settings, request: Request, token: str) -> None:
+    data = getattr(request.state, "session_data", None)
+    if not data or not hmac.compare_digest(csrf_token(settings, data), token):
+        raise Forbidden(action="submit a form without a valid form token")
+
+
 # ------------------------------------------------------------------ access tokens
 
 
@@ -189,6 +203,7 @@ async def optional_subject(request: Request, session: ReadSession) -> Subject | 
     data = read_session_cookie(settings, cookie)
     if data is None or "personal_id" not in data:
         return None
+    request.state.session_data = data
     loader: GrantLoader = request.app.state.grant_loader
     personal_id = str(data["personal_id"])
     return Subject(

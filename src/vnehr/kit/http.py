@@ -123,8 +123,12 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send)
             return
         request_id = _incoming_request_id(scope) or uuid.uuid4().hex
-        structlog.contextvars.clear_contextvars()
-        structlog.contextvars.bind_contextvars(request_id=request_id)
+        # bound_contextvars restores the caller's context afterwards: requests the app makes to
+        # itself (the in-process VNeID simulator) keep their own id without taking the outer's.
+        with structlog.contextvars.bound_contextvars(request_id=request_id):
+            await self._handle(scope, receive, send, request_id)
+
+    async def _handle(self, scope: Scope, receive: Receive, send: Send, request_id: str) -> None:
         started = time.perf_counter()
         status = 500
         response_started = False

@@ -43,6 +43,7 @@ def configure_logging(level: str = "INFO", json: bool = False) -> None:
     # uvicorn's own access log is replaced by ours, which carries the request id.
     logging.getLogger("uvicorn.access").handlers[:] = []
     logging.getLogger("uvicorn.access").propagate = False
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # our own calls are logged by us
     for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True

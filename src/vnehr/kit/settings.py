@@ -104,6 +104,8 @@ class Settings(BaseSettings):
 
     @property
     def simulator_enabled(self) -> bool:
+        if self.oidc_issuer is not None:  # a real provider is configured
+            return False
         if self.vneid_simulator is not None:
             return self.vneid_simulator and self.env != "production"
         return self.env == "development"

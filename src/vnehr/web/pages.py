@@ -1,22 +1,304 @@
-"""Pages of the web portals, rendered on the server with Jinja2 templates."""
+"""Pages of the web portals, rendered on the server with Jinja2 templates: VNeID sign-in, the
+citizen's page (open or close the health book), the department's facility registry."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import urlencode
 
-from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse
+from fastapi import APIRouter, Form, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+from pydantic import ValidationError
 
-from vnehr import __version__
-from vnehr.kit.i18n import text
+from vnehr import __version__, facilities, identity
+from vnehr.kit.auth import (
+    SESSION_COOKIE,
+    Forbidden,
+    OptionalSubject,
+    Subject,
+    check_csrf,
+    csrf_token,
+    make_session_cookie,
+    session_cookie_options,
+)
+from vnehr.kit.errors import VnehrError
+from vnehr.kit.http import ReadSession, WriteSession
+from vnehr.kit.i18n import text, texts
+from vnehr.kit.settings import Settings
 
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 templates.env.globals["t"] = text
 router = APIRouter(include_in_schema=False)
+LOGIN_COOKIE = "vnehr_login"
+LOGIN_MAX_AGE = 600
+
+
+def _settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def _page(request: Request, name: str, http_status: int = 200, **context: Any) -> HTMLResponse:
+    return templates.TemplateResponse(
+        request, name, {"version": __version__, **context}, status_code=http_status
+    )
+
+
+def _error_page(request: Request, error: VnehrError) -> HTMLResponse:
+    return _page(
+        request, "error.html", error.status_code, code=error.code, message=error.messages()
+    )
+
+
+def _login_serializer(settings: Settings) -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(settings.secret_key.get_secret_value(), salt="vnehr.login")
+
+
+def _safe_next(value: str | None) -> str:
+    """Only paths on this site (no open redirect)."""
+    if value and value.startswith("/") and not value.startswith("//") and "\\" not in value:
+        return value
+    return "/portal"
 
 
 @router.get("/", response_class=HTMLResponse)
-async def home(request: Request) -> HTMLResponse:
+async def home(request: Request, subject: OptionalSubject) -> HTMLResponse:
     """Landing page: what vnehr is and where to go next."""
-    return templates.TemplateResponse(request, "home.html", {"version": __version__})
+    return _page(request, "home.html", subject=subject)
+
+
+# ------------------------------------------------------------------ VNeID sign-in
+
+
+@router.get("/auth/login")
+async def login(request: Request, next: Annotated[str | None, Query()] = None) -> Response:
+    """Start VNeID sign-in: remember state, nonce and PKCE verifier in a signed cookie and send
+    the browser to the identity provider."""
+    settings = _settings(request)
+    pending = identity.PendingLogin.new(_safe_next(next))
+    try:
+        url = await request.app.state.oidc.authorization_url(pending)
+    except VnehrError as exc:
+        return _error_page(request, exc)
+    response = RedirectResponse(url, status_code=303)
+    response.set_cookie(
+        LOGIN_COOKIE,
+        _login_serializer(settings).dumps(
+            [pending.state, pending.nonce, pending.verifier, pending.return_to]
+        ),
+        max_age=LOGIN_MAX_AGE,
+        httponly=True,
+        secure=settings.cookie_secure,
+        samesite="lax",
+        path="/auth",
+    )
+    return response
+
+
+@router.get("/auth/callback")
+async def callback(
+    request: Request,
+    session: WriteSession,
+    code: str | None = None,
+    state: str | None = None,
+    error: str | None = None,
+) -> Response:
+    """Finish VNeID sign-in: check state, exchange the code with the verifier, verify the ID
+    token, record the person and start a portal session."""
+    settings = _settings(request)
+    try:
+        raw = request.cookies.get(LOGIN_COOKIE, "")
+        try:
+            saved = _login_serializer(settings).loads(raw, max_age=LOGIN_MAX_AGE)
+        except BadSignature as exc:
+            raise identity.SignInFailed(reason="sign-in expired or started elsewhere") from exc
+        pending = identity.PendingLogin(*saved)
+        if error:
+            raise identity.SignInFailed(reason=error)
+        if not code or not state:
+            raise identity.SignInFailed(reason="code or state missing")
+        claims = await request.app.state.oidc.finish(pending, code=code, state=state)
+        person = await identity.sign_in(session, claims)
+    except VnehrError as exc:
+        return _error_page(request, exc)
+    response = RedirectResponse(pending.return_to, status_code=303)
+    response.delete_cookie(LOGIN_COOKIE, path="/auth")
+    response.set_cookie(
+        SESSION_COOKIE,
+        make_session_cookie(
+            settings,
+            {
+                "personal_id": person.personal_id,
+                "name": person.full_name,
+                "assurance_level": int(claims.get("assurance_level", 1)),
+            },
+        ),
+        **session_cookie_options(settings),
+    )
+    return response
+
+
+@router.api_route("/auth/logout", methods=["GET", "POST"])
+async def logout(request: Request) -> Response:
+    """End the portal session (and the provider's, when it offers a logout endpoint)."""
+    settings = _settings(request)
+    target = await request.app.state.oidc.logout_url(f"{settings.public_url}/") or "/"
+    response = RedirectResponse(target, status_code=303)
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+# ------------------------------------------------------------------ citizen portal
+
+
+def _signed_in(request: Request, subject: Subject | None) -> Subject | RedirectResponse:
+    if subject is None or subject.kind != "person":
+        return RedirectResponse(
+            "/auth/login?" + urlencode({"next": request.url.path}), status_code=303
+        )
+    return subject
+
+
+@router.get("/portal", response_class=HTMLResponse)
+async def portal(request: Request, session: ReadSession, subject: OptionalSubject) -> Response:
+    """The citizen's page: who they are, their health book, roles, whom they act for."""
+    who = _signed_in(request, subject)
+    if isinstance(who, RedirectResponse):
+        return who
+    person, account, grants, represented = await identity.profile(session, who)
+    return _page(
+        request,
+        "portal.html",
+        subject=who,
+        person=person,
+        account=account,
+        grants=grants,
+        represented=represented,
+        csrf=csrf_token(_settings(request), request.state.session_data),
+        level_message=texts("ID-0101", {"level": who.assurance_level or 1, "required": 2})
+        if (who.assurance_level or 1) < 2
+        else None,
+        notice=request.query_params.get("notice"),
+    )
+
+
+@router.post("/portal/account/open")
+async def portal_open(
+    request: Request,
+    session: WriteSession,
+    subject: OptionalSubject,
+    csrf: Annotated[str, Form()] = "",
+) -> Response:
+    """Open the health book from the portal."""
+    who = _signed_in(request, subject)
+    if isinstance(who, RedirectResponse):
+        return who
+    try:
+        check_csrf(_settings(request), request, csrf)
+        await identity.open_account(session, who)
+    except VnehrError as exc:
+        return _error_page(request, exc)
+    return RedirectResponse("/portal?notice=opened", status_code=303)
+
+
+@router.post("/portal/account/close")
+async def portal_close(
+    request: Request,
+    session: WriteSession,
+    subject: OptionalSubject,
+    csrf: Annotated[str, Form()] = "",
+) -> Response:
+    """Close the health book from the portal."""
+    who = _signed_in(request, subject)
+    if isinstance(who, RedirectResponse):
+        return who
+    try:
+        check_csrf(_settings(request), request, csrf)
+        await identity.close_account(session, who, "closed by the citizen in the portal")
+    except VnehrError as exc:
+        return _error_page(request, exc)
+    return RedirectResponse("/portal?notice=closed", status_code=303)
+
+
+# ------------------------------------------------------------------ department
+
+
+@router.get("/department/facilities", response_class=HTMLResponse)
+async def department_facilities(
+    request: Request,
+    session: ReadSession,
+    subject: OptionalSubject,
+    status: str | None = None,
+    q: str | None = None,
+) -> Response:
+    """The health department's registry: facilities, their codes and onboarding states."""
+    who = _signed_in(request, subject)
+    if isinstance(who, RedirectResponse):
+        return who
+    if not who.is_department_admin():
+        return _error_page(request, Forbidden(action="open the department pages"))
+    rows = await facilities.listing(session, who, status=status or None, q=q or None, limit=500)
+    counts = await facilities.status_counts(session, who)
+    return _page(
+        request,
+        "department_facilities.html",
+        subject=who,
+        rows=rows,
+        counts=counts,
+        states=[s.value for s in facilities.State],
+        kinds=[k.value for k in facilities.Kind],
+        levels=[v.value for v in facilities.Level],
+        csrf=csrf_token(_settings(request), request.state.session_data),
+        issued=request.query_params.get("issued"),
+        status=status or "",
+        q=q or "",
+    )
+
+
+@router.post("/department/facilities")
+async def department_register(
+    request: Request,
+    session: WriteSession,
+    subject: OptionalSubject,
+    name: Annotated[str, Form()] = "",
+    kind: Annotated[str, Form()] = "",
+    level: Annotated[str, Form()] = "",
+    ownership: Annotated[str, Form()] = "",
+    province_code: Annotated[str, Form()] = "",
+    ward_code: Annotated[str, Form()] = "",
+    address: Annotated[str, Form()] = "",
+    code: Annotated[str, Form()] = "",
+    csrf: Annotated[str, Form()] = "",
+) -> Response:
+    """Issue a code (or register an existing one) from the department page."""
+    who = _signed_in(request, subject)
+    if isinstance(who, RedirectResponse):
+        return who
+    try:
+        check_csrf(_settings(request), request, csrf)
+        data = facilities.FacilityCreate(
+            name=name,
+            kind=kind,
+            level=level,
+            ownership=ownership,
+            province_code=province_code,
+            ward_code=ward_code or None,
+            address=address or None,
+            code=code or None,
+        )
+        facility = await facilities.register(session, who, data)
+    except ValidationError as exc:
+        return _page(
+            request,
+            "error.html",
+            422,
+            code="KIT-0422",
+            message=texts("KIT-0422", {"count": exc.error_count()}),
+            problems=[f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()],
+        )
+    except VnehrError as exc:
+        return _error_page(request, exc)
+    return RedirectResponse(f"/department/facilities?issued={facility.code}", status_code=303)
