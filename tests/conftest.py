@@ -162,5 +162,5 @@ async def client(db: Database, settings: Settings) -> AsyncIterator[httpx.AsyncC
     """An HTTP client talking to the app in-process, on the test's transaction."""
     app = create_app(settings, database=db)
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+    async with httpx.AsyncClient(transport=transport, base_url="https://testserver") as http:
         yield http

@@ -4,21 +4,33 @@ Other contexts use this surface only.
 """
 
 from vnehr.facilities.api import oauth_router, router
-from vnehr.facilities.errors import UnknownFacility
-from vnehr.facilities.schemas import Facility, FacilityCreate, Kind, Level, Ownership, State
+from vnehr.facilities.errors import BadJwks, UnknownFacility
+from vnehr.facilities.schemas import (
+    ClientCreate,
+    Facility,
+    FacilityCreate,
+    Kind,
+    Level,
+    Ownership,
+    State,
+)
 from vnehr.facilities.service import (
     MAY_CONNECT,
     SCOPES,
+    add_client,
     get,
     listing,
     move,
     register,
+    revoke_client,
     status_counts,
 )
 
 __all__ = [
     "MAY_CONNECT",
     "SCOPES",
+    "BadJwks",
+    "ClientCreate",
     "Facility",
     "FacilityCreate",
     "Kind",
@@ -26,11 +38,13 @@ __all__ = [
     "Ownership",
     "State",
     "UnknownFacility",
+    "add_client",
     "get",
     "listing",
     "move",
     "oauth_router",
     "register",
+    "revoke_client",
     "router",
     "status_counts",
 ]

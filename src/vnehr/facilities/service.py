@@ -199,20 +199,19 @@ async def listing(
     after: str | None = None,
     limit: int = 100,
 ) -> list[Facility]:
-    """Facilities the caller may see: a department administrator sees their provinces; a
-    facility's staff see their own facility only."""
+    """Facilities the caller may see, in code order: a department administrator sees their
+    provinces; a facility's staff (and its systems) see their own facility; a person with both
+    kinds of role sees both. ``province`` narrows that down, never widens it."""
     managed = provinces_managed(subject) if subject.is_department_admin() else []
-    codes: list[str] | None = None
-    if managed == []:
-        codes = sorted({g.facility_code for g in subject.grants if g.facility_code})
-        if subject.kind == "facility_system" and subject.facility_code:
-            codes = [subject.facility_code]
-    provinces = managed
-    if province is not None:
-        provinces = [province] if managed is None or province in managed else []
+    own = sorted(
+        {g.facility_code for g in subject.grants if g.facility_code and g.role in STAFF_ROLES}
+    )
+    if subject.kind == "facility_system":
+        own = [subject.facility_code] if subject.facility_code else []
     return await FacilityRepository(session).page(
-        provinces=provinces if codes is None else None,
-        codes=codes,
+        provinces=managed,
+        codes=own,
+        province=province,
         status=status,
         query=q,
         after=after,
@@ -330,18 +329,22 @@ async def practitioners(
 
 
 def _check_jwks(jwks: dict[str, Any]) -> KeySet:
+    """Public asymmetric keys only: a private key sent to us is already leaked, and a shared
+    secret would let us (or a database reader) sign as the facility."""
+    raw = jwks.get("keys")
+    if not isinstance(raw, list) or not raw:
+        raise errors.BadJwks(reason="no keys")
+    for key in raw:
+        if not isinstance(key, dict):
+            raise errors.BadJwks(reason="a key is not a JSON object")
+        if key.get("kty") == "oct":
+            raise errors.BadJwks(reason="symmetric keys are not accepted")
+        if "d" in key:
+            raise errors.BadJwks(reason="a private key was sent; register public keys only")
     try:
-        keys = KeySet.import_key_set(jwks)  # type: ignore[arg-type]
+        return KeySet.import_key_set(jwks)  # type: ignore[arg-type]
     except (JoseError, ValueError, TypeError, KeyError) as exc:
         raise errors.BadJwks(reason=str(exc) or type(exc).__name__) from exc
-    if not keys.keys:
-        raise errors.BadJwks(reason="no keys")
-    for key in keys.keys:
-        if key.is_private:
-            raise errors.BadJwks(reason="a private key was sent; register public keys only")
-        if key.key_type == "oct":
-            raise errors.BadJwks(reason="symmetric keys are not accepted")
-    return keys
 
 
 async def add_client(
@@ -436,9 +439,12 @@ async def exchange_assertion(
         registry.validate(claims)
     except ExpiredTokenError as exc:
         raise errors.AssertionExpired(reason="exp") from exc
-    except (MissingClaimError, InvalidClaimError) as exc:
-        claim = getattr(exc, "claim", "?")
-        raise errors.AssertionClaimsInvalid(claim=claim, reason=exc.description) from exc
+    except InvalidClaimError as exc:
+        if exc.claim in ("iat", "nbf"):
+            raise errors.AssertionExpired(reason=f"{exc.claim} in the future") from exc
+        raise errors.AssertionClaimsInvalid(claim=exc.claim, reason=exc.description) from exc
+    except MissingClaimError as exc:
+        raise errors.AssertionClaimsInvalid(claim=exc.claim, reason=exc.description) from exc
     now = int(time.time())
     exp = int(claims["exp"])
     issued = int(claims.get("iat", now))

@@ -130,6 +130,7 @@ class Database:
         self._sessionmaker = sessionmaker
         self._read_sessionmaker = read_sessionmaker
         self._engines = engines
+        self._bound = not engines
 
     @classmethod
     def from_urls(
@@ -148,10 +149,15 @@ class Database:
     @classmethod
     def bound_to(cls, connection: AsyncConnection) -> Database:
         """Sessions inside an outer transaction that the caller rolls back (tests)."""
-        maker = async_sessionmaker(
+        writes = async_sessionmaker(
             bind=connection, expire_on_commit=False, join_transaction_mode="create_savepoint"
         )
-        return cls(maker, maker)
+        # Reads take no savepoint of their own: a request's read and write sessions may end in
+        # either order, and savepoints must be released innermost first.
+        reads = async_sessionmaker(
+            bind=connection, expire_on_commit=False, join_transaction_mode="rollback_only"
+        )
+        return cls(writes, reads)
 
     @property
     def engine(self) -> AsyncEngine | None:
@@ -165,11 +171,14 @@ class Database:
 
     @asynccontextmanager
     async def read_session(self) -> AsyncIterator[AsyncSession]:
-        """A unit of work on the read engine, whose transactions are read-only. Ending it
-        normally (not rolling back) matters in tests, where it is a savepoint that may enclose
-        a write session's savepoint."""
-        async with self._read_sessionmaker() as session, session.begin():
-            yield session
+        """A unit of work on the read engine, whose transactions are read-only (so ending it
+        with a commit is harmless and cheaper than a rollback)."""
+        async with self._read_sessionmaker() as session:
+            if self._bound:  # tests: join the caller's transaction, never end it
+                yield session
+                return
+            async with session.begin():
+                yield session
 
     async def dispose(self) -> None:
         for engine in self._engines:
