@@ -1,0 +1,112 @@
+"""The whole sign-in as a citizen does it: a real browser (Debian's Chromium driven by
+Playwright) against a real `vnehr serve` process with the built-in VNeID simulator."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+from playwright.async_api import Browser, async_playwright, expect
+
+from tests.conftest import free_port, wait_for_port
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`make run` in miniature: migrate, load the demo, serve on a free port."""
+    port = free_port()
+    base = f"http://localhost:{port}"
+    env = {
+        **os.environ,
+        "VNEHR_ENV": "development",
+        "VNEHR_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('run') / 'vnehr.db'}",
+        "VNEHR_PUBLIC_URL": base,
+    }
+    for name in ("VNEHR_SECRET_KEY", "VNEHR_VNEID_SIMULATOR"):
+        env.pop(name, None)
+    vnehr = [sys.executable, "-m", "vnehr"]
+    subprocess.run([*vnehr, "db", "upgrade"], env=env, check=True, capture_output=True)
+    subprocess.run([*vnehr, "demo", "load"], env=env, check=True, capture_output=True)
+    process = subprocess.Popen(
+        [*vnehr, "serve", "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for_port(port, timeout=30)
+        yield base
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=15)
+
+
+@pytest.fixture(scope="module")
+async def browser() -> AsyncIterator[Browser]:
+    if not os.access(CHROMIUM, os.X_OK):
+        raise RuntimeError(f"{CHROMIUM} is missing: run scripts/setup-system.sh (apt chromium)")
+    async with async_playwright() as playwright:
+        launched = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield launched
+        await launched.close()
+
+
+async def test_a_citizen_signs_in_with_vneid_and_opens_the_health_book(
+    server: str, browser: Browser
+) -> None:
+    context = await browser.new_context(locale="vi-VN")
+    page = await context.new_page()
+    await page.goto(server + "/")
+    await page.get_by_role("link", name="Đăng nhập bằng VNeID").first.click()
+    # The identity provider's page: choose a demo citizen.
+    await expect(page).to_have_url(re.compile(r"/sim/vneid/authorize\?"))
+    await page.get_by_role("button", name="Nguyễn Văn An", exact=True).click()
+    await expect(page).to_have_url(server + "/portal")
+    await expect(page.get_by_role("heading", level=1)).to_have_text("Xin chào, Nguyễn Văn An")
+    cookies = {c["name"]: c for c in await context.cookies()}
+    assert cookies["vnehr_session"]["httpOnly"] is True
+    assert cookies["vnehr_session"]["sameSite"] == "Lax"
+
+    await page.get_by_role("button", name="Mở Sổ sức khỏe điện tử").click()
+    await expect(page.get_by_role("status")).to_contain_text("Đã mở Sổ sức khỏe điện tử.")
+    await expect(page.locator("#account-status")).to_contain_text("đã được mở từ ngày")
+
+    # The demo makes An the Hanoi health department's administrator.
+    await page.get_by_role("link", name="Danh sách cơ sở khám bệnh, chữa bệnh").click()
+    table = page.get_by_role("table", name="facilities")
+    await expect(table).to_contain_text("Bệnh viện Đa khoa Xanh Pôn")
+    await expect(table).to_contain_text("connected")
+
+    await page.get_by_role("link", name="Đăng xuất").click()
+    await expect(page.get_by_role("link", name="Đăng nhập bằng VNeID").first).to_be_visible()
+    assert "vnehr_session" not in {c["name"] for c in await context.cookies()}
+    await context.close()
+
+
+async def test_a_level_one_identity_is_told_to_upgrade(server: str, browser: Browser) -> None:
+    context = await browser.new_context(locale="vi-VN")
+    page = await context.new_page()
+    await page.goto(server + "/auth/login?next=/portal")
+    await page.get_by_role("button", name="Đặng Văn Hùng", exact=True).click()
+    await expect(page.get_by_role("alert")).to_contain_text("cần mức 2")
+    await expect(page.get_by_role("button", name="Mở Sổ sức khỏe điện tử")).to_have_count(0)
+    await context.close()
