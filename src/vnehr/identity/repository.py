@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vnehr.identity.models import (
@@ -29,6 +29,10 @@ class IdentityRepository:
         stmt = select(Person).where(Person.personal_id == personal_id)
         return (await self.session.scalars(stmt)).first()
 
+    async def person_by_vneid_sub(self, sub: str) -> Person | None:
+        stmt = select(Person).where(Person.vneid_sub == sub)
+        return (await self.session.scalars(stmt)).first()
+
     async def person(self, person_id: int) -> Person | None:
         return await self.session.get(Person, person_id)
 
@@ -48,7 +52,7 @@ class IdentityRepository:
         stmt = (
             select(InsuranceCard)
             .where(InsuranceCard.person_id == person_id)
-            .order_by(InsuranceCard.valid_from.desc(), InsuranceCard.id.desc())
+            .order_by(InsuranceCard.valid_from.desc().nulls_last(), InsuranceCard.id.desc())
         )
         return list(await self.session.scalars(stmt))
 
@@ -68,7 +72,15 @@ class IdentityRepository:
         return [(row[0], row[1]) for row in rows]
 
     async def move_subject_links(self, old_id: int, new_id: int) -> None:
-        """After a merge, links that pointed at the provisional person point at the real one."""
+        """After a merge, links that pointed at the provisional person point at the real one;
+        an agent who already represents the real person is not linked twice."""
+        existing = select(Representative.agent_id).where(Representative.subject_id == new_id)
+        await self.session.execute(
+            delete(Representative).where(
+                Representative.subject_id == old_id,
+                Representative.agent_id.in_(existing.scalar_subquery()),
+            )
+        )
         await self.session.execute(
             update(Representative)
             .where(Representative.subject_id == old_id)

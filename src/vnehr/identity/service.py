@@ -51,7 +51,7 @@ async def sign_in(session: AsyncSession, claims: Mapping[str, Any]) -> Person:
         raise errors.SignInRejected(reason="birthdate") from exc
     sex = _sex(claims.get("gender"))
     try:
-        check_personal_id(personal_id, sex=sex, birth_date=birth)
+        personal_id = check_personal_id(personal_id, sex=sex, birth_date=birth).value
     except VnehrError as exc:
         raise errors.SignInRejected({"cause": exc.code}, reason=exc.messages()["en"]) from exc
     repo = IdentityRepository(session)
@@ -69,9 +69,14 @@ async def sign_in(session: AsyncSession, claims: Mapping[str, Any]) -> Person:
         await repo.add(person)
     person.full_name = str(claims.get("name") or person.full_name)
     person.birth_date, person.sex = birth, sex or person.sex
-    person.vneid_sub = str(claims.get("sub") or person.vneid_sub or "") or None
+    vneid_sub = str(claims.get("sub") or "") or None
+    if vneid_sub and vneid_sub != person.vneid_sub:
+        holder = await repo.person_by_vneid_sub(vneid_sub)
+        if holder is not None and holder.id != person.id:
+            raise errors.SignInRejected(reason="this VNeID account is linked to another person")
+        person.vneid_sub = vneid_sub
     person.last_sign_in_at = now
-    person.last_assurance_level = int(claims.get("assurance_level", 1))
+    person.last_assurance_level = int(claims.get("assurance_level") or 1)
     await session.flush()
     return person
 
@@ -198,7 +203,7 @@ async def assisted_open(
     allowed = any(g.ward_code == ward_code for g in officer.grants_for("ward_officer"))
     if not (allowed or officer.is_department_admin(province)):
         raise Forbidden(action="assisted enrolment", ward=ward_code)
-    check_personal_id(personal_id, sex=_sex(sex), birth_date=birth_date)
+    personal_id = check_personal_id(personal_id, sex=_sex(sex), birth_date=birth_date).value
     repo = IdentityRepository(session)
     person = await repo.person_by_personal_id(personal_id)
     if person is None:
@@ -331,9 +336,15 @@ async def representing(
 
 async def may_act_for(session: AsyncSession, subject: Subject, personal_id: str) -> bool:
     """True for oneself and for a person one represents today (used by the health book)."""
-    if subject.kind == "person" and subject.id == personal_id:
+    if subject.kind != "person":
+        return False
+    if subject.id == personal_id:
         return True
-    return any(p.personal_id == personal_id for _, p in await representing(session, subject))
+    agent = await IdentityRepository(session).person_by_personal_id(subject.id)
+    if agent is None:
+        return False  # never signed in: represents nobody
+    represented = await IdentityRepository(session).representing(agent.id, today_in_vietnam())
+    return any(p.personal_id == personal_id for _, p in represented)
 
 
 async def add_newborn(
@@ -394,7 +405,9 @@ async def assign_personal_id(
         raise errors.UnknownPerson(personal_id=str(person_id))
     if not child.provisional or child.merged_into_id is not None:
         raise errors.NotProvisional(person=person_id)
-    check_personal_id(personal_id, sex=_sex(child.sex), birth_date=child.birth_date)
+    personal_id = check_personal_id(
+        personal_id, sex=_sex(child.sex), birth_date=child.birth_date
+    ).value
     existing = await repo.person_by_personal_id(personal_id)
     if existing is None:
         child.personal_id, child.provisional = personal_id, False
@@ -425,7 +438,7 @@ async def add_grant(
     facility."""
     if role not in ROLES:
         raise errors.BadGrant(reason=f"role must be one of {', '.join(ROLES)}")
-    check_personal_id(personal_id)
+    personal_id = check_personal_id(personal_id).value
     scope_province: str | None
     if role == "department_admin":
         scope_province = province_code
@@ -440,11 +453,7 @@ async def add_grant(
             raise errors.BadGrant(reason=f"facility_code is required for {role}")
         scope_province = facility_code[:2]  # facility codes start with their province
         province_code = ward_code = None
-    allowed = (
-        subject.is_department_admin(scope_province)
-        if scope_province
-        else any(g.province_code is None for g in subject.grants_for("department_admin"))
-    )
+    allowed = _administers(subject, scope_province)
     if role == "clinician" and facility_code:
         allowed = allowed or subject.acts_for_facility(facility_code, ("facility_admin",))
     if not allowed:
@@ -467,8 +476,7 @@ async def revoke_grant(session: AsyncSession, subject: Subject, grant_id: int) -
     grant = await repo.grant(grant_id)
     if grant is None:
         raise errors.BadGrant(reason=f"no grant {grant_id}")
-    scope = grant.province_code or (grant.facility_code or "")[:2] or None
-    allowed = subject.is_department_admin(scope) or (
+    allowed = _administers(subject, await _scope_of_grant(session, grant)) or (
         grant.role == "clinician"
         and grant.facility_code is not None
         and subject.acts_for_facility(grant.facility_code, ("facility_admin",))
@@ -479,6 +487,27 @@ async def revoke_grant(session: AsyncSession, subject: Subject, grant_id: int) -
         grant.revoked_at, grant.revoked_by = utcnow(), subject.label
         await session.flush()
     return grant
+
+
+def _administers(subject: Subject, province: str | None) -> bool:
+    """A department administrator of ``province``; of the whole country when it is None."""
+    if province:
+        return subject.is_department_admin(province)
+    return any(g.province_code is None for g in subject.grants_for("department_admin"))
+
+
+async def _scope_of_grant(session: AsyncSession, grant: RoleGrant) -> str | None:
+    """The province whose department administers ``grant`` (None: only a national one)."""
+    if grant.role == "department_admin":
+        return grant.province_code
+    if grant.role == "ward_officer":
+        if not grant.ward_code:
+            return None
+        try:
+            return await _province_of_ward(session, grant.ward_code) or None
+        except errors.UnknownWard:
+            return None  # a ward no longer in force: the national department decides
+    return (grant.facility_code or "")[:2] or None
 
 
 async def grants_of(session: AsyncSession, subject: Subject, personal_id: str) -> list[RoleGrant]:
@@ -493,7 +522,7 @@ async def bootstrap_grant(
     """Grant a role without a caller (the operator's command line, demo data)."""
     if role not in ROLES:
         raise errors.BadGrant(reason=f"role must be one of {', '.join(ROLES)}")
-    check_personal_id(personal_id)
+    personal_id = check_personal_id(personal_id).value
     grant = RoleGrant(
         personal_id=personal_id,
         role=role,

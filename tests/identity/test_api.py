@@ -1,0 +1,378 @@
+"""The identity API as the portal, a ward office and a facility administrator call it, signed
+in with the portal's session cookie."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from vnehr import identity
+from vnehr.identity.models import HealthAccount, Person
+from vnehr.kit.auth import SESSION_COOKIE, Grant, make_session_cookie
+from vnehr.kit.settings import Settings
+
+AN = ("001085004217", "Nguyễn Văn An", "1985-03-14", "male")
+BINH = ("079162003581", "Trần Thị Bình", "1962-08-02", "female")
+CUONG = ("031054007793", "Lê Văn Cường", "1954-11-20", "male")
+DUNG = ("048190002468", "Phạm Thị Dung", "1990-05-09", "female")
+HUNG = ("001078009135", "Đặng Văn Hùng", "1978-12-30", "male")
+
+NOT_SIGNED_IN = {
+    "vi": "Bạn chưa đăng nhập. Vui lòng đăng nhập bằng tài khoản VNeID.",
+    "en": "You are not signed in. Please sign in with your VNeID account.",
+}
+
+
+async def sign_in_as(
+    client: httpx.AsyncClient,
+    session: AsyncSession,
+    settings: Settings,
+    who: tuple[str, str, str, str],
+    *grants: dict[str, str],
+    level: int = 2,
+) -> Person:
+    """Record the person (as VNeID sign-in does), give them roles, and put the portal's
+    session cookie on the client, replacing whoever was signed in."""
+    pid, name, birth, gender = who
+    person = await identity.sign_in(
+        session,
+        {
+            "sub": f"vneid-{pid}",
+            "personal_id": pid,
+            "name": name,
+            "birthdate": birth,
+            "gender": gender,
+            "assurance_level": level,
+        },
+    )
+    for grant in grants:
+        await identity.bootstrap_grant(session, pid, **grant)
+    await session.flush()
+    client.cookies.clear()
+    client.cookies.set(
+        SESSION_COOKIE,
+        make_session_cookie(settings, {"personal_id": pid, "name": name, "assurance_level": level}),
+    )
+    return person
+
+
+def error(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    body: dict[str, Any] = response.json()
+    assert body["code"] == code
+    assert body["message"]["vi"]
+    assert body["message"]["en"]
+    return body
+
+
+# ------------------------------------------------------------------ who am I
+
+
+async def test_me_without_a_session_is_401_in_both_languages(client: httpx.AsyncClient) -> None:
+    body = error(await client.get("/api/v1/me"), 401, "AUTH-0001")
+    assert body["message"] == NOT_SIGNED_IN
+
+
+async def test_me_shows_the_profile_with_the_roles(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    await sign_in_as(
+        client,
+        session,
+        settings,
+        AN,
+        {"role": "facility_admin", "facility_code": "01001"},
+        {"role": "ward_officer", "ward_code": "00070"},
+    )
+
+    response = await client.get("/api/v1/me")
+
+    assert response.status_code == 200, response.text
+    me = response.json()
+    assert {k: me[k] for k in ("personal_id", "full_name", "birth_date", "sex")} == {
+        "personal_id": AN[0],
+        "full_name": "Nguyễn Văn An",
+        "birth_date": "1985-03-14",
+        "sex": "male",
+    }
+    assert me["assurance_level"] == 2
+    assert me["account"] is None
+    assert me["representing"] == []
+    assert [(g["role"], g["facility_code"], g["ward_code"]) for g in me["grants"]] == [
+        ("facility_admin", "01001", None),
+        ("ward_officer", None, "00070"),
+    ]
+    assert all(g["granted_by"] == "operator" for g in me["grants"])
+
+
+async def test_a_tampered_cookie_is_anonymous(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    await sign_in_as(client, session, settings, AN, {"role": "department_admin"})
+    genuine = client.cookies[SESSION_COOKIE]
+    assert (await client.get("/api/v1/me")).status_code == 200
+    _, _, timestamp_and_signature = genuine.partition(".")
+    head, _, signature = genuine.rpartition(".")
+    # another person's payload under An's signature
+    other_payload = make_session_cookie(settings, {"personal_id": BINH[0]}).partition(".")[0]
+    for value in (
+        f"{head}.{'A' if signature[0] != 'A' else 'B'}{signature[1:]}",  # signature altered
+        f"{other_payload}.{timestamp_and_signature}",
+        "not-a-cookie",
+    ):
+        client.cookies.clear()
+        client.cookies.set(SESSION_COOKIE, value)
+        body = error(await client.get("/api/v1/me"), 401, "AUTH-0001")
+        assert body["message"] == NOT_SIGNED_IN
+
+
+async def test_a_cookie_signed_with_another_key_is_anonymous(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    await sign_in_as(client, session, settings, AN)
+    other = settings.model_copy(update={"secret_key": type(settings.secret_key)("z" * 48)})
+    client.cookies.clear()
+    client.cookies.set(SESSION_COOKIE, make_session_cookie(other, {"personal_id": AN[0]}))
+    error(await client.get("/api/v1/me"), 401, "AUTH-0001")
+
+
+# ------------------------------------------------------------------ health account
+
+
+async def test_level_one_cannot_open_the_health_book(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    await sign_in_as(client, session, settings, HUNG, level=1)
+
+    body = error(await client.post("/api/v1/me/account"), 403, "ID-0101")
+
+    assert "mức 2" in body["message"]["vi"]
+    assert "mức 1" in body["message"]["vi"]
+    assert "level 2" in body["message"]["en"]
+    assert (await client.get("/api/v1/me")).json()["account"] is None
+
+
+async def test_level_two_opens_and_closes_the_health_book(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    an = await sign_in_as(client, session, settings, AN)
+
+    opened = await client.post("/api/v1/me/account")
+
+    assert opened.status_code == 200, opened.text
+    assert opened.json()["status"] == "open"
+    assert opened.json()["channel"] == "vneid"
+    assert opened.json()["assisted_ward_code"] is None
+    assert (await client.get("/api/v1/me")).json()["account"]["status"] == "open"
+    stored = (
+        await session.scalars(select(HealthAccount).where(HealthAccount.person_id == an.id))
+    ).one()
+    assert stored.status == "open"
+
+    closed = await client.post("/api/v1/me/account/close", json={"reason": "chuyển đi"})
+    assert closed.status_code == 200, closed.text
+    assert closed.json()["status"] == "closed"
+    assert closed.json()["closed_at"] is not None
+    reopened = await client.post("/api/v1/me/account")
+    assert reopened.json()["status"] == "open"
+
+
+async def test_closing_a_book_never_opened_is_404(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    await sign_in_as(client, session, settings, AN)
+    error(await client.post("/api/v1/me/account/close", json={}), 404, "ID-0103")
+
+
+# ------------------------------------------------------------------ assisted enrolment
+
+ENROL_BINH = {
+    "personal_id": BINH[0],
+    "full_name": "Trần Thị Bình",
+    "birth_date": "1962-08-02",
+    "sex": "female",
+    "ward_code": "00070",
+}
+
+
+async def test_a_ward_officer_enrols_a_citizen(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    await sign_in_as(
+        client, session, settings, CUONG, {"role": "ward_officer", "ward_code": "00070"}
+    )
+
+    response = await client.post("/api/v1/enrolments", json=ENROL_BINH)
+
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert body["person"]["personal_id"] == BINH[0]
+    assert body["person"]["full_name"] == "Trần Thị Bình"
+    assert body["person"]["provisional"] is False
+    assert body["account"]["status"] == "open"
+    assert body["account"]["channel"] == "assisted"
+    assert body["account"]["assisted_ward_code"] == "00070"
+    stored = await session.scalar(
+        select(HealthAccount.assisted_by)
+        .join(Person, Person.id == HealthAccount.person_id)
+        .where(Person.personal_id == BINH[0])
+    )
+    assert stored == f"person:{CUONG[0]}"
+
+
+async def test_enrolment_refusals(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    await sign_in_as(
+        client, session, settings, CUONG, {"role": "ward_officer", "ward_code": "00004"}
+    )
+    post = client.post
+    error(await post("/api/v1/enrolments", json=ENROL_BINH), 403, "AUTH-0002")
+    elsewhere = {**ENROL_BINH, "ward_code": "00004"}
+    error(await post("/api/v1/enrolments", json={**elsewhere, "sex": "male"}), 422, "ID-0004")
+    error(
+        await post("/api/v1/enrolments", json={**elsewhere, "ward_code": "99999"}), 422, "ID-0110"
+    )
+    error(
+        await post("/api/v1/enrolments", json={**elsewhere, "personal_id": "7916"}), 422, "KIT-0422"
+    )
+    assert await session.scalar(select(Person.id).where(Person.personal_id == BINH[0])) is None
+
+
+async def test_a_citizen_cannot_enrol_others(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    await sign_in_as(client, session, settings, AN)
+    error(await client.post("/api/v1/enrolments", json=ENROL_BINH), 403, "AUTH-0002")
+
+
+# ------------------------------------------------------------------ insurance cards
+
+
+async def test_cards_are_recorded_and_private(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    await sign_in_as(client, session, settings, BINH)
+    await sign_in_as(client, session, settings, AN)
+    card = {"card_number": "DN4010123456789", "valid_from": "2026-01-01", "valid_to": "2026-12-31"}
+
+    added = await client.post(f"/api/v1/persons/{AN[0]}/cards", json=card)
+    assert added.status_code == 201, added.text
+    assert added.json()["social_insurance_number"] == "0123456789"
+    listed = await client.get(f"/api/v1/persons/{AN[0]}/cards")
+    assert [c["card_number"] for c in listed.json()] == ["DN4010123456789"]
+
+    bad = {**card, "card_number": "DN6010123456789"}
+    error(await client.post(f"/api/v1/persons/{AN[0]}/cards", json=bad), 422, "ID-0009")
+    upside_down = {**card, "valid_from": "2027-01-01"}
+    error(await client.post(f"/api/v1/persons/{AN[0]}/cards", json=upside_down), 422, "ID-0105")
+
+    await sign_in_as(client, session, settings, BINH)
+    error(await client.get(f"/api/v1/persons/{AN[0]}/cards"), 403, "AUTH-0002")
+
+
+# ------------------------------------------------------------------ newborns
+
+
+async def test_a_newborn_is_registered_then_gets_a_personal_id(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    mother = await sign_in_as(client, session, settings, DUNG)
+    await sign_in_as(
+        client, session, settings, CUONG, {"role": "clinician", "facility_code": "01001"}
+    )
+    born = await client.post(
+        "/api/v1/persons/newborns",
+        json={"mother_personal_id": DUNG[0], "birth_date": "2026-01-10", "sex": "male"},
+    )
+    assert born.status_code == 201, born.text
+    child = born.json()
+    assert child["provisional"] is True
+    assert child["personal_id"] is None
+    assert child["mother_id"] == mother.id
+
+    # a clinician may register the baby but only the ward office assigns the number
+    assign = f"/api/v1/persons/{child['id']}/personal-id"
+    error(await client.post(assign, json={"personal_id": "048226001234"}), 403, "AUTH-0002")
+
+    await sign_in_as(client, session, settings, DUNG)
+    (represented,) = (await client.get("/api/v1/me")).json()["representing"]
+    assert (represented["person_id"], represented["provisional"]) == (child["id"], True)
+    assert represented["relation"] == "parent"
+
+    await sign_in_as(
+        client, session, settings, CUONG, {"role": "ward_officer", "ward_code": "00070"}
+    )
+    assigned = await client.post(assign, json={"personal_id": "048226001234"})
+    assert assigned.status_code == 200, assigned.text
+    assert assigned.json()["personal_id"] == "048226001234"
+    assert assigned.json()["provisional"] is False
+    error(await client.post(assign, json={"personal_id": "048226001234"}), 409, "ID-0106")
+
+
+# ------------------------------------------------------------------ grants
+
+
+async def test_a_facility_admin_grants_clinicians_only_at_their_facility(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    await sign_in_as(
+        client, session, settings, CUONG, {"role": "facility_admin", "facility_code": "01001"}
+    )
+    grant = {"personal_id": AN[0], "role": "clinician"}
+
+    error(
+        await client.post("/api/v1/grants", json={**grant, "facility_code": "01002"}),
+        403,
+        "AUTH-0002",
+    )
+    created = await client.post("/api/v1/grants", json={**grant, "facility_code": "01001"})
+    assert created.status_code == 201, created.text
+    assert created.json()["granted_by"] == f"person:{CUONG[0]}"
+    error(
+        await client.post(
+            "/api/v1/grants", json={**grant, "role": "root", "facility_code": "01001"}
+        ),
+        422,
+        "KIT-0422",
+    )
+    assert await identity.grants_for(session, AN[0]) == (
+        Grant("citizen"),
+        Grant("clinician", facility_code="01001"),
+    )
+
+
+async def test_a_revoked_role_stops_at_the_next_request(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    await sign_in_as(client, session, settings, AN)
+    await sign_in_as(
+        client, session, settings, CUONG, {"role": "department_admin", "province_code": "01"}
+    )
+    created = await client.post(
+        "/api/v1/grants", json={"personal_id": AN[0], "role": "ward_officer", "ward_code": "00070"}
+    )
+    assert created.status_code == 201, created.text
+    listed = await client.get("/api/v1/grants", params={"personal_id": AN[0]})
+    assert [g["id"] for g in listed.json()] == [created.json()["id"]]
+
+    revoked = await client.post(f"/api/v1/grants/{created.json()['id']}/revoke")
+    assert revoked.status_code == 200, revoked.text
+    assert (await client.get("/api/v1/grants", params={"personal_id": AN[0]})).json() == []
+
+    await sign_in_as(client, session, settings, AN)
+    assert (await client.get("/api/v1/me")).json()["grants"] == []
+    error(await client.post("/api/v1/enrolments", json=ENROL_BINH), 403, "AUTH-0002")
+
+
+async def test_the_department_of_another_province_cannot_revoke(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    grant = await identity.bootstrap_grant(session, AN[0], "ward_officer", ward_code="00070")
+    await sign_in_as(
+        client, session, settings, CUONG, {"role": "department_admin", "province_code": "79"}
+    )
+    error(await client.post(f"/api/v1/grants/{grant.id}/revoke"), 403, "AUTH-0002")
