@@ -106,3 +106,12 @@ async def test_openapi_documents_every_error_response(client: httpx.AsyncClient)
     entry = spec["paths"]["/api/v1/catalogs/{name}/{code}"]["get"]
     assert {"404", "422"} <= set(entry["responses"])
     assert (await client.get("/docs")).status_code == 200
+
+
+async def test_wards_of_a_province_by_parent(client: httpx.AsyncClient) -> None:
+    response = await client.get(
+        "/api/v1/catalogs/ward", params={"parent": "01", "on": "2025-07-01", "limit": "500"}
+    )
+    items = response.json()["items"]
+    assert len(items) == 126
+    assert {i["parent_list"] for i in items} == {"province"}

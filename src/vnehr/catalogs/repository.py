@@ -73,7 +73,7 @@ class CatalogRepository:
         if kind:
             stmt = stmt.where(CatalogEntry.kind == kind)
         if parent:
-            stmt = stmt.where(CatalogEntry.parent_code == parent, CatalogEntry.parent_list == name)
+            stmt = stmt.where(CatalogEntry.parent_code == parent)
         if after is not None:
             stmt = stmt.where(tuple_(CatalogEntry.code, CatalogEntry.id) > tuple_(*after))
         stmt = stmt.order_by(CatalogEntry.code, CatalogEntry.id).limit(limit)

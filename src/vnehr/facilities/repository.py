@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import ColumnElement, delete, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -21,6 +21,10 @@ from vnehr.facilities.models import (
     PractitionerRole,
     UsedAssertion,
 )
+from vnehr.kit.text import fold
+
+#: Rows read at a time when a name search filters them (names are folded in Python).
+SEARCH_CHUNK = 500
 
 
 class FacilityRepository:
@@ -68,27 +72,46 @@ class FacilityRepository:
         self,
         *,
         provinces: Sequence[str] | None,
-        codes: Sequence[str] | None,
+        codes: Sequence[str] = (),
+        province: str | None = None,
         status: str | None,
         query: str | None,
         after: str | None,
         limit: int,
     ) -> list[Facility]:
-        stmt = select(Facility)
+        """Facilities of ``provinces`` (None: every province) or with one of ``codes``, in code
+        order after ``after``. ``query`` matches the start of the code or any part of the name,
+        ignoring case and diacritics ("benh vien" finds "BỆNH VIỆN"). SQL ``lower()`` folds
+        only ASCII on SQLite (and under a C locale on PostgreSQL), so names are folded here."""
+        conditions: list[ColumnElement[bool]] = []
         if provinces is not None:
-            stmt = stmt.where(Facility.province_code.in_(provinces))
-        if codes is not None:
-            stmt = stmt.where(Facility.code.in_(codes))
+            conditions.append(or_(Facility.province_code.in_(provinces), Facility.code.in_(codes)))
+        if province is not None:
+            conditions.append(Facility.province_code == province)
         if status:
-            stmt = stmt.where(Facility.status == status)
-        if query:
-            pattern = f"%{query.lower()}%"
-            stmt = stmt.where(
-                or_(func.lower(Facility.name).like(pattern), Facility.code.like(f"{query}%"))
-            )
-        if after:
-            stmt = stmt.where(Facility.code > after)
-        return list(await self.session.scalars(stmt.order_by(Facility.code).limit(limit)))
+            conditions.append(Facility.status == status)
+        if not query:
+            if after:
+                conditions.append(Facility.code > after)
+            stmt = select(Facility).where(*conditions).order_by(Facility.code).limit(limit)
+            return list(await self.session.scalars(stmt))
+        wanted, prefix = fold(query), query.strip()
+        found: list[str] = []
+        while len(found) < limit:
+            names = select(Facility.code, Facility.name).where(*conditions)
+            if after:
+                names = names.where(Facility.code > after)
+            rows = (
+                await self.session.execute(names.order_by(Facility.code).limit(SEARCH_CHUNK))
+            ).all()
+            found += [c for c, name in rows if c.startswith(prefix) or wanted in fold(name)]
+            if len(rows) < SEARCH_CHUNK:
+                break
+            after = rows[-1].code
+        if not found:
+            return []
+        chosen = select(Facility).where(Facility.code.in_(found[:limit])).order_by(Facility.code)
+        return list(await self.session.scalars(chosen))
 
     async def status_counts(self, provinces: Sequence[str] | None) -> dict[str, int]:
         stmt = select(Facility.status, func.count()).group_by(Facility.status)

@@ -132,32 +132,36 @@ async def register(session: AsyncSession, subject: Subject, data: FacilityCreate
     _require_department(subject, data.province_code)
     await _check_place(session, data.province_code, data.ward_code)
     repo = FacilityRepository(session)
+    issued = not data.code
     if data.code:
         check_existing_code(data.code, data.province_code)
-        code, issued = data.code, False
-        if await repo.exists(code):
-            raise errors.CodeTaken(code=code)
-    else:
-        code, issued = await _issue(repo, data.province_code), True
-    facility = Facility(
-        code=code,
-        name=data.name.strip(),
-        kind=data.kind.value,
-        level=data.level.value,
-        ownership=data.ownership.value,
-        address=data.address,
-        ward_code=data.ward_code,
-        province_code=data.province_code,
-        status=State.registered.value,
-        issued=issued,
-        created_at=utcnow(),
-        created_by=subject.label,
-    )
-    try:
-        async with session.begin_nested():
-            await repo.add(facility)
-    except IntegrityError as exc:  # a concurrent registration of the same existing code
-        raise errors.CodeTaken(code=code) from exc
+        if await repo.exists(data.code):
+            raise errors.CodeTaken(code=data.code)
+    while True:
+        code = data.code or await _issue(repo, data.province_code)
+        facility = Facility(
+            code=code,
+            name=data.name.strip(),
+            kind=data.kind.value,
+            level=data.level.value,
+            ownership=data.ownership.value,
+            address=data.address,
+            ward_code=data.ward_code,
+            province_code=data.province_code,
+            status=State.registered.value,
+            issued=issued,
+            created_at=utcnow(),
+            created_by=subject.label,
+        )
+        try:
+            async with session.begin_nested():
+                await repo.add(facility)
+            break
+        except IntegrityError as exc:
+            # A concurrent transaction registered the same code, as an existing code, after
+            # we checked. Refuse an existing code; an issued one moves on to the next number.
+            if not issued:
+                raise errors.CodeTaken(code=code) from exc
     await repo.add_event(
         OnboardingEvent(
             facility_code=code,
