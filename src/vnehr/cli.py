@@ -74,6 +74,9 @@ def serve(
 ) -> None:
     """Serve the API and portals (OpenAPI docs at /docs)."""
     settings = _settings()
+    typer.echo(
+        f"vnehr {__version__}: open {settings.public_url}/ (API docs: {settings.public_url}/docs)"
+    )
     uvicorn.run(
         "vnehr.app:factory",
         factory=True,

@@ -12,7 +12,13 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from vnehr import facilities
-from vnehr.facilities.models import Facility, FacilityCodeCounter, OnboardingEvent
+from vnehr.facilities.models import (
+    Facility,
+    FacilityCodeCounter,
+    OnboardingEvent,
+    Practitioner,
+    PractitionerRole,
+)
 from vnehr.kit.auth import Grant, Subject
 from vnehr.kit.db import Database
 from vnehr.kit.errors import VnehrError
@@ -42,6 +48,14 @@ async def _forget_province(db: Database) -> None:
         await session.execute(
             delete(OnboardingEvent).where(OnboardingEvent.facility_code.in_(codes))
         )
+        roles = select(PractitionerRole.practitioner_id).where(
+            PractitionerRole.facility_code.in_(codes)
+        )
+        people = list(await session.scalars(roles))
+        await session.execute(
+            delete(PractitionerRole).where(PractitionerRole.facility_code.in_(codes))
+        )
+        await session.execute(delete(Practitioner).where(Practitioner.id.in_(people)))
         await session.execute(delete(Facility).where(Facility.province_code == PROVINCE))
         await session.execute(
             delete(FacilityCodeCounter).where(FacilityCodeCounter.province_code == PROVINCE)
@@ -177,3 +191,29 @@ async def test_an_issued_code_skips_an_existing_code_being_registered_at_the_sam
     stored, events, _ = await _stored(real_db)
     assert stored == [("96001", False), ("96002", True)]
     assert events == 2
+
+
+async def test_one_new_practitioner_added_at_two_facilities_at_once(real_db: Database) -> None:
+    first = await _register(real_db, new_facility(1))
+    second = await _register(real_db, new_facility(2))
+    doctor = facilities.PractitionerCreate(practitioner_id="CCHN-96-000123", full_name="Lý Thu Hà")
+
+    async def add(code: str) -> str:
+        try:
+            async with real_db.session() as session:
+                await facilities.add_practitioner(session, CA_MAU_ADMIN, code, doctor)
+        except VnehrError as exc:
+            return exc.code
+        return "ok"
+
+    outcomes = sorted(await asyncio.gather(add(first), add(second)))
+    # Either both succeed (one created the practitioner, the other reused it) or the loser of
+    # the race is told clearly; never an unhandled error.
+    assert outcomes in (["ok", "ok"], ["FAC-0023", "ok"])
+    async with real_db.session() as session:
+        count = await session.scalar(
+            select(func.count())
+            .select_from(Practitioner)
+            .where(Practitioner.practitioner_id == "CCHN-96-000123")
+        )
+    assert count == 1

@@ -303,7 +303,11 @@ async def add_practitioner(
         ):
             raise errors.PractitionerTaken(practitioner_id=data.practitioner_id)
         role.practitioner_id = existing.id
-        await repo.add_role(role)
+        try:
+            async with session.begin_nested():
+                await repo.add_role(role)
+        except IntegrityError as exc:  # same practitioner, facility and start date
+            raise errors.PractitionerTaken(practitioner_id=data.practitioner_id) from exc
         return existing, role
     practitioner = Practitioner(
         practitioner_id=data.practitioner_id,
@@ -312,7 +316,11 @@ async def add_practitioner(
         title=data.title,
         created_at=utcnow(),
     )
-    await repo.add_practitioner(practitioner, role)
+    try:
+        async with session.begin_nested():
+            await repo.add_practitioner(practitioner, role)
+    except IntegrityError as exc:  # registered at the same moment by another request
+        raise errors.PractitionerTaken(practitioner_id=data.practitioner_id) from exc
     return practitioner, role
 
 

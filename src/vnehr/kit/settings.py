@@ -55,8 +55,9 @@ class Settings(BaseSettings):
         default="Asia/Ho_Chi_Minh", description="Time zone used at the edges (dates in lists)."
     )
     public_url: str = Field(
-        default="http://127.0.0.1:8000",
-        description="Address users and facility systems reach vnehr at (no trailing slash).",
+        default="http://localhost:8000",
+        description="Address users and facility systems reach vnehr at (no trailing slash). "
+        "Browsers keep Secure cookies over plain HTTP only for localhost.",
     )
     oidc_issuer: str | None = Field(
         default=None,
