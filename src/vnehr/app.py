@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 import httpx
 from fastapi import FastAPI
 
-from vnehr import __version__, catalogs, facilities, identity, web
+from vnehr import __version__, catalogs, facilities, identity, submissions, web
 from vnehr.kit import health
 from vnehr.kit.db import Database
 from vnehr.kit.http import RequestContextMiddleware, install_error_handlers
@@ -59,6 +59,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.include_router(identity.router)
     app.include_router(facilities.router)
     app.include_router(facilities.oauth_router)
+    app.include_router(submissions.router)
     app.include_router(web.router)
 
     if settings.simulator_enabled:

@@ -1,9 +1,13 @@
 """Every context's tables, imported in one place so the one metadata knows them all
 (migrations, schema checks). A composition root: nothing imports it but those."""
 
+import vnehr.audit.log
 import vnehr.catalogs.models
 import vnehr.facilities.models
-import vnehr.identity.models  # noqa: F401
+import vnehr.identity.models
+import vnehr.kit.outbox
+import vnehr.records.models
+import vnehr.submissions.models  # noqa: F401
 from vnehr.kit.db import Base
 
 metadata = Base.metadata

@@ -16,6 +16,8 @@ from vnehr.catalogs.service import (
     normalise_code,
     parse_day,
 )
+from vnehr.catalogs.snapshot import Snapshot, offline
+from vnehr.catalogs.snapshot import current as codebook
 
 __all__ = [
     "Catalog",
@@ -23,14 +25,17 @@ __all__ = [
     "CodeNotInForce",
     "Entry",
     "EntryDetail",
+    "Snapshot",
     "UnknownCatalog",
     "UnknownCode",
     "browse",
     "check_codes",
+    "codebook",
     "list_catalogs",
     "load_builtin",
     "lookup",
     "normalise_code",
+    "offline",
     "parse_day",
     "router",
 ]

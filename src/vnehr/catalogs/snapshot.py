@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from vnehr.catalogs.loaders import ListData, all_builtin_lists, normalise_icd10
 from vnehr.catalogs.repository import CatalogRepository, Stamp
 
 
@@ -68,6 +69,14 @@ class Snapshot:
 
     def in_force(self, list_name: str, code: str, day: date) -> Version | None:
         return next((v for v in self.of(list_name, code) if v.covers(day)), None)
+
+    def has(self, list_name: str, code: str, day: date) -> bool:
+        """A code usable in a record on ``day`` (for ICD-10: a category or subcategory, with
+        or without the dot; chapters and blocks are headings, not diagnoses)."""
+        if list_name == "icd10":
+            found = self.in_force(list_name, normalise_icd10(code), day)
+            return found is not None and found.kind in ("category", "subcategory")
+        return self.in_force(list_name, code.strip(), day) is not None
 
     def ancestors(self, version: Version, day: date) -> list[Version]:
         chain: list[Version] = []
@@ -135,4 +144,41 @@ async def _build(repo: CatalogRepository, stamp: Stamp) -> Snapshot:
         links.sort(key=lambda link: link.version.code)
     snap.successors = dict(successors)
     snap.predecessors = dict(predecessors)
+    return snap
+
+
+_offline: Snapshot | None = None
+
+
+def offline() -> Snapshot:
+    """The packaged lists as a snapshot, without a database (for ``vnehr validate``)."""
+    global _offline
+    if _offline is None:
+        _offline = from_lists(all_builtin_lists())
+    return _offline
+
+
+def from_lists(lists: list[ListData]) -> Snapshot:
+    snap = Snapshot(stamp=())
+    versions: defaultdict[tuple[str, str], list[Version]] = defaultdict(list)
+    children: defaultdict[tuple[str, str], list[Version]] = defaultdict(list)
+    next_id = 0
+    for data in lists:
+        snap.names.add(data.name)
+        if data.national_field:
+            snap.by_field[data.national_field.upper()] = data.name
+        for e in data.entries:
+            next_id += 1
+            parent_list = e.parent_list or (data.name if e.parent_code else None)
+            version = Version(
+                next_id, data.name, e.code, e.valid_from, e.valid_to, e.title_vi, e.title_en,
+                e.kind, e.parent_code, parent_list, e.source, e.attrs,
+            )  # fmt: skip
+            versions[(data.name, e.code)].append(version)
+            if e.parent_code and parent_list:
+                children[(parent_list, e.parent_code)].append(version)
+    for key, items in versions.items():
+        items.sort(key=lambda v: (v.valid_from is not None, v.valid_from or date.min))
+        snap.versions[key] = items
+    snap.children = dict(children)
     return snap

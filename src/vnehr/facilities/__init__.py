@@ -18,14 +18,17 @@ from vnehr.facilities.schemas import (
 from vnehr.facilities.service import (
     MAY_CONNECT,
     SCOPES,
+    active_certificates,
     add_client,
     add_practitioner,
+    connection_state,
     get,
     listing,
     move,
     register,
     revoke_client,
     status_counts,
+    test_submission_passed,
 )
 
 __all__ = [
@@ -41,8 +44,10 @@ __all__ = [
     "PractitionerCreate",
     "State",
     "UnknownFacility",
+    "active_certificates",
     "add_client",
     "add_practitioner",
+    "connection_state",
     "get",
     "listing",
     "move",
@@ -51,4 +56,5 @@ __all__ = [
     "revoke_client",
     "router",
     "status_counts",
+    "test_submission_passed",
 ]

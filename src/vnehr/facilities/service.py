@@ -521,3 +521,30 @@ async def certificates(
 ) -> list[FacilityCertificate]:
     facility = await get(session, subject, code)
     return await FacilityRepository(session).certificates_of(facility.code)
+
+
+async def connection_state(session: AsyncSession, code: str) -> State | None:
+    """The onboarding state of a facility (None if unknown), for intake decisions."""
+    facility = await FacilityRepository(session).get(code)
+    return State(facility.status) if facility else None
+
+
+async def active_certificates(session: AsyncSession, code: str) -> list[str]:
+    """PEM of the facility's registered, unexpired signing certificates."""
+    now = utcnow()
+    return [
+        c.pem
+        for c in await FacilityRepository(session).certificates_of(code)
+        if c.status == "active" and c.not_before <= now <= c.not_after
+    ]
+
+
+async def test_submission_passed(session: AsyncSession, code: str, actor: str) -> bool:
+    """A facility onboarding with a registered certificate sent a valid test file: it moves
+    on to ``test_passed`` (once)."""
+    repo = FacilityRepository(session)
+    facility = await repo.get(code, for_update=True)
+    if facility is None or State(facility.status) != State.certificate_registered:
+        return False
+    await _move(repo, facility, State.test_passed, actor, "test submission passed")
+    return True

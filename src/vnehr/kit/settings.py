@@ -76,6 +76,13 @@ class Settings(BaseSettings):
         default=True, description="Session cookies only over HTTPS (browsers allow localhost)."
     )
     session_hours: int = Field(default=8, ge=1, le=72)
+    max_body_bytes: int = Field(
+        default=20 * 1024 * 1024, ge=1024, description="Largest visit file accepted (bytes)."
+    )
+    require_signature: bool = Field(
+        default=False,
+        description="Refuse unsigned visit files from facilities that registered a certificate.",
+    )
     access_token_minutes: int = Field(default=10, ge=1, le=60)
 
     @model_validator(mode="after")

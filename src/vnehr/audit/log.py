@@ -1,0 +1,51 @@
+"""The audit table and how rows are written."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, Index, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from vnehr.kit.clock import utcnow
+from vnehr.kit.db import Base, JSONDoc, UtcDateTime
+
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class AuditEvent(Base):
+    __tablename__ = "audit_event"
+    __table_args__ = (Index("ix_audit_event_person", "person_id", "at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UtcDateTime())
+    actor: Mapped[str] = mapped_column(String(100))
+    action: Mapped[str] = mapped_column(String(60))
+    person_id: Mapped[int | None] = mapped_column(BigId)
+    object_type: Mapped[str] = mapped_column(String(60))
+    object_id: Mapped[str] = mapped_column(String(200))
+    detail: Mapped[dict[str, Any] | None] = mapped_column(JSONDoc)
+    prev_hash: Mapped[str | None] = mapped_column(String(64))
+    hash: Mapped[str | None] = mapped_column(String(64))
+
+
+def audit_event(
+    *,
+    actor: str,
+    action: str,
+    object_type: str,
+    object_id: str,
+    person_id: int | None = None,
+    detail: dict[str, Any] | None = None,
+) -> AuditEvent:
+    """A row for the caller to add in its own transaction."""
+    return AuditEvent(
+        at=utcnow(),
+        actor=actor,
+        action=action,
+        person_id=person_id,
+        object_type=object_type,
+        object_id=object_id,
+        detail=detail,
+    )

@@ -1,0 +1,50 @@
+"""The transactional outbox: any context records an event in its own transaction; the exchange
+worker delivers it later (with retries). A record never exists without its events."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, Index, Integer, String
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Mapped, mapped_column
+
+from vnehr.kit.clock import utcnow
+from vnehr.kit.db import Base, JSONDoc, UtcDateTime
+
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class OutboxEvent(Base):
+    __tablename__ = "outbox_event"
+    __table_args__ = (Index("ix_outbox_event_pending", "delivered_at", "id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    event_id: Mapped[str] = mapped_column(String(36), unique=True)
+    topic: Mapped[str] = mapped_column(String(100))
+    key: Mapped[str] = mapped_column(String(200))  # ordering key (per recipient/visit)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONDoc)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    delivered_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+
+def new_event(topic: str, key: str, payload: dict[str, Any]) -> OutboxEvent:
+    """An event row to add in the caller's transaction (bulk callers add many at once)."""
+    return OutboxEvent(
+        event_id=str(uuid.uuid4()),
+        topic=topic,
+        key=key,
+        payload=payload,
+        created_at=utcnow(),
+        attempts=0,
+    )
+
+
+async def record_event(session: AsyncSession, topic: str, key: str, payload: dict[str, Any]) -> str:
+    """Write an event in the caller's transaction; returns its id (consumers dedupe on it)."""
+    event = new_event(topic, key, payload)
+    session.add(event)
+    return event.event_id

@@ -1,0 +1,5 @@
+"""Records: the longitudinal record (visit versions, stored canonically) and the timeline."""
+
+from vnehr.records.service import Stored, VisitData, current_version, store, versions
+
+__all__ = ["Stored", "VisitData", "current_version", "store", "versions"]

@@ -1,0 +1,67 @@
+"""The longitudinal record: every version of every visit, stored canonically, and the citizen's
+timeline index (one row per current visit)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, Numeric, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from vnehr.kit.db import Base, JSONDoc, UtcDateTime
+
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class VisitVersion(Base):
+    """One version of a visit (facility + MA_LK) as received; the newest is ``current``."""
+
+    __tablename__ = "visit_version"
+    __table_args__ = (
+        UniqueConstraint("facility_code", "visit_key", "version"),
+        Index("ix_visit_version_current", "facility_code", "visit_key", "current"),
+        Index("ix_visit_version_received", "received_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    facility_code: Mapped[str] = mapped_column(String(5))
+    visit_key: Mapped[str] = mapped_column(String(100))
+    version: Mapped[int] = mapped_column(Integer)
+    current: Mapped[bool] = mapped_column(default=True)
+    test_mode: Mapped[bool] = mapped_column(default=False)
+    submission_id: Mapped[str] = mapped_column(String(36), index=True)
+    content_sha256: Mapped[str] = mapped_column(String(64))
+    person_id: Mapped[int | None] = mapped_column(BigId, index=True)
+    personal_id: Mapped[str | None] = mapped_column(String(15))
+    care_type: Mapped[str | None] = mapped_column(String(2))
+    insured: Mapped[bool] = mapped_column(default=False)
+    main_diagnosis: Mapped[str | None] = mapped_column(String(10))
+    started_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    lag_seconds: Mapped[int | None] = mapped_column(BigInteger)
+    total_hospital_cost: Mapped[Decimal | None] = mapped_column(Numeric(18, 2))
+    has_summary: Mapped[bool] = mapped_column(default=False)  # XML8 present
+    tables: Mapped[dict[str, Any]] = mapped_column(JSONDoc)  # canonical: table -> rows
+    warnings: Mapped[list[Any] | None] = mapped_column(JSONDoc)
+
+
+class TimelineEntry(Base):
+    """The citizen's timeline: one row per visit (its current version)."""
+
+    __tablename__ = "timeline_entry"
+    __table_args__ = (
+        UniqueConstraint("facility_code", "visit_key"),
+        Index("ix_timeline_entry_person", "person_id", "ended_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    person_id: Mapped[int | None] = mapped_column(BigId)
+    facility_code: Mapped[str] = mapped_column(String(5))
+    visit_key: Mapped[str] = mapped_column(String(100))
+    version_id: Mapped[int] = mapped_column(BigId, ForeignKey("visit_version.id"))
+    care_type: Mapped[str | None] = mapped_column(String(2))
+    main_diagnosis: Mapped[str | None] = mapped_column(String(10))
+    ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime())

@@ -1,0 +1,8 @@
+"""Submissions: intake of the national XML at visit end (GIAMDINHHS, XML0 check-in), safe
+parsing, validation with stable codes, receipts, versions per (facility, MA_LK)."""
+
+from vnehr.submissions.api import router
+from vnehr.submissions.service import IntakeOptions, analyse, submit, validation_report
+from vnehr.submissions.xmlio import Limits
+
+__all__ = ["IntakeOptions", "Limits", "analyse", "router", "submit", "validation_report"]

@@ -1,0 +1,82 @@
+"""Errors of the submissions context. SUB-00xx refuse a whole file (an HTTP error); SUB-01xx are
+issues of one visit, listed in the receipt (texts of both in vnehr/locale)."""
+
+from __future__ import annotations
+
+from vnehr.kit.errors import VnehrError
+
+
+class FileRefused(VnehrError):
+    """The whole file is refused: nothing of it is stored."""
+
+    status_code = 422
+
+
+class TooLarge(FileRefused):
+    status_code = 413
+    code = "SUB-0001"
+
+
+class NotWellFormed(FileRefused):
+    code = "SUB-0002"
+
+
+class DtdForbidden(FileRefused):
+    code = "SUB-0003"
+
+
+class WrongEncoding(FileRefused):
+    code = "SUB-0004"
+
+
+class WrongRoot(FileRefused):
+    code = "SUB-0005"
+
+
+class TooComplex(FileRefused):
+    code = "SUB-0006"
+
+
+class BadBase64(FileRefused):
+    code = "SUB-0007"
+
+
+class EnvelopeIncomplete(FileRefused):
+    code = "SUB-0008"
+
+
+class FacilityMismatch(FileRefused):
+    status_code = 403
+    code = "SUB-0009"
+
+
+class FacilityNotAllowed(FileRefused):
+    status_code = 403
+    code = "SUB-0010"
+
+
+class SignatureInvalid(FileRefused):
+    code = "SUB-0011"
+
+
+class SignatureMissing(FileRefused):
+    code = "SUB-0012"
+
+
+class NoVisits(FileRefused):
+    code = "SUB-0013"
+
+
+class EmptyBody(FileRefused):
+    status_code = 400
+    code = "SUB-0014"
+
+
+class UnknownSubmission(VnehrError):
+    status_code = 404
+    code = "SUB-0015"
+
+
+class NotYourFacility(VnehrError):
+    status_code = 403
+    code = "SUB-0016"

@@ -1,0 +1,34 @@
+"""Tables of the submissions context: each received file with its raw bytes and its receipt."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Index, Integer, LargeBinary, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from vnehr.kit.db import Base, JSONDoc, UtcDateTime
+
+
+class Submission(Base):
+    """A file as received (zstd-compressed, immutable: legal evidence and re-processing) and
+    the receipt given for it."""
+
+    __tablename__ = "submission"
+    __table_args__ = (Index("ix_submission_facility_received", "facility_code", "received_at"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20))  # giamdinhhs | checkin
+    facility_code: Mapped[str] = mapped_column(String(5))
+    client_id: Mapped[str] = mapped_column(String(80))
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    status: Mapped[str] = mapped_column(String(30))
+    test_mode: Mapped[bool] = mapped_column(default=False)
+    visits: Mapped[int] = mapped_column(Integer)
+    accepted: Mapped[int] = mapped_column(Integer)
+    rejected: Mapped[int] = mapped_column(Integer)
+    raw_sha256: Mapped[str] = mapped_column(String(64))
+    raw_size: Mapped[int] = mapped_column(Integer)
+    raw_zstd: Mapped[bytes] = mapped_column(LargeBinary)
+    receipt: Mapped[dict[str, Any]] = mapped_column(JSONDoc)

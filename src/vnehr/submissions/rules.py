@@ -1,0 +1,364 @@
+"""Validation of one visit (one HOSO): field format from the national tables, catalogue codes in
+force on the visit date, and the cross-field rules. Pure: no database; catalogue codes come from a
+``CodeBook`` (the database snapshot in the service, the packaged lists in ``vnehr validate``).
+
+Errors reject the visit; warnings are stored with it. Every issue names table, row and field.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from dataclasses import field as dc_field
+from datetime import date, datetime
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from typing import Any, Literal, Protocol
+
+from vnehr import identity
+from vnehr.kit.errors import VnehrError
+from vnehr.kit.i18n import texts
+from vnehr.submissions.spec import DATE_FIELDS, DATETIME_FIELDS, MULTI_VALUE_FIELDS, table
+
+Severity = Literal["error", "warning"]
+Rows = Mapping[str, list[dict[str, str]]]
+CENT = Decimal("0.01")
+REFORM_DAY = date(2025, 7, 1)
+
+
+class CodeBook(Protocol):
+    def has(self, list_name: str, code: str, day: date) -> bool: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Issue:
+    code: str
+    severity: Severity
+    table: str | None = None
+    row: int | None = None  # 1-based, as a person counts rows
+    field: str | None = None
+    params: dict[str, Any] = dc_field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        where = {"table": self.table or "", "row": self.row or "", "field": self.field or ""}
+        return {
+            "code": self.code,
+            "severity": self.severity,
+            "table": self.table,
+            "row": self.row,
+            "field": self.field,
+            "message": texts(self.code, {**where, **self.params}),
+            "detail": self.params,
+        }
+
+
+@dataclass(slots=True)
+class Findings:
+    issues: list[Issue] = dc_field(default_factory=list)
+
+    def error(self, code: str, table: str | None = None, row: int | None = None,
+              field_: str | None = None, **params: Any) -> None:  # fmt: skip
+        self.issues.append(Issue(code, "error", table, row, field_, params))
+
+    def warning(self, code: str, table: str | None = None, row: int | None = None,
+                field_: str | None = None, **params: Any) -> None:  # fmt: skip
+        self.issues.append(Issue(code, "warning", table, row, field_, params))
+
+    @property
+    def rejected(self) -> bool:
+        return any(i.severity == "error" for i in self.issues)
+
+
+# ------------------------------------------------------------------ value readers
+
+
+def parse_moment(value: str) -> datetime | None:
+    """yyyyMMddHHmm; None if not a real moment."""
+    if len(value) != 12 or not value.isascii() or not value.isdigit():
+        return None
+    try:
+        return datetime.strptime(value, "%Y%m%d%H%M")  # noqa: DTZ007  (local Vietnam time)
+    except ValueError:
+        return None
+
+
+def parse_day(value: str) -> date | None:
+    if len(value) != 8 or not value.isascii() or not value.isdigit():
+        return None
+    try:
+        return datetime.strptime(value, "%Y%m%d").date()  # noqa: DTZ007
+    except ValueError:
+        return None
+
+
+def parse_number(value: str) -> Decimal | None:
+    text = value.strip()
+    if not text or not all(c.isascii() and (c.isdigit() or c in ".-") for c in text):
+        return None
+    try:
+        number = Decimal(text)
+    except InvalidOperation:
+        return None
+    return number if number.is_finite() else None
+
+
+def birth_of(value: str) -> tuple[int, date | None] | None:
+    """NGAY_SINH: 12 characters where unknown day/month/time are zeros. (year, date or None)."""
+    if len(value) != 12 or not value.isascii() or not value.isdigit():
+        return None
+    year = int(value[:4])
+    month, day = int(value[4:6]), int(value[6:8])
+    if year < 1850 or (month == 0 and day != 0):  # a day without its month means nothing
+        return None
+    if month == 0:
+        return year, None
+    try:
+        return year, date(year, month, max(day, 1))
+    except ValueError:
+        return None
+
+
+# ------------------------------------------------------------------ the checks
+
+
+def check_visit(
+    tables: Rows,
+    *,
+    envelope_facility: str,
+    codes: CodeBook,
+    variants: Mapping[str, str] | None = None,
+    unknown_fields: Iterable[tuple[str, int, str]] = (),
+) -> Findings:
+    """Every rule for one visit. ``tables`` maps table name to its rows (field -> exact text)."""
+    found = Findings()
+    variants = variants or {}
+    for name, row_index, tag in unknown_fields:
+        found.warning("SUB-0115", name, row_index + 1, tag)
+    for name, rows in tables.items():
+        check_rows(found, name, rows, variants.get(name, "4750"))
+    if not tables.get("XML1"):
+        found.error("SUB-0104", "XML1")
+        return found
+    summary = tables["XML1"][0]
+    _cross_checks(found, tables, summary, envelope_facility, codes)
+    return found
+
+
+def check_rows(
+    found: Findings, name: str, rows: list[dict[str, str]], variant: str = "4750"
+) -> None:
+    """Format of every field of every row of one table."""
+    fields = table(name, variant).fields
+    for index, row in enumerate(rows, start=1):
+        _check_fields(found, name, index, row, fields)
+
+
+def _check_fields(found: Findings, name: str, index: int, row: dict[str, str], fields: Any) -> None:
+    for spec in fields:
+        value = row.get(spec.name)
+        if value is None or value.strip() == "":
+            if spec.required and spec.name != "STT":
+                found.error("SUB-0110", name, index, spec.name)
+            continue
+        if spec.max is not None and len(value) > spec.max:
+            found.error("SUB-0111", name, index, spec.name, length=len(value), max=spec.max)
+            continue
+        parts = value.split(";") if spec.name in MULTI_VALUE_FIELDS else [value]
+        for part in parts:
+            if spec.name in DATETIME_FIELDS and spec.name != "NGAY_SINH":
+                if parse_moment(part) is None:
+                    found.error("SUB-0113", name, index, spec.name, value=part)
+            elif spec.name in DATE_FIELDS:
+                if parse_day(part) is None:
+                    found.error("SUB-0114", name, index, spec.name, value=part)
+            elif spec.type == "number" and parse_number(part) is None:
+                found.error("SUB-0112", name, index, spec.name, value=part[:40])
+
+
+def _money(row: Mapping[str, str], name: str) -> Decimal:
+    return parse_number(row.get(name) or "0") or Decimal(0)
+
+
+def _cross_checks(
+    found: Findings, tables: Rows, xml1: dict[str, str], facility: str, codes: CodeBook
+) -> None:
+    ma_lk = xml1.get("MA_LK", "")
+    # the same visit key in every table
+    for name, rows in tables.items():
+        for index, row in enumerate(rows, start=1):
+            if name != "XML1" and row.get("MA_LK", ma_lk) != ma_lk:
+                found.error(
+                    "SUB-0131", name, index, "MA_LK", expected=ma_lk, value=row.get("MA_LK")
+                )
+    if (xml1.get("MA_CSKCB") or "").strip() != facility:
+        found.error(
+            "SUB-0139", "XML1", 1, "MA_CSKCB", value=xml1.get("MA_CSKCB"), expected=facility
+        )
+    start = parse_moment(xml1.get("NGAY_VAO") or "")
+    end = parse_moment(xml1.get("NGAY_RA") or "")
+    if start and end and end < start:
+        found.error("SUB-0130", "XML1", 1, "NGAY_RA", start=xml1["NGAY_VAO"], end=xml1["NGAY_RA"])
+    day = (end or start or datetime(2000, 1, 1)).date()  # noqa: DTZ001
+    _check_codes(found, xml1, codes, day, start)
+    _check_money(found, tables, xml1)
+    _check_days(found, xml1, start, end)
+    _check_identity(found, xml1, day)
+
+
+def _check_codes(
+    found: Findings, xml1: dict[str, str], codes: CodeBook, day: date, start: datetime | None
+) -> None:
+    for field_name, list_name in (
+        ("MA_LOAI_KCB", "care-type"),
+        ("KET_QUA_DTRI", "treatment-result"),
+        ("MA_LOAI_RV", "discharge-type"),
+        ("GIOI_TINH", "gender"),
+        ("MA_DOITUONG_KCB", "patient-category"),
+    ):
+        value = (xml1.get(field_name) or "").strip()
+        if value and not codes.has(list_name, value, day):
+            found.error(
+                "SUB-0120",
+                "XML1",
+                1,
+                field_name,
+                value=value,
+                catalog=list_name,
+                on=day.isoformat(),
+            )
+    main = (xml1.get("MA_BENH_CHINH") or "").strip()
+    if main and not codes.has("icd10", main, day):
+        found.error("SUB-0121", "XML1", 1, "MA_BENH_CHINH", value=main)
+    secondary = [c.strip() for c in (xml1.get("MA_BENH_KT") or "").split(";") if c.strip()]
+    if len(secondary) > 12:
+        found.error("SUB-0116", "XML1", 1, "MA_BENH_KT", count=len(secondary))
+    for code in secondary:
+        if not codes.has("icd10", code, day):
+            found.error("SUB-0121", "XML1", 1, "MA_BENH_KT", value=code)
+    # where the patient lives, by the units in force when the visit began
+    where_day = start.date() if start else day
+    province = (xml1.get("MATINH_CU_TRU") or "").strip()
+    if province and not codes.has("province", province[-2:], where_day):
+        found.error(
+            "SUB-0122", "XML1", 1, "MATINH_CU_TRU", value=province, on=where_day.isoformat()
+        )
+    district = (xml1.get("MAHUYEN_CU_TRU") or "").strip()
+    if district:
+        if where_day >= REFORM_DAY:
+            found.warning("SUB-0123", "XML1", 1, "MAHUYEN_CU_TRU", value=district)
+        elif not codes.has("district", district, where_day):
+            found.error(
+                "SUB-0122", "XML1", 1, "MAHUYEN_CU_TRU", value=district, on=where_day.isoformat()
+            )
+    ward = (xml1.get("MAXA_CU_TRU") or "").strip()
+    if ward and not codes.has("ward", ward, where_day):
+        found.error("SUB-0122", "XML1", 1, "MAXA_CU_TRU", value=ward, on=where_day.isoformat())
+
+
+def _check_money(found: Findings, tables: Rows, xml1: dict[str, str]) -> None:
+    total = Decimal(0)
+    for name, price in (("XML2", "DON_GIA"), ("XML3", "DON_GIA_BV")):
+        for index, row in enumerate(tables.get(name, []), start=1):
+            amount = _money(row, "THANH_TIEN_BV")
+            total += amount
+            quantity, unit = (
+                parse_number(row.get("SO_LUONG") or ""),
+                parse_number(row.get(price) or ""),
+            )
+            if quantity is None or unit is None:
+                continue
+            expected = (quantity * unit).quantize(CENT, rounding=ROUND_HALF_UP)
+            if amount.quantize(CENT, rounding=ROUND_HALF_UP) != expected:
+                found.error(
+                    "SUB-0134", name, index, "THANH_TIEN_BV", value=str(amount),
+                    expected=str(expected), quantity=str(quantity), price=str(unit),
+                )  # fmt: skip
+    declared = parse_number(xml1.get("T_TONGCHI_BV") or "")
+    if declared is not None and declared.quantize(CENT) != total.quantize(CENT):
+        found.error("SUB-0132", "XML1", 1, "T_TONGCHI_BV", value=str(declared), expected=str(total))
+    bh, cct, bhtt = (parse_number(xml1.get(k) or "") for k in ("T_TONGCHI_BH", "T_BNCCT", "T_BHTT"))
+    if (
+        bh is not None
+        and cct is not None
+        and bhtt is not None
+        and (bh - cct).quantize(CENT) != bhtt.quantize(CENT)
+    ):
+        found.error("SUB-0133", "XML1", 1, "T_BHTT", value=str(bhtt), expected=str(bh - cct))
+
+
+def _check_days(
+    found: Findings, xml1: dict[str, str], start: datetime | None, end: datetime | None
+) -> None:
+    care = (xml1.get("MA_LOAI_KCB") or "").strip()
+    declared = parse_number(xml1.get("SO_NGAY_DTRI") or "")
+    if declared is None or start is None or end is None:
+        return
+    if care in ("01", "07", "09"):
+        expected = 0
+    elif care in ("02", "03", "04", "06"):
+        expected = (end.date() - start.date()).days + 1
+    else:
+        return  # 05 (days of drug use) and 08 (days with services) need data we do not have
+    if declared != expected:
+        found.error(
+            "SUB-0135",
+            "XML1",
+            1,
+            "SO_NGAY_DTRI",
+            value=str(declared),
+            expected=expected,
+            care_type=care,
+        )
+
+
+def _check_identity(found: Findings, xml1: dict[str, str], day: date) -> None:
+    number = (xml1.get("SO_CCCD") or "").strip()
+    sex = {"1": "male", "2": "female"}.get((xml1.get("GIOI_TINH") or "").strip())
+    born = birth_of(xml1.get("NGAY_SINH") or "")
+    if born is None and xml1.get("NGAY_SINH"):
+        found.error("SUB-0113", "XML1", 1, "NGAY_SINH", value=xml1["NGAY_SINH"])
+    if number:
+        kind = identity.classify_document_number(number)
+        if kind == "personal_id":
+            birth_date = born[1] if born and born[1] else (date(born[0], 1, 1) if born else None)
+            try:
+                identity.check_personal_id(number, sex=sex, birth_date=birth_date)  # type: ignore[arg-type]
+            except VnehrError as exc:
+                found.error(
+                    "SUB-0136", "XML1", 1, "SO_CCCD", cause=exc.code, reason=exc.messages()["en"]
+                )
+        elif kind == "other":
+            found.warning("SUB-0143", "XML1", 1, "SO_CCCD")
+    cards = [c.strip() for c in (xml1.get("MA_THE_BHYT") or "").split(";") if c.strip()]
+    starts = (xml1.get("GT_THE_TU") or "").split(";")
+    ends = (xml1.get("GT_THE_DEN") or "").split(";")
+    covered = False
+    for index, card in enumerate(cards):
+        try:
+            identity.check_insurance_card(card)
+        except VnehrError as exc:
+            found.error(
+                "SUB-0137",
+                "XML1",
+                1,
+                "MA_THE_BHYT",
+                value=card,
+                cause=exc.code,
+                reason=exc.messages()["en"],
+            )
+            continue
+        valid_from = parse_day(starts[index].strip()) if index < len(starts) else None
+        valid_to = parse_day(ends[index].strip()) if index < len(ends) else None
+        if valid_from and valid_to and valid_to < valid_from:
+            found.error(
+                "SUB-0138",
+                "XML1",
+                1,
+                "GT_THE_DEN",
+                card=card,
+                start=str(valid_from),
+                end=str(valid_to),
+            )
+        elif (valid_from is None or valid_from <= day) and (valid_to is None or valid_to >= day):
+            covered = True
+    if cards and not covered:
+        found.warning("SUB-0144", "XML1", 1, "GT_THE_TU", card=cards[0], on=day.isoformat())

@@ -1,0 +1,398 @@
+"""Intake of visit files: read safely, validate once, store every accepted visit with its
+outbox events and audit row in the caller's transaction, and build the receipt.
+
+``analyse`` is pure (no database): the same checks serve ``POST /submissions/validate``,
+``vnehr validate`` and ``submit``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+import zstandard
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from vnehr import catalogs, facilities, identity, records
+from vnehr.audit import audit_event
+from vnehr.kit.auth import Subject, require_scope
+from vnehr.kit.clock import VIETNAM, utcnow
+from vnehr.kit.outbox import new_event
+from vnehr.submissions import errors, signature
+from vnehr.submissions.models import Submission
+from vnehr.submissions.rules import (
+    CodeBook,
+    Findings,
+    birth_of,
+    check_rows,
+    check_visit,
+    parse_moment,
+    parse_number,
+)
+from vnehr.submissions.spec import TABLES_IN_ENVELOPE
+from vnehr.submissions.xmlio import Limits, b64decode, read_checkin, read_envelope, read_table
+
+_zstd = zstandard.ZstdCompressor(level=6)
+
+
+@dataclass(slots=True)
+class VisitAnalysis:
+    index: int  # 1-based position of the HOSO in the file
+    visit_key: str | None
+    tables: dict[str, list[dict[str, str]]]
+    findings: Findings
+    content_sha256: str = ""
+
+    @property
+    def status(self) -> str:
+        if self.findings.rejected:
+            return "rejected"
+        return "accepted_with_warnings" if self.findings.issues else "accepted"
+
+
+@dataclass(slots=True)
+class Analysis:
+    facility_code: str
+    visits: list[VisitAnalysis] = field(default_factory=list)
+    signed: bool = False
+
+
+def canonical_sha256(tables: dict[str, list[dict[str, str]]]) -> str:
+    """Hash of a visit's content, independent of whitespace, element order and base64 line
+    breaks: the same visit sent twice hashes the same."""
+    return hashlib.sha256(orjson.dumps(tables, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def analyse(data: bytes, *, codes: CodeBook, limits: Limits) -> Analysis:
+    """Read a GIAMDINHHS file and check every visit. File-level problems raise ``FileRefused``;
+    a bad visit only marks that visit."""
+    envelope = read_envelope(data, limits)
+    analysis = Analysis(
+        facility_code=envelope.facility_code,
+        signed=envelope.signature is not None and len(envelope.signature) > 0,
+    )
+    seen_keys: dict[str, int] = {}
+    for position, entries in enumerate(envelope.records, start=1):
+        found = Findings()
+        tables: dict[str, list[dict[str, str]]] = {}
+        variants: dict[str, str] = {}
+        unknown: list[tuple[str, int, str]] = []
+        for entry in entries:
+            if entry.kind not in TABLES_IN_ENVELOPE:
+                found.error("SUB-0103", entry.kind or None, value=entry.kind)
+                continue
+            if entry.kind in tables:
+                found.error("SUB-0105", entry.kind)
+                continue
+            try:
+                doc = read_table(entry.kind, b64decode(entry.content, what=entry.kind), limits)
+            except errors.BadBase64:
+                found.error("SUB-0101", entry.kind)
+                continue
+            except errors.FileRefused as exc:
+                found.error("SUB-0102", entry.kind, reason=f"{exc.code} {exc.messages()['en']}")
+                continue
+            tables[entry.kind] = doc.rows
+            variants[entry.kind] = doc.variant
+            unknown += [(entry.kind, row, tag) for row, tag in doc.unknown]
+        if tables:
+            result = check_visit(
+                tables,
+                envelope_facility=envelope.facility_code,
+                codes=codes,
+                variants=variants,
+                unknown_fields=unknown,
+            )
+            found.issues += result.issues
+        elif not found.issues:
+            found.error("SUB-0104", "XML1")
+        visit_key = ((tables.get("XML1") or [{}])[0].get("MA_LK") or "").strip() or None
+        if visit_key is not None:
+            if visit_key in seen_keys:
+                found.error("SUB-0140", "XML1", 1, "MA_LK", value=visit_key)
+            seen_keys[visit_key] = position
+        analysis.visits.append(
+            VisitAnalysis(position, visit_key, tables, found, canonical_sha256(tables))
+        )
+    return analysis
+
+
+# ------------------------------------------------------------------ receipts
+
+
+def _visit_receipt(visit: VisitAnalysis, **extra: Any) -> dict[str, Any]:
+    return {
+        "index": visit.index,
+        "visit_key": visit.visit_key,
+        "status": visit.status,
+        "issues": [i.as_dict() for i in visit.findings.issues],
+        **extra,
+    }
+
+
+def _file_status(statuses: list[str]) -> str:
+    if all(s == "rejected" for s in statuses):
+        return "rejected"
+    if any(s == "rejected" for s in statuses):
+        return "partially_accepted"
+    if any(s == "accepted_with_warnings" for s in statuses):
+        return "accepted_with_warnings"
+    return "accepted"
+
+
+def validation_report(analysis: Analysis) -> dict[str, Any]:
+    """What ``/submissions/validate`` answers: the receipt that would be given, nothing stored."""
+    visits = [_visit_receipt(v) for v in analysis.visits]
+    return {
+        "facility_code": analysis.facility_code,
+        "status": _file_status([v["status"] for v in visits]),
+        "visits": visits,
+    }
+
+
+# ------------------------------------------------------------------ intake
+
+
+@dataclass(frozen=True, slots=True)
+class IntakeOptions:
+    limits: Limits
+    require_signature: bool = False
+
+
+def _moment(value: str | None) -> datetime | None:
+    moment = parse_moment(value or "")
+    return moment.replace(tzinfo=VIETNAM).astimezone(UTC) if moment else None
+
+
+async def submit(
+    session: AsyncSession, subject: Subject, data: bytes, options: IntakeOptions
+) -> dict[str, Any]:
+    """Receive a file from a facility system; returns the receipt (the caller commits before
+    handing it out)."""
+    require_scope(subject, "submission.write")
+    if subject.kind != "facility_system" or subject.facility_code is None:
+        raise errors.NotYourFacility(id="-")
+    codes = await catalogs.codebook(session)
+    analysis = analyse(data, codes=codes, limits=options.limits)
+    code = subject.facility_code
+    if analysis.facility_code != code:
+        raise errors.FacilityMismatch(found=analysis.facility_code, expected=code)
+    state = await facilities.connection_state(session, code)
+    if state is None or state not in facilities.MAY_CONNECT:
+        raise errors.FacilityNotAllowed(code=code, status=state.value if state else "unknown")
+    test_mode = state != facilities.State.connected
+    file_warnings = await signature.check(
+        data, await facilities.active_certificates(session, code), options.require_signature
+    )
+    received = utcnow()
+    submission_id = str(uuid.uuid4())
+    visits: list[dict[str, Any]] = []
+    accepted = 0
+    for visit in analysis.visits:
+        if visit.findings.rejected or visit.visit_key is None:
+            visits.append(_visit_receipt(visit))
+            continue
+        stored = await _store_visit(session, subject, visit, submission_id, received, test_mode)
+        accepted += 1
+        visits.append(
+            _visit_receipt(
+                visit,
+                version=stored.version,
+                outcome=stored.outcome,
+                first_receipt=stored.submission_id if stored.outcome == "unchanged" else None,
+            )
+        )
+    status = _file_status([v["status"] for v in visits])
+    receipt = {
+        "id": submission_id,
+        "received_at": received.isoformat(),
+        "facility_code": code,
+        "status": status,
+        "test_mode": test_mode,
+        "warnings": file_warnings,
+        "visits": visits,
+    }
+    session.add(
+        Submission(
+            id=submission_id,
+            kind="giamdinhhs",
+            facility_code=code,
+            client_id=subject.id,
+            received_at=received,
+            status=status,
+            test_mode=test_mode,
+            visits=len(visits),
+            accepted=accepted,
+            rejected=len(visits) - accepted,
+            raw_sha256=hashlib.sha256(data).hexdigest(),
+            raw_size=len(data),
+            raw_zstd=_zstd.compress(data),
+            receipt=receipt,
+        )
+    )
+    if test_mode and accepted:
+        await facilities.test_submission_passed(session, code, subject.label)
+    await session.flush()
+    return receipt
+
+
+async def _store_visit(
+    session: AsyncSession,
+    subject: Subject,
+    visit: VisitAnalysis,
+    submission_id: str,
+    received: datetime,
+    test_mode: bool,
+) -> records.Stored:
+    xml1 = visit.tables["XML1"][0]
+    personal_id = (xml1.get("SO_CCCD") or "").strip()
+    person_id = None
+    if identity.classify_document_number(personal_id) == "personal_id" and not test_mode:
+        born = birth_of(xml1.get("NGAY_SINH") or "")
+        person_id = await identity.match_patient(
+            session,
+            personal_id=personal_id,
+            full_name=xml1.get("HO_TEN") or "",
+            birth_date=born[1] if born else None,
+            sex={"1": "male", "2": "female"}.get((xml1.get("GIOI_TINH") or "").strip()),
+            source=f"intake:{subject.facility_code}",
+        )
+    ended = _moment(xml1.get("NGAY_RA"))
+    stored = await records.store(
+        session,
+        records.VisitData(
+            facility_code=subject.facility_code or "",
+            visit_key=visit.visit_key or "",
+            tables=visit.tables,
+            content_sha256=visit.content_sha256,
+            submission_id=submission_id,
+            received_at=received,
+            test_mode=test_mode,
+            person_id=person_id,
+            personal_id=personal_id or None,
+            care_type=(xml1.get("MA_LOAI_KCB") or "").strip() or None,
+            insured=bool((xml1.get("MA_THE_BHYT") or "").strip()),
+            main_diagnosis=(xml1.get("MA_BENH_CHINH") or "").strip()[:10] or None,
+            started_at=_moment(xml1.get("NGAY_VAO")),
+            ended_at=ended,
+            total_hospital_cost=parse_number(xml1.get("T_TONGCHI_BV") or ""),
+            has_summary="XML8" in visit.tables,
+            warnings=[i.as_dict() for i in visit.findings.issues] or None,
+        ),
+    )
+    if stored.outcome != "unchanged":
+        payload = {
+            "submission_id": submission_id,
+            "facility_code": subject.facility_code,
+            "visit_key": visit.visit_key,
+            "version": stored.version,
+            "version_id": stored.version_id,
+            "person_id": person_id,
+            "test_mode": test_mode,
+        }
+        key = f"{subject.facility_code}:{visit.visit_key}"
+        session.add(new_event("visit.accepted", key, payload))
+        session.add(
+            audit_event(
+                actor=subject.label,
+                action="visit.received",
+                object_type="visit_version",
+                object_id=str(stored.version_id),
+                person_id=person_id,
+                detail={"submission_id": submission_id, "outcome": stored.outcome},
+            )
+        )
+    return stored
+
+
+async def receipt(session: AsyncSession, subject: Subject, submission_id: str) -> dict[str, Any]:
+    """A receipt again, for the facility that sent the file (or the department)."""
+    row = await session.get(Submission, submission_id)
+    if row is None:
+        raise errors.UnknownSubmission(id=submission_id)
+    _require_reader(subject, row.facility_code, submission_id)
+    return row.receipt
+
+
+def _require_reader(subject: Subject, facility_code: str, what: str) -> None:
+    if subject.is_department_admin(facility_code[:2]):
+        return
+    if subject.acts_for_facility(facility_code, ("facility_admin",)):
+        return
+    raise errors.NotYourFacility(id=what)
+
+
+async def listing(
+    session: AsyncSession,
+    subject: Subject,
+    *,
+    facility: str | None,
+    since: datetime | None,
+    limit: int,
+) -> list[dict[str, Any]]:
+    """Receipts of a facility, newest first (the facility's systems and admins, the department)."""
+    code = facility or subject.facility_code
+    if code is None:
+        raise errors.NotYourFacility(id="-")
+    _require_reader(subject, code, code)
+    stmt = select(Submission.receipt).where(Submission.facility_code == code)
+    if since is not None:
+        stmt = stmt.where(Submission.received_at >= since)
+    stmt = stmt.order_by(Submission.received_at.desc()).limit(limit)
+    return list(await session.scalars(stmt))
+
+
+async def check_in(
+    session: AsyncSession, subject: Subject, data: bytes, limits: Limits
+) -> dict[str, Any]:
+    """Receive an XML0 check-in: format checks, the rows' facility, a stored receipt."""
+    require_scope(subject, "checkin.write")
+    if subject.kind != "facility_system" or subject.facility_code is None:
+        raise errors.NotYourFacility(id="-")
+    doc = read_checkin(data, limits)
+    if not doc.rows:
+        raise errors.NoVisits()
+    found = Findings()
+    check_rows(found, "XML0", doc.rows)
+    for index, row in enumerate(doc.rows, start=1):
+        if (row.get("MA_CSKCB") or "").strip() != subject.facility_code:
+            found.error(
+                "SUB-0152", "XML0", index, "MA_CSKCB",
+                value=row.get("MA_CSKCB"), expected=subject.facility_code,
+            )  # fmt: skip
+    status = (
+        "rejected" if found.rejected else "accepted_with_warnings" if found.issues else "accepted"
+    )
+    received = utcnow()
+    receipt = {
+        "id": str(uuid.uuid4()),
+        "received_at": received.isoformat(),
+        "facility_code": subject.facility_code,
+        "status": status,
+        "rows": len(doc.rows),
+        "issues": [i.as_dict() for i in found.issues],
+    }
+    session.add(
+        Submission(
+            id=receipt["id"],
+            kind="checkin",
+            facility_code=subject.facility_code,
+            client_id=subject.id,
+            received_at=received,
+            status=status,
+            visits=len(doc.rows),
+            accepted=0 if found.rejected else len(doc.rows),
+            rejected=len(doc.rows) if found.rejected else 0,
+            raw_sha256=hashlib.sha256(data).hexdigest(),
+            raw_size=len(data),
+            raw_zstd=_zstd.compress(data),
+            receipt=receipt,
+        )
+    )
+    await session.flush()
+    return receipt

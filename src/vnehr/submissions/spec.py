@@ -1,0 +1,88 @@
+"""The national tables (QĐ 130 as amended by 4750 and 3176), as data: element names, field
+order, types, maximum sizes and required marks, from ``data/tables.json``
+(regenerate with ``scripts/gen_tables.py``)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from typing import Literal
+
+#: yyyyMMddHHmm fields (12 characters) and yyyyMMdd fields (8 characters), §1.4.
+DATETIME_FIELDS = frozenset(
+    {
+        "NGAY_VAO", "NGAY_VAO_NOI_TRU", "NGAY_RA", "NGAY_YL", "NGAY_TH_YL", "NGAY_KQ",
+        "NGAY_TTOAN", "NGAY_SINH", "THOI_DIEM_DBLS", "NGAY_HEN_KL", "NGAY_SINH_CON",
+    }
+)  # fmt: skip
+DATE_FIELDS = frozenset(
+    {
+        "GT_THE_TU", "GT_THE_DEN", "NAM_NAM_LIEN_TUC", "NGAY_TAI_KHAM", "NGAY_CT", "TU_NGAY",
+        "DEN_NGAY", "NGAYKD_HIV", "NGAYLAP", "NGAY_SINHCON", "NGAY_CONCHET",
+    }
+)  # fmt: skip
+#: Fields holding several values separated by ";" (§1.4): each part is checked on its own.
+MULTI_VALUE_FIELDS = frozenset(
+    {"MA_BENH_KT", "MA_KHOA", "MA_GIUONG", "MA_BAC_SI", "NGAY_TAI_KHAM", "MA_THE_BHYT",
+     "GT_THE_TU", "GT_THE_DEN", "MA_DKBD", "CAN_NANG_CON"}
+)  # fmt: skip
+#: Free-text fields written inside CDATA when we produce XML (as BHXH's generators do).
+FREE_TEXT_FIELDS = frozenset(
+    {
+        "HO_TEN", "DIA_CHI", "CHAN_DOAN_VAO", "CHAN_DOAN_RV", "LY_DO_VV", "LY_DO_VNT",
+        "PP_DIEU_TRI", "PP_DIEUTRI", "GHI_CHU", "DU_PHONG", "TEN_THUOC", "TEN_DICH_VU",
+        "TEN_VAT_TU", "TEN_CHI_SO", "MO_TA", "KET_LUAN", "DIEN_BIEN_LS", "HOI_CHAN",
+        "PHAU_THUAT", "QT_BENHLY", "TOMTAT_KQ", "LIEU_DUNG", "CACH_DUNG", "HAM_LUONG",
+        "DAU_HIEU_LS", "HUONG_DIEU_TRI", "DON_VI", "GIAI_DOAN_BENH", "NGUYENNHAN_DINHCHI",
+    }
+)  # fmt: skip
+TABLES_IN_ENVELOPE = tuple(f"XML{n}" for n in range(1, 16))
+
+
+@dataclass(frozen=True, slots=True)
+class Field:
+    name: str
+    type: Literal["string", "number"]
+    max: int | None
+    required: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Table:
+    name: str  # XML1 ... (XML13_3176 for the 3176 variant)
+    root: str | None
+    list: str | None
+    row: str | None
+    fields: tuple[Field, ...]
+
+    @property
+    def repeating(self) -> bool:
+        return self.row is not None
+
+    @property
+    def by_name(self) -> dict[str, Field]:
+        return {f.name: f for f in self.fields}
+
+
+@cache
+def tables() -> dict[str, Table]:
+    raw = resources.files("vnehr.submissions").joinpath("data", "tables.json").read_bytes()
+    out: dict[str, Table] = {}
+    for name, spec in json.loads(raw).items():
+        out[name] = Table(
+            name=name,
+            root=spec["root"],
+            list=spec["list"],
+            row=spec["row"],
+            fields=tuple(Field(**f) for f in spec["fields"]),
+        )
+    return out
+
+
+def table(name: str, variant: str = "4750") -> Table:
+    """The spec of a table; XML13 differs between the 4750 and 3176 variants."""
+    if name == "XML13" and variant == "3176":
+        return tables()["XML13_3176"]
+    return tables()[name]
