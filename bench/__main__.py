@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 
-from bench import catalog_http
+from bench import catalog_http, intake
 
 
 def main() -> None:
-    asyncio.run(catalog_http.main())
+    wanted = sys.argv[1:] or ["catalog", "intake"]
+    if "catalog" in wanted:
+        asyncio.run(catalog_http.main())
+    if "intake" in wanted:
+        asyncio.run(intake.main())
 
 
 main()

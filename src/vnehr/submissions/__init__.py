@@ -2,7 +2,21 @@
 parsing, validation with stable codes, receipts, versions per (facility, MA_LK)."""
 
 from vnehr.submissions.api import router
-from vnehr.submissions.service import IntakeOptions, analyse, submit, validation_report
+from vnehr.submissions.service import (
+    IntakeOptions,
+    analyse,
+    import_file,
+    submit,
+    validation_report,
+)
 from vnehr.submissions.xmlio import Limits
 
-__all__ = ["IntakeOptions", "Limits", "analyse", "router", "submit", "validation_report"]
+__all__ = [
+    "IntakeOptions",
+    "Limits",
+    "analyse",
+    "import_file",
+    "router",
+    "submit",
+    "validation_report",
+]

@@ -133,8 +133,14 @@ def check_visit(
     variants = variants or {}
     for name, row_index, tag in unknown_fields:
         found.warning("SUB-0115", name, row_index + 1, tag)
+    xml1 = (tables.get("XML1") or [{}])[0]
+    begun = parse_moment(xml1.get("NGAY_VAO") or "") or parse_moment(xml1.get("NGAY_RA") or "")
+    # Districts were abolished on 2025-07-01: the field stays in the tables but may be empty.
+    optional = (
+        frozenset({"MAHUYEN_CU_TRU"}) if begun and begun.date() >= REFORM_DAY else frozenset()
+    )
     for name, rows in tables.items():
-        check_rows(found, name, rows, variants.get(name, "4750"))
+        check_rows(found, name, rows, variants.get(name, "4750"), optional=optional)
     if not tables.get("XML1"):
         found.error("SUB-0104", "XML1")
         return found
@@ -144,19 +150,31 @@ def check_visit(
 
 
 def check_rows(
-    found: Findings, name: str, rows: list[dict[str, str]], variant: str = "4750"
+    found: Findings,
+    name: str,
+    rows: list[dict[str, str]],
+    variant: str = "4750",
+    optional: frozenset[str] = frozenset(),
 ) -> None:
-    """Format of every field of every row of one table."""
+    """Format of every field of every row of one table (``optional``: required fields that may
+    be empty in this case)."""
     fields = table(name, variant).fields
     for index, row in enumerate(rows, start=1):
-        _check_fields(found, name, index, row, fields)
+        _check_fields(found, name, index, row, fields, optional)
 
 
-def _check_fields(found: Findings, name: str, index: int, row: dict[str, str], fields: Any) -> None:
+def _check_fields(
+    found: Findings,
+    name: str,
+    index: int,
+    row: dict[str, str],
+    fields: Any,
+    optional: frozenset[str],
+) -> None:
     for spec in fields:
         value = row.get(spec.name)
         if value is None or value.strip() == "":
-            if spec.required and spec.name != "STT":
+            if spec.required and spec.name not in optional:
                 found.error("SUB-0110", name, index, spec.name)
             continue
         if spec.max is not None and len(value) > spec.max:

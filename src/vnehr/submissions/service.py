@@ -396,3 +396,23 @@ async def check_in(
     )
     await session.flush()
     return receipt
+
+
+async def import_file(
+    session: AsyncSession, data: bytes, options: IntakeOptions
+) -> dict[str, Any] | None:
+    """Operator's bulk import of a file as if its facility had sent it; None when the same bytes
+    were received before (so an interrupted import resumes where it stopped)."""
+    digest = hashlib.sha256(data).hexdigest()
+    seen = await session.scalar(select(Submission.id).where(Submission.raw_sha256 == digest))
+    if seen is not None:
+        return None
+    facility = read_envelope(data, options.limits).facility_code
+    importer = Subject(
+        kind="facility_system",
+        id="import",
+        name="vnehr import",
+        scopes=frozenset({"submission.write"}),
+        facility_code=facility,
+    )
+    return await submit(session, importer, data, options)

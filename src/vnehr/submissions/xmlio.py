@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from lxml import etree
 
 from vnehr.submissions import errors
-from vnehr.submissions.spec import Table, table
+from vnehr.submissions.spec import FREE_TEXT_FIELDS, Table, table
 
 _DECLARATION = re.compile(rb"^\s*<\?xml[^>]*encoding\s*=\s*[\"']([A-Za-z0-9._-]+)[\"']", re.I)
 _DOCTYPE = re.compile(rb"<!DOCTYPE|<!ENTITY", re.I)
@@ -197,3 +197,24 @@ def read_table(name: str, data: bytes, limits: Limits) -> TableDoc:
 def read_checkin(data: bytes, limits: Limits) -> TableDoc:
     """The XML0 check-in document (sent alone, not inside GIAMDINHHS)."""
     return read_table("XML0", data, limits)
+
+
+# ------------------------------------------------------------------ writing back
+
+
+def write_table(name: str, rows: list[dict[str, str]], variant: str = "4750") -> bytes:
+    """A table as the national XML again: fields in the standard's order, free text in CDATA,
+    UTF-8 with a declaration (how a stored visit is exported or relayed)."""
+    spec = table(name, variant)
+    root = etree.Element(spec.root or name)
+    parent = etree.SubElement(root, spec.list) if spec.list else root
+    for row in rows:
+        element = etree.SubElement(parent, spec.row) if spec.row else parent
+        for f in spec.fields:
+            if f.name not in row:
+                continue
+            child = etree.SubElement(element, f.name)
+            value = row[f.name]
+            child.text = etree.CDATA(value) if f.name in FREE_TEXT_FIELDS and value else value
+    data: bytes = etree.tostring(root, xml_declaration=True, encoding="utf-8")
+    return data

