@@ -7,6 +7,7 @@ Errors reject the visit; warnings are stored with it. Every issue names table, r
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from dataclasses import field as dc_field
@@ -71,12 +72,17 @@ class Findings:
 # ------------------------------------------------------------------ value readers
 
 
+_NUMBER = re.compile(r"-?[0-9]+(?:\.[0-9]+)?|-?\.[0-9]+", re.ASCII)
+
+
 def parse_moment(value: str) -> datetime | None:
     """yyyyMMddHHmm; None if not a real moment."""
     if len(value) != 12 or not value.isascii() or not value.isdigit():
         return None
     try:
-        return datetime.strptime(value, "%Y%m%d%H%M")  # noqa: DTZ007  (local Vietnam time)
+        return datetime(  # noqa: DTZ001  (local Vietnam time; the caller attaches the zone)
+            int(value[:4]), int(value[4:6]), int(value[6:8]), int(value[8:10]), int(value[10:])
+        )
     except ValueError:
         return None
 
@@ -85,20 +91,24 @@ def parse_day(value: str) -> date | None:
     if len(value) != 8 or not value.isascii() or not value.isdigit():
         return None
     try:
-        return datetime.strptime(value, "%Y%m%d").date()  # noqa: DTZ007
+        return date(int(value[:4]), int(value[4:6]), int(value[6:]))
     except ValueError:
         return None
 
 
 def parse_number(value: str) -> Decimal | None:
+    """A plain decimal number with "." as the separator (no exponent, no thousands marks)."""
     text = value.strip()
-    if not text or not all(c.isascii() and (c.isdigit() or c in ".-") for c in text):
+    if not _NUMBER.fullmatch(text):
         return None
     try:
-        number = Decimal(text)
-    except InvalidOperation:
+        return Decimal(text)
+    except InvalidOperation:  # pragma: no cover - the pattern only lets numbers through
         return None
-    return number if number.is_finite() else None
+
+
+def is_number(value: str) -> bool:
+    return _NUMBER.fullmatch(value.strip()) is not None
 
 
 def birth_of(value: str) -> tuple[int, date | None] | None:
@@ -188,7 +198,7 @@ def _check_fields(
             elif spec.name in DATE_FIELDS:
                 if parse_day(part) is None:
                     found.error("SUB-0114", name, index, spec.name, value=part)
-            elif spec.type == "number" and parse_number(part) is None:
+            elif spec.type == "number" and not is_number(part):
                 found.error("SUB-0112", name, index, spec.name, value=part[:40])
 
 

@@ -74,7 +74,7 @@ def analyse(data: bytes, *, codes: CodeBook, limits: Limits) -> Analysis:
     envelope = read_envelope(data, limits)
     analysis = Analysis(
         facility_code=envelope.facility_code,
-        signed=envelope.signature is not None and len(envelope.signature) > 0,
+        signed=envelope.root is not None and signature.is_signed(envelope.root),
     )
     seen_keys: dict[str, int] = {}
     for position, entries in enumerate(envelope.records, start=1):
@@ -187,7 +187,10 @@ async def submit(
         raise errors.FacilityNotAllowed(code=code, status=state.value if state else "unknown")
     test_mode = state != facilities.State.connected
     file_warnings = await signature.check(
-        data, await facilities.active_certificates(session, code), options.require_signature
+        data,
+        analysis.signed,
+        await facilities.active_certificates(session, code),
+        options.require_signature,
     )
     received = utcnow()
     submission_id = str(uuid.uuid4())

@@ -23,13 +23,15 @@ def _warning(code: str) -> dict[str, Any]:
     return {"code": code, "severity": "warning", "message": texts(code)}
 
 
-async def check(data: bytes, certificates: list[str], required: bool) -> list[dict[str, Any]]:
+def is_signed(root: etree._Element) -> bool:
+    return root.find(f".//{{{DS}}}Signature") is not None
+
+
+async def check(
+    data: bytes, signed: bool, certificates: list[str], required: bool
+) -> list[dict[str, Any]]:
     """Verify the file's signature; returns file-level warnings. A bad signature refuses the
     file; a missing one does too when signatures are required and a certificate is registered."""
-    root = etree.fromstring(
-        data, etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
-    )
-    signed = root.find(f".//{{{DS}}}Signature") is not None
     if not signed:
         if certificates and required:
             raise errors.SignatureMissing()

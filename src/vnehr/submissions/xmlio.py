@@ -182,9 +182,11 @@ def read_table(name: str, data: bytes, limits: Limits) -> TableDoc:
     for index, element in enumerate(elements):
         row: dict[str, str] = {}
         for child in element:
-            if not isinstance(child.tag, str):
+            tag = child.tag
+            if not isinstance(tag, str):
                 continue  # comments and processing instructions
-            tag = etree.QName(child).localname
+            if tag[0] == "{":  # a namespaced element: compare local names
+                tag = tag.rpartition("}")[2]
             if tag in known:
                 row[tag] = child.text or ""
             elif tag not in ("CHUKYDONVI",):
