@@ -6,21 +6,16 @@ from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import (
-    BigInteger,
     Boolean,
     Date,
     ForeignKey,
     Index,
-    Integer,
     String,
     Text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from vnehr.kit.db import Base, JSONDoc, UtcDateTime
-
-# INTEGER PRIMARY KEY is SQLite's rowid alias (auto-increment); BIGINT on PostgreSQL.
-BigId = BigInteger().with_variant(Integer(), "sqlite")
+from vnehr.kit.db import Base, BigId, JSONDoc, UtcDateTime
 
 
 class CatalogList(Base):

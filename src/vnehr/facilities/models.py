@@ -6,7 +6,6 @@ from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import (
-    BigInteger,
     Date,
     ForeignKey,
     Index,
@@ -17,9 +16,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from vnehr.kit.db import Base, JSONDoc, UtcDateTime
-
-BigId = BigInteger().with_variant(Integer(), "sqlite")
+from vnehr.kit.db import Base, BigId, JSONDoc, UtcDateTime
 
 
 class Facility(Base):

@@ -6,8 +6,8 @@ manages facilities of their province; a facility administrator manages only thei
 
 from __future__ import annotations
 
-import hashlib
 import json
+import secrets
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -87,6 +87,17 @@ def _require_admin_of(subject: Subject, facility: Facility) -> None:
     if subject.kind == "person" and subject.acts_for_facility(facility.code, ADMIN_ROLES):
         return
     raise Forbidden(action="administer facility", facility=facility.code)
+
+
+async def _administered(
+    repo: FacilityRepository, subject: Subject, code: str, *, lock: bool = False
+) -> Facility:
+    """The facility, if the subject may administer it (FAC-0001 / AUTH-0002 otherwise)."""
+    facility = await repo.get(code, for_update=lock)
+    if facility is None:
+        raise errors.UnknownFacility(code=code)
+    _require_admin_of(subject, facility)
+    return facility
 
 
 def _require_reader_of(subject: Subject, facility: Facility) -> None:
@@ -286,10 +297,7 @@ async def add_practitioner(
 ) -> tuple[Practitioner, PractitionerRole]:
     """Link a practitioner to the facility (creating the practitioner if new)."""
     repo = FacilityRepository(session)
-    facility = await repo.get(code)
-    if facility is None:
-        raise errors.UnknownFacility(code=code)
-    _require_admin_of(subject, facility)
+    await _administered(repo, subject, code)
     role = PractitionerRole(
         facility_code=code,
         role=data.role,
@@ -364,17 +372,14 @@ async def add_client(
 ) -> ApiClient:
     """Register a facility system with its public keys and the scopes it may ask for."""
     repo = FacilityRepository(session)
-    facility = await repo.get(code)
-    if facility is None:
-        raise errors.UnknownFacility(code=code)
-    _require_admin_of(subject, facility)
+    await _administered(repo, subject, code)
     unknown = sorted(set(data.scopes) - SCOPES.keys())
     if unknown:
         raise errors.UnknownScope(scopes=" ".join(unknown), allowed=" ".join(sorted(SCOPES)))
     _check_jwks(data.jwks)
     number = await repo.count_clients(code) + 1
     client = ApiClient(
-        client_id=f"{code}-{number:02d}-{hashlib.sha256(str(time.time_ns()).encode()).hexdigest()[:8]}",
+        client_id=f"{code}-{number:02d}-{secrets.token_hex(4)}",
         facility_code=code,
         name=data.name,
         jwks=data.jwks,
@@ -397,10 +402,7 @@ async def revoke_client(
     session: AsyncSession, subject: Subject, code: str, client_id: str
 ) -> ApiClient:
     repo = FacilityRepository(session)
-    facility = await repo.get(code)
-    if facility is None:
-        raise errors.UnknownFacility(code=code)
-    _require_admin_of(subject, facility)
+    await _administered(repo, subject, code)
     client = await repo.client(client_id)
     if client is None or client.facility_code != code:
         raise errors.UnknownClient(code=code, client_id=client_id)
@@ -484,10 +486,7 @@ async def add_certificate(
     """Register a facility's X.509 signing certificate; a facility that was trained moves on
     to ``certificate_registered``."""
     repo = FacilityRepository(session)
-    facility = await repo.get(code, for_update=True)
-    if facility is None:
-        raise errors.UnknownFacility(code=code)
-    _require_admin_of(subject, facility)
+    facility = await _administered(repo, subject, code, lock=True)
     try:
         cert = x509.load_pem_x509_certificate(pem.encode("ascii"))
     except (ValueError, UnicodeEncodeError) as exc:

@@ -5,12 +5,10 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import BigInteger, Date, ForeignKey, Index, Integer, String
+from sqlalchemy import Date, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from vnehr.kit.db import Base, UtcDateTime
-
-BigId = BigInteger().with_variant(Integer(), "sqlite")
+from vnehr.kit.db import Base, BigId, UtcDateTime
 
 
 class Person(Base):

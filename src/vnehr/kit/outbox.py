@@ -7,14 +7,12 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Index, Integer, String
+from sqlalchemy import Index, Integer, String
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from vnehr.kit.clock import utcnow
-from vnehr.kit.db import Base, JSONDoc, UtcDateTime
-
-BigId = BigInteger().with_variant(Integer(), "sqlite")
+from vnehr.kit.db import Base, BigId, JSONDoc, UtcDateTime
 
 
 class OutboxEvent(Base):

@@ -10,9 +10,7 @@ from typing import Any
 from sqlalchemy import BigInteger, ForeignKey, Index, Integer, Numeric, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from vnehr.kit.db import Base, JSONDoc, UtcDateTime
-
-BigId = BigInteger().with_variant(Integer(), "sqlite")
+from vnehr.kit.db import Base, BigId, JSONDoc, UtcDateTime
 
 
 class VisitVersion(Base):

@@ -4,7 +4,7 @@ citizen's page (open or close the health book), the department's facility regist
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Query, Request
@@ -185,42 +185,28 @@ async def portal(request: Request, session: ReadSession, subject: OptionalSubjec
     )
 
 
-@router.post("/portal/account/open")
-async def portal_open(
+@router.post("/portal/account/{action}")
+async def portal_account(
     request: Request,
     session: WriteSession,
     subject: OptionalSubject,
+    action: Literal["open", "close"],
     csrf: Annotated[str, Form()] = "",
 ) -> Response:
-    """Open the health book from the portal."""
+    """Open or close the health book from the portal."""
     who = _signed_in(request, subject)
     if isinstance(who, RedirectResponse):
         return who
     try:
         check_csrf(_settings(request), request, csrf)
-        await identity.open_account(session, who)
+        if action == "open":
+            await identity.open_account(session, who)
+        else:
+            await identity.close_account(session, who, "closed by the citizen in the portal")
     except VnehrError as exc:
         return _error_page(request, exc)
-    return RedirectResponse("/portal?notice=opened", status_code=303)
-
-
-@router.post("/portal/account/close")
-async def portal_close(
-    request: Request,
-    session: WriteSession,
-    subject: OptionalSubject,
-    csrf: Annotated[str, Form()] = "",
-) -> Response:
-    """Close the health book from the portal."""
-    who = _signed_in(request, subject)
-    if isinstance(who, RedirectResponse):
-        return who
-    try:
-        check_csrf(_settings(request), request, csrf)
-        await identity.close_account(session, who, "closed by the citizen in the portal")
-    except VnehrError as exc:
-        return _error_page(request, exc)
-    return RedirectResponse("/portal?notice=closed", status_code=303)
+    notice = "opened" if action == "open" else "closed"
+    return RedirectResponse(f"/portal?notice={notice}", status_code=303)
 
 
 # ------------------------------------------------------------------ department
