@@ -307,6 +307,7 @@ def synth(
 @app.command("import")
 def import_files(
     directory: Annotated[Path, typer.Argument(help="Folder of GIAMDINHHS files (*.xml)")],
+    batch_size: Annotated[int, typer.Option(help="Files per transaction")] = 50,
 ) -> None:
     """Bulk-load a folder of visit files, each as its facility would send it, with the same
     validation. Resumable: files already received (same bytes) are skipped."""
@@ -321,10 +322,22 @@ def import_files(
 
     async def work(db: Database) -> None:
         with typer.progressbar(paths, label="importing") as bar:
+            batch: list[Path] = []
             for path in bar:
+                batch.append(path)
+                if len(batch) == batch_size:
+                    await import_batch(db, batch)
+                    batch = []
+            if batch:
+                await import_batch(db, batch)
+
+    async def import_batch(db: Database, batch: list[Path]) -> None:
+        # One transaction per batch (a savepoint per file): commits are the cost to amortise.
+        async with db.session() as session:
+            for path in batch:
                 data = path.read_bytes()
                 try:
-                    async with db.session() as session:
+                    async with session.begin_nested():
                         receipt = await submissions.import_file(session, data, options)
                 except VnehrError as exc:
                     totals["refused"] += 1

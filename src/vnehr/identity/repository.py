@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from datetime import date
+from typing import Any
 
 from sqlalchemy import delete, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vnehr.identity.models import (
@@ -32,6 +35,31 @@ class IdentityRepository:
     async def person_by_vneid_sub(self, sub: str) -> Person | None:
         stmt = select(Person).where(Person.vneid_sub == sub)
         return (await self.session.scalars(stmt)).first()
+
+    async def person_id_or_new(self, **values: Any) -> int:
+        """The id of the person with ``values["personal_id"]``, inserting them if unknown (safe
+        when two transactions meet the same new person: the second reads the first's row)."""
+        found = await self.session.scalar(
+            select(Person.id).where(Person.personal_id == values["personal_id"])
+        )
+        if found is not None:
+            return int(found)
+        dialect = self.session.get_bind().dialect.name
+        insert = pg_insert if dialect == "postgresql" else sqlite_insert
+        created = await self.session.scalar(
+            insert(Person)
+            .values(provisional=False, **values)
+            .on_conflict_do_nothing(index_elements=["personal_id"])
+            .returning(Person.id)
+        )
+        if created is not None:
+            return int(created)
+        return int(
+            await self.session.scalar(
+                select(Person.id).where(Person.personal_id == values["personal_id"])
+            )
+            or 0
+        )
 
     async def person(self, person_id: int) -> Person | None:
         return await self.session.get(Person, person_id)

@@ -547,16 +547,11 @@ async def match_patient(
 ) -> int:
     """The person a visit belongs to, by personal ID. Someone not yet known is created pending
     confirmation (no VNeID sign-in yet; ``created_by`` names the facility that sent them)."""
-    repo = IdentityRepository(session)
-    person = await repo.person_by_personal_id(personal_id)
-    if person is None:
-        person = Person(
-            personal_id=personal_id,
-            full_name=full_name.strip()[:200],
-            birth_date=birth_date,
-            sex=_sex(sex),
-            created_at=utcnow(),
-            created_by=source[:60],
-        )
-        await repo.add(person)
-    return person.id
+    return await IdentityRepository(session).person_id_or_new(
+        personal_id=personal_id,
+        full_name=full_name.strip()[:200],
+        birth_date=birth_date,
+        sex=_sex(sex),
+        created_at=utcnow(),
+        created_by=source[:60],
+    )

@@ -7,7 +7,9 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Literal
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vnehr.records.models import TimelineEntry, VisitVersion
@@ -57,72 +59,79 @@ async def current_version(
     return (await session.scalars(stmt)).first()
 
 
+def _insert(session: AsyncSession) -> Any:
+    return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+
+
 async def store(session: AsyncSession, data: VisitData) -> Stored:
     """Keep a visit: the same content again changes nothing; changed content becomes a new
-    version that supersedes the old one (which is kept)."""
-    current = await current_version(session, data.facility_code, data.visit_key, lock=True)
-    if current is not None and current.content_sha256 == data.content_sha256:
-        return Stored(current.id, current.version, "unchanged", current.submission_id)
-    if current is not None:
+    version that supersedes the old one (which is kept). Core statements, no ORM flush: this is
+    the hot path of intake."""
+    v = VisitVersion.__table__.c
+    found = (
         await session.execute(
-            update(VisitVersion).where(VisitVersion.id == current.id).values(current=False)
+            select(v.id, v.version, v.content_sha256, v.submission_id)
+            .where(
+                v.facility_code == data.facility_code,
+                v.visit_key == data.visit_key,
+                v.current.is_(True),
+            )
+            .with_for_update()
         )
+    ).first()
+    if found is not None and found.content_sha256 == data.content_sha256:
+        return Stored(found.id, found.version, "unchanged", found.submission_id)
+    if found is not None:
+        await session.execute(update(VisitVersion).where(v.id == found.id).values(current=False))
     lag = (
         int((data.received_at - data.ended_at).total_seconds())
         if data.ended_at is not None
         else None
     )
-    row = VisitVersion(
-        facility_code=data.facility_code,
-        visit_key=data.visit_key,
-        version=(current.version + 1) if current else 1,
-        current=True,
-        test_mode=data.test_mode,
-        submission_id=data.submission_id,
-        content_sha256=data.content_sha256,
-        person_id=data.person_id,
-        personal_id=data.personal_id,
-        care_type=data.care_type,
-        insured=data.insured,
-        main_diagnosis=data.main_diagnosis,
-        started_at=data.started_at,
-        ended_at=data.ended_at,
-        received_at=data.received_at,
-        lag_seconds=lag,
-        total_hospital_cost=data.total_hospital_cost,
-        has_summary=data.has_summary,
-        tables=data.tables,
-        warnings=data.warnings,
-    )
-    session.add(row)
-    await session.flush()
+    version = (found.version + 1) if found else 1
+    version_id = (
+        await session.execute(
+            insert(VisitVersion)
+            .values(
+                facility_code=data.facility_code,
+                visit_key=data.visit_key,
+                version=version,
+                current=True,
+                test_mode=data.test_mode,
+                submission_id=data.submission_id,
+                content_sha256=data.content_sha256,
+                person_id=data.person_id,
+                personal_id=data.personal_id,
+                care_type=data.care_type,
+                insured=data.insured,
+                main_diagnosis=data.main_diagnosis,
+                started_at=data.started_at,
+                ended_at=data.ended_at,
+                received_at=data.received_at,
+                lag_seconds=lag,
+                total_hospital_cost=data.total_hospital_cost,
+                has_summary=data.has_summary,
+                tables=data.tables,
+                warnings=data.warnings,
+            )
+            .returning(v.id)
+        )
+    ).scalar_one()
     if not data.test_mode:
-        timeline = (
-            await session.scalars(
-                select(TimelineEntry).where(
-                    TimelineEntry.facility_code == data.facility_code,
-                    TimelineEntry.visit_key == data.visit_key,
-                )
-            )
-        ).first()
-        if timeline is None:
-            session.add(
-                TimelineEntry(
-                    person_id=data.person_id,
-                    facility_code=data.facility_code,
-                    visit_key=data.visit_key,
-                    version_id=row.id,
-                    care_type=data.care_type,
-                    main_diagnosis=data.main_diagnosis,
-                    ended_at=data.ended_at,
-                )
-            )
-        else:
-            timeline.person_id = data.person_id
-            timeline.version_id = row.id
-            timeline.care_type, timeline.main_diagnosis = data.care_type, data.main_diagnosis
-            timeline.ended_at = data.ended_at
-    return Stored(row.id, row.version, "changed" if current else "new", data.submission_id)
+        values = {
+            "person_id": data.person_id,
+            "version_id": version_id,
+            "care_type": data.care_type,
+            "main_diagnosis": data.main_diagnosis,
+            "ended_at": data.ended_at,
+        }
+        upsert = _insert(session)(TimelineEntry).values(
+            facility_code=data.facility_code, visit_key=data.visit_key, **values
+        )
+        await session.execute(
+            upsert.on_conflict_do_update(index_elements=["facility_code", "visit_key"], set_=values)
+        )
+    return Stored(version_id, version, "changed" if found else "new", data.submission_id)
 
 
 async def versions(session: AsyncSession, facility_code: str, visit_key: str) -> list[VisitVersion]:

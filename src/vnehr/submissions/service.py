@@ -37,7 +37,7 @@ from vnehr.submissions.rules import (
 from vnehr.submissions.spec import TABLES_IN_ENVELOPE
 from vnehr.submissions.xmlio import Limits, b64decode, read_checkin, read_envelope, read_table
 
-_zstd = zstandard.ZstdCompressor(level=6)
+_zstd = zstandard.ZstdCompressor(level=3)
 
 
 @dataclass(slots=True)
