@@ -384,3 +384,28 @@ async def test_a_check_in_is_received(
     )
     assert wrong.json()["status"] == "rejected"
     assert wrong.json()["issues"][0]["code"] == "SUB-0152"
+
+
+async def test_a_stored_visit_exports_to_the_same_content(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    code, headers = await facility_with_token(client, session, settings)
+    one = visit(code, 5, care_type="03")
+    await send(client, headers, synth.envelope([one], code))
+    exported = await client.get(f"/api/v1/visits/{code}/{one.ma_lk}/xml", headers=headers)
+    assert exported.status_code == 200
+    assert exported.headers["content-type"].startswith("application/xml")
+    stored = (
+        await session.scalars(select(VisitVersion).where(VisitVersion.visit_key == one.ma_lk))
+    ).one()
+    from vnehr import catalogs
+    from vnehr.submissions import analyse
+    from vnehr.submissions.xmlio import Limits
+
+    [again] = analyse(exported.content, codes=catalogs.offline(), limits=Limits()).visits
+    assert again.tables == stored.tables
+    assert again.findings.issues == []
+    resent = (await send(client, headers, exported.content)).json()
+    assert resent["visits"][0]["outcome"] == "unchanged"
+    missing = await client.get(f"/api/v1/visits/{code}/NO-SUCH-VISIT/xml", headers=headers)
+    assert (missing.status_code, missing.json()["code"]) == (404, "SUB-0017")

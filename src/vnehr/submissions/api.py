@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Path, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from vnehr import catalogs
 from vnehr.kit.auth import CurrentSubject
@@ -112,6 +112,22 @@ async def list_receipts(
 ) -> list[dict[str, Any]]:
     """Receipts of a facility, newest first."""
     return await service.listing(session, subject, facility=facility, since=since, limit=limit)
+
+
+@router.get(
+    "/visits/{facility}/{visit_key}/xml",
+    responses={200: {"content": {"application/xml": {}}}, **error_responses(401, 403, 404)},
+    response_class=Response,
+)
+async def export_visit(
+    session: ReadSession,
+    subject: CurrentSubject,
+    facility: Annotated[str, Path(pattern=r"^\d{5}$")],
+    visit_key: Annotated[str, Path(max_length=100)],
+) -> Response:
+    """A stored visit (its current version) as a GIAMDINHHS file, normalised."""
+    data = await service.export_visit(session, subject, facility, visit_key)
+    return Response(data, media_type="application/xml")
 
 
 @router.post(

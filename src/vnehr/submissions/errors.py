@@ -80,3 +80,8 @@ class UnknownSubmission(VnehrError):
 class NotYourFacility(VnehrError):
     status_code = 403
     code = "SUB-0016"
+
+
+class UnknownVisit(VnehrError):
+    status_code = 404
+    code = "SUB-0017"

@@ -35,7 +35,15 @@ from vnehr.submissions.rules import (
     parse_number,
 )
 from vnehr.submissions.spec import TABLES_IN_ENVELOPE
-from vnehr.submissions.xmlio import Limits, b64decode, read_checkin, read_envelope, read_table
+from vnehr.submissions.xmlio import (
+    Limits,
+    b64decode,
+    read_checkin,
+    read_envelope,
+    read_table,
+    write_envelope,
+    write_table,
+)
 
 _zstd = zstandard.ZstdCompressor(level=3)
 
@@ -326,7 +334,7 @@ def _require_reader(subject: Subject, facility_code: str, what: str) -> None:
     if subject.is_department_admin(facility_code[:2]):
         return
     if subject.acts_for_facility(facility_code, ("facility_admin",)):
-        return
+        return  # the facility's administrators and its own systems
     raise errors.NotYourFacility(id=what)
 
 
@@ -419,3 +427,20 @@ async def import_file(
         facility_code=facility,
     )
     return await submit(session, importer, data, options)
+
+
+async def export_visit(
+    session: AsyncSession, subject: Subject, facility_code: str, visit_key: str
+) -> bytes:
+    """The current version of a stored visit as a GIAMDINHHS file again (for the facility, the
+    department, and the BHXH relay): the same rows, normalised (standard field order, CDATA)."""
+    _require_reader(subject, facility_code, visit_key)
+    current = await records.current_version(session, facility_code, visit_key)
+    if current is None:
+        raise errors.UnknownVisit(facility=facility_code, visit_key=visit_key)
+    inner: dict[str, bytes] = {}
+    for name, rows in current.tables.items():
+        variant = "3176" if name == "XML13" and any("MA_CSKCB_DI" in r for r in rows) else "4750"
+        inner[name] = write_table(name, rows, variant)
+    created = current.received_at.astimezone(VIETNAM).strftime("%Y%m%d")
+    return write_envelope(facility_code, created, [inner])

@@ -220,3 +220,24 @@ def write_table(name: str, rows: list[dict[str, str]], variant: str = "4750") ->
             child.text = etree.CDATA(value) if f.name in FREE_TEXT_FIELDS and value else value
     data: bytes = etree.tostring(root, xml_declaration=True, encoding="utf-8")
     return data
+
+
+def write_envelope(facility_code: str, created: str, records: list[dict[str, bytes]]) -> bytes:
+    """A GIAMDINHHS document: one HOSO per record (table name -> inner document), each inner
+    document base64-encoded in NOIDUNGFILE, an empty CHUKYDONVI for the facility to sign."""
+    root = etree.Element("GIAMDINHHS")
+    unit = etree.SubElement(root, "THONGTINDONVI")
+    etree.SubElement(unit, "MACSKCB").text = facility_code
+    info = etree.SubElement(root, "THONGTINHOSO")
+    etree.SubElement(info, "NGAYLAP").text = created
+    etree.SubElement(info, "SOLUONGHOSO").text = str(len(records))
+    listing = etree.SubElement(info, "DANHSACHHOSO")
+    for record in records:
+        hoso = etree.SubElement(listing, "HOSO")
+        for kind in sorted(record, key=lambda name: int(name[3:])):
+            entry = etree.SubElement(hoso, "FILEHOSO")
+            etree.SubElement(entry, "LOAIHOSO").text = kind
+            etree.SubElement(entry, "NOIDUNGFILE").text = base64.b64encode(record[kind]).decode()
+    etree.SubElement(root, "CHUKYDONVI")
+    data: bytes = etree.tostring(root, xml_declaration=True, encoding="utf-8")
+    return data
