@@ -197,6 +197,19 @@ class FacilityRepository:
         )
         return (await self.session.scalars(stmt)).first()
 
+    async def state_and_certificates(
+        self, code: str
+    ) -> list[tuple[str, str | None, datetime | None, datetime | None]]:
+        """The facility's status with each active certificate (one query; a row with no
+        certificate when it has none; no rows for an unknown facility)."""
+        c = FacilityCertificate
+        rows = await self.session.execute(
+            select(Facility.status, c.pem, c.not_before, c.not_after)
+            .outerjoin(c, (c.facility_code == Facility.code) & (c.status == "active"))
+            .where(Facility.code == code)
+        )
+        return [(r[0], r[1], r[2], r[3]) for r in rows]
+
     async def certificates_of(self, code: str) -> list[FacilityCertificate]:
         stmt = (
             select(FacilityCertificate)

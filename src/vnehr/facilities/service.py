@@ -522,20 +522,19 @@ async def certificates(
     return await FacilityRepository(session).certificates_of(facility.code)
 
 
-async def connection_state(session: AsyncSession, code: str) -> State | None:
-    """The onboarding state of a facility (None if unknown), for intake decisions."""
-    facility = await FacilityRepository(session).get(code)
-    return State(facility.status) if facility else None
-
-
-async def active_certificates(session: AsyncSession, code: str) -> list[str]:
-    """PEM of the facility's registered, unexpired signing certificates."""
+async def intake_context(session: AsyncSession, code: str) -> tuple[State | None, list[str]]:
+    """What intake needs about a facility, in one query: its onboarding state and the PEM of
+    its registered, unexpired signing certificates."""
+    rows = await FacilityRepository(session).state_and_certificates(code)
+    if not rows:
+        return None, []
     now = utcnow()
-    return [
-        c.pem
-        for c in await FacilityRepository(session).certificates_of(code)
-        if c.status == "active" and c.not_before <= now <= c.not_after
+    pems = [
+        pem
+        for _, pem, start, end in rows
+        if pem is not None and start is not None and end is not None and start <= now <= end
     ]
+    return State(rows[0][0]), pems
 
 
 async def test_submission_passed(session: AsyncSession, code: str, actor: str) -> bool:

@@ -25,7 +25,7 @@ from joserfc.jwk import OctKey
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vnehr.kit.errors import VnehrError
-from vnehr.kit.http import ReadSession
+from vnehr.kit.http import database
 from vnehr.kit.settings import Settings
 
 SESSION_COOKIE = "vnehr_session"
@@ -191,7 +191,7 @@ def read_access_token(settings: Settings, token: str) -> Subject:
 # ------------------------------------------------------------------ request dependencies
 
 
-async def optional_subject(request: Request, session: ReadSession) -> Subject | None:
+async def optional_subject(request: Request) -> Subject | None:
     """The caller, or None when anonymous. A bad bearer token is an error, not anonymity."""
     settings: Settings = request.app.state.settings
     header = request.headers.get("authorization", "")
@@ -206,11 +206,14 @@ async def optional_subject(request: Request, session: ReadSession) -> Subject | 
     request.state.session_data = data
     loader: GrantLoader = request.app.state.grant_loader
     personal_id = str(data["personal_id"])
+    # Only a person's grants need the database (bearer tokens carry everything).
+    async with database(request).read_session() as session:
+        grants = await loader(session, personal_id)
     return Subject(
         kind="person",
         id=personal_id,
         name=str(data.get("name", "")),
-        grants=await loader(session, personal_id),
+        grants=grants,
         assurance_level=data.get("assurance_level"),
     )
 

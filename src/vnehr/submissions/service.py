@@ -190,15 +190,12 @@ async def submit(
     code = subject.facility_code
     if analysis.facility_code != code:
         raise errors.FacilityMismatch(found=analysis.facility_code, expected=code)
-    state = await facilities.connection_state(session, code)
+    state, certificates = await facilities.intake_context(session, code)
     if state is None or state not in facilities.MAY_CONNECT:
         raise errors.FacilityNotAllowed(code=code, status=state.value if state else "unknown")
     test_mode = state != facilities.State.connected
     file_warnings = await signature.check(
-        data,
-        analysis.signed,
-        await facilities.active_certificates(session, code),
-        options.require_signature,
+        data, analysis.signed, certificates, options.require_signature
     )
     received = utcnow()
     submission_id = str(uuid.uuid4())
