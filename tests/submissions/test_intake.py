@@ -389,7 +389,9 @@ async def test_a_check_in_is_received(
 async def test_a_stored_visit_exports_to_the_same_content(
     client: httpx.AsyncClient, session: AsyncSession, settings: Settings
 ) -> None:
-    code, headers = await facility_with_token(client, session, settings)
+    code, headers = await facility_with_token(
+        client, session, settings, scopes=("submission.write", "record.read")
+    )
     one = visit(code, 5, care_type="03")
     await send(client, headers, synth.envelope([one], code))
     exported = await client.get(f"/api/v1/visits/{code}/{one.ma_lk}/xml", headers=headers)
@@ -409,3 +411,56 @@ async def test_a_stored_visit_exports_to_the_same_content(
     assert resent["visits"][0]["outcome"] == "unchanged"
     missing = await client.get(f"/api/v1/visits/{code}/NO-SUCH-VISIT/xml", headers=headers)
     assert (missing.status_code, missing.json()["code"]) == (404, "SUB-0017")
+
+
+async def test_reading_records_needs_the_record_scope_and_exports_are_audited(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    code, sender = await facility_with_token(client, session, settings)
+    one = visit(code, 6)
+    receipt = (await send(client, sender, synth.envelope([one], code))).json()
+    # the sender (submission.write) reads its receipts but not the clinical content
+    assert (
+        await client.get(f"/api/v1/submissions/{receipt['id']}", headers=sender)
+    ).status_code == 200
+    denied = await client.get(f"/api/v1/visits/{code}/{one.ma_lk}/xml", headers=sender)
+    assert (denied.status_code, denied.json()["code"]) == (403, "AUTH-0004")
+    from vnehr.kit.auth import issue_access_token
+
+    reader, _ = issue_access_token(settings, "reader", code, ["record.read"])
+    before = await count(session, AuditEvent, AuditEvent.action == "visit.exported")
+    allowed = await client.get(
+        f"/api/v1/visits/{code}/{one.ma_lk}/xml", headers={"Authorization": f"Bearer {reader}"}
+    )
+    assert allowed.status_code == 200
+    assert await count(session, AuditEvent, AuditEvent.action == "visit.exported") == before + 1
+
+
+@pytest.mark.parametrize(
+    ("path", "code"),
+    [("/api/v1/submissions?since=2026-01-01T00:00:00", "KIT-0422")],
+)
+async def test_bad_query_values_are_coded_errors_not_crashes(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings, path: str, code: str
+) -> None:
+    _, headers = await facility_with_token(client, session, settings)
+    response = await client.get(path, headers=headers)
+    assert (response.status_code, response.json()["code"]) == (422, code)
+
+
+async def test_a_form_with_too_many_fields_or_absurd_money_is_refused_cleanly(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    code, headers = await facility_with_token(client, session, settings)
+    crowded = "&".join(f"f{n}=1" for n in range(30))
+    form = await client.post(
+        "/api/v1/submissions",
+        content=crowded.encode(),
+        headers={**headers, "Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert (form.status_code, form.json()["code"]) == (400, "SUB-0014")
+    good, absurd = visit(code, 1), visit(code, 2)
+    absurd.tables["XML1"][0]["T_TONGCHI_BV"] = "1" * 30
+    receipt = (await send(client, headers, synth.envelope([good, absurd], code))).json()
+    statuses = {v["visit_key"]: v["status"] for v in receipt["visits"]}
+    assert statuses == {good.ma_lk: "accepted", absurd.ma_lk: "rejected"}

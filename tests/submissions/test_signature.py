@@ -3,6 +3,7 @@ file is accepted or refused by the setting."""
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 
 import httpx
@@ -106,3 +107,37 @@ async def test_unsigned_files_follow_the_setting(
     client._transport.app.state.settings = settings.model_copy(update={"require_signature": True})  # type: ignore[attr-defined]
     strict = await send(client, headers, synth.envelope([visit(code, 9)], code))
     assert (strict.status_code, strict.json()["code"]) == (422, "SUB-0012")
+
+
+async def test_a_signature_copied_from_another_signed_document_is_refused(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    """The facility's certificate also signs other papers (e-invoices). Their signature, pasted
+    with the element it covers into a made-up visit file, must not make the file "signed"."""
+    code, headers, key_pem, cert_pem = await _facility_with_certificate(client, session, settings)
+    invoice = etree.fromstring(b'<HDon><DLHDon Id="inv1"><SHDon>42</SHDon></DLHDon></HDon>')
+    signed_invoice = XMLSigner(
+        method=methods.enveloped, signature_algorithm="ecdsa-sha256", digest_algorithm="sha256"
+    ).sign(invoice, key=key_pem, cert=cert_pem, reference_uri="#inv1")
+    forged = etree.fromstring(synth.envelope([visit(code, 7)], code))
+    etree.cleanup_namespaces(forged)
+    chuky = forged.find("CHUKYDONVI")
+    chuky.append(copy.deepcopy(signed_invoice.find("DLHDon")))
+    chuky.append(copy.deepcopy(signed_invoice.find(f"{DS}Signature")))
+    response = await send(
+        client, headers, etree.tostring(forged, xml_declaration=True, encoding="utf-8")
+    )
+    assert (response.status_code, response.json()["code"]) == (422, "SUB-0011")
+    assert "whole GIAMDINHHS" in response.json()["message"]["en"]
+
+
+async def test_a_malformed_signature_element_is_a_clear_refusal(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    code, headers, _, _ = await _facility_with_certificate(client, session, settings)
+    body = synth.envelope([visit(code, 8)], code).replace(
+        b"<CHUKYDONVI/>",
+        b'<CHUKYDONVI><ds:Signature xmlns:ds="http://www.w3.org/2000/09/xmldsig#"/></CHUKYDONVI>',
+    )
+    response = await send(client, headers, body)
+    assert (response.status_code, response.json()["code"]) == (422, "SUB-0011")

@@ -195,3 +195,13 @@ async def test_an_unavailable_provider_is_a_clear_503(client: httpx.AsyncClient)
     assert response.status_code == 503
     assert "ID-0109" in response.text
     assert "Không kết nối được với hệ thống định danh VNeID" in response.text
+
+
+async def test_non_ascii_tokens_are_refused_not_crashed_on(client: httpx.AsyncClient) -> None:
+    await login(client, AN)
+    form = await client.post("/portal/account/open", data={"csrf": "é"})
+    assert form.status_code == 403
+    await start(client)
+    callback = await client.get("/auth/callback", params={"code": "x", "state": "é"})
+    assert callback.status_code == 401
+    assert "ID-0108" in callback.text

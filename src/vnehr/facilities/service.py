@@ -459,6 +459,8 @@ async def exchange_assertion(
         raise errors.AssertionClaimsInvalid(claim=exc.claim, reason=exc.description) from exc
     except MissingClaimError as exc:
         raise errors.AssertionClaimsInvalid(claim=exc.claim, reason=exc.description) from exc
+    if len(str(claims["jti"])) > 200:
+        raise errors.AssertionClaimsInvalid(claim="jti", reason="longer than 200 characters")
     now = int(time.time())
     exp = int(claims["exp"])
     issued = int(claims.get("iat", now))

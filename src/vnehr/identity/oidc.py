@@ -127,7 +127,7 @@ class OidcClient:
 
     async def finish(self, login: PendingLogin, *, code: str, state: str) -> dict[str, Any]:
         """Exchange the code (with the PKCE verifier) and return the verified ID-token claims."""
-        if not secrets.compare_digest(state, login.state):
+        if not secrets.compare_digest(state.encode("utf-8"), login.state.encode("utf-8")):
             raise SignInFailed(reason="state does not match this browser's sign-in")
         meta = await self.metadata()
         try:

@@ -137,7 +137,9 @@ def csrf_token(settings: Settings, session_data: dict[str, Any]) -> str:
 
 def check_csrf(settings: Settings, request: Request, token: str) -> None:
     data = getattr(request.state, "session_data", None)
-    if not data or not hmac.compare_digest(csrf_token(settings, data), token):
+    if not data or not hmac.compare_digest(
+        csrf_token(settings, data).encode(), token.encode("utf-8", "replace")
+    ):
         raise Forbidden(action="submit a form without a valid form token")
 
 

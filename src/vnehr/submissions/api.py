@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
+from pydantic import AwareDatetime
 
 from vnehr import catalogs
 from vnehr.kit.auth import CurrentSubject
@@ -51,7 +51,10 @@ async def read_document(request: Request, limits: Limits) -> bytes:
         chunks.append(chunk)
     body = b"".join(chunks)
     if request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
-        fields = parse_qs(body.decode("ascii", "replace"), max_num_fields=20)
+        try:
+            fields = parse_qs(body.decode("ascii", "replace"), max_num_fields=20)
+        except ValueError as exc:  # more fields than any portal form has
+            raise errors.EmptyBody(what="fileHSBase64") from exc
         encoded = (fields.get("fileHSBase64") or [""])[0]
         if not encoded:
             raise errors.EmptyBody(what="fileHSBase64")
@@ -107,7 +110,9 @@ async def list_receipts(
     session: ReadSession,
     subject: CurrentSubject,
     facility: Annotated[str | None, Query(pattern=r"^\d{5}$")] = None,
-    since: datetime | None = None,
+    since: Annotated[
+        AwareDatetime | None, Query(description="ISO 8601 with its time zone, e.g. +07:00")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> list[dict[str, Any]]:
     """Receipts of a facility, newest first."""
@@ -120,13 +125,14 @@ async def list_receipts(
     response_class=Response,
 )
 async def export_visit(
-    session: ReadSession,
+    request: Request,
     subject: CurrentSubject,
     facility: Annotated[str, Path(pattern=r"^\d{5}$")],
     visit_key: Annotated[str, Path(max_length=100)],
 ) -> Response:
     """A stored visit (its current version) as a GIAMDINHHS file, normalised."""
-    data = await service.export_visit(session, subject, facility, visit_key)
+    async with database(request).session() as session:  # the audit row is committed first
+        data = await service.export_visit(session, subject, facility, visit_key)
     return Response(data, media_type="application/xml")
 
 

@@ -99,7 +99,7 @@ def parse_day(value: str) -> date | None:
 def parse_number(value: str) -> Decimal | None:
     """A plain decimal number with "." as the separator (no exponent, no thousands marks)."""
     text = value.strip()
-    if not _NUMBER.fullmatch(text):
+    if len(text) > 20 or not _NUMBER.fullmatch(text):  # no field holds more than 15 digits
         return None
     try:
         return Decimal(text)

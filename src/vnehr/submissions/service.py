@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from vnehr import catalogs, facilities, identity, records
 from vnehr.audit import audit_event
-from vnehr.kit.auth import Subject, require_scope
+from vnehr.kit.auth import MissingScope, Subject, require_scope
 from vnehr.kit.clock import VIETNAM, utcnow
 from vnehr.kit.outbox import new_event
 from vnehr.submissions import errors, signature
@@ -46,6 +46,8 @@ from vnehr.submissions.xmlio import (
 )
 
 _zstd = zstandard.ZstdCompressor(level=3)
+#: A system reads its own receipts if it may send files or read records.
+RECEIPT_SCOPES = ("submission.write", "checkin.write", "record.read")
 
 
 @dataclass(slots=True)
@@ -323,15 +325,21 @@ async def receipt(session: AsyncSession, subject: Subject, submission_id: str) -
     row = await session.get(Submission, submission_id)
     if row is None:
         raise errors.UnknownSubmission(id=submission_id)
-    _require_reader(subject, row.facility_code, submission_id)
+    _require_reader(subject, row.facility_code, submission_id, RECEIPT_SCOPES)
     return row.receipt
 
 
-def _require_reader(subject: Subject, facility_code: str, what: str) -> None:
+def _require_reader(
+    subject: Subject, facility_code: str, what: str, scopes: tuple[str, ...] = ("record.read",)
+) -> None:
+    """The province's department, the facility's administrators, or one of the facility's own
+    systems holding one of ``scopes``."""
     if subject.is_department_admin(facility_code[:2]):
         return
     if subject.acts_for_facility(facility_code, ("facility_admin",)):
-        return  # the facility's administrators and its own systems
+        if subject.kind == "facility_system" and not subject.scopes & set(scopes):
+            raise MissingScope(scope=" or ".join(scopes))
+        return
     raise errors.NotYourFacility(id=what)
 
 
@@ -347,7 +355,7 @@ async def listing(
     code = facility or subject.facility_code
     if code is None:
         raise errors.NotYourFacility(id="-")
-    _require_reader(subject, code, code)
+    _require_reader(subject, code, code, RECEIPT_SCOPES)
     stmt = select(Submission.receipt).where(Submission.facility_code == code)
     if since is not None:
         stmt = stmt.where(Submission.received_at >= since)
@@ -435,6 +443,17 @@ async def export_visit(
     current = await records.current_version(session, facility_code, visit_key)
     if current is None:
         raise errors.UnknownVisit(facility=facility_code, visit_key=visit_key)
+    # Clinical data read by someone other than the citizen: audited, in the caller's transaction.
+    session.add(
+        audit_event(
+            actor=subject.label,
+            action="visit.exported",
+            object_type="visit_version",
+            object_id=str(current.id),
+            person_id=current.person_id,
+            detail={"facility_code": facility_code, "visit_key": visit_key},
+        )
+    )
     inner: dict[str, bytes] = {}
     for name, rows in current.tables.items():
         variant = "3176" if name == "XML13" and any("MA_CSKCB_DI" in r for r in rows) else "4750"

@@ -38,11 +38,25 @@ async def check(
         return [_warning("SUB-0150")] if certificates else []
     if not certificates:
         return [_warning("SUB-0151")]
-    last: Exception | None = None
+    last = "no certificate matches"
     for pem in certificates:
         try:
-            XMLVerifier().verify(data, x509_cert=pem)
-            return []
-        except (InvalidSignature, InvalidInput) as exc:
-            last = exc
-    raise errors.SignatureInvalid(reason=str(last)[:200] if last else "no certificate matches")
+            result = XMLVerifier().verify(data, x509_cert=pem, expect_references=1)
+        except (InvalidSignature, InvalidInput, etree.DocumentInvalid, etree.Error) as exc:
+            last = str(exc)[:200] or type(exc).__name__
+            continue
+        # A valid signature over something else (another document's element pasted in) proves
+        # nothing about this file: the one reference must be the whole GIAMDINHHS document.
+        if isinstance(result, list):  # more than one reference: not the national shape
+            last = "more than one signed reference"
+            continue
+        signed_xml = result.signed_xml
+        if (
+            signed_xml is None
+            or signed_xml.getparent() is not None
+            or (etree.QName(signed_xml).localname != "GIAMDINHHS")
+        ):
+            last = "the signature does not cover the whole GIAMDINHHS document"
+            continue
+        return []
+    raise errors.SignatureInvalid(reason=last)
