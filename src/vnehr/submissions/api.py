@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Any
 from urllib.parse import parse_qs
 
@@ -78,8 +79,15 @@ async def submit(request: Request, subject: CurrentSubject) -> JSONResponse:
     limits = _limits(settings)
     data = await read_document(request, limits)
     options = service.IntakeOptions(limits=limits, require_signature=settings.require_signature)
-    async with database(request).session() as session:
-        receipt = await service.submit(session, subject, data, options)
+    service.require_sender(subject)
+    db = database(request)
+    async with db.read_session() as session:
+        codes = await catalogs.codebook(session)
+    # Parsing is CPU work: off the event loop, and before the write transaction starts (on
+    # SQLite that transaction holds the database's write lock).
+    analysis = await asyncio.to_thread(service.analyse, data, codes=codes, limits=limits)
+    async with db.session() as session:
+        receipt = await service.accept(session, subject, data, analysis, options)
     # The transaction is committed here: only now is the receipt handed out.
     return JSONResponse(receipt, status_code=201)
 
@@ -92,7 +100,8 @@ async def validate(
     limits = _limits(request.app.state.settings)
     data = await read_document(request, limits)
     codes = await catalogs.codebook(session)
-    return service.validation_report(service.analyse(data, codes=codes, limits=limits))
+    analysis = await asyncio.to_thread(service.analyse, data, codes=codes, limits=limits)
+    return service.validation_report(analysis)
 
 
 @router.get("/submissions/{submission_id}", responses=error_responses(401, 403, 404))

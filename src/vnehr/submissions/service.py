@@ -184,12 +184,29 @@ async def submit(
 ) -> dict[str, Any]:
     """Receive a file from a facility system; returns the receipt (the caller commits before
     handing it out)."""
+    require_sender(subject)
+    codes = await catalogs.codebook(session)
+    analysis = analyse(data, codes=codes, limits=options.limits)
+    return await accept(session, subject, data, analysis, options)
+
+
+def require_sender(subject: Subject) -> None:
+    """Only a facility's own system with ``submission.write`` sends visit files."""
     require_scope(subject, "submission.write")
     if subject.kind != "facility_system" or subject.facility_code is None:
         raise errors.NotYourFacility(id="-")
-    codes = await catalogs.codebook(session)
-    analysis = analyse(data, codes=codes, limits=options.limits)
-    code = subject.facility_code
+
+
+async def accept(
+    session: AsyncSession,
+    subject: Subject,
+    data: bytes,
+    analysis: Analysis,
+    options: IntakeOptions,
+) -> dict[str, Any]:
+    """Store an analysed file (facility, signature, visits) and return its receipt."""
+    require_sender(subject)
+    code = subject.facility_code or ""
     if analysis.facility_code != code:
         raise errors.FacilityMismatch(found=analysis.facility_code, expected=code)
     state, certificates = await facilities.intake_context(session, code)
