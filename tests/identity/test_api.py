@@ -6,10 +6,11 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vnehr import identity
+from vnehr.audit import AuditEvent
 from vnehr.identity.models import HealthAccount, Person
 from vnehr.kit.auth import SESSION_COOKIE, Grant, make_session_cookie
 from vnehr.kit.settings import Settings
@@ -215,6 +216,7 @@ async def test_a_ward_officer_enrols_a_citizen(
     assert body["account"]["status"] == "open"
     assert body["account"]["channel"] == "assisted"
     assert body["account"]["assisted_ward_code"] == "00070"
+    assert body["person"]["residence_ward_code"] == "00070"
     stored = await session.scalar(
         select(HealthAccount.assisted_by)
         .join(Person, Person.id == HealthAccount.person_id)
@@ -274,6 +276,94 @@ async def test_cards_are_recorded_and_private(
     error(await client.get(f"/api/v1/persons/{AN[0]}/cards"), 403, "AUTH-0002")
 
 
+async def audited(session: AsyncSession, action: str) -> int:
+    stmt = select(func.count()).select_from(AuditEvent).where(AuditEvent.action == action)
+    return int(await session.scalar(stmt) or 0)
+
+
+async def test_cards_are_kept_within_the_area_where_the_person_lives(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    an = await sign_in_as(client, session, settings, AN)
+    an.residence_ward_code = "00070"  # Hoàn Kiếm, Hà Nội
+    await session.flush()
+    card = {"card_number": "DN4010123456789"}
+    cards = f"/api/v1/persons/{AN[0]}/cards"
+
+    # the ward officer of another ward, and the HCMC department, are refused
+    await sign_in_as(
+        client, session, settings, CUONG, {"role": "ward_officer", "ward_code": "00004"}
+    )
+    error(await client.post(cards, json=card), 403, "AUTH-0002")
+    await sign_in_as(
+        client, session, settings, BINH, {"role": "department_admin", "province_code": "79"}
+    )
+    error(await client.post(cards, json=card), 403, "AUTH-0002")
+    error(await client.get(cards), 403, "AUTH-0002")
+    assert await audited(session, "card.added") == 0
+
+    # the ward officer of Hoàn Kiếm records it; the Hà Nội department reads it (audited)
+    await sign_in_as(
+        client, session, settings, CUONG, {"role": "ward_officer", "ward_code": "00070"}
+    )
+    assert (await client.post(cards, json=card)).status_code == 201
+    await sign_in_as(
+        client, session, settings, HUNG, {"role": "department_admin", "province_code": "01"}
+    )
+    listed = await client.get(cards)
+    assert listed.status_code == 200, listed.text
+    assert [c["card_number"] for c in listed.json()] == ["DN4010123456789"]
+    assert (await audited(session, "card.added"), await audited(session, "cards.read")) == (1, 1)
+
+
+# ------------------------------------------------------------------ residence and representatives
+
+
+async def test_a_ward_officer_records_a_residence_then_a_guardian(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    await sign_in_as(client, session, settings, AN)
+    await sign_in_as(client, session, settings, BINH)
+    guardian = {
+        "agent_personal_id": AN[0],
+        "subject_personal_id": BINH[0],
+        "relation": "guardian",
+        "valid_from": "2026-01-01",
+    }
+    residence = f"/api/v1/persons/{BINH[0]}/residence"
+
+    # Bình lives in Sài Gòn, as the HCMC ward office records
+    await sign_in_as(
+        client, session, settings, CUONG, {"role": "ward_officer", "ward_code": "26740"}
+    )
+    recorded = await client.put(residence, json={"ward_code": "26740"})
+    assert recorded.status_code == 200, recorded.text
+    assert recorded.json()["residence_ward_code"] == "26740"
+
+    # a Hà Nội ward officer can neither make An her guardian nor move her into his ward
+    await sign_in_as(
+        client, session, settings, HUNG, {"role": "ward_officer", "ward_code": "00070"}
+    )
+    error(await client.post("/api/v1/representatives", json=guardian), 403, "AUTH-0002")
+    error(await client.put(residence, json={"ward_code": "00070"}), 403, "AUTH-0002")
+    error(await client.put(residence, json={"ward_code": "99999"}), 422, "ID-0110")
+    error(await client.put(residence, json={"ward_code": "7"}), 422, "KIT-0422")
+    await sign_in_as(client, session, settings, AN)
+    assert (await client.get("/api/v1/me")).json()["representing"] == []
+
+    # the Sài Gòn ward officer may
+    await sign_in_as(
+        client, session, settings, CUONG, {"role": "ward_officer", "ward_code": "26740"}
+    )
+    added = await client.post("/api/v1/representatives", json=guardian)
+    assert added.status_code == 201, added.text
+    await sign_in_as(client, session, settings, AN)
+    (represented,) = (await client.get("/api/v1/me")).json()["representing"]
+    assert (represented["personal_id"], represented["relation"]) == (BINH[0], "guardian")
+    assert await audited(session, "representative.added") == 1
+    assert await audited(session, "person.residence_set") == 1
+
+
 # ------------------------------------------------------------------ newborns
 
 
@@ -281,18 +371,25 @@ async def test_a_newborn_is_registered_then_gets_a_personal_id(
     client: httpx.AsyncClient, session: AsyncSession, settings: Settings
 ) -> None:
     mother = await sign_in_as(client, session, settings, DUNG)
+    mother.residence_ward_code = "00070"  # she lives in Hoàn Kiếm, Hà Nội
+    await session.flush()
+    newborn = {"mother_personal_id": DUNG[0], "birth_date": "2026-01-10", "sex": "male"}
+    # a clinician in Hồ Chí Minh City may not register a Hà Nội mother's baby
+    await sign_in_as(
+        client, session, settings, CUONG, {"role": "clinician", "facility_code": "79001"}
+    )
+    error(await client.post("/api/v1/persons/newborns", json=newborn), 403, "AUTH-0002")
+
     await sign_in_as(
         client, session, settings, CUONG, {"role": "clinician", "facility_code": "01001"}
     )
-    born = await client.post(
-        "/api/v1/persons/newborns",
-        json={"mother_personal_id": DUNG[0], "birth_date": "2026-01-10", "sex": "male"},
-    )
+    born = await client.post("/api/v1/persons/newborns", json=newborn)
     assert born.status_code == 201, born.text
     child = born.json()
     assert child["provisional"] is True
     assert child["personal_id"] is None
     assert child["mother_id"] == mother.id
+    assert child["residence_ward_code"] == "00070"
 
     # a clinician may register the baby but only the ward office assigns the number
     assign = f"/api/v1/persons/{child['id']}/personal-id"
@@ -303,6 +400,11 @@ async def test_a_newborn_is_registered_then_gets_a_personal_id(
     assert (represented["person_id"], represented["provisional"]) == (child["id"], True)
     assert represented["relation"] == "parent"
 
+    # the ward office of another ward does not assign it; Hoàn Kiếm's does
+    await sign_in_as(
+        client, session, settings, CUONG, {"role": "ward_officer", "ward_code": "00004"}
+    )
+    error(await client.post(assign, json={"personal_id": "048226001234"}), 403, "AUTH-0002")
     await sign_in_as(
         client, session, settings, CUONG, {"role": "ward_officer", "ward_code": "00070"}
     )
@@ -311,6 +413,13 @@ async def test_a_newborn_is_registered_then_gets_a_personal_id(
     assert assigned.json()["personal_id"] == "048226001234"
     assert assigned.json()["provisional"] is False
     error(await client.post(assign, json={"personal_id": "048226001234"}), 409, "ID-0106")
+    assert (
+        await audited(session, "newborn.added"),
+        await audited(session, "person.id_assigned"),
+    ) == (
+        1,
+        1,
+    )
 
 
 # ------------------------------------------------------------------ grants

@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vnehr import identity
+from vnehr.audit import AuditEvent
 from vnehr.identity import service
 from vnehr.identity.models import (
     AccountEvent,
@@ -34,7 +35,8 @@ KHANG = ("001217005432", "Hoàng Minh Khang", "2017-09-01", "male")
 HOA = ("079303006174", "Võ Thị Hoa", "2003-02-25", "female")
 HUNG = ("001078009135", "Đặng Văn Hùng", "1978-12-30", "male")
 
-HOAN_KIEM, BA_DINH, HONG_HA = "00070", "00004", "00097"
+HOAN_KIEM, BA_DINH, HONG_HA = "00070", "00004", "00097"  # wards of Hà Nội (province 01)
+SAI_GON = "26740"  # a ward of Hồ Chí Minh City (province 79)
 CARD = "DN4010123456789"
 
 # A boy born on this day gets a personal ID "PPP2" + "26" + serial (born 2000-2099, male).
@@ -84,8 +86,27 @@ async def signed_in(
     return await identity.sign_in(session, claims(who, level=level))
 
 
+async def resident(
+    session: AsyncSession, who: tuple[str, str, str, str], ward: str | None = HOAN_KIEM
+) -> Person:
+    """A signed-in person living in ``ward`` (as assisted enrolment or the ward office records
+    it; set directly here)."""
+    found = await signed_in(session, who)
+    found.residence_ward_code = ward
+    await session.flush()
+    return found
+
+
 async def count(session: AsyncSession, model: type[Any], *where: Any) -> int:
     return int(await session.scalar(select(func.count()).select_from(model).where(*where)) or 0)
+
+
+async def audited(session: AsyncSession, action: str, person_id: int | None = None) -> int:
+    """How many audit rows record ``action`` (about ``person_id`` when given)."""
+    where = [AuditEvent.action == action]
+    if person_id is not None:
+        where.append(AuditEvent.person_id == person_id)
+    return await count(session, AuditEvent, *where)
 
 
 # ------------------------------------------------------------------ sign-in
@@ -288,6 +309,7 @@ async def test_a_ward_officer_enrols_a_citizen_at_the_ward_office(session: Async
     assert citizen.birth_date == date(1962, 8, 2)
     assert citizen.sex == "female"
     assert citizen.created_by == f"person:{CUONG[0]}"
+    assert citizen.residence_ward_code == HOAN_KIEM  # the ward of the office
     assert acct.person_id == citizen.id
     assert acct.status == "open"
     assert acct.channel == "assisted"
@@ -307,6 +329,14 @@ async def test_enrolling_someone_already_known_reuses_the_person(session: AsyncS
     citizen, _ = await enrol(session, person(CUONG[0], ward_officer(HOAN_KIEM)), BINH)
     assert citizen.id == binh.id
     assert await count(session, Person) == 1
+    assert citizen.residence_ward_code == HOAN_KIEM  # she had none
+
+
+async def test_enrolment_keeps_a_residence_already_known(session: AsyncSession) -> None:
+    await resident(session, BINH, SAI_GON)
+    citizen, acct = await enrol(session, person(CUONG[0], ward_officer(HOAN_KIEM)), BINH)
+    assert citizen.residence_ward_code == SAI_GON  # enrolling elsewhere does not move her
+    assert acct.assisted_ward_code == HOAN_KIEM
 
 
 async def test_an_officer_of_another_ward_may_not_enrol(session: AsyncSession) -> None:
@@ -400,7 +430,7 @@ async def test_a_citizen_records_a_card_in_their_history(session: AsyncSession) 
 
 
 async def test_a_ward_officer_records_a_card_for_a_citizen(session: AsyncSession) -> None:
-    await signed_in(session, BINH)
+    binh = await resident(session, BINH, HOAN_KIEM)
     officer = person(CUONG[0], ward_officer(HOAN_KIEM))
     row = await service.add_card(
         session,
@@ -413,6 +443,15 @@ async def test_a_ward_officer_records_a_card_for_a_citizen(session: AsyncSession
     )
     assert row.recorded_by == f"person:{CUONG[0]}"
     assert [c.card_number for c in await service.cards(session, person(BINH[0]), BINH[0])] == [CARD]
+    event = (await session.scalars(select(AuditEvent))).one()
+    assert (event.action, event.actor, event.person_id, event.object_id) == (
+        "card.added",
+        f"person:{CUONG[0]}",
+        binh.id,
+        str(row.id),
+    )
+    # the holder reading their own cards is not audited
+    assert await audited(session, "cards.read") == 0
 
 
 @pytest.mark.parametrize(
@@ -461,7 +500,7 @@ async def test_a_card_that_ends_before_it_starts_is_id_0105(session: AsyncSessio
 
 
 async def test_cards_are_private_to_their_holder(session: AsyncSession) -> None:
-    await signed_in(session, AN)
+    an = await resident(session, AN, HOAN_KIEM)
     await signed_in(session, BINH)
     await service.add_card(
         session,
@@ -490,8 +529,10 @@ async def test_cards_are_private_to_their_holder(session: AsyncSession) -> None:
     assert writing.value.code == "AUTH-0002"
     assert await count(session, InsuranceCard) == 1
 
-    # the department may read them
+    # the department of the province An lives in may read them, and the reading is audited
     assert len(await service.cards(session, person(CUONG[0], dept("01")), AN[0])) == 1
+    assert await audited(session, "cards.read", an.id) == 1
+    assert await audited(session, "card.added", an.id) == 1
 
 
 # ------------------------------------------------------------------ representatives, newborns
@@ -518,7 +559,7 @@ async def represented_by(session: AsyncSession, who: str) -> list[tuple[int, str
 async def test_a_clinician_registers_a_newborn_whom_the_mother_represents(
     session: AsyncSession,
 ) -> None:
-    mother = await signed_in(session, DUNG)
+    mother = await resident(session, DUNG)
 
     child = await newborn(session)
 
@@ -529,25 +570,38 @@ async def test_a_clinician_registers_a_newborn_whom_the_mother_represents(
     assert child.sex == "male"
     assert child.full_name == "Con của Phạm Thị Dung"
     assert child.created_by == f"person:{CUONG[0]}"
+    assert child.residence_ward_code == HOAN_KIEM  # where the mother lives
     assert await represented_by(session, DUNG[0]) == [(child.id, None, "parent")]
+    event = (await session.scalars(select(AuditEvent))).one()
+    assert (event.action, event.person_id, event.detail) == (
+        "newborn.added",
+        child.id,
+        {"mother_id": mother.id},
+    )
 
 
-async def test_a_ward_officer_may_register_a_newborn_and_a_citizen_may_not(
+async def test_the_ward_officer_of_the_mothers_ward_may_register_a_newborn_others_not(
     session: AsyncSession,
 ) -> None:
-    await signed_in(session, DUNG)
-    assert (await newborn(session, person(CUONG[0], ward_officer(BA_DINH)))).provisional
+    await resident(session, DUNG, HOAN_KIEM)
+    assert (await newborn(session, person(CUONG[0], ward_officer(HOAN_KIEM)))).provisional
 
-    with pytest.raises(VnehrError) as info:
-        await newborn(session, person(AN[0]))
-    assert info.value.code == "AUTH-0002"
+    for stranger in (
+        person(AN[0]),  # a citizen
+        person(CUONG[0], ward_officer(BA_DINH)),  # another ward of the same province
+        person(CUONG[0], dept("79")),  # another province's department
+    ):
+        with pytest.raises(VnehrError) as info:
+            await newborn(session, stranger)
+        assert info.value.code == "AUTH-0002"
     assert await count(session, Person, Person.provisional.is_(True)) == 1
+    assert await audited(session, "newborn.added") == 1
 
 
 async def test_the_issued_personal_id_turns_the_newborn_into_a_normal_person(
     session: AsyncSession,
 ) -> None:
-    await signed_in(session, DUNG)
+    await resident(session, DUNG)
     child = await newborn(session)
     officer = person(CUONG[0], ward_officer(HOAN_KIEM))
 
@@ -557,6 +611,7 @@ async def test_the_issued_personal_id_turns_the_newborn_into_a_normal_person(
     assert assigned.personal_id == NEWBORN_ID
     assert assigned.provisional is False
     assert assigned.merged_into_id is None
+    assert await audited(session, "person.id_assigned", child.id) == 1
     assert await represented_by(session, DUNG[0]) == [(child.id, NEWBORN_ID, "parent")]
     assert await identity.may_act_for(session, person(DUNG[0]), NEWBORN_ID)
     # a stranger (who never signed in) and a facility system do not act for the child
@@ -566,7 +621,7 @@ async def test_the_issued_personal_id_turns_the_newborn_into_a_normal_person(
 
 
 async def test_an_id_that_contradicts_the_newborn_is_refused(session: AsyncSession) -> None:
-    await signed_in(session, DUNG)
+    await resident(session, DUNG)
     child = await newborn(session)
     officer = person(CUONG[0], ward_officer(HOAN_KIEM))
     with pytest.raises(VnehrError) as info:
@@ -580,7 +635,7 @@ async def test_an_id_that_contradicts_the_newborn_is_refused(session: AsyncSessi
 async def test_a_newborn_who_already_exists_is_merged_into_that_person(
     session: AsyncSession,
 ) -> None:
-    mother = await signed_in(session, DUNG)
+    mother = await resident(session, DUNG)
     officer = person(CUONG[0], ward_officer(HOAN_KIEM))
     child = await newborn(session)
     card = InsuranceCard(
@@ -617,10 +672,19 @@ async def test_a_newborn_who_already_exists_is_merged_into_that_person(
     assert list(links) == [existing.id]
     assert await represented_by(session, DUNG[0]) == [(existing.id, NEWBORN_ID, "parent")]
     assert await identity.may_act_for(session, person(DUNG[0]), NEWBORN_ID)
+    event = (
+        await session.scalars(select(AuditEvent).where(AuditEvent.action == "person.merged"))
+    ).one()
+    assert (event.person_id, event.object_id, event.actor) == (
+        existing.id,
+        str(child.id),
+        f"person:{CUONG[0]}",
+    )
+    assert await audited(session, "person.id_assigned") == 0
 
 
 async def test_assigning_twice_is_id_0106(session: AsyncSession) -> None:
-    await signed_in(session, DUNG)
+    await resident(session, DUNG)
     officer = person(CUONG[0], ward_officer(HOAN_KIEM))
     child = await newborn(session)
     await service.assign_personal_id(session, officer, child.id, NEWBORN_ID)
@@ -634,7 +698,7 @@ async def test_assigning_twice_is_id_0106(session: AsyncSession) -> None:
 
 
 async def test_a_merged_newborn_cannot_be_assigned_again(session: AsyncSession) -> None:
-    await signed_in(session, DUNG)
+    await resident(session, DUNG)
     officer = person(CUONG[0], ward_officer(HOAN_KIEM))
     child = await newborn(session)
     await enrol(session, officer, (NEWBORN_ID, "Phạm Minh Quân", "2026-01-10", "male"))
@@ -646,7 +710,7 @@ async def test_a_merged_newborn_cannot_be_assigned_again(session: AsyncSession) 
 
 
 async def test_a_normal_person_is_not_provisional(session: AsyncSession) -> None:
-    an = await signed_in(session, AN)
+    an = await resident(session, AN, HOAN_KIEM)
     with pytest.raises(VnehrError) as info:
         await service.assign_personal_id(
             session, person(CUONG[0], ward_officer(HOAN_KIEM)), an.id, "001085009999"
@@ -658,7 +722,7 @@ async def test_a_representation_that_ends_before_it_starts_is_id_0105(
     session: AsyncSession,
 ) -> None:
     await signed_in(session, BINH)
-    await signed_in(session, KHANG)
+    await resident(session, KHANG, HOAN_KIEM)
     with pytest.raises(VnehrError) as info:
         await service.add_representative(
             session,
@@ -675,8 +739,8 @@ async def test_a_representation_that_ends_before_it_starts_is_id_0105(
 
 async def test_only_representations_in_force_today_are_listed(session: AsyncSession) -> None:
     await signed_in(session, BINH)
-    khang = await signed_in(session, KHANG)
-    await signed_in(session, HOA)
+    khang = await resident(session, KHANG, HOAN_KIEM)
+    await resident(session, HOA, HOAN_KIEM)
     officer = person(CUONG[0], ward_officer(HOAN_KIEM))
     today = today_in_vietnam()
     periods = {
@@ -694,7 +758,7 @@ async def test_only_representations_in_force_today_are_listed(session: AsyncSess
             valid_to=end,
         )
     # one that starts tomorrow is not in force either
-    await signed_in(session, AN)
+    await resident(session, AN, HOAN_KIEM)
     await service.add_representative(
         session,
         officer,
@@ -709,6 +773,7 @@ async def test_only_representations_in_force_today_are_listed(session: AsyncSess
     assert await identity.may_act_for(session, person(BINH[0]), KHANG[0])
     assert not await identity.may_act_for(session, person(BINH[0]), HOA[0])
     assert not await identity.may_act_for(session, person(BINH[0]), AN[0])
+    assert await audited(session, "representative.added") == 3
 
 
 async def test_a_citizen_may_not_record_representatives(session: AsyncSession) -> None:
@@ -913,7 +978,7 @@ async def test_others_may_not_read_a_persons_grants(session: AsyncSession) -> No
 async def test_merging_keeps_one_link_when_the_mother_already_represented_the_child(
     session: AsyncSession,
 ) -> None:
-    await signed_in(session, DUNG)
+    await resident(session, DUNG)
     officer = person(CUONG[0], ward_officer(HOAN_KIEM))
     child = await newborn(session)
     existing, _ = await enrol(
@@ -940,3 +1005,334 @@ async def test_a_vneid_account_already_linked_to_another_person_is_refused(
         await identity.sign_in(session, claims(BINH, sub="vneid-shared"))
     assert info.value.code == "ID-0104"
     assert info.value.status_code == 401
+
+
+# ------------------------------------------------------------------ registrar scope (D24)
+
+
+async def test_a_ward_officer_records_the_residence_of_a_person_in_their_ward(
+    session: AsyncSession,
+) -> None:
+    binh = await signed_in(session, BINH)
+    moved = await service.set_residence(
+        session, person(CUONG[0], ward_officer(HOAN_KIEM)), BINH[0], HOAN_KIEM
+    )
+    assert moved.id == binh.id
+    assert moved.residence_ward_code == HOAN_KIEM
+    event = (await session.scalars(select(AuditEvent))).one()
+    assert (event.action, event.person_id, event.detail) == (
+        "person.residence_set",
+        binh.id,
+        {"from": None, "to": HOAN_KIEM},
+    )
+    # the department of the province moves her within it
+    await service.set_residence(session, person(CUONG[0], dept("01")), BINH[0], BA_DINH)
+    assert binh.residence_ward_code == BA_DINH
+    assert await audited(session, "person.residence_set", binh.id) == 2
+
+
+@pytest.mark.parametrize(
+    ("registrar", "ward"),
+    [
+        (person(CUONG[0], ward_officer(BA_DINH)), HOAN_KIEM),  # not the officer of that ward
+        (person(CUONG[0], dept("79")), HOAN_KIEM),  # not the department of that province
+        (person(CUONG[0]), HOAN_KIEM),  # a citizen
+    ],
+)
+async def test_only_the_ward_or_its_department_records_a_residence_there(
+    session: AsyncSession, registrar: Subject, ward: str
+) -> None:
+    binh = await signed_in(session, BINH)
+    with pytest.raises(VnehrError) as info:
+        await service.set_residence(session, registrar, BINH[0], ward)
+    assert info.value.code == "AUTH-0002"
+    assert binh.residence_ward_code is None
+    assert await audited(session, "person.residence_set") == 0
+
+
+async def test_nobody_moves_a_person_of_another_area_into_their_own(
+    session: AsyncSession,
+) -> None:
+    binh = await resident(session, BINH, SAI_GON)
+    for registrar in (person(CUONG[0], ward_officer(HOAN_KIEM)), person(CUONG[0], dept("01"))):
+        with pytest.raises(VnehrError) as info:
+            await service.set_residence(session, registrar, BINH[0], HOAN_KIEM)
+        assert info.value.code == "AUTH-0002"
+    assert binh.residence_ward_code == SAI_GON
+    # the national department may
+    await service.set_residence(session, person(CUONG[0], dept(None)), BINH[0], HOAN_KIEM)
+    assert binh.residence_ward_code == HOAN_KIEM
+
+
+async def test_a_residence_needs_a_ward_in_force(session: AsyncSession) -> None:
+    await signed_in(session, BINH)
+    with pytest.raises(VnehrError) as info:
+        await service.set_residence(session, person(CUONG[0], dept(None)), BINH[0], "00061")
+    assert (info.value.code, info.value.status_code) == ("ID-0110", 422)
+
+
+async def representative_by(
+    session: AsyncSession, registrar: Subject, subject_person: int | str = KHANG[0]
+) -> Representative:
+    return await service.add_representative(
+        session,
+        registrar,
+        agent_personal_id=BINH[0],
+        subject_person=subject_person,
+        relation="guardian",
+        valid_from=date(2026, 1, 1),
+        valid_to=None,
+    )
+
+
+async def card_by(session: AsyncSession, registrar: Subject, holder: str = KHANG[0]) -> None:
+    await service.add_card(
+        session,
+        registrar,
+        holder,
+        card_number=CARD,
+        valid_from=None,
+        valid_to=None,
+        registered_facility=None,
+    )
+
+
+OUT_OF_AREA = {
+    "officer of another ward": person(CUONG[0], ward_officer(BA_DINH)),
+    "department of another province": person(CUONG[0], dept("79")),
+    "officer of a ward in another province": person(CUONG[0], ward_officer(SAI_GON)),
+}
+
+
+@pytest.mark.parametrize("registrar", OUT_OF_AREA.values(), ids=OUT_OF_AREA.keys())
+async def test_a_registrar_of_another_area_may_not_record_a_representative(
+    session: AsyncSession, registrar: Subject
+) -> None:
+    await signed_in(session, BINH)
+    await resident(session, KHANG, HOAN_KIEM)
+    with pytest.raises(VnehrError) as info:
+        await representative_by(session, registrar)
+    assert (info.value.code, info.value.status_code) == ("AUTH-0002", 403)
+    assert await count(session, Representative) == 0
+    assert not await identity.may_act_for(session, person(BINH[0]), KHANG[0])
+    assert await audited(session, "representative.added") == 0
+
+
+@pytest.mark.parametrize(
+    "registrar",
+    [
+        person(CUONG[0], ward_officer(HOAN_KIEM)),
+        person(CUONG[0], dept("01")),
+        person(CUONG[0], dept(None)),
+    ],
+    ids=["officer of the ward", "department of the province", "national department"],
+)
+async def test_a_registrar_of_the_persons_area_records_a_representative(
+    session: AsyncSession, registrar: Subject
+) -> None:
+    await signed_in(session, BINH)
+    khang = await resident(session, KHANG, HOAN_KIEM)
+    row = await representative_by(session, registrar)
+    assert await identity.may_act_for(session, person(BINH[0]), KHANG[0])
+    event = (await session.scalars(select(AuditEvent))).one()
+    assert (event.action, event.person_id, event.object_type, event.object_id) == (
+        "representative.added",
+        khang.id,
+        "representative",
+        str(row.id),
+    )
+    assert event.actor == f"person:{CUONG[0]}"
+
+
+async def test_the_area_is_the_represented_persons_not_the_agents(session: AsyncSession) -> None:
+    # the agent lives in the officer's ward; the child lives in Sài Gòn
+    await resident(session, BINH, HOAN_KIEM)
+    await resident(session, KHANG, SAI_GON)
+    with pytest.raises(VnehrError) as info:
+        await representative_by(session, person(CUONG[0], ward_officer(HOAN_KIEM)))
+    assert info.value.code == "AUTH-0002"
+    # the agent must exist, wherever they live
+    with pytest.raises(VnehrError) as unknown:
+        await service.add_representative(
+            session,
+            person(CUONG[0], dept("79")),
+            agent_personal_id=HUNG[0],
+            subject_person=KHANG[0],
+            relation="guardian",
+            valid_from=date(2026, 1, 1),
+            valid_to=None,
+        )
+    assert unknown.value.code == "ID-0102"
+    await representative_by(session, person(CUONG[0], dept("79")))
+    assert await identity.may_act_for(session, person(BINH[0]), KHANG[0])
+
+
+@pytest.mark.parametrize(
+    ("registrar", "allowed"),
+    [
+        (person(CUONG[0], ward_officer(HOAN_KIEM)), False),
+        (person(CUONG[0], dept("01")), False),
+        (person(CUONG[0], dept(None)), True),
+    ],
+    ids=["ward officer", "provincial department", "national department"],
+)
+async def test_a_person_without_a_residence_is_only_the_national_departments(
+    session: AsyncSession, registrar: Subject, allowed: bool
+) -> None:
+    await signed_in(session, BINH)
+    await signed_in(session, KHANG)  # signed in through VNeID: no residence known yet
+    if allowed:
+        await representative_by(session, registrar)
+        await card_by(session, registrar)
+        assert len(await service.cards(session, registrar, KHANG[0])) == 1
+        return
+    with pytest.raises(VnehrError) as representing:
+        await representative_by(session, registrar)
+    with pytest.raises(VnehrError) as carding:
+        await card_by(session, registrar)
+    assert (representing.value.code, carding.value.code) == ("AUTH-0002", "AUTH-0002")
+    if registrar.is_department_admin():
+        with pytest.raises(VnehrError) as reading:
+            await service.cards(session, registrar, KHANG[0])
+        assert reading.value.code == "AUTH-0002"
+
+
+async def test_a_residence_in_an_abolished_ward_is_only_the_national_departments(
+    session: AsyncSession,
+) -> None:
+    await signed_in(session, BINH)
+    await resident(session, KHANG, "00061")  # Hàng Bạc, merged into Hoàn Kiếm in 2025
+    with pytest.raises(VnehrError) as info:
+        await representative_by(session, person(CUONG[0], dept("01")))
+    assert info.value.code == "AUTH-0002"
+    await representative_by(session, person(CUONG[0], dept(None)))
+
+
+@pytest.mark.parametrize("registrar", OUT_OF_AREA.values(), ids=OUT_OF_AREA.keys())
+async def test_a_registrar_of_another_area_may_not_record_a_card(
+    session: AsyncSession, registrar: Subject
+) -> None:
+    await resident(session, KHANG, HOAN_KIEM)
+    with pytest.raises(VnehrError) as info:
+        await card_by(session, registrar)
+    assert (info.value.code, info.value.status_code) == ("AUTH-0002", 403)
+    assert await count(session, InsuranceCard) == 0
+    assert await audited(session, "card.added") == 0
+
+
+async def test_a_citizen_records_their_own_card_wherever_they_live(
+    session: AsyncSession,
+) -> None:
+    khang = await resident(session, KHANG, SAI_GON)
+    await card_by(session, person(KHANG[0]))
+    assert await audited(session, "card.added", khang.id) == 1
+
+
+async def test_another_provinces_department_may_not_read_the_cards(
+    session: AsyncSession,
+) -> None:
+    an = await resident(session, AN, HOAN_KIEM)
+    await card_by(session, person(AN[0]), AN[0])
+
+    with pytest.raises(VnehrError) as info:
+        await service.cards(session, person(CUONG[0], dept("79")), AN[0])
+    assert (info.value.code, info.value.status_code) == ("AUTH-0002", 403)
+    assert await audited(session, "cards.read") == 0
+
+    # the holder's own reading is not audited; the Hà Nội department's is
+    assert len(await service.cards(session, person(AN[0]), AN[0])) == 1
+    assert await audited(session, "cards.read") == 0
+    assert len(await service.cards(session, person(CUONG[0], dept("01")), AN[0])) == 1
+    event = (
+        await session.scalars(select(AuditEvent).where(AuditEvent.action == "cards.read"))
+    ).one()
+    assert (event.person_id, event.actor) == (an.id, f"person:{CUONG[0]}")
+
+
+async def test_a_ward_officer_does_not_read_cards(session: AsyncSession) -> None:
+    await resident(session, AN, HOAN_KIEM)
+    with pytest.raises(VnehrError) as info:
+        await service.cards(session, person(CUONG[0], ward_officer(HOAN_KIEM)), AN[0])
+    assert info.value.code == "AUTH-0002"
+
+
+@pytest.mark.parametrize(
+    ("registrar", "allowed"),
+    [
+        (person(CUONG[0], clinician("01001")), True),  # a facility of the mother's province
+        (person(CUONG[0], facility_admin("01002")), True),
+        (person(CUONG[0], clinician("79001")), False),  # a facility in Hồ Chí Minh City
+        (person(CUONG[0], facility_admin("79001")), False),
+        (person(CUONG[0], clinician("79001"), ward_officer(HOAN_KIEM)), True),  # by the ward
+    ],
+)
+async def test_a_newborn_is_registered_by_a_facility_of_the_mothers_province(
+    session: AsyncSession, registrar: Subject, allowed: bool
+) -> None:
+    await resident(session, DUNG, HOAN_KIEM)
+    if allowed:
+        assert (await newborn(session, registrar)).provisional
+        assert await audited(session, "newborn.added") == 1
+        return
+    with pytest.raises(VnehrError) as info:
+        await newborn(session, registrar)
+    assert (info.value.code, info.value.status_code) == ("AUTH-0002", 403)
+    assert await count(session, Person, Person.provisional.is_(True)) == 0
+    assert await count(session, Representative) == 0
+    assert await audited(session, "newborn.added") == 0
+
+
+async def test_a_mother_without_a_residence_is_registered_by_the_national_department(
+    session: AsyncSession,
+) -> None:
+    await signed_in(session, DUNG)
+    with pytest.raises(VnehrError) as info:
+        await newborn(session, person(CUONG[0], clinician("01001")))
+    assert info.value.code == "AUTH-0002"
+    child = await newborn(session, person(CUONG[0], dept(None)))
+    assert child.residence_ward_code is None
+
+
+@pytest.mark.parametrize("registrar", OUT_OF_AREA.values(), ids=OUT_OF_AREA.keys())
+async def test_a_registrar_of_another_area_may_not_assign_the_personal_id(
+    session: AsyncSession, registrar: Subject
+) -> None:
+    await resident(session, DUNG, HOAN_KIEM)
+    child = await newborn(session)
+    with pytest.raises(VnehrError) as info:
+        await service.assign_personal_id(session, registrar, child.id, NEWBORN_ID)
+    assert (info.value.code, info.value.status_code) == ("AUTH-0002", 403)
+    assert (child.personal_id, child.provisional) == (None, True)
+    assert await audited(session, "person.id_assigned") == 0
+
+
+async def test_a_newborn_is_not_merged_into_a_person_of_another_area(
+    session: AsyncSession,
+) -> None:
+    """Merging moves the mother's link: it must not make her the representative of someone
+    the registrar does not look after."""
+    await resident(session, DUNG, HOAN_KIEM)
+    child = await newborn(session)
+    stranger, _ = await enrol(
+        session,
+        person(CUONG[0], ward_officer(SAI_GON)),
+        (NEWBORN_ID, "Phạm Minh Quân", NEWBORN_DAY.isoformat(), "male"),
+        ward=SAI_GON,
+    )
+    officer = person(CUONG[0], ward_officer(HOAN_KIEM))
+
+    with pytest.raises(VnehrError) as info:
+        await service.assign_personal_id(session, officer, child.id, NEWBORN_ID)
+    assert info.value.code == "AUTH-0002"
+    assert child.merged_into_id is None
+    assert not await identity.may_act_for(session, person(DUNG[0]), NEWBORN_ID)
+    assert await audited(session, "person.merged") == 0
+
+    # the national department may merge (and the link then follows)
+    merged = await service.assign_personal_id(
+        session, person(CUONG[0], dept(None)), child.id, NEWBORN_ID
+    )
+    assert merged.id == stranger.id
+    assert merged.residence_ward_code == SAI_GON
+    assert await identity.may_act_for(session, person(DUNG[0]), NEWBORN_ID)
+    assert await audited(session, "person.merged", stranger.id) == 1

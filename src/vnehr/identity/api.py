@@ -24,6 +24,7 @@ from vnehr.identity.schemas import (
     RepresentativeCreate,
     RepresentativeOut,
     Represented,
+    ResidenceUpdate,
 )
 from vnehr.kit.auth import CurrentSubject
 from vnehr.kit.http import ReadSession, WriteSession, error_responses
@@ -113,10 +114,22 @@ async def add_card(
 
 @router.get("/persons/{personal_id}/cards", response_model=list[Card], responses=ERRORS)
 async def list_cards(
-    session: ReadSession, subject: CurrentSubject, personal_id: PersonalId
+    session: WriteSession, subject: CurrentSubject, personal_id: PersonalId
 ) -> list[Card]:
-    """A person's insurance cards, newest first (the person or the department)."""
+    """A person's insurance cards, newest first (the person, or the department of the province
+    they live in). A write session: reading someone else's cards is audited."""
     return [Card.model_validate(c) for c in await service.cards(session, subject, personal_id)]
+
+
+@router.put("/persons/{personal_id}/residence", response_model=PersonOut, responses=ERRORS)
+async def set_residence(
+    session: WriteSession, subject: CurrentSubject, personal_id: PersonalId, body: ResidenceUpdate
+) -> PersonOut:
+    """Record where a person lives (the ward officer of that ward, or its department); this
+    decides which ward office and department act as registrar for them."""
+    return PersonOut.model_validate(
+        await service.set_residence(session, subject, personal_id, body.ward_code)
+    )
 
 
 @router.post(

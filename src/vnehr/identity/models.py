@@ -13,7 +13,9 @@ from vnehr.kit.db import Base, BigId, UtcDateTime
 
 class Person(Base):
     """A person, keyed by the 12-digit personal ID. A newborn without an ID yet is a
-    provisional person linked to the mother; once the ID is issued the two are merged."""
+    provisional person linked to the mother; once the ID is issued the two are merged.
+    ``residence_ward_code`` is the ward of residence: it decides which ward office and which
+    department may act as registrar for the person (D24)."""
 
     __tablename__ = "person"
 
@@ -28,6 +30,7 @@ class Person(Base):
     vneid_sub: Mapped[str | None] = mapped_column(String(200), unique=True)
     last_sign_in_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     last_assurance_level: Mapped[int | None] = mapped_column(Integer)
+    residence_ward_code: Mapped[str | None] = mapped_column(String(5), index=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     created_by: Mapped[str] = mapped_column(String(60))
 

@@ -82,6 +82,11 @@ class PersonOut(BaseModel):
     provisional: bool
     mother_id: int | None
     merged_into_id: int | None
+    residence_ward_code: str | None = None
+
+
+class ResidenceUpdate(BaseModel):
+    ward_code: str = Field(pattern=r"^\d{5}$", examples=["00070"])
 
 
 class EnrolmentResult(BaseModel):

@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from vnehr import catalogs
+from vnehr import audit, catalogs
 from vnehr.identity import accounts_errors as errors
 from vnehr.identity.models import (
     AccountEvent,
@@ -216,6 +216,8 @@ async def assisted_open(
             created_by=officer.label,
         )
         await repo.add(person)
+    if person.residence_ward_code is None:
+        person.residence_ward_code = ward_code  # enrolled at the office of where they live
     return person, await _open(
         repo, person, channel="assisted", ward=ward_code, actor=officer.label
     )
@@ -227,6 +229,81 @@ async def _province_of_ward(session: AsyncSession, ward_code: str) -> str:
     except (catalogs.UnknownCode, catalogs.CodeNotInForce) as exc:
         raise errors.UnknownWard(ward=ward_code) from exc
     return entry.parent_code or ""
+
+
+# ------------------------------------------------------------------ residence and registrar scope
+
+
+def _is_registrar(subject: Subject) -> bool:
+    """Holds a registrar role somewhere (department or ward office); whether it covers a given
+    person is ``_may_register_for``."""
+    return bool(subject.is_department_admin() or subject.grants_for("ward_officer"))
+
+
+def _is_national_admin(subject: Subject) -> bool:
+    return any(g.province_code is None for g in subject.grants_for("department_admin"))
+
+
+async def _residence_province(session: AsyncSession, person: Person) -> str | None:
+    """The province of the person's ward of residence; None without a residence or when the
+    ward is not in force any more (then only a national administrator decides)."""
+    if not person.residence_ward_code:
+        return None
+    try:
+        return await _province_of_ward(session, person.residence_ward_code) or None
+    except errors.UnknownWard:
+        return None
+
+
+async def _may_register_for(session: AsyncSession, subject: Subject, person: Person) -> bool:
+    """May ``subject`` act as registrar (cards, representatives, personal IDs) for ``person``?
+    A national department administrator always; otherwise the department of the province of
+    the person's ward of residence, or a ward officer of that very ward. A person without a
+    residence is in nobody's area but the national department's (D24)."""
+    if _is_national_admin(subject):
+        return True
+    ward = person.residence_ward_code
+    if not ward:
+        return False
+    if any(g.ward_code == ward for g in subject.grants_for("ward_officer")):
+        return True
+    province = await _residence_province(session, person)
+    return province is not None and subject.is_department_admin(province)
+
+
+async def set_residence(
+    session: AsyncSession, subject: Subject, personal_id: str, ward_code: str
+) -> Person:
+    """Record the person's ward of residence. The caller must hold the new ward (its ward
+    officer, or the department of its province) and, when the person already lives somewhere,
+    also be in scope for the current residence: nobody moves a person into their own area."""
+    if not _is_registrar(subject):
+        raise Forbidden(action="record a residence")
+    province = await _province_of_ward(session, ward_code)
+    holds_ward = any(g.ward_code == ward_code for g in subject.grants_for("ward_officer"))
+    if not (holds_ward or subject.is_department_admin(province)):
+        raise Forbidden(action="record a residence", ward=ward_code)
+    repo = IdentityRepository(session)
+    person = await repo.person_by_personal_id(personal_id)
+    if person is None:
+        raise errors.UnknownPerson(personal_id=personal_id)
+    previous = person.residence_ward_code
+    if previous == ward_code:
+        return person
+    if previous is not None and not await _may_register_for(session, subject, person):
+        raise Forbidden(action="move a person from another area", ward=previous)
+    person.residence_ward_code = ward_code
+    await repo.add(
+        audit.audit_event(
+            actor=subject.label,
+            action="person.residence_set",
+            object_type="person",
+            object_id=str(person.id),
+            person_id=person.id,
+            detail={"from": previous, "to": ward_code},
+        )
+    )
+    return person
 
 
 # ------------------------------------------------------------------ insurance cards
@@ -242,10 +319,10 @@ async def add_card(
     valid_to: date | None,
     registered_facility: str | None,
 ) -> InsuranceCard:
-    """Record a card in the person's card history (department or ward staff, or the person)."""
-    if subject.id != personal_id and not (
-        subject.is_department_admin() or subject.grants_for("ward_officer")
-    ):
+    """Record a card in the person's card history: the person, or a registrar whose area the
+    person lives in (D24)."""
+    by_self = subject.kind == "person" and subject.id == personal_id
+    if not (by_self or _is_registrar(subject)):
         raise Forbidden(action="record insurance card")
     card = check_insurance_card(card_number)
     if valid_from and valid_to and valid_to < valid_from:
@@ -254,6 +331,8 @@ async def add_card(
     person = await repo.person_by_personal_id(personal_id)
     if person is None:
         raise errors.UnknownPerson(personal_id=personal_id)
+    if not (by_self or await _may_register_for(session, subject, person)):
+        raise Forbidden(action="record insurance card")
     row = InsuranceCard(
         person_id=person.id,
         card_number=card.value,
@@ -265,25 +344,50 @@ async def add_card(
         recorded_by=subject.label,
     )
     await repo.add(row)
+    await repo.add(
+        audit.audit_event(
+            actor=subject.label,
+            action="card.added",
+            object_type="insurance_card",
+            object_id=str(row.id),
+            person_id=person.id,
+        )
+    )
     return row
 
 
 async def cards(session: AsyncSession, subject: Subject, personal_id: str) -> list[InsuranceCard]:
-    if subject.id != personal_id and not subject.is_department_admin():
+    """A person's card history: the person, or the department of the province they live in
+    (a national one for anyone). Someone else's reading is audited."""
+    by_self = subject.kind == "person" and subject.id == personal_id
+    if not (by_self or subject.is_department_admin()):
         raise Forbidden(action="read insurance cards")
     repo = IdentityRepository(session)
     person = await repo.person_by_personal_id(personal_id)
     if person is None:
         raise errors.UnknownPerson(personal_id=personal_id)
+    if not by_self:
+        if not await _may_register_for(session, subject, person):
+            raise Forbidden(action="read insurance cards")
+        await repo.add(
+            audit.audit_event(
+                actor=subject.label,
+                action="cards.read",
+                object_type="person",
+                object_id=str(person.id),
+                person_id=person.id,
+            )
+        )
     return await repo.cards_of(person.id)
 
 
 # ------------------------------------------------------------------ representatives
 
 
-def _require_registrar(subject: Subject) -> None:
-    if not (subject.is_department_admin() or subject.grants_for("ward_officer")):
-        raise Forbidden(action="record representatives")
+def _require_registrar(subject: Subject, action: str) -> None:
+    """A quick refusal for callers who are no registrar anywhere (before any lookup)."""
+    if not _is_registrar(subject):
+        raise Forbidden(action=action)
 
 
 async def add_representative(
@@ -297,8 +401,9 @@ async def add_representative(
     valid_to: date | None,
 ) -> Representative:
     """Record that a parent or guardian acts for someone (by personal ID, or by person number
-    for a provisional newborn) between two dates."""
-    _require_registrar(subject)
+    for a provisional newborn) between two dates. The represented person must live in the
+    caller's area (D24)."""
+    _require_registrar(subject, "record representatives")
     if valid_to is not None and valid_to < valid_from:
         raise errors.PeriodInvalid(valid_from=valid_from.isoformat(), valid_to=valid_to.isoformat())
     repo = IdentityRepository(session)
@@ -312,6 +417,8 @@ async def add_representative(
     )
     if target is None:
         raise errors.UnknownPerson(personal_id=str(subject_person))
+    if not await _may_register_for(session, subject, target):
+        raise Forbidden(action="record representatives")
     row = Representative(
         agent_id=agent.id,
         subject_id=target.id,
@@ -322,6 +429,16 @@ async def add_representative(
         created_by=subject.label,
     )
     await repo.add(row)
+    await repo.add(
+        audit.audit_event(
+            actor=subject.label,
+            action="representative.added",
+            object_type="representative",
+            object_id=str(row.id),
+            person_id=target.id,
+            detail={"agent_id": agent.id, "relation": relation},
+        )
+    )
     return row
 
 
@@ -357,17 +474,23 @@ async def add_newborn(
     full_name: str | None,
 ) -> Person:
     """A provisional identity for a newborn without a personal ID, linked to the mother, who
-    represents the child from birth."""
-    if not (
-        subject.is_department_admin()
-        or subject.grants_for("ward_officer")
-        or subject.grants_for("clinician")
-    ):
+    represents the child from birth, and living where she lives. The caller is a registrar of
+    the mother's area, or clinical staff of a facility in the province where she lives (D24)."""
+    facility_grants = [
+        g for g in subject.grants if g.role in ("clinician", "facility_admin") and g.facility_code
+    ]
+    if not (_is_registrar(subject) or facility_grants):
         raise Forbidden(action="register a newborn")
     repo = IdentityRepository(session)
     mother = await repo.person_by_personal_id(mother_personal_id)
     if mother is None:
         raise errors.UnknownPerson(personal_id=mother_personal_id)
+    province = await _residence_province(session, mother)
+    at_home_facility = province is not None and any(
+        (g.facility_code or "")[:2] == province for g in facility_grants
+    )
+    if not (at_home_facility or await _may_register_for(session, subject, mother)):
+        raise Forbidden(action="register a newborn")
     child = Person(
         personal_id=None,
         full_name=full_name or f"Con của {mother.full_name}",
@@ -375,6 +498,7 @@ async def add_newborn(
         sex=sex,
         provisional=True,
         mother_id=mother.id,
+        residence_ward_code=mother.residence_ward_code,
         created_at=utcnow(),
         created_by=subject.label,
     )
@@ -390,6 +514,16 @@ async def add_newborn(
             created_by=subject.label,
         )
     )
+    await repo.add(
+        audit.audit_event(
+            actor=subject.label,
+            action="newborn.added",
+            object_type="person",
+            object_id=str(child.id),
+            person_id=child.id,
+            detail={"mother_id": mother.id},
+        )
+    )
     return child
 
 
@@ -397,12 +531,15 @@ async def assign_personal_id(
     session: AsyncSession, subject: Subject, person_id: int, personal_id: str
 ) -> Person:
     """The newborn's personal ID is issued: give it to the provisional person, or, when a
-    person with that ID already exists, merge the provisional one into it."""
-    _require_registrar(subject)
+    person with that ID already exists, merge the provisional one into it. The child, and the
+    person merged into, must live in the caller's area (D24)."""
+    _require_registrar(subject, "assign a personal ID")
     repo = IdentityRepository(session)
     child = await repo.person(person_id)
     if child is None:
         raise errors.UnknownPerson(personal_id=str(person_id))
+    if not await _may_register_for(session, subject, child):
+        raise Forbidden(action="assign a personal ID")
     if not child.provisional or child.merged_into_id is not None:
         raise errors.NotProvisional(person=person_id)
     personal_id = check_personal_id(
@@ -411,12 +548,33 @@ async def assign_personal_id(
     existing = await repo.person_by_personal_id(personal_id)
     if existing is None:
         child.personal_id, child.provisional = personal_id, False
-        await session.flush()
+        await repo.add(
+            audit.audit_event(
+                actor=subject.label,
+                action="person.id_assigned",
+                object_type="person",
+                object_id=str(child.id),
+                person_id=child.id,
+                detail={"personal_id": personal_id},
+            )
+        )
         return child
+    if not await _may_register_for(session, subject, existing):
+        raise Forbidden(action="merge into a person of another area")
     child.merged_into_id = existing.id
     existing.mother_id = existing.mother_id or child.mother_id
+    existing.residence_ward_code = existing.residence_ward_code or child.residence_ward_code
     await repo.move_subject_links(child.id, existing.id)
-    await session.flush()
+    await repo.add(
+        audit.audit_event(
+            actor=subject.label,
+            action="person.merged",
+            object_type="person",
+            object_id=str(child.id),
+            person_id=existing.id,
+            detail={"merged_person_id": child.id, "personal_id": personal_id},
+        )
+    )
     return existing
 
 
