@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import httpx
 from fastapi import FastAPI
 
-from vnehr import __version__, catalogs, facilities, identity, submissions, web
+from vnehr import __version__, catalogs, exchange, facilities, identity, submissions, web
 from vnehr.kit import health
 from vnehr.kit.db import Database
 from vnehr.kit.http import RequestContextMiddleware, install_error_handlers
@@ -40,9 +41,24 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
                 echo=settings.db_echo,
                 pool_size=settings.db_pool_size,
             )
+        stop = asyncio.Event()
+        worker = None
+        if settings.worker_inside_server:
+            # Embedded default: the outbox is delivered by this process (no separate worker).
+            worker = asyncio.create_task(
+                exchange.run(
+                    app.state.database,
+                    exchange_handlers(settings, app.state.http),
+                    policy(settings),
+                    stop=stop,
+                )
+            )
         try:
             yield
         finally:
+            stop.set()
+            if worker is not None:
+                await worker
             await app.state.http.aclose()
             if owned:
                 await app.state.database.dispose()
@@ -64,7 +80,10 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
 
     if settings.simulator_enabled:
         _mount_vneid_simulator(app, settings)
-        # Calls to the simulator stay inside the process (same HTTP semantics, no socket).
+    if settings.bhxh_simulator_enabled:
+        _mount_bhxh_simulator(app, settings)
+    if settings.simulator_enabled or settings.bhxh_simulator_enabled:
+        # Calls to the simulators stay inside the process (same HTTP semantics, no socket).
         app.state.http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app))
     else:
         app.state.http = httpx.AsyncClient(timeout=10)
@@ -96,6 +115,38 @@ def _mount_vneid_simulator(app: FastAPI, settings: Settings) -> None:
     )
     app.state.vneid_simulator = simulator
     app.mount("/sim/vneid", simulator)
+
+
+def policy(settings: Settings) -> exchange.Policy:
+    return exchange.Policy(
+        max_attempts=settings.outbox_max_attempts, backoff_seconds=settings.outbox_backoff_seconds
+    )
+
+
+def exchange_handlers(settings: Settings, http: httpx.AsyncClient) -> dict[str, exchange.Handler]:
+    """Who consumes which outbox topic (the one place they are wired)."""
+    client = exchange.BhxhClient(
+        http,
+        base_url=settings.bhxh_base,
+        username=settings.bhxh_username,
+        password=settings.bhxh_password.get_secret_value(),
+        variant=settings.bhxh_variant,
+        timeout=settings.bhxh_timeout_seconds,
+    )
+    return {"visit.accepted": exchange.bhxh_consumer(client)}
+
+
+def _mount_bhxh_simulator(app: FastAPI, settings: Settings) -> None:
+    from vnehr.sim.bhxh import Account, BhxhConfig
+    from vnehr.sim.bhxh import create_app as create_bhxh
+
+    simulator = create_bhxh(
+        BhxhConfig(
+            accounts={settings.bhxh_username: Account(settings.bhxh_password.get_secret_value())}
+        )
+    )
+    app.state.bhxh_simulator = simulator
+    app.mount("/sim/bhxh", simulator)
 
 
 def factory() -> FastAPI:

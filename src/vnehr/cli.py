@@ -90,9 +90,70 @@ def serve(
 
 @app.command()
 def worker() -> None:
-    """Run background jobs (outbox delivery arrives with the exchange context; nothing yet)."""
-    _settings()
-    typer.echo("vnehr worker: no background jobs are defined yet; nothing to run.")
+    """Deliver the outbox (BHXH portal relay) until stopped; run several for availability.
+    In development `vnehr serve` already does this in-process."""
+    settings = _settings()
+    import signal
+
+    import httpx
+
+    from vnehr import exchange
+    from vnehr.app import exchange_handlers, policy
+
+    async def main() -> None:
+        db = Database.from_urls(settings.database_url, pool_size=settings.db_pool_size)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        async with httpx.AsyncClient() as http:
+            try:
+                await exchange.run(
+                    db, exchange_handlers(settings, http), policy(settings), stop=stop
+                )
+            finally:
+                await db.dispose()
+
+    typer.echo(f"vnehr worker: delivering the outbox to {settings.bhxh_base}")
+    asyncio.run(main())
+
+
+outbox_app = typer.Typer(help="The outbox: what waits to leave the system, and dead letters.")
+app.add_typer(outbox_app, name="outbox")
+
+
+@outbox_app.command("list")
+def outbox_list(
+    dead: Annotated[bool, typer.Option("--dead", help="Only dead letters")] = False,
+) -> None:
+    """Counts by status, and the dead letters with their last error."""
+    from vnehr import exchange
+
+    async def work(db: Database) -> None:
+        async with db.read_session() as session:
+            counts = await exchange.depth(session)
+            if not dead:
+                typer.echo(", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "empty")
+            for event in await exchange.dead_letters(session):
+                typer.echo(
+                    f"{event.event_id}  {event.topic:<16} {event.key:<40} {event.last_error}"
+                )
+
+    _run(work)
+
+
+@outbox_app.command("replay")
+def outbox_replay(
+    event_ids: Annotated[list[str] | None, typer.Argument(help="Only these events")] = None,
+) -> None:
+    """Put dead letters back in line for delivery."""
+    from vnehr import exchange
+
+    async def work(db: Database) -> int:
+        async with db.session() as session:
+            return await exchange.replay(session, event_ids or None)
+
+    typer.echo(f"{_run(work)} event(s) queued again")
 
 
 @app.command()

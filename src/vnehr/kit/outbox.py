@@ -17,7 +17,10 @@ from vnehr.kit.db import Base, BigId, JSONDoc, UtcDateTime
 
 class OutboxEvent(Base):
     __tablename__ = "outbox_event"
-    __table_args__ = (Index("ix_outbox_event_pending", "delivered_at", "id"),)
+    __table_args__ = (
+        Index("ix_outbox_event_due", "status", "next_attempt_at", "id"),
+        Index("ix_outbox_event_key", "key", "id"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     event_id: Mapped[str] = mapped_column(String(36), unique=True)
@@ -26,18 +29,25 @@ class OutboxEvent(Base):
     payload: Mapped[dict[str, Any]] = mapped_column(JSONDoc)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    #: pending -> delivered, or pending -> dead after too many failed attempts (replayable)
+    status: Mapped[str] = mapped_column(String(10), default="pending")
+    next_attempt_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    last_error: Mapped[str | None] = mapped_column(String(500))
     delivered_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
 
 
 def new_event(topic: str, key: str, payload: dict[str, Any]) -> OutboxEvent:
     """An event row to add in the caller's transaction (bulk callers add many at once)."""
+    now = utcnow()
     return OutboxEvent(
         event_id=str(uuid.uuid4()),
         topic=topic,
         key=key,
         payload=payload,
-        created_at=utcnow(),
+        created_at=now,
         attempts=0,
+        status="pending",
+        next_attempt_at=now,
     )
 
 

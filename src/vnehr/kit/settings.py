@@ -79,6 +79,20 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         default=20 * 1024 * 1024, ge=1024, description="Largest visit file accepted (bytes)."
     )
+    worker_in_process: bool | None = Field(
+        default=None,
+        description="Deliver the outbox inside `vnehr serve`; default on in development only.",
+    )
+    outbox_max_attempts: int = Field(default=8, ge=1, le=100)
+    outbox_backoff_seconds: float = Field(default=2.0, gt=0, le=3600)
+    bhxh_url: str | None = Field(
+        default=None,
+        description="BHXH appraisal portal base URL; default: the built-in simulator.",
+    )
+    bhxh_username: str = "vnehr-dev"
+    bhxh_password: SecretStr = Field(default=SecretStr("vnehr-dev-password"))
+    bhxh_variant: Literal["4750", "3176"] = "3176"
+    bhxh_timeout_seconds: float = Field(default=30.0, gt=0, le=600)
     require_signature: bool = Field(
         default=False,
         description="Refuse unsigned visit files from facilities that registered a certificate.",
@@ -117,6 +131,20 @@ class Settings(BaseSettings):
         if self.vneid_simulator is not None:
             return self.vneid_simulator and self.env != "production"
         return self.env == "development"
+
+    @property
+    def worker_inside_server(self) -> bool:
+        if self.worker_in_process is not None:
+            return self.worker_in_process
+        return self.env == "development"
+
+    @property
+    def bhxh_simulator_enabled(self) -> bool:
+        return self.bhxh_url is None and self.env != "production"
+
+    @property
+    def bhxh_base(self) -> str:
+        return (self.bhxh_url or f"{self.public_url}/sim/bhxh").rstrip("/")
 
     @property
     def issuer(self) -> str:

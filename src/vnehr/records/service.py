@@ -141,3 +141,7 @@ async def versions(session: AsyncSession, facility_code: str, visit_key: str) ->
         .order_by(VisitVersion.version)
     )
     return list(await session.scalars(stmt))
+
+
+async def version_by_id(session: AsyncSession, version_id: int) -> VisitVersion | None:
+    return await session.get(VisitVersion, version_id)

@@ -6,6 +6,7 @@ from vnehr.submissions.service import (
     IntakeOptions,
     analyse,
     import_file,
+    render_visit,
     submit,
     validation_report,
 )
@@ -16,6 +17,7 @@ __all__ = [
     "Limits",
     "analyse",
     "import_file",
+    "render_visit",
     "router",
     "submit",
     "validation_report",

@@ -471,9 +471,14 @@ async def export_visit(
             detail={"facility_code": facility_code, "visit_key": visit_key},
         )
     )
+    return render_visit(facility_code, current.tables, current.received_at)
+
+
+def render_visit(facility_code: str, tables: dict[str, Any], received_at: datetime) -> bytes:
+    """A stored visit's tables as a GIAMDINHHS file (normalised: standard field order, CDATA)."""
     inner: dict[str, bytes] = {}
-    for name, rows in current.tables.items():
+    for name, rows in tables.items():
         variant = "3176" if name == "XML13" and any("MA_CSKCB_DI" in r for r in rows) else "4750"
         inner[name] = write_table(name, rows, variant)
-    created = current.received_at.astimezone(VIETNAM).strftime("%Y%m%d")
+    created = received_at.astimezone(VIETNAM).strftime("%Y%m%d")
     return write_envelope(facility_code, created, [inner])

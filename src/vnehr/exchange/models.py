@@ -1,0 +1,43 @@
+"""Tables of the exchange context: one row per delivery attempt, and what the BHXH portal
+answered for each visit version it accepted."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Index, Integer, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from vnehr.kit.db import Base, BigId, JSONDoc, UtcDateTime
+
+
+class DeliveryAttempt(Base):
+    __tablename__ = "delivery_attempt"
+    __table_args__ = (Index("ix_delivery_attempt_event", "event_id", "attempt"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    event_id: Mapped[str] = mapped_column(String(36))
+    topic: Mapped[str] = mapped_column(String(100))
+    target: Mapped[str] = mapped_column(String(60))
+    attempt: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    finished_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    outcome: Mapped[str] = mapped_column(String(20))  # delivered | failed | skipped
+    detail: Mapped[dict[str, Any] | None] = mapped_column(JSONDoc)
+
+
+class BhxhReceipt(Base):
+    """The portal's transaction id and reception time for a visit version (reconciliation)."""
+
+    __tablename__ = "bhxh_receipt"
+    __table_args__ = (UniqueConstraint("version_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    version_id: Mapped[int] = mapped_column(BigId)
+    facility_code: Mapped[str] = mapped_column(String(5))
+    visit_key: Mapped[str] = mapped_column(String(100))
+    version: Mapped[int] = mapped_column(Integer)
+    ma_giao_dich: Mapped[str] = mapped_column(String(100))
+    portal_received_at: Mapped[str | None] = mapped_column(String(14))
+    delivered_at: Mapped[datetime] = mapped_column(UtcDateTime())

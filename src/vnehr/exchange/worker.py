@@ -1,0 +1,215 @@
+"""Outbox delivery: events written in the same transaction as the change are handed to their
+consumer by topic, in order per key (a correction never overtakes its original), with a
+delivery record for every attempt, exponential backoff with jitter, and dead letters after
+too many failures.
+
+Consumers are idempotent on the event id: an event is delivered again only when its attempt
+never recorded an answer (the process died, or the answer never came back).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, exists, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
+
+from vnehr.exchange.bhxh import BhxhClient, DeliveryFailed
+from vnehr.exchange.models import BhxhReceipt, DeliveryAttempt
+from vnehr.kit.clock import utcnow
+from vnehr.kit.db import Database
+from vnehr.kit.logging import get_logger
+from vnehr.kit.outbox import OutboxEvent
+
+log = get_logger("vnehr.exchange")
+Handler = Callable[[AsyncSession, OutboxEvent], Awaitable[dict[str, Any] | None]]
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    max_attempts: int = 8
+    backoff_seconds: float = 2.0
+    max_backoff_seconds: float = 3600.0
+
+    def delay(self, attempts: int, rng: random.Random) -> timedelta:
+        base = min(self.backoff_seconds * 2 ** (attempts - 1), self.max_backoff_seconds)
+        return timedelta(seconds=base * rng.uniform(0.8, 1.2))
+
+
+async def due_events(session: AsyncSession, now: datetime, limit: int) -> list[OutboxEvent]:
+    """Pending events whose time has come and that no earlier pending event of the same key
+    holds back; locked for this worker (other workers skip them)."""
+    earlier = aliased(OutboxEvent)
+    blocked = exists().where(
+        and_(
+            earlier.key == OutboxEvent.key, earlier.id < OutboxEvent.id, earlier.status == "pending"
+        )
+    )
+    stmt = (
+        select(OutboxEvent)
+        .where(OutboxEvent.status == "pending", OutboxEvent.next_attempt_at <= now, ~blocked)
+        .order_by(OutboxEvent.id)
+        .limit(limit)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        stmt = stmt.with_for_update(skip_locked=True, of=OutboxEvent)
+    return list(await session.scalars(stmt))
+
+
+async def deliver_once(
+    db: Database,
+    handlers: dict[str, Handler],
+    policy: Policy,
+    *,
+    limit: int = 50,
+    rng: random.Random | None = None,
+) -> int:
+    """Deliver what is due now; returns how many events were handled (delivered or retried)."""
+    rng = rng or random.Random()  # noqa: S311  (jitter, not security)
+    handled = 0
+    async with db.session() as session:
+        for event in await due_events(session, utcnow(), limit):
+            handler = handlers.get(event.topic)
+            started = utcnow()
+            target = event.topic if handler else "none"
+            try:
+                async with session.begin_nested():
+                    try:
+                        detail = await handler(session, event) if handler else {"note": "none"}
+                    except DeliveryFailed:
+                        raise
+                    except Exception as bug:  # one broken event must not stop the rest
+                        raise DeliveryFailed(
+                            f"consumer error: {type(bug).__name__}: {bug}"
+                        ) from bug
+            except DeliveryFailed as exc:
+                event.attempts += 1
+                event.last_error = exc.reason[:500]
+                dead = event.attempts >= policy.max_attempts
+                event.status = "dead" if dead else "pending"
+                event.next_attempt_at = utcnow() + policy.delay(event.attempts, rng)
+                session.add(
+                    DeliveryAttempt(
+                        event_id=event.event_id, topic=event.topic, target=target,
+                        attempt=event.attempts, started_at=started, finished_at=utcnow(),
+                        outcome="dead" if dead else "failed",
+                        detail={"reason": exc.reason, "maybe_received": exc.maybe_received},
+                    )
+                )  # fmt: skip
+                log.warning(
+                    "delivery_failed",
+                    event_id=event.event_id,
+                    reason=exc.reason,
+                    attempt=event.attempts,
+                )
+            else:
+                event.attempts += 1
+                event.status, event.delivered_at, event.last_error = "delivered", utcnow(), None
+                session.add(
+                    DeliveryAttempt(
+                        event_id=event.event_id, topic=event.topic, target=target,
+                        attempt=event.attempts, started_at=started, finished_at=utcnow(),
+                        outcome="delivered", detail=detail,
+                    )
+                )  # fmt: skip
+            handled += 1
+    return handled
+
+
+async def run(
+    db: Database,
+    handlers: dict[str, Handler],
+    policy: Policy,
+    *,
+    stop: asyncio.Event,
+    idle_seconds: float = 0.5,
+) -> None:
+    """Deliver until ``stop`` is set; sleeps when nothing is due."""
+    while not stop.is_set():
+        try:
+            handled = await deliver_once(db, handlers, policy)
+        except Exception:  # a broken database must not end the worker: log, wait, retry
+            log.exception("delivery_round_failed")
+            handled = 0
+        if not handled:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=idle_seconds)
+
+
+# ------------------------------------------------------------------ consumers
+
+
+def bhxh_consumer(client: BhxhClient) -> Handler:
+    """visit.accepted -> the BHXH portal; stores the portal's transaction id per version."""
+    from vnehr import records, submissions
+
+    async def deliver(session: AsyncSession, event: OutboxEvent) -> dict[str, Any] | None:
+        payload = event.payload
+        if payload.get("test_mode"):
+            return {"note": "test-mode visit, not relayed"}
+        version = await records.version_by_id(session, int(payload["version_id"]))
+        if version is None:
+            return {"note": "version no longer exists"}
+        already = await session.scalar(
+            select(BhxhReceipt.ma_giao_dich).where(BhxhReceipt.version_id == version.id)
+        )
+        if already is not None:  # idempotent: a replayed event is not sent twice
+            return {"ma_giao_dich": already, "note": "already delivered"}
+        document = submissions.render_visit(
+            version.facility_code, version.tables, version.received_at
+        )
+        answer = await client.send_file(version.facility_code, document)
+        session.add(
+            BhxhReceipt(
+                version_id=version.id,
+                facility_code=version.facility_code,
+                visit_key=version.visit_key,
+                version=version.version,
+                ma_giao_dich=answer.ma_giao_dich,
+                portal_received_at=answer.received_at,
+                delivered_at=utcnow(),
+            )
+        )
+        return {"ma_giao_dich": answer.ma_giao_dich, "received_at": answer.received_at}
+
+    return deliver
+
+
+# ------------------------------------------------------------------ dead letters
+
+
+async def dead_letters(session: AsyncSession, limit: int = 100) -> list[OutboxEvent]:
+    stmt = (
+        select(OutboxEvent)
+        .where(OutboxEvent.status == "dead")
+        .order_by(OutboxEvent.id)
+        .limit(limit)
+    )
+    return list(await session.scalars(stmt))
+
+
+async def replay(session: AsyncSession, event_ids: list[str] | None = None) -> int:
+    """Put dead letters back in line (all, or the given ones); returns how many."""
+    stmt = (
+        update(OutboxEvent)
+        .where(OutboxEvent.status == "dead")
+        .values(status="pending", attempts=0, next_attempt_at=utcnow())
+    )
+    if event_ids:
+        stmt = stmt.where(OutboxEvent.event_id.in_(event_ids))
+    result = await session.execute(stmt)
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+async def depth(session: AsyncSession) -> dict[str, int]:
+    rows = await session.execute(
+        select(OutboxEvent.status, func.count()).group_by(OutboxEvent.status)
+    )
+    return {status: int(n) for status, n in rows}

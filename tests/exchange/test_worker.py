@@ -1,0 +1,196 @@
+"""The outbox reaches the BHXH portal (its simulator) reliably: in order per visit, with a
+record of every attempt, backoff, dead letters and replay, and no visit lost or sent twice
+after its answer was recorded."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tests.submissions.test_intake import facility_with_token, send, visit
+from vnehr import exchange
+from vnehr.exchange.models import BhxhReceipt, DeliveryAttempt
+from vnehr.kit.db import Database
+from vnehr.kit.outbox import OutboxEvent
+from vnehr.kit.settings import Settings
+from vnehr.sim.bhxh import Account, BhxhConfig, create_app
+from vnehr.submissions import synth
+
+USER, PASSWORD = "hub-hanoi", "mat-khau-thu-nghiem"
+
+
+@pytest.fixture
+async def portal() -> AsyncIterator[tuple[BhxhConfig, exchange.BhxhClient]]:
+    config = BhxhConfig(accounts={USER: Account(PASSWORD, ())})
+    config.faults.seed = 7
+    outer = FastAPI()
+    outer.mount("/sim/bhxh", create_app(config))
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=outer), base_url="http://portal"
+    ) as http:
+        yield (
+            config,
+            exchange.BhxhClient(
+                http, base_url="http://portal/sim/bhxh", username=USER, password=PASSWORD, timeout=2
+            ),
+        )
+
+
+async def count(session: AsyncSession, model: Any, *where: Any) -> int:
+    return int(await session.scalar(select(func.count()).select_from(model).where(*where)) or 0)
+
+
+async def deliver_all(
+    db: Database, client: exchange.BhxhClient, policy: exchange.Policy, rounds: int = 50
+) -> None:
+    """Run delivery rounds until nothing is pending (or ``rounds`` run out)."""
+    handlers = {"visit.accepted": exchange.bhxh_consumer(client)}
+    for _ in range(rounds):
+        if await exchange.deliver_once(db, handlers, policy, rng=random.Random(1)):
+            continue
+        async with db.read_session() as session:
+            if not (await exchange.depth(session)).get("pending"):
+                return
+        await asyncio.sleep(0.01)  # everything left is waiting for its backoff
+
+
+async def test_accepted_visits_reach_the_portal_with_its_transaction_ids(
+    client: httpx.AsyncClient,
+    session: AsyncSession,
+    settings: Settings,
+    db: Database,
+    portal: tuple[BhxhConfig, exchange.BhxhClient],
+) -> None:
+    _, bhxh = portal
+    code, headers = await facility_with_token(client, session, settings)
+    visits = [visit(code, n) for n in range(3)]
+    await send(client, headers, synth.envelope(visits, code))
+    await deliver_all(db, bhxh, exchange.Policy())
+    receipts = list(await session.scalars(select(BhxhReceipt).order_by(BhxhReceipt.id)))
+    assert sorted(r.visit_key for r in receipts) == sorted(v.ma_lk for v in visits)
+    assert all(r.ma_giao_dich for r in receipts)
+    assert await count(session, OutboxEvent, OutboxEvent.status == "pending") == 0
+    assert await count(session, DeliveryAttempt, DeliveryAttempt.outcome == "delivered") == 3
+
+
+async def test_failures_are_retried_with_a_record_of_each_attempt_and_nothing_is_lost(
+    client: httpx.AsyncClient,
+    session: AsyncSession,
+    settings: Settings,
+    db: Database,
+    portal: tuple[BhxhConfig, exchange.BhxhClient],
+) -> None:
+    config, bhxh = portal
+    code, headers = await facility_with_token(client, session, settings)
+    visits = [visit(code, n) for n in range(10)]
+    await send(client, headers, synth.envelope(visits, code))
+    config.faults.error_rate = 0.5
+    policy = exchange.Policy(backoff_seconds=0.0001, max_attempts=50)
+    await deliver_all(db, bhxh, policy, rounds=200)
+    received = (await bhxh.http.get("http://portal/sim/bhxh/_sim/received")).json()
+    assert sorted({r["ma_lk"] for r in received}) == sorted(v.ma_lk for v in visits)
+    assert not any(r["duplicate"] for r in received)  # nothing sent twice after a clean answer
+    failed = await count(session, DeliveryAttempt, DeliveryAttempt.outcome == "failed")
+    assert failed > 0
+    assert await count(session, DeliveryAttempt) == failed + 10
+    assert await count(session, OutboxEvent, OutboxEvent.status != "delivered") == 0
+
+
+async def test_a_correction_never_overtakes_its_original(
+    client: httpx.AsyncClient,
+    session: AsyncSession,
+    settings: Settings,
+    db: Database,
+    portal: tuple[BhxhConfig, exchange.BhxhClient],
+) -> None:
+    config, bhxh = portal
+    code, headers = await facility_with_token(client, session, settings)
+    one = visit(code, 1)
+    await send(client, headers, synth.envelope([one], code))
+    one.tables["XML1"][0]["GHI_CHU"] = "Bản sửa"
+    await send(client, headers, synth.envelope([one], code))
+    config.faults.error_rate = 1.0  # the original fails; the correction must wait behind it
+    policy = exchange.Policy(backoff_seconds=0.0001, max_attempts=50)
+    await deliver_all(db, bhxh, policy, rounds=5)
+    assert (
+        await bhxh.http.get(f"http://portal/sim/bhxh/_sim/received/{code}/{one.ma_lk}")
+    ).json() == []
+    config.faults.error_rate = 0.0
+    await deliver_all(db, bhxh, policy, rounds=20)
+    versions = (
+        await bhxh.http.get(f"http://portal/sim/bhxh/_sim/received/{code}/{one.ma_lk}")
+    ).json()
+    assert [v["version_number"] for v in versions] == [1, 2]
+    assert versions[0]["content_sha256"] != versions[1]["content_sha256"]
+    ours = list(await session.scalars(select(BhxhReceipt.version).order_by(BhxhReceipt.id)))
+    assert ours == [1, 2]  # our version 1 reached the portal first, then the correction
+
+
+async def test_dead_letters_are_listed_and_replayed(
+    client: httpx.AsyncClient,
+    session: AsyncSession,
+    settings: Settings,
+    db: Database,
+    portal: tuple[BhxhConfig, exchange.BhxhClient],
+) -> None:
+    config, bhxh = portal
+    code, headers = await facility_with_token(client, session, settings)
+    one = visit(code, 2)
+    await send(client, headers, synth.envelope([one], code))
+    config.faults.unavailable = True
+    policy = exchange.Policy(backoff_seconds=0.0001, max_attempts=3)
+    await deliver_all(db, bhxh, policy, rounds=10)
+    [dead] = await exchange.dead_letters(session)
+    assert dead.attempts == 3
+    assert "503" in (dead.last_error or "")
+    assert await count(session, DeliveryAttempt, DeliveryAttempt.event_id == dead.event_id) == 3
+    config.faults.unavailable = False
+    assert await exchange.replay(session, [dead.event_id]) == 1
+    await deliver_all(db, bhxh, policy)
+    assert await count(session, BhxhReceipt, BhxhReceipt.visit_key == one.ma_lk) == 1
+
+
+async def test_a_lost_answer_is_resent_and_a_recorded_answer_is_not(
+    client: httpx.AsyncClient,
+    session: AsyncSession,
+    settings: Settings,
+    db: Database,
+    portal: tuple[BhxhConfig, exchange.BhxhClient],
+) -> None:
+    config, bhxh = portal
+    code, headers = await facility_with_token(client, session, settings)
+    one = visit(code, 3)
+    await send(client, headers, synth.envelope([one], code))
+    config.faults.drop_rate = 1.0  # the portal keeps the file, its answer is lost
+    policy = exchange.Policy(backoff_seconds=0.0001, max_attempts=50)
+    await deliver_all(db, bhxh, policy, rounds=1)
+    config.faults.drop_rate = 0.0
+    await deliver_all(db, bhxh, policy)
+    received = (
+        await bhxh.http.get(f"http://portal/sim/bhxh/_sim/received/{code}/{one.ma_lk}")
+    ).json()
+    assert len(received) == 2  # sent again only because the first answer never came
+    [attempt_failed] = list(
+        await session.scalars(select(DeliveryAttempt).where(DeliveryAttempt.outcome == "failed"))
+    )
+    assert attempt_failed.detail["maybe_received"] is True
+    # a replay of an event whose answer was recorded does not reach the portal again
+    event = (await session.scalars(select(OutboxEvent))).one()
+    event.status = "dead"
+    await session.flush()
+    await exchange.replay(session)
+    await deliver_all(db, bhxh, policy)
+    assert (
+        len(
+            (await bhxh.http.get(f"http://portal/sim/bhxh/_sim/received/{code}/{one.ma_lk}")).json()
+        )
+        == 2
+    )
