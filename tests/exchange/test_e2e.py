@@ -1,0 +1,70 @@
+"""`make run` in miniature: the embedded default relays visits to the built-in BHXH portal
+simulator with no other process than `vnehr serve`."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import free_port, wait_for_port
+
+pytestmark = pytest.mark.e2e
+
+
+def test_imported_visits_reach_the_simulated_portal(tmp_path: Path) -> None:
+    port = free_port()
+    env = {
+        **os.environ,
+        "VNEHR_ENV": "development",
+        "VNEHR_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'run.db'}",
+        "VNEHR_PUBLIC_URL": f"http://localhost:{port}",
+        "VNEHR_LOG_LEVEL": "WARNING",
+    }
+    for name in ("VNEHR_SECRET_KEY", "VNEHR_VNEID_SIMULATOR"):
+        env.pop(name, None)
+    vnehr = [sys.executable, "-m", "vnehr"]
+    for args in (
+        ["db", "upgrade"],
+        ["demo", "load"],
+        ["synth", str(tmp_path / "files"), "--count", "8"],
+    ):
+        subprocess.run([*vnehr, *args], env=env, check=True, capture_output=True)
+    server = subprocess.Popen(
+        [*vnehr, "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for_port(port, timeout=30)
+        done = subprocess.run(
+            [*vnehr, "import", str(tmp_path / "files")],
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        assert "accepted 8" in done.stdout
+        received: list[dict[str, object]] = []
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and len(received) < 8:
+            received = httpx.get(
+                f"http://127.0.0.1:{port}/sim/bhxh/_sim/received", timeout=5
+            ).json()
+            time.sleep(0.2)
+        assert len(received) == 8
+        assert {r["facility"] for r in received} == {"01001"}
+        outbox = subprocess.run(
+            [*vnehr, "outbox", "list"], env=env, check=True, capture_output=True, text=True
+        )
+        assert "delivered 8" in outbox.stdout
+    finally:
+        server.send_signal(signal.SIGINT)
+        server.wait(timeout=20)
