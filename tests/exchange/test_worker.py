@@ -194,3 +194,39 @@ async def test_a_lost_answer_is_resent_and_a_recorded_answer_is_not(
         )
         == 2
     )
+
+
+async def test_metrics_show_intake_delivery_and_the_outbox(
+    client: httpx.AsyncClient,
+    session: AsyncSession,
+    settings: Settings,
+    db: Database,
+    portal: tuple[BhxhConfig, exchange.BhxhClient],
+) -> None:
+    _, bhxh = portal
+    code, headers = await facility_with_token(client, session, settings)
+    before = (await client.get("/metrics")).text
+    await send(
+        client, headers, synth.envelope([visit(code, 1), visit(code, 2, defect="bad_icd")], code)
+    )
+    pending = (await client.get("/metrics")).text
+    assert 'vnehr_outbox_events{status="pending"} 1.0' in pending
+    assert (
+        _value(pending, 'vnehr_intake_visits_total{status="rejected"}')
+        == _value(before, 'vnehr_intake_visits_total{status="rejected"}') + 1
+    )
+    await deliver_all(db, bhxh, exchange.Policy())
+    after = (await client.get("/metrics")).text
+    assert 'vnehr_outbox_events{status="delivered"} 1.0' in after
+    assert "vnehr_outbox_oldest_pending_seconds 0.0" in after
+    assert (
+        'vnehr_http_request_seconds_count{method="POST",route="/api/v1/submissions",status="201"}'
+        in after
+    )
+
+
+def _value(text: str, series: str) -> float:
+    for line in text.splitlines():
+        if line.startswith(series + " "):
+            return float(line.split()[-1])
+    return 0.0

@@ -26,6 +26,7 @@ from vnehr.exchange.models import BhxhReceipt, DeliveryAttempt
 from vnehr.kit.clock import utcnow
 from vnehr.kit.db import Database
 from vnehr.kit.logging import get_logger
+from vnehr.kit.metrics import DELIVERY_ATTEMPTS
 from vnehr.kit.outbox import OutboxEvent
 
 log = get_logger("vnehr.exchange")
@@ -103,6 +104,7 @@ async def deliver_once(
                         detail={"reason": exc.reason, "maybe_received": exc.maybe_received},
                     )
                 )  # fmt: skip
+                DELIVERY_ATTEMPTS.labels(event.topic, "dead" if dead else "failed").inc()
                 log.warning(
                     "delivery_failed",
                     event_id=event.event_id,
@@ -112,6 +114,7 @@ async def deliver_once(
             else:
                 event.attempts += 1
                 event.status, event.delivered_at, event.last_error = "delivered", utcnow(), None
+                DELIVERY_ATTEMPTS.labels(event.topic, "delivered").inc()
                 session.add(
                     DeliveryAttempt(
                         event_id=event.event_id, topic=event.topic, target=target,

@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+from datetime import UTC
+
 from fastapi import APIRouter, Request
+from fastapi.responses import Response
 from pydantic import BaseModel
-from sqlalchemy import text
+from sqlalchemy import func, select, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from vnehr import __version__
+from vnehr.kit.clock import utcnow
 from vnehr.kit.errors import NotReady
 from vnehr.kit.http import database, error_responses
+from vnehr.kit.logging import get_logger
+from vnehr.kit.metrics import OUTBOX_EVENTS, OUTBOX_LAG, render
 from vnehr.kit.migrate import current_revisions, head_revisions
+from vnehr.kit.outbox import OutboxEvent
 
 router = APIRouter(tags=["operations"])
+log = get_logger("vnehr.health")
 
 
 class Health(BaseModel):
@@ -23,6 +31,30 @@ class Health(BaseModel):
 class Readiness(Health):
     database: str
     revision: list[str]
+
+
+@router.get("/metrics", include_in_schema=False)
+async def metrics(request: Request) -> Response:
+    """Prometheus metrics: requests, intake, delivery, outbox depth and lag."""
+    db = database(request)
+    try:
+        async with db.read_session() as session:
+            now = utcnow()
+            rows = await session.execute(
+                select(OutboxEvent.status, func.count(), func.min(OutboxEvent.created_at)).group_by(
+                    OutboxEvent.status
+                )
+            )
+            OUTBOX_EVENTS.clear()
+            OUTBOX_LAG.set(0)
+            for status, count, oldest in rows:
+                OUTBOX_EVENTS.labels(status).set(count)
+                if status == "pending" and oldest is not None:
+                    moment = oldest if oldest.tzinfo else oldest.replace(tzinfo=UTC)
+                    OUTBOX_LAG.set((now - moment).total_seconds())
+    except (SQLAlchemyError, OSError):
+        log.warning("metrics_without_database")
+    return Response(render(), media_type="text/plain; version=0.0.4")
 
 
 @router.get("/healthz", response_model=Health)

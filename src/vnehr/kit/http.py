@@ -25,6 +25,7 @@ from vnehr.kit.errors import (
     VnehrError,
 )
 from vnehr.kit.logging import get_logger
+from vnehr.kit.metrics import HTTP_SECONDS
 
 log = get_logger("vnehr.http")
 REQUEST_ID_HEADER = "x-request-id"
@@ -153,12 +154,15 @@ class RequestContextMiddleware:
             response = error_response(InternalError(request_id=request_id))
             await response(scope, receive, send_with_id)
         finally:
+            elapsed = time.perf_counter() - started
+            route = getattr(scope.get("route"), "path", None) or "unmatched"
+            HTTP_SECONDS.labels(scope["method"], route, str(status)).observe(elapsed)
             log.info(
                 "request",
                 method=scope["method"],
                 path=scope["path"],
                 status=status,
-                ms=round((time.perf_counter() - started) * 1000, 2),
+                ms=round(elapsed * 1000, 2),
             )
 
 

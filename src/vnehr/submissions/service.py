@@ -22,6 +22,7 @@ from vnehr import catalogs, facilities, identity, records
 from vnehr.audit import audit_event
 from vnehr.kit.auth import MissingScope, Subject, require_scope
 from vnehr.kit.clock import VIETNAM, utcnow
+from vnehr.kit.metrics import INTAKE_FILES, INTAKE_VISITS
 from vnehr.kit.outbox import new_event
 from vnehr.submissions import errors, signature
 from vnehr.submissions.models import Submission
@@ -235,6 +236,9 @@ async def accept(
             )
         )
     status = _file_status([v["status"] for v in visits])
+    INTAKE_FILES.labels(status).inc()
+    for entry in visits:
+        INTAKE_VISITS.labels(entry["status"]).inc()
     receipt = {
         "id": submission_id,
         "received_at": received.isoformat(),
