@@ -76,6 +76,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.include_router(facilities.router)
     app.include_router(facilities.oauth_router)
     app.include_router(submissions.router)
+    app.include_router(exchange.router)
     app.include_router(web.router)
 
     if settings.simulator_enabled:
@@ -123,7 +124,7 @@ def policy(settings: Settings) -> exchange.Policy:
     )
 
 
-def exchange_handlers(settings: Settings, http: httpx.AsyncClient) -> dict[str, exchange.Handler]:
+def exchange_handlers(settings: Settings, http: httpx.AsyncClient) -> exchange.Consumers:
     """Who consumes which outbox topic (the one place they are wired)."""
     client = exchange.BhxhClient(
         http,
@@ -133,7 +134,12 @@ def exchange_handlers(settings: Settings, http: httpx.AsyncClient) -> dict[str, 
         variant=settings.bhxh_variant,
         timeout=settings.bhxh_timeout_seconds,
     )
-    return {"visit.accepted": exchange.bhxh_consumer(client)}
+    return {
+        "visit.accepted": {
+            "bhxh": exchange.bhxh_consumer(client),
+            "inbox": exchange.visit_notifier(exchange.LogPush()),
+        }
+    }
 
 
 def _mount_bhxh_simulator(app: FastAPI, settings: Settings) -> None:

@@ -52,7 +52,12 @@ async def deliver_all(
     db: Database, client: exchange.BhxhClient, policy: exchange.Policy, rounds: int = 50
 ) -> None:
     """Run delivery rounds until nothing is pending (or ``rounds`` run out)."""
-    handlers = {"visit.accepted": exchange.bhxh_consumer(client)}
+    handlers: exchange.Consumers = {
+        "visit.accepted": {
+            "bhxh": exchange.bhxh_consumer(client),
+            "inbox": exchange.visit_notifier(exchange.LogPush()),
+        }
+    }
     for _ in range(rounds):
         if await exchange.deliver_once(db, handlers, policy, rng=random.Random(1)):
             continue
@@ -78,7 +83,8 @@ async def test_accepted_visits_reach_the_portal_with_its_transaction_ids(
     assert sorted(r.visit_key for r in receipts) == sorted(v.ma_lk for v in visits)
     assert all(r.ma_giao_dich for r in receipts)
     assert await count(session, OutboxEvent, OutboxEvent.status == "pending") == 0
-    assert await count(session, DeliveryAttempt, DeliveryAttempt.outcome == "delivered") == 3
+    delivered = (DeliveryAttempt.outcome == "delivered", DeliveryAttempt.target == "bhxh")
+    assert await count(session, DeliveryAttempt, *delivered) == 3
 
 
 async def test_failures_are_retried_with_a_record_of_each_attempt_and_nothing_is_lost(
@@ -100,7 +106,11 @@ async def test_failures_are_retried_with_a_record_of_each_attempt_and_nothing_is
     assert not any(r["duplicate"] for r in received)  # nothing sent twice after a clean answer
     failed = await count(session, DeliveryAttempt, DeliveryAttempt.outcome == "failed")
     assert failed > 0
-    assert await count(session, DeliveryAttempt) == failed + 10
+    bhxh_attempts = await count(session, DeliveryAttempt, DeliveryAttempt.target == "bhxh")
+    assert bhxh_attempts == failed + 10
+    # the inbox took each event once, however often the portal failed
+    inbox = (DeliveryAttempt.target == "inbox", DeliveryAttempt.outcome == "delivered")
+    assert await count(session, DeliveryAttempt, *inbox) == 10
     assert await count(session, OutboxEvent, OutboxEvent.status != "delivered") == 0
 
 
@@ -151,7 +161,8 @@ async def test_dead_letters_are_listed_and_replayed(
     [dead] = await exchange.dead_letters(session)
     assert dead.attempts == 3
     assert "503" in (dead.last_error or "")
-    assert await count(session, DeliveryAttempt, DeliveryAttempt.event_id == dead.event_id) == 3
+    bhxh_attempts = (DeliveryAttempt.event_id == dead.event_id, DeliveryAttempt.target == "bhxh")
+    assert await count(session, DeliveryAttempt, *bhxh_attempts) == 3
     config.faults.unavailable = False
     assert await exchange.replay(session, [dead.event_id]) == 1
     await deliver_all(db, bhxh, policy)
@@ -230,3 +241,50 @@ def _value(text: str, series: str) -> float:
         if line.startswith(series + " "):
             return float(line.split()[-1])
     return 0.0
+
+
+async def test_the_citizen_is_told_of_a_new_visit_and_only_they_see_it(
+    client: httpx.AsyncClient,
+    session: AsyncSession,
+    settings: Settings,
+    db: Database,
+    portal: tuple[BhxhConfig, exchange.BhxhClient],
+) -> None:
+    from vnehr import identity
+    from vnehr.kit.auth import make_session_cookie
+
+    _, bhxh = portal
+    code, headers = await facility_with_token(client, session, settings)
+    one = visit(code, 4)
+    await send(client, headers, synth.envelope([one], code))
+    await deliver_all(db, bhxh, exchange.Policy())
+    patient = one.tables["XML1"][0]["SO_CCCD"]
+
+    def as_person(personal_id: str) -> None:
+        client.cookies.set(
+            "vnehr_session",
+            make_session_cookie(
+                settings, {"personal_id": personal_id, "name": "x", "assurance_level": 2}
+            ),
+        )
+
+    as_person(patient)
+    inbox = (await client.get("/api/v1/me/notifications")).json()
+    assert inbox["unread"] == 1
+    [message] = inbox["items"]
+    assert message["title"]["vi"] == "Lượt khám mới trong Sổ sức khỏe điện tử"
+    assert one.ma_lk in message["body"]["vi"]
+    assert (await client.post(f"/api/v1/me/notifications/{message['id']}/read")).status_code == 204
+    assert (await client.get("/api/v1/me/notifications")).json()["unread"] == 0
+    page = await client.get("/portal")
+    assert "Lượt khám mới trong Sổ sức khỏe điện tử" in page.text
+
+    await identity.sign_in(
+        session,
+        {"sub": "s-an", "personal_id": "001085004217", "name": "Nguyễn Văn An", "birthdate": "1985-03-14",
+         "gender": "male", "assurance_level": 2},
+    )  # fmt: skip
+    as_person("001085004217")
+    assert (await client.get("/api/v1/me/notifications")).json() == {"unread": 0, "items": []}
+    stolen = await client.post(f"/api/v1/me/notifications/{message['id']}/read")
+    assert stolen.status_code == 404

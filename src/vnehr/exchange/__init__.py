@@ -1,8 +1,12 @@
 """Exchange: outbox delivery to consumers (the BHXH portal first), with a record of every
 attempt, backoff, ordering per key and dead letters."""
 
+from vnehr.exchange.api import router
 from vnehr.exchange.bhxh import BhxhClient, DeliveryFailed, PortalAnswer
+from vnehr.exchange.notifications import LogPush, PushAdapter, inbox, mark_read, visit_notifier
+from vnehr.exchange.notifications import render as render_message
 from vnehr.exchange.worker import (
+    Consumers,
     Handler,
     Policy,
     bhxh_consumer,
@@ -15,14 +19,22 @@ from vnehr.exchange.worker import (
 
 __all__ = [
     "BhxhClient",
+    "Consumers",
     "DeliveryFailed",
     "Handler",
+    "LogPush",
     "Policy",
     "PortalAnswer",
+    "PushAdapter",
     "bhxh_consumer",
     "dead_letters",
     "deliver_once",
     "depth",
+    "inbox",
+    "mark_read",
+    "render_message",
     "replay",
+    "router",
     "run",
+    "visit_notifier",
 ]

@@ -41,3 +41,22 @@ class BhxhReceipt(Base):
     ma_giao_dich: Mapped[str] = mapped_column(String(100))
     portal_received_at: Mapped[str | None] = mapped_column(String(14))
     delivered_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class Notification(Base):
+    """A message in the citizen's inbox (portal and app): a new visit in the health book, a
+    paper issued, the record viewed by someone."""
+
+    __tablename__ = "notification"
+    __table_args__ = (
+        UniqueConstraint("event_id", "person_id"),
+        Index("ix_notification_person", "person_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    event_id: Mapped[str] = mapped_column(String(36))
+    person_id: Mapped[int] = mapped_column(BigId)
+    kind: Mapped[str] = mapped_column(String(40))
+    params: Mapped[dict[str, Any]] = mapped_column(JSONDoc)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    read_at: Mapped[datetime | None] = mapped_column(UtcDateTime())

@@ -31,6 +31,8 @@ from vnehr.kit.outbox import OutboxEvent
 
 log = get_logger("vnehr.exchange")
 Handler = Callable[[AsyncSession, OutboxEvent], Awaitable[dict[str, Any] | None]]
+#: topic -> {consumer name -> handler}; each consumer takes each event once.
+Consumers = dict[str, dict[str, Handler]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,69 +68,83 @@ async def due_events(session: AsyncSession, now: datetime, limit: int) -> list[O
 
 async def deliver_once(
     db: Database,
-    handlers: dict[str, Handler],
+    consumers: Consumers,
     policy: Policy,
     *,
     limit: int = 50,
     rng: random.Random | None = None,
 ) -> int:
-    """Deliver what is due now; returns how many events were handled (delivered or retried)."""
+    """Deliver what is due now to every consumer of its topic; returns how many events were
+    handled. A consumer that already took an event is not called again for it; the event is
+    delivered when all of them took it, and retried (for the others only) otherwise."""
     rng = rng or random.Random()  # noqa: S311  (jitter, not security)
     handled = 0
     async with db.session() as session:
         for event in await due_events(session, utcnow(), limit):
-            handler = handlers.get(event.topic)
-            started = utcnow()
-            target = event.topic if handler else "none"
-            try:
-                async with session.begin_nested():
-                    try:
-                        detail = await handler(session, event) if handler else {"note": "none"}
-                    except DeliveryFailed:
-                        raise
-                    except Exception as bug:  # one broken event must not stop the rest
-                        raise DeliveryFailed(
-                            f"consumer error: {type(bug).__name__}: {bug}"
-                        ) from bug
-            except DeliveryFailed as exc:
-                event.attempts += 1
-                event.last_error = exc.reason[:500]
+            done = set(
+                await session.scalars(
+                    select(DeliveryAttempt.target).where(
+                        DeliveryAttempt.event_id == event.event_id,
+                        DeliveryAttempt.outcome == "delivered",
+                    )
+                )
+            )
+            event.attempts += 1
+            failures: list[str] = []
+            for name, handler in consumers.get(event.topic, {}).items():
+                if name in done:
+                    continue
+                reason = await _attempt(session, event, name, handler)
+                if reason is not None:
+                    failures.append(f"{name}: {reason}")
+            if failures:
+                event.last_error = "; ".join(failures)[:500]
                 dead = event.attempts >= policy.max_attempts
                 event.status = "dead" if dead else "pending"
                 event.next_attempt_at = utcnow() + policy.delay(event.attempts, rng)
-                session.add(
-                    DeliveryAttempt(
-                        event_id=event.event_id, topic=event.topic, target=target,
-                        attempt=event.attempts, started_at=started, finished_at=utcnow(),
-                        outcome="dead" if dead else "failed",
-                        detail={"reason": exc.reason, "maybe_received": exc.maybe_received},
-                    )
-                )  # fmt: skip
-                DELIVERY_ATTEMPTS.labels(event.topic, "dead" if dead else "failed").inc()
-                log.warning(
-                    "delivery_failed",
-                    event_id=event.event_id,
-                    reason=exc.reason,
-                    attempt=event.attempts,
-                )
+                log.warning("delivery_failed", event_id=event.event_id, reasons=failures)
             else:
-                event.attempts += 1
                 event.status, event.delivered_at, event.last_error = "delivered", utcnow(), None
-                DELIVERY_ATTEMPTS.labels(event.topic, "delivered").inc()
-                session.add(
-                    DeliveryAttempt(
-                        event_id=event.event_id, topic=event.topic, target=target,
-                        attempt=event.attempts, started_at=started, finished_at=utcnow(),
-                        outcome="delivered", detail=detail,
-                    )
-                )  # fmt: skip
             handled += 1
     return handled
 
 
+async def _attempt(
+    session: AsyncSession, event: OutboxEvent, name: str, handler: Handler
+) -> str | None:
+    """One consumer, one attempt, recorded; the failure reason, or None when delivered."""
+    started = utcnow()
+    try:
+        async with session.begin_nested():
+            try:
+                detail = await handler(session, event)
+            except DeliveryFailed:
+                raise
+            except Exception as bug:  # one broken event must not stop the rest
+                raise DeliveryFailed(f"consumer error: {type(bug).__name__}: {bug}") from bug
+    except DeliveryFailed as exc:
+        session.add(
+            DeliveryAttempt(
+                event_id=event.event_id, topic=event.topic, target=name, attempt=event.attempts,
+                started_at=started, finished_at=utcnow(), outcome="failed",
+                detail={"reason": exc.reason, "maybe_received": exc.maybe_received},
+            )
+        )  # fmt: skip
+        DELIVERY_ATTEMPTS.labels(event.topic, "failed").inc()
+        return exc.reason
+    session.add(
+        DeliveryAttempt(
+            event_id=event.event_id, topic=event.topic, target=name, attempt=event.attempts,
+            started_at=started, finished_at=utcnow(), outcome="delivered", detail=detail,
+        )
+    )  # fmt: skip
+    DELIVERY_ATTEMPTS.labels(event.topic, "delivered").inc()
+    return None
+
+
 async def run(
     db: Database,
-    handlers: dict[str, Handler],
+    consumers: Consumers,
     policy: Policy,
     *,
     stop: asyncio.Event,
@@ -137,7 +153,7 @@ async def run(
     """Deliver until ``stop`` is set; sleeps when nothing is due."""
     while not stop.is_set():
         try:
-            handled = await deliver_once(db, handlers, policy)
+            handled = await deliver_once(db, consumers, policy)
         except Exception:  # a broken database must not end the worker: log, wait, retry
             log.exception("delivery_round_failed")
             handled = 0

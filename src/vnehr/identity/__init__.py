@@ -25,6 +25,7 @@ from vnehr.identity.service import (
     match_patient,
     may_act_for,
     open_account,
+    person_id_of,
     profile,
     sign_in,
 )
@@ -49,6 +50,7 @@ __all__ = [
     "match_patient",
     "may_act_for",
     "open_account",
+    "person_id_of",
     "profile",
     "router",
     "sign_in",

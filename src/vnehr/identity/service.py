@@ -713,3 +713,9 @@ async def match_patient(
         created_at=utcnow(),
         created_by=source[:60],
     )
+
+
+async def person_id_of(session: AsyncSession, personal_id: str) -> int | None:
+    """The internal id of the person with this personal ID (None if unknown)."""
+    person = await IdentityRepository(session).person_by_personal_id(personal_id)
+    return person.id if person else None

@@ -13,7 +13,7 @@ from fastapi.templating import Jinja2Templates
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from pydantic import ValidationError
 
-from vnehr import __version__, facilities, identity
+from vnehr import __version__, exchange, facilities, identity
 from vnehr.kit.auth import (
     SESSION_COOKIE,
     Forbidden,
@@ -169,6 +169,7 @@ async def portal(request: Request, session: ReadSession, subject: OptionalSubjec
     if isinstance(who, RedirectResponse):
         return who
     person, account, grants, represented = await identity.profile(session, who)
+    messages, unread = await exchange.inbox(session, person.id, limit=10)
     return _page(
         request,
         "portal.html",
@@ -182,6 +183,8 @@ async def portal(request: Request, session: ReadSession, subject: OptionalSubjec
         if (who.assurance_level or 1) < 2
         else None,
         notice=request.query_params.get("notice"),
+        messages=[(m, exchange.render_message(m.kind, m.params)) for m in messages],
+        unread=unread,
     )
 
 

@@ -1,0 +1,106 @@
+"""The citizen's inbox: a consumer turns events into notifications, and a push adapter tells
+the app (the real VNeID push service plugs in here; development logs)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
+
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from vnehr.exchange.models import Notification
+from vnehr.kit.clock import utcnow
+from vnehr.kit.i18n import texts
+from vnehr.kit.logging import get_logger
+from vnehr.kit.outbox import OutboxEvent
+
+Handler = Callable[[AsyncSession, OutboxEvent], Awaitable[dict[str, Any] | None]]
+
+log = get_logger("vnehr.notifications")
+
+
+class PushAdapter(Protocol):
+    async def push(self, person_id: int, title: dict[str, str], body: dict[str, str]) -> None: ...
+
+
+class LogPush:
+    """Development push: a log line instead of a message on the phone."""
+
+    async def push(self, person_id: int, title: dict[str, str], body: dict[str, str]) -> None:
+        log.info("push", person_id=person_id, title=title["vi"])
+
+
+def render(kind: str, params: dict[str, Any]) -> dict[str, dict[str, str]]:
+    """Title and text of a notification in Vietnamese and English, from the catalogues."""
+    return {
+        "title": texts(f"notify.{kind}.title", params),
+        "body": texts(f"notify.{kind}.body", params),
+    }
+
+
+def visit_notifier(push: PushAdapter) -> Handler:
+    """visit.accepted -> "a new visit is in your health book" (once per event and person)."""
+
+    async def deliver(session: AsyncSession, event: OutboxEvent) -> dict[str, Any] | None:
+        payload = event.payload
+        person_id = payload.get("person_id")
+        if not person_id or payload.get("test_mode") or payload.get("version", 1) != 1:
+            return {"note": "nobody to tell"}
+        params = {
+            "facility": payload.get("facility_code", ""),
+            "visit_key": payload.get("visit_key", ""),
+        }
+        dialect = session.get_bind().dialect.name
+        insert = pg_insert if dialect == "postgresql" else sqlite_insert
+        created = await session.scalar(
+            insert(Notification)
+            .values(
+                event_id=event.event_id,
+                person_id=int(person_id),
+                kind="visit",
+                params=params,
+                created_at=utcnow(),
+            )
+            .on_conflict_do_nothing(index_elements=["event_id", "person_id"])
+            .returning(Notification.id)
+        )
+        if created is not None:
+            message = render("visit", params)
+            await push.push(int(person_id), message["title"], message["body"])
+        return {"notification_id": created}
+
+    return deliver
+
+
+async def inbox(
+    session: AsyncSession, person_id: int, limit: int = 50
+) -> tuple[list[Notification], int]:
+    """The newest notifications of a person and how many are unread."""
+    rows = await session.scalars(
+        select(Notification)
+        .where(Notification.person_id == person_id)
+        .order_by(Notification.id.desc())
+        .limit(limit)
+    )
+    unread = await session.scalar(
+        select(func.count()).where(
+            Notification.person_id == person_id, Notification.read_at.is_(None)
+        )
+    )
+    return list(rows), int(unread or 0)
+
+
+async def mark_read(session: AsyncSession, person_id: int, notification_id: int) -> bool:
+    result = await session.execute(
+        update(Notification)
+        .where(
+            Notification.id == notification_id,
+            Notification.person_id == person_id,
+            Notification.read_at.is_(None),
+        )
+        .values(read_at=utcnow())
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
