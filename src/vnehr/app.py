@@ -88,6 +88,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         app.state.http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app))
     else:
         app.state.http = httpx.AsyncClient(timeout=10)
+    app.state.card_check = card_checker(settings, app.state.http)
     app.state.oidc = identity.OidcClient(
         app.state.http,
         issuer=settings.issuer,
@@ -124,9 +125,8 @@ def policy(settings: Settings) -> exchange.Policy:
     )
 
 
-def exchange_handlers(settings: Settings, http: httpx.AsyncClient) -> exchange.Consumers:
-    """Who consumes which outbox topic (the one place they are wired)."""
-    client = exchange.BhxhClient(
+def bhxh_client(settings: Settings, http: httpx.AsyncClient) -> exchange.BhxhClient:
+    return exchange.BhxhClient(
         http,
         base_url=settings.bhxh_base,
         username=settings.bhxh_username,
@@ -134,6 +134,26 @@ def exchange_handlers(settings: Settings, http: httpx.AsyncClient) -> exchange.C
         variant=settings.bhxh_variant,
         timeout=settings.bhxh_timeout_seconds,
     )
+
+
+def card_checker(settings: Settings, http: httpx.AsyncClient) -> submissions.CardCheck | None:
+    """The BHXH card lookup for intake, when ``VNEHR_CARD_CHECK`` is on."""
+    if not settings.card_check:
+        return None
+    client = bhxh_client(settings, http)
+
+    async def check(card: str, name: str, birth: str) -> str | None:
+        try:
+            return await client.check_card(card, name, birth)
+        except exchange.DeliveryFailed:
+            return None
+
+    return check
+
+
+def exchange_handlers(settings: Settings, http: httpx.AsyncClient) -> exchange.Consumers:
+    """Who consumes which outbox topic (the one place they are wired)."""
+    client = bhxh_client(settings, http)
     return {
         "visit.accepted": {
             "bhxh": exchange.bhxh_consumer(client),

@@ -116,3 +116,31 @@ class BhxhClient:
                 "fileHSBase64": base64.b64encode(document).decode("ascii"),
             },
         )
+
+    async def check_card(self, card: str, full_name: str, birth_date: str) -> str:
+        """The portal's card lookup (KQNhanLichSuKCB2024); returns its ``maKetQua``.
+        ``birth_date`` is dd/MM/yyyy (or yyyy). The officer fields name the hub."""
+        access, id_token = await self.token()
+        try:
+            response = await self.http.post(
+                f"{self.base}/api/egw/KQNhanLichSuKCB2024",
+                params={
+                    "token": access,
+                    "id_token": id_token,
+                    "username": self.username,
+                    "password": self.password_hash,
+                },
+                json={
+                    "maThe": card,
+                    "hoTen": full_name,
+                    "ngaySinh": birth_date,
+                    "hoTenCb": "vnehr",
+                    "cccdCb": "000000000000",
+                },
+                timeout=self.timeout,
+            )
+        except httpx.HTTPError as exc:
+            raise DeliveryFailed(f"card lookup: {type(exc).__name__}", maybe_received=True) from exc
+        if response.status_code != 200:
+            raise DeliveryFailed(f"card lookup: HTTP {response.status_code}")
+        return str(response.json().get("maKetQua", ""))

@@ -93,6 +93,9 @@ class Settings(BaseSettings):
     bhxh_password: SecretStr = Field(default=SecretStr("vnehr-dev-password"))
     bhxh_variant: Literal["4750", "3176"] = "3176"
     bhxh_timeout_seconds: float = Field(default=30.0, gt=0, le=600)
+    card_check: bool = Field(
+        default=False, description="Look insurance cards up on the BHXH portal at intake."
+    )
     require_signature: bool = Field(
         default=False,
         description="Refuse unsigned visit files from facilities that registered a certificate.",

@@ -3,6 +3,7 @@ parsing, validation with stable codes, receipts, versions per (facility, MA_LK).
 
 from vnehr.submissions.api import router
 from vnehr.submissions.service import (
+    CardCheck,
     IntakeOptions,
     analyse,
     import_file,
@@ -13,6 +14,7 @@ from vnehr.submissions.service import (
 from vnehr.submissions.xmlio import Limits
 
 __all__ = [
+    "CardCheck",
     "IntakeOptions",
     "Limits",
     "analyse",

@@ -78,7 +78,11 @@ async def submit(request: Request, subject: CurrentSubject) -> JSONResponse:
     settings: Settings = request.app.state.settings
     limits = _limits(settings)
     data = await read_document(request, limits)
-    options = service.IntakeOptions(limits=limits, require_signature=settings.require_signature)
+    options = service.IntakeOptions(
+        limits=limits,
+        require_signature=settings.require_signature,
+        card_check=request.app.state.card_check,
+    )
     service.require_sender(subject)
     db = database(request)
     async with db.read_session() as session:

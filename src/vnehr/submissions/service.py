@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -47,6 +48,8 @@ from vnehr.submissions.xmlio import (
 )
 
 _zstd = zstandard.ZstdCompressor(level=3)
+#: (card, name, birth dd/MM/yyyy) -> the portal's result code, or None when it cannot answer.
+CardCheck = Callable[[str, str, str], Awaitable[str | None]]
 #: A system reads its own receipts if it may send files or read records.
 RECEIPT_SCOPES = ("submission.write", "checkin.write", "record.read")
 
@@ -173,6 +176,8 @@ def validation_report(analysis: Analysis) -> dict[str, Any]:
 class IntakeOptions:
     limits: Limits
     require_signature: bool = False
+    #: The BHXH card lookup (card, name, birth dd/MM/yyyy) -> result code; None: not checked.
+    card_check: CardCheck | None = None
 
 
 def _moment(value: str | None) -> datetime | None:
@@ -222,6 +227,8 @@ async def accept(
     visits: list[dict[str, Any]] = []
     accepted = 0
     for visit in analysis.visits:
+        if options.card_check is not None and not visit.findings.rejected:
+            await _check_cards(session, visit, options.card_check)
         if visit.findings.rejected or visit.visit_key is None:
             visits.append(_visit_receipt(visit))
             continue
@@ -486,3 +493,31 @@ def render_visit(facility_code: str, tables: dict[str, Any], received_at: dateti
         inner[name] = write_table(name, rows, variant)
     created = received_at.astimezone(VIETNAM).strftime("%Y%m%d")
     return write_envelope(facility_code, created, [inner])
+
+
+async def _check_cards(session: AsyncSession, visit: VisitAnalysis, check: CardCheck) -> None:
+    """Ask the portal about each card of an insured visit: an invalid card (by the BHXH result
+    codes) is an error, an old card replaced by a new one a warning, an unreachable portal a
+    warning (the portal checks again at appraisal)."""
+    xml1 = visit.tables["XML1"][0]
+    born = birth_of(xml1.get("NGAY_SINH") or "")
+    if born is None:
+        return
+    birth = born[1].strftime("%d/%m/%Y") if born[1] else str(born[0])
+    snapshot = await catalogs.codebook(session)
+    for card in [c.strip() for c in (xml1.get("MA_THE_BHYT") or "").split(";") if c.strip()]:
+        code = await check(card, xml1.get("HO_TEN") or "", birth)
+        if code is None:  # the portal cannot answer: intake goes on, appraisal checks later
+            visit.findings.warning("SUB-0161", "XML1", 1, "MA_THE_BHYT", card=card)
+            continue
+        entry = snapshot.in_force("card-check-result", code, utcnow().date())
+        valid = bool(entry and entry.attrs and entry.attrs.get("valid_card"))
+        meaning = {
+            "vi": (entry.title_vi if entry else None) or code,
+            "en": (entry.title_en if entry else None) or code,
+        }
+        params = {"card": card, "result": code, "meaning": meaning}
+        if not valid:
+            visit.findings.error("SUB-0160", "XML1", 1, "MA_THE_BHYT", **params)
+        elif code != "000":
+            visit.findings.warning("SUB-0162", "XML1", 1, "MA_THE_BHYT", **params)

@@ -1,0 +1,66 @@
+"""Card lookup at intake: the BHXH portal's answer (its simulator here) becomes an error or a
+warning on the visit, with clear text."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tests.submissions.test_intake import facility_with_token, send, visit
+from vnehr.app import create_app
+from vnehr.kit.db import Database
+from vnehr.kit.settings import Settings
+from vnehr.submissions import synth
+
+
+@pytest.fixture
+async def checking(
+    db: Database, settings: Settings
+) -> AsyncIterator[tuple[httpx.AsyncClient, Settings]]:
+    strict = settings.model_copy(update={"card_check": True})
+    app = create_app(strict, database=db)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="https://testserver") as http:
+        yield http, strict
+
+
+def holder(v: synth.SynthVisit, card: str, name: str, born: str) -> synth.SynthVisit:
+    xml1 = v.tables["XML1"][0]
+    xml1.update(MA_THE_BHYT=card, HO_TEN=name, NGAY_SINH=born, SO_CCCD="")
+    return v
+
+
+async def test_card_answers_become_errors_or_pass(
+    checking: tuple[httpx.AsyncClient, Settings], session: AsyncSession
+) -> None:
+    client, settings = checking
+    code, headers = await facility_with_token(client, session, settings)
+    good = holder(visit(code, 1, insured=True), "DN4010123456789", "Nguyễn Văn An", "198503150000")
+    revoked = holder(
+        visit(code, 2, insured=True), "HS4011122334455", "Lê Minh Châu", "200807200000"
+    )
+    receipt = (await send(client, headers, synth.envelope([good, revoked], code))).json()
+    by_key = {v["visit_key"]: v for v in receipt["visits"]}
+    assert by_key[good.ma_lk]["status"] in ("accepted", "accepted_with_warnings")
+    assert not [i for i in by_key[good.ma_lk]["issues"] if i["code"].startswith("SUB-016")]
+    [issue] = [i for i in by_key[revoked.ma_lk]["issues"] if i["code"] == "SUB-0160"]
+    assert by_key[revoked.ma_lk]["status"] == "rejected"
+    assert issue["detail"]["result"] == "110"
+    assert issue["detail"]["meaning"]["vi"] == "Thẻ đã thu hồi"
+    assert "110" in issue["message"]["vi"]
+
+
+async def test_an_unreachable_portal_only_warns(
+    checking: tuple[httpx.AsyncClient, Settings], session: AsyncSession
+) -> None:
+    client, settings = checking
+    code, headers = await facility_with_token(client, session, settings)
+    await client.put("/sim/bhxh/_sim/faults", json={"unavailable": True})
+    one = holder(visit(code, 3, insured=True), "DN4010123456789", "Nguyễn Văn An", "198503150000")
+    receipt = (await send(client, headers, synth.envelope([one], code))).json()
+    [entry] = receipt["visits"]
+    assert entry["status"] == "accepted_with_warnings"
+    assert [i["code"] for i in entry["issues"]] == ["SUB-0161"]
