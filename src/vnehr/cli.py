@@ -99,6 +99,7 @@ def worker() -> None:
 
     from vnehr import exchange
     from vnehr.app import exchange_handlers, policy
+    from vnehr.exchange import nats_bus
 
     async def main() -> None:
         db = Database.from_urls(settings.database_url, pool_size=settings.db_pool_size)
@@ -108,9 +109,18 @@ def worker() -> None:
             loop.add_signal_handler(signum, stop.set)
         async with httpx.AsyncClient() as http:
             try:
-                await exchange.run(
-                    db, exchange_handlers(settings, http), policy(settings), stop=stop
-                )
+                handlers = exchange_handlers(settings, http)
+                if settings.bus == "nats":
+                    await nats_bus.run(
+                        db,
+                        settings.nats_url,
+                        handlers,
+                        policy(settings),
+                        stop=stop,
+                        replicas=settings.nats_replicas,
+                    )
+                else:
+                    await exchange.run(db, handlers, policy(settings), stop=stop)
             finally:
                 await db.dispose()
 

@@ -93,6 +93,15 @@ class Settings(BaseSettings):
     bhxh_password: SecretStr = Field(default=SecretStr("vnehr-dev-password"))
     bhxh_variant: Literal["4750", "3176"] = "3176"
     bhxh_timeout_seconds: float = Field(default=30.0, gt=0, le=600)
+    bus: Literal["inprocess", "nats"] = Field(
+        default="inprocess", description="How outbox events reach consumers."
+    )
+    nats_url: str = Field(
+        default="nats://127.0.0.1:4222", description="NATS servers, comma-separated (cluster)."
+    )
+    nats_replicas: int = Field(
+        default=1, ge=1, le=5, description="Stream replicas (3 on a cluster)."
+    )
     card_check: bool = Field(
         default=False, description="Look insurance cards up on the BHXH portal at intake."
     )
@@ -137,6 +146,8 @@ class Settings(BaseSettings):
 
     @property
     def worker_inside_server(self) -> bool:
+        if self.bus == "nats":
+            return False  # NATS deployments run `vnehr worker` processes
         if self.worker_in_process is not None:
             return self.worker_in_process
         return self.env == "development"

@@ -1,0 +1,236 @@
+"""The NATS JetStream bus: the outbox is relayed to a stream (one subject per topic, the event
+id as the message id so JetStream drops duplicates), and each consumer reads it through its own
+durable pull consumer. Delivery state stays in the database (one attempt row per consumer and
+try), so every consumer is idempotent on the event id and per-key order survives restarts: a
+message whose key has an earlier event not yet taken by this consumer is put back with a delay.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from typing import Any
+
+import orjson
+from nats.aio.client import Client as Nats
+from nats.errors import TimeoutError as NatsTimeout
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, StreamConfig
+from nats.js.errors import NotFoundError
+from sqlalchemy import and_, exists, select, update
+from sqlalchemy.orm import aliased
+
+from vnehr.exchange.models import DeliveryAttempt
+from vnehr.exchange.worker import Consumers, Handler, Policy, _attempt
+from vnehr.kit.clock import utcnow
+from vnehr.kit.db import Database
+from vnehr.kit.logging import get_logger
+from vnehr.kit.outbox import OutboxEvent
+
+log = get_logger("vnehr.nats")
+STREAM = "VNEHR"
+PREFIX = "vnehr.events."
+
+
+async def ensure_stream(js: JetStreamContext, replicas: int = 1) -> None:
+    """The stream of all events (file storage; replicated on a cluster)."""
+    config = StreamConfig(
+        name=STREAM, subjects=[f"{PREFIX}>"], num_replicas=replicas, duplicate_window=3600.0
+    )
+    try:
+        await js.stream_info(STREAM)
+    except NotFoundError:
+        await js.add_stream(config)
+
+
+async def relay_once(db: Database, js: JetStreamContext, limit: int = 500) -> int:
+    """Publish pending outbox events to the stream, oldest first; mark them relayed."""
+    async with db.session() as session:
+        stmt = (
+            select(OutboxEvent)
+            .where(OutboxEvent.status == "pending")
+            .order_by(OutboxEvent.id)
+            .limit(limit)
+        )
+        if session.get_bind().dialect.name == "postgresql":
+            stmt = stmt.with_for_update(skip_locked=True)
+        events = list(await session.scalars(stmt))
+        for event in events:
+            body = orjson.dumps(
+                {"event_id": event.event_id, "topic": event.topic, "key": event.key, "id": event.id}
+            )
+            # A replayed dead letter is a new message (JetStream would drop a repeated id).
+            message_id = f"{event.event_id}@{int(event.next_attempt_at.timestamp() * 1000)}"
+            await js.publish(
+                PREFIX + event.topic, body, headers={"Nats-Msg-Id": message_id}, timeout=10
+            )
+            event.status = "relayed"
+        return len(events)
+
+
+async def _earlier_not_taken(db: Database, event: OutboxEvent, name: str) -> bool:
+    """Whether an earlier event of the same key has not been taken by consumer ``name``."""
+    earlier = aliased(OutboxEvent)
+    taken = exists().where(
+        and_(
+            DeliveryAttempt.event_id == earlier.event_id,
+            DeliveryAttempt.target == name,
+            DeliveryAttempt.outcome == "delivered",
+        )
+    )
+    async with db.read_session() as session:
+        found = await session.scalar(
+            select(earlier.id)
+            .where(
+                earlier.key == event.key, earlier.id < event.id, earlier.status != "dead", ~taken
+            )
+            .limit(1)
+        )
+    return found is not None
+
+
+async def handle_message(
+    db: Database, name: str, handler: Handler, policy: Policy, msg: Any, rng: random.Random
+) -> str:
+    """One message for one consumer: ack, nak with a delay, or term (dead). Returns which."""
+    data = orjson.loads(msg.data)
+    async with db.session() as session:
+        event = await session.scalar(
+            select(OutboxEvent).where(OutboxEvent.event_id == data["event_id"])
+        )
+        if event is None:
+            await msg.term()
+            return "term"
+        tried = list(
+            await session.scalars(
+                select(DeliveryAttempt.outcome).where(
+                    DeliveryAttempt.event_id == event.event_id, DeliveryAttempt.target == name
+                )
+            )
+        )
+    # Our own count of tries (NATS also counts the times a message waited behind its key).
+    attempt_no = len(tried) + 1
+    if "delivered" in tried:  # idempotent: already taken (a redelivery after a lost ack)
+        await msg.ack()
+        return "ack"
+    if await _earlier_not_taken(db, event, name):
+        await msg.nak(delay=policy.delay(1, rng).total_seconds())
+        return "wait"
+    async with db.session() as session:
+        event = await session.merge(event)
+        event.attempts = attempt_no
+        reason = await _attempt(session, event, name, handler)
+        if reason is not None and attempt_no >= policy.max_attempts:
+            event.status, event.last_error = "dead", f"{name}: {reason}"[:500]
+    if reason is None:
+        await _finish_if_all_taken(db, event.event_id)
+        await msg.ack()
+        return "ack"
+    if attempt_no >= policy.max_attempts:
+        await msg.term()
+        return "term"
+    await msg.nak(delay=policy.delay(attempt_no, rng).total_seconds())
+    return "nak"
+
+
+_consumer_names: dict[str, frozenset[str]] = {}
+
+
+async def _finish_if_all_taken(db: Database, event_id: str) -> None:
+    async with db.session() as session:
+        event = await session.scalar(select(OutboxEvent).where(OutboxEvent.event_id == event_id))
+        if event is None:
+            return
+        names = _consumer_names.get(event.topic, frozenset())
+        taken = set(
+            await session.scalars(
+                select(DeliveryAttempt.target).where(
+                    DeliveryAttempt.event_id == event_id, DeliveryAttempt.outcome == "delivered"
+                )
+            )
+        )
+        if names <= taken:
+            await session.execute(
+                update(OutboxEvent)
+                .where(OutboxEvent.id == event.id)
+                .values(status="delivered", delivered_at=utcnow(), last_error=None)
+            )
+
+
+async def run(
+    db: Database,
+    url: str,
+    consumers: Consumers,
+    policy: Policy,
+    *,
+    stop: asyncio.Event,
+    replicas: int = 1,
+) -> None:
+    """Relay the outbox and run every consumer until ``stop`` is set."""
+    nc = Nats()
+    await nc.connect(servers=url.split(","), max_reconnect_attempts=-1)
+    js = nc.jetstream()
+    await ensure_stream(js, replicas)
+    for topic, named in consumers.items():
+        _consumer_names[topic] = frozenset(named)
+    rng = random.Random()  # noqa: S311  (jitter)
+    tasks = [asyncio.create_task(_relay_loop(db, js, stop))]
+    for topic, named in consumers.items():
+        for name, handler in named.items():
+            subscription = await js.pull_subscribe(
+                PREFIX + topic,
+                durable=f"{name}-{topic.replace('.', '-')}",
+                stream=STREAM,
+                config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, ack_wait=60, max_deliver=-1),
+            )
+            tasks.append(
+                asyncio.create_task(_consume(db, subscription, name, handler, policy, rng, stop))
+            )
+    try:
+        await stop.wait()
+    finally:
+        # Graceful: each loop finishes its current message and hands back what it fetched.
+        _, pending = await asyncio.wait(tasks, timeout=10)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await nc.drain()
+
+
+async def _relay_loop(db: Database, js: JetStreamContext, stop: asyncio.Event) -> None:
+    while not stop.is_set():
+        try:
+            moved = await relay_once(db, js)
+        except Exception:  # the database or NATS is away: try again shortly
+            log.exception("relay_failed")
+            moved = 0
+        if not moved:
+            await asyncio.sleep(0.2)
+
+
+async def _consume(
+    db: Database,
+    subscription: Any,
+    name: str,
+    handler: Handler,
+    policy: Policy,
+    rng: random.Random,
+    stop: asyncio.Event,
+) -> None:
+    while not stop.is_set():
+        try:
+            messages = await subscription.fetch(50, timeout=1)
+        except NatsTimeout:
+            continue
+        except Exception:
+            log.exception("fetch_failed", consumer=name)
+            await asyncio.sleep(1)
+            continue
+        for msg in messages:
+            if stop.is_set():  # give it back now rather than after ack_wait
+                await msg.nak()
+                continue
+            try:
+                await handle_message(db, name, handler, policy, msg, rng)
+            except Exception:  # the message comes back after ack_wait
+                log.exception("message_failed", consumer=name)
