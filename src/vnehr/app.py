@@ -158,7 +158,8 @@ def exchange_handlers(settings: Settings, http: httpx.AsyncClient) -> exchange.C
         "visit.accepted": {
             "bhxh": exchange.bhxh_consumer(client),
             "inbox": exchange.visit_notifier(exchange.LogPush()),
-        }
+        },
+        "checkin.received": {"bhxh": exchange.checkin_consumer(client)},
     }
 
 

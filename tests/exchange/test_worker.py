@@ -288,3 +288,38 @@ async def test_the_citizen_is_told_of_a_new_visit_and_only_they_see_it(
     assert (await client.get("/api/v1/me/notifications")).json() == {"unread": 0, "items": []}
     stolen = await client.post(f"/api/v1/me/notifications/{message['id']}/read")
     assert stolen.status_code == 404
+
+
+async def test_check_ins_are_relayed_as_they_came(
+    client: httpx.AsyncClient,
+    session: AsyncSession,
+    settings: Settings,
+    db: Database,
+    portal: tuple[BhxhConfig, exchange.BhxhClient],
+) -> None:
+    from vnehr.submissions.xmlio import write_table
+
+    _, bhxh = portal
+    code, headers = await facility_with_token(client, session, settings)
+    row = {
+        "MA_LK": "LK-CI-9", "STT": "1", "MA_BN": "BN9", "HO_TEN": "Trần Văn Nam",
+        "NGAY_SINH": "199001010000", "GIOI_TINH": "1", "MA_CSKCB": code, "MA_DOITUONG_KCB": "1.1",
+        "MA_LOAI_KCB": "01", "NGAY_VAO": "202610200800", "NGAY_YL": "202610200815",
+    }  # fmt: skip
+    sent = await client.post(
+        "/api/v1/checkins", content=write_table("XML0", [row]), headers=headers
+    )
+    assert sent.json()["status"] == "accepted"
+    consumers: exchange.Consumers = {"checkin.received": {"bhxh": exchange.checkin_consumer(bhxh)}}
+    await exchange.deliver_once(db, consumers, exchange.Policy())
+    checkins = (await bhxh.http.get("http://portal/sim/bhxh/_sim/checkins")).json()
+    assert len(checkins) == 1
+    assert (
+        await count(
+            session,
+            OutboxEvent,
+            OutboxEvent.topic == "checkin.received",
+            OutboxEvent.status == "delivered",
+        )
+        == 1
+    )

@@ -117,6 +117,18 @@ class BhxhClient:
             },
         )
 
+    async def send_checkin(self, facility_code: str, document: bytes) -> PortalAnswer:
+        """An XML0 check-in (checkInKcbQd4750 / checkInKcbQd3176)."""
+        return await self._send(
+            f"/api/qd130/checkInKcbQd{self.variant}",
+            {
+                "loaiHoSo": "0",
+                "maTinh": facility_code[:2],
+                "maCSKCB": facility_code,
+                "fileHSBase64": base64.b64encode(document).decode("ascii"),
+            },
+        )
+
     async def check_card(self, card: str, full_name: str, birth_date: str) -> str:
         """The portal's card lookup (KQNhanLichSuKCB2024); returns its ``maKetQua``.
         ``birth_date`` is dd/MM/yyyy (or yyyy). The officer fields name the hub."""

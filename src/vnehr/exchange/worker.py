@@ -201,6 +201,20 @@ def bhxh_consumer(client: BhxhClient) -> Handler:
     return deliver
 
 
+def checkin_consumer(client: BhxhClient) -> Handler:
+    """checkin.received -> the BHXH portal's check-in endpoint, the file as it came."""
+    from vnehr import submissions
+
+    async def deliver(session: AsyncSession, event: OutboxEvent) -> dict[str, Any] | None:
+        data = await submissions.raw_file(session, str(event.payload["submission_id"]))
+        if data is None:
+            return {"note": "submission no longer exists"}
+        answer = await client.send_checkin(str(event.payload["facility_code"]), data)
+        return {"ma_giao_dich": answer.ma_giao_dich, "received_at": answer.received_at}
+
+    return deliver
+
+
 # ------------------------------------------------------------------ dead letters
 
 

@@ -438,6 +438,14 @@ async def check_in(
             receipt=receipt,
         )
     )
+    if not found.rejected:
+        session.add(
+            new_event(
+                "checkin.received",
+                f"{subject.facility_code}:{doc.rows[0].get('MA_LK', '')}",
+                {"submission_id": receipt["id"], "facility_code": subject.facility_code},
+            )
+        )
     await session.flush()
     return receipt
 
@@ -521,3 +529,11 @@ async def _check_cards(session: AsyncSession, visit: VisitAnalysis, check: CardC
             visit.findings.error("SUB-0160", "XML1", 1, "MA_THE_BHYT", **params)
         elif code != "000":
             visit.findings.warning("SUB-0162", "XML1", 1, "MA_THE_BHYT", **params)
+
+
+async def raw_file(session: AsyncSession, submission_id: str) -> bytes | None:
+    """The bytes of a received file, as they came (for relays and re-processing)."""
+    row = await session.get(Submission, submission_id)
+    if row is None:
+        return None
+    return zstandard.ZstdDecompressor().decompress(row.raw_zstd, max_output_size=row.raw_size)
