@@ -5,15 +5,17 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from bench import catalog_http, intake
+from bench import catalog_http, exchange, intake
 
 
 def main() -> None:
-    wanted = sys.argv[1:] or ["catalog", "intake"]
+    wanted = sys.argv[1:] or ["catalog", "intake", "exchange"]
     if "catalog" in wanted:
         asyncio.run(catalog_http.main())
     if "intake" in wanted:
         asyncio.run(intake.main())
+    if "exchange" in wanted:
+        asyncio.run(exchange.main())
 
 
 main()

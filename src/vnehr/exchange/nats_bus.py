@@ -168,7 +168,11 @@ async def run(
 ) -> None:
     """Relay the outbox and run every consumer until ``stop`` is set."""
     nc = Nats()
-    await nc.connect(servers=url.split(","), max_reconnect_attempts=-1)
+
+    async def on_error(exc: Exception) -> None:
+        log.warning("nats_error", error=f"{type(exc).__name__}: {exc}")
+
+    await nc.connect(servers=url.split(","), max_reconnect_attempts=-1, error_cb=on_error)
     js = nc.jetstream()
     await ensure_stream(js, replicas)
     for topic, named in consumers.items():
@@ -194,7 +198,8 @@ async def run(
         for task in pending:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        await nc.drain()
+        # The loops have handed back what they fetched; nothing is left to drain.
+        await nc.close()
 
 
 async def _relay_loop(db: Database, js: JetStreamContext, stop: asyncio.Event) -> None:
