@@ -15,7 +15,7 @@ from fastapi import FastAPI
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tests.submissions.test_intake import facility_with_token, send, visit
+from tests.submissions.test_intake import checkin_row, facility_with_token, send, visit
 from vnehr import exchange
 from vnehr.exchange.models import BhxhReceipt, DeliveryAttempt
 from vnehr.kit.db import Database
@@ -301,11 +301,7 @@ async def test_check_ins_are_relayed_as_they_came(
 
     _, bhxh = portal
     code, headers = await facility_with_token(client, session, settings)
-    row = {
-        "MA_LK": "LK-CI-9", "STT": "1", "MA_BN": "BN9", "HO_TEN": "Trần Văn Nam",
-        "NGAY_SINH": "199001010000", "GIOI_TINH": "1", "MA_CSKCB": code, "MA_DOITUONG_KCB": "1.1",
-        "MA_LOAI_KCB": "01", "NGAY_VAO": "202610200800", "NGAY_YL": "202610200815",
-    }  # fmt: skip
+    row = checkin_row(code, "LK-CI-9")
     sent = await client.post(
         "/api/v1/checkins", content=write_table("XML0", [row]), headers=headers
     )

@@ -84,6 +84,15 @@ async def facility_with_token(
     return facility.code, {"Authorization": f"Bearer {token.json()['access_token']}"}
 
 
+def checkin_row(code: str, visit_key: str = "LK-CI-1") -> dict[str, str]:
+    """One XML0 check-in row of the facility ``code``."""
+    return {
+        "MA_LK": visit_key, "STT": "1", "MA_BN": "BN1", "HO_TEN": "Trần Văn Nam",
+        "NGAY_SINH": "199001010000", "GIOI_TINH": "1", "MA_CSKCB": code, "MA_DOITUONG_KCB": "1.1",
+        "MA_LOAI_KCB": "01", "NGAY_VAO": "202610200800", "NGAY_YL": "202610200815",
+    }  # fmt: skip
+
+
 def visit(code: str, seed: int = 1, **kwargs: Any) -> synth.SynthVisit:
     return synth.make_visit(random.Random(seed), facility_code=code, ended=ENDED, **kwargs)
 
@@ -356,23 +365,7 @@ async def test_a_check_in_is_received(
     client: httpx.AsyncClient, session: AsyncSession, settings: Settings
 ) -> None:
     code, headers = await facility_with_token(client, session, settings)
-    row = dict.fromkeys(
-        (
-            "MA_LK",
-            "STT",
-            "MA_BN",
-            "HO_TEN",
-            "NGAY_SINH",
-            "GIOI_TINH",
-            "MA_CSKCB",
-            "NGAY_VAO",
-            "NGAY_YL",
-        ),
-        "",
-    )
-    row.update(MA_LK="LK-CI-1", STT="1", MA_BN="BN1", HO_TEN="Trần Văn Nam", NGAY_SINH="199001010000",
-               GIOI_TINH="1", MA_CSKCB=code, NGAY_VAO="202610200800", NGAY_YL="202610200815",
-               MA_DOITUONG_KCB="1.1", MA_LOAI_KCB="01")  # fmt: skip
+    row = checkin_row(code)
     from vnehr.submissions.xmlio import write_table
 
     ok = await client.post("/api/v1/checkins", content=write_table("XML0", [row]), headers=headers)

@@ -7,12 +7,11 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from sqlalchemy import func, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vnehr.exchange.models import Notification
 from vnehr.kit.clock import utcnow
+from vnehr.kit.db import insert_for
 from vnehr.kit.i18n import texts
 from vnehr.kit.logging import get_logger
 from vnehr.kit.outbox import OutboxEvent
@@ -53,8 +52,7 @@ def visit_notifier(push: PushAdapter) -> Handler:
             "facility": payload.get("facility_code", ""),
             "visit_key": payload.get("visit_key", ""),
         }
-        dialect = session.get_bind().dialect.name
-        insert = pg_insert if dialect == "postgresql" else sqlite_insert
+        insert = insert_for(session)
         created = await session.scalar(
             insert(Notification)
             .values(

@@ -7,8 +7,6 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, delete, func, or_, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vnehr.facilities.models import (
@@ -21,6 +19,7 @@ from vnehr.facilities.models import (
     PractitionerRole,
     UsedAssertion,
 )
+from vnehr.kit.db import insert_for
 from vnehr.kit.text import fold
 
 #: Rows read at a time when a name search filters them (names are folded in Python).
@@ -36,8 +35,7 @@ class FacilityRepository:
     async def next_sequence(self, province_code: str) -> int:
         """Take the next sequence number of a province. The row lock (PostgreSQL) or the write
         lock (SQLite ``BEGIN IMMEDIATE``) makes concurrent issuers wait for each other."""
-        dialect = self.session.get_bind().dialect.name
-        insert = pg_insert if dialect == "postgresql" else sqlite_insert
+        insert = insert_for(self.session)
         await self.session.execute(
             insert(FacilityCodeCounter)
             .values(province_code=province_code, last_sequence=0)
@@ -176,8 +174,7 @@ class FacilityRepository:
 
     async def remember_assertion(self, client_id: str, jti: str, expires_at: datetime) -> bool:
         """Record a used assertion id; False if it was used before (a replay)."""
-        dialect = self.session.get_bind().dialect.name
-        insert = pg_insert if dialect == "postgresql" else sqlite_insert
+        insert = insert_for(self.session)
         result = await self.session.execute(
             insert(UsedAssertion)
             .values(client_id=client_id, jti=jti, expires_at=expires_at)

@@ -6,8 +6,6 @@ from datetime import date
 from typing import Any
 
 from sqlalchemy import delete, or_, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vnehr.identity.models import (
@@ -18,6 +16,7 @@ from vnehr.identity.models import (
     Representative,
     RoleGrant,
 )
+from vnehr.kit.db import insert_for
 
 
 class IdentityRepository:
@@ -44,8 +43,7 @@ class IdentityRepository:
         )
         if found is not None:
             return int(found)
-        dialect = self.session.get_bind().dialect.name
-        insert = pg_insert if dialect == "postgresql" else sqlite_insert
+        insert = insert_for(self.session)
         created = await self.session.scalar(
             insert(Person)
             .values(provisional=False, **values)

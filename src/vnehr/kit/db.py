@@ -15,6 +15,8 @@ from typing import Any
 import orjson
 from sqlalchemy import JSON, BigInteger, DateTime, Integer, MetaData, TypeDecorator, event
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
@@ -68,6 +70,14 @@ class Base(DeclarativeBase):
 
 def _dump_json(value: Any) -> str:
     return orjson.dumps(value).decode("utf-8")
+
+
+def insert_for(session: AsyncSession) -> Any:
+    """The dialect's ``insert`` (with ``on_conflict_do_nothing/do_update``) for this session:
+    both PostgreSQL and SQLite speak ``INSERT ... ON CONFLICT``."""
+    if session.get_bind().dialect.name == "postgresql":
+        return pg_insert
+    return sqlite_insert
 
 
 def is_sqlite(url: str) -> bool:

@@ -8,10 +8,9 @@ from decimal import Decimal
 from typing import Any, Literal
 
 from sqlalchemy import insert, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from vnehr.kit.db import insert_for
 from vnehr.records.models import TimelineEntry, VisitVersion
 
 Outcome = Literal["new", "changed", "unchanged"]
@@ -57,10 +56,6 @@ async def current_version(
     if lock:
         stmt = stmt.with_for_update()
     return (await session.scalars(stmt)).first()
-
-
-def _insert(session: AsyncSession) -> Any:
-    return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
 
 
 async def store(session: AsyncSession, data: VisitData) -> Stored:
@@ -125,7 +120,7 @@ async def store(session: AsyncSession, data: VisitData) -> Stored:
             "main_diagnosis": data.main_diagnosis,
             "ended_at": data.ended_at,
         }
-        upsert = _insert(session)(TimelineEntry).values(
+        upsert = insert_for(session)(TimelineEntry).values(
             facility_code=data.facility_code, visit_key=data.visit_key, **values
         )
         await session.execute(
