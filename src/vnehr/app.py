@@ -9,7 +9,16 @@ from contextlib import asynccontextmanager
 import httpx
 from fastapi import FastAPI
 
-from vnehr import __version__, catalogs, exchange, facilities, identity, submissions, web
+from vnehr import (
+    __version__,
+    catalogs,
+    exchange,
+    facilities,
+    healthbook,
+    identity,
+    submissions,
+    web,
+)
 from vnehr.kit import health
 from vnehr.kit.db import Database
 from vnehr.kit.http import RequestContextMiddleware, install_error_handlers
@@ -77,6 +86,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.include_router(facilities.oauth_router)
     app.include_router(submissions.router)
     app.include_router(exchange.router)
+    app.include_router(healthbook.router)
     app.include_router(web.router)
 
     if settings.simulator_enabled:

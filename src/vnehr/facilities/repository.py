@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -56,6 +56,23 @@ class FacilityRepository:
         if for_update:
             stmt = stmt.with_for_update()
         return (await self.session.scalars(stmt)).first()
+
+    async def many(self, codes: Iterable[str]) -> list[Facility]:
+        wanted = sorted(set(codes))
+        if not wanted:
+            return []
+        return list(await self.session.scalars(select(Facility).where(Facility.code.in_(wanted))))
+
+    async def practitioner_names(self, ids: Iterable[str]) -> dict[str, str]:
+        wanted = sorted(set(ids))
+        if not wanted:
+            return {}
+        rows = await self.session.execute(
+            select(Practitioner.practitioner_id, Practitioner.full_name).where(
+                Practitioner.practitioner_id.in_(wanted)
+            )
+        )
+        return dict(rows.tuples())
 
     async def exists(self, code: str) -> bool:
         return (

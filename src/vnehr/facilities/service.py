@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import secrets
 import time
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -37,6 +38,7 @@ from vnehr.facilities.schemas import (
     PractitionerCreate,
     State,
 )
+from vnehr.facilities.schemas import Facility as FacilityInfo
 from vnehr.kit.auth import Forbidden, Subject
 from vnehr.kit.clock import today_in_vietnam, utcnow
 
@@ -202,6 +204,18 @@ async def get(session: AsyncSession, subject: Subject, code: str) -> Facility:
         raise errors.UnknownFacility(code=code)
     _require_reader_of(subject, facility)
     return facility
+
+
+async def directory(session: AsyncSession, codes: Iterable[str]) -> dict[str, FacilityInfo]:
+    """The public registry entries (name, kind, address...) of these facilities: what the health
+    book and the FHIR Organization show. No caller check: the facility directory is public."""
+    found = await FacilityRepository(session).many(codes)
+    return {f.code: FacilityInfo.model_validate(f) for f in found}
+
+
+async def practitioner_names(session: AsyncSession, ids: Iterable[str]) -> dict[str, str]:
+    """Names of practitioners by practitioner id (the MA_BAC_SI of the tables), when known."""
+    return await FacilityRepository(session).practitioner_names(ids)
 
 
 async def listing(

@@ -18,7 +18,9 @@ from vnehr.identity.numbers import (
 )
 from vnehr.identity.oidc import OidcClient, PendingLogin
 from vnehr.identity.service import (
+    Holder,
     account,
+    book_holders,
     bootstrap_grant,
     close_account,
     grants_for,
@@ -26,11 +28,13 @@ from vnehr.identity.service import (
     may_act_for,
     open_account,
     person_id_of,
+    persons,
     profile,
     sign_in,
 )
 
 __all__ = [
+    "Holder",
     "InsuranceCard",
     "LevelTooLow",
     "OidcClient",
@@ -40,6 +44,7 @@ __all__ = [
     "SignInFailed",
     "SignInRejected",
     "account",
+    "book_holders",
     "bootstrap_grant",
     "check_insurance_card",
     "check_personal_id",
@@ -51,6 +56,7 @@ __all__ = [
     "may_act_for",
     "open_account",
     "person_id_of",
+    "persons",
     "profile",
     "router",
     "sign_in",

@@ -62,6 +62,12 @@ class IdentityRepository:
     async def person(self, person_id: int) -> Person | None:
         return await self.session.get(Person, person_id)
 
+    async def persons(self, ids: list[int]) -> list[Person]:
+        if not ids:
+            return []
+        stmt = select(Person).where(Person.id.in_(ids), Person.merged_into_id.is_(None))
+        return list(await self.session.scalars(stmt))
+
     async def account_of(self, person_id: int) -> HealthAccount | None:
         stmt = select(HealthAccount).where(HealthAccount.person_id == person_id)
         return (await self.session.scalars(stmt)).first()

@@ -4,6 +4,7 @@ assisted), insurance-card history, representatives and provisional newborns, rol
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
@@ -111,6 +112,47 @@ async def profile(
         await repo.active_grants(subject.id),
         await repo.representing(person.id, today_in_vietnam()),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Holder:
+    """A person whose health book the caller may read: themselves or someone they represent."""
+
+    id: int
+    personal_id: str | None
+    full_name: str
+    birth_date: date | None
+    sex: str | None
+    provisional: bool
+    relation: str | None  # None: the caller themselves; parent | guardian otherwise
+
+    @classmethod
+    def of(cls, person: Person, relation: str | None = None) -> Holder:
+        return cls(
+            person.id,
+            person.personal_id,
+            person.full_name,
+            person.birth_date,
+            person.sex,
+            person.provisional,
+            relation,
+        )
+
+
+async def book_holders(session: AsyncSession, subject: Subject) -> list[Holder]:
+    """Whose health books a signed-in person reads today: their own first, then the children and
+    wards they represent (periods checked on today's date). Systems read no books here."""
+    if subject.kind != "person":
+        raise Forbidden(action="read a health book as a system")
+    repo = IdentityRepository(session)
+    person = await _person_of(repo, subject)
+    represented = await repo.representing(person.id, today_in_vietnam())
+    return [Holder.of(person)] + [Holder.of(p, r.relation) for r, p in represented]
+
+
+async def persons(session: AsyncSession, ids: list[int]) -> dict[int, Holder]:
+    """Persons by internal id (for FHIR Patient resources); merged persons are left out."""
+    return {p.id: Holder.of(p) for p in await IdentityRepository(session).persons(ids)}
 
 
 # ------------------------------------------------------------------ health accounts

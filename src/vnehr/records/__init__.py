@@ -4,9 +4,26 @@ from vnehr.records.service import (
     Stored,
     VisitData,
     current_version,
+    entries_by_facility,
+    entries_of,
+    entry,
     store,
+    timeline_page,
     version_by_id,
     versions,
+    versions_by_ids,
 )
 
-__all__ = ["Stored", "VisitData", "current_version", "store", "version_by_id", "versions"]
+__all__ = [
+    "Stored",
+    "VisitData",
+    "current_version",
+    "entries_by_facility",
+    "entries_of",
+    "entry",
+    "store",
+    "timeline_page",
+    "version_by_id",
+    "versions",
+    "versions_by_ids",
+]

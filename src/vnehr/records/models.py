@@ -36,6 +36,7 @@ class VisitVersion(Base):
     care_type: Mapped[str | None] = mapped_column(String(2))
     insured: Mapped[bool] = mapped_column(default=False)
     main_diagnosis: Mapped[str | None] = mapped_column(String(10))
+    outcome: Mapped[str | None] = mapped_column(String(2))  # KET_QUA_DTRI
     started_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     received_at: Mapped[datetime] = mapped_column(UtcDateTime())
@@ -47,12 +48,13 @@ class VisitVersion(Base):
 
 
 class TimelineEntry(Base):
-    """The citizen's timeline: one row per visit (its current version)."""
+    """The citizen's timeline: one row per visit (its current version). Its ``id`` is the
+    visit's stable id in the health book and the FHIR Encounter id; it survives corrections."""
 
     __tablename__ = "timeline_entry"
     __table_args__ = (
         UniqueConstraint("facility_code", "visit_key"),
-        Index("ix_timeline_entry_person", "person_id", "ended_at"),
+        Index("ix_timeline_entry_person", "person_id", "ended_at", "id"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -62,4 +64,9 @@ class TimelineEntry(Base):
     version_id: Mapped[int] = mapped_column(BigId, ForeignKey("visit_version.id"))
     care_type: Mapped[str | None] = mapped_column(String(2))
     main_diagnosis: Mapped[str | None] = mapped_column(String(10))
+    outcome: Mapped[str | None] = mapped_column(String(2))
+    insured: Mapped[bool] = mapped_column(default=False)
+    started_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    updated_at: Mapped[datetime | None] = mapped_column(UtcDateTime())

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Literal
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import and_, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vnehr.kit.db import insert_for
 from vnehr.records.models import TimelineEntry, VisitVersion
 
 Outcome = Literal["new", "changed", "unchanged"]
+_EPOCH = datetime(1900, 1, 1, tzinfo=UTC)
 
 
 @dataclass(slots=True)
@@ -30,6 +31,7 @@ class VisitData:
     care_type: str | None = None
     insured: bool = False
     main_diagnosis: str | None = None
+    outcome: str | None = None
     started_at: datetime | None = None
     ended_at: datetime | None = None
     total_hospital_cost: Decimal | None = None
@@ -100,6 +102,7 @@ async def store(session: AsyncSession, data: VisitData) -> Stored:
                 care_type=data.care_type,
                 insured=data.insured,
                 main_diagnosis=data.main_diagnosis,
+                outcome=data.outcome,
                 started_at=data.started_at,
                 ended_at=data.ended_at,
                 received_at=data.received_at,
@@ -118,7 +121,12 @@ async def store(session: AsyncSession, data: VisitData) -> Stored:
             "version_id": version_id,
             "care_type": data.care_type,
             "main_diagnosis": data.main_diagnosis,
+            "outcome": data.outcome,
+            "insured": data.insured,
+            "started_at": data.started_at,
             "ended_at": data.ended_at,
+            "version": version,
+            "updated_at": data.received_at,
         }
         upsert = insert_for(session)(TimelineEntry).values(
             facility_code=data.facility_code, visit_key=data.visit_key, **values
@@ -140,3 +148,54 @@ async def versions(session: AsyncSession, facility_code: str, visit_key: str) ->
 
 async def version_by_id(session: AsyncSession, version_id: int) -> VisitVersion | None:
     return await session.get(VisitVersion, version_id)
+
+
+# ------------------------------------------------------------------ reading the health book
+
+
+async def timeline_page(
+    session: AsyncSession,
+    person_ids: list[int],
+    *,
+    after: tuple[str, int] | None,
+    limit: int,
+) -> list[TimelineEntry]:
+    """Visits of these persons, newest first (by end of visit, then id); keyset paging with
+    ``after`` = (ended_at ISO text or "", id) of the last row seen."""
+    t = TimelineEntry
+    ended = t.ended_at  # never null: NGAY_RA is required for an accepted visit
+    stmt = select(t).where(t.person_id.in_(person_ids))
+    if after is not None:
+        moment = datetime.fromisoformat(after[0]) if after[0] else _EPOCH
+        stmt = stmt.where(or_(ended < moment, and_(ended == moment, t.id < after[1])))
+    stmt = stmt.order_by(ended.desc(), t.id.desc()).limit(limit)
+    return list(await session.scalars(stmt))
+
+
+async def entry(session: AsyncSession, entry_id: int) -> TimelineEntry | None:
+    return await session.get(TimelineEntry, entry_id)
+
+
+async def entries_of(session: AsyncSession, person_ids: list[int]) -> list[TimelineEntry]:
+    """Every visit of these persons, newest first (for summaries and FHIR compartments)."""
+    t = TimelineEntry
+    stmt = select(t).where(t.person_id.in_(person_ids)).order_by(t.ended_at.desc(), t.id.desc())
+    return list(await session.scalars(stmt))
+
+
+async def entries_by_facility(
+    session: AsyncSession, facility_code: str, *, limit: int, after_id: int | None = None
+) -> list[TimelineEntry]:
+    """Visits a facility sent, by id (for the facility's own systems)."""
+    t = TimelineEntry
+    stmt = select(t).where(t.facility_code == facility_code)
+    if after_id is not None:
+        stmt = stmt.where(t.id > after_id)
+    return list(await session.scalars(stmt.order_by(t.id).limit(limit)))
+
+
+async def versions_by_ids(session: AsyncSession, ids: list[int]) -> dict[int, VisitVersion]:
+    if not ids:
+        return {}
+    rows = await session.scalars(select(VisitVersion).where(VisitVersion.id.in_(ids)))
+    return {row.id: row for row in rows}

@@ -16,6 +16,7 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any, Literal, Protocol
 
 from vnehr import identity
+from vnehr.kit.clock import parse_day, parse_moment
 from vnehr.kit.errors import VnehrError
 from vnehr.kit.i18n import texts
 from vnehr.submissions.spec import DATE_FIELDS, DATETIME_FIELDS, MULTI_VALUE_FIELDS, table
@@ -73,27 +74,6 @@ class Findings:
 
 
 _NUMBER = re.compile(r"-?[0-9]+(?:\.[0-9]+)?|-?\.[0-9]+", re.ASCII)
-
-
-def parse_moment(value: str) -> datetime | None:
-    """yyyyMMddHHmm; None if not a real moment."""
-    if len(value) != 12 or not value.isascii() or not value.isdigit():
-        return None
-    try:
-        return datetime(  # noqa: DTZ001  (local Vietnam time; the caller attaches the zone)
-            int(value[:4]), int(value[4:6]), int(value[6:8]), int(value[8:10]), int(value[10:])
-        )
-    except ValueError:
-        return None
-
-
-def parse_day(value: str) -> date | None:
-    if len(value) != 8 or not value.isascii() or not value.isdigit():
-        return None
-    try:
-        return date(int(value[:4]), int(value[4:6]), int(value[6:]))
-    except ValueError:
-        return None
 
 
 def parse_number(value: str) -> Decimal | None:

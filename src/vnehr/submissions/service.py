@@ -11,7 +11,7 @@ import hashlib
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from vnehr import catalogs, facilities, identity, records
 from vnehr.audit import audit_event
 from vnehr.kit.auth import MissingScope, Subject, require_scope
-from vnehr.kit.clock import VIETNAM, utcnow
+from vnehr.kit.clock import VIETNAM, utcnow, vietnam_moment
 from vnehr.kit.metrics import INTAKE_FILES, INTAKE_VISITS
 from vnehr.kit.outbox import new_event
 from vnehr.submissions import errors, signature
@@ -33,7 +33,6 @@ from vnehr.submissions.rules import (
     birth_of,
     check_rows,
     check_visit,
-    parse_moment,
     parse_number,
 )
 from vnehr.submissions.spec import TABLES_IN_ENVELOPE
@@ -180,11 +179,6 @@ class IntakeOptions:
     card_check: CardCheck | None = None
 
 
-def _moment(value: str | None) -> datetime | None:
-    moment = parse_moment(value or "")
-    return moment.replace(tzinfo=VIETNAM).astimezone(UTC) if moment else None
-
-
 async def submit(
     session: AsyncSession, subject: Subject, data: bytes, options: IntakeOptions
 ) -> dict[str, Any]:
@@ -300,7 +294,7 @@ async def _store_visit(
             sex={"1": "male", "2": "female"}.get((xml1.get("GIOI_TINH") or "").strip()),
             source=f"intake:{subject.facility_code}",
         )
-    ended = _moment(xml1.get("NGAY_RA"))
+    ended = vietnam_moment(xml1.get("NGAY_RA"))
     stored = await records.store(
         session,
         records.VisitData(
@@ -316,7 +310,8 @@ async def _store_visit(
             care_type=(xml1.get("MA_LOAI_KCB") or "").strip() or None,
             insured=bool((xml1.get("MA_THE_BHYT") or "").strip()),
             main_diagnosis=(xml1.get("MA_BENH_CHINH") or "").strip()[:10] or None,
-            started_at=_moment(xml1.get("NGAY_VAO")),
+            outcome=(xml1.get("KET_QUA_DTRI") or "").strip()[:2] or None,
+            started_at=vietnam_moment(xml1.get("NGAY_VAO")),
             ended_at=ended,
             total_hospital_cost=parse_number(xml1.get("T_TONGCHI_BV") or ""),
             has_summary="XML8" in visit.tables,

@@ -1,0 +1,26 @@
+"""The health book: what a citizen (or their representative) reads of their record: the
+timeline, each visit in full, a PDF of a visit, and the one-page summary. Other contexts use
+this surface only."""
+
+from vnehr.healthbook import schemas
+from vnehr.healthbook.api import router
+from vnehr.healthbook.errors import NoBookYet, NotInYourBook, NotYourWard
+from vnehr.healthbook.service import Read, holder, summary, timeline, visit
+from vnehr.healthbook.view import Header, coded
+from vnehr.healthbook.view import visit as visit_view
+
+__all__ = [
+    "Header",
+    "NoBookYet",
+    "NotInYourBook",
+    "NotYourWard",
+    "Read",
+    "coded",
+    "holder",
+    "router",
+    "schemas",
+    "summary",
+    "timeline",
+    "visit",
+    "visit_view",
+]

@@ -1,0 +1,109 @@
+"""HTTP routes of the health book: ``/api/v1/me/...`` for the signed-in citizen (and, with
+``?for=<personal ID>``, for a child or ward they represent)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Path, Query, Request
+from fastapi.responses import Response
+from pydantic import BaseModel, Field
+
+from vnehr.healthbook import pdf, service
+from vnehr.healthbook import schemas as s
+from vnehr.kit.auth import CurrentSubject
+from vnehr.kit.clock import utcnow
+from vnehr.kit.http import ReadSession, database, error_responses
+
+router = APIRouter(prefix="/api/v1/me", tags=["health book"])
+
+ForWhom = Annotated[
+    str | None,
+    Query(
+        alias="for",
+        pattern=r"^\d{12}$",
+        description="Personal ID of a child or ward you represent (default: yourself)",
+    ),
+]
+
+
+class TimelinePage(BaseModel):
+    items: list[s.TimelineItem]
+    next_cursor: str | None = Field(default=None, description="Opaque; absent on the last page.")
+
+
+async def settle(request: Request, read: service.Read[Any]) -> None:
+    """Write the audit rows a read owes before its answer leaves."""
+    if read.audit:
+        async with database(request).session() as session:
+            session.add_all(read.audit)
+
+
+@router.get("/timeline", response_model=TimelinePage, responses=error_responses(401, 403, 404))
+async def my_timeline(
+    request: Request,
+    session: ReadSession,
+    subject: CurrentSubject,
+    person: ForWhom = None,
+    cursor: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+) -> TimelinePage:
+    """My visits (or a represented person's), newest first, with cursor paging."""
+    read = await service.timeline(session, subject, personal_id=person, cursor=cursor, limit=limit)
+    await settle(request, read)
+    items, next_cursor = read.value
+    return TimelinePage(items=items, next_cursor=next_cursor)
+
+
+@router.get("/summary", response_model=s.Summary, responses=error_responses(401, 403, 404))
+async def my_summary(
+    request: Request, session: ReadSession, subject: CurrentSubject, person: ForWhom = None
+) -> s.Summary:
+    """Long-term conditions, current medicines, blood group, weights and the last visits."""
+    read = await service.summary(session, subject, personal_id=person)
+    await settle(request, read)
+    return read.value
+
+
+@router.get(
+    "/visits/{visit_id}.pdf",
+    response_class=Response,
+    responses={
+        200: {"content": {"application/pdf": {}}, "description": "The visit as a PDF"},
+        **error_responses(401, 404),
+    },
+)
+async def my_visit_pdf(
+    request: Request,
+    session: ReadSession,
+    subject: CurrentSubject,
+    visit_id: Annotated[int, Path(ge=1)],
+) -> Response:
+    """One visit as a Vietnamese PDF, for download."""
+    read = await service.visit(session, subject, visit_id)
+    body = pdf.visit_pdf(read.value, holder_name=subject.name, printed_at=utcnow())
+    await settle(request, read)
+    name = f"so-suc-khoe-luot-kham-{visit_id}.pdf"
+    return Response(
+        body,
+        media_type="application/pdf",
+        headers={
+            "Content-Disposition": f"attachment; filename*=UTF-8''{quote(name)}",
+            "Cache-Control": "private, no-store",
+        },
+    )
+
+
+@router.get("/visits/{visit_id}", response_model=s.Visit, responses=error_responses(401, 404))
+async def my_visit(
+    request: Request,
+    session: ReadSession,
+    subject: CurrentSubject,
+    visit_id: Annotated[int, Path(ge=1)],
+) -> s.Visit:
+    """Everything of one visit: diagnoses, drugs, services, results, notes, record summary,
+    papers."""
+    read = await service.visit(session, subject, visit_id)
+    await settle(request, read)
+    return read.value

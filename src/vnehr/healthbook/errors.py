@@ -1,0 +1,25 @@
+"""Errors of the health book (texts in vnehr/locale)."""
+
+from __future__ import annotations
+
+from vnehr.kit.errors import VnehrError
+
+
+class NotInYourBook(VnehrError):
+    """The visit does not exist or belongs to someone the caller does not act for (the two are
+    not told apart, so nobody learns that someone else's visit exists)."""
+
+    status_code = 404
+    code = "HB-0001"
+
+
+class NotYourWard(VnehrError):
+    status_code = 403
+    code = "HB-0002"
+
+
+class NoBookYet(VnehrError):
+    """The signed-in person is not known yet (never signed in through VNeID)."""
+
+    status_code = 404
+    code = "HB-0003"

@@ -1,0 +1,165 @@
+"""Reading the health book: whose book the caller may open, the timeline, one visit, the summary.
+
+Reads run on the read engine. A read of someone else's book (a parent reading a child's) is
+clinical data read by someone other than its owner: it yields audit rows that the caller writes
+in a write transaction before the answer leaves (``Read.audit``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from vnehr import audit, catalogs, facilities, identity, records
+from vnehr.healthbook import errors, view
+from vnehr.healthbook import schemas as s
+from vnehr.kit.auth import Subject
+from vnehr.kit.clock import utcnow
+from vnehr.kit.errors import VnehrError
+from vnehr.kit.paging import decode_cursor, encode_cursor
+
+T = TypeVar("T")
+
+
+@dataclass(slots=True)
+class Read(Generic[T]):
+    """What a read returns, with the audit rows it owes (empty when the owner reads)."""
+
+    value: T
+    audit: list[audit.AuditEvent] = field(default_factory=list)
+
+
+async def holder(
+    session: AsyncSession, subject: Subject, personal_id: str | None
+) -> identity.Holder:
+    """The person whose book is read: the caller by default, or someone they represent today."""
+    holders = await _holders(session, subject)
+    if personal_id is None or personal_id == holders[0].personal_id:
+        return holders[0]
+    for candidate in holders[1:]:
+        if candidate.personal_id == personal_id:
+            return candidate
+    raise errors.NotYourWard(personal_id=personal_id)
+
+
+async def _holders(session: AsyncSession, subject: Subject) -> list[identity.Holder]:
+    try:
+        return await identity.book_holders(session, subject)
+    except VnehrError as exc:
+        if exc.code == "ID-0102":  # a person never signed in has no book
+            raise errors.NoBookYet() from exc
+        raise
+
+
+def _audit(subject: Subject, who: identity.Holder, action: str, what: str) -> list[Any]:
+    if who.relation is None:
+        return []
+    return [
+        audit.audit_event(
+            actor=subject.label,
+            action=action,
+            object_type="health_book",
+            object_id=what,
+            person_id=who.id,
+            detail={"as": who.relation},
+        )
+    ]
+
+
+async def _headers(
+    session: AsyncSession, entries: Sequence[Any]
+) -> tuple[list[view.Header], dict[str, facilities.Facility]]:
+    names = await facilities.directory(session, {e.facility_code for e in entries})
+    headers = [
+        view.Header(
+            id=e.id,
+            facility=s.FacilityRef(
+                code=e.facility_code,
+                name=names[e.facility_code].name if e.facility_code in names else None,
+            ),
+            care_type=e.care_type,
+            main_diagnosis=e.main_diagnosis,
+            outcome=e.outcome,
+            insured=e.insured,
+            started_at=e.started_at,
+            ended_at=e.ended_at,
+            version=e.version,
+        )
+        for e in entries
+    ]
+    return headers, names
+
+
+async def timeline(
+    session: AsyncSession,
+    subject: Subject,
+    *,
+    personal_id: str | None = None,
+    cursor: str | None = None,
+    limit: int = 20,
+) -> Read[tuple[list[s.TimelineItem], str | None]]:
+    """One page of the book's visits, newest first; the cursor of the next page or None."""
+    who = await holder(session, subject, personal_id)
+    after = decode_cursor(cursor, (str, int)) if cursor else None
+    rows = await records.timeline_page(
+        session,
+        [who.id],
+        after=(str(after[0]), int(after[1])) if after else None,
+        limit=limit + 1,
+    )
+    more = len(rows) > limit
+    rows = rows[:limit]
+    headers, _ = await _headers(session, rows)
+    titles = await catalogs.codebook(session)
+    items = [view.timeline_item(h, titles) for h in headers]
+    next_cursor = None
+    if more and rows:
+        last = rows[-1]
+        next_cursor = encode_cursor((last.ended_at.isoformat() if last.ended_at else "", last.id))
+    return Read((items, next_cursor), _audit(subject, who, "timeline.read", str(who.id)))
+
+
+async def _entry_in_book(
+    session: AsyncSession, subject: Subject, visit_id: int
+) -> tuple[Any, identity.Holder]:
+    entry = await records.entry(session, visit_id)
+    if entry is None or entry.person_id is None:
+        raise errors.NotInYourBook(id=visit_id)
+    for who in await _holders(session, subject):
+        if who.id == entry.person_id:
+            return entry, who
+    raise errors.NotInYourBook(id=visit_id)
+
+
+async def visit(session: AsyncSession, subject: Subject, visit_id: int) -> Read[s.Visit]:
+    """Everything of one visit of a book the caller may read."""
+    entry, who = await _entry_in_book(session, subject, visit_id)
+    version = await records.version_by_id(session, entry.version_id)
+    if version is None:  # pragma: no cover - the timeline points at a stored version
+        raise errors.NotInYourBook(id=visit_id)
+    headers, _ = await _headers(session, [entry])
+    titles = await catalogs.codebook(session)
+    result = view.visit(headers[0], version.tables, titles, received_at=version.received_at)
+    return Read(result, _audit(subject, who, "visit.read", str(version.id)))
+
+
+async def summary(
+    session: AsyncSession, subject: Subject, *, personal_id: str | None = None
+) -> Read[s.Summary]:
+    """The one-page summary of a book: long-term conditions, current medicines, blood group,
+    weights, last visits."""
+    who = await holder(session, subject, personal_id)
+    entries = await records.entries_of(session, [who.id])
+    versions = await records.versions_by_ids(session, [e.version_id for e in entries])
+    headers, _ = await _headers(session, entries)
+    titles = await catalogs.codebook(session)
+    pairs = [
+        (h, versions[e.version_id].tables)
+        for h, e in zip(headers, entries, strict=True)
+        if e.version_id in versions
+    ]
+    result = view.summary(who.full_name, who.personal_id, pairs, titles, now=utcnow())
+    return Read(result, _audit(subject, who, "summary.read", str(who.id)))

@@ -1,0 +1,320 @@
+"""From the stored national tables to what a person reads: one visit in full, and the summary
+across visits. Pure (no database): titles come from a catalogue snapshot passed in.
+
+The tables are kept exactly as received (strings); everything here is a reading of them, so a
+better reading later changes no stored data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from typing import Any, Protocol
+
+from vnehr.healthbook import schemas as s
+from vnehr.kit.clock import parse_day, vietnam_moment
+
+Rows = Mapping[str, list[dict[str, str]]]
+
+#: Care types of chronic-disease follow-up (MA_LOAI_KCB): 05 and 08 chronic outpatient, 07
+#: medicine by appointment. Their diagnoses are long-term conditions (D29).
+CHRONIC_CARE = frozenset({"05", "07", "08"})
+#: A diagnosis seen in visits at least this far apart is long-term too (D29).
+RECURRING = timedelta(days=90)
+#: Drugs prescribed within this window are "current medicines" (D29).
+CURRENT_MEDICINES = timedelta(days=90)
+
+#: Papers that can come inside a visit file: table -> (kind, number field, date field).
+PAPERS: Mapping[str, tuple[str, str, str]] = {
+    "XML7": ("discharge", "SO_LUU_TRU", "NGAY_CT"),
+    "XML9": ("birth", "SO", "NGAY_CT"),
+    "XML10": ("pregnancy_leave", "SO_CT", "NGAY_CT"),
+    "XML11": ("sick_leave", "SO_CT", "NGAY_CT"),
+    "XML12": ("assessment", "SO_BIEN_BAN", "NGAY_CHUNG_TU"),
+    "XML13": ("referral", "SO_CHUYENTUYEN", "NGAY_RA"),
+    "XML14": ("re_exam", "SO_GIAYHEN_KL", "NGAY_CT"),
+}
+
+
+class Titles(Protocol):
+    """What the view needs of the catalogue snapshot."""
+
+    def in_force(self, list_name: str, code: str, day: date) -> Any: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Header:
+    """What the timeline row knows without reading the tables."""
+
+    id: int
+    facility: s.FacilityRef
+    care_type: str | None
+    main_diagnosis: str | None
+    outcome: str | None
+    insured: bool
+    started_at: datetime | None
+    ended_at: datetime | None
+    version: int
+
+
+def _text(row: Mapping[str, str], name: str) -> str | None:
+    value = (row.get(name) or "").strip()
+    return value or None
+
+
+def _number(value: str | None) -> Decimal | None:
+    if not value:
+        return None
+    try:
+        return Decimal(value.strip())
+    except InvalidOperation:
+        return None
+
+
+def _int(value: str | None) -> int | None:
+    text = (value or "").strip()
+    return int(text) if text.isdigit() else None
+
+
+def _icd(code: str) -> str:
+    value = code.strip().upper()
+    if "." in value or len(value) <= 3:
+        return value
+    return f"{value[:3]}.{value[3:]}"
+
+
+def coded(titles: Titles, list_name: str, code: str | None, day: date) -> s.Coded | None:
+    """A code with its titles in force on ``day`` (the code alone when the list lacks it)."""
+    if not code:
+        return None
+    key = _icd(code) if list_name == "icd10" else code.strip()
+    entry = titles.in_force(list_name, key, day)
+    if entry is None:
+        return s.Coded(code=key)
+    return s.Coded(code=key, vi=entry.title_vi, en=entry.title_en)
+
+
+def timeline_item(header: Header, titles: Titles) -> s.TimelineItem:
+    day = (header.ended_at or header.started_at or datetime.now()).date()  # noqa: DTZ005
+    return s.TimelineItem(
+        id=header.id,
+        facility=header.facility,
+        care_type=coded(titles, "care-type", header.care_type, day),
+        started_at=header.started_at,
+        ended_at=header.ended_at,
+        main_diagnosis=coded(titles, "icd10", header.main_diagnosis, day),
+        outcome=coded(titles, "treatment-result", header.outcome, day),
+        insured=header.insured,
+        version=header.version,
+    )
+
+
+def diagnoses(xml1: Mapping[str, str], titles: Titles, day: date) -> list[s.Diagnosis]:
+    """The main diagnosis first, then the secondary ones (MA_BENH_KT, ``;``-separated)."""
+    found: list[s.Diagnosis] = []
+    seen: set[str] = set()
+    main = _text(xml1, "MA_BENH_CHINH")
+    others = [c for c in (_text(xml1, "MA_BENH_KT") or "").split(";") if c.strip()]
+    for position, code in enumerate(([main] if main else []) + others):
+        item = coded(titles, "icd10", code, day)
+        if item is None or item.code in seen:
+            continue
+        seen.add(item.code)
+        found.append(s.Diagnosis(**item.model_dump(), main=position == 0 and main is not None))
+    return found
+
+
+def drugs(rows: Iterable[Mapping[str, str]]) -> list[s.Drug]:
+    return [
+        s.Drug(
+            line=_int(row.get("STT")),
+            code=_text(row, "MA_THUOC"),
+            name=_text(row, "TEN_THUOC") or _text(row, "MA_THUOC") or "?",
+            strength=_text(row, "HAM_LUONG"),
+            unit=_text(row, "DON_VI_TINH"),
+            route=_text(row, "DUONG_DUNG"),
+            dose=_text(row, "LIEU_DUNG"),
+            instructions=_text(row, "CACH_DUNG"),
+            quantity=_number(row.get("SO_LUONG")),
+            ordered_at=vietnam_moment(row.get("NGAY_YL")),
+            prescriber=_text(row, "MA_BAC_SI"),
+        )
+        for row in rows
+    ]
+
+
+def services(rows: Iterable[Mapping[str, str]]) -> list[s.Service]:
+    return [
+        s.Service(
+            line=_int(row.get("STT")),
+            code=_text(row, "MA_DICH_VU") or _text(row, "MA_VAT_TU"),
+            name=_text(row, "TEN_DICH_VU") or _text(row, "TEN_VAT_TU") or "?",
+            unit=_text(row, "DON_VI_TINH"),
+            quantity=_number(row.get("SO_LUONG")),
+            ordered_at=vietnam_moment(row.get("NGAY_YL")),
+            performed_at=vietnam_moment(row.get("NGAY_TH_YL")),
+            result_at=vietnam_moment(row.get("NGAY_KQ")),
+            supply=_text(row, "MA_DICH_VU") is None and _text(row, "MA_VAT_TU") is not None,
+        )
+        for row in rows
+    ]
+
+
+def results(rows: Iterable[Mapping[str, str]]) -> list[s.Result]:
+    return [
+        s.Result(
+            line=_int(row.get("STT")),
+            service_code=_text(row, "MA_DICH_VU"),
+            code=_text(row, "MA_CHI_SO"),
+            name=_text(row, "TEN_CHI_SO") or _text(row, "MA_CHI_SO") or "?",
+            value=_text(row, "GIA_TRI"),
+            unit=_text(row, "DON_VI_DO"),
+            description=_text(row, "MO_TA"),
+            conclusion=_text(row, "KET_LUAN"),
+            at=vietnam_moment(row.get("NGAY_KQ")),
+        )
+        for row in rows
+    ]
+
+
+def notes(rows: Iterable[Mapping[str, str]]) -> list[s.Note]:
+    return [
+        s.Note(
+            at=vietnam_moment(row.get("THOI_DIEM_DBLS")),
+            text=_text(row, "DIEN_BIEN_LS") or "",
+            stage=_text(row, "GIAI_DOAN_BENH"),
+            consultation=_text(row, "HOI_CHAN"),
+            surgery=_text(row, "PHAU_THUAT"),
+            by=_text(row, "NGUOI_THUC_HIEN"),
+        )
+        for row in rows
+    ]
+
+
+def record_summary(row: Mapping[str, str] | None) -> s.RecordSummary | None:
+    if row is None:
+        return None
+    return s.RecordSummary(
+        admission_diagnosis=_text(row, "CHAN_DOAN_VAO"),
+        discharge_diagnosis=_text(row, "CHAN_DOAN_RV"),
+        course=_text(row, "QT_BENHLY"),
+        key_results=_text(row, "TOMTAT_KQ"),
+        treatment=_text(row, "PP_DIEUTRI"),
+        notes=_text(row, "GHI_CHU"),
+        signed_on=vietnam_moment(row.get("NGAY_CT")),
+    )
+
+
+def papers(tables: Rows) -> list[s.PaperRef]:
+    found = []
+    for table, (kind, number, issued) in PAPERS.items():
+        for row in tables.get(table) or []:
+            found.append(
+                s.PaperRef(
+                    kind=kind, table=table, number=_text(row, number), issued_on=_text(row, issued)
+                )
+            )
+    return found
+
+
+def visit(
+    header: Header, tables: Rows, titles: Titles, *, received_at: datetime | None = None
+) -> s.Visit:
+    """Everything of one visit, from its current version's tables."""
+    xml1 = (tables.get("XML1") or [{}])[0]
+    day = (header.ended_at or header.started_at or datetime.now()).date()  # noqa: DTZ005
+    xml8 = next(iter(tables.get("XML8") or []), None)
+    re_exam = [parse_day(p.strip()) for p in (_text(xml1, "NGAY_TAI_KHAM") or "").split(";")]
+    return s.Visit(
+        **timeline_item(header, titles).model_dump(),
+        person_name=_text(xml1, "HO_TEN"),
+        reason=_text(xml1, "LY_DO_VV"),
+        diagnosis_text=_text(xml1, "CHAN_DOAN_RV"),
+        diagnoses=diagnoses(xml1, titles, day),
+        traditional_diagnoses=[
+            c.strip() for c in (_text(xml1, "MA_BENH_YHCT") or "").split(";") if c.strip()
+        ],
+        discharge_type=coded(titles, "discharge-type", _text(xml1, "MA_LOAI_RV"), day),
+        blood_group=_text(xml1, "NHOM_MAU"),
+        weight_kg=_number(xml1.get("CAN_NANG")),
+        re_exam_on=[d for d in re_exam if d is not None],
+        days_of_treatment=_int(xml1.get("SO_NGAY_DTRI")),
+        drugs=drugs(tables.get("XML2") or []),
+        services=services(tables.get("XML3") or []),
+        results=results(tables.get("XML4") or []),
+        notes=notes(tables.get("XML5") or []),
+        summary=record_summary(xml8),
+        papers=papers(tables),
+        received_at=received_at,
+    )
+
+
+def summary(
+    holder_name: str,
+    personal_id: str | None,
+    visits: Sequence[tuple[Header, Rows]],
+    titles: Titles,
+    *,
+    now: datetime,
+    last: int = 5,
+) -> s.Summary:
+    """The one-page summary over every visit (newest first in ``visits``)."""
+    conditions: dict[str, s.Condition] = {}
+    medicines: dict[str, s.CurrentMedicine] = {}
+    weights: list[s.Measurement] = []
+    blood_group: str | None = None
+    seen_at: dict[str, list[datetime]] = {}
+    chronic: set[str] = set()
+    for header, tables in visits:
+        xml1 = (tables.get("XML1") or [{}])[0]
+        moment = header.ended_at or header.started_at
+        day = (moment or now).date()
+        for diagnosis in diagnoses(xml1, titles, day):
+            if moment is not None:
+                seen_at.setdefault(diagnosis.code, []).append(moment)
+            if header.care_type in CHRONIC_CARE:
+                chronic.add(diagnosis.code)
+            known = conditions.get(diagnosis.code)
+            if known is None:
+                conditions[diagnosis.code] = s.Condition(
+                    code=diagnosis.code,
+                    vi=diagnosis.vi,
+                    en=diagnosis.en,
+                    first_seen=moment,
+                    last_seen=moment,
+                )
+            else:
+                known.visits += 1
+                known.first_seen = moment or known.first_seen
+        blood_group = blood_group or _text(xml1, "NHOM_MAU")
+        weight = _number(xml1.get("CAN_NANG"))
+        if weight is not None and weight > 0:
+            weights.append(
+                s.Measurement(kind="weight", value=weight, unit="kg", at=moment, visit_id=header.id)
+            )
+        for drug in drugs(tables.get("XML2") or []):
+            when = drug.ordered_at or moment
+            if when is None or now - when > CURRENT_MEDICINES or drug.name in medicines:
+                continue
+            medicines[drug.name] = s.CurrentMedicine(
+                name=drug.name,
+                strength=drug.strength,
+                dose=drug.dose,
+                prescribed_at=when,
+                visit_id=header.id,
+                facility=header.facility,
+            )
+    for code, moments in seen_at.items():
+        if max(moments) - min(moments) >= RECURRING:
+            chronic.add(code)
+    return s.Summary(
+        person_name=holder_name,
+        personal_id=personal_id,
+        chronic_conditions=[conditions[c] for c in conditions if c in chronic],
+        current_medicines=list(medicines.values()),
+        blood_group=blood_group,
+        measurements=weights[:10],
+        last_visits=[timeline_item(h, titles) for h, _ in visits[:last]],
+    )

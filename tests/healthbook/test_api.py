@@ -1,0 +1,260 @@
+"""The citizen reads their health book: timeline, one visit, its PDF, the summary; a parent reads
+a child's book; nobody reads anyone else's."""
+
+from __future__ import annotations
+
+import io
+import random
+from datetime import date, datetime, timedelta
+from typing import Any
+
+import httpx
+from pypdf import PdfReader
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tests.identity.test_api import error, sign_in_as
+from tests.submissions.test_intake import facility_with_token, send
+from vnehr.audit import AuditEvent
+from vnehr.identity.models import Person, Representative
+from vnehr.kit.clock import utcnow
+from vnehr.kit.settings import Settings
+from vnehr.submissions import synth
+
+PERSON_FIELDS = ("HO_TEN", "SO_CCCD", "NGAY_SINH", "GIOI_TINH")
+STRANGER = ("001090000123", "Lê Văn Lạ", "1990-01-01", "male")
+
+
+def visit_of(
+    code: str, seed: int, ended: datetime, like: synth.SynthVisit | None = None, **kw: Any
+) -> synth.SynthVisit:
+    """A synthetic visit; with ``like``, of the same person (name, ID, birth, sex copied into
+    every table that carries them)."""
+    made = synth.make_visit(random.Random(seed), facility_code=code, ended=ended, **kw)
+    if like is not None:
+        source = like.tables["XML1"][0]
+        for rows in made.tables.values():
+            for row in rows:
+                for name in PERSON_FIELDS:
+                    if row.get(name):
+                        row[name] = source[name]
+    return made
+
+
+def who(one: synth.SynthVisit) -> tuple[str, str, str, str]:
+    xml1 = one.tables["XML1"][0]
+    born = xml1["NGAY_SINH"]
+    return (
+        xml1["SO_CCCD"],
+        xml1["HO_TEN"],
+        f"{born[:4]}-{born[4:6]}-{born[6:8]}",
+        "male" if xml1["GIOI_TINH"] == "1" else "female",
+    )
+
+
+async def book(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> tuple[str, list[synth.SynthVisit]]:
+    """Three visits of one adult at one facility: a year ago, two months ago (chronic care),
+    and last month; the facility sends them all in one file."""
+    code, headers = await facility_with_token(client, session, settings)
+    now = utcnow().replace(tzinfo=None, second=0, microsecond=0)
+    first = visit_of(code, 11, now - timedelta(days=365), care_type="01", age_group=3)
+    visits = [
+        first,
+        visit_of(code, 12, now - timedelta(days=60), first, care_type="07", age_group=3),
+        visit_of(code, 13, now - timedelta(days=30), first, care_type="01", age_group=3),
+    ]
+    response = await send(client, headers, synth.envelope(visits, code))
+    assert response.status_code == 201, response.text
+    assert response.json()["status"] != "rejected", response.text
+    return code, visits
+
+
+async def test_the_timeline_lists_my_visits_newest_first_page_by_page(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    code, visits = await book(client, session, settings)
+    await sign_in_as(client, session, settings, who(visits[0]))
+    first = await client.get("/api/v1/me/timeline", params={"limit": 2})
+    assert first.status_code == 200, first.text
+    page = first.json()
+    assert len(page["items"]) == 2
+    assert page["next_cursor"]
+    second = await client.get(
+        "/api/v1/me/timeline", params={"limit": 2, "cursor": page["next_cursor"]}
+    )
+    rest = second.json()
+    assert len(rest["items"]) == 1
+    assert rest["next_cursor"] is None
+    items = page["items"] + rest["items"]
+    ends = [i["ended_at"] for i in items]
+    assert ends == sorted(ends, reverse=True)
+    newest = items[0]
+    xml1 = visits[2].tables["XML1"][0]
+    assert newest["facility"] == {"code": code, "name": "Bệnh viện thử"}
+    assert newest["care_type"]["code"] == "01"
+    assert newest["care_type"]["vi"]
+    assert newest["main_diagnosis"]["code"].replace(".", "") == xml1["MA_BENH_CHINH"].replace(
+        ".", ""
+    )
+    assert newest["main_diagnosis"]["vi"] or newest["main_diagnosis"]["en"]
+    assert newest["outcome"]["code"] == xml1["KET_QUA_DTRI"]
+    assert [i["care_type"]["code"] for i in items] == ["01", "07", "01"]
+
+
+async def test_one_visit_in_full_matches_what_the_facility_sent(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    _, visits = await book(client, session, settings)
+    await sign_in_as(client, session, settings, who(visits[0]))
+    newest = (await client.get("/api/v1/me/timeline")).json()["items"][0]
+    response = await client.get(f"/api/v1/me/visits/{newest['id']}")
+    assert response.status_code == 200, response.text
+    got = response.json()
+    sent = visits[2].tables
+    xml1 = sent["XML1"][0]
+    assert got["person_name"] == xml1["HO_TEN"]
+    assert got["diagnoses"][0]["main"] is True
+    codes = [d["code"].replace(".", "") for d in got["diagnoses"]]
+    expected = [xml1["MA_BENH_CHINH"]] + [c for c in xml1["MA_BENH_KT"].split(";") if c]
+    assert codes == [c.replace(".", "") for c in dict.fromkeys(expected)]
+    assert [d["name"] for d in got["drugs"]] == [r["TEN_THUOC"] for r in sent.get("XML2", [])]
+    assert all(d["dose"] for d in got["drugs"])
+    assert len(got["results"]) == len(sent.get("XML4", []))
+    for result, row in zip(got["results"], sent.get("XML4", []), strict=True):
+        assert (result["value"], result["unit"]) == (
+            row["GIA_TRI"] or None,
+            row["DON_VI_DO"] or None,
+        )
+    assert len(got["services"]) == len(sent.get("XML3", []))
+    if "XML8" in sent:
+        assert got["summary"]["course"] == sent["XML8"][0]["QT_BENHLY"]
+    assert got["version"] == 1
+
+
+async def test_the_pdf_is_a_real_pdf_in_vietnamese(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    _, visits = await book(client, session, settings)
+    await sign_in_as(client, session, settings, who(visits[0]))
+    newest = (await client.get("/api/v1/me/timeline")).json()["items"][0]
+    response = await client.get(f"/api/v1/me/visits/{newest['id']}.pdf")
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "application/pdf"
+    assert "attachment" in response.headers["content-disposition"]
+    text = "".join(page.extract_text() for page in PdfReader(io.BytesIO(response.content)).pages)
+    xml1 = visits[2].tables["XML1"][0]
+    assert "SỔ SỨC KHỎE ĐIỆN TỬ" in text
+    assert xml1["HO_TEN"] in text
+    assert "Chẩn đoán" in text
+    assert newest["main_diagnosis"]["code"] in text
+    first_drug = visits[2].tables["XML2"][0]["TEN_THUOC"]
+    assert first_drug.split()[0] in text
+
+
+async def test_the_summary_gathers_conditions_medicines_and_measurements(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    _, visits = await book(client, session, settings)
+    await sign_in_as(client, session, settings, who(visits[0]))
+    response = await client.get("/api/v1/me/summary")
+    assert response.status_code == 200, response.text
+    got = response.json()
+    chronic_visit = visits[1].tables["XML1"][0]
+    chronic = {c["code"].replace(".", "") for c in got["chronic_conditions"]}
+    assert (
+        chronic_visit["MA_BENH_CHINH"].replace(".", "") in chronic
+    )  # care type 07: medicine by appointment
+    old_only = {r["TEN_THUOC"] for r in visits[0].tables.get("XML2", [])} - {
+        r["TEN_THUOC"] for v in visits[1:] for r in v.tables.get("XML2", [])
+    }
+    current = {m["name"] for m in got["current_medicines"]}
+    assert current == {r["TEN_THUOC"] for v in visits[1:] for r in v.tables.get("XML2", [])}
+    assert not current & old_only  # a year-old prescription is not current
+    weights = [m for m in got["measurements"] if m["kind"] == "weight"]
+    assert len(weights) == 3
+    assert [v["id"] for v in got["last_visits"]] == [
+        i["id"] for i in (await client.get("/api/v1/me/timeline")).json()["items"]
+    ]
+    assert got["allergies"] == []
+
+
+async def test_nobody_reads_a_visit_that_is_not_in_their_book(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    _, visits = await book(client, session, settings)
+    await sign_in_as(client, session, settings, who(visits[0]))
+    visit_id = (await client.get("/api/v1/me/timeline")).json()["items"][0]["id"]
+    await sign_in_as(client, session, settings, STRANGER)
+    error(await client.get(f"/api/v1/me/visits/{visit_id}"), 404, "HB-0001")
+    error(await client.get(f"/api/v1/me/visits/{visit_id}.pdf"), 404, "HB-0001")
+    error(await client.get("/api/v1/me/visits/999999999"), 404, "HB-0001")
+    assert (await client.get("/api/v1/me/timeline")).json() == {"items": [], "next_cursor": None}
+    error(
+        await client.get(
+            "/api/v1/me/timeline", params={"for": visits[0].tables["XML1"][0]["SO_CCCD"]}
+        ),
+        403,
+        "HB-0002",
+    )
+    client.cookies.clear()
+    error(await client.get("/api/v1/me/timeline"), 401, "AUTH-0001")
+    error(await client.get(f"/api/v1/me/visits/{visit_id}"), 401, "AUTH-0001")
+
+
+async def test_a_parent_reads_the_childs_book_and_the_read_is_audited(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    code, headers = await facility_with_token(client, session, settings)
+    child_visit = visit_of(code, 21, datetime(2026, 10, 1, 9, 0), age_group=0)  # noqa: DTZ001
+    assert (await send(client, headers, synth.envelope([child_visit], code))).status_code == 201
+    child_id = child_visit.tables["XML1"][0]["SO_CCCD"]
+    child = (await session.scalars(select(Person).where(Person.personal_id == child_id))).one()
+    parent = await sign_in_as(client, session, settings, STRANGER)
+    session.add(
+        Representative(
+            agent_id=parent.id, subject_id=child.id, relation="parent",
+            valid_from=date(2020, 1, 1), valid_to=None, created_at=utcnow(), created_by="test",
+        )
+    )  # fmt: skip
+    await session.flush()
+    own = (await client.get("/api/v1/me/timeline")).json()
+    assert own["items"] == []  # the parent's own book is empty
+    theirs = await client.get("/api/v1/me/timeline", params={"for": child_id})
+    assert theirs.status_code == 200, theirs.text
+    [item] = theirs.json()["items"]
+    detail = await client.get(f"/api/v1/me/visits/{item['id']}")
+    assert detail.status_code == 200
+    assert detail.json()["person_name"] == child_visit.tables["XML1"][0]["HO_TEN"]
+    rows = list(
+        await session.scalars(
+            select(AuditEvent).where(
+                AuditEvent.person_id == child.id, AuditEvent.actor == f"person:{STRANGER[0]}"
+            )
+        )
+    )
+    assert sorted(r.action for r in rows) == ["timeline.read", "visit.read"]
+    assert all(r.detail == {"as": "parent"} for r in rows)
+    # The child's own reads leave no audit rows: only reads by others do.
+    before = len(rows)
+    await sign_in_as(client, session, settings, who(child_visit))
+    assert (await client.get(f"/api/v1/me/visits/{item['id']}")).status_code == 200
+    after = await session.scalars(select(AuditEvent).where(AuditEvent.person_id == child.id))
+    assert len([r for r in after if r.action.endswith(".read")]) == before
+
+
+async def test_a_correction_keeps_the_visit_id_and_shows_the_new_version(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    code, headers = await facility_with_token(client, session, settings)
+    one = visit_of(code, 31, datetime(2026, 10, 5, 9, 0))  # noqa: DTZ001
+    assert (await send(client, headers, synth.envelope([one], code))).status_code == 201
+    await sign_in_as(client, session, settings, who(one))
+    [before] = (await client.get("/api/v1/me/timeline")).json()["items"]
+    one.tables["XML1"][0]["CHAN_DOAN_RV"] = "Chẩn đoán đã sửa"
+    assert (await send(client, headers, synth.envelope([one], code))).status_code == 201
+    [after] = (await client.get("/api/v1/me/timeline")).json()["items"]
+    assert (after["id"], after["version"]) == (before["id"], 2)
+    detail = (await client.get(f"/api/v1/me/visits/{after['id']}")).json()
+    assert detail["diagnosis_text"] == "Chẩn đoán đã sửa"
