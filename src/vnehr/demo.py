@@ -8,13 +8,17 @@ and find their pages.
 
 from __future__ import annotations
 
+import random
+from datetime import date, timedelta
 from importlib import resources
 from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from vnehr import catalogs, facilities, identity
+from vnehr import catalogs, facilities, identity, submissions
 from vnehr.kit.auth import Grant, Subject
+from vnehr.kit.clock import VIETNAM, utcnow
+from vnehr.submissions import synth
 
 OPERATOR = Subject(kind="person", id="demo", name="demo", grants=(Grant("department_admin"),))
 
@@ -37,6 +41,15 @@ PATH = [
 DEPARTMENT_ADMIN = "001085004217"  # Nguyễn Văn An: Sở Y tế Hà Nội
 FACILITY_ADMIN = "079162003581"  # Trần Thị Bình: administrator of the first facility
 WARD_OFFICER = "031054007793"  # Lê Văn Cường: ward officer of Phường Hoàn Kiếm
+CHILD = "001217005432"  # Hoàng Minh Khang, whom An represents as his parent
+
+#: Demo citizens with visits in their health books: personal ID, name, NGAY_SINH, GIOI_TINH,
+#: synth age group, and the visits (days before today, care type).
+PATIENTS = [
+    (DEPARTMENT_ADMIN, "Nguyễn Văn An", "198503140000", "1", 3, [(400, "01"), (45, "01"), (9, "03")]),  # noqa: E501
+    (FACILITY_ADMIN, "Trần Thị Bình", "196208020000", "2", 4, [(200, "07"), (70, "07"), (20, "01")]),  # noqa: E501
+    (CHILD, "Hoàng Minh Khang", "201709010000", "1", 1, [(120, "01"), (15, "01")]),
+]  # fmt: skip
 
 
 def demo_icd10_titles() -> Path:
@@ -78,4 +91,44 @@ async def load(session: AsyncSession) -> dict[str, int]:
     await identity.bootstrap_grant(session, WARD_OFFICER, "ward_officer", ward_code="00070")
     counts["facility"] = len(codes)
     counts["role_grant"] = 3
+    counts["visit"] = await _visits(session, codes[0])
+    await identity.add_representative(
+        session,
+        OPERATOR,
+        agent_personal_id=DEPARTMENT_ADMIN,
+        subject_person=CHILD,
+        relation="parent",
+        valid_from=date(2017, 9, 1),
+        valid_to=None,
+    )
+    counts["representative"] = 1
     return counts
+
+
+async def _visits(session: AsyncSession, facility_code: str) -> int:
+    """Synthetic visits of the demo citizens, received through intake like any file."""
+    rng = random.Random(2026)  # noqa: S311  (synthetic data, not security)
+    today = utcnow().astimezone(VIETNAM).replace(tzinfo=None, second=0, microsecond=0)
+    made = []
+    for personal_id, name, born, sex, age_group, visits in PATIENTS:
+        for days, care_type in visits:
+            one = synth.make_visit(
+                rng,
+                facility_code=facility_code,
+                ended=today - timedelta(days=days),
+                care_type=care_type,
+                insured=True,
+                age_group=age_group,
+            )
+            person = {"SO_CCCD": personal_id, "HO_TEN": name, "NGAY_SINH": born, "GIOI_TINH": sex}
+            for rows in one.tables.values():
+                for row in rows:
+                    row.update({k: v for k, v in person.items() if row.get(k)})
+            made.append(one)
+    options = submissions.IntakeOptions(limits=submissions.Limits())
+    receipt = await submissions.import_file(
+        session, synth.envelope(made, facility_code, created=today.date()), options
+    )
+    if receipt is None:  # the same bytes were imported before: nothing new
+        return 0
+    return sum(1 for v in receipt["visits"] if v["status"] != "rejected")

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 from playwright.async_api import Browser, async_playwright, expect
@@ -109,4 +110,54 @@ async def test_a_level_one_identity_is_told_to_upgrade(server: str, browser: Bro
     await page.get_by_role("button", name="Đặng Văn Hùng", exact=True).click()
     await expect(page.get_by_role("alert")).to_contain_text("cần mức 2")
     await expect(page.get_by_role("button", name="Mở Sổ sức khỏe điện tử")).to_have_count(0)
+    await context.close()
+
+
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+
+
+async def test_a_citizen_reads_the_book_on_a_phone_in_both_languages(
+    server: str, browser: Browser
+) -> None:
+    """An (demo) reads his visits, one visit, the summary and downloads a PDF, on a phone-sized
+    screen; switches to English; then opens his son's book."""
+    context = await browser.new_context(
+        locale="vi-VN", viewport={"width": 390, "height": 844}, accept_downloads=True
+    )
+    page = await context.new_page()
+    await page.goto(server + "/portal/book")
+    await page.get_by_role("button", name="Nguyễn Văn An", exact=True).click()
+    await expect(page).to_have_url(server + "/portal/book")
+    await expect(page.get_by_role("heading", level=1)).to_have_text("Sổ sức khỏe của Nguyễn Văn An")
+    timeline = page.get_by_role("table", name="timeline")
+    await expect(timeline.locator("tbody tr")).to_have_count(3)
+    await expect(timeline).to_contain_text("Bệnh viện Đa khoa Xanh Pôn")
+    await expect(timeline).to_contain_text("Điều trị nội trú")
+    SCREENSHOTS.mkdir(exist_ok=True)
+    await page.screenshot(path=SCREENSHOTS / "book-timeline-vi.png", full_page=True)
+
+    await timeline.get_by_role("link", name="Chi tiết").first.click()
+    await expect(page).to_have_url(re.compile(r"/portal/book/visits/\d+$"))
+    await expect(page.locator("#diagnoses li").first).to_contain_text("Bệnh chính")
+    await expect(page.get_by_role("table", name="drugs")).to_be_visible()
+    await page.screenshot(path=SCREENSHOTS / "book-visit-vi.png", full_page=True)
+    async with page.expect_download() as download_info:
+        await page.locator("#pdf").click()
+    download = await download_info.value
+    assert download.suggested_filename.endswith(".pdf")
+    with open(await download.path(), "rb") as pdf:
+        assert pdf.read(5) == b"%PDF-"
+
+    await page.locator("#lang-switch").click()
+    await expect(page.locator("#diagnoses li").first).to_contain_text("Main")
+    await page.get_by_role("link", name="Back to the book").click()
+    await page.get_by_role("link", name="Health summary").click()
+    await expect(page.get_by_role("heading", level=1)).to_contain_text("Health summary")
+    await expect(page.locator("#medicines li").first).to_be_visible()
+    await page.screenshot(path=SCREENSHOTS / "book-summary-en.png", full_page=True)
+
+    await page.goto(server + "/portal")
+    await page.get_by_role("link", name="Hoàng Minh Khang").click()
+    await expect(page.get_by_role("heading", level=1)).to_contain_text("Hoàng Minh Khang")
+    await expect(page.get_by_role("table", name="timeline").locator("tbody tr")).to_have_count(2)
     await context.close()

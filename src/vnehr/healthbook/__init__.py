@@ -3,7 +3,7 @@ timeline, each visit in full, a PDF of a visit, and the one-page summary. Other 
 this surface only."""
 
 from vnehr.healthbook import schemas
-from vnehr.healthbook.api import router
+from vnehr.healthbook.api import router, settle
 from vnehr.healthbook.errors import NoBookYet, NotInYourBook, NotYourWard
 from vnehr.healthbook.service import Read, holder, summary, timeline, visit
 from vnehr.healthbook.view import Header, coded
@@ -19,6 +19,7 @@ __all__ = [
     "holder",
     "router",
     "schemas",
+    "settle",
     "summary",
     "timeline",
     "visit",

@@ -30,6 +30,7 @@ class Read(Generic[T]):
 
     value: T
     audit: list[audit.AuditEvent] = field(default_factory=list)
+    holder: identity.Holder | None = None  # whose book was read
 
 
 async def holder(
@@ -119,7 +120,7 @@ async def timeline(
     if more and rows:
         last = rows[-1]
         next_cursor = encode_cursor((last.ended_at.isoformat() if last.ended_at else "", last.id))
-    return Read((items, next_cursor), _audit(subject, who, "timeline.read", str(who.id)))
+    return Read((items, next_cursor), _audit(subject, who, "timeline.read", str(who.id)), who)
 
 
 async def _entry_in_book(
@@ -143,7 +144,7 @@ async def visit(session: AsyncSession, subject: Subject, visit_id: int) -> Read[
     headers, _ = await _headers(session, [entry])
     titles = await catalogs.codebook(session)
     result = view.visit(headers[0], version.tables, titles, received_at=version.received_at)
-    return Read(result, _audit(subject, who, "visit.read", str(version.id)))
+    return Read(result, _audit(subject, who, "visit.read", str(version.id)), who)
 
 
 async def summary(
@@ -162,4 +163,4 @@ async def summary(
         if e.version_id in versions
     ]
     result = view.summary(who.full_name, who.personal_id, pairs, titles, now=utcnow())
-    return Read(result, _audit(subject, who, "summary.read", str(who.id)))
+    return Read(result, _audit(subject, who, "summary.read", str(who.id)), who)

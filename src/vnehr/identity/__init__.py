@@ -20,6 +20,7 @@ from vnehr.identity.oidc import OidcClient, PendingLogin
 from vnehr.identity.service import (
     Holder,
     account,
+    add_representative,
     book_holders,
     bootstrap_grant,
     close_account,
@@ -44,6 +45,7 @@ __all__ = [
     "SignInFailed",
     "SignInRejected",
     "account",
+    "add_representative",
     "book_holders",
     "bootstrap_grant",
     "check_insurance_card",

@@ -13,7 +13,7 @@ from fastapi.templating import Jinja2Templates
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from pydantic import ValidationError
 
-from vnehr import __version__, exchange, facilities, identity
+from vnehr import __version__, exchange, facilities, healthbook, identity
 from vnehr.kit.auth import (
     SESSION_COOKIE,
     Forbidden,
@@ -24,6 +24,7 @@ from vnehr.kit.auth import (
     make_session_cookie,
     session_cookie_options,
 )
+from vnehr.kit.clock import VIETNAM
 from vnehr.kit.errors import VnehrError
 from vnehr.kit.http import ReadSession, WriteSession
 from vnehr.kit.i18n import text, texts
@@ -31,6 +32,10 @@ from vnehr.kit.settings import Settings
 
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 templates.env.globals["t"] = text
+templates.env.filters["local"] = lambda value, pattern="%d/%m/%Y %H:%M": (
+    value.astimezone(VIETNAM).strftime(pattern) if value else ""
+)
+LANG_COOKIE = "vnehr_lang"
 router = APIRouter(include_in_schema=False)
 LOGIN_COOKIE = "vnehr_login"
 LOGIN_MAX_AGE = 600
@@ -291,3 +296,97 @@ async def department_register(
     except VnehrError as exc:
         return _error_page(request, exc)
     return RedirectResponse(f"/department/facilities?issued={facility.code}", status_code=303)
+
+
+# ------------------------------------------------------------------ the health book
+
+
+def _language(request: Request) -> str:
+    """Vietnamese first; ``?lang=en`` switches (and is remembered in a cookie)."""
+    wanted = request.query_params.get("lang") or request.cookies.get(LANG_COOKIE) or "vi"
+    return wanted if wanted in ("vi", "en") else "vi"
+
+
+def _book_page(request: Request, name: str, **context: Any) -> HTMLResponse:
+    lang = _language(request)
+    other = "en" if lang == "vi" else "vi"
+    query = {k: v for k, v in request.query_params.items() if k != "lang"}
+    response = _page(
+        request,
+        name,
+        lang=lang,
+        switch_url=f"{request.url.path}?{urlencode({**query, 'lang': other})}",
+        **context,
+    )
+    if request.query_params.get("lang") in ("vi", "en"):
+        response.set_cookie(
+            LANG_COOKIE, lang, max_age=365 * 24 * 3600, samesite="lax", httponly=True
+        )
+    return response
+
+
+@router.get("/portal/book", response_class=HTMLResponse)
+async def book(
+    request: Request,
+    session: ReadSession,
+    subject: OptionalSubject,
+    cursor: str | None = None,
+    person: Annotated[str | None, Query(alias="for")] = None,
+) -> Response:
+    """The health book: the visits of the signed-in person (or of a child they act for)."""
+    who = _signed_in(request, subject)
+    if isinstance(who, RedirectResponse):
+        return who
+    try:
+        read = await healthbook.timeline(session, who, personal_id=person, cursor=cursor, limit=20)
+        holders = await identity.book_holders(session, who)
+    except VnehrError as exc:
+        return _error_page(request, exc)
+    await healthbook.settle(request, read)
+    items, next_cursor = read.value
+    return _book_page(
+        request,
+        "book.html",
+        subject=who,
+        holder=read.holder,
+        holders=holders,
+        items=items,
+        next_cursor=next_cursor,
+    )
+
+
+@router.get("/portal/book/summary", response_class=HTMLResponse)
+async def book_summary(
+    request: Request,
+    session: ReadSession,
+    subject: OptionalSubject,
+    person: Annotated[str | None, Query(alias="for")] = None,
+) -> Response:
+    """The one-page health summary."""
+    who = _signed_in(request, subject)
+    if isinstance(who, RedirectResponse):
+        return who
+    try:
+        read = await healthbook.summary(session, who, personal_id=person)
+    except VnehrError as exc:
+        return _error_page(request, exc)
+    await healthbook.settle(request, read)
+    return _book_page(
+        request, "book_summary.html", subject=who, holder=read.holder, summary=read.value
+    )
+
+
+@router.get("/portal/book/visits/{visit_id}", response_class=HTMLResponse)
+async def book_visit(
+    request: Request, session: ReadSession, subject: OptionalSubject, visit_id: int
+) -> Response:
+    """One visit in full, with its PDF."""
+    who = _signed_in(request, subject)
+    if isinstance(who, RedirectResponse):
+        return who
+    try:
+        read = await healthbook.visit(session, who, visit_id)
+    except VnehrError as exc:
+        return _error_page(request, exc)
+    await healthbook.settle(request, read)
+    return _book_page(request, "book_visit.html", subject=who, holder=read.holder, visit=read.value)
