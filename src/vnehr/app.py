@@ -14,6 +14,7 @@ from vnehr import (
     catalogs,
     exchange,
     facilities,
+    fhir,
     healthbook,
     identity,
     submissions,
@@ -87,6 +88,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.include_router(submissions.router)
     app.include_router(exchange.router)
     app.include_router(healthbook.router)
+    app.include_router(fhir.router)
     app.include_router(web.router)
 
     if settings.simulator_enabled:

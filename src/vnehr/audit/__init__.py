@@ -2,6 +2,6 @@
 transaction as the act; the hash chain that makes tampering visible is sealed by a job (to come
 with the sharing issue), so writers never queue on one lock."""
 
-from vnehr.audit.log import AuditEvent, audit_event
+from vnehr.audit.log import AuditEvent, audit_event, events_about
 
-__all__ = ["AuditEvent", "audit_event"]
+__all__ = ["AuditEvent", "audit_event", "events_about"]

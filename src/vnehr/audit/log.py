@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Index, String
+from sqlalchemy import Index, String, select
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from vnehr.kit.clock import utcnow
@@ -47,3 +48,18 @@ def audit_event(
         object_id=object_id,
         detail=detail,
     )
+
+
+async def events_about(
+    session: AsyncSession, person_ids: list[int], *, limit: int = 500
+) -> list[AuditEvent]:
+    """The newest audit rows about these persons (what the citizen sees as "who looked")."""
+    if not person_ids:
+        return []
+    stmt = (
+        select(AuditEvent)
+        .where(AuditEvent.person_id.in_(person_ids))
+        .order_by(AuditEvent.at.desc(), AuditEvent.id.desc())
+        .limit(limit)
+    )
+    return list(await session.scalars(stmt))

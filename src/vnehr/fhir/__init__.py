@@ -1,1 +1,8 @@
-"""HL7 FHIR R4 (4.0.1) at /fhir/R4."""
+"""HL7 FHIR R4 (4.0.1) at /fhir/R4: the stored visits mapped to FHIR on read (one mapping,
+docs/fhir-mapping.md), searched within the caller's compartment. Other contexts use this
+surface only."""
+
+from vnehr.fhir.api import router
+from vnehr.fhir.mapping import INSURANCE_CARD, PERSONAL_ID, VISIT_KEY
+
+__all__ = ["INSURANCE_CARD", "PERSONAL_ID", "VISIT_KEY", "router"]

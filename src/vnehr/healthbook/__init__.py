@@ -6,7 +6,7 @@ from vnehr.healthbook import schemas
 from vnehr.healthbook.api import router, settle
 from vnehr.healthbook.errors import NoBookYet, NotInYourBook, NotYourWard
 from vnehr.healthbook.service import Read, holder, summary, timeline, visit
-from vnehr.healthbook.view import Header, coded
+from vnehr.healthbook.view import Header, Titles, coded, diagnoses
 from vnehr.healthbook.view import visit as visit_view
 
 __all__ = [
@@ -15,7 +15,9 @@ __all__ = [
     "NotInYourBook",
     "NotYourWard",
     "Read",
+    "Titles",
     "coded",
+    "diagnoses",
     "holder",
     "router",
     "schemas",

@@ -6,6 +6,7 @@ from vnehr.identity.accounts_errors import (
     ProviderUnavailable,
     SignInFailed,
     SignInRejected,
+    UnknownPerson,
 )
 from vnehr.identity.api import router
 from vnehr.identity.numbers import (
@@ -44,6 +45,7 @@ __all__ = [
     "ProviderUnavailable",
     "SignInFailed",
     "SignInRejected",
+    "UnknownPerson",
     "account",
     "add_representative",
     "book_holders",

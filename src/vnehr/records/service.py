@@ -199,3 +199,12 @@ async def versions_by_ids(session: AsyncSession, ids: list[int]) -> dict[int, Vi
         return {}
     rows = await session.scalars(select(VisitVersion).where(VisitVersion.id.in_(ids)))
     return {row.id: row for row in rows}
+
+
+async def entry_by_key(
+    session: AsyncSession, facility_code: str, visit_key: str
+) -> TimelineEntry | None:
+    stmt = select(TimelineEntry).where(
+        TimelineEntry.facility_code == facility_code, TimelineEntry.visit_key == visit_key
+    )
+    return (await session.scalars(stmt)).first()

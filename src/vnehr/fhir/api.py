@@ -1,0 +1,515 @@
+"""HL7 FHIR R4 (4.0.1) at ``/fhir/R4``: metadata, read, vread, history, search, and the
+``Patient/$everything`` and ``Patient/$summary`` operations. Every error is an OperationOutcome
+with the same stable code as the rest of the API.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+import orjson
+from fastapi import APIRouter, Path, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from fastapi.routing import APIRoute
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from vnehr import audit
+from vnehr.fhir import capability, ips, store
+from vnehr.fhir.errors import BadSearch, NameAPatient, UnsupportedType
+from vnehr.fhir.search import SUPPORTED, criteria, sort_key
+from vnehr.kit.auth import CurrentSubject
+from vnehr.kit.clock import utcnow
+from vnehr.kit.errors import VnehrError
+from vnehr.kit.http import ReadSession, database
+from vnehr.kit.i18n import texts
+
+FHIR_JSON = "application/fhir+json"
+DEFAULT_COUNT = 50
+MAX_COUNT = 500
+Resource = dict[str, Any]
+
+#: VnehrError status -> OperationOutcome.issue.code
+_ISSUE_CODE = {400: "invalid", 401: "login", 403: "forbidden", 404: "not-found", 422: "invalid"}
+
+
+def outcome(status: int, code: str, message: dict[str, str]) -> Response:
+    body = {
+        "resourceType": "OperationOutcome",
+        "issue": [
+            {
+                "severity": "error",
+                "code": "not-supported"
+                if code == "FHIR-0003"
+                else _ISSUE_CODE.get(status, "exception"),
+                "details": {
+                    "coding": [
+                        {"system": "https://fhir.vnehr.vn/CodeSystem/error-code", "code": code}
+                    ],
+                    "text": message.get("vi"),
+                },
+                "diagnostics": message.get("en"),
+            }
+        ],
+    }
+    return fhir_response(body, status)
+
+
+def fhir_response(
+    body: Resource, status: int = 200, headers: dict[str, str] | None = None
+) -> Response:
+    return Response(orjson.dumps(body), status_code=status, media_type=FHIR_JSON, headers=headers)
+
+
+class FhirRoute(APIRoute):
+    """Turns every error of a FHIR route (auth, validation, ours) into an OperationOutcome."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def route(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except VnehrError as exc:
+                return outcome(exc.status_code, exc.code, exc.messages())
+            except RequestValidationError as exc:
+                return outcome(400, "KIT-0422", texts("KIT-0422", {"count": len(exc.errors())}))
+
+        return route
+
+
+router = APIRouter(prefix="/fhir/R4", tags=["FHIR R4"], route_class=FhirRoute)
+_FHIR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"description": "OperationOutcome", "content": {FHIR_JSON: {}}}
+    for status in (400, 401, 403, 404)
+}
+ResourceType = Annotated[str, Path(pattern=r"^[A-Z][A-Za-z]{1,40}$")]
+ResourceId = Annotated[str, Path(pattern=r"^[A-Za-z0-9\-.]{1,64}$")]
+
+
+def _base(request: Request) -> str:
+    return f"{request.app.state.settings.public_url}/fhir/R4"
+
+
+def _supported(type_: str) -> None:
+    if type_ not in SUPPORTED:
+        raise UnsupportedType(type=type_)
+
+
+async def _audit(
+    request: Request,
+    scope: store.Scope,
+    pool: store.Pool,
+    resources: list[Resource],
+    what: str,
+) -> None:
+    """One audit row per person whose data someone other than that person read."""
+    persons = store.accessed_persons(pool, resources)
+    rows = []
+    for person_id in sorted(persons):
+        holder = scope.holders.get(person_id)
+        if scope.is_citizen and holder is not None and holder.relation is None:
+            continue  # the citizen reading their own record
+        rows.append(
+            audit.audit_event(
+                actor=scope.subject.label,
+                action="fhir.read",
+                object_type="fhir",
+                object_id=what[:200],
+                person_id=person_id,
+                detail={"as": holder.relation} if holder is not None else None,
+            )
+        )
+    if rows:
+        async with database(request).session() as session:
+            session.add_all(rows)
+
+
+def _entry(base: str, resource: Resource, mode: str | None = None) -> Resource:
+    entry: Resource = {
+        "fullUrl": f"{base}/{resource['resourceType']}/{resource['id']}",
+        "resource": resource,
+    }
+    if mode:
+        entry["search"] = {"mode": mode}
+    return entry
+
+
+# ------------------------------------------------------------------ metadata
+
+
+@router.get("/metadata", responses=_FHIR_RESPONSES)
+async def metadata(request: Request) -> Response:
+    """The CapabilityStatement: exactly what this server supports."""
+    return fhir_response(capability.statement(_base(request)))
+
+
+# ------------------------------------------------------------------ operations
+
+
+@router.get("/Patient/{patient_id}/$everything", responses=_FHIR_RESPONSES)
+async def everything(
+    request: Request, session: ReadSession, subject: CurrentSubject, patient_id: ResourceId
+) -> Response:
+    """Every resource of one patient's record within the caller's reach (searchset)."""
+    scope = await store.scope_of(session, subject)
+    await store.read(session, scope, "Patient", patient_id)  # reachable, or 404
+    pool = await store.compartment(session, scope, [int(patient_id)])
+    resources = [pool.get("Patient", patient_id) or {}] + [
+        r for (t, i), r in pool.resources.items() if not (t == "Patient" and i == patient_id)
+    ]
+    bundle = _page(request, resources, dict(request.query_params))
+    await _audit(request, scope, pool, resources, f"Patient/{patient_id}/$everything")
+    return fhir_response(bundle)
+
+
+@router.get("/Patient/{patient_id}/$summary", responses=_FHIR_RESPONSES)
+async def summary(
+    request: Request, session: ReadSession, subject: CurrentSubject, patient_id: ResourceId
+) -> Response:
+    """An International Patient Summary: a document Bundle with a Composition first."""
+    scope = await store.scope_of(session, subject)
+    await store.read(session, scope, "Patient", patient_id)
+    pool = await store.compartment(session, scope, [int(patient_id)])
+    document = ips.document(_base(request), pool, patient_id, now=utcnow())
+    await _audit(
+        request,
+        scope,
+        pool,
+        [e["resource"] for e in document["entry"]],
+        f"Patient/{patient_id}/$summary",
+    )
+    return fhir_response(document)
+
+
+# ------------------------------------------------------------------ search
+
+
+@router.get("/{resource_type}", responses=_FHIR_RESPONSES)
+async def search_type(
+    request: Request, session: ReadSession, subject: CurrentSubject, resource_type: ResourceType
+) -> Response:
+    """Search one resource type (the caller's compartment; see the CapabilityStatement)."""
+    return await _search(
+        request, session, subject, resource_type, list(request.query_params.multi_items())
+    )
+
+
+@router.post("/{resource_type}/_search", responses=_FHIR_RESPONSES)
+async def search_post(
+    request: Request, session: ReadSession, subject: CurrentSubject, resource_type: ResourceType
+) -> Response:
+    """Search with the parameters in a form body (as the specification allows)."""
+    form = await request.form()
+    items = list(request.query_params.multi_items()) + [(k, str(v)) for k, v in form.multi_items()]
+    return await _search(request, session, subject, resource_type, items)
+
+
+def _references(values: tuple[str, ...]) -> list[int]:
+    found = []
+    for value in values:
+        tail = value.rstrip("/").split("/")
+        if len(tail) >= 2 and tail[-2] != "Patient":
+            continue
+        if not tail[-1].isdigit():
+            raise BadSearch(reason=f"{value} is not a Patient of this server")
+        found.append(int(tail[-1]))
+    return found
+
+
+async def _persons_of_query(
+    session: AsyncSession, scope: store.Scope, type_: str, crits: list[Any]
+) -> list[int] | None:
+    """The persons a query is about, when it names them; None when it does not."""
+    named: list[int] | None = None
+
+    def narrow(found: list[int]) -> None:
+        nonlocal named
+        named = found if named is None else [p for p in named if p in found]
+
+    for crit in crits:
+        name = crit.param.name
+        if name in ("patient", "subject") and crit.modifier == "":
+            narrow(_references(crit.values))
+        elif type_ == "Patient" and name == "_id" and crit.modifier == "":
+            narrow([int(v) for v in crit.values if v.isdigit()])
+        elif type_ == "Patient" and name == "identifier" and crit.modifier == "":
+            pairs = [
+                (v.partition("|")[0] if "|" in v else None, v.rpartition("|")[2])
+                for v in crit.values
+            ]
+            narrow(await store.patients_for_identifier(session, scope, pairs))
+        elif type_ == "Encounter" and name == "identifier" and crit.modifier == "":
+            found: list[int] = []
+            for value in crit.values:
+                persons, _ = await store.patient_of_visit_key(
+                    session, scope, value.rpartition("|")[2]
+                )
+                found += persons
+            narrow(found)
+        elif type_ in store.VISIT_TYPES and name == "_id" and crit.modifier == "":
+            found = []
+            for value in crit.values:
+                try:
+                    _, read_pool = await store.read(session, scope, type_, value)
+                except VnehrError:
+                    continue
+                found += list(read_pool.person_ids)
+            narrow(found)
+    return named
+
+
+async def _search(
+    request: Request,
+    session: AsyncSession,
+    subject: Any,
+    type_: str,
+    items: list[tuple[str, str]],
+) -> Response:
+    _supported(type_)
+    scope = await store.scope_of(session, subject)
+    crits, unknown = criteria(type_, items)
+    if type_ in store.REGISTRY_TYPES:
+        pool = await _registry_pool(session, scope, type_, crits)
+    else:
+        persons = await _persons_of_query(session, scope, type_, crits)
+        if persons is None:
+            if not scope.is_citizen:
+                raise NameAPatient()
+            persons = sorted(scope.holders)
+        pool = await store.compartment(session, scope, persons)
+    matches = [r for r in pool.of_type(type_) if all(c.test(r) for c in crits)]
+    control = dict(items)
+    if control.get("_sort"):
+        matches.sort(key=sort_key(type_, control["_sort"]))
+    bundle = _page(request, matches, control, pool=pool, type_=type_, items=items)
+    if unknown:
+        bundle["entry"].append(
+            {
+                "resource": {
+                    "resourceType": "OperationOutcome",
+                    "issue": [
+                        {
+                            "severity": "warning",
+                            "code": "not-supported",
+                            "diagnostics": f"ignored: {', '.join(sorted(set(unknown)))}",
+                        }
+                    ],
+                },
+                "search": {"mode": "outcome"},
+            }
+        )
+    shown = [e["resource"] for e in bundle["entry"] if "resource" in e]
+    if type_ not in store.REGISTRY_TYPES:
+        await _audit(request, scope, pool, shown, f"{type_}?{urlencode(items)}")
+    return fhir_response(bundle)
+
+
+async def _registry_pool(
+    session: AsyncSession, scope: store.Scope, type_: str, crits: list[Any]
+) -> store.Pool:
+    """Registry searches name what they look for (identifier or _id); a citizen may also list
+    the ones their own record points to."""
+    pool = store.Pool()
+    for crit in crits:
+        if crit.param.name in ("identifier", "_id") and crit.modifier == "":
+            for value in crit.values:
+                try:
+                    resource, _ = await store.read(session, scope, type_, value.rpartition("|")[2])
+                except VnehrError:
+                    continue
+                pool.add(resource)
+            return pool
+    if scope.is_citizen:
+        return await store.compartment(session, scope, sorted(scope.holders))
+    raise BadSearch(reason=f"search {type_} by identifier or _id")
+
+
+def _page(
+    request: Request,
+    matches: list[Resource],
+    control: dict[str, str],
+    *,
+    pool: store.Pool | None = None,
+    type_: str | None = None,
+    items: list[tuple[str, str]] | None = None,
+) -> Resource:
+    base = _base(request)
+    try:
+        count = min(int(control.get("_count", DEFAULT_COUNT)), MAX_COUNT)
+        offset = max(int(control.get("_offset", 0)), 0)
+    except ValueError as exc:
+        raise BadSearch(reason="_count and _offset are whole numbers") from exc
+    if count < 0:
+        raise BadSearch(reason="_count is not negative")
+    page = matches[offset : offset + count]
+    entries = [_entry(base, r, "match" if type_ else None) for r in page]
+    if pool is not None and type_ is not None and items is not None:
+        entries += [_entry(base, r, "include") for r in _included(pool, type_, page, items)]
+    path = request.url.path
+    kept = [
+        (k, v) for k, v in (items or list(request.query_params.multi_items())) if k != "_offset"
+    ]
+
+    def link(relation: str, at: int) -> dict[str, str]:
+        query = urlencode([*kept, ("_offset", str(at))])
+        return {
+            "relation": relation,
+            "url": f"{request.app.state.settings.public_url}{path}?{query}",
+        }
+
+    links = [link("self", offset)]
+    if offset + count < len(matches) and count > 0:
+        links.append(link("next", offset + count))
+    if offset > 0:
+        links.append(link("previous", max(offset - count, 0)))
+    return {
+        "resourceType": "Bundle",
+        "id": str(uuid.uuid4()),
+        "meta": {"lastUpdated": utcnow().isoformat(timespec="milliseconds").replace("+00:00", "Z")},
+        "type": "searchset",
+        "total": len(matches),
+        "link": links,
+        "entry": entries,
+    }
+
+
+def _included(
+    pool: store.Pool, type_: str, page: list[Resource], items: list[tuple[str, str]]
+) -> list[Resource]:
+    from vnehr.fhir.search import param
+
+    out: dict[tuple[str, str], Resource] = {}
+    shown = {(r["resourceType"], r["id"]) for r in page}
+    for key, value in items:
+        if key not in ("_include", "_revinclude"):
+            continue
+        source, _, rest = value.partition(":")
+        name, _, target = rest.partition(":")
+        if key == "_include":
+            if source != type_ and source != "*":
+                continue
+            names = [name] if name != "*" else [p.name for p in _reference_params(source)]
+            for resource in page:
+                for param_name in names:
+                    definition = param(type_, param_name)
+                    if definition is None or definition.kind != "reference":
+                        raise BadSearch(reason=f"cannot include {value}")
+                    for element in definition.values(resource):
+                        reference = (
+                            element.get("reference", "") if isinstance(element, dict) else ""
+                        )
+                        rtype, _, rid = reference.partition("/")
+                        if target and rtype != target:
+                            continue
+                        found = pool.get(rtype, rid.split("/_history")[0])
+                        if found is not None and (rtype, found["id"]) not in shown:
+                            out[(rtype, found["id"])] = found
+        else:
+            definition = param(source, name)
+            if definition is None or definition.kind != "reference":
+                raise BadSearch(reason=f"cannot revinclude {value}")
+            wanted = {f"{t}/{i}" for t, i in shown}
+            for candidate in pool.of_type(source):
+                refs = {
+                    e.get("reference", "").split("/_history")[0]
+                    for e in definition.values(candidate)
+                    if isinstance(e, dict)
+                }
+                if refs & wanted:
+                    out[(source, candidate["id"])] = candidate
+    return list(out.values())
+
+
+def _reference_params(type_: str) -> list[Any]:
+    from vnehr.fhir.search import PARAMS
+
+    return [p for p in PARAMS.get(type_, []) if p.kind == "reference"]
+
+
+# ------------------------------------------------------------------ read, vread, history
+
+
+@router.get("/{resource_type}/{resource_id}", responses=_FHIR_RESPONSES)
+async def read(
+    request: Request,
+    session: ReadSession,
+    subject: CurrentSubject,
+    resource_type: ResourceType,
+    resource_id: ResourceId,
+) -> Response:
+    """The current version of a resource."""
+    _supported(resource_type)
+    scope = await store.scope_of(session, subject)
+    resource, pool = await store.read(session, scope, resource_type, resource_id)
+    await _audit(request, scope, pool, [resource], f"{resource_type}/{resource_id}")
+    return _versioned(resource)
+
+
+def _versioned(resource: Resource) -> Response:
+    meta = resource.get("meta") or {}
+    headers = {"ETag": f'W/"{meta.get("versionId", "1")}"'}
+    return fhir_response(resource, headers=headers)
+
+
+@router.get("/{resource_type}/{resource_id}/_history", responses=_FHIR_RESPONSES)
+async def history(
+    request: Request,
+    session: ReadSession,
+    subject: CurrentSubject,
+    resource_type: ResourceType,
+    resource_id: ResourceId,
+) -> Response:
+    """Every version of a resource, newest first (a history Bundle)."""
+    _supported(resource_type)
+    scope = await store.scope_of(session, subject)
+    versions, pool = await store.history(session, scope, resource_type, resource_id)
+    base = _base(request)
+    bundle = {
+        "resourceType": "Bundle",
+        "id": str(uuid.uuid4()),
+        "type": "history",
+        "total": len(versions),
+        "link": [{"relation": "self", "url": f"{base}/{resource_type}/{resource_id}/_history"}],
+        "entry": [
+            {
+                "fullUrl": f"{base}/{resource_type}/{resource_id}",
+                "resource": v,
+                "request": {
+                    "method": "POST" if v["meta"]["versionId"] == "1" else "PUT",
+                    "url": resource_type
+                    if v["meta"]["versionId"] == "1"
+                    else f"{resource_type}/{resource_id}",
+                },
+                "response": {
+                    "status": "201 Created" if v["meta"]["versionId"] == "1" else "200 OK",
+                    "lastModified": v["meta"].get("lastUpdated"),
+                },
+            }
+            for v in versions
+        ],
+    }
+    await _audit(request, scope, pool, versions, f"{resource_type}/{resource_id}/_history")
+    return fhir_response(bundle)
+
+
+@router.get("/{resource_type}/{resource_id}/_history/{version_id}", responses=_FHIR_RESPONSES)
+async def vread(
+    request: Request,
+    session: ReadSession,
+    subject: CurrentSubject,
+    resource_type: ResourceType,
+    resource_id: ResourceId,
+    version_id: Annotated[str, Path(pattern=r"^[A-Za-z0-9\-.]{1,64}$")],
+) -> Response:
+    """One version of a resource."""
+    _supported(resource_type)
+    scope = await store.scope_of(session, subject)
+    resource, pool = await store.vread(session, scope, resource_type, resource_id, version_id)
+    await _audit(
+        request, scope, pool, [resource], f"{resource_type}/{resource_id}/_history/{version_id}"
+    )
+    return _versioned(resource)

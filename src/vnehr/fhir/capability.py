@@ -1,0 +1,115 @@
+"""The CapabilityStatement: generated from the same tables the server runs on, so it states
+exactly what is supported."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from vnehr import __version__
+from vnehr.fhir.search import COMMON, PARAMS
+
+#: _include / _revinclude values worth advertising per type.
+INCLUDES: dict[str, list[str]] = {
+    "Encounter": ["Encounter:patient", "Encounter:subject", "Encounter:service-provider",
+                  "Encounter:location", "Encounter:diagnosis"],
+    "Condition": ["Condition:patient", "Condition:encounter"],
+    "Observation": ["Observation:patient", "Observation:encounter", "Observation:performer"],
+    "MedicationRequest": ["MedicationRequest:patient", "MedicationRequest:encounter",
+                          "MedicationRequest:requester"],
+    "Procedure": ["Procedure:patient", "Procedure:encounter", "Procedure:performer"],
+    "DiagnosticReport": ["DiagnosticReport:patient", "DiagnosticReport:encounter",
+                         "DiagnosticReport:result"],
+    "DocumentReference": ["DocumentReference:patient", "DocumentReference:encounter",
+                          "DocumentReference:author"],
+    "Location": ["Location:organization"],
+    "Provenance": ["Provenance:target", "Provenance:agent"],
+}  # fmt: skip
+REVINCLUDES: dict[str, list[str]] = {
+    "Encounter": ["Condition:encounter", "Observation:encounter", "MedicationRequest:encounter",
+                  "Procedure:encounter", "DiagnosticReport:encounter",
+                  "DocumentReference:encounter", "Provenance:target"],
+    "Patient": ["Encounter:patient", "Condition:patient", "Observation:patient",
+                "MedicationRequest:patient"],
+}  # fmt: skip
+DOCS = {
+    "Patient": "The persons of your compartment (a citizen: themselves and whom they represent; "
+    "a facility system: patients it sent visits of, found by identifier).",
+    "Encounter": "One per visit (MA_LK); id stable across corrections, versions = corrections.",
+}
+
+
+def statement(base: str) -> dict[str, Any]:
+    resources = []
+    for type_, params in PARAMS.items():
+        resources.append(
+            {
+                "type": type_,
+                "documentation": DOCS.get(type_, "Mapped from the national XML tables "
+                                          "(docs/fhir-mapping.md)."),
+                "interaction": [
+                    {"code": "read"}, {"code": "vread"}, {"code": "history-instance"},
+                    {"code": "search-type"},
+                ],
+                "versioning": "versioned",
+                "readHistory": True,
+                "updateCreate": False,
+                "conditionalCreate": False,
+                "searchInclude": INCLUDES.get(type_, []),
+                "searchRevInclude": REVINCLUDES.get(type_, []),
+                "searchParam": [
+                    {"name": p.name, "type": p.kind, "documentation": p.expression}
+                    for p in (*COMMON, *params)
+                ],
+                **(
+                    {"operation": [
+                        {"name": "everything",
+                         "definition": "http://hl7.org/fhir/OperationDefinition/Patient-everything"},
+                        {"name": "summary",
+                         "definition": "http://hl7.org/fhir/uv/ips/OperationDefinition/summary"},
+                    ]}
+                    if type_ == "Patient" else {}
+                ),
+            }
+        )  # fmt: skip
+    return {
+        "resourceType": "CapabilityStatement",
+        "status": "active",
+        "date": "2026-11-26",
+        "publisher": "vnehr",
+        "kind": "instance",
+        "software": {"name": "vnehr", "version": __version__},
+        "implementation": {"description": "vnehr health-data exchange", "url": base},
+        "fhirVersion": "4.0.1",
+        "format": ["application/fhir+json", "json"],
+        "rest": [
+            {
+                "mode": "server",
+                "documentation": "Read-only for now: writes arrive as the national XML "
+                "(/api/v1/submissions). Citizens read their own compartment (portal session); "
+                "facility systems (bearer token, scope record.read) read the visits they sent, "
+                "one patient at a time. Paging: _count (max 500) and next/previous links.",
+                "security": {
+                    "cors": False,
+                    "service": [
+                        {
+                            "coding": [
+                                {
+                                    "system": "http://terminology.hl7.org/CodeSystem/restful-security-service",
+                                    "code": "OAuth",
+                                }
+                            ]
+                        }
+                    ],
+                    "description": "OAuth 2.0 client credentials with private_key_jwt at "
+                    "/oauth/token for facility systems; VNeID (OpenID Connect) sessions for "
+                    "citizens.",
+                },
+                "resource": resources,
+                "interaction": [],
+                "searchParam": [
+                    {"name": "_count", "type": "number"},
+                    {"name": "_sort", "type": "string"},
+                ],
+            }
+        ],
+    }

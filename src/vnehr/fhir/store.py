@@ -1,0 +1,354 @@
+"""Where FHIR resources come from: the stored visits, mapped on read, within the caller's reach.
+
+Who reaches what (D32):
+- a citizen (portal session): their own compartment and those of the people they represent;
+- a facility system with ``record.read``: the visits it sent, one patient at a time;
+- anyone else: refused (sharing between facilities is the consent issue's).
+Registry resources (Organization, Practitioner, Location) are public directory data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from vnehr import audit, catalogs, facilities, identity, records
+from vnehr.fhir import mapping
+from vnehr.fhir.errors import NotForYou, UnknownResource, UnknownVersion
+from vnehr.kit.auth import Subject, require_scope
+
+Resource = dict[str, Any]
+VISIT_TYPES = (
+    "Encounter", "Condition", "Observation", "MedicationRequest", "Procedure",
+    "DiagnosticReport", "DocumentReference",
+)  # fmt: skip
+COMPARTMENT_TYPES = (*VISIT_TYPES, "Provenance", "AuditEvent", "Consent")
+REGISTRY_TYPES = ("Organization", "Practitioner", "Location")
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    subject: Subject
+    holders: dict[int, identity.Holder] = field(default_factory=dict)  # citizens
+    facility_code: str | None = None  # facility systems
+
+    @property
+    def is_citizen(self) -> bool:
+        return self.subject.kind == "person"
+
+    def may_see_entry(self, entry: Any) -> bool:
+        if self.is_citizen:
+            return bool(entry.person_id in self.holders)
+        return bool(entry.facility_code == self.facility_code)
+
+
+async def scope_of(session: AsyncSession, subject: Subject) -> Scope:
+    if subject.kind == "person":
+        try:
+            holders = await identity.book_holders(session, subject)
+        except identity.UnknownPerson:
+            holders = []
+        return Scope(subject, {h.id: h for h in holders})
+    if subject.kind == "facility_system" and subject.facility_code:
+        require_scope(subject, "record.read")
+        return Scope(subject, facility_code=subject.facility_code)
+    raise NotForYou(who=subject.label)
+
+
+@dataclass(slots=True)
+class Pool:
+    """Resources mapped for one request, by (type, id), in the order they were added."""
+
+    resources: dict[tuple[str, str], Resource] = field(default_factory=dict)
+    person_ids: set[int] = field(default_factory=set)
+
+    def add(self, resource: Resource) -> None:
+        self.resources.setdefault((resource["resourceType"], resource["id"]), resource)
+
+    def of_type(self, type_: str) -> list[Resource]:
+        return [r for (t, _), r in self.resources.items() if t == type_]
+
+    def get(self, type_: str, id_: str) -> Resource | None:
+        return self.resources.get((type_, id_))
+
+
+async def _sources(session: AsyncSession, entries: list[Any]) -> list[mapping.VisitSource]:
+    versions = await records.versions_by_ids(session, [e.version_id for e in entries])
+    names = await facilities.directory(session, {e.facility_code for e in entries})
+    found = []
+    for e in entries:
+        version = versions.get(e.version_id)
+        if version is None:
+            continue
+        found.append(_source(e, version, names.get(e.facility_code)))
+    return found
+
+
+def _source(entry: Any, version: Any, facility: Any) -> mapping.VisitSource:
+    return mapping.VisitSource(
+        visit_id=entry.id,
+        version=version.version,
+        version_id=version.id,
+        facility_code=entry.facility_code,
+        facility_name=facility.name if facility else None,
+        visit_key=entry.visit_key,
+        person_id=version.person_id,
+        tables=version.tables,
+        received_at=version.received_at,
+        started_at=version.started_at,
+        ended_at=version.ended_at,
+        submission_id=version.submission_id,
+        first_version=version.version == 1,
+    )
+
+
+def _cards(sources: Iterable[mapping.VisitSource]) -> dict[int, set[str]]:
+    cards: dict[int, set[str]] = {}
+    for src in sources:
+        if src.person_id is None:
+            continue
+        xml1 = (src.tables.get("XML1") or [{}])[0]
+        for card in (xml1.get("MA_THE_BHYT") or "").split(";"):
+            if card.strip():
+                cards.setdefault(src.person_id, set()).add(card.strip())
+    return cards
+
+
+async def compartment(session: AsyncSession, scope: Scope, person_ids: list[int]) -> Pool:
+    """Every resource of these persons' records that the scope reaches, with the registry
+    resources they point to."""
+    pool = Pool()
+    if scope.is_citizen:
+        person_ids = [p for p in person_ids if p in scope.holders]
+    entries = [e for e in await records.entries_of(session, person_ids) if scope.may_see_entry(e)]
+    sources = await _sources(session, entries)
+    titles = await catalogs.codebook(session)
+    for src in sources:
+        for resource in mapping.visit_resources(src, titles):
+            pool.add(resource)
+    persons = dict(scope.holders) if scope.is_citizen else {}
+    missing = [p for p in person_ids if p not in persons]
+    if missing and (not scope.is_citizen):
+        reached = {src.person_id for src in sources}
+        persons.update(
+            {k: v for k, v in (await identity.persons(session, missing)).items() if k in reached}
+        )
+    cards = _cards(sources)
+    for person_id in person_ids:
+        holder = persons.get(person_id)
+        if holder is not None:
+            pool.add(mapping.patient(holder, cards.get(person_id, ())))
+            pool.person_ids.add(person_id)
+    if scope.is_citizen:
+        for row in await audit.events_about(session, sorted(pool.person_ids)):
+            pool.add(mapping.audit_event(row))
+    await add_registry(session, pool)
+    return pool
+
+
+def _referenced(pool: Pool, type_: str) -> set[str]:
+    found: set[str] = set()
+
+    def walk(value: Any) -> None:
+        if isinstance(value, dict):
+            reference = value.get("reference")
+            if isinstance(reference, str) and reference.startswith(f"{type_}/"):
+                found.add(reference.split("/")[1])
+            for item in value.values():
+                walk(item)
+        elif isinstance(value, list):
+            for item in value:
+                walk(item)
+
+    for resource in list(pool.resources.values()):
+        walk(resource)
+    return found
+
+
+async def add_registry(session: AsyncSession, pool: Pool) -> None:
+    """Organizations, Practitioners and Locations the pool's resources point to."""
+    codes = _referenced(pool, "Organization")
+    location_ids = _referenced(pool, "Location")
+    for location_id in location_ids:
+        codes.add(location_id.split("-")[0])
+    directory = await facilities.directory(session, codes)
+    for facility in directory.values():
+        pool.add(mapping.organization(facility))
+    for location_id in location_ids:
+        code = location_id.split("-")[0]
+        owner = directory.get(code)
+        pool.add(mapping.location(location_id, code, owner.name if owner else None))
+    practitioner_ids = _referenced(pool, "Practitioner")
+    names = await facilities.practitioner_names(session, practitioner_ids)
+    for pid in practitioner_ids:
+        pool.add(mapping.practitioner(pid, names.get(pid)))
+
+
+# ------------------------------------------------------------------ one resource
+
+
+def visit_of(type_: str, id_: str) -> int | None:
+    """The visit (Encounter id) a visit-derived resource id belongs to."""
+    head = id_.split("-", 1)[0]
+    if not head.isdigit():
+        return None
+    if type_ == "Encounter" and head != id_:
+        return None
+    return int(head)
+
+
+async def _entry(session: AsyncSession, scope: Scope, type_: str, id_: str) -> Any:
+    visit_id = visit_of(type_, id_)
+    entry = await records.entry(session, visit_id) if visit_id is not None else None
+    if entry is None or not scope.may_see_entry(entry):
+        raise UnknownResource(type=type_, id=id_)
+    return entry
+
+
+async def read(session: AsyncSession, scope: Scope, type_: str, id_: str) -> tuple[Resource, Pool]:
+    """The current version of one resource the caller may read (with the pool it came from,
+    for audit)."""
+    pool = Pool()
+    if type_ in VISIT_TYPES:
+        entry = await _entry(session, scope, type_, id_)
+        titles = await catalogs.codebook(session)
+        for src in await _sources(session, [entry]):
+            for resource in mapping.visit_resources(src, titles):
+                pool.add(resource)
+        if entry.person_id is not None:
+            pool.person_ids.add(entry.person_id)
+    elif type_ == "Provenance":
+        version = await records.version_by_id(session, int(id_)) if id_.isdigit() else None
+        entry = (
+            await records.entry_by_key(session, version.facility_code, version.visit_key)
+            if version is not None
+            else None
+        )
+        if version is None or entry is None or not scope.may_see_entry(entry):
+            raise UnknownResource(type=type_, id=id_)
+        names = await facilities.directory(session, [entry.facility_code])
+        src = _source(entry, version, names.get(entry.facility_code))
+        for resource in mapping.visit_resources(src, await catalogs.codebook(session)):
+            pool.add(resource)
+        if entry.person_id is not None:
+            pool.person_ids.add(entry.person_id)
+    elif type_ in ("Patient", "AuditEvent", "Consent"):
+        return await _read_in_compartment(session, scope, type_, id_)
+    elif type_ in REGISTRY_TYPES:
+        await _registry_entry(session, pool, type_, id_)
+    found = pool.get(type_, id_)
+    if found is None:
+        raise UnknownResource(type=type_, id=id_)
+    return found, pool
+
+
+async def _read_in_compartment(
+    session: AsyncSession, scope: Scope, type_: str, id_: str
+) -> tuple[Resource, Pool]:
+    if type_ == "Patient":
+        if not id_.isdigit():
+            raise UnknownResource(type=type_, id=id_)
+        person_ids = [int(id_)]
+    else:
+        person_ids = sorted(scope.holders) if scope.is_citizen else []
+    pool = await compartment(session, scope, person_ids)
+    found = pool.get(type_, id_)
+    if found is None:
+        raise UnknownResource(type=type_, id=id_)
+    return found, pool
+
+
+async def _registry_entry(session: AsyncSession, pool: Pool, type_: str, id_: str) -> None:
+    if type_ == "Organization":
+        for facility in (await facilities.directory(session, [id_])).values():
+            pool.add(mapping.organization(facility))
+    elif type_ == "Practitioner":
+        names = await facilities.practitioner_names(session, [id_])
+        if id_ in names:
+            pool.add(mapping.practitioner(id_, names[id_]))
+    elif type_ == "Location":
+        code = id_.split("-")[0]
+        directory = await facilities.directory(session, [code])
+        if code in directory and "-" in id_:
+            pool.add(mapping.location(id_, code, directory[code].name))
+
+
+async def history(
+    session: AsyncSession, scope: Scope, type_: str, id_: str
+) -> tuple[list[Resource], Pool]:
+    """Every version of a visit-derived resource, newest first."""
+    if type_ not in VISIT_TYPES:
+        resource, pool = await read(session, scope, type_, id_)
+        return [resource], pool
+    entry = await _entry(session, scope, type_, id_)
+    names = await facilities.directory(session, [entry.facility_code])
+    titles = await catalogs.codebook(session)
+    pool = Pool()
+    found: list[Resource] = []
+    for version in reversed(await records.versions(session, entry.facility_code, entry.visit_key)):
+        src = _source(entry, version, names.get(entry.facility_code))
+        for resource in mapping.visit_resources(src, titles):
+            if resource["resourceType"] == type_ and resource["id"] == id_:
+                found.append(resource)
+    if not found:
+        raise UnknownResource(type=type_, id=id_)
+    if entry.person_id is not None:
+        pool.person_ids.add(entry.person_id)
+    return found, pool
+
+
+async def vread(
+    session: AsyncSession, scope: Scope, type_: str, id_: str, version: str
+) -> tuple[Resource, Pool]:
+    versions, pool = await history(session, scope, type_, id_)
+    for resource in versions:
+        if resource["meta"]["versionId"] == version:
+            return resource, pool
+    raise UnknownVersion(type=type_, id=id_, version=version)
+
+
+# ------------------------------------------------------------------ finding patients
+
+
+async def patients_for_identifier(
+    session: AsyncSession, scope: Scope, systems_values: list[tuple[str | None, str]]
+) -> list[int]:
+    """Person ids by personal ID (``system|value`` or bare value), within reach."""
+    found = []
+    for system, value in systems_values:
+        if system not in (None, "", mapping.PERSONAL_ID):
+            continue
+        person_id = await identity.person_id_of(session, value)
+        if person_id is not None:
+            found.append(person_id)
+    if scope.is_citizen:
+        return [p for p in found if p in scope.holders]
+    return found
+
+
+async def patient_of_visit_key(
+    session: AsyncSession, scope: Scope, value: str
+) -> tuple[list[int], int | None]:
+    """The person of an Encounter identifier ``{facility}/{MA_LK}`` (and its visit id)."""
+    facility_code, _, visit_key = value.partition("/")
+    entry = await records.entry_by_key(session, facility_code, visit_key)
+    if entry is None or entry.person_id is None or not scope.may_see_entry(entry):
+        return [], None
+    return [entry.person_id], entry.id
+
+
+def accessed_persons(pool: Pool, resources: Iterable[Resource]) -> set[int]:
+    """The persons whose clinical data these resources are (for the audit rows)."""
+    found: set[int] = set()
+    for resource in resources:
+        if resource["resourceType"] == "Patient":
+            found.add(int(resource["id"]))
+            continue
+        for key in ("subject", "patient"):
+            reference = (resource.get(key) or {}).get("reference", "")
+            if reference.startswith("Patient/"):
+                found.add(int(reference.split("/")[1]))
+    return found & pool.person_ids if pool.person_ids else found

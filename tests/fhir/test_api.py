@@ -1,0 +1,320 @@
+"""FHIR R4 at /fhir/R4: a citizen reads their compartment; a facility system reads what it sent;
+everything else gets an OperationOutcome. What we return validates against independent models
+(fhir.resources R4B)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+from fhir.resources.R4B import get_fhir_model_class
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tests.healthbook.test_api import STRANGER, book, visit_of, who
+from tests.identity.test_api import sign_in_as
+from tests.submissions.test_intake import facility_with_token, send
+from vnehr.audit import AuditEvent
+from vnehr.fhir import PERSONAL_ID
+from vnehr.kit.settings import Settings
+from vnehr.submissions import synth
+
+FHIR = "/fhir/R4"
+ICD10 = "http://hl7.org/fhir/sid/icd-10"
+
+
+def check_model(resource: dict[str, Any]) -> None:
+    """The resource parses with an independent FHIR model library (R4B is R4 for these types)."""
+    get_fhir_model_class(resource["resourceType"]).model_validate(resource)
+
+
+def outcome(response: httpx.Response, status: int, code: str) -> None:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/fhir+json")
+    body = response.json()
+    assert body["resourceType"] == "OperationOutcome"
+    [issue] = body["issue"]
+    assert issue["details"]["coding"][0]["code"] == code
+    assert issue["details"]["text"]
+    assert issue["diagnostics"]
+    check_model(body)
+
+
+async def citizen_book(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> tuple[str, list[synth.SynthVisit], str]:
+    code, visits = await book(client, session, settings)
+    await sign_in_as(client, session, settings, who(visits[0]))
+    found = (
+        await client.get(
+            f"{FHIR}/Patient", params={"identifier": f"{PERSONAL_ID}|{who(visits[0])[0]}"}
+        )
+    ).json()
+    assert found["total"] == 1, found
+    return code, visits, found["entry"][0]["resource"]["id"]
+
+
+async def test_metadata_states_what_is_supported(client: httpx.AsyncClient) -> None:
+    response = await client.get(f"{FHIR}/metadata")
+    assert response.status_code == 200
+    statement = response.json()
+    check_model(statement)
+    assert statement["fhirVersion"] == "4.0.1"
+    types = {r["type"]: r for r in statement["rest"][0]["resource"]}
+    for type_ in ("Patient", "Encounter", "Condition", "Observation", "MedicationRequest",
+                  "Procedure", "DiagnosticReport", "Organization", "Practitioner", "Location",
+                  "DocumentReference", "Consent", "AuditEvent", "Provenance"):  # fmt: skip
+        assert {i["code"] for i in types[type_]["interaction"]} == {
+            "read", "vread", "history-instance", "search-type"
+        }  # fmt: skip
+    assert {p["name"] for p in types["Encounter"]["searchParam"]} >= {"patient", "date", "_id"}
+    assert [o["name"] for o in types["Patient"]["operation"]] == ["everything", "summary"]
+
+
+async def test_a_citizen_searches_and_reads_their_compartment(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    code, visits, patient_id = await citizen_book(client, session, settings)
+    patient = (await client.get(f"{FHIR}/Patient/{patient_id}")).json()
+    check_model(patient)
+    xml1 = visits[0].tables["XML1"][0]
+    assert patient["name"][0]["text"] == xml1["HO_TEN"]
+    assert {"system": PERSONAL_ID, "value": xml1["SO_CCCD"]}.items() <= patient["identifier"][
+        0
+    ].items()
+
+    encounters = (
+        await client.get(f"{FHIR}/Encounter", params={"patient": patient_id, "_sort": "-date"})
+    ).json()
+    assert encounters["total"] == 3
+    ends = [e["resource"]["period"]["end"] for e in encounters["entry"]]
+    assert ends == sorted(ends, reverse=True)
+    newest = encounters["entry"][0]["resource"]
+    check_model(newest)
+    assert newest["serviceProvider"]["reference"] == f"Organization/{code}"
+    assert newest["identifier"][0]["value"] == f"{code}/{visits[2].ma_lk}"
+
+    # token: system|code on the main diagnosis of the newest visit
+    main = visits[2].tables["XML1"][0]["MA_BENH_CHINH"]
+    dotted = main if "." in main or len(main) <= 3 else f"{main[:3]}.{main[3:]}"
+    conditions = (
+        await client.get(f"{FHIR}/Condition", params={"code": f"{ICD10}|{dotted}"})
+    ).json()
+    assert conditions["total"] >= 1
+    assert all(e["resource"]["code"]["coding"][0]["code"] == dotted for e in conditions["entry"])
+    wrong_system = (
+        await client.get(f"{FHIR}/Condition", params={"code": f"http://snomed.info/sct|{dotted}"})
+    ).json()
+    assert wrong_system["total"] == 0
+
+    # reference + _revinclude + _include
+    bundle = (
+        await client.get(
+            f"{FHIR}/Encounter",
+            params=[
+                ("_id", newest["id"]),
+                ("_revinclude", "MedicationRequest:encounter"),
+                ("_include", "Encounter:service-provider"),
+            ],
+        )
+    ).json()
+    modes: dict[str, list[str]] = {}
+    for entry in bundle["entry"]:
+        modes.setdefault(entry["search"]["mode"], []).append(entry["resource"]["resourceType"])
+    assert modes["match"] == ["Encounter"]
+    assert modes["include"].count("MedicationRequest") == len(visits[2].tables.get("XML2", []))
+    assert "Organization" in modes["include"]
+    drugs = (
+        await client.get(
+            f"{FHIR}/MedicationRequest", params={"encounter": f"Encounter/{newest['id']}"}
+        )
+    ).json()
+    assert sorted(e["resource"]["medicationCodeableConcept"]["text"].split()[0] for e in drugs["entry"]) == sorted(
+        r["TEN_THUOC"].split()[0] for r in visits[2].tables.get("XML2", [])
+    )  # fmt: skip
+
+
+async def test_dates_paging_and_everything_validate(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    _, _, patient_id = await citizen_book(client, session, settings)
+    encounters = (await client.get(f"{FHIR}/Encounter", params={"_sort": "date"})).json()
+    middle_end = encounters["entry"][1]["resource"]["period"]["end"][:10]
+    after = (await client.get(f"{FHIR}/Encounter", params={"date": f"gt{middle_end}"})).json()
+    # eb: ends before the day (lt would also match the middle visit if it began a day earlier)
+    before = (await client.get(f"{FHIR}/Encounter", params={"date": f"eb{middle_end}"})).json()
+    on = (await client.get(f"{FHIR}/Encounter", params={"date": middle_end[:7]})).json()
+    assert (after["total"], before["total"]) == (1, 1)
+    assert on["total"] >= 1
+    # paging: one per page, following next links to the end
+    seen: list[str] = []
+    url: str | None = f"{FHIR}/Observation?_count=5"
+    pages = 0
+    while url:
+        page = (await client.get(url)).json()
+        seen += [e["resource"]["id"] for e in page["entry"]]
+        url = next((link["url"] for link in page["link"] if link["relation"] == "next"), None)
+        pages += 1
+    assert len(seen) == len(set(seen)) == page["total"]
+    assert pages == -(-page["total"] // 5)
+
+    everything = await client.get(
+        f"{FHIR}/Patient/{patient_id}/$everything", params={"_count": 500}
+    )
+    assert everything.status_code == 200
+    bundle = everything.json()
+    types = {e["resource"]["resourceType"] for e in bundle["entry"]}
+    assert types >= {"Patient", "Encounter", "Condition", "Observation", "MedicationRequest",
+                     "Procedure", "DocumentReference", "Provenance", "Organization"}  # fmt: skip
+    for entry in bundle["entry"]:
+        check_model(entry["resource"])
+    check_model(bundle)
+
+
+async def test_summary_is_an_ips_document(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    _, _, patient_id = await citizen_book(client, session, settings)
+    response = await client.get(f"{FHIR}/Patient/{patient_id}/$summary")
+    assert response.status_code == 200, response.text
+    document = response.json()
+    check_model(document)
+    assert document["type"] == "document"
+    composition = document["entry"][0]["resource"]
+    assert composition["resourceType"] == "Composition"
+    assert composition["type"]["coding"][0]["code"] == "60591-5"
+    codes = [s["code"]["coding"][0]["code"] for s in composition["section"]]
+    assert codes[:3] == ["48765-2", "10160-0", "11450-4"]  # allergies, medicines, problems
+    present = {f"{e['resource']['resourceType']}/{e['resource']['id']}" for e in document["entry"]}
+    for section in composition["section"]:
+        for reference in section.get("entry", []):
+            assert reference["reference"] in present
+    medicines = composition["section"][1]
+    assert medicines.get("entry"), "visits 30 and 60 days ago prescribed medicines"
+
+
+async def test_a_correction_is_a_new_version_with_history(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    code, headers = await facility_with_token(client, session, settings)
+    from datetime import datetime
+
+    one = visit_of(code, 41, datetime(2026, 10, 5, 9, 0))  # noqa: DTZ001
+    assert (await send(client, headers, synth.envelope([one], code))).status_code == 201
+    one.tables["XML1"][0]["LY_DO_VV"] = "Sốt cao"  # the correction
+    assert (await send(client, headers, synth.envelope([one], code))).status_code == 201
+    await sign_in_as(client, session, settings, who(one))
+    [entry] = (await client.get(f"{FHIR}/Encounter")).json()["entry"]
+    encounter = entry["resource"]
+    assert encounter["meta"]["versionId"] == "2"
+    assert encounter["reasonCode"][0]["text"] == "Sốt cao"
+    history = (await client.get(f"{FHIR}/Encounter/{encounter['id']}/_history")).json()
+    check_model(history)
+    assert [e["resource"]["meta"]["versionId"] for e in history["entry"]] == ["2", "1"]
+    first = await client.get(f"{FHIR}/Encounter/{encounter['id']}/_history/1")
+    assert first.headers["etag"] == 'W/"1"'
+    original = first.json().get("reasonCode", [{}])[0].get("text")
+    assert original != "Sốt cao"
+    outcome(await client.get(f"{FHIR}/Encounter/{encounter['id']}/_history/7"), 404, "FHIR-0005")
+
+
+async def test_a_facility_reads_what_it_sent_one_patient_at_a_time_and_is_audited(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    _, visits = await book(client, session, settings)
+    personal_id = who(visits[0])[0]
+    _, reader = await facility_with_token(
+        client, session, settings, scopes=("submission.write", "record.read")
+    )
+    # another facility with record.read sees nothing of the first facility's visits
+    found = (
+        await client.get(f"{FHIR}/Patient", params={"identifier": f"{PERSONAL_ID}|{personal_id}"},
+                         headers=reader)
+    ).json()  # fmt: skip
+    assert found["total"] == 0
+    await sign_in_as(client, session, settings, who(visits[0]))
+    encounter_id = (await client.get(f"{FHIR}/Encounter")).json()["entry"][0]["resource"]["id"]
+    client.cookies.clear()
+    outcome(await client.get(f"{FHIR}/Encounter/{encounter_id}", headers=reader), 404, "FHIR-0002")
+    outcome(await client.get(f"{FHIR}/Encounter", headers=reader), 400, "FHIR-0004")
+
+
+async def test_the_sending_facility_reads_and_each_read_leaves_an_audit_row(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    code, headers = await facility_with_token(
+        client, session, settings, scopes=("submission.write", "record.read")
+    )
+    from datetime import datetime
+
+    one = visit_of(code, 51, datetime(2026, 10, 7, 9, 0))  # noqa: DTZ001
+    assert (await send(client, headers, synth.envelope([one], code))).status_code == 201
+    personal_id = one.tables["XML1"][0]["SO_CCCD"]
+    found = (
+        await client.get(f"{FHIR}/Patient", params={"identifier": personal_id}, headers=headers)
+    ).json()
+    assert found["total"] == 1
+    patient_id = found["entry"][0]["resource"]["id"]
+    encounters = (
+        await client.get(f"{FHIR}/Encounter", params={"subject": f"Patient/{patient_id}"},
+                         headers=headers)
+    ).json()  # fmt: skip
+    assert encounters["total"] == 1
+    read = await client.get(
+        f"{FHIR}/Encounter/{encounters['entry'][0]['resource']['id']}", headers=headers
+    )
+    assert read.status_code == 200
+    rows = list(
+        await session.scalars(
+            select(AuditEvent).where(
+                AuditEvent.person_id == int(patient_id), AuditEvent.action == "fhir.read"
+            )
+        )
+    )
+    assert len(rows) == 3  # Patient search, Encounter search, Encounter read
+    assert all(r.actor.startswith("facility_system:") for r in rows)
+
+
+async def test_nobody_else_reads_and_errors_are_operation_outcomes(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    _, _, patient_id = await citizen_book(client, session, settings)
+    encounter_id = (await client.get(f"{FHIR}/Encounter")).json()["entry"][0]["resource"]["id"]
+    await sign_in_as(client, session, settings, STRANGER)
+    outcome(await client.get(f"{FHIR}/Patient/{patient_id}"), 404, "FHIR-0002")
+    outcome(await client.get(f"{FHIR}/Encounter/{encounter_id}"), 404, "FHIR-0002")
+    outcome(await client.get(f"{FHIR}/Condition/{encounter_id}-c1"), 404, "FHIR-0002")
+    outcome(await client.get(f"{FHIR}/Patient/{patient_id}/$everything"), 404, "FHIR-0002")
+    assert (await client.get(f"{FHIR}/Encounter")).json()["total"] == 0
+    outcome(await client.get(f"{FHIR}/Encounter", params={"date": "yesterday"}), 400, "FHIR-0001")
+    outcome(await client.get(f"{FHIR}/Basic"), 404, "FHIR-0003")
+    client.cookies.clear()
+    outcome(await client.get(f"{FHIR}/Encounter/{encounter_id}"), 401, "AUTH-0001")
+
+
+@pytest.mark.parametrize(
+    ("query", "period", "expected"),
+    [
+        ("2026-10", ("2026-10-05T09:00:00+07:00", "2026-10-05T10:00:00+07:00"), True),
+        ("2026-10-06", ("2026-10-05T09:00:00+07:00", "2026-10-05T10:00:00+07:00"), False),
+        ("ge2026-10-05", ("2026-10-05T09:00:00+07:00", "2026-10-05T10:00:00+07:00"), True),
+        ("gt2026-10-05", ("2026-10-05T09:00:00+07:00", "2026-10-05T10:00:00+07:00"), False),
+        ("lt2026-10-05T09:30", ("2026-10-05T09:00:00+07:00", "2026-10-05T10:00:00+07:00"), True),
+        ("sa2026-10-04", ("2026-10-05T09:00:00+07:00", "2026-10-05T10:00:00+07:00"), True),
+        ("eb2026-10-05", ("2026-10-05T09:00:00+07:00", "2026-10-05T10:00:00+07:00"), False),
+        ("ne2026", ("2026-10-05T09:00:00+07:00", "2026-10-05T10:00:00+07:00"), False),
+        ("2026-10-05T02:30:00Z", ("2026-10-05T09:30:00+07:00", "2026-10-05T09:30:00+07:00"), True),
+        (
+            "2026-10-05T02:30:00+07:00",
+            ("2026-10-05T09:30:00+07:00", "2026-10-05T09:30:00+07:00"),
+            False,
+        ),
+    ],
+)
+def test_date_search_semantics(query: str, period: tuple[str, str], expected: bool) -> None:
+    from vnehr.fhir.search import criteria
+
+    [criterion], _ = criteria("Encounter", [("date", query)])
+    resource = {"resourceType": "Encounter", "period": {"start": period[0], "end": period[1]}}
+    assert criterion.test(resource) is expected
