@@ -6,16 +6,13 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import signal
-import subprocess
-import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 from playwright.async_api import Browser, async_playwright, expect
 
-from tests.conftest import free_port, wait_for_port
+from tests.live import demo_server
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -34,32 +31,9 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """`make run` in miniature: migrate, load the demo, serve on a free port."""
-    port = free_port()
-    base = f"http://localhost:{port}"
-    env = {
-        **os.environ,
-        "VNEHR_ENV": "development",
-        "VNEHR_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('run') / 'vnehr.db'}",
-        "VNEHR_PUBLIC_URL": base,
-    }
-    for name in ("VNEHR_SECRET_KEY", "VNEHR_VNEID_SIMULATOR"):
-        env.pop(name, None)
-    vnehr = [sys.executable, "-m", "vnehr"]
-    subprocess.run([*vnehr, "db", "upgrade"], env=env, check=True, capture_output=True)
-    subprocess.run([*vnehr, "demo", "load"], env=env, check=True, capture_output=True)
-    process = subprocess.Popen(
-        [*vnehr, "serve", "--host", "127.0.0.1", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_for_port(port, timeout=30)
+    """`make run` in miniature, with the development secret."""
+    with demo_server(tmp_path_factory, keep_secret=False) as base:
         yield base
-    finally:
-        process.send_signal(signal.SIGINT)
-        process.wait(timeout=15)
 
 
 @pytest.fixture(scope="module")
