@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from vnehr import __version__
-from vnehr.fhir.search import COMMON, PARAMS
+from vnehr.fhir.search import PARAMS
 
 #: _include / _revinclude values worth advertising per type.
 INCLUDES: dict[str, list[str]] = {
@@ -57,8 +57,13 @@ def statement(base: str) -> dict[str, Any]:
                 "searchInclude": INCLUDES.get(type_, []),
                 "searchRevInclude": REVINCLUDES.get(type_, []),
                 "searchParam": [
-                    {"name": p.name, "type": p.kind, "documentation": p.expression}
-                    for p in (*COMMON, *params)
+                    {
+                        "name": p.name,
+                        "definition": p.url,
+                        "type": p.kind,
+                        "documentation": p.expression,
+                    }
+                    for p in params
                 ],
                 **(
                     {"operation": [

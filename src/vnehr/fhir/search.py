@@ -16,6 +16,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
 
 from vnehr.fhir.errors import BadSearch
+from vnehr.fhir.spec import SPEC
 from vnehr.kit.clock import VIETNAM
 from vnehr.kit.text import fold
 
@@ -32,6 +33,7 @@ class Param:
     paths: tuple[str, ...]
     targets: tuple[str, ...] = ()  # for references: the resource types it may point to
     expression: str = ""  # the official expression, shown in the CapabilityStatement
+    url: str = ""  # the official SearchParameter it comes from
 
     def values(self, resource: Resource) -> list[Any]:
         found: list[Any] = []
@@ -55,223 +57,27 @@ def _walk(value: Any, steps: list[str]) -> Iterator[Any]:
         yield from _walk(value.get(steps[0]), steps[1:])
 
 
-def _p(name: str, kind: Kind, expression: str, *paths: str, targets: tuple[str, ...] = ()) -> Param:
-    return Param(name, kind, paths, targets, expression)
+def _load() -> dict[str, list[Param]]:
+    """The search parameters of the official R4 definitions (generated into data/r4.json by
+    scripts/gen_fhir_spec.py) for the types we serve."""
+    spec = SPEC["search"]
+    return {
+        type_: [
+            Param(
+                p["code"],
+                p["type"],
+                tuple(p["paths"]),
+                tuple(p["target"]),
+                p["expression"],
+                p["url"],
+            )
+            for p in params
+        ]
+        for type_, params in spec.items()
+    }
 
 
-_PATIENT = ("Patient",)
-COMMON = [
-    _p("_id", "token", "Resource.id", "id"),
-    _p("_lastUpdated", "date", "Resource.meta.lastUpdated", "meta.lastUpdated"),
-]
-
-
-def _clinical(type_: str, *extra: Param, subject: str = "subject") -> list[Param]:
-    return [
-        _p("patient", "reference", f"{type_}.{subject}.where(resolve() is Patient)", subject,
-           targets=_PATIENT),
-        _p("subject", "reference", f"{type_}.{subject}", subject, targets=_PATIENT),
-        *extra,
-    ]  # fmt: skip
-
-
-PARAMS: dict[str, list[Param]] = {
-    "Patient": [
-        _p("identifier", "token", "Patient.identifier", "identifier"),
-        _p("name", "string", "Patient.name", "name"),
-        _p("family", "string", "Patient.name.family", "name.family"),
-        _p("given", "string", "Patient.name.given", "name.given"),
-        _p("birthdate", "date", "Patient.birthDate", "birthDate"),
-        _p("gender", "token", "Patient.gender", "gender"),
-        _p("active", "token", "Patient.active", "active"),
-    ],
-    "Encounter": _clinical(
-        "Encounter",
-        _p("identifier", "token", "Encounter.identifier", "identifier"),
-        _p("date", "date", "Encounter.period", "period"),
-        _p("status", "token", "Encounter.status", "status"),
-        _p("class", "token", "Encounter.class", "class"),
-        _p("type", "token", "Encounter.type", "type"),
-        _p(
-            "service-provider",
-            "reference",
-            "Encounter.serviceProvider",
-            "serviceProvider",
-            targets=("Organization",),
-        ),
-        _p(
-            "location",
-            "reference",
-            "Encounter.location.location",
-            "location.location",
-            targets=("Location",),
-        ),
-        _p(
-            "diagnosis",
-            "reference",
-            "Encounter.diagnosis.condition",
-            "diagnosis.condition",
-            targets=("Condition",),
-        ),
-    ),
-    "Condition": _clinical(
-        "Condition",
-        _p("encounter", "reference", "Condition.encounter", "encounter", targets=("Encounter",)),
-        _p("code", "token", "Condition.code", "code"),
-        _p("category", "token", "Condition.category", "category"),
-        _p("recorded-date", "date", "Condition.recordedDate", "recordedDate"),
-        _p("verification-status", "token", "Condition.verificationStatus", "verificationStatus"),
-    ),
-    "Observation": _clinical(
-        "Observation",
-        _p("encounter", "reference", "Observation.encounter", "encounter", targets=("Encounter",)),
-        _p("code", "token", "Observation.code", "code"),
-        _p("category", "token", "Observation.category", "category"),
-        _p("date", "date", "Observation.effective", "effectiveDateTime", "effectivePeriod"),
-        _p("status", "token", "Observation.status", "status"),
-        _p(
-            "performer",
-            "reference",
-            "Observation.performer",
-            "performer",
-            targets=("Practitioner", "Organization"),
-        ),
-    ),
-    "MedicationRequest": _clinical(
-        "MedicationRequest",
-        _p(
-            "encounter",
-            "reference",
-            "MedicationRequest.encounter",
-            "encounter",
-            targets=("Encounter",),
-        ),
-        _p(
-            "code",
-            "token",
-            "(MedicationRequest.medication as CodeableConcept)",
-            "medicationCodeableConcept",
-        ),
-        _p("status", "token", "MedicationRequest.status", "status"),
-        _p("intent", "token", "MedicationRequest.intent", "intent"),
-        _p("authoredon", "date", "MedicationRequest.authoredOn", "authoredOn"),
-        _p(
-            "requester",
-            "reference",
-            "MedicationRequest.requester",
-            "requester",
-            targets=("Practitioner",),
-        ),
-    ),
-    "Procedure": _clinical(
-        "Procedure",
-        _p("encounter", "reference", "Procedure.encounter", "encounter", targets=("Encounter",)),
-        _p("code", "token", "Procedure.code", "code"),
-        _p("date", "date", "Procedure.performed", "performedDateTime", "performedPeriod"),
-        _p("status", "token", "Procedure.status", "status"),
-        _p(
-            "performer",
-            "reference",
-            "Procedure.performer.actor",
-            "performer.actor",
-            targets=("Practitioner",),
-        ),
-    ),
-    "DiagnosticReport": _clinical(
-        "DiagnosticReport",
-        _p(
-            "encounter",
-            "reference",
-            "DiagnosticReport.encounter",
-            "encounter",
-            targets=("Encounter",),
-        ),
-        _p("code", "token", "DiagnosticReport.code", "code"),
-        _p("date", "date", "DiagnosticReport.effective", "effectiveDateTime"),
-        _p("status", "token", "DiagnosticReport.status", "status"),
-        _p("result", "reference", "DiagnosticReport.result", "result", targets=("Observation",)),
-    ),
-    "DocumentReference": _clinical(
-        "DocumentReference",
-        _p(
-            "encounter",
-            "reference",
-            "DocumentReference.context.encounter",
-            "context.encounter",
-            targets=("Encounter",),
-        ),
-        _p("type", "token", "DocumentReference.type", "type"),
-        _p("date", "date", "DocumentReference.date", "date"),
-        _p("status", "token", "DocumentReference.status", "status"),
-        _p("author", "reference", "DocumentReference.author", "author", targets=("Organization",)),
-    ),
-    "Organization": [
-        _p("identifier", "token", "Organization.identifier", "identifier"),
-        _p("name", "string", "Organization.name", "name"),
-        _p("active", "token", "Organization.active", "active"),
-        _p("type", "token", "Organization.type", "type"),
-    ],
-    "Practitioner": [
-        _p("identifier", "token", "Practitioner.identifier", "identifier"),
-        _p("name", "string", "Practitioner.name", "name"),
-    ],
-    "Location": [
-        _p("identifier", "token", "Location.identifier", "identifier"),
-        _p("name", "string", "Location.name", "name"),
-        _p(
-            "organization",
-            "reference",
-            "Location.managingOrganization",
-            "managingOrganization",
-            targets=("Organization",),
-        ),
-        _p("status", "token", "Location.status", "status"),
-    ],
-    "Provenance": [
-        _p(
-            "target",
-            "reference",
-            "Provenance.target",
-            "target",
-            targets=(
-                "Encounter",
-                "Condition",
-                "Observation",
-                "MedicationRequest",
-                "Procedure",
-                "DiagnosticReport",
-                "DocumentReference",
-            ),
-        ),
-        _p("recorded", "date", "Provenance.recorded", "recorded"),
-        _p("agent", "reference", "Provenance.agent.who", "agent.who", targets=("Organization",)),
-        _p(
-            "patient",
-            "reference",
-            "Provenance.target.where(resolve() is Patient)",
-            "target",
-            targets=_PATIENT,
-        ),
-    ],
-    "AuditEvent": [
-        _p("date", "date", "AuditEvent.recorded", "recorded"),
-        _p(
-            "patient",
-            "reference",
-            "AuditEvent.agent.who.where(resolve() is Patient) | "
-            "AuditEvent.entity.what.where(resolve() is Patient)",
-            "entity.what",
-            targets=_PATIENT,
-        ),
-        _p("action", "token", "AuditEvent.action", "action"),
-        _p("subtype", "token", "AuditEvent.subtype", "subtype"),
-    ],
-    "Consent": [
-        _p("patient", "reference", "Consent.patient", "patient", targets=_PATIENT),
-        _p("status", "token", "Consent.status", "status"),
-        _p("date", "date", "Consent.dateTime", "dateTime"),
-    ],
-}
+PARAMS: dict[str, list[Param]] = _load()
 SUPPORTED = tuple(PARAMS)
 #: Control parameters: understood here or by the router, never filters.
 CONTROL = frozenset(
@@ -280,8 +86,7 @@ CONTROL = frozenset(
 
 
 def param(type_: str, name: str) -> Param | None:
-    candidates: list[Param] = [*COMMON, *PARAMS.get(type_, [])]
-    return next((c for c in candidates if c.name == name), None)
+    return next((c for c in PARAMS.get(type_, []) if c.name == name), None)
 
 
 # ------------------------------------------------------------------ values
