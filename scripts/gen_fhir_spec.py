@@ -28,7 +28,7 @@ SERVED = [
     "Consent", "AuditEvent", "Provenance",
 ]  # fmt: skip
 #: Resource types the validator also knows (bundles in, outcomes out).
-ALSO = ["Bundle", "OperationOutcome", "Composition"]
+ALSO = ["Bundle", "OperationOutcome", "Composition", "Medication", "Specimen", "AllergyIntolerance"]
 OUT = Path(__file__).resolve().parents[1] / "src" / "vnehr" / "fhir" / "data" / "r4.json"
 FHIRPATH_TYPES = {
     "http://hl7.org/fhirpath/System.String": "string",
@@ -158,6 +158,7 @@ def main(folder: Path) -> None:
             {
                 "source": "hl7.fhir.r4.examples 4.0.1 (StructureDefinition, SearchParameter)",
                 "served": SERVED,
+                "also": ALSO,
                 "elements": elements,
                 "regex": regex,
                 "search": search,

@@ -17,7 +17,9 @@ SOURCE = ROOT.parent / "shared" / "domain" / "vn-health-data.md"
 TARGET = ROOT / "src" / "vnehr" / "submissions" / "data" / "tables.json"
 
 HEADING = re.compile(r"^#### (XML\d+)\b.*?—\s*(.*)$")
-ROW = re.compile(r"^\| (\d+) \| `([A-Z0-9_]+)` \| ([^|]*) \| ([^|]*) \| ([^|]*) \| ([^|]*) \| ([^|]*) \|")
+ROW = re.compile(
+    r"^\| (\d+) \| `([A-Z0-9_]+)` \| ([^|]*) \| ([^|]*) \| ([^|]*) \| ([^|]*) \| ([^|]*) \|"
+)
 INLINE = re.compile(r"`([A-Z0-9_]+)` \((Chuỗi|Số) (\w+)\)")
 GROW = re.compile(r"Tăng kích thước tối đa lên (\d+)")
 
@@ -37,7 +39,12 @@ def _field(name: str, kind: str, size: str, required: bool, correction: str) -> 
     maximum = None if size.strip() in ("n", "") else int(size.strip())
     if grown:
         maximum = int(grown.group(1))
-    return {"name": name, "type": "number" if number else "string", "max": maximum, "required": required}
+    return {
+        "name": name,
+        "type": "number" if number else "string",
+        "max": maximum,
+        "required": required,
+    }
 
 
 def main() -> None:
@@ -78,8 +85,10 @@ def main() -> None:
         variant.append({**f, "name": renamed.get(str(f["name"]), f["name"])})
     names = [f["name"] for f in variant]
     if "TINH_TRANG_CT" not in names:
-        variant.insert(len(variant) - 1 if names[-1] == "DU_PHONG" else len(variant),
-                       {"name": "TINH_TRANG_CT", "type": "string", "max": None, "required": False})
+        variant.insert(
+            len(variant) - 1 if names[-1] == "DU_PHONG" else len(variant),
+            {"name": "TINH_TRANG_CT", "type": "string", "max": None, "required": False},
+        )
     if "DU_PHONG" not in names:
         variant.append({"name": "DU_PHONG", "type": "string", "max": None, "required": False})
     tables["XML13_3176"] = {**tables["XML13"], "fields": variant}
