@@ -108,7 +108,7 @@ def _resource(value: Any, path: str, issues: list[Issue]) -> None:
         issues.append(Issue(path or "$", "a resource is a JSON object"))
         return
     type_name = value.get("resourceType")
-    if type_name not in RESOURCE_TYPES:
+    if not isinstance(type_name, str) or type_name not in RESOURCE_TYPES:
         issues.append(Issue(path or "$", f"resource type {type_name!r} is not supported here"))
         return
     _object(value, type_name, "", path or type_name, issues, root=True)
