@@ -5,6 +5,7 @@ import vnehr.audit.log
 import vnehr.catalogs.models
 import vnehr.exchange.models
 import vnehr.facilities.models
+import vnehr.fhir.models
 import vnehr.identity.models
 import vnehr.kit.outbox
 import vnehr.records.models

@@ -5,9 +5,11 @@ with the same stable code as the rest of the API.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Callable, Coroutine
-from typing import Annotated, Any
+from decimal import Decimal
+from typing import Annotated, Any, cast
 from urllib.parse import urlencode
 
 import orjson
@@ -17,9 +19,9 @@ from fastapi.responses import Response
 from fastapi.routing import APIRoute
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from vnehr import audit
-from vnehr.fhir import capability, ips, store
-from vnehr.fhir.errors import BadSearch, NameAPatient, UnsupportedType
+from vnehr import audit, submissions
+from vnehr.fhir import capability, ips, mapping, store, write
+from vnehr.fhir.errors import BadBody, BadSearch, NameAPatient, UnsupportedType
 from vnehr.fhir.search import SUPPORTED, criteria, sort_key
 from vnehr.kit.auth import CurrentSubject
 from vnehr.kit.clock import utcnow
@@ -136,6 +138,160 @@ def _entry(base: str, resource: Resource, mode: str | None = None) -> Resource:
     if mode:
         entry["search"] = {"mode": mode}
     return entry
+
+
+# ------------------------------------------------------------------ writing
+
+
+async def _body(request: Request) -> Resource:
+    """The JSON body, capped in size; decimals kept exact (FHIR decimals are precise)."""
+    settings = request.app.state.settings
+    data = await request.body()
+    if len(data) > settings.max_body_bytes:
+        raise write.Invalid([], reason=f"body over {settings.max_body_bytes} bytes")
+    try:
+        parsed = json.loads(data, parse_float=Decimal)
+    except (ValueError, RecursionError) as exc:
+        raise BadBody(reason="not JSON") from exc
+    if not isinstance(parsed, dict):
+        raise BadBody(reason="a FHIR resource is a JSON object")
+    return cast(Resource, parsed)
+
+
+def _intake_options(request: Request) -> submissions.IntakeOptions:
+    settings = request.app.state.settings
+    # A FHIR client authenticates with its private_key_jwt token; XMLDSig covers XML files
+    # only, so the signature setting does not apply to visits sent as FHIR (D33).
+    return submissions.IntakeOptions(
+        limits=submissions.Limits(max_bytes=settings.max_body_bytes),
+        require_signature=False,
+        card_check=request.app.state.card_check,
+    )
+
+
+def _invalid(exc: write.Invalid) -> Response:
+    message = exc.messages()
+    body = {
+        "resourceType": "OperationOutcome",
+        "issue": [
+            {
+                "severity": "error",
+                "code": "structure",
+                "details": {"coding": [{"system": f"{mapping.BASE}/CodeSystem/error-code",
+                                        "code": exc.code}], "text": message["vi"]},
+                "diagnostics": f"{problem.message} ({message['en']})",
+                "expression": [problem.path],
+            }
+            for problem in exc.problems
+        ] or [{"severity": "error", "code": "too-long", "diagnostics": message["en"]}],
+    }  # fmt: skip
+    return fhir_response(body, 422)
+
+
+@router.post("", responses=_FHIR_RESPONSES)
+@router.post("/", responses=_FHIR_RESPONSES, include_in_schema=False)
+async def post_bundle(request: Request, subject: CurrentSubject) -> Response:
+    """A transaction Bundle at visit end: the visit goes through intake (same checks, storage,
+    receipt and outbox as the XML); other entries are stored as sent. All or nothing."""
+    write.require_writer(subject)
+    bundle = await _body(request)
+    if bundle.get("resourceType") != "Bundle":
+        raise write.Unsupported(method="POST of a Bundle", type=str(bundle.get("resourceType")))
+    try:
+        async with database(request).session() as session:
+            result = await write.transaction(session, subject, bundle, _intake_options(request))
+    except write.Invalid as exc:
+        return _invalid(exc)
+    except write.VisitRejected as exc:
+        outcome_body = write.outcome_of(exc.issues)
+        outcome_body["issue"].insert(
+            0,
+            {
+                "severity": "error",
+                "code": "business-rule",
+                "details": {
+                    "coding": [
+                        {"system": f"{mapping.BASE}/CodeSystem/error-code", "code": exc.code}
+                    ],
+                    "text": exc.messages()["vi"],
+                },
+                "diagnostics": exc.messages()["en"],
+            },
+        )
+        return fhir_response(outcome_body, 422)
+    # committed: only now is the answer given
+    return fhir_response(result)
+
+
+@router.post("/{resource_type}", status_code=201, responses=_FHIR_RESPONSES)
+async def create(
+    request: Request, subject: CurrentSubject, resource_type: ResourceType
+) -> Response:
+    """Create a resource as sent (conditional with ``If-None-Exist: identifier=system|value``)."""
+    _supported(resource_type)
+    resource = await _body(request)
+    if resource.get("resourceType") != resource_type:
+        raise BadBody(reason=f"the body is a {resource.get('resourceType')}, not a {resource_type}")
+    try:
+        async with database(request).session() as session:
+            written = await write.store(
+                session,
+                subject,
+                _plain(resource),
+                if_none_exist=request.headers.get("if-none-exist"),
+            )
+    except write.Invalid as exc:
+        return _invalid(exc)
+    return _written(request, written.resource, 201 if written.created else 200)
+
+
+@router.put("/{resource_type}/{resource_id}", responses=_FHIR_RESPONSES)
+async def put(
+    request: Request, subject: CurrentSubject, resource_type: ResourceType, resource_id: ResourceId
+) -> Response:
+    """Update a resource written through FHIR (a new version); visits change through intake."""
+    _supported(resource_type)
+    resource = await _body(request)
+    if resource.get("resourceType") != resource_type or resource.get("id") not in (
+        None,
+        resource_id,
+    ):
+        raise BadBody(reason="the body's type and id must match the URL")
+    try:
+        async with database(request).session() as session:
+            written = await write.store(session, subject, _plain(resource), resource_id=resource_id)
+    except write.Invalid as exc:
+        return _invalid(exc)
+    return _written(request, written.resource, 201 if written.created else 200)
+
+
+def _written(request: Request, resource: Resource, status: int) -> Response:
+    version = resource["meta"]["versionId"]
+    location = f"{_base(request)}/{resource['resourceType']}/{resource['id']}/_history/{version}"
+    return fhir_response(
+        resource,
+        status,
+        headers={
+            "Location": location,
+            "ETag": f'W/"{version}"',
+            "Last-Modified": resource["meta"]["lastUpdated"],
+        },
+    )
+
+
+def _plain(value: Any) -> Any:
+    """Decimals back to JSON numbers for storage (the visit path keeps them exact)."""
+    if isinstance(value, Decimal):
+        return (
+            int(value)
+            if value == value.to_integral_value() and "." not in str(value)
+            else float(value)
+        )
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
 
 
 # ------------------------------------------------------------------ metadata
@@ -276,11 +432,14 @@ async def _search(
         pool = await _registry_pool(session, scope, type_, crits)
     else:
         persons = await _persons_of_query(session, scope, type_, crits)
-        if persons is None:
-            if not scope.is_citizen:
-                raise NameAPatient()
+        if persons is None and scope.is_citizen:
             persons = sorted(scope.holders)
-        pool = await store.compartment(session, scope, persons)
+        if persons is None and type_ in store.VISIT_TYPES:
+            raise NameAPatient()
+        pool = await store.compartment(session, scope, persons or [])
+        if not scope.is_citizen and type_ not in store.VISIT_TYPES:
+            for resource in (await store.written_by(session, scope, type_)).resources.values():
+                pool.add(resource)
     matches = [r for r in pool.of_type(type_) if all(c.test(r) for c in crits)]
     control = dict(items)
     if control.get("_sort"):
@@ -311,21 +470,25 @@ async def _search(
 async def _registry_pool(
     session: AsyncSession, scope: store.Scope, type_: str, crits: list[Any]
 ) -> store.Pool:
-    """Registry searches name what they look for (identifier or _id); a citizen may also list
-    the ones their own record points to."""
+    """Registry searches name what they look for (identifier or _id) in the public directory;
+    a facility also searches what it wrote, a citizen what their record points to."""
     pool = store.Pool()
+    named = False
     for crit in crits:
         if crit.param.name in ("identifier", "_id") and crit.modifier == "":
+            named = True
             for value in crit.values:
                 try:
                     resource, _ = await store.read(session, scope, type_, value.rpartition("|")[2])
                 except VnehrError:
                     continue
                 pool.add(resource)
-            return pool
-    if scope.is_citizen:
+    if not scope.is_citizen:
+        for resource in (await store.written_by(session, scope, type_)).resources.values():
+            pool.add(resource)
+    elif not named:
         return await store.compartment(session, scope, sorted(scope.holders))
-    raise BadSearch(reason=f"search {type_} by identifier or _id")
+    return pool
 
 
 def _page(

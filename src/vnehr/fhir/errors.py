@@ -38,3 +38,8 @@ class UnknownVersion(VnehrError):
 class NotForYou(VnehrError):
     status_code = 403
     code = "FHIR-0006"
+
+
+class BadBody(VnehrError):
+    status_code = 400
+    code = "FHIR-0007"

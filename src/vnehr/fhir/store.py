@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vnehr import audit, catalogs, facilities, identity, records
-from vnehr.fhir import mapping
+from vnehr.fhir import mapping, stored
 from vnehr.fhir.errors import NotForYou, UnknownResource, UnknownVersion
 from vnehr.kit.auth import Subject, require_scope
 
@@ -38,6 +38,12 @@ class Scope:
     @property
     def is_citizen(self) -> bool:
         return self.subject.kind == "person"
+
+    def may_see_stored(self, row: Any) -> bool:
+        """A resource kept as sent: its writer, or the citizen whose compartment it is in."""
+        if self.is_citizen:
+            return bool(row.person_id is not None and row.person_id in self.holders)
+        return bool(row.facility_code == self.facility_code)
 
     def may_see_entry(self, entry: Any) -> bool:
         if self.is_citizen:
@@ -142,10 +148,26 @@ async def compartment(session: AsyncSession, scope: Scope, person_ids: list[int]
         if holder is not None:
             pool.add(mapping.patient(holder, cards.get(person_id, ())))
             pool.person_ids.add(person_id)
+    writer = None if scope.is_citizen else scope.facility_code
+    for kept in await stored.of_persons(session, person_ids, writer):
+        pool.add(kept.body)
+        if kept.person_id is not None:
+            pool.person_ids.add(kept.person_id)
     if scope.is_citizen:
         for row in await audit.events_about(session, sorted(pool.person_ids)):
             pool.add(mapping.audit_event(row))
     await add_registry(session, pool)
+    return pool
+
+
+async def written_by(session: AsyncSession, scope: Scope, type_: str) -> Pool:
+    """What a facility system wrote through FHIR, of one type."""
+    pool = Pool()
+    if scope.facility_code is not None:
+        for row in await stored.by_writer(session, scope.facility_code, type_):
+            pool.add(row.body)
+            if row.person_id is not None:
+                pool.person_ids.add(row.person_id)
     return pool
 
 
@@ -190,6 +212,14 @@ async def add_registry(session: AsyncSession, pool: Pool) -> None:
 # ------------------------------------------------------------------ one resource
 
 
+def _derived(type_: str, id_: str) -> bool:
+    """Ids the mapping makes (visit and person numbers, facility codes, practitioner ids...);
+    resources kept as sent have 32-hex-digit ids."""
+    if type_ in REGISTRY_TYPES:
+        return not (len(id_) == 32 and all(c in "0123456789abcdef" for c in id_))
+    return id_.split("-", 1)[0].isdigit()
+
+
 def visit_of(type_: str, id_: str) -> int | None:
     """The visit (Encounter id) a visit-derived resource id belongs to."""
     head = id_.split("-", 1)[0]
@@ -212,6 +242,13 @@ async def read(session: AsyncSession, scope: Scope, type_: str, id_: str) -> tup
     """The current version of one resource the caller may read (with the pool it came from,
     for audit)."""
     pool = Pool()
+    if not _derived(type_, id_):
+        row = await stored.current(session, type_, id_)
+        if row is None or not scope.may_see_stored(row):
+            raise UnknownResource(type=type_, id=id_)
+        if row.person_id is not None:
+            pool.person_ids.add(row.person_id)
+        return row.body, pool
     if type_ in VISIT_TYPES:
         entry = await _entry(session, scope, type_, id_)
         titles = await catalogs.codebook(session)
@@ -279,7 +316,15 @@ async def _registry_entry(session: AsyncSession, pool: Pool, type_: str, id_: st
 async def history(
     session: AsyncSession, scope: Scope, type_: str, id_: str
 ) -> tuple[list[Resource], Pool]:
-    """Every version of a visit-derived resource, newest first."""
+    """Every version of a resource, newest first."""
+    if not _derived(type_, id_):
+        rows = await stored.versions(session, type_, id_)
+        if not rows or not scope.may_see_stored(rows[0]):
+            raise UnknownResource(type=type_, id=id_)
+        pool = Pool()
+        if rows[0].person_id is not None:
+            pool.person_ids.add(rows[0].person_id)
+        return [r.body for r in rows], pool
     if type_ not in VISIT_TYPES:
         resource, pool = await read(session, scope, type_, id_)
         return [resource], pool

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from vnehr.fhir.spec import SPEC
@@ -204,7 +205,7 @@ def _value(
         return
     if check == NUMBER:
         kind = child.kind
-        if type(item) is bool or not isinstance(item, int | float):
+        if type(item) is bool or not isinstance(item, int | float | Decimal):
             issues.append(Issue(_where(path, key, position), f"a JSON number ({kind})"))
         elif kind != "decimal" and type(item) is not int:
             issues.append(Issue(_where(path, key, position), f"a whole number ({kind})"))

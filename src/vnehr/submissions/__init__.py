@@ -9,19 +9,25 @@ from vnehr.submissions.service import (
     import_file,
     raw_file,
     render_visit,
+    require_sender,
     submit,
     validation_report,
 )
-from vnehr.submissions.xmlio import Limits
+from vnehr.submissions.spec import TABLES_IN_ENVELOPE
+from vnehr.submissions.xmlio import Limits, b64decode, read_table
 
 __all__ = [
     "CardCheck",
     "IntakeOptions",
     "Limits",
+    "TABLES_IN_ENVELOPE",
     "analyse",
+    "b64decode",
     "import_file",
     "raw_file",
+    "read_table",
     "render_visit",
+    "require_sender",
     "router",
     "submit",
     "validation_report",

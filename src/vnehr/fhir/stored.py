@@ -1,0 +1,72 @@
+"""Queries over the resources kept as sent (``fhir_resource``)."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from vnehr.fhir.models import StoredIdentifier, StoredResource
+
+#: At most this many stored resources in one compartment or one writer's search.
+LIMIT = 2000
+
+
+async def current(session: AsyncSession, type_: str, resource_id: str) -> StoredResource | None:
+    stmt = select(StoredResource).where(
+        StoredResource.resource_type == type_,
+        StoredResource.resource_id == resource_id,
+        StoredResource.current.is_(True),
+    )
+    return (await session.scalars(stmt)).first()
+
+
+async def versions(session: AsyncSession, type_: str, resource_id: str) -> list[StoredResource]:
+    """Every version, newest first."""
+    stmt = (
+        select(StoredResource)
+        .where(StoredResource.resource_type == type_, StoredResource.resource_id == resource_id)
+        .order_by(StoredResource.version.desc())
+    )
+    return list(await session.scalars(stmt))
+
+
+async def of_persons(
+    session: AsyncSession, person_ids: list[int], writer: str | None = None
+) -> list[StoredResource]:
+    """Current resources in these persons' compartments (only one writer's, if given)."""
+    if not person_ids:
+        return []
+    stmt = select(StoredResource).where(
+        StoredResource.person_id.in_(person_ids), StoredResource.current.is_(True)
+    )
+    if writer is not None:
+        stmt = stmt.where(StoredResource.facility_code == writer)
+    return list(await session.scalars(stmt.order_by(StoredResource.id.desc()).limit(LIMIT)))
+
+
+async def by_writer(session: AsyncSession, writer: str, type_: str) -> list[StoredResource]:
+    """Current resources of a type that one facility wrote (newest first)."""
+    stmt = (
+        select(StoredResource)
+        .where(
+            StoredResource.facility_code == writer,
+            StoredResource.resource_type == type_,
+            StoredResource.current.is_(True),
+        )
+        .order_by(StoredResource.id.desc())
+        .limit(LIMIT)
+    )
+    return list(await session.scalars(stmt))
+
+
+async def by_identifier(
+    session: AsyncSession, type_: str, system: str | None, value: str, writer: str | None
+) -> list[str]:
+    stmt = select(StoredIdentifier.resource_id).where(
+        StoredIdentifier.resource_type == type_, StoredIdentifier.value == value
+    )
+    if system is not None:
+        stmt = stmt.where(StoredIdentifier.system == system)
+    if writer is not None:
+        stmt = stmt.where(StoredIdentifier.facility_code == writer)
+    return list(await session.scalars(stmt))
