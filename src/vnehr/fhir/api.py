@@ -280,13 +280,12 @@ def _written(request: Request, resource: Resource, status: int) -> Response:
 
 
 def _plain(value: Any) -> Any:
-    """Decimals back to JSON numbers for storage (the visit path keeps them exact)."""
+    """Decimals back to JSON numbers for storage (the visit path keeps them exact): integers
+    that fit in 53 bits stay integers, the rest become the nearest double."""
     if isinstance(value, Decimal):
-        return (
-            int(value)
-            if value == value.to_integral_value() and "." not in str(value)
-            else float(value)
-        )
+        if value == value.to_integral_value() and "." not in str(value) and abs(value) < 2**53:
+            return int(value)
+        return float(value)
     if isinstance(value, dict):
         return {k: _plain(v) for k, v in value.items()}
     if isinstance(value, list):

@@ -390,10 +390,11 @@ def accessed_persons(pool: Pool, resources: Iterable[Resource]) -> set[int]:
     found: set[int] = set()
     for resource in resources:
         if resource["resourceType"] == "Patient":
-            found.add(int(resource["id"]))
+            if str(resource.get("id", "")).isdigit():
+                found.add(int(resource["id"]))
             continue
         for key in ("subject", "patient"):
-            reference = (resource.get(key) or {}).get("reference", "")
-            if reference.startswith("Patient/"):
-                found.add(int(reference.split("/")[1]))
+            reference = str((resource.get(key) or {}).get("reference", ""))
+            if reference.startswith("Patient/") and reference[8:].isdigit():
+                found.add(int(reference[8:]))
     return found & pool.person_ids if pool.person_ids else found

@@ -17,10 +17,10 @@ from vnehr.submissions.spec import TABLES_IN_ENVELOPE
 from vnehr.submissions.xmlio import Limits, b64decode, read_table
 
 __all__ = [
+    "TABLES_IN_ENVELOPE",
     "CardCheck",
     "IntakeOptions",
     "Limits",
-    "TABLES_IN_ENVELOPE",
     "analyse",
     "b64decode",
     "import_file",

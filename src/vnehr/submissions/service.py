@@ -76,9 +76,13 @@ class Analysis:
 
 
 def canonical_sha256(tables: dict[str, list[dict[str, str]]]) -> str:
-    """Hash of a visit's content, independent of whitespace, element order and base64 line
-    breaks: the same visit sent twice hashes the same."""
-    return hashlib.sha256(orjson.dumps(tables, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    """Hash of a visit's content, independent of whitespace, element order, base64 line breaks
+    and empty fields (``<MAHUYEN_CU_TRU/>`` or no element say the same): the same visit sent
+    twice, as XML or as FHIR, hashes the same."""
+    content = {
+        name: [{k: v for k, v in row.items() if v} for row in rows] for name, rows in tables.items()
+    }
+    return hashlib.sha256(orjson.dumps(content, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
 def analyse(data: bytes, *, codes: CodeBook, limits: Limits) -> Analysis:

@@ -1,0 +1,355 @@
+"""Writing through FHIR: official examples kept as sent and returned equal; conditional create
+and versions; a visit sent as a transaction Bundle goes through the XML intake and ends up as the
+very same stored visit as its XML twin."""
+
+from __future__ import annotations
+
+import base64
+import copy
+import random
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import httpx
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tests.fhir.examples import examples
+from tests.fhir.test_api import FHIR, ICD10, check_model, outcome
+from tests.healthbook.test_api import who
+from tests.identity.test_api import sign_in_as
+from tests.submissions.test_intake import facility_with_token, send
+from vnehr.fhir import mapping
+from vnehr.fhir.intake import XML_FIELD, XML_TABLE
+from vnehr.kit.settings import Settings
+from vnehr.records.models import VisitVersion
+from vnehr.submissions import synth
+
+WRITER = ("submission.write", "record.read")
+
+
+def strip(resource: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in resource.items() if k not in ("id", "meta")}
+
+
+async def test_official_examples_are_kept_and_returned_equal(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    _, headers = await facility_with_token(client, session, settings, scopes=WRITER)
+    sent = 0
+    for name, resource in examples():
+        response = await client.post(
+            f"{FHIR}/{resource['resourceType']}", json=resource, headers=headers
+        )
+        assert response.status_code == 201, (name, response.text)
+        created = response.json()
+        assert response.headers["location"].endswith(f"/{created['id']}/_history/1")
+        again = await client.get(
+            f"{FHIR}/{resource['resourceType']}/{created['id']}", headers=headers
+        )
+        assert again.status_code == 200, (name, again.text)
+        assert strip(again.json()) == strip(resource), name
+        sent += 1
+    assert sent >= 200
+
+
+async def test_conditional_create_versions_and_writers(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    _, headers = await facility_with_token(client, session, settings, scopes=WRITER)
+    _, other = await facility_with_token(client, session, settings, scopes=WRITER)
+    practitioner = {
+        "resourceType": "Practitioner",
+        "identifier": [{"system": mapping.PRACTITIONER, "value": "000123/HNO-CCHN"}],
+        "name": [{"text": "BS. Nguyễn Thị Mai"}],
+    }
+    condition = {"If-None-Exist": f"identifier={mapping.PRACTITIONER}|000123/HNO-CCHN"}
+    first = await client.post(
+        f"{FHIR}/Practitioner", json=practitioner, headers={**headers, **condition}
+    )
+    second = await client.post(
+        f"{FHIR}/Practitioner", json=practitioner, headers={**headers, **condition}
+    )
+    assert (first.status_code, second.status_code) == (201, 200)
+    assert first.json()["id"] == second.json()["id"]
+    pid = first.json()["id"]
+    changed = {**practitioner, "id": pid, "name": [{"text": "PGS. Nguyễn Thị Mai"}]}
+    updated = await client.put(f"{FHIR}/Practitioner/{pid}", json=changed, headers=headers)
+    assert updated.status_code == 200
+    assert updated.json()["meta"]["versionId"] == "2"
+    history = (await client.get(f"{FHIR}/Practitioner/{pid}/_history", headers=headers)).json()
+    assert [e["resource"]["name"][0]["text"] for e in history["entry"]] == [
+        "PGS. Nguyễn Thị Mai", "BS. Nguyễn Thị Mai",
+    ]  # fmt: skip
+    old = await client.get(f"{FHIR}/Practitioner/{pid}/_history/1", headers=headers)
+    assert old.json()["name"][0]["text"] == "BS. Nguyễn Thị Mai"
+    outcome(
+        await client.put(f"{FHIR}/Practitioner/{pid}", json=changed, headers=other),
+        403,
+        "FHIR-0014",
+    )
+    outcome(await client.get(f"{FHIR}/Practitioner/{pid}", headers=other), 404, "FHIR-0002")
+    found = (
+        await client.get(
+            f"{FHIR}/Practitioner", params={"name:contains": "nguyen thi mai"}, headers=headers
+        )
+    ).json()
+    assert [e["resource"]["id"] for e in found["entry"]] == [pid]
+
+
+async def test_structural_errors_are_422_with_paths_and_nothing_is_stored(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    _, headers = await facility_with_token(client, session, settings, scopes=WRITER)
+    bad = {"resourceType": "Patient", "gender": "M", "birthDate": "20-01-1990", "nickname": "x"}
+    response = await client.post(f"{FHIR}/Patient", json=bad, headers=headers)
+    assert response.status_code == 422
+    body = response.json()
+    check_model(body)
+    assert {i["expression"][0] for i in body["issue"]} == {"Patient.birthDate", "Patient.nickname"}
+    outcome(
+        await client.post(f"{FHIR}/Patient", content=b"{not json", headers=headers),
+        400,
+        "FHIR-0007",
+    )
+    outcome(
+        await client.post(f"{FHIR}/Patient", json={"resourceType": "Patient"}), 401, "AUTH-0001"
+    )
+
+
+# ------------------------------------------------------------------ a visit as FHIR
+
+
+def _number(text: str) -> tuple[float | int, bool]:
+    """A national number as a JSON number, and whether the JSON number writes back the same."""
+    value = Decimal(text)
+    plain: float | int = int(value) if "." not in text else float(value)
+    return plain, str(plain) == text
+
+
+def _ext(fields: dict[str, str], mapped: set[str]) -> list[dict[str, Any]]:
+    return [
+        {"url": f"{XML_FIELD}{name}", "valueString": value}
+        for name, value in fields.items()
+        if value and name not in mapped
+    ]
+
+
+def bundle_of(visit: synth.SynthVisit, code: str) -> dict[str, Any]:
+    """The visit as a HIS would send it in FHIR, following docs/fhir-mapping.md: FHIR elements
+    where the mapping has them, xml/{FIELD} extensions for the other national fields, whole
+    tables with no resource here embedded in the Encounter."""
+    tables = {
+        k: [{f: v for f, v in r.items() if v} for r in rows] for k, rows in visit.tables.items()
+    }
+    xml1 = tables["XML1"][0]
+    born = xml1["NGAY_SINH"]
+    assert born.endswith("0000")
+    patient = {
+        "resourceType": "Patient",
+        "identifier": [
+            {"system": mapping.PERSONAL_ID, "value": xml1["SO_CCCD"]},
+            {"type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": "MR"}]},
+             "value": xml1["MA_BN"]},
+            *[{"system": mapping.INSURANCE_CARD, "value": c} for c in xml1.get("MA_THE_BHYT", "").split(";") if c],
+        ],
+        "name": [{"text": xml1["HO_TEN"]}],
+        "gender": {"1": "male", "2": "female"}[xml1["GIOI_TINH"]],
+        "birthDate": f"{born[:4]}-{born[4:6]}-{born[6:8]}",
+        "address": [{"text": xml1["DIA_CHI"]}],
+    }  # fmt: skip
+
+    def when(moment: str) -> str:
+        return f"{moment[:4]}-{moment[4:6]}-{moment[6:8]}T{moment[8:10]}:{moment[10:12]}:00+07:00"
+
+    entries: list[dict[str, Any]] = []
+    members: list[tuple[str, dict[str, Any]]] = []
+    codes = [xml1["MA_BENH_CHINH"], *[c for c in xml1.get("MA_BENH_KT", "").split(";") if c]]
+    for rank, icd in enumerate(codes, start=1):
+        members.append((f"urn:uuid:c{rank}", {
+            "resourceType": "Condition", "code": {"coding": [{"system": ICD10, "code": icd}]},
+            "subject": {"reference": "urn:uuid:patient"}, "encounter": {"reference": "urn:uuid:encounter"},
+        }))  # fmt: skip
+    mapped1 = {"MA_LK", "MA_BN", "HO_TEN", "SO_CCCD", "NGAY_SINH", "GIOI_TINH", "MA_THE_BHYT",
+               "DIA_CHI", "LY_DO_VV", "MA_BENH_CHINH", "MA_BENH_KT", "NGAY_VAO", "NGAY_RA",
+               "MA_LOAI_RV", "MA_LOAI_KCB", "MA_CSKCB", "CAN_NANG"}  # fmt: skip
+    weight, exact = _number(xml1["CAN_NANG"])
+    if not exact:
+        mapped1.discard("CAN_NANG")
+    members.append(("urn:uuid:weight", {
+        "resourceType": "Observation", "status": "final",
+        "code": {"coding": [{"system": mapping.LOINC, "code": "29463-7"}]},
+        "subject": {"reference": "urn:uuid:patient"}, "encounter": {"reference": "urn:uuid:encounter"},
+        "valueQuantity": {"value": weight, "unit": "kg"},
+    }))  # fmt: skip
+    for row in tables.get("XML2", []):
+        quantity, exact = _number(row["SO_LUONG"])
+        mapped = {"MA_LK", "MA_THUOC", "TEN_THUOC", "LIEU_DUNG", "CACH_DUNG", "DUONG_DUNG",
+                  "DON_VI_TINH", "NGAY_YL", "MA_BAC_SI"} | ({"SO_LUONG"} if exact else set())  # fmt: skip
+        members.append((f"urn:uuid:m{row['STT']}", {
+            "resourceType": "MedicationRequest", "status": "completed", "intent": "order",
+            "extension": _ext(row, mapped),
+            "medicationCodeableConcept": {"coding": [{"system": mapping.DRUG, "code": row["MA_THUOC"],
+                                                      "display": row["TEN_THUOC"]}]},
+            "subject": {"reference": "urn:uuid:patient"}, "encounter": {"reference": "urn:uuid:encounter"},
+            "authoredOn": when(row["NGAY_YL"]),
+            "requester": {"identifier": {"system": mapping.PRACTITIONER, "value": row["MA_BAC_SI"]}},
+            "dosageInstruction": [{
+                "text": row["LIEU_DUNG"],
+                **({"patientInstruction": row["CACH_DUNG"]} if row.get("CACH_DUNG") else {}),
+                "route": {"coding": [{"system": mapping.ROUTE, "code": row["DUONG_DUNG"]}]},
+            }],
+            "dispenseRequest": {"quantity": {"value": quantity, "unit": row["DON_VI_TINH"]}},
+        }))  # fmt: skip
+    supplies = []
+    for row in tables.get("XML3", []):
+        if row.get("MA_VAT_TU") or not row.get("MA_DICH_VU") or not row.get("NGAY_TH_YL"):
+            supplies.append(row)
+            continue
+        mapped = {"MA_LK", "MA_DICH_VU", "TEN_DICH_VU", "NGAY_TH_YL", "MA_BAC_SI"}
+        members.append((f"urn:uuid:p{row['STT']}", {
+            "resourceType": "Procedure", "status": "completed", "extension": _ext(row, mapped),
+            "code": {"coding": [{"system": mapping.SERVICE, "code": row["MA_DICH_VU"],
+                                 "display": row["TEN_DICH_VU"]}]},
+            "subject": {"reference": "urn:uuid:patient"}, "encounter": {"reference": "urn:uuid:encounter"},
+            "performedDateTime": when(row["NGAY_TH_YL"]),
+            **({"performer": [{"actor": {"identifier": {"system": mapping.PRACTITIONER, "value": row["MA_BAC_SI"]}}}]}
+               if row.get("MA_BAC_SI") else {}),
+        }))  # fmt: skip
+    for row in tables.get("XML4", []):
+        observation: dict[str, Any] = {
+            "resourceType": "Observation", "status": "final",
+            "code": {"text": row["TEN_CHI_SO"],
+                     **({"coding": [{"system": mapping.LAB_INDEX, "code": row["MA_CHI_SO"]}]}
+                        if row.get("MA_CHI_SO") else {})},
+            "subject": {"reference": "urn:uuid:patient"}, "encounter": {"reference": "urn:uuid:encounter"},
+        }  # fmt: skip
+        mapped = {"MA_LK", "MA_CHI_SO", "TEN_CHI_SO", "NGAY_KQ"}
+        if row.get("NGAY_KQ"):
+            observation["effectiveDateTime"] = when(row["NGAY_KQ"])
+        if row.get("GIA_TRI"):
+            observation["valueString"] = row["GIA_TRI"]
+            mapped.add("GIA_TRI")
+        observation["extension"] = _ext(row, mapped)
+        members.append((f"urn:uuid:o{row['STT']}", observation))
+    embedded = dict(tables)
+    for name in ("XML1", "XML2", "XML4"):
+        embedded.pop(name, None)
+    embedded.pop("XML3", None)
+    if supplies:
+        embedded["XML3"] = supplies
+    encounter = {
+        "resourceType": "Encounter",
+        "extension": _ext(xml1, mapped1) + [
+            {"url": XML_TABLE, "extension": [
+                {"url": "name", "valueCode": name},
+                {"url": "content", "valueBase64Binary": base64.b64encode(
+                    synth.table_document(name, rows)).decode()},
+            ]}
+            for name, rows in embedded.items()
+        ],
+        "identifier": [{"system": mapping.VISIT_KEY, "value": f"{code}/{xml1['MA_LK']}"}],
+        "status": "finished",
+        "class": {"system": mapping.ACT_CODE, "code": "AMB"},
+        "type": [{"coding": [{"system": mapping.code_system("care-type"), "code": xml1["MA_LOAI_KCB"]}]}],
+        "subject": {"reference": "urn:uuid:patient"},
+        "period": {"start": when(xml1["NGAY_VAO"]), "end": when(xml1["NGAY_RA"])},
+        "reasonCode": [{"text": xml1["LY_DO_VV"]}],
+        "diagnosis": [{"condition": {"reference": f"urn:uuid:c{r}"}, "rank": r} for r in range(1, len(codes) + 1)],
+        "hospitalization": {"dischargeDisposition": {"coding": [
+            {"system": mapping.code_system("discharge-type"), "code": xml1["MA_LOAI_RV"]}]}},
+    }  # fmt: skip
+    for url, resource in [
+        ("urn:uuid:patient", patient),
+        ("urn:uuid:encounter", encounter),
+        *members,
+    ]:
+        if resource.get("extension") == []:
+            del resource["extension"]
+        entries.append({"fullUrl": url, "resource": resource,
+                        "request": {"method": "POST", "url": resource["resourceType"]}})  # fmt: skip
+    return {"resourceType": "Bundle", "type": "transaction", "entry": entries}
+
+
+def visit(code: str, seed: int) -> synth.SynthVisit:
+    return synth.make_visit(
+        random.Random(seed), facility_code=code, ended=datetime(2026, 10, 20, 10, 30),  # noqa: DTZ001
+        insured=True, age_group=3, referral=False,
+    )  # fmt: skip
+
+
+async def test_a_visit_sent_as_fhir_is_the_same_visit_as_its_xml(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    code, headers = await facility_with_token(client, session, settings, scopes=WRITER)
+    one = visit(code, 61)
+    bundle = bundle_of(one, code)
+    check_model(bundle)
+    response = await client.post(FHIR, json=bundle, headers=headers)
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    check_model(answer)
+    assert answer["type"] == "transaction-response"
+    receipt_id = answer["identifier"]["value"]
+    receipt = (await client.get(f"/api/v1/submissions/{receipt_id}", headers=headers)).json()
+    assert receipt["status"] in ("accepted", "accepted_with_warnings"), receipt
+    [visit_receipt] = receipt["visits"]
+    assert (visit_receipt["visit_key"], visit_receipt["outcome"]) == (one.ma_lk, "new")
+    locations = [e["response"]["location"] for e in answer["entry"]]
+    assert locations[0].startswith("Patient/")
+    assert locations[1].startswith("Encounter/")
+    stored = (
+        await session.scalars(select(VisitVersion).where(VisitVersion.visit_key == one.ma_lk))
+    ).one()
+    expected = {
+        k: [{f: v for f, v in r.items() if v} for r in rows] for k, rows in one.tables.items()
+    }
+    assert stored.tables == expected
+    # The same visit as the national XML is the same content: nothing new.
+    again = await send(client, headers, synth.envelope([one], code))
+    assert again.json()["visits"][0]["outcome"] == "unchanged"
+    # ... and the citizen reads it like any visit.
+    await sign_in_as(client, session, settings, who(one))
+    encounter = (await client.get(f"{FHIR}/{locations[1]}")).json()
+    assert encounter["identifier"][0]["value"] == f"{code}/{one.ma_lk}"
+
+
+async def test_a_visit_the_national_checks_reject_stores_nothing(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    code, headers = await facility_with_token(client, session, settings, scopes=WRITER)
+    one = visit(code, 62)
+    bundle = bundle_of(one, code)
+    encounter = bundle["entry"][1]["resource"]
+    encounter["period"]["end"] = "2020-01-01T00:00:00+07:00"  # ends before it began
+    extra = {"resourceType": "Organization", "name": "Phòng xét nghiệm vệ tinh"}
+    bundle["entry"].append({"fullUrl": "urn:uuid:org", "resource": extra,
+                            "request": {"method": "POST", "url": "Organization"}})  # fmt: skip
+    before = await session.scalar(select(func.count()).select_from(VisitVersion))
+    response = await client.post(FHIR, json=bundle, headers=headers)
+    assert response.status_code == 422, response.text
+    body = response.json()
+    check_model(body)
+    codes = [i["details"]["coding"][0]["code"] for i in body["issue"]]
+    assert codes[0] == "FHIR-0012"
+    assert any(c.startswith("SUB-") for c in codes[1:])
+    assert any("XML1.1.NGAY_RA" in i.get("expression", [""])[0] for i in body["issue"][1:])
+    assert await session.scalar(select(func.count()).select_from(VisitVersion)) == before
+    found = (
+        await client.get(f"{FHIR}/Organization", params={"name": "vệ tinh"}, headers=headers)
+    ).json()
+    assert found["total"] == 0  # the whole transaction rolled back
+
+
+async def test_a_bundle_with_a_broken_entry_is_refused_whole(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    code, headers = await facility_with_token(client, session, settings, scopes=WRITER)
+    bundle = bundle_of(visit(code, 63), code)
+    broken = copy.deepcopy(bundle)
+    broken["entry"][0]["resource"]["birthDate"] = "1990-13-01"
+    response = await client.post(FHIR, json=broken, headers=headers)
+    assert response.status_code == 422
+    assert response.json()["issue"][0]["expression"] == ["Bundle.entry[0].resource.birthDate"]
+    assert await session.scalar(select(func.count()).select_from(VisitVersion)) == 0
