@@ -5,17 +5,19 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from bench import catalog_http, exchange, intake
+from bench import catalog_http, exchange, fhir, intake
 
 
 def main() -> None:
-    wanted = sys.argv[1:] or ["catalog", "intake", "exchange"]
+    wanted = sys.argv[1:] or ["catalog", "intake", "exchange", "fhir"]
     if "catalog" in wanted:
         asyncio.run(catalog_http.main())
     if "intake" in wanted:
         asyncio.run(intake.main())
     if "exchange" in wanted:
         asyncio.run(exchange.main())
+    if "fhir" in wanted:
+        asyncio.run(fhir.main())
 
 
 main()

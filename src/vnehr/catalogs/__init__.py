@@ -18,6 +18,7 @@ from vnehr.catalogs.service import (
 )
 from vnehr.catalogs.snapshot import Snapshot, offline
 from vnehr.catalogs.snapshot import current as codebook
+from vnehr.catalogs.snapshot import recent as recent_codebook
 
 __all__ = [
     "Catalog",
@@ -37,5 +38,6 @@ __all__ = [
     "normalise_code",
     "offline",
     "parse_day",
+    "recent_codebook",
     "router",
 ]

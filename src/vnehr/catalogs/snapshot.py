@@ -9,6 +9,7 @@ its next request, and a load inside a transaction is seen by that transaction on
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date
@@ -95,6 +96,25 @@ class Snapshot:
 _cache: dict[Stamp, Snapshot] = {}
 _lock = asyncio.Lock()
 _KEEP = 4  # copies kept: one per database a process (or the test suite) talks to, roughly
+
+
+_recent: dict[int, tuple[float, Snapshot]] = {}
+
+
+async def recent(session: AsyncSession, max_age: float = 5.0) -> Snapshot:
+    """The copy ``current`` gave this database less than ``max_age`` seconds ago, without
+    asking the database again: for hot reads that only need titles (the health book), where
+    a list loaded a few seconds ago may show its old titles for those seconds."""
+    key = id(session.bind)
+    now = time.monotonic()
+    found = _recent.get(key)
+    if found is not None and now - found[0] < max_age:
+        return found[1]
+    snapshot = await current(session)
+    if len(_recent) > 16:
+        _recent.clear()
+    _recent[key] = (now, snapshot)
+    return snapshot
 
 
 async def current(session: AsyncSession) -> Snapshot:

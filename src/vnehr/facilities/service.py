@@ -213,6 +213,25 @@ async def directory(session: AsyncSession, codes: Iterable[str]) -> dict[str, Fa
     return {f.code: FacilityInfo.model_validate(f) for f in found}
 
 
+_names: dict[str, tuple[float, str]] = {}
+NAMES_MAX_AGE = 60.0
+
+
+async def names(session: AsyncSession, codes: Iterable[str]) -> dict[str, str]:
+    """Facility names by code, from a per-process copy at most a minute old (names change
+    rarely; the health book shows them on every read)."""
+    now = time.monotonic()
+    wanted = set(codes)
+    found = {c: n for c in wanted if (hit := _names.get(c)) and now - hit[0] < NAMES_MAX_AGE
+             for n in [hit[1]]}  # fmt: skip
+    missing = wanted - found.keys()
+    if missing:
+        for code, facility in (await directory(session, missing)).items():
+            _names[code] = (now, facility.name)
+            found[code] = facility.name
+    return found
+
+
 async def practitioner_names(session: AsyncSession, ids: Iterable[str]) -> dict[str, str]:
     """Names of practitioners by practitioner id (the MA_BAC_SI of the tables), when known."""
     return await FacilityRepository(session).practitioner_names(ids)

@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 
 from vnehr.healthbook import pdf, service
 from vnehr.healthbook import schemas as s
-from vnehr.kit.auth import CurrentSubject
+from vnehr.kit.auth import CurrentReader, CurrentSubject
 from vnehr.kit.clock import utcnow
 from vnehr.kit.http import ReadSession, database, error_responses
 
@@ -44,7 +44,7 @@ async def settle(request: Request, read: service.Read[Any]) -> None:
 async def my_timeline(
     request: Request,
     session: ReadSession,
-    subject: CurrentSubject,
+    subject: CurrentReader,
     person: ForWhom = None,
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,

@@ -102,24 +102,48 @@ async def timeline(
     cursor: str | None = None,
     limit: int = 20,
 ) -> Read[tuple[list[s.TimelineItem], str | None]]:
-    """One page of the book's visits, newest first; the cursor of the next page or None."""
-    who = await holder(session, subject, personal_id)
+    """One page of the book's visits, newest first; the cursor of the next page or None.
+
+    The citizen's own book is one statement (the person found inside it by personal ID); a
+    represented person's book first checks the representation."""
+    if subject.kind != "person":
+        raise errors.NoBookYet()
     after = decode_cursor(cursor, (str, int)) if cursor else None
-    rows = await records.timeline_page(
-        session,
-        [who.id],
-        after=(str(after[0]), int(after[1])) if after else None,
-        limit=limit + 1,
-    )
+    key = (str(after[0]), int(after[1])) if after else None
+    who: identity.Holder | None = None
+    if personal_id is None or personal_id == subject.id:
+        persons: Any = identity.person_id_query(subject.id)
+    else:
+        who = await holder(session, subject, personal_id)
+        persons = [who.id]
+    rows = await records.timeline_page(session, persons, after=key, limit=limit + 1)
     more = len(rows) > limit
     rows = rows[:limit]
-    headers, _ = await _headers(session, rows)
-    titles = await catalogs.codebook(session)
-    items = [view.timeline_item(h, titles) for h in headers]
+    titles = await catalogs.recent_codebook(session)
+    names = await facilities.names(session, {r.facility_code for r in rows})
+    items = [
+        view.timeline_item(
+            view.Header(
+                id=r.id,
+                facility=s.FacilityRef(code=r.facility_code, name=names.get(r.facility_code)),
+                care_type=r.care_type,
+                main_diagnosis=r.main_diagnosis,
+                outcome=r.outcome,
+                insured=r.insured,
+                started_at=r.started_at,
+                ended_at=r.ended_at,
+                version=r.version,
+            ),
+            titles,
+        )
+        for r in rows
+    ]
     next_cursor = None
     if more and rows:
         last = rows[-1]
         next_cursor = encode_cursor((last.ended_at.isoformat() if last.ended_at else "", last.id))
+    if who is None:
+        return Read((items, next_cursor))
     return Read((items, next_cursor), _audit(subject, who, "timeline.read", str(who.id)), who)
 
 

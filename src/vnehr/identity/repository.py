@@ -27,6 +27,10 @@ class IdentityRepository:
         self.session.add(row)
         await self.session.flush()
 
+    @staticmethod
+    def person_id_query(personal_id: str) -> Any:
+        return select(Person.id).where(Person.personal_id == personal_id).scalar_subquery()
+
     async def person_by_personal_id(self, personal_id: str) -> Person | None:
         stmt = select(Person).where(Person.personal_id == personal_id)
         return (await self.session.scalars(stmt)).first()

@@ -757,6 +757,11 @@ async def match_patient(
     )
 
 
+def person_id_query(personal_id: str) -> Any:
+    """A scalar subquery giving the person's id, to join in another context's statement."""
+    return IdentityRepository.person_id_query(personal_id)
+
+
 async def person_id_of(session: AsyncSession, personal_id: str) -> int | None:
     """The internal id of the person with this personal ID (None if unknown)."""
     person = await IdentityRepository(session).person_by_personal_id(personal_id)

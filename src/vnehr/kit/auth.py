@@ -220,6 +220,29 @@ async def optional_subject(request: Request) -> Subject | None:
     )
 
 
+async def current_reader(request: Request) -> Subject:
+    """The caller without their roles, for reads that never look at roles (a citizen's own
+    health book): the same cookie and token checks as ``current_subject``, one query less."""
+    settings: Settings = request.app.state.settings
+    header = request.headers.get("authorization", "")
+    if header[:7].lower() == "bearer ":
+        return read_access_token(settings, header[7:].strip())
+    cookie = request.cookies.get(SESSION_COOKIE)
+    data = read_session_cookie(settings, cookie) if cookie else None
+    if data is None or "personal_id" not in data:
+        raise NotSignedIn()
+    request.state.session_data = data
+    return Subject(
+        kind="person",
+        id=str(data["personal_id"]),
+        name=str(data.get("name", "")),
+        assurance_level=data.get("assurance_level"),
+    )
+
+
+CurrentReader = Annotated[Subject, Depends(current_reader)]
+
+
 async def current_subject(
     subject: Annotated[Subject | None, Depends(optional_subject)],
 ) -> Subject:

@@ -155,21 +155,29 @@ async def version_by_id(session: AsyncSession, version_id: int) -> VisitVersion 
 
 async def timeline_page(
     session: AsyncSession,
-    person_ids: list[int],
+    persons: list[int] | Any,
     *,
     after: tuple[str, int] | None,
     limit: int,
-) -> list[TimelineEntry]:
-    """Visits of these persons, newest first (by end of visit, then id); keyset paging with
-    ``after`` = (ended_at ISO text or "", id) of the last row seen."""
-    t = TimelineEntry
+) -> list[Any]:
+    """Visits of these persons (a list of ids, or a scalar subquery giving one), newest first
+    (by end of visit, then id); keyset paging with ``after`` = (ended_at ISO text, id) of the
+    last row seen. Core rows with the timeline's columns: this is the health book's hot read."""
+    t = TimelineEntry.__table__.c
     ended = t.ended_at  # never null: NGAY_RA is required for an accepted visit
-    stmt = select(t).where(t.person_id.in_(person_ids))
+    stmt = select(
+        t.id, t.person_id, t.facility_code, t.care_type, t.main_diagnosis, t.outcome, t.insured,
+        t.started_at, t.ended_at, t.version, t.version_id,
+    )  # fmt: skip
+    if isinstance(persons, list):
+        stmt = stmt.where(t.person_id.in_(persons))
+    else:
+        stmt = stmt.where(t.person_id == persons)
     if after is not None:
-        moment = datetime.fromisoformat(after[0]) if after[0] else _EPOCH
+        moment = datetime.fromisoformat(after[0])
         stmt = stmt.where(or_(ended < moment, and_(ended == moment, t.id < after[1])))
     stmt = stmt.order_by(ended.desc(), t.id.desc()).limit(limit)
-    return list(await session.scalars(stmt))
+    return list((await session.execute(stmt)).all())
 
 
 async def entry(session: AsyncSession, entry_id: int) -> TimelineEntry | None:

@@ -348,7 +348,7 @@ async def book(
         request,
         "book.html",
         subject=who,
-        holder=read.holder,
+        holder=read.holder or holders[0],
         holders=holders,
         items=items,
         next_cursor=next_cursor,
