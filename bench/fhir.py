@@ -152,6 +152,10 @@ async def _wrk(base: str, paths: list[str], cookies: list[str]) -> tuple[float, 
     return int(requests) / float(seconds), int(p99_us) / 1000
 
 
+def _run(args: list[str], env: dict[str, str]) -> None:
+    subprocess.run(args, env=env, check=True, capture_output=True)
+
+
 async def timeline() -> list[str]:
     from vnehr.kit.auth import make_session_cookie
     from vnehr.kit.settings import Settings
@@ -169,11 +173,13 @@ async def timeline() -> list[str]:
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
     env = {**os.environ, "VNEHR_ENV": "development", "VNEHR_DATABASE_URL": url,
-           "VNEHR_PUBLIC_URL": base, "VNEHR_LOG_LEVEL": "WARNING", "VNEHR_SECRET_KEY": SECRET}  # fmt: skip
+           "VNEHR_PUBLIC_URL": base, "VNEHR_LOG_LEVEL": "WARNING", "VNEHR_SECRET_KEY": SECRET,
+           # as in production: the outbox worker runs as its own process, not in the API's
+           "VNEHR_WORKER_IN_PROCESS": "false"}  # fmt: skip
     vnehr = [sys.executable, "-m", "vnehr"]
     try:
-        subprocess.run([*vnehr, "db", "upgrade"], env=env, check=True, capture_output=True)
-        subprocess.run([*vnehr, "demo", "load"], env=env, check=True, capture_output=True)
+        _run([*vnehr, "db", "upgrade"], env)
+        _run([*vnehr, "demo", "load"], env)
         import asyncpg
 
         persons = VISITS // PER_PERSON
@@ -187,7 +193,9 @@ async def timeline() -> list[str]:
                 " DELETE FROM person;"
             )
             started = time.perf_counter()
-            await connection.execute(LOAD_SQL.format(persons=persons, visits=VISITS, per=PER_PERSON))
+            await connection.execute(
+                LOAD_SQL.format(persons=persons, visits=VISITS, per=PER_PERSON)
+            )
             load_seconds = time.perf_counter() - started
             stored = await connection.fetchval("SELECT count(*) FROM timeline_entry")
         finally:
@@ -212,11 +220,14 @@ async def timeline() -> list[str]:
                                                               "assurance_level": 2}))  # fmt: skip
             check = httpx.get(base + "/api/v1/me/timeline",
                               cookies={"vnehr_session": cookies[0]}).json()  # fmt: skip
-            assert len(check["items"]) == PER_PERSON, check
-            await _wrk(base, ["/healthz"], [])  # warm-up
+            if len(check["items"]) != PER_PERSON:
+                raise RuntimeError(f"the loaded book is not what was loaded: {check}")
+            # warm-up at full concurrency, so both workers have built their catalogue copy
+            await _wrk(base, ["/api/v1/me/timeline"], cookies[:200])
+            await _wrk(base, ["/healthz"], [])
             ceiling, ceiling_p99 = await _wrk(base, ["/healthz"], [])
-            await _wrk(base, ["/api/v1/me/timeline"], cookies[:200])  # warm-up
             rate, p99 = await _wrk(base, ["/api/v1/me/timeline"], cookies)
+            ceiling_after, _ = await _wrk(base, ["/healthz"], [])
         finally:
             process.terminate()
             process.wait(timeout=20)
@@ -226,10 +237,10 @@ async def timeline() -> list[str]:
             server.cleanup()
     return [
         f"| visits stored (timeline rows) | {stored:,} ({persons:,} people, loaded in {load_seconds:.0f} s) |",
-        f"| `/healthz` (ceiling), requests/s | {ceiling:,.0f} (p99 {ceiling_p99:.1f} ms) |",
+        f"| `/healthz` (ceiling), requests/s, before / after | {ceiling:,.0f} / {ceiling_after:,.0f} (p99 {ceiling_p99:.1f} ms) |",
         f"| `GET /api/v1/me/timeline` (2,000 citizens at random), requests/s | **{rate:,.0f}** |",
         f"| timeline p99 | **{p99:.1f} ms** |",
-        f"| timeline / ceiling | **{rate / ceiling:.0%}** |",
+        f"| timeline / ceiling (mean of before and after) | **{rate / ((ceiling + ceiling_after) / 2):.0%}** |",
     ]
 
 
@@ -238,7 +249,9 @@ async def main() -> None:
     print("| what | ms |")
     print("|---|---|")
     print("\n".join(validation()))
-    print(f"\nHealth book timeline on PostgreSQL, {CONCURRENCY} connections, {SECONDS} s, 2 workers\n")
+    print(
+        f"\nHealth book timeline on PostgreSQL, {CONCURRENCY} connections, {SECONDS} s, 2 workers\n"
+    )
     print("| what | figure |")
     print("|---|---|")
     print("\n".join(await timeline()))

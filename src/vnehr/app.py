@@ -81,13 +81,15 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware)
     app.include_router(health.router)
+    # The hottest read first: routes are matched in order, and a citizen's timeline should not
+    # pay for testing a hundred other patterns (none overlaps it).
+    app.include_router(healthbook.router)
     app.include_router(catalogs.router)
     app.include_router(identity.router)
     app.include_router(facilities.router)
     app.include_router(facilities.oauth_router)
     app.include_router(submissions.router)
     app.include_router(exchange.router)
-    app.include_router(healthbook.router)
     app.include_router(fhir.router)
     app.include_router(web.router)
 

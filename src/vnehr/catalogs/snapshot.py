@@ -9,6 +9,7 @@ its next request, and a load inside a transaction is seen by that transaction on
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from vnehr.catalogs.loaders import ListData, all_builtin_lists, normalise_icd10
 from vnehr.catalogs.repository import CatalogRepository, Stamp
+from vnehr.kit.db import Database
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,16 +103,18 @@ _KEEP = 4  # copies kept: one per database a process (or the test suite) talks t
 _recent: dict[int, tuple[float, Snapshot]] = {}
 
 
-async def recent(session: AsyncSession, max_age: float = 5.0) -> Snapshot:
+async def recent(db: Database, max_age: float = 5.0) -> Snapshot:
     """The copy ``current`` gave this database less than ``max_age`` seconds ago, without
-    asking the database again: for hot reads that only need titles (the health book), where
-    a list loaded a few seconds ago may show its old titles for those seconds."""
-    key = id(session.bind)
+    touching the database (a read session is opened only to refresh it): for hot reads that
+    only need titles (the health book), where a list loaded a few seconds ago may show its old
+    titles for those seconds."""
+    key = id(db)
     now = time.monotonic()
     found = _recent.get(key)
     if found is not None and now - found[0] < max_age:
         return found[1]
-    snapshot = await current(session)
+    async with db.read_session() as session:
+        snapshot = await current(session)
     if len(_recent) > 16:
         _recent.clear()
     _recent[key] = (now, snapshot)
@@ -131,6 +135,9 @@ async def current(session: AsyncSession) -> Snapshot:
             while len(_cache) >= _KEEP:
                 _cache.pop(next(iter(_cache)))
             _cache[stamp] = found
+            # Tens of thousands of long-lived objects: move them out of the cyclic collector's
+            # way, or every full collection walks them all (pauses of ~0.5 s under load).
+            gc.freeze()
     return found
 
 

@@ -41,6 +41,7 @@ from vnehr.facilities.schemas import (
 from vnehr.facilities.schemas import Facility as FacilityInfo
 from vnehr.kit.auth import Forbidden, Subject
 from vnehr.kit.clock import today_in_vietnam, utcnow
+from vnehr.kit.db import Database
 
 #: The forward path of onboarding; ``suspended`` can be entered from any state.
 PATH: tuple[State, ...] = (
@@ -217,18 +218,29 @@ _names: dict[str, tuple[float, str]] = {}
 NAMES_MAX_AGE = 60.0
 
 
-async def names(session: AsyncSession, codes: Iterable[str]) -> dict[str, str]:
+async def names(db: Database, codes: Iterable[str]) -> dict[str, str]:
     """Facility names by code, from a per-process copy at most a minute old (names change
-    rarely; the health book shows them on every read)."""
+    rarely; the health book shows them on every read). A read session is opened only for
+    codes not in the copy."""
     now = time.monotonic()
     wanted = set(codes)
-    found = {c: n for c in wanted if (hit := _names.get(c)) and now - hit[0] < NAMES_MAX_AGE
-             for n in [hit[1]]}  # fmt: skip
-    missing = wanted - found.keys()
+    found: dict[str, str] = {}
+    missing = set()
+    for code in wanted:
+        hit = _names.get(code)
+        if hit is not None and now - hit[0] < NAMES_MAX_AGE:
+            if hit[1]:
+                found[code] = hit[1]
+        else:
+            missing.add(code)
     if missing:
-        for code, facility in (await directory(session, missing)).items():
-            _names[code] = (now, facility.name)
-            found[code] = facility.name
+        async with db.read_session() as session:
+            known = await directory(session, missing)
+        for code in missing:
+            name = known[code].name if code in known else ""  # unknown codes are cached too
+            _names[code] = (now, name)
+            if name:
+                found[code] = name
     return found
 
 

@@ -43,17 +43,22 @@ async def settle(request: Request, read: service.Read[Any]) -> None:
 @router.get("/timeline", response_model=TimelinePage, responses=error_responses(401, 403, 404))
 async def my_timeline(
     request: Request,
-    session: ReadSession,
     subject: CurrentReader,
     person: ForWhom = None,
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-) -> TimelinePage:
+) -> Response:
     """My visits (or a represented person's), newest first, with cursor paging."""
-    read = await service.timeline(session, subject, personal_id=person, cursor=cursor, limit=limit)
+    read = await service.timeline(
+        database(request), subject, personal_id=person, cursor=cursor, limit=limit
+    )
     await settle(request, read)
     items, next_cursor = read.value
-    return TimelinePage(items=items, next_cursor=next_cursor)
+    # Serialised here (the model is the response_model; FastAPI would validate it again).
+    return Response(
+        TimelinePage(items=items, next_cursor=next_cursor).model_dump_json(),
+        media_type="application/json",
+    )
 
 
 @router.get("/summary", response_model=s.Summary, responses=error_responses(401, 403, 404))

@@ -18,6 +18,7 @@ from vnehr.healthbook import errors, view
 from vnehr.healthbook import schemas as s
 from vnehr.kit.auth import Subject
 from vnehr.kit.clock import utcnow
+from vnehr.kit.db import Database
 from vnehr.kit.errors import VnehrError
 from vnehr.kit.paging import decode_cursor, encode_cursor
 
@@ -95,7 +96,7 @@ async def _headers(
 
 
 async def timeline(
-    session: AsyncSession,
+    db: Database,
     subject: Subject,
     *,
     personal_id: str | None = None,
@@ -104,23 +105,31 @@ async def timeline(
 ) -> Read[tuple[list[s.TimelineItem], str | None]]:
     """One page of the book's visits, newest first; the cursor of the next page or None.
 
-    The citizen's own book is one statement (the person found inside it by personal ID); a
-    represented person's book first checks the representation."""
+    The citizen's own book is the hot read: one statement (the person found inside it by
+    personal ID), through the asyncpg pool on PostgreSQL, titles and facility names from
+    per-process copies. A represented person's book first checks the representation."""
     if subject.kind != "person":
         raise errors.NoBookYet()
     after = decode_cursor(cursor, (str, int)) if cursor else None
     key = (str(after[0]), int(after[1])) if after else None
     who: identity.Holder | None = None
-    if personal_id is None or personal_id == subject.id:
-        persons: Any = identity.person_id_query(subject.id)
+    if (personal_id is None or personal_id == subject.id) and db.fast_reads is not None:
+        rows = await records.own_timeline(
+            None, db.fast_reads, subject.id, after=key, limit=limit + 1
+        )
     else:
-        who = await holder(session, subject, personal_id)
-        persons = [who.id]
-    rows = await records.timeline_page(session, persons, after=key, limit=limit + 1)
+        async with db.read_session() as session:
+            if personal_id is None or personal_id == subject.id:
+                rows = await records.own_timeline(
+                    session, None, subject.id, after=key, limit=limit + 1
+                )
+            else:
+                who = await holder(session, subject, personal_id)
+                rows = await records.timeline_page(session, [who.id], after=key, limit=limit + 1)
     more = len(rows) > limit
     rows = rows[:limit]
-    titles = await catalogs.recent_codebook(session)
-    names = await facilities.names(session, {r.facility_code for r in rows})
+    titles = await catalogs.recent_codebook(db)
+    names = await facilities.names(db, {r.facility_code for r in rows})
     items = [
         view.timeline_item(
             view.Header(

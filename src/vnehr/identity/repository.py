@@ -28,7 +28,7 @@ class IdentityRepository:
         await self.session.flush()
 
     @staticmethod
-    def person_id_query(personal_id: str) -> Any:
+    def person_id_query(personal_id: Any) -> Any:
         return select(Person.id).where(Person.personal_id == personal_id).scalar_subquery()
 
     async def person_by_personal_id(self, personal_id: str) -> Person | None:

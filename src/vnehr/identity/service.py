@@ -757,7 +757,7 @@ async def match_patient(
     )
 
 
-def person_id_query(personal_id: str) -> Any:
+def person_id_query(personal_id: Any) -> Any:
     """A scalar subquery giving the person's id, to join in another context's statement."""
     return IdentityRepository.person_id_query(personal_id)
 

@@ -7,10 +7,11 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Literal
 
-from sqlalchemy import and_, insert, or_, select, update
+from sqlalchemy import and_, bindparam, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from vnehr.kit.db import insert_for
+from vnehr import identity
+from vnehr.kit.db import FastReads, insert_for
 from vnehr.records.models import TimelineEntry, VisitVersion
 
 Outcome = Literal["new", "changed", "unchanged"]
@@ -178,6 +179,48 @@ async def timeline_page(
         stmt = stmt.where(or_(ended < moment, and_(ended == moment, t.id < after[1])))
     stmt = stmt.order_by(ended.desc(), t.id.desc()).limit(limit)
     return list((await session.execute(stmt)).all())
+
+
+def _own_timeline(paged: bool) -> Any:
+    """The citizen's own timeline in one statement (the person found by personal ID inside
+    it), as the hot path runs it; ``paged`` adds the keyset condition."""
+    t = TimelineEntry.__table__.c
+    stmt = select(
+        t.id, t.person_id, t.facility_code, t.care_type, t.main_diagnosis, t.outcome, t.insured,
+        t.started_at, t.ended_at, t.version, t.version_id,
+    ).where(t.person_id == identity.person_id_query(bindparam("personal_id")))  # fmt: skip
+    if paged:
+        ended = bindparam("ended", type_=t.ended_at.type)
+        stmt = stmt.where(
+            or_(t.ended_at < ended, and_(t.ended_at == ended, t.id < bindparam("last_id")))
+        )
+    return stmt.order_by(t.ended_at.desc(), t.id.desc()).limit(bindparam("limit"))
+
+
+_OWN_FIRST = _own_timeline(False)
+_OWN_NEXT = _own_timeline(True)
+
+
+async def own_timeline(
+    session: AsyncSession | None,
+    fast: FastReads | None,
+    personal_id: str,
+    *,
+    after: tuple[str, int] | None,
+    limit: int,
+) -> list[Any]:
+    """A person's own timeline page by personal ID; through the asyncpg pool when there is one
+    (PostgreSQL), else the session. Rows as ``timeline_page`` gives them."""
+    params: dict[str, Any] = {"personal_id": personal_id, "limit": limit}
+    statement = _OWN_FIRST
+    if after is not None:
+        statement = _OWN_NEXT
+        params |= {"ended": datetime.fromisoformat(after[0]), "last_id": after[1]}
+    if fast is not None:
+        return await fast.fetch(statement, **params)
+    if session is None:
+        raise ValueError("own_timeline needs a session or the asyncpg pool")
+    return list((await session.execute(statement, params)).all())
 
 
 async def entry(session: AsyncSession, entry_id: int) -> TimelineEntry | None:

@@ -26,7 +26,7 @@ from vnehr.kit.auth import (
 )
 from vnehr.kit.clock import VIETNAM
 from vnehr.kit.errors import VnehrError
-from vnehr.kit.http import ReadSession, WriteSession
+from vnehr.kit.http import ReadSession, WriteSession, database
 from vnehr.kit.i18n import text, texts
 from vnehr.kit.settings import Settings
 
@@ -338,7 +338,9 @@ async def book(
     if isinstance(who, RedirectResponse):
         return who
     try:
-        read = await healthbook.timeline(session, who, personal_id=person, cursor=cursor, limit=20)
+        read = await healthbook.timeline(
+            database(request), who, personal_id=person, cursor=cursor, limit=20
+        )
         holders = await identity.book_holders(session, who)
     except VnehrError as exc:
         return _error_page(request, exc)
