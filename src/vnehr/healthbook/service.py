@@ -134,7 +134,9 @@ async def timeline(
         view.timeline_item(
             view.Header(
                 id=r.id,
-                facility=s.FacilityRef(code=r.facility_code, name=names.get(r.facility_code)),
+                facility=s.FacilityRef.model_construct(
+                    code=r.facility_code, name=names.get(r.facility_code)
+                ),
                 care_type=r.care_type,
                 main_diagnosis=r.main_diagnosis,
                 outcome=r.outcome,

@@ -91,14 +91,15 @@ def coded(titles: Titles, list_name: str, code: str | None, day: date) -> s.Code
         return None
     key = _icd(code) if list_name == "icd10" else code.strip()
     entry = titles.in_force(list_name, key, day)
+    # model_construct: the values come from our own tables and catalogues (no validation)
     if entry is None:
-        return s.Coded(code=key)
-    return s.Coded(code=key, vi=entry.title_vi, en=entry.title_en)
+        return s.Coded.model_construct(code=key, vi=None, en=None)
+    return s.Coded.model_construct(code=key, vi=entry.title_vi, en=entry.title_en)
 
 
 def timeline_item(header: Header, titles: Titles) -> s.TimelineItem:
     day = (header.ended_at or header.started_at or datetime.now()).date()  # noqa: DTZ005
-    return s.TimelineItem(
+    return s.TimelineItem.model_construct(
         id=header.id,
         facility=header.facility,
         care_type=coded(titles, "care-type", header.care_type, day),
