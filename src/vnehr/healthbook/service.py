@@ -102,8 +102,9 @@ async def timeline(
     personal_id: str | None = None,
     cursor: str | None = None,
     limit: int = 20,
-) -> Read[tuple[list[s.TimelineItem], str | None]]:
-    """One page of the book's visits, newest first; the cursor of the next page or None.
+) -> Read[tuple[list[dict[str, Any]], str | None]]:
+    """One page of the book's visits (dicts shaped as ``schemas.TimelineItem``), newest first;
+    the cursor of the next page or None.
 
     The citizen's own book is the hot read: one statement (the person found inside it by
     personal ID), through the asyncpg pool on PostgreSQL, titles and facility names from
@@ -131,12 +132,10 @@ async def timeline(
     titles = await catalogs.recent_codebook(db)
     names = await facilities.names(db, {r.facility_code for r in rows})
     items = [
-        view.timeline_item(
+        view.timeline_row(
             view.Header(
                 id=r.id,
-                facility=s.FacilityRef.model_construct(
-                    code=r.facility_code, name=names.get(r.facility_code)
-                ),
+                facility=s.FacilityRef(code=r.facility_code, name=names.get(r.facility_code)),
                 care_type=r.care_type,
                 main_diagnosis=r.main_diagnosis,
                 outcome=r.outcome,

@@ -89,27 +89,42 @@ def coded(titles: Titles, list_name: str, code: str | None, day: date) -> s.Code
     """A code with its titles in force on ``day`` (the code alone when the list lacks it)."""
     if not code:
         return None
+    found = coded_dict(titles, list_name, code, day)
+    return s.Coded(**found) if found else None
+
+
+def coded_dict(
+    titles: Titles, list_name: str, code: str | None, day: date
+) -> dict[str, Any] | None:
+    """``coded`` as a plain dict (for the hot JSON path)."""
+    if not code:
+        return None
     key = _icd(code) if list_name == "icd10" else code.strip()
     entry = titles.in_force(list_name, key, day)
-    # model_construct: the values come from our own tables and catalogues (no validation)
     if entry is None:
-        return s.Coded.model_construct(code=key, vi=None, en=None)
-    return s.Coded.model_construct(code=key, vi=entry.title_vi, en=entry.title_en)
+        return {"code": key, "vi": None, "en": None}
+    return {"code": key, "vi": entry.title_vi, "en": entry.title_en}
+
+
+def timeline_row(header: Header, titles: Titles) -> dict[str, Any]:
+    """A timeline item as a plain dict, the shape of ``schemas.TimelineItem`` (the hot read
+    serialises it with orjson; pages and the summary validate it into the model)."""
+    day = (header.ended_at or header.started_at or datetime.now()).date()  # noqa: DTZ005
+    return {
+        "id": header.id,
+        "facility": {"code": header.facility.code, "name": header.facility.name},
+        "care_type": coded_dict(titles, "care-type", header.care_type, day),
+        "started_at": header.started_at,
+        "ended_at": header.ended_at,
+        "main_diagnosis": coded_dict(titles, "icd10", header.main_diagnosis, day),
+        "outcome": coded_dict(titles, "treatment-result", header.outcome, day),
+        "insured": header.insured,
+        "version": header.version,
+    }
 
 
 def timeline_item(header: Header, titles: Titles) -> s.TimelineItem:
-    day = (header.ended_at or header.started_at or datetime.now()).date()  # noqa: DTZ005
-    return s.TimelineItem.model_construct(
-        id=header.id,
-        facility=header.facility,
-        care_type=coded(titles, "care-type", header.care_type, day),
-        started_at=header.started_at,
-        ended_at=header.ended_at,
-        main_diagnosis=coded(titles, "icd10", header.main_diagnosis, day),
-        outcome=coded(titles, "treatment-result", header.outcome, day),
-        insured=header.insured,
-        version=header.version,
-    )
+    return s.TimelineItem.model_validate(timeline_row(header, titles))
 
 
 def diagnoses(xml1: Mapping[str, str], titles: Titles, day: date) -> list[s.Diagnosis]:
