@@ -124,3 +124,31 @@ def test_make_run_path_serves_asthma_over_http(tmp_path: Path) -> None:
     assert access, stderr.decode()[-2000:]
     assert "request_id=" in access[0]
     assert "status=200" in access[0]
+
+
+def test_audit_seal_and_verify_find_a_forged_row(sqlite_env: str) -> None:
+    import sqlite3
+
+    assert runner.invoke(app, ["db", "upgrade"]).exit_code == 0
+    loaded = runner.invoke(app, ["demo", "load"])  # intake writes audit rows
+    assert loaded.exit_code == 0, loaded.output
+    sealed = runner.invoke(app, ["audit", "seal"])
+    assert sealed.exit_code == 0, sealed.output
+    count = int(sealed.output.split()[-1])
+    assert count > 0
+    verified = runner.invoke(app, ["audit", "verify"])
+    assert verified.exit_code == 0, verified.output
+    assert f"{count} sealed rows" in verified.output
+    assert verified.output.strip().endswith("intact")
+    key = runner.invoke(app, ["audit", "key"]).output.split()
+    assert len(key) == 2
+    assert len(key[1]) == 44  # a base64 Ed25519 public key
+    # Someone with the database file drops the guard and rewrites who did something.
+    path = sqlite_env.split("///", 1)[1]
+    with sqlite3.connect(path) as raw:
+        raw.execute("DROP TRIGGER audit_event_sealed")
+        raw.execute("UPDATE audit_event SET actor = 'person:000000000000' WHERE seq = 2")
+    broken = runner.invoke(app, ["audit", "verify"])
+    assert broken.exit_code == 1
+    assert "BROKEN: position 2 (row" in broken.output
+    assert "content changed after sealing" in broken.output

@@ -11,6 +11,7 @@ from fastapi import FastAPI
 
 from vnehr import (
     __version__,
+    audit,
     catalogs,
     exchange,
     facilities,
@@ -52,23 +53,31 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
                 pool_size=settings.db_pool_size,
             )
         stop = asyncio.Event()
-        worker = None
+        tasks = []
         if settings.worker_inside_server:
-            # Embedded default: the outbox is delivered by this process (no separate worker).
-            worker = asyncio.create_task(
-                exchange.run(
-                    app.state.database,
-                    exchange_handlers(settings, app.state.http),
-                    policy(settings),
-                    stop=stop,
+            # Embedded default: the outbox is delivered, and the audit log sealed, by this
+            # process (no separate worker).
+            tasks.append(
+                asyncio.create_task(
+                    exchange.run(
+                        app.state.database,
+                        exchange_handlers(settings, app.state.http),
+                        policy(settings),
+                        stop=stop,
+                    )
+                )
+            )
+            tasks.append(
+                asyncio.create_task(
+                    audit.run_sealer(app.state.database, audit_key(settings), stop=stop)
                 )
             )
         try:
             yield
         finally:
             stop.set()
-            if worker is not None:
-                await worker
+            for task in tasks:
+                await task
             await app.state.http.aclose()
             if owned:
                 await app.state.database.dispose()
@@ -195,3 +204,8 @@ def factory() -> FastAPI:
     settings = get_settings()
     configure_logging(settings.log_level, settings.json_logs)
     return create_app(settings)
+
+
+def audit_key(settings: Settings) -> audit.AuditKey:
+    """The key the audit checkpoints are signed with (derived from the deployment secret)."""
+    return audit.AuditKey.from_secret(settings.secret_key.get_secret_value())

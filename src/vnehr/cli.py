@@ -97,8 +97,8 @@ def worker() -> None:
 
     import httpx
 
-    from vnehr import exchange
-    from vnehr.app import exchange_handlers, policy
+    from vnehr import audit, exchange
+    from vnehr.app import audit_key, exchange_handlers, policy
     from vnehr.exchange import nats_bus
 
     async def main() -> None:
@@ -120,12 +120,68 @@ def worker() -> None:
                         replicas=settings.nats_replicas,
                     )
                 else:
+                    sealer = asyncio.create_task(
+                        audit.run_sealer(db, audit_key(settings), stop=stop)
+                    )
                     await exchange.run(db, handlers, policy(settings), stop=stop)
+                    await sealer
             finally:
                 await db.dispose()
 
     typer.echo(f"vnehr worker: delivering the outbox to {settings.bhxh_base}")
     asyncio.run(main())
+
+
+audit_app = typer.Typer(help="The audit log: seal the hash chain, verify it, show the key.")
+app.add_typer(audit_app, name="audit")
+
+
+@audit_app.command("seal")
+def audit_seal() -> None:
+    """Chain the rows not yet sealed and sign a checkpoint (the worker does it every 10 s)."""
+    from vnehr import audit
+    from vnehr.app import audit_key
+
+    settings = _settings()
+
+    async def work(db: Database) -> None:
+        typer.echo(f"sealed {await audit.seal_all(db, audit_key(settings))}")
+
+    _run(work)
+
+
+@audit_app.command("verify")
+def audit_verify() -> None:
+    """Walk the chain and the signed checkpoints; exit 1 and say where, if anything was
+    changed, removed, reordered or cut off."""
+    from vnehr import audit
+    from vnehr.app import audit_key
+
+    settings = _settings()
+
+    async def work(db: Database) -> audit.Report:
+        async with db.read_session() as session:
+            return await audit.verify(session, [audit_key(settings)])
+
+    report = _run(work)
+    typer.echo(
+        f"{report.rows} sealed rows, {report.unsealed} not yet sealed, "
+        f"{report.checkpoints} signed checkpoints"
+    )
+    for problem in report.problems:
+        typer.echo(f"BROKEN: {problem}")
+    if not report.intact:
+        raise typer.Exit(1)
+    typer.echo("intact")
+
+
+@audit_app.command("key")
+def audit_public_key() -> None:
+    """The public key (Ed25519, base64) that checks the checkpoints' signatures."""
+    from vnehr.app import audit_key
+
+    key = audit_key(_settings())
+    typer.echo(f"{key.key_id} {key.public_b64()}")
 
 
 outbox_app = typer.Typer(help="The outbox: what waits to leave the system, and dead letters.")

@@ -1,6 +1,7 @@
 """Every context's tables, imported in one place so the one metadata knows them all
 (migrations, schema checks). A composition root: nothing imports it but those."""
 
+import vnehr.audit.chain
 import vnehr.audit.log
 import vnehr.catalogs.models
 import vnehr.exchange.models

@@ -1,7 +1,19 @@
 """Audit: the append-only log of who did what to whose record. Rows are written in the same
-transaction as the act; the hash chain that makes tampering visible is sealed by a job (to come
-with the sharing issue), so writers never queue on one lock."""
+transaction as the act; a sealer chains them afterwards (hash chain + signed checkpoints), so
+writers never queue on one lock, and ``verify`` finds any changed, removed or reordered row."""
 
+from vnehr.audit.chain import AuditCheckpoint, AuditKey, Report, run_sealer, seal, seal_all, verify
 from vnehr.audit.log import AuditEvent, audit_event, events_about
 
-__all__ = ["AuditEvent", "audit_event", "events_about"]
+__all__ = [
+    "AuditCheckpoint",
+    "AuditEvent",
+    "AuditKey",
+    "Report",
+    "audit_event",
+    "events_about",
+    "run_sealer",
+    "seal",
+    "seal_all",
+    "verify",
+]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Index, String, select
+from sqlalchemy import BigInteger, Index, String, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -15,7 +15,10 @@ from vnehr.kit.db import Base, BigId, JSONDoc, UtcDateTime
 
 class AuditEvent(Base):
     __tablename__ = "audit_event"
-    __table_args__ = (Index("ix_audit_event_person", "person_id", "at"),)
+    __table_args__ = (
+        Index("ix_audit_event_person", "person_id", "at"),
+        Index("ix_audit_event_seq", "seq", unique=True),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     at: Mapped[datetime] = mapped_column(UtcDateTime())
@@ -25,6 +28,7 @@ class AuditEvent(Base):
     object_type: Mapped[str] = mapped_column(String(60))
     object_id: Mapped[str] = mapped_column(String(200))
     detail: Mapped[dict[str, Any] | None] = mapped_column(JSONDoc)
+    seq: Mapped[int | None] = mapped_column(BigInteger)  # position in the chain, once sealed
     prev_hash: Mapped[str | None] = mapped_column(String(64))
     hash: Mapped[str | None] = mapped_column(String(64))
 

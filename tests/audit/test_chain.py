@@ -1,0 +1,158 @@
+"""The audit log's hash chain: sealed rows verify; any changed, removed, reordered or cut-off row
+is found and named; the database itself refuses updates of sealed rows and deletes."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select, text
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from vnehr import audit
+from vnehr.audit import AuditEvent
+from vnehr.kit.clock import utcnow
+
+KEY = audit.AuditKey.from_secret("audit-test-secret-" + "z" * 40)
+
+
+async def rows(session: AsyncSession, count: int) -> list[AuditEvent]:
+    made = [
+        audit.audit_event(
+            actor=f"person:00108500{n:04d}", action="visit.read", object_type="visit_version",
+            object_id=str(n), person_id=n % 3 + 1, detail={"n": n, "ghi chú": "đọc"},
+        )
+        for n in range(count)
+    ]  # fmt: skip
+    session.add_all(made)
+    await session.flush()
+    return made
+
+
+async def without_guards(session: AsyncSession) -> None:
+    """What someone with database access could do: drop the append-only triggers (inside the
+    test's transaction, rolled back afterwards)."""
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(
+            text("ALTER TABLE audit_event DISABLE TRIGGER audit_event_append_only")
+        )
+    else:
+        await session.execute(text("DROP TRIGGER audit_event_no_delete"))
+        await session.execute(text("DROP TRIGGER audit_event_sealed"))
+
+
+async def sealed(session: AsyncSession, count: int = 12) -> list[AuditEvent]:
+    made = await rows(session, count)
+    while await audit.seal(session, KEY):
+        pass
+    for row in made:
+        await session.refresh(row)
+    return made
+
+
+async def test_a_sealed_log_verifies_and_later_rows_extend_it(session: AsyncSession) -> None:
+    first = await sealed(session)
+    assert all(r.seq is not None and r.hash for r in first)
+    report = await audit.verify(session, [KEY])
+    assert report.intact, report.problems
+    assert report.rows >= 12
+    assert report.unsealed == 0
+    more = await rows(session, 3)
+    report = await audit.verify(session, [KEY])
+    assert (report.intact, report.unsealed) == (True, 3)
+    assert await audit.seal(session, KEY) == 3
+    for row in more:
+        await session.refresh(row)
+    assert more[0].prev_hash == max(first, key=lambda r: r.seq or 0).hash
+    assert (await audit.verify(session, [KEY])).intact
+
+
+async def test_the_database_refuses_changes_to_sealed_rows_and_deletes(
+    session: AsyncSession,
+) -> None:
+    made = await sealed(session, 2)
+    with pytest.raises((DBAPIError, IntegrityError)):
+        async with session.begin_nested():
+            await session.execute(
+                text("UPDATE audit_event SET actor = 'someone' WHERE id = :id"), {"id": made[0].id}
+            )
+    with pytest.raises((DBAPIError, IntegrityError)):
+        async with session.begin_nested():
+            await session.execute(
+                text("DELETE FROM audit_event WHERE id = :id"), {"id": made[1].id}
+            )
+
+
+async def test_a_changed_row_is_found_with_its_position(session: AsyncSession) -> None:
+    made = await sealed(session)
+    await without_guards(session)
+    victim = made[5]
+    await session.execute(
+        text("UPDATE audit_event SET actor = 'person:000000000000' WHERE id = :id"),
+        {"id": victim.id},
+    )
+    report = await audit.verify(session, [KEY])
+    assert not report.intact
+    assert report.problems == [
+        f"position {victim.seq} (row {victim.id}): content changed after sealing "
+        f"(visit.read by person:000000000000)"
+    ]
+
+
+async def test_a_removed_row_is_found(session: AsyncSession) -> None:
+    made = await sealed(session)
+    await without_guards(session)
+    await session.execute(text("DELETE FROM audit_event WHERE id = :id"), {"id": made[4].id})
+    report = await audit.verify(session, [KEY])
+    assert any(f"missing before row {made[5].id}" in p for p in report.problems)
+    assert any(f"(row {made[5].id}): does not follow" in p for p in report.problems)
+
+
+async def test_reordered_rows_are_found(session: AsyncSession) -> None:
+    made = await sealed(session)
+    await without_guards(session)
+    a, b = made[2], made[3]
+    # swap their positions (and chain fields), as a careful forger would
+    await session.execute(text("UPDATE audit_event SET seq = -1 WHERE id = :id"), {"id": a.id})
+    await session.execute(
+        text("UPDATE audit_event SET seq = :s, prev_hash = :p, hash = :h WHERE id = :id"),
+        {"s": a.seq, "p": a.prev_hash, "h": a.hash, "id": b.id},
+    )
+    await session.execute(
+        text("UPDATE audit_event SET seq = :s, prev_hash = :p, hash = :h WHERE id = :id"),
+        {"s": b.seq, "p": b.prev_hash, "h": b.hash, "id": a.id},
+    )
+    report = await audit.verify(session, [KEY])
+    assert any(f"position {a.seq} (row {b.id}): content changed" in p for p in report.problems)
+    assert any(f"position {b.seq} (row {a.id}): content changed" in p for p in report.problems)
+
+
+async def test_rows_cut_off_the_end_and_forged_checkpoints_are_found(
+    session: AsyncSession,
+) -> None:
+    made = await sealed(session)
+    await without_guards(session)
+    last = max(made, key=lambda r: r.seq or 0)
+    await session.execute(text("DELETE FROM audit_event WHERE id = :id"), {"id": last.id})
+    report = await audit.verify(session, [KEY])
+    assert any("rows cut off the end" in p for p in report.problems)
+    other = audit.AuditKey.from_secret("another-secret-" + "q" * 40)
+    session.add(
+        audit.AuditCheckpoint(
+            seq=1, hash="0" * 64, signed_at=utcnow(), key_id=KEY.key_id, signature="AAAA"
+        )
+    )
+    await session.flush()
+    report = await audit.verify(session, [KEY])
+    assert any("signature does not verify" in p for p in report.problems)
+    assert not (await audit.verify(session, [other])).intact
+
+
+async def test_rows_count_and_checkpoints_are_signed_by_the_key(session: AsyncSession) -> None:
+    await sealed(session, 4)
+    checkpoint = (
+        await session.scalars(
+            select(audit.AuditCheckpoint).order_by(audit.AuditCheckpoint.id.desc()).limit(1)
+        )
+    ).one()
+    assert checkpoint.key_id == KEY.key_id
+    assert len(KEY.public_b64()) == 44
