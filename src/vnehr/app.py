@@ -93,6 +93,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     # The hottest read first: routes are matched in order, and a citizen's timeline should not
     # pay for testing a hundred other patterns (none overlaps it).
     app.include_router(healthbook.router)
+    app.include_router(healthbook.department_router)
     app.include_router(catalogs.router)
     app.include_router(identity.router)
     app.include_router(facilities.router)

@@ -136,3 +136,26 @@ async def test_a_citizen_reads_the_book_on_a_phone_in_both_languages(
     await expect(page.get_by_role("heading", level=1)).to_contain_text("Hoàng Minh Khang")
     await expect(page.get_by_role("table", name="timeline").locator("tbody tr")).to_have_count(2)
     await context.close()
+
+
+async def test_a_child_sees_that_a_parent_looked_and_reports_it(
+    server: str, browser: Browser
+) -> None:
+    context = await browser.new_context(locale="vi-VN", viewport={"width": 390, "height": 844})
+    page = await context.new_page()
+    await page.goto(server + "/auth/login?next=/portal")
+    await page.get_by_role("button", name="Nguyễn Văn An", exact=True).click()
+    await page.get_by_role("link", name="Hoàng Minh Khang").click()
+    await expect(page.get_by_role("table", name="timeline")).to_be_visible()
+    await page.get_by_role("link", name="Đăng xuất").click()
+
+    await page.goto(server + "/auth/login?next=/portal/book/access-log")
+    await page.get_by_role("button", name="Hoàng Minh Khang", exact=True).click()
+    log = page.get_by_role("table", name="access log")
+    await expect(log).to_contain_text("Nguyễn Văn An")
+    await expect(log).to_contain_text("parent")
+    await page.screenshot(path=SCREENSHOTS / "access-log-vi.png", full_page=True)
+    await log.get_by_role("button", name="Tôi không nhận ra lượt xem này").first.click()
+    await expect(page.get_by_role("status")).to_contain_text("Đã gửi khiếu nại tới Sở Y tế")
+    await expect(log).to_contain_text("Đã báo Sở Y tế")
+    await context.close()

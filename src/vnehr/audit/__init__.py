@@ -3,15 +3,25 @@ transaction as the act; a sealer chains them afterwards (hash chain + signed che
 writers never queue on one lock, and ``verify`` finds any changed, removed or reordered row."""
 
 from vnehr.audit.chain import AuditCheckpoint, AuditKey, Report, run_sealer, seal, seal_all, verify
-from vnehr.audit.log import AuditEvent, audit_event, events_about
+from vnehr.audit.log import (
+    READS,
+    AccessDispute,
+    AuditEvent,
+    audit_event,
+    events_about,
+    reads_about,
+)
 
 __all__ = [
+    "READS",
+    "AccessDispute",
     "AuditCheckpoint",
     "AuditEvent",
     "AuditKey",
     "Report",
     "audit_event",
     "events_about",
+    "reads_about",
     "run_sealer",
     "seal",
     "seal_all",

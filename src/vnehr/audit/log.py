@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Index, String, select
+from sqlalchemy import BigInteger, ForeignKey, Index, String, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -67,3 +67,47 @@ async def events_about(
         .limit(limit)
     )
     return list(await session.scalars(stmt))
+
+
+#: Actions that are someone reading or taking a copy of a person's record.
+READS = ("visit.read", "timeline.read", "summary.read", "fhir.read", "visit.exported")
+
+
+async def reads_about(
+    session: AsyncSession,
+    person_ids: list[int],
+    *,
+    not_by: str,
+    limit: int = 100,
+    before_id: int | None = None,
+) -> list[AuditEvent]:
+    """Reads of these persons' records by anyone but ``not_by`` (the citizen), newest first."""
+    if not person_ids:
+        return []
+    stmt = select(AuditEvent).where(
+        AuditEvent.person_id.in_(person_ids),
+        AuditEvent.action.in_(READS),
+        AuditEvent.actor != not_by,
+    )
+    if before_id is not None:
+        stmt = stmt.where(AuditEvent.id < before_id)
+    return list(await session.scalars(stmt.order_by(AuditEvent.id.desc()).limit(limit)))
+
+
+class AccessDispute(Base):
+    """A citizen's "I don't recognise this" about one read of their record: a case for the
+    health department until someone closes it with a finding."""
+
+    __tablename__ = "access_dispute"
+    __table_args__ = (Index("ix_access_dispute_status", "status", "opened_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    audit_event_id: Mapped[int] = mapped_column(BigId, ForeignKey("audit_event.id"))
+    person_id: Mapped[int] = mapped_column(BigId, index=True)
+    opened_by: Mapped[str] = mapped_column(String(100))
+    reason: Mapped[str | None] = mapped_column(String(1000))
+    opened_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    status: Mapped[str] = mapped_column(String(10))  # open | closed
+    closed_by: Mapped[str | None] = mapped_column(String(100))
+    closed_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    finding: Mapped[str | None] = mapped_column(String(1000))

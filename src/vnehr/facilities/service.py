@@ -244,6 +244,17 @@ async def names(db: Database, codes: Iterable[str]) -> dict[str, str]:
     return found
 
 
+async def client_facilities(session: AsyncSession, client_ids: Iterable[str]) -> dict[str, str]:
+    """The facility code of each API client (for showing who read a record)."""
+    found = {}
+    repo = FacilityRepository(session)
+    for client_id in set(client_ids):
+        client = await repo.client(client_id)
+        if client is not None:
+            found[client_id] = client.facility_code
+    return found
+
+
 async def practitioner_names(session: AsyncSession, ids: Iterable[str]) -> dict[str, str]:
     """Names of practitioners by practitioner id (the MA_BAC_SI of the tables), when known."""
     return await FacilityRepository(session).practitioner_names(ids)

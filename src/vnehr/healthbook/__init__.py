@@ -3,7 +3,8 @@ timeline, each visit in full, a PDF of a visit, and the one-page summary. Other 
 this surface only."""
 
 from vnehr.healthbook import schemas
-from vnehr.healthbook.api import router, settle
+from vnehr.healthbook.access import access_log, dispute
+from vnehr.healthbook.api import department_router, router, settle
 from vnehr.healthbook.errors import NoBookYet, NotInYourBook, NotYourWard
 from vnehr.healthbook.service import Read, holder, summary, timeline, visit
 from vnehr.healthbook.view import Header, Titles, coded, diagnoses
@@ -16,8 +17,11 @@ __all__ = [
     "NotYourWard",
     "Read",
     "Titles",
+    "access_log",
     "coded",
+    "department_router",
     "diagnoses",
+    "dispute",
     "holder",
     "router",
     "schemas",

@@ -11,11 +11,11 @@ from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
-from vnehr.healthbook import pdf, service
+from vnehr.healthbook import access, pdf, service
 from vnehr.healthbook import schemas as s
 from vnehr.kit.auth import CurrentReader, CurrentSubject
 from vnehr.kit.clock import utcnow
-from vnehr.kit.http import ReadSession, database, error_responses
+from vnehr.kit.http import ReadSession, WriteSession, database, error_responses
 
 router = APIRouter(prefix="/api/v1/me", tags=["health book"])
 
@@ -114,3 +114,67 @@ async def my_visit(
     read = await service.visit(session, subject, visit_id)
     await settle(request, read)
     return read.value
+
+
+# ------------------------------------------------------------------ who looked
+
+
+class DisputeBody(BaseModel):
+    reason: str | None = Field(default=None, max_length=1000)
+
+
+class CloseBody(BaseModel):
+    finding: str = Field(min_length=1, max_length=1000)
+
+
+@router.get(
+    "/access-log", response_model=list[access.AccessEntry], responses=error_responses(401, 404)
+)
+async def my_access_log(
+    session: ReadSession,
+    subject: CurrentSubject,
+    before: Annotated[int | None, Query(ge=1)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> list[access.AccessEntry]:
+    """Who read my record (and the records of those I act for), newest first."""
+    return await access.access_log(session, subject, limit=limit, before=before)
+
+
+@router.post(
+    "/access-log/{event_id}/dispute",
+    status_code=201,
+    response_model=access.Dispute,
+    responses=error_responses(401, 404, 422),
+)
+async def dispute_access(
+    session: WriteSession,
+    subject: CurrentSubject,
+    event_id: Annotated[int, Path(ge=1)],
+    body: DisputeBody | None = None,
+) -> access.Dispute:
+    """ "I don't recognise this": open a case for the health department about one read."""
+    return await access.dispute(session, subject, event_id, body.reason if body else None)
+
+
+department_router = APIRouter(prefix="/api/v1/access-disputes", tags=["health book"])
+
+
+@department_router.get("", response_model=list[access.Dispute], responses=error_responses(401, 403))
+async def dispute_queue(
+    session: ReadSession, subject: CurrentSubject, status: str | None = "open"
+) -> list[access.Dispute]:
+    """The health department's queue of access disputes."""
+    return await access.disputes(session, subject, status)
+
+
+@department_router.post(
+    "/{dispute_id}/close", response_model=access.Dispute, responses=error_responses(401, 403, 404)
+)
+async def close_dispute(
+    session: WriteSession,
+    subject: CurrentSubject,
+    dispute_id: Annotated[int, Path(ge=1)],
+    body: CloseBody,
+) -> access.Dispute:
+    """Close a case with what the department found."""
+    return await access.close_dispute(session, subject, dispute_id, body.finding)

@@ -23,3 +23,13 @@ class NoBookYet(VnehrError):
 
     status_code = 404
     code = "HB-0003"
+
+
+class NotInYourLog(VnehrError):
+    status_code = 404
+    code = "HB-0004"
+
+
+class UnknownDispute(VnehrError):
+    status_code = 404
+    code = "HB-0005"

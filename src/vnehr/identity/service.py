@@ -757,6 +757,17 @@ async def match_patient(
     )
 
 
+async def names_by_personal_id(session: AsyncSession, personal_ids: list[str]) -> dict[str, str]:
+    """Full names of persons by personal ID (for showing who read a record)."""
+    repo = IdentityRepository(session)
+    found = {}
+    for personal_id in set(personal_ids):
+        person = await repo.person_by_personal_id(personal_id)
+        if person is not None:
+            found[personal_id] = person.full_name
+    return found
+
+
 def person_id_query(personal_id: Any) -> Any:
     """A scalar subquery giving the person's id, to join in another context's statement."""
     return IdentityRepository.person_id_query(personal_id)

@@ -392,3 +392,45 @@ async def book_visit(
         return _error_page(request, exc)
     await healthbook.settle(request, read)
     return _book_page(request, "book_visit.html", subject=who, holder=read.holder, visit=read.value)
+
+
+@router.get("/portal/book/access-log", response_class=HTMLResponse)
+async def book_access_log(
+    request: Request, session: ReadSession, subject: OptionalSubject
+) -> Response:
+    """Who viewed my record, with "I don't recognise this" on each entry."""
+    who = _signed_in(request, subject)
+    if isinstance(who, RedirectResponse):
+        return who
+    try:
+        entries = await healthbook.access_log(session, who)
+    except VnehrError as exc:
+        return _error_page(request, exc)
+    return _book_page(
+        request,
+        "book_access.html",
+        subject=who,
+        entries=entries,
+        csrf=csrf_token(_settings(request), request.state.session_data),
+        notice=request.query_params.get("notice"),
+    )
+
+
+@router.post("/portal/book/access-log/{event_id}/dispute")
+async def book_dispute(
+    request: Request,
+    session: WriteSession,
+    subject: OptionalSubject,
+    event_id: int,
+    csrf: Annotated[str, Form()] = "",
+) -> Response:
+    """Report a read the citizen does not recognise."""
+    who = _signed_in(request, subject)
+    if isinstance(who, RedirectResponse):
+        return who
+    try:
+        check_csrf(_settings(request), request, csrf)
+        await healthbook.dispute(session, who, event_id, None)
+    except VnehrError as exc:
+        return _error_page(request, exc)
+    return RedirectResponse("/portal/book/access-log?notice=disputed", status_code=303)

@@ -1,0 +1,189 @@
+"""Who looked at my record: the citizen's access log (from the audit log), "I don't recognise
+this" cases, and the health department's queue of those cases."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from vnehr import audit, facilities, identity
+from vnehr.healthbook import errors
+from vnehr.healthbook.schemas import FacilityRef
+from vnehr.kit.auth import Forbidden, Subject
+from vnehr.kit.clock import utcnow
+
+
+class Reader(BaseModel):
+    kind: str = Field(description="person | facility_system | other")
+    name: str | None = None
+    facility: FacilityRef | None = None
+
+
+class AccessEntry(BaseModel):
+    id: int = Field(description="The audit entry")
+    at: Any
+    who: Reader
+    action: str
+    what: str
+    person_name: str = Field(description="Whose record was read (you, or a child you act for)")
+    relation: str | None = Field(default=None, description="parent / guardian when it was you")
+    disputed: bool = False
+
+
+class Dispute(BaseModel):
+    id: int
+    audit_event_id: int
+    status: str
+    reason: str | None
+    opened_at: Any
+    closed_at: Any = None
+    finding: str | None = None
+
+
+def _dispute(row: audit.AccessDispute) -> Dispute:
+    return Dispute(
+        id=row.id,
+        audit_event_id=row.audit_event_id,
+        status=row.status,
+        reason=row.reason,
+        opened_at=row.opened_at,
+        closed_at=row.closed_at,
+        finding=row.finding,
+    )
+
+
+async def _readers(session: AsyncSession, actors: set[str]) -> dict[str, Reader]:
+    persons = [a.split(":", 1)[1] for a in actors if a.startswith("person:")]
+    clients = [a.split(":", 1)[1] for a in actors if a.startswith("facility_system:")]
+    names = await identity.names_by_personal_id(session, persons)
+    client_codes = await facilities.client_facilities(session, clients)
+    directory = await facilities.directory(session, set(client_codes.values()))
+    found: dict[str, Reader] = {}
+    for actor in actors:
+        kind, _, ident = actor.partition(":")
+        if kind == "person":
+            found[actor] = Reader(kind="person", name=names.get(ident))
+        elif kind == "facility_system" and ident in client_codes:
+            code = client_codes[ident]
+            name = directory[code].name if code in directory else None
+            found[actor] = Reader(
+                kind="facility_system", name=name, facility=FacilityRef(code=code, name=name)
+            )
+        else:
+            found[actor] = Reader(kind="other", name=actor)
+    return found
+
+
+async def access_log(
+    session: AsyncSession, subject: Subject, *, limit: int = 100, before: int | None = None
+) -> list[AccessEntry]:
+    """Reads of my record and of the records of those I represent, by anyone but me."""
+    holders = {h.id: h for h in await identity.book_holders(session, subject)}
+    rows = await audit.reads_about(
+        session, list(holders), not_by=subject.label, limit=limit, before_id=before
+    )
+    readers = await _readers(session, {r.actor for r in rows})
+    disputed = set(
+        await session.scalars(
+            select(audit.AccessDispute.audit_event_id).where(
+                audit.AccessDispute.audit_event_id.in_([r.id for r in rows])
+            )
+        )
+    )
+    return [
+        AccessEntry(
+            id=row.id,
+            at=row.at,
+            who=readers[row.actor],
+            action=row.action,
+            what=f"{row.object_type}/{row.object_id}",
+            person_name=holders[row.person_id].full_name if row.person_id in holders else "",
+            relation=(row.detail or {}).get("as"),
+            disputed=row.id in disputed,
+        )
+        for row in rows
+    ]
+
+
+async def dispute(
+    session: AsyncSession, subject: Subject, event_id: int, reason: str | None
+) -> Dispute:
+    """Open a case about one read of my record (or return the one already open)."""
+    holders = {h.id for h in await identity.book_holders(session, subject)}
+    event = await session.get(audit.AuditEvent, event_id)
+    if (
+        event is None
+        or event.person_id not in holders
+        or event.action not in audit.READS
+        or event.actor == subject.label
+    ):
+        raise errors.NotInYourLog(id=event_id)
+    existing = (
+        await session.scalars(
+            select(audit.AccessDispute).where(audit.AccessDispute.audit_event_id == event_id)
+        )
+    ).first()
+    if existing is not None:
+        return _dispute(existing)
+    row = audit.AccessDispute(
+        audit_event_id=event_id,
+        person_id=event.person_id or 0,
+        opened_by=subject.label,
+        reason=(reason or "").strip()[:1000] or None,
+        opened_at=utcnow(),
+        status="open",
+    )
+    session.add(row)
+    session.add(
+        audit.audit_event(
+            actor=subject.label,
+            action="dispute.opened",
+            object_type="audit_event",
+            object_id=str(event_id),
+            person_id=event.person_id,
+        )
+    )
+    await session.flush()
+    return _dispute(row)
+
+
+def _require_department(subject: Subject) -> None:
+    if not subject.is_department_admin():
+        raise Forbidden(action="handle access disputes")
+
+
+async def disputes(session: AsyncSession, subject: Subject, status: str | None) -> list[Dispute]:
+    """The department's queue (newest first)."""
+    _require_department(subject)
+    stmt = select(audit.AccessDispute).order_by(audit.AccessDispute.opened_at.desc()).limit(500)
+    if status:
+        stmt = stmt.where(audit.AccessDispute.status == status)
+    return [_dispute(row) for row in await session.scalars(stmt)]
+
+
+async def close_dispute(
+    session: AsyncSession, subject: Subject, dispute_id: int, finding: str
+) -> Dispute:
+    _require_department(subject)
+    row = await session.get(audit.AccessDispute, dispute_id)
+    if row is None:
+        raise errors.UnknownDispute(id=dispute_id)
+    if row.status != "closed":
+        row.status = "closed"
+        row.closed_by = subject.label
+        row.closed_at = utcnow()
+        row.finding = finding.strip()[:1000] or None
+        session.add(
+            audit.audit_event(
+                actor=subject.label,
+                action="dispute.closed",
+                object_type="access_dispute",
+                object_id=str(row.id),
+                person_id=row.person_id,
+            )
+        )
+        await session.flush()
+    return _dispute(row)

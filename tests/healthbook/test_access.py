@@ -1,0 +1,74 @@
+"""Who viewed my record: reads by others appear in the citizen's access log with who they were;
+"I don't recognise this" opens a case the health department sees and closes."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import httpx
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tests.healthbook.test_api import STRANGER, visit_of, who
+from tests.identity.test_api import error, sign_in_as
+from tests.submissions.test_intake import facility_with_token, send
+from vnehr.kit.settings import Settings
+from vnehr.submissions import synth
+
+ADMIN = ("001085004217", "Nguyễn Văn An", "1985-03-14", "male")
+
+
+async def test_reads_by_a_facility_are_listed_and_can_be_disputed(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    code, headers = await facility_with_token(
+        client, session, settings, scopes=("submission.write", "record.read")
+    )
+    one = visit_of(code, 71, datetime(2026, 10, 9, 9, 0))  # noqa: DTZ001
+    assert (await send(client, headers, synth.envelope([one], code))).status_code == 201
+    citizen = who(one)
+    # The citizen reads their own book: not an "access by someone else".
+    await sign_in_as(client, session, settings, citizen)
+    visit_id = (await client.get("/api/v1/me/timeline")).json()["items"][0]["id"]
+    assert (await client.get(f"/api/v1/me/visits/{visit_id}")).status_code == 200
+    assert (await client.get("/api/v1/me/access-log")).json() == []
+    # The facility's system reads the visit through FHIR.
+    client.cookies.clear()
+    assert (await client.get(f"/fhir/R4/Encounter/{visit_id}", headers=headers)).status_code == 200
+    await sign_in_as(client, session, settings, citizen)
+    log = (await client.get("/api/v1/me/access-log")).json()
+    fhir_reads = [e for e in log if e["action"] == "fhir.read"]
+    assert len(fhir_reads) == 1
+    entry = fhir_reads[0]
+    assert entry["who"]["kind"] == "facility_system"
+    assert entry["who"]["facility"] == {"code": code, "name": "Bệnh viện thử"}
+    assert entry["person_name"] == citizen[1]
+    assert entry["disputed"] is False
+
+    opened = await client.post(
+        f"/api/v1/me/access-log/{entry['id']}/dispute", json={"reason": "Tôi không khám ở đây"}
+    )
+    assert opened.status_code == 201, opened.text
+    again = await client.post(f"/api/v1/me/access-log/{entry['id']}/dispute")
+    assert again.json()["id"] == opened.json()["id"]
+    log = (await client.get("/api/v1/me/access-log")).json()
+    assert [e["disputed"] for e in log if e["id"] == entry["id"]] == [True]
+
+    # Nobody else can dispute it, and only the department sees the queue.
+    await sign_in_as(client, session, settings, STRANGER)
+    error(await client.post(f"/api/v1/me/access-log/{entry['id']}/dispute"), 404, "HB-0004")
+    error(await client.get("/api/v1/access-disputes"), 403, "AUTH-0002")
+    await sign_in_as(
+        client, session, settings, ADMIN, {"role": "department_admin", "province_code": "01"}
+    )
+    queue = (await client.get("/api/v1/access-disputes")).json()
+    assert [d["audit_event_id"] for d in queue] == [entry["id"]]
+    assert queue[0]["reason"] == "Tôi không khám ở đây"
+    closed = await client.post(
+        f"/api/v1/access-disputes/{queue[0]['id']}/close",
+        json={"finding": "Đọc nhầm bệnh nhân; đã nhắc nhở cơ sở."},
+    )
+    assert closed.json()["status"] == "closed"
+    assert (await client.get("/api/v1/access-disputes")).json() == []
+    assert (
+        len((await client.get("/api/v1/access-disputes", params={"status": "closed"})).json()) == 1
+    )
