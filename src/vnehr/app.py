@@ -18,6 +18,7 @@ from vnehr import (
     fhir,
     healthbook,
     identity,
+    sharing,
     submissions,
     web,
 )
@@ -94,6 +95,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     # pay for testing a hundred other patterns (none overlaps it).
     app.include_router(healthbook.router)
     app.include_router(healthbook.department_router)
+    app.include_router(sharing.router)
     app.include_router(catalogs.router)
     app.include_router(identity.router)
     app.include_router(facilities.router)
@@ -184,6 +186,7 @@ def exchange_handlers(settings: Settings, http: httpx.AsyncClient) -> exchange.C
             "inbox": exchange.visit_notifier(exchange.LogPush()),
         },
         "checkin.received": {"bhxh": exchange.checkin_consumer(client)},
+        "emergency.access": {"inbox": exchange.event_notifier("emergency", exchange.LogPush())},
     }
 
 

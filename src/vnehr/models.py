@@ -10,6 +10,7 @@ import vnehr.fhir.models
 import vnehr.identity.models
 import vnehr.kit.outbox
 import vnehr.records.models
+import vnehr.sharing.models
 import vnehr.submissions.models  # noqa: F401
 from vnehr.kit.db import Base
 

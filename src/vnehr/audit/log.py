@@ -70,7 +70,10 @@ async def events_about(
 
 
 #: Actions that are someone reading or taking a copy of a person's record.
-READS = ("visit.read", "timeline.read", "summary.read", "fhir.read", "visit.exported")
+READS = (
+    "visit.read", "timeline.read", "summary.read", "fhir.read", "visit.exported",
+    "clinical.read", "emergency.opened",
+)  # fmt: skip
 
 
 async def reads_about(

@@ -3,7 +3,14 @@ attempt, backoff, ordering per key and dead letters."""
 
 from vnehr.exchange.api import router
 from vnehr.exchange.bhxh import BhxhClient, DeliveryFailed, PortalAnswer
-from vnehr.exchange.notifications import LogPush, PushAdapter, inbox, mark_read, visit_notifier
+from vnehr.exchange.notifications import (
+    LogPush,
+    PushAdapter,
+    event_notifier,
+    inbox,
+    mark_read,
+    visit_notifier,
+)
 from vnehr.exchange.notifications import render as render_message
 from vnehr.exchange.worker import (
     Consumers,
@@ -32,6 +39,7 @@ __all__ = [
     "dead_letters",
     "deliver_once",
     "depth",
+    "event_notifier",
     "inbox",
     "mark_read",
     "render_message",

@@ -73,6 +73,35 @@ def visit_notifier(push: PushAdapter) -> Handler:
     return deliver
 
 
+def event_notifier(kind: str, push: PushAdapter) -> Handler:
+    """An event whose payload names ``person_id`` and ``params`` -> a notification of ``kind``
+    (once per event and person), pushed to the app."""
+
+    async def deliver(session: AsyncSession, event: OutboxEvent) -> dict[str, Any] | None:
+        person_id = event.payload.get("person_id")
+        if not person_id:
+            return {"note": "nobody to tell"}
+        params = dict(event.payload.get("params") or {})
+        created = await session.scalar(
+            insert_for(session)(Notification)
+            .values(
+                event_id=event.event_id,
+                person_id=int(person_id),
+                kind=kind,
+                params=params,
+                created_at=utcnow(),
+            )
+            .on_conflict_do_nothing(index_elements=["event_id", "person_id"])
+            .returning(Notification.id)
+        )
+        if created is not None:
+            message = render(kind, params)
+            await push.push(int(person_id), message["title"], message["body"])
+        return {"notification_id": created}
+
+    return deliver
+
+
 async def inbox(
     session: AsyncSession, person_id: int, limit: int = 50
 ) -> tuple[list[Notification], int]:

@@ -6,7 +6,15 @@ from vnehr.healthbook import schemas
 from vnehr.healthbook.access import access_log, dispute
 from vnehr.healthbook.api import department_router, router, settle
 from vnehr.healthbook.errors import NoBookYet, NotInYourBook, NotYourWard
-from vnehr.healthbook.service import Read, holder, summary, timeline, visit
+from vnehr.healthbook.service import (
+    Read,
+    clinical_summary,
+    clinical_visit,
+    holder,
+    summary,
+    timeline,
+    visit,
+)
 from vnehr.healthbook.view import Header, Titles, coded, diagnoses
 from vnehr.healthbook.view import visit as visit_view
 
@@ -18,6 +26,8 @@ __all__ = [
     "Read",
     "Titles",
     "access_log",
+    "clinical_summary",
+    "clinical_visit",
     "coded",
     "department_router",
     "diagnoses",

@@ -7,7 +7,7 @@ in a write transaction before the answer leaves (``Read.audit``).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -198,3 +198,42 @@ async def summary(
     ]
     result = view.summary(who.full_name, who.personal_id, pairs, titles, now=utcnow())
     return Read(result, _audit(subject, who, "summary.read", str(who.id)), who)
+
+
+# ------------------------------------------------------------------ for a clinician (sharing)
+
+
+async def _kept_pairs(
+    session: AsyncSession, person_id: int, keep: Callable[[Any], bool]
+) -> tuple[list[tuple[view.Header, Any]], list[Any]]:
+    entries = await records.entries_of(session, [person_id])
+    versions = await records.versions_by_ids(session, [e.version_id for e in entries])
+    kept = [e for e in entries if e.version_id in versions and keep(versions[e.version_id].tables)]
+    headers, _ = await _headers(session, kept)
+    return [(h, versions[e.version_id].tables) for h, e in zip(headers, kept, strict=True)], kept
+
+
+async def clinical_summary(
+    session: AsyncSession, person_id: int, keep: Callable[[Any], bool]
+) -> tuple[s.Summary, list[s.TimelineItem]]:
+    """A person's summary and visits as a treating clinician sees them: only the visits
+    ``keep`` lets through (the sharing rules decide)."""
+    person = (await identity.persons(session, [person_id])).get(person_id)
+    if person is None:
+        raise errors.NotInYourBook(id=person_id)
+    pairs, _ = await _kept_pairs(session, person_id, keep)
+    titles = await catalogs.codebook(session)
+    result = view.summary(person.full_name, person.personal_id, pairs, titles, now=utcnow())
+    return result, [view.timeline_item(h, titles) for h, _ in pairs]
+
+
+async def clinical_visit(
+    session: AsyncSession, person_id: int, visit_id: int, keep: Callable[[Any], bool]
+) -> s.Visit:
+    entry = await records.entry(session, visit_id)
+    version = await records.version_by_id(session, entry.version_id) if entry else None
+    if entry is None or version is None or entry.person_id != person_id or not keep(version.tables):
+        raise errors.NotInYourBook(id=visit_id)
+    headers, _ = await _headers(session, [entry])
+    titles = await catalogs.codebook(session)
+    return view.visit(headers[0], version.tables, titles, received_at=version.received_at)

@@ -79,6 +79,12 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         default=20 * 1024 * 1024, ge=1024, description="Largest visit file accepted (bytes)."
     )
+    sharing_default: Literal["none", "summary"] = Field(
+        default="none",
+        description="Without a directive: nothing, or the summary for facilities that treated "
+        "the patient (D35).",
+    )
+    emergency_access_hours: int = Field(default=24, ge=1, le=72)
     worker_in_process: bool | None = Field(
         default=None,
         description="Deliver the outbox inside `vnehr serve`; default on in development only.",

@@ -1,0 +1,222 @@
+"""HTTP routes of sharing: the citizen's directives, the clinician's view of a patient,
+break-glass and its review queue."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Path, Query, Request
+from pydantic import BaseModel, Field
+
+from vnehr import healthbook
+from vnehr.kit.auth import CurrentSubject
+from vnehr.kit.http import ReadSession, WriteSession, database, error_responses
+from vnehr.sharing import service
+from vnehr.sharing.models import ConsentDirective, EmergencyAccess
+
+router = APIRouter(tags=["sharing"])
+PersonalId = Annotated[str, Path(pattern=r"^\d{12}$")]
+
+
+class DirectiveIn(BaseModel):
+    facility: str = Field(pattern=r"^(\*|[0-9A-Z]{5})$", description='A facility code, or "*"')
+    scope: Literal["summary", "full"] = "summary"
+    sensitive: list[Literal["hiv", "tb", "mental", "reproductive"]] = Field(
+        default_factory=list, description="Sensitive categories you choose to include"
+    )
+    days: int | None = Field(default=None, ge=1, le=3650, description="None: until revoked")
+
+
+class Directive(BaseModel):
+    id: int
+    facility: str
+    scope: str
+    sensitive: list[str]
+    valid_from: datetime
+    valid_to: datetime | None
+    revoked_at: datetime | None
+    in_force: bool
+
+
+def _directive(row: ConsentDirective) -> Directive:
+    from vnehr.kit.clock import utcnow
+
+    return Directive(
+        id=row.id, facility=row.grantee, scope=row.scope, sensitive=list(row.sensitive),
+        valid_from=row.valid_from, valid_to=row.valid_to, revoked_at=row.revoked_at,
+        in_force=service.in_force(row, utcnow()),
+    )  # fmt: skip
+
+
+@router.get("/api/v1/me/consents", response_model=list[Directive], responses=error_responses(401))
+async def my_directives(session: ReadSession, subject: CurrentSubject) -> list[Directive]:
+    """My sharing directives, newest first (revoked ones too)."""
+    return [_directive(r) for r in await service.directives(session, subject)]
+
+
+@router.post(
+    "/api/v1/me/consents",
+    status_code=201,
+    response_model=Directive,
+    responses=error_responses(401, 422),
+)
+async def share(session: WriteSession, subject: CurrentSubject, body: DirectiveIn) -> Directive:
+    """Share my record with a facility (or every facility): the summary or all of it, with the
+    sensitive categories I name, for a number of days or until I revoke it."""
+    row = await service.create_directive(
+        session, subject, grantee=body.facility, scope=body.scope,
+        sensitive=list(body.sensitive), days=body.days,
+    )  # fmt: skip
+    return _directive(row)
+
+
+@router.delete(
+    "/api/v1/me/consents/{directive_id}",
+    response_model=Directive,
+    responses=error_responses(401, 404),
+)
+async def revoke(
+    session: WriteSession, subject: CurrentSubject, directive_id: Annotated[int, Path(ge=1)]
+) -> Directive:
+    """Revoke a directive, with immediate effect."""
+    return _directive(await service.revoke(session, subject, directive_id))
+
+
+class PatientView(BaseModel):
+    basis: str = Field(description="emergency | consent | default")
+    scope: str = Field(description="summary | full")
+    summary: healthbook.schemas.Summary
+    visits: list[healthbook.schemas.TimelineItem]
+
+
+Facility = Annotated[str | None, Query(pattern=r"^[0-9A-Z]{5}$")]
+Purpose = Annotated[str, Query(max_length=40)]
+
+
+async def _settle(request: Request, row: Any) -> None:
+    async with database(request).session() as session:
+        session.add(row)
+
+
+@router.get(
+    "/api/v1/patients/{personal_id}/record",
+    response_model=PatientView,
+    responses=error_responses(401, 403, 404),
+)
+async def patient_record(
+    request: Request,
+    session: ReadSession,
+    subject: CurrentSubject,
+    personal_id: PersonalId,
+    facility: Facility = None,
+    purpose: Purpose = "treatment",
+) -> PatientView:
+    """A clinician's view of a patient: what consent (or an emergency access) allows."""
+    found, summary, visits, row = await service.patient_record(
+        session, subject, personal_id, facility=facility, purpose=purpose,
+        default=request.app.state.settings.sharing_default,
+    )  # fmt: skip
+    await _settle(request, row)
+    return PatientView(basis=found.kind, scope=found.scope, summary=summary, visits=visits)
+
+
+@router.get(
+    "/api/v1/patients/{personal_id}/visits/{visit_id}",
+    response_model=healthbook.schemas.Visit,
+    responses=error_responses(401, 403, 404),
+)
+async def patient_visit(
+    request: Request,
+    session: ReadSession,
+    subject: CurrentSubject,
+    personal_id: PersonalId,
+    visit_id: Annotated[int, Path(ge=1)],
+    facility: Facility = None,
+    purpose: Purpose = "treatment",
+) -> healthbook.schemas.Visit:
+    """One visit of a patient, when the full record is shared with the clinician."""
+    _, visit, row = await service.patient_visit(
+        session, subject, personal_id, visit_id, facility=facility, purpose=purpose,
+        default=request.app.state.settings.sharing_default,
+    )  # fmt: skip
+    await _settle(request, row)
+    return visit
+
+
+class BreakGlassIn(BaseModel):
+    reason: Literal["unconscious", "life-threatening", "urgent-treatment", "other"]
+    text: str = Field(min_length=5, max_length=1000)
+    facility: str | None = Field(default=None, pattern=r"^[0-9A-Z]{5}$")
+
+
+class Emergency(BaseModel):
+    id: int
+    facility: str
+    clinician: str
+    reason: str
+    text: str
+    opened_at: datetime
+    expires_at: datetime
+    status: str
+    review_note: str | None
+
+
+def _emergency(row: EmergencyAccess) -> Emergency:
+    return Emergency(
+        id=row.id, facility=row.facility_code, clinician=row.clinician, reason=row.reason_code,
+        text=row.reason_text, opened_at=row.opened_at, expires_at=row.expires_at,
+        status=row.status, review_note=row.review_note,
+    )  # fmt: skip
+
+
+@router.post(
+    "/api/v1/patients/{personal_id}/break-glass",
+    status_code=201,
+    response_model=Emergency,
+    responses=error_responses(401, 403, 404, 422),
+)
+async def break_glass(
+    request: Request,
+    session: WriteSession,
+    subject: CurrentSubject,
+    personal_id: PersonalId,
+    body: BreakGlassIn,
+) -> Emergency:
+    """Emergency access without consent: a reason, time-boxed; the citizen is told at once."""
+    row = await service.break_glass(
+        session, subject, personal_id, facility=body.facility, reason_code=body.reason,
+        reason_text=body.text, hours=request.app.state.settings.emergency_access_hours,
+    )  # fmt: skip
+    return _emergency(row)
+
+
+@router.get(
+    "/api/v1/emergency-accesses",
+    response_model=list[Emergency],
+    responses=error_responses(401, 403),
+)
+async def emergency_queue(
+    session: ReadSession, subject: CurrentSubject, status: str | None = "open"
+) -> list[Emergency]:
+    """The review queue: a facility's administrators see their facility's, the department all."""
+    return [_emergency(r) for r in await service.emergency_queue(session, subject, status)]
+
+
+class ReviewIn(BaseModel):
+    note: str = Field(min_length=1, max_length=1000)
+
+
+@router.post(
+    "/api/v1/emergency-accesses/{access_id}/review",
+    response_model=Emergency,
+    responses=error_responses(401, 404),
+)
+async def review(
+    session: WriteSession,
+    subject: CurrentSubject,
+    access_id: Annotated[int, Path(ge=1)],
+    body: ReviewIn,
+) -> Emergency:
+    """A supervisor closes an emergency access with a note."""
+    return _emergency(await service.review(session, subject, access_id, body.note))

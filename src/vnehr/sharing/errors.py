@@ -1,0 +1,40 @@
+"""Errors of sharing between facilities (texts in vnehr/locale)."""
+
+from __future__ import annotations
+
+from vnehr.kit.errors import VnehrError
+
+
+class NoConsent(VnehrError):
+    status_code = 403
+    code = "SHR-0001"
+
+
+class NotAClinician(VnehrError):
+    status_code = 403
+    code = "SHR-0002"
+
+
+class UnknownPatient(VnehrError):
+    status_code = 404
+    code = "SHR-0003"
+
+
+class UnknownDirective(VnehrError):
+    status_code = 404
+    code = "SHR-0004"
+
+
+class BadReason(VnehrError):
+    status_code = 422
+    code = "SHR-0005"
+
+
+class UnknownEmergency(VnehrError):
+    status_code = 404
+    code = "SHR-0006"
+
+
+class BadCategory(VnehrError):
+    status_code = 422
+    code = "SHR-0007"

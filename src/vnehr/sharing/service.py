@@ -1,0 +1,356 @@
+"""Who may read a citizen's record besides the citizen, and how much of it (D35).
+
+A clinician (a person holding the ``clinician`` role at a facility) reads a patient's record
+when, at the moment of the read:
+1. an emergency access they opened for that patient at that facility is in force (break-glass:
+   the full record, time-boxed, the citizen told at once, reviewed by a supervisor), or
+2. the citizen's sharing directive for that facility (or for every facility) is in force:
+   the summary only, or the full record;
+3. otherwise the default policy applies (``VNEHR_SHARING_DEFAULT``: ``none``, or ``summary``
+   for facilities that have treated the patient).
+Sensitive categories (HIV care XML6, TB XML15, mental health ICD-10 F, sexual and reproductive
+health) are never shown unless the citizen named them in a directive in force. Every read leaves
+one audit row naming the basis.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from vnehr import audit, healthbook, identity, records
+from vnehr.kit.auth import Forbidden, Subject
+from vnehr.kit.clock import utcnow
+from vnehr.kit.outbox import new_event
+from vnehr.sharing import errors
+from vnehr.sharing.models import ConsentDirective, EmergencyAccess
+
+SENSITIVE = ("hiv", "tb", "mental", "reproductive")
+REASONS = ("unconscious", "life-threatening", "urgent-treatment", "other")
+_REPRODUCTIVE = ("O", "Z30", "Z31", "Z32", "Z33", "Z34", "Z35", "Z36", "Z37", "Z39",
+                 "N96", "N97", "N98", "A50", "A51", "A52", "A53", "A54", "A55", "A56", "A57",
+                 "A58", "A59", "A60", "A63", "A64")  # fmt: skip
+
+
+def categories(tables: Any) -> set[str]:
+    """The sensitive categories a visit touches."""
+    found = set()
+    if tables.get("XML6"):
+        found.add("hiv")
+    if tables.get("XML15"):
+        found.add("tb")
+    xml1 = (tables.get("XML1") or [{}])[0]
+    codes = [xml1.get("MA_BENH_CHINH") or "", *(xml1.get("MA_BENH_KT") or "").split(";")]
+    for code in (c.strip().upper() for c in codes if c.strip()):
+        if code.startswith("F"):
+            found.add("mental")
+        if code.startswith(_REPRODUCTIVE):
+            found.add("reproductive")
+        if code.startswith(("B20", "B21", "B22", "B23", "B24", "Z21")):
+            found.add("hiv")
+        if code.startswith(("A15", "A16", "A17", "A18", "A19")):
+            found.add("tb")
+    return found
+
+
+# ------------------------------------------------------------------ the citizen's directives
+
+
+async def _me(session: AsyncSession, subject: Subject) -> int:
+    return (await identity.book_holders(session, subject))[0].id
+
+
+async def create_directive(
+    session: AsyncSession,
+    subject: Subject,
+    *,
+    grantee: str,
+    scope: str,
+    sensitive: list[str],
+    days: int | None,
+) -> ConsentDirective:
+    """Share my record with one facility ("01001") or every facility ("*")."""
+    for name in sensitive:
+        if name not in SENSITIVE:
+            raise errors.BadCategory(value=name)
+    now = utcnow()
+    row = ConsentDirective(
+        person_id=await _me(session, subject),
+        grantee=grantee,
+        scope=scope,
+        sensitive=sorted(set(sensitive)),
+        valid_from=now,
+        valid_to=now + timedelta(days=days) if days else None,
+        created_at=now,
+        created_by=subject.label,
+    )
+    session.add(row)
+    await session.flush()
+    session.add(
+        audit.audit_event(
+            actor=subject.label, action="consent.created", object_type="consent_directive",
+            object_id=str(row.id), person_id=row.person_id,
+            detail={"grantee": grantee, "scope": scope, "sensitive": row.sensitive},
+        )
+    )  # fmt: skip
+    return row
+
+
+async def directives(session: AsyncSession, subject: Subject) -> list[ConsentDirective]:
+    person_id = await _me(session, subject)
+    stmt = select(ConsentDirective).where(ConsentDirective.person_id == person_id)
+    return list(await session.scalars(stmt.order_by(ConsentDirective.id.desc())))
+
+
+async def directives_of(session: AsyncSession, person_ids: list[int]) -> list[ConsentDirective]:
+    if not person_ids:
+        return []
+    stmt = select(ConsentDirective).where(ConsentDirective.person_id.in_(person_ids))
+    return list(await session.scalars(stmt.order_by(ConsentDirective.id)))
+
+
+async def revoke(session: AsyncSession, subject: Subject, directive_id: int) -> ConsentDirective:
+    """Revoke a directive: in force no more, from this moment."""
+    row = await session.get(ConsentDirective, directive_id)
+    if row is None or row.person_id != await _me(session, subject):
+        raise errors.UnknownDirective(id=directive_id)
+    if row.revoked_at is None:
+        row.revoked_at = utcnow()
+        session.add(
+            audit.audit_event(
+                actor=subject.label, action="consent.revoked", object_type="consent_directive",
+                object_id=str(row.id), person_id=row.person_id,
+            )
+        )  # fmt: skip
+        await session.flush()
+    return row
+
+
+def in_force(row: ConsentDirective, now: datetime) -> bool:
+    return (
+        row.revoked_at is None
+        and row.valid_from <= now
+        and (row.valid_to is None or now < row.valid_to)
+    )
+
+
+# ------------------------------------------------------------------ the clinician's access
+
+
+def clinician_facility(subject: Subject, facility: str | None) -> str:
+    """The facility a clinician acts for (the one named, or their only one)."""
+    mine = sorted({g.facility_code for g in subject.grants_for("clinician") if g.facility_code})
+    if facility is not None:
+        if facility not in mine:
+            raise errors.NotAClinician(facility=facility)
+        return facility
+    if len(mine) != 1:
+        raise errors.NotAClinician(facility=", ".join(mine) or "-")
+    return mine[0]
+
+
+@dataclass(frozen=True, slots=True)
+class Basis:
+    kind: str  # emergency | consent | default
+    scope: str  # summary | full
+    sensitive: frozenset[str]
+    reference: int | None  # the directive or emergency access
+
+
+async def basis(
+    session: AsyncSession, person_id: int, facility_code: str, clinician: str, default: str
+) -> Basis:
+    """Why this clinician may read this patient's record now, or ``NoConsent``."""
+    now = utcnow()
+    emergency = (
+        await session.scalars(
+            select(EmergencyAccess).where(
+                EmergencyAccess.person_id == person_id,
+                EmergencyAccess.facility_code == facility_code,
+                EmergencyAccess.clinician == clinician,
+                EmergencyAccess.expires_at > now,
+            )
+        )
+    ).first()
+    found = [
+        d
+        for d in await session.scalars(
+            select(ConsentDirective).where(
+                ConsentDirective.person_id == person_id,
+                or_(ConsentDirective.grantee == facility_code, ConsentDirective.grantee == "*"),
+            )
+        )
+        if in_force(d, now)
+    ]
+    sensitive = frozenset(name for d in found for name in d.sensitive)
+    if emergency is not None:
+        return Basis("emergency", "full", sensitive, emergency.id)
+    if found:
+        best = max(found, key=lambda d: d.scope == "full")
+        return Basis("consent", best.scope, sensitive, best.id)
+    if default == "summary" and await _treated(session, person_id, facility_code):
+        return Basis("default", "summary", frozenset(), None)
+    raise errors.NoConsent()
+
+
+async def _treated(session: AsyncSession, person_id: int, facility_code: str) -> bool:
+    return any(
+        e.facility_code == facility_code for e in await records.entries_of(session, [person_id])
+    )
+
+
+async def _patient(session: AsyncSession, personal_id: str) -> int:
+    person_id = await identity.person_id_of(session, personal_id)
+    if person_id is None:
+        raise errors.UnknownPatient(personal_id=personal_id)
+    return person_id
+
+
+def _keep(allowed: frozenset[str]) -> Any:
+    return lambda tables: categories(tables) <= allowed
+
+
+def _read_audit(
+    subject: Subject, person_id: int, found: Basis, facility: str, purpose: str, what: str
+) -> audit.AuditEvent:
+    return audit.audit_event(
+        actor=subject.label,
+        action="clinical.read",
+        object_type="record",
+        object_id=what,
+        person_id=person_id,
+        detail={"facility": facility, "purpose": purpose, "basis": found.kind,
+                "scope": found.scope, "reference": found.reference},
+    )  # fmt: skip
+
+
+async def patient_record(
+    session: AsyncSession,
+    subject: Subject,
+    personal_id: str,
+    *,
+    facility: str | None,
+    purpose: str,
+    default: str,
+) -> tuple[Basis, healthbook.schemas.Summary, list[healthbook.schemas.TimelineItem], Any]:
+    """What a clinician sees of a patient: the summary, and the visits when the scope is full;
+    with the audit row the read owes."""
+    code = clinician_facility(subject, facility)
+    person_id = await _patient(session, personal_id)
+    found = await basis(session, person_id, code, subject.label, default)
+    summary, visits = await healthbook.clinical_summary(session, person_id, _keep(found.sensitive))
+    if found.scope != "full":
+        visits = []
+    return (
+        found,
+        summary,
+        visits,
+        _read_audit(subject, person_id, found, code, purpose, personal_id),
+    )
+
+
+async def patient_visit(
+    session: AsyncSession,
+    subject: Subject,
+    personal_id: str,
+    visit_id: int,
+    *,
+    facility: str | None,
+    purpose: str,
+    default: str,
+) -> tuple[Basis, healthbook.schemas.Visit, Any]:
+    code = clinician_facility(subject, facility)
+    person_id = await _patient(session, personal_id)
+    found = await basis(session, person_id, code, subject.label, default)
+    if found.scope != "full":
+        raise errors.NoConsent()
+    visit = await healthbook.clinical_visit(session, person_id, visit_id, _keep(found.sensitive))
+    return found, visit, _read_audit(subject, person_id, found, code, purpose, f"visit/{visit_id}")
+
+
+# ------------------------------------------------------------------ break-glass
+
+
+async def break_glass(
+    session: AsyncSession,
+    subject: Subject,
+    personal_id: str,
+    *,
+    facility: str | None,
+    reason_code: str,
+    reason_text: str,
+    hours: int,
+) -> EmergencyAccess:
+    """Open a patient's record in an emergency: time-boxed, the citizen is told at once (an
+    outbox event their inbox consumes), the facility's and department's queue lists it."""
+    if reason_code not in REASONS:
+        raise errors.BadReason(codes=", ".join(REASONS))
+    code = clinician_facility(subject, facility)
+    person_id = await _patient(session, personal_id)
+    now = utcnow()
+    row = EmergencyAccess(
+        person_id=person_id, facility_code=code, clinician=subject.label,
+        reason_code=reason_code, reason_text=reason_text.strip()[:1000], opened_at=now,
+        expires_at=now + timedelta(hours=hours), status="open",
+    )  # fmt: skip
+    session.add(row)
+    await session.flush()
+    session.add(
+        audit.audit_event(
+            actor=subject.label, action="emergency.opened", object_type="emergency_access",
+            object_id=str(row.id), person_id=person_id,
+            detail={"facility": code, "reason": reason_code, "text": row.reason_text},
+        )
+    )  # fmt: skip
+    session.add(
+        new_event(
+            "emergency.access",
+            f"person:{person_id}",
+            {"person_id": person_id, "params": {"facility": code, "reason": reason_code}},
+        )
+    )
+    return row
+
+
+async def emergency_queue(
+    session: AsyncSession, subject: Subject, status: str | None
+) -> list[EmergencyAccess]:
+    """Emergency accesses to review: a facility administrator sees their facility's, the
+    department all of them."""
+    stmt = select(EmergencyAccess).order_by(EmergencyAccess.opened_at.desc()).limit(500)
+    if not subject.is_department_admin():
+        facilities_run = [g.facility_code for g in subject.grants_for("facility_admin")]
+        if not facilities_run:
+            raise Forbidden(action="review emergency accesses")
+        stmt = stmt.where(EmergencyAccess.facility_code.in_(facilities_run))
+    if status:
+        stmt = stmt.where(EmergencyAccess.status == status)
+    return list(await session.scalars(stmt))
+
+
+async def review(
+    session: AsyncSession, subject: Subject, access_id: int, note: str
+) -> EmergencyAccess:
+    row = await session.get(EmergencyAccess, access_id)
+    if row is None or not (
+        subject.is_department_admin()
+        or subject.acts_for_facility(row.facility_code, ("facility_admin",))
+    ):
+        raise errors.UnknownEmergency(id=access_id)
+    if row.status != "reviewed":
+        row.status = "reviewed"
+        row.reviewed_by = subject.label
+        row.reviewed_at = utcnow()
+        row.review_note = note.strip()[:1000]
+        session.add(
+            audit.audit_event(
+                actor=subject.label, action="emergency.reviewed", object_type="emergency_access",
+                object_id=str(row.id), person_id=row.person_id,
+            )
+        )  # fmt: skip
+        await session.flush()
+    return row

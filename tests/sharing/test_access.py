@@ -1,0 +1,221 @@
+"""Sharing between facilities, as an authorisation matrix: the patient, a clinician of a
+consented facility, a clinician of another facility, a facility system, the department, nobody;
+directives with scopes and sensitive categories; revocation at once; break-glass told to the
+citizen, reviewed, and expiring; one audit row per allowed read."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import httpx
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tests.healthbook.test_api import visit_of, who
+from tests.identity.test_api import error, sign_in_as
+from tests.submissions.test_intake import facility_with_token, send
+from vnehr import exchange
+from vnehr.audit import AuditEvent
+from vnehr.kit.clock import utcnow
+from vnehr.kit.db import Database
+from vnehr.kit.settings import Settings
+from vnehr.sharing.models import EmergencyAccess
+from vnehr.submissions import synth
+
+DOCTOR = ("001080001111", "BS. Trần Minh Đức", "1980-05-05", "male")
+OTHER_DOCTOR = ("001182002222", "BS. Lê Thu Hà", "1982-06-06", "female")
+SUPERVISOR = ("001075003333", "Phạm Văn Giám", "1975-07-07", "male")
+DEPARTMENT = ("001085004217", "Nguyễn Văn An", "1985-03-14", "male")
+
+
+async def clinical_reads(session: AsyncSession, actor: str) -> int:
+    stmt = (
+        select(func.count())
+        .select_from(AuditEvent)
+        .where(AuditEvent.action == "clinical.read", AuditEvent.actor == f"person:{actor}")
+    )
+    return int(await session.scalar(stmt) or 0)
+
+
+async def world(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> tuple[str, str, str, tuple[str, str, str, str], dict[str, str]]:
+    """A patient with an ordinary visit and a mental-health visit at facility A; clinicians at
+    facilities B and C."""
+    sender, headers = await facility_with_token(client, session, settings)
+    ordinary = visit_of(sender, 81, datetime(2026, 9, 1, 9, 0), care_type="01")  # noqa: DTZ001
+    mental = visit_of(sender, 82, datetime(2026, 10, 1, 9, 0), ordinary, care_type="01")  # noqa: DTZ001
+    mental.tables["XML1"][0]["MA_BENH_CHINH"] = "F32.9"
+    mental.tables["XML1"][0]["MA_BENH_KT"] = ""
+    response = await send(client, headers, synth.envelope([ordinary, mental], sender))
+    assert response.json()["status"] != "rejected", response.text
+    consented, _ = await facility_with_token(client, session, settings)
+    other, _ = await facility_with_token(client, session, settings)
+    return sender, consented, other, who(ordinary), headers
+
+
+async def test_consent_scopes_sensitive_categories_and_revocation(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    _, consented, other, patient, _ = await world(client, session, settings)
+    record = f"/api/v1/patients/{patient[0]}/record"
+
+    await sign_in_as(
+        client, session, settings, DOCTOR, {"role": "clinician", "facility_code": consented}
+    )
+    error(await client.get(record), 403, "SHR-0001")  # no consent yet
+    assert await clinical_reads(session, DOCTOR[0]) == 0
+
+    await sign_in_as(client, session, settings, patient)
+    made = await client.post(
+        "/api/v1/me/consents", json={"facility": consented, "scope": "summary"}
+    )
+    assert made.status_code == 201, made.text
+
+    await sign_in_as(
+        client, session, settings, DOCTOR, {"role": "clinician", "facility_code": consented}
+    )
+    view = (await client.get(record)).json()
+    assert (view["basis"], view["scope"], view["visits"]) == ("consent", "summary", [])
+    assert view["summary"]["person_name"] == patient[1]
+    assert [v["main_diagnosis"]["code"] for v in view["summary"]["last_visits"]] != []
+    assert "F32.9" not in {v["main_diagnosis"]["code"] for v in view["summary"]["last_visits"]}
+    assert await clinical_reads(session, DOCTOR[0]) == 1
+
+    await sign_in_as(client, session, settings, patient)
+    full = await client.post("/api/v1/me/consents", json={"facility": "*", "scope": "full"})
+    await sign_in_as(
+        client, session, settings, DOCTOR, {"role": "clinician", "facility_code": consented}
+    )
+    view = (await client.get(record)).json()
+    assert view["scope"] == "full"
+    assert len(view["visits"]) == 1  # the mental-health visit stays hidden
+    visit_id = view["visits"][0]["id"]
+    detail = await client.get(f"/api/v1/patients/{patient[0]}/visits/{visit_id}")
+    assert detail.status_code == 200
+    assert await clinical_reads(session, DOCTOR[0]) == 3
+
+    await sign_in_as(client, session, settings, patient)
+    await client.post(
+        "/api/v1/me/consents",
+        json={"facility": consented, "scope": "full", "sensitive": ["mental"]},
+    )
+    await sign_in_as(
+        client, session, settings, DOCTOR, {"role": "clinician", "facility_code": consented}
+    )
+    view = (await client.get(record)).json()
+    assert len(view["visits"]) == 2
+    assert "F32.9" in {v["main_diagnosis"]["code"] for v in view["visits"]}
+
+    # another facility's clinician reads through the "*" directive, but without "mental"
+    await sign_in_as(
+        client, session, settings, OTHER_DOCTOR, {"role": "clinician", "facility_code": other}
+    )
+    assert len((await client.get(record)).json()["visits"]) == 1
+
+    # the patient revokes everything: refused at once, for both
+    await sign_in_as(client, session, settings, patient)
+    for directive in (await client.get("/api/v1/me/consents")).json():
+        assert (await client.delete(f"/api/v1/me/consents/{directive['id']}")).status_code == 200
+    assert all(not d["in_force"] for d in (await client.get("/api/v1/me/consents")).json())
+    await sign_in_as(
+        client, session, settings, DOCTOR, {"role": "clinician", "facility_code": consented}
+    )
+    error(await client.get(record), 403, "SHR-0001")
+    await sign_in_as(
+        client, session, settings, OTHER_DOCTOR, {"role": "clinician", "facility_code": other}
+    )
+    error(await client.get(record), 403, "SHR-0001")
+
+    # the patient sees who looked, in their access log
+    await sign_in_as(client, session, settings, patient)
+    log = (await client.get("/api/v1/me/access-log")).json()
+    doctors = {e["who"]["name"] for e in log if e["action"] == "clinical.read"}
+    assert doctors == {DOCTOR[1], OTHER_DOCTOR[1]}
+    assert full.status_code == 201
+
+
+async def test_nobody_without_a_clinician_role_reads_a_patient(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    _, consented, _, patient, headers = await world(client, session, settings)
+    record = f"/api/v1/patients/{patient[0]}/record"
+    await sign_in_as(client, session, settings, patient)
+    await client.post("/api/v1/me/consents", json={"facility": "*", "scope": "full"})
+    # a facility system, the department, another citizen, nobody
+    client.cookies.clear()
+    error(await client.get(record, headers=headers), 403, "SHR-0002")
+    error(await client.get(record), 401, "AUTH-0001")
+    await sign_in_as(
+        client, session, settings, DEPARTMENT, {"role": "department_admin", "province_code": "01"}
+    )
+    error(await client.get(record), 403, "SHR-0002")
+    await sign_in_as(client, session, settings, DOCTOR)
+    error(await client.get(record), 403, "SHR-0002")
+    # a clinician naming a facility they do not work at
+    await sign_in_as(
+        client, session, settings, DOCTOR, {"role": "clinician", "facility_code": consented}
+    )
+    error(await client.get(record, params={"facility": "99999"}), 403, "SHR-0002")
+    error(await client.get("/api/v1/patients/001099999999/record"), 404, "SHR-0003")
+
+
+async def test_break_glass_is_told_reviewed_and_expires(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings, db: Database
+) -> None:
+    _, _, other, patient, _ = await world(client, session, settings)
+    record = f"/api/v1/patients/{patient[0]}/record"
+    grant = {"role": "clinician", "facility_code": other}
+    await sign_in_as(client, session, settings, OTHER_DOCTOR, grant)
+    error(await client.get(record), 403, "SHR-0001")
+    bad = await client.post(
+        f"{record.rsplit('/', 1)[0]}/break-glass", json={"reason": "curious", "text": "muốn xem"}
+    )
+    assert bad.status_code == 422
+    opened = await client.post(
+        f"/api/v1/patients/{patient[0]}/break-glass",
+        json={"reason": "unconscious", "text": "Bệnh nhân hôn mê, không người nhà"},
+    )
+    assert opened.status_code == 201, opened.text
+    emergency = opened.json()
+    view = (await client.get(record)).json()
+    assert (view["basis"], view["scope"], len(view["visits"])) == ("emergency", "full", 1)
+
+    # the citizen is told at once (the worker delivers the outbox event to the inbox)
+    handlers = {
+        "emergency.access": {"inbox": exchange.event_notifier("emergency", exchange.LogPush())}
+    }
+    while await exchange.deliver_once(db, handlers, exchange.Policy()):
+        pass
+    await sign_in_as(client, session, settings, patient)
+    inbox = (await client.get("/api/v1/me/notifications")).json()
+    assert any("cấp cứu" in m["title"]["vi"] for m in inbox["items"])
+
+    # the facility's administrator reviews it; the department sees it too
+    await sign_in_as(
+        client, session, settings, SUPERVISOR, {"role": "facility_admin", "facility_code": other}
+    )
+    queue = (await client.get("/api/v1/emergency-accesses")).json()
+    assert [e["id"] for e in queue] == [emergency["id"]]
+    await sign_in_as(
+        client, session, settings, DEPARTMENT, {"role": "department_admin", "province_code": "01"}
+    )
+    assert [e["id"] for e in (await client.get("/api/v1/emergency-accesses")).json()] == [
+        emergency["id"]
+    ]
+    reviewed = await client.post(
+        f"/api/v1/emergency-accesses/{emergency['id']}/review", json={"note": "Hợp lý: cấp cứu."}
+    )
+    assert reviewed.json()["status"] == "reviewed"
+    assert (await client.get("/api/v1/emergency-accesses")).json() == []
+    await sign_in_as(client, session, settings, DOCTOR)
+    error(await client.get("/api/v1/emergency-accesses"), 403, "AUTH-0002")
+
+    # and it expires
+    await session.execute(
+        update(EmergencyAccess)
+        .where(EmergencyAccess.id == emergency["id"])
+        .values(expires_at=utcnow() - timedelta(minutes=1))
+    )
+    await sign_in_as(client, session, settings, OTHER_DOCTOR, grant)
+    error(await client.get(record), 403, "SHR-0001")
