@@ -219,3 +219,53 @@ async def test_break_glass_is_told_reviewed_and_expires(
     )
     await sign_in_as(client, session, settings, OTHER_DOCTOR, grant)
     error(await client.get(record), 403, "SHR-0001")
+
+
+async def test_a_code_shown_at_reception_opens_the_record_for_that_visit_once(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    _, consented, _, patient, _ = await world(client, session, settings)
+    record = f"/api/v1/patients/{patient[0]}/record"
+    await sign_in_as(client, session, settings, patient)
+    made = await client.post("/api/v1/me/reception-codes")
+    assert made.status_code == 201
+    code = made.json()["code"]
+    assert len(code) == 6
+    assert code.isdigit()
+    grant = {"role": "clinician", "facility_code": consented}
+    await sign_in_as(client, session, settings, DOCTOR, grant)
+    redeem = f"/api/v1/patients/{patient[0]}/reception-code"
+    wrong = "000000" if code != "000000" else "111111"
+    error(await client.post(redeem, json={"code": wrong}), 403, "SHR-0008")
+    error(await client.get(record), 403, "SHR-0001")
+    used = await client.post(redeem, json={"code": code})
+    assert used.status_code == 201, used.text
+    assert (used.json()["facility"], used.json()["scope"]) == (consented, "full")
+    assert (await client.get(record)).json()["basis"] == "consent"
+    error(await client.post(redeem, json={"code": code}), 403, "SHR-0008")  # one use only
+
+
+async def test_directives_are_fhir_consents_in_the_citizens_compartment(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    from fhir.resources.R4B import get_fhir_model_class
+
+    _, consented, _, patient, _ = await world(client, session, settings)
+    await sign_in_as(client, session, settings, patient)
+    made = (
+        await client.post(
+            "/api/v1/me/consents",
+            json={"facility": consented, "scope": "full", "sensitive": ["mental"], "days": 30},
+        )
+    ).json()
+    bundle = (await client.get("/fhir/R4/Consent")).json()
+    [entry] = bundle["entry"]
+    consent = entry["resource"]
+    get_fhir_model_class("Consent").model_validate(consent)
+    assert consent["status"] == "active"
+    assert consent["provision"]["actor"][0]["reference"]["reference"] == f"Organization/{consented}"
+    assert [label["code"] for label in consent["provision"]["securityLabel"]] == ["mental"]
+    await client.delete(f"/api/v1/me/consents/{made['id']}")
+    again = (await client.get(f"/fhir/R4/Consent/{consent['id']}")).json()
+    assert again["status"] == "inactive"
+    assert (await client.get("/fhir/R4/Consent", params={"status": "active"})).json()["total"] == 0

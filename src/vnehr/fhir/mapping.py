@@ -581,3 +581,42 @@ def audit_event(row: Any) -> Resource:
             + ([{"what": ref("Patient", row.person_id)}] if row.person_id else []),
         }
     )  # fmt: skip
+
+
+def consent(row: Any, now: datetime) -> Resource:
+    """A sharing directive as a FHIR Consent (patient-privacy, opt-in, with its period, the
+    facility it is for, and the sensitive categories it includes)."""
+    active = row.revoked_at is None and (row.valid_to is None or now < row.valid_to)
+    actor = (
+        [{"role": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType",
+                               "code": "IRCP"}]},
+          "reference": ref("Organization", row.grantee)}]
+        if row.grantee != "*" else []
+    )  # fmt: skip
+    return _drop_empty(
+        {
+            "resourceType": "Consent",
+            "id": f"c{row.id}",
+            "meta": _meta(2 if row.revoked_at else 1, row.revoked_at or row.created_at),
+            "status": "active" if active else "inactive",
+            "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope",
+                                  "code": "patient-privacy"}]},
+            "category": [{"coding": [{"system": LOINC, "code": "59284-0",
+                                      "display": "Patient Consent"}]}],
+            "patient": ref("Patient", row.person_id),
+            "dateTime": instant(row.created_at),
+            "policyRule": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode",
+                                       "code": "OPTIN"}]},
+            "provision": {
+                "type": "permit",
+                "period": {"start": instant(row.valid_from),
+                           "end": instant(row.revoked_at or row.valid_to)},
+                "actor": actor,
+                "action": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentaction",
+                                        "code": "access"}],
+                            "text": row.scope}],
+                "securityLabel": [{"system": code_system("sensitive-category"), "code": name}
+                                  for name in row.sensitive],
+            },
+        }
+    )  # fmt: skip

@@ -15,10 +15,11 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from vnehr import audit, catalogs, facilities, identity, records
+from vnehr import audit, catalogs, facilities, identity, records, sharing
 from vnehr.fhir import mapping, stored
 from vnehr.fhir.errors import NotForYou, UnknownResource, UnknownVersion
 from vnehr.kit.auth import Subject, require_scope
+from vnehr.kit.clock import utcnow
 
 Resource = dict[str, Any]
 VISIT_TYPES = (
@@ -156,6 +157,9 @@ async def compartment(session: AsyncSession, scope: Scope, person_ids: list[int]
     if scope.is_citizen:
         for row in await audit.events_about(session, sorted(pool.person_ids)):
             pool.add(mapping.audit_event(row))
+        now = utcnow()
+        for directive in await sharing.directives_of(session, sorted(pool.person_ids)):
+            pool.add(mapping.consent(directive, now))
     await add_registry(session, pool)
     return pool
 
@@ -217,6 +221,8 @@ def _derived(type_: str, id_: str) -> bool:
     resources kept as sent have 32-hex-digit ids."""
     if type_ in REGISTRY_TYPES:
         return not (len(id_) == 32 and all(c in "0123456789abcdef" for c in id_))
+    if type_ == "Consent" and id_[:1] == "c" and id_[1:].isdigit():
+        return True  # a sharing directive
     return id_.split("-", 1)[0].isdigit()
 
 

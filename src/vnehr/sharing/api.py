@@ -220,3 +220,39 @@ async def review(
 ) -> Emergency:
     """A supervisor closes an emergency access with a note."""
     return _emergency(await service.review(session, subject, access_id, body.note))
+
+
+class ReceptionCodeOut(BaseModel):
+    code: str = Field(description="6 digits; shown once")
+    expires_at: datetime
+
+
+@router.post(
+    "/api/v1/me/reception-codes",
+    status_code=201,
+    response_model=ReceptionCodeOut,
+    responses=error_responses(401),
+)
+async def new_reception_code(session: WriteSession, subject: CurrentSubject) -> ReceptionCodeOut:
+    """A one-time code to show at reception: the clinician who enters it reads my full record
+    for this visit (one day)."""
+    code, expires = await service.reception_code(session, subject)
+    return ReceptionCodeOut(code=code, expires_at=expires)
+
+
+class RedeemIn(BaseModel):
+    code: str = Field(pattern=r"^\d{6}$")
+    facility: str | None = Field(default=None, pattern=r"^[0-9A-Z]{5}$")
+
+
+@router.post(
+    "/api/v1/patients/{personal_id}/reception-code",
+    status_code=201,
+    response_model=Directive,
+    responses=error_responses(401, 403, 404, 422),
+)
+async def redeem_reception_code(
+    session: WriteSession, subject: CurrentSubject, personal_id: PersonalId, body: RedeemIn
+) -> Directive:
+    """The clinician enters the code the patient shows."""
+    return _directive(await service.redeem(session, subject, personal_id, body.code, body.facility))

@@ -38,3 +38,8 @@ class UnknownEmergency(VnehrError):
 class BadCategory(VnehrError):
     status_code = 422
     code = "SHR-0007"
+
+
+class BadReceptionCode(VnehrError):
+    status_code = 403
+    code = "SHR-0008"

@@ -52,3 +52,21 @@ class EmergencyAccess(Base):
     reviewed_by: Mapped[str | None] = mapped_column(String(100))
     reviewed_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     review_note: Mapped[str | None] = mapped_column(String(1000))
+
+
+class ReceptionCode(Base):
+    """A one-time code the citizen shows at reception (6 digits, or the same as a QR); the
+    clinician who enters it gets the full record for that visit, for a day. Only a hash of the
+    code is kept."""
+
+    __tablename__ = "reception_code"
+    __table_args__ = (Index("ix_reception_code_person", "person_id", "expires_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    person_id: Mapped[int] = mapped_column(BigId)
+    code_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    used_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    used_by: Mapped[str | None] = mapped_column(String(100))
+    directive_id: Mapped[int | None] = mapped_column(BigId)

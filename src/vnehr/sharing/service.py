@@ -15,6 +15,8 @@ one audit row naming the basis.
 
 from __future__ import annotations
 
+import hashlib
+import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -27,7 +29,7 @@ from vnehr.kit.auth import Forbidden, Subject
 from vnehr.kit.clock import utcnow
 from vnehr.kit.outbox import new_event
 from vnehr.sharing import errors
-from vnehr.sharing.models import ConsentDirective, EmergencyAccess
+from vnehr.sharing.models import ConsentDirective, EmergencyAccess, ReceptionCode
 
 SENSITIVE = ("hiv", "tb", "mental", "reproductive")
 REASONS = ("unconscious", "life-threatening", "urgent-treatment", "other")
@@ -354,3 +356,66 @@ async def review(
         )  # fmt: skip
         await session.flush()
     return row
+
+
+# ------------------------------------------------------------------ show at reception
+
+RECEPTION_MINUTES = 15
+RECEPTION_ACCESS_HOURS = 24
+
+
+def _code_hash(person_id: int, code: str) -> str:
+    return hashlib.sha256(f"{person_id}:{code}".encode()).hexdigest()
+
+
+async def reception_code(session: AsyncSession, subject: Subject) -> tuple[str, datetime]:
+    """A fresh one-time 6-digit code for the citizen to show at reception (valid 15 minutes)."""
+    person_id = await _me(session, subject)
+    code = f"{secrets.randbelow(10**6):06d}"
+    now = utcnow()
+    expires = now + timedelta(minutes=RECEPTION_MINUTES)
+    session.add(
+        ReceptionCode(
+            person_id=person_id, code_hash=_code_hash(person_id, code), created_at=now,
+            expires_at=expires,
+        )
+    )  # fmt: skip
+    await session.flush()
+    return code, expires
+
+
+async def redeem(
+    session: AsyncSession, subject: Subject, personal_id: str, code: str, facility: str | None
+) -> ConsentDirective:
+    """A clinician enters the code the patient shows: the full record for this visit, for a
+    day, to the clinician's facility (a directive the citizen sees and can revoke)."""
+    facility_code = clinician_facility(subject, facility)
+    person_id = await _patient(session, personal_id)
+    now = utcnow()
+    found = (
+        await session.scalars(
+            select(ReceptionCode).where(
+                ReceptionCode.person_id == person_id,
+                ReceptionCode.code_hash == _code_hash(person_id, code.strip()),
+                ReceptionCode.expires_at > now,
+                ReceptionCode.used_at.is_(None),
+            )
+        )
+    ).first()
+    if found is None:
+        raise errors.BadReceptionCode()
+    directive = ConsentDirective(
+        person_id=person_id, grantee=facility_code, scope="full", sensitive=[], valid_from=now,
+        valid_to=now + timedelta(hours=RECEPTION_ACCESS_HOURS), created_at=now,
+        created_by=f"reception-code:{subject.label}",
+    )  # fmt: skip
+    session.add(directive)
+    await session.flush()
+    found.used_at, found.used_by, found.directive_id = now, subject.label, directive.id
+    session.add(
+        audit.audit_event(
+            actor=subject.label, action="consent.reception", object_type="consent_directive",
+            object_id=str(directive.id), person_id=person_id, detail={"facility": facility_code},
+        )
+    )  # fmt: skip
+    return directive
