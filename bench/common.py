@@ -68,3 +68,16 @@ async def wrk(
     if int(bad):
         raise RuntimeError(f"{bad} non-2xx answers from {paths[0]}")
     return int(requests) / float(duration), int(p99_us) / 1000
+
+
+async def until_up(base: str, seconds: float = 30.0) -> None:
+    """Wait until a freshly started server answers ``/healthz``."""
+    import httpx
+
+    for _ in range(int(seconds * 10)):
+        try:
+            httpx.get(base + "/healthz", timeout=1)
+            return
+        except httpx.TransportError:
+            await asyncio.sleep(0.1)
+    raise RuntimeError(f"{base} did not come up in {seconds:.0f} s")

@@ -27,7 +27,7 @@ from typing import Any
 import httpx
 
 from bench.catalog_http import _free_port
-from bench.common import postgres, wrk
+from bench.common import postgres, until_up, wrk
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / ".cache" / "fhir" / "node_modules" / "hl7.fhir.r4.examples"
@@ -167,12 +167,7 @@ async def _timeline(socket_dir: str) -> list[str]:
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
-        for _ in range(300):
-            try:
-                httpx.get(base + "/healthz", timeout=1)
-                break
-            except httpx.TransportError:
-                await asyncio.sleep(0.1)
+        await until_up(base)
         settings = Settings(secret_key=SECRET, env="development")
         rng = random.Random(3)
         cookies = []

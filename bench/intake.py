@@ -23,7 +23,7 @@ from typing import Any
 import httpx
 import psutil
 
-from bench.common import postgres
+from bench.common import postgres, until_up
 
 FILES = int(os.environ.get("BENCH_VISITS", "2000"))
 CONCURRENCY = 32
@@ -205,12 +205,7 @@ async def main() -> None:
             stderr=subprocess.DEVNULL,
         )
         try:
-            for _ in range(300):
-                try:
-                    httpx.get(base + "/healthz", timeout=1)
-                    break
-                except httpx.TransportError:
-                    await asyncio.sleep(0.1)
+            await until_up(base)
             token = httpx.post(
                 base + "/oauth/token",
                 data={
