@@ -41,6 +41,7 @@ PATH = [
 DEPARTMENT_ADMIN = "001085004217"  # Nguyễn Văn An: Sở Y tế Hà Nội
 FACILITY_ADMIN = "079162003581"  # Trần Thị Bình: administrator of the first facility
 WARD_OFFICER = "031054007793"  # Lê Văn Cường: ward officer of Phường Hoàn Kiếm
+CLINICIAN = "048190002468"  # Phạm Thị Dung: a doctor at the second facility (Thanh Nhàn)
 CHILD = "001217005432"  # Hoàng Minh Khang, whom An represents as his parent
 
 #: Demo citizens with visits in their health books: personal ID, name, NGAY_SINH, GIOI_TINH,
@@ -89,8 +90,9 @@ async def load(session: AsyncSession) -> dict[str, int]:
         session, FACILITY_ADMIN, "facility_admin", facility_code=codes[0]
     )
     await identity.bootstrap_grant(session, WARD_OFFICER, "ward_officer", ward_code="00070")
+    await identity.bootstrap_grant(session, CLINICIAN, "clinician", facility_code=codes[1])
     counts["facility"] = len(codes)
-    counts["role_grant"] = 3
+    counts["role_grant"] = 4
     counts["visit"] = await _visits(session, codes[0])
     await identity.add_representative(
         session,

@@ -160,3 +160,41 @@ async def test_a_child_sees_that_a_parent_looked_and_reports_it(
     await expect(page.get_by_role("status")).to_contain_text("Đã gửi khiếu nại tới Sở Y tế")
     await expect(log).to_contain_text("Đã báo Sở Y tế")
     await context.close()
+
+
+async def test_a_clinician_is_refused_then_uses_the_reception_code(
+    server: str, browser: Browser
+) -> None:
+    """Bình makes a code in her book; Dung, a doctor at another facility, is refused, enters
+    the code, and sees Bình's record; Bình then sees the read in her access log."""
+    patient = await browser.new_context(locale="vi-VN")
+    page = await patient.new_page()
+    await page.goto(server + "/auth/login?next=/portal")
+    await page.get_by_role("button", name="Trần Thị Bình", exact=True).click()
+    await expect(page).to_have_url(server + "/portal")
+    # the code is made from the page (the app would show it as digits and a QR code)
+    made = await page.evaluate(
+        "async () => (await fetch('/api/v1/me/reception-codes', {method: 'POST'})).json()"
+    )
+    shown = str(made["code"])
+
+    doctor = await browser.new_context(locale="vi-VN", viewport={"width": 390, "height": 844})
+    clinic = await doctor.new_page()
+    await clinic.goto(server + "/auth/login?next=/portal")
+    await clinic.get_by_role("button", name="Phạm Thị Dung", exact=True).click()
+    await clinic.get_by_role("link", name="Tra cứu hồ sơ người bệnh").click()
+    await clinic.get_by_label("Số định danh cá nhân của người bệnh").fill("079162003581")
+    await clinic.get_by_role("button", name="Tra cứu").click()
+    await expect(clinic.get_by_role("alert")).to_contain_text("chưa đồng ý")
+    await clinic.get_by_label("Mã người bệnh xuất trình (6 số)").fill(shown)
+    await clinic.get_by_role("button", name="Dùng mã").click()
+    await expect(clinic.locator("#basis")).to_contain_text("đã đồng ý")
+    await expect(clinic.get_by_role("heading", level=2)).to_have_text("Trần Thị Bình")
+    await expect(clinic.get_by_role("table", name="patient visits").locator("tr")).to_have_count(3)
+    await clinic.screenshot(path=SCREENSHOTS / "clinician-view-vi.png", full_page=True)
+
+    await page.goto(server + "/portal/book/access-log")
+    await expect(page.get_by_role("table", name="access log")).to_contain_text("Phạm Thị Dung")
+    await expect(page.get_by_role("table", name="access log")).to_contain_text("Bác sĩ xem hồ sơ")
+    await doctor.close()
+    await patient.close()

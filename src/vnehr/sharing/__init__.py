@@ -2,6 +2,27 @@
 emergency access and its review (D35). Other contexts use this surface only."""
 
 from vnehr.sharing.api import router
-from vnehr.sharing.service import SENSITIVE, categories, directives_of, in_force
+from vnehr.sharing.errors import NoConsent
+from vnehr.sharing.service import (
+    REASONS,
+    SENSITIVE,
+    break_glass,
+    categories,
+    directives_of,
+    in_force,
+    patient_record,
+    redeem,
+)
 
-__all__ = ["SENSITIVE", "categories", "directives_of", "in_force", "router"]
+__all__ = [
+    "REASONS",
+    "SENSITIVE",
+    "NoConsent",
+    "break_glass",
+    "categories",
+    "directives_of",
+    "in_force",
+    "patient_record",
+    "redeem",
+    "router",
+]

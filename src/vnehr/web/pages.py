@@ -8,12 +8,13 @@ from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Query, Request
+from fastapi import Path as UrlPath
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from pydantic import ValidationError
 
-from vnehr import __version__, exchange, facilities, healthbook, identity
+from vnehr import __version__, exchange, facilities, healthbook, identity, sharing
 from vnehr.kit.auth import (
     SESSION_COOKIE,
     Forbidden,
@@ -434,3 +435,73 @@ async def book_dispute(
     except VnehrError as exc:
         return _error_page(request, exc)
     return RedirectResponse("/portal/book/access-log?notice=disputed", status_code=303)
+
+
+# ------------------------------------------------------------------ clinicians
+
+
+@router.get("/clinic", response_class=HTMLResponse)
+@router.get("/clinic/patient", response_class=HTMLResponse)
+async def clinic(
+    request: Request,
+    session: ReadSession,
+    subject: OptionalSubject,
+    id: Annotated[str | None, Query(pattern=r"^\d{12}$")] = None,
+) -> Response:
+    """A clinician looks a patient up by personal ID and sees what consent allows (or, without
+    consent, enters the patient's reception code or opens the record in an emergency)."""
+    who = _signed_in(request, subject)
+    if isinstance(who, RedirectResponse):
+        return who
+    context: dict[str, Any] = {
+        "subject": who,
+        "personal_id": id,
+        "reasons": sharing.REASONS,
+        "csrf": csrf_token(_settings(request), request.state.session_data),
+    }
+    if id is not None:
+        try:
+            found, summary, visits, row = await sharing.patient_record(
+                session, who, id, facility=None, purpose="treatment",
+                default=_settings(request).sharing_default,
+            )  # fmt: skip
+            async with database(request).session() as write:
+                write.add(row)
+            context["view"] = {
+                "basis": found.kind, "scope": found.scope, "summary": summary, "visits": visits,
+            }  # fmt: skip
+        except sharing.NoConsent:
+            context["refused"] = True
+        except VnehrError as exc:
+            context["error"] = exc.messages()
+    return _book_page(request, "clinic.html", **context)
+
+
+@router.post("/clinic/patient/{personal_id}/{action}")
+async def clinic_act(
+    request: Request,
+    session: WriteSession,
+    subject: OptionalSubject,
+    personal_id: Annotated[str, UrlPath(pattern=r"^\d{12}$")],
+    action: Literal["code", "break-glass"],
+    csrf: Annotated[str, Form()] = "",
+    code: Annotated[str, Form()] = "",
+    reason: Annotated[str, Form()] = "",
+    text: Annotated[str, Form()] = "",
+) -> Response:
+    """Use the code the patient shows, or open the record in an emergency."""
+    who = _signed_in(request, subject)
+    if isinstance(who, RedirectResponse):
+        return who
+    try:
+        check_csrf(_settings(request), request, csrf)
+        if action == "code":
+            await sharing.redeem(session, who, personal_id, code, None)
+        else:
+            await sharing.break_glass(
+                session, who, personal_id, facility=None, reason_code=reason, reason_text=text,
+                hours=_settings(request).emergency_access_hours,
+            )  # fmt: skip
+    except VnehrError as exc:
+        return _error_page(request, exc)
+    return RedirectResponse(f"/clinic/patient?id={personal_id}", status_code=303)
