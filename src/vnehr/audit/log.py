@@ -114,3 +114,32 @@ class AccessDispute(Base):
     closed_by: Mapped[str | None] = mapped_column(String(100))
     closed_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     finding: Mapped[str | None] = mapped_column(String(1000))
+
+
+async def event(session: AsyncSession, event_id: int) -> AuditEvent | None:
+    return await session.get(AuditEvent, event_id)
+
+
+async def disputed(session: AsyncSession, event_ids: list[int]) -> set[int]:
+    """Which of these audit entries a citizen has disputed."""
+    if not event_ids:
+        return set()
+    stmt = select(AccessDispute.audit_event_id).where(AccessDispute.audit_event_id.in_(event_ids))
+    return set(await session.scalars(stmt))
+
+
+async def dispute_of(session: AsyncSession, event_id: int) -> AccessDispute | None:
+    stmt = select(AccessDispute).where(AccessDispute.audit_event_id == event_id)
+    return (await session.scalars(stmt)).first()
+
+
+async def dispute(session: AsyncSession, dispute_id: int) -> AccessDispute | None:
+    return await session.get(AccessDispute, dispute_id)
+
+
+async def disputes(session: AsyncSession, status: str | None) -> list[AccessDispute]:
+    """The department's queue, newest first."""
+    stmt = select(AccessDispute).order_by(AccessDispute.opened_at.desc()).limit(500)
+    if status:
+        stmt = stmt.where(AccessDispute.status == status)
+    return list(await session.scalars(stmt))

@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Any
 
 from pydantic import BaseModel, Field
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vnehr import audit, facilities, identity
@@ -86,13 +85,7 @@ async def access_log(
         session, list(holders), not_by=subject.label, limit=limit, before_id=before
     )
     readers = await _readers(session, {r.actor for r in rows})
-    disputed = set(
-        await session.scalars(
-            select(audit.AccessDispute.audit_event_id).where(
-                audit.AccessDispute.audit_event_id.in_([r.id for r in rows])
-            )
-        )
-    )
+    disputed = await audit.disputed(session, [r.id for r in rows])
     return [
         AccessEntry(
             id=row.id,
@@ -113,7 +106,7 @@ async def dispute(
 ) -> Dispute:
     """Open a case about one read of my record (or return the one already open)."""
     holders = {h.id for h in await identity.book_holders(session, subject)}
-    event = await session.get(audit.AuditEvent, event_id)
+    event = await audit.event(session, event_id)
     if (
         event is None
         or event.person_id not in holders
@@ -121,11 +114,7 @@ async def dispute(
         or event.actor == subject.label
     ):
         raise errors.NotInYourLog(id=event_id)
-    existing = (
-        await session.scalars(
-            select(audit.AccessDispute).where(audit.AccessDispute.audit_event_id == event_id)
-        )
-    ).first()
+    existing = await audit.dispute_of(session, event_id)
     if existing is not None:
         return _dispute(existing)
     row = audit.AccessDispute(
@@ -158,17 +147,14 @@ def _require_department(subject: Subject) -> None:
 async def disputes(session: AsyncSession, subject: Subject, status: str | None) -> list[Dispute]:
     """The department's queue (newest first)."""
     _require_department(subject)
-    stmt = select(audit.AccessDispute).order_by(audit.AccessDispute.opened_at.desc()).limit(500)
-    if status:
-        stmt = stmt.where(audit.AccessDispute.status == status)
-    return [_dispute(row) for row in await session.scalars(stmt)]
+    return [_dispute(row) for row in await audit.disputes(session, status)]
 
 
 async def close_dispute(
     session: AsyncSession, subject: Subject, dispute_id: int, finding: str
 ) -> Dispute:
     _require_department(subject)
-    row = await session.get(audit.AccessDispute, dispute_id)
+    row = await audit.dispute(session, dispute_id)
     if row is None:
         raise errors.UnknownDispute(id=dispute_id)
     if row.status != "closed":

@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vnehr import audit, healthbook, identity, records
@@ -30,6 +29,7 @@ from vnehr.kit.clock import utcnow
 from vnehr.kit.outbox import new_event
 from vnehr.sharing import errors
 from vnehr.sharing.models import ConsentDirective, EmergencyAccess, ReceptionCode
+from vnehr.sharing.repository import SharingRepository
 
 SENSITIVE = ("hiv", "tb", "mental", "reproductive")
 REASONS = ("unconscious", "life-threatening", "urgent-treatment", "other")
@@ -90,8 +90,7 @@ async def create_directive(
         created_at=now,
         created_by=subject.label,
     )
-    session.add(row)
-    await session.flush()
+    await SharingRepository(session).add(row)
     session.add(
         audit.audit_event(
             actor=subject.label, action="consent.created", object_type="consent_directive",
@@ -104,20 +103,16 @@ async def create_directive(
 
 async def directives(session: AsyncSession, subject: Subject) -> list[ConsentDirective]:
     person_id = await _me(session, subject)
-    stmt = select(ConsentDirective).where(ConsentDirective.person_id == person_id)
-    return list(await session.scalars(stmt.order_by(ConsentDirective.id.desc())))
+    return await SharingRepository(session).directives_of([person_id], newest_first=True)
 
 
 async def directives_of(session: AsyncSession, person_ids: list[int]) -> list[ConsentDirective]:
-    if not person_ids:
-        return []
-    stmt = select(ConsentDirective).where(ConsentDirective.person_id.in_(person_ids))
-    return list(await session.scalars(stmt.order_by(ConsentDirective.id)))
+    return await SharingRepository(session).directives_of(person_ids, newest_first=False)
 
 
 async def revoke(session: AsyncSession, subject: Subject, directive_id: int) -> ConsentDirective:
     """Revoke a directive: in force no more, from this moment."""
-    row = await session.get(ConsentDirective, directive_id)
+    row = await SharingRepository(session).directive(directive_id)
     if row is None or row.person_id != await _me(session, subject):
         raise errors.UnknownDirective(id=directive_id)
     if row.revoked_at is None:
@@ -168,26 +163,9 @@ async def basis(
 ) -> Basis:
     """Why this clinician may read this patient's record now, or ``NoConsent``."""
     now = utcnow()
-    emergency = (
-        await session.scalars(
-            select(EmergencyAccess).where(
-                EmergencyAccess.person_id == person_id,
-                EmergencyAccess.facility_code == facility_code,
-                EmergencyAccess.clinician == clinician,
-                EmergencyAccess.expires_at > now,
-            )
-        )
-    ).first()
-    found = [
-        d
-        for d in await session.scalars(
-            select(ConsentDirective).where(
-                ConsentDirective.person_id == person_id,
-                or_(ConsentDirective.grantee == facility_code, ConsentDirective.grantee == "*"),
-            )
-        )
-        if in_force(d, now)
-    ]
+    repo = SharingRepository(session)
+    emergency = await repo.emergency_in_force(person_id, facility_code, clinician, now)
+    found = [d for d in await repo.directives_for(person_id, facility_code) if in_force(d, now)]
     sensitive = frozenset(name for d in found for name in d.sensitive)
     if emergency is not None:
         return Basis("emergency", "full", sensitive, emergency.id)
@@ -299,8 +277,7 @@ async def break_glass(
         reason_code=reason_code, reason_text=reason_text.strip()[:1000], opened_at=now,
         expires_at=now + timedelta(hours=hours), status="open",
     )  # fmt: skip
-    session.add(row)
-    await session.flush()
+    await SharingRepository(session).add(row)
     session.add(
         audit.audit_event(
             actor=subject.label, action="emergency.opened", object_type="emergency_access",
@@ -323,21 +300,20 @@ async def emergency_queue(
 ) -> list[EmergencyAccess]:
     """Emergency accesses to review: a facility administrator sees their facility's, the
     department all of them."""
-    stmt = select(EmergencyAccess).order_by(EmergencyAccess.opened_at.desc()).limit(500)
+    facilities_run: list[str] | None = None
     if not subject.is_department_admin():
-        facilities_run = [g.facility_code for g in subject.grants_for("facility_admin")]
+        facilities_run = [
+            g.facility_code for g in subject.grants_for("facility_admin") if g.facility_code
+        ]
         if not facilities_run:
             raise Forbidden(action="review emergency accesses")
-        stmt = stmt.where(EmergencyAccess.facility_code.in_(facilities_run))
-    if status:
-        stmt = stmt.where(EmergencyAccess.status == status)
-    return list(await session.scalars(stmt))
+    return await SharingRepository(session).emergencies(facilities_run, status)
 
 
 async def review(
     session: AsyncSession, subject: Subject, access_id: int, note: str
 ) -> EmergencyAccess:
-    row = await session.get(EmergencyAccess, access_id)
+    row = await SharingRepository(session).emergency(access_id)
     if row is None or not (
         subject.is_department_admin()
         or subject.acts_for_facility(row.facility_code, ("facility_admin",))
@@ -374,13 +350,12 @@ async def reception_code(session: AsyncSession, subject: Subject) -> tuple[str, 
     code = f"{secrets.randbelow(10**6):06d}"
     now = utcnow()
     expires = now + timedelta(minutes=RECEPTION_MINUTES)
-    session.add(
+    await SharingRepository(session).add(
         ReceptionCode(
             person_id=person_id, code_hash=_code_hash(person_id, code), created_at=now,
             expires_at=expires,
         )
     )  # fmt: skip
-    await session.flush()
     return code, expires
 
 
@@ -392,16 +367,8 @@ async def redeem(
     facility_code = clinician_facility(subject, facility)
     person_id = await _patient(session, personal_id)
     now = utcnow()
-    found = (
-        await session.scalars(
-            select(ReceptionCode).where(
-                ReceptionCode.person_id == person_id,
-                ReceptionCode.code_hash == _code_hash(person_id, code.strip()),
-                ReceptionCode.expires_at > now,
-                ReceptionCode.used_at.is_(None),
-            )
-        )
-    ).first()
+    repo = SharingRepository(session)
+    found = await repo.unused_code(person_id, _code_hash(person_id, code.strip()), now)
     if found is None:
         raise errors.BadReceptionCode()
     directive = ConsentDirective(
@@ -409,8 +376,7 @@ async def redeem(
         valid_to=now + timedelta(hours=RECEPTION_ACCESS_HOURS), created_at=now,
         created_by=f"reception-code:{subject.label}",
     )  # fmt: skip
-    session.add(directive)
-    await session.flush()
+    await repo.add(directive)
     found.used_at, found.used_by, found.directive_id = now, subject.label, directive.id
     session.add(
         audit.audit_event(

@@ -1,0 +1,76 @@
+"""All SQL of the sharing context."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from vnehr.sharing.models import ConsentDirective, EmergencyAccess, ReceptionCode
+
+
+class SharingRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add(self, row: ConsentDirective | EmergencyAccess | ReceptionCode) -> None:
+        self.session.add(row)
+        await self.session.flush()
+
+    async def directive(self, directive_id: int) -> ConsentDirective | None:
+        return await self.session.get(ConsentDirective, directive_id)
+
+    async def directives_of(
+        self, person_ids: Sequence[int], *, newest_first: bool
+    ) -> list[ConsentDirective]:
+        if not person_ids:
+            return []
+        order = ConsentDirective.id.desc() if newest_first else ConsentDirective.id
+        stmt = select(ConsentDirective).where(ConsentDirective.person_id.in_(person_ids))
+        return list(await self.session.scalars(stmt.order_by(order)))
+
+    async def directives_for(self, person_id: int, facility_code: str) -> list[ConsentDirective]:
+        """Directives naming this facility or every facility (in force or not)."""
+        stmt = select(ConsentDirective).where(
+            ConsentDirective.person_id == person_id,
+            or_(ConsentDirective.grantee == facility_code, ConsentDirective.grantee == "*"),
+        )
+        return list(await self.session.scalars(stmt))
+
+    async def emergency_in_force(
+        self, person_id: int, facility_code: str, clinician: str, now: datetime
+    ) -> EmergencyAccess | None:
+        stmt = select(EmergencyAccess).where(
+            EmergencyAccess.person_id == person_id,
+            EmergencyAccess.facility_code == facility_code,
+            EmergencyAccess.clinician == clinician,
+            EmergencyAccess.expires_at > now,
+        )
+        return (await self.session.scalars(stmt)).first()
+
+    async def emergency(self, access_id: int) -> EmergencyAccess | None:
+        return await self.session.get(EmergencyAccess, access_id)
+
+    async def emergencies(
+        self, facility_codes: Sequence[str] | None, status: str | None
+    ) -> list[EmergencyAccess]:
+        """Newest first; ``facility_codes`` None: every facility."""
+        stmt = select(EmergencyAccess).order_by(EmergencyAccess.opened_at.desc()).limit(500)
+        if facility_codes is not None:
+            stmt = stmt.where(EmergencyAccess.facility_code.in_(facility_codes))
+        if status:
+            stmt = stmt.where(EmergencyAccess.status == status)
+        return list(await self.session.scalars(stmt))
+
+    async def unused_code(
+        self, person_id: int, code_hash: str, now: datetime
+    ) -> ReceptionCode | None:
+        stmt = select(ReceptionCode).where(
+            ReceptionCode.person_id == person_id,
+            ReceptionCode.code_hash == code_hash,
+            ReceptionCode.expires_at > now,
+            ReceptionCode.used_at.is_(None),
+        )
+        return (await self.session.scalars(stmt)).first()
