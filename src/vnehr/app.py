@@ -18,6 +18,7 @@ from vnehr import (
     fhir,
     healthbook,
     identity,
+    papers,
     sharing,
     submissions,
     web,
@@ -102,6 +103,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.include_router(facilities.oauth_router)
     app.include_router(submissions.router)
     app.include_router(exchange.router)
+    app.include_router(papers.router)
     app.include_router(fhir.router)
     app.include_router(web.router)
 
@@ -187,6 +189,7 @@ def exchange_handlers(settings: Settings, http: httpx.AsyncClient) -> exchange.C
         },
         "checkin.received": {"bhxh": exchange.checkin_consumer(client)},
         "emergency.access": {"inbox": exchange.event_notifier("emergency", exchange.LogPush())},
+        "paper.issued": {"inbox": exchange.event_notifier("paper", exchange.LogPush())},
     }
 
 

@@ -14,7 +14,7 @@ from typing import Annotated, TypeVar
 import typer
 import uvicorn
 
-from vnehr import __version__, catalogs, demo, identity
+from vnehr import __version__, catalogs, demo, identity, papers
 from vnehr.kit.db import Database
 from vnehr.kit.errors import VnehrError
 from vnehr.kit.logging import configure_logging
@@ -443,7 +443,8 @@ def import_files(
     settings = _settings()
     paths = sorted(p for p in directory.iterdir() if p.suffix.lower() == ".xml")
     options = submissions.IntakeOptions(
-        limits=submissions.Limits(max_bytes=settings.max_body_bytes)
+        limits=submissions.Limits(max_bytes=settings.max_body_bytes),
+        papers=papers.keys_for(settings),
     )
     totals = {"files": 0, "skipped": 0, "refused": 0, "visits": 0, "accepted": 0}
 
@@ -491,7 +492,7 @@ def demo_load(
         async with db.session() as session:
             if if_empty and not await demo.is_empty(session):
                 return None
-            return await demo.load(session)
+            return await demo.load(session, papers.keys_for(get_settings()))
 
     loaded = _run(work)
     if loaded is None:

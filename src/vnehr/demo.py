@@ -15,7 +15,7 @@ from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from vnehr import catalogs, facilities, identity, submissions
+from vnehr import catalogs, facilities, identity, papers, submissions
 from vnehr.kit.auth import Grant, Subject
 from vnehr.kit.clock import VIETNAM, utcnow
 from vnehr.submissions import synth
@@ -63,8 +63,9 @@ async def is_empty(session: AsyncSession) -> bool:
     return not await catalogs.list_catalogs(session)
 
 
-async def load(session: AsyncSession) -> dict[str, int]:
-    """Load everything a demo needs, in the caller's transaction."""
+async def load(session: AsyncSession, keys: papers.PaperKeys | None = None) -> dict[str, int]:
+    """Load everything a demo needs, in the caller's transaction (``keys``: sign the demo
+    papers; None leaves them out)."""
     counts = await catalogs.load_builtin(session, icd10_titles_vi=demo_icd10_titles())
     codes = []
     for name, kind, level, ownership, ward, steps in FACILITIES:
@@ -93,7 +94,9 @@ async def load(session: AsyncSession) -> dict[str, int]:
     await identity.bootstrap_grant(session, CLINICIAN, "clinician", facility_code=codes[1])
     counts["facility"] = len(codes)
     counts["role_grant"] = 4
-    counts["visit"] = await _visits(session, codes[0])
+    counts["visit"] = await _visits(session, codes[0], keys)
+    if keys is not None:
+        counts["paper"] = await _driver_certificate(session, codes[0], keys)
     await identity.add_representative(
         session,
         OPERATOR,
@@ -107,7 +110,24 @@ async def load(session: AsyncSession) -> dict[str, int]:
     return counts
 
 
-async def _visits(session: AsyncSession, facility_code: str) -> int:
+async def _driver_certificate(session: AsyncSession, code: str, keys: papers.PaperKeys) -> int:
+    """An's driver's health certificate, issued through the papers service like any facility."""
+    system = Subject(kind="facility_system", id="demo-his", name="demo HIS",
+                     scopes=frozenset({"paper.write"}), facility_code=code)  # fmt: skip
+    examined = utcnow().astimezone(VIETNAM).date() - timedelta(days=30)
+    await papers.issue_driver(session, keys, system, {
+        "holder": {"personal_id": DEPARTMENT_ADMIN, "name": "Nguyễn Văn An",
+                   "birth_date": date(1985, 3, 14), "sex": "male"},
+        "examined_on": examined, "classes": ["B", "C1"], "drug_test": "negative",
+        "alcohol": "negative", "conclusion": "fit", "doctor_id": "000123/HNO-CCHN",
+        "doctor_name": "BS. Đỗ Thu Hà",
+    })  # fmt: skip
+    return 1
+
+
+async def _visits(
+    session: AsyncSession, facility_code: str, keys: papers.PaperKeys | None = None
+) -> int:
     """Synthetic visits of the demo citizens, received through intake like any file."""
     rng = random.Random(2026)  # noqa: S311  (synthetic data, not security)
     today = utcnow().astimezone(VIETNAM).replace(tzinfo=None, second=0, microsecond=0)
@@ -121,13 +141,14 @@ async def _visits(session: AsyncSession, facility_code: str) -> int:
                 care_type=care_type,
                 insured=True,
                 age_group=age_group,
+                appointment=True if (personal_id, days) == (DEPARTMENT_ADMIN, 45) else None,
             )
             person = {"SO_CCCD": personal_id, "HO_TEN": name, "NGAY_SINH": born, "GIOI_TINH": sex}
             for rows in one.tables.values():
                 for row in rows:
                     row.update({k: v for k, v in person.items() if row.get(k)})
             made.append(one)
-    options = submissions.IntakeOptions(limits=submissions.Limits())
+    options = submissions.IntakeOptions(limits=submissions.Limits(), papers=keys)
     receipt = await submissions.import_file(
         session, synth.envelope(made, facility_code, created=today.date()), options
     )

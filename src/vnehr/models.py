@@ -9,6 +9,7 @@ import vnehr.facilities.models
 import vnehr.fhir.models
 import vnehr.identity.models
 import vnehr.kit.outbox
+import vnehr.papers.models
 import vnehr.records.models
 import vnehr.sharing.models
 import vnehr.submissions.models  # noqa: F401

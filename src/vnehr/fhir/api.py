@@ -19,7 +19,7 @@ from fastapi.responses import Response
 from fastapi.routing import APIRoute
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from vnehr import audit, submissions
+from vnehr import audit, papers, submissions
 from vnehr.fhir import capability, ips, mapping, store, write
 from vnehr.fhir.errors import BadBody, BadSearch, NameAPatient, UnsupportedType
 from vnehr.fhir.search import SUPPORTED, criteria, sort_key
@@ -166,6 +166,7 @@ def _intake_options(request: Request) -> submissions.IntakeOptions:
         limits=submissions.Limits(max_bytes=settings.max_body_bytes),
         require_signature=False,
         card_check=request.app.state.card_check,
+        papers=papers.keys_for(settings),
     )
 
 

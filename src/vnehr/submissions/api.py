@@ -10,7 +10,7 @@ from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import AwareDatetime
 
-from vnehr import catalogs
+from vnehr import catalogs, papers
 from vnehr.kit.auth import CurrentSubject
 from vnehr.kit.http import ReadSession, database, error_responses
 from vnehr.kit.settings import Settings
@@ -82,6 +82,7 @@ async def submit(request: Request, subject: CurrentSubject) -> JSONResponse:
         limits=limits,
         require_signature=settings.require_signature,
         card_check=request.app.state.card_check,
+        papers=papers.keys_for(settings),
     )
     service.require_sender(subject)
     db = database(request)

@@ -15,7 +15,7 @@ from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any, Literal, Protocol
 
-from vnehr import identity
+from vnehr import identity, papers
 from vnehr.kit.clock import parse_day, parse_moment
 from vnehr.kit.errors import VnehrError
 from vnehr.kit.i18n import texts
@@ -136,6 +136,7 @@ def check_visit(
         return found
     summary = tables["XML1"][0]
     _cross_checks(found, tables, summary, envelope_facility, codes)
+    papers.check_visit_papers(found, tables, envelope_facility)
     return found
 
 

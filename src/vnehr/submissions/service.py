@@ -19,10 +19,10 @@ import zstandard
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from vnehr import catalogs, facilities, identity, records
+from vnehr import catalogs, facilities, identity, papers, records
 from vnehr.audit import audit_event
 from vnehr.kit.auth import MissingScope, Subject, require_scope
-from vnehr.kit.clock import VIETNAM, utcnow, vietnam_moment
+from vnehr.kit.clock import VIETNAM, parse_moment, utcnow, vietnam_moment
 from vnehr.kit.metrics import INTAKE_FILES, INTAKE_VISITS
 from vnehr.kit.outbox import new_event
 from vnehr.submissions import errors, signature
@@ -181,6 +181,9 @@ class IntakeOptions:
     require_signature: bool = False
     #: The BHXH card lookup (card, name, birth dd/MM/yyyy) -> result code; None: not checked.
     card_check: CardCheck | None = None
+    #: The keys papers are signed with; None: papers in the file are not issued (tools that
+    #: only load visits, such as benchmarks).
+    papers: papers.PaperKeys | None = None
 
 
 async def submit(
@@ -230,7 +233,9 @@ async def accept(
         if visit.findings.rejected or visit.visit_key is None:
             visits.append(_visit_receipt(visit))
             continue
-        stored = await _store_visit(session, subject, visit, submission_id, received, test_mode)
+        stored = await _store_visit(
+            session, subject, visit, submission_id, received, test_mode, options.papers
+        )
         accepted += 1
         visits.append(
             _visit_receipt(
@@ -284,6 +289,7 @@ async def _store_visit(
     submission_id: str,
     received: datetime,
     test_mode: bool,
+    paper_keys: papers.PaperKeys | None = None,
 ) -> records.Stored:
     xml1 = visit.tables["XML1"][0]
     personal_id = (xml1.get("SO_CCCD") or "").strip()
@@ -344,7 +350,32 @@ async def _store_visit(
                 detail={"submission_id": submission_id, "outcome": stored.outcome},
             )
         )
+        if paper_keys is not None and not test_mode:
+            await _papers(session, subject, visit, paper_keys, person_id, xml1)
     return stored
+
+
+async def _papers(
+    session: AsyncSession,
+    subject: Subject,
+    visit: VisitAnalysis,
+    paper_keys: papers.PaperKeys,
+    person_id: int | None,
+    xml1: dict[str, str],
+) -> None:
+    """Issue the papers the visit carries, and use the appointment it cites (in this
+    transaction: the receipt comes only after both)."""
+    facility = subject.facility_code or ""
+    await papers.from_visit(
+        session, paper_keys, facility_code=facility, visit_key=visit.visit_key or "",
+        tables=visit.tables, person_id=person_id, actor=subject.label,
+    )  # fmt: skip
+    begun = parse_moment((xml1.get("NGAY_VAO") or "").strip())
+    await papers.cite(
+        session, facility_code=facility, visit_key=visit.visit_key or "",
+        number=xml1.get("GIAY_CHUYEN_TUYEN") or "", person_id=person_id,
+        visit_day=begun.date() if begun else None,
+    )  # fmt: skip
 
 
 async def receipt(session: AsyncSession, subject: Subject, submission_id: str) -> dict[str, Any]:

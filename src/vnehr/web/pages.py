@@ -14,7 +14,7 @@ from fastapi.templating import Jinja2Templates
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from pydantic import ValidationError
 
-from vnehr import __version__, exchange, facilities, healthbook, identity, sharing
+from vnehr import __version__, exchange, facilities, healthbook, identity, papers, sharing
 from vnehr.kit.auth import (
     SESSION_COOKIE,
     Forbidden,
@@ -25,7 +25,7 @@ from vnehr.kit.auth import (
     make_session_cookie,
     session_cookie_options,
 )
-from vnehr.kit.clock import VIETNAM
+from vnehr.kit.clock import VIETNAM, today_in_vietnam
 from vnehr.kit.errors import VnehrError
 from vnehr.kit.http import ReadSession, WriteSession, database
 from vnehr.kit.i18n import text, texts
@@ -505,3 +505,46 @@ async def clinic_act(
     except VnehrError as exc:
         return _error_page(request, exc)
     return RedirectResponse(f"/clinic/patient?id={personal_id}", status_code=303)
+
+
+# ------------------------------------------------------------------ electronic papers
+
+
+@router.get("/portal/book/papers", response_class=HTMLResponse)
+async def book_papers(
+    request: Request,
+    session: WriteSession,
+    subject: OptionalSubject,
+    person: Annotated[str | None, Query(alias="for")] = None,
+) -> Response:
+    """The papers in the health book, each with its QR and PDF."""
+    who = _signed_in(request, subject)
+    if isinstance(who, RedirectResponse):
+        return who
+    try:
+        holder, rows = await papers.of_holder(session, who, person)
+    except VnehrError as exc:
+        return _error_page(request, exc)
+    today = today_in_vietnam()
+    shown = [
+        {"paper": p, "status": papers.status_of(p, today), "title": papers.KIND_TITLES[p.kind],
+         "qr": papers.qr_svg(p.jws) if papers.status_of(p, today) == "valid" else None}
+        for p in rows
+    ]  # fmt: skip
+    return _book_page(request, "book_papers.html", subject=who, holder=holder, items=shown)
+
+
+@router.get("/verify", response_class=HTMLResponse)
+async def verify_page(request: Request) -> HTMLResponse:
+    """Public: scan or paste a paper's QR."""
+    return _book_page(request, "verify.html", result=None, qr="")
+
+
+@router.post("/verify", response_class=HTMLResponse)
+async def verify_submit(
+    request: Request, session: ReadSession, qr: Annotated[str, Form(max_length=20_000)] = ""
+) -> HTMLResponse:
+    """Public: the verdict on a pasted or scanned QR."""
+    result = await papers.verify(session, papers.keys_for(_settings(request)), qr)
+    titles = papers.KIND_TITLES.get((result.get("paper") or {}).get("kind") or "")
+    return _book_page(request, "verify.html", result=result, qr=qr, titles=titles)

@@ -1,0 +1,38 @@
+"""Papers: electronic papers (driver's health certificate, referral, re-exam appointment, sick
+leave, birth certificate, discharge paper): rules, SMART Health Card QR, signed PDF,
+revocation and public verification."""
+
+from vnehr.papers.api import router
+from vnehr.papers.card import KIND_TITLES
+from vnehr.papers.rules import check_visit_papers
+from vnehr.papers.shc import qr_svg, qr_text
+from vnehr.papers.service import (
+    PaperKeys,
+    cite,
+    from_visit,
+    issue_driver,
+    keys_for,
+    of_holder,
+    of_visit,
+    open_qr,
+    status_of,
+    verify,
+)
+
+__all__ = [
+    "KIND_TITLES",
+    "PaperKeys",
+    "check_visit_papers",
+    "cite",
+    "from_visit",
+    "issue_driver",
+    "keys_for",
+    "of_holder",
+    "of_visit",
+    "open_qr",
+    "qr_svg",
+    "qr_text",
+    "router",
+    "status_of",
+    "verify",
+]

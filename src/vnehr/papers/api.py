@@ -1,0 +1,256 @@
+"""HTTP routes of the electronic papers: issuing (facility systems and staff), the citizen's
+papers, the PDF and QR, revocation, public verification, and the issuer's keys and
+revocation list where SMART Health Card verifiers look for them."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated, Any, Literal
+
+import anyio
+import orjson
+from fastapi import APIRouter, Path, Query, Request, Response
+from pydantic import BaseModel, Field
+
+from vnehr.kit.auth import CurrentSubject
+from vnehr.kit.clock import today_in_vietnam
+from vnehr.kit.http import ReadSession, WriteSession, error_responses
+from vnehr.papers import pdf, service, shc
+from vnehr.papers.models import Paper
+
+router = APIRouter(tags=["papers"])
+PaperId = Annotated[str, Path(pattern=r"^[0-9a-f-]{36}$")]
+Kind = Literal["driver", "referral", "re_exam", "sick_leave", "birth", "discharge"]
+
+
+class HolderIn(BaseModel):
+    personal_id: str = Field(pattern=r"^\d{12}$")
+    name: str = Field(min_length=1, max_length=200)
+    birth_date: date
+    sex: Literal["male", "female"] | None = None
+
+
+class DriverIn(BaseModel):
+    """A driver's health certificate (TT 36/2024)."""
+
+    kind: Literal["driver"]
+    facility_code: str | None = Field(
+        default=None, pattern=r"^[0-9A-Z]{5}$", description="Staff only: the facility issuing"
+    )
+    number: str | None = Field(default=None, max_length=60, description="None: numbered here")
+    holder: HolderIn
+    examined_on: date
+    classes: list[str] = Field(min_length=1, max_length=15, description="Licence classes")
+    drug_test: Literal["negative", "positive"]
+    alcohol: Literal["negative", "positive"]
+    conclusion: Literal["fit", "unfit", "fit_with_conditions"]
+    conditions: str | None = Field(default=None, max_length=500)
+    doctor_id: str | None = Field(default=None, max_length=60)
+    doctor_name: str | None = Field(default=None, max_length=200)
+
+
+class TablePaperIn(BaseModel):
+    """A paper of a national table (XML7, XML9, XML11, XML13, XML14) for a visit already sent:
+    ``fields`` is the table row, with the table's field names."""
+
+    kind: Literal["referral", "re_exam", "sick_leave", "birth", "discharge"]
+    facility_code: str | None = Field(default=None, pattern=r"^[0-9A-Z]{5}$")
+    visit_key: str = Field(min_length=1, max_length=100, description="MA_LK of the visit")
+    fields: dict[str, str | int] = Field(max_length=60)
+
+
+class PaperOut(BaseModel):
+    id: str
+    kind: str
+    number: str
+    version: int
+    facility_code: str
+    visit_key: str | None
+    status: str = Field(description="valid | used | expired | revoked")
+    signed_on: date
+    valid_from: date
+    valid_until: date | None
+    issued_at: datetime
+    used_by: str | None
+    revoked_at: datetime | None
+    revoke_reason: str | None
+    content: dict[str, Any]
+    qr: str = Field(description="The shc:/ text of the QR code")
+    outcome: str | None = Field(default=None, description="issued | replaced | unchanged")
+
+
+def out(paper: Paper, outcome: str | None = None) -> PaperOut:
+    return PaperOut(
+        id=paper.id,
+        kind=paper.kind,
+        number=paper.number,
+        version=paper.version,
+        facility_code=paper.facility_code,
+        visit_key=paper.visit_key,
+        status=service.status_of(paper, today_in_vietnam()),
+        signed_on=paper.signed_on,
+        valid_from=paper.valid_from,
+        valid_until=paper.valid_until,
+        issued_at=paper.issued_at,
+        used_by=paper.used_by,
+        revoked_at=paper.revoked_at,
+        revoke_reason=paper.revoke_reason,
+        content=paper.content,
+        qr=shc.qr_text(paper.jws),
+        outcome=outcome,
+    )
+
+
+def keys(request: Request) -> service.PaperKeys:
+    return service.keys_for(request.app.state.settings)
+
+
+@router.post(
+    "/api/v1/papers",
+    status_code=201,
+    response_model=PaperOut,
+    responses=error_responses(401, 403, 404, 409, 422),
+)
+async def issue(
+    request: Request,
+    session: WriteSession,
+    subject: CurrentSubject,
+    body: Annotated[DriverIn | TablePaperIn, Field(discriminator="kind")],
+) -> PaperOut:
+    """Issue a paper: a driver's health certificate, or a paper of a national table for a visit
+    already sent. The answer comes after the commit; the citizen is notified."""
+    data = body.model_dump()
+    if isinstance(body, DriverIn):
+        data["holder"] = body.holder.model_dump()
+        paper, outcome = await service.issue_driver(session, keys(request), subject, data)
+    else:
+        paper, outcome = await service.issue_for_visit(session, keys(request), subject, data)
+    await session.flush()
+    return out(paper, outcome)
+
+
+@router.get(
+    "/api/v1/papers/{paper_id}", response_model=PaperOut, responses=error_responses(401, 404)
+)
+async def one(session: WriteSession, subject: CurrentSubject, paper_id: PaperId) -> PaperOut:
+    """A paper, for its holder (or their representative) and its issuing facility."""
+    return out(await service.readable(session, subject, paper_id))
+
+
+@router.get(
+    "/api/v1/papers/{paper_id}.pdf",
+    responses={200: {"content": {"application/pdf": {}}}, **error_responses(401, 404)},
+)
+async def paper_pdf(
+    request: Request, session: WriteSession, subject: CurrentSubject, paper_id: PaperId
+) -> Response:
+    """The paper as a Vietnamese PDF with its QR, signed by the doctor and the facility."""
+    paper = await service.readable(session, subject, paper_id)
+    status = service.status_of(paper, today_in_vietnam())
+    svg = shc.qr_svg(paper.jws)
+    body = await anyio.to_thread.run_sync(
+        lambda: pdf.render(paper.content, paper_id=paper.id, status=status, qr_svg=svg)
+    )
+    signed = await pdf.sign(body, pdf.signers_of(paper.content), keys(request).signing)
+    name = f"{paper.kind}-{paper.number}".replace("/", "-")
+    return Response(
+        signed,
+        media_type="application/pdf",
+        headers={"Content-Disposition": f'attachment; filename="{name}.pdf"'},
+    )
+
+
+@router.get(
+    "/api/v1/papers/{paper_id}/qr.png",
+    responses={200: {"content": {"image/png": {}}}, **error_responses(401, 404)},
+)
+async def paper_qr(session: WriteSession, subject: CurrentSubject, paper_id: PaperId) -> Response:
+    paper = await service.readable(session, subject, paper_id)
+    return Response(shc.qr_png(paper.jws, box=6), media_type="image/png")
+
+
+class RevokeIn(BaseModel):
+    reason: str = Field(min_length=3, max_length=500)
+
+
+@router.post(
+    "/api/v1/papers/{paper_id}/revoke",
+    response_model=PaperOut,
+    responses=error_responses(401, 403, 404, 409),
+)
+async def revoke(
+    session: WriteSession, subject: CurrentSubject, paper_id: PaperId, body: RevokeIn
+) -> PaperOut:
+    """Revoke a paper (the issuing facility only), with a reason; verification fails at once."""
+    return out(await service.revoke(session, subject, paper_id, body.reason))
+
+
+class MyPapers(BaseModel):
+    holder: str
+    papers: list[PaperOut]
+
+
+@router.get("/api/v1/me/papers", response_model=MyPapers, responses=error_responses(401, 404))
+async def my_papers(
+    session: WriteSession,
+    subject: CurrentSubject,
+    for_: Annotated[str | None, Query(alias="for", pattern=r"^\d{12}$")] = None,
+) -> MyPapers:
+    """The papers in my health book (or in the book of a child or ward I act for)."""
+    who, rows = await service.of_holder(session, subject, for_)
+    return MyPapers(holder=who.full_name, papers=[out(p) for p in rows])
+
+
+class VerifyIn(BaseModel):
+    qr: str = Field(min_length=1, max_length=20_000, description="shc:/... or the JWS")
+
+
+@router.post("/api/v1/papers/verify")
+async def verify(request: Request, session: ReadSession, body: VerifyIn) -> dict[str, Any]:
+    """Public: is this paper authentic, and valid today? Only the facts needed to decide."""
+    return await service.verify(session, keys(request), body.qr)
+
+
+class PdfCheck(BaseModel):
+    signatures: list[dict[str, Any]]
+    authentic: bool
+
+
+@router.post("/api/v1/papers/verify-pdf", response_model=PdfCheck)
+async def verify_pdf(request: Request) -> PdfCheck:
+    """Public: check the PDF signatures of a paper (body: the PDF bytes, at most 5 MB)."""
+    data = await request.body()
+    if len(data) > 5_000_000:
+        return PdfCheck(signatures=[], authentic=False)
+    found = await pdf.check(data, keys(request).signing.roots)
+    return PdfCheck(
+        signatures=[
+            {
+                "field": s.field,
+                "signer": s.signer,
+                "intact": s.intact,
+                "trusted": s.trusted,
+                "covers": s.covers,
+            }
+            for s in found
+        ],
+        authentic=bool(found) and all(s.ok for s in found),
+    )
+
+
+@router.get("/.well-known/jwks.json", include_in_schema=False)
+async def jwks(request: Request, session: ReadSession) -> Response:
+    version, _ = await service.revocations(session)
+    body = {"keys": [keys(request).card.public_jwk(version)]}
+    return Response(
+        orjson.dumps(body),
+        media_type="application/json",
+        headers={"Access-Control-Allow-Origin": "*", "Cache-Control": "max-age=300"},
+    )
+
+
+@router.get("/.well-known/crl/{kid}.json", include_in_schema=False)
+async def crl(request: Request, session: ReadSession, kid: str) -> dict[str, Any]:
+    """The SMART Health Cards revocation list of the hub key (``rid`` method)."""
+    version, rids = await service.revocations(session)
+    return {"kid": keys(request).card.kid, "method": "rid", "ctr": version, "rids": rids}

@@ -1,0 +1,37 @@
+"""Errors of the electronic papers (texts in vnehr/locale)."""
+
+from __future__ import annotations
+
+from vnehr.kit.errors import VnehrError
+
+
+class UnknownPaper(VnehrError):
+    status_code = 404
+    code = "PAP-0001"
+
+
+class NotIssuer(VnehrError):
+    status_code = 403
+    code = "PAP-0002"
+
+
+class AlreadyRevoked(VnehrError):
+    status_code = 409
+    code = "PAP-0003"
+
+
+class PaperRejected(VnehrError):
+    """One or more paper rules failed; ``detail.issues`` lists them like the intake does."""
+
+    status_code = 422
+    code = "PAP-0004"
+
+
+class UnknownVisit(VnehrError):
+    status_code = 404
+    code = "PAP-0005"
+
+
+class DuplicatePaper(VnehrError):
+    status_code = 409
+    code = "PAP-0006"

@@ -1,0 +1,609 @@
+"""Issuing, reading, revoking and verifying electronic papers.
+
+Papers inside a visit file are issued in the intake's transaction (``from_visit``); the others
+through the papers API (``issue``). Every paper is signed at issue (a SMART Health Card); its
+PDF is rendered and signed on demand. Verification checks the card's signature with the hub's
+key and the paper's status in the database (so a revocation counts at once)."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from functools import lru_cache
+from typing import Any
+
+import orjson
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from vnehr import audit, facilities, identity, records
+from vnehr.kit.auth import Forbidden, Subject, require_scope
+from vnehr.kit.clock import today_in_vietnam, utcnow
+from vnehr.kit.errors import VnehrError
+from vnehr.kit.i18n import texts
+from vnehr.kit.outbox import new_event
+from vnehr.kit.settings import Settings
+from vnehr.papers import card, content, errors, pdf, rules, shc
+from vnehr.papers.models import Paper
+
+WRITE_SCOPE = "paper.write"
+
+
+@dataclass(frozen=True)
+class PaperKeys:
+    """The hub issuer's card key, its public URL (the ``iss`` of every card) and the PDF
+    signing authority."""
+
+    card: shc.IssuerKey
+    issuer_url: str
+    signing: pdf.SignerSource
+
+    @property
+    def public_keys(self) -> dict[str, Any]:
+        return {self.card.kid: self.card.public}
+
+
+@lru_cache(maxsize=4)
+def _keys(secret: str, url: str) -> PaperKeys:
+    return PaperKeys(shc.IssuerKey.from_secret(secret), url, pdf.HubAuthority(secret))
+
+
+def keys_for(settings: Settings) -> PaperKeys:
+    return _keys(settings.secret_key.get_secret_value(), settings.public_url.rstrip("/"))
+
+
+class _Issues:
+    """Collects rule findings in the intake's shape (for the papers API)."""
+
+    def __init__(self) -> None:
+        self.found: list[dict[str, Any]] = []
+
+    def _add(
+        self,
+        severity: str,
+        code: str,
+        table: str | None,
+        row: int | None,
+        field_: str | None,
+        params: dict[str, Any],
+    ) -> None:
+        where = {"table": table or "", "row": row or "", "field": field_ or ""}
+        self.found.append(
+            {
+                "code": code,
+                "severity": severity,
+                "table": table,
+                "row": row,
+                "field": field_,
+                "message": texts(code, {**where, **params}),
+                "detail": {k: str(v) for k, v in params.items()},
+            }
+        )
+
+    def error(
+        self,
+        code: str,
+        table: str | None = None,
+        row: int | None = None,
+        field_: str | None = None,
+        **params: Any,
+    ) -> None:
+        self._add("error", code, table, row, field_, params)
+
+    def warning(
+        self,
+        code: str,
+        table: str | None = None,
+        row: int | None = None,
+        field_: str | None = None,
+        **params: Any,
+    ) -> None:
+        self._add("warning", code, table, row, field_, params)
+
+    def raise_if_rejected(self) -> None:
+        if any(i["severity"] == "error" for i in self.found):
+            raise errors.PaperRejected(detail={"issues": self.found})
+
+
+def status_of(paper: Paper, today: date) -> str:
+    """valid | used | revoked | expired | not_yet (the stored status, and the validity window
+    read on ``today``)."""
+    if paper.status != "valid":
+        return paper.status
+    if paper.valid_until is not None and today > paper.valid_until:
+        return "expired"
+    if today < paper.valid_from and paper.kind == "sick_leave":
+        return "valid"  # a leave may be certified before it begins
+    return "valid"
+
+
+def _sha(body: dict[str, Any]) -> str:
+    return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def _pdf_url(keys: PaperKeys, paper_id: str) -> str:
+    return f"{keys.issuer_url}/api/v1/papers/{paper_id}.pdf"
+
+
+async def _store(
+    session: AsyncSession,
+    keys: PaperKeys,
+    body: dict[str, Any],
+    *,
+    facility_code: str,
+    visit_key: str | None,
+    source: str,
+    person_id: int | None,
+    actor: str,
+) -> tuple[Paper, str]:
+    """Add a paper, or its next version when the content changed; (paper, outcome) where the
+    outcome is issued | replaced | unchanged."""
+    digest = _sha(body)
+    current = (
+        await session.scalars(
+            select(Paper)
+            .where(
+                Paper.facility_code == facility_code,
+                Paper.kind == body["kind"],
+                Paper.number == body["number"],
+            )
+            .order_by(Paper.version.desc())
+            .limit(1)
+        )
+    ).first()
+    if current is not None and current.content_sha256 == digest:
+        return current, "unchanged"
+    now = utcnow()
+    if current is not None and source == "api" and current.visit_key != visit_key:
+        raise errors.DuplicatePaper(number=body["number"], kind=body["kind"])
+    if current is not None and current.status != "revoked":
+        current.status, current.revoked_at = "revoked", now
+        current.revoked_by, current.revoke_reason = actor, "replaced"
+    paper_id = str(uuid.uuid4())
+    rid = keys.card.rid(paper_id)
+    jws = keys.card.sign(
+        keys.issuer_url,
+        int(now.timestamp()),
+        card.bundle(body, paper_id, _pdf_url(keys, paper_id)),
+        rid,
+    )
+    paper = Paper(
+        id=paper_id,
+        kind=body["kind"],
+        number=body["number"],
+        version=(current.version + 1) if current else 1,
+        facility_code=facility_code,
+        visit_key=visit_key,
+        source=source,
+        person_id=person_id,
+        personal_id=body["holder"].get("personal_id"),
+        signed_on=date.fromisoformat(body["signed_on"]),
+        valid_from=date.fromisoformat(body["valid_from"]),
+        valid_until=date.fromisoformat(body["valid_until"]) if body.get("valid_until") else None,
+        status="valid",
+        content=body,
+        content_sha256=digest,
+        jws=jws,
+        rid=rid,
+        issued_at=now,
+        issued_by=actor,
+    )
+    session.add(paper)
+    if person_id is not None:
+        title = card.KIND_TITLES[body["kind"]]
+        session.add(
+            new_event(
+                "paper.issued",
+                f"paper:{paper_id}",
+                {
+                    "person_id": person_id,
+                    "paper_id": paper_id,
+                    "params": {
+                        "facility": body["facility"].get("name") or facility_code,
+                        "kind_vi": title[0],
+                        "kind_en": title[1],
+                        "number": body["number"],
+                    },
+                },
+            )
+        )
+    session.add(
+        audit.audit_event(
+            actor=actor,
+            action="paper.issued",
+            object_type="paper",
+            object_id=paper_id,
+            person_id=person_id,
+            detail={
+                "kind": body["kind"],
+                "number": body["number"],
+                "replaces": current.id if current else None,
+            },
+        )
+    )
+    return paper, ("replaced" if current else "issued")
+
+
+async def _facility(session: AsyncSession, code: str) -> dict[str, str]:
+    found = await facilities.directory(session, [code])
+    return {"code": code, "name": found[code].name if code in found else code}
+
+
+async def from_visit(
+    session: AsyncSession,
+    keys: PaperKeys,
+    *,
+    facility_code: str,
+    visit_key: str,
+    tables: dict[str, list[dict[str, str]]],
+    person_id: int | None,
+    actor: str,
+) -> list[tuple[Paper, str]]:
+    """Issue the papers a stored visit carries (in the intake's transaction)."""
+    found: list[tuple[Paper, str]] = []
+    wanted = [t for t in rules.TABLE_KINDS if tables.get(t)]
+    if not wanted:
+        return found
+    facility = await _facility(session, facility_code)
+    xml1 = tables["XML1"][0]
+    for table in wanted:
+        kind = rules.TABLE_KINDS[table]
+        for row in tables[table]:
+            body = content.from_table(kind, row, xml1, facility=facility)
+            if body is None:
+                continue
+            holder_id = person_id
+            if kind == "birth" and body["holder"].get("personal_id") != xml1.get("SO_CCCD"):
+                holder_id = await _person(session, body["holder"], actor)
+            found.append(
+                await _store(
+                    session,
+                    keys,
+                    body,
+                    facility_code=facility_code,
+                    visit_key=visit_key,
+                    source="visit",
+                    person_id=holder_id,
+                    actor=actor,
+                )
+            )
+    return found
+
+
+async def _person(session: AsyncSession, holder: dict[str, Any], actor: str) -> int | None:
+    personal_id = holder.get("personal_id") or ""
+    if identity.classify_document_number(personal_id) != "personal_id":
+        return None
+    born = holder.get("birth_date")
+    return await identity.match_patient(
+        session,
+        personal_id=personal_id,
+        full_name=holder.get("name") or "",
+        birth_date=date.fromisoformat(born) if born else None,
+        sex=holder.get("sex"),
+        source=actor,
+    )
+
+
+async def cite(
+    session: AsyncSession,
+    *,
+    facility_code: str,
+    visit_key: str,
+    number: str,
+    person_id: int | None,
+    visit_day: date | None,
+) -> Paper | None:
+    """A visit cites a paper (XML1 GIAY_CHUYEN_TUYEN): a re-exam appointment of the same person
+    at this facility is used once, by the first visit that cites it (D39)."""
+    number = number.strip()
+    if not number or person_id is None:
+        return None
+    paper = (
+        await session.scalars(
+            select(Paper)
+            .where(
+                Paper.number == number,
+                Paper.kind == "re_exam",
+                Paper.status == "valid",
+                Paper.facility_code == facility_code,
+                Paper.person_id == person_id,
+            )
+            .with_for_update()
+        )
+    ).first()
+    if paper is None or (visit_day and paper.valid_until and visit_day > paper.valid_until):
+        return None
+    if paper.visit_key == visit_key:
+        return None  # the visit that issued it
+    paper.status, paper.used_at = "used", utcnow()
+    paper.used_by = f"{facility_code}:{visit_key}"[:120]
+    return paper
+
+
+# ------------------------------------------------------------------ the papers API
+
+
+async def issue_driver(
+    session: AsyncSession, keys: PaperKeys, subject: Subject, data: dict[str, Any]
+) -> tuple[Paper, str]:
+    """A driver's health certificate (TT 36/2024), valid 12 months from the exam."""
+    code = _issuer_facility(subject, data.get("facility_code"))
+    examined: date = data["examined_on"]
+    found = _Issues()
+    rules.check_driver(
+        found,
+        examined=examined,
+        today=today_in_vietnam(),
+        classes=data["classes"],
+        drug_test=data["drug_test"],
+        alcohol=data["alcohol"],
+        conclusion=data["conclusion"],
+    )
+    found.raise_if_rejected()
+    count = await session.scalar(
+        select(func.count()).where(Paper.facility_code == code, Paper.kind == "driver")
+    )
+    number = data.get("number") or f"{code}.KSK.{int(count or 0) + 1:06d}.{examined.year % 100:02d}"
+    holder = data["holder"]
+    body = {
+        "kind": "driver",
+        "number": number,
+        "table": None,
+        "facility": await _facility(session, code),
+        "holder": {
+            "name": holder["name"],
+            "birth_date": holder["birth_date"].isoformat(),
+            "sex": holder.get("sex"),
+            "personal_id": holder["personal_id"],
+        },
+        "doctor": {"id": data.get("doctor_id"), "name": data.get("doctor_name")},
+        "head": None,
+        "signed_on": examined.isoformat(),
+        "valid_from": examined.isoformat(),
+        "valid_until": rules.driver_valid_until(examined).isoformat(),
+        "facts": {
+            "examined_on": examined.isoformat(),
+            "classes": sorted(set(data["classes"])),
+            "drug_test": data["drug_test"],
+            "alcohol": data["alcohol"],
+            "conclusion": data["conclusion"],
+            "conditions": data.get("conditions"),
+        },
+    }
+    person_id = await _person(session, body["holder"], subject.label)  # type: ignore[arg-type]
+    return await _store(
+        session,
+        keys,
+        body,
+        facility_code=code,
+        visit_key=None,
+        source="api",
+        person_id=person_id,
+        actor=subject.label,
+    )
+
+
+async def issue_for_visit(
+    session: AsyncSession, keys: PaperKeys, subject: Subject, data: dict[str, Any]
+) -> tuple[Paper, str]:
+    """A paper of a national table issued after its visit was sent (``fields`` is the table
+    row); the holder and the visit facts come from the stored visit."""
+    code = _issuer_facility(subject, data.get("facility_code"))
+    kind, visit_key = data["kind"], data["visit_key"]
+    stored = await records.current_version(session, code, visit_key)
+    if stored is None or stored.test_mode:
+        raise errors.UnknownVisit(facility=code, visit_key=visit_key)
+    table = rules.KINDS[kind][0] or ""
+    row = {k: str(v) for k, v in data["fields"].items()}
+    row.setdefault("MA_LK", visit_key)
+    tables: dict[str, list[dict[str, str]]] = {"XML1": stored.tables["XML1"], table: [row]}
+    found = _Issues()
+    for name in rules.required_fields(table):
+        if not (row.get(name) or "").strip():
+            found.error("SUB-0110", table, 1, name)
+    rules.check_visit_papers(found, tables, code)
+    found.raise_if_rejected()
+    body = content.from_table(kind, row, tables["XML1"][0], facility=await _facility(session, code))
+    if body is None:
+        raise errors.PaperRejected(detail={"issues": found.found})
+    return await _store(
+        session,
+        keys,
+        body,
+        facility_code=code,
+        visit_key=visit_key,
+        source="api",
+        person_id=stored.person_id,
+        actor=subject.label,
+    )
+
+
+def _issuer_facility(subject: Subject, wanted: str | None) -> str:
+    if subject.kind == "facility_system":
+        require_scope(subject, WRITE_SCOPE)
+        return subject.facility_code or ""
+    if wanted and subject.acts_for_facility(wanted, ("clinician", "facility_admin")):
+        return wanted
+    raise Forbidden(action="issue papers")
+
+
+async def revoke(session: AsyncSession, subject: Subject, paper_id: str, reason: str) -> Paper:
+    paper = await session.get(Paper, paper_id, with_for_update=True)
+    if paper is None:
+        raise errors.UnknownPaper(id=paper_id)
+    if not (
+        subject.acts_for_facility(paper.facility_code, ("clinician", "facility_admin"))
+        and (subject.kind != "facility_system" or WRITE_SCOPE in subject.scopes)
+    ):
+        raise errors.NotIssuer(facility=paper.facility_code)
+    if paper.status == "revoked":
+        raise errors.AlreadyRevoked(id=paper_id)
+    paper.status, paper.revoked_at = "revoked", utcnow()
+    paper.revoked_by, paper.revoke_reason = subject.label, reason
+    session.add(
+        audit.audit_event(
+            actor=subject.label,
+            action="paper.revoked",
+            object_type="paper",
+            object_id=paper_id,
+            person_id=paper.person_id,
+            detail={"reason": reason},
+        )
+    )
+    return paper
+
+
+async def readable(session: AsyncSession, subject: Subject, paper_id: str) -> Paper:
+    """A paper for its holder (or their representative) or its issuing facility; audited when
+    read by a representative."""
+    paper = await session.get(Paper, paper_id)
+    if paper is None:
+        raise errors.UnknownPaper(id=paper_id)
+    if subject.acts_for_facility(paper.facility_code, ("clinician", "facility_admin")):
+        return paper
+    if subject.kind == "person":
+        try:
+            holders = await identity.book_holders(session, subject)
+        except VnehrError:
+            holders = []
+        for holder in holders:
+            if paper.person_id == holder.id:
+                if holder.relation is not None:
+                    session.add(
+                        audit.audit_event(
+                            actor=subject.label,
+                            action="paper.read",
+                            object_type="paper",
+                            object_id=paper_id,
+                            person_id=holder.id,
+                            detail={"as": holder.relation},
+                        )
+                    )
+                return paper
+    raise errors.UnknownPaper(id=paper_id)  # never say whose it is
+
+
+async def of_holder(
+    session: AsyncSession, subject: Subject, for_: str | None = None
+) -> tuple[identity.Holder, list[Paper]]:
+    """The papers in a health book (the caller's, or a represented person's), newest first."""
+    holders = await identity.book_holders(session, subject)
+    who = holders[0]
+    if for_ is not None:
+        match = [h for h in holders if h.personal_id == for_]
+        if not match:
+            raise errors.UnknownPaper(id=for_)
+        who = match[0]
+        session.add(
+            audit.audit_event(
+                actor=subject.label,
+                action="paper.list",
+                object_type="health_book",
+                object_id=for_,
+                person_id=who.id,
+                detail={"as": who.relation},
+            )
+        )
+    rows = await session.scalars(
+        select(Paper).where(Paper.person_id == who.id).order_by(Paper.issued_at.desc()).limit(200)
+    )
+    return who, list(rows)
+
+
+async def of_visit(session: AsyncSession, facility_code: str, visit_key: str) -> list[Paper]:
+    rows = await session.scalars(
+        select(Paper)
+        .where(Paper.facility_code == facility_code, Paper.visit_key == visit_key)
+        .order_by(Paper.kind, Paper.version.desc())
+    )
+    return list(rows)
+
+
+# ------------------------------------------------------------------ verification
+
+
+def open_qr(keys: PaperKeys, text: str) -> dict[str, Any]:
+    """Everything a verification decides without the database: the card's signature and
+    issuer, and its facts. Raises ``shc.BadCard``."""
+    jws = shc.jws_from_qr(text)
+    found = shc.open_card(jws, keys.public_keys)
+    if found.issuer != keys.issuer_url:
+        raise shc.BadCard("unknown_issuer")
+    try:
+        facts = card.read(found.bundle)
+    except (ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
+        raise shc.BadCard("not_a_health_card") from exc
+    facts["rid"] = found.rid
+    return facts
+
+
+def verdict(
+    facts: dict[str, Any] | None, status: str | None, reason: str | None, today: date
+) -> dict[str, Any]:
+    """The answer of ``/verify``: authentic or not and why, the status, and only the facts a
+    verifier needs (no diagnosis is ever in a card)."""
+    if facts is None:
+        return {
+            "authentic": False,
+            "valid": False,
+            "reason": reason,
+            "status": None,
+            "checked_on": today.isoformat(),
+        }
+    return {
+        "authentic": True,
+        "valid": status == "valid",
+        "status": status,
+        "reason": reason,
+        "checked_on": today.isoformat(),
+        "paper": {k: v for k, v in facts.items() if k != "rid"},
+    }
+
+
+async def verify(session: AsyncSession, keys: PaperKeys, text: str) -> dict[str, Any]:
+    """Verify a scanned or pasted QR: signature (hub key), then the paper's status now."""
+    today = today_in_vietnam()
+    try:
+        facts = open_qr(keys, text)
+    except shc.BadCard as bad:
+        return verdict(None, None, bad.reason, today)
+    row = (
+        await session.execute(
+            select(
+                Paper.status, Paper.valid_until, Paper.revoke_reason, Paper.used_at, Paper.rid
+            ).where(Paper.id == facts["paper_id"])
+        )
+    ).first()
+    if row is None or row.rid != facts["rid"]:
+        return verdict(facts, "unknown", "not_on_record", today)
+    status = row.status
+    if status == "valid" and row.valid_until is not None and today > row.valid_until:
+        status = "expired"
+    reason = row.revoke_reason if status == "revoked" else None
+    return verdict(facts, status, reason, today)
+
+
+async def revocations(session: AsyncSession) -> tuple[int, list[str]]:
+    """The SMART Health Cards revocation list of the hub key: (version, revoked rids). The
+    version is the number of revocations, so it grows with every one."""
+    rows = list(
+        (
+            await session.execute(
+                select(Paper.rid).where(Paper.revoked_at.is_not(None)).order_by(Paper.revoked_at)
+            )
+        ).scalars()
+    )
+    return len(rows), rows
+
+
+def expires_soon(paper: Paper, today: date, days: int = 30) -> bool:
+    return paper.valid_until is not None and today <= paper.valid_until <= today + timedelta(
+        days=days
+    )
+
+
+def issued_label(paper: Paper) -> datetime:
+    return paper.issued_at
