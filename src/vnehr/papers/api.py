@@ -130,14 +130,6 @@ async def issue(
 
 
 @router.get(
-    "/api/v1/papers/{paper_id}", response_model=PaperOut, responses=error_responses(401, 404)
-)
-async def one(session: WriteSession, subject: CurrentSubject, paper_id: PaperId) -> PaperOut:
-    """A paper, for its holder (or their representative) and its issuing facility."""
-    return out(await service.readable(session, subject, paper_id))
-
-
-@router.get(
     "/api/v1/papers/{paper_id}.pdf",
     responses={200: {"content": {"application/pdf": {}}}, **error_responses(401, 404)},
 )
@@ -167,6 +159,14 @@ async def paper_pdf(
 async def paper_qr(session: WriteSession, subject: CurrentSubject, paper_id: PaperId) -> Response:
     paper = await service.readable(session, subject, paper_id)
     return Response(shc.qr_png(paper.jws, box=6), media_type="image/png")
+
+
+@router.get(
+    "/api/v1/papers/{paper_id}", response_model=PaperOut, responses=error_responses(401, 404)
+)
+async def one(session: WriteSession, subject: CurrentSubject, paper_id: PaperId) -> PaperOut:
+    """A paper, for its holder (or their representative) and its issuing facility."""
+    return out(await service.readable(session, subject, paper_id))
 
 
 class RevokeIn(BaseModel):

@@ -1,0 +1,274 @@
+"""Electronic papers as users meet them: a visit file issues its papers into the citizen's book
+(with a notification), the next visit that cites an appointment uses it up, a rule-breaking
+paper rejects its visit and stores nothing, a driver's certificate is issued through the API,
+verified by anyone, revoked by its facility only (verification fails at once, the revocation
+list says so), corrected papers replace the old, and the PDF carries two valid signatures that a
+changed byte breaks."""
+
+from __future__ import annotations
+
+import io
+from datetime import datetime, timedelta
+from typing import Any
+
+import httpx
+import orjson
+import pypdf
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tests.healthbook.test_api import visit_of, who
+from tests.identity.test_api import error, sign_in_as
+from tests.submissions.test_intake import count, facility_with_token, send
+from vnehr.kit.clock import VIETNAM, utcnow
+from vnehr.kit.outbox import OutboxEvent
+from vnehr.kit.settings import Settings
+from vnehr.papers import pdf
+from vnehr.papers.models import Paper
+from vnehr.records.models import VisitVersion
+from vnehr.submissions import synth
+
+SCOPES = ("submission.write", "checkin.write", "paper.write")
+DRIVER = ("001090012345", "Vũ Đức Thắng", "1990-04-12", "male")
+
+
+def local_now() -> datetime:
+    return utcnow().astimezone(VIETNAM).replace(tzinfo=None, second=0, microsecond=0)
+
+
+async def verify(client: httpx.AsyncClient, qr: str) -> dict[str, Any]:
+    response = await client.post("/api/v1/papers/verify", json={"qr": qr})
+    assert response.status_code == 200, response.text
+    result: dict[str, Any] = response.json()
+    return result
+
+
+async def test_a_visit_issues_its_appointment_and_the_next_visit_uses_it_once(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    code, headers = await facility_with_token(client, session, settings, scopes=SCOPES)
+    first = visit_of(code, 31, local_now() - timedelta(days=20), care_type="01", insured=True,
+                     appointment=True)  # fmt: skip
+    # the appointment was three days ago, at half past seven
+    booked = (local_now() - timedelta(days=3)).replace(hour=7, minute=30)
+    first.tables["XML14"][0]["NGAY_HEN_KL"] = booked.strftime("%Y%m%d%H%M")
+    assert (await send(client, headers, synth.envelope([first], code))).json()["status"] != (
+        "rejected"
+    )
+    number = first.tables["XML14"][0]["SO_GIAYHEN_KL"]
+    appointment = datetime.strptime(first.tables["XML14"][0]["NGAY_HEN_KL"], "%Y%m%d%H%M")  # noqa: DTZ007
+    events = await session.scalars(select(OutboxEvent).where(OutboxEvent.topic == "paper.issued"))
+    assert any(e.payload["params"]["number"] == number for e in events)
+
+    patient = who(first)
+    await sign_in_as(client, session, settings, patient)
+    mine = (await client.get("/api/v1/me/papers")).json()
+    [paper] = [p for p in mine["papers"] if p["kind"] == "re_exam"]
+    assert (paper["number"], paper["status"], paper["visit_key"]) == (number, "valid", first.ma_lk)
+    assert paper["content"]["facts"]["appointment"].startswith(appointment.date().isoformat())
+
+    checked = await verify(client, paper["qr"])
+    assert (checked["authentic"], checked["valid"], checked["status"]) == (True, True, "valid")
+    assert checked["paper"]["holder"]["name"] == patient[1]
+    assert checked["paper"]["facts"]["appointment"].startswith(appointment.date().isoformat())
+    assert "diagnosis" not in orjson.dumps(checked).decode()  # never in a card
+
+    # the re-examination cites the appointment in XML1 GIAY_CHUYEN_TUYEN: it is used
+    second = visit_of(code, 32, appointment + timedelta(hours=2), first, care_type="01",
+                      insured=True, appointment=False)  # fmt: skip
+    second.tables["XML1"][0]["GIAY_CHUYEN_TUYEN"] = number
+    assert (await send(client, headers, synth.envelope([second], code))).json()["status"] != (
+        "rejected"
+    )
+    used = (await verify(client, paper["qr"]))
+    assert (used["authentic"], used["valid"], used["status"]) == (True, False, "used")
+    row = await session.get(Paper, paper["id"])
+    assert row is not None and row.used_by == f"{code}:{second.ma_lk}"
+
+    # a third visit citing it again changes nothing: an appointment is used once
+    third = visit_of(code, 33, appointment + timedelta(days=1), first, care_type="01",
+                     insured=True, appointment=False)  # fmt: skip
+    third.tables["XML1"][0]["GIAY_CHUYEN_TUYEN"] = number
+    await send(client, headers, synth.envelope([third], code))
+    await session.refresh(row)
+    assert row.used_by == f"{code}:{second.ma_lk}"
+
+
+def sick_leave(one: synth.SynthVisit, days: int) -> dict[str, str]:
+    xml1 = one.tables["XML1"][0]
+    start = datetime.strptime(xml1["NGAY_VAO"][:8], "%Y%m%d")  # noqa: DTZ007
+    return {
+        "MA_LK": one.ma_lk, "SO_CT": "NV-0001", "SO_SERI": "S-0001", "SO_KCB": "K-0001",
+        "DON_VI": "Công ty TNHH Sông Hồng", "MA_BHXH": "0123456789",
+        "MA_THE_BHYT": xml1["MA_THE_BHYT"], "CHAN_DOAN_RV": xml1["CHAN_DOAN_RV"],
+        "PP_DIEUTRI": "Điều trị nội khoa", "SO_NGAY_NGHI": str(days),
+        "TU_NGAY": start.strftime("%Y%m%d"),
+        "DEN_NGAY": (start + timedelta(days=days - 1)).strftime("%Y%m%d"),
+        "HO_TEN_ME": "Nguyễn Thị Mai", "MA_TTDV": "0101001234", "MA_BS": "0101005678",
+        "NGAY_CT": start.strftime("%Y%m%d"),
+    }  # fmt: skip
+
+
+async def test_a_sick_leave_too_long_rejects_the_visit_and_stores_nothing(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    code, headers = await facility_with_token(client, session, settings, scopes=SCOPES)
+    one = visit_of(code, 41, local_now() - timedelta(days=3), care_type="01", insured=True,
+                   appointment=False)  # fmt: skip
+    one.tables["XML1"][0]["MA_BENH_CHINH"] = "J06.9"
+    one.tables["XML11"] = [sick_leave(one, 31)]
+    receipt = (await send(client, headers, synth.envelope([one], code))).json()
+    assert receipt["status"] == "rejected"
+    [issue] = [i for i in receipt["visits"][0]["issues"] if i["severity"] == "error"]
+    assert (issue["code"], issue["table"], issue["field"]) == ("PAP-0104", "XML11", "SO_NGAY_NGHI")
+    assert "31" in issue["message"]["vi"] and "30" in issue["message"]["en"]
+    assert await count(session, Paper, Paper.facility_code == code) == 0
+    assert await count(session, VisitVersion, VisitVersion.facility_code == code) == 0
+
+    one.tables["XML11"] = [sick_leave(one, 30)]
+    receipt = (await send(client, headers, synth.envelope([one], code))).json()
+    assert receipt["status"] != "rejected", receipt
+    [paper] = (await session.scalars(select(Paper).where(Paper.facility_code == code,
+                                                          Paper.kind == "sick_leave"))).all()  # fmt: skip
+    assert paper.content["facts"]["days"] == 30
+    assert (paper.valid_until - paper.valid_from).days == 29  # type: ignore[operator]
+
+
+def driver_body(**extra: Any) -> dict[str, Any]:
+    examined = (utcnow().astimezone(VIETNAM) - timedelta(days=2)).date().isoformat()
+    return {
+        "kind": "driver",
+        "holder": {"personal_id": DRIVER[0], "name": DRIVER[1], "birth_date": DRIVER[2],
+                   "sex": DRIVER[3]},
+        "examined_on": examined, "classes": ["B", "C1"], "drug_test": "negative",
+        "alcohol": "negative", "conclusion": "fit", "doctor_id": "001234/HNO-CCHN",
+        "doctor_name": "BS. Đỗ Thu Hà", **extra,
+    }  # fmt: skip
+
+
+async def test_a_driver_certificate_is_issued_verified_and_revoked_by_its_facility_only(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    code, headers = await facility_with_token(client, session, settings, scopes=SCOPES)
+    _, other = await facility_with_token(client, session, settings, scopes=SCOPES)
+    _, no_scope = await facility_with_token(client, session, settings)
+
+    error(await client.post("/api/v1/papers", json=driver_body(), headers=no_scope), 403,
+          "AUTH-0004")  # fmt: skip
+    refused = error(await client.post("/api/v1/papers", json=driver_body(drug_test="positive"),
+                                      headers=headers), 422, "PAP-0004")  # fmt: skip
+    assert [i["code"] for i in refused["detail"]["issues"]] == ["PAP-0122"]
+
+    made = await client.post("/api/v1/papers", json=driver_body(), headers=headers)
+    assert made.status_code == 201, made.text
+    paper = made.json()
+    assert paper["content"]["facts"]["classes"] == ["B", "C1"]
+    assert paper["number"].startswith(f"{code}.KSK.")
+    checked = await verify(client, paper["qr"])
+    assert (checked["authentic"], checked["valid"]) == (True, True)
+    assert checked["paper"]["facts"]["classes"] == "B, C1"
+    assert checked["paper"]["facts"]["conclusion"] == "fit"
+
+    # the holder finds it in their book
+    await sign_in_as(client, session, settings, DRIVER)
+    assert [p["id"] for p in (await client.get("/api/v1/me/papers")).json()["papers"]] == [
+        paper["id"]
+    ]
+    # somebody else does not see it, and never learns whose it is
+    await sign_in_as(client, session, settings, ("001199000001", "Người Khác", "1999-01-01",
+                                                 "female"))  # fmt: skip
+    error(await client.get(f"/api/v1/papers/{paper['id']}"), 404, "PAP-0001")
+
+    revoke = f"/api/v1/papers/{paper['id']}/revoke"
+    error(await client.post(revoke, json={"reason": "nhầm"}, headers=other), 403, "PAP-0002")
+    done = await client.post(revoke, json={"reason": "Cấp nhầm người"}, headers=headers)
+    assert done.status_code == 200 and done.json()["status"] == "revoked"
+    checked = await verify(client, paper["qr"])
+    assert (checked["authentic"], checked["valid"], checked["status"]) == (True, False, "revoked")
+    assert checked["reason"] == "Cấp nhầm người"
+    error(await client.post(revoke, json={"reason": "again"}, headers=headers), 409, "PAP-0003")
+
+    jwks = (await client.get("/.well-known/jwks.json")).json()
+    [key] = jwks["keys"]
+    assert (key["kty"], key["crv"], key["alg"], key["use"]) == ("EC", "P-256", "ES256", "sig")
+    assert key["crlVersion"] >= 1
+    crl = (await client.get(f"/.well-known/crl/{key['kid']}.json")).json()
+    row = await session.get(Paper, paper["id"])
+    assert row is not None and row.rid in crl["rids"] and crl["ctr"] == key["crlVersion"]
+
+
+def tamper(qr: str) -> str:
+    """Change one character of the JWS payload inside a shc:/ text."""
+    digits = qr[5:]
+    middle = len(digits) // 2 - (len(digits) // 2) % 2
+    pair = int(digits[middle : middle + 2])
+    changed = pair + 1 if pair < 77 else pair - 1
+    return f"shc:/{digits[:middle]}{changed:02d}{digits[middle + 2 :]}"
+
+
+async def test_a_changed_or_foreign_qr_is_not_authentic(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    _, headers = await facility_with_token(client, session, settings, scopes=SCOPES)
+    paper = (await client.post("/api/v1/papers", json=driver_body(), headers=headers)).json()
+    forged = await verify(client, tamper(paper["qr"]))
+    assert (forged["authentic"], forged["valid"]) == (False, False)
+    assert forged["reason"] in ("bad_signature", "malformed")
+    assert "paper" not in forged
+    assert (await verify(client, "shc:/123"))["reason"] == "malformed"
+    assert (await verify(client, "hello"))["reason"] == "malformed"
+
+
+async def test_a_corrected_visit_replaces_its_paper(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    code, headers = await facility_with_token(client, session, settings, scopes=SCOPES)
+    one = visit_of(code, 51, local_now() - timedelta(days=5), care_type="01", insured=True,
+                   appointment=True)  # fmt: skip
+    await send(client, headers, synth.envelope([one], code))
+    again = await send(client, headers, synth.envelope([one], code))
+    assert again.json()["visits"][0]["outcome"] == "unchanged"
+    assert await count(session, Paper, Paper.facility_code == code) == 1
+    one.tables["XML14"][0]["NGAY_HEN_KL"] = one.tables["XML14"][0]["NGAY_HEN_KL"][:8] + "1400"
+    await send(client, headers, synth.envelope([one], code))
+    versions = (await session.scalars(select(Paper).where(Paper.facility_code == code)
+                                      .order_by(Paper.version))).all()  # fmt: skip
+    assert [(p.version, p.status, p.revoke_reason) for p in versions] == [
+        (1, "revoked", "replaced"), (2, "valid", None)
+    ]
+    old = await verify(client, f"shc:/{''.join(f'{ord(c) - 45:02d}' for c in versions[0].jws)}")
+    assert (old["authentic"], old["status"]) == (True, "revoked")
+
+
+async def test_the_pdf_carries_the_doctor_and_facility_signatures(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    _, headers = await facility_with_token(client, session, settings, scopes=SCOPES)
+    paper = (await client.post("/api/v1/papers", json=driver_body(), headers=headers)).json()
+    response = await client.get(f"/api/v1/papers/{paper['id']}.pdf", headers=headers)
+    assert response.status_code == 200 and response.headers["content-type"] == "application/pdf"
+    body = response.content
+    text = "".join(page.extract_text() for page in pypdf.PdfReader(io.BytesIO(body)).pages)
+    assert DRIVER[1] in text and "GIẤY KHÁM SỨC KHỎE LÁI XE" in text
+
+    checked = (await client.post("/api/v1/papers/verify-pdf", content=body)).json()
+    assert checked["authentic"] is True
+    signers = [s["signer"] for s in checked["signatures"]]
+    assert len(signers) == 2 and "Đỗ Thu Hà" in signers[0]
+    assert all(s["intact"] and s["trusted"] for s in checked["signatures"])
+
+    position = len(body) // 3
+    changed = body[:position] + bytes([body[position] ^ 0x01]) + body[position + 1 :]
+    assert (await client.post("/api/v1/papers/verify-pdf", content=changed)).json()[
+        "authentic"
+    ] is False
+    # the same paper signed by keys outside the hub's roots is not trusted
+    row = await session.get(Paper, paper["id"])
+    assert row is not None
+    unsigned = pdf.render(row.content, paper_id=row.id, status="valid", qr_svg="<svg/>")
+    foreign = await pdf.sign(unsigned, pdf.signers_of(row.content), pdf.HubAuthority("x" * 40))
+    checked = (await client.post("/api/v1/papers/verify-pdf", content=foreign)).json()
+    assert checked["authentic"] is False
+    assert [s["intact"] and not s["trusted"] for s in checked["signatures"]] == [True, True]
+    # and nobody signed out reads the PDF
+    error(await client.get(f"/api/v1/papers/{paper['id']}.pdf"), 401, "AUTH-0001")
