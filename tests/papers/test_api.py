@@ -47,8 +47,9 @@ async def test_a_visit_issues_its_appointment_and_the_next_visit_uses_it_once(
     client: httpx.AsyncClient, session: AsyncSession, settings: Settings
 ) -> None:
     code, headers = await facility_with_token(client, session, settings, scopes=SCOPES)
-    first = visit_of(code, 31, local_now() - timedelta(days=20), care_type="01", insured=True,
-                     appointment=True)  # fmt: skip
+    first = visit_of(
+        code, 31, local_now() - timedelta(days=20), care_type="01", insured=True, appointment=True
+    )
     # the appointment was three days ago, at half past seven
     booked = (local_now() - timedelta(days=3)).replace(hour=7, minute=30)
     first.tables["XML14"][0]["NGAY_HEN_KL"] = booked.strftime("%Y%m%d%H%M")
@@ -74,20 +75,35 @@ async def test_a_visit_issues_its_appointment_and_the_next_visit_uses_it_once(
     assert "diagnosis" not in orjson.dumps(checked).decode()  # never in a card
 
     # the re-examination cites the appointment in XML1 GIAY_CHUYEN_TUYEN: it is used
-    second = visit_of(code, 32, appointment + timedelta(hours=2), first, care_type="01",
-                      insured=True, appointment=False)  # fmt: skip
+    second = visit_of(
+        code,
+        32,
+        appointment + timedelta(hours=2),
+        first,
+        care_type="01",
+        insured=True,
+        appointment=False,
+    )
     second.tables["XML1"][0]["GIAY_CHUYEN_TUYEN"] = number
     assert (await send(client, headers, synth.envelope([second], code))).json()["status"] != (
         "rejected"
     )
-    used = (await verify(client, paper["qr"]))
+    used = await verify(client, paper["qr"])
     assert (used["authentic"], used["valid"], used["status"]) == (True, False, "used")
     row = await session.get(Paper, paper["id"])
-    assert row is not None and row.used_by == f"{code}:{second.ma_lk}"
+    assert row is not None
+    assert row.used_by == f"{code}:{second.ma_lk}"
 
     # a third visit citing it again changes nothing: an appointment is used once
-    third = visit_of(code, 33, appointment + timedelta(days=1), first, care_type="01",
-                     insured=True, appointment=False)  # fmt: skip
+    third = visit_of(
+        code,
+        33,
+        appointment + timedelta(days=1),
+        first,
+        care_type="01",
+        insured=True,
+        appointment=False,
+    )
     third.tables["XML1"][0]["GIAY_CHUYEN_TUYEN"] = number
     await send(client, headers, synth.envelope([third], code))
     await session.refresh(row)
@@ -98,38 +114,51 @@ def sick_leave(one: synth.SynthVisit, days: int) -> dict[str, str]:
     xml1 = one.tables["XML1"][0]
     start = datetime.strptime(xml1["NGAY_VAO"][:8], "%Y%m%d")  # noqa: DTZ007
     return {
-        "MA_LK": one.ma_lk, "SO_CT": "NV-0001", "SO_SERI": "S-0001", "SO_KCB": "K-0001",
-        "DON_VI": "Công ty TNHH Sông Hồng", "MA_BHXH": "0123456789",
-        "MA_THE_BHYT": xml1["MA_THE_BHYT"], "CHAN_DOAN_RV": xml1["CHAN_DOAN_RV"],
-        "PP_DIEUTRI": "Điều trị nội khoa", "SO_NGAY_NGHI": str(days),
+        "MA_LK": one.ma_lk,
+        "SO_CT": "NV-0001",
+        "SO_SERI": "S-0001",
+        "SO_KCB": "K-0001",
+        "DON_VI": "Công ty TNHH Sông Hồng",
+        "MA_BHXH": "0123456789",
+        "MA_THE_BHYT": xml1["MA_THE_BHYT"],
+        "CHAN_DOAN_RV": xml1["CHAN_DOAN_RV"],
+        "PP_DIEUTRI": "Điều trị nội khoa",
+        "SO_NGAY_NGHI": str(days),
         "TU_NGAY": start.strftime("%Y%m%d"),
         "DEN_NGAY": (start + timedelta(days=days - 1)).strftime("%Y%m%d"),
-        "HO_TEN_ME": "Nguyễn Thị Mai", "MA_TTDV": "0101001234", "MA_BS": "0101005678",
+        "HO_TEN_ME": "Nguyễn Thị Mai",
+        "MA_TTDV": "0101001234",
+        "MA_BS": "0101005678",
         "NGAY_CT": start.strftime("%Y%m%d"),
-    }  # fmt: skip
+    }
 
 
 async def test_a_sick_leave_too_long_rejects_the_visit_and_stores_nothing(
     client: httpx.AsyncClient, session: AsyncSession, settings: Settings
 ) -> None:
     code, headers = await facility_with_token(client, session, settings, scopes=SCOPES)
-    one = visit_of(code, 41, local_now() - timedelta(days=3), care_type="01", insured=True,
-                   appointment=False)  # fmt: skip
+    one = visit_of(
+        code, 41, local_now() - timedelta(days=3), care_type="01", insured=True, appointment=False
+    )
     one.tables["XML1"][0]["MA_BENH_CHINH"] = "J06.9"
     one.tables["XML11"] = [sick_leave(one, 31)]
     receipt = (await send(client, headers, synth.envelope([one], code))).json()
     assert receipt["status"] == "rejected"
     [issue] = [i for i in receipt["visits"][0]["issues"] if i["severity"] == "error"]
     assert (issue["code"], issue["table"], issue["field"]) == ("PAP-0104", "XML11", "SO_NGAY_NGHI")
-    assert "31" in issue["message"]["vi"] and "30" in issue["message"]["en"]
+    assert "31" in issue["message"]["vi"]
+    assert "30" in issue["message"]["en"]
     assert await count(session, Paper, Paper.facility_code == code) == 0
     assert await count(session, VisitVersion, VisitVersion.facility_code == code) == 0
 
     one.tables["XML11"] = [sick_leave(one, 30)]
     receipt = (await send(client, headers, synth.envelope([one], code))).json()
     assert receipt["status"] != "rejected", receipt
-    [paper] = (await session.scalars(select(Paper).where(Paper.facility_code == code,
-                                                          Paper.kind == "sick_leave"))).all()  # fmt: skip
+    [paper] = (
+        await session.scalars(
+            select(Paper).where(Paper.facility_code == code, Paper.kind == "sick_leave")
+        )
+    ).all()
     assert paper.content["facts"]["days"] == 30
     assert (paper.valid_until - paper.valid_from).days == 29  # type: ignore[operator]
 
@@ -138,12 +167,21 @@ def driver_body(**extra: Any) -> dict[str, Any]:
     examined = (utcnow().astimezone(VIETNAM) - timedelta(days=2)).date().isoformat()
     return {
         "kind": "driver",
-        "holder": {"personal_id": DRIVER[0], "name": DRIVER[1], "birth_date": DRIVER[2],
-                   "sex": DRIVER[3]},
-        "examined_on": examined, "classes": ["B", "C1"], "drug_test": "negative",
-        "alcohol": "negative", "conclusion": "fit", "doctor_id": "001234/HNO-CCHN",
-        "doctor_name": "BS. Đỗ Thu Hà", **extra,
-    }  # fmt: skip
+        "holder": {
+            "personal_id": DRIVER[0],
+            "name": DRIVER[1],
+            "birth_date": DRIVER[2],
+            "sex": DRIVER[3],
+        },
+        "examined_on": examined,
+        "classes": ["B", "C1"],
+        "drug_test": "negative",
+        "alcohol": "negative",
+        "conclusion": "fit",
+        "doctor_id": "001234/HNO-CCHN",
+        "doctor_name": "BS. Đỗ Thu Hà",
+        **extra,
+    }
 
 
 async def test_a_driver_certificate_is_issued_verified_and_revoked_by_its_facility_only(
@@ -153,10 +191,16 @@ async def test_a_driver_certificate_is_issued_verified_and_revoked_by_its_facili
     _, other = await facility_with_token(client, session, settings, scopes=SCOPES)
     _, no_scope = await facility_with_token(client, session, settings)
 
-    error(await client.post("/api/v1/papers", json=driver_body(), headers=no_scope), 403,
-          "AUTH-0004")  # fmt: skip
-    refused = error(await client.post("/api/v1/papers", json=driver_body(drug_test="positive"),
-                                      headers=headers), 422, "PAP-0004")  # fmt: skip
+    error(
+        await client.post("/api/v1/papers", json=driver_body(), headers=no_scope), 403, "AUTH-0004"
+    )
+    refused = error(
+        await client.post(
+            "/api/v1/papers", json=driver_body(drug_test="positive"), headers=headers
+        ),
+        422,
+        "PAP-0004",
+    )
     assert [i["code"] for i in refused["detail"]["issues"]] == ["PAP-0122"]
 
     made = await client.post("/api/v1/papers", json=driver_body(), headers=headers)
@@ -175,14 +219,16 @@ async def test_a_driver_certificate_is_issued_verified_and_revoked_by_its_facili
         paper["id"]
     ]
     # somebody else does not see it, and never learns whose it is
-    await sign_in_as(client, session, settings, ("001199000001", "Người Khác", "1999-01-01",
-                                                 "female"))  # fmt: skip
+    await sign_in_as(
+        client, session, settings, ("001199000001", "Người Khác", "1999-01-01", "female")
+    )
     error(await client.get(f"/api/v1/papers/{paper['id']}"), 404, "PAP-0001")
 
     revoke = f"/api/v1/papers/{paper['id']}/revoke"
     error(await client.post(revoke, json={"reason": "nhầm"}, headers=other), 403, "PAP-0002")
     done = await client.post(revoke, json={"reason": "Cấp nhầm người"}, headers=headers)
-    assert done.status_code == 200 and done.json()["status"] == "revoked"
+    assert done.status_code == 200
+    assert done.json()["status"] == "revoked"
     checked = await verify(client, paper["qr"])
     assert (checked["authentic"], checked["valid"], checked["status"]) == (True, False, "revoked")
     assert checked["reason"] == "Cấp nhầm người"
@@ -194,7 +240,9 @@ async def test_a_driver_certificate_is_issued_verified_and_revoked_by_its_facili
     assert key["crlVersion"] >= 1
     crl = (await client.get(f"/.well-known/crl/{key['kid']}.json")).json()
     row = await session.get(Paper, paper["id"])
-    assert row is not None and row.rid in crl["rids"] and crl["ctr"] == key["crlVersion"]
+    assert row is not None
+    assert row.rid in crl["rids"]
+    assert crl["ctr"] == key["crlVersion"]
 
 
 def tamper(qr: str) -> str:
@@ -223,18 +271,23 @@ async def test_a_corrected_visit_replaces_its_paper(
     client: httpx.AsyncClient, session: AsyncSession, settings: Settings
 ) -> None:
     code, headers = await facility_with_token(client, session, settings, scopes=SCOPES)
-    one = visit_of(code, 51, local_now() - timedelta(days=5), care_type="01", insured=True,
-                   appointment=True)  # fmt: skip
+    one = visit_of(
+        code, 51, local_now() - timedelta(days=5), care_type="01", insured=True, appointment=True
+    )
     await send(client, headers, synth.envelope([one], code))
     again = await send(client, headers, synth.envelope([one], code))
     assert again.json()["visits"][0]["outcome"] == "unchanged"
     assert await count(session, Paper, Paper.facility_code == code) == 1
     one.tables["XML14"][0]["NGAY_HEN_KL"] = one.tables["XML14"][0]["NGAY_HEN_KL"][:8] + "1400"
     await send(client, headers, synth.envelope([one], code))
-    versions = (await session.scalars(select(Paper).where(Paper.facility_code == code)
-                                      .order_by(Paper.version))).all()  # fmt: skip
+    versions = (
+        await session.scalars(
+            select(Paper).where(Paper.facility_code == code).order_by(Paper.version)
+        )
+    ).all()
     assert [(p.version, p.status, p.revoke_reason) for p in versions] == [
-        (1, "revoked", "replaced"), (2, "valid", None)
+        (1, "revoked", "replaced"),
+        (2, "valid", None),
     ]
     old = await verify(client, f"shc:/{''.join(f'{ord(c) - 45:02d}' for c in versions[0].jws)}")
     assert (old["authentic"], old["status"]) == (True, "revoked")
@@ -246,15 +299,18 @@ async def test_the_pdf_carries_the_doctor_and_facility_signatures(
     _, headers = await facility_with_token(client, session, settings, scopes=SCOPES)
     paper = (await client.post("/api/v1/papers", json=driver_body(), headers=headers)).json()
     response = await client.get(f"/api/v1/papers/{paper['id']}.pdf", headers=headers)
-    assert response.status_code == 200 and response.headers["content-type"] == "application/pdf"
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/pdf"
     body = response.content
     text = "".join(page.extract_text() for page in pypdf.PdfReader(io.BytesIO(body)).pages)
-    assert DRIVER[1] in text and "GIẤY KHÁM SỨC KHỎE LÁI XE" in text
+    assert DRIVER[1] in text
+    assert "GIẤY KHÁM SỨC KHỎE LÁI XE" in text
 
     checked = (await client.post("/api/v1/papers/verify-pdf", content=body)).json()
     assert checked["authentic"] is True
     signers = [s["signer"] for s in checked["signatures"]]
-    assert len(signers) == 2 and "Đỗ Thu Hà" in signers[0]
+    assert len(signers) == 2
+    assert "Đỗ Thu Hà" in signers[0]
     assert all(s["intact"] and s["trusted"] for s in checked["signatures"])
 
     position = len(body) // 3

@@ -16,8 +16,14 @@ class Sink:
     def __init__(self) -> None:
         self.codes: list[tuple[str, str | None]] = []
 
-    def error(self, code: str, table: str | None = None, row: int | None = None,
-              field_: str | None = None, **params: Any) -> None:  # fmt: skip
+    def error(
+        self,
+        code: str,
+        table: str | None = None,
+        row: int | None = None,
+        field_: str | None = None,
+        **params: Any,
+    ) -> None:
         self.codes.append((code, field_))
 
     warning = error
@@ -29,9 +35,16 @@ def check(tables: dict[str, list[dict[str, str]]], facility: str = "01001") -> l
     return [code for code, _ in sink.codes]
 
 
-XML1 = {"MA_LK": "LK1", "NGAY_VAO": "202611020800", "NGAY_RA": "202611021000",
-        "NGAY_SINH": "199001010000", "MA_LOAI_KCB": "01", "MA_BENH_CHINH": "J06.9",
-        "MA_BENH_KT": "", "MA_NOI_DEN": "01002"}  # fmt: skip
+XML1 = {
+    "MA_LK": "LK1",
+    "NGAY_VAO": "202611020800",
+    "NGAY_RA": "202611021000",
+    "NGAY_SINH": "199001010000",
+    "MA_LOAI_KCB": "01",
+    "MA_BENH_CHINH": "J06.9",
+    "MA_BENH_KT": "",
+    "MA_NOI_DEN": "01002",
+}
 
 
 def test_working_days_skip_weekends_and_tet() -> None:
@@ -57,17 +70,30 @@ def test_driver_certificate_is_valid_twelve_months() -> None:
 
 
 def sick(days: int, start: str = "20261102", **extra: str) -> dict[str, str]:
-    end = date.fromordinal(date(int(start[:4]), int(start[4:6]), int(start[6:])).toordinal()
-                           + days - 1)  # fmt: skip
-    return {"MA_LK": "LK1", "SO_NGAY_NGHI": str(days), "TU_NGAY": start,
-            "DEN_NGAY": end.strftime("%Y%m%d"), "NGAY_CT": "20261102", **extra}  # fmt: skip
+    end = date.fromordinal(
+        date(int(start[:4]), int(start[4:6]), int(start[6:])).toordinal() + days - 1
+    )
+    return {
+        "MA_LK": "LK1",
+        "SO_NGAY_NGHI": str(days),
+        "TU_NGAY": start,
+        "DEN_NGAY": end.strftime("%Y%m%d"),
+        "NGAY_CT": "20261102",
+        **extra,
+    }
 
 
 @pytest.mark.parametrize(
     ("diagnosis", "days", "expected"),
-    [("J06.9", 30, []), ("J06.9", 31, ["PAP-0104"]), ("A15.0", 180, []),
-     ("A15.0", 181, ["PAP-0104"]), ("O03.9", 50, []), ("O03.9", 51, ["PAP-0104"])],
-)  # fmt: skip
+    [
+        ("J06.9", 30, []),
+        ("J06.9", 31, ["PAP-0104"]),
+        ("A15.0", 180, []),
+        ("A15.0", 181, ["PAP-0104"]),
+        ("O03.9", 50, []),
+        ("O03.9", 51, ["PAP-0104"]),
+    ],
+)
 def test_sick_leave_limits(diagnosis: str, days: int, expected: list[str]) -> None:
     assert check({"XML1": [{**XML1, "MA_BENH_CHINH": diagnosis}], "XML11": [sick(days)]}) == (
         expected
@@ -90,8 +116,13 @@ def test_sick_leave_for_a_child_under_seven_names_a_parent() -> None:
 
 
 def test_re_exam_comes_after_the_visit_from_the_issuing_facility() -> None:
-    good = {"MA_LK": "LK1", "SO_GIAYHEN_KL": "1/2026/GHKL", "MA_CSKCB": "01001",
-            "NGAY_HEN_KL": "202611160730", "NGAY_CT": "20261102"}  # fmt: skip
+    good = {
+        "MA_LK": "LK1",
+        "SO_GIAYHEN_KL": "1/2026/GHKL",
+        "MA_CSKCB": "01001",
+        "NGAY_HEN_KL": "202611160730",
+        "NGAY_CT": "20261102",
+    }
     assert check({"XML1": [XML1], "XML14": [good]}) == []
     early = {**good, "NGAY_HEN_KL": "202611010730"}
     assert check({"XML1": [XML1], "XML14": [early]}) == ["PAP-0109"]
@@ -99,28 +130,34 @@ def test_re_exam_comes_after_the_visit_from_the_issuing_facility() -> None:
     assert check({"XML1": [XML1], "XML14": [{**good, "NGAY_CT": "20261101"}]}) == ["PAP-0110"]
     window = rules.window("re_exam", good, XML1)
     # ten working days after 16 November, skipping Vietnam Culture Day (24 November)
-    assert window is not None and window.until == date(2026, 12, 1)
+    assert window is not None
+    assert window.until == date(2026, 12, 1)
 
 
 def test_referral_matches_the_visit_and_goes_elsewhere() -> None:
-    good = {"MA_LK": "LK1", "GIAY_CHUYEN_TUYEN": "5/2026/GCT", "MA_CSKCB": "01001",
-            "MA_NOI_DEN": "01002", "MA_BENH_CHINH": "J06.9"}  # fmt: skip
+    good = {
+        "MA_LK": "LK1",
+        "GIAY_CHUYEN_TUYEN": "5/2026/GCT",
+        "MA_CSKCB": "01001",
+        "MA_NOI_DEN": "01002",
+        "MA_BENH_CHINH": "J06.9",
+    }
     assert check({"XML1": [XML1], "XML13": [good]}) == []
-    assert check({"XML1": [XML1], "XML13": [{**good, "MA_BENH_CHINH": "J20.9"}]}) == [
-        "PAP-0111"
-    ]
+    assert check({"XML1": [XML1], "XML13": [{**good, "MA_BENH_CHINH": "J20.9"}]}) == ["PAP-0111"]
     home = {**XML1, "MA_NOI_DEN": "01001"}
     assert check({"XML1": [home], "XML13": [{**good, "MA_NOI_DEN": "01001"}]}) == ["PAP-0112"]
 
 
 def test_birth_certificate_numbers_from_october_2025() -> None:
-    row = {"MA_LK": "LK1", "SO": "00042.GCS.01001.26", "NGAY_CT": "20261102",
-           "NGAY_SINH_CON": "202611010630"}  # fmt: skip
+    row = {
+        "MA_LK": "LK1",
+        "SO": "00042.GCS.01001.26",
+        "NGAY_CT": "20261102",
+        "NGAY_SINH_CON": "202611010630",
+    }
     assert check({"XML1": [XML1], "XML9": [row]}) == []
     assert check({"XML1": [XML1], "XML9": [{**row, "SO": "42/GCS/2026"}]}) == ["PAP-0113"]
-    assert check({"XML1": [XML1], "XML9": [{**row, "SO": "00042.GCS.01009.25"}]}) == [
-        "PAP-0114"
-    ]
+    assert check({"XML1": [XML1], "XML9": [{**row, "SO": "00042.GCS.01009.25"}]}) == ["PAP-0114"]
     older = {**row, "SO": "42/GCS/2025", "NGAY_CT": "20250915", "NGAY_SINH_CON": "202509140630"}
     assert check({"XML1": [XML1], "XML9": [older]}) == []
     assert check({"XML1": [XML1], "XML9": [{**row, "NGAY_SINH_CON": "202611030630"}]}) == [
@@ -129,12 +166,22 @@ def test_birth_certificate_numbers_from_october_2025() -> None:
 
 
 def test_discharge_leave_fields_come_together() -> None:
-    row = {"MA_LK": "LK1", "SO_LUU_TRU": "BA-1", "SO_NGAY_NGHI": "5",
-           "NGOAITRU_TUNGAY": "20261103", "NGOAITRU_DENNGAY": "20261107"}  # fmt: skip
+    row = {
+        "MA_LK": "LK1",
+        "SO_LUU_TRU": "BA-1",
+        "SO_NGAY_NGHI": "5",
+        "NGOAITRU_TUNGAY": "20261103",
+        "NGOAITRU_DENNGAY": "20261107",
+    }
     assert check({"XML1": [XML1], "XML7": [row]}) == []
     assert check({"XML1": [XML1], "XML7": [{**row, "NGOAITRU_DENNGAY": ""}]}) == ["PAP-0116"]
-    ended = {**row, "MA_DINH_CHI_THAI": "1", "NGUYENNHAN_DINHCHI": "Thai lưu",
-             "THOIGIAN_DINHCHI": "202611021000", "TUOI_THAI": "45"}  # fmt: skip
+    ended = {
+        **row,
+        "MA_DINH_CHI_THAI": "1",
+        "NGUYENNHAN_DINHCHI": "Thai lưu",
+        "THOIGIAN_DINHCHI": "202611021000",
+        "TUOI_THAI": "45",
+    }
     assert check({"XML1": [XML1], "XML7": [ended]}) == ["PAP-0118"]
     assert check({"XML1": [XML1], "XML7": [{**ended, "TUOI_THAI": ""}]}) == ["PAP-0117"]
 
@@ -142,8 +189,15 @@ def test_discharge_leave_fields_come_together() -> None:
 def test_driver_certificate_rules() -> None:
     def driver(**kw: Any) -> list[str]:
         sink = Sink()
-        args = {"examined": date(2026, 11, 20), "today": date(2026, 11, 26), "classes": ["B"],
-                "drug_test": "negative", "alcohol": "negative", "conclusion": "fit", **kw}
+        args = {
+            "examined": date(2026, 11, 20),
+            "today": date(2026, 11, 26),
+            "classes": ["B"],
+            "drug_test": "negative",
+            "alcohol": "negative",
+            "conclusion": "fit",
+            **kw,
+        }
         rules.check_driver(sink, **args)
         return [code for code, _ in sink.codes]
 

@@ -5,7 +5,6 @@ revocation and public verification."""
 from vnehr.papers.api import router
 from vnehr.papers.card import KIND_TITLES
 from vnehr.papers.rules import check_visit_papers
-from vnehr.papers.shc import qr_svg, qr_text
 from vnehr.papers.service import (
     PaperKeys,
     cite,
@@ -18,6 +17,7 @@ from vnehr.papers.service import (
     status_of,
     verify,
 )
+from vnehr.papers.shc import qr_svg, qr_text
 
 __all__ = [
     "KIND_TITLES",
