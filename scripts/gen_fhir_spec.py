@@ -28,7 +28,10 @@ SERVED = [
     "Consent", "AuditEvent", "Provenance",
 ]  # fmt: skip
 #: Resource types the validator also knows (bundles in, outcomes out).
-ALSO = ["Bundle", "OperationOutcome", "Composition", "Medication", "Specimen", "AllergyIntolerance"]
+ALSO = [
+    "Bundle", "OperationOutcome", "Composition", "Medication", "Specimen", "AllergyIntolerance",
+    "ServiceRequest", "Appointment",  # in the SMART Health Cards of the papers
+]  # fmt: skip
 OUT = Path(__file__).resolve().parents[1] / "src" / "vnehr" / "fhir" / "data" / "r4.json"
 FHIRPATH_TYPES = {
     "http://hl7.org/fhirpath/System.String": "string",

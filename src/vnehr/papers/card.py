@@ -2,8 +2,8 @@
 references, no ids, no narrative) with only the facts a verifier needs to decide; never the
 diagnosis. And the way back: the facts a verification shows, read from the signed Bundle.
 
-- every paper: Patient (name, birth date, sex), Organization (facility code, name),
-  DocumentReference (kind, number, paper id, signing date, validity period, PDF link);
+- every paper: Patient (name, birth date, sex),
+  DocumentReference (kind, number, signing date, validity period; the facility as its author);
 - driver: Observation, fitness to drive (fit / unfit / fit with conditions), licence classes,
   drug and alcohol tests;
 - referral: ServiceRequest to the receiving facility;
@@ -18,11 +18,12 @@ from __future__ import annotations
 
 from typing import Any
 
-KIND_SYSTEM = "https://vnehr.vn/fhir/CodeSystem/paper-kind"
-FACILITY_SYSTEM = "https://vnehr.vn/fhir/sid/facility-code"
-NUMBER_SYSTEM = "https://vnehr.vn/fhir/sid/paper-number"
-FACT_SYSTEM = "https://vnehr.vn/fhir/CodeSystem/paper-fact"
-TEMP_CARD_SYSTEM = "https://vnehr.vn/fhir/sid/temporary-insurance-card"
+#: Short system URIs: every byte of the card is in the QR code.
+KIND_SYSTEM = "https://vnehr.vn/fhir/paper-kind"
+FACILITY_SYSTEM = "https://vnehr.vn/fhir/facility"
+NUMBER_SYSTEM = "https://vnehr.vn/fhir/paper-number"
+FACT_SYSTEM = "https://vnehr.vn/fhir/paper-fact"
+TEMP_CARD_SYSTEM = "https://vnehr.vn/fhir/temporary-card"
 LOINC = "http://loinc.org"
 
 KIND_TITLES = {
@@ -40,8 +41,8 @@ FITNESS = {
 }
 
 
-def _fact(code: str, display: str) -> dict[str, Any]:
-    return {"coding": [{"system": FACT_SYSTEM, "code": code, "display": display}]}
+def _fact(code: str) -> dict[str, Any]:
+    return {"coding": [{"system": FACT_SYSTEM, "code": code}]}
 
 
 def _moment(value: str) -> str:
@@ -49,7 +50,7 @@ def _moment(value: str) -> str:
     return value if len(value) <= 10 or "+" in value[10:] else f"{value}+07:00"
 
 
-def bundle(content: dict[str, Any], paper_id: str, pdf_url: str) -> dict[str, Any]:
+def bundle(content: dict[str, Any]) -> dict[str, Any]:
     kind = content["kind"]
     holder = content["holder"]
     facts = content.get("facts") or {}
@@ -59,31 +60,29 @@ def bundle(content: dict[str, Any], paper_id: str, pdf_url: str) -> dict[str, An
     if holder.get("sex"):
         patient["gender"] = holder["sex"]
     facility = content["facility"]
-    organization = {
-        "resourceType": "Organization",
-        "identifier": [{"system": FACILITY_SYSTEM, "value": facility["code"]}],
-        "name": facility.get("name") or facility["code"],
-    }
     period = {"start": content["valid_from"]}
     if content.get("valid_until"):
         period["end"] = content["valid_until"]
-    vi, _en = KIND_TITLES[kind]
     document = {
         "resourceType": "DocumentReference",
         "identifier": [
-            {"system": f"{NUMBER_SYSTEM}/{facility['code']}/{kind}", "value": content["number"]},
-            {"system": "urn:ietf:rfc:3986", "value": f"urn:uuid:{paper_id}"},
+            {"system": NUMBER_SYSTEM, "value": content["number"]},
         ],
         "status": "current",
-        "type": {"coding": [{"system": KIND_SYSTEM, "code": kind, "display": vi}]},
+        "type": {"coding": [{"system": KIND_SYSTEM, "code": kind}]},
         "subject": {"reference": "resource:0"},
         "date": f"{content['signed_on']}T00:00:00+07:00",
-        "author": [{"reference": "resource:1"}],
-        "content": [{"attachment": {"contentType": "application/pdf", "url": pdf_url}}],
+        "author": [
+            {
+                "identifier": {"system": FACILITY_SYSTEM, "value": facility["code"]},
+                "display": facility.get("name") or facility["code"],
+            }
+        ],
+        "content": [{"attachment": {"contentType": "application/pdf"}}],
         "context": {"period": period},
     }
-    entries: list[dict[str, Any]] = [patient, organization, document]
-    entries += _kind_resources(kind, facts, facility["code"])
+    entries: list[dict[str, Any]] = [patient, document]
+    entries += _kind_resources(kind, facts, document["author"][0])
     return {
         "resourceType": "Bundle",
         "type": "collection",
@@ -91,29 +90,30 @@ def bundle(content: dict[str, Any], paper_id: str, pdf_url: str) -> dict[str, An
     }
 
 
-def _kind_resources(kind: str, facts: dict[str, Any], facility: str) -> list[dict[str, Any]]:
+def _kind_resources(
+    kind: str, facts: dict[str, Any], author: dict[str, Any]
+) -> list[dict[str, Any]]:
     if kind == "driver":
         components = [
             {
-                "code": _fact("licence-classes", "Hạng giấy phép lái xe"),
+                "code": _fact("licence-classes"),
                 "valueString": ", ".join(facts["classes"]),
             },
             {
-                "code": _fact("drug-test", "Xét nghiệm ma túy"),
-                "valueCodeableConcept": _fact(facts["drug_test"], facts["drug_test"]),
+                "code": _fact("drug-test"),
+                "valueCodeableConcept": _fact(facts["drug_test"]),
             },
             {
-                "code": _fact("alcohol-test", "Nồng độ cồn"),
-                "valueCodeableConcept": _fact(facts["alcohol"], facts["alcohol"]),
+                "code": _fact("alcohol-test"),
+                "valueCodeableConcept": _fact(facts["alcohol"]),
             },
         ]
         observation: dict[str, Any] = {
             "resourceType": "Observation",
             "status": "final",
-            "code": _fact("fitness-to-drive", "Kết luận sức khỏe lái xe"),
+            "code": _fact("fitness-to-drive"),
             "subject": {"reference": "resource:0"},
-            "effectiveDateTime": facts["examined_on"],
-            "valueCodeableConcept": _fact(facts["conclusion"], FITNESS[facts["conclusion"]]),
+            "valueCodeableConcept": _fact(facts["conclusion"]),
             "component": components,
         }
         if facts.get("conditions"):
@@ -125,9 +125,9 @@ def _kind_resources(kind: str, facts: dict[str, Any], facility: str) -> list[dic
                 "resourceType": "ServiceRequest",
                 "status": "active",
                 "intent": "order",
-                "code": _fact("referral", "Chuyển tuyến"),
+                "code": _fact("referral"),
                 "subject": {"reference": "resource:0"},
-                "requester": {"reference": "resource:1"},
+                "requester": author,
                 "performer": [
                     {
                         "identifier": {
@@ -146,7 +146,6 @@ def _kind_resources(kind: str, facts: dict[str, Any], facility: str) -> list[dic
                 "start": _moment(facts["appointment"]),
                 "participant": [
                     {"actor": {"reference": "resource:0"}, "status": "accepted"},
-                    {"actor": {"reference": "resource:1"}, "status": "accepted"},
                 ],
             }
         ]
@@ -167,7 +166,7 @@ def _kind_resources(kind: str, facts: dict[str, Any], facility: str) -> list[dic
             "code": {
                 "coding": [{"system": LOINC, "code": "8339-4", "display": "Birth weight Measured"}]
             },
-            "subject": {"reference": "resource:3"},
+            "subject": {"reference": "resource:2"},
             "valueQuantity": {
                 "value": facts.get("weight_g") or 0,
                 "unit": "g",
@@ -212,20 +211,20 @@ def _code(concept: dict[str, Any] | None) -> str | None:
 def read(card_bundle: dict[str, Any]) -> dict[str, Any]:
     """The facts a verifier sees, taken from the signed Bundle only."""
     found = _resources(card_bundle)
-    if len(found) < 3 or found[2].get("resourceType") != "DocumentReference":
+    if len(found) < 2 or found[1].get("resourceType") != "DocumentReference":
         raise ValueError("not a vnehr paper")
-    patient, organization, document = found[0], found[1], found[2]
+    patient, document = found[0], found[1]
+    author = (document.get("author") or [{}])[0]
     identifiers = {i.get("system", ""): i.get("value") for i in document.get("identifier") or []}
-    paper_id = str(identifiers.get("urn:ietf:rfc:3986") or "").removeprefix("urn:uuid:")
-    number = next((v for k, v in identifiers.items() if k.startswith(NUMBER_SYSTEM)), None)
+    number = identifiers.get(NUMBER_SYSTEM)
     period = (document.get("context") or {}).get("period") or {}
     kind = _code(document.get("type")) or ""
     facts: dict[str, Any] = {}
-    rest = found[3:]
+    rest = found[2:]
     if kind == "driver" and rest:
         observation = rest[0]
         facts["conclusion"] = _code(observation.get("valueCodeableConcept"))
-        facts["examined_on"] = observation.get("effectiveDateTime")
+        facts["examined_on"] = str(document.get("date") or "")[:10]
         for component in observation.get("component") or []:
             name = _code(component.get("code"))
             if name == "licence-classes":
@@ -250,7 +249,6 @@ def read(card_bundle: dict[str, Any]) -> dict[str, Any]:
         facts["admitted"] = (rest[0].get("period") or {}).get("start")
         facts["discharged"] = (rest[0].get("period") or {}).get("end")
     return {
-        "paper_id": paper_id,
         "kind": kind,
         "number": number,
         "holder": {
@@ -258,8 +256,8 @@ def read(card_bundle: dict[str, Any]) -> dict[str, Any]:
             "birth_date": patient.get("birthDate"),
         },
         "facility": {
-            "code": ((organization.get("identifier") or [{}])[0]).get("value"),
-            "name": organization.get("name"),
+            "code": (author.get("identifier") or {}).get("value"),
+            "name": author.get("display"),
         },
         "signed_on": str(document.get("date") or "")[:10],
         "valid_from": period.get("start"),

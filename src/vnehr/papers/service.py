@@ -123,10 +123,6 @@ def _sha(body: dict[str, Any]) -> str:
     return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
-def _pdf_url(keys: PaperKeys, paper_id: str) -> str:
-    return f"{keys.issuer_url}/api/v1/papers/{paper_id}.pdf"
-
-
 async def _store(
     session: AsyncSession,
     keys: PaperKeys,
@@ -163,12 +159,7 @@ async def _store(
         current.revoked_by, current.revoke_reason = actor, "replaced"
     paper_id = str(uuid.uuid4())
     rid = keys.card.rid(paper_id)
-    jws = keys.card.sign(
-        keys.issuer_url,
-        int(now.timestamp()),
-        card.bundle(body, paper_id, _pdf_url(keys, paper_id)),
-        rid,
-    )
+    jws = keys.card.sign(keys.issuer_url, int(now.timestamp()), card.bundle(body), rid)
     paper = Paper(
         id=paper_id,
         kind=body["kind"],
@@ -574,7 +565,7 @@ async def verify(session: AsyncSession, keys: PaperKeys, text: str) -> dict[str,
         await session.execute(
             select(
                 Paper.status, Paper.valid_until, Paper.revoke_reason, Paper.used_at, Paper.rid
-            ).where(Paper.id == facts["paper_id"])
+            ).where(Paper.rid == facts["rid"])
         )
     ).first()
     if row is None or row.rid != facts["rid"]:
