@@ -30,7 +30,7 @@ run: $(VENV)/.installed-run
 
 system:
 	scripts/setup-system.sh
-	scripts/fetch-fhir-examples.sh
+	scripts/fetch-npm-tools.sh
 
 test: system $(VENV)/.installed-dev
 	$(BIN)/pytest

@@ -1,5 +1,5 @@
 """The official HL7 FHIR R4 examples (npm hl7.fhir.r4.examples@4.0.1, fetched into .cache/fhir
-by scripts/fetch-fhir-examples.sh, which `make test` runs)."""
+by scripts/fetch-npm-tools.sh, which `make test` runs)."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ SERVED = (
 def examples(*types: str) -> Iterator[tuple[str, dict[str, Any]]]:
     """(file name, resource) of every official example of these types."""
     if not (FOLDER / "package.json").exists():
-        raise RuntimeError(f"{FOLDER} is missing: run scripts/fetch-fhir-examples.sh")
+        raise RuntimeError(f"{FOLDER} is missing: run scripts/fetch-npm-tools.sh")
     for type_ in types or SERVED:
         for file in sorted(FOLDER.glob(f"{type_}-*.json")):
             resource = json.loads(file.read_text(encoding="utf-8"))

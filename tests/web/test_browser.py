@@ -4,12 +4,16 @@ Playwright) against a real `vnehr serve` process with the built-in VNeID simulat
 from __future__ import annotations
 
 import asyncio
+import io
+import json
 import os
 import re
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+import zxingcpp
+from PIL import Image
 from playwright.async_api import Browser, async_playwright, expect
 
 from tests.live import demo_server
@@ -198,3 +202,77 @@ async def test_a_clinician_is_refused_then_uses_the_reception_code(
     await expect(page.get_by_role("table", name="access log")).to_contain_text("Bác sĩ xem hồ sơ")
     await doctor.close()
     await patient.close()
+
+
+NODE_MODULES = Path(__file__).resolve().parents[2] / ".cache" / "shc" / "node_modules"
+SHC_READER = Path(__file__).resolve().parents[1] / "papers" / "shc_reader.cjs"
+
+
+async def shc_sdk_verify(qr: str, issuer: str, jwks: str) -> object:
+    """PathCheck's SMART Health Cards SDK (npm, not written here) checks the card; it fetches
+    the issuer's keys from the live server like any verifier."""
+    if not (NODE_MODULES / "@pathcheck" / "shc-sdk").is_dir():
+        raise RuntimeError(f"{NODE_MODULES} is missing: run scripts/fetch-npm-tools.sh")
+    process = await asyncio.create_subprocess_exec(
+        "node",
+        str(SHC_READER),
+        qr,
+        issuer,
+        jwks,
+        env={**os.environ, "NODE_PATH": str(NODE_MODULES)},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), timeout=60)
+    assert process.returncode == 0, err.decode()
+    return json.loads(out)
+
+
+async def test_a_citizen_shows_a_paper_and_anyone_verifies_its_qr(
+    server: str, browser: Browser
+) -> None:
+    """An's driver's certificate in his book: its QR, photographed off the screen, is read by an
+    independent QR reader (zxing-cpp), verified by PathCheck's SHC SDK, and on the public
+    verification page; a changed code is refused there."""
+    context = await browser.new_context(locale="vi-VN", viewport={"width": 390, "height": 844})
+    page = await context.new_page()
+    await page.goto(server + "/portal/book")
+    await page.get_by_role("button", name="Nguyễn Văn An", exact=True).click()
+    await page.get_by_role("link", name="Giấy tờ").click()
+    await expect(page.get_by_role("heading", level=1)).to_have_text("Giấy tờ: Nguyễn Văn An")
+    certificate = page.locator("li.paper", has_text="Giấy khám sức khỏe lái xe")
+    await expect(certificate.locator(".status")).to_have_text("Còn hiệu lực")
+    await page.screenshot(path=SCREENSHOTS / "papers-vi.png", full_page=True)
+    picture = await certificate.get_by_label("QR").screenshot()
+    [found] = zxingcpp.read_barcodes(Image.open(io.BytesIO(picture)))
+    qr = found.text
+    assert qr.startswith("shc:/")
+
+    jwks = await page.evaluate("async () => await (await fetch('/.well-known/jwks.json')).text()")
+    credential = await shc_sdk_verify(qr, server, jwks)
+    assert isinstance(credential, dict)
+    assert credential["vc"]["type"] == ["https://smarthealth.cards#health-card"]
+    [patient, *_] = [
+        e["resource"] for e in credential["vc"]["credentialSubject"]["fhirBundle"]["entry"]
+    ]
+    assert patient["name"][0]["text"] == "Nguyễn Văn An"
+    forged = qr[:-2] + ("11" if qr[-2:] != "11" else "12")
+    assert await shc_sdk_verify(forged, server, jwks) is None
+
+    anyone = await browser.new_context(locale="vi-VN", viewport={"width": 390, "height": 844})
+    check = await anyone.new_page()
+    await check.goto(server + "/verify")
+    await check.get_by_label("Nội dung mã QR").fill(qr)
+    await check.get_by_role("button", name="Kiểm tra").click()
+    await expect(check.locator("#verdict")).to_have_text(
+        "Giấy tờ xác thực và còn hiệu lực hôm nay."
+    )
+    facts = check.get_by_role("table", name="paper")
+    await expect(facts).to_contain_text("Nguyễn Văn An")
+    await expect(facts).to_contain_text("B, C1")
+    await check.screenshot(path=SCREENSHOTS / "verify-vi.png", full_page=True)
+    await check.get_by_label("Nội dung mã QR").fill(forged)
+    await check.get_by_role("button", name="Kiểm tra").click()
+    await expect(check.locator("#verdict")).to_contain_text("Không xác thực được")
+    await anyone.close()
+    await context.close()
