@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from bench import catalog_http, exchange, fhir, intake
+from bench import catalog_http, exchange, fhir, intake, papers
 
 
 def main() -> None:
-    wanted = sys.argv[1:] or ["catalog", "intake", "exchange", "fhir"]
+    wanted = sys.argv[1:] or ["catalog", "intake", "exchange", "fhir", "papers"]
     if "catalog" in wanted:
         asyncio.run(catalog_http.main())
     if "intake" in wanted:
@@ -18,6 +18,8 @@ def main() -> None:
         asyncio.run(exchange.main())
     if "fhir" in wanted:
         asyncio.run(fhir.main())
+    if "papers" in wanted:
+        asyncio.run(papers.main())
 
 
 main()

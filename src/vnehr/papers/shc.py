@@ -13,6 +13,7 @@ import base64
 import hashlib
 import hmac
 import io
+import operator
 import zlib
 from dataclasses import dataclass
 from typing import Any
@@ -190,6 +191,13 @@ def open_card(jws: str, keys: dict[str, ec.EllipticCurvePublicKey]) -> Card:
 # ------------------------------------------------------------------ the QR
 
 
+#: Digit pairs decoded by table: a non-digit makes the pair's sum 125 or more, which ``_VALID``
+#: turns into a non-ASCII byte, like any pair above 77.
+_TENS = bytes(10 * (i - 48) if 48 <= i <= 57 else 130 for i in range(256))
+_ONES = bytes(i - 48 + 45 if 48 <= i <= 57 else 125 for i in range(256))
+_VALID = bytes(i if 45 <= i <= 122 else 255 for i in range(256))
+
+
 def qr_text(jws: str) -> str:
     """``shc:/`` then two digits per JWS character (its code minus 45)."""
     return "shc:/" + "".join(f"{ord(c) - 45:02d}" for c in jws)
@@ -205,17 +213,15 @@ def jws_from_qr(text: str) -> str:
     digits = text[5:]
     if "/" in digits:  # multi-chunk (deprecated in the spec): not issued here
         raise BadCard("malformed")
-    if len(digits) % 2 or not digits.isascii() or not digits.isdigit():
+    if len(digits) % 2 or len(digits) > 2 * MAX_JWS or not digits.isascii():
         raise BadCard("malformed")
-    if len(digits) > 2 * MAX_JWS:
+    # two digits per character, decoded in C: tens from the even digits, ones from the odd
+    raw = digits.encode("ascii")
+    decoded = bytes(map(operator.add, raw[0::2].translate(_TENS), raw[1::2].translate(_ONES)))
+    decoded = decoded.translate(_VALID)
+    if not decoded.isascii():  # a non-digit, or a pair above 77 ("z")
         raise BadCard("malformed")
-    chars = []
-    for i in range(0, len(digits), 2):
-        value = int(digits[i : i + 2])
-        if value > 77:
-            raise BadCard("malformed")
-        chars.append(chr(value + 45))
-    return "".join(chars)
+    return decoded.decode("ascii")
 
 
 def _qr(jws: str) -> qrcode.QRCode:
