@@ -10,10 +10,10 @@ Verification is written for speed: it runs on every scan (see ``bench/papers.py`
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import hmac
 import io
-import operator
 import zlib
 from dataclasses import dataclass
 from typing import Any
@@ -134,6 +134,9 @@ class Card:
     bundle: dict[str, Any]
 
 
+_headers: dict[str, dict[str, Any]] = {}
+
+
 def open_card(jws: str, keys: dict[str, ec.EllipticCurvePublicKey]) -> Card:
     """Check a card's signature with one of ``keys`` (by kid) and read its payload. Raises
     ``BadCard`` with the reason: malformed, unknown_key, bad_signature, not_a_health_card."""
@@ -143,12 +146,16 @@ def open_card(jws: str, keys: dict[str, ec.EllipticCurvePublicKey]) -> Card:
     if len(parts) != 3:
         raise BadCard("malformed")
     header_b64, body_b64, signature_b64 = parts
-    try:
-        header = orjson.loads(b64url_decode(header_b64))
-    except orjson.JSONDecodeError as exc:
-        raise BadCard("malformed") from exc
-    if not isinstance(header, dict) or header.get("alg") != "ES256":
-        raise BadCard("malformed")
+    header = _headers.get(header_b64)
+    if header is None:
+        try:
+            header = orjson.loads(b64url_decode(header_b64))
+        except orjson.JSONDecodeError as exc:
+            raise BadCard("malformed") from exc
+        if not isinstance(header, dict) or header.get("alg") != "ES256":
+            raise BadCard("malformed")
+        if len(_headers) < 64:  # every card of one key has the same header
+            _headers[header_b64] = header
     key = keys.get(str(header.get("kid")))
     if key is None:
         raise BadCard("unknown_key")
@@ -191,11 +198,14 @@ def open_card(jws: str, keys: dict[str, ec.EllipticCurvePublicKey]) -> Card:
 # ------------------------------------------------------------------ the QR
 
 
-#: Digit pairs decoded by table: a non-digit makes the pair's sum 125 or more, which ``_VALID``
-#: turns into a non-ASCII byte, like any pair above 77.
-_TENS = bytes(10 * (i - 48) if 48 <= i <= 57 else 130 for i in range(256))
-_ONES = bytes(i - 48 + 45 if 48 <= i <= 57 else 125 for i in range(256))
-_VALID = bytes(i if 45 <= i <= 122 else 255 for i in range(256))
+#: Two digits read as one hexadecimal byte (0x00..0x99, BCD), then mapped to the character
+#: they stand for; a pair above 77 or with a letter becomes a non-ASCII byte.
+_BCD = bytes(
+    (10 * (i >> 4) + (i & 15) + 45)
+    if (i >> 4) <= 9 and (i & 15) <= 9 and 10 * (i >> 4) + (i & 15) <= 77
+    else 255
+    for i in range(256)
+)
 
 
 def qr_text(jws: str) -> str:
@@ -215,11 +225,12 @@ def jws_from_qr(text: str) -> str:
         raise BadCard("malformed")
     if len(digits) % 2 or len(digits) > 2 * MAX_JWS or not digits.isascii():
         raise BadCard("malformed")
-    # two digits per character, decoded in C: tens from the even digits, ones from the odd
-    raw = digits.encode("ascii")
-    decoded = bytes(map(operator.add, raw[0::2].translate(_TENS), raw[1::2].translate(_ONES)))
-    decoded = decoded.translate(_VALID)
-    if not decoded.isascii():  # a non-digit, or a pair above 77 ("z")
+    # two digits per character, decoded in C (hex parsing, then a table)
+    try:
+        decoded = binascii.unhexlify(digits).translate(_BCD)
+    except (binascii.Error, ValueError) as exc:
+        raise BadCard("malformed") from exc
+    if not decoded.isascii():  # a letter, or a pair above 77 ("z")
         raise BadCard("malformed")
     return decoded.decode("ascii")
 
