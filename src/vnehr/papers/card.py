@@ -63,7 +63,11 @@ def bundle(content: dict[str, Any]) -> dict[str, Any]:
     period = {"start": content["valid_from"]}
     if content.get("valid_until"):
         period["end"] = content["valid_until"]
-    document = {
+    author = {
+        "identifier": {"system": FACILITY_SYSTEM, "value": facility["code"]},
+        "display": facility.get("name") or facility["code"],
+    }
+    document: dict[str, Any] = {
         "resourceType": "DocumentReference",
         "identifier": [
             {"system": NUMBER_SYSTEM, "value": content["number"]},
@@ -72,17 +76,12 @@ def bundle(content: dict[str, Any]) -> dict[str, Any]:
         "type": {"coding": [{"system": KIND_SYSTEM, "code": kind}]},
         "subject": {"reference": "resource:0"},
         "date": f"{content['signed_on']}T00:00:00+07:00",
-        "author": [
-            {
-                "identifier": {"system": FACILITY_SYSTEM, "value": facility["code"]},
-                "display": facility.get("name") or facility["code"],
-            }
-        ],
+        "author": [author],
         "content": [{"attachment": {"contentType": "application/pdf"}}],
         "context": {"period": period},
     }
     entries: list[dict[str, Any]] = [patient, document]
-    entries += _kind_resources(kind, facts, document["author"][0])
+    entries += _kind_resources(kind, facts, author)
     return {
         "resourceType": "Bundle",
         "type": "collection",
