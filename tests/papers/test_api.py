@@ -8,7 +8,7 @@ changed byte breaks."""
 from __future__ import annotations
 
 import io
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -20,6 +20,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tests.healthbook.test_api import visit_of, who
 from tests.identity.test_api import error, sign_in_as
 from tests.submissions.test_intake import count, facility_with_token, send
+from vnehr import exchange, identity
+from vnehr.audit import AuditEvent
+from vnehr.kit.auth import Grant, Subject
 from vnehr.kit.clock import VIETNAM, utcnow
 from vnehr.kit.outbox import OutboxEvent
 from vnehr.kit.settings import Settings
@@ -28,6 +31,9 @@ from vnehr.papers.models import Paper
 from vnehr.records.models import VisitVersion
 from vnehr.submissions import synth
 
+REGISTRAR = Subject(
+    kind="person", id="registrar", name="registrar", grants=(Grant("department_admin"),)
+)
 SCOPES = ("submission.write", "checkin.write", "paper.write")
 DRIVER = ("001090012345", "Vũ Đức Thắng", "1990-04-12", "male")
 
@@ -328,3 +334,105 @@ async def test_the_pdf_carries_the_doctor_and_facility_signatures(
     assert [s["intact"] and not s["trusted"] for s in checked["signatures"]] == [True, True]
     # and nobody signed out reads the PDF
     error(await client.get(f"/api/v1/papers/{paper['id']}.pdf"), 401, "AUTH-0001")
+
+
+class Phone:
+    """The app's push service as a test sees it: what it was asked to show."""
+
+    def __init__(self) -> None:
+        self.shown: list[tuple[int, dict[str, str], dict[str, str]]] = []
+
+    async def push(self, person_id: int, title: dict[str, str], body: dict[str, str]) -> None:
+        self.shown.append((person_id, title, body))
+
+
+async def test_a_paper_issued_after_the_visit_is_checked_like_the_file_and_the_citizen_told(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    code, headers = await facility_with_token(client, session, settings, scopes=SCOPES)
+    one = visit_of(
+        code, 61, local_now() - timedelta(days=2), care_type="01", insured=True, appointment=False
+    )
+    one.tables["XML1"][0]["MA_BENH_CHINH"] = "J06.9"
+    await send(client, headers, synth.envelope([one], code))
+    leave = sick_leave(one, 31)
+    body = {"kind": "sick_leave", "visit_key": one.ma_lk, "fields": leave}
+    refused = error(
+        await client.post("/api/v1/papers", json=body, headers=headers), 422, "PAP-0004"
+    )
+    assert [(i["code"], i["field"]) for i in refused["detail"]["issues"]] == [
+        ("PAP-0104", "SO_NGAY_NGHI")
+    ]
+    missing = {**body, "fields": {k: v for k, v in sick_leave(one, 3).items() if k != "DON_VI"}}
+    refused = error(
+        await client.post("/api/v1/papers", json=missing, headers=headers), 422, "PAP-0004"
+    )
+    assert [(i["code"], i["field"]) for i in refused["detail"]["issues"]] == [
+        ("SUB-0110", "DON_VI")
+    ]
+    error(
+        await client.post("/api/v1/papers", json={**body, "visit_key": "NOPE"}, headers=headers),
+        404,
+        "PAP-0005",
+    )
+    made = await client.post(
+        "/api/v1/papers", json={**body, "fields": sick_leave(one, 3)}, headers=headers
+    )
+    assert made.status_code == 201, made.text
+    assert made.json()["content"]["holder"]["personal_id"] == who(one)[0]
+
+    [event] = (
+        await session.scalars(
+            select(OutboxEvent).where(
+                OutboxEvent.topic == "paper.issued", OutboxEvent.key == f"paper:{made.json()['id']}"
+            )
+        )
+    ).all()
+    phone = Phone()
+    await exchange.event_notifier("paper", phone)(session, event)
+    [(_, title, text)] = phone.shown
+    assert title["vi"] == "Có giấy tờ mới trong Sổ sức khỏe điện tử"
+    assert "Giấy chứng nhận nghỉ việc hưởng BHXH" in text["vi"]
+    assert "Sick-leave certificate" in text["en"]
+    await sign_in_as(client, session, settings, who(one))
+    inbox = (await client.get("/api/v1/me/notifications")).json()
+    assert any(n["kind"] == "paper" for n in inbox["items"])
+
+
+async def test_a_parent_reads_the_child_papers_and_the_read_is_audited(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    code, headers = await facility_with_token(client, session, settings, scopes=SCOPES)
+    child = visit_of(
+        code,
+        71,
+        local_now() - timedelta(days=2),
+        care_type="01",
+        insured=True,
+        appointment=True,
+        age_group=0,
+    )
+    await send(client, headers, synth.envelope([child], code))
+    parent = ("001080012346", "Lê Văn Bố", "1980-02-02", "male")
+    await sign_in_as(client, session, settings, child_who := who(child))
+    await sign_in_as(client, session, settings, parent)
+    await identity.add_representative(
+        session,
+        REGISTRAR,
+        agent_personal_id=parent[0],
+        subject_person=child_who[0],
+        relation="parent",
+        valid_from=date(2020, 1, 1),
+        valid_to=None,
+    )
+    error(await client.get("/api/v1/me/papers?for=001199000001"), 404, "PAP-0001")
+    mine = (await client.get(f"/api/v1/me/papers?for={child_who[0]}")).json()
+    assert mine["holder"] == child_who[1]
+    [paper] = mine["papers"]
+    assert (await client.get(f"/api/v1/papers/{paper['id']}")).status_code == 200
+    reads = (
+        await session.scalars(
+            select(AuditEvent.action).where(AuditEvent.actor == f"person:{parent[0]}")
+        )
+    ).all()
+    assert sorted(reads) == ["paper.list", "paper.read"]
