@@ -33,7 +33,7 @@ PAPERS: Mapping[str, tuple[str, str, str]] = {
     "XML10": ("pregnancy_leave", "SO_CT", "NGAY_CT"),
     "XML11": ("sick_leave", "SO_CT", "NGAY_CT"),
     "XML12": ("assessment", "SO_BIEN_BAN", "NGAY_CHUNG_TU"),
-    "XML13": ("referral", "SO_CHUYENTUYEN", "NGAY_RA"),
+    "XML13": ("referral", "GIAY_CHUYEN_TUYEN", "NGAY_RA"),
     "XML14": ("re_exam", "SO_GIAYHEN_KL", "NGAY_CT"),
 }
 
