@@ -19,6 +19,7 @@ from vnehr import (
     healthbook,
     identity,
     papers,
+    reporting,
     sharing,
     submissions,
     web,
@@ -104,6 +105,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.include_router(submissions.router)
     app.include_router(exchange.router)
     app.include_router(papers.router)
+    app.include_router(reporting.router)
     app.include_router(fhir.router)
     app.include_router(web.router)
 
@@ -182,14 +184,21 @@ def card_checker(settings: Settings, http: httpx.AsyncClient) -> submissions.Car
 def exchange_handlers(settings: Settings, http: httpx.AsyncClient) -> exchange.Consumers:
     """Who consumes which outbox topic (the one place they are wired)."""
     client = bhxh_client(settings, http)
+    report = reporting.consumers()
     return {
         "visit.accepted": {
             "bhxh": exchange.bhxh_consumer(client),
             "inbox": exchange.visit_notifier(exchange.LogPush()),
+            "report": report["visit.accepted"],
         },
+        "visit.rejected": {"report": report["visit.rejected"]},
         "checkin.received": {"bhxh": exchange.checkin_consumer(client)},
         "emergency.access": {"inbox": exchange.event_notifier("emergency", exchange.LogPush())},
-        "paper.issued": {"inbox": exchange.event_notifier("paper", exchange.LogPush())},
+        "paper.issued": {
+            "inbox": exchange.event_notifier("paper", exchange.LogPush()),
+            "report": report["paper.issued"],
+        },
+        "account.changed": {"report": report["account.changed"]},
     }
 
 

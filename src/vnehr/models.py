@@ -11,6 +11,7 @@ import vnehr.identity.models
 import vnehr.kit.outbox
 import vnehr.papers.models
 import vnehr.records.models
+import vnehr.reporting.models
 import vnehr.sharing.models
 import vnehr.submissions.models  # noqa: F401
 from vnehr.kit.db import Base

@@ -67,10 +67,20 @@ def test_imported_visits_reach_the_simulated_portal(tmp_path: Path) -> None:
             time.sleep(0.2)
         assert len(received) == expected
         assert {r["facility"] for r in received} == {"01001"}
-        outbox = subprocess.run(
-            [*vnehr, "outbox", "list"], env=env, check=True, capture_output=True, text=True
-        )
-        assert f"delivered {expected}" in outbox.stdout
+        deadline = time.monotonic() + 30
+        while True:
+            outbox = subprocess.run(
+                [*vnehr, "outbox", "list"], env=env, check=True, capture_output=True, text=True
+            )
+            if "pending" not in outbox.stdout or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        # every visit's event, and the papers' (paper.issued), delivered; none left waiting
+        delivered = re.search(r"delivered (\d+)", outbox.stdout)
+        assert delivered is not None, outbox.stdout
+        assert int(delivered[1]) > expected
+        assert "pending" not in outbox.stdout
+        assert "dead" not in outbox.stdout
     finally:
         server.send_signal(signal.SIGINT)
         server.wait(timeout=20)

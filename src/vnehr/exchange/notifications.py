@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from vnehr.exchange.models import Notification
 from vnehr.kit.clock import utcnow
 from vnehr.kit.db import insert_for
-from vnehr.kit.i18n import texts
+from vnehr.kit.i18n import LANGUAGES, text
 from vnehr.kit.logging import get_logger
 from vnehr.kit.outbox import OutboxEvent
 
@@ -33,11 +33,14 @@ class LogPush:
 
 
 def render(kind: str, params: dict[str, Any]) -> dict[str, dict[str, str]]:
-    """Title and text of a notification in Vietnamese and English, from the catalogues."""
-    return {
-        "title": texts(f"notify.{kind}.title", params),
-        "body": texts(f"notify.{kind}.body", params),
-    }
+    """Title and text of a notification in Vietnamese and English, from the catalogues. A
+    parameter given as ``{"vi": ..., "en": ...}`` is taken in each language."""
+    found: dict[str, dict[str, str]] = {"title": {}, "body": {}}
+    for language in LANGUAGES:
+        mine = {k: v[language] if isinstance(v, dict) else v for k, v in params.items()}
+        found["title"][language] = text(f"notify.{kind}.title", language, mine)
+        found["body"][language] = text(f"notify.{kind}.body", language, mine)
+    return found
 
 
 def visit_notifier(push: PushAdapter) -> Handler:

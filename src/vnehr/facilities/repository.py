@@ -63,6 +63,12 @@ class FacilityRepository:
             return []
         return list(await self.session.scalars(select(Facility).where(Facility.code.in_(wanted))))
 
+    async def of_province(self, province: str | None) -> list[Facility]:
+        stmt = select(Facility).order_by(Facility.code)
+        if province:
+            stmt = stmt.where(Facility.province_code == province)
+        return list(await self.session.scalars(stmt))
+
     async def practitioner_names(self, ids: Iterable[str]) -> dict[str, str]:
         wanted = sorted(set(ids))
         if not wanted:

@@ -214,6 +214,15 @@ async def directory(session: AsyncSession, codes: Iterable[str]) -> dict[str, Fa
     return {f.code: FacilityInfo.model_validate(f) for f in found}
 
 
+async def registry(session: AsyncSession, province: str | None) -> list[FacilityInfo]:
+    """Every registered facility of a province (or of the country), in code order: the
+    report's denominator. No caller check: the registry is public."""
+    return [
+        FacilityInfo.model_validate(f)
+        for f in await FacilityRepository(session).of_province(province)
+    ]
+
+
 _names: dict[str, tuple[float, str]] = {}
 NAMES_MAX_AGE = 60.0
 

@@ -21,6 +21,7 @@ from vnehr.identity.oidc import OidcClient, PendingLogin
 from vnehr.identity.service import (
     Holder,
     account,
+    account_changes,
     add_representative,
     book_holders,
     bootstrap_grant,
@@ -34,6 +35,8 @@ from vnehr.identity.service import (
     person_id_query,
     persons,
     profile,
+    province_of_ward,
+    set_residence,
     sign_in,
 )
 
@@ -49,6 +52,7 @@ __all__ = [
     "SignInRejected",
     "UnknownPerson",
     "account",
+    "account_changes",
     "add_representative",
     "book_holders",
     "bootstrap_grant",
@@ -66,6 +70,8 @@ __all__ = [
     "person_id_query",
     "persons",
     "profile",
+    "province_of_ward",
     "router",
+    "set_residence",
     "sign_in",
 ]

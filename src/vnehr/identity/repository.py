@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import delete, or_, select, update
@@ -140,3 +140,12 @@ class IdentityRepository:
             RoleGrant.facility_code == facility_code, RoleGrant.revoked_at.is_(None)
         )
         return list(await self.session.scalars(stmt.order_by(RoleGrant.id)))
+
+    async def account_changes(self, before: datetime) -> list[tuple[datetime, str, str | None]]:
+        rows = await self.session.execute(
+            select(AccountEvent.at, AccountEvent.action, Person.residence_ward_code)
+            .join(HealthAccount, HealthAccount.id == AccountEvent.account_id)
+            .join(Person, Person.id == HealthAccount.person_id)
+            .where(AccountEvent.at < before)
+        )
+        return [(at, action, ward) for at, action, ward in rows]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -25,6 +25,7 @@ from vnehr.identity.repository import IdentityRepository
 from vnehr.kit.auth import Forbidden, Grant, Subject
 from vnehr.kit.clock import today_in_vietnam, utcnow
 from vnehr.kit.errors import VnehrError
+from vnehr.kit.outbox import new_event
 
 
 def _sex(value: object) -> Sex | None:
@@ -202,7 +203,28 @@ async def _open(
             at=now,
         )
     )
+    await _account_changed(repo, person, +1, now)
     return existing
+
+
+async def _account_changed(
+    repo: IdentityRepository, person: Person, delta: int, at: datetime
+) -> None:
+    """An event for the reports: one more (or one fewer) open account in the person's ward."""
+    ward = person.residence_ward_code or ""
+    await repo.add(
+        new_event(
+            "account.changed",
+            f"person:{person.id}",
+            {
+                "person_id": person.id,
+                "ward": ward,
+                "delta": delta,
+                "at": at.isoformat(),
+                "province": await province_of_ward(repo.session, ward),
+            },
+        )
+    )
 
 
 async def close_account(
@@ -226,6 +248,7 @@ async def close_account(
                 at=existing.closed_at,
             )
         )
+        await _account_changed(repo, person, -1, existing.closed_at)
     return existing
 
 
@@ -263,6 +286,16 @@ async def assisted_open(
     return person, await _open(
         repo, person, channel="assisted", ward=ward_code, actor=officer.label
     )
+
+
+async def province_of_ward(session: AsyncSession, ward_code: str | None) -> str:
+    """The province code of a ward in force today ("" when unknown)."""
+    if not ward_code:
+        return ""
+    try:
+        return await _province_of_ward(session, ward_code)
+    except errors.UnknownWard:
+        return ""
 
 
 async def _province_of_ward(session: AsyncSession, ward_code: str) -> str:
@@ -777,3 +810,12 @@ async def person_id_of(session: AsyncSession, personal_id: str) -> int | None:
     """The internal id of the person with this personal ID (None if unknown)."""
     person = await IdentityRepository(session).person_by_personal_id(personal_id)
     return person.id if person else None
+
+
+async def account_changes(
+    session: AsyncSession, before: datetime
+) -> list[tuple[datetime, int, str]]:
+    """Every opening (+1) and closing (-1) of a health account before ``before``, with the
+    person's ward of residence: the reports' recount of accounts."""
+    rows = await IdentityRepository(session).account_changes(before)
+    return [(at, -1 if action == "closed" else 1, ward or "") for at, action, ward in rows]

@@ -85,6 +85,12 @@ class Settings(BaseSettings):
         "the patient (D35).",
     )
     emergency_access_hours: int = Field(default=24, ge=1, le=72)
+    report_cost_per_record: int = Field(
+        default=5000,
+        ge=0,
+        description="VND saved per visit recorded electronically instead of on paper (the "
+        "national estimate: VND 1.15 trillion for 230 M visits = VND 5,000 a visit).",
+    )
     worker_in_process: bool | None = Field(
         default=None,
         description="Deliver the outbox inside `vnehr serve`; default on in development only.",

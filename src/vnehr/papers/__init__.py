@@ -8,6 +8,7 @@ from vnehr.papers.rules import check_visit_papers
 from vnehr.papers.service import (
     PaperKeys,
     cite,
+    first_issues,
     from_visit,
     issue_driver,
     keys_for,
@@ -24,6 +25,7 @@ __all__ = [
     "PaperKeys",
     "check_visit_papers",
     "cite",
+    "first_issues",
     "from_visit",
     "issue_driver",
     "keys_for",

@@ -182,24 +182,27 @@ async def _store(
         issued_by=actor,
     )
     session.add(paper)
-    if person_id is not None:
-        title = card.KIND_TITLES[body["kind"]]
-        session.add(
-            new_event(
-                "paper.issued",
-                f"paper:{paper_id}",
-                {
-                    "person_id": person_id,
-                    "paper_id": paper_id,
-                    "params": {
-                        "facility": body["facility"].get("name") or facility_code,
-                        "kind_vi": title[0],
-                        "kind_en": title[1],
-                        "number": body["number"],
-                    },
+    title = card.KIND_TITLES[body["kind"]]
+    # the citizen's inbox (when the holder is known) and the report's counts
+    session.add(
+        new_event(
+            "paper.issued",
+            f"paper:{paper_id}",
+            {
+                "person_id": person_id,
+                "paper_id": paper_id,
+                "kind": body["kind"],
+                "facility_code": facility_code,
+                "version": paper.version,
+                "issued_at": now.isoformat(),
+                "params": {
+                    "facility": body["facility"].get("name") or facility_code,
+                    "kind": {"vi": title[0], "en": title[1]},
+                    "number": body["number"],
                 },
-            )
+            },
         )
+    )
     session.add(
         audit.audit_event(
             actor=actor,
@@ -598,3 +601,13 @@ def expires_soon(paper: Paper, today: date, days: int = 30) -> bool:
 
 def issued_label(paper: Paper) -> datetime:
     return paper.issued_at
+
+
+async def first_issues(
+    session: AsyncSession, start: datetime | None, end: datetime | None
+) -> list[tuple[str, str, datetime]]:
+    """(facility, kind, issued at) of every paper's first version issued in [start, end)."""
+    stmt = select(Paper.facility_code, Paper.kind, Paper.issued_at).where(Paper.version == 1)
+    if start is not None and end is not None:
+        stmt = stmt.where(Paper.issued_at >= start, Paper.issued_at < end)
+    return [(c, k, at) for c, k, at in await session.execute(stmt)]

@@ -259,3 +259,23 @@ async def entry_by_key(
         TimelineEntry.facility_code == facility_code, TimelineEntry.visit_key == visit_key
     )
     return (await session.scalars(stmt)).first()
+
+
+async def first_versions(
+    session: AsyncSession, start: datetime | None, end: datetime | None
+) -> list[VisitVersion]:
+    """The first version of every visit (not test submissions) that ended in [start, end), or
+    without an end, was received then: what the reports count."""
+    stmt = select(VisitVersion).where(VisitVersion.version == 1, VisitVersion.test_mode.is_(False))
+    if start is not None and end is not None:
+        stmt = stmt.where(
+            or_(
+                and_(VisitVersion.ended_at >= start, VisitVersion.ended_at < end),
+                and_(
+                    VisitVersion.ended_at.is_(None),
+                    VisitVersion.received_at >= start,
+                    VisitVersion.received_at < end,
+                ),
+            )
+        )
+    return list(await session.scalars(stmt.order_by(VisitVersion.id)))

@@ -232,6 +232,21 @@ async def accept(
             await _check_cards(session, visit, options.card_check)
         if visit.findings.rejected or visit.visit_key is None:
             visits.append(_visit_receipt(visit))
+            if not test_mode:  # for the report's quality figures
+                codes = sorted({i.code for i in visit.findings.issues if i.severity == "error"})
+                session.add(
+                    new_event(
+                        "visit.rejected",
+                        f"{code}:{visit.visit_key or '-'}",
+                        {
+                            "facility_code": code,
+                            "visit_key": visit.visit_key,
+                            "codes": codes,
+                            "received_at": received.isoformat(),
+                            "submission_id": submission_id,
+                        },
+                    )
+                )
             continue
         stored = await _store_visit(
             session, subject, visit, submission_id, received, test_mode, options.papers
@@ -367,15 +382,23 @@ async def _papers(
     transaction: the receipt comes only after both)."""
     facility = subject.facility_code or ""
     await papers.from_visit(
-        session, paper_keys, facility_code=facility, visit_key=visit.visit_key or "",
-        tables=visit.tables, person_id=person_id, actor=subject.label,
-    )  # fmt: skip
+        session,
+        paper_keys,
+        facility_code=facility,
+        visit_key=visit.visit_key or "",
+        tables=visit.tables,
+        person_id=person_id,
+        actor=subject.label,
+    )
     begun = parse_moment((xml1.get("NGAY_VAO") or "").strip())
     await papers.cite(
-        session, facility_code=facility, visit_key=visit.visit_key or "",
-        number=xml1.get("GIAY_CHUYEN_TUYEN") or "", person_id=person_id,
+        session,
+        facility_code=facility,
+        visit_key=visit.visit_key or "",
+        number=xml1.get("GIAY_CHUYEN_TUYEN") or "",
+        person_id=person_id,
         visit_day=begun.date() if begun else None,
-    )  # fmt: skip
+    )
 
 
 async def receipt(session: AsyncSession, subject: Subject, submission_id: str) -> dict[str, Any]:
@@ -436,9 +459,13 @@ async def check_in(
     for index, row in enumerate(doc.rows, start=1):
         if (row.get("MA_CSKCB") or "").strip() != subject.facility_code:
             found.error(
-                "SUB-0152", "XML0", index, "MA_CSKCB",
-                value=row.get("MA_CSKCB"), expected=subject.facility_code,
-            )  # fmt: skip
+                "SUB-0152",
+                "XML0",
+                index,
+                "MA_CSKCB",
+                value=row.get("MA_CSKCB"),
+                expected=subject.facility_code,
+            )
     status = (
         "rejected" if found.rejected else "accepted_with_warnings" if found.issues else "accepted"
     )
@@ -567,3 +594,24 @@ async def raw_file(session: AsyncSession, submission_id: str) -> bytes | None:
     if row is None:
         return None
     return zstandard.ZstdDecompressor().decompress(row.raw_zstd, max_output_size=row.raw_size)
+
+
+async def rejections(
+    session: AsyncSession, start: datetime | None, end: datetime | None
+) -> list[tuple[str, datetime, list[str]]]:
+    """Every rejected visit of files received in [start, end) (not test submissions):
+    (facility, received at, the error codes), read from the receipts: the reports' recount."""
+    stmt = select(Submission.facility_code, Submission.received_at, Submission.receipt).where(
+        Submission.test_mode.is_(False), Submission.rejected > 0
+    )
+    if start is not None and end is not None:
+        stmt = stmt.where(Submission.received_at >= start, Submission.received_at < end)
+    found = []
+    for code, received_at, receipt in await session.execute(stmt):
+        for visit in receipt.get("visits") or []:
+            if visit.get("status") == "rejected":
+                codes = sorted(
+                    {i["code"] for i in visit.get("issues") or [] if i["severity"] == "error"}
+                )
+                found.append((code, received_at, codes))
+    return found

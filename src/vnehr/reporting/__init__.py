@@ -1,0 +1,36 @@
+"""Reporting: the six-monthly report to the Ministry of Health and the department's dashboard,
+from rollups that an event consumer keeps up to date (checked against the stored rows)."""
+
+from vnehr.reporting.api import router
+from vnehr.reporting.metrics import Period
+from vnehr.reporting.outputs import charts, html, to_csv, to_json, to_pdf, to_xlsx
+from vnehr.reporting.rollup import consumers, rebuild
+from vnehr.reporting.service import (
+    build,
+    check,
+    declare,
+    figures,
+    load_population,
+    period_of,
+    set_notes,
+)
+
+__all__ = [
+    "Period",
+    "build",
+    "charts",
+    "check",
+    "consumers",
+    "declare",
+    "figures",
+    "html",
+    "load_population",
+    "period_of",
+    "rebuild",
+    "router",
+    "set_notes",
+    "to_csv",
+    "to_json",
+    "to_pdf",
+    "to_xlsx",
+]

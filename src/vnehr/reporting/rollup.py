@@ -1,0 +1,207 @@
+"""Rollups kept up to date by event consumers (each event once per consumer: the worker records
+the delivery in the same transaction), and the recount from the stored rows that checks them
+(``vnehr report check``) or rebuilds them (``vnehr report rebuild``)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import and_, delete, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from vnehr import facilities, identity, papers, records, submissions
+from vnehr.kit.db import insert_for
+from vnehr.kit.outbox import OutboxEvent
+from vnehr.reporting import metrics
+from vnehr.reporting.metrics import Count, Period, Where
+from vnehr.reporting.models import ReportCount
+
+Handler = Callable[[AsyncSession, OutboxEvent], Awaitable[dict[str, Any] | None]]
+Key = tuple[date, str, str, str, str, str, str]
+
+
+async def add(session: AsyncSession, counts: Iterable[Count]) -> int:
+    """Add to the counters (one upsert per counter)."""
+    merged = metrics.merge(counts)
+    insert = insert_for(session)
+    for (month, province, ward, facility, metric, dim1, dim2), value in merged.items():
+        stmt = insert(ReportCount).values(
+            month=month,
+            province=province,
+            ward=ward,
+            facility=facility,
+            metric=metric,
+            dim1=dim1,
+            dim2=dim2,
+            value=value,
+        )
+        await session.execute(
+            stmt.on_conflict_do_update(
+                index_elements=["month", "province", "ward", "facility", "metric", "dim1", "dim2"],
+                set_={"value": ReportCount.value + stmt.excluded.value},
+            )
+        )
+    return len(merged)
+
+
+class Places:
+    """Where each facility is (province, ward), read once per process and refreshed for codes
+    not seen yet (a facility's province never changes; its ward rarely)."""
+
+    def __init__(self) -> None:
+        self._known: dict[str, Where] = {}
+
+    async def of(self, session: AsyncSession, codes: Iterable[str]) -> dict[str, Where]:
+        wanted = set(codes)
+        missing = wanted - self._known.keys()
+        if missing:
+            for code, info in (await facilities.directory(session, missing)).items():
+                self._known[code] = Where(info.province_code, info.ward_code or "")
+        return {c: self._known.get(c, Where("", "")) for c in wanted}
+
+
+def consumers(places: Places | None = None) -> dict[str, Handler]:
+    """The report's consumer of each topic."""
+    places = places or Places()
+
+    async def visit(session: AsyncSession, event: OutboxEvent) -> dict[str, Any] | None:
+        payload = event.payload
+        if payload.get("test_mode") or int(payload.get("version") or 1) != 1:
+            return {"note": "a visit counts once, as first received"}
+        row = await records.version_by_id(session, int(payload["version_id"]))
+        if row is None:
+            return {"note": "version gone"}
+        where = (await places.of(session, [row.facility_code]))[row.facility_code]
+        counts = metrics.visit_counts(
+            facility=row.facility_code,
+            where=where,
+            care_type=row.care_type,
+            insured=row.insured,
+            ended_at=row.ended_at,
+            received_at=row.received_at,
+            lag_seconds=row.lag_seconds,
+            has_summary=row.has_summary,
+            in_book=row.person_id is not None,
+        )
+        return {"counters": await add(session, counts)}
+
+    async def rejected(session: AsyncSession, event: OutboxEvent) -> dict[str, Any] | None:
+        payload = event.payload
+        code = str(payload["facility_code"])
+        where = (await places.of(session, [code]))[code]
+        counts = metrics.rejection_counts(
+            facility=code,
+            where=where,
+            codes=payload.get("codes") or [],
+            received_at=datetime.fromisoformat(payload["received_at"]),
+        )
+        return {"counters": await add(session, counts)}
+
+    async def paper(session: AsyncSession, event: OutboxEvent) -> dict[str, Any] | None:
+        payload = event.payload
+        if int(payload.get("version") or 1) != 1 or not payload.get("kind"):
+            return {"note": "a paper counts once"}
+        code = str(payload["facility_code"])
+        where = (await places.of(session, [code]))[code]
+        counts = metrics.paper_counts(
+            facility=code,
+            where=where,
+            kind=str(payload["kind"]),
+            issued_at=datetime.fromisoformat(payload["issued_at"]),
+        )
+        return {"counters": await add(session, counts)}
+
+    async def account(session: AsyncSession, event: OutboxEvent) -> dict[str, Any] | None:
+        payload = event.payload
+        counts = metrics.account_counts(
+            province=str(payload.get("province") or ""),
+            ward=str(payload.get("ward") or ""),
+            at=datetime.fromisoformat(payload["at"]),
+            delta=int(payload["delta"]),
+        )
+        return {"counters": await add(session, counts)}
+
+    return {
+        "visit.accepted": visit,
+        "visit.rejected": rejected,
+        "paper.issued": paper,
+        "account.changed": account,
+    }
+
+
+# ------------------------------------------------------------------ reading and recounting
+
+
+async def stored(session: AsyncSession, period: Period, province: str | None) -> dict[Key, int]:
+    """The rollups of a period (accounts: every month up to its end)."""
+    stmt = select(
+        ReportCount.month,
+        ReportCount.province,
+        ReportCount.ward,
+        ReportCount.facility,
+        ReportCount.metric,
+        ReportCount.dim1,
+        ReportCount.dim2,
+        ReportCount.value,
+    ).where(
+        or_(
+            and_(ReportCount.month >= period.start, ReportCount.month <= period.end),
+            and_(ReportCount.metric == "accounts", ReportCount.month <= period.end),
+        )
+    )
+    if province:
+        stmt = stmt.where(ReportCount.province == province)
+    found: dict[Key, int] = {}
+    for month, prov, ward, fac, metric, dim1, dim2, value in await session.execute(stmt):
+        if value:
+            found[(month, prov, ward, fac, metric, dim1, dim2)] = value
+    return found
+
+
+async def recount(
+    session: AsyncSession, period: Period | None, province: str | None
+) -> dict[Key, int]:
+    """The same counters computed from the stored rows (a scan: for checks and rebuilds)."""
+    places = Places()
+    counts: list[Count] = []
+    start, end = period.bounds_utc() if period else (None, None)
+    for row in await records.first_versions(session, start, end):
+        where = (await places.of(session, [row.facility_code]))[row.facility_code]
+        counts += metrics.visit_counts(
+            facility=row.facility_code,
+            where=where,
+            care_type=row.care_type,
+            insured=row.insured,
+            ended_at=row.ended_at,
+            received_at=row.received_at,
+            lag_seconds=row.lag_seconds,
+            has_summary=row.has_summary,
+            in_book=row.person_id is not None,
+        )
+    for code, received_at, codes in await submissions.rejections(session, start, end):
+        where = (await places.of(session, [code]))[code]
+        counts += metrics.rejection_counts(
+            facility=code, where=where, received_at=received_at, codes=codes
+        )
+    for code, kind, issued_at in await papers.first_issues(session, start, end):
+        where = (await places.of(session, [code]))[code]
+        counts += metrics.paper_counts(facility=code, where=where, issued_at=issued_at, kind=kind)
+    wards: dict[str, str] = {}
+    for at, delta, ward in await identity.account_changes(
+        session, end or datetime.max.replace(tzinfo=UTC)
+    ):
+        if ward not in wards:
+            wards[ward] = await identity.province_of_ward(session, ward)
+        counts += metrics.account_counts(province=wards[ward], ward=ward, at=at, delta=delta)
+    merged = metrics.merge(counts)
+    return {k: v for k, v in merged.items() if v and (not province or k[1] == province)}
+
+
+async def rebuild(session: AsyncSession) -> int:
+    """Replace every rollup with a recount of everything stored."""
+    await session.execute(delete(ReportCount))
+    counted = await recount(session, None, None)
+    await add(session, [Count(*key, value=value) for key, value in counted.items()])
+    return int(await session.scalar(select(func.count()).select_from(ReportCount)) or 0)

@@ -1,0 +1,243 @@
+"""The report for a caller: who may see which province, the inputs besides the counters
+(registry, population, declared visits, notes), the consistency check, and the inputs' upkeep."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections import defaultdict
+from datetime import date
+from typing import Any, Literal
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from vnehr import catalogs, facilities, identity
+from vnehr.kit.auth import Forbidden, Subject
+from vnehr.kit.clock import utcnow
+from vnehr.reporting import errors, report, rollup
+from vnehr.reporting.metrics import CATEGORIES, Period
+from vnehr.reporting.models import DeclaredVisits, ReportNote, WardPopulation
+
+Source = Literal["rollups", "recount"]
+
+
+def period_of(text: str) -> Period:
+    try:
+        return Period.parse(text)
+    except ValueError as exc:
+        raise errors.BadPeriod(period=text) from exc
+
+
+def require_reader(subject: Subject, province: str | None) -> None:
+    """The department of the province, or a national administrator (the whole country)."""
+    if province is None:
+        if not any(g.province_code is None for g in subject.grants_for("department_admin")):
+            raise Forbidden(action="see the national report")
+    elif not subject.is_department_admin(province):
+        raise Forbidden(action=f"see the report of province {province}")
+
+
+async def _ward_names(session: AsyncSession, wards: set[str], on: date) -> dict[str, str]:
+    names = {}
+    for ward in sorted(w for w in wards if w):
+        try:
+            entry = await catalogs.lookup(session, "ward", ward, on)
+        except (catalogs.UnknownCode, catalogs.CodeNotInForce, catalogs.UnknownCatalog):
+            continue
+        names[ward] = entry.title_vi or ""
+    return names
+
+
+async def build(
+    session: AsyncSession,
+    subject: Subject,
+    period_text: str,
+    *,
+    province: str | None,
+    ward: str | None = None,
+    facility: str | None = None,
+    cost_per_record: int,
+    source: Source = "rollups",
+) -> dict[str, Any]:
+    require_reader(subject, province)
+    return await figures(
+        session,
+        period_of(period_text),
+        province=province,
+        ward=ward,
+        facility=facility,
+        cost_per_record=cost_per_record,
+        source=source,
+    )
+
+
+async def figures(
+    session: AsyncSession,
+    period: Period,
+    *,
+    province: str | None,
+    ward: str | None = None,
+    facility: str | None = None,
+    cost_per_record: int,
+    source: Source = "rollups",
+) -> dict[str, Any]:
+    """The report (no caller check: the command line and the tests)."""
+    scope = report.Scope(period, province, ward, facility)
+    counts = await (rollup.stored if source == "rollups" else rollup.recount)(
+        session, period, province
+    )
+    registry = [
+        report.FacilityRow(
+            f.code,
+            f.name,
+            f.ownership.value,
+            f.ward_code or "",
+            f.status == facilities.State.connected,
+        )
+        for f in await facilities.registry(session, province)
+    ]
+    in_scope = {f.code for f in registry if scope.keeps(f.ward, f.code)}
+    population = {
+        row.ward_code: row.population
+        for row in await session.scalars(
+            select(WardPopulation).where(
+                *([WardPopulation.province == province] if province else [])
+            )
+        )
+    }
+    declared: dict[tuple[str, str], int] = defaultdict(int)
+    for row in await session.scalars(
+        select(DeclaredVisits).where(DeclaredVisits.period == period.name)
+    ):
+        if row.facility_code in in_scope:
+            declared[(row.category, "insured" if row.insured else "uninsured")] += row.visits
+    note = await session.scalar(
+        select(ReportNote.text).where(
+            ReportNote.period == period.name, ReportNote.province == (province or "")
+        )
+    )
+    wards = {f.ward for f in registry} | set(population) | {k[2] for k in counts}
+    return report.build(
+        scope,
+        counts,
+        registry,
+        population=population,
+        declared=declared,
+        notes=note or "",
+        cost_per_record=cost_per_record,
+        ward_names=await _ward_names(session, wards, period.end),
+    )
+
+
+async def check(
+    session: AsyncSession, period: Period, province: str | None
+) -> list[dict[str, Any]]:
+    """Every counter whose rollup differs from the recount of the stored rows (empty: the
+    rollups are right)."""
+    kept = await rollup.stored(session, period, province)
+    counted = await rollup.recount(session, period, province)
+    found = []
+    for key in sorted(set(kept) | set(counted)):
+        if kept.get(key, 0) != counted.get(key, 0):
+            month, prov, ward, fac, metric, dim1, dim2 = key
+            found.append(
+                {
+                    "month": month.isoformat(),
+                    "province": prov,
+                    "ward": ward,
+                    "facility": fac,
+                    "metric": metric,
+                    "dim1": dim1,
+                    "dim2": dim2,
+                    "rollup": kept.get(key, 0),
+                    "recount": counted.get(key, 0),
+                }
+            )
+    return found
+
+
+# ------------------------------------------------------------------ inputs
+
+
+async def set_notes(
+    session: AsyncSession, subject: Subject, period_text: str, province: str | None, text: str
+) -> None:
+    require_reader(subject, province)
+    period = period_of(period_text)
+    row = await session.scalar(
+        select(ReportNote).where(
+            ReportNote.period == period.name, ReportNote.province == (province or "")
+        )
+    )
+    if row is None:
+        row = ReportNote(
+            period=period.name, province=province or "", text="", updated_at=utcnow(), updated_by=""
+        )
+        session.add(row)
+    row.text, row.updated_at, row.updated_by = text, utcnow(), subject.label
+
+
+async def declare(
+    session: AsyncSession,
+    subject: Subject,
+    period_text: str,
+    facility_code: str,
+    counts: dict[tuple[str, bool], int],
+) -> int:
+    """The visits a facility made in a period (its own figures), by care category and
+    insured/uninsured; its staff, its system (scope ``report.write``) or its department."""
+    period = period_of(period_text)
+    [info] = (await facilities.directory(session, [facility_code])).values() or [None]
+    if info is None:
+        raise facilities.UnknownFacility(code=facility_code)
+    allowed = subject.acts_for_facility(facility_code, ("facility_admin",)) and (
+        subject.kind != "facility_system" or "report.write" in subject.scopes
+    )
+    if not allowed and not subject.is_department_admin(info.province_code):
+        raise Forbidden(action="declare this facility's visits")
+    for (category, insured), visits in counts.items():
+        if category not in CATEGORIES:
+            raise errors.BadCategory(category=category)
+        row = await session.scalar(
+            select(DeclaredVisits).where(
+                DeclaredVisits.period == period.name,
+                DeclaredVisits.facility_code == facility_code,
+                DeclaredVisits.category == category,
+                DeclaredVisits.insured.is_(insured),
+            )
+        )
+        if row is None:
+            row = DeclaredVisits(
+                period=period.name,
+                facility_code=facility_code,
+                category=category,
+                insured=insured,
+                visits=0,
+                declared_at=utcnow(),
+                declared_by="",
+            )
+            session.add(row)
+        row.visits, row.declared_at, row.declared_by = visits, utcnow(), subject.label
+    return len(counts)
+
+
+async def load_population(session: AsyncSession, text: str) -> int:
+    """Ward populations from a CSV with a header ``ward_code,population[,as_of]`` (the
+    province is read from the ward catalogue). Replaces the wards it names."""
+    loaded = 0
+    for line, row in enumerate(csv.DictReader(io.StringIO(text)), start=2):
+        ward = (row.get("ward_code") or "").strip()
+        people = (row.get("population") or "").strip()
+        if not ward or not people.isdigit():
+            raise errors.BadPopulation(line=line)
+        as_of = (row.get("as_of") or "").strip()
+        province = await identity.province_of_ward(session, ward)
+        found = await session.get(WardPopulation, ward)
+        if found is None:
+            found = WardPopulation(ward_code=ward, province=province, population=0)
+            session.add(found)
+        found.province, found.population = province, int(people)
+        found.as_of = date.fromisoformat(as_of) if as_of else None
+        loaded += 1
+    return loaded
