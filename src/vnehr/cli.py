@@ -9,7 +9,7 @@ import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
 import uvicorn
@@ -425,9 +425,13 @@ def synth(
     from vnehr.submissions import synth as generator
 
     manifest = generator.write_files(
-        directory, count, seed=seed, facility_code=facility, defect_rate=defect_rate,
+        directory,
+        count,
+        seed=seed,
+        facility_code=facility,
+        defect_rate=defect_rate,
         visits_per_file=visits_per_file,
-    )  # fmt: skip
+    )
     typer.echo(f"wrote {count} files; manifest {manifest}")
 
 
@@ -503,3 +507,114 @@ def demo_load(
 
 def main() -> None:
     app()
+
+
+report_app = typer.Typer(
+    help="The six-monthly report to the Ministry of Health: "
+    "`vnehr report --period 2026H1 --province 01 --format xlsx,pdf,csv`.",
+    invoke_without_command=True,
+)
+app.add_typer(report_app, name="report")
+FORMATS = ("xlsx", "pdf", "csv", "json")
+
+
+@report_app.callback()
+def report(
+    context: typer.Context,
+    period: Annotated[str | None, typer.Option(help="2026H1 = January to June")] = None,
+    province: Annotated[str | None, typer.Option(help="e.g. 01 for Hanoi; none: the country")] = (
+        None
+    ),
+    format: Annotated[str, typer.Option(help="any of xlsx,pdf,csv,json")] = "xlsx,pdf,csv",
+    out: Annotated[Path, typer.Option(help="directory for the files")] = Path(),
+) -> None:
+    """Write the report files (from the rollups) for a period and a province."""
+    from vnehr import reporting
+
+    if context.invoked_subcommand is not None:
+        return
+    if period is None:
+        raise typer.BadParameter("give --period (such as 2026H1)")
+    wanted = [f.strip() for f in format.split(",") if f.strip()]
+    unknown = [f for f in wanted if f not in FORMATS]
+    if unknown:
+        raise typer.BadParameter(f"unknown format {', '.join(unknown)}; use {', '.join(FORMATS)}")
+    settings = _settings()
+
+    async def work(db: Database) -> dict[str, Any]:
+        async with db.read_session() as session:
+            return await reporting.figures(
+                session,
+                reporting.period_of(period),
+                province=province,
+                cost_per_record=settings.report_cost_per_record,
+            )
+
+    figures = _run(work)
+    writers = {
+        "xlsx": reporting.to_xlsx,
+        "pdf": reporting.to_pdf,
+        "csv": reporting.to_csv,
+        "json": reporting.to_json,
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    for fmt in wanted:
+        target = out / f"sskdt-{figures['period']}-{province or 'VN'}.{fmt}"
+        target.write_bytes(writers[fmt](figures))
+        typer.echo(f"wrote {target}")
+    typer.echo(
+        f"{figures['totals']['sent']} visits sent, {figures['facilities']['sending']} of "
+        f"{figures['facilities']['with_code']} facilities sending, "
+        f"{figures['people']['accounts']} health accounts"
+    )
+
+
+@report_app.command("check")
+def report_check(
+    period: Annotated[str, typer.Option(help="2026H1 = January to June")],
+    province: Annotated[str | None, typer.Option()] = None,
+) -> None:
+    """Compare the rollups with a recount of the stored rows; exit 1 and list the differences."""
+    from vnehr import reporting
+
+    async def work(db: Database) -> list[dict[str, Any]]:
+        async with db.read_session() as session:
+            return await reporting.check(session, reporting.period_of(period), province)
+
+    differences = _run(work)
+    for d in differences:
+        typer.echo(
+            f"DIFFERS {d['month']} {d['province']} {d['ward']} {d['facility']} {d['metric']} "
+            f"{d['dim1']} {d['dim2']}: rollup {d['rollup']}, recount {d['recount']}"
+        )
+    if differences:
+        raise typer.Exit(1)
+    typer.echo("rollups agree with the stored rows")
+
+
+@report_app.command("rebuild")
+def report_rebuild() -> None:
+    """Recount every rollup from the stored rows (after a restore, or to backfill)."""
+    from vnehr import reporting
+
+    async def work(db: Database) -> int:
+        async with db.session() as session:
+            return await reporting.rebuild(session)
+
+    typer.echo(f"{_run(work)} counters")
+
+
+@report_app.command("population")
+def report_population(
+    file: Annotated[Path, typer.Argument(help="CSV: ward_code,population[,as_of]")],
+) -> None:
+    """Load the population of each ward (the statistics office's figures)."""
+    from vnehr import reporting
+
+    text = file.read_text(encoding="utf-8-sig")
+
+    async def work(db: Database) -> int:
+        async with db.session() as session:
+            return await reporting.load_population(session, text)
+
+    typer.echo(f"loaded {_run(work)} wards")

@@ -44,6 +44,9 @@ def configure_logging(level: str = "INFO", json: bool = False) -> None:
     logging.getLogger("uvicorn.access").handlers[:] = []
     logging.getLogger("uvicorn.access").propagate = False
     logging.getLogger("httpx").setLevel(logging.WARNING)  # our own calls are logged by us
+    # WeasyPrint narrates every step at INFO and warns about CSS it skips: errors only
+    for name in ("weasyprint", "weasyprint.progress", "fontTools"):
+        logging.getLogger(name).setLevel(logging.ERROR)
     for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True

@@ -4,6 +4,7 @@ dashboard."""
 
 from __future__ import annotations
 
+import base64
 import csv
 import io
 from collections.abc import Iterator
@@ -311,20 +312,24 @@ def charts(figures: dict[str, Any], fmt: str = "svg") -> dict[str, bytes]:
     return made
 
 
-def _inline(svg: bytes) -> str:
-    text = svg.decode()
+def _inline(chart: bytes) -> str:
+    """A chart as HTML: SVG inline (the dashboard), PNG as a data URI (the PDF: WeasyPrint
+    draws matplotlib's SVG styles poorly)."""
+    if chart.startswith(b"\x89PNG"):
+        return f'<img alt="" src="data:image/png;base64,{base64.b64encode(chart).decode()}">'
+    text = chart.decode()
     return text[text.index("<svg") :]
 
 
-def html(figures: dict[str, Any], chart_svgs: dict[str, bytes], *, fragment: bool = False) -> str:
+def html(figures: dict[str, Any], drawn: dict[str, bytes], *, fragment: bool = False) -> str:
     """The report as HTML: the whole PDF page, or the body the dashboard embeds."""
     return _env.get_template("report_body.html" if fragment else "report.html").render(
-        f=figures, charts={k: _inline(v) for k, v in chart_svgs.items()}, papers=PAPER_TITLES
+        f=figures, charts={k: _inline(v) for k, v in drawn.items()}, papers=PAPER_TITLES
     )
 
 
 def to_pdf(figures: dict[str, Any]) -> bytes:
     from weasyprint import HTML
 
-    pdf: bytes = HTML(string=html(figures, charts(figures, "svg"))).write_pdf()
+    pdf: bytes = HTML(string=html(figures, charts(figures, "png"))).write_pdf()
     return pdf
