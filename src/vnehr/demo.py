@@ -15,7 +15,7 @@ from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from vnehr import catalogs, facilities, identity, papers, submissions
+from vnehr import catalogs, facilities, identity, papers, reporting, submissions
 from vnehr.kit.auth import Grant, Subject
 from vnehr.kit.clock import VIETNAM, utcnow
 from vnehr.submissions import synth
@@ -36,6 +36,9 @@ PATH = [
     facilities.State.test_passed,
     facilities.State.connected,
 ]
+
+#: Demo populations of the demo facilities' wards (ward_code,population).
+POPULATION = "ward_code,population\n00004,21500\n00256,38200\n00070,19800\n00097,24600\n"
 
 #: Demo citizens of the VNeID simulator and the roles they get.
 DEPARTMENT_ADMIN = "001085004217"  # Nguyễn Văn An: Sở Y tế Hà Nội
@@ -97,6 +100,22 @@ async def load(session: AsyncSession, keys: papers.PaperKeys | None = None) -> d
     counts["visit"] = await _visits(session, codes[0], keys)
     if keys is not None:
         counts["paper"] = await _driver_certificate(session, codes[0], keys)
+    # the report's denominators: ward populations (demo figures) and the first facility's own
+    # count of visits this half-year
+    counts["ward_population"] = await reporting.load_population(session, POPULATION)
+    today = utcnow().astimezone(VIETNAM).date()
+    await reporting.declare(
+        session,
+        OPERATOR,
+        f"{today.year}H{1 if today.month <= 6 else 2}",
+        codes[0],
+        {
+            ("outpatient_exam", True): 1200,
+            ("outpatient_exam", False): 300,
+            ("inpatient", True): 140,
+            ("medicine_by_appointment", True): 260,
+        },
+    )
     await identity.add_representative(
         session,
         OPERATOR,

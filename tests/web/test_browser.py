@@ -280,3 +280,51 @@ async def test_a_citizen_shows_a_paper_and_anyone_verifies_its_qr(
     await expect(check.locator("#verdict")).to_contain_text("Không xác thực được")
     await anyone.close()
     await context.close()
+
+
+async def test_the_department_reads_the_report_filters_it_and_writes_its_notes(
+    server: str, browser: Browser
+) -> None:
+    """An (the department) opens the six-monthly report: the matrix carries the demo visits
+    (sent through the intake, counted by the report's event consumer), the declared visits,
+    the wards' populations; a facility filter narrows it; the notes go into the report."""
+    context = await browser.new_context(locale="vi-VN", viewport={"width": 1280, "height": 900})
+    page = await context.new_page()
+    await page.goto(server + "/auth/login?next=/portal")
+    await page.get_by_role("button", name="Nguyễn Văn An", exact=True).click()
+    await page.get_by_role("link", name="Báo cáo Sổ sức khỏe điện tử").click()
+    await expect(page.get_by_role("heading", level=1)).to_contain_text(
+        "Báo cáo Sổ sức khỏe điện tử"
+    )
+    matrix = page.get_by_role("table", name="matrix")
+    exam = matrix.locator("tr", has_text="Khám bệnh ngoại trú")
+    # the consumer runs inside the server's worker: wait for the demo visits to be counted
+    for _ in range(40):
+        if (await exam.locator("td").nth(2).text_content() or "0").strip() not in ("0", ""):
+            break
+        await asyncio.sleep(0.5)
+        await page.reload()
+    cells = [((await c.text_content()) or "").strip() for c in await exam.locator("td").all()]
+    assert cells[1] == "1.200"  # declared by the facility
+    assert int(cells[2].replace(".", "")) >= 1  # sent through the intake
+    await expect(page.get_by_role("table", name="people")).to_contain_text("21.500")
+    await expect(page.locator("#papers")).to_contain_text("Giấy khám sức khỏe lái xe")
+    await page.screenshot(path=SCREENSHOTS / "report-dashboard-vi.png", full_page=True)
+
+    await page.get_by_label("Cơ sở").select_option(label="01002 Bệnh viện Thanh Nhàn")
+    await page.get_by_role("button", name="Xem").click()
+    total = page.get_by_role("table", name="matrix").locator("tr.total")
+    await expect(total).to_contain_text(re.compile(r"Tổng cộng\s*0 đã gửi"))
+
+    await page.get_by_label("Khó khăn, vướng mắc và kiến nghị (đưa vào báo cáo)").fill(
+        "Phòng khám tư nhân chưa ký số được hồ sơ."
+    )
+    await page.get_by_role("button", name="Lưu").click()
+    await expect(page.locator("#notes .notes")).to_have_text(
+        "Phòng khám tư nhân chưa ký số được hồ sơ."
+    )
+    async with page.expect_download() as download_info:
+        await page.get_by_role("link", name="XLSX (biểu mẫu Bộ Y tế)").click()
+    download = await download_info.value
+    assert download.suggested_filename.endswith(".xlsx")
+    await context.close()

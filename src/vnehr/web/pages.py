@@ -3,6 +3,7 @@ citizen's page (open or close the health book), the department's facility regist
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
@@ -14,7 +15,16 @@ from fastapi.templating import Jinja2Templates
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from pydantic import ValidationError
 
-from vnehr import __version__, exchange, facilities, healthbook, identity, papers, sharing
+from vnehr import (
+    __version__,
+    exchange,
+    facilities,
+    healthbook,
+    identity,
+    papers,
+    reporting,
+    sharing,
+)
 from vnehr.kit.auth import (
     SESSION_COOKIE,
     Forbidden,
@@ -462,14 +472,21 @@ async def clinic(
     if id is not None:
         try:
             found, summary, visits, row = await sharing.patient_record(
-                session, who, id, facility=None, purpose="treatment",
+                session,
+                who,
+                id,
+                facility=None,
+                purpose="treatment",
                 default=_settings(request).sharing_default,
-            )  # fmt: skip
+            )
             async with database(request).session() as write:
                 write.add(row)
             context["view"] = {
-                "basis": found.kind, "scope": found.scope, "summary": summary, "visits": visits,
-            }  # fmt: skip
+                "basis": found.kind,
+                "scope": found.scope,
+                "summary": summary,
+                "visits": visits,
+            }
         except sharing.NoConsent:
             context["refused"] = True
         except VnehrError as exc:
@@ -499,9 +516,14 @@ async def clinic_act(
             await sharing.redeem(session, who, personal_id, code, None)
         else:
             await sharing.break_glass(
-                session, who, personal_id, facility=None, reason_code=reason, reason_text=text,
+                session,
+                who,
+                personal_id,
+                facility=None,
+                reason_code=reason,
+                reason_text=text,
                 hours=_settings(request).emergency_access_hours,
-            )  # fmt: skip
+            )
     except VnehrError as exc:
         return _error_page(request, exc)
     return RedirectResponse(f"/clinic/patient?id={personal_id}", status_code=303)
@@ -527,10 +549,14 @@ async def book_papers(
         return _error_page(request, exc)
     today = today_in_vietnam()
     shown = [
-        {"paper": p, "status": papers.status_of(p, today), "title": papers.KIND_TITLES[p.kind],
-         "qr": papers.qr_svg(p.jws) if papers.status_of(p, today) == "valid" else None}
+        {
+            "paper": p,
+            "status": papers.status_of(p, today),
+            "title": papers.KIND_TITLES[p.kind],
+            "qr": papers.qr_svg(p.jws) if papers.status_of(p, today) == "valid" else None,
+        }
         for p in rows
-    ]  # fmt: skip
+    ]
     return _book_page(request, "book_papers.html", subject=who, holder=holder, items=shown)
 
 
@@ -548,3 +574,87 @@ async def verify_submit(
     result = await papers.verify(session, papers.keys_for(_settings(request)), qr)
     titles = papers.KIND_TITLES.get((result.get("paper") or {}).get("kind") or "")
     return _book_page(request, "verify.html", result=result, qr=qr, titles=titles)
+
+
+# ------------------------------------------------------------------ the department's dashboard
+
+
+def _default_period() -> str:
+    today = today_in_vietnam()
+    return f"{today.year}H{1 if today.month <= 6 else 2}"
+
+
+@router.get("/department/report", response_class=HTMLResponse)
+async def department_report(
+    request: Request,
+    session: ReadSession,
+    subject: OptionalSubject,
+    period: str | None = None,
+    province: str | None = None,
+    ward: str | None = None,
+    facility: str | None = None,
+) -> Response:
+    """The six-monthly figures with charts, filterable by ward and facility; the files to
+    download; the notes on difficulties and recommendations."""
+    who = _signed_in(request, subject)
+    if isinstance(who, RedirectResponse):
+        return who
+    provinces = sorted(
+        {g.province_code for g in who.grants_for("department_admin") if g.province_code}
+    )
+    chosen = province or (provinces[0] if provinces else None)
+    wanted = period or _default_period()
+    try:
+        figures = await reporting.build(
+            session,
+            who,
+            wanted,
+            province=chosen,
+            ward=ward or None,
+            facility=facility or None,
+            cost_per_record=_settings(request).report_cost_per_record,
+        )
+    except VnehrError as exc:
+        return _error_page(request, exc)
+    drawn = await asyncio.to_thread(reporting.charts, figures, "svg")
+    query = urlencode(
+        {k: v for k, v in {"province": chosen, "ward": ward, "facility": facility}.items() if v}
+    )
+    all_facilities = await facilities.registry(session, chosen)
+    return _page(
+        request,
+        "department_report.html",
+        subject=who,
+        f=figures,
+        period=figures["period"],
+        body=reporting.html(figures, drawn, fragment=True),
+        query=query,
+        province=chosen,
+        wards=sorted({x.ward_code for x in all_facilities if x.ward_code}),
+        facility_list=all_facilities,
+        ward=ward or "",
+        facility=facility or "",
+        csrf=csrf_token(_settings(request), request.state.session_data),
+    )
+
+
+@router.post("/department/report/notes")
+async def department_report_notes(
+    request: Request,
+    session: WriteSession,
+    subject: OptionalSubject,
+    period: Annotated[str, Form()] = "",
+    province: Annotated[str, Form()] = "",
+    text: Annotated[str, Form(max_length=20_000)] = "",
+    csrf: Annotated[str, Form()] = "",
+) -> Response:
+    who = _signed_in(request, subject)
+    if isinstance(who, RedirectResponse):
+        return who
+    try:
+        check_csrf(_settings(request), request, csrf)
+        await reporting.set_notes(session, who, period, province or None, text)
+    except VnehrError as exc:
+        return _error_page(request, exc)
+    target = urlencode({"period": period, **({"province": province} if province else {})})
+    return RedirectResponse(f"/department/report?{target}#notes", status_code=303)
