@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from bench import catalog_http, exchange, fhir, intake, papers
+from bench import catalog_http, exchange, fhir, intake, papers, report
 
 
 def main() -> None:
-    wanted = sys.argv[1:] or ["catalog", "intake", "exchange", "fhir", "papers"]
+    wanted = sys.argv[1:] or ["catalog", "intake", "exchange", "fhir", "papers", "report"]
     if "catalog" in wanted:
         asyncio.run(catalog_http.main())
     if "intake" in wanted:
@@ -20,6 +20,8 @@ def main() -> None:
         asyncio.run(fhir.main())
     if "papers" in wanted:
         asyncio.run(papers.main())
+    if "report" in wanted:
+        asyncio.run(report.main())
 
 
 main()

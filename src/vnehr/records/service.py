@@ -167,9 +167,18 @@ async def timeline_page(
     t = TimelineEntry.__table__.c
     ended = t.ended_at  # never null: NGAY_RA is required for an accepted visit
     stmt = select(
-        t.id, t.person_id, t.facility_code, t.care_type, t.main_diagnosis, t.outcome, t.insured,
-        t.started_at, t.ended_at, t.version, t.version_id,
-    )  # fmt: skip
+        t.id,
+        t.person_id,
+        t.facility_code,
+        t.care_type,
+        t.main_diagnosis,
+        t.outcome,
+        t.insured,
+        t.started_at,
+        t.ended_at,
+        t.version,
+        t.version_id,
+    )
     if isinstance(persons, list):
         stmt = stmt.where(t.person_id.in_(persons))
     else:
@@ -186,9 +195,18 @@ def _own_timeline(paged: bool) -> Any:
     it), as the hot path runs it; ``paged`` adds the keyset condition."""
     t = TimelineEntry.__table__.c
     stmt = select(
-        t.id, t.person_id, t.facility_code, t.care_type, t.main_diagnosis, t.outcome, t.insured,
-        t.started_at, t.ended_at, t.version, t.version_id,
-    ).where(t.person_id == identity.person_id_query(bindparam("personal_id")))  # fmt: skip
+        t.id,
+        t.person_id,
+        t.facility_code,
+        t.care_type,
+        t.main_diagnosis,
+        t.outcome,
+        t.insured,
+        t.started_at,
+        t.ended_at,
+        t.version,
+        t.version_id,
+    ).where(t.person_id == identity.person_id_query(bindparam("personal_id")))
     if paged:
         ended = bindparam("ended", type_=t.ended_at.type)
         stmt = stmt.where(
@@ -263,19 +281,27 @@ async def entry_by_key(
 
 async def first_versions(
     session: AsyncSession, start: datetime | None, end: datetime | None
-) -> list[VisitVersion]:
+) -> list[Any]:
     """The first version of every visit (not test submissions) that ended in [start, end), or
-    without an end, was received then: what the reports count."""
-    stmt = select(VisitVersion).where(VisitVersion.version == 1, VisitVersion.test_mode.is_(False))
+    without an end, was received then: the columns the reports count (rows with attributes
+    facility_code, care_type, insured, ended_at, received_at, lag_seconds, has_summary,
+    person_id)."""
+    v = VisitVersion
+    stmt = select(
+        v.facility_code,
+        v.care_type,
+        v.insured,
+        v.ended_at,
+        v.received_at,
+        v.lag_seconds,
+        v.has_summary,
+        v.person_id,
+    ).where(v.version == 1, v.test_mode.is_(False))
     if start is not None and end is not None:
         stmt = stmt.where(
             or_(
-                and_(VisitVersion.ended_at >= start, VisitVersion.ended_at < end),
-                and_(
-                    VisitVersion.ended_at.is_(None),
-                    VisitVersion.received_at >= start,
-                    VisitVersion.received_at < end,
-                ),
+                and_(v.ended_at >= start, v.ended_at < end),
+                and_(v.ended_at.is_(None), v.received_at >= start, v.received_at < end),
             )
         )
-    return list(await session.scalars(stmt.order_by(VisitVersion.id)))
+    return list(await session.execute(stmt.order_by(v.id)))
