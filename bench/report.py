@@ -33,8 +33,8 @@ SELECT '0100' || (1 + v % 5), 'BENCH' || v, 1, true, false, 'bench', md5(v::text
        timestamptz '2026-01-01' + (v % 364) * interval '1 day',
        timestamptz '2026-01-01' + (v % 364) * interval '1 day' + interval '2 hours',
        timestamptz '2026-01-01' + (v % 364) * interval '1 day' + interval '2 hours'
-         + ((v * 7919) % 1209600) * interval '1 second',
-       (v * 7919) % 1209600, v % 7 <> 0, '{{}}'::jsonb
+         + ((v::bigint * 7919) % 1209600) * interval '1 second',
+       (v::bigint * 7919) % 1209600, v % 7 <> 0, '{{}}'::jsonb
 FROM generate_series({first}, {last}) AS v;
 ANALYZE visit_version;
 """
