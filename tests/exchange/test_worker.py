@@ -221,14 +221,15 @@ async def test_metrics_show_intake_delivery_and_the_outbox(
         client, headers, synth.envelope([visit(code, 1), visit(code, 2, defect="bad_icd")], code)
     )
     pending = (await client.get("/metrics")).text
-    assert 'vnehr_outbox_events{status="pending"} 1.0' in pending
+    # the accepted visit's event, and the rejected one's (for the report's quality figures)
+    assert 'vnehr_outbox_events{status="pending"} 2.0' in pending
     assert (
         _value(pending, 'vnehr_intake_visits_total{status="rejected"}')
         == _value(before, 'vnehr_intake_visits_total{status="rejected"}') + 1
     )
     await deliver_all(db, bhxh, exchange.Policy())
     after = (await client.get("/metrics")).text
-    assert 'vnehr_outbox_events{status="delivered"} 1.0' in after
+    assert 'vnehr_outbox_events{status="delivered"} 2.0' in after
     assert "vnehr_outbox_oldest_pending_seconds 0.0" in after
     assert (
         'vnehr_http_request_seconds_count{method="POST",route="/api/v1/submissions",status="201"}'
