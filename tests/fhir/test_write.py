@@ -80,8 +80,9 @@ async def test_conditional_create_versions_and_writers(
     assert updated.json()["meta"]["versionId"] == "2"
     history = (await client.get(f"{FHIR}/Practitioner/{pid}/_history", headers=headers)).json()
     assert [e["resource"]["name"][0]["text"] for e in history["entry"]] == [
-        "PGS. Nguyễn Thị Mai", "BS. Nguyễn Thị Mai",
-    ]  # fmt: skip
+        "PGS. Nguyễn Thị Mai",
+        "BS. Nguyễn Thị Mai",
+    ]
     old = await client.get(f"{FHIR}/Practitioner/{pid}/_history/1", headers=headers)
     assert old.json()["name"][0]["text"] == "BS. Nguyễn Thị Mai"
     outcome(
@@ -150,15 +151,25 @@ def bundle_of(visit: synth.SynthVisit, code: str) -> dict[str, Any]:
         "resourceType": "Patient",
         "identifier": [
             {"system": mapping.PERSONAL_ID, "value": xml1["SO_CCCD"]},
-            {"type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": "MR"}]},
-             "value": xml1["MA_BN"]},
-            *[{"system": mapping.INSURANCE_CARD, "value": c} for c in xml1.get("MA_THE_BHYT", "").split(";") if c],
+            {
+                "type": {
+                    "coding": [
+                        {"system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": "MR"}
+                    ]
+                },
+                "value": xml1["MA_BN"],
+            },
+            *[
+                {"system": mapping.INSURANCE_CARD, "value": c}
+                for c in xml1.get("MA_THE_BHYT", "").split(";")
+                if c
+            ],
         ],
         "name": [{"text": xml1["HO_TEN"]}],
         "gender": {"1": "male", "2": "female"}[xml1["GIOI_TINH"]],
         "birthDate": f"{born[:4]}-{born[4:6]}-{born[6:8]}",
         "address": [{"text": xml1["DIA_CHI"]}],
-    }  # fmt: skip
+    }
 
     def when(moment: str) -> str:
         return f"{moment[:4]}-{moment[4:6]}-{moment[6:8]}T{moment[8:10]}:{moment[10:12]}:00+07:00"
@@ -167,64 +178,166 @@ def bundle_of(visit: synth.SynthVisit, code: str) -> dict[str, Any]:
     members: list[tuple[str, dict[str, Any]]] = []
     codes = [xml1["MA_BENH_CHINH"], *[c for c in xml1.get("MA_BENH_KT", "").split(";") if c]]
     for rank, icd in enumerate(codes, start=1):
-        members.append((f"urn:uuid:c{rank}", {
-            "resourceType": "Condition", "code": {"coding": [{"system": ICD10, "code": icd}]},
-            "subject": {"reference": "urn:uuid:patient"}, "encounter": {"reference": "urn:uuid:encounter"},
-        }))  # fmt: skip
-    mapped1 = {"MA_LK", "MA_BN", "HO_TEN", "SO_CCCD", "NGAY_SINH", "GIOI_TINH", "MA_THE_BHYT",
-               "DIA_CHI", "LY_DO_VV", "MA_BENH_CHINH", "MA_BENH_KT", "NGAY_VAO", "NGAY_RA",
-               "MA_LOAI_RV", "MA_LOAI_KCB", "MA_CSKCB", "CAN_NANG"}  # fmt: skip
+        members.append(
+            (
+                f"urn:uuid:c{rank}",
+                {
+                    "resourceType": "Condition",
+                    "code": {"coding": [{"system": ICD10, "code": icd}]},
+                    "subject": {"reference": "urn:uuid:patient"},
+                    "encounter": {"reference": "urn:uuid:encounter"},
+                },
+            )
+        )
+    mapped1 = {
+        "MA_LK",
+        "MA_BN",
+        "HO_TEN",
+        "SO_CCCD",
+        "NGAY_SINH",
+        "GIOI_TINH",
+        "MA_THE_BHYT",
+        "DIA_CHI",
+        "LY_DO_VV",
+        "MA_BENH_CHINH",
+        "MA_BENH_KT",
+        "NGAY_VAO",
+        "NGAY_RA",
+        "MA_LOAI_RV",
+        "MA_LOAI_KCB",
+        "MA_CSKCB",
+        "CAN_NANG",
+    }
     weight, exact = _number(xml1["CAN_NANG"])
     if not exact:
         mapped1.discard("CAN_NANG")
-    members.append(("urn:uuid:weight", {
-        "resourceType": "Observation", "status": "final",
-        "code": {"coding": [{"system": mapping.LOINC, "code": "29463-7"}]},
-        "subject": {"reference": "urn:uuid:patient"}, "encounter": {"reference": "urn:uuid:encounter"},
-        "valueQuantity": {"value": weight, "unit": "kg"},
-    }))  # fmt: skip
+    members.append(
+        (
+            "urn:uuid:weight",
+            {
+                "resourceType": "Observation",
+                "status": "final",
+                "code": {"coding": [{"system": mapping.LOINC, "code": "29463-7"}]},
+                "subject": {"reference": "urn:uuid:patient"},
+                "encounter": {"reference": "urn:uuid:encounter"},
+                "valueQuantity": {"value": weight, "unit": "kg"},
+            },
+        )
+    )
     for row in tables.get("XML2", []):
         quantity, exact = _number(row["SO_LUONG"])
-        mapped = {"MA_LK", "MA_THUOC", "TEN_THUOC", "LIEU_DUNG", "CACH_DUNG", "DUONG_DUNG",
-                  "DON_VI_TINH", "NGAY_YL", "MA_BAC_SI"} | ({"SO_LUONG"} if exact else set())  # fmt: skip
-        members.append((f"urn:uuid:m{row['STT']}", {
-            "resourceType": "MedicationRequest", "status": "completed", "intent": "order",
-            "extension": _ext(row, mapped),
-            "medicationCodeableConcept": {"coding": [{"system": mapping.DRUG, "code": row["MA_THUOC"],
-                                                      "display": row["TEN_THUOC"]}]},
-            "subject": {"reference": "urn:uuid:patient"}, "encounter": {"reference": "urn:uuid:encounter"},
-            "authoredOn": when(row["NGAY_YL"]),
-            "requester": {"identifier": {"system": mapping.PRACTITIONER, "value": row["MA_BAC_SI"]}},
-            "dosageInstruction": [{
-                "text": row["LIEU_DUNG"],
-                **({"patientInstruction": row["CACH_DUNG"]} if row.get("CACH_DUNG") else {}),
-                "route": {"coding": [{"system": mapping.ROUTE, "code": row["DUONG_DUNG"]}]},
-            }],
-            "dispenseRequest": {"quantity": {"value": quantity, "unit": row["DON_VI_TINH"]}},
-        }))  # fmt: skip
+        mapped = {
+            "MA_LK",
+            "MA_THUOC",
+            "TEN_THUOC",
+            "LIEU_DUNG",
+            "CACH_DUNG",
+            "DUONG_DUNG",
+            "DON_VI_TINH",
+            "NGAY_YL",
+            "MA_BAC_SI",
+        } | ({"SO_LUONG"} if exact else set())
+        members.append(
+            (
+                f"urn:uuid:m{row['STT']}",
+                {
+                    "resourceType": "MedicationRequest",
+                    "status": "completed",
+                    "intent": "order",
+                    "extension": _ext(row, mapped),
+                    "medicationCodeableConcept": {
+                        "coding": [
+                            {
+                                "system": mapping.DRUG,
+                                "code": row["MA_THUOC"],
+                                "display": row["TEN_THUOC"],
+                            }
+                        ]
+                    },
+                    "subject": {"reference": "urn:uuid:patient"},
+                    "encounter": {"reference": "urn:uuid:encounter"},
+                    "authoredOn": when(row["NGAY_YL"]),
+                    "requester": {
+                        "identifier": {"system": mapping.PRACTITIONER, "value": row["MA_BAC_SI"]}
+                    },
+                    "dosageInstruction": [
+                        {
+                            "text": row["LIEU_DUNG"],
+                            **(
+                                {"patientInstruction": row["CACH_DUNG"]}
+                                if row.get("CACH_DUNG")
+                                else {}
+                            ),
+                            "route": {
+                                "coding": [{"system": mapping.ROUTE, "code": row["DUONG_DUNG"]}]
+                            },
+                        }
+                    ],
+                    "dispenseRequest": {
+                        "quantity": {"value": quantity, "unit": row["DON_VI_TINH"]}
+                    },
+                },
+            )
+        )
     supplies = []
     for row in tables.get("XML3", []):
         if row.get("MA_VAT_TU") or not row.get("MA_DICH_VU") or not row.get("NGAY_TH_YL"):
             supplies.append(row)
             continue
         mapped = {"MA_LK", "MA_DICH_VU", "TEN_DICH_VU", "NGAY_TH_YL", "MA_BAC_SI"}
-        members.append((f"urn:uuid:p{row['STT']}", {
-            "resourceType": "Procedure", "status": "completed", "extension": _ext(row, mapped),
-            "code": {"coding": [{"system": mapping.SERVICE, "code": row["MA_DICH_VU"],
-                                 "display": row["TEN_DICH_VU"]}]},
-            "subject": {"reference": "urn:uuid:patient"}, "encounter": {"reference": "urn:uuid:encounter"},
-            "performedDateTime": when(row["NGAY_TH_YL"]),
-            **({"performer": [{"actor": {"identifier": {"system": mapping.PRACTITIONER, "value": row["MA_BAC_SI"]}}}]}
-               if row.get("MA_BAC_SI") else {}),
-        }))  # fmt: skip
+        members.append(
+            (
+                f"urn:uuid:p{row['STT']}",
+                {
+                    "resourceType": "Procedure",
+                    "status": "completed",
+                    "extension": _ext(row, mapped),
+                    "code": {
+                        "coding": [
+                            {
+                                "system": mapping.SERVICE,
+                                "code": row["MA_DICH_VU"],
+                                "display": row["TEN_DICH_VU"],
+                            }
+                        ]
+                    },
+                    "subject": {"reference": "urn:uuid:patient"},
+                    "encounter": {"reference": "urn:uuid:encounter"},
+                    "performedDateTime": when(row["NGAY_TH_YL"]),
+                    **(
+                        {
+                            "performer": [
+                                {
+                                    "actor": {
+                                        "identifier": {
+                                            "system": mapping.PRACTITIONER,
+                                            "value": row["MA_BAC_SI"],
+                                        }
+                                    }
+                                }
+                            ]
+                        }
+                        if row.get("MA_BAC_SI")
+                        else {}
+                    ),
+                },
+            )
+        )
     for row in tables.get("XML4", []):
         observation: dict[str, Any] = {
-            "resourceType": "Observation", "status": "final",
-            "code": {"text": row["TEN_CHI_SO"],
-                     **({"coding": [{"system": mapping.LAB_INDEX, "code": row["MA_CHI_SO"]}]}
-                        if row.get("MA_CHI_SO") else {})},
-            "subject": {"reference": "urn:uuid:patient"}, "encounter": {"reference": "urn:uuid:encounter"},
-        }  # fmt: skip
+            "resourceType": "Observation",
+            "status": "final",
+            "code": {
+                "text": row["TEN_CHI_SO"],
+                **(
+                    {"coding": [{"system": mapping.LAB_INDEX, "code": row["MA_CHI_SO"]}]}
+                    if row.get("MA_CHI_SO")
+                    else {}
+                ),
+            },
+            "subject": {"reference": "urn:uuid:patient"},
+            "encounter": {"reference": "urn:uuid:encounter"},
+        }
         mapped = {"MA_LK", "MA_CHI_SO", "TEN_CHI_SO", "NGAY_KQ"}
         if row.get("NGAY_KQ"):
             observation["effectiveDateTime"] = when(row["NGAY_KQ"])
@@ -241,25 +354,43 @@ def bundle_of(visit: synth.SynthVisit, code: str) -> dict[str, Any]:
         embedded["XML3"] = supplies
     encounter = {
         "resourceType": "Encounter",
-        "extension": _ext(xml1, mapped1) + [
-            {"url": XML_TABLE, "extension": [
-                {"url": "name", "valueCode": name},
-                {"url": "content", "valueBase64Binary": base64.b64encode(
-                    synth.table_document(name, rows)).decode()},
-            ]}
+        "extension": _ext(xml1, mapped1)
+        + [
+            {
+                "url": XML_TABLE,
+                "extension": [
+                    {"url": "name", "valueCode": name},
+                    {
+                        "url": "content",
+                        "valueBase64Binary": base64.b64encode(
+                            synth.table_document(name, rows)
+                        ).decode(),
+                    },
+                ],
+            }
             for name, rows in embedded.items()
         ],
         "identifier": [{"system": mapping.VISIT_KEY, "value": f"{code}/{xml1['MA_LK']}"}],
         "status": "finished",
         "class": {"system": mapping.ACT_CODE, "code": "AMB"},
-        "type": [{"coding": [{"system": mapping.code_system("care-type"), "code": xml1["MA_LOAI_KCB"]}]}],
+        "type": [
+            {"coding": [{"system": mapping.code_system("care-type"), "code": xml1["MA_LOAI_KCB"]}]}
+        ],
         "subject": {"reference": "urn:uuid:patient"},
         "period": {"start": when(xml1["NGAY_VAO"]), "end": when(xml1["NGAY_RA"])},
         "reasonCode": [{"text": xml1["LY_DO_VV"]}],
-        "diagnosis": [{"condition": {"reference": f"urn:uuid:c{r}"}, "rank": r} for r in range(1, len(codes) + 1)],
-        "hospitalization": {"dischargeDisposition": {"coding": [
-            {"system": mapping.code_system("discharge-type"), "code": xml1["MA_LOAI_RV"]}]}},
-    }  # fmt: skip
+        "diagnosis": [
+            {"condition": {"reference": f"urn:uuid:c{r}"}, "rank": r}
+            for r in range(1, len(codes) + 1)
+        ],
+        "hospitalization": {
+            "dischargeDisposition": {
+                "coding": [
+                    {"system": mapping.code_system("discharge-type"), "code": xml1["MA_LOAI_RV"]}
+                ]
+            }
+        },
+    }
     for url, resource in [
         ("urn:uuid:patient", patient),
         ("urn:uuid:encounter", encounter),
@@ -267,16 +398,25 @@ def bundle_of(visit: synth.SynthVisit, code: str) -> dict[str, Any]:
     ]:
         if resource.get("extension") == []:
             del resource["extension"]
-        entries.append({"fullUrl": url, "resource": resource,
-                        "request": {"method": "POST", "url": resource["resourceType"]}})  # fmt: skip
+        entries.append(
+            {
+                "fullUrl": url,
+                "resource": resource,
+                "request": {"method": "POST", "url": resource["resourceType"]},
+            }
+        )
     return {"resourceType": "Bundle", "type": "transaction", "entry": entries}
 
 
 def visit(code: str, seed: int) -> synth.SynthVisit:
     return synth.make_visit(
-        random.Random(seed), facility_code=code, ended=datetime(2026, 10, 20, 10, 30),  # noqa: DTZ001
-        insured=True, age_group=3, referral=False,
-    )  # fmt: skip
+        random.Random(seed),
+        facility_code=code,
+        ended=datetime(2026, 10, 20, 10, 30),  # noqa: DTZ001
+        insured=True,
+        age_group=3,
+        referral=False,
+    )
 
 
 async def test_a_visit_sent_as_fhir_is_the_same_visit_as_its_xml(
@@ -324,8 +464,13 @@ async def test_a_visit_the_national_checks_reject_stores_nothing(
     encounter = bundle["entry"][1]["resource"]
     encounter["period"]["end"] = "2020-01-01T00:00:00+07:00"  # ends before it began
     extra = {"resourceType": "Organization", "name": "Phòng xét nghiệm vệ tinh"}
-    bundle["entry"].append({"fullUrl": "urn:uuid:org", "resource": extra,
-                            "request": {"method": "POST", "url": "Organization"}})  # fmt: skip
+    bundle["entry"].append(
+        {
+            "fullUrl": "urn:uuid:org",
+            "resource": extra,
+            "request": {"method": "POST", "url": "Organization"},
+        }
+    )
     before = await session.scalar(select(func.count()).select_from(VisitVersion))
     response = await client.post(FHIR, json=bundle, headers=headers)
     assert response.status_code == 422, response.text
@@ -353,3 +498,82 @@ async def test_a_bundle_with_a_broken_entry_is_refused_whole(
     assert response.status_code == 422
     assert response.json()["issue"][0]["expression"] == ["Bundle.entry[0].resource.birthDate"]
     assert await session.scalar(select(func.count()).select_from(VisitVersion)) == 0
+
+
+async def test_a_batch_does_each_entry_on_its_own(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    """A batch of reads, searches, creates and updates: each entry is answered as if sent
+    alone (its status, location, resource or OperationOutcome); a bad entry fails alone."""
+    _, headers = await facility_with_token(client, session, settings, scopes=WRITER)
+    _, other = await facility_with_token(client, session, settings, scopes=WRITER)
+    practitioner = {
+        "resourceType": "Practitioner",
+        "identifier": [{"system": mapping.PRACTITIONER, "value": "000777/HNO-CCHN"}],
+        "name": [{"text": "BS. Trần Văn Bảy"}],
+    }
+    made = await client.post(f"{FHIR}/Practitioner", json=practitioner, headers=headers)
+    pid = made.json()["id"]
+    theirs = await client.post(
+        f"{FHIR}/Practitioner",
+        json={**practitioner, "identifier": [{"system": mapping.PRACTITIONER, "value": "9"}]},
+        headers=other,
+    )
+    batch = {
+        "resourceType": "Bundle",
+        "type": "batch",
+        "entry": [
+            {"request": {"method": "GET", "url": f"Practitioner/{pid}"}},
+            {"request": {"method": "GET", "url": "Practitioner?name:contains=tran%20van%20bay"}},
+            {
+                "request": {
+                    "method": "POST",
+                    "url": "Practitioner",
+                    "ifNoneExist": f"identifier={mapping.PRACTITIONER}|000777/HNO-CCHN",
+                },
+                "resource": practitioner,
+            },
+            {
+                "request": {"method": "POST", "url": "Location"},
+                "resource": {"resourceType": "Location", "name": "Phòng khám số 3"},
+            },
+            {
+                "request": {"method": "PUT", "url": f"Practitioner/{pid}"},
+                "resource": {**practitioner, "id": pid, "name": [{"text": "TS. Trần Văn Bảy"}]},
+            },
+            {
+                "request": {"method": "POST", "url": "Location"},
+                "resource": {"resourceType": "Location", "colour": "red"},
+            },
+            {"request": {"method": "GET", "url": f"Practitioner/{theirs.json()['id']}"}},
+            {"request": {"method": "DELETE", "url": f"Practitioner/{pid}"}},
+        ],
+    }
+    response = await client.post(FHIR, json=batch, headers=headers)
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    assert answer["type"] == "batch-response"
+    statuses = [e["response"]["status"] for e in answer["entry"]]
+    assert statuses == [
+        "200 OK",
+        "200 OK",
+        "200 OK",
+        "201 Created",
+        "200 OK",
+        "422 Unprocessable Entity",
+        "404 Not Found",
+        "400 Bad Request",
+    ]
+    read, search, again, location, updated, bad, foreign, delete = answer["entry"]
+    assert read["resource"]["id"] == pid
+    assert [e["resource"]["id"] for e in search["resource"]["entry"]] == [pid]
+    assert again["resource"]["id"] == pid  # conditional create found it
+    assert "/fhir/R4/Location/" in location["response"]["location"]
+    assert updated["resource"]["meta"]["versionId"] == "2"
+    assert bad["response"]["outcome"]["resourceType"] == "OperationOutcome"
+    assert foreign["response"]["outcome"]["issue"][0]["details"]["coding"][0]["code"] == "FHIR-0002"
+    assert delete["response"]["outcome"]["issue"][0]["code"] == "not-supported"
+    # the good entries were kept although others failed
+    kept = await client.get(location["response"]["location"].split("/_history")[0], headers=headers)
+    assert kept.json()["name"] == "Phòng khám số 3"
+    check_model(answer)

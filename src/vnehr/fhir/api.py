@@ -12,6 +12,7 @@ from decimal import Decimal
 from typing import Annotated, Any, cast
 from urllib.parse import urlencode
 
+import httpx
 import orjson
 from fastapi import APIRouter, Path, Request
 from fastapi.exceptions import RequestValidationError
@@ -178,14 +179,19 @@ def _invalid(exc: write.Invalid) -> Response:
             {
                 "severity": "error",
                 "code": "structure",
-                "details": {"coding": [{"system": f"{mapping.BASE}/CodeSystem/error-code",
-                                        "code": exc.code}], "text": message["vi"]},
+                "details": {
+                    "coding": [
+                        {"system": f"{mapping.BASE}/CodeSystem/error-code", "code": exc.code}
+                    ],
+                    "text": message["vi"],
+                },
                 "diagnostics": f"{problem.message} ({message['en']})",
                 "expression": [problem.path],
             }
             for problem in exc.problems
-        ] or [{"severity": "error", "code": "too-long", "diagnostics": message["en"]}],
-    }  # fmt: skip
+        ]
+        or [{"severity": "error", "code": "too-long", "diagnostics": message["en"]}],
+    }
     return fhir_response(body, 422)
 
 
@@ -194,10 +200,12 @@ def _invalid(exc: write.Invalid) -> Response:
 async def post_bundle(request: Request, subject: CurrentSubject) -> Response:
     """A transaction Bundle at visit end: the visit goes through intake (same checks, storage,
     receipt and outbox as the XML); other entries are stored as sent. All or nothing."""
-    write.require_writer(subject)
     bundle = await _body(request)
     if bundle.get("resourceType") != "Bundle":
         raise write.Unsupported(method="POST of a Bundle", type=str(bundle.get("resourceType")))
+    if bundle.get("type") == "batch":
+        return fhir_response(await _batch(request, bundle))
+    write.require_writer(subject)
     try:
         async with database(request).session() as session:
             result = await write.transaction(session, subject, bundle, _intake_options(request))
@@ -222,6 +230,113 @@ async def post_bundle(request: Request, subject: CurrentSubject) -> Response:
         return fhir_response(outcome_body, 422)
     # committed: only now is the answer given
     return fhir_response(result)
+
+
+#: The most entries one batch may hold (each is its own request).
+BATCH_LIMIT = 500
+_REASONS = {
+    200: "OK",
+    201: "Created",
+    204: "No Content",
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    409: "Conflict",
+    410: "Gone",
+    412: "Precondition Failed",
+    422: "Unprocessable Entity",
+}
+
+
+async def _batch(request: Request, bundle: Resource) -> Resource:
+    """A batch Bundle: each entry (GET read or search, POST create, PUT update) is carried out
+    on its own, exactly as the same request sent alone (same access checks, audit, own
+    transaction); one failing entry does not stop the others. Entries cannot point at each
+    other (use a transaction for that)."""
+    entries = bundle.get("entry") or []
+    if not isinstance(entries, list):
+        raise BadBody(reason="Bundle.entry is a list")
+    # the Bundle's own structure here; each entry's resource is checked when it is carried out
+    write.check(
+        {
+            **bundle,
+            "entry": [
+                {k: v for k, v in e.items() if k != "resource"}
+                for e in entries
+                if isinstance(e, dict)
+            ],
+        }
+    )
+    if len(entries) > BATCH_LIMIT:
+        raise write.Invalid([], reason=f"a batch holds at most {BATCH_LIMIT} entries")
+    headers = {k: v for k, v in request.headers.items() if k in ("authorization", "cookie")}
+    base = str(request.url_for("post_bundle")).rstrip("/")
+    transport = httpx.ASGITransport(app=request.app)
+    answers = []
+    async with httpx.AsyncClient(transport=transport, base_url=base) as inner:
+        for entry in entries:
+            answers.append(await _batch_entry(inner, headers, entry))
+    return {
+        "resourceType": "Bundle",
+        "id": str(uuid.uuid4()),
+        "type": "batch-response",
+        "entry": answers,
+    }
+
+
+async def _batch_entry(
+    inner: httpx.AsyncClient, headers: dict[str, str], entry: Resource
+) -> Resource:
+    wanted = entry.get("request") or {}
+    method = str(wanted.get("method") or "")
+    url = str(wanted.get("url") or "").lstrip("/")
+    if method not in ("GET", "POST", "PUT") or not url or "://" in url or url.startswith(".."):
+        return {
+            "response": {
+                "status": "400 Bad Request",
+                "outcome": {
+                    "resourceType": "OperationOutcome",
+                    "issue": [
+                        {
+                            "severity": "error",
+                            "code": "not-supported",
+                            "diagnostics": "batch entries: GET, POST or PUT of a relative URL",
+                        }
+                    ],
+                },
+            }
+        }
+    sent = dict(headers)
+    if wanted.get("ifNoneExist"):
+        sent["if-none-exist"] = str(wanted["ifNoneExist"])
+    body = None
+    if method in ("POST", "PUT"):
+        sent["content-type"] = "application/fhir+json"
+        body = json.dumps(entry.get("resource"), default=_plain).encode()
+    answer = await inner.request(method, f"/{url}", headers=sent, content=body)
+    response: Resource = {
+        "status": f"{answer.status_code} {_REASONS.get(answer.status_code, '')}".strip()
+    }
+    for name, key in (
+        ("location", "location"),
+        ("etag", "etag"),
+        ("last-modified", "lastModified"),
+    ):
+        if answer.headers.get(name):
+            response[key] = answer.headers[name]
+    result: Resource = {"response": response}
+    try:
+        returned = json.loads(answer.content, parse_float=Decimal) if answer.content else None
+    except ValueError:
+        returned = None
+    if isinstance(returned, dict):
+        if answer.status_code >= 400:
+            response["outcome"] = returned
+        else:
+            result["resource"] = returned
+    return result
 
 
 @router.post("/{resource_type}", status_code=201, responses=_FHIR_RESPONSES)

@@ -110,7 +110,17 @@ def statement(base: str) -> dict[str, Any]:
                     "citizens.",
                 },
                 "resource": resources,
-                "interaction": [],
+                "interaction": [
+                    {
+                        "code": "transaction",
+                        "documentation": "A visit (Encounter of a Patient with the personal ID) "
+                        "goes through the intake: all or nothing.",
+                    },
+                    {
+                        "code": "batch",
+                        "documentation": "GET, POST and PUT entries, each carried out on its own.",
+                    },
+                ],
                 "searchParam": [
                     {"name": "_count", "type": "number"},
                     {"name": "_sort", "type": "string"},
