@@ -101,6 +101,16 @@ async def test_the_timeline_lists_my_visits_newest_first_page_by_page(
     assert newest["main_diagnosis"]["vi"] or newest["main_diagnosis"]["en"]
     assert newest["outcome"]["code"] == xml1["KET_QUA_DTRI"]
     assert [i["care_type"]["code"] for i in items] == ["01", "07", "01"]
+    # the same checks as every other route: stable codes, both languages
+    for bad in ({"limit": 0}, {"limit": 101}, {"limit": "x"}, {"for": "12345"}):
+        refused = await client.get("/api/v1/me/timeline", params=bad)
+        assert (refused.status_code, refused.json()["code"]) == (422, "KIT-0422"), bad
+    bad_cursor = await client.get("/api/v1/me/timeline", params={"cursor": "!!"})
+    assert bad_cursor.status_code == 400
+    metrics = (await client.get("/metrics")).text
+    assert 'route="/api/v1/me/timeline",status="200"' in metrics
+    client.cookies.clear()
+    assert (await client.get("/api/v1/me/timeline")).json()["code"] == "AUTH-0001"
 
 
 async def test_one_visit_in_full_matches_what_the_facility_sent(

@@ -4,7 +4,7 @@ this surface only."""
 
 from vnehr.healthbook import schemas
 from vnehr.healthbook.access import access_log, dispute
-from vnehr.healthbook.api import department_router, router, settle
+from vnehr.healthbook.api import department_router, fast_routes, router, settle
 from vnehr.healthbook.errors import NoBookYet, NotInYourBook, NotYourWard
 from vnehr.healthbook.service import (
     Read,
@@ -32,6 +32,7 @@ __all__ = [
     "department_router",
     "diagnoses",
     "dispute",
+    "fast_routes",
     "holder",
     "router",
     "schemas",
