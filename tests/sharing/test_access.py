@@ -5,6 +5,7 @@ citizen, reviewed, and expiring; one audit row per allowed read."""
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
 
 import httpx
@@ -197,17 +198,41 @@ async def test_break_glass_is_told_reviewed_and_expires(
     )
     queue = (await client.get("/api/v1/emergency-accesses")).json()
     assert [e["id"] for e in queue] == [emergency["id"]]
+    # another province's department neither sees nor closes it
+    await sign_in_as(
+        client, session, settings, DEPARTMENT, {"role": "department_admin", "province_code": "79"}
+    )
+    assert (await client.get("/api/v1/emergency-accesses")).json() == []
+    error(
+        await client.post(
+            f"/api/v1/emergency-accesses/{emergency['id']}/review", json={"note": "không phải"}
+        ),
+        404,
+        "SHR-0006",
+    )
     await sign_in_as(
         client, session, settings, DEPARTMENT, {"role": "department_admin", "province_code": "01"}
     )
     assert [e["id"] for e in (await client.get("/api/v1/emergency-accesses")).json()] == [
         emergency["id"]
     ]
-    reviewed = await client.post(
-        f"/api/v1/emergency-accesses/{emergency['id']}/review", json={"note": "Hợp lý: cấp cứu."}
+    # the department closes it from its review page
+    page = await client.get("/review")
+    assert page.status_code == 200
+    assert "Bệnh nhân hôn mê, không người nhà" in page.text
+    assert "Người bệnh bất tỉnh" in page.text
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
+    assert csrf is not None
+    closed = await client.post(
+        f"/review/emergency/{emergency['id']}",
+        data={"csrf": csrf[1], "note": "Hợp lý: cấp cứu."},
+        follow_redirects=False,
     )
-    assert reviewed.json()["status"] == "reviewed"
+    assert closed.status_code == 303
     assert (await client.get("/api/v1/emergency-accesses")).json() == []
+    reviewed = (await client.get("/api/v1/emergency-accesses?status=reviewed")).json()
+    assert [(e["status"], e["review_note"]) for e in reviewed] == [("reviewed", "Hợp lý: cấp cứu.")]
+    assert "Hợp lý: cấp cứu." in (await client.get("/review?status=reviewed")).text
     await sign_in_as(client, session, settings, DOCTOR)
     error(await client.get("/api/v1/emergency-accesses"), 403, "AUTH-0002")
 

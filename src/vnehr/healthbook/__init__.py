@@ -3,7 +3,7 @@ timeline, each visit in full, a PDF of a visit, and the one-page summary. Other 
 this surface only."""
 
 from vnehr.healthbook import schemas
-from vnehr.healthbook.access import access_log, dispute
+from vnehr.healthbook.access import access_log, close_dispute, dispute, disputes
 from vnehr.healthbook.api import department_router, fast_routes, router, settle
 from vnehr.healthbook.errors import NoBookYet, NotInYourBook, NotYourWard
 from vnehr.healthbook.service import (
@@ -28,10 +28,12 @@ __all__ = [
     "access_log",
     "clinical_summary",
     "clinical_visit",
+    "close_dispute",
     "coded",
     "department_router",
     "diagnoses",
     "dispute",
+    "disputes",
     "fast_routes",
     "holder",
     "router",

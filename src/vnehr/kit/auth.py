@@ -111,12 +111,30 @@ def make_session_cookie(settings: Settings, claims: dict[str, Any]) -> str:
     return _serializer(settings).dumps({**claims, "sid": uuid.uuid4().hex})
 
 
+#: Session cookies already checked: (secret, cookie) -> (claims, expiry). Checking the
+#: signature costs more than the rest of a health-book read; a cookie is only ever remembered
+#: until its own expiry.
+_checked: dict[tuple[str, str], tuple[dict[str, Any], float]] = {}
+_CHECKED_MAX = 50_000
+
+
 def read_session_cookie(settings: Settings, value: str) -> dict[str, Any] | None:
+    secret = settings.secret_key.get_secret_value()
+    now = time.time()
+    known = _checked.get((secret, value))
+    if known is not None and known[1] > now:
+        return dict(known[0])
+    max_age = settings.session_hours * 3600
     try:
-        data = _serializer(settings).loads(value, max_age=settings.session_hours * 3600)
+        data, signed_at = _serializer(settings).loads(value, max_age=max_age, return_timestamp=True)
     except BadSignature:
         return None
-    return data if isinstance(data, dict) else None
+    if not isinstance(data, dict):
+        return None
+    if len(_checked) >= _CHECKED_MAX:
+        _checked.clear()
+    _checked[(secret, value)] = (data, signed_at.timestamp() + max_age)
+    return dict(data)
 
 
 def session_cookie_options(settings: Settings) -> dict[str, Any]:

@@ -9,9 +9,11 @@ from vnehr.sharing.service import (
     break_glass,
     categories,
     directives_of,
+    emergency_queue,
     in_force,
     patient_record,
     redeem,
+    review,
 )
 
 __all__ = [
@@ -21,8 +23,10 @@ __all__ = [
     "break_glass",
     "categories",
     "directives_of",
+    "emergency_queue",
     "in_force",
     "patient_record",
     "redeem",
+    "review",
     "router",
 ]

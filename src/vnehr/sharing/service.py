@@ -23,7 +23,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from vnehr import audit, healthbook, identity, records
+from vnehr import audit, facilities, healthbook, identity, records
 from vnehr.kit.auth import Forbidden, Subject
 from vnehr.kit.clock import utcnow
 from vnehr.kit.outbox import new_event
@@ -33,9 +33,34 @@ from vnehr.sharing.repository import SharingRepository
 
 SENSITIVE = ("hiv", "tb", "mental", "reproductive")
 REASONS = ("unconscious", "life-threatening", "urgent-treatment", "other")
-_REPRODUCTIVE = ("O", "Z30", "Z31", "Z32", "Z33", "Z34", "Z35", "Z36", "Z37", "Z39",
-                 "N96", "N97", "N98", "A50", "A51", "A52", "A53", "A54", "A55", "A56", "A57",
-                 "A58", "A59", "A60", "A63", "A64")  # fmt: skip
+_REPRODUCTIVE = (
+    "O",
+    "Z30",
+    "Z31",
+    "Z32",
+    "Z33",
+    "Z34",
+    "Z35",
+    "Z36",
+    "Z37",
+    "Z39",
+    "N96",
+    "N97",
+    "N98",
+    "A50",
+    "A51",
+    "A52",
+    "A53",
+    "A54",
+    "A55",
+    "A56",
+    "A57",
+    "A58",
+    "A59",
+    "A60",
+    "A63",
+    "A64",
+)
 
 
 def categories(tables: Any) -> set[str]:
@@ -93,11 +118,14 @@ async def create_directive(
     await SharingRepository(session).add(row)
     session.add(
         audit.audit_event(
-            actor=subject.label, action="consent.created", object_type="consent_directive",
-            object_id=str(row.id), person_id=row.person_id,
+            actor=subject.label,
+            action="consent.created",
+            object_type="consent_directive",
+            object_id=str(row.id),
+            person_id=row.person_id,
             detail={"grantee": grantee, "scope": scope, "sensitive": row.sensitive},
         )
-    )  # fmt: skip
+    )
     return row
 
 
@@ -119,10 +147,13 @@ async def revoke(session: AsyncSession, subject: Subject, directive_id: int) -> 
         row.revoked_at = utcnow()
         session.add(
             audit.audit_event(
-                actor=subject.label, action="consent.revoked", object_type="consent_directive",
-                object_id=str(row.id), person_id=row.person_id,
+                actor=subject.label,
+                action="consent.revoked",
+                object_type="consent_directive",
+                object_id=str(row.id),
+                person_id=row.person_id,
             )
-        )  # fmt: skip
+        )
         await session.flush()
     return row
 
@@ -203,9 +234,14 @@ def _read_audit(
         object_type="record",
         object_id=what,
         person_id=person_id,
-        detail={"facility": facility, "purpose": purpose, "basis": found.kind,
-                "scope": found.scope, "reference": found.reference},
-    )  # fmt: skip
+        detail={
+            "facility": facility,
+            "purpose": purpose,
+            "basis": found.kind,
+            "scope": found.scope,
+            "reference": found.reference,
+        },
+    )
 
 
 async def patient_record(
@@ -273,18 +309,26 @@ async def break_glass(
     person_id = await _patient(session, personal_id)
     now = utcnow()
     row = EmergencyAccess(
-        person_id=person_id, facility_code=code, clinician=subject.label,
-        reason_code=reason_code, reason_text=reason_text.strip()[:1000], opened_at=now,
-        expires_at=now + timedelta(hours=hours), status="open",
-    )  # fmt: skip
+        person_id=person_id,
+        facility_code=code,
+        clinician=subject.label,
+        reason_code=reason_code,
+        reason_text=reason_text.strip()[:1000],
+        opened_at=now,
+        expires_at=now + timedelta(hours=hours),
+        status="open",
+    )
     await SharingRepository(session).add(row)
     session.add(
         audit.audit_event(
-            actor=subject.label, action="emergency.opened", object_type="emergency_access",
-            object_id=str(row.id), person_id=person_id,
+            actor=subject.label,
+            action="emergency.opened",
+            object_type="emergency_access",
+            object_id=str(row.id),
+            person_id=person_id,
             detail={"facility": code, "reason": reason_code, "text": row.reason_text},
         )
-    )  # fmt: skip
+    )
     session.add(
         new_event(
             "emergency.access",
@@ -298,25 +342,35 @@ async def break_glass(
 async def emergency_queue(
     session: AsyncSession, subject: Subject, status: str | None
 ) -> list[EmergencyAccess]:
-    """Emergency accesses to review: a facility administrator sees their facility's, the
-    department all of them."""
-    facilities_run: list[str] | None = None
-    if not subject.is_department_admin():
-        facilities_run = [
-            g.facility_code for g in subject.grants_for("facility_admin") if g.facility_code
-        ]
-        if not facilities_run:
-            raise Forbidden(action="review emergency accesses")
-    return await SharingRepository(session).emergencies(facilities_run, status)
+    """Emergency accesses to review: a facility administrator sees their facility's, a
+    department its province's facilities', a national administrator all of them."""
+    if _national(subject):
+        return await SharingRepository(session).emergencies(None, status)
+    facilities_run = {
+        g.facility_code for g in subject.grants_for("facility_admin") if g.facility_code
+    }
+    for province in {g.province_code for g in subject.grants_for("department_admin")}:
+        facilities_run |= {f.code for f in await facilities.registry(session, province)}
+    if not facilities_run and not subject.is_department_admin():
+        raise Forbidden(action="review emergency accesses")
+    return await SharingRepository(session).emergencies(sorted(facilities_run), status)
+
+
+def _national(subject: Subject) -> bool:
+    return any(g.province_code is None for g in subject.grants_for("department_admin"))
 
 
 async def review(
     session: AsyncSession, subject: Subject, access_id: int, note: str
 ) -> EmergencyAccess:
     row = await SharingRepository(session).emergency(access_id)
-    if row is None or not (
-        subject.is_department_admin()
-        or subject.acts_for_facility(row.facility_code, ("facility_admin",))
+    if row is None:
+        raise errors.UnknownEmergency(id=access_id)
+    place = (await facilities.directory(session, [row.facility_code])).get(row.facility_code)
+    if not (
+        subject.acts_for_facility(row.facility_code, ("facility_admin",))
+        or (place is not None and subject.is_department_admin(place.province_code))
+        or _national(subject)
     ):
         raise errors.UnknownEmergency(id=access_id)
     if row.status != "reviewed":
@@ -326,10 +380,13 @@ async def review(
         row.review_note = note.strip()[:1000]
         session.add(
             audit.audit_event(
-                actor=subject.label, action="emergency.reviewed", object_type="emergency_access",
-                object_id=str(row.id), person_id=row.person_id,
+                actor=subject.label,
+                action="emergency.reviewed",
+                object_type="emergency_access",
+                object_id=str(row.id),
+                person_id=row.person_id,
             )
-        )  # fmt: skip
+        )
         await session.flush()
     return row
 
@@ -352,10 +409,12 @@ async def reception_code(session: AsyncSession, subject: Subject) -> tuple[str, 
     expires = now + timedelta(minutes=RECEPTION_MINUTES)
     await SharingRepository(session).add(
         ReceptionCode(
-            person_id=person_id, code_hash=_code_hash(person_id, code), created_at=now,
+            person_id=person_id,
+            code_hash=_code_hash(person_id, code),
+            created_at=now,
             expires_at=expires,
         )
-    )  # fmt: skip
+    )
     return code, expires
 
 
@@ -372,16 +431,25 @@ async def redeem(
     if found is None:
         raise errors.BadReceptionCode()
     directive = ConsentDirective(
-        person_id=person_id, grantee=facility_code, scope="full", sensitive=[], valid_from=now,
-        valid_to=now + timedelta(hours=RECEPTION_ACCESS_HOURS), created_at=now,
+        person_id=person_id,
+        grantee=facility_code,
+        scope="full",
+        sensitive=[],
+        valid_from=now,
+        valid_to=now + timedelta(hours=RECEPTION_ACCESS_HOURS),
+        created_at=now,
         created_by=f"reception-code:{subject.label}",
-    )  # fmt: skip
+    )
     await repo.add(directive)
     found.used_at, found.used_by, found.directive_id = now, subject.label, directive.id
     session.add(
         audit.audit_event(
-            actor=subject.label, action="consent.reception", object_type="consent_directive",
-            object_id=str(directive.id), person_id=person_id, detail={"facility": facility_code},
+            actor=subject.label,
+            action="consent.reception",
+            object_type="consent_directive",
+            object_id=str(directive.id),
+            person_id=person_id,
+            detail={"facility": facility_code},
         )
-    )  # fmt: skip
+    )
     return directive

@@ -658,3 +658,75 @@ async def department_report_notes(
         return _error_page(request, exc)
     target = urlencode({"period": period, **({"province": province} if province else {})})
     return RedirectResponse(f"/department/report?{target}#notes", status_code=303)
+
+
+# ------------------------------------------------------------------ review queues
+
+
+@router.get("/review", response_class=HTMLResponse)
+async def review_queues(
+    request: Request, session: ReadSession, subject: OptionalSubject, status: str = "open"
+) -> Response:
+    """Emergency accesses to review (facility administrators: their facility's; the
+    department: its province's) and, for the department, the citizens' "I don't recognise
+    this" cases."""
+    who = _signed_in(request, subject)
+    if isinstance(who, RedirectResponse):
+        return who
+    wanted = status if status in ("open", "reviewed", "all") else "open"
+    try:
+        emergencies = await sharing.emergency_queue(
+            session, who, None if wanted == "all" else wanted
+        )
+    except VnehrError as exc:
+        return _error_page(request, exc)
+    cases = []
+    if who.is_department_admin():
+        cases = await healthbook.disputes(
+            session, who, None if wanted == "all" else ("open" if wanted == "open" else "closed")
+        )
+    return _page(
+        request, "review.html", subject=who, emergencies=emergencies, cases=cases,
+        status=wanted, csrf=csrf_token(_settings(request), request.state.session_data),
+        reasons=sharing.REASONS,
+    )  # fmt: skip
+
+
+@router.post("/review/emergency/{access_id}")
+async def review_emergency(
+    request: Request,
+    session: WriteSession,
+    subject: OptionalSubject,
+    access_id: Annotated[int, UrlPath(ge=1)],
+    note: Annotated[str, Form(max_length=1000)] = "",
+    csrf: Annotated[str, Form()] = "",
+) -> Response:
+    who = _signed_in(request, subject)
+    if isinstance(who, RedirectResponse):
+        return who
+    try:
+        check_csrf(_settings(request), request, csrf)
+        await sharing.review(session, who, access_id, note or "—")
+    except VnehrError as exc:
+        return _error_page(request, exc)
+    return RedirectResponse("/review?done=emergency", status_code=303)
+
+
+@router.post("/review/dispute/{dispute_id}")
+async def review_dispute(
+    request: Request,
+    session: WriteSession,
+    subject: OptionalSubject,
+    dispute_id: Annotated[int, UrlPath(ge=1)],
+    finding: Annotated[str, Form(max_length=1000)] = "",
+    csrf: Annotated[str, Form()] = "",
+) -> Response:
+    who = _signed_in(request, subject)
+    if isinstance(who, RedirectResponse):
+        return who
+    try:
+        check_csrf(_settings(request), request, csrf)
+        await healthbook.close_dispute(session, who, dispute_id, finding)
+    except VnehrError as exc:
+        return _error_page(request, exc)
+    return RedirectResponse("/review?done=dispute", status_code=303)
