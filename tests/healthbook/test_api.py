@@ -189,6 +189,81 @@ async def test_the_summary_gathers_conditions_medicines_and_measurements(
     ]
     assert got["allergies"] == []
 
+    # laboratory trends: each numeric index with its values, newest visit first
+    newest_first = list(reversed(visits))
+    expected: dict[str, list[float]] = {}
+    for one in newest_first:
+        for row in one.tables.get("XML4", []):
+            try:
+                value = float(row["GIA_TRI"])
+            except (KeyError, ValueError):
+                continue
+            key = row.get("MA_CHI_SO") or row["TEN_CHI_SO"]
+            expected.setdefault(key, []).append(value)
+    assert got["lab_trends"], "the synthetic visits carry numeric results"
+    for trend in got["lab_trends"]:
+        key = trend["code"] or trend["name"]
+        assert [p["value"] for p in trend["points"]] == expected[key][:6]
+        if len(trend["points"]) >= 2:
+            assert trend["direction"] in ("up", "down", "steady")
+    # risk factors: read from the diagnoses, each naming its ICD-10 code
+    codes = {c["code"] for c in got["chronic_conditions"]}
+    for factor in got["risk_factors"]:
+        assert factor["basis"].startswith("ICD-10 ")
+        assert factor["vi"]
+        assert factor["en"]
+    if any(c.startswith("I10") for c in codes):
+        assert "hypertension" in {f["code"] for f in got["risk_factors"]}
+
+
+async def test_risk_factors_and_trends_are_read_as_a_clinician_would() -> None:
+    from datetime import UTC
+
+    from vnehr.healthbook import view
+
+    found = view.risk_factors(["I10", "E11.9", "J06.9", "Z72.0"])
+    assert [(f.code, f.basis) for f in found] == [
+        ("hypertension", "ICD-10 I10"),
+        ("diabetes", "ICD-10 E11.9"),
+        ("tobacco", "ICD-10 Z72.0"),
+    ]
+    assert view.risk_factors(["J06.9", "K29.7"]) == []
+    header = view.Header  # visits newest first: glucose 9.0 then 7.0 (rising), HbA1c steady
+    rows = []
+    for visit_id, (glucose, hba1c) in enumerate([("9.0", "7.1"), ("7.0", "7.0"), ("6.0", "x")]):
+        rows.append(
+            (
+                header(
+                    id=visit_id,
+                    facility=None,
+                    care_type="01",
+                    main_diagnosis=None,  # type: ignore[arg-type]
+                    outcome=None,
+                    insured=True,
+                    started_at=None,
+                    ended_at=datetime(2026, 10 - visit_id, 1, tzinfo=UTC),
+                    version=1,
+                ),
+                {
+                    "XML4": [
+                        {
+                            "MA_CHI_SO": "GLU",
+                            "TEN_CHI_SO": "Glucose",
+                            "GIA_TRI": glucose,
+                            "DON_VI_DO": "mmol/L",
+                        },
+                        {"MA_CHI_SO": "HBA1C", "TEN_CHI_SO": "HbA1c", "GIA_TRI": hba1c},
+                    ]
+                },
+            )
+        )
+    trends = {t.code: t for t in view.lab_trends(rows)}
+    assert [p.value for p in trends["GLU"].points] == [9.0, 7.0, 6.0]
+    assert trends["GLU"].direction == "up"
+    assert trends["GLU"].unit == "mmol/L"
+    assert [p.value for p in trends["HBA1C"].points] == [7.1, 7.0]
+    assert trends["HBA1C"].direction == "steady"
+
 
 async def test_nobody_reads_a_visit_that_is_not_in_their_book(
     client: httpx.AsyncClient, session: AsyncSession, settings: Settings
@@ -224,10 +299,15 @@ async def test_a_parent_reads_the_childs_book_and_the_read_is_audited(
     parent = await sign_in_as(client, session, settings, STRANGER)
     session.add(
         Representative(
-            agent_id=parent.id, subject_id=child.id, relation="parent",
-            valid_from=date(2020, 1, 1), valid_to=None, created_at=utcnow(), created_by="test",
+            agent_id=parent.id,
+            subject_id=child.id,
+            relation="parent",
+            valid_from=date(2020, 1, 1),
+            valid_to=None,
+            created_at=utcnow(),
+            created_by="test",
         )
-    )  # fmt: skip
+    )
     await session.flush()
     own = (await client.get("/api/v1/me/timeline")).json()
     assert own["items"] == []  # the parent's own book is empty

@@ -151,6 +151,31 @@ class CurrentMedicine(BaseModel):
     facility: FacilityRef
 
 
+class TrendPoint(BaseModel):
+    at: datetime | None
+    value: float
+    visit_id: int
+
+
+class LabTrend(BaseModel):
+    """One laboratory index over the visits (numeric results only), newest first."""
+
+    code: str | None
+    name: str
+    unit: str | None
+    points: list[TrendPoint]
+    direction: str | None = Field(
+        default=None, description="up | down | steady (the newest against the one before)"
+    )
+
+
+class RiskFactor(BaseModel):
+    code: str = Field(description="hypertension, diabetes, dyslipidaemia, obesity, tobacco...")
+    vi: str
+    en: str
+    basis: str = Field(description="What it was read from, e.g. an ICD-10 code")
+
+
 class Summary(BaseModel):
     """The citizen's one-page summary, built from every visit in the book."""
 
@@ -166,3 +191,5 @@ class Summary(BaseModel):
     blood_group: str | None
     measurements: list[Measurement]
     last_visits: list[TimelineItem]
+    lab_trends: list[LabTrend] = Field(default_factory=list)
+    risk_factors: list[RiskFactor] = Field(default_factory=list)

@@ -325,6 +325,7 @@ def summary(
     for code, moments in seen_at.items():
         if max(moments) - min(moments) >= RECURRING:
             chronic.add(code)
+    trends = lab_trends(visits)
     return s.Summary(
         person_name=holder_name,
         personal_id=personal_id,
@@ -333,4 +334,82 @@ def summary(
         blood_group=blood_group,
         measurements=weights[:10],
         last_visits=[timeline_item(h, titles) for h, _ in visits[:last]],
+        lab_trends=trends,
+        risk_factors=risk_factors(list(conditions)),
     )
+
+
+#: Risk factors read from diagnoses (ICD-10 prefixes), as a clinician scans for them.
+RISK_FACTORS: Sequence[tuple[str, str, str, tuple[str, ...]]] = (
+    ("hypertension", "Tăng huyết áp", "Hypertension", ("I10", "I11", "I12", "I13", "I15")),
+    ("diabetes", "Đái tháo đường", "Diabetes", ("E10", "E11", "E12", "E13", "E14")),
+    ("dyslipidaemia", "Rối loạn lipid máu", "Dyslipidaemia", ("E78",)),
+    ("obesity", "Béo phì", "Obesity", ("E66",)),
+    ("tobacco", "Hút thuốc lá", "Tobacco use", ("Z72.0", "F17")),
+    ("alcohol", "Sử dụng rượu bia có hại", "Harmful alcohol use", ("F10", "K70")),
+    (
+        "ischaemic_heart",
+        "Bệnh tim thiếu máu cục bộ",
+        "Ischaemic heart disease",
+        ("I20", "I21", "I22", "I23", "I24", "I25"),
+    ),
+    ("stroke", "Tiền sử đột quỵ", "History of stroke", ("I63", "I64", "I69")),
+    ("kidney", "Bệnh thận mạn", "Chronic kidney disease", ("N18",)),
+    ("copd", "Bệnh phổi tắc nghẽn mạn tính", "COPD", ("J44",)),
+)
+TRENDS_SHOWN = 8
+TREND_POINTS = 6
+
+
+def risk_factors(codes: Iterable[str]) -> list[s.RiskFactor]:
+    found = []
+    seen = [c.upper() for c in codes]
+    for key, vi, en, prefixes in RISK_FACTORS:
+        basis = next(
+            (
+                c
+                for c in seen
+                if c.replace(".", "").startswith(tuple(p.replace(".", "") for p in prefixes))
+            ),
+            None,
+        )
+        if basis is not None:
+            found.append(s.RiskFactor(code=key, vi=vi, en=en, basis=f"ICD-10 {basis}"))
+    return found
+
+
+def lab_trends(visits: Sequence[tuple[Header, Rows]]) -> list[s.LabTrend]:
+    """Numeric laboratory results by index (MA_CHI_SO, else the name) over the visits, the
+    indexes measured most often first; each with its newest values and direction."""
+    series: dict[str, s.LabTrend] = {}
+    for header, tables in visits:  # newest visit first
+        for row in tables.get("XML4") or []:
+            value = _number(row.get("GIA_TRI"))
+            if value is None:
+                continue
+            key = _text(row, "MA_CHI_SO") or _text(row, "TEN_CHI_SO")
+            if key is None:
+                continue
+            trend = series.get(key)
+            if trend is None:
+                trend = series[key] = s.LabTrend(
+                    code=_text(row, "MA_CHI_SO"),
+                    name=_text(row, "TEN_CHI_SO") or key,
+                    unit=_text(row, "DON_VI_DO"),
+                    points=[],
+                )
+            if len(trend.points) < TREND_POINTS:
+                trend.points.append(
+                    s.TrendPoint(
+                        at=vietnam_moment(row.get("NGAY_KQ")) or header.ended_at,
+                        value=value,
+                        visit_id=header.id,
+                    )
+                )
+    chosen = sorted(series.values(), key=lambda t: (-len(t.points), t.name))[:TRENDS_SHOWN]
+    for trend in chosen:
+        if len(trend.points) >= 2:
+            newest, before = trend.points[0].value, trend.points[1].value
+            change = (newest - before) / abs(before) if before else newest
+            trend.direction = "steady" if abs(change) < 0.05 else ("up" if change > 0 else "down")
+    return chosen
