@@ -116,6 +116,15 @@ async def _audit(
         holder = scope.holders.get(person_id)
         if scope.is_citizen and holder is not None and holder.relation is None:
             continue  # the citizen reading their own record
+        detail: dict[str, Any] | None = {"as": holder.relation} if holder is not None else None
+        shared = scope.shared.get(person_id)
+        if shared is not None:  # another facility's system, under the patient's consent
+            detail = {
+                "facility": scope.facility_code,
+                "basis": shared.kind,
+                "scope": shared.scope,
+                "reference": shared.reference,
+            }
         rows.append(
             audit.audit_event(
                 actor=scope.subject.label,
@@ -123,7 +132,7 @@ async def _audit(
                 object_type="fhir",
                 object_id=what[:200],
                 person_id=person_id,
-                detail={"as": holder.relation} if holder is not None else None,
+                detail=detail,
             )
         )
     if rows:

@@ -23,9 +23,14 @@ from vnehr.kit.clock import utcnow
 
 Resource = dict[str, Any]
 VISIT_TYPES = (
-    "Encounter", "Condition", "Observation", "MedicationRequest", "Procedure",
-    "DiagnosticReport", "DocumentReference",
-)  # fmt: skip
+    "Encounter",
+    "Condition",
+    "Observation",
+    "MedicationRequest",
+    "Procedure",
+    "DiagnosticReport",
+    "DocumentReference",
+)
 COMPARTMENT_TYPES = (*VISIT_TYPES, "Provenance", "AuditEvent", "Consent")
 REGISTRY_TYPES = ("Organization", "Practitioner", "Location")
 
@@ -35,6 +40,9 @@ class Scope:
     subject: Subject
     holders: dict[int, identity.Holder] = field(default_factory=dict)  # citizens
     facility_code: str | None = None  # facility systems
+    #: facility systems: patients who share their full record with this facility (a consent
+    #: directive in force), with the basis (D44); filled by ``share``
+    shared: dict[int, Any] = field(default_factory=dict)
 
     @property
     def is_citizen(self) -> bool:
@@ -49,7 +57,34 @@ class Scope:
     def may_see_entry(self, entry: Any) -> bool:
         if self.is_citizen:
             return bool(entry.person_id in self.holders)
-        return bool(entry.facility_code == self.facility_code)
+        return bool(entry.facility_code == self.facility_code or entry.person_id in self.shared)
+
+    def keeps(self, source: mapping.VisitSource) -> bool:
+        """A visit of another facility reached through consent leaves out the sensitive
+        categories the patient did not name (D35)."""
+        if self.is_citizen or source.facility_code == self.facility_code:
+            return True
+        found = self.shared.get(source.person_id or 0)
+        return found is not None and sharing.categories(source.tables) <= found.sensitive
+
+
+async def share(session: AsyncSession, scope: Scope, person_ids: Iterable[int]) -> None:
+    """Which of these patients a facility system reaches through their consent: a directive in
+    force for this facility (or every facility) with the full record. The summary scope, the
+    treatment default and break-glass are the clinician portal's, not a system's (D44)."""
+    if scope.is_citizen or scope.facility_code is None:
+        return
+    for person_id in person_ids:
+        if person_id in scope.shared:
+            continue
+        try:
+            found = await sharing.basis(
+                session, person_id, scope.facility_code, scope.subject.label, "none"
+            )
+        except sharing.NoConsent:
+            continue
+        if found.kind == "consent" and found.scope == "full":
+            scope.shared[person_id] = found
 
 
 async def scope_of(session: AsyncSession, subject: Subject) -> Scope:
@@ -130,8 +165,9 @@ async def compartment(session: AsyncSession, scope: Scope, person_ids: list[int]
     pool = Pool()
     if scope.is_citizen:
         person_ids = [p for p in person_ids if p in scope.holders]
+    await share(session, scope, person_ids)
     entries = [e for e in await records.entries_of(session, person_ids) if scope.may_see_entry(e)]
-    sources = await _sources(session, entries)
+    sources = [src for src in await _sources(session, entries) if scope.keeps(src)]
     titles = await catalogs.codebook(session)
     for src in sources:
         for resource in mapping.visit_resources(src, titles):
@@ -239,6 +275,8 @@ def visit_of(type_: str, id_: str) -> int | None:
 async def _entry(session: AsyncSession, scope: Scope, type_: str, id_: str) -> Any:
     visit_id = visit_of(type_, id_)
     entry = await records.entry(session, visit_id) if visit_id is not None else None
+    if entry is not None and entry.person_id is not None:
+        await share(session, scope, [entry.person_id])
     if entry is None or not scope.may_see_entry(entry):
         raise UnknownResource(type=type_, id=id_)
     return entry
@@ -259,6 +297,8 @@ async def read(session: AsyncSession, scope: Scope, type_: str, id_: str) -> tup
         entry = await _entry(session, scope, type_, id_)
         titles = await catalogs.codebook(session)
         for src in await _sources(session, [entry]):
+            if not scope.keeps(src):
+                raise UnknownResource(type=type_, id=id_)
             for resource in mapping.visit_resources(src, titles):
                 pool.add(resource)
         if entry.person_id is not None:
@@ -270,6 +310,8 @@ async def read(session: AsyncSession, scope: Scope, type_: str, id_: str) -> tup
             if version is not None
             else None
         )
+        if entry is not None and entry.person_id is not None:
+            await share(session, scope, [entry.person_id])
         if version is None or entry is None or not scope.may_see_entry(entry):
             raise UnknownResource(type=type_, id=id_)
         names = await facilities.directory(session, [entry.facility_code])

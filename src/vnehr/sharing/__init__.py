@@ -6,6 +6,7 @@ from vnehr.sharing.errors import NoConsent
 from vnehr.sharing.service import (
     REASONS,
     SENSITIVE,
+    basis,
     break_glass,
     categories,
     directives_of,
@@ -20,6 +21,7 @@ __all__ = [
     "REASONS",
     "SENSITIVE",
     "NoConsent",
+    "basis",
     "break_glass",
     "categories",
     "directives_of",
