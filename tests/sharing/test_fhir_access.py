@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 import httpx
+from fhir.resources.R4B import get_fhir_model_class
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -17,10 +18,18 @@ from tests.identity.test_api import sign_in_as
 from tests.submissions.test_intake import facility_with_token, send
 from vnehr.audit import AuditEvent
 from vnehr.fhir import mapping
+from vnehr.fhir.validate import validate
 from vnehr.kit.settings import Settings
 from vnehr.submissions import synth
 
 FHIR = "/fhir/R4"
+
+
+def reader_client(reads: Any) -> str:
+    """The reading system's client id, from its audit rows ("facility_system:{id}")."""
+    return str(reads[0].actor).split(":", 1)[1]
+
+
 READER = ("record.read",)
 
 
@@ -85,6 +94,25 @@ async def test_a_facility_system_reads_through_fhir_only_what_the_patient_shares
     ).all()
     assert reads
     assert all(r.detail["basis"] == "consent" and r.detail["facility"] == reader for r in reads)
+
+    # the citizen reads those reads as FHIR AuditEvents shaped after IHE BALP
+    await sign_in_as(client, session, settings, patient)
+    events = (await client.get(f"{FHIR}/AuditEvent")).json()["entry"]
+    theirs = [
+        e["resource"]
+        for e in events
+        if e["resource"]["agent"][0]["who"]["display"] == f"facility_system:{reader_client(reads)}"
+    ]
+    assert theirs
+    for event in theirs:
+        assert event["meta"]["profile"] == [
+            "https://profiles.ihe.net/ITI/BALP/StructureDefinition/IHE.BasicAudit.PatientRead"
+        ]
+        assert event["purposeOfEvent"][0]["coding"][0]["code"] == "TREAT"
+        assert {e["role"]["code"] for e in event["entity"]} == {"1", "4"}
+        assert validate(event) == []
+        get_fhir_model_class("AuditEvent").model_validate(event)
+    client.cookies.clear()
 
     # naming the category lets it through; revoking stops everything at once
     await sign_in_as(client, session, settings, patient)

@@ -552,33 +552,74 @@ def location(location_id: str, facility_code: str, facility_name: str | None) ->
     )
 
 
+BALP = "https://profiles.ihe.net/ITI/BALP/StructureDefinition"
+DCM = "http://dicom.nema.org/resources/ontology/DCM"
+ENTITY_TYPE = "http://terminology.hl7.org/CodeSystem/audit-entity-type"
+OBJECT_ROLE = "http://terminology.hl7.org/CodeSystem/object-role"
+ACT_REASON = "http://terminology.hl7.org/CodeSystem/v3-ActReason"
+#: Why a record was read, from the read's basis (D35): treatment, emergency treatment, or the
+#: patient's own request (themselves or a representative).
+PURPOSE = {"consent": "TREAT", "emergency": "ETREAT", "default": "TREAT"}
+
+
 def audit_event(row: Any) -> Resource:
-    """An audit row as a FHIR AuditEvent (who did what to which record, when)."""
-    action = {"read": "R", "exported": "R", "received": "C"}.get(row.action.rsplit(".", 1)[-1], "E")
+    """An audit row as a FHIR AuditEvent, shaped after IHE Basic Audit Log Patterns (BALP): a
+    read of a patient's data is an ``IHE.BasicAudit.PatientRead`` (the client and the server
+    as agents, the patient and the data as entities, the purpose of use)."""
+    verb = row.action.rsplit(".", 1)[-1]
+    action = {"read": "R", "exported": "R", "received": "C", "opened": "R"}.get(verb, "E")
+    detail = row.detail or {}
+    reading = action == "R" and row.person_id is not None
+    purpose = PURPOSE.get(str(detail.get("basis") or ""), "PATRQT" if detail.get("as") else None)
     return _drop_empty(
         {
             "resourceType": "AuditEvent",
             "id": str(row.id),
-            "meta": _meta(1, row.at),
+            "meta": {**_meta(1, row.at),
+                     **({"profile": [f"{BALP}/IHE.BasicAudit.PatientRead"]} if reading else {})},
             "type": {
                 "system": "http://terminology.hl7.org/CodeSystem/audit-event-type",
                 "code": "rest",
                 "display": "RESTful Operation",
             },
-            "subtype": [{"system": code_system("audit-action"), "code": row.action}],
+            "subtype": [
+                *([{"system": "http://hl7.org/fhir/restful-interaction", "code": "read"}]
+                  if action == "R" else []),
+                {"system": code_system("audit-action"), "code": row.action},
+            ],
             "action": action,
             "recorded": instant(row.at),
             "outcome": "0",
-            "agent": [{"who": {"display": row.actor}, "requestor": True}],
-            "source": {"observer": {"display": "vnehr"}},
+            "purposeOfEvent": ([{"coding": [{"system": ACT_REASON, "code": purpose}]}]
+                               if purpose else []),
+            "agent": [
+                {"type": {"coding": [{"system": DCM, "code": "110153",
+                                      "display": "Source Role ID"}]},
+                 "who": {"display": row.actor}, "requestor": True,
+                 **({"purposeOfUse": [{"coding": [{"system": ACT_REASON, "code": purpose}]}]}
+                    if purpose else {})},
+                {"type": {"coding": [{"system": DCM, "code": "110152",
+                                      "display": "Destination Role ID"}]},
+                 "who": {"display": "vnehr"}, "requestor": False},
+            ],
+            "source": {
+                "observer": {"display": "vnehr"},
+                "type": [{"system": "http://terminology.hl7.org/CodeSystem/security-source-type",
+                          "code": "4", "display": "Application Server"}],
+            },
             "entity": [
                 {
                     "what": {"display": f"{row.object_type}/{row.object_id}"},
-                    **({"detail": [{"type": "as", "valueString": str(row.detail.get("as"))}]}
-                       if row.detail and row.detail.get("as") else {}),
+                    "type": {"system": ENTITY_TYPE, "code": "2", "display": "System Object"},
+                    "role": {"system": OBJECT_ROLE, "code": "4", "display": "Domain Resource"},
+                    **({"detail": [{"type": "as", "valueString": str(detail.get("as"))}]}
+                       if detail.get("as") else {}),
                 }
             ]
-            + ([{"what": ref("Patient", row.person_id)}] if row.person_id else []),
+            + ([{"what": ref("Patient", row.person_id),
+                 "type": {"system": ENTITY_TYPE, "code": "1", "display": "Person"},
+                 "role": {"system": OBJECT_ROLE, "code": "1", "display": "Patient"}}]
+               if row.person_id else []),
         }
     )  # fmt: skip
 
