@@ -11,10 +11,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tests.healthbook.test_api import STRANGER, visit_of, who
 from tests.identity.test_api import error, sign_in_as
 from tests.submissions.test_intake import facility_with_token, send
+from vnehr import identity
+from vnehr.kit.auth import Grant, Subject
 from vnehr.kit.settings import Settings
 from vnehr.submissions import synth
 
 ADMIN = ("001085004217", "Nguyễn Văn An", "1985-03-14", "male")
+
+
+SAIGON = ("079080012345", "Lê Văn Sài", "1980-01-01", "male")  # Sở Y tế TP. Hồ Chí Minh
 
 
 async def test_reads_by_a_facility_are_listed_and_can_be_disputed(
@@ -28,6 +33,8 @@ async def test_reads_by_a_facility_are_listed_and_can_be_disputed(
     citizen = who(one)
     # The citizen reads their own book: not an "access by someone else".
     await sign_in_as(client, session, settings, citizen)
+    registrar = Subject("person", "registrar", "registrar", (Grant("department_admin"),))
+    await identity.set_residence(session, registrar, citizen[0], "00070")  # Hà Nội
     visit_id = (await client.get("/api/v1/me/timeline")).json()["items"][0]["id"]
     assert (await client.get(f"/api/v1/me/visits/{visit_id}")).status_code == 200
     assert (await client.get("/api/v1/me/access-log")).json() == []
@@ -57,6 +64,11 @@ async def test_reads_by_a_facility_are_listed_and_can_be_disputed(
     await sign_in_as(client, session, settings, STRANGER)
     error(await client.post(f"/api/v1/me/access-log/{entry['id']}/dispute"), 404, "HB-0004")
     error(await client.get("/api/v1/access-disputes"), 403, "AUTH-0002")
+    # another province's department has nothing to do with a Hanoi resident's case
+    await sign_in_as(
+        client, session, settings, SAIGON, {"role": "department_admin", "province_code": "79"}
+    )
+    assert (await client.get("/api/v1/access-disputes")).json() == []
     await sign_in_as(
         client, session, settings, ADMIN, {"role": "department_admin", "province_code": "01"}
     )
@@ -68,6 +80,15 @@ async def test_reads_by_a_facility_are_listed_and_can_be_disputed(
         json={"finding": "Đọc nhầm bệnh nhân; đã nhắc nhở cơ sở."},
     )
     assert closed.json()["status"] == "closed"
+    await sign_in_as(client, session, settings, SAIGON)
+    error(
+        await client.post(f"/api/v1/access-disputes/{queue[0]['id']}/close", json={"finding": "x"}),
+        404,
+        "HB-0005",
+    )
+    await sign_in_as(
+        client, session, settings, ADMIN, {"role": "department_admin", "province_code": "01"}
+    )
     assert (await client.get("/api/v1/access-disputes")).json() == []
     assert (
         len((await client.get("/api/v1/access-disputes", params={"status": "closed"})).json()) == 1

@@ -144,10 +144,28 @@ def _require_department(subject: Subject) -> None:
         raise Forbidden(action="handle access disputes")
 
 
+def _national(subject: Subject) -> bool:
+    return any(g.province_code is None for g in subject.grants_for("department_admin"))
+
+
+async def _answers_for(session: AsyncSession, subject: Subject, person_ids: list[int]) -> set[int]:
+    """The persons whose cases this department handles: those living in its provinces (a
+    national administrator: everyone)."""
+    if _national(subject):
+        return set(person_ids)
+    provinces = await identity.residence_provinces(session, person_ids)
+    return {
+        p for p, province in provinces.items() if province and subject.is_department_admin(province)
+    }
+
+
 async def disputes(session: AsyncSession, subject: Subject, status: str | None) -> list[Dispute]:
-    """The department's queue (newest first)."""
+    """The department's queue (newest first): the cases of the people living in its
+    provinces."""
     _require_department(subject)
-    return [_dispute(row) for row in await audit.disputes(session, status)]
+    rows = await audit.disputes(session, status)
+    mine = await _answers_for(session, subject, [r.person_id for r in rows])
+    return [_dispute(row) for row in rows if row.person_id in mine]
 
 
 async def close_dispute(
@@ -155,7 +173,7 @@ async def close_dispute(
 ) -> Dispute:
     _require_department(subject)
     row = await audit.dispute(session, dispute_id)
-    if row is None:
+    if row is None or row.person_id not in await _answers_for(session, subject, [row.person_id]):
         raise errors.UnknownDispute(id=dispute_id)
     if row.status != "closed":
         row.status = "closed"

@@ -36,6 +36,7 @@ from vnehr.identity.service import (
     persons,
     profile,
     province_of_ward,
+    residence_provinces,
     set_residence,
     sign_in,
 )
@@ -71,6 +72,7 @@ __all__ = [
     "persons",
     "profile",
     "province_of_ward",
+    "residence_provinces",
     "router",
     "set_residence",
     "sign_in",

@@ -819,3 +819,16 @@ async def account_changes(
     person's ward of residence: the reports' recount of accounts."""
     rows = await IdentityRepository(session).account_changes(before)
     return [(at, -1 if action == "closed" else 1, ward or "") for at, action, ward in rows]
+
+
+async def residence_provinces(session: AsyncSession, person_ids: list[int]) -> dict[int, str]:
+    """The province of each person's ward of residence ("" without one): whose department
+    answers for them."""
+    found: dict[int, str] = {}
+    wards: dict[str, str] = {}
+    for person in await IdentityRepository(session).persons(sorted(set(person_ids))):
+        ward = person.residence_ward_code or ""
+        if ward not in wards:
+            wards[ward] = await province_of_ward(session, ward)
+        found[person.id] = wards[ward]
+    return found
