@@ -198,8 +198,12 @@ async def run(
         for task in pending:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        # The loops have handed back what they fetched; nothing is left to drain.
-        await nc.close()
+        # The loops have handed back what they fetched; nothing is left to drain. A server
+        # that died under us may reset the connection while it closes: nothing is lost then.
+        try:
+            await nc.close()
+        except (ConnectionError, OSError) as exc:
+            log.warning("nats_close_failed", error=f"{type(exc).__name__}: {exc}")
 
 
 async def _relay_loop(db: Database, js: JetStreamContext, stop: asyncio.Event) -> None:
