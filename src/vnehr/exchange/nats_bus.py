@@ -18,6 +18,7 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, StreamConfig
 from nats.js.errors import NotFoundError
 from sqlalchemy import and_, exists, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from vnehr.exchange.models import DeliveryAttempt
@@ -68,7 +69,7 @@ async def relay_once(db: Database, js: JetStreamContext, limit: int = 500) -> in
         return len(events)
 
 
-async def _earlier_not_taken(db: Database, event: OutboxEvent, name: str) -> bool:
+async def _earlier_not_taken(session: AsyncSession, event: OutboxEvent, name: str) -> bool:
     """Whether an earlier event of the same key has not been taken by consumer ``name``."""
     earlier = aliased(OutboxEvent)
     taken = exists().where(
@@ -78,59 +79,65 @@ async def _earlier_not_taken(db: Database, event: OutboxEvent, name: str) -> boo
             DeliveryAttempt.outcome == "delivered",
         )
     )
-    async with db.read_session() as session:
-        found = await session.scalar(
-            select(earlier.id)
-            .where(
-                earlier.key == event.key, earlier.id < event.id, earlier.status != "dead", ~taken
-            )
-            .limit(1)
-        )
+    found = await session.scalar(
+        select(earlier.id)
+        .where(earlier.key == event.key, earlier.id < event.id, earlier.status != "dead", ~taken)
+        .limit(1)
+    )
     return found is not None
 
 
 async def handle_message(
     db: Database, name: str, handler: Handler, policy: Policy, msg: Any, rng: random.Random
 ) -> str:
-    """One message for one consumer: ack, nak with a delay, or term (dead). Returns which."""
+    """One message for one consumer: ack, nak with a delay, or term (dead). Returns which. The
+    checks and the attempt share one transaction; NATS hears the outcome only after it is
+    committed."""
     data = orjson.loads(msg.data)
+    outcome, reason, attempt_no = "ack", None, 0
+    event_id = str(data["event_id"])
     async with db.session() as session:
-        event = await session.scalar(
-            select(OutboxEvent).where(OutboxEvent.event_id == data["event_id"])
-        )
+        event = await session.scalar(select(OutboxEvent).where(OutboxEvent.event_id == event_id))
         if event is None:
-            await msg.term()
-            return "term"
-        tried = list(
-            await session.scalars(
-                select(DeliveryAttempt.outcome).where(
-                    DeliveryAttempt.event_id == event.event_id, DeliveryAttempt.target == name
+            outcome = "term"
+        else:
+            tried = list(
+                await session.scalars(
+                    select(DeliveryAttempt.outcome).where(
+                        DeliveryAttempt.event_id == event_id, DeliveryAttempt.target == name
+                    )
                 )
             )
-        )
-    # Our own count of tries (NATS also counts the times a message waited behind its key).
-    attempt_no = len(tried) + 1
-    if "delivered" in tried:  # idempotent: already taken (a redelivery after a lost ack)
+            # Our own count of tries (NATS also counts the times a message waited behind its
+            # key).
+            attempt_no = len(tried) + 1
+            if "delivered" in tried:  # idempotent: already taken (a redelivery after a lost ack)
+                outcome = "ack"
+            elif await _earlier_not_taken(session, event, name):
+                outcome = "wait"
+            else:
+                event.attempts = attempt_no
+                reason = await _attempt(session, event, name, handler)
+                if reason is None:
+                    outcome = "taken"
+                elif attempt_no >= policy.max_attempts:
+                    event.status, event.last_error = "dead", f"{name}: {reason}"[:500]
+                    outcome = "term"
+                else:
+                    outcome = "nak"
+    if outcome == "taken":
+        await _finish_if_all_taken(db, event_id)
         await msg.ack()
         return "ack"
-    if await _earlier_not_taken(db, event, name):
-        await msg.nak(delay=policy.delay(1, rng).total_seconds())
-        return "wait"
-    async with db.session() as session:
-        event = await session.merge(event)
-        event.attempts = attempt_no
-        reason = await _attempt(session, event, name, handler)
-        if reason is not None and attempt_no >= policy.max_attempts:
-            event.status, event.last_error = "dead", f"{name}: {reason}"[:500]
-    if reason is None:
-        await _finish_if_all_taken(db, event.event_id)
+    if outcome == "ack":
         await msg.ack()
-        return "ack"
-    if attempt_no >= policy.max_attempts:
+    elif outcome == "term":
         await msg.term()
-        return "term"
-    await msg.nak(delay=policy.delay(attempt_no, rng).total_seconds())
-    return "nak"
+    elif outcome == "wait":
+        await msg.nak(delay=policy.delay(1, rng).total_seconds())
+    else:
+        await msg.nak(delay=policy.delay(attempt_no, rng).total_seconds())
+    return outcome
 
 
 _consumer_names: dict[str, frozenset[str]] = {}
