@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from urllib.parse import urlsplit
 
 import httpx
 from fastapi import FastAPI
@@ -116,8 +117,13 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     if settings.bhxh_simulator_enabled:
         _mount_bhxh_simulator(app, settings)
     if settings.simulator_enabled or settings.bhxh_simulator_enabled:
-        # Calls to the simulators stay inside the process (same HTTP semantics, no socket).
-        app.state.http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app))
+        # Calls to the simulators (at our own public URL) stay inside the process (same HTTP
+        # semantics, no socket); calls anywhere else (a real or separate portal) go out.
+        origin = urlsplit(settings.public_url)
+        app.state.http = httpx.AsyncClient(
+            timeout=10,
+            mounts={f"{origin.scheme}://{origin.netloc}": httpx.ASGITransport(app=app)},
+        )
     else:
         app.state.http = httpx.AsyncClient(timeout=10)
     app.state.card_check = card_checker(settings, app.state.http)
