@@ -207,6 +207,7 @@ def exchange_handlers(settings: Settings, http: httpx.AsyncClient) -> exchange.C
             "report": report["paper.issued"],
         },
         "account.changed": {"report": report["account.changed"]},
+        "record.viewed": {"inbox": exchange.event_notifier("viewed", exchange.LogPush())},
     }
 
 

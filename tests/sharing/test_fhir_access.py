@@ -16,9 +16,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tests.healthbook.test_api import visit_of, who
 from tests.identity.test_api import sign_in_as
 from tests.submissions.test_intake import facility_with_token, send
+from vnehr import exchange
 from vnehr.audit import AuditEvent
 from vnehr.fhir import mapping
 from vnehr.fhir.validate import validate
+from vnehr.kit.outbox import OutboxEvent
 from vnehr.kit.settings import Settings
 from vnehr.submissions import synth
 
@@ -95,8 +97,24 @@ async def test_a_facility_system_reads_through_fhir_only_what_the_patient_shares
     assert reads
     assert all(r.detail["basis"] == "consent" and r.detail["facility"] == reader for r in reads)
 
+    # the citizen is told, once a day per facility however many reads there were
+    told = (
+        await session.scalars(
+            select(OutboxEvent).where(
+                OutboxEvent.topic == "record.viewed",
+                OutboxEvent.payload["person_id"].as_integer() == int(person_id),
+            )
+        )
+    ).all()
+    assert len(told) == 1
+    await exchange.event_notifier("viewed", exchange.LogPush())(session, told[0])
+
     # the citizen reads those reads as FHIR AuditEvents shaped after IHE BALP
     await sign_in_as(client, session, settings, patient)
+    inbox = (await client.get("/api/v1/me/notifications")).json()["items"]
+    assert [n["title"]["vi"] for n in inbox if n["kind"] == "viewed"] == [
+        "Hồ sơ sức khỏe của bạn vừa được xem"
+    ]
     events = (await client.get(f"{FHIR}/AuditEvent")).json()["entry"]
     theirs = [
         e["resource"]

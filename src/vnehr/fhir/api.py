@@ -20,7 +20,7 @@ from fastapi.responses import Response
 from fastapi.routing import APIRoute
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from vnehr import audit, papers, submissions
+from vnehr import audit, papers, sharing, submissions
 from vnehr.fhir import capability, ips, mapping, store, write
 from vnehr.fhir.errors import BadBody, BadSearch, NameAPatient, UnsupportedType
 from vnehr.fhir.search import SUPPORTED, criteria, sort_key
@@ -138,6 +138,8 @@ async def _audit(
     if rows:
         async with database(request).session() as session:
             session.add_all(rows)
+            for person_id in sorted(persons & scope.shared.keys()):
+                await sharing.notice_viewed(session, person_id, scope.facility_code or "")
 
 
 def _entry(base: str, resource: Resource, mode: str | None = None) -> Resource:

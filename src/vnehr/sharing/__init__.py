@@ -12,9 +12,11 @@ from vnehr.sharing.service import (
     directives_of,
     emergency_queue,
     in_force,
+    notice_viewed,
     patient_record,
     redeem,
     review,
+    settle_read,
 )
 
 __all__ = [
@@ -27,8 +29,10 @@ __all__ = [
     "directives_of",
     "emergency_queue",
     "in_force",
+    "notice_viewed",
     "patient_record",
     "redeem",
     "review",
     "router",
+    "settle_read",
 ]

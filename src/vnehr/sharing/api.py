@@ -96,7 +96,7 @@ Purpose = Annotated[str, Query(max_length=40)]
 
 async def _settle(request: Request, row: Any) -> None:
     async with database(request).session() as session:
-        session.add(row)
+        await service.settle_read(session, row)
 
 
 @router.get(

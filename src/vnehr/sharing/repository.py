@@ -8,6 +8,7 @@ from datetime import datetime
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from vnehr.kit.outbox import OutboxEvent
 from vnehr.sharing.models import ConsentDirective, EmergencyAccess, ReceptionCode
 
 
@@ -63,6 +64,13 @@ class SharingRepository:
         if status:
             stmt = stmt.where(EmergencyAccess.status == status)
         return list(await self.session.scalars(stmt))
+
+    async def event_exists(self, key: str) -> bool:
+        """Whether an outbox event with this key was already recorded."""
+        found = await self.session.scalar(
+            select(OutboxEvent.id).where(OutboxEvent.key == key).limit(1)
+        )
+        return found is not None
 
     async def unused_code(
         self, person_id: int, code_hash: str, now: datetime

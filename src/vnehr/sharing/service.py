@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from vnehr import audit, facilities, healthbook, identity, records
 from vnehr.kit.auth import Forbidden, Subject
-from vnehr.kit.clock import utcnow
+from vnehr.kit.clock import today_in_vietnam, utcnow
 from vnehr.kit.outbox import new_event
 from vnehr.sharing import errors
 from vnehr.sharing.models import ConsentDirective, EmergencyAccess, ReceptionCode
@@ -223,6 +223,34 @@ async def _patient(session: AsyncSession, personal_id: str) -> int:
 
 def _keep(allowed: frozenset[str]) -> Any:
     return lambda tables: categories(tables) <= allowed
+
+
+async def settle_read(session: AsyncSession, row: audit.AuditEvent) -> None:
+    """Write a clinician read's audit row and tell the citizen their record was viewed: once a
+    day per facility (an emergency access has told them already)."""
+    session.add(row)
+    detail = row.detail or {}
+    if detail.get("basis") == "emergency" or row.person_id is None:
+        return
+    await notice_viewed(session, row.person_id, str(detail.get("facility") or ""))
+
+
+async def notice_viewed(session: AsyncSession, person_id: int, facility: str) -> None:
+    """A "your record was viewed" notification for the citizen (one per facility and day)."""
+    key = f"viewed:{person_id}:{facility}:{today_in_vietnam().isoformat()}"
+    if await SharingRepository(session).event_exists(key):
+        return
+    names = await facilities.directory(session, [facility])
+    session.add(
+        new_event(
+            "record.viewed",
+            key,
+            {
+                "person_id": person_id,
+                "params": {"facility": names[facility].name if facility in names else facility},
+            },
+        )
+    )
 
 
 def _read_audit(

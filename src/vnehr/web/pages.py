@@ -480,7 +480,7 @@ async def clinic(
                 default=_settings(request).sharing_default,
             )
             async with database(request).session() as write:
-                write.add(row)
+                await sharing.settle_read(write, row)
             context["view"] = {
                 "basis": found.kind,
                 "scope": found.scope,
