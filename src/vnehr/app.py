@@ -151,6 +151,7 @@ def _mount_vneid_simulator(app: FastAPI, settings: Settings) -> None:
                     "Sổ sức khỏe điện tử (vnehr)",
                 )
             },
+            push_secret=settings.push_key,
         )
     )
     app.state.vneid_simulator = simulator
@@ -193,21 +194,25 @@ def exchange_handlers(settings: Settings, http: httpx.AsyncClient) -> exchange.C
     """Who consumes which outbox topic (the one place they are wired)."""
     client = bhxh_client(settings, http)
     report = reporting.consumers()
+    target = settings.push_target
+    push: exchange.PushAdapter = (
+        exchange.WebhookPush(http, target, settings.push_key) if target else exchange.LogPush()
+    )
     return {
         "visit.accepted": {
             "bhxh": exchange.bhxh_consumer(client),
-            "inbox": exchange.visit_notifier(exchange.LogPush()),
+            "inbox": exchange.visit_notifier(push),
             "report": report["visit.accepted"],
         },
         "visit.rejected": {"report": report["visit.rejected"]},
         "checkin.received": {"bhxh": exchange.checkin_consumer(client)},
-        "emergency.access": {"inbox": exchange.event_notifier("emergency", exchange.LogPush())},
+        "emergency.access": {"inbox": exchange.event_notifier("emergency", push)},
         "paper.issued": {
-            "inbox": exchange.event_notifier("paper", exchange.LogPush()),
+            "inbox": exchange.event_notifier("paper", push),
             "report": report["paper.issued"],
         },
         "account.changed": {"report": report["account.changed"]},
-        "record.viewed": {"inbox": exchange.event_notifier("viewed", exchange.LogPush())},
+        "record.viewed": {"inbox": exchange.event_notifier("viewed", push)},
     }
 
 

@@ -342,8 +342,8 @@ class Phone:
     def __init__(self) -> None:
         self.shown: list[tuple[int, dict[str, str], dict[str, str]]] = []
 
-    async def push(self, person_id: int, title: dict[str, str], body: dict[str, str]) -> None:
-        self.shown.append((person_id, title, body))
+    async def push(self, message: exchange.PushMessage) -> None:
+        self.shown.append((message.person_id, message.title, message.body))
 
 
 async def test_a_paper_issued_after_the_visit_is_checked_like_the_file_and_the_citizen_told(

@@ -6,6 +6,8 @@ from vnehr.exchange.bhxh import BhxhClient, DeliveryFailed, PortalAnswer
 from vnehr.exchange.notifications import (
     LogPush,
     PushAdapter,
+    PushMessage,
+    WebhookPush,
     event_notifier,
     inbox,
     mark_read,
@@ -34,6 +36,8 @@ __all__ = [
     "Policy",
     "PortalAnswer",
     "PushAdapter",
+    "PushMessage",
+    "WebhookPush",
     "bhxh_consumer",
     "checkin_consumer",
     "dead_letters",

@@ -3,12 +3,18 @@ the app (the real VNeID push service plugs in here; development logs)."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, Protocol
 
+import httpx
+import orjson
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from vnehr import identity
 from vnehr.exchange.models import Notification
 from vnehr.kit.clock import utcnow
 from vnehr.kit.db import insert_for
@@ -21,15 +27,68 @@ Handler = Callable[[AsyncSession, OutboxEvent], Awaitable[dict[str, Any] | None]
 log = get_logger("vnehr.notifications")
 
 
+@dataclass(frozen=True, slots=True)
+class PushMessage:
+    """What the citizen's phone is told (the inbox keeps the same)."""
+
+    person_id: int
+    personal_id: str | None  # how VNeID knows the citizen
+    kind: str
+    title: dict[str, str]
+    body: dict[str, str]
+
+
 class PushAdapter(Protocol):
-    async def push(self, person_id: int, title: dict[str, str], body: dict[str, str]) -> None: ...
+    async def push(self, message: PushMessage) -> None: ...
 
 
 class LogPush:
     """Development push: a log line instead of a message on the phone."""
 
-    async def push(self, person_id: int, title: dict[str, str], body: dict[str, str]) -> None:
-        log.info("push", person_id=person_id, title=title["vi"])
+    async def push(self, message: PushMessage) -> None:
+        log.info("push", person_id=message.person_id, kind=message.kind, title=message.title["vi"])
+
+
+class WebhookPush:
+    """The app's push service over HTTP: ``POST {url}`` with the message as JSON, signed with
+    ``X-Vnehr-Signature: sha256=<HMAC-SHA256 of the body>``. A failure raises, so the delivery
+    is retried (the inbox row is written in the same savepoint and rolled back with it)."""
+
+    def __init__(self, http: httpx.AsyncClient, url: str, secret: str) -> None:
+        self.http, self.url, self.key = http, url, secret.encode()
+
+    async def push(self, message: PushMessage) -> None:
+        body = orjson.dumps(
+            {
+                "personal_id": message.personal_id,
+                "kind": message.kind,
+                "title": message.title,
+                "body": message.body,
+                "sent_at": utcnow().isoformat(),
+            }
+        )
+        signature = hmac.new(self.key, body, hashlib.sha256).hexdigest()
+        answer = await self.http.post(
+            self.url,
+            content=body,
+            headers={
+                "Content-Type": "application/json",
+                "X-Vnehr-Signature": f"sha256={signature}",
+            },
+        )
+        if answer.status_code >= 300:
+            raise RuntimeError(f"push refused: HTTP {answer.status_code}")
+
+
+async def _message(
+    session: AsyncSession, person_id: int, kind: str, params: dict[str, Any]
+) -> PushMessage:
+    found = await identity.persons(session, [person_id])
+    text = render(kind, params)
+    holder = found.get(person_id)
+    return PushMessage(
+        person_id, holder.personal_id if holder else None, kind, text["title"], text["body"]
+    )
 
 
 def render(kind: str, params: dict[str, Any]) -> dict[str, dict[str, str]]:
@@ -69,8 +128,7 @@ def visit_notifier(push: PushAdapter) -> Handler:
             .returning(Notification.id)
         )
         if created is not None:
-            message = render("visit", params)
-            await push.push(int(person_id), message["title"], message["body"])
+            await push.push(await _message(session, int(person_id), "visit", params))
         return {"notification_id": created}
 
     return deliver
@@ -98,8 +156,7 @@ def event_notifier(kind: str, push: PushAdapter) -> Handler:
             .returning(Notification.id)
         )
         if created is not None:
-            message = render(kind, params)
-            await push.push(int(person_id), message["title"], message["body"])
+            await push.push(await _message(session, int(person_id), kind, params))
         return {"notification_id": created}
 
     return deliver

@@ -6,6 +6,8 @@ secret that is short or equal to the development value is refused at start-up.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -85,6 +87,14 @@ class Settings(BaseSettings):
         "the patient (D35).",
     )
     emergency_access_hours: int = Field(default=24, ge=1, le=72)
+    push_url: str | None = Field(
+        default=None,
+        description="The app's push service (POST, signed JSON); default: the VNeID simulator's "
+        "when it runs, else pushes are only logged.",
+    )
+    push_secret: SecretStr | None = Field(
+        default=None, description="Key of the push signature; default: derived from the secret."
+    )
     report_cost_per_record: int = Field(
         default=5000,
         ge=0,
@@ -155,6 +165,19 @@ class Settings(BaseSettings):
         if self.vneid_simulator is not None:
             return self.vneid_simulator and self.env != "production"
         return self.env == "development"
+
+    @property
+    def push_target(self) -> str | None:
+        if self.push_url:
+            return self.push_url
+        return f"{self.issuer}/push" if self.simulator_enabled else None
+
+    @property
+    def push_key(self) -> str:
+        if self.push_secret is not None:
+            return self.push_secret.get_secret_value()
+        return hmac.new(self.secret_key.get_secret_value().encode(), b"vnehr.push",
+                        hashlib.sha256).hexdigest()  # fmt: skip
 
     @property
     def worker_inside_server(self) -> bool:

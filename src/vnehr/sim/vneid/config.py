@@ -82,4 +82,6 @@ class VneidConfig:
     token_ttl_seconds: int = 300
     faults: Faults = field(default_factory=Faults)
     subject_secret: str = "vnehr-sim-vneid-subject-v1"  # noqa: S105 - simulator, not a secret
+    #: Key of the signature on pushed messages (None: pushes are refused).
+    push_secret: str | None = None
     clock: Callable[[], datetime] = utcnow

@@ -7,7 +7,11 @@ The protocol rules (what is valid, what a code is bound to, which claims are rel
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
+import json
 from dataclasses import asdict, fields
+from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -239,6 +243,31 @@ def create_app(config: VneidConfig) -> FastAPI:
         if target is None:
             return _page(pages.logged_out_page())
         return RedirectResponse(with_query(target, {"state": state}), status_code=303)
+
+    pushed: list[dict[str, Any]] = []
+
+    @api.post("/push")
+    async def push(request: Request) -> Response:
+        """The app's push service: a signed message for a citizen's phone (kept for
+        ``GET /_sim/pushed``)."""
+        raw = await request.body()
+        if len(raw) > 65_536 or not config.push_secret:
+            return JSONResponse({"error": "refused"}, status_code=400)
+        expected = "sha256=" + hmac.new(config.push_secret.encode(), raw,
+                                        hashlib.sha256).hexdigest()  # fmt: skip
+        if not hmac.compare_digest(expected, request.headers.get("x-vnehr-signature", "")):
+            return JSONResponse({"error": "bad signature"}, status_code=401)
+        try:
+            message = json.loads(raw)
+        except ValueError:
+            return JSONResponse({"error": "not JSON"}, status_code=400)
+        pushed.append(message)
+        return JSONResponse({"accepted": True}, status_code=202)
+
+    @sim.get("/pushed")
+    async def get_pushed() -> list[dict[str, Any]]:
+        """Every message pushed so far, oldest first."""
+        return pushed
 
     @sim.get("/faults")
     async def get_faults() -> FaultsBody:
