@@ -116,6 +116,8 @@ def test_thousands_of_visits_reach_the_portal_through_faults_and_a_killed_worker
         **base,
         "VNEHR_PUBLIC_URL": f"http://localhost:{port}",
         "VNEHR_BHXH_URL": f"http://127.0.0.1:{simulator_port}/sim/bhxh",
+        # the citizens' phones are told through the other process's VNeID simulator
+        "VNEHR_PUSH_URL": f"http://127.0.0.1:{simulator_port}/sim/vneid/push",
         "VNEHR_OUTBOX_BACKOFF_SECONDS": "0.05",
         "VNEHR_OUTBOX_MAX_ATTEMPTS": "100",
     }
@@ -170,7 +172,14 @@ def test_thousands_of_visits_reach_the_portal_through_faults_and_a_killed_worker
                     break
                 time.sleep(1)
             records = [r for r in received() if r["ma_lk"] in ours]
-            assert "dead" not in run(["outbox", "list"], env)
+            final = run(["outbox", "list"], env)
+            assert "dead" not in final
+            assert "pending" not in final
+            assert "relayed" not in final
+            pushed = httpx.get(
+                f"http://127.0.0.1:{simulator_port}/sim/vneid/_sim/pushed", timeout=30
+            ).json()
+            assert len([p for p in pushed if p["kind"] == "visit"]) >= VISITS
 
     by_visit: dict[str, list[dict[str, object]]] = {}
     for record in records:

@@ -112,7 +112,7 @@ async def handle_message(
             # key).
             attempt_no = len(tried) + 1
             if "delivered" in tried:  # idempotent: already taken (a redelivery after a lost ack)
-                outcome = "ack"
+                outcome = "taken"  # finish it: a worker killed after the attempt did not
             elif await _earlier_not_taken(session, event, name):
                 outcome = "wait"
             else:
