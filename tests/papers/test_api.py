@@ -436,3 +436,40 @@ async def test_a_parent_reads_the_child_papers_and_the_read_is_audited(
         )
     ).all()
     assert sorted(reads) == ["paper.list", "paper.read"]
+
+
+async def test_papers_are_fhir_document_references_in_the_holders_compartment(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    from fhir.resources.R4B import get_fhir_model_class
+
+    from vnehr.fhir.validate import validate
+
+    _, headers = await facility_with_token(client, session, settings, scopes=SCOPES)
+    paper = (await client.post("/api/v1/papers", json=driver_body(), headers=headers)).json()
+    await sign_in_as(client, session, settings, DRIVER)
+    found = (await client.get("/fhir/R4/DocumentReference")).json()
+    [document] = [
+        e["resource"] for e in found["entry"] if e["resource"]["id"] == f"paper-{paper['id']}"
+    ]
+    assert document["type"]["coding"][0]["code"] == "driver"
+    assert document["identifier"][0]["value"] == paper["number"]
+    assert document["status"] == "current"
+    assert document["content"][0]["attachment"]["url"] == f"/api/v1/papers/{paper['id']}.pdf"
+    assert validate(document) == []
+    get_fhir_model_class("DocumentReference").model_validate(document)
+    again = await client.get(f"/fhir/R4/DocumentReference/paper-{paper['id']}")
+    assert again.status_code == 200
+    await sign_in_as(
+        client, session, settings, ("001199000001", "Người Khác", "1999-01-01", "female")
+    )
+    assert (await client.get(f"/fhir/R4/DocumentReference/paper-{paper['id']}")).status_code == 404
+    # revoked: superseded in FHIR
+    client.cookies.clear()
+    await client.post(
+        f"/api/v1/papers/{paper['id']}/revoke", json={"reason": "Cấp nhầm"}, headers=headers
+    )
+    await sign_in_as(client, session, settings, DRIVER)
+    revoked = (await client.get(f"/fhir/R4/DocumentReference/paper-{paper['id']}")).json()
+    assert revoked["status"] == "superseded"
+    assert "Cấp nhầm" in revoked["description"]

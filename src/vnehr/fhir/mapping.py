@@ -624,6 +624,54 @@ def audit_event(row: Any) -> Resource:
     )  # fmt: skip
 
 
+PAPER_KIND = f"{BASE}/CodeSystem/paper-kind"
+
+
+def paper_document(paper: Any, today: date) -> Resource:
+    """An electronic paper as a DocumentReference: its kind, number, issuer, validity and the
+    signed PDF; a revoked or replaced paper is ``superseded``."""
+    status = "current" if paper.status in ("valid", "used") else "superseded"
+    period = {"start": paper.valid_from.isoformat()}
+    if paper.valid_until is not None:
+        period["end"] = paper.valid_until.isoformat()
+    expired = paper.valid_until is not None and today > paper.valid_until
+    shown = "expired" if expired and paper.status == "valid" else paper.status
+    return _drop_empty(
+        {
+            "resourceType": "DocumentReference",
+            "id": f"paper-{paper.id}",
+            "meta": _meta(paper.version, paper.revoked_at or paper.used_at or paper.issued_at),
+            "identifier": [
+                {
+                    "system": f"{BASE}/sid/paper-number/{paper.facility_code}/{paper.kind}",
+                    "value": paper.number,
+                },
+                {"system": "urn:ietf:rfc:3986", "value": f"urn:uuid:{paper.id}"},
+            ],
+            "status": status,
+            "docStatus": "final",
+            "type": {"coding": [{"system": PAPER_KIND, "code": paper.kind}]},
+            "category": [
+                {"coding": [{"system": PAPER_KIND, "code": "paper", "display": "Giấy tờ điện tử"}]}
+            ],
+            "subject": ref("Patient", paper.person_id) if paper.person_id else None,
+            "date": instant(paper.issued_at),
+            "author": [ref("Organization", paper.facility_code)],
+            "description": "; ".join(filter(None, [f"status: {shown}", paper.revoke_reason])),
+            "content": [
+                {
+                    "attachment": {
+                        "contentType": "application/pdf",
+                        "url": f"/api/v1/papers/{paper.id}.pdf",
+                        "language": "vi",
+                    }
+                }
+            ],
+            "context": {"period": period},
+        }
+    )
+
+
 def consent(row: Any, now: datetime) -> Resource:
     """A sharing directive as a FHIR Consent (patient-privacy, opt-in, with its period, the
     facility it is for, and the sensitive categories it includes)."""

@@ -15,11 +15,11 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from vnehr import audit, catalogs, facilities, identity, records, sharing
+from vnehr import audit, catalogs, facilities, identity, papers, records, sharing
 from vnehr.fhir import mapping, stored
 from vnehr.fhir.errors import NotForYou, UnknownResource, UnknownVersion
 from vnehr.kit.auth import Subject, require_scope
-from vnehr.kit.clock import utcnow
+from vnehr.kit.clock import today_in_vietnam, utcnow
 
 Resource = dict[str, Any]
 VISIT_TYPES = (
@@ -58,6 +58,13 @@ class Scope:
         if self.is_citizen:
             return bool(entry.person_id in self.holders)
         return bool(entry.facility_code == self.facility_code or entry.person_id in self.shared)
+
+    def may_see_paper(self, paper: Any) -> bool:
+        """A paper: its holder (or their representative), its issuing facility, or a facility
+        the holder shares the full record with."""
+        if self.is_citizen:
+            return bool(paper.person_id in self.holders)
+        return bool(paper.facility_code == self.facility_code or paper.person_id in self.shared)
 
     def keeps(self, source: mapping.VisitSource) -> bool:
         """A visit of another facility reached through consent leaves out the sensitive
@@ -185,6 +192,10 @@ async def compartment(session: AsyncSession, scope: Scope, person_ids: list[int]
         if holder is not None:
             pool.add(mapping.patient(holder, cards.get(person_id, ())))
             pool.person_ids.add(person_id)
+    today = today_in_vietnam()
+    for paper in await papers.of_persons(session, person_ids):
+        if scope.may_see_paper(paper):
+            pool.add(mapping.paper_document(paper, today))
     writer = None if scope.is_citizen else scope.facility_code
     for kept in await stored.of_persons(session, person_ids, writer):
         pool.add(kept.body)
@@ -286,6 +297,15 @@ async def read(session: AsyncSession, scope: Scope, type_: str, id_: str) -> tup
     """The current version of one resource the caller may read (with the pool it came from,
     for audit)."""
     pool = Pool()
+    if type_ == "DocumentReference" and id_.startswith("paper-"):
+        paper = await papers.by_id(session, id_.removeprefix("paper-"))
+        if paper is not None and paper.person_id is not None:
+            await share(session, scope, [paper.person_id])
+        if paper is None or not scope.may_see_paper(paper):
+            raise UnknownResource(type=type_, id=id_)
+        if paper.person_id is not None:
+            pool.person_ids.add(paper.person_id)
+        return mapping.paper_document(paper, today_in_vietnam()), pool
     if not _derived(type_, id_):
         row = await stored.current(session, type_, id_)
         if row is None or not scope.may_see_stored(row):

@@ -7,12 +7,14 @@ from vnehr.papers.card import KIND_TITLES
 from vnehr.papers.rules import check_visit_papers
 from vnehr.papers.service import (
     PaperKeys,
+    by_id,
     cite,
     first_issues,
     from_visit,
     issue_driver,
     keys_for,
     of_holder,
+    of_persons,
     of_visit,
     open_qr,
     status_of,
@@ -23,6 +25,7 @@ from vnehr.papers.shc import qr_svg, qr_text
 __all__ = [
     "KIND_TITLES",
     "PaperKeys",
+    "by_id",
     "check_visit_papers",
     "cite",
     "first_issues",
@@ -30,6 +33,7 @@ __all__ = [
     "issue_driver",
     "keys_for",
     "of_holder",
+    "of_persons",
     "of_visit",
     "open_qr",
     "qr_svg",

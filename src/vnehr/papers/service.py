@@ -611,3 +611,17 @@ async def first_issues(
     if start is not None and end is not None:
         stmt = stmt.where(Paper.issued_at >= start, Paper.issued_at < end)
     return [(c, k, at) for c, k, at in await session.execute(stmt)]
+
+
+async def of_persons(session: AsyncSession, person_ids: list[int]) -> list[Paper]:
+    """Every paper (every version) held by these persons, newest first (FHIR compartments)."""
+    if not person_ids:
+        return []
+    rows = await session.scalars(
+        select(Paper).where(Paper.person_id.in_(person_ids)).order_by(Paper.issued_at.desc())
+    )
+    return list(rows)
+
+
+async def by_id(session: AsyncSession, paper_id: str) -> Paper | None:
+    return await session.get(Paper, paper_id)
