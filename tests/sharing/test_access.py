@@ -294,3 +294,49 @@ async def test_directives_are_fhir_consents_in_the_citizens_compartment(
     again = (await client.get(f"/fhir/R4/Consent/{consent['id']}")).json()
     assert again["status"] == "inactive"
     assert (await client.get("/fhir/R4/Consent", params={"status": "active"})).json()["total"] == 0
+
+
+async def test_the_citizen_shares_and_revokes_from_the_portal_page(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    _, consented, _, patient, _ = await world(client, session, settings)
+    await sign_in_as(client, session, settings, patient)
+    page = await client.get("/portal/book/sharing")
+    assert page.status_code == 200
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
+    assert csrf is not None
+    refused = await client.post(
+        "/portal/book/sharing", data={"csrf": "forged", "action": "share", "facility": consented}
+    )
+    assert refused.status_code == 403
+    assert (await client.get("/api/v1/me/consents")).json() == []
+    bad = await client.post(
+        "/portal/book/sharing", data={"csrf": csrf[1], "action": "share", "facility": "x!"}
+    )
+    assert bad.status_code == 422
+    made = await client.post(
+        "/portal/book/sharing",
+        data={
+            "csrf": csrf[1],
+            "action": "share",
+            "facility": consented.lower(),
+            "scope": "full",
+            "sensitive": ["mental"],
+            "days": "30",
+        },
+        follow_redirects=False,
+    )
+    assert made.status_code == 303
+    [directive] = (await client.get("/api/v1/me/consents")).json()
+    assert (directive["facility"], directive["scope"], directive["sensitive"]) == (
+        consented,
+        "full",
+        ["mental"],
+    )
+    assert directive["valid_to"] is not None
+    await client.post(
+        "/portal/book/sharing",
+        data={"csrf": csrf[1], "action": "revoke", "directive": str(directive["id"])},
+    )
+    [after] = (await client.get("/api/v1/me/consents")).json()
+    assert after["in_force"] is False

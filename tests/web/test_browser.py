@@ -176,11 +176,22 @@ async def test_a_clinician_is_refused_then_uses_the_reception_code(
     await page.goto(server + "/auth/login?next=/portal")
     await page.get_by_role("button", name="Trần Thị Bình", exact=True).click()
     await expect(page).to_have_url(server + "/portal")
-    # the code is made from the page (the app would show it as digits and a QR code)
-    made = await page.evaluate(
-        "async () => (await fetch('/api/v1/me/reception-codes', {method: 'POST'})).json()"
-    )
-    shown = str(made["code"])
+    # Bình manages her sharing: shares the summary with every facility, then revokes it
+    await page.goto(server + "/portal/book")
+    await page.get_by_role("link", name="Chia sẻ hồ sơ").click()
+    await expect(page.get_by_role("heading", level=1)).to_have_text("Chia sẻ hồ sơ sức khỏe")
+    await page.get_by_role("button", name="Chia sẻ", exact=True).click()
+    directives = page.get_by_role("table", name="directives")
+    await expect(directives).to_contain_text("Mọi cơ sở")
+    await expect(directives).to_contain_text("Đang hiệu lực")
+    await directives.get_by_role("button", name="Thu hồi").click()
+    await expect(directives).to_contain_text("Đã hết")
+    # the code to show at reception: digits and a QR code, once
+    await page.get_by_role("button", name="Tạo mã xuất trình").click()
+    shown = ((await page.locator("#reception-code").text_content()) or "").strip()
+    assert re.fullmatch(r"\d{6}", shown)
+    await expect(page.get_by_label("QR")).to_be_visible()
+    await page.screenshot(path=SCREENSHOTS / "sharing-vi.png", full_page=True)
 
     doctor = await browser.new_context(locale="vi-VN", viewport={"width": 390, "height": 844})
     clinic = await doctor.new_page()

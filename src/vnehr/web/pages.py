@@ -4,6 +4,7 @@ citizen's page (open or close the health book), the department's facility regist
 from __future__ import annotations
 
 import asyncio
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
@@ -35,8 +36,8 @@ from vnehr.kit.auth import (
     make_session_cookie,
     session_cookie_options,
 )
-from vnehr.kit.clock import VIETNAM, today_in_vietnam
-from vnehr.kit.errors import VnehrError
+from vnehr.kit.clock import VIETNAM, today_in_vietnam, utcnow
+from vnehr.kit.errors import RequestInvalid, VnehrError
 from vnehr.kit.http import ReadSession, WriteSession, database
 from vnehr.kit.i18n import text, texts
 from vnehr.kit.settings import Settings
@@ -686,10 +687,15 @@ async def review_queues(
             session, who, None if wanted == "all" else ("open" if wanted == "open" else "closed")
         )
     return _page(
-        request, "review.html", subject=who, emergencies=emergencies, cases=cases,
-        status=wanted, csrf=csrf_token(_settings(request), request.state.session_data),
+        request,
+        "review.html",
+        subject=who,
+        emergencies=emergencies,
+        cases=cases,
+        status=wanted,
+        csrf=csrf_token(_settings(request), request.state.session_data),
         reasons=sharing.REASONS,
-    )  # fmt: skip
+    )
 
 
 @router.post("/review/emergency/{access_id}")
@@ -730,3 +736,92 @@ async def review_dispute(
     except VnehrError as exc:
         return _error_page(request, exc)
     return RedirectResponse("/review?done=dispute", status_code=303)
+
+
+# ------------------------------------------------------------------ the citizen's sharing
+
+
+@router.get("/portal/book/sharing", response_class=HTMLResponse)
+async def book_sharing(
+    request: Request, session: ReadSession, subject: OptionalSubject, code: str | None = None
+) -> Response:
+    """Who my record is shared with: share with a facility or every facility, the summary or
+    all of it, sensitive categories by name, for a while; revoke; show a code at reception."""
+    who = _signed_in(request, subject)
+    if isinstance(who, RedirectResponse):
+        return who
+    try:
+        rows = await sharing.directives(session, who)
+    except VnehrError as exc:
+        return _error_page(request, exc)
+    now = utcnow()
+    shown = request.cookies.get("vnehr_reception")
+    return _book_page(
+        request,
+        "book_sharing.html",
+        subject=who,
+        holder=None,
+        rows=[{"row": r, "in_force": sharing.in_force(r, now)} for r in rows],
+        sensitive=sharing.SENSITIVE,
+        csrf=csrf_token(_settings(request), request.state.session_data),
+        code=code if code and code == shown else None,
+        code_qr=_code_qr(code) if code and code == shown else None,
+    )
+
+
+def _code_qr(code: str) -> str:
+    import qrcode
+    import qrcode.image.svg
+
+    image = qrcode.make(code, image_factory=qrcode.image.svg.SvgPathImage)
+    return str(image.to_string(encoding="unicode"))
+
+
+@router.post("/portal/book/sharing")
+async def book_sharing_change(
+    request: Request,
+    session: WriteSession,
+    subject: OptionalSubject,
+    action: Annotated[str, Form()] = "",
+    facility: Annotated[str, Form(max_length=5)] = "",
+    scope: Annotated[str, Form()] = "summary",
+    days: Annotated[str, Form(max_length=4)] = "",
+    directive: Annotated[str, Form(max_length=12)] = "",
+    csrf: Annotated[str, Form()] = "",
+) -> Response:
+    who = _signed_in(request, subject)
+    if isinstance(who, RedirectResponse):
+        return who
+    form = await request.form()
+    try:
+        check_csrf(_settings(request), request, csrf)
+        if action == "share":
+            grantee = facility.strip().upper() or "*"
+            if grantee != "*" and not re.fullmatch(r"[0-9A-Z]{5}", grantee):
+                raise RequestInvalid({"problems": [{"field": "facility"}]}, count=1)
+            await sharing.create_directive(
+                session,
+                who,
+                grantee=grantee,
+                scope="full" if scope == "full" else "summary",
+                sensitive=[str(v) for v in form.getlist("sensitive")],
+                days=int(days) if days.isdigit() else None,
+            )
+        elif action == "revoke" and directive.isdigit():
+            await sharing.revoke(session, who, int(directive))
+        elif action == "code":
+            code, _ = await sharing.reception_code(session, who)
+            response = RedirectResponse(f"/portal/book/sharing?code={code}#code", status_code=303)
+            # shown once, to this browser only
+            response.set_cookie(
+                "vnehr_reception",
+                code,
+                max_age=900,
+                httponly=True,
+                samesite="strict",
+                secure=_settings(request).cookie_secure,
+            )
+            return response
+    except VnehrError as exc:
+        return _error_page(request, exc)
+    return RedirectResponse("/portal/book/sharing", status_code=303)
