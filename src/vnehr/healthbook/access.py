@@ -144,14 +144,10 @@ def _require_department(subject: Subject) -> None:
         raise Forbidden(action="handle access disputes")
 
 
-def _national(subject: Subject) -> bool:
-    return any(g.province_code is None for g in subject.grants_for("department_admin"))
-
-
 async def _answers_for(session: AsyncSession, subject: Subject, person_ids: list[int]) -> set[int]:
     """The persons whose cases this department handles: those living in its provinces (a
     national administrator: everyone)."""
-    if _national(subject):
+    if subject.is_national_admin():
         return set(person_ids)
     provinces = await identity.residence_provinces(session, person_ids)
     return {

@@ -316,7 +316,7 @@ def _is_registrar(subject: Subject) -> bool:
 
 
 def _is_national_admin(subject: Subject) -> bool:
-    return any(g.province_code is None for g in subject.grants_for("department_admin"))
+    return subject.is_national_admin()
 
 
 async def _residence_province(session: AsyncSession, person: Person) -> str | None:
@@ -726,7 +726,7 @@ def _administers(subject: Subject, province: str | None) -> bool:
     """A department administrator of ``province``; of the whole country when it is None."""
     if province:
         return subject.is_department_admin(province)
-    return any(g.province_code is None for g in subject.grants_for("department_admin"))
+    return subject.is_national_admin()
 
 
 async def _scope_of_grant(session: AsyncSession, grant: RoleGrant) -> str | None:

@@ -88,6 +88,10 @@ class Subject:
             for g in self.grants_for("department_admin")
         )
 
+    def is_national_admin(self) -> bool:
+        """A department administrator of the whole country (a grant without a province)."""
+        return any(g.province_code is None for g in self.grants_for("department_admin"))
+
     def acts_for_facility(self, facility_code: str, roles: Iterable[str]) -> bool:
         """A staff member of the facility in one of ``roles``, or the facility's own system."""
         if self.kind == "facility_system":

@@ -32,7 +32,7 @@ def period_of(text: str) -> Period:
 def require_reader(subject: Subject, province: str | None) -> None:
     """The department of the province, or a national administrator (the whole country)."""
     if province is None:
-        if not any(g.province_code is None for g in subject.grants_for("department_admin")):
+        if not subject.is_national_admin():
             raise Forbidden(action="see the national report")
     elif not subject.is_department_admin(province):
         raise Forbidden(action=f"see the report of province {province}")

@@ -372,7 +372,7 @@ async def emergency_queue(
 ) -> list[EmergencyAccess]:
     """Emergency accesses to review: a facility administrator sees their facility's, a
     department its province's facilities', a national administrator all of them."""
-    if _national(subject):
+    if subject.is_national_admin():
         return await SharingRepository(session).emergencies(None, status)
     facilities_run = {
         g.facility_code for g in subject.grants_for("facility_admin") if g.facility_code
@@ -382,10 +382,6 @@ async def emergency_queue(
     if not facilities_run and not subject.is_department_admin():
         raise Forbidden(action="review emergency accesses")
     return await SharingRepository(session).emergencies(sorted(facilities_run), status)
-
-
-def _national(subject: Subject) -> bool:
-    return any(g.province_code is None for g in subject.grants_for("department_admin"))
 
 
 async def review(
@@ -398,7 +394,7 @@ async def review(
     if not (
         subject.acts_for_facility(row.facility_code, ("facility_admin",))
         or (place is not None and subject.is_department_admin(place.province_code))
-        or _national(subject)
+        or subject.is_national_admin()
     ):
         raise errors.UnknownEmergency(id=access_id)
     if row.status != "reviewed":
