@@ -315,10 +315,6 @@ def _is_registrar(subject: Subject) -> bool:
     return bool(subject.is_department_admin() or subject.grants_for("ward_officer"))
 
 
-def _is_national_admin(subject: Subject) -> bool:
-    return subject.is_national_admin()
-
-
 async def _residence_province(session: AsyncSession, person: Person) -> str | None:
     """The province of the person's ward of residence; None without a residence or when the
     ward is not in force any more (then only a national administrator decides)."""
@@ -335,7 +331,7 @@ async def _may_register_for(session: AsyncSession, subject: Subject, person: Per
     A national department administrator always; otherwise the department of the province of
     the person's ward of residence, or a ward officer of that very ward. A person without a
     residence is in nobody's area but the national department's (D24)."""
-    if _is_national_admin(subject):
+    if subject.is_national_admin():
         return True
     ward = person.residence_ward_code
     if not ward:
