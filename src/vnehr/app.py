@@ -55,6 +55,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
                 settings.read_database_url,
                 echo=settings.db_echo,
                 pool_size=settings.db_pool_size,
+                fast_pool_size=settings.db_fast_pool_size,
             )
         stop = asyncio.Event()
         tasks = []

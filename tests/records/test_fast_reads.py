@@ -73,11 +73,28 @@ async def test_the_pool_path_and_the_session_path_agree(committed: Database) -> 
                     )
             if not rows:
                 break
-            pages[how].append([(r.id, r.ended_at, r.care_type, r.version) for r in rows])
-            last = rows[-1]
-            after = (last.ended_at.isoformat(), last.id)
+            # both are read by position, in records.TIMELINE_COLUMNS order
+            pages[how].append([tuple(r) for r in rows])
+            last = dict(zip(records.TIMELINE_COLUMNS, rows[-1], strict=True))
+            after = (last["ended_at"].isoformat(), last["id"])
     assert pages["fast"] == pages["session"]
     flat = [row for page in pages["fast"] for row in page]
     assert [len(p) for p in pages["fast"]] == [10, 10, 5]
     assert len({r[0] for r in flat}) == 25
-    assert [r[1] for r in flat] == sorted((r[1] for r in flat), reverse=True)
+    ended = [r[records.TIMELINE_COLUMNS.index("ended_at")] for r in flat]
+    assert ended == sorted(ended, reverse=True)
+    assert {r[records.TIMELINE_COLUMNS.index("care_type")] for r in flat} == {"01"}
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+async def test_the_fast_pool_cannot_write(committed: Database) -> None:
+    """Its connections are read-only in the database itself, whatever a caller sends."""
+    import asyncpg
+
+    assert committed.fast_reads is not None
+    with pytest.raises(asyncpg.ReadOnlySQLTransactionError):
+        await committed.fast_reads.fetch_tuples(
+            text("DELETE FROM person WHERE personal_id = :p"), p=PERSONAL_ID
+        )
+    rows = await records.own_timeline(None, committed.fast_reads, PERSONAL_ID, after=None, limit=5)
+    assert len(rows) == 5  # the pool still serves after the refusal

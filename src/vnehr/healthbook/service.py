@@ -130,28 +130,13 @@ async def timeline(
     more = len(rows) > limit
     rows = rows[:limit]
     titles = await catalogs.recent_codebook(db)
-    names = await facilities.names(db, {r.facility_code for r in rows})
-    items = [
-        view.timeline_row(
-            view.Header(
-                id=r.id,
-                facility=s.FacilityRef(code=r.facility_code, name=names.get(r.facility_code)),
-                care_type=r.care_type,
-                main_diagnosis=r.main_diagnosis,
-                outcome=r.outcome,
-                insured=r.insured,
-                started_at=r.started_at,
-                ended_at=r.ended_at,
-                version=r.version,
-            ),
-            titles,
-        )
-        for r in rows
-    ]
+    # rows are read by position, in records.TIMELINE_COLUMNS order (facility 2, ended 8, id 0)
+    names = await facilities.names(db, {r[2] for r in rows})
+    items = view.timeline_rows(rows, titles, names)
     next_cursor = None
     if more and rows:
         last = rows[-1]
-        next_cursor = encode_cursor((last.ended_at.isoformat() if last.ended_at else "", last.id))
+        next_cursor = encode_cursor((last[8].isoformat() if last[8] else "", last[0]))
     if who is None:
         return Read((items, next_cursor))
     return Read((items, next_cursor), _audit(subject, who, "timeline.read", str(who.id)), who)

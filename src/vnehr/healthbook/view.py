@@ -123,6 +123,74 @@ def timeline_row(header: Header, titles: Titles) -> dict[str, Any]:
     }
 
 
+class _CodedMemo:
+    """Coded dicts of the hot timeline read, remembered per catalogue copy: a code with one
+    version valid for all time (nearly every code) gives one shared dict; a code whose titles
+    changed is looked up for its day. Bounded; a new catalogue copy starts afresh."""
+
+    _LIMIT = 100_000
+
+    def __init__(self) -> None:
+        self._titles: Any = None
+        self._timeless: dict[tuple[str, str], dict[str, Any] | None] = {}
+
+    def get(self, titles: Titles, list_name: str, code: str | None, day: date) -> Any:
+        if not code:
+            return None
+        if titles is not self._titles or len(self._timeless) > self._LIMIT:
+            self._titles, self._timeless = titles, {}
+        found = self._timeless.get((list_name, code), _UNKNOWN)
+        if found is _UNKNOWN:
+            found = self._timeless[(list_name, code)] = self._lookup(titles, list_name, code)
+        return coded_dict(titles, list_name, code, day) if found is None else found
+
+    @staticmethod
+    def _lookup(titles: Titles, list_name: str, code: str) -> dict[str, Any] | None:
+        """The dict for every day, or None when it depends on the day."""
+        key = _icd(code) if list_name == "icd10" else code.strip()
+        of = getattr(titles, "of", None)
+        if of is None:
+            return None
+        versions = of(list_name, key)
+        if not versions:
+            return {"code": key, "vi": None, "en": None}
+        only = versions[0]
+        if len(versions) == 1 and only.valid_from is None and only.valid_to is None:
+            return {"code": key, "vi": only.title_vi, "en": only.title_en}
+        return None
+
+
+_UNKNOWN = object()
+_CODED = _CodedMemo()
+
+
+def timeline_rows(
+    rows: Iterable[Sequence[Any]], titles: Titles, names: Mapping[str, str | None]
+) -> list[dict[str, Any]]:
+    """``timeline_row`` for rows read by position in ``records.TIMELINE_COLUMNS`` order, as the
+    hot read gets them (no intermediate objects: this loop was a third of the read's time)."""
+    coded_of = _CODED.get
+    today = datetime.now().date()  # noqa: DTZ005
+    items = []
+    for row in rows:
+        entry_id, _, facility, care_type, diagnosis, outcome, insured, started, ended = row[:9]
+        day = ended.date() if ended else started.date() if started else today
+        items.append(
+            {
+                "id": entry_id,
+                "facility": {"code": facility, "name": names.get(facility)},
+                "care_type": coded_of(titles, "care-type", care_type, day),
+                "started_at": started,
+                "ended_at": ended,
+                "main_diagnosis": coded_of(titles, "icd10", diagnosis, day),
+                "outcome": coded_of(titles, "treatment-result", outcome, day),
+                "insured": insured,
+                "version": row[9],
+            }
+        )
+    return items
+
+
 def timeline_item(header: Header, titles: Titles) -> s.TimelineItem:
     return s.TimelineItem.model_validate(timeline_row(header, titles))
 

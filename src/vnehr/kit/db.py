@@ -150,6 +150,15 @@ def create_engine(
     return engine
 
 
+async def _reset_if_needed(connection: Any) -> None:
+    """What the pool does to a connection it takes back. asyncpg's default reset costs a round
+    trip per use (advisory locks, cursors, LISTEN, settings); the fast reads set none of those
+    and run single statements outside transactions, so only a connection left inside one (a
+    cancelled fetch) is rolled back."""
+    if connection.is_in_transaction():
+        await connection.execute("ROLLBACK")
+
+
 class FastReads:
     """A plain asyncpg pool on the read database for the few hottest reads: one compiled
     statement, one round trip, no session (SQLAlchemy's session and pool cost about 0.8 ms a
@@ -162,7 +171,7 @@ class FastReads:
         self._lock = asyncio.Lock()
         # id(statement) -> (the statement itself, kept so its id stays its own; SQL; names)
         self._compiled: dict[int, tuple[Any, str, list[str]]] = {}
-        self._row_types: dict[str, Any] = {}
+        self._row_types: dict[tuple[str, ...], Any] = {}
 
     async def _get_pool(self) -> Any:
         if self._pool is None:
@@ -171,7 +180,12 @@ class FastReads:
                     import asyncpg
 
                     self._pool = await asyncpg.create_pool(
-                        self._dsn, min_size=1, max_size=self._pool_size
+                        self._dsn,
+                        min_size=1,
+                        max_size=self._pool_size,
+                        # these connections only ever read: the database refuses a write
+                        server_settings={"default_transaction_read_only": "on"},
+                        reset=_reset_if_needed,
                     )
         return self._pool
 
@@ -186,17 +200,23 @@ class FastReads:
             self._compiled[id(statement)] = found
         return found[1], found[2]
 
+    async def fetch_tuples(self, statement: Any, **params: Any) -> list[Any]:
+        """Rows of a Core statement as asyncpg records: read by position (in the order of the
+        statement's columns, as SQLAlchemy rows are) or by ``row["name"]``."""
+        sql, names = self._sql(statement)
+        pool = await self._get_pool()
+        return list(await pool.fetch(sql, *[params[n] for n in names]))
+
     async def fetch(self, statement: Any, **params: Any) -> list[Any]:
         """Rows of a Core statement built with ``bindparam`` names given in ``params``, with
         attribute access by column name like SQLAlchemy rows."""
-        sql, names = self._sql(statement)
-        pool = await self._get_pool()
-        records = await pool.fetch(sql, *[params[n] for n in names])
+        records = await self.fetch_tuples(statement, **params)
         if not records:
             return []
-        row = self._row_types.get(sql)
+        columns = tuple(records[0].keys())
+        row = self._row_types.get(columns)
         if row is None:
-            row = self._row_types[sql] = namedtuple("Row", list(records[0].keys()))
+            row = self._row_types[columns] = namedtuple("Row", columns)
         return [row(*record) for record in records]
 
     async def close(self) -> None:
@@ -224,7 +244,13 @@ class Database:
 
     @classmethod
     def from_urls(
-        cls, url: str, read_url: str | None = None, *, echo: bool = False, pool_size: int = 10
+        cls,
+        url: str,
+        read_url: str | None = None,
+        *,
+        echo: bool = False,
+        pool_size: int = 10,
+        fast_pool_size: int = 4,
     ) -> Database:
         write = create_engine(url, immediate=True, echo=echo, pool_size=pool_size)
         read = create_engine(
@@ -234,7 +260,7 @@ class Database:
             async_sessionmaker(write, expire_on_commit=False),
             async_sessionmaker(read, expire_on_commit=False),
             (write, read),
-            None if is_sqlite(read_url or url) else FastReads(read_url or url, pool_size),
+            None if is_sqlite(read_url or url) else FastReads(read_url or url, fast_pool_size),
         )
 
     @classmethod

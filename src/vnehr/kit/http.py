@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -28,6 +29,9 @@ from vnehr.kit.logging import get_logger
 from vnehr.kit.metrics import HTTP_SECONDS
 
 log = get_logger("vnehr.http")
+#: The same logger on the stdlib side: asked first whether access lines are wanted at all
+#: (structlog would build the whole event before the level drops it).
+_access = logging.getLogger("vnehr.http")
 REQUEST_ID_HEADER = "x-request-id"
 
 
@@ -157,13 +161,14 @@ class RequestContextMiddleware:
             elapsed = time.perf_counter() - started
             route = getattr(scope.get("route"), "path", None) or "unmatched"
             HTTP_SECONDS.labels(scope["method"], route, str(status)).observe(elapsed)
-            log.info(
-                "request",
-                method=scope["method"],
-                path=scope["path"],
-                status=status,
-                ms=round(elapsed * 1000, 2),
-            )
+            if _access.isEnabledFor(logging.INFO):
+                log.info(
+                    "request",
+                    method=scope["method"],
+                    path=scope["path"],
+                    status=status,
+                    ms=round(elapsed * 1000, 2),
+                )
 
 
 def _incoming_request_id(scope: Scope) -> str | None:

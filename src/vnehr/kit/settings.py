@@ -40,6 +40,14 @@ class Settings(BaseSettings):
         description="Optional replica for reads that may be slightly stale (lists, reports).",
     )
     db_pool_size: int = Field(default=10, ge=1, le=200)
+    db_fast_pool_size: int = Field(
+        default=4,
+        ge=1,
+        le=200,
+        description="Connections per process for the hottest reads on PostgreSQL (the health "
+        "book's timeline). Few is faster when the database shares the machine's cores; raise it "
+        "for a database on its own machine.",
+    )
     db_echo: bool = False
     secret_key: SecretStr = Field(
         default=SecretStr(DEVELOPMENT_SECRET),

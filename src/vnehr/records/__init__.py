@@ -1,6 +1,7 @@
 """Records: the longitudinal record (visit versions, stored canonically) and the timeline."""
 
 from vnehr.records.service import (
+    TIMELINE_COLUMNS,
     Stored,
     VisitData,
     current_version,
@@ -18,6 +19,7 @@ from vnehr.records.service import (
 )
 
 __all__ = [
+    "TIMELINE_COLUMNS",
     "Stored",
     "VisitData",
     "current_version",

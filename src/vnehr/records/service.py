@@ -154,6 +154,22 @@ async def version_by_id(session: AsyncSession, version_id: int) -> VisitVersion 
 # ------------------------------------------------------------------ reading the health book
 
 
+#: The columns of a timeline row, in this order (readers may go by position).
+TIMELINE_COLUMNS = (
+    "id",
+    "person_id",
+    "facility_code",
+    "care_type",
+    "main_diagnosis",
+    "outcome",
+    "insured",
+    "started_at",
+    "ended_at",
+    "version",
+    "version_id",
+)
+
+
 async def timeline_page(
     session: AsyncSession,
     persons: list[int] | Any,
@@ -166,19 +182,7 @@ async def timeline_page(
     last row seen. Core rows with the timeline's columns: this is the health book's hot read."""
     t = TimelineEntry.__table__.c
     ended = t.ended_at  # never null: NGAY_RA is required for an accepted visit
-    stmt = select(
-        t.id,
-        t.person_id,
-        t.facility_code,
-        t.care_type,
-        t.main_diagnosis,
-        t.outcome,
-        t.insured,
-        t.started_at,
-        t.ended_at,
-        t.version,
-        t.version_id,
-    )
+    stmt = select(*[t[name] for name in TIMELINE_COLUMNS])
     if isinstance(persons, list):
         stmt = stmt.where(t.person_id.in_(persons))
     else:
@@ -194,19 +198,9 @@ def _own_timeline(paged: bool) -> Any:
     """The citizen's own timeline in one statement (the person found by personal ID inside
     it), as the hot path runs it; ``paged`` adds the keyset condition."""
     t = TimelineEntry.__table__.c
-    stmt = select(
-        t.id,
-        t.person_id,
-        t.facility_code,
-        t.care_type,
-        t.main_diagnosis,
-        t.outcome,
-        t.insured,
-        t.started_at,
-        t.ended_at,
-        t.version,
-        t.version_id,
-    ).where(t.person_id == identity.person_id_query(bindparam("personal_id")))
+    stmt = select(*[t[name] for name in TIMELINE_COLUMNS]).where(
+        t.person_id == identity.person_id_query(bindparam("personal_id"))
+    )
     if paged:
         ended = bindparam("ended", type_=t.ended_at.type)
         stmt = stmt.where(
@@ -228,14 +222,15 @@ async def own_timeline(
     limit: int,
 ) -> list[Any]:
     """A person's own timeline page by personal ID; through the asyncpg pool when there is one
-    (PostgreSQL), else the session. Rows as ``timeline_page`` gives them."""
+    (PostgreSQL), else the session. Rows as ``timeline_page`` gives them, to be read by
+    position (``TIMELINE_COLUMNS``): asyncpg records have no attributes."""
     params: dict[str, Any] = {"personal_id": personal_id, "limit": limit}
     statement = _OWN_FIRST
     if after is not None:
         statement = _OWN_NEXT
         params |= {"ended": datetime.fromisoformat(after[0]), "last_id": after[1]}
     if fast is not None:
-        return await fast.fetch(statement, **params)
+        return await fast.fetch_tuples(statement, **params)
     if session is None:
         raise ValueError("own_timeline needs a session or the asyncpg pool")
     return list((await session.execute(statement, params)).all())
