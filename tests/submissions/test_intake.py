@@ -214,6 +214,69 @@ async def test_the_portal_style_base64_form_field_is_accepted(
     assert response.json()["status"] == "accepted"
 
 
+async def test_a_multipart_upload_of_the_file_is_accepted(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    """As staff upload a file from a browser form, or ``curl -F file=@visit.xml``."""
+    code, headers = await facility_with_token(client, session, settings)
+    one, two = visit(code, 1), visit(code, 2)
+    response = await client.post(
+        "/api/v1/submissions",
+        files={"file": ("hoso.xml", synth.envelope([one], code), "application/xml")},
+        data={"maCSKCB": code},
+        headers=headers,
+    )
+    assert response.status_code == 201, response.text
+    assert response.json()["visits"][0]["visit_key"] == one.ma_lk
+    assert await count(session, VisitVersion, VisitVersion.visit_key == one.ma_lk) == 1
+    # the portal's base64 field, sent as multipart
+    encoded = base64.b64encode(synth.envelope([two], code)).decode()
+    response = await client.post(
+        "/api/v1/submissions", files={"fileHSBase64": (None, encoded)}, headers=headers
+    )
+    assert response.status_code == 201, response.text
+    assert await count(session, VisitVersion, VisitVersion.visit_key == two.ma_lk) == 1
+
+
+@pytest.mark.parametrize(
+    ("files", "status", "code"),
+    [
+        ({"note": (None, "no file here")}, 400, "SUB-0018"),
+        ({"a": ("a.xml", b"<x/>"), "b": ("b.xml", b"<y/>")}, 400, "SUB-0018"),
+        ({"file": ("empty.xml", b"")}, 400, "SUB-0014"),
+        ({"fileHSBase64": (None, "%%%not base64%%%")}, 422, "SUB-0007"),
+        ({"file": ("x.xml", b"<!DOCTYPE x [<!ENTITY e SYSTEM 'file:///etc/passwd'>]><x>&e;</x>")},
+         422, "SUB-0003"),
+    ],
+)  # fmt: skip
+async def test_a_bad_multipart_form_is_refused_with_its_code(
+    client: httpx.AsyncClient,
+    session: AsyncSession,
+    settings: Settings,
+    files: dict[str, Any],
+    status: int,
+    code: str,
+) -> None:
+    _, headers = await facility_with_token(client, session, settings)
+    response = await client.post("/api/v1/submissions", files=files, headers=headers)
+    assert (response.status_code, response.json()["code"]) == (status, code), response.text
+    assert response.json()["message"]["vi"] and response.json()["message"]["en"]
+    assert await count(session, Submission) == 0
+
+
+async def test_a_form_with_a_broken_boundary_is_refused(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    _, headers = await facility_with_token(client, session, settings)
+    response = await client.post(
+        "/api/v1/submissions",
+        content=b"--abc\r\nContent-Disposition: form-data; name=file; filename=x.xml\r\n\r\n<x",
+        headers={**headers, "Content-Type": "multipart/form-data; boundary=abc"},
+    )
+    assert (response.status_code, response.json()["code"]) == (400, "SUB-0018"), response.text
+    assert await count(session, Submission) == 0
+
+
 async def test_validate_checks_and_stores_nothing(
     client: httpx.AsyncClient, session: AsyncSession, settings: Settings
 ) -> None:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass, field
 from typing import Annotated, Any
 from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import AwareDatetime
+from python_multipart.exceptions import MultipartParseError
+from python_multipart.multipart import MultipartParser, parse_options_header
 
 from vnehr import catalogs, papers
 from vnehr.kit.auth import CurrentSubject
@@ -28,6 +31,17 @@ BODY_DOC = {
                     "type": "object",
                     "properties": {"fileHSBase64": {"type": "string"}},
                     "required": ["fileHSBase64"],
+                }
+            },
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "description": "One file part with the XML document (any field name), or "
+                    "the field fileHSBase64",
+                    "properties": {
+                        "file": {"type": "string", "format": "binary"},
+                        "fileHSBase64": {"type": "string"},
+                    },
                 }
             },
         }
@@ -51,7 +65,10 @@ async def read_document(request: Request, limits: Limits) -> bytes:
             raise errors.TooLarge(what="request", size=size, limit=limits.max_bytes)
         chunks.append(chunk)
     body = b"".join(chunks)
-    if request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
+    content_type = request.headers.get("content-type", "")
+    if content_type.startswith("multipart/form-data"):
+        body = _from_multipart(body, content_type)
+    elif content_type.startswith("application/x-www-form-urlencoded"):
         try:
             fields = parse_qs(body.decode("ascii", "replace"), max_num_fields=20)
         except ValueError as exc:  # more fields than any portal form has
@@ -63,6 +80,84 @@ async def read_document(request: Request, limits: Limits) -> bytes:
     if len(body) > limits.max_bytes:
         raise errors.TooLarge(what="document", size=len(body), limit=limits.max_bytes)
     return body
+
+
+@dataclass
+class _Part:
+    headers: dict[bytes, bytes] = field(default_factory=dict)
+    data: bytearray = field(default_factory=bytearray)
+
+    def disposition(self) -> tuple[str | None, bool]:
+        """The part's field name, and whether it is a file (has a filename)."""
+        _, options = parse_options_header(self.headers.get(b"content-disposition", b""))
+        name = options.get(b"name")
+        return (name.decode("utf-8", "replace") if name is not None else None), (
+            b"filename" in options
+        )
+
+
+def _from_multipart(body: bytes, content_type: str) -> bytes:
+    """The document of a multipart form (D46): its one file part as sent (the XML file a
+    facility's staff picks in a browser, or ``curl -F file=@visit.xml``), else the
+    ``fileHSBase64`` field decoded. Parsed with python-multipart over the body already read
+    under the size cap, in memory; a second file, a crowded or cut-off form is refused."""
+    _, options = parse_options_header(content_type)
+    boundary = options.get(b"boundary")
+    if not boundary:
+        raise errors.FormUnreadable(reason="no boundary")
+    parts: list[_Part] = []
+    header: list[bytes] = [b"", b""]
+
+    def begin() -> None:
+        if len(parts) >= 20:
+            raise errors.FormUnreadable(reason="more than 20 parts")
+        parts.append(_Part())
+
+    def header_field(data: bytes, start: int, end: int) -> None:
+        header[0] += data[start:end]
+
+    def header_value(data: bytes, start: int, end: int) -> None:
+        header[1] += data[start:end]
+
+    def header_end() -> None:
+        parts[-1].headers[bytes(header[0]).lower()] = bytes(header[1])
+        header[0], header[1] = b"", b""
+
+    def part_data(data: bytes, start: int, end: int) -> None:
+        parts[-1].data += data[start:end]
+
+    ended: list[bool] = [False]
+    parser = MultipartParser(
+        boundary,
+        {
+            "on_part_begin": begin,
+            "on_header_field": header_field,
+            "on_header_value": header_value,
+            "on_header_end": header_end,
+            "on_part_data": part_data,
+            "on_end": lambda: ended.__setitem__(0, True),
+        },
+    )
+    try:
+        parser.write(body)
+        parser.finalize()
+    except MultipartParseError as exc:
+        raise errors.FormUnreadable(reason=str(exc) or "malformed") from exc
+    if not ended[0]:
+        raise errors.FormUnreadable(reason="the form ends before its closing boundary")
+    named = [(part, *part.disposition()) for part in parts]
+    files = [(part, name) for part, name, is_file in named if is_file]
+    if len(files) > 1:
+        raise errors.FormUnreadable(reason="more than one file")
+    if files:
+        part, name = files[0]
+        if not part.data:
+            raise errors.EmptyBody(what=name or "file")
+        return bytes(part.data)
+    encoded = next((p.data for p, name, _ in named if name == "fileHSBase64"), None)
+    if not encoded:
+        raise errors.FormUnreadable(reason="no file part and no fileHSBase64 field")
+    return b64decode(bytes(encoded).decode("ascii", "replace"), what="fileHSBase64")
 
 
 @router.post(

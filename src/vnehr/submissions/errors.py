@@ -72,6 +72,13 @@ class EmptyBody(FileRefused):
     code = "SUB-0014"
 
 
+class FormUnreadable(FileRefused):
+    """A multipart form that cannot be read, or holds neither a file nor ``fileHSBase64``."""
+
+    status_code = 400
+    code = "SUB-0018"
+
+
 class UnknownSubmission(VnehrError):
     status_code = 404
     code = "SUB-0015"
