@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, func, or_, select, update
+from sqlalchemy import ColumnElement, bindparam, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vnehr.facilities.models import (
@@ -19,11 +19,27 @@ from vnehr.facilities.models import (
     PractitionerRole,
     UsedAssertion,
 )
-from vnehr.kit.db import insert_for
+from vnehr.kit.db import hot_fetch, insert_for
 from vnehr.kit.text import fold
 
 #: Rows read at a time when a name search filters them (names are folded in Python).
 SEARCH_CHUNK = 500
+
+
+_STATE_AND_CERTIFICATES = (
+    select(
+        Facility.status,
+        FacilityCertificate.pem,
+        FacilityCertificate.not_before,
+        FacilityCertificate.not_after,
+    )
+    .outerjoin(
+        FacilityCertificate,
+        (FacilityCertificate.facility_code == Facility.code)
+        & (FacilityCertificate.status == "active"),
+    )
+    .where(Facility.code == bindparam("code"))
+)
 
 
 class FacilityRepository:
@@ -222,12 +238,7 @@ class FacilityRepository:
     ) -> list[tuple[str, str | None, datetime | None, datetime | None]]:
         """The facility's status with each active certificate (one query; a row with no
         certificate when it has none; no rows for an unknown facility)."""
-        c = FacilityCertificate
-        rows = await self.session.execute(
-            select(Facility.status, c.pem, c.not_before, c.not_after)
-            .outerjoin(c, (c.facility_code == Facility.code) & (c.status == "active"))
-            .where(Facility.code == code)
-        )
+        rows = await hot_fetch(self.session, _STATE_AND_CERTIFICATES, {"code": code})
         return [(r[0], r[1], r[2], r[3]) for r in rows]
 
     async def certificates_of(self, code: str) -> list[FacilityCertificate]:

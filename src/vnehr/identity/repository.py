@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import bindparam, delete, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vnehr.identity.models import (
@@ -16,7 +18,25 @@ from vnehr.identity.models import (
     Representative,
     RoleGrant,
 )
-from vnehr.kit.db import insert_for
+from vnehr.kit.db import hot_fetch
+
+_PERSON_ID = select(Person.id).where(Person.personal_id == bindparam("personal_id"))
+_NEW_PERSON_COLUMNS = (
+    "personal_id", "full_name", "birth_date", "sex", "provisional", "created_at", "created_by",
+)  # fmt: skip
+
+
+def _new_person(make: Any) -> Any:
+    table = Person.__table__
+    return (
+        make(table)
+        .values({n: bindparam(f"p_{n}", type_=table.c[n].type) for n in _NEW_PERSON_COLUMNS})
+        .on_conflict_do_nothing(index_elements=["personal_id"])
+        .returning(table.c.id)
+    )
+
+
+_NEW_PERSON = {"postgresql": _new_person(pg_insert), "sqlite": _new_person(sqlite_insert)}
 
 
 class IdentityRepository:
@@ -41,27 +61,19 @@ class IdentityRepository:
 
     async def person_id_or_new(self, **values: Any) -> int:
         """The id of the person with ``values["personal_id"]``, inserting them if unknown (safe
-        when two transactions meet the same new person: the second reads the first's row)."""
-        found = await self.session.scalar(
-            select(Person.id).where(Person.personal_id == values["personal_id"])
-        )
-        if found is not None:
-            return int(found)
-        insert = insert_for(self.session)
-        created = await self.session.scalar(
-            insert(Person)
-            .values(provisional=False, **values)
-            .on_conflict_do_nothing(index_elements=["personal_id"])
-            .returning(Person.id)
-        )
-        if created is not None:
-            return int(created)
-        return int(
-            await self.session.scalar(
-                select(Person.id).where(Person.personal_id == values["personal_id"])
-            )
-            or 0
-        )
+        when two transactions meet the same new person: the second reads the first's row).
+        The intake's hot path: prebuilt statements through ``hot_fetch``."""
+        key = {"personal_id": values["personal_id"]}
+        found = await hot_fetch(self.session, _PERSON_ID, key)
+        if found:
+            return int(found[0][0])
+        dialect = self.session.get_bind().dialect.name
+        params = {f"p_{name}": values.get(name) for name in _NEW_PERSON_COLUMNS}
+        params["p_provisional"] = False
+        created = await hot_fetch(self.session, _NEW_PERSON[dialect], params)
+        if created:
+            return int(created[0][0])
+        return int((await hot_fetch(self.session, _PERSON_ID, key))[0][0])
 
     async def person(self, person_id: int) -> Person | None:
         return await self.session.get(Person, person_id)

@@ -8,10 +8,12 @@ from decimal import Decimal
 from typing import Any, Literal
 
 from sqlalchemy import and_, bindparam, insert, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vnehr import identity
-from vnehr.kit.db import FastReads, insert_for
+from vnehr.kit.db import FastReads, hot_fetch
 from vnehr.records.models import TimelineEntry, VisitVersion
 
 Outcome = Literal["new", "changed", "unchanged"]
@@ -61,64 +63,107 @@ async def current_version(
     return (await session.scalars(stmt)).first()
 
 
+def _hot_statements() -> dict[str, Any]:
+    """The statements of ``store``, built once (``kit.db.hot_fetch`` runs them)."""
+    v = VisitVersion.__table__.c
+    t = TimelineEntry.__table__.c
+    version_columns = [
+        "facility_code", "visit_key", "version", "current", "test_mode", "submission_id",
+        "content_sha256", "person_id", "personal_id", "care_type", "insured", "main_diagnosis",
+        "outcome", "started_at", "ended_at", "received_at", "lag_seconds",
+        "total_hospital_cost", "has_summary", "tables", "warnings",
+    ]  # fmt: skip
+    timeline_columns = [
+        "person_id", "facility_code", "visit_key", "version_id", "care_type", "main_diagnosis",
+        "outcome", "insured", "started_at", "ended_at", "version", "updated_at",
+    ]  # fmt: skip
+    found = {
+        "current": select(v.id, v.version, v.content_sha256, v.submission_id)
+        .where(
+            v.facility_code == bindparam("facility_code"),
+            v.visit_key == bindparam("visit_key"),
+            v.current.is_(True),
+        )
+        .with_for_update(),
+        "supersede": update(VisitVersion.__table__)
+        .where(v.id == bindparam("superseded_id"))
+        .values(current=bindparam("not_current")),
+        "version": insert(VisitVersion.__table__)
+        .values({name: bindparam(f"v_{name}", type_=v[name].type) for name in version_columns})
+        .returning(v.id),
+    }
+    for dialect, make in (("postgresql", pg_insert), ("sqlite", sqlite_insert)):
+        upsert = make(TimelineEntry.__table__).values(
+            {name: bindparam(f"t_{name}", type_=t[name].type) for name in timeline_columns}
+        )
+        keep = {n: upsert.excluded[n] for n in timeline_columns if n not in _TIMELINE_KEY}
+        found[f"timeline:{dialect}"] = upsert.on_conflict_do_update(
+            index_elements=list(_TIMELINE_KEY), set_=keep
+        )
+    return found
+
+
+_TIMELINE_KEY = ("facility_code", "visit_key")
+_STORE = _hot_statements()
+
+
 async def store(session: AsyncSession, data: VisitData) -> Stored:
     """Keep a visit: the same content again changes nothing; changed content becomes a new
-    version that supersedes the old one (which is kept). Core statements, no ORM flush: this is
-    the hot path of intake."""
-    v = VisitVersion.__table__.c
-    found = (
-        await session.execute(
-            select(v.id, v.version, v.content_sha256, v.submission_id)
-            .where(
-                v.facility_code == data.facility_code,
-                v.visit_key == data.visit_key,
-                v.current.is_(True),
+    version that supersedes the old one (which is kept). This is the hot path of intake:
+    statements built once and run through ``hot_fetch`` (no ORM, no per-call compiling)."""
+    found = next(
+        iter(
+            await hot_fetch(
+                session,
+                _STORE["current"],
+                {"facility_code": data.facility_code, "visit_key": data.visit_key},
             )
-            .with_for_update()
-        )
-    ).first()
-    if found is not None and found.content_sha256 == data.content_sha256:
-        return Stored(found.id, found.version, "unchanged", found.submission_id)
+        ),
+        None,
+    )
+    if found is not None and found[2] == data.content_sha256:
+        return Stored(found[0], found[1], "unchanged", found[3])
     if found is not None:
-        await session.execute(update(VisitVersion).where(v.id == found.id).values(current=False))
+        await hot_fetch(
+            session, _STORE["supersede"], {"superseded_id": found[0], "not_current": False}
+        )
     lag = (
         int((data.received_at - data.ended_at).total_seconds())
         if data.ended_at is not None
         else None
     )
-    version = (found.version + 1) if found else 1
-    version_id = (
-        await session.execute(
-            insert(VisitVersion)
-            .values(
-                facility_code=data.facility_code,
-                visit_key=data.visit_key,
-                version=version,
-                current=True,
-                test_mode=data.test_mode,
-                submission_id=data.submission_id,
-                content_sha256=data.content_sha256,
-                person_id=data.person_id,
-                personal_id=data.personal_id,
-                care_type=data.care_type,
-                insured=data.insured,
-                main_diagnosis=data.main_diagnosis,
-                outcome=data.outcome,
-                started_at=data.started_at,
-                ended_at=data.ended_at,
-                received_at=data.received_at,
-                lag_seconds=lag,
-                total_hospital_cost=data.total_hospital_cost,
-                has_summary=data.has_summary,
-                tables=data.tables,
-                warnings=data.warnings,
-            )
-            .returning(v.id)
-        )
-    ).scalar_one()
+    version = (found[1] + 1) if found is not None else 1
+    values = {
+        "facility_code": data.facility_code,
+        "visit_key": data.visit_key,
+        "version": version,
+        "current": True,
+        "test_mode": data.test_mode,
+        "submission_id": data.submission_id,
+        "content_sha256": data.content_sha256,
+        "person_id": data.person_id,
+        "personal_id": data.personal_id,
+        "care_type": data.care_type,
+        "insured": data.insured,
+        "main_diagnosis": data.main_diagnosis,
+        "outcome": data.outcome,
+        "started_at": data.started_at,
+        "ended_at": data.ended_at,
+        "received_at": data.received_at,
+        "lag_seconds": lag,
+        "total_hospital_cost": data.total_hospital_cost,
+        "has_summary": data.has_summary,
+        "tables": data.tables,
+        "warnings": data.warnings,
+    }
+    [(version_id,)] = await hot_fetch(
+        session, _STORE["version"], {f"v_{k}": value for k, value in values.items()}
+    )
     if not data.test_mode:
-        values = {
+        entry = {
             "person_id": data.person_id,
+            "facility_code": data.facility_code,
+            "visit_key": data.visit_key,
             "version_id": version_id,
             "care_type": data.care_type,
             "main_diagnosis": data.main_diagnosis,
@@ -129,13 +174,15 @@ async def store(session: AsyncSession, data: VisitData) -> Stored:
             "version": version,
             "updated_at": data.received_at,
         }
-        upsert = insert_for(session)(TimelineEntry).values(
-            facility_code=data.facility_code, visit_key=data.visit_key, **values
+        dialect = session.get_bind().dialect.name
+        await hot_fetch(
+            session,
+            _STORE[f"timeline:{dialect}"],
+            {f"t_{k}": value for k, value in entry.items()},
         )
-        await session.execute(
-            upsert.on_conflict_do_update(index_elements=["facility_code", "visit_key"], set_=values)
-        )
-    return Stored(version_id, version, "changed" if found else "new", data.submission_id)
+    return Stored(
+        version_id, version, "changed" if found is not None else "new", data.submission_id
+    )
 
 
 async def versions(session: AsyncSession, facility_code: str, visit_key: str) -> list[VisitVersion]:

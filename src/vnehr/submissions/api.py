@@ -181,8 +181,8 @@ async def submit(request: Request, subject: CurrentSubject) -> JSONResponse:
     )
     service.require_sender(subject)
     db = database(request)
-    async with db.read_session() as session:
-        codes = await catalogs.codebook(session)
+    # the catalogue copy checked against the database at most 5 s ago (D47)
+    codes = await catalogs.recent_codebook(db)
     # Parsing is CPU work: off the event loop, and before the write transaction starts (on
     # SQLite that transaction holds the database's write lock).
     analysis = await asyncio.to_thread(service.analyse, data, codes=codes, limits=limits)

@@ -23,6 +23,7 @@ from vnehr import catalogs, facilities, identity, papers, records
 from vnehr.audit import audit_event
 from vnehr.kit.auth import MissingScope, Subject, require_scope
 from vnehr.kit.clock import VIETNAM, parse_moment, utcnow, vietnam_moment
+from vnehr.kit.db import hot_add
 from vnehr.kit.metrics import INTAKE_FILES, INTAKE_VISITS
 from vnehr.kit.outbox import new_event
 from vnehr.submissions import errors, signature
@@ -234,7 +235,8 @@ async def accept(
             visits.append(_visit_receipt(visit))
             if not test_mode:  # for the report's quality figures
                 codes = sorted({i.code for i in visit.findings.issues if i.severity == "error"})
-                session.add(
+                await hot_add(
+                    session,
                     new_event(
                         "visit.rejected",
                         f"{code}:{visit.visit_key or '-'}",
@@ -245,7 +247,7 @@ async def accept(
                             "received_at": received.isoformat(),
                             "submission_id": submission_id,
                         },
-                    )
+                    ),
                 )
             continue
         stored = await _store_visit(
@@ -273,7 +275,8 @@ async def accept(
         "warnings": file_warnings,
         "visits": visits,
     }
-    session.add(
+    await hot_add(
+        session,
         Submission(
             id=submission_id,
             kind="giamdinhhs",
@@ -289,7 +292,7 @@ async def accept(
             raw_size=len(data),
             raw_zstd=_zstd.compress(data),
             receipt=receipt,
-        )
+        ),
     )
     if test_mode and accepted:
         await facilities.test_submission_passed(session, code, subject.label)
@@ -354,8 +357,9 @@ async def _store_visit(
             "test_mode": test_mode,
         }
         key = f"{subject.facility_code}:{visit.visit_key}"
-        session.add(new_event("visit.accepted", key, payload))
-        session.add(
+        await hot_add(
+            session,
+            new_event("visit.accepted", key, payload),
             audit_event(
                 actor=subject.label,
                 action="visit.received",
@@ -363,7 +367,7 @@ async def _store_visit(
                 object_id=str(stored.version_id),
                 person_id=person_id,
                 detail={"submission_id": submission_id, "outcome": stored.outcome},
-            )
+            ),
         )
         if paper_keys is not None and not test_mode:
             await _papers(session, subject, visit, paper_keys, person_id, xml1)
