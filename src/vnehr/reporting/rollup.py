@@ -23,10 +23,12 @@ Key = tuple[date, str, str, str, str, str, str]
 
 
 async def add(session: AsyncSession, counts: Iterable[Count]) -> int:
-    """Add to the counters (one upsert per counter)."""
+    """Add to the counters (one upsert per counter), always in the counters' order: workers
+    adding to the same counters at once then lock them in the same order, never in a cycle
+    (a deadlock, which PostgreSQL breaks by failing one of them)."""
     merged = metrics.merge(counts)
     insert = insert_for(session)
-    for (month, province, ward, facility, metric, dim1, dim2), value in merged.items():
+    for (month, province, ward, facility, metric, dim1, dim2), value in sorted(merged.items()):
         stmt = insert(ReportCount).values(
             month=month,
             province=province,
