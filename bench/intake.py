@@ -184,7 +184,10 @@ async def main() -> None:
         port = 8765
         base = f"http://127.0.0.1:{port}"
         env = {**os.environ, "VNEHR_ENV": "development", "VNEHR_DATABASE_URL": url,
-               "VNEHR_PUBLIC_URL": base, "VNEHR_LOG_LEVEL": "WARNING"}  # fmt: skip
+               "VNEHR_PUBLIC_URL": base, "VNEHR_LOG_LEVEL": "WARNING",
+               # as in production: the outbox worker runs as its own process (on its own
+               # machine), not inside the API workers whose intake is measured here
+               "VNEHR_WORKER_IN_PROCESS": "false"}  # fmt: skip
         _vnehr(["db", "upgrade"], env)
         _vnehr(["demo", "load"], env)
         client_id, key = await _setup_facility(url)

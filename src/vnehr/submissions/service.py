@@ -20,12 +20,12 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vnehr import catalogs, facilities, identity, papers, records
-from vnehr.audit import audit_event
+from vnehr.audit import AuditEvent, audit_event
 from vnehr.kit.auth import MissingScope, Subject, require_scope
 from vnehr.kit.clock import VIETNAM, parse_moment, utcnow, vietnam_moment
 from vnehr.kit.db import hot_add
 from vnehr.kit.metrics import INTAKE_FILES, INTAKE_VISITS
-from vnehr.kit.outbox import new_event
+from vnehr.kit.outbox import OutboxEvent, new_event
 from vnehr.submissions import errors, signature
 from vnehr.submissions.models import Submission
 from vnehr.submissions.rules import (
@@ -213,6 +213,39 @@ async def accept(
     options: IntakeOptions,
 ) -> dict[str, Any]:
     """Store an analysed file (facility, signature, visits) and return its receipt."""
+    code, test_mode, file_warnings = await _admit(session, subject, data, analysis, options)
+    received = utcnow()
+    submission_id = str(uuid.uuid4())
+    visits: list[dict[str, Any]] = []
+    accepted = 0
+    for visit in analysis.visits:
+        if options.card_check is not None and not visit.findings.rejected:
+            await _check_cards(session, visit, options.card_check)
+        if visit.findings.rejected or visit.visit_key is None:
+            visits.append(_visit_receipt(visit))
+            if not test_mode:  # for the report's quality figures
+                await hot_add(session, _rejected_event(code, visit, received, submission_id))
+            continue
+        stored = await _store_visit(
+            session, subject, visit, submission_id, received, test_mode, options.papers
+        )
+        accepted += 1
+        visits.append(_stored_receipt(visit, stored))
+    receipt, row = _finish(
+        subject, data, submission_id, received, test_mode, file_warnings, visits, accepted
+    )
+    await hot_add(session, row)
+    if test_mode and accepted:
+        await facilities.test_submission_passed(session, code, subject.label)
+    await session.flush()
+    return receipt
+
+
+async def _admit(
+    session: AsyncSession, subject: Subject, data: bytes, analysis: Analysis, options: IntakeOptions
+) -> tuple[str, bool, list[dict[str, Any]]]:
+    """The file-level checks: sender, facility (connected, or onboarding: test mode), signature.
+    Returns (facility code, test mode, file warnings); raises ``FileRefused``."""
     require_sender(subject)
     code = subject.facility_code or ""
     if analysis.facility_code != code:
@@ -224,44 +257,46 @@ async def accept(
     file_warnings = await signature.check(
         data, analysis.signed, certificates, options.require_signature
     )
-    received = utcnow()
-    submission_id = str(uuid.uuid4())
-    visits: list[dict[str, Any]] = []
-    accepted = 0
-    for visit in analysis.visits:
-        if options.card_check is not None and not visit.findings.rejected:
-            await _check_cards(session, visit, options.card_check)
-        if visit.findings.rejected or visit.visit_key is None:
-            visits.append(_visit_receipt(visit))
-            if not test_mode:  # for the report's quality figures
-                codes = sorted({i.code for i in visit.findings.issues if i.severity == "error"})
-                await hot_add(
-                    session,
-                    new_event(
-                        "visit.rejected",
-                        f"{code}:{visit.visit_key or '-'}",
-                        {
-                            "facility_code": code,
-                            "visit_key": visit.visit_key,
-                            "codes": codes,
-                            "received_at": received.isoformat(),
-                            "submission_id": submission_id,
-                        },
-                    ),
-                )
-            continue
-        stored = await _store_visit(
-            session, subject, visit, submission_id, received, test_mode, options.papers
-        )
-        accepted += 1
-        visits.append(
-            _visit_receipt(
-                visit,
-                version=stored.version,
-                outcome=stored.outcome,
-                first_receipt=stored.submission_id if stored.outcome == "unchanged" else None,
-            )
-        )
+    return code, test_mode, file_warnings
+
+
+def _rejected_event(
+    code: str, visit: VisitAnalysis, received: datetime, submission_id: str
+) -> OutboxEvent:
+    return new_event(
+        "visit.rejected",
+        f"{code}:{visit.visit_key or '-'}",
+        {
+            "facility_code": code,
+            "visit_key": visit.visit_key,
+            "codes": sorted({i.code for i in visit.findings.issues if i.severity == "error"}),
+            "received_at": received.isoformat(),
+            "submission_id": submission_id,
+        },
+    )
+
+
+def _stored_receipt(visit: VisitAnalysis, stored: records.Stored) -> dict[str, Any]:
+    return _visit_receipt(
+        visit,
+        version=stored.version,
+        outcome=stored.outcome,
+        first_receipt=stored.submission_id if stored.outcome == "unchanged" else None,
+    )
+
+
+def _finish(
+    subject: Subject,
+    data: bytes,
+    submission_id: str,
+    received: datetime,
+    test_mode: bool,
+    file_warnings: list[dict[str, Any]],
+    visits: list[dict[str, Any]],
+    accepted: int,
+) -> tuple[dict[str, Any], Submission]:
+    """The receipt and the submission row that keeps it with the raw file."""
+    code = subject.facility_code or ""
     status = _file_status([v["status"] for v in visits])
     INTAKE_FILES.labels(status).inc()
     for entry in visits:
@@ -275,29 +310,101 @@ async def accept(
         "warnings": file_warnings,
         "visits": visits,
     }
-    await hot_add(
-        session,
-        Submission(
-            id=submission_id,
-            kind="giamdinhhs",
-            facility_code=code,
-            client_id=subject.id,
-            received_at=received,
-            status=status,
-            test_mode=test_mode,
-            visits=len(visits),
-            accepted=accepted,
-            rejected=len(visits) - accepted,
-            raw_sha256=hashlib.sha256(data).hexdigest(),
-            raw_size=len(data),
-            raw_zstd=_zstd.compress(data),
-            receipt=receipt,
-        ),
+    row = Submission(
+        id=submission_id,
+        kind="giamdinhhs",
+        facility_code=code,
+        client_id=subject.id,
+        received_at=received,
+        status=status,
+        test_mode=test_mode,
+        visits=len(visits),
+        accepted=accepted,
+        rejected=len(visits) - accepted,
+        raw_sha256=hashlib.sha256(data).hexdigest(),
+        raw_size=len(data),
+        raw_zstd=_zstd.compress(data),
+        receipt=receipt,
     )
-    if test_mode and accepted:
-        await facilities.test_submission_passed(session, code, subject.label)
-    await session.flush()
-    return receipt
+    return receipt, row
+
+
+def _patient(subject: Subject, visit: VisitAnalysis, test_mode: bool) -> dict[str, Any] | None:
+    """The person the visit's XML1 names, as ``identity.match_patient`` takes them (None: no
+    personal ID, or test mode, where nobody is created)."""
+    xml1 = visit.tables["XML1"][0]
+    personal_id = (xml1.get("SO_CCCD") or "").strip()
+    if identity.classify_document_number(personal_id) != "personal_id" or test_mode:
+        return None
+    born = birth_of(xml1.get("NGAY_SINH") or "")
+    return {
+        "personal_id": personal_id,
+        "full_name": xml1.get("HO_TEN") or "",
+        "birth_date": born[1] if born else None,
+        "sex": {"1": "male", "2": "female"}.get((xml1.get("GIOI_TINH") or "").strip()),
+        "source": f"intake:{subject.facility_code}",
+    }
+
+
+def _visit_data(
+    subject: Subject,
+    visit: VisitAnalysis,
+    submission_id: str,
+    received: datetime,
+    test_mode: bool,
+    person_id: int | None,
+) -> records.VisitData:
+    xml1 = visit.tables["XML1"][0]
+    personal_id = (xml1.get("SO_CCCD") or "").strip()
+    return records.VisitData(
+        facility_code=subject.facility_code or "",
+        visit_key=visit.visit_key or "",
+        tables=visit.tables,
+        content_sha256=visit.content_sha256,
+        submission_id=submission_id,
+        received_at=received,
+        test_mode=test_mode,
+        person_id=person_id,
+        personal_id=personal_id or None,
+        care_type=(xml1.get("MA_LOAI_KCB") or "").strip() or None,
+        insured=bool((xml1.get("MA_THE_BHYT") or "").strip()),
+        main_diagnosis=(xml1.get("MA_BENH_CHINH") or "").strip()[:10] or None,
+        outcome=(xml1.get("KET_QUA_DTRI") or "").strip()[:2] or None,
+        started_at=vietnam_moment(xml1.get("NGAY_VAO")),
+        ended_at=vietnam_moment(xml1.get("NGAY_RA")),
+        total_hospital_cost=parse_number(xml1.get("T_TONGCHI_BV") or ""),
+        has_summary="XML8" in visit.tables,
+        warnings=[i.as_dict() for i in visit.findings.issues] or None,
+    )
+
+
+def _accepted_rows(
+    subject: Subject,
+    visit: VisitAnalysis,
+    stored: records.Stored,
+    submission_id: str,
+    person_id: int | None,
+    test_mode: bool,
+) -> tuple[OutboxEvent, AuditEvent]:
+    """The ``visit.accepted`` event and the audit row of a new or changed version."""
+    payload = {
+        "submission_id": submission_id,
+        "facility_code": subject.facility_code,
+        "visit_key": visit.visit_key,
+        "version": stored.version,
+        "version_id": stored.version_id,
+        "person_id": person_id,
+        "test_mode": test_mode,
+    }
+    key = f"{subject.facility_code}:{visit.visit_key}"
+    return new_event("visit.accepted", key, payload), audit_event(
+        actor=subject.label,
+        action="visit.received",
+        object_type="visit_version",
+        object_id=str(stored.version_id),
+        person_id=person_id,
+        detail={"submission_id": submission_id, "outcome": stored.outcome},
+    )
 
 
 async def _store_visit(
@@ -309,68 +416,18 @@ async def _store_visit(
     test_mode: bool,
     paper_keys: papers.PaperKeys | None = None,
 ) -> records.Stored:
-    xml1 = visit.tables["XML1"][0]
-    personal_id = (xml1.get("SO_CCCD") or "").strip()
-    person_id = None
-    if identity.classify_document_number(personal_id) == "personal_id" and not test_mode:
-        born = birth_of(xml1.get("NGAY_SINH") or "")
-        person_id = await identity.match_patient(
-            session,
-            personal_id=personal_id,
-            full_name=xml1.get("HO_TEN") or "",
-            birth_date=born[1] if born else None,
-            sex={"1": "male", "2": "female"}.get((xml1.get("GIOI_TINH") or "").strip()),
-            source=f"intake:{subject.facility_code}",
-        )
-    ended = vietnam_moment(xml1.get("NGAY_RA"))
+    patient = _patient(subject, visit, test_mode)
+    person_id = None if patient is None else await identity.match_patient(session, **patient)
     stored = await records.store(
-        session,
-        records.VisitData(
-            facility_code=subject.facility_code or "",
-            visit_key=visit.visit_key or "",
-            tables=visit.tables,
-            content_sha256=visit.content_sha256,
-            submission_id=submission_id,
-            received_at=received,
-            test_mode=test_mode,
-            person_id=person_id,
-            personal_id=personal_id or None,
-            care_type=(xml1.get("MA_LOAI_KCB") or "").strip() or None,
-            insured=bool((xml1.get("MA_THE_BHYT") or "").strip()),
-            main_diagnosis=(xml1.get("MA_BENH_CHINH") or "").strip()[:10] or None,
-            outcome=(xml1.get("KET_QUA_DTRI") or "").strip()[:2] or None,
-            started_at=vietnam_moment(xml1.get("NGAY_VAO")),
-            ended_at=ended,
-            total_hospital_cost=parse_number(xml1.get("T_TONGCHI_BV") or ""),
-            has_summary="XML8" in visit.tables,
-            warnings=[i.as_dict() for i in visit.findings.issues] or None,
-        ),
+        session, _visit_data(subject, visit, submission_id, received, test_mode, person_id)
     )
     if stored.outcome != "unchanged":
-        payload = {
-            "submission_id": submission_id,
-            "facility_code": subject.facility_code,
-            "visit_key": visit.visit_key,
-            "version": stored.version,
-            "version_id": stored.version_id,
-            "person_id": person_id,
-            "test_mode": test_mode,
-        }
-        key = f"{subject.facility_code}:{visit.visit_key}"
         await hot_add(
             session,
-            new_event("visit.accepted", key, payload),
-            audit_event(
-                actor=subject.label,
-                action="visit.received",
-                object_type="visit_version",
-                object_id=str(stored.version_id),
-                person_id=person_id,
-                detail={"submission_id": submission_id, "outcome": stored.outcome},
-            ),
+            *_accepted_rows(subject, visit, stored, submission_id, person_id, test_mode),
         )
         if paper_keys is not None and not test_mode:
-            await _papers(session, subject, visit, paper_keys, person_id, xml1)
+            await _papers(session, subject, visit, paper_keys, person_id, visit.tables["XML1"][0])
     return stored
 
 
