@@ -438,10 +438,14 @@ def synth(
 @app.command("import")
 def import_files(
     directory: Annotated[Path, typer.Argument(help="Folder of GIAMDINHHS files (*.xml)")],
-    batch_size: Annotated[int, typer.Option(help="Files per transaction")] = 50,
+    batch_size: Annotated[int, typer.Option(help="Files per transaction")] = 200,
+    processes: Annotated[
+        int | None, typer.Option(help="Processes reading the files (default: one per core)")
+    ] = None,
 ) -> None:
     """Bulk-load a folder of visit files, each as its facility would send it, with the same
-    validation. Resumable: files already received (same bytes) are skipped."""
+    validation. Resumable: files already received (same bytes) are skipped. On PostgreSQL new
+    visits are written with COPY."""
     from vnehr import submissions
 
     settings = _settings()
@@ -450,40 +454,18 @@ def import_files(
         limits=submissions.Limits(max_bytes=settings.max_body_bytes),
         papers=papers.keys_for(settings),
     )
-    totals = {"files": 0, "skipped": 0, "refused": 0, "visits": 0, "accepted": 0}
 
-    async def work(db: Database) -> None:
-        with typer.progressbar(paths, label="importing") as bar:
-            batch: list[Path] = []
-            for path in bar:
-                batch.append(path)
-                if len(batch) == batch_size:
-                    await import_batch(db, batch)
-                    batch = []
-            if batch:
-                await import_batch(db, batch)
+    async def work(db: Database) -> submissions.ImportTotals:
+        with typer.progressbar(length=len(paths), label="importing") as bar:
+            return await submissions.import_folder(
+                db, paths, options, batch_size=batch_size, processes=processes,
+                progress=bar.update,
+            )  # fmt: skip
 
-    async def import_batch(db: Database, batch: list[Path]) -> None:
-        # One transaction per batch (a savepoint per file): commits are the cost to amortise.
-        async with db.session() as session:
-            for path in batch:
-                data = path.read_bytes()
-                try:
-                    async with session.begin_nested():
-                        receipt = await submissions.import_file(session, data, options)
-                except VnehrError as exc:
-                    totals["refused"] += 1
-                    typer.echo(f"\n{path.name}: {exc.code} {exc.messages()['en']}", err=True)
-                    continue
-                if receipt is None:
-                    totals["skipped"] += 1
-                    continue
-                totals["files"] += 1
-                totals["visits"] += len(receipt["visits"])
-                totals["accepted"] += sum(v["status"] != "rejected" for v in receipt["visits"])
-
-    _run(work)
-    typer.echo(", ".join(f"{k} {v}" for k, v in totals.items()))
+    totals = _run(work)
+    for problem in totals.problems:
+        typer.echo(problem, err=True)
+    typer.echo(totals.line())
 
 
 @demo_app.command("load")

@@ -260,7 +260,8 @@ async def test_a_bad_multipart_form_is_refused_with_its_code(
     _, headers = await facility_with_token(client, session, settings)
     response = await client.post("/api/v1/submissions", files=files, headers=headers)
     assert (response.status_code, response.json()["code"]) == (status, code), response.text
-    assert response.json()["message"]["vi"] and response.json()["message"]["en"]
+    assert response.json()["message"]["vi"]
+    assert response.json()["message"]["en"]
     assert await count(session, Submission) == 0
 
 

@@ -18,7 +18,7 @@ from vnehr.identity.models import (
     Representative,
     RoleGrant,
 )
-from vnehr.kit.db import hot_fetch
+from vnehr.kit.db import hot_fetch, insert_for
 
 _PERSON_ID = select(Person.id).where(Person.personal_id == bindparam("personal_id"))
 _NEW_PERSON_COLUMNS = (
@@ -74,6 +74,24 @@ class IdentityRepository:
         if created:
             return int(created[0][0])
         return int((await hot_fetch(self.session, _PERSON_ID, key))[0][0])
+
+    async def person_ids_or_new(self, rows: list[dict[str, Any]]) -> dict[str, int]:
+        """``person_id_or_new`` for many distinct personal IDs: one multi-row insert of the
+        unknown ones (the known left as they are), one read of every id."""
+        if not rows:
+            return {}
+        insert = insert_for(self.session)
+        await self.session.execute(
+            insert(Person)
+            .values([{**row, "provisional": False} for row in rows])
+            .on_conflict_do_nothing(index_elements=["personal_id"])
+        )
+        found = await self.session.execute(
+            select(Person.personal_id, Person.id).where(
+                Person.personal_id.in_([row["personal_id"] for row in rows])
+            )
+        )
+        return {str(personal_id): int(person_id) for personal_id, person_id in found}
 
     async def person(self, person_id: int) -> Person | None:
         return await self.session.get(Person, person_id)

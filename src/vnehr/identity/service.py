@@ -786,6 +786,29 @@ async def match_patient(
     )
 
 
+async def match_patients(session: AsyncSession, patients: list[dict[str, Any]]) -> dict[str, int]:
+    """``match_patient`` for many visits at once (the bulk import): personal ID -> person id.
+    The first entry of a personal ID gives a new person's details, as when the visits come
+    one after another."""
+    first: dict[str, dict[str, Any]] = {}
+    for patient in patients:
+        first.setdefault(patient["personal_id"], patient)
+    now = utcnow()
+    return await IdentityRepository(session).person_ids_or_new(
+        [
+            {
+                "personal_id": p["personal_id"],
+                "full_name": (p.get("full_name") or "").strip()[:200],
+                "birth_date": p.get("birth_date"),
+                "sex": _sex(p.get("sex")),
+                "created_at": now,
+                "created_by": (p.get("source") or "")[:60],
+            }
+            for p in first.values()
+        ]
+    )
+
+
 async def names_by_personal_id(session: AsyncSession, personal_ids: list[str]) -> dict[str, str]:
     """Full names of persons by personal ID (for showing who read a record)."""
     repo = IdentityRepository(session)

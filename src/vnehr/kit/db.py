@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import namedtuple
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -188,6 +188,17 @@ def _prepared(statement: Any, dialect: Dialect) -> _Prepared:
     return found
 
 
+async def _driver(session: AsyncSession) -> Any:
+    """The asyncpg connection under the session, inside the session's transaction."""
+    connection = await session.connection()
+    driver: Any = (await connection.get_raw_connection()).driver_connection
+    if not driver.is_in_transaction():
+        # SQLAlchemy's asyncpg adapter sends BEGIN with its first statement: let it, so that
+        # what follows is inside the session's transaction and not in autocommit.
+        await connection.exec_driver_sql("SELECT 1")
+    return driver
+
+
 async def hot_fetch(session: AsyncSession, statement: Any, params: dict[str, Any]) -> list[Any]:
     """Run a Core statement in the session's transaction; rows read by position.
 
@@ -208,12 +219,7 @@ async def hot_fetch(session: AsyncSession, statement: Any, params: dict[str, Any
             return list(result.all())
         except ResourceClosedError:  # a statement without rows (UPDATE, INSERT)
             return []
-    connection = await session.connection()
-    driver = (await connection.get_raw_connection()).driver_connection
-    if not driver.is_in_transaction():
-        # SQLAlchemy's asyncpg adapter sends BEGIN with its first statement: let it, so that
-        # this statement is inside the session's transaction and not in autocommit.
-        await connection.exec_driver_sql("SELECT 1")
+    driver = await _driver(session)
     prepared = _prepared(statement, bind.dialect)
     values = prepared.literals | params if prepared.literals else params
     args = [
@@ -233,7 +239,7 @@ def _insert_of(model: type) -> tuple[Any, list[tuple[str, str, Any]]]:
     if found is None:
         from sqlalchemy import inspect as inspect_model
 
-        mapper = inspect_model(model)
+        mapper: Any = inspect_model(model)
         columns = []
         values = {}
         for prop in mapper.column_attrs:
@@ -263,6 +269,41 @@ async def hot_add(session: AsyncSession, *objects: Any) -> None:
             value = getattr(obj, attribute)
             params[name] = default if value is None else value
         await hot_fetch(session, statement, params)
+
+
+async def copy_objects(session: AsyncSession, objects: Sequence[Any]) -> None:
+    """``hot_add`` for many rows: on PostgreSQL one COPY per table in the session's
+    transaction (values converted by the columns' types as ``hot_fetch`` does; an
+    autoincrement key is written when the objects carry it, as rows whose ids were drawn
+    from the sequence beforehand); elsewhere ``hot_add`` row by row."""
+    if session.get_bind().dialect.name != "postgresql":
+        await hot_add(session, *objects)
+        return
+    groups: dict[type, list[Any]] = {}
+    for obj in objects:
+        groups.setdefault(type(obj), []).append(obj)
+    driver = await _driver(session)
+    dialect = session.get_bind().dialect
+    for model, rows in groups.items():
+        statement, columns = _insert_of(model)
+        prepared = _prepared(statement, dialect)
+        process = dict(zip(prepared.names, prepared.processors, strict=True))
+        table: Any = model.__table__  # type: ignore[attr-defined]
+        key = table.primary_key.columns[0]
+        with_key = key.autoincrement is True and getattr(rows[0], key.key) is not None
+        names = ([key.name] if with_key else []) + [name[2:] for _, name, _ in columns]
+        records = []
+        for obj in rows:
+            record = [getattr(obj, key.key)] if with_key else []
+            for attribute, name, default in columns:
+                value = getattr(obj, attribute)
+                value = default if value is None else value
+                convert = process.get(name)
+                record.append(
+                    convert(value) if convert is not None and value is not None else value
+                )
+            records.append(tuple(record))
+        await driver.copy_records_to_table(table.name, records=records, columns=names)
 
 
 async def _reset_if_needed(connection: Any) -> None:

@@ -7,13 +7,13 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Literal
 
-from sqlalchemy import and_, bindparam, insert, or_, select, update
+from sqlalchemy import and_, bindparam, insert, or_, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vnehr import identity
-from vnehr.kit.db import FastReads, hot_fetch
+from vnehr.kit.db import FastReads, copy_objects, hot_fetch
 from vnehr.records.models import TimelineEntry, VisitVersion
 
 Outcome = Literal["new", "changed", "unchanged"]
@@ -65,8 +65,10 @@ async def current_version(
 
 def _hot_statements() -> dict[str, Any]:
     """The statements of ``store``, built once (``kit.db.hot_fetch`` runs them)."""
-    v = VisitVersion.__table__.c
-    t = TimelineEntry.__table__.c
+    versions: Any = VisitVersion.__table__
+    timeline: Any = TimelineEntry.__table__
+    v = versions.c
+    t = timeline.c
     version_columns = [
         "facility_code", "visit_key", "version", "current", "test_mode", "submission_id",
         "content_sha256", "person_id", "personal_id", "care_type", "insured", "main_diagnosis",
@@ -85,15 +87,15 @@ def _hot_statements() -> dict[str, Any]:
             v.current.is_(True),
         )
         .with_for_update(),
-        "supersede": update(VisitVersion.__table__)
+        "supersede": update(versions)
         .where(v.id == bindparam("superseded_id"))
         .values(current=bindparam("not_current")),
-        "version": insert(VisitVersion.__table__)
+        "version": insert(versions)
         .values({name: bindparam(f"v_{name}", type_=v[name].type) for name in version_columns})
         .returning(v.id),
     }
     for dialect, make in (("postgresql", pg_insert), ("sqlite", sqlite_insert)):
-        upsert = make(TimelineEntry.__table__).values(
+        upsert = make(timeline).values(
             {name: bindparam(f"t_{name}", type_=t[name].type) for name in timeline_columns}
         )
         keep = {n: upsert.excluded[n] for n in timeline_columns if n not in _TIMELINE_KEY}
@@ -127,11 +129,7 @@ async def store(session: AsyncSession, data: VisitData) -> Stored:
         await hot_fetch(
             session, _STORE["supersede"], {"superseded_id": found[0], "not_current": False}
         )
-    lag = (
-        int((data.received_at - data.ended_at).total_seconds())
-        if data.ended_at is not None
-        else None
-    )
+    lag = _lag(data)
     version = (found[1] + 1) if found is not None else 1
     values = {
         "facility_code": data.facility_code,
@@ -183,6 +181,92 @@ async def store(session: AsyncSession, data: VisitData) -> Stored:
     return Stored(
         version_id, version, "changed" if found is not None else "new", data.submission_id
     )
+
+
+async def current_keys(session: AsyncSession, keys: list[tuple[str, str]]) -> set[tuple[str, str]]:
+    """Which of these (facility, MA_LK) already have a version."""
+    if not keys:
+        return set()
+    v = VisitVersion.__table__.c
+    rows = await session.execute(
+        select(v.facility_code, v.visit_key).where(
+            v.current.is_(True), tuple_(v.facility_code, v.visit_key).in_(keys)
+        )
+    )
+    return {(facility, key) for facility, key in rows}
+
+
+async def store_new_many(session: AsyncSession, visits: list[VisitData]) -> list[Stored]:
+    """``store`` for visits whose (facility, MA_LK) have no version yet (the caller checked,
+    with ``current_keys``, and gives each key once): all are "new", version 1. On PostgreSQL
+    the ids are drawn from the sequence in one query and the rows written with COPY."""
+    if not visits:
+        return []
+    if session.get_bind().dialect.name != "postgresql":
+        return [await store(session, data) for data in visits]
+    ids = await session.scalars(
+        text(
+            "SELECT nextval(pg_get_serial_sequence('visit_version', 'id'))"
+            " FROM generate_series(1, :n)"
+        ),
+        {"n": len(visits)},
+    )
+    rows: list[Any] = []
+    timeline: list[Any] = []
+    for version_id, data in zip(ids, visits, strict=True):
+        rows.append(
+            VisitVersion(
+                id=version_id,
+                facility_code=data.facility_code,
+                visit_key=data.visit_key,
+                version=1,
+                current=True,
+                test_mode=data.test_mode,
+                submission_id=data.submission_id,
+                content_sha256=data.content_sha256,
+                person_id=data.person_id,
+                personal_id=data.personal_id,
+                care_type=data.care_type,
+                insured=data.insured,
+                main_diagnosis=data.main_diagnosis,
+                outcome=data.outcome,
+                started_at=data.started_at,
+                ended_at=data.ended_at,
+                received_at=data.received_at,
+                lag_seconds=_lag(data),
+                total_hospital_cost=data.total_hospital_cost,
+                has_summary=data.has_summary,
+                tables=data.tables,
+                warnings=data.warnings,
+            )
+        )
+        if not data.test_mode:
+            timeline.append(
+                TimelineEntry(
+                    person_id=data.person_id,
+                    facility_code=data.facility_code,
+                    visit_key=data.visit_key,
+                    version_id=version_id,
+                    care_type=data.care_type,
+                    main_diagnosis=data.main_diagnosis,
+                    outcome=data.outcome,
+                    insured=data.insured,
+                    started_at=data.started_at,
+                    ended_at=data.ended_at,
+                    version=1,
+                    updated_at=data.received_at,
+                )
+            )
+    await copy_objects(session, rows)
+    await copy_objects(session, timeline)
+    return [Stored(row.id, 1, "new", row.submission_id) for row in rows]
+
+
+def _lag(data: VisitData) -> int | None:
+    """Seconds from the end of the visit to its arrival (the timeliness report)."""
+    if data.ended_at is None:
+        return None
+    return int((data.received_at - data.ended_at).total_seconds())
 
 
 async def versions(session: AsyncSession, facility_code: str, visit_key: str) -> list[VisitVersion]:

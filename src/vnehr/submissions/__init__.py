@@ -2,6 +2,8 @@
 parsing, validation with stable codes, receipts, versions per (facility, MA_LK)."""
 
 from vnehr.submissions.api import router
+from vnehr.submissions.importer import Totals as ImportTotals
+from vnehr.submissions.importer import import_folder
 from vnehr.submissions.service import (
     CardCheck,
     IntakeOptions,
@@ -20,11 +22,13 @@ from vnehr.submissions.xmlio import Limits, b64decode, read_table
 __all__ = [
     "TABLES_IN_ENVELOPE",
     "CardCheck",
+    "ImportTotals",
     "IntakeOptions",
     "Limits",
     "analyse",
     "b64decode",
     "import_file",
+    "import_folder",
     "raw_file",
     "read_table",
     "rejections",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -23,7 +24,7 @@ from vnehr import catalogs, facilities, identity, papers, records
 from vnehr.audit import AuditEvent, audit_event
 from vnehr.kit.auth import MissingScope, Subject, require_scope
 from vnehr.kit.clock import VIETNAM, parse_moment, utcnow, vietnam_moment
-from vnehr.kit.db import hot_add
+from vnehr.kit.db import copy_objects, hot_add
 from vnehr.kit.metrics import INTAKE_FILES, INTAKE_VISITS
 from vnehr.kit.outbox import OutboxEvent, new_event
 from vnehr.submissions import errors, signature
@@ -239,6 +240,132 @@ async def accept(
         await facilities.test_submission_passed(session, code, subject.label)
     await session.flush()
     return receipt
+
+
+async def accept_many(
+    session: AsyncSession,
+    files: list[tuple[Subject, bytes, Analysis]],
+    options: IntakeOptions,
+) -> list[dict[str, Any] | errors.FileRefused]:
+    """``accept`` for many files in one transaction, with the same rows, receipts and events
+    as if they came one after another in this order (the bulk import, D48). A file refused
+    whole gets its error in its place and writes nothing.
+
+    Files whose visits are all new to the hub (no version of their MA_LK yet, each MA_LK once
+    in the batch) from connected facilities are written together: persons in one insert,
+    versions, timeline rows, events, audit rows and submissions with COPY on PostgreSQL. The
+    others (corrections, resubmissions, test mode, card checks) go through ``accept`` one by
+    one, each in a savepoint."""
+    results: list[dict[str, Any] | errors.FileRefused | None] = [None] * len(files)
+    admitted: list[tuple[int, str, bool, list[dict[str, Any]]]] = []
+    for index, (subject, data, analysis) in enumerate(files):
+        try:
+            admitted.append((index, *await _admit(session, subject, data, analysis, options)))
+        except errors.FileRefused as exc:
+            results[index] = exc
+
+    def new_keys(index: int, code: str) -> list[tuple[str, str]]:
+        return [
+            (code, v.visit_key)
+            for v in files[index][2].visits
+            if v.visit_key is not None and not v.findings.rejected
+        ]
+
+    seen = Counter(key for index, code, _, _ in admitted for key in new_keys(index, code))
+    existing = await records.current_keys(session, list(seen))
+    together = []
+    alone = []
+    for item in admitted:
+        index, code, test_mode, _ = item
+        keys = new_keys(index, code)
+        if (
+            test_mode
+            or options.card_check is not None
+            or any(seen[key] > 1 or key in existing for key in keys)
+        ):
+            alone.append(item)
+        else:
+            together.append(item)
+    for index, receipt in await _accept_together(session, files, together, options):
+        results[index] = receipt
+    for index, _, _, _ in alone:
+        subject, data, analysis = files[index]
+        try:
+            async with session.begin_nested():
+                results[index] = await accept(session, subject, data, analysis, options)
+        except errors.FileRefused as exc:
+            results[index] = exc
+    done = [r for r in results if r is not None]
+    if len(done) != len(files):
+        raise RuntimeError("accept_many left a file without an answer")
+    return done
+
+
+async def _accept_together(
+    session: AsyncSession,
+    files: list[tuple[Subject, bytes, Analysis]],
+    admitted: list[tuple[int, str, bool, list[dict[str, Any]]]],
+    options: IntakeOptions,
+) -> list[tuple[int, dict[str, Any]]]:
+    """The files of ``accept_many`` whose visits are all new, from connected facilities."""
+    received = utcnow()
+    patients = []
+    for index, _, _, _ in admitted:
+        subject, _, analysis = files[index]
+        for visit in analysis.visits:
+            if not visit.findings.rejected and visit.visit_key is not None:
+                found = _patient(subject, visit, test_mode=False)
+                if found is not None:
+                    patients.append(found)
+    person_ids = await identity.match_patients(session, patients)
+    plans: list[tuple[int, str, list[tuple[VisitAnalysis, records.VisitData | None]]]] = []
+    datas = []
+    rows: list[Any] = []
+    for index, code, _, _ in admitted:
+        subject, _, analysis = files[index]
+        submission_id = str(uuid.uuid4())
+        planned: list[tuple[VisitAnalysis, records.VisitData | None]] = []
+        for visit in analysis.visits:
+            if visit.findings.rejected or visit.visit_key is None:
+                rows.append(_rejected_event(code, visit, received, submission_id))
+                planned.append((visit, None))
+                continue
+            patient = _patient(subject, visit, test_mode=False)
+            person_id = person_ids[patient["personal_id"]] if patient is not None else None
+            data = _visit_data(subject, visit, submission_id, received, False, person_id)
+            datas.append(data)
+            planned.append((visit, data))
+        plans.append((index, submission_id, planned))
+    stored = iter(await records.store_new_many(session, datas))
+    answers = []
+    issue = []  # visits whose papers are issued after the rows exist
+    for (index, submission_id, planned), (_, _, _, file_warnings) in zip(
+        plans, admitted, strict=True
+    ):
+        subject, data_bytes, _ = files[index]
+        visits = []
+        for visit, planned_data in planned:
+            if planned_data is None:
+                visits.append(_visit_receipt(visit))
+                continue
+            data = planned_data
+            kept = next(stored)
+            rows += _accepted_rows(subject, visit, kept, submission_id, data.person_id, False)
+            visits.append(_stored_receipt(visit, kept))
+            issue.append((subject, visit, data.person_id))
+        accepted = sum(1 for _, data in planned if data is not None)
+        receipt, row = _finish(
+            subject, data_bytes, submission_id, received, False, file_warnings, visits, accepted
+        )
+        rows.append(row)
+        answers.append((index, receipt))
+    await copy_objects(session, rows)
+    if options.papers is not None:
+        for subject, visit, person_id in issue:
+            await _papers(
+                session, subject, visit, options.papers, person_id, visit.tables["XML1"][0]
+            )
+    return answers
 
 
 async def _admit(

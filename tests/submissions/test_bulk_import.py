@@ -1,0 +1,167 @@
+"""`vnehr import` writes a folder with COPY on PostgreSQL (the bulk path, D48): what it stores
+must be exactly what the same files sent one by one through the intake store."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import random
+import uuid
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+from typer.testing import CliRunner
+
+from vnehr import catalogs, papers
+from vnehr.cli import app
+from vnehr.kit.auth import Subject
+from vnehr.kit.db import Database
+from vnehr.kit.settings import get_settings
+from vnehr.submissions import IntakeOptions, Limits, analyse, synth
+from vnehr.submissions.service import accept
+
+runner = CliRunner()
+FACILITY = "01001"  # connected in the demo data
+
+
+def _files(directory: Path) -> list[Path]:
+    """New visits (a third inpatient, so discharge papers; some defective), two visits in one
+    file, a file sent twice, and a correction of an earlier file's visit."""
+    synth.write_files(directory, 24, seed=31, facility_code=FACILITY, defect_rate=0.25)
+    rng = random.Random(8)
+    pair = [synth.make_visit(rng, facility_code=FACILITY, sequence=900 + n) for n in range(2)]
+    (directory / "GIAMDINHHS_01001_00900.xml").write_bytes(synth.envelope(pair, FACILITY))
+    first = directory / "GIAMDINHHS_01001_00001.xml"
+    (directory / "GIAMDINHHS_01001_00950.xml").write_bytes(first.read_bytes())
+    again = dataclasses.replace(pair[0], tables=dict(pair[0].tables))
+    again.tables.pop("XML8", None)
+    (directory / "GIAMDINHHS_01001_00990.xml").write_bytes(synth.envelope([again], FACILITY))
+    return sorted(p for p in directory.iterdir() if p.suffix == ".xml")
+
+
+def _database(postgres_url: str) -> str:
+    name = "bulk_" + uuid.uuid4().hex[:8]
+    host = postgres_url.split("host=")[-1]
+
+    async def create() -> None:
+        connection = await asyncpg.connect(user="postgres", database="postgres", host=host)
+        await connection.execute(f'CREATE DATABASE "{name}"')
+        await connection.close()
+
+    asyncio.run(create())
+    return postgres_url.replace("/vnehr_test?", f"/{name}?")
+
+
+def _prepare(url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VNEHR_DATABASE_URL", url)
+    get_settings.cache_clear()
+    assert runner.invoke(app, ["db", "upgrade"]).exit_code == 0
+    assert runner.invoke(app, ["demo", "load"]).exit_code == 0
+
+
+async def _one_by_one(url: str, paths: list[Path]) -> None:
+    """Each file as a facility system sends it over HTTP: its own transaction, ``accept``."""
+    db = Database.from_urls(url)
+    options = IntakeOptions(limits=Limits(), papers=papers.keys_for(get_settings()))
+    sender = Subject("facility_system", "import", "vnehr import",
+                     scopes=frozenset({"submission.write"}), facility_code=FACILITY)  # fmt: skip
+    seen: set[bytes] = set()
+    try:
+        for path in paths:
+            data = path.read_bytes()
+            if data in seen:
+                continue  # `vnehr import` skips bytes it has received
+            seen.add(data)
+            async with db.read_session() as session:
+                codes = await catalogs.codebook(session)
+            async with db.session() as session:
+                await accept(session, sender, data, analyse(data, codes=codes, limits=Limits()),
+                             options)  # fmt: skip
+    finally:
+        await db.dispose()
+
+
+_VOLATILE = {"submission_id", "version_id", "person_id", "received_at", "id", "event_id"}
+
+
+def _stable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _stable(v) for k, v in value.items() if k not in _VOLATILE}
+    if isinstance(value, list):
+        return [_stable(v) for v in value]
+    return value
+
+
+async def _contents(url: str) -> dict[str, Any]:
+    host = url.split("host=")[-1]
+    name = url.split("@/")[1].split("?")[0]
+    c = await asyncpg.connect(user="postgres", database=name, host=host)
+    try:
+        versions = [
+            (*r[:-2], json.loads(r[-2]), json.loads(r[-1]) if r[-1] else None)
+            for r in await c.fetch(
+                "SELECT v.facility_code, v.visit_key, v.version, v.current, v.test_mode,"
+                " v.content_sha256, v.personal_id, p.personal_id, v.care_type, v.insured,"
+                " v.main_diagnosis, v.outcome, v.started_at, v.ended_at, v.total_hospital_cost,"
+                " v.has_summary, v.tables::text, v.warnings::text FROM visit_version v"
+                " LEFT JOIN person p ON p.id = v.person_id WHERE v.facility_code = $1"
+                " ORDER BY v.visit_key, v.version", FACILITY)
+        ]  # fmt: skip
+        timeline = [tuple(r) for r in await c.fetch(
+            "SELECT t.visit_key, p.personal_id, t.care_type, t.main_diagnosis, t.outcome,"
+            " t.insured, t.started_at, t.ended_at, t.version, v.version, v.current"
+            " FROM timeline_entry t JOIN visit_version v ON v.id = t.version_id"
+            " LEFT JOIN person p ON p.id = t.person_id WHERE t.facility_code = $1"
+            " ORDER BY t.visit_key", FACILITY)]  # fmt: skip
+        persons = [tuple(r) for r in await c.fetch(
+            "SELECT personal_id, full_name, birth_date, sex, provisional, created_by FROM person"
+            " WHERE created_by LIKE 'intake:%' ORDER BY personal_id")]  # fmt: skip
+        events = sorted(
+            (r[0], r[1], json.dumps(_stable(json.loads(r[2])), sort_keys=True))
+            for r in await c.fetch("SELECT topic, key, payload::text FROM outbox_event"
+                                   " WHERE key LIKE $1", FACILITY + ":%")
+        )  # fmt: skip
+        audit = sorted(
+            (r[0], r[1], r[2], json.loads(r[3])["outcome"])
+            for r in await c.fetch("SELECT actor, action, object_type, detail::text"
+                                   " FROM audit_event WHERE action = 'visit.received'")
+        )  # fmt: skip
+        submissions = sorted(
+            (r[0], r[1], r[2], r[3], r[4], r[5], r[6],
+             json.dumps(_stable(json.loads(r[7])), sort_keys=True))
+            for r in await c.fetch(
+                "SELECT raw_sha256, raw_size, status, test_mode, visits, accepted, rejected,"
+                " receipt::text FROM submission WHERE facility_code = $1", FACILITY)
+        )  # fmt: skip
+        issued = sorted(tuple(r) for r in await c.fetch(
+            "SELECT kind, status, version, visit_key FROM paper WHERE facility_code = $1",
+            FACILITY))  # fmt: skip
+    finally:
+        await c.close()
+    return {"versions": versions, "timeline": timeline, "persons": persons, "events": events,
+            "audit": audit, "submissions": submissions, "papers": issued}  # fmt: skip
+
+
+def test_the_bulk_import_stores_what_one_by_one_intake_stores(
+    postgres_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    paths = _files(tmp_path / "files")
+    bulk, single = _database(postgres_url), _database(postgres_url)
+    _prepare(bulk, monkeypatch)
+    result = runner.invoke(app, ["import", str(tmp_path / "files"), "--processes", "2"])
+    assert result.exit_code == 0, result.output
+    assert f"files {len(paths) - 1}, skipped 1, refused 0" in result.output
+    _prepare(single, monkeypatch)
+    asyncio.run(_one_by_one(single, paths))
+    ours, theirs = asyncio.run(_contents(bulk)), asyncio.run(_contents(single))
+    # the folder holds what the test says it holds
+    assert len(ours["submissions"]) >= len(paths) - 1  # and the demo's own
+    assert {v[1] for v in ours["versions"] if v[2] == 2}, "a corrected visit has a version 2"
+    assert ours["papers"], "inpatient visits carry discharge papers"
+    assert any(e[0] == "visit.rejected" for e in ours["events"]), "some visits are defective"
+    for part in ours:
+        assert ours[part] == theirs[part], part
+    get_settings.cache_clear()
