@@ -83,6 +83,9 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
             stop.set()
             for task in tasks:
                 await task
+            queue = getattr(app.state, "intake_queue", None)
+            if queue is not None:
+                await queue.close()
             await app.state.http.aclose()
             if owned:
                 await app.state.database.dispose()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import random
 import time
@@ -404,25 +405,74 @@ async def test_a_crash_before_the_commit_leaves_nothing_half_written(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     code, headers = await facility_with_token(client, session, settings)
-    from vnehr import records
+    from vnehr.submissions import service
 
-    real_store = records.store
     calls = 0
 
-    async def store_then_fail(*args: Any, **kwargs: Any) -> Any:
+    def crash(*args: Any, **kwargs: Any) -> Any:
+        """After both visits' rows are written, before the submission row and the commit."""
         nonlocal calls
         calls += 1
-        if calls == 2:
-            raise OSError("disk gone")
-        return await real_store(*args, **kwargs)
+        raise OSError("disk gone")
 
-    monkeypatch.setattr("vnehr.submissions.service.records.store", store_then_fail)
+    monkeypatch.setattr(service, "_finish", crash)
     response = await send(client, headers, synth.envelope([visit(code, 1), visit(code, 2)], code))
     assert response.status_code == 500
     assert response.json()["code"] == "KIT-0500"
-    assert calls == 2
+    assert calls == 2  # the batch's transaction, then the file alone: both rolled back
     for model in (Submission, VisitVersion, TimelineEntry, OutboxEvent, AuditEvent):
         assert await count(session, model) == 0, model.__name__
+
+
+async def test_files_arriving_together_are_written_together_each_with_its_own_receipt(
+    client: httpx.AsyncClient,
+    session: AsyncSession,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A burst of files (group commit, D49): new visits, one sent twice at once, a defective
+    one, and one for another facility; each gets the receipt it would get alone."""
+    from vnehr.submissions import queue
+
+    sizes: list[int] = []
+    real = queue.accept_many
+
+    async def counted(session: AsyncSession, files: list[Any], options: Any) -> Any:
+        sizes.append(len(files))
+        return await real(session, files, options)
+
+    monkeypatch.setattr(queue, "accept_many", counted)
+    monkeypatch.setattr(settings, "intake_batch_wait_ms", 300.0)  # a burst is one batch here
+    code, headers = await facility_with_token(client, session, settings)
+    clean = [visit(code, n) for n in range(1, 11)]
+    bodies = [synth.envelope([v], code) for v in clean]
+    bodies.append(bodies[0])  # the same file twice, in the same burst
+    bodies.append(synth.envelope([visit(code, 40, defect="bad_icd")], code))
+    bodies.append(synth.envelope([visit("01999", 41)], "01999"))
+    answers = await asyncio.gather(*(send(client, headers, body) for body in bodies))
+    statuses = [a.status_code for a in answers]
+    assert statuses == [201] * 12 + [403], [a.text for a in answers]
+    assert answers[-1].json()["code"] == "SUB-0009"
+    assert sum(sizes) == len(bodies)
+    assert max(sizes) > 1, "files that arrived together were written together"
+    outcomes = sorted(a.json()["visits"][0].get("outcome") or "-" for a in answers[:11])
+    assert outcomes == ["new"] * 10 + ["unchanged"]
+    twice = [answers[0].json(), answers[10].json()]
+    first = next(r for r in twice if r["visits"][0]["outcome"] == "new")
+    again = next(r for r in twice if r["visits"][0]["outcome"] == "unchanged")
+    assert again["visits"][0]["first_receipt"] == first["id"]
+    assert answers[11].json()["visits"][0]["status"] == "rejected"
+    assert answers[11].json()["visits"][0]["issues"][0]["code"] == "SUB-0121"
+    assert await count(session, VisitVersion) == 10
+    assert await count(session, TimelineEntry) == 10
+    assert await count(session, Submission) == 12
+    keys = {v.ma_lk for v in clean}
+    events = list(await session.scalars(select(OutboxEvent.key).where(
+        OutboxEvent.topic == "visit.accepted")))  # fmt: skip
+    assert sorted(events) == sorted(f"{code}:{k}" for k in keys)
+    for answer in answers[:12]:  # each receipt can be read again: it was committed
+        again_read = await client.get(f"/api/v1/submissions/{answer.json()['id']}", headers=headers)
+        assert again_read.json() == answer.json()
 
 
 async def test_a_check_in_is_received(

@@ -89,6 +89,19 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         default=20 * 1024 * 1024, ge=1024, description="Largest visit file accepted (bytes)."
     )
+    intake_batch_files: int = Field(
+        default=32,
+        ge=1,
+        le=500,
+        description="Most files of one API process written in one transaction (D49); 1 "
+        "writes each file alone.",
+    )
+    intake_batch_wait_ms: float = Field(
+        default=3.0,
+        ge=0,
+        le=1000,
+        description="How long the first file of a batch waits for others (D49).",
+    )
     sharing_default: Literal["none", "summary"] = Field(
         default="none",
         description="Without a directive: nothing, or the summary for facilities that treated "

@@ -18,6 +18,7 @@ from vnehr.kit.auth import CurrentSubject
 from vnehr.kit.http import ReadSession, database, error_responses
 from vnehr.kit.settings import Settings
 from vnehr.submissions import errors, service
+from vnehr.submissions.queue import IntakeQueue
 from vnehr.submissions.xmlio import Limits, b64decode
 
 router = APIRouter(prefix="/api/v1", tags=["submissions"])
@@ -186,10 +187,24 @@ async def submit(request: Request, subject: CurrentSubject) -> JSONResponse:
     # Parsing is CPU work: off the event loop, and before the write transaction starts (on
     # SQLite that transaction holds the database's write lock).
     analysis = await asyncio.to_thread(service.analyse, data, codes=codes, limits=limits)
-    async with db.session() as session:
-        receipt = await service.accept(session, subject, data, analysis, options)
-    # The transaction is committed here: only now is the receipt handed out.
+    # Written with the files that arrived at the same moment, in one transaction (D49); the
+    # receipt comes back only after that transaction has committed.
+    receipt = await intake_queue(request).accept(subject, data, analysis, options)
     return JSONResponse(receipt, status_code=201)
+
+
+def intake_queue(request: Request) -> IntakeQueue:
+    """This process's group-commit queue (made at the first file; closed with the app)."""
+    state = request.app.state
+    queue: IntakeQueue | None = getattr(state, "intake_queue", None)
+    if queue is None:
+        settings: Settings = state.settings
+        queue = state.intake_queue = IntakeQueue(
+            database(request),
+            max_files=settings.intake_batch_files,
+            max_wait=settings.intake_batch_wait_ms / 1000,
+        )
+    return queue
 
 
 @router.post("/submissions/validate", responses=FILE_ERRORS, openapi_extra=BODY_DOC)

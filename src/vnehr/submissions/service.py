@@ -258,9 +258,12 @@ async def accept_many(
     one, each in a savepoint."""
     results: list[dict[str, Any] | errors.FileRefused | None] = [None] * len(files)
     admitted: list[tuple[int, str, bool, list[dict[str, Any]]]] = []
+    known: dict[str, tuple[facilities.State | None, list[str]]] = {}
     for index, (subject, data, analysis) in enumerate(files):
         try:
-            admitted.append((index, *await _admit(session, subject, data, analysis, options)))
+            admitted.append(
+                (index, *await _admit(session, subject, data, analysis, options, known))
+            )
         except errors.FileRefused as exc:
             results[index] = exc
 
@@ -369,15 +372,26 @@ async def _accept_together(
 
 
 async def _admit(
-    session: AsyncSession, subject: Subject, data: bytes, analysis: Analysis, options: IntakeOptions
+    session: AsyncSession,
+    subject: Subject,
+    data: bytes,
+    analysis: Analysis,
+    options: IntakeOptions,
+    known: dict[str, tuple[facilities.State | None, list[str]]] | None = None,
 ) -> tuple[str, bool, list[dict[str, Any]]]:
     """The file-level checks: sender, facility (connected, or onboarding: test mode), signature.
-    Returns (facility code, test mode, file warnings); raises ``FileRefused``."""
+    Returns (facility code, test mode, file warnings); raises ``FileRefused``. ``known`` keeps
+    the facilities already read in this transaction."""
     require_sender(subject)
     code = subject.facility_code or ""
     if analysis.facility_code != code:
         raise errors.FacilityMismatch(found=analysis.facility_code, expected=code)
-    state, certificates = await facilities.intake_context(session, code)
+    found = known.get(code) if known is not None else None
+    if found is None:
+        found = await facilities.intake_context(session, code)
+        if known is not None:
+            known[code] = found
+    state, certificates = found
     if state is None or state not in facilities.MAY_CONNECT:
         raise errors.FacilityNotAllowed(code=code, status=state.value if state else "unknown")
     test_mode = state != facilities.State.connected
