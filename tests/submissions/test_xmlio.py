@@ -63,6 +63,24 @@ def test_a_bad_file_is_refused_whole_with_its_code(data: bytes, code: str) -> No
     assert caught.value.messages()["vi"] != caught.value.messages()["en"]
 
 
+@pytest.mark.parametrize(
+    ("depth", "elements", "refused"),
+    [(32, 100, False), (33, 100, True), (2, 5_000, False), (2, 5_001, True)],
+)
+def test_the_caps_are_exact(depth: int, elements: int, refused: bool) -> None:
+    """Depth counts the root as 1; the element count includes the root."""
+    from vnehr.submissions.xmlio import parse
+
+    nested = b"<a>" * (depth - 1) + b"</a>" * (depth - 1)
+    siblings = b"<b/>" * (elements - (depth - 1) - 1)
+    data = b"<r>" + nested + siblings + b"</r>"
+    if refused:
+        with pytest.raises(errors.TooComplex):
+            parse(data, LIMITS)
+    else:
+        assert parse(data, LIMITS).tag == "r"
+
+
 def test_inner_documents_keep_vietnamese_text_and_cdata_exactly() -> None:
     inner = (
         '<?xml version="1.0" encoding="utf-8"?><TONG_HOP><MA_LK>LK1</MA_LK>'

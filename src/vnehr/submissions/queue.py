@@ -59,17 +59,11 @@ class IntakeQueue:
                 await self._writer
 
     async def _write_forever(self) -> None:
-        loop = asyncio.get_running_loop()
         while True:
             batch = [await self._queue.get()]
-            deadline = loop.time() + self._max_wait
-            while len(batch) < self._max_files:
-                if self._queue.empty():
-                    left = deadline - loop.time()
-                    if left <= 0:
-                        break
-                    await asyncio.sleep(min(left, 0.001))
-                    continue
+            if self._queue.qsize() < self._max_files - 1 and self._max_wait > 0:
+                await asyncio.sleep(self._max_wait)  # the others arriving at the same moment
+            while len(batch) < self._max_files and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
             # requests build equal options (same settings): one group, in arrival order
             groups: list[tuple[IntakeOptions, list[_Waiting]]] = []

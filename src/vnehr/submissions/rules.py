@@ -154,6 +154,33 @@ def check_rows(
         _check_fields(found, name, index, row, fields, optional)
 
 
+_PLAIN, _MOMENT, _DAY, _NUMBER_KIND = range(4)
+
+
+_CHECKS: dict[int, tuple[Any, tuple[tuple[str, bool, int | None, bool, int], ...]]] = {}
+
+
+def _field_checks(fields: Any) -> tuple[tuple[str, bool, int | None, bool, int], ...]:
+    """Per field of a table: (name, required, max length, several values, kind), worked out
+    once per table (the spec's field tuple, kept alive here) instead of once per row."""
+    found = _CHECKS.get(id(fields))
+    if found is not None:
+        return found[1]
+    checks = []
+    for spec in fields:
+        if spec.name in DATETIME_FIELDS and spec.name != "NGAY_SINH":
+            kind = _MOMENT
+        elif spec.name in DATE_FIELDS:
+            kind = _DAY
+        elif spec.type == "number":
+            kind = _NUMBER_KIND
+        else:
+            kind = _PLAIN
+        checks.append((spec.name, spec.required, spec.max, spec.name in MULTI_VALUE_FIELDS, kind))
+    _CHECKS[id(fields)] = (fields, tuple(checks))
+    return _CHECKS[id(fields)][1]
+
+
 def _check_fields(
     found: Findings,
     name: str,
@@ -162,25 +189,26 @@ def _check_fields(
     fields: Any,
     optional: frozenset[str],
 ) -> None:
-    for spec in fields:
-        value = row.get(spec.name)
+    for field, required, longest, multi, kind in _field_checks(fields):
+        value = row.get(field)
         if value is None or value.strip() == "":
-            if spec.required and spec.name not in optional:
-                found.error("SUB-0110", name, index, spec.name)
+            if required and field not in optional:
+                found.error("SUB-0110", name, index, field)
             continue
-        if spec.max is not None and len(value) > spec.max:
-            found.error("SUB-0111", name, index, spec.name, length=len(value), max=spec.max)
+        if longest is not None and len(value) > longest:
+            found.error("SUB-0111", name, index, field, length=len(value), max=longest)
             continue
-        parts = value.split(";") if spec.name in MULTI_VALUE_FIELDS else [value]
-        for part in parts:
-            if spec.name in DATETIME_FIELDS and spec.name != "NGAY_SINH":
+        if kind == _PLAIN:
+            continue
+        for part in value.split(";") if multi else (value,):
+            if kind == _MOMENT:
                 if parse_moment(part) is None:
-                    found.error("SUB-0113", name, index, spec.name, value=part)
-            elif spec.name in DATE_FIELDS:
+                    found.error("SUB-0113", name, index, field, value=part)
+            elif kind == _DAY:
                 if parse_day(part) is None:
-                    found.error("SUB-0114", name, index, spec.name, value=part)
-            elif spec.type == "number" and not is_number(part):
-                found.error("SUB-0112", name, index, spec.name, value=part[:40])
+                    found.error("SUB-0114", name, index, field, value=part)
+            elif not is_number(part):
+                found.error("SUB-0112", name, index, field, value=part[:40])
 
 
 def _money(row: Mapping[str, str], name: str) -> Decimal:

@@ -11,6 +11,7 @@ import base64
 import binascii
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from lxml import etree
 
@@ -69,17 +70,18 @@ def parse(data: bytes, limits: Limits, *, what: str = "document") -> etree._Elem
 
 
 def _check_shape(root: etree._Element, limits: Limits, what: str) -> None:
-    count = depth = 0
-    for event, _element in etree.iterwalk(root, events=("start", "end")):
-        if event == "end":
-            depth -= 1
-            continue
-        depth += 1
-        count += 1
-        if depth > limits.max_depth:
-            raise errors.TooComplex(what=what, reason=f"deeper than {limits.max_depth}")
-        if count > limits.max_elements:
-            raise errors.TooComplex(what=what, reason=f"more than {limits.max_elements} elements")
+    """The element count and depth caps, counted by libxml2's XPath (in C: walking the tree
+    in Python cost as much as parsing it)."""
+    if _too_deep(limits.max_depth)(root):
+        raise errors.TooComplex(what=what, reason=f"deeper than {limits.max_depth}")
+    if root.xpath("count(//*)") > limits.max_elements:
+        raise errors.TooComplex(what=what, reason=f"more than {limits.max_elements} elements")
+
+
+@lru_cache(maxsize=8)
+def _too_deep(depth: int) -> etree.XPath:
+    """True when some element lies deeper than ``depth`` (the root is at depth 1)."""
+    return etree.XPath("boolean(/" + "/".join(["*"] * (depth + 1)) + ")")
 
 
 def b64decode(text: str, *, what: str) -> bytes:
