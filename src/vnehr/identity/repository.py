@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, or_, select, update
+from sqlalchemy import bindparam, delete, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -37,6 +37,17 @@ def _new_person(make: Any) -> Any:
 
 
 _NEW_PERSON = {"postgresql": _new_person(pg_insert), "sqlite": _new_person(sqlite_insert)}
+_NEW_PERSONS_PG = text(
+    "INSERT INTO person (personal_id, full_name, birth_date, sex, provisional, created_at,"
+    " created_by) SELECT p.personal_id, p.full_name, p.birth_date, p.sex, false, p.created_at,"
+    " p.created_by FROM unnest(CAST(:personal_id AS text[]), CAST(:full_name AS text[]),"
+    " CAST(:birth_date AS date[]), CAST(:sex AS text[]), CAST(:created_at AS timestamptz[]),"
+    " CAST(:created_by AS text[])) AS p(personal_id, full_name, birth_date, sex, created_at,"
+    " created_by) ON CONFLICT (personal_id) DO NOTHING"
+)
+_PERSON_IDS_PG = text(
+    "SELECT personal_id, id FROM person WHERE personal_id = ANY(CAST(:ids AS text[]))"
+)
 
 
 class IdentityRepository:
@@ -80,6 +91,8 @@ class IdentityRepository:
         unknown ones (the known left as they are), one read of every id."""
         if not rows:
             return {}
+        if self.session.get_bind().dialect.name == "postgresql":
+            return await self._person_ids_or_new_pg(rows)
         insert = insert_for(self.session)
         await self.session.execute(
             insert(Person)
@@ -91,6 +104,15 @@ class IdentityRepository:
                 Person.personal_id.in_([row["personal_id"] for row in rows])
             )
         )
+        return {str(personal_id): int(person_id) for personal_id, person_id in found}
+
+    async def _person_ids_or_new_pg(self, rows: list[dict[str, Any]]) -> dict[str, int]:
+        """The same with the values as arrays: one statement text whatever the count."""
+        columns = {name: [row[name] for row in rows] for name in _NEW_PERSON_COLUMNS[:-3]}
+        columns["created_at"] = [row["created_at"] for row in rows]
+        columns["created_by"] = [row["created_by"] for row in rows]
+        await hot_fetch(self.session, _NEW_PERSONS_PG, columns)
+        found = await hot_fetch(self.session, _PERSON_IDS_PG, {"ids": columns["personal_id"]})
         return {str(personal_id): int(person_id) for personal_id, person_id in found}
 
     async def person(self, person_id: int) -> Person | None:

@@ -187,13 +187,31 @@ async def current_keys(session: AsyncSession, keys: list[tuple[str, str]]) -> se
     """Which of these (facility, MA_LK) already have a version."""
     if not keys:
         return set()
-    v = VisitVersion.__table__.c
-    rows = await session.execute(
-        select(v.facility_code, v.visit_key).where(
-            v.current.is_(True), tuple_(v.facility_code, v.visit_key).in_(keys)
+    if session.get_bind().dialect.name == "postgresql":
+        # one statement text whatever the count (prepared once), the keys as two arrays
+        rows = await hot_fetch(
+            session,
+            _CURRENT_KEYS_PG,
+            {"facilities": [f for f, _ in keys], "keys": [k for _, k in keys]},
         )
-    )
+    else:
+        v = VisitVersion.__table__.c
+        rows = list(
+            await session.execute(
+                select(v.facility_code, v.visit_key).where(
+                    v.current.is_(True), tuple_(v.facility_code, v.visit_key).in_(keys)
+                )
+            )
+        )
     return {(facility, key) for facility, key in rows}
+
+
+_CURRENT_KEYS_PG = text(
+    "SELECT v.facility_code, v.visit_key FROM visit_version v"
+    " JOIN unnest(CAST(:facilities AS text[]), CAST(:keys AS text[]))"
+    " AS k(facility_code, visit_key)"
+    " ON v.facility_code = k.facility_code AND v.visit_key = k.visit_key WHERE v.current"
+)
 
 
 async def store_new_many(session: AsyncSession, visits: list[VisitData]) -> list[Stored]:
