@@ -475,6 +475,38 @@ async def test_files_arriving_together_are_written_together_each_with_its_own_re
         assert again_read.json() == answer.json()
 
 
+async def test_a_file_that_breaks_its_batch_fails_alone(
+    client: httpx.AsyncClient,
+    session: AsyncSession,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Group commit (D49): when one file makes the batch's transaction fail, the others of the
+    batch are written again alone and get their receipts; only that file gets the error."""
+    from vnehr.submissions import service
+
+    code, headers = await facility_with_token(client, session, settings)
+    good = [visit(code, n) for n in (51, 52)]
+    bad = visit(code, 53)
+    real = service._finish
+
+    def finish(subject: Any, data: bytes, *args: Any) -> Any:
+        if bad.ma_lk.encode() in base64.b64decode(data.split(b"<NOIDUNGFILE>")[1].split(b"<")[0]):
+            raise OSError("this file's row cannot be written")
+        return real(subject, data, *args)
+
+    monkeypatch.setattr(service, "_finish", finish)
+    monkeypatch.setattr(settings, "intake_batch_wait_ms", 300.0)
+    answers = await asyncio.gather(
+        *(send(client, headers, synth.envelope([v], code)) for v in [*good, bad])
+    )
+    assert [a.status_code for a in answers] == [201, 201, 500]
+    assert answers[2].json()["code"] == "KIT-0500"
+    stored = set(await session.scalars(select(VisitVersion.visit_key)))
+    assert stored == {v.ma_lk for v in good}
+    assert await count(session, Submission) == 2
+
+
 async def test_a_check_in_is_received(
     client: httpx.AsyncClient, session: AsyncSession, settings: Settings
 ) -> None:
