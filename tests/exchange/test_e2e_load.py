@@ -17,16 +17,14 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import asyncpg
 import httpx
 import pytest
 
-from tests.conftest import free_port, wait_for_port
+from tests.conftest import free_port, new_database_on, wait_for_port
 from vnehr.submissions import synth
 
 pytestmark = pytest.mark.e2e
@@ -81,18 +79,7 @@ def make_visits(tmp_path: Path) -> tuple[list[synth.SynthVisit], list[synth.Synt
 @pytest.fixture
 def postgres_database(postgres_url: str) -> str:
     """A database of its own on the test server (the processes commit for real)."""
-    name = "e2e_" + uuid.uuid4().hex[:8]
-    host = postgres_url.split("host=")[-1]
-
-    async def create() -> None:
-        connection = await asyncpg.connect(user="postgres", database="postgres", host=host)
-        await connection.execute(f'CREATE DATABASE "{name}"')
-        await connection.close()
-
-    import asyncio
-
-    asyncio.run(create())
-    return postgres_url.replace("/vnehr_test?", f"/{name}?")
+    return new_database_on(postgres_url, "e2e")
 
 
 @pytest.mark.parametrize("bus", ["nats", "inprocess"])

@@ -7,7 +7,6 @@ import asyncio
 import dataclasses
 import json
 import random
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +14,7 @@ import asyncpg
 import pytest
 from typer.testing import CliRunner
 
+from tests.conftest import new_database_on
 from vnehr import catalogs, papers
 from vnehr.cli import app
 from vnehr.kit.auth import Subject
@@ -40,19 +40,6 @@ def _files(directory: Path) -> list[Path]:
     again.tables.pop("XML8", None)
     (directory / "GIAMDINHHS_01001_00990.xml").write_bytes(synth.envelope([again], FACILITY))
     return sorted(p for p in directory.iterdir() if p.suffix == ".xml")
-
-
-def _database(postgres_url: str) -> str:
-    name = "bulk_" + uuid.uuid4().hex[:8]
-    host = postgres_url.split("host=")[-1]
-
-    async def create() -> None:
-        connection = await asyncpg.connect(user="postgres", database="postgres", host=host)
-        await connection.execute(f'CREATE DATABASE "{name}"')
-        await connection.close()
-
-    asyncio.run(create())
-    return postgres_url.replace("/vnehr_test?", f"/{name}?")
 
 
 def _prepare(url: str, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -149,7 +136,7 @@ def test_the_bulk_import_stores_what_one_by_one_intake_stores(
     postgres_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     paths = _files(tmp_path / "files")
-    bulk, single = _database(postgres_url), _database(postgres_url)
+    bulk, single = new_database_on(postgres_url, "bulk"), new_database_on(postgres_url, "one")
     _prepare(bulk, monkeypatch)
     result = runner.invoke(app, ["import", str(tmp_path / "files"), "--processes", "2"])
     assert result.exit_code == 0, result.output

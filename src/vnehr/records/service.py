@@ -129,49 +129,13 @@ async def store(session: AsyncSession, data: VisitData) -> Stored:
         await hot_fetch(
             session, _STORE["supersede"], {"superseded_id": found[0], "not_current": False}
         )
-    lag = _lag(data)
     version = (found[1] + 1) if found is not None else 1
-    values = {
-        "facility_code": data.facility_code,
-        "visit_key": data.visit_key,
-        "version": version,
-        "current": True,
-        "test_mode": data.test_mode,
-        "submission_id": data.submission_id,
-        "content_sha256": data.content_sha256,
-        "person_id": data.person_id,
-        "personal_id": data.personal_id,
-        "care_type": data.care_type,
-        "insured": data.insured,
-        "main_diagnosis": data.main_diagnosis,
-        "outcome": data.outcome,
-        "started_at": data.started_at,
-        "ended_at": data.ended_at,
-        "received_at": data.received_at,
-        "lag_seconds": lag,
-        "total_hospital_cost": data.total_hospital_cost,
-        "has_summary": data.has_summary,
-        "tables": data.tables,
-        "warnings": data.warnings,
-    }
+    values = _version_values(data, version)
     [(version_id,)] = await hot_fetch(
         session, _STORE["version"], {f"v_{k}": value for k, value in values.items()}
     )
     if not data.test_mode:
-        entry = {
-            "person_id": data.person_id,
-            "facility_code": data.facility_code,
-            "visit_key": data.visit_key,
-            "version_id": version_id,
-            "care_type": data.care_type,
-            "main_diagnosis": data.main_diagnosis,
-            "outcome": data.outcome,
-            "insured": data.insured,
-            "started_at": data.started_at,
-            "ended_at": data.ended_at,
-            "version": version,
-            "updated_at": data.received_at,
-        }
+        entry = _timeline_values(data, version_id, version)
         dialect = session.get_bind().dialect.name
         await hot_fetch(
             session,
@@ -232,52 +196,57 @@ async def store_new_many(session: AsyncSession, visits: list[VisitData]) -> list
     rows: list[Any] = []
     timeline: list[Any] = []
     for version_id, data in zip(ids, visits, strict=True):
-        rows.append(
-            VisitVersion(
-                id=version_id,
-                facility_code=data.facility_code,
-                visit_key=data.visit_key,
-                version=1,
-                current=True,
-                test_mode=data.test_mode,
-                submission_id=data.submission_id,
-                content_sha256=data.content_sha256,
-                person_id=data.person_id,
-                personal_id=data.personal_id,
-                care_type=data.care_type,
-                insured=data.insured,
-                main_diagnosis=data.main_diagnosis,
-                outcome=data.outcome,
-                started_at=data.started_at,
-                ended_at=data.ended_at,
-                received_at=data.received_at,
-                lag_seconds=_lag(data),
-                total_hospital_cost=data.total_hospital_cost,
-                has_summary=data.has_summary,
-                tables=data.tables,
-                warnings=data.warnings,
-            )
-        )
+        rows.append(VisitVersion(id=version_id, **_version_values(data, 1)))
         if not data.test_mode:
-            timeline.append(
-                TimelineEntry(
-                    person_id=data.person_id,
-                    facility_code=data.facility_code,
-                    visit_key=data.visit_key,
-                    version_id=version_id,
-                    care_type=data.care_type,
-                    main_diagnosis=data.main_diagnosis,
-                    outcome=data.outcome,
-                    insured=data.insured,
-                    started_at=data.started_at,
-                    ended_at=data.ended_at,
-                    version=1,
-                    updated_at=data.received_at,
-                )
-            )
+            timeline.append(TimelineEntry(**_timeline_values(data, version_id, 1)))
     await copy_objects(session, rows)
     await copy_objects(session, timeline)
     return [Stored(row.id, 1, "new", row.submission_id) for row in rows]
+
+
+def _version_values(data: VisitData, version: int) -> dict[str, Any]:
+    """The columns of a new current version of the visit."""
+    return {
+        "facility_code": data.facility_code,
+        "visit_key": data.visit_key,
+        "version": version,
+        "current": True,
+        "test_mode": data.test_mode,
+        "submission_id": data.submission_id,
+        "content_sha256": data.content_sha256,
+        "person_id": data.person_id,
+        "personal_id": data.personal_id,
+        "care_type": data.care_type,
+        "insured": data.insured,
+        "main_diagnosis": data.main_diagnosis,
+        "outcome": data.outcome,
+        "started_at": data.started_at,
+        "ended_at": data.ended_at,
+        "received_at": data.received_at,
+        "lag_seconds": _lag(data),
+        "total_hospital_cost": data.total_hospital_cost,
+        "has_summary": data.has_summary,
+        "tables": data.tables,
+        "warnings": data.warnings,
+    }
+
+
+def _timeline_values(data: VisitData, version_id: int, version: int) -> dict[str, Any]:
+    """The columns of the visit's timeline row (the health book's index)."""
+    return {
+        "person_id": data.person_id,
+        "facility_code": data.facility_code,
+        "visit_key": data.visit_key,
+        "version_id": version_id,
+        "care_type": data.care_type,
+        "main_diagnosis": data.main_diagnosis,
+        "outcome": data.outcome,
+        "insured": data.insured,
+        "started_at": data.started_at,
+        "ended_at": data.ended_at,
+        "version": version,
+        "updated_at": data.received_at,
+    }
 
 
 def _lag(data: VisitData) -> int | None:
