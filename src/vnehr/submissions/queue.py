@@ -53,28 +53,38 @@ class IntakeQueue:
         return await asyncio.shield(answer)
 
     async def close(self) -> None:
+        """Stop the writer; a file still waiting (none once the server has drained its
+        requests) is answered with an error rather than left hanging."""
         if self._writer is not None:
             self._writer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._writer
+        while not self._queue.empty():
+            _answer(self._queue.get_nowait(), RuntimeError("the intake is shutting down"))
 
     async def _write_forever(self) -> None:
         while True:
             batch = [await self._queue.get()]
-            if self._queue.qsize() < self._max_files - 1 and self._max_wait > 0:
-                await asyncio.sleep(self._max_wait)  # the others arriving at the same moment
-            while len(batch) < self._max_files and not self._queue.empty():
-                batch.append(self._queue.get_nowait())
-            # requests build equal options (same settings): one group, in arrival order
-            groups: list[tuple[IntakeOptions, list[_Waiting]]] = []
-            for waiting in batch:
-                group = next((g for o, g in groups if o == waiting.options), None)
-                if group is None:
-                    groups.append((waiting.options, [waiting]))
-                else:
-                    group.append(waiting)
-            for options, group in groups:
-                await self._write(group, options)
+            try:
+                if self._queue.qsize() < self._max_files - 1 and self._max_wait > 0:
+                    await asyncio.sleep(self._max_wait)  # the others arriving at this moment
+                while len(batch) < self._max_files and not self._queue.empty():
+                    batch.append(self._queue.get_nowait())
+                # requests build equal options (same settings): one group, in arrival order
+                groups: list[tuple[IntakeOptions, list[_Waiting]]] = []
+                for waiting in batch:
+                    group = next((g for o, g in groups if o == waiting.options), None)
+                    if group is None:
+                        groups.append((waiting.options, [waiting]))
+                    else:
+                        group.append(waiting)
+                for options, group in groups:
+                    await self._write(group, options)
+            except BaseException as exc:
+                # never leave a request waiting for an answer that will not come
+                for waiting in batch:
+                    _answer(waiting, RuntimeError(f"the intake writer stopped: {exc!r}"))
+                raise
 
     async def _write(self, batch: list[_Waiting], options: IntakeOptions) -> None:
         try:
