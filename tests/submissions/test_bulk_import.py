@@ -111,6 +111,10 @@ async def _contents(url: str) -> dict[str, Any]:
             for r in await c.fetch("SELECT topic, key, payload::text FROM outbox_event"
                                    " WHERE key LIKE $1", FACILITY + ":%")
         )  # fmt: skip
+        by_key: dict[str, list[str]] = {}  # each key's events in the order they are delivered
+        for r in await c.fetch("SELECT key, topic FROM outbox_event WHERE key LIKE $1"
+                               " ORDER BY id", FACILITY + ":%"):  # fmt: skip
+            by_key.setdefault(r[0], []).append(r[1])
         audit = sorted(
             (r[0], r[1], r[2], json.loads(r[3])["outcome"])
             for r in await c.fetch("SELECT actor, action, object_type, detail::text"
@@ -129,7 +133,8 @@ async def _contents(url: str) -> dict[str, Any]:
     finally:
         await c.close()
     return {"versions": versions, "timeline": timeline, "persons": persons, "events": events,
-            "audit": audit, "submissions": submissions, "papers": issued}  # fmt: skip
+            "order": by_key, "audit": audit, "submissions": submissions,
+            "papers": issued}  # fmt: skip
 
 
 def test_the_bulk_import_stores_what_one_by_one_intake_stores(

@@ -324,13 +324,12 @@ async def _accept_together(
     plans: list[tuple[int, str, list[tuple[VisitAnalysis, records.VisitData | None]]]] = []
     datas = []
     rows: list[Any] = []
-    for index, code, _, _ in admitted:
+    for index, _, _, _ in admitted:
         subject, _, analysis = files[index]
         submission_id = str(uuid.uuid4())
         planned: list[tuple[VisitAnalysis, records.VisitData | None]] = []
         for visit in analysis.visits:
             if visit.findings.rejected or visit.visit_key is None:
-                rows.append(_rejected_event(code, visit, received, submission_id))
                 planned.append((visit, None))
                 continue
             patient = _patient(subject, visit, test_mode=False)
@@ -342,13 +341,14 @@ async def _accept_together(
     stored = iter(await records.store_new_many(session, datas))
     answers = []
     issue = []  # visits whose papers are issued after the rows exist
-    for (index, submission_id, planned), (_, _, _, file_warnings) in zip(
+    for (index, submission_id, planned), (_, code, _, file_warnings) in zip(
         plans, admitted, strict=True
     ):
         subject, data_bytes, _ = files[index]
         visits = []
-        for visit, planned_data in planned:
+        for visit, planned_data in planned:  # the rows in the order one by one would write them
             if planned_data is None:
+                rows.append(_rejected_event(code, visit, received, submission_id))
                 visits.append(_visit_receipt(visit))
                 continue
             data = planned_data
