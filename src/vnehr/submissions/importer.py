@@ -16,16 +16,19 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqlalchemy import select
-
 from vnehr import catalogs
 from vnehr.kit.auth import Subject
 from vnehr.kit.db import Database
 from vnehr.kit.errors import VnehrError
 from vnehr.submissions import errors
-from vnehr.submissions.models import Submission
 from vnehr.submissions.rules import CodeBook
-from vnehr.submissions.service import Analysis, IntakeOptions, accept_many, analyse
+from vnehr.submissions.service import (
+    Analysis,
+    IntakeOptions,
+    accept_many,
+    analyse,
+    received_digests,
+)
 from vnehr.submissions.xmlio import Limits
 
 
@@ -130,13 +133,7 @@ async def import_folder(
 
 async def _write(db: Database, read: list[_Read], options: IntakeOptions, totals: Totals) -> None:
     async with db.session() as session:
-        received = set(
-            await session.scalars(
-                select(Submission.raw_sha256).where(
-                    Submission.raw_sha256.in_([r.sha256 for r in read])
-                )
-            )
-        )
+        received = await received_digests(session, [r.sha256 for r in read])
         files: list[tuple[Subject, bytes, Analysis]] = []
         names: list[str] = []
         seen: set[str] = set()

@@ -16,7 +16,11 @@ class Submission(Base):
     the receipt given for it."""
 
     __tablename__ = "submission"
-    __table_args__ = (Index("ix_submission_facility_received", "facility_code", "received_at"),)
+    __table_args__ = (
+        Index("ix_submission_facility_received", "facility_code", "received_at"),
+        # `vnehr import` skips files whose bytes were received before (resume after a crash)
+        Index("ix_submission_raw_sha256", "raw_sha256"),
+    )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     kind: Mapped[str] = mapped_column(String(20))  # giamdinhhs | checkin

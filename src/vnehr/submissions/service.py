@@ -709,14 +709,23 @@ async def check_in(
     return receipt
 
 
+async def received_digests(session: AsyncSession, digests: list[str]) -> set[str]:
+    """Which of these SHA-256 digests of raw files were received before (the import skips
+    them, so an interrupted import resumes where it stopped)."""
+    if not digests:
+        return set()
+    found = await session.scalars(
+        select(Submission.raw_sha256).where(Submission.raw_sha256.in_(digests))
+    )
+    return set(found)
+
+
 async def import_file(
     session: AsyncSession, data: bytes, options: IntakeOptions
 ) -> dict[str, Any] | None:
     """Operator's bulk import of a file as if its facility had sent it; None when the same bytes
     were received before (so an interrupted import resumes where it stopped)."""
-    digest = hashlib.sha256(data).hexdigest()
-    seen = await session.scalar(select(Submission.id).where(Submission.raw_sha256 == digest))
-    if seen is not None:
+    if await received_digests(session, [hashlib.sha256(data).hexdigest()]):
         return None
     facility = read_envelope(data, options.limits).facility_code
     importer = Subject(
