@@ -7,6 +7,7 @@ import asyncio
 import dataclasses
 import json
 import random
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +16,11 @@ import pytest
 from typer.testing import CliRunner
 
 from tests.conftest import new_database_on
+from tests.healthbook.test_api import visit_of
 from vnehr import catalogs, papers
 from vnehr.cli import app
 from vnehr.kit.auth import Subject
+from vnehr.kit.clock import VIETNAM, utcnow
 from vnehr.kit.db import Database
 from vnehr.kit.settings import get_settings
 from vnehr.submissions import IntakeOptions, Limits, analyse, synth
@@ -39,7 +42,37 @@ def _files(directory: Path) -> list[Path]:
     again = dataclasses.replace(pair[0], tables=dict(pair[0].tables))
     again.tables.pop("XML8", None)
     (directory / "GIAMDINHHS_01001_00990.xml").write_bytes(synth.envelope([again], FACILITY))
+    for sequence, visit in enumerate(_appointments(), start=801):
+        name = f"GIAMDINHHS_01001_{sequence:05d}.xml"
+        (directory / name).write_bytes(synth.envelope([visit], FACILITY))
     return sorted(p for p in directory.iterdir() if p.suffix == ".xml")
+
+
+def _appointments() -> list[synth.SynthVisit]:
+    """Papers that meet in one batch, in file order: an appointment and the visit that uses it;
+    a visit citing an appointment that a later file issues (one by one it was not there yet);
+    two appointments with one number (the second replaces the first)."""
+    now = utcnow().astimezone(VIETNAM).replace(tzinfo=None, second=0, microsecond=0)
+    booked = (now - timedelta(days=3)).replace(hour=7, minute=30)
+    kw: dict[str, Any] = {"care_type": "01", "insured": True}
+
+    def appointment(seed: int, ended: datetime, number: str, like: Any = None) -> Any:
+        made = visit_of(FACILITY, seed, ended, like, appointment=True, **kw)
+        made.tables["XML14"][0]["NGAY_HEN_KL"] = booked.strftime("%Y%m%d%H%M")
+        made.tables["XML14"][0]["SO_GIAYHEN_KL"] = number
+        return made
+
+    def citing(seed: int, ended: datetime, number: str, like: Any) -> Any:
+        made = visit_of(FACILITY, seed, ended, like, appointment=False, **kw)
+        made.tables["XML1"][0]["GIAY_CHUYEN_TUYEN"] = number
+        return made
+
+    issued = appointment(41, now - timedelta(days=20), "7001/2026/GHKL")
+    used = citing(42, booked + timedelta(hours=2), "7001/2026/GHKL", issued)
+    later = appointment(43, now - timedelta(days=25), "7002/2026/GHKL")
+    too_early = citing(44, now - timedelta(days=6), "7002/2026/GHKL", later)
+    twice = [appointment(45 + n, now - timedelta(days=15), "7003/2026/GHKL") for n in range(2)]
+    return [issued, used, too_early, later, *twice]
 
 
 def _prepare(url: str, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -71,7 +104,8 @@ async def _one_by_one(url: str, paths: list[Path]) -> None:
         await db.dispose()
 
 
-_VOLATILE = {"submission_id", "version_id", "person_id", "received_at", "id", "event_id"}
+_VOLATILE = {"submission_id", "version_id", "person_id", "received_at", "id", "event_id",
+             "paper_id", "issued_at", "replaces"}  # fmt: skip
 
 
 def _stable(value: Any) -> Any:
@@ -128,13 +162,26 @@ async def _contents(url: str) -> dict[str, Any]:
                 " receipt::text FROM submission WHERE facility_code = $1", FACILITY)
         )  # fmt: skip
         issued = sorted(tuple(r) for r in await c.fetch(
-            "SELECT kind, status, version, visit_key FROM paper WHERE facility_code = $1",
-            FACILITY))  # fmt: skip
+            "SELECT a.kind, a.number, a.status, a.version, a.visit_key, a.used_by,"
+            " a.revoke_reason, a.personal_id, h.personal_id, a.valid_until, a.content::text"
+            " FROM paper a LEFT JOIN person h ON h.id = a.person_id"
+            " WHERE a.facility_code = $1", FACILITY))  # fmt: skip
+        paper_events = sorted(
+            json.dumps(_stable(json.loads(r[0])), sort_keys=True)
+            for r in await c.fetch("SELECT payload::text FROM outbox_event"
+                                   " WHERE topic = 'paper.issued'")
+        )  # fmt: skip
+        paper_audit = sorted(
+            (r[0], json.dumps(_stable(json.loads(r[1])), sort_keys=True))
+            for r in await c.fetch("SELECT actor, detail::text FROM audit_event"
+                                   " WHERE action = 'paper.issued'")
+        )  # fmt: skip
     finally:
         await c.close()
     return {"versions": versions, "timeline": timeline, "persons": persons, "events": events,
             "order": by_key, "audit": audit, "submissions": submissions,
-            "papers": issued}  # fmt: skip
+            "papers": issued, "paper_events": paper_events,
+            "paper_audit": paper_audit}  # fmt: skip
 
 
 def test_the_bulk_import_stores_what_one_by_one_intake_stores(
@@ -153,6 +200,11 @@ def test_the_bulk_import_stores_what_one_by_one_intake_stores(
     assert len(ours["submissions"]) >= len(paths) - 1  # and the demo's own
     assert {v[1] for v in ours["versions"] if v[2] == 2}, "a corrected visit has a version 2"
     assert ours["papers"], "inpatient visits carry discharge papers"
+    numbered = {p[1]: p for p in ours["papers"] if p[1].startswith("700")}
+    assert numbered["7001/2026/GHKL"][2] == "used", "an appointment used in its own batch"
+    assert numbered["7002/2026/GHKL"][2] == "valid", "not used by a visit before it"
+    assert sorted(p[2:4] for p in ours["papers"] if p[1] == "7003/2026/GHKL") == [
+        ("revoked", 1), ("valid", 2)], "the second paper with the number replaces the first"  # fmt: skip
     assert any(e[0] == "visit.rejected" for e in ours["events"]), "some visits are defective"
     for part in ours:
         assert ours[part] == theirs[part], part

@@ -7,10 +7,12 @@ from vnehr.papers.card import KIND_TITLES
 from vnehr.papers.rules import check_visit_papers
 from vnehr.papers.service import (
     PaperKeys,
+    VisitPapers,
     by_id,
     cite,
     first_issues,
     from_visit,
+    from_visits,
     issue_driver,
     keys_for,
     of_holder,
@@ -25,11 +27,13 @@ from vnehr.papers.shc import qr_svg, qr_text
 __all__ = [
     "KIND_TITLES",
     "PaperKeys",
+    "VisitPapers",
     "by_id",
     "check_visit_papers",
     "cite",
     "first_issues",
     "from_visit",
+    "from_visits",
     "issue_driver",
     "keys_for",
     "of_holder",

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from functools import lru_cache
@@ -20,7 +22,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from vnehr import audit, facilities, identity, records
 from vnehr.kit.auth import Forbidden, Subject, require_scope
-from vnehr.kit.clock import today_in_vietnam, utcnow
+from vnehr.kit.clock import parse_moment, today_in_vietnam, utcnow
+from vnehr.kit.db import copy_objects
 from vnehr.kit.errors import VnehrError
 from vnehr.kit.i18n import texts
 from vnehr.kit.outbox import new_event
@@ -157,6 +160,38 @@ async def _store(
     if current is not None and current.status != "revoked":
         current.status, current.revoked_at = "revoked", now
         current.revoked_by, current.revoke_reason = actor, "replaced"
+    paper, event, audit_row = _new_rows(
+        keys,
+        body,
+        digest,
+        now,
+        facility_code=facility_code,
+        visit_key=visit_key,
+        source=source,
+        person_id=person_id,
+        actor=actor,
+        replaces=current,
+    )
+    session.add_all([paper, event, audit_row])
+    return paper, ("replaced" if current else "issued")
+
+
+def _new_rows(
+    keys: PaperKeys,
+    body: dict[str, Any],
+    digest: str,
+    now: datetime,
+    *,
+    facility_code: str,
+    visit_key: str | None,
+    source: str,
+    person_id: int | None,
+    actor: str,
+    replaces: Paper | None,
+) -> tuple[Paper, Any, Any]:
+    """A paper's next version (the first when ``replaces`` is None), signed, with its
+    ``paper.issued`` event and audit row; nothing added to a session."""
+    current = replaces
     paper_id = str(uuid.uuid4())
     rid = keys.card.rid(paper_id)
     jws = keys.card.sign(keys.issuer_url, int(now.timestamp()), card.bundle(body), rid)
@@ -181,43 +216,38 @@ async def _store(
         issued_at=now,
         issued_by=actor,
     )
-    session.add(paper)
     title = card.KIND_TITLES[body["kind"]]
     # the citizen's inbox (when the holder is known) and the report's counts
-    session.add(
-        new_event(
-            "paper.issued",
-            f"paper:{paper_id}",
-            {
-                "person_id": person_id,
-                "paper_id": paper_id,
-                "kind": body["kind"],
-                "facility_code": facility_code,
-                "version": paper.version,
-                "issued_at": now.isoformat(),
-                "params": {
-                    "facility": body["facility"].get("name") or facility_code,
-                    "kind": {"vi": title[0], "en": title[1]},
-                    "number": body["number"],
-                },
-            },
-        )
-    )
-    session.add(
-        audit.audit_event(
-            actor=actor,
-            action="paper.issued",
-            object_type="paper",
-            object_id=paper_id,
-            person_id=person_id,
-            detail={
-                "kind": body["kind"],
+    event = new_event(
+        "paper.issued",
+        f"paper:{paper_id}",
+        {
+            "person_id": person_id,
+            "paper_id": paper_id,
+            "kind": body["kind"],
+            "facility_code": facility_code,
+            "version": paper.version,
+            "issued_at": now.isoformat(),
+            "params": {
+                "facility": body["facility"].get("name") or facility_code,
+                "kind": {"vi": title[0], "en": title[1]},
                 "number": body["number"],
-                "replaces": current.id if current else None,
             },
-        )
+        },
     )
-    return paper, ("replaced" if current else "issued")
+    audit_row = audit.audit_event(
+        actor=actor,
+        action="paper.issued",
+        object_type="paper",
+        object_id=paper_id,
+        person_id=person_id,
+        detail={
+            "kind": body["kind"],
+            "number": body["number"],
+            "replaces": current.id if current else None,
+        },
+    )
+    return paper, event, audit_row
 
 
 async def _facility(session: AsyncSession, code: str) -> dict[str, str]:
@@ -315,6 +345,123 @@ async def cite(
     paper.status, paper.used_at = "used", utcnow()
     paper.used_by = f"{facility_code}:{visit_key}"[:120]
     return paper
+
+
+@dataclass(slots=True)
+class VisitPapers:
+    """One stored visit of a batch whose papers ``from_visits`` issues."""
+
+    facility_code: str
+    visit_key: str
+    tables: dict[str, list[dict[str, str]]]
+    person_id: int | None
+    actor: str
+
+
+async def from_visits(
+    session: AsyncSession, keys: PaperKeys, visits: Sequence[VisitPapers]
+) -> None:
+    """``from_visit`` then ``cite`` for each of these stored visits, with the same outcome as
+    one visit after another in this order (the intake's group commit and the bulk import,
+    D50). Papers new to the hub, each number once in the batch, are written together
+    (COPY on PostgreSQL); a visit with a paper number the hub has seen, a number twice in the
+    batch, or a birth paper naming someone other than the visit's patient goes through
+    ``from_visit``. A visit cites only papers of visits before it."""
+    codes = {v.facility_code for v in visits if any(v.tables.get(t) for t in rules.TABLE_KINDS)}
+    names = await facilities.directory(session, codes) if codes else {}
+    planned: list[list[dict[str, Any]]] = []
+    for visit in visits:
+        bodies: list[dict[str, Any]] = []
+        wanted = [t for t in rules.TABLE_KINDS if visit.tables.get(t)]
+        if wanted:
+            code = visit.facility_code
+            facility = {"code": code, "name": names[code].name if code in names else code}
+            xml1 = visit.tables["XML1"][0]
+            for table in wanted:
+                kind = rules.TABLE_KINDS[table]
+                for row in visit.tables[table]:
+                    body = content.from_table(kind, row, xml1, facility=facility)
+                    if body is not None:
+                        bodies.append(body)
+        planned.append(bodies)
+    counted = Counter(
+        (v.facility_code, b["kind"], b["number"])
+        for v, bodies in zip(visits, planned, strict=True)
+        for b in bodies
+    )
+    seen = await _known_numbers(session, list(counted))
+    alone: set[int] = set()
+    rows: list[Any] = []
+    issued: dict[tuple[str, str], int] = {}  # (facility, re-exam number) -> issuing position
+    now = utcnow()
+    for position, (visit, bodies) in enumerate(zip(visits, planned, strict=True)):
+        patient = visit.tables["XML1"][0].get("SO_CCCD")
+        if any(
+            (visit.facility_code, b["kind"], b["number"]) in seen
+            or counted[(visit.facility_code, b["kind"], b["number"])] > 1
+            or (b["kind"] == "birth" and b["holder"].get("personal_id") != patient)
+            for b in bodies
+        ):
+            alone.add(position)
+            continue
+        for body in bodies:
+            rows += _new_rows(
+                keys,
+                body,
+                _sha(body),
+                now,
+                facility_code=visit.facility_code,
+                visit_key=visit.visit_key,
+                source="visit",
+                person_id=visit.person_id,
+                actor=visit.actor,
+                replaces=None,
+            )
+            if body["kind"] == "re_exam":
+                issued[(visit.facility_code, body["number"])] = position
+    if rows:
+        await copy_objects(session, rows)
+    for position, visit in enumerate(visits):
+        if position in alone:
+            await from_visit(
+                session,
+                keys,
+                facility_code=visit.facility_code,
+                visit_key=visit.visit_key,
+                tables=visit.tables,
+                person_id=visit.person_id,
+                actor=visit.actor,
+            )
+        xml1 = visit.tables["XML1"][0]
+        number = (xml1.get("GIAY_CHUYEN_TUYEN") or "").strip()
+        if not number or issued.get((visit.facility_code, number), -1) >= position:
+            continue  # nothing cited, or a paper of this visit or a later one of the batch
+        begun = parse_moment((xml1.get("NGAY_VAO") or "").strip())
+        await cite(
+            session,
+            facility_code=visit.facility_code,
+            visit_key=visit.visit_key,
+            number=number,
+            person_id=visit.person_id,
+            visit_day=begun.date() if begun else None,
+        )
+
+
+async def _known_numbers(
+    session: AsyncSession, wanted: list[tuple[str, str, str]]
+) -> set[tuple[str, str, str]]:
+    """Which (facility, kind, number) have a paper already."""
+    found: set[tuple[str, str, str]] = set()
+    for start in range(0, len(wanted), 500):
+        chunk = wanted[start : start + 500]
+        rows = await session.execute(
+            select(Paper.facility_code, Paper.kind, Paper.number)
+            .where(Paper.number.in_({n for _, _, n in chunk}))
+            .distinct()
+        )
+        asked = set(chunk)
+        found.update((f, k, n) for f, k, n in rows if (f, k, n) in asked)
+    return found
 
 
 # ------------------------------------------------------------------ the papers API

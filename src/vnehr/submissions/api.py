@@ -186,7 +186,7 @@ async def submit(request: Request, subject: CurrentSubject) -> JSONResponse:
     codes = await catalogs.recent_codebook(db)
     # Parsing is CPU work: off the event loop, and before the write transaction starts (on
     # SQLite that transaction holds the database's write lock).
-    analysis = await asyncio.to_thread(service.analyse, data, codes=codes, limits=limits)
+    analysis = await asyncio.to_thread(service.prepare, data, codes=codes, limits=limits)
     # Written with the files that arrived at the same moment, in one transaction (D49); the
     # receipt comes back only after that transaction has committed.
     receipt = await intake_queue(request).accept(subject, data, analysis, options)

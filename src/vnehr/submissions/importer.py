@@ -26,7 +26,7 @@ from vnehr.submissions.service import (
     Analysis,
     IntakeOptions,
     accept_many,
-    analyse,
+    prepare,
     received_digests,
 )
 from vnehr.submissions.xmlio import Limits
@@ -57,6 +57,8 @@ class _Read:
     refused: tuple[str, str] | None  # (code, English message) of a file refused whole
 
 
+#: Files per task given to a pool process.
+CHUNK = 10
 _codes: CodeBook | None = None
 _limits: Limits | None = None
 
@@ -69,13 +71,19 @@ def _start(codes: CodeBook, limits: Limits) -> None:
 
 def _read(path: str) -> _Read:
     data = Path(path).read_bytes()
-    digest = hashlib.sha256(data).hexdigest()
     if _codes is None or _limits is None:
         raise RuntimeError("the pool process was not started with the catalogues")
     try:
-        return _Read(path, data, digest, analyse(data, codes=_codes, limits=_limits), None)
+        analysis = prepare(data, codes=_codes, limits=_limits)
     except VnehrError as exc:
+        digest = hashlib.sha256(data).hexdigest()
         return _Read(path, data, digest, None, (exc.code, exc.messages()["en"]))
+    return _Read(path, data, analysis.raw_sha256, analysis, None)
+
+
+def _read_many(paths: list[str]) -> list[_Read]:
+    # a few files per task: one message each way instead of one per file
+    return [_read(path) for path in paths]
 
 
 def _batches(paths: list[Path], size: int) -> Iterator[list[Path]]:
@@ -115,8 +123,12 @@ async def import_folder(
     ) as pool:
         batches = _batches(paths, batch_size)
 
-        def submit(batch: list[Path]) -> list[asyncio.Future[_Read]]:
-            return [loop.run_in_executor(pool, _read, str(p)) for p in batch]
+        def submit(batch: list[Path]) -> list[asyncio.Future[list[_Read]]]:
+            names = [str(p) for p in batch]
+            return [
+                loop.run_in_executor(pool, _read_many, names[start : start + CHUNK])
+                for start in range(0, len(names), CHUNK)
+            ]
 
         pending = [submit(b) for b in (next(batches, None), next(batches, None)) if b]
         while pending:
@@ -124,7 +136,7 @@ async def import_folder(
             following = next(batches, None)
             if following:  # read ahead: the pool parses while this batch is written
                 pending.append(submit(following))
-            read = await asyncio.gather(*current)
+            read = [item for chunk in await asyncio.gather(*current) for item in chunk]
             await _write(db, read, options, totals)
             if progress is not None:
                 progress(len(read))

@@ -75,6 +75,10 @@ class Analysis:
     facility_code: str
     visits: list[VisitAnalysis] = field(default_factory=list)
     signed: bool = False
+    #: The raw file's SHA-256 and zstd copy, when worked out with the analysis (``prepare``:
+    #: in the parse thread or process, not in the writer); empty: worked out when stored.
+    raw_sha256: str = ""
+    raw_zstd: bytes = b""
 
 
 def canonical_sha256(tables: dict[str, list[dict[str, str]]]) -> str:
@@ -138,6 +142,15 @@ def analyse(data: bytes, *, codes: CodeBook, limits: Limits) -> Analysis:
         analysis.visits.append(
             VisitAnalysis(position, visit_key, tables, found, canonical_sha256(tables))
         )
+    return analysis
+
+
+def prepare(data: bytes, *, codes: CodeBook, limits: Limits) -> Analysis:
+    """``analyse`` for a file that will be stored: also the raw file's digest and its zstd
+    copy, so that the writer (one per process, holding the transaction) does less."""
+    analysis = analyse(data, codes=codes, limits=limits)
+    analysis.raw_sha256 = hashlib.sha256(data).hexdigest()
+    analysis.raw_zstd = _zstd.compress(data)
     return analysis
 
 
@@ -233,7 +246,15 @@ async def accept(
         accepted += 1
         visits.append(_stored_receipt(visit, stored))
     receipt, row = _finish(
-        subject, data, submission_id, received, test_mode, file_warnings, visits, accepted
+        subject,
+        data,
+        analysis,
+        submission_id,
+        received,
+        test_mode,
+        file_warnings,
+        visits,
+        accepted,
     )
     await hot_add(session, row)
     if test_mode and accepted:
@@ -344,7 +365,7 @@ async def _accept_together(
     for (index, submission_id, planned), (_, code, _, file_warnings) in zip(
         plans, admitted, strict=True
     ):
-        subject, data_bytes, _ = files[index]
+        subject, data_bytes, analysis = files[index]
         visits = []
         for visit, planned_data in planned:  # the rows in the order one by one would write them
             if planned_data is None:
@@ -358,16 +379,34 @@ async def _accept_together(
             issue.append((subject, visit, data.person_id))
         accepted = sum(1 for _, data in planned if data is not None)
         receipt, row = _finish(
-            subject, data_bytes, submission_id, received, False, file_warnings, visits, accepted
+            subject,
+            data_bytes,
+            analysis,
+            submission_id,
+            received,
+            False,
+            file_warnings,
+            visits,
+            accepted,
         )
         rows.append(row)
         answers.append((index, receipt))
     await copy_objects(session, rows)
     if options.papers is not None:
-        for subject, visit, person_id in issue:
-            await _papers(
-                session, subject, visit, options.papers, person_id, visit.tables["XML1"][0]
-            )
+        await papers.from_visits(
+            session,
+            options.papers,
+            [
+                papers.VisitPapers(
+                    subject.facility_code or "",
+                    visit.visit_key or "",
+                    visit.tables,
+                    person_id,
+                    subject.label,
+                )
+                for subject, visit, person_id in issue
+            ],
+        )
     return answers
 
 
@@ -429,6 +468,7 @@ def _stored_receipt(visit: VisitAnalysis, stored: records.Stored) -> dict[str, A
 def _finish(
     subject: Subject,
     data: bytes,
+    analysis: Analysis,
     submission_id: str,
     received: datetime,
     test_mode: bool,
@@ -462,9 +502,9 @@ def _finish(
         visits=len(visits),
         accepted=accepted,
         rejected=len(visits) - accepted,
-        raw_sha256=hashlib.sha256(data).hexdigest(),
+        raw_sha256=analysis.raw_sha256 or hashlib.sha256(data).hexdigest(),
         raw_size=len(data),
-        raw_zstd=_zstd.compress(data),
+        raw_zstd=analysis.raw_zstd or _zstd.compress(data),
         receipt=receipt,
     )
     return receipt, row
