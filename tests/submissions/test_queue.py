@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
+import zstandard
 
+from vnehr import catalogs
 from vnehr.kit.auth import Subject
 from vnehr.kit.db import Database
-from vnehr.submissions import IntakeOptions, Limits
+from vnehr.submissions import IntakeOptions, Limits, synth
 from vnehr.submissions.queue import IntakeQueue
-from vnehr.submissions.service import Analysis
+from vnehr.submissions.service import Analysis, prepare
 
 SENDER = Subject("facility_system", "his", "HIS", scopes=frozenset({"submission.write"}),
                  facility_code="01001")  # fmt: skip
@@ -24,3 +29,16 @@ async def test_closing_answers_the_files_still_waiting(db: Database) -> None:
     await queue.close()
     with pytest.raises(RuntimeError, match="writer stopped"):
         await asyncio.wait_for(waiting, 2)
+
+
+def test_files_prepared_in_parallel_threads_keep_their_own_raw_copy(tmp_path: Path) -> None:
+    """The HTTP intake prepares files in many threads at once (the digest and zstd copy of the
+    raw bytes with the analysis): each file keeps exactly its own bytes."""
+    synth.write_files(tmp_path, 12, seed=5, facility_code="01001")
+    files = [p.read_bytes() for p in sorted(tmp_path.glob("*.xml"))] * 4
+    codes = catalogs.offline()
+    with ThreadPoolExecutor(8) as pool:
+        prepared = list(pool.map(lambda d: prepare(d, codes=codes, limits=Limits()), files))
+    for data, analysis in zip(files, prepared, strict=True):
+        assert analysis.raw_sha256 == hashlib.sha256(data).hexdigest()
+        assert zstandard.ZstdDecompressor().decompress(analysis.raw_zstd) == data

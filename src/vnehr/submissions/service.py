@@ -8,6 +8,7 @@ outbox events and audit row in the caller's transaction, and build the receipt.
 from __future__ import annotations
 
 import hashlib
+import threading
 import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -48,7 +49,19 @@ from vnehr.submissions.xmlio import (
     write_table,
 )
 
-_zstd = zstandard.ZstdCompressor(level=3)
+_compressors = threading.local()
+
+
+def _compress(data: bytes) -> bytes:
+    """zstd level 3. A compressor serves one thread at a time (files are prepared in parallel
+    threads): one per thread."""
+    compressor = getattr(_compressors, "zstd", None)
+    if compressor is None:
+        compressor = _compressors.zstd = zstandard.ZstdCompressor(level=3)
+    compressed: bytes = compressor.compress(data)
+    return compressed
+
+
 #: (card, name, birth dd/MM/yyyy) -> the portal's result code, or None when it cannot answer.
 CardCheck = Callable[[str, str, str], Awaitable[str | None]]
 #: A system reads its own receipts if it may send files or read records.
@@ -150,7 +163,7 @@ def prepare(data: bytes, *, codes: CodeBook, limits: Limits) -> Analysis:
     copy, so that the writer (one per process, holding the transaction) does less."""
     analysis = analyse(data, codes=codes, limits=limits)
     analysis.raw_sha256 = hashlib.sha256(data).hexdigest()
-    analysis.raw_zstd = _zstd.compress(data)
+    analysis.raw_zstd = _compress(data)
     return analysis
 
 
@@ -504,7 +517,7 @@ def _finish(
         rejected=len(visits) - accepted,
         raw_sha256=analysis.raw_sha256 or hashlib.sha256(data).hexdigest(),
         raw_size=len(data),
-        raw_zstd=analysis.raw_zstd or _zstd.compress(data),
+        raw_zstd=analysis.raw_zstd or _compress(data),
         receipt=receipt,
     )
     return receipt, row
@@ -733,7 +746,7 @@ async def check_in(
             rejected=len(doc.rows) if found.rejected else 0,
             raw_sha256=hashlib.sha256(data).hexdigest(),
             raw_size=len(data),
-            raw_zstd=_zstd.compress(data),
+            raw_zstd=_compress(data),
             receipt=receipt,
         )
     )
