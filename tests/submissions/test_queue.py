@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import pickle
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -42,3 +43,15 @@ def test_files_prepared_in_parallel_threads_keep_their_own_raw_copy(tmp_path: Pa
     for data, analysis in zip(files, prepared, strict=True):
         assert analysis.raw_sha256 == hashlib.sha256(data).hexdigest()
         assert zstandard.ZstdDecompressor().decompress(analysis.raw_zstd) == data
+
+
+def test_an_analysis_sent_between_processes_arrives_whole(tmp_path: Path) -> None:
+    """The import's parse processes send analyses back pickled (the tables as JSON inside)."""
+    synth.write_files(tmp_path, 6, seed=9, facility_code="01001", defect_rate=0.5)
+    codes = catalogs.offline()
+    for path in sorted(tmp_path.glob("*.xml")):
+        sent = prepare(path.read_bytes(), codes=codes, limits=Limits())
+        came = pickle.loads(pickle.dumps(sent))  # noqa: S301 (our own bytes)
+        assert came == sent
+        assert [list(v.tables) for v in came.visits] == [list(v.tables) for v in sent.visits]
+        assert [v.status for v in came.visits] == [v.status for v in sent.visits]

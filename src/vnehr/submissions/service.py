@@ -82,6 +82,19 @@ class VisitAnalysis:
             return "rejected"
         return "accepted_with_warnings" if self.findings.issues else "accepted"
 
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        # Sent from the import's parse processes: the tables (hundreds of small strings) as
+        # one JSON document, ten times quicker to pickle than the dictionaries themselves.
+        content = orjson.dumps(self.tables)
+        return _visit_analysis, (self.index, self.visit_key, content, self.findings,
+                                 self.content_sha256)  # fmt: skip
+
+
+def _visit_analysis(
+    index: int, visit_key: str | None, content: bytes, findings: Findings, sha256: str
+) -> VisitAnalysis:
+    return VisitAnalysis(index, visit_key, orjson.loads(content), findings, sha256)
+
 
 @dataclass(slots=True)
 class Analysis:
