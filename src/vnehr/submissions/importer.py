@@ -11,6 +11,7 @@ import asyncio
 import hashlib
 import multiprocessing
 import os
+import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -86,6 +87,17 @@ def _read_many(paths: list[str]) -> list[_Read]:
     return [_read(path) for path in paths]
 
 
+def _start_method() -> multiprocessing.context.BaseContext:
+    """Fork the pool when this process runs a single thread (PostgreSQL's driver starts none):
+    the workers begin at once with the catalogue copy already in memory, instead of importing
+    everything and unpickling the catalogues (about 1.5 s each). With any other thread running
+    (SQLite's driver runs one per connection) they are spawned: a fork copies locks that
+    another thread may hold."""
+    tasks = Path("/proc/self/task")
+    alone = threading.active_count() == 1 and tasks.is_dir() and len(list(tasks.iterdir())) == 1
+    return multiprocessing.get_context("fork" if alone else "spawn")
+
+
 def _batches(paths: list[Path], size: int) -> Iterator[list[Path]]:
     for start in range(0, len(paths), size):
         yield paths[start : start + size]
@@ -116,8 +128,7 @@ async def import_folder(
         codes = await catalogs.codebook(session)
     loop = asyncio.get_running_loop()
     workers = processes or os.cpu_count() or 1
-    # spawned, not forked: this process has threads (the database drivers') by now
-    context = multiprocessing.get_context("spawn")
+    context = _start_method()
     with ProcessPoolExecutor(
         workers, mp_context=context, initializer=_start, initargs=(codes, options.limits)
     ) as pool:
