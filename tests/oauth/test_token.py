@@ -250,3 +250,22 @@ async def test_registering_a_private_or_symmetric_key_is_refused(session: AsyncS
                 code,
                 facilities.ClientCreate(name="HIS", jwks=jwks, scopes=["checkin.write"]),
             )
+
+
+def test_a_remembered_token_is_refused_once_it_expires(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Checked tokens are remembered (a system sends many files with one), never past their
+    own expiry, and only for the key that signed them."""
+    from vnehr.kit import auth
+
+    token, lifetime = auth.issue_access_token(settings, "01001-01-x", "01001", ["submission.write"])
+    first = auth.read_access_token(settings, token)
+    assert auth.read_access_token(settings, token) == first  # remembered
+    rotated = Settings(secret_key=settings.secret_key.get_secret_value()[::-1] + "!" * 5)
+    with pytest.raises(auth.InvalidAccessToken):
+        auth.read_access_token(rotated, token)
+    later = time.time() + lifetime + 1
+    monkeypatch.setattr(auth.time, "time", lambda: later)
+    with pytest.raises(auth.InvalidAccessToken):
+        auth.read_access_token(settings, token)

@@ -40,6 +40,7 @@ _STATE_AND_CERTIFICATES = (
     )
     .where(Facility.code == bindparam("code"))
 )
+_NAME = select(Facility.name).where(Facility.code == bindparam("code"))
 
 
 class FacilityRepository:
@@ -240,6 +241,11 @@ class FacilityRepository:
         certificate when it has none; no rows for an unknown facility)."""
         rows = await hot_fetch(self.session, _STATE_AND_CERTIFICATES, {"code": code})
         return [(r[0], r[1], r[2], r[3]) for r in rows]
+
+    async def name_of(self, code: str) -> str | None:
+        """A facility's registered name (one prebuilt statement: papers of every batch)."""
+        rows = await hot_fetch(self.session, _NAME, {"code": code})
+        return str(rows[0][0]) if rows else None
 
     async def certificates_of(self, code: str) -> list[FacilityCertificate]:
         stmt = (

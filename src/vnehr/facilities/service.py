@@ -604,6 +604,18 @@ async def intake_context(session: AsyncSession, code: str) -> tuple[State | None
     return State(rows[0][0]), pems
 
 
+async def names_now(session: AsyncSession, codes: Iterable[str]) -> dict[str, str]:
+    """Facility names by code, read in the caller's transaction (what a paper issued now
+    names; ``names`` serves displays from a copy up to a minute old)."""
+    repo = FacilityRepository(session)
+    found = {}
+    for code in sorted(set(codes)):
+        name = await repo.name_of(code)
+        if name is not None:
+            found[code] = name
+    return found
+
+
 async def test_submission_passed(session: AsyncSession, code: str, actor: str) -> bool:
     """A facility onboarding with a registered certificate sent a valid test file: it moves
     on to ``test_passed`` (once)."""

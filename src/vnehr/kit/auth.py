@@ -191,7 +191,24 @@ def issue_access_token(
     return jwt.encode({"alg": "HS256", "typ": "at+jwt"}, claims, _token_key(settings)), lifetime
 
 
+#: Access tokens already checked: (secret, issuer, token) -> (caller, expiry). A facility
+#: system sends many files with one token; each is only remembered until its own expiry.
+_tokens: dict[tuple[str, str, str], tuple[Subject, float]] = {}
+
+
 def read_access_token(settings: Settings, token: str) -> Subject:
+    key = (settings.secret_key.get_secret_value(), settings.public_url, token)
+    known = _tokens.get(key)
+    if known is not None and known[1] > time.time():
+        return known[0]
+    subject, expiry = _check_access_token(settings, token)
+    if len(_tokens) >= _CHECKED_MAX:
+        _tokens.clear()
+    _tokens[key] = (subject, expiry)
+    return subject
+
+
+def _check_access_token(settings: Settings, token: str) -> tuple[Subject, float]:
     try:
         decoded = jwt.decode(token, _token_key(settings), algorithms=["HS256"])
         claims = jwt.JWTClaimsRegistry(
@@ -203,13 +220,14 @@ def read_access_token(settings: Settings, token: str) -> Subject:
         claims.validate(decoded.claims)
     except (JoseError, ValueError) as exc:
         raise InvalidAccessToken(reason=type(exc).__name__) from exc
-    return Subject(
+    subject = Subject(
         kind="facility_system",
         id=str(decoded.claims["sub"]),
         name=str(decoded.claims["sub"]),
         scopes=frozenset(str(decoded.claims.get("scope", "")).split()),
         facility_code=str(decoded.claims["facility"]),
     )
+    return subject, float(decoded.claims["exp"])
 
 
 # ------------------------------------------------------------------ request dependencies

@@ -368,14 +368,14 @@ async def from_visits(
     batch, or a birth paper naming someone other than the visit's patient goes through
     ``from_visit``. A visit cites only papers of visits before it."""
     codes = {v.facility_code for v in visits if any(v.tables.get(t) for t in rules.TABLE_KINDS)}
-    names = await facilities.directory(session, codes) if codes else {}
+    names = await facilities.names_now(session, codes)
     planned: list[list[dict[str, Any]]] = []
     for visit in visits:
         bodies: list[dict[str, Any]] = []
         wanted = [t for t in rules.TABLE_KINDS if visit.tables.get(t)]
         if wanted:
             code = visit.facility_code
-            facility = {"code": code, "name": names[code].name if code in names else code}
+            facility = {"code": code, "name": names.get(code, code)}
             xml1 = visit.tables["XML1"][0]
             for table in wanted:
                 kind = rules.TABLE_KINDS[table]
