@@ -8,6 +8,7 @@ import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 
 @contextmanager
@@ -81,3 +82,11 @@ async def until_up(base: str, seconds: float = 30.0) -> None:
         except httpx.TransportError:
             await asyncio.sleep(0.1)
     raise RuntimeError(f"{base} did not come up in {seconds:.0f} s")
+
+
+def packed_tables(tables: dict[str, Any]) -> str:
+    """A visit's tables as the database keeps them (zstd JSON), as a PostgreSQL bytea
+    literal for the benchmarks' bulk loads."""
+    from vnehr.kit.db import pack_json
+
+    return "\\x" + pack_json(tables).hex()

@@ -27,7 +27,7 @@ from typing import Any
 import httpx
 
 from bench.catalog_http import _free_port
-from bench.common import postgres, until_up, wrk
+from bench.common import packed_tables, postgres, until_up, wrk
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / ".cache" / "fhir" / "node_modules" / "hl7.fhir.r4.examples"
@@ -105,7 +105,7 @@ SELECT v, '01001', 'BENCH' || v, 1, true, false, 'bench', md5(v::text), 1 + (v -
        timestamptz '2024-01-01' + (v % 700) * interval '1 day',
        timestamptz '2024-01-01' + (v % 700) * interval '1 day' + interval '2 hours',
        timestamptz '2024-01-01' + (v % 700) * interval '1 day' + interval '3 hours', 3600, false,
-       '{{"XML1": [{{"MA_LK": "x"}}]}}'::jsonb
+       '{tables}'::bytea
 FROM generate_series(1, {visits}) AS v;
 
 INSERT INTO timeline_entry (id, person_id, facility_code, visit_key, version_id, care_type,
@@ -157,7 +157,14 @@ async def _timeline(socket_dir: str) -> list[str]:
             " DELETE FROM person;"
         )
         started = time.perf_counter()
-        await connection.execute(LOAD_SQL.format(persons=persons, visits=VISITS, per=PER_PERSON))
+        await connection.execute(
+            LOAD_SQL.format(
+                persons=persons,
+                visits=VISITS,
+                per=PER_PERSON,
+                tables=packed_tables({"XML1": [{"MA_LK": "x"}]}),
+            )
+        )
         load_seconds = time.perf_counter() - started
         stored = await connection.fetchval("SELECT count(*) FROM timeline_entry")
     finally:

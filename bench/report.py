@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 
-from bench.common import postgres
+from bench.common import packed_tables, postgres
 from vnehr import reporting
 from vnehr.kit.db import Database
 
@@ -34,7 +34,7 @@ SELECT '0100' || (1 + v % 5), 'BENCH' || v, 1, true, false, 'bench', md5(v::text
        timestamptz '2026-01-01' + (v % 364) * interval '1 day' + interval '2 hours',
        timestamptz '2026-01-01' + (v % 364) * interval '1 day' + interval '2 hours'
          + ((v::bigint * 7919) % 1209600) * interval '1 second',
-       (v::bigint * 7919) % 1209600, v % 7 <> 0, '{{}}'::jsonb
+       (v::bigint * 7919) % 1209600, v % 7 <> 0, '{tables}'::bytea
 FROM generate_series({first}, {last}) AS v;
 ANALYZE visit_version;
 """
@@ -81,7 +81,9 @@ async def main() -> None:
                     host=socket_dir, user="postgres", database="report"
                 )
                 try:
-                    await connection.execute(LOAD_SQL.format(first=loaded + 1, last=size))
+                    await connection.execute(
+                        LOAD_SQL.format(first=loaded + 1, last=size, tables=packed_tables({}))
+                    )
                 finally:
                     await connection.close()
                 loaded = size

@@ -7,13 +7,15 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import bindparam, column, inspect, select, table, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from vnehr.kit.db import create_engine
+from tests.conftest import new_database_on
+from vnehr.kit.db import JSONDoc, create_engine
 from vnehr.kit.migrate import current_revisions, downgrade, head_revisions, upgrade
 from vnehr.models import metadata
+from vnehr.records.models import VisitVersion
 
 
 def _diff(connection: Connection) -> list[object]:
@@ -51,3 +53,53 @@ async def test_history_goes_down_to_nothing_and_up_again(tmp_path: Path) -> None
 def test_heads_are_single(revision: str) -> None:
     assert len(head_revisions()) == 1, "two migration heads: merge them"
     assert revision
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty database of its own, on each backend."""
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path / 'visits.db'}"
+    return new_database_on(request.getfixturevalue("postgres_url"), "packed")
+
+
+async def test_visit_tables_survive_the_change_to_packed_json(empty_url: str) -> None:
+    """0016 moves stored visits' tables from JSON to zstd-compressed JSON, and back."""
+    url = empty_url
+    tables = {"XML1": [{"MA_LK": "LK1", "HO_TEN": "Nguyễn Thị Ánh", "GHI_CHU": "<x> & \"y\""}],
+              "XML2": [{"MA_THUOC": "40.17", "SO_LUONG": "10.000"}] * 3}  # fmt: skip
+    await upgrade(url, "0015")
+    engine = create_engine(url)
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(
+                text(
+                    "INSERT INTO visit_version (facility_code, visit_key, version, current,"
+                    " test_mode, submission_id, content_sha256, insured, has_summary,"
+                    " received_at, tables) VALUES ('01001', 'LK1', 1, true, false, 's', 'h',"
+                    " false, false, CURRENT_TIMESTAMP, :tables)"
+                ).bindparams(bindparam("tables", type_=JSONDoc)),
+                {"tables": tables},
+            )
+    finally:
+        await engine.dispose()
+    await upgrade(url)
+    engine = create_engine(url)
+    try:
+        async with AsyncSession(engine) as session:
+            version = (await session.scalars(select(VisitVersion))).one()
+            assert version.tables == tables
+            raw = await session.scalar(text("SELECT tables FROM visit_version"))
+            assert bytes(raw)[:4] == b"\x28\xb5\x2f\xfd"  # a zstd frame
+    finally:
+        await engine.dispose()
+    await downgrade(url, "0015")
+    engine = create_engine(url)
+    try:
+        async with engine.connect() as connection:
+            stored = await connection.scalar(
+                select(column("tables", JSONDoc)).select_from(table("visit_version"))
+            )
+            assert stored == tables
+    finally:
+        await engine.dispose()

@@ -21,7 +21,7 @@ from vnehr import catalogs, papers
 from vnehr.cli import app
 from vnehr.kit.auth import Subject
 from vnehr.kit.clock import VIETNAM, utcnow
-from vnehr.kit.db import Database
+from vnehr.kit.db import Database, unpack_json
 from vnehr.kit.settings import get_settings
 from vnehr.submissions import IntakeOptions, Limits, analyse, synth
 from vnehr.submissions.service import accept
@@ -122,12 +122,12 @@ async def _contents(url: str) -> dict[str, Any]:
     c = await asyncpg.connect(user="postgres", database=name, host=host)
     try:
         versions = [
-            (*r[:-2], json.loads(r[-2]), json.loads(r[-1]) if r[-1] else None)
+            (*r[:-2], unpack_json(r[-2]), json.loads(r[-1]) if r[-1] else None)
             for r in await c.fetch(
                 "SELECT v.facility_code, v.visit_key, v.version, v.current, v.test_mode,"
                 " v.content_sha256, v.personal_id, p.personal_id, v.care_type, v.insured,"
                 " v.main_diagnosis, v.outcome, v.started_at, v.ended_at, v.total_hospital_cost,"
-                " v.has_summary, v.tables::text, v.warnings::text FROM visit_version v"
+                " v.has_summary, v.tables, v.warnings::text FROM visit_version v"
                 " LEFT JOIN person p ON p.id = v.person_id WHERE v.facility_code = $1"
                 " ORDER BY v.visit_key, v.version", FACILITY)
         ]  # fmt: skip

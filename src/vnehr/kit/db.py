@@ -7,6 +7,7 @@ without an error and rolls back otherwise); services and repositories only flush
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections import namedtuple
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -15,11 +16,13 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import orjson
+import zstandard
 from sqlalchemy import (
     JSON,
     BigInteger,
     DateTime,
     Integer,
+    LargeBinary,
     MetaData,
     TypeDecorator,
     bindparam,
@@ -53,6 +56,39 @@ BigId = BigInteger().with_variant(Integer(), "sqlite")
 
 #: JSON documents: JSONB on PostgreSQL, JSON text on SQLite (its jsonb() needs 3.45+).
 JSONDoc = JSON().with_variant(JSONB(), "postgresql")
+
+_zstd = threading.local()  # a zstd (de)compressor serves one thread at a time
+
+
+def pack_json(value: Any) -> bytes:
+    """A JSON document as zstd-compressed UTF-8 (level 3, the frame carries its size)."""
+    compressor = getattr(_zstd, "compressor", None)
+    if compressor is None:
+        compressor = _zstd.compressor = zstandard.ZstdCompressor(level=3)
+    packed: bytes = compressor.compress(orjson.dumps(value))
+    return packed
+
+
+def unpack_json(data: bytes) -> Any:
+    decompressor = getattr(_zstd, "decompressor", None)
+    if decompressor is None:
+        decompressor = _zstd.decompressor = zstandard.ZstdDecompressor()
+    return orjson.loads(decompressor.decompress(data))
+
+
+class PackedJSON(TypeDecorator[Any]):
+    """A JSON document stored zstd-compressed (``bytea`` / ``BLOB``), for large documents that
+    are only ever read whole, never queried inside in SQL (D51): a visit's canonical tables
+    take a fifth of the space of JSONB, and the database does not parse them on the way in."""
+
+    impl = LargeBinary
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> bytes | None:
+        return None if value is None else pack_json(value)
+
+    def process_result_value(self, value: bytes | None, dialect: Dialect) -> Any:
+        return None if value is None else unpack_json(bytes(value))
 
 
 class UtcDateTime(TypeDecorator[datetime]):

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import BigInteger, ForeignKey, Index, Integer, Numeric, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from vnehr.kit.db import Base, BigId, JSONDoc, UtcDateTime
+from vnehr.kit.db import Base, BigId, JSONDoc, PackedJSON, UtcDateTime
 
 
 class VisitVersion(Base):
@@ -43,7 +43,7 @@ class VisitVersion(Base):
     lag_seconds: Mapped[int | None] = mapped_column(BigInteger)
     total_hospital_cost: Mapped[Decimal | None] = mapped_column(Numeric(18, 2))
     has_summary: Mapped[bool] = mapped_column(default=False)  # XML8 present
-    tables: Mapped[dict[str, Any]] = mapped_column(JSONDoc)  # canonical: table -> rows
+    tables: Mapped[dict[str, Any]] = mapped_column(PackedJSON)  # canonical: table -> rows
     warnings: Mapped[list[Any] | None] = mapped_column(JSONDoc)
 
 
