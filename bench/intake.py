@@ -156,7 +156,7 @@ async def copy_ceiling(dsn: str, rows: list[tuple[Any, ...]]) -> float:
     try:
         await connection.execute(
             "CREATE TEMP TABLE copy_probe (facility_code text, visit_key text, version int,"
-            " content_sha256 text, personal_id text, care_type text, tables text)"
+            " content_sha256 text, personal_id text, care_type text, tables bytea)"
         )
         started = time.perf_counter()
         await connection.copy_records_to_table("copy_probe", records=rows)
@@ -240,6 +240,7 @@ async def main() -> None:
         results["import_summary"] = out.strip().splitlines()[-1]
         # raw COPY of the same rows
         from vnehr import catalogs, submissions
+        from vnehr.kit.db import pack_json
 
         codes = catalogs.offline()
         rows = []
@@ -248,7 +249,7 @@ async def main() -> None:
                 path.read_bytes(), codes=codes, limits=submissions.Limits()
             ).visits:
                 xml1 = visit.tables.get("XML1", [{}])[0]
-                tables = json.dumps(visit.tables, ensure_ascii=False)
+                tables = pack_json(visit.tables)  # as the intake stores them (D51)
                 rows.append(
                     ("01001", visit.visit_key, 1, visit.content_sha256,
                      xml1.get("SO_CCCD"), xml1.get("MA_LOAI_KCB"), tables)
