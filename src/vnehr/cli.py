@@ -12,9 +12,8 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
-import uvicorn
 
-from vnehr import __version__, catalogs, demo, identity, papers
+from vnehr import __version__, catalogs, identity, papers
 from vnehr.kit.db import Database
 from vnehr.kit.errors import VnehrError
 from vnehr.kit.logging import configure_logging
@@ -77,6 +76,8 @@ def serve(
     typer.echo(
         f"vnehr {__version__}: open {settings.public_url}/ (API docs: {settings.public_url}/docs)"
     )
+    import uvicorn  # only here: other commands start faster without it
+
     uvicorn.run(
         "vnehr.app:factory",
         factory=True,
@@ -473,6 +474,8 @@ def demo_load(
     if_empty: Annotated[bool, typer.Option(help="Only when the database has no data")] = False,
 ) -> None:
     """Load the demo data (catalogues with demo Vietnamese ICD-10 titles)."""
+
+    from vnehr import demo  # only here: it brings the synthetic data generator
 
     async def work(db: Database) -> dict[str, int] | None:
         async with db.session() as session:
