@@ -60,13 +60,19 @@ JSONDoc = JSON().with_variant(JSONB(), "postgresql")
 _zstd = threading.local()  # a zstd (de)compressor serves one thread at a time
 
 
-def pack_json(value: Any) -> bytes:
-    """A JSON document as zstd-compressed UTF-8 (level 3, the frame carries its size)."""
+def compress(data: bytes) -> bytes:
+    """zstd, level 3; the frame carries its size. Safe from any thread (one compressor per
+    thread: a compressor serves one call at a time)."""
     compressor = getattr(_zstd, "compressor", None)
     if compressor is None:
         compressor = _zstd.compressor = zstandard.ZstdCompressor(level=3)
-    packed: bytes = compressor.compress(orjson.dumps(value))
+    packed: bytes = compressor.compress(data)
     return packed
+
+
+def pack_json(value: Any) -> bytes:
+    """A JSON document as zstd-compressed UTF-8."""
+    return compress(orjson.dumps(value))
 
 
 def unpack_json(data: bytes) -> Any:

@@ -8,7 +8,6 @@ outbox events and audit row in the caller's transaction, and build the receipt.
 from __future__ import annotations
 
 import hashlib
-import threading
 import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -25,7 +24,7 @@ from vnehr import catalogs, facilities, identity, papers, records
 from vnehr.audit import AuditEvent, audit_event
 from vnehr.kit.auth import MissingScope, Subject, require_scope
 from vnehr.kit.clock import VIETNAM, parse_moment, utcnow, vietnam_moment
-from vnehr.kit.db import copy_objects, hot_add
+from vnehr.kit.db import compress, copy_objects, hot_add
 from vnehr.kit.metrics import INTAKE_FILES, INTAKE_VISITS
 from vnehr.kit.outbox import OutboxEvent, new_event
 from vnehr.submissions import errors, signature
@@ -48,19 +47,6 @@ from vnehr.submissions.xmlio import (
     write_envelope,
     write_table,
 )
-
-_compressors = threading.local()
-
-
-def _compress(data: bytes) -> bytes:
-    """zstd level 3. A compressor serves one thread at a time (files are prepared in parallel
-    threads): one per thread."""
-    compressor = getattr(_compressors, "zstd", None)
-    if compressor is None:
-        compressor = _compressors.zstd = zstandard.ZstdCompressor(level=3)
-    compressed: bytes = compressor.compress(data)
-    return compressed
-
 
 #: (card, name, birth dd/MM/yyyy) -> the portal's result code, or None when it cannot answer.
 CardCheck = Callable[[str, str, str], Awaitable[str | None]]
@@ -176,7 +162,7 @@ def prepare(data: bytes, *, codes: CodeBook, limits: Limits) -> Analysis:
     copy, so that the writer (one per process, holding the transaction) does less."""
     analysis = analyse(data, codes=codes, limits=limits)
     analysis.raw_sha256 = hashlib.sha256(data).hexdigest()
-    analysis.raw_zstd = _compress(data)
+    analysis.raw_zstd = compress(data)
     return analysis
 
 
@@ -530,7 +516,7 @@ def _finish(
         rejected=len(visits) - accepted,
         raw_sha256=analysis.raw_sha256 or hashlib.sha256(data).hexdigest(),
         raw_size=len(data),
-        raw_zstd=analysis.raw_zstd or _compress(data),
+        raw_zstd=analysis.raw_zstd or compress(data),
         receipt=receipt,
     )
     return receipt, row
@@ -759,7 +745,7 @@ async def check_in(
             rejected=len(doc.rows) if found.rejected else 0,
             raw_sha256=hashlib.sha256(data).hexdigest(),
             raw_size=len(data),
-            raw_zstd=_compress(data),
+            raw_zstd=compress(data),
             receipt=receipt,
         )
     )
