@@ -17,7 +17,6 @@ from vnehr import __version__, catalogs, identity, papers
 from vnehr.kit.db import Database
 from vnehr.kit.errors import VnehrError
 from vnehr.kit.logging import configure_logging
-from vnehr.kit.migrate import current_revisions, downgrade, head_revisions, upgrade
 from vnehr.kit.settings import Settings, get_settings
 
 T = TypeVar("T")
@@ -232,6 +231,8 @@ def version() -> None:
 @db_app.command("upgrade")
 def db_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
     """Migrate the database up to REVISION (default: the newest)."""
+    from vnehr.kit.migrate import upgrade  # Alembic: only for the db commands
+
     settings = _settings()
     asyncio.run(upgrade(settings.database_url, revision))
     typer.echo(f"database at {revision}: {settings.database_url.split('@')[-1]}")
@@ -240,6 +241,8 @@ def db_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
 @db_app.command("downgrade")
 def db_downgrade(revision: Annotated[str, typer.Argument()]) -> None:
     """Migrate the database down to REVISION (`base` removes everything)."""
+    from vnehr.kit.migrate import downgrade
+
     settings = _settings()
     asyncio.run(downgrade(settings.database_url, revision))
     typer.echo(f"database at {revision}")
@@ -248,6 +251,7 @@ def db_downgrade(revision: Annotated[str, typer.Argument()]) -> None:
 @db_app.command("current")
 def db_current() -> None:
     """Show the revision the database is at and the newest one."""
+    from vnehr.kit.migrate import current_revisions, head_revisions
 
     async def work(db: Database) -> frozenset[str]:
         async with db.read_session() as session:

@@ -6,7 +6,7 @@ import base64
 
 import pytest
 
-from vnehr.submissions import errors
+from vnehr.submissions import errors, xmlio
 from vnehr.submissions.xmlio import Limits, read_envelope, read_table
 
 LIMITS = Limits(max_bytes=64 * 1024, max_depth=32, max_elements=5_000)
@@ -167,3 +167,19 @@ def test_every_table_reads_back_what_was_written(name: str) -> None:
     assert doc.rows == rows
     assert doc.unknown == []
     assert doc.variant == variant
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["PFRPTkdfSE9QLz4=", "PFRPTkdf\nSE9QLz4=", "PFRPTkdf\r\n  SE9QLz4=\n", " PFRPTkdfSE9QLz4= "],
+)
+def test_base64_on_one_line_or_broken_into_lines_decodes_the_same(text: str) -> None:
+    assert xmlio.b64decode(text, what="XML1") == b"<TONG_HOP/>"
+
+
+@pytest.mark.parametrize(
+    "text", ["PFRPTkdf$E9QLz4=", "PFRPTkdfSE9QLz4", "PFRPTkdfSE9QLz4=đ", "=PFRP"]
+)
+def test_damaged_base64_is_refused(text: str) -> None:
+    with pytest.raises(errors.BadBase64):
+        xmlio.b64decode(text, what="XML1")

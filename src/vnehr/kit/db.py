@@ -82,6 +82,11 @@ def unpack_json(data: bytes) -> Any:
     return orjson.loads(decompressor.decompress(data))
 
 
+class Packed(bytes):
+    """A document already packed by ``pack_json`` (made where there was CPU to spare, e.g. in
+    a parse process): ``PackedJSON`` stores it as it is."""
+
+
 class PackedJSON(TypeDecorator[Any]):
     """A JSON document stored zstd-compressed (``bytea`` / ``BLOB``), for large documents that
     are only ever read whole, never queried inside in SQL (D51): a visit's canonical tables
@@ -91,6 +96,8 @@ class PackedJSON(TypeDecorator[Any]):
     cache_ok = True
 
     def process_bind_param(self, value: Any, dialect: Dialect) -> bytes | None:
+        if isinstance(value, Packed):
+            return bytes(value)
         return None if value is None else pack_json(value)
 
     def process_result_value(self, value: bytes | None, dialect: Dialect) -> Any:

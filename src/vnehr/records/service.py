@@ -13,7 +13,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vnehr import identity
-from vnehr.kit.db import FastReads, copy_objects, hot_fetch
+from vnehr.kit.db import FastReads, Packed, copy_objects, hot_fetch
 from vnehr.records.models import TimelineEntry, VisitVersion
 
 Outcome = Literal["new", "changed", "unchanged"]
@@ -40,6 +40,9 @@ class VisitData:
     total_hospital_cost: Decimal | None = None
     has_summary: bool = False
     warnings: list[Any] | None = None
+    #: ``tables`` already packed (``kit.db.pack_json``), when the caller has it: the bulk path
+    #: stores it as it is.
+    packed_tables: bytes = b""
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,7 +199,10 @@ async def store_new_many(session: AsyncSession, visits: list[VisitData]) -> list
     rows: list[Any] = []
     timeline: list[Any] = []
     for version_id, data in zip(ids, visits, strict=True):
-        rows.append(VisitVersion(id=version_id, **_version_values(data, 1)))
+        values = _version_values(data, 1)
+        if data.packed_tables:  # these objects are only copied, never read back
+            values["tables"] = Packed(data.packed_tables)
+        rows.append(VisitVersion(id=version_id, **values))
         if not data.test_mode:
             timeline.append(TimelineEntry(**_timeline_values(data, version_id, 1)))
     await copy_objects(session, rows)

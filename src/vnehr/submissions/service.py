@@ -24,7 +24,7 @@ from vnehr import catalogs, facilities, identity, papers, records
 from vnehr.audit import AuditEvent, audit_event
 from vnehr.kit.auth import MissingScope, Subject, require_scope
 from vnehr.kit.clock import VIETNAM, parse_moment, utcnow, vietnam_moment
-from vnehr.kit.db import compress, copy_objects, hot_add
+from vnehr.kit.db import compress, copy_objects, hot_add, pack_json, unpack_json
 from vnehr.kit.metrics import INTAKE_FILES, INTAKE_VISITS
 from vnehr.kit.outbox import OutboxEvent, new_event
 from vnehr.submissions import errors, signature
@@ -61,6 +61,8 @@ class VisitAnalysis:
     tables: dict[str, list[dict[str, str]]]
     findings: Findings
     content_sha256: str = ""
+    #: The tables packed for storing (``kit.db.pack_json``), when prepared; else empty.
+    packed: bytes = b""
 
     @property
     def status(self) -> str:
@@ -70,16 +72,17 @@ class VisitAnalysis:
 
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
         # Sent from the import's parse processes: the tables (hundreds of small strings) as
-        # one JSON document, ten times quicker to pickle than the dictionaries themselves.
-        content = orjson.dumps(self.tables)
-        return _visit_analysis, (self.index, self.visit_key, content, self.findings,
-                                 self.content_sha256)  # fmt: skip
+        # one packed JSON document, ten times quicker to pickle than the dictionaries.
+        packed = self.packed or pack_json(self.tables)
+        return _visit_analysis, (self.index, self.visit_key, packed, self.findings,
+                                 self.content_sha256, bool(self.packed))  # fmt: skip
 
 
 def _visit_analysis(
-    index: int, visit_key: str | None, content: bytes, findings: Findings, sha256: str
+    index: int, visit_key: str | None, packed: bytes, findings: Findings, sha256: str, kept: bool
 ) -> VisitAnalysis:
-    return VisitAnalysis(index, visit_key, orjson.loads(content), findings, sha256)
+    tables = unpack_json(packed)
+    return VisitAnalysis(index, visit_key, tables, findings, sha256, packed if kept else b"")
 
 
 @dataclass(slots=True)
@@ -159,10 +162,14 @@ def analyse(data: bytes, *, codes: CodeBook, limits: Limits) -> Analysis:
 
 def prepare(data: bytes, *, codes: CodeBook, limits: Limits) -> Analysis:
     """``analyse`` for a file that will be stored: also the raw file's digest and its zstd
-    copy, so that the writer (one per process, holding the transaction) does less."""
+    copy, and each visit's tables packed for storing, so that the writer (one per process,
+    holding the transaction) does less."""
     analysis = analyse(data, codes=codes, limits=limits)
     analysis.raw_sha256 = hashlib.sha256(data).hexdigest()
     analysis.raw_zstd = compress(data)
+    for visit in analysis.visits:
+        if not visit.findings.rejected:
+            visit.packed = pack_json(visit.tables)
     return analysis
 
 
@@ -568,6 +575,7 @@ def _visit_data(
         total_hospital_cost=parse_number(xml1.get("T_TONGCHI_BV") or ""),
         has_summary="XML8" in visit.tables,
         warnings=[i.as_dict() for i in visit.findings.issues] or None,
+        packed_tables=visit.packed,
     )
 
 
