@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from vnehr import catalogs, facilities, identity, papers, records
 from vnehr.audit import AuditEvent, audit_event
 from vnehr.kit.auth import MissingScope, Subject, require_scope
-from vnehr.kit.clock import VIETNAM, parse_moment, utcnow, vietnam_moment
+from vnehr.kit.clock import VIETNAM, utcnow, vietnam_moment
 from vnehr.kit.db import compress, copy_objects, hot_add, pack_json, unpack_json
 from vnehr.kit.metrics import INTAKE_FILES, INTAKE_VISITS
 from vnehr.kit.outbox import OutboxEvent, new_event
@@ -413,18 +413,7 @@ async def _accept_together(
     await copy_objects(session, rows)
     if options.papers is not None:
         await papers.from_visits(
-            session,
-            options.papers,
-            [
-                papers.VisitPapers(
-                    subject.facility_code or "",
-                    visit.visit_key or "",
-                    visit.tables,
-                    person_id,
-                    subject.label,
-                )
-                for subject, visit, person_id in issue
-            ],
+            session, options.papers, [_visit_papers(s, v, p) for s, v, p in issue]
         )
     return answers
 
@@ -628,38 +617,19 @@ async def _store_visit(
             *_accepted_rows(subject, visit, stored, submission_id, person_id, test_mode),
         )
         if paper_keys is not None and not test_mode:
-            await _papers(session, subject, visit, paper_keys, person_id, visit.tables["XML1"][0])
+            await papers.from_visits(
+                session, paper_keys, [_visit_papers(subject, visit, person_id)]
+            )
     return stored
 
 
-async def _papers(
-    session: AsyncSession,
-    subject: Subject,
-    visit: VisitAnalysis,
-    paper_keys: papers.PaperKeys,
-    person_id: int | None,
-    xml1: dict[str, str],
-) -> None:
-    """Issue the papers the visit carries, and use the appointment it cites (in this
-    transaction: the receipt comes only after both)."""
-    facility = subject.facility_code or ""
-    await papers.from_visit(
-        session,
-        paper_keys,
-        facility_code=facility,
-        visit_key=visit.visit_key or "",
-        tables=visit.tables,
-        person_id=person_id,
-        actor=subject.label,
-    )
-    begun = parse_moment((xml1.get("NGAY_VAO") or "").strip())
-    await papers.cite(
-        session,
-        facility_code=facility,
-        visit_key=visit.visit_key or "",
-        number=xml1.get("GIAY_CHUYEN_TUYEN") or "",
-        person_id=person_id,
-        visit_day=begun.date() if begun else None,
+def _visit_papers(
+    subject: Subject, visit: VisitAnalysis, person_id: int | None
+) -> papers.VisitPapers:
+    """What ``papers.from_visits`` needs of a stored visit: its papers are issued and the
+    appointment it cites is used, in the intake's transaction (the receipt comes after both)."""
+    return papers.VisitPapers(
+        subject.facility_code or "", visit.visit_key or "", visit.tables, person_id, subject.label
     )
 
 
