@@ -26,6 +26,7 @@ from vnehr import (
     web,
 )
 from vnehr.kit import health
+from vnehr.kit.clock import today_in_vietnam
 from vnehr.kit.db import Database
 from vnehr.kit.http import RequestContextMiddleware, install_error_handlers
 from vnehr.kit.logging import configure_logging
@@ -57,6 +58,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
                 pool_size=settings.db_pool_size,
                 fast_pool_size=settings.db_fast_pool_size,
             )
+        papers.load_calendar(today_in_vietnam())
         stop = asyncio.Event()
         tasks = []
         if settings.worker_inside_server:

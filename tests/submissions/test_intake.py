@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import random
+import threading
 import time
 import uuid
 from datetime import datetime
@@ -422,6 +423,38 @@ async def test_a_crash_before_the_commit_leaves_nothing_half_written(
     assert calls == 2  # the batch's transaction, then the file alone: both rolled back
     for model in (Submission, VisitVersion, TimelineEntry, OutboxEvent, AuditEvent):
         assert await count(session, model) == 0, model.__name__
+
+
+async def test_a_large_file_is_checked_off_the_event_loop_and_a_usual_one_on_it(
+    client: httpx.AsyncClient,
+    session: AsyncSession,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """D52: files up to ``intake_inline_max_bytes`` are checked on the event loop, larger ones
+    in a thread; both get the same checks and their receipt."""
+    code, headers = await facility_with_token(client, session, settings)
+    from vnehr.submissions import service
+
+    loop_thread = threading.get_ident()
+    checked_on: list[bool] = []
+    prepare = service.prepare
+
+    def watched(data: bytes, **kwargs: Any) -> service.Analysis:
+        checked_on.append(threading.get_ident() == loop_thread)
+        return prepare(data, **kwargs)
+
+    monkeypatch.setattr(service, "prepare", watched)
+    usual = synth.envelope([visit(code, 1)], code)
+    large = synth.envelope(
+        [visit(code, n) for n in range(2, 12)] + [visit(code, 12, defect="wrong_total")], code
+    )
+    monkeypatch.setattr(settings, "intake_inline_max_bytes", (len(usual) + len(large)) // 2)
+    first, second = await send(client, headers, usual), await send(client, headers, large)
+    assert checked_on == [True, False]
+    assert (first.status_code, first.json()["status"]) == (201, "accepted")
+    assert (second.status_code, second.json()["status"]) == (201, "partially_accepted")
+    assert await count(session, VisitVersion) == 11
 
 
 async def test_files_arriving_together_are_written_together_each_with_its_own_receipt(

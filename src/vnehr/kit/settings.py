@@ -102,6 +102,13 @@ class Settings(BaseSettings):
         le=1000,
         description="How long the first file of a batch waits for others (D49).",
     )
+    intake_inline_max_bytes: int = Field(
+        default=256 * 1024,
+        ge=0,
+        le=20 * 1024 * 1024,
+        description="Files up to this size are checked on the API process's event loop "
+        "(a few milliseconds); larger ones in a thread (D52). 0 sends every file to a thread.",
+    )
     sharing_default: Literal["none", "summary"] = Field(
         default="none",
         description="Without a directive: nothing, or the summary for facilities that treated "

@@ -4,7 +4,7 @@ revocation and public verification."""
 
 from vnehr.papers.api import router
 from vnehr.papers.card import KIND_TITLES
-from vnehr.papers.rules import check_visit_papers
+from vnehr.papers.rules import check_visit_papers, load_calendar
 from vnehr.papers.service import (
     PaperKeys,
     VisitPapers,
@@ -36,6 +36,7 @@ __all__ = [
     "from_visits",
     "issue_driver",
     "keys_for",
+    "load_calendar",
     "of_holder",
     "of_persons",
     "of_visit",
