@@ -191,7 +191,7 @@ def _check_fields(
 ) -> None:
     for field, required, longest, multi, kind in _field_checks(fields):
         value = row.get(field)
-        if value is None or value.strip() == "":
+        if not value or value.isspace():  # absent, empty or blank
             if required and field not in optional:
                 found.error("SUB-0110", name, index, field)
             continue
@@ -207,7 +207,8 @@ def _check_fields(
             elif kind == _DAY:
                 if parse_day(part) is None:
                     found.error("SUB-0114", name, index, field, value=part)
-            elif not is_number(part):
+            elif not (part.isascii() and part.isdigit()) and not is_number(part):
+                # (most numbers are whole: checked without the pattern)
                 found.error("SUB-0112", name, index, field, value=part[:40])
 
 

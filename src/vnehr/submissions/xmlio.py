@@ -65,16 +65,17 @@ def parse(data: bytes, limits: Limits, *, what: str = "document") -> etree._Elem
         raise errors.NotWellFormed(
             what=what, line=exc.lineno or 0, column=exc.offset or 0, reason=str(exc.msg)
         ) from exc
-    _check_shape(root, limits, what)
+    _check_shape(root, len(data), limits, what)
     return root
 
 
-def _check_shape(root: etree._Element, limits: Limits, what: str) -> None:
+def _check_shape(root: etree._Element, size: int, limits: Limits, what: str) -> None:
     """The element count and depth caps, counted by libxml2's XPath (in C: walking the tree
     in Python cost as much as parsing it)."""
     if _too_deep(limits.max_depth)(root):
         raise errors.TooComplex(what=what, reason=f"deeper than {limits.max_depth}")
-    if root.xpath("count(//*)") > limits.max_elements:
+    if size > 4 * limits.max_elements and root.xpath("count(//*)") > limits.max_elements:
+        # (an element takes at least 4 bytes, "<a/>": a smaller document cannot have too many)
         raise errors.TooComplex(what=what, reason=f"more than {limits.max_elements} elements")
 
 
