@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from vnehr.kit.clock import utcnow
-from vnehr.kit.db import Base, BigId, JSONDoc, UtcDateTime
+from vnehr.kit.db import Base, BigId, JSONDoc, UtcDateTime, new_row
 
 
 class AuditEvent(Base):
@@ -44,6 +44,29 @@ def audit_event(
 ) -> AuditEvent:
     """A row for the caller to add in its own transaction."""
     return AuditEvent(
+        at=utcnow(),
+        actor=actor,
+        action=action,
+        person_id=person_id,
+        object_type=object_type,
+        object_id=object_id,
+        detail=detail,
+    )
+
+
+def audit_row(
+    *,
+    actor: str,
+    action: str,
+    object_type: str,
+    object_id: str,
+    person_id: int | None = None,
+    detail: dict[str, Any] | None = None,
+) -> AuditEvent:
+    """``audit_event`` as a plain row, for callers that write with ``hot_add`` or
+    ``copy_objects`` (D53)."""
+    return new_row(
+        AuditEvent,
         at=utcnow(),
         actor=actor,
         action=action,

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from vnehr.kit.clock import utcnow
-from vnehr.kit.db import Base, BigId, JSONDoc, UtcDateTime
+from vnehr.kit.db import Base, BigId, JSONDoc, UtcDateTime, new_row
 
 
 class OutboxEvent(Base):
@@ -37,18 +37,28 @@ class OutboxEvent(Base):
 
 
 def new_event(topic: str, key: str, payload: dict[str, Any]) -> OutboxEvent:
-    """An event row to add in the caller's transaction (bulk callers add many at once)."""
+    """An event row to add in the caller's transaction."""
+    return OutboxEvent(**_event_values(topic, key, payload))
+
+
+def event_row(topic: str, key: str, payload: dict[str, Any]) -> OutboxEvent:
+    """``new_event`` as a plain row, for callers that write with ``hot_add`` or
+    ``copy_objects`` (D53)."""
+    return new_row(OutboxEvent, **_event_values(topic, key, payload))
+
+
+def _event_values(topic: str, key: str, payload: dict[str, Any]) -> dict[str, Any]:
     now = utcnow()
-    return OutboxEvent(
-        event_id=str(uuid.uuid4()),
-        topic=topic,
-        key=key,
-        payload=payload,
-        created_at=now,
-        attempts=0,
-        status="pending",
-        next_attempt_at=now,
-    )
+    return {
+        "event_id": str(uuid.uuid4()),
+        "topic": topic,
+        "key": key,
+        "payload": payload,
+        "created_at": now,
+        "attempts": 0,
+        "status": "pending",
+        "next_attempt_at": now,
+    }
 
 
 async def record_event(session: AsyncSession, topic: str, key: str, payload: dict[str, Any]) -> str:

@@ -23,10 +23,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from vnehr import audit, facilities, identity, records
 from vnehr.kit.auth import Forbidden, Subject, require_scope
 from vnehr.kit.clock import parse_moment, today_in_vietnam, utcnow
-from vnehr.kit.db import copy_objects
+from vnehr.kit.db import copy_objects, new_row
 from vnehr.kit.errors import VnehrError
 from vnehr.kit.i18n import texts
-from vnehr.kit.outbox import new_event
+from vnehr.kit.outbox import event_row, new_event
 from vnehr.kit.settings import Settings
 from vnehr.papers import card, content, errors, pdf, rules, shc
 from vnehr.papers.models import Paper
@@ -188,14 +188,17 @@ def _new_rows(
     person_id: int | None,
     actor: str,
     replaces: Paper | None,
+    plain: bool = False,
 ) -> tuple[Paper, Any, Any]:
     """A paper's next version (the first when ``replaces`` is None), signed, with its
-    ``paper.issued`` event and audit row; nothing added to a session."""
+    ``paper.issued`` event and audit row; nothing added to a session. ``plain``: rows for
+    ``copy_objects`` only (D53), not mapped instances."""
     current = replaces
     paper_id = str(uuid.uuid4())
     rid = keys.card.rid(paper_id)
     jws = keys.card.sign(keys.issuer_url, int(now.timestamp()), card.bundle(body), rid)
-    paper = Paper(
+    paper = (new_row if plain else _mapped)(
+        Paper,
         id=paper_id,
         kind=body["kind"],
         number=body["number"],
@@ -218,7 +221,7 @@ def _new_rows(
     )
     title = card.KIND_TITLES[body["kind"]]
     # the citizen's inbox (when the holder is known) and the report's counts
-    event = new_event(
+    event = (event_row if plain else new_event)(
         "paper.issued",
         f"paper:{paper_id}",
         {
@@ -235,7 +238,7 @@ def _new_rows(
             },
         },
     )
-    audit_row = audit.audit_event(
+    audit_row = (audit.audit_row if plain else audit.audit_event)(
         actor=actor,
         action="paper.issued",
         object_type="paper",
@@ -248,6 +251,10 @@ def _new_rows(
         },
     )
     return paper, event, audit_row
+
+
+def _mapped(model: type[Paper], **values: Any) -> Paper:
+    return model(**values)
 
 
 async def _facility(session: AsyncSession, code: str) -> dict[str, str]:
@@ -416,6 +423,7 @@ async def from_visits(
                 person_id=visit.person_id,
                 actor=visit.actor,
                 replaces=None,
+                plain=True,
             )
             if body["kind"] == "re_exam":
                 issued[(visit.facility_code, body["number"])] = position

@@ -13,7 +13,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vnehr import identity
-from vnehr.kit.db import FastReads, Packed, copy_objects, hot_fetch
+from vnehr.kit.db import FastReads, Packed, copy_objects, hot_fetch, new_row
 from vnehr.records.models import TimelineEntry, VisitVersion
 
 Outcome = Literal["new", "changed", "unchanged"]
@@ -202,9 +202,9 @@ async def store_new_many(session: AsyncSession, visits: list[VisitData]) -> list
         values = _version_values(data, 1)
         if data.packed_tables:  # these objects are only copied, never read back
             values["tables"] = Packed(data.packed_tables)
-        rows.append(VisitVersion(id=version_id, **values))
+        rows.append(new_row(VisitVersion, id=version_id, **values))
         if not data.test_mode:
-            timeline.append(TimelineEntry(**_timeline_values(data, version_id, 1)))
+            timeline.append(new_row(TimelineEntry, **_timeline_values(data, version_id, 1)))
     await copy_objects(session, rows)
     await copy_objects(session, timeline)
     return [Stored(row.id, 1, "new", row.submission_id) for row in rows]

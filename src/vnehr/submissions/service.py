@@ -21,12 +21,12 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vnehr import catalogs, facilities, identity, papers, records
-from vnehr.audit import AuditEvent, audit_event
+from vnehr.audit import AuditEvent, audit_event, audit_row
 from vnehr.kit.auth import MissingScope, Subject, require_scope
 from vnehr.kit.clock import VIETNAM, utcnow, vietnam_moment
-from vnehr.kit.db import compress, copy_objects, hot_add, pack_json, unpack_json
+from vnehr.kit.db import compress, copy_objects, hot_add, new_row, pack_json, unpack_json
 from vnehr.kit.metrics import INTAKE_FILES, INTAKE_VISITS
-from vnehr.kit.outbox import OutboxEvent, new_event
+from vnehr.kit.outbox import OutboxEvent, event_row, new_event
 from vnehr.submissions import errors, signature
 from vnehr.submissions.models import Submission
 from vnehr.submissions.rules import (
@@ -451,7 +451,7 @@ async def _admit(
 def _rejected_event(
     code: str, visit: VisitAnalysis, received: datetime, submission_id: str
 ) -> OutboxEvent:
-    return new_event(
+    return event_row(
         "visit.rejected",
         f"{code}:{visit.visit_key or '-'}",
         {
@@ -499,7 +499,8 @@ def _finish(
         "warnings": file_warnings,
         "visits": visits,
     }
-    row = Submission(
+    row = new_row(
+        Submission,
         id=submission_id,
         kind="giamdinhhs",
         facility_code=code,
@@ -587,7 +588,7 @@ def _accepted_rows(
         "test_mode": test_mode,
     }
     key = f"{subject.facility_code}:{visit.visit_key}"
-    return new_event("visit.accepted", key, payload), audit_event(
+    return event_row("visit.accepted", key, payload), audit_row(
         actor=subject.label,
         action="visit.received",
         object_type="visit_version",
