@@ -5,18 +5,23 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
+import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import psutil
 import pytest
 from typer.testing import CliRunner
 
 from tests.conftest import free_port, wait_for_port
 from vnehr import __version__
 from vnehr.cli import app
+from vnehr.kit import serving
 from vnehr.kit.migrate import head_revisions
 from vnehr.kit.settings import get_settings
 
@@ -124,6 +129,66 @@ def test_make_run_path_serves_asthma_over_http(tmp_path: Path) -> None:
     assert access, stderr.decode()[-2000:]
     assert "request_id=" in access[0]
     assert "status=200" in access[0]
+
+
+@pytest.mark.e2e
+@pytest.mark.skipif(not serving.reuse_port_supported(), reason="SO_REUSEPORT balancing: Linux")
+def test_several_workers_each_take_their_share_of_connections(tmp_path: Path) -> None:
+    """D54: with --workers 2, a burst of 32 keep-alive connections is spread over both
+    workers (each listens on its own socket), and every connection is answered."""
+    env = {
+        **os.environ,
+        "VNEHR_ENV": "development",
+        "VNEHR_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'run.db'}",
+        "VNEHR_WORKER_IN_PROCESS": "false",
+    }
+    vnehr = [sys.executable, "-m", "vnehr"]
+    subprocess.run([*vnehr, "db", "upgrade"], env=env, check=True, capture_output=True)
+    port = free_port()
+    server = subprocess.Popen(
+        [*vnehr, "serve", "--port", str(port), "--workers", "2"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    clients: list[socket.socket] = []
+    try:
+        supervisor = psutil.Process(server.pid)
+
+        def listening() -> set[int]:
+            """The listening sockets on the port (their inodes), over all workers."""
+            return {
+                os.stat(f"/proc/{child.pid}/fd/{c.fd}").st_ino
+                for child in supervisor.children()
+                for c in child.net_connections("tcp")
+                if c.status == psutil.CONN_LISTEN and c.laddr.port == port
+            }
+
+        deadline = time.monotonic() + 60
+        while len(listening()) < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert len(listening()) == 2, "both workers listen, each on a socket of its own"
+        wait_for_port(port)
+        clients = [socket.create_connection(("127.0.0.1", port), timeout=30) for _ in range(32)]
+        for client in clients:
+            client.sendall(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        for client in clients:
+            assert client.recv(65536).startswith(b"HTTP/1.1 200 ")
+        held = Counter(
+            child.pid
+            for child in supervisor.children()
+            for c in child.net_connections("tcp")
+            if c.status == psutil.CONN_ESTABLISHED and c.laddr.port == port
+        )
+        assert sum(held.values()) == 32
+        assert len(held) == 2, held
+        assert min(held.values()) >= 4, held
+    finally:
+        for client in clients:
+            client.close()
+        server.send_signal(signal.SIGINT)
+        server.communicate(timeout=30)
+    assert server.returncode == 0
 
 
 def test_audit_seal_and_verify_find_a_forged_row(sqlite_env: str) -> None:

@@ -75,9 +75,9 @@ def serve(
     typer.echo(
         f"vnehr {__version__}: open {settings.public_url}/ (API docs: {settings.public_url}/docs)"
     )
-    import uvicorn  # only here: other commands start faster without it
+    from vnehr.kit import serving  # only here: other commands start faster without uvicorn
 
-    uvicorn.run(
+    serving.serve(
         "vnehr.app:factory",
         factory=True,
         host=host or settings.host,
