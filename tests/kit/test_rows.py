@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.exc import UnmappedInstanceError
 
-from vnehr.audit import AuditEvent, audit_event, audit_row
+from vnehr.audit import AuditEvent, audit_event
 from vnehr.kit.db import copy_objects, hot_add, new_row
 from vnehr.kit.outbox import OutboxEvent
 
@@ -38,7 +38,7 @@ async def test_plain_rows_are_written_as_mapped_instances_are(session: AsyncSess
 async def test_audit_rows_made_either_way_say_the_same(session: AsyncSession) -> None:
     facts = {"actor": "facility:01001", "action": "visit.received", "object_type": "visit_version",
              "object_id": "7", "person_id": None, "detail": {"outcome": "new"}}  # fmt: skip
-    await copy_objects(session, [audit_event(**facts), audit_row(**facts)])
+    await copy_objects(session, [audit_event(**facts), audit_event(**facts, plain=True)])
     rows = list(await session.scalars(select(AuditEvent).where(AuditEvent.object_id == "7")))
     assert len(rows) == 2
     assert {(r.actor, r.action, r.object_type, str(r.detail)) for r in rows} == {

@@ -41,31 +41,11 @@ def audit_event(
     object_id: str,
     person_id: int | None = None,
     detail: dict[str, Any] | None = None,
+    plain: bool = False,
 ) -> AuditEvent:
-    """A row for the caller to add in its own transaction."""
-    return AuditEvent(
-        at=utcnow(),
-        actor=actor,
-        action=action,
-        person_id=person_id,
-        object_type=object_type,
-        object_id=object_id,
-        detail=detail,
-    )
-
-
-def audit_row(
-    *,
-    actor: str,
-    action: str,
-    object_type: str,
-    object_id: str,
-    person_id: int | None = None,
-    detail: dict[str, Any] | None = None,
-) -> AuditEvent:
-    """``audit_event`` as a plain row, for callers that write with ``hot_add`` or
-    ``copy_objects`` (D53)."""
-    return new_row(
+    """A row for the caller to add in its own transaction; ``plain``: a plain row for callers
+    that write with ``hot_add`` or ``copy_objects`` (D53), not a mapped instance."""
+    return (new_row if plain else _mapped)(
         AuditEvent,
         at=utcnow(),
         actor=actor,
@@ -75,6 +55,10 @@ def audit_row(
         object_id=object_id,
         detail=detail,
     )
+
+
+def _mapped(model: type[AuditEvent], **values: Any) -> AuditEvent:
+    return model(**values)
 
 
 async def events_about(

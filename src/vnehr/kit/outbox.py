@@ -36,20 +36,11 @@ class OutboxEvent(Base):
     delivered_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
 
 
-def new_event(topic: str, key: str, payload: dict[str, Any]) -> OutboxEvent:
-    """An event row to add in the caller's transaction."""
-    return OutboxEvent(**_event_values(topic, key, payload))
-
-
-def event_row(topic: str, key: str, payload: dict[str, Any]) -> OutboxEvent:
-    """``new_event`` as a plain row, for callers that write with ``hot_add`` or
-    ``copy_objects`` (D53)."""
-    return new_row(OutboxEvent, **_event_values(topic, key, payload))
-
-
-def _event_values(topic: str, key: str, payload: dict[str, Any]) -> dict[str, Any]:
+def new_event(topic: str, key: str, payload: dict[str, Any], *, plain: bool = False) -> OutboxEvent:
+    """An event row to add in the caller's transaction; ``plain``: a plain row for callers
+    that write with ``hot_add`` or ``copy_objects`` (D53), not a mapped instance."""
     now = utcnow()
-    return {
+    values = {
         "event_id": str(uuid.uuid4()),
         "topic": topic,
         "key": key,
@@ -59,6 +50,7 @@ def _event_values(topic: str, key: str, payload: dict[str, Any]) -> dict[str, An
         "status": "pending",
         "next_attempt_at": now,
     }
+    return new_row(OutboxEvent, **values) if plain else OutboxEvent(**values)
 
 
 async def record_event(session: AsyncSession, topic: str, key: str, payload: dict[str, Any]) -> str:

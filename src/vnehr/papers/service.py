@@ -26,7 +26,7 @@ from vnehr.kit.clock import parse_moment, today_in_vietnam, utcnow
 from vnehr.kit.db import copy_objects, new_row
 from vnehr.kit.errors import VnehrError
 from vnehr.kit.i18n import texts
-from vnehr.kit.outbox import event_row, new_event
+from vnehr.kit.outbox import new_event
 from vnehr.kit.settings import Settings
 from vnehr.papers import card, content, errors, pdf, rules, shc
 from vnehr.papers.models import Paper
@@ -221,7 +221,7 @@ def _new_rows(
     )
     title = card.KIND_TITLES[body["kind"]]
     # the citizen's inbox (when the holder is known) and the report's counts
-    event = (event_row if plain else new_event)(
+    event = new_event(
         "paper.issued",
         f"paper:{paper_id}",
         {
@@ -237,8 +237,9 @@ def _new_rows(
                 "number": body["number"],
             },
         },
+        plain=plain,
     )
-    audit_row = (audit.audit_row if plain else audit.audit_event)(
+    audit_row = audit.audit_event(
         actor=actor,
         action="paper.issued",
         object_type="paper",
@@ -249,6 +250,7 @@ def _new_rows(
             "number": body["number"],
             "replaces": current.id if current else None,
         },
+        plain=plain,
     )
     return paper, event, audit_row
 

@@ -21,12 +21,12 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vnehr import catalogs, facilities, identity, papers, records
-from vnehr.audit import AuditEvent, audit_event, audit_row
+from vnehr.audit import AuditEvent, audit_event
 from vnehr.kit.auth import MissingScope, Subject, require_scope
 from vnehr.kit.clock import VIETNAM, utcnow, vietnam_moment
 from vnehr.kit.db import compress, copy_objects, hot_add, new_row, pack_json, unpack_json
 from vnehr.kit.metrics import INTAKE_FILES, INTAKE_VISITS
-from vnehr.kit.outbox import OutboxEvent, event_row, new_event
+from vnehr.kit.outbox import OutboxEvent, new_event
 from vnehr.submissions import errors, signature
 from vnehr.submissions.models import Submission
 from vnehr.submissions.rules import (
@@ -451,7 +451,7 @@ async def _admit(
 def _rejected_event(
     code: str, visit: VisitAnalysis, received: datetime, submission_id: str
 ) -> OutboxEvent:
-    return event_row(
+    return new_event(
         "visit.rejected",
         f"{code}:{visit.visit_key or '-'}",
         {
@@ -461,6 +461,7 @@ def _rejected_event(
             "received_at": received.isoformat(),
             "submission_id": submission_id,
         },
+        plain=True,
     )
 
 
@@ -588,13 +589,14 @@ def _accepted_rows(
         "test_mode": test_mode,
     }
     key = f"{subject.facility_code}:{visit.visit_key}"
-    return event_row("visit.accepted", key, payload), audit_row(
+    return new_event("visit.accepted", key, payload, plain=True), audit_event(
         actor=subject.label,
         action="visit.received",
         object_type="visit_version",
         object_id=str(stored.version_id),
         person_id=person_id,
         detail={"submission_id": submission_id, "outcome": stored.outcome},
+        plain=True,
     )
 
 
