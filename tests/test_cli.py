@@ -191,6 +191,29 @@ def test_several_workers_each_take_their_share_of_connections(tmp_path: Path) ->
     assert server.returncode == 0
 
 
+@pytest.mark.skipif(not serving.reuse_port_supported(), reason="SO_REUSEPORT balancing: Linux")
+@pytest.mark.parametrize("holder_shares", [False, True])
+def test_several_workers_refuse_a_port_already_taken(tmp_path: Path, holder_shares: bool) -> None:
+    """Another program on the port, or another vnehr whose workers share it: the new server
+    stops at once (uvicorn's start-up failure code) instead of taking half the connections."""
+    env = {**os.environ, "VNEHR_ENV": "development",
+           "VNEHR_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'run.db'}"}  # fmt: skip
+    holder = serving.listen("127.0.0.1", 0, share=holder_shares)
+    holder.listen(8)
+    try:
+        port = holder.getsockname()[1]
+        started = subprocess.run(
+            [sys.executable, "-m", "vnehr", "serve", "--port", str(port), "--workers", "2"],
+            env=env,
+            capture_output=True,
+            timeout=60,
+        )
+    finally:
+        holder.close()
+    assert started.returncode == serving.STARTUP_FAILURE, started.stderr.decode()[-2000:]
+    assert b"bind_failed" in started.stdout + started.stderr
+
+
 def test_audit_seal_and_verify_find_a_forged_row(sqlite_env: str) -> None:
     import sqlite3
 

@@ -86,3 +86,45 @@ def test_secondary_codes_are_each_checked_and_counted() -> None:
 def test_a_visit_without_its_summary_table_is_rejected() -> None:
     found: Findings = check_visit({"XML2": []}, envelope_facility="01001", codes=catalogs.offline())
     assert [i.code for i in found.issues] == ["SUB-0104"]
+
+
+def test_a_flood_of_issues_is_listed_up_to_the_cap_and_still_rejects() -> None:
+    """Thousands of empty drug rows (a 250 KB file) give one line per listed issue up to
+    MAX_ISSUES, then one SUB-0117; the visit stays rejected and the receipt stays small."""
+    from vnehr.submissions.rules import MAX_ISSUES
+    from vnehr.submissions.spec import table
+    from vnehr.submissions.xmlio import write_envelope, write_table
+
+    visit = synth.make_visit(random.Random(3), facility_code="01001", ended=ENDED)
+    records = {name: write_table(name, rows) for name, rows in visit.tables.items()}
+    drugs = table("XML2", "4750")
+    records["XML2"] = (
+        f"<{drugs.root}><{drugs.list}>"
+        + f"<{drugs.row}/>" * 9_500
+        + f"</{drugs.list}></{drugs.root}>"
+    ).encode()
+    data = write_envelope("01001", "20260914", [records])
+    assert len(data) < 300_000
+    [result] = analyse(data, codes=catalogs.offline(), limits=Limits()).visits
+    issues = result.findings.issues
+    assert len(issues) == MAX_ISSUES + 1
+    assert issues[-1].code == "SUB-0117"
+    assert issues[-1].severity == "error"
+    assert result.findings.rejected
+    message = issues[-1].as_dict()["message"]
+    assert message["en"].startswith(f"There are more issues than the {MAX_ISSUES} listed")
+    assert str(MAX_ISSUES) in message["vi"]
+
+
+def test_unlisted_warnings_alone_do_not_reject_but_an_unlisted_error_does() -> None:
+    from vnehr.submissions.rules import MAX_ISSUES
+
+    found = Findings()
+    for n in range(MAX_ISSUES + 5):
+        found.warning("SUB-0115", "XML2", n + 1, "X")
+    assert (found.issues[-1].code, found.issues[-1].severity) == ("SUB-0117", "warning")
+    assert not found.rejected
+    found.error("SUB-0110", "XML2", 1, "MA_THUOC")
+    assert (found.issues[-1].code, found.issues[-1].severity) == ("SUB-0117", "error")
+    assert found.rejected
+    assert len(found.issues) == MAX_ISSUES + 1

@@ -31,26 +31,28 @@ class OwnSocket:
     """Stands in uvicorn's socket list: each worker process, unpickling it, gets a listening
     socket of its own on the shared port (so the supervisor's restarts get one too)."""
 
-    def __init__(self, host: str, port: int, backlog: int) -> None:
-        self.host, self.port, self.backlog = host, port, backlog
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
 
-    def __reduce__(self) -> tuple[Any, tuple[str, int, int]]:
-        return (listen, (self.host, self.port, self.backlog))
+    def __reduce__(self) -> tuple[Any, tuple[str, int]]:
+        return (listen, (self.host, self.port))
 
 
-def listen(host: str, port: int, backlog: int) -> socket.socket:
-    """A listening TCP socket on (host, port) that other workers' sockets share the port with."""
+def listen(host: str, port: int, *, share: bool = True) -> socket.socket:
+    """A TCP socket bound to (host, port), not yet listening: the worker's server listens on it
+    once the app has started, so the kernel sends it no connection before it can take them.
+    ``share``: other workers' sockets share the port (``SO_REUSEPORT``)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    if share:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     try:
         sock.bind((host, port))
     except OSError as exc:
         sock.close()
         log.error("bind_failed", host=host, port=port, error=str(exc))
         sys.exit(STARTUP_FAILURE)
-    sock.listen(backlog)
     return sock
 
 
@@ -64,6 +66,8 @@ def serve(app: str, *, host: str, port: int, workers: int, **options: Any) -> No
     from uvicorn.supervisors import Multiprocess
 
     config = uvicorn.Config(app, host=host, port=port, workers=workers, **options)
-    listen(host, port, config.backlog).close()  # a port taken by another program: fail now
-    sockets: Any = [OwnSocket(host, port, config.backlog)]
+    # A port already in use (by anything, another vnehr included) fails here, once: a socket
+    # without SO_REUSEPORT cannot join the group of one that has it.
+    listen(host, port, share=False).close()
+    sockets: Any = [OwnSocket(host, port)]
     Multiprocess(config, sockets=sockets).run()

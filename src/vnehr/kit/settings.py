@@ -103,7 +103,7 @@ class Settings(BaseSettings):
         description="How long the first file of a batch waits for others (D49).",
     )
     intake_inline_max_bytes: int = Field(
-        default=256 * 1024,
+        default=128 * 1024,
         ge=0,
         le=20 * 1024 * 1024,
         description="Files up to this size are checked on the API process's event loop "

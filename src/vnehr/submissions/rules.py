@@ -53,17 +53,42 @@ class Issue:
         }
 
 
+#: Issues listed per visit; beyond them one SUB-0117 says the rest were not listed (a file of
+#: thousands of empty rows would otherwise make hundreds of thousands, and a receipt of tens of
+#: megabytes).
+MAX_ISSUES = 200
+
+
 @dataclass(slots=True)
 class Findings:
     issues: list[Issue] = dc_field(default_factory=list)
+    summary: int | None = None  # where SUB-0117 stands in ``issues``, once the cap is reached
 
     def error(self, code: str, table: str | None = None, row: int | None = None,
               field_: str | None = None, **params: Any) -> None:  # fmt: skip
-        self.issues.append(Issue(code, "error", table, row, field_, params))
+        self._add(code, "error", table, row, field_, params)
 
     def warning(self, code: str, table: str | None = None, row: int | None = None,
                 field_: str | None = None, **params: Any) -> None:  # fmt: skip
-        self.issues.append(Issue(code, "warning", table, row, field_, params))
+        self._add(code, "warning", table, row, field_, params)
+
+    def _add(self, code: str, severity: Severity, table: str | None, row: int | None,
+             field_: str | None, params: dict[str, Any]) -> None:  # fmt: skip
+        issues = self.issues
+        if len(issues) < MAX_ISSUES:
+            issues.append(Issue(code, severity, table, row, field_, params))
+            return
+        if self.summary is None:
+            self.summary = len(issues)
+            issues.append(Issue("SUB-0117", severity, params={"listed": MAX_ISSUES}))
+        elif severity == "error" and issues[self.summary].severity != "error":
+            # an error among the unlisted: the visit is rejected, and its last line says so
+            issues[self.summary] = Issue("SUB-0117", "error", params={"listed": MAX_ISSUES})
+
+    @property
+    def full(self) -> bool:
+        """The cap is reached with an error among the unlisted: more checks change nothing."""
+        return self.summary is not None and self.issues[self.summary].severity == "error"
 
     @property
     def rejected(self) -> bool:
@@ -151,6 +176,8 @@ def check_rows(
     be empty in this case)."""
     fields = table(name, variant).fields
     for index, row in enumerate(rows, start=1):
+        if found.full:
+            return
         _check_fields(found, name, index, row, fields, optional)
 
 
