@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from vnehr.kit.clock import utcnow
-from vnehr.kit.db import Base, BigId, JSONDoc, UtcDateTime, new_row
+from vnehr.kit.db import Base, BigId, JSONDoc, UtcDateTime, make_row
 
 
 class AuditEvent(Base):
@@ -45,8 +45,9 @@ def audit_event(
 ) -> AuditEvent:
     """A row for the caller to add in its own transaction; ``plain``: a plain row for callers
     that write with ``hot_add`` or ``copy_objects`` (D53), not a mapped instance."""
-    return (new_row if plain else _mapped)(
+    return make_row(
         AuditEvent,
+        plain,
         at=utcnow(),
         actor=actor,
         action=action,
@@ -55,10 +56,6 @@ def audit_event(
         object_id=object_id,
         detail=detail,
     )
-
-
-def _mapped(model: type[AuditEvent], **values: Any) -> AuditEvent:
-    return model(**values)
 
 
 async def events_about(

@@ -332,6 +332,11 @@ def new_row(model: type[_T], **values: Any) -> _T:
     return kind(**values)  # type: ignore[no-any-return]
 
 
+def make_row(model: type[_T], plain: bool, /, **values: Any) -> _T:
+    """A plain row (``new_row``) when ``plain``, else a mapped instance of ``model``."""
+    return new_row(model, **values) if plain else model(**values)
+
+
 def _model_of(obj: Any) -> type:
     """The mapped class of a mapped instance, or of a ``new_row`` row."""
     return getattr(type(obj), "__row_of__", None) or type(obj)

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from vnehr.kit.clock import utcnow
-from vnehr.kit.db import Base, BigId, JSONDoc, UtcDateTime, new_row
+from vnehr.kit.db import Base, BigId, JSONDoc, UtcDateTime, make_row
 
 
 class OutboxEvent(Base):
@@ -50,7 +50,7 @@ def new_event(topic: str, key: str, payload: dict[str, Any], *, plain: bool = Fa
         "status": "pending",
         "next_attempt_at": now,
     }
-    return new_row(OutboxEvent, **values) if plain else OutboxEvent(**values)
+    return make_row(OutboxEvent, plain, **values)
 
 
 async def record_event(session: AsyncSession, topic: str, key: str, payload: dict[str, Any]) -> str:

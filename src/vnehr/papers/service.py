@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from vnehr import audit, facilities, identity, records
 from vnehr.kit.auth import Forbidden, Subject, require_scope
 from vnehr.kit.clock import parse_moment, today_in_vietnam, utcnow
-from vnehr.kit.db import copy_objects, new_row
+from vnehr.kit.db import copy_objects, make_row
 from vnehr.kit.errors import VnehrError
 from vnehr.kit.i18n import texts
 from vnehr.kit.outbox import new_event
@@ -197,8 +197,9 @@ def _new_rows(
     paper_id = str(uuid.uuid4())
     rid = keys.card.rid(paper_id)
     jws = keys.card.sign(keys.issuer_url, int(now.timestamp()), card.bundle(body), rid)
-    paper = (new_row if plain else _mapped)(
+    paper = make_row(
         Paper,
+        plain,
         id=paper_id,
         kind=body["kind"],
         number=body["number"],
@@ -253,10 +254,6 @@ def _new_rows(
         plain=plain,
     )
     return paper, event, audit_row
-
-
-def _mapped(model: type[Paper], **values: Any) -> Paper:
-    return model(**values)
 
 
 async def _facility(session: AsyncSession, code: str) -> dict[str, str]:
