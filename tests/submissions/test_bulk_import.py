@@ -188,6 +188,9 @@ def test_the_bulk_import_stores_what_one_by_one_intake_stores(
     postgres_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     paths = _files(tmp_path / "files")
+    # the demo dates its visits from the clock, to the minute: both databases get the same ones
+    moment = utcnow()
+    monkeypatch.setattr("vnehr.demo.utcnow", lambda: moment)
     bulk, single = new_database_on(postgres_url, "bulk"), new_database_on(postgres_url, "one")
     _prepare(bulk, monkeypatch)
     result = runner.invoke(app, ["import", str(tmp_path / "files"), "--processes", "2"])
