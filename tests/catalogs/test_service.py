@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import date
 from pathlib import Path
 
@@ -10,7 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from vnehr import catalogs
 from vnehr.catalogs.errors import TitlesFileInvalid
+from vnehr.catalogs import snapshot
 from vnehr.catalogs.loaders import load_icd10, read_titles_csv
+from vnehr.kit.db import Database
 
 BEFORE = date(2025, 6, 30)
 AFTER = date(2025, 7, 1)
@@ -167,3 +172,35 @@ async def test_a_province_counts_the_units_below_it_on_the_day(session: AsyncSes
     hanoi_before = await catalogs.lookup(session, "province", "01", BEFORE)
     assert hanoi_after.children == 126  # wards and communes of Hà Nội after the reform
     assert hanoi_before.children == 30  # its districts before
+
+
+async def test_an_expired_catalogue_copy_is_refreshed_by_one_request_at_a_time(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Under load, every request in flight when the copy expired used to query the database.
+    first = await snapshot.recent(db, max_age=0)
+    opened = 0
+    release = asyncio.Event()
+    real = db.read_session
+
+    @asynccontextmanager
+    async def slow_read_session() -> AsyncIterator[AsyncSession]:
+        nonlocal opened
+        opened += 1
+        await release.wait()
+        async with real() as session:
+            yield session
+
+    monkeypatch.setattr(db, "read_session", slow_read_session)
+    refreshing = asyncio.create_task(snapshot.recent(db, max_age=0))
+    await asyncio.sleep(0)  # the refresh has begun and waits on the database
+    others = await asyncio.wait_for(
+        asyncio.gather(*(snapshot.recent(db, max_age=0) for _ in range(10))), timeout=5
+    )
+    assert opened == 1
+    assert all(copy is first for copy in others)  # served at once from the copy in hand
+    release.set()
+    assert (await refreshing).stamp == first.stamp
+    assert opened == 1
+    await snapshot.recent(db, max_age=0)  # the next expiry refreshes again
+    assert opened == 2

@@ -101,6 +101,7 @@ _KEEP = 4  # copies kept: one per database a process (or the test suite) talks t
 
 
 _recent: dict[int, tuple[float, Snapshot]] = {}
+_refreshing: set[int] = set()  # databases whose copy one request is refreshing now
 
 
 async def recent(db: Database, max_age: float = 5.0) -> Snapshot:
@@ -111,10 +112,16 @@ async def recent(db: Database, max_age: float = 5.0) -> Snapshot:
     key = id(db)
     now = time.monotonic()
     found = _recent.get(key)
-    if found is not None and now - found[0] < max_age:
+    if found is not None and (now - found[0] < max_age or key in _refreshing):
+        # (while one request refreshes the copy, the others keep using it: under load every
+        # request in flight at the moment it expired used to query the database at once)
         return found[1]
-    async with db.read_session() as session:
-        snapshot = await current(session)
+    _refreshing.add(key)
+    try:
+        async with db.read_session() as session:
+            snapshot = await current(session)
+    finally:
+        _refreshing.discard(key)
     if len(_recent) > 16:
         _recent.clear()
     _recent[key] = (now, snapshot)

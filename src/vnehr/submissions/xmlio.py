@@ -87,8 +87,8 @@ def _too_deep(depth: int) -> etree.XPath:
 
 def b64decode(text: str, *, what: str) -> bytes:
     try:  # the usual case, one unbroken line: checked and decoded in C, twice as fast
-        return binascii.a2b_base64(text.encode("ascii"), strict_mode=True)
-    except (binascii.Error, UnicodeEncodeError):
+        return binascii.a2b_base64(text, strict_mode=True)  # (a str: no ASCII copy first)
+    except ValueError:  # binascii.Error, or a character outside ASCII
         pass  # line breaks, or something to refuse: the general path decides
     try:
         return base64.b64decode("".join(text.split()), validate=True)
