@@ -12,8 +12,8 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vnehr import catalogs
-from vnehr.catalogs.errors import TitlesFileInvalid
 from vnehr.catalogs import snapshot
+from vnehr.catalogs.errors import TitlesFileInvalid
 from vnehr.catalogs.loaders import load_icd10, read_titles_csv
 from vnehr.kit.db import Database
 

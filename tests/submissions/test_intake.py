@@ -370,6 +370,25 @@ async def test_callers_without_the_scope_or_a_token_are_refused(
     assert (await send(client, headers, body)).json()["code"] == "AUTH-0004"
     anonymous = await client.post("/api/v1/submissions", content=body)
     assert (anonymous.status_code, anonymous.json()["code"]) == (401, "AUTH-0001")
+    assert anonymous.json()["message"]["vi"]
+    assert anonymous.json()["message"]["en"]
+
+
+async def test_the_plain_submission_route_leaves_the_other_routes_of_its_path_alone(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    # POST /api/v1/submissions is served by a plain route ahead of FastAPI's (D55): the
+    # listing on the same path, the other methods and the API description are unchanged.
+    code, headers = await facility_with_token(client, session, settings)
+    sent = await send(client, headers, synth.envelope([visit(code)], code))
+    assert sent.status_code == 201, sent.text
+    listed = await client.get("/api/v1/submissions", headers=headers)
+    assert listed.status_code == 200
+    assert [r["id"] for r in listed.json()] == [sent.json()["id"]]
+    assert (await client.delete("/api/v1/submissions", headers=headers)).status_code == 405
+    described = (await client.get("/openapi.json")).json()["paths"]["/api/v1/submissions"]
+    assert set(described) == {"get", "post"}
+    assert "application/xml" in described["post"]["requestBody"]["content"]
 
 
 @pytest.mark.parametrize(

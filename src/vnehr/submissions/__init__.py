@@ -1,7 +1,7 @@
 """Submissions: intake of the national XML at visit end (GIAMDINHHS, XML0 check-in), safe
 parsing, validation with stable codes, receipts, versions per (facility, MA_LK)."""
 
-from vnehr.submissions.api import router
+from vnehr.submissions.api import fast_routes, router
 from vnehr.submissions.importer import Totals as ImportTotals
 from vnehr.submissions.importer import import_folder
 from vnehr.submissions.service import (
@@ -27,6 +27,7 @@ __all__ = [
     "Limits",
     "analyse",
     "b64decode",
+    "fast_routes",
     "import_file",
     "import_folder",
     "raw_file",
