@@ -10,6 +10,7 @@ from vnehr.identity.accounts_errors import (
 )
 from vnehr.identity.api import router
 from vnehr.identity.numbers import (
+    PERSONAL_ID_PROVINCE_CODES,
     InsuranceCard,
     PersonalId,
     check_insurance_card,
@@ -43,6 +44,7 @@ from vnehr.identity.service import (
 )
 
 __all__ = [
+    "PERSONAL_ID_PROVINCE_CODES",
     "Holder",
     "InsuranceCard",
     "LevelTooLow",

@@ -235,6 +235,7 @@ def check_personal_id(
     *,
     sex: Sex | None = None,
     birth_date: date | None = None,
+    any_birthplace: bool = False,
 ) -> PersonalId:
     """Check a 12-digit personal identification number ``PPP G YY NNNNNN`` and parse it.
 
@@ -243,7 +244,9 @@ def check_personal_id(
     the year of birth, NNNNNN a random serial. There is no check digit.
 
     Surrounding whitespace is removed; nothing else is (an inner space or dash is an error).
-    When ``sex`` or ``birth_date`` is given, the number must agree with it.
+    When ``sex`` or ``birth_date`` is given, the number must agree with it. With
+    ``any_birthplace`` a PPP outside the provinces passes: a birth registered abroad carries a
+    country code there (§2), and that list is not verified (the caller may warn, D57).
 
     Raises (first rule broken, in this order): ``PersonalIdLength`` (ID-0001),
     ``PersonalIdNotDigits`` (ID-0002), ``PersonalIdProvince`` (ID-0003),
@@ -259,7 +262,7 @@ def check_personal_id(
         raise PersonalIdNotDigits(value=value, position=position, character=character)
 
     province_code = value[:3]
-    if province_code not in PERSONAL_ID_PROVINCE_CODES:
+    if province_code not in PERSONAL_ID_PROVINCE_CODES and not any_birthplace:
         raise PersonalIdProvince(
             detail={"expected": sorted(PERSONAL_ID_PROVINCE_CODES)},
             value=value,

@@ -55,7 +55,7 @@ async def sign_in(session: AsyncSession, claims: Mapping[str, Any]) -> Person:
     try:
         personal_id = check_personal_id(personal_id, sex=sex, birth_date=birth).value
     except VnehrError as exc:
-        raise errors.SignInRejected({"cause": exc.code}, reason=exc.messages()["en"]) from exc
+        raise errors.SignInRejected({"cause": exc.code}, reason=exc.messages()) from exc
     repo = IdentityRepository(session)
     person = await repo.person_by_personal_id(personal_id)
     now = utcnow()

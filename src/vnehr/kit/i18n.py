@@ -36,7 +36,12 @@ def text(key: str, language: Language, params: Mapping[str, Any] | None = None) 
     template = catalogue(language).get(key)
     if template is None:
         return key
-    return template.format_map(_Keep(params or {}))
+    values = _Keep(params or {})
+    for name, value in values.items():
+        if isinstance(value, Mapping) and language in value:
+            # a text already in every language (another error's message): this language's
+            values[name] = value[language]
+    return template.format_map(values)
 
 
 def texts(key: str, params: Mapping[str, Any] | None = None) -> dict[str, str]:

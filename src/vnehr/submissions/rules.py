@@ -13,13 +13,24 @@ from dataclasses import dataclass
 from dataclasses import field as dc_field
 from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from functools import cache
 from typing import Any, Literal, Protocol
 
 from vnehr import identity, papers
 from vnehr.kit.clock import parse_day, parse_moment
 from vnehr.kit.errors import VnehrError
 from vnehr.kit.i18n import texts
-from vnehr.submissions.spec import DATE_FIELDS, DATETIME_FIELDS, MULTI_VALUE_FIELDS, table
+from vnehr.submissions.spec import (
+    BIRTH_FIELDS,
+    DATE_FIELDS,
+    DATETIME_FIELDS,
+    DAY_OR_MOMENT_FIELDS,
+    DECIMAL_PLACES,
+    MULTI_VALUE_FIELDS,
+    ORDERED_MOMENTS,
+    table,
+)
+from vnehr.submissions.spec import tables as tables_spec
 
 Severity = Literal["error", "warning"]
 Rows = Mapping[str, list[dict[str, str]]]
@@ -124,6 +135,8 @@ def birth_of(value: str) -> tuple[int, date | None] | None:
     month, day = int(value[4:6]), int(value[6:8])
     if year < 1850 or (month == 0 and day != 0):  # a day without its month means nothing
         return None
+    if int(value[8:10]) > 23 or int(value[10:12]) > 59:  # the time of birth, 24 h
+        return None
     if month == 0:
         return year, None
     try:
@@ -150,12 +163,17 @@ def check_visit(
         found.warning("SUB-0115", name, row_index + 1, tag)
     xml1 = (tables.get("XML1") or [{}])[0]
     begun = parse_moment(xml1.get("NGAY_VAO") or "") or parse_moment(xml1.get("NGAY_RA") or "")
-    # Districts were abolished on 2025-07-01: the field stays in the tables but may be empty.
+    # Districts were abolished on 2025-07-01: the field stays in the tables but may be empty
+    # (and when the visit's dates are unreadable, itself an error, nobody can tell).
     optional = (
-        frozenset({"MAHUYEN_CU_TRU"}) if begun and begun.date() >= REFORM_DAY else frozenset()
+        frozenset({"MAHUYEN_CU_TRU"})
+        if begun is None or begun.date() >= REFORM_DAY
+        else frozenset()
     )
     for name, rows in tables.items():
         check_rows(found, name, rows, variants.get(name, "4750"), optional=optional)
+    if found.full:
+        return found
     if not tables.get("XML1"):
         found.error("SUB-0104", "XML1")
         return found
@@ -174,28 +192,34 @@ def check_rows(
 ) -> None:
     """Format of every field of every row of one table (``optional``: required fields that may
     be empty in this case)."""
-    fields = table(name, variant).fields
+    checks = _field_checks(name, table(name, variant).fields)
     for index, row in enumerate(rows, start=1):
         if found.full:
             return
-        _check_fields(found, name, index, row, fields, optional)
+        _check_fields(found, name, index, row, checks, optional)
 
 
-_PLAIN, _MOMENT, _DAY, _NUMBER_KIND = range(4)
+_PLAIN, _MOMENT, _DAY, _NUMBER_KIND, _BIRTH, _DAY_OR_MOMENT = range(6)
+
+#: (name, required, max length, several values, kind, decimal places or None)
+_Check = tuple[str, bool, int | None, bool, int, int | None]
+_CHECKS: dict[tuple[str, int], tuple[Any, tuple[_Check, ...]]] = {}
 
 
-_CHECKS: dict[int, tuple[Any, tuple[tuple[str, bool, int | None, bool, int], ...]]] = {}
-
-
-def _field_checks(fields: Any) -> tuple[tuple[str, bool, int | None, bool, int], ...]:
-    """Per field of a table: (name, required, max length, several values, kind), worked out
-    once per table (the spec's field tuple, kept alive here) instead of once per row."""
-    found = _CHECKS.get(id(fields))
+def _field_checks(name: str, fields: Any) -> tuple[_Check, ...]:
+    """Per field of a table, what to check, worked out once per table (the spec's field
+    tuple, kept alive here) instead of once per row."""
+    found = _CHECKS.get((name, id(fields)))
     if found is not None:
         return found[1]
+    places = DECIMAL_PLACES.get(name, {})
     checks = []
     for spec in fields:
-        if spec.name in DATETIME_FIELDS and spec.name != "NGAY_SINH":
+        if spec.name in BIRTH_FIELDS:
+            kind = _BIRTH
+        elif spec.name in DAY_OR_MOMENT_FIELDS:
+            kind = _DAY_OR_MOMENT
+        elif spec.name in DATETIME_FIELDS:
             kind = _MOMENT
         elif spec.name in DATE_FIELDS:
             kind = _DAY
@@ -203,9 +227,10 @@ def _field_checks(fields: Any) -> tuple[tuple[str, bool, int | None, bool, int],
             kind = _NUMBER_KIND
         else:
             kind = _PLAIN
-        checks.append((spec.name, spec.required, spec.max, spec.name in MULTI_VALUE_FIELDS, kind))
-    _CHECKS[id(fields)] = (fields, tuple(checks))
-    return _CHECKS[id(fields)][1]
+        multi = spec.name in MULTI_VALUE_FIELDS
+        checks.append((spec.name, spec.required, spec.max, multi, kind, places.get(spec.name)))
+    _CHECKS[(name, id(fields))] = (fields, tuple(checks))
+    return _CHECKS[(name, id(fields))][1]
 
 
 def _check_fields(
@@ -213,10 +238,10 @@ def _check_fields(
     name: str,
     index: int,
     row: dict[str, str],
-    fields: Any,
+    checks: tuple[_Check, ...],
     optional: frozenset[str],
 ) -> None:
-    for field, required, longest, multi, kind in _field_checks(fields):
+    for field, required, longest, multi, kind, places in checks:
         value = row.get(field)
         if not value or value.isspace():  # absent, empty or blank
             if required and field not in optional:
@@ -234,9 +259,30 @@ def _check_fields(
             elif kind == _DAY:
                 if parse_day(part) is None:
                     found.error("SUB-0114", name, index, field, value=part)
-            elif not (part.isascii() and part.isdigit()) and not is_number(part):
-                # (most numbers are whole: checked without the pattern)
-                found.error("SUB-0112", name, index, field, value=part[:40])
+            elif kind == _NUMBER_KIND:
+                if part.isascii() and part.isdigit():
+                    continue  # (most numbers are whole: checked without the pattern)
+                if not is_number(part):
+                    found.error("SUB-0112", name, index, field, value=part[:40])
+                elif places is not None and _decimals(part) > places:
+                    found.error("SUB-0118", name, index, field, value=part, places=places)
+            elif kind == _BIRTH:  # zeros for what is not known; 8 characters in some tables
+                if longest == 8:
+                    if len(part) != 8 or birth_of(part + "0000") is None:
+                        found.error("SUB-0114", name, index, field, value=part)
+                elif birth_of(part) is None:
+                    found.error("SUB-0113", name, index, field, value=part)
+            elif len(part) == 8:  # _DAY_OR_MOMENT
+                if parse_day(part) is None:
+                    found.error("SUB-0114", name, index, field, value=part)
+            elif parse_moment(part) is None:
+                found.error("SUB-0113", name, index, field, value=part)
+
+
+def _decimals(number: str) -> int:
+    """Decimal places of a well-formed number, trailing zeros not counted."""
+    _whole, dot, fraction = number.strip().partition(".")
+    return len(fraction.rstrip("0")) if dot else 0
 
 
 def _money(row: Mapping[str, str], name: str) -> Decimal:
@@ -260,47 +306,97 @@ def _cross_checks(
         )
     start = parse_moment(xml1.get("NGAY_VAO") or "")
     end = parse_moment(xml1.get("NGAY_RA") or "")
-    if start and end and end < start:
-        found.error("SUB-0130", "XML1", 1, "NGAY_RA", start=xml1["NGAY_VAO"], end=xml1["NGAY_RA"])
-    day = (end or start or datetime(2000, 1, 1)).date()  # noqa: DTZ001
-    _check_codes(found, xml1, codes, day, start)
+    _check_order(found, tables)
+    known = end or start
+    if known is not None:
+        # (without a well-formed date, which is itself an error, nothing is checked against a
+        # made-up day)
+        day = known.date()
+        _check_codes(found, tables, codes, day)
+        _check_places(found, xml1, codes, start.date() if start else day)
     _check_money(found, tables, xml1)
     _check_days(found, xml1, start, end)
-    _check_identity(found, xml1, day)
+    _check_identity(found, xml1, known.date() if known else None)
 
 
-def _check_codes(
-    found: Findings, xml1: dict[str, str], codes: CodeBook, day: date, start: datetime | None
+def _check_order(found: Findings, tables: Rows) -> None:
+    """In every row, a moment that must not come before another (NGAY_RA and NGAY_VAO, the
+    inpatient admission, an order's execution and its result after the order)."""
+    for name, rows in tables.items():
+        for index, row in enumerate(rows, start=1):
+            for later, earlier in ORDERED_MOMENTS:
+                after, before = row.get(later), row.get(earlier)
+                if not after or not before:
+                    continue
+                moment, limit = parse_moment(after.strip()), parse_moment(before.strip())
+                if moment is None or limit is None or moment >= limit:
+                    continue
+                if later == "NGAY_RA":
+                    found.error("SUB-0130", name, index, later, start=before, end=after)
+                else:
+                    found.error(
+                        "SUB-0145", name, index, later, value=after, other=earlier, limit=before
+                    )
+
+
+#: Coded fields checked against their list in every table that carries them (XML1, and the
+#: summary, referral and re-exam tables that repeat them).
+CODED_FIELDS = (
+    ("MA_LOAI_KCB", "care-type"),
+    ("KET_QUA_DTRI", "treatment-result"),
+    ("MA_LOAI_RV", "discharge-type"),
+    ("GIOI_TINH", "gender"),
+    ("MA_DOITUONG_KCB", "patient-category"),
+)
+_CODED = frozenset(f for f, _ in CODED_FIELDS) | {"MA_BENH_CHINH", "MA_BENH_KT"}
+
+
+@cache
+def _tables_with_codes() -> frozenset[str]:
+    return frozenset(
+        name.partition("_")[0]
+        for name, spec in tables_spec().items()
+        if _CODED.intersection(f.name for f in spec.fields)
+    )
+
+
+def _check_codes(found: Findings, tables: Rows, codes: CodeBook, day: date) -> None:
+    with_codes = _tables_with_codes()
+    for name, rows in tables.items():
+        if name not in with_codes:
+            continue  # drug, service and result lines carry no coded field
+        for index, row in enumerate(rows, start=1):
+            _check_row_codes(found, name, index, row, codes, day)
+
+
+def _check_row_codes(
+    found: Findings, name: str, index: int, row: dict[str, str], codes: CodeBook, day: date
 ) -> None:
-    for field_name, list_name in (
-        ("MA_LOAI_KCB", "care-type"),
-        ("KET_QUA_DTRI", "treatment-result"),
-        ("MA_LOAI_RV", "discharge-type"),
-        ("GIOI_TINH", "gender"),
-        ("MA_DOITUONG_KCB", "patient-category"),
-    ):
-        value = (xml1.get(field_name) or "").strip()
+    for field_name, list_name in CODED_FIELDS:
+        value = (row.get(field_name) or "").strip()
         if value and not codes.has(list_name, value, day):
             found.error(
                 "SUB-0120",
-                "XML1",
-                1,
+                name,
+                index,
                 field_name,
                 value=value,
                 catalog=list_name,
                 on=day.isoformat(),
             )
-    main = (xml1.get("MA_BENH_CHINH") or "").strip()
+    main = (row.get("MA_BENH_CHINH") or "").strip()
     if main and not codes.has("icd10", main, day):
-        found.error("SUB-0121", "XML1", 1, "MA_BENH_CHINH", value=main)
-    secondary = [c.strip() for c in (xml1.get("MA_BENH_KT") or "").split(";") if c.strip()]
+        found.error("SUB-0121", name, index, "MA_BENH_CHINH", value=main)
+    secondary = [c.strip() for c in (row.get("MA_BENH_KT") or "").split(";") if c.strip()]
     if len(secondary) > 12:
-        found.error("SUB-0116", "XML1", 1, "MA_BENH_KT", count=len(secondary))
+        found.error("SUB-0116", name, index, "MA_BENH_KT", count=len(secondary))
     for code in secondary:
         if not codes.has("icd10", code, day):
-            found.error("SUB-0121", "XML1", 1, "MA_BENH_KT", value=code)
-    # where the patient lives, by the units in force when the visit began
-    where_day = start.date() if start else day
+            found.error("SUB-0121", name, index, "MA_BENH_KT", value=code)
+
+
+def _check_places(found: Findings, xml1: dict[str, str], codes: CodeBook, where_day: date) -> None:
+    """Where the patient lives, by the units in force when the visit began."""
     province = (xml1.get("MATINH_CU_TRU") or "").strip()
     if province and not codes.has("province", province[-2:], where_day):
         found.error(
@@ -331,11 +427,16 @@ def _check_money(found: Findings, tables: Rows, xml1: dict[str, str]) -> None:
             )
             if quantity is None or unit is None:
                 continue
-            expected = (quantity * unit).quantize(CENT, rounding=ROUND_HALF_UP)
+            # XML3 (4750 correction): x TYLE_TT_DV, the share of a service paid for, in % (a
+            # bed day split between two departments on the same day is billed 50 + 50)
+            share = parse_number(row.get("TYLE_TT_DV") or "") if name == "XML3" else None
+            exact = quantity * unit if share is None else quantity * unit * share / 100
+            expected = exact.quantize(CENT, rounding=ROUND_HALF_UP)
             if amount.quantize(CENT, rounding=ROUND_HALF_UP) != expected:
                 found.error(
                     "SUB-0134", name, index, "THANH_TIEN_BV", value=str(amount),
                     expected=str(expected), quantity=str(quantity), price=str(unit),
+                    share="" if share is None or share == 100 else f" × {share}%",
                 )  # fmt: skip
     declared = parse_number(xml1.get("T_TONGCHI_BV") or "")
     if declared is not None and declared.quantize(CENT) != total.quantize(CENT):
@@ -375,28 +476,33 @@ def _check_days(
         )
 
 
-def _check_identity(found: Findings, xml1: dict[str, str], day: date) -> None:
+def _check_identity(found: Findings, xml1: dict[str, str], day: date | None) -> None:
     number = (xml1.get("SO_CCCD") or "").strip()
     sex = {"1": "male", "2": "female"}.get((xml1.get("GIOI_TINH") or "").strip())
-    born = birth_of(xml1.get("NGAY_SINH") or "")
-    if born is None and xml1.get("NGAY_SINH"):
-        found.error("SUB-0113", "XML1", 1, "NGAY_SINH", value=xml1["NGAY_SINH"])
+    born = birth_of(xml1.get("NGAY_SINH") or "")  # (its format is checked with the fields)
     if number:
         kind = identity.classify_document_number(number)
         if kind == "personal_id":
             birth_date = born[1] if born and born[1] else (date(born[0], 1, 1) if born else None)
             try:
-                identity.check_personal_id(number, sex=sex, birth_date=birth_date)  # type: ignore[arg-type]
-            except VnehrError as exc:
-                found.error(
-                    "SUB-0136", "XML1", 1, "SO_CCCD", cause=exc.code, reason=exc.messages()["en"]
+                identity.check_personal_id(
+                    number,
+                    sex=sex,  # type: ignore[arg-type]
+                    birth_date=birth_date,
+                    any_birthplace=True,
                 )
+            except VnehrError as exc:
+                found.error("SUB-0136", "XML1", 1, "SO_CCCD", cause=exc.code, reason=exc.messages())
+            else:
+                if number[:3] not in identity.PERSONAL_ID_PROVINCE_CODES:
+                    # a birth registered abroad carries a country code here (D57)
+                    found.warning("SUB-0146", "XML1", 1, "SO_CCCD", prefix=number[:3])
         elif kind == "other":
             found.warning("SUB-0143", "XML1", 1, "SO_CCCD")
     cards = [c.strip() for c in (xml1.get("MA_THE_BHYT") or "").split(";") if c.strip()]
     starts = (xml1.get("GT_THE_TU") or "").split(";")
     ends = (xml1.get("GT_THE_DEN") or "").split(";")
-    covered = False
+    covered = well_formed = False
     for index, card in enumerate(cards):
         try:
             identity.check_insurance_card(card)
@@ -408,9 +514,10 @@ def _check_identity(found: Findings, xml1: dict[str, str], day: date) -> None:
                 "MA_THE_BHYT",
                 value=card,
                 cause=exc.code,
-                reason=exc.messages()["en"],
+                reason=exc.messages(),
             )
             continue
+        well_formed = True
         valid_from = parse_day(starts[index].strip()) if index < len(starts) else None
         valid_to = parse_day(ends[index].strip()) if index < len(ends) else None
         if valid_from and valid_to and valid_to < valid_from:
@@ -423,7 +530,9 @@ def _check_identity(found: Findings, xml1: dict[str, str], day: date) -> None:
                 start=str(valid_from),
                 end=str(valid_to),
             )
-        elif (valid_from is None or valid_from <= day) and (valid_to is None or valid_to >= day):
+        elif day is None or (
+            (valid_from is None or valid_from <= day) and (valid_to is None or valid_to >= day)
+        ):
             covered = True
-    if cards and not covered:
+    if well_formed and not covered and day is not None:
         found.warning("SUB-0144", "XML1", 1, "GT_THE_TU", card=cards[0], on=day.isoformat())

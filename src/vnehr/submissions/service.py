@@ -133,7 +133,8 @@ def analyse(data: bytes, *, codes: CodeBook, limits: Limits) -> Analysis:
                 found.error("SUB-0101", entry.kind)
                 continue
             except errors.FileRefused as exc:
-                found.error("SUB-0102", entry.kind, reason=f"{exc.code} {exc.messages()['en']}")
+                reason = {k: f"{exc.code} {v}" for k, v in exc.messages().items()}
+                found.error("SUB-0102", entry.kind, reason=reason)
                 continue
             tables[entry.kind] = doc.rows
             variants[entry.kind] = doc.variant

@@ -15,14 +15,46 @@ DATETIME_FIELDS = frozenset(
     {
         "NGAY_VAO", "NGAY_VAO_NOI_TRU", "NGAY_RA", "NGAY_YL", "NGAY_TH_YL", "NGAY_KQ",
         "NGAY_TTOAN", "NGAY_SINH", "THOI_DIEM_DBLS", "NGAY_HEN_KL", "NGAY_SINH_CON",
+        "THOIGIAN_DINHCHI",
     }
 )  # fmt: skip
 DATE_FIELDS = frozenset(
     {
         "GT_THE_TU", "GT_THE_DEN", "NAM_NAM_LIEN_TUC", "NGAY_TAI_KHAM", "NGAY_CT", "TU_NGAY",
         "DEN_NGAY", "NGAYKD_HIV", "NGAYLAP", "NGAY_SINHCON", "NGAY_CONCHET",
+        # XML6 and XML15 (HIV and TB care), XML7 (sick leave after discharge), XML9 (the
+        # carer's ID), XML12 (medical assessment): "Chuỗi 8" dates, yyyyMMdd
+        "NGAYBD_DTRI_LAO", "NGAYKT_DTRI_LAO", "NGAY_XN_TLVR", "NGAY_KQ_XN_TLVR", "NGAY_XN_PCR",
+        "NGAY_KQ_XN_PCR", "NGAY_NHAN_TT_MANG_THAI", "NGAY_BAT_DAU_DT_CTX", "NGAY_BAT_DAU_XU_TRI",
+        "NGAY_KET_THUC_XU_TRI", "NGAY_CHUYEN_PHAC_DO", "NGOAITRU_TUNGAY", "NGOAITRU_DENNGAY",
+        "NGAYCAP_CCCD_NND", "NGAY_HOP", "NGAY_CAP_CCCD", "NGAY_CHUNG_TU", "NGAY_DE_NGHI",
     }
 )  # fmt: skip
+#: Birth dates: yyyyMMddHHmm, or yyyyMMdd where the table's field holds 8 characters, with
+#: zeros for an unknown time, day or month (§1.4).
+BIRTH_FIELDS = frozenset({"NGAY_SINH", "NGAYSINH_NND"})
+#: Fields written as a date or a moment "depending on the case" (§1.4).
+DAY_OR_MOMENT_FIELDS = frozenset({"NGAY_MIEN_CCT"})
+#: Decimal places allowed in the drug and service lines (Appendix A: "làm tròn đến 3 / 2 chữ
+#: số thập phân"), counted without trailing zeros ("25300.000" is 25300.00).
+DECIMAL_PLACES: dict[str, dict[str, int]] = {
+    table_name: {
+        **dict.fromkeys(("SO_LUONG", "DON_GIA", "DON_GIA_BV", "DON_GIA_BH"), 3),
+        **dict.fromkeys(
+            ("THANH_TIEN_BV", "THANH_TIEN_BH", "T_NGUONKHAC_NSNN", "T_NGUONKHAC_VTNN",
+             "T_NGUONKHAC_VTTN", "T_NGUONKHAC_CL", "T_BNTT", "T_BNCCT", "T_BHTT"), 2
+        ),
+    }
+    for table_name in ("XML2", "XML3")
+}  # fmt: skip
+#: A moment that must not come before another of the same row (Appendix A, "kiểm tra"
+#: column): (later field, earlier field).
+ORDERED_MOMENTS = (
+    ("NGAY_RA", "NGAY_VAO"),
+    ("NGAY_VAO_NOI_TRU", "NGAY_VAO"),
+    ("NGAY_TH_YL", "NGAY_YL"),
+    ("NGAY_KQ", "NGAY_YL"),
+)
 #: Fields holding several values separated by ";" (§1.4): each part is checked on its own.
 MULTI_VALUE_FIELDS = frozenset(
     {"MA_BENH_KT", "MA_KHOA", "MA_GIUONG", "MA_BAC_SI", "NGAY_TAI_KHAM", "MA_THE_BHYT",
