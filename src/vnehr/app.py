@@ -28,7 +28,7 @@ from vnehr import (
 from vnehr.kit import health
 from vnehr.kit.clock import today_in_vietnam
 from vnehr.kit.db import Database
-from vnehr.kit.http import RequestContextMiddleware, install_error_handlers
+from vnehr.kit.http import RequestContextMiddleware, install_error_handlers, request_cap
 from vnehr.kit.logging import configure_logging
 from vnehr.kit.settings import Settings, get_settings
 
@@ -92,13 +92,22 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
             if owned:
                 await app.state.database.dispose()
 
-    app = FastAPI(title="vnehr", version=__version__, description=DESCRIPTION, lifespan=lifespan)
+    app = FastAPI(
+        title="vnehr",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
     app.state.settings = settings
     if database is not None:
         app.state.database = database
     app.state.grant_loader = identity.grants_for
     install_error_handlers(app)
-    app.add_middleware(RequestContextMiddleware)
+    # No route reads a longer body (413 KIT-0413); the intake routes stop a little earlier,
+    # at ``request_cap``, with their own code (SUB-0001).
+    app.add_middleware(
+        RequestContextMiddleware, max_body=request_cap(settings.max_body_bytes) + 65536
+    )
     app.include_router(health.router)
     # The hottest read first: routes are matched in order, and a citizen's timeline should not
     # pay for testing a hundred other patterns (none overlaps it).

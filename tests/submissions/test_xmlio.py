@@ -183,3 +183,92 @@ def test_base64_on_one_line_or_broken_into_lines_decodes_the_same(text: str) -> 
 def test_damaged_base64_is_refused(text: str) -> None:
     with pytest.raises(errors.BadBase64):
         xmlio.b64decode(text, what="XML1")
+
+
+# ------------------------------------------------------------------ found in review (D58)
+
+SMALL = b'<?xml version="1.0" encoding="utf-8"?><TONG_HOP><MA_LK>LK1</MA_LK></TONG_HOP>'
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        SMALL.replace(b"utf-8", b"UTF-16").decode().encode("utf-16"),  # with its BOM
+        SMALL.replace(b"utf-8", b"UTF-16").decode().encode("utf-16-le"),  # without
+        SMALL.replace(b'<?xml version="1.0" encoding="utf-8"?>', b"").decode().encode("utf-32-le"),
+        # a DOCTYPE the byte check cannot see in UTF-16, naming a local file
+        '<?xml version="1.0" encoding="UTF-16"?><!DOCTYPE TONG_HOP SYSTEM "file:///etc/hostname">'
+        "<TONG_HOP><MA_LK>LK1</MA_LK></TONG_HOP>".encode("utf-16-le"),
+        # a UTF-8 byte order mark before a declaration of another encoding
+        b"\xef\xbb\xbf" + SMALL.replace(b"utf-8", b"ISO-8859-1"),
+    ],
+)
+def test_only_utf_8_is_read_whatever_the_byte_order_mark(data: bytes) -> None:
+    with pytest.raises(errors.WrongEncoding):
+        read_table("XML1", data, LIMITS)
+
+
+def test_doctype_quoted_as_text_in_cdata_or_a_comment_is_kept() -> None:
+    data = (
+        "<TONG_HOP><MA_LK>LK1</MA_LK><!-- <!DOCTYPE in a comment -->"
+        "<GHI_CHU><![CDATA[dán từ web: <!DOCTYPE html> <!ENTITY x>]]></GHI_CHU></TONG_HOP>"
+    ).encode()
+    [row] = read_table("XML1", data, LIMITS).rows
+    assert row["GHI_CHU"] == "dán từ web: <!DOCTYPE html> <!ENTITY x>"
+    with pytest.raises(errors.DtdForbidden):  # one after a comment is still refused
+        read_table("XML1", b"<!-- x --><!DOCTYPE TONG_HOP><TONG_HOP/>", LIMITS)
+
+
+def test_comments_and_processing_instructions_count_toward_the_node_cap() -> None:
+    padded = b"<TONG_HOP><MA_LK>LK1</MA_LK>" + b"<?p?><!--c-->" * 2_600 + b"</TONG_HOP>"
+    with pytest.raises(errors.TooComplex):
+        read_table("XML1", padded, LIMITS)
+
+
+def test_a_text_node_over_ten_million_characters_is_read_under_the_size_cap() -> None:
+    big = b"A" * 10_500_000  # libxml2's own limit is 10,000,000 unless told otherwise
+    data = b"<TONG_HOP><MA_LK>LK1</MA_LK><GHI_CHU>" + big + b"</GHI_CHU></TONG_HOP>"
+    [row] = read_table("XML1", data, Limits()).rows
+    assert len(row["GHI_CHU"]) == len(big)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "read", "code"),
+    [
+        ("HO_TEN", "Trầ<!-- sửa -->n Minh Thảo", "Trần Minh Thảo", None),
+        ("HO_TEN", "<![CDATA[Trầ]]><?x?><![CDATA[n Minh Thảo]]>", "Trần Minh Thảo", None),
+        ("HO_TEN", "Trầ<b/>n Minh Thảo", "Trần Minh Thảo", "SUB-0108"),
+    ],
+)
+def test_a_field_is_read_whole_or_flagged_never_cut_short(
+    field: str, value: str, read: str, code: str | None
+) -> None:
+    data = f"<TONG_HOP><MA_LK>LK1</MA_LK><{field}>{value}</{field}></TONG_HOP>".encode()
+    doc = read_table("XML1", data, LIMITS)
+    assert doc.rows[0][field] == read
+    assert [c for c, _, _ in doc.unreadable] == ([code] if code else [])
+
+
+def test_a_field_sent_twice_is_flagged() -> None:
+    data = "<TONG_HOP><MA_LK>1</MA_LK><HO_TEN>An</HO_TEN><HO_TEN>Kẻ Khác</HO_TEN></TONG_HOP>"
+    assert read_table("XML1", data.encode(), LIMITS).unreadable == [("SUB-0106", 0, "HO_TEN")]
+
+
+def test_rows_are_read_in_a_default_namespace_and_a_stray_row_is_flagged() -> None:
+    rows = "".join(f"<CHI_TIET_CLS><MA_LK>1</MA_LK><STT>{n}</STT></CHI_TIET_CLS>" for n in (1, 2))
+    data = (
+        f'<CHITIEU_CHITIET_DICHVUCANLAMSANG xmlns="urn:x"><DSACH_CHI_TIET_CLS>{rows}'
+        "<CHI_TIET_CLX><STT>3</STT></CHI_TIET_CLX></DSACH_CHI_TIET_CLS>"
+        "</CHITIEU_CHITIET_DICHVUCANLAMSANG>"
+    ).encode()
+    doc = read_table("XML4", data, LIMITS)
+    assert [r["STT"] for r in doc.rows] == ["1", "2"]
+    assert doc.unreadable == [("SUB-0107", None, "CHI_TIET_CLX")]
+
+
+def test_a_file_of_more_visits_than_the_cap_is_refused_before_any_is_read() -> None:
+    hoso = [("XML1", "")]
+    with pytest.raises(errors.TooManyVisits) as caught:
+        read_envelope(envelope(*[hoso] * 4), Limits(max_visits=3))
+    assert caught.value.status_code == 413
+    assert len(read_envelope(envelope(*[hoso] * 3), Limits(max_visits=3)).records) == 3

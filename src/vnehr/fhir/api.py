@@ -26,7 +26,7 @@ from vnehr.fhir.errors import BadBody, BadSearch, NameAPatient, UnsupportedType
 from vnehr.fhir.search import SUPPORTED, criteria, sort_key
 from vnehr.kit.auth import CurrentSubject
 from vnehr.kit.clock import utcnow
-from vnehr.kit.errors import VnehrError
+from vnehr.kit.errors import BodyTooLarge, VnehrError
 from vnehr.kit.http import ReadSession, database
 from vnehr.kit.i18n import texts
 
@@ -160,7 +160,7 @@ async def _body(request: Request) -> Resource:
     settings = request.app.state.settings
     data = await request.body()
     if len(data) > settings.max_body_bytes:
-        raise write.Invalid([], reason=f"body over {settings.max_body_bytes} bytes")
+        raise BodyTooLarge(limit=settings.max_body_bytes)
     try:
         parsed = json.loads(data, parse_float=Decimal)
     except (ValueError, RecursionError) as exc:

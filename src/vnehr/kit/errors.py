@@ -61,6 +61,11 @@ class MethodNotAllowed(VnehrError):
     code = "KIT-0405"
 
 
+class BodyTooLarge(VnehrError):
+    status_code = 413
+    code = "KIT-0413"
+
+
 class RequestInvalid(VnehrError):
     status_code = 422
     code = "KIT-0422"

@@ -11,14 +11,20 @@ from urllib.parse import parse_qs
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import AwareDatetime
-from python_multipart.exceptions import MultipartParseError
+from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.routing import Route
 
 from vnehr import catalogs, papers
 from vnehr.kit.auth import CurrentSubject, current_subject, optional_subject
 from vnehr.kit.errors import VnehrError
-from vnehr.kit.http import ReadSession, database, error_response, error_responses
+from vnehr.kit.http import (
+    ReadSession,
+    database,
+    error_response,
+    error_responses,
+    request_cap,
+)
 from vnehr.kit.settings import Settings
 from vnehr.submissions import errors, service
 from vnehr.submissions.queue import IntakeQueue
@@ -60,7 +66,7 @@ def _limits(settings: Settings) -> Limits:
 async def read_document(request: Request, limits: Limits) -> bytes:
     """The XML document of a request: the raw body, or the base64 field ``fileHSBase64`` of a
     form (as the BHXH portal takes it). Reading stops past the size cap."""
-    cap = limits.max_bytes * 4 // 3 + 4096  # base64 and form overhead
+    cap = request_cap(limits.max_bytes)
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
@@ -70,9 +76,10 @@ async def read_document(request: Request, limits: Limits) -> bytes:
         chunks.append(chunk)
     body = b"".join(chunks)
     content_type = request.headers.get("content-type", "")
-    if content_type.startswith("multipart/form-data"):
+    media_type = content_type.lower()  # (media types are case-insensitive, RFC 9110)
+    if media_type.startswith("multipart/form-data"):
         body = _from_multipart(body, content_type)
-    elif content_type.startswith("application/x-www-form-urlencoded"):
+    elif media_type.startswith("application/x-www-form-urlencoded"):
         try:
             fields = parse_qs(body.decode("ascii", "replace"), max_num_fields=20)
         except ValueError as exc:  # more fields than any portal form has
@@ -131,21 +138,21 @@ def _from_multipart(body: bytes, content_type: str) -> bytes:
         parts[-1].data += data[start:end]
 
     ended: list[bool] = [False]
-    parser = MultipartParser(
-        boundary,
-        {
-            "on_part_begin": begin,
-            "on_header_field": header_field,
-            "on_header_value": header_value,
-            "on_header_end": header_end,
-            "on_part_data": part_data,
-            "on_end": lambda: ended.__setitem__(0, True),
-        },
-    )
-    try:
+    try:  # (the parser's constructor refuses a boundary over 256 bytes)
+        parser = MultipartParser(
+            boundary,
+            {
+                "on_part_begin": begin,
+                "on_header_field": header_field,
+                "on_header_value": header_value,
+                "on_header_end": header_end,
+                "on_part_data": part_data,
+                "on_end": lambda: ended.__setitem__(0, True),
+            },
+        )
         parser.write(body)
         parser.finalize()
-    except MultipartParseError as exc:
+    except FormParserError as exc:  # (MultipartParseError is one)
         raise errors.FormUnreadable(reason=str(exc) or "malformed") from exc
     if not ended[0]:
         raise errors.FormUnreadable(reason="the form ends before its closing boundary")

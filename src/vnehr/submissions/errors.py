@@ -67,6 +67,15 @@ class NoVisits(FileRefused):
     code = "SUB-0013"
 
 
+class TooManyVisits(FileRefused):
+    """More HOSO in one file than ``Limits.max_visits``: each costs a check, a receipt line
+    and rows in one transaction, so a small file of empty HOSO could hold a worker for a
+    minute."""
+
+    status_code = 413
+    code = "SUB-0019"
+
+
 class EmptyBody(FileRefused):
     status_code = 400
     code = "SUB-0014"

@@ -137,6 +137,8 @@ def analyse(data: bytes, *, codes: CodeBook, limits: Limits) -> Analysis:
                 found.error("SUB-0102", entry.kind, reason=reason)
                 continue
             tables[entry.kind] = doc.rows
+            for code, row, tag in doc.unreadable:
+                found.error(code, entry.kind, None if row is None else row + 1, tag)
             variants[entry.kind] = doc.variant
             unknown += [(entry.kind, row, tag) for row, tag in doc.unknown]
         if tables:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+import threading
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -20,6 +21,13 @@ from vnehr.submissions.spec import FREE_TEXT_FIELDS, Table, table
 
 _DECLARATION = re.compile(rb"^\s*<\?xml[^>]*encoding\s*=\s*[\"']([A-Za-z0-9._-]+)[\"']", re.I)
 _DOCTYPE = re.compile(rb"<!DOCTYPE|<!ENTITY", re.I)
+#: Where "<!DOCTYPE" is only text: CDATA sections and comments, each ending where XML ends it
+#: (the first "]]>" or "-->"; a "<" cannot occur in attribute values).
+_TEXT_ONLY = re.compile(rb"<!\[CDATA\[.*?\]\]>|<!--.*?-->", re.S)
+_UTF8_BOM = b"\xef\xbb\xbf"
+#: libxml2 refuses a text node over 10,000,000 characters unless told the document is huge; a
+#: document under our own size cap may hold one (a large inner table in NOIDUNGFILE).
+_HUGE_TEXT = 9_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,18 +35,35 @@ class Limits:
     max_bytes: int = 20 * 1024 * 1024
     max_depth: int = 32
     max_elements: int = 500_000
+    max_visits: int = 1_000  # HOSO in one file (a visit's file holds one; a day's, hundreds)
 
 
-def _parser() -> etree.XMLParser:
-    return etree.XMLParser(
-        resolve_entities=False,
-        no_network=True,
-        load_dtd=False,
-        dtd_validation=False,
-        huge_tree=False,
-        remove_blank_text=False,
-        collect_ids=False,
-    )
+class _Refuse(etree.Resolver):  # type: ignore[misc]
+    """Every external DTD, entity or include resolves to nothing: libxml2 opens no file, even
+    for a document that slipped past the DOCTYPE check."""
+
+    def resolve(self, url: str | None, pubid: str | None, context: object) -> object:
+        return self.resolve_string("", context)
+
+
+_parsers = threading.local()  # a parser serves one thread at a time
+
+
+def _parser(huge: bool = False) -> etree.XMLParser:
+    found: etree.XMLParser | None = getattr(_parsers, "huge" if huge else "usual", None)
+    if found is None:
+        found = etree.XMLParser(
+            resolve_entities=False,
+            no_network=True,
+            load_dtd=False,
+            dtd_validation=False,
+            huge_tree=huge,
+            remove_blank_text=False,
+            collect_ids=False,
+        )
+        found.resolvers.add(_Refuse())
+        setattr(_parsers, "huge" if huge else "usual", found)
+    return found
 
 
 def parse(data: bytes, limits: Limits, *, what: str = "document") -> etree._Element:
@@ -47,9 +72,13 @@ def parse(data: bytes, limits: Limits, *, what: str = "document") -> etree._Elem
         raise errors.EmptyBody(what=what)
     if len(data) > limits.max_bytes:
         raise errors.TooLarge(what=what, size=len(data), limit=limits.max_bytes)
-    if _DOCTYPE.search(data):
-        raise errors.DtdForbidden(what=what)
-    declared = _DECLARATION.match(data)
+    head = data[:4]
+    if b"\x00" in head or head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        # UTF-16 or UTF-32 (NUL bytes are valid UTF-8, but no XML document holds one)
+        raise errors.WrongEncoding(what=what, encoding="UTF-16 or UTF-32")
+    if _DOCTYPE.search(data) and _DOCTYPE.search(_TEXT_ONLY.sub(b"", data)):
+        raise errors.DtdForbidden(what=what)  # (one quoted inside CDATA or a comment is text)
+    declared = _DECLARATION.match(data[3:] if data.startswith(_UTF8_BOM) else data)
     if declared and declared.group(1).decode("ascii").lower().replace("_", "-") not in (
         "utf-8",
         "utf8",
@@ -59,24 +88,30 @@ def parse(data: bytes, limits: Limits, *, what: str = "document") -> etree._Elem
         data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise errors.WrongEncoding(what=what, encoding=f"not UTF-8 at byte {exc.start}") from exc
+    if _nodes(data) > limits.max_elements:
+        raise errors.TooComplex(what=what, reason=f"more than {limits.max_elements} elements")
     try:
-        root = etree.fromstring(data, _parser())
+        root = etree.fromstring(data, _parser(huge=len(data) > _HUGE_TEXT))
     except etree.XMLSyntaxError as exc:
         raise errors.NotWellFormed(
             what=what, line=exc.lineno or 0, column=exc.offset or 0, reason=str(exc.msg)
         ) from exc
-    _check_shape(root, len(data), limits, what)
+    info = root.getroottree().docinfo
+    if info.internalDTD is not None or info.doctype:  # (a second line behind the check above)
+        raise errors.DtdForbidden(what=what)
+    if (info.encoding or "UTF-8").upper() not in ("UTF-8", "UTF8"):
+        raise errors.WrongEncoding(what=what, encoding=info.encoding)
+    if _too_deep(limits.max_depth)(root):
+        raise errors.TooComplex(what=what, reason=f"deeper than {limits.max_depth}")
     return root
 
 
-def _check_shape(root: etree._Element, size: int, limits: Limits, what: str) -> None:
-    """The element count and depth caps, counted by libxml2's XPath (in C: walking the tree
-    in Python cost as much as parsing it)."""
-    if _too_deep(limits.max_depth)(root):
-        raise errors.TooComplex(what=what, reason=f"deeper than {limits.max_depth}")
-    if size > 4 * limits.max_elements and root.xpath("count(//*)") > limits.max_elements:
-        # (an element takes at least 4 bytes, "<a/>": a smaller document cannot have too many)
-        raise errors.TooComplex(what=what, reason=f"more than {limits.max_elements} elements")
+def _nodes(data: bytes) -> int:
+    """Elements, comments, processing instructions and CDATA sections: each begins with "<"
+    (an end tag with "</", base64 has neither). Counted in C before anything is built: a tree
+    of millions of nodes takes gigabytes (before, the count ran on the tree)."""
+    declaration = 1 if data.lstrip(_UTF8_BOM).startswith(b"<?xml") else 0
+    return data.count(b"<") - data.count(b"</") - declaration
 
 
 @lru_cache(maxsize=8)
@@ -100,6 +135,8 @@ def text_of(element: etree._Element | None) -> str | None:
     """The element's text exactly as sent ("" for an empty element, None when absent)."""
     if element is None:
         return None
+    if len(element):  # a comment or processing instruction inside: its text is not the value
+        return (element.text or "") + "".join(inner.tail or "" for inner in element)
     return element.text or ""
 
 
@@ -139,7 +176,10 @@ def read_envelope(data: bytes, limits: Limits) -> Envelope:
         signature=root.find("CHUKYDONVI"),
         root=root,
     )
-    for record in listing.findall("HOSO"):
+    records = listing.findall("HOSO")
+    if len(records) > limits.max_visits:
+        raise errors.TooManyVisits(count=len(records), limit=limits.max_visits)
+    for record in records:
         envelope.records.append(
             [
                 FileEntry(
@@ -163,6 +203,8 @@ class TableDoc:
     variant: str
     rows: list[dict[str, str]]
     unknown: list[tuple[int, str]]  # (row index, element name) not in the spec
+    #: what was sent but cannot be read as the table says: (code, row index or None, element)
+    unreadable: list[tuple[str, int | None, str]] = field(default_factory=list)
 
 
 def variant_of(name: str, root: etree._Element) -> str:
@@ -178,12 +220,23 @@ def read_table(name: str, data: bytes, limits: Limits) -> TableDoc:
     localname = etree.QName(root).localname
     if spec.root is not None and localname != spec.root:
         raise errors.WrongRoot(expected=spec.root, found=localname)
+    unreadable: list[tuple[str, int | None, str]] = []
     if spec.repeating:
-        container = root.find(spec.list or "")
-        elements = [] if container is None else container.findall(spec.row or "")
+        # (names compared without their namespace, as the root's and the fields' are)
+        container = root.find("{*}" + (spec.list or ""))
+        elements = [] if container is None else container.findall("{*}" + (spec.row or ""))
+        if container is not None and len(elements) != len(container):
+            unreadable += [
+                ("SUB-0107", None, _local(other.tag))
+                for other in container
+                if isinstance(other.tag, str) and _local(other.tag) != spec.row
+            ]
     else:
         elements = [root]
     known = spec.by_name
+    # Comments, processing instructions or elements inside a field are rare: looked for
+    # once per document, and only then field by field.
+    mixed = b"<!--" in data or data.find(b"<?", 6) >= 0 or _NESTED[spec.repeating](root)
     rows: list[dict[str, str]] = []
     unknown: list[tuple[int, str]] = []
     for index, element in enumerate(elements):
@@ -195,12 +248,37 @@ def read_table(name: str, data: bytes, limits: Limits) -> TableDoc:
             if tag[0] == "{":  # a namespaced element: compare local names
                 tag = tag.rpartition("}")[2]
             if tag in known:
-                row[tag] = child.text or ""
+                if tag in row:
+                    unreadable.append(("SUB-0106", index, tag))
+                row[tag] = _text(child, index, tag, unreadable) if mixed else child.text or ""
             elif tag not in ("CHUKYDONVI",):
                 unknown.append((index, tag))
         rows.append(row)
     variant = "3176" if spec.name.endswith("_3176") else "4750"
-    return TableDoc(name=name, variant=variant, rows=rows, unknown=unknown)
+    return TableDoc(name=name, variant=variant, rows=rows, unknown=unknown, unreadable=unreadable)
+
+
+#: An element inside a field (root > field > element, or root > list > row > field > element).
+_NESTED = {False: etree.XPath("boolean(/*/*/*)"), True: etree.XPath("boolean(/*/*/*/*/*)")}
+
+
+def _local(tag: str) -> str:
+    return tag.rpartition("}")[2]
+
+
+def _text(
+    element: etree._Element, index: int, tag: str, unreadable: list[tuple[str, int | None, str]]
+) -> str:
+    """A field's whole text: comments and processing instructions inside it are left out
+    (before, the text stopped at the first one); an element inside it is an issue."""
+    if not len(element):
+        return element.text or ""
+    parts = [element.text or ""]
+    for inner in element:
+        if isinstance(inner.tag, str):
+            unreadable.append(("SUB-0108", index, tag))
+        parts.append(inner.tail or "")
+    return "".join(parts)
 
 
 def read_checkin(data: bytes, limits: Limits) -> TableDoc:
