@@ -457,6 +457,10 @@ def import_files(
     paths = sorted(p for p in directory.iterdir() if p.suffix.lower() == ".xml")
     options = submissions.IntakeOptions(
         limits=submissions.Limits(max_bytes=settings.max_body_bytes),
+        # the API's rule: unsigned files refused when signatures are required. (The BHXH
+        # card lookup is left out: a bulk load must not send a request per visit to the
+        # portal; the cards are checked when the visits are delivered there, D59.)
+        require_signature=settings.require_signature,
         papers=papers.keys_for(settings),
     )
 

@@ -53,3 +53,17 @@ async def test_a_plain_row_names_only_real_columns_and_never_enters_a_session(
         new_row(OutboxEvent, no_such_column=1)
     with pytest.raises(UnmappedInstanceError):
         session.add(new_row(OutboxEvent, topic="t", key="k"))
+
+
+async def test_a_json_column_left_empty_is_sql_null_on_every_path(session: AsyncSession) -> None:
+    # Before, COPY wrote SQL NULL and the other paths the JSON text 'null'.
+    facts = {"actor": "a", "action": "x.none", "object_type": "t", "object_id": "n",
+             "person_id": None, "detail": None}  # fmt: skip
+    session.add(audit_event(**facts))
+    await session.flush()
+    await hot_add(session, audit_event(**facts, plain=True))
+    await copy_objects(session, [audit_event(**facts, plain=True), audit_event(**facts)])
+    nulls = await session.execute(
+        select(AuditEvent.detail.is_(None)).where(AuditEvent.action == "x.none")
+    )
+    assert [is_null for (is_null,) in nulls] == [True] * 4

@@ -91,3 +91,30 @@ def test_import_loads_a_folder_and_resumes_without_duplicates(files: Path, datab
     )
     again = runner.invoke(app, ["import", str(files)])
     assert "files 0, skipped 6" in again.output
+
+
+def test_import_refuses_unsigned_files_when_the_api_would(
+    files: Path, database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The same validation as the API: with signatures required and a certificate registered,
+    # an unsigned file is refused (SUB-0012), by the import as by POST /submissions.
+    import asyncio
+
+    from tests.submissions.test_intake import ADMIN
+    from tests.submissions.test_signature import certificate
+    from vnehr import facilities
+    from vnehr.kit.db import Database
+
+    async def register() -> None:
+        db = Database.from_urls(database)
+        async with db.session() as session:
+            await facilities.add_certificate(session, ADMIN, "01001", certificate("BV 01001")[1])
+        await db.dispose()
+
+    asyncio.run(register())
+    monkeypatch.setenv("VNEHR_REQUIRE_SIGNATURE", "true")
+    get_settings.cache_clear()
+    result = runner.invoke(app, ["import", str(files)])
+    assert result.exit_code == 0, result.output
+    assert "files 0, skipped 0, refused 6, visits 0, accepted 0" in result.output
+    assert "SUB-0012" in result.output

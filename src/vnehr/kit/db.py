@@ -56,7 +56,9 @@ NAMING_CONVENTION = {
 BigId = BigInteger().with_variant(Integer(), "sqlite")
 
 #: JSON documents: JSONB on PostgreSQL, JSON text on SQLite (its jsonb() needs 3.45+).
-JSONDoc = JSON().with_variant(JSONB(), "postgresql")
+#: A JSON document column; Python None is SQL NULL (not JSON null) on every path: the ORM, the
+#: prebuilt inserts and COPY write the same row (D58).
+JSONDoc = JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
 
 _zstd = threading.local()  # a zstd (de)compressor serves one thread at a time
 
