@@ -64,3 +64,37 @@ async def test_an_unreachable_portal_only_warns(
     [entry] = receipt["visits"]
     assert entry["status"] == "accepted_with_warnings"
     assert [i["code"] for i in entry["issues"]] == ["SUB-0161"]
+
+
+async def test_a_batch_retried_file_by_file_lists_each_card_answer_once(
+    checking: tuple[httpx.AsyncClient, Settings],
+    session: AsyncSession,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A file another file's failure sent back to be written alone keeps the answers the
+    # portal gave the first time (before, they were asked for and listed again).
+    import asyncio
+    import base64
+
+    from vnehr.submissions import service
+
+    client, settings = checking
+    code, headers = await facility_with_token(client, session, settings)
+    await client.put("/sim/bhxh/_sim/faults", json={"unavailable": True})
+    good = holder(visit(code, 4, insured=True), "DN4010123456789", "Nguyễn Văn An", "198503150000")
+    bad = visit(code, 5)
+    real = service._finish
+
+    def finish(subject: object, data: bytes, *args: object) -> object:
+        if bad.ma_lk.encode() in base64.b64decode(data.split(b"<NOIDUNGFILE>")[1].split(b"<")[0]):
+            raise OSError("this file's row cannot be written")
+        return real(subject, data, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(service, "_finish", finish)
+    monkeypatch.setattr(settings, "intake_batch_wait_ms", 300.0)  # both files in one batch
+    answers = await asyncio.gather(
+        *(send(client, headers, synth.envelope([v], code)) for v in (good, bad))
+    )
+    assert [a.status_code for a in answers] == [201, 500]
+    [entry] = answers[0].json()["visits"]
+    assert [i["code"] for i in entry["issues"]] == ["SUB-0161"]

@@ -63,6 +63,9 @@ class VisitAnalysis:
     content_sha256: str = ""
     #: The tables packed for storing (``kit.db.pack_json``), when prepared; else empty.
     packed: bytes = b""
+    #: The BHXH card lookup already answered for this visit (its issues are in ``findings``):
+    #: a batch retried file by file asks the portal once and lists each answer once.
+    cards_checked: bool = False
 
     @property
     def status(self) -> str:
@@ -811,6 +814,9 @@ async def _check_cards(session: AsyncSession, visit: VisitAnalysis, check: CardC
     """Ask the portal about each card of an insured visit: an invalid card (by the BHXH result
     codes) is an error, an old card replaced by a new one a warning, an unreachable portal a
     warning (the portal checks again at appraisal)."""
+    if visit.cards_checked:
+        return
+    visit.cards_checked = True
     xml1 = visit.tables["XML1"][0]
     born = birth_of(xml1.get("NGAY_SINH") or "")
     if born is None:
