@@ -351,6 +351,43 @@ async def test_a_facility_in_onboarding_sends_in_test_mode_and_passes_its_test(
     assert facility.status == "test_passed"
 
 
+async def test_visits_sent_while_onboarding_enter_the_record_when_sent_again_for_real(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    # Test-mode versions are kept apart (D60): once connected, the same visit sent again,
+    # unchanged or changed, is new to the record: version 1, on the timeline, counted.
+    code, headers = await facility_with_token(client, session, settings, steps=2)
+    same, changed = visit(code, 61), visit(code, 62)
+    for v in (same, changed):
+        tested = (await send(client, headers, synth.envelope([v], code))).json()
+        assert (tested["test_mode"], tested["visits"][0]["version"]) == (True, -1)
+    facility = await facilities.get(session, ADMIN, code)  # its test passed: on to connected
+    states = list(facilities.State)
+    for state in states[states.index(facilities.State(facility.status)) + 1 :]:
+        facility = await facilities.move(session, ADMIN, code, state, None)
+        if facility.status == "connected":
+            break
+    assert facility.status == "connected"
+    changed.tables["XML1"][0]["GHI_CHU"] = "gửi lại sau khi kết nối"
+    for v in (same, changed):
+        real = (await send(client, headers, synth.envelope([v], code))).json()
+        assert real["test_mode"] is False
+        assert (real["visits"][0]["outcome"], real["visits"][0]["version"]) == ("new", 1)
+        assert await count(session, TimelineEntry, TimelineEntry.visit_key == v.ma_lk) == 1
+    rows = await session.execute(
+        select(VisitVersion.visit_key, VisitVersion.version, VisitVersion.test_mode).where(
+            VisitVersion.visit_key.in_([same.ma_lk, changed.ma_lk])
+        )
+    )
+    assert sorted(rows) == sorted(
+        [(v.ma_lk, n, n < 0) for v in (same, changed) for n in (-1, 1)]
+    )  # the test versions are kept
+    from vnehr import records
+
+    counted = {r.facility_code for r in await records.first_versions(session, None, None)}
+    assert code in counted
+
+
 async def test_a_file_for_another_facility_is_refused(
     client: httpx.AsyncClient, session: AsyncSession, settings: Settings
 ) -> None:

@@ -56,10 +56,15 @@ class Stored:
 async def current_version(
     session: AsyncSession, facility_code: str, visit_key: str, *, lock: bool = False
 ) -> VisitVersion | None:
-    stmt = select(VisitVersion).where(
-        VisitVersion.facility_code == facility_code,
-        VisitVersion.visit_key == visit_key,
-        VisitVersion.current.is_(True),
+    """The visit's current version; a test-mode one only when it has no real one (D60)."""
+    stmt = (
+        select(VisitVersion)
+        .where(
+            VisitVersion.facility_code == facility_code,
+            VisitVersion.visit_key == visit_key,
+            VisitVersion.current.is_(True),
+        )
+        .order_by(VisitVersion.test_mode)
     )
     if lock:
         stmt = stmt.with_for_update()
@@ -88,6 +93,7 @@ def _hot_statements() -> dict[str, Any]:
             v.facility_code == bindparam("facility_code"),
             v.visit_key == bindparam("visit_key"),
             v.current.is_(True),
+            v.test_mode == bindparam("test_mode"),
         )
         .with_for_update(),
         "supersede": update(versions)
@@ -115,13 +121,21 @@ _STORE = _hot_statements()
 async def store(session: AsyncSession, data: VisitData) -> Stored:
     """Keep a visit: the same content again changes nothing; changed content becomes a new
     version that supersedes the old one (which is kept). This is the hot path of intake:
-    statements built once and run through ``hot_fetch`` (no ORM, no per-call compiling)."""
+    statements built once and run through ``hot_fetch`` (no ORM, no per-call compiling).
+
+    Test-mode versions (a facility still onboarding) are kept apart: numbered -1, -2, ... and
+    never the history of the real visit, whose first version is 1 (D60)."""
+    await lock_visits(session, [(data.facility_code, data.visit_key)])
     found = next(
         iter(
             await hot_fetch(
                 session,
                 _STORE["current"],
-                {"facility_code": data.facility_code, "visit_key": data.visit_key},
+                {
+                    "facility_code": data.facility_code,
+                    "visit_key": data.visit_key,
+                    "test_mode": data.test_mode,
+                },
             )
         ),
         None,
@@ -132,7 +146,8 @@ async def store(session: AsyncSession, data: VisitData) -> Stored:
         await hot_fetch(
             session, _STORE["supersede"], {"superseded_id": found[0], "not_current": False}
         )
-    version = (found[1] + 1) if found is not None else 1
+    step = -1 if data.test_mode else 1
+    version = (found[1] + step) if found is not None else step
     values = _version_values(data, version)
     [(version_id,)] = await hot_fetch(
         session, _STORE["version"], {f"v_{k}": value for k, value in values.items()}
@@ -151,7 +166,7 @@ async def store(session: AsyncSession, data: VisitData) -> Stored:
 
 
 async def current_keys(session: AsyncSession, keys: list[tuple[str, str]]) -> set[tuple[str, str]]:
-    """Which of these (facility, MA_LK) already have a version."""
+    """Which of these (facility, MA_LK) already have a real version (test ones aside, D60)."""
     if not keys:
         return set()
     if session.get_bind().dialect.name == "postgresql":
@@ -166,7 +181,9 @@ async def current_keys(session: AsyncSession, keys: list[tuple[str, str]]) -> se
         rows = list(
             await session.execute(
                 select(v.facility_code, v.visit_key).where(
-                    v.current.is_(True), tuple_(v.facility_code, v.visit_key).in_(keys)
+                    v.current.is_(True),
+                    v.test_mode.is_(False),
+                    tuple_(v.facility_code, v.visit_key).in_(keys),
                 )
             )
         )
@@ -177,8 +194,25 @@ _CURRENT_KEYS_PG = text(
     "SELECT v.facility_code, v.visit_key FROM visit_version v"
     " JOIN unnest(CAST(:facilities AS text[]), CAST(:keys AS text[]))"
     " AS k(facility_code, visit_key)"
-    " ON v.facility_code = k.facility_code AND v.visit_key = k.visit_key WHERE v.current"
+    " ON v.facility_code = k.facility_code AND v.visit_key = k.visit_key"
+    " WHERE v.current AND NOT v.test_mode"
 )
+#: One transaction at a time writes a given visit: held to the end of the transaction, taken
+#: in sorted order (two batches never wait on each other in a circle). Without it, two
+#: corrections of one visit at once both read the same current version, and the second
+#: failed on the version's unique key (a 500, or a whole import batch lost).
+_LOCK_VISITS_PG = text(
+    "SELECT count(pg_advisory_xact_lock(hashtextextended(k, 130))) FROM"
+    " (SELECT k FROM unnest(CAST(:keys AS text[])) WITH ORDINALITY AS u(k, n) ORDER BY n) AS s"
+)
+
+
+async def lock_visits(session: AsyncSession, keys: list[tuple[str, str]]) -> None:
+    """Take the write lock of these visits (facility, MA_LK) until the transaction ends.
+    PostgreSQL only: SQLite's writers already take turns (``BEGIN IMMEDIATE``)."""
+    if keys and session.get_bind().dialect.name == "postgresql":
+        ordered = sorted({f"{facility}\x1f{key}" for facility, key in keys})
+        await hot_fetch(session, _LOCK_VISITS_PG, {"keys": ordered})
 
 
 async def store_new_many(session: AsyncSession, visits: list[VisitData]) -> list[Stored]:

@@ -321,6 +321,8 @@ async def accept_many(
         ]
 
     seen = Counter(key for index, code, _, _ in admitted for key in new_keys(index, code))
+    # (locked first: a visit another transaction is writing now is seen once it commits)
+    await records.lock_visits(session, list(seen))
     existing = await records.current_keys(session, list(seen))
     together = []
     alone = []
