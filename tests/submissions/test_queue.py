@@ -8,12 +8,15 @@ import pickle
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import httpx
 import pytest
 import zstandard
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from vnehr import catalogs
 from vnehr.kit.auth import Subject
 from vnehr.kit.db import Database
+from vnehr.kit.settings import Settings
 from vnehr.submissions import IntakeOptions, Limits, synth
 from vnehr.submissions.queue import IntakeQueue
 from vnehr.submissions.service import Analysis, prepare
@@ -55,3 +58,45 @@ def test_an_analysis_sent_between_processes_arrives_whole(tmp_path: Path) -> Non
         assert came == sent
         assert [list(v.tables) for v in came.visits] == [list(v.tables) for v in sent.visits]
         assert [v.status for v in came.visits] == [v.status for v in sent.visits]
+
+
+async def test_files_written_together_keep_their_order_around_one_written_alone(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    # File 1 (a new visit) goes alone, its correction being in the same batch (file 3); file 2
+    # (the same person's next visit, under another spelling of the name) could be written
+    # with others. Before, the together-files were written first: the person took file 2's
+    # name, and file 2 was received before file 1.
+    import copy
+
+    from sqlalchemy import select
+
+    from tests.healthbook.test_api import visit_of
+    from tests.submissions.test_intake import ENDED, facility_with_token
+    from vnehr.identity.models import Person
+    from vnehr.submissions.service import accept_many
+
+    code, _ = await facility_with_token(client, session, settings)
+    sender = Subject(
+        "facility_system", "his", "HIS", scopes=frozenset({"submission.write"}), facility_code=code
+    )
+    first = visit_of(code, 71, ENDED)
+    second = visit_of(code, 72, ENDED, first)
+    second.tables["XML1"][0]["HO_TEN"] = "Tên Khác Hẳn"
+    corrected = copy.deepcopy(first)
+    corrected.tables["XML1"][0]["GHI_CHU"] = "sửa lại"
+    codes = await catalogs.codebook(session)
+    files = [
+        (sender, data, prepare(data, codes=codes, limits=Limits()))
+        for data in (synth.envelope([v], code) for v in (first, second, corrected))
+    ]
+    receipts = await accept_many(session, files, IntakeOptions(limits=Limits()))
+    assert [r["visits"][0]["outcome"] for r in receipts] == ["new", "new", "changed"]
+    received = [r["received_at"] for r in receipts]
+    assert received == sorted(received)
+    person = (
+        await session.scalars(
+            select(Person).where(Person.personal_id == first.tables["XML1"][0]["SO_CCCD"])
+        )
+    ).one()
+    assert person.full_name == first.tables["XML1"][0]["HO_TEN"]

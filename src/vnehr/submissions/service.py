@@ -324,28 +324,34 @@ async def accept_many(
     # (locked first: a visit another transaction is writing now is seen once it commits)
     await records.lock_visits(session, list(seen))
     existing = await records.current_keys(session, list(seen))
-    together = []
-    alone = []
+    # In arrival order, as runs: files written together, then one written alone, then
+    # together again... (a paper issued by an earlier file, a person's details from their
+    # first visit, the order of the received-at times: as if they came one after another)
+    runs: list[tuple[bool, list[tuple[int, str, bool, list[dict[str, Any]]]]]] = []
     for item in admitted:
         index, code, test_mode, _ = item
         keys = new_keys(index, code)
-        if (
+        alone = (
             test_mode
             or options.card_check is not None
             or any(seen[key] > 1 or key in existing for key in keys)
-        ):
-            alone.append(item)
+        )
+        if runs and runs[-1][0] == alone:
+            runs[-1][1].append(item)
         else:
-            together.append(item)
-    for index, receipt in await _accept_together(session, files, together, options):
-        results[index] = receipt
-    for index, _, _, _ in alone:
-        subject, data, analysis = files[index]
-        try:
-            async with session.begin_nested():
-                results[index] = await accept(session, subject, data, analysis, options)
-        except errors.FileRefused as exc:
-            results[index] = exc
+            runs.append((alone, [item]))
+    for alone, items in runs:
+        if not alone:
+            for index, receipt in await _accept_together(session, files, items, options):
+                results[index] = receipt
+            continue
+        for index, _, _, _ in items:
+            subject, data, analysis = files[index]
+            try:
+                async with session.begin_nested():
+                    results[index] = await accept(session, subject, data, analysis, options)
+            except errors.FileRefused as exc:
+                results[index] = exc
     done = [r for r in results if r is not None]
     if len(done) != len(files):
         raise RuntimeError("accept_many left a file without an answer")
