@@ -188,3 +188,13 @@ def test_a_malformed_card_is_one_error_not_also_a_validity_warning() -> None:
     assert [i.code for i in _issues(visit) if i.field in ("MA_THE_BHYT", "GT_THE_TU")] == [
         "SUB-0137"
     ]
+
+
+def test_the_ward_lies_in_the_province_given() -> None:
+    visit = synth.make_visit(random.Random(3), ended=ENDED, care_type="01")
+    xml1 = visit.tables["XML1"][0]
+    xml1["MATINH_CU_TRU"], xml1["MAHUYEN_CU_TRU"], xml1["MAXA_CU_TRU"] = "01", "", "00070"
+    assert _codes(visit) == []  # Phường Hoàn Kiếm, Hà Nội
+    xml1["MATINH_CU_TRU"] = "79"  # Thành phố Hồ Chí Minh
+    [wrong] = [i for i in _issues(visit) if i.code == "SUB-0124"]
+    assert (wrong.field, wrong.params["found"]) == ("MAXA_CU_TRU", "01")

@@ -41,6 +41,8 @@ REFORM_DAY = date(2025, 7, 1)
 class CodeBook(Protocol):
     def has(self, list_name: str, code: str, day: date) -> bool: ...
 
+    def in_force(self, list_name: str, code: str, day: date) -> Any: ...
+
 
 @dataclass(frozen=True, slots=True)
 class Issue:
@@ -413,6 +415,23 @@ def _check_places(found: Findings, xml1: dict[str, str], codes: CodeBook, where_
     ward = (xml1.get("MAXA_CU_TRU") or "").strip()
     if ward and not codes.has("ward", ward, where_day):
         found.error("SUB-0122", "XML1", 1, "MAXA_CU_TRU", value=ward, on=where_day.isoformat())
+    elif ward and province and codes.has("province", province[-2:], where_day):
+        home = _province_of(codes, ward, where_day)
+        if home is not None and home != province[-2:]:
+            found.error("SUB-0124", "XML1", 1, "MAXA_CU_TRU", value=ward, province=province,
+                        found=home, on=where_day.isoformat())  # fmt: skip
+
+
+def _province_of(codes: CodeBook, ward: str, day: date) -> str | None:
+    """The province a ward belonged to on ``day`` (through its district before the reform)."""
+    unit = codes.in_force("ward", ward, day)
+    for _ in range(3):
+        if unit is None or unit.parent_code is None:
+            return None
+        if unit.parent_list == "province":
+            return str(unit.parent_code)
+        unit = codes.in_force(unit.parent_list, unit.parent_code, day)
+    return None
 
 
 def _check_money(found: Findings, tables: Rows, xml1: dict[str, str]) -> None:
