@@ -264,9 +264,11 @@ def _check_fields(
             elif kind == _NUMBER_KIND:
                 if part.isascii() and part.isdigit():
                     continue  # (most numbers are whole: checked without the pattern)
+                if places is not None and _WITHIN[places].fullmatch(part.strip()):
+                    continue  # (a number with its places in one pattern: the usual case)
                 if not is_number(part):
                     found.error("SUB-0112", name, index, field, value=part[:40])
-                elif places is not None and _decimals(part) > places:
+                elif places is not None:
                     found.error("SUB-0118", name, index, field, value=part, places=places)
             elif kind == _BIRTH:  # zeros for what is not known; 8 characters in some tables
                 if longest == 8:
@@ -281,10 +283,14 @@ def _check_fields(
                 found.error("SUB-0113", name, index, field, value=part)
 
 
-def _decimals(number: str) -> int:
-    """Decimal places of a well-formed number, trailing zeros not counted."""
-    _whole, dot, fraction = number.strip().partition(".")
-    return len(fraction.rstrip("0")) if dot else 0
+#: A number with at most N decimal places, trailing zeros not counted ("25300.000" has 2).
+_WITHIN = {
+    places: re.compile(
+        rf"-?(?:[0-9]+(?:\.(?=[0-9])[0-9]{{0,{places}}}0*)?|\.(?=[0-9])[0-9]{{0,{places}}}0*)",
+        re.ASCII,
+    )
+    for places in (2, 3)
+}
 
 
 def _money(row: Mapping[str, str], name: str) -> Decimal:
@@ -321,17 +327,29 @@ def _cross_checks(
     _check_identity(found, xml1, known.date() if known else None)
 
 
+@cache
+def _ordered_in(name: str) -> tuple[tuple[str, str], ...]:
+    """The pairs of ``ORDERED_MOMENTS`` a table carries (either variant)."""
+    fields = {f.name for key, spec in tables_spec().items() if key.partition("_")[0] == name
+              for f in spec.fields}  # fmt: skip
+    return tuple((a, b) for a, b in ORDERED_MOMENTS if a in fields and b in fields)
+
+
 def _check_order(found: Findings, tables: Rows) -> None:
     """In every row, a moment that must not come before another (NGAY_RA and NGAY_VAO, the
     inpatient admission, an order's execution and its result after the order)."""
     for name, rows in tables.items():
+        pairs = _ordered_in(name)
+        if not pairs:
+            continue
         for index, row in enumerate(rows, start=1):
-            for later, earlier in ORDERED_MOMENTS:
+            for later, earlier in pairs:
                 after, before = row.get(later), row.get(earlier)
-                if not after or not before:
+                # (well-formed moments, yyyyMMddHHmm, compare as text; others are errors of
+                # their own)
+                if not after or not before or after >= before:
                     continue
-                moment, limit = parse_moment(after.strip()), parse_moment(before.strip())
-                if moment is None or limit is None or moment >= limit:
+                if parse_moment(after) is None or parse_moment(before) is None:
                     continue
                 if later == "NGAY_RA":
                     found.error("SUB-0130", name, index, later, start=before, end=after)

@@ -66,9 +66,13 @@ def _parser(huge: bool = False) -> etree.XMLParser:
     return found
 
 
-def parse(data: bytes, limits: Limits, *, what: str = "document") -> etree._Element:
-    """A well-formed, DTD-free, UTF-8 XML document within the caps, or a ``FileRefused``."""
-    if not data.strip():
+def parse(
+    data: bytes, limits: Limits, *, what: str = "document", depth: bool = True
+) -> etree._Element:
+    """A well-formed, DTD-free, UTF-8 XML document within the caps, or a ``FileRefused``.
+    ``depth=False``: the caller checks the depth cap itself (``read_table``, which looks at
+    the depth anyway)."""
+    if not data or data.isspace():
         raise errors.EmptyBody(what=what)
     if len(data) > limits.max_bytes:
         raise errors.TooLarge(what=what, size=len(data), limit=limits.max_bytes)
@@ -88,7 +92,8 @@ def parse(data: bytes, limits: Limits, *, what: str = "document") -> etree._Elem
         data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise errors.WrongEncoding(what=what, encoding=f"not UTF-8 at byte {exc.start}") from exc
-    if _nodes(data) > limits.max_elements:
+    if len(data) > 4 * limits.max_elements and _nodes(data) > limits.max_elements:
+        # (a node takes at least 4 bytes, "<a/>": a smaller document cannot have too many)
         raise errors.TooComplex(what=what, reason=f"more than {limits.max_elements} elements")
     try:
         root = etree.fromstring(data, _parser(huge=len(data) > _HUGE_TEXT))
@@ -101,9 +106,14 @@ def parse(data: bytes, limits: Limits, *, what: str = "document") -> etree._Elem
         raise errors.DtdForbidden(what=what)
     if (info.encoding or "UTF-8").upper() not in ("UTF-8", "UTF8"):
         raise errors.WrongEncoding(what=what, encoding=info.encoding)
+    if depth:
+        _check_depth(root, limits, what)
+    return root
+
+
+def _check_depth(root: etree._Element, limits: Limits, what: str) -> None:
     if _too_deep(limits.max_depth)(root):
         raise errors.TooComplex(what=what, reason=f"deeper than {limits.max_depth}")
-    return root
 
 
 def _nodes(data: bytes) -> int:
@@ -215,7 +225,12 @@ def variant_of(name: str, root: etree._Element) -> str:
 
 def read_table(name: str, data: bytes, limits: Limits) -> TableDoc:
     """An inner document (already base64-decoded) as rows of field -> exact text."""
-    root = parse(data, limits, what=name)
+    root = parse(data, limits, what=name, depth=False)
+    # An element inside a field (root > field > element, or root > list > row > field >
+    # element) is rare; without one, the document is shallow enough for every depth cap.
+    nested = _too_deep(4 if table(name).repeating else 2)(root)
+    if nested:
+        _check_depth(root, limits, name)
     spec: Table = table(name, variant_of(name, root))
     localname = etree.QName(root).localname
     if spec.root is not None and localname != spec.root:
@@ -236,7 +251,7 @@ def read_table(name: str, data: bytes, limits: Limits) -> TableDoc:
     known = spec.by_name
     # Comments, processing instructions or elements inside a field are rare: looked for
     # once per document, and only then field by field.
-    mixed = b"<!--" in data or data.find(b"<?", 6) >= 0 or _NESTED[spec.repeating](root)
+    mixed = nested or b"<!--" in data or data.find(b"<?", 6) >= 0
     rows: list[dict[str, str]] = []
     unknown: list[tuple[int, str]] = []
     for index, element in enumerate(elements):
@@ -256,10 +271,6 @@ def read_table(name: str, data: bytes, limits: Limits) -> TableDoc:
         rows.append(row)
     variant = "3176" if spec.name.endswith("_3176") else "4750"
     return TableDoc(name=name, variant=variant, rows=rows, unknown=unknown, unreadable=unreadable)
-
-
-#: An element inside a field (root > field > element, or root > list > row > field > element).
-_NESTED = {False: etree.XPath("boolean(/*/*/*)"), True: etree.XPath("boolean(/*/*/*/*/*)")}
 
 
 def _local(tag: str) -> str:
