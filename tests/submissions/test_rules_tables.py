@@ -198,3 +198,22 @@ def test_the_ward_lies_in_the_province_given() -> None:
     xml1["MATINH_CU_TRU"] = "79"  # Thành phố Hồ Chí Minh
     [wrong] = [i for i in _issues(visit) if i.code == "SUB-0124"]
     assert (wrong.field, wrong.params["found"]) == ("MAXA_CU_TRU", "01")
+
+
+def test_what_the_papers_repeat_from_table_1_is_table_1() -> None:
+    # Appendix A, XML13 and XML14: "if given, the same as in table 1".
+    visit = synth.make_visit(
+        random.Random(5), ended=ENDED, care_type="03", insured=True, referral=True
+    )
+    assert "XML13" in visit.tables
+    assert _codes(visit) == []
+    referral = visit.tables["XML13"][0]
+    referral["DIA_CHI"] = "  " + " ".join(referral["DIA_CHI"].split()) + " "  # spacing aside
+    referral["MA_BENH_KT"] = referral["MA_BENH_KT"].replace(";", " ; ")
+    assert _codes(visit) == []
+    referral["HO_TEN"] = "Người Khác"
+    referral["PP_DIEUTRI"] = "Điều trị khác"
+    assert _codes(visit) == [
+        ("SUB-0147", "XML13", "HO_TEN"),
+        ("SUB-0147", "XML13", "PP_DIEUTRI"),
+    ]

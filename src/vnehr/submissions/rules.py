@@ -28,6 +28,7 @@ from vnehr.submissions.spec import (
     DECIMAL_PLACES,
     MULTI_VALUE_FIELDS,
     ORDERED_MOMENTS,
+    SAME_AS_XML1,
     table,
 )
 from vnehr.submissions.spec import tables as tables_spec
@@ -315,6 +316,7 @@ def _cross_checks(
     start = parse_moment(xml1.get("NGAY_VAO") or "")
     end = parse_moment(xml1.get("NGAY_RA") or "")
     _check_order(found, tables)
+    _check_repeated(found, tables, xml1)
     known = end or start
     if known is not None:
         # (without a well-formed date, which is itself an error, nothing is checked against a
@@ -325,6 +327,27 @@ def _cross_checks(
     _check_money(found, tables, xml1)
     _check_days(found, xml1, start, end)
     _check_identity(found, xml1, known.date() if known else None)
+
+
+def _check_repeated(found: Findings, tables: Rows, xml1: dict[str, str]) -> None:
+    """What the referral and the re-exam appointment repeat from XML1, when they give it, is
+    what XML1 says (spaces around and between words, and around ";", aside)."""
+    for name, fields in SAME_AS_XML1.items():
+        for index, row in enumerate(tables.get(name) or [], start=1):
+            for field, source in fields.items():
+                mine = row.get(field)
+                if not mine or mine.isspace():
+                    continue
+                summary = xml1.get(source) or ""
+                if _same_text(mine, field) != _same_text(summary, field):
+                    found.error("SUB-0147", name, index, field, value=mine[:100],
+                                expected=summary[:100])  # fmt: skip
+
+
+def _same_text(value: str, field: str) -> object:
+    if field in MULTI_VALUE_FIELDS:
+        return [" ".join(part.split()) for part in value.split(";")]
+    return " ".join(value.split())
 
 
 @cache

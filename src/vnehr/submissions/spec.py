@@ -47,6 +47,25 @@ DECIMAL_PLACES: dict[str, dict[str, int]] = {
     }
     for table_name in ("XML2", "XML3")
 }  # fmt: skip
+#: Fields the referral (XML13) and the re-exam appointment (XML14) repeat from XML1: "if given,
+#: the same as in table 1" (Appendix A). The referral's PP_DIEUTRI is XML1's PP_DIEU_TRI; its
+#: MA_CSKCB, MA_NOI_DEN, MA_BENH_CHINH and NGAY_RA are the paper rules' (PAP-0108, PAP-0111).
+SAME_AS_XML1: dict[str, dict[str, str]] = {
+    "XML13": {
+        **{name: name for name in (
+            "MA_NOI_DI", "HO_TEN", "NGAY_SINH", "GIOI_TINH", "MA_QUOCTICH", "MA_DANTOC",
+            "MA_NGHE_NGHIEP", "DIA_CHI", "MA_THE_BHYT", "GT_THE_DEN", "NGAY_VAO",
+            "NGAY_VAO_NOI_TRU", "CHAN_DOAN_RV", "MA_BENH_KT", "MA_BENH_YHCT", "PP_DIEU_TRI",
+            "MA_LOAI_RV",
+        )},
+        "PP_DIEUTRI": "PP_DIEU_TRI",
+    },
+    "XML14": {name: name for name in (
+        "NGAY_SINH", "GIOI_TINH", "DIA_CHI", "MA_THE_BHYT", "GT_THE_DEN", "NGAY_VAO",
+        "NGAY_VAO_NOI_TRU", "NGAY_RA", "CHAN_DOAN_RV", "MA_BENH_CHINH", "MA_BENH_KT",
+        "MA_BENH_YHCT", "MA_DOITUONG_KCB",
+    )},
+}  # fmt: skip
 #: A moment that must not come before another of the same row (Appendix A, "kiểm tra"
 #: column): (later field, earlier field).
 ORDERED_MOMENTS = (

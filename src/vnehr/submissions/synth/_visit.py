@@ -11,6 +11,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from random import Random
 from typing import Final, TypeVar
 
+from vnehr.submissions.spec import SAME_AS_XML1
 from vnehr.submissions.synth import _catalog as cat
 from vnehr.submissions.synth._xml import row_fields
 
@@ -1142,3 +1143,10 @@ def _apply_defect(ctx: _Context, tables: dict[str, list[dict[str, str]]]) -> Non
         words = " ".join([ctx.patient.name] * (TOO_LONG // len(ctx.patient.name) + 2))
         text = words[:TOO_LONG]
         summary["HO_TEN"] = text if not text.endswith(" ") else text[:-1] + "A"
+    # The papers repeat XML1 (XML13, XML14): a facility's defect is in its copies too, so the
+    # defect is caught by its own rule, not also as a copy that differs (SUB-0147).
+    for name, fields in SAME_AS_XML1.items():
+        for row in tables.get(name) or []:
+            for copy_field, source in fields.items():
+                if row.get(copy_field):
+                    row[copy_field] = summary.get(source, "")
