@@ -95,7 +95,9 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     if not isinstance(exc, StarletteHTTPException):  # registered for this type only
         raise exc
     error: VnehrError
-    if exc.status_code == 404:
+    if isinstance(exc, _OverCap):
+        error = BodyTooLarge(limit=exc.limit)
+    elif exc.status_code == 404:
         error = NotFound(path=request.url.path)
     elif exc.status_code == 405:
         error = MethodNotAllowed(method=request.method, path=request.url.path)
@@ -196,6 +198,15 @@ def _content_length(scope: Scope) -> int:
     return 0
 
 
+class _OverCap(StarletteHTTPException):
+    """Raised by a capped ``receive`` (an HTTP exception: FastAPI passes those on while it
+    reads a body, where it turns any other into "error parsing the body")."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(status_code=413)
+        self.limit = limit
+
+
 def _capped(receive: Receive, limit: int) -> Receive:
     """``receive`` that fails once the body it delivered exceeds ``limit`` bytes."""
     received = 0
@@ -206,7 +217,7 @@ def _capped(receive: Receive, limit: int) -> Receive:
         if message["type"] == "http.request":
             received += len(message.get("body", b""))
             if received > limit:
-                raise BodyTooLarge(limit=limit)
+                raise _OverCap(limit)
         return message
 
     return capped
