@@ -128,3 +128,47 @@ def test_the_import_waits_for_the_api_writing_the_same_new_visit(url: str, tmp_p
             await importer.dispose()
 
     asyncio.run(main())
+
+
+def test_two_files_naming_the_same_visits_in_other_orders_do_not_deadlock(
+    url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Each file's visits are locked at once, in one order: one file at a time, visit by visit,
+    # two files [A, B] and [B', A'] could each hold what the other waits for.
+    from vnehr import records
+
+    base = [
+        synth.make_visit(random.Random(n), facility_code=FACILITY, sequence=5000 + n)
+        for n in (1, 2)
+    ]
+    changed = copy.deepcopy(base)
+    for one in changed:
+        one.tables["XML1"][0]["GHI_CHU"] = "sửa"
+    files = [synth.envelope(base, FACILITY), synth.envelope(changed[::-1], FACILITY)]
+    real = records.store
+
+    async def slow_store(session: object, data: object) -> object:
+        await asyncio.sleep(0.3)  # (the card lookup or person matching between two visits)
+        return await real(session, data)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(records, "store", slow_store)
+
+    async def main() -> None:
+        one, other = Database.from_urls(url), Database.from_urls(url)
+        try:
+            analyses = await _prepared(one, files)
+
+            async def write(db: Database, n: int) -> dict[str, object]:
+                async with db.session() as session:
+                    return await accept(session, SENDER, files[n], analyses[n], OPTIONS)
+
+            first, second = await asyncio.wait_for(
+                asyncio.gather(write(one, 0), write(other, 1)), 30
+            )
+            outcomes = sorted(v["outcome"] for r in (first, second) for v in r["visits"])
+            assert outcomes == ["changed", "changed", "new", "new"]
+        finally:
+            await one.dispose()
+            await other.dispose()
+
+    asyncio.run(main())

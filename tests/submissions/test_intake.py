@@ -386,6 +386,8 @@ async def test_visits_sent_while_onboarding_enter_the_record_when_sent_again_for
 
     counted = {r.facility_code for r in await records.first_versions(session, None, None)}
     assert code in counted
+    history = await records.versions(session, code, changed.ma_lk)  # (what FHIR _history shows)
+    assert [v.version for v in history] == [1]
 
 
 async def test_a_file_for_another_facility_is_refused(
@@ -511,6 +513,13 @@ async def test_a_large_file_is_checked_off_the_event_loop_and_a_usual_one_on_it(
     assert (first.status_code, first.json()["status"]) == (201, "accepted")
     assert (second.status_code, second.json()["status"]) == (201, "partially_accepted")
     assert await count(session, VisitVersion) == 11
+    # a file of many visits, however small, goes to a thread too (a visit costs a check each)
+    many = synth.envelope([visit(code, n) for n in range(13, 22)], code)
+    many = many.replace(b"<HOSO>", b"<HOSO >")  # (however its tags are spaced)
+    monkeypatch.setattr(settings, "intake_inline_max_bytes", len(many) + 1)
+    third = await send(client, headers, many)
+    assert checked_on == [True, False, False]
+    assert third.status_code == 201
 
 
 async def test_files_arriving_together_are_written_together_each_with_its_own_receipt(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import pickle
+import random
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -100,3 +101,30 @@ async def test_files_written_together_keep_their_order_around_one_written_alone(
         )
     ).one()
     assert person.full_name == first.tables["XML1"][0]["HO_TEN"]
+
+
+async def test_a_card_lookup_that_fails_midway_is_asked_again_on_the_retry(
+    session: AsyncSession,
+) -> None:
+    # The answers are kept once every card is answered: a lookup that raised (the batch then
+    # fails and its files are retried one by one) must not leave the visit marked as checked.
+    from vnehr.submissions.service import VisitAnalysis, _check_cards
+
+    visit = synth.make_visit(random.Random(3), facility_code="01001", insured=True)
+    [checked] = prepare(synth.envelope([visit], "01001"), codes=catalogs.offline(),
+                        limits=Limits()).visits  # fmt: skip
+    assert isinstance(checked, VisitAnalysis)
+    calls: list[str] = []
+
+    async def portal(card: str, name: str, born: str) -> str | None:
+        calls.append(card)
+        if len(calls) == 1:
+            raise ValueError("not JSON")  # the portal's answer could not be read
+        return None  # then: cannot answer
+
+    with pytest.raises(ValueError, match="not JSON"):
+        await _check_cards(session, checked, portal)
+    await _check_cards(session, checked, portal)
+    await _check_cards(session, checked, portal)  # (a third attempt asks no more)
+    assert len(calls) == 2
+    assert [i.code for i in checked.findings.issues] == ["SUB-0161"]

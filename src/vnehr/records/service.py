@@ -297,9 +297,14 @@ def _lag(data: VisitData) -> int | None:
 
 
 async def versions(session: AsyncSession, facility_code: str, visit_key: str) -> list[VisitVersion]:
+    """The real visit's versions, oldest first (test-mode ones are not its history, D60)."""
     stmt = (
         select(VisitVersion)
-        .where(VisitVersion.facility_code == facility_code, VisitVersion.visit_key == visit_key)
+        .where(
+            VisitVersion.facility_code == facility_code,
+            VisitVersion.visit_key == visit_key,
+            VisitVersion.test_mode.is_(False),
+        )
         .order_by(VisitVersion.version)
     )
     return list(await session.scalars(stmt))

@@ -227,7 +227,7 @@ async def _check(
     the event loop, a large one in a thread so that the loop keeps serving (D52). Handing every
     file to a thread cost more CPU than the check itself: the thread and the loop fight over
     the GIL under load."""
-    if len(data) <= settings.intake_inline_max_bytes and data.count(b"<HOSO>") <= 8:
+    if len(data) <= settings.intake_inline_max_bytes and data.count(b"<HOSO") <= 8:
         # (a small file of many visits costs per visit: it goes to a thread too)
         return check(data, **kwargs)
     return await asyncio.to_thread(check, data, **kwargs)

@@ -253,6 +253,11 @@ async def accept(
 ) -> dict[str, Any]:
     """Store an analysed file (facility, signature, visits) and return its receipt."""
     code, test_mode, file_warnings = await _admit(session, subject, data, analysis, options)
+    # every visit of the file locked at once, in one order (one at a time, two files naming
+    # the same visits in other orders could wait on each other)
+    await records.lock_visits(
+        session, [(code, v.visit_key) for v in analysis.visits if v.visit_key is not None]
+    )
     received = utcnow()
     submission_id = str(uuid.uuid4())
     visits: list[dict[str, Any]] = []
@@ -824,17 +829,19 @@ async def _check_cards(session: AsyncSession, visit: VisitAnalysis, check: CardC
     warning (the portal checks again at appraisal)."""
     if visit.cards_checked:
         return
-    visit.cards_checked = True
     xml1 = visit.tables["XML1"][0]
     born = birth_of(xml1.get("NGAY_SINH") or "")
     if born is None:
         return
     birth = born[1].strftime("%d/%m/%Y") if born[1] else str(born[0])
     snapshot = await catalogs.codebook(session)
+    # (the answers are kept once every card is answered: a lookup that fails midway leaves
+    # the visit to be asked about again when its file is retried)
+    answers: list[tuple[str, str, dict[str, Any]]] = []
     for card in [c.strip() for c in (xml1.get("MA_THE_BHYT") or "").split(";") if c.strip()]:
         code = await check(card, xml1.get("HO_TEN") or "", birth)
         if code is None:  # the portal cannot answer: intake goes on, appraisal checks later
-            visit.findings.warning("SUB-0161", "XML1", 1, "MA_THE_BHYT", card=card)
+            answers.append(("warning", "SUB-0161", {"card": card}))
             continue
         entry = snapshot.in_force("card-check-result", code, utcnow().date())
         valid = bool(entry and entry.attrs and entry.attrs.get("valid_card"))
@@ -844,9 +851,13 @@ async def _check_cards(session: AsyncSession, visit: VisitAnalysis, check: CardC
         }
         params = {"card": card, "result": code, "meaning": meaning}
         if not valid:
-            visit.findings.error("SUB-0160", "XML1", 1, "MA_THE_BHYT", **params)
+            answers.append(("error", "SUB-0160", params))
         elif code != "000":
-            visit.findings.warning("SUB-0162", "XML1", 1, "MA_THE_BHYT", **params)
+            answers.append(("warning", "SUB-0162", params))
+    for severity, issue, params in answers:
+        add = visit.findings.error if severity == "error" else visit.findings.warning
+        add(issue, "XML1", 1, "MA_THE_BHYT", **params)
+    visit.cards_checked = True
 
 
 async def raw_file(session: AsyncSession, submission_id: str) -> bytes | None:

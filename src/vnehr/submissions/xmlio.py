@@ -21,9 +21,11 @@ from vnehr.submissions.spec import FREE_TEXT_FIELDS, Table, table
 
 _DECLARATION = re.compile(rb"^\s*<\?xml[^>]*encoding\s*=\s*[\"']([A-Za-z0-9._-]+)[\"']", re.I)
 _DOCTYPE = re.compile(rb"<!DOCTYPE|<!ENTITY", re.I)
-#: Where "<!DOCTYPE" is only text: CDATA sections and comments, each ending where XML ends it
-#: (the first "]]>" or "-->"; a "<" cannot occur in attribute values).
-_TEXT_ONLY = re.compile(rb"<!\[CDATA\[.*?\]\]>|<!--.*?-->", re.S)
+#: Where "<!DOCTYPE" is only text: CDATA sections, comments and processing instructions, each
+#: ending where XML ends it (the first "]]>", "-->" or "?>"; a "<" cannot occur in attribute
+#: values), or at the end of the data when never closed (one match for the rest: an unclosed
+#: "<!--" repeated made the search quadratic, 31 s for 160 KB).
+_TEXT_ONLY = re.compile(rb"<!\[CDATA\[.*?(?:\]\]>|\Z)|<!--.*?(?:-->|\Z)|<\?.*?(?:\?>|\Z)", re.S)
 _UTF8_BOM = b"\xef\xbb\xbf"
 #: libxml2 refuses a text node over 10,000,000 characters unless told the document is huge; a
 #: document under our own size cap may hold one (a large inner table in NOIDUNGFILE).
@@ -80,6 +82,10 @@ def parse(
     if b"\x00" in head or head.startswith((b"\xff\xfe", b"\xfe\xff")):
         # UTF-16 or UTF-32 (NUL bytes are valid UTF-8, but no XML document holds one)
         raise errors.WrongEncoding(what=what, encoding="UTF-16 or UTF-32")
+    if len(data) > 4 * limits.max_elements and _nodes(data) > limits.max_elements:
+        # (first: the cheapest refusal of a huge document. A node takes at least 4 bytes,
+        # "<a/>": a smaller document cannot have too many)
+        raise errors.TooComplex(what=what, reason=f"more than {limits.max_elements} elements")
     if _DOCTYPE.search(data) and _DOCTYPE.search(_TEXT_ONLY.sub(b"", data)):
         raise errors.DtdForbidden(what=what)  # (one quoted inside CDATA or a comment is text)
     declared = _DECLARATION.match(data[3:] if data.startswith(_UTF8_BOM) else data)
@@ -92,9 +98,6 @@ def parse(
         data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise errors.WrongEncoding(what=what, encoding=f"not UTF-8 at byte {exc.start}") from exc
-    if len(data) > 4 * limits.max_elements and _nodes(data) > limits.max_elements:
-        # (a node takes at least 4 bytes, "<a/>": a smaller document cannot have too many)
-        raise errors.TooComplex(what=what, reason=f"more than {limits.max_elements} elements")
     try:
         root = etree.fromstring(data, _parser(huge=len(data) > _HUGE_TEXT))
     except etree.XMLSyntaxError as exc:
@@ -117,11 +120,12 @@ def _check_depth(root: etree._Element, limits: Limits, what: str) -> None:
 
 
 def _nodes(data: bytes) -> int:
-    """Elements, comments, processing instructions and CDATA sections: each begins with "<"
-    (an end tag with "</", base64 has neither). Counted in C before anything is built: a tree
-    of millions of nodes takes gigabytes (before, the count ran on the tree)."""
+    """Elements, comments, processing instructions and CDATA sections (each begins with "<",
+    an end tag with "</"), and attributes (each has its "="; one in text counts too, an
+    overestimate that matters only near the cap). Counted in C before anything is built: a
+    tree of millions of nodes or attributes takes gigabytes."""
     declaration = 1 if data.lstrip(_UTF8_BOM).startswith(b"<?xml") else 0
-    return data.count(b"<") - data.count(b"</") - declaration
+    return data.count(b"<") - data.count(b"</") - declaration + data.count(b"=")
 
 
 @lru_cache(maxsize=8)
@@ -245,6 +249,12 @@ def read_table(name: str, data: bytes, limits: Limits) -> TableDoc:
                 ("SUB-0107", None, _local(other.tag))
                 for other in container
                 if isinstance(other.tag, str) and _local(other.tag) != spec.row
+            ]
+        if len(root) != 1:  # a second list, or rows beside the list, would not be read
+            unreadable += [
+                ("SUB-0107", None, _local(other.tag))
+                for other in root
+                if isinstance(other.tag, str) and other is not container
             ]
     else:
         elements = [root]
