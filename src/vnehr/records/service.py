@@ -124,8 +124,8 @@ async def store(session: AsyncSession, data: VisitData) -> Stored:
     statements built once and run through ``hot_fetch`` (no ORM, no per-call compiling).
 
     Test-mode versions (a facility still onboarding) are kept apart: numbered -1, -2, ... and
-    never the history of the real visit, whose first version is 1 (D60)."""
-    await lock_visits(session, [(data.facility_code, data.visit_key)])
+    never the history of the real visit, whose first version is 1 (D60). The caller holds the
+    visit's lock (``lock_visits``, taken for all of a file's visits at once)."""
     found = next(
         iter(
             await hot_fetch(
