@@ -17,7 +17,8 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from vnehr import catalogs
+from vnehr import catalogs, papers
+from vnehr.kit.clock import today_in_vietnam
 from vnehr.kit.auth import Subject
 from vnehr.kit.db import Database
 from vnehr.kit.errors import VnehrError
@@ -142,6 +143,10 @@ async def import_folder(
             ]
 
         pending = [submit(b) for b in (next(batches, None), next(batches, None)) if b]
+        if options.papers is not None:
+            # while the pool reads the first files: the holiday calendar that re-exam and
+            # sick-leave papers count working days with (0.2 s, else in the first write)
+            papers.load_calendar(today_in_vietnam())
         while pending:
             current = pending.pop(0)
             following = next(batches, None)
