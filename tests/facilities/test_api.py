@@ -203,6 +203,15 @@ async def test_practitioners_and_certificates_over_http(
     garbage = "-----BEGIN CERTIFICATE-----\n" + "A" * 120 + "\n-----END CERTIFICATE-----\n"
     error(await client.post(f"{BASE}/01001/certificates", json={"pem": garbage}), 422, "FAC-0021")
 
+    # a leaked key: the department revokes the certificate; the facility's listing shows it
+    number = stored.json()["id"]
+    revoked = await client.post(f"{BASE}/01001/certificates/{number}/revoke")
+    assert (revoked.status_code, revoked.json()["status"]) == (200, "revoked"), revoked.text
+    listed = await client.get(f"{BASE}/01001/certificates")
+    assert [c["status"] for c in listed.json()] == ["revoked"]
+    error(await client.post(f"{BASE}/01001/certificates/{number + 99}/revoke"), 404, "FAC-0026")
+    error(await client.post(f"{BASE}/01002/certificates/{number}/revoke"), 403, "AUTH-0002")
+
 
 async def test_nobody_signed_in_gets_401(client: httpx.AsyncClient) -> None:
     for response in (

@@ -13,12 +13,15 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from lxml import etree
 from signxml import XMLSigner, methods  # type: ignore[attr-defined]
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tests.submissions.test_intake import ADMIN, facility_with_token, send, visit
 from vnehr import facilities
+from vnehr.facilities import SigningCertificate
+from vnehr.facilities.models import FacilityCertificate
 from vnehr.kit.settings import Settings
-from vnehr.submissions import synth
+from vnehr.submissions import signature, synth
 
 DS = "{http://www.w3.org/2000/09/xmldsig#}"
 
@@ -45,10 +48,13 @@ def certificate(name: str) -> tuple[bytes, str]:
 
 def sign(document: bytes, key_pem: bytes, cert_pem: str) -> bytes:
     """Enveloped XMLDSig over the whole file, the Signature placed inside CHUKYDONVI."""
-    root = etree.fromstring(document)
-    signed = XMLSigner(
+    huge = etree.XMLParser(huge_tree=len(document) > 9_000_000)
+    root = etree.fromstring(document, huge)
+    signer = XMLSigner(
         method=methods.enveloped, signature_algorithm="ecdsa-sha256", digest_algorithm="sha256"
-    ).sign(root, key=key_pem, cert=cert_pem)
+    )
+    signer._parser = huge  # (signxml re-reads the document with its own parser otherwise)
+    signed = signer.sign(root, key=key_pem, cert=cert_pem)
     signature = signed.find(f".//{DS}Signature")
     signed.find("CHUKYDONVI").append(signature)
     return etree.tostring(signed, xml_declaration=True, encoding="utf-8")
@@ -128,7 +134,7 @@ async def test_a_signature_copied_from_another_signed_document_is_refused(
         client, headers, etree.tostring(forged, xml_declaration=True, encoding="utf-8")
     )
     assert (response.status_code, response.json()["code"]) == (422, "SUB-0011")
-    assert "whole GIAMDINHHS" in response.json()["message"]["en"]
+    assert "the whole document" in response.json()["message"]["en"]
 
 
 async def test_a_malformed_signature_element_is_a_clear_refusal(
@@ -141,3 +147,92 @@ async def test_a_malformed_signature_element_is_a_clear_refusal(
     )
     response = await send(client, headers, body)
     assert (response.status_code, response.json()["code"]) == (422, "SUB-0011")
+
+
+def _strict(client: httpx.AsyncClient, settings: Settings) -> None:
+    client._transport.app.state.settings = settings.model_copy(update={"require_signature": True})  # type: ignore[attr-defined]
+
+
+async def test_a_genuine_signed_file_tucked_inside_a_made_up_one_is_refused(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    """Signature wrapping: a file the facility really signed (its Reference naming the root by
+    Id), pasted whole into CHUKYDONVI of a made-up visit file. The signature checks out over
+    the pasted copy; the visit read is the made-up one."""
+    code, headers, key_pem, cert_pem = await _facility_with_certificate(client, session, settings)
+    genuine = etree.fromstring(synth.envelope([visit(code, 31)], code))
+    genuine.set("Id", "hs1")
+    signed = XMLSigner(
+        method=methods.enveloped, signature_algorithm="ecdsa-sha256", digest_algorithm="sha256"
+    ).sign(genuine, key=key_pem, cert=cert_pem, reference_uri="#hs1")
+    signed.find("CHUKYDONVI").append(signed.find(f"{DS}Signature"))
+    forged = etree.fromstring(synth.envelope([visit(code, 99)], code))
+    forged.find("CHUKYDONVI").append(copy.deepcopy(signed))
+    response = await send(
+        client, headers, etree.tostring(forged, xml_declaration=True, encoding="utf-8")
+    )
+    assert (response.status_code, response.json()["code"]) == (422, "SUB-0011")
+    # the same signature shape on its own (a Reference by Id, not URI=""): refused too
+    alone = await send(
+        client, headers, etree.tostring(signed, xml_declaration=True, encoding="utf-8")
+    )
+    assert (alone.status_code, alone.json()["code"]) == (422, "SUB-0011")
+    assert "the whole document" in alone.json()["message"]["en"]
+
+
+async def test_an_expired_certificate_does_not_switch_the_checks_off(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    code, headers, key_pem, cert_pem = await _facility_with_certificate(client, session, settings)
+    await session.execute(  # time passes: the registered certificate runs out
+        update(FacilityCertificate)
+        .where(FacilityCertificate.facility_code == code)
+        .values(not_after=dt.datetime.now(dt.UTC) - dt.timedelta(days=1))
+    )
+    other_key, other_cert = certificate("Kẻ giả mạo")
+    forged = await send(
+        client, headers, sign(synth.envelope([visit(code, 21)], code), other_key, other_cert)
+    )
+    assert (forged.status_code, forged.json()["code"]) == (422, "SUB-0011")
+    own = await send(
+        client, headers, sign(synth.envelope([visit(code, 22)], code), key_pem, cert_pem)
+    )
+    assert (own.status_code, own.json()["code"]) == (422, "SUB-0011")
+    assert "expired" in own.json()["message"]["en"]
+    assert "hết hạn" in own.json()["message"]["vi"]
+    _strict(client, settings)
+    unsigned = await send(client, headers, synth.envelope([visit(code, 23)], code))
+    assert (unsigned.status_code, unsigned.json()["code"]) == (422, "SUB-0012")
+
+
+async def test_a_revoked_certificate_signs_nothing_any_more(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    code, headers, key_pem, cert_pem = await _facility_with_certificate(client, session, settings)
+    before = await send(
+        client, headers, sign(synth.envelope([visit(code, 41)], code), key_pem, cert_pem)
+    )
+    assert before.status_code == 201, before.text
+    registered = await session.scalar(
+        select(FacilityCertificate.id).where(FacilityCertificate.facility_code == code)
+    )
+    assert registered is not None
+    revoked = await facilities.revoke_certificate(session, ADMIN, code, registered)
+    assert revoked.status == "revoked"
+    after = await send(
+        client, headers, sign(synth.envelope([visit(code, 42)], code), key_pem, cert_pem)
+    )
+    assert (after.status_code, after.json()["code"]) == (422, "SUB-0011")
+    assert "revoked" in after.json()["message"]["en"]
+    assert "thu hồi" in after.json()["message"]["vi"]
+
+
+async def test_a_large_signed_file_is_verified_like_the_intake_parses_it() -> None:
+    """A file over 10 MB of text in one node (under the 20 MB cap) is parsed with libxml2's
+    huge option by the intake; the signature check must read it the same way."""
+    key_pem, cert_pem = certificate("Bệnh viện lớn")
+    document = synth.envelope([visit("01001", 51)], "01001").replace(
+        b"<CHUKYDONVI/>", b"<GHICHU>" + b"A" * 10_500_000 + b"</GHICHU><CHUKYDONVI/>"
+    )
+    signed = sign(document, key_pem, cert_pem)
+    assert await signature.check(signed, True, [SigningCertificate(cert_pem)], False) == []

@@ -203,6 +203,21 @@ async def add_certificate(
     )
 
 
+@router.post(
+    "/{code}/certificates/{certificate_id}/revoke",
+    response_model=Certificate,
+    responses={**AUTH_ERRORS, **error_responses(404)},
+)
+async def revoke_certificate(
+    session: WriteSession, subject: CurrentSubject, code: Code, certificate_id: int
+) -> Certificate:
+    """Revoke a signing certificate (key lost or leaked, or replaced): files signed with it
+    are refused from now on."""
+    return Certificate.model_validate(
+        await service.revoke_certificate(session, subject, code, certificate_id)
+    )
+
+
 @router.get("/{code}/certificates", response_model=list[Certificate], responses=AUTH_ERRORS)
 async def list_certificates(
     session: ReadSession, subject: CurrentSubject, code: Code

@@ -67,6 +67,11 @@ class UnknownClient(VnehrError):
     code = "FAC-0024"
 
 
+class UnknownCertificate(VnehrError):
+    status_code = 404
+    code = "FAC-0026"
+
+
 class UnknownScope(VnehrError):
     status_code = 422
     code = "FAC-0025"

@@ -32,12 +32,9 @@ _STATE_AND_CERTIFICATES = (
         FacilityCertificate.pem,
         FacilityCertificate.not_before,
         FacilityCertificate.not_after,
+        FacilityCertificate.status,
     )
-    .outerjoin(
-        FacilityCertificate,
-        (FacilityCertificate.facility_code == Facility.code)
-        & (FacilityCertificate.status == "active"),
-    )
+    .outerjoin(FacilityCertificate, FacilityCertificate.facility_code == Facility.code)
     .where(Facility.code == bindparam("code"))
 )
 _NAME = select(Facility.name).where(Facility.code == bindparam("code"))
@@ -236,11 +233,12 @@ class FacilityRepository:
 
     async def state_and_certificates(
         self, code: str
-    ) -> list[tuple[str, str | None, datetime | None, datetime | None]]:
-        """The facility's status with each active certificate (one query; a row with no
-        certificate when it has none; no rows for an unknown facility)."""
+    ) -> list[tuple[str, str | None, datetime | None, datetime | None, str | None]]:
+        """The facility's status with each certificate it ever registered, revoked and expired
+        ones too (one query; a row with no certificate when it has none; no rows for an
+        unknown facility): (status, pem, not before, not after, certificate status)."""
         rows = await hot_fetch(self.session, _STATE_AND_CERTIFICATES, {"code": code})
-        return [(r[0], r[1], r[2], r[3]) for r in rows]
+        return [(r[0], r[1], r[2], r[3], r[4]) for r in rows]
 
     async def name_of(self, code: str) -> str | None:
         """A facility's registered name (one prebuilt statement: papers of every batch)."""

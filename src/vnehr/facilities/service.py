@@ -10,6 +10,7 @@ import json
 import secrets
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -21,7 +22,7 @@ from joserfc.jwk import KeySet
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from vnehr import catalogs
+from vnehr import audit, catalogs
 from vnehr.facilities import errors
 from vnehr.facilities.models import (
     ApiClient,
@@ -582,6 +583,33 @@ async def add_certificate(
     return certificate
 
 
+async def revoke_certificate(
+    session: AsyncSession, subject: Subject, code: str, certificate_id: int
+) -> FacilityCertificate:
+    """Revoke a signing certificate (its key was lost or leaked, or the facility replaced
+    it): from now on a file signed with it is refused (SUB-0011), and an unsigned file is
+    still refused where signatures are required (the facility registered a certificate)."""
+    repo = FacilityRepository(session)
+    await _administered(repo, subject, code, lock=True)
+    certificate = next(
+        (c for c in await repo.certificates_of(code) if c.id == certificate_id), None
+    )
+    if certificate is None:
+        raise errors.UnknownCertificate(code=code, certificate_id=certificate_id)
+    certificate.status = "revoked"
+    session.add(
+        audit.audit_event(
+            actor=subject.label,
+            action="certificate.revoked",
+            object_type="facility_certificate",
+            object_id=str(certificate.id),
+            detail={"facility_code": code, "fingerprint_sha256": certificate.fingerprint_sha256},
+        )
+    )
+    await session.flush()
+    return certificate
+
+
 async def certificates(
     session: AsyncSession, subject: Subject, code: str
 ) -> list[FacilityCertificate]:
@@ -589,19 +617,45 @@ async def certificates(
     return await FacilityRepository(session).certificates_of(facility.code)
 
 
-async def intake_context(session: AsyncSession, code: str) -> tuple[State | None, list[str]]:
-    """What intake needs about a facility, in one query: its onboarding state and the PEM of
-    its registered, unexpired signing certificates."""
+@dataclass(frozen=True, slots=True)
+class SigningCertificate:
+    """A certificate the facility registered, and why it cannot vouch for a file now ("":
+    it can). Revoked and expired ones are kept: a file signed with one is refused, where a
+    facility that never registered any only gets a warning."""
+
+    pem: str
+    problem: str = ""  # "", "revoked", "expired", "not_yet_valid"
+
+
+async def intake_context(
+    session: AsyncSession, code: str
+) -> tuple[State | None, list[SigningCertificate]]:
+    """What intake needs about a facility, in one query: its onboarding state and every
+    signing certificate it registered (usable ones first)."""
     rows = await FacilityRepository(session).state_and_certificates(code)
     if not rows:
         return None, []
     now = utcnow()
-    pems = [
-        pem
-        for _, pem, start, end in rows
-        if pem is not None and start is not None and end is not None and start <= now <= end
-    ]
-    return State(rows[0][0]), pems
+    found = []
+    for _, pem, start, end, status in rows:
+        if pem is None:
+            continue
+        if status != "active":
+            problem = "revoked"
+        elif end is None or _aware(end) < now:
+            problem = "expired"
+        elif start is None or _aware(start) > now:
+            problem = "not_yet_valid"
+        else:
+            problem = ""
+        found.append(SigningCertificate(pem, problem))
+    found.sort(key=lambda c: c.problem != "")
+    return State(rows[0][0]), found
+
+
+def _aware(moment: datetime) -> datetime:
+    # (SQLite hands back naive datetimes; the hub stores UTC)
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 async def names_now(session: AsyncSession, codes: Iterable[str]) -> dict[str, str]:

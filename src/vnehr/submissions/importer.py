@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from vnehr import catalogs, papers
-from vnehr.kit.clock import today_in_vietnam
 from vnehr.kit.auth import Subject
+from vnehr.kit.clock import today_in_vietnam
 from vnehr.kit.db import Database
 from vnehr.kit.errors import VnehrError
 from vnehr.submissions import errors

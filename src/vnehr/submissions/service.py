@@ -309,7 +309,7 @@ async def accept_many(
     one, each in a savepoint."""
     results: list[dict[str, Any] | errors.FileRefused | None] = [None] * len(files)
     admitted: list[tuple[int, str, bool, list[dict[str, Any]]]] = []
-    known: dict[str, tuple[facilities.State | None, list[str]]] = {}
+    known: dict[str, tuple[facilities.State | None, list[facilities.SigningCertificate]]] = {}
     for index, (subject, data, analysis) in enumerate(files):
         try:
             admitted.append(
@@ -443,7 +443,8 @@ async def _admit(
     data: bytes,
     analysis: Analysis,
     options: IntakeOptions,
-    known: dict[str, tuple[facilities.State | None, list[str]]] | None = None,
+    known: dict[str, tuple[facilities.State | None, list[facilities.SigningCertificate]]]
+    | None = None,
 ) -> tuple[str, bool, list[dict[str, Any]]]:
     """The file-level checks: sender, facility (connected, or onboarding: test mode), signature.
     Returns (facility code, test mode, file warnings); raises ``FileRefused``. ``known`` keeps

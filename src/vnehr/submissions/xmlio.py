@@ -29,7 +29,7 @@ _TEXT_ONLY = re.compile(rb"<!\[CDATA\[.*?(?:\]\]>|\Z)|<!--.*?(?:-->|\Z)|<\?.*?(?
 _UTF8_BOM = b"\xef\xbb\xbf"
 #: libxml2 refuses a text node over 10,000,000 characters unless told the document is huge; a
 #: document under our own size cap may hold one (a large inner table in NOIDUNGFILE).
-_HUGE_TEXT = 9_000_000
+HUGE_TEXT = 9_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +99,7 @@ def parse(
     except UnicodeDecodeError as exc:
         raise errors.WrongEncoding(what=what, encoding=f"not UTF-8 at byte {exc.start}") from exc
     try:
-        root = etree.fromstring(data, _parser(huge=len(data) > _HUGE_TEXT))
+        root = etree.fromstring(data, _parser(huge=len(data) > HUGE_TEXT))
     except etree.XMLSyntaxError as exc:
         raise errors.NotWellFormed(
             what=what, line=exc.lineno or 0, column=exc.offset or 0, reason=str(exc.msg)
