@@ -390,6 +390,30 @@ async def test_visits_sent_while_onboarding_enter_the_record_when_sent_again_for
     assert [v.version for v in history] == [1]
 
 
+async def test_the_bulk_import_loads_a_file_first_sent_while_onboarding(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    """`vnehr import` skips files received before (resuming after a crash): not the ones a
+    facility sent in test mode, which never entered the record."""
+    from vnehr.submissions import IntakeOptions, Limits, import_file
+
+    code, headers = await facility_with_token(client, session, settings, steps=2)
+    one = visit(code, 63)
+    body = synth.envelope([one], code)
+    assert (await send(client, headers, body)).json()["test_mode"] is True
+    facility = await facilities.get(session, ADMIN, code)
+    states = list(facilities.State)
+    for state in states[states.index(facilities.State(facility.status)) + 1 :]:
+        facility = await facilities.move(session, ADMIN, code, state, None)
+        if facility.status == "connected":
+            break
+    imported = await import_file(session, body, IntakeOptions(limits=Limits()))
+    assert imported is not None, "skipped as if received"
+    assert (imported["test_mode"], imported["visits"][0]["version"]) == (False, 1)
+    assert await count(session, TimelineEntry, TimelineEntry.visit_key == one.ma_lk) == 1
+    assert await import_file(session, body, IntakeOptions(limits=Limits())) is None  # resumed
+
+
 async def test_a_file_for_another_facility_is_refused(
     client: httpx.AsyncClient, session: AsyncSession, settings: Settings
 ) -> None:

@@ -763,12 +763,17 @@ async def check_in(
 
 
 async def received_digests(session: AsyncSession, digests: list[str]) -> set[str]:
-    """Which of these SHA-256 digests of raw files were received before (the import skips
-    them, so an interrupted import resumes where it stopped)."""
+    """Which of these SHA-256 digests of raw files were received before as visit files, not
+    in test mode (the import skips them, so an interrupted import resumes where it stopped;
+    a file a facility sent while onboarding is still to be loaded for real)."""
     if not digests:
         return set()
     found = await session.scalars(
-        select(Submission.raw_sha256).where(Submission.raw_sha256.in_(digests))
+        select(Submission.raw_sha256).where(
+            Submission.raw_sha256.in_(digests),
+            Submission.kind == "giamdinhhs",
+            Submission.test_mode.is_(False),
+        )
     )
     return set(found)
 
