@@ -294,6 +294,32 @@ async def test_validate_checks_and_stores_nothing(
     assert await count(session, Submission) == 0
 
 
+async def test_validate_makes_the_file_level_checks_of_a_submission(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    """ "Accepted" by /validate means accepted by /submissions: another facility's file, or a
+    caller that is not a facility's sending system, is refused there as here."""
+    code, headers = await facility_with_token(client, session, settings)
+    other = synth.envelope([visit("01999")], "01999")
+    checked = await client.post("/api/v1/submissions/validate", content=other, headers=headers)
+    sent = await send(client, headers, other)
+    assert (checked.status_code, checked.json()["code"]) == (403, "SUB-0009")
+    assert (sent.status_code, sent.json()["code"]) == (403, "SUB-0009")
+    own = await client.post(
+        "/api/v1/submissions/validate", content=synth.envelope([visit(code)], code), headers=headers
+    )
+    assert own.status_code == 200, own.text
+    assert (own.json()["status"], own.json()["test_mode"], own.json()["warnings"]) == (
+        "accepted", False, []
+    )  # fmt: skip
+    _, reader = await facility_with_token(client, session, settings, scopes=("record.read",))
+    refused = await client.post(
+        "/api/v1/submissions/validate", content=synth.envelope([visit(code)], code), headers=reader
+    )
+    assert (refused.status_code, refused.json()["code"]) == (403, "AUTH-0004"), refused.text
+    assert await count(session, Submission) == 0
+
+
 @pytest.mark.parametrize(
     ("steps", "status", "code"),
     [(1, 403, "SUB-0010"), (0, 403, "SUB-0010")],

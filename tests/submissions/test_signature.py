@@ -89,6 +89,8 @@ async def test_a_file_changed_after_signing_is_refused(
     assert tampered != signed
     response = await send(client, headers, tampered)
     assert (response.status_code, response.json()["code"]) == (422, "SUB-0011")
+    checked = await client.post("/api/v1/submissions/validate", content=tampered, headers=headers)
+    assert (checked.status_code, checked.json()["code"]) == (422, "SUB-0011")  # as it would be
 
 
 async def test_a_file_signed_with_another_key_is_refused(

@@ -251,13 +251,17 @@ def intake_queue(request: Request) -> IntakeQueue:
 async def validate(
     request: Request, session: ReadSession, subject: CurrentSubject
 ) -> dict[str, Any]:
-    """The same checks as a submission, nothing stored: for facility IT while building exports."""
+    """The same checks as a submission, nothing stored: for facility IT while building exports.
+    The file-level ones too (the sender is the facility's own system, the file is its own,
+    the facility may send, the signature), so "accepted" here means accepted there."""
     settings: Settings = request.app.state.settings
+    service.require_sender(subject)
     limits = _limits(settings)
     data = await read_document(request, limits)
     codes = await catalogs.codebook(session)
     analysis = await _check(settings, service.analyse, data, codes=codes, limits=limits)
-    return service.validation_report(analysis)
+    options = service.IntakeOptions(limits=limits, require_signature=settings.require_signature)
+    return await service.validation_report_for(session, subject, data, analysis, options)
 
 
 @router.get("/submissions/{submission_id}", responses=error_responses(401, 403, 404))

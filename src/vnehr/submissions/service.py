@@ -212,6 +212,20 @@ def validation_report(analysis: Analysis) -> dict[str, Any]:
     }
 
 
+async def validation_report_for(
+    session: AsyncSession,
+    subject: Subject,
+    data: bytes,
+    analysis: Analysis,
+    options: IntakeOptions,
+) -> dict[str, Any]:
+    """``validation_report`` after the file-level checks a submission makes (sender, facility,
+    signature; ``FileRefused`` as there), with the file's warnings and whether it would be
+    kept apart as a test submission. Reads only."""
+    _, test_mode, file_warnings = await _admit(session, subject, data, analysis, options)
+    return {**validation_report(analysis), "test_mode": test_mode, "warnings": file_warnings}
+
+
 # ------------------------------------------------------------------ intake
 
 
