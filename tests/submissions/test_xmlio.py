@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import random
 
 import pytest
 
@@ -124,6 +125,23 @@ def test_the_3176_referral_is_recognised_by_its_fields() -> None:
     old = read_table("XML13", inner.replace(b"MA_CSKCB_DI", b"MA_NOI_DI"), LIMITS)
     assert old.variant == "4750"
     assert (0, "TINH_TRANG_CT") in old.unknown
+    # MA_CSKCB_DI is optional and usually left out: the other 3176 fields still say 3176
+    without = inner.replace(
+        b"<MA_CSKCB_DI>01001</MA_CSKCB_DI>", b"<MA_CSKCB_DEN>79001</MA_CSKCB_DEN>"
+    )
+    doc = read_table("XML13", without, LIMITS)
+    assert (doc.variant, doc.unknown) == ("3176", [])
+
+
+def test_a_3176_referral_without_the_sending_facility_is_accepted() -> None:
+    from vnehr import catalogs
+    from vnehr.submissions import analyse, synth
+
+    made = synth.make_visit(random.Random(8), care_type="03", insured=True, referral=True)
+    data = synth.envelope([made], "01001", variant="3176")
+    visit = analyse(data, codes=catalogs.offline(), limits=Limits()).visits[0]
+    assert "TINH_TRANG_CT" in visit.tables["XML13"][0]
+    assert [i.code for i in visit.findings.issues] == [], visit.findings.issues
 
 
 def test_an_envelope_lists_each_visit_and_its_tables() -> None:

@@ -44,6 +44,7 @@ from vnehr.submissions.xmlio import (
     read_checkin,
     read_envelope,
     read_table,
+    variant_for,
     write_envelope,
     write_table,
 )
@@ -837,7 +838,7 @@ def render_visit(facility_code: str, tables: dict[str, Any], received_at: dateti
     """A stored visit's tables as a GIAMDINHHS file (normalised: standard field order, CDATA)."""
     inner: dict[str, bytes] = {}
     for name, rows in tables.items():
-        variant = "3176" if name == "XML13" and any("MA_CSKCB_DI" in r for r in rows) else "4750"
+        variant = variant_for(name, (f for r in rows for f in r))
         inner[name] = write_table(name, rows, variant)
     created = received_at.astimezone(VIETNAM).strftime("%Y%m%d")
     return write_envelope(facility_code, created, [inner])

@@ -11,6 +11,7 @@ import base64
 import binascii
 import re
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -221,10 +222,29 @@ class TableDoc:
     unreadable: list[tuple[str, int | None, str]] = field(default_factory=list)
 
 
+#: The fields only one variant of XML13 (the referral) has: QĐ 3176's form names the two
+#: facilities by code and the patient's condition; QĐ 4750's names the places and the care.
+_XML13_ONLY = {
+    "3176": frozenset({"MA_CSKCB_DI", "MA_CSKCB_DEN", "TINH_TRANG_CT"}),
+    "4750": frozenset({"MA_NOI_DI", "MA_NOI_DEN", "TEN_DICH_VU", "TEN_THUOC", "PP_DIEU_TRI"}),
+}
+
+
+def variant_for(name: str, fields: Iterable[str]) -> str:
+    """Which variant of a table these field names are: XML13 by the fields only one of its
+    forms has (more of 3176's than of 4750's: 3176, e.g. a referral leaving the optional
+    MA_CSKCB_DI out); every other table has one form."""
+    if name != "XML13":
+        return "4750"
+    present = set(fields)
+    own = {v: len(present & only) for v, only in _XML13_ONLY.items()}
+    return "3176" if own["3176"] > own["4750"] else "4750"
+
+
 def variant_of(name: str, root: etree._Element) -> str:
-    if name == "XML13" and root.find("MA_CSKCB_DI") is not None:
-        return "3176"
-    return "4750"
+    if name != "XML13":
+        return "4750"
+    return variant_for(name, (_local(c.tag) for c in root.iter() if isinstance(c.tag, str)))
 
 
 def read_table(name: str, data: bytes, limits: Limits) -> TableDoc:
