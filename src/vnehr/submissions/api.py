@@ -312,9 +312,14 @@ async def export_visit(
     openapi_extra=BODY_DOC,
 )
 async def checkin(request: Request, subject: CurrentSubject) -> JSONResponse:
-    """Send an XML0 check-in (CHI_TIEU_TRANG_THAI_KCB) right after a visit's first cost."""
-    limits = _limits(request.app.state.settings)
+    """Send an XML0 check-in (CHI_TIEU_TRANG_THAI_KCB) right after a visit's first cost. The
+    same file sent again (a retry) gets the first receipt again, and is relayed once."""
+    settings: Settings = request.app.state.settings
+    limits = _limits(settings)
     data = await read_document(request, limits)
-    async with database(request).session() as session:
-        receipt = await service.check_in(session, subject, data, limits)
+    db = database(request)
+    codes = await catalogs.recent_codebook(db)
+    options = service.IntakeOptions(limits=limits, require_signature=settings.require_signature)
+    async with db.session() as session:
+        receipt = await service.check_in(session, subject, data, options, codes)
     return JSONResponse(receipt, status_code=201)

@@ -11,13 +11,13 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from dataclasses import field as dc_field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from functools import cache
 from typing import Any, Literal, Protocol
 
 from vnehr import identity, papers
-from vnehr.kit.clock import parse_day, parse_moment
+from vnehr.kit.clock import VIETNAM, parse_day, parse_moment
 from vnehr.kit.errors import VnehrError
 from vnehr.kit.i18n import texts
 from vnehr.submissions.spec import (
@@ -202,6 +202,44 @@ def check_rows(
         _check_fields(found, name, index, row, checks, optional)
 
 
+def check_checkin(
+    rows: list[dict[str, str]],
+    *,
+    facility: str,
+    codes: CodeBook,
+    unknown_fields: Iterable[tuple[int, str]] = (),
+    unreadable: Iterable[tuple[str, int | None, str]] = (),
+) -> Findings:
+    """Every rule for an XML0 check-in (D62): the fields' format, what the document holds
+    that cannot be read, each row's facility, codes, identity and card, its moments in order
+    and not ahead of now, and each visit once."""
+    found = Findings()
+    for code, row_index, tag in unreadable:
+        found.error(code, "XML0", None if row_index is None else row_index + 1, tag)
+    for row_index, tag in unknown_fields:
+        found.warning("SUB-0115", "XML0", row_index + 1, tag)
+    check_rows(found, "XML0", rows)
+    _check_order(found, {"XML0": rows})
+    first_row: dict[str, int] = {}
+    for index, row in enumerate(rows, start=1):
+        if found.full:
+            break
+        if (row.get("MA_CSKCB") or "").strip() != facility:
+            found.error(
+                "SUB-0152", "XML0", index, "MA_CSKCB", value=row.get("MA_CSKCB"), expected=facility
+            )
+        key = (row.get("MA_LK") or "").strip()
+        if key and key in first_row:
+            found.error("SUB-0153", "XML0", index, "MA_LK", value=key, first=first_row[key])
+        first_row.setdefault(key, index)
+        _check_not_ahead(found, "XML0", index, row, ("NGAY_VAO", "NGAY_VAO_NOI_TRU", "NGAY_YL"))
+        begun = parse_moment(row.get("NGAY_VAO") or "")
+        if begun is not None:
+            _check_row_codes(found, "XML0", index, row, codes, begun.date())
+        _check_identity(found, row, begun.date() if begun else None, "XML0", index)
+    return found
+
+
 _PLAIN, _MOMENT, _DAY, _NUMBER_KIND, _BIRTH, _DAY_OR_MOMENT = range(6)
 
 #: (name, required, max length, several values, kind, decimal places or None)
@@ -315,6 +353,7 @@ def _cross_checks(
         )
     start = parse_moment(xml1.get("NGAY_VAO") or "")
     end = parse_moment(xml1.get("NGAY_RA") or "")
+    _check_not_ahead(found, "XML1", 1, xml1, ("NGAY_VAO", "NGAY_RA"))
     _check_order(found, tables)
     _check_repeated(found, tables, xml1)
     known = end or start
@@ -327,6 +366,24 @@ def _cross_checks(
     _check_money(found, tables, xml1)
     _check_days(found, xml1, start, end)
     _check_identity(found, xml1, known.date() if known else None)
+
+
+#: How far ahead of the hub's clock a facility's clock may run before its moments are
+#: impossible (a visit is sent when it ends: it cannot end later than it is received).
+CLOCK_SKEW = timedelta(minutes=10)
+
+
+def _check_not_ahead(
+    found: Findings, name: str, index: int, row: dict[str, str], fields: tuple[str, ...]
+) -> None:
+    """A visit that began or ended after the moment it is checked (a wrong year, a clock set
+    wrong) would count as sent on time and sort first in the health book."""
+    latest = (datetime.now(VIETNAM) + CLOCK_SKEW).strftime("%Y%m%d%H%M")
+    for field_name in fields:
+        value = row.get(field_name) or ""
+        # (well-formed moments compare as text; others are errors of their own)
+        if value > latest and parse_moment(value) is not None:
+            found.error("SUB-0148", name, index, field_name, value=value, now=latest)
 
 
 def _check_repeated(found: Findings, tables: Rows, xml1: dict[str, str]) -> None:
@@ -536,7 +593,11 @@ def _check_days(
         )
 
 
-def _check_identity(found: Findings, xml1: dict[str, str], day: date | None) -> None:
+def _check_identity(
+    found: Findings, xml1: dict[str, str], day: date | None, table: str = "XML1", index: int = 1
+) -> None:
+    """SO_CCCD, NGAY_SINH and GIOI_TINH agree; the cards are well formed and cover ``day``
+    (XML1, or a check-in's row)."""
     number = (xml1.get("SO_CCCD") or "").strip()
     sex = {"1": "male", "2": "female"}.get((xml1.get("GIOI_TINH") or "").strip())
     born = birth_of(xml1.get("NGAY_SINH") or "")  # (its format is checked with the fields)
@@ -552,25 +613,27 @@ def _check_identity(found: Findings, xml1: dict[str, str], day: date | None) -> 
                     any_birthplace=True,
                 )
             except VnehrError as exc:
-                found.error("SUB-0136", "XML1", 1, "SO_CCCD", cause=exc.code, reason=exc.messages())
+                found.error(
+                    "SUB-0136", table, index, "SO_CCCD", cause=exc.code, reason=exc.messages()
+                )
             else:
                 if number[:3] not in identity.PERSONAL_ID_PROVINCE_CODES:
                     # a birth registered abroad carries a country code here (D57)
-                    found.warning("SUB-0146", "XML1", 1, "SO_CCCD", prefix=number[:3])
+                    found.warning("SUB-0146", table, index, "SO_CCCD", prefix=number[:3])
         elif kind == "other":
-            found.warning("SUB-0143", "XML1", 1, "SO_CCCD")
+            found.warning("SUB-0143", table, index, "SO_CCCD")
     cards = [c.strip() for c in (xml1.get("MA_THE_BHYT") or "").split(";") if c.strip()]
     starts = (xml1.get("GT_THE_TU") or "").split(";")
     ends = (xml1.get("GT_THE_DEN") or "").split(";")
     covered = well_formed = False
-    for index, card in enumerate(cards):
+    for position, card in enumerate(cards):
         try:
             identity.check_insurance_card(card)
         except VnehrError as exc:
             found.error(
                 "SUB-0137",
-                "XML1",
-                1,
+                table,
+                index,
                 "MA_THE_BHYT",
                 value=card,
                 cause=exc.code,
@@ -578,13 +641,13 @@ def _check_identity(found: Findings, xml1: dict[str, str], day: date | None) -> 
             )
             continue
         well_formed = True
-        valid_from = parse_day(starts[index].strip()) if index < len(starts) else None
-        valid_to = parse_day(ends[index].strip()) if index < len(ends) else None
+        valid_from = parse_day(starts[position].strip()) if position < len(starts) else None
+        valid_to = parse_day(ends[position].strip()) if position < len(ends) else None
         if valid_from and valid_to and valid_to < valid_from:
             found.error(
                 "SUB-0138",
-                "XML1",
-                1,
+                table,
+                index,
                 "GT_THE_DEN",
                 card=card,
                 start=str(valid_from),
@@ -595,4 +658,4 @@ def _check_identity(found: Findings, xml1: dict[str, str], day: date | None) -> 
         ):
             covered = True
     if well_formed and not covered and day is not None:
-        found.warning("SUB-0144", "XML1", 1, "GT_THE_TU", card=cards[0], on=day.isoformat())
+        found.warning("SUB-0144", table, index, "GT_THE_TU", card=cards[0], on=day.isoformat())

@@ -33,7 +33,7 @@ from vnehr.submissions.rules import (
     CodeBook,
     Findings,
     birth_of,
-    check_rows,
+    check_checkin,
     check_visit,
     parse_number,
 )
@@ -715,62 +715,89 @@ async def listing(
 
 
 async def check_in(
-    session: AsyncSession, subject: Subject, data: bytes, limits: Limits
+    session: AsyncSession,
+    subject: Subject,
+    data: bytes,
+    options: IntakeOptions,
+    codes: CodeBook,
 ) -> dict[str, Any]:
-    """Receive an XML0 check-in: format checks, the rows' facility, a stored receipt."""
+    """Receive an XML0 check-in (D62): the facility may send (connected; onboarding: test
+    mode, kept apart and not relayed), the signature, every row's checks; a stored receipt,
+    and the file relayed to the BHXH portal as it came when no row is rejected (it is signed:
+    rows cannot be taken out of it). The same bytes again get the first receipt."""
     require_scope(subject, "checkin.write")
     if subject.kind != "facility_system" or subject.facility_code is None:
         raise errors.NotYourFacility(id="-")
-    doc = read_checkin(data, limits)
+    code = subject.facility_code
+    doc = read_checkin(data, options.limits)
     if not doc.rows:
         raise errors.NoVisits()
-    found = Findings()
-    check_rows(found, "XML0", doc.rows)
-    for index, row in enumerate(doc.rows, start=1):
-        if (row.get("MA_CSKCB") or "").strip() != subject.facility_code:
-            found.error(
-                "SUB-0152",
-                "XML0",
-                index,
-                "MA_CSKCB",
-                value=row.get("MA_CSKCB"),
-                expected=subject.facility_code,
-            )
+    state, certificates = await facilities.intake_context(session, code)
+    if state is None or state not in facilities.MAY_CONNECT:
+        raise errors.FacilityNotAllowed(code=code, status=state.value if state else "unknown")
+    test_mode = state != facilities.State.connected
+    file_warnings = await signature.check(data, doc.signed, certificates, options.require_signature)
+    digest = hashlib.sha256(data).hexdigest()
+    earlier = await session.scalar(
+        select(Submission.receipt)
+        .where(
+            Submission.raw_sha256 == digest,
+            Submission.kind == "checkin",
+            Submission.facility_code == code,
+            Submission.test_mode.is_(test_mode),
+        )
+        .order_by(Submission.received_at)
+        .limit(1)
+    )
+    if earlier is not None:  # a retry (vendors resend until answered): no second relay
+        return dict(earlier)
+    found = check_checkin(
+        doc.rows,
+        facility=code,
+        codes=codes,
+        unknown_fields=doc.unknown,
+        unreadable=doc.unreadable,
+    )
     status = (
         "rejected" if found.rejected else "accepted_with_warnings" if found.issues else "accepted"
     )
+    keys = [(row.get("MA_LK") or "").strip() for row in doc.rows]
     received = utcnow()
     receipt = {
         "id": str(uuid.uuid4()),
         "received_at": received.isoformat(),
-        "facility_code": subject.facility_code,
+        "facility_code": code,
         "status": status,
+        "test_mode": test_mode,
         "rows": len(doc.rows),
+        "visit_keys": keys,
+        "warnings": file_warnings,
         "issues": [i.as_dict() for i in found.issues],
     }
     session.add(
         Submission(
             id=receipt["id"],
             kind="checkin",
-            facility_code=subject.facility_code,
+            facility_code=code,
             client_id=subject.id,
             received_at=received,
             status=status,
+            test_mode=test_mode,
             visits=len(doc.rows),
             accepted=0 if found.rejected else len(doc.rows),
             rejected=len(doc.rows) if found.rejected else 0,
-            raw_sha256=hashlib.sha256(data).hexdigest(),
+            raw_sha256=digest,
             raw_size=len(data),
             raw_zstd=compress(data),
             receipt=receipt,
         )
     )
-    if not found.rejected:
+    if not found.rejected and not test_mode:
         session.add(
             new_event(
                 "checkin.received",
-                f"{subject.facility_code}:{doc.rows[0].get('MA_LK', '')}",
-                {"submission_id": receipt["id"], "facility_code": subject.facility_code},
+                f"{code}:{keys[0]}",
+                {"submission_id": receipt["id"], "facility_code": code, "visit_keys": keys},
             )
         )
     await session.flush()

@@ -49,6 +49,7 @@ class _Refuse(etree.Resolver):  # type: ignore[misc]
         return self.resolve_string("", context)
 
 
+_DS = "http://www.w3.org/2000/09/xmldsig#"
 _parsers = threading.local()  # a parser serves one thread at a time
 
 
@@ -220,6 +221,8 @@ class TableDoc:
     unknown: list[tuple[int, str]]  # (row index, element name) not in the spec
     #: what was sent but cannot be read as the table says: (code, row index or None, element)
     unreadable: list[tuple[str, int | None, str]] = field(default_factory=list)
+    #: an XML0 check-in sent alone carries its own signature (CHUKYDONVI under the root)
+    signed: bool = False
 
 
 #: The fields only one variant of XML13 (the referral) has: QĐ 3176's form names the two
@@ -274,7 +277,9 @@ def read_table(name: str, data: bytes, limits: Limits) -> TableDoc:
             unreadable += [
                 ("SUB-0107", None, _local(other.tag))
                 for other in root
-                if isinstance(other.tag, str) and other is not container
+                if isinstance(other.tag, str)
+                and other is not container
+                and not (name == "XML0" and _local(other.tag) == "CHUKYDONVI")
             ]
     else:
         elements = [root]
@@ -300,7 +305,8 @@ def read_table(name: str, data: bytes, limits: Limits) -> TableDoc:
                 unknown.append((index, tag))
         rows.append(row)
     variant = "3176" if spec.name.endswith("_3176") else "4750"
-    return TableDoc(name=name, variant=variant, rows=rows, unknown=unknown, unreadable=unreadable)
+    signed = name == "XML0" and root.find(f".//{{{_DS}}}Signature") is not None
+    return TableDoc(name, variant, rows, unknown, unreadable, signed)
 
 
 def _local(tag: str) -> str:

@@ -1,0 +1,157 @@
+"""XML0 check-ins (D62): the same admission as visit files (the facility may send; onboarding
+is test mode, kept apart and not relayed; the signature), every row checked, the file
+relayed to the BHXH portal once, as it came, when no row is rejected."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import httpx
+from lxml import etree
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tests.submissions.test_intake import ADMIN, checkin_row, count, facility_with_token
+from tests.submissions.test_signature import certificate, sign
+from vnehr import facilities
+from vnehr.kit.clock import VIETNAM
+from vnehr.kit.outbox import OutboxEvent
+from vnehr.kit.settings import Settings
+from vnehr.submissions.models import Submission
+from vnehr.submissions.xmlio import write_table
+
+
+async def _send(client: httpx.AsyncClient, headers: dict[str, str], body: bytes) -> httpx.Response:
+    return await client.post(
+        "/api/v1/checkins", content=body, headers={**headers, "Content-Type": "application/xml"}
+    )
+
+
+async def _relayed(session: AsyncSession) -> list[dict[str, object]]:
+    rows = await session.scalars(
+        select(OutboxEvent.payload).where(OutboxEvent.topic == "checkin.received")
+    )
+    return [dict(r) for r in rows]
+
+
+def _codes(response: httpx.Response) -> list[tuple[str, int | None, str | None]]:
+    return [(i["code"], i["row"], i["field"]) for i in response.json()["issues"]]
+
+
+async def test_a_retry_gets_the_first_receipt_and_is_relayed_once(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    code, headers = await facility_with_token(client, session, settings)
+    body = write_table("XML0", [checkin_row(code, "LK-A"), checkin_row(code, "LK-B")])
+    first = await _send(client, headers, body)
+    assert first.status_code == 201, first.text
+    assert (first.json()["status"], first.json()["test_mode"]) == ("accepted", False)
+    assert first.json()["visit_keys"] == ["LK-A", "LK-B"]
+    again = await _send(client, headers, body)
+    assert again.json() == first.json()
+    relayed = await _relayed(session)
+    assert [(e["submission_id"], e["visit_keys"]) for e in relayed] == [
+        (first.json()["id"], ["LK-A", "LK-B"])
+    ]
+    receipt = await client.get(f"/api/v1/submissions/{first.json()['id']}", headers=headers)
+    assert receipt.json() == first.json()
+
+
+async def test_only_a_facility_that_may_send_checks_in_and_onboarding_is_test_mode(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    # (a facility only registered gets no token at all: FAC-0018)
+    onboarding, onboarding_headers = await facility_with_token(client, session, settings, steps=2)
+    tested = await _send(client, onboarding_headers, write_table("XML0", [checkin_row(onboarding)]))
+    assert tested.status_code == 201, tested.text
+    assert (tested.json()["status"], tested.json()["test_mode"]) == ("accepted", True)
+    kept = await session.scalar(select(Submission).where(Submission.id == tested.json()["id"]))
+    assert kept is not None
+    assert kept.test_mode is True
+
+    # suspended while its system still holds a token (they live minutes)
+    connected, connected_headers = await facility_with_token(client, session, settings)
+    await facilities.move(session, ADMIN, connected, facilities.State.suspended, "audit")
+    suspended = await _send(
+        client, connected_headers, write_table("XML0", [checkin_row(connected)])
+    )
+    assert (suspended.status_code, suspended.json()["code"]) == (403, "SUB-0010")
+    assert await _relayed(session) == []  # neither the test nor the refused ones
+    assert await count(session, Submission, Submission.kind == "checkin") == 1
+
+
+async def test_a_checkin_carries_its_own_signature(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    code, headers = await facility_with_token(client, session, settings)
+    key_pem, cert_pem = certificate(f"Bệnh viện {code}")
+    await facilities.add_certificate(session, ADMIN, code, cert_pem)
+    unsigned = write_table("XML0", [checkin_row(code)]).replace(
+        b"</CHI_TIEU_TRANG_THAI_KCB>", b"<CHUKYDONVI/></CHI_TIEU_TRANG_THAI_KCB>"
+    )
+    signed = await _send(client, headers, sign(unsigned, key_pem, cert_pem))
+    assert signed.status_code == 201, signed.text
+    assert (signed.json()["status"], signed.json()["warnings"]) == ("accepted", [])
+    other_key, other_cert = certificate("Kẻ giả mạo")
+    forged = await _send(
+        client, headers, sign(write_table("XML0", [checkin_row(code, "LK-F")])
+                              .replace(b"</CHI_TIEU_TRANG_THAI_KCB>",
+                                       b"<CHUKYDONVI/></CHI_TIEU_TRANG_THAI_KCB>"),
+                              other_key, other_cert),
+    )  # fmt: skip
+    assert (forged.status_code, forged.json()["code"]) == (422, "SUB-0011")
+    client._transport.app.state.settings = settings.model_copy(update={"require_signature": True})  # type: ignore[attr-defined]
+    bare = await _send(client, headers, write_table("XML0", [checkin_row(code, "LK-U")]))
+    assert (bare.status_code, bare.json()["code"]) == (422, "SUB-0012")
+
+
+async def test_every_row_is_checked_like_a_visit(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    code, headers = await facility_with_token(client, session, settings)
+    good = checkin_row(code, "LK-1")
+    bad = checkin_row(code, "LK-2")
+    bad.update(
+        MA_LOAI_KCB="99",
+        NGAY_VAO_NOI_TRU="202610200700",  # before NGAY_VAO
+        SO_CCCD="001090000001",  # a man born in 1990 has 0 as the century-and-sex digit
+        MA_THE_BHYT="XX",
+    )
+    response = await _send(client, headers, write_table("XML0", [good, bad]))
+    assert response.status_code == 201, response.text
+    assert response.json()["status"] == "rejected"  # the file is relayed whole, or not at all
+    found = _codes(response)
+    assert ("SUB-0120", 2, "MA_LOAI_KCB") in found
+    assert ("SUB-0145", 2, "NGAY_VAO_NOI_TRU") in found
+    assert ("SUB-0137", 2, "MA_THE_BHYT") in found
+    assert {f[1] for f in found} == {2}, "the good row has no issue"
+    assert await _relayed(session) == []
+
+    ahead = checkin_row(code, "LK-3")
+    ahead["NGAY_VAO"] = (datetime.now(VIETNAM) + timedelta(days=2)).strftime("%Y%m%d%H%M")
+    ahead["NGAY_YL"] = ahead["NGAY_VAO"]
+    later = await _send(client, headers, write_table("XML0", [ahead, checkin_row(code, "LK-3")]))
+    assert ("SUB-0148", 1, "NGAY_VAO") in _codes(later)
+    assert ("SUB-0153", 2, "MA_LK") in _codes(later)  # the same visit checked in twice
+
+
+async def test_what_the_document_holds_beyond_its_rows_is_not_ignored(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    code, headers = await facility_with_token(client, session, settings)
+    document = etree.fromstring(write_table("XML0", [checkin_row(code)]))
+    row = document.find("DSACH_TRANG_THAI_KCB/TRANG_THAI_KCB")
+    assert row is not None
+    duplicate = etree.SubElement(row, "MA_CSKCB")
+    duplicate.text = "99999"
+    etree.SubElement(row, "MA_LA").text = "x"  # not a field of the table
+    second = etree.SubElement(document, "DSACH_TRANG_THAI_KCB")
+    etree.SubElement(second, "TRANG_THAI_KCB").text = ""
+    response = await _send(
+        client, headers, etree.tostring(document, xml_declaration=True, encoding="utf-8")
+    )
+    assert response.json()["status"] == "rejected"
+    found = _codes(response)
+    assert ("SUB-0106", 1, "MA_CSKCB") in found
+    assert ("SUB-0107", None, "DSACH_TRANG_THAI_KCB") in found
+    assert ("SUB-0115", 1, "MA_LA") in found
