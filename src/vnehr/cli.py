@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import re
 from collections.abc import Awaitable, Callable
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -371,60 +374,107 @@ def grant(
     typer.echo(f"grant {_run(work)}: {personal_id} is {role}")
 
 
+class Lang(StrEnum):
+    vi = "vi"
+    en = "en"
+
+
+def _max_bytes() -> int:
+    """The body cap the API applies (``VNEHR_MAX_BODY_BYTES``), read without the server's
+    other settings: an offline check needs no secret key or database."""
+    raw = os.environ.get("VNEHR_MAX_BODY_BYTES")
+    if raw is None:
+        return int(Settings.model_fields["max_body_bytes"].default)
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        typer.echo(f"configuration error: VNEHR_MAX_BODY_BYTES={raw!r} is not a size", err=True)
+        raise typer.Exit(2)
+    return value
+
+
+def _shown(path: Path) -> str:
+    # a file name as text, whatever bytes it holds (JSON output must stay valid UTF-8)
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
 @app.command()
 def validate(
-    files: Annotated[list[Path], typer.Argument(help="GIAMDINHHS files to check")],
-    lang: Annotated[str, typer.Option(help="vi or en")] = "vi",
+    files: Annotated[
+        list[Path], typer.Argument(help="GIAMDINHHS files to check (a folder: its *.xml files)")
+    ],
+    lang: Annotated[Lang, typer.Option(help="Language of the messages")] = Lang.vi,
     as_json: Annotated[bool, typer.Option("--json", help="Print the reports as JSON")] = False,
 ) -> None:
     """Check visit files on their own, without a database (format, catalogues, sums, identity
     form, envelope). Exit 0: every visit would be accepted (warnings allowed); 1: a visit would
-    be rejected; 2: a file is refused whole."""
+    be rejected; 2: a file is refused whole (or cannot be read)."""
     from vnehr import catalogs, submissions
 
+    limits = submissions.Limits(max_bytes=_max_bytes())
     codes = catalogs.offline()
-    limits = submissions.Limits(max_bytes=get_settings().max_body_bytes)
     worst = 0
     reports = []
-    for path in files:
+    paths = [p for given in files for p in (submissions.visit_files(given) if given.is_dir()
+             else [given])]  # fmt: skip
+    for path in paths:
         try:
+            data = submissions.read_file(path, limits)
             report = submissions.validation_report(
-                submissions.analyse(path.read_bytes(), codes=codes, limits=limits)
+                submissions.analyse(data, codes=codes, limits=limits)
             )
         except VnehrError as exc:
             worst = 2
-            reports.append({"file": str(path), "refused": exc.body()})
+            reports.append({"file": _shown(path), "refused": exc.body()})
             if not as_json:
-                typer.echo(f"{path}: {exc.code} {exc.messages()[lang]}")
+                typer.echo(f"{_shown(path)}: {exc.code} {exc.messages()[lang.value]}")
             continue
-        reports.append({"file": str(path), **report})
+        reports.append({"file": _shown(path), **report})
         if report["status"] != "accepted" and report["status"] != "accepted_with_warnings":
             worst = max(worst, 1)
         if not as_json:
-            typer.echo(f"{path}: {report['status']}")
+            typer.echo(f"{_shown(path)}: {report['status']}")
             for visit in report["visits"]:
                 typer.echo(f"  HOSO {visit['index']} ({visit['visit_key']}): {visit['status']}")
                 for issue in visit["issues"]:
                     where = "/".join(
                         str(x) for x in (issue["table"], issue["row"], issue["field"]) if x
                     )
-                    text = issue["message"][lang]
+                    text = issue["message"][lang.value]
                     typer.echo(f"    {issue['severity']:<7} {issue['code']} [{where}] {text}")
     if as_json:
         typer.echo(json.dumps(reports, ensure_ascii=False, indent=1))
     raise typer.Exit(worst)
 
 
+class Variant(StrEnum):
+    qd4750 = "4750"
+    qd3176 = "3176"
+
+
+def _facility_code(value: str) -> str:
+    if not re.fullmatch(r"\d{5}", value):
+        raise typer.BadParameter("a facility code is 5 digits, e.g. 01001")
+    return value
+
+
 @app.command()
 def synth(
     directory: Annotated[Path, typer.Argument(help="Folder to write the files into")],
-    count: Annotated[int, typer.Option(help="Number of files")] = 100,
+    count: Annotated[int, typer.Option(help="Number of files", min=1)] = 100,
     seed: Annotated[int, typer.Option(help="Same seed, same files")] = 1,
-    facility: Annotated[str, typer.Option(help="Facility code (MACSKCB)")] = "01001",
+    facility: Annotated[
+        str, typer.Option(help="Facility code (MACSKCB)", callback=_facility_code)
+    ] = "01001",
     defect_rate: Annotated[
-        float, typer.Option(help="Share of visits with one labelled defect")
+        float, typer.Option(help="Share of visits with one labelled defect", min=0.0, max=1.0)
     ] = 0.0,
-    visits_per_file: Annotated[int, typer.Option(help="HOSO per file")] = 1,
+    visits_per_file: Annotated[int, typer.Option(help="HOSO per file", min=1, max=1000)] = 1,
+    variant: Annotated[
+        Variant, typer.Option(help="Table variant: 4750, or 3176 (its XML13 referral)")
+    ] = Variant.qd4750,
 ) -> None:
     """Write realistic synthetic GIAMDINHHS files (and manifest.json naming each defect)."""
     from vnehr.submissions import synth as generator
@@ -436,25 +486,61 @@ def synth(
         facility_code=facility,
         defect_rate=defect_rate,
         visits_per_file=visits_per_file,
+        variant=variant.value,
     )
     typer.echo(f"wrote {count} files; manifest {manifest}")
 
 
+async def _schema_ready(db: Database) -> str | None:
+    """Why the database cannot take an import yet, or None."""
+    from vnehr.kit.migrate import current_revisions, head_revisions
+
+    async with db.read_session() as session:
+        current = await current_revisions(await session.connection())
+    if not current:
+        return "the database is not set up: run `vnehr db upgrade`, then `vnehr catalog load`"
+    if current != head_revisions():
+        return "the database schema is not at the newest migration: run `vnehr db upgrade`"
+    return None
+
+
+def _missing_sqlite_file(url: str) -> str | None:
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    name = parsed.database or ""
+    missing = not Path(name).is_file()
+    if parsed.get_backend_name() == "sqlite" and name not in ("", ":memory:") and missing:
+        return f"there is no database at {name}: run `vnehr db upgrade` first"
+    return None
+
+
 @app.command("import")
 def import_files(
-    directory: Annotated[Path, typer.Argument(help="Folder of GIAMDINHHS files (*.xml)")],
-    batch_size: Annotated[int, typer.Option(help="Files per transaction")] = 200,
+    directory: Annotated[
+        Path, typer.Argument(help="Folder of GIAMDINHHS files (*.xml, subfolders too)")
+    ],
+    batch_size: Annotated[int, typer.Option(help="Files per transaction", min=1)] = 200,
     processes: Annotated[
-        int | None, typer.Option(help="Processes reading the files (default: one per core)")
+        int | None,
+        typer.Option(help="Processes reading the files (default: one per core)", min=1),
     ] = None,
 ) -> None:
     """Bulk-load a folder of visit files, each as its facility would send it, with the same
     validation. Resumable: files already received (same bytes) are skipped. On PostgreSQL new
-    visits are written with COPY."""
+    visits are written with COPY. Lists each file refused and each visit rejected; exits 0
+    when every visit was accepted, 1 when a visit was rejected, 2 when a file was refused."""
     from vnehr import submissions
 
+    if not directory.is_dir():
+        typer.echo(f"{_shown(directory)} is not a folder", err=True)
+        raise typer.Exit(2)
     settings = _settings()
-    paths = sorted(p for p in directory.iterdir() if p.suffix.lower() == ".xml")
+    missing = _missing_sqlite_file(settings.database_url)
+    if missing is not None:  # (connecting would create an empty file)
+        typer.echo(missing, err=True)
+        raise typer.Exit(2)
+    paths = submissions.visit_files(directory)
     options = submissions.IntakeOptions(
         limits=submissions.Limits(max_bytes=settings.max_body_bytes),
         # the API's rule: unsigned files refused when signatures are required. (The BHXH
@@ -464,7 +550,10 @@ def import_files(
         papers=papers.keys_for(settings),
     )
 
-    async def work(db: Database) -> submissions.ImportTotals:
+    async def work(db: Database) -> submissions.ImportTotals | str:
+        problem = await _schema_ready(db)
+        if problem is not None:
+            return problem
         with typer.progressbar(length=len(paths), label="importing") as bar:
             return await submissions.import_folder(
                 db, paths, options, batch_size=batch_size, processes=processes,
@@ -472,9 +561,13 @@ def import_files(
             )  # fmt: skip
 
     totals = _run(work)
+    if isinstance(totals, str):
+        typer.echo(totals, err=True)
+        raise typer.Exit(2)
     for problem in totals.problems:
         typer.echo(problem, err=True)
     typer.echo(totals.line())
+    raise typer.Exit(totals.exit_code)
 
 
 @demo_app.command("load")

@@ -84,13 +84,18 @@ def database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
 
 def test_import_loads_a_folder_and_resumes_without_duplicates(files: Path, database: str) -> None:
     first = runner.invoke(app, ["import", str(files), "--batch-size", "4"])
-    assert first.exit_code == 0, first.output
     _, broken = _split(files)
+    assert broken
+    assert first.exit_code == 1, first.output  # (a visit rejected, as `vnehr validate` says)
     assert (
-        "files 6, skipped 0, refused 0, visits 6, accepted " + str(6 - len(broken)) in first.output
+        f"files 6, skipped 0, refused 0, visits 6, accepted {6 - len(broken)}, "
+        f"rejected {len(broken)}" in first.output
     )
+    for path in broken:  # each rejected visit named, with its codes
+        assert f"{path.name} HOSO 1 (" in first.output
     again = runner.invoke(app, ["import", str(files)])
     assert "files 0, skipped 6" in again.output
+    assert again.exit_code == 0
 
 
 def test_import_refuses_unsigned_files_when_the_api_would(
@@ -115,6 +120,116 @@ def test_import_refuses_unsigned_files_when_the_api_would(
     monkeypatch.setenv("VNEHR_REQUIRE_SIGNATURE", "true")
     get_settings.cache_clear()
     result = runner.invoke(app, ["import", str(files)])
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 2, result.output
     assert "files 0, skipped 0, refused 6, visits 0, accepted 0" in result.output
     assert "SUB-0012" in result.output
+
+
+def test_import_reads_subfolders_and_reports_what_it_cannot_read(
+    files: Path, database: str
+) -> None:
+    nested = files / "2026" / "11"
+    nested.mkdir(parents=True)
+    clean, _ = _split(files)
+    (nested / "copy.xml").write_bytes(clean[0].read_bytes())  # the same bytes twice
+    clean[0].rename(nested / clean[0].name)
+    (files / "a-folder.xml").mkdir()  # not a file: not read
+    (files / "gone.xml").symlink_to(files / "nowhere.xml")  # a broken link: not a file either
+    result = runner.invoke(app, ["import", str(files)])
+    assert "Traceback" not in result.output
+    assert "files 6, skipped 1," in result.output, result.output  # copy.xml: skipped
+
+
+def test_import_explains_a_database_not_set_up(
+    files: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("VNEHR_DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'none.db'}")
+    get_settings.cache_clear()
+    missing = runner.invoke(app, ["import", str(files)])
+    assert (missing.exit_code, "vnehr db upgrade" in missing.output) == (2, True), missing.output
+    assert not (tmp_path / "none.db").exists()  # not created by asking
+    (tmp_path / "none.db").touch()  # a file, but no schema in it
+    empty = runner.invoke(app, ["import", str(files)])
+    assert (empty.exit_code, "vnehr db upgrade" in empty.output) == (2, True), empty.output
+    not_a_folder = runner.invoke(app, ["import", str(tmp_path / "nope")])
+    assert (not_a_folder.exit_code, "is not a folder" in not_a_folder.output) == (2, True)
+    get_settings.cache_clear()
+
+
+def test_validate_goes_on_past_a_file_it_cannot_read(files: Path, tmp_path: Path) -> None:
+    clean, broken = _split(files)
+    result = runner.invoke(
+        app,
+        ["validate", "--lang", "en", str(clean[0]), str(tmp_path / "missing.xml"), str(files),
+         str(broken[0])],
+    )  # fmt: skip
+    assert result.exit_code == 2
+    assert "Traceback" not in result.output
+    assert "missing.xml: SUB-0020 File" in result.output
+    assert result.output.count(f"{broken[0].name}: rejected") == 2  # alone, and in its folder
+    french = runner.invoke(app, ["validate", "--lang", "fr", str(clean[0])])
+    assert french.exit_code == 2  # a usage error, before anything is read
+    assert "accepted" not in french.output
+
+
+def test_validate_refuses_a_huge_file_without_reading_it(tmp_path: Path) -> None:
+    huge = tmp_path / "huge.xml"
+    with huge.open("wb") as handle:
+        handle.truncate(3 * 1024**3)  # 3 GB, sparse: read whole it would take 3 GB of memory
+    result = runner.invoke(app, ["validate", "--lang", "en", "--json", str(huge)])
+    assert result.exit_code == 2
+    assert json.loads(result.output)[0]["refused"]["code"] == "SUB-0001"
+
+
+def test_validate_needs_none_of_the_servers_settings(
+    files: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clean, _ = _split(files)
+    monkeypatch.setenv("VNEHR_ENV", "production")  # no secret key set: the server would refuse
+    get_settings.cache_clear()
+    assert runner.invoke(app, ["validate", str(clean[0])]).exit_code == 0
+    monkeypatch.setenv("VNEHR_MAX_BODY_BYTES", "abc")
+    bad = runner.invoke(app, ["validate", str(clean[0])])
+    assert (bad.exit_code, "configuration error" in bad.output) == (2, True)
+    get_settings.cache_clear()
+
+
+def test_synth_refuses_impossible_options(tmp_path: Path) -> None:
+    for options in (["--defect-rate", "1.5"], ["--count", "-1"], ["--facility", "XYZ"]):
+        result = runner.invoke(app, ["synth", str(tmp_path / "s"), *options])
+        assert result.exit_code == 2, (options, result.output)
+        assert "Traceback" not in result.output
+    made = runner.invoke(app, ["synth", str(tmp_path / "v"), "--count", "2", "--variant", "3176"])
+    assert made.exit_code == 0, made.output
+    checked = runner.invoke(app, ["validate", str(tmp_path / "v")])
+    assert checked.exit_code == 0, checked.output
+
+
+def test_a_killed_import_leaves_no_process_behind(tmp_path: Path, database: str) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import psutil
+
+    many = tmp_path / "many"
+    assert runner.invoke(app, ["synth", str(many), "--count", "400", "--seed", "9"]).exit_code == 0
+    env = {**os.environ, "VNEHR_DATABASE_URL": database, "VNEHR_ENV": "development"}
+    importer = subprocess.Popen(
+        [sys.executable, "-m", "vnehr", "import", str(many), "--batch-size", "20"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    parent = psutil.Process(importer.pid)
+    deadline = time.monotonic() + 60
+    workers: list[psutil.Process] = []
+    while time.monotonic() < deadline and len(workers) < 2:
+        workers = [c for c in parent.children(recursive=True) if "resource_tracker" not in
+                   " ".join(c.cmdline())]  # fmt: skip
+        time.sleep(0.1)
+    assert workers, "the import started no reading process"
+    os.kill(importer.pid, signal.SIGKILL)
+    importer.wait()
+    gone, alive = psutil.wait_procs(workers, timeout=10)
+    assert not alive, [p.cmdline() for p in alive]

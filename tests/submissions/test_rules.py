@@ -50,6 +50,17 @@ def test_each_defect_is_caught_with_exactly_its_code(defect: str, seed: int) -> 
     assert _errors(visit) == [EXPECTED[defect]]
 
 
+@pytest.mark.parametrize("defect", sorted(EXPECTED))
+def test_a_defect_in_a_visit_with_a_referral_is_caught_once(defect: str) -> None:
+    """The referral (XML13) repeats XML1: the facility's defect is in the copy too, and must be
+    reported by its own rule only (not also as a copy that differs, PAP-0111)."""
+    visit = synth.make_visit(
+        random.Random(5), ended=ENDED, care_type="03", insured=True, referral=True, defect=defect
+    )
+    assert visit.tables.get("XML13")
+    assert _errors(visit) == [EXPECTED[defect]]
+
+
 @pytest.mark.parametrize("care_type", ["01", "02", "03", "04"])
 @pytest.mark.parametrize("insured", [True, False])
 def test_clean_visits_of_every_kind_pass(care_type: str, insured: bool) -> None:

@@ -7,6 +7,7 @@ imports no context.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Iterable
 
 from alembic import command
@@ -36,7 +37,13 @@ def head_revisions() -> frozenset[str]:
 
 
 def _current(connection: Connection) -> frozenset[str]:
-    return frozenset(MigrationContext.configure(connection).get_current_heads())
+    quiet = logging.getLogger("alembic.runtime.migration")
+    level = quiet.level
+    quiet.setLevel(logging.WARNING)  # (it tells at INFO which dialect it found, every time)
+    try:
+        return frozenset(MigrationContext.configure(connection).get_current_heads())
+    finally:
+        quiet.setLevel(level)
 
 
 async def current_revisions(connection: AsyncConnection) -> frozenset[str]:

@@ -3,7 +3,7 @@ parsing, validation with stable codes, receipts, versions per (facility, MA_LK).
 
 from vnehr.submissions.api import fast_routes, router
 from vnehr.submissions.importer import Totals as ImportTotals
-from vnehr.submissions.importer import import_folder
+from vnehr.submissions.importer import import_folder, read_file, visit_files
 from vnehr.submissions.service import (
     CardCheck,
     IntakeOptions,
@@ -31,6 +31,7 @@ __all__ = [
     "import_file",
     "import_folder",
     "raw_file",
+    "read_file",
     "read_table",
     "rejections",
     "render_visit",
@@ -38,4 +39,5 @@ __all__ = [
     "router",
     "submit",
     "validation_report",
+    "visit_files",
 ]

@@ -76,6 +76,11 @@ class TooManyVisits(FileRefused):
     code = "SUB-0019"
 
 
+class FileUnreadable(FileRefused):
+    status_code = 400
+    code = "SUB-0020"
+
+
 class EmptyBody(FileRefused):
     status_code = 400
     code = "SUB-0014"

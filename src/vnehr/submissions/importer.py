@@ -8,9 +8,12 @@ PostgreSQL). Resumable: a file whose bytes were received before is skipped (D48)
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import hashlib
 import multiprocessing
 import os
+import signal
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -41,13 +44,48 @@ class Totals:
     refused: int = 0
     visits: int = 0
     accepted: int = 0
-    problems: list[str] = field(default_factory=list)  # "name: code message"
+    rejected: int = 0
+    #: "name: code message" for a file refused whole; "name HOSO n (MA_LK): codes" for a
+    #: rejected visit
+    problems: list[str] = field(default_factory=list)
 
     def line(self) -> str:
         return (
             f"files {self.files}, skipped {self.skipped}, refused {self.refused}, "
-            f"visits {self.visits}, accepted {self.accepted}"
+            f"visits {self.visits}, accepted {self.accepted}, rejected {self.rejected}"
         )
+
+    @property
+    def exit_code(self) -> int:
+        """As ``vnehr validate``'s: 0 all accepted, 1 a visit rejected, 2 a file refused."""
+        return 2 if self.refused else 1 if self.rejected else 0
+
+
+def visit_files(folder: Path) -> list[Path]:
+    """The ``*.xml`` files (any case) in a folder and its subfolders, regular files only, in
+    name order (a folder named ``x.xml``, a broken link: not files to read)."""
+    found = []
+    for path in folder.rglob("*"):
+        if path.suffix.lower() == ".xml" and path.is_file():
+            found.append(path)
+    return sorted(found)
+
+
+def read_file(path: Path, limits: Limits) -> bytes:
+    """A file's bytes, or ``FileRefused``: unreadable (gone, a folder, no permission), or
+    larger than the cap (told before reading it: a 3 GB file is not read into memory)."""
+    shown = os.fsencode(path).decode("utf-8", "backslashreplace")
+    try:
+        with path.open("rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            if size > limits.max_bytes:
+                raise errors.TooLarge(what=shown, size=size, limit=limits.max_bytes)
+            data = handle.read(limits.max_bytes + 1)
+    except OSError as exc:
+        raise errors.FileUnreadable(path=shown, reason=exc.strerror or type(exc).__name__) from exc
+    if len(data) > limits.max_bytes:  # (a pipe or a device: no size to tell beforehand)
+        raise errors.TooLarge(what=shown, size=len(data), limit=limits.max_bytes)
+    return data
 
 
 @dataclass(slots=True)
@@ -65,16 +103,30 @@ _codes: CodeBook | None = None
 _limits: Limits | None = None
 
 
-def _start(codes: CodeBook, limits: Limits) -> None:
+def _start(codes: CodeBook, limits: Limits, parent: int) -> None:
     # one catalogue copy per pool process, given once when it starts
     global _codes, _limits
     _codes, _limits = codes, limits
+    _end_with(parent)
+
+
+def _end_with(parent: int) -> None:
+    """A pool process ends when the import does, even killed (SIGKILL leaves no time to stop
+    the pool): Linux sends it SIGTERM when its parent dies."""
+    if sys.platform == "linux":
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # (the parent died before the line above)
+        os._exit(1)
 
 
 def _read(path: str) -> _Read:
-    data = Path(path).read_bytes()
     if _codes is None or _limits is None:
         raise RuntimeError("the pool process was not started with the catalogues")
+    try:
+        data = read_file(Path(path), _limits)
+    except VnehrError as exc:  # unreadable, or too large to read
+        return _Read(path, b"", "", None, (exc.code, exc.messages()["en"]))
     try:
         analysis = prepare(data, codes=_codes, limits=_limits)
     except VnehrError as exc:
@@ -131,7 +183,10 @@ async def import_folder(
     workers = processes or os.cpu_count() or 1
     context = _start_method()
     with ProcessPoolExecutor(
-        workers, mp_context=context, initializer=_start, initargs=(codes, options.limits)
+        workers,
+        mp_context=context,
+        initializer=_start,
+        initargs=(codes, options.limits, os.getpid()),
     ) as pool:
         batches = _batches(paths, batch_size)
 
@@ -166,7 +221,7 @@ async def _write(db: Database, read: list[_Read], options: IntakeOptions, totals
         names: list[str] = []
         seen: set[str] = set()
         for item in read:
-            if item.sha256 in received or item.sha256 in seen:
+            if item.sha256 and (item.sha256 in received or item.sha256 in seen):
                 totals.skipped += 1
                 continue
             seen.add(item.sha256)
@@ -184,7 +239,16 @@ async def _write(db: Database, read: list[_Read], options: IntakeOptions, totals
                 continue
             totals.files += 1
             totals.visits += len(result["visits"])
-            totals.accepted += sum(v["status"] != "rejected" for v in result["visits"])
+            for visit in result["visits"]:
+                if visit["status"] != "rejected":
+                    totals.accepted += 1
+                    continue
+                totals.rejected += 1
+                codes = sorted({i["code"] for i in visit["issues"] if i["severity"] == "error"})
+                totals.problems.append(
+                    f"{name} HOSO {visit['index']} ({visit['visit_key'] or '-'}): "
+                    + " ".join(codes)
+                )
 
 
-__all__ = ["Totals", "import_folder"]
+__all__ = ["Totals", "import_folder", "read_file", "visit_files"]

@@ -17,6 +17,13 @@ from vnehr.submissions.synth._xml import row_fields
 
 T = TypeVar("T")
 
+#: What the referral (XML13) repeats of XML1 and the paper rules hold equal (PAP-0111).
+_REFERRAL_COPIES: Final[dict[str, str]] = {
+    "MA_NOI_DEN": "MA_NOI_DEN",
+    "MA_BENH_CHINH": "MA_BENH_CHINH",
+    "NGAY_RA": "NGAY_RA",
+}
+
 #: Defect labels, in the order ``write_files`` draws them from.
 DEFECTS: Final[tuple[str, ...]] = (
     "missing_required",
@@ -1144,8 +1151,12 @@ def _apply_defect(ctx: _Context, tables: dict[str, list[dict[str, str]]]) -> Non
         text = words[:TOO_LONG]
         summary["HO_TEN"] = text if not text.endswith(" ") else text[:-1] + "A"
     # The papers repeat XML1 (XML13, XML14): a facility's defect is in its copies too, so the
-    # defect is caught by its own rule, not also as a copy that differs (SUB-0147).
-    for name, fields in SAME_AS_XML1.items():
+    # defect is caught by its own rule, not also as a copy that differs (SUB-0147; for the
+    # referral's destination, main diagnosis and discharge, PAP-0111).
+    for name, fields in {
+        **SAME_AS_XML1,
+        "XML13": {**SAME_AS_XML1["XML13"], **_REFERRAL_COPIES},
+    }.items():
         for row in tables.get(name) or []:
             for copy_field, source in fields.items():
                 if row.get(copy_field):
