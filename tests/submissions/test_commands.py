@@ -231,5 +231,5 @@ def test_a_killed_import_leaves_no_process_behind(tmp_path: Path, database: str)
     assert workers, "the import started no reading process"
     os.kill(importer.pid, signal.SIGKILL)
     importer.wait()
-    gone, alive = psutil.wait_procs(workers, timeout=10)
+    _, alive = psutil.wait_procs(workers, timeout=10)
     assert not alive, [p.cmdline() for p in alive]
