@@ -700,6 +700,37 @@ async def test_a_stored_visit_exports_to_the_same_content(
     assert (missing.status_code, missing.json()["code"]) == (404, "SUB-0017")
 
 
+async def test_an_export_keeps_a_slash_in_the_key_and_carriage_returns_in_text(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    code, headers = await facility_with_token(
+        client, session, settings, scopes=("submission.write", "record.read")
+    )
+    one = visit(code, 7)
+    for rows in one.tables.values():
+        for row in rows:
+            if "MA_LK" in row:
+                row["MA_LK"] = "2026/000123"
+    one.tables["XML1"][0]["GHI_CHU"] = "Dòng 1\r\nDòng 2"  # sent as "&#13;": a CR kept
+    from vnehr.submissions.xmlio import write_envelope, write_table
+
+    tables = {name: write_table(name, rows) for name, rows in one.tables.items()}
+    first = (await send(client, headers, write_envelope(code, "202611011200", [tables]))).json()
+    assert first["visits"][0]["status"] != "rejected", first
+    exported = await client.get(f"/api/v1/visits/{code}/2026/000123/xml", headers=headers)
+    assert exported.status_code == 200, exported.text
+    from vnehr import catalogs
+    from vnehr.submissions import analyse
+    from vnehr.submissions.xmlio import Limits
+
+    [again] = analyse(exported.content, codes=catalogs.offline(), limits=Limits()).visits
+    assert again.tables["XML1"][0]["GHI_CHU"] == "Dòng 1\r\nDòng 2"
+    resent = (await send(client, headers, exported.content)).json()
+    assert resent["visits"][0]["outcome"] == "unchanged"  # (not a new version)
+    encoded = await client.get(f"/api/v1/visits/{code}/2026%2F000123/xml", headers=headers)
+    assert encoded.status_code == 200
+
+
 async def test_reading_records_needs_the_record_scope_and_exports_are_audited(
     client: httpx.AsyncClient, session: AsyncSession, settings: Settings
 ) -> None:

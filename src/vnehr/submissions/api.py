@@ -289,7 +289,8 @@ async def list_receipts(
 
 
 @router.get(
-    "/visits/{facility}/{visit_key}/xml",
+    # (a MA_LK may hold "/": the key is the whole path between the facility and /xml)
+    "/visits/{facility}/{visit_key:path}/xml",
     responses={200: {"content": {"application/xml": {}}}, **error_responses(401, 403, 404)},
     response_class=Response,
 )

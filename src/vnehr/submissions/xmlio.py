@@ -349,7 +349,10 @@ def write_table(name: str, rows: list[dict[str, str]], variant: str = "4750") ->
                 continue
             child = etree.SubElement(element, f.name)
             value = row[f.name]
-            child.text = etree.CDATA(value) if f.name in FREE_TEXT_FIELDS and value else value
+            # (free text in CDATA, as BHXH's generators write it; but a carriage return in
+            # CDATA is turned into a line feed by every reader, so such text is escaped)
+            cdata = f.name in FREE_TEXT_FIELDS and value and "\r" not in value
+            child.text = etree.CDATA(value) if cdata else value
     data: bytes = etree.tostring(root, xml_declaration=True, encoding="utf-8")
     return data
 
