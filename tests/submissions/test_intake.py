@@ -159,6 +159,13 @@ async def test_the_same_visit_again_changes_nothing_and_changed_content_is_a_new
     same = (await send(client, headers, synth.envelope([one], code))).json()
     assert same["visits"][0]["outcome"] == "unchanged"
     assert same["visits"][0]["first_receipt"] == first["id"]
+    # the drug lines in another order, each keeping its STT: the same visit
+    drugs = one.tables["XML2"]
+    assert len(drugs) > 1
+    one.tables["XML2"] = drugs[::-1]
+    reordered = (await send(client, headers, synth.envelope([one], code))).json()
+    assert reordered["visits"][0]["outcome"] == "unchanged"
+    one.tables["XML2"] = drugs
     assert await count(session, VisitVersion, VisitVersion.visit_key == one.ma_lk) == 1
     assert await count(session, OutboxEvent, OutboxEvent.key == f"{code}:{one.ma_lk}") == 1
 

@@ -100,12 +100,19 @@ class Analysis:
     raw_zstd: bytes = b""
 
 
+def _by_stt(row: dict[str, str]) -> tuple[int, int]:
+    number = row.get("STT") or ""
+    return (0, int(number)) if number.isdigit() and number.isascii() else (1, 0)
+
+
 def canonical_sha256(tables: dict[str, list[dict[str, str]]]) -> str:
-    """Hash of a visit's content, independent of whitespace, element order, base64 line breaks
-    and empty fields (``<MAHUYEN_CU_TRU/>`` or no element say the same): the same visit sent
-    twice, as XML or as FHIR, hashes the same."""
+    """Hash of a visit's content, independent of whitespace, element order, base64 line breaks,
+    empty fields (``<MAHUYEN_CU_TRU/>`` or no element say the same) and the order of a table's
+    rows when their STT numbers them: the same visit sent twice, as XML or as FHIR, hashes the
+    same. (Rows without a number keep their place, after the numbered ones.)"""
     content = {
-        name: [{k: v for k, v in row.items() if v} for row in rows] for name, rows in tables.items()
+        name: [{k: v for k, v in row.items() if v} for row in sorted(rows, key=_by_stt)]
+        for name, rows in tables.items()
     }
     return hashlib.sha256(orjson.dumps(content, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
