@@ -318,3 +318,41 @@ def test_date_search_semantics(query: str, period: tuple[str, str], expected: bo
     [criterion], _ = criteria("Encounter", [("date", query)])
     resource = {"resourceType": "Encounter", "period": {"start": period[0], "end": period[1]}}
     assert criterion.test(resource) is expected
+
+
+async def test_a_facilitys_test_submission_is_no_provenance_of_anyones_record(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    """A visit key first used in test mode, while onboarding, then for a real visit: the
+    citizen reads the real version's Provenance, never the test one (D60)."""
+    from datetime import timedelta
+
+    from tests.submissions.test_intake import ADMIN
+    from vnehr import facilities
+    from vnehr.kit.clock import utcnow
+    from vnehr.records.models import VisitVersion
+
+    code, headers = await facility_with_token(client, session, settings, steps=2)
+    now = utcnow().replace(tzinfo=None, second=0, microsecond=0)
+    tried = visit_of(code, 71, now - timedelta(days=3), care_type="01", age_group=3)
+    assert (await send(client, headers, synth.envelope([tried], code))).json()["test_mode"]
+    facility = await facilities.get(session, ADMIN, code)
+    states = list(facilities.State)
+    for state in states[states.index(facilities.State(facility.status)) + 1 :]:
+        facility = await facilities.move(session, ADMIN, code, state, None)
+        if facility.status == "connected":
+            break
+    real = visit_of(code, 72, now - timedelta(days=1), care_type="01", age_group=3)
+    for rows in real.tables.values():
+        for row in rows:
+            if "MA_LK" in row:
+                row["MA_LK"] = tried.ma_lk
+    assert not (await send(client, headers, synth.envelope([real], code))).json()["test_mode"]
+    versions = await session.execute(
+        select(VisitVersion.id, VisitVersion.test_mode).where(VisitVersion.visit_key == tried.ma_lk)
+    )
+    ids = {test_mode: number for number, test_mode in versions}
+    await sign_in_as(client, session, settings, who(real))
+    assert (await client.get(f"/fhir/R4/Provenance/{ids[False]}")).status_code == 200
+    hidden = await client.get(f"/fhir/R4/Provenance/{ids[True]}")
+    assert hidden.status_code == 404, hidden.text

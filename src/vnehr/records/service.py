@@ -311,7 +311,9 @@ async def versions(session: AsyncSession, facility_code: str, visit_key: str) ->
 
 
 async def version_by_id(session: AsyncSession, version_id: int) -> VisitVersion | None:
-    return await session.get(VisitVersion, version_id)
+    """A stored version of the record; a facility's test submission is not one (D60)."""
+    version = await session.get(VisitVersion, version_id)
+    return None if version is None or version.test_mode else version
 
 
 # ------------------------------------------------------------------ reading the health book
