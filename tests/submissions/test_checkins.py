@@ -155,3 +155,30 @@ async def test_what_the_document_holds_beyond_its_rows_is_not_ignored(
     assert ("SUB-0106", 1, "MA_CSKCB") in found
     assert ("SUB-0107", None, "DSACH_TRANG_THAI_KCB") in found
     assert ("SUB-0115", 1, "MA_LA") in found
+
+
+async def test_visits_checked_in_whose_file_never_came_are_listed(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    from tests.submissions.test_intake import send, visit
+    from vnehr.submissions import synth
+
+    code, headers = await facility_with_token(client, session, settings)
+    sent = visit(code, 3)
+    body = write_table("XML0", [checkin_row(code, sent.ma_lk), checkin_row(code, "LK-NEVER")])
+    assert (await _send(client, headers, body)).json()["status"] == "accepted"
+    assert (await send(client, headers, synth.envelope([sent], code))).status_code == 201
+    awaiting = await client.get(
+        "/api/v1/checkins/awaiting-visits", params={"older_than_hours": 0}, headers=headers
+    )
+    assert awaiting.status_code == 200, awaiting.text
+    assert [(v["visit_key"], v["first_cost_at"]) for v in awaiting.json()] == [
+        ("LK-NEVER", "2026-10-20T01:15:00+00:00")  # NGAY_YL 08:15 in Vietnam
+    ]
+    recent = await client.get("/api/v1/checkins/awaiting-visits", headers=headers)
+    assert recent.json() == []  # checked in less than 24 hours ago: not late yet
+    other, other_headers = await facility_with_token(client, session, settings)
+    refused = await client.get(
+        "/api/v1/checkins/awaiting-visits", params={"facility": code}, headers=other_headers
+    )
+    assert refused.status_code == 403

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Literal
 
-from sqlalchemy import and_, bindparam, insert, or_, select, text, tuple_, update
+from sqlalchemy import ColumnElement, and_, bindparam, insert, or_, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -308,6 +308,20 @@ async def versions(session: AsyncSession, facility_code: str, visit_key: str) ->
         .order_by(VisitVersion.version)
     )
     return list(await session.scalars(stmt))
+
+
+def stored_visit_exists(facility_code: Any, visit_key: Any) -> ColumnElement[bool]:
+    """An SQL condition: the record holds a version (not a test one) of the visit these
+    columns or values name."""
+    return (
+        select(VisitVersion.id)
+        .where(
+            VisitVersion.facility_code == facility_code,
+            VisitVersion.visit_key == visit_key,
+            VisitVersion.test_mode.is_(False),
+        )
+        .exists()
+    )
 
 
 async def version_by_id(session: AsyncSession, version_id: int) -> VisitVersion | None:

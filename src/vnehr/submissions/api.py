@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Annotated, Any
 from urllib.parse import parse_qs
 
@@ -304,6 +305,26 @@ async def export_visit(
     async with database(request).session() as session:  # the audit row is committed first
         data = await service.export_visit(session, subject, facility, visit_key)
     return Response(data, media_type="application/xml")
+
+
+@router.get("/checkins/awaiting-visits", responses=error_responses(401, 403, 422))
+async def checkins_awaiting_visits(
+    session: ReadSession,
+    subject: CurrentSubject,
+    facility: Annotated[str | None, Query(pattern=r"^\d{5}$")] = None,
+    older_than_hours: Annotated[float, Query(ge=0, le=24 * 366)] = 24,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+) -> list[dict[str, Any]]:
+    """Visits checked in (XML0) more than ``older_than_hours`` ago whose file never came:
+    visits made but not sent, oldest first (the facility's systems and admins, the
+    department)."""
+    return await service.awaiting_visits(
+        session,
+        subject,
+        facility=facility,
+        older_than=timedelta(hours=older_than_hours),
+        limit=limit,
+    )
 
 
 @router.post(

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import Index, Integer, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from vnehr.kit.db import Base, JSONDoc, UtcDateTime
+from vnehr.kit.db import Base, BigId, JSONDoc, UtcDateTime
 
 
 class Submission(Base):
@@ -36,3 +36,23 @@ class Submission(Base):
     raw_size: Mapped[int] = mapped_column(Integer)
     raw_zstd: Mapped[bytes] = mapped_column(LargeBinary)
     receipt: Mapped[dict[str, Any]] = mapped_column(JSONDoc)
+
+
+class CheckinEntry(Base):
+    """A visit checked in (XML0, accepted, not in test mode): the facility said it began and
+    its first cost arose. Read with the visits stored: a check-in whose visit never came is a
+    visit made but not sent (D65)."""
+
+    __tablename__ = "checkin_entry"
+    __table_args__ = (
+        Index("ix_checkin_entry_visit", "facility_code", "visit_key"),
+        Index("ix_checkin_entry_facility_received", "facility_code", "received_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    submission_id: Mapped[str] = mapped_column(String(36))
+    facility_code: Mapped[str] = mapped_column(String(5))
+    visit_key: Mapped[str] = mapped_column(String(100))
+    began_at: Mapped[datetime | None] = mapped_column(UtcDateTime())  # NGAY_VAO
+    first_cost_at: Mapped[datetime | None] = mapped_column(UtcDateTime())  # NGAY_YL
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime())

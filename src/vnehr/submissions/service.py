@@ -12,12 +12,12 @@ import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
 import zstandard
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vnehr import catalogs, facilities, identity, papers, records
@@ -28,7 +28,7 @@ from vnehr.kit.db import compress, copy_objects, hot_add, new_row, pack_json, un
 from vnehr.kit.metrics import INTAKE_FILES, INTAKE_VISITS
 from vnehr.kit.outbox import OutboxEvent, new_event
 from vnehr.submissions import errors, signature
-from vnehr.submissions.models import Submission
+from vnehr.submissions.models import CheckinEntry, Submission
 from vnehr.submissions.rules import (
     CodeBook,
     Findings,
@@ -721,6 +721,55 @@ async def listing(
     return list(await session.scalars(stmt))
 
 
+async def awaiting_visits(
+    session: AsyncSession,
+    subject: Subject,
+    *,
+    facility: str | None,
+    older_than: timedelta,
+    limit: int,
+) -> list[dict[str, Any]]:
+    """The facility's visits checked in more than ``older_than`` ago whose file never came
+    (no version stored outside test mode): visits made but not sent, oldest first (D65)."""
+    code = facility or subject.facility_code
+    if code is None:
+        raise errors.NotYourFacility(id="-")
+    _require_reader(subject, code, code, RECEIPT_SCOPES)
+    sent = records.stored_visit_exists(CheckinEntry.facility_code, CheckinEntry.visit_key)
+    rows = await session.execute(
+        select(
+            CheckinEntry.visit_key,
+            func.min(CheckinEntry.began_at),
+            func.min(CheckinEntry.first_cost_at),
+            func.min(CheckinEntry.received_at),
+        )
+        .where(
+            CheckinEntry.facility_code == code,
+            CheckinEntry.received_at <= utcnow() - older_than,
+            ~sent,
+        )
+        .group_by(CheckinEntry.visit_key)
+        .order_by(func.min(CheckinEntry.received_at), CheckinEntry.visit_key)
+        .limit(limit)
+    )
+    return [
+        {
+            "facility_code": code,
+            "visit_key": key,
+            "began_at": _iso(began),
+            "first_cost_at": _iso(cost),
+            "checked_in_at": _iso(received),
+        }
+        for key, began, cost, received in rows
+    ]
+
+
+def _iso(moment: datetime | None) -> str | None:
+    if moment is None:
+        return None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).isoformat()
+
+
 async def check_in(
     session: AsyncSession,
     subject: Subject,
@@ -800,6 +849,17 @@ async def check_in(
         )
     )
     if not found.rejected and not test_mode:
+        session.add_all(
+            CheckinEntry(
+                submission_id=receipt["id"],
+                facility_code=code,
+                visit_key=key,
+                began_at=vietnam_moment(row.get("NGAY_VAO")),
+                first_cost_at=vietnam_moment(row.get("NGAY_YL")),
+                received_at=received,
+            )
+            for key, row in zip(keys, doc.rows, strict=True)
+        )
         session.add(
             new_event(
                 "checkin.received",
