@@ -177,7 +177,7 @@ async def test_visits_checked_in_whose_file_never_came_are_listed(
     ]
     recent = await client.get("/api/v1/checkins/awaiting-visits", headers=headers)
     assert recent.json() == []  # checked in less than 24 hours ago: not late yet
-    other, other_headers = await facility_with_token(client, session, settings)
+    _, other_headers = await facility_with_token(client, session, settings)
     refused = await client.get(
         "/api/v1/checkins/awaiting-visits", params={"facility": code}, headers=other_headers
     )
