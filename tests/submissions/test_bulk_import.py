@@ -194,7 +194,7 @@ def test_the_bulk_import_stores_what_one_by_one_intake_stores(
     bulk, single = new_database_on(postgres_url, "bulk"), new_database_on(postgres_url, "one")
     _prepare(bulk, monkeypatch)
     result = runner.invoke(app, ["import", str(tmp_path / "files"), "--processes", "2"])
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 1, result.output  # the folder holds rejected visits
     assert f"files {len(paths) - 1}, skipped 1, refused 0" in result.output
     _prepare(single, monkeypatch)
     asyncio.run(_one_by_one(single, paths))
