@@ -169,6 +169,7 @@ async def test_the_same_visit_again_changes_nothing_and_changed_content_is_a_new
     assert await count(session, VisitVersion, VisitVersion.visit_key == one.ma_lk) == 1
     assert await count(session, OutboxEvent, OutboxEvent.key == f"{code}:{one.ma_lk}") == 1
 
+    first_note = one.tables["XML1"][0].get("GHI_CHU", "")
     one.tables["XML1"][0]["GHI_CHU"] = "Tái khám sau 7 ngày"
     changed = (await send(client, headers, synth.envelope([one], code))).json()
     assert (changed["visits"][0]["outcome"], changed["visits"][0]["version"]) == ("changed", 2)
@@ -184,6 +185,13 @@ async def test_the_same_visit_again_changes_nothing_and_changed_content_is_a_new
         await session.scalars(select(TimelineEntry).where(TimelineEntry.visit_key == one.ma_lk))
     ).one()
     assert timeline.version_id == versions[1].id
+    # the first file sent again, late (a retry that lost its way): it undoes the correction,
+    # and the receipt says so
+    one.tables["XML1"][0]["GHI_CHU"] = first_note
+    late = (await send(client, headers, synth.envelope([one], code))).json()
+    assert late["visits"][0]["outcome"] == "changed"
+    assert (late["visits"][0]["version"], late["visits"][0]["same_as_version"]) == (3, 1)
+    assert "same_as_version" not in changed["visits"][0]
 
 
 async def test_one_bad_visit_does_not_reject_the_others(

@@ -7,7 +7,18 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, and_, bindparam, insert, or_, select, text, tuple_, update
+from sqlalchemy import (
+    ColumnElement,
+    and_,
+    bindparam,
+    func,
+    insert,
+    or_,
+    select,
+    text,
+    tuple_,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -51,6 +62,9 @@ class Stored:
     version: int
     outcome: Outcome
     submission_id: str  # for "unchanged": the submission that first brought this content
+    #: For "changed": an earlier version with this very content (an old file sent again after
+    #: its correction undoes the correction), else None.
+    same_as: int | None = None
 
 
 async def current_version(
@@ -142,10 +156,22 @@ async def store(session: AsyncSession, data: VisitData) -> Stored:
     )
     if found is not None and found[2] == data.content_sha256:
         return Stored(found[0], found[1], "unchanged", found[3])
+    same_as = None
     if found is not None:
         await hot_fetch(
             session, _STORE["supersede"], {"superseded_id": found[0], "not_current": False}
         )
+    if found is not None and not data.test_mode:
+        # (a correction is rare: one more look, off the hot path of new visits)
+        with session.no_autoflush:
+            same_as = await session.scalar(
+                select(func.min(VisitVersion.version)).where(
+                    VisitVersion.facility_code == data.facility_code,
+                    VisitVersion.visit_key == data.visit_key,
+                    VisitVersion.test_mode.is_(False),
+                    VisitVersion.content_sha256 == data.content_sha256,
+                )
+            )
     step = -1 if data.test_mode else 1
     version = (found[1] + step) if found is not None else step
     values = _version_values(data, version)
@@ -161,7 +187,11 @@ async def store(session: AsyncSession, data: VisitData) -> Stored:
             {f"t_{k}": value for k, value in entry.items()},
         )
     return Stored(
-        version_id, version, "changed" if found is not None else "new", data.submission_id
+        version_id,
+        version,
+        "changed" if found is not None else "new",
+        data.submission_id,
+        same_as,
     )
 
 

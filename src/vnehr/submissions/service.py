@@ -508,11 +508,13 @@ def _rejected_event(
 
 
 def _stored_receipt(visit: VisitAnalysis, stored: records.Stored) -> dict[str, Any]:
+    extra = {"same_as_version": stored.same_as} if stored.same_as is not None else {}
     return _visit_receipt(
         visit,
         version=stored.version,
         outcome=stored.outcome,
         first_receipt=stored.submission_id if stored.outcome == "unchanged" else None,
+        **extra,  # (an old content sent again: it undoes what came after it, D63)
     )
 
 
