@@ -327,8 +327,7 @@ async def test_a_facilitys_test_submission_is_no_provenance_of_anyones_record(
     citizen reads the real version's Provenance, never the test one (D60)."""
     from datetime import timedelta
 
-    from tests.submissions.test_intake import ADMIN
-    from vnehr import facilities
+    from tests.submissions.test_intake import connect
     from vnehr.kit.clock import utcnow
     from vnehr.records.models import VisitVersion
 
@@ -336,12 +335,7 @@ async def test_a_facilitys_test_submission_is_no_provenance_of_anyones_record(
     now = utcnow().replace(tzinfo=None, second=0, microsecond=0)
     tried = visit_of(code, 71, now - timedelta(days=3), care_type="01", age_group=3)
     assert (await send(client, headers, synth.envelope([tried], code))).json()["test_mode"]
-    facility = await facilities.get(session, ADMIN, code)
-    states = list(facilities.State)
-    for state in states[states.index(facilities.State(facility.status)) + 1 :]:
-        facility = await facilities.move(session, ADMIN, code, state, None)
-        if facility.status == "connected":
-            break
+    await connect(session, code)
     real = visit_of(code, 72, now - timedelta(days=1), care_type="01", age_group=3)
     for rows in real.tables.values():
         for row in rows:

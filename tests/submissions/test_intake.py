@@ -86,6 +86,17 @@ async def facility_with_token(
     return facility.code, {"Authorization": f"Bearer {token.json()['access_token']}"}
 
 
+async def connect(session: AsyncSession, code: str) -> None:
+    """Move a facility on along onboarding until it is connected."""
+    facility = await facilities.get(session, ADMIN, code)
+    states = list(facilities.State)
+    for state in states[states.index(facilities.State(facility.status)) + 1 :]:
+        facility = await facilities.move(session, ADMIN, code, state, None)
+        if facility.status == "connected":
+            return
+    raise AssertionError(f"{code} did not reach connected: {facility.status}")
+
+
 def checkin_row(code: str, visit_key: str = "LK-CI-1") -> dict[str, str]:
     """One XML0 check-in row of the facility ``code``."""
     return {
@@ -402,13 +413,7 @@ async def test_visits_sent_while_onboarding_enter_the_record_when_sent_again_for
     for v in (same, changed):
         tested = (await send(client, headers, synth.envelope([v], code))).json()
         assert (tested["test_mode"], tested["visits"][0]["version"]) == (True, -1)
-    facility = await facilities.get(session, ADMIN, code)  # its test passed: on to connected
-    states = list(facilities.State)
-    for state in states[states.index(facilities.State(facility.status)) + 1 :]:
-        facility = await facilities.move(session, ADMIN, code, state, None)
-        if facility.status == "connected":
-            break
-    assert facility.status == "connected"
+    await connect(session, code)  # its test passed: on to connected
     changed.tables["XML1"][0]["GHI_CHU"] = "gửi lại sau khi kết nối"
     for v in (same, changed):
         real = (await send(client, headers, synth.envelope([v], code))).json()
@@ -442,12 +447,7 @@ async def test_the_bulk_import_loads_a_file_first_sent_while_onboarding(
     one = visit(code, 63)
     body = synth.envelope([one], code)
     assert (await send(client, headers, body)).json()["test_mode"] is True
-    facility = await facilities.get(session, ADMIN, code)
-    states = list(facilities.State)
-    for state in states[states.index(facilities.State(facility.status)) + 1 :]:
-        facility = await facilities.move(session, ADMIN, code, state, None)
-        if facility.status == "connected":
-            break
+    await connect(session, code)
     imported = await import_file(session, body, IntakeOptions(limits=Limits()))
     assert imported is not None, "skipped as if received"
     assert (imported["test_mode"], imported["visits"][0]["version"]) == (False, 1)
