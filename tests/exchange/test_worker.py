@@ -320,3 +320,42 @@ async def test_check_ins_are_relayed_as_they_came(
         )
         == 1
     )
+
+
+async def test_a_replayed_original_does_not_overwrite_a_correction_already_delivered(
+    client: httpx.AsyncClient,
+    session: AsyncSession,
+    settings: Settings,
+    db: Database,
+    portal: tuple[BhxhConfig, exchange.BhxhClient],
+) -> None:
+    config, bhxh = portal
+    code, headers = await facility_with_token(client, session, settings)
+    one = visit(code, 3)
+    await send(client, headers, synth.envelope([one], code))
+    config.faults.unavailable = True
+    policy = exchange.Policy(backoff_seconds=0.0001, max_attempts=2)
+    await deliver_all(db, bhxh, policy, rounds=10)
+    [dead] = await exchange.dead_letters(session)  # the original, given up on
+    config.faults.unavailable = False
+    one.tables["XML1"][0]["GHI_CHU"] = "Bản sửa"
+    await send(client, headers, synth.envelope([one], code))
+    await deliver_all(db, bhxh, policy)  # the correction goes: a dead letter holds nothing back
+    assert await exchange.replay(session, [dead.event_id]) == 1
+    await deliver_all(db, bhxh, policy)
+    versions = (
+        await bhxh.http.get(f"http://portal/sim/bhxh/_sim/received/{code}/{one.ma_lk}")
+    ).json()
+    assert [v["version_number"] for v in versions] == [1]  # the portal holds the correction
+    ours = list(await session.scalars(select(BhxhReceipt.version).order_by(BhxhReceipt.id)))
+    assert ours == [2]
+    [attempt] = await session.scalars(
+        select(DeliveryAttempt.detail).where(
+            DeliveryAttempt.event_id == dead.event_id,
+            DeliveryAttempt.target == "bhxh",
+            DeliveryAttempt.outcome == "delivered",
+        )
+    )
+    assert attempt["note"] == "superseded"
+    assert attempt["delivered_version"] == 2
+    assert await count(session, OutboxEvent, OutboxEvent.status != "delivered") == 0

@@ -31,7 +31,10 @@ class BhxhReceipt(Base):
     """The portal's transaction id and reception time for a visit version (reconciliation)."""
 
     __tablename__ = "bhxh_receipt"
-    __table_args__ = (UniqueConstraint("version_id"),)
+    __table_args__ = (
+        UniqueConstraint("version_id"),
+        Index("ix_bhxh_receipt_visit", "facility_code", "visit_key", "version"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     version_id: Mapped[int] = mapped_column(BigId)

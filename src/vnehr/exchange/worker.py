@@ -181,6 +181,16 @@ def bhxh_consumer(client: BhxhClient) -> Handler:
         )
         if already is not None:  # idempotent: a replayed event is not sent twice
             return {"ma_giao_dich": already, "note": "already delivered"}
+        newer = await session.scalar(
+            select(func.max(BhxhReceipt.version)).where(
+                BhxhReceipt.facility_code == version.facility_code,
+                BhxhReceipt.visit_key == version.visit_key,
+                BhxhReceipt.version > version.version,
+            )
+        )
+        if newer is not None:  # a dead letter replayed after its correction went: the portal
+            # keeps the last file it gets, which must stay the newer content (D66)
+            return {"note": "superseded", "delivered_version": int(newer)}
         document = submissions.render_visit(
             version.facility_code, version.tables, version.received_at
         )
