@@ -577,3 +577,46 @@ async def test_a_batch_does_each_entry_on_its_own(
     kept = await client.get(location["response"]["location"].split("/_history")[0], headers=headers)
     assert kept.json()["name"] == "Phòng khám số 3"
     check_model(answer)
+
+
+async def test_a_facility_not_connected_writes_nothing_into_a_citizens_record(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    from tests.fhir.test_api import citizen_book
+    from tests.submissions.test_intake import ADMIN
+    from vnehr import facilities
+
+    _, _, patient_id = await citizen_book(client, session, settings)
+    before = await _observed(client)
+    assert before > 0  # the visits' own lab results
+    allergy = {
+        "resourceType": "Observation",
+        "status": "final",
+        "code": {"text": "Dị ứng penicillin (thử nghiệm)"},
+        "subject": {"reference": f"Patient/{patient_id}"},
+        "valueString": "phát ban",
+    }
+    # onboarding (test mode): the write is kept apart, for the facility only
+    trying, trial = await facility_with_token(client, session, settings, steps=2, scopes=WRITER)
+    written = await client.post(f"{FHIR}/Observation", json=allergy, headers=trial)
+    assert written.status_code == 201, written.text
+    assert (
+        await client.get(f"{FHIR}/Observation/{written.json()['id']}", headers=trial)
+    ).status_code == 200
+    kept = written.json()["id"]
+    # the citizen sees nothing of it
+    assert (await client.get(f"{FHIR}/Observation/{kept}")).status_code == 404
+    assert await _observed(client) == before
+    # suspended after its token was issued: refused, nothing stored
+    gone, suspended = await facility_with_token(client, session, settings, scopes=WRITER)
+    await facilities.move(session, ADMIN, gone, facilities.State.suspended, "thu hồi")
+    refused = await client.post(f"{FHIR}/Observation", json=allergy, headers=suspended)
+    outcome(refused, 403, "SUB-0010")
+    assert await _observed(client) == before
+    assert trying != gone
+
+
+async def _observed(client: httpx.AsyncClient) -> int:
+    """How many Observations the signed-in citizen's record holds."""
+    found = (await client.get(f"{FHIR}/Observation", params={"_summary": "count"})).json()
+    return int(found["total"])

@@ -35,6 +35,7 @@ from vnehr.facilities.service import (
     registry,
     revoke_certificate,
     revoke_client,
+    state_of,
     status_counts,
     test_submission_passed,
 )
@@ -71,6 +72,7 @@ __all__ = [
     "revoke_certificate",
     "revoke_client",
     "router",
+    "state_of",
     "status_counts",
     "test_submission_passed",
 ]

@@ -627,6 +627,12 @@ class SigningCertificate:
     problem: str = ""  # "", "revoked", "expired", "not_yet_valid"
 
 
+async def state_of(session: AsyncSession, code: str) -> State | None:
+    """A facility's onboarding state (None: no such facility)."""
+    facility = await FacilityRepository(session).get(code)
+    return State(facility.status) if facility is not None else None
+
+
 async def intake_context(
     session: AsyncSession, code: str
 ) -> tuple[State | None, list[SigningCertificate]]:

@@ -7,6 +7,7 @@ from vnehr.submissions.importer import import_folder, read_file, visit_files
 from vnehr.submissions.service import (
     CardCheck,
     IntakeOptions,
+    admitted,
     analyse,
     import_file,
     raw_file,
@@ -25,6 +26,7 @@ __all__ = [
     "ImportTotals",
     "IntakeOptions",
     "Limits",
+    "admitted",
     "analyse",
     "b64decode",
     "fast_routes",

@@ -266,6 +266,19 @@ def require_sender(subject: Subject) -> None:
         raise errors.NotYourFacility(id="-")
 
 
+async def admitted(session: AsyncSession, subject: Subject) -> tuple[str, bool]:
+    """The sending facility's code, and whether what it sends now is kept apart (test mode:
+    onboarding); a facility that may not connect (registered, trained, suspended) is refused
+    with SUB-0010. For senders outside the XML intake (FHIR writes); the intake reads the state
+    together with the certificates (``_admit``)."""
+    require_sender(subject)
+    code = subject.facility_code or ""
+    state = await facilities.state_of(session, code)
+    if state is None or state not in facilities.MAY_CONNECT:
+        raise errors.FacilityNotAllowed(code=code, status=state.value if state else "unknown")
+    return code, state != facilities.State.connected
+
+
 async def accept(
     session: AsyncSession,
     subject: Subject,
