@@ -35,3 +35,10 @@ class UnknownVisit(VnehrError):
 class DuplicatePaper(VnehrError):
     status_code = 409
     code = "PAP-0006"
+
+
+class FacilityMayNotIssue(VnehrError):
+    """Only a connected facility issues papers (an onboarding one sends test visits only)."""
+
+    status_code = 403
+    code = "PAP-0007"

@@ -478,7 +478,7 @@ async def issue_driver(
     session: AsyncSession, keys: PaperKeys, subject: Subject, data: dict[str, Any]
 ) -> tuple[Paper, str]:
     """A driver's health certificate (TT 36/2024), valid 12 months from the exam."""
-    code = _issuer_facility(subject, data.get("facility_code"))
+    code = await _issuer_facility(session, subject, data.get("facility_code"))
     examined: date = data["examined_on"]
     found = _Issues()
     rules.check_driver(
@@ -539,7 +539,7 @@ async def issue_for_visit(
 ) -> tuple[Paper, str]:
     """A paper of a national table issued after its visit was sent (``fields`` is the table
     row); the holder and the visit facts come from the stored visit."""
-    code = _issuer_facility(subject, data.get("facility_code"))
+    code = await _issuer_facility(session, subject, data.get("facility_code"))
     kind, visit_key = data["kind"], data["visit_key"]
     stored = await records.current_version(session, code, visit_key)
     if stored is None or stored.test_mode:
@@ -569,13 +569,20 @@ async def issue_for_visit(
     )
 
 
-def _issuer_facility(subject: Subject, wanted: str | None) -> str:
+async def _issuer_facility(session: AsyncSession, subject: Subject, wanted: str | None) -> str:
+    """The facility issuing for ``subject``: its system (``paper.write``) or its clinicians
+    and administrators; connected (a facility onboarding or suspended issues nothing)."""
     if subject.kind == "facility_system":
         require_scope(subject, WRITE_SCOPE)
-        return subject.facility_code or ""
-    if wanted and subject.acts_for_facility(wanted, ("clinician", "facility_admin")):
-        return wanted
-    raise Forbidden(action="issue papers")
+        code = subject.facility_code or ""
+    elif wanted and subject.acts_for_facility(wanted, ("clinician", "facility_admin")):
+        code = wanted
+    else:
+        raise Forbidden(action="issue papers")
+    state = await facilities.state_of(session, code)
+    if state != facilities.State.connected:
+        raise errors.FacilityMayNotIssue(facility=code, status=state.value if state else "unknown")
+    return code
 
 
 async def revoke(session: AsyncSession, subject: Subject, paper_id: str, reason: str) -> Paper:
