@@ -247,7 +247,9 @@ async def _read_session(request: Request) -> AsyncIterator[AsyncSession]:
         yield session
 
 
-#: A write transaction owned by the request: committed before the response is sent.
-WriteSession = Annotated[AsyncSession, Depends(_session)]
-#: A read unit of work on the read engine (may be a replica).
-ReadSession = Annotated[AsyncSession, Depends(_read_session)]
+#: A write transaction owned by the request: committed before the response is sent. (The
+#: "function" scope ends it when the route returns; FastAPI's default would end it after the
+#: answer went out, so a commit that fails would follow a success already sent.)
+WriteSession = Annotated[AsyncSession, Depends(_session, scope="function")]
+#: A read unit of work on the read engine (may be a replica), ended when the route returns.
+ReadSession = Annotated[AsyncSession, Depends(_read_session, scope="function")]
