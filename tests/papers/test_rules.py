@@ -58,6 +58,15 @@ def test_working_days_skip_weekends_and_tet() -> None:
     assert rules.is_working_day(date(2026, 2, 23))
 
 
+def test_a_saturday_the_government_makes_a_working_day_counts() -> None:
+    # Saturday 2025-04-26 is worked in exchange for Friday 2 May (30/4-2/5 off)
+    assert rules.is_working_day(date(2025, 4, 26))
+    assert not rules.is_working_day(date(2025, 5, 2))
+    assert not rules.is_working_day(date(2025, 4, 19))  # an ordinary Saturday
+    # a referral signed Friday 2025-04-18: its tenth working day is Tuesday 6 May
+    assert rules.referral_valid_until(date(2025, 4, 18), ["J06"]) == date(2025, 5, 6)
+
+
 def test_referral_is_valid_ten_working_days_or_a_year_for_chronic_diseases() -> None:
     assert rules.referral_valid_until(date(2026, 11, 2), ["J06.9"]) == date(2026, 11, 16)
     assert rules.referral_valid_until(date(2026, 3, 10), ["I10"]) == date(2027, 3, 9)

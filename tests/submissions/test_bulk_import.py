@@ -51,7 +51,7 @@ def _files(directory: Path) -> list[Path]:
 def _appointments() -> list[synth.SynthVisit]:
     """Papers that meet in one batch, in file order: an appointment and the visit that uses it;
     a visit citing an appointment that a later file issues (one by one it was not there yet);
-    two appointments with one number (the second replaces the first)."""
+    two appointments of two visits with one number (the second visit is refused, D69)."""
     now = utcnow().astimezone(VIETNAM).replace(tzinfo=None, second=0, microsecond=0)
     booked = (now - timedelta(days=3)).replace(hour=7, minute=30)
     kw: dict[str, Any] = {"care_type": "01", "insured": True}
@@ -207,7 +207,7 @@ def test_the_bulk_import_stores_what_one_by_one_intake_stores(
     assert numbered["7001/2026/GHKL"][2] == "used", "an appointment used in its own batch"
     assert numbered["7002/2026/GHKL"][2] == "valid", "not used by a visit before it"
     assert sorted(p[2:4] for p in ours["papers"] if p[1] == "7003/2026/GHKL") == [
-        ("revoked", 1), ("valid", 2)], "the second paper with the number replaces the first"  # fmt: skip
+        ("valid", 1)], "the second visit naming the number takes no paper over"  # fmt: skip
     assert any(e[0] == "visit.rejected" for e in ours["events"]), "some visits are defective"
     for part in ours:
         assert ours[part] == theirs[part], part

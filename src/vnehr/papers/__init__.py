@@ -4,6 +4,8 @@ revocation and public verification."""
 
 from vnehr.papers.api import router
 from vnehr.papers.card import KIND_TITLES
+from vnehr.papers.numbers import Cited, carried
+from vnehr.papers.numbers import holders as number_holders
 from vnehr.papers.rules import check_visit_papers, load_calendar
 from vnehr.papers.service import (
     PaperKeys,
@@ -26,9 +28,11 @@ from vnehr.papers.shc import qr_svg, qr_text
 
 __all__ = [
     "KIND_TITLES",
+    "Cited",
     "PaperKeys",
     "VisitPapers",
     "by_id",
+    "carried",
     "check_visit_papers",
     "cite",
     "first_issues",
@@ -37,6 +41,7 @@ __all__ = [
     "issue_driver",
     "keys_for",
     "load_calendar",
+    "number_holders",
     "of_holder",
     "of_persons",
     "of_visit",

@@ -4,8 +4,10 @@ revocation list where SMART Health Card verifiers look for them."""
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
+from urllib.parse import quote
 
 import anyio
 import orjson
@@ -15,6 +17,7 @@ from pydantic import BaseModel, Field
 from vnehr.kit.auth import CurrentSubject
 from vnehr.kit.clock import today_in_vietnam
 from vnehr.kit.http import ReadSession, WriteSession, error_responses
+from vnehr.kit.text import fold
 from vnehr.papers import pdf, service, shc
 from vnehr.papers.models import Paper
 
@@ -124,7 +127,9 @@ async def issue(
         data["holder"] = body.holder.model_dump()
         paper, outcome = await service.issue_driver(session, keys(request), subject, data)
     else:
-        paper, outcome = await service.issue_for_visit(session, keys(request), subject, data)
+        paper, outcome = await service.issue_for_visit(
+            session, keys(request), subject, data, request.app.state.paper_row_check
+        )
     await session.flush()
     return out(paper, outcome)
 
@@ -146,10 +151,16 @@ async def paper_pdf(
     signed = await pdf.sign(body, pdf.signers_of(paper.content), keys(request).signing)
     name = f"{paper.kind}-{paper.number}".replace("/", "-")
     return Response(
-        signed,
-        media_type="application/pdf",
-        headers={"Content-Disposition": f'attachment; filename="{name}.pdf"'},
+        signed, media_type="application/pdf", headers={"Content-Disposition": attachment(name)}
     )
+
+
+def attachment(name: str) -> str:
+    """A download named ``name``.pdf: a number may hold Vietnamese letters, quotes or
+    anything else, so the name is given in UTF-8 (RFC 6266, RFC 5987) after a plain ASCII
+    one for old clients (an HTTP header is Latin-1)."""
+    plain = re.sub(r"[^a-z0-9._ -]+", "_", fold(name)).strip("_ ") or "paper"
+    return f"attachment; filename=\"{plain}.pdf\"; filename*=UTF-8''{quote(name + '.pdf', safe='')}"
 
 
 @router.get(
@@ -213,28 +224,53 @@ async def verify(request: Request, session: ReadSession, body: VerifyIn) -> dict
 
 class PdfCheck(BaseModel):
     signatures: list[dict[str, Any]]
-    authentic: bool
+    authentic: bool = Field(description="Signed by the hub's signers, nothing changed since")
+    valid: bool = Field(description="Authentic, and the paper is valid today")
+    status: str | None = Field(
+        default=None, description="The paper's status today, as /verify: valid | used | ..."
+    )
+    reason: str | None = Field(
+        default=None,
+        description="Not authentic: why (no_signature | not_intact | not_trusted | "
+        "changed_after_signing | too_large); revoked: the revocation's reason",
+    )
+    paper_id: str | None = None
 
 
 @router.post("/api/v1/papers/verify-pdf", response_model=PdfCheck)
-async def verify_pdf(request: Request) -> PdfCheck:
-    """Public: check the PDF signatures of a paper (body: the PDF bytes, at most 5 MB)."""
+async def verify_pdf(request: Request, session: ReadSession) -> PdfCheck:
+    """Public: check the PDF signatures of a paper (body: the PDF bytes, at most 5 MB), then,
+    as /verify does for the QR, the paper's status today: a revoked paper's PDF stays
+    authentic (its signatures are genuine) but is not valid."""
     data = await request.body()
     if len(data) > 5_000_000:
-        return PdfCheck(signatures=[], authentic=False)
+        return PdfCheck(signatures=[], authentic=False, valid=False, reason="too_large")
     found = await pdf.check(data, keys(request).signing.roots)
+    signatures = [
+        {
+            "field": s.field,
+            "signer": s.signer,
+            "intact": s.intact,
+            "trusted": s.trusted,
+            "covers": s.covers,
+            "changed_after": s.changed_after,
+        }
+        for s in found
+    ]
+    problem = pdf.problem(found)
+    if problem is not None:
+        return PdfCheck(signatures=signatures, authentic=False, valid=False, reason=problem)
+    paper_id = pdf.paper_id_of(data)
+    status, reason = (
+        await service.status_now(session, paper_id) if paper_id else ("unknown", "not_on_record")
+    )
     return PdfCheck(
-        signatures=[
-            {
-                "field": s.field,
-                "signer": s.signer,
-                "intact": s.intact,
-                "trusted": s.trusted,
-                "covers": s.covers,
-            }
-            for s in found
-        ],
-        authentic=bool(found) and all(s.ok for s in found),
+        signatures=signatures,
+        authentic=True,
+        valid=status == "valid",
+        status=status,
+        reason=reason,
+        paper_id=paper_id,
     )
 
 

@@ -31,6 +31,11 @@ def _day(row: Mapping[str, str], name: str) -> str | None:
     return found.isoformat() if found else None
 
 
+def _whole(row: Mapping[str, str], name: str) -> int | None:
+    value = (row.get(name) or "").strip()
+    return int(value) if value.isascii() and value.isdigit() else None
+
+
 def holder_of(xml1: Mapping[str, str]) -> dict[str, Any]:
     return {
         "name": _text(xml1, "HO_TEN") or "",
@@ -74,7 +79,7 @@ def from_table(
         }
     elif kind == "sick_leave":
         facts = {
-            "days": int(_text(row, "SO_NGAY_NGHI") or 0),
+            "days": _whole(row, "SO_NGAY_NGHI"),
             "start": _day(row, "TU_NGAY"),
             "end": _day(row, "DEN_NGAY"),
             "employer": _text(row, "DON_VI"),

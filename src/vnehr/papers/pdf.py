@@ -161,12 +161,13 @@ class HubAuthority:
         root_key, root = self._root
         label = f"{who.role}:{who.facility_code}:{who.key}"
         key = _derived_key(self._secret, label)
+        # X.509 allows at most 64 characters in a common name and a serial number
         subject = x509.Name(
             [
                 x509.NameAttribute(NameOID.COUNTRY_NAME, "VN"),
                 x509.NameAttribute(NameOID.ORGANIZATION_NAME, who.facility_code),
-                x509.NameAttribute(NameOID.COMMON_NAME, who.name or who.key),
-                x509.NameAttribute(NameOID.SERIAL_NUMBER, who.key),
+                x509.NameAttribute(NameOID.COMMON_NAME, _shortened(who.name or who.key)),
+                x509.NameAttribute(NameOID.SERIAL_NUMBER, _shortened(who.key)),
             ]
         )
         cert = (
@@ -202,15 +203,24 @@ class HubAuthority:
         return key, cert
 
 
+def _shortened(text: str, longest: int = 64) -> str:
+    """At most ``longest`` bytes of UTF-8, as X.509 counts a name's length, cut between
+    characters, "…" (three bytes) marking the cut."""
+    data = text.encode()
+    if len(data) <= longest:
+        return text
+    return data[: longest - 3].decode(errors="ignore") + "…"
+
+
 def signers_of(content: dict[str, Any]) -> list[Identity]:
-    """The doctor (from 2026-06-01) and then the facility."""
+    """The doctor (from 2026-06-01) and then the facility. A paper naming several doctors
+    ("a;b", as MA_BAC_SI lists them) is signed by the first."""
     facility = content["facility"]
     found = []
     doctor = content.get("doctor") or {}
-    if date.fromisoformat(content["signed_on"]) >= TWO_SIGNATURES_FROM and doctor.get("id"):
-        found.append(
-            Identity("doctor", doctor["id"], doctor.get("name") or doctor["id"], facility["code"])
-        )
+    code = next((c.strip() for c in (doctor.get("id") or "").split(";") if c.strip()), "")
+    if date.fromisoformat(content["signed_on"]) >= TWO_SIGNATURES_FROM and code:
+        found.append(Identity("doctor", code, doctor.get("name") or code, facility["code"]))
     found.append(
         Identity(
             "facility", facility["code"], facility.get("name") or facility["code"], facility["code"]
@@ -270,15 +280,56 @@ class SignatureCheck:
     intact: bool
     trusted: bool
     covers: str  # ENTIRE_FILE | ENTIRE_REVISION | UNCOVERED
+    #: What was changed after this signature: NONE, LTA_UPDATES, FORM_FILLING (a later
+    #: signature), ANNOTATIONS or OTHER (anything else, such as the page drawn over).
+    changed_after: str = "OTHER"
 
-    @property
-    def ok(self) -> bool:
-        return self.intact and self.trusted
+
+#: Changes after a signature that leave what it signed as it was: the next signature.
+HARMLESS_CHANGES = frozenset({"NONE", "LTA_UPDATES", "FORM_FILLING"})
+#: The key words of a paper's PDF: where its paper id is read back (``paper_id_of``).
+PAPER_KEYWORD = "vnehr-paper:"
+
+
+def problem(found: list[SignatureCheck]) -> str | None:
+    """Why a signed PDF is not authentic, or None: every signature intact and from the
+    trusted roots, and nothing changed after the signatures but the next signature (the last
+    one covers the entire file). A signature stays intact when a page is drawn over in an
+    incremental update after it: only the coverage and the changes tell."""
+    if not found:
+        return "no_signature"
+    if not all(s.intact for s in found):
+        return "not_intact"
+    if not all(s.trusted for s in found):
+        return "not_trusted"
+    if not any(s.covers == "ENTIRE_FILE" for s in found) or any(
+        s.changed_after not in HARMLESS_CHANGES for s in found
+    ):
+        return "changed_after_signing"
+    return None
+
+
+def paper_id_of(pdf: bytes) -> str | None:
+    """The paper id written in a paper's PDF (its key words), to look up its status; read only
+    from a PDF found authentic, whose every byte is signed."""
+    from pyhanko.pdf_utils.misc import PdfReadError
+    from pyhanko.pdf_utils.reader import PdfFileReader
+
+    try:
+        info = PdfFileReader(io.BytesIO(pdf), strict=False).trailer_view.get("/Info")
+        words = str(info.get_object().get("/Keywords") or "") if info is not None else ""
+    except (PdfReadError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+    for word in words.split(","):
+        if word.strip().startswith(PAPER_KEYWORD):
+            return word.strip()[len(PAPER_KEYWORD) :] or None
+    return None
 
 
 async def check(pdf: bytes, roots: list[x509.Certificate]) -> list[SignatureCheck]:
     """Validate every signature of a PDF against ``roots`` (a changed byte makes it not
-    intact; a signer outside the roots makes it not trusted)."""
+    intact; a signer outside the roots makes it not trusted; what was added after it is in
+    ``covers`` and ``changed_after``: see ``problem``)."""
     from asn1crypto import x509 as asn1_x509
     from pyhanko.pdf_utils.misc import PdfReadError
     from pyhanko.pdf_utils.reader import PdfFileReader
@@ -304,6 +355,9 @@ async def check(pdf: bytes, roots: list[x509.Certificate]) -> list[SignatureChec
                     intact=bool(status.intact and status.valid),
                     trusted=bool(status.trusted),
                     covers=status.coverage.name if status.coverage else "UNCOVERED",
+                    changed_after=(
+                        status.modification_level.name if status.modification_level else "OTHER"
+                    ),
                 )
             )
         except Exception:  # noqa: BLE001 - a broken signature is a failed check, not a 500

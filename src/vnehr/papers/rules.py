@@ -83,21 +83,26 @@ class Sink(Protocol):
 
 
 @cache
-def _holidays(year: int) -> frozenset[date]:
-    return frozenset(holidays.country_holidays("VN", years=year).keys())
+def _calendar(year: int) -> tuple[frozenset[date], frozenset[date]]:
+    """(days off, Saturdays and Sundays worked) of a year: the government moves a day off
+    next to a holiday and has a weekend day worked in its place (Sat 2025-04-26 for Fri 2 May)."""
+    found = holidays.country_holidays("VN", years=year)
+    return frozenset(found.keys()), frozenset(found.weekend_workdays)
 
 
 def load_calendar(today: date) -> None:
     """Load this year's and next year's holidays now (the first call loads the ``holidays``
     package's Vietnamese calendar: about 0.2 s), so that no visit's request pays for it."""
-    _holidays(today.year)
-    _holidays(today.year + 1)
+    _calendar(today.year)
+    _calendar(today.year + 1)
 
 
 def is_working_day(day: date) -> bool:
-    """Monday to Friday, and not a Vietnamese public holiday (Tết and the rest, with the days
-    off the government moves; from the ``holidays`` library)."""
-    return day.weekday() < 5 and day not in _holidays(day.year)
+    """Monday to Friday that is not a Vietnamese public holiday (Tết and the rest, with the
+    days off the government moves), or a weekend day the government has worked in exchange
+    (from the ``holidays`` library's calendar, as its own ``is_working_day``)."""
+    off, worked = _calendar(day.year)
+    return day in worked if day.weekday() >= 5 else day not in off
 
 
 def add_working_days(start: date, count: int) -> date:
@@ -137,15 +142,6 @@ def chronic_referral(codes: list[str]) -> bool:
     """A referral for a disease of the chronic list is valid one year (D38)."""
     prefixes = _chronic()
     return any(code.strip().upper().startswith(prefixes) for code in codes if code.strip())
-
-
-@cache
-def required_fields(table: str) -> tuple[str, ...]:
-    """The required fields of a paper table, from the national table specification (the same
-    data file the intake reads; the papers API checks papers sent without a visit file)."""
-    raw = resources.files("vnehr").joinpath("submissions/data/tables.json").read_text()
-    spec = json.loads(raw).get(table) or {}
-    return tuple(f["name"] for f in spec.get("fields") or [] if f.get("required"))
 
 
 def referral_valid_until(signed: date, diagnoses: list[str]) -> date:

@@ -10,18 +10,18 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
 import orjson
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vnehr import audit, facilities, identity, records
-from vnehr.kit.auth import Forbidden, Subject, require_scope
+from vnehr.kit.auth import Forbidden, MissingScope, Subject, require_scope
 from vnehr.kit.clock import parse_moment, today_in_vietnam, utcnow
 from vnehr.kit.db import copy_objects, make_row
 from vnehr.kit.errors import VnehrError
@@ -32,6 +32,15 @@ from vnehr.papers import card, content, errors, pdf, rules, shc
 from vnehr.papers.models import Paper
 
 WRITE_SCOPE = "paper.write"
+#: A facility system reads its facility's papers with one of these.
+READ_SCOPES = (WRITE_SCOPE, "record.read")
+
+
+#: The national table's field format rules for one row of a paper table sent without its
+#: visit file: (table, row, the visit's first day) -> issues in the intake's shape. They are
+#: the intake's own (``vnehr.submissions``), handed in by the composition root: papers sits
+#: below submissions and imports nothing of it.
+RowCheck = Callable[[str, dict[str, str], date | None], list[dict[str, Any]]]
 
 
 @dataclass(frozen=True)
@@ -152,10 +161,22 @@ async def _store(
             .limit(1)
         )
     ).first()
-    if current is not None and current.content_sha256 == digest:
-        return current, "unchanged"
+    if (
+        current is not None
+        and current.content_sha256 == digest
+        and current.revoke_reason != "withdrawn"
+    ):
+        return current, "unchanged"  # (a paper withdrawn by a correction comes back anew)
     now = utcnow()
-    if current is not None and source == "api" and current.visit_key != visit_key:
+    if (
+        current is not None
+        and source == "api"
+        and (
+            current.visit_key != visit_key
+            or current.personal_id != body["holder"].get("personal_id")
+        )
+    ):
+        # another visit's or another holder's paper: a correction only ever changes one's own
         raise errors.DuplicatePaper(number=body["number"], kind=body["kind"])
     if current is not None and current.status != "revoked":
         current.status, current.revoked_at = "revoked", now
@@ -284,9 +305,6 @@ async def from_visit(
             body = content.from_table(kind, row, xml1, facility=facility)
             if body is None:
                 continue
-            holder_id = person_id
-            if kind == "birth" and body["holder"].get("personal_id") != xml1.get("SO_CCCD"):
-                holder_id = await _person(session, body["holder"], actor)
             found.append(
                 await _store(
                     session,
@@ -295,11 +313,26 @@ async def from_visit(
                     facility_code=facility_code,
                     visit_key=visit_key,
                     source="visit",
-                    person_id=holder_id,
+                    person_id=await _holder_id(session, body, xml1, person_id, actor),
                     actor=actor,
                 )
             )
     return found
+
+
+async def _holder_id(
+    session: AsyncSession,
+    body: dict[str, Any],
+    xml1: dict[str, str],
+    patient_id: int | None,
+    actor: str,
+) -> int | None:
+    """Whose health book shows the paper: the visit's patient, except a birth certificate
+    naming someone else, the mother or carer (D42), whether it came in the visit file or after
+    it through the papers API."""
+    if body["kind"] == "birth" and body["holder"].get("personal_id") != xml1.get("SO_CCCD"):
+        return await _person(session, body["holder"], actor)
+    return patient_id
 
 
 async def _person(session: AsyncSession, holder: dict[str, Any], actor: str) -> int | None:
@@ -355,13 +388,15 @@ async def cite(
 
 @dataclass(slots=True)
 class VisitPapers:
-    """One stored visit of a batch whose papers ``from_visits`` issues."""
+    """One stored visit of a batch whose papers ``from_visits`` issues; ``replaces``: it is a
+    new version of a visit stored before (its earlier versions' papers are looked at)."""
 
     facility_code: str
     visit_key: str
     tables: dict[str, list[dict[str, str]]]
     person_id: int | None
     actor: str
+    replaces: bool = False
 
 
 async def from_visits(
@@ -372,7 +407,8 @@ async def from_visits(
     D50). Papers new to the hub, each number once in the batch, are written together
     (COPY on PostgreSQL); a visit with a paper number the hub has seen, a number twice in the
     batch, or a birth paper naming someone other than the visit's patient goes through
-    ``from_visit``. A visit cites only papers of visits before it."""
+    ``from_visit``. A visit cites only papers of visits before it. A new version of a visit
+    withdraws the papers of its earlier versions that it no longer carries."""
     codes = {v.facility_code for v in visits if any(v.tables.get(t) for t in rules.TABLE_KINDS)}
     names = await facilities.names_now(session, codes)
     planned: list[list[dict[str, Any]]] = []
@@ -390,6 +426,9 @@ async def from_visits(
                     if body is not None:
                         bodies.append(body)
         planned.append(bodies)
+    for visit, bodies in zip(visits, planned, strict=True):
+        if visit.replaces:
+            await _withdraw(session, visit, {(b["kind"], b["number"]) for b in bodies})
     counted = Counter(
         (v.facility_code, b["kind"], b["number"])
         for v, bodies in zip(visits, planned, strict=True)
@@ -454,6 +493,40 @@ async def from_visits(
         )
 
 
+async def _withdraw(session: AsyncSession, visit: VisitPapers, kept: set[tuple[str, str]]) -> None:
+    """Revoke ("withdrawn") the valid papers the visit's earlier versions issued and its new
+    version no longer carries: an appointment dropped from the corrected file, or given
+    another number, must not stay valid. Those it still carries are left to ``_store`` (the
+    same content: unchanged; changed: replaced); papers issued through the API are not the
+    file's to take back."""
+    rows = await session.scalars(
+        select(Paper)
+        .where(
+            Paper.facility_code == visit.facility_code,
+            Paper.visit_key == visit.visit_key,
+            Paper.source == "visit",
+            Paper.status == "valid",
+        )
+        .with_for_update()
+    )
+    now = utcnow()
+    for paper in rows:
+        if (paper.kind, paper.number) in kept:
+            continue
+        paper.status, paper.revoked_at = "revoked", now
+        paper.revoked_by, paper.revoke_reason = visit.actor, "withdrawn"
+        session.add(
+            audit.audit_event(
+                actor=visit.actor,
+                action="paper.revoked",
+                object_type="paper",
+                object_id=paper.id,
+                person_id=paper.person_id,
+                detail={"reason": "withdrawn", "visit_key": visit.visit_key},
+            )
+        )
+
+
 async def _known_numbers(
     session: AsyncSession, wanted: list[tuple[str, str, str]]
 ) -> set[tuple[str, str, str]]:
@@ -491,10 +564,7 @@ async def issue_driver(
         conclusion=data["conclusion"],
     )
     found.raise_if_rejected()
-    count = await session.scalar(
-        select(func.count()).where(Paper.facility_code == code, Paper.kind == "driver")
-    )
-    number = data.get("number") or f"{code}.KSK.{int(count or 0) + 1:06d}.{examined.year % 100:02d}"
+    number = await _driver_number(session, code, data.get("number"), examined)
     holder = data["holder"]
     body = {
         "kind": "driver",
@@ -534,11 +604,46 @@ async def issue_driver(
     )
 
 
+async def _driver_number(
+    session: AsyncSession, code: str, given: str | None, examined: date
+) -> str:
+    """``given``, or the facility's next ``{code}.KSK.{n:06d}.{yy}``: one more than its
+    certificates, past any number already held (one given explicitly may be ahead), so that it
+    is never another holder's. One driver's certificate of a facility at a time is numbered and
+    stored (PostgreSQL: a lock to the end of the transaction; SQLite's writers take turns)."""
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(
+            text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 131))"),
+            {"key": f"paper.driver:{code}"},
+        )
+    if given:
+        return given
+    count = await session.scalar(
+        select(func.count()).where(Paper.facility_code == code, Paper.kind == "driver")
+    )
+    sequence = int(count or 0) + 1
+    while True:
+        number = f"{code}.KSK.{sequence:06d}.{examined.year % 100:02d}"
+        taken = await session.scalar(
+            select(Paper.id)
+            .where(Paper.facility_code == code, Paper.kind == "driver", Paper.number == number)
+            .limit(1)
+        )
+        if taken is None:
+            return number
+        sequence += 1
+
+
 async def issue_for_visit(
-    session: AsyncSession, keys: PaperKeys, subject: Subject, data: dict[str, Any]
+    session: AsyncSession,
+    keys: PaperKeys,
+    subject: Subject,
+    data: dict[str, Any],
+    check_row: RowCheck,
 ) -> tuple[Paper, str]:
     """A paper of a national table issued after its visit was sent (``fields`` is the table
-    row); the holder and the visit facts come from the stored visit."""
+    row, checked against the table's field formats like a visit file's, then by the paper
+    rules); the holder and the visit facts come from the stored visit."""
     code = await _issuer_facility(session, subject, data.get("facility_code"))
     kind, visit_key = data["kind"], data["visit_key"]
     stored = await records.current_version(session, code, visit_key)
@@ -548,13 +653,13 @@ async def issue_for_visit(
     row = {k: str(v) for k, v in data["fields"].items()}
     row.setdefault("MA_LK", visit_key)
     tables: dict[str, list[dict[str, str]]] = {"XML1": stored.tables["XML1"], table: [row]}
+    xml1 = tables["XML1"][0]
+    begun = parse_moment((xml1.get("NGAY_VAO") or "").strip())
     found = _Issues()
-    for name in rules.required_fields(table):
-        if not (row.get(name) or "").strip():
-            found.error("SUB-0110", table, 1, name)
+    found.found += check_row(table, row, begun.date() if begun else None)
     rules.check_visit_papers(found, tables, code)
     found.raise_if_rejected()
-    body = content.from_table(kind, row, tables["XML1"][0], facility=await _facility(session, code))
+    body = content.from_table(kind, row, xml1, facility=await _facility(session, code))
     if body is None:
         raise errors.PaperRejected(detail={"issues": found.found})
     return await _store(
@@ -564,7 +669,7 @@ async def issue_for_visit(
         facility_code=code,
         visit_key=visit_key,
         source="api",
-        person_id=stored.person_id,
+        person_id=await _holder_id(session, body, xml1, stored.person_id, subject.label),
         actor=subject.label,
     )
 
@@ -612,12 +717,15 @@ async def revoke(session: AsyncSession, subject: Subject, paper_id: str, reason:
 
 
 async def readable(session: AsyncSession, subject: Subject, paper_id: str) -> Paper:
-    """A paper for its holder (or their representative) or its issuing facility; audited when
+    """A paper for its holder (or their representative) or its issuing facility (its staff, or
+    its systems that issue papers or read records: a check-in kiosk does not); audited when
     read by a representative."""
     paper = await session.get(Paper, paper_id)
     if paper is None:
         raise errors.UnknownPaper(id=paper_id)
     if subject.acts_for_facility(paper.facility_code, ("clinician", "facility_admin")):
+        if subject.kind == "facility_system" and not subject.scopes & set(READ_SCOPES):
+            raise MissingScope(scope=" or ".join(READ_SCOPES))
         return paper
     if subject.kind == "person":
         try:
@@ -734,11 +842,29 @@ async def verify(session: AsyncSession, keys: PaperKeys, text: str) -> dict[str,
     ).first()
     if row is None or row.rid != facts["rid"]:
         return verdict(facts, "unknown", "not_on_record", today)
-    status = row.status
-    if status == "valid" and row.valid_until is not None and today > row.valid_until:
-        status = "expired"
-    reason = row.revoke_reason if status == "revoked" else None
+    status, reason = _status_today(row.status, row.valid_until, row.revoke_reason, today)
     return verdict(facts, status, reason, today)
+
+
+def _status_today(
+    status: str, valid_until: date | None, revoke_reason: str | None, today: date
+) -> tuple[str, str | None]:
+    if status == "valid" and valid_until is not None and today > valid_until:
+        status = "expired"
+    return status, (revoke_reason if status == "revoked" else None)
+
+
+async def status_now(session: AsyncSession, paper_id: str) -> tuple[str, str | None]:
+    """(status today, why when revoked) of a paper, as ``verify`` says it of its QR: for the
+    paper id a signed PDF carries; ("unknown", "not_on_record") for no such paper."""
+    row = (
+        await session.execute(
+            select(Paper.status, Paper.valid_until, Paper.revoke_reason).where(Paper.id == paper_id)
+        )
+    ).first()
+    if row is None:
+        return "unknown", "not_on_record"
+    return _status_today(row.status, row.valid_until, row.revoke_reason, today_in_vietnam())
 
 
 async def revocations(session: AsyncSession) -> tuple[int, list[str]]:

@@ -4,6 +4,7 @@ parsing, validation with stable codes, receipts, versions per (facility, MA_LK).
 from vnehr.submissions.api import fast_routes, router
 from vnehr.submissions.importer import Totals as ImportTotals
 from vnehr.submissions.importer import import_folder, read_file, visit_files
+from vnehr.submissions.rules import check_paper_row
 from vnehr.submissions.service import (
     CardCheck,
     IntakeOptions,
@@ -29,6 +30,7 @@ __all__ = [
     "admitted",
     "analyse",
     "b64decode",
+    "check_paper_row",
     "fast_routes",
     "import_file",
     "import_folder",

@@ -166,13 +166,7 @@ def check_visit(
         found.warning("SUB-0115", name, row_index + 1, tag)
     xml1 = (tables.get("XML1") or [{}])[0]
     begun = parse_moment(xml1.get("NGAY_VAO") or "") or parse_moment(xml1.get("NGAY_RA") or "")
-    # Districts were abolished on 2025-07-01: the field stays in the tables but may be empty
-    # (and when the visit's dates are unreadable, itself an error, nobody can tell).
-    optional = (
-        frozenset({"MAHUYEN_CU_TRU"})
-        if begun is None or begun.date() >= REFORM_DAY
-        else frozenset()
-    )
+    optional = _optional(begun.date() if begun else None)
     for name, rows in tables.items():
         check_rows(found, name, rows, variants.get(name, "4750"), optional=optional)
     if found.full:
@@ -184,6 +178,24 @@ def check_visit(
     _cross_checks(found, tables, summary, envelope_facility, codes)
     papers.check_visit_papers(found, tables, envelope_facility)
     return found
+
+
+def _optional(begun: date | None) -> frozenset[str]:
+    """Required fields that may be empty for a visit begun on ``begun``: districts were
+    abolished on 2025-07-01, the field stays in the tables but may be empty (and when the
+    visit's dates are unreadable, itself an error, nobody can tell)."""
+    if begun is None or begun >= REFORM_DAY:
+        return frozenset({"MAHUYEN_CU_TRU"})
+    return frozenset()
+
+
+def check_paper_row(name: str, row: dict[str, str], begun: date | None) -> list[dict[str, Any]]:
+    """The format of every field of one row of a paper table sent without its visit file
+    (the papers API: ``papers.RowCheck``), as issues: the checks the same row gets in a visit
+    file, for a visit begun on ``begun``."""
+    found = Findings()
+    check_rows(found, name, [row], optional=_optional(begun))
+    return [issue.as_dict() for issue in found.issues]
 
 
 def check_rows(

@@ -230,7 +230,8 @@ async def validation_report_for(
     """``validation_report`` after the file-level checks a submission makes (sender, facility,
     signature; ``FileRefused`` as there), with the file's warnings and whether it would be
     kept apart as a test submission. Reads only."""
-    _, test_mode, file_warnings = await _admit(session, subject, data, analysis, options)
+    code, test_mode, file_warnings = await _admit(session, subject, data, analysis, options)
+    await _check_paper_numbers(session, [(code, v) for v in analysis.visits])
     return {**validation_report(analysis), "test_mode": test_mode, "warnings": file_warnings}
 
 
@@ -293,6 +294,7 @@ async def accept(
     await records.lock_visits(
         session, [(code, v.visit_key) for v in analysis.visits if v.visit_key is not None]
     )
+    await _check_paper_numbers(session, [(code, v) for v in analysis.visits])
     received = utcnow()
     submission_id = str(uuid.uuid4())
     visits: list[dict[str, Any]] = []
@@ -352,6 +354,11 @@ async def accept_many(
             )
         except errors.FileRefused as exc:
             results[index] = exc
+
+    # (before the visits are sorted into runs: a visit refused here is no new visit)
+    await _check_paper_numbers(
+        session, [(code, v) for index, code, _, _ in admitted for v in files[index][2].visits]
+    )
 
     def new_keys(index: int, code: str) -> list[tuple[str, str]]:
         return [
@@ -449,7 +456,7 @@ async def _accept_together(
             kept = next(stored)
             rows += _accepted_rows(subject, visit, kept, submission_id, data.person_id, False)
             visits.append(_stored_receipt(visit, kept))
-            issue.append((subject, visit, data.person_id))
+            issue.append((subject, visit, data.person_id, kept.outcome == "changed"))
         accepted = sum(1 for _, data in planned if data is not None)
         receipt, row = _finish(
             subject,
@@ -467,7 +474,7 @@ async def _accept_together(
     await copy_objects(session, rows)
     if options.papers is not None:
         await papers.from_visits(
-            session, options.papers, [_visit_papers(s, v, p) for s, v, p in issue]
+            session, options.papers, [_visit_papers(s, v, p, r) for s, v, p, r in issue]
         )
     return answers
 
@@ -678,18 +685,27 @@ async def _store_visit(
         )
         if paper_keys is not None and not test_mode:
             await papers.from_visits(
-                session, paper_keys, [_visit_papers(subject, visit, person_id)]
+                session,
+                paper_keys,
+                [_visit_papers(subject, visit, person_id, stored.outcome == "changed")],
             )
     return stored
 
 
 def _visit_papers(
-    subject: Subject, visit: VisitAnalysis, person_id: int | None
+    subject: Subject, visit: VisitAnalysis, person_id: int | None, replaces: bool
 ) -> papers.VisitPapers:
     """What ``papers.from_visits`` needs of a stored visit: its papers are issued and the
-    appointment it cites is used, in the intake's transaction (the receipt comes after both)."""
+    appointment it cites is used, in the intake's transaction (the receipt comes after both).
+    ``replaces``: a new version of a stored visit, whose dropped papers are withdrawn (a first
+    version, the usual case, costs no look-up)."""
     return papers.VisitPapers(
-        subject.facility_code or "", visit.visit_key or "", visit.tables, person_id, subject.label
+        subject.facility_code or "",
+        visit.visit_key or "",
+        visit.tables,
+        person_id,
+        subject.label,
+        replaces,
     )
 
 
@@ -951,6 +967,41 @@ def render_visit(facility_code: str, tables: dict[str, Any], received_at: dateti
         inner[name] = write_table(name, rows, variant)
     created = received_at.astimezone(VIETNAM).strftime("%Y%m%d")
     return write_envelope(facility_code, created, [inner])
+
+
+async def _check_paper_numbers(
+    session: AsyncSession, visits: list[tuple[str, VisitAnalysis]]
+) -> None:
+    """A visit naming a paper number that a paper of another visit of its facility holds (in
+    the hub, or a visit before it in these files) is refused, PAP-0130: it would otherwise take
+    that paper over as its correction, another patient's perhaps (D69). One query, and none
+    when no visit carries a paper."""
+    cited = [
+        (code, visit, found)
+        for code, visit in visits
+        if visit.visit_key is not None and not visit.findings.rejected
+        for found in papers.carried(visit.tables)
+    ]
+    if not cited:
+        return
+    held = await papers.number_holders(
+        session, [(code, found.kind, found.number) for code, _, found in cited]
+    )
+    first: dict[tuple[str, str, str], str | None] = {}
+    for code, visit, found in cited:
+        key = (code, found.kind, found.number)
+        if key in held:
+            owner = held[key]
+        elif key in first:
+            owner = first[key]
+        else:
+            first[key] = visit.visit_key
+            continue
+        if owner != visit.visit_key:
+            visit.findings.error(
+                "PAP-0130", found.table, found.row, found.field,
+                number=found.number, other=owner or "API",
+            )  # fmt: skip
 
 
 async def _check_cards(session: AsyncSession, visit: VisitAnalysis, check: CardCheck) -> None:
