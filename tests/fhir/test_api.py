@@ -350,3 +350,99 @@ async def test_a_facilitys_test_submission_is_no_provenance_of_anyones_record(
     assert (await client.get(f"/fhir/R4/Provenance/{ids[False]}")).status_code == 200
     hidden = await client.get(f"/fhir/R4/Provenance/{ids[True]}")
     assert hidden.status_code == 404, hidden.text
+
+
+async def test_a_visit_moved_to_another_patient_shows_only_that_patients_versions(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    """A facility sent a visit under the wrong patient (X) and corrected it to the right one
+    (Y): the earlier version is X's data, not part of Y's record, through any read."""
+    from datetime import datetime
+
+    from tests.healthbook.test_api import PERSON_FIELDS
+    from vnehr.identity.models import Person
+    from vnehr.records.models import VisitVersion
+
+    code, headers = await facility_with_token(
+        client, session, settings, scopes=("submission.write", "record.read")
+    )
+    one = visit_of(code, 31, datetime(2026, 10, 5, 9, 0))  # noqa: DTZ001
+    other = visit_of(code, 77, datetime(2026, 10, 6, 9, 0))  # noqa: DTZ001 (Y's identity)
+    right = other.tables["XML1"][0]
+    wrong = one.tables["XML1"][0]["SO_CCCD"]
+    assert (await send(client, headers, synth.envelope([one], code))).status_code == 201
+    for rows in one.tables.values():
+        for row in rows:
+            for name in PERSON_FIELDS:
+                if row.get(name):
+                    row[name] = right[name]
+    one.tables["XML1"][0]["MA_BENH_CHINH"] = "J00"
+    one.tables["XML1"][0]["MA_BENH_KT"] = ""
+    corrected = await send(client, headers, synth.envelope([one], code))
+    assert corrected.json()["status"] == "accepted", corrected.text
+    x = (await session.scalars(select(Person.id).where(Person.personal_id == wrong))).one()
+    first = (
+        await session.scalars(
+            select(VisitVersion.id).where(
+                VisitVersion.visit_key == one.ma_lk, VisitVersion.version == 1
+            )
+        )
+    ).one()
+
+    await sign_in_as(client, session, settings, who(other))
+    [item] = (await client.get("/api/v1/me/timeline")).json()["items"]
+    visit = item["id"]
+
+    async def check(extra: dict[str, str]) -> None:
+        history = (await client.get(f"{FHIR}/Encounter/{visit}/_history", headers=extra)).json()
+        assert [e["resource"]["meta"]["versionId"] for e in history["entry"]] == ["2"]
+        assert {e["resource"]["subject"]["reference"] for e in history["entry"]} != {f"Patient/{x}"}
+        conditions = await client.get(f"{FHIR}/Condition/{visit}-c1/_history", headers=extra)
+        codes = [e["resource"]["code"]["coding"][0]["code"] for e in conditions.json()["entry"]]
+        assert codes == ["J00"]
+        for path in (f"Encounter/{visit}/_history/1", f"Provenance/{first}"):
+            assert (await client.get(f"{FHIR}/{path}", headers=extra)).status_code == 404, path
+
+    await check({})  # the right patient
+    client.cookies.clear()
+    await check(headers)  # the sending facility's system
+    about_x = await session.scalars(
+        select(AuditEvent).where(AuditEvent.person_id == x, AuditEvent.action == "fhir.read")
+    )
+    assert about_x.all() == []
+
+
+async def test_ids_and_dates_out_of_range_are_refused_not_failed(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    """Ids beyond 64 bits, digits that are not 0-9 and dates at the end of the calendar are a
+    client's mistake (or probing): 404 or 400, never a server error."""
+    _, headers = await facility_with_token(
+        client, session, settings, scopes=("submission.write", "record.read")
+    )
+    huge = "9" * 23
+    await sign_in_as(client, session, settings, STRANGER)
+    for who_, extra in (("citizen", {}), ("system", headers)):
+        for path, status, error in (
+            (f"Encounter/{huge}", 404, "FHIR-0002"),
+            (f"Encounter/{huge}/_history", 404, "FHIR-0002"),
+            (f"Encounter/{huge}/_history/1", 404, "FHIR-0002"),
+            (f"Condition/{huge}-c1", 404, "FHIR-0002"),
+            (f"Provenance/{huge}", 404, "FHIR-0002"),
+            (f"Patient/{huge}", 404, "FHIR-0002"),
+            (f"Patient/{huge}/$everything", 404, "FHIR-0002"),
+            ("Encounter/²", 400, "KIT-0422"),  # not a FHIR id
+            (f"Encounter?patient={huge}", 400, "FHIR-0001"),
+            ("Encounter?patient=Patient/%C2%B2", 400, "FHIR-0001"),
+            ("Encounter?patient=1&date=9999-12", 400, "FHIR-0001"),
+            ("Encounter?patient=1&date=9999-12-31", 400, "FHIR-0001"),
+            ("Encounter?patient=1&date=9999-12-31T23:59:59Z", 400, "FHIR-0001"),
+            ("Encounter?patient=1&date=gt9999-12-31T23:59:59.999999", 400, "FHIR-0001"),
+        ):
+            outcome(await client.get(f"{FHIR}/{path}", headers=extra), status, error)
+        for path in (f"Encounter?_id={huge}", "Encounter?_id=%C2%B2", "Patient?_id=%C2%B2",
+                     f"Patient?_id={huge}", "Patient?identifier=%C2%B2"):  # fmt: skip
+            found = await client.get(f"{FHIR}/{path}", headers=extra)
+            assert found.status_code == 200, (who_, path, found.text)
+            assert found.json()["total"] == 0
+        client.cookies.clear()

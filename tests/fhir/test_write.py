@@ -620,3 +620,19 @@ async def _observed(client: httpx.AsyncClient) -> int:
     """How many Observations the signed-in citizen's record holds."""
     found = (await client.get(f"{FHIR}/Observation", params={"_summary": "count"})).json()
     return int(found["total"])
+
+
+async def test_a_reference_to_a_patient_number_out_of_range_links_no_one(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    _, headers = await facility_with_token(client, session, settings, scopes=WRITER)
+    for reference in ("Patient/99999999999999999999999", "Patient/²"):
+        observation = {
+            "resourceType": "Observation",
+            "status": "final",
+            "code": {"text": "Mạch"},
+            "subject": {"reference": reference},
+            "valueString": "80 lần/phút",
+        }
+        written = await client.post(f"{FHIR}/Observation", json=observation, headers=headers)
+        assert written.status_code == 201, (reference, written.text)

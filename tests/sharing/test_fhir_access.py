@@ -5,7 +5,7 @@ revocation counts at once; every read is audited with its basis and shows in the
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -20,8 +20,11 @@ from vnehr import exchange
 from vnehr.audit import AuditEvent
 from vnehr.fhir import mapping
 from vnehr.fhir.validate import validate
+from vnehr.kit.clock import VIETNAM, utcnow
 from vnehr.kit.outbox import OutboxEvent
 from vnehr.kit.settings import Settings
+from vnehr.papers.models import Paper
+from vnehr.records.models import TimelineEntry
 from vnehr.submissions import synth
 
 FHIR = "/fhir/R4"
@@ -153,3 +156,158 @@ async def test_a_facility_system_reads_through_fhir_only_what_the_patient_shares
     await client.post("/api/v1/me/consents", json={"facility": reader, "scope": "summary"})
     client.cookies.clear()
     assert (await search("Encounter", patient=person_id)).json().get("entry", []) == []
+
+
+async def shared_without_mental(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> tuple[str, dict[str, str], dict[str, str], synth.SynthVisit, str, str, str]:
+    """An ordinary and a mental-health visit of one patient, who shares the full record with
+    another facility without naming "mental": (sender, its headers, the reader's headers, the
+    mental-health visit, the patient's id, the ordinary and the hidden Encounter ids)."""
+    sender, headers = await facility_with_token(client, session, settings)
+    ordinary = visit_of(sender, 91, datetime(2026, 9, 1, 9, 0), care_type="01")  # noqa: DTZ001
+    mental = visit_of(sender, 92, datetime(2026, 10, 1, 9, 0), ordinary, care_type="01")  # noqa: DTZ001
+    mental.tables["XML1"][0]["MA_BENH_CHINH"] = "F32.9"
+    mental.tables["XML1"][0]["MA_BENH_KT"] = ""
+    sent = await send(client, headers, synth.envelope([ordinary, mental], sender))
+    assert sent.json()["status"] != "rejected", sent.text
+    reader, reader_headers = await facility_with_token(client, session, settings, scopes=READER)
+    await sign_in_as(client, session, settings, who(ordinary))
+    person_id = (await client.get(f"{FHIR}/Patient")).json()["entry"][0]["resource"]["id"]
+    conditions = (await client.get(f"{FHIR}/Condition")).json()["entry"]
+    hidden = next(
+        e["resource"]["encounter"]["reference"].split("/")[1]
+        for e in conditions
+        if e["resource"]["code"]["coding"][0]["code"] == "F32.9"
+    )
+    encounters = (await client.get(f"{FHIR}/Encounter")).json()["entry"]
+    [shown] = [e["resource"]["id"] for e in encounters if e["resource"]["id"] != hidden]
+    made = await client.post("/api/v1/me/consents", json={"facility": reader, "scope": "full"})
+    assert made.status_code == 201
+    client.cookies.clear()
+    return sender, headers, reader_headers, mental, person_id, shown, hidden
+
+
+async def test_a_hidden_visit_stays_out_of_history_and_vread(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    """D35/D44: a visit touching a category the patient did not name is left out whole, also
+    its earlier versions: one that carried the category hides the visit's history."""
+    sender, headers, reader, mental, _, shown, hidden = await shared_without_mental(
+        client, session, settings
+    )
+
+    async def status(path: str) -> int:
+        return (await client.get(f"{FHIR}/{path}", headers=reader)).status_code
+
+    assert await status(f"Encounter/{hidden}") == 404
+    for path in (
+        f"Encounter/{hidden}/_history",
+        f"Encounter/{hidden}/_history/1",
+        f"Condition/{hidden}-c1/_history",
+        f"Condition/{hidden}-c1/_history/1",
+        f"MedicationRequest/{hidden}-m1/_history",
+    ):
+        answer = await client.get(f"{FHIR}/{path}", headers=reader)
+        assert answer.status_code == 404, (path, answer.text)
+        assert "F32" not in answer.text
+    assert await status(f"Encounter/{shown}/_history") == 200
+    assert await status(f"Condition/{shown}-c1/_history/1") == 200
+
+    # the facility corrects the diagnosis: the visit shows, its first version does not
+    mental.tables["XML1"][0]["MA_BENH_CHINH"] = "K29.7"
+    assert (await send(client, headers, synth.envelope([mental], sender))).status_code == 201
+    assert await status(f"Encounter/{hidden}") == 200
+    assert await status(f"Encounter/{hidden}/_history") == 404
+    assert await status(f"Condition/{hidden}-c1/_history/1") == 404
+
+
+async def test_the_provenance_of_a_hidden_visit_is_hidden_and_provenance_reads_are_audited(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    *_, reader, _, person_id, shown, hidden = await shared_without_mental(client, session, settings)
+    versions = dict(
+        (
+            await session.execute(
+                select(TimelineEntry.id, TimelineEntry.version_id).where(
+                    TimelineEntry.id.in_([int(shown), int(hidden)])
+                )
+            )
+        ).all()
+    )
+
+    async def reads() -> int:
+        rows = await session.scalars(
+            select(AuditEvent).where(
+                AuditEvent.action == "fhir.read", AuditEvent.person_id == int(person_id)
+            )
+        )
+        return len(rows.all())
+
+    before = await reads()
+    gone = await client.get(f"{FHIR}/Provenance/{versions[int(hidden)]}", headers=reader)
+    assert gone.status_code == 404
+    assert f"Encounter/{hidden}" not in gone.text
+    assert await reads() == before
+    seen = await client.get(f"{FHIR}/Provenance/{versions[int(shown)]}", headers=reader)
+    assert seen.status_code == 200
+    assert seen.json()["target"][0]["reference"].startswith(f"Encounter/{shown}/")
+    assert await reads() == before + 1  # the patient sees who read where their data came from
+
+
+async def test_papers_of_a_hidden_visit_stay_hidden(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    """A paper of a visit left out (here the re-exam appointment of a mental-health visit)
+    says what kind of care the patient had: it is left out with its visit."""
+    sender, headers = await facility_with_token(
+        client, session, settings, scopes=("submission.write", "paper.write", *READER)
+    )
+    now = utcnow().astimezone(VIETNAM).replace(tzinfo=None, second=0, microsecond=0)
+    ordinary = visit_of(
+        sender, 93, now - timedelta(days=4), care_type="01", insured=True, appointment=True
+    )
+    mental = visit_of(
+        sender,
+        94,
+        now - timedelta(days=2),
+        ordinary,
+        care_type="01",
+        insured=True,
+        appointment=True,
+    )
+    for table in ("XML1", "XML14"):
+        mental.tables[table][0]["MA_BENH_CHINH"] = "F32.9"
+        mental.tables[table][0]["MA_BENH_KT"] = ""
+    sent = await send(client, headers, synth.envelope([ordinary, mental], sender))
+    assert sent.json()["status"] == "accepted", sent.text
+    issued = {
+        p.visit_key: f"paper-{p.id}"
+        for p in await session.scalars(select(Paper).where(Paper.facility_code == sender))
+    }
+    assert set(issued) == {ordinary.ma_lk, mental.ma_lk}
+    reader, reader_headers = await facility_with_token(client, session, settings, scopes=READER)
+    await sign_in_as(client, session, settings, who(ordinary))
+    person_id = (await client.get(f"{FHIR}/Patient")).json()["entry"][0]["resource"]["id"]
+    made = await client.post("/api/v1/me/consents", json={"facility": reader, "scope": "full"})
+    assert made.status_code == 201
+    client.cookies.clear()
+
+    found = await client.get(
+        f"{FHIR}/DocumentReference", params={"patient": person_id}, headers=reader_headers
+    )
+    listed = {e["resource"]["id"] for e in found.json()["entry"]}
+    assert issued[ordinary.ma_lk] in listed
+    assert issued[mental.ma_lk] not in listed
+    everything = await client.get(f"{FHIR}/Patient/{person_id}/$everything", headers=reader_headers)
+    assert issued[mental.ma_lk] not in everything.text
+    for paper in (issued[mental.ma_lk], f"{issued[mental.ma_lk]}/_history"):
+        answer = await client.get(f"{FHIR}/DocumentReference/{paper}", headers=reader_headers)
+        assert answer.status_code == 404, answer.text
+    shown = await client.get(
+        f"{FHIR}/DocumentReference/{issued[ordinary.ma_lk]}", headers=reader_headers
+    )
+    assert shown.status_code == 200
+    # the issuing facility still reads its own paper
+    own = await client.get(f"{FHIR}/DocumentReference/{issued[mental.ma_lk]}", headers=headers)
+    assert own.status_code == 200

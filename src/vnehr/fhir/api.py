@@ -496,9 +496,10 @@ def _references(values: tuple[str, ...]) -> list[int]:
         tail = value.rstrip("/").split("/")
         if len(tail) >= 2 and tail[-2] != "Patient":
             continue
-        if not tail[-1].isdigit():
+        person_id = store.number(tail[-1])
+        if person_id is None:
             raise BadSearch(reason=f"{value} is not a Patient of this server")
-        found.append(int(tail[-1]))
+        found.append(person_id)
     return found
 
 
@@ -517,7 +518,7 @@ async def _persons_of_query(
         if name in ("patient", "subject") and crit.modifier == "":
             narrow(_references(crit.values))
         elif type_ == "Patient" and name == "_id" and crit.modifier == "":
-            narrow([int(v) for v in crit.values if v.isdigit()])
+            narrow([p for p in map(store.number, crit.values) if p is not None])
         elif type_ == "Patient" and name == "identifier" and crit.modifier == "":
             pairs = [
                 (v.partition("|")[0] if "|" in v else None, v.rpartition("|")[2])

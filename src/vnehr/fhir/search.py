@@ -130,8 +130,8 @@ def _match_token(param_value: str, modifier: str, element: Any) -> bool:
 
 
 _DATE = re.compile(
-    r"^(?P<y>\d{4})(-(?P<m>\d{2})(-(?P<d>\d{2})(T(?P<t>\d{2}:\d{2}(:\d{2}(\.\d+)?)?)"
-    r"(?P<z>Z|[+-]\d{2}:\d{2})?)?)?)?$"
+    r"^(?P<y>[0-9]{4})(-(?P<m>[0-9]{2})(-(?P<d>[0-9]{2})(T(?P<t>[0-9]{2}:[0-9]{2}"
+    r"(:[0-9]{2}(\.[0-9]+)?)?)(?P<z>Z|[+-][0-9]{2}:[0-9]{2})?)?)?)?$"
 )
 _MIN = datetime(1, 1, 2, tzinfo=UTC)
 _MAX = datetime(9999, 12, 30, tzinfo=UTC)
@@ -139,7 +139,8 @@ _MAX = datetime(9999, 12, 30, tzinfo=UTC)
 
 def date_range(text: str) -> tuple[datetime, datetime]:
     """A FHIR date/dateTime as the half-open range it stands for (by its precision); a value
-    without a zone is in Vietnam time."""
+    without a zone is in Vietnam time. One whose range ends after year 9999 is refused like
+    an invalid one (Python's datetimes end there)."""
     found = _DATE.match(text.strip())
     if not found:
         raise BadSearch(reason=f"not a FHIR date: {text[:40]}")
@@ -157,14 +158,14 @@ def date_range(text: str) -> tuple[datetime, datetime]:
             start = datetime(first.year, first.month, first.day, tzinfo=VIETNAM)
             return start, start + timedelta(days=1)
         moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError as exc:
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=VIETNAM)
+        step = timedelta(minutes=1) if len(found["t"]) == 5 else timedelta(seconds=1)
+        if "." in found["t"]:
+            step = timedelta(microseconds=1)
+        return moment, moment + step
+    except (ValueError, OverflowError) as exc:
         raise BadSearch(reason=f"not a FHIR date: {text[:40]}") from exc
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=VIETNAM)
-    step = timedelta(minutes=1) if len(found["t"]) == 5 else timedelta(seconds=1)
-    if "." in found["t"]:
-        step = timedelta(microseconds=1)
-    return moment, moment + step
 
 
 def _element_range(element: Any) -> tuple[datetime, datetime] | None:

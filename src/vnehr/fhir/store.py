@@ -9,6 +9,7 @@ Registry resources (Organization, Practitioner, Location) are public directory d
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,6 +23,8 @@ from vnehr.kit.auth import Subject, require_scope
 from vnehr.kit.clock import today_in_vietnam, utcnow
 
 Resource = dict[str, Any]
+#: A number in an id or a reference: ASCII digits only, small enough for a 64-bit column.
+_NUMBER = re.compile(r"[0-9]{1,18}")
 VISIT_TYPES = (
     "Encounter",
     "Condition",
@@ -73,6 +76,12 @@ class Scope:
             return True
         found = self.shared.get(source.person_id or 0)
         return found is not None and sharing.categories(source.tables) <= found.sensitive
+
+
+def number(text: str) -> int | None:
+    """The record number an id stands for, or None (then nothing has that id): ``str.isdigit``
+    also takes "²", which ``int`` refuses, and any length, which the database refuses."""
+    return int(text) if _NUMBER.fullmatch(text) else None
 
 
 async def share(session: AsyncSession, scope: Scope, person_ids: Iterable[int]) -> None:
@@ -174,7 +183,9 @@ async def compartment(session: AsyncSession, scope: Scope, person_ids: list[int]
         person_ids = [p for p in person_ids if p in scope.holders]
     await share(session, scope, person_ids)
     entries = [e for e in await records.entries_of(session, person_ids) if scope.may_see_entry(e)]
-    sources = [src for src in await _sources(session, entries) if scope.keeps(src)]
+    visits = await _sources(session, entries)
+    sources = [src for src in visits if scope.keeps(src)]
+    left_out = {(src.facility_code, src.visit_key) for src in visits if not scope.keeps(src)}
     titles = await catalogs.codebook(session)
     for src in sources:
         for resource in mapping.visit_resources(src, titles):
@@ -194,7 +205,7 @@ async def compartment(session: AsyncSession, scope: Scope, person_ids: list[int]
             pool.person_ids.add(person_id)
     today = today_in_vietnam()
     for paper in await papers.of_persons(session, person_ids):
-        if scope.may_see_paper(paper):
+        if scope.may_see_paper(paper) and (paper.facility_code, paper.visit_key) not in left_out:
             pool.add(mapping.paper_document(paper, today))
     writer = None if scope.is_citizen else scope.facility_code
     for kept in await stored.of_persons(session, person_ids, writer):
@@ -268,19 +279,17 @@ def _derived(type_: str, id_: str) -> bool:
     resources kept as sent have 32-hex-digit ids."""
     if type_ in REGISTRY_TYPES:
         return not (len(id_) == 32 and all(c in "0123456789abcdef" for c in id_))
-    if type_ == "Consent" and id_[:1] == "c" and id_[1:].isdigit():
+    if type_ == "Consent" and id_[:1] == "c" and number(id_[1:]) is not None:
         return True  # a sharing directive
-    return id_.split("-", 1)[0].isdigit()
+    return number(id_.split("-", 1)[0]) is not None
 
 
 def visit_of(type_: str, id_: str) -> int | None:
     """The visit (Encounter id) a visit-derived resource id belongs to."""
     head = id_.split("-", 1)[0]
-    if not head.isdigit():
-        return None
     if type_ == "Encounter" and head != id_:
         return None
-    return int(head)
+    return number(head)
 
 
 async def _entry(session: AsyncSession, scope: Scope, type_: str, id_: str) -> Any:
@@ -301,7 +310,11 @@ async def read(session: AsyncSession, scope: Scope, type_: str, id_: str) -> tup
         paper = await papers.by_id(session, id_.removeprefix("paper-"))
         if paper is not None and paper.person_id is not None:
             await share(session, scope, [paper.person_id])
-        if paper is None or not scope.may_see_paper(paper):
+        if (
+            paper is None
+            or not scope.may_see_paper(paper)
+            or await _paper_left_out(session, scope, paper)
+        ):
             raise UnknownResource(type=type_, id=id_)
         if paper.person_id is not None:
             pool.person_ids.add(paper.person_id)
@@ -324,7 +337,10 @@ async def read(session: AsyncSession, scope: Scope, type_: str, id_: str) -> tup
         if entry.person_id is not None:
             pool.person_ids.add(entry.person_id)
     elif type_ == "Provenance":
-        version = await records.version_by_id(session, int(id_)) if id_.isdigit() else None
+        version_id = number(id_)
+        version = (
+            await records.version_by_id(session, version_id) if version_id is not None else None
+        )
         entry = (
             await records.entry_by_key(session, version.facility_code, version.visit_key)
             if version is not None
@@ -336,6 +352,10 @@ async def read(session: AsyncSession, scope: Scope, type_: str, id_: str) -> tup
             raise UnknownResource(type=type_, id=id_)
         names = await facilities.directory(session, [entry.facility_code])
         src = _source(entry, version, names.get(entry.facility_code))
+        # where a visit left out came from says it exists and what it holds (D35); a version
+        # sent for another patient before a correction is that patient's
+        if version.person_id != entry.person_id or not scope.keeps(src):
+            raise UnknownResource(type=type_, id=id_)
         for resource in mapping.visit_resources(src, await catalogs.codebook(session)):
             pool.add(resource)
         if entry.person_id is not None:
@@ -354,9 +374,10 @@ async def _read_in_compartment(
     session: AsyncSession, scope: Scope, type_: str, id_: str
 ) -> tuple[Resource, Pool]:
     if type_ == "Patient":
-        if not id_.isdigit():
+        person_id = number(id_)
+        if person_id is None:
             raise UnknownResource(type=type_, id=id_)
-        person_ids = [int(id_)]
+        person_ids = [person_id]
     else:
         person_ids = sorted(scope.holders) if scope.is_citizen else []
     pool = await compartment(session, scope, person_ids)
@@ -364,6 +385,17 @@ async def _read_in_compartment(
     if found is None:
         raise UnknownResource(type=type_, id=id_)
     return found, pool
+
+
+async def _paper_left_out(session: AsyncSession, scope: Scope, paper: Any) -> bool:
+    """A paper issued with a visit the scope leaves out (D35): its kind, issuer and date tell
+    what the visit was, so it is left out with it, as in ``compartment``."""
+    if scope.is_citizen or paper.visit_key is None or paper.facility_code == scope.facility_code:
+        return False
+    entry = await records.entry_by_key(session, paper.facility_code, paper.visit_key)
+    if entry is None or entry.person_id != paper.person_id:
+        return False
+    return any(not scope.keeps(src) for src in await _sources(session, [entry]))
 
 
 async def _registry_entry(session: AsyncSession, pool: Pool, type_: str, id_: str) -> None:
@@ -384,7 +416,10 @@ async def _registry_entry(session: AsyncSession, pool: Pool, type_: str, id_: st
 async def history(
     session: AsyncSession, scope: Scope, type_: str, id_: str
 ) -> tuple[list[Resource], Pool]:
-    """Every version of a resource, newest first."""
+    """Every version of a resource, newest first: only those of the patient it is now about (a
+    version sent for another patient, then corrected, is that patient's data), and none
+    when one of them is of a visit the scope leaves out (an earlier version may be the one
+    with the sensitive diagnosis, D35)."""
     if not _derived(type_, id_):
         rows = await stored.versions(session, type_, id_)
         if not rows or not scope.may_see_stored(rows[0]):
@@ -392,7 +427,7 @@ async def history(
         pool = Pool()
         if rows[0].person_id is not None:
             pool.person_ids.add(rows[0].person_id)
-        return [r.body for r in rows], pool
+        return [r.body for r in rows if r.person_id == rows[0].person_id], pool
     if type_ not in VISIT_TYPES:
         resource, pool = await read(session, scope, type_, id_)
         return [resource], pool
@@ -402,7 +437,11 @@ async def history(
     pool = Pool()
     found: list[Resource] = []
     for version in reversed(await records.versions(session, entry.facility_code, entry.visit_key)):
+        if version.person_id != entry.person_id:
+            continue
         src = _source(entry, version, names.get(entry.facility_code))
+        if not scope.keeps(src):
+            raise UnknownResource(type=type_, id=id_)
         for resource in mapping.visit_resources(src, titles):
             if resource["resourceType"] == type_ and resource["id"] == id_:
                 found.append(resource)
@@ -453,16 +492,31 @@ async def patient_of_visit_key(
     return [entry.person_id], entry.id
 
 
+def _patients(resource: Resource) -> set[int]:
+    found: set[int] = set()
+    for key in ("subject", "patient"):
+        reference = str((resource.get(key) or {}).get("reference", ""))
+        person_id = number(reference[8:]) if reference.startswith("Patient/") else None
+        if person_id is not None:
+            found.add(person_id)
+    return found
+
+
 def accessed_persons(pool: Pool, resources: Iterable[Resource]) -> set[int]:
-    """The persons whose clinical data these resources are (for the audit rows)."""
+    """The persons whose clinical data these resources are (for the audit rows). A Provenance
+    names no patient: it is about the patients of what it points to in the pool."""
     found: set[int] = set()
     for resource in resources:
         if resource["resourceType"] == "Patient":
-            if str(resource.get("id", "")).isdigit():
-                found.add(int(resource["id"]))
+            person_id = number(str(resource.get("id", "")))
+            if person_id is not None:
+                found.add(person_id)
             continue
-        for key in ("subject", "patient"):
-            reference = str((resource.get(key) or {}).get("reference", ""))
-            if reference.startswith("Patient/") and reference[8:].isdigit():
-                found.add(int(reference[8:]))
+        found |= _patients(resource)
+        if resource["resourceType"] == "Provenance":
+            for target in resource.get("target") or []:
+                type_, _, rest = str((target or {}).get("reference", "")).partition("/")
+                pointed = pool.get(type_, rest.split("/", 1)[0])
+                if pointed is not None:
+                    found |= _patients(pointed)
     return found & pool.person_ids if pool.person_ids else found

@@ -23,6 +23,7 @@ from vnehr import audit, identity, records, submissions
 from vnehr.fhir import intake, mapping
 from vnehr.fhir.errors import UnknownResource
 from vnehr.fhir.models import StoredIdentifier, StoredResource
+from vnehr.fhir.store import number
 from vnehr.fhir.stored import current
 from vnehr.fhir.validate import Issue, validate
 from vnehr.kit.auth import Subject
@@ -126,10 +127,9 @@ async def _person_of(session: AsyncSession, resource: Resource) -> int | None:
     """The person a resource is about, when it points at one of our Patients."""
     for key in ("subject", "patient"):
         reference = str((resource.get(key) or {}).get("reference") or "")
-        if reference.startswith("Patient/") and reference[8:].isdigit():
-            person_id = int(reference[8:])
-            if await identity.persons(session, [person_id]):
-                return person_id
+        person_id = number(reference[8:]) if reference.startswith("Patient/") else None
+        if person_id is not None and await identity.persons(session, [person_id]):
+            return person_id
     if resource.get("resourceType") == "Patient":
         personal_id = intake.personal_id_of(resource)
         if personal_id:
