@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime, timedelta
 
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -11,8 +11,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tests.healthbook.test_api import STRANGER, visit_of, who
 from tests.identity.test_api import error, sign_in_as
 from tests.submissions.test_intake import facility_with_token, send
-from vnehr import identity
+from vnehr import audit, identity
 from vnehr.kit.auth import Grant, Subject
+from vnehr.kit.clock import utcnow
 from vnehr.kit.settings import Settings
 from vnehr.submissions import synth
 
@@ -93,3 +94,83 @@ async def test_reads_by_a_facility_are_listed_and_can_be_disputed(
     assert (
         len((await client.get("/api/v1/access-disputes", params={"status": "closed"})).json()) == 1
     )
+
+
+async def test_a_parents_reads_of_the_childs_papers_are_in_the_childs_access_log(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    from tests.papers.test_api import REGISTRAR, SCOPES, local_now
+
+    code, headers = await facility_with_token(client, session, settings, scopes=SCOPES)
+    child = visit_of(
+        code, 71, local_now() - timedelta(days=2), insured=True, appointment=True, age_group=0
+    )
+    assert (await send(client, headers, synth.envelope([child], code))).status_code == 201
+    await sign_in_as(client, session, settings, who(child))
+    await sign_in_as(client, session, settings, STRANGER)
+    await identity.add_representative(
+        session,
+        REGISTRAR,
+        agent_personal_id=STRANGER[0],
+        subject_person=who(child)[0],
+        relation="parent",
+        valid_from=date(2020, 1, 1),
+        valid_to=None,
+    )
+    [paper] = (await client.get("/api/v1/me/papers", params={"for": who(child)[0]})).json()[
+        "papers"
+    ]
+    assert (await client.get(f"/api/v1/papers/{paper['id']}")).status_code == 200
+    await sign_in_as(client, session, settings, who(child))
+    log = (await client.get("/api/v1/me/access-log")).json()
+    assert sorted((e["action"], e["who"]["name"], e["relation"]) for e in log) == [
+        ("paper.list", STRANGER[1], "parent"),
+        ("paper.read", STRANGER[1], "parent"),
+    ]
+    page = (await client.get("/portal/book/access-log")).text
+    assert "Xem một giấy tờ" in page
+    assert "Xem danh sách giấy tờ" in page
+    read = next(e for e in log if e["action"] == "paper.read")
+    opened = await client.post(f"/api/v1/me/access-log/{read['id']}/dispute")
+    assert opened.status_code == 201, opened.text
+
+
+async def test_a_departments_queue_keeps_its_cases_behind_many_of_other_provinces(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    hanoian = await sign_in_as(client, session, settings, STRANGER)
+    registrar = Subject("person", "registrar", "registrar", (Grant("department_admin"),))
+    await identity.set_residence(session, registrar, STRANGER[0], "00070")  # Hà Nội
+    # no residence: the national department's cases
+    elsewhere = await sign_in_as(client, session, settings, SAIGON)
+    now = utcnow()
+    read = audit.audit_event(
+        actor="facility_system:x", action="fhir.read", object_type="fhir", object_id="Encounter/1"
+    )
+    session.add(read)
+    await session.flush()
+    cases = [(hanoian.id, now - timedelta(days=3))] + [
+        (elsewhere.id, now - timedelta(minutes=i)) for i in range(500)
+    ]
+    session.add_all(
+        audit.AccessDispute(
+            audit_event_id=read.id,
+            person_id=person_id,
+            opened_by="person:x",
+            opened_at=at,
+            status="open",
+        )
+        for person_id, at in cases
+    )
+    await session.flush()
+    await sign_in_as(
+        client, session, settings, ADMIN, {"role": "department_admin", "province_code": "01"}
+    )
+    queue = (await client.get("/api/v1/access-disputes")).json()
+    assert [d["opened_at"][:16] for d in queue] == [(now - timedelta(days=3)).isoformat()[:16]]
+    await sign_in_as(
+        client, session, settings, SAIGON, {"role": "department_admin", "province_code": "79"}
+    )
+    assert (await client.get("/api/v1/access-disputes")).json() == []
+    await sign_in_as(client, session, settings, SAIGON, {"role": "department_admin"})
+    assert len((await client.get("/api/v1/access-disputes")).json()) == 500

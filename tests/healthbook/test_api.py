@@ -288,6 +288,67 @@ async def test_nobody_reads_a_visit_that_is_not_in_their_book(
     error(await client.get(f"/api/v1/me/visits/{visit_id}"), 401, "AUTH-0001")
 
 
+async def test_a_level_one_identity_reads_no_book_and_is_told_to_upgrade(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    _, visits = await book(client, session, settings)
+    owner = who(visits[0])
+    await sign_in_as(client, session, settings, owner)
+    visit_id = (await client.get("/api/v1/me/timeline")).json()["items"][0]["id"]
+    # the same person whose VNeID account is at level 1 (D12)
+    await sign_in_as(client, session, settings, owner, level=1)
+    for url in (
+        "/api/v1/me/timeline",
+        "/api/v1/me/summary",
+        f"/api/v1/me/visits/{visit_id}",
+        f"/api/v1/me/visits/{visit_id}.pdf",
+        "/api/v1/me/access-log",
+        "/api/v1/me/consents",
+    ):
+        body = error(await client.get(url), 403, "ID-0101")
+        assert "level 2" in body["message"]["en"], url
+    error(await client.post("/api/v1/me/reception-codes"), 403, "ID-0101")
+    # the web pages say what to do: upgrade at the ward police office
+    upgrade = "nâng mức tài khoản VNeID"
+    portal = await client.get("/portal")
+    assert portal.status_code == 200
+    assert upgrade in portal.text
+    page = await client.get("/portal/book")
+    assert upgrade in page.text
+    assert f"/portal/book/visits/{visit_id}" not in page.text
+
+
+async def test_ids_beyond_64_bits_are_refused_cleanly(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    _, visits = await book(client, session, settings)
+    await sign_in_as(client, session, settings, who(visits[0]))
+    huge = "9" * 23
+    for method, url in (
+        ("GET", f"/api/v1/me/visits/{huge}"),
+        ("GET", f"/api/v1/me/visits/{huge}.pdf"),
+        ("GET", f"/api/v1/me/access-log?before={huge}"),
+        ("POST", f"/api/v1/me/access-log/{huge}/dispute"),
+        ("DELETE", f"/api/v1/me/consents/{huge}"),
+        ("GET", f"/portal/book/visits/{huge}"),
+        ("GET", f"/api/v1/patients/{visits[0].tables['XML1'][0]['SO_CCCD']}/visits/{huge}"),
+        ("POST", f"/api/v1/emergency-accesses/{huge}/review"),
+        ("POST", f"/api/v1/access-disputes/{huge}/close"),
+    ):
+        response = await client.request(method, url, json={})
+        assert response.status_code in (404, 422), (url, response.status_code)
+    from tests.web.test_login import _hidden
+
+    csrf = _hidden((await client.get("/portal")).text)["csrf"]
+    for url in (
+        f"/portal/book/access-log/{huge}/dispute",
+        f"/review/emergency/{huge}",
+        f"/review/dispute/{huge}",
+    ):
+        response = await client.post(url, data={"csrf": csrf})
+        assert response.status_code in (404, 422), (url, response.status_code)
+
+
 async def test_a_parent_reads_the_childs_book_and_the_read_is_audited(
     client: httpx.AsyncClient, session: AsyncSession, settings: Settings
 ) -> None:

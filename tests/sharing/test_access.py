@@ -136,6 +136,38 @@ async def test_consent_scopes_sensitive_categories_and_revocation(
     assert full.status_code == 201
 
 
+async def test_a_category_named_for_the_summary_never_opens_those_visits_in_full(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    _, consented, other, patient, _ = await world(client, session, settings)
+    record = f"/api/v1/patients/{patient[0]}/record"
+    await sign_in_as(client, session, settings, patient)
+    mine = (await client.get("/api/v1/me/timeline")).json()["items"]
+    mental_id = next(v["id"] for v in mine if v["main_diagnosis"]["code"] == "F32.9")
+    # facility B: the full record, nothing sensitive; every facility: the summary with "mental"
+    for body in (
+        {"facility": consented, "scope": "full"},
+        {"facility": "*", "scope": "summary", "sensitive": ["mental"]},
+    ):
+        assert (await client.post("/api/v1/me/consents", json=body)).status_code == 201
+
+    await sign_in_as(
+        client, session, settings, DOCTOR, {"role": "clinician", "facility_code": consented}
+    )
+    view = (await client.get(record)).json()
+    assert view["scope"] == "full"
+    assert {v["main_diagnosis"]["code"] for v in view["visits"]} == {"A09.0"}
+    assert "F32.9" in {v["main_diagnosis"]["code"] for v in view["summary"]["last_visits"]}
+    error(await client.get(f"/api/v1/patients/{patient[0]}/visits/{mental_id}"), 404, "HB-0001")
+    # facility C has the summary only, with the mental-health visit in it
+    await sign_in_as(
+        client, session, settings, OTHER_DOCTOR, {"role": "clinician", "facility_code": other}
+    )
+    view = (await client.get(record)).json()
+    assert (view["scope"], view["visits"]) == ("summary", [])
+    assert "F32.9" in {v["main_diagnosis"]["code"] for v in view["summary"]["last_visits"]}
+
+
 async def test_nobody_without_a_clinician_role_reads_a_patient(
     client: httpx.AsyncClient, session: AsyncSession, settings: Settings
 ) -> None:
@@ -268,6 +300,36 @@ async def test_a_code_shown_at_reception_opens_the_record_for_that_visit_once(
     assert (used.json()["facility"], used.json()["scope"]) == (consented, "full")
     assert (await client.get(record)).json()["basis"] == "consent"
     error(await client.post(redeem, json={"code": code}), 403, "SHR-0008")  # one use only
+
+
+async def test_reception_codes_stop_after_five_wrong_tries_and_a_new_code_voids_the_old(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    _, consented, _, patient, _ = await world(client, session, settings)
+    await sign_in_as(client, session, settings, patient)
+    older, newer = [(await client.post("/api/v1/me/reception-codes")).json()["code"] for _ in "ab"]
+    grant = {"role": "clinician", "facility_code": consented}
+    await sign_in_as(client, session, settings, DOCTOR, grant)
+    redeem = f"/api/v1/patients/{patient[0]}/reception-code"
+    wrong = [c for c in (f"{i:06d}" for i in range(10)) if c not in (older, newer)][:4]
+    if older != newer:  # the older code died when the newer one was made
+        error(await client.post(redeem, json={"code": older}), 403, "SHR-0008")
+    else:
+        wrong.append(f"{int(newer) ^ 1:06d}")
+    for code in wrong:
+        error(await client.post(redeem, json={"code": code}), 403, "SHR-0008")
+    failed = select(func.count()).where(
+        AuditEvent.action == "consent.reception_failed", AuditEvent.actor == f"person:{DOCTOR[0]}"
+    )
+    assert await session.scalar(failed) == 5
+    # five wrong tries: the patient's code is spent, even the right one is refused now
+    error(await client.post(redeem, json={"code": newer}), 403, "SHR-0008")
+    error(await client.get(f"/api/v1/patients/{patient[0]}/record"), 403, "SHR-0001")
+    # the patient makes a new one, which works
+    await sign_in_as(client, session, settings, patient)
+    fresh = (await client.post("/api/v1/me/reception-codes")).json()["code"]
+    await sign_in_as(client, session, settings, DOCTOR, grant)
+    assert (await client.post(redeem, json={"code": fresh})).status_code == 201
 
 
 async def test_directives_are_fhir_consents_in_the_citizens_compartment(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, ForeignKey, Index, String, select
+from sqlalchemy import BigInteger, ForeignKey, Index, String, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -76,7 +76,7 @@ async def events_about(
 #: Actions that are someone reading or taking a copy of a person's record.
 READS = (
     "visit.read", "timeline.read", "summary.read", "fhir.read", "visit.exported",
-    "clinical.read", "emergency.opened",
+    "clinical.read", "emergency.opened", "paper.read", "paper.list",
 )  # fmt: skip
 
 
@@ -99,6 +99,14 @@ async def reads_about(
     if before_id is not None:
         stmt = stmt.where(AuditEvent.id < before_id)
     return list(await session.scalars(stmt.order_by(AuditEvent.id.desc()).limit(limit)))
+
+
+async def count_since(session: AsyncSession, person_id: int, action: str, since: datetime) -> int:
+    """How many rows of this action about this person were written since ``since``."""
+    stmt = select(func.count()).where(
+        AuditEvent.person_id == person_id, AuditEvent.action == action, AuditEvent.at >= since
+    )
+    return int(await session.scalar(stmt) or 0)
 
 
 class AccessDispute(Base):
@@ -141,9 +149,15 @@ async def dispute(session: AsyncSession, dispute_id: int) -> AccessDispute | Non
     return await session.get(AccessDispute, dispute_id)
 
 
-async def disputes(session: AsyncSession, status: str | None) -> list[AccessDispute]:
-    """The department's queue, newest first."""
-    stmt = select(AccessDispute).order_by(AccessDispute.opened_at.desc()).limit(500)
+async def disputes(
+    session: AsyncSession, status: str | None, persons: Any = None
+) -> list[AccessDispute]:
+    """The department's queue, newest first: the cases about ``persons`` (a subquery of person
+    ids, filtered before the limit so other departments' cases never crowd them out; None:
+    everyone's)."""
+    stmt = select(AccessDispute).order_by(AccessDispute.opened_at.desc(), AccessDispute.id.desc())
     if status:
         stmt = stmt.where(AccessDispute.status == status)
-    return list(await session.scalars(stmt))
+    if persons is not None:
+        stmt = stmt.where(AccessDispute.person_id.in_(persons))
+    return list(await session.scalars(stmt.limit(500)))

@@ -159,9 +159,11 @@ async def disputes(session: AsyncSession, subject: Subject, status: str | None) 
     """The department's queue (newest first): the cases of the people living in its
     provinces."""
     _require_department(subject)
-    rows = await audit.disputes(session, status)
-    mine = await _answers_for(session, subject, [r.person_id for r in rows])
-    return [_dispute(row) for row in rows if row.person_id in mine]
+    residents = None
+    if not subject.is_national_admin():
+        provinces = [g.province_code for g in subject.grants_for("department_admin")]
+        residents = await identity.residents_query(session, [p for p in provinces if p])
+    return [_dispute(row) for row in await audit.disputes(session, status, residents)]
 
 
 async def close_dispute(

@@ -27,6 +27,9 @@ from vnehr.kit.http import (
 )
 
 router = APIRouter(prefix="/api/v1/me", tags=["health book"])
+#: Row ids are 64-bit: a larger number is a 422, not a database overflow.
+MAX_ROW_ID = 2**63 - 1
+RowId = Annotated[int, Path(ge=1, le=MAX_ROW_ID)]
 
 ForWhom = Annotated[
     str | None,
@@ -134,7 +137,7 @@ async def my_visit_pdf(
     request: Request,
     session: ReadSession,
     subject: CurrentSubject,
-    visit_id: Annotated[int, Path(ge=1)],
+    visit_id: RowId,
 ) -> Response:
     """One visit as a Vietnamese PDF, for download."""
     read = await service.visit(session, subject, visit_id)
@@ -156,7 +159,7 @@ async def my_visit(
     request: Request,
     session: ReadSession,
     subject: CurrentSubject,
-    visit_id: Annotated[int, Path(ge=1)],
+    visit_id: RowId,
 ) -> s.Visit:
     """Everything of one visit: diagnoses, drugs, services, results, notes, record summary,
     papers."""
@@ -182,7 +185,7 @@ class CloseBody(BaseModel):
 async def my_access_log(
     session: ReadSession,
     subject: CurrentSubject,
-    before: Annotated[int | None, Query(ge=1)] = None,
+    before: Annotated[int | None, Query(ge=1, le=MAX_ROW_ID)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> list[access.AccessEntry]:
     """Who read my record (and the records of those I act for), newest first."""
@@ -198,7 +201,7 @@ async def my_access_log(
 async def dispute_access(
     session: WriteSession,
     subject: CurrentSubject,
-    event_id: Annotated[int, Path(ge=1)],
+    event_id: RowId,
     body: DisputeBody | None = None,
 ) -> access.Dispute:
     """ "I don't recognise this": open a case for the health department about one read."""
@@ -222,7 +225,7 @@ async def dispute_queue(
 async def close_dispute(
     session: WriteSession,
     subject: CurrentSubject,
-    dispute_id: Annotated[int, Path(ge=1)],
+    dispute_id: RowId,
     body: CloseBody,
 ) -> access.Dispute:
     """Close a case with what the department found."""

@@ -111,6 +111,7 @@ async def timeline(
     per-process copies. A represented person's book first checks the representation."""
     if subject.kind != "person":
         raise errors.NoBookYet()
+    identity.require_book_level(subject)  # the fast path skips book_holders, not D12
     after = decode_cursor(cursor, (str, int)) if cursor else None
     key = (str(after[0]), int(after[1])) if after else None
     who: identity.Holder | None = None
@@ -199,17 +200,24 @@ async def _kept_pairs(
 
 
 async def clinical_summary(
-    session: AsyncSession, person_id: int, keep: Callable[[Any], bool]
+    session: AsyncSession,
+    person_id: int,
+    keep: Callable[[Any], bool],
+    *,
+    keep_visits: Callable[[Any], bool] | None = None,
 ) -> tuple[s.Summary, list[s.TimelineItem]]:
-    """A person's summary and visits as a treating clinician sees them: only the visits
-    ``keep`` lets through (the sharing rules decide)."""
+    """A person's summary and visits as a treating clinician sees them: the summary from the
+    visits ``keep`` lets through, the visit list from those ``keep_visits`` (default ``keep``)
+    also lets through (the sharing rules decide: a category shared for the summary only stays
+    out of the visits)."""
     person = (await identity.persons(session, [person_id])).get(person_id)
     if person is None:
         raise errors.NotInYourBook(id=person_id)
     pairs, _ = await _kept_pairs(session, person_id, keep)
     titles = await catalogs.codebook(session)
     result = view.summary(person.full_name, person.personal_id, pairs, titles, now=utcnow())
-    return result, [view.timeline_item(h, titles) for h, _ in pairs]
+    listed = [h for h, tables in pairs if keep_visits is None or keep_visits(tables)]
+    return result, [view.timeline_item(h, titles) for h in listed]
 
 
 async def clinical_visit(

@@ -6,17 +6,19 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Path, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from vnehr import healthbook
 from vnehr.kit.auth import CurrentSubject
-from vnehr.kit.http import ReadSession, WriteSession, database, error_responses
-from vnehr.sharing import service
+from vnehr.kit.http import ReadSession, WriteSession, database, error_response, error_responses
+from vnehr.sharing import errors, service
 from vnehr.sharing.models import ConsentDirective, EmergencyAccess
 
 router = APIRouter(tags=["sharing"])
 PersonalId = Annotated[str, Path(pattern=r"^\d{12}$")]
+#: Row ids are 64-bit: a larger number is a 422, not a database overflow.
+RowId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 
 
 class DirectiveIn(BaseModel):
@@ -76,9 +78,7 @@ async def share(session: WriteSession, subject: CurrentSubject, body: DirectiveI
     response_model=Directive,
     responses=error_responses(401, 404),
 )
-async def revoke(
-    session: WriteSession, subject: CurrentSubject, directive_id: Annotated[int, Path(ge=1)]
-) -> Directive:
+async def revoke(session: WriteSession, subject: CurrentSubject, directive_id: RowId) -> Directive:
     """Revoke a directive, with immediate effect."""
     return _directive(await service.revoke(session, subject, directive_id))
 
@@ -131,7 +131,7 @@ async def patient_visit(
     session: ReadSession,
     subject: CurrentSubject,
     personal_id: PersonalId,
-    visit_id: Annotated[int, Path(ge=1)],
+    visit_id: RowId,
     facility: Facility = None,
     purpose: Purpose = "treatment",
 ) -> healthbook.schemas.Visit:
@@ -215,7 +215,7 @@ class ReviewIn(BaseModel):
 async def review(
     session: WriteSession,
     subject: CurrentSubject,
-    access_id: Annotated[int, Path(ge=1)],
+    access_id: RowId,
     body: ReviewIn,
 ) -> Emergency:
     """A supervisor closes an emergency access with a note."""
@@ -253,6 +253,11 @@ class RedeemIn(BaseModel):
 )
 async def redeem_reception_code(
     session: WriteSession, subject: CurrentSubject, personal_id: PersonalId, body: RedeemIn
-) -> Directive:
-    """The clinician enters the code the patient shows."""
-    return _directive(await service.redeem(session, subject, personal_id, body.code, body.facility))
+) -> Directive | Response:
+    """The clinician enters the code the patient shows. A wrong code is answered as an error
+    without undoing its record: five in a row spend the patient's code."""
+    try:
+        row = await service.redeem(session, subject, personal_id, body.code, body.facility)
+    except errors.BadReceptionCode as exc:
+        return error_response(exc)  # the session commits the wrong try's audit row
+    return _directive(row)

@@ -72,13 +72,11 @@ class SharingRepository:
         )
         return found is not None
 
-    async def unused_code(
-        self, person_id: int, code_hash: str, now: datetime
-    ) -> ReceptionCode | None:
+    async def open_codes(self, person_id: int, now: datetime) -> list[ReceptionCode]:
+        """The person's reception codes neither used, voided nor expired, newest first."""
         stmt = select(ReceptionCode).where(
             ReceptionCode.person_id == person_id,
-            ReceptionCode.code_hash == code_hash,
             ReceptionCode.expires_at > now,
             ReceptionCode.used_at.is_(None),
         )
-        return (await self.session.scalars(stmt)).first()
+        return list(await self.session.scalars(stmt.order_by(ReceptionCode.id.desc())))

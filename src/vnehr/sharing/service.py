@@ -185,24 +185,34 @@ def clinician_facility(subject: Subject, facility: str | None) -> str:
 class Basis:
     kind: str  # emergency | consent | default
     scope: str  # summary | full
+    #: the sensitive categories the visits opened at ``scope`` may touch
     sensitive: frozenset[str]
     reference: int | None  # the directive or emergency access
+    #: the sensitive categories the summary may draw on (any directive in force names them)
+    summary_sensitive: frozenset[str] = frozenset()
 
 
 async def basis(
     session: AsyncSession, person_id: int, facility_code: str, clinician: str, default: str
 ) -> Basis:
-    """Why this clinician may read this patient's record now, or ``NoConsent``."""
+    """Why this clinician may read this patient's record now, or ``NoConsent``.
+
+    A category counts only for the scope of the directive that names it: "mental" named in a
+    summary directive lets the summary draw on those visits, never opens them in full under
+    another directive's full scope (the full visits keep only the categories full directives
+    name)."""
     now = utcnow()
     repo = SharingRepository(session)
     emergency = await repo.emergency_in_force(person_id, facility_code, clinician, now)
     found = [d for d in await repo.directives_for(person_id, facility_code) if in_force(d, now)]
-    sensitive = frozenset(name for d in found for name in d.sensitive)
+    anywhere = frozenset(name for d in found for name in d.sensitive)
+    in_full = frozenset(name for d in found if d.scope == "full" for name in d.sensitive)
     if emergency is not None:
-        return Basis("emergency", "full", sensitive, emergency.id)
+        return Basis("emergency", "full", in_full, emergency.id, anywhere)
     if found:
         best = max(found, key=lambda d: d.scope == "full")
-        return Basis("consent", best.scope, sensitive, best.id)
+        opened = in_full if best.scope == "full" else anywhere
+        return Basis("consent", best.scope, opened, best.id, anywhere)
     if default == "summary" and await _treated(session, person_id, facility_code):
         return Basis("default", "summary", frozenset(), None)
     raise errors.NoConsent()
@@ -286,7 +296,9 @@ async def patient_record(
     code = clinician_facility(subject, facility)
     person_id = await _patient(session, personal_id)
     found = await basis(session, person_id, code, subject.label, default)
-    summary, visits = await healthbook.clinical_summary(session, person_id, _keep(found.sensitive))
+    summary, visits = await healthbook.clinical_summary(
+        session, person_id, _keep(found.summary_sensitive), keep_visits=_keep(found.sensitive)
+    )
     if found.scope != "full":
         visits = []
     return (
@@ -391,8 +403,11 @@ async def review(
     if row is None:
         raise errors.UnknownEmergency(id=access_id)
     place = (await facilities.directory(session, [row.facility_code])).get(row.facility_code)
-    if not (
-        subject.acts_for_facility(row.facility_code, ("facility_admin",))
+    if not (  # a person answers for the review, never the facility's own system
+        (
+            subject.kind == "person"
+            and subject.acts_for_facility(row.facility_code, ("facility_admin",))
+        )
         or (place is not None and subject.is_department_admin(place.province_code))
         or subject.is_national_admin()
     ):
@@ -419,6 +434,9 @@ async def review(
 
 RECEPTION_MINUTES = 15
 RECEPTION_ACCESS_HOURS = 24
+#: Wrong codes entered for a patient before their open code stops working (a 6-digit code
+#: must not be guessable: five tries give one chance in 200,000).
+RECEPTION_TRIES = 5
 
 
 def _code_hash(person_id: int, code: str) -> str:
@@ -426,12 +444,16 @@ def _code_hash(person_id: int, code: str) -> str:
 
 
 async def reception_code(session: AsyncSession, subject: Subject) -> tuple[str, datetime]:
-    """A fresh one-time 6-digit code for the citizen to show at reception (valid 15 minutes)."""
+    """A fresh one-time 6-digit code for the citizen to show at reception (valid 15 minutes);
+    the codes made before it and not used stop working (one code open at a time)."""
     person_id = await _me(session, subject)
     code = f"{secrets.randbelow(10**6):06d}"
     now = utcnow()
     expires = now + timedelta(minutes=RECEPTION_MINUTES)
-    await SharingRepository(session).add(
+    repo = SharingRepository(session)
+    for older in await repo.open_codes(person_id, now):
+        older.used_at, older.used_by = now, "replaced"
+    await repo.add(
         ReceptionCode(
             person_id=person_id,
             code_hash=_code_hash(person_id, code),
@@ -451,8 +473,11 @@ async def redeem(
     person_id = await _patient(session, personal_id)
     now = utcnow()
     repo = SharingRepository(session)
-    found = await repo.unused_code(person_id, _code_hash(person_id, code.strip()), now)
+    codes = await repo.open_codes(person_id, now)
+    wanted = _code_hash(person_id, code.strip())
+    found = next((c for c in codes if c.code_hash == wanted), None)
     if found is None:
+        await _wrong_code(session, subject, person_id, personal_id, facility_code, codes)
         raise errors.BadReceptionCode()
     directive = ConsentDirective(
         person_id=person_id,
@@ -477,3 +502,36 @@ async def redeem(
         )
     )
     return directive
+
+
+async def _wrong_code(
+    session: AsyncSession,
+    subject: Subject,
+    person_id: int,
+    personal_id: str,
+    facility_code: str,
+    codes: list[ReceptionCode],
+) -> None:
+    """Record a wrong code (the caller commits it although the answer is an error); after
+    ``RECEPTION_TRIES`` wrong codes since the patient's open code was made, that code stops
+    working and the patient makes a new one."""
+    session.add(
+        audit.audit_event(
+            actor=subject.label,
+            action="consent.reception_failed",
+            object_type="reception_code",
+            object_id=personal_id,
+            person_id=person_id,
+            detail={"facility": facility_code},
+        )
+    )
+    await session.flush()
+    if not codes:
+        return
+    since = min(c.created_at for c in codes)
+    tries = await audit.count_since(session, person_id, "consent.reception_failed", since)
+    if tries >= RECEPTION_TRIES:
+        now = utcnow()
+        for c in codes:
+            c.used_at, c.used_by = now, "too many wrong codes"
+        await session.flush()

@@ -33,6 +33,7 @@ from vnehr.kit.auth import (
     Subject,
     check_csrf,
     csrf_token,
+    end_session,
     make_session_cookie,
     session_cookie_options,
 )
@@ -59,8 +60,14 @@ def _settings(request: Request) -> Settings:
 
 
 def _page(request: Request, name: str, http_status: int = 200, **context: Any) -> HTMLResponse:
+    # every page of a signed-in person carries the sign-out form, with the session's token
+    data = getattr(request.state, "session_data", None)
+    signout = csrf_token(_settings(request), data) if data else ""
     return templates.TemplateResponse(
-        request, name, {"version": __version__, **context}, status_code=http_status
+        request,
+        name,
+        {"version": __version__, "signout_csrf": signout, **context},
+        status_code=http_status,
     )
 
 
@@ -158,10 +165,27 @@ async def callback(
     return response
 
 
-@router.api_route("/auth/logout", methods=["GET", "POST"])
-async def logout(request: Request) -> Response:
-    """End the portal session (and the provider's, when it offers a logout endpoint)."""
+@router.post("/auth/logout")
+async def logout(
+    request: Request,
+    session: WriteSession,
+    subject: OptionalSubject,
+    csrf: Annotated[str, Form()] = "",
+) -> Response:
+    """End the portal session (and the provider's, when it offers a logout endpoint). The
+    session's id is recorded as ended, so a copy of the cookie stops working too; a form with
+    the session's token, so that another site cannot sign anyone out."""
     settings = _settings(request)
+    data = getattr(request.state, "session_data", None)
+    if subject is None or data is None:  # already signed out: only the cookie is left
+        response = RedirectResponse("/", status_code=303)
+        response.delete_cookie(SESSION_COOKIE, path="/")
+        return response
+    try:
+        check_csrf(settings, request, csrf)
+    except VnehrError as exc:
+        return _error_page(request, exc)
+    await end_session(session, settings, data)
     target = await request.app.state.oidc.logout_url(f"{settings.public_url}/") or "/"
     response = RedirectResponse(target, status_code=303)
     response.delete_cookie(SESSION_COOKIE, path="/")
@@ -246,7 +270,9 @@ async def department_facilities(
         return who
     if not who.is_department_admin():
         return _error_page(request, Forbidden(action="open the department pages"))
-    rows = await facilities.listing(session, who, status=status or None, q=q or None, limit=500)
+    # an unknown state (a hand-edited address) filters nothing rather than reach the database
+    state = status if status in {s.value for s in facilities.State} else None
+    rows = await facilities.listing(session, who, status=state, q=q or None, limit=500)
     counts = await facilities.status_counts(session, who)
     return _page(
         request,
@@ -259,7 +285,7 @@ async def department_facilities(
         levels=[v.value for v in facilities.Level],
         csrf=csrf_token(_settings(request), request.state.session_data),
         issued=request.query_params.get("issued"),
-        status=status or "",
+        status=state or "",
         q=q or "",
     )
 
@@ -392,7 +418,10 @@ async def book_summary(
 
 @router.get("/portal/book/visits/{visit_id}", response_class=HTMLResponse)
 async def book_visit(
-    request: Request, session: ReadSession, subject: OptionalSubject, visit_id: int
+    request: Request,
+    session: ReadSession,
+    subject: OptionalSubject,
+    visit_id: Annotated[int, UrlPath(ge=1, le=2**63 - 1)],
 ) -> Response:
     """One visit in full, with its PDF."""
     who = _signed_in(request, subject)
@@ -433,7 +462,7 @@ async def book_dispute(
     request: Request,
     session: WriteSession,
     subject: OptionalSubject,
-    event_id: int,
+    event_id: Annotated[int, UrlPath(ge=1, le=2**63 - 1)],
     csrf: Annotated[str, Form()] = "",
 ) -> Response:
     """Report a read the citizen does not recognise."""
@@ -703,7 +732,7 @@ async def review_emergency(
     request: Request,
     session: WriteSession,
     subject: OptionalSubject,
-    access_id: Annotated[int, UrlPath(ge=1)],
+    access_id: Annotated[int, UrlPath(ge=1, le=2**63 - 1)],
     note: Annotated[str, Form(max_length=1000)] = "",
     csrf: Annotated[str, Form()] = "",
 ) -> Response:
@@ -723,7 +752,7 @@ async def review_dispute(
     request: Request,
     session: WriteSession,
     subject: OptionalSubject,
-    dispute_id: Annotated[int, UrlPath(ge=1)],
+    dispute_id: Annotated[int, UrlPath(ge=1, le=2**63 - 1)],
     finding: Annotated[str, Form(max_length=1000)] = "",
     csrf: Annotated[str, Form()] = "",
 ) -> Response:
