@@ -74,6 +74,20 @@ def test_an_unknown_code_exits_1_with_the_coded_message(sqlite_env: str) -> None
     assert "CAT-0002" in result.output
 
 
+def test_report_refuses_a_bad_period_or_province(sqlite_env: str) -> None:
+    """A mistyped period or province gets the coded message, not a traceback or an empty
+    report that looks real."""
+    for args, code in [
+        (["report", "check", "--period", "9999H2"], "REP-0001"),
+        (["report", "--period", "0001H1", "--province", "01"], "REP-0001"),
+        (["report", "--period", "2026H2", "--province", "1"], "REP-0004"),
+        (["report", "check", "--period", "2026H2", "--province", "zz"], "REP-0004"),
+    ]:
+        result = runner.invoke(app, args)
+        assert result.exit_code == 1, result.output
+        assert code in result.output
+
+
 def test_a_default_secret_in_production_stops_the_command(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -8,6 +8,7 @@ import vnehr.exchange.models
 import vnehr.facilities.models
 import vnehr.fhir.models
 import vnehr.identity.models
+import vnehr.kit.auth
 import vnehr.kit.outbox
 import vnehr.papers.models
 import vnehr.records.models

@@ -213,6 +213,18 @@ async def test_practitioners_and_certificates_over_http(
     error(await client.post(f"{BASE}/01002/certificates/{number}/revoke"), 403, "AUTH-0002")
 
 
+@pytest.mark.usefixtures("roles")
+async def test_a_client_id_that_no_client_can_have_is_refused_before_the_lookup(
+    client: httpx.AsyncClient, settings: Settings
+) -> None:
+    await _register_two(client, settings)
+    for client_id in ("a%00b", "01001-01-1234abcd%0A", "01001-01-%ED%A0%80", "x" * 40):
+        revoked = await client.post(f"{BASE}/01001/clients/{client_id}/revoke")
+        error(revoked, 422, "KIT-0422")
+    unknown = await client.post(f"{BASE}/01001/clients/01001-01-1234abcd/revoke")
+    error(unknown, 404, "FAC-0024")
+
+
 async def test_nobody_signed_in_gets_401(client: httpx.AsyncClient) -> None:
     for response in (
         await client.post(BASE, json=BODY),

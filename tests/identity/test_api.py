@@ -3,6 +3,7 @@ in with the portal's session cookie."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -13,6 +14,7 @@ from vnehr import identity
 from vnehr.audit import AuditEvent
 from vnehr.identity.models import HealthAccount, Person
 from vnehr.kit.auth import SESSION_COOKIE, Grant, make_session_cookie
+from vnehr.kit.clock import today_in_vietnam
 from vnehr.kit.settings import Settings
 
 AN = ("001085004217", "Nguyễn Văn An", "1985-03-14", "male")
@@ -420,6 +422,63 @@ async def test_a_newborn_is_registered_then_gets_a_personal_id(
         1,
         1,
     )
+
+
+async def test_a_newborn_is_not_born_in_the_future_nor_before_the_mother(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    """The mother represents the child from the birth date: a slip in the year would start
+    that in 2999, or before she was born herself."""
+    await sign_in_as(client, session, settings, BINH)  # born 1962-08-02
+    await sign_in_as(
+        client, session, settings, AN, {"role": "department_admin", "province_code": None}
+    )
+    newborn = {"mother_personal_id": BINH[0], "sex": "male"}
+    later = today_in_vietnam() + timedelta(days=1)
+    for born, code in (("2999-01-01", "ID-0111"), (later.isoformat(), "ID-0111")):
+        body = error(
+            await client.post("/api/v1/persons/newborns", json={**newborn, "birth_date": born}),
+            422,
+            code,
+        )
+        assert born in body["message"]["en"]
+    body = error(
+        await client.post("/api/v1/persons/newborns", json={**newborn, "birth_date": "1950-01-01"}),
+        422,
+        "ID-0112",
+    )
+    assert "1962-08-02" in body["message"]["vi"]
+    today = today_in_vietnam().isoformat()
+    born = await client.post("/api/v1/persons/newborns", json={**newborn, "birth_date": today})
+    assert born.status_code == 201, born.text
+    assert born.json()["birth_date"] == today
+
+
+async def test_ids_beyond_64_bits_find_nothing(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    await sign_in_as(
+        client, session, settings, AN, {"role": "department_admin", "province_code": None}
+    )
+    for number in (2**63, 2**70):
+        for path, body in (
+            (f"/api/v1/grants/{number}/revoke", None),
+            (f"/api/v1/persons/{number}/personal-id", {"personal_id": BINH[0]}),
+        ):
+            error(await client.post(path, json=body), 422, "KIT-0422")
+        representative = {
+            "agent_personal_id": AN[0],
+            "subject_person_id": number,
+            "relation": "parent",
+            "valid_from": "2024-01-01",
+        }
+        error(await client.post("/api/v1/representatives", json=representative), 422, "KIT-0422")
+    largest = 2**63 - 1
+    error(await client.post(f"/api/v1/grants/{largest}/revoke"), 422, "ID-0107")
+    assign = await client.post(
+        f"/api/v1/persons/{largest}/personal-id", json={"personal_id": BINH[0]}
+    )
+    assert assign.status_code == 404, assign.text
 
 
 # ------------------------------------------------------------------ grants

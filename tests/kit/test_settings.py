@@ -27,6 +27,8 @@ def test_settings_come_from_vnehr_environment_variables(monkeypatch: pytest.Monk
     monkeypatch.setenv("VNEHR_ENV", "production")
     monkeypatch.setenv("VNEHR_SECRET_KEY", "s" * 40)
     monkeypatch.setenv("VNEHR_OIDC_CLIENT_SECRET", "o" * 40)
+    monkeypatch.setenv("VNEHR_OIDC_ISSUER", "https://sso.vneid.gov.vn")
+    monkeypatch.setenv("VNEHR_PUBLIC_URL", "https://sskdt.hanoi.gov.vn")
     monkeypatch.setenv("VNEHR_DATABASE_URL", "postgresql+asyncpg://u@db/vnehr")
     monkeypatch.setenv("VNEHR_PORT", "9000")
     settings = Settings()
@@ -55,7 +57,58 @@ def test_the_simulator_is_never_served_in_production() -> None:
         oidc_client_secret=SecretStr("o" * 40),
         vneid_simulator=True,
         oidc_issuer="https://sso.vneid.gov.vn",
+        public_url="https://sskdt.hanoi.gov.vn",
     )
     assert settings.simulator_enabled is False
     assert settings.issuer == "https://sso.vneid.gov.vn"
     assert Settings(public_url="http://127.0.0.1:9000").issuer == "http://127.0.0.1:9000/sim/vneid"
+
+
+PRODUCTION = {
+    "env": "production",
+    "secret_key": SecretStr("s" * 40),
+    "oidc_client_secret": SecretStr("o" * 40),
+    "oidc_issuer": "https://sso.vneid.gov.vn",
+    "public_url": "https://sskdt.hanoi.gov.vn",
+}
+
+
+def test_production_starts_with_real_addresses_and_secrets() -> None:
+    settings = Settings(
+        **PRODUCTION,
+        bhxh_url="https://egw.baohiemxahoi.gov.vn",
+        bhxh_username="sskdt-hanoi",
+        bhxh_password=SecretStr("p" * 20),
+    )
+    assert (settings.issuer, settings.simulator_enabled) == ("https://sso.vneid.gov.vn", False)
+    assert settings.bhxh_simulator_enabled is False
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"oidc_issuer": None}, "VNEHR_OIDC_ISSUER must be set"),
+        ({"public_url": "http://localhost:8000"}, "VNEHR_PUBLIC_URL"),
+        ({"public_url": "http://sskdt.hanoi.gov.vn"}, "VNEHR_PUBLIC_URL"),
+        ({"public_url": "https://localhost"}, "VNEHR_PUBLIC_URL"),
+        ({"public_url": "https://127.0.0.1:8443"}, "VNEHR_PUBLIC_URL"),
+        ({"public_url": "https://[::1]"}, "VNEHR_PUBLIC_URL"),
+        ({"cookie_secure": False}, "VNEHR_COOKIE_SECURE"),
+        ({"bhxh_url": "https://egw.baohiemxahoi.gov.vn"}, "VNEHR_BHXH_PASSWORD"),
+    ],
+)
+def test_production_refuses_the_development_defaults(
+    change: dict[str, object], message: str
+) -> None:
+    with pytest.raises(ValidationError, match=message):
+        Settings(**{**PRODUCTION, **change})
+
+
+def test_the_simulators_password_goes_only_to_the_simulator_outside_development() -> None:
+    with pytest.raises(ValidationError, match="VNEHR_BHXH_PASSWORD"):
+        Settings(
+            env="test", secret_key=SecretStr("s" * 40), bhxh_url="https://egw.baohiemxahoi.gov.vn"
+        )
+    assert Settings(env="test", secret_key=SecretStr("s" * 40)).bhxh_simulator_enabled
+    development = Settings(env="development", bhxh_url="http://127.0.0.1:9000/sim/bhxh")
+    assert development.bhxh_base == "http://127.0.0.1:9000/sim/bhxh"

@@ -3,6 +3,8 @@ and is refused with an expired, replayed, wrongly signed or misaddressed one."""
 
 from __future__ import annotations
 
+import base64
+import json
 import time
 import uuid
 from typing import Any
@@ -13,7 +15,8 @@ from joserfc import jwt
 from joserfc.jwk import ECKey
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from vnehr import facilities
+from tests.identity.test_api import AN, BINH, CUONG, error, sign_in_as
+from vnehr import facilities, identity
 from vnehr.kit.auth import Grant, Subject
 from vnehr.kit.settings import Settings
 
@@ -181,6 +184,63 @@ async def test_bad_assertions_are_refused_with_invalid_client(
     assert body["error"] == ("invalid_request" if code == "FAC-0010" else "invalid_client")
     assert body["message"]["vi"]
     assert body["message"]["en"]
+
+
+async def test_a_facility_systems_token_gives_ends_and_reviews_nothing(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    """Roles open records (a clinician may break the glass), and a break-glass review is a
+    person's judgement: only people answerable for them act, never the facility's own system,
+    whatever its token's scopes."""
+    key = _key()
+    code, client_id = await _register_client(session, key, scopes=tuple(facilities.SCOPES))
+    token = await _token(client, _assertion(key, client_id, f"{settings.public_url}/oauth/token"))
+    bearer = {"Authorization": f"Bearer {token.json()['access_token']}"}
+    clinician = await identity.bootstrap_grant(session, BINH[0], "clinician", facility_code=code)
+    await session.flush()
+
+    made = await client.post(
+        "/api/v1/grants",
+        json={"personal_id": CUONG[0], "role": "clinician", "facility_code": code},
+        headers=bearer,
+    )
+    error(made, 403, "AUTH-0002")
+    error(
+        await client.post(f"/api/v1/grants/{clinician.id}/revoke", headers=bearer), 403, "AUTH-0002"
+    )
+
+    await sign_in_as(client, session, settings, AN)
+    await sign_in_as(client, session, settings, BINH)
+    opened = await client.post(
+        f"/api/v1/patients/{AN[0]}/break-glass", json={"reason": "other", "text": "cấp cứu"}
+    )
+    assert opened.status_code == 201, opened.text
+    client.cookies.clear()
+    review = f"/api/v1/emergency-accesses/{opened.json()['id']}/review"
+    error(await client.post(review, json={"note": "hợp lý"}, headers=bearer), 404, "SHR-0006")
+    assert await identity.grants_for(session, CUONG[0]) == (Grant("citizen"),)
+    assert Grant("clinician", facility_code=code) in await identity.grants_for(session, BINH[0])
+
+
+@pytest.mark.parametrize(
+    "issuer",
+    ["\\ud800", "a\\u0000b", "01001-01-1234abcd\\n", "01001-01-ABCDEF12", 12345, None],
+)
+async def test_an_issuer_no_client_can_have_is_refused_before_any_lookup(
+    client: httpx.AsyncClient, issuer: object
+) -> None:
+    """The unverified ``iss`` picks the keys: a lone surrogate, a NUL byte or anything else
+    that is not a client id never reaches the database."""
+    header = base64.urlsafe_b64encode(b'{"alg":"ES256"}').rstrip(b"=").decode()
+    raw = json.dumps({"iss": issuer}) if not isinstance(issuer, str) else f'{{"iss":"{issuer}"}}'
+    payload = base64.urlsafe_b64encode(raw.encode()).rstrip(b"=").decode()
+    response = await _token(client, f"{header}.{payload}.AAAA")
+    body = response.json()
+    assert (response.status_code, body["code"], body["error"]) == (
+        401,
+        "FAC-0012",
+        "invalid_client",
+    ), body
 
 
 async def test_an_assertion_works_once(

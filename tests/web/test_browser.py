@@ -76,7 +76,7 @@ async def test_a_citizen_signs_in_with_vneid_and_opens_the_health_book(
     await expect(table).to_contain_text("Bệnh viện Đa khoa Xanh Pôn")
     await expect(table).to_contain_text("connected")
 
-    await page.get_by_role("link", name="Đăng xuất").click()
+    await page.get_by_role("button", name="Đăng xuất").click()
     await expect(page.get_by_role("link", name="Đăng nhập bằng VNeID").first).to_be_visible()
     assert "vnehr_session" not in {c["name"] for c in await context.cookies()}
     await context.close()
@@ -151,7 +151,7 @@ async def test_a_child_sees_that_a_parent_looked_and_reports_it(
     await page.get_by_role("button", name="Nguyễn Văn An", exact=True).click()
     await page.get_by_role("link", name="Hoàng Minh Khang").click()
     await expect(page.get_by_role("table", name="timeline")).to_be_visible()
-    await page.get_by_role("link", name="Đăng xuất").click()
+    await page.get_by_role("button", name="Đăng xuất").click()
 
     await page.goto(server + "/auth/login?next=/portal/book/access-log")
     await page.get_by_role("button", name="Hoàng Minh Khang", exact=True).click()

@@ -100,7 +100,10 @@ async def test_level_one_is_told_why_the_book_cannot_open(client: httpx.AsyncCli
 
 async def test_logout_ends_the_session(client: httpx.AsyncClient) -> None:
     await login(client, AN)
-    out = await client.get("/auth/logout")
+    copy = client.cookies.get("vnehr_session")
+    page = await client.get("/portal")
+    assert 'action="/auth/logout"' in page.text  # the header's sign-out form
+    out = await client.post("/auth/logout", data={"csrf": _hidden(page.text)["csrf"]})
     assert out.status_code == 303
     assert out.headers["location"].startswith("https://testserver/sim/vneid/logout")
     assert (
@@ -108,6 +111,20 @@ async def test_logout_ends_the_session(client: httpx.AsyncClient) -> None:
     )
     client.cookies.clear()
     assert (await client.get("/api/v1/me")).status_code == 401
+    # a copy of the cookie kept from before (another tab, a shared computer) is dead too
+    client.cookies.set("vnehr_session", copy)
+    for path in ("/api/v1/me", "/api/v1/me/timeline"):
+        assert (await client.get(path)).json()["code"] == "AUTH-0001", path
+    assert (await client.get("/portal")).headers["location"].startswith("/auth/login")
+
+
+async def test_another_site_cannot_sign_a_user_out(client: httpx.AsyncClient) -> None:
+    await login(client, AN)
+    assert (await client.get("/auth/logout")).status_code == 405  # a link or an image: no
+    forged = await client.post("/auth/logout", data={"csrf": "guess"})
+    assert forged.status_code == 403
+    assert "AUTH-0002" in forged.text
+    assert (await client.get("/api/v1/me")).json()["personal_id"] == AN
 
 
 async def test_the_department_page_lists_facilities_and_issues_codes(
@@ -136,6 +153,13 @@ async def test_the_department_page_lists_facilities_and_issues_codes(
     listing = await client.get("/department/facilities")
     assert "Phòng khám Đa khoa Phố Huế" in listing.text
     assert f"<code>{code}</code>" in listing.text
+    # a state the registry does not have (an edited address, a NUL byte) filters nothing
+    for status in ("a\x00b", "closed"):
+        odd = await client.get("/department/facilities", params={"status": status})
+        assert odd.status_code == 200
+        assert f"<code>{code}</code>" in odd.text
+    connected = await client.get("/department/facilities", params={"status": "connected"})
+    assert f"<code>{code}</code>" not in connected.text
 
 
 async def test_a_citizen_without_the_role_cannot_open_the_department_page(

@@ -36,6 +36,7 @@ from vnehr.facilities.service import (
     revoke_certificate,
     revoke_client,
     state_of,
+    states_at,
     status_counts,
     test_submission_passed,
 )
@@ -73,6 +74,7 @@ __all__ = [
     "revoke_client",
     "router",
     "state_of",
+    "states_at",
     "status_counts",
     "test_submission_passed",
 ]

@@ -181,7 +181,7 @@ async def revoke_client(
     session: WriteSession,
     subject: CurrentSubject,
     code: Code,
-    client_id: Annotated[str, Path(max_length=80)],
+    client_id: Annotated[str, Path(pattern=service.CLIENT_ID_PATTERN)],
 ) -> Client:
     """Revoke a system: it gets no new tokens (tokens already issued expire within minutes)."""
     client = await service.revoke_client(session, subject, code, client_id)

@@ -158,6 +158,19 @@ class FacilityRepository:
         self.session.add(event)
         await self.session.flush()
 
+    async def states_before(self, province: str | None, moment: datetime) -> dict[str, str]:
+        """Each facility's last onboarding state reached before ``moment`` (the facilities of a
+        province, or all); facilities registered later are not in it."""
+        stmt = (
+            select(OnboardingEvent.facility_code, OnboardingEvent.to_state)
+            .join(Facility, Facility.code == OnboardingEvent.facility_code)
+            .where(OnboardingEvent.at < moment, Facility.created_at < moment)
+            .order_by(OnboardingEvent.id)
+        )
+        if province:
+            stmt = stmt.where(Facility.province_code == province)
+        return {row.facility_code: row.to_state for row in await self.session.execute(stmt)}
+
     async def events(self, code: str) -> list[OnboardingEvent]:
         stmt = (
             select(OnboardingEvent)

@@ -7,6 +7,7 @@ manages facilities of their province; a facility administrator manages only thei
 from __future__ import annotations
 
 import json
+import re
 import secrets
 import time
 from collections.abc import Iterable
@@ -61,8 +62,14 @@ SCOPES: dict[str, str] = {
     "patient.read": "read a patient's summary (with consent or break-glass)",
     "paper.write": "issue electronic papers",
     "record.read": "read the facility's own submissions and receipts",
+    "report.write": "declare the visits the facility made, for the six-monthly report",
 }
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+#: The client ids ``add_client`` makes: facility code, the facility's client number, 8 random
+#: hex digits. Anything else names no client and is refused before any lookup (a NUL byte or a
+#: lone surrogate would otherwise reach the database).
+CLIENT_ID_PATTERN = r"^[0-9]{5}-[0-9]{2,6}-[0-9a-f]{8}$"
+_CLIENT_ID = re.compile(CLIENT_ID_PATTERN)
 MAX_ASSERTION_LIFETIME = 300  # seconds; longer-lived assertions are refused
 CLOCK_SKEW = 60
 ADMIN_ROLES = ("facility_admin",)
@@ -489,9 +496,11 @@ async def exchange_assertion(
     expires), short-lived, signed by a registered key, and addressed to our token endpoint."""
     try:  # who claims to be calling decides which keys to check the signature with
         unverified = json.loads(jws.extract_compact(assertion.encode("ascii")).payload)
-        client_id = str(unverified.get("iss", ""))
+        client_id = unverified.get("iss")
     except (JoseError, ValueError, UnicodeEncodeError, AttributeError) as exc:
         raise errors.TokenRequestInvalid(reason="client_assertion is not a JWT") from exc
+    if not isinstance(client_id, str) or not _CLIENT_ID.fullmatch(client_id):
+        raise errors.ClientNotAllowed(client_id="?")
     repo = FacilityRepository(session)
     client = await repo.client(client_id)
     if client is None or client.status != "active":
@@ -625,6 +634,16 @@ class SigningCertificate:
 
     pem: str
     problem: str = ""  # "", "revoked", "expired", "not_yet_valid"
+
+
+async def states_at(
+    session: AsyncSession, province: str | None, moment: datetime
+) -> dict[str, State]:
+    """The onboarding state each facility of a province (or of the country) was in at
+    ``moment``, from the onboarding history: a report of a past period counts the facilities
+    registered and connected then, not today. No caller check: the registry is public."""
+    found = await FacilityRepository(session).states_before(province, moment)
+    return {code: State(state) for code, state in found.items()}
 
 
 async def state_of(session: AsyncSession, code: str) -> State | None:

@@ -51,3 +51,13 @@ class ProviderUnavailable(VnehrError):
 class UnknownWard(VnehrError):
     status_code = 422
     code = "ID-0110"
+
+
+class BirthInFuture(VnehrError):
+    status_code = 422
+    code = "ID-0111"
+
+
+class BirthBeforeMother(VnehrError):
+    status_code = 422
+    code = "ID-0112"

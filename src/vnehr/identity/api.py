@@ -32,6 +32,8 @@ from vnehr.kit.http import ReadSession, WriteSession, error_responses
 router = APIRouter(prefix="/api/v1", tags=["identity"])
 ERRORS = error_responses(401, 403, 404, 422)
 PersonalId = Annotated[str, Path(pattern=r"^\d{12}$")]
+#: A row id in a path: the database's ids are 64-bit, a larger number finds nothing (422).
+RowId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 
 
 @router.get("/me", response_model=Me, responses=ERRORS)
@@ -178,7 +180,7 @@ async def add_newborn(
 async def assign_personal_id(
     session: WriteSession,
     subject: CurrentSubject,
-    person_id: Annotated[int, Path(ge=1)],
+    person_id: RowId,
     body: AssignId,
 ) -> PersonOut:
     """The newborn's personal ID was issued: attach it, merging with an existing person."""
@@ -215,8 +217,6 @@ async def list_grants(
 
 
 @router.post("/grants/{grant_id}/revoke", response_model=GrantOut, responses=ERRORS)
-async def revoke_grant(
-    session: WriteSession, subject: CurrentSubject, grant_id: Annotated[int, Path(ge=1)]
-) -> GrantOut:
+async def revoke_grant(session: WriteSession, subject: CurrentSubject, grant_id: RowId) -> GrantOut:
     """End a role."""
     return GrantOut.model_validate(await service.revoke_grant(session, subject, grant_id))

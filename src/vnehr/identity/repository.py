@@ -62,6 +62,10 @@ class IdentityRepository:
     def person_id_query(personal_id: Any) -> Any:
         return select(Person.id).where(Person.personal_id == personal_id).scalar_subquery()
 
+    @staticmethod
+    def residents_query(ward_codes: list[str]) -> Any:
+        return select(Person.id).where(Person.residence_ward_code.in_(ward_codes))
+
     async def person_by_personal_id(self, personal_id: str) -> Person | None:
         stmt = select(Person).where(Person.personal_id == personal_id)
         return (await self.session.scalars(stmt)).first()
@@ -193,11 +197,23 @@ class IdentityRepository:
         )
         return list(await self.session.scalars(stmt.order_by(RoleGrant.id)))
 
-    async def account_changes(self, before: datetime) -> list[tuple[datetime, str, str | None]]:
+    async def account_changes(
+        self, before: datetime
+    ) -> list[tuple[int, datetime, str, str | None, str | None]]:
+        """(account, at, action, ward of the row, residence today) in the order they happened:
+        the rows before ``before``, and every move (the first one tells where the person lived
+        before it, even when it came later)."""
         rows = await self.session.execute(
-            select(AccountEvent.at, AccountEvent.action, Person.residence_ward_code)
+            select(
+                AccountEvent.account_id,
+                AccountEvent.at,
+                AccountEvent.action,
+                AccountEvent.ward_code,
+                Person.residence_ward_code,
+            )
             .join(HealthAccount, HealthAccount.id == AccountEvent.account_id)
             .join(Person, Person.id == HealthAccount.person_id)
-            .where(AccountEvent.at < before)
+            .where(or_(AccountEvent.at < before, AccountEvent.action == "moved_out"))
+            .order_by(AccountEvent.id)
         )
-        return [(at, action, ward) for at, action, ward in rows]
+        return [(account, at, action, ward, home) for account, at, action, ward, home in rows]

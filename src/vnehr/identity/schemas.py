@@ -115,7 +115,9 @@ class Card(BaseModel):
 class RepresentativeCreate(BaseModel):
     agent_personal_id: str = PersonalIdField
     subject_personal_id: str | None = Field(default=None, pattern=r"^\d{12}$")
-    subject_person_id: int | None = Field(default=None, description="For a provisional newborn")
+    subject_person_id: int | None = Field(
+        default=None, ge=1, le=2**63 - 1, description="For a provisional newborn"
+    )
     relation: Literal["parent", "guardian"]
     valid_from: date
     valid_to: date | None = None

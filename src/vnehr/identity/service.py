@@ -140,11 +140,20 @@ class Holder:
         )
 
 
+def require_book_level(subject: Subject) -> None:
+    """A level-1 identity signs in but reads no health book, its own or a represented
+    person's (D12); the level comes with the session, so this costs no query."""
+    if (subject.assurance_level or 0) < REQUIRED_LEVEL:
+        raise errors.LevelTooLow(level=subject.assurance_level or 1, required=REQUIRED_LEVEL)
+
+
 async def book_holders(session: AsyncSession, subject: Subject) -> list[Holder]:
     """Whose health books a signed-in person reads today: their own first, then the children and
-    wards they represent (periods checked on today's date). Systems read no books here."""
+    wards they represent (periods checked on today's date). Systems read no books here; nor
+    does a level-1 identity (``LevelTooLow``)."""
     if subject.kind != "person":
         raise Forbidden(action="read a health book as a system")
+    require_book_level(subject)
     repo = IdentityRepository(session)
     person = await _person_of(repo, subject)
     represented = await repo.representing(person.id, today_in_vietnam())
@@ -281,8 +290,8 @@ async def assisted_open(
             created_by=officer.label,
         )
         await repo.add(person)
-    if person.residence_ward_code is None:
-        person.residence_ward_code = ward_code  # enrolled at the office of where they live
+    if person.residence_ward_code is None:  # enrolled at the office of where they live
+        await _move_residence(repo, person, ward_code, officer.label)
     return person, await _open(
         repo, person, channel="assisted", ward=ward_code, actor=officer.label
     )
@@ -363,7 +372,7 @@ async def set_residence(
         return person
     if previous is not None and not await _may_register_for(session, subject, person):
         raise Forbidden(action="move a person from another area", ward=previous)
-    person.residence_ward_code = ward_code
+    await _move_residence(repo, person, ward_code, subject.label)
     await repo.add(
         audit.audit_event(
             actor=subject.label,
@@ -375,6 +384,37 @@ async def set_residence(
         )
     )
     return person
+
+
+async def _move_residence(
+    repo: IdentityRepository, person: Person, ward_code: str, actor: str
+) -> None:
+    """Change the ward of residence; the person's health account follows (D43: an account
+    counts at its holder's ward of residence). An open account leaves the old ward's count for
+    the new one (two events for the reports), and every account keeps the move in its history
+    (the ward left, the ward entered): the recount reads where the person lived at each
+    opening, closing and move from there, not today's residence, so past periods never shift."""
+    account = await repo.account_of(person.id)
+    counted = account is not None and account.status == "open"
+    now = utcnow()
+    previous = person.residence_ward_code
+    if counted:
+        await _account_changed(repo, person, -1, now)
+    person.residence_ward_code = ward_code
+    if counted:
+        await _account_changed(repo, person, +1, now)
+    if account is not None:
+        for action, ward in (("moved_out", previous), ("moved_in", ward_code)):
+            await repo.add(
+                AccountEvent(
+                    account_id=account.id,
+                    action=action,
+                    channel=account.channel,
+                    ward_code=ward,
+                    actor=actor,
+                    at=now,
+                )
+            )
 
 
 # ------------------------------------------------------------------ insurance cards
@@ -562,6 +602,14 @@ async def add_newborn(
     )
     if not (at_home_facility or await _may_register_for(session, subject, mother)):
         raise Forbidden(action="register a newborn")
+    # the mother represents the child from this date: a typing slip must not move that period
+    today = today_in_vietnam()
+    if birth_date > today:
+        raise errors.BirthInFuture(birth_date=birth_date.isoformat(), today=today.isoformat())
+    if mother.birth_date is not None and birth_date < mother.birth_date:
+        raise errors.BirthBeforeMother(
+            birth_date=birth_date.isoformat(), mother_birth_date=mother.birth_date.isoformat()
+        )
     child = Person(
         personal_id=None,
         full_name=full_name or f"Con của {mother.full_name}",
@@ -684,7 +732,7 @@ async def add_grant(
         province_code = ward_code = None
     allowed = _administers(subject, scope_province)
     if role == "clinician" and facility_code:
-        allowed = allowed or subject.acts_for_facility(facility_code, ("facility_admin",))
+        allowed = allowed or _facility_admin(subject, facility_code)
     if not allowed:
         raise Forbidden(action=f"grant {role}")
     grant = RoleGrant(
@@ -708,7 +756,7 @@ async def revoke_grant(session: AsyncSession, subject: Subject, grant_id: int) -
     allowed = _administers(subject, await _scope_of_grant(session, grant)) or (
         grant.role == "clinician"
         and grant.facility_code is not None
-        and subject.acts_for_facility(grant.facility_code, ("facility_admin",))
+        and _facility_admin(subject, grant.facility_code)
     )
     if not allowed:
         raise Forbidden(action="revoke grant")
@@ -716,6 +764,15 @@ async def revoke_grant(session: AsyncSession, subject: Subject, grant_id: int) -
         grant.revoked_at, grant.revoked_by = utcnow(), subject.label
         await session.flush()
     return grant
+
+
+def _facility_admin(subject: Subject, facility_code: str) -> bool:
+    """A person administering the facility. Not its system: a role opens records (break-glass
+    included), so only a person answerable for it gives or ends one, whatever the token's
+    scopes."""
+    return subject.kind == "person" and subject.acts_for_facility(
+        facility_code, ("facility_admin",)
+    )
 
 
 def _administers(subject: Subject, province: str | None) -> bool:
@@ -825,6 +882,22 @@ def person_id_query(personal_id: Any) -> Any:
     return IdentityRepository.person_id_query(personal_id)
 
 
+async def residents_query(session: AsyncSession, provinces: list[str]) -> Any:
+    """A subquery of the ids of the persons living in these provinces (their ward of residence
+    in force today, as ``residence_provinces`` reads it), to filter another context's
+    statement before its limit."""
+    wards: list[str] = []
+    for province in sorted(set(provinces)):
+        cursor = None
+        while True:
+            page = await catalogs.browse(session, "ward", parent=province, cursor=cursor, limit=500)
+            wards += [entry.code for entry in page.items]
+            if page.next_cursor is None:
+                break
+            cursor = page.next_cursor
+    return IdentityRepository.residents_query(wards)
+
+
 async def person_id_of(session: AsyncSession, personal_id: str) -> int | None:
     """The internal id of the person with this personal ID (None if unknown)."""
     person = await IdentityRepository(session).person_by_personal_id(personal_id)
@@ -834,10 +907,33 @@ async def person_id_of(session: AsyncSession, personal_id: str) -> int | None:
 async def account_changes(
     session: AsyncSession, before: datetime
 ) -> list[tuple[datetime, int, str]]:
-    """Every opening (+1) and closing (-1) of a health account before ``before``, with the
-    person's ward of residence: the reports' recount of accounts."""
+    """Every opening (+1) and closing (-1) of a health account before ``before`` at the ward
+    the person lived in then, and every move of an open account (-1 at the ward left, +1 at
+    the ward entered): the reports' recount of accounts. Where the person lived is read from
+    the account's moves: before its first move, the ward that move left; without moves, the
+    residence today."""
     rows = await IdentityRepository(session).account_changes(before)
-    return [(at, -1 if action == "closed" else 1, ward or "") for at, action, ward in rows]
+    first_left: dict[int, str] = {}
+    for account_id, _, action, ward, _ in rows:
+        if action == "moved_out":
+            first_left.setdefault(account_id, ward or "")
+    ward_of: dict[int, str] = {}
+    is_open: dict[int, bool] = {}
+    found: list[tuple[datetime, int, str]] = []
+    for account_id, at, action, ward, residence in rows:
+        if action == "moved_in":
+            ward_of[account_id] = ward or ""
+        here = ward_of.setdefault(account_id, first_left.get(account_id, residence or ""))
+        delta = 0
+        if action in ("opened", "reopened"):
+            is_open[account_id], delta = True, 1
+        elif action == "closed":
+            is_open[account_id], delta = False, -1
+        elif is_open.get(account_id):
+            delta = -1 if action == "moved_out" else 1
+        if delta and at < before:
+            found.append((at, delta, here))
+    return found
 
 
 async def residence_provinces(session: AsyncSession, person_ids: list[int]) -> dict[int, str]:

@@ -2,9 +2,10 @@
 
 A person signs in through VNeID (OpenID Connect) and gets a signed, http-only session cookie
 holding only who they are; their roles (grants) are read from the database on each request, so a
-revoked role takes effect at once. A facility system gets a short-lived bearer token from
-``/oauth/token``. Which contexts hold the grants is not kit's business: the composition root hands
-a ``GrantLoader`` to the app.
+revoked role takes effect at once. Signing out records the session's id as ended
+(``ended_session``, until the cookie would have expired): a copy of the cookie is refused too.
+A facility system gets a short-lived bearer token from ``/oauth/token``. Which contexts hold
+the grants is not kit's business: the composition root hands a ``GrantLoader`` to the app.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import Depends, Request
@@ -22,8 +24,12 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import OctKey
+from sqlalchemy import String, bindparam, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Mapped, mapped_column
 
+from vnehr.kit.clock import utcnow
+from vnehr.kit.db import Base, Database, UtcDateTime, hot_fetch, insert_for
 from vnehr.kit.errors import VnehrError
 from vnehr.kit.http import database
 from vnehr.kit.settings import Settings
@@ -141,6 +147,44 @@ def read_session_cookie(settings: Settings, value: str) -> dict[str, Any] | None
     return dict(data)
 
 
+class EndedSession(Base):
+    """A portal session signed out before its cookie expired. Sessions are stateless signed
+    cookies (D15); this short list is the one thing the server keeps about them, each id only
+    until its cookie would have expired anyway."""
+
+    __tablename__ = "ended_session"
+
+    sid: Mapped[str] = mapped_column(String(32), primary_key=True)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
+
+
+#: One primary-key lookup per request that comes with a session cookie.
+_ENDED = select(EndedSession.sid).where(EndedSession.sid == bindparam("sid"))
+
+
+async def end_session(session: AsyncSession, settings: Settings, data: dict[str, Any]) -> None:
+    """Sign the session of ``data`` (from ``read_session_cookie``) out everywhere: its cookie,
+    and any copy of it, is refused from now on. Ids whose cookies have expired are forgotten
+    (their cookies are refused for their age)."""
+    now = utcnow()
+    await session.execute(delete(EndedSession).where(EndedSession.expires_at < now))
+    ended = insert_for(session)(EndedSession).values(
+        sid=str(data.get("sid", "")), expires_at=now + timedelta(hours=settings.session_hours)
+    )
+    await session.execute(ended.on_conflict_do_nothing())
+
+
+async def _session_ended(db: Database, session: AsyncSession | None, sid: str) -> bool:
+    """Whether the session was signed out: in ``session`` (a transaction already begun) when
+    the request has one, else on the hot reads' pool (PostgreSQL) or a read session."""
+    if session is not None:
+        return bool(await hot_fetch(session, _ENDED, {"sid": sid}))
+    if db.fast_reads is not None:
+        return bool(await db.fast_reads.fetch_tuples(_ENDED, sid=sid))
+    async with db.read_session() as own:
+        return await own.scalar(_ENDED, {"sid": sid}) is not None
+
+
 def session_cookie_options(settings: Settings) -> dict[str, Any]:
     return {
         "httponly": True,
@@ -243,14 +287,16 @@ async def optional_subject(request: Request) -> Subject | None:
     if not cookie:
         return None
     data = read_session_cookie(settings, cookie)
-    if data is None or "personal_id" not in data:
+    if data is None or "personal_id" not in data or not data.get("sid"):
         return None
-    request.state.session_data = data
     loader: GrantLoader = request.app.state.grant_loader
     personal_id = str(data["personal_id"])
-    # Only a person's grants need the database (bearer tokens carry everything).
+    # Only a person needs the database (bearer tokens carry everything): signed out? roles?
     async with database(request).read_session() as session:
-        grants = await loader(session, personal_id)
+        grants = await loader(session, personal_id)  # first: it opens the transaction
+        if await _session_ended(database(request), session, str(data["sid"])):
+            return None
+    request.state.session_data = data
     return Subject(
         kind="person",
         id=personal_id,
@@ -262,14 +308,17 @@ async def optional_subject(request: Request) -> Subject | None:
 
 async def current_reader(request: Request) -> Subject:
     """The caller without their roles, for reads that never look at roles (a citizen's own
-    health book): the same cookie and token checks as ``current_subject``, one query less."""
+    health book): the same cookie and token checks as ``current_subject`` (a signed-out
+    session included: one lookup by primary key, on the hot reads' pool), without the roles."""
     settings: Settings = request.app.state.settings
     header = request.headers.get("authorization", "")
     if header[:7].lower() == "bearer ":
         return read_access_token(settings, header[7:].strip())
     cookie = request.cookies.get(SESSION_COOKIE)
     data = read_session_cookie(settings, cookie) if cookie else None
-    if data is None or "personal_id" not in data:
+    if data is None or "personal_id" not in data or not data.get("sid"):
+        raise NotSignedIn()
+    if await _session_ended(database(request), None, str(data["sid"])):
         raise NotSignedIn()
     request.state.session_data = data
     return Subject(

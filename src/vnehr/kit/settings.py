@@ -1,16 +1,20 @@
 """One typed settings object, read from ``VNEHR_*`` environment variables (and ``.env``).
 
 Secrets have a usable default only in development; any other environment must set them, and a
-secret that is short or equal to the development value is refused at start-up.
+secret that is short or equal to the development value is refused at start-up. Production also
+refuses the development addresses: a localhost or plain-HTTP public URL, the simulated VNeID
+and cookies sent without HTTPS.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -20,6 +24,7 @@ Environment = Literal["development", "test", "production"]
 # Known to everyone, so only ever accepted in development.
 DEVELOPMENT_SECRET = "vnehr-development-only-secret-do-not-use-elsewhere"  # noqa: S105
 DEVELOPMENT_OIDC_SECRET = "vnehr-development-oidc-client-secret"  # noqa: S105
+DEVELOPMENT_BHXH_PASSWORD = "vnehr-dev-password"  # noqa: S105  (the BHXH simulator's)
 MIN_SECRET_LENGTH = 32
 
 
@@ -140,7 +145,10 @@ class Settings(BaseSettings):
         description="BHXH appraisal portal base URL; default: the built-in simulator.",
     )
     bhxh_username: str = "vnehr-dev"
-    bhxh_password: SecretStr = Field(default=SecretStr("vnehr-dev-password"))
+    bhxh_password: SecretStr = Field(
+        default=SecretStr(DEVELOPMENT_BHXH_PASSWORD),
+        description="Required with a real VNEHR_BHXH_URL outside development.",
+    )
     bhxh_variant: Literal["4750", "3176"] = "3176"
     bhxh_timeout_seconds: float = Field(default=30.0, gt=0, le=600)
     bus: Literal["inprocess", "nats"] = Field(
@@ -180,7 +188,33 @@ class Settings(BaseSettings):
                 "VNEHR_OIDC_CLIENT_SECRET must be set for a real identity provider; "
                 "the development value is public."
             )
+        if self.bhxh_url is not None and (
+            self.bhxh_password.get_secret_value() == DEVELOPMENT_BHXH_PASSWORD
+        ):
+            raise ValueError(
+                "VNEHR_BHXH_PASSWORD (and VNEHR_BHXH_USERNAME) must be set with VNEHR_BHXH_URL "
+                f"when VNEHR_ENV={self.env}; the development value is public."
+            )
+        if self.env == "production":
+            self._refuse_development_addresses()
         return self
+
+    def _refuse_development_addresses(self) -> None:
+        """Production is reached over HTTPS at a real address and signs people in with VNeID
+        itself: the simulator is never served there, so its issuer would point nowhere."""
+        if self.oidc_issuer is None:
+            raise ValueError(
+                "VNEHR_OIDC_ISSUER must be set in production (the VNeID simulator is never "
+                "served there)."
+            )
+        address = urlsplit(self.public_url)
+        if address.scheme != "https" or _is_local(address.hostname or ""):
+            raise ValueError(
+                "VNEHR_PUBLIC_URL must be the https:// address users reach in production, "
+                f"not {self.public_url}."
+            )
+        if not self.cookie_secure:
+            raise ValueError("VNEHR_COOKIE_SECURE must stay true in production.")
 
     @property
     def json_logs(self) -> bool:
@@ -238,6 +272,18 @@ class Settings(BaseSettings):
             return None
         _, _, path = self.database_url.partition(":///")
         return None if path in ("", ":memory:") else Path(path)
+
+
+def _is_local(host: str) -> bool:
+    """localhost, a loopback or unspecified address: nobody else reaches vnehr there."""
+    host = host.lower().rstrip(".")
+    if host in ("", "localhost") or host.endswith(".localhost"):
+        return True
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return ip.is_loopback or ip.is_unspecified
 
 
 @lru_cache(maxsize=1)

@@ -18,3 +18,18 @@ class BadCategory(VnehrError):
 class BadPopulation(VnehrError):
     status_code = 422
     code = "REP-0003"
+
+
+class BadProvince(VnehrError):
+    status_code = 422
+    code = "REP-0004"
+
+
+class UnknownPopulationWard(VnehrError):
+    status_code = 422
+    code = "REP-0005"
+
+
+class BadPopulationDate(VnehrError):
+    status_code = 422
+    code = "REP-0006"

@@ -54,7 +54,10 @@ LAG_BUCKETS = (
 )
 #: TT 48/2017 Đ7 k1: a visit's data is sent (and corrected) within 7 working days.
 DEADLINE_WORKING_DAYS = 7
-_PERIOD = re.compile(r"^(\d{4})H([12])$")
+_PERIOD = re.compile(r"^([0-9]{4})H([12])$")
+#: Years a report period may be in: others are typing mistakes (9999H2, 0001H1), and the
+#: extreme ones would overflow the date arithmetic (a period's end plus one day).
+YEARS = range(2000, 2101)
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +72,8 @@ class Period:
         if match is None:
             raise ValueError(text)
         year, half = int(match[1]), int(match[2])
+        if year not in YEARS:
+            raise ValueError(text)
         if half == 1:
             return cls(f"{year}H1", date(year, 1, 1), date(year, 6, 30))
         return cls(f"{year}H2", date(year, 7, 1), date(year, 12, 31))

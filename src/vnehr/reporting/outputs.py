@@ -14,6 +14,8 @@ from typing import Any
 import orjson
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+from vnehr.reporting.metrics import LAG_BUCKETS
+
 _env = Environment(
     loader=FileSystemLoader(Path(__file__).parent / "templates"),
     autoescape=select_autoescape(["html"]),
@@ -38,14 +40,21 @@ def _number(value: int | None) -> str:
     return "" if value is None else f"{value:,}".replace(",", ".")
 
 
-def _duration(minutes: int | None) -> str:
+def _duration(minutes: int | str | None) -> str:
     if minutes is None:
         return "—"
+    if not isinstance(minutes, int):  # report.BEYOND
+        return "> 1 năm"
     if minutes < 60:
         return f"≤ {minutes} phút"
     if minutes < 2880:
         return f"≤ {minutes // 60} giờ"
     return f"≤ {minutes // 1440} ngày"
+
+
+def _minutes(value: int | str | None) -> int | str | None:
+    """A lag in the XLSX: the bucket's upper bound in minutes, or "> 525600" beyond a year."""
+    return f"> {LAG_BUCKETS[-1]}" if isinstance(value, str) else value
 
 
 _env.filters.update(percent=_percent, number=_number, duration=_duration)
@@ -156,8 +165,23 @@ def to_xlsx(figures: dict[str, Any]) -> bytes:
                 row["uninsured"]["in_book"],
             ]
         )
-    totals = figures["totals"]
-    sheet.append(["", "Tổng cộng", totals["made"], totals["sent"], totals["in_book"]])
+
+    def column_total(flag: str, what: str) -> int | None:
+        """The sum of a column of the form (None: no facility declared anything in it)."""
+        values = [row[flag][what] for row in figures["matrix"] if row[flag][what] is not None]
+        return sum(values) if values else None
+
+    sheet.append(
+        [
+            "",
+            "Tổng cộng",
+            *(
+                column_total(flag, what)
+                for flag in ("insured", "uninsured")
+                for what in ("made", "sent", "in_book")
+            ),
+        ]
+    )
     sheet[sheet.max_row][1].font = bold
     sheet.column_dimensions["B"].width = 34
     for column in "CDEFGH":
@@ -170,6 +194,9 @@ def to_xlsx(figures: dict[str, Any]) -> bytes:
             cell.font = bold
         for line in body:
             page.append(line)
+            for cell in page[page.max_row]:
+                if isinstance(cell.value, str) and cell.value.startswith("="):
+                    cell.data_type = "s"  # free text (the notes), never a formula
         for column in page.columns:
             page.column_dimensions[column[0].column_letter].width = 22
 
@@ -208,14 +235,17 @@ def to_xlsx(figures: dict[str, Any]) -> bytes:
         ["Chỉ tiêu", "Giá trị"],
         [
             ["Số lượt đã gửi", t["visits"]],
-            ["Trung vị độ trễ (phút, cận trên)", t["median_minutes"]],
-            ["Bách phân vị 90 (phút, cận trên)", t["p90_minutes"]],
+            ["Trung vị độ trễ (phút, cận trên)", _minutes(t["median_minutes"])],
+            ["Bách phân vị 90 (phút, cận trên)", _minutes(t["p90_minutes"])],
             ["Tỷ lệ gửi trong 24 giờ", t["within_24h"]],
             ["Tỷ lệ gửi trong thời hạn (7 ngày làm việc)", t["within_deadline"]],
             ["Hồ sơ được tạo", figures["records"]["created"]],
             ["Hồ sơ tích hợp vào Sổ SKĐT", figures["records"]["integrated"]],
         ]
-        + [[f"Chậm nhất: {s['facility']} {s['name']}", s["median_minutes"]] for s in t["slowest"]],
+        + [
+            [f"Chậm nhất: {s['facility']} {s['name']}", _minutes(s["median_minutes"])]
+            for s in t["slowest"]
+        ],
     )
     q = figures["quality"]
     table(

@@ -9,12 +9,16 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from typing import Any, Literal
 
 from vnehr.kit.i18n import texts
 from vnehr.reporting.metrics import CATEGORIES, LAG_BUCKETS, Period
 
 Key = tuple[date, str, str, str, str, str, str]
+#: A median or 90th percentile beyond the last lag bucket: more than a year late. Not None,
+#: which means "no visits": a facility whose visits all come a year late is the slowest.
+BEYOND: Literal["more"] = "more"
+Lag = int | Literal["more"] | None
 
 CATEGORY_TITLES = {
     "outpatient_exam": ("Khám bệnh ngoại trú", "Outpatient examination"),
@@ -54,7 +58,7 @@ def _share(part: int, whole: int | None) -> float | None:
     return round(part / whole, 4) if whole else None
 
 
-def _bucket_at(histogram: Mapping[str, int], fraction: float) -> int | None:
+def _bucket_at(histogram: Mapping[str, int], fraction: float) -> Lag:
     known = sorted((int(b), n) for b, n in histogram.items() if b.isdigit())
     total = sum(n for _, n in known) + histogram.get("more", 0)
     if not total:
@@ -64,7 +68,15 @@ def _bucket_at(histogram: Mapping[str, int], fraction: float) -> int | None:
         running += n
         if running >= fraction * total:
             return bound
-    return None  # beyond the last bucket
+    return BEYOND
+
+
+def _slowest_first(median: Lag) -> tuple[int, int]:
+    """Sort key of a facility's median lag: beyond a year, then the longest bucket first, then
+    facilities whose lag is not known."""
+    if isinstance(median, int):
+        return (1, -median)
+    return (0, 0) if median == BEYOND else (2, 0)
 
 
 def build(
@@ -165,11 +177,11 @@ def build(
     for (metric, dim1, _), value in period_counts.items():
         if metric == "lag":
             histogram[dim1] = histogram.get(dim1, 0) + value
-    ranked: list[tuple[int | None, int, str]] = []
+    ranked: list[tuple[Lag, int, str]] = []
     for code in sorted(sending):
         mine = {d1: v for (f, m, d1), v in by_facility.items() if f == code and m == "lag"}
         ranked.append((_bucket_at(mine, 0.5), sum(mine.values()), code))
-    ranked.sort(key=lambda r: (r[0] is None, -(r[0] or 0), -r[1], r[2]))
+    ranked.sort(key=lambda r: (*_slowest_first(r[0]), -r[1], r[2]))
     slowest = [
         {
             "facility": code,

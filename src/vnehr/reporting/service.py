@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections import defaultdict
 from datetime import date
 from typing import Any, Literal
@@ -27,6 +28,14 @@ def period_of(text: str) -> Period:
         return Period.parse(text)
     except ValueError as exc:
         raise errors.BadPeriod(period=text) from exc
+
+
+def check_province(province: str | None) -> None:
+    """A province code is two digits (the API checks the same pattern): the command line and
+    the dashboard take any text, and a code that matches nothing would give an empty report
+    that looks real."""
+    if province is not None and not re.fullmatch(r"[0-9]{2}", province):
+        raise errors.BadProvince(province=province[:20])
 
 
 def require_reader(subject: Subject, province: str | None) -> None:
@@ -60,6 +69,7 @@ async def build(
     cost_per_record: int,
     source: Source = "rollups",
 ) -> dict[str, Any]:
+    check_province(province)
     require_reader(subject, province)
     return await figures(
         session,
@@ -83,19 +93,23 @@ async def figures(
     source: Source = "rollups",
 ) -> dict[str, Any]:
     """The report (no caller check: the command line and the tests)."""
+    check_province(province)
     scope = report.Scope(period, province, ward, facility)
     counts = await (rollup.stored if source == "rollups" else rollup.recount)(
         session, period, province
     )
+    # the registry as it was at the end of the period (registered by then, connected then)
+    states = await facilities.states_at(session, province, period.bounds_utc()[1])
     registry = [
         report.FacilityRow(
             f.code,
             f.name,
             f.ownership.value,
             f.ward_code or "",
-            f.status == facilities.State.connected,
+            states[f.code] == facilities.State.connected,
         )
         for f in await facilities.registry(session, province)
+        if f.code in states
     ]
     in_scope = {f.code for f in registry if scope.keeps(f.ward, f.code)}
     population = {
@@ -135,6 +149,7 @@ async def check(
 ) -> list[dict[str, Any]]:
     """Every counter whose rollup differs from the recount of the stored rows (empty: the
     rollups are right)."""
+    check_province(province)
     kept = await rollup.stored(session, period, province)
     counted = await rollup.recount(session, period, province)
     found = []
@@ -163,6 +178,7 @@ async def check(
 async def set_notes(
     session: AsyncSession, subject: Subject, period_text: str, province: str | None, text: str
 ) -> None:
+    check_province(province)
     require_reader(subject, province)
     period = period_of(period_text)
     row = await session.scalar(
@@ -224,20 +240,28 @@ async def declare(
 
 async def load_population(session: AsyncSession, text: str) -> int:
     """Ward populations from a CSV with a header ``ward_code,population[,as_of]`` (the
-    province is read from the ward catalogue). Replaces the wards it names."""
+    province is read from the ward catalogue). Replaces the wards it names. Every line is
+    checked before it is stored: ASCII digits only (``str.isdigit`` takes "²" and "٣٠"), a
+    population that fits the column, a real date, a ward in force (a ward without a province
+    would count in no province's report)."""
     loaded = 0
     for line, row in enumerate(csv.DictReader(io.StringIO(text)), start=2):
         ward = (row.get("ward_code") or "").strip()
         people = (row.get("population") or "").strip()
-        if not ward or not people.isdigit():
+        if not re.fullmatch(r"[0-9]{5}", ward) or not re.fullmatch(r"[0-9]{1,12}", people):
             raise errors.BadPopulation(line=line)
-        as_of = (row.get("as_of") or "").strip()
+        as_of_text = (row.get("as_of") or "").strip()
+        try:
+            as_of = date.fromisoformat(as_of_text) if as_of_text else None
+        except ValueError as exc:
+            raise errors.BadPopulationDate(line=line, as_of=as_of_text[:30]) from exc
         province = await identity.province_of_ward(session, ward)
+        if not province:
+            raise errors.UnknownPopulationWard(line=line, ward=ward)
         found = await session.get(WardPopulation, ward)
         if found is None:
             found = WardPopulation(ward_code=ward, province=province, population=0)
             session.add(found)
-        found.province, found.population = province, int(people)
-        found.as_of = date.fromisoformat(as_of) if as_of else None
+        found.province, found.population, found.as_of = province, int(people), as_of
         loaded += 1
     return loaded
