@@ -239,7 +239,9 @@ async def _account_changed(
 async def close_account(
     session: AsyncSession, subject: Subject, reason: str | None
 ) -> HealthAccount:
-    """Close the caller's account on request (the records stay; the book is no longer shown)."""
+    """Close the caller's account on request. The records stay, and stay readable by their
+    owner at level 2 (D74): the account decides what the app offers and what the report
+    counts, not the citizen's right to read their own record."""
     repo = IdentityRepository(session)
     person = await _person_of(repo, subject)
     existing = await repo.account_of(person.id)
