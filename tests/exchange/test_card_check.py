@@ -98,3 +98,77 @@ async def test_a_batch_retried_file_by_file_lists_each_card_answer_once(
     assert [a.status_code for a in answers] == [201, 500]
     [entry] = answers[0].json()["visits"]
     assert [i["code"] for i in entry["issues"]] == ["SUB-0161"]
+
+
+async def test_a_token_the_portal_forgot_is_taken_again_and_the_card_passes(
+    db: Database, settings: Settings, session: AsyncSession
+) -> None:
+    # The portal restarts (or ends tokens early): our cached token is unknown to it. The
+    # lookup takes a fresh token once, as file delivery does, instead of rejecting the visit
+    # with the portal's "401" as if it described the card.
+    strict = settings.model_copy(update={"card_check": True})
+    app = create_app(strict, database=db)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="https://testserver") as client:
+        code, headers = await facility_with_token(client, session, strict)
+        one = holder(
+            visit(code, 6, insured=True), "DN4010123456789", "Nguyễn Văn An", "198503150000"
+        )
+        assert (await send(client, headers, synth.envelope([one], code))).status_code == 201
+        app.state.bhxh_simulator.state.portal.tokens.clear()
+        two = holder(
+            visit(code, 7, insured=True), "DN4010123456789", "Nguyễn Văn An", "198503150000"
+        )
+        [entry] = (await send(client, headers, synth.envelope([two], code))).json()["visits"]
+    assert entry["status"] in ("accepted", "accepted_with_warnings")
+    assert not [i for i in entry["issues"] if i["code"].startswith("SUB-016")]
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        httpx.Response(200, text="<html>gateway</html>"),  # not JSON
+        httpx.Response(200, json=["000"]),  # not an object
+        httpx.Response(200, json={"ghiChu": "?"}),  # no result code
+        httpx.Response(200, json={"maKetQua": "100", "ghiChu": "Lỗi khi lấy dữ liệu sổ thẻ."}),
+        httpx.Response(200, json={"maKetQua": "101"}),  # server error
+        httpx.Response(200, json={"maKetQua": "205"}),  # our parameters
+        httpx.Response(200, json={"maKetQua": "054"}),  # the hub's officer not registered
+        httpx.Response(200, json={"maKetQua": "401"}),  # refused even with a fresh token
+        httpx.Response(200, json={"maKetQua": "999"}),  # a code no catalogue knows
+    ],
+    ids=["html", "list", "no-code", "100", "101", "205", "054", "401", "unknown"],
+)
+async def test_a_portal_that_cannot_answer_about_the_card_only_warns(
+    db: Database, settings: Settings, session: AsyncSession, answer: httpx.Response
+) -> None:
+    from vnehr.app import card_checker
+
+    strict = settings.model_copy(update={"card_check": True})
+    app = create_app(strict, database=db)
+    lookups = []
+
+    def portal(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/api/token/take"):
+            return httpx.Response(
+                200,
+                json={"maKetQua": "200", "access_token": "a", "id_token": "b", "expires_in": 1800},
+            )
+        lookups.append(request)
+        return answer
+
+    app.state.card_check = card_checker(
+        strict, httpx.AsyncClient(transport=httpx.MockTransport(portal))
+    )
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="https://testserver") as client:
+        code, headers = await facility_with_token(client, session, strict)
+        one = holder(
+            visit(code, 8, insured=True), "DN4010123456789", "Nguyễn Văn An", "198503150000"
+        )
+        sent = await send(client, headers, synth.envelope([one], code))
+    assert sent.status_code == 201, sent.text
+    [entry] = sent.json()["visits"]
+    assert entry["status"] == "accepted_with_warnings"
+    assert [i["code"] for i in entry["issues"]] == ["SUB-0161"]
+    assert len(lookups) == (2 if answer.content == b'{"maKetQua":"401"}' else 1)

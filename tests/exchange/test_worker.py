@@ -274,7 +274,8 @@ async def test_the_citizen_is_told_of_a_new_visit_and_only_they_see_it(
     assert inbox["unread"] == 1
     [message] = inbox["items"]
     assert message["title"]["vi"] == "Lượt khám mới trong Sổ sức khỏe điện tử"
-    assert one.ma_lk in message["body"]["vi"]
+    assert message["body"]["vi"].startswith("Bệnh viện thử đã gửi")  # the facility's name
+    assert message["params"]["visit_key"] == one.ma_lk
     assert (await client.post(f"/api/v1/me/notifications/{message['id']}/read")).status_code == 204
     assert (await client.get("/api/v1/me/notifications")).json()["unread"] == 0
     page = await client.get("/portal")
@@ -286,7 +287,11 @@ async def test_the_citizen_is_told_of_a_new_visit_and_only_they_see_it(
          "gender": "male", "assurance_level": 2},
     )  # fmt: skip
     as_person("001085004217")
-    assert (await client.get("/api/v1/me/notifications")).json() == {"unread": 0, "items": []}
+    assert (await client.get("/api/v1/me/notifications")).json() == {
+        "unread": 0,
+        "items": [],
+        "next_cursor": None,
+    }
     stolen = await client.post(f"/api/v1/me/notifications/{message['id']}/read")
     assert stolen.status_code == 404
 

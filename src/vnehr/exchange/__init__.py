@@ -4,13 +4,16 @@ attempt, backoff, ordering per key and dead letters."""
 from vnehr.exchange.api import router
 from vnehr.exchange.bhxh import BhxhClient, DeliveryFailed, PortalAnswer
 from vnehr.exchange.notifications import (
+    InboxPage,
     LogPush,
     PushAdapter,
     PushMessage,
     WebhookPush,
     event_notifier,
     inbox,
+    mark_all_read,
     mark_read,
+    texts_of,
     visit_notifier,
 )
 from vnehr.exchange.notifications import render as render_message
@@ -32,6 +35,7 @@ __all__ = [
     "Consumers",
     "DeliveryFailed",
     "Handler",
+    "InboxPage",
     "LogPush",
     "Policy",
     "PortalAnswer",
@@ -45,10 +49,12 @@ __all__ = [
     "depth",
     "event_notifier",
     "inbox",
+    "mark_all_read",
     "mark_read",
     "render_message",
     "replay",
     "router",
     "run",
+    "texts_of",
     "visit_notifier",
 ]

@@ -5,8 +5,10 @@ received the file (an answer that never came) or surely did not."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
+import math
 import re
 import time
 import urllib.parse
@@ -69,20 +71,33 @@ class BhxhClient:
         self._token: tuple[float, str, str] | None = None  # (expires, access, id)
 
     async def _post(self, path: str, **kwargs: Any) -> dict[str, Any]:
+        """The portal's JSON object for one request. An answer that never came (timeout, lost
+        connection, a gateway's 5xx) or came with HTTP 200 but cannot be read may mean the
+        portal has the file; a 4xx answer means it surely has not.
+
+        The time limit is kept here around the whole exchange too: httpx's own limits apply
+        to each network read, and not at all to an in-process transport (the simulator under
+        ``make run``), where a hung portal would otherwise hold the delivery forever."""
         try:
-            response = await self.http.post(f"{self.base}{path}", timeout=self.timeout, **kwargs)
-        except httpx.TimeoutException as exc:
+            async with asyncio.timeout(self.timeout):
+                response = await self.http.post(
+                    f"{self.base}{path}", timeout=self.timeout, **kwargs
+                )
+        except (TimeoutError, httpx.TimeoutException) as exc:
             raise DeliveryFailed("timeout", maybe_received=True) from exc
         except httpx.HTTPError as exc:
             raise DeliveryFailed(f"connection: {type(exc).__name__}", maybe_received=True) from exc
         if response.status_code >= 500:
             raise DeliveryFailed(f"HTTP {response.status_code}", maybe_received=True)
+        answered = response.status_code == 200
         try:
             body = response.json()
-        except ValueError as exc:
-            raise DeliveryFailed(f"HTTP {response.status_code}: not JSON") from exc
+        except ValueError as exc:  # (UnicodeDecodeError and JSONDecodeError among them)
+            raise DeliveryFailed(
+                f"HTTP {response.status_code}: not JSON", maybe_received=answered
+            ) from exc
         if not isinstance(body, dict):
-            raise DeliveryFailed("answer is not a JSON object")
+            raise DeliveryFailed("answer is not a JSON object", maybe_received=answered)
         return body
 
     async def token(self, *, fresh: bool = False) -> tuple[str, str]:
@@ -93,7 +108,13 @@ class BhxhClient:
         )
         if str(body.get("maKetQua")) != "200" or not body.get("access_token"):
             raise DeliveryFailed(f"token refused: {body.get('maKetQua')}", detail=body)
-        lifetime = float(body.get("expires_in") or 600)
+        raw = body.get("expires_in") or 600
+        try:
+            lifetime = float(raw)  # (a number, or a number as text)
+        except (TypeError, ValueError):
+            lifetime = math.nan
+        if isinstance(raw, bool) or not math.isfinite(lifetime):
+            raise DeliveryFailed(f"token answer: expires_in {raw!r}", detail=body)
         self._token = (
             time.monotonic() + max(lifetime - 60, 30),
             str(body["access_token"]),
@@ -118,9 +139,15 @@ class BhxhClient:
             code = str(body.get("maKetQua"))
             if code == "401" and attempt == 1:
                 continue  # the token expired early: take a new one once
-            if code != "200" or not body.get("maGiaoDich"):
+            if code != "200":
                 raise DeliveryFailed(
                     f"portal answered {code}: {body.get('thongDiep')}", detail=body
+                )
+            if not body.get("maGiaoDich"):  # it said it took the file: it may well have it
+                raise DeliveryFailed(
+                    f"portal answered 200 without maGiaoDich: {body.get('thongDiep')}",
+                    maybe_received=True,
+                    detail=body,
                 )
             return PortalAnswer(
                 str(body["maGiaoDich"]), body.get("thoiGianTiepNhan"), body.get("thongDiep")
@@ -153,28 +180,35 @@ class BhxhClient:
 
     async def check_card(self, card: str, full_name: str, birth_date: str) -> str:
         """The portal's card lookup (KQNhanLichSuKCB2024); returns its ``maKetQua``.
-        ``birth_date`` is dd/MM/yyyy (or yyyy). The officer fields name the hub."""
-        access, id_token = await self.token()
-        try:
-            response = await self.http.post(
-                f"{self.base}/api/egw/KQNhanLichSuKCB2024",
-                params={
-                    "token": access,
-                    "id_token": id_token,
-                    "username": self.username,
-                    "password": self.password_hash,
-                },
-                json={
-                    "maThe": card,
-                    "hoTen": full_name,
-                    "ngaySinh": birth_date,
-                    "hoTenCb": "vnehr",
-                    "cccdCb": "000000000000",
-                },
-                timeout=self.timeout,
-            )
-        except httpx.HTTPError as exc:
-            raise DeliveryFailed(f"card lookup: {type(exc).__name__}", maybe_received=True) from exc
-        if response.status_code != 200:
-            raise DeliveryFailed(f"card lookup: HTTP {response.status_code}")
-        return str(response.json().get("maKetQua", ""))
+        ``birth_date`` is dd/MM/yyyy (or yyyy). The officer fields name the hub. A "401" (the
+        portal forgot our token: a restart, an early expiry) takes a fresh token once, as
+        file delivery does; refused again, or an answer that cannot be read, is a
+        ``DeliveryFailed``: the portal could not answer, which says nothing of the card."""
+        for attempt in (1, 2):
+            access, id_token = await self.token(fresh=attempt == 2)
+            try:
+                body = await self._post(
+                    "/api/egw/KQNhanLichSuKCB2024",
+                    params={
+                        "token": access,
+                        "id_token": id_token,
+                        "username": self.username,
+                        "password": self.password_hash,
+                    },
+                    json={
+                        "maThe": card,
+                        "hoTen": full_name,
+                        "ngaySinh": birth_date,
+                        "hoTenCb": "vnehr",
+                        "cccdCb": "000000000000",
+                    },
+                )
+            except DeliveryFailed as exc:
+                raise DeliveryFailed(f"card lookup: {exc.reason}", detail=exc.detail) from exc
+            code = str(body.get("maKetQua") or "")
+            if code == "401":
+                continue  # the portal forgot our token: a new one, once
+            if not code:
+                raise DeliveryFailed("card lookup: answer without maKetQua", detail=body)
+            return code
+        raise DeliveryFailed("card lookup: token refused twice")

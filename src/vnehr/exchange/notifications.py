@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -14,13 +14,14 @@ import orjson
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from vnehr import identity
+from vnehr import facilities, identity
 from vnehr.exchange.models import Notification
 from vnehr.kit.clock import utcnow
 from vnehr.kit.db import insert_for
-from vnehr.kit.i18n import LANGUAGES, text
+from vnehr.kit.i18n import LANGUAGES, catalogue, text, texts
 from vnehr.kit.logging import get_logger
 from vnehr.kit.outbox import OutboxEvent
+from vnehr.kit.paging import decode_cursor, encode_cursor
 
 Handler = Callable[[AsyncSession, OutboxEvent], Awaitable[dict[str, Any] | None]]
 
@@ -84,11 +85,47 @@ async def _message(
     session: AsyncSession, person_id: int, kind: str, params: dict[str, Any]
 ) -> PushMessage:
     found = await identity.persons(session, [person_id])
-    text = render(kind, params)
+    [text] = await texts_of(session, [(kind, params)])
     holder = found.get(person_id)
     return PushMessage(
         person_id, holder.personal_id if holder else None, kind, text["title"], text["body"]
     )
+
+
+#: Kinds whose ``facility`` parameter is the facility's code (the events of visits and
+#: emergency accesses carry the code; papers and views carry the name already).
+_FACILITY_BY_CODE = ("visit", "emergency")
+
+
+async def texts_of(
+    session: AsyncSession, messages: Sequence[tuple[str, dict[str, Any]]]
+) -> list[dict[str, dict[str, str]]]:
+    """Title and text of each ``(kind, params)`` as the citizen reads them: a facility by its
+    name in the registry (its code alone tells a citizen nothing; "Cơ sở 01001" when the code
+    is unknown), an emergency reason by its label (``web.reason.*``), not the API's code. The
+    stored parameters keep the codes, for the app and for later renames."""
+
+    def code_of(kind: str, params: dict[str, Any]) -> str | None:
+        code = params.get("facility")
+        return code if kind in _FACILITY_BY_CODE and isinstance(code, str) and code else None
+
+    codes = {code for kind, params in messages if (code := code_of(kind, params))}
+    names = await facilities.directory(session, codes) if codes else {}
+    found = []
+    for kind, params in messages:
+        shown = dict(params)
+        code = code_of(kind, params)
+        if code is not None:
+            shown["facility"] = (
+                dict.fromkeys(LANGUAGES, names[code].name)
+                if code in names
+                else texts("notify.facility_code", {"code": code})
+            )
+        reason = f"web.reason.{params.get('reason')}"
+        if kind == "emergency" and reason in catalogue("vi"):
+            shown["reason"] = texts(reason)
+        found.append(render(kind, shown))
+    return found
 
 
 def render(kind: str, params: dict[str, Any]) -> dict[str, dict[str, str]]:
@@ -162,32 +199,81 @@ def event_notifier(kind: str, push: PushAdapter) -> Handler:
     return deliver
 
 
+@dataclass(frozen=True, slots=True)
+class InboxPage:
+    """One page of an inbox, newest first; ``next_cursor`` (None on the last page) gives the
+    next, older one. ``unread`` counts every unread message, not only this page's."""
+
+    items: list[Notification]
+    unread: int
+    next_cursor: str | None
+
+
 async def inbox(
-    session: AsyncSession, person_id: int, limit: int = 50
-) -> tuple[list[Notification], int]:
-    """The newest notifications of a person and how many are unread."""
-    rows = await session.scalars(
+    session: AsyncSession,
+    person_ids: Collection[int],
+    *,
+    limit: int = 50,
+    cursor: str | None = None,
+) -> InboxPage:
+    """The notifications of these persons (the caller and whom they represent), newest first,
+    a page at a time: keyset on the id, so that messages arriving meanwhile neither repeat nor
+    hide older ones (an invalid cursor is ``InvalidCursor``)."""
+    ids = sorted(set(person_ids))
+    query = (
         select(Notification)
-        .where(Notification.person_id == person_id)
+        .where(Notification.person_id.in_(ids))
         .order_by(Notification.id.desc())
-        .limit(limit)
+        .limit(limit + 1)
     )
+    if cursor:
+        (after,) = decode_cursor(cursor, (int,))
+        query = query.where(Notification.id < after)
+    rows = list(await session.scalars(query))
+    more = len(rows) > limit
+    rows = rows[:limit]
     unread = await session.scalar(
-        select(func.count()).where(
-            Notification.person_id == person_id, Notification.read_at.is_(None)
-        )
+        select(func.count()).where(Notification.person_id.in_(ids), Notification.read_at.is_(None))
     )
-    return list(rows), int(unread or 0)
+    return InboxPage(
+        rows, int(unread or 0), encode_cursor((rows[-1].id,)) if more and rows else None
+    )
 
 
-async def mark_read(session: AsyncSession, person_id: int, notification_id: int) -> bool:
+async def mark_read(
+    session: AsyncSession, person_ids: Collection[int], notification_id: int
+) -> bool:
+    """Mark a notification of these persons read. True when it is theirs, read now or before
+    (marking twice is no error: two devices may both do it); False when it is nobody's of
+    theirs."""
+    ids = sorted(set(person_ids))
     result = await session.execute(
         update(Notification)
         .where(
             Notification.id == notification_id,
-            Notification.person_id == person_id,
+            Notification.person_id.in_(ids),
             Notification.read_at.is_(None),
         )
         .values(read_at=utcnow())
     )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    if result.rowcount:  # type: ignore[attr-defined]
+        return True
+    found = await session.scalar(
+        select(Notification.id).where(
+            Notification.id == notification_id, Notification.person_id.in_(ids)
+        )
+    )
+    return found is not None
+
+
+async def mark_all_read(session: AsyncSession, person_ids: Collection[int]) -> int:
+    """Mark every unread notification of these persons read; how many were."""
+    result = await session.execute(
+        update(Notification)
+        .where(
+            Notification.person_id.in_(sorted(set(person_ids))),
+            Notification.read_at.is_(None),
+        )
+        .values(read_at=utcnow())
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]

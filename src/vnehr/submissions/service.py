@@ -1004,10 +1004,19 @@ async def _check_paper_numbers(
             )  # fmt: skip
 
 
+#: Card-lookup result codes that are no verdict on the card: the portal's server errors
+#: (100, 101), our request's format (205), our account or token (401), the hub's lookup
+#: officer not registered (054, 055). Like a code the catalogue does not know, they mean the
+#: portal could not answer.
+_NO_VERDICT = frozenset({"054", "055", "100", "101", "205", "401"})
+
+
 async def _check_cards(session: AsyncSession, visit: VisitAnalysis, check: CardCheck) -> None:
     """Ask the portal about each card of an insured visit: an invalid card (by the BHXH result
     codes) is an error, an old card replaced by a new one a warning, an unreachable portal a
-    warning (the portal checks again at appraisal)."""
+    warning (the portal checks again at appraisal) — and so is an answer that says nothing
+    of the card (a portal or caller error, a code not in the catalogue): a valid card never
+    rejects a visit because the portal failed."""
     if visit.cards_checked:
         return
     xml1 = visit.tables["XML1"][0]
@@ -1021,15 +1030,17 @@ async def _check_cards(session: AsyncSession, visit: VisitAnalysis, check: CardC
     answers: list[tuple[str, str, dict[str, Any]]] = []
     for card in [c.strip() for c in (xml1.get("MA_THE_BHYT") or "").split(";") if c.strip()]:
         code = await check(card, xml1.get("HO_TEN") or "", birth)
-        if code is None:  # the portal cannot answer: intake goes on, appraisal checks later
-            answers.append(("warning", "SUB-0161", {"card": card}))
+        entry = (
+            None
+            if code is None or code in _NO_VERDICT
+            else snapshot.in_force("card-check-result", code, utcnow().date())
+        )
+        if code is None or entry is None:  # the portal cannot answer: appraisal checks later
+            unanswered = {"card": card} if code is None else {"card": card, "result": code}
+            answers.append(("warning", "SUB-0161", unanswered))
             continue
-        entry = snapshot.in_force("card-check-result", code, utcnow().date())
-        valid = bool(entry and entry.attrs and entry.attrs.get("valid_card"))
-        meaning = {
-            "vi": (entry.title_vi if entry else None) or code,
-            "en": (entry.title_en if entry else None) or code,
-        }
+        valid = bool(entry.attrs and entry.attrs.get("valid_card"))
+        meaning = {"vi": entry.title_vi or code, "en": entry.title_en or code}
         params = {"card": card, "result": code, "meaning": meaning}
         if not valid:
             answers.append(("error", "SUB-0160", params))

@@ -210,7 +210,18 @@ async def portal(request: Request, session: ReadSession, subject: OptionalSubjec
     if isinstance(who, RedirectResponse):
         return who
     person, account, grants, represented = await identity.profile(session, who)
-    messages, unread = await exchange.inbox(session, person.id, limit=10)
+    # the messages tell of the health book: none below level 2 (D12), the upgrade text instead;
+    # a parent's include their children's, each named (as /api/v1/me/notifications does)
+    messages: list[tuple[Any, dict[str, dict[str, str]], str | None]] = []
+    unread = 0
+    if (who.assurance_level or 1) >= 2:
+        whose = {person.id: None} | {p.id: p.full_name for _, p in represented}
+        found = await exchange.inbox(session, whose, limit=10)
+        rendered = await exchange.texts_of(session, [(m.kind, m.params) for m in found.items])
+        messages = [
+            (m, text, whose[m.person_id]) for m, text in zip(found.items, rendered, strict=True)
+        ]
+        unread = found.unread
     return _page(
         request,
         "portal.html",
@@ -224,9 +235,30 @@ async def portal(request: Request, session: ReadSession, subject: OptionalSubjec
         if (who.assurance_level or 1) < 2
         else None,
         notice=request.query_params.get("notice"),
-        messages=[(m, exchange.render_message(m.kind, m.params)) for m in messages],
+        messages=messages,
         unread=unread,
     )
+
+
+@router.post("/portal/notifications/read-all")
+async def portal_read_all(
+    request: Request,
+    session: WriteSession,
+    subject: OptionalSubject,
+    csrf: Annotated[str, Form()] = "",
+) -> Response:
+    """Mark every message on the portal page (the citizen's and their children's) as read:
+    the page lists the newest ten, so older unread ones are cleared here."""
+    who = _signed_in(request, subject)
+    if isinstance(who, RedirectResponse):
+        return who
+    try:
+        check_csrf(_settings(request), request, csrf)
+        holders = await identity.book_holders(session, who)
+        await exchange.mark_all_read(session, [h.id for h in holders])
+    except VnehrError as exc:
+        return _error_page(request, exc)
+    return RedirectResponse("/portal", status_code=303)
 
 
 @router.post("/portal/account/{action}")

@@ -974,7 +974,7 @@ def _discharge_paper(ctx: _Context, summary: dict[str, str]) -> dict[str, str]:
     return _row(
         "XML7",
         MA_LK=ctx.ma_lk,
-        SO_LUU_TRU=f"{ctx.end.year}/{rng.randrange(10**5):05d}",
+        SO_LUU_TRU=f"{ctx.end.year}/{rng.randrange(10**5):05d}-{_serial(ctx)}",
         MA_YTE=patient.code,
         MA_KHOA_RV=ctx.department,
         NGAY_VAO=summary["NGAY_VAO"],
@@ -1026,7 +1026,7 @@ def _referral(
     number = rng.randint(1, 2999)
     service_names = "; ".join(r["TEN_DICH_VU"] for r in services if r["TEN_DICH_VU"])[:1024]
     drug_names = "; ".join(r["TEN_THUOC"] for r in drugs)[:1024]
-    paper = f"{number}/{ctx.end.year}/GCT"
+    paper = f"{number}-{_serial(ctx)}/{ctx.end.year}/GCT"
     return _row(
         "XML13",
         MA_LK=ctx.ma_lk,
@@ -1072,12 +1072,19 @@ def _referral(
     )
 
 
+def _serial(ctx: _Context) -> str:
+    """The part of a paper's number that makes it the visit's own (a paper number belongs to
+    one visit of a facility, D69; a real HIS numbers its papers in sequence): MA_LK without
+    the facility code (the day and the visit's sequence)."""
+    return ctx.ma_lk[len(ctx.facility) :]
+
+
 def _appointment(ctx: _Context, summary: dict[str, str], revisit: datetime) -> dict[str, str]:
     patient = ctx.patient
     return _row(
         "XML14",
         MA_LK=ctx.ma_lk,
-        SO_GIAYHEN_KL=f"{ctx.rng.randint(1, 9999)}/{ctx.end.year}/GHKL",
+        SO_GIAYHEN_KL=f"{ctx.rng.randint(1, 9999)}-{_serial(ctx)}/{ctx.end.year}/GHKL",
         MA_CSKCB=ctx.facility,
         HO_TEN=patient.name,
         NGAY_SINH=summary["NGAY_SINH"],
