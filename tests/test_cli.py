@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import psutil
 import pytest
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from tests.conftest import free_port, wait_for_port
 from vnehr import __version__
@@ -77,6 +77,7 @@ def test_an_unknown_code_exits_1_with_the_coded_message(sqlite_env: str) -> None
 def test_report_refuses_a_bad_period_or_province(sqlite_env: str) -> None:
     """A mistyped period or province gets the coded message, not a traceback or an empty
     report that looks real."""
+    assert runner.invoke(app, ["db", "upgrade"]).exit_code == 0
     for args, code in [
         (["report", "check", "--period", "9999H2"], "REP-0001"),
         (["report", "--period", "0001H1", "--province", "01"], "REP-0001"),
@@ -254,3 +255,143 @@ def test_audit_seal_and_verify_find_a_forged_row(sqlite_env: str) -> None:
     assert broken.exit_code == 1
     assert "BROKEN: position 2 (row" in broken.output
     assert "content changed after sealing" in broken.output
+
+
+# ------------------------------------------------------------------ plain failures
+
+
+NEEDS_SCHEMA = [
+    ["outbox", "list"],
+    ["outbox", "list", "--dead"],
+    ["outbox", "replay"],
+    ["catalog", "list"],
+    ["catalog", "show", "icd10", "J45"],
+    ["grant", "001085004217", "department_admin"],
+    ["audit", "verify"],
+    ["audit", "seal"],
+    ["report", "check", "--period", "2026H1"],
+    ["report", "rebuild"],
+    ["demo", "load", "--if-empty"],
+]
+
+
+def _one_line(result: Result, code: int, text: str) -> None:
+    """The command failed with ``code`` and one line naming ``text``: no traceback. (Only
+    log lines may come before it: Alembic's, which say what it was doing.)"""
+    assert result.exit_code == code, result.output
+    assert "Traceback" not in result.output
+    *before, last = result.output.strip().splitlines()
+    assert text in last, result.output
+    assert all('"logger": "alembic.' in line for line in before), result.output
+    assert isinstance(result.exception, SystemExit), result.exception  # not an uncaught error
+
+
+def test_commands_on_a_missing_or_empty_database_say_what_to_run(sqlite_env: str) -> None:
+    path = Path(sqlite_env.split("///", 1)[1])
+    for args in [*NEEDS_SCHEMA, ["db", "current"], ["db", "downgrade", "base"]]:
+        _one_line(runner.invoke(app, args), 2, "run `vnehr db upgrade`")
+        assert not path.exists(), args  # not created by asking
+    path.touch()  # a file, but no schema in it
+    for args in NEEDS_SCHEMA:
+        _one_line(runner.invoke(app, args), 2, "run `vnehr db upgrade`")
+    assert "current: (empty)" in runner.invoke(app, ["db", "current"]).output
+    assert runner.invoke(app, ["db", "upgrade"]).exit_code == 0  # db upgrade makes the schema
+    assert runner.invoke(app, ["outbox", "list"]).output == "empty\n"
+
+
+def test_db_upgrade_creates_a_missing_sqlite_file(sqlite_env: str) -> None:
+    upgraded = runner.invoke(app, ["db", "upgrade"])  # what `make run` relies on
+    assert upgraded.exit_code == 0, upgraded.output
+    assert Path(sqlite_env.split("///", 1)[1]).is_file()
+
+
+def test_an_unreachable_database_is_one_line_without_its_password(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    port = free_port()  # nothing listens there
+    url = f"postgresql+asyncpg://vnehr:s3cret-pw@127.0.0.1:{port}/vnehr"
+    monkeypatch.setenv("VNEHR_DATABASE_URL", url)
+    get_settings.cache_clear()
+    try:
+        for args in [["db", "current"], ["db", "upgrade"], ["outbox", "list"], NEEDS_SCHEMA[5]]:
+            result = runner.invoke(app, args)
+            _one_line(result, 2, f"cannot connect to the database at 127.0.0.1:{port}/vnehr")
+            assert "s3cret" not in result.output
+    finally:
+        get_settings.cache_clear()
+
+
+def test_a_missing_postgresql_database_is_one_line(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("VNEHR_DATABASE_URL", postgres_url.replace("/vnehr_test?", "/nosuch?"))
+    get_settings.cache_clear()
+    try:
+        _one_line(runner.invoke(app, ["catalog", "list"]), 2, 'database "nosuch" does not exist')
+    finally:
+        get_settings.cache_clear()
+
+
+def test_an_unknown_revision_or_file_is_one_line(sqlite_env: str, tmp_path: Path) -> None:
+    for args in (["db", "upgrade", "nosuchrev"], ["db", "downgrade", "nosuchrev"]):
+        _one_line(runner.invoke(app, args), 2, "migration error: Can't locate revision")
+    missing = runner.invoke(app, ["report", "population", str(tmp_path / "nope.csv")])
+    assert missing.exit_code == 2, missing.output
+    assert "does not exist" in missing.output
+    binary = tmp_path / "binary.csv"
+    binary.write_bytes(b"\xff\xfe\x00garbage")
+    _one_line(runner.invoke(app, ["report", "population", str(binary)]), 2, "not UTF-8 text")
+
+
+# ------------------------------------------------------------------ grants and the outbox
+
+
+def test_a_grant_needs_a_scope_that_exists(sqlite_env: str) -> None:
+    runner.invoke(app, ["db", "upgrade"])
+    assert runner.invoke(app, ["catalog", "load", "province", "ward"]).exit_code == 0
+    pid = "001085004217"
+    for args, code in [
+        (["facility_admin"], "ID-0107"),  # no facility: it could never match a request
+        (["clinician", "--facility", "1"], "FAC-0001"),
+        (["facility_admin", "--facility", "01999"], "FAC-"),  # no such facility registered
+        (["department_admin", "--province", "99"], "ID-0107"),
+        (["department_admin", "--ward", "00070"], "ID-0107"),  # not a national admin
+        (["ward_officer"], "ID-0107"),
+        (["ward_officer", "--ward", "99999"], "ID-0110"),
+    ]:
+        result = runner.invoke(app, ["grant", pid, *args])
+        _one_line(result, 1, code)
+    for args in (["department_admin", "--province", "01"], ["ward_officer", "--ward", "00070"]):
+        given = runner.invoke(app, ["grant", pid, *args])
+        assert given.exit_code == 0, given.output
+        assert given.output.startswith("grant ")
+
+
+def test_outbox_list_dead_shows_the_counts_and_how_many_more(sqlite_env: str) -> None:
+    import asyncio
+
+    from vnehr.kit.db import Database
+    from vnehr.kit.outbox import new_event
+
+    runner.invoke(app, ["db", "upgrade"])
+
+    async def bury(count: int) -> None:
+        db = Database.from_urls(sqlite_env)
+        async with db.session() as session:
+            for n in range(count):
+                event = new_event("visit.accepted", f"visit:{n}", {})
+                event.status, event.last_error = "dead", f"portal said no {n}"
+                session.add(event)
+        await db.dispose()
+
+    asyncio.run(bury(6))
+    listed = runner.invoke(app, ["outbox", "list", "--dead", "--limit", "3"])
+    assert listed.exit_code == 0, listed.output
+    lines = listed.output.splitlines()
+    assert lines[0] == "dead 6"
+    assert [line.split()[-1] for line in lines[1:4]] == ["0", "1", "2"]
+    assert lines[4] == "… and 3 more (--limit 3 shown)"
+    everything = runner.invoke(app, ["outbox", "list", "--dead"]).output.splitlines()
+    assert len(everything) == 7
+    assert runner.invoke(app, ["outbox", "list"]).output == "dead 6\n"
+    assert runner.invoke(app, ["outbox", "list", "--dead", "--limit", "0"]).exit_code == 2

@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -47,24 +49,84 @@ def _settings() -> Settings:
         typer.echo(f"configuration error: {exc}", err=True)
         raise typer.Exit(2) from exc
     configure_logging(settings.log_level, settings.json_logs)
+    # Alembic lists its plugins at INFO when imported: noise before every command's output.
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
     return settings
 
 
-def _run(work: Callable[[Database], Awaitable[T]]) -> T:
+def _fail(message: str) -> typer.Exit:
+    """Print ``message`` on stderr; the exit (code 2) for the caller to raise."""
+    typer.echo(message, err=True)
+    return typer.Exit(2)
+
+
+def _where(url: str) -> str:
+    """The database a URL names, for messages: its file, or its host and name — never the
+    password (nor the query options, which may hold one)."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        return "VNEHR_DATABASE_URL"
+    if parsed.get_backend_name() == "sqlite":
+        return parsed.database or ":memory:"
+    port = f":{parsed.port}" if parsed.port else ""
+    return f"{parsed.host or 'localhost'}{port}/{parsed.database or ''}"
+
+
+@contextmanager
+def _plain_failures(url: str) -> Iterator[None]:
+    """What the operator fixes outside the code — a database that cannot be reached or refuses
+    the login, an unknown migration, a file that cannot be read — said in one line with exit
+    code 2 instead of a traceback."""
+    from alembic.util import CommandError
+    from sqlalchemy.exc import ArgumentError, DBAPIError
+
+    try:
+        yield
+    except CommandError as exc:
+        raise _fail(f"migration error: {exc}") from exc
+    except DBAPIError as exc:
+        reason = str(exc.orig or exc).strip().splitlines()[0]
+        raise _fail(f"database error at {_where(url)}: {reason}") from exc
+    except OSError as exc:
+        if exc.filename is not None:  # a file a command reads
+            raise _fail(f"cannot read {exc.filename}: {exc.strerror or exc}") from exc
+        reason = exc.strerror or str(exc) or type(exc).__name__
+        raise _fail(f"cannot connect to the database at {_where(url)}: {reason}") from exc
+    except ArgumentError as exc:  # a URL SQLAlchemy cannot use (its text holds no URL)
+        raise _fail(f"configuration error: VNEHR_DATABASE_URL: {exc}") from exc
+
+
+def _run(work: Callable[[Database], Awaitable[T]], *, schema: bool = True) -> T:
+    """Run ``work`` on the configured database. It must exist (connecting to a missing SQLite
+    file would create an empty one) and, with ``schema``, be migrated to the newest revision:
+    otherwise one line saying which command to run, exit 2, before anything fails on a
+    missing table. A coded error exits 1; an unreachable database exits 2."""
     settings = _settings()
+    missing = _missing_sqlite_file(settings.database_url)
+    if missing is not None:
+        raise _fail(missing)
 
     async def main() -> T:
         db = Database.from_urls(settings.database_url, echo=settings.db_echo)
         try:
+            if schema:
+                problem = await _schema_ready(db)
+                if problem is not None:
+                    raise _fail(problem)
             return await work(db)
         finally:
             await db.dispose()
 
-    try:
-        return asyncio.run(main())
-    except VnehrError as exc:
-        typer.echo(f"{exc.code}: {exc.messages()['vi']} / {exc.messages()['en']}", err=True)
-        raise typer.Exit(1) from exc
+    with _plain_failures(settings.database_url):
+        try:
+            return asyncio.run(main())
+        except VnehrError as exc:
+            typer.echo(f"{exc.code}: {exc.messages()['vi']} / {exc.messages()['en']}", err=True)
+            raise typer.Exit(1) from exc
 
 
 @app.command()
@@ -193,20 +255,29 @@ app.add_typer(outbox_app, name="outbox")
 
 @outbox_app.command("list")
 def outbox_list(
-    dead: Annotated[bool, typer.Option("--dead", help="Only dead letters")] = False,
+    dead: Annotated[
+        bool, typer.Option("--dead", help="Also list the dead letters, oldest first")
+    ] = False,
+    limit: Annotated[int, typer.Option(help="Dead letters to list at most", min=1)] = 100,
 ) -> None:
-    """Counts by status, and the dead letters with their last error."""
+    """Counts by status; with --dead, the dead letters with their last error (and how many
+    more there are than --limit shows)."""
     from vnehr import exchange
 
     async def work(db: Database) -> None:
         async with db.read_session() as session:
             counts = await exchange.depth(session)
+            typer.echo(", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "empty")
             if not dead:
-                typer.echo(", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "empty")
-            for event in await exchange.dead_letters(session):
+                return
+            shown = await exchange.dead_letters(session, limit=limit)
+            for event in shown:
                 typer.echo(
                     f"{event.event_id}  {event.topic:<16} {event.key:<40} {event.last_error}"
                 )
+            more = counts.get("dead", 0) - len(shown)
+            if more > 0:
+                typer.echo(f"… and {more} more (--limit {limit} shown)")
 
     _run(work)
 
@@ -237,8 +308,9 @@ def db_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
     from vnehr.kit.migrate import upgrade  # Alembic: only for the db commands
 
     settings = _settings()
-    asyncio.run(upgrade(settings.database_url, revision))
-    typer.echo(f"database at {revision}: {settings.database_url.split('@')[-1]}")
+    with _plain_failures(settings.database_url):  # (a missing SQLite file is created)
+        asyncio.run(upgrade(settings.database_url, revision))
+    typer.echo(f"database at {revision}: {_where(settings.database_url)}")
 
 
 @db_app.command("downgrade")
@@ -247,7 +319,11 @@ def db_downgrade(revision: Annotated[str, typer.Argument()]) -> None:
     from vnehr.kit.migrate import downgrade
 
     settings = _settings()
-    asyncio.run(downgrade(settings.database_url, revision))
+    missing = _missing_sqlite_file(settings.database_url)
+    if missing is not None:
+        raise _fail(missing)
+    with _plain_failures(settings.database_url):
+        asyncio.run(downgrade(settings.database_url, revision))
     typer.echo(f"database at {revision}")
 
 
@@ -260,7 +336,7 @@ def db_current() -> None:
         async with db.read_session() as session:
             return await current_revisions(await session.connection())
 
-    current = _run(work)
+    current = _run(work, schema=False)
     typer.echo(f"current: {', '.join(sorted(current)) or '(empty)'}")
     typer.echo(f"newest:  {', '.join(sorted(head_revisions()))}")
 
@@ -270,7 +346,11 @@ def catalog_load(
     names: Annotated[list[str] | None, typer.Argument(help="Only these lists")] = None,
     titles_vi: Annotated[
         Path | None,
-        typer.Option(help="CSV `code,title_vi` with Vietnamese ICD-10 titles (QĐ 4469)"),
+        typer.Option(
+            help="CSV `code,title_vi` with Vietnamese ICD-10 titles (QĐ 4469)",
+            exists=True,
+            dir_okay=False,
+        ),
     ] = None,
     missing_only: Annotated[bool, typer.Option(help="Skip lists already loaded")] = False,
 ) -> None:
@@ -357,10 +437,15 @@ def grant(
     facility: Annotated[str | None, typer.Option(help="Facility code (facility roles)")] = None,
     ward: Annotated[str | None, typer.Option(help="Ward code (ward_officer)")] = None,
 ) -> None:
-    """Give a person a role from the operator's console (e.g. the first department admin)."""
+    """Give a person a role from the operator's console (e.g. the first department admin;
+    without --province, the national one). The role's scope must exist: a province or ward
+    in force, a registered facility."""
+    from vnehr import facilities
 
     async def work(db: Database) -> int:
         async with db.session() as session:
+            if facility is not None and not await facilities.directory(session, [facility]):
+                raise facilities.UnknownFacility(code=facility)
             row = await identity.bootstrap_grant(
                 session,
                 personal_id,
@@ -537,9 +622,8 @@ def import_files(
         raise typer.Exit(2)
     settings = _settings()
     missing = _missing_sqlite_file(settings.database_url)
-    if missing is not None:  # (connecting would create an empty file)
-        typer.echo(missing, err=True)
-        raise typer.Exit(2)
+    if missing is not None:  # before listing what may be a large folder
+        raise _fail(missing)
     paths = submissions.visit_files(directory)
     options = submissions.IntakeOptions(
         limits=submissions.Limits(max_bytes=settings.max_body_bytes),
@@ -550,10 +634,7 @@ def import_files(
         papers=papers.keys_for(settings),
     )
 
-    async def work(db: Database) -> submissions.ImportTotals | str:
-        problem = await _schema_ready(db)
-        if problem is not None:
-            return problem
+    async def work(db: Database) -> submissions.ImportTotals:
         with typer.progressbar(length=len(paths), label="importing") as bar:
             return await submissions.import_folder(
                 db, paths, options, batch_size=batch_size, processes=processes,
@@ -561,9 +642,6 @@ def import_files(
             )  # fmt: skip
 
     totals = _run(work)
-    if isinstance(totals, str):
-        typer.echo(totals, err=True)
-        raise typer.Exit(2)
     for problem in totals.problems:
         typer.echo(problem, err=True)
     typer.echo(totals.line())
@@ -692,12 +770,19 @@ def report_rebuild() -> None:
 
 @report_app.command("population")
 def report_population(
-    file: Annotated[Path, typer.Argument(help="CSV: ward_code,population[,as_of]")],
+    file: Annotated[
+        Path,
+        typer.Argument(help="CSV: ward_code,population[,as_of]", exists=True, dir_okay=False),
+    ],
 ) -> None:
     """Load the population of each ward (the statistics office's figures)."""
     from vnehr import reporting
 
-    text = file.read_text(encoding="utf-8-sig")
+    try:
+        text = file.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        raise _fail(f"cannot read {_shown(file)}: {reason}") from exc
 
     async def work(db: Database) -> int:
         async with db.session() as session:

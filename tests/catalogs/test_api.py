@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
+import base64
+import json
+
 import httpx
 import pytest
+
+
+def _cursor(key: list[object]) -> str:
+    """A cursor as a caller could forge it."""
+    return base64.urlsafe_b64encode(json.dumps(key).encode()).decode().rstrip("=")
 
 
 async def test_asthma_answers_like_the_readme_says(client: httpx.AsyncClient) -> None:
@@ -88,6 +96,17 @@ async def test_the_entry_on_a_date_before_the_reform(client: httpx.AsyncClient) 
         ("/api/v1/catalogs/ward", {"on": "2025-02-30"}, 422, "CAT-0004"),
         ("/api/v1/catalogs/ward", {"cursor": "garbage!"}, 400, "KIT-0001"),
         ("/api/v1/catalogs/ward", {"limit": "0"}, 422, "KIT-0422"),
+        # forged cursors: ids beyond a 64-bit column, NUL in the code (both were a 500)
+        ("/api/v1/catalogs/province", {"cursor": _cursor(["01", 2**63])}, 400, "KIT-0001"),
+        ("/api/v1/catalogs/province", {"cursor": _cursor(["01", 2**64 - 1])}, 400, "KIT-0001"),
+        ("/api/v1/catalogs/province", {"cursor": _cursor(["01", -(2**63) - 1])}, 400, "KIT-0001"),
+        ("/api/v1/catalogs/province", {"cursor": _cursor(["\x00", 1])}, 400, "KIT-0001"),
+        # NUL anywhere in the address: no text column holds it (a 500 on PostgreSQL)
+        ("/api/v1/catalogs/province", {"q": "a\x00b"}, 400, "KIT-0002"),
+        ("/api/v1/catalogs/province", {"kind": "a\x00b"}, 400, "KIT-0002"),
+        ("/api/v1/catalogs/icd10", {"parent": "J\x0045"}, 400, "KIT-0002"),
+        ("/api/v1/catalogs/prov%00ince", {}, 400, "KIT-0002"),
+        ("/api/v1/catalogs/icd10/J%0045", {}, 400, "KIT-0002"),
     ],
 )
 async def test_bad_requests_get_stable_codes_in_both_languages(

@@ -1336,3 +1336,25 @@ async def test_a_newborn_is_not_merged_into_a_person_of_another_area(
     assert merged.residence_ward_code == SAI_GON
     assert await identity.may_act_for(session, person(DUNG[0]), NEWBORN_ID)
     assert await audited(session, "person.merged", stranger.id) == 1
+
+
+@pytest.mark.parametrize(
+    ("scope", "code"),
+    [
+        ({"role": "facility_admin"}, "ID-0107"),  # could never match a request
+        ({"role": "clinician", "facility_code": "1"}, "ID-0107"),
+        ({"role": "ward_officer"}, "ID-0107"),
+        ({"role": "ward_officer", "ward_code": "99999"}, "ID-0110"),
+        ({"role": "department_admin", "province_code": "99"}, "ID-0107"),
+        # a code the role does not use is refused, not dropped (that would be a national admin)
+        ({"role": "department_admin", "facility_code": "01001"}, "ID-0107"),
+        ({"role": "ward_officer", "ward_code": HOAN_KIEM, "province_code": "01"}, "ID-0107"),
+    ],
+)
+async def test_an_operator_grant_needs_the_scope_its_role_uses(
+    session: AsyncSession, scope: dict[str, str], code: str
+) -> None:
+    with pytest.raises(VnehrError) as info:
+        await identity.bootstrap_grant(session, AN[0], **scope)
+    assert info.value.code == code
+    assert await identity.grants_for(session, AN[0]) == (Grant("citizen"),)

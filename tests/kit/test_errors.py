@@ -1,16 +1,21 @@
 from __future__ import annotations
 
 import re
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
 from fastapi import FastAPI
 from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncSession
 
 import vnehr.catalogs  # noqa: F401  (registers the context's error classes)
+from vnehr import identity
+from vnehr.kit.auth import SESSION_COOKIE, make_session_cookie
 from vnehr.kit.errors import REGISTRY, VnehrError
 from vnehr.kit.http import RequestContextMiddleware, install_error_handlers
 from vnehr.kit.i18n import LANGUAGES, catalogue
+from vnehr.kit.settings import Settings
 
 
 def test_every_error_code_has_vietnamese_and_english_text() -> None:
@@ -36,6 +41,11 @@ def test_a_duplicate_error_code_is_refused_at_definition() -> None:
 
 class Thing(BaseModel):
     size: int
+    note: str = ""
+
+
+_FORM = {"content-type": "application/x-www-form-urlencoded"}
+_JSON = {"content-type": "application/json"}
 
 
 def _app() -> FastAPI:
@@ -102,3 +112,91 @@ async def test_unexpected_failure_is_a_json_500_with_the_request_id() -> None:
 async def test_every_response_carries_a_request_id_even_when_the_caller_sends_junk() -> None:
     response = await _call("GET", "/nowhere", headers={"X-Request-ID": "bad id with spaces"})
     assert re.fullmatch(r"[0-9a-f]{32}", response.headers["x-request-id"])
+
+
+# ------------------------------------------------------------------ control characters
+
+
+async def test_a_control_character_in_the_path_or_query_is_refused_before_any_route() -> None:
+    for path in ("/things%00", "/nowhere/%01", "/things?size=%00", "/things?q=a%1fb", "/t?x=%7F"):
+        response = await _call("GET", path)
+        assert response.status_code == 400, path
+        _is_error_body(response.json(), "KIT-0002")
+    # tab, line feed and carriage return stay ordinary characters (a 405 from the route)
+    assert (await _call("GET", "/things?q=a%09b%0A%0Dc")).status_code == 405
+    assert (await _call("GET", "/things?q=%2500")).status_code == 405  # the text "%00"
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        (b'{"size": 1, "note": "a\\u0000b"}', 400),
+        (b'{"size": 1, "note": "a\\\\\\u0000b"}', 400),  # an escaped backslash, then NUL
+        (b'{"size": 1, "note": "a\\\\u0000b"}', 200),  # the text \u0000, no NUL in it
+        (b'{"size": 1, "note": "a\\u0001b"}', 200),  # storable: the route decides
+    ],
+)
+async def test_nul_in_a_json_body_is_refused(body: bytes, status: int) -> None:
+    for content_type in ("application/json", "application/fhir+json; charset=utf-8"):
+        response = await _call(
+            "POST", "/things", content=body, headers={"content-type": content_type}
+        )
+        assert response.status_code == status, (content_type, response.text)
+        if status == 400:
+            _is_error_body(response.json(), "KIT-0002")
+    if status == 400:  # a body without a media type is searched too (FHIR reads any as JSON)
+        _is_error_body((await _call("POST", "/things", content=body)).json(), "KIT-0002")
+
+
+async def test_nul_split_across_body_chunks_is_found() -> None:
+    async def chunks(*parts: bytes) -> AsyncIterator[bytes]:
+        for part in parts:
+            yield part
+
+    split = [
+        (b'{"size": 1, "note": "a\\u00', b'00"}'),
+        (b'{"size": 1, "note": "a\\\\', b'\\u0000"}'),
+    ]
+    for parts in split:
+        response = await _call("POST", "/things", content=chunks(*parts), headers=_JSON)
+        _is_error_body(response.json(), "KIT-0002")
+    escaped = (b'{"size": 1, "note": "a\\', b'\\u0000"}')  # the text \u0000 again
+    response = await _call("POST", "/things", content=chunks(*escaped), headers=_JSON)
+    assert response.status_code == 200, response.text
+
+
+async def test_nul_in_a_form_body_is_refused() -> None:
+    response = await _call("POST", "/things", content=b"size=1&note=a%00b", headers=_FORM)
+    _is_error_body(response.json(), "KIT-0002")
+    response = await _call("POST", "/things", content=b"size=1&note=a%2500b", headers=_FORM)
+    assert response.status_code != 400  # the text "%00" (the route wants JSON: a 422)
+
+
+async def test_nul_never_reaches_the_database_through_a_real_route(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    # A department registers a facility: its name would go to a text column (PostgreSQL
+    # refuses NUL there, which was a 500).
+    await identity.bootstrap_grant(session, "001085004217", "department_admin", province_code="01")
+    await session.flush()
+    client.cookies.set(
+        SESSION_COOKIE,
+        make_session_cookie(
+            settings, {"personal_id": "001085004217", "name": "Người thử", "assurance_level": 2}
+        ),
+    )
+    facility = {
+        "name": "Bệnh viện\u0000Xanh Pôn",
+        "kind": "hospital",
+        "level": "specialised",
+        "ownership": "public",
+        "province_code": "01",
+        "ward_code": "00004",
+        "address": "12 Chu Văn An",
+    }
+    response = await client.post("/api/v1/facilities", json=facility)
+    assert response.status_code == 400, response.text
+    _is_error_body(response.json(), "KIT-0002")
+    response = await client.get("/api/v1/facilities", params={"q": "Xanh\x00"})
+    assert response.status_code == 400, response.text
+    _is_error_body(response.json(), "KIT-0002")

@@ -23,6 +23,7 @@ def test_fold_ignores_case_accents_and_spacing(raw: str, folded: str) -> None:
 
 def test_cursor_round_trips() -> None:
     assert decode_cursor(encode_cursor(("J45.0", 42)), (str, int)) == ("J45.0", 42)
+    assert decode_cursor(encode_cursor(("", 2**63 - 1)), (str, int)) == ("", 2**63 - 1)
 
 
 @pytest.mark.parametrize(
@@ -32,6 +33,9 @@ def test_cursor_round_trips() -> None:
         base64.urlsafe_b64encode(b"{}").decode(),
         base64.urlsafe_b64encode(b'["J45"]').decode(),
         base64.urlsafe_b64encode(b'[45, "J45"]').decode(),
+        base64.urlsafe_b64encode(b'["J45", 9223372036854775808]').decode(),  # 2**63
+        base64.urlsafe_b64encode(b'["J45", -9223372036854775809]').decode(),
+        base64.urlsafe_b64encode(b'["J\\u000045", 1]').decode(),  # NUL in the code
     ],
 )
 def test_a_bad_cursor_is_a_coded_error(cursor: str) -> None:

@@ -153,11 +153,13 @@ async def test_the_department_page_lists_facilities_and_issues_codes(
     listing = await client.get("/department/facilities")
     assert "Phòng khám Đa khoa Phố Huế" in listing.text
     assert f"<code>{code}</code>" in listing.text
-    # a state the registry does not have (an edited address, a NUL byte) filters nothing
-    for status in ("a\x00b", "closed"):
-        odd = await client.get("/department/facilities", params={"status": status})
-        assert odd.status_code == 200
-        assert f"<code>{code}</code>" in odd.text
+    # a state the registry does not have (an edited address) filters nothing; a NUL byte is
+    # refused before any page runs (KIT-0002)
+    odd = await client.get("/department/facilities", params={"status": "closed"})
+    assert odd.status_code == 200
+    assert f"<code>{code}</code>" in odd.text
+    nul = await client.get("/department/facilities", params={"status": "a\x00b"})
+    assert (nul.status_code, nul.json()["code"]) == (400, "KIT-0002")
     connected = await client.get("/department/facilities", params={"status": "connected"})
     assert f"<code>{code}</code>" not in connected.text
 

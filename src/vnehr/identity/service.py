@@ -807,21 +807,52 @@ async def grants_of(session: AsyncSession, subject: Subject, personal_id: str) -
 async def bootstrap_grant(
     session: AsyncSession, personal_id: str, role: str, **scope: str | None
 ) -> RoleGrant:
-    """Grant a role without a caller (the operator's command line, demo data)."""
+    """Grant a role without a caller (the operator's command line, demo data). The scope is
+    checked as ``add_grant`` checks it, and more strictly: each role's code is required (a
+    department administrator without a province is the national one), a ward or province
+    must be in force today, and a code the role does not use is refused rather than dropped
+    (``department_admin --facility 01001`` would otherwise make a national administrator).
+    A grant no request can ever match would only look done. Whether a facility is registered
+    is the caller's to check (identity does not read the facility registry)."""
     if role not in ROLES:
         raise errors.BadGrant(reason=f"role must be one of {', '.join(ROLES)}")
     personal_id = check_personal_id(personal_id).value
+    uses = {
+        "department_admin": "province_code",
+        "ward_officer": "ward_code",
+    }.get(role, "facility_code")
+    for name, value in scope.items():
+        if value is not None and name != uses:
+            raise errors.BadGrant(reason=f"{name} does not apply to {role}")
+    code = scope.get(uses)
+    if role == "ward_officer":
+        if not code:
+            raise errors.BadGrant(reason="ward_code is required for ward_officer")
+        await _province_of_ward(session, code)  # UnknownWard when not in force
+    elif role == "department_admin":
+        if code is not None and not await _province_in_force(session, code):
+            raise errors.BadGrant(reason=f"there is no province {code} in force")
+    elif not code or not code.isascii() or not code.isdigit() or len(code) != 5:
+        raise errors.BadGrant(reason=f"facility_code (5 digits) is required for {role}")
     grant = RoleGrant(
         personal_id=personal_id,
         role=role,
-        facility_code=scope.get("facility_code"),
-        province_code=scope.get("province_code"),
-        ward_code=scope.get("ward_code"),
+        facility_code=code if uses == "facility_code" else None,
+        province_code=code if uses == "province_code" else None,
+        ward_code=code if uses == "ward_code" else None,
         granted_by="operator",
         granted_at=utcnow(),
     )
     await IdentityRepository(session).add(grant)
     return grant
+
+
+async def _province_in_force(session: AsyncSession, code: str) -> bool:
+    try:
+        await catalogs.lookup(session, "province", code, today_in_vietnam())
+    except (catalogs.UnknownCode, catalogs.CodeNotInForce):
+        return False
+    return True
 
 
 async def match_patient(

@@ -84,3 +84,12 @@ class NotReady(VnehrError):
 class InvalidCursor(VnehrError):
     status_code = 400
     code = "KIT-0001"
+
+
+class ControlCharacter(VnehrError):
+    """A control character (NUL above all) in a request's path, query or text body: refused
+    before any route runs, since no text column stores NUL (PostgreSQL) and none belongs in
+    an address."""
+
+    status_code = 400
+    code = "KIT-0002"

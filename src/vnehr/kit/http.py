@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -20,6 +21,7 @@ from vnehr.kit.db import Database
 from vnehr.kit.errors import (
     BadRequest,
     BodyTooLarge,
+    ControlCharacter,
     InternalError,
     MethodNotAllowed,
     NotFound,
@@ -97,6 +99,8 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     error: VnehrError
     if isinstance(exc, _OverCap):
         error = BodyTooLarge(limit=exc.limit)
+    elif isinstance(exc, _NulInBody):
+        error = ControlCharacter(where="body")
     elif exc.status_code == 404:
         error = NotFound(path=request.url.path)
     elif exc.status_code == 405:
@@ -129,7 +133,9 @@ class RequestContextMiddleware:
     """Gives every request an id (the caller's ``X-Request-ID`` if sane), binds it to the log
     context, returns it in the response, and writes one access line per request. With
     ``max_body``, no route reads a longer request body: a longer declared length is answered
-    413 at once, a longer stream fails its route's read (both KIT-0413)."""
+    413 at once, a longer stream fails its route's read (both KIT-0413). A path or query
+    string holding a control character, or a JSON or form body holding NUL, is refused with
+    KIT-0002 before any route sees it (``_control_in_address``, ``_refusing_nul``)."""
 
     def __init__(self, app: ASGIApp, max_body: int | None = None) -> None:
         self.app = app
@@ -161,6 +167,11 @@ class RequestContextMiddleware:
             await send(message)
 
         try:
+            where = _control_in_address(scope)
+            if where is not None:
+                await error_response(ControlCharacter(where=where))(scope, receive, send_with_id)
+                return
+            receive = _refusing_nul(scope, receive)
             if self.max_body is not None:
                 if _content_length(scope) > self.max_body:
                     await error_response(BodyTooLarge(limit=self.max_body))(
@@ -221,6 +232,102 @@ def _capped(receive: Receive, limit: int) -> Receive:
         return message
 
     return capped
+
+
+#: C0 control characters but tab, line feed and carriage return (those XML 1.0 forbids too):
+#: NUL cannot be stored in a PostgreSQL text column, and none of them belongs in an address.
+_CONTROL_TEXT = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+#: The same characters in a query string, raw or percent-escaped.
+_CONTROL_QUERY = re.compile(
+    rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]|%(?:0[0-8bcefBCEF]|1[0-9a-fA-F]|7[fF])"
+)
+
+
+def _control_in_address(scope: Scope) -> str | None:
+    """``"path"`` or ``"query"`` if that part of the request holds a control character.
+    One regular-expression search over a few hundred bytes: nothing next to a request."""
+    if _CONTROL_TEXT.search(scope["path"]):  # the path as decoded by the server
+        return "path"
+    if _CONTROL_QUERY.search(scope.get("query_string", b"")):
+        return "query"
+    return None
+
+
+class _NulInBody(StarletteHTTPException):
+    """Raised by a ``receive`` that met NUL in a JSON or form body (passed on like
+    ``_OverCap``)."""
+
+    def __init__(self) -> None:
+        super().__init__(status_code=400)
+
+
+#: What NUL looks like in a body, by media type: the JSON escape, the form percent-escape.
+_NUL_JSON = b"\\u0000"
+_NUL_FORM = b"%00"
+
+
+def _media_type(scope: Scope) -> str | None:
+    for name, value in scope.get("headers", []):
+        if name == b"content-type":
+            return bytes(value).split(b";", 1)[0].strip().lower().decode("latin-1")
+    return None
+
+
+def _refusing_nul(scope: Scope, receive: Receive) -> Receive:
+    """``receive`` that fails once a JSON body holds the escape ``\\u0000`` or a form body
+    ``%00``: no text column can store NUL, so no route should meet it. A body without a media
+    type is searched too (the FHIR API reads any body as JSON); other bodies (XML, PDF,
+    multipart uploads) are left to their readers. A bytes search runs at memory speed."""
+    media = _media_type(scope)
+    if media is None or media == "application/json" or media.endswith("+json"):
+        return _NulSearch(receive, _NUL_JSON, json_escapes=True)
+    if media == "application/x-www-form-urlencoded":
+        return _NulSearch(receive, _NUL_FORM, json_escapes=False)
+    return receive
+
+
+class _NulSearch:
+    """Searches each chunk, and the few bytes before it, for ``needle``. In JSON a backslash
+    may itself be escaped (``"\\\\u0000"`` is the text ``\\u0000``, no NUL): a match
+    counts only after an even run of backslashes, the run carried over chunk boundaries."""
+
+    def __init__(self, receive: Receive, needle: bytes, *, json_escapes: bool) -> None:
+        self.receive = receive
+        self.needle = needle
+        self.json_escapes = json_escapes
+        self.tail = b""  # the last bytes seen, shorter than the needle
+        self.backslashes = 0  # backslashes right before ``tail``
+
+    async def __call__(self) -> Message:
+        message = await self.receive()
+        if message["type"] == "http.request":
+            chunk = message.get("body", b"")
+            if chunk:
+                self._search(self.tail + chunk)
+        return message
+
+    def _search(self, data: bytes) -> None:
+        start = data.find(self.needle)
+        while start >= 0:
+            if not self.json_escapes or self._backslashes_before(data, start) % 2 == 0:
+                raise _NulInBody
+            start = data.find(self.needle, start + 1)
+        keep = len(self.needle) - 1
+        if self.json_escapes and len(data) > keep:
+            self.backslashes = self._backslashes_before(data, len(data) - keep)
+        self.tail = data[-keep:]
+
+    def _backslashes_before(self, data: bytes, end: int) -> int:
+        """The run of backslashes ending right before ``data[end]``, earlier chunks included
+        (looked at in windows doubling in size: linear even in a body of backslashes)."""
+        size = 64
+        while True:
+            low = max(0, end - size)
+            window = data[low:end]
+            run = len(window) - len(window.rstrip(b"\\"))
+            if run < len(window) or low == 0:
+                return run + (self.backslashes if run == end else 0)
+            size *= 2
 
 
 def _incoming_request_id(scope: Scope) -> str | None:

@@ -15,13 +15,18 @@ T = TypeVar("T")
 
 Key = tuple[str | int, ...]
 
+#: Keys are compared with database columns: integers must fit a 64-bit column (a larger one
+#: overflows the driver) and text cannot hold NUL (PostgreSQL refuses it in text values).
+_INT_RANGE = range(-(2**63), 2**63)
+
 
 def encode_cursor(key: Key) -> str:
     return base64.urlsafe_b64encode(orjson.dumps(list(key))).decode("ascii").rstrip("=")
 
 
 def decode_cursor(cursor: str, shape: tuple[type, ...]) -> Key:
-    """The key inside ``cursor``, checked against the expected types; ``InvalidCursor`` if not."""
+    """The key inside ``cursor``, checked against the expected types and what a database column
+    holds; ``InvalidCursor`` if not (a forged cursor must not reach the query)."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         values = orjson.loads(raw)
@@ -31,6 +36,10 @@ def decode_cursor(cursor: str, shape: tuple[type, ...]) -> Key:
         raise InvalidCursor(cursor=cursor[:64])
     for value, kind in zip(values, shape, strict=True):
         if type(value) is not kind:
+            raise InvalidCursor(cursor=cursor[:64])
+        if isinstance(value, int) and value not in _INT_RANGE:
+            raise InvalidCursor(cursor=cursor[:64])
+        if isinstance(value, str) and "\x00" in value:
             raise InvalidCursor(cursor=cursor[:64])
     return tuple(values)
 
