@@ -544,3 +544,18 @@ async def test_the_department_of_another_province_cannot_revoke(
         client, session, settings, CUONG, {"role": "department_admin", "province_code": "79"}
     )
     error(await client.post(f"/api/v1/grants/{grant.id}/revoke"), 403, "AUTH-0002")
+
+
+async def test_a_department_grant_names_a_province_in_force(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    await sign_in_as(
+        client, session, settings, AN, {"role": "department_admin", "province_code": None}
+    )
+    grant = {"personal_id": BINH[0], "role": "department_admin"}
+    body = error(
+        await client.post("/api/v1/grants", json={**grant, "province_code": "99"}), 422, "ID-0107"
+    )
+    assert "99" in body["message"]["en"]
+    made = await client.post("/api/v1/grants", json={**grant, "province_code": "79"})
+    assert made.status_code == 201, made.text

@@ -722,6 +722,8 @@ async def add_grant(
     if role == "department_admin":
         scope_province = province_code
         facility_code = ward_code = None
+        if province_code is not None and not await _province_in_force(session, province_code):
+            raise errors.BadGrant(reason=f"there is no province {province_code} in force")
     elif role == "ward_officer":
         if not ward_code:
             raise errors.BadGrant(reason="ward_code is required for ward_officer")
