@@ -16,7 +16,6 @@ from vnehr.exchange.notifications import (
     texts_of,
     visit_notifier,
 )
-from vnehr.exchange.notifications import render as render_message
 from vnehr.exchange.worker import (
     Consumers,
     Handler,
@@ -51,7 +50,6 @@ __all__ = [
     "inbox",
     "mark_all_read",
     "mark_read",
-    "render_message",
     "replay",
     "router",
     "run",
