@@ -44,6 +44,8 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.orm import DeclarativeBase
 
+from vnehr.kit.errors import ControlCharacter
+
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -223,6 +225,18 @@ def create_engine(
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
         connection.exec_driver_sql(begin)
+
+    @event.listens_for(engine.sync_engine, "before_cursor_execute")
+    def _no_nul(
+        _conn: Any, _cursor: Any, _sql: str, parameters: Any, _context: Any, many: bool
+    ) -> None:
+        # SQLite stores NUL where PostgreSQL refuses it (D76): refuse it here too, so that the
+        # embedded default answers as production does (KIT-0002), not with a row it keeps.
+        for row in parameters if many else (parameters,):
+            values = row.values() if isinstance(row, dict) else row or ()
+            for value in values:
+                if isinstance(value, str) and ("\x00" in value or "\\u0000" in value):
+                    raise ControlCharacter(where="data")
 
     return engine
 

@@ -115,7 +115,28 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     return response
 
 
+#: PostgreSQL's answers to text it cannot store: NUL in a text value (22021), ``\u0000`` in a
+#: JSON value (22P05). The middleware refuses most such requests before any route runs; a
+#: value reaching the database another way (a multipart field, a JSON body in UTF-16, ...) is
+#: the caller's bad input all the same, and its transaction is rolled back whole.
+_UNSTORABLE_TEXT = frozenset({"22021", "22P05"})
+
+
+def _unstorable_text(exc: BaseException) -> bool:
+    found: BaseException | None = exc
+    for _ in range(6):  # the driver's error, wrapped by SQLAlchemy's adapter and by SQLAlchemy
+        if found is None:
+            return False
+        for name in ("sqlstate", "pgcode"):
+            if getattr(found, name, None) in _UNSTORABLE_TEXT:
+                return True
+        found = getattr(found, "orig", None) or found.__cause__
+    return False
+
+
 async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    if _unstorable_text(exc):
+        return error_response(ControlCharacter(where="body"))
     request_id = structlog.contextvars.get_contextvars().get("request_id", "-")
     log.exception("unhandled_error", path=request.url.path, error=type(exc).__name__)
     return error_response(InternalError(request_id=request_id))
@@ -182,6 +203,13 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send_with_id)
         except Exception as exc:
             # The last line of defence: the caller still gets the coded JSON body and the id.
+            if not response_started and isinstance(exc, VnehrError):
+                # raised where no handler sees it (a dependency's exit: the commit)
+                await error_response(exc)(scope, receive, send_with_id)
+                return
+            if _unstorable_text(exc) and not response_started:
+                await error_response(ControlCharacter(where="body"))(scope, receive, send_with_id)
+                return
             log.exception("unhandled_error", path=scope["path"], error=type(exc).__name__)
             if response_started:
                 raise

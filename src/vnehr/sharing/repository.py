@@ -72,11 +72,17 @@ class SharingRepository:
         )
         return found is not None
 
-    async def open_codes(self, person_id: int, now: datetime) -> list[ReceptionCode]:
-        """The person's reception codes neither used, voided nor expired, newest first."""
+    async def open_codes(
+        self, person_id: int, now: datetime, *, lock: bool = False
+    ) -> list[ReceptionCode]:
+        """The person's reception codes neither used, voided nor expired, newest first.
+        ``lock``: held until the transaction ends, so that tries at the person's codes take
+        turns (each counts the wrong tries before it, D74)."""
         stmt = select(ReceptionCode).where(
             ReceptionCode.person_id == person_id,
             ReceptionCode.expires_at > now,
             ReceptionCode.used_at.is_(None),
         )
+        if lock:
+            stmt = stmt.with_for_update()
         return list(await self.session.scalars(stmt.order_by(ReceptionCode.id.desc())))

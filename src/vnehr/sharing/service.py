@@ -473,7 +473,7 @@ async def redeem(
     person_id = await _patient(session, personal_id)
     now = utcnow()
     repo = SharingRepository(session)
-    codes = await repo.open_codes(person_id, now)
+    codes = await repo.open_codes(person_id, now, lock=True)
     wanted = _code_hash(person_id, code.strip())
     found = next((c for c in codes if c.code_hash == wanted), None)
     if found is None:
