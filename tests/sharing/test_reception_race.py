@@ -5,6 +5,7 @@ after five."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import pytest
 from sqlalchemy import func, select
@@ -54,10 +55,8 @@ async def test_parallel_wrong_codes_still_void_the_code_after_five(race_url: str
                     await sharing.redeem(session, DOCTOR, PATIENT, text, None)
                 # hold the transaction open until all are in flight (or, when they take turns
                 # at the patient's codes, a moment), then commit as the route does
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(together.wait(), 0.5)
-                except TimeoutError:
-                    pass
 
         await asyncio.gather(*(guess(g) for g in guesses))
         async with db.session() as session:

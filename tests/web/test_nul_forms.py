@@ -44,6 +44,8 @@ async def test_a_nul_in_a_form_is_refused_and_nothing_is_stored(
     )
     assert raw.status_code == 400, raw.text
     assert await _facilities(session) == before
-    fine = await client.post("/department/facilities", data={**FORM, "csrf": csrf, "name": "Phòng khám Đa khoa An Bình"})
+    fine = await client.post(
+        "/department/facilities", data={**FORM, "csrf": csrf, "name": "Phòng khám Đa khoa An Bình"}
+    )
     assert fine.status_code == 303, fine.text
     assert await _facilities(session) == before + 1
