@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime, timedelta
 
 import httpx
@@ -76,6 +77,21 @@ async def test_reads_by_a_facility_are_listed_and_can_be_disputed(
     queue = (await client.get("/api/v1/access-disputes")).json()
     assert [d["audit_event_id"] for d in queue] == [entry["id"]]
     assert queue[0]["reason"] == "Tôi không khám ở đây"
+    # a case closes only with a finding (the citizen's answer), on the API and the review page
+    close = f"/api/v1/access-disputes/{queue[0]['id']}/close"
+    error(await client.post(close, json={"finding": "   "}), 422, "HB-0006")
+    review = await client.get("/review")
+    token = re.search(r'name="csrf" value="([^"]+)"', review.text)
+    assert token is not None
+    for finding in ("", "  "):
+        page = await client.post(
+            f"/review/dispute/{queue[0]['id']}",
+            data={"csrf": token[1], "finding": finding},
+            follow_redirects=False,
+        )
+        assert page.status_code == 422
+        assert "<code>HB-0006</code>" in page.text
+    assert [d["status"] for d in (await client.get("/api/v1/access-disputes")).json()] == ["open"]
     closed = await client.post(
         f"/api/v1/access-disputes/{queue[0]['id']}/close",
         json={"finding": "Đọc nhầm bệnh nhân; đã nhắc nhở cơ sở."},

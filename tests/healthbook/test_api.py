@@ -10,15 +10,18 @@ from typing import Any
 
 import httpx
 from pypdf import PdfReader
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tests.identity.test_api import error, sign_in_as
 from tests.submissions.test_intake import facility_with_token, send
+from vnehr import records
 from vnehr.audit import AuditEvent
 from vnehr.identity.models import Person, Representative
 from vnehr.kit.clock import utcnow
+from vnehr.kit.paging import encode_cursor
 from vnehr.kit.settings import Settings
+from vnehr.records.models import TimelineEntry
 from vnehr.submissions import synth
 
 PERSON_FIELDS = ("HO_TEN", "SO_CCCD", "NGAY_SINH", "GIOI_TINH")
@@ -111,6 +114,65 @@ async def test_the_timeline_lists_my_visits_newest_first_page_by_page(
     assert 'route="/api/v1/me/timeline",status="200"' in metrics
     client.cookies.clear()
     assert (await client.get("/api/v1/me/timeline")).json()["code"] == "AUTH-0001"
+
+
+async def test_a_cursor_with_a_date_no_database_holds_is_refused_on_the_api_and_the_page(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    """A cursor comes back from the caller: a changed one is a 400 with the cursor's code (an
+    error page on the book page), never a 500 from the database."""
+    _, visits = await book(client, session, settings)
+    await sign_in_as(client, session, settings, who(visits[0]))
+    for ended in (
+        "xx",
+        "2026-01-01",
+        "2026-01-01T00:00:00",  # no time zone: the column holds moments
+        "9999-12-31T23:59:59-23:59",  # past year 9999 in UTC
+        "0001-01-01T00:00:00+01:00",  # before year 1 in UTC
+    ):
+        cursor = encode_cursor((ended, 1))
+        error(await client.get("/api/v1/me/timeline", params={"cursor": cursor}), 400, "KIT-0001")
+        page = await client.get("/portal/book", params={"cursor": cursor})
+        assert page.status_code == 400, (ended, page.text[:200])
+        assert page.headers["content-type"].startswith("text/html")
+        assert "<code>KIT-0001</code>" in page.text
+    first = (await client.get("/api/v1/me/timeline", params={"limit": 1})).json()
+    page = await client.get("/portal/book", params={"cursor": first["next_cursor"]})
+    assert page.status_code == 200
+
+
+async def test_a_visit_without_an_end_does_not_stop_the_paging(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    """The column allows a visit without an end (NGAY_RA is required of a file today): it is
+    listed first, and the cursor after it leads on to the rest, on both databases, in one's
+    own book and in a represented person's (``records.timeline_page``)."""
+    _, visits = await book(client, session, settings)
+    me = await sign_in_as(client, session, settings, who(visits[0]))
+    ids = [i["id"] for i in (await client.get("/api/v1/me/timeline")).json()["items"]]
+    await session.execute(
+        update(TimelineEntry).where(TimelineEntry.id == ids[1]).values(ended_at=None)
+    )
+    seen: list[int] = []
+    cursor = None
+    for _ in range(5):
+        page = await client.get(
+            "/api/v1/me/timeline", params={"limit": 1, **({"cursor": cursor} if cursor else {})}
+        )
+        assert page.status_code == 200, page.text
+        seen += [i["id"] for i in page.json()["items"]]
+        cursor = page.json()["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == [ids[1], ids[0], ids[2]]
+    assert (await client.get("/portal/book")).status_code == 200
+    theirs: list[int] = []
+    after = None
+    while rows := await records.timeline_page(session, [me.id], after=after, limit=1):
+        theirs.append(rows[0][0])
+        after = (rows[0][8], rows[0][0])
+        assert len(theirs) <= 3
+    assert theirs == seen
 
 
 async def test_one_visit_in_full_matches_what_the_facility_sent(

@@ -76,7 +76,7 @@ async def test_the_pool_path_and_the_session_path_agree(committed: Database) -> 
             # both are read by position, in records.TIMELINE_COLUMNS order
             pages[how].append([tuple(r) for r in rows])
             last = dict(zip(records.TIMELINE_COLUMNS, rows[-1], strict=True))
-            after = (last["ended_at"].isoformat(), last["id"])
+            after = (last["ended_at"], last["id"])
     assert pages["fast"] == pages["session"]
     flat = [row for page in pages["fast"] for row in page]
     assert [len(p) for p in pages["fast"]] == [10, 10, 5]

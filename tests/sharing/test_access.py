@@ -402,3 +402,142 @@ async def test_the_citizen_shares_and_revokes_from_the_portal_page(
     )
     [after] = (await client.get("/api/v1/me/consents")).json()
     assert after["in_force"] is False
+
+
+def _form_token(html: str) -> str:
+    found = re.search(r'name="csrf" value="([^"]+)"', html)
+    assert found is not None
+    return found[1]
+
+
+async def test_the_reception_code_is_never_in_the_address_and_shows_to_its_session_only(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    """Addresses stay in browser history and proxy logs: the one-time code travels in an
+    httpOnly cookie bound to the portal session that made it."""
+    _, consented, _, patient, _ = await world(client, session, settings)
+    await sign_in_as(client, session, settings, patient)
+    page = await client.get("/portal/book/sharing")
+    made = await client.post(
+        "/portal/book/sharing",
+        data={"csrf": _form_token(page.text), "action": "code"},
+        follow_redirects=False,
+    )
+    assert made.status_code == 303
+    assert made.headers["location"] == "/portal/book/sharing#code"
+    shown = await client.get("/portal/book/sharing")
+    found = re.search(r'id="reception-code">(\d{6})<', shown.text)
+    assert found is not None, "the page does not show the code it made"
+    code = found[1]
+    assert code not in str(shown.url)
+    # the next person to sign in on this browser does not see it
+    cookie = client.cookies.get("vnehr_reception")
+    assert cookie is not None
+    await sign_in_as(client, session, settings, OTHER_DOCTOR)
+    client.cookies.set("vnehr_reception", cookie)
+    assert code not in (await client.get("/portal/book/sharing")).text
+    # and it is the patient's real code
+    await sign_in_as(
+        client, session, settings, DOCTOR, {"role": "clinician", "facility_code": consented}
+    )
+    used = await client.post(f"/api/v1/patients/{patient[0]}/reception-code", json={"code": code})
+    assert used.status_code == 201, used.text
+
+
+async def test_break_glass_needs_a_written_reason_on_the_page_as_in_the_api(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    _, consented, _, patient, _ = await world(client, session, settings)
+    await sign_in_as(
+        client, session, settings, DOCTOR, {"role": "clinician", "facility_code": consented}
+    )
+    api = f"/api/v1/patients/{patient[0]}/break-glass"
+    error(await client.post(api, json={"reason": "other", "text": "      "}), 422, "SHR-0009")
+    token = _form_token((await client.get("/clinic")).text)
+    for text in ("", "  ", "ok"):
+        page = await client.post(
+            f"/clinic/patient/{patient[0]}/break-glass",
+            data={"csrf": token, "reason": "other", "text": text},
+            follow_redirects=False,
+        )
+        assert page.status_code == 422, text
+        assert "<code>SHR-0009</code>" in page.text
+    assert (await session.scalars(select(EmergencyAccess))).all() == []
+    error(await client.get(f"/api/v1/patients/{patient[0]}/record"), 403, "SHR-0001")
+    opened = await client.post(
+        f"/clinic/patient/{patient[0]}/break-glass",
+        data={"csrf": token, "reason": "other", "text": "Ngừng tuần hoàn tại sảnh"},
+        follow_redirects=False,
+    )
+    assert opened.status_code == 303
+    [row] = (await session.scalars(select(EmergencyAccess))).all()
+    assert row.reason_text == "Ngừng tuần hoàn tại sảnh"
+
+
+async def test_an_emergency_review_needs_a_note_on_the_page_as_in_the_api(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    _, consented, _, patient, _ = await world(client, session, settings)
+    await sign_in_as(
+        client, session, settings, DOCTOR, {"role": "clinician", "facility_code": consented}
+    )
+    opened = await client.post(
+        f"/api/v1/patients/{patient[0]}/break-glass",
+        json={"reason": "unconscious", "text": "Bệnh nhân hôn mê"},
+    )
+    access_id = opened.json()["id"]
+    await sign_in_as(
+        client,
+        session,
+        settings,
+        SUPERVISOR,
+        {"role": "facility_admin", "facility_code": consented},
+    )
+    review = f"/api/v1/emergency-accesses/{access_id}/review"
+    error(await client.post(review, json={"note": "   "}), 422, "SHR-0010")
+    token = _form_token((await client.get("/review")).text)
+    for note in ("", "   "):
+        page = await client.post(
+            f"/review/emergency/{access_id}",
+            data={"csrf": token, "note": note},
+            follow_redirects=False,
+        )
+        assert page.status_code == 422
+        assert "<code>SHR-0010</code>" in page.text
+    queue = (await client.get("/api/v1/emergency-accesses")).json()
+    assert [(e["id"], e["status"]) for e in queue] == [(access_id, "open")]
+    done = await client.post(
+        f"/review/emergency/{access_id}",
+        data={"csrf": token, "note": "Hợp lý"},
+        follow_redirects=False,
+    )
+    assert done.status_code == 303
+    assert (await client.get("/api/v1/emergency-accesses")).json() == []
+
+
+async def test_a_share_lasts_1_to_3650_days_and_until_revoked_only_when_left_blank(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    _, consented, _, patient, _ = await world(client, session, settings)
+    await sign_in_as(client, session, settings, patient)
+    token = _form_token((await client.get("/portal/book/sharing")).text)
+
+    async def share(days: str) -> httpx.Response:
+        return await client.post(
+            "/portal/book/sharing",
+            data={"csrf": token, "action": "share", "facility": consented, "days": days},
+            follow_redirects=False,
+        )
+
+    for days, code in (("0", "SHR-0011"), ("9999", "SHR-0011"), ("-1", "SHR-0011")):
+        refused = await share(days)
+        assert refused.status_code == 422, days
+        assert f"<code>{code}</code>" in refused.text
+    refused = await share("ba")
+    assert refused.status_code == 422
+    assert "<code>KIT-0422</code>" in refused.text
+    assert (await client.get("/api/v1/me/consents")).json() == []
+    assert (await share("3650")).status_code == 303
+    assert (await share("")).status_code == 303
+    made = (await client.get("/api/v1/me/consents")).json()
+    assert sorted(d["valid_to"] is None for d in made) == [False, True]

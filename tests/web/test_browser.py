@@ -74,7 +74,7 @@ async def test_a_citizen_signs_in_with_vneid_and_opens_the_health_book(
     await page.get_by_role("link", name="Danh sách cơ sở khám bệnh, chữa bệnh").click()
     table = page.get_by_role("table", name="facilities")
     await expect(table).to_contain_text("Bệnh viện Đa khoa Xanh Pôn")
-    await expect(table).to_contain_text("connected")
+    await expect(table).to_contain_text("Đã kết nối")
 
     await page.get_by_role("button", name="Đăng xuất").click()
     await expect(page.get_by_role("link", name="Đăng nhập bằng VNeID").first).to_be_visible()

@@ -169,7 +169,11 @@ async def disputes(session: AsyncSession, subject: Subject, status: str | None) 
 async def close_dispute(
     session: AsyncSession, subject: Subject, dispute_id: int, finding: str
 ) -> Dispute:
+    """Close a citizen's case with the department's finding (required, from the API and the
+    review page alike: the finding is the citizen's answer)."""
     _require_department(subject)
+    if not finding.strip():
+        raise errors.FindingMissing()
     row = await audit.dispute(session, dispute_id)
     if row is None or row.person_id not in await _answers_for(session, subject, [row.person_id]):
         raise errors.UnknownDispute(id=dispute_id)
@@ -177,7 +181,7 @@ async def close_dispute(
         row.status = "closed"
         row.closed_by = subject.label
         row.closed_at = utcnow()
-        row.finding = finding.strip()[:1000] or None
+        row.finding = finding.strip()[:1000]
         session.add(
             audit.audit_event(
                 actor=subject.label,

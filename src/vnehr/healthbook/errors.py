@@ -33,3 +33,10 @@ class NotInYourLog(VnehrError):
 class UnknownDispute(VnehrError):
     status_code = 404
     code = "HB-0005"
+
+
+class FindingMissing(VnehrError):
+    """A dispute closes only with what the department found: the citizen reads it."""
+
+    status_code = 422
+    code = "HB-0006"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -19,7 +20,7 @@ from vnehr.healthbook import schemas as s
 from vnehr.kit.auth import Subject
 from vnehr.kit.clock import utcnow
 from vnehr.kit.db import Database
-from vnehr.kit.errors import VnehrError
+from vnehr.kit.errors import InvalidCursor, VnehrError
 from vnehr.kit.paging import decode_cursor, encode_cursor
 
 T = TypeVar("T")
@@ -112,8 +113,7 @@ async def timeline(
     if subject.kind != "person":
         raise errors.NoBookYet()
     identity.require_book_level(subject)  # the fast path skips book_holders, not D12
-    after = decode_cursor(cursor, (str, int)) if cursor else None
-    key = (str(after[0]), int(after[1])) if after else None
+    key = _timeline_key(cursor) if cursor else None
     who: identity.Holder | None = None
     if (personal_id is None or personal_id == subject.id) and db.fast_reads is not None:
         rows = await records.own_timeline(
@@ -141,6 +141,23 @@ async def timeline(
     if who is None:
         return Read((items, next_cursor))
     return Read((items, next_cursor), _audit(subject, who, "timeline.read", str(who.id)), who)
+
+
+def _timeline_key(cursor: str) -> tuple[datetime | None, int]:
+    """The (end of visit, id) of the last row a timeline cursor saw; ``InvalidCursor`` unless
+    the end is an aware moment a database column holds, or "" (a visit without an end, as
+    ``timeline`` writes it). A cursor is the caller's text: a naive or out-of-range date must
+    be refused here, not by the database."""
+    ended, last_id = decode_cursor(cursor, (str, int))
+    if ended == "":
+        return None, int(last_id)
+    try:
+        moment = datetime.fromisoformat(str(ended))
+        if moment.tzinfo is None:
+            raise ValueError("naive")
+        return moment.astimezone(UTC), int(last_id)
+    except (ValueError, OverflowError) as exc:  # OverflowError: past year 9999 in UTC
+        raise InvalidCursor(cursor=cursor[:64]) from exc
 
 
 async def _entry_in_book(

@@ -53,6 +53,15 @@ class InvalidAccessToken(VnehrError):
     code = "AUTH-0003"
 
 
+class FormExpired(VnehrError):
+    """A form whose token is not the session's: most often a page loaded before the person
+    signed in again (a new session, a new token), so the text says to reload, not "not
+    allowed"; a forged form gets the same answer and changes nothing."""
+
+    status_code = 403
+    code = "AUTH-0005"
+
+
 class MissingScope(VnehrError):
     status_code = 403
     code = "AUTH-0004"
@@ -206,7 +215,7 @@ def check_csrf(settings: Settings, request: Request, token: str) -> None:
     if not data or not hmac.compare_digest(
         csrf_token(settings, data).encode(), token.encode("utf-8", "replace")
     ):
-        raise Forbidden(action="submit a form without a valid form token")
+        raise FormExpired()
 
 
 # ------------------------------------------------------------------ access tokens

@@ -233,7 +233,12 @@ def create_engine(
         # SQLite stores NUL where PostgreSQL refuses it (D76): refuse it here too, so that the
         # embedded default answers as production does (KIT-0002), not with a row it keeps.
         for row in parameters if many else (parameters,):
-            values = row.values() if isinstance(row, dict) else row or ()
+            if isinstance(row, dict):
+                values: Any = row.values()
+            elif isinstance(row, list | tuple):
+                values = row
+            else:  # (a batch of one statement's rows may come flat)
+                values = (row,)
             for value in values:
                 if isinstance(value, str) and ("\x00" in value or "\\u0000" in value):
                     raise ControlCharacter(where="data")

@@ -79,9 +79,9 @@ async def _vnehr_error(_request: Request, exc: Exception) -> JSONResponse:
     return error_response(exc)
 
 
-async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
-    if not isinstance(exc, RequestValidationError):  # registered for this type only
-        raise exc
+def request_invalid(exc: RequestValidationError) -> RequestInvalid:
+    """KIT-0422 with one problem per field that failed (for the JSON handler and the pages,
+    which render the same error as a page)."""
     problems = [
         {
             "location": [str(part) for part in problem.get("loc", ())],
@@ -90,24 +90,33 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
         }
         for problem in exc.errors()
     ]
-    return error_response(RequestInvalid({"problems": problems}, count=len(problems)))
+    return RequestInvalid({"problems": problems}, count=len(problems))
+
+
+async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
+    if not isinstance(exc, RequestValidationError):  # registered for this type only
+        raise exc
+    return error_response(request_invalid(exc))
+
+
+def http_error(request: Request, exc: StarletteHTTPException) -> VnehrError:
+    """The coded error of an HTTP exception: a body over the cap, NUL in a body, no such
+    address, another method (for the JSON handler and the pages alike)."""
+    if isinstance(exc, _OverCap):
+        return BodyTooLarge(limit=exc.limit)
+    if isinstance(exc, _NulInBody):
+        return ControlCharacter(where="body")
+    if exc.status_code == 404:
+        return NotFound(path=request.url.path)
+    if exc.status_code == 405:
+        return MethodNotAllowed(method=request.method, path=request.url.path)
+    return BadRequest({"status": exc.status_code, "reason": str(exc.detail)})
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     if not isinstance(exc, StarletteHTTPException):  # registered for this type only
         raise exc
-    error: VnehrError
-    if isinstance(exc, _OverCap):
-        error = BodyTooLarge(limit=exc.limit)
-    elif isinstance(exc, _NulInBody):
-        error = ControlCharacter(where="body")
-    elif exc.status_code == 404:
-        error = NotFound(path=request.url.path)
-    elif exc.status_code == 405:
-        error = MethodNotAllowed(method=request.method, path=request.url.path)
-    else:
-        error = BadRequest({"status": exc.status_code, "reason": str(exc.detail)})
-    response = error_response(error)
+    response = error_response(http_error(request, exc))
     if exc.status_code not in (404, 405):
         response.status_code = exc.status_code
     if exc.headers:
@@ -138,7 +147,7 @@ async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     if _unstorable_text(exc):
         return error_response(ControlCharacter(where="body"))
     request_id = structlog.contextvars.get_contextvars().get("request_id", "-")
-    log.exception("unhandled_error", path=request.url.path, error=type(exc).__name__)
+    log.exception("unhandled_error", path=logged_path(request.url.path), error=type(exc).__name__)
     return error_response(InternalError(request_id=request_id))
 
 
@@ -210,7 +219,9 @@ class RequestContextMiddleware:
             if _unstorable_text(exc) and not response_started:
                 await error_response(ControlCharacter(where="body"))(scope, receive, send_with_id)
                 return
-            log.exception("unhandled_error", path=scope["path"], error=type(exc).__name__)
+            log.exception(
+                "unhandled_error", path=logged_path(scope["path"]), error=type(exc).__name__
+            )
             if response_started:
                 raise
             response = error_response(InternalError(request_id=request_id))
@@ -223,10 +234,26 @@ class RequestContextMiddleware:
                 log.info(
                     "request",
                     method=scope["method"],
-                    path=scope["path"],
+                    path=logged_path(scope["path"]),
                     status=status,
                     ms=round(elapsed * 1000, 2),
                 )
+
+
+#: A path holding a run of exactly 12 digits holds a personal ID (CCCD): the clinician's
+#: routes name the patient so (``/api/v1/patients/{personal_id}/record``, ``/clinic/patient/
+#: {personal_id}/code``). Logs keep its first 3 digits (the province) and last 2: enough to
+#: tell lines apart, not to name anyone.
+_TWELVE_DIGITS = re.compile(r"[0-9]{12}")
+_PERSONAL_ID_IN_PATH = re.compile(r"(?<![0-9])([0-9]{3})[0-9]{7}([0-9]{2})(?![0-9])")
+
+
+def logged_path(path: str) -> str:
+    """``path`` as a log line may carry it: personal IDs masked (``001*******74``). It runs for
+    every request: a path without 12 digits in a row (nearly all) costs one search (~0.2 µs)."""
+    if _TWELVE_DIGITS.search(path) is None:
+        return path
+    return _PERSONAL_ID_IN_PATH.sub(r"\1*******\2", path)
 
 
 def _content_length(scope: Scope) -> int:

@@ -379,47 +379,68 @@ TIMELINE_COLUMNS = (
 )
 
 
+#: Where a timeline page starts: after the row with this (end of visit, id); the end is None
+#: for a visit without one.
+TimelineKey = tuple[datetime | None, int]
+
+
+def _after_key(ended: Any, last_id: Any, after_open: bool) -> ColumnElement[bool]:
+    """The keyset condition for the order ``ended_at DESC NULLS FIRST, id DESC``: after a visit
+    without an end (``after_open``), the other open ones with a smaller id, then every ended
+    one; after an ended one, those that ended earlier (or then, with a smaller id)."""
+    t = TimelineEntry.__table__.c
+    if after_open:
+        return or_(t.ended_at.is_not(None), and_(t.ended_at.is_(None), t.id < last_id))
+    return or_(t.ended_at < ended, and_(t.ended_at == ended, t.id < last_id))
+
+
+def _newest_first() -> tuple[Any, Any]:
+    # NULLS FIRST is PostgreSQL's own order for DESC (its index on (person_id, ended_at, id)
+    # still serves it); said aloud so SQLite, which puts NULLs last, pages the same way.
+    t = TimelineEntry.__table__.c
+    return t.ended_at.desc().nulls_first(), t.id.desc()
+
+
 async def timeline_page(
     session: AsyncSession,
     persons: list[int] | Any,
     *,
-    after: tuple[str, int] | None,
+    after: TimelineKey | None,
     limit: int,
 ) -> list[Any]:
     """Visits of these persons (a list of ids, or a scalar subquery giving one), newest first
-    (by end of visit, then id); keyset paging with ``after`` = (ended_at ISO text, id) of the
-    last row seen. Core rows with the timeline's columns: this is the health book's hot read."""
+    (by end of visit, a visit without an end first, then id); keyset paging with ``after`` =
+    (ended_at, id) of the last row seen. Core rows with the timeline's columns: this is the
+    health book's hot read."""
     t = TimelineEntry.__table__.c
-    ended = t.ended_at  # never null: NGAY_RA is required for an accepted visit
     stmt = select(*[t[name] for name in TIMELINE_COLUMNS])
     if isinstance(persons, list):
         stmt = stmt.where(t.person_id.in_(persons))
     else:
         stmt = stmt.where(t.person_id == persons)
     if after is not None:
-        moment = datetime.fromisoformat(after[0])
-        stmt = stmt.where(or_(ended < moment, and_(ended == moment, t.id < after[1])))
-    stmt = stmt.order_by(ended.desc(), t.id.desc()).limit(limit)
+        stmt = stmt.where(_after_key(after[0], after[1], after[0] is None))
+    stmt = stmt.order_by(*_newest_first()).limit(limit)
     return list((await session.execute(stmt)).all())
 
 
-def _own_timeline(paged: bool) -> Any:
+def _own_timeline(paged: str | None) -> Any:
     """The citizen's own timeline in one statement (the person found by personal ID inside
-    it), as the hot path runs it; ``paged`` adds the keyset condition."""
+    it), as the hot path runs it; ``paged`` ("ended" or "open", what the last row seen was)
+    adds the keyset condition."""
     t = TimelineEntry.__table__.c
     stmt = select(*[t[name] for name in TIMELINE_COLUMNS]).where(
         t.person_id == identity.person_id_query(bindparam("personal_id"))
     )
-    if paged:
+    if paged is not None:
         ended = bindparam("ended", type_=t.ended_at.type)
-        stmt = stmt.where(
-            or_(t.ended_at < ended, and_(t.ended_at == ended, t.id < bindparam("last_id")))
-        )
-    return stmt.order_by(t.ended_at.desc(), t.id.desc()).limit(bindparam("limit"))
+        stmt = stmt.where(_after_key(ended, bindparam("last_id"), paged == "open"))
+    return stmt.order_by(*_newest_first()).limit(bindparam("limit"))
 
 
-_OWN_FIRST = _own_timeline(False)
-_OWN_NEXT = _own_timeline(True)
+_OWN_FIRST = _own_timeline(None)
+_OWN_NEXT = _own_timeline("ended")
+_OWN_AFTER_OPEN = _own_timeline("open")
 
 
 async def own_timeline(
@@ -427,7 +448,7 @@ async def own_timeline(
     fast: FastReads | None,
     personal_id: str,
     *,
-    after: tuple[str, int] | None,
+    after: TimelineKey | None,
     limit: int,
 ) -> list[Any]:
     """A person's own timeline page by personal ID; through the asyncpg pool when there is one
@@ -435,9 +456,12 @@ async def own_timeline(
     position (``TIMELINE_COLUMNS``): asyncpg records have no attributes."""
     params: dict[str, Any] = {"personal_id": personal_id, "limit": limit}
     statement = _OWN_FIRST
-    if after is not None:
+    if after is not None and after[0] is None:
+        statement = _OWN_AFTER_OPEN
+        params["last_id"] = after[1]
+    elif after is not None:
         statement = _OWN_NEXT
-        params |= {"ended": datetime.fromisoformat(after[0]), "last_id": after[1]}
+        params |= {"ended": after[0], "last_id": after[1]}
     if fast is not None:
         return await fast.fetch_tuples(statement, **params)
     if session is None:

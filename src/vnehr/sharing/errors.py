@@ -43,3 +43,22 @@ class BadCategory(VnehrError):
 class BadReceptionCode(VnehrError):
     status_code = 403
     code = "SHR-0008"
+
+
+class ReasonTooShort(VnehrError):
+    """Break-glass without a written reason: the citizen and the reviewer read this text."""
+
+    status_code = 422
+    code = "SHR-0009"
+
+
+class NoteMissing(VnehrError):
+    """A review closes an emergency access only with what the reviewer found."""
+
+    status_code = 422
+    code = "SHR-0010"
+
+
+class BadDays(VnehrError):
+    status_code = 422
+    code = "SHR-0011"

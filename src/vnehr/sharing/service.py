@@ -33,6 +33,10 @@ from vnehr.sharing.repository import SharingRepository
 
 SENSITIVE = ("hiv", "tb", "mental", "reproductive")
 REASONS = ("unconscious", "life-threatening", "urgent-treatment", "other")
+#: The shortest break-glass reason text (characters, blanks aside).
+MIN_REASON = 5
+#: How long a directive may last, in days (None: until revoked).
+MIN_DAYS, MAX_DAYS = 1, 3650
 _REPRODUCTIVE = (
     "O",
     "Z30",
@@ -100,10 +104,14 @@ async def create_directive(
     sensitive: list[str],
     days: int | None,
 ) -> ConsentDirective:
-    """Share my record with one facility ("01001") or every facility ("*")."""
+    """Share my record with one facility ("01001") or every facility ("*"), for ``days`` days
+    (1..3650) or, with None, until I revoke it. Checked here, not only in the API's schema: a
+    form's "0" must not turn into "until revoked"."""
     for name in sensitive:
         if name not in SENSITIVE:
             raise errors.BadCategory(value=name)
+    if days is not None and not MIN_DAYS <= days <= MAX_DAYS:
+        raise errors.BadDays(days=days, minimum=MIN_DAYS, maximum=MAX_DAYS)
     now = utcnow()
     row = ConsentDirective(
         person_id=await _me(session, subject),
@@ -111,7 +119,7 @@ async def create_directive(
         scope=scope,
         sensitive=sorted(set(sensitive)),
         valid_from=now,
-        valid_to=now + timedelta(days=days) if days else None,
+        valid_to=now + timedelta(days=days) if days is not None else None,
         created_at=now,
         created_by=subject.label,
     )
@@ -345,6 +353,8 @@ async def break_glass(
     outbox event their inbox consumes), the facility's and department's queue lists it."""
     if reason_code not in REASONS:
         raise errors.BadReason(codes=", ".join(REASONS))
+    if len(reason_text.strip()) < MIN_REASON:  # the API's schema and the page's form alike
+        raise errors.ReasonTooShort(minimum=MIN_REASON)
     code = clinician_facility(subject, facility)
     person_id = await _patient(session, personal_id)
     now = utcnow()
@@ -399,6 +409,10 @@ async def emergency_queue(
 async def review(
     session: AsyncSession, subject: Subject, access_id: int, note: str
 ) -> EmergencyAccess:
+    """Close an emergency access with the reviewer's note (required: the review is the
+    record of why the access was or was not justified)."""
+    if not note.strip():
+        raise errors.NoteMissing()
     row = await SharingRepository(session).emergency(access_id)
     if row is None:
         raise errors.UnknownEmergency(id=access_id)

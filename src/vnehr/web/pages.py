@@ -4,17 +4,23 @@ citizen's page (open or close the health book), the department's facility regist
 from __future__ import annotations
 
 import asyncio
+import hmac
 import re
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlparse
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi import Path as UrlPath
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.routing import APIRoute
 from fastapi.templating import Jinja2Templates
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from pydantic import ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import Receive, Scope, Send
 
 from vnehr import (
     __version__,
@@ -39,8 +45,8 @@ from vnehr.kit.auth import (
 )
 from vnehr.kit.clock import VIETNAM, today_in_vietnam, utcnow
 from vnehr.kit.errors import RequestInvalid, VnehrError
-from vnehr.kit.http import ReadSession, WriteSession, database
-from vnehr.kit.i18n import text, texts
+from vnehr.kit.http import ReadSession, WriteSession, database, http_error, request_invalid
+from vnehr.kit.i18n import Language, catalogue, text, texts
 from vnehr.kit.settings import Settings
 
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
@@ -48,10 +54,25 @@ templates.env.globals["t"] = text
 templates.env.filters["local"] = lambda value, pattern="%d/%m/%Y %H:%M": (
     value.astimezone(VIETNAM).strftime(pattern) if value else ""
 )
+
+
+def _revoke_reason(reason: str | None, lang: Language) -> str:
+    """Why a paper was revoked: the hub's own reasons (a corrected visit's paper replaced,
+    a withdrawn visit's paper withdrawn, none on record) in words, a facility's as it wrote
+    it (the API takes free text)."""
+    if not reason:
+        return ""
+    return catalogue(lang).get(f"web.papers.reason.{reason}", reason)
+
+
+templates.env.globals["revoke_reason"] = _revoke_reason
 LANG_COOKIE = "vnehr_lang"
-router = APIRouter(include_in_schema=False)
 LOGIN_COOKIE = "vnehr_login"
 LOGIN_MAX_AGE = 600
+#: Facilities on one page of the department's registry; the "next" link pages through the rest.
+REGISTRY_PAGE = 200
+#: Reads on one page of the citizen's access log; "Xem thêm" shows the older ones.
+ACCESS_LOG_PAGE = 100
 
 
 def _settings(request: Request) -> Settings:
@@ -75,6 +96,59 @@ def _error_page(request: Request, error: VnehrError) -> HTMLResponse:
     return _page(
         request, "error.html", error.status_code, code=error.code, message=error.messages()
     )
+
+
+def _invalid_page(request: Request, exc: RequestValidationError) -> HTMLResponse:
+    error = request_invalid(exc)
+    return _page(
+        request,
+        "error.html",
+        error.status_code,
+        code=error.code,
+        message=error.messages(),
+        problems=[f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()],
+    )
+
+
+def _http_error_page(request: Request, exc: StarletteHTTPException) -> HTMLResponse:
+    response = _error_page(request, http_error(request, exc))
+    response.status_code = exc.status_code
+    if exc.headers:
+        response.headers.update(exc.headers)
+    return response
+
+
+class _PageRoute(APIRoute):
+    """A page's route: bad input (an id that is not a number, a field over its length, an
+    unknown action), a body over the cap, another method on a page's address, and any coded
+    error the route lets through are answered with the error page, in the status and code the
+    API would give, rather than the API's JSON body (a person reads it in a browser). What the
+    middleware refuses before any route runs (a control character in the address, a declared
+    length over the cap) stays JSON."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def page_handler(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except RequestValidationError as exc:
+                return _invalid_page(request, exc)
+            except StarletteHTTPException as exc:
+                return _http_error_page(request, exc)
+            except VnehrError as exc:
+                return _error_page(request, exc)
+
+        return page_handler
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().handle(scope, receive, send)
+        except StarletteHTTPException as exc:  # 405: the page's address with another method
+            await _http_error_page(Request(scope, receive), exc)(scope, receive, send)
+
+
+router = APIRouter(include_in_schema=False, route_class=_PageRoute)
 
 
 def _login_serializer(settings: Settings) -> URLSafeTimedSerializer:
@@ -198,9 +272,23 @@ async def logout(
 def _signed_in(request: Request, subject: Subject | None) -> Subject | RedirectResponse:
     if subject is None or subject.kind != "person":
         return RedirectResponse(
-            "/auth/login?" + urlencode({"next": request.url.path}), status_code=303
+            "/auth/login?" + urlencode({"next": _return_to(request)}), status_code=303
         )
     return subject
+
+
+def _return_to(request: Request) -> str:
+    """Where to come back after signing in: the page asked for, with its query; for a form
+    sent while signed out, the page the form was on (the browser comes back with a GET, which
+    a form's address does not answer), when that page is on this site, else the portal."""
+    if request.method in ("GET", "HEAD"):
+        query = request.url.query
+        return request.url.path + (f"?{query}" if query else "")
+    referer = urlparse(request.headers.get("referer", ""))
+    ours = urlparse(_settings(request).public_url).netloc
+    if referer.scheme in ("http", "https") and referer.netloc in (ours, request.url.netloc):
+        return _safe_next(referer.path + (f"?{referer.query}" if referer.query else ""))
+    return "/portal"
 
 
 @router.get("/portal", response_class=HTMLResponse)
@@ -295,8 +383,10 @@ async def department_facilities(
     subject: OptionalSubject,
     status: str | None = None,
     q: str | None = None,
+    after: Annotated[str | None, Query(pattern=r"^[0-9A-Z]{5}$")] = None,
 ) -> Response:
-    """The health department's registry: facilities, their codes and onboarding states."""
+    """The health department's registry: facilities, their codes and onboarding states, a
+    page at a time in code order (``after`` the last code of the page before)."""
     who = _signed_in(request, subject)
     if isinstance(who, RedirectResponse):
         return who
@@ -304,13 +394,20 @@ async def department_facilities(
         return _error_page(request, Forbidden(action="open the department pages"))
     # an unknown state (a hand-edited address) filters nothing rather than reach the database
     state = status if status in {s.value for s in facilities.State} else None
-    rows = await facilities.listing(session, who, status=state, q=q or None, limit=500)
+    rows = await facilities.listing(
+        session, who, status=state, q=q or None, after=after, limit=REGISTRY_PAGE + 1
+    )
+    next_url = None
+    if len(rows) > REGISTRY_PAGE:
+        more = {"status": state, "q": q or None, "after": rows[REGISTRY_PAGE - 1].code}
+        next_url = f"/department/facilities?{urlencode({k: v for k, v in more.items() if v})}"
     counts = await facilities.status_counts(session, who)
     return _page(
         request,
         "department_facilities.html",
         subject=who,
-        rows=rows,
+        rows=rows[:REGISTRY_PAGE],
+        next_url=next_url,
         counts=counts,
         states=[s.value for s in facilities.State],
         kinds=[k.value for k in facilities.Kind],
@@ -377,13 +474,14 @@ def _language(request: Request) -> str:
     return wanted if wanted in ("vi", "en") else "vi"
 
 
-def _book_page(request: Request, name: str, **context: Any) -> HTMLResponse:
+def _book_page(request: Request, name: str, http_status: int = 200, **context: Any) -> HTMLResponse:
     lang = _language(request)
     other = "en" if lang == "vi" else "vi"
     query = {k: v for k, v in request.query_params.items() if k != "lang"}
     response = _page(
         request,
         name,
+        http_status,
         lang=lang,
         switch_url=f"{request.url.path}?{urlencode({**query, 'lang': other})}",
         **context,
@@ -469,21 +567,34 @@ async def book_visit(
 
 @router.get("/portal/book/access-log", response_class=HTMLResponse)
 async def book_access_log(
-    request: Request, session: ReadSession, subject: OptionalSubject
+    request: Request,
+    session: ReadSession,
+    subject: OptionalSubject,
+    before: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
 ) -> Response:
-    """Who viewed my record, with "I don't recognise this" on each entry."""
+    """Who viewed my record, with "I don't recognise this" on each entry: the newest reads,
+    and "Xem thêm" for the older ones (``before`` the last entry shown), every one of them
+    open to a dispute."""
     who = _signed_in(request, subject)
     if isinstance(who, RedirectResponse):
         return who
     try:
-        entries = await healthbook.access_log(session, who)
+        entries = await healthbook.access_log(
+            session, who, limit=ACCESS_LOG_PAGE + 1, before=before
+        )
     except VnehrError as exc:
         return _error_page(request, exc)
+    older = (
+        f"/portal/book/access-log?before={entries[ACCESS_LOG_PAGE - 1].id}"
+        if len(entries) > ACCESS_LOG_PAGE
+        else None
+    )
     return _book_page(
         request,
         "book_access.html",
         subject=who,
-        entries=entries,
+        entries=entries[:ACCESS_LOG_PAGE],
+        older_url=older,
         csrf=csrf_token(_settings(request), request.state.session_data),
         notice=request.query_params.get("notice"),
     )
@@ -519,25 +630,37 @@ async def clinic(
     session: ReadSession,
     subject: OptionalSubject,
     id: Annotated[str | None, Query(pattern=r"^\d{12}$")] = None,
+    facility: Annotated[str | None, Query(pattern=r"^[0-9A-Z]{5}$")] = None,
 ) -> Response:
     """A clinician looks a patient up by personal ID and sees what consent allows (or, without
-    consent, enters the patient's reception code or opens the record in an emergency)."""
+    consent, enters the patient's reception code or opens the record in an emergency). A
+    clinician of several facilities chooses the one they work at now: the read is that
+    facility's, as the API's ``?facility=``."""
     who = _signed_in(request, subject)
     if isinstance(who, RedirectResponse):
         return who
+    mine = sorted({g.facility_code for g in who.grants_for("clinician") if g.facility_code})
+    places = await facilities.directory(session, mine) if len(mine) > 1 else {}
     context: dict[str, Any] = {
         "subject": who,
         "personal_id": id,
         "reasons": sharing.REASONS,
         "csrf": csrf_token(_settings(request), request.state.session_data),
+        "facilities": [(code, places.get(code)) for code in mine] if len(mine) > 1 else [],
+        "facility": facility,
     }
-    if id is not None:
+    if not mine:  # nothing to look up: said plainly, not "no role at facility -"
+        context["error"] = texts("web.clinic.not_a_clinician")
+        return _book_page(request, "clinic.html", 403, **context)
+    if id is not None and facility is None and len(mine) > 1:
+        context["choose"] = True
+    elif id is not None:
         try:
             found, summary, visits, row = await sharing.patient_record(
                 session,
                 who,
                 id,
-                facility=None,
+                facility=facility,
                 purpose="treatment",
                 default=_settings(request).sharing_default,
             )
@@ -551,8 +674,9 @@ async def clinic(
             }
         except sharing.NoConsent:
             context["refused"] = True
-        except VnehrError as exc:
+        except VnehrError as exc:  # the page answers in the API's status (403, 404, ...)
             context["error"] = exc.messages()
+            return _book_page(request, "clinic.html", exc.status_code, **context)
     return _book_page(request, "clinic.html", **context)
 
 
@@ -567,28 +691,31 @@ async def clinic_act(
     code: Annotated[str, Form()] = "",
     reason: Annotated[str, Form()] = "",
     text: Annotated[str, Form()] = "",
+    facility: Annotated[str, Form(max_length=5)] = "",
 ) -> Response:
-    """Use the code the patient shows, or open the record in an emergency."""
+    """Use the code the patient shows, or open the record in an emergency (for the facility
+    chosen on the page, when the clinician has several)."""
     who = _signed_in(request, subject)
     if isinstance(who, RedirectResponse):
         return who
     try:
         check_csrf(_settings(request), request, csrf)
         if action == "code":
-            await sharing.redeem(session, who, personal_id, code, None)
+            await sharing.redeem(session, who, personal_id, code, facility or None)
         else:
             await sharing.break_glass(
                 session,
                 who,
                 personal_id,
-                facility=None,
+                facility=facility or None,
                 reason_code=reason,
                 reason_text=text,
                 hours=_settings(request).emergency_access_hours,
             )
     except VnehrError as exc:
         return _error_page(request, exc)
-    return RedirectResponse(f"/clinic/patient?id={personal_id}", status_code=303)
+    back = {"id": personal_id, **({"facility": facility} if facility else {})}
+    return RedirectResponse(f"/clinic/patient?{urlencode(back)}", status_code=303)
 
 
 # ------------------------------------------------------------------ electronic papers
@@ -747,11 +874,16 @@ async def review_queues(
         cases = await healthbook.disputes(
             session, who, None if wanted == "all" else ("open" if wanted == "open" else "closed")
         )
+    # the clinician and the reviewer by name, as the reviewer knows them (not person:<ID>)
+    labels = {e.clinician for e in emergencies} | {e.reviewed_by or "" for e in emergencies}
+    ids = [label.split(":", 1)[1] for label in labels if label.startswith("person:")]
+    named = await identity.names_by_personal_id(session, ids)
     return _page(
         request,
         "review.html",
         subject=who,
         emergencies=emergencies,
+        names={f"person:{pid}": name for pid, name in named.items()},
         cases=cases,
         status=wanted,
         csrf=csrf_token(_settings(request), request.state.session_data),
@@ -773,7 +905,7 @@ async def review_emergency(
         return who
     try:
         check_csrf(_settings(request), request, csrf)
-        await sharing.review(session, who, access_id, note or "—")
+        await sharing.review(session, who, access_id, note)
     except VnehrError as exc:
         return _error_page(request, exc)
     return RedirectResponse("/review?done=emergency", status_code=303)
@@ -804,10 +936,11 @@ async def review_dispute(
 
 @router.get("/portal/book/sharing", response_class=HTMLResponse)
 async def book_sharing(
-    request: Request, session: ReadSession, subject: OptionalSubject, code: str | None = None
+    request: Request, session: ReadSession, subject: OptionalSubject
 ) -> Response:
     """Who my record is shared with: share with a facility or every facility, the summary or
-    all of it, sensitive categories by name, for a while; revoke; show a code at reception."""
+    all of it, sensitive categories by name, for a while; revoke; show a code at reception
+    (from its cookie, never the address: addresses stay in browser history and proxy logs)."""
     who = _signed_in(request, subject)
     if isinstance(who, RedirectResponse):
         return who
@@ -816,7 +949,7 @@ async def book_sharing(
     except VnehrError as exc:
         return _error_page(request, exc)
     now = utcnow()
-    shown = request.cookies.get("vnehr_reception")
+    code = _reception_code_shown(request)
     return _book_page(
         request,
         "book_sharing.html",
@@ -825,9 +958,25 @@ async def book_sharing(
         rows=[{"row": r, "in_force": sharing.in_force(r, now)} for r in rows],
         sensitive=sharing.SENSITIVE,
         csrf=csrf_token(_settings(request), request.state.session_data),
-        code=code if code and code == shown else None,
-        code_qr=_code_qr(code) if code and code == shown else None,
+        code=code,
+        code_qr=_code_qr(code) if code else None,
     )
+
+
+RECEPTION_COOKIE = "vnehr_reception"
+
+
+def _reception_tag(request: Request) -> str:
+    """Binds the reception-code cookie to this portal session: a code made in this browser is
+    not shown to the next person who signs in on it."""
+    return csrf_token(_settings(request), request.state.session_data)
+
+
+def _reception_code_shown(request: Request) -> str | None:
+    code, _, tag = request.cookies.get(RECEPTION_COOKIE, "").partition(".")
+    if code.isdigit() and hmac.compare_digest(tag.encode(), _reception_tag(request).encode()):
+        return code
+    return None
 
 
 def _code_qr(code: str) -> str:
@@ -860,23 +1009,27 @@ async def book_sharing_change(
             grantee = facility.strip().upper() or "*"
             if grantee != "*" and not re.fullmatch(r"[0-9A-Z]{5}", grantee):
                 raise RequestInvalid({"problems": [{"field": "facility"}]}, count=1)
+            # the form says "blank: until revoked"; any other text is a number of days
+            wanted = days.strip()
+            if wanted and not re.fullmatch(r"-?[0-9]+", wanted):
+                raise RequestInvalid({"problems": [{"field": "days"}]}, count=1)
             await sharing.create_directive(
                 session,
                 who,
                 grantee=grantee,
                 scope="full" if scope == "full" else "summary",
                 sensitive=[str(v) for v in form.getlist("sensitive")],
-                days=int(days) if days.isdigit() else None,
+                days=int(wanted) if wanted else None,
             )
         elif action == "revoke" and directive.isdigit():
             await sharing.revoke(session, who, int(directive))
         elif action == "code":
             code, _ = await sharing.reception_code(session, who)
-            response = RedirectResponse(f"/portal/book/sharing?code={code}#code", status_code=303)
-            # shown once, to this browser only
+            response = RedirectResponse("/portal/book/sharing#code", status_code=303)
+            # shown to this browser's session only, while the code lasts
             response.set_cookie(
-                "vnehr_reception",
-                code,
+                RECEPTION_COOKIE,
+                f"{code}.{_reception_tag(request)}",
                 max_age=900,
                 httponly=True,
                 samesite="strict",
