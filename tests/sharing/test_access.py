@@ -171,26 +171,35 @@ async def test_a_category_named_for_the_summary_never_opens_those_visits_in_full
 async def test_nobody_without_a_clinician_role_reads_a_patient(
     client: httpx.AsyncClient, session: AsyncSession, settings: Settings
 ) -> None:
-    _, consented, _, patient, headers = await world(client, session, settings)
+    _, consented, other, patient, headers = await world(client, session, settings)
     record = f"/api/v1/patients/{patient[0]}/record"
     await sign_in_as(client, session, settings, patient)
     await client.post("/api/v1/me/consents", json={"facility": "*", "scope": "full"})
     # a facility system, the department, another citizen, nobody
     client.cookies.clear()
-    error(await client.get(record, headers=headers), 403, "SHR-0002")
+    error(await client.get(record, headers=headers), 403, "SHR-0013")
     error(await client.get(record), 401, "AUTH-0001")
     await sign_in_as(
         client, session, settings, DEPARTMENT, {"role": "department_admin", "province_code": "01"}
     )
-    error(await client.get(record), 403, "SHR-0002")
+    error(await client.get(record), 403, "SHR-0013")
     await sign_in_as(client, session, settings, DOCTOR)
-    error(await client.get(record), 403, "SHR-0002")
+    body = error(await client.get(record), 403, "SHR-0013")
+    assert "-" not in body["message"]["en"]
     # a clinician naming a facility they do not work at
     await sign_in_as(
         client, session, settings, DOCTOR, {"role": "clinician", "facility_code": consented}
     )
     error(await client.get(record, params={"facility": "99999"}), 403, "SHR-0002")
     error(await client.get("/api/v1/patients/001099999999/record"), 404, "SHR-0003")
+    # a clinician of two facilities says which one they work at now
+    await sign_in_as(
+        client, session, settings, DOCTOR,
+        {"role": "clinician", "facility_code": consented}, {"role": "clinician", "facility_code": other},
+    )  # fmt: skip
+    body = error(await client.get(record), 422, "SHR-0012")
+    assert consented in body["message"]["vi"] and other in body["message"]["vi"]
+    assert (await client.get(record, params={"facility": consented})).status_code == 200
 
 
 async def test_break_glass_is_told_reviewed_and_expires(

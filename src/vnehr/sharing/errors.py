@@ -11,8 +11,22 @@ class NoConsent(VnehrError):
 
 
 class NotAClinician(VnehrError):
+    """A clinician naming a facility where they hold no clinician role."""
+
     status_code = 403
     code = "SHR-0002"
+
+
+class ChooseFacility(VnehrError):
+    """A clinician of several facilities must say which one they are working at."""
+
+    status_code = 422
+    code = "SHR-0012"
+
+
+class NoClinicianRole(VnehrError):
+    status_code = 403
+    code = "SHR-0013"
 
 
 class UnknownPatient(VnehrError):

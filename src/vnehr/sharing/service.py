@@ -184,8 +184,10 @@ def clinician_facility(subject: Subject, facility: str | None) -> str:
         if facility not in mine:
             raise errors.NotAClinician(facility=facility)
         return facility
-    if len(mine) != 1:
-        raise errors.NotAClinician(facility=", ".join(mine) or "-")
+    if not mine:
+        raise errors.NoClinicianRole()
+    if len(mine) > 1:
+        raise errors.ChooseFacility(facilities=", ".join(mine))
     return mine[0]
 
 
