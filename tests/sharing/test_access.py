@@ -198,7 +198,8 @@ async def test_nobody_without_a_clinician_role_reads_a_patient(
         {"role": "clinician", "facility_code": consented}, {"role": "clinician", "facility_code": other},
     )  # fmt: skip
     body = error(await client.get(record), 422, "SHR-0012")
-    assert consented in body["message"]["vi"] and other in body["message"]["vi"]
+    assert consented in body["message"]["vi"]
+    assert other in body["message"]["vi"]
     assert (await client.get(record, params={"facility": consented})).status_code == 200
 
 
