@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import copy
 import random
 import threading
 import time
+import unicodedata
 import uuid
 from datetime import datetime
 from decimal import Decimal
@@ -177,6 +179,15 @@ async def test_the_same_visit_again_changes_nothing_and_changed_content_is_a_new
     reordered = (await send(client, headers, synth.envelope([one], code))).json()
     assert reordered["visits"][0]["outcome"] == "unchanged"
     one.tables["XML2"] = drugs
+    # the text written decomposed (NFD), as some systems send Vietnamese: the same words
+    decomposed = copy.deepcopy(one)
+    for rows in decomposed.tables.values():
+        for row in rows:
+            for name, value in row.items():
+                row[name] = unicodedata.normalize("NFD", value)
+    assert decomposed.tables["XML1"][0]["HO_TEN"] != one.tables["XML1"][0]["HO_TEN"]
+    again = (await send(client, headers, synth.envelope([decomposed], code))).json()
+    assert again["visits"][0]["outcome"] == "unchanged", again
     assert await count(session, VisitVersion, VisitVersion.visit_key == one.ma_lk) == 1
     assert await count(session, OutboxEvent, OutboxEvent.key == f"{code}:{one.ma_lk}") == 1
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import random
+import unicodedata
 
 import pytest
 
@@ -93,6 +94,14 @@ def test_inner_documents_keep_vietnamese_text_and_cdata_exactly() -> None:
         {"MA_LK": "LK1", "HO_TEN": "Nguyễn Thị Ánh  <Tuyết> & Hoa", "GIOI_TINH": "2"}
     ]
     assert doc.unknown == [(0, "XYZ")]
+
+
+def test_decomposed_vietnamese_is_read_composed() -> None:
+    name = "Nguyễn Thị Ánh Tuyết"
+    decomposed = unicodedata.normalize("NFD", name)
+    assert decomposed != name
+    inner = f"<TONG_HOP><MA_LK>LK1</MA_LK><HO_TEN>{decomposed}</HO_TEN></TONG_HOP>".encode()
+    assert read_table("XML1", inner, LIMITS).rows == [{"MA_LK": "LK1", "HO_TEN": name}]
 
 
 def test_repeating_tables_give_one_row_per_element_in_order() -> None:

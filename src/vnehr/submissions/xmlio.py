@@ -11,6 +11,7 @@ import base64
 import binascii
 import re
 import threading
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -304,6 +305,12 @@ def read_table(name: str, data: bytes, limits: Limits) -> TableDoc:
             elif tag not in ("CHUKYDONVI",):
                 unknown.append((index, tag))
         rows.append(row)
+    if b"\xcc" in data or b"\xcd" in data:
+        # Combining marks (U+0300–U+036F start with these bytes in UTF-8): text written
+        # decomposed (NFD), as some systems send Vietnamese. Kept composed (NFC), the form
+        # searches and comparisons use, so the same words are the same text (D78); the
+        # usual NFC file pays two byte searches.
+        rows = [{k: unicodedata.normalize("NFC", v) for k, v in row.items()} for row in rows]
     variant = "3176" if spec.name.endswith("_3176") else "4750"
     signed = name == "XML0" and root.find(f".//{{{_DS}}}Signature") is not None
     return TableDoc(name, variant, rows, unknown, unreadable, signed)
