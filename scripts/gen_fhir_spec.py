@@ -25,11 +25,11 @@ from typing import Any
 SERVED = [
     "Patient", "Encounter", "Condition", "Observation", "MedicationRequest", "Procedure",
     "DiagnosticReport", "Organization", "Practitioner", "Location", "DocumentReference",
-    "Consent", "AuditEvent", "Provenance",
+    "Consent", "AuditEvent", "Provenance", "AllergyIntolerance",
 ]  # fmt: skip
 #: Resource types the validator also knows (bundles in, outcomes out).
 ALSO = [
-    "Bundle", "OperationOutcome", "Composition", "Medication", "Specimen", "AllergyIntolerance",
+    "Bundle", "OperationOutcome", "Composition", "Medication", "Specimen",
     "ServiceRequest", "Appointment",  # in the SMART Health Cards of the papers
 ]  # fmt: skip
 OUT = Path(__file__).resolve().parents[1] / "src" / "vnehr" / "fhir" / "data" / "r4.json"

@@ -105,6 +105,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     # the intake's field format rules for a paper row sent without its visit file (papers sits
     # below submissions and cannot import them)
     app.state.paper_row_check = submissions.check_paper_row
+    # allergies come only as FHIR AllergyIntolerance (D29), kept by fhir above the health book
+    healthbook.read_allergies_with(fhir.allergies_of)
     install_error_handlers(app)
     # No route reads a longer body (413 KIT-0413); the intake routes stop a little earlier,
     # at ``request_cap``, with their own code (SUB-0001).

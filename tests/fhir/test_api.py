@@ -192,6 +192,13 @@ async def test_summary_is_an_ips_document(
             assert reference["reference"] in present
     medicines = composition["section"][1]
     assert medicines.get("entry"), "visits 30 and 60 days ago prescribed medicines"
+    # the results' narrative gives each value with its unit and day, not the names alone
+    [results] = [s for s in composition["section"] if s["code"]["coding"][0]["code"] == "30954-2"]
+    first = next(e["resource"] for e in document["entry"]
+                 if f"Observation/{e['resource']['id']}" == results["entry"][0]["reference"])  # fmt: skip
+    quantity = first["valueQuantity"]
+    shown = f"{quantity['value']} {quantity['unit']} ({first['effectiveDateTime'][:10]})"
+    assert shown in results["text"]["div"]
 
 
 async def test_a_correction_is_a_new_version_with_history(

@@ -12,6 +12,7 @@ from decimal import Decimal
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -636,3 +637,144 @@ async def test_a_reference_to_a_patient_number_out_of_range_links_no_one(
         }
         written = await client.post(f"{FHIR}/Observation", json=observation, headers=headers)
         assert written.status_code == 201, (reference, written.text)
+
+
+def _allergy(substance: str, verification: str, linked: bool) -> dict[str, Any]:
+    system = "http://terminology.hl7.org/CodeSystem/allergyintolerance-"
+    return {
+        "resourceType": "AllergyIntolerance",
+        "clinicalStatus": {"coding": [{"system": f"{system}clinical", "code": "active"}]},
+        "verificationStatus": {
+            "coding": [{"system": f"{system}verification", "code": verification}]
+        },
+        "category": ["medication"],
+        "criticality": "high",
+        "code": {"text": substance},
+        "reaction": [{"manifestation": [{"text": "Phát ban"}]}],
+        "recordedDate": "2026-10-20T10:00:00+07:00",
+        "patient": {"reference": "urn:uuid:patient"},
+        **({"encounter": {"reference": "urn:uuid:encounter"}} if linked else {}),
+    }
+
+
+@pytest.mark.parametrize("linked", [True, False])
+async def test_an_allergy_sent_with_a_visit_is_kept_and_shown_in_the_book(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings, linked: bool
+) -> None:
+    """The national tables have no allergy field (D29): an AllergyIntolerance (in the visit,
+    or beside it) is stored as sent and shown; nothing is answered 201 and thrown away."""
+    code, headers = await facility_with_token(client, session, settings, scopes=WRITER)
+    one = visit(code, 61)
+    bundle = bundle_of(one, code)
+    report = {  # a visit member no national table holds
+        "resourceType": "DiagnosticReport",
+        "status": "final",
+        "code": {"text": "Siêu âm ổ bụng"},
+        "subject": {"reference": "urn:uuid:patient"},
+        "encounter": {"reference": "urn:uuid:encounter"},
+        "conclusion": "Gan nhiễm mỡ độ I",
+    }
+    bundle["entry"] += [
+        {"fullUrl": f"urn:uuid:{name}", "resource": resource, "request": {"method": "POST",
+         "url": resource["resourceType"]}}
+        for name, resource in (
+            ("allergy", _allergy("Penicillin", "confirmed", linked)),
+            ("refuted", _allergy("Aspirin", "entered-in-error", linked)),
+            ("report", report),
+        )
+    ]  # fmt: skip
+    response = await client.post(FHIR, json=bundle, headers=headers)
+    assert response.status_code == 200, response.text
+    answered = {
+        e["fullUrl"]: a["response"]["location"]
+        for e, a in zip(bundle["entry"], response.json()["entry"], strict=True)
+    }
+    encounter = answered["urn:uuid:encounter"]
+    visit_id = encounter.split("/")[1]
+    assert answered["urn:uuid:weight"] == f"Observation/{visit_id}-w"
+    assert answered["urn:uuid:allergy"].startswith("AllergyIntolerance/")
+    assert answered["urn:uuid:report"].startswith("DiagnosticReport/")
+
+    await sign_in_as(client, session, settings, who(one))
+    kept = await client.get(f"{FHIR}/{answered['urn:uuid:allergy'].split('/_history')[0]}")
+    assert kept.status_code == 200, kept.text
+    patient = answered["urn:uuid:patient"]
+    assert kept.json()["patient"] == {"reference": patient}
+    if linked:
+        assert kept.json()["encounter"] == {"reference": encounter}
+    report_kept = await client.get(f"{FHIR}/{answered['urn:uuid:report'].split('/_history')[0]}")
+    assert report_kept.json()["conclusion"] == "Gan nhiễm mỡ độ I"
+    found = (await client.get(f"{FHIR}/AllergyIntolerance", params={"patient": patient})).json()
+    assert {e["resource"]["code"]["text"] for e in found["entry"]} == {"Penicillin", "Aspirin"}
+
+    summary = (await client.get("/api/v1/me/summary")).json()
+    [allergy] = summary["allergies"]  # the one entered in error is not shown
+    assert (allergy["substance"], allergy["category"], allergy["criticality"]) == (
+        "Penicillin",
+        "medication",
+        "high",
+    )
+    assert allergy["reaction"] == "Phát ban"
+    assert allergy["facility"]["code"] == code
+    assert allergy["visit_id"] == (int(visit_id) if linked else None)
+    page = await client.get("/portal/book/summary")
+    assert "Penicillin" in page.text
+    assert "Aspirin" not in page.text
+
+    ips = (await client.get(f"{FHIR}/{patient}/$summary")).json()
+    check_model(ips)
+    allergies = ips["entry"][0]["resource"]["section"][0]
+    assert allergies["code"]["coding"][0]["code"] == "48765-2"
+    [entry] = allergies["entry"]
+    assert entry["reference"] == answered["urn:uuid:allergy"].split("/_history")[0]
+    assert "Penicillin" in allergies["text"]["div"]
+    assert "emptyReason" not in allergies
+
+
+async def test_reference_ranges_and_units_sent_as_fhir_are_shown(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    """XML4 has no range field; a range the sender gave is kept (in the reserve field
+    DU_PHONG) and shown in the book and in FHIR; units carry their UCUM code (D30)."""
+    code, headers = await facility_with_token(client, session, settings, scopes=WRITER)
+    one = visit(code, 61)
+    bundle = bundle_of(one, code)
+    labs = [e for e in bundle["entry"] if e["fullUrl"].startswith("urn:uuid:o")]
+    assert len(labs) >= 3
+    labs[0]["resource"]["referenceRange"] = [{"text": "4.0 - 10.0"}]
+    labs[1]["resource"]["referenceRange"] = [{"low": {"value": 3.8}, "high": {"value": 5.5}}]
+    response = await client.post(FHIR, json=bundle, headers=headers)
+    assert response.status_code == 200, response.text
+    await sign_in_as(client, session, settings, who(one))
+    [item] = (await client.get("/api/v1/me/timeline")).json()["items"]
+    got = (await client.get(f"/api/v1/me/visits/{item['id']}")).json()
+    ranges = {r["line"]: r["reference_range"] for r in got["results"]}
+    first, second = (int(e["fullUrl"].removeprefix("urn:uuid:o")) for e in labs[:2])
+    assert (ranges.pop(first), ranges.pop(second)) == ("4.0 - 10.0", "3.8 - 5.5")
+    assert set(ranges.values()) == {None}
+    page = await client.get(f"/portal/book/visits/{item['id']}")
+    assert "4.0 - 10.0" in page.text
+
+    found = (
+        await client.get(f"{FHIR}/Observation", params={"encounter": f"Encounter/{item['id']}"})
+    ).json()
+    observations = [e["resource"] for e in found["entry"]]
+    with_range = [o for o in observations if "referenceRange" in o]
+    assert [o["referenceRange"][0]["text"] for o in with_range] == ["4.0 - 10.0", "3.8 - 5.5"]
+    low, high = (
+        with_range[0]["referenceRange"][0]["low"],
+        with_range[0]["referenceRange"][0]["high"],
+    )
+    assert (low["value"], high["value"]) == (4, 10)
+    units = {
+        (
+            o["valueQuantity"]["unit"],
+            o["valueQuantity"].get("system"),
+            o["valueQuantity"].get("code"),
+        )
+        for o in observations
+        if "valueQuantity" in o
+    }
+    assert ("G/L", mapping.UCUM, "10*9/L") in units  # giga cells per litre, not grams
+    assert ("g/L", mapping.UCUM, "g/L") in units
+    assert ("kg", mapping.UCUM, "kg") in units

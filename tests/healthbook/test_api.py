@@ -17,6 +17,7 @@ from tests.identity.test_api import error, sign_in_as
 from tests.submissions.test_intake import facility_with_token, send
 from vnehr import records
 from vnehr.audit import AuditEvent
+from vnehr.healthbook.schemas import FacilityRef
 from vnehr.identity.models import Person, Representative
 from vnehr.kit.clock import utcnow
 from vnehr.kit.paging import encode_cursor
@@ -250,6 +251,10 @@ async def test_the_summary_gathers_conditions_medicines_and_measurements(
         i["id"] for i in (await client.get("/api/v1/me/timeline")).json()["items"]
     ]
     assert got["allergies"] == []
+    # ... which the page says is for want of an allergy field, not "no allergies" (D29)
+    page = await client.get("/portal/book/summary")
+    assert "không có trường dị ứng" in page.text
+    assert "Chưa ghi nhận dị ứng" not in page.text
 
     # laboratory trends: each numeric index with its values, newest visit first
     newest_first = list(reversed(visits))
@@ -471,3 +476,98 @@ async def test_a_correction_keeps_the_visit_id_and_shows_the_new_version(
     assert (after["id"], after["version"]) == (before["id"], 2)
     detail = (await client.get(f"/api/v1/me/visits/{after['id']}")).json()
     assert detail["diagnosis_text"] == "Chẩn đoán đã sửa"
+
+
+def _header(visit_id: int, ended: datetime) -> Any:
+    from vnehr.healthbook import view
+
+    return view.Header(
+        id=visit_id,
+        facility=FacilityRef(code="01001"),
+        care_type="01",
+        main_diagnosis=None,
+        outcome=None,
+        insured=True,
+        started_at=None,
+        ended_at=ended,
+        version=1,
+    )
+
+
+async def test_a_trend_starts_at_the_newest_result_and_never_mixes_units() -> None:
+    from datetime import UTC
+
+    from vnehr.healthbook import view
+
+    def glucose(value: str, unit: str, at: str = "") -> dict[str, str]:
+        row = {"MA_CHI_SO": "GLU", "TEN_CHI_SO": "Glucose", "GIA_TRI": value, "DON_VI_DO": unit}
+        return {**row, "NGAY_KQ": at} if at else row
+
+    # one visit, two results in STT order: 10.0 at 08:00, then 6.0 at 16:00 (falling)
+    one_day = [
+        (
+            _header(2, datetime(2026, 10, 2, 10, tzinfo=UTC)),
+            {
+                "XML4": [
+                    glucose("10.0", "mmol/L", "202610020800"),
+                    glucose("6.0", "mmol/L", "202610021600"),
+                ]
+            },
+        ),
+        (_header(1, datetime(2026, 9, 2, tzinfo=UTC)), {"XML4": [glucose("5.0", "mmol/L")]}),
+    ]
+    [trend] = view.lab_trends(one_day)
+    assert [p.value for p in trend.points] == [6.0, 10.0, 5.0]
+    assert trend.direction == "down"
+    # the same index in mg/dL before: another series, not a 94% fall
+    units = [
+        (_header(2, datetime(2026, 10, 2, tzinfo=UTC)), {"XML4": [glucose("6.0", "mmol/L")]}),
+        (_header(1, datetime(2026, 9, 2, tzinfo=UTC)), {"XML4": [glucose("108", "mg/dL")]}),
+    ]
+    found = {t.unit: [p.value for p in t.points] for t in view.lab_trends(units)}
+    assert found == {"mmol/L": [6.0], "mg/dL": [108.0]}
+    assert all(t.direction is None for t in view.lab_trends(units))
+
+
+async def test_current_medicines_are_newest_first_with_the_strength_written_once() -> None:
+    from datetime import UTC
+
+    from vnehr.healthbook import view
+
+    now = datetime(2026, 10, 10, tzinfo=UTC)
+    drugs = [  # STT order, not time order
+        {"STT": "1", "TEN_THUOC": "Omeprazol 20mg", "HAM_LUONG": "20mg", "NGAY_YL": "202610010800"},
+        {"STT": "2", "TEN_THUOC": "Amlodipin", "HAM_LUONG": "5 mg", "NGAY_YL": "202610051600"},
+    ]
+    visits = [(_header(1, datetime(2026, 10, 5, 10, tzinfo=UTC)), {"XML2": drugs})]
+    got = view.summary("A", None, visits, _NoTitles(), now=now)
+    assert [m.name for m in got.current_medicines] == ["Amlodipin", "Omeprazol 20mg"]
+    assert [m.label for m in got.current_medicines] == ["Amlodipin 5 mg", "Omeprazol 20mg"]
+
+
+class _NoTitles:
+    def in_force(self, list_name: str, code: str, day: date) -> Any:
+        return None
+
+
+async def test_titles_are_those_in_force_on_the_vietnam_day_of_the_visit(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    """Care type 11 is valid from 2026-08-01 (D4); a visit ending 2026-08-01 00:30 in Vietnam
+    is 2026-07-31 in UTC, and the book looked its title up on that day (none)."""
+    code, headers = await facility_with_token(client, session, settings)
+    one = visit_of(code, 71, datetime(2026, 8, 1, 0, 30), care_type="01", age_group=3)  # noqa: DTZ001
+    one.tables["XML1"][0]["MA_LOAI_KCB"] = "11"
+    response = await send(client, headers, synth.envelope([one], code))
+    assert response.json()["status"] != "rejected", response.text
+    await sign_in_as(client, session, settings, who(one))
+    [item] = (await client.get("/api/v1/me/timeline")).json()["items"]
+    assert item["care_type"]["code"] == "11"
+    assert item["care_type"]["vi"], item
+    got = (await client.get(f"/api/v1/me/visits/{item['id']}")).json()
+    assert got["care_type"]["vi"] == item["care_type"]["vi"]
+    pdf = await client.get(f"/api/v1/me/visits/{item['id']}.pdf")
+    text = "".join(p.extract_text() for p in PdfReader(io.BytesIO(pdf.content)).pages)
+    assert "lưu động" in text  # the title of care type 11
+    summary = (await client.get("/api/v1/me/summary")).json()
+    assert summary["last_visits"][0]["care_type"]["vi"] == item["care_type"]["vi"]

@@ -551,3 +551,67 @@ async def test_a_share_lasts_1_to_3650_days_and_until_revoked_only_when_left_bla
     assert (await share("")).status_code == 303
     made = (await client.get("/api/v1/me/consents")).json()
     assert sorted(d["valid_to"] is None for d in made) == [False, True]
+
+
+async def test_a_clinician_sees_the_allergies_but_not_one_recorded_in_a_hidden_visit(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    """Allergies sent as FHIR AllergyIntolerance show in the summary the clinician reads (and
+    on the clinic page); one recorded in a visit the rules leave out is left out with it."""
+    _, consented, _, patient, headers = await world(client, session, settings)
+    await sign_in_as(client, session, settings, patient)
+    mine = (await client.get("/api/v1/me/timeline")).json()["items"]
+    visits = {v["main_diagnosis"]["code"]: v["id"] for v in mine}
+    person = (await client.get("/fhir/R4/Patient")).json()["entry"][0]["resource"]["id"]
+    for substance, visit_id in (("Penicillin", visits["A09.0"]), ("Sertralin", visits["F32.9"])):
+        allergy = {
+            "resourceType": "AllergyIntolerance",
+            "code": {"text": substance},
+            "category": ["medication"],
+            "patient": {"reference": f"Patient/{person}"},
+            "encounter": {"reference": f"Encounter/{visit_id}"},
+        }
+        written = await client.post("/fhir/R4/AllergyIntolerance", json=allergy, headers=headers)
+        assert written.status_code == 201, written.text
+    made = await client.post(
+        "/api/v1/me/consents", json={"facility": consented, "scope": "summary"}
+    )
+    assert made.status_code == 201, made.text
+
+    await sign_in_as(
+        client, session, settings, DOCTOR, {"role": "clinician", "facility_code": consented}
+    )
+    view = (await client.get(f"/api/v1/patients/{patient[0]}/record")).json()
+    assert [a["substance"] for a in view["summary"]["allergies"]] == ["Penicillin"]
+    page = await client.get("/clinic/patient", params={"id": patient[0]})
+    assert page.status_code == 200, page.text
+    assert "Penicillin" in page.text
+    assert "Sertralin" not in page.text
+
+    await sign_in_as(client, session, settings, patient)
+    await client.post(
+        "/api/v1/me/consents",
+        json={"facility": consented, "scope": "summary", "sensitive": ["mental"]},
+    )
+    await sign_in_as(
+        client, session, settings, DOCTOR, {"role": "clinician", "facility_code": consented}
+    )
+    view = (await client.get(f"/api/v1/patients/{patient[0]}/record")).json()
+    assert {a["substance"] for a in view["summary"]["allergies"]} == {"Penicillin", "Sertralin"}
+
+
+def test_every_code_that_tells_hiv_status_or_reproductive_care_is_sensitive() -> None:
+    """D35 names Z30-Z39 (Z38: liveborn infants) and HIV care; an inconclusive HIV test, an
+    exposure, counselling, screening and HIV in pregnancy tell the HIV status as much."""
+    from vnehr.sharing import categories
+
+    def of(main: str, others: str = "") -> set[str]:
+        return categories({"XML1": [{"MA_BENH_CHINH": main, "MA_BENH_KT": others}]})
+
+    assert of("Z38.0") == {"reproductive"}
+    for code in ("R75", "Z20.6", "Z206", "Z71.7", "Z11.4", "B24", "Z21"):
+        assert of(code) == {"hiv"}, code
+    assert of("O98.7") == {"hiv", "reproductive"}
+    assert of("J06.9", "Z20.6") == {"hiv"}
+    assert of("Z20.8") == set()  # exposure to other communicable diseases
+    assert of("J06.9") == set()

@@ -4,5 +4,6 @@ surface only."""
 
 from vnehr.fhir.api import router
 from vnehr.fhir.mapping import INSURANCE_CARD, PERSONAL_ID, VISIT_KEY
+from vnehr.fhir.store import allergies_of
 
-__all__ = ["INSURANCE_CARD", "PERSONAL_ID", "VISIT_KEY", "router"]
+__all__ = ["INSURANCE_CARD", "PERSONAL_ID", "VISIT_KEY", "allergies_of", "router"]

@@ -23,18 +23,22 @@ INCLUDES: dict[str, list[str]] = {
                           "DocumentReference:author"],
     "Location": ["Location:organization"],
     "Provenance": ["Provenance:target", "Provenance:agent"],
+    "AllergyIntolerance": ["AllergyIntolerance:patient", "AllergyIntolerance:recorder"],
 }  # fmt: skip
 REVINCLUDES: dict[str, list[str]] = {
     "Encounter": ["Condition:encounter", "Observation:encounter", "MedicationRequest:encounter",
                   "Procedure:encounter", "DiagnosticReport:encounter",
                   "DocumentReference:encounter", "Provenance:target"],
     "Patient": ["Encounter:patient", "Condition:patient", "Observation:patient",
-                "MedicationRequest:patient"],
+                "MedicationRequest:patient", "AllergyIntolerance:patient"],
 }  # fmt: skip
 DOCS = {
     "Patient": "The persons of your compartment (a citizen: themselves and whom they represent; "
     "a facility system: patients it sent visits of, found by identifier).",
     "Encounter": "One per visit (MA_LK); id stable across corrections, versions = corrections.",
+    "AllergyIntolerance": "Kept as sent by facility systems (POST/PUT, or in a visit's "
+    "transaction): the national tables have no allergy field (D29). Current ones show in the "
+    "health book's summary and in Patient/$summary.",
 }
 
 

@@ -11,7 +11,9 @@ personal ID. Its tables are built from:
 - whole national tables embedded in the Encounter (extension ``.../xml-table`` with ``name`` and
   ``content``, the base64 inner document exactly as GIAMDINHHS carries it), for tables with no
   FHIR resource here (supplies, progress notes, papers, the record summary...).
-Rows of one table, from resources and from embedded documents, are ordered by STT.
+Rows of one table, from resources and from embedded documents, are ordered by STT. An
+Observation's referenceRange goes to XML4's reserve field DU_PHONG (``KTC: ...``, D29). Members of
+other types (AllergyIntolerance, DiagnosticReport...) make no rows: they are stored as sent.
 """
 
 from __future__ import annotations
@@ -28,6 +30,9 @@ from vnehr.kit.clock import VIETNAM
 from vnehr.kit.errors import VnehrError
 
 Resource = dict[str, Any]
+#: Members of a visit that become rows of its tables; a member of any other type (an
+#: AllergyIntolerance, a DiagnosticReport...) has no national table and is stored as sent.
+TABLED = frozenset({"Condition", "MedicationRequest", "Procedure", "Observation"})
 XML_FIELD = f"{mapping.BASE}/StructureDefinition/xml/"
 XML_TABLE = f"{mapping.BASE}/StructureDefinition/xml-table"
 WEIGHT = "29463-7"
@@ -149,6 +154,17 @@ def find_visit(entries: list[tuple[str, Resource]]) -> VisitBundle | None:
     return None
 
 
+def weight_of(members: Iterable[Resource]) -> Resource | None:
+    """The body-weight Observation that becomes XML1 CAN_NANG (the first), not an XML4 row."""
+    return next(
+        (
+            m for m in members
+            if m["resourceType"] == "Observation" and _code(m.get("code"), mapping.LOINC) == WEIGHT
+        ),
+        None,
+    )  # fmt: skip
+
+
 def tables_of(
     visit: VisitBundle, facility_code: str, limits: submissions.Limits
 ) -> dict[str, list[dict[str, str]]]:
@@ -171,13 +187,7 @@ def tables_of(
     )
     codes = [_code(c.get("code"), mapping.ICD10) for c in conditions]
     codes = [c for c in codes if c]
-    weight = next(
-        (
-            m for m in members
-            if m["resourceType"] == "Observation" and _code(m.get("code"), mapping.LOINC) == WEIGHT
-        ),
-        None,
-    )  # fmt: skip
+    weight = weight_of(members)
     name = (patient.get("name") or [{}])[0]
     full_name = name.get("text") or " ".join([name.get("family") or "", *(name.get("given") or [])])
     cards = [
@@ -308,9 +318,28 @@ def _result(resource: Resource, visit_key: str, position: int) -> dict[str, str]
             "DON_VI_DO": _text(quantity.get("unit")),
             "NGAY_KQ": _moment(resource.get("effectiveDateTime")),
             "MA_BS_DOC_KQ": _reference_id((resource.get("performer") or [None])[0]),
+            "DU_PHONG": _range(resource.get("referenceRange")),
         },
         resource,
     )
+
+
+def _range(ranges: Any) -> str:
+    """Observation.referenceRange in XML4's reserve field (the tables have none, D29): its
+    text, else "low - high", several ranges joined by "; "."""
+    found = []
+    for item in ranges if isinstance(ranges, list) else []:
+        if not isinstance(item, dict):
+            continue
+        text = _text(item.get("text"))
+        if not text:
+            low = _text((item.get("low") or {}).get("value"))
+            high = _text((item.get("high") or {}).get("value"))
+            text = f"{low} - {high}" if low and high else (f"≥ {low}" if low else "")
+            text = text or (f"≤ {high}" if high else "")
+        if text:
+            found.append(text)
+    return f"{mapping.RANGE_PREFIX} {'; '.join(found)}"[:255] if found else ""
 
 
 def _embedded(

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from vnehr.fhir import mapping
-from vnehr.fhir.store import Pool
+from vnehr.fhir.store import Pool, current_allergy
 
 Resource = dict[str, Any]
 RECENT = timedelta(days=90)
@@ -28,6 +28,19 @@ def _when(resource: Resource, *fields: str) -> str:
 
 
 def _label(resource: Resource) -> str:
+    """What a section's narrative says of an entry: a result with its value, unit and day."""
+    name = _name(resource)
+    if resource["resourceType"] != "Observation":
+        return name
+    quantity = resource.get("valueQuantity") or {}
+    value = " ".join(
+        str(v) for v in (quantity.get("value"), quantity.get("unit")) if v is not None
+    ) or str(resource.get("valueString") or "")
+    day = str(resource.get("effectiveDateTime") or "")[:10]
+    return f"{name}: {value}{f' ({day})' if day else ''}" if value else name
+
+
+def _name(resource: Resource) -> str:
     for key in ("code", "medicationCodeableConcept"):
         concept = resource.get(key) or {}
         if concept.get("text") or concept.get("coding"):
@@ -76,9 +89,14 @@ def document(base: str, pool: Pool, patient_id: str, *, now: datetime) -> Resour
             r for r in pool.of_type(type_) if (r.get("subject") or {}).get("reference") == subject
         ]
 
+    allergies = [
+        a
+        for a in _newest(pool.of_type("AllergyIntolerance"), "recordedDate", "onsetDateTime")
+        if (a.get("patient") or {}).get("reference") == subject and current_allergy(a)
+    ][:MAX_ENTRIES]
     conditions: dict[str, Resource] = {}
     for condition in _newest(mine("Condition"), "recordedDate"):
-        key = _label(condition)
+        key = _name(condition)
         conditions.setdefault(key, condition)
     cutoff = (now - RECENT).isoformat()
     medicines = [
@@ -95,7 +113,7 @@ def document(base: str, pool: Pool, patient_id: str, *, now: datetime) -> Resour
             "Dị ứng (Allergies and intolerances)",
             "48765-2",
             "Allergies and adverse reactions Document",
-            [],
+            allergies,
             "Chưa có thông tin dị ứng: bảng XML quốc gia không có trường này.",
         ),
         _section(

@@ -57,6 +57,51 @@ LAB_INDEX = code_system("ma-chi-so")
 ROUTE = code_system("duong-dung")
 DEPARTMENT = code_system("ma-khoa")
 
+#: DON_VI_DO as Vietnamese laboratories write it -> its UCUM code (D30). "G/L" and "T/L" are
+#: giga and tera cells per litre (blood counts), not grams: UCUM writes them 10*9/L, 10*12/L.
+#: A unit not listed keeps its text only (no guessed code).
+UCUM_UNITS: Mapping[str, str] = {
+    "g/L": "g/L", "g/l": "g/L", "g/dL": "g/dL", "g/dl": "g/dL",
+    "mg/L": "mg/L", "mg/l": "mg/L", "mg/dL": "mg/dL", "mg/dl": "mg/dL",
+    "mmol/L": "mmol/L", "mmol/l": "mmol/L", "nmol/L": "nmol/L", "pmol/L": "pmol/L",
+    "µmol/L": "umol/L", "μmol/L": "umol/L", "umol/L": "umol/L", "µmol/l": "umol/L",
+    "U/L": "U/L", "U/l": "U/L", "UI/L": "[IU]/L", "IU/L": "[IU]/L", "mIU/L": "m[IU]/L",
+    "mEq/L": "meq/L", "ng/mL": "ng/mL", "ng/ml": "ng/mL", "pg/mL": "pg/mL", "pg/ml": "pg/mL",
+    "%": "%", "G/L": "10*9/L", "10^9/L": "10*9/L", "T/L": "10*12/L", "10^12/L": "10*12/L",
+    "fL": "fL", "fl": "fL", "pg": "pg", "L/L": "L/L", "mm/h": "mm/h", "s": "s", "mmHg": "mm[Hg]",
+    "Leu/µL": "{Leu}/uL", "Leu/μL": "{Leu}/uL", "kg": "kg", "cm": "cm",
+}  # fmt: skip
+#: How a reference range travels in XML4's reserve field DU_PHONG (D29), ``healthbook``'s.
+RANGE_PREFIX = healthbook.RANGE_PREFIX
+
+
+def quantity(value: int | float, unit: str | None) -> dict[str, Any]:
+    """A valueQuantity: the unit as written, with its UCUM code when it is a known one."""
+    found: dict[str, Any] = {"value": value}
+    if unit:
+        found["unit"] = unit
+        code = UCUM_UNITS.get(unit.replace(" ", ""))
+        if code is not None:
+            found["system"] = UCUM
+            found["code"] = code
+    return found
+
+
+_RANGE = re.compile(r"^\s*(-?[0-9]+(?:[.,][0-9]+)?)\s*[-–—]\s*(-?[0-9]+(?:[.,][0-9]+)?)\s*$")
+
+
+def _reference_range(text: str, unit: str | None) -> Resource:
+    """An Observation.referenceRange: the text as given, low and high when it is "a - b"."""
+    found: Resource = {"text": text}
+    bounds = _RANGE.match(text)
+    if bounds is not None:
+        low, high = (_decimal(b.replace(",", ".")) for b in bounds.groups())
+        if low is not None and high is not None and low <= high:
+            found["low"] = quantity(_number(low), unit)
+            found["high"] = quantity(_number(high), unit)
+    return found
+
+
 #: MA_LOAI_KCB -> Encounter.class (v3 ActCode).
 ENCOUNTER_CLASS = {
     "01": "AMB", "02": "AMB", "03": "IMP", "04": "SS", "05": "AMB", "06": "OBSENC",
@@ -270,12 +315,12 @@ def visit_resources(src: VisitSource, titles: healthbook.Titles) -> list[Resourc
             "effectiveDateTime": _moment(row, "NGAY_KQ"),
         }
         if value is not None and value_text is not None:
-            quantity: dict[str, Any] = {"value": _number(value)}
-            if _text(row, "DON_VI_DO"):
-                quantity["unit"] = _text(row, "DON_VI_DO")
-            body["valueQuantity"] = quantity
+            body["valueQuantity"] = quantity(_number(value), _text(row, "DON_VI_DO"))
         elif value_text:
             body["valueString"] = value_text
+        range_text = healthbook.reference_range(row)
+        if range_text is not None:
+            body["referenceRange"] = [_reference_range(range_text, _text(row, "DON_VI_DO"))]
         notes = [t for t in (_text(row, "MO_TA"), _text(row, "KET_LUAN")) if t]
         if notes:
             body["note"] = [{"text": t} for t in notes]
@@ -314,7 +359,7 @@ def visit_resources(src: VisitSource, titles: healthbook.Titles) -> list[Resourc
             "status": "completed",
             "intent": "order",
             "medicationCodeableConcept": _concept(
-                DRUG, _text(row, "MA_THUOC"), None, f"{name} {strength}" if strength else name
+                DRUG, _text(row, "MA_THUOC"), None, healthbook.schemas.with_strength(name, strength)
             ),
             "encounter": encounter_ref,
             "authoredOn": _moment(row, "NGAY_YL"),

@@ -12,13 +12,15 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from vnehr import audit, catalogs, facilities, identity, papers, records, sharing
+from vnehr import audit, catalogs, facilities, healthbook, identity, papers, records, sharing
 from vnehr.fhir import mapping, stored
-from vnehr.fhir.errors import NotForYou, UnknownResource, UnknownVersion
+from vnehr.fhir.errors import BadSearch, NotForYou, UnknownResource, UnknownVersion
+from vnehr.fhir.search import date_range
 from vnehr.kit.auth import Subject, require_scope
 from vnehr.kit.clock import today_in_vietnam, utcnow
 
@@ -520,3 +522,88 @@ def accessed_persons(pool: Pool, resources: Iterable[Resource]) -> set[int]:
                 if pointed is not None:
                     found |= _patients(pointed)
     return found & pool.person_ids if pool.person_ids else found
+
+
+# ------------------------------------------------------------------ allergies (D29)
+
+#: An AllergyIntolerance with one of these statuses is not a current allergy.
+_NOT_CURRENT = frozenset({"inactive", "resolved", "refuted", "entered-in-error"})
+
+
+def _codes(concept: Any) -> set[str]:
+    if not isinstance(concept, dict):
+        return set()
+    return {str(c.get("code")) for c in concept.get("coding") or [] if isinstance(c, dict)}
+
+
+def current_allergy(resource: Resource) -> bool:
+    """Whether an AllergyIntolerance is one to show: not inactive or resolved, not refuted or
+    entered in error (an allergy without a status is shown: the sender recorded it)."""
+    statuses = _codes(resource.get("clinicalStatus")) | _codes(resource.get("verificationStatus"))
+    return not statuses & _NOT_CURRENT
+
+
+def _concept_text(concept: Any) -> str | None:
+    if not isinstance(concept, dict):
+        return None
+    if concept.get("text"):
+        return str(concept["text"])
+    for coding in concept.get("coding") or []:
+        if isinstance(coding, dict) and (coding.get("display") or coding.get("code")):
+            return str(coding.get("display") or coding.get("code"))
+    return None
+
+
+def _moment(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return date_range(value)[0]
+    except BadSearch:
+        return None
+
+
+def allergy(
+    resource: Resource, facility: healthbook.schemas.FacilityRef
+) -> healthbook.schemas.Allergy:
+    """An AllergyIntolerance as the health book shows it."""
+    reactions = [
+        text
+        for reaction in resource.get("reaction") or []
+        for concept in (reaction or {}).get("manifestation") or []
+        if (text := _concept_text(concept))
+    ]
+    encounter = str((resource.get("encounter") or {}).get("reference") or "")
+    return healthbook.schemas.Allergy(
+        substance=_concept_text(resource.get("code")) or "?",
+        category=next(iter(resource.get("category") or []), None),
+        criticality=resource.get("criticality"),
+        reaction="; ".join(dict.fromkeys(reactions)) or None,
+        recorded_at=_moment(resource.get("recordedDate")) or _moment(resource.get("onsetDateTime")),
+        facility=facility,
+        visit_id=number(encounter[10:]) if encounter.startswith("Encounter/") else None,
+    )
+
+
+async def allergies_of(session: AsyncSession, person_id: int) -> list[healthbook.schemas.Allergy]:
+    """A person's current allergies, as facilities sent them (FHIR AllergyIntolerance written
+    for that person; a test-mode write is in nobody's compartment, D67), newest first, one per
+    substance. The health book's reader (``healthbook.read_allergies_with``)."""
+    rows = await stored.of_person(session, person_id, "AllergyIntolerance")
+    rows = [r for r in rows if current_allergy(r.body)]
+    names = await facilities.directory(session, {r.facility_code for r in rows})
+    found = []
+    for row in rows:
+        place = names.get(row.facility_code)
+        item = allergy(
+            row.body,
+            healthbook.schemas.FacilityRef(
+                code=row.facility_code, name=place.name if place else None
+            ),
+        )
+        found.append((item.recorded_at or row.last_updated, item))
+    found.sort(key=lambda pair: pair[0], reverse=True)
+    shown: dict[str, healthbook.schemas.Allergy] = {}
+    for _, item in found:
+        shown.setdefault(item.substance.casefold(), item)
+    return list(shown.values())

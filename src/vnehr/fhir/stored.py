@@ -44,6 +44,21 @@ async def of_persons(
     return list(await session.scalars(stmt.order_by(StoredResource.id.desc()).limit(LIMIT)))
 
 
+async def of_person(session: AsyncSession, person_id: int, type_: str) -> list[StoredResource]:
+    """Current resources of one type in a person's compartment, newest first."""
+    stmt = (
+        select(StoredResource)
+        .where(
+            StoredResource.person_id == person_id,
+            StoredResource.resource_type == type_,
+            StoredResource.current.is_(True),
+        )
+        .order_by(StoredResource.id.desc())
+        .limit(LIMIT)
+    )
+    return list(await session.scalars(stmt))
+
+
 async def by_writer(session: AsyncSession, writer: str, type_: str) -> list[StoredResource]:
     """Current resources of a type that one facility wrote (newest first)."""
     stmt = (

@@ -36,7 +36,7 @@ WRITABLE = frozenset(
     {
         "Patient", "Encounter", "Condition", "Observation", "MedicationRequest", "Procedure",
         "DiagnosticReport", "Organization", "Practitioner", "Location", "DocumentReference",
-        "Consent", "AuditEvent", "Provenance",
+        "Consent", "AuditEvent", "Provenance", "AllergyIntolerance",
     }
 )  # fmt: skip
 
@@ -259,7 +259,8 @@ async def transaction(
         receipt, visit_targets = await _visit(session, subject, visit, code, options)
         targets.update(visit_targets)
         for url in [visit.patient_url, visit.encounter_url, *visit.members]:
-            responses[url] = {"status": "201 Created", "location": visit_targets[url]}
+            if url in visit_targets:  # the others are stored as sent, below
+                responses[url] = {"status": "201 Created", "location": visit_targets[url]}
     # ids first, so entries may point at each other in any order
     planned: dict[str, str] = {}
     for url, resource, request in entries:
@@ -336,8 +337,14 @@ async def _visit(
     targets = {visit.patient_url: f"Patient/{person_id}", visit.encounter_url: encounter}
     counters: dict[str, int] = {}
     prefix = {"Condition": "c", "MedicationRequest": "m", "Procedure": "p", "Observation": "o"}
+    weight = intake.weight_of(visit.members.values())
     for url, member in visit.members.items():
         type_ = member["resourceType"]
+        if type_ not in intake.TABLED:
+            continue  # no national table holds it: stored as sent by the caller, not dropped
+        if member is weight and entry is not None:
+            targets[url] = f"Observation/{entry.id}-w"  # XML1 CAN_NANG, not an XML4 row
+            continue
         counters[type_] = counters.get(type_, 0) + 1
         if entry is not None and type_ in prefix:
             targets[url] = f"{type_}/{entry.id}-{prefix[type_]}{counters[type_]}"

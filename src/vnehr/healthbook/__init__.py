@@ -11,14 +11,16 @@ from vnehr.healthbook.service import (
     clinical_summary,
     clinical_visit,
     holder,
+    read_allergies_with,
     summary,
     timeline,
     visit,
 )
-from vnehr.healthbook.view import Header, Titles, coded, diagnoses
+from vnehr.healthbook.view import RANGE_PREFIX, Header, Titles, coded, diagnoses, reference_range
 from vnehr.healthbook.view import visit as visit_view
 
 __all__ = [
+    "RANGE_PREFIX",
     "Header",
     "NoBookYet",
     "NotInYourBook",
@@ -36,6 +38,8 @@ __all__ = [
     "disputes",
     "fast_routes",
     "holder",
+    "read_allergies_with",
+    "reference_range",
     "router",
     "schemas",
     "settle",

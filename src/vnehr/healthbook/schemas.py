@@ -5,7 +5,19 @@ from __future__ import annotations
 from datetime import date, datetime
 from decimal import Decimal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, computed_field
+
+
+def with_strength(name: str, strength: str | None) -> str:
+    """A drug's name with its strength (HAM_LUONG), unless the name already ends with it:
+    facilities often write TEN_THUOC as "Omeprazol 20mg", and "Omeprazol 20mg 20mg" reads
+    as a different dose."""
+    if not strength:
+        return name
+    squeezed = name.replace(" ", "").casefold()
+    if squeezed.endswith(strength.replace(" ", "").casefold()):
+        return name
+    return f"{name} {strength}"
 
 
 class Coded(BaseModel):
@@ -150,6 +162,25 @@ class CurrentMedicine(BaseModel):
     visit_id: int
     facility: FacilityRef
 
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def label(self) -> str:
+        """The name with its strength, written once."""
+        return with_strength(self.name, self.strength)
+
+
+class Allergy(BaseModel):
+    """An allergy or intolerance a facility sent as FHIR AllergyIntolerance (the national
+    tables have no allergy field, D29)."""
+
+    substance: str = Field(description="AllergyIntolerance.code, as the facility wrote it")
+    category: str | None = Field(default=None, description="food | medication | environment...")
+    criticality: str | None = Field(default=None, description="low | high | unable-to-assess")
+    reaction: str | None = Field(default=None, description="The reactions' manifestations")
+    recorded_at: datetime | None = None
+    facility: FacilityRef
+    visit_id: int | None = Field(default=None, description="The visit it was recorded in")
+
 
 class TrendPoint(BaseModel):
     at: datetime | None
@@ -181,10 +212,10 @@ class Summary(BaseModel):
 
     person_name: str
     personal_id: str | None
-    allergies: list[str] = Field(
+    allergies: list[Allergy] = Field(
         default_factory=list,
-        description="Recorded allergies. The national XML tables have no allergy field, so this "
-        "lists what facilities send as FHIR AllergyIntolerance (empty until then).",
+        description="Recorded allergies, newest first. The national XML tables have no allergy "
+        "field, so this lists what facilities send as FHIR AllergyIntolerance (current ones).",
     )
     chronic_conditions: list[Condition]
     current_medicines: list[CurrentMedicine]

@@ -7,7 +7,7 @@ in a write transaction before the answer leaves (``Read.audit``).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
@@ -33,6 +33,23 @@ class Read(Generic[T]):
     value: T
     audit: list[audit.AuditEvent] = field(default_factory=list)
     holder: identity.Holder | None = None  # whose book was read
+
+
+#: Reads a person's current allergies (their FHIR AllergyIntolerance resources, newest first).
+AllergyReader = Callable[[AsyncSession, int], Awaitable[list[s.Allergy]]]
+_READERS: dict[str, AllergyReader] = {}
+
+
+def read_allergies_with(reader: AllergyReader) -> None:
+    """Allergies reach the book only as FHIR AllergyIntolerance (D29), which the FHIR context
+    keeps; it sits above the health book, so the composition root hands its reader down here
+    (as it hands the intake's row check to papers). Without one, the list stays empty."""
+    _READERS["allergies"] = reader
+
+
+async def _allergies(session: AsyncSession, person_id: int) -> list[s.Allergy]:
+    reader = _READERS.get("allergies")
+    return await reader(session, person_id) if reader is not None else []
 
 
 async def holder(
@@ -200,6 +217,7 @@ async def summary(
         if e.version_id in versions
     ]
     result = view.summary(who.full_name, who.personal_id, pairs, titles, now=utcnow())
+    result.allergies = await _allergies(session, who.id)
     return Read(result, _audit(subject, who, "summary.read", str(who.id)), who)
 
 
@@ -233,6 +251,12 @@ async def clinical_summary(
     pairs, _ = await _kept_pairs(session, person_id, keep)
     titles = await catalogs.codebook(session)
     result = view.summary(person.full_name, person.personal_id, pairs, titles, now=utcnow())
+    # an allergy recorded in a visit the rules leave out is left out with it (D35: the visit
+    # is left out whole; its facility and date may tell what care it was)
+    kept = {h.id for h, _ in pairs}
+    result.allergies = [
+        a for a in await _allergies(session, person_id) if a.visit_id is None or a.visit_id in kept
+    ]
     listed = [h for h, tables in pairs if keep_visits is None or keep_visits(tables)]
     return result, [view.timeline_item(h, titles) for h in listed]
 

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any, Protocol
 
 from vnehr.healthbook import schemas as s
-from vnehr.kit.clock import parse_day, vietnam_moment
+from vnehr.kit.clock import VIETNAM, parse_day, today_in_vietnam, vietnam_moment
 
 Rows = Mapping[str, list[dict[str, str]]]
 
@@ -36,6 +36,12 @@ PAPERS: Mapping[str, tuple[str, str, str]] = {
     "XML13": ("referral", "GIAY_CHUYEN_TUYEN", "NGAY_RA"),
     "XML14": ("re_exam", "SO_GIAYHEN_KL", "NGAY_CT"),
 }
+
+
+#: A reference range in XML4's reserve field DU_PHONG: "KTC: 3.9 - 6.4" (khoảng tham chiếu).
+#: XML4 has no range field (D29); a FHIR sender's Observation.referenceRange arrives this way,
+#: and an XML sender may write its range the same way. Other DU_PHONG text is not a range.
+RANGE_PREFIX = "KTC:"
 
 
 class Titles(Protocol):
@@ -85,6 +91,17 @@ def _icd(code: str) -> str:
     return f"{value[:3]}.{value[3:]}"
 
 
+def vietnam_day(moment: datetime | None) -> date:
+    """The Vietnam day of a stored moment (UTC inside), today's when there is none: codes are
+    valid by the visit's day as the facility wrote it (D17), and a visit ending at 00:30 in
+    Vietnam is on the previous day in UTC."""
+    if moment is None:
+        return today_in_vietnam()
+    if moment.tzinfo is None:  # (a stored moment is UTC)
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(VIETNAM).date()
+
+
 def coded(titles: Titles, list_name: str, code: str | None, day: date) -> s.Coded | None:
     """A code with its titles in force on ``day`` (the code alone when the list lacks it)."""
     if not code:
@@ -109,7 +126,7 @@ def coded_dict(
 def timeline_row(header: Header, titles: Titles) -> dict[str, Any]:
     """A timeline item as a plain dict, the shape of ``schemas.TimelineItem`` (the hot read
     serialises it with orjson; pages and the summary validate it into the model)."""
-    day = (header.ended_at or header.started_at or datetime.now()).date()  # noqa: DTZ005
+    day = vietnam_day(header.ended_at or header.started_at)
     return {
         "id": header.id,
         "facility": {"code": header.facility.code, "name": header.facility.name},
@@ -170,11 +187,11 @@ def timeline_rows(
     """``timeline_row`` for rows read by position in ``records.TIMELINE_COLUMNS`` order, as the
     hot read gets them (no intermediate objects: this loop was a third of the read's time)."""
     coded_of = _CODED.get
-    today = datetime.now().date()  # noqa: DTZ005
+    today = today_in_vietnam()
     items = []
     for row in rows:
         entry_id, _, facility, care_type, diagnosis, outcome, insured, started, ended = row[:9]
-        day = ended.date() if ended else started.date() if started else today
+        day = vietnam_day(ended or started) if ended or started else today
         items.append(
             {
                 "id": entry_id,
@@ -246,6 +263,14 @@ def services(rows: Iterable[Mapping[str, str]]) -> list[s.Service]:
     ]
 
 
+def reference_range(row: Mapping[str, str]) -> str | None:
+    """The reference range the sender gave for an XML4 row, if any (``RANGE_PREFIX``)."""
+    reserve = (row.get("DU_PHONG") or "").strip()
+    if not reserve.startswith(RANGE_PREFIX):
+        return None
+    return reserve[len(RANGE_PREFIX) :].strip() or None
+
+
 def results(rows: Iterable[Mapping[str, str]]) -> list[s.Result]:
     return [
         s.Result(
@@ -255,6 +280,7 @@ def results(rows: Iterable[Mapping[str, str]]) -> list[s.Result]:
             name=_text(row, "TEN_CHI_SO") or _text(row, "MA_CHI_SO") or "?",
             value=_text(row, "GIA_TRI"),
             unit=_text(row, "DON_VI_DO"),
+            reference_range=reference_range(row),
             description=_text(row, "MO_TA"),
             conclusion=_text(row, "KET_LUAN"),
             at=vietnam_moment(row.get("NGAY_KQ")),
@@ -308,7 +334,7 @@ def visit(
 ) -> s.Visit:
     """Everything of one visit, from its current version's tables."""
     xml1 = (tables.get("XML1") or [{}])[0]
-    day = (header.ended_at or header.started_at or datetime.now()).date()  # noqa: DTZ005
+    day = vietnam_day(header.ended_at or header.started_at)
     xml8 = next(iter(tables.get("XML8") or []), None)
     re_exam = [parse_day(p.strip()) for p in (_text(xml1, "NGAY_TAI_KHAM") or "").split(";")]
     return s.Visit(
@@ -346,7 +372,7 @@ def summary(
 ) -> s.Summary:
     """The one-page summary over every visit (newest first in ``visits``)."""
     conditions: dict[str, s.Condition] = {}
-    medicines: dict[str, s.CurrentMedicine] = {}
+    ordered: list[s.CurrentMedicine] = []
     weights: list[s.Measurement] = []
     blood_group: str | None = None
     seen_at: dict[str, list[datetime]] = {}
@@ -354,7 +380,7 @@ def summary(
     for header, tables in visits:
         xml1 = (tables.get("XML1") or [{}])[0]
         moment = header.ended_at or header.started_at
-        day = (moment or now).date()
+        day = vietnam_day(moment or now)
         for diagnosis in diagnoses(xml1, titles, day):
             if moment is not None:
                 seen_at.setdefault(diagnosis.code, []).append(moment)
@@ -380,19 +406,25 @@ def summary(
             )
         for drug in drugs(tables.get("XML2") or []):
             when = drug.ordered_at or moment
-            if when is None or now - when > CURRENT_MEDICINES or drug.name in medicines:
+            if when is None or now - when > CURRENT_MEDICINES:
                 continue
-            medicines[drug.name] = s.CurrentMedicine(
-                name=drug.name,
-                strength=drug.strength,
-                dose=drug.dose,
-                prescribed_at=when,
-                visit_id=header.id,
-                facility=header.facility,
+            ordered.append(
+                s.CurrentMedicine(
+                    name=drug.name,
+                    strength=drug.strength,
+                    dose=drug.dose,
+                    prescribed_at=when,
+                    visit_id=header.id,
+                    facility=header.facility,
+                )
             )
     for code, moments in seen_at.items():
         if max(moments) - min(moments) >= RECURRING:
             chronic.add(code)
+    # newest order first, one per name (D29): a visit's rows come in STT order, not by time
+    medicines: dict[str, s.CurrentMedicine] = {}
+    for medicine in sorted(ordered, key=lambda m: m.prescribed_at or now, reverse=True):
+        medicines.setdefault(medicine.name, medicine)
     trends = lab_trends(visits)
     return s.Summary(
         person_name=holder_name,
@@ -447,34 +479,44 @@ def risk_factors(codes: Iterable[str]) -> list[s.RiskFactor]:
 
 
 def lab_trends(visits: Sequence[tuple[Header, Rows]]) -> list[s.LabTrend]:
-    """Numeric laboratory results by index (MA_CHI_SO, else the name) over the visits, the
-    indexes measured most often first; each with its newest values and direction."""
-    series: dict[str, s.LabTrend] = {}
-    for header, tables in visits:  # newest visit first
-        for row in tables.get("XML4") or []:
+    """Numeric laboratory results by index (MA_CHI_SO, else the name) and unit over the visits,
+    the indexes measured most often first; each with its newest values and direction.
+
+    Points are ordered by the result's time (NGAY_KQ, else the visit's end), newest first: a
+    visit may hold several results of one index (glucose at 08:00 and at 16:00), and its rows
+    come in STT order. A unit is part of the series: 6.0 mmol/L and 108 mg/dL of the same
+    index are two series, never one falling trend."""
+    found: dict[tuple[str, str | None], list[tuple[Any, s.TrendPoint]]] = {}
+    names: dict[tuple[str, str | None], tuple[str | None, str, str | None]] = {}
+    for position, (header, tables) in enumerate(visits):  # newest visit first
+        for line, row in enumerate(tables.get("XML4") or []):
             value = _number(row.get("GIA_TRI"))
             if value is None:
                 continue
-            key = _text(row, "MA_CHI_SO") or _text(row, "TEN_CHI_SO")
-            if key is None:
+            name = _text(row, "MA_CHI_SO") or _text(row, "TEN_CHI_SO")
+            if name is None:
                 continue
-            trend = series.get(key)
-            if trend is None:
-                trend = series[key] = s.LabTrend(
-                    code=_text(row, "MA_CHI_SO"),
-                    name=_text(row, "TEN_CHI_SO") or key,
-                    unit=_text(row, "DON_VI_DO"),
-                    points=[],
-                )
-            if len(trend.points) < TREND_POINTS:
-                trend.points.append(
-                    s.TrendPoint(
-                        at=vietnam_moment(row.get("NGAY_KQ")) or header.ended_at,
-                        value=value,
-                        visit_id=header.id,
-                    )
-                )
-    chosen = sorted(series.values(), key=lambda t: (-len(t.points), t.name))[:TRENDS_SHOWN]
+            unit = _text(row, "DON_VI_DO")
+            key = (name, unit.replace(" ", "") if unit else None)
+            at = vietnam_moment(row.get("NGAY_KQ")) or header.ended_at
+            # newest first: by time; without one, by visit, later rows of a visit first
+            order = (at is None, -at.timestamp() if at else 0.0, position, -line)
+            point = s.TrendPoint(at=at, value=value, visit_id=header.id)
+            found.setdefault(key, []).append((order, point))
+            names.setdefault(key, (_text(row, "MA_CHI_SO"), _text(row, "TEN_CHI_SO") or name, unit))
+    series = []
+    for key, points in found.items():
+        points.sort(key=lambda item: item[0])
+        code, name, unit = names[key]
+        series.append(
+            s.LabTrend(
+                code=code,
+                name=name,
+                unit=unit,
+                points=[p for _, p in points[:TREND_POINTS]],
+            )
+        )
+    chosen = sorted(series, key=lambda t: (-len(t.points), t.name, t.unit or ""))[:TRENDS_SHOWN]
     for trend in chosen:
         if len(trend.points) >= 2:
             newest, before = trend.points[0].value, trend.points[1].value

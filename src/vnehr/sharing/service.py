@@ -47,6 +47,7 @@ _REPRODUCTIVE = (
     "Z35",
     "Z36",
     "Z37",
+    "Z38",
     "Z39",
     "N96",
     "N97",
@@ -67,6 +68,13 @@ _REPRODUCTIVE = (
 )
 
 
+#: Codes that tell a person's HIV status (ICD-10, without the dot): the disease (B20-B24), the
+#: infection without symptoms (Z21), and what says as much: an inconclusive HIV test (R75),
+#: contact with or exposure to HIV (Z20.6), HIV counselling (Z71.7), screening for HIV
+#: (Z11.4), HIV disease complicating pregnancy (O98.7, reproductive too).
+_HIV = ("B20", "B21", "B22", "B23", "B24", "Z21", "R75", "Z206", "Z717", "Z114", "O987")
+
+
 def categories(tables: Any) -> set[str]:
     """The sensitive categories a visit touches."""
     found = set()
@@ -81,7 +89,7 @@ def categories(tables: Any) -> set[str]:
             found.add("mental")
         if code.startswith(_REPRODUCTIVE):
             found.add("reproductive")
-        if code.startswith(("B20", "B21", "B22", "B23", "B24", "Z21")):
+        if code.replace(".", "").startswith(_HIV):
             found.add("hiv")
         if code.startswith(("A15", "A16", "A17", "A18", "A19")):
             found.add("tb")
