@@ -143,6 +143,9 @@ async def seal(session: AsyncSession, key: AuditKey, *, batch: int = BATCH) -> i
             update(AuditEvent)
             .where(AuditEvent.id == row.id)
             .values(seq=seq, prev_hash=prev, hash=chained)
+            # (not matched against the rows the session holds: that made a batch quadratic,
+            # 136 s for 5,000 rows)
+            .execution_options(synchronize_session=False)
         )
         prev = chained
     if rows:

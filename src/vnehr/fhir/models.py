@@ -37,7 +37,10 @@ class StoredIdentifier(Base):
     """Identifiers of stored resources, for conditional create (``identifier=system|value``)."""
 
     __tablename__ = "fhir_identifier"
-    __table_args__ = (Index("ix_fhir_identifier_value", "resource_type", "value", "system"),)
+    __table_args__ = (
+        Index("ix_fhir_identifier_value", "resource_type", "value", "system"),
+        Index("ix_fhir_identifier_resource", "resource_type", "resource_id"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     resource_type: Mapped[str] = mapped_column(String(40))

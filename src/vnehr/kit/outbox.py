@@ -7,7 +7,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Index, Integer, String
+from sqlalchemy import Index, Integer, String, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -15,11 +15,24 @@ from vnehr.kit.clock import utcnow
 from vnehr.kit.db import Base, BigId, JSONDoc, UtcDateTime, make_row
 
 
+_PENDING = text("status = 'pending'")
+
+
 class OutboxEvent(Base):
     __tablename__ = "outbox_event"
     __table_args__ = (
         Index("ix_outbox_event_due", "status", "next_attempt_at", "id"),
         Index("ix_outbox_event_key", "key", "id"),
+        # the pending events alone, in order, and per key: the poll walks these instead of
+        # every event ever delivered (D80)
+        Index("ix_outbox_event_pending", "id", postgresql_where=_PENDING, sqlite_where=_PENDING),
+        Index(
+            "ix_outbox_event_pending_key",
+            "key",
+            "id",
+            postgresql_where=_PENDING,
+            sqlite_where=_PENDING,
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)

@@ -38,6 +38,7 @@ class EmergencyAccess(Base):
     __table_args__ = (
         Index("ix_emergency_access_person", "person_id", "facility_code", "expires_at"),
         Index("ix_emergency_access_status", "status", "facility_code"),
+        Index("ix_emergency_access_opened", "opened_at"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
