@@ -14,7 +14,6 @@ from sqlalchemy.orm import Mapped, mapped_column
 from vnehr.kit.clock import utcnow
 from vnehr.kit.db import Base, BigId, JSONDoc, UtcDateTime, make_row
 
-
 _PENDING = text("status = 'pending'")
 
 
