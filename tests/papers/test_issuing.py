@@ -5,21 +5,16 @@ only systems allowed to read records or issue papers read them."""
 
 from __future__ import annotations
 
-import time
-import uuid
 from datetime import timedelta
 from typing import Any
 
 import httpx
-from joserfc import jwt
-from joserfc.jwk import ECKey
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tests.healthbook.test_api import visit_of, who
 from tests.identity.test_api import error, sign_in_as
 from tests.papers.test_api import SCOPES, driver_body, local_now, sick_leave, verify
-from tests.submissions.test_intake import ADMIN, facility_with_token, send
-from vnehr import facilities
+from tests.submissions.test_intake import facility_with_token, send, system_token
 from vnehr.kit.settings import Settings
 from vnehr.submissions import synth
 
@@ -148,45 +143,16 @@ async def test_a_table_row_is_checked_against_the_national_field_formats(
     assert made.status_code == 201, made.text
 
 
-async def system_token(
-    client: httpx.AsyncClient, session: AsyncSession, settings: Settings, code: str, scope: str
-) -> dict[str, str]:
-    """Another system of facility ``code``, holding only ``scope``."""
-    key = ECKey.generate_key("P-256", parameters={"kid": "k"})
-    registered = await facilities.add_client(
-        session, ADMIN, code,
-        facilities.ClientCreate(name="Kiosk", jwks={"keys": [key.as_dict(private=False)]},
-                                scopes=[scope]),
-    )  # fmt: skip
-    now = int(time.time())
-    assertion = jwt.encode(
-        {"alg": "ES256", "kid": "k"},
-        {"iss": registered.client_id, "sub": registered.client_id, "aud": f"{settings.public_url}/oauth/token",
-         "iat": now, "exp": now + 60, "jti": uuid.uuid4().hex},
-        key,
-    )  # fmt: skip
-    token = await client.post(
-        "/oauth/token",
-        data={
-            "grant_type": "client_credentials",
-            "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
-            "client_assertion": assertion,
-        },
-    )
-    assert token.status_code == 200, token.text
-    return {"Authorization": f"Bearer {token.json()['access_token']}"}
-
-
 async def test_only_systems_that_read_records_or_issue_papers_read_papers(
     client: httpx.AsyncClient, session: AsyncSession, settings: Settings
 ) -> None:
     code, headers = await facility_with_token(client, session, settings, scopes=SCOPES)
     paper = (await client.post("/api/v1/papers", json=driver_body(), headers=headers)).json()
-    kiosk = await system_token(client, session, settings, code, "checkin.write")
+    kiosk = await system_token(client, session, settings, code, ("checkin.write",))
     for path in ("", ".pdf", "/qr.png"):
         error(
             await client.get(f"/api/v1/papers/{paper['id']}{path}", headers=kiosk), 403, "AUTH-0004"
         )
-    reader = await system_token(client, session, settings, code, "record.read")
+    reader = await system_token(client, session, settings, code, ("record.read",))
     assert (await client.get(f"/api/v1/papers/{paper['id']}", headers=reader)).status_code == 200
     assert (await client.get(f"/api/v1/papers/{paper['id']}", headers=headers)).status_code == 200

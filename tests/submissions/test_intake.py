@@ -60,11 +60,22 @@ async def facility_with_token(
     )
     for state in list(facilities.State)[1 : 1 + steps]:
         await facilities.move(session, ADMIN, facility.code, state, None)
+    return facility.code, await system_token(client, session, settings, facility.code, scopes)
+
+
+async def system_token(
+    client: httpx.AsyncClient,
+    session: AsyncSession,
+    settings: Settings,
+    code: str,
+    scopes: tuple[str, ...],
+) -> dict[str, str]:
+    """A new system of facility ``code`` holding ``scopes``, and its bearer token's header."""
     key = ECKey.generate_key("P-256", parameters={"kid": "k"})
     registered = await facilities.add_client(
         session,
         ADMIN,
-        facility.code,
+        code,
         facilities.ClientCreate(
             name="HIS", jwks={"keys": [key.as_dict(private=False)]}, scopes=list(scopes)
         ),
@@ -85,7 +96,7 @@ async def facility_with_token(
         },
     )
     assert token.status_code == 200, token.text
-    return facility.code, {"Authorization": f"Bearer {token.json()['access_token']}"}
+    return {"Authorization": f"Bearer {token.json()['access_token']}"}
 
 
 async def connect(session: AsyncSession, code: str) -> None:
