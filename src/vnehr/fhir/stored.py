@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vnehr.fhir.models import StoredIdentifier, StoredResource
@@ -46,28 +46,20 @@ async def of_persons(
 
 async def of_person(session: AsyncSession, person_id: int, type_: str) -> list[StoredResource]:
     """Current resources of one type in a person's compartment, newest first."""
-    stmt = (
-        select(StoredResource)
-        .where(
-            StoredResource.person_id == person_id,
-            StoredResource.resource_type == type_,
-            StoredResource.current.is_(True),
-        )
-        .order_by(StoredResource.id.desc())
-        .limit(LIMIT)
-    )
-    return list(await session.scalars(stmt))
+    return await _current_of_type(session, type_, StoredResource.person_id == person_id)
 
 
 async def by_writer(session: AsyncSession, writer: str, type_: str) -> list[StoredResource]:
     """Current resources of a type that one facility wrote (newest first)."""
+    return await _current_of_type(session, type_, StoredResource.facility_code == writer)
+
+
+async def _current_of_type(
+    session: AsyncSession, type_: str, whose: ColumnElement[bool]
+) -> list[StoredResource]:
     stmt = (
         select(StoredResource)
-        .where(
-            StoredResource.facility_code == writer,
-            StoredResource.resource_type == type_,
-            StoredResource.current.is_(True),
-        )
+        .where(whose, StoredResource.resource_type == type_, StoredResource.current.is_(True))
         .order_by(StoredResource.id.desc())
         .limit(LIMIT)
     )
