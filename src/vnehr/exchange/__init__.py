@@ -16,6 +16,7 @@ from vnehr.exchange.notifications import (
     texts_of,
     visit_notifier,
 )
+from vnehr.exchange.retention import MIN_KEEP_DAYS, Pruned, prune
 from vnehr.exchange.worker import (
     Consumers,
     Handler,
@@ -30,6 +31,7 @@ from vnehr.exchange.worker import (
 )
 
 __all__ = [
+    "MIN_KEEP_DAYS",
     "BhxhClient",
     "Consumers",
     "DeliveryFailed",
@@ -38,6 +40,7 @@ __all__ = [
     "LogPush",
     "Policy",
     "PortalAnswer",
+    "Pruned",
     "PushAdapter",
     "PushMessage",
     "WebhookPush",
@@ -50,6 +53,7 @@ __all__ = [
     "inbox",
     "mark_all_read",
     "mark_read",
+    "prune",
     "replay",
     "router",
     "run",

@@ -21,6 +21,7 @@ from sqlalchemy import and_, exists, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
+from vnehr.exchange import retention
 from vnehr.exchange.models import DeliveryAttempt
 from vnehr.exchange.worker import Consumers, Handler, Policy, _attempt
 from vnehr.kit.clock import utcnow
@@ -97,8 +98,14 @@ async def handle_message(
     outcome, reason, attempt_no = "ack", None, 0
     event_id = str(data["event_id"])
     async with db.session() as session:
-        event = await session.scalar(select(OutboxEvent).where(OutboxEvent.event_id == event_id))
-        if event is None:
+        found = select(OutboxEvent).where(OutboxEvent.event_id == event_id)
+        if session.get_bind().dialect.name == "postgresql":
+            # FOR KEY SHARE: the prune cannot remove the event (and the attempts that say who
+            # took it) between the reads below; other consumers of the event are not held up
+            # (D81). SQLite takes one writer at a time anyway.
+            found = found.with_for_update(read=True, key_share=True)
+        event = await session.scalar(found)
+        if event is None:  # never recorded, or delivered and pruned long since: nothing to do
             outcome = "term"
         else:
             tried = list(
@@ -185,7 +192,18 @@ async def run(
     for topic, named in consumers.items():
         _consumer_names[topic] = frozenset(named)
     rng = random.Random()  # noqa: S311  (jitter)
-    tasks = [asyncio.create_task(_relay_loop(db, js, stop))]
+    tasks = [
+        asyncio.create_task(_relay_loop(db, js, stop)),
+        asyncio.create_task(
+            retention.run_pruner(
+                db,
+                keep_days=policy.keep_days,
+                every_seconds=policy.prune_every_seconds,
+                batch=policy.prune_batch,
+                stop=stop,
+            )
+        ),
+    ]
     for topic, named in consumers.items():
         for name, handler in named.items():
             subscription = await js.pull_subscribe(

@@ -21,6 +21,7 @@ from sqlalchemy import and_, exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
+from vnehr.exchange import retention
 from vnehr.exchange.bhxh import BhxhClient, DeliveryFailed
 from vnehr.exchange.models import BhxhReceipt, DeliveryAttempt
 from vnehr.kit.clock import utcnow
@@ -40,6 +41,11 @@ class Policy:
     max_attempts: int = 8
     backoff_seconds: float = 2.0
     max_backoff_seconds: float = 3600.0
+    #: retention (D81): delivered events and their attempts are removed after ``keep_days``,
+    #: checked on start and every ``prune_every_seconds``, ``prune_batch`` events at a time
+    keep_days: int = 30
+    prune_every_seconds: float = 3600.0
+    prune_batch: int = 1000
 
     def delay(self, attempts: int, rng: random.Random) -> timedelta:
         base = min(self.backoff_seconds * 2 ** (attempts - 1), self.max_backoff_seconds)
@@ -150,16 +156,32 @@ async def run(
     stop: asyncio.Event,
     idle_seconds: float = 0.5,
 ) -> None:
-    """Deliver until ``stop`` is set; sleeps when nothing is due."""
-    while not stop.is_set():
-        try:
-            handled = await deliver_once(db, consumers, policy)
-        except Exception:  # a broken database must not end the worker: log, wait, retry
-            log.exception("delivery_round_failed")
-            handled = 0
-        if not handled:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=idle_seconds)
+    """Deliver until ``stop`` is set; sleeps when nothing is due. Old delivered events are
+    pruned beside it (``policy.keep_days``)."""
+    pruner = asyncio.create_task(
+        retention.run_pruner(
+            db,
+            keep_days=policy.keep_days,
+            every_seconds=policy.prune_every_seconds,
+            batch=policy.prune_batch,
+            stop=stop,
+        )
+    )
+    try:
+        while not stop.is_set():
+            try:
+                handled = await deliver_once(db, consumers, policy)
+            except Exception:  # a broken database must not end the worker: log, wait, retry
+                log.exception("delivery_round_failed")
+                handled = 0
+            if not handled:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=idle_seconds)
+    finally:
+        if not stop.is_set():  # cancelled, not stopped
+            pruner.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await pruner
 
 
 # ------------------------------------------------------------------ consumers
