@@ -4,7 +4,9 @@ revocation list where SMART Health Card verifiers look for them."""
 
 from __future__ import annotations
 
+import hashlib
 import re
+from collections.abc import AsyncIterator
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 from urllib.parse import quote
@@ -12,11 +14,13 @@ from urllib.parse import quote
 import anyio
 import orjson
 from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
 from vnehr.kit.auth import CurrentSubject
-from vnehr.kit.clock import today_in_vietnam
-from vnehr.kit.http import ReadSession, WriteSession, error_responses
+from vnehr.kit.clock import today_in_vietnam, utcnow
+from vnehr.kit.db import Database
+from vnehr.kit.http import ReadSession, WriteSession, database, error_responses
 from vnehr.kit.text import fold
 from vnehr.papers import pdf, service, shc
 from vnehr.papers.models import Paper
@@ -274,19 +278,101 @@ async def verify_pdf(request: Request, session: ReadSession) -> PdfCheck:
     )
 
 
+#: The revocation list is read in slices of this many rows, each in a short read of its
+#: own: a slow download holds no database connection and the list is never in memory whole.
+CRL_BATCH = 5_000
+
+
+def _fresh(request: Request, etag: str) -> bool:
+    """Whether the caller already has the representation ``etag`` (``If-None-Match``)."""
+    asked = request.headers.get("if-none-match")
+    if not asked:
+        return False
+    tags = {tag.strip().removeprefix("W/") for tag in asked.split(",")}
+    return "*" in tags or etag in tags
+
+
+def _public(etag: str, cache: str) -> dict[str, str]:
+    return {"ETag": etag, "Cache-Control": cache, "Access-Control-Allow-Origin": "*"}
+
+
+def _not_modified(headers: dict[str, str]) -> Response:
+    return Response(status_code=304, headers=headers)
+
+
 @router.get("/.well-known/jwks.json", include_in_schema=False)
 async def jwks(request: Request, session: ReadSession) -> Response:
-    version, _ = await service.revocations(session)
-    body = {"keys": [keys(request).card.public_jwk(version)]}
-    return Response(
-        orjson.dumps(body),
-        media_type="application/json",
-        headers={"Access-Control-Allow-Origin": "*", "Cache-Control": "max-age=300"},
+    card = keys(request).card
+    version = await service.revocation_version(session, utcnow())
+    headers = _public(f'"{card.kid}.{version}"', "public, max-age=300")
+    if _fresh(request, headers["ETag"]):
+        return _not_modified(headers)
+    body = {"keys": [card.public_jwk(version)]}
+    return Response(orjson.dumps(body), media_type="application/json", headers=headers)
+
+
+async def _whole_list(db: Database, kid: str, version: int) -> AsyncIterator[bytes]:
+    yield orjson.dumps({"kid": kid, "method": "rid", "ctr": version})[:-1] + b',"rids":['
+    after: tuple[datetime, str] | None = None
+    first = True
+    while True:
+        async with db.read_session() as session:
+            rows = await service.revoked_after(session, after, CRL_BATCH)
+        if rows:
+            chunk = b",".join(orjson.dumps(rid) for _, rid in rows)
+            yield chunk if first else b"," + chunk
+            first = False
+        if len(rows) < CRL_BATCH:
+            break
+        after = rows[-1]
+    yield b"]}"
+
+
+@router.get(
+    "/.well-known/crl/{kid}.json",
+    responses={304: {"description": "The caller's copy (If-None-Match) is current"},
+               **error_responses(400, 422)},
+)  # fmt: skip
+async def crl(
+    request: Request,
+    session: ReadSession,
+    kid: str,
+    since: Annotated[
+        str | None,
+        Query(max_length=200, description="Go on after this cursor (a page's ``next``)"),
+    ] = None,
+    limit: Annotated[
+        int | None, Query(ge=1, le=service.PAGE_MAX, description="A page of this many at most")
+    ] = None,
+) -> Response:
+    """The SMART Health Cards revocation list of the hub key (``rid`` method).
+
+    Without parameters, the whole list (``ctr`` is the JWKS key's ``crlVersion``), streamed;
+    a verifier sending the ``ETag`` it has in ``If-None-Match`` gets 304 while no paper was
+    revoked since. With ``limit`` and then ``since``, one page at a time in the order of
+    revocation: ``next`` is the cursor to go on from (keep it, and ask again later to get
+    only the revocations since), ``more`` says to ask again at once (the page was full).
+    Revocations of the last few minutes come again on the next read until they are settled
+    (a revocation may commit late); a page with ``more`` never changes and may be cached for
+    good."""
+    card = keys(request).card
+    now = utcnow()
+    if since is None and limit is None:
+        version = await service.revocation_version(session, now)
+        headers = _public(f'"{card.kid}.{version}"', "public, max-age=300")
+        if _fresh(request, headers["ETag"]):
+            return _not_modified(headers)
+        return StreamingResponse(
+            _whole_list(database(request), card.kid, version),
+            media_type="application/json",
+            headers=headers,
+        )
+    page = await service.revocations_since(session, since, limit or 1000, now)
+    body = orjson.dumps(
+        {"kid": card.kid, "method": "rid", "rids": page.rids, "next": page.next, "more": page.more}
     )
-
-
-@router.get("/.well-known/crl/{kid}.json", include_in_schema=False)
-async def crl(request: Request, session: ReadSession, kid: str) -> dict[str, Any]:
-    """The SMART Health Cards revocation list of the hub key (``rid`` method)."""
-    version, rids = await service.revocations(session)
-    return {"kid": keys(request).card.kid, "method": "rid", "ctr": version, "rids": rids}
+    cache = "public, max-age=31536000, immutable" if page.more else "public, max-age=60"
+    headers = _public(f'"{hashlib.sha256(body).hexdigest()[:32]}"', cache)
+    if _fresh(request, headers["ETag"]):
+        return _not_modified(headers)
+    return Response(body, media_type="application/json", headers=headers)

@@ -5,10 +5,12 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Date, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import Date, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from vnehr.kit.db import Base, BigId, JSONDoc, UtcDateTime
+
+_REVOKED = text("revoked_at IS NOT NULL")
 
 
 class Paper(Base):
@@ -22,7 +24,14 @@ class Paper(Base):
         Index("ix_paper_person", "person_id", "issued_at"),
         Index("ix_paper_visit", "facility_code", "visit_key"),
         Index("ix_paper_cited", "number", "kind", "status"),
-        Index("ix_paper_revoked", "revoked_at"),
+        # the revocation list, in the order of revocation: only the revoked papers
+        Index(
+            "ix_paper_revocations",
+            "revoked_at",
+            "rid",
+            postgresql_where=_REVOKED,
+            sqlite_where=_REVOKED,
+        ),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
@@ -50,3 +59,17 @@ class Paper(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     revoked_by: Mapped[str | None] = mapped_column(String(100))
     revoke_reason: Mapped[str | None] = mapped_column(String(500))
+
+
+class PaperCounter(Base):
+    """The last serial the hub gave a facility's papers of one kind in one year (driver's
+    certificates: ``{facility}.KSK.{serial}.{yy}``). Taken and raised in the issuing
+    transaction: concurrent issues wait for each other, and an issue rolled back gives its
+    serial back."""
+
+    __tablename__ = "paper_counter"
+
+    facility_code: Mapped[str] = mapped_column(String(5), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20), primary_key=True)
+    year: Mapped[int] = mapped_column(Integer, primary_key=True)
+    last_serial: Mapped[int] = mapped_column(Integer)

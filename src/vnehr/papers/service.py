@@ -12,23 +12,24 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
 import orjson
-from sqlalchemy import func, select, text
+from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vnehr import audit, facilities, identity, records
 from vnehr.kit.auth import Forbidden, MissingScope, Subject, require_scope
 from vnehr.kit.clock import parse_moment, today_in_vietnam, utcnow
 from vnehr.kit.db import copy_objects, make_row
-from vnehr.kit.errors import VnehrError
+from vnehr.kit.errors import InvalidCursor, VnehrError
 from vnehr.kit.i18n import texts
 from vnehr.kit.outbox import new_event
+from vnehr.kit.paging import decode_cursor, encode_cursor
 from vnehr.kit.settings import Settings
-from vnehr.papers import card, content, errors, pdf, rules, shc
+from vnehr.papers import card, content, errors, numbers, pdf, rules, shc
 from vnehr.papers.models import Paper
 
 WRITE_SCOPE = "paper.write"
@@ -607,31 +608,12 @@ async def issue_driver(
 async def _driver_number(
     session: AsyncSession, code: str, given: str | None, examined: date
 ) -> str:
-    """``given``, or the facility's next ``{code}.KSK.{n:06d}.{yy}``: one more than its
-    certificates, past any number already held (one given explicitly may be ahead), so that it
-    is never another holder's. One driver's certificate of a facility at a time is numbered and
-    stored (PostgreSQL: a lock to the end of the transaction; SQLite's writers take turns)."""
-    if session.get_bind().dialect.name == "postgresql":
-        await session.execute(
-            text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 131))"),
-            {"key": f"paper.driver:{code}"},
-        )
+    """``given`` (held so that no one else gives or makes it meanwhile), or the facility's
+    next ``{code}.KSK.{serial}.{yy}`` from its counter for the exam's year."""
     if given:
+        await numbers.hold_given_number(session, code, given)
         return given
-    count = await session.scalar(
-        select(func.count()).where(Paper.facility_code == code, Paper.kind == "driver")
-    )
-    sequence = int(count or 0) + 1
-    while True:
-        number = f"{code}.KSK.{sequence:06d}.{examined.year % 100:02d}"
-        taken = await session.scalar(
-            select(Paper.id)
-            .where(Paper.facility_code == code, Paper.kind == "driver", Paper.number == number)
-            .limit(1)
-        )
-        if taken is None:
-            return number
-        sequence += 1
+    return await numbers.next_driver_number(session, code, examined)
 
 
 async def issue_for_visit(
@@ -867,17 +849,86 @@ async def status_now(session: AsyncSession, paper_id: str) -> tuple[str, str | N
     return _status_today(row.status, row.valid_until, row.revoke_reason, today_in_vietnam())
 
 
-async def revocations(session: AsyncSession) -> tuple[int, list[str]]:
-    """The SMART Health Cards revocation list of the hub key: (version, revoked rids). The
-    version is the number of revocations, so it grows with every one."""
-    rows = list(
-        (
-            await session.execute(
-                select(Paper.rid).where(Paper.revoked_at.is_not(None)).order_by(Paper.revoked_at)
-            )
-        ).scalars()
+#: How long after a revocation is stamped it may still commit: the longest revoking
+#: transaction (an intake batch, an import batch) and the clock differences between the
+#: processes. A revocation older than this is settled: none can still appear before it.
+SETTLE = timedelta(minutes=15)
+#: The most revocations one page of the list holds.
+PAGE_MAX = 10_000
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+_LAST_MICROSECOND = (datetime(9999, 12, 31, tzinfo=UTC) - _EPOCH) // _MICROSECOND
+
+
+async def revocation_version(session: AsyncSession, now: datetime) -> int:
+    """The version of the revocation list (SMART Health Cards ``crlVersion`` and ``ctr``),
+    from the newest revocation alone (one row of an index, however many papers are
+    revoked): twice its time in microseconds, plus one once it is settled. It grows with
+    every newer revocation; a revocation committed late with an earlier stamp (a slow
+    transaction) moves it at the latest when the newest one settles, so a verifier that read
+    the list before that commit reads it again."""
+    newest = await session.scalar(
+        select(Paper.revoked_at)
+        .where(Paper.revoked_at.is_not(None))
+        .order_by(Paper.revoked_at.desc())
+        .limit(1)
     )
-    return len(rows), rows
+    if newest is None:
+        return 0
+    return 2 * ((newest - _EPOCH) // _MICROSECOND) + (1 if now - newest >= SETTLE else 0)
+
+
+async def revoked_after(
+    session: AsyncSession, after: tuple[datetime, str] | None, limit: int
+) -> list[tuple[datetime, str]]:
+    """(revoked at, rid) of the revocations after ``after``, in order, at most ``limit``
+    (a range of the ``ix_paper_revocations`` index)."""
+    stmt = select(Paper.revoked_at, Paper.rid).where(Paper.revoked_at.is_not(None))
+    if after is not None:
+        at, rid = after
+        stmt = stmt.where(Paper.revoked_at >= at, or_(Paper.revoked_at > at, Paper.rid > rid))
+    rows = await session.execute(stmt.order_by(Paper.revoked_at, Paper.rid).limit(limit))
+    return [(at, rid) for at, rid in rows if at is not None]
+
+
+@dataclass(frozen=True, slots=True)
+class RevocationPage:
+    """One page of the revocation list. ``next`` is where the next read goes on from: past
+    the settled revocations of the page only, so those not settled yet come again (with any
+    revocation that commits late before them). ``more``: a full page, every revocation of it
+    settled; such a page never changes."""
+
+    rids: list[str]
+    next: str
+    more: bool
+
+
+def _cursor(key: tuple[datetime, str]) -> str:
+    return encode_cursor(((key[0] - _EPOCH) // _MICROSECOND, key[1]))
+
+
+def _after(cursor: str) -> tuple[datetime, str]:
+    micros, rid = decode_cursor(cursor, (int, str))
+    if not 0 <= int(micros) <= _LAST_MICROSECOND:
+        raise InvalidCursor(cursor=cursor[:64])
+    return _EPOCH + int(micros) * _MICROSECOND, str(rid)
+
+
+async def revocations_since(
+    session: AsyncSession, since: str | None, limit: int, now: datetime
+) -> RevocationPage:
+    """The revocations after the cursor ``since`` (from the first without), at most
+    ``limit``, for verifiers that keep a copy of the list up to date."""
+    after = _after(since) if since else None
+    rows = await revoked_after(session, after, limit)
+    settled = [row for row in rows if now - row[0] >= SETTLE]  # a prefix: rows are in order
+    # past the settled ones only; nothing settled: where it was (or the start)
+    following = _cursor(settled[-1]) if settled else (since or _cursor((_EPOCH, "")))
+    return RevocationPage(
+        rids=[rid for _, rid in rows],
+        next=following,
+        more=len(rows) == limit and len(settled) == len(rows),
+    )
 
 
 def expires_soon(paper: Paper, today: date, days: int = 30) -> bool:
