@@ -213,6 +213,9 @@ def test_several_workers_refuse_a_port_already_taken(tmp_path: Path, holder_shar
     stops at once (uvicorn's start-up failure code) instead of taking half the connections."""
     env = {**os.environ, "VNEHR_ENV": "development",
            "VNEHR_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'run.db'}"}  # fmt: skip
+    # (a database it can use: serve checks that first)
+    subprocess.run([sys.executable, "-m", "vnehr", "db", "upgrade"], env=env, check=True,
+                   capture_output=True, timeout=60)  # fmt: skip
     holder = serving.listen("127.0.0.1", 0, share=holder_shares)
     holder.listen(8)
     try:
@@ -272,6 +275,7 @@ NEEDS_SCHEMA = [
     ["report", "check", "--period", "2026H1"],
     ["report", "rebuild"],
     ["demo", "load", "--if-empty"],
+    ["outbox", "prune"],
 ]
 
 
@@ -330,6 +334,62 @@ def test_a_missing_postgresql_database_is_one_line(
         _one_line(runner.invoke(app, ["catalog", "list"]), 2, 'database "nosuch" does not exist')
     finally:
         get_settings.cache_clear()
+
+
+def _start(args: list[str], url: str, language: str | None = None) -> tuple[int, list[str]]:
+    """``vnehr ARGS`` as an operator starts it, in a process of its own: its exit code and the
+    lines it printed (stdout and stderr)."""
+    env = {**os.environ, "VNEHR_DATABASE_URL": url, "VNEHR_LOG_JSON": "false"}
+    env.pop("VNEHR_DEFAULT_LANGUAGE", None)
+    if language is not None:
+        env["VNEHR_DEFAULT_LANGUAGE"] = language
+    done = subprocess.run(
+        [sys.executable, "-m", "vnehr", *args], env=env, capture_output=True, timeout=30
+    )
+    return done.returncode, (done.stdout + done.stderr).decode().strip().splitlines()
+
+
+@pytest.mark.parametrize("command", ["serve", "worker"])
+def test_serve_and_worker_refuse_a_database_they_cannot_use_in_one_line(
+    command: str, tmp_path: Path
+) -> None:
+    """Unreachable, missing or not migrated: the service does not start (and log a traceback
+    every half second); one line in the configured language with a stable code, exit 2."""
+    port = free_port()  # nothing listens there
+    args = ["serve", "--port", str(free_port())] if command == "serve" else ["worker"]
+    unreachable = f"postgresql+asyncpg://vnehr:s3cret-pw@127.0.0.1:{port}/vnehr"
+    code, lines = _start(args, unreachable)
+    assert code == 2, lines
+    assert len(lines) == 1, lines
+    assert lines[0].startswith(f"KIT-0003: Không kết nối được cơ sở dữ liệu tại 127.0.0.1:{port}")
+    assert "s3cret" not in lines[0]
+    code, lines = _start(args, unreachable, language="en")
+    assert (code, len(lines)) == (2, 1), lines
+    assert lines[0].startswith(f"KIT-0003: Cannot connect to the database at 127.0.0.1:{port}")
+
+    missing_dir = tmp_path / "nowhere" / "vnehr.db"  # a SQLite path in a missing folder
+    code, lines = _start(args, f"sqlite+aiosqlite:///{missing_dir}", language="en")
+    assert (code, len(lines)) == (2, 1), lines
+    assert lines[0].startswith(f"KIT-0004: There is no database at {missing_dir}")
+    assert "run `vnehr db upgrade`" in lines[0]
+    assert not missing_dir.parent.exists()  # not created by asking
+
+    empty = tmp_path / "empty.db"
+    empty.touch()  # a file, but never migrated
+    code, lines = _start(args, f"sqlite+aiosqlite:///{empty}")
+    assert (code, len(lines)) == (2, 1), lines
+    assert lines[0].startswith(f"KIT-0004: Chưa có cơ sở dữ liệu tại {empty}")
+
+
+def test_serve_refuses_a_schema_behind_the_code(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'old.db'}"
+    env = {**os.environ, "VNEHR_DATABASE_URL": url}
+    subprocess.run([sys.executable, "-m", "vnehr", "db", "upgrade", "0001"], env=env, check=True,
+                   capture_output=True, timeout=60)  # fmt: skip
+    code, lines = _start(["serve", "--port", str(free_port())], url, language="en")
+    assert (code, len(lines)) == (2, 1), lines
+    assert lines[0].startswith("KIT-0005: The database schema at ")
+    assert "run `vnehr db upgrade`" in lines[0]
 
 
 def test_an_unknown_revision_or_file_is_one_line(sqlite_env: str, tmp_path: Path) -> None:

@@ -183,7 +183,10 @@ def _mount_vneid_simulator(app: FastAPI, settings: Settings) -> None:
 
 def policy(settings: Settings) -> exchange.Policy:
     return exchange.Policy(
-        max_attempts=settings.outbox_max_attempts, backoff_seconds=settings.outbox_backoff_seconds
+        max_attempts=settings.outbox_max_attempts,
+        backoff_seconds=settings.outbox_backoff_seconds,
+        keep_days=settings.outbox_retention_days,
+        prune_every_seconds=settings.outbox_prune_interval_seconds,
     )
 
 

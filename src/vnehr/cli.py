@@ -129,14 +129,65 @@ def _run(work: Callable[[Database], Awaitable[T]], *, schema: bool = True) -> T:
             raise typer.Exit(1) from exc
 
 
+def _coded_exit(settings: Settings, error: VnehrError) -> typer.Exit:
+    """``error`` as one line, its code and its text in ``VNEHR_DEFAULT_LANGUAGE``; exit 2."""
+    return _fail(f"{error.code}: {error.messages()[settings.default_language]}")
+
+
+def _database_usable(settings: Settings, *, replica: bool) -> None:
+    """What ``serve`` and ``worker`` check before starting: the database (and, with
+    ``replica``, the read replica) answers and has the newest schema. Otherwise one coded line
+    and exit 2 (KIT-0003 unreachable or refusing, KIT-0004 not there or never migrated,
+    KIT-0005 an older or unknown schema), not a service that starts and then logs a traceback
+    on every request and every delivery round. A missing SQLite file is not created."""
+    from sqlalchemy.exc import ArgumentError, DBAPIError
+
+    from vnehr.kit.db import create_engine
+    from vnehr.kit.errors import DatabaseNotSetUp, DatabaseUnreachable, SchemaNotCurrent
+    from vnehr.kit.migrate import current_revisions, head_revisions
+
+    async def revisions(url: str) -> frozenset[str]:
+        engine = create_engine(url, immediate=False, read_only=True, pool_size=1)
+        try:
+            async with engine.connect() as connection:
+                return await current_revisions(connection)
+        finally:
+            await engine.dispose()
+
+    urls = [settings.database_url, *([settings.read_database_url] if replica else [])]
+    for url in filter(None, dict.fromkeys(urls)):
+        where = _where(url)
+        try:
+            if _missing_sqlite_file(url) is not None:
+                raise _coded_exit(settings, DatabaseNotSetUp(where=where))
+            current = asyncio.run(revisions(url))
+        except ArgumentError as exc:  # a URL SQLAlchemy cannot use (its text holds no URL)
+            name = "DATABASE_URL" if url == settings.database_url else "READ_DATABASE_URL"
+            raise _fail(f"configuration error: VNEHR_{name}: {exc}") from exc
+        except DBAPIError as exc:  # refused the login, no such database, cannot open the file
+            reason = str(exc.orig or exc).strip().splitlines()[0]
+            error = DatabaseUnreachable(where=where, reason=reason)
+            raise _coded_exit(settings, error) from exc
+        except OSError as exc:  # refused, no route, a name that does not resolve, a timeout
+            reason = exc.strerror or str(exc) or type(exc).__name__
+            error = DatabaseUnreachable(where=where, reason=reason)
+            raise _coded_exit(settings, error) from exc
+        if not current:
+            raise _coded_exit(settings, DatabaseNotSetUp(where=where))
+        if current != head_revisions():
+            raise _coded_exit(settings, SchemaNotCurrent(where=where))
+
+
 @app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="Address to listen on")] = None,
     port: Annotated[int | None, typer.Option(help="Port")] = None,
     workers: Annotated[int | None, typer.Option(help="Worker processes")] = None,
 ) -> None:
-    """Serve the API and portals (OpenAPI docs at /docs)."""
+    """Serve the API and portals (OpenAPI docs at /docs). Starts only on a database at the
+    newest migration (else one coded line, exit 2)."""
     settings = _settings()
+    _database_usable(settings, replica=True)
     typer.echo(
         f"vnehr {__version__}: open {settings.public_url}/ (API docs: {settings.public_url}/docs)"
     )
@@ -156,8 +207,10 @@ def serve(
 @app.command()
 def worker() -> None:
     """Deliver the outbox (BHXH portal relay) until stopped; run several for availability.
-    In development `vnehr serve` already does this in-process."""
+    In development `vnehr serve` already does this in-process. Starts only on a database at
+    the newest migration (else one coded line, exit 2)."""
     settings = _settings()
+    _database_usable(settings, replica=False)
     import signal
 
     import httpx
@@ -183,6 +236,7 @@ def worker() -> None:
                         policy(settings),
                         stop=stop,
                         replicas=settings.nats_replicas,
+                        max_bytes=settings.nats_max_bytes,
                     )
                 else:
                     sealer = asyncio.create_task(
@@ -294,6 +348,36 @@ def outbox_replay(
             return await exchange.replay(session, event_ids or None)
 
     typer.echo(f"{_run(work)} event(s) queued again")
+
+
+@outbox_app.command("prune")
+def outbox_prune(
+    older_than_days: Annotated[
+        int | None,
+        typer.Option(
+            help="Remove events delivered more than this many days ago "
+            "(default VNEHR_OUTBOX_RETENTION_DAYS; at least 7)",
+            min=7,
+        ),
+    ] = None,
+    batch: Annotated[
+        int, typer.Option(help="Events removed per transaction", min=1, max=10_000)
+    ] = 1000,
+) -> None:
+    """Remove delivered events and their delivery attempts older than the horizon, in short
+    batches (the workers do it every hour); pending and dead events stay."""
+    from vnehr import exchange
+
+    days = older_than_days or _settings().outbox_retention_days
+
+    async def work(db: Database) -> exchange.Pruned:
+        return await exchange.prune(db, keep_days=days, batch=batch)
+
+    pruned = _run(work)
+    typer.echo(
+        f"{pruned.events} delivered event(s) and {pruned.attempts} delivery attempt(s) removed "
+        f"(delivered more than {days} days ago; {pruned.batches} batch(es))"
+    )
 
 
 @app.command()

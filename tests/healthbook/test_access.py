@@ -70,11 +70,14 @@ async def test_reads_by_a_facility_are_listed_and_can_be_disputed(
     await sign_in_as(
         client, session, settings, SAIGON, {"role": "department_admin", "province_code": "79"}
     )
-    assert (await client.get("/api/v1/access-disputes")).json() == []
+    assert (await client.get("/api/v1/access-disputes")).json() == {
+        "items": [],
+        "next_cursor": None,
+    }
     await sign_in_as(
         client, session, settings, ADMIN, {"role": "department_admin", "province_code": "01"}
     )
-    queue = (await client.get("/api/v1/access-disputes")).json()
+    queue = (await client.get("/api/v1/access-disputes")).json()["items"]
     assert [d["audit_event_id"] for d in queue] == [entry["id"]]
     assert queue[0]["reason"] == "Tôi không khám ở đây"
     # a case closes only with a finding (the citizen's answer), on the API and the review page
@@ -91,7 +94,8 @@ async def test_reads_by_a_facility_are_listed_and_can_be_disputed(
         )
         assert page.status_code == 422
         assert "<code>HB-0006</code>" in page.text
-    assert [d["status"] for d in (await client.get("/api/v1/access-disputes")).json()] == ["open"]
+    still = (await client.get("/api/v1/access-disputes")).json()["items"]
+    assert [d["status"] for d in still] == ["open"]
     closed = await client.post(
         f"/api/v1/access-disputes/{queue[0]['id']}/close",
         json={"finding": "Đọc nhầm bệnh nhân; đã nhắc nhở cơ sở."},
@@ -106,10 +110,9 @@ async def test_reads_by_a_facility_are_listed_and_can_be_disputed(
     await sign_in_as(
         client, session, settings, ADMIN, {"role": "department_admin", "province_code": "01"}
     )
-    assert (await client.get("/api/v1/access-disputes")).json() == []
-    assert (
-        len((await client.get("/api/v1/access-disputes", params={"status": "closed"})).json()) == 1
-    )
+    assert (await client.get("/api/v1/access-disputes")).json()["items"] == []
+    closed_cases = await client.get("/api/v1/access-disputes", params={"status": "closed"})
+    assert len(closed_cases.json()["items"]) == 1
 
 
 async def test_a_parents_reads_of_the_childs_papers_are_in_the_childs_access_log(
@@ -182,11 +185,80 @@ async def test_a_departments_queue_keeps_its_cases_behind_many_of_other_province
     await sign_in_as(
         client, session, settings, ADMIN, {"role": "department_admin", "province_code": "01"}
     )
-    queue = (await client.get("/api/v1/access-disputes")).json()
+    queue = (await client.get("/api/v1/access-disputes")).json()["items"]
     assert [d["opened_at"][:16] for d in queue] == [(now - timedelta(days=3)).isoformat()[:16]]
     await sign_in_as(
         client, session, settings, SAIGON, {"role": "department_admin", "province_code": "79"}
     )
-    assert (await client.get("/api/v1/access-disputes")).json() == []
+    assert (await client.get("/api/v1/access-disputes")).json()["items"] == []
     await sign_in_as(client, session, settings, SAIGON, {"role": "department_admin"})
-    assert len((await client.get("/api/v1/access-disputes")).json()) == 500
+    national = await client.get("/api/v1/access-disputes", params={"limit": 500})
+    assert len(national.json()["items"]) == 500
+    assert national.json()["next_cursor"]  # the 501st on the next page
+
+
+async def test_the_dispute_queue_pages_through_every_case_once(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    """More cases than a page, on the API and the review page: each next page has the rest,
+    newest first, nothing twice, nothing skipped (two cases opened at the same moment
+    included), and a case opened meanwhile does not shift the pages after the first."""
+    hanoian = await sign_in_as(client, session, settings, STRANGER)
+    registrar = Subject("person", "registrar", "registrar", (Grant("department_admin"),))
+    await identity.set_residence(session, registrar, STRANGER[0], "00070")  # Hà Nội
+    read = audit.audit_event(
+        actor="facility_system:x", action="fhir.read", object_type="fhir", object_id="Encounter/1"
+    )
+    session.add(read)
+    await session.flush()
+    now = utcnow().replace(microsecond=0)
+    # 130 cases; every tenth shares its moment with the one before
+    moments = [now - timedelta(minutes=i - i % 10 // 9) for i in range(130)]
+    rows = [
+        audit.AccessDispute(
+            audit_event_id=read.id, person_id=hanoian.id, opened_by="person:x", opened_at=at,
+            status="open",
+        )
+        for at in moments
+    ]  # fmt: skip
+    session.add_all(rows)
+    await session.flush()
+    expected = [r.id for r in sorted(rows, key=lambda r: (r.opened_at, r.id), reverse=True)]
+    await sign_in_as(
+        client, session, settings, ADMIN, {"role": "department_admin", "province_code": "01"}
+    )
+    seen: list[int] = []
+    cursor = None
+    for number in range(1, 10):
+        params: dict[str, str | int] = {"limit": 50, **({"cursor": cursor} if cursor else {})}
+        response = await client.get("/api/v1/access-disputes", params=params)
+        assert response.status_code == 200, response.text
+        page = response.json()
+        seen += [d["id"] for d in page["items"]]
+        cursor = page["next_cursor"]
+        if number == 1:  # a newer case arrives while the department reads
+            late = audit.AccessDispute(
+                audit_event_id=read.id, person_id=hanoian.id, opened_by="person:x",
+                opened_at=utcnow(), status="open",
+            )  # fmt: skip
+            session.add(late)
+            await session.flush()
+        if cursor is None:
+            break
+    assert number == 3
+    assert seen == expected
+    first = (await client.get("/api/v1/access-disputes")).json()  # 100 by default
+    assert [d["id"] for d in first["items"]] == [late.id, *expected[:99]]
+    forged = await client.get("/api/v1/access-disputes", params={"cursor": "bm90IGpzb24"})
+    error(forged, 400, "KIT-0001")
+    error(await client.get("/api/v1/access-disputes", params={"limit": 501}), 422, "KIT-0422")
+
+    # the review page: 100 cases, then a link to the rest
+    shown: list[int] = []
+    url: str | None = "/review"
+    while url is not None:
+        html = (await client.get(url)).text
+        shown += [int(i) for i in re.findall(r'<tr id="dispute-(\d+)"', html)]
+        link = re.search(r'<a id="more-cases" href="([^"]+)"', html)
+        url = link[1].replace("&amp;", "&") if link else None
+    assert shown == [late.id, *expected]

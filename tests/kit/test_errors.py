@@ -2,10 +2,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
+from typing import Annotated
 
 import httpx
 import pytest
-from fastapi import FastAPI
+from fastapi import FastAPI, File, Form, UploadFile
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -60,6 +61,12 @@ def _app() -> FastAPI:
     @app.post("/things")
     async def make(thing: Thing) -> Thing:
         return thing
+
+    @app.post("/form")
+    async def form(
+        note: Annotated[str, Form()] = "", up: Annotated[UploadFile | None, File()] = None
+    ) -> dict[str, object]:
+        return {"note": note, "size": len(await up.read()) if up else 0}
 
     return app
 
@@ -163,6 +170,37 @@ async def test_nul_split_across_body_chunks_is_found() -> None:
     escaped = (b'{"size": 1, "note": "a\\', b'\\u0000"}')  # the text \u0000 again
     response = await _call("POST", "/things", content=chunks(*escaped), headers=_JSON)
     assert response.status_code == 200, response.text
+
+
+def _multipart(text: bytes, file: bytes) -> bytes:
+    return (
+        b'--XyZ\r\nContent-Disposition: form-data; name="up"; filename="a.bin"\r\n\r\n'
+        + file
+        + b'\r\n--XyZ\r\nContent-Disposition: form-data; name="note"\r\n\r\n'
+        + text
+        + b"\r\n--XyZ--\r\n"
+    )
+
+
+async def test_control_characters_in_multipart_text_fields_are_found_however_chunked() -> None:
+    """A text field is searched wherever the chunks of the body break it (its headers, its
+    data); a file part holding every byte value is not."""
+
+    async def chunks(body: bytes, size: int) -> AsyncIterator[bytes]:
+        for start in range(0, len(body), size):
+            yield body[start : start + size]
+
+    headers = {"content-type": "multipart/form-data; boundary=XyZ"}
+    for size in (1, 7, 4096):
+        for text in (b"a\x1bb", b"\x00", b"x\x7f"):
+            body = _multipart(text, bytes(range(256)))
+            response = await _call("POST", "/form", content=chunks(body, size), headers=headers)
+            assert response.status_code == 400, (size, text, response.text)
+            _is_error_body(response.json(), "KIT-0002")
+        body = _multipart(b"a\tb\r\nc", bytes(range(256)) * 3)
+        response = await _call("POST", "/form", content=chunks(body, size), headers=headers)
+        assert response.status_code == 200, (size, response.text)
+        assert response.json() == {"note": "a\tb\r\nc", "size": 768}
 
 
 async def test_nul_in_a_form_body_is_refused() -> None:

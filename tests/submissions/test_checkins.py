@@ -182,3 +182,43 @@ async def test_visits_checked_in_whose_file_never_came_are_listed(
         "/api/v1/checkins/awaiting-visits", params={"facility": code}, headers=other_headers
     )
     assert refused.status_code == 403
+
+
+async def test_awaiting_visits_look_back_a_bounded_window(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    """A check-in older than ``within_days`` (30 by default, at most 366) is not listed: the
+    query no longer walks every check-in the facility ever made."""
+    from sqlalchemy import update
+
+    from vnehr.kit.clock import utcnow
+    from vnehr.submissions.models import CheckinEntry
+
+    code, headers = await facility_with_token(client, session, settings)
+    rows = [checkin_row(code, key) for key in ("LK-OLD", "LK-RECENT")]
+    assert (await _send(client, headers, write_table("XML0", rows))).json()["status"] == "accepted"
+    for key, days in (("LK-OLD", 40), ("LK-RECENT", 2)):
+        await session.execute(
+            update(CheckinEntry)
+            .where(CheckinEntry.visit_key == key)
+            .values(received_at=utcnow() - timedelta(days=days))
+        )
+    url = "/api/v1/checkins/awaiting-visits"
+
+    async def listed(**params: object) -> list[str]:
+        response = await client.get(url, params=params, headers=headers)
+        assert response.status_code == 200, response.text
+        return [v["visit_key"] for v in response.json()]
+
+    assert await listed() == ["LK-RECENT"]
+    assert await listed(within_days=60) == ["LK-OLD", "LK-RECENT"]
+    assert await listed(within_days=1, older_than_hours=0) == []
+    for bad in ("0", "-3", "367", "a month", "1.5"):
+        refused = await client.get(url, params={"within_days": bad}, headers=headers)
+        assert (refused.status_code, refused.json()["code"]) == (422, "KIT-0422"), bad
+        problem = refused.json()["detail"]["problems"][0]
+        assert problem["location"] == ["query", "within_days"], problem
+    described = (await client.get("/openapi.json")).json()["paths"][url]["get"]
+    window = next(p for p in described["parameters"] if p["name"] == "within_days")
+    assert window["schema"]["maximum"] == 366
+    assert "within_days" in described["description"]

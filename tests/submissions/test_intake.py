@@ -315,6 +315,55 @@ async def test_a_bad_multipart_form_is_refused_with_its_code(
     assert await count(session, Submission) == 0
 
 
+@pytest.mark.parametrize("text", ["01001\x00", "a\x01b", "\x1b[31m", "x\x7f", "\x00" * 70_000])
+async def test_a_control_character_in_a_multipart_text_field_is_refused(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings, text: str
+) -> None:
+    """KIT-0002 as for a URL-encoded form (D76), before the intake reads the form: the portal's
+    form fields (maCSKCB, here, which the intake ignores) and fileHSBase64 alike."""
+    code, headers = await facility_with_token(client, session, settings)
+    file = ("hoso.xml", synth.envelope([visit(code, 8)], code), "application/xml")
+    for files in (
+        {"maCSKCB": (None, text), "file": file},
+        {"file": file, "maCSKCB": (None, text)},
+        {"fileHSBase64": (None, base64.b64encode(file[1]).decode() + text)},
+    ):
+        response = await client.post("/api/v1/submissions", files=files, headers=headers)
+        assert (response.status_code, response.json()["code"]) == (400, "KIT-0002"), files
+        assert response.json()["message"]["vi"].startswith("Yêu cầu chứa ký tự điều khiển")
+        assert response.json()["message"]["en"].startswith("The request holds a control")
+    assert await count(session, Submission) == 0
+    # tab, line feed and carriage return are text (base64 in 76-character lines)
+    lines = base64.encodebytes(file[1]).decode().replace("\n", "\r\n")
+    response = await client.post(
+        "/api/v1/submissions",
+        files={"fileHSBase64": (None, lines), "loaiHoSo": (None, "3176\t")},
+        headers=headers,
+    )
+    assert response.status_code == 201, response.text
+
+
+async def test_a_file_part_may_hold_any_byte(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    """Only text fields are searched: a file part goes to the intake's reader whatever it
+    holds (here UTF-16, a NUL in every other byte: the reader's own refusal, SUB-0004)."""
+    code, headers = await facility_with_token(client, session, settings)
+    utf16 = (
+        synth.envelope([visit(code, 9)], code)
+        .decode()
+        .replace('encoding="UTF-8"', 'encoding="UTF-16"', 1)
+        .encode("utf-16")
+    )
+    assert b"\x00" in utf16
+    response = await client.post(
+        "/api/v1/submissions",
+        files={"maCSKCB": (None, code), "file": ("hoso.xml", utf16, "application/xml")},
+        headers=headers,
+    )
+    assert (response.status_code, response.json()["code"]) == (422, "SUB-0004"), response.text
+
+
 async def test_a_form_with_a_broken_boundary_is_refused(
     client: httpx.AsyncClient, session: AsyncSession, settings: Settings
 ) -> None:

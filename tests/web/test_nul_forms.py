@@ -49,3 +49,28 @@ async def test_a_nul_in_a_form_is_refused_and_nothing_is_stored(
     )
     assert fine.status_code == 303, fine.text
     assert await _facilities(session) == before + 1
+
+
+async def test_a_control_character_in_a_multipart_page_form_is_refused_with_the_error_page(
+    client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    """Not only NUL (which the database would refuse anyway): an escape character sent in a
+    multipart form is refused before the page runs, on the HTML error page, not stored."""
+    await identity.bootstrap_grant(session, AN, "department_admin", province_code="01")
+    await login(client, AN, "/department/facilities")
+    csrf = _hidden((await client.get("/department/facilities")).text)["csrf"]
+    before = await _facilities(session)
+    fields = {"csrf": csrf, "name": "Phòng khám \x1b[2J A", **FORM}
+    refused = await client.post(
+        "/department/facilities", files={k: (None, v) for k, v in fields.items()}
+    )
+    assert refused.status_code == 400, refused.text
+    assert refused.headers["content-type"].startswith("text/html")
+    assert "<code>KIT-0002</code>" in refused.text
+    assert await _facilities(session) == before
+    fields["name"] = "Phòng khám\tĐa khoa An Bình"  # a tab is text
+    fine = await client.post(
+        "/department/facilities", files={k: (None, v) for k, v in fields.items()}
+    )
+    assert fine.status_code == 303, fine.text
+    assert await _facilities(session) == before + 1

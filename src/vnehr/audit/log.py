@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, ForeignKey, Index, String, func, select
+from sqlalchemy import BigInteger, ForeignKey, Index, String, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -150,14 +150,28 @@ async def dispute(session: AsyncSession, dispute_id: int) -> AccessDispute | Non
 
 
 async def disputes(
-    session: AsyncSession, status: str | None, persons: Any = None
+    session: AsyncSession,
+    status: str | None,
+    persons: Any = None,
+    *,
+    after: tuple[datetime, int] | None = None,
+    limit: int = 100,
 ) -> list[AccessDispute]:
-    """The department's queue, newest first: the cases about ``persons`` (a subquery of person
-    ids, filtered before the limit so other departments' cases never crowd them out; None:
-    everyone's)."""
+    """The department's queue, newest first (by opening, then id): the cases about ``persons``
+    (a subquery of person ids, filtered before the limit so other departments' cases never
+    crowd them out; None: everyone's), at most ``limit``, those after the (opened_at, id) of
+    ``after`` (keyset paging: a case opened meanwhile shifts no later page)."""
     stmt = select(AccessDispute).order_by(AccessDispute.opened_at.desc(), AccessDispute.id.desc())
     if status:
         stmt = stmt.where(AccessDispute.status == status)
     if persons is not None:
         stmt = stmt.where(AccessDispute.person_id.in_(persons))
-    return list(await session.scalars(stmt.limit(500)))
+    if after is not None:
+        opened, last_id = after
+        stmt = stmt.where(
+            or_(
+                AccessDispute.opened_at < opened,
+                and_(AccessDispute.opened_at == opened, AccessDispute.id < last_id),
+            )
+        )
+    return list(await session.scalars(stmt.limit(limit)))

@@ -3,6 +3,7 @@ this" cases, and the health department's queue of those cases."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -13,6 +14,8 @@ from vnehr.healthbook import errors
 from vnehr.healthbook.schemas import FacilityRef
 from vnehr.kit.auth import Forbidden, Subject
 from vnehr.kit.clock import utcnow
+from vnehr.kit.errors import InvalidCursor
+from vnehr.kit.paging import Page, decode_cursor, encode_cursor
 
 
 class Reader(BaseModel):
@@ -155,15 +158,44 @@ async def _answers_for(session: AsyncSession, subject: Subject, person_ids: list
     }
 
 
-async def disputes(session: AsyncSession, subject: Subject, status: str | None) -> list[Dispute]:
+async def disputes(
+    session: AsyncSession,
+    subject: Subject,
+    status: str | None,
+    *,
+    cursor: str | None = None,
+    limit: int = 100,
+) -> Page[Dispute]:
     """The department's queue (newest first): the cases of the people living in its
-    provinces."""
+    provinces, ``limit`` at a time; ``next_cursor`` (None on the last page) gives the rest.
+    A cursor that is not one this function wrote is ``InvalidCursor``."""
     _require_department(subject)
+    after = _dispute_key(cursor) if cursor else None
     residents = None
     if not subject.is_national_admin():
         provinces = [g.province_code for g in subject.grants_for("department_admin")]
         residents = await identity.residents_query(session, [p for p in provinces if p])
-    return [_dispute(row) for row in await audit.disputes(session, status, residents)]
+    rows = await audit.disputes(session, status, residents, after=after, limit=limit + 1)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    last = rows[-1] if more and rows else None
+    return Page[Dispute](
+        items=[_dispute(row) for row in rows],
+        next_cursor=encode_cursor((last.opened_at.isoformat(), last.id)) if last else None,
+    )
+
+
+def _dispute_key(cursor: str) -> tuple[datetime, int]:
+    """The (opened_at, id) of the last case a cursor saw. The cursor is the caller's text: a
+    date that is not an aware moment a column holds is refused here, not by the database."""
+    opened, last_id = decode_cursor(cursor, (str, int))
+    try:
+        moment = datetime.fromisoformat(str(opened))
+        if moment.tzinfo is None:
+            raise ValueError("naive")
+        return moment.astimezone(UTC), int(last_id)
+    except (ValueError, OverflowError) as exc:  # OverflowError: past year 9999 in UTC
+        raise InvalidCursor(cursor=cursor[:64]) from exc
 
 
 async def close_dispute(

@@ -25,6 +25,7 @@ from vnehr.kit.http import (
     error_response,
     error_responses,
 )
+from vnehr.kit.paging import Page
 
 router = APIRouter(prefix="/api/v1/me", tags=["health book"])
 #: Row ids are 64-bit: a larger number is a 422, not a database overflow.
@@ -211,12 +212,19 @@ async def dispute_access(
 department_router = APIRouter(prefix="/api/v1/access-disputes", tags=["health book"])
 
 
-@department_router.get("", response_model=list[access.Dispute], responses=error_responses(401, 403))
+@department_router.get(
+    "", response_model=Page[access.Dispute], responses=error_responses(400, 401, 403, 422)
+)
 async def dispute_queue(
-    session: ReadSession, subject: CurrentSubject, status: str | None = "open"
-) -> list[access.Dispute]:
-    """The health department's queue of access disputes."""
-    return await access.disputes(session, subject, status)
+    session: ReadSession,
+    subject: CurrentSubject,
+    status: str | None = "open",
+    cursor: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> Page[access.Dispute]:
+    """The health department's queue of access disputes, newest first, ``limit`` at a time:
+    pass ``next_cursor`` back as ``cursor`` for the next page (absent on the last)."""
+    return await access.disputes(session, subject, status, cursor=cursor, limit=limit)
 
 
 @department_router.post(

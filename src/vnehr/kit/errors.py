@@ -93,3 +93,26 @@ class ControlCharacter(VnehrError):
 
     status_code = 400
     code = "KIT-0002"
+
+
+class DatabaseUnreachable(VnehrError):
+    """``vnehr serve`` and ``vnehr worker`` cannot reach their database, or it refuses them:
+    they do not start (D76's rule for the other commands, with a code)."""
+
+    status_code = 503
+    code = "KIT-0003"
+
+
+class DatabaseNotSetUp(VnehrError):
+    """No database where the settings point (a SQLite file not there), or one never
+    migrated: ``vnehr db upgrade`` makes it."""
+
+    status_code = 503
+    code = "KIT-0004"
+
+
+class SchemaNotCurrent(VnehrError):
+    """The database's schema is not at this version's newest migration."""
+
+    status_code = 503
+    code = "KIT-0005"

@@ -140,6 +140,16 @@ class Settings(BaseSettings):
     )
     outbox_max_attempts: int = Field(default=8, ge=1, le=100)
     outbox_backoff_seconds: float = Field(default=2.0, gt=0, le=3600)
+    outbox_retention_days: int = Field(
+        default=30,
+        ge=7,  # exchange.retention.MIN_KEEP_DAYS (D81)
+        le=3650,
+        description="Delivered outbox events and their delivery attempts are removed this many "
+        "days after delivery (pending and dead ones never).",
+    )
+    outbox_prune_interval_seconds: float = Field(
+        default=3600.0, ge=1, le=86400, description="How often each worker prunes the outbox."
+    )
     bhxh_url: str | None = Field(
         default=None,
         description="BHXH appraisal portal base URL; default: the built-in simulator.",
@@ -159,6 +169,12 @@ class Settings(BaseSettings):
     )
     nats_replicas: int = Field(
         default=1, ge=1, le=5, description="Stream replicas (3 on a cluster)."
+    )
+    nats_max_bytes: int | None = Field(
+        default=None,
+        ge=1_048_576,
+        description="Most bytes the stream holds (None: no cap); when full it refuses new "
+        "messages, which wait in the outbox. Messages are kept VNEHR_OUTBOX_RETENTION_DAYS.",
     )
     card_check: bool = Field(
         default=False, description="Look insurance cards up on the BHXH portal at intake."

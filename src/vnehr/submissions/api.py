@@ -313,16 +313,27 @@ async def checkins_awaiting_visits(
     subject: CurrentSubject,
     facility: Annotated[str | None, Query(pattern=r"^\d{5}$")] = None,
     older_than_hours: Annotated[float, Query(ge=0, le=24 * 366)] = 24,
+    within_days: Annotated[
+        int,
+        Query(
+            ge=1,
+            le=366,
+            description="How far back to look: check-ins received in the last this many days.",
+        ),
+    ] = 30,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> list[dict[str, Any]]:
-    """Visits checked in (XML0) more than ``older_than_hours`` ago whose file never came:
-    visits made but not sent, oldest first (the facility's systems and admins, the
-    department)."""
+    """Visits checked in (XML0) more than ``older_than_hours`` ago, and within the last
+    ``within_days`` days (30 by default, at most 366), whose file never came: visits made but
+    not sent, oldest first (the facility's systems and admins, the department). A value out
+    of range is KIT-0422; a check-in older than the window is not listed (a visit still
+    unsent after a year is the BHXH appraisal's matter, not a reminder's)."""
     return await service.awaiting_visits(
         session,
         subject,
         facility=facility,
         older_than=timedelta(hours=older_than_hours),
+        within=timedelta(days=within_days),
         limit=limit,
     )
 

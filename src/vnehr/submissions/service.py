@@ -758,15 +758,19 @@ async def awaiting_visits(
     *,
     facility: str | None,
     older_than: timedelta,
+    within: timedelta = timedelta(days=30),
     limit: int,
 ) -> list[dict[str, Any]]:
-    """The facility's visits checked in more than ``older_than`` ago whose file never came
-    (no version stored outside test mode): visits made but not sent, oldest first (D65)."""
+    """The facility's visits checked in more than ``older_than`` ago but within the last
+    ``within`` whose file never came (no version stored outside test mode): visits made but
+    not sent, oldest first (D65). The window bounds the query to a range of the facility's
+    check-ins (``ix_checkin_entry_facility_received``), not all it ever made."""
     code = facility or subject.facility_code
     if code is None:
         raise errors.NotYourFacility(id="-")
     _require_reader(subject, code, code, RECEIPT_SCOPES)
     sent = records.stored_visit_exists(CheckinEntry.facility_code, CheckinEntry.visit_key)
+    now = utcnow()
     rows = await session.execute(
         select(
             CheckinEntry.visit_key,
@@ -776,7 +780,8 @@ async def awaiting_visits(
         )
         .where(
             CheckinEntry.facility_code == code,
-            CheckinEntry.received_at <= utcnow() - older_than,
+            CheckinEntry.received_at <= now - older_than,
+            CheckinEntry.received_at >= now - within,
             ~sent,
         )
         .group_by(CheckinEntry.visit_key)

@@ -73,6 +73,8 @@ LOGIN_MAX_AGE = 600
 REGISTRY_PAGE = 200
 #: Reads on one page of the citizen's access log; "Xem thêm" shows the older ones.
 ACCESS_LOG_PAGE = 100
+#: Dispute cases on one page of the review queue; a link pages through the rest.
+DISPUTE_PAGE = 100
 
 
 def _settings(request: Request) -> Settings:
@@ -854,26 +856,39 @@ async def department_report_notes(
 
 @router.get("/review", response_class=HTMLResponse)
 async def review_queues(
-    request: Request, session: ReadSession, subject: OptionalSubject, status: str = "open"
+    request: Request,
+    session: ReadSession,
+    subject: OptionalSubject,
+    status: str = "open",
+    cases_cursor: str | None = None,
 ) -> Response:
     """Emergency accesses to review (facility administrators: their facility's; the
     department: its province's) and, for the department, the citizens' "I don't recognise
-    this" cases."""
+    this" cases, ``DISPUTE_PAGE`` at a time (``cases_cursor``: where the page before ended)."""
     who = _signed_in(request, subject)
     if isinstance(who, RedirectResponse):
         return who
     wanted = status if status in ("open", "reviewed", "all") else "open"
+    cases: list[Any] = []
+    more_cases_url = None
     try:
         emergencies = await sharing.emergency_queue(
             session, who, None if wanted == "all" else wanted
         )
+        if who.is_department_admin():
+            page = await healthbook.disputes(
+                session,
+                who,
+                None if wanted == "all" else ("open" if wanted == "open" else "closed"),
+                cursor=cases_cursor,
+                limit=DISPUTE_PAGE,
+            )
+            cases = list(page.items)
+            if page.next_cursor is not None:
+                more = {"status": wanted, "cases_cursor": page.next_cursor}
+                more_cases_url = f"/review?{urlencode(more)}#cases"
     except VnehrError as exc:
         return _error_page(request, exc)
-    cases = []
-    if who.is_department_admin():
-        cases = await healthbook.disputes(
-            session, who, None if wanted == "all" else ("open" if wanted == "open" else "closed")
-        )
     # the clinician and the reviewer by name, as the reviewer knows them (not person:<ID>)
     labels = {e.clinician for e in emergencies} | {e.reviewed_by or "" for e in emergencies}
     ids = [label.split(":", 1)[1] for label in labels if label.startswith("person:")]
@@ -885,6 +900,7 @@ async def review_queues(
         emergencies=emergencies,
         names={f"person:{pid}": name for pid, name in named.items()},
         cases=cases,
+        more_cases_url=more_cases_url,
         status=wanted,
         csrf=csrf_token(_settings(request), request.state.session_data),
         reasons=sharing.REASONS,
