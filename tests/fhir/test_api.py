@@ -226,6 +226,55 @@ async def test_a_correction_is_a_new_version_with_history(
     outcome(await client.get(f"{FHIR}/Encounter/{encounter['id']}/_history/7"), 404, "FHIR-0005")
 
 
+async def test_reads_of_a_record_open_only_each_visits_current_version(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    """A visit corrected twice shows once, as corrected last, in $everything and $summary; the
+    whole record is read without opening its earlier versions (a person with hundreds of
+    corrected visits would pay for each): here their stored bytes are made unreadable and
+    every read of the record still answers. Only _history opens them."""
+    from datetime import datetime
+
+    import zstandard
+    from sqlalchemy import update
+
+    from vnehr.kit.db import Packed
+    from vnehr.records.models import VisitVersion
+
+    code, headers = await facility_with_token(client, session, settings)
+    one = visit_of(code, 42, datetime(2026, 10, 5, 9, 0))  # noqa: DTZ001
+    for reason in (None, "Sốt cao", "Sốt cao, ho"):
+        if reason is not None:
+            one.tables["XML1"][0]["LY_DO_VV"] = reason
+        assert (await send(client, headers, synth.envelope([one], code))).status_code == 201
+    await sign_in_as(client, session, settings, who(one))
+    [entry] = (await client.get(f"{FHIR}/Encounter")).json()["entry"]
+    visit = entry["resource"]["id"]
+    history = (await client.get(f"{FHIR}/Encounter/{visit}/_history")).json()
+    assert [e["resource"]["meta"]["versionId"] for e in history["entry"]] == ["3", "2", "1"]
+
+    earlier = VisitVersion.visit_key == one.ma_lk, VisitVersion.current.is_(False)
+    await session.execute(update(VisitVersion).where(*earlier).values(tables=Packed(b"broken")))
+    with pytest.raises(zstandard.ZstdError):  # they are unreadable indeed
+        (await session.scalars(select(VisitVersion.tables).where(*earlier))).all()
+
+    patient = (await client.get(f"{FHIR}/Patient")).json()["entry"][0]["resource"]["id"]
+    everything = await client.get(f"{FHIR}/Patient/{patient}/$everything", params={"_count": 500})
+    assert everything.status_code == 200, everything.text
+    resources = [e["resource"] for e in everything.json()["entry"]]
+    [encounter] = [r for r in resources if r["resourceType"] == "Encounter"]
+    assert encounter["meta"]["versionId"] == "3"
+    assert encounter["reasonCode"][0]["text"] == "Sốt cao, ho"
+    [provenance] = [r for r in resources if r["resourceType"] == "Provenance"]
+    assert provenance["target"][0]["reference"] == f"Encounter/{visit}/_history/3"
+    ips = await client.get(f"{FHIR}/Patient/{patient}/$summary")
+    assert ips.status_code == 200, ips.text
+    problems = [e["resource"] for e in ips.json()["entry"][1:]]
+    assert {r["meta"]["versionId"] for r in problems if r["resourceType"] == "Condition"} == {"3"}
+    for path in (f"{FHIR}/Encounter/{visit}", "/api/v1/me/summary", f"/api/v1/me/visits/{visit}"):
+        assert (await client.get(path)).status_code == 200, path
+
+
 async def test_a_facility_reads_what_it_sent_one_patient_at_a_time_and_is_audited(
     client: httpx.AsyncClient, session: AsyncSession, settings: Settings
 ) -> None:

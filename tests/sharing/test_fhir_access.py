@@ -311,3 +311,87 @@ async def test_papers_of_a_hidden_visit_stay_hidden(
     # the issuing facility still reads its own paper
     own = await client.get(f"{FHIR}/DocumentReference/{issued[mental.ma_lk]}", headers=headers)
     assert own.status_code == 200
+
+
+async def test_under_consent_a_system_reads_the_allergies_every_facility_recorded(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    """Allergies are part of the record the patient shares in full (D44, D79): a system
+    reading under the consent sees those every facility recorded, not only its own; one
+    recorded in a visit the consent leaves out stays out with it (D35, D74); without a consent
+    none; each read is audited under the consent."""
+    sender, headers, reader, mental, person_id, shown, hidden = await shared_without_mental(
+        client, session, settings
+    )
+    ids = {}
+    for substance, visit in (("Penicillin", None), ("Aspirin", shown), ("Sertralin", hidden)):
+        allergy = {
+            "resourceType": "AllergyIntolerance",
+            "code": {"text": substance},
+            "category": ["medication"],
+            "patient": {"reference": f"Patient/{person_id}"},
+            **({"encounter": {"reference": f"Encounter/{visit}"}} if visit else {}),
+        }
+        written = await client.post(f"{FHIR}/AllergyIntolerance", json=allergy, headers=headers)
+        assert written.status_code == 201, written.text
+        ids[substance] = written.json()["id"]
+
+    async def seen(extra: dict[str, str]) -> set[str]:
+        found = await client.get(
+            f"{FHIR}/AllergyIntolerance", params={"patient": person_id}, headers=extra
+        )
+        assert found.status_code == 200, found.text
+        return {e["resource"]["code"]["text"] for e in found.json().get("entry", [])}
+
+    async def status(path: str, extra: dict[str, str]) -> int:
+        return (await client.get(f"{FHIR}/{path}", headers=extra)).status_code
+
+    # another facility without a consent: nothing
+    _, stranger = await facility_with_token(client, session, settings, scopes=READER)
+    assert await seen(stranger) == set()
+    for substance in ids.values():
+        assert await status(f"AllergyIntolerance/{substance}", stranger) == 404
+        assert await status(f"AllergyIntolerance/{substance}/_history", stranger) == 404
+
+    # under the consent: every facility's, but not the one of the visit left out
+    assert await seen(reader) == {"Penicillin", "Aspirin"}
+    for substance, expected in (("Penicillin", 200), ("Aspirin", 200), ("Sertralin", 404)):
+        for path in (f"AllergyIntolerance/{ids[substance]}", f"AllergyIntolerance/{ids[substance]}/_history"):  # fmt: skip
+            assert await status(path, reader) == expected, (substance, path)
+    everything = await client.get(f"{FHIR}/Patient/{person_id}/$everything", headers=reader)
+    listed = {
+        e["resource"]["code"]["text"]
+        for e in everything.json()["entry"]
+        if e["resource"]["resourceType"] == "AllergyIntolerance"
+    }
+    assert listed == {"Penicillin", "Aspirin"}
+    ips = (await client.get(f"{FHIR}/Patient/{person_id}/$summary", headers=reader)).json()
+    section = ips["entry"][0]["resource"]["section"][0]
+    assert {r["reference"] for r in section["entry"]} == {
+        f"AllergyIntolerance/{ids['Penicillin']}",
+        f"AllergyIntolerance/{ids['Aspirin']}",
+    }
+    [read] = (
+        await session.scalars(
+            select(AuditEvent).where(
+                AuditEvent.action == "fhir.read",
+                AuditEvent.object_id == f"AllergyIntolerance/{ids['Penicillin']}",
+            )
+        )
+    ).all()
+    assert read.person_id == int(person_id)
+    assert read.detail["basis"] == "consent"
+    assert read.detail["facility"] != sender
+
+    # naming the category in the full consent lets that allergy through too
+    await sign_in_as(client, session, settings, who(mental))
+    for directive in (await client.get("/api/v1/me/consents")).json():
+        await client.delete(f"/api/v1/me/consents/{directive['id']}")
+    named = await client.post(
+        "/api/v1/me/consents",
+        json={"facility": read.detail["facility"], "scope": "full", "sensitive": ["mental"]},
+    )
+    assert named.status_code == 201, named.text
+    client.cookies.clear()
+    assert await seen(reader) == {"Penicillin", "Aspirin", "Sertralin"}
+    assert await status(f"AllergyIntolerance/{ids['Sertralin']}", reader) == 200

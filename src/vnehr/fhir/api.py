@@ -438,8 +438,7 @@ async def everything(
 ) -> Response:
     """Every resource of one patient's record within the caller's reach (searchset)."""
     scope = await store.scope_of(session, subject)
-    await store.read(session, scope, "Patient", patient_id)  # reachable, or 404
-    pool = await store.compartment(session, scope, [int(patient_id)])
+    pool = await store.patient_compartment(session, scope, patient_id)  # or 404
     resources = [pool.get("Patient", patient_id) or {}] + [
         r for (t, i), r in pool.resources.items() if not (t == "Patient" and i == patient_id)
     ]
@@ -454,8 +453,7 @@ async def summary(
 ) -> Response:
     """An International Patient Summary: a document Bundle with a Composition first."""
     scope = await store.scope_of(session, subject)
-    await store.read(session, scope, "Patient", patient_id)
-    pool = await store.compartment(session, scope, [int(patient_id)])
+    pool = await store.patient_compartment(session, scope, patient_id)  # or 404
     document = ips.document(_base(request), pool, patient_id, now=utcnow())
     await _audit(
         request,

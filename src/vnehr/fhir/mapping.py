@@ -493,18 +493,35 @@ def visit_resources(src: VisitSource, titles: healthbook.Titles) -> list[Resourc
 
 def _drop_empty(resource: Resource) -> Resource:
     """FHIR forbids empty elements: drop None, empty strings, lists and objects (deeply)."""
-
-    def clean(value: Any) -> Any:
-        if isinstance(value, dict):
-            kept = {k: clean(v) for k, v in value.items()}
-            return {k: v for k, v in kept.items() if v not in (None, "", [], {})}
-        if isinstance(value, list):
-            items = [clean(v) for v in value]
-            return [v for v in items if v not in (None, "", [], {})]
-        return value
-
-    cleaned: Resource = clean(resource)
+    cleaned: Resource = _clean(resource)
     return cleaned
+
+
+def _clean(value: Any) -> Any:
+    # every resource of every visit read passes here (a third of a compartment's CPU when
+    # written as comprehensions comparing each value with four empties): one pass, tests
+    # by kind
+    if isinstance(value, dict):
+        kept: dict[str, Any] = {}
+        for key, item in value.items():
+            if isinstance(item, dict | list):
+                item = _clean(item)
+                if item:
+                    kept[key] = item
+            elif item is not None and item != "":
+                kept[key] = item
+        return kept
+    if isinstance(value, list):
+        items: list[Any] = []
+        for item in value:
+            if isinstance(item, dict | list):
+                item = _clean(item)
+                if item:
+                    items.append(item)
+            elif item is not None and item != "":
+                items.append(item)
+        return items
+    return value
 
 
 # ------------------------------------------------------------------ registries

@@ -2,8 +2,10 @@
 
 Who reaches what (D32):
 - a citizen (portal session): their own compartment and those of the people they represent;
-- a facility system with ``record.read``: the visits it sent, one patient at a time;
-- anyone else: refused (sharing between facilities is the consent issue's).
+- a facility system with ``record.read``: the visits it sent, one patient at a time, and the
+  records of patients who share them in full with its facility (D44; their allergies whoever
+  recorded them, D79);
+- anyone else: refused.
 Registry resources (Organization, Practitioner, Location) are public directory data.
 """
 
@@ -38,6 +40,10 @@ VISIT_TYPES = (
 )
 COMPARTMENT_TYPES = (*VISIT_TYPES, "Provenance", "AuditEvent", "Consent")
 REGISTRY_TYPES = ("Organization", "Practitioner", "Location")
+#: Resources kept as sent that a facility reading under the patient's consent (D44) sees
+#: whoever wrote them (other kept resources stay their writer's): allergies, which the
+#: national tables cannot carry, are part of the record the patient shares (D79).
+SHARED_STORED = ("AllergyIntolerance",)
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,10 +60,15 @@ class Scope:
         return self.subject.kind == "person"
 
     def may_see_stored(self, row: Any) -> bool:
-        """A resource kept as sent: its writer, or the citizen whose compartment it is in."""
+        """A resource kept as sent: its writer, the citizen whose compartment it is in, or (for
+        the types in ``SHARED_STORED``) a facility the patient shares the full record with;
+        whether the visit it was recorded in is left out is ``_visit_kept``'s."""
         if self.is_citizen:
             return bool(row.person_id is not None and row.person_id in self.holders)
-        return bool(row.facility_code == self.facility_code)
+        return bool(
+            row.facility_code == self.facility_code
+            or (row.resource_type in SHARED_STORED and row.person_id in self.shared)
+        )
 
     def may_see_entry(self, entry: Any) -> bool:
         if self.is_citizen:
@@ -210,7 +221,14 @@ async def compartment(session: AsyncSession, scope: Scope, person_ids: list[int]
         if scope.may_see_paper(paper) and (paper.facility_code, paper.visit_key) not in left_out:
             pool.add(mapping.paper_document(paper, today))
     writer = None if scope.is_citizen else scope.facility_code
-    for kept in await stored.of_persons(session, person_ids, writer):
+    shared = [p for p in person_ids if p in scope.shared]
+    visit_persons = {src.visit_id: src.person_id for src in sources}
+    for kept in await stored.of_persons(session, person_ids, writer, shared, SHARED_STORED):
+        if writer is not None and kept.facility_code != writer:
+            # another facility's allergy: out with the visit it was recorded in (D35, D79)
+            visit_id = linked_visit(kept.body)
+            if visit_id is not None and visit_persons.get(visit_id) != kept.person_id:
+                continue
         pool.add(kept.body)
         if kept.person_id is not None:
             pool.person_ids.add(kept.person_id)
@@ -235,14 +253,18 @@ async def written_by(session: AsyncSession, scope: Scope, type_: str) -> Pool:
     return pool
 
 
-def _referenced(pool: Pool, type_: str) -> set[str]:
-    found: set[str] = set()
+def _referenced(pool: Pool, types: tuple[str, ...]) -> dict[str, set[str]]:
+    """The ids of these types the pool's resources point to, by type: one walk of the pool
+    (a person's compartment holds thousands of resources)."""
+    found: dict[str, set[str]] = {type_: set() for type_ in types}
 
     def walk(value: Any) -> None:
         if isinstance(value, dict):
             reference = value.get("reference")
-            if isinstance(reference, str) and reference.startswith(f"{type_}/"):
-                found.add(reference.split("/")[1])
+            if isinstance(reference, str):
+                parts = reference.split("/")
+                if len(parts) > 1 and parts[0] in found:
+                    found[parts[0]].add(parts[1])
             for item in value.values():
                 walk(item)
         elif isinstance(value, list):
@@ -256,8 +278,9 @@ def _referenced(pool: Pool, type_: str) -> set[str]:
 
 async def add_registry(session: AsyncSession, pool: Pool) -> None:
     """Organizations, Practitioners and Locations the pool's resources point to."""
-    codes = _referenced(pool, "Organization")
-    location_ids = _referenced(pool, "Location")
+    referenced = _referenced(pool, ("Organization", "Location", "Practitioner"))
+    codes = referenced["Organization"]
+    location_ids = referenced["Location"]
     for location_id in location_ids:
         codes.add(location_id.split("-")[0])
     directory = await facilities.directory(session, codes)
@@ -267,7 +290,7 @@ async def add_registry(session: AsyncSession, pool: Pool) -> None:
         code = location_id.split("-")[0]
         owner = directory.get(code)
         pool.add(mapping.location(location_id, code, owner.name if owner else None))
-    practitioner_ids = _referenced(pool, "Practitioner")
+    practitioner_ids = referenced["Practitioner"]
     names = await facilities.practitioner_names(session, practitioner_ids)
     for pid in practitioner_ids:
         pool.add(mapping.practitioner(pid, names.get(pid)))
@@ -323,7 +346,7 @@ async def read(session: AsyncSession, scope: Scope, type_: str, id_: str) -> tup
         return mapping.paper_document(paper, today_in_vietnam()), pool
     if not _derived(type_, id_):
         row = await stored.current(session, type_, id_)
-        if row is None or not scope.may_see_stored(row):
+        if row is None or not await _may_read_stored(session, scope, [row]):
             raise UnknownResource(type=type_, id=id_)
         if row.person_id is not None:
             pool.person_ids.add(row.person_id)
@@ -372,21 +395,62 @@ async def read(session: AsyncSession, scope: Scope, type_: str, id_: str) -> tup
     return found, pool
 
 
+async def patient_compartment(session: AsyncSession, scope: Scope, patient_id: str) -> Pool:
+    """One patient's compartment as the scope reaches it (``$everything``, ``$summary``), or
+    ``UnknownResource`` when the scope does not reach the patient. Built once: the reach is
+    whether the Patient is in it (reading the Patient first built the whole of it twice)."""
+    person_id = number(patient_id)
+    pool = await compartment(session, scope, [person_id] if person_id is not None else [])
+    if pool.get("Patient", patient_id) is None:
+        raise UnknownResource(type="Patient", id=patient_id)
+    return pool
+
+
 async def _read_in_compartment(
     session: AsyncSession, scope: Scope, type_: str, id_: str
 ) -> tuple[Resource, Pool]:
     if type_ == "Patient":
-        person_id = number(id_)
-        if person_id is None:
-            raise UnknownResource(type=type_, id=id_)
-        person_ids = [person_id]
-    else:
-        person_ids = sorted(scope.holders) if scope.is_citizen else []
+        pool = await patient_compartment(session, scope, id_)
+        return pool.resources[("Patient", id_)], pool
+    person_ids = sorted(scope.holders) if scope.is_citizen else []
     pool = await compartment(session, scope, person_ids)
     found = pool.get(type_, id_)
     if found is None:
         raise UnknownResource(type=type_, id=id_)
     return found, pool
+
+
+def linked_visit(resource: Resource) -> int | None:
+    """The visit (Encounter id) a resource kept as sent was recorded in, if it names one."""
+    encounter = str((resource.get("encounter") or {}).get("reference") or "")
+    return number(encounter[10:]) if encounter.startswith("Encounter/") else None
+
+
+async def _may_read_stored(session: AsyncSession, scope: Scope, rows: list[Any]) -> bool:
+    """Whether the scope reads these versions of a resource kept as sent (newest first, all of
+    one patient). Another facility's, under the patient's consent (D44, D79): none when one of
+    them was recorded in a visit the consent leaves out (D35), as for a visit's history (D73)."""
+    newest = rows[0]
+    if scope.is_citizen or newest.facility_code == scope.facility_code:
+        return scope.may_see_stored(newest)
+    if newest.resource_type not in SHARED_STORED or newest.person_id is None:
+        return False
+    await share(session, scope, [newest.person_id])
+    if not scope.may_see_stored(newest):
+        return False
+    for row in rows:
+        visit_id = linked_visit(row.body)
+        if visit_id is not None and not await _visit_kept(session, scope, visit_id, row.person_id):
+            return False
+    return True
+
+
+async def _visit_kept(session: AsyncSession, scope: Scope, visit_id: int, person_id: int) -> bool:
+    """Whether this visit of this patient is one the scope reads (not left out, D35)."""
+    entry = await records.entry(session, visit_id)
+    if entry is None or entry.person_id != person_id or not scope.may_see_entry(entry):
+        return False
+    return all(scope.keeps(src) for src in await _sources(session, [entry]))
 
 
 async def _paper_left_out(session: AsyncSession, scope: Scope, paper: Any) -> bool:
@@ -422,14 +486,20 @@ async def history(
     version sent for another patient, then corrected, is that patient's data), and none
     when one of them is of a visit the scope leaves out (an earlier version may be the one
     with the sensitive diagnosis, D35)."""
+    if type_ == "DocumentReference" and id_.startswith("paper-"):
+        # a paper's id names one version of it (a correction is a paper of its own id):
+        # its history is itself as it stands, for whoever may read it
+        resource, pool = await read(session, scope, type_, id_)
+        return [resource], pool
     if not _derived(type_, id_):
         rows = await stored.versions(session, type_, id_)
-        if not rows or not scope.may_see_stored(rows[0]):
+        rows = [r for r in rows if r.person_id == rows[0].person_id]
+        if not rows or not await _may_read_stored(session, scope, rows):
             raise UnknownResource(type=type_, id=id_)
         pool = Pool()
         if rows[0].person_id is not None:
             pool.person_ids.add(rows[0].person_id)
-        return [r.body for r in rows if r.person_id == rows[0].person_id], pool
+        return [r.body for r in rows], pool
     if type_ not in VISIT_TYPES:
         resource, pool = await read(session, scope, type_, id_)
         return [resource], pool
@@ -573,7 +643,6 @@ def allergy(
         for concept in (reaction or {}).get("manifestation") or []
         if (text := _concept_text(concept))
     ]
-    encounter = str((resource.get("encounter") or {}).get("reference") or "")
     return healthbook.schemas.Allergy(
         substance=_concept_text(resource.get("code")) or "?",
         category=next(iter(resource.get("category") or []), None),
@@ -581,7 +650,7 @@ def allergy(
         reaction="; ".join(dict.fromkeys(reactions)) or None,
         recorded_at=_moment(resource.get("recordedDate")) or _moment(resource.get("onsetDateTime")),
         facility=facility,
-        visit_id=number(encounter[10:]) if encounter.startswith("Encounter/") else None,
+        visit_id=linked_visit(resource),
     )
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import ColumnElement, select
+from sqlalchemy import ColumnElement, and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vnehr.fhir.models import StoredIdentifier, StoredResource
@@ -31,16 +31,30 @@ async def versions(session: AsyncSession, type_: str, resource_id: str) -> list[
 
 
 async def of_persons(
-    session: AsyncSession, person_ids: list[int], writer: str | None = None
+    session: AsyncSession,
+    person_ids: list[int],
+    writer: str | None = None,
+    shared_persons: list[int] | None = None,
+    shared_types: tuple[str, ...] = (),
 ) -> list[StoredResource]:
-    """Current resources in these persons' compartments (only one writer's, if given)."""
+    """Current resources in these persons' compartments: only one writer's, if given, with,
+    for ``shared_persons``, those of ``shared_types`` whoever wrote them."""
     if not person_ids:
         return []
     stmt = select(StoredResource).where(
         StoredResource.person_id.in_(person_ids), StoredResource.current.is_(True)
     )
     if writer is not None:
-        stmt = stmt.where(StoredResource.facility_code == writer)
+        whose = StoredResource.facility_code == writer
+        if shared_persons and shared_types:
+            whose = or_(
+                whose,
+                and_(
+                    StoredResource.person_id.in_(shared_persons),
+                    StoredResource.resource_type.in_(shared_types),
+                ),
+            )
+        stmt = stmt.where(whose)
     return list(await session.scalars(stmt.order_by(StoredResource.id.desc()).limit(LIMIT)))
 
 
