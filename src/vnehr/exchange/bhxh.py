@@ -19,11 +19,22 @@ import httpx
 
 
 class DeliveryFailed(Exception):
-    def __init__(self, reason: str, *, maybe_received: bool = False, detail: Any = None) -> None:
+    """An attempt that failed. ``keep``: what the attempt did before failing, stored in its
+    delivery record so that the next attempt need not do it again (pushes already sent)."""
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        maybe_received: bool = False,
+        detail: Any = None,
+        keep: dict[str, Any] | None = None,
+    ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.maybe_received = maybe_received
         self.detail = detail
+        self.keep = keep
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import Collection
+from dataclasses import replace
+from datetime import timedelta
 from typing import Any
 
 import orjson
 from nats.aio.client import Client as Nats
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js import JetStreamContext
-from nats.js.api import AckPolicy, ConsumerConfig, StreamConfig
+from nats.js.api import AckPolicy, ConsumerConfig, DiscardPolicy, StreamConfig, StreamInfo
 from nats.js.errors import NotFoundError
 from sqlalchemy import and_, exists, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -34,15 +37,83 @@ STREAM = "VNEHR"
 PREFIX = "vnehr.events."
 
 
-async def ensure_stream(js: JetStreamContext, replicas: int = 1) -> None:
-    """The stream of all events (file storage; replicated on a cluster)."""
-    config = StreamConfig(
-        name=STREAM, subjects=[f"{PREFIX}>"], num_replicas=replicas, duplicate_window=3600.0
-    )
+NO_LIMIT = -1  # JetStream's "no cap"
+
+
+def durable_name(name: str, topic: str) -> str:
+    """The durable pull consumer of consumer ``name`` on ``topic``."""
+    return f"{name}-{topic.replace('.', '-')}"
+
+
+async def ensure_stream(
+    js: JetStreamContext,
+    replicas: int = 1,
+    *,
+    max_age: timedelta = timedelta(days=30),
+    max_bytes: int | None = None,
+    durables: Collection[str] = (),
+) -> StreamConfig:
+    """The stream of all events (file storage; replicated on a cluster), kept ``max_age`` (the
+    outbox's retention, D81) and at most ``max_bytes`` (None: no cap). At the cap the stream
+    refuses new messages (discard new) rather than dropping old ones: events then wait in the
+    outbox. An existing stream whose limits differ is updated, but a message that one of the
+    ``durables`` has not taken yet is kept: the age is widened to cover it (logged). Returns the
+    stream's configuration now."""
+    age = max_age.total_seconds()
+    cap = max_bytes if max_bytes is not None else NO_LIMIT
     try:
-        await js.stream_info(STREAM)
+        info = await js.stream_info(STREAM)
     except NotFoundError:
-        await js.add_stream(config)
+        config = StreamConfig(
+            name=STREAM,
+            subjects=[f"{PREFIX}>"],
+            num_replicas=replicas,
+            duplicate_window=3600.0,
+            max_age=age,
+            max_bytes=cap,
+            discard=DiscardPolicy.NEW,
+        )
+        return (await js.add_stream(config)).config
+    config = info.config
+    oldest = await _oldest_not_taken(js, info, durables)
+    if oldest is not None and oldest >= age:
+        log.warning("stream_max_age_widened", stream=STREAM, oldest_not_taken_seconds=oldest)
+        age = oldest + age
+    if (config.max_age, config.max_bytes, config.discard) == (age, cap, DiscardPolicy.NEW):
+        return config
+    log.info("stream_limits_updated", stream=STREAM, max_age=age, max_bytes=cap,
+             was_max_age=config.max_age, was_max_bytes=config.max_bytes)  # fmt: skip
+    config = replace(config, max_age=age, max_bytes=cap, discard=DiscardPolicy.NEW)
+    return (await js.update_stream(config)).config
+
+
+async def _oldest_not_taken(
+    js: JetStreamContext, info: StreamInfo, durables: Collection[str]
+) -> float | None:
+    """Age in seconds of the oldest message that one of ``durables`` has not acknowledged
+    (conservative: from the first sequence after the consumer's ack floor), or None."""
+    if not durables or not info.state.messages:
+        return None
+    first: int | None = None
+    for consumer in await js.consumers_info(STREAM):
+        if consumer.name not in durables:
+            continue  # a consumer of an earlier release that nobody runs any more
+        if not (consumer.num_pending or consumer.num_ack_pending):
+            continue
+        floor = consumer.ack_floor.stream_seq if consumer.ack_floor else 0
+        start = (floor or 0) + 1
+        first = start if first is None else min(first, start)
+    if first is None:
+        return None
+    try:
+        message = await js.get_msg(
+            STREAM, max(first, info.state.first_seq), subject=f"{PREFIX}>", next=True
+        )
+    except NotFoundError:
+        return None
+    if message.time is None:
+        return None
+    return (utcnow() - message.time).total_seconds()
 
 
 async def relay_once(db: Database, js: JetStreamContext, limit: int = 500) -> int:
@@ -179,8 +250,11 @@ async def run(
     *,
     stop: asyncio.Event,
     replicas: int = 1,
+    max_bytes: int | None = None,
 ) -> None:
-    """Relay the outbox and run every consumer until ``stop`` is set."""
+    """Relay the outbox and run every consumer until ``stop`` is set. The stream keeps
+    messages as long as the outbox keeps delivered events (``policy.keep_days``), at most
+    ``max_bytes``; an existing stream gets these limits on start (``ensure_stream``)."""
     nc = Nats()
 
     async def on_error(exc: Exception) -> None:
@@ -188,7 +262,15 @@ async def run(
 
     await nc.connect(servers=url.split(","), max_reconnect_attempts=-1, error_cb=on_error)
     js = nc.jetstream()
-    await ensure_stream(js, replicas)
+    await ensure_stream(
+        js,
+        replicas,
+        max_age=timedelta(days=policy.keep_days),
+        max_bytes=max_bytes,
+        durables={
+            durable_name(name, topic) for topic, named in consumers.items() for name in named
+        },
+    )
     for topic, named in consumers.items():
         _consumer_names[topic] = frozenset(named)
     rng = random.Random()  # noqa: S311  (jitter)
@@ -208,7 +290,7 @@ async def run(
         for name, handler in named.items():
             subscription = await js.pull_subscribe(
                 PREFIX + topic,
-                durable=f"{name}-{topic.replace('.', '-')}",
+                durable=durable_name(name, topic),
                 stream=STREAM,
                 config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, ack_wait=60, max_deliver=-1),
             )

@@ -1,5 +1,6 @@
 """The citizen's inbox: a consumer turns events into notifications, and a push adapter tells
-the app (the real VNeID push service plugs in here; development logs)."""
+the app (the real VNeID push service plugs in here; development logs): the citizen's phone and
+the phones of those who represent them today."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vnehr import facilities, identity
-from vnehr.exchange.models import Notification
+from vnehr.exchange.bhxh import DeliveryFailed
+from vnehr.exchange.models import DeliveryAttempt, Notification
 from vnehr.kit.clock import utcnow
 from vnehr.kit.db import insert_for
 from vnehr.kit.i18n import LANGUAGES, catalogue, text, texts
@@ -29,14 +31,25 @@ log = get_logger("vnehr.notifications")
 
 
 @dataclass(frozen=True, slots=True)
-class PushMessage:
-    """What the citizen's phone is told (the inbox keeps the same)."""
+class About:
+    """Whom a representative's push is about: the child or ward by name and the relation,
+    never by personal ID (the representative's phone is not the place for it)."""
 
-    person_id: int
-    personal_id: str | None  # how VNeID knows the citizen
+    relation: str  # parent | guardian
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class PushMessage:
+    """What a phone is told (the inbox keeps the same): the citizen's own, or, with
+    ``about``, a representative's about the person they act for."""
+
+    person_id: int  # the recipient
+    personal_id: str | None  # how VNeID knows the recipient
     kind: str
     title: dict[str, str]
     body: dict[str, str]
+    about: About | None = None
 
 
 class PushAdapter(Protocol):
@@ -44,10 +57,16 @@ class PushAdapter(Protocol):
 
 
 class LogPush:
-    """Development push: a log line instead of a message on the phone."""
+    """Development push: a log line instead of a message on the phone (without the title: a
+    representative's names the child, and logs carry no personal data, D77)."""
 
     async def push(self, message: PushMessage) -> None:
-        log.info("push", person_id=message.person_id, kind=message.kind, title=message.title["vi"])
+        log.info(
+            "push",
+            person_id=message.person_id,
+            kind=message.kind,
+            about=message.about.relation if message.about else None,
+        )
 
 
 class WebhookPush:
@@ -65,6 +84,11 @@ class WebhookPush:
                 "kind": message.kind,
                 "title": message.title,
                 "body": message.body,
+                "about": (
+                    {"relation": message.about.relation, "name": message.about.name}
+                    if message.about
+                    else None
+                ),
                 "sent_at": utcnow().isoformat(),
             }
         )
@@ -81,15 +105,61 @@ class WebhookPush:
             raise RuntimeError(f"push refused: HTTP {answer.status_code}")
 
 
-async def _message(
-    session: AsyncSession, person_id: int, kind: str, params: dict[str, Any]
-) -> PushMessage:
-    found = await identity.persons(session, [person_id])
-    [text] = await texts_of(session, [(kind, params)])
-    holder = found.get(person_id)
-    return PushMessage(
-        person_id, holder.personal_id if holder else None, kind, text["title"], text["body"]
+async def _tell(
+    session: AsyncSession,
+    push: PushAdapter,
+    event: OutboxEvent,
+    person_id: int,
+    kind: str,
+    params: dict[str, Any],
+) -> int:
+    """Push a new notification to the person's phone and to the phone of everyone who
+    represents them today (both parents of a child; not one whose representation ended), the
+    latter marked as about the person. Recipients that an earlier, failed attempt of this event
+    already told are skipped; a failure raises ``DeliveryFailed`` naming those told so far, so
+    that a retry tells nobody twice. How many were told now."""
+    [shown] = await texts_of(session, [(kind, params)])
+    holder = (await identity.persons(session, [person_id])).get(person_id)
+    messages = [
+        PushMessage(
+            person_id, holder.personal_id if holder else None, kind, shown["title"], shown["body"]
+        )
+    ]
+    if holder is not None:
+        for agent in await identity.representatives(session, person_id):
+            if agent.personal_id is None or agent.relation is None:
+                continue  # nobody VNeID could reach
+            title = {lang: f"{holder.full_name}: {t}" for lang, t in shown["title"].items()}
+            about = About(agent.relation, holder.full_name)
+            messages.append(
+                PushMessage(agent.id, agent.personal_id, kind, title, shown["body"], about)
+            )
+    told = await _told_before(session, event)
+    count = 0
+    for message in messages:
+        if message.person_id in told:
+            continue
+        try:
+            await push.push(message)
+        except Exception as exc:
+            raise DeliveryFailed(
+                f"push: {type(exc).__name__}: {exc}", keep={"pushed": sorted(told)}
+            ) from exc
+        told.add(message.person_id)
+        count += 1
+    return count
+
+
+async def _told_before(session: AsyncSession, event: OutboxEvent) -> set[int]:
+    """Recipients (person ids) that failed attempts of this event pushed to before failing."""
+    if (event.attempts or 0) <= 1:
+        return set()  # the first attempt: nothing to look up
+    details = await session.scalars(
+        select(DeliveryAttempt.detail).where(
+            DeliveryAttempt.event_id == event.event_id, DeliveryAttempt.outcome == "failed"
+        )
     )
+    return {int(i) for d in details if isinstance(d, dict) for i in d.get("pushed") or ()}
 
 
 #: Kinds whose ``facility`` parameter is the facility's code (the events of visits and
@@ -164,9 +234,10 @@ def visit_notifier(push: PushAdapter) -> Handler:
             .on_conflict_do_nothing(index_elements=["event_id", "person_id"])
             .returning(Notification.id)
         )
+        told = 0
         if created is not None:
-            await push.push(await _message(session, int(person_id), "visit", params))
-        return {"notification_id": created}
+            told = await _tell(session, push, event, int(person_id), "visit", params)
+        return {"notification_id": created, "told": told}
 
     return deliver
 
@@ -192,9 +263,10 @@ def event_notifier(kind: str, push: PushAdapter) -> Handler:
             .on_conflict_do_nothing(index_elements=["event_id", "person_id"])
             .returning(Notification.id)
         )
+        told = 0
         if created is not None:
-            await push.push(await _message(session, int(person_id), kind, params))
-        return {"notification_id": created}
+            told = await _tell(session, push, event, int(person_id), kind, params)
+        return {"notification_id": created, "told": told}
 
     return deliver
 

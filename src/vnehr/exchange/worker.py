@@ -133,7 +133,8 @@ async def _attempt(
             DeliveryAttempt(
                 event_id=event.event_id, topic=event.topic, target=name, attempt=event.attempts,
                 started_at=started, finished_at=utcnow(), outcome="failed",
-                detail={"reason": exc.reason, "maybe_received": exc.maybe_received},
+                detail={**(exc.keep or {}), "reason": exc.reason,
+                        "maybe_received": exc.maybe_received},
             )
         )  # fmt: skip
         DELIVERY_ATTEMPTS.labels(event.topic, "failed").inc()

@@ -163,6 +163,26 @@ class IdentityRepository:
         )
         return [(row[0], row[1]) for row in rows]
 
+    async def representatives(
+        self, subject_id: int, on: date
+    ) -> list[tuple[Representative, Person]]:
+        """Who may act for ``subject_id`` on ``on`` (each agent once, oldest link first)."""
+        rows = await self.session.execute(
+            select(Representative, Person)
+            .join(Person, Person.id == Representative.agent_id)
+            .where(
+                Representative.subject_id == subject_id,
+                Representative.valid_from <= on,
+                or_(Representative.valid_to.is_(None), Representative.valid_to >= on),
+                Person.merged_into_id.is_(None),
+            )
+            .order_by(Representative.id)
+        )
+        found: dict[int, tuple[Representative, Person]] = {}
+        for row in rows:
+            found.setdefault(row[1].id, (row[0], row[1]))
+        return list(found.values())
+
     async def move_subject_links(self, old_id: int, new_id: int) -> None:
         """After a merge, links that pointed at the provisional person point at the real one;
         an agent who already represents the real person is not linked twice."""

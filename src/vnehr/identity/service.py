@@ -564,6 +564,15 @@ async def representing(
     return await repo.representing(person.id, today_in_vietnam())
 
 
+async def representatives(session: AsyncSession, person_id: int) -> list[Holder]:
+    """Who acts for the person today (parents, guardians; periods checked on today's date in
+    Vietnam), each once, with the relation; a representation that has ended or not begun is
+    left out. Their messages about the person reach them too (D75)."""
+    repo = IdentityRepository(session)
+    found = await repo.representatives(person_id, today_in_vietnam())
+    return [Holder.of(agent, link.relation) for link, agent in found]
+
+
 async def may_act_for(session: AsyncSession, subject: Subject, personal_id: str) -> bool:
     """True for oneself and for a person one represents today (used by the health book)."""
     if subject.kind != "person":
