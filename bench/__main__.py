@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from bench import catalog_http, exchange, fhir, intake, papers, report
+from bench import audit, catalog_http, exchange, fhir, intake, papers, report
 
 
 def main() -> None:
-    wanted = sys.argv[1:] or ["catalog", "intake", "exchange", "fhir", "papers", "report"]
+    wanted = sys.argv[1:] or [
+        "catalog", "intake", "exchange", "fhir", "papers", "report", "audit"
+    ]  # fmt: skip
     if "catalog" in wanted:
         asyncio.run(catalog_http.main())
     if "intake" in wanted:
@@ -22,6 +24,8 @@ def main() -> None:
         asyncio.run(papers.main())
     if "report" in wanted:
         asyncio.run(report.main())
+    if "audit" in wanted:
+        asyncio.run(audit.main())
 
 
 main()

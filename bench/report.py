@@ -1,6 +1,6 @@
 """The six-monthly report on PostgreSQL: its time with 100,000 and with 1,000,000 visits stored
 (the report reads rollups, so it should barely move), next to the recount of the stored rows
-that ``vnehr report check`` runs (a scan, which grows with the data).
+that ``vnehr report check`` runs (a scan, which grows with the data; its memory should not).
 
     python -m bench report
 """
@@ -13,6 +13,7 @@ import statistics
 import subprocess
 import sys
 import time
+import tracemalloc
 
 from bench.common import packed_tables, postgres
 from vnehr import reporting
@@ -58,6 +59,16 @@ async def _timed_report(db: Database, source: str, rounds: int) -> float:
     return statistics.median(timings)
 
 
+async def _check_peak(db: Database) -> float:
+    """Peak Python memory (tracemalloc, MB) of ``vnehr report check``."""
+    tracemalloc.start()
+    async with db.read_session() as session:
+        await reporting.check(session, PERIOD, "01")
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return peak / 1e6
+
+
 async def main() -> None:
     with postgres("report") as socket_dir:
         url = f"postgresql+asyncpg://postgres@/report?host={socket_dir}"
@@ -93,19 +104,20 @@ async def main() -> None:
                 rebuild = time.perf_counter() - began
                 report = await _timed_report(db, "rollups", 5)
                 recount = await _timed_report(db, "recount", 1)
-                rows.append((size, counters, rebuild, report, recount))
+                rows.append((size, counters, rebuild, report, recount, await _check_peak(db)))
         finally:
             await db.dispose()
     print(f"Six-monthly report ({PERIOD.name}, province 01) on PostgreSQL 18\n")
     print(
         "| visits stored | counters | report from rollups (median of 5) | recount of the "
-        "stored rows (`report check`) | rebuild of every rollup |"
+        "stored rows (`report check`) | rebuild of every rollup | peak memory of "
+        "`report check` |"
     )
-    print("|---|---|---|---|---|")
-    for size, counters, rebuild, report, recount in rows:
+    print("|---|---|---|---|---|---|")
+    for size, counters, rebuild, report, recount, peak in rows:
         print(
             f"| {size:,} | {counters:,} | **{report * 1000:,.0f} ms** | {recount:,.1f} s | "
-            f"{rebuild:,.1f} s |"
+            f"{rebuild:,.1f} s | {peak:,.1f} MB |"
         )
     first, last = rows[0][3], rows[-1][3]
     print(f"\nReport time at {SIZES[-1]:,} / at {SIZES[0]:,} visits: **{last / first:.2f}x**")

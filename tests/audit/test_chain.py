@@ -9,7 +9,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vnehr import audit
-from vnehr.audit import AuditEvent
+from vnehr.audit import AuditEvent, chain
 from vnehr.kit.clock import utcnow
 
 KEY = audit.AuditKey.from_secret("audit-test-secret-" + "z" * 40)
@@ -156,3 +156,143 @@ async def test_rows_count_and_checkpoints_are_signed_by_the_key(session: AsyncSe
     ).one()
     assert checkpoint.key_id == KEY.key_id
     assert len(KEY.public_b64()) == 44
+
+
+# ------------------------------------------------------------------ a chain read in pages
+#
+# ``verify`` reads the chain and the checkpoints a page at a time and keeps only the row
+# before (hundreds of millions of rows do not fit in memory): a break in a later page, or
+# across a page boundary, is found as when the whole chain was one page.
+
+
+async def sealed_in_batches(session: AsyncSession, count: int, batch: int) -> list[AuditEvent]:
+    """``count`` rows sealed ``batch`` at a time: a signed checkpoint every ``batch`` rows."""
+    made = await rows(session, count)
+    while await audit.seal(session, KEY, batch=batch):
+        pass
+    for row in made:
+        await session.refresh(row)
+    return made
+
+
+async def test_a_chain_over_many_pages_verifies_and_reports_as_one_page(
+    session: AsyncSession,
+) -> None:
+    await sealed_in_batches(session, 13, batch=4)
+    whole = await audit.verify(session, [KEY], page_size=100_000)
+    assert whole.intact, whole.problems
+    assert whole.checkpoints >= 4
+    for page_size in (1, 2, 3, 4, 5):
+        paged = await audit.verify(session, [KEY], page_size=page_size)
+        assert (paged.rows, paged.unsealed, paged.checkpoints, paged.problems) == (
+            whole.rows,
+            whole.unsealed,
+            whole.checkpoints,
+            [],
+        )
+
+
+async def test_a_changed_row_in_a_later_page_is_found(session: AsyncSession) -> None:
+    made = await sealed_in_batches(session, 12, batch=4)
+    await without_guards(session)
+    victim = made[9]
+    await session.execute(
+        text("UPDATE audit_event SET detail = :d WHERE id = :id"),
+        {"d": '{"n": 0}', "id": victim.id},
+    )
+    report = await audit.verify(session, [KEY], page_size=2)
+    assert report.problems == [
+        f"position {victim.seq} (row {victim.id}): content changed after sealing "
+        f"(visit.read by {victim.actor})"
+    ]
+
+
+async def test_a_removed_row_in_a_later_page_is_found(session: AsyncSession) -> None:
+    made = await sealed_in_batches(session, 12, batch=4)
+    await without_guards(session)
+    # position 7: the pages of two are then 1-2, 3-4, 5-6, 8-9: the gap is across a boundary
+    gone, after = made[6], made[7]
+    await session.execute(text("DELETE FROM audit_event WHERE id = :id"), {"id": gone.id})
+    report = await audit.verify(session, [KEY], page_size=2)
+    assert report.problems == [
+        f"position {gone.seq}..{gone.seq} missing before row {after.id} "
+        f"(rows removed or renumbered)",
+        f"position {after.seq} (row {after.id}): does not follow the row before it "
+        f"(removed, inserted or reordered rows)",
+    ]
+
+
+async def test_rows_swapped_across_a_page_boundary_are_found(session: AsyncSession) -> None:
+    made = await sealed_in_batches(session, 12, batch=4)
+    await without_guards(session)
+    a, b = made[7], made[8]  # the last of one page of two and the first of the next
+    await session.execute(text("UPDATE audit_event SET seq = -1 WHERE id = :id"), {"id": a.id})
+    for target, source in ((b, a), (a, b)):
+        await session.execute(
+            text("UPDATE audit_event SET seq = :s, prev_hash = :p, hash = :h WHERE id = :id"),
+            {"s": source.seq, "p": source.prev_hash, "h": source.hash, "id": target.id},
+        )
+    report = await audit.verify(session, [KEY], page_size=2)
+    assert report.problems == [
+        f"position {a.seq} (row {b.id}): content changed after sealing (visit.read by {b.actor})",
+        f"position {b.seq} (row {a.id}): content changed after sealing (visit.read by {a.actor})",
+    ]
+
+
+async def test_a_rewritten_chain_is_found_by_a_checkpoint_in_a_later_page(
+    session: AsyncSession,
+) -> None:
+    """A forger who changes a row and recomputes every hash after it leaves a chain that is
+    consistent in itself: only the signed checkpoints (every four rows here) show it."""
+    made = await sealed_in_batches(session, 12, batch=4)
+    await without_guards(session)
+    await session.execute(
+        text("UPDATE audit_event SET actor = 'person:000000000000' WHERE id = :id"),
+        {"id": made[5].id},
+    )
+    prev = made[5].prev_hash or ""
+    for row in made[5:]:
+        await session.refresh(row)
+        row_hash = chain.link(prev, row)
+        await session.execute(
+            text("UPDATE audit_event SET prev_hash = :p, hash = :h WHERE id = :id"),
+            {"p": prev, "h": row_hash, "id": row.id},
+        )
+        prev = row_hash
+    signed = list(
+        await session.scalars(
+            select(audit.AuditCheckpoint)
+            .where(audit.AuditCheckpoint.seq >= (made[5].seq or 0))
+            .order_by(audit.AuditCheckpoint.seq)
+        )
+    )
+    report = await audit.verify(session, [KEY], page_size=3)
+    assert report.problems == [
+        f"checkpoint {c.id}: position {c.seq} no longer has the signed hash "
+        f"(the chain was rewritten)"
+        for c in signed
+    ]
+    assert len(signed) >= 2
+
+
+async def test_rows_cut_off_the_end_are_found_when_the_chain_takes_many_pages(
+    session: AsyncSession,
+) -> None:
+    made = await sealed_in_batches(session, 12, batch=4)
+    await without_guards(session)
+    for row in made[-3:]:
+        await session.execute(text("DELETE FROM audit_event WHERE id = :id"), {"id": row.id})
+    cut = list(
+        await session.scalars(
+            select(audit.AuditCheckpoint)
+            .where(audit.AuditCheckpoint.seq > (made[-4].seq or 0))
+            .order_by(audit.AuditCheckpoint.seq)
+        )
+    )
+    report = await audit.verify(session, [KEY], page_size=2)
+    assert cut
+    assert report.problems == [
+        f"checkpoint {c.id}: the chain was signed up to position {c.seq}, which no "
+        f"longer exists (rows cut off the end)"
+        for c in cut
+    ]

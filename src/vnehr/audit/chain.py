@@ -27,7 +27,7 @@ import structlog
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-from sqlalchemy import BigInteger, Index, String, func, select, text, update
+from sqlalchemy import BigInteger, Index, String, and_, func, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -201,9 +201,9 @@ class Report:
         return not self.problems
 
 
-async def _sealed(session: AsyncSession) -> AsyncIterator[Any]:
+async def _sealed(session: AsyncSession, page_size: int) -> AsyncIterator[Any]:
     """Sealed rows in chain order, as plain rows read from the database now (never objects the
-    session already holds), a batch at a time."""
+    session already holds), a page at a time (keyset on ``seq``, unique)."""
     columns = AuditEvent.__table__.c
     after = 0
     while True:
@@ -212,24 +212,87 @@ async def _sealed(session: AsyncSession) -> AsyncIterator[Any]:
                 select(*columns)
                 .where(columns.seq.is_not(None), columns.seq > after)
                 .order_by(columns.seq)
-                .limit(BATCH)
+                .limit(page_size)
             )
         ).all()
         for row in rows:
             yield row
-        if len(rows) < BATCH:
+        if len(rows) < page_size:
             return
         after = rows[-1].seq
 
 
-async def verify(session: AsyncSession, keys: list[AuditKey]) -> Report:
-    """Walk the chain and the checkpoints; every break is named with its position and row id."""
+async def _checkpoints(session: AsyncSession, page_size: int) -> AsyncIterator[Any]:
+    """The checkpoints in chain order, a page at a time (keyset on ``seq`` then ``id``: two
+    checkpoints may name the same position)."""
+    columns = AuditCheckpoint.__table__.c
+    after: tuple[int, int] | None = None
+    while True:
+        stmt = select(*columns).order_by(columns.seq, columns.id).limit(page_size)
+        if after is not None:
+            stmt = stmt.where(
+                or_(
+                    columns.seq > after[0],
+                    and_(columns.seq == after[0], columns.id > after[1]),
+                )
+            )
+        rows = (await session.execute(stmt)).all()
+        for row in rows:
+            yield row
+        if len(rows) < page_size:
+            return
+        after = (rows[-1].seq, rows[-1].id)
+
+
+async def verify(session: AsyncSession, keys: list[AuditKey], *, page_size: int = BATCH) -> Report:
+    """Walk the chain and the checkpoints; every break is named with its position and row id.
+
+    Both are read in pages of ``page_size`` rows, side by side in position order: what is held
+    is one page, the row before (to check the link) and the hash at the last position seen (to
+    check the checkpoints that name it), whatever the length of the log."""
     report = Report()
-    by_seq: dict[int, str] = {}
+    signed: list[str] = []  # the checkpoints' problems, reported after the chain's
+    known = {k.key_id: k for k in keys}
+    checkpoints = _checkpoints(session, page_size)
+
+    def check(checkpoint: Any, chain_hash: str | None) -> None:
+        """One checkpoint against the hash the chain has at its position (None: no row)."""
+        report.checkpoints += 1
+        key = known.get(checkpoint.key_id)
+        if key is None:
+            signed.append(f"checkpoint {checkpoint.id}: signed by unknown key")
+            return
+        try:
+            key.public.verify(
+                base64.b64decode(checkpoint.signature),
+                _statement(checkpoint.seq, checkpoint.hash),
+            )
+        except (InvalidSignature, ValueError):
+            signed.append(f"checkpoint {checkpoint.id}: signature does not verify")
+            return
+        if chain_hash is None:
+            signed.append(
+                f"checkpoint {checkpoint.id}: the chain was signed up to position "
+                f"{checkpoint.seq}, which no longer exists (rows cut off the end)"
+            )
+        elif chain_hash != checkpoint.hash:
+            signed.append(
+                f"checkpoint {checkpoint.id}: position {checkpoint.seq} no longer has the "
+                f"signed hash (the chain was rewritten)"
+            )
+
+    pending = await anext(checkpoints, None)
     expected_seq, prev = 1, GENESIS
-    async for row in _sealed(session):
+    # the last position seen and its hash: the checkpoints naming it are checked once the
+    # walk has moved past it
+    seen_seq: int | None = None
+    seen_hash = ""
+    async for row in _sealed(session, page_size):
         report.rows += 1
         seq = int(row.seq or 0)
+        while pending is not None and pending.seq < seq:
+            check(pending, seen_hash if pending.seq == seen_seq else None)
+            pending = await anext(checkpoints, None)
         if seq != expected_seq:
             report.problems.append(
                 f"position {expected_seq}..{seq - 1} missing before row {row.id} "
@@ -245,37 +308,16 @@ async def verify(session: AsyncSession, keys: list[AuditKey]) -> Report:
                 f"position {seq} (row {row.id}): content changed after sealing "
                 f"({row.action} by {row.actor})"
             )
-        by_seq[seq] = row.hash or ""
+        seen_seq, seen_hash = seq, row.hash or ""
         expected_seq, prev = seq + 1, row.hash or ""
+    while pending is not None:
+        check(pending, seen_hash if pending.seq == seen_seq else None)
+        pending = await anext(checkpoints, None)
     report.unsealed = int(
         await session.scalar(
             select(func.count()).select_from(AuditEvent).where(AuditEvent.seq.is_(None))
         )
         or 0
     )
-    known = {k.key_id: k for k in keys}
-    for checkpoint in await session.scalars(select(AuditCheckpoint).order_by(AuditCheckpoint.seq)):
-        report.checkpoints += 1
-        key = known.get(checkpoint.key_id)
-        if key is None:
-            report.problems.append(f"checkpoint {checkpoint.id}: signed by unknown key")
-            continue
-        try:
-            key.public.verify(
-                base64.b64decode(checkpoint.signature),
-                _statement(checkpoint.seq, checkpoint.hash),
-            )
-        except (InvalidSignature, ValueError):
-            report.problems.append(f"checkpoint {checkpoint.id}: signature does not verify")
-            continue
-        if checkpoint.seq not in by_seq:
-            report.problems.append(
-                f"checkpoint {checkpoint.id}: the chain was signed up to position "
-                f"{checkpoint.seq}, which no longer exists (rows cut off the end)"
-            )
-        elif by_seq[checkpoint.seq] != checkpoint.hash:
-            report.problems.append(
-                f"checkpoint {checkpoint.id}: position {checkpoint.seq} no longer has the "
-                f"signed hash (the chain was rewritten)"
-            )
+    report.problems += signed
     return report

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
@@ -942,13 +942,25 @@ def issued_label(paper: Paper) -> datetime:
 
 
 async def first_issues(
-    session: AsyncSession, start: datetime | None, end: datetime | None
-) -> list[tuple[str, str, datetime]]:
-    """(facility, kind, issued at) of every paper's first version issued in [start, end)."""
-    stmt = select(Paper.facility_code, Paper.kind, Paper.issued_at).where(Paper.version == 1)
+    session: AsyncSession, start: datetime | None, end: datetime | None, *, page_size: int = 5000
+) -> AsyncIterator[tuple[str, str, datetime]]:
+    """(facility, kind, issued at) of every paper's first version issued in [start, end), a
+    page at a time (the reports' recount)."""
+    stmt = select(Paper.id, Paper.facility_code, Paper.kind, Paper.issued_at).where(
+        Paper.version == 1
+    )
     if start is not None and end is not None:
         stmt = stmt.where(Paper.issued_at >= start, Paper.issued_at < end)
-    return [(c, k, at) for c, k, at in await session.execute(stmt)]
+    after = ""
+    while True:
+        page = (
+            await session.execute(stmt.where(Paper.id > after).order_by(Paper.id).limit(page_size))
+        ).all()
+        for _, code, kind, issued_at in page:
+            yield code, kind, issued_at
+        if len(page) < page_size:
+            return
+        after = page[-1].id
 
 
 async def of_persons(session: AsyncSession, person_ids: list[int]) -> list[Paper]:

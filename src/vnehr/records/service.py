@@ -2,23 +2,31 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal
 
+import orjson
 from sqlalchemy import (
     ColumnElement,
+    Date,
+    String,
     and_,
     bindparam,
+    case,
+    cast,
     func,
     insert,
+    literal_column,
     or_,
     select,
     text,
     tuple_,
     update,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -507,13 +515,33 @@ async def entry_by_key(
     return (await session.scalars(stmt)).first()
 
 
+def _first_in(start: datetime | None, end: datetime | None) -> list[ColumnElement[bool]]:
+    """First versions (not test submissions) that ended in [start, end), or without an end,
+    were received then."""
+    v = VisitVersion
+    found: list[ColumnElement[bool]] = [v.version == 1, v.test_mode.is_(False)]
+    if start is not None and end is not None:
+        found.append(
+            or_(
+                and_(v.ended_at >= start, v.ended_at < end),
+                and_(v.ended_at.is_(None), v.received_at >= start, v.received_at < end),
+            )
+        )
+    return found
+
+
 async def first_versions(
-    session: AsyncSession, start: datetime | None, end: datetime | None
+    session: AsyncSession,
+    start: datetime | None,
+    end: datetime | None,
+    *,
+    before: datetime | None = None,
 ) -> list[Any]:
     """The first version of every visit (not test submissions) that ended in [start, end), or
     without an end, was received then: the columns the reports count (rows with attributes
     facility_code, care_type, insured, ended_at, received_at, lag_seconds, has_summary,
-    person_id)."""
+    person_id). ``before``: only those that ended (or without an end, were received) before
+    it (what ``first_version_tallies`` leaves out)."""
     v = VisitVersion
     stmt = select(
         v.facility_code,
@@ -524,12 +552,126 @@ async def first_versions(
         v.lag_seconds,
         v.has_summary,
         v.person_id,
-    ).where(v.version == 1, v.test_mode.is_(False))
-    if start is not None and end is not None:
-        stmt = stmt.where(
-            or_(
-                and_(v.ended_at >= start, v.ended_at < end),
-                and_(v.ended_at.is_(None), v.received_at >= start, v.received_at < end),
-            )
-        )
+    ).where(*_first_in(start, end))
+    if before is not None:
+        stmt = stmt.where(func.coalesce(v.ended_at, v.received_at) < before)
     return list(await session.execute(stmt.order_by(v.id)))
+
+
+#: Vietnam has kept UTC+7 since 13 June 1975 (tzdata): from then on a moment's Vietnamese day
+#: is its UTC time plus seven hours, which both databases can compute (SQLite knows no time
+#: zones). Visits that ended (or were received) earlier are left to ``first_versions``.
+UTC7_SINCE = datetime(1976, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class VisitTally:
+    """First versions alike for the reports: the same facility, month (Vietnam time) of their
+    end (or of receipt, without one), care type, insurance and lag bucket (the index of the
+    first bound the lag is within; the number of bounds beyond them all; None without a lag),
+    with how many of them were linked to a person, had a summary (XML8), a lag within
+    ``quick_seconds``, and were received by the end of their last day on time."""
+
+    facility_code: str
+    month: date
+    care_type: str | None
+    insured: bool
+    lag_bucket: int | None
+    visits: int
+    in_book: int
+    with_summary: int
+    quick: int
+    on_time: int
+
+
+def _utc7(session: AsyncSession, moment: Any, unit: Literal["day", "month"]) -> Any:
+    """The Vietnamese day (or the first day of the month) of a moment, in SQL: a date on
+    PostgreSQL, ``YYYY-MM-DD`` text on SQLite. (No bound parameters: the expression is
+    repeated in GROUP BY, where PostgreSQL needs it identical.)"""
+    if session.get_bind().dialect.name == "postgresql":
+        local = func.timezone(literal_column("'UTC'"), moment) + literal_column(
+            "interval '7 hours'"
+        )
+        return cast(func.date_trunc(literal_column(f"'{unit}'"), local), Date)
+    pattern = "'%Y-%m-%d'" if unit == "day" else "'%Y-%m-01'"
+    return func.strftime(literal_column(pattern), moment, literal_column("'+7 hours'"))
+
+
+async def first_version_tallies(
+    session: AsyncSession,
+    start: datetime | None,
+    end: datetime | None,
+    *,
+    lag_bounds: Sequence[int],
+    quick_seconds: int,
+    last_day_on_time: Callable[[date], date],
+) -> AsyncIterator[VisitTally]:
+    """The first versions that ``first_versions`` would list, from ``UTC7_SINCE`` on, counted
+    by the database (GROUP BY) and streamed: what is held does not grow with the visits.
+    ``last_day_on_time`` gives, for a Vietnamese day a visit ended, the last day (Vietnam time)
+    it may be received on time."""
+    v = VisitVersion
+    postgres = session.get_bind().dialect.name == "postgresql"
+    where = [*_first_in(start, end), func.coalesce(v.ended_at, v.received_at) >= UTC7_SINCE]
+    ended_day = _utc7(session, v.ended_at, "day")
+    if start is not None and end is not None:
+        first = (max(start, UTC7_SINCE) + timedelta(hours=7)).date()
+        last = (end + timedelta(hours=7) - timedelta(microseconds=1)).date()
+        days = [first + timedelta(days=n) for n in range((last - first).days + 1)]
+    else:
+        found = await session.scalars(
+            select(ended_day).distinct().where(*where, v.ended_at.is_not(None))
+        )
+        days = [d if isinstance(d, date) else date.fromisoformat(d) for d in found]
+    # the last day on time of every day a visit may have ended: one JSON parameter made a
+    # table (a few hundred days for a period; every day with a visit for a rebuild), built
+    # once (MATERIALIZED: SQLite then indexes it for the join instead of scanning it per visit)
+    table = orjson.dumps({d.isoformat(): last_day_on_time(d).isoformat() for d in days}).decode()
+    parameter = bindparam("deadlines", table, String)
+    if postgres:
+        pairs = func.jsonb_each_text(cast(parameter, JSONB)).table_valued("key", "value")
+        columns = [cast(pairs.c.key, Date).label("day"), cast(pairs.c.value, Date).label("last")]
+    else:
+        pairs = func.json_each(parameter).table_valued("key", "value")
+        columns = [pairs.c.key.label("day"), pairs.c.value.label("last")]
+    deadline = select(*columns).cte("deadline").prefix_with("MATERIALIZED")
+    lag_bucket = case(
+        (v.lag_seconds.is_(None), literal_column("-1")),
+        *[(v.lag_seconds <= literal_column(str(int(b))), literal_column(str(i))) for i, b in
+          enumerate(lag_bounds)],
+        else_=literal_column(str(len(lag_bounds))),
+    )  # fmt: skip
+    month = _utc7(session, func.coalesce(v.ended_at, v.received_at), "month")
+
+    def tally(condition: ColumnElement[bool]) -> Any:
+        return func.sum(case((condition, 1), else_=0))
+
+    keys = (v.facility_code, month, v.care_type, v.insured, lag_bucket)
+    stmt = (
+        select(
+            *keys,
+            func.count(),
+            tally(v.person_id.is_not(None)),
+            tally(v.has_summary.is_(True)),
+            tally(v.lag_seconds <= quick_seconds),
+            tally(_utc7(session, v.received_at, "day") <= deadline.c.last),
+        )
+        .select_from(v)
+        .outerjoin(deadline, deadline.c.day == ended_day)
+        .where(*where)
+        .group_by(*keys)
+    )
+    result = await session.stream(stmt)
+    async for code, month_of, care_type, insured, bucket, n, book, summary, quick, timely in result:
+        yield VisitTally(
+            facility_code=code,
+            month=month_of if isinstance(month_of, date) else date.fromisoformat(month_of),
+            care_type=care_type,
+            insured=bool(insured),
+            lag_bucket=None if int(bucket) < 0 else int(bucket),
+            visits=int(n),
+            in_book=int(book or 0),
+            with_summary=int(summary or 0),
+            quick=int(quick or 0),
+            on_time=int(timely or 0),
+        )

@@ -52,8 +52,12 @@ LAG_BUCKETS = (
     86400,
     525600,
 )
+#: The same bounds in seconds (the database's recount puts lags in buckets by them).
+LAG_BOUNDS_SECONDS = tuple(bound * 60 for bound in LAG_BUCKETS)
 #: TT 48/2017 Đ7 k1: a visit's data is sent (and corrected) within 7 working days.
 DEADLINE_WORKING_DAYS = 7
+#: "Within 24 hours" of the visit's end.
+QUICK_SECONDS = 24 * 3600
 _PERIOD = re.compile(r"^([0-9]{4})H([12])$")
 #: Years a report period may be in: others are typing mistakes (9999H2, 0001H1), and the
 #: extreme ones would overflow the date arithmetic (a period's end plus one day).
@@ -102,6 +106,19 @@ def lag_bucket(seconds: int | None) -> str:
         if minutes <= bound:
             return str(bound)
     return "more"
+
+
+def bucket_named(index: int | None) -> str:
+    """The bucket of ``lag_bucket`` from its index in ``LAG_BOUNDS_SECONDS`` (the first bound
+    the lag is within; one past the last: beyond them all; None: no lag)."""
+    if index is None:
+        return "unknown"
+    return str(LAG_BUCKETS[index]) if index < len(LAG_BUCKETS) else "more"
+
+
+def last_day_on_time(ended: date) -> date:
+    """The last day (Vietnam time) a visit that ended on ``ended`` is received on time."""
+    return add_working_days(ended, DEADLINE_WORKING_DAYS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,13 +180,48 @@ def visit_counts(
         found.append(count("visits_in_book", category, flag))
     if has_summary:
         found.append(count("with_summary"))
-    if lag_seconds is not None and lag_seconds <= 24 * 3600:
+    if lag_seconds is not None and lag_seconds <= QUICK_SECONDS:
         found.append(count("within_24h"))
     if ended_at is not None:
-        deadline_day = add_working_days(ended_at.astimezone(VIETNAM).date(), DEADLINE_WORKING_DAYS)
+        deadline_day = last_day_on_time(ended_at.astimezone(VIETNAM).date())
         deadline = datetime.combine(deadline_day + timedelta(days=1), datetime.min.time(), VIETNAM)
         if received_at < deadline:
             found.append(count("within_deadline"))
+    return found
+
+
+def visit_group_counts(
+    *,
+    facility: str,
+    where: Where,
+    month: date,
+    care_type: str | None,
+    insured: bool,
+    lag: str,
+    visits: int,
+    in_book: int,
+    with_summary: int,
+    within_24h: int,
+    within_deadline: int,
+) -> list[Count]:
+    """The counts of ``visits`` visits alike (``visit_counts`` of each, added up): the same
+    facility, month, care type, insurance and lag bucket, of which ``in_book`` linked to a
+    person, ``with_summary`` with a summary, ``within_24h`` and ``within_deadline`` on time."""
+    category = CATEGORY_OF.get(care_type or "", "other")
+    flag = "insured" if insured else "uninsured"
+
+    def count(metric: str, value: int, dim1: str = "", dim2: str = "") -> Count:
+        return Count(month, where.province, where.ward, facility, metric, dim1, dim2, value)
+
+    found = [count("visits_sent", visits, category, flag), count("lag", visits, lag)]
+    if in_book:
+        found.append(count("visits_in_book", in_book, category, flag))
+    if with_summary:
+        found.append(count("with_summary", with_summary))
+    if within_24h:
+        found.append(count("within_24h", within_24h))
+    if within_deadline:
+        found.append(count("within_deadline", within_deadline))
     return found
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -1066,21 +1066,30 @@ async def raw_file(session: AsyncSession, submission_id: str) -> bytes | None:
 
 
 async def rejections(
-    session: AsyncSession, start: datetime | None, end: datetime | None
-) -> list[tuple[str, datetime, list[str]]]:
+    session: AsyncSession, start: datetime | None, end: datetime | None, *, page_size: int = 500
+) -> AsyncIterator[tuple[str, datetime, list[str]]]:
     """Every rejected visit of files received in [start, end) (not test submissions):
-    (facility, received at, the error codes), read from the receipts: the reports' recount."""
-    stmt = select(Submission.facility_code, Submission.received_at, Submission.receipt).where(
-        Submission.test_mode.is_(False), Submission.rejected > 0
-    )
+    (facility, received at, the error codes), read from the receipts a page of files at a time
+    (a receipt lists every visit of its file): the reports' recount."""
+    stmt = select(
+        Submission.id, Submission.facility_code, Submission.received_at, Submission.receipt
+    ).where(Submission.test_mode.is_(False), Submission.rejected > 0)
     if start is not None and end is not None:
         stmt = stmt.where(Submission.received_at >= start, Submission.received_at < end)
-    found = []
-    for code, received_at, receipt in await session.execute(stmt):
-        for visit in receipt.get("visits") or []:
-            if visit.get("status") == "rejected":
-                codes = sorted(
-                    {i["code"] for i in visit.get("issues") or [] if i["severity"] == "error"}
-                )
-                found.append((code, received_at, codes))
-    return found
+    after = ""
+    while True:
+        page = (
+            await session.execute(
+                stmt.where(Submission.id > after).order_by(Submission.id).limit(page_size)
+            )
+        ).all()
+        for _, code, received_at, receipt in page:
+            for visit in receipt.get("visits") or []:
+                if visit.get("status") == "rejected":
+                    codes = sorted(
+                        {i["code"] for i in visit.get("issues") or [] if i["severity"] == "error"}
+                    )
+                    yield code, received_at, codes
+        if len(page) < page_size:
+            return
+        after = page[-1].id
