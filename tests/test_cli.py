@@ -392,6 +392,34 @@ def test_serve_refuses_a_schema_behind_the_code(tmp_path: Path) -> None:
     assert "run `vnehr db upgrade`" in lines[0]
 
 
+def test_serve_refuses_a_port_or_a_worker_count_it_cannot_honour_in_one_line(
+    tmp_path: Path,
+) -> None:
+    """``--port 0`` served on 8000 (0 read as "not given"), ``--workers 0`` on one worker, a
+    port past 65535 on one the kernel picked (while the log named 65536). The public URL
+    (VNeID's redirect, the token audience) names the port, so a port the kernel picks cannot
+    be served: on a migrated database, one line with a code in the configured language, exit 2,
+    nothing started."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'vnehr.db'}"
+    env = {**os.environ, "VNEHR_DATABASE_URL": url}
+    subprocess.run([sys.executable, "-m", "vnehr", "db", "upgrade"], env=env, check=True,
+                   capture_output=True, timeout=60)  # fmt: skip
+    code, lines = _start(["serve", "--port", "0"], url)
+    assert (code, len(lines)) == (2, 1), lines
+    assert lines[0] == "KIT-0006: Tùy chọn --port nhận một số nguyên từ 1 đến 65535, không phải 0."
+    for option, value, bounds in (
+        ("--port", "0", "1 to 65535"),
+        ("--port", "65536", "1 to 65535"),
+        ("--workers", "0", "1 to 64"),
+    ):
+        code, lines = _start(["serve", option, value], url, language="en")
+        assert (code, len(lines)) == (2, 1), (option, value, lines)
+        assert (
+            lines[0]
+            == f"KIT-0006: Option {option} takes a whole number from {bounds}, not {value}."
+        )
+
+
 def test_an_unknown_revision_or_file_is_one_line(sqlite_env: str, tmp_path: Path) -> None:
     for args in (["db", "upgrade", "nosuchrev"], ["db", "downgrade", "nosuchrev"]):
         _one_line(runner.invoke(app, args), 2, "migration error: Can't locate revision")

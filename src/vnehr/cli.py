@@ -20,7 +20,7 @@ import typer
 
 from vnehr import __version__, catalogs, identity, papers
 from vnehr.kit.db import Database
-from vnehr.kit.errors import VnehrError
+from vnehr.kit.errors import OptionOutOfRange, VnehrError
 from vnehr.kit.logging import configure_logging
 from vnehr.kit.settings import Settings, get_settings
 
@@ -178,6 +178,19 @@ def _database_usable(settings: Settings, *, replica: bool) -> None:
             raise _coded_exit(settings, SchemaNotCurrent(where=where))
 
 
+def _in_range(settings: Settings, option: str, value: int | None, name: str) -> int:
+    """An option's value, or the setting's when not given; one outside the bounds the setting
+    has (``VNEHR_PORT``: 1 to 65535) is refused in one coded line (KIT-0006), exit 2."""
+    if value is None:
+        return int(getattr(settings, name))
+    bounds = {type(m).__name__: m for m in Settings.model_fields[name].metadata}
+    low, high = bounds["Ge"].ge, bounds["Le"].le
+    if not low <= value <= high:
+        error = OptionOutOfRange(option=option, low=low, high=high, value=value)
+        raise _coded_exit(settings, error)
+    return value
+
+
 @app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="Address to listen on")] = None,
@@ -185,8 +198,12 @@ def serve(
     workers: Annotated[int | None, typer.Option(help="Worker processes")] = None,
 ) -> None:
     """Serve the API and portals (OpenAPI docs at /docs). Starts only on a database at the
-    newest migration (else one coded line, exit 2)."""
+    newest migration, and with a port and a worker count the settings would accept (else one
+    coded line, exit 2): not port 0, whatever port the kernel picks, since the public URL
+    (VNeID's redirect, the token audience) names the port."""
     settings = _settings()
+    port = _in_range(settings, "--port", port, "port")
+    workers = _in_range(settings, "--workers", workers, "workers")
     _database_usable(settings, replica=True)
     typer.echo(
         f"vnehr {__version__}: open {settings.public_url}/ (API docs: {settings.public_url}/docs)"
@@ -197,8 +214,8 @@ def serve(
         "vnehr.app:factory",
         factory=True,
         host=host or settings.host,
-        port=port or settings.port,
-        workers=workers or settings.workers,
+        port=port,
+        workers=workers,
         log_config=None,
         proxy_headers=True,
     )

@@ -275,6 +275,71 @@ async def test_reads_of_a_record_open_only_each_visits_current_version(
         assert (await client.get(path)).status_code == 200, path
 
 
+async def test_the_patient_is_read_without_mapping_the_visits(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    """GET Patient/{id} and Patient?identifier= decide who reaches the patient from the
+    timeline index and build the Patient without mapping a visit: a visit without an insurance
+    card is not even opened (its stored bytes are made unreadable here, and the Patient still
+    answers, with the card of the other visit). A facility that sent no visit of the patient
+    and holds no consent still gets 404."""
+    from datetime import datetime
+
+    import zstandard
+    from sqlalchemy import update
+
+    from vnehr.fhir import mapping
+    from vnehr.kit.db import Packed
+    from vnehr.records.models import VisitVersion
+
+    code, headers = await facility_with_token(
+        client, session, settings, scopes=("submission.write", "record.read")
+    )
+    insured = visit_of(code, 61, datetime(2026, 10, 5, 9, 0), insured=True)  # noqa: DTZ001
+    uninsured = visit_of(code, 62, datetime(2026, 10, 9, 9, 0), insured, insured=False)  # noqa: DTZ001
+    sent = await send(client, headers, synth.envelope([insured, uninsured], code))
+    assert sent.json()["status"] != "rejected", sent.text
+    card = insured.tables["XML1"][0]["MA_THE_BHYT"]
+    assert card
+    assert not uninsured.tables["XML1"][0].get("MA_THE_BHYT")
+    personal_id = who(insured)[0]
+    by_id = {"identifier": f"{PERSONAL_ID}|{personal_id}"}
+    [entry] = (await client.get(f"{FHIR}/Patient", params=by_id, headers=headers)).json()["entry"]
+    patient_id = entry["resource"]["id"]
+    _, reader = await facility_with_token(client, session, settings, scopes=("record.read",))
+
+    broken = VisitVersion.visit_key == uninsured.ma_lk
+    await session.execute(update(VisitVersion).where(broken).values(tables=Packed(b"broken")))
+    with pytest.raises(zstandard.ZstdError):  # unreadable indeed
+        (await session.scalars(select(VisitVersion.tables).where(broken))).all()
+
+    def cards(patient: dict[str, Any]) -> list[str]:
+        return [i["value"] for i in patient["identifier"] if i["system"] == mapping.INSURANCE_CARD]
+
+    async def reads(extra: dict[str, str]) -> None:
+        read = await client.get(f"{FHIR}/Patient/{patient_id}", headers=extra)
+        assert read.status_code == 200, read.text
+        check_model(read.json())
+        assert read.json()["identifier"][0]["value"] == personal_id
+        assert cards(read.json()) == [card]
+        found = (await client.get(f"{FHIR}/Patient", params=by_id, headers=extra)).json()
+        assert [e["resource"] for e in found["entry"]] == [read.json()]
+
+    await reads(headers)  # the sending facility's system
+    audited = await session.scalars(
+        select(AuditEvent.object_id).where(
+            AuditEvent.person_id == int(patient_id), AuditEvent.action == "fhir.read"
+        )
+    )
+    assert f"Patient/{patient_id}" in audited.all()
+    # a facility that sent no visit of the patient and holds no consent: as if none existed
+    outcome(await client.get(f"{FHIR}/Patient/{patient_id}", headers=reader), 404, "FHIR-0002")
+    found = (await client.get(f"{FHIR}/Patient", params=by_id, headers=reader)).json()
+    assert found["total"] == 0
+    await sign_in_as(client, session, settings, who(insured))
+    await reads({})  # the citizen
+
+
 async def test_a_facility_reads_what_it_sent_one_patient_at_a_time_and_is_audited(
     client: httpx.AsyncClient, session: AsyncSession, settings: Settings
 ) -> None:

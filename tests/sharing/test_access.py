@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, timedelta
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 from sqlalchemy import func, select, update
@@ -19,6 +20,7 @@ from vnehr import exchange
 from vnehr.audit import AuditEvent
 from vnehr.kit.clock import utcnow
 from vnehr.kit.db import Database
+from vnehr.kit.paging import encode_moment_cursor
 from vnehr.kit.settings import Settings
 from vnehr.sharing.models import EmergencyAccess
 from vnehr.submissions import synth
@@ -238,13 +240,16 @@ async def test_break_glass_is_told_reviewed_and_expires(
     await sign_in_as(
         client, session, settings, SUPERVISOR, {"role": "facility_admin", "facility_code": other}
     )
-    queue = (await client.get("/api/v1/emergency-accesses")).json()
+    queue = (await client.get("/api/v1/emergency-accesses")).json()["items"]
     assert [e["id"] for e in queue] == [emergency["id"]]
     # another province's department neither sees nor closes it
     await sign_in_as(
         client, session, settings, DEPARTMENT, {"role": "department_admin", "province_code": "79"}
     )
-    assert (await client.get("/api/v1/emergency-accesses")).json() == []
+    assert (await client.get("/api/v1/emergency-accesses")).json() == {
+        "items": [],
+        "next_cursor": None,
+    }
     error(
         await client.post(
             f"/api/v1/emergency-accesses/{emergency['id']}/review", json={"note": "không phải"}
@@ -255,9 +260,8 @@ async def test_break_glass_is_told_reviewed_and_expires(
     await sign_in_as(
         client, session, settings, DEPARTMENT, {"role": "department_admin", "province_code": "01"}
     )
-    assert [e["id"] for e in (await client.get("/api/v1/emergency-accesses")).json()] == [
-        emergency["id"]
-    ]
+    queue = (await client.get("/api/v1/emergency-accesses")).json()["items"]
+    assert [e["id"] for e in queue] == [emergency["id"]]
     # the department closes it from its review page
     page = await client.get("/review")
     assert page.status_code == 200
@@ -271,8 +275,8 @@ async def test_break_glass_is_told_reviewed_and_expires(
         follow_redirects=False,
     )
     assert closed.status_code == 303
-    assert (await client.get("/api/v1/emergency-accesses")).json() == []
-    reviewed = (await client.get("/api/v1/emergency-accesses?status=reviewed")).json()
+    assert (await client.get("/api/v1/emergency-accesses")).json()["items"] == []
+    reviewed = (await client.get("/api/v1/emergency-accesses?status=reviewed")).json()["items"]
     assert [(e["status"], e["review_note"]) for e in reviewed] == [("reviewed", "Hợp lý: cấp cứu.")]
     assert "Hợp lý: cấp cứu." in (await client.get("/review?status=reviewed")).text
     await sign_in_as(client, session, settings, DOCTOR)
@@ -514,7 +518,7 @@ async def test_an_emergency_review_needs_a_note_on_the_page_as_in_the_api(
         )
         assert page.status_code == 422
         assert "<code>SHR-0010</code>" in page.text
-    queue = (await client.get("/api/v1/emergency-accesses")).json()
+    queue = (await client.get("/api/v1/emergency-accesses")).json()["items"]
     assert [(e["id"], e["status"]) for e in queue] == [(access_id, "open")]
     done = await client.post(
         f"/review/emergency/{access_id}",
@@ -522,7 +526,7 @@ async def test_an_emergency_review_needs_a_note_on_the_page_as_in_the_api(
         follow_redirects=False,
     )
     assert done.status_code == 303
-    assert (await client.get("/api/v1/emergency-accesses")).json() == []
+    assert (await client.get("/api/v1/emergency-accesses")).json()["items"] == []
 
 
 async def test_a_share_lasts_1_to_3650_days_and_until_revoked_only_when_left_blank(
@@ -615,3 +619,73 @@ def test_every_code_that_tells_hiv_status_or_reproductive_care_is_sensitive() ->
     assert of("J06.9", "Z20.6") == {"hiv"}
     assert of("Z20.8") == set()  # exposure to other communicable diseases
     assert of("J06.9") == set()
+
+
+async def test_the_emergency_queue_pages_through_every_access_once(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    """More emergency accesses than a page, on the API and the review page (as the dispute
+    queue beside it, D86): each next page has the rest, newest first, nothing twice, nothing
+    skipped (two opened at the same moment included), and one opened meanwhile does not shift
+    the pages after the first."""
+    code, _ = await facility_with_token(client, session, settings)
+    now = utcnow().replace(microsecond=0)
+
+    def access(at: datetime) -> EmergencyAccess:
+        return EmergencyAccess(
+            person_id=1, facility_code=code, clinician="person:001080001111",
+            reason_code="unconscious", reason_text="Bệnh nhân hôn mê", opened_at=at,
+            expires_at=at + timedelta(hours=24), status="open",
+        )  # fmt: skip
+
+    # 130 accesses; every tenth shares its moment with the one before
+    rows = [access(now - timedelta(minutes=i - i % 10 // 9)) for i in range(130)]
+    session.add_all(rows)
+    await session.flush()
+    expected = [r.id for r in sorted(rows, key=lambda r: (r.opened_at, r.id), reverse=True)]
+    await sign_in_as(
+        client, session, settings, SUPERVISOR, {"role": "facility_admin", "facility_code": code}
+    )
+    seen: list[int] = []
+    cursor = None
+    for number in range(1, 10):
+        params: dict[str, str | int] = {"limit": 50, **({"cursor": cursor} if cursor else {})}
+        response = await client.get("/api/v1/emergency-accesses", params=params)
+        assert response.status_code == 200, response.text
+        page = response.json()
+        seen += [e["id"] for e in page["items"]]
+        cursor = page["next_cursor"]
+        if number == 1:  # a clinician breaks the glass while the administrator reads
+            late = access(utcnow())
+            session.add(late)
+            await session.flush()
+        if cursor is None:
+            break
+    assert number == 3
+    assert seen == expected
+    first = (await client.get("/api/v1/emergency-accesses")).json()  # 100 by default
+    assert [e["id"] for e in first["items"]] == [late.id, *expected[:99]]
+    forged = await client.get("/api/v1/emergency-accesses", params={"cursor": "bm90IGpzb24"})
+    error(forged, 400, "KIT-0001")
+    error(await client.get("/api/v1/emergency-accesses", params={"limit": 501}), 422, "KIT-0422")
+
+    # the review page: 100 accesses, then a link to the rest
+    shown: list[int] = []
+    url: str | None = "/review"
+    while url is not None:
+        html = (await client.get(url)).text
+        shown += [int(i) for i in re.findall(r'<tr id="emergency-(\d+)"', html)]
+        link = re.search(r'<a id="more-emergencies" href="([^"]+)"', html)
+        url = link[1].replace("&amp;", "&") if link else None
+    assert shown == [late.id, *expected]
+
+    # the department pages one queue without losing its place in the other
+    await sign_in_as(
+        client, session, settings, DEPARTMENT, {"role": "department_admin", "province_code": "01"}
+    )
+    at_cases = encode_moment_cursor(now, 1)
+    html = (await client.get("/review", params={"cases_cursor": at_cases})).text
+    link = re.search(r'<a id="more-emergencies" href="([^"]+)"', html)
+    assert link is not None
+    query = parse_qs(urlsplit(link[1].replace("&amp;", "&")).query)
+    assert query["cases_cursor"] == [at_cases]

@@ -395,3 +395,48 @@ async def test_under_consent_a_system_reads_the_allergies_every_facility_recorde
     client.cookies.clear()
     assert await seen(reader) == {"Penicillin", "Aspirin", "Sertralin"}
     assert await status(f"AllergyIntolerance/{ids['Sertralin']}", reader) == 200
+
+
+async def test_under_consent_the_patient_shows_only_with_a_visit_the_consent_keeps(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    """``GET Patient/{id}`` and ``Patient?identifier=`` for a facility reading under consent
+    (D44): the Patient shows once the consent keeps one of the patient's visits; a record of
+    only a visit it leaves out (D35) is as if it did not exist. Each read is audited with the
+    consent as its basis."""
+    sender, headers = await facility_with_token(client, session, settings)
+    mental = visit_of(sender, 93, datetime(2026, 9, 1, 9, 0), care_type="01")  # noqa: DTZ001
+    mental.tables["XML1"][0]["MA_BENH_CHINH"] = "F32.9"
+    mental.tables["XML1"][0]["MA_BENH_KT"] = ""
+    sent = await send(client, headers, synth.envelope([mental], sender))
+    assert sent.json()["status"] != "rejected", sent.text
+    reader, reader_headers = await facility_with_token(client, session, settings, scopes=READER)
+    await sign_in_as(client, session, settings, who(mental))
+    person_id = (await client.get(f"{FHIR}/Patient")).json()["entry"][0]["resource"]["id"]
+    made = await client.post("/api/v1/me/consents", json={"facility": reader, "scope": "full"})
+    assert made.status_code == 201
+    client.cookies.clear()
+    by_id = {"identifier": f"{mapping.PERSONAL_ID}|{who(mental)[0]}"}
+
+    async def reads() -> tuple[int, int]:
+        one = await client.get(f"{FHIR}/Patient/{person_id}", headers=reader_headers)
+        found = await client.get(f"{FHIR}/Patient", params=by_id, headers=reader_headers)
+        return one.status_code, found.json()["total"]
+
+    assert await reads() == (404, 0)
+    ordinary = visit_of(sender, 94, datetime(2026, 10, 1, 9, 0), mental, care_type="01")  # noqa: DTZ001
+    sent = await send(client, headers, synth.envelope([ordinary], sender))
+    assert sent.json()["status"] != "rejected", sent.text
+    assert await reads() == (200, 1)
+    rows = (
+        await session.scalars(
+            select(AuditEvent).where(
+                AuditEvent.action == "fhir.read", AuditEvent.person_id == int(person_id)
+            )
+        )
+    ).all()
+    assert sorted(r.object_id.partition("?")[0] for r in rows) == [
+        "Patient",
+        f"Patient/{person_id}",
+    ]
+    assert all(r.detail["basis"] == "consent" and r.detail["facility"] == reader for r in rows)

@@ -561,7 +561,11 @@ async def _search(
             persons = sorted(scope.holders)
         if persons is None and type_ in store.VISIT_TYPES:
             raise NameAPatient()
-        pool = await store.compartment(session, scope, persons or [])
+        if type_ == "Patient" and not any(k in ("_include", "_revinclude") for k, _ in items):
+            # what a facility system asks first: the Patients alone, no visit mapped
+            pool = await store.patients(session, scope, persons or [])
+        else:
+            pool = await store.compartment(session, scope, persons or [])
         if not scope.is_citizen and type_ not in store.VISIT_TYPES:
             for resource in (await store.written_by(session, scope, type_)).resources.values():
                 pool.add(resource)

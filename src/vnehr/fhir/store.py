@@ -203,19 +203,8 @@ async def compartment(session: AsyncSession, scope: Scope, person_ids: list[int]
     for src in sources:
         for resource in mapping.visit_resources(src, titles):
             pool.add(resource)
-    persons = dict(scope.holders) if scope.is_citizen else {}
-    missing = [p for p in person_ids if p not in persons]
-    if missing and (not scope.is_citizen):
-        reached = {src.person_id for src in sources}
-        persons.update(
-            {k: v for k, v in (await identity.persons(session, missing)).items() if k in reached}
-        )
-    cards = _cards(sources)
-    for person_id in person_ids:
-        holder = persons.get(person_id)
-        if holder is not None:
-            pool.add(mapping.patient(holder, cards.get(person_id, ())))
-            pool.person_ids.add(person_id)
+    reached = {src.person_id for src in sources if src.person_id is not None}
+    await _add_patients(session, pool, scope, person_ids, reached, _cards(sources))
     today = today_in_vietnam()
     for paper in await papers.of_persons(session, person_ids):
         if scope.may_see_paper(paper) and (paper.facility_code, paper.visit_key) not in left_out:
@@ -239,6 +228,74 @@ async def compartment(session: AsyncSession, scope: Scope, person_ids: list[int]
         for directive in await sharing.directives_of(session, sorted(pool.person_ids)):
             pool.add(mapping.consent(directive, now))
     await add_registry(session, pool)
+    return pool
+
+
+async def _add_patients(
+    session: AsyncSession,
+    pool: Pool,
+    scope: Scope,
+    person_ids: list[int],
+    reached: set[int],
+    cards: dict[int, set[str]],
+) -> None:
+    """The Patients of these persons (already narrowed to a citizen's holders): every one for
+    a citizen; for a facility system, those of whom it reads a visit (``reached``)."""
+    persons = dict(scope.holders) if scope.is_citizen else {}
+    missing = [p for p in person_ids if p not in persons and p in reached]
+    if missing and not scope.is_citizen:
+        persons.update(await identity.persons(session, missing))
+    for person_id in person_ids:
+        holder = persons.get(person_id)
+        if holder is not None:
+            pool.add(mapping.patient(holder, cards.get(person_id, ())))
+            pool.person_ids.add(person_id)
+
+
+async def patients(
+    session: AsyncSession, scope: Scope, person_ids: list[int], *, kept_as_sent: bool = True
+) -> Pool:
+    """The Patients of these persons the scope reaches, as ``compartment`` has them (the same
+    reach, the same insurance cards, the same resources kept as sent), without mapping a visit
+    (``GET Patient/{id}``, ``Patient?identifier=``). The reach comes from the timeline index; a
+    visit is opened only when its content counts: one with an insurance card (the Patient
+    lists the cards seen in the visits), and another facility's visit that a facility system
+    reads under consent (whether a sensitive category leaves it out, D35). The reader's own
+    visits, and a citizen's, are kept whatever they hold, and their timeline row carries the
+    person of the version it points to."""
+    pool = Pool()
+    if scope.is_citizen:
+        person_ids = [p for p in person_ids if p in scope.holders]
+    await share(session, scope, person_ids)
+    entries = [e for e in await records.entries_of(session, person_ids) if scope.may_see_entry(e)]
+    opened = {
+        e.version_id
+        for e in entries
+        if e.insured or not (scope.is_citizen or e.facility_code == scope.facility_code)
+    }
+    versions = await records.versions_by_ids(session, sorted(opened))
+    reached: set[int] = set()
+    sources = []
+    for e in entries:
+        if e.version_id not in opened:
+            if e.person_id is not None:
+                reached.add(e.person_id)
+            continue
+        version = versions.get(e.version_id)
+        if version is None:
+            continue
+        src = _source(e, version, None)
+        if scope.keeps(src):
+            sources.append(src)
+            if src.person_id is not None:
+                reached.add(src.person_id)
+    await _add_patients(session, pool, scope, person_ids, reached, _cards(sources))
+    if kept_as_sent:
+        writer = None if scope.is_citizen else scope.facility_code
+        for kept in await stored.of_persons(session, person_ids, writer, types=("Patient",)):
+            pool.add(kept.body)
+            if kept.person_id is not None:
+                pool.person_ids.add(kept.person_id)
     return pool
 
 
@@ -410,8 +467,14 @@ async def _read_in_compartment(
     session: AsyncSession, scope: Scope, type_: str, id_: str
 ) -> tuple[Resource, Pool]:
     if type_ == "Patient":
-        pool = await patient_compartment(session, scope, id_)
-        return pool.resources[("Patient", id_)], pool
+        person_id = number(id_)
+        pool = await patients(
+            session, scope, [person_id] if person_id is not None else [], kept_as_sent=False
+        )
+        found = pool.get("Patient", id_)
+        if found is None:
+            raise UnknownResource(type=type_, id=id_)
+        return found, pool
     person_ids = sorted(scope.holders) if scope.is_citizen else []
     pool = await compartment(session, scope, person_ids)
     found = pool.get(type_, id_)

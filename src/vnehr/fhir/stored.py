@@ -36,14 +36,19 @@ async def of_persons(
     writer: str | None = None,
     shared_persons: list[int] | None = None,
     shared_types: tuple[str, ...] = (),
+    *,
+    types: tuple[str, ...] = (),
 ) -> list[StoredResource]:
     """Current resources in these persons' compartments: only one writer's, if given, with,
-    for ``shared_persons``, those of ``shared_types`` whoever wrote them."""
+    for ``shared_persons``, those of ``shared_types`` whoever wrote them; only of ``types``,
+    if given."""
     if not person_ids:
         return []
     stmt = select(StoredResource).where(
         StoredResource.person_id.in_(person_ids), StoredResource.current.is_(True)
     )
+    if types:
+        stmt = stmt.where(StoredResource.resource_type.in_(types))
     if writer is not None:
         whose = StoredResource.facility_code == writer
         if shared_persons and shared_types:

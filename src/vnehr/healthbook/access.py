@@ -3,7 +3,6 @@ this" cases, and the health department's queue of those cases."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -14,8 +13,7 @@ from vnehr.healthbook import errors
 from vnehr.healthbook.schemas import FacilityRef
 from vnehr.kit.auth import Forbidden, Subject
 from vnehr.kit.clock import utcnow
-from vnehr.kit.errors import InvalidCursor
-from vnehr.kit.paging import Page, decode_cursor, encode_cursor
+from vnehr.kit.paging import Page, decode_moment_cursor, encode_moment_cursor
 
 
 class Reader(BaseModel):
@@ -170,7 +168,7 @@ async def disputes(
     provinces, ``limit`` at a time; ``next_cursor`` (None on the last page) gives the rest.
     A cursor that is not one this function wrote is ``InvalidCursor``."""
     _require_department(subject)
-    after = _dispute_key(cursor) if cursor else None
+    after = decode_moment_cursor(cursor) if cursor else None
     residents = None
     if not subject.is_national_admin():
         provinces = [g.province_code for g in subject.grants_for("department_admin")]
@@ -181,21 +179,8 @@ async def disputes(
     last = rows[-1] if more and rows else None
     return Page[Dispute](
         items=[_dispute(row) for row in rows],
-        next_cursor=encode_cursor((last.opened_at.isoformat(), last.id)) if last else None,
+        next_cursor=encode_moment_cursor(last.opened_at, last.id) if last else None,
     )
-
-
-def _dispute_key(cursor: str) -> tuple[datetime, int]:
-    """The (opened_at, id) of the last case a cursor saw. The cursor is the caller's text: a
-    date that is not an aware moment a column holds is refused here, not by the database."""
-    opened, last_id = decode_cursor(cursor, (str, int))
-    try:
-        moment = datetime.fromisoformat(str(opened))
-        if moment.tzinfo is None:
-            raise ValueError("naive")
-        return moment.astimezone(UTC), int(last_id)
-    except (ValueError, OverflowError) as exc:  # OverflowError: past year 9999 in UTC
-        raise InvalidCursor(cursor=cursor[:64]) from exc
 
 
 async def close_dispute(

@@ -116,3 +116,11 @@ class SchemaNotCurrent(VnehrError):
 
     status_code = 503
     code = "KIT-0005"
+
+
+class OptionOutOfRange(VnehrError):
+    """A command's option is outside what the matching setting accepts (``vnehr serve
+    --port 0``): refused, not read as "not given" or passed on to fail later."""
+
+    status_code = 400
+    code = "KIT-0006"

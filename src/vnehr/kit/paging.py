@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from datetime import UTC, datetime
 from typing import Generic, TypeVar
 
 import orjson
@@ -42,6 +43,25 @@ def decode_cursor(cursor: str, shape: tuple[type, ...]) -> Key:
         if isinstance(value, str) and "\x00" in value:
             raise InvalidCursor(cursor=cursor[:64])
     return tuple(values)
+
+
+def encode_moment_cursor(moment: datetime, row_id: int) -> str:
+    """A cursor after the row with this (moment, id), for lists newest first by both."""
+    return encode_cursor((moment.isoformat(), row_id))
+
+
+def decode_moment_cursor(cursor: str) -> tuple[datetime, int]:
+    """The (moment, id) of ``encode_moment_cursor``. The cursor is the caller's text: a date
+    that is not an aware moment a column holds is ``InvalidCursor`` here, not a database
+    error."""
+    moment, row_id = decode_cursor(cursor, (str, int))
+    try:
+        found = datetime.fromisoformat(str(moment))
+        if found.tzinfo is None:
+            raise ValueError("naive")
+        return found.astimezone(UTC), int(row_id)
+    except (ValueError, OverflowError) as exc:  # OverflowError: past year 9999 in UTC
+        raise InvalidCursor(cursor=cursor[:64]) from exc
 
 
 class Page(BaseModel, Generic[T]):

@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 from vnehr import healthbook
 from vnehr.kit.auth import CurrentSubject
 from vnehr.kit.http import ReadSession, WriteSession, database, error_response, error_responses
+from vnehr.kit.paging import Page
 from vnehr.sharing import errors, service
 from vnehr.sharing.models import ConsentDirective, EmergencyAccess
 
@@ -193,14 +194,23 @@ async def break_glass(
 
 @router.get(
     "/api/v1/emergency-accesses",
-    response_model=list[Emergency],
-    responses=error_responses(401, 403),
+    response_model=Page[Emergency],
+    responses=error_responses(400, 401, 403, 422),
 )
 async def emergency_queue(
-    session: ReadSession, subject: CurrentSubject, status: str | None = "open"
-) -> list[Emergency]:
-    """The review queue: a facility's administrators see their facility's, the department all."""
-    return [_emergency(r) for r in await service.emergency_queue(session, subject, status)]
+    session: ReadSession,
+    subject: CurrentSubject,
+    status: str | None = "open",
+    cursor: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> Page[Emergency]:
+    """The review queue, newest first, ``limit`` at a time (pass ``next_cursor`` back as
+    ``cursor`` for the next page; absent on the last): a facility's administrators see their
+    facility's, the department its province's."""
+    rows, next_cursor = await service.emergency_queue(
+        session, subject, status, cursor=cursor, limit=limit
+    )
+    return Page[Emergency](items=[_emergency(r) for r in rows], next_cursor=next_cursor)
 
 
 class ReviewIn(BaseModel):

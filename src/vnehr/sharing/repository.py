@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import or_, select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vnehr.kit.outbox import OutboxEvent
@@ -55,15 +55,28 @@ class SharingRepository:
         return await self.session.get(EmergencyAccess, access_id)
 
     async def emergencies(
-        self, facility_codes: Sequence[str] | None, status: str | None
+        self,
+        facility_codes: Sequence[str] | None,
+        status: str | None,
+        *,
+        after: tuple[datetime, int] | None = None,
+        limit: int = 100,
     ) -> list[EmergencyAccess]:
-        """Newest first; ``facility_codes`` None: every facility."""
-        stmt = select(EmergencyAccess).order_by(EmergencyAccess.opened_at.desc()).limit(500)
+        """Newest first (by opening, then id), at most ``limit``, those after the
+        (opened_at, id) of ``after`` (keyset paging: one opened meanwhile shifts no later
+        page); ``facility_codes`` None: every facility."""
+        e = EmergencyAccess
+        stmt = select(e).order_by(e.opened_at.desc(), e.id.desc())
         if facility_codes is not None:
-            stmt = stmt.where(EmergencyAccess.facility_code.in_(facility_codes))
+            stmt = stmt.where(e.facility_code.in_(facility_codes))
         if status:
-            stmt = stmt.where(EmergencyAccess.status == status)
-        return list(await self.session.scalars(stmt))
+            stmt = stmt.where(e.status == status)
+        if after is not None:
+            opened, last_id = after
+            stmt = stmt.where(
+                or_(e.opened_at < opened, and_(e.opened_at == opened, e.id < last_id))
+            )
+        return list(await self.session.scalars(stmt.limit(limit)))
 
     async def event_exists(self, key: str) -> bool:
         """Whether an outbox event with this key was already recorded."""

@@ -27,6 +27,7 @@ from vnehr import audit, facilities, healthbook, identity, records
 from vnehr.kit.auth import Forbidden, Subject
 from vnehr.kit.clock import today_in_vietnam, utcnow
 from vnehr.kit.outbox import new_event
+from vnehr.kit.paging import decode_moment_cursor, encode_moment_cursor
 from vnehr.sharing import errors
 from vnehr.sharing.models import ConsentDirective, EmergencyAccess, ReceptionCode
 from vnehr.sharing.repository import SharingRepository
@@ -400,20 +401,33 @@ async def break_glass(
 
 
 async def emergency_queue(
-    session: AsyncSession, subject: Subject, status: str | None
-) -> list[EmergencyAccess]:
-    """Emergency accesses to review: a facility administrator sees their facility's, a
-    department its province's facilities', a national administrator all of them."""
-    if subject.is_national_admin():
-        return await SharingRepository(session).emergencies(None, status)
-    facilities_run = {
-        g.facility_code for g in subject.grants_for("facility_admin") if g.facility_code
-    }
-    for province in {g.province_code for g in subject.grants_for("department_admin")}:
-        facilities_run |= {f.code for f in await facilities.registry(session, province)}
-    if not facilities_run and not subject.is_department_admin():
-        raise Forbidden(action="review emergency accesses")
-    return await SharingRepository(session).emergencies(sorted(facilities_run), status)
+    session: AsyncSession,
+    subject: Subject,
+    status: str | None,
+    *,
+    cursor: str | None = None,
+    limit: int = 100,
+) -> tuple[list[EmergencyAccess], str | None]:
+    """Emergency accesses to review, newest first, ``limit`` at a time, with the cursor of the
+    next page (None on the last; a cursor this function did not write is ``InvalidCursor``):
+    a facility administrator sees their facility's, a department its province's
+    facilities', a national administrator all of them."""
+    after = decode_moment_cursor(cursor) if cursor else None
+    codes: list[str] | None = None
+    if not subject.is_national_admin():
+        facilities_run = {
+            g.facility_code for g in subject.grants_for("facility_admin") if g.facility_code
+        }
+        for province in {g.province_code for g in subject.grants_for("department_admin")}:
+            facilities_run |= {f.code for f in await facilities.registry(session, province)}
+        if not facilities_run and not subject.is_department_admin():
+            raise Forbidden(action="review emergency accesses")
+        codes = sorted(facilities_run)
+    rows = await SharingRepository(session).emergencies(codes, status, after=after, limit=limit + 1)
+    if len(rows) <= limit:
+        return rows, None
+    rows = rows[:limit]
+    return rows, encode_moment_cursor(rows[-1].opened_at, rows[-1].id)
 
 
 async def review(

@@ -75,6 +75,8 @@ REGISTRY_PAGE = 200
 ACCESS_LOG_PAGE = 100
 #: Dispute cases on one page of the review queue; a link pages through the rest.
 DISPUTE_PAGE = 100
+#: Emergency accesses on one page of the review queue; a link pages through the rest.
+EMERGENCY_PAGE = 100
 
 
 def _settings(request: Request) -> Settings:
@@ -861,20 +863,35 @@ async def review_queues(
     subject: OptionalSubject,
     status: str = "open",
     cases_cursor: str | None = None,
+    emergencies_cursor: str | None = None,
 ) -> Response:
     """Emergency accesses to review (facility administrators: their facility's; the
-    department: its province's) and, for the department, the citizens' "I don't recognise
-    this" cases, ``DISPUTE_PAGE`` at a time (``cases_cursor``: where the page before ended)."""
+    department: its province's), ``EMERGENCY_PAGE`` at a time, and, for the department, the
+    citizens' "I don't recognise this" cases, ``DISPUTE_PAGE`` at a time (each cursor: where
+    that queue's page before ended; paging one keeps the other where it is)."""
     who = _signed_in(request, subject)
     if isinstance(who, RedirectResponse):
         return who
     wanted = status if status in ("open", "reviewed", "all") else "open"
     cases: list[Any] = []
-    more_cases_url = None
+    more_cases_url = more_emergencies_url = None
+    here = {"emergencies_cursor": emergencies_cursor, "cases_cursor": cases_cursor}
+
+    def more(queue: str, cursor: str) -> str:
+        query = {"status": wanted, **{k: v for k, v in here.items() if v}}
+        query[f"{queue}_cursor"] = cursor
+        return f"/review?{urlencode(query)}#{queue}"
+
     try:
-        emergencies = await sharing.emergency_queue(
-            session, who, None if wanted == "all" else wanted
+        emergencies, next_emergencies = await sharing.emergency_queue(
+            session,
+            who,
+            None if wanted == "all" else wanted,
+            cursor=emergencies_cursor,
+            limit=EMERGENCY_PAGE,
         )
+        if next_emergencies is not None:
+            more_emergencies_url = more("emergencies", next_emergencies)
         if who.is_department_admin():
             page = await healthbook.disputes(
                 session,
@@ -885,8 +902,7 @@ async def review_queues(
             )
             cases = list(page.items)
             if page.next_cursor is not None:
-                more = {"status": wanted, "cases_cursor": page.next_cursor}
-                more_cases_url = f"/review?{urlencode(more)}#cases"
+                more_cases_url = more("cases", page.next_cursor)
     except VnehrError as exc:
         return _error_page(request, exc)
     # the clinician and the reviewer by name, as the reviewer knows them (not person:<ID>)
@@ -899,6 +915,7 @@ async def review_queues(
         subject=who,
         emergencies=emergencies,
         names={f"person:{pid}": name for pid, name in named.items()},
+        more_emergencies_url=more_emergencies_url,
         cases=cases,
         more_cases_url=more_cases_url,
         status=wanted,
