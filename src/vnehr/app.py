@@ -28,7 +28,7 @@ from vnehr import (
 from vnehr.kit import health
 from vnehr.kit.clock import today_in_vietnam
 from vnehr.kit.db import Database
-from vnehr.kit.http import RequestContextMiddleware, install_error_handlers, request_cap
+from vnehr.kit.http import FORM_TEXT, RequestContextMiddleware, install_error_handlers, request_cap
 from vnehr.kit.logging import configure_logging
 from vnehr.kit.settings import Settings, get_settings
 
@@ -97,6 +97,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
+        # every form a route reads is checked for control characters as the route gets it
+        dependencies=[FORM_TEXT],
     )
     app.state.settings = settings
     if database is not None:
@@ -106,7 +108,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     # below submissions and cannot import them)
     app.state.paper_row_check = submissions.check_paper_row
     # allergies come only as FHIR AllergyIntolerance (D29), kept by fhir above the health book
-    healthbook.read_allergies_with(fhir.allergies_of)
+    healthbook.read_allergies_with(fhir.allergy_reader(settings.public_url))
     install_error_handlers(app)
     # No route reads a longer body (413 KIT-0413); the intake routes stop a little earlier,
     # at ``request_cap``, with their own code (SUB-0001).

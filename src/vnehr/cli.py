@@ -100,12 +100,40 @@ def _plain_failures(url: str) -> Iterator[None]:
         raise _fail(f"configuration error: VNEHR_DATABASE_URL: {exc}") from exc
 
 
+#: The drivers vnehr runs on (``VNEHR_DATABASE_URL``'s scheme, as SQLAlchemy names it).
+_DRIVERS = frozenset({"postgresql+asyncpg", "sqlite+aiosqlite"})
+
+
+def _require_driver(settings: Settings, *, replica: bool = False) -> None:
+    """One coded line (KIT-0007), exit 2, when the database URL (with ``replica``, the read
+    replica's too) names a driver vnehr does not use: SQLAlchemy would import a module vnehr
+    does not ship (``postgresql://`` means psycopg) and fail with a traceback."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    from vnehr.kit.errors import DatabaseDriverUnsupported
+
+    named = {"VNEHR_DATABASE_URL": settings.database_url}
+    if replica and settings.read_database_url:
+        named["VNEHR_READ_DATABASE_URL"] = settings.read_database_url
+    for name, url in named.items():
+        try:
+            scheme = make_url(url).drivername
+        except (ArgumentError, ValueError):
+            continue  # not a URL at all: said where it is opened
+        if scheme not in _DRIVERS:
+            error = DatabaseDriverUnsupported(name=name, scheme=f"{scheme}://")
+            raise _coded_exit(settings, error)
+
+
 def _run(work: Callable[[Database], Awaitable[T]], *, schema: bool = True) -> T:
     """Run ``work`` on the configured database. It must exist (connecting to a missing SQLite
     file would create an empty one) and, with ``schema``, be migrated to the newest revision:
     otherwise one line saying which command to run, exit 2, before anything fails on a
-    missing table. A coded error exits 1; an unreachable database exits 2."""
+    missing table. A coded error exits 1; an unreachable database, or a URL naming a driver
+    vnehr does not use, exits 2."""
     settings = _settings()
+    _require_driver(settings)
     missing = _missing_sqlite_file(settings.database_url)
     if missing is not None:
         raise _fail(missing)
@@ -154,6 +182,7 @@ def _database_usable(settings: Settings, *, replica: bool) -> None:
         finally:
             await engine.dispose()
 
+    _require_driver(settings, replica=replica)
     urls = [settings.database_url, *([settings.read_database_url] if replica else [])]
     for url in filter(None, dict.fromkeys(urls)):
         where = _where(url)
@@ -409,6 +438,7 @@ def db_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
     from vnehr.kit.migrate import upgrade  # Alembic: only for the db commands
 
     settings = _settings()
+    _require_driver(settings)
     with _plain_failures(settings.database_url):  # (a missing SQLite file is created)
         asyncio.run(upgrade(settings.database_url, revision))
     typer.echo(f"database at {revision}: {_where(settings.database_url)}")
@@ -420,6 +450,7 @@ def db_downgrade(revision: Annotated[str, typer.Argument()]) -> None:
     from vnehr.kit.migrate import downgrade
 
     settings = _settings()
+    _require_driver(settings)
     missing = _missing_sqlite_file(settings.database_url)
     if missing is not None:
         raise _fail(missing)

@@ -14,7 +14,7 @@ import vnehr.catalogs  # noqa: F401  (registers the context's error classes)
 from vnehr import identity
 from vnehr.kit.auth import SESSION_COOKIE, make_session_cookie
 from vnehr.kit.errors import REGISTRY, VnehrError
-from vnehr.kit.http import RequestContextMiddleware, install_error_handlers
+from vnehr.kit.http import FORM_TEXT, RequestContextMiddleware, install_error_handlers
 from vnehr.kit.i18n import LANGUAGES, catalogue
 from vnehr.kit.settings import Settings
 
@@ -50,7 +50,7 @@ _JSON = {"content-type": "application/json"}
 
 
 def _app() -> FastAPI:
-    app = FastAPI()
+    app = FastAPI(dependencies=[FORM_TEXT])  # as the application checks its forms
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware)
 
@@ -238,3 +238,91 @@ async def test_nul_never_reaches_the_database_through_a_real_route(
     response = await client.get("/api/v1/facilities", params={"q": "Xanh\x00"})
     assert response.status_code == 400, response.text
     _is_error_body(response.json(), "KIT-0002")
+
+
+def _form_part(name: str, text: bytes, charset: str = "utf-8") -> bytes:
+    named = b'form-data; name="' + name.encode(charset) + b'"'
+    return b"--XyZ\r\nContent-Disposition: " + named + b"\r\n\r\n" + text
+
+
+@pytest.mark.parametrize(
+    ("charset", "text"),
+    [
+        ("utf-7", b"a+AAE-b+AAA-"),  # decodes to "a\x01b\x00": no control byte is sent
+        ("cp037", b"\x81\x37\x82"),  # EBCDIC: 0x37 is EOT (\x04)
+    ],
+)
+async def test_form_text_is_checked_as_the_route_receives_it_whatever_the_charset(
+    charset: str, text: bytes
+) -> None:
+    """Starlette decodes a multipart text field with the form's ``charset``: the check reads
+    the text the route would get, not the bytes that came."""
+    body = _form_part("note", text, charset) + b"\r\n--XyZ--\r\n"
+    content_type = f"multipart/form-data; boundary=XyZ; charset={charset}"
+    response = await _call("POST", "/form", content=body, headers={"content-type": content_type})
+    assert response.status_code == 400, response.text
+    _is_error_body(response.json(), "KIT-0002")
+    # the same charset with text free of control characters reaches the route
+    fine = _form_part("note", "Café".encode(charset), charset) + b"\r\n--XyZ--\r\n"
+    response = await _call("POST", "/form", content=fine, headers={"content-type": content_type})
+    assert response.json() == {"note": "Café", "size": 0}
+
+
+async def test_a_url_encoded_form_field_with_a_control_character_is_refused() -> None:
+    for body in (b"note=a%01b", b"note=%1B%5B2J", b"note=x%7F", b"no%04te=a"):
+        response = await _call("POST", "/form", content=body, headers=_FORM)
+        assert response.status_code == 400, (body, response.text)
+        _is_error_body(response.json(), "KIT-0002")
+    response = await _call("POST", "/form", content=b"note=a%09b%0D%0Ac", headers=_FORM)
+    assert response.json() == {"note": "a\tb\r\nc", "size": 0}
+
+
+async def test_a_form_of_too_many_parts_is_refused_without_reading_it_all() -> None:
+    """Starlette's limits (1,000 fields, 1,000 files) stop the form's reader: the rest of the
+    body is never read, let alone parsed."""
+    sent: list[int] = []
+
+    async def chunks(part: bytes) -> AsyncIterator[bytes]:
+        for n in range(2_000):  # 200,000 parts, 100 a chunk
+            sent.append(n)
+            yield part * 100
+        yield b"--XyZ--\r\n"
+
+    headers = {"content-type": "multipart/form-data; boundary=XyZ"}
+    for part in (_form_part("note", b"") + b"\r\n", b"--XyZ\r\n\r\n\r\n"):
+        sent.clear()
+        response = await _call("POST", "/form", content=chunks(part), headers=headers)
+        assert response.status_code == 400, response.text
+        _is_error_body(response.json(), "KIT-0400")
+        assert len(sent) < 20, len(sent)
+
+
+async def test_a_raw_body_route_typed_multipart_is_not_read_as_a_form(
+    client: httpx.AsyncClient,
+) -> None:
+    """The public PDF check reads its body as bytes: a body typed multipart/form-data is not
+    parsed as a form on its way there (that cost seconds of the event loop for a body of many
+    empty parts), so what looks like a text field in it is the route's to judge."""
+    body = b"--X\r\n\r\n\r\n" * 50_000 + _form_part("note", b"a\x01b").replace(b"XyZ", b"X")
+    body += b"\r\n--X--\r\n"
+    headers = {"content-type": "multipart/form-data; boundary=X"}
+    checked = await client.post("/api/v1/papers/verify-pdf", content=body, headers=headers)
+    assert checked.status_code == 200, checked.text
+    assert checked.json()["authentic"] is False
+    # a JSON route typed multipart: FastAPI does not read it as JSON, and says so (KIT-0422)
+    json_route = await client.post("/api/v1/papers/verify", content=body, headers=headers)
+    assert (json_route.status_code, json_route.json()["code"]) == (422, "KIT-0422")
+
+
+async def test_a_real_form_route_checks_the_decoded_text(client: httpx.AsyncClient) -> None:
+    """The token endpoint reads a form: a control character that only decoding reveals is
+    refused there like one sent as is (KIT-0002), before the route runs."""
+    for content_type, body in (
+        ("multipart/form-data; boundary=XyZ; charset=utf-7", b"client_credentials+AAE-"),
+        ("multipart/form-data; boundary=XyZ", b"client_credentials\x01"),
+    ):
+        form = _form_part("grant_type", body) + b"\r\n--XyZ--\r\n"
+        response = await client.post(
+            "/oauth/token", content=form, headers={"content-type": content_type}
+        )
+        assert (response.status_code, response.json()["code"]) == (400, "KIT-0002"), response.text

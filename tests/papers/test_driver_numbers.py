@@ -30,6 +30,7 @@ from vnehr.kit.migrate import downgrade, upgrade
 from vnehr.kit.settings import Settings, get_settings
 from vnehr.papers.models import Paper, PaperCounter
 from vnehr.papers.numbers import next_driver_number
+from vnehr.papers.rules import add_months
 
 HOLDERS = [
     {"personal_id": f"0010900{n:05d}", "name": f"Người Lái {n}", "birth_date": "1990-04-12"}
@@ -59,11 +60,13 @@ async def test_numbers_follow_one_another_and_restart_each_year(
     yy, last_yy = f"{today.year % 100:02d}", f"{(today.year - 1) % 100:02d}"
     this_year = [await _issue(client, headers, holder=HOLDERS[n]) for n in range(3)]
     assert this_year == [f"{code}.KSK.{n:06d}.{yy}" for n in (1, 2, 3)]
-    # a certificate of an exam last year is numbered in last year's series, from 1
-    december = date(today.year - 1, 12, 30).isoformat()
-    assert await _issue(client, headers, holder=HOLDERS[3], examined_on=december) == (
-        f"{code}.KSK.000001.{last_yy}"
-    )
+    # a certificate of an exam last year is numbered in last year's series, from 1 (valid 12
+    # months: on 31 December no exam of last year gives a valid certificate any more)
+    if (today.month, today.day) != (12, 31):
+        december = date(today.year - 1, 12, 31).isoformat()
+        assert await _issue(client, headers, holder=HOLDERS[3], examined_on=december) == (
+            f"{code}.KSK.000001.{last_yy}"
+        )
     assert await _issue(client, headers, holder=HOLDERS[4]) == f"{code}.KSK.000004.{yy}"
     # another facility's series is its own
     other, other_headers = await facility_with_token(client, session, settings, scopes=SCOPES)
@@ -266,3 +269,34 @@ async def test_the_migration_seeds_the_counters_from_the_certificates_issued(
             assert "paper_counter" not in tables
     finally:
         await engine.dispose()
+
+
+async def test_an_exam_too_old_for_a_valid_certificate_is_refused_and_takes_no_number(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    """A certificate is valid 12 months from the exam (TT 36/2024): an exam older than that
+    (a century typo, 1926 for 2026, above all) would give a certificate expired on the day it
+    is issued. It is refused (PAP-0123) before it is numbered: no counter for that year, no
+    walk over this year's numbers that share its two digits, and the series goes on."""
+    code, headers = await facility_with_token(client, session, settings, scopes=SCOPES)
+    today = utcnow().astimezone(VIETNAM).date()
+    yy = f"{today.year % 100:02d}"
+    assert await _issue(client, headers, holder=HOLDERS[0]) == f"{code}.KSK.000001.{yy}"
+    expired = add_months(today, -12)  # valid until yesterday
+    for examined in (date(today.year - 100, 1, 5), date(1, 1, 1), expired):
+        body = driver_body(holder=HOLDERS[1], examined_on=examined.isoformat())
+        refused = await client.post("/api/v1/papers", json=body, headers=headers)
+        assert (refused.status_code, refused.json()["code"]) == (422, "PAP-0004"), examined
+        [issue] = refused.json()["detail"]["issues"]
+        assert (issue["code"], issue["field"]) == ("PAP-0123", "examined_on"), issue
+        assert examined.isoformat() in issue["message"]["en"], issue
+    counters = await session.execute(
+        select(PaperCounter.year, PaperCounter.last_serial).where(
+            PaperCounter.facility_code == code
+        )
+    )
+    assert list(counters) == [(today.year, 1)]
+    # the oldest exam still valid today is numbered in its year's series
+    oldest = expired + timedelta(days=1)
+    number = await _issue(client, headers, holder=HOLDERS[2], examined_on=oldest.isoformat())
+    assert number == f"{code}.KSK.{1 if oldest.year < today.year else 2:06d}.{oldest:%y}"

@@ -214,5 +214,9 @@ def test_driver_certificate_rules() -> None:
     assert driver(classes=["B", "C1E"]) == []
     assert driver(classes=["B2"]) == ["PAP-0120"]  # the pre-2025 class is gone
     assert driver(examined=date(2026, 11, 27)) == ["PAP-0121"]
+    # valid 12 months: an exam a year ago would give a certificate expired yesterday
+    assert driver(examined=date(2025, 11, 27)) == []  # valid to 2026-11-26, today
+    assert driver(examined=date(2025, 11, 26)) == ["PAP-0123"]
+    assert driver(examined=date(1926, 1, 5)) == ["PAP-0123"]
     assert driver(drug_test="positive") == ["PAP-0122"]
     assert driver(alcohol="positive", conclusion="unfit") == []

@@ -220,5 +220,47 @@ async def test_awaiting_visits_look_back_a_bounded_window(
         assert problem["location"] == ["query", "within_days"], problem
     described = (await client.get("/openapi.json")).json()["paths"][url]["get"]
     window = next(p for p in described["parameters"] if p["name"] == "within_days")
-    assert window["schema"]["maximum"] == 366
+    assert {"type": "integer", "minimum": 1, "maximum": 366} in window["schema"]["anyOf"]
     assert "within_days" in described["description"]
+
+
+async def test_awaiting_visits_look_back_far_enough_for_the_age_asked(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    """Asking for visits unsent for 35 days used to answer [] (the default window, 30 days,
+    ended before them). Without ``within_days`` the window reaches 30 days past the age asked;
+    a window given that ends before that age is refused, saying why (KIT-0422)."""
+    from sqlalchemy import update
+
+    from vnehr.kit.clock import utcnow
+    from vnehr.submissions.models import CheckinEntry
+
+    code, headers = await facility_with_token(client, session, settings)
+    rows = [checkin_row(code, key) for key in ("LK-80", "LK-40", "LK-2")]
+    assert (await _send(client, headers, write_table("XML0", rows))).json()["status"] == "accepted"
+    for key, days in (("LK-80", 80), ("LK-40", 40), ("LK-2", 2)):
+        await session.execute(
+            update(CheckinEntry)
+            .where(CheckinEntry.visit_key == key)
+            .values(received_at=utcnow() - timedelta(days=days))
+        )
+    url = "/api/v1/checkins/awaiting-visits"
+
+    async def listed(**params: object) -> list[str]:
+        response = await client.get(url, params=params, headers=headers)
+        assert response.status_code == 200, response.text
+        return [v["visit_key"] for v in response.json()]
+
+    assert await listed(older_than_hours=24 * 35) == ["LK-40"]  # window: the last 65 days
+    assert await listed(older_than_hours=24 * 35, within_days=90) == ["LK-80", "LK-40"]
+    assert await listed() == ["LK-2"]  # older than a day, within the last 31 days
+    for params in (
+        {"older_than_hours": 24 * 35, "within_days": 30},
+        {"older_than_hours": 24 * 30, "within_days": 30},
+        {"older_than_hours": 24 * 366},
+    ):
+        refused = await client.get(url, params=params, headers=headers)
+        assert (refused.status_code, refused.json()["code"]) == (422, "KIT-0422"), params
+        problem = refused.json()["detail"]["problems"][0]
+        assert problem["location"] == ["query", "older_than_hours"], problem
+        assert "within_days" in problem["message"], problem

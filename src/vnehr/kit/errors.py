@@ -118,6 +118,14 @@ class SchemaNotCurrent(VnehrError):
     code = "KIT-0005"
 
 
+class DatabaseDriverUnsupported(VnehrError):
+    """The database URL names a driver vnehr does not use (``postgresql://`` is psycopg to
+    SQLAlchemy, ``mysql://``, a synchronous ``sqlite://``): said before anything connects."""
+
+    status_code = 503
+    code = "KIT-0007"
+
+
 class OptionOutOfRange(VnehrError):
     """A command's option is outside what the matching setting accepts (``vnehr serve
     --port 0``): refused, not read as "not given" or passed on to fail later."""

@@ -351,8 +351,9 @@ def check_driver(
     alcohol: str,
     conclusion: str,
 ) -> None:
-    """TT 36/2024: the licence classes exist, the exam is not in the future, and a positive drug
-    or alcohol test cannot end in "fit to drive"."""
+    """TT 36/2024: the licence classes exist, the exam is not in the future nor so old that the
+    certificate (valid 12 months from it) has already expired, and a positive drug or alcohol
+    test cannot end in "fit to drive"."""
     for value in classes:
         if value not in LICENCE_CLASSES:
             found.error("PAP-0120", field_="classes", value=value)
@@ -360,5 +361,8 @@ def check_driver(
         found.error("PAP-0120", field_="classes", value="")
     if examined > today:
         found.error("PAP-0121", field_="examined_on", value=examined)
+    elif driver_valid_until(examined) < today:
+        until = driver_valid_until(examined)
+        found.error("PAP-0123", field_="examined_on", value=examined, until=until)
     if conclusion == "fit" and (drug_test == "positive" or alcohol == "positive"):
         found.error("PAP-0122", field_="conclusion")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -18,12 +19,13 @@ from starlette.routing import Route
 
 from vnehr import catalogs, papers
 from vnehr.kit.auth import CurrentSubject, current_subject, optional_subject
-from vnehr.kit.errors import VnehrError
+from vnehr.kit.errors import ControlCharacter, RequestInvalid, VnehrError
 from vnehr.kit.http import (
     ReadSession,
     database,
     error_response,
     error_responses,
+    holds_control,
     request_cap,
 )
 from vnehr.kit.settings import Settings
@@ -112,7 +114,9 @@ def _from_multipart(body: bytes, content_type: str) -> bytes:
     """The document of a multipart form (D46): its one file part as sent (the XML file a
     facility's staff picks in a browser, or ``curl -F file=@visit.xml``), else the
     ``fileHSBase64`` field decoded. Parsed with python-multipart over the body already read
-    under the size cap, in memory; a second file, a crowded or cut-off form is refused."""
+    under the size cap, in memory; a second file, a crowded or cut-off form is refused, and a
+    text field (a part without a filename: the portal's ``maCSKCB``, ``fileHSBase64``) holding
+    a control character other than tab, LF or CR is KIT-0002, as on every form (D86)."""
     _, options = parse_options_header(content_type)
     boundary = options.get(b"boundary")
     if not boundary:
@@ -158,6 +162,8 @@ def _from_multipart(body: bytes, content_type: str) -> bytes:
     if not ended[0]:
         raise errors.FormUnreadable(reason="the form ends before its closing boundary")
     named = [(part, *part.disposition()) for part in parts]
+    if any(not is_file and holds_control(part.data) for part, _, is_file in named):
+        raise ControlCharacter(where="body")
     files = [(part, name) for part, name, is_file in named if is_file]
     if len(files) > 1:
         raise errors.FormUnreadable(reason="more than one file")
@@ -314,20 +320,33 @@ async def checkins_awaiting_visits(
     facility: Annotated[str | None, Query(pattern=r"^\d{5}$")] = None,
     older_than_hours: Annotated[float, Query(ge=0, le=24 * 366)] = 24,
     within_days: Annotated[
-        int,
+        int | None,
         Query(
             ge=1,
             le=366,
-            description="How far back to look: check-ins received in the last this many days.",
+            description="How far back to look: check-ins received in the last this many days "
+            "(by default older_than_hours in whole days plus 30, at most 366).",
         ),
-    ] = 30,
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> list[dict[str, Any]]:
     """Visits checked in (XML0) more than ``older_than_hours`` ago, and within the last
-    ``within_days`` days (30 by default, at most 366), whose file never came: visits made but
-    not sent, oldest first (the facility's systems and admins, the department). A value out
-    of range is KIT-0422; a check-in older than the window is not listed (a visit still
+    ``within_days`` days, whose file never came: visits made but not sent, oldest first (the
+    facility's systems and admins, the department). Without ``within_days`` the window reaches
+    30 days past ``older_than_hours`` (in whole days: 31 days for the default 24 hours; at most
+    366). A value out of range, or a window that ends before ``older_than_hours`` (it could
+    list nothing), is KIT-0422; a check-in older than the window is not listed (a visit still
     unsent after a year is the BHXH appraisal's matter, not a reminder's)."""
+    if within_days is None:
+        within_days = min(366, math.ceil(older_than_hours / 24) + 30)
+    if older_than_hours >= within_days * 24:
+        message = (
+            f"older_than_hours ({older_than_hours:g}) must be less than within_days × 24 "
+            f"({within_days} × 24 = {within_days * 24}; within_days is at most 366): the "
+            "window would hold no check-in old enough"
+        )
+        problem = {"location": ["query", "older_than_hours"], "message": message}
+        raise RequestInvalid({"problems": [{**problem, "type": "less_than_window"}]}, count=1)
     return await service.awaiting_visits(
         session,
         subject,
