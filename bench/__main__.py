@@ -10,7 +10,7 @@ from bench import audit, catalog_http, exchange, fhir, intake, papers, report
 
 def main() -> None:
     wanted = sys.argv[1:] or [
-        "catalog", "intake", "exchange", "fhir", "papers", "report", "audit"
+        "catalog", "intake", "exchange", "fhir", "papers", "report", "report-accounts", "audit"
     ]  # fmt: skip
     if "catalog" in wanted:
         asyncio.run(catalog_http.main())
@@ -24,6 +24,8 @@ def main() -> None:
         asyncio.run(papers.main())
     if "report" in wanted:
         asyncio.run(report.main())
+    if "report-accounts" in wanted:
+        asyncio.run(report.accounts_main())
     if "audit" in wanted:
         asyncio.run(audit.main())
 

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 import tracemalloc
+from collections.abc import Awaitable, Callable
 
 from bench.common import packed_tables, postgres
 from vnehr import reporting
@@ -123,5 +124,112 @@ async def main() -> None:
     print(f"\nReport time at {SIZES[-1]:,} / at {SIZES[0]:,} visits: **{last / first:.2f}x**")
 
 
+#: Health accounts for the accounts' recount (``report check`` / ``rebuild``).
+ACCOUNTS = 200_000
+# every person of the bench lives in one of the wards in force of Hanoi and Ho Chi Minh City
+# and opens an account (2025-01 to 2026-06); one in ten moves 60 days later to a ward of the
+# other list (from Hanoi to HCMC or back), one in twenty closes 90 days after opening, and one
+# in fifty of those reopens 30 days later
+ACCOUNTS_SQL = """
+CREATE TEMP TABLE bench_ward AS
+  SELECT row_number() OVER (ORDER BY code) - 1 AS n, code FROM (
+    SELECT DISTINCT code FROM catalog_entry
+    WHERE list_name = 'ward' AND valid_to IS NULL AND parent_code IN ('01', '79')) AS w;
+INSERT INTO person (personal_id, full_name, provisional, residence_ward_code, created_at,
+  created_by)
+SELECT 'B' || lpad(n::text, 11, '0'), 'Bench ' || n, false,
+       (SELECT code FROM bench_ward WHERE bench_ward.n = g.n % (SELECT count(*) FROM bench_ward)),
+       timestamptz '2025-01-01', 'bench'
+FROM generate_series(1, {count}) AS g(n);
+INSERT INTO health_account (person_id, status, channel, opened_at)
+SELECT id, 'open', 'vneid', timestamptz '2025-01-01' + (id % 540) * interval '1 day'
+FROM person WHERE created_by = 'bench';
+INSERT INTO health_account_event (account_id, action, channel, actor, at)
+SELECT id, 'opened', 'vneid', 'bench', opened_at FROM health_account ORDER BY id;
+CREATE TEMP TABLE bench_move AS
+  SELECT a.id AS account, p.id AS person, p.residence_ward_code AS left_ward,
+         (SELECT code FROM bench_ward
+          WHERE bench_ward.n = (p.id * 7 + 3) % (SELECT count(*) FROM bench_ward)) AS entered,
+         a.opened_at + interval '60 days' AS at
+  FROM health_account a JOIN person p ON p.id = a.person_id
+  WHERE p.created_by = 'bench' AND a.id % 10 = 0;
+INSERT INTO health_account_event (account_id, action, channel, ward_code, actor, at)
+SELECT account, action, 'vneid', ward, 'bench', at FROM bench_move,
+  LATERAL (VALUES (1, 'moved_out', left_ward), (2, 'moved_in', entered)) AS m(k, action, ward)
+ORDER BY account, k;
+UPDATE person SET residence_ward_code = bench_move.entered FROM bench_move
+WHERE person.id = bench_move.person;
+INSERT INTO health_account_event (account_id, action, channel, actor, at)
+SELECT id, 'closed', 'vneid', 'bench', opened_at + interval '90 days' FROM health_account
+WHERE id % 20 = 1 ORDER BY id;
+INSERT INTO health_account_event (account_id, action, channel, actor, at)
+SELECT id, 'reopened', 'vneid', 'bench', opened_at + interval '120 days' FROM health_account
+WHERE id % 20 = 1 AND id % 50 = 1 ORDER BY id;
+UPDATE health_account SET status = 'closed', closed_at = opened_at + interval '90 days'
+WHERE id % 20 = 1 AND id % 50 <> 1;
+ANALYZE person; ANALYZE health_account; ANALYZE health_account_event;
+"""
+
+
+async def _time_and_peak(work: Callable[[], Awaitable[object]]) -> tuple[float, float]:
+    """Seconds of one run of ``work``, and the peak Python memory (tracemalloc, MB) of another
+    (tracing slows Python down: not timed)."""
+    began = time.perf_counter()
+    await work()
+    seconds = time.perf_counter() - began
+    tracemalloc.start()
+    await work()
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return seconds, peak / 1e6
+
+
+async def accounts_main() -> None:
+    """``report check`` and ``rebuild`` over ``ACCOUNTS`` health accounts (and no visits)."""
+    with postgres("accounts") as socket_dir:
+        url = f"postgresql+asyncpg://postgres@/accounts?host={socket_dir}"
+        env = {
+            **os.environ,
+            "VNEHR_ENV": "development",
+            "VNEHR_DATABASE_URL": url,
+            "VNEHR_LOG_LEVEL": "WARNING",
+        }
+        vnehr = [sys.executable, "-m", "vnehr"]
+        _run([*vnehr, "db", "upgrade"], env)
+        _run([*vnehr, "demo", "load"], env)
+        import asyncpg
+
+        connection = await asyncpg.connect(host=socket_dir, user="postgres", database="accounts")
+        try:
+            await connection.execute(ACCOUNTS_SQL.format(count=ACCOUNTS))
+            events = await connection.fetchval("SELECT count(*) FROM health_account_event")
+        finally:
+            await connection.close()
+        db = Database.from_urls(url)
+        try:
+
+            async def rebuild() -> None:
+                async with db.session() as session:
+                    await reporting.rebuild(session)
+
+            async def check(province: str | None) -> None:
+                async with db.read_session() as session:
+                    if await reporting.check(session, PERIOD, province):
+                        raise RuntimeError("the rollups differ from the recount")
+
+            runs = [
+                ("rebuild", await _time_and_peak(rebuild)),
+                ("check (country)", await _time_and_peak(lambda: check(None))),
+                ("check --province 01", await _time_and_peak(lambda: check("01"))),
+            ]
+        finally:
+            await db.dispose()
+    print(f"Accounts' recount on PostgreSQL 18: {ACCOUNTS:,} accounts, {events:,} events\n")
+    print("| run | time | peak memory (tracemalloc) |")
+    print("|---|---|---|")
+    for name, (seconds, peak) in runs:
+        print(f"| `report {name}` | {seconds:,.1f} s | {peak:,.1f} MB |")
+
+
 if __name__ == "__main__":
-    asyncio.run(main())
+    asyncio.run(accounts_main() if sys.argv[1:] == ["accounts"] else main())

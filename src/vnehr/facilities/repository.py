@@ -77,6 +77,10 @@ class FacilityRepository:
             return []
         return list(await self.session.scalars(select(Facility).where(Facility.code.in_(wanted))))
 
+    @staticmethod
+    def codes_query(province: str) -> Any:
+        return select(Facility.code).where(Facility.province_code == province)
+
     async def of_province(self, province: str | None) -> list[Facility]:
         stmt = select(Facility).order_by(Facility.code)
         if province:

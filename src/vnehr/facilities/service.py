@@ -222,6 +222,12 @@ async def directory(session: AsyncSession, codes: Iterable[str]) -> dict[str, Fa
     return {f.code: FacilityInfo.model_validate(f) for f in found}
 
 
+def codes_query(province: str) -> Any:
+    """A subquery of the codes of the facilities registered in a province, to filter another
+    context's statement (a province's report recount reads only its facilities' rows)."""
+    return FacilityRepository.codes_query(province)
+
+
 async def registry(session: AsyncSession, province: str | None) -> list[FacilityInfo]:
     """Every registered facility of a province (or of the country), in code order: the
     report's denominator. No caller check: the registry is public."""

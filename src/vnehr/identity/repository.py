@@ -217,23 +217,40 @@ class IdentityRepository:
         )
         return list(await self.session.scalars(stmt.order_by(RoleGrant.id)))
 
-    async def account_changes(
-        self, before: datetime
-    ) -> list[tuple[int, datetime, str, str | None, str | None]]:
-        """(account, at, action, ward of the row, residence today) in the order they happened:
-        the rows before ``before``, and every move (the first one tells where the person lived
-        before it, even when it came later)."""
-        rows = await self.session.execute(
+    async def account_holders(self, after: int | None, limit: int) -> list[tuple[int, str | None]]:
+        """(account, its holder's residence today) of the next ``limit`` accounts after account
+        ``after`` (from the first with None), in account order: a page of the reports' recount."""
+        stmt = (
+            select(HealthAccount.id, Person.residence_ward_code)
+            .join(Person, Person.id == HealthAccount.person_id)
+            .order_by(HealthAccount.id)
+            .limit(limit)
+        )
+        if after is not None:
+            stmt = stmt.where(HealthAccount.id > after)
+        return [(account, home) for account, home in await self.session.execute(stmt)]
+
+    async def account_histories(
+        self, after: int | None, last: int, before: datetime
+    ) -> list[tuple[int, datetime, str, str | None]]:
+        """(account, at, action, ward of the row) of the accounts after ``after`` up to ``last``,
+        account by account, each in the order things happened: the rows before ``before``, and
+        every move (the first one tells where the person lived before it, even when it came
+        later)."""
+        stmt = (
             select(
                 AccountEvent.account_id,
                 AccountEvent.at,
                 AccountEvent.action,
                 AccountEvent.ward_code,
-                Person.residence_ward_code,
             )
-            .join(HealthAccount, HealthAccount.id == AccountEvent.account_id)
-            .join(Person, Person.id == HealthAccount.person_id)
-            .where(or_(AccountEvent.at < before, AccountEvent.action == "moved_out"))
-            .order_by(AccountEvent.id)
+            .where(
+                AccountEvent.account_id <= last,
+                or_(AccountEvent.at < before, AccountEvent.action == "moved_out"),
+            )
+            .order_by(AccountEvent.account_id, AccountEvent.id)
         )
-        return [(account, at, action, ward, home) for account, at, action, ward, home in rows]
+        if after is not None:
+            stmt = stmt.where(AccountEvent.account_id > after)
+        rows = await self.session.execute(stmt)
+        return [(account, at, action, ward) for account, at, action, ward in rows]

@@ -3,9 +3,11 @@ assisted), insurance-card history, representatives and provisional newborns, rol
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
+from itertools import groupby
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -693,7 +695,10 @@ async def assign_personal_id(
         raise Forbidden(action="merge into a person of another area")
     child.merged_into_id = existing.id
     existing.mother_id = existing.mother_id or child.mother_id
-    existing.residence_ward_code = existing.residence_ward_code or child.residence_ward_code
+    if not existing.residence_ward_code and child.residence_ward_code:
+        # a residence given by the merge is a move like any other: an account the person
+        # holds follows them there, in the reports' rollups and in its history (D70)
+        await _move_residence(repo, existing, child.residence_ward_code, subject.label)
     await repo.move_subject_links(child.id, existing.id)
     await repo.add(
         audit.audit_event(
@@ -949,35 +954,55 @@ async def person_id_of(session: AsyncSession, personal_id: str) -> int | None:
 
 
 async def account_changes(
-    session: AsyncSession, before: datetime
-) -> list[tuple[datetime, int, str]]:
+    session: AsyncSession, before: datetime, *, page_size: int = 5000
+) -> AsyncIterator[tuple[datetime, int, str]]:
     """Every opening (+1) and closing (-1) of a health account before ``before`` at the ward
     the person lived in then, and every move of an open account (-1 at the ward left, +1 at
     the ward entered): the reports' recount of accounts. Where the person lived is read from
     the account's moves: before its first move, the ward that move left; without moves, the
-    residence today."""
-    rows = await IdentityRepository(session).account_changes(before)
-    first_left: dict[int, str] = {}
-    for account_id, _, action, ward, _ in rows:
-        if action == "moved_out":
-            first_left.setdefault(account_id, ward or "")
-    ward_of: dict[int, str] = {}
-    is_open: dict[int, bool] = {}
-    found: list[tuple[datetime, int, str]] = []
-    for account_id, at, action, ward, residence in rows:
+    residence today. Read ``page_size`` accounts at a time, and worked out one account at a
+    time: what is held does not grow with the accounts (D70)."""
+    repo = IdentityRepository(session)
+    after: int | None = None
+    while True:
+        holders = await repo.account_holders(after, page_size)
+        if not holders:
+            return
+        residence = dict(holders)
+        rows = await repo.account_histories(after, holders[-1][0], before)
+        for account_id, history in groupby(rows, key=itemgetter(0)):
+            for change in _account_changes(
+                [(at, action, ward) for _, at, action, ward in history],
+                residence[account_id],
+                before,
+            ):
+                yield change
+        if len(holders) < page_size:
+            return
+        after = holders[-1][0]
+
+
+def _account_changes(
+    history: list[tuple[datetime, str, str | None]], residence: str | None, before: datetime
+) -> Iterator[tuple[datetime, int, str]]:
+    """``account_changes`` of one account, from its rows (at, action, ward) in order."""
+    first_left = next((ward or "" for _, action, ward in history if action == "moved_out"), None)
+    here: str | None = None
+    is_open = False
+    for at, action, ward in history:
         if action == "moved_in":
-            ward_of[account_id] = ward or ""
-        here = ward_of.setdefault(account_id, first_left.get(account_id, residence or ""))
+            here = ward or ""
+        elif here is None:
+            here = first_left if first_left is not None else residence or ""
         delta = 0
         if action in ("opened", "reopened"):
-            is_open[account_id], delta = True, 1
+            is_open, delta = True, 1
         elif action == "closed":
-            is_open[account_id], delta = False, -1
-        elif is_open.get(account_id):
+            is_open, delta = False, -1
+        elif is_open:
             delta = -1 if action == "moved_out" else 1
         if delta and at < before:
-            found.append((at, delta, here))
-    return found
+            yield at, delta, here
 
 
 async def residence_provinces(session: AsyncSession, person_ids: list[int]) -> dict[int, str]:

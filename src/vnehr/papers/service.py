@@ -942,13 +942,21 @@ def issued_label(paper: Paper) -> datetime:
 
 
 async def first_issues(
-    session: AsyncSession, start: datetime | None, end: datetime | None, *, page_size: int = 5000
+    session: AsyncSession,
+    start: datetime | None,
+    end: datetime | None,
+    *,
+    page_size: int = 5000,
+    facilities: Any | None = None,
 ) -> AsyncIterator[tuple[str, str, datetime]]:
     """(facility, kind, issued at) of every paper's first version issued in [start, end), a
-    page at a time (the reports' recount)."""
+    page at a time (the reports' recount). ``facilities``: only papers of the facilities this
+    subquery selects."""
     stmt = select(Paper.id, Paper.facility_code, Paper.kind, Paper.issued_at).where(
         Paper.version == 1
     )
+    if facilities is not None:
+        stmt = stmt.where(Paper.facility_code.in_(facilities))
     if start is not None and end is not None:
         stmt = stmt.where(Paper.issued_at >= start, Paper.issued_at < end)
     after = ""

@@ -536,12 +536,14 @@ async def first_versions(
     end: datetime | None,
     *,
     before: datetime | None = None,
+    facilities: Any | None = None,
 ) -> list[Any]:
     """The first version of every visit (not test submissions) that ended in [start, end), or
     without an end, was received then: the columns the reports count (rows with attributes
     facility_code, care_type, insured, ended_at, received_at, lag_seconds, has_summary,
     person_id). ``before``: only those that ended (or without an end, were received) before
-    it (what ``first_version_tallies`` leaves out)."""
+    it (what ``first_version_tallies`` leaves out); ``facilities``: only those of the
+    facilities this subquery selects."""
     v = VisitVersion
     stmt = select(
         v.facility_code,
@@ -555,6 +557,8 @@ async def first_versions(
     ).where(*_first_in(start, end))
     if before is not None:
         stmt = stmt.where(func.coalesce(v.ended_at, v.received_at) < before)
+    if facilities is not None:
+        stmt = stmt.where(v.facility_code.in_(facilities))
     return list(await session.execute(stmt.order_by(v.id)))
 
 
@@ -605,14 +609,17 @@ async def first_version_tallies(
     lag_bounds: Sequence[int],
     quick_seconds: int,
     last_day_on_time: Callable[[date], date],
+    facilities: Any | None = None,
 ) -> AsyncIterator[VisitTally]:
     """The first versions that ``first_versions`` would list, from ``UTC7_SINCE`` on, counted
     by the database (GROUP BY) and streamed: what is held does not grow with the visits.
     ``last_day_on_time`` gives, for a Vietnamese day a visit ended, the last day (Vietnam time)
-    it may be received on time."""
+    it may be received on time; ``facilities``: only the facilities this subquery selects."""
     v = VisitVersion
     postgres = session.get_bind().dialect.name == "postgresql"
     where = [*_first_in(start, end), func.coalesce(v.ended_at, v.received_at) >= UTC7_SINCE]
+    if facilities is not None:
+        where.append(v.facility_code.in_(facilities))
     ended_day = _utc7(session, v.ended_at, "day")
     if start is not None and end is not None:
         first = (max(start, UTC7_SINCE) + timedelta(hours=7)).date()

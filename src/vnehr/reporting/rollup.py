@@ -166,8 +166,9 @@ async def recount(
     session: AsyncSession, period: Period | None, province: str | None
 ) -> dict[Key, int]:
     """The same counters computed from the stored rows (a scan: for checks and rebuilds).
-    The visits are counted by the database and added up as they stream in: what is held is
-    the counters, whatever the number of visits."""
+    The visits are counted by the database and added up as they stream in, the accounts one
+    at a time: what is held is the counters, whatever the number of visits and accounts, and
+    for a province only its counters (the database reads only its facilities' rows)."""
     found: dict[Key, int] = {}
 
     def tally(counts: Iterable[Count]) -> None:
@@ -176,6 +177,7 @@ async def recount(
 
     places = Places()
     start, end = period.bounds_utc() if period else (None, None)
+    among = facilities.codes_query(province) if province else None
     # by facility code first: where each facility is, once the stream has ended
     by_code: dict[tuple[date, str, str, str, str], int] = {}
     async for group in records.first_version_tallies(
@@ -185,6 +187,7 @@ async def recount(
         lag_bounds=metrics.LAG_BOUNDS_SECONDS,
         quick_seconds=metrics.QUICK_SECONDS,
         last_day_on_time=metrics.last_day_on_time,
+        facilities=among,
     ):
         for one in metrics.visit_group_counts(
             facility=group.facility_code,
@@ -206,7 +209,9 @@ async def recount(
         place = where[code]
         tally([Count(month, place.province, place.ward, code, metric, dim1, dim2, value)])
     # visits the database cannot place in a Vietnamese month (before 1976: none in practice)
-    for row in await records.first_versions(session, start, end, before=records.UTC7_SINCE):
+    for row in await records.first_versions(
+        session, start, end, before=records.UTC7_SINCE, facilities=among
+    ):
         place = (await places.of(session, [row.facility_code]))[row.facility_code]
         tally(
             metrics.visit_counts(
@@ -221,23 +226,26 @@ async def recount(
                 in_book=row.person_id is not None,
             )
         )
-    async for code, received_at, codes in submissions.rejections(session, start, end):
+    async for code, received_at, codes in submissions.rejections(
+        session, start, end, facilities=among
+    ):
         place = (await places.of(session, [code]))[code]
         tally(
             metrics.rejection_counts(
                 facility=code, where=place, received_at=received_at, codes=codes
             )
         )
-    async for code, kind, issued_at in papers.first_issues(session, start, end):
+    async for code, kind, issued_at in papers.first_issues(session, start, end, facilities=among):
         place = (await places.of(session, [code]))[code]
         tally(metrics.paper_counts(facility=code, where=place, issued_at=issued_at, kind=kind))
     wards: dict[str, str] = {}
-    for at, delta, ward in await identity.account_changes(
+    async for at, delta, ward in identity.account_changes(
         session, end or datetime.max.replace(tzinfo=UTC)
     ):
         if ward not in wards:
             wards[ward] = await identity.province_of_ward(session, ward)
-        tally(metrics.account_counts(province=wards[ward], ward=ward, at=at, delta=delta))
+        if not province or wards[ward] == province:
+            tally(metrics.account_counts(province=wards[ward], ward=ward, at=at, delta=delta))
     return {k: v for k, v in found.items() if v and (not province or k[1] == province)}
 
 

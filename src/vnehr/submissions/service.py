@@ -1066,14 +1066,22 @@ async def raw_file(session: AsyncSession, submission_id: str) -> bytes | None:
 
 
 async def rejections(
-    session: AsyncSession, start: datetime | None, end: datetime | None, *, page_size: int = 500
+    session: AsyncSession,
+    start: datetime | None,
+    end: datetime | None,
+    *,
+    page_size: int = 500,
+    facilities: Any | None = None,
 ) -> AsyncIterator[tuple[str, datetime, list[str]]]:
     """Every rejected visit of files received in [start, end) (not test submissions):
     (facility, received at, the error codes), read from the receipts a page of files at a time
-    (a receipt lists every visit of its file): the reports' recount."""
+    (a receipt lists every visit of its file): the reports' recount. ``facilities``: only files
+    of the facilities this subquery selects."""
     stmt = select(
         Submission.id, Submission.facility_code, Submission.received_at, Submission.receipt
     ).where(Submission.test_mode.is_(False), Submission.rejected > 0)
+    if facilities is not None:
+        stmt = stmt.where(Submission.facility_code.in_(facilities))
     if start is not None and end is not None:
         stmt = stmt.where(Submission.received_at >= start, Submission.received_at < end)
     after = ""
