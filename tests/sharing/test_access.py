@@ -18,6 +18,7 @@ from tests.identity.test_api import error, sign_in_as
 from tests.submissions.test_intake import facility_with_token, send
 from vnehr import exchange
 from vnehr.audit import AuditEvent
+from vnehr.fhir.models import StoredResource
 from vnehr.kit.clock import utcnow
 from vnehr.kit.db import Database
 from vnehr.kit.paging import encode_moment_cursor
@@ -689,3 +690,80 @@ async def test_the_emergency_queue_pages_through_every_access_once(
     assert link is not None
     query = parse_qs(urlsplit(link[1].replace("&amp;", "&")).query)
     assert query["cases_cursor"] == [at_cases]
+
+
+async def test_a_clinician_sees_no_allergy_whose_visit_reference_is_not_a_visit_shown(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    """The clinician's summary judges an allergy's visit however the reference is written
+    (versioned, absolute with this server's address), also for allergies stored so before
+    references were normalised; one whose encounter is not one of the visits shown (another
+    server's, by identifier) stays out. The citizen sees every one, linked to its visit."""
+    _, consented, _, patient, headers = await world(client, session, settings)
+    await sign_in_as(client, session, settings, patient)
+    mine = (await client.get("/api/v1/me/timeline")).json()["items"]
+    visits = {v["main_diagnosis"]["code"]: v["id"] for v in mine}
+    kept, left_out = visits["A09.0"], visits["F32.9"]
+    person = (await client.get("/fhir/R4/Patient")).json()["entry"][0]["resource"]["id"]
+    ours = settings.public_url + "/fhir/R4"
+    encounters = {
+        "Penicillin": {"reference": f"Encounter/{kept}/_history/1"},
+        "Aspirin": {"reference": f"{ours}/Encounter/{kept}"},
+        "Sertralin": {"reference": f"Encounter/{left_out}/_history/1"},
+        "Fluoxetin": {"reference": f"{ours}/Encounter/{left_out}"},
+        "Olanzapin": {"reference": f"https://fhir.other.example/R4/Encounter/{kept}"},
+        "Lithium": {"identifier": {"system": "urn:visit", "value": str(left_out)}},
+    }
+    ids = {}
+    for substance, encounter in encounters.items():
+        allergy = {
+            "resourceType": "AllergyIntolerance",
+            "code": {"text": substance},
+            "patient": {"reference": f"Patient/{person}"},
+            "encounter": encounter,
+        }
+        written = await client.post("/fhir/R4/AllergyIntolerance", json=allergy, headers=headers)
+        assert written.status_code == 201, written.text
+        ids[substance] = written.json()["id"]
+    made = await client.post("/api/v1/me/consents", json={"facility": consented, "scope": "full"})
+    assert made.status_code == 201, made.text
+
+    async def clinician_sees() -> set[str]:
+        await sign_in_as(
+            client, session, settings, DOCTOR, {"role": "clinician", "facility_code": consented}
+        )
+        view = (await client.get(f"/api/v1/patients/{patient[0]}/record")).json()
+        page = await client.get("/clinic/patient", params={"id": patient[0]})
+        assert page.status_code == 200, page.text
+        seen = {a["substance"] for a in view["summary"]["allergies"]}
+        assert {s for s in encounters if s in page.text} == seen
+        return seen
+
+    async def citizen_sees() -> dict[str, int | None]:
+        await sign_in_as(client, session, settings, patient)
+        summary = (await client.get("/api/v1/me/summary")).json()
+        return {a["substance"]: a["visit_id"] for a in summary["allergies"]}
+
+    linked = {"Penicillin": kept, "Aspirin": kept, "Sertralin": left_out, "Fluoxetin": left_out}
+    assert await clinician_sees() == {"Penicillin", "Aspirin"}
+    assert await citizen_sees() == {**dict.fromkeys(encounters), **linked}
+
+    # stored as sent by an earlier release
+    for substance, encounter in encounters.items():
+        await session.execute(
+            update(StoredResource)
+            .where(StoredResource.resource_id == ids[substance])
+            .values(
+                body={
+                    "resourceType": "AllergyIntolerance",
+                    "id": ids[substance],
+                    "meta": {"versionId": "1"},
+                    "code": {"text": substance},
+                    "patient": {"reference": f"Patient/{person}"},
+                    "encounter": encounter,
+                }
+            )
+        )
+    await session.flush()
+    assert await clinician_sees() == {"Penicillin", "Aspirin"}
+    assert await citizen_sees() == {**dict.fromkeys(encounters), **linked}

@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 from fhir.resources.R4B import get_fhir_model_class
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tests.healthbook.test_api import visit_of, who
@@ -19,6 +19,7 @@ from tests.submissions.test_intake import facility_with_token, send
 from vnehr import exchange
 from vnehr.audit import AuditEvent
 from vnehr.fhir import mapping
+from vnehr.fhir.models import StoredResource
 from vnehr.fhir.validate import validate
 from vnehr.kit.clock import VIETNAM, utcnow
 from vnehr.kit.outbox import OutboxEvent
@@ -440,3 +441,167 @@ async def test_under_consent_the_patient_shows_only_with_a_visit_the_consent_kee
         f"Patient/{person_id}",
     ]
     assert all(r.detail["basis"] == "consent" and r.detail["facility"] == reader for r in rows)
+
+
+async def test_an_allergy_of_a_left_out_visit_stays_out_however_its_encounter_is_written(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    """A reference to the visit an allergy was recorded in may be versioned or absolute (valid
+    FHIR): stored, it points at the visit itself (``Encounter/{id}``), and one left out of the
+    consent (D35) takes the allergy with it. An encounter that cannot be told to be a visit the
+    reader sees (another server's, contained, by identifier, by name only) keeps it out too,
+    also for allergies stored before references were normalised. A patient named in this
+    server's absolute form is that patient."""
+    sender, headers, reader, mental, person_id, shown, hidden = await shared_without_mental(
+        client, session, settings
+    )
+    ours = settings.public_url + FHIR
+    encounters: dict[str, dict[str, Any]] = {
+        "hidden-versioned": {"reference": f"Encounter/{hidden}/_history/1"},
+        "hidden-absolute": {"reference": f"{ours}/Encounter/{hidden}"},
+        "hidden-absolute-versioned": {"reference": f"{ours}/Encounter/{hidden}/_history/1"},
+        "foreign": {"reference": f"https://fhir.other.example/R4/Encounter/{shown}"},
+        "contained": {"reference": "#visit"},
+        "by-identifier": {
+            "identifier": {"system": mapping.VISIT_KEY, "value": f"{sender}/{mental.ma_lk}"}
+        },
+        "by-name": {"display": "Khám tâm thần"},
+        "shown-versioned": {"reference": f"Encounter/{shown}/_history/1"},
+        "shown-absolute": {"reference": f"{ours}/Encounter/{shown}"},
+    }
+    visible = {"shown-versioned", "shown-absolute", "no-visit"}
+    ids: dict[str, str] = {}
+    for substance in [*encounters, "no-visit"]:
+        allergy: dict[str, Any] = {
+            "resourceType": "AllergyIntolerance",
+            "code": {"text": substance},
+            "patient": {"reference": f"Patient/{person_id}"},
+        }
+        if substance == "no-visit":  # whose it is, in this server's absolute form
+            allergy["patient"] = {"reference": f"{ours}/Patient/{person_id}/_history/1"}
+        if substance in encounters:
+            allergy["encounter"] = encounters[substance]
+        if substance == "contained":
+            allergy["contained"] = [
+                {"resourceType": "Encounter", "id": "visit", "status": "finished",
+                 "class": {"code": "AMB"}}
+            ]  # fmt: skip
+        written = await client.post(f"{FHIR}/AllergyIntolerance", json=allergy, headers=headers)
+        assert written.status_code == 201, written.text
+        ids[substance] = written.json()["id"]
+        stored = written.json().get("encounter")
+        if substance.startswith(("hidden", "shown")):  # ours: stored as the visit itself
+            visit = hidden if substance.startswith("hidden") else shown
+            assert stored == {"reference": f"Encounter/{visit}"}, substance
+        elif substance in encounters:  # not ours: kept as sent
+            assert stored == encounters[substance], substance
+        assert written.json()["patient"] == {"reference": f"Patient/{person_id}"}
+
+    async def seen() -> dict[str, set[str]]:
+        """The allergies the reader gets, by the way it asks."""
+        found = await client.get(
+            f"{FHIR}/AllergyIntolerance", params={"patient": person_id}, headers=reader
+        )
+        everything = await client.get(f"{FHIR}/Patient/{person_id}/$everything", headers=reader)
+        ips = (await client.get(f"{FHIR}/Patient/{person_id}/$summary", headers=reader)).json()
+        section = ips["entry"][0]["resource"]["section"][0]
+        by_id = {f"AllergyIntolerance/{i}": s for s, i in ids.items()}
+        answers: dict[str, set[str]] = {
+            "search": {e["resource"]["code"]["text"] for e in found.json().get("entry", [])},
+            "$everything": {
+                e["resource"]["code"]["text"]
+                for e in everything.json()["entry"]
+                if e["resource"]["resourceType"] == "AllergyIntolerance"
+            },
+            "$summary": {by_id[r["reference"]] for r in section.get("entry", [])},
+            "read": set(),
+            "_history": set(),
+        }
+        for substance, id_ in ids.items():
+            for way, path in (("read", id_), ("_history", f"{id_}/_history")):
+                got = await client.get(f"{FHIR}/AllergyIntolerance/{path}", headers=reader)
+                assert got.status_code in (200, 404), got.text
+                if got.status_code == 200:
+                    answers[way].add(substance)
+        return answers
+
+    assert await seen() == dict.fromkeys(("search", "$everything", "$summary", "read", "_history"), visible)  # fmt: skip
+
+    # allergies stored as sent before references were normalised
+    for substance, encounter in encounters.items():
+        row = await session.scalar(
+            select(StoredResource).where(StoredResource.resource_id == ids[substance])
+        )
+        assert row is not None
+        await session.execute(
+            update(StoredResource)
+            .where(StoredResource.id == row.id)
+            .values(body={**row.body, "encounter": encounter})
+        )
+    await session.flush()
+    assert await seen() == dict.fromkeys(("search", "$everything", "$summary", "read", "_history"), visible)  # fmt: skip
+    # the patient still reads every one of them
+    await sign_in_as(client, session, settings, who(mental))
+    assert (await client.get(f"{FHIR}/AllergyIntolerance")).json()["total"] == len(ids)
+
+
+async def test_a_search_that_tells_only_a_count_is_audited_and_told_to_the_patient(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    """A total says as much as the entries (an allergy to penicillin, a diagnosis exists): a
+    search is audited for every patient it matched, whichever page it returns, none
+    (``_count=0``) or one past the end, and the patient is told the record was viewed. Still
+    one audit row per patient per request, however many resources matched."""
+    _, headers, reader, _, person_id, shown, _ = await shared_without_mental(
+        client, session, settings
+    )
+    for substance in ("Penicillin", "Aspirin"):
+        allergy = {
+            "resourceType": "AllergyIntolerance",
+            "code": {"text": substance},
+            "patient": {"reference": f"Patient/{person_id}"},
+        }
+        written = await client.post(f"{FHIR}/AllergyIntolerance", json=allergy, headers=headers)
+        assert written.status_code == 201, written.text
+
+    async def rows() -> list[AuditEvent]:
+        found = await session.scalars(
+            select(AuditEvent)
+            .where(AuditEvent.action == "fhir.read", AuditEvent.person_id == int(person_id))
+            .order_by(AuditEvent.id)
+        )
+        return list(found.all())
+
+    async def counted(type_: str, params: dict[str, str | int], total: int) -> None:
+        before = len(await rows())
+        found = await client.get(
+            f"{FHIR}/{type_}", params={"patient": person_id, **params}, headers=reader
+        )
+        assert found.status_code == 200, found.text
+        assert found.json()["total"] == total
+        after = await rows()
+        assert len(after) == before + 1, (type_, params)
+        assert after[-1].detail["basis"] == "consent"
+        assert after[-1].object_id.startswith(f"{type_}?")
+
+    # the first thing the reader asks: how many penicillin allergies
+    await counted("AllergyIntolerance", {"code:text": "Penicillin", "_count": 0}, 1)
+    told = await session.scalars(
+        select(OutboxEvent).where(
+            OutboxEvent.topic == "record.viewed",
+            OutboxEvent.payload["person_id"].as_integer() == int(person_id),
+        )
+    )
+    assert len(told.all()) == 1
+    await counted("AllergyIntolerance", {"_count": 0}, 2)
+    await counted("AllergyIntolerance", {"_count": 1, "_offset": 5}, 2)
+    await counted("AllergyIntolerance", {"_summary": "count"}, 2)
+    condition = await client.get(f"{FHIR}/Condition/{shown}-c1", headers=reader)
+    code = condition.json()["code"]["coding"][0]["code"]
+    await counted("Condition", {"code": code, "_count": 0}, 1)
+    # nothing matched: nothing audited
+    before = len(await rows())
+    none = {"patient": person_id, "code:text": "Latex", "_count": 0}
+    latex = await client.get(f"{FHIR}/AllergyIntolerance", params=none, headers=reader)
+    assert latex.json()["total"] == 0
+    assert len(await rows()) == before

@@ -4,6 +4,6 @@ surface only."""
 
 from vnehr.fhir.api import router
 from vnehr.fhir.mapping import INSURANCE_CARD, PERSONAL_ID, VISIT_KEY
-from vnehr.fhir.store import allergies_of
+from vnehr.fhir.store import allergy_reader
 
-__all__ = ["INSURANCE_CARD", "PERSONAL_ID", "VISIT_KEY", "allergies_of", "router"]
+__all__ = ["INSURANCE_CARD", "PERSONAL_ID", "VISIT_KEY", "allergy_reader", "router"]

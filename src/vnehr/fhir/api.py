@@ -219,7 +219,9 @@ async def post_bundle(request: Request, subject: CurrentSubject) -> Response:
     write.require_writer(subject)
     try:
         async with database(request).session() as session:
-            result = await write.transaction(session, subject, bundle, _intake_options(request))
+            result = await write.transaction(
+                session, subject, bundle, _intake_options(request), base=_base(request)
+            )
     except write.Invalid as exc:
         return _invalid(exc)
     except write.VisitRejected as exc:
@@ -366,6 +368,7 @@ async def create(
                 subject,
                 _plain(resource),
                 if_none_exist=request.headers.get("if-none-exist"),
+                base=_base(request),
             )
     except write.Invalid as exc:
         return _invalid(exc)
@@ -386,7 +389,9 @@ async def put(
         raise BadBody(reason="the body's type and id must match the URL")
     try:
         async with database(request).session() as session:
-            written = await write.store(session, subject, _plain(resource), resource_id=resource_id)
+            written = await write.store(
+                session, subject, _plain(resource), resource_id=resource_id, base=_base(request)
+            )
     except write.Invalid as exc:
         return _invalid(exc)
     return _written(request, written.resource, 201 if written.created else 200)
@@ -437,7 +442,7 @@ async def everything(
     request: Request, session: ReadSession, subject: CurrentSubject, patient_id: ResourceId
 ) -> Response:
     """Every resource of one patient's record within the caller's reach (searchset)."""
-    scope = await store.scope_of(session, subject)
+    scope = await store.scope_of(session, subject, base=_base(request))
     pool = await store.patient_compartment(session, scope, patient_id)  # or 404
     resources = [pool.get("Patient", patient_id) or {}] + [
         r for (t, i), r in pool.resources.items() if not (t == "Patient" and i == patient_id)
@@ -452,7 +457,7 @@ async def summary(
     request: Request, session: ReadSession, subject: CurrentSubject, patient_id: ResourceId
 ) -> Response:
     """An International Patient Summary: a document Bundle with a Composition first."""
-    scope = await store.scope_of(session, subject)
+    scope = await store.scope_of(session, subject, base=_base(request))
     pool = await store.patient_compartment(session, scope, patient_id)  # or 404
     document = ips.document(_base(request), pool, patient_id, now=utcnow())
     await _audit(
@@ -551,7 +556,7 @@ async def _search(
     items: list[tuple[str, str]],
 ) -> Response:
     _supported(type_)
-    scope = await store.scope_of(session, subject)
+    scope = await store.scope_of(session, subject, base=_base(request))
     crits, unknown = criteria(type_, items)
     if type_ in store.REGISTRY_TYPES:
         pool = await _registry_pool(session, scope, type_, crits)
@@ -592,7 +597,9 @@ async def _search(
         )
     shown = [e["resource"] for e in bundle["entry"] if "resource" in e]
     if type_ not in store.REGISTRY_TYPES:
-        await _audit(request, scope, pool, shown, f"{type_}?{urlencode(items)}")
+        # the total tells as much as the entries (that a penicillin allergy is there): every
+        # patient matched is audited, whichever page comes back (none with _count=0)
+        await _audit(request, scope, pool, [*matches, *shown], f"{type_}?{urlencode(items)}")
     return fhir_response(bundle)
 
 
@@ -735,7 +742,7 @@ async def read(
 ) -> Response:
     """The current version of a resource."""
     _supported(resource_type)
-    scope = await store.scope_of(session, subject)
+    scope = await store.scope_of(session, subject, base=_base(request))
     resource, pool = await store.read(session, scope, resource_type, resource_id)
     await _audit(request, scope, pool, [resource], f"{resource_type}/{resource_id}")
     return _versioned(resource)
@@ -757,7 +764,7 @@ async def history(
 ) -> Response:
     """Every version of a resource, newest first (a history Bundle)."""
     _supported(resource_type)
-    scope = await store.scope_of(session, subject)
+    scope = await store.scope_of(session, subject, base=_base(request))
     versions, pool = await store.history(session, scope, resource_type, resource_id)
     base = _base(request)
     bundle = {
@@ -799,7 +806,7 @@ async def vread(
 ) -> Response:
     """One version of a resource."""
     _supported(resource_type)
-    scope = await store.scope_of(session, subject)
+    scope = await store.scope_of(session, subject, base=_base(request))
     resource, pool = await store.vread(session, scope, resource_type, resource_id, version_id)
     await _audit(
         request, scope, pool, [resource], f"{resource_type}/{resource_id}/_history/{version_id}"

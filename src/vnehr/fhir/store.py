@@ -12,7 +12,7 @@ Registry resources (Organization, Practitioner, Location) are public directory d
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -29,6 +29,10 @@ from vnehr.kit.clock import today_in_vietnam, utcnow
 Resource = dict[str, Any]
 #: A number in an id or a reference: ASCII digits only, small enough for a 64-bit column.
 _NUMBER = re.compile(r"[0-9]{1,18}")
+#: A relative reference to a resource of this server, perhaps to one version of it.
+_LOCAL = re.compile(
+    r"(?P<type>[A-Z][A-Za-z]{1,40})/(?P<id>[A-Za-z0-9\-.]{1,64})(?:/_history/[A-Za-z0-9\-.]{1,64})?"
+)
 VISIT_TYPES = (
     "Encounter",
     "Condition",
@@ -54,6 +58,8 @@ class Scope:
     #: facility systems: patients who share their full record with this facility (a consent
     #: directive in force), with the basis (D44); filled by ``share``
     shared: dict[int, Any] = field(default_factory=dict)
+    #: this server's FHIR base (``{public URL}/fhir/R4``): its absolute references are its own
+    base: str = ""
 
     @property
     def is_citizen(self) -> bool:
@@ -116,16 +122,17 @@ async def share(session: AsyncSession, scope: Scope, person_ids: Iterable[int]) 
             scope.shared[person_id] = found
 
 
-async def scope_of(session: AsyncSession, subject: Subject) -> Scope:
+async def scope_of(session: AsyncSession, subject: Subject, *, base: str) -> Scope:
+    """What the caller reaches; ``base`` is this server's FHIR base."""
     if subject.kind == "person":
         try:
             holders = await identity.book_holders(session, subject)
         except identity.UnknownPerson:
             holders = []
-        return Scope(subject, {h.id: h for h in holders})
+        return Scope(subject, {h.id: h for h in holders}, base=base)
     if subject.kind == "facility_system" and subject.facility_code:
         require_scope(subject, "record.read")
-        return Scope(subject, facility_code=subject.facility_code)
+        return Scope(subject, facility_code=subject.facility_code, base=base)
     raise NotForYou(who=subject.label)
 
 
@@ -211,12 +218,14 @@ async def compartment(session: AsyncSession, scope: Scope, person_ids: list[int]
             pool.add(mapping.paper_document(paper, today))
     writer = None if scope.is_citizen else scope.facility_code
     shared = [p for p in person_ids if p in scope.shared]
-    visit_persons = {src.visit_id: src.person_id for src in sources}
+    visits_of: dict[int | None, set[int]] = {}
+    for src in sources:
+        visits_of.setdefault(src.person_id, set()).add(src.visit_id)
     for kept in await stored.of_persons(session, person_ids, writer, shared, SHARED_STORED):
         if writer is not None and kept.facility_code != writer:
             # another facility's allergy: out with the visit it was recorded in (D35, D79)
-            visit_id = linked_visit(kept.body)
-            if visit_id is not None and visit_persons.get(visit_id) != kept.person_id:
+            seen = visits_of.get(kept.person_id, set())
+            if not recorded_in_kept(kept.body, scope.base, seen.__contains__):
                 continue
         pool.add(kept.body)
         if kept.person_id is not None:
@@ -483,10 +492,38 @@ async def _read_in_compartment(
     return found, pool
 
 
-def linked_visit(resource: Resource) -> int | None:
-    """The visit (Encounter id) a resource kept as sent was recorded in, if it names one."""
-    encounter = str((resource.get("encounter") or {}).get("reference") or "")
-    return number(encounter[10:]) if encounter.startswith("Encounter/") else None
+def canonical_reference(reference: str, base: str) -> str:
+    """A reference to a resource of this server as ``Type/id``: without this server's base
+    (``base``, its absolute form) and without a version (``/_history/n``: a visit's id stands
+    for all its versions). Anything else (another server's, contained ``#id``, a URN) is
+    returned as it is."""
+    local = reference
+    if base and reference.startswith(base.rstrip("/") + "/"):
+        local = reference[len(base.rstrip("/")) + 1 :]
+    found = _LOCAL.fullmatch(local)
+    return f"{found['type']}/{found['id']}" if found else reference
+
+
+def linked_visit(resource: Resource, base: str) -> int | None:
+    """The visit (Encounter id) a resource kept as sent was recorded in, if it names one of
+    this server's visits: ``Encounter/{id}``, versioned or not, relative or under ``base``."""
+    encounter = resource.get("encounter")
+    reference = encounter.get("reference") if isinstance(encounter, dict) else None
+    if not isinstance(reference, str):
+        return None
+    local = canonical_reference(reference, base)
+    return number(local[10:]) if local.startswith("Encounter/") else None
+
+
+def recorded_in_kept(resource: Resource, base: str, kept: Callable[[int], bool]) -> bool:
+    """Whether a resource kept as sent goes with the visits a reader sees: it names no
+    encounter, or one of this server's visits that ``kept`` lets through. An encounter named
+    any other way (another server's, contained, by identifier or by name only) cannot be judged
+    by the sharing rules, and its reference would tell of it: the resource stays out (D35)."""
+    if not resource.get("encounter"):
+        return True
+    visit_id = linked_visit(resource, base)
+    return visit_id is not None and kept(visit_id)
 
 
 async def _may_read_stored(session: AsyncSession, scope: Scope, rows: list[Any]) -> bool:
@@ -502,8 +539,10 @@ async def _may_read_stored(session: AsyncSession, scope: Scope, rows: list[Any])
     if not scope.may_see_stored(newest):
         return False
     for row in rows:
-        visit_id = linked_visit(row.body)
-        if visit_id is not None and not await _visit_kept(session, scope, visit_id, row.person_id):
+        if not row.body.get("encounter"):
+            continue
+        visit_id = linked_visit(row.body, scope.base)
+        if visit_id is None or not await _visit_kept(session, scope, visit_id, row.person_id):
             return False
     return True
 
@@ -697,7 +736,7 @@ def _moment(value: Any) -> datetime | None:
 
 
 def allergy(
-    resource: Resource, facility: healthbook.schemas.FacilityRef
+    resource: Resource, facility: healthbook.schemas.FacilityRef, base: str
 ) -> healthbook.schemas.Allergy:
     """An AllergyIntolerance as the health book shows it."""
     reactions = [
@@ -713,16 +752,26 @@ def allergy(
         reaction="; ".join(dict.fromkeys(reactions)) or None,
         recorded_at=_moment(resource.get("recordedDate")) or _moment(resource.get("onsetDateTime")),
         facility=facility,
-        visit_id=linked_visit(resource),
+        visit_id=linked_visit(resource, base),
     )
 
 
-async def allergies_of(session: AsyncSession, person_id: int) -> list[healthbook.schemas.Allergy]:
+async def allergies_of(
+    session: AsyncSession,
+    person_id: int,
+    kept_visits: Collection[int] | None = None,
+    *,
+    base: str,
+) -> list[healthbook.schemas.Allergy]:
     """A person's current allergies, as facilities sent them (FHIR AllergyIntolerance written
     for that person; a test-mode write is in nobody's compartment, D67), newest first, one per
-    substance. The health book's reader (``healthbook.read_allergies_with``)."""
+    substance. With ``kept_visits`` (a clinician's reading), only those recorded in none of
+    the person's visits or in one of these (``recorded_in_kept``). ``base`` is this server's
+    FHIR base."""
     rows = await stored.of_person(session, person_id, "AllergyIntolerance")
     rows = [r for r in rows if current_allergy(r.body)]
+    if kept_visits is not None:
+        rows = [r for r in rows if recorded_in_kept(r.body, base, kept_visits.__contains__)]
     names = await facilities.directory(session, {r.facility_code for r in rows})
     found = []
     for row in rows:
@@ -732,6 +781,7 @@ async def allergies_of(session: AsyncSession, person_id: int) -> list[healthbook
             healthbook.schemas.FacilityRef(
                 code=row.facility_code, name=place.name if place else None
             ),
+            base,
         )
         found.append((item.recorded_at or row.last_updated, item))
     found.sort(key=lambda pair: pair[0], reverse=True)
@@ -739,3 +789,16 @@ async def allergies_of(session: AsyncSession, person_id: int) -> list[healthbook
     for _, item in found:
         shown.setdefault(item.substance.casefold(), item)
     return list(shown.values())
+
+
+def allergy_reader(public_url: str) -> healthbook.AllergyReader:
+    """``allergies_of`` for a server at ``public_url``: the health book's reader
+    (``healthbook.read_allergies_with``)."""
+    base = f"{public_url}/fhir/R4"
+
+    async def read(
+        session: AsyncSession, person_id: int, kept_visits: Collection[int] | None = None
+    ) -> list[healthbook.schemas.Allergy]:
+        return await allergies_of(session, person_id, kept_visits, base=base)
+
+    return read

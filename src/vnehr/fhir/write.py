@@ -23,7 +23,7 @@ from vnehr import audit, identity, records, submissions
 from vnehr.fhir import intake, mapping
 from vnehr.fhir.errors import UnknownResource
 from vnehr.fhir.models import StoredIdentifier, StoredResource
-from vnehr.fhir.store import number
+from vnehr.fhir.store import canonical_reference, number
 from vnehr.fhir.stored import current
 from vnehr.fhir.validate import Issue, validate
 from vnehr.kit.auth import Subject
@@ -93,6 +93,23 @@ class Written:
 # ------------------------------------------------------------------ stored resources
 
 
+#: The references whose record (``subject``, ``patient``) and visit (``encounter``) a resource
+#: kept as sent is judged by.
+_JUDGED = ("subject", "patient", "encounter")
+
+
+def _canonical(resource: Resource, base: str) -> Resource:
+    """The references access is judged by, when they point at this server's resources, as
+    ``Type/id`` (``canonical_reference``): an absolute or versioned reference to a visit is
+    that visit, and the sharing rules find it (D35); another server's is kept as sent."""
+    out = dict(resource)
+    for key in _JUDGED:
+        element = out.get(key)
+        if isinstance(element, dict) and isinstance(element.get("reference"), str):
+            out[key] = {**element, "reference": canonical_reference(element["reference"], base)}
+    return out
+
+
 def _identifiers(resource: Resource) -> Iterable[tuple[str, str]]:
     for identifier in resource.get("identifier") or []:
         if isinstance(identifier, dict) and identifier.get("value"):
@@ -144,9 +161,12 @@ async def store(
     *,
     resource_id: str | None = None,
     if_none_exist: str | None = None,
+    base: str,
 ) -> Written:
-    """Create (new id) or update (``resource_id``) a resource kept as sent. A facility still
-    onboarding writes in test mode: kept for it, in no citizen's record (D67)."""
+    """Create (new id) or update (``resource_id``) a resource kept as sent, its references to
+    this server's resources (``base``: its FHIR base) made relative and unversioned
+    (``_canonical``). A facility still onboarding writes in test mode: kept for it, in no
+    citizen's record (D67)."""
     code, test_mode = await submissions.admitted(session, subject)
     type_ = str(resource.get("resourceType"))
     if type_ not in WRITABLE:
@@ -164,7 +184,7 @@ async def store(
     version = (previous.version + 1) if previous else 1
     now = utcnow()
     body = {
-        **resource,
+        **_canonical(resource, base),
         "id": new_id,
         "meta": {
             **(resource.get("meta") or {}),
@@ -237,9 +257,15 @@ def _rewrite(value: Any, targets: dict[str, str]) -> Any:
 
 
 async def transaction(
-    session: AsyncSession, subject: Subject, bundle: Resource, options: submissions.IntakeOptions
+    session: AsyncSession,
+    subject: Subject,
+    bundle: Resource,
+    options: submissions.IntakeOptions,
+    *,
+    base: str,
 ) -> Resource:
-    """Process a transaction Bundle; returns the transaction-response Bundle."""
+    """Process a transaction Bundle; returns the transaction-response Bundle. ``base`` is this
+    server's FHIR base (``store``)."""
     code = require_writer(subject)
     check(bundle)
     if bundle.get("type") != "transaction":
@@ -277,10 +303,10 @@ async def transaction(
             continue
         rewritten = _rewrite(resource, targets)
         if request["method"] == "PUT":
-            written = await store(session, subject, rewritten, resource_id=planned[url])
+            written = await store(session, subject, rewritten, resource_id=planned[url], base=base)
         else:
             written = await _create_as(
-                session, subject, rewritten, planned[url], request.get("ifNoneExist")
+                session, subject, rewritten, planned[url], request.get("ifNoneExist"), base
             )
             if not written.created:
                 targets[url] = f"{written.resource['resourceType']}/{written.resource['id']}"
@@ -306,7 +332,12 @@ async def transaction(
 
 
 async def _create_as(
-    session: AsyncSession, subject: Subject, resource: Resource, new_id: str, condition: str | None
+    session: AsyncSession,
+    subject: Subject,
+    resource: Resource,
+    new_id: str,
+    condition: str | None,
+    base: str,
 ) -> Written:
     if condition:
         existing = await _find(
@@ -314,7 +345,7 @@ async def _create_as(
         )
         if existing is not None:
             return Written(existing.body, created=False)
-    written = await store(session, subject, {**resource, "id": new_id}, resource_id=None)
+    written = await store(session, subject, {**resource, "id": new_id}, resource_id=None, base=base)
     return written
 
 

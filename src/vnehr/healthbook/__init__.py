@@ -7,6 +7,7 @@ from vnehr.healthbook.access import access_log, close_dispute, dispute, disputes
 from vnehr.healthbook.api import department_router, fast_routes, router, settle
 from vnehr.healthbook.errors import NoBookYet, NotInYourBook, NotYourWard
 from vnehr.healthbook.service import (
+    AllergyReader,
     Read,
     clinical_summary,
     clinical_visit,
@@ -21,6 +22,7 @@ from vnehr.healthbook.view import visit as visit_view
 
 __all__ = [
     "RANGE_PREFIX",
+    "AllergyReader",
     "Header",
     "NoBookYet",
     "NotInYourBook",

@@ -7,7 +7,7 @@ in a write transaction before the answer leaves (``Read.audit``).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
@@ -35,8 +35,9 @@ class Read(Generic[T]):
     holder: identity.Holder | None = None  # whose book was read
 
 
-#: Reads a person's current allergies (their FHIR AllergyIntolerance resources, newest first).
-AllergyReader = Callable[[AsyncSession, int], Awaitable[list[s.Allergy]]]
+#: Reads a person's current allergies (their FHIR AllergyIntolerance resources, newest first);
+#: with visit ids, only those recorded in none of the person's visits or in one of these.
+AllergyReader = Callable[[AsyncSession, int, Collection[int] | None], Awaitable[list[s.Allergy]]]
 _READERS: dict[str, AllergyReader] = {}
 
 
@@ -47,9 +48,11 @@ def read_allergies_with(reader: AllergyReader) -> None:
     _READERS["allergies"] = reader
 
 
-async def _allergies(session: AsyncSession, person_id: int) -> list[s.Allergy]:
+async def _allergies(
+    session: AsyncSession, person_id: int, kept_visits: Collection[int] | None = None
+) -> list[s.Allergy]:
     reader = _READERS.get("allergies")
-    return await reader(session, person_id) if reader is not None else []
+    return await reader(session, person_id, kept_visits) if reader is not None else []
 
 
 async def holder(
@@ -252,11 +255,9 @@ async def clinical_summary(
     titles = await catalogs.codebook(session)
     result = view.summary(person.full_name, person.personal_id, pairs, titles, now=utcnow())
     # an allergy recorded in a visit the rules leave out is left out with it (D35: the visit
-    # is left out whole; its facility and date may tell what care it was)
-    kept = {h.id for h, _ in pairs}
-    result.allergies = [
-        a for a in await _allergies(session, person_id) if a.visit_id is None or a.visit_id in kept
-    ]
+    # is left out whole; its facility and date may tell what care it was), and so is one
+    # whose visit cannot be told (the FHIR context reads the references)
+    result.allergies = await _allergies(session, person_id, {h.id for h, _ in pairs})
     listed = [h for h, tables in pairs if keep_visits is None or keep_visits(tables)]
     return result, [view.timeline_item(h, titles) for h in listed]
 
