@@ -64,6 +64,22 @@ class Places:
         return {c: self._known.get(c, Where("", "")) for c in wanted}
 
 
+def _version_counts(row: Any, where: Where) -> list[Count]:
+    """The counts of a visit's first version (a stored version row) at its facility's place:
+    the consumer's and the recount's (they must agree)."""
+    return metrics.visit_counts(
+        facility=row.facility_code,
+        where=where,
+        care_type=row.care_type,
+        insured=row.insured,
+        ended_at=row.ended_at,
+        received_at=row.received_at,
+        lag_seconds=row.lag_seconds,
+        has_summary=row.has_summary,
+        in_book=row.person_id is not None,
+    )
+
+
 def consumers(places: Places | None = None) -> dict[str, Handler]:
     """The report's consumer of each topic."""
     places = places or Places()
@@ -76,17 +92,7 @@ def consumers(places: Places | None = None) -> dict[str, Handler]:
         if row is None:
             return {"note": "version gone"}
         where = (await places.of(session, [row.facility_code]))[row.facility_code]
-        counts = metrics.visit_counts(
-            facility=row.facility_code,
-            where=where,
-            care_type=row.care_type,
-            insured=row.insured,
-            ended_at=row.ended_at,
-            received_at=row.received_at,
-            lag_seconds=row.lag_seconds,
-            has_summary=row.has_summary,
-            in_book=row.person_id is not None,
-        )
+        counts = _version_counts(row, where)
         return {"counters": await add(session, counts)}
 
     async def rejected(session: AsyncSession, event: OutboxEvent) -> dict[str, Any] | None:
@@ -213,19 +219,7 @@ async def recount(
         session, start, end, before=records.UTC7_SINCE, facilities=among
     ):
         place = (await places.of(session, [row.facility_code]))[row.facility_code]
-        tally(
-            metrics.visit_counts(
-                facility=row.facility_code,
-                where=place,
-                care_type=row.care_type,
-                insured=row.insured,
-                ended_at=row.ended_at,
-                received_at=row.received_at,
-                lag_seconds=row.lag_seconds,
-                has_summary=row.has_summary,
-                in_book=row.person_id is not None,
-            )
-        )
+        tally(_version_counts(row, place))
     async for code, received_at, codes in submissions.rejections(
         session, start, end, facilities=among
     ):
