@@ -272,6 +272,8 @@ def worker() -> None:
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
         async with httpx.AsyncClient() as http:
+            # the audit log is sealed by every worker, whichever bus delivers the outbox
+            sealer = asyncio.create_task(audit.run_sealer(db, audit_key(settings), stop=stop))
             try:
                 handlers = exchange_handlers(settings, http)
                 if settings.bus == "nats":
@@ -285,12 +287,10 @@ def worker() -> None:
                         max_bytes=settings.nats_max_bytes,
                     )
                 else:
-                    sealer = asyncio.create_task(
-                        audit.run_sealer(db, audit_key(settings), stop=stop)
-                    )
                     await exchange.run(db, handlers, policy(settings), stop=stop)
-                    await sealer
             finally:
+                stop.set()
+                await sealer
                 await db.dispose()
 
     typer.echo(f"vnehr worker: delivering the outbox to {settings.bhxh_base}")

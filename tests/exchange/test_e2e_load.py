@@ -167,6 +167,9 @@ def test_thousands_of_visits_reach_the_portal_through_faults_and_a_killed_worker
                 f"http://127.0.0.1:{simulator_port}/sim/vneid/_sim/pushed", timeout=30
             ).json()
             assert len([p for p in pushed if p["kind"] == "visit"]) >= VISITS
+            # the deliverer (`vnehr worker` on NATS, `vnehr serve` in-process) seals the log
+            sealed = run(["audit", "verify"], env)
+            assert int(sealed.split(" sealed rows")[0].split()[-1]) > 0, sealed
 
     by_visit: dict[str, list[dict[str, object]]] = {}
     for record in records:

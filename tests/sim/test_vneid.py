@@ -781,6 +781,8 @@ async def test_faults_are_read_and_replaced_as_json(
         "wrong_issuer": False,
         "wrong_nonce": False,
         "unavailable": False,
+        "push_no_phone": [],
+        "push_status": None,
     }
     assert set(initial) == {f.name for f in fields(Faults)}
     await sim.put("/_sim/faults", json={"bad_signature": True, "token_delay_seconds": 1.5})

@@ -20,7 +20,9 @@ import httpx
 
 class DeliveryFailed(Exception):
     """An attempt that failed. ``keep``: what the attempt did before failing, stored in its
-    delivery record so that the next attempt need not do it again (pushes already sent)."""
+    delivery record so that the next attempt need not do it again (pushes already sent).
+    ``partial``: what the attempt wrote stays (committed with its record, not rolled back)
+    and the rest is retried (the inbox row stays while pushes are retried)."""
 
     def __init__(
         self,
@@ -29,12 +31,14 @@ class DeliveryFailed(Exception):
         maybe_received: bool = False,
         detail: Any = None,
         keep: dict[str, Any] | None = None,
+        partial: bool = False,
     ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.maybe_received = maybe_received
         self.detail = detail
         self.keep = keep
+        self.partial = partial
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,7 @@ import orjson
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from vnehr import facilities, identity
+from vnehr import facilities, identity, papers, records, sharing
 from vnehr.exchange.bhxh import DeliveryFailed
 from vnehr.exchange.models import DeliveryAttempt, Notification
 from vnehr.kit.clock import utcnow
@@ -41,19 +41,37 @@ class About:
 
 @dataclass(frozen=True, slots=True)
 class PushMessage:
-    """What a phone is told (the inbox keeps the same): the citizen's own, or, with
-    ``about``, a representative's about the person they act for."""
+    """What a phone is told: the citizen's own (as the inbox shows it), or, with ``about``, a
+    representative's about the person they act for (worded for them; ``kind`` "notice" and
+    neutral words when the notice touches a sensitive category)."""
 
     person_id: int  # the recipient
-    personal_id: str | None  # how VNeID knows the recipient
+    personal_id: str  # how VNeID knows the recipient
     kind: str
     title: dict[str, str]
     body: dict[str, str]
     about: About | None = None
 
 
+class PushRefused(Exception):
+    """The push service will not take this message for this recipient, now or later (a 4xx
+    such as 404: no phone registered with the app; 400: a message it cannot route). The
+    recipient is given up for this event; any other failure is tried again."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(f"push refused: HTTP {status}")
+        self.status = status
+
+
+#: 4xx answers that are not about the recipient: our key or signature (401, 403), a request
+#: that took too long (408), too early (425) or too many (429). Tried again, like a 5xx.
+_NOT_THE_RECIPIENT = frozenset({401, 403, 408, 425, 429})
+
+
 class PushAdapter(Protocol):
-    async def push(self, message: PushMessage) -> None: ...
+    async def push(self, message: PushMessage) -> None:
+        """Tell one phone; ``PushRefused`` when the service refuses this recipient for good,
+        any other exception when it may take the message later."""
 
 
 class LogPush:
@@ -71,8 +89,9 @@ class LogPush:
 
 class WebhookPush:
     """The app's push service over HTTP: ``POST {url}`` with the message as JSON, signed with
-    ``X-Vnehr-Signature: sha256=<HMAC-SHA256 of the body>``. A failure raises, so the delivery
-    is retried (the inbox row is written in the same savepoint and rolled back with it)."""
+    ``X-Vnehr-Signature: sha256=<HMAC-SHA256 of the body>``. A 4xx about the recipient raises
+    ``PushRefused`` (given up for that person); anything else that is not a 2xx raises, so the
+    push is tried again (the inbox row stays meanwhile)."""
 
     def __init__(self, http: httpx.AsyncClient, url: str, secret: str) -> None:
         self.http, self.url, self.key = http, url, secret.encode()
@@ -101,65 +120,154 @@ class WebhookPush:
                 "X-Vnehr-Signature": f"sha256={signature}",
             },
         )
-        if answer.status_code >= 300:
-            raise RuntimeError(f"push refused: HTTP {answer.status_code}")
+        status = answer.status_code
+        if 400 <= status < 500 and status not in _NOT_THE_RECIPIENT:
+            raise PushRefused(status)
+        if status >= 300:
+            raise RuntimeError(f"push failed: HTTP {status}")
 
 
-async def _tell(
+@dataclass(frozen=True, slots=True)
+class _Earlier:
+    """What earlier attempts of an event did: recipients told (``pushed``) or given up
+    (``refused``), and whether one of them stopped with pushes left (``unfinished``)."""
+
+    pushed: frozenset[int]
+    refused: frozenset[int]
+    unfinished: bool
+
+
+async def _earlier(session: AsyncSession, event: OutboxEvent) -> _Earlier:
+    """Read whatever the attempt's number: a replayed dead letter starts again at attempt 1,
+    and its phones were told by the attempts before it. One read on the event's index."""
+    rows = await session.execute(
+        select(DeliveryAttempt.outcome, DeliveryAttempt.detail).where(
+            DeliveryAttempt.event_id == event.event_id
+        )
+    )
+    pushed: set[int] = set()
+    refused: set[int] = set()
+    unfinished = False
+    for outcome, detail in rows:
+        if not isinstance(detail, dict) or "pushed" not in detail:
+            continue  # another consumer's record
+        pushed.update(int(i) for i in detail.get("pushed") or ())
+        refused.update(int(i) for i in detail.get("refused") or ())
+        unfinished = unfinished or outcome == "failed"
+    return _Earlier(frozenset(pushed), frozenset(refused), unfinished)
+
+
+async def _sensitive(session: AsyncSession, kind: str, payload: dict[str, Any]) -> bool:
+    """Whether a notice concerns a visit touching a sensitive category (D35): a new visit, or
+    a paper issued from one (a birth certificate always: the birth is reproductive health).
+    A visit that cannot be read counts as sensitive (it cannot be judged, D98)."""
+    if kind == "visit":
+        version_id = payload.get("version_id")
+        version = await records.version_by_id(session, int(version_id)) if version_id else None
+        return version is None or bool(sharing.categories(version.tables))
+    if kind == "paper":
+        if payload.get("kind") == "birth":
+            return True
+        paper_id = payload.get("paper_id")
+        paper = await papers.by_id(session, str(paper_id)) if paper_id else None
+        if paper is None or not paper.visit_key:
+            return paper is None
+        visit = await records.current_version(session, paper.facility_code, paper.visit_key)
+        return visit is not None and bool(sharing.categories(visit.tables))
+    return False
+
+
+async def _recipients(
+    session: AsyncSession, event: OutboxEvent, person_id: int, kind: str, params: dict[str, Any]
+) -> list[PushMessage]:
+    """Whom to push: the person, when VNeID knows them (a newborn without a personal ID has no
+    phone), and each person who represents them today (``identity.representatives``: a parent
+    until the child is 18) and whose last sign-in could read the book (level 2; the inbox shows
+    a level-1 identity nothing, D74). A representative is told in their own words, about the
+    person by name; in neutral words, without facility or kind, when the notice touches a
+    sensitive category."""
+    holder = (await identity.persons(session, [person_id])).get(person_id)
+    if holder is None:
+        return []
+    [shown] = await _shown(session, [(kind, params)])
+    messages = []
+    if holder.personal_id:
+        own = render(kind, shown)
+        messages.append(PushMessage(holder.id, holder.personal_id, kind, own["title"], own["body"]))
+    agents = [
+        (agent.id, agent.personal_id, agent.relation)
+        for agent in await identity.representatives(session, person_id)
+        if agent.personal_id and agent.relation and agent.reads_books
+    ]
+    if not agents:
+        return messages
+    neutral = await _sensitive(session, kind, event.payload)
+    said = (
+        render("neutral", {"name": holder.full_name}, "_for")
+        if neutral
+        else render(kind, {**shown, "name": holder.full_name}, "_for")
+    )
+    for agent_id, personal_id, relation in agents:
+        messages.append(
+            PushMessage(
+                agent_id,
+                personal_id,
+                "notice" if neutral else kind,
+                said["title"],
+                said["body"],
+                About(relation, holder.full_name),
+            )
+        )
+    return messages
+
+
+async def _notify(
     session: AsyncSession,
     push: PushAdapter,
     event: OutboxEvent,
     person_id: int,
     kind: str,
     params: dict[str, Any],
-) -> int:
-    """Push a new notification to the person's phone and to the phone of everyone who
-    represents them today (both parents of a child; not one whose representation ended), the
-    latter marked as about the person. Recipients that an earlier, failed attempt of this event
-    already told are skipped; a failure raises ``DeliveryFailed`` naming those told so far, so
-    that a retry tells nobody twice. How many were told now."""
-    [shown] = await texts_of(session, [(kind, params)])
-    holder = (await identity.persons(session, [person_id])).get(person_id)
-    messages = [
-        PushMessage(
-            person_id, holder.personal_id if holder else None, kind, shown["title"], shown["body"]
+) -> dict[str, Any]:
+    """Write the inbox row (once per event and person), then push to every recipient not told
+    by an earlier attempt. A recipient the push service refuses for good is given up alone and
+    recorded (``refused``); when some pushes fail otherwise, every other phone is told all the
+    same and ``DeliveryFailed(partial=True)`` keeps the inbox row and the list of those told, so
+    that the retry (or the replay of a dead letter) tells only the rest."""
+    created = await session.scalar(
+        insert_for(session)(Notification)
+        .values(
+            event_id=event.event_id,
+            person_id=person_id,
+            kind=kind,
+            params=params,
+            created_at=utcnow(),
         )
-    ]
-    if holder is not None:
-        for agent in await identity.representatives(session, person_id):
-            if agent.personal_id is None or agent.relation is None:
-                continue  # nobody VNeID could reach
-            title = {lang: f"{holder.full_name}: {t}" for lang, t in shown["title"].items()}
-            about = About(agent.relation, holder.full_name)
-            messages.append(
-                PushMessage(agent.id, agent.personal_id, kind, title, shown["body"], about)
-            )
-    told = await _told_before(session, event)
-    count = 0
-    for message in messages:
-        if message.person_id in told:
+        .on_conflict_do_nothing(index_elements=["event_id", "person_id"])
+        .returning(Notification.id)
+    )
+    earlier = await _earlier(session, event)
+    if created is None and not earlier.unfinished:
+        return {"notification_id": None, "note": "told before"}  # the row and its pushes
+    pushed, refused = set(earlier.pushed), set(earlier.refused)
+    failures: list[str] = []
+    for message in await _recipients(session, event, person_id, kind, params):
+        if message.person_id in pushed or message.person_id in refused:
             continue
         try:
             await push.push(message)
-        except Exception as exc:
-            raise DeliveryFailed(
-                f"push: {type(exc).__name__}: {exc}", keep={"pushed": sorted(told)}
-            ) from exc
-        told.add(message.person_id)
-        count += 1
-    return count
-
-
-async def _told_before(session: AsyncSession, event: OutboxEvent) -> set[int]:
-    """Recipients (person ids) that failed attempts of this event pushed to before failing."""
-    if (event.attempts or 0) <= 1:
-        return set()  # the first attempt: nothing to look up
-    details = await session.scalars(
-        select(DeliveryAttempt.detail).where(
-            DeliveryAttempt.event_id == event.event_id, DeliveryAttempt.outcome == "failed"
-        )
-    )
-    return {int(i) for d in details if isinstance(d, dict) for i in d.get("pushed") or ()}
+        except PushRefused as exc:
+            refused.add(message.person_id)
+            log.warning("push_refused", person_id=message.person_id, status=exc.status)
+        except Exception as exc:  # noqa: BLE001 - the service may take it later; others go on
+            failures.append(f"{type(exc).__name__}: {exc}")
+        else:
+            pushed.add(message.person_id)
+    done = {"pushed": sorted(pushed), "refused": sorted(refused)}
+    if failures:
+        more = f" (and {len(failures) - 1} more)" if len(failures) > 1 else ""
+        raise DeliveryFailed(f"push: {failures[0]}{more}", keep=done, partial=True)
+    return {"notification_id": created, **done}
 
 
 #: Kinds whose ``facility`` parameter is the facility's code (the events of visits and
@@ -174,6 +282,14 @@ async def texts_of(
     name in the registry (its code alone tells a citizen nothing; "Cơ sở 01001" when the code
     is unknown), an emergency reason by its label (``web.reason.*``), not the API's code. The
     stored parameters keep the codes, for the app and for later renames."""
+    shown = await _shown(session, messages)
+    return [render(kind, params) for (kind, _), params in zip(messages, shown, strict=True)]
+
+
+async def _shown(
+    session: AsyncSession, messages: Sequence[tuple[str, dict[str, Any]]]
+) -> list[dict[str, Any]]:
+    """The parameters of each message as a person reads them (``texts_of``)."""
 
     def code_of(kind: str, params: dict[str, Any]) -> str | None:
         code = params.get("facility")
@@ -194,18 +310,19 @@ async def texts_of(
         reason = f"web.reason.{params.get('reason')}"
         if kind == "emergency" and reason in catalogue("vi"):
             shown["reason"] = texts(reason)
-        found.append(render(kind, shown))
+        found.append(shown)
     return found
 
 
-def render(kind: str, params: dict[str, Any]) -> dict[str, dict[str, str]]:
-    """Title and text of a notification in Vietnamese and English, from the catalogues. A
-    parameter given as ``{"vi": ..., "en": ...}`` is taken in each language."""
+def render(kind: str, params: dict[str, Any], suffix: str = "") -> dict[str, dict[str, str]]:
+    """Title and text of a notification in Vietnamese and English, from the catalogues
+    (``suffix`` "_for": a representative's, about ``params["name"]``). A parameter given as
+    ``{"vi": ..., "en": ...}`` is taken in each language."""
     found: dict[str, dict[str, str]] = {"title": {}, "body": {}}
     for language in LANGUAGES:
         mine = {k: v[language] if isinstance(v, dict) else v for k, v in params.items()}
-        found["title"][language] = text(f"notify.{kind}.title", language, mine)
-        found["body"][language] = text(f"notify.{kind}.body", language, mine)
+        found["title"][language] = text(f"notify.{kind}.title{suffix}", language, mine)
+        found["body"][language] = text(f"notify.{kind}.body{suffix}", language, mine)
     return found
 
 
@@ -221,23 +338,7 @@ def visit_notifier(push: PushAdapter) -> Handler:
             "facility": payload.get("facility_code", ""),
             "visit_key": payload.get("visit_key", ""),
         }
-        insert = insert_for(session)
-        created = await session.scalar(
-            insert(Notification)
-            .values(
-                event_id=event.event_id,
-                person_id=int(person_id),
-                kind="visit",
-                params=params,
-                created_at=utcnow(),
-            )
-            .on_conflict_do_nothing(index_elements=["event_id", "person_id"])
-            .returning(Notification.id)
-        )
-        told = 0
-        if created is not None:
-            told = await _tell(session, push, event, int(person_id), "visit", params)
-        return {"notification_id": created, "told": told}
+        return await _notify(session, push, event, int(person_id), "visit", params)
 
     return deliver
 
@@ -251,22 +352,7 @@ def event_notifier(kind: str, push: PushAdapter) -> Handler:
         if not person_id:
             return {"note": "nobody to tell"}
         params = dict(event.payload.get("params") or {})
-        created = await session.scalar(
-            insert_for(session)(Notification)
-            .values(
-                event_id=event.event_id,
-                person_id=int(person_id),
-                kind=kind,
-                params=params,
-                created_at=utcnow(),
-            )
-            .on_conflict_do_nothing(index_elements=["event_id", "person_id"])
-            .returning(Notification.id)
-        )
-        told = 0
-        if created is not None:
-            told = await _tell(session, push, event, int(person_id), kind, params)
-        return {"notification_id": created, "told": told}
+        return await _notify(session, push, event, int(person_id), kind, params)
 
     return deliver
 

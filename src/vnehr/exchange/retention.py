@@ -24,6 +24,7 @@ from vnehr.exchange.models import DeliveryAttempt
 from vnehr.kit.clock import utcnow
 from vnehr.kit.db import Database
 from vnehr.kit.logging import get_logger
+from vnehr.kit.outage import Outage
 from vnehr.kit.outbox import OutboxEvent
 
 log = get_logger("vnehr.exchange")
@@ -134,12 +135,16 @@ async def run_pruner(
     stop: asyncio.Event,
 ) -> None:
     """Prune on start and then every ``every_seconds`` until ``stop`` is set, beside the
-    delivery loop (never in its way for longer than one batch)."""
+    delivery loop (never in its way for longer than one batch). While the database is lost it
+    retries every 30 s at most, quietly after one line, and prunes as soon as it is back."""
+    outage = Outage(log, "outbox_prune")
     while not stop.is_set():
+        wait = every_seconds
         try:
             pruned = await prune(
                 db, keep_days=keep_days, batch=batch, stop=stop, pause_seconds=0.01
             )
+            outage.succeeded()
             if pruned.events:
                 log.info(
                     "outbox_pruned",
@@ -147,7 +152,11 @@ async def run_pruner(
                     attempts=pruned.attempts,
                     batches=pruned.batches,
                 )
-        except Exception:  # a broken database must not end the worker: log, try next time
-            log.exception("outbox_prune_failed")
+        except Exception as exc:  # a broken database must not end the worker: log, try again
+            retry = outage.failed(exc, interval=every_seconds)
+            if retry is None:
+                log.exception("outbox_prune_failed")
+            else:
+                wait = min(retry, every_seconds)
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=every_seconds)
+            await asyncio.wait_for(stop.wait(), timeout=wait)

@@ -28,6 +28,7 @@ from vnehr.kit.clock import utcnow
 from vnehr.kit.db import Database
 from vnehr.kit.logging import get_logger
 from vnehr.kit.metrics import DELIVERY_ATTEMPTS
+from vnehr.kit.outage import Outage
 from vnehr.kit.outbox import OutboxEvent
 
 log = get_logger("vnehr.exchange")
@@ -121,13 +122,18 @@ async def _attempt(
     """One consumer, one attempt, recorded; the failure reason, or None when delivered."""
     started = utcnow()
     try:
+        partly: DeliveryFailed | None = None
         async with session.begin_nested():
             try:
                 detail = await handler(session, event)
-            except DeliveryFailed:
-                raise
+            except DeliveryFailed as failed:
+                if not failed.partial:
+                    raise
+                partly = failed  # what it wrote stays (the inbox row); the rest is retried
             except Exception as bug:  # one broken event must not stop the rest
                 raise DeliveryFailed(f"consumer error: {type(bug).__name__}: {bug}") from bug
+        if partly is not None:
+            raise partly
     except DeliveryFailed as exc:
         session.add(
             DeliveryAttempt(
@@ -158,7 +164,8 @@ async def run(
     idle_seconds: float = 0.5,
 ) -> None:
     """Deliver until ``stop`` is set; sleeps when nothing is due. Old delivered events are
-    pruned beside it (``policy.keep_days``)."""
+    pruned beside it (``policy.keep_days``). While the database is lost the rounds back off
+    (up to 30 s) and say so once, not once a round (``kit.outage``)."""
     pruner = asyncio.create_task(
         retention.run_pruner(
             db,
@@ -168,16 +175,23 @@ async def run(
             stop=stop,
         )
     )
+    outage = Outage(log, "outbox_delivery")
     try:
         while not stop.is_set():
+            wait = idle_seconds
             try:
                 handled = await deliver_once(db, consumers, policy)
-            except Exception:  # a broken database must not end the worker: log, wait, retry
-                log.exception("delivery_round_failed")
+                outage.succeeded()
+            except Exception as exc:  # a broken database must not end the worker: log, wait, retry
                 handled = 0
+                retry = outage.failed(exc, interval=idle_seconds)
+                if retry is None:
+                    log.exception("delivery_round_failed")
+                else:
+                    wait = retry
             if not handled:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), timeout=idle_seconds)
+                    await asyncio.wait_for(stop.wait(), timeout=wait)
     finally:
         if not stop.is_set():  # cancelled, not stopped
             pruner.cancel()

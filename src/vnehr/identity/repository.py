@@ -9,6 +9,7 @@ from sqlalchemy import bindparam, delete, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from vnehr.identity.models import (
     AccountEvent,
@@ -21,6 +22,29 @@ from vnehr.identity.models import (
 from vnehr.kit.db import hot_fetch, insert_for
 
 _PERSON_ID = select(Person.id).where(Person.personal_id == bindparam("personal_id"))
+#: The age of majority (Civil Code 2015 Art. 20): a parent's representation ends then.
+MAJORITY = 18
+
+
+def came_of_age(born: date) -> date:
+    """The 18th birthday (one born on 29 February comes of age on 1 March)."""
+    try:
+        return born.replace(year=born.year + MAJORITY)
+    except ValueError:
+        return date(born.year + MAJORITY, 3, 1)
+
+
+def represents(link: Representative, born: date | None, on: date) -> bool:
+    """Whether a link in force by its dates still represents on ``on``: a parent's ends at the
+    child's majority (Civil Code 2015 Art. 136: parents represent minor children), and so does
+    a guardianship that began while the ward was a minor (Art. 62); a guardianship that began
+    when the ward was already of age (a court's appointment for an adult, Art. 47, 53) lasts
+    its recorded period. An unknown birth date leaves the recorded period alone."""
+    if born is None or on < (adult := came_of_age(born)):
+        return True
+    return link.relation == "guardian" and link.valid_from >= adult
+
+
 _NEW_PERSON_COLUMNS = (
     "personal_id", "full_name", "birth_date", "sex", "provisional", "created_at", "created_by",
 )  # fmt: skip
@@ -149,7 +173,8 @@ class IdentityRepository:
         return list(await self.session.scalars(stmt))
 
     async def representing(self, agent_id: int, on: date) -> list[tuple[Representative, Person]]:
-        """People ``agent_id`` may act for on ``on``."""
+        """People ``agent_id`` may act for on ``on`` (a minor's parent no longer once the child
+        is of age, ``represents``)."""
         rows = await self.session.execute(
             select(Representative, Person)
             .join(Person, Person.id == Representative.subject_id)
@@ -161,15 +186,18 @@ class IdentityRepository:
             )
             .order_by(Person.full_name)
         )
-        return [(row[0], row[1]) for row in rows]
+        return [(row[0], row[1]) for row in rows if represents(row[0], row[1].birth_date, on)]
 
     async def representatives(
         self, subject_id: int, on: date
     ) -> list[tuple[Representative, Person]]:
-        """Who may act for ``subject_id`` on ``on`` (each agent once, oldest link first)."""
+        """Who may act for ``subject_id`` on ``on`` (each agent once, oldest link first; a
+        minor's parent no longer once the child is of age, ``represents``)."""
+        represented = aliased(Person)
         rows = await self.session.execute(
-            select(Representative, Person)
+            select(Representative, Person, represented.birth_date)
             .join(Person, Person.id == Representative.agent_id)
+            .join(represented, represented.id == Representative.subject_id)
             .where(
                 Representative.subject_id == subject_id,
                 Representative.valid_from <= on,
@@ -180,7 +208,8 @@ class IdentityRepository:
         )
         found: dict[int, tuple[Representative, Person]] = {}
         for row in rows:
-            found.setdefault(row[1].id, (row[0], row[1]))
+            if represents(row[0], row[2], on):
+                found.setdefault(row[1].id, (row[0], row[1]))
         return list(found.values())
 
     async def move_subject_links(self, old_id: int, new_id: int) -> None:

@@ -128,6 +128,7 @@ class Holder:
     sex: str | None
     provisional: bool
     relation: str | None  # None: the caller themselves; parent | guardian otherwise
+    level: int | None = None  # the identity level of the person's last sign-in (None: never)
 
     @classmethod
     def of(cls, person: Person, relation: str | None = None) -> Holder:
@@ -139,7 +140,15 @@ class Holder:
             person.sex,
             person.provisional,
             relation,
+            person.last_assurance_level,
         )
+
+    @property
+    def reads_books(self) -> bool:
+        """Whether the person's last sign-in could read a health book (level 2, D12, D74):
+        what the inbox would show them, the push tells them; a level-1 identity is told
+        nothing."""
+        return (self.level or 0) >= REQUIRED_LEVEL
 
 
 def require_book_level(subject: Subject) -> None:

@@ -126,6 +126,14 @@ class DatabaseDriverUnsupported(VnehrError):
     code = "KIT-0007"
 
 
+class DatabaseUnavailable(VnehrError):
+    """The database went away while the service runs (refused, reset, shutting down, its disk
+    gone): the request is refused whole, to be retried after ``Retry-After`` (D101)."""
+
+    status_code = 503
+    code = "KIT-0008"
+
+
 class OptionOutOfRange(VnehrError):
     """A command's option is outside what the matching setting accepts (``vnehr serve
     --port 0``): refused, not read as "not given" or passed on to fail later."""

@@ -22,6 +22,7 @@ from vnehr.kit.errors import (
     BadRequest,
     BodyTooLarge,
     ControlCharacter,
+    DatabaseUnavailable,
     InternalError,
     MethodNotAllowed,
     NotFound,
@@ -30,6 +31,7 @@ from vnehr.kit.errors import (
 )
 from vnehr.kit.logging import get_logger
 from vnehr.kit.metrics import HTTP_SECONDS
+from vnehr.kit.outage import LONGEST_WAIT, RETRY_AFTER_SECONDS, Lost, database_lost
 
 log = get_logger("vnehr.http")
 #: The same logger on the stdlib side: asked first whether access lines are wanted at all
@@ -143,9 +145,39 @@ def _unstorable_text(exc: BaseException) -> bool:
     return False
 
 
+def unavailable_response() -> JSONResponse:
+    """503 KIT-0008 with ``Retry-After``: the database is lost for the moment (D101)."""
+    response = error_response(DatabaseUnavailable(retry_after=RETRY_AFTER_SECONDS))
+    response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response
+
+
+class _Refusals:
+    """Requests refused for a lost database are logged in one line at most every
+    ``LONGEST_WAIT`` seconds, with how many were refused since the last line (no traceback:
+    an outage is not a bug, and a traceback per request would bury the log)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.said_at: float | None = None
+
+    def note(self, path: str, lost: Lost) -> None:
+        self.count += 1
+        now = time.monotonic()
+        if self.said_at is not None and now - self.said_at < LONGEST_WAIT:
+            return
+        log.warning("database_unavailable", path=logged_path(path), error=lost.error,
+                    reason=lost.reason, refused=self.count)  # fmt: skip
+        self.count, self.said_at = 0, now
+
+
 async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     if _unstorable_text(exc):
         return error_response(ControlCharacter(where="body"))
+    lost = database_lost(exc)
+    if lost is not None:  # (the middleware answers these first; this is for apps without it)
+        _Refusals().note(request.url.path, lost)
+        return unavailable_response()
     request_id = structlog.contextvars.get_contextvars().get("request_id", "-")
     log.exception("unhandled_error", path=logged_path(request.url.path), error=type(exc).__name__)
     return error_response(InternalError(request_id=request_id))
@@ -166,11 +198,13 @@ class RequestContextMiddleware:
     413 at once, a longer stream fails its route's read (both KIT-0413). A path or query
     string holding a control character, or a JSON or URL-encoded body holding NUL, is refused
     with KIT-0002 before any route sees it (``_control_in_address``, ``_refusing_nul``); the
-    text of a form is checked where a route reads one (``FORM_TEXT``)."""
+    text of a form is checked where a route reads one (``FORM_TEXT``). A request that fails
+    because the database is lost is answered 503 KIT-0008 with ``Retry-After`` (D101)."""
 
     def __init__(self, app: ASGIApp, max_body: int | None = None) -> None:
         self.app = app
         self.max_body = max_body
+        self.refusals = _Refusals()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -219,6 +253,11 @@ class RequestContextMiddleware:
                 return
             if _unstorable_text(exc) and not response_started:
                 await error_response(ControlCharacter(where="body"))(scope, receive, send_with_id)
+                return
+            lost = None if response_started else database_lost(exc)
+            if lost is not None:  # 503 KIT-0008, Retry-After; a line now and then (D101)
+                self.refusals.note(scope["path"], lost)
+                await unavailable_response()(scope, receive, send_with_id)
                 return
             log.exception(
                 "unhandled_error", path=logged_path(scope["path"]), error=type(exc).__name__

@@ -48,6 +48,9 @@ class Faults:
     - ``wrong_issuer``: ID tokens name another issuer in ``iss``.
     - ``wrong_nonce``: ID tokens carry a nonce other than the one the client sent.
     - ``unavailable``: every endpoint except ``/_sim/faults`` answers 503.
+    - ``push_no_phone``: personal IDs with no phone registered with the app: a push to one
+      answers 404 (as does a push that names no personal ID, 400).
+    - ``push_status``: every push answers this HTTP status (e.g. 503: the push service is down).
     """
 
     token_error: str | None = None
@@ -59,6 +62,8 @@ class Faults:
     wrong_issuer: bool = False
     wrong_nonce: bool = False
     unavailable: bool = False
+    push_no_phone: list[str] = field(default_factory=list)
+    push_status: int | None = None
 
 
 @dataclass(slots=True)

@@ -59,6 +59,8 @@ class FaultsBody(BaseModel):
     wrong_issuer: bool = False
     wrong_nonce: bool = False
     unavailable: bool = False
+    push_no_phone: list[str] = Field(default_factory=list, max_length=1000)
+    push_status: int | None = Field(default=None, ge=300, le=599)
 
 
 def _token_error_response(error: str, description: str) -> JSONResponse:
@@ -261,6 +263,14 @@ def create_app(config: VneidConfig) -> FastAPI:
             message = json.loads(raw)
         except ValueError:
             return JSONResponse({"error": "not JSON"}, status_code=400)
+        faults = config.faults
+        if faults.push_status is not None:
+            return JSONResponse({"error": "injected fault"}, status_code=faults.push_status)
+        recipient = message.get("personal_id") if isinstance(message, dict) else None
+        if not isinstance(recipient, str) or not recipient:
+            return JSONResponse({"error": "no recipient"}, status_code=400)
+        if recipient in faults.push_no_phone:
+            return JSONResponse({"error": "no phone registered"}, status_code=404)
         pushed.append(message)
         return JSONResponse({"accepted": True}, status_code=202)
 

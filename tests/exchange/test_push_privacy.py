@@ -1,0 +1,171 @@
+"""What a representative's phone shows: a parent's representation ends when the child comes of
+age (18), in the push and in the inbox; a guardian appointed for an adult keeps it; a visit
+touching a sensitive category (D35) reaches a representative's lock screen in neutral words,
+without the facility; a representative with a level-1 identity is not pushed (as the inbox
+shows them nothing, D74); and a representative's text speaks of the child's book, not "your"
+book."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+import httpx
+import orjson
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tests.exchange.test_inbox import AN, BINH, as_person, signed_in
+from tests.exchange.test_push import child_with_a_new_visit
+from tests.exchange.test_push_recipients import FAST, deliver, push_service
+from tests.healthbook.test_api import visit_of, who
+from tests.submissions.test_intake import facility_with_token, send
+from vnehr import demo, exchange, facilities, identity
+from vnehr.kit.auth import Subject
+from vnehr.kit.db import Database
+from vnehr.kit.settings import Settings
+from vnehr.submissions import synth
+
+
+async def visit_with_diagnosis(
+    client: httpx.AsyncClient,
+    session: AsyncSession,
+    settings: Settings,
+    *,
+    age_group: int,
+    diagnosis: str,
+) -> tuple[tuple[str, str, str, str], str]:
+    """A visit whose main diagnosis is ``diagnosis`` (nothing else on it); the patient and the
+    facility's name."""
+    code, headers = await facility_with_token(client, session, settings)
+    one = visit_of(code, 7, datetime(2026, 10, 3, 9, 0), care_type="01", age_group=age_group)  # noqa: DTZ001
+    for rows in one.tables.values():  # every table that repeats the diagnoses
+        for row in rows:
+            if "MA_BENH_CHINH" in row:
+                row["MA_BENH_CHINH"] = diagnosis
+            if "MA_BENH_KT" in row:
+                row["MA_BENH_KT"] = ""
+    answer = await send(client, headers, synth.envelope([one], code))
+    assert answer.json()["status"] != "rejected", answer.text
+    name = (await facilities.directory(session, [code]))[code].name
+    return who(one), name
+
+
+async def represent(
+    session: AsyncSession, agent: tuple[str, ...], subject: str, relation: str, since: date
+) -> None:
+    await signed_in(session, agent)  # type: ignore[arg-type]
+    await identity.add_representative(
+        session, demo.OPERATOR, agent_personal_id=agent[0], subject_person=subject,
+        relation=relation, valid_from=since, valid_to=None,
+    )  # fmt: skip
+    await session.flush()
+
+
+def person(personal_id: str) -> Subject:
+    return Subject(kind="person", id=personal_id, name="x", assurance_level=2)
+
+
+async def test_an_adults_parent_is_told_nothing_and_a_guardian_in_neutral_words(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings, db: Database
+) -> None:
+    adult, facility = await visit_with_diagnosis(
+        client, session, settings, age_group=3, diagnosis="F32.2"
+    )
+    born = date.fromisoformat(adult[2])
+    assert born.year < 2008  # of age
+    # the link made at birth was never closed (newborn links are made that way)
+    await represent(session, AN, adult[0], "parent", born)
+    # a guardian appointed by a court for the adult
+    await represent(session, BINH, adult[0], "guardian", date(2026, 1, 1))
+
+    async with push_service(settings, db) as service:
+        consumers: exchange.Consumers = {
+            "visit.accepted": {"inbox": exchange.visit_notifier(service.push)}
+        }
+        await deliver(db, consumers, FAST)
+        pushed = {p["personal_id"]: p for p in await service.pushed()}
+
+    assert set(pushed) == {adult[0], BINH[0]}  # not the parent of an adult
+    guardian = pushed[BINH[0]]
+    assert guardian["title"] == {
+        "vi": f"Có thông báo mới về {adult[1]}",
+        "en": f"New notice about {adult[1]}",
+    }
+    shown = orjson.dumps(guardian).decode()
+    assert facility not in shown
+    assert "khám" not in shown.lower()
+    assert "visit" not in shown.lower()
+    assert adult[0] not in shown
+    assert facility in pushed[adult[0]]["body"]["vi"]  # the adult's own phone: in full
+
+    # the parent's inbox and book end with the representation; the guardian's do not
+    as_person(client, settings, AN[0])
+    assert (await client.get("/api/v1/me/notifications")).json()["items"] == []
+    assert not await identity.may_act_for(session, person(AN[0]), adult[0])
+    as_person(client, settings, BINH[0])
+    [item] = (await client.get("/api/v1/me/notifications")).json()["items"]
+    assert item["person"]["name"] == adult[1]
+    assert await identity.may_act_for(session, person(BINH[0]), adult[0])
+
+
+async def test_a_childs_sensitive_visit_reaches_the_parent_in_neutral_words(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings, db: Database
+) -> None:
+    child, facility = await visit_with_diagnosis(
+        client, session, settings, age_group=1, diagnosis="Z30.0"
+    )
+    await represent(session, AN, child[0], "parent", date.fromisoformat(child[2]))
+    async with push_service(settings, db) as service:
+        consumers: exchange.Consumers = {
+            "visit.accepted": {"inbox": exchange.visit_notifier(service.push)}
+        }
+        await deliver(db, consumers, FAST)
+        pushed = {p["personal_id"]: p for p in await service.pushed()}
+
+    parent = pushed[AN[0]]
+    assert parent["title"]["vi"] == f"Có thông báo mới về {child[1]}"
+    assert parent["about"] == {"relation": "parent", "name": child[1]}
+    assert facility not in orjson.dumps(parent).decode()
+    assert parent["kind"] != "visit"
+
+
+async def test_a_representatives_push_speaks_of_the_childs_book(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings, db: Database
+) -> None:
+    child_id, child_name = await child_with_a_new_visit(client, session, settings)
+    async with push_service(settings, db) as service:
+        consumers: exchange.Consumers = {
+            "visit.accepted": {"inbox": exchange.visit_notifier(service.push)}
+        }
+        await deliver(db, consumers, FAST)
+        pushed = {p["personal_id"]: p for p in await service.pushed()}
+
+    own, parent = pushed[child_id], pushed[AN[0]]
+    assert "của bạn" in own["body"]["vi"]
+    assert parent["title"] == {
+        "vi": f"Lượt khám mới trong Sổ sức khỏe điện tử của {child_name}",
+        "en": f"New visit in {child_name}'s electronic health book",
+    }
+    for language, mine in (("vi", "của bạn"), ("en", "your")):
+        assert child_name in parent["body"][language]
+        assert mine not in parent["body"][language].lower()
+        assert mine not in parent["title"][language].lower()
+
+
+async def test_a_representative_with_a_level_1_identity_is_not_pushed(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings, db: Database
+) -> None:
+    child_id, _ = await child_with_a_new_visit(client, session, settings)
+    # the guardian last signed in with a level-1 identity: the inbox shows them nothing
+    await identity.sign_in(
+        session,
+        {"sub": f"s-{BINH[0]}", "personal_id": BINH[0], "name": BINH[1], "birthdate": BINH[2],
+         "gender": BINH[3], "assurance_level": 1},
+    )  # fmt: skip
+    async with push_service(settings, db) as service:
+        consumers: exchange.Consumers = {
+            "visit.accepted": {"inbox": exchange.visit_notifier(service.push)}
+        }
+        await deliver(db, consumers, FAST)
+        pushed = await service.pushed()
+
+    assert sorted(p["personal_id"] for p in pushed) == sorted([child_id, AN[0]])
