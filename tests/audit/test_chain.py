@@ -296,3 +296,38 @@ async def test_rows_cut_off_the_end_are_found_when_the_chain_takes_many_pages(
         f"longer exists (rows cut off the end)"
         for c in cut
     ]
+
+
+async def test_a_copied_row_is_found_wherever_the_pages_fall(session: AsyncSession) -> None:
+    """Without the unique index on positions (dropped by someone with database access), a copy
+    of a sealed row has the same position: it is named whether or not a page ends between it
+    and the row it copies."""
+    made = await sealed_in_batches(session, 12, batch=4)
+    await without_guards(session)
+    await session.execute(text("DROP INDEX ix_audit_event_seq"))
+    original = made[5]
+    await session.execute(
+        text(
+            "INSERT INTO audit_event (at, actor, action, person_id, object_type, object_id, "
+            "detail, seq, prev_hash, hash) SELECT at, actor, action, person_id, object_type, "
+            "object_id, detail, seq, prev_hash, hash FROM audit_event WHERE id = :id"
+        ),
+        {"id": original.id},
+    )
+    copy = await session.scalar(
+        select(AuditEvent.id).where(AuditEvent.seq == original.seq, AuditEvent.id != original.id)
+    )
+    expected = [
+        f"position {original.seq} (row {copy}): a second row at this position "
+        f"(rows inserted or copied)",
+        f"position {original.seq} (row {copy}): does not follow the row before it "
+        f"(removed, inserted or reordered rows)",
+        # the hash covers the row's id
+        f"position {original.seq} (row {copy}): content changed after sealing "
+        f"(visit.read by {original.actor})",
+    ]
+    # pages of 2 and 3 end right after the original (position 6): the copy began the next page
+    for page_size in (1, 2, 3, 4, 5, 100_000):
+        report = await audit.verify(session, [KEY], page_size=page_size)
+        assert report.problems == expected, page_size
+        assert report.rows == 13, page_size

@@ -14,15 +14,18 @@ from typing import Any
 
 import nats
 import pytest
+import structlog
 from nats.aio.client import Client
 from nats.js import JetStreamContext
-from nats.js.api import AckPolicy, ConsumerConfig, DiscardPolicy, StreamConfig
-from nats.js.errors import NotFoundError
+from nats.js.api import AckPolicy, ConsumerConfig, DiscardPolicy, RetentionPolicy, StreamConfig
+from nats.js.errors import APIError, NotFoundError
+from sqlalchemy import func, select
+from structlog.testing import LogCapture
 
 from vnehr import exchange
 from vnehr.exchange import nats_bus
 from vnehr.kit.db import Database
-from vnehr.kit.outbox import OutboxEvent
+from vnehr.kit.outbox import OutboxEvent, new_event
 
 DAY = 86400.0
 TOPIC = "visit.accepted"
@@ -49,12 +52,16 @@ async def _ignore(session: Any, event: OutboxEvent) -> dict[str, Any] | None:
 
 
 async def start_and_stop(
-    db: Database, nats_url: str, keep_days: int, max_bytes: int | None = None
+    db: Database,
+    nats_url: str,
+    keep_days: int,
+    max_bytes: int | None = None,
+    names: tuple[str, ...] = ("bhxh",),
 ) -> None:
     """A worker that starts (sets the stream up, creates its consumers) and stops at once."""
     stop = asyncio.Event()
     stop.set()
-    consumers: exchange.Consumers = {TOPIC: {"bhxh": _ignore}}
+    consumers: exchange.Consumers = {TOPIC: dict.fromkeys(names, _ignore)}
     policy = exchange.Policy(keep_days=keep_days)
     await nats_bus.run(db, nats_url, consumers, policy, stop=stop, max_bytes=max_bytes)
 
@@ -144,3 +151,162 @@ async def test_shorter_limits_never_drop_a_message_a_consumer_has_not_taken(
             break
         await asyncio.sleep(0.1)
     assert (await js.stream_info(nats_bus.STREAM)).state.messages == 0
+
+
+CONSUMERS = ("bhxh", "inbox", "report")
+CAP = 1_048_576  # the smallest cap the settings allow
+
+
+async def subscribe(js: JetStreamContext, names: tuple[str, ...] = CONSUMERS) -> list[Any]:
+    """Pull subscriptions bound to the worker's durable consumers (as its loops read them)."""
+    config = ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, ack_wait=60, max_deliver=-1)
+    return [
+        await js.pull_subscribe(
+            nats_bus.PREFIX + TOPIC,
+            durable=nats_bus.durable_name(name, TOPIC),
+            stream=nats_bus.STREAM,
+            config=config,
+        )
+        for name in names
+    ]
+
+
+BODY = b'{"event_id":"%s","topic":"visit.accepted","key":"01001/K","id":1}' + b" " * 150
+
+
+async def publish_one(js: JetStreamContext, message_id: str) -> None:
+    """A message of the size the relay sends (about 270 bytes with its headers)."""
+    await js.publish(
+        nats_bus.PREFIX + TOPIC,
+        BODY % message_id.encode(),
+        headers={"Nats-Msg-Id": message_id},
+    )
+
+
+async def fill(js: JetStreamContext) -> int:
+    """Publish until the stream refuses; how many it took."""
+    refused: APIError | None = None
+    n = 0
+    while refused is None and n < 100_000:
+        try:
+            await publish_one(js, f"fill-{uuid.uuid4().hex}")
+            n += 1
+        except APIError as error:
+            refused = error
+    assert refused is not None, "the stream never filled"
+    assert "maximum bytes exceeded" in str(refused.description)
+    return n
+
+
+async def take_everything(subscriptions: list[Any]) -> None:
+    for subscription in subscriptions:
+        while True:
+            try:
+                messages = await subscription.fetch(500, timeout=0.5)
+            except TimeoutError:  # nothing left (nats' and asyncio's both are one)
+                break
+            for message in messages:
+                await message.ack()
+
+
+async def test_a_full_stream_takes_messages_again_once_every_consumer_has_acknowledged(
+    js: JetStreamContext, db: Database, nats_url: str
+) -> None:
+    await start_and_stop(db, nats_url, keep_days=30, max_bytes=CAP, names=CONSUMERS)
+    subscriptions = await subscribe(js)
+    assert await fill(js) > 1000
+    await take_everything(subscriptions[:2])
+    with pytest.raises(APIError):  # one consumer is behind: the stream stays full
+        await publish_one(js, "late")
+
+    await take_everything(subscriptions[2:])
+    # before: acknowledged messages stayed until max_age (30 days) and the relay stalled
+    await publish_one(js, "after")
+    info = await js.stream_info(nats_bus.STREAM)
+    assert info.config.retention == RetentionPolicy.INTEREST
+    assert info.state.messages == 1
+
+
+async def test_a_full_stream_of_an_earlier_release_is_emptied_of_what_was_taken_on_start(
+    js: JetStreamContext, db: Database, nats_url: str
+) -> None:
+    # as the previous release made it: messages kept until max_age, even when taken
+    await js.add_stream(
+        StreamConfig(
+            name=nats_bus.STREAM,
+            subjects=[f"{nats_bus.PREFIX}>"],
+            duplicate_window=3600.0,
+            max_age=30 * DAY,
+            max_bytes=CAP,
+            discard=DiscardPolicy.NEW,
+        )
+    )
+    subscriptions = await subscribe(js)
+    await fill(js)
+    await take_everything(subscriptions[1:])  # the BHXH consumer is behind
+    await start_and_stop(db, nats_url, keep_days=30, max_bytes=CAP, names=CONSUMERS)
+    info = await js.stream_info(nats_bus.STREAM)
+    assert info.config.retention == RetentionPolicy.INTEREST
+    assert info.state.messages > 1000  # what the BHXH consumer has not taken is kept
+
+    await take_everything(subscriptions[:1])
+    await publish_one(js, "after")
+    assert (await js.stream_info(nats_bus.STREAM)).state.messages == 1
+
+
+async def test_the_relay_says_once_that_the_stream_is_full_and_the_events_wait(
+    js: JetStreamContext, db: Database, nats_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lines = LogCapture()
+    monkeypatch.setattr(nats_bus, "log", structlog.wrap_logger(None, processors=[lines]))
+    await start_and_stop(db, nats_url, keep_days=30, max_bytes=CAP, names=CONSUMERS)
+    subscriptions = await subscribe(js)
+    await fill(js)
+    async with db.session() as session:
+        session.add_all(new_event(TOPIC, f"01001/K{i}", {}) for i in range(5))
+
+    async def waiting() -> int:
+        async with db.session() as session:
+            return int(
+                await session.scalar(
+                    select(func.count())
+                    .select_from(OutboxEvent)
+                    .where(OutboxEvent.topic == TOPIC, OutboxEvent.status == "pending")
+                )
+                or 0
+            )
+
+    for _ in range(5):  # the relay loop tries again every 0.2 s
+        assert await nats_bus.relay_once(db, js) == 0
+    assert await waiting() == 5  # they wait in the outbox (its gauges show them, D80)
+    full = [e for e in lines.entries if e["event"] == "stream_full"]
+    assert len(full) == 1  # once, without a traceback; before: one a try
+    assert "maximum bytes exceeded" in full[0]["error"]
+    assert not [e for e in lines.entries if e.get("exc_info")]
+
+    await take_everything(subscriptions)
+    assert await nats_bus.relay_once(db, js) == 1  # while full it tries one at a time
+    assert await nats_bus.relay_once(db, js) == 4
+    assert await waiting() == 0
+    assert [e["event"] for e in lines.entries] == ["stream_full", "stream_full_cleared"]
+
+    await fill(js)  # a second outage is told again
+    async with db.session() as session:
+        session.add(new_event(TOPIC, "01001/K9", {}))
+    assert await nats_bus.relay_once(db, js) == 0
+    assert [e["event"] for e in lines.entries][-1] == "stream_full"
+
+
+async def test_a_consumer_nobody_runs_any_more_is_named_when_it_holds_messages(
+    js: JetStreamContext, db: Database, nats_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # on an interest stream it keeps its messages until max_age: the operator removes it
+    await start_and_stop(db, nats_url, keep_days=30, names=("bhxh",))
+    await subscribe(js, ("bhxh", "retired"))
+    await publish(js, 3)
+    lines = LogCapture()
+    monkeypatch.setattr(nats_bus, "log", structlog.wrap_logger(None, processors=[lines]))
+    await start_and_stop(db, nats_url, keep_days=30, names=("bhxh",))
+    [unused] = [e for e in lines.entries if e["event"] == "stream_consumer_unused"]
+    assert unused["consumer"] == nats_bus.durable_name("retired", TOPIC)
+    assert unused["pending"] == 3

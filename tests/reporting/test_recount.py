@@ -276,3 +276,77 @@ async def test_rejections_and_papers_are_read_a_page_at_a_time_and_none_is_misse
         ("01002", "appointment", vn(8, 5, 9)),
         ("01003", "driver", vn(12, 31, 23, 59)),
     ]
+
+
+async def test_files_and_papers_of_the_same_moment_are_each_read_once_across_pages(
+    session: AsyncSession,
+) -> None:
+    """The pages follow the moment received (or issued), then the id: many rows of one moment
+    split over pages are each read once, in the order of their moment."""
+    start, end = PERIOD.bounds_utc()
+    same, before, after = vn(8, 3, 9), vn(8, 3, 8, 59, 59), vn(8, 3, 9, 0, 1)
+    moments = [after, same, same, before, same, same, same, after, before]
+    # ids in an order of their own, unlike the moments'
+    names = ["k", "c", "a", "z", "e", "b", "d", "m", "y"]
+    session.add_all(
+        Submission(
+            id=f"same-{name}", kind="giamdinhhs", facility_code="01009", client_id="test",
+            received_at=at, status="done", test_mode=False, visits=1, accepted=0, rejected=1,
+            raw_sha256=name, raw_size=0, raw_zstd=b"", receipt=receipt(("rejected", [(name, "error")])),
+        )
+        for name, at in zip(names, moments, strict=True)
+    )  # fmt: skip
+    session.add_all(
+        Paper(
+            id=f"same-{name}", kind="appointment", number=f"S-{name}", version=1,
+            facility_code="01009", source="api", signed_on=at.date(), valid_from=at.date(),
+            content={}, content_sha256=name, jws="", rid=f"same-{name}", issued_at=at,
+            issued_by="test",
+        )
+        for name, at in zip(names, moments, strict=True)
+    )  # fmt: skip
+    await session.flush()
+    for size in (1, 2, 3, 4, 500):
+        rejected = [
+            (at, codes[0])
+            async for code, at, codes in submissions.rejections(session, start, end, page_size=size)
+            if code == "01009"
+        ]
+        assert len(rejected) == len(names), size
+        assert sorted(rejected) == sorted(zip(moments, names, strict=True)), size
+        assert [at for at, _ in rejected] == sorted(moments), size
+        issued = [
+            at
+            async for code, _, at in papers.first_issues(session, start, end, page_size=size)
+            if code == "01009"
+        ]
+        assert issued == sorted(moments), size
+
+
+async def test_a_moment_in_the_last_millisecond_of_a_vietnamese_day_stays_in_that_day(
+    session: AsyncSession,
+) -> None:
+    """SQLite's date functions round to the millisecond: 23:59:59.9996 in Vietnam was counted
+    on the next day, so in the next month (and period), and a visit received then was late."""
+    a = await register(session, name="Bệnh viện A", ward=BA_DINH)
+    last_moment_of_june = datetime(2026, 6, 30, 16, 59, 59, 999_600, tzinfo=UTC)
+    monday = vn(7, 6, 10)  # last day on time: 15 July
+    last_moment_on_time = datetime(2026, 7, 15, 16, 59, 59, 999_600, tzinfo=UTC)
+    session.add_all(
+        [
+            visit(a, "E1", ended=last_moment_of_june, received=last_moment_of_june, lag=0,
+                  care="01", insured=True, person=False, summary=False),
+            visit(a, "E2", ended=monday, received=last_moment_on_time, lag=827_999,
+                  care="01", insured=True, person=False, summary=False),
+        ]
+    )  # fmt: skip
+    await session.flush()
+    at_a = ("01", BA_DINH, a)
+    first_half = ours(await rollup.recount(session, Period.parse("2026H1"), None), (a,))
+    june = date(2026, 6, 1)
+    assert first_half[(june, *at_a, "visits_sent", "outpatient_exam", "insured")] == 1
+    assert first_half[(june, *at_a, "within_deadline", "", "")] == 1
+    second_half = ours(await rollup.recount(session, PERIOD, None), (a,))
+    july = date(2026, 7, 1)
+    assert second_half[(july, *at_a, "visits_sent", "outpatient_exam", "insured")] == 1
+    assert second_half[(july, *at_a, "within_deadline", "", "")] == 1

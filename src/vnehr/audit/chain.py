@@ -34,6 +34,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from vnehr.audit.log import AuditEvent
 from vnehr.kit.clock import utcnow
 from vnehr.kit.db import Base, BigId, Database, UtcDateTime
+from vnehr.kit.outage import Outage
 
 log = structlog.get_logger("vnehr.audit")
 GENESIS = "0" * 64
@@ -176,14 +177,22 @@ async def seal_all(db: Database, key: AuditKey) -> int:
 async def run_sealer(
     db: Database, key: AuditKey, *, stop: asyncio.Event, every: float = 10.0
 ) -> None:
-    """Seal every ``every`` seconds until ``stop`` is set."""
+    """Seal every ``every`` seconds until ``stop`` is set; while the database is lost, one line
+    and a growing wait (up to 30 s) instead of a traceback every round."""
+    outage = Outage(log, "audit_seal")
     while not stop.is_set():
+        wait = every
         try:
             await seal_all(db, key)
-        except Exception:  # a broken database must not end the worker: log, wait, retry
-            log.exception("audit_seal_failed")
+            outage.succeeded()
+        except Exception as exc:  # a broken database must not end the worker: log, wait, retry
+            retry = outage.failed(exc, interval=every)
+            if retry is None:
+                log.exception("audit_seal_failed")
+            else:
+                wait = retry
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=every)
+            await asyncio.wait_for(stop.wait(), timeout=wait)
 
 
 # ------------------------------------------------------------------ verification
@@ -203,15 +212,22 @@ class Report:
 
 async def _sealed(session: AsyncSession, page_size: int) -> AsyncIterator[Any]:
     """Sealed rows in chain order, as plain rows read from the database now (never objects the
-    session already holds), a page at a time (keyset on ``seq``, unique)."""
+    session already holds), a page at a time (keyset on ``seq`` then ``id``: ``seq`` is unique
+    by its index, but a forger who drops the index can give two rows one position, and a page
+    must not end between them)."""
     columns = AuditEvent.__table__.c
-    after = 0
+    after: tuple[int, int] = (0, 0)
     while True:
         rows = (
             await session.execute(
                 select(*columns)
-                .where(columns.seq.is_not(None), columns.seq > after)
-                .order_by(columns.seq)
+                .where(
+                    columns.seq.is_not(None),
+                    # seq >= first, so that the index on seq bounds the scan
+                    columns.seq >= after[0],
+                    or_(columns.seq > after[0], columns.id > after[1]),
+                )
+                .order_by(columns.seq, columns.id)
                 .limit(page_size)
             )
         ).all()
@@ -219,7 +235,7 @@ async def _sealed(session: AsyncSession, page_size: int) -> AsyncIterator[Any]:
             yield row
         if len(rows) < page_size:
             return
-        after = rows[-1].seq
+        after = (rows[-1].seq, rows[-1].id)
 
 
 async def _checkpoints(session: AsyncSession, page_size: int) -> AsyncIterator[Any]:
@@ -293,7 +309,12 @@ async def verify(session: AsyncSession, keys: list[AuditKey], *, page_size: int 
         while pending is not None and pending.seq < seq:
             check(pending, seen_hash if pending.seq == seen_seq else None)
             pending = await anext(checkpoints, None)
-        if seq != expected_seq:
+        if seq == seen_seq:
+            report.problems.append(
+                f"position {seq} (row {row.id}): a second row at this position "
+                f"(rows inserted or copied)"
+            )
+        elif seq != expected_seq:
             report.problems.append(
                 f"position {expected_seq}..{seq - 1} missing before row {row.id} "
                 f"(rows removed or renumbered)"

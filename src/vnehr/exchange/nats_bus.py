@@ -8,18 +8,26 @@ message whose key has an earlier event not yet taken by this consumer is put bac
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 from collections.abc import Collection
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
 from nats.aio.client import Client as Nats
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js import JetStreamContext
-from nats.js.api import AckPolicy, ConsumerConfig, DiscardPolicy, StreamConfig, StreamInfo
-from nats.js.errors import NotFoundError
+from nats.js.api import (
+    AckPolicy,
+    ConsumerConfig,
+    DiscardPolicy,
+    RetentionPolicy,
+    StreamConfig,
+    StreamInfo,
+)
+from nats.js.errors import APIError, NotFoundError
 from sqlalchemy import and_, exists, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
@@ -30,6 +38,7 @@ from vnehr.exchange.worker import Consumers, Handler, Policy, _attempt
 from vnehr.kit.clock import utcnow
 from vnehr.kit.db import Database
 from vnehr.kit.logging import get_logger
+from vnehr.kit.outage import Outage
 from vnehr.kit.outbox import OutboxEvent
 
 log = get_logger("vnehr.nats")
@@ -38,6 +47,8 @@ PREFIX = "vnehr.events."
 
 
 NO_LIMIT = -1  # JetStream's "no cap"
+#: JetStream's "stream store failed" (maximum bytes exceeded: the stream is full, D88, D102)
+STREAM_FULL = frozenset({10077})
 
 
 def durable_name(name: str, topic: str) -> str:
@@ -54,11 +65,14 @@ async def ensure_stream(
     durables: Collection[str] = (),
 ) -> StreamConfig:
     """The stream of all events (file storage; replicated on a cluster), kept ``max_age`` (the
-    outbox's retention, D81) and at most ``max_bytes`` (None: no cap). At the cap the stream
-    refuses new messages (discard new) rather than dropping old ones: events then wait in the
-    outbox. An existing stream whose limits differ is updated, but a message that one of the
-    ``durables`` has not taken yet is kept: the age is widened to cover it (logged). Returns the
-    stream's configuration now."""
+    outbox's retention, D81) and at most ``max_bytes`` (None: no cap). A message goes as soon as
+    every consumer of its subject acknowledged it (interest retention, D102), so the stream is
+    full only while a consumer is behind. At the cap the stream refuses new messages (discard
+    new) rather than dropping old ones: events then wait in the outbox. An existing stream whose
+    limits differ is updated (an earlier release's stream, which kept taken messages until
+    ``max_age``, becomes an interest stream: what every consumer took goes at once), but a
+    message that one of the ``durables`` has not taken yet is kept: the age is widened to cover
+    it (logged). Returns the stream's configuration now."""
     age = max_age.total_seconds()
     cap = max_bytes if max_bytes is not None else NO_LIMIT
     try:
@@ -72,6 +86,7 @@ async def ensure_stream(
             max_age=age,
             max_bytes=cap,
             discard=DiscardPolicy.NEW,
+            retention=RetentionPolicy.INTEREST,
         )
         return (await js.add_stream(config)).config
     config = info.config
@@ -79,11 +94,20 @@ async def ensure_stream(
     if oldest is not None and oldest >= age:
         log.warning("stream_max_age_widened", stream=STREAM, oldest_not_taken_seconds=oldest)
         age = oldest + age
-    if (config.max_age, config.max_bytes, config.discard) == (age, cap, DiscardPolicy.NEW):
+    wanted = (age, cap, DiscardPolicy.NEW, RetentionPolicy.INTEREST)
+    if (config.max_age, config.max_bytes, config.discard, config.retention) == wanted:
         return config
     log.info("stream_limits_updated", stream=STREAM, max_age=age, max_bytes=cap,
-             was_max_age=config.max_age, was_max_bytes=config.max_bytes)  # fmt: skip
-    config = replace(config, max_age=age, max_bytes=cap, discard=DiscardPolicy.NEW)
+             was_max_age=config.max_age, was_max_bytes=config.max_bytes,
+             was_retention=config.retention)  # fmt: skip
+    # limits -> interest needs nats-server 2.10 or later (D102)
+    config = replace(
+        config,
+        max_age=age,
+        max_bytes=cap,
+        discard=DiscardPolicy.NEW,
+        retention=RetentionPolicy.INTEREST,
+    )
     return (await js.update_stream(config)).config
 
 
@@ -97,7 +121,13 @@ async def _oldest_not_taken(
     first: int | None = None
     for consumer in await js.consumers_info(STREAM):
         if consumer.name not in durables:
-            continue  # a consumer of an earlier release that nobody runs any more
+            # a consumer of an earlier release that nobody runs any more: on an interest
+            # stream it holds its subject's messages until max_age, so say so (D102)
+            held = (consumer.num_pending or 0) + (consumer.num_ack_pending or 0)
+            if held:
+                log.warning("stream_consumer_unused", stream=STREAM, consumer=consumer.name,
+                            pending=held)  # fmt: skip
+            continue
         if not (consumer.num_pending or consumer.num_ack_pending):
             continue
         floor = consumer.ack_floor.stream_seq if consumer.ack_floor else 0
@@ -116,8 +146,17 @@ async def _oldest_not_taken(
     return (utcnow() - message.time).total_seconds()
 
 
+#: stream name -> when the relay found it full (said once per outage, D102)
+_full_since: dict[str, datetime] = {}
+
+
 async def relay_once(db: Database, js: JetStreamContext, limit: int = 500) -> int:
-    """Publish pending outbox events to the stream, oldest first; mark them relayed."""
+    """Publish pending outbox events to the stream, oldest first; mark them relayed. A full
+    stream (a consumer is behind) is not an error: the events published so far are marked, the
+    others wait in the outbox, and the condition is logged once until a publish succeeds again
+    (``stream_full``, ``stream_full_cleared``); meanwhile each call tries one event."""
+    if STREAM in _full_since:
+        limit = 1
     async with db.session() as session:
         stmt = (
             select(OutboxEvent)
@@ -128,17 +167,31 @@ async def relay_once(db: Database, js: JetStreamContext, limit: int = 500) -> in
         if session.get_bind().dialect.name == "postgresql":
             stmt = stmt.with_for_update(skip_locked=True)
         events = list(await session.scalars(stmt))
+        relayed = 0
         for event in events:
             body = orjson.dumps(
                 {"event_id": event.event_id, "topic": event.topic, "key": event.key, "id": event.id}
             )
             # A replayed dead letter is a new message (JetStream would drop a repeated id).
             message_id = f"{event.event_id}@{int(event.next_attempt_at.timestamp() * 1000)}"
-            await js.publish(
-                PREFIX + event.topic, body, headers={"Nats-Msg-Id": message_id}, timeout=10
-            )
+            try:
+                await js.publish(
+                    PREFIX + event.topic, body, headers={"Nats-Msg-Id": message_id}, timeout=10
+                )
+            except APIError as refused:
+                if refused.err_code not in STREAM_FULL:
+                    raise
+                if STREAM not in _full_since:
+                    _full_since[STREAM] = utcnow()
+                    log.warning("stream_full", stream=STREAM, error=str(refused.description))
+                break
             event.status = "relayed"
-        return len(events)
+            relayed += 1
+        if relayed and STREAM in _full_since:
+            since = _full_since.pop(STREAM)
+            log.info("stream_full_cleared", stream=STREAM,
+                     full_seconds=round((utcnow() - since).total_seconds(), 1))  # fmt: skip
+        return relayed
 
 
 async def _earlier_not_taken(session: AsyncSession, event: OutboxEvent, name: str) -> bool:
@@ -274,6 +327,22 @@ async def run(
     for topic, named in consumers.items():
         _consumer_names[topic] = frozenset(named)
     rng = random.Random()  # noqa: S311  (jitter)
+    # Every consumer exists before the relay publishes: an interest stream does not keep a
+    # message that no consumer is there to take (D102).
+    subscriptions = [
+        (
+            name,
+            handler,
+            await js.pull_subscribe(
+                PREFIX + topic,
+                durable=durable_name(name, topic),
+                stream=STREAM,
+                config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, ack_wait=60, max_deliver=-1),
+            ),
+        )
+        for topic, named in consumers.items()
+        for name, handler in named.items()
+    ]
     tasks = [
         asyncio.create_task(_relay_loop(db, js, stop)),
         asyncio.create_task(
@@ -286,17 +355,10 @@ async def run(
             )
         ),
     ]
-    for topic, named in consumers.items():
-        for name, handler in named.items():
-            subscription = await js.pull_subscribe(
-                PREFIX + topic,
-                durable=durable_name(name, topic),
-                stream=STREAM,
-                config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, ack_wait=60, max_deliver=-1),
-            )
-            tasks.append(
-                asyncio.create_task(_consume(db, subscription, name, handler, policy, rng, stop))
-            )
+    for name, handler, subscription in subscriptions:
+        tasks.append(
+            asyncio.create_task(_consume(db, subscription, name, handler, policy, rng, stop))
+        )
     try:
         await stop.wait()
     finally:
@@ -314,14 +376,22 @@ async def run(
 
 
 async def _relay_loop(db: Database, js: JetStreamContext, stop: asyncio.Event) -> None:
+    outage = Outage(log, "nats_relay")
     while not stop.is_set():
+        wait = 0.2
         try:
             moved = await relay_once(db, js)
-        except Exception:  # the database or NATS is away: try again shortly
-            log.exception("relay_failed")
+            outage.succeeded()
+        except Exception as exc:  # the database or NATS is away: try again shortly
             moved = 0
+            retry = outage.failed(exc, interval=wait)
+            if retry is None:
+                log.exception("relay_failed")
+            else:  # the database: one line, then back off
+                wait = retry
         if not moved:
-            await asyncio.sleep(0.2)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=wait)
 
 
 async def _consume(
@@ -333,6 +403,10 @@ async def _consume(
     rng: random.Random,
     stop: asyncio.Event,
 ) -> None:
+    """Fetch and handle this consumer's messages until ``stop`` is set. When the database is
+    lost, the rest of the batch is left unanswered (JetStream hands it out again after
+    ``ack_wait``) and the next fetch waits (one line, then a growing wait up to 30 s)."""
+    outage = Outage(log, "nats_consumer", consumer=name)
     while not stop.is_set():
         try:
             messages = await subscription.fetch(50, timeout=1)
@@ -342,11 +416,21 @@ async def _consume(
             log.exception("fetch_failed", consumer=name)
             await asyncio.sleep(1)
             continue
+        lost = False
         for msg in messages:
             if stop.is_set():  # give it back now rather than after ack_wait
                 await msg.nak()
                 continue
+            if lost:  # not tried while the database is lost: back after ack_wait
+                continue
             try:
                 await handle_message(db, name, handler, policy, msg, rng)
-            except Exception:  # the message comes back after ack_wait
-                log.exception("message_failed", consumer=name)
+                outage.succeeded()
+            except Exception as exc:  # the message comes back after ack_wait
+                retry = outage.failed(exc)
+                if retry is None:
+                    log.exception("message_failed", consumer=name)
+                    continue
+                lost = True
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=retry)

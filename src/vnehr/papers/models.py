@@ -11,6 +11,8 @@ from sqlalchemy.orm import Mapped, mapped_column
 from vnehr.kit.db import Base, BigId, JSONDoc, UtcDateTime
 
 _REVOKED = text("revoked_at IS NOT NULL")
+#: first versions (queries repeat it as written, without a bound parameter, to use the index)
+FIRST_VERSION = text("version = 1")
 
 
 class Paper(Base):
@@ -31,6 +33,14 @@ class Paper(Base):
             "rid",
             postgresql_where=_REVOKED,
             sqlite_where=_REVOKED,
+        ),
+        # the report's recount reads first versions in the order issued
+        Index(
+            "ix_paper_first_issued",
+            "issued_at",
+            "id",
+            postgresql_where=FIRST_VERSION,
+            sqlite_where=FIRST_VERSION,
         ),
     )
 

@@ -17,7 +17,7 @@ from functools import lru_cache
 from typing import Any
 
 import orjson
-from sqlalchemy import or_, select
+from sqlalchemy import or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vnehr import audit, facilities, identity, records
@@ -30,7 +30,7 @@ from vnehr.kit.outbox import new_event
 from vnehr.kit.paging import decode_cursor, encode_cursor
 from vnehr.kit.settings import Settings
 from vnehr.papers import card, content, errors, numbers, pdf, rules, shc
-from vnehr.papers.models import Paper
+from vnehr.papers.models import FIRST_VERSION, Paper
 
 WRITE_SCOPE = "paper.write"
 #: A facility system reads its facility's papers with one of these.
@@ -949,26 +949,25 @@ async def first_issues(
     page_size: int = 5000,
     facilities: Any | None = None,
 ) -> AsyncIterator[tuple[str, str, datetime]]:
-    """(facility, kind, issued at) of every paper's first version issued in [start, end), a
-    page at a time (the reports' recount). ``facilities``: only papers of the facilities this
-    subquery selects."""
-    stmt = select(Paper.id, Paper.facility_code, Paper.kind, Paper.issued_at).where(
-        Paper.version == 1
-    )
+    """(facility, kind, issued at) of every paper's first version issued in [start, end), in
+    the order issued, a page at a time (the reports' recount). ``facilities``: only papers of
+    the facilities this subquery selects. Each page goes on from the last (issued at, id) in
+    the first versions' index (D103)."""
+    stmt = select(Paper.id, Paper.facility_code, Paper.kind, Paper.issued_at).where(FIRST_VERSION)
     if facilities is not None:
         stmt = stmt.where(Paper.facility_code.in_(facilities))
     if start is not None and end is not None:
         stmt = stmt.where(Paper.issued_at >= start, Paper.issued_at < end)
-    after = ""
+    stmt = stmt.order_by(Paper.issued_at, Paper.id).limit(page_size)
+    page_stmt = stmt
     while True:
-        page = (
-            await session.execute(stmt.where(Paper.id > after).order_by(Paper.id).limit(page_size))
-        ).all()
+        page = (await session.execute(page_stmt)).all()
         for _, code, kind, issued_at in page:
             yield code, kind, issued_at
         if len(page) < page_size:
             return
-        after = page[-1].id
+        last = page[-1]
+        page_stmt = stmt.where(tuple_(Paper.issued_at, Paper.id) > (last.issued_at, last.id))
 
 
 async def of_persons(session: AsyncSession, person_ids: list[int]) -> list[Paper]:

@@ -598,7 +598,10 @@ def _utc7(session: AsyncSession, moment: Any, unit: Literal["day", "month"]) -> 
         )
         return cast(func.date_trunc(literal_column(f"'{unit}'"), local), Date)
     pattern = "'%Y-%m-%d'" if unit == "day" else "'%Y-%m-01'"
-    return func.strftime(literal_column(pattern), moment, literal_column("'+7 hours'"))
+    # SQLite keeps 'YYYY-MM-DD HH:MM:SS.ffffff' and its date functions round that to the
+    # millisecond: 23:59:59.9996 would be the next day. Whole seconds first (D103).
+    seconds = func.substr(moment, literal_column("1"), literal_column("19"))
+    return func.strftime(literal_column(pattern), seconds, literal_column("'+7 hours'"))
 
 
 async def first_version_tallies(

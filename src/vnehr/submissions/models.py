@@ -5,10 +5,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Index, Integer, LargeBinary, String
+from sqlalchemy import Index, Integer, LargeBinary, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from vnehr.kit.db import Base, BigId, JSONDoc, UtcDateTime
+
+#: the predicate of the rejected files' index; queries repeat it as written, without a bound
+#: parameter, so that SQLite and a generic PostgreSQL plan can use the index
+REJECTED = text("rejected > 0")
 
 
 class Submission(Base):
@@ -20,6 +24,14 @@ class Submission(Base):
         Index("ix_submission_facility_received", "facility_code", "received_at"),
         # `vnehr import` skips files whose bytes were received before (resume after a crash)
         Index("ix_submission_raw_sha256", "raw_sha256"),
+        # the report's recount reads the files with a rejected visit in the order received
+        Index(
+            "ix_submission_rejected_received",
+            "received_at",
+            "id",
+            postgresql_where=REJECTED,
+            sqlite_where=REJECTED,
+        ),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)

@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 import zstandard
-from sqlalchemy import func, select
+from sqlalchemy import func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vnehr import catalogs, facilities, identity, papers, records
@@ -28,7 +28,7 @@ from vnehr.kit.db import compress, copy_objects, hot_add, new_row, pack_json, un
 from vnehr.kit.metrics import INTAKE_FILES, INTAKE_VISITS
 from vnehr.kit.outbox import OutboxEvent, new_event
 from vnehr.submissions import errors, signature
-from vnehr.submissions.models import CheckinEntry, Submission
+from vnehr.submissions.models import REJECTED, CheckinEntry, Submission
 from vnehr.submissions.rules import (
     CodeBook,
     Findings,
@@ -1074,23 +1074,22 @@ async def rejections(
     facilities: Any | None = None,
 ) -> AsyncIterator[tuple[str, datetime, list[str]]]:
     """Every rejected visit of files received in [start, end) (not test submissions):
-    (facility, received at, the error codes), read from the receipts a page of files at a time
-    (a receipt lists every visit of its file): the reports' recount. ``facilities``: only files
-    of the facilities this subquery selects."""
+    (facility, received at, the error codes) in the order received, read from the receipts a
+    page of files at a time (a receipt lists every visit of its file): the reports' recount.
+    ``facilities``: only files of the facilities this subquery selects. Each page goes on from
+    the last (received at, id) in the rejected files' index, so a page reads only its own rows
+    (paging by id walked every rejected file of the table on every page, D103)."""
     stmt = select(
         Submission.id, Submission.facility_code, Submission.received_at, Submission.receipt
-    ).where(Submission.test_mode.is_(False), Submission.rejected > 0)
+    ).where(REJECTED, Submission.test_mode.is_(False))
     if facilities is not None:
         stmt = stmt.where(Submission.facility_code.in_(facilities))
     if start is not None and end is not None:
         stmt = stmt.where(Submission.received_at >= start, Submission.received_at < end)
-    after = ""
+    stmt = stmt.order_by(Submission.received_at, Submission.id).limit(page_size)
+    page_stmt = stmt
     while True:
-        page = (
-            await session.execute(
-                stmt.where(Submission.id > after).order_by(Submission.id).limit(page_size)
-            )
-        ).all()
+        page = (await session.execute(page_stmt)).all()
         for _, code, received_at, receipt in page:
             for visit in receipt.get("visits") or []:
                 if visit.get("status") == "rejected":
@@ -1100,4 +1099,7 @@ async def rejections(
                     yield code, received_at, codes
         if len(page) < page_size:
             return
-        after = page[-1].id
+        last = page[-1]
+        page_stmt = stmt.where(
+            tuple_(Submission.received_at, Submission.id) > (last.received_at, last.id)
+        )
