@@ -32,11 +32,13 @@ from sqlalchemy.util import greenlet_spawn
 from structlog.testing import LogCapture
 
 from tests.conftest import free_port
+from tests.exchange.test_inbox import AN, signed_in
 from vnehr import audit, exchange
 from vnehr.app import create_app
 from vnehr.audit import chain
 from vnehr.exchange import nats_bus, retention, worker
 from vnehr.kit import http
+from vnehr.kit.auth import SESSION_COOKIE, make_session_cookie
 from vnehr.kit.db import Database
 from vnehr.kit.migrate import upgrade
 from vnehr.kit.outbox import OutboxEvent, new_event
@@ -445,3 +447,52 @@ async def test_a_database_at_a_dead_port_gives_503_and_no_password_in_the_log(
     (line,) = lines.named("database_unavailable")
     assert line["error"] == "ConnectionRefusedError"
     assert "s3cr3t" not in str(lines.entries)
+
+
+async def test_fhir_and_pages_answer_503_in_their_own_form_while_the_database_is_away(
+    switch: Switch, settings: Settings, lines: Lines, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A FHIR client gets an OperationOutcome, a browser the error page (as for their other
+    errors), with the same status, code and Retry-After as the API's JSON."""
+    caplog.set_level(logging.WARNING)
+    async with switch.db.session() as session:
+        await signed_in(session, AN)
+    app = create_app(settings, database=switch.db)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="https://testserver") as client:
+        client.cookies.set(
+            SESSION_COOKIE,
+            make_session_cookie(
+                settings, {"personal_id": AN[0], "name": AN[1], "assurance_level": 2}
+            ),
+        )
+        before = [await client.get("/fhir/R4/Encounter"), await client.get("/portal")]
+        await switch.down()
+        fhir = await client.get("/fhir/R4/Encounter")
+        page = await client.get("/portal")
+        api = await client.get("/api/v1/me/notifications")
+        await switch.up()
+    assert [r.status_code for r in before] == [200, 200], [r.text for r in before]
+
+    assert fhir.status_code == 503, fhir.text
+    assert fhir.headers["content-type"].startswith("application/fhir+json")
+    assert int(fhir.headers["retry-after"]) > 0
+    outcome = fhir.json()
+    assert outcome["resourceType"] == "OperationOutcome"
+    [issue] = outcome["issue"]
+    assert issue["code"] == "transient"  # FHIR's "try again later"
+    assert issue["details"]["coding"][0]["code"] == "KIT-0008"
+    assert issue["details"]["text"].startswith("Tạm thời không kết nối được cơ sở dữ liệu")
+    assert issue["diagnostics"].startswith("The database cannot be reached")
+
+    assert page.status_code == 503
+    assert page.headers["content-type"].startswith("text/html")
+    assert int(page.headers["retry-after"]) > 0
+    assert "Tạm thời không kết nối được cơ sở dữ liệu" in page.text
+    assert "<code>KIT-0008</code>" in page.text
+
+    assert api.status_code == 503  # the API keeps its JSON
+    assert api.json()["code"] == "KIT-0008"
+    assert lines.tracebacks() == []
+    assert stdlib_tracebacks(caplog) == []
+    assert [e["refused"] for e in lines.named("database_unavailable")] == [1]  # one line

@@ -184,7 +184,8 @@ async def test_a_parent_reads_and_marks_the_messages_of_the_child_they_represent
     assert by_kind["visit"]["person"]["relation"] is None  # An's own
     assert "Bệnh viện Nhi Trung ương" in child["body"]["vi"]
     page = await client.get("/portal")
-    assert "Hoàng Minh Khang: Hồ sơ của bạn vừa được mở trong tình huống cấp cứu" in page.text
+    assert "Hồ sơ của Hoàng Minh Khang vừa được mở trong tình huống cấp cứu" in page.text
+    assert "Hồ sơ của bạn vừa được mở" not in page.text  # the child's record, not An's
     assert (await client.post(f"/api/v1/me/notifications/{child['id']}/read")).status_code == 204
     assert (await client.get("/api/v1/me/notifications")).json()["unread"] == 1
 
@@ -241,3 +242,82 @@ async def test_the_portal_shows_the_newest_ten_and_marks_all_read(
     assert (done.status_code, done.headers["location"]) == (303, "/portal")
     assert (await client.get("/api/v1/me/notifications")).json()["unread"] == 0
     assert "Đánh dấu tất cả đã đọc" not in (await client.get("/portal")).text
+
+
+def messages_list(page: str) -> list[str]:
+    """The portal's messages, one line each, without markup."""
+    found = re.search(r'<ul id="messages">(.*?)</ul>', page, re.S)
+    assert found is not None
+    items = re.findall(r"<li[^>]*>(.*?)</li>", found[1], re.S)
+    return [re.sub(r"<[^>]+>", "", item).strip() for item in items]
+
+
+async def test_a_parent_reads_the_childs_messages_naming_the_child_and_their_own_as_yours(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    an = await signed_in(session, AN)
+    khang = await signed_in(session, KHANG)
+    await identity.add_representative(
+        session, demo.OPERATOR, agent_personal_id=AN[0], subject_person=KHANG[0],
+        relation="parent", valid_from=date(2017, 9, 1), valid_to=None,
+    )  # fmt: skip
+    code = await hospital(session, "Bệnh viện Nhi Trung ương")
+    name = "Bệnh viện Nhi Trung ương"
+    paper = message(khang, 3, "paper")
+    paper.params = {
+        "facility": name,
+        "kind": {"vi": "giấy ra viện", "en": "discharge paper"},
+        "number": "12/2026",
+    }
+    session.add_all(
+        [
+            message(khang, 1, "visit", facility=code, visit_key="LK-K"),
+            message(khang, 2, "emergency", facility=code, reason="unconscious"),
+            paper,
+            message(khang, 4, "viewed", facility=name),
+            message(an, 5, "visit", facility=code, visit_key="LK-A"),
+        ]
+    )
+    await session.flush()
+
+    as_person(client, settings, AN[0])
+    items = (await client.get("/api/v1/me/notifications")).json()["items"]
+    [own] = [i for i in items if i["person"]["relation"] is None]
+    childs = {i["kind"]: i for i in items if i["person"]["relation"] == "parent"}
+    assert sorted(childs) == ["emergency", "paper", "viewed", "visit"]
+    for item in childs.values():
+        for language, yours in (("vi", "của bạn"), ("en", "your")):
+            said = f"{item['title'][language]} {item['body'][language]}"
+            assert "Hoàng Minh Khang" in said, said
+            assert yours not in said.lower(), said
+        assert name in item["body"]["vi"]  # signed in at level 2: the facility, as in the book
+    assert childs["emergency"]["title"] == {
+        "vi": "Hồ sơ của Hoàng Minh Khang vừa được mở trong tình huống cấp cứu",
+        "en": "Hoàng Minh Khang's record was opened in an emergency",
+    }
+    assert childs["visit"]["title"]["vi"] == (
+        "Lượt khám mới trong Sổ sức khỏe điện tử của Hoàng Minh Khang"
+    )
+    assert "của bạn" in own["body"]["vi"]  # An's own visit stays "your" book
+    assert "your" in own["body"]["en"]
+    assert "Hoàng Minh Khang" not in own["title"]["vi"] + own["body"]["vi"]
+
+    # the portal's list says the same
+    lines = messages_list((await client.get("/portal")).text)
+    childs_lines = [line for line in lines if "Hoàng Minh Khang" in line]
+    [own_line] = [line for line in lines if "Hoàng Minh Khang" not in line]
+    assert len(childs_lines) == 4
+    assert not any("của bạn" in line for line in childs_lines)
+    assert "của bạn" in own_line
+    assert any(line.startswith("Hồ sơ của Hoàng Minh Khang vừa được mở") for line in lines)
+
+    # the child reading the same messages reads them as their own
+    as_person(client, settings, KHANG[0])
+    theirs = (await client.get("/api/v1/me/notifications")).json()["items"]
+    assert len(theirs) == 4
+    for item in theirs:
+        assert item["person"]["relation"] is None
+        said = item["title"]["vi"] + " " + item["body"]["vi"]
+        assert "Hoàng Minh Khang" not in said
+        assert "người bạn đại diện" not in said
+        assert "bạn" in said  # "của bạn", "cho bạn"

@@ -1,9 +1,9 @@
 """What a representative's phone shows: a parent's representation ends when the child comes of
 age (18), in the push and in the inbox; a guardian appointed for an adult keeps it; a visit
 touching a sensitive category (D35) reaches a representative's lock screen in neutral words,
-without the facility; a representative with a level-1 identity is not pushed (as the inbox
-shows them nothing, D74); and a representative's text speaks of the child's book, not "your"
-book."""
+without the facility, and so does an emergency access or a read of the child's record; a
+representative with a level-1 identity is not pushed (as the inbox shows them nothing, D74);
+and a representative's text speaks of the child's book, not "your" book."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import httpx
 import orjson
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tests.exchange.test_inbox import AN, BINH, as_person, signed_in
+from tests.exchange.test_inbox import AN, BINH, KHANG, as_person, hospital, signed_in
 from tests.exchange.test_push import child_with_a_new_visit
 from tests.exchange.test_push_recipients import FAST, deliver, push_service
 from tests.healthbook.test_api import visit_of, who
@@ -21,6 +21,7 @@ from tests.submissions.test_intake import facility_with_token, send
 from vnehr import demo, exchange, facilities, identity
 from vnehr.kit.auth import Subject
 from vnehr.kit.db import Database
+from vnehr.kit.outbox import OutboxEvent
 from vnehr.kit.settings import Settings
 from vnehr.submissions import synth
 
@@ -169,3 +170,61 @@ async def test_a_representative_with_a_level_1_identity_is_not_pushed(
         pushed = await service.pushed()
 
     assert sorted(p["personal_id"] for p in pushed) == sorted([child_id, AN[0]])
+
+
+async def test_a_parents_phone_is_told_of_an_emergency_or_a_read_without_the_facility(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings, db: Database
+) -> None:
+    khang = await signed_in(session, KHANG)
+    await represent(session, AN, KHANG[0], "parent", date(2017, 9, 1))
+    name = "Bệnh viện Tâm thần Trung ương 1"  # the name alone says what care the child had
+    code = await hospital(session, name)
+    events = {
+        "emergency": OutboxEvent(
+            event_id="e-glass",
+            topic="emergency.access",
+            key=f"person:{khang}",
+            payload={"person_id": khang, "params": {"facility": code, "reason": "unconscious"}},
+        ),
+        "viewed": OutboxEvent(
+            event_id="e-viewed",
+            topic="record.viewed",
+            key=f"viewed:{khang}:{code}:2026-11-27",
+            payload={"person_id": khang, "params": {"facility": name}},
+        ),
+    }
+    async with push_service(settings, db) as service:
+        for kind, event in events.items():
+            await exchange.event_notifier(kind, service.push)(session, event)
+        pushed = {(p["personal_id"], p["kind"]): p for p in await service.pushed()}
+
+    assert set(pushed) == {(who, kind) for who in (AN[0], KHANG[0]) for kind in events}
+    for kind in events:
+        parent = pushed[(AN[0], kind)]
+        shown = orjson.dumps(parent).decode()
+        assert name not in shown
+        assert code not in shown
+        assert "Tâm thần" not in shown
+        assert KHANG[0] not in shown
+        assert parent["about"] == {"relation": "parent", "name": KHANG[1]}
+        for language in ("vi", "en"):
+            assert KHANG[1] in parent["title"][language]
+            assert "your" not in parent["body"][language].lower()
+        # where to look, signed in: the child's access log names the facility
+        assert "Ai đã xem hồ sơ của tôi" in parent["body"]["vi"]
+        assert name in pushed[(KHANG[0], kind)]["body"]["vi"]  # the child's own: in full
+    emergency = pushed[(AN[0], "emergency")]
+    assert emergency["title"] == {
+        "vi": f"Hồ sơ của {KHANG[1]} vừa được mở trong tình huống cấp cứu",
+        "en": f"{KHANG[1]}'s record was opened in an emergency",
+    }
+    assert "Người bệnh bất tỉnh" in emergency["body"]["vi"]  # why, which names no service
+    assert "Patient unconscious" in emergency["body"]["en"]
+    assert pushed[(AN[0], "viewed")]["title"]["vi"] == f"Hồ sơ sức khỏe của {KHANG[1]} vừa được xem"
+
+    # signed in at level 2, the parent reads the facility in the inbox, as in the child's book
+    as_person(client, settings, AN[0])
+    items = (await client.get("/api/v1/me/notifications")).json()["items"]
+    assert sorted(i["kind"] for i in items) == ["emergency", "viewed"]
+    for item in items:
+        assert item["body"]["vi"].startswith(name)

@@ -69,7 +69,13 @@ async def my_notifications(
     paging and the number still unread."""
     holders = await _holders(session, subject)
     page = await notifications.inbox(session, holders, limit=limit, cursor=cursor)
-    rendered = await notifications.texts_of(session, [(r.kind, r.params) for r in page.items])
+    # a represented person's messages name them, as their push does (D100); one's own: "your"
+    whose = [holders[r.person_id] for r in page.items]
+    rendered = await notifications.texts_of(
+        session,
+        [(r.kind, r.params) for r in page.items],
+        [h.full_name if h.relation else None for h in whose],
+    )
     return Inbox(
         unread=page.unread,
         next_cursor=page.next_cursor,

@@ -177,6 +177,13 @@ async def _sensitive(session: AsyncSession, kind: str, payload: dict[str, Any]) 
     return False
 
 
+#: Kinds whose push to a representative leaves the facility out: who opened or read the record
+#: may itself tell what care the person had (a psychiatric hospital, an HIV clinic), and the
+#: registry does not know a facility's specialty. Signed in, the inbox and the person's access
+#: log name it; the person's own phone is told in full.
+_FACILITY_NOT_ON_THEIR_PHONE = frozenset({"emergency", "viewed"})
+
+
 async def _recipients(
     session: AsyncSession, event: OutboxEvent, person_id: int, kind: str, params: dict[str, Any]
 ) -> list[PushMessage]:
@@ -185,7 +192,7 @@ async def _recipients(
     until the child is 18) and whose last sign-in could read the book (level 2; the inbox shows
     a level-1 identity nothing, D74). A representative is told in their own words, about the
     person by name; in neutral words, without facility or kind, when the notice touches a
-    sensitive category."""
+    sensitive category; of an emergency access or a read without the facility."""
     holder = (await identity.persons(session, [person_id])).get(person_id)
     if holder is None:
         return []
@@ -202,11 +209,13 @@ async def _recipients(
     if not agents:
         return messages
     neutral = await _sensitive(session, kind, event.payload)
-    said = (
-        render("neutral", {"name": holder.full_name}, "_for")
-        if neutral
-        else render(kind, {**shown, "name": holder.full_name}, "_for")
-    )
+    about = {**shown, "name": holder.full_name}
+    if neutral:
+        said = render("neutral", about, "_for")
+    elif kind in _FACILITY_NOT_ON_THEIR_PHONE:
+        said = render(kind, about, "_for_phone")
+    else:
+        said = render(kind, about, "_for")
     for agent_id, personal_id, relation in agents:
         messages.append(
             PushMessage(
@@ -276,14 +285,25 @@ _FACILITY_BY_CODE = ("visit", "emergency")
 
 
 async def texts_of(
-    session: AsyncSession, messages: Sequence[tuple[str, dict[str, Any]]]
+    session: AsyncSession,
+    messages: Sequence[tuple[str, dict[str, Any]]],
+    about: Sequence[str | None] = (),
 ) -> list[dict[str, dict[str, str]]]:
     """Title and text of each ``(kind, params)`` as the citizen reads them: a facility by its
     name in the registry (its code alone tells a citizen nothing; "Cơ sở 01001" when the code
     is unknown), an emergency reason by its label (``web.reason.*``), not the API's code. The
-    stored parameters keep the codes, for the app and for later renames."""
+    stored parameters keep the codes, for the app and for later renames.
+
+    ``about`` gives, for each message, the name of the person it is about when the reader acts
+    for them (a parent reading a child's): worded as the representative's push ("…của ‹tên›",
+    never "your"), with the facility, as the reader's book shows it. None, or no ``about``,
+    for the reader's own."""
     shown = await _shown(session, messages)
-    return [render(kind, params) for (kind, _), params in zip(messages, shown, strict=True)]
+    names = list(about) if about else [None] * len(messages)
+    return [
+        render(kind, {**params, "name": name}, "_for") if name else render(kind, params)
+        for (kind, _), params, name in zip(messages, shown, names, strict=True)
+    ]
 
 
 async def _shown(

@@ -35,8 +35,15 @@ DEFAULT_COUNT = 50
 MAX_COUNT = 500
 Resource = dict[str, Any]
 
-#: VnehrError status -> OperationOutcome.issue.code
-_ISSUE_CODE = {400: "invalid", 401: "login", 403: "forbidden", 404: "not-found", 422: "invalid"}
+#: VnehrError status -> OperationOutcome.issue.code (503: "transient", try again later)
+_ISSUE_CODE = {
+    400: "invalid",
+    401: "login",
+    403: "forbidden",
+    404: "not-found",
+    422: "invalid",
+    503: "transient",
+}
 
 
 def outcome(status: int, code: str, message: dict[str, str]) -> Response:
@@ -69,6 +76,11 @@ def fhir_response(
 
 class FhirRoute(APIRoute):
     """Turns every error of a FHIR route (auth, validation, ours) into an OperationOutcome."""
+
+    def render_error(self, request: Request, error: VnehrError) -> Response:
+        """An error the middleware answers for this route (a lost database, D101): the
+        OperationOutcome, as for the route's other errors."""
+        return outcome(error.status_code, error.code, error.messages())
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()

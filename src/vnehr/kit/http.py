@@ -12,7 +12,7 @@ from typing import Annotated, Any
 import structlog
 from fastapi import Depends, FastAPI, Request, params
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -145,9 +145,13 @@ def _unstorable_text(exc: BaseException) -> bool:
     return False
 
 
-def unavailable_response() -> JSONResponse:
-    """503 KIT-0008 with ``Retry-After``: the database is lost for the moment (D101)."""
-    response = error_response(DatabaseUnavailable(retry_after=RETRY_AFTER_SECONDS))
+def unavailable_response(request: Request | None = None) -> Response:
+    """503 KIT-0008 with ``Retry-After``: the database is lost for the moment (D101). In the
+    form of the route that failed when its class has one, a method ``render_error(request,
+    error)`` (FHIR's OperationOutcome, the pages' error page); else the JSON body."""
+    error = DatabaseUnavailable(retry_after=RETRY_AFTER_SECONDS)
+    render = getattr(request.scope.get("route"), "render_error", None) if request else None
+    response: Response = render(request, error) if callable(render) else error_response(error)
     response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
     return response
 
@@ -171,13 +175,13 @@ class _Refusals:
         self.count, self.said_at = 0, now
 
 
-async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+async def _unexpected_error(request: Request, exc: Exception) -> Response:
     if _unstorable_text(exc):
         return error_response(ControlCharacter(where="body"))
     lost = database_lost(exc)
     if lost is not None:  # (the middleware answers these first; this is for apps without it)
         _Refusals().note(request.url.path, lost)
-        return unavailable_response()
+        return unavailable_response(request)
     request_id = structlog.contextvars.get_contextvars().get("request_id", "-")
     log.exception("unhandled_error", path=logged_path(request.url.path), error=type(exc).__name__)
     return error_response(InternalError(request_id=request_id))
@@ -199,7 +203,8 @@ class RequestContextMiddleware:
     string holding a control character, or a JSON or URL-encoded body holding NUL, is refused
     with KIT-0002 before any route sees it (``_control_in_address``, ``_refusing_nul``); the
     text of a form is checked where a route reads one (``FORM_TEXT``). A request that fails
-    because the database is lost is answered 503 KIT-0008 with ``Retry-After`` (D101)."""
+    because the database is lost is answered 503 KIT-0008 with ``Retry-After`` (D101), in its
+    route's form (``unavailable_response``)."""
 
     def __init__(self, app: ASGIApp, max_body: int | None = None) -> None:
         self.app = app
@@ -257,7 +262,8 @@ class RequestContextMiddleware:
             lost = None if response_started else database_lost(exc)
             if lost is not None:  # 503 KIT-0008, Retry-After; a line now and then (D101)
                 self.refusals.note(scope["path"], lost)
-                await unavailable_response()(scope, receive, send_with_id)
+                response = unavailable_response(Request(scope, receive))
+                await response(scope, receive, send_with_id)
                 return
             log.exception(
                 "unhandled_error", path=logged_path(scope["path"]), error=type(exc).__name__

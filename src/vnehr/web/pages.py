@@ -126,9 +126,14 @@ class _PageRoute(APIRoute):
     """A page's route: bad input (an id that is not a number, a field over its length, an
     unknown action), a body over the cap, another method on a page's address, and any coded
     error the route lets through are answered with the error page, in the status and code the
-    API would give, rather than the API's JSON body (a person reads it in a browser). What the
-    middleware refuses before any route runs (a control character in the address, a declared
-    length over the cap) stays JSON."""
+    API would give, rather than the API's JSON body (a person reads it in a browser); so is a
+    lost database, which the middleware answers (503 KIT-0008, D101). What the middleware
+    refuses before any route runs (a control character in the address, a declared length over
+    the cap) stays JSON."""
+
+    def render_error(self, request: Request, error: VnehrError) -> Response:
+        """An error the middleware answers for this page (a lost database): the error page."""
+        return _error_page(request, error)
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
@@ -304,15 +309,17 @@ async def portal(request: Request, session: ReadSession, subject: OptionalSubjec
     person, account, grants, represented = await identity.profile(session, who)
     # the messages tell of the health book: none below level 2 (D12), the upgrade text instead;
     # a parent's include their children's, each named (as /api/v1/me/notifications does)
-    messages: list[tuple[Any, dict[str, dict[str, str]], str | None]] = []
+    messages: list[tuple[Any, dict[str, dict[str, str]]]] = []
     unread = 0
     if (who.assurance_level or 1) >= 2:
         whose = {person.id: None} | {p.id: p.full_name for _, p in represented}
         found = await exchange.inbox(session, whose, limit=10)
-        rendered = await exchange.texts_of(session, [(m.kind, m.params) for m in found.items])
-        messages = [
-            (m, text, whose[m.person_id]) for m, text in zip(found.items, rendered, strict=True)
-        ]
+        rendered = await exchange.texts_of(
+            session,
+            [(m.kind, m.params) for m in found.items],
+            [whose[m.person_id] for m in found.items],  # a child's name the child, not "your"
+        )
+        messages = list(zip(found.items, rendered, strict=True))
         unread = found.unread
     return _page(
         request,
