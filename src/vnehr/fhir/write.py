@@ -160,11 +160,13 @@ async def store(
     resource: Resource,
     *,
     resource_id: str | None = None,
+    planned_id: str | None = None,
     if_none_exist: str | None = None,
     base: str,
 ) -> Written:
-    """Create (new id) or update (``resource_id``) a resource kept as sent, its references to
-    this server's resources (``base``: its FHIR base) made relative and unversioned
+    """Create (new id, or ``planned_id``: the id a transaction gave the entry, which its other
+    entries already point at) or update (``resource_id``) a resource kept as sent, its references
+    to this server's resources (``base``: its FHIR base) made relative and unversioned
     (``_canonical``). A facility still onboarding writes in test mode: kept for it, in no
     citizen's record (D67)."""
     code, test_mode = await submissions.admitted(session, subject)
@@ -180,7 +182,7 @@ async def store(
         raise NotTheWriter(type=type_, id=resource_id)
     if resource_id is not None and previous is None and _looks_derived(resource_id):
         raise UnknownResource(type=type_, id=resource_id)  # visit data changes through intake
-    new_id = resource_id or uuid.uuid4().hex
+    new_id = resource_id or planned_id or uuid.uuid4().hex
     version = (previous.version + 1) if previous else 1
     now = utcnow()
     body = {
@@ -243,6 +245,10 @@ def _looks_derived(resource_id: str) -> bool:
 # ------------------------------------------------------------------ transactions
 
 
+#: The order a transaction's entries are processed in (FHIR R4 http.html#trules).
+_ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "PATCH": 2, "GET": 3}
+
+
 def _rewrite(value: Any, targets: dict[str, str]) -> Any:
     """References to entries of the Bundle (by fullUrl) made to point at their new ids."""
     if isinstance(value, dict):
@@ -287,29 +293,44 @@ async def transaction(
         for url in [visit.patient_url, visit.encounter_url, *visit.members]:
             if url in visit_targets:  # the others are stored as sent, below
                 responses[url] = {"status": "201 Created", "location": visit_targets[url]}
-    # ids first, so entries may point at each other in any order
+    # FHIR R4 transaction rules (http.html#trules): conditional creates are resolved first,
+    # against what was stored before this Bundle; then every entry gets its id (the one found,
+    # the PUT's, or a new one that its create will take); only then are references rewritten,
+    # so an entry may point at any other whatever their order.
+    found: dict[str, StoredResource] = {}
+    for url, resource, request in entries:
+        condition = request.get("ifNoneExist")
+        if url in responses or request["method"] != "POST" or not condition:
+            continue
+        existing = await _find(session, str(resource.get("resourceType")), condition, code)
+        if existing is not None:
+            found[url] = existing
     planned: dict[str, str] = {}
     for url, resource, request in entries:
         if url in responses:
             continue
         type_ = str(resource.get("resourceType"))
-        if request["method"] == "PUT":
+        if url in found:
+            planned[url] = found[url].resource_id
+        elif request["method"] == "PUT":
             planned[url] = str(request.get("url") or "").split("?")[0].split("/")[-1]
         else:
             planned[url] = uuid.uuid4().hex
         targets[url] = f"{type_}/{planned[url]}"
-    for url, resource, request in entries:
+    # stored in the rules' order (POST before PUT), Bundle order within a method (stable sort)
+    for url, resource, request in sorted(entries, key=lambda e: _ORDER[e[2]["method"]]):
         if url in responses:
             continue
-        rewritten = _rewrite(resource, targets)
-        if request["method"] == "PUT":
-            written = await store(session, subject, rewritten, resource_id=planned[url], base=base)
-        else:
-            written = await _create_as(
-                session, subject, rewritten, planned[url], request.get("ifNoneExist"), base
+        if url in found:
+            written = Written(found[url].body, created=False)
+        elif request["method"] == "PUT":
+            written = await store(
+                session, subject, _rewrite(resource, targets), resource_id=planned[url], base=base
             )
-            if not written.created:
-                targets[url] = f"{written.resource['resourceType']}/{written.resource['id']}"
+        else:
+            written = await store(
+                session, subject, _rewrite(resource, targets), planned_id=planned[url], base=base
+            )
         body = written.resource
         responses[url] = {
             "status": "201 Created" if written.created else "200 OK",
@@ -329,24 +350,6 @@ async def transaction(
         if warnings:
             responses[visit.encounter_url]["outcome"] = outcome_of(warnings, "warning")  # type: ignore[union-attr]
     return result
-
-
-async def _create_as(
-    session: AsyncSession,
-    subject: Subject,
-    resource: Resource,
-    new_id: str,
-    condition: str | None,
-    base: str,
-) -> Written:
-    if condition:
-        existing = await _find(
-            session, str(resource.get("resourceType")), condition, subject.facility_code or ""
-        )
-        if existing is not None:
-            return Written(existing.body, created=False)
-    written = await store(session, subject, {**resource, "id": new_id}, resource_id=None, base=base)
-    return written
 
 
 async def _visit(

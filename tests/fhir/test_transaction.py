@@ -1,0 +1,127 @@
+"""Entries of a transaction Bundle that point at each other (by their ``urn:uuid`` fullUrl) are
+stored pointing at the ids the answer gives, whatever their order and whether a conditional
+create made a resource or found one (FHIR R4 http.html#trules)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tests.fhir.test_api import FHIR, check_model
+from tests.fhir.test_write import WRITER
+from tests.submissions.test_intake import facility_with_token
+from vnehr.kit.settings import Settings
+
+ORG = "urn:uuid:22222222-2222-2222-2222-222222222222"
+LOCATION = "urn:uuid:11111111-1111-1111-1111-111111111111"
+ENCOUNTER = "urn:uuid:33333333-3333-3333-3333-333333333333"
+
+
+def _entries(organization_request: dict[str, Any]) -> list[dict[str, Any]]:
+    """A Location and an Encounter pointing at an Organization that comes after them."""
+    return [
+        {
+            "fullUrl": LOCATION,
+            "resource": {
+                "resourceType": "Location",
+                "name": "Phòng khám Nội 1",
+                "managingOrganization": {"reference": ORG},
+            },
+            "request": {"method": "POST", "url": "Location"},
+        },
+        {
+            "fullUrl": ENCOUNTER,
+            "resource": {
+                "resourceType": "Encounter",
+                "status": "finished",
+                "class": {
+                    "system": "http://terminology.hl7.org/CodeSystem/v3-ActCode",
+                    "code": "AMB",
+                },
+                "serviceProvider": {"reference": ORG},
+                "location": [{"location": {"reference": LOCATION}}],
+            },
+            "request": {"method": "POST", "url": "Encounter"},
+        },
+        {
+            "fullUrl": ORG,
+            "resource": {
+                "resourceType": "Organization",
+                "name": "Khoa Nội",
+                "identifier": [{"system": "urn:oid:1.2.3.4", "value": "KHOA-NOI"}],
+            },
+            "request": organization_request,
+        },
+    ]
+
+
+async def _send(
+    client: httpx.AsyncClient, headers: dict[str, str], entries: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    bundle = {"resourceType": "Bundle", "type": "transaction", "entry": entries}
+    response = await client.post(FHIR, json=bundle, headers=headers)
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    check_model(answer)
+    assert answer["type"] == "transaction-response"
+    return [e["response"] for e in answer["entry"]]
+
+
+async def _read(
+    client: httpx.AsyncClient, headers: dict[str, str], location: str
+) -> dict[str, Any]:
+    """The resource at a response's location (``Type/id/_history/n``), read as a user would."""
+    response = await client.get(f"{FHIR}/{location.split('/_history')[0]}", headers=headers)
+    assert response.status_code == 200, (location, response.text)
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def test_entries_point_at_the_ids_the_answer_gives(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    _, headers = await facility_with_token(client, session, settings, scopes=WRITER)
+    answered = await _send(client, headers, _entries({"method": "POST", "url": "Organization"}))
+    assert [r["status"] for r in answered] == ["201 Created"] * 3
+    location, encounter, organization = [
+        await _read(client, headers, r["location"]) for r in answered
+    ]
+    org_ref = f"Organization/{organization['id']}"
+    assert answered[2]["location"].startswith(f"{org_ref}/_history/")
+    assert location["managingOrganization"]["reference"] == org_ref
+    assert encounter["serviceProvider"]["reference"] == org_ref
+    assert encounter["location"][0]["location"]["reference"] == f"Location/{location['id']}"
+    pointed = await _read(client, headers, location["managingOrganization"]["reference"])
+    assert pointed["name"] == "Khoa Nội"
+    assert (await _read(client, headers, f"Location/{location['id']}"))[
+        "name"
+    ] == "Phòng khám Nội 1"
+
+
+async def test_a_conditional_create_that_finds_a_resource_is_what_earlier_entries_point_at(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    _, headers = await facility_with_token(client, session, settings, scopes=WRITER)
+    conditional = {
+        "method": "POST",
+        "url": "Organization",
+        "ifNoneExist": "identifier=urn:oid:1.2.3.4|KHOA-NOI",
+    }
+    first = await _send(client, headers, _entries(conditional))
+    assert first[2]["status"] == "201 Created"
+    made = first[2]["location"].split("/_history")[0]
+    again = await _send(client, headers, _entries(conditional))
+    assert [r["status"] for r in again] == ["201 Created", "201 Created", "200 OK"]
+    assert again[2]["location"].split("/_history")[0] == made  # found, not made twice
+    for answered in (first, again):
+        location = await _read(client, headers, answered[0]["location"])
+        encounter = await _read(client, headers, answered[1]["location"])
+        assert location["managingOrganization"]["reference"] == made
+        assert encounter["serviceProvider"]["reference"] == made
+        assert (await _read(client, headers, made))["name"] == "Khoa Nội"
+    found = await client.get(
+        f"{FHIR}/Organization", params={"identifier": "urn:oid:1.2.3.4|KHOA-NOI"}, headers=headers
+    )
+    assert [e["resource"]["id"] for e in found.json()["entry"]] == [made.split("/")[1]]
