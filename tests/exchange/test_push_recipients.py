@@ -15,13 +15,17 @@ from typing import Any
 
 import httpx
 import orjson
+import pytest
+import structlog
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from structlog.testing import LogCapture
 
 from tests.exchange.test_inbox import AN, BINH, as_person, signed_in
 from tests.exchange.test_push import child_with_a_new_visit
 from vnehr import demo, exchange
 from vnehr.app import create_app
+from vnehr.exchange import notifications
 from vnehr.exchange.models import DeliveryAttempt, Notification
 from vnehr.identity.service import add_newborn
 from vnehr.kit.db import Database
@@ -204,3 +208,85 @@ async def test_a_newborn_without_an_id_is_not_pushed_and_the_mother_is(
     [told] = pushed
     assert told["personal_id"] == AN[0]
     assert told["about"] == {"relation": "parent", "name": baby.full_name}
+
+
+async def test_a_mistyped_push_address_is_retried_until_a_dead_letter_not_delivered(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings, db: Database
+) -> None:
+    # the push URL is wrong: the server answers 404 to everyone, without VNeID's
+    # "recipient_unknown"; nobody's phone is told, so the event must not count as delivered
+    child_id, _ = await child_with_a_new_visit(client, session, settings)
+    async with push_service(settings, db) as service:
+        wrong = exchange.WebhookPush(
+            service.http, "https://testserver/sim/vneid/pushh", settings.push_key
+        )
+        consumers: exchange.Consumers = {
+            "visit.accepted": {"inbox": exchange.visit_notifier(wrong)}
+        }
+        policy = exchange.Policy(backoff_seconds=0.001, max_backoff_seconds=0.001, max_attempts=2)
+        for _ in range(3):
+            await deliver(db, consumers, policy)
+        assert await status_of(session, "visit.accepted") == "dead"
+        details = (
+            await session.scalars(
+                select(DeliveryAttempt.detail).where(DeliveryAttempt.target == "inbox")
+            )
+        ).all()
+        assert all(not (d or {}).get("refused") for d in details)  # nobody given up
+        assert await inbox_rows(session) == 1
+
+        # the operator corrects the address and replays: every phone is told
+        fixed: exchange.Consumers = {
+            "visit.accepted": {"inbox": exchange.visit_notifier(service.push)}
+        }
+        async with db.session() as operator:
+            assert await exchange.replay(operator) == 1
+        await deliver(db, fixed, policy)
+        pushed = await service.pushed()
+
+    assert await status_of(session, "visit.accepted") == "delivered"
+    assert sorted(p["personal_id"] for p in pushed) == sorted([child_id, AN[0], BINH[0]])
+
+
+async def test_a_4xx_about_our_message_is_tried_again_not_a_refusal(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings, db: Database
+) -> None:
+    # 400, 413, 422: the push service did not like the message we sent, not the recipient
+    await child_with_a_new_visit(client, session, settings)
+    async with push_service(settings, db) as service:
+        await service.faults(push_status=422)
+        consumers: exchange.Consumers = {
+            "visit.accepted": {"inbox": exchange.visit_notifier(service.push)}
+        }
+        await deliver(db, consumers, FAST)
+
+    assert await status_of(session, "visit.accepted") == "pending"
+    [detail] = await session.scalars(
+        select(DeliveryAttempt.detail).where(DeliveryAttempt.target == "inbox")
+    )
+    assert detail is not None
+    assert detail["refused"] == []
+    assert detail["pushed"] == []
+
+
+async def test_when_every_recipient_is_refused_a_warning_says_so(
+    client: httpx.AsyncClient,
+    session: AsyncSession,
+    settings: Settings,
+    db: Database,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    child_id, _ = await child_with_a_new_visit(client, session, settings)
+    captured = LogCapture()
+    monkeypatch.setattr(notifications, "log", structlog.wrap_logger(None, processors=[captured]))
+    async with push_service(settings, db) as service:
+        await service.faults(push_no_phone=[child_id, AN[0], BINH[0]])
+        consumers: exchange.Consumers = {
+            "visit.accepted": {"inbox": exchange.visit_notifier(service.push)}
+        }
+        await deliver(db, consumers, FAST)
+
+    assert await status_of(session, "visit.accepted") == "delivered"  # each said: no phone
+    [line] = [e for e in captured.entries if e["event"] == "push_nobody_reachable"]
+    assert line["log_level"] == "warning"
+    assert line["refused"] == 3

@@ -54,18 +54,31 @@ class PushMessage:
 
 
 class PushRefused(Exception):
-    """The push service will not take this message for this recipient, now or later (a 4xx
-    such as 404: no phone registered with the app; 400: a message it cannot route). The
-    recipient is given up for this event; any other failure is tried again."""
+    """The push service will not take this message for this recipient, now or later: it
+    answered a 4xx whose JSON body names the recipient as the reason (``{"error":
+    "recipient_unknown"}``: no phone registered with the app). The recipient is given up for
+    this event; any other failure, other 4xx included, is tried again (D105)."""
 
     def __init__(self, status: int) -> None:
         super().__init__(f"push refused: HTTP {status}")
         self.status = status
 
 
-#: 4xx answers that are not about the recipient: our key or signature (401, 403), a request
-#: that took too long (408), too early (425) or too many (429). Tried again, like a 5xx.
-_NOT_THE_RECIPIENT = frozenset({401, 403, 408, 425, 429})
+#: The error codes of a push answer that are about the recipient, not about us or our
+#: message. A 4xx without one (a mistyped address's 404, a 400/413/422 about our payload, a
+#: 401 about our key) is a failed attempt: retried, a dead letter in the end, replayable.
+RECIPIENT_ERRORS = frozenset({"recipient_unknown"})
+
+
+def _about_the_recipient(answer: httpx.Response) -> bool:
+    """Whether a 4xx answer says the recipient cannot be reached (its JSON ``error``)."""
+    if not 400 <= answer.status_code < 500:
+        return False
+    try:
+        found = orjson.loads(answer.content)
+    except orjson.JSONDecodeError:
+        return False
+    return isinstance(found, dict) and found.get("error") in RECIPIENT_ERRORS
 
 
 class PushAdapter(Protocol):
@@ -89,9 +102,9 @@ class LogPush:
 
 class WebhookPush:
     """The app's push service over HTTP: ``POST {url}`` with the message as JSON, signed with
-    ``X-Vnehr-Signature: sha256=<HMAC-SHA256 of the body>``. A 4xx about the recipient raises
-    ``PushRefused`` (given up for that person); anything else that is not a 2xx raises, so the
-    push is tried again (the inbox row stays meanwhile)."""
+    ``X-Vnehr-Signature: sha256=<HMAC-SHA256 of the body>``. A 4xx whose body names the
+    recipient as the reason raises ``PushRefused`` (given up for that person); anything else
+    that is not a 2xx raises, so the push is tried again (the inbox row stays meanwhile)."""
 
     def __init__(self, http: httpx.AsyncClient, url: str, secret: str) -> None:
         self.http, self.url, self.key = http, url, secret.encode()
@@ -121,7 +134,7 @@ class WebhookPush:
             },
         )
         status = answer.status_code
-        if 400 <= status < 500 and status not in _NOT_THE_RECIPIENT:
+        if _about_the_recipient(answer):
             raise PushRefused(status)
         if status >= 300:
             raise RuntimeError(f"push failed: HTTP {status}")
@@ -273,6 +286,9 @@ async def _notify(
         else:
             pushed.add(message.person_id)
     done = {"pushed": sorted(pushed), "refused": sorted(refused)}
+    if refused and not pushed and not failures:
+        # every phone said "unknown recipient": worth a look (a wrong app registration?)
+        log.warning("push_nobody_reachable", event_id=event.event_id, refused=len(refused))
     if failures:
         more = f" (and {len(failures) - 1} more)" if len(failures) > 1 else ""
         raise DeliveryFailed(f"push: {failures[0]}{more}", keep=done, partial=True)

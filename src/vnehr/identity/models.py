@@ -23,6 +23,8 @@ class Person(Base):
     personal_id: Mapped[str | None] = mapped_column(String(12), unique=True)
     full_name: Mapped[str] = mapped_column(String(200))
     birth_date: Mapped[date | None] = mapped_column(Date)
+    #: a birth known by its year or month only ("2006", "2008-11"; ``birth_date`` None then)
+    birth_partial: Mapped[str | None] = mapped_column(String(7))
     sex: Mapped[str | None] = mapped_column(String(10))
     provisional: Mapped[bool] = mapped_column(default=False)
     mother_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("person.id"))

@@ -19,9 +19,19 @@ from vnehr.identity.models import (
     Representative,
     RoleGrant,
 )
+from vnehr.identity.numbers import check_personal_id
 from vnehr.kit.db import hot_fetch, insert_for
+from vnehr.kit.errors import VnehrError
 
 _PERSON_ID = select(Person.id).where(Person.personal_id == bindparam("personal_id"))
+_PERSON_BIRTH = select(Person.id, Person.birth_date.is_not(None), Person.birth_partial).where(
+    Person.personal_id == bindparam("personal_id")
+)
+_BETTER_BIRTH = (
+    update(Person)
+    .where(Person.id == bindparam("p_id"), Person.birth_date.is_(None))
+    .values(birth_date=bindparam("p_birth_date"), birth_partial=bindparam("p_birth_partial"))
+)
 #: The age of majority (Civil Code 2015 Art. 20): a parent's representation ends then.
 MAJORITY = 18
 
@@ -34,19 +44,62 @@ def came_of_age(born: date) -> date:
         return date(born.year + MAJORITY, 3, 1)
 
 
-def represents(link: Representative, born: date | None, on: date) -> bool:
+def _first_day(partial: str) -> date:
+    """The earliest day a birth known as "yyyy" or "yyyy-mm" may have been."""
+    return date(int(partial[:4]), int(partial[5:7] or 1), 1)
+
+
+def of_age_from(born: date | None, partial: str | None, personal_id: str | None) -> date | None:
+    """The day the person is of age for all we know: the 18th birthday; for a birth known by
+    its year or month only ("2006", "2008-11"), or by the year the personal ID encodes when
+    no birth is recorded, the earliest day it may be (1 January or the 1st of the month: a
+    possible adult's book is not read by a parent, D105). None: nothing tells the age."""
+    if born is not None:
+        return came_of_age(born)
+    if partial:
+        return came_of_age(_first_day(partial))
+    try:
+        year = check_personal_id(personal_id or "", any_birthplace=True).birth_year
+    except VnehrError:
+        return None
+    return date(year + MAJORITY, 1, 1)
+
+
+def of_age(person: Person) -> date | None:
+    """``of_age_from`` of a stored person."""
+    return of_age_from(person.birth_date, person.birth_partial, person.personal_id)
+
+
+def better_birth(
+    known_day: bool, stored: str | None, born: date | None, partial: str | None
+) -> bool:
+    """Whether a birth reported now (``born`` to the day, else ``partial``) says more than the
+    stored one and agrees with it: a day where none was, a month where only the year was.
+    Never less precise, never a contradiction (a registrar corrects those)."""
+    if known_day:
+        return False
+    if born is not None:
+        return stored is None or born.isoformat().startswith(stored)
+    if not partial:
+        return False
+    return stored is None or (len(partial) > len(stored) and partial.startswith(stored))
+
+
+def represents(link: Representative, adult: date | None, on: date) -> bool:
     """Whether a link in force by its dates still represents on ``on``: a parent's ends at the
-    child's majority (Civil Code 2015 Art. 136: parents represent minor children), and so does
-    a guardianship that began while the ward was a minor (Art. 62); a guardianship that began
-    when the ward was already of age (a court's appointment for an adult, Art. 47, 53) lasts
-    its recorded period. An unknown birth date leaves the recorded period alone."""
-    if born is None or on < (adult := came_of_age(born)):
+    child's majority (``adult``, from ``of_age``; Civil Code 2015 Art. 136: parents represent
+    minor children), and so does a guardianship that began while the ward was a minor
+    (Art. 62); a guardianship that began when the ward was already of age (a court's
+    appointment for an adult, Art. 47, 53) lasts its recorded period. When nothing tells the
+    age (no birth, no personal ID: a provisional person) the recorded period stands."""
+    if adult is None or on < adult:
         return True
     return link.relation == "guardian" and link.valid_from >= adult
 
 
 _NEW_PERSON_COLUMNS = (
-    "personal_id", "full_name", "birth_date", "sex", "provisional", "created_at", "created_by",
+    "personal_id", "full_name", "birth_date", "birth_partial", "sex", "provisional",
+    "created_at", "created_by",
 )  # fmt: skip
 
 
@@ -62,15 +115,17 @@ def _new_person(make: Any) -> Any:
 
 _NEW_PERSON = {"postgresql": _new_person(pg_insert), "sqlite": _new_person(sqlite_insert)}
 _NEW_PERSONS_PG = text(
-    "INSERT INTO person (personal_id, full_name, birth_date, sex, provisional, created_at,"
-    " created_by) SELECT p.personal_id, p.full_name, p.birth_date, p.sex, false, p.created_at,"
-    " p.created_by FROM unnest(CAST(:personal_id AS text[]), CAST(:full_name AS text[]),"
-    " CAST(:birth_date AS date[]), CAST(:sex AS text[]), CAST(:created_at AS timestamptz[]),"
-    " CAST(:created_by AS text[])) AS p(personal_id, full_name, birth_date, sex, created_at,"
-    " created_by) ON CONFLICT (personal_id) DO NOTHING"
+    "INSERT INTO person (personal_id, full_name, birth_date, birth_partial, sex, provisional,"
+    " created_at, created_by) SELECT p.personal_id, p.full_name, p.birth_date, p.birth_partial,"
+    " p.sex, false, p.created_at, p.created_by FROM unnest(CAST(:personal_id AS text[]),"
+    " CAST(:full_name AS text[]), CAST(:birth_date AS date[]), CAST(:birth_partial AS text[]),"
+    " CAST(:sex AS text[]), CAST(:created_at AS timestamptz[]), CAST(:created_by AS text[]))"
+    " AS p(personal_id, full_name, birth_date, birth_partial, sex, created_at, created_by)"
+    " ON CONFLICT (personal_id) DO NOTHING"
 )
 _PERSON_IDS_PG = text(
-    "SELECT personal_id, id FROM person WHERE personal_id = ANY(CAST(:ids AS text[]))"
+    "SELECT personal_id, id, birth_date IS NOT NULL, birth_partial FROM person"
+    " WHERE personal_id = ANY(CAST(:ids AS text[]))"
 )
 
 
@@ -101,11 +156,16 @@ class IdentityRepository:
     async def person_id_or_new(self, **values: Any) -> int:
         """The id of the person with ``values["personal_id"]``, inserting them if unknown (safe
         when two transactions meet the same new person: the second reads the first's row).
-        The intake's hot path: prebuilt statements through ``hot_fetch``."""
+        A known person's birth is made more precise when ``values`` know more
+        (``better_birth``). The intake's hot path: prebuilt statements through ``hot_fetch``."""
         key = {"personal_id": values["personal_id"]}
-        found = await hot_fetch(self.session, _PERSON_ID, key)
+        found = await hot_fetch(self.session, _PERSON_BIRTH, key)
         if found:
-            return int(found[0][0])
+            person_id, known_day, stored = found[0]
+            born, partial = values.get("birth_date"), values.get("birth_partial")
+            if better_birth(bool(known_day), stored, born, partial):
+                await self._better_birth(int(person_id), born, partial)
+            return int(person_id)
         dialect = self.session.get_bind().dialect.name
         params = {f"p_{name}": values.get(name) for name in _NEW_PERSON_COLUMNS}
         params["p_provisional"] = False
@@ -114,34 +174,54 @@ class IdentityRepository:
             return int(created[0][0])
         return int((await hot_fetch(self.session, _PERSON_ID, key))[0][0])
 
+    async def _better_birth(self, person_id: int, born: date | None, partial: str | None) -> None:
+        params = {"p_id": person_id, "p_birth_date": born, "p_birth_partial": partial}
+        if born is not None:
+            params["p_birth_partial"] = None
+        await hot_fetch(self.session, _BETTER_BIRTH, params)
+
     async def person_ids_or_new(self, rows: list[dict[str, Any]]) -> dict[str, int]:
         """``person_id_or_new`` for many distinct personal IDs: one multi-row insert of the
-        unknown ones (the known left as they are), one read of every id."""
+        unknown ones, one read of every id; a known person's birth made more precise when a
+        row knows more (``better_birth``)."""
         if not rows:
             return {}
         if self.session.get_bind().dialect.name == "postgresql":
-            return await self._person_ids_or_new_pg(rows)
-        insert = insert_for(self.session)
-        await self.session.execute(
-            insert(Person)
-            .values([{**row, "provisional": False} for row in rows])
-            .on_conflict_do_nothing(index_elements=["personal_id"])
-        )
-        found = await self.session.execute(
-            select(Person.personal_id, Person.id).where(
-                Person.personal_id.in_([row["personal_id"] for row in rows])
+            found = await self._person_ids_or_new_pg(rows)
+        else:
+            insert = insert_for(self.session)
+            await self.session.execute(
+                insert(Person)
+                .values([{"birth_partial": None, **row, "provisional": False} for row in rows])
+                .on_conflict_do_nothing(index_elements=["personal_id"])
             )
-        )
-        return {str(personal_id): int(person_id) for personal_id, person_id in found}
+            found = list(
+                await self.session.execute(
+                    select(
+                        Person.personal_id,
+                        Person.id,
+                        Person.birth_date.is_not(None),
+                        Person.birth_partial,
+                    ).where(Person.personal_id.in_([row["personal_id"] for row in rows]))
+                )
+            )
+        by_id = {row["personal_id"]: row for row in rows}
+        for personal_id, person_id, known_day, stored in found:
+            row = by_id[str(personal_id)]
+            born, partial = row.get("birth_date"), row.get("birth_partial")
+            if better_birth(bool(known_day), stored, born, partial):
+                await self._better_birth(int(person_id), born, partial)
+        return {str(personal_id): int(person_id) for personal_id, person_id, *_ in found}
 
-    async def _person_ids_or_new_pg(self, rows: list[dict[str, Any]]) -> dict[str, int]:
-        """The same with the values as arrays: one statement text whatever the count."""
-        columns = {name: [row[name] for row in rows] for name in _NEW_PERSON_COLUMNS[:-3]}
+    async def _person_ids_or_new_pg(self, rows: list[dict[str, Any]]) -> list[Any]:
+        """The same with the values as arrays: one statement text whatever the count. Rows of
+        (personal ID, id, birth known to the day, partial birth)."""
+        names = ("personal_id", "full_name", "birth_date", "birth_partial", "sex")
+        columns = {name: [row.get(name) for row in rows] for name in names}
         columns["created_at"] = [row["created_at"] for row in rows]
         columns["created_by"] = [row["created_by"] for row in rows]
         await hot_fetch(self.session, _NEW_PERSONS_PG, columns)
-        found = await hot_fetch(self.session, _PERSON_IDS_PG, {"ids": columns["personal_id"]})
-        return {str(personal_id): int(person_id) for personal_id, person_id in found}
+        return await hot_fetch(self.session, _PERSON_IDS_PG, {"ids": columns["personal_id"]})
 
     async def person(self, person_id: int) -> Person | None:
         return await self.session.get(Person, person_id)
@@ -186,7 +266,7 @@ class IdentityRepository:
             )
             .order_by(Person.full_name)
         )
-        return [(row[0], row[1]) for row in rows if represents(row[0], row[1].birth_date, on)]
+        return [(row[0], row[1]) for row in rows if represents(row[0], of_age(row[1]), on)]
 
     async def representatives(
         self, subject_id: int, on: date
@@ -195,7 +275,13 @@ class IdentityRepository:
         minor's parent no longer once the child is of age, ``represents``)."""
         represented = aliased(Person)
         rows = await self.session.execute(
-            select(Representative, Person, represented.birth_date)
+            select(
+                Representative,
+                Person,
+                represented.birth_date,
+                represented.birth_partial,
+                represented.personal_id,
+            )
             .join(Person, Person.id == Representative.agent_id)
             .join(represented, represented.id == Representative.subject_id)
             .where(
@@ -208,7 +294,7 @@ class IdentityRepository:
         )
         found: dict[int, tuple[Representative, Person]] = {}
         for row in rows:
-            if represents(row[0], row[2], on):
+            if represents(row[0], of_age_from(row[2], row[3], row[4]), on):
                 found.setdefault(row[1].id, (row[0], row[1]))
         return list(found.values())
 

@@ -73,6 +73,7 @@ async def sign_in(session: AsyncSession, claims: Mapping[str, Any]) -> Person:
         await repo.add(person)
     person.full_name = str(claims.get("name") or person.full_name)
     person.birth_date, person.sex = birth, sex or person.sex
+    person.birth_partial = None  # VNeID knows the day
     vneid_sub = str(claims.get("sub") or "") or None
     if vneid_sub and vneid_sub != person.vneid_sub:
         holder = await repo.person_by_vneid_sub(vneid_sub)
@@ -888,13 +889,17 @@ async def match_patient(
     birth_date: date | None,
     sex: str | None,
     source: str,
+    birth_partial: str | None = None,
 ) -> int:
     """The person a visit belongs to, by personal ID. Someone not yet known is created pending
-    confirmation (no VNeID sign-in yet; ``created_by`` names the facility that sent them)."""
+    confirmation (no VNeID sign-in yet; ``created_by`` names the facility that sent them).
+    ``birth_partial`` ("2006", "2008-11") when the birth is known by its year or month only;
+    a known person's birth is made more precise, never less (D105)."""
     return await IdentityRepository(session).person_id_or_new(
         personal_id=personal_id,
         full_name=full_name.strip()[:200],
         birth_date=birth_date,
+        birth_partial=None if birth_date else birth_partial,
         sex=_sex(sex),
         created_at=utcnow(),
         created_by=source[:60],
@@ -915,6 +920,7 @@ async def match_patients(session: AsyncSession, patients: list[dict[str, Any]]) 
                 "personal_id": p["personal_id"],
                 "full_name": (p.get("full_name") or "").strip()[:200],
                 "birth_date": p.get("birth_date"),
+                "birth_partial": None if p.get("birth_date") else p.get("birth_partial"),
                 "sex": _sex(p.get("sex")),
                 "created_at": now,
                 "created_by": (p.get("source") or "")[:60],

@@ -49,7 +49,8 @@ class Faults:
     - ``wrong_nonce``: ID tokens carry a nonce other than the one the client sent.
     - ``unavailable``: every endpoint except ``/_sim/faults`` answers 503.
     - ``push_no_phone``: personal IDs with no phone registered with the app: a push to one
-      answers 404 (as does a push that names no personal ID, 400).
+      answers 404 ``{"error": "recipient_unknown"}``, the one answer vnehr takes as about
+      the recipient (a push naming no personal ID answers 400 ``{"error": "no recipient"}``).
     - ``push_status``: every push answers this HTTP status (e.g. 503: the push service is down).
     """
 

@@ -270,7 +270,8 @@ def create_app(config: VneidConfig) -> FastAPI:
         if not isinstance(recipient, str) or not recipient:
             return JSONResponse({"error": "no recipient"}, status_code=400)
         if recipient in faults.push_no_phone:
-            return JSONResponse({"error": "no phone registered"}, status_code=404)
+            return JSONResponse({"error": "recipient_unknown",
+                                 "message": "no phone registered"}, status_code=404)  # fmt: skip
         pushed.append(message)
         return JSONResponse({"accepted": True}, status_code=202)
 
