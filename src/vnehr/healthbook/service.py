@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -20,8 +20,8 @@ from vnehr.healthbook import schemas as s
 from vnehr.kit.auth import Subject
 from vnehr.kit.clock import utcnow
 from vnehr.kit.db import Database
-from vnehr.kit.errors import InvalidCursor, VnehrError
-from vnehr.kit.paging import decode_cursor, encode_cursor
+from vnehr.kit.errors import VnehrError
+from vnehr.kit.paging import decode_cursor, decode_moment_cursor, encode_cursor
 
 T = TypeVar("T")
 
@@ -171,13 +171,7 @@ def _timeline_key(cursor: str) -> tuple[datetime | None, int]:
     ended, last_id = decode_cursor(cursor, (str, int))
     if ended == "":
         return None, int(last_id)
-    try:
-        moment = datetime.fromisoformat(str(ended))
-        if moment.tzinfo is None:
-            raise ValueError("naive")
-        return moment.astimezone(UTC), int(last_id)
-    except (ValueError, OverflowError) as exc:  # OverflowError: past year 9999 in UTC
-        raise InvalidCursor(cursor=cursor[:64]) from exc
+    return decode_moment_cursor(cursor)
 
 
 async def _entry_in_book(
