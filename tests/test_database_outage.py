@@ -291,6 +291,49 @@ async def _logged(lines: Lines, event: str) -> bool:
     return bool(lines.named(event))
 
 
+async def test_an_outage_that_begins_in_the_middle_of_a_round_is_said_once(
+    switch: Switch, lines: Lines, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The usual case: a round spends its time waiting for BHXH or the push service, and the
+    database goes away meanwhile; the handler's next statement fails, then the round's commit."""
+    caplog.set_level(logging.WARNING)
+    db = switch.db
+    event_id = await add_event(db)
+    waiting, answered = asyncio.Event(), asyncio.Event()
+    calls = 0
+
+    async def slow(session: AsyncSession, event: OutboxEvent) -> dict[str, Any]:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            waiting.set()
+            await answered.wait()  # (the portal's answer)
+        await session.execute(select(OutboxEvent.status).limit(1))  # its receipt
+        return {}
+
+    stop = asyncio.Event()
+    policy = exchange.Policy(prune_every_seconds=3600)
+    loop = asyncio.create_task(
+        exchange.run(db, {"visit.accepted": {"bhxh": slow}}, policy, stop=stop, idle_seconds=0.1)
+    )
+    try:
+        await asyncio.wait_for(waiting.wait(), 30)
+        await switch.down()
+        answered.set()
+        assert await until(lambda: _logged(lines, "database_unavailable"), 30)
+        (went,) = lines.named("database_unavailable")
+        assert went["loop"] == "outbox_delivery"
+        assert lines.tracebacks() == []
+        assert stdlib_tracebacks(caplog) == []
+        await switch.up()
+        assert await until(lambda: _is(db, event_id, "delivered"))
+    finally:
+        stop.set()
+        await loop
+    assert lines.named("delivery_failed") == []  # an outage is no failed attempt
+    assert len(lines.named("database_unavailable")) == 1
+
+
 # ------------------------------------------------------------------ NATS relay and consumers
 
 
@@ -370,6 +413,53 @@ async def test_the_nats_relay_and_consumers_say_once_that_the_database_went_away
         await asyncio.gather(*loops)
 
 
+class OneMessage:
+    """A pull subscription that hands out one message, then nothing."""
+
+    def __init__(self, event_id: str) -> None:
+        self.message = Message(event_id)
+        self.given = False
+
+    async def fetch(self, batch: int, timeout: float) -> list[Message]:  # noqa: ASYNC109
+        await asyncio.sleep(0.05)
+        if self.given:
+            raise NatsTimeout
+        self.given = True
+        return [self.message]
+
+
+async def test_a_nats_consumer_whose_handler_meets_the_outage_says_it_once(
+    switch: Switch, lines: Lines, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING)
+    db = switch.db
+    subscription = OneMessage(await add_event(db))
+    waiting, answered = asyncio.Event(), asyncio.Event()
+
+    async def slow(session: AsyncSession, event: OutboxEvent) -> dict[str, Any]:
+        waiting.set()
+        await answered.wait()
+        await session.execute(select(OutboxEvent.status).limit(1))
+        return {}
+
+    stop = asyncio.Event()
+    rng = random.Random(1)
+    policy = exchange.Policy()
+    loop = asyncio.create_task(nats_bus._consume(db, subscription, "bhxh", slow, policy, rng, stop))
+    try:
+        await asyncio.wait_for(waiting.wait(), 30)
+        await switch.down()
+        answered.set()
+        assert await until(lambda: _logged(lines, "database_unavailable"), 30)
+        assert [e["loop"] for e in lines.named("database_unavailable")] == ["nats_consumer"]
+        assert lines.tracebacks() == []
+        assert stdlib_tracebacks(caplog) == []
+        assert subscription.message.answers == []  # JetStream hands it out again
+    finally:
+        stop.set()
+        await loop
+
+
 class SlowStream:
     """A JetStream that never answers a publish (NATS's timeout is an OSError too)."""
 
@@ -447,6 +537,102 @@ async def test_a_database_at_a_dead_port_gives_503_and_no_password_in_the_log(
     (line,) = lines.named("database_unavailable")
     assert line["error"] == "ConnectionRefusedError"
     assert "s3cr3t" not in str(lines.entries)
+
+
+class FrozenProxy:
+    """A TCP proxy in front of PostgreSQL that can stop passing anything on, as a network
+    partition or a hung host does: the connections stay open, nothing answers."""
+
+    def __init__(self, socket_file: str) -> None:
+        self.socket_file = socket_file
+        self.flowing = asyncio.Event()
+        self.flowing.set()
+        self.port = 0
+        self._server: asyncio.Server | None = None
+
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while data := await reader.read(65536):
+                await self.flowing.wait()
+                writer.write(data)
+                await writer.drain()
+        except (OSError, asyncio.CancelledError):
+            pass
+        finally:
+            writer.close()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await self.flowing.wait()  # (a new connection meets the silence too)
+        up_reader, up_writer = await asyncio.open_unix_connection(self.socket_file)
+        self._tasks = getattr(self, "_tasks", set())
+        for task in (self._pipe(reader, up_writer), self._pipe(up_reader, writer)):
+            self._tasks.add(asyncio.create_task(task))
+
+    async def __aenter__(self) -> FrozenProxy:
+        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.flowing.set()
+        assert self._server is not None
+        self._server.close()
+        for task in getattr(self, "_tasks", ()):
+            task.cancel()
+
+
+async def test_a_database_that_stops_answering_gives_503_within_the_timeouts(
+    backend: str,
+    request: pytest.FixtureRequest,
+    settings: Settings,
+    lines: Lines,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A network partition or a hung host: nothing is refused, nothing answers. Requests get
+    503 KIT-0008 within the connect and command timeouts (before: 500 with a traceback after
+    35-40 s, or no answer at all)."""
+    if backend == "sqlite":
+        pytest.skip("a file does not hang on the network")
+    caplog.set_level(logging.WARNING)
+    server: PgServer = request.getfixturevalue("pg_server")
+    url = server.new_database()
+    await upgrade(url)
+    (socket_file,) = await asyncio.to_thread(
+        lambda: [f for f in Path(server.socket_dir).glob(".s.PGSQL.*") if f.is_socket()]
+    )
+    async with FrozenProxy(str(socket_file)) as proxy:
+        proxied = url.replace("postgres@/", f"postgres@127.0.0.1:{proxy.port}/").split("?")[0]
+        db = Database.from_urls(
+            proxied, pool_size=1, fast_pool_size=1, connect_timeout=1.5, command_timeout=2
+        )
+        app = create_app(settings, database=db)
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        try:
+            async with httpx.AsyncClient(transport=transport, base_url="https://t") as client:
+                assert (
+                    await client.get("/api/v1/catalogs/icd10/J45")
+                ).status_code == 404  # (empty)
+                assert (await client.get("/api/v1/catalogs")).status_code == 200
+                proxy.flowing.clear()  # the partition
+                started = asyncio.get_running_loop().time()
+
+                async def one(path: str) -> tuple[httpx.Response, float]:
+                    response = await asyncio.wait_for(client.get(path), 60)
+                    return response, asyncio.get_running_loop().time() - started
+
+                answers = await asyncio.gather(
+                    *(one(p) for p in ["/api/v1/catalogs/icd10/J45", "/api/v1/catalogs"] * 3)
+                )
+                proxy.flowing.set()
+        finally:
+            await db.dispose()
+    for response, seconds in answers:
+        assert response.status_code == 503, response.text
+        assert response.json()["code"] == "KIT-0008"
+        assert response.headers["retry-after"]
+        assert seconds < 15
+    assert lines.tracebacks() == []
+    assert stdlib_tracebacks(caplog) == []
 
 
 async def test_fhir_and_pages_answer_503_in_their_own_form_while_the_database_is_away(

@@ -57,6 +57,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
                 echo=settings.db_echo,
                 pool_size=settings.db_pool_size,
                 fast_pool_size=settings.db_fast_pool_size,
+                connect_timeout=settings.db_connect_timeout_seconds or None,
+                command_timeout=settings.db_command_timeout_seconds or None,
             )
         papers.load_calendar(today_in_vietnam())
         stop = asyncio.Event()

@@ -139,7 +139,12 @@ def _run(work: Callable[[Database], Awaitable[T]], *, schema: bool = True) -> T:
         raise _fail(missing)
 
     async def main() -> T:
-        db = Database.from_urls(settings.database_url, echo=settings.db_echo)
+        db = Database.from_urls(
+            settings.database_url,
+            echo=settings.db_echo,
+            connect_timeout=settings.db_connect_timeout_seconds or None,
+            command_timeout=None,  # an import's COPY or a rebuild may take long (D101)
+        )
         try:
             if schema:
                 problem = await _schema_ready(db)
@@ -266,7 +271,12 @@ def worker() -> None:
     from vnehr.exchange import nats_bus
 
     async def main() -> None:
-        db = Database.from_urls(settings.database_url, pool_size=settings.db_pool_size)
+        db = Database.from_urls(
+            settings.database_url,
+            pool_size=settings.db_pool_size,
+            connect_timeout=settings.db_connect_timeout_seconds or None,
+            command_timeout=settings.db_command_timeout_seconds or None,
+        )
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):

@@ -103,3 +103,84 @@ async def test_visit_tables_survive_the_change_to_packed_json(empty_url: str) ->
             assert stored == tables
     finally:
         await engine.dispose()
+
+
+_NEW_FILE = (
+    "INSERT INTO submission (id, kind, facility_code, client_id, received_at, status, test_mode,"
+    " visits, accepted, rejected, raw_sha256, raw_size, raw_zstd, receipt) VALUES"
+    " ($1, 'giamdinhhs', '01001', 'c', now(), 'done', false, 1, 1, 0, 'x', 1, '\\x00', '{}')"
+)
+
+
+async def test_the_recount_indexes_are_built_without_holding_up_the_intake(
+    postgres_url: str,
+) -> None:
+    """0022 on PostgreSQL builds its indexes concurrently: a file received meanwhile is stored
+    at once, not after the whole build (here the build waits for a transaction still open)."""
+    import asyncio
+
+    import asyncpg
+
+    url = await asyncio.to_thread(new_database_on, postgres_url, "recount")
+    await upgrade(url, "0021")
+    dsn = url.replace("postgresql+asyncpg", "postgresql")
+    open_tx, intake = await asyncpg.connect(dsn), await asyncpg.connect(dsn)
+    try:
+        held = open_tx.transaction()
+        await held.start()
+        await open_tx.execute(_NEW_FILE, "before")  # a transaction still open
+        migration = asyncio.create_task(upgrade(url, "0022"))
+        for _ in range(200):  # until the build has begun (and waits)
+            waiting = await intake.fetchval(
+                "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'CREATE INDEX%'"
+                " AND wait_event_type = 'Lock'"
+            )
+            if waiting:
+                break
+            await asyncio.sleep(0.05)
+        assert waiting
+        await asyncio.wait_for(intake.execute(_NEW_FILE, "meanwhile"), 3)
+        await held.commit()
+        await asyncio.wait_for(migration, 30)
+        valid = await intake.fetch(
+            "SELECT c.relname, i.indisvalid FROM pg_index i JOIN pg_class c"
+            " ON c.oid = i.indexrelid WHERE c.relname IN"
+            " ('ix_submission_rejected_received', 'ix_paper_first_issued') ORDER BY 1"
+        )
+        assert [tuple(r) for r in valid] == [
+            ("ix_paper_first_issued", True),
+            ("ix_submission_rejected_received", True),
+        ]
+    finally:
+        await open_tx.close()
+        await intake.close()
+
+
+async def test_an_index_left_invalid_by_a_failed_build_is_built_again(postgres_url: str) -> None:
+    """A concurrent build that failed (cancelled, the server stopped) leaves an invalid index
+    of the same name: the next upgrade drops it and builds it again."""
+    import asyncio
+
+    import asyncpg
+
+    url = await asyncio.to_thread(new_database_on, postgres_url, "invalid")
+    await upgrade(url, "0021")
+    dsn = url.replace("postgresql+asyncpg", "postgresql")
+    connection = await asyncpg.connect(dsn)
+    try:
+        await connection.execute(
+            "CREATE INDEX ix_submission_rejected_received ON submission (received_at)"
+        )
+        await connection.execute(
+            "UPDATE pg_index SET indisvalid = false WHERE indexrelid ="
+            " 'ix_submission_rejected_received'::regclass"
+        )
+        await upgrade(url, "0022")
+        found = await connection.fetchrow(
+            "SELECT i.indisvalid, pg_get_indexdef(i.indexrelid) AS definition FROM pg_index i"
+            " WHERE indexrelid = 'ix_submission_rejected_received'::regclass"
+        )
+        assert found["indisvalid"]
+        assert "(received_at, id) WHERE (rejected > 0)" in found["definition"]
+    finally:
+        await connection.close()

@@ -28,7 +28,7 @@ from vnehr.kit.clock import utcnow
 from vnehr.kit.db import Database
 from vnehr.kit.logging import get_logger
 from vnehr.kit.metrics import DELIVERY_ATTEMPTS
-from vnehr.kit.outage import Outage
+from vnehr.kit.outage import Outage, database_lost
 from vnehr.kit.outbox import OutboxEvent
 
 log = get_logger("vnehr.exchange")
@@ -131,6 +131,8 @@ async def _attempt(
                     raise
                 partly = failed  # what it wrote stays (the inbox row); the rest is retried
             except Exception as bug:  # one broken event must not stop the rest
+                if database_lost(bug) is not None:
+                    raise  # not the event's fault: the round ends, the loop waits (D101)
                 raise DeliveryFailed(f"consumer error: {type(bug).__name__}: {bug}") from bug
         if partly is not None:
             raise partly

@@ -149,6 +149,12 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
+#: Seconds to open a PostgreSQL connection or wait for one from the pool, and for one statement
+#: of a service (``VNEHR_DB_CONNECT_TIMEOUT_SECONDS``, ``VNEHR_DB_COMMAND_TIMEOUT_SECONDS``).
+CONNECT_TIMEOUT = 10.0
+COMMAND_TIMEOUT = 60.0
+
+
 def _dump_json(value: Any) -> str:
     return orjson.dumps(value).decode("utf-8")
 
@@ -172,14 +178,26 @@ def create_engine(
     echo: bool = False,
     pool_size: int = 10,
     read_only: bool = False,
+    connect_timeout: float | None = CONNECT_TIMEOUT,
+    command_timeout: float | None = None,
 ) -> AsyncEngine:
     """An async engine. On SQLite, transactions start with BEGIN IMMEDIATE when ``immediate``
     (writers queue on the lock instead of failing to upgrade a read lock mid-transaction) and
     the file is in WAL mode so readers never wait for writers. A ``read_only`` engine refuses
     writes in the database itself (PostgreSQL ``READ ONLY`` transactions, SQLite
-    ``query_only``), so a read session can never change data by mistake."""
+    ``query_only``), so a read session can never change data by mistake.
+
+    On PostgreSQL a server that stops answering (a network partition, a hung host) fails
+    within ``connect_timeout`` for a new connection and for a wait on the pool, and within
+    ``command_timeout`` for a statement (None: no limit, for migrations, imports and the
+    report rebuild), instead of holding the caller forever (D101)."""
     json = {"json_serializer": _dump_json, "json_deserializer": orjson.loads}
     if not is_sqlite(url):
+        limits: dict[str, Any] = {
+            "connect_args": {"timeout": connect_timeout, "command_timeout": command_timeout}
+        }
+        if connect_timeout is not None:
+            limits["pool_timeout"] = connect_timeout
         if read_only:
             # Reads are the hot path: BEGIN READ ONLY in one round trip (asyncpg's readonly
             # transactions), and no ping before each checkout (a dead connection fails one read,
@@ -191,6 +209,7 @@ def create_engine(
                 max_overflow=pool_size,
                 pool_recycle=1800,
                 execution_options={"postgresql_readonly": True},
+                **limits,
                 **json,
             )
         return create_async_engine(
@@ -199,6 +218,7 @@ def create_engine(
             pool_size=pool_size,
             max_overflow=pool_size,
             pool_pre_ping=True,
+            **limits,
             **json,
         )
     database = make_url(url).database
@@ -443,6 +463,8 @@ class FastReads:
     def __init__(self, url: str, pool_size: int) -> None:
         self._dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
         self._pool_size = pool_size
+        #: (connect, command) timeouts in seconds, None for no limit (``create_engine``)
+        self.timeouts: tuple[float | None, float | None] = (CONNECT_TIMEOUT, COMMAND_TIMEOUT)
         self._pool: Any = None
         self._lock = asyncio.Lock()
         # id(statement) -> (the statement itself, kept so its id stays its own; SQL; names)
@@ -459,6 +481,8 @@ class FastReads:
                         self._dsn,
                         min_size=1,
                         max_size=self._pool_size,
+                        timeout=self.timeouts[0],
+                        command_timeout=self.timeouts[1],
                         # these connections only ever read: the database refuses a write
                         server_settings={"default_transaction_read_only": "on"},
                         reset=_reset_if_needed,
@@ -527,16 +551,36 @@ class Database:
         echo: bool = False,
         pool_size: int = 10,
         fast_pool_size: int = 4,
+        connect_timeout: float | None = CONNECT_TIMEOUT,
+        command_timeout: float | None = COMMAND_TIMEOUT,
     ) -> Database:
-        write = create_engine(url, immediate=True, echo=echo, pool_size=pool_size)
-        read = create_engine(
-            read_url or url, immediate=False, echo=echo, pool_size=pool_size, read_only=True
+        """The engines of a service (``command_timeout`` bounds each statement; None for a
+        command whose statements may legitimately run long: an import, a rebuild)."""
+        write = create_engine(
+            url,
+            immediate=True,
+            echo=echo,
+            pool_size=pool_size,
+            connect_timeout=connect_timeout,
+            command_timeout=command_timeout,
         )
+        read = create_engine(
+            read_url or url,
+            immediate=False,
+            echo=echo,
+            pool_size=pool_size,
+            read_only=True,
+            connect_timeout=connect_timeout,
+            command_timeout=command_timeout,
+        )
+        fast = None if is_sqlite(read_url or url) else FastReads(read_url or url, fast_pool_size)
+        if fast is not None:
+            fast.timeouts = (connect_timeout, command_timeout)
         return cls(
             async_sessionmaker(write, expire_on_commit=False),
             async_sessionmaker(read, expire_on_commit=False),
             (write, read),
-            None if is_sqlite(read_url or url) else FastReads(read_url or url, fast_pool_size),
+            fast,
         )
 
     @classmethod

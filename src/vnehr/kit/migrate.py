@@ -52,10 +52,11 @@ async def current_revisions(connection: AsyncConnection) -> frozenset[str]:
 
 
 async def upgrade(url: str, revision: str = "head") -> None:
-    """Bring the database at ``url`` up to ``revision``."""
+    """Bring the database at ``url`` up to ``revision``, in one transaction that Alembic holds
+    (a migration's ``autocommit_block`` commits the steps before it, D103)."""
     engine = create_engine(url)
     try:
-        async with engine.begin() as connection:
+        async with engine.connect() as connection:
             await connection.run_sync(
                 lambda sync: command.upgrade(alembic_config(connection=sync), revision)
             )
@@ -66,7 +67,7 @@ async def upgrade(url: str, revision: str = "head") -> None:
 async def downgrade(url: str, revision: str) -> None:
     engine = create_engine(url)
     try:
-        async with engine.begin() as connection:
+        async with engine.connect() as connection:
             await connection.run_sync(
                 lambda sync: command.downgrade(alembic_config(connection=sync), revision)
             )

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, PendingRollbackError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 #: The first wait after a failed round, doubled each time up to ``LONGEST_WAIT`` (±20 %, so
 #: that many workers do not all come back in the same instant).
@@ -38,6 +39,9 @@ _SQLITE_CODES = frozenset({5, 10, 13, 14})
 #: An OSError counts only when raised inside one of these (a socket of the driver), never a
 #: file read or another service's socket.
 _DRIVERS = frozenset({"asyncpg", "sqlalchemy", "aiosqlite", "sqlite3"})
+#: SQLAlchemy's code for "Can't reconnect until invalid transaction is rolled back" (a
+#: ``PendingRollbackError`` after a lost connection, not after any failed flush).
+_INVALIDATED = "8s2b"
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,13 +53,20 @@ class Lost:
 
 
 def _chain(exc: BaseException) -> Iterator[BaseException]:
-    """``exc`` and what it wraps (SQLAlchemy's ``orig``, the cause, the context)."""
+    """``exc`` and what it wraps (SQLAlchemy's ``orig``, the cause, the context), each link
+    followed: a consumer's error wraps the driver's as its cause, and a failed rollback has the
+    first failure as its context."""
     seen: set[int] = set()
-    found: BaseException | None = exc
-    while found is not None and id(found) not in seen and len(seen) < 8:
+    todo: list[BaseException] = [exc]
+    while todo and len(seen) < 16:
+        found = todo.pop(0)
+        if id(found) in seen:
+            continue
         seen.add(id(found))
         yield found
-        found = getattr(found, "orig", None) or found.__cause__ or found.__context__
+        for linked in (getattr(found, "orig", None), found.__cause__, found.__context__):
+            if isinstance(linked, BaseException):
+                todo.append(linked)
 
 
 def _raised_by_driver(tb: TracebackType | None) -> bool:
@@ -70,6 +81,10 @@ def _raised_by_driver(tb: TracebackType | None) -> bool:
 def _says_lost(exc: BaseException) -> bool:
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:
         return True
+    if isinstance(exc, PendingRollbackError) and exc.code == _INVALIDATED:
+        return True  # the next statement on a connection an earlier one found dead
+    if isinstance(exc, PoolTimeout):
+        return True  # every connection hangs on a server that stopped answering
     state = getattr(exc, "sqlstate", None)
     if isinstance(state, str) and (state.startswith("08") or state in _PG_STATES):
         return True

@@ -53,6 +53,18 @@ class Settings(BaseSettings):
         "book's timeline). Few is faster when the database shares the machine's cores; raise it "
         "for a database on its own machine.",
     )
+    db_connect_timeout_seconds: float = Field(
+        default=10.0,
+        ge=0,
+        description="PostgreSQL: seconds to open a connection or wait for one from the pool "
+        "before a request gets 503 KIT-0008 (a partitioned or hung database). 0: no limit.",
+    )
+    db_command_timeout_seconds: float = Field(
+        default=60.0,
+        ge=0,
+        description="PostgreSQL: seconds one statement of the server or worker may take. "
+        "Migrations, `vnehr import` and `vnehr report rebuild` have no limit. 0: no limit.",
+    )
     db_echo: bool = False
     secret_key: SecretStr = Field(
         default=SecretStr(DEVELOPMENT_SECRET),

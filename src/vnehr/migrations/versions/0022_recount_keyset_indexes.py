@@ -20,21 +20,37 @@ REJECTED = sa.text("rejected > 0")
 FIRST_VERSION = sa.text("version = 1")
 
 
+def _build(name: str, table: str, columns: list[str], where: sa.TextClause) -> None:
+    """On PostgreSQL concurrently (outside the upgrade's transaction, whose earlier steps are
+    committed first): the intake keeps writing while the table is read. An index left invalid
+    by a concurrent build that failed is dropped and built again. SQLite builds it in the
+    transaction as any other step."""
+    if op.get_bind().dialect.name != "postgresql":
+        op.create_index(name, table, columns, sqlite_where=where)
+        return
+    with op.get_context().autocommit_block():
+        invalid = op.get_bind().scalar(
+            sa.text(
+                "SELECT NOT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid"
+                " WHERE c.relname = :name AND c.relnamespace = current_schema()::regnamespace"
+            ),
+            {"name": name},
+        )
+        if invalid:
+            op.drop_index(name, table_name=table, postgresql_concurrently=True)
+        op.create_index(
+            name,
+            table,
+            columns,
+            postgresql_where=where,
+            postgresql_concurrently=True,
+            if_not_exists=True,
+        )
+
+
 def upgrade() -> None:
-    op.create_index(
-        "ix_submission_rejected_received",
-        "submission",
-        ["received_at", "id"],
-        postgresql_where=REJECTED,
-        sqlite_where=REJECTED,
-    )
-    op.create_index(
-        "ix_paper_first_issued",
-        "paper",
-        ["issued_at", "id"],
-        postgresql_where=FIRST_VERSION,
-        sqlite_where=FIRST_VERSION,
-    )
+    _build("ix_submission_rejected_received", "submission", ["received_at", "id"], REJECTED)
+    _build("ix_paper_first_issued", "paper", ["issued_at", "id"], FIRST_VERSION)
 
 
 def downgrade() -> None:
