@@ -32,9 +32,8 @@ from sqlalchemy import and_, exists, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from vnehr.exchange import retention
 from vnehr.exchange.models import DeliveryAttempt
-from vnehr.exchange.worker import Consumers, Handler, Policy, _attempt
+from vnehr.exchange.worker import Consumers, Handler, Policy, _attempt, start_pruner
 from vnehr.kit.clock import utcnow
 from vnehr.kit.db import Database
 from vnehr.kit.logging import get_logger
@@ -345,15 +344,7 @@ async def run(
     ]
     tasks = [
         asyncio.create_task(_relay_loop(db, js, stop)),
-        asyncio.create_task(
-            retention.run_pruner(
-                db,
-                keep_days=policy.keep_days,
-                every_seconds=policy.prune_every_seconds,
-                batch=policy.prune_batch,
-                stop=stop,
-            )
-        ),
+        start_pruner(db, policy, stop),
     ]
     for name, handler, subscription in subscriptions:
         tasks.append(

@@ -157,6 +157,19 @@ async def _attempt(
     return None
 
 
+def start_pruner(db: Database, policy: Policy, stop: asyncio.Event) -> asyncio.Task[None]:
+    """The retention pruner (D81) beside a delivery loop, as ``policy`` sets it (both buses)."""
+    return asyncio.create_task(
+        retention.run_pruner(
+            db,
+            keep_days=policy.keep_days,
+            every_seconds=policy.prune_every_seconds,
+            batch=policy.prune_batch,
+            stop=stop,
+        )
+    )
+
+
 async def run(
     db: Database,
     consumers: Consumers,
@@ -168,15 +181,7 @@ async def run(
     """Deliver until ``stop`` is set; sleeps when nothing is due. Old delivered events are
     pruned beside it (``policy.keep_days``). While the database is lost the rounds back off
     (up to 30 s) and say so once, not once a round (``kit.outage``)."""
-    pruner = asyncio.create_task(
-        retention.run_pruner(
-            db,
-            keep_days=policy.keep_days,
-            every_seconds=policy.prune_every_seconds,
-            batch=policy.prune_batch,
-            stop=stop,
-        )
-    )
+    pruner = start_pruner(db, policy, stop)
     outage = Outage(log, "outbox_delivery")
     try:
         while not stop.is_set():
