@@ -567,3 +567,123 @@ async def test_ids_and_dates_out_of_range_are_refused_not_failed(
             assert found.status_code == 200, (who_, path, found.text)
             assert found.json()["total"] == 0
         client.cookies.clear()
+
+
+async def test_summary_count_answers_the_total_alone_and_is_audited(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    """``_summary=count``: a searchset Bundle with the total of every match and no entries,
+    whatever the paging; a read like any search (D98). Other ``_summary`` values are not
+    supported: ignored with a warning, like any parameter we do not support, or refused with
+    ``Prefer: handling=strict``; a value FHIR does not define is refused."""
+    code, headers = await facility_with_token(
+        client, session, settings, scopes=("submission.write", "record.read")
+    )
+    from datetime import datetime
+
+    first = visit_of(code, 51, datetime(2026, 10, 7, 9, 0))  # noqa: DTZ001
+    second = visit_of(code, 52, datetime(2026, 10, 9, 9, 0), first)  # noqa: DTZ001
+    assert (await send(client, headers, synth.envelope([first, second], code))).status_code == 201
+    found = await client.get(
+        f"{FHIR}/Patient", params={"identifier": who(first)[0]}, headers=headers
+    )
+    patient_id = found.json()["entry"][0]["resource"]["id"]
+
+    async def reads() -> int:
+        rows = await session.scalars(
+            select(AuditEvent).where(
+                AuditEvent.person_id == int(patient_id), AuditEvent.action == "fhir.read"
+            )
+        )
+        return len(rows.all())
+
+    full = (
+        await client.get(f"{FHIR}/Observation", params={"patient": patient_id}, headers=headers)
+    ).json()
+    assert full["total"] > 2
+    for params in (
+        {},
+        {"_count": 1},
+        {"_count": 1, "_offset": 1},
+        {"_count": 0},
+        {"_offset": 1000},
+        {"_sort": "-date", "_include": "Observation:encounter"},
+    ):
+        before = await reads()
+        counted = await client.get(
+            f"{FHIR}/Observation",
+            params={"patient": patient_id, "_summary": "count", **params},
+            headers=headers,
+        )
+        assert counted.status_code == 200, (params, counted.text)
+        bundle = counted.json()
+        check_model(bundle)
+        assert (bundle["type"], bundle["total"]) == ("searchset", full["total"]), params
+        assert not bundle.get("entry"), params
+        assert [link["relation"] for link in bundle["link"]] == ["self"], params
+        assert await reads() == before + 1, params  # a count is a read (D98)
+    posted = await client.post(
+        f"{FHIR}/Encounter/_search",
+        data={"patient": patient_id, "_summary": "count"},
+        headers=headers,
+    )
+    assert (posted.json()["total"], posted.json().get("entry")) == (2, None)
+    # the compartment: a citizen's own search and $everything
+    await sign_in_as(client, session, settings, who(first))
+    mine = (await client.get(f"{FHIR}/Condition", params={"_summary": "count"})).json()
+    listed = (await client.get(f"{FHIR}/Condition")).json()
+    assert (mine["total"], mine.get("entry")) == (listed["total"], None)
+    assert listed["total"] > 0
+    whole = (await client.get(f"{FHIR}/Patient/{patient_id}/$everything")).json()
+    counted_whole = (
+        await client.get(f"{FHIR}/Patient/{patient_id}/$everything", params={"_summary": "count"})
+    ).json()
+    assert (counted_whole["total"], counted_whole.get("entry")) == (whole["total"], None)
+    client.cookies.clear()
+
+    # values we do not support: ignored and said so, or refused when the client asks for strict
+    plain = {"patient": patient_id}
+    for value in ("true", "text", "data"):
+        lenient = (
+            await client.get(
+                f"{FHIR}/Encounter", params={**plain, "_summary": value}, headers=headers
+            )
+        ).json()
+        assert lenient["total"] == 2
+        [warning] = [e for e in lenient["entry"] if e["search"]["mode"] == "outcome"]
+        assert f"_summary={value}" in warning["resource"]["issue"][0]["diagnostics"]
+        strict = await client.get(
+            f"{FHIR}/Encounter",
+            params={**plain, "_summary": value},
+            headers={**headers, "Prefer": "handling=strict"},
+        )
+        outcome(strict, 400, "FHIR-0001")
+    same = (
+        await client.get(
+            f"{FHIR}/Encounter", params={**plain, "_summary": "false"}, headers=headers
+        )
+    ).json()
+    assert [e["search"]["mode"] for e in same["entry"]] == ["match", "match"]
+    outcome(
+        await client.get(
+            f"{FHIR}/Encounter", params={**plain, "_summary": "counts"}, headers=headers
+        ),
+        400,
+        "FHIR-0001",
+    )
+    # strict handling refuses any parameter it would otherwise ignore
+    outcome(
+        await client.get(
+            f"{FHIR}/Encounter",
+            params={**plain, "colour": "blue"},
+            headers={**headers, "Prefer": "return=minimal, handling=strict"},
+        ),
+        400,
+        "FHIR-0001",
+    )
+    lenient = await client.get(
+        f"{FHIR}/Encounter",
+        params={**plain, "colour": "blue"},
+        headers={**headers, "Prefer": "handling=lenient"},
+    )
+    assert lenient.json()["total"] == 2

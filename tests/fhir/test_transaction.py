@@ -125,3 +125,50 @@ async def test_a_conditional_create_that_finds_a_resource_is_what_earlier_entrie
         f"{FHIR}/Organization", params={"identifier": "urn:oid:1.2.3.4|KHOA-NOI"}, headers=headers
     )
     assert [e["resource"]["id"] for e in found.json()["entry"]] == [made.split("/")[1]]
+
+
+async def test_two_conditional_creates_of_the_same_resource_make_it_once(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    """Two entries of one transaction with the same ``ifNoneExist`` (a HIS sending the ward of
+    two observations, once per observation) are one resource: the first creates it, the second
+    finds it, and what points at either points at it (the Bundle is processed as one)."""
+    _, headers = await facility_with_token(client, session, settings, scopes=WRITER)
+    conditional = {
+        "method": "POST",
+        "url": "Organization",
+        "ifNoneExist": "identifier=urn:oid:1.2.3.4|KHOA-NOI",
+    }
+    twin = "urn:uuid:44444444-4444-4444-4444-444444444444"
+    entries = _entries(conditional)
+    entries += [
+        {
+            "fullUrl": twin,
+            "resource": {**entries[2]["resource"], "name": "Khoa Nội (bản sao)"},
+            "request": conditional,
+        },
+        {
+            "fullUrl": "urn:uuid:55555555-5555-5555-5555-555555555555",
+            "resource": {
+                "resourceType": "Location",
+                "name": "Phòng khám Nội 2",
+                "managingOrganization": {"reference": twin},
+            },
+            "request": {"method": "POST", "url": "Location"},
+        },
+    ]
+    first = await _send(client, headers, entries)
+    assert [r["status"] for r in first] == ["201 Created"] * 3 + ["200 OK", "201 Created"]
+    made = first[2]["location"].split("/_history")[0]
+    assert first[3]["location"].split("/_history")[0] == made
+    for answered in (first[0], first[4]):
+        location = await _read(client, headers, answered["location"])
+        assert location["managingOrganization"]["reference"] == made
+    assert (await _read(client, headers, made))["name"] == "Khoa Nội"  # the first one's
+    again = await _send(client, headers, entries)
+    assert [r["status"] for r in again] == ["201 Created", "201 Created", "200 OK", "200 OK", "201 Created"]  # fmt: skip
+    assert {again[2]["location"], again[3]["location"]} == {first[2]["location"]}
+    found = await client.get(
+        f"{FHIR}/Organization", params={"identifier": "urn:oid:1.2.3.4|KHOA-NOI"}, headers=headers
+    )
+    assert [e["resource"]["id"] for e in found.json()["entry"]] == [made.split("/")[1]]

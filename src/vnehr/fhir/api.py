@@ -6,6 +6,7 @@ with the same stable code as the rest of the API.
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Callable, Coroutine
 from decimal import Decimal
@@ -459,7 +460,8 @@ async def everything(
     resources = [pool.get("Patient", patient_id) or {}] + [
         r for (t, i), r in pool.resources.items() if not (t == "Patient" and i == patient_id)
     ]
-    bundle = _page(request, resources, dict(request.query_params))
+    query = list(request.query_params.multi_items())
+    bundle = _page(request, resources, dict(query), count_only=_count_only(query, []))
     await _audit(request, scope, pool, resources, f"Patient/{patient_id}/$everything")
     return fhir_response(bundle)
 
@@ -560,6 +562,35 @@ async def _persons_of_query(
     return named
 
 
+#: ``_summary`` values (search.html#summary) we do not serve: a part of each resource. Handled
+#: like any parameter we do not support: ignored and named, or refused when strict.
+_SUMMARY_UNSUPPORTED = frozenset({"true", "text", "data"})
+
+
+def _count_only(items: list[tuple[str, str]], unknown: list[str]) -> bool:
+    """Whether the query asks for the total alone (``_summary=count``); an unsupported
+    ``_summary`` value is added to ``unknown``, one FHIR does not define is refused."""
+    count = False
+    for key, value in items:
+        if key != "_summary":
+            continue
+        if value == "count":
+            count = True
+        elif value in _SUMMARY_UNSUPPORTED:
+            unknown.append(f"_summary={value}")
+        elif value != "false":
+            allowed = "true, text, data, count, false"
+            raise BadSearch(reason=f"_summary is one of {allowed}: {value[:20]}")
+    return count
+
+
+def _strict(request: Request) -> bool:
+    """``Prefer: handling=strict`` (search.html#errors): a parameter we do not support is an
+    error rather than ignored."""
+    prefer = ",".join(request.headers.getlist("prefer"))
+    return any(part.strip().lower() == "handling=strict" for part in re.split("[,;]", prefer))
+
+
 async def _search(
     request: Request,
     session: AsyncSession,
@@ -570,6 +601,9 @@ async def _search(
     _supported(type_)
     scope = await store.scope_of(session, subject, base=_base(request))
     crits, unknown = criteria(type_, items)
+    count_only = _count_only(items, unknown)
+    if unknown and _strict(request):
+        raise BadSearch(reason=f"not supported here: {', '.join(sorted(set(unknown)))}")
     if type_ in store.REGISTRY_TYPES:
         pool = await _registry_pool(session, scope, type_, crits)
     else:
@@ -590,9 +624,11 @@ async def _search(
     control = dict(items)
     if control.get("_sort"):
         matches.sort(key=sort_key(type_, control["_sort"]))
-    bundle = _page(request, matches, control, pool=pool, type_=type_, items=items)
+    bundle = _page(
+        request, matches, control, pool=pool, type_=type_, items=items, count_only=count_only
+    )
     if unknown:
-        bundle["entry"].append(
+        bundle.setdefault("entry", []).append(
             {
                 "resource": {
                     "resourceType": "OperationOutcome",
@@ -607,7 +643,7 @@ async def _search(
                 "search": {"mode": "outcome"},
             }
         )
-    shown = [e["resource"] for e in bundle["entry"] if "resource" in e]
+    shown = [e["resource"] for e in bundle.get("entry", []) if "resource" in e]
     if type_ not in store.REGISTRY_TYPES:
         # the total tells as much as the entries (that a penicillin allergy is there): every
         # patient matched is audited, whichever page comes back (none with _count=0)
@@ -647,7 +683,10 @@ def _page(
     pool: store.Pool | None = None,
     type_: str | None = None,
     items: list[tuple[str, str]] | None = None,
+    count_only: bool = False,
 ) -> Resource:
+    """A searchset Bundle of one page of ``matches``; with ``count_only`` (``_summary=count``)
+    the total alone: no entries, no links to other pages."""
     base = _base(request)
     try:
         count = min(int(control.get("_count", DEFAULT_COUNT)), MAX_COUNT)
@@ -656,6 +695,8 @@ def _page(
         raise BadSearch(reason="_count and _offset are whole numbers") from exc
     if count < 0:
         raise BadSearch(reason="_count is not negative")
+    if count_only:
+        count = 0
     page = matches[offset : offset + count]
     entries = [_entry(base, r, "match" if type_ else None) for r in page]
     if pool is not None and type_ is not None and items is not None:
@@ -675,17 +716,19 @@ def _page(
     links = [link("self", offset)]
     if offset + count < len(matches) and count > 0:
         links.append(link("next", offset + count))
-    if offset > 0:
+    if offset > 0 and not count_only:
         links.append(link("previous", max(offset - count, 0)))
-    return {
+    bundle: Resource = {
         "resourceType": "Bundle",
         "id": str(uuid.uuid4()),
         "meta": {"lastUpdated": utcnow().isoformat(timespec="milliseconds").replace("+00:00", "Z")},
         "type": "searchset",
         "total": len(matches),
         "link": links,
-        "entry": entries,
     }
+    if not count_only:
+        bundle["entry"] = entries
+    return bundle
 
 
 def _included(

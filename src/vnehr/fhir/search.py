@@ -81,8 +81,11 @@ PARAMS: dict[str, list[Param]] = _load()
 SUPPORTED = tuple(PARAMS)
 #: Control parameters: understood here or by the router, never filters.
 CONTROL = frozenset(
-    {"_count", "_offset", "_sort", "_include", "_revinclude", "_format", "_pretty", "_total"}
-)
+    {
+        "_count", "_offset", "_sort", "_include", "_revinclude", "_format", "_pretty", "_total",
+        "_summary",
+    }
+)  # fmt: skip
 
 
 def param(type_: str, name: str) -> Param | None:

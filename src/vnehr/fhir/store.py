@@ -555,6 +555,22 @@ async def _visit_kept(session: AsyncSession, scope: Scope, visit_id: int, person
     return all(scope.keeps(src) for src in await _sources(session, [entry]))
 
 
+async def visit_person(session: AsyncSession, scope: Scope, visit_id: int) -> int | None:
+    """The patient of a visit the scope reads (its own, or another facility's under the
+    patient's consent and not left out, D35, D44), or None: no such visit, or not one the
+    scope reads (the two are not told apart)."""
+    entry = await records.entry(session, visit_id)
+    if entry is None or entry.person_id is None:
+        return None
+    if scope.is_citizen or entry.facility_code != scope.facility_code:
+        await share(session, scope, [entry.person_id])
+        if not scope.may_see_entry(entry):
+            return None
+        if not all(scope.keeps(src) for src in await _sources(session, [entry])):
+            return None
+    return int(entry.person_id)
+
+
 async def _paper_left_out(session: AsyncSession, scope: Scope, paper: Any) -> bool:
     """A paper issued with a visit the scope leaves out (D35): its kind, issuer and date tell
     what the visit was, so it is left out with it, as in ``compartment``."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,7 +23,7 @@ from vnehr import audit, identity, records, submissions
 from vnehr.fhir import intake, mapping
 from vnehr.fhir.errors import UnknownResource
 from vnehr.fhir.models import StoredIdentifier, StoredResource
-from vnehr.fhir.store import canonical_reference, number
+from vnehr.fhir.store import Scope, canonical_reference, number, visit_person
 from vnehr.fhir.stored import current
 from vnehr.fhir.validate import Issue, validate
 from vnehr.kit.auth import Subject
@@ -73,6 +73,15 @@ class NotTheWriter(VnehrError):
     code = "FHIR-0014"
 
 
+class NotThisPatientsVisit(VnehrError):
+    """A resource names as its visit (``where``) one that is not a visit of its own patient
+    that the writer may read: another person's, another facility's the writer does not read,
+    or none at all. One answer for all of them, so nobody learns that a visit exists."""
+
+    status_code = 422
+    code = "FHIR-0015"
+
+
 def require_writer(subject: Subject) -> str:
     submissions.require_sender(subject)
     return subject.facility_code or ""
@@ -119,21 +128,27 @@ def _identifiers(resource: Resource) -> Iterable[tuple[str, str]]:
 _CONDITION = re.compile(r"^identifier=(?:(?P<system>[^|]*)\|)?(?P<value>.+)$")
 
 
+def _criteria(type_: str, condition: str) -> tuple[str | None, str]:
+    """The (system or None, value) of a conditional create ``identifier=[system|]value``."""
+    found = _CONDITION.match(condition.strip())
+    if found is None:
+        raise Unsupported(method="If-None-Exist other than identifier=system|value", type=type_)
+    return found["system"], found["value"]
+
+
 async def _find(
     session: AsyncSession, type_: str, condition: str, facility_code: str
 ) -> StoredResource | None:
     """The current stored resource matching ``identifier=[system|]value`` written by this
     facility (conditional create looks at what the caller may see)."""
-    found = _CONDITION.match(condition.strip())
-    if found is None:
-        raise Unsupported(method="If-None-Exist other than identifier=system|value", type=type_)
+    system, value = _criteria(type_, condition)
     stmt = select(StoredIdentifier.resource_id).where(
         StoredIdentifier.resource_type == type_,
-        StoredIdentifier.value == found["value"],
+        StoredIdentifier.value == value,
         StoredIdentifier.facility_code == facility_code,
     )
-    if found["system"] is not None:
-        stmt = stmt.where(StoredIdentifier.system == found["system"])
+    if system is not None:
+        stmt = stmt.where(StoredIdentifier.system == system)
     resource_id = (await session.scalars(stmt)).first()
     if resource_id is None:
         return None
@@ -154,6 +169,100 @@ async def _person_of(session: AsyncSession, resource: Resource) -> int | None:
     return None
 
 
+def _visits_named(resource: Resource) -> list[tuple[str, Any]]:
+    """Where a resource names the visit it belongs to (FHIRPath, Reference): the encounter it
+    was recorded in (every writable clinical type has ``encounter``), a document's
+    ``context.encounter``, the encounter an Encounter is ``partOf``."""
+    type_ = resource.get("resourceType")
+    found: list[tuple[str, Any]] = []
+    if resource.get("encounter") is not None:
+        found.append((f"{type_}.encounter", resource["encounter"]))
+    context = resource.get("context")
+    if type_ == "DocumentReference" and isinstance(context, dict):
+        for position, reference in enumerate(context.get("encounter") or []):
+            found.append((f"{type_}.context.encounter[{position}]", reference))
+    if type_ == "Encounter" and resource.get("partOf") is not None:
+        found.append((f"{type_}.partOf", resource["partOf"]))
+    return found
+
+
+def _patient_named(resource: Resource, base: str) -> str | None:
+    """The patient a resource is about, as a reference (``Patient/12`` for ours)."""
+    for key in ("subject", "patient"):
+        element = resource.get(key)
+        if isinstance(element, dict) and isinstance(element.get("reference"), str):
+            return canonical_reference(element["reference"], base)
+    return None
+
+
+class _Elsewhere:
+    """An encounter this server cannot resolve (another server's, contained, by name or by
+    another system's identifier): kept as sent; readers other than its writer and its patient
+    do not see the resource (D98)."""
+
+
+_ELSEWHERE = _Elsewhere()
+#: An Encounter of this server, as ``canonical_reference`` writes it.
+_ENCOUNTER = re.compile(r"Encounter/(?P<id>[A-Za-z0-9\-.]{1,64})")
+
+
+async def _patient_of_encounter(
+    session: AsyncSession, scope: Scope, reference: Any, known: Mapping[str, str]
+) -> str | _Elsewhere | None:
+    """The patient (as a reference) of the encounter a Reference names, when it is one of this
+    server's that the writer may read; None when it names one of ours that is not (or none);
+    ``_ELSEWHERE`` when it is not this server's to judge. ``known``: the encounters this
+    transaction writes, with their patients."""
+    if not isinstance(reference, dict):
+        return _ELSEWHERE
+    target = reference.get("reference")
+    identifier = reference.get("identifier")
+    if isinstance(target, str):
+        local = canonical_reference(target, scope.base)
+        if local in known:
+            return known[local]
+        ours = _ENCOUNTER.fullmatch(local)
+        if ours is None:
+            return _ELSEWHERE
+        id_ = ours["id"]
+        visit_id = number(id_)
+        if visit_id is not None:
+            person_id = await visit_person(session, scope, visit_id)
+            return None if person_id is None else f"Patient/{person_id}"
+        row = await current(session, "Encounter", id_)
+        if row is None or row.facility_code != scope.facility_code:
+            return None  # an Encounter kept as sent is its writer's alone
+        return _patient_named(row.body, scope.base) or ""
+    if isinstance(identifier, dict) and identifier.get("system") == mapping.VISIT_KEY:
+        facility_code, _, visit_key = str(identifier.get("value") or "").partition("/")
+        entry = await records.entry_by_key(session, facility_code, visit_key)
+        person_id = await visit_person(session, scope, entry.id) if entry is not None else None
+        return None if person_id is None else f"Patient/{person_id}"
+    return _ELSEWHERE
+
+
+async def _check_visits(
+    session: AsyncSession,
+    scope: Scope,
+    body: Resource,
+    *,
+    path: str = "",
+    known: Mapping[str, str] | None = None,
+) -> None:
+    """Refuse a resource naming as its visit one of this server's encounters that is not of
+    its own patient or that the writer may not read (``NotThisPatientsVisit``). ``path``: where
+    the resource is (``Bundle.entry[3].resource``), for the message."""
+    patient = _patient_named(body, scope.base)
+    for where, reference in _visits_named(body):
+        found = await _patient_of_encounter(session, scope, reference, known or {})
+        if isinstance(found, _Elsewhere):
+            continue
+        if found is None or found != patient:
+            named = reference.get("reference") or (reference.get("identifier") or {}).get("value")
+            shown = f"{path}.{where.split('.', 1)[1]}" if path else where
+            raise NotThisPatientsVisit(where=shown, reference=str(named)[:100])
+
+
 async def store(
     session: AsyncSession,
     subject: Subject,
@@ -163,12 +272,16 @@ async def store(
     planned_id: str | None = None,
     if_none_exist: str | None = None,
     base: str,
+    path: str = "",
+    known: Mapping[str, str] | None = None,
 ) -> Written:
     """Create (new id, or ``planned_id``: the id a transaction gave the entry, which its other
     entries already point at) or update (``resource_id``) a resource kept as sent, its references
     to this server's resources (``base``: its FHIR base) made relative and unversioned
-    (``_canonical``). A facility still onboarding writes in test mode: kept for it, in no
-    citizen's record (D67)."""
+    (``_canonical``). The visit it names must be one of its own patient's that the writer may
+    read (``_check_visits``; ``known``: the encounters a transaction writes, with their
+    patients; ``path``: where the resource is in it). A facility still onboarding writes in
+    test mode: kept for it, in no citizen's record (D67)."""
     code, test_mode = await submissions.admitted(session, subject)
     type_ = str(resource.get("resourceType"))
     if type_ not in WRITABLE:
@@ -195,6 +308,8 @@ async def store(
         },
     }
     check(body)
+    scope = Scope(subject, facility_code=code, base=base)
+    await _check_visits(session, scope, body, path=path, known=known)
     if previous is not None:
         await session.execute(
             update(StoredResource).where(StoredResource.id == previous.id).values(current=False)
@@ -277,12 +392,15 @@ async def transaction(
     if bundle.get("type") != "transaction":
         raise Unsupported(method="Bundle type transaction", type=f"Bundle ({bundle.get('type')})")
     entries: list[tuple[str, Resource, Resource]] = []
+    positions: dict[str, int] = {}
     for position, entry in enumerate(bundle.get("entry") or []):
         request = entry.get("request") or {}
         resource = entry.get("resource")
         if request.get("method") not in ("POST", "PUT") or not isinstance(resource, dict):
             raise Unsupported(method="POST and PUT entries", type="Bundle.entry")
-        entries.append((entry.get("fullUrl") or f"urn:entry:{position}", resource, request))
+        url = entry.get("fullUrl") or f"urn:entry:{position}"
+        entries.append((url, resource, request))
+        positions.setdefault(url, position)
     visit = intake.find_visit([(url, resource) for url, resource, _ in entries])
     targets: dict[str, str] = {}
     responses: dict[str, Resource] = {}
@@ -297,12 +415,23 @@ async def transaction(
     # against what was stored before this Bundle; then every entry gets its id (the one found,
     # the PUT's, or a new one that its create will take); only then are references rewritten,
     # so an entry may point at any other whatever their order.
+    # A transaction is processed as one (http.html#trules): two entries with the same
+    # conditional create are one resource, made by the first (in Bundle order) and found by
+    # the others, as if the first had been stored before them.
     found: dict[str, StoredResource] = {}
+    same_as: dict[str, str] = {}  # entry -> the earlier entry with the same condition
+    first_with: dict[tuple[str, str | None, str], str] = {}
     for url, resource, request in entries:
         condition = request.get("ifNoneExist")
         if url in responses or request["method"] != "POST" or not condition:
             continue
-        existing = await _find(session, str(resource.get("resourceType")), condition, code)
+        type_ = str(resource.get("resourceType"))
+        criteria = (type_, *_criteria(type_, condition))
+        if criteria in first_with:
+            same_as[url] = first_with[criteria]
+            continue
+        first_with[criteria] = url
+        existing = await _find(session, type_, condition, code)
         if existing is not None:
             found[url] = existing
     planned: dict[str, str] = {}
@@ -310,27 +439,44 @@ async def transaction(
         if url in responses:
             continue
         type_ = str(resource.get("resourceType"))
-        if url in found:
+        if url in same_as:
+            planned[url] = planned[same_as[url]]
+        elif url in found:
             planned[url] = found[url].resource_id
         elif request["method"] == "PUT":
             planned[url] = str(request.get("url") or "").split("?")[0].split("/")[-1]
         else:
             planned[url] = uuid.uuid4().hex
         targets[url] = f"{type_}/{planned[url]}"
+    # the encounters this Bundle writes, with their patients: what its other entries may name
+    known: dict[str, str] = {}
+    if visit is not None and visit.encounter_url in targets:
+        known[targets[visit.encounter_url]] = targets.get(visit.patient_url, "")
+    for url, resource, _ in entries:
+        made = url in planned and url not in found and url not in same_as
+        if made and resource.get("resourceType") == "Encounter":
+            known[targets[url]] = _patient_named(_rewrite(resource, targets), base) or ""
     # stored in the rules' order (POST before PUT), Bundle order within a method (stable sort)
+    done: dict[str, Written] = {}
     for url, resource, request in sorted(entries, key=lambda e: _ORDER[e[2]["method"]]):
         if url in responses:
             continue
-        if url in found:
+        where = f"Bundle.entry[{positions[url]}].resource"
+        if url in same_as:
+            written = Written(done[same_as[url]].resource, created=False)
+        elif url in found:
             written = Written(found[url].body, created=False)
         elif request["method"] == "PUT":
             written = await store(
-                session, subject, _rewrite(resource, targets), resource_id=planned[url], base=base
-            )
+                session, subject, _rewrite(resource, targets), resource_id=planned[url],
+                base=base, path=where, known=known,
+            )  # fmt: skip
         else:
             written = await store(
-                session, subject, _rewrite(resource, targets), planned_id=planned[url], base=base
-            )
+                session, subject, _rewrite(resource, targets), planned_id=planned[url],
+                base=base, path=where, known=known,
+            )  # fmt: skip
+        done[url] = written
         body = written.resource
         responses[url] = {
             "status": "201 Created" if written.created else "200 OK",
