@@ -33,6 +33,7 @@ async def test_a_new_visit_is_pushed_signed_to_the_app(
     code, headers = await facility_with_token(client, session, settings)
     one = visit_of(code, 5, datetime(2026, 10, 2, 9, 0), care_type="01")  # noqa: DTZ001
     await send(client, headers, synth.envelope([one], code))
+    await signed_in(session, who(one))  # at level 2: the phone is told in full
     [event] = (
         await session.scalars(select(OutboxEvent).where(OutboxEvent.topic == "visit.accepted"))
     ).all()

@@ -11,6 +11,7 @@ from datetime import date, datetime
 
 import httpx
 import orjson
+import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tests.exchange.test_inbox import AN, BINH, KHANG, as_person, hospital, signed_in
@@ -73,6 +74,7 @@ async def test_an_adults_parent_is_told_nothing_and_a_guardian_in_neutral_words(
     )
     born = date.fromisoformat(adult[2])
     assert born.year < 2008  # of age
+    await signed_in(session, adult)  # at level 2: their own phone is told in full
     # the link made at birth was never closed (newborn links are made that way)
     await represent(session, AN, adult[0], "parent", born)
     # a guardian appointed by a court for the adult
@@ -228,3 +230,144 @@ async def test_a_parents_phone_is_told_of_an_emergency_or_a_read_without_the_fac
     assert sorted(i["kind"] for i in items) == ["emergency", "viewed"]
     for item in items:
         assert item["body"]["vi"].startswith(name)
+
+
+async def test_a_level_1_identitys_own_phone_is_told_in_neutral_words(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings, db: Database
+) -> None:
+    """A level-1 identity reads no book and no inbox (D74, D75): its phone is told that there
+    is news and that level 2 is needed, never which facility sent or looked, nor what; at
+    level 2 the phone is told in full."""
+    name = "Bệnh viện Tâm thần Trung ương 1"
+    code = await hospital(session, name)
+    people = {}
+    for who_, level in ((KHANG, 1), (BINH, 2)):
+        await identity.sign_in(
+            session,
+            {"sub": f"s-{who_[0]}", "personal_id": who_[0], "name": who_[1],
+             "birthdate": who_[2], "gender": who_[3], "assurance_level": level},
+        )  # fmt: skip
+        people[who_[0]] = await identity.person_id_of(session, who_[0])
+    events = [
+        OutboxEvent(
+            event_id=f"e-{kind}-{pid}",
+            topic=topic,
+            key=f"person:{person_id}",
+            payload={"person_id": person_id, "params": params},
+        )
+        for pid, person_id in people.items()
+        for kind, topic, params in (
+            ("emergency", "emergency.access", {"facility": code, "reason": "unconscious"}),
+            ("viewed", "record.viewed", {"facility": name}),
+        )
+    ]
+    async with push_service(settings, db) as service:
+        for event in events:
+            kind = "emergency" if event.topic == "emergency.access" else "viewed"
+            await exchange.event_notifier(kind, service.push)(session, event)
+        pushed = await service.pushed()
+
+    weak = [p for p in pushed if p["personal_id"] == KHANG[0]]
+    assert len(weak) == 2
+    for message in weak:
+        shown = orjson.dumps(message).decode()
+        assert name not in shown
+        assert code not in shown
+        assert "Tâm thần" not in shown
+        assert message["kind"] == "notice"
+        assert message["title"] == {
+            "vi": "Có thông tin mới trong Sổ sức khỏe điện tử của bạn",
+            "en": "News in your electronic health book",
+        }
+        assert "mức 2" in message["body"]["vi"]
+        assert "level 2" in message["body"]["en"]
+    strong = [p for p in pushed if p["personal_id"] == BINH[0]]
+    assert sorted(p["kind"] for p in strong) == ["emergency", "viewed"]
+    assert all(name in p["body"]["vi"] for p in strong)
+
+
+@pytest.mark.parametrize("level", [1, None])
+async def test_a_level_1_identitys_new_visit_reaches_its_phone_without_the_facility(
+    client: httpx.AsyncClient,
+    session: AsyncSession,
+    settings: Settings,
+    db: Database,
+    level: int | None,
+) -> None:
+    """Last signed in at level 1, or never seen signed in (the VNeID account may be level 1):
+    the phone hears of news, not of the facility."""
+    patient, facility = await visit_with_diagnosis(
+        client, session, settings, age_group=3, diagnosis="J45.0"
+    )
+    if level is not None:
+        await identity.sign_in(
+            session,
+            {"sub": f"s-{patient[0]}", "personal_id": patient[0], "name": patient[1],
+             "birthdate": patient[2], "gender": patient[3], "assurance_level": level},
+        )  # fmt: skip
+    async with push_service(settings, db) as service:
+        consumers: exchange.Consumers = {
+            "visit.accepted": {"inbox": exchange.visit_notifier(service.push)}
+        }
+        await deliver(db, consumers, FAST)
+        [message] = await service.pushed()
+
+    assert message["personal_id"] == patient[0]
+    assert message["kind"] == "notice"
+    assert facility not in orjson.dumps(message).decode()
+    assert "mức 2" in message["body"]["vi"]
+
+
+async def test_a_sixteen_year_olds_parent_is_not_told_which_facility_looked(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings, db: Database
+) -> None:
+    """From 16 the access log names no facility to a representative (the young person may
+    have chosen that care in confidence); nor do the representative's phone and inbox, the
+    stored parameters included. The young person's own are in full."""
+    from tests.healthbook.test_access import born_years_ago
+
+    khang = await signed_in(session, KHANG)
+    await born_years_ago(session, KHANG[0], 17)
+    await represent(session, AN, KHANG[0], "parent", date(2017, 9, 1))
+    name = "Bệnh viện Tâm thần Trung ương 1"
+    code = await hospital(session, name)
+    events = {
+        "emergency": OutboxEvent(
+            event_id="e-glass",
+            topic="emergency.access",
+            key=f"person:{khang}",
+            payload={"person_id": khang, "params": {"facility": code, "reason": "unconscious"}},
+        ),
+        "viewed": OutboxEvent(
+            event_id="e-viewed",
+            topic="record.viewed",
+            key=f"viewed:{khang}:{code}:2026-11-27",
+            payload={"person_id": khang, "params": {"facility": name}},
+        ),
+    }
+    async with push_service(settings, db) as service:
+        for kind, event in events.items():
+            await exchange.event_notifier(kind, service.push)(session, event)
+        pushed = {(p["personal_id"], p["kind"]): p for p in await service.pushed()}
+
+    for kind in events:
+        parent = orjson.dumps(pushed[(AN[0], kind)]).decode()
+        assert name not in parent
+        assert code not in parent
+        assert "Xem cơ sở nào" not in parent
+        assert "See which one" not in parent
+        assert KHANG[1] in parent
+        assert name in pushed[(KHANG[0], kind)]["body"]["vi"]
+
+    as_person(client, settings, AN[0])
+    inbox = await client.get("/api/v1/me/notifications")
+    assert sorted(i["kind"] for i in inbox.json()["items"]) == ["emergency", "viewed"]
+    assert name not in inbox.text
+    assert code not in inbox.text
+    assert "Xem cơ sở nào" not in inbox.text
+    portal = (await client.get("/portal")).text
+    assert name not in portal
+    assert KHANG[1] in portal
+    as_person(client, settings, KHANG[0])
+    own = (await client.get("/api/v1/me/notifications")).json()["items"]
+    assert all(i["body"]["vi"].startswith(name) for i in own)

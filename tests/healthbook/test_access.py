@@ -7,14 +7,16 @@ import re
 from datetime import date, datetime, timedelta
 
 import httpx
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tests.healthbook.test_api import STRANGER, visit_of, who
 from tests.identity.test_api import error, sign_in_as
 from tests.submissions.test_intake import facility_with_token, send
 from vnehr import audit, identity
+from vnehr.identity.models import Person
 from vnehr.kit.auth import Grant, Subject
-from vnehr.kit.clock import utcnow
+from vnehr.kit.clock import today_in_vietnam, utcnow
 from vnehr.kit.settings import Settings
 from vnehr.submissions import synth
 
@@ -262,3 +264,88 @@ async def test_the_dispute_queue_pages_through_every_case_once(
         link = re.search(r'<a id="more-cases" href="([^"]+)"', html)
         url = link[1].replace("&amp;", "&") if link else None
     assert shown == [late.id, *expected]
+
+
+async def test_a_parent_of_a_sixteen_year_old_is_not_told_which_facility_looked(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    """From 16 the young person may choose care in confidence (mental health here): a parent
+    sees that a facility read the record, and when, but not which facility nor what it read;
+    the young person's own log names it. A younger child's parent still sees it."""
+    from tests.exchange.test_inbox import AN
+    from tests.exchange.test_push_privacy import represent
+    from tests.sharing.test_access import DOCTOR
+
+    code, headers = await facility_with_token(
+        client, session, settings, scopes=("submission.write", "record.read")
+    )
+    one = visit_of(code, 71, datetime(2026, 10, 9, 9, 0), age_group=1)  # noqa: DTZ001
+    for rows in one.tables.values():
+        for row in rows:
+            if "MA_BENH_CHINH" in row:
+                row["MA_BENH_CHINH"], row["MA_BENH_KT"] = "F32.2", ""
+    assert (await send(client, headers, synth.envelope([one], code))).status_code == 201
+    young = who(one)
+    pid, name = young[0], young[1]
+    await sign_in_as(client, session, settings, young)
+    visit_id = (await client.get("/api/v1/me/timeline")).json()["items"][0]["id"]
+    await born_years_ago(session, pid, 17)
+    await represent(session, AN, pid, "parent", date(2010, 1, 1))
+    client.cookies.clear()
+    assert (await client.get(f"/fhir/R4/Encounter/{visit_id}", headers=headers)).status_code == 200
+    facility_name = "Bệnh viện thử"
+    # and a clinician of another facility opens the record in an emergency
+    other, _ = await facility_with_token(client, session, settings)
+    await sign_in_as(
+        client, session, settings, DOCTOR, {"role": "clinician", "facility_code": other}
+    )
+    glass = await client.post(
+        f"/api/v1/patients/{pid}/break-glass", json={"reason": "unconscious", "text": "hôn mê"}
+    )
+    assert glass.status_code == 201, glass.text
+    assert (await client.get(f"/api/v1/patients/{pid}/record")).status_code == 200
+
+    await sign_in_as(client, session, settings, young)
+    await born_years_ago(session, pid, 17)
+    own = (await client.get("/api/v1/me/access-log")).json()
+    fhir_read = next(e for e in own if e["action"] == "fhir.read")
+    assert fhir_read["who"]["facility"] == {"code": code, "name": facility_name}
+    assert {e["who"]["name"] for e in own if e["action"] != "fhir.read"} == {DOCTOR[1]}
+
+    await sign_in_as(client, session, settings, AN)
+    answer = await client.get("/api/v1/me/access-log")
+    log = answer.json()
+    assert sorted(e["action"] for e in log) == ["clinical.read", "emergency.opened", "fhir.read"]
+    assert all(e["who"] == {"kind": "facility", "name": None, "facility": None} for e in log)
+    assert DOCTOR[1] not in answer.text
+    assert other not in answer.text
+    seen = next(e for e in log if e["action"] == "fhir.read")
+    assert seen["person_name"] == name
+    assert code not in answer.text
+    assert facility_name not in answer.text
+    assert str(visit_id) not in seen["what"]
+    for lang, words in (("vi", "Một cơ sở khám bệnh, chữa bệnh"), ("en", "A medical facility")):
+        page = (await client.get("/portal/book/access-log", params={"lang": lang})).text
+        assert words in page
+        assert code not in page
+        assert facility_name not in page
+    # the parent may still say "I don't recognise this": the department sees it all
+    opened = await client.post(f"/api/v1/me/access-log/{seen['id']}/dispute")
+    assert opened.status_code == 201, opened.text
+
+    # a child of 15: the parent sees the facility, as before
+    await born_years_ago(session, pid, 15)
+    log = (await client.get("/api/v1/me/access-log")).json()
+    seen = next(e for e in log if e["action"] == "fhir.read")
+    assert seen["who"]["facility"] == {"code": code, "name": facility_name}
+    assert {e["who"]["name"] for e in log if e["action"] != "fhir.read"} == {DOCTOR[1]}
+
+
+async def born_years_ago(session: AsyncSession, personal_id: str, years: int) -> None:
+    """Make a person ``years`` old today (a month short of their next birthday), whatever the
+    personal ID says (the birth date recorded decides, D100)."""
+    born = today_in_vietnam() - timedelta(days=365 * (years + 1) - 30)
+    await session.execute(
+        update(Person).where(Person.personal_id == personal_id).values(birth_date=born)
+    )
+    await session.flush()

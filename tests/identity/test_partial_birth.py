@@ -168,3 +168,42 @@ async def test_with_no_birth_date_the_personal_id_gives_the_year(
 
     assert not await _parent_reads(client, session, settings, adult)
     assert await _parent_reads(client, session, settings, minor)
+
+
+@pytest.mark.parametrize(
+    ("ngay_sinh", "fhir", "vi", "en"),
+    [
+        ("198000000000", "1980", "năm 1980", "1980 (year only)"),
+        ("198005000000", "1980-05", "tháng 05/1980", "05/1980 (month only)"),
+    ],
+)
+async def test_a_partial_birth_is_shown_as_what_is_known(
+    client: httpx.AsyncClient,
+    session: AsyncSession,
+    settings: Settings,
+    ngay_sinh: str,
+    fhir: str,
+    vi: str,
+    en: str,
+) -> None:
+    """FHIR's birthDate takes "YYYY" and "YYYY-MM": the Patient, and the IPS's Patient, say
+    exactly what is known; the portal and the book say "năm 1980" / "tháng 05/1980", never an
+    invented day."""
+    one = await _visit(client, session, settings, 31, _born_in(1980, ngay_sinh))
+    personal_id = who(one)[0]
+    person_id = await identity.person_id_of(session, personal_id)
+    as_person(client, settings, personal_id)
+    patient = (await client.get(f"/fhir/R4/Patient/{person_id}")).json()
+    assert patient["birthDate"] == fhir
+    ips = (await client.get(f"/fhir/R4/Patient/{person_id}/$summary")).json()
+    [shown] = [e["resource"] for e in ips["entry"] if e["resource"]["resourceType"] == "Patient"]
+    assert shown["birthDate"] == fhir
+    found = (await client.get("/fhir/R4/Patient", params={"birthdate": fhir})).json()
+    assert [e["resource"]["id"] for e in found.get("entry", [])] == [str(person_id)]
+
+    portal = (await client.get("/portal")).text
+    assert vi in portal
+    assert en in portal
+    for lang, words in (("vi", vi), ("en", en)):
+        for page in ("/portal/book", "/portal/book/summary"):
+            assert words in (await client.get(page, params={"lang": lang})).text, (page, lang)

@@ -71,10 +71,16 @@ async def my_notifications(
     page = await notifications.inbox(session, holders, limit=limit, cursor=cursor)
     # a represented person's messages name them, as their push does (D100); one's own: "your"
     whose = [holders[r.person_id] for r in page.items]
+    # who looked at the record of a person of 16 or more is not named to a representative
+    hidden = [
+        h.relation is not None and notifications.facility_withheld(r.kind, h)
+        for r, h in zip(page.items, whose, strict=True)
+    ]
     rendered = await notifications.texts_of(
         session,
         [(r.kind, r.params) for r in page.items],
         [h.full_name if h.relation else None for h in whose],
+        hidden,
     )
     return Inbox(
         unread=page.unread,
@@ -83,7 +89,9 @@ async def my_notifications(
             Message(
                 id=row.id,
                 kind=row.kind,
-                params=row.params,
+                params=(
+                    {k: v for k, v in row.params.items() if k != "facility"} if hide else row.params
+                ),
                 created_at=row.created_at,
                 read=row.read_at is not None,
                 person=Whose(
@@ -93,7 +101,7 @@ async def my_notifications(
                 ),
                 **text,
             )
-            for row, text in zip(page.items, rendered, strict=True)
+            for row, text, hide in zip(page.items, rendered, hidden, strict=True)
         ],
     )
 

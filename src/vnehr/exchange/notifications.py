@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from vnehr import facilities, identity, papers, records, sharing
 from vnehr.exchange.bhxh import DeliveryFailed
 from vnehr.exchange.models import DeliveryAttempt, Notification
-from vnehr.kit.clock import utcnow
+from vnehr.kit.clock import today_in_vietnam, utcnow
 from vnehr.kit.db import insert_for
 from vnehr.kit.i18n import LANGUAGES, catalogue, text, texts
 from vnehr.kit.logging import get_logger
@@ -197,11 +197,19 @@ async def _sensitive(session: AsyncSession, kind: str, payload: dict[str, Any]) 
 _FACILITY_NOT_ON_THEIR_PHONE = frozenset({"emergency", "viewed"})
 
 
+def facility_withheld(kind: str, holder: identity.Holder) -> bool:
+    """Whether a message of ``kind`` about ``holder`` names no facility to a representative
+    anywhere (phone, inbox, its parameters): who looked at the record of a person of 16 or
+    more, as their access log shows it to a representative (``healthbook.access_log``)."""
+    return kind in _FACILITY_NOT_ON_THEIR_PHONE and holder.confides(today_in_vietnam())
+
+
 async def _recipients(
     session: AsyncSession, event: OutboxEvent, person_id: int, kind: str, params: dict[str, Any]
 ) -> list[PushMessage]:
     """Whom to push: the person, when VNeID knows them (a newborn without a personal ID has no
-    phone), and each person who represents them today (``identity.representatives``: a parent
+    phone; in neutral words, without facility or kind, unless their last sign-in was at level
+    2), and each person who represents them today (``identity.representatives``: a parent
     until the child is 18) and whose last sign-in could read the book (level 2; the inbox shows
     a level-1 identity nothing, D74). A representative is told in their own words, about the
     person by name; in neutral words, without facility or kind, when the notice touches a
@@ -211,9 +219,16 @@ async def _recipients(
         return []
     [shown] = await _shown(session, [(kind, params)])
     messages = []
-    if holder.personal_id:
+    if holder.personal_id and holder.reads_books:
         own = render(kind, shown)
         messages.append(PushMessage(holder.id, holder.personal_id, kind, own["title"], own["body"]))
+    elif holder.personal_id:
+        # a level-1 identity (or one never seen signed in) reads no book and no inbox (D74):
+        # its phone hears that there is news and that level 2 reads it, nothing more
+        own = render("neutral", {})
+        messages.append(
+            PushMessage(holder.id, holder.personal_id, "notice", own["title"], own["body"])
+        )
     agents = [
         (agent.id, agent.personal_id, agent.relation)
         for agent in await identity.representatives(session, person_id)
@@ -225,6 +240,8 @@ async def _recipients(
     about = {**shown, "name": holder.full_name}
     if neutral:
         said = render("neutral", about, "_for")
+    elif facility_withheld(kind, holder):
+        said = render(kind, about, "_for_confided")
     elif kind in _FACILITY_NOT_ON_THEIR_PHONE:
         said = render(kind, about, "_for_phone")
     else:
@@ -304,6 +321,7 @@ async def texts_of(
     session: AsyncSession,
     messages: Sequence[tuple[str, dict[str, Any]]],
     about: Sequence[str | None] = (),
+    withheld: Sequence[bool] = (),
 ) -> list[dict[str, dict[str, str]]]:
     """Title and text of each ``(kind, params)`` as the citizen reads them: a facility by its
     name in the registry (its code alone tells a citizen nothing; "Cơ sở 01001" when the code
@@ -313,12 +331,16 @@ async def texts_of(
     ``about`` gives, for each message, the name of the person it is about when the reader acts
     for them (a parent reading a child's): worded as the representative's push ("…của ‹tên›",
     never "your"), with the facility, as the reader's book shows it. None, or no ``about``,
-    for the reader's own."""
+    for the reader's own. ``withheld`` marks the messages whose facility the reader may not
+    see (``facility_withheld``): worded without it."""
     shown = await _shown(session, messages)
     names = list(about) if about else [None] * len(messages)
+    hidden = list(withheld) if withheld else [False] * len(messages)
     return [
-        render(kind, {**params, "name": name}, "_for") if name else render(kind, params)
-        for (kind, _), params, name in zip(messages, shown, names, strict=True)
+        render(kind, {**params, "name": name}, "_for_confided" if hide else "_for")
+        if name
+        else render(kind, params)
+        for (kind, _), params, name, hide in zip(messages, shown, names, hidden, strict=True)
     ]
 
 

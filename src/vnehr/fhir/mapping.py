@@ -559,7 +559,12 @@ def patient(
             {"use": "official", "text": holder.full_name, "family": family, "given": given.split()}
         ],
         "gender": {"male": "male", "female": "female"}.get(holder.sex or "", "unknown"),
-        "birthDate": holder.birth_date.isoformat() if isinstance(holder.birth_date, date) else None,
+        # what is known, no invented day: R4's date takes "1980" and "1980-05" (D106)
+        "birthDate": (
+            holder.birth_date.isoformat()
+            if isinstance(holder.birth_date, date)
+            else getattr(holder, "birth_partial", None)
+        ),
     }
     return _drop_empty(resource)
 

@@ -12,12 +12,15 @@ from vnehr import audit, facilities, identity
 from vnehr.healthbook import errors
 from vnehr.healthbook.schemas import FacilityRef
 from vnehr.kit.auth import Forbidden, Subject
-from vnehr.kit.clock import utcnow
+from vnehr.kit.clock import today_in_vietnam, utcnow
 from vnehr.kit.paging import Page, decode_moment_cursor, encode_moment_cursor
 
 
 class Reader(BaseModel):
-    kind: str = Field(description="person | facility_system | other")
+    kind: str = Field(
+        description="person | facility_system | other; facility: a medical facility not named"
+        " (a representative's view of a person of 16 or more)"
+    )
     name: str | None = None
     facility: FacilityRef | None = None
 
@@ -80,26 +83,45 @@ async def _readers(session: AsyncSession, actors: set[str]) -> dict[str, Reader]
 async def access_log(
     session: AsyncSession, subject: Subject, *, limit: int = 100, before: int | None = None
 ) -> list[AccessEntry]:
-    """Reads of my record and of the records of those I represent, by anyone but me."""
+    """Reads of my record and of the records of those I represent, by anyone but me. Of a
+    person of 16 or more whom I represent, a read by anyone but their representatives names
+    no facility and no object: the young person may have chosen that care in confidence."""
     holders = {h.id: h for h in await identity.book_holders(session, subject)}
     rows = await audit.reads_about(
         session, list(holders), not_by=subject.label, limit=limit, before_id=before
     )
     readers = await _readers(session, {r.actor for r in rows})
     disputed = await audit.disputed(session, [r.id for r in rows])
-    return [
-        AccessEntry(
-            id=row.id,
-            at=row.at,
-            who=readers[row.actor],
-            action=row.action,
-            what=f"{row.object_type}/{row.object_id}",
-            person_name=holders[row.person_id].full_name if row.person_id in holders else "",
-            relation=(row.detail or {}).get("as"),
-            disputed=row.id in disputed,
+    today = today_in_vietnam()
+    confiding = {i for i, h in holders.items() if h.relation is not None and h.confides(today)}
+    entries = []
+    for row in rows:
+        relation = (row.detail or {}).get("as")
+        who, what = readers[row.actor], f"{row.object_type}/{row.object_id}"
+        if row.person_id in confiding and relation is None:
+            # a representative reading the log of a person of 16 or more: that a facility
+            # looked, and when, but not which one nor what it read (its name, its clinician's,
+            # or the visit it opened, may tell what care the young person chose in confidence)
+            what = row.object_type
+            if who.kind == "facility_system" or "facility" in (row.detail or {}):
+                who = _A_FACILITY
+        entries.append(
+            AccessEntry(
+                id=row.id,
+                at=row.at,
+                who=who,
+                action=row.action,
+                what=what,
+                person_name=holders[row.person_id].full_name if row.person_id in holders else "",
+                relation=relation,
+                disputed=row.id in disputed,
+            )
         )
-        for row in rows
-    ]
+    return entries
+
+
+#: Who looked, as a representative of a person of 16 or more reads it.
+_A_FACILITY = Reader(kind="facility")
 
 
 async def dispute(

@@ -34,14 +34,18 @@ _BETTER_BIRTH = (
 )
 #: The age of majority (Civil Code 2015 Art. 20): a parent's representation ends then.
 MAJORITY = 18
+#: From this age (for all we know, the earliest day) what a representative sees of who looked
+#: at the person's record (access log, inbox, phone) names no facility: the young person may
+#: have chosen that care in confidence (``healthbook.access_log``, ``exchange`` notifications).
+CONFIDENTIAL_AGE = 16
 
 
-def came_of_age(born: date) -> date:
-    """The 18th birthday (one born on 29 February comes of age on 1 March)."""
+def came_of_age(born: date, years: int = MAJORITY) -> date:
+    """The 18th (``years``th) birthday (one born on 29 February has it on 1 March)."""
     try:
-        return born.replace(year=born.year + MAJORITY)
+        return born.replace(year=born.year + years)
     except ValueError:
-        return date(born.year + MAJORITY, 3, 1)
+        return date(born.year + years, 3, 1)
 
 
 def _first_day(partial: str) -> date:
@@ -49,20 +53,23 @@ def _first_day(partial: str) -> date:
     return date(int(partial[:4]), int(partial[5:7] or 1), 1)
 
 
-def of_age_from(born: date | None, partial: str | None, personal_id: str | None) -> date | None:
-    """The day the person is of age for all we know: the 18th birthday; for a birth known by
-    its year or month only ("2006", "2008-11"), or by the year the personal ID encodes when
-    no birth is recorded, the earliest day it may be (1 January or the 1st of the month: a
-    possible adult's book is not read by a parent, D105). None: nothing tells the age."""
+def of_age_from(
+    born: date | None, partial: str | None, personal_id: str | None, years: int = MAJORITY
+) -> date | None:
+    """The day the person is of age (``years`` old) for all we know: the 18th birthday; for a
+    birth known by its year or month only ("2006", "2008-11"), or by the year the personal ID
+    encodes when no birth is recorded, the earliest day it may be (1 January or the 1st of the
+    month: a possible adult's book is not read by a parent, D105). None: nothing tells the
+    age."""
     if born is not None:
-        return came_of_age(born)
+        return came_of_age(born, years)
     if partial:
-        return came_of_age(_first_day(partial))
+        return came_of_age(_first_day(partial), years)
     try:
         year = check_personal_id(personal_id or "", any_birthplace=True).birth_year
     except VnehrError:
         return None
-    return date(year + MAJORITY, 1, 1)
+    return date(year + years, 1, 1)
 
 
 def of_age(person: Person) -> date | None:

@@ -23,7 +23,7 @@ from vnehr.identity.models import (
     RoleGrant,
 )
 from vnehr.identity.numbers import Sex, check_insurance_card, check_personal_id
-from vnehr.identity.repository import IdentityRepository
+from vnehr.identity.repository import CONFIDENTIAL_AGE, IdentityRepository, of_age_from
 from vnehr.kit.auth import Forbidden, Grant, Subject
 from vnehr.kit.clock import today_in_vietnam, utcnow
 from vnehr.kit.errors import VnehrError
@@ -130,6 +130,7 @@ class Holder:
     provisional: bool
     relation: str | None  # None: the caller themselves; parent | guardian otherwise
     level: int | None = None  # the identity level of the person's last sign-in (None: never)
+    birth_partial: str | None = None  # "2006" / "2008-11" when only that is known (D106)
 
     @classmethod
     def of(cls, person: Person, relation: str | None = None) -> Holder:
@@ -142,7 +143,15 @@ class Holder:
             person.provisional,
             relation,
             person.last_assurance_level,
+            person.birth_partial,
         )
+
+    def confides(self, on: date) -> bool:
+        """Whether the person may be 16 or older on ``on``, for all we know (the earliest day
+        a partial birth, or the year in the personal ID, allows, as D106 does for 18): from
+        then what a representative sees of who looked names no facility."""
+        since = of_age_from(self.birth_date, self.birth_partial, self.personal_id, CONFIDENTIAL_AGE)
+        return since is not None and on >= since
 
     @property
     def reads_books(self) -> bool:

@@ -7,6 +7,7 @@ import asyncio
 import hmac
 import re
 from collections.abc import Callable, Coroutine
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlencode, urlparse
@@ -66,6 +67,21 @@ def _revoke_reason(reason: str | None, lang: Language) -> str:
 
 
 templates.env.globals["revoke_reason"] = _revoke_reason
+
+
+def _born(day: date | None, partial: str | None, lang: Language) -> str:
+    """A birth as far as it is known: "14/05/1980", or "tháng 05/1980" / "năm 1980" when the
+    record has only the month or the year (D106), never an invented day; "" when unknown."""
+    if day is not None:
+        return day.strftime("%d/%m/%Y")
+    if partial and len(partial) == 7:
+        return text("web.birth.month", lang, {"month": partial[5:7], "year": partial[:4]})
+    if partial:
+        return text("web.birth.year", lang, {"year": partial[:4]})
+    return ""
+
+
+templates.env.globals["born"] = _born
 LANG_COOKIE = "vnehr_lang"
 LOGIN_COOKIE = "vnehr_login"
 LOGIN_MAX_AGE = 600
@@ -313,11 +329,16 @@ async def portal(request: Request, session: ReadSession, subject: OptionalSubjec
     unread = 0
     if (who.assurance_level or 1) >= 2:
         whose = {person.id: None} | {p.id: p.full_name for _, p in represented}
+        held = {p.id: identity.Holder.of(p, r.relation) for r, p in represented}
         found = await exchange.inbox(session, whose, limit=10)
         rendered = await exchange.texts_of(
             session,
             [(m.kind, m.params) for m in found.items],
             [whose[m.person_id] for m in found.items],  # a child's name the child, not "your"
+            [
+                m.person_id in held and exchange.facility_withheld(m.kind, held[m.person_id])
+                for m in found.items
+            ],
         )
         messages = list(zip(found.items, rendered, strict=True))
         unread = found.unread
