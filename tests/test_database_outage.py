@@ -10,6 +10,7 @@ stopped (``pg_ctl stop -m fast``) and started again. SQLite: the folder of the f
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import shutil
@@ -25,6 +26,7 @@ import httpx
 import orjson
 import pytest
 import structlog
+import uvicorn
 from nats.errors import TimeoutError as NatsTimeout
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -43,6 +45,7 @@ from vnehr.kit.db import Database
 from vnehr.kit.migrate import upgrade
 from vnehr.kit.outbox import OutboxEvent, new_event
 from vnehr.kit.settings import Settings
+from vnehr.papers import service as papers_service
 
 OUTAGE_SECONDS = 3.5
 
@@ -682,3 +685,67 @@ async def test_fhir_and_pages_answer_503_in_their_own_form_while_the_database_is
     assert lines.tracebacks() == []
     assert stdlib_tracebacks(caplog) == []
     assert [e["refused"] for e in lines.named("database_unavailable")] == [1]  # one line
+
+
+# ------------------------------------------------------------------ a response already streaming
+
+
+@contextlib.asynccontextmanager
+async def served_over_tcp(app: Any) -> AsyncIterator[str]:
+    """``app`` behind a real uvicorn on a free port (what a verifier's download meets)."""
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=free_port(), lifespan="off", log_config=None
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    try:
+        assert await until(lambda: _started(server), 30)
+        yield f"http://127.0.0.1:{config.port}"
+    finally:
+        server.should_exit = True
+        await task
+
+
+async def _started(server: uvicorn.Server) -> bool:
+    return server.started
+
+
+async def test_a_download_cut_by_the_outage_is_aborted_with_one_line_and_no_traceback(
+    switch: Switch,
+    settings: Settings,
+    lines: Lines,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The revocation list is streamed a slice at a time, each slice a read of its own: the
+    database goes away after the answer began. The verifier's connection is cut at once (an
+    incomplete body it cannot take for the whole list, not a list that ends early, not a
+    connection left hanging); the log has the one ``database_unavailable`` line of D101, no
+    traceback (before: two, ours and the server's)."""
+    caplog.set_level(logging.WARNING)
+    first_slice, outage = asyncio.Event(), asyncio.Event()
+    real = papers_service.revoked_after
+
+    async def after_the_outage(session: AsyncSession, *args: Any) -> Any:
+        first_slice.set()  # the answer has begun (status, headers, the list's opening)
+        await outage.wait()
+        return await real(session, *args)
+
+    monkeypatch.setattr(papers_service, "revoked_after", after_the_outage)
+    app = create_app(settings, database=switch.db)
+    async with served_over_tcp(app) as base, httpx.AsyncClient(base_url=base) as client:
+        kid = (await client.get("/.well-known/jwks.json")).json()["keys"][0]["kid"]
+        async with client.stream("GET", f"/.well-known/crl/{kid}.json") as response:
+            assert response.status_code == 200
+            await asyncio.wait_for(first_slice.wait(), 30)
+            await switch.down()
+            outage.set()
+            with pytest.raises(httpx.RemoteProtocolError):  # cut, not ended: no "]}"
+                await asyncio.wait_for(response.aread(), 15)
+        await switch.up()
+    (went,) = lines.named("database_unavailable")
+    assert went["path"] == f"/.well-known/crl/{kid}.json"
+    assert went["refused"] == 1
+    assert lines.tracebacks() == []
+    assert stdlib_tracebacks(caplog) == []
+    assert [r.getMessage() for r in caplog.records if r.name.startswith("uvicorn")] == []

@@ -25,7 +25,7 @@ from vnehr import (
     submissions,
     web,
 )
-from vnehr.kit import health
+from vnehr.kit import health, startup
 from vnehr.kit.clock import today_in_vietnam
 from vnehr.kit.db import Database
 from vnehr.kit.http import FORM_TEXT, RequestContextMiddleware, install_error_handlers, request_cap
@@ -42,15 +42,25 @@ with a signed client assertion.
 """
 
 
-def create_app(settings: Settings | None = None, database: Database | None = None) -> FastAPI:
-    """Build the application. ``database`` is given by tests; otherwise the lifespan opens the
-    engines from settings and closes them on shutdown (nothing connects at import)."""
+def create_app(
+    settings: Settings | None = None,
+    database: Database | None = None,
+    *,
+    check_database: bool = True,
+) -> FastAPI:
+    """Build the application. ``database`` is given by tests; otherwise the lifespan checks
+    that the database (and the read replica) can be used — unless ``check_database`` is off
+    because ``vnehr serve`` did before starting its workers — and does not start otherwise (one
+    coded line, KIT-0003/4/5/7, no traceback, D112), then opens the engines from settings and
+    closes them on shutdown (nothing connects at import)."""
     settings = settings or get_settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = database is None
         if owned:
+            if check_database:
+                await startup.refuse_unusable_database(settings, replica=True)
             app.state.database = Database.from_urls(
                 settings.database_url,
                 settings.read_database_url,
@@ -154,6 +164,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     else:
         app.state.http = httpx.AsyncClient(timeout=10)
     app.state.card_check = card_checker(settings, app.state.http)
+    # visits written together are added to the report in their batch (D108)
+    app.state.report_counter = reporting.intake_counter()
     app.state.oidc = identity.OidcClient(
         app.state.http,
         issuer=settings.issuer,
@@ -260,10 +272,19 @@ def _mount_bhxh_simulator(app: FastAPI, settings: Settings) -> None:
 
 
 def factory() -> FastAPI:
-    """Entry point for ``uvicorn --factory vnehr.app:factory`` (each worker process)."""
+    """Entry point for ``uvicorn --factory vnehr.app:factory`` (each worker process): the
+    database is checked as the app starts (D112)."""
     settings = get_settings()
     configure_logging(settings.log_level, settings.json_logs)
     return create_app(settings)
+
+
+def checked_factory() -> FastAPI:
+    """Entry point of ``vnehr serve``'s workers: the command checked the database once before
+    starting them (exit 2 and one line otherwise), so they do not check it again."""
+    settings = get_settings()
+    configure_logging(settings.log_level, settings.json_logs)
+    return create_app(settings, check_database=False)
 
 
 def audit_key(settings: Settings) -> audit.AuditKey:

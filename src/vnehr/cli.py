@@ -63,17 +63,9 @@ def _fail(message: str) -> typer.Exit:
 def _where(url: str) -> str:
     """The database a URL names, for messages: its file, or its host and name — never the
     password (nor the query options, which may hold one)."""
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError
+    from vnehr.kit.startup import where
 
-    try:
-        parsed = make_url(url)
-    except (ArgumentError, ValueError):
-        return "VNEHR_DATABASE_URL"
-    if parsed.get_backend_name() == "sqlite":
-        return parsed.database or ":memory:"
-    port = f":{parsed.port}" if parsed.port else ""
-    return f"{parsed.host or 'localhost'}{port}/{parsed.database or ''}"
+    return where(url)
 
 
 @contextmanager
@@ -100,30 +92,15 @@ def _plain_failures(url: str) -> Iterator[None]:
         raise _fail(f"configuration error: VNEHR_DATABASE_URL: {exc}") from exc
 
 
-#: The drivers vnehr runs on (``VNEHR_DATABASE_URL``'s scheme, as SQLAlchemy names it).
-_DRIVERS = frozenset({"postgresql+asyncpg", "sqlite+aiosqlite"})
-
-
 def _require_driver(settings: Settings, *, replica: bool = False) -> None:
     """One coded line (KIT-0007), exit 2, when the database URL (with ``replica``, the read
     replica's too) names a driver vnehr does not use: SQLAlchemy would import a module vnehr
     does not ship (``postgresql://`` means psycopg) and fail with a traceback."""
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError
+    from vnehr.kit.startup import unsupported_driver
 
-    from vnehr.kit.errors import DatabaseDriverUnsupported
-
-    named = {"VNEHR_DATABASE_URL": settings.database_url}
-    if replica and settings.read_database_url:
-        named["VNEHR_READ_DATABASE_URL"] = settings.read_database_url
-    for name, url in named.items():
-        try:
-            scheme = make_url(url).drivername
-        except (ArgumentError, ValueError):
-            continue  # not a URL at all: said where it is opened
-        if scheme not in _DRIVERS:
-            error = DatabaseDriverUnsupported(name=name, scheme=f"{scheme}://")
-            raise _coded_exit(settings, error)
+    error = unsupported_driver(settings, replica=replica)
+    if error is not None:
+        raise _coded_exit(settings, error)
 
 
 def _run(work: Callable[[Database], Awaitable[T]], *, schema: bool = True) -> T:
@@ -171,45 +148,18 @@ def _database_usable(settings: Settings, *, replica: bool) -> None:
     """What ``serve`` and ``worker`` check before starting: the database (and, with
     ``replica``, the read replica) answers and has the newest schema. Otherwise one coded line
     and exit 2 (KIT-0003 unreachable or refusing, KIT-0004 not there or never migrated,
-    KIT-0005 an older or unknown schema), not a service that starts and then logs a traceback
-    on every request and every delivery round. A missing SQLite file is not created."""
-    from sqlalchemy.exc import ArgumentError, DBAPIError
+    KIT-0005 an older or unknown schema, KIT-0007 a driver vnehr does not use), not a service
+    that starts and then logs a traceback on every request and every delivery round. A missing
+    SQLite file is not created. (The app's lifespan asks the same when started some other way,
+    D112.)"""
+    from vnehr.kit.startup import StartupRefused, database_refusal
 
-    from vnehr.kit.db import create_engine
-    from vnehr.kit.errors import DatabaseNotSetUp, DatabaseUnreachable, SchemaNotCurrent
-    from vnehr.kit.migrate import current_revisions, head_revisions
-
-    async def revisions(url: str) -> frozenset[str]:
-        engine = create_engine(url, immediate=False, read_only=True, pool_size=1)
-        try:
-            async with engine.connect() as connection:
-                return await current_revisions(connection)
-        finally:
-            await engine.dispose()
-
-    _require_driver(settings, replica=replica)
-    urls = [settings.database_url, *([settings.read_database_url] if replica else [])]
-    for url in filter(None, dict.fromkeys(urls)):
-        where = _where(url)
-        try:
-            if _missing_sqlite_file(url) is not None:
-                raise _coded_exit(settings, DatabaseNotSetUp(where=where))
-            current = asyncio.run(revisions(url))
-        except ArgumentError as exc:  # a URL SQLAlchemy cannot use (its text holds no URL)
-            name = "DATABASE_URL" if url == settings.database_url else "READ_DATABASE_URL"
-            raise _fail(f"configuration error: VNEHR_{name}: {exc}") from exc
-        except DBAPIError as exc:  # refused the login, no such database, cannot open the file
-            reason = str(exc.orig or exc).strip().splitlines()[0]
-            error = DatabaseUnreachable(where=where, reason=reason)
-            raise _coded_exit(settings, error) from exc
-        except OSError as exc:  # refused, no route, a name that does not resolve, a timeout
-            reason = exc.strerror or str(exc) or type(exc).__name__
-            error = DatabaseUnreachable(where=where, reason=reason)
-            raise _coded_exit(settings, error) from exc
-        if not current:
-            raise _coded_exit(settings, DatabaseNotSetUp(where=where))
-        if current != head_revisions():
-            raise _coded_exit(settings, SchemaNotCurrent(where=where))
+    try:
+        error = asyncio.run(database_refusal(settings, replica=replica))
+    except StartupRefused as exc:  # a URL SQLAlchemy cannot use
+        raise _fail(exc.line) from exc
+    if error is not None:
+        raise _coded_exit(settings, error)
 
 
 def _in_range(settings: Settings, option: str, value: int | None, name: str) -> int:
@@ -245,7 +195,7 @@ def serve(
     from vnehr.kit import serving  # only here: other commands start faster without uvicorn
 
     serving.serve(
-        "vnehr.app:factory",
+        "vnehr.app:checked_factory",  # (checked above: the workers do not check again)
         factory=True,
         host=host or settings.host,
         port=port,
@@ -434,6 +384,58 @@ def outbox_prune(
         f"{pruned.events} delivered event(s) and {pruned.attempts} delivery attempt(s) removed "
         f"(delivered more than {days} days ago; {pruned.batches} batch(es))"
     )
+
+
+@outbox_app.command("consumers")
+def outbox_consumers(
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON list")] = False,
+) -> None:
+    """The JetStream consumers of the stream (VNEHR_BUS=nats): whether this configuration runs
+    each, what it has not taken yet (pending), what it took without answering
+    (unacknowledged), pulls waiting now (a worker reading it). A consumer not configured holds
+    its topic's messages until the server removes it, once nobody pulled from it for an hour
+    (D112)."""
+    import dataclasses
+    from urllib.parse import urlsplit
+
+    import httpx
+    from nats.js.errors import NotFoundError
+
+    from vnehr.app import exchange_handlers
+    from vnehr.exchange import nats_bus
+
+    settings = _settings()
+    if settings.bus != "nats":
+        raise _fail("VNEHR_BUS is not nats: no JetStream consumers (see `vnehr outbox list`)")
+
+    async def main() -> list[nats_bus.ConsumerState]:
+        async with httpx.AsyncClient() as http:  # (the handlers are only named, not called)
+            ours = nats_bus.durables(exchange_handlers(settings, http))
+        return await nats_bus.consumer_states(settings.nats_url, ours)
+
+    servers = ",".join(
+        f"{urlsplit(u).hostname}:{urlsplit(u).port or 4222}" for u in settings.nats_url.split(",")
+    )  # (never a user or password of the URL)
+    try:
+        states = asyncio.run(main())
+    except NotFoundError as exc:
+        raise _fail(f"no stream {nats_bus.STREAM} at {servers}: no worker has started") from exc
+    except ConnectionError as exc:  # refused, timed out, no servers: one line
+        raise _fail(f"cannot connect to NATS at {servers}: {exc}") from exc
+    if as_json:
+        typer.echo(json.dumps([dataclasses.asdict(s) for s in states], ensure_ascii=False))
+        return
+    for state in states:
+        runs = "configured" if state.configured else "not configured"
+        if state.removed_when_idle_seconds:
+            runs += f" (removed after {state.removed_when_idle_seconds:.0f} s idle)"
+        typer.echo(
+            f"{state.consumer}  {state.subject}  {runs}  pending {state.pending}  "
+            f"unacknowledged {state.unacknowledged}  reading {state.pulls_waiting}  "
+            f"last delivered {state.last_delivered or '-'}"
+        )
+    if not states:
+        typer.echo("no consumers")
 
 
 @app.command()
@@ -757,7 +759,7 @@ def import_files(
     validation. Resumable: files already received (same bytes) are skipped. On PostgreSQL new
     visits are written with COPY. Lists each file refused and each visit rejected; exits 0
     when every visit was accepted, 1 when a visit was rejected, 2 when a file was refused."""
-    from vnehr import submissions
+    from vnehr import reporting, submissions
 
     if not directory.is_dir():
         typer.echo(f"{_shown(directory)} is not a folder", err=True)
@@ -774,6 +776,7 @@ def import_files(
         # portal; the cards are checked when the visits are delivered there, D59.)
         require_signature=settings.require_signature,
         papers=papers.keys_for(settings),
+        count=reporting.intake_counter(),  # each batch's counts in one statement (D108)
     )
 
     async def work(db: Database) -> submissions.ImportTotals:

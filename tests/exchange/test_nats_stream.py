@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -57,13 +58,15 @@ async def start_and_stop(
     keep_days: int,
     max_bytes: int | None = None,
     names: tuple[str, ...] = ("bhxh",),
+    unused_after: timedelta = nats_bus.UNUSED_AFTER,
 ) -> None:
     """A worker that starts (sets the stream up, creates its consumers) and stops at once."""
     stop = asyncio.Event()
     stop.set()
     consumers: exchange.Consumers = {TOPIC: dict.fromkeys(names, _ignore)}
     policy = exchange.Policy(keep_days=keep_days)
-    await nats_bus.run(db, nats_url, consumers, policy, stop=stop, max_bytes=max_bytes)
+    await nats_bus.run(db, nats_url, consumers, policy, stop=stop, max_bytes=max_bytes,
+                       unused_after=unused_after)  # fmt: skip
 
 
 async def publish(js: JetStreamContext, n: int) -> None:
@@ -310,3 +313,158 @@ async def test_a_consumer_nobody_runs_any_more_is_named_when_it_holds_messages(
     [unused] = [e for e in lines.entries if e["event"] == "stream_consumer_unused"]
     assert unused["consumer"] == nats_bus.durable_name("retired", TOPIC)
     assert unused["pending"] == 3
+
+
+# ------------------------------------------------------------------ consumers nobody runs
+
+
+async def _consumers(js: JetStreamContext) -> dict[str, Any]:
+    return {c.name: c for c in await js.consumers_info(nats_bus.STREAM)}
+
+
+async def _eventually(check: Any, seconds: float = 15.0) -> bool:
+    for _ in range(int(seconds / 0.1)):
+        if await check():
+            return True
+        await asyncio.sleep(0.1)
+    return False
+
+
+IDLE = timedelta(seconds=1)
+
+
+async def test_a_consumer_nobody_runs_any_more_goes_once_idle_and_its_messages_with_it(
+    js: JetStreamContext, db: Database, nats_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Left by an earlier release (or a feature switched off): it held its topic's messages
+    until max_age, a month, and the stream full meanwhile (D102). Now the worker hands it to
+    the server to remove once nobody has pulled from it for a while; what it held goes."""
+    await start_and_stop(db, nats_url, keep_days=30, names=("bhxh",))
+    bhxh, _retired = await subscribe(js, ("bhxh", "retired"))
+    await publish(js, 3)
+    await take_everything([bhxh])
+    assert (await js.stream_info(nats_bus.STREAM)).state.messages == 3  # held by "retired"
+
+    lines = LogCapture()
+    monkeypatch.setattr(nats_bus, "log", structlog.wrap_logger(None, processors=[lines]))
+    await start_and_stop(db, nats_url, keep_days=30, names=("bhxh",), unused_after=IDLE)
+    [unused] = [e for e in lines.entries if e["event"] == "stream_consumer_unused"]
+    assert unused["consumer"] == nats_bus.durable_name("retired", TOPIC)
+    assert unused["pending"] == 3
+    assert unused["removed_when_idle_seconds"] == 1
+
+    async def gone() -> bool:
+        return nats_bus.durable_name("retired", TOPIC) not in await _consumers(js)
+
+    assert await _eventually(gone)
+    assert (await js.stream_info(nats_bus.STREAM)).state.messages == 0
+    assert set(await _consumers(js)) == {nats_bus.durable_name("bhxh", TOPIC)}
+
+
+async def test_a_stopped_workers_consumers_keep_their_messages(
+    js: JetStreamContext, db: Database, nats_url: str
+) -> None:
+    """The consumers of the configuration are never handed over: with every worker stopped
+    they keep what they have not taken, however long. One that a worker of another
+    configuration handed over (the feature off there) is taken back by a worker that runs it."""
+    await start_and_stop(db, nats_url, keep_days=30, names=CONSUMERS, unused_after=IDLE)
+    await publish(js, 3)
+    # a worker with the report switched off, then one with everything again
+    await start_and_stop(db, nats_url, keep_days=30, names=("bhxh", "inbox"), unused_after=IDLE)
+    await start_and_stop(db, nats_url, keep_days=30, names=CONSUMERS, unused_after=IDLE)
+    await asyncio.sleep(3 * IDLE.total_seconds())  # idle for longer than the threshold
+    found = await _consumers(js)
+    assert set(found) == {nats_bus.durable_name(n, TOPIC) for n in CONSUMERS}
+    for consumer in found.values():
+        assert consumer.num_pending == 3
+        assert not consumer.config.inactive_threshold
+    assert (await js.stream_info(nats_bus.STREAM)).state.messages == 3
+
+
+async def test_a_consumer_an_older_release_still_runs_is_kept_while_it_pulls(
+    js: JetStreamContext, db: Database, nats_url: str
+) -> None:
+    """A rolling upgrade: a worker of the earlier release still reads a consumer this release
+    no longer has. It is removed only after that worker stopped pulling."""
+    await start_and_stop(db, nats_url, keep_days=30, names=("bhxh",))
+    [older] = await subscribe(js, ("retired",))
+    stop = asyncio.Event()
+
+    async def pulling() -> None:
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                for message in await older.fetch(10, timeout=0.5):
+                    await message.ack()
+
+    reader = asyncio.create_task(pulling())
+    retired = nats_bus.durable_name("retired", TOPIC)
+    try:
+        await start_and_stop(db, nats_url, keep_days=30, names=("bhxh",), unused_after=IDLE)
+        await asyncio.sleep(3 * IDLE.total_seconds())
+        assert retired in await _consumers(js)
+    finally:
+        stop.set()
+        await reader
+
+    async def gone() -> bool:
+        return retired not in await _consumers(js)
+
+    assert await _eventually(gone)
+
+
+async def test_the_command_lists_the_consumers_with_what_they_hold(
+    js: JetStreamContext, db: Database, nats_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``vnehr outbox consumers``: each consumer of the stream, whether this configuration
+    runs it, what it has not taken yet and what it took without answering."""
+    from typer.testing import CliRunner
+
+    from vnehr.cli import app
+    from vnehr.kit.settings import get_settings
+
+    await start_and_stop(db, nats_url, keep_days=30, names=("bhxh",))
+    await subscribe(js, ("retired",))
+    await publish(js, 2)
+    monkeypatch.setenv("VNEHR_BUS", "nats")
+    monkeypatch.setenv("VNEHR_NATS_URL", nats_url)
+    get_settings.cache_clear()
+    try:  # (the command runs its own event loop)
+        shown = await asyncio.to_thread(CliRunner().invoke, app, ["outbox", "consumers"])
+        as_json = await asyncio.to_thread(
+            CliRunner().invoke, app, ["outbox", "consumers", "--json"]
+        )
+    finally:
+        get_settings.cache_clear()
+    assert shown.exit_code == 0, shown.output
+    retired = nats_bus.durable_name("retired", TOPIC)
+    [line] = [line for line in shown.output.splitlines() if line.startswith(retired)]
+    assert "not configured" in line
+    assert "pending 2" in line
+    rows = {row["consumer"]: row for row in json.loads(as_json.output)}
+    assert rows[retired]["configured"] is False
+    assert rows[retired]["pending"] == 2
+    bhxh = rows[nats_bus.durable_name("bhxh", TOPIC)]
+    assert (bhxh["configured"], bhxh["pending"], bhxh["unacknowledged"]) == (True, 2, 0)
+
+
+def test_the_command_says_in_one_line_that_nats_cannot_be_reached(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from typer.testing import CliRunner
+
+    from tests.conftest import free_port
+    from vnehr.cli import app
+    from vnehr.kit.settings import get_settings
+
+    port = free_port()  # nothing listens there
+    monkeypatch.setenv("VNEHR_BUS", "nats")
+    monkeypatch.setenv("VNEHR_NATS_URL", f"nats://vnehr:s3cret-pw@127.0.0.1:{port}")
+    get_settings.cache_clear()
+    try:
+        result = CliRunner().invoke(app, ["outbox", "consumers"])
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 2
+    [line] = result.output.strip().splitlines()
+    assert line.startswith(f"cannot connect to NATS at 127.0.0.1:{port}: ")
+    assert "s3cret" not in result.output

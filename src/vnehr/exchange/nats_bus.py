@@ -11,12 +11,13 @@ import asyncio
 import contextlib
 import random
 from collections.abc import Collection
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
 from nats.aio.client import Client as Nats
+from nats.errors import Error as NatsError
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js import JetStreamContext
 from nats.js.api import (
@@ -46,6 +47,9 @@ PREFIX = "vnehr.events."
 
 
 NO_LIMIT = -1  # JetStream's "no cap"
+#: A consumer this configuration does not run is removed by the server once nobody has pulled
+#: from it for this long (D112): an earlier release's worker still running keeps it.
+UNUSED_AFTER = timedelta(hours=1)
 #: JetStream's "stream store failed" (maximum bytes exceeded: the stream is full, D88, D102)
 STREAM_FULL = frozenset({10077})
 
@@ -119,13 +123,7 @@ async def _oldest_not_taken(
         return None
     first: int | None = None
     for consumer in await js.consumers_info(STREAM):
-        if consumer.name not in durables:
-            # a consumer of an earlier release that nobody runs any more: on an interest
-            # stream it holds its subject's messages until max_age, so say so (D102)
-            held = (consumer.num_pending or 0) + (consumer.num_ack_pending or 0)
-            if held:
-                log.warning("stream_consumer_unused", stream=STREAM, consumer=consumer.name,
-                            pending=held)  # fmt: skip
+        if consumer.name not in durables:  # (``tend_consumers`` says what becomes of it)
             continue
         if not (consumer.num_pending or consumer.num_ack_pending):
             continue
@@ -143,6 +141,96 @@ async def _oldest_not_taken(
     if message.time is None:
         return None
     return (utcnow() - message.time).total_seconds()
+
+
+async def tend_consumers(
+    js: JetStreamContext, durables: Collection[str], unused_after: timedelta = UNUSED_AFTER
+) -> None:
+    """A durable consumer of the stream that this configuration does not run (left by an
+    earlier release, or its feature switched off here) holds its subject's messages on an
+    interest stream until ``max_age``. It is handed to the server to remove once nobody has
+    pulled from it for ``unused_after`` (its inactive threshold): a worker that still runs it
+    (an earlier release during a rolling upgrade, a worker with the feature on) keeps it, and
+    what it held goes with it (D112). Logged once per start (``stream_consumer_unused``). The
+    consumers of this configuration never have a threshold, whoever set one: with every worker
+    stopped they keep what they have not taken."""
+    wanted = unused_after.total_seconds()
+    for consumer in await js.consumers_info(STREAM):
+        config = consumer.config
+        if not config.durable_name:
+            continue  # an ephemeral consumer goes by itself
+        threshold = config.inactive_threshold or None
+        if consumer.name in durables:
+            if threshold is not None:
+                log.info("stream_consumer_kept", stream=STREAM, consumer=consumer.name)
+                await js.add_consumer(STREAM, replace(config, inactive_threshold=0.0))
+            continue
+        held = (consumer.num_pending or 0) + (consumer.num_ack_pending or 0)
+        log.warning("stream_consumer_unused", stream=STREAM, consumer=consumer.name,
+                    pending=held, removed_when_idle_seconds=round(wanted))  # fmt: skip
+        if threshold != wanted:
+            await js.add_consumer(STREAM, replace(config, inactive_threshold=wanted))
+
+
+@dataclass(frozen=True, slots=True)
+class ConsumerState:
+    """One consumer of the stream as ``vnehr outbox consumers`` shows it."""
+
+    consumer: str
+    subject: str
+    configured: bool
+    pending: int  # not handed out yet
+    unacknowledged: int  # handed out, not answered
+    pulls_waiting: int  # a worker reading it now
+    last_delivered: str | None
+    removed_when_idle_seconds: float | None
+
+
+async def consumer_states(url: str, durables: Collection[str]) -> list[ConsumerState]:
+    """The stream's consumers, by name, with what they hold; ``durables`` are this
+    configuration's. Tries each server twice: an unreachable one raises ``ConnectionError``
+    with the last reason (never a traceback, which would show the URL's password)."""
+    nc = Nats()
+    failures: list[Exception] = []
+
+    async def quiet(exc: Exception) -> None:
+        failures.append(exc)
+
+    try:
+        await nc.connect(servers=url.split(","), allow_reconnect=False, connect_timeout=5,
+                         max_reconnect_attempts=1, reconnect_time_wait=0,
+                         error_cb=quiet)  # fmt: skip
+    except (NatsError, OSError) as failed:  # no servers left, refused, timed out
+        last = failures[-1] if failures else failed
+        reason = getattr(last, "strerror", None) or type(last).__name__
+        raise ConnectionError(reason) from None
+    try:
+        found = await nc.jetstream().consumers_info(STREAM)
+    finally:
+        await nc.close()
+    states = []
+    for info in sorted(found, key=lambda c: c.name):
+        active = info.delivered.last_active if info.delivered else None
+        states.append(
+            ConsumerState(
+                consumer=info.name,
+                subject=info.config.filter_subject or "",
+                configured=info.name in durables,
+                pending=info.num_pending or 0,
+                unacknowledged=info.num_ack_pending or 0,
+                pulls_waiting=info.num_waiting or 0,
+                last_delivered=active.isoformat() if active else None,
+                removed_when_idle_seconds=info.config.inactive_threshold or None,
+            )
+        )
+    return states
+
+
+def durables(consumers: Consumers) -> frozenset[str]:
+    """The durable consumers a worker of this configuration runs."""
+    return frozenset(
+        durable_name(name, topic) for topic, named in consumers.items() for name in named
+    )
 
 
 #: stream name -> when the relay found it full (said once per outage, D102)
@@ -303,10 +391,13 @@ async def run(
     stop: asyncio.Event,
     replicas: int = 1,
     max_bytes: int | None = None,
+    unused_after: timedelta = UNUSED_AFTER,
 ) -> None:
     """Relay the outbox and run every consumer until ``stop`` is set. The stream keeps
     messages as long as the outbox keeps delivered events (``policy.keep_days``), at most
-    ``max_bytes``; an existing stream gets these limits on start (``ensure_stream``)."""
+    ``max_bytes``; an existing stream gets these limits on start (``ensure_stream``). A consumer
+    of the stream that ``consumers`` does not name is removed by the server once nobody pulled
+    from it for ``unused_after`` (``tend_consumers``)."""
     nc = Nats()
 
     async def on_error(exc: Exception) -> None:
@@ -314,15 +405,11 @@ async def run(
 
     await nc.connect(servers=url.split(","), max_reconnect_attempts=-1, error_cb=on_error)
     js = nc.jetstream()
+    ours = durables(consumers)
     await ensure_stream(
-        js,
-        replicas,
-        max_age=timedelta(days=policy.keep_days),
-        max_bytes=max_bytes,
-        durables={
-            durable_name(name, topic) for topic, named in consumers.items() for name in named
-        },
+        js, replicas, max_age=timedelta(days=policy.keep_days), max_bytes=max_bytes, durables=ours
     )
+    await tend_consumers(js, ours, unused_after)
     for topic, named in consumers.items():
         _consumer_names[topic] = frozenset(named)
     rng = random.Random()  # noqa: S311  (jitter)

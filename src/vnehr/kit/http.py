@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import logging
 import re
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator
+from contextvars import ContextVar
 from typing import Annotated, Any
 
 import structlog
@@ -32,12 +34,33 @@ from vnehr.kit.errors import (
 from vnehr.kit.logging import get_logger
 from vnehr.kit.metrics import HTTP_SECONDS
 from vnehr.kit.outage import LONGEST_WAIT, RETRY_AFTER_SECONDS, Lost, database_lost
+from vnehr.kit.startup import StartupRefused
 
 log = get_logger("vnehr.http")
 #: The same logger on the stdlib side: asked first whether access lines are wanted at all
 #: (structlog would build the whole event before the level drops it).
 _access = logging.getLogger("vnehr.http")
 REQUEST_ID_HEADER = "x-request-id"
+
+#: Set, in the request's own task, when the middleware cuts an answer that had begun because
+#: the database went away (D112): the server then closes the connection and says "returned
+#: without completing response", which is no error of its own to report.
+_cut_for_outage: ContextVar[bool] = ContextVar("vnehr_cut_for_outage", default=False)
+_UNFINISHED = "ASGI callable returned without completing response"
+
+
+class _CutForOutage(logging.Filter):
+    """Drops uvicorn's line about an unfinished answer when the middleware cut it for a lost
+    database (already said in ``database_unavailable``); every other such line stays."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (_cut_for_outage.get() and str(record.msg).startswith(_UNFINISHED))
+
+
+def _quiet_cut_answers() -> None:
+    server_log = logging.getLogger("uvicorn.error")
+    if not any(isinstance(f, _CutForOutage) for f in server_log.filters):
+        server_log.addFilter(_CutForOutage())
 
 
 ERROR_SCHEMA: dict[str, Any] = {
@@ -204,14 +227,20 @@ class RequestContextMiddleware:
     with KIT-0002 before any route sees it (``_control_in_address``, ``_refusing_nul``); the
     text of a form is checked where a route reads one (``FORM_TEXT``). A request that fails
     because the database is lost is answered 503 KIT-0008 with ``Retry-After`` (D101), in its
-    route's form (``unavailable_response``)."""
+    route's form (``unavailable_response``); one whose answer had already begun (a streamed
+    download) is cut: the server closes the connection, so the client sees an incomplete body
+    rather than one that ends early, and the log has the same line, no traceback (D112)."""
 
     def __init__(self, app: ASGIApp, max_body: int | None = None) -> None:
         self.app = app
         self.max_body = max_body
         self.refusals = _Refusals()
+        _quiet_cut_answers()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(scope, receive, send)
+            return
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -221,10 +250,26 @@ class RequestContextMiddleware:
         with structlog.contextvars.bound_contextvars(request_id=request_id):
             await self._handle(scope, receive, send, request_id)
 
+    async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """A start refused on purpose (``StartupRefused``: a database it cannot use, D112) is
+        told to the server as its one line, not as the traceback Starlette sends along."""
+
+        async def send_refusal(message: Message) -> None:
+            if message["type"] == "lifespan.startup.failed":
+                refused = _refusal(sys.exc_info()[1])  # (sent while Starlette handles it)
+                if refused is not None:
+                    message = {**message, "message": refused.line}
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_refusal)
+        except StartupRefused:
+            return  # told above; the server stops (uvicorn: "Application startup failed")
+
     async def _handle(self, scope: Scope, receive: Receive, send: Send, request_id: str) -> None:
         started = time.perf_counter()
         status = 500
-        response_started = False
+        response_started = cut = False
 
         async def send_with_id(message: Message) -> None:
             nonlocal status, response_started
@@ -259,9 +304,13 @@ class RequestContextMiddleware:
             if _unstorable_text(exc) and not response_started:
                 await error_response(ControlCharacter(where="body"))(scope, receive, send_with_id)
                 return
-            lost = None if response_started else database_lost(exc)
+            lost = database_lost(exc)
             if lost is not None:  # 503 KIT-0008, Retry-After; a line now and then (D101)
                 self.refusals.note(scope["path"], lost)
+                if response_started:  # returned unfinished: the server cuts the connection
+                    _cut_for_outage.set(True)
+                    cut = True
+                    return
                 response = unavailable_response(Request(scope, receive))
                 await response(scope, receive, send_with_id)
                 return
@@ -283,6 +332,7 @@ class RequestContextMiddleware:
                     path=logged_path(scope["path"]),
                     status=status,
                     ms=round(elapsed * 1000, 2),
+                    **({"cut": True} if cut else {}),
                 )
 
 
@@ -292,6 +342,14 @@ class RequestContextMiddleware:
 #: tell lines apart, not to name anyone.
 _TWELVE_DIGITS = re.compile(r"[0-9]{12}")
 _PERSONAL_ID_IN_PATH = re.compile(r"(?<![0-9])([0-9]{3})[0-9]{7}([0-9]{2})(?![0-9])")
+
+
+def _refusal(exc: BaseException | None) -> StartupRefused | None:
+    for _ in range(8):  # the lifespan's own failure, as it is or wrapped by a context manager
+        if exc is None or isinstance(exc, StartupRefused):
+            return exc
+        exc = exc.__cause__ or exc.__context__
+    return None
 
 
 def logged_path(path: str) -> str:
