@@ -164,7 +164,7 @@ def create_app(
     else:
         app.state.http = httpx.AsyncClient(timeout=10)
     app.state.card_check = card_checker(settings, app.state.http)
-    # visits written together are added to the report in their batch (D108)
+    # visits written together are added to the report in their batch (D113)
     app.state.report_counter = reporting.intake_counter()
     app.state.oidc = identity.OidcClient(
         app.state.http,

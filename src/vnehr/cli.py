@@ -776,7 +776,7 @@ def import_files(
         # portal; the cards are checked when the visits are delivered there, D59.)
         require_signature=settings.require_signature,
         papers=papers.keys_for(settings),
-        count=reporting.intake_counter(),  # each batch's counts in one statement (D108)
+        count=reporting.intake_counter(),  # each batch's counts in one statement (D113)
     )
 
     async def work(db: Database) -> submissions.ImportTotals:

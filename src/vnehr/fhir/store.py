@@ -266,12 +266,12 @@ async def patients(
 ) -> Pool:
     """The Patients of these persons the scope reaches, as ``compartment`` has them (the same
     reach, the same insurance cards, the same resources kept as sent), without mapping a visit
-    (``GET Patient/{id}``, ``Patient?identifier=``). The reach comes from the timeline index; a
-    visit is opened only when its content counts: one with an insurance card (the Patient
-    lists the cards seen in the visits), and another facility's visit that a facility system
-    reads under consent (whether a sensitive category leaves it out, D35). The reader's own
-    visits, and a citizen's, are kept whatever they hold, and their timeline row carries the
-    person of the version it points to."""
+    (``GET Patient/{id}``, ``Patient?identifier=``). The reach and the insurance cards (the
+    Patient lists those seen in the visits it may see) come from the timeline index (D114); a
+    visit is opened only when its content counts: another facility's visit that a facility
+    system reads under consent (whether a sensitive category leaves it out, D35). The reader's
+    own visits, and a citizen's, are kept whatever they hold, and their timeline row carries
+    the person and the cards of the version it points to."""
     pool = Pool()
     if scope.is_citizen:
         person_ids = [p for p in person_ids if p in scope.holders]
@@ -280,15 +280,19 @@ async def patients(
     opened = {
         e.version_id
         for e in entries
-        if e.insured or not (scope.is_citizen or e.facility_code == scope.facility_code)
+        if not (scope.is_citizen or e.facility_code == scope.facility_code)
     }
     versions = await records.versions_by_ids(session, sorted(opened))
     reached: set[int] = set()
     sources = []
+    cards: dict[int, set[str]] = {}
     for e in entries:
         if e.version_id not in opened:
             if e.person_id is not None:
                 reached.add(e.person_id)
+                for card in (e.insurance_cards or "").split(";"):
+                    if card:
+                        cards.setdefault(e.person_id, set()).add(card)
             continue
         version = versions.get(e.version_id)
         if version is None:
@@ -298,7 +302,9 @@ async def patients(
             sources.append(src)
             if src.person_id is not None:
                 reached.add(src.person_id)
-    await _add_patients(session, pool, scope, person_ids, reached, _cards(sources))
+    for person_id, found in _cards(sources).items():
+        cards.setdefault(person_id, set()).update(found)
+    await _add_patients(session, pool, scope, person_ids, reached, cards)
     if kept_as_sent:
         writer = None if scope.is_citizen else scope.facility_code
         for kept in await stored.of_persons(session, person_ids, writer, types=("Patient",)):

@@ -7,7 +7,16 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, Numeric, String, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    ForeignKey,
+    Index,
+    Integer,
+    Numeric,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from vnehr.kit.db import Base, BigId, JSONDoc, PackedJSON, UtcDateTime
@@ -70,3 +79,6 @@ class TimelineEntry(Base):
     ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     version: Mapped[int] = mapped_column(Integer, default=1)
     updated_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    #: The version's insurance cards (XML1 MA_THE_BHYT, trimmed, ";"-separated; None without
+    #: one): the FHIR Patient lists them without opening the visits (D114).
+    insurance_cards: Mapped[str | None] = mapped_column(Text)

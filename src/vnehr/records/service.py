@@ -63,6 +63,13 @@ class VisitData:
     #: stores it as it is.
     packed_tables: bytes = b""
 
+    @property
+    def lag_seconds(self) -> int | None:
+        """Seconds from the end of the visit to its arrival (the timeliness report)."""
+        if self.ended_at is None:
+            return None
+        return int((self.received_at - self.ended_at).total_seconds())
+
 
 @dataclass(frozen=True, slots=True)
 class Stored:
@@ -108,6 +115,7 @@ def _hot_statements() -> dict[str, Any]:
     timeline_columns = [
         "person_id", "facility_code", "visit_key", "version_id", "care_type", "main_diagnosis",
         "outcome", "insured", "started_at", "ended_at", "version", "updated_at",
+        "insurance_cards",
     ]  # fmt: skip
     found = {
         "current": select(v.id, v.version, v.content_sha256, v.submission_id)
@@ -301,7 +309,7 @@ def _version_values(data: VisitData, version: int) -> dict[str, Any]:
         "started_at": data.started_at,
         "ended_at": data.ended_at,
         "received_at": data.received_at,
-        "lag_seconds": _lag(data),
+        "lag_seconds": data.lag_seconds,
         "total_hospital_cost": data.total_hospital_cost,
         "has_summary": data.has_summary,
         "tables": data.tables,
@@ -324,14 +332,16 @@ def _timeline_values(data: VisitData, version_id: int, version: int) -> dict[str
         "ended_at": data.ended_at,
         "version": version,
         "updated_at": data.received_at,
+        "insurance_cards": insurance_cards(data.tables),
     }
 
 
-def _lag(data: VisitData) -> int | None:
-    """Seconds from the end of the visit to its arrival (the timeliness report)."""
-    if data.ended_at is None:
-        return None
-    return int((data.received_at - data.ended_at).total_seconds())
+def insurance_cards(tables: dict[str, Any]) -> str | None:
+    """A visit's insurance cards as its timeline row keeps them: XML1 MA_THE_BHYT (one card, or
+    several separated by ";"), each trimmed, ";"-separated; None without one."""
+    xml1 = (tables.get("XML1") or [{}])[0]
+    cards = [c.strip() for c in (xml1.get("MA_THE_BHYT") or "").split(";") if c.strip()]
+    return ";".join(cards) or None
 
 
 async def versions(session: AsyncSession, facility_code: str, visit_key: str) -> list[VisitVersion]:

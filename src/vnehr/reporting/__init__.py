@@ -4,7 +4,7 @@ from rollups that an event consumer keeps up to date (checked against the stored
 from vnehr.reporting.api import router
 from vnehr.reporting.metrics import Period
 from vnehr.reporting.outputs import charts, html, to_csv, to_json, to_pdf, to_xlsx
-from vnehr.reporting.rollup import consumers, rebuild
+from vnehr.reporting.rollup import consumers, intake_counter, rebuild
 from vnehr.reporting.service import (
     build,
     check,
@@ -24,6 +24,7 @@ __all__ = [
     "declare",
     "figures",
     "html",
+    "intake_counter",
     "load_population",
     "period_of",
     "rebuild",

@@ -6,6 +6,7 @@ from vnehr.submissions.importer import Totals as ImportTotals
 from vnehr.submissions.importer import import_folder, read_file, visit_files
 from vnehr.submissions.rules import check_paper_row
 from vnehr.submissions.service import (
+    BatchCounter,
     CardCheck,
     IntakeOptions,
     admitted,
@@ -23,6 +24,7 @@ from vnehr.submissions.xmlio import Limits, b64decode, read_table
 
 __all__ = [
     "TABLES_IN_ENVELOPE",
+    "BatchCounter",
     "CardCheck",
     "ImportTotals",
     "IntakeOptions",

@@ -196,6 +196,7 @@ async def submit(request: Request, subject: CurrentSubject) -> JSONResponse:
         require_signature=settings.require_signature,
         card_check=request.app.state.card_check,
         papers=papers.keys_for(settings),
+        count=request.app.state.report_counter,
     )
     service.require_sender(subject)
     db = database(request)

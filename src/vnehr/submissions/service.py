@@ -51,6 +51,12 @@ from vnehr.submissions.xmlio import (
 
 #: (card, name, birth dd/MM/yyyy) -> the portal's result code, or None when it cannot answer.
 CardCheck = Callable[[str, str, str], Awaitable[str | None]]
+#: Adds the six-monthly report's counts of what a batch wrote together: its visits' first
+#: versions and the payloads of its ``visit.rejected`` events (D113). Their events say
+#: ``counted``, so that the report's consumers skip them.
+BatchCounter = Callable[
+    [AsyncSession, list[records.VisitData], list[dict[str, Any]]], Awaitable[None]
+]
 #: A system reads its own receipts if it may send files or read records.
 RECEIPT_SCOPES = ("submission.write", "checkin.write", "record.read")
 
@@ -247,6 +253,9 @@ class IntakeOptions:
     #: The keys papers are signed with; None: papers in the file are not issued (tools that
     #: only load visits, such as benchmarks).
     papers: papers.PaperKeys | None = None
+    #: The report's counter of the visits ``accept_many`` writes together, called once per
+    #: batch as its last statement; None: the report's consumers count them from the events.
+    count: BatchCounter | None = None
 
 
 async def submit(
@@ -368,6 +377,7 @@ async def accept_many(
         ]
 
     seen = Counter(key for index, code, _, _ in admitted for key in new_keys(index, code))
+    counted: tuple[list[records.VisitData], list[dict[str, Any]]] = ([], [])
     # (locked first: a visit another transaction is writing now is seen once it commits)
     await records.lock_visits(session, list(seen))
     existing = await records.current_keys(session, list(seen))
@@ -389,7 +399,7 @@ async def accept_many(
             runs.append((alone, [item]))
     for alone, items in runs:
         if not alone:
-            for index, receipt in await _accept_together(session, files, items, options):
+            for index, receipt in await _accept_together(session, files, items, options, counted):
                 results[index] = receipt
             continue
         for index, _, _, _ in items:
@@ -399,6 +409,10 @@ async def accept_many(
                     results[index] = await accept(session, subject, data, analysis, options)
             except errors.FileRefused as exc:
                 results[index] = exc
+    if options.count is not None and (counted[0] or counted[1]):
+        # last: the counters (a facility's month, shared with other writers) stay locked only
+        # until the commit that follows, and are taken in one order (no deadlock, D113)
+        await options.count(session, *counted)
     done = [r for r in results if r is not None]
     if len(done) != len(files):
         raise RuntimeError("accept_many left a file without an answer")
@@ -410,9 +424,12 @@ async def _accept_together(
     files: list[tuple[Subject, bytes, Analysis]],
     admitted: list[tuple[int, str, bool, list[dict[str, Any]]]],
     options: IntakeOptions,
+    counted: tuple[list[records.VisitData], list[dict[str, Any]]],
 ) -> list[tuple[int, dict[str, Any]]]:
-    """The files of ``accept_many`` whose visits are all new, from connected facilities."""
+    """The files of ``accept_many`` whose visits are all new, from connected facilities; with a
+    report counter, what they write for the report is added to ``counted``."""
     received = utcnow()
+    counting = options.count is not None
     patients = []
     for index, _, _, _ in admitted:
         subject, _, analysis = files[index]
@@ -449,12 +466,19 @@ async def _accept_together(
         visits = []
         for visit, planned_data in planned:  # the rows in the order one by one would write them
             if planned_data is None:
-                rows.append(_rejected_event(code, visit, received, submission_id))
+                event = _rejected_event(code, visit, received, submission_id, counting)
+                if counting:
+                    counted[1].append(event.payload)
+                rows.append(event)
                 visits.append(_visit_receipt(visit))
                 continue
             data = planned_data
             kept = next(stored)
-            rows += _accepted_rows(subject, visit, kept, submission_id, data.person_id, False)
+            rows += _accepted_rows(
+                subject, visit, kept, submission_id, data.person_id, False, counted=counting
+            )
+            if counting:
+                counted[0].append(data)
             visits.append(_stored_receipt(visit, kept))
             issue.append((subject, visit, data.person_id, kept.outcome == "changed"))
         accepted = sum(1 for _, data in planned if data is not None)
@@ -511,20 +535,22 @@ async def _admit(
 
 
 def _rejected_event(
-    code: str, visit: VisitAnalysis, received: datetime, submission_id: str
+    code: str,
+    visit: VisitAnalysis,
+    received: datetime,
+    submission_id: str,
+    counted: bool = False,
 ) -> OutboxEvent:
-    return new_event(
-        "visit.rejected",
-        f"{code}:{visit.visit_key or '-'}",
-        {
-            "facility_code": code,
-            "visit_key": visit.visit_key,
-            "codes": sorted({i.code for i in visit.findings.issues if i.severity == "error"}),
-            "received_at": received.isoformat(),
-            "submission_id": submission_id,
-        },
-        plain=True,
-    )
+    payload: dict[str, Any] = {
+        "facility_code": code,
+        "visit_key": visit.visit_key,
+        "codes": sorted({i.code for i in visit.findings.issues if i.severity == "error"}),
+        "received_at": received.isoformat(),
+        "submission_id": submission_id,
+    }
+    if counted:  # in the report already, by the batch that wrote it (D113)
+        payload["counted"] = True
+    return new_event("visit.rejected", f"{code}:{visit.visit_key or '-'}", payload, plain=True)
 
 
 def _stored_receipt(visit: VisitAnalysis, stored: records.Stored) -> dict[str, Any]:
@@ -647,9 +673,12 @@ def _accepted_rows(
     submission_id: str,
     person_id: int | None,
     test_mode: bool,
+    *,
+    counted: bool = False,
 ) -> tuple[OutboxEvent, AuditEvent]:
-    """The ``visit.accepted`` event and the audit row of a new or changed version."""
-    payload = {
+    """The ``visit.accepted`` event and the audit row of a new or changed version; ``counted``:
+    the batch that writes it adds it to the report (D113)."""
+    payload: dict[str, Any] = {
         "submission_id": submission_id,
         "facility_code": subject.facility_code,
         "visit_key": visit.visit_key,
@@ -658,6 +687,8 @@ def _accepted_rows(
         "person_id": person_id,
         "test_mode": test_mode,
     }
+    if counted:
+        payload["counted"] = True
     key = f"{subject.facility_code}:{visit.visit_key}"
     return new_event("visit.accepted", key, payload, plain=True), audit_event(
         actor=subject.label,
