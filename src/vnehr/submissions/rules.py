@@ -8,7 +8,7 @@ Errors reject the visit; warnings are stored with it. Every issue names table, r
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from dataclasses import field as dc_field
 from datetime import date, datetime, timedelta
@@ -158,8 +158,10 @@ def check_visit(
     codes: CodeBook,
     variants: Mapping[str, str] | None = None,
     unknown_fields: Iterable[tuple[str, int, str]] = (),
+    checked: Mapping[str, Sequence[tuple[str, ...] | None]] | None = None,
 ) -> Findings:
-    """Every rule for one visit. ``tables`` maps table name to its rows (field -> exact text)."""
+    """Every rule for one visit. ``tables`` maps table name to its rows (field -> exact text);
+    ``checked``, per table, what the compiled reader found (``TableDoc.checked``)."""
     found = Findings()
     variants = variants or {}
     for name, row_index, tag in unknown_fields:
@@ -168,7 +170,14 @@ def check_visit(
     begun = parse_moment(xml1.get("NGAY_VAO") or "") or parse_moment(xml1.get("NGAY_RA") or "")
     optional = _optional(begun.date() if begun else None)
     for name, rows in tables.items():
-        check_rows(found, name, rows, variants.get(name, "4750"), optional=optional)
+        check_rows(
+            found,
+            name,
+            rows,
+            variants.get(name, "4750"),
+            optional=optional,
+            checked=checked.get(name) if checked else None,
+        )
     if found.full:
         return found
     if not tables.get("XML1"):
@@ -204,13 +213,19 @@ def check_rows(
     rows: list[dict[str, str]],
     variant: str = "4750",
     optional: frozenset[str] = frozenset(),
+    checked: Sequence[tuple[str, ...] | None] | None = None,
 ) -> None:
     """Format of every field of every row of one table (``optional``: required fields that may
-    be empty in this case)."""
+    be empty in this case; ``checked``: per row, what the compiled reader found, as
+    ``TableDoc.checked``)."""
     checks = _field_checks(name, table(name, variant).fields)
     for index, row in enumerate(rows, start=1):
         if found.full:
             return
+        if checked is not None:
+            blank = checked[index - 1]
+            if blank is not None and optional.issuperset(blank):
+                continue  # the compiled reader found nothing to say (D115)
         _check_fields(found, name, index, row, checks, optional)
 
 
@@ -253,6 +268,8 @@ def check_checkin(
 
 
 _PLAIN, _MOMENT, _DAY, _NUMBER_KIND, _BIRTH, _DAY_OR_MOMENT = range(6)
+#: The kinds above by name, for the compiled reader (``xmlio._plan``).
+KINDS = ("plain", "moment", "day", "number", "birth", "day_or_moment")
 
 #: (name, required, max length, several values, kind, decimal places or None)
 _Check = tuple[str, bool, int | None, bool, int, int | None]
@@ -284,6 +301,12 @@ def _field_checks(name: str, fields: Any) -> tuple[_Check, ...]:
         checks.append((spec.name, spec.required, spec.max, multi, kind, places.get(spec.name)))
     _CHECKS[(name, id(fields))] = (fields, tuple(checks))
     return _CHECKS[(name, id(fields))][1]
+
+
+def field_checks(name: str, fields: Any) -> tuple[_Check, ...]:
+    """What ``check_rows`` checks in each field of a table (``fields``: its spec's), for the
+    compiled reader, which must agree with it."""
+    return _field_checks(name, fields)
 
 
 def _check_fields(

@@ -116,8 +116,11 @@ def canonical_sha256(tables: dict[str, list[dict[str, str]]]) -> str:
     empty fields (``<MAHUYEN_CU_TRU/>`` or no element say the same) and the order of a table's
     rows when their STT numbers them: the same visit sent twice, as XML or as FHIR, hashes the
     same. (Rows without a number keep their place, after the numbered ones.)"""
-    content = {
-        name: [{k: v for k, v in row.items() if v} for row in sorted(rows, key=_by_stt)]
+    content = {  # (most rows have no empty field: kept as they are, not copied)
+        name: [
+            row if all(row.values()) else {k: v for k, v in row.items() if v}
+            for row in sorted(rows, key=_by_stt)
+        ]
         for name, rows in tables.items()
     }
     return hashlib.sha256(orjson.dumps(content, option=orjson.OPT_SORT_KEYS)).hexdigest()
@@ -137,6 +140,7 @@ def analyse(data: bytes, *, codes: CodeBook, limits: Limits) -> Analysis:
         tables: dict[str, list[dict[str, str]]] = {}
         variants: dict[str, str] = {}
         unknown: list[tuple[str, int, str]] = []
+        checked: dict[str, list[tuple[str, ...] | None]] = {}
         for entry in entries:
             if entry.kind not in TABLES_IN_ENVELOPE:
                 found.error("SUB-0103", entry.kind or None, value=entry.kind)
@@ -158,6 +162,8 @@ def analyse(data: bytes, *, codes: CodeBook, limits: Limits) -> Analysis:
                 found.error(code, entry.kind, None if row is None else row + 1, tag)
             variants[entry.kind] = doc.variant
             unknown += [(entry.kind, row, tag) for row, tag in doc.unknown]
+            if doc.checked is not None:
+                checked[entry.kind] = doc.checked
         if tables:
             result = check_visit(
                 tables,
@@ -165,6 +171,7 @@ def analyse(data: bytes, *, codes: CodeBook, limits: Limits) -> Analysis:
                 codes=codes,
                 variants=variants,
                 unknown_fields=unknown,
+                checked=checked,
             )
             found.issues += result.issues
         elif not found.issues:

@@ -9,17 +9,29 @@ from __future__ import annotations
 
 import base64
 import binascii
+import os
 import re
 import threading
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache, lru_cache
 
 from lxml import etree
 
 from vnehr.submissions import errors
+from vnehr.submissions.rules import KINDS, field_checks
 from vnehr.submissions.spec import FREE_TEXT_FIELDS, Table, table
+
+try:  # the compiled reader (D115), built by every install; without it, the same in Python
+    from vnehr.submissions import _fast
+except ImportError:  # pragma: no cover - a checkout used without installing
+    _fast = None  # type: ignore[assignment]
+
+#: ``VNEHR_INTAKE_PURE_PYTHON=1``: the Python reader and checks only (to compare, or to rule
+#: the compiled module out when looking for a fault).
+_compiled = [_fast is not None and os.environ.get("VNEHR_INTAKE_PURE_PYTHON", "") in ("", "0")]
 
 _DECLARATION = re.compile(rb"^\s*<\?xml[^>]*encoding\s*=\s*[\"']([A-Za-z0-9._-]+)[\"']", re.I)
 _DOCTYPE = re.compile(rb"<!DOCTYPE|<!ENTITY", re.I)
@@ -115,6 +127,23 @@ def parse(
     if depth:
         _check_depth(root, limits, what)
     return root
+
+
+def compiled() -> bool:
+    """Whether inner tables are read (and their fields' format checked) by the compiled
+    module: built and not turned off."""
+    return _compiled[0]
+
+
+@contextmanager
+def pure_python() -> Iterator[None]:
+    """Inner tables read in Python only, as without the compiled module (for comparing)."""
+    before = _compiled[0]
+    _compiled[0] = False
+    try:
+        yield
+    finally:
+        _compiled[0] = before
 
 
 def _check_depth(root: etree._Element, limits: Limits, what: str) -> None:
@@ -224,6 +253,10 @@ class TableDoc:
     unreadable: list[tuple[str, int | None, str]] = field(default_factory=list)
     #: an XML0 check-in sent alone carries its own signature (CHUKYDONVI under the root)
     signed: bool = False
+    #: per row, what the compiled reader found by the format checks of ``rules.check_rows``:
+    #: the required fields that are blank or absent (every other field well-formed), or None
+    #: when it cannot tell; None for the whole table when read in Python
+    checked: list[tuple[str, ...] | None] | None = None
 
 
 #: The fields only one variant of XML13 (the referral) has: QĐ 3176's form names the two
@@ -254,15 +287,61 @@ def variant_of(name: str, root: etree._Element) -> str:
 def read_table(name: str, data: bytes, limits: Limits) -> TableDoc:
     """An inner document (already base64-decoded) as rows of field -> exact text."""
     root = parse(data, limits, what=name, depth=False)
+    compiled = _compiled[0]
     # An element inside a field (root > field > element, or root > list > row > field >
     # element) is rare; without one, the document is shallow enough for every depth cap.
-    nested = _too_deep(4 if table(name).repeating else 2)(root)
+    shallow = 4 if table(name).repeating else 2
+    nested = _fast.deeper(root, shallow) if compiled else _too_deep(shallow)(root)
     if nested:
         _check_depth(root, limits, name)
     spec: Table = table(name, variant_of(name, root))
     localname = etree.QName(root).localname
     if spec.root is not None and localname != spec.root:
         raise errors.WrongRoot(expected=spec.root, found=localname)
+    # Comments, processing instructions or elements inside a field are rare: looked for
+    # once per document, and only then field by field.
+    mixed = nested or b"<!--" in data or data.find(b"<?", 6) >= 0
+    checked: list[tuple[str, ...] | None] | None = None
+    fast = None
+    if compiled and not mixed:  # the plain case, read in C (D115)
+        fast = _fast.read_rows(root, _encoded(spec.list), _encoded(spec.row), _plan(name, spec))
+    if fast is not None:
+        rows, unknown, unreadable, checked = fast
+    else:
+        rows, unknown, unreadable = _read_rows(name, spec, root, mixed)
+    if b"\xcc" in data or b"\xcd" in data:
+        # Combining marks (U+0300–U+036F start with these bytes in UTF-8): text written
+        # decomposed (NFD), as some systems send Vietnamese. Kept composed (NFC), the form
+        # searches and comparisons use, so the same words are the same text (D78); the
+        # usual NFC file pays two byte searches.
+        rows = [{k: unicodedata.normalize("NFC", v) for k, v in row.items()} for row in rows]
+        checked = None  # (checked before; NFC may change a length)
+    variant = "3176" if spec.name.endswith("_3176") else "4750"
+    signed = name == "XML0" and root.find(f".//{{{_DS}}}Signature") is not None
+    return TableDoc(name, variant, rows, unknown, unreadable, signed, checked)
+
+
+_plans: dict[str, _fast.Plan] = {}
+
+
+def _plan(name: str, spec: Table) -> _fast.Plan:
+    """What the compiled reader needs of a table: its fields and the checks of each (those
+    of ``rules.check_rows``, the one source), worked out once per table."""
+    plan = _plans.get(spec.name)
+    if plan is None:
+        checks = [
+            (field, required, longest, multi, _fast.KINDS[KINDS[kind]], places)
+            for field, required, longest, multi, kind, places in field_checks(name, spec.fields)
+        ]
+        plan = _plans[spec.name] = _fast.Plan(checks, ("CHUKYDONVI",))
+    return plan
+
+
+def _read_rows(
+    name: str, spec: Table, root: etree._Element, mixed: bool
+) -> tuple[list[dict[str, str]], list[tuple[int, str]], list[tuple[str, int | None, str]]]:
+    """The rows of an inner table, its unknown fields, and what cannot be read (in Python:
+    every document; ``_fast.read_rows`` reads the plain ones the same)."""
     unreadable: list[tuple[str, int | None, str]] = []
     if spec.repeating:
         # (names compared without their namespace, as the root's and the fields' are)
@@ -285,9 +364,6 @@ def read_table(name: str, data: bytes, limits: Limits) -> TableDoc:
     else:
         elements = [root]
     known = spec.by_name
-    # Comments, processing instructions or elements inside a field are rare: looked for
-    # once per document, and only then field by field.
-    mixed = nested or b"<!--" in data or data.find(b"<?", 6) >= 0
     rows: list[dict[str, str]] = []
     unknown: list[tuple[int, str]] = []
     for index, element in enumerate(elements):
@@ -305,15 +381,12 @@ def read_table(name: str, data: bytes, limits: Limits) -> TableDoc:
             elif tag not in ("CHUKYDONVI",):
                 unknown.append((index, tag))
         rows.append(row)
-    if b"\xcc" in data or b"\xcd" in data:
-        # Combining marks (U+0300–U+036F start with these bytes in UTF-8): text written
-        # decomposed (NFD), as some systems send Vietnamese. Kept composed (NFC), the form
-        # searches and comparisons use, so the same words are the same text (D78); the
-        # usual NFC file pays two byte searches.
-        rows = [{k: unicodedata.normalize("NFC", v) for k, v in row.items()} for row in rows]
-    variant = "3176" if spec.name.endswith("_3176") else "4750"
-    signed = name == "XML0" and root.find(f".//{{{_DS}}}Signature") is not None
-    return TableDoc(name, variant, rows, unknown, unreadable, signed)
+    return rows, unknown, unreadable
+
+
+@cache
+def _encoded(name: str | None) -> bytes | None:
+    return None if name is None else name.encode()
 
 
 def _local(tag: str) -> str:

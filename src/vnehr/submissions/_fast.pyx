@@ -1,0 +1,413 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+"""The intake's hot loop in C: a table's rows read from the libxml2 tree that ``xmlio.parse``
+built (never parsing anything itself), and each field's format checked on its UTF-8 bytes on
+the way.
+
+The Python code stays the one source of truth (D115). ``read_rows`` answers only for the plain
+case (each field an element holding text or CDATA, or nothing); on anything else it answers
+None and ``xmlio.read_table`` reads the document in Python. Its verdict per row is
+conservative: "the format checks of ``rules._check_fields`` find nothing here, save that these
+required fields are blank or absent", or None ("cannot tell": the Python checks run).
+"""
+
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
+from cpython.dict cimport PyDict_SetItem
+from cpython.list cimport PyList_Append
+from cpython.unicode cimport PyUnicode_DecodeUTF8
+from libc.string cimport memset, strcmp, strlen
+
+cimport lxml.includes.etreepublic as cetree
+from lxml.includes cimport tree
+
+cetree.import_lxml__etree()
+
+#: The kinds of value of ``rules.field_checks`` (named there by ``rules.KINDS``).
+KINDS = {"plain": 0, "moment": 1, "day": 2, "number": 3, "birth": 4, "day_or_moment": 5}
+
+cdef enum:
+    MAX_FIELDS = 256
+    SLOTS = 1024  # the name table: a power of two, at least 4 x MAX_FIELDS
+
+cdef int _DAYS[13]
+_DAYS[:] = [0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]
+
+
+cdef inline unsigned int _hash(const unsigned char* s) noexcept nogil:
+    cdef unsigned int h = 2166136261u
+    while s[0]:
+        h = (h ^ s[0]) * 16777619u
+        s += 1
+    return h
+
+
+cdef class Plan:
+    """A table's fields as the compiled reader needs them: names and, per field, the checks of
+    ``rules._field_checks`` (required, longest, several values, kind, decimal places)."""
+
+    cdef readonly tuple names  # the spec's field names (str), in the spec's order
+    cdef tuple _encoded  # the same as UTF-8 bytes, kept alive for the C strings
+    cdef tuple _ignored  # element names neither read nor reported (CHUKYDONVI)
+    cdef int count
+    cdef const char* c_names[MAX_FIELDS]
+    cdef bint required[MAX_FIELDS]
+    cdef int longest[MAX_FIELDS]
+    cdef bint multi[MAX_FIELDS]
+    cdef int kind[MAX_FIELDS]
+    cdef int places[MAX_FIELDS]
+    cdef int slots[SLOTS]  # field index + 1, 0 for free
+
+    def __cinit__(self, checks, ignored=()):
+        cdef int i, slot
+        cdef unsigned int h
+        checks = tuple(checks)
+        if len(checks) > MAX_FIELDS:
+            raise ValueError("too many fields for the compiled reader")
+        self.count = len(checks)
+        self.names = tuple(c[0] for c in checks)
+        self._encoded = tuple(n.encode("utf-8") for n in self.names)
+        self._ignored = tuple(n.encode("utf-8") for n in ignored)
+        memset(self.slots, 0, sizeof(self.slots))
+        for i, (name, required, longest, multi, kind, places) in enumerate(checks):
+            self.c_names[i] = PyBytes_AS_STRING(self._encoded[i])
+            self.required[i] = bool(required)
+            self.longest[i] = -1 if longest is None else longest
+            self.multi[i] = bool(multi)
+            if not 0 <= kind <= 5:
+                raise ValueError(f"unknown kind {kind}")
+            self.kind[i] = kind
+            self.places[i] = -1 if places is None else places
+            h = _hash(<const unsigned char*>self.c_names[i])
+            slot = h & (SLOTS - 1)
+            while self.slots[slot]:
+                slot = (slot + 1) & (SLOTS - 1)
+            self.slots[slot] = i + 1
+
+    cdef inline int find(self, const char* name) noexcept:
+        cdef int slot = _hash(<const unsigned char*>name) & (SLOTS - 1)
+        cdef int found
+        while True:
+            found = self.slots[slot]
+            if found == 0:
+                return -1
+            if strcmp(self.c_names[found - 1], name) == 0:
+                return found - 1
+            slot = (slot + 1) & (SLOTS - 1)
+
+    cdef bint ignored(self, const char* name):
+        cdef bytes other
+        for other in self._ignored:
+            if strcmp(PyBytes_AS_STRING(other), name) == 0:
+                return True
+        return False
+
+
+# ------------------------------------------------------------------ the checks, on bytes
+
+# verdicts of one value
+cdef enum:
+    CLEAN = 0
+    BLANK = 1
+    UNSURE = 2  # an issue, or cannot tell: the Python checks decide
+
+
+cdef inline bint _space(unsigned char c) noexcept nogil:
+    # str.isspace() of an ASCII character (and str.strip()'s default set)
+    return c == 32 or 9 <= c <= 13 or 28 <= c <= 31
+
+
+cdef inline bint _digits(const unsigned char* s, Py_ssize_t n) noexcept nogil:
+    cdef Py_ssize_t i
+    for i in range(n):
+        if not (48 <= s[i] <= 57):
+            return False
+    return True
+
+
+cdef inline int _num(const unsigned char* s, int n) noexcept nogil:
+    cdef int v = 0, i
+    for i in range(n):
+        v = v * 10 + (s[i] - 48)
+    return v
+
+
+cdef inline int _month_days(int year, int month) noexcept nogil:
+    if month == 2 and (year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)):
+        return 29
+    return _DAYS[month]
+
+
+cdef inline bint _is_day(const unsigned char* s, Py_ssize_t n) noexcept nogil:
+    """``kit.clock.parse_day`` is not None (8 ASCII digits, a real date)."""
+    cdef int year, month, day
+    if n != 8 or not _digits(s, 8):
+        return False
+    year, month, day = _num(s, 4), _num(s + 4, 2), _num(s + 6, 2)
+    return year >= 1 and 1 <= month <= 12 and 1 <= day <= _month_days(year, month)
+
+
+cdef inline bint _is_moment(const unsigned char* s, Py_ssize_t n) noexcept nogil:
+    """``kit.clock.parse_moment`` is not None (12 ASCII digits, a real date and time)."""
+    if n != 12 or not _is_day(s, 8) or not _digits(s + 8, 4):
+        return False
+    return _num(s + 8, 2) <= 23 and _num(s + 10, 2) <= 59
+
+
+cdef inline bint _is_birth(const unsigned char* s, Py_ssize_t n, bint short) noexcept nogil:
+    """``rules.birth_of`` is not None (with "0000" appended when ``short``)."""
+    cdef int year, month, day
+    if n != (8 if short else 12) or not _digits(s, n):
+        return False
+    year, month, day = _num(s, 4), _num(s + 4, 2), _num(s + 6, 2)
+    if year < 1850 or (month == 0 and day != 0):
+        return False
+    if not short and (_num(s + 8, 2) > 23 or _num(s + 10, 2) > 59):
+        return False
+    if month == 0:
+        return True
+    return month <= 12 and (day if day > 1 else 1) <= _month_days(year, month)
+
+
+cdef inline bint _is_number(const unsigned char* s, Py_ssize_t n, int places) noexcept nogil:
+    """``rules._check_fields`` finds nothing in this number (``is_number`` of the stripped
+    text and, with ``places``, at most that many decimals besides trailing zeros)."""
+    cdef Py_ssize_t i = 0, start, last
+    while n > 0 and _space(s[n - 1]):
+        n -= 1
+    while i < n and _space(s[i]):
+        i += 1
+    if i < n and s[i] == 45:  # "-"
+        i += 1
+    start = i
+    while i < n and 48 <= s[i] <= 57:
+        i += 1
+    if i == n:
+        return i > start
+    if s[i] != 46:  # "."
+        return False
+    i += 1
+    if i == n:
+        return False  # "1." and "." are not numbers
+    start = i
+    last = i - 1  # the last decimal that is not a zero
+    while i < n and 48 <= s[i] <= 57:
+        if s[i] != 48:
+            last = i
+        i += 1
+    if i != n:
+        return False
+    return places < 0 or last - start + 1 <= places
+
+
+cdef inline bint _part_clean(const unsigned char* s, Py_ssize_t n, int kind, int longest,
+                             int places) noexcept nogil:
+    """One value (or one part of several) is well-formed for its kind. ASCII only: every
+    kind but plain text is ASCII, and a non-ASCII part is left to Python."""
+    cdef Py_ssize_t i
+    for i in range(n):
+        if s[i] >= 128:
+            return False
+    if kind == 1:
+        return _is_moment(s, n)
+    if kind == 2:
+        return _is_day(s, n)
+    if kind == 3:
+        return _is_number(s, n, places)
+    if kind == 4:
+        return _is_birth(s, n, longest == 8)
+    if kind == 5:
+        return _is_day(s, n) if n == 8 else _is_moment(s, n)
+    return True
+
+
+cdef inline int _verdict(Plan plan, int field, const unsigned char* s, Py_ssize_t n) noexcept:
+    cdef Py_ssize_t i, chars = 0, begin
+    cdef bint ascii_only = True, blank = True
+    cdef unsigned char c
+    cdef int kind = plan.kind[field]
+    for i in range(n):
+        c = s[i]
+        if c < 128:
+            chars += 1
+            if blank and not _space(c):
+                blank = False
+        else:
+            ascii_only = False
+            if (c & 0xC0) != 0x80:
+                chars += 1
+    if blank:
+        # all ASCII whitespace is blank; a non-ASCII character may be whitespace too
+        # (str.isspace: U+00A0, U+3000...): cannot tell
+        return BLANK if ascii_only else UNSURE
+    if plan.longest[field] >= 0 and chars > plan.longest[field]:
+        return UNSURE
+    if kind == 0:
+        return CLEAN
+    if not ascii_only:
+        return UNSURE
+    if not plan.multi[field]:
+        return CLEAN if _part_clean(s, n, kind, plan.longest[field], plan.places[field]) else UNSURE
+    begin = 0
+    for i in range(n + 1):
+        if i == n or s[i] == 59:  # ";"
+            if not _part_clean(s + begin, i - begin, kind, plan.longest[field],
+                               plan.places[field]):
+                return UNSURE
+            begin = i + 1
+    return CLEAN
+
+
+# ------------------------------------------------------------------ the reader
+
+cdef inline bint _texts_only(tree.xmlNode* c) noexcept nogil:
+    while c is not NULL:
+        if c.type != tree.XML_TEXT_NODE and c.type != tree.XML_CDATA_SECTION_NODE:
+            return False
+        c = c.next
+    return True
+
+
+cdef int _read_row(Plan plan, tree.xmlNode* row_node, Py_ssize_t index, list rows,
+                   list unknown, list duplicates, list checked) except -1:
+    """One row into ``rows`` (field -> exact text), its unknown and repeated fields, and its
+    verdict into ``checked``; False when the row is not plain (the caller gives up)."""
+    cdef tree.xmlNode* child = row_node.children
+    cdef tree.xmlNode* inner
+    cdef int field, verdict, i
+    cdef bint sure = True
+    cdef bytes joined
+    cdef const unsigned char* text
+    cdef Py_ssize_t size
+    cdef char seen[MAX_FIELDS]
+    cdef list missing = None
+    cdef dict row = {}
+    memset(seen, 0, plan.count)
+    while child is not NULL:
+        if child.type == tree.XML_ELEMENT_NODE:
+            field = plan.find(<const char*>child.name)
+            if field < 0:
+                if not plan.ignored(<const char*>child.name):
+                    PyList_Append(
+                        unknown,
+                        (index, PyUnicode_DecodeUTF8(<const char*>child.name,
+                                                     strlen(<const char*>child.name), NULL)),
+                    )
+                child = child.next
+                continue
+            inner = child.children
+            if inner is NULL:
+                text = <const unsigned char*>b""
+                size = 0
+            elif inner.next is NULL and (inner.type == tree.XML_TEXT_NODE
+                                         or inner.type == tree.XML_CDATA_SECTION_NODE):
+                text = <const unsigned char*>inner.content
+                size = strlen(<const char*>inner.content)
+            elif _texts_only(inner):
+                # text and CDATA side by side: lxml's .text joins them
+                joined = b""
+                while inner is not NULL:
+                    joined += <bytes>inner.content
+                    inner = inner.next
+                text = <const unsigned char*>PyBytes_AS_STRING(joined)
+                size = PyBytes_GET_SIZE(joined)
+            else:
+                return 0  # an element, comment or instruction inside a field
+            name = plan.names[field]
+            if seen[field]:
+                PyList_Append(duplicates, ("SUB-0106", index, name))
+                sure = False  # (the last value is kept; its verdict is not worth the care)
+            seen[field] = 1
+            PyDict_SetItem(row, name, PyUnicode_DecodeUTF8(<const char*>text, size, NULL))
+            if sure:
+                verdict = _verdict(plan, field, text, size)
+                if verdict == UNSURE:
+                    sure = False
+                elif verdict == BLANK and plan.required[field]:
+                    if missing is None:
+                        missing = []
+                    missing.append(name)
+        elif child.type != tree.XML_TEXT_NODE and child.type != tree.XML_CDATA_SECTION_NODE:
+            return 0  # a comment, instruction or entity among the fields
+        child = child.next
+    PyList_Append(rows, row)
+    if not sure:
+        PyList_Append(checked, None)
+        return 1
+    for i in range(plan.count):
+        if plan.required[i] and not seen[i]:
+            if missing is None:
+                missing = []
+            missing.append(plan.names[i])
+    PyList_Append(checked, () if missing is None else tuple(missing))
+    return 1
+
+
+def read_rows(cetree._Element root not None, bytes list_name, bytes row_name,
+              Plan plan not None):
+    """The rows of an inner table as ``xmlio.read_table`` reads them, ``(rows, unknown,
+    duplicates, checked)``: under ``root``, its one child the list element named
+    ``list_name``, each child of which a row named ``row_name``; or, when they are None,
+    ``root`` itself the one row. None when the document is not that plain: anything beside
+    the list or the rows but text, anything but text inside a field (the Python reader then
+    reads it, and says what it finds)."""
+    cdef list rows = [], unknown = [], duplicates = [], checked = []
+    cdef tree.xmlNode* node
+    cdef tree.xmlNode* container = NULL
+    cdef Py_ssize_t index = 0
+    if list_name is None:
+        if not _read_row(plan, root._c_node, 0, rows, unknown, duplicates, checked):
+            return None
+        return rows, unknown, duplicates, checked
+    node = root._c_node.children
+    while node is not NULL:
+        if node.type == tree.XML_ELEMENT_NODE and container is NULL and strcmp(
+                <const char*>node.name, PyBytes_AS_STRING(list_name)) == 0:
+            container = node
+        elif node.type != tree.XML_TEXT_NODE and node.type != tree.XML_CDATA_SECTION_NODE:
+            return None  # a second list, rows beside it, a comment...
+        node = node.next
+    if container is NULL:
+        return None
+    node = container.children
+    while node is not NULL:
+        if node.type == tree.XML_ELEMENT_NODE:
+            if strcmp(<const char*>node.name, PyBytes_AS_STRING(row_name)) != 0:
+                return None
+            if not _read_row(plan, node, index, rows, unknown, duplicates, checked):
+                return None
+            index += 1
+        elif node.type != tree.XML_TEXT_NODE and node.type != tree.XML_CDATA_SECTION_NODE:
+            return None
+        node = node.next
+    return rows, unknown, duplicates, checked
+
+
+cdef inline tree.xmlNode* _first_element(tree.xmlNode* node) noexcept nogil:
+    while node is not NULL and node.type != tree.XML_ELEMENT_NODE:
+        node = node.next
+    return node
+
+
+def deeper(cetree._Element root not None, int depth):
+    """Whether some element lies deeper than ``depth`` below the document (``root`` at 1):
+    ``xmlio._too_deep(depth)`` without XPath."""
+    cdef tree.xmlNode* node = root._c_node
+    cdef tree.xmlNode* child
+    cdef tree.xmlNode* sibling
+    cdef int level = 1
+    while True:
+        if level > depth:
+            return True
+        child = _first_element(node.children)
+        if child is not NULL:
+            node, level = child, level + 1
+            continue
+        while node is not root._c_node:
+            sibling = _first_element(node.next)
+            if sibling is not NULL:
+                node = sibling
+                break
+            node, level = node.parent, level - 1
+        else:
+            return False
+
+

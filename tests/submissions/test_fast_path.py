@@ -1,0 +1,305 @@
+"""The compiled reader (``vnehr.submissions._fast``, D115) gives exactly what the Python reader
+and checks give: the same rows, issues and digests for the synthetic corpus and for documents
+written to be awkward; and it is the reader in use wherever it is built."""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import subprocess
+import sys
+import sysconfig
+import unicodedata
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from vnehr import catalogs
+from vnehr.submissions import analyse, synth, xmlio
+from vnehr.submissions.xmlio import Limits, read_table, write_envelope
+
+ENDED = datetime(2026, 9, 14, 16, 45)  # noqa: DTZ001
+CODES = catalogs.offline()
+
+
+def _seen(data: bytes) -> list[Any]:
+    """Everything a sender or the store sees of an analysis: per visit its key, tables, digest
+    and every issue with its place and parameters, in order."""
+    analysis = analyse(data, codes=CODES, limits=Limits())
+    return [
+        (
+            v.index,
+            v.visit_key,
+            v.tables,
+            v.content_sha256,
+            [(i.code, i.severity, i.table, i.row, i.field, i.params) for i in v.findings.issues],
+        )
+        for v in analysis.visits
+    ]
+
+
+def _both(data: bytes) -> list[Any]:
+    """The analysis of ``data`` as the compiled reader gives it, having checked that the
+    Python reader gives the same."""
+    compiled = _seen(data)
+    with xmlio.pure_python():
+        python = _seen(data)
+    assert compiled == python
+    return compiled
+
+
+def _codes(seen: list[Any]) -> set[str]:
+    return {issue[0] for visit in seen for issue in visit[4]}
+
+
+@pytest.mark.parametrize("seed", [7, 11, 23])
+def test_the_synthetic_corpus_reads_and_checks_the_same_either_way(seed: int) -> None:
+    rng = random.Random(seed)
+    visits = []
+    for n in range(100):
+        referral = rng.random() < 0.2  # (an insured inpatient's)
+        visits.append(
+            synth.make_visit(
+                rng,
+                # every third visit carries a defect, each kind in turn
+                defect=synth.DEFECTS[n // 3 % len(synth.DEFECTS)] if n % 3 == 0 else None,
+                care_type="03" if referral else None,
+                insured=True if referral else None,
+                referral=referral,
+                sequence=n,
+            )
+        )
+    found: set[str] = set()
+    start, size = 0, 1
+    while start < len(visits):  # files of 1 to 4 visits, some with the 3176 referral
+        chunk = visits[start : start + size]
+        for variant in ("4750", "3176") if size == 2 else ("4750",):
+            found |= _codes(_both(synth.envelope(chunk, "01001", variant=variant)))
+        start, size = start + size, size % 4 + 1
+    # (the defects were met: rows with format issues were compared as well as clean ones)
+    assert {"SUB-0110", "SUB-0111", "SUB-0113", "SUB-0131"} <= found
+
+
+def _visit(seed: int = 5) -> synth.SynthVisit:
+    return synth.make_visit(random.Random(seed), ended=ENDED, care_type="03", referral=True)
+
+
+def _documents(visit: synth.SynthVisit) -> dict[str, bytes]:
+    return {name: synth.table_document(name, rows) for name, rows in visit.tables.items() if rows}
+
+
+def _file(documents: dict[str, bytes]) -> bytes:
+    return write_envelope("01001", "20260914", [documents])
+
+
+def _set(table: str, field: str, value: str, row: int = 0) -> Callable[[synth.SynthVisit], None]:
+    def change(visit: synth.SynthVisit) -> None:
+        visit.tables[table][row][field] = value
+
+    return change
+
+
+def _before_the_reform(visit: synth.SynthVisit) -> None:
+    summary = visit.tables["XML1"][0]
+    summary["NGAY_VAO"], summary["NGAY_RA"] = "202503011000", "202503031000"
+    summary["MAHUYEN_CU_TRU"] = ""
+
+
+NFD_NAME = unicodedata.normalize("NFD", "Nguyễn Thị Hồng Nhung")
+
+#: (what is sent, the issue it must raise or None) — values the generator writes as usual
+VALUES: dict[str, tuple[Callable[[synth.SynthVisit], None], str | None]] = {
+    "30 February": (_set("XML1", "NGAY_RA", "202402301200"), "SUB-0113"),
+    "month 13": (_set("XML1", "NGAY_VAO", "202313011200"), "SUB-0113"),
+    "hour 24": (_set("XML2", "NGAY_YL", "202401012400"), "SUB-0113"),
+    "letters in the time": (_set("XML2", "NGAY_YL", "2024010124xx"), "SUB-0113"),
+    "29 February of a leap year": (_set("XML3", "NGAY_YL", "202402291200"), None),
+    "29 February of 2100": (_set("XML3", "NGAY_KQ", "210002291200"), "SUB-0113"),
+    "year 0": (_set("XML1", "GT_THE_DEN", "00000101"), "SUB-0114"),
+    "a moment with a space": (_set("XML1", "NGAY_RA", " 20260914164"), "SUB-0113"),
+    "three places for money": (_set("XML2", "THANH_TIEN_BV", "12500.125"), "SUB-0118"),
+    "places within, trailing zeros": (_set("XML2", "DON_GIA", "12500.12500"), None),
+    "four places for a price": (_set("XML2", "DON_GIA", "12500.1255"), "SUB-0118"),
+    "a negative number": (_set("XML2", "SO_LUONG", "-2"), None),
+    "a negative fraction": (_set("XML2", "SO_LUONG", "-.5"), None),
+    "a number ending in a dot": (_set("XML2", "SO_LUONG", "2."), "SUB-0112"),
+    "a number with spaces": (_set("XML2", "SO_LUONG", " 2.5\t"), None),
+    "a number with a no-break space": (_set("XML2", "SO_LUONG", "\u00a02"), None),
+    "an exponent": (_set("XML2", "SO_LUONG", "1e3"), "SUB-0112"),
+    "Arabic-Indic digits": (_set("XML2", "SO_LUONG", "\u0663"), "SUB-0112"),
+    "a bad part among several": (_set("XML1", "GT_THE_DEN", "20261231;20261331"), "SUB-0114"),
+    "an empty part among several": (_set("XML1", "GT_THE_TU", "20260101;"), "SUB-0114"),
+    "several good parts": (_set("XML1", "MA_KHOA", "K01;K02;K03"), None),
+    "whitespace only in a required field": (_set("XML2", "MA_THUOC", " \n\t "), "SUB-0110"),
+    "an ideographic space only": (_set("XML2", "MA_THUOC", "\u3000"), "SUB-0110"),
+    "a required field empty": (_set("XML3", "MA_BAC_SI", ""), "SUB-0110"),
+    "the district empty after the reform": (_set("XML1", "MAHUYEN_CU_TRU", ""), None),
+    "the district empty before it": (_before_the_reform, "SUB-0110"),
+    "over-long in letters, not in bytes": (_set("XML1", "HO_TEN", "Đặng " * 52), "SUB-0111"),
+    "at the limit in letters, over it in bytes": (_set("XML1", "HO_TEN", "ễ" * 255), None),
+    "decomposed Vietnamese": (_set("XML1", "HO_TEN", NFD_NAME), None),
+    "decomposed and over-long": (_set("XML1", "DIA_CHI", NFD_NAME * 60), "SUB-0111"),
+    "a birth date of an unknown day": (_set("XML1", "NGAY_SINH", "198503000000"), None),
+    "a birth day without its month": (_set("XML1", "NGAY_SINH", "198500050000"), "SUB-0113"),
+    "a birth before 1850": (_set("XML1", "NGAY_SINH", "184901010000"), "SUB-0113"),
+    "a birth at 25 o'clock": (_set("XML1", "NGAY_SINH", "198501012500"), "SUB-0113"),
+    "a birth on 31 April": (_set("XML1", "NGAY_SINH", "198504310000"), "SUB-0113"),
+    "a date or moment as a date": (_set("XML1", "NGAY_MIEN_CCT", "20260101"), None),
+    "a date or moment, bad": (_set("XML1", "NGAY_MIEN_CCT", "2026010112"), "SUB-0113"),
+}
+
+
+@pytest.mark.parametrize("case", VALUES)
+def test_awkward_values_give_the_same_issues_either_way(case: str) -> None:
+    visit = _visit()
+    change, code = VALUES[case]
+    change(visit)
+    seen = _both(synth.envelope([visit], "01001"))
+    if code is not None:
+        assert code in _codes(seen)
+    else:
+        assert not _codes(seen) & {"SUB-0110", "SUB-0111", "SUB-0112", "SUB-0113", "SUB-0114"}
+
+
+def _replace(table: str, old: bytes, new: bytes) -> Callable[[dict[str, bytes]], None]:
+    def change(documents: dict[str, bytes]) -> None:
+        assert old in documents[table], old
+        documents[table] = documents[table].replace(old, new, 1)
+
+    return change
+
+
+def _then(
+    *changes: Callable[[dict[str, bytes]], None],
+) -> Callable[[dict[str, bytes]], None]:
+    def change(documents: dict[str, bytes]) -> None:
+        for one in changes:
+            one(documents)
+
+    return change
+
+
+def _field(table: str, field: str, inner: bytes) -> Callable[[dict[str, bytes]], None]:
+    """The first ``field`` of ``table`` holding ``inner`` (raw XML) instead of its value."""
+
+    def change(documents: dict[str, bytes]) -> None:
+        data = documents[table]
+        start = data.index(b"<" + field.encode() + b">") + len(field) + 2
+        end = data.index(b"</" + field.encode() + b">", start)
+        documents[table] = data[:start] + inner + data[end:]
+
+    return change
+
+
+#: Documents written by hand: the compiled reader reads some, leaves the others to Python
+STRUCTURES: dict[str, Callable[[dict[str, bytes]], None]] = {
+    "CDATA": _field("XML2", "MA_THUOC", b"<![CDATA[40.17]]>"),
+    "text then CDATA then text": _field("XML2", "MA_THUOC", b"40<![CDATA[.]]>17"),
+    "two CDATA sections": _field("XML1", "HO_TEN", "<![CDATA[Lê ]]><![CDATA[Văn]]>".encode()),
+    "CDATA of a bad moment": _field("XML2", "NGAY_YL", b"<![CDATA[2026]]>09141"),
+    "an empty CDATA section": _field("XML2", "MA_THUOC", b"<![CDATA[]]>"),
+    "escaped characters": _field("XML1", "DIA_CHI", b"S&#7889; 1 &amp; 2 &lt;A&gt;"),
+    "a comment in a field": _field("XML2", "MA_THUOC", b"40.<!-- x -->17"),
+    "a comment between fields": _replace("XML2", b"<MA_THUOC>", b"<!-- x --><MA_THUOC>"),
+    "a comment between rows": _replace("XML2", b"<CHI_TIET_THUOC>", b"<!--x--><CHI_TIET_THUOC>"),
+    "an instruction in a field": _field("XML3", "MA_DICH_VU", b"<?pi x?>"),
+    "an element in a field": _field("XML2", "MA_THUOC", b"40.17<B>x</B>"),
+    "an element in a field of XML1": _field("XML1", "HO_TEN", b"<B>x</B>"),
+    "elements deeper than the cap": _field("XML2", "MA_THUOC", b"<a>" * 29 + b"</a>" * 29),
+    "elements down to the cap": _field("XML2", "MA_THUOC", b"<a>" * 28 + b"</a>" * 28),
+    "a deep element beside the list": _replace(
+        "XML2", b"</CHITIEU_CHITIET_THUOC>", b"<X><Y><Z/></Y></X></CHITIEU_CHITIET_THUOC>"
+    ),
+    "the list twice": _replace(
+        "XML2", b"</CHITIEU_CHITIET_THUOC>", b"<DSACH_CHI_TIET_THUOC/></CHITIEU_CHITIET_THUOC>"
+    ),
+    "a field sent twice": _replace("XML2", b"<MA_THUOC>", b"<MA_THUOC>X</MA_THUOC><MA_THUOC>"),
+    "a bad value sent twice": _replace("XML1", b"<NGAY_RA>", b"<NGAY_RA>1</NGAY_RA><NGAY_RA>"),
+    "an unknown field": _replace("XML2", b"<MA_THUOC>", b"<MA_THU_OC>1</MA_THU_OC><MA_THUOC>"),
+    "an unknown field in Vietnamese": _replace("XML1", b"<HO_TEN>", "<HỌ>1</HỌ><HO_TEN>".encode()),
+    "a signature in a row": _replace("XML2", b"<MA_THUOC>", b"<CHUKYDONVI/><MA_THUOC>"),
+    "an empty element": _field("XML1", "MA_LK", b""),
+    "a default namespace": _replace(
+        "XML2", b"<CHITIEU_CHITIET_THUOC>", b'<CHITIEU_CHITIET_THUOC xmlns="urn:x">'
+    ),
+    "a prefixed field": _replace(
+        "XML2", b"<MA_THUOC>", b'<p:MA_THUOC xmlns:p="urn:p">1</p:MA_THUOC><MA_THUOC>'
+    ),
+    "a stray row beside the list": _replace(
+        "XML2", b"</CHITIEU_CHITIET_THUOC>", b"<X/></CHITIEU_CHITIET_THUOC>"
+    ),
+    "another element in the list": _replace(
+        "XML2", b"</DSACH_CHI_TIET_THUOC>", b"<X/></DSACH_CHI_TIET_THUOC>"
+    ),
+    "text between fields": _replace("XML2", b"<MA_THUOC>", b"stray<![CDATA[x]]><MA_THUOC>"),
+    "attributes": _replace("XML2", b"<MA_THUOC>", b'<MA_THUOC a="1">'),
+    "a row of another name": _then(
+        _replace("XML2", b"<CHI_TIET_THUOC>", b"<CHI_TIET_THUOCX>"),
+        _replace("XML2", b"</CHI_TIET_THUOC>", b"</CHI_TIET_THUOCX>"),
+    ),
+    "an undefined entity": _field("XML1", "DIA_CHI", b"&x;"),
+    "a decomposed unknown field": _replace(
+        "XML1", b"<HO_TEN>", unicodedata.normalize("NFD", "<Ễ>1</Ễ><HO_TEN>").encode()
+    ),
+}
+
+
+@pytest.mark.parametrize("case", STRUCTURES)
+def test_awkward_documents_read_the_same_either_way(case: str) -> None:
+    documents = _documents(_visit())
+    STRUCTURES[case](documents)
+    _both(_file(documents))
+
+
+def test_an_empty_field_sent_or_left_out_is_the_same_visit() -> None:
+    visit = _visit()
+    without = _documents(visit)  # (the generator leaves empty optional fields out)
+    assert b"<DU_PHONG" not in without["XML1"]
+    with_empty = dict(
+        without, XML1=without["XML1"].replace(b"</TONG_HOP>", b"<DU_PHONG/></TONG_HOP>")
+    )
+    digests = {_seen(_file(documents))[0][3] for documents in (with_empty, without)}
+    assert len(digests) == 1
+    visit.tables["XML1"][0]["DU_PHONG"] = "x"  # (and a field's value counts)
+    assert _seen(_file(_documents(visit)))[0][3] not in digests
+
+
+def test_the_depth_cap_holds_inside_a_field_either_way() -> None:
+    for levels, refused in ((28, False), (29, True)):
+        documents = _documents(_visit())
+        _field("XML2", "MA_THUOC", b"<a>" * levels + b"</a>" * levels)(documents)
+        codes = _codes(_both(_file(documents)))
+        assert ("SUB-0102" in codes) is refused
+        assert ("SUB-0108" in codes) is not refused
+
+
+def test_the_compiled_reader_is_in_use_where_built() -> None:
+    headers = Path(sysconfig.get_paths()["include"], "Python.h").exists()
+    if shutil.which("cc") and headers:  # an install here builds it (setup.py): it must be there
+        import vnehr.submissions._fast  # noqa: F401
+    else:
+        pytest.importorskip(
+            "vnehr.submissions._fast", reason="no C compiler or Python headers: not built here"
+        )
+    assert xmlio.compiled()
+    documents = _documents(_visit())
+    doc = read_table("XML2", documents["XML2"], Limits())
+    # (only the compiled reader says which rows need no Python checks)
+    assert doc.checked == [()] * len(doc.rows)
+    with xmlio.pure_python():
+        assert not xmlio.compiled()
+        assert read_table("XML2", documents["XML2"], Limits()).checked is None
+    # and the switch for operators turns it off for a whole process
+    env = {**os.environ, "VNEHR_INTAKE_PURE_PYTHON": "1"}
+    done = subprocess.run(
+        [sys.executable, "-c", "from vnehr.submissions import xmlio; print(xmlio.compiled())"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert done.stdout.strip() == "False"
