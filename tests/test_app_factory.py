@@ -7,15 +7,20 @@ again in them."""
 from __future__ import annotations
 
 import os
+import re
 import signal
+import sqlite3
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.conftest import free_port, wait_for_port
+from vnehr.kit.migrate import head_revisions
 
 FACTORIES = ("vnehr.app:factory", "vnehr.app:create_app")
 
@@ -112,3 +117,104 @@ def test_the_check_runs_once_however_the_service_is_started(tmp_path: Path) -> N
     serve = [sys.executable, "-m", "vnehr", "serve", "--port", str(port)]
     output = _serve_once(serve, url, port)
     assert output.count("database_ready") == 1, output
+
+
+# ------------------------------------------------- a database the next release migrated
+
+
+def _next_release(url: str) -> str:
+    """Stamp the database as the next release's ``vnehr db upgrade`` leaves it: at a
+    revision numbered after this release's newest, which this release does not know."""
+    [head] = head_revisions()
+    newer = f"{int(head) + 1:04d}"
+    with sqlite3.connect(url.removeprefix("sqlite+aiosqlite:///")) as connection:
+        connection.execute("UPDATE alembic_version SET version_num = ?", (newer,))
+    return newer
+
+
+def _workers(output: str) -> list[int]:
+    """The worker processes uvicorn said it started, in order."""
+    return [int(pid) for pid in re.findall(r"Started server process \[(\d+)\]", output)]
+
+
+def _wait(done: Callable[[], bool], seconds: float = 60.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not done() and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+
+def test_a_worker_that_restarts_after_the_next_release_migrated_serves_again(
+    tmp_path: Path,
+) -> None:
+    """A rolling upgrade (docs/operations.md): ``vnehr db upgrade`` of the next release ran,
+    then one of this release's uvicorn workers dies and is restarted. It starts and serves;
+    before, it refused (KIT-0005) and uvicorn stopped the healthy worker too (exit 0)."""
+    url = _migrated(tmp_path)
+    port = free_port()
+    log = tmp_path / "uvicorn.log"
+    args = [sys.executable, "-m", "uvicorn", "--factory", "vnehr.app:factory",
+            "--port", str(port), "--workers", "2"]  # fmt: skip
+    env = {**_env(url), "PYTHONUNBUFFERED": "1"}
+    with log.open("wb") as out:
+        server = subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT)
+        try:
+            started = "Application startup complete"
+            _wait(lambda: log.read_text().count(started) == 2)
+            newer = _next_release(url)
+            victim = _workers(log.read_text())[0]
+            os.kill(victim, signal.SIGKILL)
+            # uvicorn starts another worker in its place, or gives up and stops the other
+            _wait(lambda: server.poll() is not None or log.read_text().count(started) == 3)
+            output = log.read_text()
+            assert server.poll() is None, output
+            assert "KIT-0005" not in output
+            for _ in range(4):  # every worker answers
+                ready = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=10)
+                assert ready.status_code == 200, ready.text
+                assert ready.json()["revision"] == [newer]
+        finally:
+            server.send_signal(signal.SIGINT)
+            server.wait(timeout=30)
+
+
+@pytest.mark.parametrize("command", ["serve", "worker"])
+def test_serve_and_worker_of_this_release_start_on_the_next_releases_schema(
+    command: str, tmp_path: Path
+) -> None:
+    """The same rule for every way of starting (D85, D112): a schema ahead of this release is
+    the next release's, and this one keeps working on it until it is replaced."""
+    url = _migrated(tmp_path)
+    _next_release(url)
+    if command == "serve":
+        port = free_port()
+        output = _serve_once([sys.executable, "-m", "vnehr", "serve", "--port", str(port)],
+                             url, port)  # fmt: skip
+    else:
+        log = tmp_path / "worker.log"
+        with log.open("wb") as out:
+            worker = subprocess.Popen([sys.executable, "-m", "vnehr", "worker"], env=_env(url),
+                                      stdout=out, stderr=subprocess.STDOUT)  # fmt: skip
+            try:
+                for _ in range(300):
+                    if worker.poll() is not None or "delivering the outbox" in log.read_text():
+                        break
+                    time.sleep(0.1)
+            finally:
+                worker.send_signal(signal.SIGINT)
+                worker.wait(timeout=30)
+        output = log.read_text()
+        assert "delivering the outbox" in output, output
+        assert worker.returncode == 0, output
+    assert output.count("database_ready") == 1, output
+    assert "KIT-0005" not in output
+
+
+def test_a_schema_this_release_cannot_place_is_refused(tmp_path: Path) -> None:
+    """Ahead means numbered after this release's newest; any other revision it does not know
+    (another program's, a branch) is refused like an older schema."""
+    url = _migrated(tmp_path)
+    with sqlite3.connect(tmp_path / "vnehr.db") as connection:
+        connection.execute("UPDATE alembic_version SET version_num = 'ae1027a6acf'")
+    exit_code, output = _uvicorn("vnehr.app:factory", url)
+    assert exit_code != 0, output
+    assert len(_coded(output, "KIT-0005")) == 1, output

@@ -148,7 +148,7 @@ def _database_usable(settings: Settings, *, replica: bool) -> None:
     """What ``serve`` and ``worker`` check before starting: the database (and, with
     ``replica``, the read replica) answers and has the newest schema. Otherwise one coded line
     and exit 2 (KIT-0003 unreachable or refusing, KIT-0004 not there or never migrated,
-    KIT-0005 an older or unknown schema, KIT-0007 a driver vnehr does not use), not a service
+    KIT-0005 an older or foreign schema, KIT-0007 a driver vnehr does not use), not a service
     that starts and then logs a traceback on every request and every delivery round. A missing
     SQLite file is not created. (The app's lifespan asks the same when started some other way,
     D112.)"""
@@ -209,7 +209,7 @@ def serve(
 def worker() -> None:
     """Deliver the outbox (BHXH portal relay) until stopped; run several for availability.
     In development `vnehr serve` already does this in-process. Starts only on a database at
-    the newest migration (else one coded line, exit 2)."""
+    the newest migration, or a later release's (else one coded line, exit 2)."""
     settings = _settings()
     _database_usable(settings, replica=False)
     import signal
@@ -483,6 +483,28 @@ def db_current() -> None:
     current = _run(work, schema=False)
     typer.echo(f"current: {', '.join(sorted(current)) or '(empty)'}")
     typer.echo(f"newest:  {', '.join(sorted(head_revisions()))}")
+
+
+@db_app.command("backfill-cards")
+def db_backfill_cards(
+    batch: Annotated[
+        int, typer.Option(help="Timeline rows filled per transaction", min=1, max=10_000)
+    ] = 1000,
+) -> None:
+    """Fill the insurance cards kept on the timeline for rows stored before migration 0024 (or
+    corrected by the previous release), a batch per transaction, while the service runs; the
+    FHIR Patient is right without it, and faster with it (D114). Rows whose stored visit
+    cannot be read are logged and skipped; run it again to take up what is left."""
+    from vnehr import records
+
+    async def work(db: Database) -> records.CardsFilled:
+        return await records.fill_insurance_cards(db, batch=batch)
+
+    done = _run(work)
+    typer.echo(
+        f"{done.filled} timeline row(s) filled, {done.skipped} skipped (stored visit "
+        f"unreadable, logged; {done.batches} batch(es))"
+    )
 
 
 @catalog_app.command("load")

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
+import httpx
 import nats
 import pytest
 import structlog
@@ -24,9 +25,11 @@ from sqlalchemy import func, select
 from structlog.testing import LogCapture
 
 from vnehr import exchange
+from vnehr.app import exchange_handlers
 from vnehr.exchange import nats_bus
 from vnehr.kit.db import Database
 from vnehr.kit.outbox import OutboxEvent, new_event
+from vnehr.kit.settings import Settings
 
 DAY = 86400.0
 TOPIC = "visit.accepted"
@@ -379,6 +382,50 @@ async def test_a_stopped_workers_consumers_keep_their_messages(
         assert consumer.num_pending == 3
         assert not consumer.config.inactive_threshold
     assert (await js.stream_info(nats_bus.STREAM)).state.messages == 3
+
+
+async def test_a_consumer_of_another_release_is_left_alone_while_its_workers_are_down(
+    js: JetStreamContext, db: Database, nats_url: str
+) -> None:
+    """The workers running every consumer are down; a worker of another release that does
+    not run the report's consumer starts. That consumer is one vnehr runs (not retired), so
+    it is not handed to the server to remove: it keeps what it has not taken, and the report
+    misses nothing when its workers come back. Before, it went an hour later with its
+    messages."""
+    await start_and_stop(db, nats_url, keep_days=30, names=CONSUMERS, unused_after=IDLE)
+    await publish(js, 3)
+    await start_and_stop(db, nats_url, keep_days=30, names=("bhxh", "inbox"), unused_after=IDLE)
+    await asyncio.sleep(3 * IDLE.total_seconds())  # idle for longer than the threshold
+    report = (await _consumers(js)).get(nats_bus.durable_name("report", TOPIC))
+    assert report is not None, "the report's consumer was removed"
+    assert report.num_pending == 3
+    assert not report.config.inactive_threshold
+
+
+async def test_a_consumer_a_release_retired_goes_once_idle(
+    js: JetStreamContext, db: Database, nats_url: str
+) -> None:
+    """A consumer vnehr once ran and a release retired (named in ``RETIRED_CONSUMERS``) is
+    handed over like one vnehr never knew."""
+    await start_and_stop(db, nats_url, keep_days=30, names=("bhxh",))
+    report = nats_bus.durable_name("report", TOPIC)
+    await subscribe(js, ("report",))
+    bhxh = {nats_bus.durable_name("bhxh", TOPIC)}
+    await nats_bus.tend_consumers(js, bhxh, IDLE, retired={report})
+
+    async def gone() -> bool:
+        return report not in await _consumers(js)
+
+    assert await _eventually(gone)
+
+
+async def test_every_consumer_the_worker_runs_is_known(settings: Settings) -> None:
+    """A consumer added to the wiring is named in ``KNOWN_CONSUMERS`` (and not retired), or a
+    worker of this release would hand it over while that feature's workers are down."""
+    async with httpx.AsyncClient() as http:
+        running = nats_bus.durables(exchange_handlers(settings, http))
+    assert running <= nats_bus.KNOWN_CONSUMERS
+    assert not running & nats_bus.RETIRED_CONSUMERS
 
 
 async def test_a_consumer_an_older_release_still_runs_is_kept_while_it_pulls(

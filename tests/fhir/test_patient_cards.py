@@ -120,3 +120,96 @@ async def test_the_patient_lists_the_same_cards_without_opening_a_visit(
             f"{other_card(card, 2)};{other_card(card, 3)}",
         ]
     )
+
+
+#: The timeline columns the previous release writes (before 0024): its upsert of a new or
+#: corrected version sets these and leaves every other column as it was.
+OLD_RELEASE_COLUMNS = frozenset(
+    {"id", "person_id", "facility_code", "visit_key", "version_id", "care_type",
+     "main_diagnosis", "outcome", "insured", "started_at", "ended_at", "version", "updated_at"}
+)  # fmt: skip
+
+
+async def row_of(session: AsyncSession, code: str, key: str) -> dict[str, Any]:
+    t = TimelineEntry.__table__
+    found = await session.execute(select(t).where(t.c.facility_code == code, t.c.visit_key == key))
+    return dict(found.one()._mapping)
+
+
+async def set_newer_columns(
+    session: AsyncSession, code: str, key: str, values: dict[str, Any] | None
+) -> None:
+    """The columns the previous release does not know set to ``values``' (None: NULL, as 0024
+    leaves the rows stored before it)."""
+    t = TimelineEntry.__table__
+    newer = {c.name: (values or {}).get(c.name) for c in t.c if c.name not in OLD_RELEASE_COLUMNS}
+    assert newer  # (the cards are among them)
+    await session.execute(
+        update(t).where(t.c.facility_code == code, t.c.visit_key == key).values(newer)
+    )
+
+
+async def insured_person(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> tuple[str, dict[str, str], synth.SynthVisit, synth.SynthVisit, str]:
+    """A facility and two insured visits of one person it sent (one with two cards); the
+    Patient's id."""
+    scopes = ("submission.write", "record.read")
+    code, headers = await facility_with_token(client, session, settings, scopes=scopes)
+    one = visit_of(code, 91, datetime(2026, 9, 5, 9, 0), insured=True)  # noqa: DTZ001
+    card = one.tables["XML1"][0]["MA_THE_BHYT"]
+    two = visit_of(code, 92, datetime(2026, 9, 20, 9, 0), one, insured=True)  # noqa: DTZ001
+    with_card(two, other_card(card, 2))
+    xml1 = two.tables["XML1"][0]
+    xml1["MA_THE_BHYT"] = f"{other_card(card, 2)};{other_card(card, 3)}"
+    for field in ("GT_THE_TU", "GT_THE_DEN"):
+        xml1[field] = f"{xml1[field]};{xml1[field]}"
+    sent = await send(client, headers, synth.envelope([one, two], code))
+    assert "rejected" not in {v["status"] for v in sent.json()["visits"]}, sent.text
+    by_id = {"identifier": f"{PERSONAL_ID}|{who(one)[0]}"}
+    [entry] = (await client.get(f"{FHIR}/Patient", params=by_id, headers=headers)).json()["entry"]
+    return code, headers, one, two, entry["resource"]["id"]
+
+
+async def test_rows_stored_before_0024_still_list_their_cards(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    """0024 only adds the columns: a row stored before it has no cards kept, and the Patient
+    opens its visit for them (as before D114) instead of losing them."""
+    code, headers, one, two, patient_id = await insured_person(client, session, settings)
+    card = one.tables["XML1"][0]["MA_THE_BHYT"]
+    expected = sorted([card, other_card(card, 2), other_card(card, 3)])
+    for visit in (one, two):
+        await set_newer_columns(session, code, visit.ma_lk, None)
+    answer = await client.get(f"{FHIR}/Patient/{patient_id}", headers=headers)
+    assert answer.status_code == 200, answer.text
+    assert sorted(cards(answer.json())) == expected
+    await sign_in_as(client, session, settings, who(one))
+    answer = await client.get(f"{FHIR}/Patient/{patient_id}")
+    assert sorted(cards(answer.json())) == expected
+
+
+async def test_a_correction_by_the_previous_release_shows_the_new_card(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    """During a rolling upgrade a process of the previous release stores a correction: it
+    points the timeline row at the new version and leaves the cards of the old one. The
+    Patient shows the corrected card, not the old one."""
+    code, headers, one, _, patient_id = await insured_person(client, session, settings)
+    card = one.tables["XML1"][0]["MA_THE_BHYT"]
+    before = await row_of(session, code, one.ma_lk)
+    corrected = copy.deepcopy(one)
+    with_card(corrected, other_card(card, 7))
+    sent = await send(client, headers, synth.envelope([corrected], code))
+    assert sent.json()["visits"][0]["outcome"] == "changed", sent.text
+    after = await row_of(session, code, one.ma_lk)
+    assert after["version_id"] != before["version_id"]
+    # what the previous release would have left: its own columns of the new version, the
+    # newer ones as the earlier version had them
+    await set_newer_columns(session, code, one.ma_lk, before)
+    expected = sorted([other_card(card, n) for n in (2, 3, 7)])
+    answer = await client.get(f"{FHIR}/Patient/{patient_id}", headers=headers)
+    assert answer.status_code == 200, answer.text
+    assert sorted(cards(answer.json())) == expected
+    await sign_in_as(client, session, settings, who(one))
+    assert sorted(cards((await client.get(f"{FHIR}/Patient/{patient_id}")).json())) == expected

@@ -283,3 +283,212 @@ async def test_a_visit_bundle_whose_member_is_of_another_patient_is_refused_whol
     allergy["patient"] = {"reference": "urn:uuid:patient"}
     answer = await client.post(FHIR, json=sent, headers=w.headers)
     assert answer.status_code == 200, answer.text
+
+
+def _without_personal_id(one: synth.SynthVisit) -> synth.SynthVisit:
+    """The visit of a patient who has no personal ID (a foreigner, a newborn): SO_CCCD blank."""
+    for rows in one.tables.values():
+        for row in rows:
+            if "SO_CCCD" in row:
+                row["SO_CCCD"] = ""
+    return one
+
+
+async def _allergies_seen(
+    client: httpx.AsyncClient, headers: dict[str, str], patient: str
+) -> set[str]:
+    found = await client.get(
+        f"{FHIR}/AllergyIntolerance", params={"patient": patient}, headers=headers
+    )
+    assert found.status_code == 200, found.text
+    return {e["resource"]["id"] for e in found.json().get("entry") or []}
+
+
+async def test_a_facility_names_its_own_visit_of_a_patient_without_personal_id(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    """Such a visit has no person to compare the subject with: its own writer may name it
+    (kept as sent, hidden from other readers as D98 hides what it cannot judge); nobody else."""
+    from vnehr import records
+
+    w = await two_patients(client, session, settings)
+    stranger = _without_personal_id(visit_of(w.code, 91, datetime(2026, 10, 7, 9, 0)))  # noqa: DTZ001
+    sent = await send(client, w.headers, synth.envelope([stranger], w.code))
+    assert [v["status"] for v in sent.json()["visits"]] == ["accepted"], sent.text
+    entry = await records.entry_by_key(session, w.code, stranger.ma_lk)
+    assert entry is not None
+    assert entry.person_id is None
+    kept = await client.post(
+        f"{FHIR}/Patient",
+        json={"resourceType": "Patient", "name": [{"text": "John Smith"}]},
+        headers=w.headers,
+    )
+    assert kept.status_code == 201, kept.text
+    by_key = {"identifier": {"system": mapping.VISIT_KEY, "value": f"{w.code}/{stranger.ma_lk}"}}
+    for encounter in (by_key, {"reference": f"Encounter/{entry.id}"}):
+        for type_ in TYPES:
+            written = await client.post(
+                f"{FHIR}/{type_}",
+                json=naming(type_, f"Patient/{kept.json()['id']}", encounter),
+                headers=w.headers,
+            )
+            assert written.status_code == 201, (type_, encounter, written.text)
+            read = await client.get(f"{FHIR}/{type_}/{written.json()['id']}", headers=w.headers)
+            assert read.status_code == 200, read.text
+    # another facility may not name it, whatever the subject
+    other_code, other = await facility_with_token(client, session, settings, scopes=WRITER)
+    for encounter in (by_key, {"reference": f"Encounter/{entry.id}"}):
+        answer = await client.post(
+            f"{FHIR}/Observation",
+            json=naming("Observation", f"Patient/{w.patient_a}", encounter),
+            headers=other,
+        )
+        outcome(answer, 422, REFUSED)
+    # an allergy of A recorded there is the writer's and A's, not a reader's under consent
+    there = await client.post(
+        f"{FHIR}/AllergyIntolerance",
+        json=naming("AllergyIntolerance", f"Patient/{w.patient_a}", by_key),
+        headers=w.headers,
+    )
+    assert there.status_code == 201, there.text
+    at_a = await client.post(
+        f"{FHIR}/AllergyIntolerance",
+        json=naming(
+            "AllergyIntolerance", f"Patient/{w.patient_a}", {"reference": f"Encounter/{w.visit_a}"}
+        ),
+        headers=w.headers,
+    )
+    assert at_a.status_code == 201, at_a.text
+    await sign_in_as(client, session, settings, w.person_a)
+    shared = await client.post(
+        "/api/v1/me/consents", json={"facility": other_code, "scope": "full"}
+    )
+    assert shared.status_code == 201, shared.text
+    client.cookies.clear()
+    ids = {there.json()["id"], at_a.json()["id"]}
+    assert await _allergies_seen(client, w.headers, w.patient_a) >= ids
+    assert await _allergies_seen(client, other, w.patient_a) & ids == {at_a.json()["id"]}
+
+
+async def test_a_facility_in_test_mode_names_its_own_test_visits(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    """An onboarding facility's visits are test visits with no person (D67): its writes may
+    name them (kept for it alone); another facility's test visit stays refused."""
+    code, headers = await facility_with_token(client, session, settings, steps=3, scopes=WRITER)
+    one = visit_of(code, 92, datetime(2026, 10, 7, 9, 0))  # noqa: DTZ001
+    sent = await send(client, headers, synth.envelope([one], code))
+    assert sent.json()["test_mode"], sent.text
+    assert sent.json()["status"] != "rejected", sent.text
+    kept = await client.post(
+        f"{FHIR}/Patient", json={"resourceType": "Patient", "name": [{"text": "Thử"}]},
+        headers=headers,
+    )  # fmt: skip
+    by_key = {"identifier": {"system": mapping.VISIT_KEY, "value": f"{code}/{one.ma_lk}"}}
+    for type_ in TYPES:
+        written = await client.post(
+            f"{FHIR}/{type_}",
+            json=naming(type_, f"Patient/{kept.json()['id']}", by_key),
+            headers=headers,
+        )
+        assert written.status_code == 201, (type_, written.text)
+        read = await client.get(f"{FHIR}/{type_}/{written.json()['id']}", headers=headers)
+        assert read.status_code == 200, read.text
+    never_sent = {"identifier": {"system": mapping.VISIT_KEY, "value": f"{code}/NOT-SENT"}}
+    answer = await client.post(
+        f"{FHIR}/Observation",
+        json=naming("Observation", f"Patient/{kept.json()['id']}", never_sent),
+        headers=headers,
+    )
+    outcome(answer, 422, REFUSED)
+    _, other = await facility_with_token(client, session, settings, steps=3, scopes=WRITER)
+    answer = await client.post(
+        f"{FHIR}/Observation",
+        json=naming("Observation", f"Patient/{kept.json()['id']}", by_key),
+        headers=other,
+    )
+    outcome(answer, 422, REFUSED)
+
+
+async def test_a_kept_patient_of_the_visits_person_may_be_the_subject(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    """A HIS keeps its own Patient of the citizen (found by the personal ID, conditional create)
+    and records in that citizen's visit: the subject is that Patient's person."""
+    w = await two_patients(client, session, settings)
+    personal_id = w.person_a[0]
+    mine = {
+        "resourceType": "Patient",
+        "identifier": [{"system": mapping.PERSONAL_ID, "value": personal_id}],
+        "name": [{"text": w.person_a[1]}],
+    }
+    at_a = {"reference": f"Encounter/{w.visit_a}"}
+
+    def bundle(patient_first: bool) -> dict[str, Any]:
+        patient = {
+            "fullUrl": "urn:uuid:patient", "resource": mine,
+            "request": {"method": "POST", "url": "Patient",
+                        "ifNoneExist": f"identifier={mapping.PERSONAL_ID}|{personal_id}"},
+        }  # fmt: skip
+        observation = {
+            "fullUrl": "urn:uuid:observation",
+            "resource": naming("Observation", "urn:uuid:patient", at_a),
+            "request": {"method": "POST", "url": "Observation"},
+        }
+        entries = [patient, observation] if patient_first else [observation, patient]
+        return {"resourceType": "Bundle", "type": "transaction", "entry": entries}
+
+    # first the Patient is created in the transaction (after the Observation), then found
+    answers = []
+    for patient_first in (False, True):
+        answer = await client.post(FHIR, json=bundle(patient_first), headers=w.headers)
+        assert answer.status_code == 200, answer.text
+        answers.append([e["response"] for e in answer.json()["entry"]])
+    assert (answers[0][1]["status"], answers[1][0]["status"]) == ("201 Created", "200 OK")
+    hex_id = answers[1][0]["location"].split("/")[1]
+    assert answers[0][1]["location"].split("/")[1] == hex_id
+    observation = await client.get(f"{FHIR}/{answers[1][1]['location']}", headers=w.headers)
+    assert observation.json()["subject"] == {"reference": f"Patient/{hex_id}"}
+    assert observation.json()["encounter"] == at_a
+    # standalone, naming the kept Patient
+    written = await client.post(
+        f"{FHIR}/Observation", json=naming("Observation", f"Patient/{hex_id}", at_a),
+        headers=w.headers,
+    )  # fmt: skip
+    assert written.status_code == 201, written.text
+    # still refused: the kept Patient's person is not the visit's
+    for encounter in (
+        {"reference": f"Encounter/{w.visit_b}"},
+        {"identifier": {"system": mapping.VISIT_KEY, "value": w.key_b}},
+    ):
+        answer = await client.post(
+            f"{FHIR}/Observation", json=naming("Observation", f"Patient/{hex_id}", encounter),
+            headers=w.headers,
+        )  # fmt: skip
+        outcome(answer, 422, REFUSED)
+    # a transaction that takes the personal ID off the kept Patient: it stands for no one
+    nameless = {"resourceType": "Patient", "id": hex_id, "name": [{"text": w.person_a[1]}]}
+    answer = await client.post(
+        FHIR,
+        json={"resourceType": "Bundle", "type": "transaction", "entry": [
+            {"fullUrl": f"Patient/{hex_id}", "resource": nameless,
+             "request": {"method": "PUT", "url": f"Patient/{hex_id}"}},
+            {"fullUrl": "urn:uuid:observation",
+             "resource": naming("Observation", f"Patient/{hex_id}", at_a),
+             "request": {"method": "POST", "url": "Observation"}},
+        ]},
+        headers=w.headers,
+    )  # fmt: skip
+    outcome(answer, 422, REFUSED)
+    still = await client.get(f"{FHIR}/Patient/{hex_id}", headers=w.headers)
+    assert still.json()["identifier"] == mine["identifier"]
+    # another facility's kept Patient of A is its writer's alone
+    _, other = await facility_with_token(client, session, settings, scopes=WRITER)
+    theirs = await client.post(f"{FHIR}/Patient", json=mine, headers=other)
+    assert theirs.status_code == 201, theirs.text
+    answer = await client.post(
+        f"{FHIR}/Observation",
+        json=naming("Observation", f"Patient/{theirs.json()['id']}", at_a),
+        headers=w.headers,
+    )
+    outcome(answer, 422, REFUSED)

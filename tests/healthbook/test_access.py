@@ -341,6 +341,54 @@ async def test_a_parent_of_a_sixteen_year_old_is_not_told_which_facility_looked(
     assert {e["who"]["name"] for e in log if e["action"] != "fhir.read"} == {DOCTOR[1]}
 
 
+async def test_a_parent_of_a_sixteen_year_old_is_not_told_which_facility_admin_exported(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    """A facility's administrator who exports the visit file is a medical facility to the
+    parent of a person of 16 or more (neither their name nor the visit); the department's
+    export names the department's officer; the young person's own log names both."""
+    from tests.exchange.test_inbox import AN
+    from tests.exchange.test_push_privacy import represent
+
+    admin = ("001185002222", "Nguyễn Quản Trị", "1985-01-01", "female")
+    officer = ("001086003333", "Phạm Sở Y Tế", "1986-01-01", "male")
+    code, headers = await facility_with_token(
+        client, session, settings, scopes=("submission.write", "record.read")
+    )
+    one = visit_of(code, 73, datetime(2026, 10, 9, 9, 0), age_group=1)  # noqa: DTZ001
+    assert (await send(client, headers, synth.envelope([one], code))).status_code == 201
+    young = who(one)
+    pid = young[0]
+    await sign_in_as(client, session, settings, young)
+    await born_years_ago(session, pid, 17)
+    await represent(session, AN, pid, "parent", date(2010, 1, 1))
+    await sign_in_as(
+        client, session, settings, admin, {"role": "facility_admin", "facility_code": code}
+    )
+    assert (await client.get(f"/api/v1/visits/{code}/{one.ma_lk}/xml")).status_code == 200
+    await sign_in_as(
+        client, session, settings, officer, {"role": "department_admin", "province_code": "01"}
+    )
+    assert (await client.get(f"/api/v1/visits/{code}/{one.ma_lk}/xml")).status_code == 200
+
+    await sign_in_as(client, session, settings, AN)
+    answer = await client.get("/api/v1/me/access-log")
+    log = answer.json()
+    assert [e["action"] for e in log] == ["visit.exported", "visit.exported"]
+    by_officer, by_admin = log
+    assert by_admin["who"] == {"kind": "facility", "name": None, "facility": None}
+    assert by_admin["what"] == "visit_version"
+    assert by_officer["who"]["name"] == officer[1]
+    assert admin[1] not in answer.text
+    page = (await client.get("/portal/book/access-log", params={"lang": "en"})).text
+    assert "A medical facility" in page
+    assert admin[1] not in page
+
+    await sign_in_as(client, session, settings, young)
+    own = (await client.get("/api/v1/me/access-log")).json()
+    assert {e["who"]["name"] for e in own} == {admin[1], officer[1]}
+
+
 async def born_years_ago(session: AsyncSession, personal_id: str, years: int) -> None:
     """Make a person ``years`` old today (a month short of their next birthday), whatever the
     personal ID says (the birth date recorded decides, D100)."""

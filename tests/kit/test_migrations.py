@@ -7,13 +7,21 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import bindparam, column, inspect, select, table, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tests.conftest import new_database_on
 from vnehr.kit.db import JSONDoc, create_engine
-from vnehr.kit.migrate import current_revisions, downgrade, head_revisions, upgrade
+from vnehr.kit.migrate import (
+    NUMBERED,
+    alembic_config,
+    current_revisions,
+    downgrade,
+    head_revisions,
+    upgrade,
+)
 from vnehr.models import metadata
 from vnehr.records.models import VisitVersion
 
@@ -53,6 +61,16 @@ async def test_history_goes_down_to_nothing_and_up_again(tmp_path: Path) -> None
 def test_heads_are_single(revision: str) -> None:
     assert len(head_revisions()) == 1, "two migration heads: merge them"
     assert revision
+
+
+def test_revisions_are_numbered_in_order() -> None:
+    """A release tells a later release's schema by its revision's number (D119): each
+    revision is four digits, one more than the one it follows."""
+    script = ScriptDirectory.from_config(alembic_config())
+    for revision in script.walk_revisions():
+        assert NUMBERED.fullmatch(revision.revision), revision.revision
+        if revision.down_revision is not None:
+            assert int(revision.revision) == int(str(revision.down_revision)) + 1
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -47,9 +47,29 @@ PREFIX = "vnehr.events."
 
 
 NO_LIMIT = -1  # JetStream's "no cap"
-#: A consumer this configuration does not run is removed by the server once nobody has pulled
-#: from it for this long (D112): an earlier release's worker still running keeps it.
+#: A consumer that no release runs is removed by the server once nobody has pulled from it for
+#: this long (D112): a worker still running it keeps it.
 UNUSED_AFTER = timedelta(hours=1)
+#: Every durable consumer this release and the earlier ones run (``durable_name``): a worker
+#: that does not run one of them leaves it alone, since workers of another release or
+#: configuration may (D119). A release that adds a consumer names it here.
+KNOWN_CONSUMERS = frozenset(
+    {
+        "bhxh-visit-accepted",
+        "inbox-visit-accepted",
+        "report-visit-accepted",
+        "report-visit-rejected",
+        "bhxh-checkin-received",
+        "inbox-emergency-access",
+        "inbox-paper-issued",
+        "report-paper-issued",
+        "report-account-changed",
+        "inbox-record-viewed",
+    }
+)
+#: Known consumers a release stopped running (moved here from the wiring, kept in
+#: ``KNOWN_CONSUMERS``): handed over to go once idle, like a name vnehr never used.
+RETIRED_CONSUMERS: frozenset[str] = frozenset()
 #: JetStream's "stream store failed" (maximum bytes exceeded: the stream is full, D88, D102)
 STREAM_FULL = frozenset({10077})
 
@@ -144,16 +164,22 @@ async def _oldest_not_taken(
 
 
 async def tend_consumers(
-    js: JetStreamContext, durables: Collection[str], unused_after: timedelta = UNUSED_AFTER
+    js: JetStreamContext,
+    durables: Collection[str],
+    unused_after: timedelta = UNUSED_AFTER,
+    *,
+    known: Collection[str] = KNOWN_CONSUMERS,
+    retired: Collection[str] = RETIRED_CONSUMERS,
 ) -> None:
-    """A durable consumer of the stream that this configuration does not run (left by an
-    earlier release, or its feature switched off here) holds its subject's messages on an
-    interest stream until ``max_age``. It is handed to the server to remove once nobody has
-    pulled from it for ``unused_after`` (its inactive threshold): a worker that still runs it
-    (an earlier release during a rolling upgrade, a worker with the feature on) keeps it, and
-    what it held goes with it (D112). Logged once per start (``stream_consumer_unused``). The
-    consumers of this configuration never have a threshold, whoever set one: with every worker
-    stopped they keep what they have not taken."""
+    """A durable consumer of the stream that no release runs (a name vnehr never used, or one
+    a release retired) holds its subject's messages on an interest stream until ``max_age``.
+    It is handed to the server to remove once nobody has pulled from it for ``unused_after``
+    (its inactive threshold): a worker that still runs it (an earlier release during a rolling
+    upgrade) keeps it, and what it held goes with it (D112). Logged once per start
+    (``stream_consumer_unused``). A ``known`` consumer that this configuration does not run is
+    left alone: workers of another release or configuration run it, and while they are down it
+    keeps what they have not taken (D119). The consumers of this configuration never have a
+    threshold, whoever set one."""
     wanted = unused_after.total_seconds()
     for consumer in await js.consumers_info(STREAM):
         config = consumer.config
@@ -165,6 +191,8 @@ async def tend_consumers(
                 log.info("stream_consumer_kept", stream=STREAM, consumer=consumer.name)
                 await js.add_consumer(STREAM, replace(config, inactive_threshold=0.0))
             continue
+        if consumer.name in known and consumer.name not in retired:
+            continue  # another release's or configuration's: never handed over from here
         held = (consumer.num_pending or 0) + (consumer.num_ack_pending or 0)
         log.warning("stream_consumer_unused", stream=STREAM, consumer=consumer.name,
                     pending=held, removed_when_idle_seconds=round(wanted))  # fmt: skip
@@ -396,8 +424,8 @@ async def run(
     """Relay the outbox and run every consumer until ``stop`` is set. The stream keeps
     messages as long as the outbox keeps delivered events (``policy.keep_days``), at most
     ``max_bytes``; an existing stream gets these limits on start (``ensure_stream``). A consumer
-    of the stream that ``consumers`` does not name is removed by the server once nobody pulled
-    from it for ``unused_after`` (``tend_consumers``)."""
+    of the stream that no release runs (not in ``KNOWN_CONSUMERS``, or retired) is removed by
+    the server once nobody pulled from it for ``unused_after`` (``tend_consumers``)."""
     nc = Nats()
 
     async def on_error(exc: Exception) -> None:

@@ -20,7 +20,8 @@ from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from vnehr import healthbook
+from vnehr import audit, healthbook
+from vnehr.kit import i18n
 from vnehr.kit.clock import VIETNAM, vietnam_moment
 
 Resource = dict[str, Any]
@@ -629,15 +630,28 @@ ACT_REASON = "http://terminology.hl7.org/CodeSystem/v3-ActReason"
 PURPOSE = {"consent": "TREAT", "emergency": "ETREAT", "default": "TREAT"}
 
 
-def audit_event(row: Any) -> Resource:
+def audit_event(row: Any, *, unnamed: bool = False) -> Resource:
     """An audit row as a FHIR AuditEvent, shaped after IHE Basic Audit Log Patterns (BALP): a
     read of a patient's data is an ``IHE.BasicAudit.PatientRead`` (the client and the server
-    as agents, the patient and the data as entities, the purpose of use)."""
+    as agents, the patient and the data as entities, the purpose of use). ``unnamed`` (a
+    representative of a person of 16 or more, D109): the requestor is "a medical facility"
+    when a facility wrote the row (nobody when someone else did), and the data its type only."""
     verb = row.action.rsplit(".", 1)[-1]
     action = {"read": "R", "exported": "R", "received": "C", "opened": "R"}.get(verb, "E")
     detail = row.detail or {}
     reading = action == "R" and row.person_id is not None
     purpose = PURPOSE.get(str(detail.get("basis") or ""), "PATRQT" if detail.get("as") else None)
+    requestor: Resource = {"display": row.actor}
+    what = f"{row.object_type}/{row.object_id}"
+    if unnamed:
+        by_facility = (
+            row.action in audit.READS
+            or row.actor.startswith("facility_system:")
+            or "facility" in detail
+            or "facility_code" in detail
+        )
+        requestor = {"display": i18n.text("web.access.a_facility", "vi")} if by_facility else {}
+        what = row.object_type
     return _drop_empty(
         {
             "resourceType": "AuditEvent",
@@ -662,7 +676,7 @@ def audit_event(row: Any) -> Resource:
             "agent": [
                 {"type": {"coding": [{"system": DCM, "code": "110153",
                                       "display": "Source Role ID"}]},
-                 "who": {"display": row.actor}, "requestor": True,
+                 "who": requestor, "requestor": True,
                  **({"purposeOfUse": [{"coding": [{"system": ACT_REASON, "code": purpose}]}]}
                     if purpose else {})},
                 {"type": {"coding": [{"system": DCM, "code": "110152",
@@ -676,7 +690,7 @@ def audit_event(row: Any) -> Resource:
             },
             "entity": [
                 {
-                    "what": {"display": f"{row.object_type}/{row.object_id}"},
+                    "what": {"display": what},
                     "type": {"system": ENTITY_TYPE, "code": "2", "display": "System Object"},
                     "role": {"system": OBJECT_ROLE, "code": "4", "display": "Domain Resource"},
                     **({"detail": [{"type": "as", "valueString": str(detail.get("as"))}]}

@@ -231,8 +231,14 @@ async def compartment(session: AsyncSession, scope: Scope, person_ids: list[int]
         if kept.person_id is not None:
             pool.person_ids.add(kept.person_id)
     if scope.is_citizen:
+        # a representative of a person of 16 or more reads who looked as the access log says
+        confiding = {
+            p: h for p, h in scope.holders.items() if h.relation is not None and h.confides(today)
+        }
         for row in await audit.events_about(session, sorted(pool.person_ids)):
-            pool.add(mapping.audit_event(row))
+            holder = confiding.get(row.person_id or 0)
+            unnamed = holder is not None and not healthbook.names_reader(row, holder)
+            pool.add(mapping.audit_event(row, unnamed=unnamed))
         now = utcnow()
         for directive in await sharing.directives_of(session, sorted(pool.person_ids)):
             pool.add(mapping.consent(directive, now))
@@ -269,9 +275,11 @@ async def patients(
     (``GET Patient/{id}``, ``Patient?identifier=``). The reach and the insurance cards (the
     Patient lists those seen in the visits it may see) come from the timeline index (D114); a
     visit is opened only when its content counts: another facility's visit that a facility
-    system reads under consent (whether a sensitive category leaves it out, D35). The reader's
-    own visits, and a citizen's, are kept whatever they hold, and their timeline row carries
-    the person and the cards of the version it points to."""
+    system reads under consent (whether a sensitive category leaves it out, D35), and an
+    insured visit whose row does not keep the cards of the version it points to (stored before
+    migration 0024 and not yet filled, or corrected by the previous release). The reader's own
+    visits, and a citizen's, are kept whatever they hold, and their timeline row carries the
+    person of the version it points to."""
     pool = Pool()
     if scope.is_citizen:
         person_ids = [p for p in person_ids if p in scope.holders]
@@ -281,6 +289,7 @@ async def patients(
         e.version_id
         for e in entries
         if not (scope.is_citizen or e.facility_code == scope.facility_code)
+        or (e.insured and e.insurance_cards_version != e.version_id)
     }
     versions = await records.versions_by_ids(session, sorted(opened))
     reached: set[int] = set()

@@ -204,15 +204,61 @@ class _Elsewhere:
 _ELSEWHERE = _Elsewhere()
 #: An Encounter of this server, as ``canonical_reference`` writes it.
 _ENCOUNTER = re.compile(r"Encounter/(?P<id>[A-Za-z0-9\-.]{1,64})")
+#: A Patient of this server, as ``canonical_reference`` writes it.
+_PATIENT = re.compile(r"Patient/(?P<id>[A-Za-z0-9\-.]{1,64})")
+
+
+async def _as_person(
+    session: AsyncSession, scope: Scope, patient: str | None, patients: Mapping[str, str]
+) -> str | None:
+    """A patient reference as the person it stands for: a Patient the writer keeps as sent
+    (its HIS's own record of the citizen, found by the personal ID as ``_person_of`` finds
+    it) is ``Patient/{person id}``; ``patients``: the Patients a transaction writes, so
+    mapped. Another facility's kept Patient is its writer's alone; anything else is as it is."""
+    if patient is None:
+        return None
+    if patient in patients:
+        return patients[patient]
+    kept = _PATIENT.fullmatch(patient)
+    if kept is None or number(kept["id"]) is not None:
+        return patient
+    row = await current(session, "Patient", kept["id"])
+    if row is None or row.facility_code != scope.facility_code:
+        return patient
+    person_id = await _person_of(session, row.body)
+    return patient if person_id is None else f"Patient/{person_id}"
+
+
+async def _patient_of_visit(
+    session: AsyncSession, scope: Scope, entry: Any
+) -> str | _Elsewhere | None:
+    """The patient of one of this server's visits (its timeline row, None: no such visit), as
+    ``_patient_of_encounter`` answers."""
+    if entry is None:
+        return None
+    if entry.person_id is None:
+        # a visit of a patient without a personal ID (blank SO_CCCD: a foreigner, a newborn):
+        # no person to compare the subject with. Its own facility may name it, kept as sent
+        # and hidden from other readers like any encounter that cannot be judged (D98);
+        # to anyone else it is a visit they may not read.
+        return _ELSEWHERE if entry.facility_code == scope.facility_code else None
+    person_id = await visit_person(session, scope, entry.id)
+    return None if person_id is None else f"Patient/{person_id}"
 
 
 async def _patient_of_encounter(
-    session: AsyncSession, scope: Scope, reference: Any, known: Mapping[str, str]
+    session: AsyncSession,
+    scope: Scope,
+    reference: Any,
+    known: Mapping[str, str],
+    *,
+    test_mode: bool = False,
 ) -> str | _Elsewhere | None:
     """The patient (as a reference) of the encounter a Reference names, when it is one of this
     server's that the writer may read; None when it names one of ours that is not (or none);
     ``_ELSEWHERE`` when it is not this server's to judge. ``known``: the encounters this
-    transaction writes, with their patients."""
+    transaction writes, with their patients. ``test_mode``: the writer is onboarding, its
+    visits are test visits (D67), with no person: it may name its own, by their visit key."""
     if not isinstance(reference, dict):
         return _ELSEWHERE
     target = reference.get("reference")
@@ -227,8 +273,7 @@ async def _patient_of_encounter(
         id_ = ours["id"]
         visit_id = number(id_)
         if visit_id is not None:
-            person_id = await visit_person(session, scope, visit_id)
-            return None if person_id is None else f"Patient/{person_id}"
+            return await _patient_of_visit(session, scope, await records.entry(session, visit_id))
         row = await current(session, "Encounter", id_)
         if row is None or row.facility_code != scope.facility_code:
             return None  # an Encounter kept as sent is its writer's alone
@@ -236,8 +281,11 @@ async def _patient_of_encounter(
     if isinstance(identifier, dict) and identifier.get("system") == mapping.VISIT_KEY:
         facility_code, _, visit_key = str(identifier.get("value") or "").partition("/")
         entry = await records.entry_by_key(session, facility_code, visit_key)
-        person_id = await visit_person(session, scope, entry.id) if entry is not None else None
-        return None if person_id is None else f"Patient/{person_id}"
+        if entry is None and test_mode and facility_code == scope.facility_code:
+            # a test visit has no timeline row; the current version is then a test one
+            found = await records.current_version(session, facility_code, visit_key)
+            return None if found is None else _ELSEWHERE
+        return await _patient_of_visit(session, scope, entry)
     return _ELSEWHERE
 
 
@@ -248,15 +296,24 @@ async def _check_visits(
     *,
     path: str = "",
     known: Mapping[str, str] | None = None,
+    patients: Mapping[str, str] | None = None,
+    test_mode: bool = False,
 ) -> None:
     """Refuse a resource naming as its visit one of this server's encounters that is not of
     its own patient or that the writer may not read (``NotThisPatientsVisit``). ``path``: where
-    the resource is (``Bundle.entry[3].resource``), for the message."""
-    patient = _patient_named(body, scope.base)
+    the resource is (``Bundle.entry[3].resource``), for the message. Both patients are
+    compared as the persons they stand for (``_as_person``; ``patients``: the Patients a
+    transaction writes, with their persons)."""
+    patients = patients or {}
+    patient = await _as_person(session, scope, _patient_named(body, scope.base), patients)
     for where, reference in _visits_named(body):
-        found = await _patient_of_encounter(session, scope, reference, known or {})
+        found = await _patient_of_encounter(
+            session, scope, reference, known or {}, test_mode=test_mode
+        )
         if isinstance(found, _Elsewhere):
             continue
+        if found is not None:
+            found = await _as_person(session, scope, found, patients)
         if found is None or found != patient:
             named = reference.get("reference") or (reference.get("identifier") or {}).get("value")
             shown = f"{path}.{where.split('.', 1)[1]}" if path else where
@@ -274,14 +331,16 @@ async def store(
     base: str,
     path: str = "",
     known: Mapping[str, str] | None = None,
+    patients: Mapping[str, str] | None = None,
 ) -> Written:
     """Create (new id, or ``planned_id``: the id a transaction gave the entry, which its other
     entries already point at) or update (``resource_id``) a resource kept as sent, its references
     to this server's resources (``base``: its FHIR base) made relative and unversioned
     (``_canonical``). The visit it names must be one of its own patient's that the writer may
     read (``_check_visits``; ``known``: the encounters a transaction writes, with their
-    patients; ``path``: where the resource is in it). A facility still onboarding writes in
-    test mode: kept for it, in no citizen's record (D67)."""
+    patients; ``patients``: its Patients, with their persons; ``path``: where the resource is
+    in it). A facility still onboarding writes in test mode: kept for it, in no citizen's
+    record (D67)."""
     code, test_mode = await submissions.admitted(session, subject)
     type_ = str(resource.get("resourceType"))
     if type_ not in WRITABLE:
@@ -309,7 +368,9 @@ async def store(
     }
     check(body)
     scope = Scope(subject, facility_code=code, base=base)
-    await _check_visits(session, scope, body, path=path, known=known)
+    await _check_visits(
+        session, scope, body, path=path, known=known, patients=patients, test_mode=test_mode
+    )
     if previous is not None:
         await session.execute(
             update(StoredResource).where(StoredResource.id == previous.id).values(current=False)
@@ -456,6 +517,15 @@ async def transaction(
         made = url in planned and url not in found and url not in same_as
         if made and resource.get("resourceType") == "Encounter":
             known[targets[url]] = _patient_named(_rewrite(resource, targets), base) or ""
+    # the Patients this Bundle writes, with the persons they stand for (their personal ID): an
+    # entry about one of them is about that person, whatever their order (``_as_person``); one
+    # without a personal ID stands for no one, whatever an earlier version of it said
+    patients: dict[str, str] = {}
+    for url, resource, _ in entries:
+        made = url in planned and url not in found and url not in same_as
+        if made and resource.get("resourceType") == "Patient":
+            person_id = await _person_of(session, resource)
+            patients[targets[url]] = targets[url] if person_id is None else f"Patient/{person_id}"
     # stored in the rules' order (POST before PUT), Bundle order within a method (stable sort)
     done: dict[str, Written] = {}
     for url, resource, request in sorted(entries, key=lambda e: _ORDER[e[2]["method"]]):
@@ -469,12 +539,12 @@ async def transaction(
         elif request["method"] == "PUT":
             written = await store(
                 session, subject, _rewrite(resource, targets), resource_id=planned[url],
-                base=base, path=where, known=known,
+                base=base, path=where, known=known, patients=patients,
             )  # fmt: skip
         else:
             written = await store(
                 session, subject, _rewrite(resource, targets), planned_id=planned[url],
-                base=base, path=where, known=known,
+                base=base, path=where, known=known, patients=patients,
             )  # fmt: skip
         done[url] = written
         body = written.resource

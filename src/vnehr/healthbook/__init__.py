@@ -3,7 +3,7 @@ timeline, each visit in full, a PDF of a visit, and the one-page summary. Other 
 this surface only."""
 
 from vnehr.healthbook import schemas
-from vnehr.healthbook.access import access_log, close_dispute, dispute, disputes
+from vnehr.healthbook.access import access_log, close_dispute, dispute, disputes, names_reader
 from vnehr.healthbook.api import department_router, fast_routes, router, settle
 from vnehr.healthbook.errors import NoBookYet, NotInYourBook, NotYourWard
 from vnehr.healthbook.service import (
@@ -40,6 +40,7 @@ __all__ = [
     "disputes",
     "fast_routes",
     "holder",
+    "names_reader",
     "read_allergies_with",
     "reference_range",
     "router",

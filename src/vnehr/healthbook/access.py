@@ -84,8 +84,9 @@ async def access_log(
     session: AsyncSession, subject: Subject, *, limit: int = 100, before: int | None = None
 ) -> list[AccessEntry]:
     """Reads of my record and of the records of those I represent, by anyone but me. Of a
-    person of 16 or more whom I represent, a read by anyone but their representatives names
-    no facility and no object: the young person may have chosen that care in confidence."""
+    person of 16 or more whom I represent, a read by anyone but their representatives, the
+    person and the department (``names_reader``) is "a medical facility", with no object: the
+    young person may have chosen that care in confidence."""
     holders = {h.id: h for h in await identity.book_holders(session, subject)}
     rows = await audit.reads_about(
         session, list(holders), not_by=subject.label, limit=limit, before_id=before
@@ -98,13 +99,12 @@ async def access_log(
     for row in rows:
         relation = (row.detail or {}).get("as")
         who, what = readers[row.actor], f"{row.object_type}/{row.object_id}"
-        if row.person_id in confiding and relation is None:
+        if row.person_id in confiding and not names_reader(row, holders[row.person_id]):
             # a representative reading the log of a person of 16 or more: that a facility
-            # looked, and when, but not which one nor what it read (its name, its clinician's,
+            # looked, and when, but not which one nor what it read (its name, its staff's,
             # or the visit it opened, may tell what care the young person chose in confidence)
             what = row.object_type
-            if who.kind == "facility_system" or "facility" in (row.detail or {}):
-                who = _A_FACILITY
+            who = _A_FACILITY
         entries.append(
             AccessEntry(
                 id=row.id,
@@ -122,6 +122,19 @@ async def access_log(
 
 #: Who looked, as a representative of a person of 16 or more reads it.
 _A_FACILITY = Reader(kind="facility")
+
+
+def names_reader(row: audit.AuditEvent, holder: identity.Holder) -> bool:
+    """Whether a representative of ``holder``, once the person confides (16 or more, D109),
+    still reads who wrote this audit row about them: a representative acting as such, the
+    person themselves, or the health department (a department's export says so in its
+    detail). Anyone else reading a record is a medical facility or its staff."""
+    detail = row.detail or {}
+    return (
+        detail.get("as") is not None
+        or "department" in detail
+        or (holder.personal_id is not None and row.actor == f"person:{holder.personal_id}")
+    )
 
 
 async def dispute(

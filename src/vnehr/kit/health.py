@@ -16,7 +16,7 @@ from vnehr.kit.errors import NotReady
 from vnehr.kit.http import database, error_responses
 from vnehr.kit.logging import get_logger
 from vnehr.kit.metrics import OUTBOX_EVENTS, OUTBOX_LAG, render
-from vnehr.kit.migrate import current_revisions, head_revisions
+from vnehr.kit.migrate import current_revisions, head_revisions, usable
 from vnehr.kit.outbox import OutboxEvent
 
 router = APIRouter(tags=["operations"])
@@ -67,7 +67,8 @@ async def healthz() -> Health:
 
 @router.get("/readyz", response_model=Readiness, responses=error_responses(503))
 async def readyz(request: Request) -> Readiness:
-    """The database answers and its schema is at the newest migration; 503 (KIT-0503) if not."""
+    """The database answers and its schema is at the newest migration (or a later release's,
+    during a rolling upgrade); 503 (KIT-0503) if not."""
     db = database(request)
     try:
         async with db.read_session() as session:
@@ -77,12 +78,11 @@ async def readyz(request: Request) -> Readiness:
             dialect = connection.dialect.name
     except (SQLAlchemyError, OSError) as exc:
         raise NotReady(reason="database unreachable", error=type(exc).__name__) from exc
-    heads = head_revisions()
-    if current != heads:
+    if not usable(current):
         raise NotReady(
             reason="database schema is not at the newest migration; run `vnehr db upgrade`",
             current=sorted(current),
-            expected=sorted(heads),
+            expected=sorted(head_revisions()),
         )
     return Readiness(
         status="ready", version=__version__, database=dialect, revision=sorted(current)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Iterable
 
 from alembic import command
@@ -32,8 +33,36 @@ def alembic_config(url: str | None = None, connection: Connection | None = None)
     return config
 
 
+#: How vnehr's revisions are named: their number, in order (0001, 0002, ...).
+NUMBERED = re.compile(r"\d{4}")
+
+
 def head_revisions() -> frozenset[str]:
     return frozenset(ScriptDirectory.from_config(alembic_config()).get_heads())
+
+
+def known_revisions() -> frozenset[str]:
+    """Every revision this release ships."""
+    script = ScriptDirectory.from_config(alembic_config())
+    return frozenset(revision.revision for revision in script.walk_revisions())
+
+
+def ahead(current: Iterable[str]) -> bool:
+    """The database is at a later release's migration: each revision it is at is one this
+    release does not ship, numbered after this release's newest. (A revision it does not ship
+    that is not numbered so is another program's, or a branch: not ahead.)"""
+    revisions = frozenset(current)
+    if not revisions or revisions & known_revisions():
+        return False
+    newest = max(int(head) for head in head_revisions())
+    return all(NUMBERED.fullmatch(rev) and int(rev) > newest for rev in revisions)
+
+
+def usable(current: Iterable[str]) -> bool:
+    """This release may run on a database at ``current``: its newest migration, or a later
+    release's (migrations are additive first, so this release keeps working during a rolling
+    upgrade, D119). Not an older, a foreign or an empty one."""
+    return frozenset(current) == head_revisions() or ahead(current)
 
 
 def _current(connection: Connection) -> frozenset[str]:

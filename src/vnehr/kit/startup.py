@@ -1,8 +1,8 @@
 """Whether a process may start on its database (D85, D112): it answers, exists and is at the
-newest migration, through a driver vnehr uses. ``vnehr serve`` and ``vnehr worker`` ask before
-starting; the app's lifespan asks when it is started some other way (``uvicorn --factory
-vnehr.app:factory``). The answer is a coded error (KIT-0003/4/5/7) for one line, never a
-traceback; a missing SQLite file is not created by asking."""
+newest migration (or a later release's, D119), through a driver vnehr uses. ``vnehr serve``
+and ``vnehr worker`` ask before starting; the app's lifespan asks when it is started some other
+way (``uvicorn --factory vnehr.app:factory``). The answer is a coded error (KIT-0003/4/5/7)
+for one line, never a traceback; a missing SQLite file is not created by asking."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from vnehr.kit.errors import (
     VnehrError,
 )
 from vnehr.kit.logging import get_logger
-from vnehr.kit.migrate import current_revisions, head_revisions
+from vnehr.kit.migrate import ahead, current_revisions, usable
 from vnehr.kit.settings import Settings
 
 log = get_logger("vnehr.startup")
@@ -84,8 +84,9 @@ async def database_refusal(settings: Settings, *, replica: bool) -> VnehrError |
     """Why the process may not start on its database (and, with ``replica``, the read
     replica): KIT-0007 a driver vnehr does not use, KIT-0003 unreachable or refusing (with the
     driver's reason, never the password), KIT-0004 not there or never migrated, KIT-0005 an
-    older or unknown schema; None when it may (one ``database_ready`` line per database). A URL
-    SQLAlchemy cannot read at all raises ``StartupRefused`` (a configuration error)."""
+    older or foreign schema; None when it may, at the newest migration or a later release's
+    (D119), with one ``database_ready`` line per database. A URL SQLAlchemy cannot read at all
+    raises ``StartupRefused`` (a configuration error)."""
     refused = unsupported_driver(settings, replica=replica)
     if refused is not None:
         return refused
@@ -114,9 +115,11 @@ async def database_refusal(settings: Settings, *, replica: bool) -> VnehrError |
             await engine.dispose()
         if not current:
             return DatabaseNotSetUp(where=place)
-        if current != head_revisions():
+        if not usable(current):
             return SchemaNotCurrent(where=place)
-        log.info("database_ready", database=place, revision=sorted(current))
+        # a later release's schema: this one runs on it until it is replaced (D119)
+        later = {"later_release": True} if ahead(current) else {}
+        log.info("database_ready", database=place, revision=sorted(current), **later)
     return None
 
 

@@ -1,5 +1,6 @@
 """Records: the longitudinal record (visit versions, stored canonically) and the timeline."""
 
+from vnehr.records.backfill import CardsFilled, fill_insurance_cards
 from vnehr.records.service import (
     TIMELINE_COLUMNS,
     UTC7_SINCE,
@@ -28,6 +29,7 @@ from vnehr.records.service import (
 __all__ = [
     "TIMELINE_COLUMNS",
     "UTC7_SINCE",
+    "CardsFilled",
     "Stored",
     "VisitData",
     "VisitTally",
@@ -37,6 +39,7 @@ __all__ = [
     "entries_of",
     "entry",
     "entry_by_key",
+    "fill_insurance_cards",
     "first_version_tallies",
     "first_versions",
     "lock_visits",

@@ -79,6 +79,9 @@ class TimelineEntry(Base):
     ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     version: Mapped[int] = mapped_column(Integer, default=1)
     updated_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
-    #: The version's insurance cards (XML1 MA_THE_BHYT, trimmed, ";"-separated; None without
-    #: one): the FHIR Patient lists them without opening the visits (D114).
+    #: The insurance cards of version ``insurance_cards_version`` (XML1 MA_THE_BHYT, trimmed,
+    #: ";"-separated; None without one): the FHIR Patient lists them without opening the visit
+    #: while that is still ``version_id`` (D114). Rows stored before 0024, or written by the
+    #: previous release during a rolling upgrade, have it NULL or older: the visit is opened.
     insurance_cards: Mapped[str | None] = mapped_column(Text)
+    insurance_cards_version: Mapped[int | None] = mapped_column(BigId)

@@ -115,7 +115,7 @@ def _hot_statements() -> dict[str, Any]:
     timeline_columns = [
         "person_id", "facility_code", "visit_key", "version_id", "care_type", "main_diagnosis",
         "outcome", "insured", "started_at", "ended_at", "version", "updated_at",
-        "insurance_cards",
+        "insurance_cards", "insurance_cards_version",
     ]  # fmt: skip
     found = {
         "current": select(v.id, v.version, v.content_sha256, v.submission_id)
@@ -332,7 +332,10 @@ def _timeline_values(data: VisitData, version_id: int, version: int) -> dict[str
         "ended_at": data.ended_at,
         "version": version,
         "updated_at": data.received_at,
+        # (with the version they come from: a row the previous release corrects keeps the
+        # cards of an older version, and the reader then opens the visit, D114)
         "insurance_cards": insurance_cards(data.tables),
+        "insurance_cards_version": version_id,
     }
 
 

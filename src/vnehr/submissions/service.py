@@ -1002,7 +1002,17 @@ async def export_visit(
             object_type="visit_version",
             object_id=str(current.id),
             person_id=current.person_id,
-            detail={"facility_code": facility_code, "visit_key": visit_key},
+            detail={
+                "facility_code": facility_code,
+                "visit_key": visit_key,
+                # who read: the department, or the facility (its system or administrator),
+                # which a representative of a person of 16 or more is not told (D109)
+                **(
+                    {"department": facility_code[:2]}
+                    if subject.is_department_admin(facility_code[:2])
+                    else {"facility": facility_code}
+                ),
+            },
         )
     )
     return render_visit(facility_code, current.tables, current.received_at)
