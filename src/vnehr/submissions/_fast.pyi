@@ -1,6 +1,6 @@
 """Types of the compiled intake reader (``_fast.pyx``, D115)."""
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from lxml import etree
 
@@ -30,3 +30,5 @@ def read_rows(
     | None
 ): ...
 def deeper(root: etree._Element, depth: int) -> bool: ...
+def money_clean(tables: Mapping[str, list[dict[str, str]]], summary: dict[str, str]) -> bool:
+    """Whether ``rules.check_money_decimal`` finds nothing in the visit (False: cannot tell)."""

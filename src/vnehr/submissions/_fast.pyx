@@ -14,6 +14,7 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.dict cimport PyDict_SetItem
 from cpython.list cimport PyList_Append
 from cpython.unicode cimport PyUnicode_DecodeUTF8
+from libc.limits cimport LLONG_MIN
 from libc.string cimport memset, strcmp, strlen
 
 cimport lxml.includes.etreepublic as cetree
@@ -411,3 +412,187 @@ def deeper(cetree._Element root not None, int depth):
             return False
 
 
+
+
+# ------------------------------------------------------------------ money (D120)
+
+cdef extern from *:
+    # GCC and Clang: the product or sum, and whether it did not fit
+    bint _mul_overflow "__builtin_mul_overflow"(long long a, long long b,
+                                                 long long* out) noexcept nogil
+    bint _add_overflow "__builtin_add_overflow"(long long a, long long b,
+                                                 long long* out) noexcept nogil
+
+cdef long long _POW10[19]
+_POW10[0] = 1
+for _i in range(1, 19):
+    _POW10[_i] = _POW10[_i - 1] * 10
+
+cdef enum:
+    NUMBER_NONE = -1  # empty: ``rules.parse_number`` gives None
+    NUMBER_UNSURE = -2  # anything else unusual: the Decimal code decides
+    MAX_PLACES = 6  # decimal places kept (trailing zeros aside)
+
+
+cdef extern from "Python.h":
+    bint PyUnicode_IS_ASCII(object)
+    const void* PyUnicode_DATA(object)
+    Py_ssize_t PyUnicode_GET_LENGTH(object)
+
+
+cdef int _number(object value, long long* mantissa) noexcept:
+    """``value`` (str or None) as ``rules.parse_number`` reads it, when plain: the number is
+    ``mantissa`` / 10 ** (the answer), trailing zeros of the fraction dropped; or
+    NUMBER_NONE (empty or absent) or NUMBER_UNSURE (spaces around it, more than 18 digits or
+    6 places, more than 20 characters, anything but ASCII, not a number: Python reads it)."""
+    cdef const unsigned char* s
+    cdef Py_ssize_t n, i = 0
+    cdef unsigned char c
+    cdef long long m = 0
+    cdef int places = 0, whole = 0
+    cdef bint negative = False
+    if value is None:
+        return NUMBER_NONE
+    if type(value) is not str or not PyUnicode_IS_ASCII(value):
+        return NUMBER_UNSURE
+    n = PyUnicode_GET_LENGTH(value)
+    if n == 0:
+        return NUMBER_NONE
+    if n > 20:
+        return NUMBER_UNSURE
+    s = <const unsigned char*>PyUnicode_DATA(value)
+    if s[0] == 45:  # "-"
+        negative, i = True, 1
+    while i < n:
+        c = s[i]
+        if not (48 <= c <= 57):
+            break
+        if whole == 18:
+            return NUMBER_UNSURE  # (at most 18 digits fit, leading zeros counted)
+        m = m * 10 + (c - 48)
+        i += 1
+        whole += 1
+    if i < n:
+        if s[i] != 46:  # "."
+            return NUMBER_UNSURE
+        i += 1
+        if i == n:
+            return NUMBER_UNSURE  # "2.": not a number to parse_number
+        while i < n:
+            c = s[i]
+            if not (48 <= c <= 57) or whole + places == 18:
+                return NUMBER_UNSURE
+            m = m * 10 + (c - 48)
+            i += 1
+            places += 1
+    elif whole == 0:
+        return NUMBER_UNSURE  # "-"
+    while places > 0 and m % 10 == 0:
+        m //= 10
+        places -= 1
+    if places > MAX_PLACES:
+        return NUMBER_UNSURE
+    mantissa[0] = -m if negative else m
+    return places
+
+
+cdef inline bint _cents(long long n, int places, bint half_even, long long* out) noexcept:
+    """``n`` / 10 ** ``places`` rounded to 0.01, half up (away from zero) or half to even, as
+    Decimal.quantize; False when it does not fit."""
+    cdef long long size, whole, rest
+    cdef bint negative = n < 0
+    if places <= 2:
+        return not _mul_overflow(n, _POW10[2 - places], out)
+    if places - 2 > 18:
+        return False
+    size = _POW10[places - 2]
+    if negative:
+        if n == LLONG_MIN:
+            return False
+        n = -n
+    whole, rest = n // size, n % size
+    if 2 * rest > size or (2 * rest == size and (not half_even or whole % 2 == 1)):
+        whole += 1
+    out[0] = -whole if negative else whole
+    return True
+
+
+cdef inline bint _scaled(long long m, int places, long long* out) noexcept:
+    """``m`` / 10 ** ``places`` in millionths; False when it does not fit."""
+    return not _mul_overflow(m, _POW10[MAX_PLACES - places], out)
+
+
+def money_clean(tables, dict summary not None):
+    """True when ``rules.check_money_decimal`` finds nothing in this visit (line amounts,
+    their sum in T_TONGCHI_BV, T_BHTT = T_TONGCHI_BH - T_BNCCT), worked out on integers
+    exactly; False: something is wrong or unusual, or cannot tell (the Decimal code decides).
+
+    Exact: every number is read as plain digits (at most 18, at most 6 places), so a value
+    is a 64-bit integer over a power of ten; every product and sum is checked for overflow,
+    so each has at most 19 digits, which Decimal (28 digits) computes exactly as well; and
+    the rounding to 0.01 is the Decimal code's (half up for a line, half to even for the
+    totals)."""
+    cdef long long total = 0, amount, quantity, price, share, product, left, right, scaled
+    cdef int p_amount, p_quantity, p_price, p_share, places
+    cdef bint with_share
+    cdef dict row
+    for name, price_field, with_share in (("XML2", "DON_GIA", False),
+                                          ("XML3", "DON_GIA_BV", True)):
+        rows = tables.get(name)
+        if rows is None:
+            continue
+        if type(rows) is not list:
+            return False
+        for item in <list>rows:
+            if type(item) is not dict:
+                return False
+            row = <dict>item
+            p_amount = _number(row.get("THANH_TIEN_BV") or "0", &amount)
+            if p_amount < 0 or not _scaled(amount, p_amount, &scaled):
+                return False
+            if _add_overflow(total, scaled, &total):
+                return False
+            p_quantity = _number(row.get("SO_LUONG"), &quantity)
+            p_price = _number(row.get(price_field), &price)
+            if p_quantity == NUMBER_UNSURE or p_price == NUMBER_UNSURE:
+                return False
+            if p_quantity == NUMBER_NONE or p_price == NUMBER_NONE:
+                continue  # (not checked by the Decimal code either)
+            if _mul_overflow(quantity, price, &product):
+                return False
+            places = p_quantity + p_price
+            if with_share:
+                p_share = _number(row.get("TYLE_TT_DV"), &share)
+                if p_share == NUMBER_UNSURE:
+                    return False
+                if p_share != NUMBER_NONE:
+                    if _mul_overflow(product, share, &product):
+                        return False
+                    places += p_share + 2  # x share / 100
+            if not _cents(amount, p_amount, False, &left):
+                return False
+            if not _cents(product, places, False, &right) or left != right:
+                return False
+    p_amount = _number(summary.get("T_TONGCHI_BV"), &amount)
+    if p_amount == NUMBER_UNSURE:
+        return False
+    if p_amount != NUMBER_NONE:
+        if not _cents(amount, p_amount, True, &left) or not _cents(total, MAX_PLACES, True,
+                                                                   &right):
+            return False
+        if left != right:
+            return False
+    p_amount = _number(summary.get("T_TONGCHI_BH"), &amount)
+    p_quantity = _number(summary.get("T_BNCCT"), &quantity)
+    p_price = _number(summary.get("T_BHTT"), &price)
+    if NUMBER_UNSURE in (p_amount, p_quantity, p_price):
+        return False
+    if NUMBER_NONE in (p_amount, p_quantity, p_price):
+        return True
+    if not _scaled(amount, p_amount, &amount) or not _scaled(quantity, p_quantity, &quantity):
+        return False
+    if _add_overflow(amount, -quantity, &product):
+        return False
+    if not _cents(product, MAX_PLACES, True, &left) or not _cents(price, p_price, True, &right):
+        return False
+    return left == right

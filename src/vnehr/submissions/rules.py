@@ -7,12 +7,13 @@ Errors reject the visit; warnings are stored with it. Every issue names table, r
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from dataclasses import field as dc_field
 from datetime import date, datetime, timedelta
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation, localcontext
 from functools import cache
 from typing import Any, Literal, Protocol
 
@@ -33,9 +34,22 @@ from vnehr.submissions.spec import (
 )
 from vnehr.submissions.spec import tables as tables_spec
 
+try:  # the compiled reader and money check (D115, D120); without it, the same in Python
+    from vnehr.submissions import _fast
+except ImportError:  # pragma: no cover - a checkout used without installing
+    _fast = None  # type: ignore[assignment]
+
+#: Whether the compiled module is in use (``xmlio.pure_python`` turns it off for comparing);
+#: ``VNEHR_INTAKE_PURE_PYTHON=1``: the Python reader and checks only (to compare, or to rule
+#: the compiled module out when looking for a fault).
+COMPILED = [_fast is not None and os.environ.get("VNEHR_INTAKE_PURE_PYTHON", "") in ("", "0")]
+
 Severity = Literal["error", "warning"]
 Rows = Mapping[str, list[dict[str, str]]]
 CENT = Decimal("0.01")
+#: Digits the money rules compute with: three numbers of 20 characters (``parse_number``)
+#: multiplied, and their sums, are exact (Decimal's default 28 made them raise).
+MONEY_DIGITS = 100
 REFORM_DAY = date(2025, 7, 1)
 
 
@@ -568,39 +582,58 @@ def _province_of(codes: CodeBook, ward: str, day: date) -> str | None:
 
 
 def _check_money(found: Findings, tables: Rows, xml1: dict[str, str]) -> None:
-    total = Decimal(0)
-    for name, price in (("XML2", "DON_GIA"), ("XML3", "DON_GIA_BV")):
-        for index, row in enumerate(tables.get(name, []), start=1):
-            amount = _money(row, "THANH_TIEN_BV")
-            total += amount
-            quantity, unit = (
-                parse_number(row.get("SO_LUONG") or ""),
-                parse_number(row.get(price) or ""),
+    """The line amounts, their sum and T_BHTT (``check_money_decimal``): worked out on
+    integers in C for a visit whose numbers are plain, where it finds nothing wrong (D120);
+    the Decimal code decides everything else, and says what is wrong."""
+    if COMPILED[0] and _fast.money_clean(tables, xml1):
+        return
+    check_money_decimal(found, tables, xml1)
+
+
+def check_money_decimal(found: Findings, tables: Rows, xml1: dict[str, str]) -> None:
+    """The money rules in Decimal, the rule (and the reference of ``_fast.money_clean``):
+    THANH_TIEN_BV = SO_LUONG x DON_GIA (XML3: x TYLE_TT_DV / 100) to 0.01 half up, T_TONGCHI_BV
+    the sum of THANH_TIEN_BV, T_BHTT = T_TONGCHI_BH - T_BNCCT, both to 0.01 (half to even).
+    Exact: numbers of up to 20 characters make products of up to 60 digits (D120)."""
+    with localcontext() as context:
+        context.prec = MONEY_DIGITS
+        total = Decimal(0)
+        for name, price in (("XML2", "DON_GIA"), ("XML3", "DON_GIA_BV")):
+            for index, row in enumerate(tables.get(name, []), start=1):
+                amount = _money(row, "THANH_TIEN_BV")
+                total += amount
+                quantity, unit = (
+                    parse_number(row.get("SO_LUONG") or ""),
+                    parse_number(row.get(price) or ""),
+                )
+                if quantity is None or unit is None:
+                    continue
+                # XML3 (4750 correction): x TYLE_TT_DV, the share of a service paid for, in % (a
+                # bed day split between two departments on the same day is billed 50 + 50)
+                share = parse_number(row.get("TYLE_TT_DV") or "") if name == "XML3" else None
+                exact = quantity * unit if share is None else quantity * unit * share / 100
+                expected = exact.quantize(CENT, rounding=ROUND_HALF_UP)
+                if amount.quantize(CENT, rounding=ROUND_HALF_UP) != expected:
+                    found.error(
+                        "SUB-0134", name, index, "THANH_TIEN_BV", value=str(amount),
+                        expected=str(expected), quantity=str(quantity), price=str(unit),
+                        share="" if share is None or share == 100 else f" × {share}%",
+                    )  # fmt: skip
+        declared = parse_number(xml1.get("T_TONGCHI_BV") or "")
+        if declared is not None and declared.quantize(CENT) != total.quantize(CENT):
+            found.error(
+                "SUB-0132", "XML1", 1, "T_TONGCHI_BV", value=str(declared), expected=str(total)
             )
-            if quantity is None or unit is None:
-                continue
-            # XML3 (4750 correction): x TYLE_TT_DV, the share of a service paid for, in % (a
-            # bed day split between two departments on the same day is billed 50 + 50)
-            share = parse_number(row.get("TYLE_TT_DV") or "") if name == "XML3" else None
-            exact = quantity * unit if share is None else quantity * unit * share / 100
-            expected = exact.quantize(CENT, rounding=ROUND_HALF_UP)
-            if amount.quantize(CENT, rounding=ROUND_HALF_UP) != expected:
-                found.error(
-                    "SUB-0134", name, index, "THANH_TIEN_BV", value=str(amount),
-                    expected=str(expected), quantity=str(quantity), price=str(unit),
-                    share="" if share is None or share == 100 else f" × {share}%",
-                )  # fmt: skip
-    declared = parse_number(xml1.get("T_TONGCHI_BV") or "")
-    if declared is not None and declared.quantize(CENT) != total.quantize(CENT):
-        found.error("SUB-0132", "XML1", 1, "T_TONGCHI_BV", value=str(declared), expected=str(total))
-    bh, cct, bhtt = (parse_number(xml1.get(k) or "") for k in ("T_TONGCHI_BH", "T_BNCCT", "T_BHTT"))
-    if (
-        bh is not None
-        and cct is not None
-        and bhtt is not None
-        and (bh - cct).quantize(CENT) != bhtt.quantize(CENT)
-    ):
-        found.error("SUB-0133", "XML1", 1, "T_BHTT", value=str(bhtt), expected=str(bh - cct))
+        bh, cct, bhtt = (
+            parse_number(xml1.get(k) or "") for k in ("T_TONGCHI_BH", "T_BNCCT", "T_BHTT")
+        )
+        if (
+            bh is not None
+            and cct is not None
+            and bhtt is not None
+            and (bh - cct).quantize(CENT) != bhtt.quantize(CENT)
+        ):
+            found.error("SUB-0133", "XML1", 1, "T_BHTT", value=str(bhtt), expected=str(bh - cct))
 
 
 def _check_days(

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import os
 import re
 import threading
 import unicodedata
@@ -21,7 +20,7 @@ from functools import cache, lru_cache
 from lxml import etree
 
 from vnehr.submissions import errors
-from vnehr.submissions.rules import KINDS, field_checks
+from vnehr.submissions.rules import COMPILED, KINDS, field_checks
 from vnehr.submissions.spec import FREE_TEXT_FIELDS, Table, table
 
 try:  # the compiled reader (D115), built by every install; without it, the same in Python
@@ -29,9 +28,9 @@ try:  # the compiled reader (D115), built by every install; without it, the same
 except ImportError:  # pragma: no cover - a checkout used without installing
     _fast = None  # type: ignore[assignment]
 
-#: ``VNEHR_INTAKE_PURE_PYTHON=1``: the Python reader and checks only (to compare, or to rule
-#: the compiled module out when looking for a fault).
-_compiled = [_fast is not None and os.environ.get("VNEHR_INTAKE_PURE_PYTHON", "") in ("", "0")]
+#: Whether the compiled reader (D115) is in use: the rules' flag (``pure_python`` turns both
+#: off).
+_compiled = COMPILED
 
 _DECLARATION = re.compile(rb"^\s*<\?xml[^>]*encoding\s*=\s*[\"']([A-Za-z0-9._-]+)[\"']", re.I)
 _DOCTYPE = re.compile(rb"<!DOCTYPE|<!ENTITY", re.I)
@@ -137,7 +136,8 @@ def compiled() -> bool:
 
 @contextmanager
 def pure_python() -> Iterator[None]:
-    """Inner tables read in Python only, as without the compiled module (for comparing)."""
+    """Inner tables read and money checked in Python only, as without the compiled module
+    (for comparing)."""
     before = _compiled[0]
     _compiled[0] = False
     try:
