@@ -20,6 +20,7 @@ from vnehr.exchange.notifications import (
 from vnehr.exchange.retention import MIN_KEEP_DAYS, Pruned, prune
 from vnehr.exchange.worker import (
     Consumers,
+    Deferred,
     Handler,
     Policy,
     bhxh_consumer,
@@ -35,6 +36,7 @@ __all__ = [
     "MIN_KEEP_DAYS",
     "BhxhClient",
     "Consumers",
+    "Deferred",
     "DeliveryFailed",
     "Handler",
     "InboxPage",

@@ -15,7 +15,7 @@ import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy import and_, exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -35,6 +35,32 @@ log = get_logger("vnehr.exchange")
 Handler = Callable[[AsyncSession, OutboxEvent], Awaitable[dict[str, Any] | None]]
 #: topic -> {consumer name -> handler}; each consumer takes each event once.
 Consumers = dict[str, dict[str, Handler]]
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Deferred(Generic[T]):
+    """A consumer whose writes wait for the end of the transaction that takes its events
+    (D121): ``take`` reads an event and returns the attempt's detail and what to write;
+    ``settle`` writes, in one go, what every event it took in the transaction returned. A
+    delivery round settles once, after its last event and right before its commit (nothing
+    slow after), every deferred consumer sharing a ``settle`` together, so rows that other
+    writers also update (the report's counters) are locked only for the commit and in the
+    order ``settle`` chooses, not in event order through the round's portal calls. Called as a
+    plain handler (JetStream: one event, one short transaction) it takes, then settles."""
+
+    take: Callable[[AsyncSession, OutboxEvent], Awaitable[tuple[dict[str, Any] | None, T]]]
+    settle: Callable[[AsyncSession, list[T]], Awaitable[object]]
+
+    async def __call__(self, session: AsyncSession, event: OutboxEvent) -> dict[str, Any] | None:
+        detail, work = await self.take(session, event)
+        await self.settle(session, [work])
+        return detail
+
+
+Settle = Callable[[AsyncSession, list[Any]], Awaitable[object]]
+#: settle -> the events a round's deferred consumers took, their attempts and what they returned
+Settling = dict[Settle, list[tuple[OutboxEvent, DeliveryAttempt, Any]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +112,7 @@ async def deliver_once(
     delivered when all of them took it, and retried (for the others only) otherwise."""
     rng = rng or random.Random()  # noqa: S311  (jitter, not security)
     handled = 0
+    settling: Settling = {}
     async with db.session() as session:
         for event in await due_events(session, utcnow(), limit):
             done = set(
@@ -101,7 +128,7 @@ async def deliver_once(
             for name, handler in consumers.get(event.topic, {}).items():
                 if name in done:
                     continue
-                reason = await _attempt(session, event, name, handler)
+                reason = await _attempt(session, event, name, handler, settling)
                 if reason is not None:
                     failures.append(f"{name}: {reason}")
             if failures:
@@ -113,19 +140,70 @@ async def deliver_once(
             else:
                 event.status, event.delivered_at, event.last_error = "delivered", utcnow(), None
             handled += 1
+        # last, with no portal call after: the deferred consumers' writes, in the transaction
+        # that records their attempts (each event counted once), locked until the commit only
+        for settle, taken in settling.items():
+            await _settle(session, settle, taken, policy, rng)
     return handled
 
 
+async def _settle(
+    session: AsyncSession,
+    settle: Settle,
+    taken: list[tuple[OutboxEvent, DeliveryAttempt, Any]],
+    policy: Policy,
+    rng: random.Random,
+) -> None:
+    """What a round's deferred consumer took, written at once; if that fails, each event's
+    part alone, and an event whose part fails has its attempt recorded as failed and is
+    retried (for that consumer only), so one broken event does not fail the others."""
+    try:
+        async with session.begin_nested():
+            await settle(session, [work for _, _, work in taken])
+        return
+    except Exception as bug:
+        if database_lost(bug) is not None:
+            raise
+    for event, attempt, work in taken:
+        try:
+            async with session.begin_nested():
+                await settle(session, [work])
+        except Exception as bug:
+            if database_lost(bug) is not None:
+                raise
+            reason = f"consumer error: {type(bug).__name__}: {bug}"
+            attempt.outcome, attempt.finished_at = "failed", utcnow()
+            attempt.detail = {"reason": reason, "maybe_received": False}
+            DELIVERY_ATTEMPTS.labels(event.topic, "failed").inc()
+            event.last_error = f"{attempt.target}: {reason}"[:500]
+            if event.status == "delivered":
+                dead = event.attempts >= policy.max_attempts
+                event.status = "dead" if dead else "pending"
+                event.delivered_at = None
+                event.next_attempt_at = utcnow() + policy.delay(event.attempts, rng)
+            log.warning("delivery_failed", event_id=event.event_id, reasons=[event.last_error])
+
+
 async def _attempt(
-    session: AsyncSession, event: OutboxEvent, name: str, handler: Handler
+    session: AsyncSession,
+    event: OutboxEvent,
+    name: str,
+    handler: Handler,
+    settling: Settling | None = None,
 ) -> str | None:
-    """One consumer, one attempt, recorded; the failure reason, or None when delivered."""
+    """One consumer, one attempt, recorded; the failure reason, or None when delivered. With
+    ``settling``, a deferred consumer's writes are added to it (only when delivered), not made."""
     started = utcnow()
+    deferred = handler if settling is not None and isinstance(handler, Deferred) else None
+    work: Any = None
     try:
         partly: DeliveryFailed | None = None
         async with session.begin_nested():
             try:
-                detail = await handler(session, event)
+                if deferred is not None:
+                    detail, work = await deferred.take(session, event)
+                else:
+                    detail = await handler(session, event)
             except DeliveryFailed as failed:
                 if not failed.partial:
                     raise
@@ -147,12 +225,13 @@ async def _attempt(
         )  # fmt: skip
         DELIVERY_ATTEMPTS.labels(event.topic, "failed").inc()
         return exc.reason
-    session.add(
-        DeliveryAttempt(
-            event_id=event.event_id, topic=event.topic, target=name, attempt=event.attempts,
-            started_at=started, finished_at=utcnow(), outcome="delivered", detail=detail,
-        )
+    delivered = DeliveryAttempt(
+        event_id=event.event_id, topic=event.topic, target=name, attempt=event.attempts,
+        started_at=started, finished_at=utcnow(), outcome="delivered", detail=detail,
     )  # fmt: skip
+    session.add(delivered)
+    if deferred is not None and settling is not None:
+        settling.setdefault(deferred.settle, []).append((event, delivered, work))
     DELIVERY_ATTEMPTS.labels(event.topic, "delivered").inc()
     return None
 

@@ -4,22 +4,23 @@ the delivery in the same transaction), and the recount from the stored rows that
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Iterable
 from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import and_, delete, func, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from vnehr import facilities, identity, papers, records, submissions
+from vnehr import exchange, facilities, identity, papers, records, submissions
 from vnehr.kit.db import insert_for
 from vnehr.kit.outbox import OutboxEvent
 from vnehr.reporting import metrics
 from vnehr.reporting.metrics import Count, Period, Where
 from vnehr.reporting.models import ReportCount
 
-Handler = Callable[[AsyncSession, OutboxEvent], Awaitable[dict[str, Any] | None]]
 Key = tuple[date, str, str, str, str, str, str]
+#: a report consumer's answer: the attempt's detail, and the counts to add at the round's end
+_Taken = tuple[dict[str, Any] | None, list[Count]]
 
 
 #: Counters of one statement: SQLite takes 8 parameters a counter (far below its 32,766);
@@ -145,36 +146,46 @@ def intake_counter(places: Places | None = None) -> submissions.BatchCounter:
     return count
 
 
-def consumers(places: Places | None = None) -> dict[str, Handler]:
-    """The report's consumer of each topic."""
+async def _add_taken(session: AsyncSession, taken: list[list[Count]]) -> int:
+    """What a delivery round's report consumers took, added in one statement (D121)."""
+    return await add(session, [one for counts in taken for one in counts])
+
+
+def consumers(places: Places | None = None) -> dict[str, exchange.Deferred[list[Count]]]:
+    """The report's consumer of each topic. Each says what to count; the worker adds what a
+    round took in one statement at the end of the round (``exchange.Deferred``, D121), in the
+    transaction that records the attempts: no counter is locked while the round calls the
+    BHXH portal, nor in another order than the intake's."""
     places = places or Places()
     counted = {"note": "counted by the batch that wrote it"}
 
-    async def visit(session: AsyncSession, event: OutboxEvent) -> dict[str, Any] | None:
+    def adding(counts: list[Count]) -> _Taken:
+        return {"counters": len(metrics.merge(counts))}, counts
+
+    async def visit(session: AsyncSession, event: OutboxEvent) -> _Taken:
         payload = event.payload
         if payload.get("test_mode") or int(payload.get("version") or 1) != 1:
-            return {"note": "a visit counts once, as first received"}
+            return {"note": "a visit counts once, as first received"}, []
         if payload.get("counted"):
-            return counted
+            return counted, []
         row = await records.version_by_id(session, int(payload["version_id"]))
         if row is None:
-            return {"note": "version gone"}
+            return {"note": "version gone"}, []
         where = (await places.of(session, [row.facility_code]))[row.facility_code]
-        counts = _version_counts(row, where)
-        return {"counters": await add(session, counts)}
+        return adding(_version_counts(row, where))
 
-    async def rejected(session: AsyncSession, event: OutboxEvent) -> dict[str, Any] | None:
+    async def rejected(session: AsyncSession, event: OutboxEvent) -> _Taken:
         payload = event.payload
         if payload.get("counted"):
-            return counted
+            return counted, []
         code = str(payload["facility_code"])
         where = (await places.of(session, [code]))[code]
-        return {"counters": await add(session, _rejection_counts(payload, where))}
+        return adding(_rejection_counts(payload, where))
 
-    async def paper(session: AsyncSession, event: OutboxEvent) -> dict[str, Any] | None:
+    async def paper(session: AsyncSession, event: OutboxEvent) -> _Taken:
         payload = event.payload
         if int(payload.get("version") or 1) != 1 or not payload.get("kind"):
-            return {"note": "a paper counts once"}
+            return {"note": "a paper counts once"}, []
         code = str(payload["facility_code"])
         where = (await places.of(session, [code]))[code]
         counts = metrics.paper_counts(
@@ -183,9 +194,9 @@ def consumers(places: Places | None = None) -> dict[str, Handler]:
             kind=str(payload["kind"]),
             issued_at=datetime.fromisoformat(payload["issued_at"]),
         )
-        return {"counters": await add(session, counts)}
+        return adding(counts)
 
-    async def account(session: AsyncSession, event: OutboxEvent) -> dict[str, Any] | None:
+    async def account(session: AsyncSession, event: OutboxEvent) -> _Taken:
         payload = event.payload
         counts = metrics.account_counts(
             province=str(payload.get("province") or ""),
@@ -193,13 +204,16 @@ def consumers(places: Places | None = None) -> dict[str, Handler]:
             at=datetime.fromisoformat(payload["at"]),
             delta=int(payload["delta"]),
         )
-        return {"counters": await add(session, counts)}
+        return adding(counts)
 
     return {
-        "visit.accepted": visit,
-        "visit.rejected": rejected,
-        "paper.issued": paper,
-        "account.changed": account,
+        topic: exchange.Deferred(take, _add_taken)
+        for topic, take in (
+            ("visit.accepted", visit),
+            ("visit.rejected", rejected),
+            ("paper.issued", paper),
+            ("account.changed", account),
+        )
     }
 
 
