@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -301,6 +302,63 @@ def test_commands_on_a_missing_or_empty_database_say_what_to_run(sqlite_env: str
     assert "current: (empty)" in runner.invoke(app, ["db", "current"]).output
     assert runner.invoke(app, ["db", "upgrade"]).exit_code == 0  # db upgrade makes the schema
     assert runner.invoke(app, ["outbox", "list"]).output == "empty\n"
+
+
+#: One-shot commands that read, or only add what any release understands (a replay, a seal, an
+#: import, a grant): they run on a later release's schema as serve and worker do (D119)
+ON_A_LATER_SCHEMA = [
+    ["outbox", "list"],
+    ["outbox", "list", "--dead"],
+    ["outbox", "replay"],
+    ["outbox", "prune"],
+    ["catalog", "list"],
+    ["catalog", "show", "MA_LOAI_KCB", "03"],
+    ["audit", "verify"],
+    ["audit", "seal"],
+    ["report", "check", "--period", "2026H1"],
+]
+#: Commands that replace or recount what a later release owns (its lists, the report's counts,
+#: the timeline's cards): left to that release's own command
+NOT_ON_A_LATER_SCHEMA = [
+    ["catalog", "load", "province"],
+    ["report", "rebuild"],
+    ["demo", "load", "--if-empty"],
+    ["db", "backfill-cards"],
+]
+
+
+def test_one_shot_commands_that_read_or_add_run_on_a_later_releases_schema(
+    sqlite_env: str, tmp_path: Path
+) -> None:
+    """During a rolling upgrade the next release's `vnehr db upgrade` has run: an operator of
+    this release still replays the outbox, imports, reads the report; before, every one-shot
+    command refused a schema it did not know. Those that would replace or recount what the later
+    release owns refuse, in one line naming the release to use."""
+    assert runner.invoke(app, ["db", "upgrade"]).exit_code == 0
+    assert runner.invoke(app, ["catalog", "load", "care-type"]).exit_code == 0
+    [head] = head_revisions()
+    newer = f"{int(head) + 1:04d}"
+    database = sqlite_env.removeprefix("sqlite+aiosqlite:///")
+    with sqlite3.connect(database) as connection:
+        connection.execute("UPDATE alembic_version SET version_num = ?", (newer,))
+    for args in ON_A_LATER_SCHEMA:
+        done = runner.invoke(app, args)
+        assert done.exit_code == 0, (args, done.output)
+        assert "migration" not in done.output, (args, done.output)
+    assert "Điều trị nội trú" in runner.invoke(app, ["catalog", "show", "MA_LOAI_KCB", "03"]).output
+    (tmp_path / "files").mkdir()
+    imported = runner.invoke(app, ["import", str(tmp_path / "files")])
+    assert imported.exit_code == 0, imported.output
+    for args in NOT_ON_A_LATER_SCHEMA:
+        _one_line(runner.invoke(app, args), 2, f"a later release's ({newer})")
+    listed = runner.invoke(app, ["catalog", "list"]).output
+    assert "care-type" in listed
+    assert "province" not in listed  # (not loaded by the refused command)
+    # an older schema is still refused by every command, reading ones too
+    with sqlite3.connect(database) as connection:
+        connection.execute("UPDATE alembic_version SET version_num = '0001'")
+    for args in [*ON_A_LATER_SCHEMA, *NOT_ON_A_LATER_SCHEMA]:
+        _one_line(runner.invoke(app, args), 2, "run `vnehr db upgrade`")
 
 
 def test_db_upgrade_creates_a_missing_sqlite_file(sqlite_env: str) -> None:

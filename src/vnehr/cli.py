@@ -103,12 +103,16 @@ def _require_driver(settings: Settings, *, replica: bool = False) -> None:
         raise _coded_exit(settings, error)
 
 
-def _run(work: Callable[[Database], Awaitable[T]], *, schema: bool = True) -> T:
+def _run(
+    work: Callable[[Database], Awaitable[T]], *, schema: bool = True, later_release: bool = True
+) -> T:
     """Run ``work`` on the configured database. It must exist (connecting to a missing SQLite
-    file would create an empty one) and, with ``schema``, be migrated to the newest revision:
-    otherwise one line saying which command to run, exit 2, before anything fails on a
-    missing table. A coded error exits 1; an unreachable database, or a URL naming a driver
-    vnehr does not use, exits 2."""
+    file would create an empty one) and, with ``schema``, be migrated to the newest revision,
+    or to a later release's (``later_release``: a command that reads, or only adds what any
+    release understands, runs on it as serve and worker do, D119; one that replaces or
+    recounts what the later release owns does not): otherwise one line saying which command
+    to run, exit 2, before anything fails on a missing table. A coded error exits 1; an
+    unreachable database, or a URL naming a driver vnehr does not use, exits 2."""
     settings = _settings()
     _require_driver(settings)
     missing = _missing_sqlite_file(settings.database_url)
@@ -124,7 +128,7 @@ def _run(work: Callable[[Database], Awaitable[T]], *, schema: bool = True) -> T:
         )
         try:
             if schema:
-                problem = await _schema_ready(db)
+                problem = await _schema_ready(db, later_release=later_release)
                 if problem is not None:
                     raise _fail(problem)
             return await work(db)
@@ -500,7 +504,7 @@ def db_backfill_cards(
     async def work(db: Database) -> records.CardsFilled:
         return await records.fill_insurance_cards(db, batch=batch)
 
-    done = _run(work)
+    done = _run(work, later_release=False)  # (the later release's own rows and rules)
     typer.echo(
         f"{done.filled} timeline row(s) filled, {done.skipped} skipped (stored visit "
         f"unreadable, logged; {done.batches} batch(es))"
@@ -528,7 +532,7 @@ def catalog_load(
                 session, only=names or None, missing_only=missing_only, icd10_titles_vi=titles_vi
             )
 
-    loaded = _run(work)
+    loaded = _run(work, later_release=False)  # (would replace the later release's lists)
     for name, count in loaded.items():
         typer.echo(f"{name:<22} {count:>6} entries")
     if not loaded:
@@ -742,17 +746,25 @@ def synth(
     typer.echo(f"wrote {count} files; manifest {manifest}")
 
 
-async def _schema_ready(db: Database) -> str | None:
-    """Why the database cannot take an import yet, or None."""
-    from vnehr.kit.migrate import current_revisions, head_revisions
+async def _schema_ready(db: Database, *, later_release: bool) -> str | None:
+    """Why a command cannot run on the database, or None: not set up, an older or foreign
+    schema, or (unless ``later_release``) a later release's (D119)."""
+    from vnehr.kit.migrate import ahead, current_revisions, head_revisions
 
     async with db.read_session() as session:
         current = await current_revisions(await session.connection())
     if not current:
         return "the database is not set up: run `vnehr db upgrade`, then `vnehr catalog load`"
-    if current != head_revisions():
-        return "the database schema is not at the newest migration: run `vnehr db upgrade`"
-    return None
+    if current == head_revisions():
+        return None
+    if ahead(current):
+        if later_release:
+            return None
+        return (
+            f"the database schema is a later release's ({', '.join(sorted(current))}): run this "
+            "command with that release's `vnehr`"
+        )
+    return "the database schema is not at the newest migration: run `vnehr db upgrade`"
 
 
 def _missing_sqlite_file(url: str) -> str | None:
@@ -829,7 +841,7 @@ def demo_load(
                 return None
             return await demo.load(session, papers.keys_for(get_settings()))
 
-    loaded = _run(work)
+    loaded = _run(work, later_release=False)  # (it loads this release's lists)
     if loaded is None:
         typer.echo("database already has data; demo not loaded")
         return
@@ -932,7 +944,8 @@ def report_rebuild() -> None:
         async with db.session() as session:
             return await reporting.rebuild(session)
 
-    typer.echo(f"{_run(work)} counters")
+    # (a recount by this release's rules would replace the later release's counts)
+    typer.echo(f"{_run(work, later_release=False)} counters")
 
 
 @report_app.command("population")

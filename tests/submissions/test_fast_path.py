@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from vnehr import catalogs
-from vnehr.submissions import analyse, synth, xmlio
+from vnehr.submissions import analyse, rules, synth, xmlio
 from vnehr.submissions.xmlio import Limits, read_table, write_envelope
 
 ENDED = datetime(2026, 9, 14, 16, 45)  # noqa: DTZ001
@@ -303,3 +303,182 @@ def test_the_compiled_reader_is_in_use_where_built() -> None:
         check=True,
     )
     assert done.stdout.strip() == "False"
+
+
+# ------------------------------------------------------------------ XML0 check-ins
+
+#: The fields an XML0 row shares with the visit's summary (XML1)
+_CHECKIN_FROM_XML1 = (
+    "MA_LK", "MA_BN", "HO_TEN", "SO_CCCD", "NGAY_SINH", "GIOI_TINH", "MA_THE_BHYT", "MA_DKBD",
+    "GT_THE_TU", "GT_THE_DEN", "MA_DOITUONG_KCB", "NGAY_VAO", "NGAY_VAO_NOI_TRU", "LY_DO_VNT",
+    "MA_LY_DO_VNT", "MA_LOAI_KCB", "MA_CSKCB",
+)  # fmt: skip
+
+
+def _checkin_row(visit: synth.SynthVisit, number: int) -> dict[str, str]:
+    """The check-in of a synthetic visit: its summary's fields, ordered at admission."""
+    summary = visit.tables["XML1"][0]
+    row = {field: summary[field] for field in _CHECKIN_FROM_XML1 if summary.get(field)}
+    row.update(STT=str(number), NGAY_YL=summary.get("NGAY_VAO", ""))
+    return row
+
+
+def _checkin_seen(data: bytes) -> list[Any]:
+    """Everything the facility sees of a check-in: every issue with its place and parameters,
+    in order, and the rows read."""
+    doc = xmlio.read_checkin(data, Limits())
+    found = rules.check_checkin(doc, facility="01001", codes=CODES)
+    issues = [(i.code, i.severity, i.table, i.row, i.field, i.params) for i in found.issues]
+    return [doc.rows, issues]
+
+
+def _checkin_both(data: bytes) -> set[str]:
+    """The codes of the issues a check-in gets, having checked that the compiled reader and
+    the Python reader give the same findings."""
+    compiled = _checkin_seen(data)
+    with xmlio.pure_python():
+        python = _checkin_seen(data)
+    assert compiled == python
+    return {issue[0] for issue in compiled[1]}
+
+
+@pytest.mark.parametrize("seed", [3, 17])
+def test_synthetic_checkins_are_checked_the_same_either_way(seed: int) -> None:
+    rng = random.Random(seed)
+    found: set[str] = set()
+    for n in range(40):  # documents of 1 to 5 rows, a third of the visits with a defect
+        rows = []
+        for m in range(n % 5 + 1):
+            defect = synth.DEFECTS[(n + m) % len(synth.DEFECTS)] if (n + m) % 3 == 0 else None
+            made = synth.make_visit(rng, defect=defect, sequence=100 * n + m)
+            rows.append(_checkin_row(made, m + 1))
+        found |= _checkin_both(xmlio.write_table("XML0", rows))
+    # (rows with format issues were compared as well as clean ones)
+    assert {"SUB-0110", "SUB-0111", "SUB-0113"} <= found
+
+
+def _checkin_document(change: Callable[[dict[str, str]], None] | None = None) -> bytes:
+    rows = [_checkin_row(_visit(seed), n) for n, seed in enumerate((5, 6, 7), start=1)]
+    if change is not None:
+        change(rows[1])
+    return xmlio.write_table("XML0", rows)
+
+
+def _in_row(field: str, value: str) -> Callable[[dict[str, str]], None]:
+    def change(row: dict[str, str]) -> None:
+        row[field] = value
+
+    return change
+
+
+#: (a change to the second row of a check-in, the issue it must raise or None)
+CHECKIN_VALUES: dict[str, tuple[Callable[[dict[str, str]], None] | None, str | None]] = {
+    "clean": (None, None),
+    "30 February": (_in_row("NGAY_VAO", "202402301200"), "SUB-0113"),
+    "a bad order's moment": (_in_row("NGAY_YL", "2026091416"), "SUB-0113"),
+    "a required field blank": (_in_row("MA_BN", " \t"), "SUB-0110"),
+    "a required field empty": (_in_row("HO_TEN", ""), "SUB-0110"),
+    "an ideographic space only": (_in_row("MA_BN", "\u3000"), "SUB-0110"),
+    "over-long in letters": (_in_row("HO_TEN", "Đặng " * 52), "SUB-0111"),
+    "at the limit in letters, over it in bytes": (_in_row("HO_TEN", "ễ" * 255), None),
+    "decomposed Vietnamese": (_in_row("HO_TEN", NFD_NAME), None),
+    "a sex that is no number": (_in_row("GIOI_TINH", "x"), "SUB-0112"),
+    "a row number with spaces": (_in_row("STT", " 2 "), None),
+    "a card's end in month 13": (_in_row("GT_THE_DEN", "20261331"), "SUB-0114"),
+    "two cards' ends, over-long": (_in_row("GT_THE_DEN", "20261231;20271231"), "SUB-0111"),
+    "a birth of an unknown day": (_in_row("NGAY_SINH", "198503000000"), None),
+    "a birth at 25 o'clock": (_in_row("NGAY_SINH", "198501012500"), "SUB-0113"),
+}
+
+
+@pytest.mark.parametrize("case", CHECKIN_VALUES)
+def test_awkward_checkin_values_give_the_same_issues_either_way(case: str) -> None:
+    change, code = CHECKIN_VALUES[case]
+    codes = _checkin_both(_checkin_document(change))
+    if code is not None:
+        assert code in codes
+    else:
+        assert not codes & {"SUB-0110", "SUB-0111", "SUB-0112", "SUB-0113", "SUB-0114"}
+
+
+#: Check-in documents written by hand: the compiled reader reads some, Python the others
+CHECKIN_STRUCTURES: dict[str, tuple[bytes, bytes]] = {
+    "CDATA": (b"<MA_BN>", b"<MA_BN><![CDATA[BN]]>"),
+    "a comment in a field": (b"<MA_BN>", b"<MA_BN><!-- x -->"),
+    "a field sent twice": (b"<MA_BN>", b"<MA_BN>1</MA_BN><MA_BN>"),
+    "a bad value sent twice": (b"<NGAY_VAO>", b"<NGAY_VAO>1</NGAY_VAO><NGAY_VAO>"),
+    "an unknown field": (b"<MA_BN>", b"<MA_B>1</MA_B><MA_BN>"),
+    "an element in a field": (b"<MA_BN>", b"<MA_BN><B>x</B>"),
+    "an empty signature beside the list": (
+        b"</CHI_TIEU_TRANG_THAI_KCB>",
+        b"<CHUKYDONVI/></CHI_TIEU_TRANG_THAI_KCB>",
+    ),
+    "a second list": (
+        b"</CHI_TIEU_TRANG_THAI_KCB>",
+        b"<DSACH_TRANG_THAI_KCB/></CHI_TIEU_TRANG_THAI_KCB>",
+    ),
+    "a deep signature before the list": (
+        b"<DSACH_TRANG_THAI_KCB>",
+        b"<CHUKYDONVI><X><Y><Z/></Y></X></CHUKYDONVI><DSACH_TRANG_THAI_KCB>",
+    ),
+    "a signature in a row": (b"<MA_BN>", b"<CHUKYDONVI><X><Y/></X></CHUKYDONVI><MA_BN>"),
+    "a deep element in a field": (b"<MA_BN>", b"<MA_BN><a><b><c/></b></a>"),
+    "a deep element beside the list": (
+        b"</CHI_TIEU_TRANG_THAI_KCB>",
+        b"<X><Y><Z/></Y></X></CHI_TIEU_TRANG_THAI_KCB>",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", CHECKIN_STRUCTURES)
+def test_awkward_checkin_documents_read_the_same_either_way(case: str) -> None:
+    old, new = CHECKIN_STRUCTURES[case]
+    data = _checkin_document()
+    assert old in data
+    _checkin_both(data.replace(old, new, 1))
+
+
+def _signed(data: bytes) -> bytes:
+    """The check-in signed as a facility signs it (D62): its signature in CHUKYDONVI, beside
+    the list of rows."""
+    from tests.submissions.test_signature import certificate, sign
+
+    key_pem, cert_pem = certificate("Bệnh viện 01001")
+    end = b"</CHI_TIEU_TRANG_THAI_KCB>"
+    return sign(data.replace(end, b"<CHUKYDONVI/>" + end), key_pem, cert_pem)
+
+
+def test_a_signed_checkin_reads_the_same_either_way() -> None:
+    for change in (None, _in_row("NGAY_VAO", "202402301200"), _in_row("MA_BN", "")):
+        data = _signed(_checkin_document(change))
+        assert xmlio.read_checkin(data, Limits()).signed
+        _checkin_both(data)
+
+
+@pytest.mark.parametrize("signed", [False, True])
+def test_a_checkins_rows_vouched_for_in_c_are_not_checked_again(
+    monkeypatch: pytest.MonkeyPatch, signed: bool
+) -> None:
+    """As in a visit file, the Python format checks run only for the rows the compiled reader
+    could not vouch for (D115): here the second of three; a signed check-in too (its
+    signature, beside the rows, is no reason to read it in Python)."""
+    pytest.importorskip("vnehr.submissions._fast")
+    checked_rows: list[int] = []
+    real = rules._check_fields
+
+    def counting(found: Any, name: str, index: int, *args: Any) -> None:
+        checked_rows.append(index)
+        real(found, name, index, *args)
+
+    monkeypatch.setattr(rules, "_check_fields", counting)
+    data = _checkin_document(_in_row("NGAY_VAO", "202402301200"))
+    if signed:
+        data = _signed(data)
+    assert "SUB-0113" in _checkin_both(data)
+    checked_rows.clear()
+    _checkin_seen(data)
+    assert checked_rows == [2]
+    with xmlio.pure_python():
+        checked_rows.clear()
+        _checkin_seen(data)
+    assert checked_rows == [1, 2, 3]

@@ -19,7 +19,11 @@ class Plan:
     ) -> None: ...
 
 def read_rows(
-    root: etree._Element, list_name: bytes | None, row_name: bytes | None, plan: Plan
+    root: etree._Element,
+    list_name: bytes | None,
+    row_name: bytes | None,
+    plan: Plan,
+    beside: bytes | None = None,
 ) -> (
     tuple[
         list[dict[str, str]],

@@ -343,13 +343,14 @@ cdef int _read_row(Plan plan, tree.xmlNode* row_node, Py_ssize_t index, list row
 
 
 def read_rows(cetree._Element root not None, bytes list_name, bytes row_name,
-              Plan plan not None):
+              Plan plan not None, bytes beside=None):
     """The rows of an inner table as ``xmlio.read_table`` reads them, ``(rows, unknown,
     duplicates, checked)``: under ``root``, its one child the list element named
-    ``list_name``, each child of which a row named ``row_name``; or, when they are None,
-    ``root`` itself the one row. None when the document is not that plain: anything beside
-    the list or the rows but text, anything but text inside a field (the Python reader then
-    reads it, and says what it finds)."""
+    ``list_name`` (and any elements named ``beside``, not looked into: a check-in's
+    signature), each child of which a row named ``row_name``; or, when they are None,
+    ``root`` itself the one row. None when the document is not that plain: anything else
+    beside the list or the rows but text, anything but text inside a field (the Python reader
+    then reads it, and says what it finds)."""
     cdef list rows = [], unknown = [], duplicates = [], checked = []
     cdef tree.xmlNode* node
     cdef tree.xmlNode* container = NULL
@@ -363,6 +364,9 @@ def read_rows(cetree._Element root not None, bytes list_name, bytes row_name,
         if node.type == tree.XML_ELEMENT_NODE and container is NULL and strcmp(
                 <const char*>node.name, PyBytes_AS_STRING(list_name)) == 0:
             container = node
+        elif node.type == tree.XML_ELEMENT_NODE and beside is not None and strcmp(
+                <const char*>node.name, PyBytes_AS_STRING(beside)) == 0:
+            pass  # (read by the signature check)
         elif node.type != tree.XML_TEXT_NODE and node.type != tree.XML_CDATA_SECTION_NODE:
             return None  # a second list, rows beside it, a comment...
         node = node.next

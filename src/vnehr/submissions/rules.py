@@ -15,7 +15,7 @@ from dataclasses import field as dc_field
 from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation, localcontext
 from functools import cache
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from vnehr import identity, papers
 from vnehr.kit.clock import VIETNAM, parse_day, parse_moment
@@ -33,6 +33,9 @@ from vnehr.submissions.spec import (
     table,
 )
 from vnehr.submissions.spec import tables as tables_spec
+
+if TYPE_CHECKING:  # (xmlio reads with this module's checks: no import at run time)
+    from vnehr.submissions.xmlio import TableDoc
 
 try:  # the compiled reader and money check (D115, D120); without it, the same in Python
     from vnehr.submissions import _fast
@@ -243,23 +246,18 @@ def check_rows(
         _check_fields(found, name, index, row, checks, optional)
 
 
-def check_checkin(
-    rows: list[dict[str, str]],
-    *,
-    facility: str,
-    codes: CodeBook,
-    unknown_fields: Iterable[tuple[int, str]] = (),
-    unreadable: Iterable[tuple[str, int | None, str]] = (),
-) -> Findings:
-    """Every rule for an XML0 check-in (D62): the fields' format, what the document holds
-    that cannot be read, each row's facility, codes, identity and card, its moments in order
-    and not ahead of now, and each visit once."""
+def check_checkin(doc: TableDoc, *, facility: str, codes: CodeBook) -> Findings:
+    """Every rule for an XML0 check-in (D62) as ``xmlio.read_checkin`` read it: the fields'
+    format (only for the rows the compiled reader could not vouch for, as in a visit file), what
+    the document holds that cannot be read, each row's facility, codes, identity and card, its
+    moments in order and not ahead of now, and each visit once."""
     found = Findings()
-    for code, row_index, tag in unreadable:
+    rows = doc.rows
+    for code, row_index, tag in doc.unreadable:
         found.error(code, "XML0", None if row_index is None else row_index + 1, tag)
-    for row_index, tag in unknown_fields:
+    for row_index, tag in doc.unknown:
         found.warning("SUB-0115", "XML0", row_index + 1, tag)
-    check_rows(found, "XML0", rows)
+    check_rows(found, "XML0", rows, checked=doc.checked)
     _check_order(found, {"XML0": rows})
     first_row: dict[str, int] = {}
     for index, row in enumerate(rows, start=1):

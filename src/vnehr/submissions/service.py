@@ -887,13 +887,7 @@ async def check_in(
     )
     if earlier is not None:  # a retry (vendors resend until answered): no second relay
         return dict(earlier)
-    found = check_checkin(
-        doc.rows,
-        facility=code,
-        codes=codes,
-        unknown_fields=doc.unknown,
-        unreadable=doc.unreadable,
-    )
+    found = check_checkin(doc, facility=code, codes=codes)
     status = (
         "rejected" if found.rejected else "accepted_with_warnings" if found.issues else "accepted"
     )

@@ -300,11 +300,16 @@ def read_table(name: str, data: bytes, limits: Limits) -> TableDoc:
         raise errors.WrongRoot(expected=spec.root, found=localname)
     # Comments, processing instructions or elements inside a field are rare: looked for
     # once per document, and only then field by field.
-    mixed = nested or b"<!--" in data or data.find(b"<?", 6) >= 0
+    odd = b"<!--" in data or data.find(b"<?", 6) >= 0
+    mixed = nested or odd
     checked: list[tuple[str, ...] | None] | None = None
     fast = None
-    if compiled and not mixed:  # the plain case, read in C (D115)
-        fast = _fast.read_rows(root, _encoded(spec.list), _encoded(spec.row), _plan(name, spec))
+    # The plain case is read in C (D115). A check-in's signature lies deep beside its rows:
+    # the compiled reader leaves it alone and gives up by itself on an element in a field.
+    if compiled and not odd and (not nested or name == "XML0"):
+        beside = b"CHUKYDONVI" if name == "XML0" else None
+        plan = _plan(name, spec)
+        fast = _fast.read_rows(root, _encoded(spec.list), _encoded(spec.row), plan, beside)
     if fast is not None:
         rows, unknown, unreadable, checked = fast
     else:
