@@ -388,13 +388,14 @@ async def test_a_paper_issued_after_the_visit_is_checked_like_the_file_and_the_c
             )
         )
     ).all()
+    # (signed in at level 2 once: the phone is told in full, D110)
+    await sign_in_as(client, session, settings, who(one))
     phone = Phone()
     await exchange.event_notifier("paper", phone)(session, event)
     [(_, title, text)] = phone.shown
     assert title["vi"] == "Có giấy tờ mới trong Sổ sức khỏe điện tử"
     assert "Giấy chứng nhận nghỉ việc hưởng BHXH" in text["vi"]
     assert "Sick-leave certificate" in text["en"]
-    await sign_in_as(client, session, settings, who(one))
     inbox = (await client.get("/api/v1/me/notifications")).json()
     assert any(n["kind"] == "paper" for n in inbox["items"])
 

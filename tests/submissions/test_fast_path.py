@@ -4,12 +4,14 @@ written to be awkward; and it is the reader in use wherever it is built."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import random
 import shutil
 import subprocess
 import sys
 import sysconfig
+import types
 import unicodedata
 from collections.abc import Callable
 from datetime import datetime
@@ -482,3 +484,19 @@ def test_a_checkins_rows_vouched_for_in_c_are_not_checked_again(
         checked_rows.clear()
         _checkin_seen(data)
     assert checked_rows == [1, 2, 3]
+
+
+def test_a_module_built_from_another_source_is_not_used(tmp_path: Path) -> None:
+    """After a pull that changes ``_fast.pyx``, a module left from the earlier checkout would
+    call what its callers no longer match, or vouch for rows under older rules (D123)."""
+    source = Path(rules.__file__).with_name("_fast.pyx")
+    digest = hashlib.sha256(source.read_bytes()).hexdigest()
+    assert rules.built_from(types.SimpleNamespace(SOURCE_SHA256=digest), source)
+    assert not rules.built_from(types.SimpleNamespace(SOURCE_SHA256="0" * 64), source)
+    assert not rules.built_from(types.SimpleNamespace(), source)  # built before fingerprints
+    assert not rules.built_from(None, source)
+    # an installed wheel ships the module without its source: trusted as built
+    assert rules.built_from(types.SimpleNamespace(), tmp_path / "_fast.pyx")
+    if xmlio._fast is not None:  # the module built here is this source's, and so in use
+        assert digest == xmlio._fast.SOURCE_SHA256
+        assert rules.COMPILED[0] or os.environ.get("VNEHR_INTAKE_PURE_PYTHON")

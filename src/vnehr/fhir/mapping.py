@@ -753,14 +753,21 @@ def paper_document(paper: Any, today: date) -> Resource:
     )
 
 
-def consent(row: Any, now: datetime) -> Resource:
+def consent(row: Any, now: datetime, *, unnamed: bool = False) -> Resource:
     """A sharing directive as a FHIR Consent (patient-privacy, opt-in, with its period, the
-    facility it is for, and the sensitive categories it includes)."""
+    facility it is for, and the sensitive categories it includes). ``unnamed`` (a
+    representative of a person of 16 or more, D109, D116): the facility is "a medical
+    facility", with no reference to it; that there is one, the scope and the period stay."""
     active = row.revoked_at is None and (row.valid_to is None or now < row.valid_to)
+    recipient = (
+        {"display": i18n.text("web.access.a_facility", "vi")}
+        if unnamed
+        else ref("Organization", row.grantee)
+    )
     actor = (
         [{"role": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType",
                                "code": "IRCP"}]},
-          "reference": ref("Organization", row.grantee)}]
+          "reference": recipient}]
         if row.grantee != "*" else []
     )  # fmt: skip
     return _drop_empty(

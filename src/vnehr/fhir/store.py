@@ -241,7 +241,9 @@ async def compartment(session: AsyncSession, scope: Scope, person_ids: list[int]
             pool.add(mapping.audit_event(row, unnamed=unnamed))
         now = utcnow()
         for directive in await sharing.directives_of(session, sorted(pool.person_ids)):
-            pool.add(mapping.consent(directive, now))
+            # whom a person of 16 or more shares with is as confided as who looked (D116)
+            unnamed = directive.person_id in confiding
+            pool.add(mapping.consent(directive, now, unnamed=unnamed))
     await add_registry(session, pool)
     return pool
 

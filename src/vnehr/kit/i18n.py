@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import tomllib
 from collections.abc import Mapping
+from datetime import date
 from functools import lru_cache
 from importlib import resources
 from typing import Any, Literal
@@ -47,3 +48,18 @@ def text(key: str, language: Language, params: Mapping[str, Any] | None = None) 
 def texts(key: str, params: Mapping[str, Any] | None = None) -> dict[str, str]:
     """The message in every language, Vietnamese first: ``{"vi": ..., "en": ...}``."""
     return {language: text(key, language, params) for language in LANGUAGES}
+
+
+def born(value: date | str | None, language: Language) -> str:
+    """A birth as far as it is known (D106, D111): "14/05/1980" for a day, "tháng 05/1980" /
+    "năm 1980" for a month or a year only (``value`` a date, or FHIR's "YYYY-MM-DD", "YYYY-MM",
+    "YYYY"), never an invented day; "" when unknown."""
+    if isinstance(value, date):
+        return value.strftime("%d/%m/%Y")
+    if not value:
+        return ""
+    if len(value) >= 10:
+        return f"{value[8:10]}/{value[5:7]}/{value[:4]}"
+    if len(value) == 7:
+        return text("web.birth.month", language, {"month": value[5:7], "year": value[:4]})
+    return text("web.birth.year", language, {"year": value[:4]})

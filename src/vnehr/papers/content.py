@@ -31,6 +31,20 @@ def _day(row: Mapping[str, str], name: str) -> str | None:
     return found.isoformat() if found else None
 
 
+def _birth(row: Mapping[str, str], name: str) -> str | None:
+    """A birth as far as it is known, as FHIR writes it: "1980-05-14", or "1980-05" / "1980"
+    when the national tables give only the month or the year (``yyyymm00``, ``yyyy0000``, with
+    or without the time; D106, D111)."""
+    found = _day(row, name)
+    value = (row.get(name) or "").strip()
+    if found or len(value) not in (8, 12) or not value.isascii() or not value.isdigit():
+        return found
+    year, month, day = value[:4], value[4:6], value[6:8]
+    if day != "00" or int(year) < 1850 or int(month) > 12:
+        return None
+    return year if month == "00" else f"{year}-{month}"
+
+
 def _whole(row: Mapping[str, str], name: str) -> int | None:
     value = (row.get(name) or "").strip()
     return int(value) if value.isascii() and value.isdigit() else None
@@ -39,7 +53,7 @@ def _whole(row: Mapping[str, str], name: str) -> int | None:
 def holder_of(xml1: Mapping[str, str]) -> dict[str, Any]:
     return {
         "name": _text(xml1, "HO_TEN") or "",
-        "birth_date": _day(xml1, "NGAY_SINH"),
+        "birth_date": _birth(xml1, "NGAY_SINH"),
         "sex": SEX.get((xml1.get("GIOI_TINH") or "").strip()),
         "personal_id": _text(xml1, "SO_CCCD"),
     }
@@ -104,7 +118,7 @@ def from_table(
         # the holder is the mother (or carer): the newborn has no personal ID yet (D42)
         holder = {
             "name": _text(row, "HO_TEN_NND") or holder["name"],
-            "birth_date": _day(row, "NGAYSINH_NND") or holder["birth_date"],
+            "birth_date": _birth(row, "NGAYSINH_NND") or holder["birth_date"],
             "sex": "female" if _text(row, "HO_TEN_NND") else holder["sex"],
             "personal_id": _text(row, "SO_CCCD_NND") or holder["personal_id"],
         }

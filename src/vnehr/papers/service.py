@@ -340,14 +340,16 @@ async def _person(session: AsyncSession, holder: dict[str, Any], actor: str) -> 
     personal_id = holder.get("personal_id") or ""
     if identity.classify_document_number(personal_id) != "personal_id":
         return None
-    born = holder.get("birth_date")
+    born = holder.get("birth_date") or ""
     return await identity.match_patient(
         session,
         personal_id=personal_id,
         full_name=holder.get("name") or "",
-        birth_date=date.fromisoformat(born) if born else None,
+        # a day, or only the year or the month ("1995", "1995-03"): what the paper says (D106)
+        birth_date=date.fromisoformat(born) if len(born) == 10 else None,
         sex=holder.get("sex"),
         source=actor,
+        birth_partial=born if born and len(born) < 10 else None,
     )
 
 

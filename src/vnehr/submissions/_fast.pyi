@@ -36,3 +36,5 @@ def read_rows(
 def deeper(root: etree._Element, depth: int) -> bool: ...
 def money_clean(tables: Mapping[str, list[dict[str, str]]], summary: dict[str, str]) -> bool:
     """Whether ``rules.check_money_decimal`` finds nothing in the visit (False: cannot tell)."""
+
+SOURCE_SHA256: str

@@ -22,6 +22,18 @@ from lxml.includes cimport tree
 
 cetree.import_lxml__etree()
 
+cdef extern from *:
+    """
+    #ifndef VNEHR_FAST_SOURCE
+    #define VNEHR_FAST_SOURCE ""
+    #endif
+    """
+    const char* VNEHR_FAST_SOURCE
+
+#: The SHA-256 of the ``_fast.pyx`` this module was built from (``setup.py`` passes it):
+#: ``rules`` does not use a module built from another source (D123).
+SOURCE_SHA256 = VNEHR_FAST_SOURCE.decode("ascii")
+
 #: The kinds of value of ``rules.field_checks`` (named there by ``rules.KINDS``).
 KINDS = {"plain": 0, "moment": 1, "day": 2, "number": 3, "birth": 4, "day_or_moment": 5}
 

@@ -7,6 +7,7 @@ Errors reject the visit; warnings are stored with it. Every issue names table, r
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -15,12 +16,14 @@ from dataclasses import field as dc_field
 from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation, localcontext
 from functools import cache
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from vnehr import identity, papers
 from vnehr.kit.clock import VIETNAM, parse_day, parse_moment
 from vnehr.kit.errors import VnehrError
 from vnehr.kit.i18n import texts
+from vnehr.kit.logging import get_logger
 from vnehr.submissions.spec import (
     BIRTH_FIELDS,
     DATE_FIELDS,
@@ -45,7 +48,30 @@ except ImportError:  # pragma: no cover - a checkout used without installing
 #: Whether the compiled module is in use (``xmlio.pure_python`` turns it off for comparing);
 #: ``VNEHR_INTAKE_PURE_PYTHON=1``: the Python reader and checks only (to compare, or to rule
 #: the compiled module out when looking for a fault).
-COMPILED = [_fast is not None and os.environ.get("VNEHR_INTAKE_PURE_PYTHON", "") in ("", "0")]
+COMPILED = [False]
+
+
+def built_from(module: Any, source: Path) -> bool:
+    """Whether the compiled ``module`` was built from ``source`` as it is now (when the source
+    is there: an installed wheel ships the module alone). A module left from an earlier
+    checkout would call what its callers no longer match, or vouch for rows under rules the
+    Python code has since tightened: it is not used (D123)."""
+    if module is None:
+        return False
+    if not source.exists():
+        return True
+    built = getattr(module, "SOURCE_SHA256", "")
+    return bool(built) and built == hashlib.sha256(source.read_bytes()).hexdigest()
+
+
+if _fast is not None and not built_from(_fast, Path(__file__).with_name("_fast.pyx")):
+    get_logger("vnehr.intake").warning(
+        "compiled_reader_stale",
+        note="vnehr.submissions._fast was built from another _fast.pyx; the intake runs in "
+        "Python until `pip install -e .` (or `make run`/`make test`) builds it again",
+    )
+else:
+    COMPILED[0] = _fast is not None and os.environ.get("VNEHR_INTAKE_PURE_PYTHON", "") in ("", "0")
 
 Severity = Literal["error", "warning"]
 Rows = Mapping[str, list[dict[str, str]]]

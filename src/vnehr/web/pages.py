@@ -47,7 +47,7 @@ from vnehr.kit.auth import (
 from vnehr.kit.clock import VIETNAM, today_in_vietnam, utcnow
 from vnehr.kit.errors import RequestInvalid, VnehrError
 from vnehr.kit.http import ReadSession, WriteSession, database, http_error, request_invalid
-from vnehr.kit.i18n import Language, catalogue, text, texts
+from vnehr.kit.i18n import Language, born, catalogue, text, texts
 from vnehr.kit.settings import Settings
 
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
@@ -71,14 +71,9 @@ templates.env.globals["revoke_reason"] = _revoke_reason
 
 def _born(day: date | None, partial: str | None, lang: Language) -> str:
     """A birth as far as it is known: "14/05/1980", or "tháng 05/1980" / "năm 1980" when the
-    record has only the month or the year (D106), never an invented day; "" when unknown."""
-    if day is not None:
-        return day.strftime("%d/%m/%Y")
-    if partial and len(partial) == 7:
-        return text("web.birth.month", lang, {"month": partial[5:7], "year": partial[:4]})
-    if partial:
-        return text("web.birth.year", lang, {"year": partial[:4]})
-    return ""
+    record has only the month or the year (D106), never an invented day; "" when unknown.
+    ``partial`` may also be a paper's FHIR birthDate ("1980-05-14", "1980-05", "1980")."""
+    return born(day if day is not None else partial, lang)
 
 
 templates.env.globals["born"] = _born
