@@ -184,3 +184,9 @@ async def client(db: Database, settings: Settings) -> AsyncIterator[httpx.AsyncC
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="https://testserver") as http:
         yield http
+    # (the transport runs no lifespan: what its shutdown would stop is stopped here, so that
+    # no intake writer is left pending, to be destroyed and logged during a later test)
+    queue = getattr(app.state, "intake_queue", None)
+    if queue is not None:
+        await queue.close()
+    await app.state.http.aclose()

@@ -128,3 +128,36 @@ async def test_a_card_lookup_that_fails_midway_is_asked_again_on_the_retry(
     await _check_cards(session, checked, portal)  # (a third attempt asks no more)
     assert len(calls) == 2
     assert [i.code for i in checked.findings.issues] == ["SUB-0161"]
+
+
+async def test_an_idle_writer_ends_and_the_next_file_starts_another(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A queue whose app never ran its shutdown (no ``close``) leaves no writer pending once
+    idle; a file after that is still written, by a new writer."""
+    from vnehr.submissions import queue as queue_module
+
+    monkeypatch.setattr(queue_module, "IDLE_SECONDS", 0.05)
+    queue = IntakeQueue(db, max_wait=0)
+    options = IntakeOptions(limits=Limits())
+
+    async def send() -> object:
+        try:  # (an empty analysis: what matters is that an answer comes)
+            return await asyncio.wait_for(
+                queue.accept(SENDER, b"<x/>", Analysis("01001"), options), 5
+            )
+        except TimeoutError:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            return exc
+
+    first = await send()
+    writer = queue._writer
+    assert writer is not None
+    await asyncio.sleep(0.3)
+    assert writer.done()  # ended,
+    assert writer.exception() is None  # not failed
+    second = await send()
+    assert type(second) is type(first)
+    assert queue._writer is not writer
+    await queue.close()

@@ -31,6 +31,10 @@ class _Waiting:
     answer: asyncio.Future[dict[str, Any]]
 
 
+#: How long the writer waits for a file before it ends (the next file starts it again).
+IDLE_SECONDS = 1.0
+
+
 class IntakeQueue:
     def __init__(self, db: Database, *, max_files: int = 32, max_wait: float = 0.003) -> None:
         self._db = db
@@ -64,7 +68,16 @@ class IntakeQueue:
 
     async def _write_forever(self) -> None:
         while True:
-            batch = [await self._queue.get()]
+            try:  # idle: the writer ends, and the next file starts another (a queue dropped
+                # without ``close``, by an app whose shutdown never ran, leaves no task pending)
+                first = await asyncio.wait_for(self._queue.get(), IDLE_SECONDS)
+            except TimeoutError:
+                # (a file put while the wait was being cancelled stays in the queue: taken now;
+                # from here to the end nothing else runs, and ``accept`` sees the writer done)
+                if self._queue.empty():
+                    return
+                continue
+            batch = [first]
             try:
                 if self._queue.qsize() < self._max_files - 1 and self._max_wait > 0:
                     await asyncio.sleep(self._max_wait)  # the others arriving at this moment
