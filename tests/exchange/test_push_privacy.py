@@ -174,6 +174,24 @@ async def test_a_representative_with_a_level_1_identity_is_not_pushed(
     assert sorted(p["personal_id"] for p in pushed) == sorted([child_id, AN[0]])
 
 
+def looked_at(person: int, code: str, name: str) -> dict[str, OutboxEvent]:
+    """A facility opening the person's record under emergency access, and reading it."""
+    return {
+        "emergency": OutboxEvent(
+            event_id="e-glass",
+            topic="emergency.access",
+            key=f"person:{person}",
+            payload={"person_id": person, "params": {"facility": code, "reason": "unconscious"}},
+        ),
+        "viewed": OutboxEvent(
+            event_id="e-viewed",
+            topic="record.viewed",
+            key=f"viewed:{person}:{code}:2026-11-27",
+            payload={"person_id": person, "params": {"facility": name}},
+        ),
+    }
+
+
 async def test_a_parents_phone_is_told_of_an_emergency_or_a_read_without_the_facility(
     client: httpx.AsyncClient, session: AsyncSession, settings: Settings, db: Database
 ) -> None:
@@ -181,20 +199,7 @@ async def test_a_parents_phone_is_told_of_an_emergency_or_a_read_without_the_fac
     await represent(session, AN, KHANG[0], "parent", date(2017, 9, 1))
     name = "Bệnh viện Tâm thần Trung ương 1"  # the name alone says what care the child had
     code = await hospital(session, name)
-    events = {
-        "emergency": OutboxEvent(
-            event_id="e-glass",
-            topic="emergency.access",
-            key=f"person:{khang}",
-            payload={"person_id": khang, "params": {"facility": code, "reason": "unconscious"}},
-        ),
-        "viewed": OutboxEvent(
-            event_id="e-viewed",
-            topic="record.viewed",
-            key=f"viewed:{khang}:{code}:2026-11-27",
-            payload={"person_id": khang, "params": {"facility": name}},
-        ),
-    }
+    events = looked_at(khang, code, name)
     async with push_service(settings, db) as service:
         for kind, event in events.items():
             await exchange.event_notifier(kind, service.push)(session, event)
@@ -331,20 +336,7 @@ async def test_a_sixteen_year_olds_parent_is_not_told_which_facility_looked(
     await represent(session, AN, KHANG[0], "parent", date(2017, 9, 1))
     name = "Bệnh viện Tâm thần Trung ương 1"
     code = await hospital(session, name)
-    events = {
-        "emergency": OutboxEvent(
-            event_id="e-glass",
-            topic="emergency.access",
-            key=f"person:{khang}",
-            payload={"person_id": khang, "params": {"facility": code, "reason": "unconscious"}},
-        ),
-        "viewed": OutboxEvent(
-            event_id="e-viewed",
-            topic="record.viewed",
-            key=f"viewed:{khang}:{code}:2026-11-27",
-            payload={"person_id": khang, "params": {"facility": name}},
-        ),
-    }
+    events = looked_at(khang, code, name)
     async with push_service(settings, db) as service:
         for kind, event in events.items():
             await exchange.event_notifier(kind, service.push)(session, event)

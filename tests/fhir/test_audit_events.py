@@ -4,21 +4,19 @@ log says, in FHIR."""
 from __future__ import annotations
 
 import json
-from datetime import date, datetime
 
 import httpx
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tests.healthbook.test_access import born_years_ago
-from tests.healthbook.test_api import visit_of, who
+from tests.healthbook.test_access import born_years_ago, seventeen_with_a_parent
+from tests.healthbook.test_api import who
 from tests.identity.test_api import sign_in_as
-from tests.submissions.test_intake import facility_with_token, send
+from tests.submissions.test_intake import facility_with_token
 from vnehr import identity
 from vnehr.audit import AuditEvent
 from vnehr.fhir.validate import validate
 from vnehr.kit.settings import Settings
-from vnehr.submissions import synth
 
 
 async def test_a_parent_of_a_sixteen_year_old_reads_no_facility_in_fhir_audit_events(
@@ -29,20 +27,12 @@ async def test_a_parent_of_a_sixteen_year_old_reads_no_facility_in_fhir_audit_ev
     (search, read, _history, $everything), with the object's type only; the young person's
     own AuditEvents name them."""
     from tests.exchange.test_inbox import AN
-    from tests.exchange.test_push_privacy import represent
     from tests.sharing.test_access import DOCTOR
 
-    code, headers = await facility_with_token(
-        client, session, settings, scopes=("submission.write", "record.read")
-    )
-    one = visit_of(code, 72, datetime(2026, 10, 9, 9, 0), age_group=1)  # noqa: DTZ001
-    assert (await send(client, headers, synth.envelope([one], code))).status_code == 201
+    code, headers, one = await seventeen_with_a_parent(client, session, settings, 72)
     young = who(one)
     pid = young[0]
-    await sign_in_as(client, session, settings, young)
     visit_id = (await client.get("/api/v1/me/timeline")).json()["items"][0]["id"]
-    await born_years_ago(session, pid, 17)
-    await represent(session, AN, pid, "parent", date(2010, 1, 1))
     client.cookies.clear()
     assert (await client.get(f"/fhir/R4/Encounter/{visit_id}", headers=headers)).status_code == 200
     other, _ = await facility_with_token(client, session, settings)

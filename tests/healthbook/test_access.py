@@ -348,20 +348,11 @@ async def test_a_parent_of_a_sixteen_year_old_is_not_told_which_facility_admin_e
     parent of a person of 16 or more (neither their name nor the visit); the department's
     export names the department's officer; the young person's own log names both."""
     from tests.exchange.test_inbox import AN
-    from tests.exchange.test_push_privacy import represent
 
     admin = ("001185002222", "Nguyễn Quản Trị", "1985-01-01", "female")
     officer = ("001086003333", "Phạm Sở Y Tế", "1986-01-01", "male")
-    code, headers = await facility_with_token(
-        client, session, settings, scopes=("submission.write", "record.read")
-    )
-    one = visit_of(code, 73, datetime(2026, 10, 9, 9, 0), age_group=1)  # noqa: DTZ001
-    assert (await send(client, headers, synth.envelope([one], code))).status_code == 201
+    code, _, one = await seventeen_with_a_parent(client, session, settings, 73)
     young = who(one)
-    pid = young[0]
-    await sign_in_as(client, session, settings, young)
-    await born_years_ago(session, pid, 17)
-    await represent(session, AN, pid, "parent", date(2010, 1, 1))
     await sign_in_as(
         client, session, settings, admin, {"role": "facility_admin", "facility_code": code}
     )
@@ -387,6 +378,25 @@ async def test_a_parent_of_a_sixteen_year_old_is_not_told_which_facility_admin_e
     await sign_in_as(client, session, settings, young)
     own = (await client.get("/api/v1/me/access-log")).json()
     assert {e["who"]["name"] for e in own} == {admin[1], officer[1]}
+
+
+async def seventeen_with_a_parent(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings, sequence: int
+) -> tuple[str, dict[str, str], synth.SynthVisit]:
+    """A facility's visit of a person made 17 years old, signed in, whose parent is AN: the
+    facility's code and headers, and the visit."""
+    from tests.exchange.test_inbox import AN
+    from tests.exchange.test_push_privacy import represent
+
+    code, headers = await facility_with_token(
+        client, session, settings, scopes=("submission.write", "record.read")
+    )
+    one = visit_of(code, sequence, datetime(2026, 10, 9, 9, 0), age_group=1)  # noqa: DTZ001
+    assert (await send(client, headers, synth.envelope([one], code))).status_code == 201
+    await sign_in_as(client, session, settings, who(one))
+    await born_years_ago(session, who(one)[0], 17)
+    await represent(session, AN, who(one)[0], "parent", date(2010, 1, 1))
+    return code, headers, one
 
 
 async def born_years_ago(session: AsyncSession, personal_id: str, years: int) -> None:

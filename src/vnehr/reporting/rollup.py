@@ -90,8 +90,9 @@ class Places:
 
 
 def _version_counts(row: Any, where: Where) -> list[Count]:
-    """The counts of a visit's first version (a stored version row) at its facility's place:
-    the consumer's and the recount's (they must agree)."""
+    """The counts of a visit's first version (a stored version row, or the data a batch
+    writes) at its facility's place: the intake's, the consumer's and the recount's (they must
+    agree)."""
     return metrics.visit_counts(
         facility=row.facility_code,
         where=where,
@@ -127,18 +128,8 @@ def intake_counter(places: Places | None = None) -> submissions.BatchCounter:
         codes = {v.facility_code for v in visits} | {str(p["facility_code"]) for p in rejected}
         where = await places.of(session, codes)
         counts: list[Count] = []
-        for data in visits:
-            counts += metrics.visit_counts(
-                facility=data.facility_code,
-                where=where[data.facility_code],
-                care_type=data.care_type,
-                insured=data.insured,
-                ended_at=data.ended_at,
-                received_at=data.received_at,
-                lag_seconds=data.lag_seconds,
-                has_summary=data.has_summary,
-                in_book=data.person_id is not None,
-            )
+        for data in visits:  # (a visit's data has the fields of its stored version)
+            counts += _version_counts(data, where[data.facility_code])
         for payload in rejected:
             counts += _rejection_counts(payload, where[str(payload["facility_code"])])
         await add(session, counts)
