@@ -4,12 +4,15 @@ create made a resource or found one (FHIR R4 http.html#trules)."""
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tests.fhir.test_api import FHIR, check_model
+from tests.fhir.examples import example
+from tests.fhir.test_api import FHIR, check_model, outcome
 from tests.fhir.test_write import WRITER
 from tests.submissions.test_intake import facility_with_token
 from vnehr.kit.settings import Settings
@@ -172,3 +175,114 @@ async def test_two_conditional_creates_of_the_same_resource_make_it_once(
         f"{FHIR}/Organization", params={"identifier": "urn:oid:1.2.3.4|KHOA-NOI"}, headers=headers
     )
     assert [e["resource"]["id"] for e in found.json()["entry"]] == [made.split("/")[1]]
+
+
+# ------------------------------------------------------------------ one resource per condition
+
+#: The official R4 transaction example (Bundle-bundle-transaction.json): its first entry creates
+#: a Patient, its second creates one only if none has this identifier.
+_CONDITION = "identifier=http:/example.org/fhir/ids|234234"
+
+
+def _official_patients() -> tuple[dict[str, Any], dict[str, Any]]:
+    """The example's plain and conditional Patient entries, the plain one made to carry the
+    identifier the conditional one looks for (a HIS sending its Patient twice)."""
+    plain, conditional = copy.deepcopy(example("Bundle-bundle-transaction.json")["entry"][:2])
+    assert conditional["request"]["ifNoneExist"] == _CONDITION
+    assert "ifNoneExist" not in plain["request"]
+    plain["resource"]["identifier"] = conditional["resource"]["identifier"]
+    return plain, conditional
+
+
+async def _patients_with_the_identifier(
+    client: httpx.AsyncClient, headers: dict[str, str]
+) -> list[str]:
+    found = await client.get(
+        f"{FHIR}/Patient", params={"identifier": _CONDITION.split("=", 1)[1]}, headers=headers
+    )
+    assert found.status_code == 200, found.text
+    return [e["resource"]["id"] for e in found.json().get("entry", [])]
+
+
+@pytest.mark.parametrize("plain_first", [True, False], ids=["plain-first", "conditional-first"])
+async def test_a_plain_create_of_what_a_conditional_create_looks_for_is_refused(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings, plain_first: bool
+) -> None:
+    """A Bundle that creates a resource with an identifier and also creates one "if none has
+    it" would leave two resources the condition matches: refused whole, whatever the order of
+    the entries and whether the identifier is stored already; nothing is written."""
+    _, headers = await facility_with_token(client, session, settings, scopes=WRITER)
+    plain, conditional = _official_patients()
+    ward = {  # written with them, so the test sees whether anything was
+        "fullUrl": "urn:uuid:66666666-6666-6666-6666-666666666666",
+        "resource": {
+            "resourceType": "Organization",
+            "identifier": [{"system": "urn:oid:1.2.3.4", "value": "KHOA-NGOAI"}],
+            "name": "Khoa Ngoại",
+        },
+        "request": {"method": "POST", "url": "Organization"},
+    }
+    entries = [plain, conditional] if plain_first else [conditional, plain]
+    bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [*entries, ward]}
+    refused = await client.post(FHIR, json=bundle, headers=headers)
+    outcome(refused, 422, "FHIR-0016")
+    issue = refused.json()["issue"][0]
+    assert issue["code"] == "duplicate"
+    where = (1, 0) if plain_first else (0, 1)  # (the conditional entry, the plain one)
+    for text in (issue["details"]["text"], issue["diagnostics"]):
+        assert f"Bundle.entry[{where[0]}]" in text
+        assert f"Bundle.entry[{where[1]}]" in text
+        assert "234234" in text
+    assert await _patients_with_the_identifier(client, headers) == []
+    assert await _wards(client, headers) == []
+    # the conditional create alone makes the Patient; the same Bundle is still refused, as a
+    # second Patient with the identifier would be made beside the one found
+    alone = await _send(client, headers, [conditional])
+    assert [r["status"] for r in alone] == ["201 Created"]
+    kept = alone[0]["location"].split("/")[1]
+    outcome(await client.post(FHIR, json=bundle, headers=headers), 422, "FHIR-0016")
+    assert await _patients_with_the_identifier(client, headers) == [kept]
+    assert await _wards(client, headers) == []
+    # without the plain entry the Bundle is accepted: the Patient found, the ward made
+    await _send(client, headers, [conditional, ward])
+    assert await _patients_with_the_identifier(client, headers) == [kept]
+    assert await _wards(client, headers) == ["Khoa Ngoại"]
+
+
+async def _wards(client: httpx.AsyncClient, headers: dict[str, str]) -> list[str]:
+    found = await client.get(
+        f"{FHIR}/Organization", params={"identifier": "urn:oid:1.2.3.4|KHOA-NGOAI"}, headers=headers
+    )
+    assert found.status_code == 200, found.text
+    return [e["resource"]["name"] for e in found.json().get("entry", [])]
+
+
+async def test_an_update_of_the_resource_a_conditional_create_finds_is_one_resource(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    """An entry that updates the very resource a conditional create finds leaves one resource
+    with the identifier: accepted; an update of another resource to carry it is refused."""
+    _, headers = await facility_with_token(client, session, settings, scopes=WRITER)
+    plain, conditional = _official_patients()
+    [made] = await _send(client, headers, [conditional])
+    kept = made["location"].split("/")[1]
+    update = {
+        "fullUrl": f"Patient/{kept}",
+        "resource": {**plain["resource"], "id": kept, "gender": "other"},
+        "request": {"method": "PUT", "url": f"Patient/{kept}"},
+    }
+    answered = await _send(client, headers, [conditional, update])
+    assert [r["status"] for r in answered] == ["200 OK", "200 OK"]
+    assert {r["location"].split("/")[1] for r in answered} == {kept}
+    assert (await _read(client, headers, f"Patient/{kept}"))["gender"] == "other"
+    unnamed = {k: v for k, v in plain["resource"].items() if k != "identifier"}
+    [other] = await _send(client, headers, [{**plain, "resource": unnamed}])
+    elsewhere = other["location"].split("/")[1]
+    moved = {
+        "fullUrl": f"Patient/{elsewhere}",
+        "resource": {**plain["resource"], "id": elsewhere},
+        "request": {"method": "PUT", "url": f"Patient/{elsewhere}"},
+    }
+    bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [conditional, moved]}
+    outcome(await client.post(FHIR, json=bundle, headers=headers), 422, "FHIR-0016")
+    assert await _patients_with_the_identifier(client, headers) == [kept]

@@ -45,6 +45,8 @@ _ISSUE_CODE = {
     422: "invalid",
     503: "transient",
 }
+#: Errors whose issue type (R4 ValueSet issue-type) says more than their status does.
+_ISSUE_CODE_OF = {"FHIR-0003": "not-supported", "FHIR-0016": "duplicate"}
 
 
 def outcome(status: int, code: str, message: dict[str, str]) -> Response:
@@ -53,9 +55,7 @@ def outcome(status: int, code: str, message: dict[str, str]) -> Response:
         "issue": [
             {
                 "severity": "error",
-                "code": "not-supported"
-                if code == "FHIR-0003"
-                else _ISSUE_CODE.get(status, "exception"),
+                "code": _ISSUE_CODE_OF.get(code) or _ISSUE_CODE.get(status, "exception"),
                 "details": {
                     "coding": [
                         {"system": "https://fhir.vnehr.vn/CodeSystem/error-code", "code": code}

@@ -82,6 +82,14 @@ class NotThisPatientsVisit(VnehrError):
     code = "FHIR-0015"
 
 
+class TwoForOneCondition(VnehrError):
+    """A transaction would leave two resources that one of its conditional creates matches:
+    an entry written without that ``ifNoneExist`` carries the identifier it looks for."""
+
+    status_code = 422
+    code = "FHIR-0016"
+
+
 def require_writer(subject: Subject) -> str:
     submissions.require_sender(subject)
     return subject.facility_code or ""
@@ -509,6 +517,9 @@ async def transaction(
         else:
             planned[url] = uuid.uuid4().hex
         targets[url] = f"{type_}/{planned[url]}"
+    # a condition met by an entry written without it is refused, not merged, whatever the
+    # entries' order (R4: the outcome does not depend on it; HAPI refuses too, HAPI-0542)
+    _one_per_condition(entries, positions, first_with, planned, found, same_as)
     # the encounters this Bundle writes, with their patients: what its other entries may name
     known: dict[str, str] = {}
     if visit is not None and visit.encounter_url in targets:
@@ -566,6 +577,35 @@ async def transaction(
         if warnings:
             responses[visit.encounter_url]["outcome"] = outcome_of(warnings, "warning")  # type: ignore[union-attr]
     return result
+
+
+def _one_per_condition(
+    entries: list[tuple[str, Resource, Resource]],
+    positions: Mapping[str, int],
+    conditions: Mapping[tuple[str, str | None, str], str],
+    planned: Mapping[str, str],
+    found: Mapping[str, StoredResource],
+    same_as: Mapping[str, str],
+) -> None:
+    """Refuse a Bundle that would leave two resources one of its conditional creates matches
+    (``TwoForOneCondition``): an entry it writes (a create or an update, not one of that
+    condition's own entries) carrying the identifier the condition looks for, stored as another
+    resource than the one the condition finds or makes. ``conditions``: each criteria with the
+    first entry that has it; ``planned``: the id every entry is stored under."""
+    for (type_, system, value), first in conditions.items():
+        for url, resource, _ in entries:
+            writes = url in planned and url not in found and url not in same_as
+            if not writes or resource.get("resourceType") != type_:
+                continue
+            if planned[url] == planned[first]:
+                continue  # the condition's own resource (its create, or an update of it)
+            if any(v == value and system in (None, s) for s, v in _identifiers(resource)):
+                raise TwoForOneCondition(
+                    conditional=f"Bundle.entry[{positions[first]}]",
+                    other=f"Bundle.entry[{positions[url]}]",
+                    type=type_,
+                    identifier=value if system is None else f"{system}|{value}",
+                )
 
 
 async def _visit(
