@@ -201,9 +201,11 @@ async def test_a_clinician_is_refused_then_uses_the_reception_code(
     await clinic.get_by_label("Số định danh cá nhân của người bệnh").fill("079162003581")
     await clinic.get_by_role("button", name="Tra cứu").click()
     await expect(clinic.get_by_role("alert")).to_contain_text("chưa đồng ý")
+    assert "079162003581" not in clinic.url  # nor in the history: the form is sent by POST
     await clinic.get_by_label("Mã người bệnh xuất trình (6 số)").fill(shown)
     await clinic.get_by_role("button", name="Dùng mã").click()
     await expect(clinic.locator("#basis")).to_contain_text("đã đồng ý")
+    assert "079162003581" not in clinic.url
     await expect(clinic.get_by_role("heading", level=2)).to_have_text("Trần Thị Bình")
     await expect(clinic.get_by_role("table", name="patient visits").locator("tr")).to_have_count(3)
     await clinic.screenshot(path=SCREENSHOTS / "clinician-view-vi.png", full_page=True)

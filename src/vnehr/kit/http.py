@@ -41,6 +41,11 @@ log = get_logger("vnehr.http")
 #: (structlog would build the whole event before the level drops it).
 _access = logging.getLogger("vnehr.http")
 REQUEST_ID_HEADER = "x-request-id"
+#: Sent with every answer that does not choose its own: a page's address may name a patient
+#: (``/clinic/patient/{personal_id}/...``, ``?for=``), and a browser sends the address of the
+#: page a link or a form is on to the next site. ``same-origin``: a Referer within this site
+#: only (the sign-in's "back to the form's page" needs it, D77), none to anyone else.
+_REFERRER_POLICY = b"referrer-policy"
 
 #: Set, in the request's own task, when the middleware cuts an answer that had begun because
 #: the database went away (D112): the server then closes the connection and says "returned
@@ -126,15 +131,17 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
 
 def http_error(request: Request, exc: StarletteHTTPException) -> VnehrError:
     """The coded error of an HTTP exception: a body over the cap, NUL in a body, no such
-    address, another method (for the JSON handler and the pages alike)."""
+    address, another method (for the JSON handler and the pages alike). The address is named
+    as the log names it (``logged_path``): bodies and pages are kept, forwarded and pasted into
+    tickets, and the caller already knows which patient it asked for."""
     if isinstance(exc, _OverCap):
         return BodyTooLarge(limit=exc.limit)
     if isinstance(exc, _NulInBody):
         return ControlCharacter(where="body")
     if exc.status_code == 404:
-        return NotFound(path=request.url.path)
+        return NotFound(path=logged_path(request.url.path))
     if exc.status_code == 405:
-        return MethodNotAllowed(method=request.method, path=request.url.path)
+        return MethodNotAllowed(method=request.method, path=logged_path(request.url.path))
     return BadRequest({"status": exc.status_code, "reason": str(exc.detail)})
 
 
@@ -220,7 +227,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
 class RequestContextMiddleware:
     """Gives every request an id (the caller's ``X-Request-ID`` if sane), binds it to the log
-    context, returns it in the response, and writes one access line per request. With
+    context, returns it in the response (with ``Referrer-Policy: same-origin`` unless the
+    answer sets its own), and writes one access line per request. With
     ``max_body``, no route reads a longer request body: a longer declared length is answered
     413 at once, a longer stream fails its route's read (both KIT-0413). A path or query
     string holding a control character, or a JSON or URL-encoded body holding NUL, is refused
@@ -278,6 +286,8 @@ class RequestContextMiddleware:
                 status = message["status"]
                 headers = list(message.get("headers", []))
                 headers.append((REQUEST_ID_HEADER.encode(), request_id.encode()))
+                if not any(name.lower() == _REFERRER_POLICY for name, _ in headers):
+                    headers.append((_REFERRER_POLICY, b"same-origin"))
                 message["headers"] = headers
             await send(message)
 

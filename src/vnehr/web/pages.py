@@ -4,14 +4,20 @@ citizen's page (open or close the health book), the department's facility regist
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 import hmac
 import re
+import secrets
+import time
 from collections.abc import Callable, Coroutine
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlencode, urlparse
 
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from fastapi import APIRouter, Form, Query, Request
 from fastapi import Path as UrlPath
 from fastapi.exceptions import RequestValidationError
@@ -650,6 +656,43 @@ async def book_dispute(
 # ------------------------------------------------------------------ clinicians
 
 
+#: How long the clinic page's address for a patient (``?p=``) names them: a working shift.
+PATIENT_REF_MAX_AGE = 12 * 3600
+
+
+def _patient_key(settings: Settings) -> AESGCM:
+    secret = settings.secret_key.get_secret_value().encode()
+    return AESGCM(hashlib.sha256(b"vnehr.clinic-patient:" + secret).digest())
+
+
+def _patient_ref(settings: Settings, clinician: Subject, personal_id: str) -> str:
+    """The clinic page's address for a patient: the personal ID encrypted for this clinician,
+    so the address bar, the history and a copied link name nobody (unlike ``?id=``)."""
+    nonce = secrets.token_bytes(12)
+    plain = f"{int(time.time())}:{personal_id}".encode()
+    sealed = _patient_key(settings).encrypt(nonce, plain, clinician.label.encode())
+    return base64.urlsafe_b64encode(nonce + sealed).decode().rstrip("=")
+
+
+def _patient_of(settings: Settings, clinician: Subject, ref: str) -> str | None:
+    """The personal ID of a ``_patient_ref`` made for this clinician in the last
+    ``PATIENT_REF_MAX_AGE`` seconds, else None."""
+    try:
+        raw = base64.urlsafe_b64decode(ref + "=" * (-len(ref) % 4))
+        plain = _patient_key(settings).decrypt(raw[:12], raw[12:], clinician.label.encode())
+    except (ValueError, InvalidTag):
+        return None
+    issued, _, personal_id = plain.decode().partition(":")
+    if not issued.isdigit() or time.time() - int(issued) > PATIENT_REF_MAX_AGE:
+        return None
+    return personal_id
+
+
+def _clinic_address(settings: Settings, clinician: Subject, personal_id: str, facility: str) -> str:
+    back = {"p": _patient_ref(settings, clinician, personal_id)}
+    return "/clinic/patient?" + urlencode(back | ({"facility": facility} if facility else {}))
+
+
 @router.get("/clinic", response_class=HTMLResponse)
 @router.get("/clinic/patient", response_class=HTMLResponse)
 async def clinic(
@@ -657,15 +700,22 @@ async def clinic(
     session: ReadSession,
     subject: OptionalSubject,
     id: Annotated[str | None, Query(pattern=r"^\d{12}$")] = None,
+    p: Annotated[str | None, Query(max_length=200)] = None,
     facility: Annotated[str | None, Query(pattern=r"^[0-9A-Z]{5}$")] = None,
 ) -> Response:
     """A clinician looks a patient up by personal ID and sees what consent allows (or, without
     consent, enters the patient's reception code or opens the record in an emergency). A
     clinician of several facilities chooses the one they work at now: the read is that
-    facility's, as the API's ``?facility=``."""
+    facility's, as the API's ``?facility=``. The look-up form is sent by POST and answered
+    with this page at ``?p=`` (the ID encrypted for the clinician); ``?id=`` still works for
+    links made before."""
     who = _signed_in(request, subject)
     if isinstance(who, RedirectResponse):
         return who
+    expired = False
+    if id is None and p is not None:
+        id = _patient_of(_settings(request), who, p)
+        expired = id is None
     mine = sorted({g.facility_code for g in who.grants_for("clinician") if g.facility_code})
     places = await facilities.directory(session, mine) if len(mine) > 1 else {}
     context: dict[str, Any] = {
@@ -675,6 +725,7 @@ async def clinic(
         "csrf": csrf_token(_settings(request), request.state.session_data),
         "facilities": [(code, places.get(code)) for code in mine] if len(mine) > 1 else [],
         "facility": facility,
+        "expired": expired,
     }
     if not mine:  # nothing to look up: said plainly, not "no role at facility -"
         context["error"] = texts("web.clinic.not_a_clinician")
@@ -705,6 +756,25 @@ async def clinic(
             context["error"] = exc.messages()
             return _book_page(request, "clinic.html", exc.status_code, **context)
     return _book_page(request, "clinic.html", **context)
+
+
+@router.post("/clinic/patient")
+async def clinic_lookup(
+    request: Request,
+    subject: OptionalSubject,
+    id: Annotated[str, Form(pattern=r"^\d{12}$")],
+    csrf: Annotated[str, Form()] = "",
+    facility: Annotated[str, Form(pattern=r"^([0-9A-Z]{5})?$")] = "",
+) -> Response:
+    """The look-up form: on to the patient's page, whose address does not show the ID."""
+    who = _signed_in(request, subject)
+    if isinstance(who, RedirectResponse):
+        return who
+    try:
+        check_csrf(_settings(request), request, csrf)
+    except VnehrError as exc:
+        return _error_page(request, exc)
+    return RedirectResponse(_clinic_address(_settings(request), who, id, facility), 303)
 
 
 @router.post("/clinic/patient/{personal_id}/{action}")
@@ -741,8 +811,9 @@ async def clinic_act(
             )
     except VnehrError as exc:
         return _error_page(request, exc)
-    back = {"id": personal_id, **({"facility": facility} if facility else {})}
-    return RedirectResponse(f"/clinic/patient?{urlencode(back)}", status_code=303)
+    return RedirectResponse(
+        _clinic_address(_settings(request), who, personal_id, facility), status_code=303
+    )
 
 
 # ------------------------------------------------------------------ electronic papers
