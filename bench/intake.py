@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -137,17 +138,20 @@ async def http_rate(
     script = work / "post.lua"
     script.write_text(
         f"""
-local bodies = {{}}
-for n = 1, {len(bodies)} do
-  local f = io.open("{work}/" .. n .. ".xml", "rb"); bodies[n] = f:read("*a"); f:close()
-end
-local i = 0
+-- every request formatted once, before the run: the load generator shares the two cores
+-- with the server and PostgreSQL, and building a 42 KB request each time costs it CPU
+local requests = {{}}
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/xml"
 wrk.headers["Authorization"] = "Bearer {token}"
+for n = 1, {len(bodies)} do
+  local f = io.open("{work}/" .. n .. ".xml", "rb")
+  requests[n] = wrk.format(nil, "/api/v1/submissions", nil, f:read("*a")); f:close()
+end
+local i = 0
 request = function()
-  i = i % #bodies + 1
-  return wrk.format(nil, "/api/v1/submissions", nil, bodies[i])
+  i = i % #requests + 1
+  return requests[i]
 end
 done = function(summary, latency, requests)
   io.write(string.format("RESULT %d %f %d %d %d\\n", summary.requests, summary.duration / 1e6,
@@ -168,6 +172,49 @@ end
     if int(requests) > len(bodies) and not warm_up:
         raise RuntimeError("more requests than distinct files: raise BENCH_VISITS")
     return int(requests) / float(elapsed), int(requests)
+
+
+def _cpu_seconds(server_pid: int) -> dict[str, float]:
+    """CPU seconds used so far by the API server (supervisor and workers), by PostgreSQL (every
+    ``postgres`` process) and by this benchmark's waited-for children (wrk)."""
+
+    def used(process: psutil.Process) -> float:
+        try:
+            times = process.cpu_times()
+        except psutil.Error:
+            return 0.0
+        return float(times.user + times.system)
+
+    server = psutil.Process(server_pid)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return {
+        "server": used(server) + sum(used(c) for c in server.children(recursive=True)),
+        "postgres": sum(used(p) for p in psutil.process_iter() if p.name() == "postgres"),
+        "wrk": children.ru_utime + children.ru_stime,
+    }
+
+
+def echo_rate(bodies: list[bytes], port: int, workers: int) -> float:
+    """The HTTP ceiling: requests/s of a trivial endpoint (``bench/echo.py``: the same server,
+    bodies and load, nothing checked or stored)."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bench.echo", str(port), str(workers)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(300):
+            try:
+                httpx.post(base + "/api/v1/submissions", content=b"<x/>", timeout=1)
+                break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        rate, _ = asyncio.run(http_rate(base, "-", bodies, seconds=6, warm_up=True))
+        return rate
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
 
 
 async def copy_ceiling(dsn: str, rows: list[tuple[Any, ...]]) -> float:
@@ -243,15 +290,25 @@ async def main() -> None:
             ).json()["access_token"]
             bodies = [p.read_bytes() for p in paths]
             await http_rate(base, token, bodies[:100], seconds=1, warm_up=True)
+            before = _cpu_seconds(process.pid)
             rate, ok = await http_rate(base, token, bodies[100:])
+            after = _cpu_seconds(process.pid)
             results["http_visits_per_s"] = round(rate)
             results["http_accepted"] = ok
+            # where the two cores went during the run, in ms of CPU a visit
+            results["http_cpu_ms_per_visit"] = {
+                k: round(1000 * (after[k] - before[k]) / ok, 2) for k in before
+            }
             rss = sum(c.memory_info().rss for c in psutil.Process(process.pid).children()) / 2**20
             results["http_worker_rss_mb_total"] = round(rss)
             results["http_workers"] = workers
         finally:
             process.terminate()
             process.wait(timeout=20)
+        # the HTTP stack's own ceiling: a trivial endpoint, same server, bodies and load
+        echo = await asyncio.to_thread(echo_rate, bodies, port + 1, workers)
+        results["http_trivial_endpoint_per_s"] = round(echo)
+        results["http_share_of_trivial_endpoint"] = round(results["http_visits_per_s"] / echo, 2)
         ceiling_rate, parse_accepted = parse_ceiling(paths)
         ceilings.append(ceiling_rate)
         results["parse_accepted"] = parse_accepted
