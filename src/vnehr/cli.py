@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import re
+import sys
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from enum import StrEnum
@@ -20,7 +21,7 @@ import typer
 
 from vnehr import __version__, catalogs, identity, papers
 from vnehr.kit.db import Database
-from vnehr.kit.errors import OptionOutOfRange, VnehrError
+from vnehr.kit.errors import OptionOutOfRange, SchemaOfLaterRelease, VnehrError
 from vnehr.kit.logging import configure_logging
 from vnehr.kit.settings import Settings, get_settings
 
@@ -42,16 +43,28 @@ app.add_typer(catalog_app, name="catalog")
 app.add_typer(demo_app, name="demo")
 
 
-def _settings() -> Settings:
+@app.callback()
+def _log_to_stderr() -> None:
+    # Every command logs on stderr, configured here once before the command runs or imports
+    # what it needs: a module may log when imported, and structlog prints to stdout until
+    # configured, into what a script reads. The settings' level and format; the defaults when
+    # the settings are refused (the commands that need them say why; `validate` does not).
     try:
         settings = get_settings()
+    except ValueError:
+        configure_logging()
+    else:
+        configure_logging(settings.log_level, settings.json_logs)
+    # Alembic lists its plugins at INFO when imported: noise before every command's output.
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+
+
+def _settings() -> Settings:
+    try:
+        return get_settings()
     except ValueError as exc:  # refused secrets and malformed values
         typer.echo(f"configuration error: {exc}", err=True)
         raise typer.Exit(2) from exc
-    configure_logging(settings.log_level, settings.json_logs)
-    # Alembic lists its plugins at INFO when imported: noise before every command's output.
-    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
-    return settings
 
 
 def _fail(message: str) -> typer.Exit:
@@ -450,19 +463,24 @@ def version() -> None:
 
 @db_app.command("upgrade")
 def db_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
-    """Migrate the database up to REVISION (default: the newest)."""
+    """Migrate the database up to REVISION (default: the newest). A later release's schema
+    is left as it is (one coded line, exit 2): that release's `vnehr db` migrates it."""
     from vnehr.kit.migrate import upgrade  # Alembic: only for the db commands
 
     settings = _settings()
     _require_driver(settings)
     with _plain_failures(settings.database_url):  # (a missing SQLite file is created)
-        asyncio.run(upgrade(settings.database_url, revision))
+        try:
+            asyncio.run(upgrade(settings.database_url, revision))
+        except SchemaOfLaterRelease as exc:
+            raise _coded_exit(settings, exc) from exc
     typer.echo(f"database at {revision}: {_where(settings.database_url)}")
 
 
 @db_app.command("downgrade")
 def db_downgrade(revision: Annotated[str, typer.Argument()]) -> None:
-    """Migrate the database down to REVISION (`base` removes everything)."""
+    """Migrate the database down to REVISION (`base` removes everything); not a later
+    release's schema (one coded line, exit 2)."""
     from vnehr.kit.migrate import downgrade
 
     settings = _settings()
@@ -471,7 +489,10 @@ def db_downgrade(revision: Annotated[str, typer.Argument()]) -> None:
     if missing is not None:
         raise _fail(missing)
     with _plain_failures(settings.database_url):
-        asyncio.run(downgrade(settings.database_url, revision))
+        try:
+            asyncio.run(downgrade(settings.database_url, revision))
+        except SchemaOfLaterRelease as exc:
+            raise _coded_exit(settings, exc) from exc
     typer.echo(f"database at {revision}")
 
 
@@ -814,7 +835,8 @@ def import_files(
     )
 
     async def work(db: Database) -> submissions.ImportTotals:
-        with typer.progressbar(length=len(paths), label="importing") as bar:
+        # (on stderr: stdout holds the totals a script reads)
+        with typer.progressbar(length=len(paths), label="importing", file=sys.stderr) as bar:
             return await submissions.import_folder(
                 db, paths, options, batch_size=batch_size, processes=processes,
                 progress=bar.update,

@@ -140,3 +140,12 @@ class OptionOutOfRange(VnehrError):
 
     status_code = 400
     code = "KIT-0006"
+
+
+class SchemaOfLaterRelease(VnehrError):
+    """``vnehr db upgrade`` or ``downgrade`` on a database a later release migrated (D119):
+    this release does not have that release's migrations, so it cannot move the schema either
+    way; the later release's ``vnehr db`` does. Nothing is changed."""
+
+    status_code = 409
+    code = "KIT-0009"

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
+import pickle
 import sys
 
 import structlog
+
+#: The level and format the last ``configure_logging`` set, for the processes a command starts.
+_CONFIGURED: list[tuple[str, bool]] = []
 
 
 def configure_logging(level: str = "INFO", json: bool = False) -> None:
@@ -50,6 +55,27 @@ def configure_logging(level: str = "INFO", json: bool = False) -> None:
     for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
+    # SQL echo (VNEHR_DB_ECHO): SQLAlchemy gives its logger a handler on stdout when it has
+    # none, between the lines a command prints; with one that drops nothing, its lines reach ours
+    logging.getLogger("sqlalchemy.engine.Engine").handlers[:] = [logging.NullHandler()]
+    _CONFIGURED[:] = [(level, json)]
+
+
+def configured() -> tuple[str, bool]:
+    """The level and format logging was configured with (the defaults if it was not)."""
+    return _CONFIGURED[0] if _CONFIGURED else ("INFO", False)
+
+
+def start_process(logs: tuple[str, bool], initializer: str, arguments: bytes) -> None:
+    """A process pool's initializer: configure logging as ``logs`` says, then import
+    ``initializer`` (``module:function``) and call it with ``arguments`` (a pickled tuple). A
+    spawned process imports everything afresh, and structlog prints to stdout until configured:
+    a module that logs when imported (``compiled_reader_stale``) would write into the command's
+    output. The function is named and its arguments pickled so that neither is unpickled, and
+    nothing imported, before logging is set up."""
+    configure_logging(*logs)
+    module, _, name = initializer.partition(":")
+    getattr(importlib.import_module(module), name)(*pickle.loads(arguments))  # noqa: S301
 
 
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:

@@ -19,6 +19,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vnehr.kit.db import create_engine
+from vnehr.kit.errors import SchemaOfLaterRelease
 
 SCRIPT_LOCATION = "vnehr:migrations"
 
@@ -80,26 +81,52 @@ async def current_revisions(connection: AsyncConnection) -> frozenset[str]:
     return await connection.run_sync(_current)
 
 
+def _not_later(connection: Connection, url: str) -> None:
+    """Raise ``SchemaOfLaterRelease`` when the database is at a later release's migration:
+    this release has not got its scripts, so Alembic could only fail ("Can't locate
+    revision"), and moving it up or down is that release's to do (D119)."""
+    current = _current(connection)
+    # (the read began a transaction: Alembic would take it for the caller's and not commit)
+    connection.rollback()
+    if ahead(current):
+        from vnehr.kit.startup import where  # (it imports this module)
+
+        raise SchemaOfLaterRelease(
+            where=where(url),
+            current=", ".join(sorted(current)),
+            newest=", ".join(sorted(head_revisions())),
+        )
+
+
 async def upgrade(url: str, revision: str = "head") -> None:
     """Bring the database at ``url`` up to ``revision``, in one transaction that Alembic holds
-    (a migration's ``autocommit_block`` commits the steps before it, D103)."""
+    (a migration's ``autocommit_block`` commits the steps before it, D103). A later
+    release's schema is refused untouched (``SchemaOfLaterRelease``)."""
     engine = create_engine(url)
     try:
         async with engine.connect() as connection:
-            await connection.run_sync(
-                lambda sync: command.upgrade(alembic_config(connection=sync), revision)
-            )
+
+            def run(sync: Connection) -> None:
+                _not_later(sync, url)
+                command.upgrade(alembic_config(connection=sync), revision)
+
+            await connection.run_sync(run)
     finally:
         await engine.dispose()
 
 
 async def downgrade(url: str, revision: str) -> None:
+    """Take the database at ``url`` down to ``revision``; a later release's schema is refused
+    untouched, as by ``upgrade``."""
     engine = create_engine(url)
     try:
         async with engine.connect() as connection:
-            await connection.run_sync(
-                lambda sync: command.downgrade(alembic_config(connection=sync), revision)
-            )
+
+            def run(sync: Connection) -> None:
+                _not_later(sync, url)
+                command.downgrade(alembic_config(connection=sync), revision)
+
+            await connection.run_sync(run)
     finally:
         await engine.dispose()
 

@@ -12,6 +12,7 @@ import ctypes
 import hashlib
 import multiprocessing
 import os
+import pickle
 import signal
 import sys
 import threading
@@ -19,12 +20,14 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from vnehr import catalogs, papers
 from vnehr.kit.auth import Subject
 from vnehr.kit.clock import today_in_vietnam
 from vnehr.kit.db import Database
 from vnehr.kit.errors import VnehrError
+from vnehr.kit.logging import configured, start_process
 from vnehr.submissions import errors
 from vnehr.submissions.rules import CodeBook
 from vnehr.submissions.service import (
@@ -182,11 +185,16 @@ async def import_folder(
     loop = asyncio.get_running_loop()
     workers = processes or os.cpu_count() or 1
     context = _start_method()
+    start: tuple[Any, ...] = (codes, options.limits, os.getpid())
+    initializer: Callable[..., None] = _start
+    if context.get_start_method() == "spawn":
+        # logging first: a spawned process imports the intake afresh, which may log, and
+        # structlog prints to stdout until configured (into the command's output). A forked
+        # one has the parent's logging, and the catalogues without a copy.
+        initializer = start_process
+        start = (configured(), f"{__name__}:_start", pickle.dumps(start))
     with ProcessPoolExecutor(
-        workers,
-        mp_context=context,
-        initializer=_start,
-        initargs=(codes, options.limits, os.getpid()),
+        workers, mp_context=context, initializer=initializer, initargs=start
     ) as pool:
         batches = _batches(paths, batch_size)
 
