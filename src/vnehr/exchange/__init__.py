@@ -19,10 +19,12 @@ from vnehr.exchange.notifications import (
 )
 from vnehr.exchange.retention import MIN_KEEP_DAYS, Pruned, prune
 from vnehr.exchange.worker import (
+    Call,
     Consumers,
     Deferred,
     Handler,
     Policy,
+    Remote,
     bhxh_consumer,
     checkin_consumer,
     dead_letters,
@@ -35,6 +37,7 @@ from vnehr.exchange.worker import (
 __all__ = [
     "MIN_KEEP_DAYS",
     "BhxhClient",
+    "Call",
     "Consumers",
     "Deferred",
     "DeliveryFailed",
@@ -46,6 +49,7 @@ __all__ = [
     "Pruned",
     "PushAdapter",
     "PushMessage",
+    "Remote",
     "WebhookPush",
     "bhxh_consumer",
     "checkin_consumer",

@@ -5,6 +5,11 @@ too many failures.
 
 Consumers are idempotent on the event id: an event is delivered again only when its attempt
 never recorded an answer (the process died, or the answer never came back).
+
+On SQLite a write transaction locks the whole file, so a round there claims its events and
+commits, calls the other systems (``Remote`` consumers: the BHXH portal) with no transaction
+open, and records the answers in a short second transaction (D126). On PostgreSQL a round is
+one transaction; its row locks hold back no other writer.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from vnehr.exchange import retention
-from vnehr.exchange.bhxh import BhxhClient, DeliveryFailed
+from vnehr.exchange.bhxh import BhxhClient, DeliveryFailed, PortalAnswer
 from vnehr.exchange.models import BhxhReceipt, DeliveryAttempt
 from vnehr.kit.clock import utcnow
 from vnehr.kit.db import Database
@@ -36,6 +41,7 @@ Handler = Callable[[AsyncSession, OutboxEvent], Awaitable[dict[str, Any] | None]
 #: topic -> {consumer name -> handler}; each consumer takes each event once.
 Consumers = dict[str, dict[str, Handler]]
 T = TypeVar("T")
+A = TypeVar("A")
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +64,33 @@ class Deferred(Generic[T]):
         return detail
 
 
+@dataclass(frozen=True, slots=True)
+class Call(Generic[A]):
+    """A ``Remote`` consumer's call, ready to go: ``send`` needs no database; ``record``
+    writes what came back, in the transaction that records the attempt."""
+
+    send: Callable[[], Awaitable[A]]
+    record: Callable[[AsyncSession, A], Awaitable[dict[str, Any] | None]]
+
+
+@dataclass(frozen=True, slots=True)
+class Remote:
+    """A consumer that calls another system (D126): ``prepare`` reads what to send and returns
+    a ``Call``, or the attempt's detail when there is nothing to send. On SQLite a round
+    prepares on a read-only snapshot, sends with no transaction open (the file's one write
+    lock is not held through the other side's latency) and records in the short transaction
+    that ends the round; on PostgreSQL, and called as a plain handler (JetStream), the three
+    run one after the other in the caller's transaction."""
+
+    prepare: Callable[[AsyncSession, OutboxEvent], Awaitable[Call[Any] | dict[str, Any] | None]]
+
+    async def __call__(self, session: AsyncSession, event: OutboxEvent) -> dict[str, Any] | None:
+        prepared = await self.prepare(session, event)
+        if not isinstance(prepared, Call):
+            return prepared
+        return await prepared.record(session, await prepared.send())
+
+
 Settle = Callable[[AsyncSession, list[Any]], Awaitable[object]]
 #: settle -> the events a round's deferred consumers took, their attempts and what they returned
 Settling = dict[Settle, list[tuple[OutboxEvent, DeliveryAttempt, Any]]]
@@ -73,6 +106,9 @@ class Policy:
     keep_days: int = 30
     prune_every_seconds: float = 3600.0
     prune_batch: int = 1000
+    #: SQLite (D126): a round's claim on its events lasts this long, renewed every third of it
+    #: while the round runs; the events of a worker that died are due again when it runs out
+    claim_seconds: float = 30.0
 
     def delay(self, attempts: int, rng: random.Random) -> timedelta:
         base = min(self.backoff_seconds * 2 ** (attempts - 1), self.max_backoff_seconds)
@@ -111,40 +147,246 @@ async def deliver_once(
     handled. A consumer that already took an event is not called again for it; the event is
     delivered when all of them took it, and retried (for the others only) otherwise."""
     rng = rng or random.Random()  # noqa: S311  (jitter, not security)
+    async with db.session() as session:
+        if session.get_bind().dialect.name != "sqlite":
+            return await _deliver_in(session, consumers, policy, limit, rng)
+        claim = await _claim(session, policy, limit)
+    if claim is None:
+        return 0
+    return await _deliver_apart(db, claim, consumers, policy, rng)
+
+
+async def _delivered_to(session: AsyncSession, event_ids: list[str]) -> dict[str, set[str]]:
+    """The consumers that already took each of these events."""
+    done: dict[str, set[str]] = {event_id: set() for event_id in event_ids}
+    if not event_ids:
+        return done
+    rows = await session.execute(
+        select(DeliveryAttempt.event_id, DeliveryAttempt.target).where(
+            DeliveryAttempt.event_id.in_(event_ids), DeliveryAttempt.outcome == "delivered"
+        )
+    )
+    for event_id, target in rows:
+        done[event_id].add(target)
+    return done
+
+
+def _conclude(event: OutboxEvent, failures: list[str], policy: Policy, rng: random.Random) -> None:
+    """The event's state after its consumers' attempts of this round."""
+    if failures:
+        event.last_error = "; ".join(failures)[:500]
+        dead = event.attempts >= policy.max_attempts
+        event.status = "dead" if dead else "pending"
+        event.next_attempt_at = utcnow() + policy.delay(event.attempts, rng)
+        log.warning("delivery_failed", event_id=event.event_id, reasons=failures)
+    else:
+        event.status, event.delivered_at, event.last_error = "delivered", utcnow(), None
+
+
+async def _deliver_in(
+    session: AsyncSession,
+    consumers: Consumers,
+    policy: Policy,
+    limit: int,
+    rng: random.Random,
+) -> int:
+    """A round in one transaction (PostgreSQL: the events' rows locked, other workers skip
+    them, other writers are not held back)."""
     handled = 0
     settling: Settling = {}
-    async with db.session() as session:
-        for event in await due_events(session, utcnow(), limit):
-            done = set(
-                await session.scalars(
-                    select(DeliveryAttempt.target).where(
-                        DeliveryAttempt.event_id == event.event_id,
-                        DeliveryAttempt.outcome == "delivered",
-                    )
-                )
-            )
-            event.attempts += 1
-            failures: list[str] = []
-            for name, handler in consumers.get(event.topic, {}).items():
-                if name in done:
-                    continue
-                reason = await _attempt(session, event, name, handler, settling)
-                if reason is not None:
-                    failures.append(f"{name}: {reason}")
-            if failures:
-                event.last_error = "; ".join(failures)[:500]
-                dead = event.attempts >= policy.max_attempts
-                event.status = "dead" if dead else "pending"
-                event.next_attempt_at = utcnow() + policy.delay(event.attempts, rng)
-                log.warning("delivery_failed", event_id=event.event_id, reasons=failures)
-            else:
-                event.status, event.delivered_at, event.last_error = "delivered", utcnow(), None
-            handled += 1
-        # last, with no portal call after: the deferred consumers' writes, in the transaction
-        # that records their attempts (each event counted once), locked until the commit only
-        for settle, taken in settling.items():
-            await _settle(session, settle, taken, policy, rng)
+    events = await due_events(session, utcnow(), limit)
+    done = await _delivered_to(session, [event.event_id for event in events])
+    for event in events:
+        event.attempts += 1
+        failures: list[str] = []
+        for name, handler in consumers.get(event.topic, {}).items():
+            if name in done[event.event_id]:
+                continue
+            reason = await _attempt(session, event, name, handler, settling)
+            if reason is not None:
+                failures.append(f"{name}: {reason}")
+        _conclude(event, failures, policy, rng)
+        handled += 1
+    # last, with no portal call after: the deferred consumers' writes, in the transaction
+    # that records their attempts (each event counted once), locked until the commit only
+    for settle, taken in settling.items():
+        await _settle(session, settle, taken, policy, rng)
     return handled
+
+
+@dataclass(slots=True)
+class _Claim:
+    """A SQLite round's events, claimed by pushing their next attempt to ``until`` (renewed
+    while the round runs): other workers' rounds skip them, and later events of their keys
+    wait behind them, until the claim runs out."""
+
+    until: datetime
+    events: list[OutboxEvent]  # as claimed (detached: read them, never write them)
+    done: dict[str, set[str]]
+    lost: bool = False
+
+
+#: (when the attempt started, what came of it: the answer's ``Call`` and answer, the detail
+#: of an event with nothing to send, or the failure)
+_Result = tuple[Call[Any], Any] | dict[str, Any] | DeliveryFailed | None
+_Outcome = tuple[datetime, _Result]
+
+
+async def _claim(session: AsyncSession, policy: Policy, limit: int) -> _Claim | None:
+    """Claim what is due (SQLite); committed by the caller before anything is sent."""
+    now = utcnow()
+    events = await due_events(session, now, limit)
+    if not events:
+        return None
+    until = now + timedelta(seconds=policy.claim_seconds)
+    for event in events:
+        event.next_attempt_at = until
+    done = await _delivered_to(session, [event.event_id for event in events])
+    await session.flush()
+    return _Claim(until, events, done)
+
+
+def _ours(claim: _Claim) -> Any:
+    return and_(
+        OutboxEvent.id.in_([event.id for event in claim.events]),
+        OutboxEvent.status == "pending",
+        OutboxEvent.next_attempt_at == claim.until,
+    )
+
+
+async def _renew(db: Database, claim: _Claim, policy: Policy, turn: asyncio.Lock) -> None:
+    """Keep the claim while the round runs (a portal call may take longer than the claim)."""
+    while True:
+        await asyncio.sleep(policy.claim_seconds / 3)
+        async with turn:
+            until = utcnow() + timedelta(seconds=policy.claim_seconds)
+            try:
+                async with db.session() as session:
+                    renewed = await session.execute(
+                        update(OutboxEvent).where(_ours(claim)).values(next_attempt_at=until)
+                    )
+            except Exception as exc:  # noqa: BLE001 - the claim runs out as it is: call no more
+                log.warning("delivery_claim_not_renewed", error=type(exc).__name__)
+                claim.lost = True
+                return
+            if int(renewed.rowcount or 0) < len(claim.events):  # type: ignore[attr-defined]
+                claim.lost = True  # (a pause longer than the claim): call no more
+            claim.until = until
+
+
+async def _release(db: Database, claim: _Claim) -> None:
+    """Give back what a round that ends early claimed: due again at once."""
+    async with db.session() as session:
+        await session.execute(
+            update(OutboxEvent).where(_ours(claim)).values(next_attempt_at=utcnow())
+        )
+
+
+async def _deliver_apart(
+    db: Database, claim: _Claim, consumers: Consumers, policy: Policy, rng: random.Random
+) -> int:
+    """A SQLite round after its claim: the remote consumers' calls with no transaction open,
+    then one short transaction recording every attempt, the other consumers' work and the
+    deferred consumers' writes (D121: once a round, right before the commit)."""
+    outcomes: dict[tuple[int, str], _Outcome] = {}
+    turn = asyncio.Lock()  # the renewal and the reads take turns (one connection in tests)
+    renewing = asyncio.create_task(_renew(db, claim, policy, turn))
+    try:
+        try:
+            for event in claim.events:
+                for name, handler in consumers.get(event.topic, {}).items():
+                    if claim.lost:
+                        break
+                    if isinstance(handler, Remote) and name not in claim.done[event.event_id]:
+                        outcomes[(event.id, name)] = await _call(db, event, handler, turn)
+        finally:
+            renewing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await renewing
+        async with db.session() as session:
+            return await _record(session, claim, outcomes, consumers, policy, rng)
+    except BaseException:
+        # ended early (stopped, the database lost): what was claimed is due again now, and
+        # resent only if its answer was not recorded (at least once, D25)
+        with contextlib.suppress(Exception):
+            await _release(db, claim)
+        raise
+
+
+async def _call(db: Database, event: OutboxEvent, handler: Remote, turn: asyncio.Lock) -> _Outcome:
+    """Prepare on a read-only snapshot, then send with no transaction open."""
+    started = utcnow()
+    try:
+        async with turn, db.read_session() as reading:
+            prepared = await handler.prepare(reading, event)
+        if not isinstance(prepared, Call):
+            return started, prepared
+        return started, (prepared, await prepared.send())
+    except DeliveryFailed as failed:
+        return started, failed
+    except Exception as bug:  # one broken event must not stop the rest
+        if database_lost(bug) is not None:
+            raise  # not the event's fault: the round ends, the loop waits (D101)
+        return started, DeliveryFailed(f"consumer error: {type(bug).__name__}: {bug}")
+
+
+async def _record(
+    session: AsyncSession,
+    claim: _Claim,
+    outcomes: dict[tuple[int, str], _Outcome],
+    consumers: Consumers,
+    policy: Policy,
+    rng: random.Random,
+) -> int:
+    """The second transaction of a SQLite round."""
+    handled = 0
+    settling: Settling = {}
+    rows = await session.scalars(select(OutboxEvent).where(_ours(claim)).order_by(OutboxEvent.id))
+    mine = {event.id: event for event in rows}
+    for claimed in claim.events:
+        event = mine.get(claimed.id)
+        if event is None:  # the claim ran out and another worker took it: its turn now
+            log.warning("delivery_claim_lost", event_id=claimed.event_id)
+            continue
+        waiting = [name for name, handler in consumers.get(event.topic, {}).items()
+                   if isinstance(handler, Remote) and name not in claim.done[event.event_id]
+                   and (event.id, name) not in outcomes]  # fmt: skip
+        if waiting:  # not called (the round stopped calling when its claim was lost)
+            event.next_attempt_at = utcnow()
+            continue
+        event.attempts += 1
+        failures: list[str] = []
+        for name, handler in consumers.get(event.topic, {}).items():
+            if name in claim.done[event.event_id]:
+                continue
+            outcome = outcomes.get((event.id, name))
+            if outcome is not None:
+                reason = await _attempt(
+                    session, event, name, _recording(outcome[1]), started=outcome[0]
+                )
+            else:
+                reason = await _attempt(session, event, name, handler, settling)
+            if reason is not None:
+                failures.append(f"{name}: {reason}")
+        _conclude(event, failures, policy, rng)
+        handled += 1
+    for settle, taken in settling.items():
+        await _settle(session, settle, taken, policy, rng)
+    return handled
+
+
+def _recording(result: _Result) -> Handler:
+    """A handler that records what a remote consumer's call came to."""
+
+    async def record(session: AsyncSession, event: OutboxEvent) -> dict[str, Any] | None:
+        if isinstance(result, DeliveryFailed):
+            raise result
+        if isinstance(result, tuple):
+            call, answer = result
+            return await call.record(session, answer)
+        return result
+
+    return record
 
 
 async def _settle(
@@ -190,10 +432,13 @@ async def _attempt(
     name: str,
     handler: Handler,
     settling: Settling | None = None,
+    *,
+    started: datetime | None = None,
 ) -> str | None:
     """One consumer, one attempt, recorded; the failure reason, or None when delivered. With
-    ``settling``, a deferred consumer's writes are added to it (only when delivered), not made."""
-    started = utcnow()
+    ``settling``, a deferred consumer's writes are added to it (only when delivered), not made.
+    ``started``: when the attempt began, if before this call (a call made outside)."""
+    started = started or utcnow()
     deferred = handler if settling is not None and isinstance(handler, Deferred) else None
     work: Any = None
     try:
@@ -288,11 +533,13 @@ async def run(
 # ------------------------------------------------------------------ consumers
 
 
-def bhxh_consumer(client: BhxhClient) -> Handler:
+def bhxh_consumer(client: BhxhClient) -> Remote:
     """visit.accepted -> the BHXH portal; stores the portal's transaction id per version."""
     from vnehr import records, submissions
 
-    async def deliver(session: AsyncSession, event: OutboxEvent) -> dict[str, Any] | None:
+    async def prepare(
+        session: AsyncSession, event: OutboxEvent
+    ) -> Call[PortalAnswer] | dict[str, Any]:
         payload = event.payload
         if payload.get("test_mode"):
             return {"note": "test-mode visit, not relayed"}
@@ -317,35 +564,46 @@ def bhxh_consumer(client: BhxhClient) -> Handler:
         document = submissions.render_visit(
             version.facility_code, version.tables, version.received_at
         )
-        answer = await client.send_file(version.facility_code, document)
-        session.add(
-            BhxhReceipt(
-                version_id=version.id,
-                facility_code=version.facility_code,
-                visit_key=version.visit_key,
-                version=version.version,
-                ma_giao_dich=answer.ma_giao_dich,
-                portal_received_at=answer.received_at,
-                delivered_at=utcnow(),
+        version_id, code = version.id, version.facility_code
+        key, number = version.visit_key, version.version
+
+        async def record(session: AsyncSession, answer: PortalAnswer) -> dict[str, Any]:
+            session.add(
+                BhxhReceipt(
+                    version_id=version_id,
+                    facility_code=code,
+                    visit_key=key,
+                    version=number,
+                    ma_giao_dich=answer.ma_giao_dich,
+                    portal_received_at=answer.received_at,
+                    delivered_at=utcnow(),
+                )
             )
-        )
-        return {"ma_giao_dich": answer.ma_giao_dich, "received_at": answer.received_at}
+            return {"ma_giao_dich": answer.ma_giao_dich, "received_at": answer.received_at}
 
-    return deliver
+        return Call(lambda: client.send_file(code, document), record)
+
+    return Remote(prepare)
 
 
-def checkin_consumer(client: BhxhClient) -> Handler:
+def checkin_consumer(client: BhxhClient) -> Remote:
     """checkin.received -> the BHXH portal's check-in endpoint, the file as it came."""
     from vnehr import submissions
 
-    async def deliver(session: AsyncSession, event: OutboxEvent) -> dict[str, Any] | None:
+    async def prepare(
+        session: AsyncSession, event: OutboxEvent
+    ) -> Call[PortalAnswer] | dict[str, Any]:
         data = await submissions.raw_file(session, str(event.payload["submission_id"]))
         if data is None:
             return {"note": "submission no longer exists"}
-        answer = await client.send_checkin(str(event.payload["facility_code"]), data)
-        return {"ma_giao_dich": answer.ma_giao_dich, "received_at": answer.received_at}
+        code = str(event.payload["facility_code"])
+        return Call(lambda: client.send_checkin(code, data), _answered)
 
-    return deliver
+    return Remote(prepare)
+
+
+async def _answered(session: AsyncSession, answer: PortalAnswer) -> dict[str, Any]:
+    return {"ma_giao_dich": answer.ma_giao_dich, "received_at": answer.received_at}
 
 
 # ------------------------------------------------------------------ dead letters

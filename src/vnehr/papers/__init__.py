@@ -8,6 +8,7 @@ from vnehr.papers.numbers import Cited, carried
 from vnehr.papers.numbers import holders as number_holders
 from vnehr.papers.rules import check_visit_papers, load_calendar
 from vnehr.papers.service import (
+    Issued,
     PaperKeys,
     VisitPapers,
     by_id,
@@ -29,6 +30,7 @@ from vnehr.papers.shc import qr_svg, qr_text
 __all__ = [
     "KIND_TITLES",
     "Cited",
+    "Issued",
     "PaperKeys",
     "VisitPapers",
     "by_id",

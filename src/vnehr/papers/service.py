@@ -120,6 +120,17 @@ class _Issues:
             raise errors.PaperRejected(detail={"issues": self.found})
 
 
+@dataclass(frozen=True, slots=True)
+class Issued:
+    """A paper's first version issued by a batch that adds it to the six-monthly report
+    itself (D113): its ``paper.issued`` event says ``counted``, so that the report's consumer
+    skips it."""
+
+    facility_code: str
+    kind: str
+    issued_at: datetime
+
+
 def status_of(paper: Paper, today: date) -> str:
     """valid | used | revoked | expired | not_yet (the stored status, and the validity window
     read on ``today``)."""
@@ -146,9 +157,11 @@ async def _store(
     source: str,
     person_id: int | None,
     actor: str,
+    issued: list[Issued] | None = None,
 ) -> tuple[Paper, str]:
     """Add a paper, or its next version when the content changed; (paper, outcome) where the
-    outcome is issued | replaced | unchanged."""
+    outcome is issued | replaced | unchanged. With ``issued``, a first version is added to it
+    (the caller counts it in the report) and its event says so."""
     digest = _sha(body)
     current = (
         await session.scalars(
@@ -193,7 +206,10 @@ async def _store(
         person_id=person_id,
         actor=actor,
         replaces=current,
+        counted=issued is not None and current is None,
     )
+    if issued is not None and current is None:
+        issued.append(Issued(facility_code, body["kind"], now))
     session.add_all([paper, event, audit_row])
     return paper, ("replaced" if current else "issued")
 
@@ -211,10 +227,12 @@ def _new_rows(
     actor: str,
     replaces: Paper | None,
     plain: bool = False,
+    counted: bool = False,
 ) -> tuple[Paper, Any, Any]:
     """A paper's next version (the first when ``replaces`` is None), signed, with its
     ``paper.issued`` event and audit row; nothing added to a session. ``plain``: rows for
-    ``copy_objects`` only (D53), not mapped instances."""
+    ``copy_objects`` only (D53), not mapped instances; ``counted``: the batch writing it adds
+    it to the report (D113)."""
     current = replaces
     paper_id = str(uuid.uuid4())
     rid = keys.card.rid(paper_id)
@@ -243,25 +261,23 @@ def _new_rows(
         issued_by=actor,
     )
     title = card.KIND_TITLES[body["kind"]]
-    # the citizen's inbox (when the holder is known) and the report's counts
-    event = new_event(
-        "paper.issued",
-        f"paper:{paper_id}",
-        {
-            "person_id": person_id,
-            "paper_id": paper_id,
-            "kind": body["kind"],
-            "facility_code": facility_code,
-            "version": paper.version,
-            "issued_at": now.isoformat(),
-            "params": {
-                "facility": body["facility"].get("name") or facility_code,
-                "kind": {"vi": title[0], "en": title[1]},
-                "number": body["number"],
-            },
+    payload: dict[str, Any] = {
+        "person_id": person_id,
+        "paper_id": paper_id,
+        "kind": body["kind"],
+        "facility_code": facility_code,
+        "version": paper.version,
+        "issued_at": now.isoformat(),
+        "params": {
+            "facility": body["facility"].get("name") or facility_code,
+            "kind": {"vi": title[0], "en": title[1]},
+            "number": body["number"],
         },
-        plain=plain,
-    )
+    }
+    if counted:  # in the report already, by the batch that wrote it
+        payload["counted"] = True
+    # the citizen's inbox (when the holder is known) and the report's counts
+    event = new_event("paper.issued", f"paper:{paper_id}", payload, plain=plain)
     audit_row = audit.audit_event(
         actor=actor,
         action="paper.issued",
@@ -292,8 +308,10 @@ async def from_visit(
     tables: dict[str, list[dict[str, str]]],
     person_id: int | None,
     actor: str,
+    issued: list[Issued] | None = None,
 ) -> list[tuple[Paper, str]]:
-    """Issue the papers a stored visit carries (in the intake's transaction)."""
+    """Issue the papers a stored visit carries (in the intake's transaction); with
+    ``issued``, the first versions are added to it (see ``_store``)."""
     found: list[tuple[Paper, str]] = []
     wanted = [t for t in rules.TABLE_KINDS if tables.get(t)]
     if not wanted:
@@ -316,6 +334,7 @@ async def from_visit(
                     source="visit",
                     person_id=await _holder_id(session, body, xml1, person_id, actor),
                     actor=actor,
+                    issued=issued,
                 )
             )
     return found
@@ -403,7 +422,11 @@ class VisitPapers:
 
 
 async def from_visits(
-    session: AsyncSession, keys: PaperKeys, visits: Sequence[VisitPapers]
+    session: AsyncSession,
+    keys: PaperKeys,
+    visits: Sequence[VisitPapers],
+    *,
+    issued: list[Issued] | None = None,
 ) -> None:
     """``from_visit`` then ``cite`` for each of these stored visits, with the same outcome as
     one visit after another in this order (the intake's group commit and the bulk import,
@@ -411,7 +434,9 @@ async def from_visits(
     (COPY on PostgreSQL); a visit with a paper number the hub has seen, a number twice in the
     batch, or a birth paper naming someone other than the visit's patient goes through
     ``from_visit``. A visit cites only papers of visits before it. A new version of a visit
-    withdraws the papers of its earlier versions that it no longer carries."""
+    withdraws the papers of its earlier versions that it no longer carries. With ``issued``,
+    every first version issued is added to it, and its event says ``counted``: the caller
+    adds them to the report in this transaction (D113)."""
     codes = {v.facility_code for v in visits if any(v.tables.get(t) for t in rules.TABLE_KINDS)}
     names = await facilities.names_now(session, codes)
     planned: list[list[dict[str, Any]]] = []
@@ -440,7 +465,7 @@ async def from_visits(
     seen = await _known_numbers(session, list(counted))
     alone: set[int] = set()
     rows: list[Any] = []
-    issued: dict[tuple[str, str], int] = {}  # (facility, re-exam number) -> issuing position
+    appointed: dict[tuple[str, str], int] = {}  # (facility, re-exam number) -> issuing position
     now = utcnow()
     for position, (visit, bodies) in enumerate(zip(visits, planned, strict=True)):
         patient = visit.tables["XML1"][0].get("SO_CCCD")
@@ -465,9 +490,12 @@ async def from_visits(
                 actor=visit.actor,
                 replaces=None,
                 plain=True,
+                counted=issued is not None,
             )
+            if issued is not None:
+                issued.append(Issued(visit.facility_code, body["kind"], now))
             if body["kind"] == "re_exam":
-                issued[(visit.facility_code, body["number"])] = position
+                appointed[(visit.facility_code, body["number"])] = position
     if rows:
         await copy_objects(session, rows)
     for position, visit in enumerate(visits):
@@ -480,10 +508,11 @@ async def from_visits(
                 tables=visit.tables,
                 person_id=visit.person_id,
                 actor=visit.actor,
+                issued=issued,
             )
         xml1 = visit.tables["XML1"][0]
         number = (xml1.get("GIAY_CHUYEN_TUYEN") or "").strip()
-        if not number or issued.get((visit.facility_code, number), -1) >= position:
+        if not number or appointed.get((visit.facility_code, number), -1) >= position:
             continue  # nothing cited, or a paper of this visit or a later one of the batch
         begun = parse_moment((xml1.get("NGAY_VAO") or "").strip())
         await cite(

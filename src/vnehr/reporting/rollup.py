@@ -4,7 +4,7 @@ the delivery in the same transaction), and the recount from the stored rows that
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -118,20 +118,31 @@ def _rejection_counts(payload: dict[str, Any], where: Where) -> list[Count]:
 
 def intake_counter(places: Places | None = None) -> submissions.BatchCounter:
     """The intake's counter of the visits a batch writes together (group commit, ``vnehr
-    import``): their counts added in the batch's transaction, in one statement (D113), the
-    same as the consumers would add from the events, which then skip them."""
+    import``) and of the papers they issue: their counts added in the batch's transaction, in
+    one statement (D113), the same as the consumers would add from the events, which then
+    skip them."""
     places = places or Places()
 
     async def count(
-        session: AsyncSession, visits: list[records.VisitData], rejected: list[dict[str, Any]]
+        session: AsyncSession,
+        visits: list[records.VisitData],
+        rejected: list[dict[str, Any]],
+        issued: Sequence[papers.Issued] = (),
     ) -> None:
         codes = {v.facility_code for v in visits} | {str(p["facility_code"]) for p in rejected}
-        where = await places.of(session, codes)
+        where = await places.of(session, codes | {paper.facility_code for paper in issued})
         counts: list[Count] = []
         for data in visits:  # (a visit's data has the fields of its stored version)
             counts += _version_counts(data, where[data.facility_code])
         for payload in rejected:
             counts += _rejection_counts(payload, where[str(payload["facility_code"])])
+        for paper in issued:
+            counts += metrics.paper_counts(
+                facility=paper.facility_code,
+                where=where[paper.facility_code],
+                kind=paper.kind,
+                issued_at=paper.issued_at,
+            )
         await add(session, counts)
 
     return count
@@ -177,6 +188,8 @@ def consumers(places: Places | None = None) -> dict[str, exchange.Deferred[list[
         payload = event.payload
         if int(payload.get("version") or 1) != 1 or not payload.get("kind"):
             return {"note": "a paper counts once"}, []
+        if payload.get("counted"):
+            return counted, []
         code = str(payload["facility_code"])
         where = (await places.of(session, [code]))[code]
         counts = metrics.paper_counts(

@@ -52,11 +52,14 @@ from vnehr.submissions.xmlio import (
 #: (card, name, birth dd/MM/yyyy) -> the portal's result code, or None when it cannot answer.
 CardCheck = Callable[[str, str, str], Awaitable[str | None]]
 #: Adds the six-monthly report's counts of what a batch wrote together: its visits' first
-#: versions and the payloads of its ``visit.rejected`` events (D113). Their events say
-#: ``counted``, so that the report's consumers skip them.
+#: versions, the payloads of its ``visit.rejected`` events (D113) and the papers its visits
+#: issued. Their events say ``counted``, so that the report's consumers skip them.
 BatchCounter = Callable[
-    [AsyncSession, list[records.VisitData], list[dict[str, Any]]], Awaitable[None]
+    [AsyncSession, list[records.VisitData], list[dict[str, Any]], list[papers.Issued]],
+    Awaitable[None],
 ]
+#: What a batch counts itself: visits, ``visit.rejected`` payloads, papers (``BatchCounter``).
+_Counted = tuple[list[records.VisitData], list[dict[str, Any]], list[papers.Issued]]
 #: A system reads its own receipts if it may send files or read records.
 RECEIPT_SCOPES = ("submission.write", "checkin.write", "record.read")
 
@@ -384,7 +387,7 @@ async def accept_many(
         ]
 
     seen = Counter(key for index, code, _, _ in admitted for key in new_keys(index, code))
-    counted: tuple[list[records.VisitData], list[dict[str, Any]]] = ([], [])
+    counted: _Counted = ([], [], [])
     # (locked first: a visit another transaction is writing now is seen once it commits)
     await records.lock_visits(session, list(seen))
     existing = await records.current_keys(session, list(seen))
@@ -416,7 +419,7 @@ async def accept_many(
                     results[index] = await accept(session, subject, data, analysis, options)
             except errors.FileRefused as exc:
                 results[index] = exc
-    if options.count is not None and (counted[0] or counted[1]):
+    if options.count is not None and any(counted):
         # last: the counters (a facility's month, shared with other writers) stay locked only
         # until the commit that follows, and are taken in one order (no deadlock, D113)
         await options.count(session, *counted)
@@ -431,7 +434,7 @@ async def _accept_together(
     files: list[tuple[Subject, bytes, Analysis]],
     admitted: list[tuple[int, str, bool, list[dict[str, Any]]]],
     options: IntakeOptions,
-    counted: tuple[list[records.VisitData], list[dict[str, Any]]],
+    counted: _Counted,
 ) -> list[tuple[int, dict[str, Any]]]:
     """The files of ``accept_many`` whose visits are all new, from connected facilities; with a
     report counter, what they write for the report is added to ``counted``."""
@@ -505,7 +508,10 @@ async def _accept_together(
     await copy_objects(session, rows)
     if options.papers is not None:
         await papers.from_visits(
-            session, options.papers, [_visit_papers(s, v, p, r) for s, v, p, r in issue]
+            session,
+            options.papers,
+            [_visit_papers(s, v, p, r) for s, v, p, r in issue],
+            issued=counted[2] if counting else None,
         )
     return answers
 
