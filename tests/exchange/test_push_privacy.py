@@ -116,6 +116,9 @@ async def test_a_childs_sensitive_visit_reaches_the_parent_in_neutral_words(
     child, facility = await visit_with_diagnosis(
         client, session, settings, age_group=1, diagnosis="Z30.0"
     )
+    from tests.healthbook.test_access import born_years_ago
+
+    await born_years_ago(session, child[0], 12)  # from 16 the parent is not told (D109)
     await represent(session, AN, child[0], "parent", date.fromisoformat(child[2]))
     async with push_service(settings, db) as service:
         consumers: exchange.Consumers = {

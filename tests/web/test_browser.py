@@ -17,6 +17,7 @@ from PIL import Image
 from playwright.async_api import Browser, async_playwright, expect
 
 from tests.live import demo_server
+from vnehr import demo
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -139,6 +140,12 @@ async def test_a_citizen_reads_the_book_on_a_phone_in_both_languages(
     await page.get_by_role("link", name="Hoàng Minh Khang").click()
     await expect(page.get_by_role("heading", level=1)).to_contain_text("Hoàng Minh Khang")
     await expect(page.get_by_role("table", name="timeline").locator("tbody tr")).to_have_count(2)
+    # the son's book is named by reference: his personal ID is not in the address bar (D127)
+    await expect(page).to_have_url(re.compile(r"/portal/book\?p=[\w-]+$"))
+    assert demo.CHILD not in page.url
+    await page.get_by_role("link", name="Health summary").click()  # English since the switch
+    await expect(page.get_by_role("heading", level=1)).to_contain_text("Hoàng Minh Khang")
+    assert demo.CHILD not in page.url
     await context.close()
 
 

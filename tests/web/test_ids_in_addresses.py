@@ -1,23 +1,36 @@
 """Addresses that carry a patient's 12-digit personal ID (the clinician's API and page routes,
 ``/persons/{personal_id}/...``) are written down nowhere in full: error bodies and error pages
 name them masked as the access line does (``001*******74``), the pages keep them from leaving
-the site in a Referer, and the clinic page keeps the ID out of the browser's address bar and
-history. The audit rows keep the patient as their subject, not the address."""
+the site in a Referer, and the clinic page and a parent's pages of a child's book keep the ID
+out of the browser's address bar and history. The audit rows keep the patient as their subject, not the address."""
 
 from __future__ import annotations
 
+import html
 import re
+import time
+from datetime import date, datetime
+from types import SimpleNamespace
 
 import httpx
+import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tests.healthbook.test_api import STRANGER, visit_of, who
 from tests.identity.test_api import sign_in_as
+from tests.papers.test_api import REGISTRAR
 from tests.sharing.test_access import DOCTOR, SUPERVISOR, world
+from tests.submissions.test_intake import facility_with_token, send
+from vnehr import identity
 from vnehr.audit import AuditEvent
 from vnehr.kit.i18n import text
 from vnehr.kit.outbox import OutboxEvent
 from vnehr.kit.settings import Settings
+from vnehr.submissions import synth
+from vnehr.web import pages
+
+OTHER_PARENT = ("001188000456", "Phạm Thị Khác", "1988-02-02", "female")
 
 
 def _masked(personal_id: str) -> str:
@@ -146,3 +159,110 @@ async def test_the_clinic_page_keeps_the_personal_id_out_of_the_address_bar(
     events = (await session.scalars(select(OutboxEvent))).all()
     written = [f"{r.object_id} {r.detail}" for r in rows] + [str(e.payload) for e in events]
     assert [w for w in written if "/clinic/" in w or "/api/v1/patients/" in w] == []
+
+
+async def test_a_parents_pages_of_the_childs_book_keep_the_childs_id_out_of_addresses(
+    client: httpx.AsyncClient,
+    session: AsyncSession,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    code, headers = await facility_with_token(client, session, settings)
+    first = visit_of(code, 81, datetime(2026, 10, 1, 9, 0), age_group=0)  # noqa: DTZ001
+    more = [
+        visit_of(code, 82 + n, datetime(2026, 9, 1 + n, 9, 0), like=first)  # noqa: DTZ001
+        for n in range(20)
+    ]  # 21 visits: the book pages, and its "more" link must not name the child either
+    sent = await send(client, headers, synth.envelope([first, *more], code))
+    assert sent.status_code == 201, sent.text
+    child, child_name = who(first)[:2]
+    await sign_in_as(client, session, settings, STRANGER)
+    await identity.add_representative(
+        session,
+        REGISTRAR,
+        agent_personal_id=STRANGER[0],
+        subject_person=child,
+        relation="parent",
+        valid_from=date(2020, 1, 1),
+        valid_to=None,
+    )
+
+    def links(page: httpx.Response) -> list[str]:
+        assert page.status_code == 200, page.text[:300]
+        found = re.findall(r'(?:href|action)="([^"]*)"', page.text)
+        assert [h for h in found if child in h] == [], page.request.url
+        return [html.unescape(h) for h in found]
+
+    def heading(page: httpx.Response) -> str:
+        found = re.search(r"<h1>([^<]*)</h1>", page.text)
+        assert found is not None
+        return found[1].strip()
+
+    def to(page: httpx.Response, prefix: str) -> str:
+        return next(h for h in links(page) if h.startswith(prefix))
+
+    portal = await client.get("/portal")
+    address = to(portal, "/portal/book?")
+    book = await client.get(address)
+    assert heading(book).endswith(child_name)
+    assert len(re.findall(r"/portal/book/visits/\d+", book.text)) == 20
+    later = await client.get(next(h for h in links(book) if "cursor=" in h))
+    assert child_name in later.text
+    assert len(re.findall(r"/portal/book/visits/\d+", later.text)) == 1
+    summary = await client.get(to(book, "/portal/book/summary?"))
+    assert child_name in summary.text
+    assert child_name in (await client.get(to(summary, "/portal/book?"))).text
+    papers = await client.get(to(book, "/portal/book/papers?"))
+    assert child_name in papers.text
+    visit = await client.get(to(book, "/portal/book/visits/"))
+    assert child_name in (await client.get(to(visit, "/portal/book?"))).text
+    assert child_name in (await client.get(to(visit, "/portal/book/papers?"))).text
+    switched = await client.get(to(book, "/portal/book?"), params={"lang": "en"})
+    assert child_name in switched.text
+    # links made before keep working
+    old = await client.get("/portal/book", params={"for": child})
+    assert child_name in old.text
+    links(old)
+    # signed out, an old link's sign-in does not carry the ID either, and still ends there
+    client.cookies.clear()
+    signed_out = await client.get("/portal/book/summary", params={"for": child})
+    assert signed_out.status_code == 303
+    back = httpx.URL(signed_out.headers["location"]).params["next"]
+    assert child not in back
+    assert child not in signed_out.headers["location"]
+    await sign_in_as(client, session, settings, STRANGER)
+    assert back.startswith("/portal/book/summary?p=")
+    again = await client.get(back)
+    assert again.status_code == 303  # on to an address made for the parent who signed in
+    assert child not in again.headers["location"]
+    again = await client.get(again.headers["location"])
+    assert heading(again).endswith(child_name)
+    links(again)
+    # the address names the child for this parent only: another parent sees their own book
+    other = await sign_in_as(client, session, settings, OTHER_PARENT)
+    await identity.add_representative(
+        session,
+        REGISTRAR,
+        agent_personal_id=OTHER_PARENT[0],
+        subject_person=child,
+        relation="parent",
+        valid_from=date(2020, 1, 1),
+        valid_to=None,
+    )
+    for url in (address, to(book, "/portal/book/summary?"), to(book, "/portal/book/papers?")):
+        elsewhere = await client.get(url)
+        assert elsewhere.status_code == 200, elsewhere.text[:300]
+        assert heading(elsewhere).endswith(other.full_name)
+        assert "/portal/book/visits/" not in elsewhere.text  # the child's visits are not shown
+        assert text("web.book.expired", "vi") in elsewhere.text
+    # and for a while: a day past its age, the parent's own book with the notice
+    await sign_in_as(client, session, settings, STRANGER)
+    assert child_name in (await client.get(address)).text
+    later_on = time.time() + pages.BOOK_REF_MAX_AGE + 24 * 3600
+    monkeypatch.setattr(pages, "time", SimpleNamespace(time=lambda: later_on))
+    expired = await client.get(address)
+    assert heading(expired).endswith(STRANGER[1])
+    assert "/portal/book/visits/" not in expired.text
+    assert text("web.book.expired", "vi") in expired.text
+    switch = next(h for h in links(expired) if "lang=en" in h)
+    assert "p=" not in switch  # the other language shows the same: the parent's own book

@@ -215,8 +215,11 @@ async def test_signed_out_visitors_come_back_to_the_page_they_asked_for(
         assert location.path == "/auth/login"
         return str(location.params["next"])
 
-    book = await client.get("/portal/book", params={"for": "001099000001"})
-    assert next_of(book) == "/portal/book?for=001099000001"
+    book = await client.get("/portal/book", params={"cursor": "c", "for": "001099000001"})
+    assert next_of(book).startswith("/portal/book?cursor=c&p=")  # the child by reference
+    assert "001099000001" not in book.headers["location"]
+    child = "/portal/book/papers?p=made-for-the-parent"
+    assert next_of(await client.get(child)) == child
     page = "/clinic/patient?id=001099000001"
     assert next_of(await client.get(page)) == page
     # a form sent while signed out: back to the page the form was on, never to its address

@@ -68,7 +68,13 @@ async def my_notifications(
     """My notifications and those of the persons I represent, newest first, with cursor
     paging and the number still unread."""
     holders = await _holders(session, subject)
-    page = await notifications.inbox(session, holders, limit=limit, cursor=cursor)
+    page = await notifications.inbox(
+        session,
+        holders,
+        limit=limit,
+        cursor=cursor,
+        confided=notifications.confided(holders.values()),
+    )
     # a represented person's messages name them, as their push does (D100); one's own: "your"
     whose = [holders[r.person_id] for r in page.items]
     # who looked at the record of a person of 16 or more is not named to a representative

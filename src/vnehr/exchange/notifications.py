@@ -7,7 +7,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Awaitable, Callable, Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 import httpx
@@ -237,6 +237,14 @@ async def _recipients(
     if not agents:
         return messages
     neutral = await _sensitive(session, kind, event.payload)
+    if neutral:
+        # a minor of 16 or more may have chosen that care in confidence: their representatives
+        # are not told of it at all (not even "news about ‹name›"), as the book they read
+        # leaves the visit out (``records.withheld``)
+        today = today_in_vietnam()
+        agents = [a for a in agents if not records.confiding(replace(holder, relation=a[2]), today)]
+        if not agents:
+            return messages
     about = {**shown, "name": holder.full_name}
     if neutral:
         said = render("neutral", about, "_for")
@@ -273,6 +281,10 @@ async def _notify(
     recorded (``refused``); when some pushes fail otherwise, every other phone is told all the
     same and ``DeliveryFailed(partial=True)`` keeps the inbox row and the list of those told, so
     that the retry (or the replay of a dead letter) tells only the rest."""
+    if await _sensitive(session, kind, event.payload):
+        # kept on the row: the inbox leaves it out for a representative of a person who may
+        # be 16 or more, long after the event and its visit's version are gone
+        params = {**params, SENSITIVE: True}
     created = await session.scalar(
         insert_for(session)(Notification)
         .values(
@@ -425,16 +437,32 @@ class InboxPage:
     next_cursor: str | None
 
 
+#: The parameter that marks a notice about a visit touching a sensitive category (D35), or a
+#: paper issued from one.
+SENSITIVE = "sensitive"
+
+
+def confided(holders: Collection[identity.Holder]) -> set[int]:
+    """Of the persons whose messages the caller reads, those whose notices of sensitive
+    visits the caller is not shown: the caller represents them and they may be 16 or more
+    (``records.confiding``)."""
+    today = today_in_vietnam()
+    return {h.id for h in holders if records.confiding(h, today)}
+
+
 async def inbox(
     session: AsyncSession,
     person_ids: Collection[int],
     *,
     limit: int = 50,
     cursor: str | None = None,
+    confided: Collection[int] = (),
 ) -> InboxPage:
     """The notifications of these persons (the caller and whom they represent), newest first,
     a page at a time: keyset on the id, so that messages arriving meanwhile neither repeat nor
-    hide older ones (an invalid cursor is ``InvalidCursor``)."""
+    hide older ones (an invalid cursor is ``InvalidCursor``). Of the persons in ``confided``,
+    notices of sensitive visits are left out, and not counted as unread (a page may then hold
+    fewer than ``limit``)."""
     ids = sorted(set(person_ids))
     query = (
         select(Notification)
@@ -448,12 +476,20 @@ async def inbox(
     rows = list(await session.scalars(query))
     more = len(rows) > limit
     rows = rows[:limit]
+    next_cursor = encode_cursor((rows[-1].id,)) if more and rows else None
     unread = await session.scalar(
         select(func.count()).where(Notification.person_id.in_(ids), Notification.read_at.is_(None))
     )
-    return InboxPage(
-        rows, int(unread or 0), encode_cursor((rows[-1].id,)) if more and rows else None
-    )
+    hidden = sorted(set(confided) & set(ids))
+    if hidden:
+        rows = [r for r in rows if not (r.person_id in hidden and r.params.get(SENSITIVE))]
+        unread_params = await session.scalars(
+            select(Notification.params).where(
+                Notification.person_id.in_(hidden), Notification.read_at.is_(None)
+            )
+        )
+        unread = int(unread or 0) - sum(1 for p in unread_params if p.get(SENSITIVE))
+    return InboxPage(rows, int(unread or 0), next_cursor)
 
 
 async def mark_read(

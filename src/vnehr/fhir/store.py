@@ -88,10 +88,21 @@ class Scope:
             return bool(paper.person_id in self.holders)
         return bool(paper.facility_code == self.facility_code or paper.person_id in self.shared)
 
+    def confided(self, person_id: int | None) -> bool:
+        """Whether a citizen reads this person's compartment as the representative of a
+        person who may be 16 or more (``records.confiding``): no visit touching a sensitive
+        category, and of the resources kept as sent only allergies not recorded in one."""
+        holder = self.holders.get(person_id or 0) if self.is_citizen else None
+        return holder is not None and records.confiding(holder, today_in_vietnam())
+
     def keeps(self, source: mapping.VisitSource) -> bool:
         """A visit of another facility reached through consent leaves out the sensitive
-        categories the patient did not name (D35)."""
-        if self.is_citizen or source.facility_code == self.facility_code:
+        categories the patient did not name (D35); a representative of a person who may be
+        16 or more reads none of them (``records.withheld``)."""
+        if self.is_citizen:
+            holder = self.holders.get(source.person_id or 0)
+            return holder is None or not records.withheld(holder, source.tables, today_in_vietnam())
+        if source.facility_code == self.facility_code:
             return True
         found = self.shared.get(source.person_id or 0)
         return found is not None and sharing.categories(source.tables) <= found.sensitive
@@ -213,7 +224,16 @@ async def compartment(session: AsyncSession, scope: Scope, person_ids: list[int]
     reached = {src.person_id for src in sources if src.person_id is not None}
     await _add_patients(session, pool, scope, person_ids, reached, _cards(sources))
     today = today_in_vietnam()
+    kept_keys = {(src.facility_code, src.visit_key) for src in sources}
     for paper in await papers.of_persons(session, person_ids):
+        if scope.confided(paper.person_id) and (
+            paper.kind == "birth"
+            or (
+                paper.visit_key is not None
+                and (paper.facility_code, paper.visit_key) not in kept_keys
+            )
+        ):
+            continue  # as ``_paper_left_out`` judges it for one paper
         if scope.may_see_paper(paper) and (paper.facility_code, paper.visit_key) not in left_out:
             pool.add(mapping.paper_document(paper, today))
     writer = None if scope.is_citizen else scope.facility_code
@@ -222,6 +242,15 @@ async def compartment(session: AsyncSession, scope: Scope, person_ids: list[int]
     for src in sources:
         visits_of.setdefault(src.person_id, set()).add(src.visit_id)
     for kept in await stored.of_persons(session, person_ids, writer, shared, SHARED_STORED):
+        if scope.confided(kept.person_id) and not (
+            kept.resource_type in SHARED_STORED
+            and recorded_in_kept(
+                kept.body, scope.base, visits_of.get(kept.person_id, set()).__contains__
+            )
+        ):
+            # to a representative of a person of 16 or more, what a facility wrote is read as
+            # by a facility the person shares with: allergies, out with a visit left out
+            continue
         if writer is not None and kept.facility_code != writer:
             # another facility's allergy: out with the visit it was recorded in (D35, D79)
             seen = visits_of.get(kept.person_id, set())
@@ -548,6 +577,10 @@ async def _may_read_stored(session: AsyncSession, scope: Scope, rows: list[Any])
     one patient). Another facility's, under the patient's consent (D44, D79): none when one of
     them was recorded in a visit the consent leaves out (D35), as for a visit's history (D73)."""
     newest = rows[0]
+    if scope.is_citizen and scope.confided(newest.person_id):
+        if newest.resource_type not in SHARED_STORED or not scope.may_see_stored(newest):
+            return False
+        return await _recorded_in_kept_visits(session, scope, rows)
     if scope.is_citizen or newest.facility_code == scope.facility_code:
         return scope.may_see_stored(newest)
     if newest.resource_type not in SHARED_STORED or newest.person_id is None:
@@ -555,6 +588,12 @@ async def _may_read_stored(session: AsyncSession, scope: Scope, rows: list[Any])
     await share(session, scope, [newest.person_id])
     if not scope.may_see_stored(newest):
         return False
+    return await _recorded_in_kept_visits(session, scope, rows)
+
+
+async def _recorded_in_kept_visits(session: AsyncSession, scope: Scope, rows: list[Any]) -> bool:
+    """Whether no version of a resource kept as sent names a visit the scope leaves out, or
+    one it cannot judge (D35, D98)."""
     for row in rows:
         if not row.body.get("encounter"):
             continue
@@ -591,11 +630,19 @@ async def visit_person(session: AsyncSession, scope: Scope, visit_id: int) -> in
 async def _paper_left_out(session: AsyncSession, scope: Scope, paper: Any) -> bool:
     """A paper issued with a visit the scope leaves out (D35): its kind, issuer and date tell
     what the visit was, so it is left out with it, as in ``compartment``."""
-    if scope.is_citizen or paper.visit_key is None or paper.facility_code == scope.facility_code:
+    if scope.is_citizen:
+        if not scope.confided(paper.person_id):
+            return False
+        if paper.kind == "birth":  # to a representative of a mother of 16 or more (D35)
+            return True
+    elif paper.facility_code == scope.facility_code:
+        return False
+    if paper.visit_key is None:
         return False
     entry = await records.entry_by_key(session, paper.facility_code, paper.visit_key)
     if entry is None or entry.person_id != paper.person_id:
-        return False
+        # a representative of a person of 16 or more: a visit that cannot be judged (D98)
+        return scope.is_citizen
     return any(not scope.keeps(src) for src in await _sources(session, [entry]))
 
 

@@ -18,7 +18,7 @@ from vnehr import audit, catalogs, facilities, identity, records
 from vnehr.healthbook import errors, view
 from vnehr.healthbook import schemas as s
 from vnehr.kit.auth import Subject
-from vnehr.kit.clock import utcnow
+from vnehr.kit.clock import today_in_vietnam, utcnow
 from vnehr.kit.db import Database
 from vnehr.kit.errors import VnehrError
 from vnehr.kit.paging import decode_cursor, decode_moment_cursor, encode_cursor
@@ -147,7 +147,7 @@ async def timeline(
                 )
             else:
                 who = await holder(session, subject, personal_id)
-                rows = await records.timeline_page(session, [who.id], after=key, limit=limit + 1)
+                rows = await _represented_page(session, who, key, limit + 1)
     more = len(rows) > limit
     rows = rows[:limit]
     titles = await catalogs.recent_codebook(db)
@@ -161,6 +161,31 @@ async def timeline(
     if who is None:
         return Read((items, next_cursor))
     return Read((items, next_cursor), _audit(subject, who, "timeline.read", str(who.id)), who)
+
+
+async def _represented_page(
+    session: AsyncSession, who: identity.Holder, key: tuple[datetime | None, int] | None, want: int
+) -> list[Any]:
+    """Up to ``want`` timeline rows of a represented person's book after ``key``: of a person
+    who may be 16 or more, without the visits ``records.withheld`` keeps from a representative
+    (their versions are opened to judge them, a page at a time; such reads are few)."""
+    today = today_in_vietnam()
+    if not records.confiding(who, today):
+        return await records.timeline_page(session, [who.id], after=key, limit=want)
+    kept: list[Any] = []
+    while len(kept) < want:
+        rows = await records.timeline_page(session, [who.id], after=key, limit=want)
+        # rows are read by position, in records.TIMELINE_COLUMNS order (id 0, ended 8, version 10)
+        versions = await records.versions_by_ids(session, [r[10] for r in rows])
+        kept += [
+            r
+            for r in rows
+            if not records.withheld(who, getattr(versions.get(r[10]), "tables", None), today)
+        ]
+        if len(rows) < want:
+            break
+        key = (rows[-1][8], rows[-1][0])
+    return kept[:want]
 
 
 def _timeline_key(cursor: str) -> tuple[datetime | None, int]:
@@ -192,6 +217,9 @@ async def visit(session: AsyncSession, subject: Subject, visit_id: int) -> Read[
     version = await records.version_by_id(session, entry.version_id)
     if version is None:  # pragma: no cover - the timeline points at a stored version
         raise errors.NotInYourBook(id=visit_id)
+    if records.withheld(who, version.tables, today_in_vietnam()):
+        # answered as a visit that does not exist: a refusal would tell that it does (D109)
+        raise errors.NotInYourBook(id=visit_id)
     headers, _ = await _headers(session, [entry])
     titles = await catalogs.codebook(session)
     result = view.visit(headers[0], version.tables, titles, received_at=version.received_at)
@@ -202,19 +230,17 @@ async def summary(
     session: AsyncSession, subject: Subject, *, personal_id: str | None = None
 ) -> Read[s.Summary]:
     """The one-page summary of a book: long-term conditions, current medicines, blood group,
-    weights, last visits."""
+    weights, last visits. A representative of a person who may be 16 or more reads it without
+    the visits ``records.withheld`` leaves out, and without the allergies recorded in them."""
     who = await holder(session, subject, personal_id)
-    entries = await records.entries_of(session, [who.id])
-    versions = await records.versions_by_ids(session, [e.version_id for e in entries])
-    headers, _ = await _headers(session, entries)
+    today = today_in_vietnam()
+    pairs, _ = await _kept_pairs(
+        session, who.id, lambda tables: not records.withheld(who, tables, today)
+    )
     titles = await catalogs.codebook(session)
-    pairs = [
-        (h, versions[e.version_id].tables)
-        for h, e in zip(headers, entries, strict=True)
-        if e.version_id in versions
-    ]
     result = view.summary(who.full_name, who.personal_id, pairs, titles, now=utcnow())
-    result.allergies = await _allergies(session, who.id)
+    kept = {h.id for h, _ in pairs} if records.confiding(who, today) else None
+    result.allergies = await _allergies(session, who.id, kept)
     return Read(result, _audit(subject, who, "summary.read", str(who.id)), who)
 
 

@@ -153,6 +153,12 @@ class Holder:
         since = of_age_from(self.birth_date, self.birth_partial, self.personal_id, CONFIDENTIAL_AGE)
         return since is not None and on >= since
 
+    def of_age(self, on: date) -> bool:
+        """Whether the person may be 18 or older on ``on`` (the earliest day, as D106): then
+        only a guardian a court appointed for the adult still represents them."""
+        since = of_age_from(self.birth_date, self.birth_partial, self.personal_id)
+        return since is not None and on >= since
+
     @property
     def reads_books(self) -> bool:
         """Whether the person's last sign-in could read a health book (level 2, D12, D74):

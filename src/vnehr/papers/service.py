@@ -747,6 +747,8 @@ async def readable(session: AsyncSession, subject: Subject, paper_id: str) -> Pa
             holders = []
         for holder in holders:
             if paper.person_id == holder.id:
+                if await _withheld(session, holder, [paper]):
+                    break  # answered as a paper that does not exist
                 if holder.relation is not None:
                     session.add(
                         audit.audit_event(
@@ -786,7 +788,28 @@ async def of_holder(
     rows = await session.scalars(
         select(Paper).where(Paper.person_id == who.id).order_by(Paper.issued_at.desc()).limit(200)
     )
-    return who, list(rows)
+    found = list(rows)
+    hidden = await _withheld(session, who, found)
+    return who, [p for p in found if p.id not in hidden]
+
+
+async def _withheld(session: AsyncSession, who: identity.Holder, found: list[Paper]) -> set[str]:
+    """The papers a representative of a person who may be 16 or more does not see: issued
+    with a visit ``records.withheld`` leaves out of the book (or one that cannot be found),
+    and birth certificates (a mother's reproductive health, D35)."""
+    today = today_in_vietnam()
+    if not records.confiding(who, today):
+        return set()
+    hidden = set()
+    for paper in found:
+        if paper.kind == "birth":
+            hidden.add(paper.id)
+        elif paper.visit_key:
+            visit = await records.current_version(session, paper.facility_code, paper.visit_key)
+            tables = visit.tables if visit is not None and visit.person_id == who.id else None
+            if records.withheld(who, tables, today):
+                hidden.add(paper.id)
+    return hidden
 
 
 async def of_visit(session: AsyncSession, facility_code: str, visit_key: str) -> list[Paper]:

@@ -1,6 +1,8 @@
 """Records: the longitudinal record (visit versions, stored canonically) and the timeline."""
 
 from vnehr.records.backfill import CardsFilled, fill_insurance_cards
+from vnehr.records.sensitive import SENSITIVE, confiding, withheld
+from vnehr.records.sensitive import categories as sensitive_categories
 from vnehr.records.service import (
     TIMELINE_COLUMNS,
     UTC7_SINCE,
@@ -27,12 +29,14 @@ from vnehr.records.service import (
 )
 
 __all__ = [
+    "SENSITIVE",
     "TIMELINE_COLUMNS",
     "UTC7_SINCE",
     "CardsFilled",
     "Stored",
     "VisitData",
     "VisitTally",
+    "confiding",
     "current_keys",
     "current_version",
     "entries_by_facility",
@@ -44,6 +48,7 @@ __all__ = [
     "first_versions",
     "lock_visits",
     "own_timeline",
+    "sensitive_categories",
     "store",
     "store_new_many",
     "stored_visit_exists",
@@ -51,4 +56,5 @@ __all__ = [
     "version_by_id",
     "versions",
     "versions_by_ids",
+    "withheld",
 ]

@@ -32,69 +32,15 @@ from vnehr.sharing import errors
 from vnehr.sharing.models import ConsentDirective, EmergencyAccess, ReceptionCode
 from vnehr.sharing.repository import SharingRepository
 
-SENSITIVE = ("hiv", "tb", "mental", "reproductive")
+SENSITIVE = records.SENSITIVE
 REASONS = ("unconscious", "life-threatening", "urgent-treatment", "other")
 #: The shortest break-glass reason text (characters, blanks aside).
 MIN_REASON = 5
 #: How long a directive may last, in days (None: until revoked).
 MIN_DAYS, MAX_DAYS = 1, 3650
-_REPRODUCTIVE = (
-    "O",
-    "Z30",
-    "Z31",
-    "Z32",
-    "Z33",
-    "Z34",
-    "Z35",
-    "Z36",
-    "Z37",
-    "Z38",
-    "Z39",
-    "N96",
-    "N97",
-    "N98",
-    "A50",
-    "A51",
-    "A52",
-    "A53",
-    "A54",
-    "A55",
-    "A56",
-    "A57",
-    "A58",
-    "A59",
-    "A60",
-    "A63",
-    "A64",
-)
-
-
-#: Codes that tell a person's HIV status (ICD-10, without the dot): the disease (B20-B24), the
-#: infection without symptoms (Z21), and what says as much: an inconclusive HIV test (R75),
-#: contact with or exposure to HIV (Z20.6), HIV counselling (Z71.7), screening for HIV
-#: (Z11.4), HIV disease complicating pregnancy (O98.7, reproductive too).
-_HIV = ("B20", "B21", "B22", "B23", "B24", "Z21", "R75", "Z206", "Z717", "Z114", "O987")
-
-
-def categories(tables: Any) -> set[str]:
-    """The sensitive categories a visit touches."""
-    found = set()
-    if tables.get("XML6"):
-        found.add("hiv")
-    if tables.get("XML15"):
-        found.add("tb")
-    xml1 = (tables.get("XML1") or [{}])[0]
-    codes = [xml1.get("MA_BENH_CHINH") or "", *(xml1.get("MA_BENH_KT") or "").split(";")]
-    for code in (c.strip().upper() for c in codes if c.strip()):
-        if code.startswith("F"):
-            found.add("mental")
-        if code.startswith(_REPRODUCTIVE):
-            found.add("reproductive")
-        if code.replace(".", "").startswith(_HIV):
-            found.add("hiv")
-        if code.startswith(("A15", "A16", "A17", "A18", "A19")):
-            found.add("tb")
-    return found
+#: The sensitive categories a visit touches (the health book leaves them out for some readers
+#: too, so the classification lives with the records).
+categories = records.sensitive_categories
 
 
 # ------------------------------------------------------------------ the citizen's directives

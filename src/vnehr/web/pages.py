@@ -25,6 +25,8 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
 from fastapi.templating import Jinja2Templates
 from itsdangerous import BadSignature, URLSafeTimedSerializer
+from jinja2 import pass_context
+from jinja2.runtime import Context
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Receive, Scope, Send
@@ -331,7 +333,9 @@ async def portal(request: Request, session: ReadSession, subject: OptionalSubjec
     if (who.assurance_level or 1) >= 2:
         whose = {person.id: None} | {p.id: p.full_name for _, p in represented}
         held = {p.id: identity.Holder.of(p, r.relation) for r, p in represented}
-        found = await exchange.inbox(session, whose, limit=10)
+        found = await exchange.inbox(
+            session, whose, limit=10, confided=exchange.confided(held.values())
+        )
         rendered = await exchange.texts_of(
             session,
             [(m.kind, m.params) for m in found.items],
@@ -511,6 +515,11 @@ def _book_page(request: Request, name: str, http_status: int = 200, **context: A
     lang = _language(request)
     other = "en" if lang == "vi" else "vi"
     query = {k: v for k, v in request.query_params.items() if k != "lang"}
+    viewer = context.get("subject")
+    if "for" in query and isinstance(viewer, Subject):  # an old link's: by reference
+        query["p"] = _seal_ref(_settings(request), _BOOK_REF, viewer.label, query.pop("for"))
+    if context.get("expired"):  # the page shows the viewer's own book: so does its switch
+        query = {k: v for k, v in query.items() if k not in ("p", "cursor")}
     response = _page(
         request,
         name,
@@ -526,6 +535,59 @@ def _book_page(request: Request, name: str, http_status: int = 200, **context: A
     return response
 
 
+#: How long a link to the book of someone the viewer represents (``?p=``) names them: a
+#: parent's bookmark of a child's book keeps working for a month (D127).
+BOOK_REF_MAX_AGE = 30 * 24 * 3600
+_BOOK_REF = b"vnehr.book-holder"
+#: The viewer of a reference made for a signed-out visitor's sign-in (an old ``?for=`` link):
+#: whoever signs in, while a sign-in lasts; the page then makes one for them.
+_SIGNING_IN = "signing-in"
+
+
+@pass_context
+def _book_query(context: Context, whom: Any, **extra: str | None) -> str:
+    """The query of a link to a page of ``whom``'s book (a ``Holder``, or a person the viewer
+    represents): ``?p=`` names them, encrypted for the viewer; none for the viewer's own."""
+    query = {k: v for k, v in extra.items() if v is not None}
+    own = isinstance(whom, identity.Holder) and not whom.relation
+    subject = context.get("subject")
+    if whom is not None and not own and whom.personal_id and isinstance(subject, Subject):
+        settings = _settings(context["request"])
+        query["p"] = _seal_ref(settings, _BOOK_REF, subject.label, whom.personal_id)
+    return f"?{urlencode(query)}" if query else ""
+
+
+templates.env.globals["book_query"] = _book_query
+
+
+def _book_whom(
+    request: Request, subject: Subject | None, person: str | None, p: str | None
+) -> tuple[Subject, str | None, bool] | RedirectResponse:
+    """Whose book a page shows: the viewer, their own (None) or the personal ID the page's
+    ``?p=`` names (``?for=`` for links made before), and whether a ``?p=`` made for someone
+    else or too long ago was set aside (the viewer's own book then, with a notice). Only the
+    name: the representation check of the read still decides."""
+    settings = _settings(request)
+    query = [(k, v) for k, v in request.query_params.multi_items() if k not in ("for", "p")]
+    who = _signed_in(request, subject)
+    if isinstance(who, RedirectResponse):
+        if person is None:
+            return who
+        # an old link: the sign-in's "next" (an address too) names the child by reference
+        query.append(("p", _seal_ref(settings, _BOOK_REF, _SIGNING_IN, person)))
+        back = f"{request.url.path}?{urlencode(query)}"
+        return RedirectResponse("/auth/login?" + urlencode({"next": back}), status_code=303)
+    if person is not None or p is None:
+        return who, person, False
+    found = _open_ref(settings, _BOOK_REF, who.label, p, BOOK_REF_MAX_AGE)
+    if found is None:
+        made = _open_ref(settings, _BOOK_REF, _SIGNING_IN, p, 2 * LOGIN_MAX_AGE)
+        if made is not None:  # just signed in: on to an address made for this viewer
+            query.append(("p", _seal_ref(settings, _BOOK_REF, who.label, made)))
+            return RedirectResponse(f"{request.url.path}?{urlencode(query)}", status_code=303)
+    return who, found, found is None
+
+
 @router.get("/portal/book", response_class=HTMLResponse)
 async def book(
     request: Request,
@@ -533,11 +595,16 @@ async def book(
     subject: OptionalSubject,
     cursor: str | None = None,
     person: Annotated[str | None, Query(alias="for")] = None,
+    p: Annotated[str | None, Query(max_length=200)] = None,
 ) -> Response:
-    """The health book: the visits of the signed-in person (or of a child they act for)."""
-    who = _signed_in(request, subject)
-    if isinstance(who, RedirectResponse):
-        return who
+    """The health book: the visits of the signed-in person (or of a child they act for,
+    named by ``?p=``, or ``?for=`` in links made before)."""
+    whom = _book_whom(request, subject, person, p)
+    if isinstance(whom, RedirectResponse):
+        return whom
+    who, person, expired = whom
+    if expired:  # the cursor was of the other book's timeline
+        cursor = None
     try:
         read = await healthbook.timeline(
             database(request), who, personal_id=person, cursor=cursor, limit=20
@@ -555,6 +622,7 @@ async def book(
         holders=holders,
         items=items,
         next_cursor=next_cursor,
+        expired=expired,
     )
 
 
@@ -564,18 +632,25 @@ async def book_summary(
     session: ReadSession,
     subject: OptionalSubject,
     person: Annotated[str | None, Query(alias="for")] = None,
+    p: Annotated[str | None, Query(max_length=200)] = None,
 ) -> Response:
-    """The one-page health summary."""
-    who = _signed_in(request, subject)
-    if isinstance(who, RedirectResponse):
-        return who
+    """The one-page health summary (of a child named as on the book's page)."""
+    whom = _book_whom(request, subject, person, p)
+    if isinstance(whom, RedirectResponse):
+        return whom
+    who, person, expired = whom
     try:
         read = await healthbook.summary(session, who, personal_id=person)
     except VnehrError as exc:
         return _error_page(request, exc)
     await healthbook.settle(request, read)
     return _book_page(
-        request, "book_summary.html", subject=who, holder=read.holder, summary=read.value
+        request,
+        "book_summary.html",
+        subject=who,
+        holder=read.holder,
+        summary=read.value,
+        expired=expired,
     )
 
 
@@ -660,32 +735,49 @@ async def book_dispute(
 PATIENT_REF_MAX_AGE = 12 * 3600
 
 
-def _patient_key(settings: Settings) -> AESGCM:
+def _ref_key(settings: Settings, purpose: bytes) -> AESGCM:
     secret = settings.secret_key.get_secret_value().encode()
-    return AESGCM(hashlib.sha256(b"vnehr.clinic-patient:" + secret).digest())
+    return AESGCM(hashlib.sha256(purpose + b":" + secret).digest())
+
+
+def _seal_ref(settings: Settings, purpose: bytes, viewer: str, personal_id: str) -> str:
+    """A personal ID encrypted for one viewer (their label as associated data) and one kind
+    of page (its own key), stamped with the time it was made: an address that names nobody."""
+    nonce = secrets.token_bytes(12)
+    plain = f"{int(time.time())}:{personal_id}".encode()
+    sealed = _ref_key(settings, purpose).encrypt(nonce, plain, viewer.encode())
+    return base64.urlsafe_b64encode(nonce + sealed).decode().rstrip("=")
+
+
+def _open_ref(
+    settings: Settings, purpose: bytes, viewer: str, ref: str, max_age: int
+) -> str | None:
+    """The personal ID of a ``_seal_ref`` made for this viewer and purpose in the last
+    ``max_age`` seconds, else None."""
+    try:
+        raw = base64.urlsafe_b64decode(ref + "=" * (-len(ref) % 4))
+        plain = _ref_key(settings, purpose).decrypt(raw[:12], raw[12:], viewer.encode())
+    except (ValueError, InvalidTag):
+        return None
+    issued, _, personal_id = plain.decode().partition(":")
+    if not issued.isdigit() or time.time() - int(issued) > max_age:
+        return None
+    return personal_id
+
+
+_CLINIC_REF = b"vnehr.clinic-patient"
 
 
 def _patient_ref(settings: Settings, clinician: Subject, personal_id: str) -> str:
     """The clinic page's address for a patient: the personal ID encrypted for this clinician,
     so the address bar, the history and a copied link name nobody (unlike ``?id=``)."""
-    nonce = secrets.token_bytes(12)
-    plain = f"{int(time.time())}:{personal_id}".encode()
-    sealed = _patient_key(settings).encrypt(nonce, plain, clinician.label.encode())
-    return base64.urlsafe_b64encode(nonce + sealed).decode().rstrip("=")
+    return _seal_ref(settings, _CLINIC_REF, clinician.label, personal_id)
 
 
 def _patient_of(settings: Settings, clinician: Subject, ref: str) -> str | None:
     """The personal ID of a ``_patient_ref`` made for this clinician in the last
     ``PATIENT_REF_MAX_AGE`` seconds, else None."""
-    try:
-        raw = base64.urlsafe_b64decode(ref + "=" * (-len(ref) % 4))
-        plain = _patient_key(settings).decrypt(raw[:12], raw[12:], clinician.label.encode())
-    except (ValueError, InvalidTag):
-        return None
-    issued, _, personal_id = plain.decode().partition(":")
-    if not issued.isdigit() or time.time() - int(issued) > PATIENT_REF_MAX_AGE:
-        return None
-    return personal_id
+    return _open_ref(settings, _CLINIC_REF, clinician.label, ref, PATIENT_REF_MAX_AGE)
 
 
 def _clinic_address(settings: Settings, clinician: Subject, personal_id: str, facility: str) -> str:
@@ -825,11 +917,14 @@ async def book_papers(
     session: WriteSession,
     subject: OptionalSubject,
     person: Annotated[str | None, Query(alias="for")] = None,
+    p: Annotated[str | None, Query(max_length=200)] = None,
 ) -> Response:
-    """The papers in the health book, each with its QR and PDF."""
-    who = _signed_in(request, subject)
-    if isinstance(who, RedirectResponse):
-        return who
+    """The papers in the health book, each with its QR and PDF (of a child named as on the
+    book's page)."""
+    whom = _book_whom(request, subject, person, p)
+    if isinstance(whom, RedirectResponse):
+        return whom
+    who, person, expired = whom
     try:
         holder, rows = await papers.of_holder(session, who, person)
     except VnehrError as exc:
@@ -844,7 +939,9 @@ async def book_papers(
         }
         for p in rows
     ]
-    return _book_page(request, "book_papers.html", subject=who, holder=holder, items=shown)
+    return _book_page(
+        request, "book_papers.html", subject=who, holder=holder, items=shown, expired=expired
+    )
 
 
 @router.get("/verify", response_class=HTMLResponse)
