@@ -286,3 +286,215 @@ async def test_an_update_of_the_resource_a_conditional_create_finds_is_one_resou
     bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [conditional, moved]}
     outcome(await client.post(FHIR, json=bundle, headers=headers), 422, "FHIR-0016")
     assert await _patients_with_the_identifier(client, headers) == [kept]
+
+
+# ------------------------------------------------------------------ conditions as URL queries
+
+_KHOA = {"system": "urn:oid:1.2.3.4", "value": "KHOA-NOI"}
+
+
+def _ward(
+    condition: str | None, *, full_url: str | None = None, name: str = "Khoa Nội"
+) -> dict[str, Any]:
+    request = {"method": "POST", "url": "Organization"}
+    if condition is not None:
+        request["ifNoneExist"] = condition
+    entry: dict[str, Any] = {
+        "resource": {"resourceType": "Organization", "name": name, "identifier": [_KHOA]},
+        "request": request,
+    }
+    if full_url is not None:
+        entry["fullUrl"] = full_url
+    return entry
+
+
+async def _organizations(
+    client: httpx.AsyncClient, headers: dict[str, str], identifier: str
+) -> list[str]:
+    found = await client.get(
+        f"{FHIR}/Organization", params={"identifier": identifier}, headers=headers
+    )
+    assert found.status_code == 200, found.text
+    return [e["resource"]["id"] for e in found.json().get("entry", [])]
+
+
+@pytest.mark.parametrize(
+    "condition",
+    [
+        "identifier=urn%3Aoid%3A1.2.3.4%7CKHOA-NOI",  # a URL query, percent-encoded
+        "identifier=urn:oid:1.2.3.4|KHOA%2DNOI",
+        "Organization?identifier=urn:oid:1.2.3.4|KHOA-NOI",  # as Bundle-xds.json writes it
+        "Organization?identifier=KHOA-NOI",
+    ],
+)
+async def test_a_condition_written_as_a_url_query_finds_what_it_looks_for(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings, condition: str
+) -> None:
+    """``ifNoneExist`` is the query part of a search URL: percent-encoded, perhaps with the
+    type in front. A retried transaction finds the resource its first try made, and a plain
+    entry carrying the identifier is still refused (D126)."""
+    _, headers = await facility_with_token(client, session, settings, scopes=WRITER)
+    [first] = await _send(client, headers, [_ward(condition, full_url=ORG)])
+    [again] = await _send(client, headers, [_ward(condition, full_url=ORG)])
+    assert (first["status"], again["status"]) == ("201 Created", "200 OK")
+    assert again["location"] == first["location"]
+    made = first["location"].split("/")[1]
+    assert await _organizations(client, headers, "urn:oid:1.2.3.4|KHOA-NOI") == [made]
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [_ward(condition, full_url=ORG), _ward(None, name="Khoa Nội (bản sao)")],
+    }
+    outcome(await client.post(FHIR, json=bundle, headers=headers), 422, "FHIR-0016")
+    assert await _organizations(client, headers, "urn:oid:1.2.3.4|KHOA-NOI") == [made]
+
+
+async def test_an_if_none_exist_header_is_percent_decoded(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    _, headers = await facility_with_token(client, session, settings, scopes=WRITER)
+    ward = _ward(None)["resource"]
+    header = {**headers, "If-None-Exist": "Organization?identifier=urn%3Aoid%3A1.2.3.4%7CKHOA-NOI"}
+    first = await client.post(f"{FHIR}/Organization", json=ward, headers=header)
+    second = await client.post(f"{FHIR}/Organization", json=ward, headers=header)
+    assert (first.status_code, second.status_code) == (201, 200), second.text
+    assert first.json()["id"] == second.json()["id"]
+
+
+async def test_an_escaped_bar_is_part_of_the_value(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    """FHIR search escapes a ``|`` inside a value as ``\\|``: the value is split only on the
+    bar that is not escaped."""
+    _, headers = await facility_with_token(client, session, settings, scopes=WRITER)
+    entry = _ward(r"identifier=urn:oid:1.2.3.4|A\|B", full_url=ORG)
+    entry["resource"]["identifier"] = [{"system": "urn:oid:1.2.3.4", "value": "A|B"}]
+    [first] = await _send(client, headers, [entry])
+    [again] = await _send(client, headers, [copy.deepcopy(entry)])
+    assert (first["status"], again["status"]) == ("201 Created", "200 OK")
+    assert again["location"] == first["location"]
+
+
+async def test_a_condition_on_another_type_is_refused(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    _, headers = await facility_with_token(client, session, settings, scopes=WRITER)
+    condition = "Patient?identifier=urn:oid:1.2.3.4|KHOA-NOI"
+    bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [_ward(condition)]}
+    refused = await client.post(FHIR, json=bundle, headers=headers)
+    outcome(refused, 422, "FHIR-0011")
+    issue = refused.json()["issue"][0]
+    assert issue["expression"] == ["Bundle.entry[0].request.ifNoneExist"]
+    assert "Patient" in issue["diagnostics"]
+    assert "Organization" in issue["diagnostics"]
+    header = {**headers, "If-None-Exist": condition}
+    plain = await client.post(f"{FHIR}/Organization", json=_ward(None)["resource"], headers=header)
+    outcome(plain, 422, "FHIR-0011")
+    assert plain.json()["issue"][0]["expression"] == ["If-None-Exist"]
+    assert await _organizations(client, headers, "urn:oid:1.2.3.4|KHOA-NOI") == []
+
+
+# ------------------------------------------------------------------ identifiers kept whole
+
+
+@pytest.mark.parametrize(
+    ("identifier", "where"),
+    [
+        ({"system": "urn:oid:1.2.3.4", "value": "L" * 201}, "value"),
+        ({"system": "urn:s:" + "y" * 300, "value": "KHOA-NOI"}, "system"),
+    ],
+    ids=["value", "system"],
+)
+async def test_an_identifier_longer_than_kept_is_refused_not_cut(
+    client: httpx.AsyncClient,
+    session: AsyncSession,
+    settings: Settings,
+    identifier: dict[str, str],
+    where: str,
+) -> None:
+    """An identifier value is kept up to 200 characters, a system up to 300: a longer one is
+    refused, not stored cut (a conditional create would never find it again)."""
+    _, headers = await facility_with_token(client, session, settings, scopes=WRITER)
+    system, value = identifier["system"], identifier["value"]
+    entry = _ward(f"identifier={system}|{value}", full_url=ORG)
+    entry["resource"]["identifier"] = [{"system": "urn:other", "value": "X"}, identifier]
+    bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [entry]}
+    refused = await client.post(FHIR, json=bundle, headers=headers)
+    outcome(refused, 422, "FHIR-0011")
+    issue = refused.json()["issue"][0]
+    assert issue["expression"] == [f"Bundle.entry[0].resource.identifier[1].{where}"]
+    plain = await client.post(f"{FHIR}/Organization", json=entry["resource"], headers=headers)
+    outcome(plain, 422, "FHIR-0011")
+    assert plain.json()["issue"][0]["expression"] == [f"Organization.identifier[1].{where}"]
+    assert await _organizations(client, headers, "urn:other|X") == []
+
+
+async def test_an_identifier_of_the_longest_kept_length_is_found_again(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    _, headers = await facility_with_token(client, session, settings, scopes=WRITER)
+    system, value = "urn:s:" + "y" * 294, "L" * 200
+    entry = _ward(f"identifier={system}|{value}", full_url=ORG)
+    entry["resource"]["identifier"] = [{"system": system, "value": value}]
+    [first] = await _send(client, headers, [entry])
+    [again] = await _send(client, headers, [copy.deepcopy(entry)])
+    assert (first["status"], again["status"]) == ("201 Created", "200 OK")
+    assert again["location"] == first["location"]
+
+
+# ------------------------------------------------------------------ fullUrl names one entry
+
+
+async def test_two_entries_with_one_full_url_are_refused(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    """R4 bdl-7: a fullUrl is unique in a Bundle. Two entries with the same one were both
+    answered 201 while the second was dropped; the Bundle is refused, naming both."""
+    _, headers = await facility_with_token(client, session, settings, scopes=WRITER)
+    first = _ward(None, full_url=ORG)
+    second = _ward(None, full_url=ORG, name="Khoa Ngoại")
+    second["resource"]["identifier"] = [{"system": "urn:oid:1.2.3.4", "value": "KHOA-NGOAI"}]
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [_entries({"method": "POST", "url": "Organization"})[0], first, second],
+    }
+    refused = await client.post(FHIR, json=bundle, headers=headers)
+    outcome(refused, 422, "FHIR-0017")
+    issue = refused.json()["issue"][0]
+    assert issue["code"] == "invariant"
+    for text in (issue["details"]["text"], issue["diagnostics"]):
+        assert "Bundle.entry[1]" in text
+        assert "Bundle.entry[2]" in text
+        assert ORG in text
+    assert await _organizations(client, headers, "urn:oid:1.2.3.4|KHOA-NOI") == []
+    assert await _wards(client, headers) == []
+
+
+async def test_an_entry_without_full_url_is_not_taken_for_another(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    """An entry without fullUrl is its own entry, whatever fullUrl the others have (one may be
+    ``urn:entry:1``), and nothing points at it."""
+    _, headers = await facility_with_token(client, session, settings, scopes=WRITER)
+    named = _ward(None, full_url="urn:entry:1")
+    unnamed = _ward(None, name="Khoa Ngoại")
+    unnamed["resource"]["identifier"] = [{"system": "urn:oid:1.2.3.4", "value": "KHOA-NGOAI"}]
+    location = {
+        "resource": {
+            "resourceType": "Location",
+            "name": "Phòng khám Nội 1",
+            "managingOrganization": {"reference": "urn:entry:1"},
+            "partOf": {"reference": "urn:entry:2"},
+        },
+        "request": {"method": "POST", "url": "Location"},
+    }
+    answered = await _send(client, headers, [named, unnamed, location])
+    assert [r["status"] for r in answered] == ["201 Created"] * 3
+    assert len({r["location"] for r in answered}) == 3
+    ward = await _read(client, headers, answered[0]["location"])
+    other = await _read(client, headers, answered[1]["location"])
+    assert (ward["name"], other["name"]) == ("Khoa Nội", "Khoa Ngoại")
+    room = await _read(client, headers, answered[2]["location"])
+    assert room["managingOrganization"]["reference"] == f"Organization/{ward['id']}"
+    assert room["partOf"]["reference"] == "urn:entry:2"  # no entry has that fullUrl

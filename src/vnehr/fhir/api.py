@@ -46,7 +46,11 @@ _ISSUE_CODE = {
     503: "transient",
 }
 #: Errors whose issue type (R4 ValueSet issue-type) says more than their status does.
-_ISSUE_CODE_OF = {"FHIR-0003": "not-supported", "FHIR-0016": "duplicate"}
+_ISSUE_CODE_OF = {
+    "FHIR-0003": "not-supported",
+    "FHIR-0016": "duplicate",
+    "FHIR-0017": "invariant",
+}
 
 
 def outcome(status: int, code: str, message: dict[str, str]) -> Response:

@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import unquote
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -90,6 +91,13 @@ class TwoForOneCondition(VnehrError):
     code = "FHIR-0016"
 
 
+class SameFullUrl(VnehrError):
+    """Two entries of a transaction have one fullUrl (R4 bdl-7: a fullUrl names one entry)."""
+
+    status_code = 422
+    code = "FHIR-0017"
+
+
 def require_writer(subject: Subject) -> str:
     submissions.require_sender(subject)
     return subject.facility_code or ""
@@ -127,29 +135,72 @@ def _canonical(resource: Resource, base: str) -> Resource:
     return out
 
 
+#: The longest identifier system and value ``StoredIdentifier`` keeps (its columns): a longer
+#: one is refused, not cut, so that a conditional create finds what it stored (D126).
+SYSTEM_LIMIT, VALUE_LIMIT = 300, 200
+
+
 def _identifiers(resource: Resource) -> Iterable[tuple[str, str]]:
     for identifier in resource.get("identifier") or []:
         if isinstance(identifier, dict) and identifier.get("value"):
-            yield str(identifier.get("system") or ""), str(identifier["value"])[:200]
+            yield str(identifier.get("system") or ""), str(identifier["value"])
 
 
-_CONDITION = re.compile(r"^identifier=(?:(?P<system>[^|]*)\|)?(?P<value>.+)$")
+def _check_identifiers(resource: Resource, path: str) -> None:
+    """Refuse (``Invalid``) an identifier longer than ``StoredIdentifier`` keeps."""
+    problems = []
+    for position, identifier in enumerate(resource.get("identifier") or []):
+        if not isinstance(identifier, dict):
+            continue
+        for key, limit in (("system", SYSTEM_LIMIT), ("value", VALUE_LIMIT)):
+            text = str(identifier.get(key) or "")
+            if len(text) > limit:
+                problems.append(
+                    Issue(
+                        f"{path}.identifier[{position}].{key}",
+                        f"{len(text)} characters; an identifier {key} is kept up to {limit}",
+                    )
+                )
+    if problems:
+        raise Invalid(problems)
 
 
-def _criteria(type_: str, condition: str) -> tuple[str | None, str]:
-    """The (system or None, value) of a conditional create ``identifier=[system|]value``."""
+#: ``[Type?]identifier=[system|]value``, the query part of a search URL (R4 http.html#ccreate)
+_CONDITION = re.compile(r"^(?:(?P<type>[A-Za-z]+)\?)?identifier=(?P<token>[^&]+)$")
+_CONDITION_FORM = "a condition (If-None-Exist, ifNoneExist) [Type?]identifier=[system|]value"
+#: R4 search escaping: ``\\|``, ``\\,``, ``\\$`` and ``\\\\`` are those characters; a lone ``|``
+#: divides the system from the value.
+_TOKEN_PART = re.compile(r"\\[\\|,$]|\||[^\\|]+|\\")
+
+
+def _criteria(type_: str, condition: str, where: str) -> tuple[str | None, str]:
+    """The (system or None, value) of a conditional create ``[Type?]identifier=[system|]value``
+    (``where``: the element or header it came in, for the message). The condition is a URL
+    query: percent-decoded, then split on the first ``|`` that R4 search escaping does not make
+    part of the value (``\\|``); the escapes are undone in both parts."""
     found = _CONDITION.match(condition.strip())
     if found is None:
-        raise Unsupported(method="If-None-Exist other than identifier=system|value", type=type_)
-    return found["system"], found["value"]
+        raise Unsupported(method=_CONDITION_FORM, type=type_)
+    if found["type"] is not None and found["type"] != type_:
+        raise Invalid([Issue(where, f"searches {found['type']}, but the resource is a {type_}")])
+    parts: list[str] = [""]
+    for piece in _TOKEN_PART.findall(unquote(found["token"])):
+        if piece == "|" and len(parts) == 1:
+            parts.append("")
+        else:
+            parts[-1] += piece[1] if len(piece) == 2 and piece[0] == "\\" else piece
+    system, value = (parts[0], parts[1]) if len(parts) == 2 else (None, parts[0])
+    if not value:
+        raise Unsupported(method=_CONDITION_FORM, type=type_)
+    return system, value
 
 
 async def _find(
-    session: AsyncSession, type_: str, condition: str, facility_code: str
+    session: AsyncSession, type_: str, criteria: tuple[str | None, str], facility_code: str
 ) -> StoredResource | None:
-    """The current stored resource matching ``identifier=[system|]value`` written by this
+    """The current stored resource matching ``criteria`` (``_criteria``) written by this
     facility (conditional create looks at what the caller may see)."""
-    system, value = _criteria(type_, condition)
+    system, value = criteria
     stmt = select(StoredIdentifier.resource_id).where(
         StoredIdentifier.resource_type == type_,
         StoredIdentifier.value == value,
@@ -354,7 +405,8 @@ async def store(
     if type_ not in WRITABLE:
         raise Unsupported(method="create and update", type=type_)
     if if_none_exist:
-        existing = await _find(session, type_, if_none_exist, code)
+        criteria = _criteria(type_, if_none_exist, "If-None-Exist")
+        existing = await _find(session, type_, criteria, code)
         if existing is not None:
             return Written(existing.body, created=False)
     previous = await current(session, type_, resource_id) if resource_id else None
@@ -375,6 +427,7 @@ async def store(
         },
     }
     check(body)
+    _check_identifiers(body, path or type_)
     scope = Scope(subject, facility_code=code, base=base)
     await _check_visits(
         session, scope, body, path=path, known=known, patients=patients, test_mode=test_mode
@@ -404,7 +457,7 @@ async def store(
     )
     session.add_all(
         StoredIdentifier(
-            resource_type=type_, system=system[:300], value=value, resource_id=new_id,
+            resource_type=type_, system=system, value=value, resource_id=new_id,
             facility_code=code,
         )
         for system, value in _identifiers(body)
@@ -446,6 +499,20 @@ def _rewrite(value: Any, targets: dict[str, str]) -> Any:
     return value
 
 
+def _references(value: Any) -> set[str]:
+    """Every ``reference`` string in a JSON value."""
+    found: set[str] = set()
+    if isinstance(value, dict):
+        if isinstance(value.get("reference"), str):
+            found.add(value["reference"])
+        for item in value.values():
+            found |= _references(item)
+    elif isinstance(value, list):
+        for item in value:
+            found |= _references(item)
+    return found
+
+
 async def transaction(
     session: AsyncSession,
     subject: Subject,
@@ -460,16 +527,29 @@ async def transaction(
     check(bundle)
     if bundle.get("type") != "transaction":
         raise Unsupported(method="Bundle type transaction", type=f"Bundle ({bundle.get('type')})")
+    sent = bundle.get("entry") or []
+    # every entry is known by its fullUrl, one per entry (bdl-7); one without gets a key that is
+    # no fullUrl and no reference of the Bundle, so it is taken for no other entry and nothing
+    # points at it
+    taken = {str(e.get("fullUrl")) for e in sent if e.get("fullUrl")} | _references(sent)
     entries: list[tuple[str, Resource, Resource]] = []
     positions: dict[str, int] = {}
-    for position, entry in enumerate(bundle.get("entry") or []):
+    for position, entry in enumerate(sent):
         request = entry.get("request") or {}
         resource = entry.get("resource")
         if request.get("method") not in ("POST", "PUT") or not isinstance(resource, dict):
             raise Unsupported(method="POST and PUT entries", type="Bundle.entry")
-        url = entry.get("fullUrl") or f"urn:entry:{position}"
+        url = entry.get("fullUrl")
+        if url in positions:
+            raise SameFullUrl(
+                first=f"Bundle.entry[{positions[url]}]", other=f"Bundle.entry[{position}]", url=url
+            )
+        if not url:
+            url = f"urn:entry:{position}"
+            while url in taken:
+                url += "'"
         entries.append((url, resource, request))
-        positions.setdefault(url, position)
+        positions[url] = position
     visit = intake.find_visit([(url, resource) for url, resource, _ in entries])
     targets: dict[str, str] = {}
     responses: dict[str, Resource] = {}
@@ -495,12 +575,14 @@ async def transaction(
         if url in responses or request["method"] != "POST" or not condition:
             continue
         type_ = str(resource.get("resourceType"))
-        criteria = (type_, *_criteria(type_, condition))
+        where = f"Bundle.entry[{positions[url]}].request.ifNoneExist"
+        system, value = _criteria(type_, condition, where)
+        criteria = (type_, system, value)
         if criteria in first_with:
             same_as[url] = first_with[criteria]
             continue
         first_with[criteria] = url
-        existing = await _find(session, type_, condition, code)
+        existing = await _find(session, type_, (system, value), code)
         if existing is not None:
             found[url] = existing
     planned: dict[str, str] = {}
