@@ -516,10 +516,11 @@ def db_backfill_cards(
         int, typer.Option(help="Timeline rows filled per transaction", min=1, max=10_000)
     ] = 1000,
 ) -> None:
-    """Fill the insurance cards kept on the timeline for rows stored before migration 0024 (or
-    corrected by the previous release), a batch per transaction, while the service runs; the
-    FHIR Patient is right without it, and faster with it (D114). Rows whose stored visit
-    cannot be read are logged and skipped; run it again to take up what is left."""
+    """Fill the insurance cards and sensitive categories kept on the timeline for rows stored
+    before migrations 0024 and 0025 (or corrected by the previous release), a batch per
+    transaction, while the service runs; the FHIR Patient and a representative's timeline are
+    right without it, and faster with it (D114, D132). Rows whose stored visit cannot be read
+    are logged and skipped; run it again to take up what is left."""
     from vnehr import records
 
     async def work(db: Database) -> records.CardsFilled:

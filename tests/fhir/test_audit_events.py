@@ -14,7 +14,7 @@ from tests.healthbook.test_api import who
 from tests.identity.test_api import sign_in_as
 from tests.submissions.test_intake import facility_with_token
 from vnehr import identity
-from vnehr.audit import AuditEvent
+from vnehr.audit import READS, AuditEvent
 from vnehr.fhir.validate import validate
 from vnehr.kit.settings import Settings
 
@@ -64,7 +64,8 @@ async def test_a_parent_of_a_sixteen_year_old_reads_no_facility_in_fhir_audit_ev
     events = [e["resource"] for e in found.json()["entry"]]
     about = [e for e in events if e["entity"][-1]["what"] == {"reference": f"Patient/{person_id}"}]
     actions = {e["subtype"][-1]["code"] for e in about}
-    assert {"fhir.read", "emergency.opened", "visit.received"} <= actions
+    assert {"fhir.read", "emergency.opened"} <= actions
+    assert actions <= set(READS)  # who looked; not what arrived (D132: it dates hidden visits)
     for leak in leaks:
         assert leak not in found.text, leak
     seen = next(e for e in about if e["subtype"][-1]["code"] == "fhir.read")
@@ -87,7 +88,7 @@ async def test_a_parent_of_a_sixteen_year_old_reads_no_facility_in_fhir_audit_ev
         for e in everything.json()["entry"]
         if e["resource"]["resourceType"] == "AuditEvent"
     ]
-    assert len(audit_events) >= 3
+    assert len(audit_events) >= 2  # the facility system's read, the emergency access
     for leak in leaks:
         assert all(leak not in text for text in audit_events), leak
     # the visit's own facility is in the book (D109 keeps it there); the others are not

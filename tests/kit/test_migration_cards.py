@@ -83,7 +83,8 @@ def test_0024_adds_the_columns_and_the_backfill_fills_them(
     try:
         done = runner.invoke(cli, ["db", "backfill-cards", "--batch", "2"])
         assert done.exit_code == 0, done.output
-        assert "4 timeline row(s) filled" in done.output
+        # (the uninsured row too: its sensitive categories, 0025)
+        assert "5 timeline row(s) filled" in done.output
         assert "1 skipped" in done.output
         assert asyncio.run(_cards(url)) == {
             1: "GD4010124121004",

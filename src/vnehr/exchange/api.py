@@ -116,7 +116,8 @@ async def my_notifications(
 async def mark_all_read(session: WriteSession, subject: CurrentSubject) -> Marked:
     """Mark all my notifications (and those of the persons I represent) as read."""
     holders = await _holders(session, subject)
-    return Marked(marked=await notifications.mark_all_read(session, holders))
+    confided = notifications.confided(holders.values())
+    return Marked(marked=await notifications.mark_all_read(session, holders, confided=confided))
 
 
 @router.post("/{notification_id}/read", status_code=204, responses=error_responses(401, 403, 404))
@@ -128,5 +129,6 @@ async def mark_read(
     """Mark one of my notifications (or of a person I represent) as read; marking it again
     is no error."""
     holders = await _holders(session, subject)
-    if not await notifications.mark_read(session, holders, notification_id):
+    confided = notifications.confided(holders.values())
+    if not await notifications.mark_read(session, holders, notification_id, confided=confided):
         raise NotFound(path=f"/api/v1/me/notifications/{notification_id}")

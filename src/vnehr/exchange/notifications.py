@@ -12,7 +12,7 @@ from typing import Any, Protocol
 
 import httpx
 import orjson
-from sqlalchemy import func, select, update
+from sqlalchemy import ColumnElement, and_, func, not_, select, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vnehr import facilities, identity, papers, records, sharing
@@ -450,6 +450,17 @@ def confided(holders: Collection[identity.Holder]) -> set[int]:
     return {h.id for h in holders if records.confiding(h, today)}
 
 
+def _visible(ids: Collection[int], confided: Collection[int]) -> ColumnElement[bool]:
+    """The notices of these persons the caller is shown: of the persons in ``confided``, not
+    those of sensitive visits. In SQL, so that a page is full, its cursor is of a shown
+    notice, and counting, marking read and reading are of the same rows."""
+    hidden = sorted(set(confided) & set(ids))
+    if not hidden:
+        return true()
+    sensitive = func.coalesce(Notification.params[SENSITIVE].as_boolean(), False)
+    return not_(and_(Notification.person_id.in_(hidden), sensitive))
+
+
 async def inbox(
     session: AsyncSession,
     person_ids: Collection[int],
@@ -461,12 +472,12 @@ async def inbox(
     """The notifications of these persons (the caller and whom they represent), newest first,
     a page at a time: keyset on the id, so that messages arriving meanwhile neither repeat nor
     hide older ones (an invalid cursor is ``InvalidCursor``). Of the persons in ``confided``,
-    notices of sensitive visits are left out, and not counted as unread (a page may then hold
-    fewer than ``limit``)."""
+    notices of sensitive visits are left out, and not counted as unread."""
     ids = sorted(set(person_ids))
+    shown = _visible(ids, confided)
     query = (
         select(Notification)
-        .where(Notification.person_id.in_(ids))
+        .where(Notification.person_id.in_(ids), shown)
         .order_by(Notification.id.desc())
         .limit(limit + 1)
     )
@@ -478,33 +489,33 @@ async def inbox(
     rows = rows[:limit]
     next_cursor = encode_cursor((rows[-1].id,)) if more and rows else None
     unread = await session.scalar(
-        select(func.count()).where(Notification.person_id.in_(ids), Notification.read_at.is_(None))
-    )
-    hidden = sorted(set(confided) & set(ids))
-    if hidden:
-        rows = [r for r in rows if not (r.person_id in hidden and r.params.get(SENSITIVE))]
-        unread_params = await session.scalars(
-            select(Notification.params).where(
-                Notification.person_id.in_(hidden), Notification.read_at.is_(None)
-            )
+        select(func.count()).where(
+            Notification.person_id.in_(ids), Notification.read_at.is_(None), shown
         )
-        unread = int(unread or 0) - sum(1 for p in unread_params if p.get(SENSITIVE))
+    )
     return InboxPage(rows, int(unread or 0), next_cursor)
 
 
 async def mark_read(
-    session: AsyncSession, person_ids: Collection[int], notification_id: int
+    session: AsyncSession,
+    person_ids: Collection[int],
+    notification_id: int,
+    *,
+    confided: Collection[int] = (),
 ) -> bool:
     """Mark a notification of these persons read. True when it is theirs, read now or before
     (marking twice is no error: two devices may both do it); False when it is nobody's of
-    theirs."""
+    theirs, or one the caller is not shown (``inbox``'s ``confided``): answered as one that
+    does not exist, and left unread for the young person."""
     ids = sorted(set(person_ids))
+    shown = _visible(ids, confided)
     result = await session.execute(
         update(Notification)
         .where(
             Notification.id == notification_id,
             Notification.person_id.in_(ids),
             Notification.read_at.is_(None),
+            shown,
         )
         .values(read_at=utcnow())
     )
@@ -512,19 +523,25 @@ async def mark_read(
         return True
     found = await session.scalar(
         select(Notification.id).where(
-            Notification.id == notification_id, Notification.person_id.in_(ids)
+            Notification.id == notification_id, Notification.person_id.in_(ids), shown
         )
     )
     return found is not None
 
 
-async def mark_all_read(session: AsyncSession, person_ids: Collection[int]) -> int:
-    """Mark every unread notification of these persons read; how many were."""
+async def mark_all_read(
+    session: AsyncSession, person_ids: Collection[int], *, confided: Collection[int] = ()
+) -> int:
+    """Mark every unread notification of these persons read that the caller is shown (of the
+    persons in ``confided``, not the notices of sensitive visits: they stay unread for the
+    young person); how many were."""
+    ids = sorted(set(person_ids))
     result = await session.execute(
         update(Notification)
         .where(
-            Notification.person_id.in_(sorted(set(person_ids))),
+            Notification.person_id.in_(ids),
             Notification.read_at.is_(None),
+            _visible(ids, confided),
         )
         .values(read_at=utcnow())
     )

@@ -630,19 +630,20 @@ ACT_REASON = "http://terminology.hl7.org/CodeSystem/v3-ActReason"
 PURPOSE = {"consent": "TREAT", "emergency": "ETREAT", "default": "TREAT"}
 
 
-def audit_event(row: Any, *, unnamed: bool = False) -> Resource:
+def audit_event(row: Any, *, unnamed: bool = False, bare: bool = False) -> Resource:
     """An audit row as a FHIR AuditEvent, shaped after IHE Basic Audit Log Patterns (BALP): a
     read of a patient's data is an ``IHE.BasicAudit.PatientRead`` (the client and the server
     as agents, the patient and the data as entities, the purpose of use). ``unnamed`` (a
     representative of a person of 16 or more, D109): the requestor is "a medical facility"
-    when a facility wrote the row (nobody when someone else did), and the data its type only."""
+    when a facility wrote the row (nobody when someone else did), and the data its type only.
+    ``bare``: the data its type only, the requestor named."""
     verb = row.action.rsplit(".", 1)[-1]
     action = {"read": "R", "exported": "R", "received": "C", "opened": "R"}.get(verb, "E")
     detail = row.detail or {}
     reading = action == "R" and row.person_id is not None
     purpose = PURPOSE.get(str(detail.get("basis") or ""), "PATRQT" if detail.get("as") else None)
     requestor: Resource = {"display": row.actor}
-    what = f"{row.object_type}/{row.object_id}"
+    what = row.object_type if bare else f"{row.object_type}/{row.object_id}"
     if unnamed:
         by_facility = (
             row.action in audit.READS

@@ -260,14 +260,20 @@ async def compartment(session: AsyncSession, scope: Scope, person_ids: list[int]
         if kept.person_id is not None:
             pool.person_ids.add(kept.person_id)
     if scope.is_citizen:
-        # a representative of a person of 16 or more reads who looked as the access log says
+        # a representative of a person of 16 or more reads who looked as the access log says;
+        # of a minor's (``confided``), reads only (a visit's arrival, a paper, an allergy
+        # written would count and date the visits left out), each object by its type (its id
+        # may be of a visit left out)
         confiding = {
             p: h for p, h in scope.holders.items() if h.relation is not None and h.confides(today)
         }
         for row in await audit.events_about(session, sorted(pool.person_ids)):
             holder = confiding.get(row.person_id or 0)
+            bare = scope.confided(row.person_id)
+            if bare and row.action not in audit.READS:
+                continue
             unnamed = holder is not None and not healthbook.names_reader(row, holder)
-            pool.add(mapping.audit_event(row, unnamed=unnamed))
+            pool.add(mapping.audit_event(row, unnamed=unnamed, bare=bare))
         now = utcnow()
         for directive in await sharing.directives_of(session, sorted(pool.person_ids)):
             # whom a person of 16 or more shares with is as confided as who looked (D116)
@@ -310,17 +316,24 @@ async def patients(
     insured visit whose row does not keep the cards of the version it points to (stored before
     migration 0024 and not yet filled, or corrected by the previous release). The reader's own
     visits, and a citizen's, are kept whatever they hold, and their timeline row carries the
-    person of the version it points to."""
+    person of the version it points to; but a representative of a person who may be 16 or
+    more (``Scope.confided``) gets no card of a visit the row knows to touch a sensitive
+    category, and one whose row does not know its version's categories is opened to judge it
+    (D132)."""
     pool = Pool()
     if scope.is_citizen:
         person_ids = [p for p in person_ids if p in scope.holders]
     await share(session, scope, person_ids)
     entries = [e for e in await records.entries_of(session, person_ids) if scope.may_see_entry(e)]
+    confided = {p for p in {e.person_id for e in entries} if scope.confided(p)}
+    # (an empty set of categories is a visit known to touch none; None, one to open)
+    entries = [e for e in entries if e.person_id not in confided or not records.row_categories(e)]
     opened = {
         e.version_id
         for e in entries
         if not (scope.is_citizen or e.facility_code == scope.facility_code)
         or (e.insured and e.insurance_cards_version != e.version_id)
+        or (e.person_id in confided and records.row_categories(e) is None)
     }
     versions = await records.versions_by_ids(session, sorted(opened))
     reached: set[int] = set()
@@ -493,6 +506,13 @@ async def read(session: AsyncSession, scope: Scope, type_: str, id_: str) -> tup
         # sent for another patient before a correction is that patient's
         if version.person_id != entry.person_id or not scope.keeps(src):
             raise UnknownResource(type=type_, id=id_)
+        if entry.version_id != version.id:
+            # nor an earlier version of a visit left out as it stands now (as ``history``)
+            current = await records.version_by_id(session, entry.version_id)
+            if current is None or not scope.keeps(
+                _source(entry, current, names.get(entry.facility_code))
+            ):
+                raise UnknownResource(type=type_, id=id_)
         for resource in mapping.visit_resources(src, await catalogs.codebook(session)):
             pool.add(resource)
         if entry.person_id is not None:

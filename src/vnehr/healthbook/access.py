@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from vnehr import audit, facilities, identity
+from vnehr import audit, facilities, identity, records
 from vnehr.healthbook import errors
 from vnehr.healthbook.schemas import FacilityRef
 from vnehr.kit.auth import Forbidden, Subject
@@ -86,7 +86,8 @@ async def access_log(
     """Reads of my record and of the records of those I represent, by anyone but me. Of a
     person of 16 or more whom I represent, a read by anyone but their representatives, the
     person and the department (``names_reader``) is "a medical facility", with no object: the
-    young person may have chosen that care in confidence."""
+    young person may have chosen that care in confidence. Of a minor's (``records.confiding``),
+    no read names its object (it may be a visit left out of their book)."""
     holders = {h.id: h for h in await identity.book_holders(session, subject)}
     rows = await audit.reads_about(
         session, list(holders), not_by=subject.label, limit=limit, before_id=before
@@ -99,12 +100,17 @@ async def access_log(
     for row in rows:
         relation = (row.detail or {}).get("as")
         who, what = readers[row.actor], f"{row.object_type}/{row.object_id}"
-        if row.person_id in confiding and not names_reader(row, holders[row.person_id]):
+        if row.person_id in confiding:
             # a representative reading the log of a person of 16 or more: that a facility
-            # looked, and when, but not which one nor what it read (its name, its staff's,
-            # or the visit it opened, may tell what care the young person chose in confidence)
-            what = row.object_type
-            who = _A_FACILITY
+            # looked, and when, but not which one (its name, its staff's, may tell what care
+            # the young person chose in confidence); of a minor's, what was read by its type
+            # (the department's copy of a visit left out would name it)
+            holder = holders[row.person_id]
+            if records.confiding(holder, today):
+                what = row.object_type
+            if not names_reader(row, holder):
+                what = row.object_type
+                who = _A_FACILITY
         entries.append(
             AccessEntry(
                 id=row.id,

@@ -167,20 +167,25 @@ async def _represented_page(
     session: AsyncSession, who: identity.Holder, key: tuple[datetime | None, int] | None, want: int
 ) -> list[Any]:
     """Up to ``want`` timeline rows of a represented person's book after ``key``: of a person
-    who may be 16 or more, without the visits ``records.withheld`` keeps from a representative
-    (their versions are opened to judge them, a page at a time; such reads are few)."""
+    who may be 16 or more, without the visits ``records.withheld`` keeps from a representative.
+    The database leaves out the rows known to touch a sensitive category (one statement
+    however many there are); a row that does not know its version's categories (not yet
+    filled, or corrected by the previous release) has its visit opened to judge it, a page
+    at a time, as before those were kept on the row."""
     today = today_in_vietnam()
     if not records.confiding(who, today):
         return await records.timeline_page(session, [who.id], after=key, limit=want)
     kept: list[Any] = []
     while len(kept) < want:
-        rows = await records.timeline_page(session, [who.id], after=key, limit=want)
-        # rows are read by position, in records.TIMELINE_COLUMNS order (id 0, ended 8, version 10)
-        versions = await records.versions_by_ids(session, [r[10] for r in rows])
+        rows = await records.timeline_page(session, [who.id], after=key, limit=want, confided=True)
+        # rows are read by position, in records.TIMELINE_COLUMNS order (id 0, ended 8,
+        # version 10), then whether the row does not know its version's categories (11)
+        versions = await records.versions_by_ids(session, [r[10] for r in rows if r[11]])
         kept += [
             r
             for r in rows
-            if not records.withheld(who, getattr(versions.get(r[10]), "tables", None), today)
+            if not r[11]
+            or not records.withheld(who, getattr(versions.get(r[10]), "tables", None), today)
         ]
         if len(rows) < want:
             break

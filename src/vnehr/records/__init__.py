@@ -1,7 +1,7 @@
 """Records: the longitudinal record (visit versions, stored canonically) and the timeline."""
 
 from vnehr.records.backfill import CardsFilled, fill_insurance_cards
-from vnehr.records.sensitive import SENSITIVE, confiding, withheld
+from vnehr.records.sensitive import SENSITIVE, confiding, row_categories, withheld
 from vnehr.records.sensitive import categories as sensitive_categories
 from vnehr.records.service import (
     TIMELINE_COLUMNS,
@@ -48,6 +48,7 @@ __all__ = [
     "first_versions",
     "lock_visits",
     "own_timeline",
+    "row_categories",
     "sensitive_categories",
     "store",
     "store_new_many",

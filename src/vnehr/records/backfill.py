@@ -1,11 +1,13 @@
-"""Filling the timeline's insurance cards of rows stored before migration 0024, or corrected by
-a process of the previous release during a rolling upgrade (D114): `vnehr db backfill-cards`.
+"""Filling the timeline's insurance cards (migration 0024, D114) and sensitive categories
+(0025, D132) of rows stored before, or corrected by a process of the previous release during a
+rolling upgrade: `vnehr db backfill-cards`.
 
-The migration only adds the columns; this walks the rows whose cards are missing or older than
-their version, a batch per transaction, while the service runs. The FHIR Patient is right
-without it (it opens the visit of such a row); it gets faster as rows are filled. A row whose
-stored tables cannot be read is logged (its id, no personal data) and left as it is; running
-again takes up what is left."""
+The migrations only add the columns; this walks the rows whose cards (of an insured visit) or
+categories are missing or older than their version, a batch per transaction, while the service
+runs. The FHIR Patient and a representative's timeline are right without it (they open the
+visit of such a row); they get faster as rows are filled. A row whose stored tables cannot be
+read is logged (its id, no personal data) and left as it is; running again takes up what is
+left."""
 
 from __future__ import annotations
 
@@ -13,12 +15,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import zstandard
-from sqlalchemy import LargeBinary, bindparam, or_, select, type_coerce, update
+from sqlalchemy import LargeBinary, and_, bindparam, or_, select, type_coerce, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vnehr.kit.db import Database, unpack_json
 from vnehr.kit.logging import get_logger
 from vnehr.records.models import TimelineEntry, VisitVersion
+from vnehr.records.sensitive import as_kept
 from vnehr.records.service import insurance_cards
 
 log = get_logger("vnehr.records")
@@ -29,7 +32,7 @@ MAX_BATCH = 10_000
 
 @dataclass(frozen=True, slots=True)
 class CardsFilled:
-    #: rows whose cards are now those of their current version
+    #: rows whose cards and sensitive categories are now those of their current version
     filled: int
     #: rows left as they were: their stored tables cannot be read
     skipped: int
@@ -46,8 +49,8 @@ class _Batch:
 
 async def _fill_batch(session: AsyncSession, after: int, limit: int) -> _Batch:
     """Fill up to ``limit`` rows with an id above ``after``, in the caller's transaction. Only
-    insured rows have cards; a row is written only if it still points to the version read
-    (one corrected meanwhile is already right)."""
+    insured rows have cards to be missing; every row has its categories; a row is written only
+    if it still points to the version read (one corrected meanwhile is already right)."""
     timeline: Any = TimelineEntry.__table__
     t = timeline.c
     v = VisitVersion.__table__.c
@@ -58,8 +61,18 @@ async def _fill_batch(session: AsyncSession, after: int, limit: int) -> _Batch:
             .select_from(timeline.join(VisitVersion.__table__, v.id == t.version_id))
             .where(
                 t.id > after,
-                t.insured.is_(True),
-                or_(t.insurance_cards_version.is_(None), t.insurance_cards_version != t.version_id),
+                or_(
+                    and_(
+                        t.insured.is_(True),
+                        or_(
+                            t.insurance_cards_version.is_(None),
+                            t.insurance_cards_version != t.version_id,
+                        ),
+                    ),
+                    t.sensitive_version.is_(None),
+                    t.sensitive_version != t.version_id,
+                    t.sensitive_categories.is_(None),
+                ),
             )
             .order_by(t.id)
             .limit(limit)
@@ -75,6 +88,7 @@ async def _fill_batch(session: AsyncSession, after: int, limit: int) -> _Batch:
             if not isinstance(tables, dict):
                 raise ValueError("not a document of tables")
             cards = insurance_cards(tables)
+            kept = as_kept(tables)
         except (zstandard.ZstdError, ValueError, LookupError, TypeError, AttributeError) as exc:
             log.warning(
                 "timeline_cards_unreadable",
@@ -84,20 +98,26 @@ async def _fill_batch(session: AsyncSession, after: int, limit: int) -> _Batch:
             )
             skipped += 1
             continue
-        changed.append({"key": entry_id, "seen": version_id, "cards": cards})
+        changed.append({"key": entry_id, "seen": version_id, "cards": cards, "kept": kept})
     if changed:
         await session.execute(
             update(timeline)
             .where(t.id == bindparam("key"), t.version_id == bindparam("seen"))
-            .values(insurance_cards=bindparam("cards"), insurance_cards_version=bindparam("seen")),
+            .values(
+                insurance_cards=bindparam("cards"),
+                insurance_cards_version=bindparam("seen"),
+                sensitive_categories=bindparam("kept"),
+                sensitive_version=bindparam("seen"),
+            ),
             changed,
         )
     return _Batch(len(rows), len(changed), skipped, rows[-1][0])
 
 
 async def fill_insurance_cards(db: Database, *, batch: int = DEFAULT_BATCH) -> CardsFilled:
-    """Fill the insurance cards of every timeline row that lacks those of its version, ``batch``
-    rows per transaction (each committed: an interruption loses at most one batch)."""
+    """Fill the insurance cards and sensitive categories of every timeline row that lacks those
+    of its version, ``batch`` rows per transaction (each committed: an interruption loses at
+    most one batch)."""
     if not 1 <= batch <= MAX_BATCH:
         raise ValueError(f"a batch is 1 to {MAX_BATCH} rows")
     filled = skipped = batches = 0

@@ -69,6 +69,21 @@ def categories(tables: Any) -> set[str]:
     return found
 
 
+def as_kept(tables: Any) -> str:
+    """The categories as a timeline row keeps them: sorted, ";"-separated, "" for none."""
+    return ";".join(sorted(categories(tables)))
+
+
+def row_categories(row: Any) -> frozenset[str] | None:
+    """The sensitive categories a timeline row keeps for the version it points to; None when
+    it does not know them (stored before migration 0025 and not yet filled, or corrected by a
+    process of the previous release, which moves ``version_id`` only): the visit is to be
+    opened to judge it."""
+    if row.sensitive_categories is None or row.sensitive_version != row.version_id:
+        return None
+    return frozenset(c for c in row.sensitive_categories.split(";") if c)
+
+
 def confiding(holder: identity.Holder, on: date) -> bool:
     """Whether the caller reads ``holder``'s book as the representative of a minor who may be
     16 or more on ``on`` (``Holder.confides``, as D106 and D109 reckon it): a parent, or a

@@ -34,6 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from vnehr import identity
 from vnehr.kit.db import FastReads, Packed, copy_objects, hot_fetch, new_row
 from vnehr.records.models import TimelineEntry, VisitVersion
+from vnehr.records.sensitive import as_kept
 
 Outcome = Literal["new", "changed", "unchanged"]
 _EPOCH = datetime(1900, 1, 1, tzinfo=UTC)
@@ -115,7 +116,8 @@ def _hot_statements() -> dict[str, Any]:
     timeline_columns = [
         "person_id", "facility_code", "visit_key", "version_id", "care_type", "main_diagnosis",
         "outcome", "insured", "started_at", "ended_at", "version", "updated_at",
-        "insurance_cards", "insurance_cards_version",
+        "insurance_cards", "insurance_cards_version", "sensitive_categories",
+        "sensitive_version",
     ]  # fmt: skip
     found = {
         "current": select(v.id, v.version, v.content_sha256, v.submission_id)
@@ -336,6 +338,10 @@ def _timeline_values(data: VisitData, version_id: int, version: int) -> dict[str
         # cards of an older version, and the reader then opens the visit, D114)
         "insurance_cards": insurance_cards(data.tables),
         "insurance_cards_version": version_id,
+        # (so too the sensitive categories: a representative's page leaves those rows out
+        # without opening their visits, D132)
+        "sensitive_categories": as_kept(data.tables),
+        "sensitive_version": version_id,
     }
 
 
@@ -428,13 +434,29 @@ async def timeline_page(
     *,
     after: TimelineKey | None,
     limit: int,
+    confided: bool = False,
 ) -> list[Any]:
     """Visits of these persons (a list of ids, or a scalar subquery giving one), newest first
     (by end of visit, a visit without an end first, then id); keyset paging with ``after`` =
     (ended_at, id) of the last row seen. Core rows with the timeline's columns: this is the
-    health book's hot read."""
+    health book's hot read.
+
+    ``confided``: without the rows known to touch a sensitive category (their version's, kept
+    on the row), each row with one more column after those: true when the row does not know
+    its version's categories (``records.row_categories`` is None), whose visit is to be opened."""
     t = TimelineEntry.__table__.c
     stmt = select(*[t[name] for name in TIMELINE_COLUMNS])
+    if confided:
+        known = and_(t.sensitive_version == t.version_id, t.sensitive_categories.is_not(None))
+        unjudged = case((known, literal_column("0")), else_=literal_column("1"))
+        stmt = stmt.add_columns(unjudged.label("unjudged")).where(
+            or_(
+                t.sensitive_version.is_(None),
+                t.sensitive_version != t.version_id,
+                t.sensitive_categories.is_(None),
+                t.sensitive_categories == "",
+            )
+        )
     if isinstance(persons, list):
         stmt = stmt.where(t.person_id.in_(persons))
     else:

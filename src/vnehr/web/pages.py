@@ -380,7 +380,8 @@ async def portal_read_all(
     try:
         check_csrf(_settings(request), request, csrf)
         holders = await identity.book_holders(session, who)
-        await exchange.mark_all_read(session, [h.id for h in holders])
+        confided = exchange.confided(holders)
+        await exchange.mark_all_read(session, [h.id for h in holders], confided=confided)
     except VnehrError as exc:
         return _error_page(request, exc)
     return RedirectResponse("/portal", status_code=303)
