@@ -79,11 +79,11 @@ def test_0025_adds_the_columns_and_the_backfill_fills_them(
         assert "4 timeline row(s) filled" in done.output
         assert "1 skipped" in done.output
         assert asyncio.run(_rows(url)) == {
-            1: ("", 1, None),
-            2: ("mental", 2, None),
-            3: ("hiv;reproductive;tb", 3, None),
+            1: ("2|", 1, None),
+            2: ("2|mental", 2, None),
+            3: ("2|hiv;reproductive;tb", 3, None),
             4: (None, None, None),
-            5: ("", 5, "GD4010124121005"),
+            5: ("2|", 5, "GD4010124121005"),
         }
         again = runner.invoke(cli, ["db", "backfill-cards"])
         assert again.exit_code == 0, again.output

@@ -12,7 +12,7 @@ from typing import Any, Protocol
 
 import httpx
 import orjson
-from sqlalchemy import ColumnElement, and_, func, not_, select, true, update
+from sqlalchemy import ColumnElement, and_, case, func, not_, or_, select, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vnehr import facilities, identity, papers, records, sharing
@@ -173,11 +173,17 @@ async def _earlier(session: AsyncSession, event: OutboxEvent) -> _Earlier:
 async def _sensitive(session: AsyncSession, kind: str, payload: dict[str, Any]) -> bool:
     """Whether a notice concerns a visit touching a sensitive category (D35): a new visit, or
     a paper issued from one (a birth certificate always: the birth is reproductive health).
-    A visit that cannot be read counts as sensitive (it cannot be judged, D98)."""
+    A visit that cannot be read counts as sensitive (it cannot be judged, D98). A new visit
+    is judged by the version the event names and by the visit as it stands now: corrected
+    into a category before the notice went out, it is not told (the inbox follows later
+    corrections, ``_visible``)."""
     if kind == "visit":
         version_id = payload.get("version_id")
         version = await records.version_by_id(session, int(version_id)) if version_id else None
-        return version is None or bool(sharing.categories(version.tables))
+        if version is None or sharing.categories(version.tables):
+            return True
+        current = await records.current_version(session, version.facility_code, version.visit_key)
+        return current is None or bool(sharing.categories(current.tables))
     if kind == "paper":
         if payload.get("kind") == "birth":
             return True
@@ -188,6 +194,24 @@ async def _sensitive(session: AsyncSession, kind: str, payload: dict[str, Any]) 
         visit = await records.current_version(session, paper.facility_code, paper.visit_key)
         return visit is not None and bool(sharing.categories(visit.tables))
     return False
+
+
+#: The parameters of a paper's notice naming the visit it was issued with (facility code and
+#: visit key; "" for a paper issued without one).
+PAPER_FACILITY, PAPER_VISIT = "visit_facility", "visit_key"
+
+
+async def _paper_visit(session: AsyncSession, payload: dict[str, Any]) -> dict[str, str]:
+    """The visit a paper was issued with, as its notice keeps it; nothing for a paper that
+    cannot be found (the notice then cannot be judged, and a representative of a person of
+    16 or more is not shown it)."""
+    paper_id = payload.get("paper_id")
+    paper = await papers.by_id(session, str(paper_id)) if paper_id else None
+    if paper is None:
+        return {}
+    if not paper.visit_key:
+        return {PAPER_FACILITY: "", PAPER_VISIT: ""}
+    return {PAPER_FACILITY: paper.facility_code, PAPER_VISIT: paper.visit_key}
 
 
 #: Kinds whose push to a representative leaves the facility out: who opened or read the record
@@ -281,6 +305,10 @@ async def _notify(
     recorded (``refused``); when some pushes fail otherwise, every other phone is told all the
     same and ``DeliveryFailed(partial=True)`` keeps the inbox row and the list of those told, so
     that the retry (or the replay of a dead letter) tells only the rest."""
+    if kind == "paper":
+        # the visit the paper was issued with, if any ("" for none): the inbox judges the
+        # notice by that visit as it stands when read (``_visible``)
+        params = {**params, **await _paper_visit(session, event.payload)}
     if await _sensitive(session, kind, event.payload):
         # kept on the row: the inbox leaves it out for a representative of a person who may
         # be 16 or more, long after the event and its visit's version are gone
@@ -452,13 +480,32 @@ def confided(holders: Collection[identity.Holder]) -> set[int]:
 
 def _visible(ids: Collection[int], confided: Collection[int]) -> ColumnElement[bool]:
     """The notices of these persons the caller is shown: of the persons in ``confided``, not
-    those of sensitive visits. In SQL, so that a page is full, its cursor is of a shown
-    notice, and counting, marking read and reading are of the same rows."""
+    those marked sensitive when told, and not those of a visit (or of a paper issued with
+    one) whose timeline row does not know, today, that the visit touches no sensitive
+    category (``records.known_plain``): a visit corrected into a category since, a row not
+    yet filled or kept by an older classification, a notice stored before the marks (D132),
+    a paper notice that names no visit. In SQL, one statement, so that a page is full, its
+    cursor is of a shown notice, and counting, marking read and reading are of the same
+    rows."""
     hidden = sorted(set(confided) & set(ids))
     if not hidden:
         return true()
-    sensitive = func.coalesce(Notification.params[SENSITIVE].as_boolean(), False)
-    return not_(and_(Notification.person_id.in_(hidden), sensitive))
+    params = Notification.params
+    marked = func.coalesce(params[SENSITIVE].as_boolean(), False)
+    visit_key = params[PAPER_VISIT].as_string()
+    facility = case(
+        (Notification.kind == "paper", params[PAPER_FACILITY].as_string()),
+        else_=params["facility"].as_string(),
+    )
+    plain = records.known_plain(Notification.person_id, facility, visit_key)
+    unjudged = or_(
+        and_(Notification.kind == "visit", not_(plain)),
+        and_(
+            Notification.kind == "paper",
+            or_(visit_key.is_(None), and_(visit_key != "", not_(plain))),
+        ),
+    )
+    return not_(and_(Notification.person_id.in_(hidden), or_(marked, unjudged)))
 
 
 async def inbox(

@@ -3,7 +3,8 @@
 rolling upgrade: `vnehr db backfill-cards`.
 
 The migrations only add the columns; this walks the rows whose cards (of an insured visit) or
-categories are missing or older than their version, a batch per transaction, while the service
+categories are missing or older than their version (the categories also when kept by an older
+classification, ``sensitive.CLASSIFICATION``), a batch per transaction, while the service
 runs. The FHIR Patient and a representative's timeline are right without it (they open the
 visit of such a row); they get faster as rows are filled. A row whose stored tables cannot be
 read is logged (its id, no personal data) and left as it is; running again takes up what is
@@ -15,13 +16,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import zstandard
-from sqlalchemy import LargeBinary, and_, bindparam, or_, select, type_coerce, update
+from sqlalchemy import LargeBinary, and_, bindparam, not_, or_, select, type_coerce, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vnehr.kit.db import Database, unpack_json
 from vnehr.kit.logging import get_logger
 from vnehr.records.models import TimelineEntry, VisitVersion
-from vnehr.records.sensitive import as_kept
+from vnehr.records.sensitive import as_kept, kept_prefix
 from vnehr.records.service import insurance_cards
 
 log = get_logger("vnehr.records")
@@ -72,6 +73,8 @@ async def _fill_batch(session: AsyncSession, after: int, limit: int) -> _Batch:
                     t.sensitive_version.is_(None),
                     t.sensitive_version != t.version_id,
                     t.sensitive_categories.is_(None),
+                    # kept by an older classification (the lists changed since)
+                    not_(t.sensitive_categories.startswith(kept_prefix())),
                 ),
             )
             .order_by(t.id)

@@ -85,9 +85,11 @@ class TimelineEntry(Base):
     #: previous release during a rolling upgrade, have it NULL or older: the visit is opened.
     insurance_cards: Mapped[str | None] = mapped_column(Text)
     insurance_cards_version: Mapped[int | None] = mapped_column(BigId)
-    #: The sensitive categories (D35) version ``sensitive_version`` touches (sorted,
-    #: ";"-separated; "" for none): a representative of a person of 16 or 17 gets a page of
-    #: the timeline without opening the visits it leaves out (D132). Rows stored before 0025,
-    #: or corrected by the previous release, have it NULL or older: the visit is opened.
+    #: The sensitive categories (D35) version ``sensitive_version`` touches, after the number
+    #: of the classification that read them ("2|hiv;mental", sorted, ";"-separated; "2|" for
+    #: none): a representative of a person of 16 or 17 gets a page of the timeline without
+    #: opening the visits it leaves out (D132). Rows stored before 0025, corrected by the
+    #: previous release, or kept by an older classification (``records.sensitive``) have it
+    #: NULL, older or of another number: the visit is opened.
     sensitive_categories: Mapped[str | None] = mapped_column(Text)
     sensitive_version: Mapped[int | None] = mapped_column(BigId)

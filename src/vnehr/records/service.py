@@ -17,9 +17,11 @@ from sqlalchemy import (
     bindparam,
     case,
     cast,
+    exists,
     func,
     insert,
     literal_column,
+    not_,
     or_,
     select,
     text,
@@ -34,7 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from vnehr import identity
 from vnehr.kit.db import FastReads, Packed, copy_objects, hot_fetch, new_row
 from vnehr.records.models import TimelineEntry, VisitVersion
-from vnehr.records.sensitive import as_kept
+from vnehr.records.sensitive import as_kept, kept_prefix
 
 Outcome = Literal["new", "changed", "unchanged"]
 _EPOCH = datetime(1900, 1, 1, tzinfo=UTC)
@@ -447,14 +449,17 @@ async def timeline_page(
     t = TimelineEntry.__table__.c
     stmt = select(*[t[name] for name in TIMELINE_COLUMNS])
     if confided:
-        known = and_(t.sensitive_version == t.version_id, t.sensitive_categories.is_not(None))
+        known = and_(
+            t.sensitive_version == t.version_id, t.sensitive_categories.startswith(kept_prefix())
+        )
         unjudged = case((known, literal_column("0")), else_=literal_column("1"))
         stmt = stmt.add_columns(unjudged.label("unjudged")).where(
             or_(
                 t.sensitive_version.is_(None),
                 t.sensitive_version != t.version_id,
                 t.sensitive_categories.is_(None),
-                t.sensitive_categories == "",
+                not_(t.sensitive_categories.startswith(kept_prefix())),
+                t.sensitive_categories == kept_prefix(),
             )
         )
     if isinstance(persons, list):
@@ -465,6 +470,23 @@ async def timeline_page(
         stmt = stmt.where(_after_key(after[0], after[1], after[0] is None))
     stmt = stmt.order_by(*_newest_first()).limit(limit)
     return list((await session.execute(stmt)).all())
+
+
+def known_plain(person_id: Any, facility_code: Any, visit_key: Any) -> ColumnElement[bool]:
+    """In SQL (each argument a column or value of the caller's statement): the person's visit
+    has a timeline row that knows its current version touches no sensitive category (by
+    today's classification, ``records.row_categories`` an empty set). False for a visit
+    known to touch one, one not known (a row not filled, or kept by an older version or
+    classification) and one that is not there: what a representative of a person of 16 or
+    17 may be told of (D132)."""
+    t = TimelineEntry.__table__.c
+    return exists().where(
+        t.person_id == person_id,
+        t.facility_code == facility_code,
+        t.visit_key == visit_key,
+        t.sensitive_version == t.version_id,
+        t.sensitive_categories == kept_prefix(),
+    )
 
 
 def _own_timeline(paged: str | None) -> Any:
