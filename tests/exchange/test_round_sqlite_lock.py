@@ -9,18 +9,20 @@ from __future__ import annotations
 
 import asyncio
 import random
+import sqlite3
 import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
 from joserfc import jwt
 from joserfc.jwk import ECKey
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from tests.submissions.test_intake import ADMIN, ASSERTION, send, visit
 from vnehr import catalogs, exchange, facilities
@@ -66,6 +68,7 @@ class Hub:
     bhxh: exchange.BhxhClient
     code: str
     headers: dict[str, str]
+    path: Path  # the SQLite file
 
     def consumers(self) -> exchange.Consumers:
         return {
@@ -162,7 +165,7 @@ async def hub(tmp_path: Path) -> AsyncIterator[Hub]:
             await bhxh.token()  # the file, not the token, is what the portal is slow with
             config.faults.latency_seconds = LATENCY
             try:
-                yield Hub(db, http, config, transport, bhxh, code, headers)
+                yield Hub(db, http, config, transport, bhxh, code, headers, tmp_path / "hub.db")
             finally:
                 queue = getattr(app.state, "intake_queue", None)
                 if queue is not None:
@@ -236,3 +239,146 @@ async def test_the_claims_of_a_worker_that_died_run_out_and_are_delivered(
     assert await exchange.deliver_once(hub.db, hub.consumers(), policy) == 1
     assert await hub.count(BhxhReceipt) == 1
     assert await hub.count(OutboxEvent, OutboxEvent.status == "delivered") == 1
+
+
+async def another_writer(path: Path, seconds: float) -> asyncio.Task[None]:
+    """Another process's write transaction on the file (another worker recording, an import),
+    held for ``seconds``; returns once it holds the write lock."""
+    loop = asyncio.get_running_loop()
+    held = asyncio.Event()
+
+    def hold() -> None:
+        connection = sqlite3.connect(path, timeout=30, isolation_level=None)
+        try:
+            connection.execute("BEGIN IMMEDIATE")
+            loop.call_soon_threadsafe(held.set)
+            time.sleep(seconds)
+            connection.execute("ROLLBACK")
+        finally:
+            connection.close()
+
+    holder = asyncio.create_task(asyncio.to_thread(hold))
+    await asyncio.wait_for(held.wait(), timeout=10)
+    return holder
+
+
+async def wait_for_the_lock_at_most(hub: Hub, seconds: float) -> None:
+    """The hub's busy timeout (30 s in service) shortened, so that a test takes seconds."""
+    engine = hub.db.engine
+    assert engine is not None
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def wait_less(dbapi_connection: Any, _record: object) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout={int(seconds * 1000)}")
+        cursor.close()
+
+    await engine.dispose()  # the connections opened from now on
+
+
+async def portal_received(hub: Hub) -> int:
+    return len((await hub.bhxh.http.get("http://portal/sim/bhxh/_sim/received")).json())
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+async def test_a_claim_lasts_from_when_the_write_lock_was_taken(backend: str, hub: Hub) -> None:
+    one = await send(hub.http, hub.headers, synth.envelope([visit(hub.code, 1)], hub.code))
+    assert one.status_code == 201, one.text
+    hub.portal.faults.latency_seconds = 1.5
+    policy = exchange.Policy(claim_seconds=3.0)
+    started = time.monotonic()
+    # another writer holds the file for most of a claim's length as the round begins
+    holder = await another_writer(hub.path, 2.5)
+    delivering = asyncio.create_task(exchange.deliver_once(hub.db, hub.consumers(), policy))
+    await asyncio.wait_for(hub.transport.sent.wait(), timeout=10)
+    # a claim's length after the round began, but not after it claimed: a second worker
+    # must still find the event claimed while the portal answers the first
+    await asyncio.sleep(max(started + 3.2 - time.monotonic(), 0))
+    assert not hub.transport.answered.is_set()
+    assert await exchange.deliver_once(hub.db, hub.consumers(), policy) == 0
+    assert await delivering == 1
+    await holder
+    assert await portal_received(hub) == 1
+    assert await hub.count(BhxhReceipt) == 1
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+async def test_answers_are_recorded_when_the_file_is_busy_as_the_round_ends(
+    backend: str, hub: Hub
+) -> None:
+    await wait_for_the_lock_at_most(hub, 0.5)
+    one = await send(hub.http, hub.headers, synth.envelope([visit(hub.code, 1)], hub.code))
+    assert one.status_code == 201, one.text
+    hub.portal.faults.latency_seconds = 1.0
+    policy = exchange.Policy(claim_seconds=6.0)
+    delivering = asyncio.create_task(exchange.deliver_once(hub.db, hub.consumers(), policy))
+    await asyncio.wait_for(hub.transport.sent.wait(), timeout=10)
+    # another writer holds the file from before the portal answers until longer than the
+    # busy timeout after: the round's first try to record the answer finds the file locked
+    holder = await another_writer(hub.path, 1.75)
+    assert await delivering == 1
+    await holder
+    assert await hub.count(BhxhReceipt) == 1
+    bhxh = (DeliveryAttempt.target == "bhxh", DeliveryAttempt.outcome == "delivered")
+    assert await hub.count(DeliveryAttempt, *bhxh) == 1
+    # the answer is recorded: the file is not sent again
+    hub.portal.faults.latency_seconds = 0
+    await asyncio.sleep(policy.claim_seconds / 3)
+    await exchange.deliver_once(hub.db, hub.consumers(), policy)
+    assert await portal_received(hub) == 1
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+async def test_a_renewal_ending_as_the_calls_end_leaves_the_round_its_claim(
+    backend: str, hub: Hub
+) -> None:
+    engine = hub.db.engine
+    assert engine is not None
+    renewals = "UPDATE OUTBOX_EVENT SET NEXT_ATTEMPT_AT"
+
+    @event.listens_for(engine.sync_engine, "before_cursor_execute")
+    def mark(conn: Any, _cursor: object, sql: str, *_: object) -> None:
+        if sql.lstrip().upper().startswith(renewals):
+            conn.info["renewal"] = True
+
+    @event.listens_for(engine.sync_engine, "commit")
+    def slow(conn: Any) -> None:
+        if conn.info.pop("renewal", False):
+            time.sleep(0.3)  # a slow disk: the renewal's commit ends as the portal answers
+
+    one = await send(hub.http, hub.headers, synth.envelope([visit(hub.code, 1)], hub.code))
+    assert one.status_code == 201, one.text
+    hub.portal.faults.latency_seconds = 0.6
+    policy = exchange.Policy(claim_seconds=1.5)  # renewed after 0.5 s
+    assert await exchange.deliver_once(hub.db, hub.consumers(), policy) == 1
+    assert await hub.count(BhxhReceipt) == 1
+    # after the claim would have run out, the next round has nothing to send again
+    hub.portal.faults.latency_seconds = 0
+    await asyncio.sleep(policy.claim_seconds + 0.2)
+    await exchange.deliver_once(hub.db, hub.consumers(), policy)
+    assert await portal_received(hub) == 1
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+async def test_a_round_sends_no_file_its_claim_may_not_outlast(backend: str, hub: Hub) -> None:
+    await wait_for_the_lock_at_most(hub, 0.5)
+    files = synth.envelope([visit(hub.code, 1), visit(hub.code, 2)], hub.code)
+    assert (await send(hub.http, hub.headers, files)).status_code == 201
+    hub.portal.faults.latency_seconds = 2.2
+    policy = exchange.Policy(claim_seconds=3.0)  # renewed after 1 s
+    started = time.monotonic()
+    delivering = asyncio.create_task(exchange.deliver_once(hub.db, hub.consumers(), policy))
+    await asyncio.wait_for(hub.transport.sent.wait(), timeout=10)
+    await asyncio.sleep(0.5)
+    # another writer holds the file past the claim's end: no renewal gets through, and when
+    # the first answer comes back less than a renewal period of the claim is left
+    holder = await another_writer(hub.path, 3.0)
+    await holder
+    await asyncio.sleep(max(started + 3.8 - time.monotonic(), 0))
+    hub.portal.faults.latency_seconds = 0
+    # a second worker, after the first one's claim ran out
+    await exchange.deliver_once(hub.db, hub.consumers(), policy)
+    await delivering
+    await exchange.deliver_once(hub.db, hub.consumers(), policy)
+    assert await portal_received(hub) == 2  # each visit once
+    assert await hub.count(BhxhReceipt) == 2

@@ -17,12 +17,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import sqlite3
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy import and_, exists, func, select, update
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -106,9 +108,15 @@ class Policy:
     keep_days: int = 30
     prune_every_seconds: float = 3600.0
     prune_batch: int = 1000
-    #: SQLite (D126): a round's claim on its events lasts this long, renewed every third of it
-    #: while the round runs; the events of a worker that died are due again when it runs out
-    claim_seconds: float = 30.0
+    #: SQLite (D126, D129): a round's claim on its events lasts this long from when the write
+    #: lock was taken, renewed a third of it after each claim or renewal while the round runs;
+    #: the events of a worker that died are due again when it runs out. Above the busy timeout
+    #: (30 s) plus a third: a renewal that waits the whole busy timeout for the lock still
+    #: ends before the claim does.
+    claim_seconds: float = 60.0
+    #: SQLite: the tries of a round's recording transaction that finds the file locked, while
+    #: the portal's answers are in hand (each try waits up to the busy timeout)
+    record_tries: int = 3
 
     def delay(self, attempts: int, rng: random.Random) -> timedelta:
         base = min(self.backoff_seconds * 2 ** (attempts - 1), self.max_backoff_seconds)
@@ -234,7 +242,8 @@ _Outcome = tuple[datetime, _Result]
 
 async def _claim(session: AsyncSession, policy: Policy, limit: int) -> _Claim | None:
     """Claim what is due (SQLite); committed by the caller before anything is sent."""
-    now = utcnow()
+    await session.connection()  # BEGIN IMMEDIATE: may wait up to the busy timeout for the lock
+    now = utcnow()  # the claim lasts from when the lock is held, not from before the wait
     events = await due_events(session, now, limit)
     if not events:
         return None
@@ -254,21 +263,48 @@ def _ours(claim: _Claim) -> Any:
     )
 
 
-async def _renew(db: Database, claim: _Claim, policy: Policy, turn: asyncio.Lock) -> None:
-    """Keep the claim while the round runs (a portal call may take longer than the claim)."""
+def _period(policy: Policy) -> timedelta:
+    """How often a claim is renewed; a call is not begun with less than this left."""
+    return timedelta(seconds=policy.claim_seconds / 3)
+
+
+def _left(claim: _Claim) -> timedelta:
+    return claim.until - utcnow()
+
+
+async def _renew(
+    db: Database, claim: _Claim, policy: Policy, turn: asyncio.Lock, stop: asyncio.Event
+) -> None:
+    """Keep the claim while the round runs (a portal call may take longer than the claim),
+    until ``stop`` is set. Stopped by the flag, never cancelled: a pass that committed its
+    renewal also sets ``claim.until``, or the round would not know its own claim."""
+    period = _period(policy)
+    pause = timedelta(0)
     while True:
-        await asyncio.sleep(policy.claim_seconds / 3)
+        # a period after the claim's (renewed) start, not after the last pass ended: a pass
+        # that waited for the write lock does not push the next one back
+        due = claim.until - timedelta(seconds=policy.claim_seconds) + period
+        wait = max((due - utcnow()).total_seconds(), pause.total_seconds(), 0.0)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=wait)
         async with turn:
-            until = utcnow() + timedelta(seconds=policy.claim_seconds)
+            if stop.is_set():
+                return
             try:
                 async with db.session() as session:
+                    await session.connection()  # BEGIN IMMEDIATE (may wait for the lock)
+                    until = utcnow() + timedelta(seconds=policy.claim_seconds)
                     renewed = await session.execute(
                         update(OutboxEvent).where(_ours(claim)).values(next_attempt_at=until)
                     )
-            except Exception as exc:  # noqa: BLE001 - the claim runs out as it is: call no more
+            except Exception as exc:  # noqa: BLE001 - kept as it is; the calls stop before it ends
                 log.warning("delivery_claim_not_renewed", error=type(exc).__name__)
-                claim.lost = True
-                return
+                if _left(claim) <= timedelta(0):
+                    claim.lost = True  # run out: another worker may have it now
+                    return
+                pause = min(period, _left(claim))  # then try again
+                continue
+            pause = timedelta(0)
             if int(renewed.rowcount or 0) < len(claim.events):  # type: ignore[attr-defined]
                 claim.lost = True  # (a pause longer than the claim): call no more
             claim.until = until
@@ -289,22 +325,24 @@ async def _deliver_apart(
     then one short transaction recording every attempt, the other consumers' work and the
     deferred consumers' writes (D121: once a round, right before the commit)."""
     outcomes: dict[tuple[int, str], _Outcome] = {}
-    turn = asyncio.Lock()  # the renewal and the reads take turns (one connection in tests)
-    renewing = asyncio.create_task(_renew(db, claim, policy, turn))
+    # the renewal, the reads and the recording take turns: the recording reads the claim's
+    # ``until`` that the renewal sets (and tests have one connection)
+    turn = asyncio.Lock()
+    stop = asyncio.Event()
+    renewing = asyncio.create_task(_renew(db, claim, policy, turn, stop))
     try:
         try:
             for event in claim.events:
                 for name, handler in consumers.get(event.topic, {}).items():
-                    if claim.lost:
-                        break
+                    if claim.lost or _left(claim) < _period(policy):
+                        break  # (a renewal waiting for the lock): the claim may run out mid-call
                     if isinstance(handler, Remote) and name not in claim.done[event.event_id]:
                         outcomes[(event.id, name)] = await _call(db, event, handler, turn)
+            # renewed meanwhile: tries that find the file locked do not cost the claim
+            return await _record_retrying(db, claim, outcomes, consumers, policy, rng, turn)
         finally:
-            renewing.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await renewing
-        async with db.session() as session:
-            return await _record(session, claim, outcomes, consumers, policy, rng)
+            stop.set()
+            await renewing  # its current pass ends with ``claim.until`` set
     except BaseException:
         # ended early (stopped, the database lost): what was claimed is due again now, and
         # resent only if its answer was not recorded (at least once, D25)
@@ -328,6 +366,41 @@ async def _call(db: Database, event: OutboxEvent, handler: Remote, turn: asyncio
         if database_lost(bug) is not None:
             raise  # not the event's fault: the round ends, the loop waits (D101)
         return started, DeliveryFailed(f"consumer error: {type(bug).__name__}: {bug}")
+
+
+async def _record_retrying(
+    db: Database,
+    claim: _Claim,
+    outcomes: dict[tuple[int, str], _Outcome],
+    consumers: Consumers,
+    policy: Policy,
+    rng: random.Random,
+    turn: asyncio.Lock,
+) -> int:
+    """The recording transaction, tried again while the file is locked past the busy timeout
+    (another writer): the answers are only in memory, and a round that gives up has its files
+    sent again. Safe to repeat: a failed try wrote nothing, and each try writes only events
+    whose claim is still this round's."""
+    tried = 1
+    while True:
+        try:
+            async with turn, db.session() as session:
+                return await _record(session, claim, outcomes, consumers, policy, rng)
+        except OperationalError as exc:
+            if tried >= policy.record_tries or not _locked(exc):
+                raise
+        log.warning("delivery_record_retried", tried=tried, answers=len(outcomes))
+        tried += 1
+
+
+def _locked(exc: OperationalError) -> bool:
+    """SQLite's "database is locked": the write lock still held after the busy timeout."""
+    code = getattr(exc.orig, "sqlite_errorcode", None)
+    return (
+        isinstance(exc.orig, sqlite3.Error)
+        and code is not None
+        and code & 0xFF == sqlite3.SQLITE_BUSY
+    )
 
 
 async def _record(
