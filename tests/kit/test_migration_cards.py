@@ -29,6 +29,23 @@ _ENTRY = (
 _DAMAGED = b"\x28\xb5\x2f\xfd damaged"
 
 
+async def stored_at(url: str, revision: str, visits: dict[int, tuple[bool, bytes]]) -> None:
+    """The schema at ``revision``, holding one visit and its timeline row per ``visits`` entry
+    (id: insured, packed tables), written as a release of that revision wrote them."""
+    await upgrade(url, revision)
+    engine = create_engine(url)
+    try:
+        async with engine.begin() as connection:
+            for key, (insured, packed) in visits.items():
+                values = {"id": key, "key": f"LK{key}", "insured": insured}
+                await connection.execute(
+                    text(_VERSION).bindparams(bindparam("tables")), {**values, "tables": packed}
+                )
+                await connection.execute(text(_ENTRY), values)
+    finally:
+        await engine.dispose()
+
+
 async def _cards(url: str) -> dict[int, str | None]:
     engine = create_engine(url)
     try:
@@ -55,24 +72,16 @@ def test_0024_adds_the_columns_and_the_backfill_fills_them(
         6: "GD4010124121006",
     }
 
-    async def stored_before_0024() -> None:
-        await upgrade(url, "0023")
-        engine = create_engine(url)
-        try:
-            async with engine.begin() as connection:
-                for key, card in given.items():
-                    values = {"id": key, "key": f"LK{key}", "insured": bool(card.strip())}
-                    tables = {"XML1": [{"MA_LK": f"LK{key}", "MA_THE_BHYT": card}]}
-                    packed = _DAMAGED if key == 5 else pack_json(tables)
-                    await connection.execute(
-                        text(_VERSION).bindparams(bindparam("tables")),
-                        {**values, "tables": packed},
-                    )
-                    await connection.execute(text(_ENTRY), values)
-        finally:
-            await engine.dispose()
-
-    asyncio.run(stored_before_0024())
+    stored = {
+        key: (
+            bool(card.strip()),
+            _DAMAGED
+            if key == 5
+            else pack_json({"XML1": [{"MA_LK": f"LK{key}", "MA_THE_BHYT": card}]}),
+        )
+        for key, card in given.items()
+    }
+    asyncio.run(stored_at(url, "0023", stored))
     # the upgrade reads no visit: a damaged one does not stop it, and nothing is filled yet
     asyncio.run(upgrade(url))
     assert asyncio.run(_cards(url)) == dict.fromkeys(given)

@@ -8,10 +8,10 @@ import asyncio
 from typing import Any
 
 import pytest
-from sqlalchemy import bindparam, text
+from sqlalchemy import text
 from typer.testing import CliRunner
 
-from tests.kit.test_migration_cards import _DAMAGED, _ENTRY, _VERSION
+from tests.kit.test_migration_cards import _DAMAGED, stored_at
 from tests.kit.test_migrations import empty_url  # noqa: F401  (the fixture)
 from vnehr.cli import app as cli
 from vnehr.kit.db import create_engine, pack_json
@@ -48,24 +48,11 @@ def test_0025_adds_the_columns_and_the_backfill_fills_them(
         5: {"XML1": [{**xml1, "MA_THE_BHYT": "GD4010124121005"}]},  # insured, not sensitive
     }
 
-    async def stored_before_0025() -> None:
-        await upgrade(url, "0024")
-        engine = create_engine(url)
-        try:
-            async with engine.begin() as connection:
-                for key, tables in given.items():
-                    insured = bool(tables["XML1"][0]["MA_THE_BHYT"])
-                    values = {"id": key, "key": f"LK{key}", "insured": insured}
-                    packed = _DAMAGED if key == 4 else pack_json(tables)
-                    await connection.execute(
-                        text(_VERSION).bindparams(bindparam("tables")),
-                        {**values, "tables": packed},
-                    )
-                    await connection.execute(text(_ENTRY), values)
-        finally:
-            await engine.dispose()
-
-    asyncio.run(stored_before_0025())
+    stored = {
+        key: (bool(tables["XML1"][0]["MA_THE_BHYT"]), _DAMAGED if key == 4 else pack_json(tables))
+        for key, tables in given.items()
+    }
+    asyncio.run(stored_at(url, "0024", stored))
     # the upgrade reads no visit: a damaged one does not stop it, and nothing is filled yet
     asyncio.run(upgrade(url))
     assert asyncio.run(_rows(url)) == dict.fromkeys(given, (None, None, None))
