@@ -68,6 +68,7 @@ def create_app(
                 pool_size=settings.db_pool_size,
                 fast_pool_size=settings.db_fast_pool_size,
                 connect_timeout=settings.db_connect_timeout_seconds or None,
+                busy_timeout=settings.db_busy_timeout_seconds,
                 command_timeout=settings.db_command_timeout_seconds or None,
             )
         papers.load_calendar(today_in_vietnam())
@@ -203,6 +204,8 @@ def policy(settings: Settings) -> exchange.Policy:
         backoff_seconds=settings.outbox_backoff_seconds,
         keep_days=settings.outbox_retention_days,
         prune_every_seconds=settings.outbox_prune_interval_seconds,
+        claim_seconds=settings.outbox_claim_seconds,
+        record_tries=settings.outbox_record_tries,
     )
 
 

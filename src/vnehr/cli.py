@@ -137,6 +137,7 @@ def _run(
             settings.database_url,
             echo=settings.db_echo,
             connect_timeout=settings.db_connect_timeout_seconds or None,
+            busy_timeout=settings.db_busy_timeout_seconds,
             command_timeout=None,  # an import's COPY or a rebuild may take long (D101)
         )
         try:
@@ -242,6 +243,7 @@ def worker() -> None:
             settings.database_url,
             pool_size=settings.db_pool_size,
             connect_timeout=settings.db_connect_timeout_seconds or None,
+            busy_timeout=settings.db_busy_timeout_seconds,
             command_timeout=settings.db_command_timeout_seconds or None,
         )
         stop = asyncio.Event()

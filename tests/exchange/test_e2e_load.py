@@ -117,6 +117,9 @@ def test_thousands_of_visits_reach_the_portal_through_faults_and_a_killed_worker
     else:
         env["VNEHR_DATABASE_URL"] = f"sqlite+aiosqlite:///{tmp_path / 'hub.db'}"
         env["VNEHR_WORKER_IN_PROCESS"] = "true"
+        # the killed server's claimed events are due again after the claim (60 s by default)
+        env["VNEHR_DB_BUSY_TIMEOUT_SECONDS"] = "10"
+        env["VNEHR_OUTBOX_CLAIM_SECONDS"] = "16"
     run(["db", "upgrade"], env)
     run(["demo", "load"], env)
     sim = f"http://127.0.0.1:{simulator_port}/sim/bhxh"

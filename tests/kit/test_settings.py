@@ -1,8 +1,16 @@
 from __future__ import annotations
 
+import sqlite3
+import time
+from pathlib import Path
+
 import pytest
 from pydantic import SecretStr, ValidationError
+from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
 
+from vnehr import app
+from vnehr.kit.db import Database
 from vnehr.kit.settings import DEVELOPMENT_SECRET, Settings
 
 
@@ -112,3 +120,36 @@ def test_the_simulators_password_goes_only_to_the_simulator_outside_development(
     assert Settings(env="test", secret_key=SecretStr("s" * 40)).bhxh_simulator_enabled
     development = Settings(env="development", bhxh_url="http://127.0.0.1:9000/sim/bhxh")
     assert development.bhxh_base == "http://127.0.0.1:9000/sim/bhxh"
+
+
+def test_a_delivery_claim_must_outlast_a_wait_for_the_sqlite_lock() -> None:
+    # a renewal that waits the whole busy timeout must still end before the claim does (D138)
+    with pytest.raises(ValidationError, match="VNEHR_OUTBOX_CLAIM_SECONDS must be more than"):
+        Settings(db_busy_timeout_seconds=30, outbox_claim_seconds=45)
+    settings = Settings(db_busy_timeout_seconds=4, outbox_claim_seconds=7, outbox_record_tries=5)
+    policy = app.policy(settings)
+    assert (policy.claim_seconds, policy.record_tries) == (7, 5)
+    assert (app.policy(Settings()).claim_seconds, Settings().db_busy_timeout_seconds) == (60, 30)
+
+
+async def test_a_sqlite_writer_waits_for_the_lock_as_long_as_configured(tmp_path: Path) -> None:
+    path = tmp_path / "hub.db"
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("PRAGMA journal_mode=WAL")  # as the hub keeps its file
+    holder.execute("CREATE TABLE t (x INTEGER)")
+    holder.execute("BEGIN IMMEDIATE")  # another writer holds the file
+    db = Database.from_urls(f"sqlite+aiosqlite:///{path}", busy_timeout=1.5)
+    try:
+        async with db.read_session() as session:  # readers never wait (WAL)
+            assert (await session.execute(text("SELECT count(*) FROM t"))).scalar_one() == 0
+        waited = time.monotonic()
+        with pytest.raises(OperationalError, match="database is locked"):
+            async with db.session() as session:
+                await session.execute(text("INSERT INTO t VALUES (1)"))
+        assert 1.4 < time.monotonic() - waited < 20  # not the default 30 s
+        holder.execute("COMMIT")
+        async with db.session() as session:
+            await session.execute(text("INSERT INTO t VALUES (1)"))
+    finally:
+        await db.dispose()
+        holder.close()

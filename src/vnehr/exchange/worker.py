@@ -111,8 +111,8 @@ class Policy:
     #: SQLite (D126, D129): a round's claim on its events lasts this long from when the write
     #: lock was taken, renewed a third of it after each claim or renewal while the round runs;
     #: the events of a worker that died are due again when it runs out. Above the busy timeout
-    #: (30 s) plus a third: a renewal that waits the whole busy timeout for the lock still
-    #: ends before the claim does.
+    #: (30 s by default) plus a third of it: a renewal that waits the whole busy timeout for the
+    #: lock still ends before the claim does (the settings check it).
     claim_seconds: float = 60.0
     #: SQLite: the tries of a round's recording transaction that finds the file locked, while
     #: the portal's answers are in hand (each try waits up to the busy timeout)

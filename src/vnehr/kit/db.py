@@ -152,6 +152,8 @@ class Base(DeclarativeBase):
 #: Seconds to open a PostgreSQL connection or wait for one from the pool, and for one statement
 #: of a service (``VNEHR_DB_CONNECT_TIMEOUT_SECONDS``, ``VNEHR_DB_COMMAND_TIMEOUT_SECONDS``).
 CONNECT_TIMEOUT = 10.0
+#: SQLite: seconds a writer waits for the write lock (VNEHR_DB_BUSY_TIMEOUT_SECONDS)
+BUSY_TIMEOUT = 30.0
 COMMAND_TIMEOUT = 60.0
 
 
@@ -180,6 +182,7 @@ def create_engine(
     read_only: bool = False,
     connect_timeout: float | None = CONNECT_TIMEOUT,
     command_timeout: float | None = None,
+    busy_timeout: float = BUSY_TIMEOUT,
 ) -> AsyncEngine:
     """An async engine. On SQLite, transactions start with BEGIN IMMEDIATE when ``immediate``
     (writers queue on the lock instead of failing to upgrade a read lock mid-transaction) and
@@ -224,7 +227,7 @@ def create_engine(
     database = make_url(url).database
     if database and database != ":memory:":
         Path(database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_async_engine(url, echo=echo, connect_args={"timeout": 30}, **json)
+    engine = create_async_engine(url, echo=echo, connect_args={"timeout": busy_timeout}, **json)
     begin = "BEGIN IMMEDIATE" if immediate else "BEGIN"
 
     @event.listens_for(engine.sync_engine, "connect")
@@ -236,7 +239,7 @@ def create_engine(
             "PRAGMA journal_mode=WAL",
             "PRAGMA synchronous=NORMAL",
             "PRAGMA foreign_keys=ON",
-            "PRAGMA busy_timeout=30000",
+            f"PRAGMA busy_timeout={round(busy_timeout * 1000)}",
             *(["PRAGMA query_only=ON"] if read_only else []),
         ):
             cursor.execute(pragma)
@@ -553,6 +556,7 @@ class Database:
         fast_pool_size: int = 4,
         connect_timeout: float | None = CONNECT_TIMEOUT,
         command_timeout: float | None = COMMAND_TIMEOUT,
+        busy_timeout: float = BUSY_TIMEOUT,
     ) -> Database:
         """The engines of a service (``command_timeout`` bounds each statement; None for a
         command whose statements may legitimately run long: an import, a rebuild)."""
@@ -563,6 +567,7 @@ class Database:
             pool_size=pool_size,
             connect_timeout=connect_timeout,
             command_timeout=command_timeout,
+            busy_timeout=busy_timeout,
         )
         read = create_engine(
             read_url or url,
@@ -572,6 +577,7 @@ class Database:
             read_only=True,
             connect_timeout=connect_timeout,
             command_timeout=command_timeout,
+            busy_timeout=busy_timeout,
         )
         fast = None if is_sqlite(read_url or url) else FastReads(read_url or url, fast_pool_size)
         if fast is not None:

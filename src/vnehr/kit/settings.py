@@ -65,6 +65,13 @@ class Settings(BaseSettings):
         description="PostgreSQL: seconds one statement of the server or worker may take. "
         "Migrations, `vnehr import` and `vnehr report rebuild` have no limit. 0: no limit.",
     )
+    db_busy_timeout_seconds: float = Field(
+        default=30.0,
+        ge=1,
+        le=600,
+        description="SQLite: seconds a writer waits for the file's write lock before its "
+        'transaction fails ("database is locked").',
+    )
     db_echo: bool = False
     secret_key: SecretStr = Field(
         default=SecretStr(DEVELOPMENT_SECRET),
@@ -162,6 +169,21 @@ class Settings(BaseSettings):
     outbox_prune_interval_seconds: float = Field(
         default=3600.0, ge=1, le=86400, description="How often each worker prunes the outbox."
     )
+    outbox_claim_seconds: float = Field(
+        default=60.0,
+        ge=2,
+        le=3600,
+        description="SQLite: how long a delivery round's claim on its events lasts (renewed "
+        "while it runs); a stopped worker's events are delivered again after it. More than "
+        "VNEHR_DB_BUSY_TIMEOUT_SECONDS by a third.",
+    )
+    outbox_record_tries: int = Field(
+        default=3,
+        ge=1,
+        le=20,
+        description="SQLite: tries of a round's recording transaction that finds the file "
+        "locked, while the portal's answers are in hand.",
+    )
     bhxh_url: str | None = Field(
         default=None,
         description="BHXH appraisal portal base URL; default: the built-in simulator.",
@@ -196,6 +218,17 @@ class Settings(BaseSettings):
         description="Refuse unsigned visit files from facilities that registered a certificate.",
     )
     access_token_minutes: int = Field(default=10, ge=1, le=60)
+
+    @model_validator(mode="after")
+    def _claim_outlasts_a_wait(self) -> Settings:
+        # a renewal that waits the whole busy timeout for the lock still ends before the claim
+        # does (D138): claim > busy timeout + a renewal period (a third of the claim)
+        if self.outbox_claim_seconds * 2 / 3 <= self.db_busy_timeout_seconds:
+            raise ValueError(
+                "VNEHR_OUTBOX_CLAIM_SECONDS must be more than 1.5 times "
+                f"VNEHR_DB_BUSY_TIMEOUT_SECONDS ({self.db_busy_timeout_seconds:g} s)."
+            )
+        return self
 
     @model_validator(mode="after")
     def _refuse_default_secrets(self) -> Settings:
