@@ -498,3 +498,192 @@ async def test_an_entry_without_full_url_is_not_taken_for_another(
     room = await _read(client, headers, answered[2]["location"])
     assert room["managingOrganization"]["reference"] == f"Organization/{ward['id']}"
     assert room["partOf"]["reference"] == "urn:entry:2"  # no entry has that fullUrl
+
+
+# ------------------------------------------------------------------ several matches, alternatives
+
+#: R4 http.html#ccreate: "Multiple matches: The server returns a 412 Precondition Failed error".
+SEVERAL = "FHIR-0018"
+
+
+async def _two_stored_patients(client: httpx.AsyncClient, headers: dict[str, str]) -> list[str]:
+    """The official example's Patient stored twice with its identifier, by plain creates (a HIS
+    that registered the same person twice before it used conditional creates)."""
+    _, conditional = _official_patients()
+    for _ in range(2):
+        made = await client.post(f"{FHIR}/Patient", json=conditional["resource"], headers=headers)
+        assert made.status_code == 201, made.text
+    stored = await _patients_with_the_identifier(client, headers)
+    assert len(stored) == 2
+    return sorted(stored)
+
+
+def _several(response: httpx.Response, where: str) -> None:
+    outcome(response, 412, SEVERAL)
+    issue = response.json()["issue"][0]
+    assert issue["code"] == "multiple-matches"
+    for text in (issue["details"]["text"], issue["diagnostics"]):
+        assert where in text
+        assert " 2 " in text
+
+
+async def test_a_conditional_create_that_finds_several_resources_refuses_the_transaction(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    """A condition that finds two stored resources is not selective enough: the transaction is
+    refused whole with 412 (nothing written, neither Patient taken), and so is a plain create
+    with that ``If-None-Exist``."""
+    _, headers = await facility_with_token(client, session, settings, scopes=WRITER)
+    stored = await _two_stored_patients(client, headers)
+    _, conditional = _official_patients()
+    ward = _ward(None, full_url=ORG, name="Khoa Ngoại")
+    ward["resource"]["identifier"] = [{"system": "urn:oid:1.2.3.4", "value": "KHOA-NGOAI"}]
+    bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [ward, conditional]}
+    _several(await client.post(FHIR, json=bundle, headers=headers), "Bundle.entry[1]")
+    assert await _wards(client, headers) == []
+    header = {**headers, "If-None-Exist": _CONDITION}
+    alone = await client.post(f"{FHIR}/Patient", json=conditional["resource"], headers=header)
+    _several(alone, "If-None-Exist")
+    assert sorted(await _patients_with_the_identifier(client, headers)) == stored
+
+
+async def test_in_a_batch_only_the_entry_whose_condition_finds_several_fails(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    _, headers = await facility_with_token(client, session, settings, scopes=WRITER)
+    stored = await _two_stored_patients(client, headers)
+    _, conditional = _official_patients()
+    ward = _ward(None, name="Khoa Ngoại")
+    ward["resource"]["identifier"] = [{"system": "urn:oid:1.2.3.4", "value": "KHOA-NGOAI"}]
+    batch = {"resourceType": "Bundle", "type": "batch", "entry": [conditional, ward]}
+    response = await client.post(FHIR, json=batch, headers=headers)
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    check_model(answer)
+    refused, made = (e["response"] for e in answer["entry"])
+    assert (refused["status"], made["status"]) == ("412 Precondition Failed", "201 Created")
+    [issue] = refused["outcome"]["issue"]
+    assert issue["details"]["coding"][0]["code"] == SEVERAL
+    assert issue["code"] == "multiple-matches"
+    assert sorted(await _patients_with_the_identifier(client, headers)) == stored
+    assert await _wards(client, headers) == ["Khoa Ngoại"]
+
+
+_NOI = "urn:oid:1.2.3.4|KHOA-NOI"
+_NGOAI = "urn:oid:1.2.3.4|KHOA-NGOAI"
+
+
+async def test_comma_separated_values_are_alternatives(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    """``identifier=a,b`` finds a resource with either identifier (FHIR search: comma is OR); a
+    condition whose alternatives find nothing creates; the same alternatives in another order
+    are the same condition (one resource, D108)."""
+    _, headers = await facility_with_token(client, session, settings, scopes=WRITER)
+    [made] = await _send(client, headers, [_ward(f"identifier={_NOI}", full_url=ORG)])
+    [found] = await _send(client, headers, [_ward(f"identifier={_NGOAI},{_NOI}", full_url=ORG)])
+    assert (found["status"], found["location"]) == ("200 OK", made["location"])
+    header = {**headers, "If-None-Exist": f"Organization?identifier=KHOA-NGOAI,{_NOI}"}
+    again = await client.post(f"{FHIR}/Organization", json=_ward(None)["resource"], headers=header)
+    assert again.status_code == 200, again.text
+    assert again.json()["id"] == made["location"].split("/")[1]
+    other = _ward(f"identifier=urn:oid:1.2.3.4|KHOA-SAN,{_NGOAI}", full_url=ORG, name="Khoa Sản")
+    other["resource"]["identifier"] = [{"system": "urn:oid:1.2.3.4", "value": "KHOA-SAN"}]
+    twin = _ward(f"identifier={_NGOAI},urn:oid:1.2.3.4|KHOA-SAN", name="Khoa Sản (bản sao)")
+    twin["resource"]["identifier"] = other["resource"]["identifier"]
+    created, same = await _send(client, headers, [other, twin])
+    assert (created["status"], same["status"]) == ("201 Created", "200 OK")
+    assert same["location"] == created["location"]
+    assert await _organizations(client, headers, "urn:oid:1.2.3.4|KHOA-SAN") == [
+        created["location"].split("/")[1]
+    ]
+    assert await _organizations(client, headers, _NOI) == [made["location"].split("/")[1]]
+
+
+async def test_alternatives_that_find_two_resources_are_several_matches(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    """Each alternative finding a different resource is two matches: 412, nothing written; a
+    resource carrying both identifiers is one match."""
+    _, headers = await facility_with_token(client, session, settings, scopes=WRITER)
+    noi = _ward(f"identifier={_NOI}", full_url=ORG)
+    ngoai = _ward(f"identifier={_NGOAI}", name="Khoa Ngoại")
+    ngoai["resource"]["identifier"] = [{"system": "urn:oid:1.2.3.4", "value": "KHOA-NGOAI"}]
+    await _send(client, headers, [noi, ngoai])
+    either = _ward(f"identifier={_NOI},{_NGOAI}", full_url=ORG, name="Khoa Nội - Ngoại")
+    room = {
+        "resource": {
+            "resourceType": "Location",
+            "name": "Phòng khám Nội 1",
+            "managingOrganization": {"reference": ORG},
+        },
+        "request": {"method": "POST", "url": "Location"},
+    }
+    bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [either, room]}
+    _several(await client.post(FHIR, json=bundle, headers=headers), "Bundle.entry[0]")
+    rooms = await client.get(f"{FHIR}/Location", params={"name": "Phòng"}, headers=headers)
+    assert rooms.json().get("entry", []) == []
+    header = {**headers, "If-None-Exist": f"identifier={_NOI},{_NGOAI}"}
+    alone = await client.post(f"{FHIR}/Organization", json=either["resource"], headers=header)
+    _several(alone, "If-None-Exist")
+    # one resource with both identifiers matches once
+    both = [{"system": "urn:oid:1.2.3.4", "value": v} for v in ("KHOA-A", "KHOA-B")]
+    whole = _ward(None, name="Khoa A-B")
+    whole["resource"]["identifier"] = both
+    [kept] = await _send(client, headers, [whole])
+    ab = _ward("identifier=KHOA-A,urn:oid:1.2.3.4|KHOA-B", full_url=ORG, name="Khoa A-B")
+    ab["resource"]["identifier"] = both
+    [found] = await _send(client, headers, [ab])
+    assert (found["status"], found["location"]) == ("200 OK", kept["location"])
+
+
+async def test_an_alternative_met_by_another_entry_is_refused(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    """D126 holds for each alternative: a plain entry carrying the second alternative would be
+    a second resource the condition matches."""
+    _, headers = await facility_with_token(client, session, settings, scopes=WRITER)
+    ngoai = _ward(None, name="Khoa Ngoại")
+    ngoai["resource"]["identifier"] = [{"system": "urn:oid:1.2.3.4", "value": "KHOA-NGOAI"}]
+    either = _ward(f"identifier={_NOI},{_NGOAI}", full_url=ORG)
+    bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [either, ngoai]}
+    refused = await client.post(FHIR, json=bundle, headers=headers)
+    outcome(refused, 422, "FHIR-0016")
+    assert "KHOA-NGOAI" in refused.json()["issue"][0]["diagnostics"]
+    assert await _organizations(client, headers, _NOI) == []
+    assert await _wards(client, headers) == []
+
+
+@pytest.mark.parametrize(
+    ("condition", "value"),
+    [
+        (r"identifier=urn:oid:1.2.3.4|A\,B", "A,B"),
+        (r"identifier=urn:oid:1.2.3.4|A\|B,urn:oid:1.2.3.4|C", "A|B"),
+        (r"identifier=urn:oid:1.2.3.4|C,urn:oid:1.2.3.4|A\,B\\", "A,B\\"),
+    ],
+    ids=["comma", "bar-and-alternative", "comma-backslash"],
+)
+async def test_escaped_commas_and_bars_are_part_of_a_value(
+    client: httpx.AsyncClient,
+    session: AsyncSession,
+    settings: Settings,
+    condition: str,
+    value: str,
+) -> None:
+    _, headers = await facility_with_token(client, session, settings, scopes=WRITER)
+    entry = _ward(condition, full_url=ORG)
+    entry["resource"]["identifier"] = [{"system": "urn:oid:1.2.3.4", "value": value}]
+    [first] = await _send(client, headers, [entry])
+    [again] = await _send(client, headers, [copy.deepcopy(entry)])
+    assert (first["status"], again["status"]) == ("201 Created", "200 OK")
+    assert again["location"] == first["location"]
+
+
+@pytest.mark.parametrize("condition", ["identifier=urn:oid:1.2.3.4|KHOA-NOI,", "identifier=,X"])
+async def test_an_empty_alternative_is_refused(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings, condition: str
+) -> None:
+    _, headers = await facility_with_token(client, session, settings, scopes=WRITER)
+    bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [_ward(condition)]}
+    outcome(await client.post(FHIR, json=bundle, headers=headers), 405, "FHIR-0013")
+    assert await _organizations(client, headers, _NOI) == []

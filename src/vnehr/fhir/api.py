@@ -50,6 +50,7 @@ _ISSUE_CODE_OF = {
     "FHIR-0003": "not-supported",
     "FHIR-0016": "duplicate",
     "FHIR-0017": "invariant",
+    "FHIR-0018": "multiple-matches",
 }
 
 

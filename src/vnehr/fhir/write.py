@@ -4,7 +4,8 @@
   national tables (``intake``) and goes through the XML intake itself: the same checks, storage,
   idempotency, versions, receipt and outbox. Its other entries are stored as sent.
 - Any other resource is stored as sent (validated against the R4 definitions), versioned, with
-  conditional create on identifiers (``If-None-Exist: identifier=system|value``).
+  conditional create on identifiers (``If-None-Exist: identifier=system|value``, comma-separated
+  alternatives; several matches are refused with 412).
 All of one request commits together or not at all; the answer is given after the commit.
 """
 
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vnehr import audit, identity, records, submissions
@@ -89,6 +90,14 @@ class TwoForOneCondition(VnehrError):
 
     status_code = 422
     code = "FHIR-0016"
+
+
+class SeveralMatches(VnehrError):
+    """A conditional create's criteria find more than one stored resource (R4 http.html#ccreate:
+    "not selective enough", 412 Precondition Failed); none of them is taken."""
+
+    status_code = 412
+    code = "FHIR-0018"
 
 
 class SameFullUrl(VnehrError):
@@ -165,53 +174,97 @@ def _check_identifiers(resource: Resource, path: str) -> None:
         raise Invalid(problems)
 
 
-#: ``[Type?]identifier=[system|]value``, the query part of a search URL (R4 http.html#ccreate)
+#: ``[Type?]identifier=[system|]value[,...]``, the query part of a search URL (R4
+#: http.html#ccreate)
 _CONDITION = re.compile(r"^(?:(?P<type>[A-Za-z]+)\?)?identifier=(?P<token>[^&]+)$")
-_CONDITION_FORM = "a condition (If-None-Exist, ifNoneExist) [Type?]identifier=[system|]value"
-#: R4 search escaping: ``\\|``, ``\\,``, ``\\$`` and ``\\\\`` are those characters; a lone ``|``
-#: divides the system from the value.
-_TOKEN_PART = re.compile(r"\\[\\|,$]|\||[^\\|]+|\\")
+_CONDITION_FORM = (
+    "a condition (If-None-Exist, ifNoneExist) [Type?]identifier=[system|]value[,[system|]value]"
+)
+#: R4 search escaping: ``\\|``, ``\\,``, ``\\$`` and ``\\\\`` are those characters; a lone ``,``
+#: separates alternatives, a lone ``|`` divides the system from the value.
+_TOKEN_PART = re.compile(r"\\[\\|,$]|[|,]|[^\\|,]+|\\")
+#: One identifier a condition looks for: (system, or None for any system; value).
+Criterion = tuple[str | None, str]
+#: What a condition looks for: any of these identifiers (FHIR search: comma is OR).
+Criteria = frozenset[Criterion]
 
 
-def _criteria(type_: str, condition: str, where: str) -> tuple[str | None, str]:
-    """The (system or None, value) of a conditional create ``[Type?]identifier=[system|]value``
-    (``where``: the element or header it came in, for the message). The condition is a URL
-    query: percent-decoded, then split on the first ``|`` that R4 search escaping does not make
-    part of the value (``\\|``); the escapes are undone in both parts."""
+def _criteria(type_: str, condition: str, where: str) -> Criteria:
+    """The alternatives (system or None, value) of a conditional create
+    ``[Type?]identifier=[system|]value[,[system|]value...]`` (``where``: the element or header it
+    came in, for the message). The condition is a URL query: percent-decoded, split into
+    alternatives on each ``,`` and each of them into system and value on its first ``|``, where
+    R4 search escaping does not make them part of a value (``\\,``, ``\\|``); the escapes are
+    undone. An empty value (``identifier=a,``) is refused."""
     found = _CONDITION.match(condition.strip())
     if found is None:
         raise Unsupported(method=_CONDITION_FORM, type=type_)
     if found["type"] is not None and found["type"] != type_:
         raise Invalid([Issue(where, f"searches {found['type']}, but the resource is a {type_}")])
-    parts: list[str] = [""]
+    alternatives: list[list[str]] = [[""]]
     for piece in _TOKEN_PART.findall(unquote(found["token"])):
-        if piece == "|" and len(parts) == 1:
+        parts = alternatives[-1]
+        if piece == ",":
+            alternatives.append([""])
+        elif piece == "|" and len(parts) == 1:
             parts.append("")
         else:
             parts[-1] += piece[1] if len(piece) == 2 and piece[0] == "\\" else piece
-    system, value = (parts[0], parts[1]) if len(parts) == 2 else (None, parts[0])
-    if not value:
-        raise Unsupported(method=_CONDITION_FORM, type=type_)
-    return system, value
+    criteria: set[Criterion] = set()
+    for parts in alternatives:
+        system, value = (parts[0], parts[1]) if len(parts) == 2 else (None, parts[0])
+        if not value:
+            raise Unsupported(method=_CONDITION_FORM, type=type_)
+        criteria.add((system, value))
+    return frozenset(criteria)
+
+
+def _shown_one(criterion: Criterion) -> str:
+    system, value = criterion
+    return value if system is None else f"{system}|{value}"
+
+
+def _shown(criteria: Criteria) -> str:
+    """The criteria as a search value, for messages."""
+    return ",".join(sorted(_shown_one(c) for c in criteria))
 
 
 async def _find(
-    session: AsyncSession, type_: str, criteria: tuple[str | None, str], facility_code: str
+    session: AsyncSession, type_: str, criteria: Criteria, facility_code: str, where: str
 ) -> StoredResource | None:
-    """The current stored resource matching ``criteria`` (``_criteria``) written by this
-    facility (conditional create looks at what the caller may see)."""
-    system, value = criteria
-    stmt = select(StoredIdentifier.resource_id).where(
-        StoredIdentifier.resource_type == type_,
-        StoredIdentifier.value == value,
-        StoredIdentifier.facility_code == facility_code,
+    """The current stored resource matching any of ``criteria`` (``_criteria``) written by this
+    facility (conditional create looks at what the caller may see); ``SeveralMatches`` when they
+    find more than one (``where``: the element or header the condition came in)."""
+    matches = or_(
+        *(
+            and_(StoredIdentifier.value == value, StoredIdentifier.system == system)
+            if system is not None
+            else StoredIdentifier.value == value
+            for system, value in sorted(criteria, key=_shown_one)
+        )
     )
-    if system is not None:
-        stmt = stmt.where(StoredIdentifier.system == system)
-    resource_id = (await session.scalars(stmt)).first()
-    if resource_id is None:
+    stmt = (
+        select(StoredIdentifier.resource_id)
+        .where(
+            StoredIdentifier.resource_type == type_,
+            StoredIdentifier.facility_code == facility_code,
+            matches,
+        )
+        .distinct()
+    )
+    resource_ids = sorted(await session.scalars(stmt))
+    if len(resource_ids) > 1:
+        raise SeveralMatches(
+            where=where,
+            type=type_,
+            condition=_shown(criteria),
+            count=len(resource_ids),
+            ids=", ".join(f"{type_}/{i}" for i in resource_ids[:5])
+            + (", ..." if len(resource_ids) > 5 else ""),
+        )
+    if not resource_ids:
         return None
-    return await current(session, type_, resource_id)
+    return await current(session, type_, resource_ids[0])
 
 
 async def _person_of(session: AsyncSession, resource: Resource) -> int | None:
@@ -406,7 +459,7 @@ async def store(
         raise Unsupported(method="create and update", type=type_)
     if if_none_exist:
         criteria = _criteria(type_, if_none_exist, "If-None-Exist")
-        existing = await _find(session, type_, criteria, code)
+        existing = await _find(session, type_, criteria, code, "If-None-Exist")
         if existing is not None:
             return Written(existing.body, created=False)
     previous = await current(session, type_, resource_id) if resource_id else None
@@ -569,20 +622,19 @@ async def transaction(
     # the others, as if the first had been stored before them.
     found: dict[str, StoredResource] = {}
     same_as: dict[str, str] = {}  # entry -> the earlier entry with the same condition
-    first_with: dict[tuple[str, str | None, str], str] = {}
+    first_with: dict[tuple[str, Criteria], str] = {}
     for url, resource, request in entries:
         condition = request.get("ifNoneExist")
         if url in responses or request["method"] != "POST" or not condition:
             continue
         type_ = str(resource.get("resourceType"))
         where = f"Bundle.entry[{positions[url]}].request.ifNoneExist"
-        system, value = _criteria(type_, condition, where)
-        criteria = (type_, system, value)
-        if criteria in first_with:
-            same_as[url] = first_with[criteria]
+        criteria = _criteria(type_, condition, where)
+        if (type_, criteria) in first_with:
+            same_as[url] = first_with[type_, criteria]
             continue
-        first_with[criteria] = url
-        existing = await _find(session, type_, (system, value), code)
+        first_with[type_, criteria] = url
+        existing = await _find(session, type_, criteria, code, f"Bundle.entry[{positions[url]}]")
         if existing is not None:
             found[url] = existing
     planned: dict[str, str] = {}
@@ -664,7 +716,7 @@ async def transaction(
 def _one_per_condition(
     entries: list[tuple[str, Resource, Resource]],
     positions: Mapping[str, int],
-    conditions: Mapping[tuple[str, str | None, str], str],
+    conditions: Mapping[tuple[str, Criteria], str],
     planned: Mapping[str, str],
     found: Mapping[str, StoredResource],
     same_as: Mapping[str, str],
@@ -672,22 +724,24 @@ def _one_per_condition(
     """Refuse a Bundle that would leave two resources one of its conditional creates matches
     (``TwoForOneCondition``): an entry it writes (a create or an update, not one of that
     condition's own entries) carrying the identifier the condition looks for, stored as another
-    resource than the one the condition finds or makes. ``conditions``: each criteria with the
-    first entry that has it; ``planned``: the id every entry is stored under."""
-    for (type_, system, value), first in conditions.items():
+    resource than the one the condition finds or makes; any of the condition's alternatives
+    counts. ``conditions``: each criteria with the first entry that has it; ``planned``: the
+    id every entry is stored under."""
+    for (type_, criteria), first in conditions.items():
         for url, resource, _ in entries:
             writes = url in planned and url not in found and url not in same_as
             if not writes or resource.get("resourceType") != type_:
                 continue
             if planned[url] == planned[first]:
                 continue  # the condition's own resource (its create, or an update of it)
-            if any(v == value and system in (None, s) for s, v in _identifiers(resource)):
-                raise TwoForOneCondition(
-                    conditional=f"Bundle.entry[{positions[first]}]",
-                    other=f"Bundle.entry[{positions[url]}]",
-                    type=type_,
-                    identifier=value if system is None else f"{system}|{value}",
-                )
+            for system, value in sorted(criteria, key=_shown_one):
+                if any(v == value and system in (None, s) for s, v in _identifiers(resource)):
+                    raise TwoForOneCondition(
+                        conditional=f"Bundle.entry[{positions[first]}]",
+                        other=f"Bundle.entry[{positions[url]}]",
+                        type=type_,
+                        identifier=_shown_one((system, value)),
+                    )
 
 
 async def _visit(
