@@ -95,9 +95,14 @@ async def my_notifications(
             Message(
                 id=row.id,
                 kind=row.kind,
-                params=(
-                    {k: v for k, v in row.params.items() if k != "facility"} if hide else row.params
-                ),
+                # shown again (its visit corrected to a plain one), a notice must not tell a
+                # representative that it was marked sensitive when told, and hidden
+                params={
+                    k: v
+                    for k, v in row.params.items()
+                    if not (hide and k == "facility")
+                    and not (h.relation is not None and k == notifications.SENSITIVE)
+                },
                 created_at=row.created_at,
                 read=row.read_at is not None,
                 person=Whose(
@@ -107,7 +112,7 @@ async def my_notifications(
                 ),
                 **text,
             )
-            for row, text, hide in zip(page.items, rendered, hidden, strict=True)
+            for row, text, hide, h in zip(page.items, rendered, hidden, whose, strict=True)
         ],
     )
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Awaitable, Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
@@ -18,14 +18,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from vnehr import facilities, identity, papers, records, sharing
 from vnehr.exchange.bhxh import DeliveryFailed
 from vnehr.exchange.models import DeliveryAttempt, Notification
+from vnehr.exchange.worker import Call, Remote
 from vnehr.kit.clock import today_in_vietnam, utcnow
 from vnehr.kit.db import insert_for
 from vnehr.kit.i18n import LANGUAGES, catalogue, text, texts
 from vnehr.kit.logging import get_logger
 from vnehr.kit.outbox import OutboxEvent
 from vnehr.kit.paging import decode_cursor, encode_cursor
-
-Handler = Callable[[AsyncSession, OutboxEvent], Awaitable[dict[str, Any] | None]]
 
 log = get_logger("vnehr.notifications")
 
@@ -199,6 +198,10 @@ async def _sensitive(session: AsyncSession, kind: str, payload: dict[str, Any]) 
 #: The parameters of a paper's notice naming the visit it was issued with (facility code and
 #: visit key; "" for a paper issued without one).
 PAPER_FACILITY, PAPER_VISIT = "visit_facility", "visit_key"
+#: The parameter of a paper's notice naming the paper's kind by its code ("re_exam",
+#: "birth"): a notice marked sensitive is shown again once its visit is plain, unless it is
+#: of a birth certificate (always sensitive) or stored before it was kept (cannot be told).
+PAPER_KIND = "paper_kind"
 
 
 async def _paper_visit(session: AsyncSession, payload: dict[str, Any]) -> dict[str, str]:
@@ -210,8 +213,12 @@ async def _paper_visit(session: AsyncSession, payload: dict[str, Any]) -> dict[s
     if paper is None:
         return {}
     if not paper.visit_key:
-        return {PAPER_FACILITY: "", PAPER_VISIT: ""}
-    return {PAPER_FACILITY: paper.facility_code, PAPER_VISIT: paper.visit_key}
+        return {PAPER_FACILITY: "", PAPER_VISIT: "", PAPER_KIND: paper.kind}
+    return {
+        PAPER_FACILITY: paper.facility_code,
+        PAPER_VISIT: paper.visit_key,
+        PAPER_KIND: paper.kind,
+    }
 
 
 #: Kinds whose push to a representative leaves the facility out: who opened or read the record
@@ -292,47 +299,76 @@ async def _recipients(
     return messages
 
 
-async def _notify(
-    session: AsyncSession,
-    push: PushAdapter,
-    event: OutboxEvent,
-    person_id: int,
-    kind: str,
-    params: dict[str, Any],
-) -> dict[str, Any]:
-    """Write the inbox row (once per event and person), then push to every recipient not told
-    by an earlier attempt. A recipient the push service refuses for good is given up alone and
-    recorded (``refused``); when some pushes fail otherwise, every other phone is told all the
-    same and ``DeliveryFailed(partial=True)`` keeps the inbox row and the list of those told, so
-    that the retry (or the replay of a dead letter) tells only the rest."""
-    if kind == "paper":
+@dataclass(frozen=True, slots=True)
+class _Notice:
+    """What an event tells whom: a notification of ``kind`` for the person, and their phones
+    and their representatives'."""
+
+    person_id: int
+    kind: str
+    params: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class _Pushed:
+    """What one attempt's pushes came to: recipients told, given up (``PushRefused``), and
+    the other failures (tried again)."""
+
+    pushed: frozenset[int]
+    refused: frozenset[int]
+    failures: tuple[str, ...]
+
+
+_TOLD_BEFORE: dict[str, Any] = {"notification_id": None, "note": "told before"}
+
+
+async def _judged(session: AsyncSession, event: OutboxEvent, notice: _Notice) -> _Notice:
+    """The notice with what the inbox judges it by later, kept on its row."""
+    params = notice.params
+    if notice.kind == "paper":
         # the visit the paper was issued with, if any ("" for none): the inbox judges the
         # notice by that visit as it stands when read (``_visible``)
         params = {**params, **await _paper_visit(session, event.payload)}
-    if await _sensitive(session, kind, event.payload):
+    if await _sensitive(session, notice.kind, event.payload):
         # kept on the row: the inbox leaves it out for a representative of a person who may
         # be 16 or more, long after the event and its visit's version are gone
         params = {**params, SENSITIVE: True}
-    created = await session.scalar(
+    return replace(notice, params=params)
+
+
+async def _store(session: AsyncSession, event: OutboxEvent, notice: _Notice) -> int | None:
+    """The inbox row, once per event and person; its id, None when it was there before."""
+    created: int | None = await session.scalar(
         insert_for(session)(Notification)
         .values(
             event_id=event.event_id,
-            person_id=person_id,
-            kind=kind,
-            params=params,
+            person_id=notice.person_id,
+            kind=notice.kind,
+            params=notice.params,
             created_at=utcnow(),
         )
         .on_conflict_do_nothing(index_elements=["event_id", "person_id"])
         .returning(Notification.id)
     )
-    earlier = await _earlier(session, event)
-    if created is None and not earlier.unfinished:
-        return {"notification_id": None, "note": "told before"}  # the row and its pushes
-    pushed, refused = set(earlier.pushed), set(earlier.refused)
+    return created
+
+
+async def _to_tell(
+    session: AsyncSession, event: OutboxEvent, notice: _Notice, earlier: _Earlier
+) -> list[PushMessage]:
+    """The pushes of this attempt: every recipient not told, nor given up, before."""
+    messages = await _recipients(session, event, notice.person_id, notice.kind, notice.params)
+    return [m for m in messages if m.person_id not in earlier.pushed | earlier.refused]
+
+
+async def _push_each(push: PushAdapter, messages: Sequence[PushMessage]) -> _Pushed:
+    """Tell every phone; a recipient refused for good is given up alone, any other failure
+    is kept for the attempt to report, and the other phones are told all the same. Needs no
+    database: on SQLite it runs with no transaction open."""
+    pushed: set[int] = set()
+    refused: set[int] = set()
     failures: list[str] = []
-    for message in await _recipients(session, event, person_id, kind, params):
-        if message.person_id in pushed or message.person_id in refused:
-            continue
+    for message in messages:
         try:
             await push.push(message)
         except PushRefused as exc:
@@ -342,14 +378,76 @@ async def _notify(
             failures.append(f"{type(exc).__name__}: {exc}")
         else:
             pushed.add(message.person_id)
+    return _Pushed(frozenset(pushed), frozenset(refused), tuple(failures))
+
+
+def _told(
+    event: OutboxEvent, created: int | None, earlier: _Earlier, now: _Pushed
+) -> dict[str, Any]:
+    """The attempt's detail: who was told or given up, by this attempt and every earlier one.
+    When some pushes failed, ``DeliveryFailed(partial=True)``: the inbox row stays, with the
+    list of those told, so that the retry (or the replay of a dead letter) tells only the
+    rest."""
+    pushed, refused = earlier.pushed | now.pushed, earlier.refused | now.refused
     done = {"pushed": sorted(pushed), "refused": sorted(refused)}
-    if refused and not pushed and not failures:
+    if refused and not pushed and not now.failures:
         # every phone said "unknown recipient": worth a look (a wrong app registration?)
         log.warning("push_nobody_reachable", event_id=event.event_id, refused=len(refused))
-    if failures:
+    if now.failures:
+        failures = now.failures
         more = f" (and {len(failures) - 1} more)" if len(failures) > 1 else ""
         raise DeliveryFailed(f"push: {failures[0]}{more}", keep=done, partial=True)
     return {"notification_id": created, **done}
+
+
+def _notifier(push: PushAdapter, notice_of: Callable[[OutboxEvent], _Notice | None]) -> Remote:
+    """The inbox consumer of ``notice_of``'s events: the inbox row (once per event and
+    person) and a push to every recipient not told by an earlier attempt. A recipient the
+    push service refuses for good is given up alone and recorded (``refused``); when some
+    pushes fail otherwise, every other phone is told all the same and the attempt fails,
+    keeping the inbox row (D99).
+
+    On SQLite a round reads whom to tell on a snapshot, pushes with no transaction open (the
+    file's one write lock is not held while the push service answers) and writes the inbox
+    row with the attempt after (D129); the event's claim keeps other workers from it
+    meanwhile. Elsewhere (PostgreSQL rounds, JetStream) one transaction writes the row first:
+    a second delivery of the event at the same time waits for its commit, then finds it
+    told."""
+
+    async def prepare(session: AsyncSession, event: OutboxEvent) -> Call[_Pushed] | dict[str, Any]:
+        notice = notice_of(event)
+        if notice is None:
+            return {"note": "nobody to tell"}
+        notice = await _judged(session, event, notice)
+        stored = await session.scalar(
+            select(Notification.id).where(
+                Notification.event_id == event.event_id,
+                Notification.person_id == notice.person_id,
+            )
+        )
+        earlier = await _earlier(session, event)
+        if stored is not None and not earlier.unfinished:
+            return dict(_TOLD_BEFORE)  # the row and its pushes
+        messages = await _to_tell(session, event, notice, earlier)
+
+        async def record(session: AsyncSession, now: _Pushed) -> dict[str, Any]:
+            return _told(event, await _store(session, event, notice), earlier, now)
+
+        return Call(lambda: _push_each(push, messages), record)
+
+    async def inline(session: AsyncSession, event: OutboxEvent) -> dict[str, Any] | None:
+        notice = notice_of(event)
+        if notice is None:
+            return {"note": "nobody to tell"}
+        notice = await _judged(session, event, notice)
+        created = await _store(session, event, notice)
+        earlier = await _earlier(session, event)
+        if created is None and not earlier.unfinished:
+            return dict(_TOLD_BEFORE)  # the row and its pushes
+        messages = await _to_tell(session, event, notice, earlier)
+        return _told(event, created, earlier, await _push_each(push, messages))
+
+    return Remote(prepare, inline)
 
 
 #: Kinds whose ``facility`` parameter is the facility's code (the events of visits and
@@ -424,35 +522,34 @@ def render(kind: str, params: dict[str, Any], suffix: str = "") -> dict[str, dic
     return found
 
 
-def visit_notifier(push: PushAdapter) -> Handler:
+def visit_notifier(push: PushAdapter) -> Remote:
     """visit.accepted -> "a new visit is in your health book" (once per event and person)."""
 
-    async def deliver(session: AsyncSession, event: OutboxEvent) -> dict[str, Any] | None:
+    def notice_of(event: OutboxEvent) -> _Notice | None:
         payload = event.payload
         person_id = payload.get("person_id")
         if not person_id or payload.get("test_mode") or payload.get("version", 1) != 1:
-            return {"note": "nobody to tell"}
+            return None
         params = {
             "facility": payload.get("facility_code", ""),
             "visit_key": payload.get("visit_key", ""),
         }
-        return await _notify(session, push, event, int(person_id), "visit", params)
+        return _Notice(int(person_id), "visit", params)
 
-    return deliver
+    return _notifier(push, notice_of)
 
 
-def event_notifier(kind: str, push: PushAdapter) -> Handler:
+def event_notifier(kind: str, push: PushAdapter) -> Remote:
     """An event whose payload names ``person_id`` and ``params`` -> a notification of ``kind``
     (once per event and person), pushed to the app."""
 
-    async def deliver(session: AsyncSession, event: OutboxEvent) -> dict[str, Any] | None:
+    def notice_of(event: OutboxEvent) -> _Notice | None:
         person_id = event.payload.get("person_id")
         if not person_id:
-            return {"note": "nobody to tell"}
-        params = dict(event.payload.get("params") or {})
-        return await _notify(session, push, event, int(person_id), kind, params)
+            return None
+        return _Notice(int(person_id), kind, dict(event.payload.get("params") or {}))
 
-    return deliver
+    return _notifier(push, notice_of)
 
 
 @dataclass(frozen=True, slots=True)
@@ -480,13 +577,15 @@ def confided(holders: Collection[identity.Holder]) -> set[int]:
 
 def _visible(ids: Collection[int], confided: Collection[int]) -> ColumnElement[bool]:
     """The notices of these persons the caller is shown: of the persons in ``confided``, not
-    those marked sensitive when told, and not those of a visit (or of a paper issued with
-    one) whose timeline row does not know, today, that the visit touches no sensitive
-    category (``records.known_plain``): a visit corrected into a category since, a row not
-    yet filled or kept by an older classification, a notice stored before the marks (D132),
-    a paper notice that names no visit. In SQL, one statement, so that a page is full, its
-    cursor is of a shown notice, and counting, marking read and reading are of the same
-    rows."""
+    those of a visit (or of a paper issued with one) whose timeline row does not know, today,
+    that the visit touches no sensitive category (``records.known_plain``): a visit corrected
+    into a category since, a row not yet filled or kept by an older classification, a notice
+    stored before the marks (D132), a paper notice that names no visit. A notice marked
+    sensitive when told is judged by its visit as it stands too: a visit corrected to a plain
+    one since shows it again; the mark still hides one that names no visit, a birth
+    certificate's, and a paper's stored before ``PAPER_KIND``. In SQL, one statement, so that
+    a page is full, its cursor is of a shown notice, and counting, marking read and reading
+    are of the same rows."""
     hidden = sorted(set(confided) & set(ids))
     if not hidden:
         return true()
@@ -505,7 +604,15 @@ def _visible(ids: Collection[int], confided: Collection[int]) -> ColumnElement[b
             or_(visit_key.is_(None), and_(visit_key != "", not_(plain))),
         ),
     )
-    return not_(and_(Notification.person_id.in_(hidden), or_(marked, unjudged)))
+    # marked, yet judged by its visit (plain today, else ``unjudged`` hides it): a visit's
+    # notice, or a paper's that names its visit and its kind, not a birth certificate
+    paper_kind = func.coalesce(params[PAPER_KIND].as_string(), "birth")
+    by_visit = or_(
+        Notification.kind == "visit",
+        and_(Notification.kind == "paper", visit_key != "", paper_kind != "birth"),
+    )
+    stays = and_(marked, not_(func.coalesce(by_visit, False)))
+    return not_(and_(Notification.person_id.in_(hidden), or_(stays, unjudged)))
 
 
 async def inbox(

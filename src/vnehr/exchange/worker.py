@@ -7,9 +7,9 @@ Consumers are idempotent on the event id: an event is delivered again only when 
 never recorded an answer (the process died, or the answer never came back).
 
 On SQLite a write transaction locks the whole file, so a round there claims its events and
-commits, calls the other systems (``Remote`` consumers: the BHXH portal) with no transaction
-open, and records the answers in a short second transaction (D126). On PostgreSQL a round is
-one transaction; its row locks hold back no other writer.
+commits, calls the other systems (``Remote`` consumers: the BHXH portal, the app's push
+service) with no transaction open, and records the answers in a short second transaction
+(D129). On PostgreSQL a round is one transaction; its row locks hold back no other writer.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import random
 import sqlite3
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
@@ -77,16 +77,21 @@ class Call(Generic[A]):
 
 @dataclass(frozen=True, slots=True)
 class Remote:
-    """A consumer that calls another system (D126): ``prepare`` reads what to send and returns
+    """A consumer that calls another system (D129): ``prepare`` reads what to send and returns
     a ``Call``, or the attempt's detail when there is nothing to send. On SQLite a round
     prepares on a read-only snapshot, sends with no transaction open (the file's one write
     lock is not held through the other side's latency) and records in the short transaction
     that ends the round; on PostgreSQL, and called as a plain handler (JetStream), the three
-    run one after the other in the caller's transaction."""
+    run one after the other in the caller's transaction, or ``inline`` runs instead when the
+    consumer orders its steps otherwise there (the inbox writes its row before it pushes, so
+    that a second delivery of the event at the same time waits for the first's commit)."""
 
     prepare: Callable[[AsyncSession, OutboxEvent], Awaitable[Call[Any] | dict[str, Any] | None]]
+    inline: Handler | None = None
 
     async def __call__(self, session: AsyncSession, event: OutboxEvent) -> dict[str, Any] | None:
+        if self.inline is not None:
+            return await self.inline(session, event)
         prepared = await self.prepare(session, event)
         if not isinstance(prepared, Call):
             return prepared
@@ -108,7 +113,7 @@ class Policy:
     keep_days: int = 30
     prune_every_seconds: float = 3600.0
     prune_batch: int = 1000
-    #: SQLite (D126, D129): a round's claim on its events lasts this long from when the write
+    #: SQLite (D129, D138): a round's claim on its events lasts this long from when the write
     #: lock was taken, renewed a third of it after each claim or renewal while the round runs;
     #: the events of a worker that died are due again when it runs out. Above the busy timeout
     #: (30 s by default) plus a third of it: a renewal that waits the whole busy timeout for the
@@ -205,21 +210,55 @@ async def _deliver_in(
     events = await due_events(session, utcnow(), limit)
     done = await _delivered_to(session, [event.event_id for event in events])
     for event in events:
-        event.attempts += 1
-        failures: list[str] = []
-        for name, handler in consumers.get(event.topic, {}).items():
-            if name in done[event.event_id]:
-                continue
-            reason = await _attempt(session, event, name, handler, settling)
-            if reason is not None:
-                failures.append(f"{name}: {reason}")
-        _conclude(event, failures, policy, rng)
+        await _take(session, event, consumers, done[event.event_id], settling, policy, rng)
         handled += 1
-    # last, with no portal call after: the deferred consumers' writes, in the transaction
-    # that records their attempts (each event counted once), locked until the commit only
+    await _settle_round(session, settling, policy, rng)
+    return handled
+
+
+async def _take(
+    session: AsyncSession,
+    event: OutboxEvent,
+    consumers: Consumers,
+    done: set[str],
+    settling: Settling,
+    policy: Policy,
+    rng: random.Random,
+    outcomes: dict[tuple[int, str], _Outcome] | None = None,
+    later: Collection[str] = (),
+) -> None:
+    """One attempt of an event in a round: every consumer of its topic not in ``done`` (those
+    that took it before), each recorded, then the event's state. A remote consumer whose call
+    was made outside the transaction (``outcomes``, SQLite) has what came of it recorded; one
+    in ``later`` was not called (the round's claim ran short) and is left for the next round,
+    the event due again at once unless another consumer failed."""
+    event.attempts += 1
+    failures: list[str] = []
+    for name, handler in consumers.get(event.topic, {}).items():
+        if name in done or name in later:
+            continue
+        outcome = outcomes.get((event.id, name)) if outcomes else None
+        if outcome is None:
+            reason = await _attempt(session, event, name, handler, settling)
+        else:
+            started, result = outcome
+            reason = await _attempt(session, event, name, _recording(result), started=started)
+        if reason is not None:
+            failures.append(f"{name}: {reason}")
+    if later and not failures:
+        event.next_attempt_at = utcnow()
+    else:
+        _conclude(event, failures, policy, rng)
+
+
+async def _settle_round(
+    session: AsyncSession, settling: Settling, policy: Policy, rng: random.Random
+) -> None:
+    """Last in a round, with no remote call after: the deferred consumers' writes, in the
+    transaction that records their attempts (each event counted once), locked until the
+    commit only (D121)."""
     for settle, taken in settling.items():
         await _settle(session, settle, taken, policy, rng)
-    return handled
 
 
 @dataclass(slots=True)
@@ -421,30 +460,19 @@ async def _record(
         if event is None:  # the claim ran out and another worker took it: its turn now
             log.warning("delivery_claim_lost", event_id=claimed.event_id)
             continue
-        waiting = [name for name, handler in consumers.get(event.topic, {}).items()
-                   if isinstance(handler, Remote) and name not in claim.done[event.event_id]
-                   and (event.id, name) not in outcomes]  # fmt: skip
-        if waiting:  # not called (the round stopped calling when its claim was lost)
+        done = claim.done[event.event_id]
+        topic = consumers.get(event.topic, {})
+        remote = [name for name in topic if isinstance(topic[name], Remote) and name not in done]
+        later = [name for name in remote if (event.id, name) not in outcomes]
+        if later and len(later) == len(remote):
+            # none called (the round stopped calling when its claim ran short or was lost):
+            # the event as it was, due again at once. When some were, their answers are
+            # recorded (never sent again, D25) and the rest wait for the next round.
             event.next_attempt_at = utcnow()
             continue
-        event.attempts += 1
-        failures: list[str] = []
-        for name, handler in consumers.get(event.topic, {}).items():
-            if name in claim.done[event.event_id]:
-                continue
-            outcome = outcomes.get((event.id, name))
-            if outcome is not None:
-                reason = await _attempt(
-                    session, event, name, _recording(outcome[1]), started=outcome[0]
-                )
-            else:
-                reason = await _attempt(session, event, name, handler, settling)
-            if reason is not None:
-                failures.append(f"{name}: {reason}")
-        _conclude(event, failures, policy, rng)
+        await _take(session, event, consumers, done, settling, policy, rng, outcomes, later)
         handled += 1
-    for settle, taken in settling.items():
-        await _settle(session, settle, taken, policy, rng)
+    await _settle_round(session, settling, policy, rng)
     return handled
 
 
