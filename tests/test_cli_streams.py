@@ -1,20 +1,26 @@
-"""What a one-shot command prints is on stdout alone; its log lines go to stderr."""
+"""What a one-shot command prints is on stdout alone; its log lines go to stderr, and so do
+those of `vnehr serve`'s workers, in the configured format and level."""
 
 from __future__ import annotations
 
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 from typer.testing import CliRunner
 
 import vnehr
+from tests.conftest import free_port
 from vnehr.cli import app
+from vnehr.kit import serving
 from vnehr.kit.settings import get_settings
 from vnehr.submissions import rules
 from vnehr.submissions.synth import write_files
@@ -96,3 +102,61 @@ def test_a_log_line_at_import_stays_off_stdout(
     assert imported.stdout.startswith("files "), imported.stdout  # (the totals line)
     assert "refused 2" in imported.stdout  # (the facility is not registered: read, refused)
     assert imported.stderr.count("compiled_reader_stale") == 2  # the command's and the reader's
+
+
+@pytest.mark.e2e
+@pytest.mark.skipif(rules._fast is None, reason="no compiled reader to be stale")
+@pytest.mark.skipif(not serving.reuse_port_supported(), reason="a socket per worker: Linux")
+@pytest.mark.parametrize("level", ["WARNING", "ERROR"])
+def test_serve_workers_log_from_their_first_line_as_configured(
+    sqlite_url: str, stale_checkout: Path, level: str
+) -> None:
+    """`vnehr serve --workers 2` outside development (JSON lines for a log collector): each
+    worker imports the application, whose intake logs ``compiled_reader_stale`` when imported
+    (D123), before anything had configured its logging. The line came out on stdout, in the
+    console format, and whatever VNEHR_LOG_LEVEL said."""
+    env = {**os.environ, "PYTHONPATH": str(stale_checkout), "VNEHR_DATABASE_URL": sqlite_url,
+           "VNEHR_ENV": "test", "VNEHR_LOG_LEVEL": level}  # fmt: skip
+    env.pop("VNEHR_LOG_JSON", None)  # (outside development: JSON by default)
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "vnehr", "serve", "--port", str(port), "--workers", "2"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        supervisor = psutil.Process(server.pid)
+
+        def listening() -> int:
+            """The workers that have started their app and listen on the port."""
+            started = 0
+            for child in supervisor.children():
+                try:
+                    sockets = child.net_connections("tcp")
+                except psutil.NoSuchProcess:  # (a worker uvicorn replaces)
+                    continue
+                started += any(
+                    c.status == psutil.CONN_LISTEN and c.laddr.port == port for c in sockets
+                )
+            return started
+
+        deadline = time.monotonic() + 60
+        while listening() < 2 and time.monotonic() < deadline and server.poll() is None:
+            time.sleep(0.1)
+        assert listening() == 2, "both workers started"
+    finally:
+        server.send_signal(signal.SIGINT)
+        stdout, stderr = server.communicate(timeout=30)
+    assert server.returncode == 0, stderr[-2000:]
+    assert stdout.startswith(f"vnehr {vnehr.__version__}: open "), stdout  # the banner alone
+    assert stdout.count("\n") == 1, stdout
+    lines = [json.loads(line) for line in stderr.splitlines()]  # (every line is JSON)
+    shown = {"warning", "error", "critical"} if level == "WARNING" else {"error", "critical"}
+    assert {line["level"] for line in lines} <= shown, stderr
+    stale = [line for line in lines if line["event"] == "compiled_reader_stale"]
+    if level == "WARNING":  # one from each worker (and from any uvicorn replaced)
+        assert len(stale) >= 2, stderr
+    else:
+        assert stale == [], stderr

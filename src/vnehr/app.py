@@ -284,10 +284,10 @@ def factory() -> FastAPI:
 
 def checked_factory() -> FastAPI:
     """Entry point of ``vnehr serve``'s workers: the command checked the database once before
-    starting them (exit 2 and one line otherwise), so they do not check it again."""
-    settings = get_settings()
-    configure_logging(settings.log_level, settings.json_logs)
-    return create_app(settings, check_database=False)
+    starting them (exit 2 and one line otherwise), so they do not check it again. Their
+    logging is configured already, before this module was imported: by the command, or by
+    each worker process as it starts (``kit.serving``, D128)."""
+    return create_app(get_settings(), check_database=False)
 
 
 def audit_key(settings: Settings) -> audit.AuditKey:

@@ -6,6 +6,8 @@ opening its keep-alive pool) can land on one worker while the others idle: measu
 one API worker did 8.8 s of work in 10 s and the other almost none, half the machine unused.
 On Linux every worker now binds its own socket with ``SO_REUSEPORT`` and the kernel spreads
 new connections over them. Elsewhere, or with one worker, uvicorn runs as usual.
+
+Each worker process configures logging, as the command did, before it imports the app (D128).
 """
 
 from __future__ import annotations
@@ -15,6 +17,9 @@ import sys
 from typing import Any
 
 import structlog
+import uvicorn
+
+from vnehr.kit.logging import configure_logging, configured
 
 log = structlog.get_logger(__name__)
 
@@ -56,18 +61,39 @@ def listen(host: str, port: int, *, share: bool = True) -> socket.socket:
     return sock
 
 
-def serve(app: str, *, host: str, port: int, workers: int, **options: Any) -> None:
-    """``uvicorn.run(app, ...)``, with a socket per worker when there are several (D54)."""
-    import uvicorn
+class WorkerConfig(uvicorn.Config):
+    """uvicorn's configuration, which also sets up logging in each worker process, as the
+    command did, before the worker imports the app. A spawned worker imports everything
+    afresh, and structlog prints to stdout, in its console format and at every level, until
+    configured: a module that logs when imported (``compiled_reader_stale``, D123) wrote there,
+    unlike everything after it. uvicorn calls ``configure_logging`` when the worker starts,
+    before it loads the app; ``logs`` is set after ``__init__`` (which calls it too), so the
+    supervisor, which the command configured, is not configured again."""
 
-    if workers <= 1 or not reuse_port_supported():
+    logs: tuple[str, bool] | None = None
+
+    def configure_logging(self) -> None:
+        super().configure_logging()
+        if self.logs is not None:
+            configure_logging(*self.logs)
+
+
+def serve(app: str, *, host: str, port: int, workers: int, **options: Any) -> None:
+    """``uvicorn.run(app, ...)``, with a socket per worker when there are several (D54), each
+    worker logging as the command does (its level and format) from its first line."""
+    if workers <= 1:  # the app runs in this process, whose logging the command configured
         uvicorn.run(app, host=host, port=port, workers=workers, **options)
         return
     from uvicorn.supervisors import Multiprocess
 
-    config = uvicorn.Config(app, host=host, port=port, workers=workers, **options)
-    # A port already in use (by anything, another vnehr included) fails here, once: a socket
-    # without SO_REUSEPORT cannot join the group of one that has it.
-    listen(host, port, share=False).close()
-    sockets: Any = [OwnSocket(host, port)]
+    config = WorkerConfig(app, host=host, port=port, workers=workers, **options)
+    config.logs = configured()
+    sockets: Any
+    if reuse_port_supported():
+        # A port already in use (by anything, another vnehr included) fails here, once: a
+        # socket without SO_REUSEPORT cannot join the group of one that has it.
+        listen(host, port, share=False).close()
+        sockets = [OwnSocket(host, port)]
+    else:  # one socket the workers share, as uvicorn.run binds it
+        sockets = [config.bind_socket()]
     Multiprocess(config, sockets=sockets).run()
