@@ -10,7 +10,8 @@ from bench import audit, catalog_http, exchange, fhir, intake, papers, report
 
 def main() -> None:
     wanted = sys.argv[1:] or [
-        "catalog", "intake", "exchange", "fhir", "papers", "report", "report-accounts", "audit"
+        "catalog", "intake", "exchange", "fhir", "papers", "report", "report-accounts",
+        "report-facilities", "audit",
     ]  # fmt: skip
     if "catalog" in wanted:
         asyncio.run(catalog_http.main())
@@ -26,6 +27,8 @@ def main() -> None:
         asyncio.run(report.main())
     if "report-accounts" in wanted:
         asyncio.run(report.accounts_main())
+    if "report-facilities" in wanted:
+        asyncio.run(report.facilities_main())
     if "audit" in wanted:
         asyncio.run(audit.main())
 

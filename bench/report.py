@@ -12,9 +12,11 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import tracemalloc
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 from bench.common import packed_tables, postgres
 from vnehr import reporting
@@ -231,5 +233,158 @@ async def accounts_main() -> None:
         print(f"| `report {name}` | {seconds:,.1f} s | {peak:,.1f} MB |")
 
 
+#: Facilities of the many-facilities case: each sends in every month of the period.
+FACILITIES = 5_000
+# FACILITIES facilities of Hanoi (codes Z0001...), registered and connected in January, spread
+# over the wards in force of Hanoi; per facility and month 20 counters: visits sent and in the
+# book (insured or not), with a summary, within 24 h and on time, a rejection and 12 lag
+# buckets (at 5,000 facilities: 600,000 counters)
+FACILITIES_SQL = """
+CREATE TEMP TABLE bench_ward AS
+  SELECT row_number() OVER (ORDER BY code) - 1 AS n, code FROM (
+    SELECT DISTINCT code FROM catalog_entry
+    WHERE list_name = 'ward' AND valid_to IS NULL AND parent_code = '01') AS w;
+INSERT INTO facility (code, name, kind, level, ownership, address, ward_code, province_code,
+  status, issued, created_at, created_by)
+SELECT 'Z' || lpad(n::text, 4, '0'), 'Cơ sở ' || n, 'polyclinic', 'basic',
+       CASE WHEN n % 3 = 0 THEN 'private' ELSE 'public' END, NULL,
+       (SELECT code FROM bench_ward WHERE bench_ward.n = g.n % (SELECT count(*) FROM bench_ward)),
+       '01', 'connected', true, timestamptz '2026-01-05', 'bench'
+FROM generate_series(1, {count}) AS g(n);
+INSERT INTO facility_onboarding_event (facility_code, from_state, to_state, actor, at)
+SELECT code, NULL, 'connected', 'bench', timestamptz '2026-01-05' FROM facility
+WHERE created_by = 'bench' ORDER BY code;
+INSERT INTO report_count (month, province, ward, facility, metric, dim1, dim2, value)
+SELECT m.month, '01', f.ward_code, f.code, c.metric, c.dim1, c.dim2,
+       1 + (hashtext(f.code || c.metric || c.dim1 || c.dim2 || m.month::text) & 63)
+FROM facility f
+CROSS JOIN generate_series(date '2026-07-01', date '2026-12-01', interval '1 month') AS m(month)
+CROSS JOIN (VALUES
+  ('visits_sent', 'outpatient_exam', 'insured'), ('visits_sent', 'outpatient_exam', 'uninsured'),
+  ('visits_in_book', 'outpatient_exam', 'insured'),
+  ('visits_in_book', 'outpatient_exam', 'uninsured'),
+  ('with_summary', '', ''), ('within_24h', '', ''), ('within_deadline', '', ''),
+  ('rejected_visits', '', ''), ('lag', '5', ''), ('lag', '15', ''), ('lag', '30', ''),
+  ('lag', '60', ''), ('lag', '120', ''), ('lag', '240', ''), ('lag', '480', ''),
+  ('lag', '720', ''), ('lag', '1440', ''), ('lag', '4320', ''), ('lag', '10080', ''),
+  ('lag', 'more', '')) AS c(metric, dim1, dim2)
+WHERE f.created_by = 'bench';
+ANALYZE facility; ANALYZE facility_onboarding_event; ANALYZE report_count;
+"""
+
+
+async def _loop_pause(work: Callable[[], Awaitable[object]]) -> float:
+    """The longest time (s) the event loop could not run another task while ``work`` ran
+    (what every other request of that server process waits)."""
+    longest = 0.0
+    done = False
+
+    async def tick() -> None:
+        nonlocal longest
+        while not done:
+            began = time.perf_counter()
+            await asyncio.sleep(0.001)
+            longest = max(longest, time.perf_counter() - began)
+
+    ticker = asyncio.create_task(tick())
+    await asyncio.sleep(0)
+    try:
+        await work()
+    finally:
+        done = True
+        await ticker
+    return longest
+
+
+def _command_run(args: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """Seconds and peak resident memory (MB) of one command. The peak is the process's own
+    high-water mark, read from /proc while it runs: the ``ru_maxrss`` the kernel reports for a
+    child also holds what its parent had resident when it forked (the benchmark's own MBs)."""
+    began = time.perf_counter()
+    process = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL)
+    status = Path(f"/proc/{process.pid}/status")
+    peak_kb = 0
+    while process.poll() is None:
+        try:
+            for line in status.read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    peak_kb = max(peak_kb, int(line.split()[1]))
+        except (OSError, ValueError):
+            pass  # it just ended
+        time.sleep(0.02)
+    seconds = time.perf_counter() - began
+    if process.returncode:
+        raise RuntimeError(f"{args} exited {process.returncode}")
+    return seconds, peak_kb / 1024
+
+
+async def facilities_main() -> None:
+    """The report of a province with ``FACILITIES`` facilities sending: the figures, the
+    event loop's longest pause while they are made, and ``vnehr report --format json``."""
+    with postgres("facilities") as socket_dir:
+        url = f"postgresql+asyncpg://postgres@/facilities?host={socket_dir}"
+        env = {
+            **os.environ,
+            "VNEHR_ENV": "development",
+            "VNEHR_DATABASE_URL": url,
+            "VNEHR_LOG_LEVEL": "WARNING",
+        }
+        vnehr = [sys.executable, "-m", "vnehr"]
+        _run([*vnehr, "db", "upgrade"], env)
+        _run([*vnehr, "demo", "load"], env)
+        import asyncpg
+
+        connection = await asyncpg.connect(host=socket_dir, user="postgres", database="facilities")
+        try:
+            await connection.execute(FACILITIES_SQL.format(count=FACILITIES))
+            counters = await connection.fetchval("SELECT count(*) FROM report_count")
+        finally:
+            await connection.close()
+        db = Database.from_urls(url)
+        try:
+
+            async def report() -> None:
+                async with db.read_session() as session:
+                    figures = await reporting.figures(
+                        session, PERIOD, province="01", cost_per_record=5000
+                    )
+                if len(figures["timeliness"]["slowest"]) != 10:
+                    raise RuntimeError("the report ranked no facilities")
+
+            seconds, peak = await _time_and_peak(report)
+            pause = await _loop_pause(report)
+        finally:
+            await db.dispose()
+        with tempfile.TemporaryDirectory() as out:
+            command = [*vnehr, "report", "--period", PERIOD.name, "--province", "01"]
+            command += ["--format", "json", "--out", out]
+            cli_seconds, cli_rss = _command_run(command, env)
+            command[command.index("01")] = "79"  # a province without facilities: the baseline
+            empty_seconds, empty_rss = _command_run(command, env)
+    print(
+        f"Report of a province with {FACILITIES:,} facilities sending ({counters:,} counters) "
+        "on PostgreSQL 18\n"
+    )
+    print("| run | time | peak memory | longest event-loop pause |")
+    print("|---|---|---|---|")
+    print(
+        f"| `reporting.figures` | {seconds:,.2f} s | {peak:,.1f} MB (tracemalloc) | {pause:,.2f} s |"
+    )
+    print(
+        f"| `vnehr report --format json` | {cli_seconds:,.1f} s | {cli_rss:,.0f} MB (peak RSS) | |"
+    )
+    print(
+        f"| the same for a province without facilities | {empty_seconds:,.1f} s | "
+        f"{empty_rss:,.0f} MB (peak RSS) | |"
+    )
+
+
 if __name__ == "__main__":
-    asyncio.run(accounts_main() if sys.argv[1:] == ["accounts"] else main())
+    which = sys.argv[1:]
+    asyncio.run(
+        accounts_main()
+        if which == ["accounts"]
+        else facilities_main()
+        if which == ["facilities"]
+        else main()
+    )

@@ -942,18 +942,26 @@ def report_check(
     period: Annotated[str, typer.Option(help="2026H1 = January to June")],
     province: Annotated[str | None, typer.Option()] = None,
 ) -> None:
-    """Compare the rollups with a recount of the stored rows; exit 1 and list the differences."""
+    """Compare the rollups, with what the events not delivered yet will add, with a recount of
+    the stored rows; exit 1 and list the differences."""
     from vnehr import reporting
 
-    async def work(db: Database) -> list[dict[str, Any]]:
+    async def work(db: Database) -> reporting.Checked:
         async with db.read_session() as session:
-            return await reporting.check(session, reporting.period_of(period), province)
+            return await reporting.checked(session, reporting.period_of(period), province)
 
-    differences = _run(work)
+    checked = _run(work)
+    if checked.waiting:
+        typer.echo(
+            f"{checked.waiting} events not yet counted by the worker: "
+            "what they will add is included"
+        )
+    differences = checked.differences
     for d in differences:
+        coming = f" (+{d['waiting']} waiting)" if d["waiting"] else ""
         typer.echo(
             f"DIFFERS {d['month']} {d['province']} {d['ward']} {d['facility']} {d['metric']} "
-            f"{d['dim1']} {d['dim2']}: rollup {d['rollup']}, recount {d['recount']}"
+            f"{d['dim1']} {d['dim2']}: rollup {d['rollup']}{coming}, recount {d['recount']}"
         )
     if differences:
         raise typer.Exit(1)

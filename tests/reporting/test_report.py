@@ -225,8 +225,10 @@ async def test_the_files_carry_the_same_figures(
     assert codes == made["codes"]
 
     lines = list(csv.reader(io.StringIO(reporting.to_csv(figures).decode("utf-8-sig"))))
-    assert lines[0] == ["period", "province", "section", "item", "dim1", "dim2", "value"]
-    sent = [int(v[-1]) for v in lines[1:] if v[2:4] == ["matrix", "sent"]]
+    assert lines[0] == [
+        "period", "province", "ward", "facility", "section", "item", "dim1", "dim2", "value"
+    ]  # fmt: skip
+    sent = [int(v[-1]) for v in lines[1:] if v[4:6] == ["matrix", "sent"]]
     assert sum(sent) == figures["totals"]["sent"]
 
     text = "".join(

@@ -19,6 +19,7 @@ from vnehr.exchange.notifications import (
     visit_notifier,
 )
 from vnehr.exchange.retention import MIN_KEEP_DAYS, Pruned, prune
+from vnehr.exchange.taken import mark_taken, not_taken, taken_by
 from vnehr.exchange.worker import (
     Call,
     Consumers,
@@ -63,10 +64,13 @@ __all__ = [
     "inbox",
     "mark_all_read",
     "mark_read",
+    "mark_taken",
+    "not_taken",
     "prune",
     "replay",
     "router",
     "run",
+    "taken_by",
     "texts_of",
     "visit_notifier",
 ]

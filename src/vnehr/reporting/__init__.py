@@ -6,8 +6,10 @@ from vnehr.reporting.metrics import Period
 from vnehr.reporting.outputs import charts, html, to_csv, to_json, to_pdf, to_xlsx
 from vnehr.reporting.rollup import consumers, intake_counter, rebuild
 from vnehr.reporting.service import (
+    Checked,
     build,
     check,
+    checked,
     declare,
     figures,
     load_population,
@@ -16,10 +18,12 @@ from vnehr.reporting.service import (
 )
 
 __all__ = [
+    "Checked",
     "Period",
     "build",
     "charts",
     "check",
+    "checked",
     "consumers",
     "declare",
     "figures",

@@ -62,7 +62,7 @@ async def report_file(
     figures = await _figures(request, session, subject, period, province, ward, facility)
     writer = {"xlsx": outputs.to_xlsx, "csv": outputs.to_csv, "pdf": outputs.to_pdf}[fmt]
     body = await anyio.to_thread.run_sync(writer, figures)
-    name = f"sskdt-{figures['period']}-{province or 'VN'}.{fmt}"
+    name = outputs.file_name(figures, fmt)
     return Response(
         body,
         media_type=MEDIA[fmt],

@@ -60,6 +60,48 @@ def _minutes(value: int | str | None) -> int | str | None:
 _env.filters.update(percent=_percent, number=_number, duration=_duration)
 
 
+def _province(figures: dict[str, Any]) -> str:
+    return f"tỉnh/thành phố {figures['province']}" if figures["province"] else "toàn quốc"
+
+
+def _parts(figures: dict[str, Any]) -> list[str]:
+    """The ward and the facility a report is narrowed to, with their names."""
+    parts = []
+    if figures.get("ward"):
+        parts.append(f"phường/xã {figures['ward']} {figures.get('ward_name') or ''}".strip())
+    if figures.get("facility"):
+        parts.append(
+            f"cơ sở KCB {figures['facility']} {figures.get('facility_name') or ''}".strip()
+        )
+    return parts
+
+
+def place(figures: dict[str, Any]) -> str:
+    """What the report is of: the province (or the country), then the ward and the facility
+    it is narrowed to."""
+    return ", ".join([_province(figures), *_parts(figures)])
+
+
+def narrowed(figures: dict[str, Any]) -> str | None:
+    """The warning a report narrowed to a ward or a facility carries (None: the whole
+    province or country): its file must never pass for the province's report."""
+    parts = _parts(figures)
+    if not parts:
+        return None
+    return f"Báo cáo riêng {' và '.join(parts)}: không phải báo cáo của cả {_province(figures)}"
+
+
+def file_name(figures: dict[str, Any], fmt: str) -> str:
+    """``sskdt-2026H2-01.xlsx`` for a province (``VN``: the country), with
+    ``-phuongxa00004`` and ``-coso01002`` when narrowed to a ward and a facility."""
+    name = f"sskdt-{figures['period']}-{figures['province'] or 'VN'}"
+    if figures.get("ward"):
+        name += f"-phuongxa{figures['ward']}"
+    if figures.get("facility"):
+        name += f"-coso{figures['facility']}"
+    return f"{name}.{fmt}"
+
+
 def to_json(figures: dict[str, Any]) -> bytes:
     return orjson.dumps(figures, option=orjson.OPT_INDENT_2)
 
@@ -104,9 +146,19 @@ def rows(figures: dict[str, Any]) -> Iterator[tuple[str, str, str, str, Any]]:
 def to_csv(figures: dict[str, Any]) -> bytes:
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(["period", "province", "section", "item", "dim1", "dim2", "value"])
+    # every line says what the report is of: a ward's or a facility's figures are never
+    # mistaken for the province's when lines of several files are put together
+    writer.writerow(
+        ["period", "province", "ward", "facility", "section", "item", "dim1", "dim2", "value"]
+    )
+    scope = [
+        figures["period"],
+        figures["province"] or "VN",
+        figures.get("ward") or "",
+        figures.get("facility") or "",
+    ]
     for row in rows(figures):
-        writer.writerow([figures["period"], figures["province"] or "VN", *row])
+        writer.writerow([*scope, *row])
     return out.getvalue().encode("utf-8-sig")  # Excel opens UTF-8 with the BOM
 
 
@@ -118,11 +170,17 @@ def to_xlsx(figures: dict[str, Any]) -> bytes:
     sheet = book.active
     sheet.title = "Biểu báo cáo"
     bold = Font(bold=True)
-    place = f"tỉnh/thành phố {figures['province']}" if figures["province"] else "toàn quốc"
     sheet["A1"] = "BÁO CÁO KẾT QUẢ TRIỂN KHAI SỔ SỨC KHỎE ĐIỆN TỬ"
     sheet["A1"].font = Font(bold=True, size=13)
-    sheet["A2"] = f"Kỳ báo cáo {figures['period']} ({figures['from']} – {figures['to']}), {place}"
-    sheet.append([])
+    sheet["A2"] = (
+        f"Kỳ báo cáo {figures['period']} ({figures['from']} – {figures['to']}), {place(figures)}"
+    )
+    warning = narrowed(figures)
+    if warning:
+        sheet["A3"] = warning
+        sheet["A3"].font = Font(bold=True, color="B3261E")
+    else:
+        sheet.append([])
     sheet.append(
         [
             "STT",
@@ -268,7 +326,18 @@ def to_xlsx(figures: dict[str, Any]) -> bytes:
         ["Số lượt", "Chi phí/hồ sơ giấy (đồng)", "Ước tính tiết kiệm (đồng)"],
         [[s["visits"], s["cost_per_record"], s["total"]]],
     )
-    table("Khó khăn, kiến nghị", ["Nội dung"], [[figures["notes"]]])
+    table(
+        "Khó khăn, kiến nghị",
+        ["Nội dung", "Phạm vi báo cáo"],
+        [
+            [
+                figures["notes"],
+                f"{warning}; khó khăn, kiến nghị là của cả {_province(figures)}"
+                if warning
+                else place(figures),
+            ]
+        ],
+    )
     out = io.BytesIO()
     book.save(out)
     return out.getvalue()
@@ -354,7 +423,10 @@ def _inline(chart: bytes) -> str:
 def html(figures: dict[str, Any], drawn: dict[str, bytes], *, fragment: bool = False) -> str:
     """The report as HTML: the whole PDF page, or the body the dashboard embeds."""
     return _env.get_template("report_body.html" if fragment else "report.html").render(
-        f=figures, charts={k: _inline(v) for k, v in drawn.items()}, papers=PAPER_TITLES
+        f=figures,
+        charts={k: _inline(v) for k, v in drawn.items()},
+        papers=PAPER_TITLES,
+        narrowed=narrowed(figures),
     )
 
 

@@ -4,11 +4,12 @@ the delivery in the same transaction), and the recount from the stored rows that
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, func, or_, select, text
+from sqlalchemy import BigInteger, and_, cast, delete, func, or_, select, text
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vnehr import exchange, facilities, identity, papers, records, submissions
@@ -21,6 +22,17 @@ from vnehr.reporting.models import ReportCount
 Key = tuple[date, str, str, str, str, str, str]
 #: a report consumer's answer: the attempt's detail, and the counts to add at the round's end
 _Taken = tuple[dict[str, Any] | None, list[Count]]
+_Counter = Callable[[AsyncSession, OutboxEvent], Awaitable[_Taken]]
+
+#: the report's consumer of every topic, as the service wires it (``app.exchange_handlers``):
+#: a rebuild marks the events it recounted as taken by it (D141)
+CONSUMER = "report"
+TOPICS = ("visit.accepted", "visit.rejected", "paper.issued", "account.changed")
+_REBUILT = {"note": "counted by a report rebuild"}
+#: PostgreSQL: what every writer of the counters holds until its commit (an INSERT takes it
+#: too); a rebuild holds EXCLUSIVE, which waits for them and makes them wait (D141)
+_WRITING = text("LOCK TABLE report_count IN ROW EXCLUSIVE MODE")
+_REBUILDING = text("LOCK TABLE report_count IN EXCLUSIVE MODE")
 
 
 #: Counters of one statement: SQLite takes 8 parameters a counter (far below its 32,766);
@@ -153,12 +165,9 @@ async def _add_taken(session: AsyncSession, taken: list[list[Count]]) -> int:
     return await add(session, [one for counts in taken for one in counts])
 
 
-def consumers(places: Places | None = None) -> dict[str, exchange.Deferred[list[Count]]]:
-    """The report's consumer of each topic. Each says what to count; the worker adds what a
-    round took in one statement at the end of the round (``exchange.Deferred``, D121), in the
-    transaction that records the attempts: no counter is locked while the round calls the
-    BHXH portal, nor in another order than the intake's."""
-    places = places or Places()
+def _counters(places: Places) -> dict[str, _Counter]:
+    """What an event of each topic adds to the counters (none: the attempt's note says why),
+    read without writing: the consumers' and the check's."""
     counted = {"note": "counted by the batch that wrote it"}
 
     def adding(counts: list[Count]) -> _Taken:
@@ -210,18 +219,82 @@ def consumers(places: Places | None = None) -> dict[str, exchange.Deferred[list[
         )
         return adding(counts)
 
+    return dict(zip(TOPICS, (visit, rejected, paper, account), strict=True))
+
+
+async def _counted_by_rebuild(session: AsyncSession, event: OutboxEvent) -> bool:
+    """Right before an event's counts are taken: whether a rebuild counted it after the round
+    read who had taken it (D141). On PostgreSQL the counters' ROW EXCLUSIVE lock first, held
+    until the commit as the add would hold it: this waits for a rebuild under way, and a later
+    rebuild waits for this transaction, so the rebuild's snapshot has either this event's
+    attempt and counts, or not, and then the rebuild marked it and this reads the mark. On
+    SQLite the transaction holds the file's write lock, and so does a rebuild."""
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(_WRITING)
+    # (a mark is another transaction's: the round's own rows stay unflushed, written together
+    # at its end, not one event at a time)
+    with session.no_autoflush:
+        return await exchange.taken_by(session, event.event_id, CONSUMER)
+
+
+def consumers(places: Places | None = None) -> dict[str, exchange.Deferred[list[Count]]]:
+    """The report's consumer of each topic. Each says what to count; the worker adds what a
+    round took in one statement at the end of the round (``exchange.Deferred``, D121), in the
+    transaction that records the attempts: no counter is locked while the round calls the
+    BHXH portal, nor in another order than the intake's. An event a rebuild counted since the
+    round began counts nothing (D141)."""
+
+    def taking(count: _Counter) -> _Counter:
+        async def take(session: AsyncSession, event: OutboxEvent) -> _Taken:
+            detail, counts = await count(session, event)
+            if counts and await _counted_by_rebuild(session, event):
+                return _REBUILT, []
+            return detail, counts
+
+        return take
+
     return {
-        topic: exchange.Deferred(take, _add_taken)
-        for topic, take in (
-            ("visit.accepted", visit),
-            ("visit.rejected", rejected),
-            ("paper.issued", paper),
-            ("account.changed", account),
-        )
+        topic: exchange.Deferred(taking(count), _add_taken)
+        for topic, count in _counters(places or Places()).items()
     }
 
 
 # ------------------------------------------------------------------ reading and recounting
+
+
+async def one_snapshot(session: AsyncSession) -> None:
+    """PostgreSQL: every statement of the session's transaction reads the same snapshot
+    (REPEATABLE READ), taken at its first query; so this comes first. (SQLite: a transaction
+    reads one snapshot anyway.) A session joined to a transaction begun elsewhere (tests)
+    keeps that transaction's level."""
+    bind = session.get_bind()
+    if bind.dialect.name == "postgresql" and not isinstance(bind, Connection):
+        await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+
+
+def _in(key: Key, period: Period, province: str | None) -> bool:
+    """Whether a counter is one of a period's (accounts: every month up to its end)."""
+    month, metric = key[0], key[4]
+    if province and key[1] != province:
+        return False
+    return period.start <= month <= period.end or (metric == "accounts" and month <= period.end)
+
+
+async def waiting(
+    session: AsyncSession, period: Period, province: str | None
+) -> tuple[int, dict[Key, int]]:
+    """What the events the report's consumer has not taken yet will add to a period's
+    counters when they are delivered, and how many events will add anything (D141)."""
+    counters = _counters(Places())
+    events = 0
+    found: dict[Key, int] = {}
+    async for event in exchange.not_taken(session, CONSUMER, TOPICS):
+        _, counts = await counters[event.topic](session, event)
+        events += bool(counts)
+        for one in counts:
+            if _in(one.key, period, province):
+                found[one.key] = found.get(one.key, 0) + one.value
+    return events, {key: value for key, value in found.items() if value}
 
 
 async def stored(session: AsyncSession, period: Period, province: str | None) -> dict[Key, int]:
@@ -247,6 +320,87 @@ async def stored(session: AsyncSession, period: Period, province: str | None) ->
     for month, prov, ward, fac, metric, dim1, dim2, value in await session.execute(stmt):
         if value:
             found[(month, prov, ward, fac, metric, dim1, dim2)] = value
+    return found
+
+
+#: Rows of the report's counters read at a time.
+_SUMMED_PART = 5_000
+
+
+async def summed(
+    session: AsyncSession,
+    period: Period,
+    province: str | None,
+    *,
+    ward: str | None = None,
+    facility: str | None = None,
+) -> dict[Key, int]:
+    """The rollups the report reads, added up by the database over the months (the report
+    adds up a period's months, and every month of the accounts up to its end) and narrowed to
+    the report's ward and facility: each counter under the first month it has (``stored``
+    gives the same report from about six times the rows). A province of 5,000 facilities has
+    600,000 counters in a half-year: read whole, they held hundreds of MB. Strings repeated
+    on every row (wards, facilities, metrics, dimensions) are held once."""
+    activity = [
+        ReportCount.metric != "accounts",
+        ReportCount.month >= period.start,
+        ReportCount.month <= period.end,
+    ]
+    if facility is not None:
+        activity.append(ReportCount.facility == facility)
+    stmt = (
+        select(
+            func.min(ReportCount.month),
+            ReportCount.province,
+            ReportCount.ward,
+            ReportCount.facility,
+            ReportCount.metric,
+            ReportCount.dim1,
+            ReportCount.dim2,
+            cast(func.sum(ReportCount.value), BigInteger),
+        )
+        .where(
+            or_(
+                and_(*activity),
+                and_(ReportCount.metric == "accounts", ReportCount.month <= period.end),
+            )
+        )
+        .group_by(
+            ReportCount.province,
+            ReportCount.ward,
+            ReportCount.facility,
+            ReportCount.metric,
+            ReportCount.dim1,
+            ReportCount.dim2,
+        )
+        # as ``stored``, which leaves out counters at 0: an account opened and closed in a
+        # ward still lists the ward (with 0 accounts), one that never held a count does not
+        .having(func.max(func.abs(ReportCount.value)) > 0)
+    )
+    if province:
+        stmt = stmt.where(ReportCount.province == province)
+    if ward is not None:
+        stmt = stmt.where(ReportCount.ward == ward)
+    months: dict[date, date] = {}
+    strings: dict[str, str] = {}
+    one = strings.setdefault
+    found: dict[Key, int] = {}
+    # read in parts: the event loop serves other requests between them, and the rows are
+    # never all held at once
+    rows = await session.stream(stmt.execution_options(yield_per=_SUMMED_PART))
+    async for part in rows.partitions():
+        for month, prov, ward_code, fac, metric, dim1, dim2, value in part:
+            found[
+                (
+                    months.setdefault(month, month),
+                    one(prov, prov),
+                    one(ward_code, ward_code),
+                    one(fac, fac),
+                    one(metric, metric),
+                    one(dim1, dim1),
+                    one(dim2, dim2),
+                )
+            ] = int(value)
     return found
 
 
@@ -326,7 +480,15 @@ async def recount(
 
 
 async def rebuild(session: AsyncSession) -> int:
-    """Replace every rollup with a recount of everything stored."""
+    """Replace every rollup with a recount of everything stored, and mark every event that the
+    report's consumer has not taken yet as taken: the recount has it (D141). First in its
+    transaction: on PostgreSQL the counters are locked against every other writer (intake
+    batches, rounds, JetStream consumers) before the one snapshot that the marks and the
+    recount read, until the commit."""
+    await one_snapshot(session)
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(_REBUILDING)
+    await exchange.mark_taken(session, CONSUMER, TOPICS, _REBUILT)
     await session.execute(delete(ReportCount))
     counted = await recount(session, None, None)
     await add(session, [Count(*key, value=value) for key, value in counted.items()])

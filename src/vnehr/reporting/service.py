@@ -4,12 +4,15 @@
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import re
 from collections import defaultdict
+from dataclasses import dataclass
 from datetime import date
 from typing import Any, Literal
 
+import anyio
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -92,12 +95,15 @@ async def figures(
     cost_per_record: int,
     source: Source = "rollups",
 ) -> dict[str, Any]:
-    """The report (no caller check: the command line and the tests)."""
+    """The report (no caller check: the command line and the tests). The figures are worked
+    out in a thread: with thousands of facilities they take a CPU for a while, and on the
+    event loop every other request of the process (intake too) would wait."""
     check_province(province)
     scope = report.Scope(period, province, ward, facility)
-    counts = await (rollup.stored if source == "rollups" else rollup.recount)(
-        session, period, province
-    )
+    if source == "rollups":
+        counts = await rollup.summed(session, period, province, ward=ward, facility=facility)
+    else:
+        counts = await rollup.recount(session, period, province)
     # the registry as it was at the end of the period (registered by then, connected then)
     states = await facilities.states_at(session, province, period.bounds_utc()[1])
     registry = [
@@ -131,30 +137,44 @@ async def figures(
             ReportNote.period == period.name, ReportNote.province == (province or "")
         )
     )
-    wards = {f.ward for f in registry} | set(population) | {k[2] for k in counts}
-    return report.build(
-        scope,
-        counts,
-        registry,
-        population=population,
-        declared=declared,
-        notes=note or "",
-        cost_per_record=cost_per_record,
-        ward_names=await _ward_names(session, wards, period.end),
+    wards = {f.ward for f in registry} | set(population) | {k[2] for k in counts} | {ward or ""}
+    ward_names = await _ward_names(session, wards, period.end)
+    return await anyio.to_thread.run_sync(
+        functools.partial(
+            report.build,
+            scope,
+            counts,
+            registry,
+            population=population,
+            declared=declared,
+            notes=note or "",
+            cost_per_record=cost_per_record,
+            ward_names=ward_names,
+        )
     )
 
 
-async def check(
-    session: AsyncSession, period: Period, province: str | None
-) -> list[dict[str, Any]]:
-    """Every counter whose rollup differs from the recount of the stored rows (empty: the
-    rollups are right)."""
+@dataclass(frozen=True, slots=True)
+class Checked:
+    """The check of a period: every counter that differs, and how many events the report's
+    consumer has not taken yet (their counts are in the comparison)."""
+
+    differences: list[dict[str, Any]]
+    waiting: int
+
+
+async def checked(session: AsyncSession, period: Period, province: str | None) -> Checked:
+    """Every counter whose rollup, with what the events not delivered yet will add, differs
+    from the recount of the stored rows (none: the rollups are right, or will be once those
+    events are delivered), read in one snapshot (D141). First in its transaction."""
     check_province(province)
+    await rollup.one_snapshot(session)
     kept = await rollup.stored(session, period, province)
+    waiting, coming = await rollup.waiting(session, period, province)
     counted = await rollup.recount(session, period, province)
     found = []
-    for key in sorted(set(kept) | set(counted)):
-        if kept.get(key, 0) != counted.get(key, 0):
+    for key in sorted(set(kept) | set(coming) | set(counted)):
+        if kept.get(key, 0) + coming.get(key, 0) != counted.get(key, 0):
             month, prov, ward, fac, metric, dim1, dim2 = key
             found.append(
                 {
@@ -166,10 +186,19 @@ async def check(
                     "dim1": dim1,
                     "dim2": dim2,
                     "rollup": kept.get(key, 0),
+                    "waiting": coming.get(key, 0),
                     "recount": counted.get(key, 0),
                 }
             )
-    return found
+    return Checked(found, waiting)
+
+
+async def check(
+    session: AsyncSession, period: Period, province: str | None
+) -> list[dict[str, Any]]:
+    """Every counter whose rollup differs from the recount of the stored rows, counting what
+    the events not delivered yet will add (empty: the rollups are right)."""
+    return (await checked(session, period, province)).differences
 
 
 # ------------------------------------------------------------------ inputs
