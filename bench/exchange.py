@@ -81,7 +81,7 @@ async def main() -> None:
                                           ownership=facilities.Ownership.public, province_code="01"),
             )  # fmt: skip
             for state in list(facilities.State)[1:5]:
-                await facilities.move(session, admin, facility.code, state, None)
+                await facilities.move(session, admin, facility.code, state, "bench", override=True)
         system = Subject("facility_system", "his", "his", scopes=frozenset({"submission.write"}),
                          facility_code=facility.code)  # fmt: skip
         rng = random.Random(5)

@@ -104,7 +104,7 @@ async def _setup_facility(url: str) -> tuple[str, Any]:
         for state in list(facilities.State)[1:5]:
             if facility.status == "connected":
                 break
-            facility = await facilities.move(session, admin, "01001", state, "bench")
+            facility = await facilities.move(session, admin, "01001", state, "bench", override=True)
         client = await facilities.add_client(
             session,
             admin,

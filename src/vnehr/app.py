@@ -117,6 +117,7 @@ def create_app(
     if database is not None:
         app.state.database = database
     app.state.grant_loader = identity.grants_for
+    app.state.client_check = facilities.client_active  # a revoked system's tokens stop
     # the intake's field format rules for a paper row sent without its visit file (papers sits
     # below submissions and cannot import them)
     app.state.paper_row_check = submissions.check_paper_row

@@ -812,11 +812,16 @@ def import_files(
         int | None,
         typer.Option(help="Processes reading the files (default: one per core)", min=1),
     ] = None,
+    lang: Annotated[
+        Lang | None,
+        typer.Option(help="Language of the messages (default: VNEHR_DEFAULT_LANGUAGE)"),
+    ] = None,
 ) -> None:
     """Bulk-load a folder of visit files, each as its facility would send it, with the same
-    validation. Resumable: files already received (same bytes) are skipped. On PostgreSQL new
-    visits are written with COPY. Lists each file refused and each visit rejected; exits 0
-    when every visit was accepted, 1 when a visit was rejected, 2 when a file was refused."""
+    validation. Resumable: files already received (same bytes) are skipped, unless a visit of
+    theirs was rejected (checked again). On PostgreSQL new visits are written with COPY. Lists
+    each file refused and each visit rejected; exits 0 when every visit was accepted, 1 when a
+    visit was rejected, 2 when a file was refused."""
     from vnehr import reporting, submissions
 
     if not directory.is_dir():
@@ -843,6 +848,7 @@ def import_files(
             return await submissions.import_folder(
                 db, paths, options, batch_size=batch_size, processes=processes,
                 progress=bar.update,
+                language=lang.value if lang is not None else settings.default_language,
             )  # fmt: skip
 
     totals = _run(work)

@@ -13,6 +13,10 @@ from datetime import date, timedelta
 from importlib import resources
 from pathlib import Path
 
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vnehr import catalogs, facilities, identity, papers, reporting, submissions
@@ -36,6 +40,9 @@ PATH = [
     facilities.State.test_passed,
     facilities.State.connected,
 ]
+
+#: Why the demo's facilities are test_passed without a test file (their onboarding history).
+NO_TEST_FILE = "demo data: no test file was sent"
 
 #: Demo populations of the demo facilities' wards (ward_code,population).
 POPULATION = "ward_code,population\n00004,21500\n00256,38200\n00070,19800\n00097,24600\n"
@@ -85,7 +92,17 @@ async def load(session: AsyncSession, keys: papers.PaperKeys | None = None) -> d
             ),
         )
         for state in PATH[:steps]:
-            await facilities.move(session, OPERATOR, facility.code, state, "demo")
+            if state == facilities.State.certificate_registered:
+                # as a facility does it: a trained one moves on by itself (D10)
+                pem = _demo_certificate(name)
+                await facilities.add_certificate(session, OPERATOR, facility.code, pem)
+            elif state == facilities.State.test_passed:
+                # a test file would leave test-mode visits in the demo: said, and audited
+                await facilities.move(
+                    session, OPERATOR, facility.code, state, NO_TEST_FILE, override=True
+                )
+            else:
+                await facilities.move(session, OPERATOR, facility.code, state, "demo")
         codes.append(facility.code)
     await identity.bootstrap_grant(
         session, DEPARTMENT_ADMIN, "department_admin", province_code="01"
@@ -127,6 +144,32 @@ async def load(session: AsyncSession, keys: papers.PaperKeys | None = None) -> d
     )
     counts["representative"] = 1
     return counts
+
+
+def _demo_certificate(name: str) -> str:
+    """A self-signed signing certificate for a demo facility (PEM), valid for two years; its
+    key is not kept: the demo's files are unsigned, as a facility may send them where
+    signatures are not required."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name(
+        [
+            x509.NameAttribute(NameOID.COUNTRY_NAME, "VN"),
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, name),
+            x509.NameAttribute(NameOID.COMMON_NAME, f"{name} (demo)"),
+        ]
+    )
+    now = utcnow()
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=730))
+        .sign(key, hashes.SHA256())
+    )
+    return cert.public_bytes(serialization.Encoding.PEM).decode("ascii")
 
 
 async def _driver_certificate(session: AsyncSession, code: str, keys: papers.PaperKeys) -> int:

@@ -65,7 +65,7 @@ async def _facility(db: Database) -> tuple[str, Subject]:
                                       ownership=facilities.Ownership.public, province_code="01"),
         )  # fmt: skip
         for state in list(facilities.State)[1:5]:
-            await facilities.move(session, ADMIN, facility.code, state, None)
+            await facilities.move(session, ADMIN, facility.code, state, "test", override=True)
     system = Subject(
         "facility_system",
         "his",

@@ -103,7 +103,7 @@ async def connected_facility(
             ),
         )
         for state in list(facilities.State)[1:5]:
-            await facilities.move(session, ADMIN, facility.code, state, None)
+            await facilities.move(session, ADMIN, facility.code, state, "test", override=True)
         registered = await facilities.add_client(
             session,
             ADMIN,

@@ -80,8 +80,23 @@ async def refused(awaitable: object) -> VnehrError:
     return caught.value
 
 
+#: The facility system whose test file passed, as the intake records it.
+SYSTEM = "facility_system:01001-01-0a1b2c3d"
+
+
 async def walk_to(session: AsyncSession, code: str, state: State) -> None:
+    """Move a facility along onboarding to ``state``, each state with its fact: a certificate
+    registered, a test file passed (as the intake tells the registry)."""
     for step in service.PATH[1 : service.PATH.index(state) + 1]:
+        await step_to(session, code, step)
+
+
+async def step_to(session: AsyncSession, code: str, step: State) -> None:
+    if step == State.certificate_registered:
+        await facilities.add_certificate(session, HANOI_ADMIN, code, certificate_pem(code)[0])
+    elif step == State.test_passed:
+        assert await facilities.test_submission_passed(session, code, SYSTEM)
+    else:
         await facilities.move(session, HANOI_ADMIN, code, step, None)
 
 
@@ -197,21 +212,18 @@ async def test_onboarding_goes_one_step_at_a_time_and_is_recorded(
     code = await register(session)
     seen = []
     for step in service.PATH[1:]:
-        facility = await facilities.move(session, HANOI_ADMIN, code, step, f"to {step}")
-        seen.append(facility.status)
+        await step_to(session, code, step)
+        seen.append((await facilities.get(session, HANOI_ADMIN, code)).status)
     assert seen == ["trained", "certificate_registered", "test_passed", "connected"]
-    assert (await facilities.get(session, HANOI_ADMIN, code)).status == "connected"
 
     history = await service.history(session, HANOI_ADMIN, code)
-    assert [(e.from_state, e.to_state) for e in history] == [
-        (None, "registered"),
-        ("registered", "trained"),
-        ("trained", "certificate_registered"),
-        ("certificate_registered", "test_passed"),
-        ("test_passed", "connected"),
+    assert [(e.from_state, e.to_state, e.actor, e.reason) for e in history] == [
+        (None, "registered", "person:001085004217", "issued"),
+        ("registered", "trained", "person:001085004217", None),
+        ("trained", "certificate_registered", "person:001085004217", "certificate"),
+        ("certificate_registered", "test_passed", SYSTEM, "test submission passed"),
+        ("test_passed", "connected", "person:001085004217", None),
     ]
-    assert {e.actor for e in history} == {"person:001085004217"}
-    assert [e.reason for e in history][1:] == [f"to {s}" for s in service.PATH[1:]]
     moments = [e.at for e in history]
     assert moments == sorted(moments)
     assert all(abs(m - datetime.now(UTC)) < timedelta(minutes=1) for m in moments)
@@ -270,7 +282,7 @@ async def test_a_second_suspension_returns_to_the_state_before_it(session: Async
     await walk_to(session, code, State.trained)
     await facilities.move(session, HANOI_ADMIN, code, State.suspended, None)
     await facilities.move(session, HANOI_ADMIN, code, State.trained, None)
-    await facilities.move(session, HANOI_ADMIN, code, State.certificate_registered, None)
+    await facilities.add_certificate(session, HANOI_ADMIN, code, certificate_pem()[0])
     await facilities.move(session, HANOI_ADMIN, code, State.suspended, None)
     error = await refused(facilities.move(session, HANOI_ADMIN, code, State.trained, None))
     assert error.detail["allowed"] == ["certificate_registered"]

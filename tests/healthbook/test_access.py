@@ -401,9 +401,13 @@ async def seventeen_with_a_parent(
 
 async def born_years_ago(session: AsyncSession, personal_id: str, years: int) -> None:
     """Make a person ``years`` old today (a month short of their next birthday), whatever the
-    personal ID says (the birth date recorded decides, D100)."""
+    personal ID says (the birth date recorded decides, D100). That birth is not the one VNeID
+    confirmed, so the person no longer counts as confirmed: the files that still carry their
+    NGAY_SINH go on into their book (a confirmed person's are held when they differ, D23)."""
     born = today_in_vietnam() - timedelta(days=365 * (years + 1) - 30)
     await session.execute(
-        update(Person).where(Person.personal_id == personal_id).values(birth_date=born)
+        update(Person)
+        .where(Person.personal_id == personal_id)
+        .values(birth_date=born, vneid_sub=None)
     )
     await session.flush()

@@ -39,7 +39,7 @@ async def _facility(session: AsyncSession, *, steps: int) -> str:
         ),
     )
     for state in list(facilities.State)[1 : 1 + steps]:
-        await facilities.move(session, ADMIN, facility.code, state, None)
+        await facilities.move(session, ADMIN, facility.code, state, "test", override=True)
     return facility.code
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 import httpx
+import pytest
 from lxml import etree
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -17,6 +18,7 @@ from vnehr import facilities
 from vnehr.kit.clock import VIETNAM
 from vnehr.kit.outbox import OutboxEvent
 from vnehr.kit.settings import Settings
+from vnehr.submissions import rules
 from vnehr.submissions.models import Submission
 from vnehr.submissions.xmlio import write_table
 
@@ -55,6 +57,54 @@ async def test_a_retry_gets_the_first_receipt_and_is_relayed_once(
     ]
     receipt = await client.get(f"/api/v1/submissions/{first.json()['id']}", headers=headers)
     assert receipt.json() == first.json()
+
+
+async def test_a_rejected_checkin_sent_again_is_checked_again(
+    client: httpx.AsyncClient,
+    session: AsyncSession,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A rejection depends on more than the bytes (the clock, the catalogues in force): the
+    same bytes after a rejection are checked again, not answered with the rejection; an
+    accepted check-in sent again still gets its first receipt (a retry, relayed once)."""
+    code, headers = await facility_with_token(client, session, settings)
+    early = checkin_row(code, "LK-EARLY")
+    early["NGAY_VAO"] = (datetime.now(VIETNAM) + timedelta(minutes=11)).strftime("%Y%m%d%H%M")
+    early["NGAY_YL"] = early["NGAY_VAO"]
+    body = write_table("XML0", [early])
+    first = await _send(client, headers, body)
+    assert first.json()["status"] == "rejected"
+    assert ("SUB-0148", 1, "NGAY_VAO") in _codes(first)
+    # two minutes later the same moment is no longer ahead of the clock
+    monkeypatch.setattr(rules, "CLOCK_SKEW", rules.CLOCK_SKEW + timedelta(minutes=2))
+    second = await _send(client, headers, body)
+    assert second.status_code == 201, second.text
+    assert second.json()["status"] == "accepted"
+    assert second.json()["id"] != first.json()["id"]
+    third = await _send(client, headers, body)
+    assert third.json() == second.json()
+    relayed = await _relayed(session)
+    assert [e["submission_id"] for e in relayed] == [second.json()["id"]]
+
+
+async def test_a_checkin_alone_does_not_pass_the_onboarding_test(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    """D19: the first accepted test VISIT FILE moves a facility to ``test_passed``; an
+    accepted test check-in (one XML0 row, none of the tables the health book is built from)
+    does not, the visit file after it does."""
+    from tests.submissions.test_intake import send, visit
+    from vnehr.submissions import synth
+
+    code, headers = await facility_with_token(client, session, settings, steps=2)
+    assert (await facilities.get(session, ADMIN, code)).status == "certificate_registered"
+    checked_in = await _send(client, headers, write_table("XML0", [checkin_row(code)]))
+    assert (checked_in.json()["status"], checked_in.json()["test_mode"]) == ("accepted", True)
+    assert (await facilities.get(session, ADMIN, code)).status == "certificate_registered"
+    sent = await send(client, headers, synth.envelope([visit(code)], code))
+    assert (sent.json()["status"], sent.json()["test_mode"]) == ("accepted", True)
+    assert (await facilities.get(session, ADMIN, code)).status == "test_passed"
 
 
 async def test_only_a_facility_that_may_send_checks_in_and_onboarding_is_test_mode(

@@ -46,7 +46,9 @@ async def facility_with_token(
     steps: int = 4,
     scopes: tuple[str, ...] = ("submission.write", "checkin.write"),
 ) -> tuple[str, dict[str, str]]:
-    """A registered facility moved ``steps`` along onboarding, with a system and its token."""
+    """A registered facility moved ``steps`` along onboarding, with a system and its token.
+    Its facts are overridden (no certificate, no test file), as the department may: the tests
+    of a connected facility send unsigned files with no certificate to check."""
     facility = await facilities.register(
         session,
         ADMIN,
@@ -59,7 +61,7 @@ async def facility_with_token(
         ),
     )
     for state in list(facilities.State)[1 : 1 + steps]:
-        await facilities.move(session, ADMIN, facility.code, state, None)
+        await facilities.move(session, ADMIN, facility.code, state, "test", override=True)
     return facility.code, await system_token(client, session, settings, facility.code, scopes)
 
 
@@ -100,11 +102,11 @@ async def system_token(
 
 
 async def connect(session: AsyncSession, code: str) -> None:
-    """Move a facility on along onboarding until it is connected."""
+    """Move a facility on along onboarding until it is connected (its facts overridden)."""
     facility = await facilities.get(session, ADMIN, code)
     states = list(facilities.State)
     for state in states[states.index(facilities.State(facility.status)) + 1 :]:
-        facility = await facilities.move(session, ADMIN, code, state, None)
+        facility = await facilities.move(session, ADMIN, code, state, "test", override=True)
         if facility.status == "connected":
             return
     raise AssertionError(f"{code} did not reach connected: {facility.status}")
@@ -364,6 +366,26 @@ async def test_a_file_part_may_hold_any_byte(
     assert (response.status_code, response.json()["code"]) == (422, "SUB-0004"), response.text
 
 
+async def test_a_file_declaring_more_visits_than_it_holds_is_refused_whole(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    """SOLUONGHOSO 5 with one HOSO: four visits lost on the way. The BHXH portal refuses such
+    a file; so does the hub, before storing anything (SUB-0022), and so does a dry run."""
+    code, headers = await facility_with_token(client, session, settings)
+    body = synth.envelope([visit(code, 12)], code).replace(
+        b"<SOLUONGHOSO>1<", b"<SOLUONGHOSO>5<", 1
+    )
+    response = await send(client, headers, body)
+    assert (response.status_code, response.json()["code"]) == (422, "SUB-0022"), response.text
+    assert response.json()["message"]["en"] == (
+        "The file declares SOLUONGHOSO = 5 but holds 1 visit file(s) (HOSO): the declared "
+        "number must be the number of HOSO in DANHSACHHOSO."
+    )
+    assert await count(session, Submission) == 0
+    checked = await client.post("/api/v1/submissions/validate", content=body, headers=headers)
+    assert (checked.status_code, checked.json()["code"]) == (422, "SUB-0022")
+
+
 async def test_a_form_with_a_broken_boundary_is_refused(
     client: httpx.AsyncClient, session: AsyncSession, settings: Settings
 ) -> None:
@@ -446,7 +468,17 @@ async def test_a_facility_without_a_certificate_cannot_send(
         await facilities.move(session, ADMIN, facility.code, state, None)
     from vnehr.kit.auth import issue_access_token
 
-    access, _ = issue_access_token(settings, "x", facility.code, ["submission.write"])
+    # (a token as if one had been issued: a system of the facility, registered all the same)
+    system = await facilities.add_client(
+        session,
+        ADMIN,
+        facility.code,
+        facilities.ClientCreate(
+            name="HIS", jwks={"keys": [ECKey.generate_key("P-256").as_dict(private=False)]},
+            scopes=["submission.write"],
+        ),
+    )  # fmt: skip
+    access, _ = issue_access_token(settings, system.client_id, facility.code, ["submission.write"])
     response = await send(
         client,
         {"Authorization": f"Bearer {access}"},
@@ -559,7 +591,7 @@ async def test_the_plain_submission_route_leaves_the_other_routes_of_its_path_al
     assert sent.status_code == 201, sent.text
     listed = await client.get("/api/v1/submissions", headers=headers)
     assert listed.status_code == 200
-    assert [r["id"] for r in listed.json()] == [sent.json()["id"]]
+    assert [r["id"] for r in listed.json()["items"]] == [sent.json()["id"]]
     assert (await client.delete("/api/v1/submissions", headers=headers)).status_code == 405
     described = (await client.get("/openapi.json")).json()["paths"]["/api/v1/submissions"]
     assert set(described) == {"get", "post"}
@@ -615,8 +647,12 @@ async def test_a_crash_before_the_commit_leaves_nothing_half_written(
     assert response.status_code == 500
     assert response.json()["code"] == "KIT-0500"
     assert calls == 2  # the batch's transaction, then the file alone: both rolled back
-    for model in (Submission, VisitVersion, TimelineEntry, OutboxEvent, AuditEvent):
+    for model in (Submission, VisitVersion, TimelineEntry, OutboxEvent):
         assert await count(session, model) == 0, model.__name__
+    # (the only audit rows: the test facility's onboarding, overridden)
+    assert (
+        await count(session, AuditEvent, AuditEvent.action != "facility.onboarding_overridden") == 0
+    )
 
 
 async def test_a_large_file_is_checked_off_the_event_loop_and_a_usual_one_on_it(
@@ -829,13 +865,9 @@ async def test_reading_records_needs_the_record_scope_and_exports_are_audited(
     ).status_code == 200
     denied = await client.get(f"/api/v1/visits/{code}/{one.ma_lk}/xml", headers=sender)
     assert (denied.status_code, denied.json()["code"]) == (403, "AUTH-0004")
-    from vnehr.kit.auth import issue_access_token
-
-    reader, _ = issue_access_token(settings, "reader", code, ["record.read"])
+    reader = await system_token(client, session, settings, code, ("record.read",))
     before = await count(session, AuditEvent, AuditEvent.action == "visit.exported")
-    allowed = await client.get(
-        f"/api/v1/visits/{code}/{one.ma_lk}/xml", headers={"Authorization": f"Bearer {reader}"}
-    )
+    allowed = await client.get(f"/api/v1/visits/{code}/{one.ma_lk}/xml", headers=reader)
     assert allowed.status_code == 200
     assert await count(session, AuditEvent, AuditEvent.action == "visit.exported") == before + 1
 

@@ -85,7 +85,7 @@ async def test_a_file_changed_after_signing_is_refused(
 ) -> None:
     code, headers, key_pem, cert_pem = await _facility_with_certificate(client, session, settings)
     signed = sign(synth.envelope([visit(code)], code), key_pem, cert_pem)
-    tampered = signed.replace(b"<SOLUONGHOSO>1<", b"<SOLUONGHOSO>2<", 1)
+    tampered = signed.replace(b"<NGAYLAP>2", b"<NGAYLAP>1", 1)
     assert tampered != signed
     response = await send(client, headers, tampered)
     assert (response.status_code, response.json()["code"]) == (422, "SUB-0011")
@@ -238,3 +238,39 @@ async def test_a_large_signed_file_is_verified_like_the_intake_parses_it() -> No
     )
     signed = sign(document, key_pem, cert_pem)
     assert await signature.check(signed, True, [SigningCertificate(cert_pem)], False) == []
+
+
+async def test_where_signatures_are_required_a_facility_without_a_certificate_is_refused(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    """A facility connected without a certificate (by the department's audited override, or
+    before onboarding checked its facts) has no key the hub could check a signature with. Where
+    signatures are required its files are refused, unsigned or signed with a key nobody
+    registered (SUB-0021, which says what to do), as a facility with a certificate would have
+    its unsigned file refused (SUB-0012); before, both were accepted without a word."""
+    code, headers = await facility_with_token(client, session, settings)
+    assert await facilities.intake_context(session, code) == (facilities.State.connected, [])
+    key_pem, cert_pem = certificate("Bệnh viện chưa đăng ký")
+    relaxed = await send(client, headers, synth.envelope([visit(code, 61)], code))
+    assert (relaxed.status_code, relaxed.json()["warnings"]) == (201, [])
+    unchecked = await send(
+        client, headers, sign(synth.envelope([visit(code, 62)], code), key_pem, cert_pem)
+    )
+    assert unchecked.status_code == 201
+    assert [w["code"] for w in unchecked.json()["warnings"]] == ["SUB-0151"]
+
+    _strict(client, settings)
+    unsigned = await send(client, headers, synth.envelope([visit(code, 63)], code))
+    assert (unsigned.status_code, unsigned.json()["code"]) == (422, "SUB-0021")
+    assert "no registered signing certificate" in unsigned.json()["message"]["en"]
+    assert "chưa đăng ký chứng thư số" in unsigned.json()["message"]["vi"]
+    signed = await send(
+        client, headers, sign(synth.envelope([visit(code, 64)], code), key_pem, cert_pem)
+    )
+    assert (signed.status_code, signed.json()["code"]) == (422, "SUB-0021")
+    checked = await client.post(
+        "/api/v1/submissions/validate",
+        content=synth.envelope([visit(code, 65)], code),
+        headers=headers,
+    )
+    assert (checked.status_code, checked.json()["code"]) == (422, "SUB-0021")  # as it would be

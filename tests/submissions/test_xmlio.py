@@ -293,6 +293,35 @@ def test_rows_are_read_in_a_default_namespace_and_a_stray_row_is_flagged() -> No
     assert doc.unreadable == [("SUB-0107", None, "CHI_TIET_CLX")]
 
 
+@pytest.mark.parametrize("declared", ["5", "0", "2 ", "một", "1.0", "-1", "１", "9" * 5000])
+def test_a_file_declaring_another_number_of_visits_than_it_holds_is_refused(
+    declared: str,
+) -> None:
+    """SOLUONGHOSO is the number of HOSO the facility says it sent (the BHXH portal refuses a
+    file whose count differs): a file that lost a visit on the way is not taken as complete."""
+    data = envelope([("XML1", "")]).replace(
+        b"<SOLUONGHOSO>1<", f"<SOLUONGHOSO>{declared}<".encode(), 1
+    )
+    with pytest.raises(errors.FileRefused) as caught:
+        read_envelope(data, LIMITS)
+    assert caught.value.code == "SUB-0022"
+    assert f"SOLUONGHOSO = {declared.strip()[:20]} " in caught.value.messages()["en"]
+    assert "có 1 hồ sơ" in caught.value.messages()["vi"]
+
+
+@pytest.mark.parametrize(
+    "declared",
+    ["<SOLUONGHOSO> 2 </SOLUONGHOSO>", "<SOLUONGHOSO>02</SOLUONGHOSO>", "<SOLUONGHOSO/>", ""],
+)
+def test_a_declared_number_of_visits_is_read_as_a_number_and_may_be_left_out(
+    declared: str,
+) -> None:
+    data = envelope([("XML1", "")], [("XML1", "")]).replace(
+        b"<SOLUONGHOSO>2</SOLUONGHOSO>", declared.encode(), 1
+    )
+    assert len(read_envelope(data, LIMITS).records) == 2
+
+
 def test_a_file_of_more_visits_than_the_cap_is_refused_before_any_is_read() -> None:
     hoso = [("XML1", "")]
     with pytest.raises(errors.TooManyVisits) as caught:

@@ -99,15 +99,23 @@ async def get_facility(session: ReadSession, subject: CurrentSubject, code: Code
 
 
 @router.post(
-    "/{code}/onboarding", response_model=Facility, responses={**AUTH_ERRORS, **error_responses(409)}
+    "/{code}/onboarding",
+    response_model=Facility,
+    responses={**AUTH_ERRORS, **error_responses(409, 422)},
 )
 async def move_onboarding(
     session: WriteSession, subject: CurrentSubject, code: Code, body: Transition
 ) -> Facility:
     """Move a facility along registered → trained → certificate_registered → test_passed →
-    connected, suspend it, or reinstate it. Every change records who and when."""
+    connected, suspend it, or reinstate it. Every change records who and when. A state needs
+    its fact: a usable signing certificate for certificate_registered (FAC-0008; registering
+    it moves a trained facility on by itself), a test file accepted for test_passed (FAC-0009;
+    the first one moves the facility on by itself). ``override`` with a reason moves without
+    the fact, audited."""
     return Facility.model_validate(
-        await service.move(session, subject, code, body.to_state, body.reason)
+        await service.move(
+            session, subject, code, body.to_state, body.reason, override=body.override
+        )
     )
 
 
@@ -183,7 +191,9 @@ async def revoke_client(
     code: Code,
     client_id: Annotated[str, Path(pattern=service.CLIENT_ID_PATTERN)],
 ) -> Client:
-    """Revoke a system: it gets no new tokens (tokens already issued expire within minutes)."""
+    """Revoke a system: it gets no new tokens, and the tokens it holds are refused
+    (AUTH-0006): by this API process from the next request, by the others within
+    ``CLIENT_STATUS_SECONDS`` (5 s)."""
     client = await service.revoke_client(session, subject, code, client_id)
     return _client(client, request.app.state.settings)
 

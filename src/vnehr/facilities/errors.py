@@ -32,6 +32,26 @@ class TransitionRefused(VnehrError):
     code = "FAC-0005"
 
 
+class NoUsableCertificate(VnehrError):
+    """``certificate_registered`` stands for a signing certificate the hub can check files
+    with: the facility has none that is active and valid now."""
+
+    status_code = 409
+    code = "FAC-0008"
+
+
+class NoTestPassed(VnehrError):
+    """``test_passed`` stands for a test file the hub accepted (D19): none has been."""
+
+    status_code = 409
+    code = "FAC-0009"
+
+
+class OverrideWithoutReason(VnehrError):
+    status_code = 422
+    code = "FAC-0027"
+
+
 class UnknownPlace(VnehrError):
     status_code = 422
     code = "FAC-0006"

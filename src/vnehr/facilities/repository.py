@@ -38,6 +38,8 @@ _STATE_AND_CERTIFICATES = (
     .where(Facility.code == bindparam("code"))
 )
 _NAME = select(Facility.name).where(Facility.code == bindparam("code"))
+#: A client's status, by primary key: read on every bearer request (a few seconds' copy kept).
+CLIENT_STATUS = select(ApiClient.status).where(ApiClient.client_id == bindparam("client_id"))
 
 
 class FacilityRepository:
@@ -261,6 +263,16 @@ class FacilityRepository:
         """A facility's registered name (one prebuilt statement: papers of every batch)."""
         rows = await hot_fetch(self.session, _NAME, {"code": code})
         return str(rows[0][0]) if rows else None
+
+    async def has_usable_certificate(self, code: str, moment: datetime) -> bool:
+        """Whether the facility has a certificate that is active and valid at ``moment``."""
+        stmt = select(FacilityCertificate.id).where(
+            FacilityCertificate.facility_code == code,
+            FacilityCertificate.status == "active",
+            FacilityCertificate.not_before <= moment,
+            FacilityCertificate.not_after > moment,
+        )
+        return (await self.session.scalar(stmt.limit(1))) is not None
 
     async def certificates_of(self, code: str) -> list[FacilityCertificate]:
         stmt = (

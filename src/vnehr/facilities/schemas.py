@@ -75,6 +75,11 @@ class Facility(BaseModel):
 class Transition(BaseModel):
     to_state: State
     reason: str | None = Field(default=None, max_length=500)
+    override: bool = Field(
+        default=False,
+        description="move although the state's fact is missing (no usable certificate, no "
+        "test file passed): needs a reason; recorded in the history and the audit log",
+    )
 
 
 class OnboardingEvent(BaseModel):

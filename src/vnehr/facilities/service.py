@@ -33,7 +33,7 @@ from vnehr.facilities.models import (
     Practitioner,
     PractitionerRole,
 )
-from vnehr.facilities.repository import FacilityRepository
+from vnehr.facilities.repository import CLIENT_STATUS, FacilityRepository
 from vnehr.facilities.schemas import (
     ClientCreate,
     FacilityCreate,
@@ -41,9 +41,10 @@ from vnehr.facilities.schemas import (
     State,
 )
 from vnehr.facilities.schemas import Facility as FacilityInfo
-from vnehr.kit.auth import Forbidden, Subject
+from vnehr.kit.auth import Forbidden, Subject, forget_client
 from vnehr.kit.clock import today_in_vietnam, utcnow
 from vnehr.kit.db import Database
+from vnehr.kit.errors import VnehrError
 
 #: The forward path of onboarding; ``suspended`` can be entered from any state.
 PATH: tuple[State, ...] = (
@@ -314,22 +315,70 @@ async def listing(
 
 
 async def move(
-    session: AsyncSession, subject: Subject, code: str, to_state: State, reason: str | None
+    session: AsyncSession,
+    subject: Subject,
+    code: str,
+    to_state: State,
+    reason: str | None,
+    *,
+    override: bool = False,
 ) -> Facility:
     """Change the onboarding state: one step forward along the path, suspension from any
-    state, and reinstatement to the state held before the suspension."""
+    state, and reinstatement to the state held before the suspension. A state stands for a
+    fact: ``certificate_registered`` needs a usable certificate (FAC-0008), ``test_passed``
+    a test file the hub accepted, which moves the facility there by itself (FAC-0009 by hand).
+    ``override`` moves without the fact, with a reason (FAC-0027 without), audited."""
     repo = FacilityRepository(session)
     facility = await repo.get(code, for_update=True)
     if facility is None:
         raise errors.UnknownFacility(code=code)
     _require_department(subject, facility.province_code)
-    await _move(repo, facility, State(to_state), subject.label, reason)
+    to = State(to_state)
+    _check_transition(facility, to)
+    missing = await _missing_fact(repo, facility, to)
+    if missing is not None:
+        why = (reason or "").strip()
+        if not override:
+            raise missing
+        if not why:
+            raise errors.OverrideWithoutReason(to_state=to.value)
+        fact = str(missing.detail["missing"])
+        session.add(
+            audit.audit_event(
+                actor=subject.label,
+                action="facility.onboarding_overridden",
+                object_type="facility",
+                object_id=code,
+                detail={
+                    "from_state": facility.status,
+                    "to_state": to.value,
+                    "missing": fact,
+                    "reason": why,
+                },
+            )
+        )
+        reason = f"override ({fact}): {why}"[:500]
+    await _move(repo, facility, to, subject.label, reason)
     return facility
 
 
-async def _move(
-    repo: FacilityRepository, facility: Facility, to: State, actor: str, reason: str | None
-) -> None:
+async def _missing_fact(
+    repo: FacilityRepository, facility: Facility, to: State
+) -> VnehrError | None:
+    """The refusal of a move into a state whose fact the facility lacks (None: it has it). A
+    reinstated ``test_passed`` was earned before the suspension; a certificate is looked for
+    again, since it may have been revoked or run out since."""
+    if to == State.certificate_registered:
+        if not await repo.has_usable_certificate(facility.code, utcnow()):
+            return errors.NoUsableCertificate({"missing": "certificate"}, code=facility.code)
+    elif to == State.test_passed and State(facility.status) != State.suspended:
+        # (the intake moves a facility on as its first test file passes: a facility still in
+        # certificate_registered has passed none)
+        return errors.NoTestPassed({"missing": "test_submission"}, code=facility.code)
+    return None
+
+
+def _check_transition(facility: Facility, to: State) -> None:
     now = State(facility.status)
     allowed: set[State] = set()
     if now == State.suspended:
@@ -343,6 +392,15 @@ async def _move(
         raise errors.TransitionRefused(
             {"allowed": sorted(s.value for s in allowed)}, from_state=now.value, to_state=to.value
         )
+
+
+async def _move(
+    repo: FacilityRepository, facility: Facility, to: State, actor: str, reason: str | None
+) -> None:
+    """Record a move the caller found backed by its fact (the certificate just registered,
+    the test file just accepted) or overridden."""
+    _check_transition(facility, to)
+    now = State(facility.status)
     facility.status_before_suspension = now.value if to == State.suspended else None
     facility.status = to.value
     await repo.add_event(
@@ -487,7 +545,21 @@ async def revoke_client(
         raise errors.UnknownClient(code=code, client_id=client_id)
     client.status = "revoked"
     await session.flush()
+    # this process refuses its tokens from the next request; the others within
+    # CLIENT_STATUS_SECONDS
+    forget_client(client_id)
     return client
+
+
+async def client_active(db: Database, client_id: str) -> bool:
+    """Whether a facility system's client may still call (it exists and is not revoked): one
+    primary-key read, on the hot reads' pool where there is one (PostgreSQL)."""
+    if db.fast_reads is not None:
+        rows = await db.fast_reads.fetch_tuples(CLIENT_STATUS, client_id=client_id)
+    else:
+        async with db.read_session() as session:
+            rows = list(await session.execute(CLIENT_STATUS, {"client_id": client_id}))
+    return bool(rows) and rows[0][0] == "active"
 
 
 async def exchange_assertion(

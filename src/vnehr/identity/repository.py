@@ -24,9 +24,15 @@ from vnehr.kit.db import hot_fetch, insert_for
 from vnehr.kit.errors import VnehrError
 
 _PERSON_ID = select(Person.id).where(Person.personal_id == bindparam("personal_id"))
-_PERSON_BIRTH = select(Person.id, Person.birth_date.is_not(None), Person.birth_partial).where(
-    Person.personal_id == bindparam("personal_id")
-)
+#: (id, birth known to the day, partial birth, signed in with VNeID, name, birth date)
+_PERSON_BIRTH = select(
+    Person.id,
+    Person.birth_date.is_not(None),
+    Person.birth_partial,
+    Person.vneid_sub.is_not(None),
+    Person.full_name,
+    Person.birth_date,
+).where(Person.personal_id == bindparam("personal_id"))
 _BETTER_BIRTH = (
     update(Person)
     .where(Person.id == bindparam("p_id"), Person.birth_date.is_(None))
@@ -131,9 +137,20 @@ _NEW_PERSONS_PG = text(
     " ON CONFLICT (personal_id) DO NOTHING"
 )
 _PERSON_IDS_PG = text(
-    "SELECT personal_id, id, birth_date IS NOT NULL, birth_partial FROM person"
-    " WHERE personal_id = ANY(CAST(:ids AS text[]))"
+    "SELECT personal_id, id, birth_date IS NOT NULL, birth_partial, vneid_sub IS NOT NULL,"
+    " full_name, birth_date FROM person WHERE personal_id = ANY(CAST(:ids AS text[]))"
 )
+#: What VNeID confirmed of a person who signed in: (name, birth date, partial birth), as the
+#: population register has them (``sign_in`` keeps them in step).
+Confirmed = tuple[str, date | None, str | None]
+
+
+def _confirmed(row: Any) -> Confirmed | None:
+    """The confirmed part of a row of ``_PERSON_BIRTH`` (from its 4th column on)."""
+    signed_in, name, born = row[3], row[4], row[5]
+    if not signed_in:
+        return None
+    return str(name or ""), born, row[2]
 
 
 class IdentityRepository:
@@ -165,21 +182,26 @@ class IdentityRepository:
         when two transactions meet the same new person: the second reads the first's row).
         A known person's birth is made more precise when ``values`` know more
         (``better_birth``). The intake's hot path: prebuilt statements through ``hot_fetch``."""
+        return (await self.person_or_new(**values))[0]
+
+    async def person_or_new(self, **values: Any) -> tuple[int, Confirmed | None]:
+        """``person_id_or_new``, with what VNeID confirmed of a known person (None: not signed
+        in, or new), read in the same statement."""
         key = {"personal_id": values["personal_id"]}
         found = await hot_fetch(self.session, _PERSON_BIRTH, key)
         if found:
-            person_id, known_day, stored = found[0]
+            person_id, known_day, stored = found[0][:3]
             born, partial = values.get("birth_date"), values.get("birth_partial")
             if better_birth(bool(known_day), stored, born, partial):
                 await self._better_birth(int(person_id), born, partial)
-            return int(person_id)
+            return int(person_id), _confirmed(found[0])
         dialect = self.session.get_bind().dialect.name
         params = {f"p_{name}": values.get(name) for name in _NEW_PERSON_COLUMNS}
         params["p_provisional"] = False
         created = await hot_fetch(self.session, _NEW_PERSON[dialect], params)
         if created:
-            return int(created[0][0])
-        return int((await hot_fetch(self.session, _PERSON_ID, key))[0][0])
+            return int(created[0][0]), None
+        return int((await hot_fetch(self.session, _PERSON_ID, key))[0][0]), None
 
     async def _better_birth(self, person_id: int, born: date | None, partial: str | None) -> None:
         params = {"p_id": person_id, "p_birth_date": born, "p_birth_partial": partial}
@@ -187,10 +209,13 @@ class IdentityRepository:
             params["p_birth_partial"] = None
         await hot_fetch(self.session, _BETTER_BIRTH, params)
 
-    async def person_ids_or_new(self, rows: list[dict[str, Any]]) -> dict[str, int]:
-        """``person_id_or_new`` for many distinct personal IDs: one multi-row insert of the
-        unknown ones, one read of every id; a known person's birth made more precise when a
-        row knows more (``better_birth``)."""
+    async def persons_or_new(
+        self, rows: list[dict[str, Any]]
+    ) -> dict[str, tuple[int, Confirmed | None]]:
+        """``person_or_new`` for many distinct personal IDs: one multi-row insert of the
+        unknown ones, one read of every id with what VNeID confirmed of them (a person the
+        insert has just made is not confirmed); a known person's birth made more precise when
+        a row knows more (``better_birth``)."""
         if not rows:
             return {}
         if self.session.get_bind().dialect.name == "postgresql":
@@ -209,20 +234,26 @@ class IdentityRepository:
                         Person.id,
                         Person.birth_date.is_not(None),
                         Person.birth_partial,
+                        Person.vneid_sub.is_not(None),
+                        Person.full_name,
+                        Person.birth_date,
                     ).where(Person.personal_id.in_([row["personal_id"] for row in rows]))
                 )
             )
         by_id = {row["personal_id"]: row for row in rows}
-        for personal_id, person_id, known_day, stored in found:
+        result: dict[str, tuple[int, Confirmed | None]] = {}
+        for personal_id, *person in found:
+            person_id, known_day, stored = person[:3]
             row = by_id[str(personal_id)]
             born, partial = row.get("birth_date"), row.get("birth_partial")
             if better_birth(bool(known_day), stored, born, partial):
                 await self._better_birth(int(person_id), born, partial)
-        return {str(personal_id): int(person_id) for personal_id, person_id, *_ in found}
+            result[str(personal_id)] = int(person_id), _confirmed(person)
+        return result
 
     async def _person_ids_or_new_pg(self, rows: list[dict[str, Any]]) -> list[Any]:
         """The same with the values as arrays: one statement text whatever the count. Rows of
-        (personal ID, id, birth known to the day, partial birth)."""
+        (personal ID, id, birth known to the day, partial birth, signed in, name, birth)."""
         names = ("personal_id", "full_name", "birth_date", "birth_partial", "sex")
         columns = {name: [row.get(name) for row in rows] for name in names}
         columns["created_at"] = [row["created_at"] for row in rows]

@@ -23,11 +23,17 @@ from vnehr.identity.models import (
     RoleGrant,
 )
 from vnehr.identity.numbers import Sex, check_insurance_card, check_personal_id
-from vnehr.identity.repository import CONFIDENTIAL_AGE, IdentityRepository, of_age_from
+from vnehr.identity.repository import (
+    CONFIDENTIAL_AGE,
+    Confirmed,
+    IdentityRepository,
+    of_age_from,
+)
 from vnehr.kit.auth import Forbidden, Grant, Subject
 from vnehr.kit.clock import today_in_vietnam, utcnow
 from vnehr.kit.errors import VnehrError
 from vnehr.kit.outbox import new_event
+from vnehr.kit.text import fold
 
 
 def _sex(value: object) -> Sex | None:
@@ -896,6 +902,35 @@ async def _province_in_force(session: AsyncSession, code: str) -> bool:
     return True
 
 
+@dataclass(frozen=True, slots=True)
+class PatientMatch:
+    """The person a visit names by personal ID, with what VNeID confirmed of them (their name
+    and birth as the population register has them) once they have signed in; None while they
+    are pending confirmation (D23)."""
+
+    person_id: int
+    confirmed: Confirmed | None = None
+
+    def differs(
+        self, full_name: str, birth_date: date | None, birth_partial: str | None = None
+    ) -> tuple[str, ...]:
+        """Which of a visit's details ("full_name", "birth") are not what VNeID confirmed of
+        the person: names compared without regard to case, accents (đ is d) and spacing, a
+        birth known by its year or month only as far as it goes. Empty when they agree, or
+        when nothing is confirmed (the stored details are then only what facilities sent)."""
+        if self.confirmed is None:
+            return ()
+        name, born, partial = self.confirmed
+        found: list[str] = []
+        if fold(full_name) != fold(name):
+            found.append("full_name")
+        given = birth_date.isoformat() if birth_date else birth_partial
+        known = born.isoformat() if born else partial
+        if given and known and given[: len(known)] != known[: len(given)]:
+            found.append("birth")
+        return tuple(found)
+
+
 async def match_patient(
     session: AsyncSession,
     *,
@@ -910,7 +945,31 @@ async def match_patient(
     confirmation (no VNeID sign-in yet; ``created_by`` names the facility that sent them).
     ``birth_partial`` ("2006", "2008-11") when the birth is known by its year or month only;
     a known person's birth is made more precise, never less (D105)."""
-    return await IdentityRepository(session).person_id_or_new(
+    found = await check_patient(
+        session,
+        personal_id=personal_id,
+        full_name=full_name,
+        birth_date=birth_date,
+        sex=sex,
+        source=source,
+        birth_partial=birth_partial,
+    )
+    return found.person_id
+
+
+async def check_patient(
+    session: AsyncSession,
+    *,
+    personal_id: str,
+    full_name: str,
+    birth_date: date | None,
+    sex: str | None,
+    source: str,
+    birth_partial: str | None = None,
+) -> PatientMatch:
+    """``match_patient``, with what VNeID confirmed of the person, for the caller to compare
+    with what the visit says (``PatientMatch.differs``): read in the same statement."""
+    person_id, confirmed = await IdentityRepository(session).person_or_new(
         personal_id=personal_id,
         full_name=full_name.strip()[:200],
         birth_date=birth_date,
@@ -919,17 +978,21 @@ async def match_patient(
         created_at=utcnow(),
         created_by=source[:60],
     )
+    return PatientMatch(person_id, confirmed)
 
 
-async def match_patients(session: AsyncSession, patients: list[dict[str, Any]]) -> dict[str, int]:
-    """``match_patient`` for many visits at once (the bulk import): personal ID -> person id.
-    The first entry of a personal ID gives a new person's details, as when the visits come
-    one after another."""
+async def check_patients(
+    session: AsyncSession, patients: list[dict[str, Any]]
+) -> dict[str, PatientMatch]:
+    """``check_patient`` for many visits at once (a batch of the intake, the bulk import):
+    personal ID -> the match, to compare with each visit's own details (several visits of a
+    batch may name one person differently). The first entry of a personal ID gives a new
+    person's details, as when the visits come one after another."""
     first: dict[str, dict[str, Any]] = {}
     for patient in patients:
         first.setdefault(patient["personal_id"], patient)
     now = utcnow()
-    return await IdentityRepository(session).person_ids_or_new(
+    found = await IdentityRepository(session).persons_or_new(
         [
             {
                 "personal_id": p["personal_id"],
@@ -943,6 +1006,7 @@ async def match_patients(session: AsyncSession, patients: list[dict[str, Any]]) 
             for p in first.values()
         ]
     )
+    return {key: PatientMatch(*match) for key, match in found.items()}
 
 
 async def names_by_personal_id(session: AsyncSession, personal_ids: list[str]) -> dict[str, str]:

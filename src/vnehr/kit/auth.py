@@ -4,8 +4,10 @@ A person signs in through VNeID (OpenID Connect) and gets a signed, http-only se
 holding only who they are; their roles (grants) are read from the database on each request, so a
 revoked role takes effect at once. Signing out records the session's id as ended
 (``ended_session``, until the cookie would have expired): a copy of the cookie is refused too.
-A facility system gets a short-lived bearer token from ``/oauth/token``. Which contexts hold
-the grants is not kit's business: the composition root hands a ``GrantLoader`` to the app.
+A facility system gets a short-lived bearer token from ``/oauth/token``; whether its client is
+still allowed (not revoked) is read again at most every ``CLIENT_STATUS_SECONDS``. Which
+contexts hold the grants and the clients is not kit's business: the composition root hands a
+``GrantLoader`` and a ``ClientCheck`` to the app.
 """
 
 from __future__ import annotations
@@ -67,6 +69,13 @@ class MissingScope(VnehrError):
     code = "AUTH-0004"
 
 
+class ClientRevoked(VnehrError):
+    """A facility system's client was revoked: the tokens it already holds stop working too."""
+
+    status_code = 401
+    code = "AUTH-0006"
+
+
 @dataclass(frozen=True, slots=True)
 class Grant:
     """A role held by a person, possibly bounded to a facility, a province or a ward."""
@@ -116,6 +125,8 @@ class Subject:
 
 
 GrantLoader = Callable[[AsyncSession, str], Awaitable[tuple[Grant, ...]]]
+#: Whether a facility system's client (by client id) may still call: not revoked.
+ClientCheck = Callable[[Database, str], Awaitable[bool]]
 
 
 # ------------------------------------------------------------------ portal sessions
@@ -261,6 +272,44 @@ def read_access_token(settings: Settings, token: str) -> Subject:
     return subject
 
 
+#: How long a process trusts what it last read of a client's status, in seconds: a client
+#: revoked in another API process (or by SQL) is refused here at most this long after. The
+#: process that revokes forgets its copy at once (``forget_client``).
+CLIENT_STATUS_SECONDS = 5.0
+#: Client id -> (allowed, when read on ``_monotonic``).
+_clients: dict[str, tuple[bool, float]] = {}
+_monotonic = time.monotonic
+
+
+def forget_client(client_id: str) -> None:
+    """Read the client's status again at its next request (it was just revoked here)."""
+    _clients.pop(client_id, None)
+
+
+async def _require_client(request: Request, subject: Subject) -> None:
+    """A token's client must not have been revoked since the token was issued. One
+    primary-key read per client and process at most every ``CLIENT_STATUS_SECONDS`` (not one
+    per request: a system sends many files a minute on the intake's hot path)."""
+    now = _monotonic()
+    known = _clients.get(subject.id)
+    if known is not None and now - known[1] < CLIENT_STATUS_SECONDS:
+        allowed = known[0]
+    else:
+        check: ClientCheck = request.app.state.client_check
+        allowed = await check(database(request), subject.id)
+        if len(_clients) >= _CHECKED_MAX:
+            _clients.clear()
+        _clients[subject.id] = (allowed, now)
+    if not allowed:
+        raise ClientRevoked(client_id=subject.id)
+
+
+async def _bearer_subject(request: Request, settings: Settings, header: str) -> Subject:
+    subject = read_access_token(settings, header[7:].strip())
+    await _require_client(request, subject)
+    return subject
+
+
 def _check_access_token(settings: Settings, token: str) -> tuple[Subject, float]:
     try:
         decoded = jwt.decode(token, _token_key(settings), algorithms=["HS256"])
@@ -287,11 +336,12 @@ def _check_access_token(settings: Settings, token: str) -> tuple[Subject, float]
 
 
 async def optional_subject(request: Request) -> Subject | None:
-    """The caller, or None when anonymous. A bad bearer token is an error, not anonymity."""
+    """The caller, or None when anonymous. A bad bearer token is an error, not anonymity, and
+    so is a token of a revoked client (AUTH-0006)."""
     settings: Settings = request.app.state.settings
     header = request.headers.get("authorization", "")
     if header[:7].lower() == "bearer ":
-        return read_access_token(settings, header[7:].strip())
+        return await _bearer_subject(request, settings, header)
     cookie = request.cookies.get(SESSION_COOKIE)
     if not cookie:
         return None
@@ -300,7 +350,7 @@ async def optional_subject(request: Request) -> Subject | None:
         return None
     loader: GrantLoader = request.app.state.grant_loader
     personal_id = str(data["personal_id"])
-    # Only a person needs the database (bearer tokens carry everything): signed out? roles?
+    # A person needs the database: signed out? roles?
     async with database(request).read_session() as session:
         grants = await loader(session, personal_id)  # first: it opens the transaction
         if await _session_ended(database(request), session, str(data["sid"])):
@@ -322,7 +372,7 @@ async def current_reader(request: Request) -> Subject:
     settings: Settings = request.app.state.settings
     header = request.headers.get("authorization", "")
     if header[:7].lower() == "bearer ":
-        return read_access_token(settings, header[7:].strip())
+        return await _bearer_subject(request, settings, header)
     cookie = request.cookies.get(SESSION_COOKIE)
     data = read_session_cookie(settings, cookie) if cookie else None
     if data is None or "personal_id" not in data or not data.get("sid"):

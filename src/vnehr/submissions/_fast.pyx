@@ -150,16 +150,18 @@ cdef inline int _month_days(int year, int month) noexcept nogil:
 
 
 cdef inline bint _is_day(const unsigned char* s, Py_ssize_t n) noexcept nogil:
-    """``kit.clock.parse_day`` is not None (8 ASCII digits, a real date)."""
+    """``kit.clock.parse_day`` is not None (8 ASCII digits, a real date from 1900-01-01 to
+    2099-12-31, ``kit.clock.EARLIEST_DAY`` to ``LATEST_DAY``; outside, SUB-0119 from Python)."""
     cdef int year, month, day
     if n != 8 or not _digits(s, 8):
         return False
     year, month, day = _num(s, 4), _num(s + 4, 2), _num(s + 6, 2)
-    return year >= 1 and 1 <= month <= 12 and 1 <= day <= _month_days(year, month)
+    return 1900 <= year <= 2099 and 1 <= month <= 12 and 1 <= day <= _month_days(year, month)
 
 
 cdef inline bint _is_moment(const unsigned char* s, Py_ssize_t n) noexcept nogil:
-    """``kit.clock.parse_moment`` is not None (12 ASCII digits, a real date and time)."""
+    """``kit.clock.parse_moment`` is not None (12 ASCII digits, a real date and time, its day
+    as ``_is_day``)."""
     if n != 12 or not _is_day(s, 8) or not _digits(s + 8, 4):
         return False
     return _num(s + 8, 2) <= 23 and _num(s + 10, 2) <= 59
@@ -171,7 +173,7 @@ cdef inline bint _is_birth(const unsigned char* s, Py_ssize_t n, bint short) noe
     if n != (8 if short else 12) or not _digits(s, n):
         return False
     year, month, day = _num(s, 4), _num(s + 4, 2), _num(s + 6, 2)
-    if year < 1850 or (month == 0 and day != 0):
+    if year < 1850 or year > 2099 or (month == 0 and day != 0):
         return False
     if not short and (_num(s + 8, 2) > 23 or _num(s + 10, 2) > 59):
         return False

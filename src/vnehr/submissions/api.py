@@ -7,18 +7,18 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
-from pydantic import AwareDatetime
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.routing import Route
 
 from vnehr import catalogs, papers
 from vnehr.kit.auth import CurrentSubject, current_subject, optional_subject
+from vnehr.kit.clock import AwareMoment
 from vnehr.kit.errors import ControlCharacter, RequestInvalid, VnehrError
 from vnehr.kit.http import (
     ReadSession,
@@ -28,6 +28,7 @@ from vnehr.kit.http import (
     holds_control,
     request_cap,
 )
+from vnehr.kit.paging import Page
 from vnehr.kit.settings import Settings
 from vnehr.submissions import errors, service
 from vnehr.submissions.queue import IntakeQueue
@@ -282,18 +283,36 @@ async def get_receipt(
     return await service.receipt(session, subject, submission_id)
 
 
-@router.get("/submissions", responses=error_responses(401, 403, 422))
+@router.get(
+    "/submissions",
+    response_model=Page[dict[str, Any]],
+    responses=error_responses(400, 401, 403, 422),
+)
 async def list_receipts(
     session: ReadSession,
     subject: CurrentSubject,
     facility: Annotated[str | None, Query(pattern=r"^\d{5}$")] = None,
     since: Annotated[
-        AwareDatetime | None, Query(description="ISO 8601 with its time zone, e.g. +07:00")
+        AwareMoment | None, Query(description="ISO 8601 with its time zone, e.g. +07:00")
+    ] = None,
+    kind: Annotated[
+        Literal["visit_file", "checkin"] | None,
+        Query(description="Only the receipts of visit files, or of check-ins (XML0)"),
+    ] = None,
+    cursor: Annotated[
+        str | None, Query(max_length=200, description="`next_cursor` of the previous page")
     ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-) -> list[dict[str, Any]]:
-    """Receipts of a facility, newest first."""
-    return await service.listing(session, subject, facility=facility, since=since, limit=limit)
+) -> Page[dict[str, Any]]:
+    """Receipts of a facility received at or after `since`, **oldest first**, `limit` at a
+    time: pass `next_cursor` back as `cursor` for the next page (null on the last). Each
+    receipt is as it was given, with `kind`: `visit_file` or `checkin`. A system that lost
+    the answer to a file (a timeout, an outage) finds its receipt here: ask from the moment
+    it sent the file (a few minutes earlier, for clock differences) and read on; a file whose
+    sender disconnected is still written, and its receipt appears once it is (D49)."""
+    return await service.listing(
+        session, subject, facility=facility, since=since, limit=limit, kind=kind, cursor=cursor
+    )
 
 
 @router.get(
@@ -366,7 +385,8 @@ async def checkins_awaiting_visits(
 )
 async def checkin(request: Request, subject: CurrentSubject) -> JSONResponse:
     """Send an XML0 check-in (CHI_TIEU_TRANG_THAI_KCB) right after a visit's first cost. The
-    same file sent again (a retry) gets the first receipt again, and is relayed once."""
+    same file sent again (a retry) gets the first receipt again, and is relayed once; a file
+    that was rejected is checked again when sent again (it may pass now)."""
     settings: Settings = request.app.state.settings
     limits = _limits(settings)
     data = await read_document(request, limits)

@@ -63,6 +63,13 @@ class SignatureMissing(FileRefused):
     code = "SUB-0012"
 
 
+class SignatureUncheckable(FileRefused):
+    """Signatures are required and the facility registered no certificate: no file of its,
+    signed or not, can be vouched for."""
+
+    code = "SUB-0021"
+
+
 class NoVisits(FileRefused):
     code = "SUB-0013"
 
@@ -74,6 +81,13 @@ class TooManyVisits(FileRefused):
 
     status_code = 413
     code = "SUB-0019"
+
+
+class DeclaredCountMismatch(FileRefused):
+    """SOLUONGHOSO says another number of HOSO than the file holds: a file that lost visits
+    on the way (or gained some) is not taken as complete; the BHXH portal refuses it too."""
+
+    code = "SUB-0022"
 
 
 class FileUnreadable(FileRefused):

@@ -2,7 +2,9 @@
 
 Files are read and checked in a pool of processes (one per core: parsing is most of the work)
 while the previous batch is written in one transaction with ``accept_many`` (COPY on
-PostgreSQL). Resumable: a file whose bytes were received before is skipped (D48).
+PostgreSQL). Resumable: a file whose bytes were received before is skipped (D48), unless a
+visit of it was rejected (checked again) or it was stored in test mode and its facility has been
+connected since (loaded for real).
 """
 
 from __future__ import annotations
@@ -97,7 +99,7 @@ class _Read:
     data: bytes
     sha256: str
     analysis: Analysis | None
-    refused: tuple[str, str] | None  # (code, English message) of a file refused whole
+    refused: tuple[str, dict[str, str]] | None  # (code, messages) of a file refused whole
 
 
 #: Files per task given to a pool process.
@@ -129,12 +131,12 @@ def _read(path: str) -> _Read:
     try:
         data = read_file(Path(path), _limits)
     except VnehrError as exc:  # unreadable, or too large to read
-        return _Read(path, b"", "", None, (exc.code, exc.messages()["en"]))
+        return _Read(path, b"", "", None, (exc.code, exc.messages()))
     try:
         analysis = prepare(data, codes=_codes, limits=_limits)
     except VnehrError as exc:
         digest = hashlib.sha256(data).hexdigest()
-        return _Read(path, data, digest, None, (exc.code, exc.messages()["en"]))
+        return _Read(path, data, digest, None, (exc.code, exc.messages()))
     return _Read(path, data, analysis.raw_sha256, analysis, None)
 
 
@@ -177,8 +179,10 @@ async def import_folder(
     batch_size: int = 200,
     processes: int | None = None,
     progress: Callable[[int], None] | None = None,
+    language: str = "vi",
 ) -> Totals:
-    """Import these files; ``progress`` is told how many files each finished batch held."""
+    """Import these files; ``progress`` is told how many files each finished batch held;
+    the problems are told in ``language`` (vi or en)."""
     totals = Totals()
     async with db.read_session() as session:
         codes = await catalogs.codebook(session)
@@ -216,13 +220,15 @@ async def import_folder(
             if following:  # read ahead: the pool parses while this batch is written
                 pending.append(submit(following))
             read = [item for chunk in await asyncio.gather(*current) for item in chunk]
-            await _write(db, read, options, totals)
+            await _write(db, read, options, totals, language)
             if progress is not None:
                 progress(len(read))
     return totals
 
 
-async def _write(db: Database, read: list[_Read], options: IntakeOptions, totals: Totals) -> None:
+async def _write(
+    db: Database, read: list[_Read], options: IntakeOptions, totals: Totals, language: str
+) -> None:
     async with db.session() as session:
         received = await received_digests(session, [r.sha256 for r in read])
         files: list[tuple[Subject, bytes, Analysis]] = []
@@ -234,16 +240,18 @@ async def _write(db: Database, read: list[_Read], options: IntakeOptions, totals
                 continue
             seen.add(item.sha256)
             if item.analysis is None:
-                code, message = item.refused or ("-", "-")
+                code, messages = item.refused or ("-", {})
                 totals.refused += 1
-                totals.problems.append(f"{Path(item.path).name}: {code} {message}")
+                totals.problems.append(
+                    f"{Path(item.path).name}: {code} {messages.get(language, '-')}"
+                )
                 continue
             files.append((_importer(item.analysis.facility_code), item.data, item.analysis))
             names.append(Path(item.path).name)
         for name, result in zip(names, await accept_many(session, files, options), strict=True):
             if isinstance(result, errors.FileRefused):
                 totals.refused += 1
-                totals.problems.append(f"{name}: {result.code} {result.messages()['en']}")
+                totals.problems.append(f"{name}: {result.code} {result.messages()[language]}")
                 continue
             totals.files += 1
             totals.visits += len(result["visits"])

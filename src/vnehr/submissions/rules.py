@@ -20,7 +20,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from vnehr import identity, papers
-from vnehr.kit.clock import VIETNAM, parse_day, parse_moment
+from vnehr.kit.clock import (
+    EARLIEST_DAY,
+    LATEST_DAY,
+    VIETNAM,
+    out_of_range,
+    parse_day,
+    parse_moment,
+)
 from vnehr.kit.errors import VnehrError
 from vnehr.kit.i18n import texts
 from vnehr.kit.logging import get_logger
@@ -173,13 +180,18 @@ def is_number(value: str) -> bool:
     return _NUMBER.fullmatch(value.strip()) is not None
 
 
+#: Births before it are not read (SUB-0113), nor after ``LATEST_DAY``.
+BIRTH_EARLIEST_YEAR = 1850
+
+
 def birth_of(value: str) -> tuple[int, date | None] | None:
     """NGAY_SINH: 12 characters where unknown day/month/time are zeros. (year, date or None)."""
     if len(value) != 12 or not value.isascii() or not value.isdigit():
         return None
     year = int(value[:4])
     month, day = int(value[4:6]), int(value[6:8])
-    if year < 1850 or (month == 0 and day != 0):  # a day without its month means nothing
+    if not BIRTH_EARLIEST_YEAR <= year <= LATEST_DAY.year or (month == 0 and day != 0):
+        # (a day without its month means nothing)
         return None
     if int(value[8:10]) > 23 or int(value[10:12]) > 59:  # the time of birth, 24 h
         return None
@@ -369,10 +381,10 @@ def _check_fields(
         for part in value.split(";") if multi else (value,):
             if kind == _MOMENT:
                 if parse_moment(part) is None:
-                    found.error("SUB-0113", name, index, field, value=part)
+                    _not_a_date(found, "SUB-0113", name, index, field, part)
             elif kind == _DAY:
                 if parse_day(part) is None:
-                    found.error("SUB-0114", name, index, field, value=part)
+                    _not_a_date(found, "SUB-0114", name, index, field, part)
             elif kind == _NUMBER_KIND:
                 if part.isascii() and part.isdigit():
                     continue  # (most numbers are whole: checked without the pattern)
@@ -390,9 +402,22 @@ def _check_fields(
                     found.error("SUB-0113", name, index, field, value=part)
             elif len(part) == 8:  # _DAY_OR_MOMENT
                 if parse_day(part) is None:
-                    found.error("SUB-0114", name, index, field, value=part)
+                    _not_a_date(found, "SUB-0114", name, index, field, part)
             elif parse_moment(part) is None:
-                found.error("SUB-0113", name, index, field, value=part)
+                _not_a_date(found, "SUB-0113", name, index, field, part)
+
+
+def _not_a_date(found: Findings, code: str, name: str, index: int, field: str, part: str) -> None:
+    """``part`` is not read as a day or moment: out of the tables' days (SUB-0119, which a
+    facility must hear as such: "no date" written as year 1), or ``code``, not a date at all."""
+    if out_of_range(part):
+        found.error("SUB-0119", name, index, field, value=part, **_RANGE)
+    else:
+        found.error(code, name, index, field, value=part)
+
+
+#: The days SUB-0119 names.
+_RANGE = {"earliest": EARLIEST_DAY.isoformat(), "latest": LATEST_DAY.isoformat()}
 
 
 #: A number with at most N decimal places, trailing zeros not counted ("25300.000" has 2).
@@ -450,13 +475,19 @@ def _check_not_ahead(
     found: Findings, name: str, index: int, row: dict[str, str], fields: tuple[str, ...]
 ) -> None:
     """A visit that began or ended after the moment it is checked (a wrong year, a clock set
-    wrong) would count as sent on time and sort first in the health book."""
-    latest = (datetime.now(VIETNAM) + CLOCK_SKEW).strftime("%Y%m%d%H%M")
+    wrong) would count as sent on time and sort first in the health book. The issue shows the
+    hub's now and the tolerance, not their sum (which is no time anyone's clock showed)."""
+    now = datetime.now(VIETNAM)
+    latest = (now + CLOCK_SKEW).strftime("%Y%m%d%H%M")
     for field_name in fields:
         value = row.get(field_name) or ""
         # (well-formed moments compare as text; others are errors of their own)
         if value > latest and parse_moment(value) is not None:
-            found.error("SUB-0148", name, index, field_name, value=value, now=latest)
+            found.error("SUB-0148", name, index, field_name, value=value,
+                        now=now.strftime("%Y%m%d%H%M"), minutes=_SKEW_MINUTES)  # fmt: skip
+
+
+_SKEW_MINUTES = int(CLOCK_SKEW.total_seconds() // 60)
 
 
 def _check_repeated(found: Findings, tables: Rows, xml1: dict[str, str]) -> None:

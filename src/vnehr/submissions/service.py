@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 import zstandard
-from sqlalchemy import func, select, tuple_
+from sqlalchemy import func, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vnehr import catalogs, facilities, identity, papers, records
@@ -25,8 +25,10 @@ from vnehr.audit import AuditEvent, audit_event
 from vnehr.kit.auth import MissingScope, Subject, require_scope
 from vnehr.kit.clock import VIETNAM, utcnow, vietnam_moment
 from vnehr.kit.db import compress, copy_objects, hot_add, new_row, pack_json, unpack_json
+from vnehr.kit.errors import InvalidCursor
 from vnehr.kit.metrics import INTAKE_FILES, INTAKE_VISITS
 from vnehr.kit.outbox import OutboxEvent, new_event
+from vnehr.kit.paging import Page, decode_cursor, encode_cursor
 from vnehr.submissions import errors, signature
 from vnehr.submissions.models import REJECTED, CheckinEntry, Submission
 from vnehr.submissions.rules import (
@@ -448,7 +450,7 @@ async def _accept_together(
                 found = _patient(subject, visit, test_mode=False)
                 if found is not None:
                     patients.append(found)
-    person_ids = await identity.match_patients(session, patients)
+    matches = await identity.check_patients(session, patients)
     plans: list[tuple[int, str, list[tuple[VisitAnalysis, records.VisitData | None]]]] = []
     datas = []
     rows: list[Any] = []
@@ -461,7 +463,11 @@ async def _accept_together(
                 planned.append((visit, None))
                 continue
             patient = _patient(subject, visit, test_mode=False)
-            person_id = person_ids[patient["personal_id"]] if patient is not None else None
+            person_id = (
+                None
+                if patient is None
+                else _book_of(visit, patient, matches[patient["personal_id"]])
+            )
             data = _visit_data(subject, visit, submission_id, received, False, person_id)
             datas.append(data)
             planned.append((visit, data))
@@ -646,6 +652,28 @@ def _patient(subject: Subject, visit: VisitAnalysis, test_mode: bool) -> dict[st
     }
 
 
+#: The fields of XML1 compared with what VNeID confirmed of the person SO_CCCD names.
+_CONFIRMED_FIELDS = {"full_name": "HO_TEN", "birth": "NGAY_SINH"}
+#: The warning that a visit is held out of the health book of the person its SO_CCCD names.
+HELD = "SUB-0170"
+
+
+def _book_of(
+    visit: VisitAnalysis, patient: dict[str, Any], found: identity.PatientMatch
+) -> int | None:
+    """Whose health book the visit goes into: the person its SO_CCCD names, unless its HO_TEN
+    or NGAY_SINH are not what VNeID confirmed of them. Then it is most likely someone else's
+    visit under a mistyped ID: it is kept (and relayed) without a person, and the receipt
+    names each field that differs (SUB-0170), never what VNeID has (D23, as amended)."""
+    differs = found.differs(patient["full_name"], patient["birth_date"], patient["birth_partial"])
+    for name in differs:
+        field_ = _CONFIRMED_FIELDS[name]
+        # (a batch retried file by file analyses nothing again: warn once)
+        if not any(i.code == HELD and i.field == field_ for i in visit.findings.issues):
+            visit.findings.warning(HELD, "XML1", 1, field_)
+    return None if differs else found.person_id
+
+
 def _visit_data(
     subject: Subject,
     visit: VisitAnalysis,
@@ -724,7 +752,9 @@ async def _store_visit(
     paper_keys: papers.PaperKeys | None = None,
 ) -> records.Stored:
     patient = _patient(subject, visit, test_mode)
-    person_id = None if patient is None else await identity.match_patient(session, **patient)
+    person_id = None
+    if patient is not None:
+        person_id = _book_of(visit, patient, await identity.check_patient(session, **patient))
     stored = await records.store(
         session, _visit_data(subject, visit, submission_id, received, test_mode, person_id)
     )
@@ -782,6 +812,27 @@ def _require_reader(
     raise errors.NotYourFacility(id=what)
 
 
+#: What a listed receipt is of (its ``kind``): the submission's stored kind -> the listing's.
+RECEIPT_KINDS = {"giamdinhhs": "visit_file", "checkin": "checkin"}
+
+
+def _receipt_cursor(received_at: datetime, submission_id: str) -> str:
+    return encode_cursor((_iso(received_at) or "", submission_id))
+
+
+def _after_receipt(cursor: str) -> tuple[datetime, str]:
+    """The (received at, id) a listing's cursor goes on after; ``InvalidCursor`` for anything
+    that is not a cursor the listing gave (it must not reach the query)."""
+    moment, submission_id = decode_cursor(cursor, (str, str))
+    try:
+        found = datetime.fromisoformat(str(moment))
+        if found.tzinfo is None or len(str(submission_id)) > 36:
+            raise ValueError("not a cursor of the listing")
+        return found.astimezone(UTC), str(submission_id)
+    except (ValueError, OverflowError) as exc:  # OverflowError: past year 9999 in UTC
+        raise InvalidCursor(cursor=cursor[:64]) from exc
+
+
 async def listing(
     session: AsyncSession,
     subject: Subject,
@@ -789,17 +840,40 @@ async def listing(
     facility: str | None,
     since: datetime | None,
     limit: int,
-) -> list[dict[str, Any]]:
-    """Receipts of a facility, newest first (the facility's systems and admins, the department)."""
+    kind: str | None = None,
+    cursor: str | None = None,
+) -> Page[dict[str, Any]]:
+    """Receipts of a facility received at or after ``since``, oldest first, ``limit`` at a
+    time, each with its ``kind`` (``visit_file`` or ``checkin``; ``kind`` lists one of them
+    only); ``next_cursor`` (None on the last page) goes on after the page's last receipt
+    (the facility's systems and admins, the department). Oldest first, so that a system that
+    lost answers (D49) reads on from where it was, however many receipts came since; receipts
+    written in one transaction share their moment, and the cursor tells them apart by id."""
     code = facility or subject.facility_code
     if code is None:
         raise errors.NotYourFacility(id="-")
     _require_reader(subject, code, code, RECEIPT_SCOPES)
-    stmt = select(Submission.receipt).where(Submission.facility_code == code)
+    columns = (Submission.id, Submission.kind, Submission.received_at, Submission.receipt)
+    stmt = select(*columns).where(Submission.facility_code == code)
     if since is not None:
         stmt = stmt.where(Submission.received_at >= since)
-    stmt = stmt.order_by(Submission.received_at.desc()).limit(limit)
-    return list(await session.scalars(stmt))
+    if kind is not None:
+        stored = [k for k, shown in RECEIPT_KINDS.items() if shown == kind]
+        stmt = stmt.where(Submission.kind.in_(stored))
+    if cursor:
+        at, last_id = _after_receipt(cursor)
+        stmt = stmt.where(
+            Submission.received_at >= at,
+            or_(Submission.received_at > at, Submission.id > last_id),
+        )
+    stmt = stmt.order_by(Submission.received_at, Submission.id).limit(limit + 1)
+    rows = (await session.execute(stmt)).all()
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return Page[dict[str, Any]](
+        items=[{"kind": RECEIPT_KINDS.get(row.kind, row.kind), **row.receipt} for row in rows],
+        next_cursor=_receipt_cursor(rows[-1].received_at, rows[-1].id) if more else None,
+    )
 
 
 async def awaiting_visits(
@@ -866,7 +940,8 @@ async def check_in(
     """Receive an XML0 check-in (D62): the facility may send (connected; onboarding: test
     mode, kept apart and not relayed), the signature, every row's checks; a stored receipt,
     and the file relayed to the BHXH portal as it came when no row is rejected (it is signed:
-    rows cannot be taken out of it). The same bytes again get the first receipt."""
+    rows cannot be taken out of it). The same bytes again get the first receipt that did not
+    reject them; after a rejection they are checked again."""
     require_scope(subject, "checkin.write")
     if subject.kind != "facility_system" or subject.facility_code is None:
         raise errors.NotYourFacility(id="-")
@@ -887,6 +962,9 @@ async def check_in(
             Submission.kind == "checkin",
             Submission.facility_code == code,
             Submission.test_mode.is_(test_mode),
+            # a rejection is not reused: the clock and the catalogues in force may have
+            # changed since, and the same bytes may pass now
+            Submission.status != "rejected",
         )
         .order_by(Submission.received_at)
         .limit(1)
@@ -952,19 +1030,33 @@ async def check_in(
 
 
 async def received_digests(session: AsyncSession, digests: list[str]) -> set[str]:
-    """Which of these SHA-256 digests of raw files were received before as visit files, not
-    in test mode (the import skips them, so an interrupted import resumes where it stopped;
-    a file a facility sent while onboarding is still to be loaded for real)."""
+    """Which of these SHA-256 digests of raw files the import skips, so that an interrupted
+    import resumes where it stopped: visit files received before with no visit rejected (a
+    rejection is checked again: the catalogues or the clock may let it pass now), for real,
+    or in test mode while their facility is still onboarding (once it is connected, they are
+    to be loaded for real)."""
     if not digests:
         return set()
-    found = await session.scalars(
-        select(Submission.raw_sha256).where(
+    rows = await session.execute(
+        select(Submission.raw_sha256, Submission.facility_code, Submission.test_mode)
+        .where(
             Submission.raw_sha256.in_(digests),
             Submission.kind == "giamdinhhs",
-            Submission.test_mode.is_(False),
+            Submission.rejected == 0,
         )
+        .distinct()
     )
-    return set(found)
+    found: set[str] = set()
+    onboarding: dict[str, bool] = {}
+    for digest, code, test_mode in rows:
+        if test_mode:
+            if code not in onboarding:
+                state = await facilities.state_of(session, code)
+                onboarding[code] = state != facilities.State.connected
+            if not onboarding[code]:
+                continue
+        found.add(digest)
+    return found
 
 
 async def import_file(

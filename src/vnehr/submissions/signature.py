@@ -79,7 +79,11 @@ async def check(
     """Verify the file's signature; returns file-level warnings. A bad signature refuses the
     file, and so does a good one made with a revoked or expired certificate; a missing one
     does too when signatures are required and the facility registered a certificate (even if
-    none is usable now: the hub does not stop checking when a certificate runs out)."""
+    none is usable now: the hub does not stop checking when a certificate runs out). Where
+    signatures are required, a facility that never registered a certificate has every file
+    refused, signed or not (SUB-0021): nothing of its can be checked."""
+    if required and not certificates:
+        raise errors.SignatureUncheckable()
     if not signed:
         if certificates and required:
             raise errors.SignatureMissing()

@@ -28,6 +28,7 @@ DATE_FIELDS = frozenset(
         "NGAY_KQ_XN_PCR", "NGAY_NHAN_TT_MANG_THAI", "NGAY_BAT_DAU_DT_CTX", "NGAY_BAT_DAU_XU_TRI",
         "NGAY_KET_THUC_XU_TRI", "NGAY_CHUYEN_PHAC_DO", "NGOAITRU_TUNGAY", "NGOAITRU_DENNGAY",
         "NGAYCAP_CCCD_NND", "NGAY_HOP", "NGAY_CAP_CCCD", "NGAY_CHUNG_TU", "NGAY_DE_NGHI",
+        "BDDT_ARV",  # (XML6, XML15: the day ARV treatment began)
     }
 )  # fmt: skip
 #: Birth dates: yyyyMMddHHmm, or yyyyMMdd where the table's field holds 8 characters, with

@@ -237,6 +237,12 @@ def read_envelope(data: bytes, limits: Limits) -> Envelope:
         )
     if not envelope.records:
         raise errors.NoVisits()
+    # SOLUONGHOSO left out or empty is not checked (nor by the portal); "02" is 2 (compared
+    # as digits: int() of thousands of them is refused by Python itself)
+    declared = (envelope.declared_count or "").strip()
+    number = declared.lstrip("0") or "0"
+    if declared and not (declared.isascii() and number.isdigit() and number == str(len(records))):
+        raise errors.DeclaredCountMismatch(declared=declared[:20], count=len(records))
     return envelope
 
 
