@@ -15,7 +15,8 @@ import sys
 import tempfile
 import time
 import tracemalloc
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from bench.common import packed_tables, postgres
@@ -44,8 +45,41 @@ ANALYZE visit_version;
 """
 
 
+VNEHR = [sys.executable, "-m", "vnehr"]
+
+
 def _run(args: list[str], env: dict[str, str]) -> None:
     subprocess.run(args, env=env, check=True, capture_output=True)
+
+
+@contextmanager
+def _demo_database(name: str) -> Iterator[tuple[str, str, dict[str, str]]]:
+    """A throw-away PostgreSQL 18 database ``name``, migrated, with the demo loaded: its
+    socket folder, its URL and the environment of a ``vnehr`` command on it."""
+    with postgres(name) as socket_dir:
+        url = f"postgresql+asyncpg://postgres@/{name}?host={socket_dir}"
+        env = {
+            **os.environ,
+            "VNEHR_ENV": "development",
+            "VNEHR_DATABASE_URL": url,
+            "VNEHR_LOG_LEVEL": "WARNING",
+        }
+        _run([*VNEHR, "db", "upgrade"], env)
+        _run([*VNEHR, "demo", "load"], env)
+        yield socket_dir, url, env
+
+
+async def _execute(socket_dir: str, database: str, sql: str, count: str | None = None) -> int:
+    """Run ``sql`` on the database (asyncpg: several statements at once), then the query
+    ``count``: what it counts (0 without one)."""
+    import asyncpg
+
+    connection = await asyncpg.connect(host=socket_dir, user="postgres", database=database)
+    try:
+        await connection.execute(sql)
+        return int(await connection.fetchval(count)) if count else 0
+    finally:
+        await connection.close()
 
 
 async def _timed_report(db: Database, source: str, rounds: int) -> float:
@@ -73,33 +107,14 @@ async def _check_peak(db: Database) -> float:
 
 
 async def main() -> None:
-    with postgres("report") as socket_dir:
-        url = f"postgresql+asyncpg://postgres@/report?host={socket_dir}"
-        env = {
-            **os.environ,
-            "VNEHR_ENV": "development",
-            "VNEHR_DATABASE_URL": url,
-            "VNEHR_LOG_LEVEL": "WARNING",
-        }
-        vnehr = [sys.executable, "-m", "vnehr"]
-        _run([*vnehr, "db", "upgrade"], env)
-        _run([*vnehr, "demo", "load"], env)
-        import asyncpg
-
+    with _demo_database("report") as (socket_dir, url, _):
         db = Database.from_urls(url)
         rows = []
         loaded = 0
         try:
             for size in SIZES:
-                connection = await asyncpg.connect(
-                    host=socket_dir, user="postgres", database="report"
-                )
-                try:
-                    await connection.execute(
-                        LOAD_SQL.format(first=loaded + 1, last=size, tables=packed_tables({}))
-                    )
-                finally:
-                    await connection.close()
+                load = LOAD_SQL.format(first=loaded + 1, last=size, tables=packed_tables({}))
+                await _execute(socket_dir, "report", load)
                 loaded = size
                 began = time.perf_counter()
                 async with db.session() as session:
@@ -188,25 +203,11 @@ async def _time_and_peak(work: Callable[[], Awaitable[object]]) -> tuple[float, 
 
 async def accounts_main() -> None:
     """``report check`` and ``rebuild`` over ``ACCOUNTS`` health accounts (and no visits)."""
-    with postgres("accounts") as socket_dir:
-        url = f"postgresql+asyncpg://postgres@/accounts?host={socket_dir}"
-        env = {
-            **os.environ,
-            "VNEHR_ENV": "development",
-            "VNEHR_DATABASE_URL": url,
-            "VNEHR_LOG_LEVEL": "WARNING",
-        }
-        vnehr = [sys.executable, "-m", "vnehr"]
-        _run([*vnehr, "db", "upgrade"], env)
-        _run([*vnehr, "demo", "load"], env)
-        import asyncpg
-
-        connection = await asyncpg.connect(host=socket_dir, user="postgres", database="accounts")
-        try:
-            await connection.execute(ACCOUNTS_SQL.format(count=ACCOUNTS))
-            events = await connection.fetchval("SELECT count(*) FROM health_account_event")
-        finally:
-            await connection.close()
+    with _demo_database("accounts") as (socket_dir, url, _):
+        sql = ACCOUNTS_SQL.format(count=ACCOUNTS)
+        events = await _execute(
+            socket_dir, "accounts", sql, "SELECT count(*) FROM health_account_event"
+        )
         db = Database.from_urls(url)
         try:
 
@@ -321,25 +322,11 @@ def _command_run(args: list[str], env: dict[str, str]) -> tuple[float, float]:
 async def facilities_main() -> None:
     """The report of a province with ``FACILITIES`` facilities sending: the figures, the
     event loop's longest pause while they are made, and ``vnehr report --format json``."""
-    with postgres("facilities") as socket_dir:
-        url = f"postgresql+asyncpg://postgres@/facilities?host={socket_dir}"
-        env = {
-            **os.environ,
-            "VNEHR_ENV": "development",
-            "VNEHR_DATABASE_URL": url,
-            "VNEHR_LOG_LEVEL": "WARNING",
-        }
-        vnehr = [sys.executable, "-m", "vnehr"]
-        _run([*vnehr, "db", "upgrade"], env)
-        _run([*vnehr, "demo", "load"], env)
-        import asyncpg
-
-        connection = await asyncpg.connect(host=socket_dir, user="postgres", database="facilities")
-        try:
-            await connection.execute(FACILITIES_SQL.format(count=FACILITIES))
-            counters = await connection.fetchval("SELECT count(*) FROM report_count")
-        finally:
-            await connection.close()
+    with _demo_database("facilities") as (socket_dir, url, env):
+        sql = FACILITIES_SQL.format(count=FACILITIES)
+        counters = await _execute(
+            socket_dir, "facilities", sql, "SELECT count(*) FROM report_count"
+        )
         db = Database.from_urls(url)
         try:
 
@@ -356,7 +343,7 @@ async def facilities_main() -> None:
         finally:
             await db.dispose()
         with tempfile.TemporaryDirectory() as out:
-            command = [*vnehr, "report", "--period", PERIOD.name, "--province", "01"]
+            command = [*VNEHR, "report", "--period", PERIOD.name, "--province", "01"]
             command += ["--format", "json", "--out", out]
             cli_seconds, cli_rss = _command_run(command, env)
             command[command.index("01")] = "79"  # a province without facilities: the baseline

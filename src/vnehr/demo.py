@@ -94,7 +94,9 @@ async def load(session: AsyncSession, keys: papers.PaperKeys | None = None) -> d
         for state in PATH[:steps]:
             if state == facilities.State.certificate_registered:
                 # as a facility does it: a trained one moves on by itself (D10)
-                pem = _demo_certificate(name)
+                # its key is not kept: the demo's files are unsigned, as a facility may send
+                # them where signatures are not required
+                _, pem = self_signed_certificate(name, f"{name} (demo)")
                 await facilities.add_certificate(session, OPERATOR, facility.code, pem)
             elif state == facilities.State.test_passed:
                 # a test file would leave test-mode visits in the demo: said, and audited
@@ -146,16 +148,19 @@ async def load(session: AsyncSession, keys: papers.PaperKeys | None = None) -> d
     return counts
 
 
-def _demo_certificate(name: str) -> str:
-    """A self-signed signing certificate for a demo facility (PEM), valid for two years; its
-    key is not kept: the demo's files are unsigned, as a facility may send them where
-    signatures are not required."""
+def self_signed_certificate(
+    organization: str, common_name: str | None = None, *, days: int = 730
+) -> tuple[bytes, str]:
+    """A self-signed EC P-256 signing certificate of a facility (C=VN, O=``organization``,
+    CN=``common_name``, the organization unless told), valid from a day ago for ``days``
+    (two years): its private key (PEM, PKCS#8) and the certificate (PEM). For the demo's
+    facilities and the tests' signed files."""
     key = ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name(
         [
             x509.NameAttribute(NameOID.COUNTRY_NAME, "VN"),
-            x509.NameAttribute(NameOID.ORGANIZATION_NAME, name),
-            x509.NameAttribute(NameOID.COMMON_NAME, f"{name} (demo)"),
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization),
+            x509.NameAttribute(NameOID.COMMON_NAME, common_name or organization),
         ]
     )
     now = utcnow()
@@ -166,10 +171,13 @@ def _demo_certificate(name: str) -> str:
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - timedelta(days=1))
-        .not_valid_after(now + timedelta(days=730))
+        .not_valid_after(now + timedelta(days=days))
         .sign(key, hashes.SHA256())
     )
-    return cert.public_bytes(serialization.Encoding.PEM).decode("ascii")
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    return key_pem, cert.public_bytes(serialization.Encoding.PEM).decode("ascii")
 
 
 async def _driver_certificate(session: AsyncSession, code: str, keys: papers.PaperKeys) -> int:

@@ -5,19 +5,21 @@ the notice again, as any other, for as long as the visit as it stands is plain (
 from __future__ import annotations
 
 import html
-from datetime import date, timedelta
+from datetime import timedelta
 from typing import Any
 
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tests.exchange.test_inbox import AN, as_person
-from tests.exchange.test_push_privacy import represent
-from tests.healthbook.test_access import born_years_ago
 from tests.healthbook.test_api import visit_of, who
 from tests.healthbook.test_confided import _diagnosed
-from tests.healthbook.test_confided_corrected import _BEGIN, _corrected, _told
-from tests.identity.test_api import sign_in_as
+from tests.healthbook.test_confided_corrected import (
+    _a_visit_of_a_17_year_old,
+    _corrected,
+    _seventeen_with_an_as_parent,
+    _told,
+)
 from tests.papers.test_api import SCOPES, local_now
 from tests.papers.test_issuing import birth_row
 from tests.submissions.test_intake import facility_with_token, send
@@ -52,16 +54,9 @@ async def test_a_notice_hidden_when_sent_returns_once_the_visit_is_corrected_to_
     cold: the parent of the 17-year-old now reads both notices in the words of any visit's
     and paper's (the facility named, no neutral words, no mark), counted, marked read one by
     one and all at once, on the API and the portal; corrected back to HIV, they go again."""
-    code, headers = await facility_with_token(
-        client, session, settings, scopes=("submission.write", "record.read")
+    code, headers, first, young = await _a_visit_of_a_17_year_old(
+        client, session, settings, 97, "B20", appointment=True
     )
-    first = _diagnosed(visit_of(code, 97, _BEGIN, age_group=1, appointment=True), "B20")
-    answer = await send(client, headers, synth.envelope([first], code))
-    assert answer.status_code == 201, answer.text
-    young = who(first)
-    await sign_in_as(client, session, settings, young)
-    await represent(session, AN, young[0], "parent", date(2010, 1, 1))
-    await born_years_ago(session, young[0], 17)
 
     pushed = await _told(settings, db)
     assert [p for p in pushed if p["personal_id"] == AN[0]] == []
@@ -121,9 +116,7 @@ async def test_a_young_mothers_birth_certificate_stays_hidden_whatever_the_visit
     made = await client.post("/api/v1/papers", json=body, headers=headers)
     assert made.status_code == 201, made.text
     assert made.json()["content"]["holder"]["personal_id"] == mother[0]
-    await sign_in_as(client, session, settings, mother)
-    await represent(session, AN, mother[0], "parent", date(2010, 1, 1))
-    await born_years_ago(session, mother[0], 17)
+    await _seventeen_with_an_as_parent(client, session, settings, mother)
     await _told(settings, db)
 
     mine, _ = await _inbox(client, settings, mother[0])

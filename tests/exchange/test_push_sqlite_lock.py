@@ -21,14 +21,13 @@ from tests.exchange.test_round_sqlite_lock import (  # noqa: F401  (the fixture)
     portal_received,
     wait_for_the_lock_at_most,
 )
-from tests.submissions.test_intake import send, visit
 from vnehr import exchange
 from vnehr.exchange.models import BhxhReceipt, DeliveryAttempt, Notification
 from vnehr.exchange.worker import _claim
 from vnehr.kit.outbox import OutboxEvent
-from vnehr.submissions import synth
 
 LATENCY = 3.0  # seconds the push service takes to answer
+pytestmark = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)  # (the hub's)
 
 
 class PushService(httpx.AsyncBaseTransport):
@@ -57,13 +56,10 @@ def webhook(service: PushService) -> exchange.WebhookPush:
     return exchange.WebhookPush(httpx.AsyncClient(transport=service), "https://push.example/", "k")
 
 
-@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 async def test_a_submission_is_stored_while_the_push_service_takes_its_time(
-    backend: str,
     hub: Hub,  # noqa: F811
 ) -> None:
-    first = await send(hub.http, hub.headers, synth.envelope([visit(hub.code, 1)], hub.code))
-    assert first.status_code == 201, first.text
+    await hub.submit(1)
     service = PushService()
     consumers = inbox_only(webhook(service))
     delivering = asyncio.create_task(exchange.deliver_once(hub.db, consumers, exchange.Policy()))
@@ -74,9 +70,8 @@ async def test_a_submission_is_stored_while_the_push_service_takes_its_time(
     assert not service.answered.is_set(), "the second worker waited for the push"
     # a facility sends meanwhile
     started = time.monotonic()
-    second = await send(hub.http, hub.headers, synth.envelope([visit(hub.code, 2)], hub.code))
+    second = await hub.submit(2)
     stored_while_waiting = not service.answered.is_set()
-    assert second.status_code == 201, second.text
     assert second.json()["status"] == "accepted"
     assert stored_while_waiting, f"the submission waited {time.monotonic() - started:.1f} s"
     assert await delivering == 1
@@ -88,13 +83,10 @@ async def test_a_submission_is_stored_while_the_push_service_takes_its_time(
     assert await hub.count(OutboxEvent, OutboxEvent.status == "delivered") == 1
 
 
-@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 async def test_a_failed_push_is_tried_again_and_the_inbox_keeps_its_row(
-    backend: str,
     hub: Hub,  # noqa: F811
 ) -> None:
-    one = await send(hub.http, hub.headers, synth.envelope([visit(hub.code, 1)], hub.code))
-    assert one.status_code == 201, one.text
+    await hub.submit(1)
     service = PushService(latency=0, status=503)
     consumers = inbox_only(webhook(service))
     policy = exchange.Policy(backoff_seconds=0.01, max_backoff_seconds=0.01)
@@ -115,13 +107,10 @@ async def test_a_failed_push_is_tried_again_and_the_inbox_keeps_its_row(
     assert len(service.received) == 2
 
 
-@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 async def test_a_refused_recipient_is_given_up_and_the_event_delivered(
-    backend: str,
     hub: Hub,  # noqa: F811
 ) -> None:
-    one = await send(hub.http, hub.headers, synth.envelope([visit(hub.code, 1)], hub.code))
-    assert one.status_code == 201, one.text
+    await hub.submit(1)
 
     def no_phone(request: httpx.Request) -> httpx.Response:
         return httpx.Response(404, json={"error": "recipient_unknown"})
@@ -140,13 +129,10 @@ async def test_a_refused_recipient_is_given_up_and_the_event_delivered(
     assert len(detail["refused"]) == 1
 
 
-@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 async def test_the_claims_of_a_worker_that_died_come_back_and_are_pushed(
-    backend: str,
     hub: Hub,  # noqa: F811
 ) -> None:
-    one = await send(hub.http, hub.headers, synth.envelope([visit(hub.code, 1)], hub.code))
-    assert one.status_code == 201, one.text
+    await hub.submit(1)
     service = PushService(latency=0)
     consumers = inbox_only(webhook(service))
     policy = exchange.Policy(claim_seconds=1.0)
@@ -162,14 +148,11 @@ async def test_the_claims_of_a_worker_that_died_come_back_and_are_pushed(
     assert await hub.count(OutboxEvent, OutboxEvent.status == "delivered") == 1
 
 
-@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 async def test_a_claim_run_short_after_the_portal_keeps_its_answer_and_pushes_next_round(
-    backend: str,
     hub: Hub,  # noqa: F811
 ) -> None:
     await wait_for_the_lock_at_most(hub, 0.5)
-    one = await send(hub.http, hub.headers, synth.envelope([visit(hub.code, 1)], hub.code))
-    assert one.status_code == 201, one.text
+    await hub.submit(1)
     hub.portal.faults.latency_seconds = 2.2
     service = PushService(latency=0)
     consumers: exchange.Consumers = {

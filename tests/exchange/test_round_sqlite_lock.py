@@ -11,7 +11,6 @@ import asyncio
 import random
 import sqlite3
 import time
-import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,12 +19,10 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
-from joserfc import jwt
-from joserfc.jwk import ECKey
 from sqlalchemy import event, func, select
 
-from tests.submissions.test_intake import ADMIN, ASSERTION, send, visit
-from vnehr import catalogs, exchange, facilities
+from tests.submissions.test_intake import bearer, new_facility, new_system, send, visit
+from vnehr import catalogs, exchange
 from vnehr.app import create_app
 from vnehr.demo import demo_icd10_titles
 from vnehr.exchange.models import BhxhReceipt, DeliveryAttempt
@@ -39,6 +36,8 @@ from vnehr.submissions import synth
 
 USER, PASSWORD = "hub-hanoi", "mat-khau-thu-nghiem"
 LATENCY = 3.0  # seconds the portal takes to answer a file
+#: The hub is a SQLite file of its own: these tests are SQLite's.
+pytestmark = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 
 
 class Watched(httpx.ASGITransport):
@@ -78,6 +77,13 @@ class Hub:
             }
         }
 
+    async def submit(self, *seeds: int) -> httpx.Response:
+        """The facility sends a file of the visits ``visit`` makes of ``seeds``: stored (201)."""
+        files = synth.envelope([visit(self.code, seed) for seed in seeds], self.code)
+        answer = await send(self.http, self.headers, files)
+        assert answer.status_code == 201, answer.text
+        return answer
+
     async def count(self, model: type, *where: object) -> int:
         async with self.db.read_session() as session:
             found = await session.scalar(select(func.count()).select_from(model).where(*where))
@@ -89,52 +95,17 @@ async def connected_facility(
 ) -> tuple[str, dict[str, str]]:
     """A connected facility and its system's bearer token, committed before the token is asked
     (on a real SQLite file the token endpoint cannot see an open transaction's rows)."""
-    key = ECKey.generate_key("P-256", parameters={"kid": "k"})
     async with db.session() as session:
-        facility = await facilities.register(
-            session,
-            ADMIN,
-            facilities.FacilityCreate(
-                name="Bệnh viện thử",
-                kind=facilities.Kind.hospital,
-                level=facilities.Level.basic,
-                ownership=facilities.Ownership.public,
-                province_code="01",
-            ),
-        )
-        for state in list(facilities.State)[1:5]:
-            await facilities.move(session, ADMIN, facility.code, state, "test", override=True)
-        registered = await facilities.add_client(
-            session,
-            ADMIN,
-            facility.code,
-            facilities.ClientCreate(
-                name="HIS", jwks={"keys": [key.as_dict(private=False)]}, scopes=["submission.write"]
-            ),
-        )
-    now = int(time.time())
-    assertion = jwt.encode(
-        {"alg": "ES256", "kid": "k"},
-        {"iss": registered.client_id, "sub": registered.client_id, "aud": f"{settings.public_url}/oauth/token",
-         "iat": now, "exp": now + 60, "jti": uuid.uuid4().hex},
-        key,
-    )  # fmt: skip
-    token = await http.post(
-        "/oauth/token",
-        data={
-            "grant_type": "client_credentials",
-            "client_assertion_type": ASSERTION,
-            "client_assertion": assertion,
-        },
-    )
-    assert token.status_code == 200, token.text
-    return facility.code, {"Authorization": f"Bearer {token.json()['access_token']}"}
+        code = await new_facility(session)
+        client_id, key = await new_system(session, code, ("submission.write",))
+    return code, await bearer(http, settings, client_id, key)
 
 
 @pytest.fixture
-async def hub(tmp_path: Path) -> AsyncIterator[Hub]:
+async def hub(backend: str, tmp_path: Path) -> AsyncIterator[Hub]:
     """The hub on a SQLite file of its own (its transactions commit for real, from connections
     of their own, as in `make run`), its API in-process, and the portal simulator."""
+    assert backend == "sqlite", "a test module of the hub runs on SQLite only (pytestmark)"
     url = f"sqlite+aiosqlite:///{tmp_path / 'hub.db'}"
     await upgrade(url)
     db = Database.from_urls(url)
@@ -175,20 +146,15 @@ async def hub(tmp_path: Path) -> AsyncIterator[Hub]:
         await db.dispose()
 
 
-@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
-async def test_a_submission_is_stored_while_a_round_waits_for_the_slow_portal(
-    backend: str, hub: Hub
-) -> None:
-    first = await send(hub.http, hub.headers, synth.envelope([visit(hub.code, 1)], hub.code))
-    assert first.status_code == 201, first.text
+async def test_a_submission_is_stored_while_a_round_waits_for_the_slow_portal(hub: Hub) -> None:
+    await hub.submit(1)
     delivering = asyncio.create_task(
         exchange.deliver_once(hub.db, hub.consumers(), exchange.Policy(), rng=random.Random(1))
     )
     await asyncio.wait_for(hub.transport.sent.wait(), timeout=LATENCY * 3)
     # the portal has the file and takes LATENCY seconds to answer: a facility sends meanwhile
-    second = await send(hub.http, hub.headers, synth.envelope([visit(hub.code, 2)], hub.code))
+    second = await hub.submit(2)
     stored_while_waiting = not hub.transport.answered.is_set()
-    assert second.status_code == 201, second.text
     assert second.json()["status"] == "accepted"
     assert stored_while_waiting, "the submission waited for the portal's answer"
     assert not delivering.done()
@@ -204,10 +170,8 @@ async def test_a_submission_is_stored_while_a_round_waits_for_the_slow_portal(
     assert len(received) == 2
 
 
-@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
-async def test_a_second_worker_takes_nothing_the_first_claimed(backend: str, hub: Hub) -> None:
-    one = await send(hub.http, hub.headers, synth.envelope([visit(hub.code, 1)], hub.code))
-    assert one.status_code == 201, one.text
+async def test_a_second_worker_takes_nothing_the_first_claimed(hub: Hub) -> None:
+    await hub.submit(1)
     policy = exchange.Policy()
     delivering = asyncio.create_task(exchange.deliver_once(hub.db, hub.consumers(), policy))
     await asyncio.wait_for(hub.transport.sent.wait(), timeout=LATENCY * 3)
@@ -220,12 +184,8 @@ async def test_a_second_worker_takes_nothing_the_first_claimed(backend: str, hub
     assert await hub.count(DeliveryAttempt, *attempts) == 1
 
 
-@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
-async def test_the_claims_of_a_worker_that_died_run_out_and_are_delivered(
-    backend: str, hub: Hub
-) -> None:
-    one = await send(hub.http, hub.headers, synth.envelope([visit(hub.code, 1)], hub.code))
-    assert one.status_code == 201, one.text
+async def test_the_claims_of_a_worker_that_died_run_out_and_are_delivered(hub: Hub) -> None:
+    await hub.submit(1)
     hub.portal.faults.latency_seconds = 0
     policy = exchange.Policy(claim_seconds=1.0)
     from vnehr.exchange.worker import _claim
@@ -280,10 +240,8 @@ async def portal_received(hub: Hub) -> int:
     return len((await hub.bhxh.http.get("http://portal/sim/bhxh/_sim/received")).json())
 
 
-@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
-async def test_a_claim_lasts_from_when_the_write_lock_was_taken(backend: str, hub: Hub) -> None:
-    one = await send(hub.http, hub.headers, synth.envelope([visit(hub.code, 1)], hub.code))
-    assert one.status_code == 201, one.text
+async def test_a_claim_lasts_from_when_the_write_lock_was_taken(hub: Hub) -> None:
+    await hub.submit(1)
     hub.portal.faults.latency_seconds = 1.5
     policy = exchange.Policy(claim_seconds=3.0)
     started = time.monotonic()
@@ -302,13 +260,9 @@ async def test_a_claim_lasts_from_when_the_write_lock_was_taken(backend: str, hu
     assert await hub.count(BhxhReceipt) == 1
 
 
-@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
-async def test_answers_are_recorded_when_the_file_is_busy_as_the_round_ends(
-    backend: str, hub: Hub
-) -> None:
+async def test_answers_are_recorded_when_the_file_is_busy_as_the_round_ends(hub: Hub) -> None:
     await wait_for_the_lock_at_most(hub, 0.5)
-    one = await send(hub.http, hub.headers, synth.envelope([visit(hub.code, 1)], hub.code))
-    assert one.status_code == 201, one.text
+    await hub.submit(1)
     hub.portal.faults.latency_seconds = 1.0
     policy = exchange.Policy(claim_seconds=6.0)
     delivering = asyncio.create_task(exchange.deliver_once(hub.db, hub.consumers(), policy))
@@ -328,10 +282,7 @@ async def test_answers_are_recorded_when_the_file_is_busy_as_the_round_ends(
     assert await portal_received(hub) == 1
 
 
-@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
-async def test_a_renewal_ending_as_the_calls_end_leaves_the_round_its_claim(
-    backend: str, hub: Hub
-) -> None:
+async def test_a_renewal_ending_as_the_calls_end_leaves_the_round_its_claim(hub: Hub) -> None:
     engine = hub.db.engine
     assert engine is not None
     renewals = "UPDATE OUTBOX_EVENT SET NEXT_ATTEMPT_AT"
@@ -346,8 +297,7 @@ async def test_a_renewal_ending_as_the_calls_end_leaves_the_round_its_claim(
         if conn.info.pop("renewal", False):
             time.sleep(0.3)  # a slow disk: the renewal's commit ends as the portal answers
 
-    one = await send(hub.http, hub.headers, synth.envelope([visit(hub.code, 1)], hub.code))
-    assert one.status_code == 201, one.text
+    await hub.submit(1)
     hub.portal.faults.latency_seconds = 0.6
     policy = exchange.Policy(claim_seconds=1.5)  # renewed after 0.5 s
     assert await exchange.deliver_once(hub.db, hub.consumers(), policy) == 1
@@ -359,11 +309,9 @@ async def test_a_renewal_ending_as_the_calls_end_leaves_the_round_its_claim(
     assert await portal_received(hub) == 1
 
 
-@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
-async def test_a_round_sends_no_file_its_claim_may_not_outlast(backend: str, hub: Hub) -> None:
+async def test_a_round_sends_no_file_its_claim_may_not_outlast(hub: Hub) -> None:
     await wait_for_the_lock_at_most(hub, 0.5)
-    files = synth.envelope([visit(hub.code, 1), visit(hub.code, 2)], hub.code)
-    assert (await send(hub.http, hub.headers, files)).status_code == 201
+    await hub.submit(1, 2)
     hub.portal.faults.latency_seconds = 2.2
     policy = exchange.Policy(claim_seconds=3.0)  # renewed after 1 s
     started = time.monotonic()

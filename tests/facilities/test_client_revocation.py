@@ -4,18 +4,15 @@ in this process at once and in every other API process within a few seconds."""
 from __future__ import annotations
 
 import time
-import uuid
 
 import httpx
 import pytest
-from joserfc import jwt
-from joserfc.jwk import ECKey
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tests.facilities.test_api import error, sign_in
-from tests.submissions.test_intake import ADMIN, ASSERTION, facility_with_token, send, visit
-from vnehr import facilities, identity
+from tests.submissions.test_intake import bearer, facility_with_token, new_system, send, visit
+from vnehr import identity
 from vnehr.facilities.models import ApiClient
 from vnehr.kit import auth
 from vnehr.kit.settings import Settings
@@ -28,34 +25,8 @@ async def system(
     client: httpx.AsyncClient, session: AsyncSession, settings: Settings, code: str
 ) -> tuple[str, dict[str, str]]:
     """A new system of the facility with its client id and bearer token's header."""
-    key = ECKey.generate_key("P-256", parameters={"kid": "k"})
-    registered = await facilities.add_client(
-        session,
-        ADMIN,
-        code,
-        facilities.ClientCreate(
-            name="HIS",
-            jwks={"keys": [key.as_dict(private=False)]},
-            scopes=["submission.write", "record.read"],
-        ),
-    )
-    now = int(time.time())
-    assertion = jwt.encode(
-        {"alg": "ES256", "kid": "k"},
-        {"iss": registered.client_id, "sub": registered.client_id, "aud": f"{settings.public_url}/oauth/token",
-         "iat": now, "exp": now + 60, "jti": uuid.uuid4().hex},
-        key,
-    )  # fmt: skip
-    token = await client.post(
-        "/oauth/token",
-        data={
-            "grant_type": "client_credentials",
-            "client_assertion_type": ASSERTION,
-            "client_assertion": assertion,
-        },
-    )
-    assert token.status_code == 200, token.text
-    return registered.client_id, {"Authorization": f"Bearer {token.json()['access_token']}"}
+    client_id, key = await new_system(session, code, ("submission.write", "record.read"))
+    return client_id, await bearer(client, settings, client_id, key)
 
 
 async def test_a_revoked_systems_token_stops_working_at_once(

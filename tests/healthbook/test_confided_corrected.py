@@ -50,21 +50,36 @@ async def _inbox(
     return [(i["kind"], i["params"]) for i in inbox["items"]], inbox["unread"]
 
 
-async def _a_headache(
-    client: httpx.AsyncClient, session: AsyncSession, settings: Settings, seed: int, **kw: Any
+async def _seventeen_with_an_as_parent(
+    client: httpx.AsyncClient,
+    session: AsyncSession,
+    settings: Settings,
+    young: tuple[str, str, str, str],
+) -> None:
+    """The person signed in with VNeID once, 17 years old, AN their parent."""
+    await sign_in_as(client, session, settings, young)
+    await represent(session, AN, young[0], "parent", date(2010, 1, 1))
+    await born_years_ago(session, young[0], 17)
+
+
+async def _a_visit_of_a_17_year_old(
+    client: httpx.AsyncClient,
+    session: AsyncSession,
+    settings: Settings,
+    seed: int,
+    diagnosis: str,
+    **kw: Any,
 ) -> tuple[str, dict[str, str], synth.SynthVisit, tuple[str, str, str, str]]:
-    """A visit for a headache (R51) of a young person of 17, AN their parent: the facility's
+    """A visit for ``diagnosis`` of a young person of 17, AN their parent: the facility's
     code and headers, the visit, the person."""
     code, headers = await facility_with_token(
         client, session, settings, scopes=("submission.write", "record.read")
     )
-    first = _diagnosed(visit_of(code, seed, _BEGIN, age_group=1, **kw), "R51")
+    first = _diagnosed(visit_of(code, seed, _BEGIN, age_group=1, **kw), diagnosis)
     answer = await send(client, headers, synth.envelope([first], code))
     assert answer.status_code == 201, answer.text
     young = who(first)
-    await sign_in_as(client, session, settings, young)
-    await represent(session, AN, young[0], "parent", date(2010, 1, 1))
-    await born_years_ago(session, young[0], 17)
+    await _seventeen_with_an_as_parent(client, session, settings, young)
     return code, headers, first, young
 
 
@@ -82,7 +97,13 @@ async def test_a_parent_is_not_told_of_a_visit_corrected_to_sensitive_before_the
 ) -> None:
     """Sent as a headache, corrected to a depression before the notifier ran: the parent's
     phone hears nothing and the inbox keeps nothing; the young person is told."""
-    code, headers, first, young = await _a_headache(client, session, settings, 92)
+    code, headers, first, young = await _a_visit_of_a_17_year_old(
+        client,
+        session,
+        settings,
+        92,
+        "R51",  # a headache
+    )
     await _corrected(client, headers, code, first, "F32.2")
     pushed = await _told(settings, db)
     assert [p for p in pushed if p["personal_id"] == AN[0]] == []
@@ -97,8 +118,8 @@ async def test_a_notice_told_before_a_correction_to_sensitive_leaves_the_parents
 ) -> None:
     """Told of a headache, then the visit is corrected to a depression: the notice goes with
     the visit; corrected back to asthma, it is there again. The young person keeps it."""
-    code, headers, first, young = await _a_headache(
-        client, session, settings, 91, appointment=False
+    code, headers, first, young = await _a_visit_of_a_17_year_old(
+        client, session, settings, 91, "R51", appointment=False
     )
     pushed = await _told(settings, db)
     assert [p["kind"] for p in pushed if p["personal_id"] == AN[0]] == ["visit"]
@@ -172,7 +193,9 @@ async def test_a_paper_notice_leaves_the_parents_inbox_when_its_visit_is_correct
 ) -> None:
     """A re-exam appointment issued with a headache visit, told to the parent; the visit
     corrected to a depression takes the paper's notice with it."""
-    code, headers, first, young = await _a_headache(client, session, settings, 94, appointment=True)
+    code, headers, first, young = await _a_visit_of_a_17_year_old(
+        client, session, settings, 94, "R51", appointment=True
+    )
     await _told(settings, db)
     shown, _ = await _inbox(client, settings, AN[0])
     assert "paper" in [kind for kind, _ in shown]

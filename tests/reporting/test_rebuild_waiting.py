@@ -14,12 +14,13 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import select
 from typer.testing import CliRunner
 
 from tests.conftest import new_database_on
 from tests.exchange.test_retention import Message
 from tests.reporting.test_report import this_half
+from tests.reporting.test_round_locks import waiting_on_a_lock
 from vnehr import exchange, reporting
 from vnehr.app import exchange_handlers
 from vnehr.cli import app
@@ -216,19 +217,6 @@ class Portal:
             return exchange.Call(send, record)
 
         return exchange.Remote(prepare)
-
-
-async def waiting_on_a_lock(db: Database) -> bool:
-    if db.engine is None or db.engine.dialect.name != "postgresql":
-        return False
-    async with db.read_session() as session:
-        waiting = await session.scalar(
-            text(
-                "SELECT count(*) FROM pg_stat_activity"
-                " WHERE datname = current_database() AND wait_event_type = 'Lock'"
-            )
-        )
-    return bool(waiting)
 
 
 @pytest.mark.parametrize("demo_url", STORES, indirect=True)

@@ -72,6 +72,10 @@ async def intake_batch(db: Database, codes: list[str]) -> None:
 
 
 async def waiting_on_a_lock(db: Database) -> bool:
+    """Whether a statement on ``db`` waits for another transaction's lock (PostgreSQL; on
+    SQLite a writer waits for the file, never for a lock this can see)."""
+    if db.engine is None or db.engine.dialect.name != "postgresql":
+        return False
     async with db.read_session() as session:
         waiting = await session.scalar(
             text(

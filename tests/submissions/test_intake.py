@@ -49,6 +49,12 @@ async def facility_with_token(
     """A registered facility moved ``steps`` along onboarding, with a system and its token.
     Its facts are overridden (no certificate, no test file), as the department may: the tests
     of a connected facility send unsigned files with no certificate to check."""
+    code = await new_facility(session, steps)
+    return code, await system_token(client, session, settings, code, scopes)
+
+
+async def new_facility(session: AsyncSession, steps: int = 4) -> str:
+    """A registered facility moved ``steps`` along onboarding (its facts overridden); its code."""
     facility = await facilities.register(
         session,
         ADMIN,
@@ -62,7 +68,7 @@ async def facility_with_token(
     )
     for state in list(facilities.State)[1 : 1 + steps]:
         await facilities.move(session, ADMIN, facility.code, state, "test", override=True)
-    return facility.code, await system_token(client, session, settings, facility.code, scopes)
+    return facility.code
 
 
 async def system_token(
@@ -73,6 +79,14 @@ async def system_token(
     scopes: tuple[str, ...],
 ) -> dict[str, str]:
     """A new system of facility ``code`` holding ``scopes``, and its bearer token's header."""
+    client_id, key = await new_system(session, code, scopes)
+    return await bearer(client, settings, client_id, key)
+
+
+async def new_system(
+    session: AsyncSession, code: str, scopes: tuple[str, ...]
+) -> tuple[str, ECKey]:
+    """A new system of facility ``code`` holding ``scopes``: its client id and signing key."""
     key = ECKey.generate_key("P-256", parameters={"kid": "k"})
     registered = await facilities.add_client(
         session,
@@ -82,10 +96,18 @@ async def system_token(
             name="HIS", jwks={"keys": [key.as_dict(private=False)]}, scopes=list(scopes)
         ),
     )
+    return registered.client_id, key
+
+
+async def bearer(
+    client: httpx.AsyncClient, settings: Settings, client_id: str, key: ECKey
+) -> dict[str, str]:
+    """The header of the bearer token ``/oauth/token`` gives the system for an assertion signed
+    with its ``key``."""
     now = int(time.time())
     assertion = jwt.encode(
         {"alg": "ES256", "kid": "k"},
-        {"iss": registered.client_id, "sub": registered.client_id, "aud": f"{settings.public_url}/oauth/token",
+        {"iss": client_id, "sub": client_id, "aud": f"{settings.public_url}/oauth/token",
          "iat": now, "exp": now + 60, "jti": uuid.uuid4().hex},
         key,
     )  # fmt: skip

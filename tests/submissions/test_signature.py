@@ -7,10 +7,6 @@ import copy
 import datetime as dt
 
 import httpx
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from lxml import etree
 from signxml import XMLSigner, methods  # type: ignore[attr-defined]
 from sqlalchemy import select, update
@@ -18,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tests.submissions.test_intake import ADMIN, facility_with_token, send, visit
 from vnehr import facilities
+from vnehr.demo import self_signed_certificate
 from vnehr.facilities import SigningCertificate
 from vnehr.facilities.models import FacilityCertificate
 from vnehr.kit.settings import Settings
@@ -27,23 +24,8 @@ DS = "{http://www.w3.org/2000/09/xmldsig#}"
 
 
 def certificate(name: str) -> tuple[bytes, str]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=365))
-        .sign(key, hashes.SHA256())
-    )
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    return key_pem, cert.public_bytes(serialization.Encoding.PEM).decode()
+    """A self-signed signing certificate of ``name``, valid for a year: key and certificate."""
+    return self_signed_certificate(name, days=365)
 
 
 def sign(document: bytes, key_pem: bytes, cert_pem: str) -> bytes:

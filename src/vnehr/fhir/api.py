@@ -224,6 +224,35 @@ def _invalid(exc: write.Invalid) -> Response:
     return fhir_response(body, 422)
 
 
+async def _not_the_holder(
+    request: Request, subject: CurrentSubject, exc: write.NotTheHolder
+) -> Response:
+    """A write refused because its Patient is not the ID's holder (D150): nothing of it was
+    kept (its transaction rolled back), but the refusal is, in a transaction of its own: trying
+    names and birth dates against an ID leaves a trace. The answer names each element that
+    differs, never what VNeID has."""
+    async with database(request).session() as session:
+        session.add(write.refusal_trace(subject, exc))
+    issues = []
+    for where in exc.where:
+        message = texts(exc.code, {"element": where})
+        issues.append(
+            {
+                "severity": "error",
+                "code": "business-rule",
+                "details": {
+                    "coding": [
+                        {"system": f"{mapping.BASE}/CodeSystem/error-code", "code": exc.code}
+                    ],
+                    "text": message["vi"],
+                },
+                "diagnostics": message["en"],
+                "expression": [where],
+            }
+        )
+    return fhir_response({"resourceType": "OperationOutcome", "issue": issues}, 422)
+
+
 @router.post("", responses=_FHIR_RESPONSES)
 @router.post("/", responses=_FHIR_RESPONSES, include_in_schema=False)
 async def post_bundle(request: Request, subject: CurrentSubject) -> Response:
@@ -242,6 +271,8 @@ async def post_bundle(request: Request, subject: CurrentSubject) -> Response:
             )
     except write.Invalid as exc:
         return _invalid(exc)
+    except write.NotTheHolder as exc:
+        return await _not_the_holder(request, subject, exc)
     except write.VisitRejected as exc:
         outcome_body = write.outcome_of(exc.issues)
         outcome_body["issue"].insert(
@@ -390,6 +421,8 @@ async def create(
             )
     except write.Invalid as exc:
         return _invalid(exc)
+    except write.NotTheHolder as exc:
+        return await _not_the_holder(request, subject, exc)
     return _written(request, written.resource, 201 if written.created else 200)
 
 
@@ -412,6 +445,8 @@ async def put(
             )
     except write.Invalid as exc:
         return _invalid(exc)
+    except write.NotTheHolder as exc:
+        return await _not_the_holder(request, subject, exc)
     return _written(request, written.resource, 201 if written.created else 200)
 
 

@@ -67,6 +67,15 @@ def personal_id_of(patient: Mapping[str, Any]) -> str | None:
     return None
 
 
+def full_name_of(patient: Mapping[str, Any]) -> str:
+    """The Patient's name as XML1 HO_TEN takes it: its first name's text, else family and
+    given names ("" when it has none)."""
+    names = patient.get("name") or [{}]
+    name = names[0] if isinstance(names[0], dict) else {}
+    text = name.get("text") or " ".join([name.get("family") or "", *(name.get("given") or [])])
+    return str(text).strip()
+
+
 def _text(value: Any) -> str:
     """A JSON value as the national tables write it (decimals exactly as sent)."""
     if value is None:
@@ -188,8 +197,6 @@ def tables_of(
     codes = [_code(c.get("code"), mapping.ICD10) for c in conditions]
     codes = [c for c in codes if c]
     weight = weight_of(members)
-    name = (patient.get("name") or [{}])[0]
-    full_name = name.get("text") or " ".join([name.get("family") or "", *(name.get("given") or [])])
     cards = [
         _text(i.get("value"))
         for i in patient.get("identifier") or []
@@ -200,7 +207,7 @@ def tables_of(
         {
             "MA_LK": visit_key,
             "MA_BN": _medical_record_number(patient) or visit.personal_id,
-            "HO_TEN": full_name.strip(),
+            "HO_TEN": full_name_of(patient),
             "SO_CCCD": visit.personal_id,
             "NGAY_SINH": f"{birth}0000" if len(birth) == 8 else "",
             "GIOI_TINH": {"male": "1", "female": "2"}.get(str(patient.get("gender")), "3"),

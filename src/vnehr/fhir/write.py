@@ -15,6 +15,7 @@ import re
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 from urllib.parse import unquote
 
@@ -98,6 +99,23 @@ class SeveralMatches(VnehrError):
 
     status_code = 412
     code = "FHIR-0018"
+
+
+class NotTheHolder(VnehrError):
+    """A Patient names a personal ID whose holder has signed in with VNeID, with a name or a
+    birth date that is not what VNeID confirmed of them: most likely someone else's data under
+    a mistyped ID. Refused whole, so that none of it reaches the holder's record (D150, as
+    amended for FHIR). ``where``: the elements that differ, as the writer sent them (never what
+    VNeID has); ``elements``: their names; ``person_id``: the holder, for the audit trace."""
+
+    status_code = 422
+    code = "FHIR-0019"
+
+    def __init__(self, where: list[str], elements: list[str], person_id: int) -> None:
+        super().__init__(element=", ".join(where))
+        self.where = where
+        self.elements = elements
+        self.person_id = person_id
 
 
 class SameFullUrl(VnehrError):
@@ -279,6 +297,59 @@ async def _person_of(session: AsyncSession, resource: Resource) -> int | None:
         if personal_id:
             return await identity.person_id_of(session, personal_id)
     return None
+
+
+#: What ``PatientMatch.differs`` names, as the Patient's elements.
+_ELEMENTS = {"full_name": "name", "birth": "birthDate"}
+#: The fields of XML1 the intake compares with VNeID (its warning SUB-0170), as the Patient's
+#: elements they are made from (``intake.tables_of``).
+_XML_ELEMENTS = {"HO_TEN": "name", "NGAY_SINH": "birthDate"}
+#: The intake's warning that a visit is held out of the book of the person SO_CCCD names.
+_HELD = "SUB-0170"
+
+
+def _birth(patient: Resource) -> tuple[date | None, str | None]:
+    """Patient.birthDate as (a day, or the year or month alone: "1985", "1985-03")."""
+    born = str(patient.get("birthDate") or "")
+    if len(born) < 10:
+        return None, born or None
+    try:
+        return date.fromisoformat(born[:10]), None
+    except ValueError:  # 1985-02-30 has the form of a date: nothing to compare
+        return None, None
+
+
+async def _check_holder(session: AsyncSession, patient: Resource, path: str) -> None:
+    """Refuse (``NotTheHolder``) a Patient whose personal ID is held by someone who signed
+    in with VNeID, when its name (the one HO_TEN takes) or birthDate is not what VNeID
+    confirmed of them, compared as the intake compares a visit file's (D150). An element the
+    Patient leaves out is not compared; a person not yet signed in has nothing confirmed."""
+    personal_id = intake.personal_id_of(patient)
+    if not personal_id:
+        return
+    found = await identity.confirmed_patient(session, personal_id)
+    if found is None:
+        return
+    name = intake.full_name_of(patient)
+    differs = [
+        _ELEMENTS[d] for d in found.differs(name, *_birth(patient)) if name or d != "full_name"
+    ]
+    if differs:
+        raise NotTheHolder([f"{path}.{e}" for e in differs], differs, found.person_id)
+
+
+def refusal_trace(subject: Subject, refused: NotTheHolder) -> audit.AuditEvent:
+    """The audit row of a write refused as ``NotTheHolder``, written although nothing else of
+    the request is: who tried which ID with which elements differing. It is about no one's
+    record (like a visit held out of the book): the holder's person id is its object."""
+    return audit.audit_event(
+        actor=subject.label,
+        action="patient.not_confirmed",
+        object_type="person",
+        object_id=str(refused.person_id),
+        person_id=None,
+        detail={"fields": refused.elements, "via": "fhir"},
+    )
 
 
 def _visits_named(resource: Resource) -> list[tuple[str, Any]]:
@@ -481,6 +552,8 @@ async def store(
     }
     check(body)
     _check_identifiers(body, path or type_)
+    if type_ == "Patient" and not test_mode:  # a test write is in no one's record (D67)
+        await _check_holder(session, body, path or type_)
     scope = Scope(subject, facility_code=code, base=base)
     await _check_visits(
         session, scope, body, path=path, known=known, patients=patients, test_mode=test_mode
@@ -608,7 +681,8 @@ async def transaction(
     responses: dict[str, Resource] = {}
     receipt: dict[str, Any] | None = None
     if visit is not None:
-        receipt, visit_targets = await _visit(session, subject, visit, code, options)
+        where = f"Bundle.entry[{positions[visit.patient_url]}].resource"
+        receipt, visit_targets = await _visit(session, subject, visit, code, options, where)
         targets.update(visit_targets)
         for url in [visit.patient_url, visit.encounter_url, *visit.members]:
             if url in visit_targets:  # the others are stored as sent, below
@@ -750,12 +824,26 @@ async def _visit(
     visit: intake.VisitBundle,
     code: str,
     options: submissions.IntakeOptions,
+    where: str,
 ) -> tuple[dict[str, Any], dict[str, str]]:
+    """The visit through the intake; (its receipt, the ids its entries get). A visit the
+    intake would hold out of the book of the person its personal ID names (SUB-0170) is
+    refused instead (``NotTheHolder``; ``where``: the Patient's entry): its Patient and the
+    resources beside it would otherwise be stored as that person's."""
     tables = intake.tables_of(visit, code, options.limits)
     data = submissions.render_visit(code, tables, utcnow())
     receipt = await submissions.submit(session, subject, data, options)
     if receipt["status"] == "rejected":
         raise VisitRejected(receipt)
+    held = [
+        _XML_ELEMENTS[i["field"]]
+        for v in receipt["visits"]
+        for i in v["issues"]
+        if i["code"] == _HELD and i.get("table") == "XML1" and i.get("field") in _XML_ELEMENTS
+    ]
+    if held:
+        holder = await identity.person_id_of(session, visit.personal_id)
+        raise NotTheHolder([f"{where}.{e}" for e in held], held, holder or 0)
     visit_key = tables["XML1"][0].get("MA_LK", "")
     entry = await records.entry_by_key(session, code, visit_key)
     person_id = await identity.person_id_of(session, visit.personal_id)

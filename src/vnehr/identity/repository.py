@@ -25,14 +25,15 @@ from vnehr.kit.errors import VnehrError
 
 _PERSON_ID = select(Person.id).where(Person.personal_id == bindparam("personal_id"))
 #: (id, birth known to the day, partial birth, signed in with VNeID, name, birth date)
-_PERSON_BIRTH = select(
+_BIRTH_COLUMNS = (
     Person.id,
     Person.birth_date.is_not(None),
     Person.birth_partial,
     Person.vneid_sub.is_not(None),
     Person.full_name,
     Person.birth_date,
-).where(Person.personal_id == bindparam("personal_id"))
+)
+_PERSON_BIRTH = select(*_BIRTH_COLUMNS).where(Person.personal_id == bindparam("personal_id"))
 _BETTER_BIRTH = (
     update(Person)
     .where(Person.id == bindparam("p_id"), Person.birth_date.is_(None))
@@ -184,6 +185,12 @@ class IdentityRepository:
         (``better_birth``). The intake's hot path: prebuilt statements through ``hot_fetch``."""
         return (await self.person_or_new(**values))[0]
 
+    async def person_confirmed(self, personal_id: str) -> tuple[int, Confirmed | None] | None:
+        """The person holding ``personal_id`` (None: nobody) with what VNeID confirmed of
+        them; creates no one."""
+        found = await hot_fetch(self.session, _PERSON_BIRTH, {"personal_id": personal_id})
+        return (int(found[0][0]), _confirmed(found[0])) if found else None
+
     async def person_or_new(self, **values: Any) -> tuple[int, Confirmed | None]:
         """``person_id_or_new``, with what VNeID confirmed of a known person (None: not signed
         in, or new), read in the same statement."""
@@ -229,15 +236,9 @@ class IdentityRepository:
             )
             found = list(
                 await self.session.execute(
-                    select(
-                        Person.personal_id,
-                        Person.id,
-                        Person.birth_date.is_not(None),
-                        Person.birth_partial,
-                        Person.vneid_sub.is_not(None),
-                        Person.full_name,
-                        Person.birth_date,
-                    ).where(Person.personal_id.in_([row["personal_id"] for row in rows]))
+                    select(Person.personal_id, *_BIRTH_COLUMNS).where(
+                        Person.personal_id.in_([row["personal_id"] for row in rows])
+                    )
                 )
             )
         by_id = {row["personal_id"]: row for row in rows}

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from itertools import groupby
 from operator import itemgetter
-from typing import Any
+from typing import Any, NotRequired, TypedDict, Unpack
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -931,52 +931,48 @@ class PatientMatch:
         return tuple(found)
 
 
-async def match_patient(
-    session: AsyncSession,
-    *,
-    personal_id: str,
-    full_name: str,
-    birth_date: date | None,
-    sex: str | None,
-    source: str,
-    birth_partial: str | None = None,
-) -> int:
+class Patient(TypedDict):
+    """What a visit (or a paper) says of the person it names, as ``match_patient`` and
+    ``check_patient`` take it."""
+
+    personal_id: str
+    full_name: str
+    birth_date: date | None
+    sex: str | None
+    #: who sent it (a new person's ``created_by``: the facility)
+    source: str
+    #: "2006", "2008-11": a birth known by its year or month only (no ``birth_date``)
+    birth_partial: NotRequired[str | None]
+
+
+async def match_patient(session: AsyncSession, **patient: Unpack[Patient]) -> int:
     """The person a visit belongs to, by personal ID. Someone not yet known is created pending
     confirmation (no VNeID sign-in yet; ``created_by`` names the facility that sent them).
     ``birth_partial`` ("2006", "2008-11") when the birth is known by its year or month only;
     a known person's birth is made more precise, never less (D105)."""
-    found = await check_patient(
-        session,
-        personal_id=personal_id,
-        full_name=full_name,
-        birth_date=birth_date,
-        sex=sex,
-        source=source,
-        birth_partial=birth_partial,
-    )
-    return found.person_id
+    return (await check_patient(session, **patient)).person_id
 
 
-async def check_patient(
-    session: AsyncSession,
-    *,
-    personal_id: str,
-    full_name: str,
-    birth_date: date | None,
-    sex: str | None,
-    source: str,
-    birth_partial: str | None = None,
-) -> PatientMatch:
+async def confirmed_patient(session: AsyncSession, personal_id: str) -> PatientMatch | None:
+    """The person holding ``personal_id`` with what VNeID confirmed of them, to compare with
+    what a write says of them (``PatientMatch.differs``); None when nobody holds it. Unlike
+    ``check_patient`` it creates no one: for writes refused when they differ (D150)."""
+    found = await IdentityRepository(session).person_confirmed(personal_id)
+    return None if found is None else PatientMatch(*found)
+
+
+async def check_patient(session: AsyncSession, **patient: Unpack[Patient]) -> PatientMatch:
     """``match_patient``, with what VNeID confirmed of the person, for the caller to compare
     with what the visit says (``PatientMatch.differs``): read in the same statement."""
+    birth_date = patient["birth_date"]
     person_id, confirmed = await IdentityRepository(session).person_or_new(
-        personal_id=personal_id,
-        full_name=full_name.strip()[:200],
+        personal_id=patient["personal_id"],
+        full_name=patient["full_name"].strip()[:200],
         birth_date=birth_date,
-        birth_partial=None if birth_date else birth_partial,
-        sex=_sex(sex),
+        birth_partial=None if birth_date else patient.get("birth_partial"),
+        sex=_sex(patient["sex"]),
         created_at=utcnow(),
-        created_by=source[:60],
+        created_by=patient["source"][:60],
     )
     return PatientMatch(person_id, confirmed)
 

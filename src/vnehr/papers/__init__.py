@@ -23,6 +23,7 @@ from vnehr.papers.service import (
     of_visit,
     open_qr,
     status_of,
+    unconfirmed_holders,
     verify,
 )
 from vnehr.papers.shc import qr_svg, qr_text
@@ -52,5 +53,6 @@ __all__ = [
     "qr_text",
     "router",
     "status_of",
+    "unconfirmed_holders",
     "verify",
 ]

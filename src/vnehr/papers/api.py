@@ -20,9 +20,9 @@ from pydantic import BaseModel, Field
 from vnehr.kit.auth import CurrentSubject
 from vnehr.kit.clock import today_in_vietnam, utcnow
 from vnehr.kit.db import Database
-from vnehr.kit.http import ReadSession, WriteSession, database, error_responses
+from vnehr.kit.http import ReadSession, WriteSession, database, error_response, error_responses
 from vnehr.kit.text import fold
-from vnehr.papers import pdf, service, shc
+from vnehr.papers import errors, pdf, service, shc
 from vnehr.papers.models import Paper
 
 router = APIRouter(tags=["papers"])
@@ -123,17 +123,22 @@ async def issue(
     session: WriteSession,
     subject: CurrentSubject,
     body: Annotated[DriverIn | TablePaperIn, Field(discriminator="kind")],
-) -> PaperOut:
+) -> PaperOut | Response:
     """Issue a paper: a driver's health certificate, or a paper of a national table for a visit
-    already sent. The answer comes after the commit; the citizen is notified."""
+    already sent. The answer comes after the commit; the citizen is notified. A paper whose
+    holder (a birth certificate's mother) has signed in with VNeID and whose name or birth
+    date for them differ from what VNeID confirmed is refused (PAP-0008, naming the fields)."""
     data = body.model_dump()
-    if isinstance(body, DriverIn):
-        data["holder"] = body.holder.model_dump()
-        paper, outcome = await service.issue_driver(session, keys(request), subject, data)
-    else:
-        paper, outcome = await service.issue_for_visit(
-            session, keys(request), subject, data, request.app.state.paper_row_check
-        )
+    try:
+        if isinstance(body, DriverIn):
+            data["holder"] = body.holder.model_dump()
+            paper, outcome = await service.issue_driver(session, keys(request), subject, data)
+        else:
+            paper, outcome = await service.issue_for_visit(
+                session, keys(request), subject, data, request.app.state.paper_row_check
+            )
+    except errors.NotTheHolder as exc:
+        return error_response(exc)  # the session commits the refusal's audit row, only that
     await session.flush()
     return out(paper, outcome)
 

@@ -42,3 +42,13 @@ class FacilityMayNotIssue(VnehrError):
 
     status_code = 403
     code = "PAP-0007"
+
+
+class NotTheHolder(VnehrError):
+    """The holder a paper names by personal ID has signed in with VNeID, and the paper's name
+    or birth date is not what VNeID confirmed of them: most likely someone else's paper under
+    a mistyped ID (D150). ``detail.fields`` names the fields that differ, never what VNeID
+    has."""
+
+    status_code = 422
+    code = "PAP-0008"

@@ -340,36 +340,117 @@ async def from_visit(
     return found
 
 
+#: The fields of a birth certificate's row (XML9) naming its holder, the mother or carer, by
+#: what ``identity.PatientMatch.differs`` compares.
+BIRTH_HOLDER_FIELDS = {"full_name": "HO_TEN_NND", "birth": "NGAYSINH_NND"}
+#: The same, of a driver's certificate sent to the papers API.
+DRIVER_HOLDER_FIELDS = {"full_name": "holder.name", "birth": "holder.birth_date"}
+
+
+def _names_another(body: dict[str, Any], xml1: dict[str, str]) -> bool:
+    """A birth certificate naming someone other than the visit's patient (D42)."""
+    return bool(
+        body["kind"] == "birth" and body["holder"].get("personal_id") != xml1.get("SO_CCCD")
+    )
+
+
 async def _holder_id(
     session: AsyncSession,
     body: dict[str, Any],
     xml1: dict[str, str],
     patient_id: int | None,
     actor: str,
+    *,
+    refuse: bool = False,
 ) -> int | None:
     """Whose health book shows the paper: the visit's patient, except a birth certificate
     naming someone else, the mother or carer (D42), whether it came in the visit file or after
-    it through the papers API."""
-    if body["kind"] == "birth" and body["holder"].get("personal_id") != xml1.get("SO_CCCD"):
-        return await _person(session, body["holder"], actor)
-    return patient_id
+    it through the papers API. When she has signed in with VNeID and the paper's name or birth
+    date for her differ from what VNeID confirmed (D150), the paper is nobody's (in a visit
+    file, like a visit held out of the book: the receipt says so, ``unconfirmed_holders``), or
+    with ``refuse`` (the papers API) it is refused: ``NotTheHolder``."""
+    if not _names_another(body, xml1):
+        return patient_id
+    return await _holder(session, body["holder"], actor, BIRTH_HOLDER_FIELDS if refuse else None)
 
 
-async def _person(session: AsyncSession, holder: dict[str, Any], actor: str) -> int | None:
+def _birth_of(holder: dict[str, Any]) -> tuple[date | None, str | None]:
+    """A paper's birth date: a day, or only the year or the month ("1995", "1995-03"): what the
+    paper says (D106)."""
+    born = holder.get("birth_date") or ""
+    return (date.fromisoformat(born) if len(born) == 10 else None), (
+        born if born and len(born) < 10 else None
+    )
+
+
+async def _holder(
+    session: AsyncSession,
+    holder: dict[str, Any],
+    actor: str,
+    refuse: dict[str, str] | None = None,
+) -> int | None:
+    """The person a paper's holder names by personal ID (created, pending confirmation, when
+    unknown: D23); None when the paper names no personal ID, or names its holder otherwise than
+    VNeID confirmed of them (D150). With ``refuse`` (the paper's field of each detail), that is
+    ``NotTheHolder`` instead, and its audit row is added to the session: the caller commits it
+    although the answer is an error (trying names against an ID leaves a trace), so nothing
+    else may have been written before."""
     personal_id = holder.get("personal_id") or ""
     if identity.classify_document_number(personal_id) != "personal_id":
         return None
-    born = holder.get("birth_date") or ""
-    return await identity.match_patient(
+    born, partial = _birth_of(holder)
+    found = await identity.check_patient(
         session,
         personal_id=personal_id,
         full_name=holder.get("name") or "",
-        # a day, or only the year or the month ("1995", "1995-03"): what the paper says (D106)
-        birth_date=date.fromisoformat(born) if len(born) == 10 else None,
+        birth_date=born,
         sex=holder.get("sex"),
         source=actor,
-        birth_partial=born if born and len(born) < 10 else None,
+        birth_partial=partial,
     )
+    differs = found.differs(holder.get("name") or "", born, partial)
+    if not differs:
+        return found.person_id
+    if refuse is None:
+        return None
+    fields = [refuse[d] for d in differs]
+    session.add(
+        audit.audit_event(
+            actor=actor,
+            action="patient.not_confirmed",
+            object_type="person",
+            object_id=str(found.person_id),
+            person_id=None,  # about no one's record, like a visit held out of the book
+            detail={"fields": fields, "via": "papers"},
+        )
+    )
+    raise errors.NotTheHolder(fields=", ".join(fields), detail={"fields": fields})
+
+
+async def unconfirmed_holders(
+    session: AsyncSession, tables: dict[str, list[dict[str, str]]]
+) -> list[tuple[str, int, str]]:
+    """(table, row, field) of each detail of a visit's birth certificates that keeps one out of
+    the book of the mother it names (``_holder_id``): for the receipt to say so, before the
+    papers are issued. Reads only."""
+    table = rules.KINDS["birth"][0] or ""
+    if not tables.get(table):
+        return []
+    xml1 = tables["XML1"][0]
+    found: list[tuple[str, int, str]] = []
+    for position, row in enumerate(tables[table], start=1):
+        body = content.from_table("birth", row, xml1, facility={})
+        if body is None or not _names_another(body, xml1):
+            continue
+        personal_id = body["holder"].get("personal_id") or ""
+        if identity.classify_document_number(personal_id) != "personal_id":
+            continue
+        holder = await identity.confirmed_patient(session, personal_id)
+        if holder is None:
+            continue
+        differs = holder.differs(body["holder"].get("name") or "", *_birth_of(body["holder"]))
+        found += [(table, position, BIRTH_HOLDER_FIELDS[d]) for d in differs]
+    return found
 
 
 async def cite(
@@ -596,19 +677,21 @@ async def issue_driver(
         conclusion=data["conclusion"],
     )
     found.raise_if_rejected()
+    holder = {
+        "name": data["holder"]["name"],
+        "birth_date": data["holder"]["birth_date"].isoformat(),
+        "sex": data["holder"].get("sex"),
+        "personal_id": data["holder"]["personal_id"],
+    }
+    # before the number is taken: a refusal writes nothing but its audit row
+    person_id = await _holder(session, holder, subject.label, DRIVER_HOLDER_FIELDS)
     number = await _driver_number(session, code, data.get("number"), examined)
-    holder = data["holder"]
     body = {
         "kind": "driver",
         "number": number,
         "table": None,
         "facility": await _facility(session, code),
-        "holder": {
-            "name": holder["name"],
-            "birth_date": holder["birth_date"].isoformat(),
-            "sex": holder.get("sex"),
-            "personal_id": holder["personal_id"],
-        },
+        "holder": holder,
         "doctor": {"id": data.get("doctor_id"), "name": data.get("doctor_name")},
         "head": None,
         "signed_on": examined.isoformat(),
@@ -623,7 +706,6 @@ async def issue_driver(
             "conditions": data.get("conditions"),
         },
     }
-    person_id = await _person(session, body["holder"], subject.label)  # type: ignore[arg-type]
     return await _store(
         session,
         keys,
@@ -682,7 +764,9 @@ async def issue_for_visit(
         facility_code=code,
         visit_key=visit_key,
         source="api",
-        person_id=await _holder_id(session, body, xml1, stored.person_id, subject.label),
+        person_id=await _holder_id(
+            session, body, xml1, stored.person_id, subject.label, refuse=True
+        ),
         actor=subject.label,
     )
 

@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, and_, cast, delete, func, or_, select, text
+from sqlalchemy import BigInteger, ColumnElement, and_, cast, delete, func, or_, select, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -50,6 +50,8 @@ _PG_ADD = text(
     " DO UPDATE SET value = report_count.value + EXCLUDED.value"
 )
 _COLUMNS = ("month", "province", "ward", "facility", "metric", "dim1", "dim2")
+#: The columns of a counter's key after its month.
+_PLACE = tuple(getattr(ReportCount, name) for name in _COLUMNS[1:])
 
 
 async def add(session: AsyncSession, counts: Iterable[Count]) -> int:
@@ -297,21 +299,17 @@ async def waiting(
     return events, {key: value for key, value in found.items() if value}
 
 
+def _accounts_to(period: Period) -> ColumnElement[bool]:
+    """The accounts' counters a period reads: every month up to its end."""
+    return and_(ReportCount.metric == "accounts", ReportCount.month <= period.end)
+
+
 async def stored(session: AsyncSession, period: Period, province: str | None) -> dict[Key, int]:
     """The rollups of a period (accounts: every month up to its end)."""
-    stmt = select(
-        ReportCount.month,
-        ReportCount.province,
-        ReportCount.ward,
-        ReportCount.facility,
-        ReportCount.metric,
-        ReportCount.dim1,
-        ReportCount.dim2,
-        ReportCount.value,
-    ).where(
+    stmt = select(ReportCount.month, *_PLACE, ReportCount.value).where(
         or_(
             and_(ReportCount.month >= period.start, ReportCount.month <= period.end),
-            and_(ReportCount.metric == "accounts", ReportCount.month <= period.end),
+            _accounts_to(period),
         )
     )
     if province:
@@ -349,30 +347,9 @@ async def summed(
     if facility is not None:
         activity.append(ReportCount.facility == facility)
     stmt = (
-        select(
-            func.min(ReportCount.month),
-            ReportCount.province,
-            ReportCount.ward,
-            ReportCount.facility,
-            ReportCount.metric,
-            ReportCount.dim1,
-            ReportCount.dim2,
-            cast(func.sum(ReportCount.value), BigInteger),
-        )
-        .where(
-            or_(
-                and_(*activity),
-                and_(ReportCount.metric == "accounts", ReportCount.month <= period.end),
-            )
-        )
-        .group_by(
-            ReportCount.province,
-            ReportCount.ward,
-            ReportCount.facility,
-            ReportCount.metric,
-            ReportCount.dim1,
-            ReportCount.dim2,
-        )
+        select(func.min(ReportCount.month), *_PLACE, cast(func.sum(ReportCount.value), BigInteger))
+        .where(or_(and_(*activity), _accounts_to(period)))
+        .group_by(*_PLACE)
         # as ``stored``, which leaves out counters at 0: an account opened and closed in a
         # ward still lists the ward (with 0 accounts), one that never held a count does not
         .having(func.max(func.abs(ReportCount.value)) > 0)

@@ -468,6 +468,8 @@ async def _accept_together(
                 if patient is None
                 else _book_of(visit, patient, matches[patient["personal_id"]])
             )
+            if options.papers is not None:
+                await _papers_held(session, visit)
             data = _visit_data(subject, visit, submission_id, received, False, person_id)
             datas.append(data)
             planned.append((visit, data))
@@ -674,6 +676,24 @@ def _book_of(
     return None if differs else found.person_id
 
 
+#: The warning that a paper of a visit is kept out of the book of the person it names.
+PAPER_HELD = "SUB-0171"
+
+
+async def _papers_held(session: AsyncSession, visit: VisitAnalysis) -> None:
+    """Warn (SUB-0171) for each field of the visit's birth certificates that keeps one out of
+    the book of the mother it names, as for a visit (D150): she signed in with VNeID, and the
+    paper's name or birth date for her are not what VNeID confirmed. The paper is issued with
+    no holder (``papers.from_visits``); the receipt names the field, never what VNeID has."""
+    for table, row, field_ in await papers.unconfirmed_holders(session, visit.tables):
+        # (a batch retried file by file analyses nothing again: warn once)
+        if not any(
+            i.code == PAPER_HELD and (i.table, i.row, i.field) == (table, row, field_)
+            for i in visit.findings.issues
+        ):
+            visit.findings.warning(PAPER_HELD, table, row, field_)
+
+
 def _visit_data(
     subject: Subject,
     visit: VisitAnalysis,
@@ -755,6 +775,8 @@ async def _store_visit(
     person_id = None
     if patient is not None:
         person_id = _book_of(visit, patient, await identity.check_patient(session, **patient))
+    if paper_keys is not None and not test_mode:
+        await _papers_held(session, visit)
     stored = await records.store(
         session, _visit_data(subject, visit, submission_id, received, test_mode, person_id)
     )
