@@ -3,6 +3,7 @@ with the portal's session cookie (their roles are read from the database on each
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -211,6 +212,67 @@ async def test_practitioners_and_certificates_over_http(
     assert [c["status"] for c in listed.json()] == ["revoked"]
     error(await client.post(f"{BASE}/01001/certificates/{number + 99}/revoke"), 404, "FAC-0026")
     error(await client.post(f"{BASE}/01002/certificates/{number}/revoke"), 403, "AUTH-0002")
+
+
+@pytest.mark.usefixtures("roles")
+async def test_a_bad_certificate_or_key_set_is_refused_in_each_language_without_library_words(
+    client: httpx.AsyncClient, settings: Settings
+) -> None:
+    """The certificate and key libraries' reasons ("'P-999'", "Unable to load PEM file") are
+    theirs, in English; the administrator reads ours, Vietnamese all through."""
+    await _register_two(client, settings)
+    sign_in(client, settings, FIRST_ADMIN)
+    garbage = "-----BEGIN CERTIFICATE-----\n" + "A" * 120 + "\n-----END CERTIFICATE-----\n"
+    unreadable = error(
+        await client.post(f"{BASE}/01001/certificates", json={"pem": garbage}), 422, "FAC-0021"
+    )
+    assert unreadable["message"] == {
+        "vi": "Chứng thư số không hợp lệ: không đọc được chứng thư số (cần một chứng thư X.509 "
+        "dạng PEM).",
+        "en": "The certificate is not valid: the certificate cannot be read (a PEM X.509 "
+        "certificate is needed).",
+    }
+    now = datetime.now(UTC).replace(microsecond=0)
+    old, _ = certificate_pem(
+        not_before=datetime(2024, 1, 1, tzinfo=UTC), not_after=datetime(2025, 3, 31, tzinfo=UTC)
+    )
+    expired = error(
+        await client.post(f"{BASE}/01001/certificates", json={"pem": old}), 422, "FAC-0021"
+    )
+    assert expired["message"] == {
+        "vi": "Chứng thư số không hợp lệ: chứng thư số đã hết hạn ngày 31/03/2025.",
+        "en": "The certificate is not valid: the certificate expired on 2025-03-31.",
+    }
+    assert now > datetime(2025, 3, 31, tzinfo=UTC)
+
+    key = {"kty": "EC", "crv": "P-256", "x": "abc", "y": "def"}
+    for jwks, vi, en in (
+        (
+            {"keys": [{**key, "crv": "P-999"}]},
+            "khóa thứ 1 có loại (kty) hoặc đường cong (crv) không được hỗ trợ",
+            "key 1 has a key type (kty) or curve (crv) that is not supported",
+        ),
+        (
+            {"keys": [{"kty": "RSA", "n": "AQAB"}]},
+            'khóa thứ 1 thiếu tham số "e"',
+            'key 1 lacks the parameter "e"',
+        ),
+        (
+            {"keys": [{"kty": "EC", "crv": "P-256", "x": "!!", "y": "!!"}]},
+            "khóa thứ 1 không đọc được (giá trị không phải base64url hợp lệ hoặc không phải "
+            "một khóa công khai)",
+            "key 1 cannot be read (a value is not valid base64url, or not a public key)",
+        ),
+        ({"keys": []}, "không có khóa nào", "it holds no key"),
+    ):
+        answer = await client.post(
+            f"{BASE}/01001/clients", json={"name": "HIS", "jwks": jwks, "scopes": ["checkin.write"]}
+        )
+        body = error(answer, 422, "FAC-0020")
+        assert body["message"] == {
+            "vi": f"Bộ khóa công khai (JWKS) không hợp lệ: {vi}.",
+            "en": f"The public key set (JWKS) is not valid: {en}.",
+        }, jwks
 
 
 @pytest.mark.usefixtures("roles")

@@ -610,7 +610,9 @@ async def test_an_expired_certificate_is_refused(session: AsyncSession) -> None:
     )
     error = await refused(service.add_certificate(session, HANOI_ADMIN, code, pem))
     assert error.code == "FAC-0021"
-    assert "expired" in error.detail["reason"]
+    assert error.detail["cause"] == "expired"
+    assert "expired" in error.messages()["en"]
+    assert "hết hạn" in error.messages()["vi"]
     assert await service.certificates(session, HANOI_ADMIN, code) == []
     assert (await facilities.get(session, HANOI_ADMIN, code)).status == "trained"
 

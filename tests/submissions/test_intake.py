@@ -21,10 +21,10 @@ from joserfc.jwk import ECKey
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from vnehr import facilities
+from vnehr import facilities, identity
 from vnehr.audit import AuditEvent
 from vnehr.identity.models import Person
-from vnehr.kit.auth import Grant, Subject
+from vnehr.kit.auth import SESSION_COOKIE, Grant, Subject, make_session_cookie
 from vnehr.kit.outbox import OutboxEvent
 from vnehr.kit.settings import Settings
 from vnehr.records.models import TimelineEntry, VisitVersion
@@ -34,6 +34,7 @@ from vnehr.submissions.models import Submission
 ADMIN = Subject(
     "person", "001085004217", "Sở Y tế", (Grant("department_admin", province_code="01"),)
 )
+ADMIN_OF_FACILITY = "079162003581"  # Trần Thị Bình, a facility's administrator
 ASSERTION = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 ENDED = datetime(2026, 10, 20, 10, 30)  # noqa: DTZ001
 
@@ -601,6 +602,38 @@ async def test_callers_without_the_scope_or_a_token_are_refused(
     assert (anonymous.status_code, anonymous.json()["code"]) == (401, "AUTH-0001")
     assert anonymous.json()["message"]["vi"]
     assert anonymous.json()["message"]["en"]
+
+
+async def test_a_person_signed_in_is_told_to_send_with_the_facility_systems_token(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    """A facility's administrator on the portal (or its /docs page) who sends or validates a
+    file is told that only the facility's system sends, with its token, not that a
+    "submission -" belongs to another facility."""
+    code = await new_facility(session)
+    await identity.bootstrap_grant(session, ADMIN_OF_FACILITY, "facility_admin", facility_code=code)
+    await session.flush()
+    client.cookies.set(
+        SESSION_COOKIE,
+        make_session_cookie(
+            settings,
+            {"personal_id": ADMIN_OF_FACILITY, "name": "Trần Thị Bình", "assurance_level": 2},
+        ),
+    )
+    told = {
+        "vi": "Chỉ hệ thống phần mềm của cơ sở KCB được gửi hoặc kiểm tra dữ liệu khám chữa "
+        "bệnh, không phải người dùng đăng nhập: hãy gửi bằng mã truy cập (token) của hệ thống "
+        "cơ sở, lấy tại POST /oauth/token bằng client assertion của hệ thống.",
+        "en": "Only a facility's own system sends or validates visit data, not a person signed "
+        "in: send it with the facility system's token, from POST /oauth/token with the "
+        "system's client assertion.",
+    }
+    body = synth.envelope([visit(code)], code)
+    for path in ("/api/v1/submissions/validate", "/api/v1/submissions", "/api/v1/checkins"):
+        answer = await client.post(path, content=body, headers={"Content-Type": "application/xml"})
+        assert (answer.status_code, answer.json()["code"]) == (403, "SUB-0024"), path
+        assert answer.json()["message"] == told, path
+    assert await count(session, Submission) == 0
 
 
 async def test_the_plain_submission_route_leaves_the_other_routes_of_its_path_alone(

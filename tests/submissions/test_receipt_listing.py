@@ -13,12 +13,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tests.healthbook.test_api import visit_of
 from tests.submissions.test_intake import ENDED, checkin_row, facility_with_token, send
-from vnehr import catalogs
-from vnehr.kit.auth import Subject
+from vnehr import catalogs, identity
+from vnehr.kit.auth import SESSION_COOKIE, Subject, make_session_cookie
 from vnehr.kit.settings import Settings
 from vnehr.submissions import synth
 from vnehr.submissions.service import IntakeOptions, accept_many, prepare
 from vnehr.submissions.xmlio import Limits, write_table
+
+BINH = "079162003581"  # a facility's administrator, signed in on the portal
 
 
 async def every_page(
@@ -106,3 +108,60 @@ async def test_a_forged_cursor_is_a_coded_error(
     later = (datetime.now().astimezone() + timedelta(days=1)).isoformat().replace("+", "%2B")
     empty = await client.get(f"/api/v1/submissions?since={later}", headers=headers)
     assert empty.json() == {"items": [], "next_cursor": None}
+
+
+async def test_whoever_may_not_read_a_receipt_or_listing_is_told_what_it_is_about(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    """Each refusal names what it is about (a submission, a facility) and what to do: a person
+    signed in (a facility's administrator) names the facility with ``?facility=``; no text calls
+    a facility code a "submission"."""
+    code, headers = await facility_with_token(client, session, settings)
+    sent = (await send(client, headers, synth.envelope([visit_of(code, 70, ENDED)], code))).json()
+    other, other_headers = await facility_with_token(client, session, settings)
+
+    receipt = await client.get(f"/api/v1/submissions/{sent['id']}", headers=other_headers)
+    assert (receipt.status_code, receipt.json()["code"]) == (403, "SUB-0016")
+    assert receipt.json()["message"] == {
+        "vi": f"Lượt gửi {sent['id']} là của một cơ sở khác: chỉ cơ sở đã gửi tệp và Sở Y tế "
+        "của tỉnh được xem biên nhận.",
+        "en": f"Submission {sent['id']} was sent by another facility: only the facility that "
+        "sent it and its province's health department may read its receipt.",
+    }
+    listing = await client.get(f"/api/v1/submissions?facility={code}", headers=other_headers)
+    assert (listing.status_code, listing.json()["code"]) == (403, "SUB-0023")
+    assert listing.json()["message"] == {
+        "vi": f"Bạn không được xem dữ liệu của cơ sở {code}: chỉ quản trị viên, hệ thống phần "
+        "mềm của cơ sở này và Sở Y tế của tỉnh được xem.",
+        "en": f"You may not read the data of facility {code}: only its administrators, its own "
+        "systems and its province's health department may.",
+    }
+    awaiting = await client.get(
+        "/api/v1/checkins/awaiting-visits", params={"facility": code}, headers=other_headers
+    )
+    assert (awaiting.status_code, awaiting.json()["message"]) == (403, listing.json()["message"])
+    assert other != code
+
+    # the facility's administrator, signed in on the portal: says which facility, then reads
+    await identity.bootstrap_grant(session, BINH, "facility_admin", facility_code=code)
+    await session.flush()
+    client.cookies.set(
+        SESSION_COOKIE,
+        make_session_cookie(
+            settings, {"personal_id": BINH, "name": "Trần Thị Bình", "assurance_level": 2}
+        ),
+    )
+    unnamed = await client.get("/api/v1/submissions")
+    assert (unnamed.status_code, unnamed.json()["code"]) == (422, "SUB-0025")
+    assert unnamed.json()["message"] == {
+        "vi": "Hãy cho biết cơ sở cần xem: thêm ?facility=MÃ_CƠ_SỞ (mã cơ sở KCB 5 chữ số) vào "
+        "địa chỉ. Chỉ hệ thống phần mềm của cơ sở được bỏ qua tham số này (khi xem dữ liệu của "
+        "chính cơ sở).",
+        "en": "Say which facility: add ?facility=CODE (the 5-digit facility code) to the "
+        "address. Only a facility's own system may leave it out (for its own facility).",
+    }
+    unnamed_awaiting = await client.get("/api/v1/checkins/awaiting-visits")
+    assert (unnamed_awaiting.status_code, unnamed_awaiting.json()["code"]) == (422, "SUB-0025")
+    named = await client.get(f"/api/v1/submissions?facility={code}")
+    assert named.status_code == 200, named.text
+    assert [r["id"] for r in named.json()["items"]] == [sent["id"]]

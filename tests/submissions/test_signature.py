@@ -7,10 +7,13 @@ import copy
 import datetime as dt
 
 import httpx
+import pytest
+import structlog
 from lxml import etree
 from signxml import XMLSigner, methods  # type: ignore[attr-defined]
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from structlog.testing import LogCapture
 
 from tests.submissions.test_intake import ADMIN, facility_with_token, send, visit
 from vnehr import facilities
@@ -73,6 +76,88 @@ async def test_a_file_changed_after_signing_is_refused(
     assert (response.status_code, response.json()["code"]) == (422, "SUB-0011")
     checked = await client.post("/api/v1/submissions/validate", content=tampered, headers=headers)
     assert (checked.status_code, checked.json()["code"]) == (422, "SUB-0011")  # as it would be
+
+
+async def test_a_signature_refusal_says_why_in_each_language_and_logs_the_librarys_words(
+    client: httpx.AsyncClient,
+    session: AsyncSession,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The XML-signature library's reason (English, with its internals: "Digest mismatch for
+    reference 0 ()") goes to the log; the facility reads our own text, Vietnamese all through."""
+    lines = LogCapture()
+    monkeypatch.setattr(signature, "log", structlog.wrap_logger(None, processors=[lines]))
+    code, headers, key_pem, cert_pem = await _facility_with_certificate(client, session, settings)
+    signed = sign(synth.envelope([visit(code, 11)], code), key_pem, cert_pem)
+    tampered = await send(client, headers, signed.replace(b"<NGAYLAP>2", b"<NGAYLAP>1", 1))
+    assert (tampered.status_code, tampered.json()["code"]) == (422, "SUB-0011")
+    assert tampered.json()["message"] == {
+        "vi": "Chữ ký số CHUKYDONVI không hợp lệ: nội dung tệp đã bị thay đổi sau khi ký.",
+        "en": "The CHUKYDONVI digital signature is not valid: the file was changed after it "
+        "was signed.",
+    }
+    assert tampered.json()["detail"]["cause"] == "digest_mismatch"
+    assert "Digest mismatch" not in tampered.text
+    assert any("Digest mismatch" in str(e.get("error")) for e in lines.entries), lines.entries
+
+    other_key, other_cert = certificate("Kẻ giả mạo")
+    forged = await send(
+        client, headers, sign(synth.envelope([visit(code, 12)], code), other_key, other_cert)
+    )
+    assert forged.json()["message"] == {
+        "vi": "Chữ ký số CHUKYDONVI không hợp lệ: chữ ký không khớp với chứng thư số nào cơ sở "
+        "đã đăng ký.",
+        "en": "The CHUKYDONVI digital signature is not valid: the signature does not match any "
+        "certificate the facility registered.",
+    }
+    assert "Signature verification failed" not in forged.text
+    broken = await send(
+        client,
+        headers,
+        synth.envelope([visit(code, 13)], code).replace(
+            b"<CHUKYDONVI/>",
+            b'<CHUKYDONVI><ds:Signature xmlns:ds="http://www.w3.org/2000/09/xmldsig#">'
+            b"<ds:SignedInfo/></ds:Signature></CHUKYDONVI>",
+        ),
+    )
+    assert broken.json()["message"]["vi"] == (
+        "Chữ ký số CHUKYDONVI không hợp lệ: chữ ký không bao trùm toàn bộ tài liệu "
+        '(Reference URI="").'
+    )
+
+
+def test_every_reason_the_library_gives_has_our_own_text() -> None:
+    """Reasons we do not recognise get the generic text, never the library's words."""
+    from signxml.exceptions import InvalidCertificate, InvalidDigest, InvalidInput
+    from signxml.exceptions import InvalidSignature as Bad
+
+    expired = InvalidCertificate("provided x509_cert: certificate has expired at validation time")
+    early = InvalidCertificate("provided x509_cert: certificate is not yet valid at validation")
+    assert [
+        signature.cause(exc)
+        for exc in (
+            InvalidDigest("Digest mismatch for reference 0 ()"),
+            Bad("Signature verification failed: "),
+            expired,
+            early,
+            InvalidInput("Expected to find XML element SignatureValue in Signature"),
+            InvalidInput("Unrecognized SignatureMethod: http://example/rot13"),
+            ValueError("Unable to load PEM file"),
+            Bad("certificate not valid for key usage digitalSignature"),
+            RuntimeError("something else entirely"),
+        )
+    ] == [
+        "digest_mismatch",
+        "does_not_verify",
+        "certificate_expired",
+        "certificate_not_yet_valid",
+        "malformed",
+        "unsupported_algorithm",
+        "certificate_unreadable",
+        "key_usage",
+        "unverifiable",
+    ]
 
 
 async def test_a_file_signed_with_another_key_is_refused(

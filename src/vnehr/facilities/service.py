@@ -18,7 +18,16 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from joserfc import jws, jwt
-from joserfc.errors import ExpiredTokenError, InvalidClaimError, JoseError, MissingClaimError
+from joserfc.errors import (
+    ExpiredTokenError,
+    InvalidClaimError,
+    InvalidKeyCurveError,
+    InvalidKeyTypeError,
+    JoseError,
+    KeyParameterError,
+    MissingClaimError,
+    MissingKeyError,
+)
 from joserfc.jwk import KeySet
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -45,6 +54,10 @@ from vnehr.kit.auth import Forbidden, Subject, forget_client
 from vnehr.kit.clock import today_in_vietnam, utcnow
 from vnehr.kit.db import Database
 from vnehr.kit.errors import VnehrError
+from vnehr.kit.i18n import texts
+from vnehr.kit.logging import get_logger
+
+log = get_logger("vnehr.facilities")
 
 #: The forward path of onboarding; ``suspended`` can be entered from any state.
 PATH: tuple[State, ...] = (
@@ -485,23 +498,49 @@ async def practitioners(
 # ------------------------------------------------------------------ API clients
 
 
+def _bad_jwks(cause: str, **params: Any) -> errors.BadJwks:
+    """FAC-0020 with our text for ``cause`` (``jwks.reason.<cause>`` in the catalogues) and
+    the cause in the detail."""
+    return errors.BadJwks({"cause": cause, **params}, reason=texts(f"jwks.reason.{cause}", params))
+
+
+_REQUIRED = re.compile(r"'(\w{1,10})' is required")
+
+
+def _key_problem(exc: Exception, index: int) -> errors.BadJwks:
+    """The key library's reason for refusing key ``index`` (1-based) as our own: a parameter
+    it lacks, a type or curve it does not know, or a key it cannot read. Its own words (English,
+    "'P-999'") go to the log."""
+    log.info("jwks_refused", key=index, error=f"{type(exc).__name__}: {str(exc)[:300]}")
+    required = _REQUIRED.search(str(exc))
+    if isinstance(exc, KeyParameterError) and required:
+        return _bad_jwks("missing_parameter", index=index, parameter=required[1])
+    if isinstance(exc, (MissingKeyError, KeyError, InvalidKeyCurveError, InvalidKeyTypeError)):
+        return _bad_jwks("unsupported", index=index)
+    return _bad_jwks("unreadable", index=index)
+
+
 def _check_jwks(jwks: dict[str, Any]) -> KeySet:
     """Public asymmetric keys only: a private key sent to us is already leaked, and a shared
     secret would let us (or a database reader) sign as the facility."""
     raw = jwks.get("keys")
     if not isinstance(raw, list) or not raw:
-        raise errors.BadJwks(reason="no keys")
-    for key in raw:
+        raise _bad_jwks("no_keys")
+    for index, key in enumerate(raw, start=1):
         if not isinstance(key, dict):
-            raise errors.BadJwks(reason="a key is not a JSON object")
+            raise _bad_jwks("not_an_object", index=index)
         if key.get("kty") == "oct":
-            raise errors.BadJwks(reason="symmetric keys are not accepted")
+            raise _bad_jwks("symmetric", index=index)
         if "d" in key:
-            raise errors.BadJwks(reason="a private key was sent; register public keys only")
+            raise _bad_jwks("private", index=index)
+        try:  # one at a time, to say which key is wrong
+            KeySet.import_key_set({"keys": [key]})
+        except (JoseError, ValueError, TypeError, KeyError) as exc:
+            raise _key_problem(exc, index) from exc
     try:
         return KeySet.import_key_set(jwks)  # type: ignore[arg-type]
     except (JoseError, ValueError, TypeError, KeyError) as exc:
-        raise errors.BadJwks(reason=str(exc) or type(exc).__name__) from exc
+        raise _key_problem(exc, len(raw)) from exc
 
 
 async def add_client(
@@ -645,10 +684,19 @@ async def add_certificate(
     try:
         cert = x509.load_pem_x509_certificate(pem.encode("ascii"))
     except (ValueError, UnicodeEncodeError) as exc:
-        raise errors.BadCertificate(reason="not a PEM X.509 certificate") from exc
+        # the library's words (English, its internals) to the log; ours to the caller
+        log.info("certificate_refused", error=f"{type(exc).__name__}: {str(exc)[:300]}")
+        raise errors.BadCertificate(
+            {"cause": "unreadable"}, reason=texts("certificate.reason.unreadable")
+        ) from exc
     not_after = cert.not_valid_after_utc
     if not_after < utcnow():
-        raise errors.BadCertificate(reason=f"expired on {not_after.date().isoformat()}")
+        day = not_after.date()
+        on = {"vi": day.strftime("%d/%m/%Y"), "en": day.isoformat()}
+        raise errors.BadCertificate(
+            {"cause": "expired", "not_after": not_after.isoformat()},
+            reason=texts("certificate.reason.expired", {"date": on}),
+        )
     fingerprint = cert.fingerprint(hashes.SHA256()).hex()
     if await repo.certificate_by_fingerprint(fingerprint) is not None:
         raise errors.CertificateTaken(fingerprint=fingerprint)

@@ -309,7 +309,9 @@ async def list_receipts(
     receipt is as it was given, with `kind`: `visit_file` or `checkin`. A system that lost
     the answer to a file (a timeout, an outage) finds its receipt here: ask from the moment
     it sent the file (a few minutes earlier, for clock differences) and read on; a file whose
-    sender disconnected is still written, and its receipt appears once it is (D49)."""
+    sender disconnected is still written, and its receipt appears once it is (D49). A person
+    (the facility's administrator, the department) names the facility with `facility`
+    (SUB-0025 without it); a facility's system may leave it out for its own."""
     return await service.listing(
         session, subject, facility=facility, since=since, limit=limit, kind=kind, cursor=cursor
     )

@@ -113,8 +113,34 @@ class UnknownSubmission(VnehrError):
 
 
 class NotYourFacility(VnehrError):
+    """A receipt asked for by someone other than the sending facility or its department."""
+
     status_code = 403
     code = "SUB-0016"
+
+
+class NotYourFacilityData(VnehrError):
+    """A facility's receipts, awaited visits or stored visits asked for by someone who is not
+    its administrator, its own system or its province's department."""
+
+    status_code = 403
+    code = "SUB-0023"
+
+
+class SenderNotAFacilitySystem(VnehrError):
+    """Visit data sent (or validated) by a person signed in, or by anything but a facility's
+    own system: only the system's token sends."""
+
+    status_code = 403
+    code = "SUB-0024"
+
+
+class FacilityNotNamed(VnehrError):
+    """A listing asked for by a person (an administrator, the department) without
+    ``?facility=``: only a facility's own system has a facility of its own to default to."""
+
+    status_code = 422
+    code = "SUB-0025"
 
 
 class UnknownVisit(VnehrError):

@@ -285,7 +285,7 @@ def require_sender(subject: Subject) -> None:
     """Only a facility's own system with ``submission.write`` sends visit files."""
     require_scope(subject, "submission.write")
     if subject.kind != "facility_system" or subject.facility_code is None:
-        raise errors.NotYourFacility(id="-")
+        raise errors.SenderNotAFacilitySystem()
 
 
 async def admitted(session: AsyncSession, subject: Subject) -> tuple[str, bool]:
@@ -816,22 +816,30 @@ async def receipt(session: AsyncSession, subject: Subject, submission_id: str) -
     row = await session.get(Submission, submission_id)
     if row is None:
         raise errors.UnknownSubmission(id=submission_id)
-    _require_reader(subject, row.facility_code, submission_id, RECEIPT_SCOPES)
+    if not _may_read(subject, row.facility_code, RECEIPT_SCOPES):
+        raise errors.NotYourFacility(id=submission_id)
     return row.receipt
 
 
-def _require_reader(
-    subject: Subject, facility_code: str, what: str, scopes: tuple[str, ...] = ("record.read",)
-) -> None:
+def _may_read(subject: Subject, facility_code: str, scopes: tuple[str, ...]) -> bool:
     """The province's department, the facility's administrators, or one of the facility's own
-    systems holding one of ``scopes``."""
+    systems holding one of ``scopes`` (``MissingScope`` for a system of the facility without
+    them)."""
     if subject.is_department_admin(facility_code[:2]):
-        return
+        return True
     if subject.acts_for_facility(facility_code, ("facility_admin",)):
         if subject.kind == "facility_system" and not subject.scopes & set(scopes):
             raise MissingScope(scope=" or ".join(scopes))
-        return
-    raise errors.NotYourFacility(id=what)
+        return True
+    return False
+
+
+def _require_reader(
+    subject: Subject, facility_code: str, scopes: tuple[str, ...] = ("record.read",)
+) -> None:
+    """``_may_read`` or SUB-0023, which names the facility."""
+    if not _may_read(subject, facility_code, scopes):
+        raise errors.NotYourFacilityData(facility=facility_code)
 
 
 #: What a listed receipt is of (its ``kind``): the submission's stored kind -> the listing's.
@@ -873,8 +881,8 @@ async def listing(
     written in one transaction share their moment, and the cursor tells them apart by id."""
     code = facility or subject.facility_code
     if code is None:
-        raise errors.NotYourFacility(id="-")
-    _require_reader(subject, code, code, RECEIPT_SCOPES)
+        raise errors.FacilityNotNamed()
+    _require_reader(subject, code, RECEIPT_SCOPES)
     columns = (Submission.id, Submission.kind, Submission.received_at, Submission.receipt)
     stmt = select(*columns).where(Submission.facility_code == code)
     if since is not None:
@@ -913,8 +921,8 @@ async def awaiting_visits(
     check-ins (``ix_checkin_entry_facility_received``), not all it ever made."""
     code = facility or subject.facility_code
     if code is None:
-        raise errors.NotYourFacility(id="-")
-    _require_reader(subject, code, code, RECEIPT_SCOPES)
+        raise errors.FacilityNotNamed()
+    _require_reader(subject, code, RECEIPT_SCOPES)
     sent = records.stored_visit_exists(CheckinEntry.facility_code, CheckinEntry.visit_key)
     now = utcnow()
     rows = await session.execute(
@@ -966,7 +974,7 @@ async def check_in(
     reject them; after a rejection they are checked again."""
     require_scope(subject, "checkin.write")
     if subject.kind != "facility_system" or subject.facility_code is None:
-        raise errors.NotYourFacility(id="-")
+        raise errors.SenderNotAFacilitySystem()
     code = subject.facility_code
     doc = read_checkin(data, options.limits)
     if not doc.rows:
@@ -1104,7 +1112,7 @@ async def export_visit(
 ) -> bytes:
     """The current version of a stored visit as a GIAMDINHHS file again (for the facility, the
     department, and the BHXH relay): the same rows, normalised (standard field order, CDATA)."""
-    _require_reader(subject, facility_code, visit_key)
+    _require_reader(subject, facility_code)
     current = await records.current_version(session, facility_code, visit_key)
     if current is None:
         raise errors.UnknownVisit(facility=facility_code, visit_key=visit_key)

@@ -12,9 +12,10 @@ from typing import TYPE_CHECKING, Any
 
 from lxml import etree
 from signxml import XMLVerifier  # type: ignore[attr-defined]
-from signxml.exceptions import InvalidInput, InvalidSignature
+from signxml.exceptions import InvalidCertificate, InvalidDigest, InvalidInput, InvalidSignature
 
 from vnehr.kit.i18n import texts
+from vnehr.kit.logging import get_logger
 from vnehr.submissions import errors
 from vnehr.submissions.xmlio import HUGE_TEXT
 
@@ -24,15 +25,52 @@ if TYPE_CHECKING:
 DS = "http://www.w3.org/2000/09/xmldsig#"
 _ENVELOPED = "http://www.w3.org/2000/09/xmldsig#enveloped-signature"
 
-#: Why a registered certificate cannot vouch for a file, for the refusal's text.
+log = get_logger("vnehr.intake")
+
+#: Why a registered certificate cannot vouch for a file (``SigningCertificate.problem``) ->
+#: the refusal's cause.
 _PROBLEMS = {
-    "revoked": {"vi": "chứng thư số đã bị thu hồi", "en": "the certificate was revoked"},
-    "expired": {"vi": "chứng thư số đã hết hạn", "en": "the certificate has expired"},
-    "not_yet_valid": {
-        "vi": "chứng thư số chưa đến ngày hiệu lực",
-        "en": "the certificate is not valid yet",
-    },
+    "revoked": "certificate_revoked",
+    "expired": "certificate_expired",
+    "not_yet_valid": "certificate_not_yet_valid",
 }
+
+#: The XML-signature and certificate libraries' reasons we recognise: (exception type, words
+#: in its message, our cause), the first match wins. Their messages are English and name
+#: their internals; the refusal carries our text (``signature.reason.<cause>`` in the
+#: catalogues), the log their words. Anything else is "unverifiable".
+_CAUSES: tuple[tuple[type[BaseException], tuple[str, ...], str], ...] = (
+    (InvalidDigest, (), "digest_mismatch"),
+    (Exception, ("key usage", "keyusage", "extended key usage"), "key_usage"),
+    (InvalidCertificate, ("expired",), "certificate_expired"),
+    (InvalidCertificate, ("not yet valid",), "certificate_not_yet_valid"),
+    (InvalidCertificate, (), "certificate_unreadable"),
+    (InvalidSignature, ("signature verification failed", "signature mismatch"), "does_not_verify"),
+    (InvalidInput, ("unrecognized", "unsupported", "forbidden by configuration"),
+     "unsupported_algorithm"),
+    (InvalidInput, ("expected to find", "expected one of", "missing", "references without"),
+     "malformed"),
+    (ValueError, ("pem", "x509", "x.509", "certificate", "asn.1"), "certificate_unreadable"),
+    (etree.Error, (), "malformed"),
+)  # fmt: skip
+
+
+def cause(exc: BaseException) -> str:
+    """Our name for why the library refused a signature (``_CAUSES``), "unverifiable" if we
+    do not recognise it."""
+    words = str(exc).lower()
+    for kind, needles, found in _CAUSES:
+        if isinstance(exc, kind) and (not needles or any(n in words for n in needles)):
+            return found
+    return "unverifiable"
+
+
+def _refused(found: str, **params: Any) -> errors.SignatureInvalid:
+    """SUB-0011 with our text for ``found`` (a ``signature.reason.*`` cause) and the cause in
+    the detail, for the facility's software."""
+    return errors.SignatureInvalid(
+        {"cause": found}, reason=texts(f"signature.reason.{found}", params)
+    )
 
 
 def _warning(code: str) -> dict[str, Any]:
@@ -51,7 +89,7 @@ def _parser(size: int) -> etree.XMLParser:
     )
 
 
-def _shape_problem(data: bytes, parser: etree.XMLParser) -> str | None:
+def _shape_problem(data: bytes, parser: etree.XMLParser) -> errors.SignatureInvalid | None:
     """The national shape (D61): exactly one Signature in the file, in the root's CHUKYDONVI,
     with one Reference, URI="" and the enveloped-signature transform: over the whole
     document. Anything else can vouch for another element than the data read (a genuine
@@ -60,16 +98,16 @@ def _shape_problem(data: bytes, parser: etree.XMLParser) -> str | None:
     root = etree.fromstring(data, parser)
     signatures = root.findall(f".//{{{DS}}}Signature")
     if len(signatures) != 1:
-        return "more than one signature in the file"
+        return _refused("several_signatures")
     holder = signatures[0].getparent()
     if holder is None or holder.tag != "CHUKYDONVI" or holder.getparent() is not root:
-        return f"the signature is not in {etree.QName(root).localname}/CHUKYDONVI"
+        return _refused("misplaced", root=etree.QName(root).localname)
     references = signatures[0].findall(f"{{{DS}}}SignedInfo/{{{DS}}}Reference")
     if len(references) != 1 or references[0].get("URI") != "":
-        return 'the signature does not cover the whole document (Reference URI="")'
+        return _refused("not_whole_document")
     transforms = references[0].findall(f"{{{DS}}}Transforms/{{{DS}}}Transform")
     if not any(t.get("Algorithm") == _ENVELOPED for t in transforms):
-        return "the signature is not enveloped"
+        return _refused("not_enveloped")
     return None
 
 
@@ -93,20 +131,24 @@ async def check(
     parser = _parser(len(data))
     problem = _shape_problem(data, parser)
     if problem is not None:
-        raise errors.SignatureInvalid(reason=problem)
-    last = "no registered certificate matches"
+        raise problem
+    causes: list[str] = []
     for certificate in certificates:
         try:
             result = XMLVerifier().verify(
                 data, x509_cert=certificate.pem, expect_references=1, parser=parser
             )
-        except (InvalidSignature, InvalidInput, etree.DocumentInvalid, etree.Error) as exc:
-            last = str(exc)[:200] or type(exc).__name__
+        except (InvalidSignature, InvalidInput, ValueError, etree.Error) as exc:
+            causes.append(cause(exc))
+            # the library's own words, for whoever looks into a facility's refused files
+            log.info("signature_refused", cause=causes[-1], error=str(exc)[:500])
             continue
         if isinstance(result, list):  # (expect_references=1 already refuses this)
-            last = "more than one signed reference"
+            causes.append("not_whole_document")
             continue
         if certificate.problem:
-            raise errors.SignatureInvalid(reason=_PROBLEMS[certificate.problem])
+            raise _refused(_PROBLEMS[certificate.problem])
         return []
-    raise errors.SignatureInvalid(reason=last)
+    # A digest mismatch means a registered key made the signature (it verified over
+    # SignedInfo): the file changed since, whatever the other certificates said.
+    raise _refused("digest_mismatch" if "digest_mismatch" in causes else causes[-1])
