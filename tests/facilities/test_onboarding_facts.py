@@ -199,3 +199,20 @@ async def test_the_department_is_told_what_is_missing_over_http(
     body = error(await client.post(url, json={"to_state": "test_passed"}), 409, "FAC-0009")
     assert body["detail"]["missing"] == "test_submission"
     assert (await client.get(f"{BASE}/{code}")).json()["status"] == "certificate_registered"
+
+
+async def test_a_certificate_not_valid_yet_does_not_move_a_trained_facility(
+    session: AsyncSession,
+) -> None:
+    # registered ahead of a rollover, it is kept; the facility moves on once one is valid today
+    code = await trained(session)
+    tomorrow = datetime.now(UTC) + timedelta(days=1)
+    ahead, _ = certificate_pem(code, not_before=tomorrow, not_after=tomorrow + timedelta(days=30))
+    await facilities.add_certificate(session, HANOI_ADMIN, code, ahead)
+    assert await status(session, code) == "trained"
+    error = await refused(
+        facilities.move(session, HANOI_ADMIN, code, State.certificate_registered, None)
+    )
+    assert error.code == "FAC-0008"
+    await facilities.add_certificate(session, HANOI_ADMIN, code, pem(f"{code} hôm nay"))
+    assert await status(session, code) == "certificate_registered"

@@ -678,7 +678,7 @@ async def add_certificate(
     session: AsyncSession, subject: Subject, code: str, pem: str
 ) -> FacilityCertificate:
     """Register a facility's X.509 signing certificate; a facility that was trained moves on
-    to ``certificate_registered``."""
+    to ``certificate_registered`` when the certificate is valid today."""
     repo = FacilityRepository(session)
     facility = await _administered(repo, subject, code, lock=True)
     try:
@@ -713,7 +713,9 @@ async def add_certificate(
         registered_by=subject.label,
     )
     await repo.add_certificate(certificate)
-    if State(facility.status) == State.trained:
+    # a certificate registered ahead of a rollover (not valid yet) is kept, but is not yet the
+    # fact ``certificate_registered`` stands for (D149)
+    if State(facility.status) == State.trained and certificate.not_before <= utcnow():
         await _move(repo, facility, State.certificate_registered, subject.label, "certificate")
     return certificate
 
