@@ -11,8 +11,9 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tests.facilities.test_api import error, sign_in
+from tests.facilities.test_service import HANOI_ADMIN as DEPARTMENT
 from tests.submissions.test_intake import bearer, facility_with_token, new_system, send, visit
-from vnehr import identity
+from vnehr import facilities, identity
 from vnehr.facilities.models import ApiClient
 from vnehr.kit import auth
 from vnehr.kit.settings import Settings
@@ -80,3 +81,17 @@ async def test_a_revocation_by_another_api_process_is_seen_within_the_bound(
     monkeypatch.setattr(auth, "_monotonic", lambda: later)
     error(await client.get(receipt, headers=headers), 401, "AUTH-0006")
     error(await send(client, headers, synth.envelope([visit(code, 4)], code)), 401, "AUTH-0006")
+
+
+async def test_a_request_between_the_revocation_and_its_commit_does_not_keep_the_client(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    """The revoking process forgets what it knew of the client when the revocation commits:
+    a request of that client in between read "active" (not committed yet) and kept it."""
+    code, _ = await facility_with_token(client, session, settings)
+    client_id, headers = await system(client, session, settings, code)
+    await facilities.revoke_client(session, DEPARTMENT, code, client_id)  # not committed yet
+    auth._clients[client_id] = (True, auth._monotonic())  # what such a request kept
+    await session.commit()
+    sent = await send(client, headers, synth.envelope([visit(code, 5)], code))
+    error(sent, 401, "AUTH-0006")

@@ -29,6 +29,7 @@ from joserfc.errors import (
     MissingKeyError,
 )
 from joserfc.jwk import KeySet
+from sqlalchemy import event
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -584,9 +585,13 @@ async def revoke_client(
         raise errors.UnknownClient(code=code, client_id=client_id)
     client.status = "revoked"
     await session.flush()
-    # this process refuses its tokens from the next request; the others within
-    # CLIENT_STATUS_SECONDS
+    # this process refuses its tokens from the next request once the revocation commits (a
+    # request of the client before then still reads "active" and may keep it: forgotten again
+    # at the commit); the other processes within CLIENT_STATUS_SECONDS
     forget_client(client_id)
+    event.listen(
+        session.sync_session, "after_commit", lambda _s: forget_client(client_id), once=True
+    )
     return client
 
 
