@@ -90,16 +90,25 @@ async def test_a_driver_certificate_naming_someone_else_under_an_s_id_is_refused
     assert await _papers_of(client, session, settings, AN) == [("driver", "valid")]
 
 
-async def test_a_birth_certificate_sent_after_the_visit_naming_another_mother_is_refused(
-    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
-) -> None:
+async def _a_birth(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings, seed: int
+) -> tuple[str, dict[str, str], synth.SynthVisit]:
+    """The mother signed in with VNeID (her details confirmed), and a facility system about to
+    send her baby's birth visit: its code, token header and the visit."""
     await sign_in_as(client, session, settings, MOTHER)
     client.cookies.clear()
     code, headers = await facility_with_token(client, session, settings, scopes=SCOPES)
     baby = visit_of(
-        code, 91, local_now() - timedelta(days=2), care_type="01", insured=True,
+        code, seed, local_now() - timedelta(days=2), care_type="01", insured=True,
         appointment=False, age_group=0,
     )  # fmt: skip
+    return code, headers, baby
+
+
+async def test_a_birth_certificate_sent_after_the_visit_naming_another_mother_is_refused(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    code, headers, baby = await _a_birth(client, session, settings, 91)
     assert (await send(client, headers, synth.envelope([baby], code))).status_code == 201
 
     async def issued(**fields: str) -> httpx.Response:
@@ -132,13 +141,7 @@ def _warned(receipt: dict[str, Any]) -> list[tuple[str, int, str]]:
 async def test_a_birth_certificate_in_a_visit_file_naming_another_mother_stays_out_of_her_book(
     client: httpx.AsyncClient, session: AsyncSession, settings: Settings
 ) -> None:
-    await sign_in_as(client, session, settings, MOTHER)
-    client.cookies.clear()
-    code, headers = await facility_with_token(client, session, settings, scopes=SCOPES)
-    baby = visit_of(
-        code, 92, local_now() - timedelta(days=2), care_type="01", insured=True,
-        appointment=False, age_group=0,
-    )  # fmt: skip
+    code, headers, baby = await _a_birth(client, session, settings, 92)
     baby.tables["XML9"] = [{**birth_row(baby, code, MOTHER), "HO_TEN_NND": "Lý Thị Khác"}]
 
     # the visit and its paper are kept (the visit is the baby's, and relayed), the paper with
