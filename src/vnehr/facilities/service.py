@@ -392,16 +392,19 @@ async def _missing_fact(
     return None
 
 
+def next_states(facility: Facility) -> list[State]:
+    """The states a facility may be moved to now, in path order: the next step and suspension,
+    or, when suspended, the state it held before (whether its fact holds is checked by ``move``)."""
+    now = State(facility.status)
+    if now == State.suspended:
+        return [State(facility.status_before_suspension or State.registered)]
+    position = PATH.index(now)
+    return [*PATH[position + 1 : position + 2], State.suspended]
+
+
 def _check_transition(facility: Facility, to: State) -> None:
     now = State(facility.status)
-    allowed: set[State] = set()
-    if now == State.suspended:
-        allowed = {State(facility.status_before_suspension or State.registered)}
-    else:
-        allowed.add(State.suspended)
-        position = PATH.index(now)
-        if position + 1 < len(PATH):
-            allowed.add(PATH[position + 1])
+    allowed = set(next_states(facility))
     if to not in allowed:
         raise errors.TransitionRefused(
             {"allowed": sorted(s.value for s in allowed)}, from_state=now.value, to_state=to.value

@@ -28,6 +28,7 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 from jinja2 import pass_context
 from jinja2.runtime import Context
 from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Receive, Scope, Send
 
@@ -501,6 +502,103 @@ async def department_register(
     except VnehrError as exc:
         return _error_page(request, exc)
     return RedirectResponse(f"/department/facilities?issued={facility.code}", status_code=303)
+
+
+async def _facility_page(
+    request: Request,
+    session: AsyncSession,
+    who: Subject,
+    code: str,
+    *,
+    refused: VnehrError | None = None,
+    form: dict[str, str] | None = None,
+) -> Response:
+    """One facility for the department: its details, where it stands in onboarding and what
+    it may move to, the history of its moves, its certificates and its systems."""
+    try:
+        facility = await facilities.get(session, who, code)
+        events = await facilities.history(session, who, code)
+        certificates = await facilities.certificates(session, who, code)
+        systems = await facilities.clients(session, who, code)
+    except VnehrError as exc:
+        return _error_page(request, exc)
+    return _page(
+        request,
+        "department_facility.html",
+        refused.status_code if refused is not None else 200,
+        subject=who,
+        facility=facility,
+        moves=[s.value for s in facilities.next_states(facility)],
+        events=list(reversed(events)),
+        certificates=certificates,
+        systems=systems,
+        csrf=csrf_token(_settings(request), request.state.session_data),
+        moved=request.query_params.get("moved") if refused is None else None,
+        refused=refused,
+        form=form or {},
+    )
+
+
+@router.get("/department/facilities/{code}", response_class=HTMLResponse)
+async def department_facility(
+    request: Request,
+    session: ReadSession,
+    subject: OptionalSubject,
+    code: Annotated[str, UrlPath(pattern=r"^[0-9A-Z]{5}$")],
+) -> Response:
+    """A facility's page for the health department (D155)."""
+    who = _signed_in(request, subject)
+    if isinstance(who, RedirectResponse):
+        return who
+    if not who.is_department_admin():
+        return _error_page(request, Forbidden(action="open the department pages"))
+    return await _facility_page(request, session, who, code)
+
+
+@router.post("/department/facilities/{code}/move")
+async def department_move(
+    request: Request,
+    session: WriteSession,
+    subject: OptionalSubject,
+    code: Annotated[str, UrlPath(pattern=r"^[0-9A-Z]{5}$")],
+    to_state: Annotated[str, Form()] = "",
+    reason: Annotated[str, Form(max_length=400)] = "",
+    override: Annotated[str, Form()] = "",
+    csrf: Annotated[str, Form()] = "",
+) -> Response:
+    """Move a facility along its onboarding from its page; a move whose fact is missing is
+    shown on the page again with the refusal, the reason kept, for an override (D155)."""
+    who = _signed_in(request, subject)
+    if isinstance(who, RedirectResponse):
+        return who
+    if not who.is_department_admin():
+        return _error_page(request, Forbidden(action="open the department pages"))
+    try:
+        check_csrf(_settings(request), request, csrf)
+        if to_state not in {s.value for s in facilities.State}:
+            raise RequestInvalid(count=1)
+        async with session.begin_nested():  # (a refusal shown on the page undoes its part)
+            await facilities.move(
+                session,
+                who,
+                code,
+                facilities.State(to_state),
+                reason.strip() or None,
+                override=override == "on",
+            )
+    except VnehrError as exc:
+        if exc.code in _SHOWN_ON_THE_FACILITY:
+            form = {"to_state": to_state, "reason": reason, "override": override}
+            return await _facility_page(request, session, who, code, refused=exc, form=form)
+        return _error_page(request, exc)
+    return RedirectResponse(
+        f"/department/facilities/{code}?{urlencode({'moved': to_state})}", status_code=303
+    )
+
+
+#: Refusals of a move the department can act on from the facility's page (a missing fact to
+#: override, a reason to give, a step not allowed from here): shown on it, the form kept.
+_SHOWN_ON_THE_FACILITY = frozenset({"FAC-0008", "FAC-0009", "FAC-0027", "FAC-0005"})
 
 
 # ------------------------------------------------------------------ the health book
