@@ -474,3 +474,24 @@ async def test_papers_are_fhir_document_references_in_the_holders_compartment(
     revoked = (await client.get(f"/fhir/R4/DocumentReference/paper-{paper['id']}")).json()
     assert revoked["status"] == "superseded"
     assert "Cấp nhầm" in revoked["description"]
+
+
+async def test_the_issuing_facility_reading_a_paper_shows_in_the_holder_s_access_log(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    code, headers = await facility_with_token(client, session, settings, scopes=SCOPES)
+    made = await client.post("/api/v1/papers", json=driver_body(), headers=headers)
+    assert made.status_code == 201, made.text
+    paper = made.json()["id"]
+    # the facility's own system reads it again (its JSON and its PDF): another reader of
+    # the holder's paper, with the diagnosis it carries
+    assert (await client.get(f"/api/v1/papers/{paper}", headers=headers)).status_code == 200
+    assert (await client.get(f"/api/v1/papers/{paper}.pdf", headers=headers)).status_code == 200
+    await sign_in_as(client, session, settings, DRIVER)
+    assert (await client.get(f"/api/v1/papers/{paper}")).status_code == 200  # their own: no row
+    log = (await client.get("/api/v1/me/access-log")).json()
+    reads = [e for e in log if e["action"] == "paper.read"]
+    assert len(reads) == 2
+    assert {e["who"]["kind"] for e in reads} == {"facility_system"}
+    assert {e["who"]["facility"]["code"] for e in reads} == {code}
+    assert {e["relation"] for e in reads} == {None}  # not read as a representative

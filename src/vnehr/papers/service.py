@@ -816,13 +816,25 @@ async def revoke(session: AsyncSession, subject: Subject, paper_id: str, reason:
 async def readable(session: AsyncSession, subject: Subject, paper_id: str) -> Paper:
     """A paper for its holder (or their representative) or its issuing facility (its staff, or
     its systems that issue papers or read records: a check-in kiosk does not); audited when
-    read by a representative."""
+    read by anyone but the holder: the issuing facility's staff and systems too, as their FHIR
+    reads are (the holder sees it under "who looked")."""
     paper = await session.get(Paper, paper_id)
     if paper is None:
         raise errors.UnknownPaper(id=paper_id)
     if subject.acts_for_facility(paper.facility_code, ("clinician", "facility_admin")):
         if subject.kind == "facility_system" and not subject.scopes & set(READ_SCOPES):
             raise MissingScope(scope=" or ".join(READ_SCOPES))
+        if paper.person_id is not None:
+            session.add(
+                audit.audit_event(
+                    actor=subject.label,
+                    action="paper.read",
+                    object_type="paper",
+                    object_id=paper_id,
+                    person_id=paper.person_id,
+                    detail={"facility": paper.facility_code},
+                )
+            )
         return paper
     if subject.kind == "person":
         try:
