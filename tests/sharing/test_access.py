@@ -272,7 +272,7 @@ async def test_break_glass_is_told_reviewed_and_expires(
     assert csrf is not None
     closed = await client.post(
         f"/review/emergency/{emergency['id']}",
-        data={"csrf": csrf[1], "note": "Hợp lý: cấp cứu."},
+        data={"csrf": csrf[1], "note": "Hợp lý: cấp cứu.", "outcome": "justified"},
         follow_redirects=False,
     )
     assert closed.status_code == 303
@@ -523,7 +523,7 @@ async def test_an_emergency_review_needs_a_note_on_the_page_as_in_the_api(
     assert [(e["id"], e["status"]) for e in queue] == [(access_id, "open")]
     done = await client.post(
         f"/review/emergency/{access_id}",
-        data={"csrf": token, "note": "Hợp lý"},
+        data={"csrf": token, "note": "Hợp lý", "outcome": "justified"},
         follow_redirects=False,
     )
     assert done.status_code == 303

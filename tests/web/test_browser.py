@@ -192,7 +192,7 @@ async def test_a_clinician_is_refused_then_uses_the_reception_code(
     await expect(directives).to_contain_text("Mọi cơ sở")
     await expect(directives).to_contain_text("Đang hiệu lực")
     await directives.get_by_role("button", name="Thu hồi").click()
-    await expect(directives).to_contain_text("Đã hết")
+    await expect(directives).to_contain_text("Đã thu hồi")
     # the code to show at reception: digits and a QR code, once
     await page.get_by_role("button", name="Tạo mã xuất trình").click()
     shown = ((await page.locator("#reception-code").text_content()) or "").strip()

@@ -20,6 +20,7 @@ from tests.submissions.test_intake import ADMIN, facility_with_token, send
 from tests.web.test_login import AN, login
 from vnehr import audit, facilities, sharing
 from vnehr.identity.schemas import RepresentativeCreate
+from vnehr.identity.service import ROLES
 from vnehr.kit.i18n import catalogue, text
 from vnehr.kit.settings import Settings
 from vnehr.papers.models import Paper
@@ -107,12 +108,16 @@ async def test_the_registry_page_pages_through_every_facility_in_words(
         client, session, settings, DEPARTMENT, {"role": "department_admin", "province_code": "01"}
     )
     first = await client.get("/department/facilities")
-    codes = re.findall(r"<tr><td><code>(\w{5})</code>", first.text)
+    codes = re.findall(
+        r"<tr><td><a href=\"/department/facilities/\w{5}\"><code>(\w{5})</code>", first.text
+    )
     assert len(codes) == 200
     more = re.search(r'id="next-page" href="([^"]+)"', first.text)
     assert more is not None
     rest = await client.get(more[1].replace("&amp;", "&"))
-    later = re.findall(r"<tr><td><code>(\w{5})</code>", rest.text)
+    later = re.findall(
+        r"<tr><td><a href=\"/department/facilities/\w{5}\"><code>(\w{5})</code>", rest.text
+    )
     assert later
     assert min(later) > max(codes)
     assert "Phòng khám số 200" in rest.text
@@ -336,10 +341,14 @@ def test_every_code_a_page_shows_has_its_words_in_both_languages() -> None:
         # the hub's own revocations (a facility's own reason is shown as written)
         "web.papers.reason.": ("replaced", "withdrawn", "not_on_record"),
         "web.review.status.": ("open", "reviewed", "closed", "all"),
+        "web.review.outcome.": sharing.OUTCOMES,
+        # a share in force, revoked, or ended when its time ran out (pages._share_state)
+        "web.sharing.": ("active", "revoked", "inactive"),
         "web.department.state.": tuple(facilities.State),
         "web.department.kind.": tuple(facilities.Kind),
         "web.department.level.": tuple(facilities.Level),
         "web.department.ownership.": tuple(facilities.Ownership),
+        "web.role.": ROLES,
     }
     missing = [
         (language, prefix + value)

@@ -2,8 +2,9 @@
 emergency access and its review (D35). Other contexts use this surface only."""
 
 from vnehr.sharing.api import router
-from vnehr.sharing.errors import NoConsent
+from vnehr.sharing.errors import NoConsent, SharesThemselves
 from vnehr.sharing.service import (
+    OUTCOMES,
     REASONS,
     SENSITIVE,
     basis,
@@ -16,6 +17,7 @@ from vnehr.sharing.service import (
     in_force,
     notice_viewed,
     patient_record,
+    patient_visit,
     reception_code,
     redeem,
     review,
@@ -24,9 +26,11 @@ from vnehr.sharing.service import (
 )
 
 __all__ = [
+    "OUTCOMES",
     "REASONS",
     "SENSITIVE",
     "NoConsent",
+    "SharesThemselves",
     "basis",
     "break_glass",
     "categories",
@@ -37,6 +41,7 @@ __all__ = [
     "in_force",
     "notice_viewed",
     "patient_record",
+    "patient_visit",
     "reception_code",
     "redeem",
     "review",

@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 
 from vnehr import healthbook
 from vnehr.kit.auth import CurrentSubject
+from vnehr.kit.clock import utcnow
 from vnehr.kit.http import ReadSession, WriteSession, database, error_response, error_responses
 from vnehr.kit.paging import Page
 from vnehr.sharing import errors, service
@@ -20,6 +21,16 @@ router = APIRouter(tags=["sharing"])
 PersonalId = Annotated[str, Path(pattern=r"^\d{12}$")]
 #: Row ids are 64-bit: a larger number is a 422, not a database overflow.
 RowId = Annotated[int, Path(ge=1, le=2**63 - 1)]
+#: Whose sharing, as the health book's ``for``: a person the caller represents today.
+ForWhom = Annotated[
+    str | None,
+    Query(
+        alias="for",
+        pattern=r"^\d{12}$",
+        description="Personal ID of a child or ward you represent (default: yourself); not of"
+        " a person of 16 or more, who decides their sharing themselves (SHR-0014)",
+    ),
+]
 
 
 class DirectiveIn(BaseModel):
@@ -43,8 +54,6 @@ class Directive(BaseModel):
 
 
 def _directive(row: ConsentDirective) -> Directive:
-    from vnehr.kit.clock import utcnow
-
     return Directive(
         id=row.id, facility=row.grantee, scope=row.scope, sensitive=list(row.sensitive),
         valid_from=row.valid_from, valid_to=row.valid_to, revoked_at=row.revoked_at,
@@ -52,24 +61,32 @@ def _directive(row: ConsentDirective) -> Directive:
     )  # fmt: skip
 
 
-@router.get("/api/v1/me/consents", response_model=list[Directive], responses=error_responses(401))
-async def my_directives(session: ReadSession, subject: CurrentSubject) -> list[Directive]:
-    """My sharing directives, newest first (revoked ones too)."""
-    return [_directive(r) for r in await service.directives(session, subject)]
+@router.get(
+    "/api/v1/me/consents", response_model=list[Directive], responses=error_responses(401, 403)
+)
+async def my_directives(
+    session: ReadSession, subject: CurrentSubject, person: ForWhom = None
+) -> list[Directive]:
+    """My sharing directives (or those of a child I represent, ``?for=``), newest first
+    (revoked ones too)."""
+    return [_directive(r) for r in await service.directives(session, subject, person)]
 
 
 @router.post(
     "/api/v1/me/consents",
     status_code=201,
     response_model=Directive,
-    responses=error_responses(401, 422),
+    responses=error_responses(401, 403, 422),
 )
-async def share(session: WriteSession, subject: CurrentSubject, body: DirectiveIn) -> Directive:
-    """Share my record with a facility (or every facility): the summary or all of it, with the
-    sensitive categories I name, for a number of days or until I revoke it."""
+async def share(
+    session: WriteSession, subject: CurrentSubject, body: DirectiveIn, person: ForWhom = None
+) -> Directive:
+    """Share my record (or a child's I represent, ``?for=``) with a facility of the registry
+    (or every facility): the summary or all of it, with the sensitive categories I name, for a
+    number of days or until I revoke it. A code not in the registry is SHR-0015."""
     row = await service.create_directive(
         session, subject, grantee=body.facility, scope=body.scope,
-        sensitive=list(body.sensitive), days=body.days,
+        sensitive=list(body.sensitive), days=body.days, personal_id=person,
     )  # fmt: skip
     return _directive(row)
 
@@ -77,11 +94,13 @@ async def share(session: WriteSession, subject: CurrentSubject, body: DirectiveI
 @router.delete(
     "/api/v1/me/consents/{directive_id}",
     response_model=Directive,
-    responses=error_responses(401, 404),
+    responses=error_responses(401, 403, 404),
 )
-async def revoke(session: WriteSession, subject: CurrentSubject, directive_id: RowId) -> Directive:
-    """Revoke a directive, with immediate effect."""
-    return _directive(await service.revoke(session, subject, directive_id))
+async def revoke(
+    session: WriteSession, subject: CurrentSubject, directive_id: RowId, person: ForWhom = None
+) -> Directive:
+    """Revoke a directive (of a child I represent: ``?for=``), with immediate effect."""
+    return _directive(await service.revoke(session, subject, directive_id, person))
 
 
 class PatientView(BaseModel):
@@ -161,13 +180,21 @@ class Emergency(BaseModel):
     expires_at: datetime
     status: str
     review_note: str | None
+    outcome: str | None = Field(
+        description="The review's finding: justified | unjustified (None: not reviewed, or"
+        " reviewed before findings were recorded)"
+    )
+    in_force: bool = Field(
+        description="Whether it still opens the record: not expired, not found unjustified"
+    )
 
 
 def _emergency(row: EmergencyAccess) -> Emergency:
     return Emergency(
         id=row.id, facility=row.facility_code, clinician=row.clinician, reason=row.reason_code,
         text=row.reason_text, opened_at=row.opened_at, expires_at=row.expires_at,
-        status=row.status, review_note=row.review_note,
+        status=row.status, review_note=row.review_note, outcome=row.review_outcome,
+        in_force=service.emergency_running(row, utcnow()),
     )  # fmt: skip
 
 
@@ -215,12 +242,17 @@ async def emergency_queue(
 
 class ReviewIn(BaseModel):
     note: str = Field(min_length=1, max_length=1000)
+    outcome: Literal["justified", "unjustified"] | None = Field(
+        default=None,
+        description="Required: whether the access was justified. unjustified ends it at once;"
+        " justified lets it run its time (SHR-0016 without it).",
+    )
 
 
 @router.post(
     "/api/v1/emergency-accesses/{access_id}/review",
     response_model=Emergency,
-    responses=error_responses(401, 404),
+    responses=error_responses(401, 404, 422),
 )
 async def review(
     session: WriteSession,
@@ -228,8 +260,10 @@ async def review(
     access_id: RowId,
     body: ReviewIn,
 ) -> Emergency:
-    """A supervisor closes an emergency access with a note."""
-    return _emergency(await service.review(session, subject, access_id, body.note))
+    """A supervisor closes the review of an emergency access with a note and a finding: found
+    unjustified, the access ends at once (the clinician reads nothing more under it); found
+    justified, it runs until it expires."""
+    return _emergency(await service.review(session, subject, access_id, body.note, body.outcome))
 
 
 class ReceptionCodeOut(BaseModel):
@@ -241,12 +275,14 @@ class ReceptionCodeOut(BaseModel):
     "/api/v1/me/reception-codes",
     status_code=201,
     response_model=ReceptionCodeOut,
-    responses=error_responses(401),
+    responses=error_responses(401, 403),
 )
-async def new_reception_code(session: WriteSession, subject: CurrentSubject) -> ReceptionCodeOut:
+async def new_reception_code(
+    session: WriteSession, subject: CurrentSubject, person: ForWhom = None
+) -> ReceptionCodeOut:
     """A one-time code to show at reception: the clinician who enters it reads my full record
-    for this visit (one day)."""
-    code, expires = await service.reception_code(session, subject)
+    (or that of the child I represent, ``?for=``) for this visit (one day)."""
+    code, expires = await service.reception_code(session, subject, person)
     return ReceptionCodeOut(code=code, expires_at=expires)
 
 

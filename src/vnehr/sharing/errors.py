@@ -76,3 +76,25 @@ class NoteMissing(VnehrError):
 class BadDays(VnehrError):
     status_code = 422
     code = "SHR-0011"
+
+
+class OutcomeMissing(VnehrError):
+    """A review says whether the access was justified: an unjustified one ends at once."""
+
+    status_code = 422
+    code = "SHR-0016"
+
+
+class SharesThemselves(VnehrError):
+    """A representative acting on the sharing of a person who may be 16 or more: from then the
+    young person decides whom their record is shared with (D132)."""
+
+    status_code = 403
+    code = "SHR-0014"
+
+
+class UnknownFacility(VnehrError):
+    """A share naming a facility code that is not in the registry."""
+
+    status_code = 422
+    code = "SHR-0015"

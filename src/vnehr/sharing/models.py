@@ -32,7 +32,8 @@ class ConsentDirective(Base):
 
 class EmergencyAccess(Base):
     """A clinician opened a record without consent, giving a reason; time-boxed, the citizen is
-    told at once, and it waits in the review queue until a supervisor closes it."""
+    told at once, and it waits in the review queue until a supervisor closes it, finding it
+    justified (it runs its time) or not (it ends then)."""
 
     __tablename__ = "emergency_access"
     __table_args__ = (
@@ -53,6 +54,9 @@ class EmergencyAccess(Base):
     reviewed_by: Mapped[str | None] = mapped_column(String(100))
     reviewed_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     review_note: Mapped[str | None] = mapped_column(String(1000))
+    #: justified | unjustified (None: reviewed before 0026 said, or not reviewed yet); an
+    #: access found unjustified ended at ``reviewed_at``
+    review_outcome: Mapped[str | None] = mapped_column(String(12))
 
 
 class ReceptionCode(Base):

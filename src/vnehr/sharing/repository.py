@@ -11,6 +11,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from vnehr.kit.outbox import OutboxEvent
 from vnehr.sharing.models import ConsentDirective, EmergencyAccess, ReceptionCode
 
+#: The review finding that ends an emergency access.
+UNJUSTIFIED = "unjustified"
+
 
 class SharingRepository:
     def __init__(self, session: AsyncSession) -> None:
@@ -43,11 +46,15 @@ class SharingRepository:
     async def emergency_in_force(
         self, person_id: int, facility_code: str, clinician: str, now: datetime
     ) -> EmergencyAccess | None:
-        stmt = select(EmergencyAccess).where(
-            EmergencyAccess.person_id == person_id,
-            EmergencyAccess.facility_code == facility_code,
-            EmergencyAccess.clinician == clinician,
-            EmergencyAccess.expires_at > now,
+        """The clinician's access to the patient at the facility: not expired, and not found
+        unjustified by its review (that ends it)."""
+        e = EmergencyAccess
+        stmt = select(e).where(
+            e.person_id == person_id,
+            e.facility_code == facility_code,
+            e.clinician == clinician,
+            e.expires_at > now,
+            or_(e.review_outcome.is_(None), e.review_outcome != UNJUSTIFIED),
         )
         return (await self.session.scalars(stmt)).first()
 

@@ -30,10 +30,12 @@ from vnehr.kit.outbox import new_event
 from vnehr.kit.paging import decode_moment_cursor, encode_moment_cursor
 from vnehr.sharing import errors
 from vnehr.sharing.models import ConsentDirective, EmergencyAccess, ReceptionCode
-from vnehr.sharing.repository import SharingRepository
+from vnehr.sharing.repository import UNJUSTIFIED, SharingRepository
 
 SENSITIVE = records.SENSITIVE
 REASONS = ("unconscious", "life-threatening", "urgent-treatment", "other")
+#: A review's finding on an emergency access; the second ends it.
+OUTCOMES = ("justified", UNJUSTIFIED)
 #: The shortest break-glass reason text (characters, blanks aside).
 MIN_REASON = 5
 #: How long a directive may last, in days (None: until revoked).
@@ -46,8 +48,35 @@ categories = records.sensitive_categories
 # ------------------------------------------------------------------ the citizen's directives
 
 
-async def _me(session: AsyncSession, subject: Subject) -> int:
-    return (await identity.book_holders(session, subject))[0].id
+async def whose(
+    session: AsyncSession, subject: Subject, personal_id: str | None = None
+) -> identity.Holder:
+    """The person whose sharing the caller manages: themselves, or (``personal_id``) a person
+    they represent today (``healthbook.holder``: anyone else, an adult child included, is
+    ``NotYourWard``). Not a person who may be 16 or more (``records.confiding``): from then the
+    young person decides whom their record is shared with (D132), so their representative
+    neither lists, makes nor revokes their shares, nor makes their reception code."""
+    holder = await healthbook.holder(session, subject, personal_id)
+    if records.confiding(holder, today_in_vietnam()):
+        raise errors.SharesThemselves(name=holder.full_name)
+    return holder
+
+
+def _acts(
+    subject: Subject, holder: identity.Holder, action: str, kind: str, what: str, **detail: Any
+) -> audit.AuditEvent:
+    """The audit row of a sharing act: the caller's about the holder, and as whom when the
+    caller represents them (as a representative's reads are)."""
+    if holder.relation is not None:
+        detail["as"] = holder.relation
+    return audit.audit_event(
+        actor=subject.label,
+        action=action,
+        object_type=kind,
+        object_id=what,
+        person_id=holder.id,
+        detail=detail or None,
+    )
 
 
 async def create_directive(
@@ -58,18 +87,23 @@ async def create_directive(
     scope: str,
     sensitive: list[str],
     days: int | None,
+    personal_id: str | None = None,
 ) -> ConsentDirective:
-    """Share my record with one facility ("01001") or every facility ("*"), for ``days`` days
-    (1..3650) or, with None, until I revoke it. Checked here, not only in the API's schema: a
-    form's "0" must not turn into "until revoked"."""
+    """Share my record (or, with ``personal_id``, the record of a person I represent, as
+    ``whose``) with one facility of the registry ("01001") or every facility ("*"), for
+    ``days`` days (1..3650) or, with None, until it is revoked. Checked here, not only in the
+    API's schema: a form's "0" must not turn into "until revoked"."""
+    holder = await whose(session, subject, personal_id)
     for name in sensitive:
         if name not in SENSITIVE:
             raise errors.BadCategory(value=name)
     if days is not None and not MIN_DAYS <= days <= MAX_DAYS:
         raise errors.BadDays(days=days, minimum=MIN_DAYS, maximum=MAX_DAYS)
+    if grantee != "*" and grantee not in await facilities.directory(session, [grantee]):
+        raise errors.UnknownFacility(facility=grantee)
     now = utcnow()
     row = ConsentDirective(
-        person_id=await _me(session, subject),
+        person_id=holder.id,
         grantee=grantee,
         scope=scope,
         sensitive=sorted(set(sensitive)),
@@ -79,44 +113,36 @@ async def create_directive(
         created_by=subject.label,
     )
     await SharingRepository(session).add(row)
-    session.add(
-        audit.audit_event(
-            actor=subject.label,
-            action="consent.created",
-            object_type="consent_directive",
-            object_id=str(row.id),
-            person_id=row.person_id,
-            detail={"grantee": grantee, "scope": scope, "sensitive": row.sensitive},
-        )
-    )
+    what = {"grantee": grantee, "scope": scope, "sensitive": row.sensitive}
+    session.add(_acts(subject, holder, "consent.created", "consent_directive", str(row.id), **what))
     return row
 
 
-async def directives(session: AsyncSession, subject: Subject) -> list[ConsentDirective]:
-    person_id = await _me(session, subject)
-    return await SharingRepository(session).directives_of([person_id], newest_first=True)
+async def directives(
+    session: AsyncSession, subject: Subject, personal_id: str | None = None
+) -> list[ConsentDirective]:
+    """My directives (or those of a person I represent, as ``whose``), newest first, revoked
+    ones too."""
+    holder = await whose(session, subject, personal_id)
+    return await SharingRepository(session).directives_of([holder.id], newest_first=True)
 
 
 async def directives_of(session: AsyncSession, person_ids: list[int]) -> list[ConsentDirective]:
     return await SharingRepository(session).directives_of(person_ids, newest_first=False)
 
 
-async def revoke(session: AsyncSession, subject: Subject, directive_id: int) -> ConsentDirective:
-    """Revoke a directive: in force no more, from this moment."""
+async def revoke(
+    session: AsyncSession, subject: Subject, directive_id: int, personal_id: str | None = None
+) -> ConsentDirective:
+    """Revoke a directive of mine (or of a person I represent, as ``whose``): in force no
+    more, from this moment."""
+    holder = await whose(session, subject, personal_id)
     row = await SharingRepository(session).directive(directive_id)
-    if row is None or row.person_id != await _me(session, subject):
+    if row is None or row.person_id != holder.id:
         raise errors.UnknownDirective(id=directive_id)
     if row.revoked_at is None:
         row.revoked_at = utcnow()
-        session.add(
-            audit.audit_event(
-                actor=subject.label,
-                action="consent.revoked",
-                object_type="consent_directive",
-                object_id=str(row.id),
-                person_id=row.person_id,
-            )
-        )
+        session.add(_acts(subject, holder, "consent.revoked", "consent_directive", str(row.id)))
         await session.flush()
     return row
 
@@ -377,10 +403,12 @@ async def emergency_queue(
 
 
 async def review(
-    session: AsyncSession, subject: Subject, access_id: int, note: str
+    session: AsyncSession, subject: Subject, access_id: int, note: str, outcome: str | None
 ) -> EmergencyAccess:
-    """Close an emergency access with the reviewer's note (required: the review is the
-    record of why the access was or was not justified)."""
+    """Close an emergency access with the reviewer's note and finding (both required: the
+    review is the record of why the access was or was not justified). ``unjustified`` ends the
+    access at once; ``justified`` lets it run its time, as the patient may still be in the
+    emergency room. A second review changes nothing."""
     if not note.strip():
         raise errors.NoteMissing()
     row = await SharingRepository(session).emergency(access_id)
@@ -396,11 +424,14 @@ async def review(
         or subject.is_national_admin()
     ):
         raise errors.UnknownEmergency(id=access_id)
+    if outcome not in OUTCOMES:  # the page's form as the API's schema
+        raise errors.OutcomeMissing(outcomes=", ".join(OUTCOMES))
     if row.status != "reviewed":
         row.status = "reviewed"
         row.reviewed_by = subject.label
         row.reviewed_at = utcnow()
         row.review_note = note.strip()[:1000]
+        row.review_outcome = outcome
         session.add(
             audit.audit_event(
                 actor=subject.label,
@@ -408,10 +439,17 @@ async def review(
                 object_type="emergency_access",
                 object_id=str(row.id),
                 person_id=row.person_id,
+                detail={"outcome": outcome},
             )
         )
         await session.flush()
     return row
+
+
+def emergency_running(row: EmergencyAccess, now: datetime) -> bool:
+    """Whether the access still opens the record (as ``basis`` reads it): not expired, not
+    found unjustified."""
+    return now < row.expires_at and row.review_outcome != UNJUSTIFIED
 
 
 # ------------------------------------------------------------------ show at reception
@@ -427,24 +465,30 @@ def _code_hash(person_id: int, code: str) -> str:
     return hashlib.sha256(f"{person_id}:{code}".encode()).hexdigest()
 
 
-async def reception_code(session: AsyncSession, subject: Subject) -> tuple[str, datetime]:
-    """A fresh one-time 6-digit code for the citizen to show at reception (valid 15 minutes);
-    the codes made before it and not used stop working (one code open at a time)."""
-    person_id = await _me(session, subject)
+async def reception_code(
+    session: AsyncSession, subject: Subject, personal_id: str | None = None
+) -> tuple[str, datetime]:
+    """A fresh one-time 6-digit code for the citizen (or, with ``personal_id``, a person they
+    represent, as ``whose``) to show at reception (valid 15 minutes); the codes made before it
+    and not used stop working (one code open at a time). A representative's code is audited
+    as the representative's act about the person."""
+    holder = await whose(session, subject, personal_id)
+    person_id = holder.id
     code = f"{secrets.randbelow(10**6):06d}"
     now = utcnow()
     expires = now + timedelta(minutes=RECEPTION_MINUTES)
     repo = SharingRepository(session)
     for older in await repo.open_codes(person_id, now):
         older.used_at, older.used_by = now, "replaced"
-    await repo.add(
-        ReceptionCode(
-            person_id=person_id,
-            code_hash=_code_hash(person_id, code),
-            created_at=now,
-            expires_at=expires,
-        )
+    row = ReceptionCode(
+        person_id=person_id,
+        code_hash=_code_hash(person_id, code),
+        created_at=now,
+        expires_at=expires,
     )
+    await repo.add(row)
+    if holder.relation is not None:
+        session.add(_acts(subject, holder, "reception_code.made", "reception_code", str(row.id)))
     return code, expires
 
 

@@ -11,7 +11,7 @@ import re
 import secrets
 import time
 from collections.abc import Callable, Coroutine
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlencode, urlparse
@@ -34,6 +34,7 @@ from starlette.types import Receive, Scope, Send
 
 from vnehr import (
     __version__,
+    catalogs,
     exchange,
     facilities,
     healthbook,
@@ -86,6 +87,26 @@ def _born(day: date | None, partial: str | None, lang: Language) -> str:
 
 
 templates.env.globals["born"] = _born
+
+
+def _when(value: str | None, lang: Language) -> str:
+    """A paper's date or moment (FHIR's date and dateTime) as the book writes them:
+    "28/10/2026", a moment "10:30 11/11/2026" in Vietnam time (as the paper's PDF prints it),
+    a date known by its month or year only as a birth is ("tháng 05/1980"); else as it came."""
+    if not value:
+        return ""
+    if re.fullmatch(r"\d{4}(-\d{2}(-\d{2})?)?", value):
+        return born(value, lang)
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return value
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(VIETNAM)
+    return moment.strftime("%H:%M %d/%m/%Y")
+
+
+templates.env.globals["when"] = _when
 LANG_COOKIE = "vnehr_lang"
 LOGIN_COOKIE = "vnehr_login"
 LOGIN_MAX_AGE = 600
@@ -356,6 +377,7 @@ async def portal(request: Request, session: ReadSession, subject: OptionalSubjec
         account=account,
         grants=grants,
         represented=represented,
+        places=await _places_of(session, grants),
         csrf=csrf_token(_settings(request), request.state.session_data),
         level_message=texts("ID-0101", {"level": who.assurance_level or 1, "required": 2})
         if (who.assurance_level or 1) < 2
@@ -364,6 +386,24 @@ async def portal(request: Request, session: ReadSession, subject: OptionalSubjec
         messages=messages,
         unread=unread,
     )
+
+
+async def _places_of(session: AsyncSession, grants: list[Any]) -> dict[str, str]:
+    """The names of the facilities, provinces and wards the roles are held at, as the portal
+    shows them ("facility:01002" -> its registered name, "province:01" -> "Thành phố Hà Nội",
+    "ward:00070" -> the ward's name today); a code without a name is left out (shown as is)."""
+    named = await facilities.directory(
+        session, {g.facility_code for g in grants if g.facility_code}
+    )
+    places = {f"facility:{code}": f.name for code, f in named.items() if f.name}
+    if any(g.province_code or g.ward_code for g in grants):
+        codes, today = await catalogs.codebook(session), today_in_vietnam()
+        for g in grants:
+            for kind, code in (("province", g.province_code), ("ward", g.ward_code)):
+                found = codes.in_force(kind, code, today) if code else None
+                if found is not None and found.title_vi:
+                    places[f"{kind}:{code}"] = found.title_vi
+    return places
 
 
 @router.post("/portal/notifications/read-all")
@@ -935,11 +975,14 @@ async def clinic(
             )
             async with database(request).session() as write:
                 await sharing.settle_read(write, row)
+            # each visit opens at an address naming the patient as this page's does
+            ref = _patient_ref(_settings(request), who, id)
             context["view"] = {
                 "basis": found.kind,
                 "scope": found.scope,
                 "summary": summary,
                 "visits": visits,
+                "visit_query": urlencode({"p": ref} | ({"facility": facility} if facility else {})),
             }
         except sharing.NoConsent:
             context["refused"] = True
@@ -947,6 +990,45 @@ async def clinic(
             context["error"] = exc.messages()
             return _book_page(request, "clinic.html", exc.status_code, **context)
     return _book_page(request, "clinic.html", **context)
+
+
+@router.get("/clinic/visits/{visit_id}", response_class=HTMLResponse)
+async def clinic_visit(
+    request: Request,
+    session: ReadSession,
+    subject: OptionalSubject,
+    visit_id: Annotated[int, UrlPath(ge=1, le=2**63 - 1)],
+    p: Annotated[str, Query(max_length=200)],
+    facility: Annotated[str | None, Query(pattern=r"^[0-9A-Z]{5}$")] = None,
+) -> Response:
+    """One visit of the patient of the clinic page (named by its ``?p=``), opened from the
+    page's list: the API's read of ``/api/v1/patients/{id}/visits/{visit_id}``, its basis
+    checked, refused and audited there, answered in the API's status and code when refused.
+    A reference made for another clinician, or too long ago, goes back to the clinic page,
+    which says so."""
+    who = _signed_in(request, subject)
+    if isinstance(who, RedirectResponse):
+        return who
+    settings = _settings(request)
+    back = "/clinic/patient?" + urlencode({"p": p} | ({"facility": facility} if facility else {}))
+    personal_id = _patient_of(settings, who, p)
+    if personal_id is None:
+        return RedirectResponse(back, status_code=303)
+    try:
+        _, visit, row = await sharing.patient_visit(
+            session,
+            who,
+            personal_id,
+            visit_id,
+            facility=facility,
+            purpose="treatment",
+            default=settings.sharing_default,
+        )
+    except VnehrError as exc:
+        return _error_page(request, exc)
+    async with database(request).session() as write:
+        await sharing.settle_read(write, row)
+    return _book_page(request, "clinic_visit.html", subject=who, visit=visit, back=back)
 
 
 @router.post("/clinic/patient")
@@ -1211,6 +1293,7 @@ async def review_queues(
         status=wanted,
         csrf=csrf_token(_settings(request), request.state.session_data),
         reasons=sharing.REASONS,
+        outcomes=sharing.OUTCOMES,
     )
 
 
@@ -1221,6 +1304,7 @@ async def review_emergency(
     subject: OptionalSubject,
     access_id: Annotated[int, UrlPath(ge=1, le=2**63 - 1)],
     note: Annotated[str, Form(max_length=1000)] = "",
+    outcome: Annotated[str, Form(max_length=20)] = "",
     csrf: Annotated[str, Form()] = "",
 ) -> Response:
     who = _signed_in(request, subject)
@@ -1228,7 +1312,7 @@ async def review_emergency(
         return who
     try:
         check_csrf(_settings(request), request, csrf)
-        await sharing.review(session, who, access_id, note)
+        await sharing.review(session, who, access_id, note, outcome or None)
     except VnehrError as exc:
         return _error_page(request, exc)
     return RedirectResponse("/review?done=emergency", status_code=303)
@@ -1259,26 +1343,45 @@ async def review_dispute(
 
 @router.get("/portal/book/sharing", response_class=HTMLResponse)
 async def book_sharing(
-    request: Request, session: ReadSession, subject: OptionalSubject
+    request: Request,
+    session: ReadSession,
+    subject: OptionalSubject,
+    person: Annotated[str | None, Query(alias="for")] = None,
+    p: Annotated[str | None, Query(max_length=200)] = None,
 ) -> Response:
-    """Who my record is shared with: share with a facility or every facility, the summary or
-    all of it, sensitive categories by name, for a while; revoke; show a code at reception
-    (from its cookie, never the address: addresses stay in browser history and proxy logs)."""
-    who = _signed_in(request, subject)
-    if isinstance(who, RedirectResponse):
-        return who
+    """Who my record (or that of a child I act for, named as on the book's pages) is shared
+    with: share with a facility or every facility, the summary or all of it, sensitive
+    categories by name, for a while; revoke; show a code at reception (from its cookie, never
+    the address: addresses stay in browser history and proxy logs). Of a person of 16 or more,
+    a representative reads only that the young person decides (D132)."""
+    whom = _book_whom(request, subject, person, p)
+    if isinstance(whom, RedirectResponse):
+        return whom
+    who, person, expired = whom
+    rows: list[Any] = []
+    confided = False
     try:
-        rows = await sharing.directives(session, who)
+        holders = await identity.book_holders(session, who)
+        try:
+            rows = await sharing.directives(session, who, person)
+        except sharing.SharesThemselves:
+            confided = True
+        holder = next(h for h in holders if h.personal_id == person) if person else holders[0]
+        names = await facilities.directory(session, {r.grantee for r in rows} - {"*"})
     except VnehrError as exc:
         return _error_page(request, exc)
     now = utcnow()
-    code = _reception_code_shown(request)
+    code = None if confided else _reception_code_shown(request, person or who.id)
     return _book_page(
         request,
         "book_sharing.html",
         subject=who,
-        holder=None,
-        rows=[{"row": r, "in_force": sharing.in_force(r, now)} for r in rows],
+        holder=holder,
+        holders=holders,
+        expired=expired,
+        confided=confided,
+        rows=[{"row": r, "state": _share_state(r, now)} for r in rows],
+        names={code: f.name for code, f in names.items()},
         sensitive=sharing.SENSITIVE,
         csrf=csrf_token(_settings(request), request.state.session_data),
         code=code,
@@ -1286,18 +1389,36 @@ async def book_sharing(
     )
 
 
+def _share_state(row: Any, now: datetime) -> str:
+    """The words of a directive's status: in force, revoked, or ended (its time ran out)."""
+    if sharing.in_force(row, now):
+        return "active"
+    return "revoked" if row.revoked_at is not None else "inactive"
+
+
+def _sharing_address(request: Request, viewer: Subject, person: str | None) -> str:
+    """The sharing page of the viewer's book, or of the person they act for (``?p=``)."""
+    if person is None:
+        return "/portal/book/sharing"
+    ref = _seal_ref(_settings(request), _BOOK_REF, viewer.label, person)
+    return f"/portal/book/sharing?{urlencode({'p': ref})}"
+
+
 RECEPTION_COOKIE = "vnehr_reception"
 
 
-def _reception_tag(request: Request) -> str:
-    """Binds the reception-code cookie to this portal session: a code made in this browser is
-    not shown to the next person who signs in on it."""
-    return csrf_token(_settings(request), request.state.session_data)
+def _reception_tag(request: Request, personal_id: str) -> str:
+    """Binds the reception-code cookie to this portal session and to the person the code is
+    for: a code made in this browser is not shown to the next person who signs in on it, nor a
+    child's code on the parent's own page."""
+    key = csrf_token(_settings(request), request.state.session_data).encode()
+    return hmac.new(key, personal_id.encode(), hashlib.sha256).hexdigest()
 
 
-def _reception_code_shown(request: Request) -> str | None:
+def _reception_code_shown(request: Request, personal_id: str) -> str | None:
     code, _, tag = request.cookies.get(RECEPTION_COOKIE, "").partition(".")
-    if code.isdigit() and hmac.compare_digest(tag.encode(), _reception_tag(request).encode()):
+    wanted = _reception_tag(request, personal_id)
+    if code.isdigit() and hmac.compare_digest(tag.encode(), wanted.encode()):
         return code
     return None
 
@@ -1321,10 +1442,19 @@ async def book_sharing_change(
     days: Annotated[str, Form(max_length=4)] = "",
     directive: Annotated[str, Form(max_length=12)] = "",
     csrf: Annotated[str, Form()] = "",
+    person: Annotated[str | None, Query(alias="for")] = None,
+    p: Annotated[str | None, Query(max_length=200)] = None,
 ) -> Response:
-    who = _signed_in(request, subject)
-    if isinstance(who, RedirectResponse):
-        return who
+    """The sharing page's forms, for the viewer or the child its address names (``?p=``): an
+    address too old, or made for someone else, does nothing and goes back to the page, which
+    says so."""
+    whom = _book_whom(request, subject, person, p)
+    if isinstance(whom, RedirectResponse):
+        return whom
+    who, person, expired = whom
+    if expired:
+        return RedirectResponse(f"/portal/book/sharing?{urlencode({'p': p})}", status_code=303)
+    back = _sharing_address(request, who, person)
     form = await request.form()
     try:
         check_csrf(_settings(request), request, csrf)
@@ -1343,16 +1473,18 @@ async def book_sharing_change(
                 scope="full" if scope == "full" else "summary",
                 sensitive=[str(v) for v in form.getlist("sensitive")],
                 days=int(wanted) if wanted else None,
+                personal_id=person,
             )
         elif action == "revoke" and directive.isdigit():
-            await sharing.revoke(session, who, int(directive))
+            await sharing.revoke(session, who, int(directive), person)
         elif action == "code":
-            code, _ = await sharing.reception_code(session, who)
-            response = RedirectResponse("/portal/book/sharing#code", status_code=303)
-            # shown to this browser's session only, while the code lasts
+            code, _ = await sharing.reception_code(session, who, person)
+            response = RedirectResponse(f"{back}#code", status_code=303)
+            # shown to this browser's session only, on the page of whom it is for, while the
+            # code lasts
             response.set_cookie(
                 RECEPTION_COOKIE,
-                f"{code}.{_reception_tag(request)}",
+                f"{code}.{_reception_tag(request, person or who.id)}",
                 max_age=900,
                 httponly=True,
                 samesite="strict",
@@ -1361,4 +1493,4 @@ async def book_sharing_change(
             return response
     except VnehrError as exc:
         return _error_page(request, exc)
-    return RedirectResponse("/portal/book/sharing", status_code=303)
+    return RedirectResponse(back, status_code=303)

@@ -1,0 +1,130 @@
+"""A review of an emergency access says whether it was justified: an access found unjustified
+ends at once (the clinician reads nothing more under it), one found justified runs its time (the
+patient may still be in the emergency room). The review page asks the same question."""
+
+from __future__ import annotations
+
+import re
+
+import httpx
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tests.identity.test_api import error, sign_in_as
+from tests.sharing.test_access import DEPARTMENT, DOCTOR, OTHER_DOCTOR, SUPERVISOR, world
+from vnehr.audit import AuditEvent
+from vnehr.kit.i18n import text
+from vnehr.kit.settings import Settings
+
+
+async def _break_glass(client: httpx.AsyncClient, personal_id: str) -> int:
+    opened = await client.post(
+        f"/api/v1/patients/{personal_id}/break-glass",
+        json={"reason": "unconscious", "text": "Bệnh nhân hôn mê, không người nhà"},
+    )
+    assert opened.status_code == 201, opened.text
+    return int(opened.json()["id"])
+
+
+async def test_an_access_found_unjustified_ends_at_once_and_a_justified_one_runs_on(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    _, consented, other, patient, _ = await world(client, session, settings)
+    record = f"/api/v1/patients/{patient[0]}/record"
+    at_other = {"role": "clinician", "facility_code": other}
+    at_consented = {"role": "clinician", "facility_code": consented}
+    await sign_in_as(client, session, settings, OTHER_DOCTOR, at_other)
+    unjustified = await _break_glass(client, patient[0])
+    assert (await client.get(record)).json()["basis"] == "emergency"
+    await sign_in_as(client, session, settings, DOCTOR, at_consented)
+    justified = await _break_glass(client, patient[0])
+
+    await sign_in_as(
+        client, session, settings, DEPARTMENT, {"role": "department_admin", "province_code": "01"}
+    )
+    review = "/api/v1/emergency-accesses/{}/review"
+    # the finding is part of the review: a note alone is refused, and nothing changes
+    error(
+        await client.post(review.format(unjustified), json={"note": "Không có cấp cứu"}),
+        422,
+        "SHR-0016",
+    )
+    bad = await client.post(
+        review.format(unjustified), json={"note": "Không có cấp cứu", "outcome": "maybe"}
+    )
+    assert bad.status_code == 422
+    queue = (await client.get("/api/v1/emergency-accesses")).json()["items"]
+    assert {e["id"]: e["status"] for e in queue} == {unjustified: "open", justified: "open"}
+
+    ended = await client.post(
+        review.format(unjustified), json={"note": "Không có cấp cứu", "outcome": "unjustified"}
+    )
+    assert ended.status_code == 200, ended.text
+    assert (ended.json()["status"], ended.json()["outcome"], ended.json()["in_force"]) == (
+        "reviewed",
+        "unjustified",
+        False,
+    )
+    kept = await client.post(
+        review.format(justified), json={"note": "Cấp cứu thật", "outcome": "justified"}
+    )
+    assert (kept.json()["outcome"], kept.json()["in_force"]) == ("justified", True)
+    reviewed = (await client.get("/api/v1/emergency-accesses?status=reviewed")).json()["items"]
+    assert {e["id"]: e["outcome"] for e in reviewed} == {
+        unjustified: "unjustified",
+        justified: "justified",
+    }
+
+    # the clinician whose access was found unjustified reads nothing more, at once
+    await sign_in_as(client, session, settings, OTHER_DOCTOR, at_other)
+    error(await client.get(record), 403, "SHR-0001")
+    # the other still treats the patient
+    await sign_in_as(client, session, settings, DOCTOR, at_consented)
+    view = (await client.get(record)).json()
+    assert (view["basis"], view["scope"]) == ("emergency", "full")
+
+    # the audit trail keeps the finding
+    found = await session.scalars(
+        select(AuditEvent).where(AuditEvent.action == "emergency.reviewed")
+    )
+    assert sorted((r.object_id, (r.detail or {}).get("outcome")) for r in found) == sorted(
+        [(str(unjustified), "unjustified"), (str(justified), "justified")]
+    )
+
+
+async def test_the_review_page_asks_whether_the_access_was_justified(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    _, consented, _, patient, _ = await world(client, session, settings)
+    grant = {"role": "clinician", "facility_code": consented}
+    await sign_in_as(client, session, settings, DOCTOR, grant)
+    access_id = await _break_glass(client, patient[0])
+    await sign_in_as(
+        client,
+        session,
+        settings,
+        SUPERVISOR,
+        {"role": "facility_admin", "facility_code": consented},
+    )
+    page = await client.get("/review")
+    assert text("web.review.outcome.unjustified", "vi") in page.text
+    assert 'name="outcome" value="unjustified"' in page.text
+    token = re.search(r'name="csrf" value="([^"]+)"', page.text)
+    assert token is not None
+    refused = await client.post(
+        f"/review/emergency/{access_id}",
+        data={"csrf": token[1], "note": "Không cấp cứu"},
+        follow_redirects=False,
+    )
+    assert refused.status_code == 422
+    assert "<code>SHR-0016</code>" in refused.text
+    done = await client.post(
+        f"/review/emergency/{access_id}",
+        data={"csrf": token[1], "note": "Không cấp cứu", "outcome": "unjustified"},
+        follow_redirects=False,
+    )
+    assert done.status_code == 303
+    shown = (await client.get("/review?status=reviewed")).text
+    assert text("web.review.outcome.unjustified", "vi") in shown
+    await sign_in_as(client, session, settings, DOCTOR, grant)
+    error(await client.get(f"/api/v1/patients/{patient[0]}/record"), 403, "SHR-0001")
