@@ -206,7 +206,6 @@ def policy(settings: Settings) -> exchange.Policy:
         keep_days=settings.outbox_retention_days,
         prune_every_seconds=settings.outbox_prune_interval_seconds,
         claim_seconds=settings.outbox_claim_seconds,
-        record_tries=settings.outbox_record_tries,
     )
 
 

@@ -8,8 +8,10 @@ of a worker that died run out."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import sqlite3
+import sys
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -20,6 +22,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import event, func, select
+from sqlalchemy.exc import OperationalError
 
 from tests.submissions.test_intake import bearer, new_facility, new_system, send, visit
 from vnehr import catalogs, exchange
@@ -330,3 +333,85 @@ async def test_a_round_sends_no_file_its_claim_may_not_outlast(hub: Hub) -> None
     await exchange.deliver_once(hub.db, hub.consumers(), policy)
     assert await portal_received(hub) == 2  # each visit once
     assert await hub.count(BhxhReceipt) == 2
+
+
+async def test_a_round_locked_out_past_its_claim_keeps_it_and_records_its_answers(
+    hub: Hub,
+) -> None:
+    await wait_for_the_lock_at_most(hub, 0.5)
+    await hub.submit(1, 2)
+    hub.portal.faults.latency_seconds = 0.5
+    policy = exchange.Policy(claim_seconds=3.0)  # renewed after 1 s
+    stop = asyncio.Event()
+
+    async def second_worker() -> None:
+        """Another worker's rounds all along, one right after the other."""
+        while not stop.is_set():
+            with contextlib.suppress(OperationalError):  # (the file locked past the timeout)
+                await exchange.deliver_once(hub.db, hub.consumers(), policy)
+            await asyncio.sleep(0.05)
+
+    delivering = asyncio.create_task(exchange.deliver_once(hub.db, hub.consumers(), policy))
+    await asyncio.wait_for(hub.transport.sent.wait(), timeout=10)
+    second = asyncio.create_task(second_worker())
+    await asyncio.sleep(0.2)
+    # another writer holds the file from before the portal's answers until well after the
+    # round's claim would have run out: no renewal and no try to record gets through
+    holder = await another_writer(hub.path, policy.claim_seconds + 2.0)
+    await holder
+    await asyncio.wait({delivering}, timeout=10)
+    await asyncio.sleep(0.5)  # the second worker's rounds once the file is free
+    stop.set()
+    await second
+    assert await portal_received(hub) == 2  # each visit once
+    assert await hub.count(BhxhReceipt) == 2
+    assert delivering.result() == 2
+    assert await hub.count(OutboxEvent, OutboxEvent.status == "delivered") == 2
+
+
+#: Another worker's process: its round claims what is due, then hangs (as a round whose portal
+#: call, or whose recording on a locked file, takes its time).
+HANGING_ROUND = """
+import asyncio, sys
+from vnehr import exchange
+from vnehr.exchange import rounds
+from vnehr.exchange.worker import _claim
+from vnehr.kit.db import Database
+
+async def main() -> None:
+    db = Database.from_urls(f"sqlite+aiosqlite:///{sys.argv[1]}")
+    async with db.session() as session:
+        policy = exchange.Policy(claim_seconds=float(sys.argv[2]))
+        claim = await _claim(session, policy, 50, rounds.folder_of(sys.argv[1]))
+    print("claimed" if claim else "nothing", flush=True)
+    await asyncio.sleep(60)
+
+asyncio.run(main())
+"""
+
+
+async def test_a_running_round_keeps_its_events_past_its_claim_a_killed_one_does_not(
+    hub: Hub,
+) -> None:
+    await hub.submit(1)
+    hub.portal.faults.latency_seconds = 0
+    policy = exchange.Policy(claim_seconds=1.0)
+    other = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", HANGING_ROUND, str(hub.path), str(policy.claim_seconds),
+        stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        assert other.stdout is not None
+        assert (await asyncio.wait_for(other.stdout.readline(), timeout=60)).strip() == b"claimed"
+        await asyncio.sleep(policy.claim_seconds + 0.3)
+        # past its claim's time, its round still runs: the event is its own
+        assert await exchange.deliver_once(hub.db, hub.consumers(), policy) == 0
+        assert await portal_received(hub) == 0
+    finally:
+        other.kill()
+        await other.wait()
+    # killed (no line of it ran after): the event is delivered, and nothing is left behind
+    assert await exchange.deliver_once(hub.db, hub.consumers(), policy) == 1
+    assert await portal_received(hub) == 1
+    assert await hub.count(BhxhReceipt) == 1
+    assert list(hub.path.parent.glob("*-rounds/*")) == []

@@ -126,9 +126,8 @@ def test_a_delivery_claim_must_outlast_a_wait_for_the_sqlite_lock() -> None:
     # a renewal that waits the whole busy timeout must still end before the claim does (D138)
     with pytest.raises(ValidationError, match="VNEHR_OUTBOX_CLAIM_SECONDS must be more than"):
         Settings(db_busy_timeout_seconds=30, outbox_claim_seconds=45)
-    settings = Settings(db_busy_timeout_seconds=4, outbox_claim_seconds=7, outbox_record_tries=5)
-    policy = app.policy(settings)
-    assert (policy.claim_seconds, policy.record_tries) == (7, 5)
+    settings = Settings(db_busy_timeout_seconds=4, outbox_claim_seconds=7)
+    assert app.policy(settings).claim_seconds == 7
     assert (app.policy(Settings()).claim_seconds, Settings().db_busy_timeout_seconds) == (60, 30)
 
 

@@ -9,7 +9,9 @@ never recorded an answer (the process died, or the answer never came back).
 On SQLite a write transaction locks the whole file, so a round there claims its events and
 commits, calls the other systems (``Remote`` consumers: the BHXH portal, the app's push
 service) with no transaction open, and records the answers in a short second transaction
-(D129). On PostgreSQL a round is one transaction; its row locks hold back no other writer.
+(D129); its events are its own for as long as it runs, however long the file stays locked
+(``rounds``, D162). On PostgreSQL a round is one transaction; its row locks hold back no other
+writer.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import sqlite3
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy import and_, exists, func, select, update
@@ -28,7 +31,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from vnehr.exchange import retention
+from vnehr.exchange import retention, rounds
 from vnehr.exchange.bhxh import BhxhClient, DeliveryFailed, PortalAnswer
 from vnehr.exchange.models import BhxhReceipt, DeliveryAttempt
 from vnehr.kit.clock import utcnow
@@ -115,22 +118,22 @@ class Policy:
     prune_batch: int = 1000
     #: SQLite (D129, D138): a round's claim on its events lasts this long from when the write
     #: lock was taken, renewed a third of it after each claim or renewal while the round runs;
-    #: the events of a worker that died are due again when it runs out. Above the busy timeout
-    #: (30 s by default) plus a third of it: a renewal that waits the whole busy timeout for the
-    #: lock still ends before the claim does (the settings check it).
+    #: the events of a worker that died are due again when it runs out (a live round's stay
+    #: its own, D162). Above the busy timeout (30 s by default) plus a third of it: a renewal
+    #: that waits the whole busy timeout for the lock still ends before the claim does (the
+    #: settings check it).
     claim_seconds: float = 60.0
-    #: SQLite: the tries of a round's recording transaction that finds the file locked, while
-    #: the portal's answers are in hand (each try waits up to the busy timeout)
-    record_tries: int = 3
 
     def delay(self, attempts: int, rng: random.Random) -> timedelta:
         base = min(self.backoff_seconds * 2 ** (attempts - 1), self.max_backoff_seconds)
         return timedelta(seconds=base * rng.uniform(0.8, 1.2))
 
 
-async def due_events(session: AsyncSession, now: datetime, limit: int) -> list[OutboxEvent]:
+async def due_events(
+    session: AsyncSession, now: datetime, limit: int, skip: Collection[int] = ()
+) -> list[OutboxEvent]:
     """Pending events whose time has come and that no earlier pending event of the same key
-    holds back; locked for this worker (other workers skip them)."""
+    holds back, but those in ``skip``; locked for this worker (other workers skip them)."""
     earlier = aliased(OutboxEvent)
     blocked = exists().where(
         and_(
@@ -143,6 +146,8 @@ async def due_events(session: AsyncSession, now: datetime, limit: int) -> list[O
         .order_by(OutboxEvent.id)
         .limit(limit)
     )
+    if skip:
+        stmt = stmt.where(OutboxEvent.id.not_in(skip))
     if session.get_bind().dialect.name == "postgresql":
         stmt = stmt.with_for_update(skip_locked=True, of=OutboxEvent)
     return list(await session.scalars(stmt))
@@ -160,10 +165,17 @@ async def deliver_once(
     handled. A consumer that already took an event is not called again for it; the event is
     delivered when all of them took it, and retried (for the others only) otherwise."""
     rng = rng or random.Random()  # noqa: S311  (jitter, not security)
-    async with db.session() as session:
-        if session.get_bind().dialect.name != "sqlite":
-            return await _deliver_in(session, consumers, policy, limit, rng)
-        claim = await _claim(session, policy, limit)
+    claim: _Claim | None = None
+    try:
+        async with db.session() as session:
+            bind = session.get_bind()
+            if bind.dialect.name != "sqlite":
+                return await _deliver_in(session, consumers, policy, limit, rng)
+            claim = await _claim(session, policy, limit, rounds.folder_of(bind.engine.url.database))
+    except BaseException:
+        if claim is not None and claim.mark is not None:
+            claim.mark.drop()  # the claim was not committed
+        raise
     if claim is None:
         return 0
     return await _deliver_apart(db, claim, consumers, policy, rng)
@@ -271,6 +283,9 @@ class _Claim:
     events: list[OutboxEvent]  # as claimed (detached: read them, never write them)
     done: dict[str, set[str]]
     lost: bool = False
+    #: the round's mark (D162): while it is held, no other round takes these events, even
+    #: past ``until``; None for a database in memory (and for tests' rounds that "die")
+    mark: rounds.RoundMark | None = None
 
 
 #: (when the attempt started, what came of it: the answer's ``Call`` and answer, the detail
@@ -279,11 +294,16 @@ _Result = tuple[Call[Any], Any] | dict[str, Any] | DeliveryFailed | None
 _Outcome = tuple[datetime, _Result]
 
 
-async def _claim(session: AsyncSession, policy: Policy, limit: int) -> _Claim | None:
-    """Claim what is due (SQLite); committed by the caller before anything is sent."""
+async def _claim(
+    session: AsyncSession, policy: Policy, limit: int, marks: Path | None = None
+) -> _Claim | None:
+    """Claim what is due (SQLite); committed by the caller before anything is sent. With
+    ``marks`` (where rounds leave them), the events of rounds still running are skipped even
+    past their claim's time, and the claim leaves a mark of its own (the caller drops it if the
+    claim is not committed)."""
     await session.connection()  # BEGIN IMMEDIATE: may wait up to the busy timeout for the lock
     now = utcnow()  # the claim lasts from when the lock is held, not from before the wait
-    events = await due_events(session, now, limit)
+    events = await due_events(session, now, limit, skip=rounds.held(marks))
     if not events:
         return None
     until = now + timedelta(seconds=policy.claim_seconds)
@@ -291,7 +311,10 @@ async def _claim(session: AsyncSession, policy: Policy, limit: int) -> _Claim | 
         event.next_attempt_at = until
     done = await _delivered_to(session, [event.event_id for event in events])
     await session.flush()
-    return _Claim(until, events, done)
+    claim = _Claim(until, events, done)
+    if marks is not None:  # last: nothing can fail between it and the caller's commit but that
+        claim.mark = rounds.RoundMark.take(marks, [event.id for event in events])
+    return claim
 
 
 def _ours(claim: _Claim) -> Any:
@@ -339,7 +362,7 @@ async def _renew(
             except Exception as exc:  # noqa: BLE001 - kept as it is; the calls stop before it ends
                 log.warning("delivery_claim_not_renewed", error=type(exc).__name__)
                 if _left(claim) <= timedelta(0):
-                    claim.lost = True  # run out: another worker may have it now
+                    claim.lost = True  # run out: another worker may have it now (unmarked)
                     return
                 pause = min(period, _left(claim))  # then try again
                 continue
@@ -362,7 +385,18 @@ async def _deliver_apart(
 ) -> int:
     """A SQLite round after its claim: the remote consumers' calls with no transaction open,
     then one short transaction recording every attempt, the other consumers' work and the
-    deferred consumers' writes (D121: once a round, right before the commit)."""
+    deferred consumers' writes (D121: once a round, right before the commit). Its mark is
+    dropped last, once nothing more of the round will be written."""
+    try:
+        return await _deliver_claimed(db, claim, consumers, policy, rng)
+    finally:
+        if claim.mark is not None:
+            claim.mark.drop()
+
+
+async def _deliver_claimed(
+    db: Database, claim: _Claim, consumers: Consumers, policy: Policy, rng: random.Random
+) -> int:
     outcomes: dict[tuple[int, str], _Outcome] = {}
     # the renewal, the reads and the recording take turns: the recording reads the claim's
     # ``until`` that the renewal sets (and tests have one connection)
@@ -377,7 +411,7 @@ async def _deliver_apart(
                         break  # (a renewal waiting for the lock): the claim may run out mid-call
                     if isinstance(handler, Remote) and name not in claim.done[event.event_id]:
                         outcomes[(event.id, name)] = await _call(db, event, handler, turn)
-            # renewed meanwhile: tries that find the file locked do not cost the claim
+            # renewed meanwhile, and marked: tries that find the file locked do not cost the claim
             return await _record_retrying(db, claim, outcomes, consumers, policy, rng, turn)
         finally:
             stop.set()
@@ -416,20 +450,26 @@ async def _record_retrying(
     rng: random.Random,
     turn: asyncio.Lock,
 ) -> int:
-    """The recording transaction, tried again while the file is locked past the busy timeout
-    (another writer): the answers are only in memory, and a round that gives up has its files
-    sent again. Safe to repeat: a failed try wrote nothing, and each try writes only events
-    whose claim is still this round's."""
+    """The recording transaction, tried again for as long as the file is locked past the busy
+    timeout (another writer): the answers are only in memory, and a round that gave up would
+    have its files sent again. The round's mark keeps its events from other rounds meanwhile,
+    however long that takes (D162); between tries the turn is let go, so that the claim's
+    renewal can run. Safe to repeat: a failed try wrote nothing, and each try writes only
+    events whose claim is still this round's."""
     tried = 1
     while True:
         try:
             async with turn, db.session() as session:
                 return await _record(session, claim, outcomes, consumers, policy, rng)
         except OperationalError as exc:
-            if tried >= policy.record_tries or not _locked(exc):
+            if not _locked(exc):
                 raise
         log.warning("delivery_record_retried", tried=tried, answers=len(outcomes))
         tried += 1
+        await asyncio.sleep(_RECORD_PAUSE)  # (a lock refused at once is not tried in a loop)
+
+
+_RECORD_PAUSE = 0.1  # seconds between tries to record; each try waits up to the busy timeout
 
 
 def _locked(exc: OperationalError) -> bool:

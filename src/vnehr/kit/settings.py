@@ -177,13 +177,6 @@ class Settings(BaseSettings):
         "while it runs); a stopped worker's events are delivered again after it. More than "
         "VNEHR_DB_BUSY_TIMEOUT_SECONDS by a third.",
     )
-    outbox_record_tries: int = Field(
-        default=3,
-        ge=1,
-        le=20,
-        description="SQLite: tries of a round's recording transaction that finds the file "
-        "locked, while the portal's answers are in hand.",
-    )
     bhxh_url: str | None = Field(
         default=None,
         description="BHXH appraisal portal base URL; default: the built-in simulator.",
