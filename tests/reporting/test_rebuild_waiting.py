@@ -8,21 +8,25 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 from typer.testing import CliRunner
 
 from tests.conftest import new_database_on
 from tests.exchange.test_retention import Message
+from tests.exchange.test_round_sqlite_lock import PASSWORD, USER, connected_facility
 from tests.reporting.test_report import this_half
 from tests.reporting.test_round_locks import waiting_on_a_lock
+from tests.submissions.test_intake import send, visit
 from vnehr import exchange, reporting
-from vnehr.app import exchange_handlers
+from vnehr.app import create_app, exchange_handlers
 from vnehr.cli import app
 from vnehr.exchange import nats_bus
 from vnehr.kit.db import Database
@@ -30,6 +34,9 @@ from vnehr.kit.outbox import OutboxEvent
 from vnehr.kit.settings import Settings, get_settings
 from vnehr.reporting import rollup
 from vnehr.reporting.metrics import Count
+from vnehr.sim.bhxh import Account, BhxhConfig
+from vnehr.sim.bhxh import create_app as create_portal
+from vnehr.submissions import synth
 
 runner = CliRunner()
 STORES = ["sqlite", "postgresql"]
@@ -225,7 +232,8 @@ async def test_a_rebuild_while_a_round_calls_the_portal_counts_each_event_once(
 ) -> None:
     """The round has taken the report's events and waits for the portal: on SQLite its claim
     is committed and its counts come in its second transaction, after the rebuild; on
-    PostgreSQL the rebuild waits for the round."""
+    PostgreSQL the rebuild goes first (the round holds nothing of the counters yet) and the
+    round's last step finds the events it marked."""
     db = Database.from_urls(demo_url)
     portal = Portal()
     try:
@@ -240,10 +248,7 @@ async def test_a_rebuild_while_a_round_calls_the_portal_counts_each_event_once(
                     return await reporting.rebuild(session)
 
             rebuilding = asyncio.create_task(rebuild())
-            for _ in range(40):  # through (SQLite), or waiting for the round (PostgreSQL)
-                if rebuilding.done() or await waiting_on_a_lock(db):
-                    break
-                await asyncio.sleep(0.05)
+            await until_waiting_or_done(db, rebuilding)
             portal.answer.set()
             handled, _ = await asyncio.wait_for(asyncio.gather(delivering, rebuilding), 60)
             assert handled == 13
@@ -315,3 +320,201 @@ async def test_messages_on_the_stream_at_a_rebuild_count_nothing_twice(demo_url:
         assert kept == counted
     finally:
         await db.dispose()
+
+
+class SlowPortal(httpx.ASGITransport):
+    """The BHXH portal simulator, telling when the round's second file went out and when its
+    answer came back."""
+
+    def __init__(self, config: BhxhConfig) -> None:
+        from fastapi import FastAPI
+
+        outer = FastAPI()
+        outer.mount("/sim/bhxh", create_portal(config))
+        super().__init__(app=outer)
+        self.files = 0
+        self.second_sent = asyncio.Event()
+        self.second_answered = asyncio.Event()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        second = False
+        if "guiHoSo" in request.url.path:
+            self.files += 1
+            second = self.files == 2
+            if second:
+                self.second_sent.set()
+        response = await super().handle_async_request(request)
+        if second:
+            self.second_answered.set()
+        return response
+
+
+@dataclass
+class Hub:
+    """The service on the demo's database: its API in-process, a connected facility's system
+    and token, and the worker's consumers as the service wires them, against the portal
+    simulator (the inbox left out: it is not what is counted)."""
+
+    db: Database
+    http: httpx.AsyncClient
+    portal: BhxhConfig
+    transport: SlowPortal
+    consumers: exchange.Consumers
+    code: str
+    headers: dict[str, str]
+
+    async def submit(self, seed: int) -> httpx.Response:
+        return await send(
+            self.http, self.headers, synth.envelope([visit(self.code, seed)], self.code)
+        )
+
+
+@asynccontextmanager
+async def hub_on(url: str) -> AsyncIterator[Hub]:
+    db = Database.from_urls(url)
+    portal = BhxhConfig(accounts={USER: Account(PASSWORD, ())})
+    transport = SlowPortal(portal)
+    settings = Settings(
+        bhxh_url="http://portal/sim/bhxh", bhxh_username=USER, bhxh_password=PASSWORD
+    )
+    service = create_app(settings, database=db)
+    try:
+        async with (
+            httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=service, raise_app_exceptions=False),
+                base_url="https://testserver",
+            ) as http,
+            httpx.AsyncClient(transport=transport) as to_portal,
+        ):
+            code, headers = await connected_facility(db, http, settings)
+            consumers = {
+                topic: {name: named[name] for name in named if name in ("bhxh", "report")}
+                for topic, named in exchange_handlers(settings, to_portal).items()
+            }
+            yield Hub(db, http, portal, transport, consumers, code, headers)
+    finally:
+        queue = getattr(service.state, "intake_queue", None)
+        if queue is not None:
+            await queue.close()
+        await service.state.http.aclose()
+        await db.dispose()
+
+
+async def rebuilt_and_right(db: Database) -> None:
+    """The counters equal a recount, and nothing waits that would change them."""
+    kept, counted = await rollups_and_recount(db)
+    assert kept["totals"]["sent"] == counted["totals"]["sent"] > 0
+    assert kept == counted
+    async with db.read_session() as session:
+        assert await reporting.checked(session, this_half(), "01") == reporting.Checked([], 0)
+
+
+async def rebuild_on(db: Database, tries: rollup.LockTries | None = None) -> int:
+    async with db.session() as session:
+        return await reporting.rebuild(session, tries)
+
+
+async def until_waiting_or_done(db: Database, task: asyncio.Task[Any]) -> None:
+    for _ in range(40):
+        if task.done() or await waiting_on_a_lock(db):
+            return
+        await asyncio.sleep(0.05)
+
+
+@pytest.mark.parametrize("demo_url", ["postgresql"], indirect=True)
+async def test_a_rebuild_while_a_round_waits_for_the_portal_does_not_hold_up_the_intake(
+    demo_url: str,
+) -> None:
+    """The worker's round has counted the demo's first visit and sends the next one to a slow
+    BHXH portal; an operator runs `vnehr report rebuild`, and a facility sends a file. The
+    file is stored before the portal answers (the rebuild did not queue the intake's counters
+    behind the round), and each event is counted once."""
+    latency = 5.0
+    async with hub_on(demo_url) as hub:
+        hub.portal.faults.latency_seconds = latency
+        delivering = asyncio.create_task(deliver_all(hub.db, hub.consumers))
+        await asyncio.wait_for(hub.transport.second_sent.wait(), timeout=latency * 3)
+        rebuilding = asyncio.create_task(rebuild_on(hub.db))
+        await until_waiting_or_done(hub.db, rebuilding)
+        sending = asyncio.create_task(hub.submit(7))
+        await asyncio.wait({sending}, timeout=latency * 2)
+        stored_while_waiting = sending.done() and not hub.transport.second_answered.is_set()
+        hub.portal.faults.latency_seconds = 0
+        answer = await asyncio.wait_for(sending, latency * 4)
+        assert answer.status_code == 201, answer.text
+        assert stored_while_waiting, "the submission waited for the portal's answer"
+        await asyncio.wait_for(asyncio.gather(delivering, rebuilding), latency * 6)
+        assert await deliver_all(hub.db, hub.consumers) == 0
+        await rebuilt_and_right(hub.db)
+
+
+@pytest.mark.parametrize("demo_url", ["postgresql"], indirect=True)
+async def test_a_rebuild_behind_a_slow_writer_lets_the_intake_through_and_tries_again(
+    demo_url: str,
+) -> None:
+    """A writer of the counters is slow to commit (a large import batch, a commit waiting for
+    a synchronous replica). The rebuild, waiting for it, lets a facility's file through
+    meanwhile, and rebuilds once the writer has committed."""
+    async with hub_on(demo_url) as hub:
+        committing = asyncio.Event()
+        locked = asyncio.Event()
+
+        async def slow_writer() -> None:
+            async with hub.db.session() as session:
+                await reporting.intake_counter()(session, [], [])
+                await session.execute(text("LOCK TABLE report_count IN ROW EXCLUSIVE MODE"))
+                locked.set()
+                await committing.wait()
+
+        writer = asyncio.create_task(slow_writer())
+        await locked.wait()
+        tries = rollup.LockTries(wait_seconds=0.3, tries=100, pause_seconds=0.3)
+        rebuilding = asyncio.create_task(rebuild_on(hub.db, tries))
+        await until_waiting_or_done(hub.db, rebuilding)
+        assert not rebuilding.done()
+        sending = asyncio.create_task(hub.submit(7))
+        await asyncio.wait({sending}, timeout=10)
+        through_meanwhile = sending.done()
+        committing.set()
+        await writer
+        answer = await asyncio.wait_for(sending, 30)
+        assert answer.status_code == 201, answer.text
+        assert through_meanwhile, "the file waited behind the rebuild for the slow writer"
+        assert await asyncio.wait_for(rebuilding, 30) > 0
+        assert await deliver_all(hub.db, hub.consumers) > 0
+        await rebuilt_and_right(hub.db)
+
+
+@pytest.mark.parametrize("demo_url", ["postgresql"], indirect=True)
+async def test_a_rebuild_that_never_gets_the_counters_says_so_and_changes_nothing(
+    demo_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two operators run `vnehr report rebuild` at once: the second one's tries end while the
+    first still holds the counters; it exits 1 with REP-0007 in both languages."""
+    db = Database.from_urls(demo_url)
+    try:
+        first_done = asyncio.Event()
+        holding = asyncio.Event()
+
+        async def first() -> int:
+            async with db.session() as session:
+                counters = await reporting.rebuild(session)
+                holding.set()
+                await first_done.wait()
+                return counters
+
+        running = asyncio.create_task(first())
+        await holding.wait()
+        quick = rollup.LockTries(wait_seconds=0.2, tries=3, pause_seconds=0.2)
+        monkeypatch.setattr(rollup, "REBUILD_LOCK", quick)
+        second = await asyncio.to_thread(runner.invoke, app, ["report", "rebuild"])
+        first_done.set()
+        assert await running > 0
+    finally:
+        await db.dispose()
+    assert second.exit_code == 1, second.output
+    assert "REP-0007" in second.output
+    assert "chạy lại vnehr report rebuild" in second.output
+    assert "Run vnehr report rebuild again" in second.output
+    assert "3 times in 1 s" in second.output
+    assert (await asyncio.to_thread(check)).exit_code == 0

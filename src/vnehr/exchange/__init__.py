@@ -19,7 +19,7 @@ from vnehr.exchange.notifications import (
     visit_notifier,
 )
 from vnehr.exchange.retention import MIN_KEEP_DAYS, Pruned, prune
-from vnehr.exchange.taken import mark_taken, not_taken, taken_by
+from vnehr.exchange.taken import mark_taken, marked, not_taken, restate
 from vnehr.exchange.worker import (
     Call,
     Consumers,
@@ -65,12 +65,13 @@ __all__ = [
     "mark_all_read",
     "mark_read",
     "mark_taken",
+    "marked",
     "not_taken",
     "prune",
     "replay",
+    "restate",
     "router",
     "run",
-    "taken_by",
     "texts_of",
     "visit_notifier",
 ]

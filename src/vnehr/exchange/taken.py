@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Collection
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, exists, insert, literal, select
+from sqlalchemy import ColumnElement, and_, exists, insert, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vnehr.exchange.models import DeliveryAttempt
@@ -32,18 +32,39 @@ def _not_taken(target: str, topics: Collection[str]) -> ColumnElement[bool]:
     )
 
 
-async def taken_by(session: AsyncSession, event_id: str, target: str) -> bool:
-    """Whether consumer ``target`` has taken the event (a delivered attempt, or a mark)."""
-    found = await session.scalar(
-        select(DeliveryAttempt.id)
+async def marked(
+    session: AsyncSession, target: str, event_ids: Collection[str], detail: dict[str, Any]
+) -> set[str]:
+    """Of these events, those that a mark with ``detail`` (``mark_taken``) says consumer
+    ``target`` has taken: another transaction's, committed (the caller's own attempts do not
+    say ``detail``)."""
+    if not event_ids:
+        return set()
+    found = await session.scalars(
+        select(DeliveryAttempt.event_id).where(
+            DeliveryAttempt.event_id.in_(sorted(set(event_ids))),
+            DeliveryAttempt.target == target,
+            DeliveryAttempt.outcome == "delivered",
+            DeliveryAttempt.detail["note"].as_string() == str(detail["note"]),
+        )
+    )
+    return set(found)
+
+
+async def restate(
+    session: AsyncSession, target: str, event_ids: Collection[str], detail: dict[str, Any]
+) -> None:
+    """The delivered attempts of ``target`` for these events (a mark's, and the caller's own
+    written in its transaction) say ``detail``: what the caller took from them is nothing."""
+    await session.execute(
+        update(DeliveryAttempt)
         .where(
-            DeliveryAttempt.event_id == event_id,
+            DeliveryAttempt.event_id.in_(sorted(set(event_ids))),
             DeliveryAttempt.target == target,
             DeliveryAttempt.outcome == "delivered",
         )
-        .limit(1)
+        .values(detail=dict(detail))
     )
-    return found is not None
 
 
 async def not_taken(

@@ -33,3 +33,11 @@ class UnknownPopulationWard(VnehrError):
 class BadPopulationDate(VnehrError):
     status_code = 422
     code = "REP-0006"
+
+
+class RebuildBusy(VnehrError):
+    """PostgreSQL: the report's counters stayed locked by other writers (another rebuild,
+    most likely) through every try of ``vnehr report rebuild``; nothing was changed (D163)."""
+
+    status_code = 409
+    code = "REP-0007"

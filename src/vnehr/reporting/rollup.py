@@ -4,18 +4,21 @@ the delivery in the same transaction), and the recount from the stored rows that
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import BigInteger, ColumnElement, and_, cast, delete, func, or_, select, text
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vnehr import exchange, facilities, identity, papers, records, submissions
 from vnehr.kit.db import insert_for
 from vnehr.kit.outbox import OutboxEvent
-from vnehr.reporting import metrics
+from vnehr.reporting import errors, metrics
 from vnehr.reporting.metrics import Count, Period, Where
 from vnehr.reporting.models import ReportCount
 
@@ -30,9 +33,32 @@ CONSUMER = "report"
 TOPICS = ("visit.accepted", "visit.rejected", "paper.issued", "account.changed")
 _REBUILT = {"note": "counted by a report rebuild"}
 #: PostgreSQL: what every writer of the counters holds until its commit (an INSERT takes it
-#: too); a rebuild holds EXCLUSIVE, which waits for them and makes them wait (D141)
+#: too); a rebuild holds EXCLUSIVE, which waits for them and makes them wait (D141). A round
+#: takes it in its last step, after its portal calls, right before its commit (D163).
 _WRITING = text("LOCK TABLE report_count IN ROW EXCLUSIVE MODE")
 _REBUILDING = text("LOCK TABLE report_count IN EXCLUSIVE MODE")
+#: PostgreSQL's "lock_not_available": a lock not granted within ``lock_timeout``
+_LOCK_NOT_AVAILABLE = "55P03"
+
+
+@dataclass(frozen=True, slots=True)
+class LockTries:
+    """PostgreSQL: how a rebuild asks for the counters' lock (D163). While it waits, every
+    writer of the counters that comes after it (intake batches, rounds) queues behind it: it
+    waits ``wait_seconds`` at most, then lets them through and tries again ``pause_seconds``
+    later, ``tries`` times in all, before it gives up (REP-0007, nothing changed)."""
+
+    wait_seconds: float = 0.5
+    tries: int = 20
+    pause_seconds: float = 1.0
+
+    @property
+    def total_seconds(self) -> float:
+        return self.tries * self.wait_seconds + (self.tries - 1) * self.pause_seconds
+
+
+#: what ``vnehr report rebuild`` uses
+REBUILD_LOCK = LockTries()
 
 
 #: Counters of one statement: SQLite takes 8 parameters a counter (far below its 32,766);
@@ -162,9 +188,42 @@ def intake_counter(places: Places | None = None) -> submissions.BatchCounter:
     return count
 
 
-async def _add_taken(session: AsyncSession, taken: list[list[Count]]) -> int:
-    """What a delivery round's report consumers took, added in one statement (D121)."""
-    return await add(session, [one for counts in taken for one in counts])
+@dataclass(frozen=True, slots=True)
+class _Took:
+    """What the report's consumer took from an event, to add when its round settles: the
+    event, its attempt's detail (the attempt holds this same dict) and the counts."""
+
+    event_id: str
+    detail: dict[str, Any] | None
+    counts: list[Count]
+
+
+async def _add_taken(session: AsyncSession, taken: list[_Took]) -> int:
+    """What a delivery round's report consumers took, added in one statement (D121), in the
+    round's last step: the portal's calls are over and the commit follows. Here, and only
+    here, the counters' lock (PostgreSQL) and whether a rebuild has counted any of these
+    events since the round read who had taken them (D141, D163): the lock waits for a rebuild
+    under way, and a later rebuild waits for this commit, so the rebuild's snapshot has either
+    these attempts and counts, or not, and then it marked the events and this reads the marks
+    (READ COMMITTED: a statement after the lock sees its commit). An event so marked adds
+    nothing, and its attempt says so. On SQLite the transaction holds the file's write lock,
+    and so does a rebuild."""
+    counting = [took for took in taken if took.counts]
+    if not counting:
+        return 0
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(_WRITING)
+    rebuilt = await exchange.marked(session, CONSUMER, [t.event_id for t in counting], _REBUILT)
+    if rebuilt:
+        for took in counting:
+            if took.event_id in rebuilt and took.detail is not None:
+                # (an attempt not written yet, JetStream's, takes this dict as it is now)
+                took.detail.clear()
+                took.detail.update(_REBUILT)
+        await exchange.restate(session, CONSUMER, rebuilt, _REBUILT)  # (those written: a round's)
+    return await add(
+        session, [one for took in counting if took.event_id not in rebuilt for one in took.counts]
+    )
 
 
 def _counters(places: Places) -> dict[str, _Counter]:
@@ -224,34 +283,21 @@ def _counters(places: Places) -> dict[str, _Counter]:
     return dict(zip(TOPICS, (visit, rejected, paper, account), strict=True))
 
 
-async def _counted_by_rebuild(session: AsyncSession, event: OutboxEvent) -> bool:
-    """Right before an event's counts are taken: whether a rebuild counted it after the round
-    read who had taken it (D141). On PostgreSQL the counters' ROW EXCLUSIVE lock first, held
-    until the commit as the add would hold it: this waits for a rebuild under way, and a later
-    rebuild waits for this transaction, so the rebuild's snapshot has either this event's
-    attempt and counts, or not, and then the rebuild marked it and this reads the mark. On
-    SQLite the transaction holds the file's write lock, and so does a rebuild."""
-    if session.get_bind().dialect.name == "postgresql":
-        await session.execute(_WRITING)
-    # (a mark is another transaction's: the round's own rows stay unflushed, written together
-    # at its end, not one event at a time)
-    with session.no_autoflush:
-        return await exchange.taken_by(session, event.event_id, CONSUMER)
-
-
-def consumers(places: Places | None = None) -> dict[str, exchange.Deferred[list[Count]]]:
+def consumers(places: Places | None = None) -> dict[str, exchange.Deferred[_Took]]:
     """The report's consumer of each topic. Each says what to count; the worker adds what a
     round took in one statement at the end of the round (``exchange.Deferred``, D121), in the
     transaction that records the attempts: no counter is locked while the round calls the
-    BHXH portal, nor in another order than the intake's. An event a rebuild counted since the
-    round began counts nothing (D141)."""
+    BHXH portal (not even the table, D163), nor in another order than the intake's. An event a
+    rebuild counted since the round began counts nothing (D141)."""
 
-    def taking(count: _Counter) -> _Counter:
-        async def take(session: AsyncSession, event: OutboxEvent) -> _Taken:
+    def taking(
+        count: _Counter,
+    ) -> Callable[[AsyncSession, OutboxEvent], Awaitable[tuple[dict[str, Any] | None, _Took]]]:
+        async def take(
+            session: AsyncSession, event: OutboxEvent
+        ) -> tuple[dict[str, Any] | None, _Took]:
             detail, counts = await count(session, event)
-            if counts and await _counted_by_rebuild(session, event):
-                return _REBUILT, []
-            return detail, counts
+            return detail, _Took(event.event_id, detail, counts)
 
         return take
 
@@ -456,15 +502,49 @@ async def recount(
     return {k: v for k, v in found.items() if v and (not province or k[1] == province)}
 
 
-async def rebuild(session: AsyncSession) -> int:
+def _lock_not_granted(exc: BaseException) -> bool:
+    found: BaseException | None = exc
+    for _ in range(6):  # the driver's error, wrapped by SQLAlchemy's adapter and by SQLAlchemy
+        if found is None:
+            return False
+        if _LOCK_NOT_AVAILABLE in (getattr(found, name, None) for name in ("sqlstate", "pgcode")):
+            return True
+        found = getattr(found, "orig", None) or found.__cause__
+    return False
+
+
+async def _lock_for_rebuild(session: AsyncSession, tries: LockTries) -> None:
+    """PostgreSQL: the counters' EXCLUSIVE lock, asked for as ``tries`` says (D163). Each try
+    is a savepoint rolled back when the lock is not granted in time; neither it nor the lock
+    statement takes the transaction's snapshot, which the first query after it does."""
+    wait_ms = max(1, round(tries.wait_seconds * 1000))
+    for tried in range(1, tries.tries + 1):
+        try:
+            async with session.begin_nested():
+                await session.execute(text(f"SET LOCAL lock_timeout = {wait_ms}"))
+                await session.execute(_REBUILDING)
+                # the rest waits for no lock a writer holds long; it must not fail half-way
+                await session.execute(text("SET LOCAL lock_timeout = DEFAULT"))
+            return
+        except DBAPIError as exc:
+            if not _lock_not_granted(exc):
+                raise
+        if tried < tries.tries:
+            await asyncio.sleep(tries.pause_seconds)
+    raise errors.RebuildBusy(tries=tries.tries, seconds=round(tries.total_seconds))
+
+
+async def rebuild(session: AsyncSession, tries: LockTries | None = None) -> int:
     """Replace every rollup with a recount of everything stored, and mark every event that the
     report's consumer has not taken yet as taken: the recount has it (D141). First in its
     transaction: on PostgreSQL the counters are locked against every other writer (intake
     batches, rounds, JetStream consumers) before the one snapshot that the marks and the
-    recount read, until the commit."""
+    recount read, until the commit; the lock is asked for briefly, a few times (``tries``,
+    by default ``REBUILD_LOCK``), so that the writers never queue behind the rebuild for long,
+    and ``RebuildBusy`` says when it was never granted (D163)."""
     await one_snapshot(session)
     if session.get_bind().dialect.name == "postgresql":
-        await session.execute(_REBUILDING)
+        await _lock_for_rebuild(session, tries or REBUILD_LOCK)
     await exchange.mark_taken(session, CONSUMER, TOPICS, _REBUILT)
     await session.execute(delete(ReportCount))
     counted = await recount(session, None, None)
