@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 .PHONY: run test lint format bench system clean help
 
 help:
-	@echo "make run    - install and serve on http://127.0.0.1:8000 (SQLite, no other service)"
+	@echo "make run    - install and serve on http://localhost:8000 (SQLite, no other service)"
 	@echo "make test   - install what the tests need and run the whole suite (SQLite + PostgreSQL + NATS)"
 	@echo "make lint   - ruff, mypy, import-linter"
 	@echo "make bench  - benchmarks, figures go to docs/benchmarks.md"

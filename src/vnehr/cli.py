@@ -15,15 +15,19 @@ from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
-from vnehr import __version__, catalogs, identity, papers
-from vnehr.kit.db import Database
+from vnehr import __version__
 from vnehr.kit.errors import OptionOutOfRange, SchemaOfLaterRelease, VnehrError
 from vnehr.kit.logging import configure_logging
-from vnehr.kit.settings import Settings, get_settings
+from vnehr.kit.settings import Settings, get_settings, refusal
+
+if TYPE_CHECKING:
+    # (imported where used: each process of `serve --workers` imports this module before it
+    # can answer its supervisor's health check, so it imports only what every command needs)
+    from vnehr.kit.db import Database
 
 T = TypeVar("T")
 
@@ -62,8 +66,8 @@ def _log_to_stderr() -> None:
 def _settings() -> Settings:
     try:
         return get_settings()
-    except ValueError as exc:  # refused secrets and malformed values
-        typer.echo(f"configuration error: {exc}", err=True)
+    except ValueError as exc:  # refused secrets and malformed values: named, never shown
+        typer.echo(f"configuration error: {refusal(exc)}", err=True)
         raise typer.Exit(2) from exc
 
 
@@ -126,6 +130,8 @@ def _run(
     recounts what the later release owns does not): otherwise one line saying which command
     to run, exit 2, before anything fails on a missing table. A coded error exits 1; an
     unreachable database, or a URL naming a driver vnehr does not use, exits 2."""
+    from vnehr.kit.db import Database
+
     settings = _settings()
     _require_driver(settings)
     missing = _missing_sqlite_file(settings.database_url)
@@ -220,6 +226,9 @@ def serve(
         workers=workers,
         log_config=None,
         proxy_headers=True,
+        # a worker answers its supervisor only once it has imported vnehr; within uvicorn's
+        # default 5 s, a loaded host had its workers killed and restarted in a loop
+        timeout_worker_healthcheck=settings.workers_healthcheck_seconds,
     )
 
 
@@ -237,6 +246,7 @@ def worker() -> None:
     from vnehr import audit, exchange
     from vnehr.app import audit_key, exchange_handlers, policy
     from vnehr.exchange import nats_bus
+    from vnehr.kit.db import Database
 
     async def main() -> None:
         db = Database.from_urls(
@@ -549,6 +559,7 @@ def catalog_load(
     missing_only: Annotated[bool, typer.Option(help="Skip lists already loaded")] = False,
 ) -> None:
     """Load (or replace) the packaged lists in one transaction."""
+    from vnehr import catalogs
 
     async def work(db: Database) -> dict[str, int]:
         async with db.session() as session:
@@ -566,6 +577,7 @@ def catalog_load(
 @catalog_app.command("list")
 def catalog_list() -> None:
     """List the loaded code lists."""
+    from vnehr import catalogs
 
     async def work(db: Database) -> list[catalogs.Catalog]:
         async with db.read_session() as session:
@@ -587,6 +599,7 @@ def catalog_show(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
 ) -> None:
     """Show one code (with hierarchy and successors) or the entries of a list."""
+    from vnehr import catalogs
 
     async def one(db: Database) -> catalogs.EntryDetail:
         async with db.read_session() as session:
@@ -634,7 +647,7 @@ def grant(
     """Give a person a role from the operator's console (e.g. the first department admin;
     without --province, the national one). The role's scope must exist: a province or ward
     in force, a registered facility."""
-    from vnehr import facilities
+    from vnehr import facilities, identity
 
     async def work(db: Database) -> int:
         async with db.session() as session:
@@ -668,8 +681,8 @@ def _max_bytes() -> int:
         value = int(raw)
     except ValueError:
         value = 0
-    if value <= 0:
-        typer.echo(f"configuration error: VNEHR_MAX_BODY_BYTES={raw!r} is not a size", err=True)
+    if value <= 0:  # (its value is not repeated, as no refused setting's is)
+        typer.echo("configuration error: VNEHR_MAX_BODY_BYTES is not a size in bytes", err=True)
         raise typer.Exit(2)
     return value
 
@@ -822,7 +835,7 @@ def import_files(
     theirs was rejected (checked again). On PostgreSQL new visits are written with COPY. Lists
     each file refused and each visit rejected; exits 0 when every visit was accepted, 1 when a
     visit was rejected, 2 when a file was refused."""
-    from vnehr import reporting, submissions
+    from vnehr import papers, reporting, submissions
 
     if not directory.is_dir():
         typer.echo(f"{_shown(directory)} is not a folder", err=True)
@@ -864,7 +877,7 @@ def demo_load(
 ) -> None:
     """Load the demo data (catalogues with demo Vietnamese ICD-10 titles)."""
 
-    from vnehr import demo  # only here: it brings the synthetic data generator
+    from vnehr import demo, papers  # only here: demo brings the synthetic data generator
 
     async def work(db: Database) -> dict[str, int] | None:
         async with db.session() as session:

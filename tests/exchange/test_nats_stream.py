@@ -8,9 +8,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import random
 import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -28,6 +30,7 @@ from vnehr import exchange
 from vnehr.app import exchange_handlers
 from vnehr.exchange import nats_bus
 from vnehr.kit.db import Database
+from vnehr.kit.migrate import upgrade
 from vnehr.kit.outbox import OutboxEvent, new_event
 from vnehr.kit.settings import Settings
 
@@ -301,6 +304,68 @@ async def test_the_relay_says_once_that_the_stream_is_full_and_the_events_wait(
         session.add(new_event(TOPIC, "01001/K9", {}))
     assert await nats_bus.relay_once(db, js) == 0
     assert [e["event"] for e in lines.entries][-1] == "stream_full"
+
+
+async def test_an_idle_worker_logs_nothing_while_there_is_nothing_to_fetch(
+    js: JetStreamContext, tmp_path: Path, nats_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fetch that finds nothing ends in the built-in TimeoutError (nats-py raises asyncio's,
+    which is it, as well as its own): an idle worker logged ``fetch_failed`` at error level,
+    with a traceback, every second for each consumer."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'idle.db'}"  # (the worker's tasks share it)
+    await upgrade(url)
+    db = Database.from_urls(url)
+    lines = LogCapture()
+    monkeypatch.setattr(nats_bus, "log", structlog.wrap_logger(None, processors=[lines]))
+    stop = asyncio.Event()
+    consumers: exchange.Consumers = {TOPIC: dict.fromkeys(CONSUMERS, _ignore)}
+    worker = asyncio.create_task(
+        nats_bus.run(db, nats_url, consumers, exchange.Policy(keep_days=30), stop=stop)
+    )
+    try:
+        await asyncio.sleep(2.5)  # each consumer's fetch waits 1 s for messages, twice
+    finally:
+        stop.set()
+        await worker
+        await db.dispose()
+    assert [e["event"] for e in lines.entries if e["log_level"] in ("error", "critical")] == []
+    assert not [e for e in lines.entries if e.get("exc_info")]
+
+
+class IdleSubscription:
+    """Stands in for nats-py's pull subscription with nothing to deliver, when the server's
+    "request timeout" (408) for the fetch arrives just before the client's own timer fires (a
+    busy host): nats-py then raises asyncio's TimeoutError, the built-in one, not its own."""
+
+    def __init__(self) -> None:
+        self.fetches = 0
+        self.fetched_five = asyncio.Event()
+
+    async def fetch(self, batch: int, timeout: float) -> list[Any]:  # noqa: ASYNC109 (nats-py's)
+        self.fetches += 1
+        if self.fetches == 5:
+            self.fetched_five.set()
+        await asyncio.sleep(0.01)
+        raise TimeoutError  # (asyncio.TimeoutError is it)
+
+
+async def test_a_fetch_that_ends_in_the_builtin_timeout_is_nothing_to_fetch(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    lines = LogCapture()
+    monkeypatch.setattr(nats_bus, "log", structlog.wrap_logger(None, processors=[lines]))
+    db = Database.from_urls("sqlite+aiosqlite://")  # (never used: nothing arrives)
+    subscription, stop = IdleSubscription(), asyncio.Event()
+    run = nats_bus._consume(
+        db, subscription, "bhxh", _ignore, exchange.Policy(), random.Random(1), stop
+    )
+    consumer = asyncio.create_task(run)
+    # before: each fetch logged fetch_failed with a traceback, then waited a second
+    await asyncio.wait_for(subscription.fetched_five.wait(), timeout=30)
+    stop.set()
+    await asyncio.wait_for(consumer, timeout=5)
+    await db.dispose()
+    assert lines.entries == []
 
 
 async def test_a_consumer_nobody_runs_any_more_is_named_when_it_holds_messages(

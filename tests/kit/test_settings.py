@@ -11,7 +11,7 @@ from sqlalchemy.exc import OperationalError
 
 from vnehr import app
 from vnehr.kit.db import Database
-from vnehr.kit.settings import DEVELOPMENT_SECRET, Settings
+from vnehr.kit.settings import DEVELOPMENT_BHXH_PASSWORD, DEVELOPMENT_SECRET, Settings
 
 
 def test_development_runs_with_the_default_secret() -> None:
@@ -38,6 +38,8 @@ def test_settings_come_from_vnehr_environment_variables(monkeypatch: pytest.Monk
     monkeypatch.setenv("VNEHR_OIDC_ISSUER", "https://sso.vneid.gov.vn")
     monkeypatch.setenv("VNEHR_PUBLIC_URL", "https://sskdt.hanoi.gov.vn")
     monkeypatch.setenv("VNEHR_DATABASE_URL", "postgresql+asyncpg://u@db/vnehr")
+    monkeypatch.setenv("VNEHR_BHXH_URL", "https://egw.baohiemxahoi.gov.vn")
+    monkeypatch.setenv("VNEHR_BHXH_PASSWORD", "p" * 20)
     monkeypatch.setenv("VNEHR_PORT", "9000")
     settings = Settings()
     assert settings.env == "production"
@@ -66,6 +68,8 @@ def test_the_simulator_is_never_served_in_production() -> None:
         vneid_simulator=True,
         oidc_issuer="https://sso.vneid.gov.vn",
         public_url="https://sskdt.hanoi.gov.vn",
+        bhxh_url="https://egw.baohiemxahoi.gov.vn",
+        bhxh_password=SecretStr("p" * 20),
     )
     assert settings.simulator_enabled is False
     assert settings.issuer == "https://sso.vneid.gov.vn"
@@ -78,18 +82,17 @@ PRODUCTION = {
     "oidc_client_secret": SecretStr("o" * 40),
     "oidc_issuer": "https://sso.vneid.gov.vn",
     "public_url": "https://sskdt.hanoi.gov.vn",
+    "bhxh_url": "https://egw.baohiemxahoi.gov.vn",
+    "bhxh_username": "sskdt-hanoi",
+    "bhxh_password": SecretStr("p" * 20),
 }
 
 
 def test_production_starts_with_real_addresses_and_secrets() -> None:
-    settings = Settings(
-        **PRODUCTION,
-        bhxh_url="https://egw.baohiemxahoi.gov.vn",
-        bhxh_username="sskdt-hanoi",
-        bhxh_password=SecretStr("p" * 20),
-    )
+    settings = Settings(**PRODUCTION)
     assert (settings.issuer, settings.simulator_enabled) == ("https://sso.vneid.gov.vn", False)
     assert settings.bhxh_simulator_enabled is False
+    assert settings.bhxh_base == "https://egw.baohiemxahoi.gov.vn"
 
 
 @pytest.mark.parametrize(
@@ -102,7 +105,10 @@ def test_production_starts_with_real_addresses_and_secrets() -> None:
         ({"public_url": "https://127.0.0.1:8443"}, "VNEHR_PUBLIC_URL"),
         ({"public_url": "https://[::1]"}, "VNEHR_PUBLIC_URL"),
         ({"cookie_secure": False}, "VNEHR_COOKIE_SECURE"),
-        ({"bhxh_url": "https://egw.baohiemxahoi.gov.vn"}, "VNEHR_BHXH_PASSWORD"),
+        ({"bhxh_password": SecretStr(DEVELOPMENT_BHXH_PASSWORD)}, "VNEHR_BHXH_PASSWORD"),
+        # the simulator's address (public URL + /sim/bhxh) is never served in production:
+        # every visit would have been retried there and ended a dead letter
+        ({"bhxh_url": None}, "VNEHR_BHXH_URL must be set in production"),
     ],
 )
 def test_production_refuses_the_development_defaults(
@@ -120,6 +126,23 @@ def test_the_simulators_password_goes_only_to_the_simulator_outside_development(
     assert Settings(env="test", secret_key=SecretStr("s" * 40)).bhxh_simulator_enabled
     development = Settings(env="development", bhxh_url="http://127.0.0.1:9000/sim/bhxh")
     assert development.bhxh_base == "http://127.0.0.1:9000/sim/bhxh"
+
+
+def test_an_app_started_by_uvicorn_is_refused_without_showing_a_secret(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`uvicorn --factory vnehr.app:factory` prints the refusal with its traceback: it named
+    the setting and then the whole environment read, the secret key's tail included."""
+    monkeypatch.setenv("VNEHR_ENV", "production")
+    monkeypatch.setenv("VNEHR_SECRET_KEY", "A" * 40 + "-TOPSECRET-TAIL-1234567890")
+    app.get_settings.cache_clear()
+    try:
+        with pytest.raises(ValidationError) as refused:
+            app.factory()
+    finally:
+        app.get_settings.cache_clear()
+    assert "VNEHR_OIDC_CLIENT_SECRET must be set" in str(refused.value)
+    assert "1234567890" not in str(refused.value)
 
 
 def test_a_delivery_claim_must_outlast_a_wait_for_the_sqlite_lock() -> None:

@@ -18,7 +18,6 @@ from typing import Any
 import orjson
 from nats.aio.client import Client as Nats
 from nats.errors import Error as NatsError
-from nats.errors import TimeoutError as NatsTimeout
 from nats.js import JetStreamContext
 from nats.js.api import (
     AckPolicy,
@@ -516,7 +515,9 @@ async def _consume(
     while not stop.is_set():
         try:
             messages = await subscription.fetch(50, timeout=1)
-        except NatsTimeout:
+        except TimeoutError:
+            # nothing to fetch: nats-py raises its own TimeoutError, or asyncio's (the built-in
+            # one) when the server's "request timeout" arrives before the client's timer fires
             continue
         except Exception:
             log.exception("fetch_failed", consumer=name)

@@ -3,7 +3,7 @@
 Secrets have a usable default only in development; any other environment must set them, and a
 secret that is short or equal to the development value is refused at start-up. Production also
 refuses the development addresses: a localhost or plain-HTTP public URL, the simulated VNeID
-and cookies sent without HTTPS.
+and BHXH portal, and cookies sent without HTTPS. A refusal names the setting, never its value.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Environment = Literal["development", "test", "production"]
@@ -27,13 +27,42 @@ DEVELOPMENT_OIDC_SECRET = "vnehr-development-oidc-client-secret"  # noqa: S105
 DEVELOPMENT_BHXH_PASSWORD = "vnehr-dev-password"  # noqa: S105  (the BHXH simulator's)
 MIN_SECRET_LENGTH = 32
 
+#: Where settings come from; a refused value is never repeated in the error (it may be a
+#: secret, and the error is printed or logged).
+SOURCES = SettingsConfigDict(
+    env_prefix="VNEHR_",
+    env_file=".env",
+    env_file_encoding="utf-8",
+    extra="ignore",
+    hide_input_in_errors=True,
+)
 
-class Settings(BaseSettings):
+
+class EarlySettings(BaseSettings):
+    """The settings a module reads when it is imported, in every process (the parsing
+    processes of ``vnehr import`` too): read as all settings are, from the variables and
+    ``.env``, but on their own, so that a process needing none of the others (``vnehr
+    validate``, without a secret key) is not refused for theirs. ``Settings`` has them too, and
+    so refuses a malformed one at start-up."""
+
+    model_config = SOURCES
+
+    intake_pure_python: bool = Field(
+        default=False,
+        description="Inner tables read and checked in Python only, without the compiled "
+        "reader (D115): to compare the two, or rule the compiled one out.",
+    )
+
+    @field_validator("intake_pure_python", mode="before")
+    @classmethod
+    def _empty_is_no(cls, value: object) -> object:
+        return False if isinstance(value, str) and not value.strip() else value
+
+
+class Settings(EarlySettings):
     """Everything that can be configured. Field ``x`` is set by the variable ``VNEHR_X``."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="VNEHR_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
-    )
+    model_config = SOURCES
 
     env: Environment = Field(default="development", description="development, test or production.")
     database_url: str = Field(
@@ -80,14 +109,19 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     workers: int = Field(default=1, ge=1, le=64)
+    workers_healthcheck_seconds: int = Field(
+        default=60,
+        ge=5,
+        le=3600,
+        description="`vnehr serve --workers N`: seconds a worker process has to answer its "
+        "supervisor (uvicorn's health check) before it is killed and replaced; it answers only "
+        "once it has imported vnehr, which takes several seconds on a loaded host.",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_json: bool | None = Field(
         default=None, description="JSON log lines; defaults to on outside development."
     )
     default_language: Literal["vi", "en"] = "vi"
-    timezone: str = Field(
-        default="Asia/Ho_Chi_Minh", description="Time zone used at the edges (dates in lists)."
-    )
     public_url: str = Field(
         default="http://localhost:8000",
         description="Address users and facility systems reach vnehr at (no trailing slash). "
@@ -179,7 +213,8 @@ class Settings(BaseSettings):
     )
     bhxh_url: str | None = Field(
         default=None,
-        description="BHXH appraisal portal base URL; default: the built-in simulator.",
+        description="BHXH appraisal portal base URL; default: the built-in simulator (never in "
+        "production, where it is required).",
     )
     bhxh_username: str = "vnehr-dev"
     bhxh_password: SecretStr = Field(
@@ -269,6 +304,11 @@ class Settings(BaseSettings):
             )
         if not self.cookie_secure:
             raise ValueError("VNEHR_COOKIE_SECURE must stay true in production.")
+        if self.bhxh_url is None:  # its fallback, {public URL}/sim/bhxh, is not served there
+            raise ValueError(
+                "VNEHR_BHXH_URL must be set in production (the BHXH portal simulator is never "
+                "served there)."
+            )
 
     @property
     def json_logs(self) -> bool:
@@ -338,6 +378,29 @@ def _is_local(host: str) -> bool:
     except ValueError:
         return False
     return ip.is_loopback or ip.is_unspecified
+
+
+def refusal(error: ValueError) -> str:
+    """Why the settings were refused, for one line: each wrong setting by its variable and
+    what is wrong with it, never its value."""
+    if not isinstance(error, ValidationError):  # pydantic-settings' own (names the field)
+        return str(error)
+    reasons = []
+    for item in error.errors(include_url=False, include_input=False, include_context=False):
+        reason = item["msg"].removeprefix("Value error, ")
+        name = "_".join(str(part) for part in item["loc"]).upper()
+        reasons.append(f"VNEHR_{name}: {reason}" if name else reason)
+    return "; ".join(reasons)
+
+
+def intake_pure_python() -> bool:
+    """``VNEHR_INTAKE_PURE_PYTHON`` as the intake reads it when imported. A value that is not
+    a yes or a no counts as yes (Python only, the rule the compiled reader follows): the
+    commands that read the settings refuse it at start, ``vnehr validate`` reads none."""
+    try:
+        return EarlySettings().intake_pure_python
+    except ValidationError:
+        return True
 
 
 @lru_cache(maxsize=1)

@@ -8,7 +8,6 @@ Errors reject the visit; warnings are stored with it. Every issue names table, r
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -31,6 +30,7 @@ from vnehr.kit.clock import (
 from vnehr.kit.errors import VnehrError
 from vnehr.kit.i18n import texts
 from vnehr.kit.logging import get_logger
+from vnehr.kit.settings import intake_pure_python
 from vnehr.submissions.spec import (
     BIRTH_FIELDS,
     DATE_FIELDS,
@@ -53,8 +53,8 @@ except ImportError:  # pragma: no cover - a checkout used without installing
     _fast = None  # type: ignore[assignment]
 
 #: Whether the compiled module is in use (``xmlio.pure_python`` turns it off for comparing);
-#: ``VNEHR_INTAKE_PURE_PYTHON=1``: the Python reader and checks only (to compare, or to rule
-#: the compiled module out when looking for a fault).
+#: ``VNEHR_INTAKE_PURE_PYTHON=true`` (``1``, ``yes``, ``on``; the environment or ``.env``): the
+#: Python reader and checks only (to compare, or to rule the compiled module out).
 COMPILED = [False]
 
 
@@ -78,7 +78,7 @@ if _fast is not None and not built_from(_fast, Path(__file__).with_name("_fast.p
         "Python until `pip install -e .` (or `make run`/`make test`) builds it again",
     )
 else:
-    COMPILED[0] = _fast is not None and os.environ.get("VNEHR_INTAKE_PURE_PYTHON", "") in ("", "0")
+    COMPILED[0] = _fast is not None and not intake_pure_python()  # (a yes or no, env or .env)
 
 Severity = Literal["error", "warning"]
 Rows = Mapping[str, list[dict[str, str]]]
