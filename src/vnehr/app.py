@@ -17,6 +17,7 @@ from vnehr import (
     exchange,
     facilities,
     fhir,
+    first_sign_in,
     healthbook,
     identity,
     papers,
@@ -123,6 +124,14 @@ def create_app(
     app.state.paper_row_check = submissions.check_paper_row
     # allergies come only as FHIR AllergyIntolerance (D29), kept by fhir above the health book
     healthbook.read_allergies_with(fhir.allergy_reader(settings.public_url))
+    # what was filed to a person while pending is compared at their first sign-in (D167): kept
+    # by contexts above identity
+    identity.on_first_confirmation("held", first_sign_in.recheck)
+    # a paper a correction gives another holder leaves the first one's inbox too (kept above
+    # papers)
+    papers.on_leaving_book(
+        "notices", lambda session, person_id, gone: exchange.forget(session, person_id, (), gone)
+    )
     install_error_handlers(app)
     # No route reads a longer body (413 KIT-0413); the intake routes stop a little earlier,
     # at ``request_cap``, with their own code (SUB-0001).

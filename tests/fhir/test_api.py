@@ -66,7 +66,7 @@ async def test_metadata_states_what_is_supported(client: httpx.AsyncClient) -> N
                   "Procedure", "DiagnosticReport", "Organization", "Practitioner", "Location",
                   "DocumentReference", "Consent", "AuditEvent", "Provenance"):  # fmt: skip
         assert {i["code"] for i in types[type_]["interaction"]} == {
-            "read", "vread", "history-instance", "search-type"
+            "read", "vread", "history-instance", "search-type", "create", "update"
         }  # fmt: skip
     assert {p["name"] for p in types["Encounter"]["searchParam"]} >= {"patient", "date", "_id"}
     assert [o["name"] for o in types["Patient"]["operation"]] == ["everything", "summary"]

@@ -12,6 +12,7 @@ from vnehr.exchange.notifications import (
     confided,
     event_notifier,
     facility_withheld,
+    forget,
     inbox,
     mark_all_read,
     mark_read,
@@ -19,7 +20,7 @@ from vnehr.exchange.notifications import (
     visit_notifier,
 )
 from vnehr.exchange.retention import MIN_KEEP_DAYS, Pruned, prune
-from vnehr.exchange.taken import mark_taken, marked, not_taken, restate
+from vnehr.exchange.taken import mark_taken, marked, not_taken, restate, taken_among
 from vnehr.exchange.worker import (
     Call,
     Consumers,
@@ -61,6 +62,7 @@ __all__ = [
     "depth",
     "event_notifier",
     "facility_withheld",
+    "forget",
     "inbox",
     "mark_all_read",
     "mark_read",
@@ -72,6 +74,7 @@ __all__ = [
     "restate",
     "router",
     "run",
+    "taken_among",
     "texts_of",
     "visit_notifier",
 ]

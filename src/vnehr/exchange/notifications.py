@@ -12,7 +12,7 @@ from typing import Any, Protocol
 
 import httpx
 import orjson
-from sqlalchemy import ColumnElement, and_, case, func, not_, or_, select, true, update
+from sqlalchemy import ColumnElement, and_, case, delete, func, not_, or_, select, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vnehr import facilities, identity, papers, records, sharing
@@ -322,8 +322,26 @@ class _Pushed:
 _TOLD_BEFORE: dict[str, Any] = {"notification_id": None, "note": "told before"}
 
 
-async def _judged(session: AsyncSession, event: OutboxEvent, notice: _Notice) -> _Notice:
-    """The notice with what the inbox judges it by later, kept on its row."""
+async def _still_theirs(session: AsyncSession, event: OutboxEvent, notice: _Notice) -> bool:
+    """Whether the visit or paper a notice tells of is still in the person's book: one held
+    out of it since it was filed (at the holder's first sign-in, D167) is told to no one."""
+    if notice.kind == "visit":
+        entry = await records.entry_by_key(
+            session, str(notice.params.get("facility")), str(notice.params.get("visit_key"))
+        )
+        return entry is not None and entry.person_id == notice.person_id
+    if notice.kind == "paper":
+        paper_id = event.payload.get("paper_id")
+        paper = await papers.by_id(session, str(paper_id)) if paper_id else None
+        return paper is None or paper.person_id == notice.person_id
+    return True
+
+
+async def _judged(session: AsyncSession, event: OutboxEvent, notice: _Notice) -> _Notice | None:
+    """The notice with what the inbox judges it by later, kept on its row; None when what it
+    tells of has left the person's book since."""
+    if not await _still_theirs(session, event, notice):
+        return None
     params = notice.params
     if notice.kind == "paper":
         # the visit the paper was issued with, if any ("" for none): the inbox judges the
@@ -419,6 +437,8 @@ def _notifier(push: PushAdapter, notice_of: Callable[[OutboxEvent], _Notice | No
         if notice is None:
             return {"note": "nobody to tell"}
         notice = await _judged(session, event, notice)
+        if notice is None:
+            return {"note": "nobody to tell"}
         stored = await session.scalar(
             select(Notification.id).where(
                 Notification.event_id == event.event_id,
@@ -440,6 +460,8 @@ def _notifier(push: PushAdapter, notice_of: Callable[[OutboxEvent], _Notice | No
         if notice is None:
             return {"note": "nobody to tell"}
         notice = await _judged(session, event, notice)
+        if notice is None:
+            return {"note": "nobody to tell"}
         created = await _store(session, event, notice)
         earlier = await _earlier(session, event)
         if created is None and not earlier.unfinished:
@@ -681,6 +703,69 @@ async def mark_read(
         )
     )
     return found is not None
+
+
+#: Notices read, and removed, per statement.
+_PAGE = 500
+
+
+async def forget(
+    session: AsyncSession,
+    person_id: int,
+    visits: Collection[tuple[str, str]],
+    held_papers: Collection[papers.HeldPaper],
+) -> int:
+    """Remove from the person's inbox the notices of these visits (facility, visit key) and
+    papers, which have left their book (D167): a notice names the facility and the kind of
+    care. A paper's notice is known by its number and kind (and the facility of the visit it
+    came with). How many were removed; the person's notices are read a page at a time."""
+    wanted_visits = set(visits)
+    wanted_papers = {(p.number, p.kind): p for p in held_papers}
+    if not wanted_visits and not wanted_papers:
+        return 0
+    gone: list[int] = []
+    after = 0
+    while True:
+        rows = list(
+            await session.execute(
+                select(Notification.id, Notification.kind, Notification.params)
+                .where(
+                    Notification.person_id == person_id,
+                    Notification.kind.in_(("visit", "paper")),
+                    Notification.id > after,
+                )
+                .order_by(Notification.id)
+                .limit(_PAGE)
+            )
+        )
+        for notification_id, kind, params in rows:
+            if _told_of(kind, params or {}, wanted_visits, wanted_papers):
+                gone.append(int(notification_id))
+        if len(rows) < _PAGE:
+            break
+        after = int(rows[-1][0])
+    for start in range(0, len(gone), _PAGE):
+        await session.execute(
+            delete(Notification).where(Notification.id.in_(gone[start : start + _PAGE]))
+        )
+    return len(gone)
+
+
+def _told_of(
+    kind: str,
+    params: dict[str, Any],
+    visits: set[tuple[str, str]],
+    held_papers: dict[tuple[str, str], papers.HeldPaper],
+) -> bool:
+    if kind == "visit":
+        return (str(params.get("facility")), str(params.get("visit_key"))) in visits
+    paper_kind = params.get(PAPER_KIND)
+    for (number, held_kind), paper in held_papers.items():
+        if params.get("number") != number or paper_kind not in (None, held_kind):
+            continue
+        if params.get(PAPER_FACILITY) in (None, "", paper.facility_code):
+            return True
+    return False
 
 
 async def mark_all_read(

@@ -111,3 +111,18 @@ async def mark_taken(
         insert(DeliveryAttempt).from_select([*columns, "outcome", "detail"], marks)
     )
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+async def taken_among(session: AsyncSession, target: str, event_ids: Collection[str]) -> set[str]:
+    """Of these events, those consumer ``target`` has taken (a delivered attempt, or a
+    mark)."""
+    if not event_ids:
+        return set()
+    found = await session.scalars(
+        select(DeliveryAttempt.event_id).where(
+            DeliveryAttempt.event_id.in_(sorted(set(event_ids))),
+            DeliveryAttempt.target == target,
+            DeliveryAttempt.outcome == "delivered",
+        )
+    )
+    return set(found)

@@ -3,7 +3,15 @@ docs/fhir-mapping.md), searched within the caller's compartment. Other contexts 
 surface only."""
 
 from vnehr.fhir.api import router
+from vnehr.fhir.held import release_unconfirmed
 from vnehr.fhir.mapping import INSURANCE_CARD, PERSONAL_ID, VISIT_KEY
 from vnehr.fhir.store import allergy_reader
 
-__all__ = ["INSURANCE_CARD", "PERSONAL_ID", "VISIT_KEY", "allergy_reader", "router"]
+__all__ = [
+    "INSURANCE_CARD",
+    "PERSONAL_ID",
+    "VISIT_KEY",
+    "allergy_reader",
+    "release_unconfirmed",
+    "router",
+]

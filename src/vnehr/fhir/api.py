@@ -1,6 +1,7 @@
-"""HL7 FHIR R4 (4.0.1) at ``/fhir/R4``: metadata, read, vread, history, search, and the
-``Patient/$everything`` and ``Patient/$summary`` operations. Every error is an OperationOutcome
-with the same stable code as the rest of the API.
+"""HL7 FHIR R4 (4.0.1) at ``/fhir/R4``: metadata, read, vread, history, search, the
+``Patient/$everything`` and ``Patient/$summary`` operations, and the writes of facility systems
+(create, conditional create, update, transaction and batch Bundles; ``write``). Every error is an
+OperationOutcome with the same stable code as the rest of the API.
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ _ISSUE_CODE_OF = {
     "FHIR-0016": "duplicate",
     "FHIR-0017": "invariant",
     "FHIR-0018": "multiple-matches",
+    "FHIR-0020": "not-supported",
 }
 
 

@@ -1,5 +1,6 @@
-"""The CapabilityStatement: generated from the same tables the server runs on, so it states
-exactly what is supported."""
+"""The CapabilityStatement: generated from the same tables the server runs on (the types
+served and their search parameters, ``search``; the types written and those with a conditional
+create, ``write``), so it states exactly what is supported."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import Any
 
 from vnehr import __version__
 from vnehr.fhir.search import PARAMS
+from vnehr.fhir.write import CONDITIONAL, WRITABLE
 
 #: _include / _revinclude values worth advertising per type.
 INCLUDES: dict[str, list[str]] = {
@@ -40,6 +42,20 @@ DOCS = {
     "transaction): the national tables have no allergy field (D29). Current ones show in the "
     "health book's summary and in Patient/$summary.",
 }
+#: What every type served has: the read routes of ``api`` (read, vread, history, search).
+READ = ("read", "vread", "history-instance", "search-type")
+#: What a type ``write.WRITABLE`` names adds: ``write.store`` behind POST and PUT.
+WRITE = ("create", "update")
+_WRITTEN = (
+    " Facility systems (scope submission.write) create and update it as sent (a PUT to a new "
+    "id creates it; the resources mapped from a visit change only through the intake)."
+)
+_CONDITIONAL = " Conditional create: If-None-Exist: identifier=[system|]value."
+
+
+def interactions(type_: str) -> list[str]:
+    """The interactions one type supports, as the routes and the writer decide them."""
+    return [*READ, *(WRITE if type_ in WRITABLE else ())]
 
 
 def statement(base: str) -> dict[str, Any]:
@@ -49,15 +65,16 @@ def statement(base: str) -> dict[str, Any]:
             {
                 "type": type_,
                 "documentation": DOCS.get(type_, "Mapped from the national XML tables "
-                                          "(docs/fhir-mapping.md)."),
-                "interaction": [
-                    {"code": "read"}, {"code": "vread"}, {"code": "history-instance"},
-                    {"code": "search-type"},
-                ],
+                                          "(docs/fhir-mapping.md).")
+                + (_WRITTEN if type_ in WRITABLE else "")
+                + (_CONDITIONAL if type_ in CONDITIONAL else ""),
+                "interaction": [{"code": code} for code in interactions(type_)],
                 "versioning": "versioned",
                 "readHistory": True,
-                "updateCreate": False,
-                "conditionalCreate": False,
+                "updateCreate": type_ in WRITABLE,
+                "conditionalCreate": type_ in CONDITIONAL,
+                "conditionalUpdate": False,
+                "conditionalDelete": "not-supported",
                 "searchInclude": INCLUDES.get(type_, []),
                 "searchRevInclude": REVINCLUDES.get(type_, []),
                 "searchParam": [
@@ -93,10 +110,14 @@ def statement(base: str) -> dict[str, Any]:
         "rest": [
             {
                 "mode": "server",
-                "documentation": "Read-only for now: writes arrive as the national XML "
-                "(/api/v1/submissions). Citizens read their own compartment (portal session); "
-                "facility systems (bearer token, scope record.read) read the visits they sent, "
-                "one patient at a time. Paging: _count (max 500) and next/previous links.",
+                "documentation": "Facility systems (bearer token, scope submission.write) "
+                "write: a visit as a transaction Bundle (an Encounter of a Patient with the "
+                "personal ID) goes through the same intake as the national XML "
+                "(/api/v1/submissions); other resources are kept as sent (create, update, "
+                "conditional create on identifier; no delete or patch). Citizens read their own "
+                "compartment (portal session); facility systems (scope record.read) read the "
+                "visits they sent, one patient at a time, and what they wrote. Paging: _count "
+                "(max 500) and next/previous links.",
                 "security": {
                     "cors": False,
                     "service": [

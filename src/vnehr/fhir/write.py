@@ -26,6 +26,7 @@ from vnehr import audit, identity, records, submissions
 from vnehr.fhir import intake, mapping
 from vnehr.fhir.errors import UnknownResource
 from vnehr.fhir.models import StoredIdentifier, StoredResource
+from vnehr.fhir.spec import SPEC
 from vnehr.fhir.store import Scope, canonical_reference, number, visit_person
 from vnehr.fhir.stored import current
 from vnehr.fhir.validate import Issue, validate
@@ -42,6 +43,10 @@ WRITABLE = frozenset(
         "Consent", "AuditEvent", "Provenance", "AllergyIntolerance",
     }
 )  # fmt: skip
+#: Writable types whose create may be conditional (``If-None-Exist: identifier=...``): those
+#: with an ``identifier`` to be found by. A condition on the others (AuditEvent, Provenance)
+#: could never match, so it is refused (``NoCondition``) rather than ignored (a second create).
+CONDITIONAL = frozenset(t for t in WRITABLE if "identifier" in SPEC["elements"].get(t, {}))
 
 
 class Invalid(VnehrError):
@@ -116,6 +121,13 @@ class NotTheHolder(VnehrError):
         self.where = where
         self.elements = elements
         self.person_id = person_id
+
+
+class NoCondition(VnehrError):
+    """A conditional create of a type without an identifier: nothing it could look for."""
+
+    status_code = 400
+    code = "FHIR-0020"
 
 
 class SameFullUrl(VnehrError):
@@ -213,7 +225,10 @@ def _criteria(type_: str, condition: str, where: str) -> Criteria:
     came in, for the message). The condition is a URL query: percent-decoded, split into
     alternatives on each ``,`` and each of them into system and value on its first ``|``, where
     R4 search escaping does not make them part of a value (``\\,``, ``\\|``); the escapes are
-    undone. An empty value (``identifier=a,``) is refused."""
+    undone. An empty value (``identifier=a,``) is refused, and so is any condition on a type
+    without an identifier (``NoCondition``)."""
+    if type_ in WRITABLE and type_ not in CONDITIONAL:  # (another type is refused by store)
+        raise NoCondition(type=type_, where=where)
     found = _CONDITION.match(condition.strip())
     if found is None:
         raise Unsupported(method=_CONDITION_FORM, type=type_)
@@ -330,12 +345,17 @@ async def _check_holder(session: AsyncSession, patient: Resource, path: str) -> 
     found = await identity.confirmed_patient(session, personal_id)
     if found is None:
         return
-    name = intake.full_name_of(patient)
-    differs = [
-        _ELEMENTS[d] for d in found.differs(name, *_birth(patient)) if name or d != "full_name"
-    ]
+    differs = differing(found, patient)
     if differs:
         raise NotTheHolder([f"{path}.{e}" for e in differs], differs, found.person_id)
+
+
+def differing(found: identity.PatientMatch, patient: Resource) -> list[str]:
+    """The elements of a Patient (name, birthDate) that are not what VNeID confirmed of the
+    person its personal ID names, compared as the intake compares a visit (D150); an element
+    the Patient leaves out is not compared, and nothing is while the person is pending."""
+    name = intake.full_name_of(patient)
+    return [_ELEMENTS[d] for d in found.differs(name, *_birth(patient)) if name or d != "full_name"]
 
 
 def refusal_trace(subject: Subject, refused: NotTheHolder) -> audit.AuditEvent:

@@ -81,14 +81,25 @@ async def _readers(session: AsyncSession, actors: set[str]) -> dict[str, Reader]
 
 
 async def access_log(
-    session: AsyncSession, subject: Subject, *, limit: int = 100, before: int | None = None
+    session: AsyncSession,
+    subject: Subject,
+    *,
+    limit: int = 100,
+    before: int | None = None,
+    personal_id: str | None = None,
 ) -> list[AccessEntry]:
-    """Reads of my record and of the records of those I represent, by anyone but me. Of a
-    person of 16 or more whom I represent, a read by anyone but their representatives, the
-    person and the department (``names_reader``) is "a medical facility", with no object: the
-    young person may have chosen that care in confidence. Of a minor's (``records.confiding``),
-    no read names its object (it may be a visit left out of their book)."""
+    """Reads of my record and of the records of those I represent, by anyone but me; with
+    ``personal_id``, of that one person's record alone (mine, or of someone I represent today:
+    ``NotYourWard`` otherwise), as the book of that person links to it. Of a person of 16 or
+    more whom I represent, a read by anyone but their representatives, the person and the
+    department (``names_reader``) is "a medical facility", with no object: the young person
+    may have chosen that care in confidence. Of a minor's (``records.confiding``), no read
+    names its object (it may be a visit left out of their book)."""
     holders = {h.id: h for h in await identity.book_holders(session, subject)}
+    if personal_id is not None:
+        holders = {i: h for i, h in holders.items() if h.personal_id == personal_id}
+        if not holders:
+            raise errors.NotYourWard(personal_id=personal_id)
     rows = await audit.reads_about(
         session, list(holders), not_by=subject.label, limit=limit, before_id=before
     )

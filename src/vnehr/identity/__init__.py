@@ -20,6 +20,7 @@ from vnehr.identity.numbers import (
 )
 from vnehr.identity.oidc import OidcClient, PendingLogin
 from vnehr.identity.service import (
+    FirstConfirmation,
     Holder,
     PatientMatch,
     account,
@@ -35,6 +36,7 @@ from vnehr.identity.service import (
     match_patient,
     may_act_for,
     names_by_personal_id,
+    on_first_confirmation,
     open_account,
     person_id_of,
     person_id_query,
@@ -51,6 +53,7 @@ from vnehr.identity.service import (
 
 __all__ = [
     "PERSONAL_ID_PROVINCE_CODES",
+    "FirstConfirmation",
     "Holder",
     "InsuranceCard",
     "LevelTooLow",
@@ -79,6 +82,7 @@ __all__ = [
     "match_patient",
     "may_act_for",
     "names_by_personal_id",
+    "on_first_confirmation",
     "open_account",
     "person_id_of",
     "person_id_query",

@@ -3,7 +3,7 @@ assisted), insurance-card history, representatives and provisional newborns, rol
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from itertools import groupby
@@ -50,10 +50,25 @@ REQUIRED_LEVEL = 2
 
 # ------------------------------------------------------------------ sign-in
 
+#: What a person's first VNeID sign-in sets off in the contexts above identity, in the
+#: sign-in's transaction: given the person with what VNeID has just confirmed of them.
+FirstConfirmation = Callable[[AsyncSession, "PatientMatch"], Awaitable[None]]
+_ON_FIRST_CONFIRMATION: dict[str, FirstConfirmation] = {}
+
+
+def on_first_confirmation(name: str, hook: FirstConfirmation) -> None:
+    """Run ``hook`` when VNeID first confirms a person's details: what was filed to them while
+    they were pending (D23) is compared with those details then (D167). The contexts that
+    keep it sit above identity, so the composition root hands the hook down (``name``: one
+    hook of that name, however often the app is built)."""
+    _ON_FIRST_CONFIRMATION[name] = hook
+
 
 async def sign_in(session: AsyncSession, claims: Mapping[str, Any]) -> Person:
     """The person behind verified VNeID ID-token claims, created on first sign-in and kept in
-    step with VNeID (name, birth date, sex) afterwards."""
+    step with VNeID (name, birth date, sex) afterwards. The first time VNeID confirms a person
+    (no VNeID account linked before), the ``on_first_confirmation`` hooks run in the same
+    transaction; a later change of details runs nothing (D167)."""
     personal_id = str(claims.get("personal_id", ""))
     try:
         birth = date.fromisoformat(str(claims.get("birthdate", "")))
@@ -81,6 +96,7 @@ async def sign_in(session: AsyncSession, claims: Mapping[str, Any]) -> Person:
     person.birth_date, person.sex = birth, sex or person.sex
     person.birth_partial = None  # VNeID knows the day
     vneid_sub = str(claims.get("sub") or "") or None
+    first = vneid_sub is not None and person.vneid_sub is None
     if vneid_sub and vneid_sub != person.vneid_sub:
         holder = await repo.person_by_vneid_sub(vneid_sub)
         if holder is not None and holder.id != person.id:
@@ -89,6 +105,10 @@ async def sign_in(session: AsyncSession, claims: Mapping[str, Any]) -> Person:
     person.last_sign_in_at = now
     person.last_assurance_level = int(claims.get("assurance_level") or 1)
     await session.flush()
+    if first:
+        confirmed = PatientMatch(person.id, (person.full_name, person.birth_date, None))
+        for hook in _ON_FIRST_CONFIRMATION.values():
+            await hook(session, confirmed)
     return person
 
 

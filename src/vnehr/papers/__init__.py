@@ -4,10 +4,12 @@ revocation and public verification."""
 
 from vnehr.papers.api import router
 from vnehr.papers.card import KIND_TITLES
+from vnehr.papers.held import hold_unconfirmed
 from vnehr.papers.numbers import Cited, carried
 from vnehr.papers.numbers import holders as number_holders
 from vnehr.papers.rules import check_visit_papers, load_calendar
 from vnehr.papers.service import (
+    HeldPaper,
     Issued,
     PaperKeys,
     VisitPapers,
@@ -21,6 +23,7 @@ from vnehr.papers.service import (
     of_holder,
     of_persons,
     of_visit,
+    on_leaving_book,
     open_qr,
     status_of,
     unconfirmed_holders,
@@ -31,6 +34,7 @@ from vnehr.papers.shc import qr_svg, qr_text
 __all__ = [
     "KIND_TITLES",
     "Cited",
+    "HeldPaper",
     "Issued",
     "PaperKeys",
     "VisitPapers",
@@ -41,6 +45,7 @@ __all__ = [
     "first_issues",
     "from_visit",
     "from_visits",
+    "hold_unconfirmed",
     "issue_driver",
     "keys_for",
     "load_calendar",
@@ -48,6 +53,7 @@ __all__ = [
     "of_holder",
     "of_persons",
     "of_visit",
+    "on_leaving_book",
     "open_qr",
     "qr_svg",
     "qr_text",

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
@@ -147,6 +147,81 @@ def _sha(body: dict[str, Any]) -> str:
     return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
+@dataclass(frozen=True, slots=True)
+class HeldPaper:
+    """A paper taken out of a book: its notice in the inbox names it by kind and number."""
+
+    paper_id: str
+    kind: str
+    number: str
+    facility_code: str
+    visit_key: str | None
+
+
+#: What papers leaving a person's book set off in the contexts above papers (their notices
+#: in the inbox go), in the same transaction: given the person and the papers.
+LeftBook = Callable[[AsyncSession, int, list[HeldPaper]], Awaitable[object]]
+_ON_LEAVING_BOOK: dict[str, LeftBook] = {}
+#: The audit action of a paper version taken out of its holder's book by a later version
+#: naming another holder (or none).
+MOVED = "paper.moved"
+
+
+def on_leaving_book(name: str, hook: LeftBook) -> None:
+    """Run ``hook`` when papers leave a person's book because a correction gave them another
+    holder (``_leave_book``). The inbox sits above papers, so the composition root hands the
+    hook down (``name``: one hook of that name, however often the app is built)."""
+    _ON_LEAVING_BOOK[name] = hook
+
+
+async def _versions(
+    session: AsyncSession, facility_code: str, kind: str, number: str
+) -> list[Paper]:
+    """Every version of a paper that is in someone's book."""
+    rows = await session.scalars(
+        select(Paper).where(
+            Paper.facility_code == facility_code,
+            Paper.kind == kind,
+            Paper.number == number,
+            Paper.person_id.is_not(None),
+        )
+    )
+    return list(rows)
+
+
+async def _leave_book(
+    session: AsyncSession, versions: Sequence[Paper], holder: int | None, actor: str
+) -> None:
+    """The versions held by someone other than ``holder`` (the holder the paper has now; None
+    when it is nobody's) leave that person's book: a correction said the paper, and the
+    visit it came with, are another person's, so its earlier versions (the first holder's
+    name, the other person's diagnoses) are nobody's, as a paper held at issue is (D150).
+    They stay as they were otherwise (revoked: their QR verifies as such). The person's
+    notices of them go (``on_leaving_book``); the audit row about each says only that it
+    went to another holder, never who."""
+    left: dict[int, list[HeldPaper]] = {}
+    for paper in versions:
+        if paper.person_id is None or paper.person_id == holder:
+            continue
+        session.add(
+            audit.audit_event(
+                actor=actor,
+                action=MOVED,
+                object_type="paper",
+                object_id=paper.id,
+                person_id=paper.person_id,
+                detail={"reason": "another_holder"},
+            )
+        )
+        left.setdefault(paper.person_id, []).append(
+            HeldPaper(paper.id, paper.kind, paper.number, paper.facility_code, paper.visit_key)
+        )
+        paper.person_id = None
+    for person_id, gone in left.items():
+        for hook in _ON_LEAVING_BOOK.values():
+            await hook(session, person_id, gone)
+
+
 async def _store(
     session: AsyncSession,
     keys: PaperKeys,
@@ -195,6 +270,10 @@ async def _store(
     if current is not None and current.status != "revoked":
         current.status, current.revoked_at = "revoked", now
         current.revoked_by, current.revoke_reason = actor, "replaced"
+    if current is not None:
+        # a correction naming another holder: the earlier versions are not the first one's
+        found = await _versions(session, facility_code, body["kind"], body["number"])
+        await _leave_book(session, found, person_id, actor)
     paper, event, audit_row = _new_rows(
         keys,
         body,
@@ -611,7 +690,9 @@ async def _withdraw(session: AsyncSession, visit: VisitPapers, kept: set[tuple[s
     version no longer carries: an appointment dropped from the corrected file, or given
     another number, must not stay valid. Those it still carries are left to ``_store`` (the
     same content: unchanged; changed: replaced); papers issued through the API are not the
-    file's to take back."""
+    file's to take back. When the new version is another person's (or nobody's), a withdrawn
+    paper whose holder was the visit's patient leaves their book (``_leave_book``); a birth
+    certificate names its holder itself, and keeps her."""
     rows = await session.scalars(
         select(Paper)
         .where(
@@ -623,6 +704,7 @@ async def _withdraw(session: AsyncSession, visit: VisitPapers, kept: set[tuple[s
         .with_for_update()
     )
     now = utcnow()
+    moved: list[Paper] = []
     for paper in rows:
         if (paper.kind, paper.number) in kept:
             continue
@@ -638,6 +720,11 @@ async def _withdraw(session: AsyncSession, visit: VisitPapers, kept: set[tuple[s
                 detail={"reason": "withdrawn", "visit_key": visit.visit_key},
             )
         )
+        if paper.kind != "birth" and paper.person_id not in (None, visit.person_id):
+            moved.append(paper)
+    for paper in moved:
+        found = await _versions(session, paper.facility_code, paper.kind, paper.number)
+        await _leave_book(session, found, visit.person_id, visit.actor)
 
 
 async def _known_numbers(

@@ -1,6 +1,7 @@
 """Records: the longitudinal record (visit versions, stored canonically) and the timeline."""
 
 from vnehr.records.backfill import CardsFilled, fill_insurance_cards
+from vnehr.records.held import Filed, filed_to, hold_out
 from vnehr.records.sensitive import SENSITIVE, confiding, row_categories, withheld
 from vnehr.records.sensitive import categories as sensitive_categories
 from vnehr.records.service import (
@@ -34,6 +35,7 @@ __all__ = [
     "TIMELINE_COLUMNS",
     "UTC7_SINCE",
     "CardsFilled",
+    "Filed",
     "Stored",
     "VisitData",
     "VisitTally",
@@ -44,9 +46,11 @@ __all__ = [
     "entries_of",
     "entry",
     "entry_by_key",
+    "filed_to",
     "fill_insurance_cards",
     "first_version_tallies",
     "first_versions",
+    "hold_out",
     "known_plain",
     "lock_visits",
     "own_timeline",

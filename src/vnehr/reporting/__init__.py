@@ -2,6 +2,7 @@
 from rollups that an event consumer keeps up to date (checked against the stored rows)."""
 
 from vnehr.reporting.api import router
+from vnehr.reporting.held import out_of_book
 from vnehr.reporting.metrics import Period
 from vnehr.reporting.outputs import charts, html, to_csv, to_json, to_pdf, to_xlsx
 from vnehr.reporting.rollup import consumers, intake_counter, rebuild
@@ -30,6 +31,7 @@ __all__ = [
     "html",
     "intake_counter",
     "load_population",
+    "out_of_book",
     "period_of",
     "rebuild",
     "router",

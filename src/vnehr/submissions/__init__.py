@@ -2,6 +2,7 @@
 parsing, validation with stable codes, receipts, versions per (facility, MA_LK)."""
 
 from vnehr.submissions.api import fast_routes, router
+from vnehr.submissions.held import held_warnings, note_held, unconfirmed_fields
 from vnehr.submissions.importer import Totals as ImportTotals
 from vnehr.submissions.importer import import_folder, read_file, visit_files
 from vnehr.submissions.rules import check_paper_row
@@ -34,8 +35,10 @@ __all__ = [
     "b64decode",
     "check_paper_row",
     "fast_routes",
+    "held_warnings",
     "import_file",
     "import_folder",
+    "note_held",
     "raw_file",
     "read_file",
     "read_table",
@@ -44,6 +47,7 @@ __all__ = [
     "require_sender",
     "router",
     "submit",
+    "unconfirmed_fields",
     "validation_report",
     "visit_files",
 ]

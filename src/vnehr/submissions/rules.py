@@ -203,6 +203,22 @@ def birth_of(value: str) -> tuple[int, date | None] | None:
         return None
 
 
+def patient_named(xml1: Mapping[str, str]) -> tuple[str, date | None, str | None]:
+    """Who XML1 says its patient is, as ``identity.PatientMatch.differs`` compares it with what
+    VNeID confirmed: HO_TEN, and NGAY_SINH as a day, or as "2006" / "2008-11" when its day (and
+    month) are zeros (known to the year or month only)."""
+    ngay_sinh = xml1.get("NGAY_SINH") or ""
+    born = birth_of(ngay_sinh)
+    partial = None
+    if born and ngay_sinh[6:8] == "00":
+        partial = f"{born[0]:04d}" if ngay_sinh[4:6] == "00" else f"{born[0]:04d}-{ngay_sinh[4:6]}"
+    return (
+        xml1.get("HO_TEN") or "",
+        born[1] if born and partial is None else None,
+        partial,
+    )
+
+
 # ------------------------------------------------------------------ the checks
 
 

@@ -38,6 +38,7 @@ from vnehr.submissions.rules import (
     check_checkin,
     check_visit,
     parse_number,
+    patient_named,
 )
 from vnehr.submissions.spec import TABLES_IN_ENVELOPE
 from vnehr.submissions.xmlio import (
@@ -638,16 +639,12 @@ def _patient(subject: Subject, visit: VisitAnalysis, test_mode: bool) -> dict[st
     personal_id = (xml1.get("SO_CCCD") or "").strip()
     if identity.classify_document_number(personal_id) != "personal_id" or test_mode:
         return None
-    ngay_sinh = xml1.get("NGAY_SINH") or ""
-    born = birth_of(ngay_sinh)
     # a day of 00 (yyyymm00) or a month of 00 (yyyy0000): known to the month or year only
-    partial = None
-    if born and ngay_sinh[6:8] == "00":
-        partial = f"{born[0]:04d}" if ngay_sinh[4:6] == "00" else f"{born[0]:04d}-{ngay_sinh[4:6]}"
+    full_name, birth_date, partial = patient_named(xml1)
     return {
         "personal_id": personal_id,
-        "full_name": xml1.get("HO_TEN") or "",
-        "birth_date": born[1] if born and partial is None else None,
+        "full_name": full_name,
+        "birth_date": birth_date,
         "birth_partial": partial,
         "sex": {"1": "male", "2": "female"}.get((xml1.get("GIOI_TINH") or "").strip()),
         "source": f"intake:{subject.facility_code}",

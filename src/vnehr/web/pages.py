@@ -687,11 +687,15 @@ _SIGNING_IN = "signing-in"
 def _book_query(context: Context, whom: Any, **extra: str | None) -> str:
     """The query of a link to a page of ``whom``'s book (a ``Holder``, or a person the viewer
     represents): ``?p=`` names them, encrypted for the viewer; none for the viewer's own."""
+    return _holder_query(context["request"], context.get("subject"), whom, **extra)
+
+
+def _holder_query(request: Request, subject: Any, whom: Any, **extra: str | None) -> str:
+    """``_book_query`` for a page's route (the viewer ``subject``)."""
     query = {k: v for k, v in extra.items() if v is not None}
     own = isinstance(whom, identity.Holder) and not whom.relation
-    subject = context.get("subject")
     if whom is not None and not own and whom.personal_id and isinstance(subject, Subject):
-        settings = _settings(context["request"])
+        settings = _settings(request)
         query["p"] = _seal_ref(settings, _BOOK_REF, subject.label, whom.personal_id)
     return f"?{urlencode(query)}" if query else ""
 
@@ -818,32 +822,43 @@ async def book_access_log(
     session: ReadSession,
     subject: OptionalSubject,
     before: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
+    person: Annotated[str | None, Query(alias="for")] = None,
+    p: Annotated[str | None, Query(max_length=200)] = None,
 ) -> Response:
-    """Who viewed my record, with "I don't recognise this" on each entry: the newest reads,
-    and "Xem thêm" for the older ones (``before`` the last entry shown), every one of them
-    open to a dispute."""
-    who = _signed_in(request, subject)
-    if isinstance(who, RedirectResponse):
-        return who
+    """Who viewed my record (and the records of those I act for), with "I don't recognise
+    this" on each entry: the newest reads, and "Xem thêm" for the older ones (``before`` the
+    last entry shown), every one of them open to a dispute. From the book of someone I act for
+    (``?p=``, as on the book's pages), the reads of their record alone."""
+    whom = _book_whom(request, subject, person, p)
+    if isinstance(whom, RedirectResponse):
+        return whom
+    who, person, expired = whom
     try:
+        holders = await identity.book_holders(session, who)
+        if person == holders[0].personal_id:  # the viewer's own: their log, as without
+            person = None
         entries = await healthbook.access_log(
-            session, who, limit=ACCESS_LOG_PAGE + 1, before=before
+            session, who, limit=ACCESS_LOG_PAGE + 1, before=before, personal_id=person
         )
     except VnehrError as exc:
         return _error_page(request, exc)
+    holder = next((h for h in holders if h.personal_id == person), holders[0])
+    last = entries[ACCESS_LOG_PAGE - 1].id if len(entries) > ACCESS_LOG_PAGE else None
     older = (
-        f"/portal/book/access-log?before={entries[ACCESS_LOG_PAGE - 1].id}"
-        if len(entries) > ACCESS_LOG_PAGE
+        f"/portal/book/access-log{_holder_query(request, who, holder, before=str(last))}"
+        if last is not None
         else None
     )
     return _book_page(
         request,
         "book_access.html",
         subject=who,
+        holder=holder if person is not None else None,
         entries=entries[:ACCESS_LOG_PAGE],
         older_url=older,
         csrf=csrf_token(_settings(request), request.state.session_data),
         notice=request.query_params.get("notice"),
+        expired=expired,
     )
 
 
@@ -854,8 +869,10 @@ async def book_dispute(
     subject: OptionalSubject,
     event_id: Annotated[int, UrlPath(ge=1, le=2**63 - 1)],
     csrf: Annotated[str, Form()] = "",
+    p: Annotated[str | None, Query(max_length=200)] = None,
 ) -> Response:
-    """Report a read the citizen does not recognise."""
+    """Report a read the citizen does not recognise; back to the log it was on (of the person
+    its address names, ``?p=``)."""
     who = _signed_in(request, subject)
     if isinstance(who, RedirectResponse):
         return who
@@ -864,7 +881,8 @@ async def book_dispute(
         await healthbook.dispute(session, who, event_id, None)
     except VnehrError as exc:
         return _error_page(request, exc)
-    return RedirectResponse("/portal/book/access-log?notice=disputed", status_code=303)
+    back = {"notice": "disputed", **({"p": p} if p else {})}
+    return RedirectResponse(f"/portal/book/access-log?{urlencode(back)}", status_code=303)
 
 
 # ------------------------------------------------------------------ clinicians
