@@ -21,6 +21,7 @@ from vnehr import (
     healthbook,
     identity,
     papers,
+    records,
     reporting,
     sharing,
     submissions,
@@ -131,6 +132,10 @@ def create_app(
     # papers)
     papers.on_leaving_book(
         "notices", lambda session, person_id, gone: exchange.forget(session, person_id, (), gone)
+    )
+    # so does a visit's notice when a correction says the visit is someone else's (D171)
+    records.on_leaving_book(
+        "notices", lambda session, person_id, gone: exchange.forget(session, person_id, gone, ())
     )
     install_error_handlers(app)
     # No route reads a longer body (413 KIT-0413); the intake routes stop a little earlier,

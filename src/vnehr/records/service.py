@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -151,6 +151,19 @@ def _hot_statements() -> dict[str, Any]:
 _TIMELINE_KEY = ("facility_code", "visit_key")
 _STORE = _hot_statements()
 
+#: What a visit leaving a person's book by a correction sets off in the contexts above records
+#: (their inbox notices of it go), in the same transaction: given the person and the visits
+#: (facility, MA_LK).
+LeftBook = Callable[[AsyncSession, int, list[tuple[str, str]]], Awaitable[object]]
+_ON_LEAVING_BOOK: dict[str, LeftBook] = {}
+
+
+def on_leaving_book(name: str, hook: LeftBook) -> None:
+    """Run ``hook`` when a correction gives a visit another patient, or none (D171). The inbox
+    sits above records, so the composition root hands the hook down (``name``: one hook of
+    that name, however often the app is built)."""
+    _ON_LEAVING_BOOK[name] = hook
+
 
 async def store(session: AsyncSession, data: VisitData) -> Stored:
     """Keep a visit: the same content again changes nothing; changed content becomes a new
@@ -182,8 +195,19 @@ async def store(session: AsyncSession, data: VisitData) -> Stored:
             session, _STORE["supersede"], {"superseded_id": found[0], "not_current": False}
         )
     if found is not None and not data.test_mode:
-        # (a correction is rare: one more look, off the hot path of new visits)
+        # (a correction is rare: more looks, off the hot path of new visits)
         with session.no_autoflush:
+            before = await session.scalar(
+                select(TimelineEntry.person_id).where(
+                    TimelineEntry.facility_code == data.facility_code,
+                    TimelineEntry.visit_key == data.visit_key,
+                )
+            )
+            if before is not None and before != data.person_id:
+                # the facility now says it is another person's visit (or nobody's in a book,
+                # D150): what told the first one of it goes with it (D171)
+                for hook in _ON_LEAVING_BOOK.values():
+                    await hook(session, int(before), [(data.facility_code, data.visit_key)])
             same_as = await session.scalar(
                 select(func.min(VisitVersion.version)).where(
                     VisitVersion.facility_code == data.facility_code,
