@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import random
+import time
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -33,7 +34,7 @@ from vnehr.records.models import VisitVersion
 from vnehr.reporting import report
 from vnehr.reporting.errors import BadProvince
 from vnehr.reporting.metrics import CATEGORY_OF, Period
-from vnehr.submissions import synth
+from vnehr.submissions import service, synth
 
 PERIOD = Period.parse("2026H2")
 DEPARTMENT = ("001085004217", "Nguyễn Văn An", "1985-03-14", "male")
@@ -66,6 +67,18 @@ async def deliver(db: Database) -> None:
         pass
 
 
+def _received_at(clock: pytest.MonkeyPatch, at: datetime) -> None:
+    """The intake stamps its receipts as received at ``at``: its clock (the database's on
+    PostgreSQL, D172) set there, its lock still taken."""
+    started = service._start_receipts
+
+    async def at_then(session: AsyncSession, codes: list[str]) -> Any:
+        await started(session, codes)
+        return service._Clock(at, time.monotonic())
+
+    clock.setattr(service, "_start_receipts", at_then)
+
+
 async def world(
     client: httpx.AsyncClient, session: AsyncSession, settings: Settings
 ) -> dict[str, Any]:
@@ -94,7 +107,7 @@ async def world(
         with pytest.MonkeyPatch.context() as clock:
             if index == 0:  # the first one is "on time": received one hour after it ended
                 sent_at = (ended.replace(tzinfo=VIETNAM) + timedelta(hours=1)).astimezone(UTC)
-                clock.setattr("vnehr.submissions.service.utcnow", lambda at=sent_at: at)
+                _received_at(clock, sent_at)
             answer = await send(client, sender, synth.envelope([one], code))
         assert answer.json()["status"] != "rejected"
         made.append(one)

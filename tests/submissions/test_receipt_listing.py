@@ -5,22 +5,40 @@ check-in's or a visit file's."""
 
 from __future__ import annotations
 
+import asyncio
+import random
+import uuid
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
+from typer.testing import CliRunner
 
+from tests.conftest import new_database_on
 from tests.healthbook.test_api import visit_of
 from tests.submissions.test_intake import ENDED, checkin_row, facility_with_token, send
 from vnehr import catalogs, identity
+from vnehr.cli import app
 from vnehr.kit.auth import SESSION_COOKIE, Subject, make_session_cookie
-from vnehr.kit.settings import Settings
+from vnehr.kit.clock import utcnow
+from vnehr.kit.db import Database
+from vnehr.kit.settings import Settings, get_settings
 from vnehr.submissions import synth
-from vnehr.submissions.service import IntakeOptions, accept_many, prepare
+from vnehr.submissions.service import (
+    IntakeOptions,
+    accept,
+    accept_many,
+    check_in,
+    listing,
+    prepare,
+)
 from vnehr.submissions.xmlio import Limits, write_table
 
 BINH = "079162003581"  # a facility's administrator, signed in on the portal
+AN = "001085004217"  # the Hanoi health department's administrator
 
 
 async def every_page(
@@ -113,21 +131,13 @@ async def test_a_forged_cursor_is_a_coded_error(
 async def test_whoever_may_not_read_a_receipt_or_listing_is_told_what_it_is_about(
     client: httpx.AsyncClient, session: AsyncSession, settings: Settings
 ) -> None:
-    """Each refusal names what it is about (a submission, a facility) and what to do: a person
-    signed in (a facility's administrator) names the facility with ``?facility=``; no text calls
-    a facility code a "submission"."""
+    """Each refusal names what it is about (a facility) and what to do: a person signed in (a
+    facility's administrator) names the facility with ``?facility=``; no text calls a facility
+    code a "submission". (Another facility's receipt is answered as a missing one: below.)"""
     code, headers = await facility_with_token(client, session, settings)
     sent = (await send(client, headers, synth.envelope([visit_of(code, 70, ENDED)], code))).json()
     other, other_headers = await facility_with_token(client, session, settings)
 
-    receipt = await client.get(f"/api/v1/submissions/{sent['id']}", headers=other_headers)
-    assert (receipt.status_code, receipt.json()["code"]) == (403, "SUB-0016")
-    assert receipt.json()["message"] == {
-        "vi": f"Lượt gửi {sent['id']} là của một cơ sở khác: chỉ cơ sở đã gửi tệp và Sở Y tế "
-        "của tỉnh được xem biên nhận.",
-        "en": f"Submission {sent['id']} was sent by another facility: only the facility that "
-        "sent it and its province's health department may read its receipt.",
-    }
     listing = await client.get(f"/api/v1/submissions?facility={code}", headers=other_headers)
     assert (listing.status_code, listing.json()["code"]) == (403, "SUB-0023")
     assert listing.json()["message"] == {
@@ -165,3 +175,133 @@ async def test_whoever_may_not_read_a_receipt_or_listing_is_told_what_it_is_abou
     named = await client.get(f"/api/v1/submissions?facility={code}")
     assert named.status_code == 200, named.text
     assert [r["id"] for r in named.json()["items"]] == [sent["id"]]
+
+
+async def test_another_facilitys_receipt_is_answered_as_an_id_that_does_not_exist(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    """A facility asking for a receipt id of another facility learns nothing from the answer:
+    it is the answer to an id nobody was given (404 SUB-0015, the same body but for the id),
+    so ids cannot be tried to learn which exist. The sender and its province's department
+    still read the receipt."""
+    code, headers = await facility_with_token(client, session, settings)
+    sent = (await send(client, headers, synth.envelope([visit_of(code, 71, ENDED)], code))).json()
+    _, other_headers = await facility_with_token(client, session, settings)
+    nobodys = str(uuid.uuid4())
+
+    theirs = await client.get(f"/api/v1/submissions/{sent['id']}", headers=other_headers)
+    missing = await client.get(f"/api/v1/submissions/{nobodys}", headers=other_headers)
+
+    assert (theirs.status_code, missing.status_code) == (404, 404)
+    assert theirs.json()["code"] == "SUB-0015"
+    assert theirs.text.replace(sent["id"], "ID") == missing.text.replace(nobodys, "ID")
+    assert theirs.json()["message"] == {
+        "vi": f"Không có lượt gửi mã {sent['id']} trong số biên nhận bạn được xem. Hãy kiểm tra "
+        "lại mã, hoặc tìm biên nhận của cơ sở tại GET /api/v1/submissions?since=....",
+        "en": f"There is no submission {sent['id']} among the receipts you may read. Check the "
+        "id, or find your facility's receipts with GET /api/v1/submissions?since=....",
+    }
+    own = await client.get(f"/api/v1/submissions/{sent['id']}", headers=headers)
+    assert (own.status_code, own.json()) == (200, sent)
+    await identity.bootstrap_grant(session, AN, "department_admin", province_code="01")
+    await session.flush()
+    client.cookies.set(
+        SESSION_COOKIE,
+        make_session_cookie(
+            settings, {"personal_id": AN, "name": "Nguyễn Văn An", "assurance_level": 2}
+        ),
+    )
+    department = await client.get(f"/api/v1/submissions/{sent['id']}")
+    assert (department.status_code, department.json()) == (200, sent)
+
+
+@pytest.mark.parametrize("store", ["sqlite", "postgresql"])
+def test_a_receipt_committed_after_a_listing_is_still_reached_by_its_cursor(
+    store: str, postgres_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file's receipt is stamped before its transaction commits. Two API workers write the
+    same facility's files: the first (A) is stamped, then a file and a check-in (B, C) sent
+    meanwhile to the other worker are written; a system asks for one receipt a page while A is
+    not committed yet, and reads on with the page's ``next_cursor``. It must reach A: before,
+    B and C committed first, the page gave B and a cursor past it (B was received after A),
+    and A was never listed. On PostgreSQL B and C are still written while A is (a facility's
+    writers go side by side), and the page waits for A; on SQLite writers take turns. (The
+    cursor a page gives is followed; a last page gives none, and the system asks again from
+    where it began.)"""
+    if store == "postgresql":
+        url = new_database_on(postgres_url, "receipts")
+    else:
+        url = f"sqlite+aiosqlite:///{tmp_path / 'receipts.db'}"
+    monkeypatch.setenv("VNEHR_DATABASE_URL", url)
+    get_settings.cache_clear()
+    runner = CliRunner()
+    assert runner.invoke(app, ["db", "upgrade"]).exit_code == 0
+    assert runner.invoke(app, ["demo", "load"]).exit_code == 0  # facility 01001, connected
+    get_settings.cache_clear()
+    code = "01001"
+    sender = Subject(
+        "facility_system",
+        "his",
+        "HIS",
+        scopes=frozenset({"submission.write", "checkin.write"}),
+        facility_code=code,
+    )
+    options = IntakeOptions(limits=Limits())
+    files = [
+        synth.envelope(
+            [synth.make_visit(random.Random(n), facility_code=code, sequence=6100 + n)], code
+        )
+        for n in range(2)
+    ]
+    checkin = write_table("XML0", [checkin_row(code, "LK-LATE")])
+
+    async def main() -> None:
+        one, other, reader = (Database.from_urls(url) for _ in range(3))  # two API workers
+        try:
+            async with reader.read_session() as session:
+                codes = await catalogs.codebook(session)
+            a, second = (prepare(f, codes=codes, limits=options.limits) for f in files)
+            since = utcnow()
+
+            async def page(cursor: str | None) -> tuple[list[str], str | None]:
+                # (the sessions of GET /api/v1/submissions)
+                async with reader.read_session() as session, reader.session() as primary:
+                    found = await listing(
+                        session,
+                        sender,
+                        primary=primary,
+                        facility=None,
+                        since=since,
+                        limit=1,
+                        cursor=cursor,
+                    )
+                return [r["id"] for r in found.items], found.next_cursor
+
+            async def meanwhile() -> list[str]:  # a file, then a check-in
+                async with other.session() as theirs:
+                    b = await accept(theirs, sender, files[1], second, options)
+                async with other.session() as theirs:
+                    c = await check_in(theirs, sender, checkin, options, codes)
+                return [b["id"], c["id"]]
+
+            async with one.session() as session:
+                first = await accept(session, sender, files[0], a, options)  # stamped ...
+                writing = asyncio.create_task(meanwhile())
+                # ... B and C arrive meanwhile: on PostgreSQL written beside A, on SQLite after
+                await asyncio.wait([writing], timeout=30 if store == "postgresql" else 1.5)
+                assert writing.done() == (store == "postgresql")
+                reading = asyncio.create_task(page(None))  # a system reads one receipt
+                await asyncio.wait([reading], timeout=1)
+            later = await asyncio.wait_for(writing, 30)  # A committed (then B and C)
+            listed, cursor = await asyncio.wait_for(reading, 30)
+            while True:  # ... and reads on from where it was
+                found, cursor = await page(cursor)
+                listed += found
+                if cursor is None:
+                    break
+            assert set(listed) == {first["id"], *later}
+        finally:
+            for db in (one, other, reader):
+                await db.dispose()
+
+    asyncio.run(main())

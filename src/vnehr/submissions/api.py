@@ -22,6 +22,7 @@ from vnehr.kit.clock import AwareMoment
 from vnehr.kit.errors import ControlCharacter, RequestInvalid, VnehrError
 from vnehr.kit.http import (
     ReadSession,
+    WriteSession,
     database,
     error_response,
     error_responses,
@@ -279,7 +280,10 @@ async def get_receipt(
     subject: CurrentSubject,
     submission_id: Annotated[str, Path(max_length=36)],
 ) -> dict[str, Any]:
-    """The receipt of a submission, again."""
+    """The receipt of a submission, again, for the facility that sent it (its systems and
+    administrators) and its province's department. Another facility's receipt is answered
+    exactly as an id that does not exist (404 SUB-0015): the answer tells nobody else which
+    ids exist."""
     return await service.receipt(session, subject, submission_id)
 
 
@@ -290,6 +294,7 @@ async def get_receipt(
 )
 async def list_receipts(
     session: ReadSession,
+    primary: WriteSession,
     subject: CurrentSubject,
     facility: Annotated[str | None, Query(pattern=r"^\d{5}$")] = None,
     since: Annotated[
@@ -309,11 +314,20 @@ async def list_receipts(
     receipt is as it was given, with `kind`: `visit_file` or `checkin`. A system that lost
     the answer to a file (a timeout, an outage) finds its receipt here: ask from the moment
     it sent the file (a few minutes earlier, for clock differences) and read on; a file whose
-    sender disconnected is still written, and its receipt appears once it is (D49). A person
-    (the facility's administrator, the department) names the facility with `facility`
-    (SUB-0025 without it); a facility's system may leave it out for its own."""
+    sender disconnected is still written, and its receipt appears once it is (D49). A receipt
+    that appears later is never behind a cursor already given (D172): a page waits until the
+    facility's files being written have committed (milliseconds), and is read on the primary
+    database. A person (the facility's administrator, the department) names the facility with
+    `facility` (SUB-0025 without it); a facility's system may leave it out for its own."""
     return await service.listing(
-        session, subject, facility=facility, since=since, limit=limit, kind=kind, cursor=cursor
+        session,
+        subject,
+        primary=primary,
+        facility=facility,
+        since=since,
+        limit=limit,
+        kind=kind,
+        cursor=cursor,
     )
 
 

@@ -108,15 +108,11 @@ class FormUnreadable(FileRefused):
 
 
 class UnknownSubmission(VnehrError):
+    """No receipt of this id that the caller may read: none at all, or another facility's,
+    answered alike (D172; SUB-0016, which said the latter, is retired and not reused)."""
+
     status_code = 404
     code = "SUB-0015"
-
-
-class NotYourFacility(VnehrError):
-    """A receipt asked for by someone other than the sending facility or its department."""
-
-    status_code = 403
-    code = "SUB-0016"
 
 
 class NotYourFacilityData(VnehrError):

@@ -8,6 +8,7 @@ outbox events and audit row in the caller's transaction, and build the receipt.
 from __future__ import annotations
 
 import hashlib
+import time
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -17,14 +18,22 @@ from typing import Any
 
 import orjson
 import zstandard
-from sqlalchemy import func, or_, select, tuple_
+from sqlalchemy import func, or_, select, text, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vnehr import catalogs, facilities, identity, papers, records
 from vnehr.audit import AuditEvent, audit_event
 from vnehr.kit.auth import MissingScope, Subject, require_scope
 from vnehr.kit.clock import VIETNAM, utcnow, vietnam_moment
-from vnehr.kit.db import compress, copy_objects, hot_add, new_row, pack_json, unpack_json
+from vnehr.kit.db import (
+    compress,
+    copy_objects,
+    hot_add,
+    hot_fetch,
+    new_row,
+    pack_json,
+    unpack_json,
+)
 from vnehr.kit.errors import InvalidCursor
 from vnehr.kit.metrics import INTAKE_FILES, INTAKE_VISITS
 from vnehr.kit.outbox import OutboxEvent, new_event
@@ -302,22 +311,67 @@ async def admitted(session: AsyncSession, subject: Subject) -> tuple[str, bool]:
     return code, state != facilities.State.connected
 
 
+#: A facility's receipts being written (``_start_receipts``): a shared advisory lock per
+#: facility code (seed 151; the visits' locks use 130), then the database's clock. A listing
+#: takes the same lock exclusively (``_WRITES_DONE``).
+_RECEIPTS_PG = text(
+    "SELECT clock_timestamp() FROM (SELECT"
+    " count(pg_advisory_xact_lock_shared(hashtextextended(k, 151))) FROM"
+    " (SELECT k FROM unnest(CAST(:codes AS text[])) WITH ORDINALITY AS u(k, n) ORDER BY n)"
+    " AS s) AS held"
+)
+#: A listing of a facility's receipts waits until none is being written (D172).
+_WRITES_DONE = text("SELECT pg_advisory_xact_lock(hashtextextended(:code, 151))")
+
+
+@dataclass(frozen=True, slots=True)
+class _Clock:
+    """The clock a transaction stamps its receipts with, from ``_start_receipts``."""
+
+    at: datetime
+    taken: float  # time.monotonic() then
+
+    def now(self) -> datetime:
+        return self.at + timedelta(seconds=time.monotonic() - self.taken)
+
+
+async def _start_receipts(session: AsyncSession, codes: list[str]) -> _Clock:
+    """Mark this transaction, until it ends, as writing receipts of these facilities, and start
+    the clock it stamps them with, so that a listing's cursor (received at, id) never passes a
+    receipt that commits later (D172). On PostgreSQL writers of a facility go side by side (a
+    shared lock), and a listing of it waits until those in progress have committed and holds
+    back new ones while it reads: every receipt it does not see is stamped after it. The clock
+    is the database's, one for every API process whatever their machines' clocks say. SQLite's
+    writers take turns (``BEGIN IMMEDIATE``, taken here if no statement has begun the
+    transaction yet): each commits before the next is stamped."""
+    if session.get_bind().dialect.name != "postgresql":
+        await session.connection()
+        return _Clock(utcnow(), time.monotonic())
+    [(at,)] = await hot_fetch(session, _RECEIPTS_PG, {"codes": sorted(set(codes))})
+    return _Clock(at, time.monotonic())
+
+
 async def accept(
     session: AsyncSession,
     subject: Subject,
     data: bytes,
     analysis: Analysis,
     options: IntakeOptions,
+    *,
+    clock: _Clock | None = None,
 ) -> dict[str, Any]:
-    """Store an analysed file (facility, signature, visits) and return its receipt."""
+    """Store an analysed file (facility, signature, visits) and return its receipt. ``clock``:
+    when the caller (``accept_many``) has started its receipts already."""
     code, test_mode, file_warnings = await _admit(session, subject, data, analysis, options)
+    if clock is None:
+        clock = await _start_receipts(session, [code])
     # every visit of the file locked at once, in one order (one at a time, two files naming
     # the same visits in other orders could wait on each other)
     await records.lock_visits(
         session, [(code, v.visit_key) for v in analysis.visits if v.visit_key is not None]
     )
     await _check_paper_numbers(session, [(code, v) for v in analysis.visits])
-    received = utcnow()
+    received = clock.now()
     submission_id = str(uuid.uuid4())
     visits: list[dict[str, Any]] = []
     accepted = 0
@@ -376,6 +430,9 @@ async def accept_many(
             )
         except errors.FileRefused as exc:
             results[index] = exc
+    if not admitted:
+        return [r for r in results if r is not None]
+    clock = await _start_receipts(session, [code for _, code, _, _ in admitted])
 
     # (before the visits are sorted into runs: a visit refused here is no new visit)
     await _check_paper_numbers(
@@ -412,14 +469,17 @@ async def accept_many(
             runs.append((alone, [item]))
     for alone, items in runs:
         if not alone:
-            for index, receipt in await _accept_together(session, files, items, options, counted):
+            together = await _accept_together(session, files, items, options, counted, clock)
+            for index, receipt in together:
                 results[index] = receipt
             continue
         for index, _, _, _ in items:
             subject, data, analysis = files[index]
             try:
                 async with session.begin_nested():
-                    results[index] = await accept(session, subject, data, analysis, options)
+                    results[index] = await accept(
+                        session, subject, data, analysis, options, clock=clock
+                    )
             except errors.FileRefused as exc:
                 results[index] = exc
     if options.count is not None and any(counted):
@@ -438,10 +498,11 @@ async def _accept_together(
     admitted: list[tuple[int, str, bool, list[dict[str, Any]]]],
     options: IntakeOptions,
     counted: _Counted,
+    clock: _Clock,
 ) -> list[tuple[int, dict[str, Any]]]:
     """The files of ``accept_many`` whose visits are all new, from connected facilities; with a
     report counter, what they write for the report is added to ``counted``."""
-    received = utcnow()
+    received = clock.now()
     counting = options.count is not None
     patients = []
     for index, _, _, _ in admitted:
@@ -809,12 +870,12 @@ def _visit_papers(
 
 
 async def receipt(session: AsyncSession, subject: Subject, submission_id: str) -> dict[str, Any]:
-    """A receipt again, for the facility that sent the file (or the department)."""
+    """A receipt again, for the facility that sent the file (or the department). Anyone else
+    is answered as for an id that does not exist (SUB-0015), so that ids cannot be tried to
+    learn which exist (D172)."""
     row = await session.get(Submission, submission_id)
-    if row is None:
+    if row is None or not _may_read(subject, row.facility_code, RECEIPT_SCOPES):
         raise errors.UnknownSubmission(id=submission_id)
-    if not _may_read(subject, row.facility_code, RECEIPT_SCOPES):
-        raise errors.NotYourFacility(id=submission_id)
     return row.receipt
 
 
@@ -864,6 +925,7 @@ async def listing(
     session: AsyncSession,
     subject: Subject,
     *,
+    primary: AsyncSession,
     facility: str | None,
     since: datetime | None,
     limit: int,
@@ -875,7 +937,12 @@ async def listing(
     only); ``next_cursor`` (None on the last page) goes on after the page's last receipt
     (the facility's systems and admins, the department). Oldest first, so that a system that
     lost answers (D49) reads on from where it was, however many receipts came since; receipts
-    written in one transaction share their moment, and the cursor tells them apart by id."""
+    written in one transaction share their moment, and the cursor tells them apart by id.
+
+    ``session`` reads on the read engine; on PostgreSQL the page is read on ``primary`` (the
+    primary database) once the facility's receipts being written have committed, so that a
+    receipt committed after the page never falls behind its cursor (``_start_receipts``,
+    D172); a replica cannot tell what is being written."""
     code = facility or subject.facility_code
     if code is None:
         raise errors.FacilityNotNamed()
@@ -894,6 +961,9 @@ async def listing(
             or_(Submission.received_at > at, Submission.id > last_id),
         )
     stmt = stmt.order_by(Submission.received_at, Submission.id).limit(limit + 1)
+    if primary.get_bind().dialect.name == "postgresql":
+        session = primary
+        await session.execute(_WRITES_DONE, {"code": code})
     rows = (await session.execute(stmt)).all()
     more = len(rows) > limit
     rows = rows[:limit]
@@ -1003,7 +1073,7 @@ async def check_in(
         "rejected" if found.rejected else "accepted_with_warnings" if found.issues else "accepted"
     )
     keys = [(row.get("MA_LK") or "").strip() for row in doc.rows]
-    received = utcnow()
+    received = (await _start_receipts(session, [code])).now()
     receipt = {
         "id": str(uuid.uuid4()),
         "received_at": received.isoformat(),
