@@ -38,17 +38,12 @@ async def marked(
     """Of these events, those that a mark with ``detail`` (``mark_taken``) says consumer
     ``target`` has taken: another transaction's, committed (the caller's own attempts do not
     say ``detail``)."""
-    if not event_ids:
-        return set()
-    found = await session.scalars(
-        select(DeliveryAttempt.event_id).where(
-            DeliveryAttempt.event_id.in_(sorted(set(event_ids))),
-            DeliveryAttempt.target == target,
-            DeliveryAttempt.outcome == "delivered",
-            DeliveryAttempt.detail["note"].as_string() == str(detail["note"]),
-        )
+    return await _delivered(
+        session,
+        target,
+        event_ids,
+        DeliveryAttempt.detail["note"].as_string() == str(detail["note"]),
     )
-    return set(found)
 
 
 async def restate(
@@ -116,6 +111,16 @@ async def mark_taken(
 async def taken_among(session: AsyncSession, target: str, event_ids: Collection[str]) -> set[str]:
     """Of these events, those consumer ``target`` has taken (a delivered attempt, or a
     mark)."""
+    return await _delivered(session, target, event_ids)
+
+
+async def _delivered(
+    session: AsyncSession,
+    target: str,
+    event_ids: Collection[str],
+    *also: ColumnElement[bool],
+) -> set[str]:
+    """Of these events, those with a delivered attempt of ``target`` (and ``also``)."""
     if not event_ids:
         return set()
     found = await session.scalars(
@@ -123,6 +128,7 @@ async def taken_among(session: AsyncSession, target: str, event_ids: Collection[
             DeliveryAttempt.event_id.in_(sorted(set(event_ids))),
             DeliveryAttempt.target == target,
             DeliveryAttempt.outcome == "delivered",
+            *also,
         )
     )
     return set(found)

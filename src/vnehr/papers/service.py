@@ -912,16 +912,7 @@ async def readable(session: AsyncSession, subject: Subject, paper_id: str) -> Pa
         if subject.kind == "facility_system" and not subject.scopes & set(READ_SCOPES):
             raise MissingScope(scope=" or ".join(READ_SCOPES))
         if paper.person_id is not None:
-            session.add(
-                audit.audit_event(
-                    actor=subject.label,
-                    action="paper.read",
-                    object_type="paper",
-                    object_id=paper_id,
-                    person_id=paper.person_id,
-                    detail={"facility": paper.facility_code},
-                )
-            )
+            _audit_read(session, subject, paper, paper.person_id, {"facility": paper.facility_code})
         return paper
     if subject.kind == "person":
         try:
@@ -933,18 +924,24 @@ async def readable(session: AsyncSession, subject: Subject, paper_id: str) -> Pa
                 if await _withheld(session, holder, [paper]):
                     break  # answered as a paper that does not exist
                 if holder.relation is not None:
-                    session.add(
-                        audit.audit_event(
-                            actor=subject.label,
-                            action="paper.read",
-                            object_type="paper",
-                            object_id=paper_id,
-                            person_id=holder.id,
-                            detail={"as": holder.relation},
-                        )
-                    )
+                    _audit_read(session, subject, paper, holder.id, {"as": holder.relation})
                 return paper
     raise errors.UnknownPaper(id=paper_id)  # never say whose it is
+
+
+def _audit_read(
+    session: AsyncSession, subject: Subject, paper: Paper, person_id: int, detail: dict[str, Any]
+) -> None:
+    session.add(
+        audit.audit_event(
+            actor=subject.label,
+            action="paper.read",
+            object_type="paper",
+            object_id=paper.id,
+            person_id=person_id,
+            detail=detail,
+        )
+    )
 
 
 async def of_holder(
