@@ -215,6 +215,59 @@ async def test_another_facilitys_receipt_is_answered_as_an_id_that_does_not_exis
     assert (department.status_code, department.json()) == (200, sent)
 
 
+_SENDER = Subject(
+    "facility_system",
+    "his",
+    "HIS",
+    scopes=frozenset({"submission.write", "checkin.write"}),
+    facility_code="01001",
+)
+
+
+def _demo_database(
+    store: str, postgres_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> str:
+    """A database of its own with the demo (facility 01001, connected)."""
+    if store == "postgresql":
+        url = new_database_on(postgres_url, "receipts")
+    else:
+        url = f"sqlite+aiosqlite:///{tmp_path / 'receipts.db'}"
+    monkeypatch.setenv("VNEHR_DATABASE_URL", url)
+    get_settings.cache_clear()
+    runner = CliRunner()
+    assert runner.invoke(app, ["db", "upgrade"]).exit_code == 0
+    assert runner.invoke(app, ["demo", "load"]).exit_code == 0
+    get_settings.cache_clear()
+    return url
+
+
+def _files(count: int) -> list[bytes]:
+    return [
+        synth.envelope(
+            [synth.make_visit(random.Random(n), facility_code="01001", sequence=6100 + n)],
+            "01001",
+        )
+        for n in range(count)
+    ]
+
+
+async def _page(
+    reader: Database, since: datetime, cursor: str | None, limit: int = 1
+) -> tuple[list[str], str | None]:
+    """One page of 01001's receipts, on the sessions of GET /api/v1/submissions."""
+    async with reader.read_session() as session, reader.session() as primary:
+        found = await listing(
+            session,
+            _SENDER,
+            primary=primary,
+            facility=None,
+            since=since,
+            limit=limit,
+            cursor=cursor,
+        )
+    return [r["id"] for r in found.items], found.next_cursor
+
+
 @pytest.mark.parametrize("store", ["sqlite", "postgresql"])
 def test_a_receipt_committed_after_a_listing_is_still_reached_by_its_cursor(
     store: str, postgres_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -225,35 +278,13 @@ def test_a_receipt_committed_after_a_listing_is_still_reached_by_its_cursor(
     not committed yet, and reads on with the page's ``next_cursor``. It must reach A: before,
     B and C committed first, the page gave B and a cursor past it (B was received after A),
     and A was never listed. On PostgreSQL B and C are still written while A is (a facility's
-    writers go side by side), and the page waits for A; on SQLite writers take turns. (The
-    cursor a page gives is followed; a last page gives none, and the system asks again from
-    where it began.)"""
-    if store == "postgresql":
-        url = new_database_on(postgres_url, "receipts")
-    else:
-        url = f"sqlite+aiosqlite:///{tmp_path / 'receipts.db'}"
-    monkeypatch.setenv("VNEHR_DATABASE_URL", url)
-    get_settings.cache_clear()
-    runner = CliRunner()
-    assert runner.invoke(app, ["db", "upgrade"]).exit_code == 0
-    assert runner.invoke(app, ["demo", "load"]).exit_code == 0  # facility 01001, connected
-    get_settings.cache_clear()
-    code = "01001"
-    sender = Subject(
-        "facility_system",
-        "his",
-        "HIS",
-        scopes=frozenset({"submission.write", "checkin.write"}),
-        facility_code=code,
-    )
+    writers go side by side), and the page stops before A's start; on SQLite writers take
+    turns. (The cursor a page gives is followed; a last page gives none, and the system asks
+    again from where it began.)"""
+    url = _demo_database(store, postgres_url, tmp_path, monkeypatch)
     options = IntakeOptions(limits=Limits())
-    files = [
-        synth.envelope(
-            [synth.make_visit(random.Random(n), facility_code=code, sequence=6100 + n)], code
-        )
-        for n in range(2)
-    ]
-    checkin = write_table("XML0", [checkin_row(code, "LK-LATE")])
+    files = _files(2)
+    checkin = write_table("XML0", [checkin_row("01001", "LK-LATE")])
 
     async def main() -> None:
         one, other, reader = (Database.from_urls(url) for _ in range(3))  # two API workers
@@ -263,45 +294,110 @@ def test_a_receipt_committed_after_a_listing_is_still_reached_by_its_cursor(
             a, second = (prepare(f, codes=codes, limits=options.limits) for f in files)
             since = utcnow()
 
-            async def page(cursor: str | None) -> tuple[list[str], str | None]:
-                # (the sessions of GET /api/v1/submissions)
-                async with reader.read_session() as session, reader.session() as primary:
-                    found = await listing(
-                        session,
-                        sender,
-                        primary=primary,
-                        facility=None,
-                        since=since,
-                        limit=1,
-                        cursor=cursor,
-                    )
-                return [r["id"] for r in found.items], found.next_cursor
-
             async def meanwhile() -> list[str]:  # a file, then a check-in
                 async with other.session() as theirs:
-                    b = await accept(theirs, sender, files[1], second, options)
+                    b = await accept(theirs, _SENDER, files[1], second, options)
                 async with other.session() as theirs:
-                    c = await check_in(theirs, sender, checkin, options, codes)
+                    c = await check_in(theirs, _SENDER, checkin, options, codes)
                 return [b["id"], c["id"]]
 
             async with one.session() as session:
-                first = await accept(session, sender, files[0], a, options)  # stamped ...
+                first = await accept(session, _SENDER, files[0], a, options)  # stamped ...
                 writing = asyncio.create_task(meanwhile())
                 # ... B and C arrive meanwhile: on PostgreSQL written beside A, on SQLite after
                 await asyncio.wait([writing], timeout=30 if store == "postgresql" else 1.5)
                 assert writing.done() == (store == "postgresql")
-                reading = asyncio.create_task(page(None))  # a system reads one receipt
+                reading = asyncio.create_task(_page(reader, since, None))  # one receipt
                 await asyncio.wait([reading], timeout=1)
             later = await asyncio.wait_for(writing, 30)  # A committed (then B and C)
             listed, cursor = await asyncio.wait_for(reading, 30)
             while True:  # ... and reads on from where it was
-                found, cursor = await page(cursor)
+                found, cursor = await _page(reader, since, cursor)
                 listed += found
                 if cursor is None:
                     break
             assert set(listed) == {first["id"], *later}
         finally:
             for db in (one, other, reader):
+                await db.dispose()
+
+    asyncio.run(main())
+
+
+def test_a_listing_holds_back_none_of_the_facility_s_writers(
+    postgres_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL: a listing asked for while one of the facility's files is being written (a
+    long import batch, a large FHIR bundle) answers at once, without that file, and a file
+    sent meanwhile is written without waiting for either; the next listing has both. Before,
+    the listing queued for the facility's lock behind the open write, and every new file of
+    the facility queued behind the listing (D172)."""
+    url = _demo_database("postgresql", postgres_url, tmp_path, monkeypatch)
+    options = IntakeOptions(limits=Limits())
+    files = _files(3)
+
+    async def main() -> None:
+        one, other, reader = (Database.from_urls(url) for _ in range(3))
+        try:
+            async with reader.read_session() as session:
+                codes = await catalogs.codebook(session)
+            a, b, c = (prepare(f, codes=codes, limits=options.limits) for f in files)
+            since = utcnow()
+            async with other.session() as theirs:
+                before = await accept(theirs, _SENDER, files[2], c, options)
+            async with one.session() as session:
+                first = await accept(session, _SENDER, files[0], a, options)  # still open
+                listed, cursor = await asyncio.wait_for(_page(reader, since, None, 50), 30)
+                assert (listed, cursor) == ([before["id"]], None)  # not the one being written
+                async with other.session() as theirs:  # not held back by the listing
+                    meanwhile = await asyncio.wait_for(
+                        accept(theirs, _SENDER, files[1], b, options), 30
+                    )
+            listed, _ = await _page(reader, since, None, 50)
+            assert listed[0] == before["id"]
+            assert set(listed) == {before["id"], first["id"], meanwhile["id"]}
+        finally:
+            for db in (one, other, reader):
+                await db.dispose()
+
+    asyncio.run(main())
+
+
+def test_the_horizon_finds_the_writers_of_each_facility_whatever_the_sign_of_its_key(
+    postgres_url: str,
+) -> None:
+    """The listing finds a facility's writers in ``pg_locks`` from the two 32-bit halves of
+    the lock's 64-bit key: right for keys of either sign, and for that facility only."""
+    from sqlalchemy import text
+
+    from vnehr.submissions.service import _HORIZON_PG, _RECEIPTS_PG
+
+    url = new_database_on(postgres_url, "horizon")
+
+    async def main() -> None:
+        writer, reader = Database.from_urls(url), Database.from_urls(url)
+        try:
+            async with reader.session() as session:
+                keys = {
+                    code: int(
+                        await session.scalar(text("SELECT hashtextextended(:c, 151)"), {"c": code})
+                        or 0
+                    )
+                    for code in (f"01{n:03d}" for n in range(1, 40))
+                }
+            assert {k < 0 for k in keys.values()} == {True, False}  # both signs are met
+            for code in (min(keys, key=keys.get), max(keys, key=keys.get)):
+                other = next(c for c in keys if c != code)
+                async with writer.session() as session:
+                    await session.execute(_RECEIPTS_PG, {"codes": [code]})
+                    started = await session.scalar(text("SELECT now()"))
+                    async with reader.session() as look:
+                        [(horizon, seen)] = (await look.execute(_HORIZON_PG, {"code": code})).all()
+                        [(elsewhere, _)] = (await look.execute(_HORIZON_PG, {"code": other})).all()
+                    assert (horizon, seen) == (started, True)
+                    assert elsewhere > started  # another facility's listing is not held at it
+        finally:
+            for db in (writer, reader):
                 await db.dispose()
 
     asyncio.run(main())

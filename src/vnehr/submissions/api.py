@@ -290,7 +290,7 @@ async def get_receipt(
 @router.get(
     "/submissions",
     response_model=Page[dict[str, Any]],
-    responses=error_responses(400, 401, 403, 422),
+    responses=error_responses(400, 401, 403, 422, 503),
 )
 async def list_receipts(
     session: ReadSession,
@@ -315,9 +315,9 @@ async def list_receipts(
     the answer to a file (a timeout, an outage) finds its receipt here: ask from the moment
     it sent the file (a few minutes earlier, for clock differences) and read on; a file whose
     sender disconnected is still written, and its receipt appears once it is (D49). A receipt
-    that appears later is never behind a cursor already given (D172): a page waits until the
-    facility's files being written have committed (milliseconds), and is read on the primary
-    database. A person (the facility's administrator, the department) names the facility with
+    that appears later is never behind a cursor already given (D172, D173): a page stops
+    before the receipts of the facility's files still being written (they come on a later
+    page; nobody waits), and is read on the primary database. A person (the facility's administrator, the department) names the facility with
     `facility` (SUB-0025 without it); a facility's system may leave it out for its own."""
     return await service.listing(
         session,

@@ -139,6 +139,14 @@ class FacilityNotNamed(VnehrError):
     code = "SUB-0025"
 
 
+class ReceiptsUnsure(VnehrError):
+    """A listing cannot tell where the receipts still being written begin: a transaction
+    writing them runs under a database role whose start this one may not read (D172)."""
+
+    status_code = 503
+    code = "SUB-0026"
+
+
 class UnknownVisit(VnehrError):
     status_code = 404
     code = "SUB-0017"

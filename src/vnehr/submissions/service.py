@@ -313,15 +313,25 @@ async def admitted(session: AsyncSession, subject: Subject) -> tuple[str, bool]:
 
 #: A facility's receipts being written (``_start_receipts``): a shared advisory lock per
 #: facility code (seed 151; the visits' locks use 130), then the database's clock. A listing
-#: takes the same lock exclusively (``_WRITES_DONE``).
+#: reads who holds it (``_HORIZON_PG``).
 _RECEIPTS_PG = text(
     "SELECT clock_timestamp() FROM (SELECT"
     " count(pg_advisory_xact_lock_shared(hashtextextended(k, 151))) FROM"
     " (SELECT k FROM unnest(CAST(:codes AS text[])) WITH ORDINALITY AS u(k, n) ORDER BY n)"
     " AS s) AS held"
 )
-#: A listing of a facility's receipts waits until none is being written (D172).
-_WRITES_DONE = text("SELECT pg_advisory_xact_lock(hashtextextended(:code, 151))")
+#: Where a listing of a facility's receipts stops (D172): before the start of the oldest
+#: transaction now writing them (one holding the facility's shared lock; its stamps come after
+#: its start, on the same clock), or now. Nobody waits: a listing holds back no writer. With
+#: a holder whose start this role may not see (another database role), ``seen`` is false.
+_HORIZON_PG = text(
+    "SELECT least(clock_timestamp(), min(a.xact_start)), bool_and(a.xact_start IS NOT NULL)"
+    " FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
+    " WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1"
+    " AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+    " AND ((l.classid::bigint << 32) | l.objid::bigint) = hashtextextended(:code, 151)"
+    " AND l.pid <> pg_backend_pid()"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -339,9 +349,10 @@ async def _start_receipts(session: AsyncSession, codes: list[str]) -> _Clock:
     """Mark this transaction, until it ends, as writing receipts of these facilities, and start
     the clock it stamps them with, so that a listing's cursor (received at, id) never passes a
     receipt that commits later (D172). On PostgreSQL writers of a facility go side by side (a
-    shared lock), and a listing of it waits until those in progress have committed and holds
-    back new ones while it reads: every receipt it does not see is stamped after it. The clock
-    is the database's, one for every API process whatever their machines' clocks say. SQLite's
+    shared lock), and a listing of it stops before the start of the oldest of those in
+    progress (their stamps come after it): every receipt it does not show is stamped after
+    what it shows. The clock is the database's, one for every API process whatever their
+    machines' clocks say. SQLite's
     writers take turns (``BEGIN IMMEDIATE``, taken here if no statement has begun the
     transaction yet): each commits before the next is stamped."""
     if session.get_bind().dialect.name != "postgresql":
@@ -940,9 +951,10 @@ async def listing(
     written in one transaction share their moment, and the cursor tells them apart by id.
 
     ``session`` reads on the read engine; on PostgreSQL the page is read on ``primary`` (the
-    primary database) once the facility's receipts being written have committed, so that a
-    receipt committed after the page never falls behind its cursor (``_start_receipts``,
-    D172); a replica cannot tell what is being written."""
+    primary database: a replica cannot tell what is being written) and stops before the
+    receipts of the facility still being written (``_HORIZON_PG``), which come on a later
+    page: a receipt committed after the page never falls behind its cursor, and nobody waits
+    (``_start_receipts``, D172)."""
     code = facility or subject.facility_code
     if code is None:
         raise errors.FacilityNotNamed()
@@ -960,10 +972,13 @@ async def listing(
             Submission.received_at >= at,
             or_(Submission.received_at > at, Submission.id > last_id),
         )
-    stmt = stmt.order_by(Submission.received_at, Submission.id).limit(limit + 1)
     if primary.get_bind().dialect.name == "postgresql":
         session = primary
-        await session.execute(_WRITES_DONE, {"code": code})
+        [(horizon, seen)] = (await session.execute(_HORIZON_PG, {"code": code})).all()
+        if seen is False:
+            raise errors.ReceiptsUnsure()
+        stmt = stmt.where(Submission.received_at < horizon)
+    stmt = stmt.order_by(Submission.received_at, Submission.id).limit(limit + 1)
     rows = (await session.execute(stmt)).all()
     more = len(rows) > limit
     rows = rows[:limit]
