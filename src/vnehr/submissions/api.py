@@ -317,8 +317,9 @@ async def list_receipts(
     sender disconnected is still written, and its receipt appears once it is (D49). A receipt
     that appears later is never behind a cursor already given (D172, D173): a page stops
     before the receipts of the facility's files still being written (they come on a later
-    page; nobody waits), and is read on the primary database. A person (the facility's administrator, the department) names the facility with
-    `facility` (SUB-0025 without it); a facility's system may leave it out for its own."""
+    page; nobody waits), and is read on the primary database. A person (the facility's
+    administrator, the department) names the facility with `facility` (SUB-0025 without it);
+    a facility's system may leave it out for its own."""
     return await service.listing(
         session,
         subject,
