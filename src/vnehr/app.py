@@ -266,6 +266,7 @@ def exchange_handlers(settings: Settings, http: httpx.AsyncClient) -> exchange.C
         "visit.rejected": {"report": report["visit.rejected"]},
         "checkin.received": {"bhxh": exchange.checkin_consumer(client)},
         "emergency.access": {"inbox": exchange.event_notifier("emergency", push)},
+        "emergency.reviewed": {"inbox": exchange.review_notifier(push)},
         "paper.issued": {
             "inbox": exchange.event_notifier("paper", push),
             "report": report["paper.issued"],

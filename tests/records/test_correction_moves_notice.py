@@ -1,6 +1,7 @@
 """A correction that gives a visit another patient takes it out of the first one's book, and
 her inbox's "a new visit is in your book" notice of it goes too: it named the facility and the
-kind of care of a visit that the facility now says is someone else's (D171)."""
+kind of care of a visit that the facility now says is someone else's (D171). The one whose book
+it arrives in is told of it, once, as of a new visit."""
 
 from __future__ import annotations
 
@@ -54,10 +55,36 @@ async def test_a_visit_corrected_to_another_patient_leaves_her_inbox_too(
     assert fixed.json()["visits"][0]["outcome"] == "changed", fixed.text
     await tell(db)
     assert await _visit_notices(client, session, settings, HOA) == [kept.ma_lk]
+    # the visit is in Cường's book now: he is told of it, once
+    assert await _visit_notices(client, session, settings, CUONG) == [one.ma_lk]
 
-    # a correction that keeps the patient keeps her notice
+    # a correction that keeps the patient keeps her notice, and tells no one again
     kept.tables["XML1"][0]["CHAN_DOAN_RV"] = "Viêm họng cấp"
-    again = await send(client, headers, synth.envelope([kept], code))
-    assert again.json()["visits"][0]["outcome"] == "changed", again.text
+    one.tables["XML1"][0]["CHAN_DOAN_RV"] = "Viêm phổi"
+    again = await send(client, headers, synth.envelope([kept, one], code))
+    assert [v["outcome"] for v in again.json()["visits"]] == ["changed", "changed"], again.text
     await tell(db)
     assert await _visit_notices(client, session, settings, HOA) == [kept.ma_lk]
+    assert await _visit_notices(client, session, settings, CUONG) == [one.ma_lk]
+
+
+async def test_a_held_visit_corrected_into_his_book_is_told_to_him(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings, db: Database
+) -> None:
+    """Held out of every book (its name is not what VNeID confirmed, D150), a visit is told to
+    no one; corrected to his name, it arrives in his book and he is told of it."""
+    await sign_in_as(client, session, settings, CUONG)
+    client.cookies.clear()
+    code, headers = await facility_with_token(client, session, settings)
+    one = visit_of(code, 93, local_now() - timedelta(days=3), care_type="01", insured=True)
+    as_patient(one, (CUONG[0], "Lê Văn Cương Minh", CUONG[2], CUONG[3]))
+    held = await send(client, headers, synth.envelope([one], code))
+    assert "SUB-0170" in held.text, held.text
+    await tell(db)
+    assert await _visit_notices(client, session, settings, CUONG) == []
+
+    as_patient(one, CUONG)
+    fixed = await send(client, headers, synth.envelope([one], code))
+    assert fixed.json()["visits"][0]["outcome"] == "changed", fixed.text
+    await tell(db)
+    assert await _visit_notices(client, session, settings, CUONG) == [one.ma_lk]

@@ -16,6 +16,7 @@ from vnehr.exchange.notifications import (
     inbox,
     mark_all_read,
     mark_read,
+    review_notifier,
     texts_of,
     visit_notifier,
 )
@@ -72,6 +73,7 @@ __all__ = [
     "prune",
     "replay",
     "restate",
+    "review_notifier",
     "router",
     "run",
     "taken_among",

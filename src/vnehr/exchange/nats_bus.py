@@ -60,6 +60,7 @@ KNOWN_CONSUMERS = frozenset(
         "report-visit-rejected",
         "bhxh-checkin-received",
         "inbox-emergency-access",
+        "inbox-emergency-reviewed",
         "inbox-paper-issued",
         "report-paper-issued",
         "report-account-changed",

@@ -225,7 +225,7 @@ async def _paper_visit(session: AsyncSession, payload: dict[str, Any]) -> dict[s
 #: may itself tell what care the person had (a psychiatric hospital, an HIV clinic), and the
 #: registry does not know a facility's specialty. Signed in, the inbox and the person's access
 #: log name it; the person's own phone is told in full.
-_FACILITY_NOT_ON_THEIR_PHONE = frozenset({"emergency", "viewed"})
+_FACILITY_NOT_ON_THEIR_PHONE = frozenset({"emergency", "viewed", "emergency_unjustified"})
 
 
 def facility_withheld(kind: str, holder: identity.Holder) -> bool:
@@ -473,8 +473,9 @@ def _notifier(push: PushAdapter, notice_of: Callable[[OutboxEvent], _Notice | No
 
 
 #: Kinds whose ``facility`` parameter is the facility's code (the events of visits and
-#: emergency accesses carry the code; papers and views carry the name already).
-_FACILITY_BY_CODE = ("visit", "emergency")
+#: emergency accesses, and of their reviews, carry the code; papers and views carry the name
+#: already).
+_FACILITY_BY_CODE = ("visit", "emergency", "emergency_unjustified")
 
 
 async def texts_of(
@@ -528,6 +529,10 @@ async def _shown(
         reason = f"web.reason.{params.get('reason')}"
         if kind == "emergency" and reason in catalogue("vi"):
             shown["reason"] = texts(reason)
+        opened = params.get("opened")
+        if kind == "emergency_unjustified" and isinstance(opened, str) and len(opened) == 10:
+            # the day the access was opened, as the portal writes a date (D158)
+            shown["opened"] = f"{opened[8:10]}/{opened[5:7]}/{opened[:4]}"
         found.append(shown)
     return found
 
@@ -545,12 +550,17 @@ def render(kind: str, params: dict[str, Any], suffix: str = "") -> dict[str, dic
 
 
 def visit_notifier(push: PushAdapter) -> Remote:
-    """visit.accepted -> "a new visit is in your health book" (once per event and person)."""
+    """visit.accepted -> "a new visit is in your health book" (once per event and person): of
+    a visit's first version, and of a correction that puts it in the person's book (another
+    patient's before, or held out of every book: ``new_in_book``, D171). Other corrections
+    tell nothing: the person was told of the visit already."""
 
     def notice_of(event: OutboxEvent) -> _Notice | None:
         payload = event.payload
         person_id = payload.get("person_id")
-        if not person_id or payload.get("test_mode") or payload.get("version", 1) != 1:
+        if not person_id or payload.get("test_mode"):
+            return None
+        if payload.get("version", 1) != 1 and not payload.get("new_in_book"):
             return None
         params = {
             "facility": payload.get("facility_code", ""),
@@ -570,6 +580,26 @@ def event_notifier(kind: str, push: PushAdapter) -> Remote:
         if not person_id:
             return None
         return _Notice(int(person_id), kind, dict(event.payload.get("params") or {}))
+
+    return _notifier(push, notice_of)
+
+
+#: The review's finding the inbox tells (``emergency.reviewed``); a justified access is not
+#: told again: the citizen was told when it was opened, and it runs as it was told.
+_TOLD_FINDINGS = frozenset({"unjustified"})
+
+
+def review_notifier(push: PushAdapter) -> Remote:
+    """emergency.reviewed -> "an emergency access to your record was found unjustified and
+    ended" (once per event and person), pushed to the app; a justified finding tells no one.
+    A representative of a person of 16 or more is not told which facility (D109, D124)."""
+
+    def notice_of(event: OutboxEvent) -> _Notice | None:
+        person_id = event.payload.get("person_id")
+        if not person_id or event.payload.get("outcome") not in _TOLD_FINDINGS:
+            return None
+        params = dict(event.payload.get("params") or {})
+        return _Notice(int(person_id), "emergency_unjustified", params)
 
     return _notifier(push, notice_of)
 

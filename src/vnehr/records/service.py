@@ -83,6 +83,9 @@ class Stored:
     #: For "changed": an earlier version with this very content (an old file sent again after
     #: its correction undoes the correction), else None.
     same_as: int | None = None
+    #: For "changed": the visit is in a person's book it was not in before (a correction gave
+    #: it another patient, or one to a visit held out of every book, D150): told as new.
+    new_in_book: bool = False
 
 
 async def current_version(
@@ -190,6 +193,7 @@ async def store(session: AsyncSession, data: VisitData) -> Stored:
     if found is not None and found[2] == data.content_sha256:
         return Stored(found[0], found[1], "unchanged", found[3])
     same_as = None
+    new_in_book = False
     if found is not None:
         await hot_fetch(
             session, _STORE["supersede"], {"superseded_id": found[0], "not_current": False}
@@ -208,6 +212,7 @@ async def store(session: AsyncSession, data: VisitData) -> Stored:
                 # D150): what told the first one of it goes with it (D171)
                 for hook in _ON_LEAVING_BOOK.values():
                     await hook(session, int(before), [(data.facility_code, data.visit_key)])
+            new_in_book = data.person_id is not None and before != data.person_id
             same_as = await session.scalar(
                 select(func.min(VisitVersion.version)).where(
                     VisitVersion.facility_code == data.facility_code,
@@ -236,6 +241,7 @@ async def store(session: AsyncSession, data: VisitData) -> Stored:
         "changed" if found is not None else "new",
         data.submission_id,
         same_as,
+        new_in_book,
     )
 
 

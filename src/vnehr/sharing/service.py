@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from vnehr import audit, facilities, healthbook, identity, records
 from vnehr.kit.auth import Forbidden, Subject
-from vnehr.kit.clock import today_in_vietnam, utcnow
+from vnehr.kit.clock import VIETNAM, today_in_vietnam, utcnow
 from vnehr.kit.outbox import new_event
 from vnehr.kit.paging import decode_moment_cursor, encode_moment_cursor
 from vnehr.sharing import errors
@@ -408,7 +408,8 @@ async def review(
     """Close an emergency access with the reviewer's note and finding (both required: the
     review is the record of why the access was or was not justified). ``unjustified`` ends the
     access at once; ``justified`` lets it run its time, as the patient may still be in the
-    emergency room. A second review changes nothing."""
+    emergency room. The finding goes out as an ``emergency.reviewed`` event (the citizen's
+    inbox tells an unjustified one). A second review changes nothing."""
     if not note.strip():
         raise errors.NoteMissing()
     row = await SharingRepository(session).emergency(access_id)
@@ -440,6 +441,22 @@ async def review(
                 object_id=str(row.id),
                 person_id=row.person_id,
                 detail={"outcome": outcome},
+            )
+        )
+        # the citizen's inbox is told of a finding that the access was not justified (a
+        # justified one is not: the opening was told); the event says which, the inbox decides
+        session.add(
+            new_event(
+                "emergency.reviewed",
+                f"person:{row.person_id}",
+                {
+                    "person_id": row.person_id,
+                    "outcome": outcome,
+                    "params": {
+                        "facility": row.facility_code,
+                        "opened": row.opened_at.astimezone(VIETNAM).date().isoformat(),
+                    },
+                },
             )
         )
         await session.flush()

@@ -819,6 +819,9 @@ def _accepted_rows(
     }
     if counted:
         payload["counted"] = True
+    if stored.new_in_book:
+        # a correction put the visit in this person's book: the inbox tells them (D175)
+        payload["new_in_book"] = True
     key = f"{subject.facility_code}:{visit.visit_key}"
     return new_event("visit.accepted", key, payload, plain=True), audit_event(
         actor=subject.label,
