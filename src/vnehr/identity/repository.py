@@ -34,6 +34,16 @@ _BIRTH_COLUMNS = (
     Person.birth_date,
 )
 _PERSON_BIRTH = select(*_BIRTH_COLUMNS).where(Person.personal_id == bindparam("personal_id"))
+#: The same columns of pending persons, read again with their rows locked, in id order
+#: (PostgreSQL): a first VNeID sign-in (an UPDATE of the row) and a write judged against the
+#: person's pending state take turns, so that the sign-in's re-check sees what the write
+#: filed (D176). Not a share lock: two writers that both make a birth more precise
+#: (``_BETTER_BIRTH``) would each wait for the other's.
+_PENDING_LOCKED_PG = text(
+    "SELECT personal_id, id, birth_date IS NOT NULL, birth_partial, vneid_sub IS NOT NULL,"
+    " full_name, birth_date FROM person WHERE id = ANY(CAST(:ids AS bigint[]))"
+    " ORDER BY id FOR NO KEY UPDATE"
+)
 _BETTER_BIRTH = (
     update(Person)
     .where(Person.id == bindparam("p_id"), Person.birth_date.is_(None))
@@ -135,7 +145,7 @@ _NEW_PERSONS_PG = text(
     " CAST(:full_name AS text[]), CAST(:birth_date AS date[]), CAST(:birth_partial AS text[]),"
     " CAST(:sex AS text[]), CAST(:created_at AS timestamptz[]), CAST(:created_by AS text[]))"
     " AS p(personal_id, full_name, birth_date, birth_partial, sex, created_at, created_by)"
-    " ON CONFLICT (personal_id) DO NOTHING"
+    " ON CONFLICT (personal_id) DO NOTHING RETURNING personal_id"
 )
 _PERSON_IDS_PG = text(
     "SELECT personal_id, id, birth_date IS NOT NULL, birth_partial, vneid_sub IS NOT NULL,"
@@ -189,7 +199,10 @@ class IdentityRepository:
         """The person holding ``personal_id`` (None: nobody) with what VNeID confirmed of
         them; creates no one."""
         found = await hot_fetch(self.session, _PERSON_BIRTH, {"personal_id": personal_id})
-        return (int(found[0][0]), _confirmed(found[0])) if found else None
+        if not found:
+            return None
+        row = await self._pending_locked(found[0])
+        return int(row[0]), _confirmed(row)
 
     async def person_or_new(self, **values: Any) -> tuple[int, Confirmed | None]:
         """``person_id_or_new``, with what VNeID confirmed of a known person (None: not signed
@@ -197,11 +210,12 @@ class IdentityRepository:
         key = {"personal_id": values["personal_id"]}
         found = await hot_fetch(self.session, _PERSON_BIRTH, key)
         if found:
-            person_id, known_day, stored = found[0][:3]
+            row = await self._pending_locked(found[0])
+            person_id, known_day, stored = row[:3]
             born, partial = values.get("birth_date"), values.get("birth_partial")
             if better_birth(bool(known_day), stored, born, partial):
                 await self._better_birth(int(person_id), born, partial)
-            return int(person_id), _confirmed(found[0])
+            return int(person_id), _confirmed(row)
         dialect = self.session.get_bind().dialect.name
         params = {f"p_{name}": values.get(name) for name in _NEW_PERSON_COLUMNS}
         params["p_provisional"] = False
@@ -209,6 +223,19 @@ class IdentityRepository:
         if created:
             return int(created[0][0]), None
         return int((await hot_fetch(self.session, _PERSON_ID, key))[0][0]), None
+
+    async def new_person_once(self, **values: Any) -> Person:
+        """The person holding ``values["personal_id"]``, inserted with ``values`` unless the
+        ID is taken: by a transaction making them known at this moment, that is waited for
+        (its person is the one returned)."""
+        dialect = self.session.get_bind().dialect.name
+        params = {f"p_{name}": values.get(name) for name in _NEW_PERSON_COLUMNS}
+        params["p_provisional"] = False
+        await hot_fetch(self.session, _NEW_PERSON[dialect], params)
+        person = await self.person_by_personal_id(values["personal_id"])
+        if person is None:
+            raise RuntimeError("a person inserted or found is not there")
+        return person
 
     async def _better_birth(self, person_id: int, born: date | None, partial: str | None) -> None:
         params = {"p_id": person_id, "p_birth_date": born, "p_birth_partial": partial}
@@ -259,8 +286,27 @@ class IdentityRepository:
         columns = {name: [row.get(name) for row in rows] for name in names}
         columns["created_at"] = [row["created_at"] for row in rows]
         columns["created_by"] = [row["created_by"] for row in rows]
-        await hot_fetch(self.session, _NEW_PERSONS_PG, columns)
-        return await hot_fetch(self.session, _PERSON_IDS_PG, {"ids": columns["personal_id"]})
+        created = {row[0] for row in await hot_fetch(self.session, _NEW_PERSONS_PG, columns)}
+        found = await hot_fetch(self.session, _PERSON_IDS_PG, {"ids": columns["personal_id"]})
+        # pending persons this transaction did not create: read again, locked (before any
+        # birth is made more precise: the locks in one order)
+        pending = sorted(int(row[1]) for row in found if not row[4] and row[0] not in created)
+        if not pending:
+            return found
+        again = await hot_fetch(self.session, _PENDING_LOCKED_PG, {"ids": pending})
+        locked = {row[1]: row for row in again}
+        return [locked.get(row[1], row) for row in found]
+
+    async def _pending_locked(self, row: Any) -> Any:
+        """A row of ``_PERSON_BIRTH`` of a person not signed in with VNeID, read again with the
+        row locked on PostgreSQL (D176): a first sign-in under way is waited for (and its
+        confirmed details read), and a first sign-in that comes next waits for this
+        transaction, whose filing its re-check then sees. Elsewhere, or for a person signed in
+        already, the row as it is (SQLite's writers take turns)."""
+        if row[3] or self.session.get_bind().dialect.name != "postgresql":
+            return row
+        [locked] = await hot_fetch(self.session, _PENDING_LOCKED_PG, {"ids": [int(row[0])]})
+        return locked[1:]
 
     async def person(self, person_id: int) -> Person | None:
         return await self.session.get(Person, person_id)

@@ -83,7 +83,9 @@ async def sign_in(session: AsyncSession, claims: Mapping[str, Any]) -> Person:
     person = await repo.person_by_personal_id(personal_id)
     now = utcnow()
     if person is None:
-        person = Person(
+        # (a write naming the ID may be making them known at this moment: waited for, and
+        # its person is theirs, not a second one with the same ID, D176)
+        person = await repo.new_person_once(
             personal_id=personal_id,
             full_name=str(claims.get("name", "")),
             birth_date=birth,
@@ -91,7 +93,6 @@ async def sign_in(session: AsyncSession, claims: Mapping[str, Any]) -> Person:
             created_at=now,
             created_by="vneid",
         )
-        await repo.add(person)
     person.full_name = str(claims.get("name") or person.full_name)
     person.birth_date, person.sex = birth, sex or person.sex
     person.birth_partial = None  # VNeID knows the day
