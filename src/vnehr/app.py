@@ -125,6 +125,8 @@ def create_app(
     app.state.paper_row_check = submissions.check_paper_row
     # allergies come only as FHIR AllergyIntolerance (D29), kept by fhir above the health book
     healthbook.read_allergies_with(fhir.allergy_reader(settings.public_url))
+    # the access log tells each emergency access's review, which sharing keeps above the book
+    healthbook.read_emergency_reviews_with(sharing.emergency_reviews)
     # what was filed to a person while pending is compared at their first sign-in (D167): kept
     # by contexts above identity
     identity.on_first_confirmation("held", first_sign_in.recheck)

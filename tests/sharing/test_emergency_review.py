@@ -128,3 +128,72 @@ async def test_the_review_page_asks_whether_the_access_was_justified(
     assert text("web.review.outcome.unjustified", "vi") in shown
     await sign_in_as(client, session, settings, DOCTOR, grant)
     error(await client.get(f"/api/v1/patients/{patient[0]}/record"), 403, "SHR-0001")
+
+
+async def test_nobody_reviews_an_emergency_access_they_opened(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    """A clinician who also administers the facility (or the department) opened the access:
+    another administrator or the department reviews it, never the one who opened it."""
+    _, consented, other, patient, _ = await world(client, session, settings)
+    both = (
+        {"role": "clinician", "facility_code": other},
+        {"role": "facility_admin", "facility_code": other},
+    )
+    await sign_in_as(client, session, settings, OTHER_DOCTOR, *both)
+    own = await _break_glass(client, patient[0])
+    review = "/api/v1/emergency-accesses/{}/review"
+    body = error(
+        await client.post(review.format(own), json={"note": "ok by me", "outcome": "justified"}),
+        403,
+        "SHR-0017",
+    )
+    assert "own" in body["message"]["en"]
+    # the queue still lists it as open; the page offers no form for it, and says why
+    queue = (await client.get("/api/v1/emergency-accesses")).json()["items"]
+    assert [(e["id"], e["status"]) for e in queue] == [(own, "open")]
+    page = (await client.get("/review")).text
+    assert f'action="/review/emergency/{own}"' not in page
+    assert text("web.review.own", "vi") in page
+    token = re.search(r'name="csrf" value="([^"]+)"', page)
+    assert token is not None
+    refused = await client.post(
+        f"/review/emergency/{own}",
+        data={"csrf": token[1], "note": "ok", "outcome": "justified"},
+        follow_redirects=False,
+    )
+    assert refused.status_code == 403
+    assert "<code>SHR-0017</code>" in refused.text
+    # a department administrator who is also a clinician does not review their own either
+    await sign_in_as(
+        client,
+        session,
+        settings,
+        DEPARTMENT,
+        {"role": "clinician", "facility_code": consented},
+        {"role": "department_admin", "province_code": "01"},
+    )
+    theirs = await _break_glass(client, patient[0])
+    error(
+        await client.post(review.format(theirs), json={"note": "ok", "outcome": "justified"}),
+        403,
+        "SHR-0017",
+    )
+    # ... but reviews the other one, and the facility's other administrator reviews theirs
+    done = await client.post(review.format(own), json={"note": "Cấp cứu", "outcome": "justified"})
+    assert done.status_code == 200, done.text
+    await sign_in_as(
+        client,
+        session,
+        settings,
+        SUPERVISOR,
+        {"role": "facility_admin", "facility_code": consented},
+    )
+    done = await client.post(
+        review.format(theirs), json={"note": "Không cấp cứu", "outcome": "unjustified"}
+    )
+    assert (done.status_code, done.json()["outcome"]) == (200, "unjustified")
+    reviewers = await session.scalars(
+        select(AuditEvent.actor).where(AuditEvent.action == "emergency.reviewed")
+    )
+    assert sorted(reviewers) == sorted([f"person:{DEPARTMENT[0]}", f"person:{SUPERVISOR[0]}"])

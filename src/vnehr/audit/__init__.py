@@ -4,6 +4,7 @@ writers never queue on one lock, and ``verify`` finds any changed, removed or re
 
 from vnehr.audit.chain import AuditCheckpoint, AuditKey, Report, run_sealer, seal, seal_all, verify
 from vnehr.audit.log import (
+    BY_DEPARTMENT,
     READS,
     AccessDispute,
     AuditEvent,
@@ -19,6 +20,7 @@ from vnehr.audit.log import (
 )
 
 __all__ = [
+    "BY_DEPARTMENT",
     "READS",
     "AccessDispute",
     "AuditCheckpoint",

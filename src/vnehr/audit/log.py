@@ -73,11 +73,16 @@ async def events_about(
     return list(await session.scalars(stmt))
 
 
-#: Actions that are someone reading or taking a copy of a person's record.
+#: Actions that are someone reading or taking a copy of a person's record, or of what the
+#: registry keeps of them (their insurance cards, their roles).
 READS = (
     "visit.read", "timeline.read", "summary.read", "fhir.read", "visit.exported",
-    "clinical.read", "emergency.opened", "paper.read", "paper.list",
+    "clinical.read", "emergency.opened", "paper.read", "paper.list", "cards.read",
+    "grants.read",
 )  # fmt: skip
+#: Reads only a health department makes (a registrar's, never a facility's): whoever reads
+#: the log is told its officer's name.
+BY_DEPARTMENT = ("cards.read", "grants.read")
 
 
 async def reads_about(

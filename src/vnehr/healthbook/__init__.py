@@ -3,7 +3,16 @@ timeline, each visit in full, a PDF of a visit, and the one-page summary. Other 
 this surface only."""
 
 from vnehr.healthbook import schemas
-from vnehr.healthbook.access import access_log, close_dispute, dispute, disputes, names_reader
+from vnehr.healthbook.access import (
+    EmergencyReview,
+    ReviewReader,
+    access_log,
+    close_dispute,
+    dispute,
+    disputes,
+    names_reader,
+    read_emergency_reviews_with,
+)
 from vnehr.healthbook.api import department_router, fast_routes, router, settle
 from vnehr.healthbook.errors import NoBookYet, NotInYourBook, NotYourWard
 from vnehr.healthbook.service import (
@@ -23,11 +32,13 @@ from vnehr.healthbook.view import visit as visit_view
 __all__ = [
     "RANGE_PREFIX",
     "AllergyReader",
+    "EmergencyReview",
     "Header",
     "NoBookYet",
     "NotInYourBook",
     "NotYourWard",
     "Read",
+    "ReviewReader",
     "Titles",
     "access_log",
     "clinical_summary",
@@ -42,6 +53,7 @@ __all__ = [
     "holder",
     "names_reader",
     "read_allergies_with",
+    "read_emergency_reviews_with",
     "reference_range",
     "router",
     "schemas",

@@ -3,7 +3,9 @@ this" cases, and the health department's queue of those cases."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Awaitable, Callable, Collection
+from datetime import datetime
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -25,6 +27,58 @@ class Reader(BaseModel):
     facility: FacilityRef | None = None
 
 
+class EmergencyReview(BaseModel):
+    """What became of the emergency access a read was made under (D159): who reviewed it is
+    not told, the finding and its time are."""
+
+    state: Literal["pending", "justified", "unjustified", "reviewed"] = Field(
+        description="pending: not reviewed yet; justified | unjustified: the review's finding"
+        " (an unjustified access ended when it was reviewed); reviewed: reviewed before"
+        " findings were recorded"
+    )
+    reviewed_at: datetime | None = None
+
+
+#: The reviews of these emergency accesses of these persons, by access id. The accesses are
+#: the sharing context's, which sits above the book: the composition root hands its reader
+#: down (``read_emergency_reviews_with``), as it hands the allergies' reader.
+ReviewReader = Callable[
+    [AsyncSession, Collection[int], Collection[int]], Awaitable[dict[int, EmergencyReview]]
+]
+_REVIEWS: dict[str, ReviewReader] = {}
+
+
+def read_emergency_reviews_with(reader: ReviewReader) -> None:
+    """Use ``reader`` for the review of each access-log entry made under an emergency access
+    (without one, no entry says anything of a review)."""
+    _REVIEWS["emergency"] = reader
+
+
+def _emergency_of(row: audit.AuditEvent) -> int | None:
+    """The emergency access a read was made under: the opening's own row names it, a read
+    under it carries it as the reference of its basis (``sharing``'s, FHIR's)."""
+    if row.action == "emergency.opened" and row.object_type == "emergency_access":
+        return int(row.object_id) if row.object_id.isdigit() else None
+    detail = row.detail or {}
+    reference = detail.get("reference")
+    if detail.get("basis") != "emergency" or isinstance(reference, bool):
+        return None
+    return reference if isinstance(reference, int) else None
+
+
+async def _reviews(
+    session: AsyncSession, person_ids: Collection[int], rows: list[audit.AuditEvent]
+) -> dict[int, EmergencyReview]:
+    """The review of each row made under an emergency access, by audit row id: one look-up
+    for the page, however many rows it holds."""
+    under = {row.id: access for row in rows if (access := _emergency_of(row)) is not None}
+    reader = _REVIEWS.get("emergency")
+    if not under or reader is None:
+        return {}
+    found = await reader(session, person_ids, sorted(set(under.values())))
+    return {row_id: found[access] for row_id, access in under.items() if access in found}
+
+
 class AccessEntry(BaseModel):
     id: int = Field(description="The audit entry")
     at: Any
@@ -34,6 +88,11 @@ class AccessEntry(BaseModel):
     person_name: str = Field(description="Whose record was read (you, or a child you act for)")
     relation: str | None = Field(default=None, description="parent / guardian when it was you")
     disputed: bool = False
+    review: EmergencyReview | None = Field(
+        default=None,
+        description="Made under an emergency access: whether its review is pending or what it"
+        " found (None for any other read)",
+    )
 
 
 class Dispute(BaseModel):
@@ -94,7 +153,9 @@ async def access_log(
     more whom I represent, a read by anyone but their representatives, the person and the
     department (``names_reader``) is "a medical facility", with no object: the young person
     may have chosen that care in confidence. Of a minor's (``records.confiding``), no read
-    names its object (it may be a visit left out of their book)."""
+    names its object (it may be a visit left out of their book). A read made under an
+    emergency access carries that access's review (pending, or its finding and when), to
+    every reader of the log alike: the review names no facility and no reviewer."""
     holders = {h.id: h for h in await identity.book_holders(session, subject)}
     if personal_id is not None:
         holders = {i: h for i, h in holders.items() if h.personal_id == personal_id}
@@ -105,6 +166,7 @@ async def access_log(
     )
     readers = await _readers(session, {r.actor for r in rows})
     disputed = await audit.disputed(session, [r.id for r in rows])
+    reviews = await _reviews(session, list(holders), rows)
     today = today_in_vietnam()
     confiding = {i for i, h in holders.items() if h.relation is not None and h.confides(today)}
     entries = []
@@ -132,6 +194,7 @@ async def access_log(
                 person_name=holders[row.person_id].full_name if row.person_id in holders else "",
                 relation=relation,
                 disputed=row.id in disputed,
+                review=reviews.get(row.id),
             )
         )
     return entries
@@ -145,11 +208,13 @@ def names_reader(row: audit.AuditEvent, holder: identity.Holder) -> bool:
     """Whether a representative of ``holder``, once the person confides (16 or more, D109),
     still reads who wrote this audit row about them: a representative acting as such, the
     person themselves, or the health department (a department's export says so in its
-    detail). Anyone else reading a record is a medical facility or its staff."""
+    detail; a person's cards and roles only a department reads). Anyone else reading a record
+    is a medical facility or its staff."""
     detail = row.detail or {}
     return (
         detail.get("as") is not None
         or "department" in detail
+        or row.action in audit.BY_DEPARTMENT
         or (holder.personal_id is not None and row.actor == f"person:{holder.personal_id}")
     )
 

@@ -206,11 +206,13 @@ async def add_grant(session: WriteSession, subject: CurrentSubject, body: GrantC
 
 @router.get("/grants", response_model=list[GrantOut], responses=ERRORS)
 async def list_grants(
-    session: ReadSession,
+    session: WriteSession,
     subject: CurrentSubject,
     personal_id: Annotated[str, Query(pattern=r"^\d{12}$")],
 ) -> list[GrantOut]:
-    """A person's current roles (the person themself or the department)."""
+    """A person's current roles: all of them to the person themself; to the department, those
+    it administers (its province's). A write session: reading someone else's roles is
+    audited."""
     return [
         GrantOut.model_validate(g) for g in await service.grants_of(session, subject, personal_id)
     ]

@@ -867,9 +867,33 @@ async def _scope_of_grant(session: AsyncSession, grant: RoleGrant) -> str | None
 
 
 async def grants_of(session: AsyncSession, subject: Subject, personal_id: str) -> list[RoleGrant]:
-    if subject.id != personal_id and not subject.is_department_admin():
+    """A person's current roles: all of them to the person; to a department administrator
+    those it administers, as it grants and revokes them (its province's; the national one's,
+    all), the read audited (``grants.read``, in the person's access log); anyone else
+    ``Forbidden``. A department shown none cannot tell a person without roles from one whose
+    roles are all another province's."""
+    repo = IdentityRepository(session)
+    if subject.kind == "person" and subject.id == personal_id:
+        return await repo.active_grants(personal_id)
+    if not subject.is_department_admin():
         raise Forbidden(action="read grants")
-    return await IdentityRepository(session).active_grants(personal_id)
+    shown = [
+        grant
+        for grant in await repo.active_grants(personal_id)
+        if _administers(subject, await _scope_of_grant(session, grant))
+    ]
+    person = await repo.person_by_personal_id(personal_id)
+    session.add(  # committed with the request's write transaction, as the read's answer
+        audit.audit_event(
+            actor=subject.label,
+            action="grants.read",
+            object_type="role_grants",
+            object_id=personal_id,
+            person_id=person.id if person is not None else None,
+            detail={"grants": [grant.id for grant in shown]},
+        )
+    )
+    return shown
 
 
 async def bootstrap_grant(

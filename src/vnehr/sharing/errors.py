@@ -98,3 +98,11 @@ class UnknownFacility(VnehrError):
 
     status_code = 422
     code = "SHR-0015"
+
+
+class ReviewsOwnAccess(VnehrError):
+    """The one who opened an emergency access does not review it: the review is someone
+    else's look at it (another administrator of the facility, or the department)."""
+
+    status_code = 403
+    code = "SHR-0017"

@@ -61,6 +61,20 @@ class SharingRepository:
     async def emergency(self, access_id: int) -> EmergencyAccess | None:
         return await self.session.get(EmergencyAccess, access_id)
 
+    async def reviews_of(
+        self, person_ids: Sequence[int], access_ids: Sequence[int]
+    ) -> list[tuple[int, str, datetime | None, str | None]]:
+        """(id, status, reviewed_at, review_outcome) of these accesses to these persons'
+        records, by their primary key: one statement however many."""
+        if not person_ids or not access_ids:
+            return []
+        e = EmergencyAccess
+        stmt = select(e.id, e.status, e.reviewed_at, e.review_outcome).where(
+            e.id.in_(access_ids), e.person_id.in_(person_ids)
+        )
+        rows = await self.session.execute(stmt)
+        return [(r.id, r.status, r.reviewed_at, r.review_outcome) for r in rows]
+
     async def emergencies(
         self,
         facility_codes: Sequence[str] | None,

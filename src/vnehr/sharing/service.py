@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -409,7 +410,9 @@ async def review(
     review is the record of why the access was or was not justified). ``unjustified`` ends the
     access at once; ``justified`` lets it run its time, as the patient may still be in the
     emergency room. The finding goes out as an ``emergency.reviewed`` event (the citizen's
-    inbox tells an unjustified one). A second review changes nothing."""
+    inbox tells an unjustified one). A second review changes nothing. Nobody reviews an
+    access they opened (``ReviewsOwnAccess``, after the right to review: to others it is
+    ``UnknownEmergency`` still)."""
     if not note.strip():
         raise errors.NoteMissing()
     row = await SharingRepository(session).emergency(access_id)
@@ -425,6 +428,8 @@ async def review(
         or subject.is_national_admin()
     ):
         raise errors.UnknownEmergency(id=access_id)
+    if row.clinician == subject.label:  # someone else's look at it, whatever roles they hold
+        raise errors.ReviewsOwnAccess(id=access_id)
     if outcome not in OUTCOMES:  # the page's form as the API's schema
         raise errors.OutcomeMissing(outcomes=", ".join(OUTCOMES))
     if row.status != "reviewed":
@@ -461,6 +466,26 @@ async def review(
         )
         await session.flush()
     return row
+
+
+async def emergency_reviews(
+    session: AsyncSession, person_ids: Collection[int], access_ids: Collection[int]
+) -> dict[int, healthbook.EmergencyReview]:
+    """What the review of each of these emergency accesses (to these persons' records) found,
+    for the citizen's access log: pending until reviewed, then the finding and when (an access
+    reviewed before findings were recorded, D159, is ``reviewed``). Nothing of the reviewer."""
+    rows = await SharingRepository(session).reviews_of(sorted(person_ids), sorted(access_ids))
+    found = {}
+    for access_id, status, reviewed_at, outcome in rows:
+        review = healthbook.EmergencyReview(state="pending")
+        if status == "reviewed":
+            review = healthbook.EmergencyReview(
+                state="justified" if outcome == "justified" else
+                      "unjustified" if outcome == UNJUSTIFIED else "reviewed",
+                reviewed_at=reviewed_at,
+            )  # fmt: skip
+        found[access_id] = review
+    return found
 
 
 def emergency_running(row: EmergencyAccess, now: datetime) -> bool:
