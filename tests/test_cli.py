@@ -405,6 +405,7 @@ NOT_ON_A_LATER_SCHEMA = [
     ["report", "rebuild"],
     ["demo", "load", "--if-empty"],
     ["db", "backfill-cards"],
+    ["db", "backfill-papers"],
 ]
 
 

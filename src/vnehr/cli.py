@@ -545,6 +545,34 @@ def db_backfill_cards(
     )
 
 
+@db_app.command("backfill-papers")
+def db_backfill_papers(
+    batch: Annotated[
+        int, typer.Option(help="Paper versions taken out per transaction", min=1, max=10_000)
+    ] = 500,
+) -> None:
+    """Take out of the first holder's book the papers that corrections stored by releases
+    before D170 left there: earlier versions of a paper whose latest version names another
+    holder (or none), and papers of a visit now another patient's (a valid one is revoked,
+    reason visit_moved); her notices of them go, as a correction does now. A batch per
+    transaction, while the service runs; running it again does nothing more."""
+    from vnehr import exchange, papers
+
+    # as the app's composition root does: the inbox sits above papers
+    papers.on_leaving_book(
+        "notices", lambda session, person_id, gone: exchange.forget(session, person_id, (), gone)
+    )
+
+    async def work(db: Database) -> papers.PapersLeft:
+        return await papers.leave_moved(db, batch=batch)
+
+    done = _run(work, later_release=False)  # (the later release's own papers and rules)
+    typer.echo(
+        f"{done.left} paper version(s) taken out of their holder's book, {done.revoked} of "
+        f"them revoked (their visit is another patient's; {done.batches} batch(es))"
+    )
+
+
 @catalog_app.command("load")
 def catalog_load(
     names: Annotated[list[str] | None, typer.Argument(help="Only these lists")] = None,

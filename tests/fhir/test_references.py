@@ -184,11 +184,15 @@ async def test_the_visit_must_be_of_the_resources_own_patient(
 ) -> None:
     w = await two_patients(client, session, settings)
     at_a = {"reference": f"Encounter/{w.visit_a}"}
-    for patient in (f"Patient/{w.patient_b}", "Patient/999999999", "urn:uuid:nobody"):
+    for patient, refused in (
+        (f"Patient/{w.patient_b}", REFUSED),
+        ("Patient/999999999", "FHIR-0021"),  # no patient of the writer's (test_own_patients)
+        ("urn:uuid:nobody", REFUSED),
+    ):
         answer = await client.post(
             f"{FHIR}/Observation", json=naming("Observation", patient, at_a), headers=w.headers
         )
-        outcome(answer, 422, REFUSED)
+        outcome(answer, 422, refused)
     unnamed = naming("Observation", "x", at_a)
     del unnamed["subject"]
     answer = await client.post(f"{FHIR}/Observation", json=unnamed, headers=w.headers)
@@ -335,15 +339,23 @@ async def test_a_facility_names_its_own_visit_of_a_patient_without_personal_id(
             assert written.status_code == 201, (type_, encounter, written.text)
             read = await client.get(f"{FHIR}/{type_}/{written.json()['id']}", headers=w.headers)
             assert read.status_code == 200, read.text
-    # another facility may not name it, whatever the subject
+    # another facility may not name it, whatever the subject (A is not its patient either)
     other_code, other = await facility_with_token(client, session, settings, scopes=WRITER)
+    its_own = await client.post(
+        f"{FHIR}/Patient", json={"resourceType": "Patient", "name": [{"text": "Jane Roe"}]},
+        headers=other,
+    )  # fmt: skip
     for encounter in (by_key, {"reference": f"Encounter/{entry.id}"}):
-        answer = await client.post(
-            f"{FHIR}/Observation",
-            json=naming("Observation", f"Patient/{w.patient_a}", encounter),
-            headers=other,
-        )
-        outcome(answer, 422, REFUSED)
+        for subject, refused in (
+            (f"Patient/{its_own.json()['id']}", REFUSED),
+            (f"Patient/{w.patient_a}", "FHIR-0021"),
+        ):
+            answer = await client.post(
+                f"{FHIR}/Observation",
+                json=naming("Observation", subject, encounter),
+                headers=other,
+            )
+            outcome(answer, 422, refused)
     # an allergy of A recorded there is the writer's and A's, not a reader's under consent
     there = await client.post(
         f"{FHIR}/AllergyIntolerance",

@@ -53,6 +53,7 @@ _ISSUE_CODE_OF = {
     "FHIR-0017": "invariant",
     "FHIR-0018": "multiple-matches",
     "FHIR-0020": "not-supported",
+    "FHIR-0021": "not-found",
 }
 
 

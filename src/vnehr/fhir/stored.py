@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from sqlalchemy import ColumnElement, and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -71,6 +73,23 @@ async def of_person(session: AsyncSession, person_id: int, type_: str) -> list[S
 async def by_writer(session: AsyncSession, writer: str, type_: str) -> list[StoredResource]:
     """Current resources of a type that one facility wrote (newest first)."""
     return await _current_of_type(session, type_, StoredResource.facility_code == writer)
+
+
+async def keeps_patient(
+    session: AsyncSession, writer: str, person_id: int, besides: Collection[str] = ()
+) -> bool:
+    """Whether the facility keeps a Patient (its current version) standing for the person: one
+    it wrote with their personal ID, not taken out of their record (D167); ``besides``: ids of
+    Patients not to count (a transaction rewrites them)."""
+    stmt = select(StoredResource.id).where(
+        StoredResource.resource_type == "Patient",
+        StoredResource.facility_code == writer,
+        StoredResource.person_id == person_id,
+        StoredResource.current.is_(True),
+    )
+    if besides:
+        stmt = stmt.where(StoredResource.resource_id.not_in(list(besides)))
+    return (await session.scalar(stmt.limit(1))) is not None
 
 
 async def _current_of_type(

@@ -28,7 +28,7 @@ from vnehr.fhir.errors import UnknownResource
 from vnehr.fhir.models import StoredIdentifier, StoredResource
 from vnehr.fhir.spec import SPEC
 from vnehr.fhir.store import Scope, canonical_reference, number, visit_person
-from vnehr.fhir.stored import current
+from vnehr.fhir.stored import current, keeps_patient
 from vnehr.fhir.validate import Issue, validate
 from vnehr.kit.auth import Subject
 from vnehr.kit.clock import utcnow
@@ -88,6 +88,16 @@ class NotThisPatientsVisit(VnehrError):
 
     status_code = 422
     code = "FHIR-0015"
+
+
+class NotYourPatient(VnehrError):
+    """A resource is about one of our persons (``subject``/``patient`` naming ``Patient/{id}``)
+    who is not a patient of the writer's facility: it sent no visit of theirs and keeps no
+    Patient with their personal ID (nor writes one in this transaction). One answer whether the
+    person exists or not, so that nobody learns which ids do (D32)."""
+
+    status_code = 422
+    code = "FHIR-0021"
 
 
 class TwoForOneCondition(VnehrError):
@@ -523,6 +533,41 @@ async def _check_visits(
             raise NotThisPatientsVisit(where=shown, reference=str(named)[:100])
 
 
+async def _check_own_patient(
+    session: AsyncSession,
+    code: str,
+    body: Resource,
+    *,
+    path: str = "",
+    patients: Mapping[str, str] | None = None,
+) -> None:
+    """Refuse (``NotYourPatient``) a resource about one of our persons, by their Patient id
+    (``Patient/{person id}``, what puts it in their record), when the writer's facility does not
+    have them as its own patient: it sent a visit now in their record, it keeps a Patient with
+    their personal ID, or this transaction writes one (``patients``: its Patients, with the
+    persons they stand for). The personal ID is what the XML intake asks for too; the
+    sequential id alone is not. A Patient kept as sent is its writer's and in no one's record
+    (D117): not judged here."""
+    patients = patients or {}
+    rewritten = [target.split("/", 1)[1] for target in patients]
+    for key in ("subject", "patient"):
+        element = body.get(key)
+        reference = element.get("reference") if isinstance(element, dict) else None
+        if not isinstance(reference, str) or not reference.startswith("Patient/"):
+            continue
+        person_id = number(reference[8:])
+        if person_id is None:
+            continue
+        if (
+            f"Patient/{person_id}" in patients.values()
+            or await records.filed_a_visit_of(session, code, person_id)
+            or await keeps_patient(session, code, person_id, rewritten)
+        ):
+            continue
+        where = f"{path}.{key}" if path else f"{body.get('resourceType')}.{key}"
+        raise NotYourPatient(where=where, reference=reference[:100])
+
+
 async def store(
     session: AsyncSession,
     subject: Subject,
@@ -542,8 +587,9 @@ async def store(
     (``_canonical``). The visit it names must be one of its own patient's that the writer may
     read (``_check_visits``; ``known``: the encounters a transaction writes, with their
     patients; ``patients``: its Patients, with their persons; ``path``: where the resource is
-    in it). A facility still onboarding writes in test mode: kept for it, in no citizen's
-    record (D67)."""
+    in it). A resource about one of our persons comes from a facility that has them as its own
+    patient (``_check_own_patient``). A facility still onboarding writes in test mode: kept for
+    it, in no citizen's record (D67)."""
     code, test_mode = await submissions.admitted(session, subject)
     type_ = str(resource.get("resourceType"))
     if type_ not in WRITABLE:
@@ -574,6 +620,8 @@ async def store(
     _check_identifiers(body, path or type_)
     if type_ == "Patient" and not test_mode:  # a test write is in no one's record (D67)
         await _check_holder(session, body, path or type_)
+    if not test_mode:  # a test write is in no one's record (D67)
+        await _check_own_patient(session, code, body, path=path, patients=patients)
     scope = Scope(subject, facility_code=code, base=base)
     await _check_visits(
         session, scope, body, path=path, known=known, patients=patients, test_mode=test_mode

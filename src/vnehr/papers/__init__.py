@@ -5,6 +5,7 @@ revocation and public verification."""
 from vnehr.papers.api import router
 from vnehr.papers.card import KIND_TITLES
 from vnehr.papers.held import hold_unconfirmed
+from vnehr.papers.moved import PapersLeft, leave_moved
 from vnehr.papers.numbers import Cited, carried
 from vnehr.papers.numbers import holders as number_holders
 from vnehr.papers.rules import check_visit_papers, load_calendar
@@ -37,6 +38,7 @@ __all__ = [
     "HeldPaper",
     "Issued",
     "PaperKeys",
+    "PapersLeft",
     "VisitPapers",
     "by_id",
     "carried",
@@ -48,6 +50,7 @@ __all__ = [
     "hold_unconfirmed",
     "issue_driver",
     "keys_for",
+    "leave_moved",
     "load_calendar",
     "number_holders",
     "of_holder",

@@ -165,6 +165,10 @@ _ON_LEAVING_BOOK: dict[str, LeftBook] = {}
 #: The audit action of a paper version taken out of its holder's book by a later version
 #: naming another holder (or none).
 MOVED = "paper.moved"
+#: Why a paper is revoked when a correction says the visit it was issued for is not its
+#: holder's (another patient's, or held out of every book): nothing the facility sent
+#: replaces it, so it is to be issued again for the visit's patient.
+VISIT_MOVED = "visit_moved"
 
 
 def on_leaving_book(name: str, hook: LeftBook) -> None:
@@ -253,16 +257,21 @@ async def _store(
     if (
         current is not None
         and current.content_sha256 == digest
-        and current.revoke_reason != "withdrawn"
+        and current.revoke_reason not in ("withdrawn", VISIT_MOVED)
     ):
-        return current, "unchanged"  # (a paper withdrawn by a correction comes back anew)
+        # (a paper withdrawn by a correction, or revoked when its visit moved, comes back anew)
+        return current, "unchanged"
     now = utcnow()
     if (
         current is not None
         and source == "api"
         and (
             current.visit_key != visit_key
-            or current.personal_id != body["holder"].get("personal_id")
+            or (
+                current.personal_id != body["holder"].get("personal_id")
+                # issued again for the patient a correction gave its visit: its next version
+                and current.revoke_reason != VISIT_MOVED
+            )
         )
     ):
         # another visit's or another holder's paper: a correction only ever changes one's own
@@ -690,41 +699,50 @@ async def _withdraw(session: AsyncSession, visit: VisitPapers, kept: set[tuple[s
     version no longer carries: an appointment dropped from the corrected file, or given
     another number, must not stay valid. Those it still carries are left to ``_store`` (the
     same content: unchanged; changed: replaced); papers issued through the API are not the
-    file's to take back. When the new version is another person's (or nobody's), a withdrawn
-    paper whose holder was the visit's patient leaves their book (``_leave_book``); a birth
-    certificate names its holder itself, and keeps her."""
+    file's to take back. When the new version is another person's (or nobody's), every paper
+    of the visit whose holder was the visit's patient leaves their book (``_leave_book``),
+    whatever its status; one issued through the API that is still valid is revoked
+    (``VISIT_MOVED``: nothing the facility sent replaces it, the facility issues it again for
+    the visit's patient). A birth certificate names its holder itself, and keeps her."""
     rows = await session.scalars(
         select(Paper)
-        .where(
-            Paper.facility_code == visit.facility_code,
-            Paper.visit_key == visit.visit_key,
-            Paper.source == "visit",
-            Paper.status == "valid",
-        )
+        .where(Paper.facility_code == visit.facility_code, Paper.visit_key == visit.visit_key)
         .with_for_update()
     )
     now = utcnow()
-    moved: list[Paper] = []
+    moved: dict[tuple[str, str], Paper] = {}
     for paper in rows:
         if (paper.kind, paper.number) in kept:
             continue
-        paper.status, paper.revoked_at = "revoked", now
-        paper.revoked_by, paper.revoke_reason = visit.actor, "withdrawn"
-        session.add(
-            audit.audit_event(
-                actor=visit.actor,
-                action="paper.revoked",
-                object_type="paper",
-                object_id=paper.id,
-                person_id=paper.person_id,
-                detail={"reason": "withdrawn", "visit_key": visit.visit_key},
-            )
-        )
-        if paper.kind != "birth" and paper.person_id not in (None, visit.person_id):
-            moved.append(paper)
-    for paper in moved:
+        elsewhere = paper.kind != "birth" and paper.person_id not in (None, visit.person_id)
+        if paper.status == "valid" and paper.source == "visit":
+            _revoke_for(session, paper, visit.actor, "withdrawn", now)
+        elif paper.status == "valid" and elsewhere:
+            _revoke_for(session, paper, visit.actor, VISIT_MOVED, now)
+        if elsewhere:
+            moved.setdefault((paper.kind, paper.number), paper)
+    for paper in moved.values():
         found = await _versions(session, paper.facility_code, paper.kind, paper.number)
         await _leave_book(session, found, visit.person_id, visit.actor)
+
+
+def _revoke_for(
+    session: AsyncSession, paper: Paper, actor: str, reason: str, now: datetime
+) -> None:
+    """Revoke a paper because of what a correction of its visit says, audited about its holder
+    (never about whom the visit is now said to be of)."""
+    paper.status, paper.revoked_at = "revoked", now
+    paper.revoked_by, paper.revoke_reason = actor, reason
+    session.add(
+        audit.audit_event(
+            actor=actor,
+            action="paper.revoked",
+            object_type="paper",
+            object_id=paper.id,
+            person_id=paper.person_id,
+            detail={"reason": reason, "visit_key": paper.visit_key},
+        )
+    )
 
 
 async def _known_numbers(

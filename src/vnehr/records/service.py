@@ -413,6 +413,25 @@ def stored_visit_exists(facility_code: Any, visit_key: Any) -> ColumnElement[boo
     )
 
 
+def names_another_patient(
+    personal_id: Any, facility_code: Any, visit_key: Any
+) -> ColumnElement[bool]:
+    """An SQL condition (each argument a column or value of the caller's statement): the
+    visit's current version (not a test one) names another patient than ``personal_id``, or
+    none: a correction gave the visit to someone else."""
+    return (
+        select(VisitVersion.id)
+        .where(
+            VisitVersion.facility_code == facility_code,
+            VisitVersion.visit_key == visit_key,
+            VisitVersion.current.is_(True),
+            VisitVersion.test_mode.is_(False),
+            VisitVersion.personal_id.is_distinct_from(personal_id),
+        )
+        .exists()
+    )
+
+
 async def version_by_id(session: AsyncSession, version_id: int) -> VisitVersion | None:
     """A stored version of the record; a facility's test submission is not one (D60)."""
     version = await session.get(VisitVersion, version_id)
@@ -584,6 +603,14 @@ async def entries_by_facility(
     if after_id is not None:
         stmt = stmt.where(t.id > after_id)
     return list(await session.scalars(stmt.order_by(t.id).limit(limit)))
+
+
+async def filed_a_visit_of(session: AsyncSession, facility_code: str, person_id: int) -> bool:
+    """Whether a visit the facility sent is in the person's record now (a visit held out of
+    the book, D150, or a test one, D67, is in no one's)."""
+    t = TimelineEntry
+    stmt = select(t.id).where(t.person_id == person_id, t.facility_code == facility_code)
+    return (await session.scalar(stmt.limit(1))) is not None
 
 
 async def versions_by_ids(session: AsyncSession, ids: list[int]) -> dict[int, VisitVersion]:

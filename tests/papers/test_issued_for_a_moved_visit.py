@@ -1,0 +1,181 @@
+"""A paper a facility issued through the papers API for a visit it sent (a sick leave citing
+the visit's MA_LK) names the visit's patient. When the facility corrects the visit to another
+patient, the paper is no longer hers: it leaves her book as a paper of the visit file does
+(D170), and, since nothing the facility sent replaces it, it is revoked with a reason that
+says why, so that whoever checks it is told and the facility knows to issue it again for the
+right person. The hub never moves it to him by itself; the facility's new issue of the same
+number for the same visit is the paper's next version, in his book."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tests.healthbook.test_api import visit_of
+from tests.identity.test_api import sign_in_as
+from tests.papers.test_api import SCOPES, local_now, sick_leave, verify
+from tests.papers.test_corrections import qr_of
+from tests.papers.test_holder_moved import (
+    CUONG,
+    HIS_DIAGNOSIS,
+    HOA,
+    _book,
+    _moved_rows,
+    _tell_holders,
+    as_patient,
+)
+from tests.submissions.test_intake import facility_with_token, send
+from vnehr.audit import AuditEvent
+from vnehr.kit.i18n import text
+from vnehr.kit.settings import Settings
+from vnehr.papers.models import Paper
+from vnehr.submissions import synth
+
+
+async def _leave_of_hoa(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings, seed: int
+) -> tuple[str, dict[str, str], synth.SynthVisit, dict[str, Any], Paper]:
+    """A visit of Hoa (signed in with VNeID) and the sick leave the facility issued for it
+    through the papers API afterwards: in her book, told in her inbox."""
+    await sign_in_as(client, session, settings, HOA)
+    client.cookies.clear()
+    code, headers = await facility_with_token(client, session, settings, scopes=SCOPES)
+    one = visit_of(
+        code, seed, local_now() - timedelta(days=2), care_type="01", insured=True,
+        appointment=False, age_group=3,
+    )  # fmt: skip
+    one.tables["XML1"][0]["MA_BENH_CHINH"] = "J06.9"
+    as_patient(one, HOA)
+    sent = await send(client, headers, synth.envelope([one], code))
+    assert sent.json()["visits"][0]["outcome"] == "new", sent.text
+    body = {"kind": "sick_leave", "visit_key": one.ma_lk, "fields": sick_leave(one, 3)}
+    made = await client.post("/api/v1/papers", json=body, headers=headers)
+    assert made.status_code == 201, made.text
+    paper = await session.get(Paper, made.json()["id"])
+    assert paper is not None
+    assert paper.person_id is not None
+    await _tell_holders(session)
+    hers = await _book(client, session, settings, HOA)
+    assert hers["papers"] == [(paper.id, "valid", None)]
+    assert len(hers["notices"]) == 1
+    assert f"paper-{paper.id}" in hers["documents"]
+    client.cookies.clear()
+    return code, headers, one, body, paper
+
+
+async def _correct(
+    client: httpx.AsyncClient,
+    headers: dict[str, str],
+    code: str,
+    one: synth.SynthVisit,
+    to: tuple[str, str, str, str],
+) -> None:
+    as_patient(one, to)
+    one.tables["XML1"][0]["CHAN_DOAN_RV"] = HIS_DIAGNOSIS
+    fixed = await send(client, headers, synth.envelope([one], code))
+    assert fixed.json()["visits"][0]["outcome"] == "changed", fixed.text
+
+
+@pytest.mark.parametrize("corrected_to", ["another patient", "held out of her book"])
+async def test_a_paper_issued_for_a_visit_corrected_to_another_patient_leaves_her_book(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings, corrected_to: str
+) -> None:
+    code, headers, one, _, old = await _leave_of_hoa(client, session, settings, 91)
+    hoa_id = old.person_id
+    qr = qr_of(old)
+
+    # the facility says the visit was Cường's (or, under her ID, someone VNeID does not know
+    # by that name: held out of every book, D150)
+    other = CUONG if corrected_to == "another patient" else (HOA[0], "Phạm Thị Khác", *HOA[2:])
+    await _correct(client, headers, code, one, other)
+    await _tell_holders(session)
+
+    hers = await _book(client, session, settings, HOA)
+    assert hers["papers"] == []
+    assert hers["notices"] == []
+    assert hers["documents"] == []
+    for address in (
+        f"/api/v1/papers/{old.id}",
+        f"/api/v1/papers/{old.id}.pdf",
+        f"/api/v1/papers/{old.id}/qr.png",
+        f"/fhir/R4/DocumentReference/paper-{old.id}",
+    ):
+        response = await client.get(address)
+        assert response.status_code == 404, (address, response.text)
+    client.cookies.clear()
+
+    # whoever checks the paper she was given is told it no longer holds, and why, in words
+    checked = await verify(client, qr)
+    assert (checked["authentic"], checked["valid"], checked["status"]) == (True, False, "revoked")
+    assert checked["reason"] == "visit_moved"
+    for language in ("vi", "en"):
+        page = await client.post(f"/verify?lang={language}", data={"qr": qr})
+        assert text("web.papers.reason.visit_moved", language) in page.text
+
+    # the facility reads its paper: revoked because the visit moved, to be issued again
+    kept = await client.get(f"/api/v1/papers/{old.id}", headers=headers)
+    assert kept.status_code == 200, kept.text
+    assert (kept.json()["status"], kept.json()["revoke_reason"]) == ("revoked", "visit_moved")
+
+    # audited about her, never naming who the visit is now said to be of
+    assert await _moved_rows(session, old.id) == [(hoa_id, {"reason": "another_holder"})]
+    revoked = list(
+        await session.scalars(
+            select(AuditEvent).where(
+                AuditEvent.action == "paper.revoked", AuditEvent.object_id == old.id
+            )
+        )
+    )
+    assert [(r.person_id, r.detail["reason"]) for r in revoked] == [(hoa_id, "visit_moved")]
+    assert CUONG[0] not in str([r.detail for r in revoked])
+
+    if corrected_to == "another patient":
+        # the hub did not hand her paper to him
+        his = await _book(client, session, settings, CUONG)
+        assert his["papers"] == []
+        assert his["notices"] == []
+
+
+async def test_the_facility_issues_the_paper_again_for_the_visit_s_patient(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    code, headers, one, body, old = await _leave_of_hoa(client, session, settings, 92)
+    await _correct(client, headers, code, one, CUONG)
+
+    # the same number, for the same visit: its next version, now his (the holder comes from
+    # the visit as stored, never from what the facility sends)
+    again = await client.post("/api/v1/papers", json=body, headers=headers)
+    assert again.status_code == 201, again.text
+    assert (again.json()["outcome"], again.json()["version"]) == ("replaced", 2)
+    assert again.json()["content"]["holder"]["personal_id"] == CUONG[0]
+    await _tell_holders(session)
+
+    his = await _book(client, session, settings, CUONG)
+    assert his["papers"] == [(again.json()["id"], "valid", None)]
+    assert HOA[1] not in his["text"]
+    assert len(his["notices"]) == 1
+    hers = await _book(client, session, settings, HOA)
+    assert hers["papers"] == []
+    assert hers["notices"] == []
+    client.cookies.clear()
+    # her version stays revoked for whoever checks it
+    checked = await verify(client, qr_of(old))
+    assert (checked["valid"], checked["reason"]) == (False, "visit_moved")
+
+
+async def test_a_correction_that_keeps_the_patient_keeps_the_paper(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    code, headers, one, _, old = await _leave_of_hoa(client, session, settings, 93)
+    await _correct(client, headers, code, one, HOA)
+    await _tell_holders(session)
+
+    hers = await _book(client, session, settings, HOA)
+    assert hers["papers"] == [(old.id, "valid", None)]
+    assert len(hers["notices"]) == 1
+    assert await _moved_rows(session, old.id) == []
