@@ -58,7 +58,13 @@ class SharingRepository:
         )
         return (await self.session.scalars(stmt)).first()
 
-    async def emergency(self, access_id: int) -> EmergencyAccess | None:
+    async def emergency(self, access_id: int, *, lock: bool = False) -> EmergencyAccess | None:
+        """The access; ``lock``: its row locked until the transaction ends, read as committed
+        by whoever held it before (PostgreSQL; SQLite's writers take turns)."""
+        if lock:
+            return await self.session.get(
+                EmergencyAccess, access_id, with_for_update=True, populate_existing=True
+            )
         return await self.session.get(EmergencyAccess, access_id)
 
     async def reviews_of(

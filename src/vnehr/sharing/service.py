@@ -410,12 +410,14 @@ async def review(
     review is the record of why the access was or was not justified). ``unjustified`` ends the
     access at once; ``justified`` lets it run its time, as the patient may still be in the
     emergency room. The finding goes out as an ``emergency.reviewed`` event (the citizen's
-    inbox tells an unjustified one). A second review changes nothing. Nobody reviews an
+    inbox tells an unjustified one). A second review changes nothing, even one made at the
+    same moment (it waits for the first and tells nothing). Nobody reviews an
     access they opened (``ReviewsOwnAccess``, after the right to review: to others it is
     ``UnknownEmergency`` still)."""
     if not note.strip():
         raise errors.NoteMissing()
-    row = await SharingRepository(session).emergency(access_id)
+    # locked: of two reviews at once the second waits and finds it reviewed (D182)
+    row = await SharingRepository(session).emergency(access_id, lock=True)
     if row is None:
         raise errors.UnknownEmergency(id=access_id)
     place = (await facilities.directory(session, [row.facility_code])).get(row.facility_code)
