@@ -17,15 +17,14 @@ from vnehr import (
     exchange,
     facilities,
     fhir,
-    first_sign_in,
     healthbook,
     identity,
     papers,
-    records,
     reporting,
     sharing,
     submissions,
     web,
+    wiring,
 )
 from vnehr.kit import health, startup
 from vnehr.kit.clock import today_in_vietnam
@@ -123,22 +122,8 @@ def create_app(
     # the intake's field format rules for a paper row sent without its visit file (papers sits
     # below submissions and cannot import them)
     app.state.paper_row_check = submissions.check_paper_row
-    # allergies come only as FHIR AllergyIntolerance (D29), kept by fhir above the health book
-    healthbook.read_allergies_with(fhir.allergy_reader(settings.public_url))
-    # the access log tells each emergency access's review, which sharing keeps above the book
-    healthbook.read_emergency_reviews_with(sharing.emergency_reviews)
-    # what was filed to a person while pending is compared at their first sign-in (D167): kept
-    # by contexts above identity
-    identity.on_first_confirmation("held", first_sign_in.recheck)
-    # a paper a correction gives another holder leaves the first one's inbox too (kept above
-    # papers)
-    papers.on_leaving_book(
-        "notices", lambda session, person_id, gone: exchange.forget(session, person_id, (), gone)
-    )
-    # so does a visit's notice when a correction says the visit is someone else's (D171)
-    records.on_leaving_book(
-        "notices", lambda session, person_id, gone: exchange.forget(session, person_id, gone, ())
-    )
+    # the hooks lower contexts call back into higher ones through (D183)
+    wiring.wire(settings.public_url)
     install_error_handlers(app)
     # No route reads a longer body (413 KIT-0413); the intake routes stop a little earlier,
     # at ``request_cap``, with their own code (SUB-0001).

@@ -130,6 +130,7 @@ def _run(
     recounts what the later release owns does not): otherwise one line saying which command
     to run, exit 2, before anything fails on a missing table. A coded error exits 1; an
     unreachable database, or a URL naming a driver vnehr does not use, exits 2."""
+    from vnehr import wiring
     from vnehr.kit.db import Database
 
     settings = _settings()
@@ -137,6 +138,7 @@ def _run(
     missing = _missing_sqlite_file(settings.database_url)
     if missing is not None:
         raise _fail(missing)
+    wiring.wire(settings.public_url)  # as the app: a command's writes have the same effects
 
     async def main() -> T:
         db = Database.from_urls(
@@ -243,10 +245,12 @@ def worker() -> None:
 
     import httpx
 
-    from vnehr import audit, exchange
+    from vnehr import audit, exchange, wiring
     from vnehr.app import audit_key, exchange_handlers, policy
     from vnehr.exchange import nats_bus
     from vnehr.kit.db import Database
+
+    wiring.wire(settings.public_url)  # as the app
 
     async def main() -> None:
         db = Database.from_urls(
@@ -556,12 +560,7 @@ def db_backfill_papers(
     holder (or none), and papers of a visit now another patient's (a valid one is revoked,
     reason visit_moved); her notices of them go, as a correction does now. A batch per
     transaction, while the service runs; running it again does nothing more."""
-    from vnehr import exchange, papers
-
-    # as the app's composition root does: the inbox sits above papers
-    papers.on_leaving_book(
-        "notices", lambda session, person_id, gone: exchange.forget(session, person_id, (), gone)
-    )
+    from vnehr import papers
 
     async def work(db: Database) -> papers.PapersLeft:
         return await papers.leave_moved(db, batch=batch)
