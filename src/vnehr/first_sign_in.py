@@ -19,9 +19,10 @@ async def recheck(session: AsyncSession, match: identity.PatientMatch) -> None:
     """Hold what names someone else than VNeID confirmed, with the same effect as when it
     arrives: a visit (its current version) leaves the person's timeline, summary, sharing and
     inbox, its receipt warns SUB-0170, and the report stops counting it in a book; a paper
-    has no holder; a Patient kept as sent, and what was recorded in a held visit, leave the
-    FHIR compartment. The person's visits are read a page at a time. One audit row about the
-    person says how many of each, naming nothing of whoever the stranger is."""
+    has no holder; a Patient kept as sent, what was recorded in a held visit, and what a
+    facility that then no longer has the person as its own patient wrote about them (D181)
+    leave the FHIR compartment. The person's visits are read a page at a time. One audit row
+    about the person says how many of each, naming nothing of whoever the stranger is."""
     now = utcnow()
     held: list[tuple[records.Filed, list[str]]] = []
     judged: dict[tuple[str, str], list[str]] = {}  # most visits name the person alike

@@ -846,6 +846,10 @@ async def issue_for_visit(
     rules); the holder and the visit facts come from the stored visit."""
     code = await _issuer_facility(session, subject, data.get("facility_code"))
     kind, visit_key = data["kind"], data["visit_key"]
+    # the visit's write lock, as the intake takes it: a correction giving the visit another
+    # patient either commits first (its patient is read here) or waits for this paper and
+    # takes it out of the first one's book (D180)
+    await records.lock_visits(session, [(code, visit_key)])
     stored = await records.current_version(session, code, visit_key)
     if stored is None or stored.test_mode:
         raise errors.UnknownVisit(facility=code, visit_key=visit_key)
