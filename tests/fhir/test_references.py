@@ -433,6 +433,7 @@ async def test_a_kept_patient_of_the_visits_person_may_be_the_subject(
         "resourceType": "Patient",
         "identifier": [{"system": mapping.PERSONAL_ID, "value": personal_id}],
         "name": [{"text": w.person_a[1]}],
+        "birthDate": w.person_a[2],
     }
     at_a = {"reference": f"Encounter/{w.visit_a}"}
 

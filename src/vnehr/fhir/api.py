@@ -54,6 +54,7 @@ _ISSUE_CODE_OF = {
     "FHIR-0018": "multiple-matches",
     "FHIR-0020": "not-supported",
     "FHIR-0021": "not-found",
+    "FHIR-0022": "required",
 }
 
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -74,6 +74,20 @@ def full_name_of(patient: Mapping[str, Any]) -> str:
     name = names[0] if isinstance(names[0], dict) else {}
     text = name.get("text") or " ".join([name.get("family") or "", *(name.get("given") or [])])
     return str(text).strip()
+
+
+def lacking(patient: Mapping[str, Any]) -> list[str]:
+    """The elements (``name``, ``birthDate``) a Patient leaves out of what XML1 asks of every
+    patient (HO_TEN, NGAY_SINH) and what is compared with VNeID (D150): a name as HO_TEN takes
+    it (``full_name_of``), a birth date that is a day, or a year or month alone ("1985",
+    "1985-03"); one with the form of a date that is none (1985-02-30) is not one."""
+    born = str(patient.get("birthDate") or "")
+    try:
+        dated = bool(born) and (len(born) < 10 or bool(date.fromisoformat(born[:10])))
+    except ValueError:
+        dated = False
+    found = {"name": bool(full_name_of(patient)), "birthDate": dated}
+    return [element for element, there in found.items() if not there]
 
 
 def _text(value: Any) -> str:

@@ -7,6 +7,7 @@ from collections.abc import Collection
 from sqlalchemy import ColumnElement, and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from vnehr.fhir import intake
 from vnehr.fhir.models import StoredIdentifier, StoredResource
 
 #: At most this many stored resources in one compartment or one writer's search.
@@ -79,9 +80,10 @@ async def keeps_patient(
     session: AsyncSession, writer: str, person_id: int, besides: Collection[str] = ()
 ) -> bool:
     """Whether the facility keeps a Patient (its current version) standing for the person: one
-    it wrote with their personal ID, not taken out of their record (D167); ``besides``: ids of
+    it wrote with their personal ID, name and birth date, not taken out of their record (D167);
+    one kept with the ID alone (before FHIR-0022) does not count; ``besides``: ids of
     Patients not to count (a transaction rewrites them)."""
-    stmt = select(StoredResource.id).where(
+    stmt = select(StoredResource.body).where(
         StoredResource.resource_type == "Patient",
         StoredResource.facility_code == writer,
         StoredResource.person_id == person_id,
@@ -89,7 +91,7 @@ async def keeps_patient(
     )
     if besides:
         stmt = stmt.where(StoredResource.resource_id.not_in(list(besides)))
-    return (await session.scalar(stmt.limit(1))) is not None
+    return any(not intake.lacking(body or {}) for body in await session.scalars(stmt))
 
 
 async def _current_of_type(

@@ -147,6 +147,16 @@ class SameFullUrl(VnehrError):
     code = "FHIR-0017"
 
 
+class PatientUnnamed(VnehrError):
+    """A Patient names a personal ID without a name or a birthDate (``element``: where, as
+    sent). It would stand for the ID's holder, and make its writer's facility theirs (D181),
+    on the ID alone: the XML intake asks HO_TEN and NGAY_SINH of every visit, and compares
+    them with what VNeID confirmed (D150, D152). Refused whoever holds the ID, or nobody."""
+
+    status_code = 422
+    code = "FHIR-0022"
+
+
 def require_writer(subject: Subject) -> str:
     submissions.require_sender(subject)
     return subject.facility_code or ""
@@ -618,6 +628,10 @@ async def store(
     }
     check(body)
     _check_identifiers(body, path or type_)
+    if type_ == "Patient" and intake.personal_id_of(body) and intake.lacking(body):
+        # first, and in test mode too: it tells nothing of the holder (D152's check does)
+        where = path or type_
+        raise PatientUnnamed(element=", ".join(f"{where}.{e}" for e in intake.lacking(body)))
     if type_ == "Patient" and not test_mode:  # a test write is in no one's record (D67)
         await _check_holder(session, body, path or type_)
     if not test_mode:  # a test write is in no one's record (D67)
