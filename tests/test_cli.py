@@ -406,6 +406,7 @@ NOT_ON_A_LATER_SCHEMA = [
     ["demo", "load", "--if-empty"],
     ["db", "backfill-cards"],
     ["db", "backfill-papers"],
+    ["db", "backfill-fhir"],
 ]
 
 

@@ -572,6 +572,30 @@ def db_backfill_papers(
     )
 
 
+@db_app.command("backfill-fhir")
+def db_backfill_fhir(
+    batch: Annotated[
+        int, typer.Option(help="Persons looked at per transaction", min=1, max=10_000)
+    ] = 500,
+) -> None:
+    """Take out of each person's FHIR compartment what earlier releases kept and D181/D186
+    refuse now: a Patient naming their personal ID without a name or birth date, and what a
+    facility wrote about them without having them as its own patient (no visit of theirs in
+    their record, no Patient with their ID, name and birth date). Kept as sent for the writer,
+    audited about the person. A batch per transaction, while the service runs; running it
+    again does nothing more."""
+    from vnehr import fhir
+
+    async def work(db: Database) -> fhir.Released:
+        return await fhir.release_strangers(db, batch=batch)
+
+    done = _run(work, later_release=False)  # (the later release's own rules)
+    typer.echo(
+        f"{done.resources} FHIR resource version(s) taken out of {done.affected} of "
+        f"{done.persons} person(s)' records ({done.batches} batch(es))"
+    )
+
+
 @catalog_app.command("load")
 def catalog_load(
     names: Annotated[list[str] | None, typer.Argument(help="Only these lists")] = None,

@@ -3,7 +3,7 @@ docs/fhir-mapping.md), searched within the caller's compartment. Other contexts 
 surface only."""
 
 from vnehr.fhir.api import router
-from vnehr.fhir.held import release_unconfirmed
+from vnehr.fhir.held import Released, release_strangers, release_unconfirmed
 from vnehr.fhir.mapping import INSURANCE_CARD, PERSONAL_ID, VISIT_KEY
 from vnehr.fhir.store import allergy_reader
 
@@ -11,7 +11,9 @@ __all__ = [
     "INSURANCE_CARD",
     "PERSONAL_ID",
     "VISIT_KEY",
+    "Released",
     "allergy_reader",
+    "release_strangers",
     "release_unconfirmed",
     "router",
 ]
