@@ -370,7 +370,7 @@ def test_the_horizon_finds_the_writers_of_each_facility_whatever_the_sign_of_its
     the lock's 64-bit key: right for keys of either sign, and for that facility only."""
     from sqlalchemy import text
 
-    from vnehr.submissions.service import _HORIZON_PG, _RECEIPTS_PG
+    from vnehr.submissions.service import _RECEIPTS_PG, _horizon
 
     url = new_database_on(postgres_url, "horizon")
 
@@ -392,12 +392,220 @@ def test_the_horizon_finds_the_writers_of_each_facility_whatever_the_sign_of_its
                     await session.execute(_RECEIPTS_PG, {"codes": [code]})
                     started = await session.scalar(text("SELECT now()"))
                     async with reader.session() as look:
-                        [(horizon, seen)] = (await look.execute(_HORIZON_PG, {"code": code})).all()
-                        [(elsewhere, _)] = (await look.execute(_HORIZON_PG, {"code": other})).all()
-                    assert (horizon, seen) == (started, True)
+                        horizon = await _horizon(look, code)
+                        elsewhere = await _horizon(look, other)
+                    assert horizon == started
                     assert elsewhere > started  # another facility's listing is not held at it
         finally:
             for db in (writer, reader):
+                await db.dispose()
+
+    asyncio.run(main())
+
+
+#: The facility's writers, played by the database at a busy facility's pace: each round takes
+#: the facility's lock and the clock with the intake's own statement (``_RECEIPTS_PG``), writes
+#: a receipt stamped with it, ends its transaction after a moment, and pauses a moment before
+#: the next (Python could not write fast enough on a test machine to meet the race often).
+_WRITER_PG = """
+CREATE PROCEDURE write_receipts(code text, deadline timestamptz, hold float8, pause float8)
+LANGUAGE plpgsql AS $$
+DECLARE at timestamptz; made text;
+BEGIN
+  WHILE clock_timestamp() < deadline LOOP
+    PERFORM pg_sleep(random() * pause);
+    EXECUTE '{receipts}' INTO at USING ARRAY[code];
+    made := gen_random_uuid()::text;
+    INSERT INTO submission (id, kind, facility_code, client_id, received_at, status, test_mode,
+      visits, accepted, rejected, raw_sha256, raw_size, raw_zstd, receipt)
+    VALUES (made, 'checkin', code, 'his', at, 'accepted', false, 1, 1, 0, '', 0, '\\x',
+      jsonb_build_object('id', made, 'received_at', at));
+    PERFORM pg_sleep(random() * hold);
+    COMMIT;
+  END LOOP;
+END $$
+"""
+
+
+async def _migrated(postgres_url: str, prefix: str) -> str:
+    from vnehr.kit.migrate import upgrade
+
+    url = await asyncio.to_thread(new_database_on, postgres_url, prefix)
+    await upgrade(url)
+    return url
+
+
+def _connect(url: str) -> Any:
+    import asyncpg
+
+    database = url.split("@/")[1].split("?")[0]
+    return asyncpg.connect(user="postgres", database=database, host=url.split("host=")[-1])
+
+
+def test_a_system_following_the_listing_misses_no_receipt_of_a_busy_facility(
+    postgres_url: str,
+) -> None:
+    """PostgreSQL: three writers of facility 01001 write receipts without pause for a few
+    seconds while a system follows its listing (``next_cursor``, then again from the last
+    receipt it saw), and another transaction holds 8,000 visit locks (an import batch: the
+    listing's look at the locks takes milliseconds). Afterwards the system has seen every
+    receipt. Before, a listing read the clock after the locks: a writer that took the lock
+    just after that look stamped its receipt below the page's end while it was not yet
+    committed, a receipt stamped after it was shown, and the cursor went past it for good."""
+    from vnehr.submissions.service import _RECEIPTS_PG
+
+    assert "CAST(:codes AS text[])" in _RECEIPTS_PG.text
+    receipts = _RECEIPTS_PG.text.replace("CAST(:codes AS text[])", "$1").replace("'", "''")
+
+    async def main() -> None:
+        url = await _migrated(postgres_url, "follow")
+        reader = Database.from_urls(url)
+        setup, holder = await _connect(url), await _connect(url)
+        writers = [await _connect(url) for _ in range(3)]
+        try:
+            await setup.execute(_WRITER_PG.replace("{receipts}", receipts))
+            await holder.execute("BEGIN")
+            await holder.execute(
+                "SELECT count(pg_advisory_xact_lock(130, g)) FROM generate_series(1, 8000) AS g"
+            )
+            since = utcnow()
+            deadline = await setup.fetchval("SELECT clock_timestamp() + interval '6 seconds'")
+            seen: set[str] = set()
+            pages = 0
+
+            async def follow() -> None:
+                nonlocal pages
+                at, cursor = since, None
+                while utcnow() < deadline:
+                    async with reader.read_session() as session, reader.session() as primary:
+                        page = await listing(
+                            session, _SENDER, primary=primary, facility=None, since=at,
+                            limit=100, cursor=cursor,
+                        )  # fmt: skip
+                    pages += 1
+                    seen.update(r["id"] for r in page.items)
+                    if page.next_cursor:
+                        cursor = page.next_cursor
+                    elif page.items:  # the last page: ask again from the last receipt seen
+                        at = datetime.fromisoformat(page.items[-1]["received_at"])
+                        cursor = None
+                await asyncio.sleep(0.2)  # every writer has ended
+                while True:  # ... and the system reads on from where it was
+                    found, cursor = await _page(reader, at, cursor, 1000)
+                    seen.update(found)
+                    if cursor is None:
+                        return
+
+            await asyncio.gather(
+                follow(),
+                *(
+                    w.execute("CALL write_receipts('01001', $1, 0.002, 0.01)", deadline)
+                    for w in writers
+                ),
+            )
+            rows = await setup.fetch("SELECT id FROM submission WHERE received_at >= $1", since)
+            written = {r["id"] for r in rows}
+            assert pages > 50  # the race was run
+            assert len(written) > 300
+            missed = written - seen
+            assert not missed, f"{len(missed)} of {len(written)} receipts never listed"
+        finally:
+            for connection in (setup, holder, *writers):
+                await connection.close()
+            await reader.dispose()
+
+    asyncio.run(main())
+
+
+def test_a_listing_is_not_refused_for_a_writer_that_has_just_finished(
+    postgres_url: str,
+) -> None:
+    """PostgreSQL: while two writers of facility 01001 take its lock in short transactions
+    (the shortest: the lock alone, then commit), listings all answer: a writer seen holding
+    the lock that has finished by the time its activity is read is no writer any more. Before,
+    a holder whose activity showed no transaction made the listing refuse with SUB-0026,
+    telling the operator to change database roles though every writer was visible."""
+    from vnehr.submissions import errors
+    from vnehr.submissions.service import _RECEIPTS_PG
+
+    statement = _RECEIPTS_PG.text.replace("CAST(:codes AS text[])", "$1::text[]")
+
+    async def main() -> None:
+        url = await _migrated(postgres_url, "unsure")
+        reader = Database.from_urls(url)
+        writers = [await _connect(url) for _ in range(2)]
+        try:
+            since = utcnow()
+            stop = asyncio.get_running_loop().time() + 5
+            refused = listed = 0
+
+            async def write(connection: Any) -> None:
+                while asyncio.get_running_loop().time() < stop:
+                    await connection.fetchval(statement, ["01001"])
+
+            async def look() -> None:
+                nonlocal refused, listed
+                while asyncio.get_running_loop().time() < stop:
+                    try:
+                        await _page(reader, since, None, 10)
+                    except errors.ReceiptsUnsure:
+                        refused += 1
+                    listed += 1
+
+            await asyncio.gather(look(), *(write(w) for w in writers))
+            assert listed > 100  # the race was run
+            assert refused == 0, f"{refused} of {listed} listings refused (SUB-0026)"
+        finally:
+            for connection in writers:
+                await connection.close()
+            await reader.dispose()
+
+    asyncio.run(main())
+
+
+def test_a_listing_refuses_only_when_it_cannot_see_a_writer(postgres_url: str) -> None:
+    """PostgreSQL: SUB-0026 is for a writer the listing's database role may not see. A
+    session that holds the facility's lock but runs no transaction (as a writer seen holding
+    it that has just committed) writes nothing: the listing answers. A writer in a
+    transaction of another role makes a role without ``pg_read_all_stats`` refuse; with it,
+    the listing answers, without what was stamped after that writer's start."""
+    from vnehr.submissions import errors
+    from vnehr.submissions.service import _RECEIPTS_PG
+
+    insert = (
+        "INSERT INTO submission (id, kind, facility_code, client_id, received_at, status,"
+        " test_mode, visits, accepted, rejected, raw_sha256, raw_size, raw_zstd, receipt)"
+        " VALUES ($1::text, 'checkin', '01001', 'his', clock_timestamp(), 'accepted', false, 1, 1, 0,"
+        " '', 0, '\\x', jsonb_build_object('id', $1::text))"
+    )
+
+    async def main() -> None:
+        url = await _migrated(postgres_url, "roles")
+        setup, idle, writer = await _connect(url), await _connect(url), await _connect(url)
+        await setup.execute(
+            "CREATE ROLE lister LOGIN; GRANT SELECT ON ALL TABLES IN SCHEMA public TO lister"
+        )
+        as_lister = Database.from_urls(url.replace("postgres@", "lister@"))
+        reader = Database.from_urls(url)
+        try:
+            since = utcnow()
+            await setup.execute(insert, "r-1")
+            await idle.execute("SELECT pg_advisory_lock_shared(hashtextextended('01001', 151))")
+            assert await _page(reader, since, None, 10) == (["r-1"], None)
+
+            await writer.execute("BEGIN")
+            await writer.execute(_RECEIPTS_PG.text.replace(":codes", "ARRAY['01001']"))
+            await setup.execute(insert, "r-2")  # stamped after the writer's start
+            with pytest.raises(errors.ReceiptsUnsure):
+                await _page(as_lister, since, None, 10)
+            await setup.execute("GRANT pg_read_all_stats TO lister")
+            assert await _page(as_lister, since, None, 10) == (["r-1"], None)
+            await writer.execute("COMMIT")
+            assert await _page(as_lister, since, None, 10) == (["r-1", "r-2"], None)
+        finally:
+            for connection in (setup, idle, writer):
+                await connection.close()
+            for db in (as_lister, reader):
                 await db.dispose()
 
     asyncio.run(main())

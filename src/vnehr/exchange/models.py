@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Index, Integer, String, UniqueConstraint
+from sqlalchemy import Index, Integer, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from vnehr.kit.db import Base, BigId, JSONDoc, UtcDateTime
@@ -46,14 +46,28 @@ class BhxhReceipt(Base):
     delivered_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
+#: The predicate of the index of the notices of a visit (rows stored before 0027 have no
+#: visit columns and are not in it).
+OF_A_VISIT = text("visit_key IS NOT NULL")
+
+
 class Notification(Base):
     """A message in the citizen's inbox (portal and app): a new visit in the health book, a
-    paper issued, the record viewed by someone."""
+    paper issued, the record viewed by someone. A new visit's notice also names the visit in
+    its own columns: a person is told of a visit once (amends D175)."""
 
     __tablename__ = "notification"
     __table_args__ = (
         UniqueConstraint("event_id", "person_id"),
         Index("ix_notification_person", "person_id", "id"),
+        Index(
+            "ix_notification_visit",
+            "person_id",
+            "facility_code",
+            "visit_key",
+            postgresql_where=OF_A_VISIT,
+            sqlite_where=OF_A_VISIT,
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -63,3 +77,6 @@ class Notification(Base):
     params: Mapped[dict[str, Any]] = mapped_column(JSONDoc)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     read_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    #: the visit a "visit" notice tells of (None for other kinds, and for rows before 0027)
+    facility_code: Mapped[str | None] = mapped_column(String(5))
+    visit_key: Mapped[str | None] = mapped_column(String(100))

@@ -354,8 +354,44 @@ async def _judged(session: AsyncSession, event: OutboxEvent, notice: _Notice) ->
     return replace(notice, params=params)
 
 
+_TOLD_OF_THE_VISIT: dict[str, Any] = {"notification_id": None, "note": "told of the visit before"}
+
+
+def _visit_of(notice: _Notice) -> tuple[str, str] | None:
+    """The visit (facility, MA_LK) a new visit's notice tells of; None for other kinds."""
+    if notice.kind != "visit":
+        return None
+    return str(notice.params.get("facility", "")), str(notice.params.get("visit_key", ""))
+
+
+async def _told_of_the_visit(session: AsyncSession, event: OutboxEvent, notice: _Notice) -> bool:
+    """Whether another event told the person of the visit this notice tells of: the first
+    version's event and a later one that put the visit back in the book (``new_in_book``)
+    are both delivered after the corrections when the worker is behind. ``forget`` removes the
+    notices of a visit that leaves the book, so one there now tells of it as it is. One look
+    on ``ix_notification_visit``; a representative reads the person's rows, and the pushes go
+    with the row. Events of one visit are delivered one after the other (one ordering key),
+    so two of them never both find none."""
+    visit = _visit_of(notice)
+    if visit is None:
+        return False
+    found = await session.scalar(
+        select(Notification.id)
+        .where(
+            Notification.person_id == notice.person_id,
+            Notification.facility_code == visit[0],
+            Notification.visit_key == visit[1],
+            Notification.event_id != event.event_id,
+        )
+        .limit(1)
+    )
+    return found is not None
+
+
 async def _store(session: AsyncSession, event: OutboxEvent, notice: _Notice) -> int | None:
-    """The inbox row, once per event and person; its id, None when it was there before."""
+    """The inbox row, once per event and person; its id, None when it was there before. A
+    new visit's row names the visit in its own columns (``_told_of_the_visit``)."""
+    facility_code, visit_key = _visit_of(notice) or (None, None)
     created: int | None = await session.scalar(
         insert_for(session)(Notification)
         .values(
@@ -364,6 +400,8 @@ async def _store(session: AsyncSession, event: OutboxEvent, notice: _Notice) -> 
             kind=notice.kind,
             params=notice.params,
             created_at=utcnow(),
+            facility_code=facility_code,
+            visit_key=visit_key,
         )
         .on_conflict_do_nothing(index_elements=["event_id", "person_id"])
         .returning(Notification.id)
@@ -439,6 +477,8 @@ def _notifier(push: PushAdapter, notice_of: Callable[[OutboxEvent], _Notice | No
         notice = await _judged(session, event, notice)
         if notice is None:
             return {"note": "nobody to tell"}
+        if await _told_of_the_visit(session, event, notice):
+            return dict(_TOLD_OF_THE_VISIT)
         stored = await session.scalar(
             select(Notification.id).where(
                 Notification.event_id == event.event_id,
@@ -462,6 +502,8 @@ def _notifier(push: PushAdapter, notice_of: Callable[[OutboxEvent], _Notice | No
         notice = await _judged(session, event, notice)
         if notice is None:
             return {"note": "nobody to tell"}
+        if await _told_of_the_visit(session, event, notice):
+            return dict(_TOLD_OF_THE_VISIT)
         created = await _store(session, event, notice)
         earlier = await _earlier(session, event)
         if created is None and not earlier.unfinished:
@@ -553,7 +595,8 @@ def visit_notifier(push: PushAdapter) -> Remote:
     """visit.accepted -> "a new visit is in your health book" (once per event and person): of
     a visit's first version, and of a correction that puts it in the person's book (another
     patient's before, or held out of every book: ``new_in_book``, D171). Other corrections
-    tell nothing: the person was told of the visit already."""
+    tell nothing: the person was told of the visit already. A person is told of a visit once
+    while it stays in their book, however many of its events come (``_told_of_the_visit``)."""
 
     def notice_of(event: OutboxEvent) -> _Notice | None:
         payload = event.payload

@@ -14,7 +14,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import orjson
 import zstandard
@@ -313,25 +313,70 @@ async def admitted(session: AsyncSession, subject: Subject) -> tuple[str, bool]:
 
 #: A facility's receipts being written (``_start_receipts``): a shared advisory lock per
 #: facility code (seed 151; the visits' locks use 130), then the database's clock. A listing
-#: reads who holds it (``_HORIZON_PG``).
+#: reads who holds it (``_horizon``).
 _RECEIPTS_PG = text(
     "SELECT clock_timestamp() FROM (SELECT"
     " count(pg_advisory_xact_lock_shared(hashtextextended(k, 151))) FROM"
     " (SELECT k FROM unnest(CAST(:codes AS text[])) WITH ORDINALITY AS u(k, n) ORDER BY n)"
     " AS s) AS held"
 )
-#: Where a listing of a facility's receipts stops (D172): before the start of the oldest
-#: transaction now writing them (one holding the facility's shared lock; its stamps come after
-#: its start, on the same clock), or now. Nobody waits: a listing holds back no writer. With
-#: a holder whose start this role may not see (another database role), ``seen`` is false.
-_HORIZON_PG = text(
-    "SELECT least(clock_timestamp(), min(a.xact_start)), bool_and(a.xact_start IS NOT NULL)"
-    " FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
+#: Who writes a facility's receipts now (``_horizon``): the sessions holding its shared lock
+#: (the key's two 32-bit halves, either sign), and the moment this statement reached the
+#: server (``statement_timestamp()``: taken before it runs, so before ``pg_locks`` is read).
+#: The transaction's snapshot of the sessions' activity is dropped, so that
+#: ``_WRITERS_SINCE_PG`` reads it after this.
+_HOLDERS_PG = text(
+    "SELECT statement_timestamp(), array_agg(l.pid), pg_stat_clear_snapshot()"
+    " FROM pg_locks l"
     " WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1"
     " AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"
     " AND ((l.classid::bigint << 32) | l.objid::bigint) = hashtextextended(:code, 151)"
     " AND l.pid <> pg_backend_pid()"
 )
+#: When the oldest transaction of these sessions began, of those in one now; and whether one
+#: of them may be in one unseen: another role's, whose activity this role may not read
+#: (``state`` NULL without ``pg_read_all_stats``), or one not reporting it
+#: (``track_activities`` off). A session in no transaction has ended the one that held the
+#: lock: its activity is reported from the start of each transaction to its end.
+_WRITERS_SINCE_PG = text(
+    "SELECT min(a.xact_start),"
+    " coalesce(bool_or(a.xact_start IS NULL AND (a.state IS NULL OR a.state = 'disabled')),"
+    " false)"
+    " FROM pg_stat_activity a WHERE a.pid = ANY(CAST(:pids AS integer[]))"
+)
+
+
+async def _horizon(session: AsyncSession, code: str) -> datetime:
+    """Where a listing of facility ``code``'s receipts stops on PostgreSQL (D172, D173): every
+    receipt stamped before it is committed, or will never be. Nobody waits: a listing holds
+    back no writer. Three statements, each after the one before:
+
+    1. ``_HOLDERS_PG``: the moment ``t0`` it reached the server, then who holds the lock;
+    2. ``_WRITERS_SINCE_PG``: when those sessions' present transactions began;
+    3. the page, whose snapshot (a new one: READ COMMITTED) has every transaction that
+       committed before it.
+
+    The horizon is the earliest of ``t0`` and those starts. A writer stamps after it took the
+    lock, from the same clock (``_start_receipts``). So a receipt stamped before the horizon,
+    thus before ``t0``, is of a writer that held the lock before step 1 read the locks. Had it
+    ended by then, its commit is in step 3's snapshot (a transaction leaves the list of those
+    running before it lets go of its locks). Otherwise step 1 saw it, and in step 2 it is
+    either still in that transaction, begun before its stamp, which is then not before the
+    horizon, or it has ended (no transaction now, one begun after ``t0``, or the session is
+    gone) and its commit is in step 3's snapshot too. So every receipt a page leaves out is
+    stamped at or after the horizon: after the last it shows. Before, one statement read the
+    clock after the locks (a writer that took the lock just after that read could stamp
+    below it unseen, and a cursor went past its receipt) and the activity before them (a
+    writer begun between the two reads showed no transaction: SUB-0026). A session seen
+    holding the lock that may be in a transaction this role cannot see makes it
+    ``ReceiptsUnsure`` (SUB-0026)."""
+    [(began, holders, _)] = (await session.execute(_HOLDERS_PG, {"code": code})).all()
+    if not holders:
+        return cast(datetime, began)
+    [(oldest, unseen)] = (await session.execute(_WRITERS_SINCE_PG, {"pids": holders})).all()
+    if unseen:
+        raise errors.ReceiptsUnsure()
+    return cast(datetime, began if oldest is None else min(began, oldest))
 
 
 @dataclass(frozen=True, slots=True)
@@ -955,7 +1000,7 @@ async def listing(
 
     ``session`` reads on the read engine; on PostgreSQL the page is read on ``primary`` (the
     primary database: a replica cannot tell what is being written) and stops before the
-    receipts of the facility still being written (``_HORIZON_PG``), which come on a later
+    receipts of the facility still being written (``_horizon``), which come on a later
     page: a receipt committed after the page never falls behind its cursor, and nobody waits
     (``_start_receipts``, D172)."""
     code = facility or subject.facility_code
@@ -977,10 +1022,7 @@ async def listing(
         )
     if primary.get_bind().dialect.name == "postgresql":
         session = primary
-        [(horizon, seen)] = (await session.execute(_HORIZON_PG, {"code": code})).all()
-        if seen is False:
-            raise errors.ReceiptsUnsure()
-        stmt = stmt.where(Submission.received_at < horizon)
+        stmt = stmt.where(Submission.received_at < await _horizon(session, code))
     stmt = stmt.order_by(Submission.received_at, Submission.id).limit(limit + 1)
     rows = (await session.execute(stmt)).all()
     more = len(rows) > limit
