@@ -118,13 +118,14 @@ def create_app(
     if database is not None:
         app.state.database = database
     app.state.grant_loader = identity.grants_for
-    app.state.client_check = facilities.client_active  # a revoked system's tokens stop
+    app.state.client_check = facilities.client_refusal  # revoked or suspended: tokens stop
     # the intake's field format rules for a paper row sent without its visit file (papers sits
     # below submissions and cannot import them)
     app.state.paper_row_check = submissions.check_paper_row
     # the hooks lower contexts call back into higher ones through (D183)
     wiring.wire(settings.public_url)
     install_error_handlers(app)
+    web.install_error_pages(app)  # no such page: the error page, not the API's JSON
     # No route reads a longer body (413 KIT-0413); the intake routes stop a little earlier,
     # at ``request_cap``, with their own code (SUB-0001).
     app.add_middleware(

@@ -41,8 +41,10 @@ PATH = [
     facilities.State.connected,
 ]
 
-#: Why the demo's facilities are test_passed without a test file (their onboarding history).
-NO_TEST_FILE = "demo data: no test file was sent"
+#: Why the demo's facilities are test_passed without a test file (their onboarding history),
+#: and why they moved at all: written, as a department officer would, in Vietnamese.
+NO_TEST_FILE = "dữ liệu mẫu: không gửi hồ sơ thử"
+DEMO_MOVE = "dữ liệu mẫu"
 
 #: Demo populations of the demo facilities' wards (ward_code,population).
 POPULATION = "ward_code,population\n00004,21500\n00256,38200\n00070,19800\n00097,24600\n"
@@ -51,7 +53,9 @@ POPULATION = "ward_code,population\n00004,21500\n00256,38200\n00070,19800\n00097
 DEPARTMENT_ADMIN = "001085004217"  # Nguyễn Văn An: Sở Y tế Hà Nội
 FACILITY_ADMIN = "079162003581"  # Trần Thị Bình: administrator of the first facility
 WARD_OFFICER = "031054007793"  # Lê Văn Cường: ward officer of Phường Hoàn Kiếm
-CLINICIAN = "048190002468"  # Phạm Thị Dung: a doctor at the second facility (Thanh Nhàn)
+#: Phạm Thị Dung: a doctor at the first facility (Xanh Pôn), the one connected: a clinician
+#: reads patients' records only for a connected facility, and the others are still onboarding
+CLINICIAN = "048190002468"
 CHILD = "001217005432"  # Hoàng Minh Khang, whom An represents as his parent
 
 #: Demo citizens with visits in their health books: personal ID, name, NGAY_SINH, GIOI_TINH,
@@ -104,7 +108,7 @@ async def load(session: AsyncSession, keys: papers.PaperKeys | None = None) -> d
                     session, OPERATOR, facility.code, state, NO_TEST_FILE, override=True
                 )
             else:
-                await facilities.move(session, OPERATOR, facility.code, state, "demo")
+                await facilities.move(session, OPERATOR, facility.code, state, DEMO_MOVE)
         codes.append(facility.code)
     await identity.bootstrap_grant(
         session, DEPARTMENT_ADMIN, "department_admin", province_code="01"
@@ -113,7 +117,7 @@ async def load(session: AsyncSession, keys: papers.PaperKeys | None = None) -> d
         session, FACILITY_ADMIN, "facility_admin", facility_code=codes[0]
     )
     await identity.bootstrap_grant(session, WARD_OFFICER, "ward_officer", ward_code="00070")
-    await identity.bootstrap_grant(session, CLINICIAN, "clinician", facility_code=codes[1])
+    await identity.bootstrap_grant(session, CLINICIAN, "clinician", facility_code=codes[0])
     counts["facility"] = len(codes)
     counts["role_grant"] = 4
     counts["visit"] = await _visits(session, codes[0], keys)

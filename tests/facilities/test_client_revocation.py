@@ -91,7 +91,7 @@ async def test_a_request_between_the_revocation_and_its_commit_does_not_keep_the
     code, _ = await facility_with_token(client, session, settings)
     client_id, headers = await system(client, session, settings, code)
     await facilities.revoke_client(session, DEPARTMENT, code, client_id)  # not committed yet
-    auth._clients[client_id] = (True, auth._monotonic())  # what such a request kept
+    auth._clients[client_id] = (None, auth._monotonic())  # what such a request kept: allowed
     await session.commit()
     sent = await send(client, headers, synth.envelope([visit(code, 5)], code))
     error(sent, 401, "AUTH-0006")

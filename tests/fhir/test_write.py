@@ -654,11 +654,11 @@ async def test_a_facility_not_connected_writes_nothing_into_a_citizens_record(
     # the citizen sees nothing of it
     assert (await client.get(f"{FHIR}/Observation/{kept}")).status_code == 404
     assert await _observed(client) == before
-    # suspended after its token was issued: refused, nothing stored
+    # suspended after its token was issued: the token stops working, nothing stored
     gone, suspended = await facility_with_token(client, session, settings, scopes=WRITER)
     await facilities.move(session, ADMIN, gone, facilities.State.suspended, "thu hồi")
     refused = await client.post(f"{FHIR}/Observation", json=allergy, headers=suspended)
-    outcome(refused, 403, "SUB-0010")
+    outcome(refused, 403, "AUTH-0007")
     assert await _observed(client) == before
     assert trying != gone
 

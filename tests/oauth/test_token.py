@@ -193,7 +193,8 @@ async def test_a_facility_systems_token_gives_ends_and_reviews_nothing(
     person's judgement: only people answerable for them act, never the facility's own system,
     whatever its token's scopes."""
     key = _key()
-    code, client_id = await _register_client(session, key, scopes=tuple(facilities.SCOPES))
+    # (connected: a clinician acts only for a connected facility)
+    code, client_id = await _register_client(session, key, steps=4, scopes=tuple(facilities.SCOPES))
     token = await _token(client, _assertion(key, client_id, f"{settings.public_url}/oauth/token"))
     bearer = {"Authorization": f"Bearer {token.json()['access_token']}"}
     clinician = await identity.bootstrap_grant(session, BINH[0], "clinician", facility_code=code)

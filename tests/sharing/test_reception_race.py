@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import func, select
 
 from tests.conftest import new_database_on
+from tests.submissions.test_intake import new_facility
 from vnehr import catalogs, identity, sharing
 from vnehr.audit import AuditEvent
 from vnehr.demo import demo_icd10_titles
@@ -37,6 +38,8 @@ async def test_parallel_wrong_codes_still_void_the_code_after_five(race_url: str
     try:
         async with db.session() as session:
             await catalogs.load_builtin(session, icd10_titles_vi=demo_icd10_titles())
+            # the doctor's facility, connected: a clinician acts only for a connected one
+            assert await new_facility(session) == "01001"
             await identity.sign_in(
                 session,
                 {"sub": "v-1", "personal_id": PATIENT, "name": "Nguyễn Văn An",

@@ -59,10 +59,10 @@ async def test_the_sharing_page_names_the_facility_and_says_revoked_or_ended(
         update(Facility).where(Facility.code == consented).values(name="Bệnh viện Đa khoa Đống Đa")
     )
     await sign_in_as(client, session, settings, patient)
-    ids = [
-        (await client.post("/api/v1/me/consents", json={"facility": consented})).json()["id"]
-        for _ in range(3)
-    ]
+    ids = []
+    for days in (10, 20, 30):  # three shares: the same one sent again is the first one
+        made = await client.post("/api/v1/me/consents", json={"facility": consented, "days": days})
+        ids.append(made.json()["id"])
     revoked, ended, running = ids
     await client.delete(f"/api/v1/me/consents/{revoked}")
     await session.execute(

@@ -119,13 +119,13 @@ async def test_only_a_facility_that_may_send_checks_in_and_onboarding_is_test_mo
     assert kept is not None
     assert kept.test_mode is True
 
-    # suspended while its system still holds a token (they live minutes)
+    # suspended while its system still holds a token (they live minutes): the token stops
     connected, connected_headers = await facility_with_token(client, session, settings)
     await facilities.move(session, ADMIN, connected, facilities.State.suspended, "audit")
     suspended = await _send(
         client, connected_headers, write_table("XML0", [checkin_row(connected)])
     )
-    assert (suspended.status_code, suspended.json()["code"]) == (403, "SUB-0010")
+    assert (suspended.status_code, suspended.json()["code"]) == (403, "AUTH-0007")
     assert await _relayed(session) == []  # neither the test nor the refused ones
     assert await count(session, Submission, Submission.kind == "checkin") == 1
 

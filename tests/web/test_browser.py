@@ -137,7 +137,7 @@ async def test_a_citizen_reads_the_book_on_a_phone_in_both_languages(
     await page.screenshot(path=SCREENSHOTS / "book-summary-en.png", full_page=True)
 
     await page.goto(server + "/portal")
-    await page.get_by_role("link", name="Hoàng Minh Khang").click()
+    await page.get_by_role("link", name="Hoàng Minh Khang", exact=True).click()
     await expect(page.get_by_role("heading", level=1)).to_contain_text("Hoàng Minh Khang")
     await expect(page.get_by_role("table", name="timeline").locator("tbody tr")).to_have_count(2)
     # the son's book is named by reference: his personal ID is not in the address bar (D127)
@@ -152,11 +152,15 @@ async def test_a_citizen_reads_the_book_on_a_phone_in_both_languages(
 async def test_a_child_sees_that_a_parent_looked_and_reports_it(
     server: str, browser: Browser
 ) -> None:
-    context = await browser.new_context(locale="vi-VN", viewport={"width": 390, "height": 844})
+    # (without scripts: the pages, their confirmations included, need none)
+    context = await browser.new_context(
+        locale="vi-VN", viewport={"width": 390, "height": 844}, java_script_enabled=False
+    )
     page = await context.new_page()
     await page.goto(server + "/auth/login?next=/portal")
     await page.get_by_role("button", name="Nguyễn Văn An", exact=True).click()
-    await page.get_by_role("link", name="Hoàng Minh Khang").click()
+    # (exact: the messages about him lead to his book's pages too)
+    await page.get_by_role("link", name="Hoàng Minh Khang", exact=True).click()
     await expect(page.get_by_role("table", name="timeline")).to_be_visible()
     await page.get_by_role("button", name="Đăng xuất").click()
 
@@ -167,7 +171,10 @@ async def test_a_child_sees_that_a_parent_looked_and_reports_it(
     await expect(log).to_contain_text("với tư cách cha/mẹ")
     await expect(log).to_contain_text("Xem danh sách lượt khám")
     await page.screenshot(path=SCREENSHOTS / "access-log-vi.png", full_page=True)
-    await log.get_by_role("button", name="Tôi không nhận ra lượt xem này").first.click()
+    # a report cannot be taken back: the page asks first (a page of its own, no script)
+    await log.get_by_role("link", name="Tôi không nhận ra lượt xem này").first.click()
+    await expect(page.get_by_role("alert")).to_contain_text("không rút lại được")
+    await log.get_by_role("button", name="Gửi báo cáo tới Sở Y tế").click()
     await expect(page.get_by_role("status")).to_contain_text("Đã gửi khiếu nại tới Sở Y tế")
     await expect(log).to_contain_text("Đã báo Sở Y tế")
     await context.close()
@@ -176,8 +183,9 @@ async def test_a_child_sees_that_a_parent_looked_and_reports_it(
 async def test_a_clinician_is_refused_then_uses_the_reception_code(
     server: str, browser: Browser
 ) -> None:
-    """Bình makes a code in her book; Dung, a doctor at another facility, is refused, enters
-    the code, and sees Bình's record; Bình then sees the read in her access log."""
+    """Bình makes a code in her book; Dung, a doctor at the demo's connected hospital (where
+    clinicians too read a record only as the patient allows), is refused, enters the code, and
+    sees Bình's record; Bình then sees the read in her access log."""
     patient = await browser.new_context(locale="vi-VN")
     page = await patient.new_page()
     await page.goto(server + "/auth/login?next=/portal")
@@ -191,7 +199,9 @@ async def test_a_clinician_is_refused_then_uses_the_reception_code(
     directives = page.get_by_role("table", name="directives")
     await expect(directives).to_contain_text("Mọi cơ sở")
     await expect(directives).to_contain_text("Đang hiệu lực")
-    await directives.get_by_role("button", name="Thu hồi").click()
+    await directives.get_by_role("link", name="Thu hồi").click()  # asks first, on its row
+    await expect(directives).to_contain_text("Đang hiệu lực")
+    await directives.get_by_role("button", name="Xác nhận thu hồi").click()
     await expect(directives).to_contain_text("Đã thu hồi")
     # the code to show at reception: digits and a QR code, once
     await page.get_by_role("button", name="Tạo mã xuất trình").click()

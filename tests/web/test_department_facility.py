@@ -79,7 +79,8 @@ async def test_the_department_moves_a_facility_on_from_its_page(
     assert _choices(page.text) == ["certificate_registered", "suspended"]
     history = _text(page.text[page.text.index('aria-label="onboarding history"') :])
     assert "tập huấn 20/11" in history
-    assert "person:001085004217" in history
+    assert "Nguyễn Văn An" in history  # by name, never the personal ID
+    assert "001085004217" not in page.text
 
     # no certificate: refused on the page itself, the reason kept, the override offered
     refused = await _move(client, code, to_state="certificate_registered", reason="ở BHXH")
@@ -100,7 +101,7 @@ async def test_the_department_moves_a_facility_on_from_its_page(
     assert forced.status_code == 303
     page = await client.get(f"/department/facilities/{code}")
     assert _state(page.text) == "Đã đăng ký chứng thư số"
-    assert "override (certificate): chứng thư ở BHXH" in _text(page.text)
+    assert "Chuyển khi chưa có chứng thư số còn hiệu lực: chứng thư ở BHXH" in _text(page.text)
     audited = await session.scalars(
         select(AuditEvent).where(
             AuditEvent.action == "facility.onboarding_overridden", AuditEvent.object_id == code

@@ -109,23 +109,24 @@ async def test_the_registry_page_pages_through_every_facility_in_words(
     )
     first = await client.get("/department/facilities")
     codes = re.findall(
-        r"<tr><td><a href=\"/department/facilities/\w{5}\"><code>(\w{5})</code>", first.text
+        r"<tr><td[^>]*><a href=\"/department/facilities/\w{5}\"><code>(\w{5})</code>", first.text
     )
     assert len(codes) == 200
     more = re.search(r'id="next-page" href="([^"]+)"', first.text)
     assert more is not None
     rest = await client.get(more[1].replace("&amp;", "&"))
     later = re.findall(
-        r"<tr><td><a href=\"/department/facilities/\w{5}\"><code>(\w{5})</code>", rest.text
+        r"<tr><td[^>]*><a href=\"/department/facilities/\w{5}\"><code>(\w{5})</code>", rest.text
     )
     assert later
     assert min(later) > max(codes)
     assert "Phòng khám số 200" in rest.text
     assert 'id="next-page"' not in rest.text
     # states, kinds and ownership in words, not the registry's codes
-    assert "<td>Phòng khám đa khoa</td><td>Tư nhân</td>" in first.text
+    cells = re.sub(r"<td[^>]*>", "<td>", first.text)
+    assert "<td>Phòng khám đa khoa</td><td>Tư nhân</td>" in cells
     assert ">polyclinic<" not in first.text
-    assert "<td>registered</td>" not in first.text
+    assert "<td>registered</td>" not in cells
 
 
 async def test_the_access_log_page_shows_older_reads_and_each_can_be_disputed(

@@ -38,8 +38,13 @@ _STATE_AND_CERTIFICATES = (
     .where(Facility.code == bindparam("code"))
 )
 _NAME = select(Facility.name).where(Facility.code == bindparam("code"))
-#: A client's status, by primary key: read on every bearer request (a few seconds' copy kept).
-CLIENT_STATUS = select(ApiClient.status).where(ApiClient.client_id == bindparam("client_id"))
+#: A client's status and its facility's onboarding state, by the client's primary key: read on
+#: every bearer request (a few seconds' copy kept).
+CLIENT_STATUS = (
+    select(ApiClient.status, Facility.status)
+    .outerjoin(Facility, Facility.code == ApiClient.facility_code)
+    .where(ApiClient.client_id == bindparam("client_id"))
+)
 
 
 class FacilityRepository:

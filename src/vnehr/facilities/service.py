@@ -51,7 +51,7 @@ from vnehr.facilities.schemas import (
     State,
 )
 from vnehr.facilities.schemas import Facility as FacilityInfo
-from vnehr.kit.auth import Forbidden, Subject, forget_client
+from vnehr.kit.auth import REVOKED, Forbidden, Subject, forget_client
 from vnehr.kit.clock import today_in_vietnam, utcnow
 from vnehr.kit.db import Database
 from vnehr.kit.errors import VnehrError
@@ -420,6 +420,8 @@ async def _move(
     now = State(facility.status)
     facility.status_before_suspension = now.value if to == State.suspended else None
     facility.status = to.value
+    if (now in MAY_CONNECT) != (to in MAY_CONNECT):
+        await _forget_systems(repo, facility.code)
     await repo.add_event(
         OnboardingEvent(
             facility_code=facility.code,
@@ -430,6 +432,21 @@ async def _move(
             at=utcnow(),
         )
     )
+
+
+async def _forget_systems(repo: FacilityRepository, code: str) -> None:
+    """The facility's systems may (or may no longer) call: this process reads their standing
+    again at their next request, and again once the move commits (a request in between read
+    the state before it), as for a revoked client (D148); the other processes within
+    ``CLIENT_STATUS_SECONDS``."""
+    client_ids = [c.client_id for c in await repo.clients_of(code)]
+
+    def forget(_session: Any = None) -> None:
+        for client_id in client_ids:
+            forget_client(client_id)
+
+    forget()
+    event.listen(repo.session.sync_session, "after_commit", forget, once=True)
 
 
 async def history(session: AsyncSession, subject: Subject, code: str) -> list[OnboardingEvent]:
@@ -598,15 +615,21 @@ async def revoke_client(
     return client
 
 
-async def client_active(db: Database, client_id: str) -> bool:
-    """Whether a facility system's client may still call (it exists and is not revoked): one
-    primary-key read, on the hot reads' pool where there is one (PostgreSQL)."""
+async def client_refusal(db: Database, client_id: str) -> str | None:
+    """Why a facility system's client may not call now, None when it may (the bearer check,
+    ``kit.auth.ClientCheck``): ``"revoked"`` when the client is revoked or unknown; its
+    facility's state when the facility may not connect (the department suspended it: its
+    tokens stop working, reads included). One primary-key read, on the hot reads' pool where
+    there is one (PostgreSQL)."""
     if db.fast_reads is not None:
         rows = await db.fast_reads.fetch_tuples(CLIENT_STATUS, client_id=client_id)
     else:
         async with db.read_session() as session:
             rows = list(await session.execute(CLIENT_STATUS, {"client_id": client_id}))
-    return bool(rows) and rows[0][0] == "active"
+    if not rows or rows[0][0] != "active":
+        return REVOKED
+    state = rows[0][1]
+    return None if state in MAY_CONNECT else str(state)
 
 
 async def exchange_assertion(

@@ -117,12 +117,17 @@ def number(text: str) -> int | None:
 async def share(session: AsyncSession, scope: Scope, person_ids: Iterable[int]) -> None:
     """Which of these patients a facility system reaches through their consent: a directive in
     force for this facility (or every facility) with the full record. The summary scope, the
-    treatment default and break-glass are the clinician portal's, not a system's (D44)."""
+    treatment default and break-glass are the clinician portal's, not a system's (D44). A
+    facility still onboarding reaches nobody through consent: real patients' records go only
+    to connected facilities (its systems hold tokens for their test files, D10)."""
     if scope.is_citizen or scope.facility_code is None:
         return
-    for person_id in person_ids:
-        if person_id in scope.shared:
-            continue
+    wanted = [p for p in person_ids if p not in scope.shared]
+    if not wanted:
+        return
+    if await facilities.state_of(session, scope.facility_code) != facilities.State.connected:
+        return
+    for person_id in wanted:
         try:
             found = await sharing.basis(
                 session, person_id, scope.facility_code, scope.subject.label, "none"

@@ -14,7 +14,7 @@ from vnehr.healthbook.access import (
     read_emergency_reviews_with,
 )
 from vnehr.healthbook.api import department_router, fast_routes, router, settle
-from vnehr.healthbook.errors import NoBookYet, NotInYourBook, NotYourWard
+from vnehr.healthbook.errors import NoBookYet, NotInYourBook, NotInYourLog, NotYourWard
 from vnehr.healthbook.service import (
     AllergyReader,
     Read,
@@ -36,6 +36,7 @@ __all__ = [
     "Header",
     "NoBookYet",
     "NotInYourBook",
+    "NotInYourLog",
     "NotYourWard",
     "Read",
     "ReviewReader",

@@ -35,6 +35,12 @@ class FacilityRef(BaseModel):
 
 class Diagnosis(Coded):
     main: bool = False
+    stated: str | None = Field(
+        default=None,
+        description="The facility's own words for this diagnosis: its part of CHAN_DOAN_RV, "
+        "when the ';'-separated parts match the codes one to one (the book shows them where "
+        "the catalogue has no Vietnamese title)",
+    )
 
 
 class Drug(BaseModel):
@@ -149,6 +155,7 @@ class Measurement(BaseModel):
 
 
 class Condition(Coded):
+    stated: str | None = Field(default=None, description="As ``Diagnosis.stated``")
     first_seen: datetime | None = None
     last_seen: datetime | None = None
     visits: int = 1

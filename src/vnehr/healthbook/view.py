@@ -213,17 +213,28 @@ def timeline_item(header: Header, titles: Titles) -> s.TimelineItem:
 
 
 def diagnoses(xml1: Mapping[str, str], titles: Titles, day: date) -> list[s.Diagnosis]:
-    """The main diagnosis first, then the secondary ones (MA_BENH_KT, ``;``-separated)."""
+    """The main diagnosis first, then the secondary ones (MA_BENH_KT, ``;``-separated), each
+    with the facility's words for it when CHAN_DOAN_RV names them in the same order (as many
+    ``;``-separated parts as codes; otherwise no part is pinned to a code)."""
     found: list[s.Diagnosis] = []
     seen: set[str] = set()
     main = _text(xml1, "MA_BENH_CHINH")
     others = [c for c in (_text(xml1, "MA_BENH_KT") or "").split(";") if c.strip()]
-    for position, code in enumerate(([main] if main else []) + others):
+    codes = ([main] if main else []) + others
+    words = [w.strip() for w in (_text(xml1, "CHAN_DOAN_RV") or "").split(";") if w.strip()]
+    stated: list[str | None] = [*words] if len(words) == len(codes) else [None] * len(codes)
+    for position, code in enumerate(codes):
         item = coded(titles, "icd10", code, day)
         if item is None or item.code in seen:
             continue
         seen.add(item.code)
-        found.append(s.Diagnosis(**item.model_dump(), main=position == 0 and main is not None))
+        found.append(
+            s.Diagnosis(
+                **item.model_dump(),
+                main=position == 0 and main is not None,
+                stated=stated[position],
+            )
+        )
     return found
 
 
@@ -392,6 +403,7 @@ def summary(
                     code=diagnosis.code,
                     vi=diagnosis.vi,
                     en=diagnosis.en,
+                    stated=diagnosis.stated,
                     first_seen=moment,
                     last_seen=moment,
                 )

@@ -4,10 +4,10 @@ A person signs in through VNeID (OpenID Connect) and gets a signed, http-only se
 holding only who they are; their roles (grants) are read from the database on each request, so a
 revoked role takes effect at once. Signing out records the session's id as ended
 (``ended_session``, until the cookie would have expired): a copy of the cookie is refused too.
-A facility system gets a short-lived bearer token from ``/oauth/token``; whether its client is
-still allowed (not revoked) is read again at most every ``CLIENT_STATUS_SECONDS``. Which
-contexts hold the grants and the clients is not kit's business: the composition root hands a
-``GrantLoader`` and a ``ClientCheck`` to the app.
+A facility system gets a short-lived bearer token from ``/oauth/token``; whether it may still
+call (its client not revoked, its facility not suspended) is read again at most every
+``CLIENT_STATUS_SECONDS``. Which contexts hold the grants and the clients is not kit's
+business: the composition root hands a ``GrantLoader`` and a ``ClientCheck`` to the app.
 """
 
 from __future__ import annotations
@@ -76,6 +76,15 @@ class ClientRevoked(VnehrError):
     code = "AUTH-0006"
 
 
+class FacilityMayNotConnect(VnehrError):
+    """A facility system whose facility may not connect now (the department suspended it): the
+    tokens its systems already hold stop working, for reads as for writes. 403, not 401: the
+    token is the system's, and a new one would be refused too (FAC-0018)."""
+
+    status_code = 403
+    code = "AUTH-0007"
+
+
 @dataclass(frozen=True, slots=True)
 class Grant:
     """A role held by a person, possibly bounded to a facility, a province or a ward."""
@@ -125,8 +134,11 @@ class Subject:
 
 
 GrantLoader = Callable[[AsyncSession, str], Awaitable[tuple[Grant, ...]]]
-#: Whether a facility system's client (by client id) may still call: not revoked.
-ClientCheck = Callable[[Database, str], Awaitable[bool]]
+#: Why a facility system's client (by client id) may not call now: None when it may,
+#: ``REVOKED`` when its client was revoked (or is unknown), otherwise the onboarding state of
+#: its facility, in which the facility may not connect (``suspended``).
+ClientCheck = Callable[[Database, str], Awaitable[str | None]]
+REVOKED = "revoked"
 
 
 # ------------------------------------------------------------------ portal sessions
@@ -273,35 +285,40 @@ def read_access_token(settings: Settings, token: str) -> Subject:
 
 
 #: How long a process trusts what it last read of a client's status, in seconds: a client
-#: revoked in another API process (or by SQL) is refused here at most this long after. The
-#: process that revokes forgets its copy at once (``forget_client``).
+#: revoked, or a facility suspended, in another API process (or by SQL) is refused here at most
+#: this long after. The process that revokes or suspends forgets its copy at once
+#: (``forget_client``).
 CLIENT_STATUS_SECONDS = 5.0
-#: Client id -> (allowed, when read on ``_monotonic``).
-_clients: dict[str, tuple[bool, float]] = {}
+#: Client id -> (why it may not call, None when it may; when read on ``_monotonic``).
+_clients: dict[str, tuple[str | None, float]] = {}
 _monotonic = time.monotonic
 
 
 def forget_client(client_id: str) -> None:
-    """Read the client's status again at its next request (it was just revoked here)."""
+    """Read the client's status again at its next request (it was just revoked here, or its
+    facility moved)."""
     _clients.pop(client_id, None)
 
 
 async def _require_client(request: Request, subject: Subject) -> None:
-    """A token's client must not have been revoked since the token was issued. One
-    primary-key read per client and process at most every ``CLIENT_STATUS_SECONDS`` (not one
-    per request: a system sends many files a minute on the intake's hot path)."""
+    """A token's client must not have been revoked, nor its facility suspended, since the
+    token was issued. One primary-key read per client and process at most every
+    ``CLIENT_STATUS_SECONDS`` (not one per request: a system sends many files a minute on the
+    intake's hot path)."""
     now = _monotonic()
     known = _clients.get(subject.id)
     if known is not None and now - known[1] < CLIENT_STATUS_SECONDS:
-        allowed = known[0]
+        refusal = known[0]
     else:
         check: ClientCheck = request.app.state.client_check
-        allowed = await check(database(request), subject.id)
+        refusal = await check(database(request), subject.id)
         if len(_clients) >= _CHECKED_MAX:
             _clients.clear()
-        _clients[subject.id] = (allowed, now)
-    if not allowed:
+        _clients[subject.id] = (refusal, now)
+    if refusal == REVOKED:
         raise ClientRevoked(client_id=subject.id)
+    if refusal is not None:
+        raise FacilityMayNotConnect(code=subject.facility_code or "", status=refusal)
 
 
 async def _bearer_subject(request: Request, settings: Settings, header: str) -> Subject:
@@ -337,7 +354,7 @@ def _check_access_token(settings: Settings, token: str) -> tuple[Subject, float]
 
 async def optional_subject(request: Request) -> Subject | None:
     """The caller, or None when anonymous. A bad bearer token is an error, not anonymity, and
-    so is a token of a revoked client (AUTH-0006)."""
+    so is a token of a revoked client (AUTH-0006) or of a suspended facility (AUTH-0007)."""
     settings: Settings = request.app.state.settings
     header = request.headers.get("authorization", "")
     if header[:7].lower() == "bearer ":

@@ -173,6 +173,13 @@ class Settings(EarlySettings):
         "the patient (D35).",
     )
     emergency_access_hours: int = Field(default=24, ge=1, le=72)
+    emergency_bar_days: int = Field(
+        default=30,
+        ge=0,
+        le=365,
+        description="A clinician whose emergency access to a patient was found unjustified opens "
+        "none on that patient for this many days after the finding (0: no bar).",
+    )
     push_url: str | None = Field(
         default=None,
         description="The app's push service (POST, signed JSON); default: the VNeID simulator's "

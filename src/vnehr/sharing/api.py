@@ -211,10 +211,14 @@ async def break_glass(
     personal_id: PersonalId,
     body: BreakGlassIn,
 ) -> Emergency:
-    """Emergency access without consent: a reason, time-boxed; the citizen is told at once."""
+    """Emergency access without consent: a reason, time-boxed; the citizen is told at once.
+    Refused to a clinician whose access to this patient was found unjustified in the last
+    ``VNEHR_EMERGENCY_BAR_DAYS`` days (SHR-0020), and at a facility not connected (SHR-0018,
+    SHR-0019)."""
     row = await service.break_glass(
         session, subject, personal_id, facility=body.facility, reason_code=body.reason,
         reason_text=body.text, hours=request.app.state.settings.emergency_access_hours,
+        bar_days=request.app.state.settings.emergency_bar_days,
     )  # fmt: skip
     return _emergency(row)
 

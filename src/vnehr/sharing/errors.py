@@ -106,3 +106,27 @@ class ReviewsOwnAccess(VnehrError):
 
     status_code = 403
     code = "SHR-0017"
+
+
+class FacilitySuspended(VnehrError):
+    """A clinician of a facility the department suspended: its staff read no patient's record,
+    open none in an emergency and use no reception code until it is reinstated."""
+
+    status_code = 403
+    code = "SHR-0018"
+
+
+class FacilityNotConnected(VnehrError):
+    """A clinician of a facility still onboarding (not yet connected): real patients' records
+    go only to connected facilities, as real visits come only from them (D19, D67)."""
+
+    status_code = 403
+    code = "SHR-0019"
+
+
+class EmergencyBarred(VnehrError):
+    """A clinician whose emergency access to this patient was found unjustified lately: they
+    open no new one on the patient for the bar's days (another clinician still can)."""
+
+    status_code = 403
+    code = "SHR-0020"

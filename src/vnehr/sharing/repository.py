@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vnehr.kit.outbox import OutboxEvent
@@ -13,6 +13,7 @@ from vnehr.sharing.models import ConsentDirective, EmergencyAccess, ReceptionCod
 
 #: The review finding that ends an emergency access.
 UNJUSTIFIED = "unjustified"
+_TAKE_TURNS_SHARING = text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 161))")
 
 
 class SharingRepository:
@@ -35,6 +36,13 @@ class SharingRepository:
         stmt = select(ConsentDirective).where(ConsentDirective.person_id.in_(person_ids))
         return list(await self.session.scalars(stmt.order_by(order)))
 
+    async def take_turns_sharing(self, person_id: int) -> None:
+        """Until the transaction ends, the person's shares are made one at a time (PostgreSQL:
+        a lock; SQLite's writers take turns): the same share sent twice at once is found by
+        the second, not made twice."""
+        if self.session.get_bind().dialect.name == "postgresql":
+            await self.session.execute(_TAKE_TURNS_SHARING, {"key": f"shares:{person_id}"})
+
     async def directives_for(self, person_id: int, facility_code: str) -> list[ConsentDirective]:
         """Directives naming this facility or every facility (in force or not)."""
         stmt = select(ConsentDirective).where(
@@ -55,6 +63,25 @@ class SharingRepository:
             e.clinician == clinician,
             e.expires_at > now,
             or_(e.review_outcome.is_(None), e.review_outcome != UNJUSTIFIED),
+        )
+        return (await self.session.scalars(stmt)).first()
+
+    async def unjustified_since(
+        self, person_id: int, clinician: str, since: datetime
+    ) -> EmergencyAccess | None:
+        """The clinician's latest access to the patient (at any facility) found unjustified by
+        a review after ``since``, if any."""
+        e = EmergencyAccess
+        stmt = (
+            select(e)
+            .where(
+                e.person_id == person_id,
+                e.clinician == clinician,
+                e.review_outcome == UNJUSTIFIED,
+                e.reviewed_at > since,
+            )
+            .order_by(e.reviewed_at.desc())
+            .limit(1)
         )
         return (await self.session.scalars(stmt)).first()
 

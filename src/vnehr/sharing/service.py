@@ -1,7 +1,7 @@
 """Who may read a citizen's record besides the citizen, and how much of it (D35).
 
-A clinician (a person holding the ``clinician`` role at a facility) reads a patient's record
-when, at the moment of the read:
+A clinician (a person holding the ``clinician`` role at a facility connected to the exchange,
+``acting_facility``) reads a patient's record when, at the moment of the read:
 1. an emergency access they opened for that patient at that facility is in force (break-glass:
    the full record, time-boxed, the citizen told at once, reviewed by a supervisor), or
 2. the citizen's sharing directive for that facility (or for every facility) is in force:
@@ -93,7 +93,8 @@ async def create_directive(
     """Share my record (or, with ``personal_id``, the record of a person I represent, as
     ``whose``) with one facility of the registry ("01001") or every facility ("*"), for
     ``days`` days (1..3650) or, with None, until it is revoked. Checked here, not only in the
-    API's schema: a form's "0" must not turn into "until revoked"."""
+    API's schema: a form's "0" must not turn into "until revoked". The same share in force
+    already (``_same_share``: a form sent twice) is answered instead of a second one."""
     holder = await whose(session, subject, personal_id)
     for name in sensitive:
         if name not in SENSITIVE:
@@ -102,6 +103,8 @@ async def create_directive(
         raise errors.BadDays(days=days, minimum=MIN_DAYS, maximum=MAX_DAYS)
     if grantee != "*" and grantee not in await facilities.directory(session, [grantee]):
         raise errors.UnknownFacility(facility=grantee)
+    repo = SharingRepository(session)
+    await repo.take_turns_sharing(holder.id)
     now = utcnow()
     row = ConsentDirective(
         person_id=holder.id,
@@ -113,10 +116,31 @@ async def create_directive(
         created_at=now,
         created_by=subject.label,
     )
-    await SharingRepository(session).add(row)
+    kept = await repo.directives_of([holder.id], newest_first=True)
+    same = next((d for d in kept if _same_share(d, row, now)), None)
+    if same is not None:  # sent twice (a form sent again, a double click): the one there
+        return same
+    await repo.add(row)
     what = {"grantee": grantee, "scope": scope, "sensitive": row.sensitive}
     session.add(_acts(subject, holder, "consent.created", "consent_directive", str(row.id), **what))
     return row
+
+
+def _same_share(row: ConsentDirective, wanted: ConsentDirective, now: datetime) -> bool:
+    """Whether a share in force is the one asked for again: the person's own (not a reception
+    code's), the same facility, scope and sensitive categories, until revoked or ending the
+    same day in Vietnam (as the sharing page shows it)."""
+    if not in_force(row, now) or row.created_by.startswith("reception-code:"):
+        return False
+    if (row.grantee, row.scope, sorted(row.sensitive)) != (
+        wanted.grantee,
+        wanted.scope,
+        wanted.sensitive,
+    ):
+        return False
+    if row.valid_to is None or wanted.valid_to is None:
+        return row.valid_to is None and wanted.valid_to is None
+    return row.valid_to.astimezone(VIETNAM).date() == wanted.valid_to.astimezone(VIETNAM).date()
 
 
 async def directives(
@@ -171,6 +195,22 @@ def clinician_facility(subject: Subject, facility: str | None) -> str:
     if len(mine) > 1:
         raise errors.ChooseFacility(facilities=", ".join(mine))
     return mine[0]
+
+
+async def acting_facility(session: AsyncSession, subject: Subject, facility: str | None) -> str:
+    """The facility a clinician acts for (``clinician_facility``), if it is connected: the
+    records of real patients go only to connected facilities, as real visits come only from
+    them (D19, D67). A suspended facility's clinicians (``FacilitySuspended``) and those of a
+    facility still onboarding (``FacilityNotConnected``) neither read, nor break the glass,
+    nor use a reception code; both are told to call the department."""
+    code = clinician_facility(subject, facility)
+    place = (await facilities.directory(session, [code])).get(code)
+    if place is not None and place.status == facilities.State.connected:
+        return code
+    name = place.name if place is not None else code
+    if place is not None and place.status == facilities.State.suspended:
+        raise errors.FacilitySuspended(facility=code, name=name)
+    raise errors.FacilityNotConnected(facility=code, name=name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -285,7 +325,7 @@ async def patient_record(
 ) -> tuple[Basis, healthbook.schemas.Summary, list[healthbook.schemas.TimelineItem], Any]:
     """What a clinician sees of a patient: the summary, and the visits when the scope is full;
     with the audit row the read owes."""
-    code = clinician_facility(subject, facility)
+    code = await acting_facility(session, subject, facility)
     person_id = await _patient(session, personal_id)
     found = await basis(session, person_id, code, subject.label, default)
     summary, visits = await healthbook.clinical_summary(
@@ -311,7 +351,7 @@ async def patient_visit(
     purpose: str,
     default: str,
 ) -> tuple[Basis, healthbook.schemas.Visit, Any]:
-    code = clinician_facility(subject, facility)
+    code = await acting_facility(session, subject, facility)
     person_id = await _patient(session, personal_id)
     found = await basis(session, person_id, code, subject.label, default)
     if found.scope != "full":
@@ -332,16 +372,31 @@ async def break_glass(
     reason_code: str,
     reason_text: str,
     hours: int,
+    bar_days: int,
 ) -> EmergencyAccess:
     """Open a patient's record in an emergency: time-boxed, the citizen is told at once (an
-    outbox event their inbox consumes), the facility's and department's queue lists it."""
+    outbox event their inbox consumes), the facility's and department's queue lists it. A
+    clinician whose access to this patient was found unjustified less than ``bar_days`` days
+    ago opens none (``EmergencyBarred``, wherever they work): otherwise the finding that ends
+    an access at once would last one request. Another clinician still opens it."""
     if reason_code not in REASONS:
         raise errors.BadReason(codes=", ".join(REASONS))
     if len(reason_text.strip()) < MIN_REASON:  # the API's schema and the page's form alike
         raise errors.ReasonTooShort(minimum=MIN_REASON)
-    code = clinician_facility(subject, facility)
+    code = await acting_facility(session, subject, facility)
     person_id = await _patient(session, personal_id)
     now = utcnow()
+    if bar_days > 0:
+        barred = await SharingRepository(session).unjustified_since(
+            person_id, subject.label, now - timedelta(days=bar_days)
+        )
+        if barred is not None and barred.reviewed_at is not None:
+            until = barred.reviewed_at + timedelta(days=bar_days)
+            raise errors.EmergencyBarred(
+                days=bar_days,
+                reviewed=barred.reviewed_at.astimezone(VIETNAM).strftime("%d/%m/%Y"),
+                until=until.astimezone(VIETNAM).strftime("%H:%M %d/%m/%Y"),
+            )
     row = EmergencyAccess(
         person_id=person_id,
         facility_code=code,
@@ -541,7 +596,7 @@ async def redeem(
 ) -> ConsentDirective:
     """A clinician enters the code the patient shows: the full record for this visit, for a
     day, to the clinician's facility (a directive the citizen sees and can revoke)."""
-    facility_code = clinician_facility(subject, facility)
+    facility_code = await acting_facility(session, subject, facility)
     person_id = await _patient(session, personal_id)
     now = utcnow()
     repo = SharingRepository(session)

@@ -1,5 +1,5 @@
 """Server-rendered portals (citizen, clinician, facility, department). For now: the home page."""
 
-from vnehr.web.pages import router
+from vnehr.web.pages import install_error_pages, router
 
-__all__ = ["router"]
+__all__ = ["install_error_pages", "router"]

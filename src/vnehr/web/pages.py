@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import hmac
+import inspect
 import re
 import secrets
 import time
@@ -14,11 +16,11 @@ from collections.abc import Callable, Coroutine
 from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from urllib.parse import urlencode, urlparse
+from urllib.parse import parse_qsl, urlencode, urlparse
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from fastapi import APIRouter, Form, Query, Request
+from fastapi import APIRouter, FastAPI, Form, Query, Request
 from fastapi import Path as UrlPath
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -40,6 +42,7 @@ from vnehr import (
     healthbook,
     identity,
     papers,
+    records,
     reporting,
     sharing,
 )
@@ -52,12 +55,13 @@ from vnehr.kit.auth import (
     csrf_token,
     end_session,
     make_session_cookie,
+    optional_subject,
     session_cookie_options,
 )
 from vnehr.kit.clock import VIETNAM, today_in_vietnam, utcnow
 from vnehr.kit.errors import RequestInvalid, VnehrError
 from vnehr.kit.http import ReadSession, WriteSession, database, http_error, request_invalid
-from vnehr.kit.i18n import Language, born, catalogue, text, texts
+from vnehr.kit.i18n import LANGUAGES, Language, born, catalogue, text, texts
 from vnehr.kit.settings import Settings
 
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
@@ -77,6 +81,54 @@ def _revoke_reason(reason: str | None, lang: Language) -> str:
 
 
 templates.env.globals["revoke_reason"] = _revoke_reason
+
+#: What the registry writes as the reason of its own onboarding moves (facilities/service.py):
+#: the key of their words; any other reason is what a person typed.
+_OWN_MOVES = {
+    "issued": "issued",
+    "existing code registered": "existing_code",
+    "certificate": "certificate",
+    "test submission passed": "test_passed",
+}
+_OVERRIDE = re.compile(r"override \(([a-z_]+)\): (.*)", re.S)
+
+
+def move_reason(reason: str | None, lang: Language) -> str:
+    """Why a facility moved along onboarding, in words: the registry's own reasons (a code
+    issued, a certificate registered, a test file passed) and an override's missing fact
+    from the catalogue, with what the department typed kept as typed."""
+    if not reason:
+        return ""
+    own = _OWN_MOVES.get(reason)
+    if own is not None:
+        return text(f"web.department.reason.{own}", lang)
+    override = _OVERRIDE.fullmatch(reason)
+    if override is not None:
+        fact = text(f"web.department.fact.{override[1]}", lang)
+        return text("web.department.reason.override", lang, {"fact": fact, "why": override[2]})
+    return reason
+
+
+templates.env.globals["move_reason"] = move_reason
+
+
+def _coded_name(coded: Any, lang: Language) -> str:
+    """A code's name in the page's language: the catalogue's title, else (a diagnosis) the
+    facility's own words for it in the visit (``stated``); on a Vietnamese page never the
+    English title (the code stands alone instead). "" when there is none."""
+    if not coded:
+        return ""
+
+    def field(name: str) -> Any:
+        return coded.get(name) if isinstance(coded, dict) else getattr(coded, name, None)
+
+    found = field("vi") or field("stated")
+    if lang == "en":
+        found = field("en") or found
+    return str(found or "")
+
+
+templates.env.globals["coded_name"] = _coded_name
 
 
 def _born(day: date | None, partial: str | None, lang: Language) -> str:
@@ -137,22 +189,116 @@ def _page(request: Request, name: str, http_status: int = 200, **context: Any) -
     )
 
 
-def _error_page(request: Request, error: VnehrError) -> HTMLResponse:
-    return _page(
-        request, "error.html", error.status_code, code=error.code, message=error.messages()
-    )
-
-
-def _invalid_page(request: Request, exc: RequestValidationError) -> HTMLResponse:
-    error = request_invalid(exc)
+def _error_page(
+    request: Request, error: VnehrError, problems: list[dict[str, str]] | None = None
+) -> HTMLResponse:
+    """The error page in the reader's language (the other one below), its header naming
+    whoever is signed in, with a way back to the page of this site the browser came from."""
+    lang = _language(request)
+    here = _this_page(request)
     return _page(
         request,
         "error.html",
         error.status_code,
         code=error.code,
         message=error.messages(),
-        problems=[f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()],
+        problems=problems or [],
+        subject=_signed_in_as(request),
+        lang=lang,
+        # (an address naming a person is not repeated in the page: pages are kept and pasted)
+        switch_url=_with_lang(here if _names_nobody(here) else "/portal", _other(lang)),
+        back=_came_from(request),
     )
+
+
+def _other(lang: str) -> str:
+    return "en" if lang == "vi" else "vi"
+
+
+def _names_nobody(address: str) -> bool:
+    """Whether an address holds no personal ID (no run of 12 digits), so a page may show it."""
+    return re.search(r"\d{12}", address) is None
+
+
+def _signed_in_as(request: Request) -> Subject | None:
+    """Whom an error page's header names: the person of the request's session when its
+    route read it (``optional_subject`` keeps it on the request), else nobody."""
+    data = getattr(request.state, "session_data", None)
+    if not data or "personal_id" not in data:
+        return None
+    return Subject(
+        kind="person",
+        id=str(data["personal_id"]),
+        name=str(data.get("name", "")),
+        assurance_level=data.get("assurance_level"),
+    )
+
+
+def _came_from(request: Request) -> str | None:
+    """The page of this site the browser came from (its Referer), other than this very
+    address read again; None for another site's or none."""
+    referer = urlparse(request.headers.get("referer", ""))
+    ours = urlparse(_settings(request).public_url).netloc
+    if referer.scheme not in ("http", "https") or referer.netloc not in (ours, request.url.netloc):
+        return None
+    page = referer.path + (f"?{referer.query}" if referer.query else "")
+    if _safe_next(page) != page or (request.method == "GET" and page == _this_page(request)):
+        return None
+    return page if _names_nobody(page) else None
+
+
+def _this_page(request: Request) -> str:
+    """The page a request shows: its own address for a GET, else the page its form was on."""
+    if request.method in ("GET", "HEAD"):
+        return request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return _came_from(request) or "/portal"
+
+
+def _with_lang(address: str, lang: str) -> str:
+    """``address`` in language ``lang`` (its language switch)."""
+    parts = urlparse(address)
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "lang"]
+    return f"{parts.path}?{urlencode([*query, ('lang', lang)])}"
+
+
+#: The kinds of a validator's problem, by the words a page says them in (``web.problem.*``).
+_PROBLEMS = {
+    "missing": "missing",
+    "int_parsing": "number",
+    "int_from_float": "number",
+    "greater_than": "number",
+    "greater_than_equal": "number",
+    "less_than": "number",
+    "less_than_equal": "number",
+    "string_too_long": "too_long",
+    "string_too_short": "format",
+    "string_pattern_mismatch": "format",
+    "literal_error": "format",
+    "enum": "format",
+}
+
+
+def _problems_in_words(exc: RequestValidationError) -> list[dict[str, str]]:
+    """What was wrong with a page's address or form, in words (``web.problem.*``), naming the
+    field by its label (``web.field.*``) or, for one without, by where it is: never the
+    validator's English message and location ("path.visit_id: Input should be ...")."""
+    found: list[dict[str, str]] = []
+    for problem in exc.errors():
+        where = [str(part) for part in problem.get("loc", ())] or ["body"]
+        field = f"web.field.{where[-1]}"
+        if len(where) < 2 or field not in catalogue("vi"):
+            field = f"web.field.{where[0]}"
+        if field not in catalogue("vi"):
+            field = "web.field.body"
+        kind = _PROBLEMS.get(str(problem.get("type", "")), "other")
+        limit = (problem.get("ctx") or {}).get("max_length", "")
+        words = {"field": texts(field), "max": limit}
+        found.append({lang: text(f"web.problem.{kind}", lang, words) for lang in LANGUAGES})
+    return found
+
+
+def _invalid_page(request: Request, exc: RequestValidationError) -> HTMLResponse:
+    return _error_page(request, request_invalid(exc), _problems_in_words(exc))
 
 
 def _http_error_page(request: Request, exc: StarletteHTTPException) -> HTMLResponse:
@@ -195,10 +341,41 @@ class _PageRoute(APIRoute):
         try:
             await super().handle(scope, receive, send)
         except StarletteHTTPException as exc:  # 405: the page's address with another method
-            await _http_error_page(Request(scope, receive), exc)(scope, receive, send)
+            request = Request(scope, receive)
+            await _read_who(request)
+            await _http_error_page(request, exc)(scope, receive, send)
 
 
 router = APIRouter(include_in_schema=False, route_class=_PageRoute)
+
+#: Where a person's browser goes: an address under one of these that no route answers gets
+#: the error page, as a page's own errors do (``_PageRoute``); the API keeps its JSON.
+PAGE_ADDRESSES = ("/portal", "/book", "/clinic", "/review", "/department", "/verify")
+
+
+def install_error_pages(app: FastAPI) -> None:
+    """Answer "no such address" under ``PAGE_ADDRESSES`` with the error page, its header
+    naming whoever is signed in; every other address as the app's handler does."""
+    as_json = app.exception_handlers[StarletteHTTPException]
+
+    async def answer(request: Request, exc: Exception) -> Response:
+        path = request.url.path
+        if isinstance(exc, StarletteHTTPException) and any(
+            path == page or path.startswith(f"{page}/") for page in PAGE_ADDRESSES
+        ):
+            await _read_who(request)
+            return _http_error_page(request, exc)
+        answered = as_json(request, exc)
+        return await answered if inspect.isawaitable(answered) else answered
+
+    app.add_exception_handler(StarletteHTTPException, answer)
+
+
+async def _read_who(request: Request) -> None:
+    """Read the session of an error page no route answered, for its header (``_signed_in_as``)
+    only: a bad bearer token is the API's to refuse, and is not the page's concern."""
+    with contextlib.suppress(VnehrError):
+        await optional_subject(request)
 
 
 def _login_serializer(settings: Settings) -> URLSafeTimedSerializer:
@@ -341,9 +518,20 @@ def _return_to(request: Request) -> str:
     return "/portal"
 
 
+#: Messages on one page of the portal; "Thông báo cũ hơn" shows the older ones.
+MESSAGES_PAGE = 10
+
+
 @router.get("/portal", response_class=HTMLResponse)
-async def portal(request: Request, session: ReadSession, subject: OptionalSubject) -> Response:
-    """The citizen's page: who they are, their health book, roles, whom they act for."""
+async def portal(
+    request: Request,
+    session: ReadSession,
+    subject: OptionalSubject,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+) -> Response:
+    """The citizen's page: who they are, their health book, roles, whom they act for, and
+    their messages, ``MESSAGES_PAGE`` at a time (``cursor``: where the page before ended),
+    each leading to what it tells of."""
     who = _signed_in(request, subject)
     if isinstance(who, RedirectResponse):
         return who
@@ -352,12 +540,22 @@ async def portal(request: Request, session: ReadSession, subject: OptionalSubjec
     # a parent's include their children's, each named (as /api/v1/me/notifications does)
     messages: list[tuple[Any, dict[str, dict[str, str]]]] = []
     unread = 0
+    links: dict[int, str] = {}
+    more_url = None
     if (who.assurance_level or 1) >= 2:
         whose = {person.id: None} | {p.id: p.full_name for _, p in represented}
         held = {p.id: identity.Holder.of(p, r.relation) for r, p in represented}
         found = await exchange.inbox(
-            session, whose, limit=10, confided=exchange.confided(held.values())
+            session,
+            whose,
+            limit=MESSAGES_PAGE,
+            cursor=cursor,
+            confided=exchange.confided(held.values()),
         )
+        if found.next_cursor is not None:
+            more_url = f"/portal?{urlencode({'cursor': found.next_cursor})}#messages"
+        people = {p.id: p for _, p in represented}
+        links = await _message_links(request, session, who, person.id, people, found.items)
         rendered = await exchange.texts_of(
             session,
             [(m.kind, m.params) for m in found.items],
@@ -385,7 +583,44 @@ async def portal(request: Request, session: ReadSession, subject: OptionalSubjec
         notice=request.query_params.get("notice"),
         messages=messages,
         unread=unread,
+        links=links,
+        more_url=more_url,
+        older=cursor is not None,
     )
+
+
+async def _message_links(
+    request: Request,
+    session: AsyncSession,
+    who: Subject,
+    own: int,
+    people: dict[int, Any],
+    items: list[Any],
+) -> dict[int, str]:
+    """Where each message leads (by its id): a new visit to the visit, while it is in the book
+    it was told to; a paper to the papers of that book; a read or an emergency access to that
+    book's "who viewed" page. A book of someone the viewer acts for is named by ``?p=``, never
+    by the personal ID; one without a personal ID (a newborn not yet registered) has no page
+    of its own to lead to."""
+    links = {}
+    for m in items:
+        whom = people.get(m.person_id)
+        book: str | None = _holder_query(request, who, whom) if whom is not None else ""
+        if m.person_id != own and not book:
+            book = None
+        if m.kind == "visit":
+            entry = await records.entry_by_key(
+                session, str(m.params.get("facility", "")), str(m.params.get("visit_key", ""))
+            )
+            if entry is not None and entry.person_id == m.person_id:
+                links[m.id] = f"/portal/book/visits/{entry.id}"
+        elif book is None:
+            continue
+        elif m.kind == "paper":
+            links[m.id] = f"/portal/book/papers{book}"
+        elif m.kind in ("viewed", "emergency", "emergency_unjustified"):
+            links[m.id] = f"/portal/book/access-log{book}"
+    return links
 
 
 async def _places_of(session: AsyncSession, grants: list[Any]) -> dict[str, str]:
@@ -481,11 +716,12 @@ async def department_facilities(
         more = {"status": state, "q": q or None, "after": rows[REGISTRY_PAGE - 1].code}
         next_url = f"/department/facilities?{urlencode({k: v for k, v in more.items() if v})}"
     counts = await facilities.status_counts(session, who)
-    return _page(
+    return _book_page(
         request,
         "department_facilities.html",
         subject=who,
         rows=rows[:REGISTRY_PAGE],
+        wards=await _ward_names(session, {f.ward_code for f in rows if f.ward_code}),
         next_url=next_url,
         counts=counts,
         states=[s.value for s in facilities.State],
@@ -544,6 +780,43 @@ async def department_register(
     return RedirectResponse(f"/department/facilities?issued={facility.code}", status_code=303)
 
 
+async def _ward_names(session: AsyncSession, codes: set[str]) -> dict[str, str]:
+    """Wards by their names today ("00070" -> "Phường Hoàn Kiếm"); a code without one is left
+    out (shown as is)."""
+    if not codes:
+        return {}
+    book, today = await catalogs.codebook(session), today_in_vietnam()
+    found = {code: book.in_force("ward", code, today) for code in codes}
+    return {code: v.title_vi for code, v in found.items() if v is not None and v.title_vi}
+
+
+async def _actors(
+    session: AsyncSession, labels: set[str], systems: list[Any], lang: Language
+) -> dict[str, str]:
+    """Who made each onboarding move, as the department knows them: a person by name (never
+    the personal ID), the facility's system by the name it was registered with; someone the
+    registry no longer knows, and the operators' own scripts (the demo loader), in words."""
+    people = [label.split(":", 1)[1] for label in labels if label.startswith("person:")]
+    named = await identity.names_by_personal_id(
+        session, [p for p in people if re.fullmatch(r"\d{12}", p)]
+    )
+    registered = {f"facility_system:{c.client_id}": c.name for c in systems}
+    shown = {}
+    for label in labels:
+        kind, _, who = label.partition(":")
+        if kind == "person" and who in named:
+            shown[label] = named[who]
+        elif kind == "person" and re.fullmatch(r"\d{12}", who):
+            shown[label] = text("web.department.actor.person", lang)
+        elif kind == "facility_system" and registered.get(label):
+            shown[label] = text("web.department.actor.system", lang, {"name": registered[label]})
+        elif kind == "facility_system":
+            shown[label] = text("web.department.actor.a_system", lang)
+        else:
+            shown[label] = text("web.department.actor.operator", lang)
+    return shown
+
+
 async def _facility_page(
     request: Request,
     session: AsyncSession,
@@ -554,7 +827,8 @@ async def _facility_page(
     form: dict[str, str] | None = None,
 ) -> Response:
     """One facility for the department: its details, where it stands in onboarding and what
-    it may move to, the history of its moves, its certificates and its systems."""
+    it may move to, the history of its moves (who by name, why in words), its certificates
+    and its systems."""
     try:
         facility = await facilities.get(session, who, code)
         events = await facilities.history(session, who, code)
@@ -562,12 +836,17 @@ async def _facility_page(
         systems = await facilities.clients(session, who, code)
     except VnehrError as exc:
         return _error_page(request, exc)
-    return _page(
+    lang: Language = "en" if _language(request) == "en" else "vi"
+    return _book_page(
         request,
         "department_facility.html",
         refused.status_code if refused is not None else 200,
         subject=who,
         facility=facility,
+        ward_name=(await _ward_names(session, {facility.ward_code or ""} - {""})).get(
+            facility.ward_code or ""
+        ),
+        actors=await _actors(session, {e.actor for e in events}, systems, lang),
         moves=[s.value for s in facilities.next_states(facility)],
         events=list(reversed(events)),
         certificates=certificates,
@@ -650,7 +929,11 @@ def _language(request: Request) -> str:
     return wanted if wanted in ("vi", "en") else "vi"
 
 
-def _book_page(request: Request, name: str, http_status: int = 200, **context: Any) -> HTMLResponse:
+def _book_page(
+    request: Request, name: str, http_status: int = 200, *, at: str | None = None, **context: Any
+) -> HTMLResponse:
+    """A page in the reader's language with its switch; ``at``: the page's own address when
+    it answers a form sent to another (the switch goes there, not to the form's address)."""
     lang = _language(request)
     other = "en" if lang == "vi" else "vi"
     query = {k: v for k, v in request.query_params.items() if k != "lang"}
@@ -664,7 +947,9 @@ def _book_page(request: Request, name: str, http_status: int = 200, **context: A
         name,
         http_status,
         lang=lang,
-        switch_url=f"{request.url.path}?{urlencode({**query, 'lang': other})}",
+        switch_url=_with_lang(at, other)
+        if at is not None
+        else f"{request.url.path}?{urlencode({**query, 'lang': other})}",
         **context,
     )
     if request.query_params.get("lang") in ("vi", "en"):
@@ -862,6 +1147,47 @@ async def book_access_log(
     )
 
 
+@router.get("/portal/book/access-log/{event_id}/dispute", response_class=HTMLResponse)
+async def book_dispute_ask(
+    request: Request,
+    session: ReadSession,
+    subject: OptionalSubject,
+    # (read as the page before ``event_id + 1``: one less than the largest row id)
+    event_id: Annotated[int, UrlPath(ge=1, le=2**63 - 2)],
+    person: Annotated[str | None, Query(alias="for")] = None,
+    p: Annotated[str | None, Query(max_length=200)] = None,
+) -> Response:
+    """Before a read is reported as not recognised (a report cannot be taken back): the read
+    as the log shows it, what the report does, and the form that sends it; a read reported
+    already says so. From the log of someone the viewer acts for (``?p=``), of theirs."""
+    whom = _book_whom(request, subject, person, p)
+    if isinstance(whom, RedirectResponse):
+        return whom
+    who, person, expired = whom
+    try:
+        holders = await identity.book_holders(session, who)
+        if person == holders[0].personal_id:  # the viewer's own: their log, as without
+            person = None
+        found = await healthbook.access_log(
+            session, who, limit=1, before=event_id + 1, personal_id=person
+        )
+        if not found or found[0].id != event_id:
+            raise healthbook.NotInYourLog(id=event_id)
+    except VnehrError as exc:
+        return _error_page(request, exc)
+    holder = next((h for h in holders if h.personal_id == person), holders[0])
+    return _book_page(
+        request,
+        "book_access.html",
+        subject=who,
+        holder=holder if person is not None else None,
+        entries=found,
+        confirm=event_id,
+        csrf=csrf_token(_settings(request), request.state.session_data),
+        expired=expired,
+    )
+
+
 @router.post("/portal/book/access-log/{event_id}/dispute")
 async def book_dispute(
     request: Request,
@@ -965,17 +1291,8 @@ async def clinic(
     if id is None and p is not None:
         id = _patient_of(_settings(request), who, p)
         expired = id is None
-    mine = sorted({g.facility_code for g in who.grants_for("clinician") if g.facility_code})
-    places = await facilities.directory(session, mine) if len(mine) > 1 else {}
-    context: dict[str, Any] = {
-        "subject": who,
-        "personal_id": id,
-        "reasons": sharing.REASONS,
-        "csrf": csrf_token(_settings(request), request.state.session_data),
-        "facilities": [(code, places.get(code)) for code in mine] if len(mine) > 1 else [],
-        "facility": facility,
-        "expired": expired,
-    }
+    mine = _clinic_facilities(who)
+    context = await _clinic_context(request, session, who, id, facility, expired)
     if not mine:  # nothing to look up: said plainly, not "no role at facility -"
         context["error"] = texts("web.clinic.not_a_clinician")
         return _book_page(request, "clinic.html", 403, **context)
@@ -1010,23 +1327,57 @@ async def clinic(
     return _book_page(request, "clinic.html", **context)
 
 
+def _clinic_facilities(who: Subject) -> list[str]:
+    """The facilities the clinician works at (the clinic page's choice when more than one)."""
+    return sorted({g.facility_code for g in who.grants_for("clinician") if g.facility_code})
+
+
+async def _clinic_context(
+    request: Request,
+    session: AsyncSession,
+    who: Subject,
+    personal_id: str | None,
+    facility: str | None,
+    expired: bool = False,
+) -> dict[str, Any]:
+    """What the clinic page shows in every state: the look-up form (the patient's ID, the
+    facility chosen), and the query of the address its forms about the patient are sent to
+    (``?p=``: the ID encrypted for the clinician, never the ID itself, D127)."""
+    mine = _clinic_facilities(who)
+    places = await facilities.directory(session, mine) if len(mine) > 1 else {}
+    ref = _patient_ref(_settings(request), who, personal_id) if personal_id else None
+    return {
+        "subject": who,
+        "personal_id": personal_id,
+        "reasons": sharing.REASONS,
+        "csrf": csrf_token(_settings(request), request.state.session_data),
+        "facilities": [(code, places.get(code)) for code in mine] if len(mine) > 1 else [],
+        "facility": facility,
+        "expired": expired,
+        "act_query": urlencode({"p": ref}) if ref else "",
+        "form": {},
+    }
+
+
 @router.get("/clinic/visits/{visit_id}", response_class=HTMLResponse)
 async def clinic_visit(
     request: Request,
     session: ReadSession,
     subject: OptionalSubject,
     visit_id: Annotated[int, UrlPath(ge=1, le=2**63 - 1)],
-    p: Annotated[str, Query(max_length=200)],
+    p: Annotated[str | None, Query(max_length=200)] = None,
     facility: Annotated[str | None, Query(pattern=r"^[0-9A-Z]{5}$")] = None,
 ) -> Response:
     """One visit of the patient of the clinic page (named by its ``?p=``), opened from the
     page's list: the API's read of ``/api/v1/patients/{id}/visits/{visit_id}``, its basis
     checked, refused and audited there, answered in the API's status and code when refused.
     A reference made for another clinician, or too long ago, goes back to the clinic page,
-    which says so."""
+    which says so; an address naming no patient, to the look-up form."""
     who = _signed_in(request, subject)
     if isinstance(who, RedirectResponse):
         return who
+    if p is None:
+        return RedirectResponse("/clinic", status_code=303)
     settings = _settings(request)
     back = "/clinic/patient?" + urlencode({"p": p} | ({"facility": facility} if facility else {}))
     personal_id = _patient_of(settings, who, p)
@@ -1068,6 +1419,38 @@ async def clinic_lookup(
     return RedirectResponse(_clinic_address(_settings(request), who, id, facility), 303)
 
 
+@router.post("/clinic/patient/code")
+@router.post("/clinic/patient/break-glass")
+async def clinic_act_on_patient(
+    request: Request,
+    session: WriteSession,
+    subject: OptionalSubject,
+    p: Annotated[str | None, Query(max_length=200)] = None,
+    csrf: Annotated[str, Form()] = "",
+    code: Annotated[str, Form()] = "",
+    reason: Annotated[str, Form()] = "",
+    text: Annotated[str, Form()] = "",
+    facility: Annotated[str, Form(max_length=5)] = "",
+) -> Response:
+    """The patient page's forms, the patient named by ``?p=`` as the page's address does:
+    use the code the patient shows, or open the record in an emergency. A refusal is shown on
+    the patient's page, what was typed kept; an address too old, or made for another
+    clinician, goes back to the page, which says so."""
+    who = _signed_in(request, subject)
+    if isinstance(who, RedirectResponse):
+        return who
+    personal_id = _patient_of(_settings(request), who, p) if p else None
+    if personal_id is None:
+        back = {"p": p or ""} | ({"facility": facility} if _FACILITY.fullmatch(facility) else {})
+        return RedirectResponse(f"/clinic/patient?{urlencode(back)}", status_code=303)
+    action = "code" if request.url.path.endswith("/code") else "break-glass"
+    typed = {"csrf": csrf, "code": code, "reason": reason, "text": text, "facility": facility}
+    return await _clinic_act(request, session, who, personal_id, action, typed)
+
+
+_FACILITY = re.compile(r"[0-9A-Z]{5}")
+
+
 @router.post("/clinic/patient/{personal_id}/{action}")
 async def clinic_act(
     request: Request,
@@ -1081,30 +1464,51 @@ async def clinic_act(
     text: Annotated[str, Form()] = "",
     facility: Annotated[str, Form(max_length=5)] = "",
 ) -> Response:
-    """Use the code the patient shows, or open the record in an emergency (for the facility
-    chosen on the page, when the clinician has several)."""
+    """``clinic_act_on_patient`` for forms made before their address named the patient by
+    reference (D127): the page no longer makes this address."""
     who = _signed_in(request, subject)
     if isinstance(who, RedirectResponse):
         return who
+    typed = {"csrf": csrf, "code": code, "reason": reason, "text": text, "facility": facility}
+    return await _clinic_act(request, session, who, personal_id, action, typed)
+
+
+async def _clinic_act(
+    request: Request,
+    session: AsyncSession,
+    who: Subject,
+    personal_id: str,
+    action: str,
+    typed: dict[str, str],
+) -> Response:
+    """Use the code the patient shows, or open the record in an emergency (for the facility
+    chosen on the page, when the clinician has several); on to the patient's page. Refused,
+    the patient's page again, the refusal by its forms and what was typed kept (a wrong code
+    is recorded all the same: the request commits it, D74)."""
+    settings = _settings(request)
+    facility = typed["facility"]
     try:
-        check_csrf(_settings(request), request, csrf)
+        check_csrf(settings, request, typed["csrf"])
         if action == "code":
-            await sharing.redeem(session, who, personal_id, code, facility or None)
+            await sharing.redeem(session, who, personal_id, typed["code"], facility or None)
         else:
             await sharing.break_glass(
                 session,
                 who,
                 personal_id,
                 facility=facility or None,
-                reason_code=reason,
-                reason_text=text,
-                hours=_settings(request).emergency_access_hours,
+                reason_code=typed["reason"],
+                reason_text=typed["text"],
+                hours=settings.emergency_access_hours,
+                bar_days=settings.emergency_bar_days,
             )
     except VnehrError as exc:
-        return _error_page(request, exc)
-    return RedirectResponse(
-        _clinic_address(_settings(request), who, personal_id, facility), status_code=303
-    )
+        chosen = facility if _FACILITY.fullmatch(facility) else None
+        context = await _clinic_context(request, session, who, personal_id, chosen)
+        context |= {"refused": True, "refusal": exc, "form": typed | {"action": action}}
+        page = _clinic_address(settings, who, personal_id, chosen or "")
+        return _book_page(request, "clinic.html", exc.status_code, at=page, **context)
+    return RedirectResponse(_clinic_address(settings, who, personal_id, facility), status_code=303)
 
 
 # ------------------------------------------------------------------ electronic papers
@@ -1204,16 +1608,27 @@ async def department_report(
         {k: v for k, v in {"province": chosen, "ward": ward, "facility": facility}.items() if v}
     )
     all_facilities = await facilities.registry(session, chosen)
-    return _page(
+    ward_codes = {x.ward_code for x in all_facilities if x.ward_code}
+    ward_names = await _ward_names(session, ward_codes)
+    province_name = None
+    if chosen:
+        found = (await catalogs.codebook(session)).in_force("province", chosen, today_in_vietnam())
+        province_name = found.title_vi if found is not None else None
+    return _book_page(
         request,
         "department_report.html",
         subject=who,
         f=figures,
         period=figures["period"],
+        starts=date.fromisoformat(figures["from"]),
+        ends=date.fromisoformat(figures["to"]),
         body=reporting.html(figures, drawn, fragment=True),
         query=query,
         province=chosen,
-        wards=sorted({x.ward_code for x in all_facilities if x.ward_code}),
+        province_name=province_name,
+        # the filter's wards by name, in the order of their names
+        wards=sorted(ward_codes, key=lambda w: (ward_names.get(w, "~"), w)),
+        ward_names=ward_names,
         facility_list=all_facilities,
         ward=ward or "",
         facility=facility or "",
@@ -1299,11 +1714,12 @@ async def review_queues(
     labels = {e.clinician for e in emergencies} | {e.reviewed_by or "" for e in emergencies}
     ids = [label.split(":", 1)[1] for label in labels if label.startswith("person:")]
     named = await identity.names_by_personal_id(session, ids)
-    return _page(
+    return _book_page(
         request,
         "review.html",
         subject=who,
         emergencies=emergencies,
+        facility_names=await facilities.directory(session, {e.facility_code for e in emergencies}),
         names={f"person:{pid}": name for pid, name in named.items()},
         more_emergencies_url=more_emergencies_url,
         cases=cases,
@@ -1366,16 +1782,34 @@ async def book_sharing(
     subject: OptionalSubject,
     person: Annotated[str | None, Query(alias="for")] = None,
     p: Annotated[str | None, Query(max_length=200)] = None,
+    revoke: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
 ) -> Response:
     """Who my record (or that of a child I act for, named as on the book's pages) is shared
     with: share with a facility or every facility, the summary or all of it, sensitive
-    categories by name, for a while; revoke; show a code at reception (from its cookie, never
-    the address: addresses stay in browser history and proxy logs). Of a person of 16 or more,
-    a representative reads only that the young person decides (D132)."""
+    categories by name, for a while; revoke (``?revoke=`` asks first, on the share's row);
+    show a code at reception (from its cookie, never the address: addresses stay in browser
+    history and proxy logs). Of a person of 16 or more, a representative reads only that the
+    young person decides (D132)."""
     whom = _book_whom(request, subject, person, p)
     if isinstance(whom, RedirectResponse):
         return whom
     who, person, expired = whom
+    return await _sharing_page(request, session, who, person, expired, revoke=revoke)
+
+
+async def _sharing_page(
+    request: Request,
+    session: AsyncSession,
+    who: Subject,
+    person: str | None,
+    expired: bool,
+    *,
+    revoke: int | None = None,
+    refused: VnehrError | None = None,
+    form: dict[str, Any] | None = None,
+) -> Response:
+    """The sharing page of ``book_sharing``; a form it refused (``refused``) is shown on it
+    again in the refusal's status, with what was typed (``form``)."""
     rows: list[Any] = []
     confided = False
     try:
@@ -1393,6 +1827,7 @@ async def book_sharing(
     return _book_page(
         request,
         "book_sharing.html",
+        refused.status_code if refused is not None else 200,
         subject=who,
         holder=holder,
         holders=holders,
@@ -1404,6 +1839,9 @@ async def book_sharing(
         csrf=csrf_token(_settings(request), request.state.session_data),
         code=code,
         code_qr=_code_qr(code) if code else None,
+        confirm=revoke,
+        refused=refused,
+        form=form or {"scope": "summary", "sensitive": []},
     )
 
 
@@ -1474,6 +1912,7 @@ async def book_sharing_change(
         return RedirectResponse(f"/portal/book/sharing?{urlencode({'p': p})}", status_code=303)
     back = _sharing_address(request, who, person)
     form = await request.form()
+    sensitive = [str(v) for v in form.getlist("sensitive")]
     try:
         check_csrf(_settings(request), request, csrf)
         if action == "share":
@@ -1484,15 +1923,18 @@ async def book_sharing_change(
             wanted = days.strip()
             if wanted and not re.fullmatch(r"-?[0-9]+", wanted):
                 raise RequestInvalid({"problems": [{"field": "days"}]}, count=1)
-            await sharing.create_directive(
-                session,
-                who,
-                grantee=grantee,
-                scope="full" if scope == "full" else "summary",
-                sensitive=[str(v) for v in form.getlist("sensitive")],
-                days=int(wanted) if wanted else None,
-                personal_id=person,
-            )
+            async with session.begin_nested():  # (a refusal shown on the page writes nothing)
+                made = await sharing.create_directive(
+                    session,
+                    who,
+                    grantee=grantee,
+                    scope="full" if scope == "full" else "summary",
+                    sensitive=sensitive,
+                    days=int(wanted) if wanted else None,
+                    personal_id=person,
+                )
+            # the share made, or the same one in force already (a form sent twice)
+            return RedirectResponse(f"{back}#share-{made.id}", status_code=303)
         elif action == "revoke" and directive.isdigit():
             await sharing.revoke(session, who, int(directive), person)
         elif action == "code":
@@ -1510,5 +1952,8 @@ async def book_sharing_change(
             )
             return response
     except VnehrError as exc:
-        return _error_page(request, exc)
+        # said on the page, by the form sent, what was typed kept (the share's form)
+        typed: dict[str, Any] = {"action": action, "facility": facility, "scope": scope}
+        typed |= {"sensitive": sensitive, "days": days}
+        return await _sharing_page(request, session, who, person, False, refused=exc, form=typed)
     return RedirectResponse(back, status_code=303)
