@@ -1119,11 +1119,8 @@ async def book_access_log(
         return whom
     who, person, expired = whom
     try:
-        holders = await identity.book_holders(session, who)
-        if person == holders[0].personal_id:  # the viewer's own: their log, as without
-            person = None
-        entries = await healthbook.access_log(
-            session, who, limit=ACCESS_LOG_PAGE + 1, before=before, personal_id=person
+        holders, person, entries = await _log_of(
+            session, who, person, limit=ACCESS_LOG_PAGE + 1, before=before
         )
     except VnehrError as exc:
         return _error_page(request, exc)
@@ -1147,6 +1144,20 @@ async def book_access_log(
     )
 
 
+async def _log_of(
+    session: AsyncSession, who: Subject, person: str | None, *, limit: int, before: int | None
+) -> tuple[list[Any], str | None, list[Any]]:
+    """The books the viewer holds, whose log is read (None: the viewer's own, also when
+    ``person`` names them), and that log's entries ``before`` an id."""
+    holders = await identity.book_holders(session, who)
+    if person == holders[0].personal_id:  # the viewer's own: their log, as without
+        person = None
+    entries = await healthbook.access_log(
+        session, who, limit=limit, before=before, personal_id=person
+    )
+    return holders, person, entries
+
+
 @router.get("/portal/book/access-log/{event_id}/dispute", response_class=HTMLResponse)
 async def book_dispute_ask(
     request: Request,
@@ -1165,12 +1176,7 @@ async def book_dispute_ask(
         return whom
     who, person, expired = whom
     try:
-        holders = await identity.book_holders(session, who)
-        if person == holders[0].personal_id:  # the viewer's own: their log, as without
-            person = None
-        found = await healthbook.access_log(
-            session, who, limit=1, before=event_id + 1, personal_id=person
-        )
+        holders, person, found = await _log_of(session, who, person, limit=1, before=event_id + 1)
         if not found or found[0].id != event_id:
             raise healthbook.NotInYourLog(id=event_id)
     except VnehrError as exc:
