@@ -222,3 +222,52 @@ async def test_english_holds_on_the_department_pages_the_report_and_the_review(
     assert "Đăng xuất" in back.text
     assert text("web.report.title", "vi", {"period": "2026H2"}) in _shown(back.text)
     assert "01/07/2026 – 31/12/2026" in _shown(back.text)
+
+
+async def test_a_refused_registration_says_what_is_wrong_in_words_and_keeps_what_was_typed(
+    client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    code = await _facility(client, session)  # (signs the department in)
+    typed = {
+        "name": "P",  # too short
+        "kind": "polyclinic",
+        "level": "basic",
+        "ownership": "private",
+        "province_code": "1",  # not two digits
+        "ward_code": WARD,
+        "address": "12 Hàng Bông",
+        "code": "",
+    }
+    for lang in ("vi", "en"):
+        csrf = _hidden((await client.get(f"/department/facilities?lang={lang}")).text)["csrf"]
+        refused = await client.post("/department/facilities", data={"csrf": csrf, **typed})
+        assert refused.status_code == 422, lang
+        shown = _shown(refused.text)
+        for raw in ("Input should be", "String should", "province_code", "pattern"):
+            assert raw not in shown, (lang, raw)
+        name = text(
+            "web.problem.too_short", lang, {"field": text("web.department.name", lang), "min": 2}
+        )
+        province = text("web.problem.format", lang, {"field": text("web.province", lang)})
+        assert name in shown, lang
+        assert province in shown, lang
+        # the registry's page again, with the form as it was sent
+        form = refused.text[refused.text.index('method="post" action="/department/facilities"') :]
+        form = form[: form.index("</form>")]
+        assert re.search(r'name="name"[^>]*value="P"', form), lang
+        assert re.search(r'name="province_code"[^>]*value="1"', form), lang
+        assert re.search(rf'name="ward_code"[^>]*value="{WARD}"', form), lang
+        assert re.search(r'name="address"[^>]*value="12 Hàng Bông"', form), lang
+        assert re.search(r'<option value="polyclinic"\s+selected', form), lang
+        assert re.search(r'<option value="private"\s+selected', form), lang
+        assert 'id="lang-switch"' in refused.text
+    # a refusal of the registry itself (a code already taken) shows there too, the form kept
+    csrf = _hidden((await client.get("/department/facilities?lang=vi")).text)["csrf"]
+    taken = await client.post(
+        "/department/facilities",
+        data={"csrf": csrf, **typed, "name": "Phòng khám Mới", "province_code": "01", "code": code},
+    )
+    assert taken.status_code == 409, _shown(taken.text)[-400:]
+    assert text("FAC-0002", "vi", {"code": code}) in _shown(taken.text)
+    assert re.search(r'name="name"[^>]*value="Phòng khám Mới"', taken.text)
+    assert re.search(rf'name="code"[^>]*value="{code}"', taken.text)

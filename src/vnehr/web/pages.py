@@ -271,17 +271,20 @@ _PROBLEMS = {
     "less_than": "number",
     "less_than_equal": "number",
     "string_too_long": "too_long",
-    "string_too_short": "format",
+    "string_too_short": "too_short",
     "string_pattern_mismatch": "format",
     "literal_error": "format",
     "enum": "format",
 }
 
 
-def _problems_in_words(exc: RequestValidationError) -> list[dict[str, str]]:
+def _problems_in_words(
+    exc: RequestValidationError | ValidationError, labels: dict[str, str] | None = None
+) -> list[dict[str, str]]:
     """What was wrong with a page's address or form, in words (``web.problem.*``), naming the
-    field by its label (``web.field.*``) or, for one without, by where it is: never the
-    validator's English message and location ("path.visit_id: Input should be ...")."""
+    field by its label (``labels``: a form's own, by field name; else ``web.field.*``) or, for
+    one without, by where it is: never the validator's English message and location
+    ("path.visit_id: Input should be ...")."""
     found: list[dict[str, str]] = []
     for problem in exc.errors():
         where = [str(part) for part in problem.get("loc", ())] or ["body"]
@@ -290,9 +293,14 @@ def _problems_in_words(exc: RequestValidationError) -> list[dict[str, str]]:
             field = f"web.field.{where[0]}"
         if field not in catalogue("vi"):
             field = "web.field.body"
+        field = (labels or {}).get(where[-1], field)
         kind = _PROBLEMS.get(str(problem.get("type", "")), "other")
-        limit = (problem.get("ctx") or {}).get("max_length", "")
-        words = {"field": texts(field), "max": limit}
+        context = problem.get("ctx") or {}
+        words = {
+            "field": texts(field),
+            "max": context.get("max_length", ""),
+            "min": context.get("min_length", ""),
+        }
         found.append({lang: text(f"web.problem.{kind}", lang, words) for lang in LANGUAGES})
     return found
 
@@ -531,7 +539,7 @@ async def portal(
 ) -> Response:
     """The citizen's page: who they are, their health book, roles, whom they act for, and
     their messages, ``MESSAGES_PAGE`` at a time (``cursor``: where the page before ended),
-    each leading to what it tells of."""
+    each leading to what it tells of; in the reader's language, as the book (``?lang=``)."""
     who = _signed_in(request, subject)
     if isinstance(who, RedirectResponse):
         return who
@@ -567,7 +575,7 @@ async def portal(
         )
         messages = list(zip(found.items, rendered, strict=True))
         unread = found.unread
-    return _page(
+    return _book_page(
         request,
         "portal.html",
         subject=who,
@@ -706,6 +714,24 @@ async def department_facilities(
         return who
     if not who.is_department_admin():
         return _error_page(request, Forbidden(action="open the department pages"))
+    return await _registry_page(request, session, who, status=status, q=q, after=after)
+
+
+async def _registry_page(
+    request: Request,
+    session: AsyncSession,
+    who: Subject,
+    *,
+    status: str | None = None,
+    q: str | None = None,
+    after: str | None = None,
+    refused: VnehrError | None = None,
+    problems: list[dict[str, str]] | None = None,
+    form: dict[str, str] | None = None,
+) -> Response:
+    """The registry's page: a page of facilities, their counts by state, and the form that
+    issues a code; a refused form (``refused``, the validator's ``problems`` in words) comes
+    back on it with what was typed (``form``)."""
     # an unknown state (a hand-edited address) filters nothing rather than reach the database
     state = status if status in {s.value for s in facilities.State} else None
     rows = await facilities.listing(
@@ -719,6 +745,8 @@ async def department_facilities(
     return _book_page(
         request,
         "department_facilities.html",
+        refused.status_code if refused is not None else 200,
+        at="/department/facilities" if refused is not None else None,  # (not the form's)
         subject=who,
         rows=rows[:REGISTRY_PAGE],
         wards=await _ward_names(session, {f.ward_code for f in rows if f.ward_code}),
@@ -728,10 +756,27 @@ async def department_facilities(
         kinds=[k.value for k in facilities.Kind],
         levels=[v.value for v in facilities.Level],
         csrf=csrf_token(_settings(request), request.state.session_data),
-        issued=request.query_params.get("issued"),
+        issued=request.query_params.get("issued") if refused is None else None,
         status=state or "",
         q=q or "",
+        refused=refused,
+        problems=problems or [],
+        form=form or {"province_code": "01"},
     )
+
+
+#: The labels of the registration form's fields (``department_facilities.html``), by which a
+#: refusal names them.
+_REGISTRATION_LABELS = {
+    "name": "web.department.name",
+    "kind": "web.department.kind",
+    "level": "web.department.level",
+    "ownership": "web.department.ownership",
+    "province_code": "web.province",
+    "ward_code": "web.department.ward",
+    "address": "web.department.address",
+    "code": "web.field.facility",
+}
 
 
 @router.post("/department/facilities")
@@ -749,12 +794,28 @@ async def department_register(
     code: Annotated[str, Form()] = "",
     csrf: Annotated[str, Form()] = "",
 ) -> Response:
-    """Issue a code (or register an existing one) from the department page."""
+    """Issue a code (or register an existing one) from the department page; a refused form
+    comes back on the registry's page, said in words, with what was typed (D193)."""
     who = _signed_in(request, subject)
     if isinstance(who, RedirectResponse):
         return who
     try:
         check_csrf(_settings(request), request, csrf)
+    except VnehrError as exc:
+        return _error_page(request, exc)
+    if not who.is_department_admin():
+        return _error_page(request, Forbidden(action="open the department pages"))
+    typed = {
+        "name": name,
+        "kind": kind,
+        "level": level,
+        "ownership": ownership,
+        "province_code": province_code,
+        "ward_code": ward_code,
+        "address": address,
+        "code": code,
+    }
+    try:
         data = facilities.FacilityCreate(
             name=name,
             kind=kind,
@@ -765,18 +826,16 @@ async def department_register(
             address=address or None,
             code=code or None,
         )
-        facility = await facilities.register(session, who, data)
+        async with session.begin_nested():  # (a refusal shown on the page undoes its part)
+            facility = await facilities.register(session, who, data)
     except ValidationError as exc:
-        return _page(
-            request,
-            "error.html",
-            422,
-            code="KIT-0422",
-            message=texts("KIT-0422", {"count": exc.error_count()}),
-            problems=[f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()],
+        problems = _problems_in_words(exc, _REGISTRATION_LABELS)
+        invalid = RequestInvalid(count=exc.error_count())
+        return await _registry_page(
+            request, session, who, refused=invalid, problems=problems, form=typed
         )
     except VnehrError as exc:
-        return _error_page(request, exc)
+        return await _registry_page(request, session, who, refused=exc, form=typed)
     return RedirectResponse(f"/department/facilities?issued={facility.code}", status_code=303)
 
 
