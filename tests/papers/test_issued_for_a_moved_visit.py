@@ -30,11 +30,17 @@ from tests.papers.test_holder_moved import (
     as_patient,
 )
 from tests.submissions.test_intake import facility_with_token, send
+from vnehr import catalogs, papers
 from vnehr.audit import AuditEvent
+from vnehr.kit.auth import Subject
 from vnehr.kit.i18n import text
 from vnehr.kit.settings import Settings
 from vnehr.papers.models import Paper
-from vnehr.submissions import synth
+from vnehr.submissions import IntakeOptions, Limits, synth
+from vnehr.submissions.service import accept, accept_many, prepare
+
+#: The receipt's warning that a correction revoked a paper the facility issued for the visit.
+REVOKED = "SUB-0172"
 
 
 async def _leave_of_hoa(
@@ -74,11 +80,35 @@ async def _correct(
     code: str,
     one: synth.SynthVisit,
     to: tuple[str, str, str, str],
-) -> None:
+) -> dict[str, Any]:
+    """The correction, over the API; returns the visit's entry in its receipt."""
     as_patient(one, to)
     one.tables["XML1"][0]["CHAN_DOAN_RV"] = HIS_DIAGNOSIS
     fixed = await send(client, headers, synth.envelope([one], code))
     assert fixed.json()["visits"][0]["outcome"] == "changed", fixed.text
+    entry: dict[str, Any] = fixed.json()["visits"][0]
+    return entry
+
+
+def _told_to_issue_again(entry: dict[str, Any], paper: Paper) -> None:
+    """The receipt's entry of the corrected visit names the revoked paper by kind and number,
+    in words in both languages, and tells the facility to issue it again; never whose it was."""
+    assert entry["status"] == "accepted_with_warnings", entry
+    [warning] = [w for w in entry["issues"] if w["code"] == REVOKED]
+    assert warning["severity"] == "warning"
+    assert {k: warning["detail"][k] for k in ("paper_id", "kind", "number")} == {
+        "paper_id": paper.id,
+        "kind": "sick_leave",
+        "number": paper.number,
+    }
+    for language in ("vi", "en"):
+        message = warning["message"][language]
+        assert paper.number in message
+        assert text("web.paper_kind.sick_leave", language) in message
+    assert "cấp lại" in warning["message"]["vi"]
+    assert "issue it again" in warning["message"]["en"].lower()
+    for hers in HOA:
+        assert hers not in str(warning)
 
 
 @pytest.mark.parametrize("corrected_to", ["another patient", "held out of her book"])
@@ -92,8 +122,11 @@ async def test_a_paper_issued_for_a_visit_corrected_to_another_patient_leaves_he
     # the facility says the visit was Cường's (or, under her ID, someone VNeID does not know
     # by that name: held out of every book, D150)
     other = CUONG if corrected_to == "another patient" else (HOA[0], "Phạm Thị Khác", *HOA[2:])
-    await _correct(client, headers, code, one, other)
+    entry = await _correct(client, headers, code, one, other)
     await _tell_holders(session)
+
+    # the receipt tells the facility which paper was revoked, to issue it again
+    _told_to_issue_again(entry, old)
 
     hers = await _book(client, session, settings, HOA)
     assert hers["papers"] == []
@@ -172,10 +205,53 @@ async def test_a_correction_that_keeps_the_patient_keeps_the_paper(
     client: httpx.AsyncClient, session: AsyncSession, settings: Settings
 ) -> None:
     code, headers, one, _, old = await _leave_of_hoa(client, session, settings, 93)
-    await _correct(client, headers, code, one, HOA)
+    entry = await _correct(client, headers, code, one, HOA)
     await _tell_holders(session)
+
+    assert REVOKED not in [w["code"] for w in entry["issues"]]
 
     hers = await _book(client, session, settings, HOA)
     assert hers["papers"] == [(old.id, "valid", None)]
     assert len(hers["notices"]) == 1
     assert await _moved_rows(session, old.id) == []
+
+
+@pytest.mark.parametrize("written", ["one file", "a batch"])
+async def test_the_receipt_of_a_correction_written_alone_or_in_a_batch_names_the_revoked_paper(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings, written: str
+) -> None:
+    # the intake's two writers: a file alone (``accept``, a batch retried file by file) and
+    # the group commit or the import (``accept_many``), here with a new visit before it
+    code, _, one, _, old = await _leave_of_hoa(client, session, settings, 94)
+    sender = Subject(
+        "facility_system", "his", "HIS", scopes=frozenset({"submission.write"}), facility_code=code
+    )
+    options = IntakeOptions(limits=Limits(), papers=papers.keys_for(settings))
+    codes = await catalogs.codebook(session)
+    as_patient(one, CUONG)
+    correction = synth.envelope([one], code)
+    analysis = prepare(correction, codes=codes, limits=options.limits)
+    if written == "one file":
+        receipt = await accept(session, sender, correction, analysis, options)
+    else:
+        other = visit_of(code, 95, local_now() - timedelta(days=1))
+        first = synth.envelope([other], code)
+        files = [
+            (sender, first, prepare(first, codes=codes, limits=options.limits)),
+            (sender, correction, analysis),
+        ]
+        answers = await accept_many(session, files, options)
+        assert all(isinstance(a, dict) for a in answers), answers
+        assert REVOKED not in str(answers[0])
+        receipt = answers[1]
+        assert isinstance(receipt, dict)
+    [entry] = receipt["visits"]
+    assert entry["outcome"] == "changed"
+    _told_to_issue_again(entry, old)
+    assert receipt["status"] == "accepted_with_warnings"
+    paper_id = old.id
+    await session.flush()
+    session.expire_all()
+    revoked = await session.get(Paper, paper_id)
+    assert revoked is not None
+    assert (revoked.status, revoked.revoke_reason) == ("revoked", "visit_moved")

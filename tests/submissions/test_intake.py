@@ -464,7 +464,9 @@ async def test_validate_makes_the_file_level_checks_of_a_submission(
 
 @pytest.mark.parametrize(
     ("steps", "status", "code"),
-    [(1, 403, "SUB-0010"), (0, 403, "SUB-0010")],
+    # (its token stops at the door: a facility that may not connect reads and writes nothing,
+    # D190; the intake's own SUB-0010 is the second line, for a request already admitted)
+    [(1, 403, "AUTH-0007"), (0, 403, "AUTH-0007")],
 )
 async def test_a_facility_without_a_certificate_cannot_send(
     client: httpx.AsyncClient,

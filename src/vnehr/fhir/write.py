@@ -911,7 +911,8 @@ async def _visit(
     """The visit through the intake; (its receipt, the ids its entries get). A visit the
     intake would hold out of the book of the person its personal ID names (SUB-0170) is
     refused instead (``NotTheHolder``; ``where``: the Patient's entry): its Patient and the
-    resources beside it would otherwise be stored as that person's."""
+    resources beside it would otherwise be stored as that person's. In test mode the Patient
+    gets no target here: it is stored as sent (D67)."""
     tables = intake.tables_of(visit, code, options.limits)
     data = submissions.render_visit(code, tables, utcnow())
     receipt = await submissions.submit(session, subject, data, options)
@@ -928,9 +929,13 @@ async def _visit(
         raise NotTheHolder([f"{where}.{e}" for e in held], held, holder or 0)
     visit_key = tables["XML1"][0].get("MA_LK", "")
     entry = await records.entry_by_key(session, code, visit_key)
-    person_id = await identity.person_id_of(session, visit.personal_id)
     encounter = f"Encounter/{entry.id}" if entry is not None else f"Encounter/{visit_key}"
-    targets = {visit.patient_url: f"Patient/{person_id}", visit.encounter_url: encounter}
+    targets = {visit.encounter_url: encounter}
+    if not receipt["test_mode"]:
+        person_id = await identity.person_id_of(session, visit.personal_id)
+        targets[visit.patient_url] = f"Patient/{person_id}"
+    # (a test visit is no one's, D67: its Patient is kept as sent for the facility, like one
+    # written alone in test mode, and the answer names no person of ours)
     counters: dict[str, int] = {}
     prefix = {"Condition": "c", "MedicationRequest": "m", "Procedure": "p", "Observation": "o"}
     weight = intake.weight_of(visit.members.values())

@@ -158,6 +158,17 @@ class HeldPaper:
     visit_key: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class ToIssueAgain:
+    """A paper issued through the papers API that a correction of its visit revoked
+    (``VISIT_MOVED``): the intake's receipt names it, by kind and number, for the facility to
+    issue again for the visit's patient (never naming whose it was)."""
+
+    paper_id: str
+    kind: str
+    number: str
+
+
 #: What papers leaving a person's book set off in the contexts above papers (their notices
 #: in the inbox go), in the same transaction: given the person and the papers.
 LeftBook = Callable[[AsyncSession, int, list[HeldPaper]], Awaitable[object]]
@@ -596,7 +607,7 @@ async def from_visits(
     visits: Sequence[VisitPapers],
     *,
     issued: list[Issued] | None = None,
-) -> None:
+) -> list[list[ToIssueAgain]]:
     """``from_visit`` then ``cite`` for each of these stored visits, with the same outcome as
     one visit after another in this order (the intake's group commit and the bulk import,
     D50). Papers new to the hub, each number once in the batch, are written together
@@ -605,7 +616,8 @@ async def from_visits(
     ``from_visit``. A visit cites only papers of visits before it. A new version of a visit
     withdraws the papers of its earlier versions that it no longer carries. With ``issued``,
     every first version issued is added to it, and its event says ``counted``: the caller
-    adds them to the report in this transaction (D113)."""
+    adds them to the report in this transaction (D113). Returns, for each visit in order, the
+    papers issued through the API that its correction revoked, to be issued again (D180)."""
     codes = {v.facility_code for v in visits if any(v.tables.get(t) for t in rules.TABLE_KINDS)}
     names = await facilities.names_now(session, codes)
     planned: list[list[dict[str, Any]]] = []
@@ -623,9 +635,13 @@ async def from_visits(
                     if body is not None:
                         bodies.append(body)
         planned.append(bodies)
+    again: list[list[ToIssueAgain]] = []
     for visit, bodies in zip(visits, planned, strict=True):
-        if visit.replaces:
+        again.append(
             await _withdraw(session, visit, {(b["kind"], b["number"]) for b in bodies})
+            if visit.replaces
+            else []
+        )
     counted = Counter(
         (v.facility_code, b["kind"], b["number"])
         for v, bodies in zip(visits, planned, strict=True)
@@ -692,9 +708,12 @@ async def from_visits(
             person_id=visit.person_id,
             visit_day=begun.date() if begun else None,
         )
+    return again
 
 
-async def _withdraw(session: AsyncSession, visit: VisitPapers, kept: set[tuple[str, str]]) -> None:
+async def _withdraw(
+    session: AsyncSession, visit: VisitPapers, kept: set[tuple[str, str]]
+) -> list[ToIssueAgain]:
     """Revoke ("withdrawn") the valid papers the visit's earlier versions issued and its new
     version no longer carries: an appointment dropped from the corrected file, or given
     another number, must not stay valid. Those it still carries are left to ``_store`` (the
@@ -703,7 +722,8 @@ async def _withdraw(session: AsyncSession, visit: VisitPapers, kept: set[tuple[s
     of the visit whose holder was the visit's patient leaves their book (``_leave_book``),
     whatever its status; one issued through the API that is still valid is revoked
     (``VISIT_MOVED``: nothing the facility sent replaces it, the facility issues it again for
-    the visit's patient). A birth certificate names its holder itself, and keeps her."""
+    the visit's patient; returned, for the receipt). A birth certificate names its holder
+    itself, and keeps her."""
     rows = await session.scalars(
         select(Paper)
         .where(Paper.facility_code == visit.facility_code, Paper.visit_key == visit.visit_key)
@@ -711,6 +731,7 @@ async def _withdraw(session: AsyncSession, visit: VisitPapers, kept: set[tuple[s
     )
     now = utcnow()
     moved: dict[tuple[str, str], Paper] = {}
+    again: list[ToIssueAgain] = []
     for paper in rows:
         if (paper.kind, paper.number) in kept:
             continue
@@ -719,11 +740,13 @@ async def _withdraw(session: AsyncSession, visit: VisitPapers, kept: set[tuple[s
             _revoke_for(session, paper, visit.actor, "withdrawn", now)
         elif paper.status == "valid" and elsewhere:
             _revoke_for(session, paper, visit.actor, VISIT_MOVED, now)
+            again.append(ToIssueAgain(paper.id, paper.kind, paper.number))
         if elsewhere:
             moved.setdefault((paper.kind, paper.number), paper)
     for paper in moved.values():
         found = await _versions(session, paper.facility_code, paper.kind, paper.number)
         await _leave_book(session, found, visit.person_id, visit.actor)
+    return again
 
 
 def _revoke_for(

@@ -35,6 +35,7 @@ from vnehr.kit.db import (
     unpack_json,
 )
 from vnehr.kit.errors import InvalidCursor
+from vnehr.kit.i18n import texts
 from vnehr.kit.metrics import INTAKE_FILES, INTAKE_VISITS
 from vnehr.kit.outbox import OutboxEvent, new_event
 from vnehr.kit.paging import Page, decode_cursor, encode_cursor
@@ -633,6 +634,7 @@ async def _accept_together(
         answers.append((index, receipt))
     await copy_objects(session, rows)
     if options.papers is not None:
+        # (every visit here is new: no correction revokes a paper, nothing to warn of)
         await papers.from_visits(
             session,
             options.papers,
@@ -903,12 +905,39 @@ async def _store_visit(
             *_accepted_rows(subject, visit, stored, submission_id, person_id, test_mode),
         )
         if paper_keys is not None and not test_mode:
-            await papers.from_visits(
+            [again] = await papers.from_visits(
                 session,
                 paper_keys,
                 [_visit_papers(subject, visit, person_id, stored.outcome == "changed")],
             )
+            _issue_again(visit, again)
     return stored
+
+
+#: The warning that a correction revoked a paper the facility issued for the visit through the
+#: papers API: the visit is now another patient's (or nobody's), the paper is to be issued again.
+ISSUE_AGAIN = "SUB-0172"
+
+
+def _issue_again(visit: VisitAnalysis, again: list[papers.ToIssueAgain]) -> None:
+    """Warn (SUB-0172) of each paper issued through the papers API for this visit that its
+    correction revoked because the visit is now another patient's (D180): nothing in the file
+    replaces it, so the facility issues it again for the visit's patient. Named by kind and
+    number, never by whose it was."""
+    for paper in again:
+        # (a batch retried file by file analyses nothing again: warn once)
+        if any(
+            i.code == ISSUE_AGAIN and i.params.get("paper_id") == paper.paper_id
+            for i in visit.findings.issues
+        ):
+            continue
+        visit.findings.warning(
+            ISSUE_AGAIN,
+            paper_id=paper.paper_id,
+            kind=paper.kind,
+            number=paper.number,
+            title=texts(f"web.paper_kind.{paper.kind}"),
+        )
 
 
 def _visit_papers(
