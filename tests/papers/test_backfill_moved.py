@@ -64,7 +64,7 @@ async def test_the_backfill_takes_moved_papers_out_as_a_correction_does_now(
         as_patient(one, HOA)
     sent = await send(client, headers, synth.envelope([a, b, c], code))
     assert [v.get("outcome") for v in sent.json()["visits"]] == ["new"] * 3, sent.text
-    leave = {"kind": "sick_leave", "visit_key": a.ma_lk, "fields": sick_leave(a, 3)}
+    leave = {"kind": "sick_leave", "visit_key": a.ma_lk, "fields": sick_leave(a, 10)}
     made = await client.post("/api/v1/papers", json=leave, headers=headers)
     assert made.status_code == 201, made.text
     await _tell_holders(session)

@@ -87,7 +87,7 @@ async def _a_visit_of_an(db: Database, seed: int) -> tuple[synth.SynthVisit, byt
 
 
 def _leave(one: synth.SynthVisit) -> dict[str, Any]:
-    return {"kind": "sick_leave", "visit_key": one.ma_lk, "fields": sick_leave(one, 3)}
+    return {"kind": "sick_leave", "visit_key": one.ma_lk, "fields": sick_leave(one, 10)}
 
 
 async def _issue(db: Database, one: synth.SynthVisit) -> str:

@@ -59,7 +59,7 @@ async def _leave_of_hoa(
     as_patient(one, HOA)
     sent = await send(client, headers, synth.envelope([one], code))
     assert sent.json()["visits"][0]["outcome"] == "new", sent.text
-    body = {"kind": "sick_leave", "visit_key": one.ma_lk, "fields": sick_leave(one, 3)}
+    body = {"kind": "sick_leave", "visit_key": one.ma_lk, "fields": sick_leave(one, 10)}
     made = await client.post("/api/v1/papers", json=body, headers=headers)
     assert made.status_code == 201, made.text
     paper = await session.get(Paper, made.json()["id"])
