@@ -44,6 +44,14 @@ _PENDING_LOCKED_PG = text(
     " full_name, birth_date FROM person WHERE id = ANY(CAST(:ids AS bigint[]))"
     " ORDER BY id FOR NO KEY UPDATE"
 )
+#: One writer at a time names a given personal ID (PostgreSQL; D200): a transaction that will
+#: match several persons takes these locks first, in one statement, in sorted order, so that
+#: two batches naming the same persons in other orders (their row locks and new-person
+#: inserts taken file by file) wait for each other instead of deadlocking.
+_LOCK_PERSONS_PG = text(
+    "SELECT count(pg_advisory_xact_lock(hashtextextended(k, 170))) FROM"
+    " (SELECT k FROM unnest(CAST(:keys AS text[])) WITH ORDINALITY AS u(k, n) ORDER BY n) AS s"
+)
 _BETTER_BIRTH = (
     update(Person)
     .where(Person.id == bindparam("p_id"), Person.birth_date.is_(None))
@@ -179,6 +187,13 @@ class IdentityRepository:
     @staticmethod
     def residents_query(ward_codes: list[str]) -> Any:
         return select(Person.id).where(Person.residence_ward_code.in_(ward_codes))
+
+    async def lock_personal_ids(self, personal_ids: set[str]) -> None:
+        """Take the writer's lock of these personal IDs until the transaction ends, all at once
+        in one order (PostgreSQL, when there are two or more: one is taken in one step anyway;
+        SQLite's writers take turns). For a write that then matches them one by one (D200)."""
+        if len(personal_ids) > 1 and self.session.get_bind().dialect.name == "postgresql":
+            await hot_fetch(self.session, _LOCK_PERSONS_PG, {"keys": sorted(personal_ids)})
 
     async def person_by_personal_id(self, personal_id: str) -> Person | None:
         stmt = select(Person).where(Person.personal_id == personal_id)

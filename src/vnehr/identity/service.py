@@ -1022,6 +1022,13 @@ async def check_patient(session: AsyncSession, **patient: Unpack[Patient]) -> Pa
     return PatientMatch(person_id, confirmed)
 
 
+async def lock_patients(session: AsyncSession, personal_ids: set[str]) -> None:
+    """Before a write that will match these persons one after another (the files of an intake
+    batch, the visits of a file): take their writer's locks at once, in one order, so that two
+    writes naming the same persons in other orders take turns instead of deadlocking (D200)."""
+    await IdentityRepository(session).lock_personal_ids(personal_ids)
+
+
 async def check_patients(
     session: AsyncSession, patients: list[dict[str, Any]]
 ) -> dict[str, PatientMatch]:

@@ -420,6 +420,7 @@ async def accept(
     """Store an analysed file (facility, signature, visits) and return its receipt. ``clock``:
     when the caller (``accept_many``) has started its receipts already."""
     code, test_mode, file_warnings = await _admit(session, subject, data, analysis, options)
+    standalone = clock is None
     if clock is None:
         clock = await _start_receipts(session, [code])
     # every visit of the file locked at once, in one order (one at a time, two files naming
@@ -427,6 +428,8 @@ async def accept(
     await records.lock_visits(
         session, [(code, v.visit_key) for v in analysis.visits if v.visit_key is not None]
     )
+    if standalone:  # (within ``accept_many``, the batch's persons are locked already)
+        await identity.lock_patients(session, _patients_named(subject, analysis, test_mode))
     await _check_paper_numbers(session, [(code, v) for v in analysis.visits])
     received = clock.now()
     submission_id = str(uuid.uuid4())
@@ -507,6 +510,12 @@ async def accept_many(
     counted: _Counted = ([], [], [])
     # (locked first: a visit another transaction is writing now is seen once it commits)
     await records.lock_visits(session, list(seen))
+    # then the persons the batch's visits name, all at once (D200): its files match them one
+    # after another, and another batch may name them in another order
+    named: set[str] = set()
+    for index, _, test_mode, _ in admitted:
+        named |= _patients_named(files[index][0], files[index][2], test_mode)
+    await identity.lock_patients(session, named)
     existing = await records.current_keys(session, list(seen))
     # In arrival order, as runs: files written together, then one written alone, then
     # together again... (a paper issued by an earlier file, a person's details from their
@@ -749,6 +758,17 @@ def _finish(
         receipt=receipt,
     )
     return receipt, row
+
+
+def _patients_named(subject: Subject, analysis: Analysis, test_mode: bool) -> set[str]:
+    """The personal IDs of the persons a file's accepted visits go to (``_patient``)."""
+    named = set()
+    for visit in analysis.visits:
+        if not visit.findings.rejected and visit.visit_key is not None:
+            patient = _patient(subject, visit, test_mode)
+            if patient is not None:
+                named.add(patient["personal_id"])
+    return named
 
 
 def _patient(subject: Subject, visit: VisitAnalysis, test_mode: bool) -> dict[str, Any] | None:

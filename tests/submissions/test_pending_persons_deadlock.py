@@ -1,0 +1,137 @@
+"""Two batches of the intake naming the same pending persons in other orders, on PostgreSQL
+where they really run side by side (D200). A correction is written alone (its file by itself,
+in a savepoint), and each file locks the row of the pending person it names (D176): a batch
+[X's file, Y's file] and a batch [Y's file, X's file] could each hold the person the other
+waits for, and PostgreSQL ended one of them (the import stopped; the HTTP writer retried file
+by file). Now a batch locks every person it names at once, in one order, before its files."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+from random import Random
+from typing import Any
+
+from sqlalchemy import text
+
+from tests.submissions.test_concurrent_writers import OPTIONS, SENDER, _prepared, url
+from vnehr.kit.db import Database
+from vnehr.submissions import synth
+from vnehr.submissions.service import accept, accept_many
+
+__all__ = ["url"]  # the fixture: a database of its own, migrated, with the demo facility
+
+FACILITY = "01001"
+
+
+def _two_visits_of(seed: int, first: int) -> list[synth.SynthVisit]:
+    """Two visits of one synthetic person (the same draw, other MA_LK)."""
+    return [
+        synth.make_visit(Random(seed), facility_code=FACILITY, sequence=first + n) for n in (0, 1)
+    ]
+
+
+def _corrected(visit: synth.SynthVisit, note: str) -> bytes:
+    changed = copy.deepcopy(visit)
+    changed.tables["XML1"][0]["GHI_CHU"] = note
+    return synth.envelope([changed], FACILITY)
+
+
+def _outcomes(receipts: list[Any]) -> list[str]:
+    assert all(isinstance(r, dict) for r in receipts), receipts
+    return [v["outcome"] for r in receipts for v in r["visits"]]
+
+
+def test_two_batches_naming_two_pending_persons_in_other_orders_both_land(url: str) -> None:
+    x1, x2 = _two_visits_of(11, 7001)
+    y1, y2 = _two_visits_of(12, 7101)
+    x_id = x1.tables["XML1"][0]["SO_CCCD"]
+    assert x_id != y1.tables["XML1"][0]["SO_CCCD"]
+    first = synth.envelope([x1, x2, y1, y2], FACILITY)
+    # each batch: two corrections (written alone), of other visits, naming X and Y
+    batch_a = [_corrected(x1, "sửa a"), _corrected(y1, "sửa a")]
+    batch_b = [_corrected(y2, "sửa b"), _corrected(x2, "sửa b")]
+
+    async def main() -> None:
+        a, b, other = (Database.from_urls(url) for _ in range(3))
+        try:
+            analyses = await _prepared(a, [first, *batch_a, *batch_b])
+            async with a.session() as session:  # X and Y become known, pending (no sign-in)
+                receipt = await accept(session, SENDER, first, analyses[0], OPTIONS)
+            assert _outcomes([receipt]) == ["new"] * 4
+
+            async def write(db: Database, files: list[bytes], found: list[Any]) -> list[Any]:
+                async with db.session() as session:
+                    return await accept_many(
+                        session,
+                        [(SENDER, f, n) for f, n in zip(files, found, strict=True)],
+                        OPTIONS,
+                    )
+
+            async with other.session() as holding:  # someone holds X's row for a moment ...
+                await holding.execute(
+                    text("SELECT id FROM person WHERE personal_id = :p FOR UPDATE"), {"p": x_id}
+                )
+                one = asyncio.create_task(write(a, batch_a, analyses[1:3]))  # X, then Y
+                await asyncio.sleep(0.5)
+                two = asyncio.create_task(write(b, batch_b, analyses[3:5]))  # Y, then X
+                await asyncio.sleep(0.5)
+                assert not one.done()
+                assert not two.done()
+            # ... and lets go: batch A takes X and goes on to Y, which batch B held
+            done = await asyncio.wait_for(asyncio.gather(one, two, return_exceptions=True), 30)
+            for result in done:
+                assert not isinstance(result, BaseException), repr(result)
+            assert _outcomes(done[0]) == ["changed", "changed"]
+            assert _outcomes(done[1]) == ["changed", "changed"]
+        finally:
+            for db in (a, b, other):
+                await db.dispose()
+
+    asyncio.run(main())
+
+
+def test_two_files_naming_two_pending_persons_in_other_orders_both_land(url: str) -> None:
+    # the same through the API's one-file path: a file's visits are matched one by one
+    x1, x2 = _two_visits_of(13, 7201)
+    y1, y2 = _two_visits_of(14, 7301)
+    x_id = x1.tables["XML1"][0]["SO_CCCD"]
+    first = synth.envelope([x1, x2, y1, y2], FACILITY)
+    changed = []
+    for visit in (x1, y1, y2, x2):
+        one = copy.deepcopy(visit)
+        one.tables["XML1"][0]["GHI_CHU"] = "sửa"
+        changed.append(one)
+    file_a = synth.envelope(changed[:2], FACILITY)  # X, then Y
+    file_b = synth.envelope(changed[2:], FACILITY)  # Y, then X
+
+    async def main() -> None:
+        a, b, other = (Database.from_urls(url) for _ in range(3))
+        try:
+            analyses = await _prepared(a, [first, file_a, file_b])
+            async with a.session() as session:
+                await accept(session, SENDER, first, analyses[0], OPTIONS)
+
+            async def write(db: Database, data: bytes, found: Any) -> dict[str, Any]:
+                async with db.session() as session:
+                    return await accept(session, SENDER, data, found, OPTIONS)
+
+            async with other.session() as holding:
+                await holding.execute(
+                    text("SELECT id FROM person WHERE personal_id = :p FOR UPDATE"), {"p": x_id}
+                )
+                one = asyncio.create_task(write(a, file_a, analyses[1]))
+                await asyncio.sleep(0.5)
+                two = asyncio.create_task(write(b, file_b, analyses[2]))
+                await asyncio.sleep(0.5)
+                assert not one.done()
+                assert not two.done()
+            done = await asyncio.wait_for(asyncio.gather(one, two, return_exceptions=True), 30)
+            for result in done:
+                assert not isinstance(result, BaseException), repr(result)
+            assert _outcomes(done) == ["changed"] * 4
+        finally:
+            for db in (a, b, other):
+                await db.dispose()
+
+    asyncio.run(main())
