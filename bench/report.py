@@ -319,9 +319,41 @@ def _command_run(args: list[str], env: dict[str, str]) -> tuple[float, float]:
     return seconds, peak_kb / 1024
 
 
+async def _page_loads(db: Database, rounds: int = 2) -> tuple[list[float], int]:
+    """The department's report page of province 01 as the demo's department administrator
+    (Nguyễn Văn An) opens it, ``rounds`` times in one app: each load's seconds, and the page's
+    size in bytes."""
+    import httpx
+
+    from vnehr.app import create_app
+    from vnehr.kit.auth import SESSION_COOKIE, make_session_cookie
+    from vnehr.kit.settings import Settings
+
+    settings = Settings()
+    app = create_app(settings, database=db)
+    signed = make_session_cookie(
+        settings, {"personal_id": "001085004217", "name": "Nguyễn Văn An", "assurance_level": 2}
+    )
+    loads, size = [], 0
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="https://testserver"
+    ) as client:
+        client.cookies.set(SESSION_COOKIE, signed)
+        for _ in range(rounds):
+            began = time.perf_counter()
+            page = await client.get(f"/department/report?period={PERIOD.name}&province=01")
+            loads.append(time.perf_counter() - began)
+            if page.status_code != 200 or "Cơ sở 1" not in page.text:
+                raise RuntimeError(f"the report page answered {page.status_code}")
+            size = len(page.content)
+    await app.state.http.aclose()
+    return loads, size
+
+
 async def facilities_main() -> None:
     """The report of a province with ``FACILITIES`` facilities sending: the figures, the
-    event loop's longest pause while they are made, and ``vnehr report --format json``."""
+    event loop's longest pause while they are made, the department's page (first and second
+    load in one process) and ``vnehr report --format json``."""
     with _demo_database("facilities") as (socket_dir, url, env):
         sql = FACILITIES_SQL.format(count=FACILITIES)
         counters = await _execute(
@@ -340,6 +372,7 @@ async def facilities_main() -> None:
 
             seconds, peak = await _time_and_peak(report)
             pause = await _loop_pause(report)
+            loads, size = await _page_loads(db)
         finally:
             await db.dispose()
         with tempfile.TemporaryDirectory() as out:
@@ -356,6 +389,10 @@ async def facilities_main() -> None:
     print("|---|---|---|---|")
     print(
         f"| `reporting.figures` | {seconds:,.2f} s | {peak:,.1f} MB (tracemalloc) | {pause:,.2f} s |"
+    )
+    print(
+        f"| `/department/report`, first / second load ({size / 1e3:,.0f} kB) | "
+        f"{loads[0]:,.2f} s / {loads[1]:,.2f} s | | |"
     )
     print(
         f"| `vnehr report --format json` | {cli_seconds:,.1f} s | {cli_rss:,.0f} MB (peak RSS) | |"

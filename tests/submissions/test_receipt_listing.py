@@ -609,3 +609,44 @@ def test_a_listing_refuses_only_when_it_cannot_see_a_writer(postgres_url: str) -
                 await db.dispose()
 
     asyncio.run(main())
+
+
+async def test_a_person_reads_the_receipts_newest_first_a_page_at_a_time(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    """The facility administrator's page lists the latest receipts first; its cursor goes on
+    to the older ones, each once, also among receipts written in one transaction."""
+    code, headers = await facility_with_token(client, session, settings)
+    sender = Subject(
+        "facility_system", "his", "HIS", scopes=frozenset({"submission.write"}), facility_code=code
+    )
+    codes = await catalogs.codebook(session)
+    together = [
+        (sender, data, prepare(data, codes=codes, limits=Limits()))
+        for data in (synth.envelope([visit_of(code, 60 + n, ENDED)], code) for n in range(3))
+    ]
+    sent = [r["id"] for r in await accept_many(session, together, IntakeOptions(limits=Limits()))]
+    await session.flush()
+    last = await send(client, headers, synth.envelope([visit_of(code, 70, ENDED)], code))
+    assert last.status_code == 201, last.text
+    await identity.bootstrap_grant(session, BINH, "facility_admin", facility_code=code)
+    await session.flush()
+    admin = Subject("person", BINH, "Bình", await identity.grants_for(session, BINH))
+    found: list[str] = []
+    cursor = None
+    for _ in range(5):
+        page = await listing(
+            session, admin, primary=session, facility=code, since=None, limit=2,
+            cursor=cursor, newest_first=True,
+        )  # fmt: skip
+        found += [r["id"] for r in page.items]
+        cursor = page.next_cursor
+        if cursor is None:
+            break
+    assert found[0] == last.json()["id"]  # the newest first
+    assert len(found) == 4
+    assert sorted(found[1:]) == sorted(sent)  # each of the others once
+    oldest_first = await listing(
+        session, admin, primary=session, facility=code, since=None, limit=10
+    )
+    assert [r["id"] for r in oldest_first.items] == found[::-1]

@@ -359,3 +359,35 @@ async def test_the_department_reads_the_report_filters_it_and_writes_its_notes(
     download = await download_info.value
     assert download.suggested_filename.endswith(".xlsx")
     await context.close()
+
+
+async def test_a_facility_administrator_reads_her_facility_on_a_phone(
+    server: str, browser: Browser
+) -> None:
+    """Bình (demo) opens "Cơ sở của tôi" from her page on a phone: the facility, connected,
+    its demo visit file's receipt, nothing wider than the screen in either language; a file
+    with a DTD checked before sending is told in words, the form still there."""
+    context = await browser.new_context(locale="vi-VN", viewport={"width": 390, "height": 844})
+    page = await context.new_page()
+    await page.goto(server + "/auth/login?next=/portal")
+    await page.get_by_role("button", name="Trần Thị Bình", exact=True).click()
+    await page.get_by_role("link", name="Cơ sở của tôi").click()
+    await expect(page.get_by_role("heading", level=1)).to_have_text("Bệnh viện Đa khoa Xanh Pôn")
+    await expect(page.locator("#state")).to_have_text("Đã kết nối")
+    await expect(page.get_by_role("table", name="receipts")).to_contain_text("Đã nhận")
+    for lang in ("en", "vi"):
+        await page.goto(f"{page.url.split('?')[0]}?lang={lang}")
+        width = await page.evaluate("document.documentElement.scrollWidth")
+        assert width == 390, lang
+    await page.screenshot(path=SCREENSHOTS / "facility-vi.png", full_page=True)
+
+    await page.set_input_files(
+        "input[type=file]",
+        files=[{"name": "hoso.xml", "mimeType": "application/xml",
+                "buffer": b'<!DOCTYPE x [<!ENTITY e "x">]><GIAMDINHHS>&e;</GIAMDINHHS>'}],
+    )  # fmt: skip
+    await page.get_by_role("button", name="Kiểm tra").click()
+    await expect(page.get_by_role("alert")).to_contain_text("có khai báo DOCTYPE/ENTITY")
+    await expect(page.get_by_role("button", name="Kiểm tra")).to_be_visible()
+    assert await page.evaluate("document.documentElement.scrollWidth") == 390
+    await context.close()

@@ -78,7 +78,7 @@ async def events_about(
 READS = (
     "visit.read", "timeline.read", "summary.read", "fhir.read", "visit.exported",
     "clinical.read", "emergency.opened", "paper.read", "paper.list", "cards.read",
-    "grants.read",
+    "grants.read", "book.exported",
 )  # fmt: skip
 #: Reads only a health department makes (a registrar's, never a facility's): whoever reads
 #: the log is told its officer's name.

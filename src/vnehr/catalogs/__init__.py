@@ -19,6 +19,7 @@ from vnehr.catalogs.service import (
 from vnehr.catalogs.snapshot import Snapshot, offline
 from vnehr.catalogs.snapshot import current as codebook
 from vnehr.catalogs.snapshot import recent as recent_codebook
+from vnehr.catalogs.snapshot import warm as warm_codebook
 
 __all__ = [
     "Catalog",
@@ -40,4 +41,5 @@ __all__ = [
     "parse_day",
     "recent_codebook",
     "router",
+    "warm_codebook",
 ]

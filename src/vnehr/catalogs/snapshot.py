@@ -21,6 +21,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from vnehr.catalogs.loaders import ListData, all_builtin_lists, normalise_icd10
 from vnehr.catalogs.repository import CatalogRepository, Stamp
 from vnehr.kit.db import Database
+from vnehr.kit.logging import get_logger
+
+log = get_logger("vnehr.catalogs")
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +129,16 @@ async def recent(db: Database, max_age: float = 5.0) -> Snapshot:
         _recent.clear()
     _recent[key] = (now, snapshot)
     return snapshot
+
+
+async def warm(db: Database) -> None:
+    """Build the copy now: at a process's start, in the background, so that its first page or
+    file does not wait for it (about 0.5 s with the national lists). A failure is logged and
+    left to the first use, which builds the copy as it always did."""
+    try:
+        await recent(db)
+    except Exception:  # only an early start: the first use builds the copy
+        log.warning("catalogue copy not built at start-up", exc_info=True)
 
 
 async def current(session: AsyncSession) -> Snapshot:

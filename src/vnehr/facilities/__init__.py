@@ -4,7 +4,7 @@ Other contexts use this surface only.
 """
 
 from vnehr.facilities.api import oauth_router, router
-from vnehr.facilities.errors import BadJwks, UnknownFacility
+from vnehr.facilities.errors import BadJwks, SearchTooShort, UnknownFacility
 from vnehr.facilities.schemas import (
     ClientCreate,
     Facility,
@@ -13,11 +13,13 @@ from vnehr.facilities.schemas import (
     Level,
     Ownership,
     PractitionerCreate,
+    Receiver,
     State,
 )
 from vnehr.facilities.service import (
     MAY_CONNECT,
     SCOPES,
+    SEARCH_LIMIT,
     SigningCertificate,
     add_certificate,
     add_client,
@@ -37,10 +39,13 @@ from vnehr.facilities.service import (
     names_now,
     next_states,
     practitioner_names,
+    receivers,
+    receives,
     register,
     registry,
     revoke_certificate,
     revoke_client,
+    search_key,
     state_of,
     states_at,
     status_counts,
@@ -50,6 +55,7 @@ from vnehr.facilities.service import (
 __all__ = [
     "MAY_CONNECT",
     "SCOPES",
+    "SEARCH_LIMIT",
     "BadJwks",
     "ClientCreate",
     "Facility",
@@ -58,6 +64,8 @@ __all__ = [
     "Level",
     "Ownership",
     "PractitionerCreate",
+    "Receiver",
+    "SearchTooShort",
     "SigningCertificate",
     "State",
     "UnknownFacility",
@@ -80,11 +88,14 @@ __all__ = [
     "next_states",
     "oauth_router",
     "practitioner_names",
+    "receivers",
+    "receives",
     "register",
     "registry",
     "revoke_certificate",
     "revoke_client",
     "router",
+    "search_key",
     "state_of",
     "states_at",
     "status_counts",

@@ -27,6 +27,7 @@ from vnehr.facilities.schemas import (
     OnboardingEvent,
     Practitioner,
     PractitionerCreate,
+    ReceiverSearch,
     State,
     TokenResponse,
     Transition,
@@ -90,6 +91,21 @@ async def list_facilities(
         limit=limit,
     )
     return [Facility.model_validate(row) for row in rows]
+
+
+@router.get("/search", response_model=ReceiverSearch, responses=error_responses(401, 422))
+async def search_receivers(
+    session: ReadSession,
+    subject: CurrentSubject,
+    q: Annotated[str, Query(max_length=200, description="Name, ward or code, accents or not")] = "",
+) -> ReceiverSearch:
+    """The facilities a record may be shared with (connected to the exchange) matching every
+    word of `q` (at least 2 letters or digits, FAC-0028), by name, address, ward (today's name,
+    or the one before the 2025 reform, its district too) or code, ignoring case and accents
+    ("benh vien bach mai"), in name order, at most 20: `more` says more match. Public facts
+    only (no state, no history); anyone signed in."""
+    found, more = await service.receivers(session, q)
+    return ReceiverSearch(items=found, more=more)
 
 
 @router.get("/{code}", response_model=Facility, responses=AUTH_ERRORS)

@@ -155,3 +155,11 @@ class FacilityNotConnected(OAuthError):
     status_code = 401
     code = "FAC-0018"
     oauth_error = "invalid_client"
+
+
+class SearchTooShort(VnehrError):
+    """A search of the facilities with fewer letters and digits than it needs: one letter
+    would match most of the registry."""
+
+    status_code = 422
+    code = "FAC-0028"

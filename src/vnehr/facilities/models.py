@@ -13,17 +13,33 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
 from vnehr.kit.db import Base, BigId, JSONDoc, UtcDateTime
+
+#: The facilities a citizen may share with and find: those connected to the exchange (D190).
+RECEIVES = "status = 'connected'"
 
 
 class Facility(Base):
     """A medical facility (cơ sở KCB) with its 5-character code (mã cơ sở KCB)."""
 
     __tablename__ = "facility"
-    __table_args__ = (Index("ix_facility_province_status", "province_code", "status"),)
+    __table_args__ = (
+        Index("ix_facility_province_status", "province_code", "status"),
+        # the citizen's search of the facilities that receive records (``search_key LIKE``
+        # per word): trigrams on PostgreSQL; on SQLite the connected ones' keys only
+        Index(
+            "ix_facility_search",
+            "search_key",
+            postgresql_using="gin",
+            postgresql_ops={"search_key": "gin_trgm_ops"},
+            postgresql_where=text(RECEIVES),
+            sqlite_where=text(RECEIVES),
+        ),
+    )
 
     code: Mapped[str] = mapped_column(String(5), primary_key=True)
     name: Mapped[str] = mapped_column(String(300))
@@ -39,6 +55,8 @@ class Facility(Base):
     issued: Mapped[bool] = mapped_column(default=True)  # False: an existing code registered as is
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     created_by: Mapped[str] = mapped_column(String(40))
+    #: What a search matches, folded: " code name address ward..." (``service.search_key``).
+    search_key: Mapped[str] = mapped_column(Text, default="", server_default="")
 
 
 class FacilityCodeCounter(Base):

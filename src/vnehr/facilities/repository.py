@@ -6,10 +6,21 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, bindparam, delete, func, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    bindparam,
+    delete,
+    func,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vnehr.facilities.models import (
+    RECEIVES,
     ApiClient,
     Facility,
     FacilityCertificate,
@@ -158,6 +169,20 @@ class FacilityRepository:
             return []
         chosen = select(Facility).where(Facility.code.in_(found[:limit])).order_by(Facility.code)
         return list(await self.session.scalars(chosen))
+
+    @staticmethod
+    def receivers_query(words: Sequence[str], limit: int) -> Select[Facility]:
+        """Facilities that receive records whose search key has each of ``words`` (folded
+        letters and digits) at the start of one of its words, by name. The state is written
+        out, not bound, so that both databases see the partial index's condition; the words
+        need no escaping (letters and digits only)."""
+        stmt = select(Facility).where(text(RECEIVES))
+        for word in words:
+            stmt = stmt.where(Facility.search_key.like(f"% {word}%"))
+        return stmt.order_by(Facility.name, Facility.code).limit(limit)
+
+    async def receivers(self, words: Sequence[str], limit: int) -> list[Facility]:
+        return list(await self.session.scalars(self.receivers_query(words, limit)))
 
     async def status_counts(self, provinces: Sequence[str] | None) -> dict[str, int]:
         stmt = select(Facility.status, func.count()).group_by(Facility.status)

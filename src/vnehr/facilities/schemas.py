@@ -72,6 +72,25 @@ class Facility(BaseModel):
     created_by: str
 
 
+class Receiver(BaseModel):
+    """A facility that receives records (connected to the exchange), as a citizen finds it to
+    share with: its public facts only."""
+
+    code: str = Field(description="Facility code (mã cơ sở KCB), what a share names")
+    name: str
+    kind: Kind
+    address: str | None
+    ward_code: str | None
+    ward: str | None = Field(description="The ward's name today (catalogue ward)")
+    province_code: str
+    province: str | None = Field(description="The province's name today")
+
+
+class ReceiverSearch(BaseModel):
+    items: list[Receiver] = Field(description="By name; every word of the search matches")
+    more: bool = Field(description="More facilities match than are listed: add words")
+
+
 class Transition(BaseModel):
     to_state: State
     reason: str | None = Field(default=None, max_length=500)

@@ -12,7 +12,7 @@ import secrets
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from cryptography import x509
@@ -47,7 +47,9 @@ from vnehr.facilities.repository import CLIENT_STATUS, FacilityRepository
 from vnehr.facilities.schemas import (
     ClientCreate,
     FacilityCreate,
+    Kind,
     PractitionerCreate,
+    Receiver,
     State,
 )
 from vnehr.facilities.schemas import Facility as FacilityInfo
@@ -57,6 +59,7 @@ from vnehr.kit.db import Database
 from vnehr.kit.errors import VnehrError
 from vnehr.kit.i18n import texts
 from vnehr.kit.logging import get_logger
+from vnehr.kit.text import fold
 
 log = get_logger("vnehr.facilities")
 
@@ -174,10 +177,20 @@ async def register(session: AsyncSession, subject: Subject, data: FacilityCreate
         check_existing_code(data.code, data.province_code)
         if await repo.exists(data.code):
             raise errors.CodeTaken(code=data.code)
+    book, today = await catalogs.codebook(session), today_in_vietnam()
     while True:
         code = data.code or await _issue(repo, data.province_code)
         facility = Facility(
             code=code,
+            search_key=search_key(
+                book,
+                code=code,
+                name=data.name.strip(),
+                address=data.address,
+                ward_code=data.ward_code,
+                province_code=data.province_code,
+                day=today,
+            ),
             name=data.name.strip(),
             kind=data.kind.value,
             level=data.level.value,
@@ -863,3 +876,112 @@ async def test_submission_passed(session: AsyncSession, code: str, actor: str) -
         return False
     await _move(repo, facility, State.test_passed, actor, "test submission passed")
     return True
+
+
+# ------------------------------------------------------------------ the citizen's search
+
+#: Facilities a search lists at most; more words narrow it down (the answer says there are
+#: more).
+SEARCH_LIMIT = 20
+#: Letters and digits a search needs: one letter matches most of the registry.
+SEARCH_MIN_CHARS = 2
+#: Words of a search read at most (a longer text is cut there).
+SEARCH_MAX_WORDS = 10
+_WORD = re.compile(r"[a-z0-9]+")
+#: The short forms people write for the words facility names start with ("bv bach mai").
+SHORT_FORMS = {
+    "benh vien": "bv",
+    "trung tam y te": "ttyt",
+    "tram y te": "tyt",
+    "phong kham": "pk",
+    "da khoa": "dk",
+}
+
+
+def search_words(value: str) -> list[str]:
+    """The words of ``value`` as the search reads them: lower case, without accents (đ is d),
+    letters and digits only ("Bệnh viện Xanh-Pôn" -> bệnh, vien, xanh, pon without accents)."""
+    return _WORD.findall(fold(value))
+
+
+def _place_names(
+    book: catalogs.Snapshot, ward_code: str | None, province_code: str, day: date
+) -> list[str]:
+    """The names a facility's place is known by: each name its ward code had (today's and
+    those before the 2025 reform, with the district it was in then) and its province."""
+    names: list[str] = []
+    for version in book.of("ward", ward_code) if ward_code else []:
+        last = version.valid_to or day
+        names += [v.title_vi or "" for v in (*book.ancestors(version, last), version)]
+    province = book.in_force("province", province_code, day)
+    if province is not None:
+        names.append(province.title_vi or "")
+    return list(dict.fromkeys(n for n in names if n))
+
+
+def search_key(
+    book: catalogs.Snapshot,
+    *,
+    code: str,
+    name: str,
+    address: str | None,
+    ward_code: str | None,
+    province_code: str,
+    day: date,
+) -> str:
+    """What the citizen's search matches a facility by, each word once after a space: its
+    code, name, address, the names of its ward (``_place_names``) and the short forms of its
+    name (``SHORT_FORMS``). Made when the facility is registered (and by migration 0029 for
+    those registered before)."""
+    places = _place_names(book, ward_code, province_code, day)
+    words = search_words(" ".join([code, name, address or "", *places]))
+    named = f" {' '.join(search_words(name))} "
+    words += [short for long, short in SHORT_FORMS.items() if f" {long} " in named]
+    return " " + " ".join(dict.fromkeys(words))
+
+
+def _named(book: catalogs.Snapshot, list_name: str, code: str | None, day: date) -> str | None:
+    """A ward's or province's name today, else its last one."""
+    versions = book.of(list_name, code) if code else []
+    found = book.in_force(list_name, code, day) if code else None
+    chosen = found or (versions[-1] if versions else None)
+    return chosen.title_vi if chosen is not None else None
+
+
+def _receiver(book: catalogs.Snapshot, facility: Facility, day: date) -> Receiver:
+    return Receiver(
+        code=facility.code,
+        name=facility.name,
+        kind=Kind(facility.kind),
+        address=facility.address,
+        ward_code=facility.ward_code,
+        ward=_named(book, "ward", facility.ward_code, day),
+        province_code=facility.province_code,
+        province=_named(book, "province", facility.province_code, day),
+    )
+
+
+async def receivers(
+    session: AsyncSession, query: str, *, limit: int = SEARCH_LIMIT
+) -> tuple[list[Receiver], bool]:
+    """The facilities a person may share a record with (connected, D190) that match every
+    word of ``query`` at a word's start, ignoring case and accents ("benh vien bach mai"
+    finds "Bệnh viện Bạch Mai"): by name, code, address or ward (today's name or the one
+    before the reform, the old district too), in name order, at most ``limit``, and whether
+    more match. Public facts only; no caller check (the directory is public). SearchTooShort
+    under ``SEARCH_MIN_CHARS`` letters and digits."""
+    words = search_words(query[:200])[:SEARCH_MAX_WORDS]
+    if len("".join(words)) < SEARCH_MIN_CHARS:
+        raise errors.SearchTooShort(minimum=SEARCH_MIN_CHARS)
+    rows = await FacilityRepository(session).receivers(words, limit + 1)
+    book, today = await catalogs.codebook(session), today_in_vietnam()
+    return [_receiver(book, f, today) for f in rows[:limit]], len(rows) > limit
+
+
+async def receives(session: AsyncSession, code: str) -> Receiver | None:
+    """The facility of ``code`` as ``receivers`` lists it, if it receives records (what the
+    citizen picked from a search); None otherwise."""
+    facility = await FacilityRepository(session).get(code)
+    if facility is None or facility.status != State.connected.value:
+        return None
+    return _receiver(await catalogs.codebook(session), facility, today_in_vietnam())

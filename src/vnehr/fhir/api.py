@@ -501,9 +501,7 @@ async def everything(
     """Every resource of one patient's record within the caller's reach (searchset)."""
     scope = await store.scope_of(session, subject, base=_base(request))
     pool = await store.patient_compartment(session, scope, patient_id)  # or 404
-    resources = [pool.get("Patient", patient_id) or {}] + [
-        r for (t, i), r in pool.resources.items() if not (t == "Patient" and i == patient_id)
-    ]
+    resources = store.everything_of(pool, patient_id)
     query = list(request.query_params.multi_items())
     bundle = _page(request, resources, dict(query), count_only=_count_only(query, []))
     await _audit(request, scope, pool, resources, f"Patient/{patient_id}/$everything")

@@ -543,6 +543,14 @@ async def patient_compartment(session: AsyncSession, scope: Scope, patient_id: s
     return pool
 
 
+def everything_of(pool: Pool, patient_id: str) -> list[Resource]:
+    """A patient's compartment as ``$everything`` (and the book's data file) lists it: the
+    Patient first, then the rest in the order they were mapped."""
+    return [pool.get("Patient", patient_id) or {}] + [
+        r for (t, i), r in pool.resources.items() if not (t == "Patient" and i == patient_id)
+    ]
+
+
 async def _read_in_compartment(
     session: AsyncSession, scope: Scope, type_: str, id_: str
 ) -> tuple[Resource, Pool]:

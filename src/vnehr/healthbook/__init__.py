@@ -1,6 +1,6 @@
 """The health book: what a citizen (or their representative) reads of their record: the
-timeline, each visit in full, a PDF of a visit, and the one-page summary. Other contexts use
-this surface only."""
+timeline, each visit in full, a PDF of a visit, the one-page summary, and the whole book to
+download. Other contexts use this surface only."""
 
 from vnehr.healthbook import schemas
 from vnehr.healthbook.access import (
@@ -13,7 +13,15 @@ from vnehr.healthbook.access import (
     names_reader,
     read_emergency_reviews_with,
 )
-from vnehr.healthbook.api import department_router, fast_routes, router, settle
+from vnehr.healthbook.api import (
+    book_pdf_answer,
+    department_router,
+    download,
+    fast_routes,
+    router,
+    settle,
+)
+from vnehr.healthbook.book import BOOK_VISITS, exported, file_name
 from vnehr.healthbook.errors import NoBookYet, NotInYourBook, NotInYourLog, NotYourWard
 from vnehr.healthbook.service import (
     AllergyReader,
@@ -30,6 +38,7 @@ from vnehr.healthbook.view import RANGE_PREFIX, Header, Titles, coded, diagnoses
 from vnehr.healthbook.view import visit as visit_view
 
 __all__ = [
+    "BOOK_VISITS",
     "RANGE_PREFIX",
     "AllergyReader",
     "EmergencyReview",
@@ -42,6 +51,7 @@ __all__ = [
     "ReviewReader",
     "Titles",
     "access_log",
+    "book_pdf_answer",
     "clinical_summary",
     "clinical_visit",
     "close_dispute",
@@ -50,7 +60,10 @@ __all__ = [
     "diagnoses",
     "dispute",
     "disputes",
+    "download",
+    "exported",
     "fast_routes",
+    "file_name",
     "holder",
     "names_reader",
     "read_allergies_with",

@@ -3,20 +3,22 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Annotated, Any
 from urllib.parse import quote
 
+import anyio.to_thread
 import orjson
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 from starlette.routing import Route
 
-from vnehr.healthbook import access, pdf, service
+from vnehr.healthbook import access, book, pdf, service
 from vnehr.healthbook import schemas as s
-from vnehr.kit.auth import CurrentReader, CurrentSubject, current_reader
-from vnehr.kit.clock import utcnow
+from vnehr.kit.auth import CurrentReader, CurrentSubject, Subject, current_reader
+from vnehr.kit.clock import today_in_vietnam, utcnow
 from vnehr.kit.errors import RequestInvalid, VnehrError
 from vnehr.kit.http import (
     ReadSession,
@@ -124,6 +126,50 @@ async def my_summary(
     read = await service.summary(session, subject, personal_id=person)
     await settle(request, read)
     return read.value
+
+
+async def book_pdf_answer(request: Request, subject: Subject, personal_id: str | None) -> Response:
+    """The book of the caller (or of ``personal_id``, whom they represent) as a PDF download,
+    for this route and the book's page; its audit row written before the answer leaves."""
+    read = await book.book(database(request), subject, personal_id=personal_id)
+    portal = f"{request.app.state.settings.public_url}/portal/book"
+    body = await anyio.to_thread.run_sync(
+        functools.partial(book.book_pdf, read.value, printed_at=utcnow(), portal=portal)
+    )
+    await settle(request, read)
+    return download(
+        body, "application/pdf", book.file_name(read.value.holder, today_in_vietnam(), ".pdf")
+    )
+
+
+def download(body: bytes, media_type: str, name: str) -> Response:
+    """A file the browser saves (never kept by a cache on the way: it is a health record)."""
+    return Response(
+        body,
+        media_type=media_type,
+        headers={
+            "Content-Disposition": f"attachment; filename*=UTF-8''{quote(name)}",
+            "Cache-Control": "private, no-store",
+        },
+    )
+
+
+@router.get(
+    "/book.pdf",
+    response_class=Response,
+    responses={
+        200: {"content": {"application/pdf": {}}, "description": "The health book as a PDF"},
+        **error_responses(401, 403, 404),
+    },
+)
+async def my_book_pdf(
+    request: Request, subject: CurrentSubject, person: ForWhom = None
+) -> Response:
+    """My health book (or a represented person's) as one Vietnamese PDF, to print or show a
+    doctor: who, the summary (allergies, long-term conditions, medicines, risk factors) and
+    the newest 500 visits, newest first (the PDF says when older ones are left to the portal).
+    A representative of a person of 16 or 17 gets it without the visits they do not read."""
+    return await book_pdf_answer(request, subject, person)
 
 
 @router.get(

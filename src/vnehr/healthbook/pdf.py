@@ -9,6 +9,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from vnehr.healthbook import schemas as s
 from vnehr.kit.clock import VIETNAM
+from vnehr.kit.numerals import install as install_numerals
 
 _env = Environment(
     loader=FileSystemLoader(Path(__file__).parent / "templates"),
@@ -23,6 +24,7 @@ def _local(value: datetime | None, pattern: str = "%d/%m/%Y %H:%M") -> str:
 
 
 _env.filters["local"] = _local
+install_numerals(_env, "vi")
 
 
 def visit_html(visit: s.Visit, *, holder_name: str, printed_at: datetime) -> str:

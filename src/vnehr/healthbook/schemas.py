@@ -53,6 +53,8 @@ class Drug(BaseModel):
     dose: str | None = Field(default=None, description="LIEU_DUNG, as the doctor wrote it")
     instructions: str | None = Field(default=None, description="CACH_DUNG")
     quantity: Decimal | None = None
+    unit_price: Decimal | None = Field(default=None, exclude=True, description="DON_GIA")
+    amount: Decimal | None = Field(default=None, exclude=True, description="THANH_TIEN_BV")
     ordered_at: datetime | None = None
     prescriber: str | None = None
 
@@ -63,6 +65,8 @@ class Service(BaseModel):
     name: str
     unit: str | None = None
     quantity: Decimal | None = None
+    unit_price: Decimal | None = Field(default=None, exclude=True, description="DON_GIA_BV")
+    amount: Decimal | None = Field(default=None, exclude=True, description="THANH_TIEN_BV")
     ordered_at: datetime | None = None
     performed_at: datetime | None = None
     result_at: datetime | None = None
@@ -105,6 +109,19 @@ class RecordSummary(BaseModel):
     signed_on: datetime | None = None
 
 
+class Costs(BaseModel):
+    """What the visit cost and who paid, in đồng, as the facility's bill (XML1) gives it.
+
+    Shown to the citizen on the visit's page and PDF only: the JSON API keeps its shape (the
+    fields holding money are left out of its output), and a clinician's view leaves them out.
+    """
+
+    total: Decimal = Field(description="T_TONGCHI_BV")
+    insurance: Decimal | None = Field(default=None, description="T_BHTT")
+    patient: Decimal | None = Field(default=None, description="T_BNTT + T_BNCCT")
+    other: Decimal | None = Field(default=None, description="T_NGUONKHAC")
+
+
 class PaperRef(BaseModel):
     """A paper that came with the visit (its full handling is the papers issue's)."""
 
@@ -144,6 +161,7 @@ class Visit(TimelineItem):
     summary: RecordSummary | None = None
     papers: list[PaperRef] = []
     received_at: datetime | None = None
+    costs: Costs | None = Field(default=None, exclude=True)
 
 
 class Measurement(BaseModel):

@@ -250,6 +250,8 @@ def drugs(rows: Iterable[Mapping[str, str]]) -> list[s.Drug]:
             dose=_text(row, "LIEU_DUNG"),
             instructions=_text(row, "CACH_DUNG"),
             quantity=_number(row.get("SO_LUONG")),
+            unit_price=_number(row.get("DON_GIA")),
+            amount=_number(row.get("THANH_TIEN_BV")),
             ordered_at=vietnam_moment(row.get("NGAY_YL")),
             prescriber=_text(row, "MA_BAC_SI"),
         )
@@ -265,6 +267,8 @@ def services(rows: Iterable[Mapping[str, str]]) -> list[s.Service]:
             name=_text(row, "TEN_DICH_VU") or _text(row, "TEN_VAT_TU") or "?",
             unit=_text(row, "DON_VI_TINH"),
             quantity=_number(row.get("SO_LUONG")),
+            unit_price=_number(row.get("DON_GIA_BV")),
+            amount=_number(row.get("THANH_TIEN_BV")),
             ordered_at=vietnam_moment(row.get("NGAY_YL")),
             performed_at=vietnam_moment(row.get("NGAY_TH_YL")),
             result_at=vietnam_moment(row.get("NGAY_KQ")),
@@ -328,6 +332,22 @@ def record_summary(row: Mapping[str, str] | None) -> s.RecordSummary | None:
     )
 
 
+def costs(xml1: Mapping[str, str]) -> s.Costs | None:
+    """The visit's bill in đồng (None when the facility sent no total)."""
+    total = _number(xml1.get("T_TONGCHI_BV"))
+    if total is None:
+        return None
+    parts = [_number(xml1.get(name)) for name in ("T_BNTT", "T_BNCCT")]
+    known = [p for p in parts if p is not None]
+    other = _number(xml1.get("T_NGUONKHAC"))
+    return s.Costs(
+        total=total,
+        insurance=_number(xml1.get("T_BHTT")),
+        patient=sum(known, Decimal(0)) if known else None,
+        other=other if other else None,
+    )
+
+
 def papers(tables: Rows) -> list[s.PaperRef]:
     found = []
     for table, (kind, number, issued) in PAPERS.items():
@@ -369,6 +389,7 @@ def visit(
         summary=record_summary(xml8),
         papers=papers(tables),
         received_at=received_at,
+        costs=costs(xml1),
     )
 
 

@@ -73,7 +73,11 @@ class AccountEvent(Base):
     """Every opening, closing and reopening of an account (for the reports and the citizen)."""
 
     __tablename__ = "health_account_event"
-    __table_args__ = (Index("ix_health_account_event_at", "at"),)
+    __table_args__ = (
+        Index("ix_health_account_event_at", "at"),
+        # what an officer did at the ward office, newest first (the ward page)
+        Index("ix_health_account_event_actor", "actor", "at"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     account_id: Mapped[int] = mapped_column(BigId, ForeignKey("health_account.id"), index=True)

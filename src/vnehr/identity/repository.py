@@ -469,3 +469,38 @@ class IdentityRepository:
             stmt = stmt.where(AccountEvent.account_id > after)
         rows = await self.session.execute(stmt)
         return [(account, at, action, ward) for account, at, action, ward in rows]
+
+    async def assisted_openings(
+        self, actor: str, ward_code: str, limit: int
+    ) -> list[tuple[datetime, str, Person]]:
+        """The health books ``actor`` opened or reopened at ward ``ward_code``'s office, newest
+        first: (when, opened | reopened, the person). Read by ``ix_health_account_event_actor``."""
+        stmt = (
+            select(AccountEvent.at, AccountEvent.action, Person)
+            .join(HealthAccount, HealthAccount.id == AccountEvent.account_id)
+            .join(Person, Person.id == HealthAccount.person_id)
+            .where(
+                AccountEvent.actor == actor,
+                AccountEvent.channel == "assisted",
+                AccountEvent.ward_code == ward_code,
+                AccountEvent.action.in_(("opened", "reopened")),
+            )
+            .order_by(AccountEvent.at.desc(), AccountEvent.id.desc())
+            .limit(limit)
+        )
+        return [(at, action, person) for at, action, person in await self.session.execute(stmt)]
+
+    async def newborns_recorded(
+        self, actor: str, ward_code: str, limit: int
+    ) -> list[tuple[Person, Person]]:
+        """The newborns ``actor`` recorded whose mother lived in ward ``ward_code`` then (the
+        child's residence is hers), newest first, with the mother: (child, mother)."""
+        mother = aliased(Person)
+        stmt = (
+            select(Person, mother)
+            .join(mother, mother.id == Person.mother_id)
+            .where(Person.residence_ward_code == ward_code, Person.created_by == actor)
+            .order_by(Person.created_at.desc(), Person.id.desc())
+            .limit(limit)
+        )
+        return [(child, mum) for child, mum in await self.session.execute(stmt)]

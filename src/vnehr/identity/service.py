@@ -317,6 +317,36 @@ async def close_account(
     return existing
 
 
+async def keeps_ward_office(
+    session: AsyncSession, subject: Subject, ward_code: str, action: str = "assisted enrolment"
+) -> str:
+    """The province of ``ward_code`` when ``subject`` may act at its ward office: a ward
+    officer of that very ward, or the department of its province (a national one anywhere).
+    ``UnknownWard`` for a ward not in force today, ``Forbidden`` (naming ``action``) for
+    anyone else."""
+    province = await _province_of_ward(session, ward_code)
+    allowed = any(g.ward_code == ward_code for g in subject.grants_for("ward_officer"))
+    if not (allowed or subject.is_department_admin(province)):
+        raise Forbidden(action=action, ward=ward_code)
+    return province
+
+
+async def check_assisted(
+    session: AsyncSession,
+    officer: Subject,
+    *,
+    personal_id: str,
+    birth_date: date,
+    sex: str,
+    ward_code: str,
+) -> str:
+    """What ``assisted_open`` checks before it writes anything (the officer's ward, the
+    personal ID's rules against the sex and birth typed), for a form that asks before it
+    acts: the personal ID as it will be stored."""
+    await keeps_ward_office(session, officer, ward_code)
+    return check_personal_id(personal_id, sex=_sex(sex), birth_date=birth_date).value
+
+
 async def assisted_open(
     session: AsyncSession,
     officer: Subject,
@@ -329,11 +359,14 @@ async def assisted_open(
 ) -> tuple[Person, HealthAccount]:
     """A ward officer opens an account for a citizen at the ward office (recorded as assisted,
     with the ward, for the reports). The officer must hold the ward, or the department must."""
-    province = await _province_of_ward(session, ward_code)
-    allowed = any(g.ward_code == ward_code for g in officer.grants_for("ward_officer"))
-    if not (allowed or officer.is_department_admin(province)):
-        raise Forbidden(action="assisted enrolment", ward=ward_code)
-    personal_id = check_personal_id(personal_id, sex=_sex(sex), birth_date=birth_date).value
+    personal_id = await check_assisted(
+        session,
+        officer,
+        personal_id=personal_id,
+        birth_date=birth_date,
+        sex=sex,
+        ward_code=ward_code,
+    )
     repo = IdentityRepository(session)
     person = await repo.person_by_personal_id(personal_id)
     if person is None:
@@ -640,18 +673,17 @@ async def may_act_for(session: AsyncSession, subject: Subject, personal_id: str)
     return any(p.personal_id == personal_id for _, p in represented)
 
 
-async def add_newborn(
-    session: AsyncSession,
-    subject: Subject,
-    *,
-    mother_personal_id: str,
-    birth_date: date,
-    sex: str,
-    full_name: str | None,
+async def check_newborn(
+    session: AsyncSession, subject: Subject, *, mother_personal_id: str, birth_date: date
+) -> Holder:
+    """What ``add_newborn`` checks before it writes anything (who may, the mother, the birth
+    date), for a form that asks before it acts: the mother, to be named on the question."""
+    return Holder.of(await _newborn_mother(session, subject, mother_personal_id, birth_date))
+
+
+async def _newborn_mother(
+    session: AsyncSession, subject: Subject, mother_personal_id: str, birth_date: date
 ) -> Person:
-    """A provisional identity for a newborn without a personal ID, linked to the mother, who
-    represents the child from birth, and living where she lives. The caller is a registrar of
-    the mother's area, or clinical staff of a facility in the province where she lives (D24)."""
     facility_grants = [
         g for g in subject.grants if g.role in ("clinician", "facility_admin") and g.facility_code
     ]
@@ -675,6 +707,23 @@ async def add_newborn(
         raise errors.BirthBeforeMother(
             birth_date=birth_date.isoformat(), mother_birth_date=mother.birth_date.isoformat()
         )
+    return mother
+
+
+async def add_newborn(
+    session: AsyncSession,
+    subject: Subject,
+    *,
+    mother_personal_id: str,
+    birth_date: date,
+    sex: str,
+    full_name: str | None,
+) -> Person:
+    """A provisional identity for a newborn without a personal ID, linked to the mother, who
+    represents the child from birth, and living where she lives. The caller is a registrar of
+    the mother's area, or clinical staff of a facility in the province where she lives (D24)."""
+    mother = await _newborn_mother(session, subject, mother_personal_id, birth_date)
+    repo = IdentityRepository(session)
     child = Person(
         personal_id=None,
         full_name=full_name or f"Con của {mother.full_name}",
@@ -864,6 +913,15 @@ async def _scope_of_grant(session: AsyncSession, grant: RoleGrant) -> str | None
         except errors.UnknownWard:
             return None  # a ward no longer in force: the national department decides
     return (grant.facility_code or "")[:2] or None
+
+
+async def staff_of(session: AsyncSession, subject: Subject, facility_code: str) -> list[RoleGrant]:
+    """The roles held now at a facility (its clinicians and administrators), for whoever
+    gives and ends them: the facility's administrators (a person) and its province's
+    department; anyone else ``Forbidden``."""
+    if not (_facility_admin(subject, facility_code) or _administers(subject, facility_code[:2])):
+        raise Forbidden(action="read the facility's roles")
+    return await IdentityRepository(session).grants_at_facility(facility_code)
 
 
 async def grants_of(session: AsyncSession, subject: Subject, personal_id: str) -> list[RoleGrant]:

@@ -25,6 +25,7 @@ from cryptography.x509.oid import NameOID
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from vnehr.kit.i18n import born
+from vnehr.kit.numerals import install as install_numerals
 from vnehr.papers import card
 
 TWO_SIGNATURES_FROM = date(2026, 6, 1)
@@ -48,6 +49,7 @@ def _vn_date(value: str | None) -> str:
 _env.filters["vn_date"] = _vn_date
 #: a holder's birth as far as it is known, in the book's words ("năm 1980", D111)
 _env.filters["born"] = lambda value: born(value, "vi")
+install_numerals(_env, "vi")
 
 
 def html(content: dict[str, Any], *, paper_id: str, status: str, qr_svg: str) -> str:

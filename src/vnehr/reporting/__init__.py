@@ -17,6 +17,7 @@ from vnehr.reporting.service import (
     period_of,
     set_notes,
 )
+from vnehr.reporting.svg import charts as page_charts
 
 __all__ = [
     "Checked",
@@ -32,6 +33,7 @@ __all__ = [
     "intake_counter",
     "load_population",
     "out_of_book",
+    "page_charts",
     "period_of",
     "rebuild",
     "router",

@@ -1,6 +1,6 @@
 """The report as files: JSON, CSV (one figure per line), XLSX laid out like the Ministry's form,
-and a Vietnamese PDF with charts (matplotlib, Agg). Charts are also served as SVG to the
-dashboard."""
+and a Vietnamese PDF with charts (matplotlib, Agg). The dashboard's page draws its charts
+itself, in plain SVG (``svg.py``), without matplotlib."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+from vnehr.kit import numerals
 from vnehr.reporting.metrics import LAG_BUCKETS
 
 _env = Environment(
@@ -33,11 +34,13 @@ PAPER_TITLES = {
 
 
 def _percent(value: float | None) -> str:
-    return "" if value is None else f"{value * 100:.1f} %".replace(".", ",")
+    """A share as the report writes it: "12,3 %"."""
+    return numerals.percent(value, "vi")
 
 
 def _number(value: int | None) -> str:
-    return "" if value is None else f"{value:,}".replace(",", ".")
+    """A count as the report writes it: "1.234"."""
+    return numerals.number(value, "vi")
 
 
 def _duration(minutes: int | str | None) -> str:
@@ -57,7 +60,8 @@ def _minutes(value: int | str | None) -> int | str | None:
     return f"> {LAG_BUCKETS[-1]}" if isinstance(value, str) else value
 
 
-_env.filters.update(percent=_percent, number=_number, duration=_duration)
+numerals.install(_env, "vi")  # the Ministry's form is Vietnamese: 1.234 and 12,3 %
+_env.filters["duration"] = _duration
 
 
 def _province(figures: dict[str, Any]) -> str:
@@ -352,8 +356,15 @@ def charts(figures: dict[str, Any], fmt: str = "svg") -> dict[str, bytes]:
 
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
+    from matplotlib.ticker import FuncFormatter, MaxNLocator
 
     made: dict[str, bytes] = {}
+    #: the axes' numbers as the report writes them (1.000, 2,5), counts in whole steps
+    vietnamese = FuncFormatter(lambda value, _: numerals.number(value, "vi"))
+
+    def counts(axis: Any) -> None:
+        axis.set_major_locator(MaxNLocator(integer=True))
+        axis.set_major_formatter(vietnamese)
 
     def save(name: str, figure: Any) -> None:
         out = io.BytesIO()
@@ -382,6 +393,7 @@ def charts(figures: dict[str, Any], fmt: str = "svg") -> dict[str, bytes]:
     axes.set_yticks(list(positions), labels)
     axes.invert_yaxis()
     axes.set_xlabel("Số lượt đã gửi lên Sổ sức khỏe điện tử")
+    counts(axes.xaxis)
     axes.legend(loc="lower right")
     save("matrix", figure)
 
@@ -393,6 +405,7 @@ def charts(figures: dict[str, Any], fmt: str = "svg") -> dict[str, bytes]:
         color="#0b57d0",
     )
     axes.set_ylabel("Số lượt")
+    counts(axes.yaxis)
     axes.set_title("Độ trễ từ khi kết thúc lượt khám đến khi nhận")
     axes.tick_params(axis="x", labelrotation=45, labelsize=7)
     save("lag", figure)
@@ -405,6 +418,7 @@ def charts(figures: dict[str, Any], fmt: str = "svg") -> dict[str, bytes]:
         color="#137333",
     )
     axes.set_ylabel("% dân số có tài khoản")
+    axes.yaxis.set_major_formatter(vietnamese)
     axes.set_title("Tài khoản Sổ sức khỏe điện tử theo phường, xã")
     axes.tick_params(axis="x", labelrotation=60, labelsize=7)
     save("accounts", figure)

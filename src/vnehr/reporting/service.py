@@ -51,14 +51,11 @@ def require_reader(subject: Subject, province: str | None) -> None:
 
 
 async def _ward_names(session: AsyncSession, wards: set[str], on: date) -> dict[str, str]:
-    names = {}
-    for ward in sorted(w for w in wards if w):
-        try:
-            entry = await catalogs.lookup(session, "ward", ward, on)
-        except (catalogs.UnknownCode, catalogs.CodeNotInForce, catalogs.UnknownCatalog):
-            continue
-        names[ward] = entry.title_vi or ""
-    return names
+    """The wards' names on ``on`` (a code unknown then is left out), from one read of the
+    catalogue: a lookup per ward queried the database once for each of a province's wards."""
+    book = await catalogs.codebook(session)
+    found = {ward: book.in_force("ward", ward.strip(), on) for ward in wards if ward}
+    return {ward: v.title_vi or "" for ward, v in found.items() if v is not None}
 
 
 async def build(

@@ -264,6 +264,40 @@ async def validation_report_for(
     return {**validation_report(analysis), "test_mode": test_mode, "warnings": file_warnings}
 
 
+async def staff_report(
+    session: AsyncSession,
+    subject: Subject,
+    facility: str,
+    data: bytes,
+    analysis: Analysis,
+    options: IntakeOptions,
+) -> dict[str, Any]:
+    """``validation_report_for`` for a facility's administrator (a person, on the facility's
+    page) checking a file of facility ``facility`` before its system sends it; reads only.
+    The same checks, but a facility that may not send yet (still onboarding, suspended) gets
+    its visits checked all the same, with the refusal its system would meet (``refusal``: the
+    SUB-0010 error) rather than that refusal alone. Another facility's file is SUB-0009;
+    whoever does not administer the facility (or is not its province's department) SUB-0023."""
+    _require_reader(subject, facility, ("submission.write",))
+    if analysis.facility_code != facility:
+        raise errors.FacilityMismatch(found=analysis.facility_code, expected=facility)
+    state, certificates = await facilities.intake_context(session, facility)
+    file_warnings = await signature.check(
+        data, analysis.signed, certificates, options.require_signature
+    )
+    await _check_paper_numbers(session, [(facility, v) for v in analysis.visits])
+    refusal = None
+    if state is None or state not in facilities.MAY_CONNECT:
+        status = state.value if state else "unknown"
+        refusal = errors.FacilityNotAllowed(code=facility, status=status)
+    return {
+        **validation_report(analysis),
+        "test_mode": state != facilities.State.connected,
+        "warnings": file_warnings,
+        "refusal": refusal,
+    }
+
+
 # ------------------------------------------------------------------ intake
 
 
@@ -1039,6 +1073,7 @@ async def listing(
     limit: int,
     kind: str | None = None,
     cursor: str | None = None,
+    newest_first: bool = False,
 ) -> Page[dict[str, Any]]:
     """Receipts of a facility received at or after ``since``, oldest first, ``limit`` at a
     time, each with its ``kind`` (``visit_file`` or ``checkin``; ``kind`` lists one of them
@@ -1046,6 +1081,9 @@ async def listing(
     (the facility's systems and admins, the department). Oldest first, so that a system that
     lost answers (D49) reads on from where it was, however many receipts came since; receipts
     written in one transaction share their moment, and the cursor tells them apart by id.
+    ``newest_first``: the latest first, the cursor going on to older ones (the facility
+    administrator's page); a receipt committed after a page was read is on the next first
+    page, never behind that page's cursor (the same horizon).
 
     ``session`` reads on the read engine; on PostgreSQL the page is read on ``primary`` (the
     primary database: a replica cannot tell what is being written) and stops before the
@@ -1063,7 +1101,13 @@ async def listing(
     if kind is not None:
         stored = [k for k, shown in RECEIPT_KINDS.items() if shown == kind]
         stmt = stmt.where(Submission.kind.in_(stored))
-    if cursor:
+    if cursor and newest_first:
+        at, last_id = _after_receipt(cursor)
+        stmt = stmt.where(
+            Submission.received_at <= at,
+            or_(Submission.received_at < at, Submission.id < last_id),
+        )
+    elif cursor:
         at, last_id = _after_receipt(cursor)
         stmt = stmt.where(
             Submission.received_at >= at,
@@ -1072,7 +1116,11 @@ async def listing(
     if primary.get_bind().dialect.name == "postgresql":
         session = primary
         stmt = stmt.where(Submission.received_at < await _horizon(session, code))
-    stmt = stmt.order_by(Submission.received_at, Submission.id).limit(limit + 1)
+    if newest_first:
+        stmt = stmt.order_by(Submission.received_at.desc(), Submission.id.desc())
+    else:
+        stmt = stmt.order_by(Submission.received_at, Submission.id)
+    stmt = stmt.limit(limit + 1)
     rows = (await session.execute(stmt)).all()
     more = len(rows) > limit
     rows = rows[:limit]

@@ -3,7 +3,6 @@ citizen's page (open or close the health book), the department's facility regist
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import contextlib
 import hashlib
@@ -62,10 +61,12 @@ from vnehr.kit.clock import VIETNAM, today_in_vietnam, utcnow
 from vnehr.kit.errors import RequestInvalid, VnehrError
 from vnehr.kit.http import ReadSession, WriteSession, database, http_error, request_invalid
 from vnehr.kit.i18n import LANGUAGES, Language, born, catalogue, text, texts
+from vnehr.kit.numerals import install as install_numerals
 from vnehr.kit.settings import Settings
 
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 templates.env.globals["t"] = text
+install_numerals(templates.env)  # numbers in the page's language (1.234,5 / 1,234.5)
 templates.env.filters["local"] = lambda value, pattern="%d/%m/%Y %H:%M": (
     value.astimezone(VIETNAM).strftime(pattern) if value else ""
 )
@@ -358,7 +359,16 @@ router = APIRouter(include_in_schema=False, route_class=_PageRoute)
 
 #: Where a person's browser goes: an address under one of these that no route answers gets
 #: the error page, as a page's own errors do (``_PageRoute``); the API keeps its JSON.
-PAGE_ADDRESSES = ("/portal", "/book", "/clinic", "/review", "/department", "/verify")
+PAGE_ADDRESSES = (
+    "/portal",
+    "/book",
+    "/clinic",
+    "/review",
+    "/department",
+    "/verify",
+    "/facility",
+    "/ward",
+)
 
 
 def install_error_pages(app: FastAPI) -> None:
@@ -1668,7 +1678,7 @@ async def department_report(
         )
     except VnehrError as exc:
         return _error_page(request, exc)
-    drawn = await asyncio.to_thread(reporting.charts, figures, "svg")
+    drawn = reporting.page_charts(figures)  # plain SVG: a millisecond, no matplotlib
     query = urlencode(
         {k: v for k, v in {"province": chosen, "ward": ward, "facility": facility}.items() if v}
     )
@@ -1848,18 +1858,23 @@ async def book_sharing(
     person: Annotated[str | None, Query(alias="for")] = None,
     p: Annotated[str | None, Query(max_length=200)] = None,
     revoke: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
+    find: str | None = None,
+    pick: str | None = None,
 ) -> Response:
     """Who my record (or that of a child I act for, named as on the book's pages) is shared
     with: share with a facility or every facility, the summary or all of it, sensitive
     categories by name, for a while; revoke (``?revoke=`` asks first, on the share's row);
     show a code at reception (from its cookie, never the address: addresses stay in browser
     history and proxy logs). Of a person of 16 or more, a representative reads only that the
-    young person decides (D132)."""
+    young person decides (D132). ``?find=`` lists the facilities that receive records by
+    name, ward or code; ``?pick=`` puts the one chosen in the share's form."""
     whom = _book_whom(request, subject, person, p)
     if isinstance(whom, RedirectResponse):
         return whom
     who, person, expired = whom
-    return await _sharing_page(request, session, who, person, expired, revoke=revoke)
+    return await _sharing_page(
+        request, session, who, person, expired, revoke=revoke, find=find, pick=pick
+    )
 
 
 async def _sharing_page(
@@ -1872,11 +1887,17 @@ async def _sharing_page(
     revoke: int | None = None,
     refused: VnehrError | None = None,
     form: dict[str, Any] | None = None,
+    find: str | None = None,
+    pick: str | None = None,
 ) -> Response:
     """The sharing page of ``book_sharing``; a form it refused (``refused``) is shown on it
-    again in the refusal's status, with what was typed (``form``)."""
+    again in the refusal's status, with what was typed (``form``). A search (``find``) lists
+    the facilities that receive records, or asks for more letters; the facility picked from
+    it (``pick``), or typed in a refused form, is named above the form when it receives."""
     rows: list[Any] = []
     confided = False
+    search: dict[str, Any] | None = None
+    form = form or {"scope": "summary", "sensitive": []}
     try:
         holders = await identity.book_holders(session, who)
         try:
@@ -1885,8 +1906,19 @@ async def _sharing_page(
             confided = True
         holder = next(h for h in holders if h.personal_id == person) if person else holders[0]
         names = await facilities.directory(session, {r.grantee for r in rows} - {"*"})
+        if find is not None and not confided:
+            find = find[:200]
+            try:
+                found, more = await facilities.receivers(session, find)
+                search = {"found": found, "more": more}
+            except facilities.SearchTooShort as exc:
+                search = {"short": exc}
+        wanted = str(form.get("facility") or pick or "").strip().upper()
+        chosen = await facilities.receives(session, wanted) if _CODE.fullmatch(wanted) else None
     except VnehrError as exc:
         return _error_page(request, exc)
+    if chosen is not None and "facility" not in form:
+        form["facility"] = chosen.code
     now = utcnow()
     code = None if confided else _reception_code_shown(request, person or who.id)
     return _book_page(
@@ -1906,8 +1938,17 @@ async def _sharing_page(
         code_qr=_code_qr(code) if code else None,
         confirm=revoke,
         refused=refused,
-        form=form or {"scope": "summary", "sensitive": []},
+        form=form,
+        find=find,
+        search=search,
+        search_limit=facilities.SEARCH_LIMIT,
+        chosen=chosen,
+        whose=_seal_ref(_settings(request), _BOOK_REF, who.label, person) if person else None,
     )
+
+
+#: A facility code as a share names it (D161).
+_CODE = re.compile(r"[0-9A-Z]{5}")
 
 
 def _share_state(row: Any, now: datetime) -> str:
@@ -1963,12 +2004,13 @@ async def book_sharing_change(
     days: Annotated[str, Form(max_length=4)] = "",
     directive: Annotated[str, Form(max_length=12)] = "",
     csrf: Annotated[str, Form()] = "",
+    find: Annotated[str, Form(max_length=200)] = "",
     person: Annotated[str | None, Query(alias="for")] = None,
     p: Annotated[str | None, Query(max_length=200)] = None,
 ) -> Response:
     """The sharing page's forms, for the viewer or the child its address names (``?p=``): an
     address too old, or made for someone else, does nothing and goes back to the page, which
-    says so."""
+    says so. A refused share comes back with the search it was picked from (``find``)."""
     whom = _book_whom(request, subject, person, p)
     if isinstance(whom, RedirectResponse):
         return whom
@@ -2020,5 +2062,7 @@ async def book_sharing_change(
         # said on the page, by the form sent, what was typed kept (the share's form)
         typed: dict[str, Any] = {"action": action, "facility": facility, "scope": scope}
         typed |= {"sensitive": sensitive, "days": days}
-        return await _sharing_page(request, session, who, person, False, refused=exc, form=typed)
+        return await _sharing_page(
+            request, session, who, person, False, refused=exc, form=typed, find=find or None
+        )
     return RedirectResponse(back, status_code=303)

@@ -1,0 +1,157 @@
+"""Numbers as a reader of each language writes them: Vietnamese groups thousands with dots and
+writes decimals with a comma (1.234.567,5), English the other way round (1,234,567.5).
+
+Only for what a person reads (pages, PDFs); the JSON and FHIR a machine reads keep their
+numbers. Codes, IDs and years are strings and never pass through here.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from typing import Any
+
+from jinja2 import Environment, pass_context
+from jinja2.runtime import Context
+
+from vnehr.kit.i18n import Language, text
+
+_MARKS: dict[str, tuple[str, str]] = {"vi": (".", ","), "en": (",", ".")}
+#: A value as a facility wrote it that is a plain number, perhaps after a comparison sign
+#: ("5.60", "-1.2", "< 0.5"); anything else ("Âm tính", "1/80", "5,6") is shown as written.
+_PLAIN = re.compile(r"(?P<sign>[<>≤≥]=?\s*)?(?P<number>[+-]?\d+(?:\.\d+)?)")
+_FIGURE = re.compile(r"\d+(?:\.\d+)?")
+Number = int | float | Decimal | str
+
+
+def _digits(written: str, language: Language) -> str:
+    """A plain number written with a point ("-1234567.50") in ``language``'s marks."""
+    thousands, point = _MARKS[language]
+    sign = "-" if written.startswith("-") else ""
+    whole, _, decimals = written.lstrip("+-").partition(".")
+    groups: list[str] = []
+    while len(whole) > 3:
+        groups.insert(0, whole[-3:])
+        whole = whole[:-3]
+    grouped = thousands.join([whole, *groups])
+    return f"{sign}{grouped}{point}{decimals}" if decimals else f"{sign}{grouped}"
+
+
+def _decimal(value: int | float | Decimal) -> Decimal | None:
+    """``value`` exactly; a float (numpy's too: a chart's ticks) by its shortest writing
+    (0.1 is "0.1", not 0.1000000000000000055...); None for infinities and NaN."""
+    if isinstance(value, Decimal | int):
+        return Decimal(value)
+    written = float(value)
+    return Decimal(repr(written)) if math.isfinite(written) else None
+
+
+def number(value: Number | None, language: Language, *, places: int | None = None) -> str:
+    """``value`` in ``language``: 1234567 -> "1.234.567" / "1,234,567", 36.8 -> "36,8" /
+    "36.8". A string is a value as its sender wrote it (a laboratory result): its decimals are
+    kept ("5.60" -> "5,60") and anything but a plain number is returned as it is. A number has
+    its trailing zeros dropped ("14.000" -> "14"), unless ``places`` fixes the decimals
+    (rounded half up). "" for None."""
+    if value is None or isinstance(value, bool):
+        return "" if value is None else str(value)
+    if isinstance(value, str):
+        found = _PLAIN.fullmatch(value.strip())
+        if found is None:
+            return value
+        return (found["sign"] or "") + _digits(found["number"], language)
+    try:
+        exact = _decimal(value)
+    except (InvalidOperation, TypeError, ValueError):
+        exact = None
+    if exact is None:
+        return str(value)
+    if places is not None:
+        exact = exact.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
+    elif exact == exact.to_integral_value():
+        exact = exact.quantize(Decimal(1))
+    else:
+        exact = exact.normalize()
+    return _digits(f"{exact:f}", language)
+
+
+def numbers_in(value: str | None, language: Language) -> str:
+    """A short text as its sender wrote it (a reference range "3.9 - 6.4") with each number in
+    it written in ``language``'s marks, its decimals kept; "" for None."""
+    if not value:
+        return ""
+    return _FIGURE.sub(lambda found: _digits(found[0], language), value)
+
+
+def amount(value: Number | None, language: Language) -> str:
+    """Money without its currency: whole đồng without decimals ("253.400"), else two
+    ("12.345,50")."""
+    if value is None or value == "":
+        return ""
+    exact = Decimal(value) if isinstance(value, str) else _decimal(value)
+    if exact is None:
+        return str(value)
+    whole = exact == exact.to_integral_value()
+    return number(exact, language, places=0 if whole else 2)
+
+
+def money(value: Number | None, language: Language) -> str:
+    """Money with its currency in words: "253.400 đồng" / "253,400 VND"; "" for None."""
+    if value is None or value == "":
+        return ""
+    return text("number.money", language, {"amount": amount(value, language)})
+
+
+def percent(value: float | Decimal | None, language: Language, *, places: int = 1) -> str:
+    """A share (0.123) as a percentage: "12,3 %" / "12.3%"; "" for None."""
+    if value is None:
+        return ""
+    exact = _decimal(value)
+    if exact is None:
+        return str(value)
+    return text("number.percent", language, {"value": number(exact * 100, language, places=places)})
+
+
+def install(environment: Environment, language: Language | None = None) -> None:
+    """The filters ``number``, ``numbers_in``, ``amount``, ``money`` and ``percent`` in
+    ``environment``: in ``language``, or (None) in the page's own, its ``lang`` variable
+    (Vietnamese without). A macro does not see the page's variables: it passes its own,
+    ``x | money(lang=lang)``."""
+
+    def chosen(context: Context, lang: str | None) -> Language:
+        if language is not None:
+            return language
+        found = lang or context.get("lang")
+        return "en" if found == "en" else "vi"
+
+    @pass_context
+    def number_filter(
+        context: Context, value: Any, places: int | None = None, lang: str | None = None
+    ) -> str:
+        return number(value, chosen(context, lang), places=places)
+
+    @pass_context
+    def numbers_in_filter(context: Context, value: Any, lang: str | None = None) -> str:
+        return numbers_in(value, chosen(context, lang))
+
+    @pass_context
+    def amount_filter(context: Context, value: Any, lang: str | None = None) -> str:
+        return amount(value, chosen(context, lang))
+
+    @pass_context
+    def money_filter(context: Context, value: Any, lang: str | None = None) -> str:
+        return money(value, chosen(context, lang))
+
+    @pass_context
+    def percent_filter(
+        context: Context, value: Any, places: int = 1, lang: str | None = None
+    ) -> str:
+        return percent(value, chosen(context, lang), places=places)
+
+    environment.filters.update(
+        number=number_filter,
+        numbers_in=numbers_in_filter,
+        amount=amount_filter,
+        money=money_filter,
+        percent=percent_filter,
+    )

@@ -1,0 +1,461 @@
+"""The ward office's page (``/ward``): a ward officer opens the health book of a citizen who
+cannot sign in to VNeID themselves, and makes a newborn's provisional record, from forms that
+check first, ask before what the officer cannot undo, come back as typed when refused, and say
+what happened in words; below, what the officer did there lately. The same rules and rows as
+the API's ``POST /api/v1/enrolments`` and ``/persons/newborns`` (the identity context's)."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import date
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Form, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from vnehr import identity
+from vnehr.kit.auth import Forbidden, OptionalSubject, Subject, check_csrf, csrf_token
+from vnehr.kit.errors import RequestInvalid, VnehrError
+from vnehr.kit.http import ReadSession, WriteSession
+from vnehr.kit.i18n import LANGUAGES, Language, text, texts
+from vnehr.web.pages import (
+    _book_page,
+    _error_page,
+    _language,
+    _open_ref,
+    _PageRoute,
+    _seal_ref,
+    _settings,
+    _signed_in,
+    _ward_names,
+)
+
+router = APIRouter(include_in_schema=False, route_class=_PageRoute)
+
+#: The key of the sealed result an officer's browser is sent to after acting (``?r=``): the
+#: address names nobody (D127); it reads for an hour, for that officer only.
+_RESULT = b"vnehr.ward-result"
+RESULT_MAX_AGE = 3600
+_DAY = re.compile(r"\s*(\d{1,2})\s*/\s*(\d{1,2})\s*/\s*(\d{4})\s*")
+_TWELVE = re.compile(r"\d{12}")
+Step = Literal["check", "confirm", "edit"]
+
+#: The field a refusal is about, by its code, to show it beside that field.
+_ENROL_FIELDS = {f"ID-000{n}": "personal_id" for n in range(1, 7)}
+_NEWBORN_FIELDS = {
+    "ID-0102": "mother_personal_id",
+    "AUTH-0002": "mother_personal_id",  # the office may act, but not for this mother (D24)
+    "ID-0111": "birth_date",
+    "ID-0112": "birth_date",
+}
+_LABELS = {
+    "personal_id": "web.ward.personal_id",
+    "full_name": "web.ward.full_name",
+    "birth_date": "web.ward.birth_date",
+    "sex": "web.ward.sex",
+    "mother_personal_id": "web.ward.mother_personal_id",
+}
+
+
+def _field_problem(kind: str, field: str, **words: Any) -> dict[str, str]:
+    """A field's problem in every language (``web.problem.*``), naming it by its label."""
+    return {
+        lang: text(f"web.problem.{kind}", lang, {"field": texts(_LABELS[field]), **words})
+        for lang in LANGUAGES
+    }
+
+
+_ISO_DAY = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
+
+
+def _words(error: VnehrError) -> dict[str, str]:
+    """An error's message as the page writes dates (dd/mm/yyyy, as typed in the form), not the
+    API's ISO dates ("Ngày sinh 2099-01-01 ...")."""
+    params = {
+        name: _ISO_DAY.sub(r"\3/\2/\1", value) if isinstance(value, str) else value
+        for name, value in error.params.items()
+    }
+    return texts(error.code, params)
+
+
+def _day(typed: str) -> date | None:
+    """A date typed as the national forms write it (dd/mm/yyyy); None when it is no day."""
+    found = _DAY.fullmatch(typed)
+    if found is None:
+        return None
+    try:
+        return date(int(found[3]), int(found[2]), int(found[1]))
+    except ValueError:
+        return None
+
+
+def _read_person(typed: dict[str, str], problems: dict[str, dict[str, str]]) -> date | None:
+    """Check the birth date and sex typed (the rest the service checks); the birth date read."""
+    born = _day(typed["birth_date"])
+    if not typed["birth_date"].strip():
+        problems["birth_date"] = _field_problem("missing", "birth_date")
+    elif born is None:
+        problems["birth_date"] = _field_problem("date", "birth_date")
+    if typed["sex"] not in ("male", "female"):
+        problems["sex"] = _field_problem("missing", "sex")
+    return born
+
+
+async def _office(
+    request: Request, session: AsyncSession, who: Subject, ward: str | None
+) -> str | Response:
+    """The ward whose office the page acts for: ``ward`` (a form's, an address's), else the
+    officer's first; an error page for whoever may not act there (in words: who the page is
+    for). A department administrator without a ward of their own is asked for one."""
+    mine = sorted({g.ward_code for g in who.grants_for("ward_officer") if g.ward_code})
+    ward = ward or (mine[0] if mine else None)
+    if ward is None:
+        if who.is_department_admin():
+            return ""
+        return _error_page(
+            request, Forbidden(action="open the ward office page"), [_not_an_officer()]
+        )
+    try:
+        await identity.keeps_ward_office(session, who, ward, "open the ward office page")
+    except Forbidden as exc:
+        named = (await _ward_names(session, {ward})).get(ward, ward)
+        words = texts("web.ward.not_this_ward", {"ward": named}) if mine else _not_an_officer()
+        return _error_page(request, exc, [words])
+    except VnehrError as exc:
+        return _error_page(request, exc)
+    return ward
+
+
+def _not_an_officer() -> dict[str, str]:
+    return texts("web.ward.not_an_officer")
+
+
+async def _ward_page(
+    request: Request,
+    session: AsyncSession,
+    who: Subject,
+    ward: str,
+    *,
+    http_status: int = 200,
+    refused: VnehrError | None = None,
+    problems: dict[str, dict[str, str]] | None = None,
+    form: str | None = None,
+    typed: dict[str, str] | None = None,
+) -> Response:
+    """The office's page: the two forms and what the officer did lately. A refused form
+    (``form``: "enrol" or "newborn") comes back with what was typed and each problem beside
+    its field (``problems``), the refusal at the top."""
+    mine = sorted({g.ward_code for g in who.grants_for("ward_officer") if g.ward_code} | {ward})
+    names = await _ward_names(session, set(mine))
+    recent = await identity.ward_work(session, who, ward)
+    forms: dict[str, dict[str, str]] = {"enrol": {}, "newborn": {}}
+    if form is not None and typed is not None:
+        forms[form] = typed
+    return _book_page(
+        request,
+        "ward.html",
+        http_status,
+        at=f"/ward?ward={ward}",
+        subject=who,
+        ward=ward,
+        ward_name=names.get(ward, ward),
+        wards=[(code, names.get(code, code)) for code in mine],
+        recent=recent,
+        csrf=csrf_token(_settings(request), request.state.session_data),
+        refused=refused,
+        refused_words=_words(refused) if refused is not None else None,
+        refused_form=form if refused is not None else None,
+        problems=problems or {},
+        forms=forms,
+    )
+
+
+@router.get("/ward", response_class=HTMLResponse)
+async def ward_office(
+    request: Request,
+    session: ReadSession,
+    subject: OptionalSubject,
+    ward: Annotated[str | None, Query(pattern=r"^\d{5}$")] = None,
+) -> Response:
+    """The ward office's page: assisted enrolment, newborns' provisional records, and what
+    the officer did there lately (ward officers of the ward, its department)."""
+    who = _signed_in(request, subject)
+    if isinstance(who, RedirectResponse):
+        return who
+    office = await _office(request, session, who, ward)
+    if isinstance(office, Response):
+        return office
+    if not office:  # a department administrator: which ward's office
+        return _book_page(request, "ward_choose.html", subject=who)
+    return await _ward_page(request, session, who, office)
+
+
+@router.post("/ward/enrol")
+async def ward_enrol(
+    request: Request,
+    session: WriteSession,
+    subject: OptionalSubject,
+    ward: Annotated[str, Form(max_length=5)] = "",
+    personal_id: Annotated[str, Form(max_length=40)] = "",
+    full_name: Annotated[str, Form(max_length=400)] = "",
+    birth_date: Annotated[str, Form(max_length=40)] = "",
+    sex: Annotated[str, Form(max_length=10)] = "",
+    step: Annotated[Step, Form()] = "check",
+    csrf: Annotated[str, Form()] = "",
+) -> Response:
+    """Open a citizen's health book at the office: ``check`` shows what will be done and asks,
+    ``confirm`` does it (``identity.enrol``, as the API) and sends the browser to the result,
+    ``edit`` brings the form back filled in. A refusal comes back on the form (D193)."""
+    who = _signed_in(request, subject)
+    if isinstance(who, RedirectResponse):
+        return who
+    try:
+        check_csrf(_settings(request), request, csrf)
+    except VnehrError as exc:
+        return _error_page(request, exc)
+    office = await _office(request, session, who, ward or None)
+    if isinstance(office, Response):
+        return office
+    if not office:
+        return RedirectResponse("/ward", status_code=303)
+    typed = {
+        "personal_id": personal_id.strip(),
+        "full_name": full_name.strip(),
+        "birth_date": birth_date.strip(),
+        "sex": sex,
+    }
+    if step == "edit":
+        return await _ward_page(request, session, who, office, form="enrol", typed=typed)
+    problems: dict[str, dict[str, str]] = {}
+    born = _read_person(typed, problems)
+    if not typed["personal_id"]:
+        problems["personal_id"] = _field_problem("missing", "personal_id")
+    if len(typed["full_name"]) < 2:
+        problems["full_name"] = _field_problem("too_short", "full_name", min=2)
+    elif len(typed["full_name"]) > 200:
+        problems["full_name"] = _field_problem("too_long", "full_name", max=200)
+    if problems or born is None:
+        return await _refused(
+            request,
+            session,
+            who,
+            office,
+            "enrol",
+            typed,
+            RequestInvalid(count=len(problems)),
+            problems,
+        )
+    try:
+        if step == "check":
+            checked = await identity.check_assisted(
+                session,
+                who,
+                personal_id=typed["personal_id"],
+                birth_date=born,
+                sex=sex,
+                ward_code=office,
+            )
+            return await _confirm_page(
+                request, session, who, office, "enrol", {**typed, "personal_id": checked}
+            )
+        async with session.begin_nested():  # (a refusal shown on the page undoes its part)
+            done = await identity.enrol(
+                session,
+                who,
+                personal_id=typed["personal_id"],
+                full_name=typed["full_name"],
+                birth_date=born,
+                sex=sex,
+                ward_code=office,
+            )
+    except VnehrError as exc:
+        field = _ENROL_FIELDS.get(exc.code)
+        shown = {field: _words(exc)} if field else {}
+        return await _refused(request, session, who, office, "enrol", typed, exc, shown)
+    person = done.person
+    result = {
+        "kind": "enrol",
+        "ward": office,
+        "outcome": done.outcome,
+        "new": done.new_person,
+        "differs": list(done.differs),
+        "name": person.full_name,
+        "personal_id": person.personal_id,
+        "birth": person.birth_date.isoformat() if person.birth_date else person.birth_partial,
+        "sex": person.sex,
+    }
+    return _to_result(request, who, result)
+
+
+@router.post("/ward/newborn")
+async def ward_newborn(
+    request: Request,
+    session: WriteSession,
+    subject: OptionalSubject,
+    ward: Annotated[str, Form(max_length=5)] = "",
+    mother_personal_id: Annotated[str, Form(max_length=40)] = "",
+    full_name: Annotated[str, Form(max_length=400)] = "",
+    birth_date: Annotated[str, Form(max_length=40)] = "",
+    sex: Annotated[str, Form(max_length=10)] = "",
+    step: Annotated[Step, Form()] = "check",
+    csrf: Annotated[str, Form()] = "",
+) -> Response:
+    """Make a newborn's provisional record (``identity.record_newborn``, as the API), linked
+    to the mother, who represents the child: ``check`` names the mother and asks, ``confirm``
+    does it, ``edit`` brings the form back; a refusal comes back on the form (D193)."""
+    who = _signed_in(request, subject)
+    if isinstance(who, RedirectResponse):
+        return who
+    try:
+        check_csrf(_settings(request), request, csrf)
+    except VnehrError as exc:
+        return _error_page(request, exc)
+    office = await _office(request, session, who, ward or None)
+    if isinstance(office, Response):
+        return office
+    if not office:
+        return RedirectResponse("/ward", status_code=303)
+    typed = {
+        "mother_personal_id": mother_personal_id.strip(),
+        "full_name": full_name.strip(),
+        "birth_date": birth_date.strip(),
+        "sex": sex,
+    }
+    if step == "edit":
+        return await _ward_page(request, session, who, office, form="newborn", typed=typed)
+    problems: dict[str, dict[str, str]] = {}
+    born = _read_person(typed, problems)
+    if not typed["mother_personal_id"]:
+        problems["mother_personal_id"] = _field_problem("missing", "mother_personal_id")
+    elif not _TWELVE.fullmatch(typed["mother_personal_id"]):
+        problems["mother_personal_id"] = _field_problem("format", "mother_personal_id")
+    if len(typed["full_name"]) > 200:
+        problems["full_name"] = _field_problem("too_long", "full_name", max=200)
+    if problems or born is None:
+        return await _refused(
+            request,
+            session,
+            who,
+            office,
+            "newborn",
+            typed,
+            RequestInvalid(count=len(problems)),
+            problems,
+        )
+    try:
+        mother = await identity.check_newborn(
+            session, who, mother_personal_id=typed["mother_personal_id"], birth_date=born
+        )
+        if step == "check":
+            return await _confirm_page(
+                request, session, who, office, "newborn", typed, mother=mother.full_name
+            )
+        async with session.begin_nested():
+            child = await identity.record_newborn(
+                session,
+                who,
+                mother_personal_id=typed["mother_personal_id"],
+                birth_date=born,
+                sex=sex,
+                full_name=typed["full_name"] or None,
+            )
+    except VnehrError as exc:
+        field = _NEWBORN_FIELDS.get(exc.code)
+        words = texts("web.ward.mother_elsewhere") if exc.code == "AUTH-0002" else _words(exc)
+        return await _refused(
+            request, session, who, office, "newborn", typed, exc, {field: words} if field else {}
+        )
+    result = {
+        "kind": "newborn",
+        "ward": office,
+        "name": child.full_name,
+        "birth": child.birth_date.isoformat() if child.birth_date else None,
+        "sex": child.sex,
+        "mother": mother.full_name,
+    }
+    return _to_result(request, who, result)
+
+
+async def _refused(
+    request: Request,
+    session: AsyncSession,
+    who: Subject,
+    ward: str,
+    form: str,
+    typed: dict[str, str],
+    error: VnehrError,
+    problems: dict[str, dict[str, str]],
+) -> Response:
+    return await _ward_page(
+        request,
+        session,
+        who,
+        ward,
+        http_status=error.status_code,
+        refused=error,
+        problems=problems,
+        form=form,
+        typed=typed,
+    )
+
+
+async def _confirm_page(
+    request: Request,
+    session: AsyncSession,
+    who: Subject,
+    ward: str,
+    form: str,
+    typed: dict[str, str],
+    mother: str | None = None,
+) -> Response:
+    """What will be done, line by line, with "confirm" and "change" (both carry what was
+    typed): nothing is written until the officer confirms."""
+    return _book_page(
+        request,
+        "ward_confirm.html",
+        at=f"/ward?ward={ward}",
+        subject=who,
+        ward=ward,
+        ward_name=(await _ward_names(session, {ward})).get(ward, ward),
+        form=form,
+        typed=typed,
+        mother=mother,
+        csrf=csrf_token(_settings(request), request.state.session_data),
+    )
+
+
+def _to_result(request: Request, who: Subject, result: dict[str, Any]) -> Response:
+    """After acting, the browser goes to the result (a reload does not act again); what it
+    says is sealed in the address for this officer only."""
+    sealed = _seal_ref(_settings(request), _RESULT, who.label, json.dumps(result))
+    return RedirectResponse(f"/ward/result?r={sealed}", status_code=303)
+
+
+@router.get("/ward/result", response_class=HTMLResponse)
+async def ward_result(
+    request: Request,
+    session: ReadSession,
+    subject: OptionalSubject,
+    r: Annotated[str, Query(max_length=2000)] = "",
+) -> Response:
+    """What an enrolment or a newborn's record did, in words (for the officer who did it, for
+    an hour)."""
+    who = _signed_in(request, subject)
+    if isinstance(who, RedirectResponse):
+        return who
+    opened = _open_ref(_settings(request), _RESULT, who.label, r, RESULT_MAX_AGE) if r else None
+    result: dict[str, Any] | None = json.loads(opened) if opened else None
+    ward = str(result["ward"]) if result else ""
+    names = await _ward_names(session, {ward} - {""})
+    lang: Language = "en" if _language(request) == "en" else "vi"
+    return _book_page(
+        request,
+        "ward_result.html",
+        subject=who,
+        result=result,
+        ward=ward,
+        ward_name=names.get(ward, ward),
+        differs=", ".join(text(_LABELS[f], lang) for f in (result or {}).get("differs", [])),
+    )

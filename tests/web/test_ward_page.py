@@ -1,0 +1,355 @@
+"""The ward office's page (/ward): a ward officer (the demo's Lê Văn Cường, Phường Hoàn Kiếm)
+opens a citizen's health book at the office and records a newborn's provisional identity, from
+forms that ask before what the officer cannot undo, come back as typed when refused, and say
+what happened in words; nobody else uses the page."""
+
+from __future__ import annotations
+
+import html
+import re
+from datetime import date
+
+import httpx
+import pytest
+from playwright.async_api import Browser, expect
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tests.web.test_browser import SCREENSHOTS, browser, server  # noqa: F401  (the fixtures)
+from tests.web.test_login import AN, login
+from tests.web.test_phone_layout import OVERFLOW_JS
+from vnehr import demo, identity
+from vnehr.identity.models import AccountEvent, HealthAccount, Person, Representative
+from vnehr.kit.i18n import text
+
+CUONG = demo.WARD_OFFICER  # Lê Văn Cường
+HOAN_KIEM = "00070"
+BA_DINH = "00004"
+MAI = {  # a citizen who cannot sign in herself: the officer reads her chip ID card
+    "personal_id": "001190012345",
+    "full_name": "Nguyễn Thị Mai",
+    "birth_date": "12/05/1990",
+    "sex": "female",
+}
+
+
+def _shown(page: str) -> str:
+    """The page's text as read: no tags."""
+    return html.unescape(re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", page)))
+
+
+def _csrf(page: str) -> str:
+    found = re.search(r'name="csrf" value="([^"]+)"', page)
+    assert found is not None, _shown(page)[-600:]
+    return found[1]
+
+
+def _field_error(page: str, field: str) -> str:
+    """The words shown beside a field of a form (``enrol-personal_id``)."""
+    found = re.search(rf'id="{field}-error"[^>]*>(.*?)</p>', page, re.S)
+    assert found is not None, f"no error beside {field}: {_shown(page)[:900]}"
+    return _shown(found[1])
+
+
+def _value(page: str, field: str) -> str:
+    found = re.search(rf'<input[^>]*id="{field}"[^>]*value="([^"]*)"', page)
+    assert found is not None, f"no input {field}"
+    return html.unescape(found[1])
+
+
+async def _officer(client: httpx.AsyncClient, session: AsyncSession, ward: str = HOAN_KIEM) -> str:
+    """Cường signed in as the ward officer of ``ward``; the page's form token."""
+    await identity.bootstrap_grant(session, CUONG, "ward_officer", ward_code=ward)
+    await login(client, CUONG, "/ward")
+    page = await client.get("/ward")
+    assert page.status_code == 200, _shown(page.text)[:600]
+    return _csrf(page.text)
+
+
+async def _enrol(client: httpx.AsyncClient, csrf: str, step: str, **typed: str) -> httpx.Response:
+    return await client.post(
+        "/ward/enrol", data={"csrf": csrf, "ward": HOAN_KIEM, "step": step, **MAI, **typed}
+    )
+
+
+async def _person(session: AsyncSession, personal_id: str) -> Person | None:
+    return (await session.scalars(select(Person).where(Person.personal_id == personal_id))).first()
+
+
+async def test_the_ward_officer_enrols_a_citizen_after_confirming(
+    client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    csrf = await _officer(client, session)
+    page = await client.get("/ward")
+    assert "Phường Hoàn Kiếm" in _shown(page.text)
+    assert 'action="/ward/enrol"' in page.text
+    assert 'action="/ward/newborn"' in page.text
+    assert "dd/mm/yyyy" in page.text
+
+    # first the check: what will be done, in words, and nothing done yet
+    asked = await _enrol(client, csrf, "check")
+    assert asked.status_code == 200
+    shown = _shown(asked.text)
+    assert "Nguyễn Thị Mai" in shown
+    assert "12/05/1990" in shown
+    assert text("web.ward.enrol.final", "vi") in shown
+    assert await _person(session, MAI["personal_id"]) is None
+
+    done = await _enrol(client, _csrf(asked.text), "confirm")
+    assert done.status_code == 303
+    assert done.headers["location"].startswith("/ward/result?")
+    assert MAI["personal_id"] not in done.headers["location"]  # an address names nobody
+    result = await client.get(done.headers["location"])
+    assert result.status_code == 200
+    shown = _shown(result.text)
+    assert text("web.ward.outcome.opened", "vi", {"name": "Nguyễn Thị Mai"}) in shown
+
+    # as the API makes it: the person, living in the ward, with an assisted book of the ward
+    person = await _person(session, MAI["personal_id"])
+    assert person is not None
+    assert (person.full_name, person.birth_date) == ("Nguyễn Thị Mai", date(1990, 5, 12))
+    assert (person.sex, person.residence_ward_code) == ("female", HOAN_KIEM)
+    account = (
+        await session.scalars(select(HealthAccount).where(HealthAccount.person_id == person.id))
+    ).one()
+    assert (account.status, account.channel, account.assisted_ward_code, account.assisted_by) == (
+        "open",
+        "assisted",
+        HOAN_KIEM,
+        f"person:{CUONG}",
+    )
+
+    # again: the book was already open, said so, nothing more recorded
+    again = await _enrol(client, csrf, "confirm")
+    shown = _shown((await client.get(again.headers["location"])).text)
+    assert text("web.ward.outcome.already_open", "vi", {"name": "Nguyễn Thị Mai"}) in shown
+    events = await session.scalars(
+        select(AccountEvent).where(AccountEvent.account_id == account.id)
+    )
+    assert [e.action for e in events] == ["opened"]
+
+    # what the officer did, newest first, by name
+    recent = await client.get("/ward")
+    work = _shown(recent.text[recent.text.index('id="recent"') :])
+    assert "Nguyễn Thị Mai" in work
+
+    english = await client.get("/ward?lang=en")
+    assert text("web.ward.title", "en") in english.text
+    assert text("web.ward.enrol.title", "en") in _shown(english.text)
+
+
+async def test_a_bad_personal_id_comes_back_with_its_words_and_what_was_typed(
+    client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    csrf = await _officer(client, session)
+    short = await _enrol(client, csrf, "check", personal_id="00119001234")
+    assert short.status_code == 422
+    assert "ID-0001" in short.text
+    assert "có 11 ký tự" in _field_error(short.text, "enrol-personal_id")
+    assert _value(short.text, "enrol-personal_id") == "00119001234"
+    assert _value(short.text, "enrol-full_name") == "Nguyễn Thị Mai"
+    assert _value(short.text, "enrol-birth_date") == "12/05/1990"
+    assert re.search(r'value="female"[^>]*checked', short.text)
+
+    # the ID says a man: the sex typed does not match it
+    male = await _enrol(client, csrf, "confirm", personal_id="001090012345")
+    assert male.status_code == 422
+    assert "ID-0004" in male.text
+    assert _field_error(male.text, "enrol-personal_id")
+
+    # "change the details" on the question brings the form back as typed, nothing done
+    edit = await _enrol(client, csrf, "edit", full_name="Nguyễn Thị Mai Anh")
+    assert edit.status_code == 200
+    assert _value(edit.text, "enrol-full_name") == "Nguyễn Thị Mai Anh"
+    assert 'id="refused"' not in edit.text
+
+    # a date that is not one, said beside the date
+    day = await _enrol(client, csrf, "check", birth_date="31/02/1990")
+    assert day.status_code == 422
+    assert "dd/mm/yyyy" in _field_error(day.text, "enrol-birth_date")
+    assert _value(day.text, "enrol-birth_date") == "31/02/1990"
+    assert await _person(session, MAI["personal_id"]) is None
+    assert await _person(session, "001090012345") is None
+
+
+async def test_a_newborn_gets_a_provisional_record_linked_to_the_mother(
+    client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    csrf = await _officer(client, session)
+    await _enrol(client, csrf, "confirm")  # the mother, now living in the ward
+    typed = {
+        "csrf": csrf,
+        "ward": HOAN_KIEM,
+        "mother_personal_id": MAI["personal_id"],
+        "full_name": "",
+        "birth_date": "01/01/2099",
+        "sex": "male",
+    }
+    future = await client.post("/ward/newborn", data={**typed, "step": "check"})
+    assert future.status_code == 422
+    assert "01/01/2099" in _field_error(future.text, "newborn-birth_date")
+    typed["birth_date"] = "02/01/2025"
+    asked = await client.post("/ward/newborn", data={**typed, "step": "check"})
+    assert asked.status_code == 200, _shown(asked.text)[:800]
+    shown = _shown(asked.text)
+    assert "Nguyễn Thị Mai" in shown  # the mother, by name, to be confirmed
+    assert text("web.ward.newborn.final", "vi") in shown
+    mother = await _person(session, MAI["personal_id"])
+    assert mother is not None
+    children = select(Person).where(Person.mother_id == mother.id)
+    assert list(await session.scalars(children)) == []
+
+    done = await client.post("/ward/newborn", data={**typed, "step": "confirm"})
+    assert done.status_code == 303
+    result = _shown((await client.get(done.headers["location"])).text)
+    assert "Con của Nguyễn Thị Mai" in result
+    child = (await session.scalars(children)).one()
+    assert (child.provisional, child.personal_id, child.sex) == (True, None, "male")
+    assert child.birth_date == date(2025, 1, 2)
+    assert child.residence_ward_code == HOAN_KIEM
+    link = (
+        await session.scalars(select(Representative).where(Representative.subject_id == child.id))
+    ).one()
+    assert (link.agent_id, link.relation) == (mother.id, "parent")
+    recent = await client.get("/ward")
+    assert "Con của Nguyễn Thị Mai" in _shown(recent.text[recent.text.index('id="recent"') :])
+
+    # a mother nobody knows: said beside her ID, as typed
+    unknown = await client.post(
+        "/ward/newborn",
+        data={**typed, "step": "check", "mother_personal_id": "001185099999"},
+    )
+    assert unknown.status_code == 404
+    assert "001185099999" in _field_error(unknown.text, "newborn-mother_personal_id")
+    assert _value(unknown.text, "newborn-birth_date") == "02/01/2025"
+
+
+async def test_a_citizen_and_a_clinician_are_refused(
+    client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    await identity.bootstrap_grant(session, demo.CLINICIAN, "clinician", facility_code="01001")
+    for who in (AN, demo.CLINICIAN):
+        client.cookies.clear()
+        await login(client, who, "/ward")
+        page = await client.get("/ward")
+        assert page.status_code == 403, who
+        assert text("web.ward.not_an_officer", "vi") in _shown(page.text)
+        portal = await client.get("/portal")
+        sent = await client.post(
+            "/ward/enrol",
+            data={"csrf": _csrf(portal.text), "ward": HOAN_KIEM, "step": "confirm", **MAI},
+        )
+        assert sent.status_code == 403, who
+    assert await _person(session, MAI["personal_id"]) is None
+
+
+async def test_an_officer_of_another_ward_cannot_act_for_this_one(
+    client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    csrf = await _officer(client, session, ward=BA_DINH)
+    assert "Phường Ba Đình" in _shown((await client.get("/ward")).text)
+    other = await client.get(f"/ward?ward={HOAN_KIEM}")
+    assert other.status_code == 403
+    sent = await _enrol(client, csrf, "confirm")  # the form's ward changed by hand
+    assert sent.status_code == 403
+    assert "AUTH-0002" in sent.text
+    assert await _person(session, MAI["personal_id"]) is None
+
+
+async def test_a_form_without_the_session_token_does_nothing(
+    client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    await _officer(client, session)
+    forged = await _enrol(client, "guess", "confirm")
+    assert forged.status_code == 403
+    assert "AUTH-0005" in forged.text
+    assert await _person(session, MAI["personal_id"]) is None
+
+
+async def test_the_portal_leads_the_officer_to_the_page_and_a_wrong_address_is_a_page(
+    client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    await _officer(client, session)
+    portal = await client.get("/portal")
+    assert f'href="/ward?ward={HOAN_KIEM}"' in portal.text
+    assert text("web.ward.link", "vi") in _shown(portal.text)
+    lost = await client.get("/ward/nothing-here")
+    assert lost.status_code == 404
+    assert lost.headers["content-type"].startswith("text/html")
+    # a result address made for nobody, or tampered with: said in words, nothing shown
+    stale = await client.get("/ward/result?r=bm90aGluZw")
+    assert text("web.ward.result.expired", "vi") in _shown(stale.text)
+
+
+@pytest.mark.e2e
+async def test_the_ward_page_on_a_phone(
+    server: str,  # noqa: F811
+    browser: Browser,  # noqa: F811
+) -> None:
+    """Cường (demo) on a phone: the page, a refused form, the question and the result all fit
+    390 px in both languages, and the forms work without scripts."""
+    context = await browser.new_context(locale="vi-VN", viewport={"width": 390, "height": 844})
+    page = await context.new_page()
+
+    async def fits(where: str) -> None:
+        wide = await page.evaluate(OVERFLOW_JS)
+        width = await page.evaluate("document.documentElement.scrollWidth")
+        assert (width, wide[:5]) == (390, []), where
+
+    await page.goto(server + "/auth/login?next=/portal")
+    await page.get_by_role("button", name="Lê Văn Cường", exact=True).click()
+    await expect(page).to_have_url(server + "/portal")
+    await page.get_by_role("link", name=text("web.ward.link", "vi")).click()
+    await expect(page.get_by_role("heading", level=1)).to_contain_text("Phường Hoàn Kiếm")
+    await fits("/ward")
+    SCREENSHOTS.mkdir(exist_ok=True)
+    await page.screenshot(path=SCREENSHOTS / "ward-office-vi.png", full_page=True)
+
+    enrol = page.locator('form[action="/ward/enrol"]')
+    await enrol.get_by_label(text("web.ward.personal_id", "vi")).fill("00119001234")
+    await enrol.get_by_label(text("web.ward.full_name", "vi")).fill(MAI["full_name"])
+    await enrol.get_by_label(text("web.ward.birth_date", "vi")).fill(MAI["birth_date"])
+    await enrol.get_by_label(text("web.ward.sex.female", "vi")).check()
+    await enrol.get_by_role("button", name=text("web.ward.check", "vi")).click()
+    await expect(page.locator("#enrol-personal_id-error")).to_contain_text("11 ký tự")
+    await fits("refused")
+    await enrol.get_by_label(text("web.ward.personal_id", "vi")).fill(MAI["personal_id"])
+    await enrol.get_by_role("button", name=text("web.ward.check", "vi")).click()
+    await expect(page.get_by_role("heading", level=1)).to_have_text(
+        text("web.ward.confirm.enrol", "vi")
+    )
+    await fits("confirm")
+    await page.get_by_role("button", name=text("web.ward.confirm_yes.enrol", "vi")).click()
+    await expect(page.get_by_role("status")).to_have_text(
+        text("web.ward.outcome.opened", "vi", {"name": MAI["full_name"]})
+    )
+    await fits("result")
+    await page.locator("#lang-switch").click()
+    await expect(page.get_by_role("status")).to_have_text(
+        text("web.ward.outcome.opened", "en", {"name": MAI["full_name"]})
+    )
+    await page.goto(server + "/ward?lang=en")
+    await expect(page.get_by_role("table", name="recent work")).to_contain_text(MAI["full_name"])
+    await fits("/ward (en)")
+    await context.close()
+
+
+async def test_the_department_acts_for_a_ward_of_its_province(
+    client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    """As the API allows: the department of the ward's province, asked which ward first."""
+    await identity.bootstrap_grant(session, AN, "department_admin", province_code="01")
+    await login(client, AN, "/ward")
+    ask = await client.get("/ward")
+    assert ask.status_code == 200
+    assert text("web.ward.choose_intro", "vi") in _shown(ask.text)
+    page = await client.get(f"/ward?ward={HOAN_KIEM}")
+    assert page.status_code == 200
+    sent = await client.post(
+        "/ward/enrol",
+        data={"csrf": _csrf(page.text), "ward": HOAN_KIEM, "step": "confirm", **MAI},
+    )
+    assert sent.status_code == 303
+    person = await _person(session, MAI["personal_id"])
+    assert person is not None
+    assert person.residence_ward_code == HOAN_KIEM
