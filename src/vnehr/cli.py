@@ -609,20 +609,33 @@ def catalog_load(
     ] = None,
     missing_only: Annotated[bool, typer.Option(help="Skip lists already loaded")] = False,
 ) -> None:
-    """Load (or replace) the packaged lists in one transaction."""
-    from vnehr import catalogs
+    """Load (or replace) the packaged lists in one transaction. Loading the places' lists
+    (province, district, ward) makes the facilities' search keys again in it, with the names
+    the lists have now (D208)."""
+    from vnehr import catalogs, facilities
+
+    keys: list[int] = []
 
     async def work(db: Database) -> dict[str, int]:
         async with db.session() as session:
-            return await catalogs.load_builtin(
+            loaded = await catalogs.load_builtin(
                 session, only=names or None, missing_only=missing_only, icd10_titles_vi=titles_vi
             )
+            if _PLACES & loaded.keys():
+                keys.append(await facilities.rebuild_search_keys(session))
+            return loaded
 
     loaded = _run(work, later_release=False)  # (would replace the later release's lists)
     for name, count in loaded.items():
         typer.echo(f"{name:<22} {count:>6} entries")
     if not loaded:
         typer.echo("nothing to load")
+    for count in keys:
+        typer.echo(f"facility search keys made again: {count}")
+
+
+#: The lists a facility's search key takes names from.
+_PLACES = {"province", "district", "ward"}
 
 
 @catalog_app.command("list")

@@ -191,11 +191,17 @@ async def test_a_clinician_is_refused_then_uses_the_reception_code(
     await page.goto(server + "/auth/login?next=/portal")
     await page.get_by_role("button", name="Trần Thị Bình", exact=True).click()
     await expect(page).to_have_url(server + "/portal")
-    # Bình manages her sharing: shares the summary with every facility, then revokes it
+    # Bình manages her sharing: shares the summary with every facility, then revokes it. An
+    # empty facility box is not "every facility": that is a choice of its own, confirmed
     await page.goto(server + "/portal/book")
     await page.get_by_role("link", name="Chia sẻ hồ sơ").click()
     await expect(page.get_by_role("heading", level=1)).to_have_text("Chia sẻ hồ sơ sức khỏe")
     await page.get_by_role("button", name="Chia sẻ", exact=True).click()
+    await expect(page.locator("#facility-error")).to_contain_text("Bạn chưa chọn cơ sở")
+    await page.get_by_role("radio", name="Mọi cơ sở khám, chữa bệnh").check()
+    await page.get_by_role("button", name="Chia sẻ", exact=True).click()
+    await expect(page.locator("#every-confirm")).to_contain_text("MỌI cơ sở")
+    await page.get_by_role("button", name="Xác nhận chia sẻ với mọi cơ sở").click()
     directives = page.get_by_role("table", name="directives")
     await expect(directives).to_contain_text("Mọi cơ sở")
     await expect(directives).to_contain_text("Đang hiệu lực")
@@ -379,6 +385,12 @@ async def test_a_facility_administrator_reads_her_facility_on_a_phone(
         await page.goto(f"{page.url.split('?')[0]}?lang={lang}")
         width = await page.evaluate("document.documentElement.scrollWidth")
         assert width == 390, lang
+    # the history is folded away, a tap on its heading opens it
+    history = page.get_by_role("table", name="onboarding history")
+    await expect(history).to_be_hidden()
+    await page.locator("#history").click()
+    await expect(history).to_be_visible()
+    await page.locator("#history").click()
     await page.screenshot(path=SCREENSHOTS / "facility-vi.png", full_page=True)
 
     await page.set_input_files(

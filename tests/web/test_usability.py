@@ -109,7 +109,13 @@ async def test_a_refused_share_is_shown_on_its_form_with_what_was_typed(
     # a number of days out of range too, on the form, the facility kept
     days = await client.post(
         "/portal/book/sharing",
-        data={"csrf": _csrf(page.text), "action": "share", "facility": "", "days": "0"},
+        data={
+            "csrf": _csrf(page.text),
+            "action": "share",
+            "whom": "every",
+            "everyone": "confirmed",
+            "days": "0",
+        },
     )
     assert days.status_code == 422
     assert "<code>SHR-0011</code>" in days.text

@@ -353,3 +353,29 @@ async def test_the_department_acts_for_a_ward_of_its_province(
     person = await _person(session, MAI["personal_id"])
     assert person is not None
     assert person.residence_ward_code == HOAN_KIEM
+
+
+async def test_a_long_vietnamese_name_still_reaches_its_result(
+    client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    # the result's address carries the outcome sealed: a mother and child named at length in
+    # Vietnamese used to push it past its cap, a 422 after the record was made
+    csrf = await _officer(client, session)
+    long = " ".join(["Ưỡngữễ Độằờợ Ặẫổỡ"] * 12)[:200].strip()
+    mother = await _enrol(client, csrf, "confirm", full_name=long)
+    assert mother.status_code == 303
+    assert (await client.get(mother.headers["location"])).status_code == 200
+    typed = {
+        "csrf": csrf,
+        "ward": HOAN_KIEM,
+        "mother_personal_id": MAI["personal_id"],
+        "full_name": long,
+        "birth_date": "02/01/2025",
+        "sex": "female",
+        "step": "confirm",
+    }
+    done = await client.post("/ward/newborn", data=typed)
+    assert done.status_code == 303
+    result = await client.get(done.headers["location"])
+    assert result.status_code == 200
+    assert long in _shown(result.text)

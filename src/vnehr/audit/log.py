@@ -74,15 +74,16 @@ async def events_about(
 
 
 #: Actions that are someone reading or taking a copy of a person's record, or of what the
-#: registry keeps of them (their insurance cards, their roles).
+#: registry keeps of them (their insurance cards, their roles, their identity as a ward office
+#: finds it at an assisted enrolment).
 READS = (
     "visit.read", "timeline.read", "summary.read", "fhir.read", "visit.exported",
     "clinical.read", "emergency.opened", "paper.read", "paper.list", "cards.read",
-    "grants.read", "book.exported",
+    "grants.read", "book.exported", "enrolment.read", "newborn.mother_read",
 )  # fmt: skip
-#: Reads only a health department makes (a registrar's, never a facility's): whoever reads
-#: the log is told its officer's name.
-BY_DEPARTMENT = ("cards.read", "grants.read")
+#: Reads only a registrar makes (the health department, a ward office; never a facility):
+#: whoever reads the log is told its officer's name.
+BY_DEPARTMENT = ("cards.read", "grants.read", "enrolment.read", "newborn.mother_read")
 
 
 async def reads_about(

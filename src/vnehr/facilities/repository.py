@@ -184,6 +184,30 @@ class FacilityRepository:
     async def receivers(self, words: Sequence[str], limit: int) -> list[Facility]:
         return list(await self.session.scalars(self.receivers_query(words, limit)))
 
+    async def search_sources(self) -> list[Any]:
+        """Every facility's code, name, address, ward, province and search key, by code."""
+        stmt = select(
+            Facility.code,
+            Facility.name,
+            Facility.address,
+            Facility.ward_code,
+            Facility.province_code,
+            Facility.search_key,
+        ).order_by(Facility.code)
+        return list((await self.session.execute(stmt)).all())
+
+    async def set_search_keys(self, keys: dict[str, str]) -> None:
+        """Store each facility's (by code) new search key, in one statement sent many times."""
+        if not keys:
+            return
+        stmt = update(Facility).where(Facility.code == bindparam("code_"))
+        # on the connection: a plain UPDATE sent once per row, not the ORM's bulk by key
+        connection = await self.session.connection()
+        await connection.execute(
+            stmt.values(search_key=bindparam("key_")),
+            [{"code_": code, "key_": key} for code, key in keys.items()],
+        )
+
     async def status_counts(self, provinces: Sequence[str] | None) -> dict[str, int]:
         stmt = select(Facility.status, func.count()).group_by(Facility.status)
         if provinces is not None:

@@ -932,12 +932,37 @@ def search_key(
     """What the citizen's search matches a facility by, each word once after a space: its
     code, name, address, the names of its ward (``_place_names``) and the short forms of its
     name (``SHORT_FORMS``). Made when the facility is registered (and by migration 0029 for
-    those registered before)."""
+    those registered before), and again after the places' lists are loaded
+    (``rebuild_search_keys``)."""
     places = _place_names(book, ward_code, province_code, day)
     words = search_words(" ".join([code, name, address or "", *places]))
     named = f" {' '.join(search_words(name))} "
     words += [short for long, short in SHORT_FORMS.items() if f" {long} " in named]
     return " " + " ".join(dict.fromkeys(words))
+
+
+async def rebuild_search_keys(session: AsyncSession) -> int:
+    """Make every facility's search key again from the catalogue ``session`` sees now, as
+    registering makes it: a key holds its ward's names of the day it was made, so a new
+    edition of the administrative units (``vnehr catalog load``) is followed by this, in the
+    same transaction. Returns how many keys changed."""
+    repo = FacilityRepository(session)
+    book, today = await catalogs.codebook(session), today_in_vietnam()
+    changed: dict[str, str] = {}
+    for row in await repo.search_sources():
+        key = search_key(
+            book,
+            code=row.code,
+            name=row.name,
+            address=row.address,
+            ward_code=row.ward_code,
+            province_code=row.province_code,
+            day=today,
+        )
+        if key != row.search_key:
+            changed[row.code] = key
+    await repo.set_search_keys(changed)
+    return len(changed)
 
 
 def _named(book: catalogs.Snapshot, list_name: str, code: str | None, day: date) -> str | None:

@@ -46,6 +46,11 @@ def _sex(value: object) -> Sex | None:
 
 ROLES = ("department_admin", "ward_officer", "facility_admin", "clinician")
 REQUIRED_LEVEL = 2
+#: The audit action of an assisted enrolment that found the citizen on record (``audit.READS``:
+#: their access log names the officer).
+ENROLMENT_READ = "enrolment.read"
+#: The audit action of the ward office's newborn form naming the mother before it acts.
+NEWBORN_MOTHER_READ = "newborn.mother_read"
 
 
 # ------------------------------------------------------------------ sign-in
@@ -358,7 +363,10 @@ async def assisted_open(
     ward_code: str,
 ) -> tuple[Person, HealthAccount]:
     """A ward officer opens an account for a citizen at the ward office (recorded as assisted,
-    with the ward, for the reports). The officer must hold the ward, or the department must."""
+    with the ward, for the reports). The officer must hold the ward, or the department must.
+    A citizen already on record is answered as recorded (name, birth date, residence), so the
+    look-up is an audit row in their access log (``ENROLMENT_READ``), even when their book
+    was already open and nothing else is written."""
     personal_id = await check_assisted(
         session,
         officer,
@@ -369,6 +377,17 @@ async def assisted_open(
     )
     repo = IdentityRepository(session)
     person = await repo.person_by_personal_id(personal_id)
+    if person is not None:
+        await repo.add(
+            audit.audit_event(
+                actor=officer.label,
+                action=ENROLMENT_READ,
+                object_type="person",
+                object_id=str(person.id),
+                person_id=person.id,
+                detail={"ward": ward_code},
+            )
+        )
     if person is None:
         person = Person(
             personal_id=personal_id,
@@ -677,8 +696,20 @@ async def check_newborn(
     session: AsyncSession, subject: Subject, *, mother_personal_id: str, birth_date: date
 ) -> Holder:
     """What ``add_newborn`` checks before it writes anything (who may, the mother, the birth
-    date), for a form that asks before it acts: the mother, to be named on the question."""
-    return Holder.of(await _newborn_mother(session, subject, mother_personal_id, birth_date))
+    date), for a form that asks before it acts: the mother, to be named on the question. The
+    look-up names her by a personal ID typed, so it is an audit row in her access log
+    (``NEWBORN_MOTHER_READ``), though nothing else is written."""
+    mother = await _newborn_mother(session, subject, mother_personal_id, birth_date)
+    await IdentityRepository(session).add(
+        audit.audit_event(
+            actor=subject.label,
+            action=NEWBORN_MOTHER_READ,
+            object_type="person",
+            object_id=str(mother.id),
+            person_id=mother.id,
+        )
+    )
+    return Holder.of(mother)
 
 
 async def _newborn_mother(

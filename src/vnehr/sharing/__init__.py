@@ -2,7 +2,7 @@
 emergency access and its review (D35). Other contexts use this surface only."""
 
 from vnehr.sharing.api import router
-from vnehr.sharing.errors import NoConsent, SharesThemselves
+from vnehr.sharing.errors import NoConsent, NoFacilityChosen, SharesThemselves, UnknownFacility
 from vnehr.sharing.service import (
     OUTCOMES,
     REASONS,
@@ -31,7 +31,9 @@ __all__ = [
     "REASONS",
     "SENSITIVE",
     "NoConsent",
+    "NoFacilityChosen",
     "SharesThemselves",
+    "UnknownFacility",
     "basis",
     "break_glass",
     "categories",

@@ -130,3 +130,11 @@ class EmergencyBarred(VnehrError):
 
     status_code = 403
     code = "SHR-0020"
+
+
+class NoFacilityChosen(VnehrError):
+    """The sharing page's share with "one facility" chosen and no facility named: an empty box
+    never means every facility there; that is a choice of its own (the API names "*")."""
+
+    status_code = 422
+    code = "SHR-0021"

@@ -19,6 +19,7 @@ from functools import cache, lru_cache
 
 from lxml import etree
 
+from vnehr.kit.i18n import texts
 from vnehr.submissions import errors
 from vnehr.submissions.rules import COMPILED, KINDS, field_checks
 from vnehr.submissions.spec import FREE_TEXT_FIELDS, Table, table
@@ -95,11 +96,13 @@ def parse(
     head = data[:4]
     if b"\x00" in head or head.startswith((b"\xff\xfe", b"\xfe\xff")):
         # UTF-16 or UTF-32 (NUL bytes are valid UTF-8, but no XML document holds one)
-        raise errors.WrongEncoding(what=what, encoding="UTF-16 or UTF-32")
+        raise errors.WrongEncoding(
+            {"encoding": "UTF-16 or UTF-32"}, what=what, encoding=texts("xml.encoding.utf16")
+        )
     if len(data) > 4 * limits.max_elements and _nodes(data) > limits.max_elements:
         # (first: the cheapest refusal of a huge document. A node takes at least 4 bytes,
         # "<a/>": a smaller document cannot have too many)
-        raise errors.TooComplex(what=what, reason=f"more than {limits.max_elements} elements")
+        raise _too_complex(what, "elements", limits.max_elements)
     if _DOCTYPE.search(data) and _DOCTYPE.search(_TEXT_ONLY.sub(b"", data)):
         raise errors.DtdForbidden(what=what)  # (one quoted inside CDATA or a comment is text)
     declared = _DECLARATION.match(data[3:] if data.startswith(_UTF8_BOM) else data)
@@ -111,13 +114,15 @@ def parse(
     try:
         data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise errors.WrongEncoding(what=what, encoding=f"not UTF-8 at byte {exc.start}") from exc
+        raise errors.WrongEncoding(
+            {"encoding": f"not UTF-8 at byte {exc.start}"},
+            what=what,
+            encoding=texts("xml.encoding.broken", {"at": exc.start + 1}),
+        ) from exc
     try:
         root = etree.fromstring(data, _parser(huge=len(data) > HUGE_TEXT))
     except etree.XMLSyntaxError as exc:
-        raise errors.NotWellFormed(
-            what=what, line=exc.lineno or 0, column=exc.offset or 0, reason=str(exc.msg)
-        ) from exc
+        raise _not_well_formed(exc, what) from exc
     info = root.getroottree().docinfo
     if info.internalDTD is not None or info.doctype:  # (a second line behind the check above)
         raise errors.DtdForbidden(what=what)
@@ -126,6 +131,64 @@ def parse(
     if depth:
         _check_depth(root, limits, what)
     return root
+
+
+#: libxml2's words for the usual faults of a facility's export, by its error number, as our
+#: text (``xml.problem.*``); the parser's own words stay in the detail (and are quoted, for any
+#: other fault).
+_PROBLEMS = {
+    4: "no_start",
+    5: "extra_content",
+    9: "bad_char",
+    23: "entity_semicolon",
+    38: "lt_in_attribute",
+    39: "attribute_quotes",
+    68: "bare_ampersand",
+    73: "unclosed_start_tag",
+    76: "tag_mismatch",
+    77: "cut_short",
+}
+_WHERE = re.compile(r",? line \d+, column \d+$")
+_TAGS = {
+    "unclosed_start_tag": re.compile(r"Start Tag (?P<tag>\S+)"),
+    "tag_mismatch": re.compile(r"mismatch: (?P<tag>\S+) line \d+ and (?P<closing>\S+)"),
+    "cut_short": re.compile(r"in tag (?P<tag>\S+)"),
+}
+
+
+def _not_well_formed(exc: etree.XMLSyntaxError, what: str) -> errors.NotWellFormed:
+    """SUB-0002 in words in every language: where the parser stopped (line, and column counted
+    from 1 as editors do), and why, as our text for the usual faults; the parser's message in
+    the detail."""
+    said = _WHERE.sub("", str(exc.msg or "")).strip()
+    problem = _PROBLEMS.get(exc.code or 0, "")
+    if problem == "no_start" and said.startswith("Document is empty"):
+        problem = "empty"
+    elif problem == "bare_ampersand" and not said.startswith("xmlParseEntityRef"):
+        problem = ""  # (the same number for a tag's invalid name: quoted as said)
+    names: dict[str, str] = {}
+    if problem in _TAGS:
+        found = _TAGS[problem].search(said)
+        names = found.groupdict() if found else {}
+        if not found:
+            problem = ""
+    key = f"xml.problem.{problem or 'other'}"
+    reason = texts(key, {"said": said, **names})
+    return errors.NotWellFormed(
+        {"reason": said},
+        what=what,
+        line=exc.lineno or 0,
+        column=(exc.offset or 0) + 1,
+        reason=reason,
+    )
+
+
+def _too_complex(what: str, cap: str, limit: int) -> errors.TooComplex:
+    """SUB-0006 in words: over the cap of elements or of depth (``xml.complex.*``)."""
+    machine = f"more than {limit} elements" if cap == "elements" else f"deeper than {limit}"
+    return errors.TooComplex(
+        {"reason": machine}, what=what, reason=texts(f"xml.complex.{cap}", {"limit": limit})
+    )
 
 
 def compiled() -> bool:
@@ -148,7 +211,7 @@ def pure_python() -> Iterator[None]:
 
 def _check_depth(root: etree._Element, limits: Limits, what: str) -> None:
     if _too_deep(limits.max_depth)(root):
-        raise errors.TooComplex(what=what, reason=f"deeper than {limits.max_depth}")
+        raise _too_complex(what, "depth", limits.max_depth)
 
 
 def _nodes(data: bytes) -> int:

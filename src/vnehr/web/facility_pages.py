@@ -22,7 +22,8 @@ from vnehr.kit.auth import Forbidden, OptionalSubject, Subject, check_csrf, csrf
 from vnehr.kit.clock import today_in_vietnam, utcnow
 from vnehr.kit.errors import VnehrError
 from vnehr.kit.http import ReadSession, WriteSession
-from vnehr.kit.i18n import Language
+from vnehr.kit.i18n import LANGUAGES, Language, text
+from vnehr.kit.numerals import number
 from vnehr.web.pages import (
     _actors,
     _book_page,
@@ -55,6 +56,7 @@ _NEXT_BY = {
     facilities.State.suspended: "department",
 }
 _CODE = Annotated[str, UrlPath(pattern=r"^[0-9A-Z]{5}$")]
+_MB = 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +150,8 @@ async def facility_check(
         return _error_page(request, exc)
     limits = submissions.Limits(max_bytes=settings.max_body_bytes)
     data = await file.read(limits.max_bytes + 1) if file is not None else b""
+    # (the file's own size, not the cap plus the byte read to know it is over)
+    size = file.size if file is not None and file.size is not None else len(data)
     options = submissions.IntakeOptions(limits=limits, require_signature=settings.require_signature)
     report: dict[str, Any] | None = None
     refused: VnehrError | None = None
@@ -169,8 +173,24 @@ async def facility_check(
         max_mb=settings.max_body_bytes // (1024 * 1024),
         report=report,
         refused=refused,
+        refused_words=_refusal(refused, size, limits.max_bytes) if refused is not None else None,
         filename=(file.filename or "") if file is not None else "",
     )
+
+
+def _refusal(refused: VnehrError, size: int, cap: int) -> dict[str, str]:
+    """A file refused whole, in words: one over the cap by its size and the cap in MB (the
+    API's message counts bytes, and the page read only one byte past the cap)."""
+    if refused.code != "SUB-0001":
+        return refused.messages()
+    return {
+        lang: text(
+            "web.facility.too_large",
+            lang,
+            {"size": number(round(size / _MB, 1), lang), "limit": number(cap // _MB, lang)},
+        )
+        for lang in LANGUAGES
+    }
 
 
 async def _render(

@@ -1889,15 +1889,18 @@ async def _sharing_page(
     form: dict[str, Any] | None = None,
     find: str | None = None,
     pick: str | None = None,
+    ask_every: bool = False,
 ) -> Response:
     """The sharing page of ``book_sharing``; a form it refused (``refused``) is shown on it
-    again in the refusal's status, with what was typed (``form``). A search (``find``) lists
-    the facilities that receive records, or asks for more letters; the facility picked from
-    it (``pick``), or typed in a refused form, is named above the form when it receives."""
+    again in the refusal's status, with what was typed (``form``): a refusal of the facility
+    beside its box. A search (``find``) lists the facilities that receive records, or asks for
+    more letters; the facility picked from it (``pick``), or typed in a refused form, is named
+    above the form when it receives. ``ask_every``: the share with every facility the form
+    chose is asked to be confirmed, on the form, nothing shared yet."""
     rows: list[Any] = []
     confided = False
     search: dict[str, Any] | None = None
-    form = form or {"scope": "summary", "sensitive": []}
+    form = form or {"scope": "summary", "sensitive": [], "whom": "one"}
     try:
         holders = await identity.book_holders(session, who)
         try:
@@ -1943,12 +1946,23 @@ async def _sharing_page(
         search=search,
         search_limit=facilities.SEARCH_LIMIT,
         chosen=chosen,
+        facility_refused=_refuses_facility(refused),
+        ask_every=ask_every,
         whose=_seal_ref(_settings(request), _BOOK_REF, who.label, person) if person else None,
     )
 
 
 #: A facility code as a share names it (D161).
 _CODE = re.compile(r"[0-9A-Z]{5}")
+
+
+def _refuses_facility(refused: VnehrError | None) -> bool:
+    """Whether a refused share was refused for its facility: said beside the facility's box."""
+    if isinstance(refused, sharing.NoFacilityChosen | sharing.UnknownFacility):
+        return True
+    return isinstance(refused, RequestInvalid) and refused.detail.get("problems") == [
+        {"field": "facility"}
+    ]
 
 
 def _share_state(row: Any, now: datetime) -> str:
@@ -1999,6 +2013,8 @@ async def book_sharing_change(
     session: WriteSession,
     subject: OptionalSubject,
     action: Annotated[str, Form()] = "",
+    share_with: Annotated[str, Form(alias="whom", max_length=5)] = "one",
+    everyone: Annotated[str, Form(max_length=9)] = "",
     facility: Annotated[str, Form(max_length=5)] = "",
     scope: Annotated[str, Form()] = "summary",
     days: Annotated[str, Form(max_length=4)] = "",
@@ -2010,7 +2026,9 @@ async def book_sharing_change(
 ) -> Response:
     """The sharing page's forms, for the viewer or the child its address names (``?p=``): an
     address too old, or made for someone else, does nothing and goes back to the page, which
-    says so. A refused share comes back with the search it was picked from (``find``)."""
+    says so. A refused share comes back with the search it was picked from (``find``). A share
+    is with one facility (``whom=one``, the default: an empty code is refused, SHR-0021) or,
+    chosen and then confirmed (``everyone=confirmed``), with every facility."""
     whom = _book_whom(request, subject, person, p)
     if isinstance(whom, RedirectResponse):
         return whom
@@ -2020,16 +2038,29 @@ async def book_sharing_change(
     back = _sharing_address(request, who, person)
     form = await request.form()
     sensitive = [str(v) for v in form.getlist("sensitive")]
+    # what was typed in the share's form, shown again if it is refused or asked about
+    every = share_with == "every"
+    typed: dict[str, Any] = {"action": action, "facility": facility, "scope": scope}
+    typed |= {"sensitive": sensitive, "days": days, "whom": "every" if every else "one"}
     try:
         check_csrf(_settings(request), request, csrf)
         if action == "share":
-            grantee = facility.strip().upper() or "*"
-            if grantee != "*" and not re.fullmatch(r"[0-9A-Z]{5}", grantee):
+            # every facility is a choice of its own, never an empty box: a citizen who searched
+            # and picked nothing is told so (a form from before the choice sends no ``whom``)
+            grantee = "*" if every else facility.strip().upper()
+            if not grantee:
+                raise sharing.NoFacilityChosen()
+            if grantee != "*" and not _CODE.fullmatch(grantee):
                 raise RequestInvalid({"problems": [{"field": "facility"}]}, count=1)
             # the form says "blank: until revoked"; any other text is a number of days
             wanted = days.strip()
             if wanted and not re.fullmatch(r"-?[0-9]+", wanted):
                 raise RequestInvalid({"problems": [{"field": "days"}]}, count=1)
+            if every and everyone != "confirmed":
+                return await _sharing_page(
+                    request, session, who, person, False, form=typed, find=find or None,
+                    ask_every=True,
+                )  # fmt: skip
             async with session.begin_nested():  # (a refusal shown on the page writes nothing)
                 made = await sharing.create_directive(
                     session,
@@ -2060,8 +2091,6 @@ async def book_sharing_change(
             return response
     except VnehrError as exc:
         # said on the page, by the form sent, what was typed kept (the share's form)
-        typed: dict[str, Any] = {"action": action, "facility": facility, "scope": scope}
-        typed |= {"sensitive": sensitive, "days": days}
         return await _sharing_page(
             request, session, who, person, False, refused=exc, form=typed, find=find or None
         )

@@ -56,6 +56,7 @@ _LABELS = {
     "birth_date": "web.ward.birth_date",
     "sex": "web.ward.sex",
     "mother_personal_id": "web.ward.mother_personal_id",
+    "child_birth_date": "web.ward.child_birth_date",
 }
 
 
@@ -91,13 +92,17 @@ def _day(typed: str) -> date | None:
         return None
 
 
-def _read_person(typed: dict[str, str], problems: dict[str, dict[str, str]]) -> date | None:
-    """Check the birth date and sex typed (the rest the service checks); the birth date read."""
+def _read_person(
+    typed: dict[str, str], problems: dict[str, dict[str, str]], *, child: bool = False
+) -> date | None:
+    """Check the birth date and sex typed (the rest the service checks); the birth date read.
+    ``child``: the date is named as the newborn form labels it."""
     born = _day(typed["birth_date"])
+    label = "child_birth_date" if child else "birth_date"
     if not typed["birth_date"].strip():
-        problems["birth_date"] = _field_problem("missing", "birth_date")
+        problems["birth_date"] = _field_problem("missing", label)
     elif born is None:
-        problems["birth_date"] = _field_problem("date", "birth_date")
+        problems["birth_date"] = _field_problem("date", label)
     if typed["sex"] not in ("male", "female"):
         problems["sex"] = _field_problem("missing", "sex")
     return born
@@ -126,6 +131,15 @@ async def _office(
     except VnehrError as exc:
         return _error_page(request, exc)
     return ward
+
+
+def _top_words(refused: VnehrError, problems: dict[str, dict[str, str]] | None) -> dict[str, str]:
+    """What the box at the top of a refused form says: the words beside its fields when there
+    are some (not "1 error", nor "you may not" for a mother living elsewhere), else the
+    refusal's own."""
+    if not problems:
+        return _words(refused)
+    return {lang: " ".join(p[lang] for p in problems.values()) for lang in LANGUAGES}
 
 
 def _not_an_officer() -> dict[str, str]:
@@ -165,7 +179,7 @@ async def _ward_page(
         recent=recent,
         csrf=csrf_token(_settings(request), request.state.session_data),
         refused=refused,
-        refused_words=_words(refused) if refused is not None else None,
+        refused_words=_top_words(refused, problems) if refused is not None else None,
         refused_form=form if refused is not None else None,
         problems=problems or {},
         forms=forms,
@@ -326,7 +340,7 @@ async def ward_newborn(
     if step == "edit":
         return await _ward_page(request, session, who, office, form="newborn", typed=typed)
     problems: dict[str, dict[str, str]] = {}
-    born = _read_person(typed, problems)
+    born = _read_person(typed, problems, child=True)
     if not typed["mother_personal_id"]:
         problems["mother_personal_id"] = _field_problem("missing", "mother_personal_id")
     elif not _TWELVE.fullmatch(typed["mother_personal_id"]):
@@ -371,6 +385,7 @@ async def ward_newborn(
         "kind": "newborn",
         "ward": office,
         "name": child.full_name,
+        "named": bool(typed["full_name"]),
         "birth": child.birth_date.isoformat() if child.birth_date else None,
         "sex": child.sex,
         "mother": mother.full_name,
@@ -429,7 +444,9 @@ async def _confirm_page(
 def _to_result(request: Request, who: Subject, result: dict[str, Any]) -> Response:
     """After acting, the browser goes to the result (a reload does not act again); what it
     says is sealed in the address for this officer only."""
-    sealed = _seal_ref(_settings(request), _RESULT, who.label, json.dumps(result))
+    # (letters as themselves, not \u escapes: a long Vietnamese name stays well under the cap)
+    written = json.dumps(result, ensure_ascii=False, separators=(",", ":"))
+    sealed = _seal_ref(_settings(request), _RESULT, who.label, written)
     return RedirectResponse(f"/ward/result?r={sealed}", status_code=303)
 
 
@@ -438,7 +455,7 @@ async def ward_result(
     request: Request,
     session: ReadSession,
     subject: OptionalSubject,
-    r: Annotated[str, Query(max_length=2000)] = "",
+    r: Annotated[str, Query(max_length=4000)] = "",
 ) -> Response:
     """What an enrolment or a newborn's record did, in words (for the officer who did it, for
     an hour)."""
