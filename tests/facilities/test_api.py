@@ -133,9 +133,10 @@ async def test_onboarding_moves_one_step_and_refuses_a_skip(
     body = error(skip, 409, "FAC-0005")
     assert body["message"] == {
         "vi": body["message"]["vi"],
-        "en": 'The onboarding state cannot change from "trained" to "connected".',
+        "en": 'The onboarding state cannot change from "Trained" to "Connected".',
     }
-    assert "trained" in body["message"]["vi"]
+    assert '"Đã tập huấn"' in body["message"]["vi"]  # the states in words; their names:
+    assert (body["detail"]["from_state"], body["detail"]["to_state"]) == ("trained", "connected")
     assert body["detail"]["allowed"] == ["certificate_registered", "suspended"]
     assert (await client.get(f"{BASE}/01001")).json()["status"] == "trained"
 

@@ -62,7 +62,8 @@ async def test_a_suspended_facilitys_tokens_stop_reading_and_writing_at_once(
     await _move(client, settings, code, "suspended")
     body = error(await client.get(receipt, headers=headers), 403, "AUTH-0007")
     assert code in body["message"]["en"]
-    assert "suspended" in body["message"]["en"]
+    assert '"Suspended"' in body["message"]["en"]  # in words; its name in the detail
+    assert body["detail"]["status"] == "suspended"
     assert "health department" in body["message"]["en"]
     assert "Sở Y tế" in body["message"]["vi"]
     listing = await client.get("/api/v1/submissions", params={"facility": code}, headers=headers)

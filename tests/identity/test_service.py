@@ -296,7 +296,8 @@ async def enrol(
         "ward_code": ward,
         **changes,
     }
-    return await service.assisted_open(session, officer, **fields)
+    done = await service.assisted_open(session, officer, **fields)
+    return done.person, done.account
 
 
 async def test_a_ward_officer_enrols_a_citizen_at_the_ward_office(session: AsyncSession) -> None:

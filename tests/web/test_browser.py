@@ -394,7 +394,7 @@ async def test_a_facility_administrator_reads_her_facility_on_a_phone(
     await page.screenshot(path=SCREENSHOTS / "facility-vi.png", full_page=True)
 
     await page.set_input_files(
-        "input[type=file]",
+        "form[aria-label='check a file'] input[type=file]",
         files=[{"name": "hoso.xml", "mimeType": "application/xml",
                 "buffer": b'<!DOCTYPE x [<!ENTITY e "x">]><GIAMDINHHS>&e;</GIAMDINHHS>'}],
     )  # fmt: skip
@@ -402,4 +402,47 @@ async def test_a_facility_administrator_reads_her_facility_on_a_phone(
     await expect(page.get_by_role("alert")).to_contain_text("có khai báo DOCTYPE/ENTITY")
     await expect(page.get_by_role("button", name="Kiểm tra")).to_be_visible()
     assert await page.evaluate("document.documentElement.scrollWidth") == 390
+    await context.close()
+
+
+async def test_a_facility_administrator_gives_a_role_and_registers_a_system_on_a_phone(
+    server: str, browser: Browser
+) -> None:
+    """Bình (demo) gives Võ Thị Hoa the clinician role after the check names her, and
+    registers her IT's system with a PEM public key pasted in, on a phone: each section she
+    acts in opens again with what was done, nothing wider than the screen."""
+    hoa = await browser.new_context(locale="vi-VN")  # Hoa is on record once she signs in
+    first = await hoa.new_page()
+    await first.goto(server + "/auth/login?next=/portal")
+    await first.get_by_role("button", name="Võ Thị Hoa", exact=True).click()
+    await expect(first).to_have_url(server + "/portal")
+    await hoa.close()
+
+    context = await browser.new_context(locale="vi-VN", viewport={"width": 390, "height": 844})
+    page = await context.new_page()
+    await page.goto(server + "/auth/login?next=/facility")
+    await page.get_by_role("button", name="Trần Thị Bình", exact=True).click()
+    await expect(page.get_by_role("heading", level=1)).to_have_text("Bệnh viện Đa khoa Xanh Pôn")
+    await page.locator("#clinicians").click()  # the staff section unfolds
+    await page.get_by_label("Số định danh cá nhân").fill("079303006174")
+    await page.get_by_role("button", name="Kiểm tra số định danh").click()
+    await expect(page.locator("#person")).to_have_text("Võ Thị Hoa")
+    await page.get_by_role("button", name="Đồng ý, giao vai trò").click()
+    await expect(page.get_by_role("status")).to_have_text("Đã giao vai trò Bác sĩ cho Võ Thị Hoa.")
+    await expect(page.get_by_role("table", name="staff")).to_contain_text("Võ Thị Hoa")
+
+    await page.locator("#systems").click()
+    await page.get_by_label("Tên hệ thống").fill("HIS Xanh Pôn")
+    await page.get_by_label("Khóa công khai", exact=False).first.fill(
+        "-----BEGIN PUBLIC KEY-----\n"
+        "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEEVs/o5+uQbTjL3chynL4wXgUg2R9\n"
+        "q9UU8I5mEovUf86QZ7kOBIjJwqnzD1omageEHWwHdBO6B+dFabmdT9POxg==\n"
+        "-----END PUBLIC KEY-----"
+    )
+    await page.get_by_role("button", name="Đăng ký hệ thống").click()
+    done = page.get_by_role("status")
+    await expect(done).to_contain_text("Đã đăng ký hệ thống «HIS Xanh Pôn»")
+    await expect(done).to_contain_text("/oauth/token")
+    assert await page.evaluate("document.documentElement.scrollWidth") == 390
+    await page.screenshot(path=SCREENSHOTS / "facility-manage-vi.png", full_page=True)
     await context.close()

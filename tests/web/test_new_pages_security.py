@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tests.exchange.test_inbox import as_person
 from tests.web.test_login import AN, login
-from tests.web.test_ward_page import BA_DINH, HOAN_KIEM, MAI, _csrf, _enrol, _officer, _shown
+from tests.web.test_ward_page import BA_DINH, MAI, _csrf, _enrol, _newborn, _officer, _shown
 from vnehr import identity
 from vnehr.kit.settings import Settings
 
@@ -56,18 +56,7 @@ async def test_the_newborn_forms_question_naming_the_mother_is_in_her_access_log
     trace. The look-up is now in the mother's access log, by the officer's name."""
     csrf = await _officer(client, session)
     assert (await _enrol(client, csrf, "confirm")).status_code == 303  # Mai lives in the ward
-    asked = await client.post(
-        "/ward/newborn",
-        data={
-            "csrf": csrf,
-            "ward": HOAN_KIEM,
-            "mother_personal_id": MAI["personal_id"],
-            "full_name": "",
-            "birth_date": "02/01/2025",
-            "sex": "male",
-            "step": "check",
-        },
-    )
+    asked = await _newborn(client, csrf, "check")
     assert asked.status_code == 200, _shown(asked.text)[:600]
     assert "Nguyễn Thị Mai" in _shown(asked.text)
 

@@ -72,6 +72,13 @@ async def _enrol(client: httpx.AsyncClient, csrf: str, step: str, **typed: str) 
     )
 
 
+async def _newborn(client: httpx.AsyncClient, csrf: str, step: str, **typed: str) -> httpx.Response:
+    """The newborn form for Mai's unnamed boy, born 02/01/2025 (``typed`` changes a field)."""
+    child = {"full_name": "", "birth_date": "02/01/2025", "sex": "male"}
+    sent = {"csrf": csrf, "ward": HOAN_KIEM, "step": step, "mother_personal_id": MAI["personal_id"]}
+    return await client.post("/ward/newborn", data={**sent, **child, **typed})
+
+
 async def _person(session: AsyncSession, personal_id: str) -> Person | None:
     return (await session.scalars(select(Person).where(Person.personal_id == personal_id))).first()
 
@@ -84,7 +91,7 @@ async def test_the_ward_officer_enrols_a_citizen_after_confirming(
     assert "Phường Hoàn Kiếm" in _shown(page.text)
     assert 'action="/ward/enrol"' in page.text
     assert 'action="/ward/newborn"' in page.text
-    assert "dd/mm/yyyy" in page.text
+    assert "ngày/tháng/năm (vd. 02/01/2025)" in page.text
 
     # first the check: what will be done, in words, and nothing done yet
     asked = await _enrol(client, csrf, "check")
@@ -166,7 +173,7 @@ async def test_a_bad_personal_id_comes_back_with_its_words_and_what_was_typed(
     # a date that is not one, said beside the date
     day = await _enrol(client, csrf, "check", birth_date="31/02/1990")
     assert day.status_code == 422
-    assert "dd/mm/yyyy" in _field_error(day.text, "enrol-birth_date")
+    assert "ngày/tháng/năm" in _field_error(day.text, "enrol-birth_date")
     assert _value(day.text, "enrol-birth_date") == "31/02/1990"
     assert await _person(session, MAI["personal_id"]) is None
     assert await _person(session, "001090012345") is None
@@ -177,19 +184,10 @@ async def test_a_newborn_gets_a_provisional_record_linked_to_the_mother(
 ) -> None:
     csrf = await _officer(client, session)
     await _enrol(client, csrf, "confirm")  # the mother, now living in the ward
-    typed = {
-        "csrf": csrf,
-        "ward": HOAN_KIEM,
-        "mother_personal_id": MAI["personal_id"],
-        "full_name": "",
-        "birth_date": "01/01/2099",
-        "sex": "male",
-    }
-    future = await client.post("/ward/newborn", data={**typed, "step": "check"})
+    future = await _newborn(client, csrf, "check", birth_date="01/01/2099")
     assert future.status_code == 422
     assert "01/01/2099" in _field_error(future.text, "newborn-birth_date")
-    typed["birth_date"] = "02/01/2025"
-    asked = await client.post("/ward/newborn", data={**typed, "step": "check"})
+    asked = await _newborn(client, csrf, "check")
     assert asked.status_code == 200, _shown(asked.text)[:800]
     shown = _shown(asked.text)
     assert "Nguyễn Thị Mai" in shown  # the mother, by name, to be confirmed
@@ -199,7 +197,7 @@ async def test_a_newborn_gets_a_provisional_record_linked_to_the_mother(
     children = select(Person).where(Person.mother_id == mother.id)
     assert list(await session.scalars(children)) == []
 
-    done = await client.post("/ward/newborn", data={**typed, "step": "confirm"})
+    done = await _newborn(client, csrf, "confirm")
     assert done.status_code == 303
     result = _shown((await client.get(done.headers["location"])).text)
     assert "Con của Nguyễn Thị Mai" in result
@@ -215,10 +213,7 @@ async def test_a_newborn_gets_a_provisional_record_linked_to_the_mother(
     assert "Con của Nguyễn Thị Mai" in _shown(recent.text[recent.text.index('id="recent"') :])
 
     # a mother nobody knows: said beside her ID, as typed
-    unknown = await client.post(
-        "/ward/newborn",
-        data={**typed, "step": "check", "mother_personal_id": "001185099999"},
-    )
+    unknown = await _newborn(client, csrf, "check", mother_personal_id="001185099999")
     assert unknown.status_code == 404
     assert "001185099999" in _field_error(unknown.text, "newborn-mother_personal_id")
     assert _value(unknown.text, "newborn-birth_date") == "02/01/2025"
@@ -365,16 +360,7 @@ async def test_a_long_vietnamese_name_still_reaches_its_result(
     mother = await _enrol(client, csrf, "confirm", full_name=long)
     assert mother.status_code == 303
     assert (await client.get(mother.headers["location"])).status_code == 200
-    typed = {
-        "csrf": csrf,
-        "ward": HOAN_KIEM,
-        "mother_personal_id": MAI["personal_id"],
-        "full_name": long,
-        "birth_date": "02/01/2025",
-        "sex": "female",
-        "step": "confirm",
-    }
-    done = await client.post("/ward/newborn", data=typed)
+    done = await _newborn(client, csrf, "confirm", full_name=long, sex="female")
     assert done.status_code == 303
     result = await client.get(done.headers["location"])
     assert result.status_code == 200

@@ -11,7 +11,7 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tests.web.test_login import login
-from tests.web.test_ward_page import HOAN_KIEM, MAI, _enrol, _officer, _shown
+from tests.web.test_ward_page import HOAN_KIEM, MAI, _enrol, _newborn, _officer, _shown
 from vnehr import demo
 
 
@@ -28,22 +28,15 @@ async def test_the_refusal_at_the_top_says_what_the_field_says(
     # Bình (on record since she signed in) lives in no ward of Cường's: not his to record
     await login(client, demo.FACILITY_ADMIN)
     csrf = await _officer(client, session)
-    newborn = {
-        "csrf": csrf,
-        "ward": HOAN_KIEM,
-        "mother_personal_id": demo.FACILITY_ADMIN,
-        "full_name": "",
-        "birth_date": "02/01/2025",
-        "sex": "male",
-        "step": "check",
-    }
-    elsewhere = await client.post("/ward/newborn", data=newborn)
+    elsewhere = await _newborn(client, csrf, "check", mother_personal_id=demo.FACILITY_ADMIN)
     assert elsewhere.status_code == 403
     top = _alert(elsewhere.text)
     assert "Người mẹ không cư trú tại xã/phường này" in top
     assert "không có quyền" not in top
 
-    no_day = await client.post("/ward/newborn", data={**newborn, "birth_date": "31/02/2025"})
+    no_day = await _newborn(
+        client, csrf, "check", mother_personal_id=demo.FACILITY_ADMIN, birth_date="31/02/2025"
+    )
     assert no_day.status_code == 422
     top = _alert(no_day.text)
     assert "Ngày sinh của trẻ phải là một ngày có thật" in top
@@ -62,18 +55,7 @@ async def test_an_unnamed_newborn_is_named_once_in_the_result(
 ) -> None:
     csrf = await _officer(client, session)
     await _enrol(client, csrf, "confirm")  # the mother, now living in the ward
-    done = await client.post(
-        "/ward/newborn",
-        data={
-            "csrf": csrf,
-            "ward": HOAN_KIEM,
-            "mother_personal_id": MAI["personal_id"],
-            "full_name": "",
-            "birth_date": "02/01/2025",
-            "sex": "female",
-            "step": "confirm",
-        },
-    )
+    done = await _newborn(client, csrf, "confirm", sex="female")
     assert done.status_code == 303
     outcome = await client.get(done.headers["location"])
     said = _shown(re.search(r'id="outcome">(.*?)</p>', outcome.text, re.S)[1])  # type: ignore[index]

@@ -75,11 +75,12 @@ async def events_about(
 
 #: Actions that are someone reading or taking a copy of a person's record, or of what the
 #: registry keeps of them (their insurance cards, their roles, their identity as a ward office
-#: finds it at an assisted enrolment).
+#: finds it at an assisted enrolment, their name as a facility finds it to give them a role).
 READS = (
     "visit.read", "timeline.read", "summary.read", "fhir.read", "visit.exported",
     "clinical.read", "emergency.opened", "paper.read", "paper.list", "cards.read",
     "grants.read", "book.exported", "enrolment.read", "newborn.mother_read",
+    "grant.person.read",
 )  # fmt: skip
 #: Reads only a registrar makes (the health department, a ward office; never a facility):
 #: whoever reads the log is told its officer's name.

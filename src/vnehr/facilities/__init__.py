@@ -4,8 +4,9 @@ Other contexts use this surface only.
 """
 
 from vnehr.facilities.api import oauth_router, router
-from vnehr.facilities.errors import BadJwks, SearchTooShort, UnknownFacility
+from vnehr.facilities.errors import BadCertificate, BadJwks, SearchTooShort, UnknownFacility
 from vnehr.facilities.schemas import (
+    CertificateCreate,
     ClientCreate,
     Facility,
     FacilityCreate,
@@ -17,6 +18,7 @@ from vnehr.facilities.schemas import (
     State,
 )
 from vnehr.facilities.service import (
+    CLIENT_ID_PATTERN,
     MAY_CONNECT,
     SCOPES,
     SEARCH_LIMIT,
@@ -33,6 +35,7 @@ from vnehr.facilities.service import (
     get,
     history,
     intake_context,
+    key_set,
     listing,
     move,
     names,
@@ -54,10 +57,13 @@ from vnehr.facilities.service import (
 )
 
 __all__ = [
+    "CLIENT_ID_PATTERN",
     "MAY_CONNECT",
     "SCOPES",
     "SEARCH_LIMIT",
+    "BadCertificate",
     "BadJwks",
+    "CertificateCreate",
     "ClientCreate",
     "Facility",
     "FacilityCreate",
@@ -82,6 +88,7 @@ __all__ = [
     "get",
     "history",
     "intake_context",
+    "key_set",
     "listing",
     "move",
     "names",

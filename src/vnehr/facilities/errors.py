@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import ClassVar
 
 from vnehr.kit.errors import VnehrError
@@ -30,6 +31,10 @@ class SequenceExhausted(VnehrError):
 class TransitionRefused(VnehrError):
     status_code = 409
     code = "FAC-0005"
+    worded: ClassVar[Mapping[str, str]] = {
+        "from_state": "web.department.state",
+        "to_state": "web.department.state",
+    }
 
 
 class NoUsableCertificate(VnehrError):
@@ -50,6 +55,7 @@ class NoTestPassed(VnehrError):
 class OverrideWithoutReason(VnehrError):
     status_code = 422
     code = "FAC-0027"
+    worded: ClassVar[Mapping[str, str]] = {"to_state": "web.department.state"}
 
 
 class UnknownPlace(VnehrError):
@@ -154,6 +160,7 @@ class ScopeNotAllowed(OAuthError):
 class FacilityNotConnected(OAuthError):
     status_code = 401
     code = "FAC-0018"
+    worded: ClassVar[Mapping[str, str]] = {"status": "web.department.state"}
     oauth_error = "invalid_client"
 
 

@@ -16,7 +16,8 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from joserfc import jws, jwt
 from joserfc.errors import (
     ExpiredTokenError,
@@ -28,7 +29,7 @@ from joserfc.errors import (
     MissingClaimError,
     MissingKeyError,
 )
-from joserfc.jwk import KeySet
+from joserfc.jwk import ECKey, KeySet, OKPKey, RSAKey
 from sqlalchemy import event
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -577,6 +578,53 @@ def _check_jwks(jwks: dict[str, Any]) -> KeySet:
         raise _key_problem(exc, len(raw)) from exc
 
 
+_PEM_PRIVATE = re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----")
+#: The key types a system's PEM public key may be, as JWK classes (what the token endpoint
+#: verifies: ES256, RS256/PS256, Ed25519).
+_PEM_KEYS: tuple[tuple[type[Any], type[Any]], ...] = (
+    (ec.EllipticCurvePublicKey, ECKey),
+    (rsa.RSAPublicKey, RSAKey),
+    (ed25519.Ed25519PublicKey, OKPKey),
+)
+
+
+def key_set(typed: str) -> dict[str, Any]:
+    """The public keys a facility's IT pasted or uploaded, as the JWKS ``add_client`` takes:
+    a JWKS (``{"keys": [...]}``), one JWK (``{"kty": ...}``), or a PEM public key (or the
+    public key of a PEM certificate), given the RFC 7638 thumbprint as its ``kid``. A private
+    key is refused (sent away, it counts as leaked: FAC-0020 "private"); anything else that
+    is no key is FAC-0020 "not_a_key". The key set itself is checked by ``add_client``."""
+    typed = typed.strip()
+    if _PEM_PRIVATE.search(typed):
+        raise _bad_jwks("private", index=1)
+    if typed.startswith("-----BEGIN"):
+        try:
+            public = (
+                x509.load_pem_x509_certificate(typed.encode("ascii")).public_key()
+                if "CERTIFICATE-----" in typed
+                else serialization.load_pem_public_key(typed.encode("ascii"))
+            )
+        except (ValueError, UnicodeEncodeError, TypeError) as exc:
+            raise _key_problem(exc, 1) from exc
+        kind = next((jwk for made, jwk in _PEM_KEYS if isinstance(public, made)), None)
+        if kind is None:
+            raise _bad_jwks("unsupported", index=1)
+        pem = public.public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        key = kind.import_key(pem)
+        return {"keys": [{**key.as_dict(private=False), "kid": key.thumbprint()}]}
+    try:
+        found = json.loads(typed)
+    except ValueError as exc:
+        raise _bad_jwks("not_a_key") from exc
+    if isinstance(found, dict) and "keys" in found:
+        return found
+    if isinstance(found, dict) and "kty" in found:
+        return {"keys": [found]}
+    raise _bad_jwks("not_a_key")
+
+
 async def add_client(
     session: AsyncSession, subject: Subject, code: str, data: ClientCreate
 ) -> ApiClient:
@@ -722,9 +770,15 @@ async def add_certificate(
     session: AsyncSession, subject: Subject, code: str, pem: str
 ) -> FacilityCertificate:
     """Register a facility's X.509 signing certificate; a facility that was trained moves on
-    to ``certificate_registered`` when the certificate is valid today."""
+    to ``certificate_registered`` when the certificate is valid today. Refused (FAC-0021, its
+    cause in the detail): not a PEM certificate, expired, a key usage without digital
+    signatures, a PEM holding a private key too."""
     repo = FacilityRepository(session)
     facility = await _administered(repo, subject, code, lock=True)
+    if _PEM_PRIVATE.search(pem):  # it would be stored and shown; sent away, it is leaked
+        raise errors.BadCertificate(
+            {"cause": "private_key"}, reason=texts("certificate.reason.private_key")
+        )
     try:
         cert = x509.load_pem_x509_certificate(pem.encode("ascii"))
     except (ValueError, UnicodeEncodeError) as exc:
@@ -741,6 +795,7 @@ async def add_certificate(
             {"cause": "expired", "not_after": not_after.isoformat()},
             reason=texts("certificate.reason.expired", {"date": on}),
         )
+    _check_signing_use(cert)
     fingerprint = cert.fingerprint(hashes.SHA256()).hex()
     if await repo.certificate_by_fingerprint(fingerprint) is not None:
         raise errors.CertificateTaken(fingerprint=fingerprint)
@@ -762,6 +817,19 @@ async def add_certificate(
     if State(facility.status) == State.trained and certificate.not_before <= utcnow():
         await _move(repo, facility, State.certificate_registered, subject.label, "certificate")
     return certificate
+
+
+def _check_signing_use(cert: x509.Certificate) -> None:
+    """FAC-0021 for a certificate whose key usage leaves out digital signatures: every file
+    signed with it would be refused."""
+    try:
+        usage = cert.extensions.get_extension_for_class(x509.KeyUsage).value
+    except x509.ExtensionNotFound:
+        return  # no restriction (RFC 5280 4.2.1.3)
+    if not usage.digital_signature:
+        raise errors.BadCertificate(
+            {"cause": "key_usage"}, reason=texts("certificate.reason.key_usage")
+        )
 
 
 async def revoke_certificate(

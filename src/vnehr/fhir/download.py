@@ -6,10 +6,10 @@ representative of a person of 16 or 17 gets it without the visits they may not r
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any
+from typing import Any
 
 import orjson
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -23,14 +23,6 @@ FHIR_JSON = "application/fhir+json"
 Resource = dict[str, Any]
 
 router = APIRouter(prefix="/api/v1/me", tags=["health book"])
-ForWhom = Annotated[
-    str | None,
-    Query(
-        alias="for",
-        pattern=r"^\d{12}$",
-        description="Personal ID of a child or ward you represent (default: yourself)",
-    ),
-]
 
 
 def _instant(moment: Any) -> str:
@@ -84,7 +76,7 @@ async def my_book_json(
     request: Request,
     session: ReadSession,
     subject: CurrentSubject,
-    person: ForWhom = None,
+    person: healthbook.ForWhom = None,
 ) -> Response:
     """My whole record (or a represented person's) as one FHIR R4 ``collection`` Bundle, to
     save and move to another app: what ``Patient/$everything`` gives, in one file. A

@@ -14,6 +14,7 @@ from vnehr.healthbook.access import (
     read_emergency_reviews_with,
 )
 from vnehr.healthbook.api import (
+    ForWhom,
     book_pdf_answer,
     department_router,
     download,
@@ -34,7 +35,15 @@ from vnehr.healthbook.service import (
     timeline,
     visit,
 )
-from vnehr.healthbook.view import RANGE_PREFIX, Header, Titles, coded, diagnoses, reference_range
+from vnehr.healthbook.view import (
+    RANGE_PREFIX,
+    Header,
+    Titles,
+    coded,
+    coded_name,
+    diagnoses,
+    reference_range,
+)
 from vnehr.healthbook.view import visit as visit_view
 
 __all__ = [
@@ -42,6 +51,7 @@ __all__ = [
     "RANGE_PREFIX",
     "AllergyReader",
     "EmergencyReview",
+    "ForWhom",
     "Header",
     "NoBookYet",
     "NotInYourBook",
@@ -56,6 +66,7 @@ __all__ = [
     "clinical_visit",
     "close_dispute",
     "coded",
+    "coded_name",
     "department_router",
     "diagnoses",
     "dispute",

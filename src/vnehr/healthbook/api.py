@@ -34,6 +34,8 @@ router = APIRouter(prefix="/api/v1/me", tags=["health book"])
 MAX_ROW_ID = 2**63 - 1
 RowId = Annotated[int, Path(ge=1, le=MAX_ROW_ID)]
 
+#: Whose book a route reads: a person the caller represents today (also the FHIR data file's,
+#: ``fhir.download``).
 ForWhom = Annotated[
     str | None,
     Query(
@@ -190,15 +192,7 @@ async def my_visit_pdf(
     read = await service.visit(session, subject, visit_id)
     body = pdf.visit_pdf(read.value, holder_name=subject.name, printed_at=utcnow())
     await settle(request, read)
-    name = f"so-suc-khoe-luot-kham-{visit_id}.pdf"
-    return Response(
-        body,
-        media_type="application/pdf",
-        headers={
-            "Content-Disposition": f"attachment; filename*=UTF-8''{quote(name)}",
-            "Cache-Control": "private, no-store",
-        },
-    )
+    return download(body, "application/pdf", f"so-suc-khoe-luot-kham-{visit_id}.pdf")
 
 
 @router.get("/visits/{visit_id}", response_model=s.Visit, responses=error_responses(401, 404))

@@ -18,6 +18,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from vnehr import audit, identity
 from vnehr.healthbook import schemas as s
 from vnehr.healthbook import service
+from vnehr.healthbook.view import coded_name
 from vnehr.kit.auth import Subject
 from vnehr.kit.clock import VIETNAM
 from vnehr.kit.db import Database
@@ -111,21 +112,6 @@ def _local(value: datetime | None, pattern: str = "%d/%m/%Y %H:%M") -> str:
     return value.astimezone(VIETNAM).strftime(pattern)
 
 
-def _named(coded: Any, lang: Language) -> str:
-    """A code's title in ``lang`` (a Vietnamese copy never shows the English title: the code
-    stands alone instead, as the book's pages do)."""
-    if not coded:
-        return ""
-
-    def get(name: str) -> Any:
-        return coded.get(name) if isinstance(coded, dict) else getattr(coded, name, None)
-
-    found = get("vi") or get("stated")
-    if lang == "en":
-        found = get("en") or found
-    return str(found or "")
-
-
 _env = Environment(
     loader=FileSystemLoader(Path(__file__).parent / "templates"),
     autoescape=select_autoescape(["html"]),
@@ -134,7 +120,7 @@ _env = Environment(
 )
 _env.filters["local"] = _local
 _env.globals["t"] = text
-_env.globals["named"] = _named
+_env.globals["named"] = coded_name
 _env.globals["born"] = born
 install_numerals(_env)
 

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 from vnehr.healthbook import schemas as s
 from vnehr.kit.clock import VIETNAM, parse_day, today_in_vietnam, vietnam_moment
+from vnehr.kit.i18n import Language
 
 Rows = Mapping[str, list[dict[str, str]]]
 
@@ -121,6 +122,23 @@ def coded_dict(
     if entry is None:
         return {"code": key, "vi": None, "en": None}
     return {"code": key, "vi": entry.title_vi, "en": entry.title_en}
+
+
+def coded_name(coded: Any, lang: Language) -> str:
+    """A code's name in ``lang`` (a ``coded`` value, or its dict): the catalogue's title, else
+    (a diagnosis) the facility's own words for it in the visit (``stated``); in Vietnamese
+    never the English title (the code stands alone instead, as the book's pages and its PDF
+    show it). "" when there is none."""
+    if not coded:
+        return ""
+
+    def field(name: str) -> Any:
+        return coded.get(name) if isinstance(coded, dict) else getattr(coded, name, None)
+
+    found = field("vi") or field("stated")
+    if lang == "en":
+        found = field("en") or found
+    return str(found or "")
 
 
 def timeline_row(header: Header, titles: Titles) -> dict[str, Any]:

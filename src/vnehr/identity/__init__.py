@@ -2,6 +2,7 @@
 role grants, and VNeID sign-in (OpenID Connect). Other contexts use this surface only."""
 
 from vnehr.identity.accounts_errors import (
+    BadGrant,
     LevelTooLow,
     ProviderUnavailable,
     SignInFailed,
@@ -20,15 +21,18 @@ from vnehr.identity.numbers import (
 )
 from vnehr.identity.oidc import OidcClient, PendingLogin
 from vnehr.identity.service import (
+    GRANT_PERSON_READ,
     FirstConfirmation,
     Holder,
     PatientMatch,
     account,
     account_changes,
+    add_grant,
     add_representative,
     book_holders,
     bootstrap_grant,
     check_assisted,
+    check_grant,
     check_newborn,
     check_patient,
     check_patients,
@@ -51,14 +55,18 @@ from vnehr.identity.service import (
     require_book_level,
     residence_provinces,
     residents_query,
+    revoke_grant,
     set_residence,
     sign_in,
+    staff_grant,
     staff_of,
 )
 from vnehr.identity.ward_office import Enrolment, WardWork, enrol, record_newborn, ward_work
 
 __all__ = [
+    "GRANT_PERSON_READ",
     "PERSONAL_ID_PROVINCE_CODES",
+    "BadGrant",
     "Enrolment",
     "FirstConfirmation",
     "Holder",
@@ -75,10 +83,12 @@ __all__ = [
     "WardWork",
     "account",
     "account_changes",
+    "add_grant",
     "add_representative",
     "book_holders",
     "bootstrap_grant",
     "check_assisted",
+    "check_grant",
     "check_insurance_card",
     "check_newborn",
     "check_patient",
@@ -107,9 +117,11 @@ __all__ = [
     "require_book_level",
     "residence_provinces",
     "residents_query",
+    "revoke_grant",
     "router",
     "set_residence",
     "sign_in",
+    "staff_grant",
     "staff_of",
     "ward_work",
 ]

@@ -83,7 +83,7 @@ async def assisted_enrolment(
     session: WriteSession, subject: CurrentSubject, body: AssistedEnrolment
 ) -> EnrolmentResult:
     """Open a citizen's health book at the ward office (ward officers of that ward)."""
-    person, account = await service.assisted_open(
+    done = await service.assisted_open(
         session,
         subject,
         personal_id=body.personal_id,
@@ -93,7 +93,7 @@ async def assisted_enrolment(
         ward_code=body.ward_code,
     )
     return EnrolmentResult(
-        person=PersonOut.model_validate(person), account=Account.model_validate(account)
+        person=PersonOut.model_validate(done.person), account=Account.model_validate(done.account)
     )
 
 

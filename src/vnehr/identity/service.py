@@ -44,6 +44,21 @@ def _sex(value: object) -> Sex | None:
     return None
 
 
+def _person_event(
+    subject: Subject, action: str, person: Person, detail: dict[str, Any] | None = None
+) -> audit.AuditEvent:
+    """The audit row of ``subject``'s ``action`` on ``person`` (a read of ``audit.READS`` is
+    in their access log)."""
+    return audit.audit_event(
+        actor=subject.label,
+        action=action,
+        object_type="person",
+        object_id=str(person.id),
+        person_id=person.id,
+        detail=detail,
+    )
+
+
 ROLES = ("department_admin", "ward_officer", "facility_admin", "clinician")
 REQUIRED_LEVEL = 2
 #: The audit action of an assisted enrolment that found the citizen on record (``audit.READS``:
@@ -51,6 +66,8 @@ REQUIRED_LEVEL = 2
 ENROLMENT_READ = "enrolment.read"
 #: The audit action of the ward office's newborn form naming the mother before it acts.
 NEWBORN_MOTHER_READ = "newborn.mother_read"
+#: The audit action of a role form's check step naming the person a role is for.
+GRANT_PERSON_READ = "grant.person.read"
 
 
 # ------------------------------------------------------------------ sign-in
@@ -352,6 +369,18 @@ async def check_assisted(
     return check_personal_id(personal_id, sex=_sex(sex), birth_date=birth_date).value
 
 
+@dataclass(frozen=True, slots=True)
+class AssistedOpening:
+    """What an assisted enrolment found and did: the citizen and their book, whether the
+    citizen was on record before (else recorded now from what the officer typed), and the
+    book's status before ("open", "closed"; None: there was none)."""
+
+    person: Person
+    account: HealthAccount
+    on_record: bool
+    was: str | None
+
+
 async def assisted_open(
     session: AsyncSession,
     officer: Subject,
@@ -361,7 +390,7 @@ async def assisted_open(
     birth_date: date,
     sex: str,
     ward_code: str,
-) -> tuple[Person, HealthAccount]:
+) -> AssistedOpening:
     """A ward officer opens an account for a citizen at the ward office (recorded as assisted,
     with the ward, for the reports). The officer must hold the ward, or the department must.
     A citizen already on record is answered as recorded (name, birth date, residence), so the
@@ -377,18 +406,12 @@ async def assisted_open(
     )
     repo = IdentityRepository(session)
     person = await repo.person_by_personal_id(personal_id)
+    on_record, was = person is not None, None
     if person is not None:
-        await repo.add(
-            audit.audit_event(
-                actor=officer.label,
-                action=ENROLMENT_READ,
-                object_type="person",
-                object_id=str(person.id),
-                person_id=person.id,
-                detail={"ward": ward_code},
-            )
-        )
-    if person is None:
+        await repo.add(_person_event(officer, ENROLMENT_READ, person, {"ward": ward_code}))
+        before = await repo.account_of(person.id)
+        was = before.status if before is not None else None
+    else:
         person = Person(
             personal_id=personal_id,
             full_name=full_name.strip(),
@@ -400,9 +423,8 @@ async def assisted_open(
         await repo.add(person)
     if person.residence_ward_code is None:  # enrolled at the office of where they live
         await _move_residence(repo, person, ward_code, officer.label)
-    return person, await _open(
-        repo, person, channel="assisted", ward=ward_code, actor=officer.label
-    )
+    account = await _open(repo, person, channel="assisted", ward=ward_code, actor=officer.label)
+    return AssistedOpening(person, account, on_record, was)
 
 
 async def province_of_ward(session: AsyncSession, ward_code: str | None) -> str:
@@ -467,10 +489,7 @@ async def set_residence(
     also be in scope for the current residence: nobody moves a person into their own area."""
     if not _is_registrar(subject):
         raise Forbidden(action="record a residence")
-    province = await _province_of_ward(session, ward_code)
-    holds_ward = any(g.ward_code == ward_code for g in subject.grants_for("ward_officer"))
-    if not (holds_ward or subject.is_department_admin(province)):
-        raise Forbidden(action="record a residence", ward=ward_code)
+    await keeps_ward_office(session, subject, ward_code, "record a residence")
     repo = IdentityRepository(session)
     person = await repo.person_by_personal_id(personal_id)
     if person is None:
@@ -481,16 +500,8 @@ async def set_residence(
     if previous is not None and not await _may_register_for(session, subject, person):
         raise Forbidden(action="move a person from another area", ward=previous)
     await _move_residence(repo, person, ward_code, subject.label)
-    await repo.add(
-        audit.audit_event(
-            actor=subject.label,
-            action="person.residence_set",
-            object_type="person",
-            object_id=str(person.id),
-            person_id=person.id,
-            detail={"from": previous, "to": ward_code},
-        )
-    )
+    detail = {"from": previous, "to": ward_code}
+    await repo.add(_person_event(subject, "person.residence_set", person, detail))
     return person
 
 
@@ -588,15 +599,7 @@ async def cards(session: AsyncSession, subject: Subject, personal_id: str) -> li
     if not by_self:
         if not await _may_register_for(session, subject, person):
             raise Forbidden(action="read insurance cards")
-        await repo.add(
-            audit.audit_event(
-                actor=subject.label,
-                action="cards.read",
-                object_type="person",
-                object_id=str(person.id),
-                person_id=person.id,
-            )
-        )
+        await repo.add(_person_event(subject, "cards.read", person))
     return await repo.cards_of(person.id)
 
 
@@ -700,15 +703,7 @@ async def check_newborn(
     look-up names her by a personal ID typed, so it is an audit row in her access log
     (``NEWBORN_MOTHER_READ``), though nothing else is written."""
     mother = await _newborn_mother(session, subject, mother_personal_id, birth_date)
-    await IdentityRepository(session).add(
-        audit.audit_event(
-            actor=subject.label,
-            action=NEWBORN_MOTHER_READ,
-            object_type="person",
-            object_id=str(mother.id),
-            person_id=mother.id,
-        )
-    )
+    await IdentityRepository(session).add(_person_event(subject, NEWBORN_MOTHER_READ, mother))
     return Holder.of(mother)
 
 
@@ -778,16 +773,7 @@ async def add_newborn(
             created_by=subject.label,
         )
     )
-    await repo.add(
-        audit.audit_event(
-            actor=subject.label,
-            action="newborn.added",
-            object_type="person",
-            object_id=str(child.id),
-            person_id=child.id,
-            detail={"mother_id": mother.id},
-        )
-    )
+    await repo.add(_person_event(subject, "newborn.added", child, {"mother_id": mother.id}))
     return child
 
 
@@ -812,16 +798,8 @@ async def assign_personal_id(
     existing = await repo.person_by_personal_id(personal_id)
     if existing is None:
         child.personal_id, child.provisional = personal_id, False
-        await repo.add(
-            audit.audit_event(
-                actor=subject.label,
-                action="person.id_assigned",
-                object_type="person",
-                object_id=str(child.id),
-                person_id=child.id,
-                detail={"personal_id": personal_id},
-            )
-        )
+        detail = {"personal_id": personal_id}
+        await repo.add(_person_event(subject, "person.id_assigned", child, detail))
         return child
     if not await _may_register_for(session, subject, existing):
         raise Forbidden(action="merge into a person of another area")
@@ -848,6 +826,22 @@ async def assign_personal_id(
 # ------------------------------------------------------------------ role grants
 
 
+@dataclass(frozen=True, slots=True)
+class _GrantScope:
+    """A role grant as checked, before it is written."""
+
+    personal_id: str
+    role: str
+    facility_code: str | None
+    province_code: str | None
+    ward_code: str | None
+
+    def same_as(self, grant: RoleGrant) -> bool:
+        return (grant.personal_id, grant.role, grant.facility_code, grant.province_code,
+                grant.ward_code) == (self.personal_id, self.role, self.facility_code,
+                                     self.province_code, self.ward_code)  # fmt: skip
+
+
 async def add_grant(
     session: AsyncSession,
     subject: Subject,
@@ -860,7 +854,83 @@ async def add_grant(
 ) -> RoleGrant:
     """Give a person a role. Department administrators grant roles within their province
     (a national one anywhere); a facility administrator grants ``clinician`` at their own
-    facility."""
+    facility. A role the person already holds there is answered with that grant (a form sent
+    twice gives one role)."""
+    scope = await _checked_grant(
+        session,
+        subject,
+        personal_id=personal_id,
+        role=role,
+        facility_code=facility_code,
+        province_code=province_code,
+        ward_code=ward_code,
+    )
+    repo = IdentityRepository(session)
+    held = [g for g in await repo.active_grants(scope.personal_id) if scope.same_as(g)]
+    if held:
+        return held[0]
+    grant = RoleGrant(
+        personal_id=scope.personal_id,
+        role=scope.role,
+        facility_code=scope.facility_code,
+        province_code=scope.province_code,
+        ward_code=scope.ward_code,
+        granted_by=subject.label,
+        granted_at=utcnow(),
+    )
+    await repo.add(grant)
+    return grant
+
+
+async def check_grant(
+    session: AsyncSession,
+    subject: Subject,
+    *,
+    personal_id: str,
+    role: str,
+    facility_code: str | None = None,
+) -> tuple[Holder | None, bool]:
+    """What ``add_grant`` checks before it writes anything (the personal ID, who may give
+    the role where), for a form that asks before it acts: the person as recorded (None when
+    nobody with that personal ID is on record yet: the grant applies from their first
+    sign-in) and whether they hold the role there already. The look-up names a person by a
+    personal ID typed, so it is an audit row in their access log (``GRANT_PERSON_READ``)."""
+    scope = await _checked_grant(
+        session, subject, personal_id=personal_id, role=role, facility_code=facility_code
+    )
+    repo = IdentityRepository(session)
+    person = await repo.person_by_personal_id(scope.personal_id)
+    if person is None:
+        return None, False
+    detail: dict[str, Any] = {"role": role, "facility_code": facility_code}
+    if not _facility_admin(subject, facility_code or ""):
+        detail["department"] = (facility_code or "")[:2]  # (its officer is named, D179)
+    await repo.add(
+        audit.audit_event(
+            actor=subject.label,
+            action=GRANT_PERSON_READ,
+            object_type="person",
+            object_id=str(person.id),
+            person_id=person.id,
+            detail=detail,
+        )
+    )
+    held = any(scope.same_as(g) for g in await repo.active_grants(scope.personal_id))
+    return Holder.of(person), held
+
+
+async def _checked_grant(
+    session: AsyncSession,
+    subject: Subject,
+    *,
+    personal_id: str,
+    role: str,
+    facility_code: str | None = None,
+    province_code: str | None = None,
+    ward_code: str | None = None,
+) -> _GrantScope:
+    """The grant ``subject`` asks for, checked: the role, the personal ID, the scope the role
+    needs, and whether ``subject`` may give it there (``Forbidden`` otherwise)."""
     if role not in ROLES:
         raise errors.BadGrant(reason=f"role must be one of {', '.join(ROLES)}")
     personal_id = check_personal_id(personal_id).value
@@ -885,17 +955,7 @@ async def add_grant(
         allowed = allowed or _facility_admin(subject, facility_code)
     if not allowed:
         raise Forbidden(action=f"grant {role}")
-    grant = RoleGrant(
-        personal_id=personal_id,
-        role=role,
-        facility_code=facility_code,
-        province_code=province_code,
-        ward_code=ward_code,
-        granted_by=subject.label,
-        granted_at=utcnow(),
-    )
-    await IdentityRepository(session).add(grant)
-    return grant
+    return _GrantScope(personal_id, role, facility_code, province_code, ward_code)
 
 
 async def revoke_grant(session: AsyncSession, subject: Subject, grant_id: int) -> RoleGrant:
@@ -950,9 +1010,23 @@ async def staff_of(session: AsyncSession, subject: Subject, facility_code: str) 
     """The roles held now at a facility (its clinicians and administrators), for whoever
     gives and ends them: the facility's administrators (a person) and its province's
     department; anyone else ``Forbidden``."""
+    _require_staff_reader(subject, facility_code)
+    return await IdentityRepository(session).grants_at_facility(facility_code)
+
+
+def _require_staff_reader(subject: Subject, facility_code: str) -> None:
     if not (_facility_admin(subject, facility_code) or _administers(subject, facility_code[:2])):
         raise Forbidden(action="read the facility's roles")
-    return await IdentityRepository(session).grants_at_facility(facility_code)
+
+
+async def staff_grant(
+    session: AsyncSession, subject: Subject, facility_code: str, grant_id: int
+) -> RoleGrant | None:
+    """One role given at a facility, in force or ended (what a page says it just gave or
+    ended), for those ``staff_of`` answers; None for a grant of anywhere else."""
+    _require_staff_reader(subject, facility_code)
+    grant = await IdentityRepository(session).grant(grant_id)
+    return grant if grant is not None and grant.facility_code == facility_code else None
 
 
 async def grants_of(session: AsyncSession, subject: Subject, personal_id: str) -> list[RoleGrant]:

@@ -13,13 +13,7 @@ from typing import Literal
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vnehr.identity.repository import IdentityRepository
-from vnehr.identity.service import (
-    Holder,
-    add_newborn,
-    assisted_open,
-    check_assisted,
-    keeps_ward_office,
-)
+from vnehr.identity.service import Holder, add_newborn, assisted_open, keeps_ward_office
 from vnehr.kit.auth import Subject
 from vnehr.kit.text import fold
 
@@ -62,21 +56,9 @@ async def enrol(
     sex: str,
     ward_code: str,
 ) -> Enrolment:
-    """``assisted_open`` (the API's assisted enrolment, the same rules and rows), saying what
-    it did. What was on record before is read only after the officer's checks pass."""
-    personal_id = await check_assisted(
-        session,
-        officer,
-        personal_id=personal_id,
-        birth_date=birth_date,
-        sex=sex,
-        ward_code=ward_code,
-    )
-    repo = IdentityRepository(session)
-    before = await repo.person_by_personal_id(personal_id)
-    account = await repo.account_of(before.id) if before is not None else None
-    was = account.status if account is not None else None
-    person, _ = await assisted_open(
+    """``assisted_open`` (the API's assisted enrolment, the same rules, rows and look-ups),
+    saying what it did."""
+    done = await assisted_open(
         session,
         officer,
         personal_id=personal_id,
@@ -85,8 +67,9 @@ async def enrol(
         sex=sex,
         ward_code=ward_code,
     )
+    person, was = done.person, done.was
     differs: list[str] = []
-    if before is not None:
+    if done.on_record:
         if fold(person.full_name) != fold(full_name):
             differs.append("full_name")
         if person.birth_date is not None and person.birth_date != birth_date:
@@ -96,7 +79,7 @@ async def enrol(
     outcome: Literal["opened", "reopened", "already_open"] = (
         "already_open" if was == "open" else "reopened" if was == "closed" else "opened"
     )
-    return Enrolment(Holder.of(person), outcome, before is None, tuple(differs))
+    return Enrolment(Holder.of(person), outcome, not done.on_record, tuple(differs))
 
 
 async def record_newborn(

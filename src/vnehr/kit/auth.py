@@ -16,10 +16,10 @@ import hashlib
 import hmac
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from fastapi import Depends, Request
 from itsdangerous import BadSignature, URLSafeTimedSerializer
@@ -83,6 +83,7 @@ class FacilityMayNotConnect(VnehrError):
 
     status_code = 403
     code = "AUTH-0007"
+    worded: ClassVar[Mapping[str, str]] = {"status": "web.department.state"}
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,7 @@ import re
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from vnehr.kit.i18n import texts
+from vnehr.kit.i18n import LANGUAGES, Language, catalogue, text
 
 _CODE = re.compile(r"^[A-Z]{2,5}-\d{4}$")
 
@@ -23,6 +23,10 @@ class VnehrError(Exception):
 
     status_code: ClassVar[int] = 400
     code: ClassVar[str] = "KIT-0000"
+    #: Parameters that hold a name of ours (a state, ``"trained"``) said in words in the text:
+    #: parameter -> message key prefix (``"status": "web.department.state"``); a value with
+    #: no text is said as it is. ``detail`` keeps the name, for machines.
+    worded: ClassVar[Mapping[str, str]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -39,8 +43,19 @@ class VnehrError(Exception):
         self.detail: dict[str, Any] = {**params, **(detail or {})}
         super().__init__(f"{self.code}: {self.messages()['en']}")
 
+    def shown(self, language: Language) -> dict[str, Any]:
+        """The parameters as the text in ``language`` says them."""
+        if not self.worded:
+            return self.params
+        said = dict(self.params)
+        for name, prefix in self.worded.items():
+            key = f"{prefix}.{said.get(name)}"
+            if key in catalogue(language):
+                said[name] = text(key, language)
+        return said
+
     def messages(self) -> dict[str, str]:
-        return texts(self.code, self.params)
+        return {language: text(self.code, language, self.shown(language)) for language in LANGUAGES}
 
     def body(self) -> dict[str, Any]:
         return {"code": self.code, "message": self.messages(), "detail": self.detail}

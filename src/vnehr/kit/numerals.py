@@ -112,6 +112,20 @@ def percent(value: float | Decimal | None, language: Language, *, places: int = 
     return text("number.percent", language, {"value": number(exact * 100, language, places=places)})
 
 
+_KB = 1024
+
+
+def size(value: int, language: Language) -> str:
+    """A size in bytes as a person reads it: "20 MB", "1,5 MB" / "1.5 MB", "70 KB" (1 KB is
+    1,024 bytes; one decimal at most, rounded half up); under 1 KB in bytes ("512 byte" /
+    "512 bytes")."""
+    if value < _KB:
+        return text("number.bytes", language, {"count": number(value, language)})
+    unit, scale = ("MB", _KB * _KB) if value >= _KB * _KB else ("KB", _KB)
+    shown = (Decimal(value) / scale).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP)
+    return f"{number(shown, language)} {unit}"
+
+
 def install(environment: Environment, language: Language | None = None) -> None:
     """The filters ``number``, ``numbers_in``, ``amount``, ``money`` and ``percent`` in
     ``environment``: in ``language``, or (None) in the page's own, its ``lang`` variable

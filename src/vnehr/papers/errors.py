@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import ClassVar
+
 from vnehr.kit.errors import VnehrError
 
 
@@ -42,6 +45,7 @@ class FacilityMayNotIssue(VnehrError):
 
     status_code = 403
     code = "PAP-0007"
+    worded: ClassVar[Mapping[str, str]] = {"status": "web.department.state"}
 
 
 class NotTheHolder(VnehrError):

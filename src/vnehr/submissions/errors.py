@@ -3,18 +3,60 @@ issues of one visit, listed in the receipt (texts of both in vnehr/locale)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
 from vnehr.kit.errors import VnehrError
+from vnehr.kit.i18n import Language, text
+from vnehr.kit.numerals import number as number_of
+from vnehr.kit.numerals import size as size_in_words
+
+#: ``what`` values that are words, not names: each language says them in its own words
+#: (``xml.what.*``); any other ``what`` is a name (a table, a path, a form's part) said as
+#: "tệp XML1" / "file XML1".
+_WORDS = frozenset({"request", "document", "file"})
+#: Form fields the document may come in, named as fields ("trường fileHSBase64").
+_FIELDS = frozenset({"fileHSBase64"})
+
+
+def _named(what: str, language: Language) -> str:
+    if what in _WORDS:
+        return text(f"xml.what.{what}", language)
+    key = "xml.what.field" if what in _FIELDS else "xml.what.named"
+    return text(key, language, {"name": what})
 
 
 class FileRefused(VnehrError):
-    """The whole file is refused: nothing of it is stored."""
+    """The whole file is refused: nothing of it is stored. Its texts name the file (``what``)
+    in the reader's words; ``detail`` keeps the values as given, for machines."""
 
     status_code = 422
 
+    def shown(self, language: Language) -> dict[str, Any]:
+        """The parameters as the text in ``language`` says them."""
+        said = super().shown(language)
+        what = self.params.get("what")
+        if not isinstance(what, str):
+            return said
+        named = _named(what, language)
+        return {**said, "what": named, "What": named[:1].upper() + named[1:]}
+
 
 class TooLarge(FileRefused):
+    """Over the size cap, said in MB or KB (the detail keeps the bytes)."""
+
     status_code = 413
     code = "SUB-0001"
+
+    def shown(self, language: Language) -> dict[str, Any]:
+        size, limit = int(self.params.get("size", 0)), int(self.params.get("limit", 0))
+        over, cap = size_in_words(size, language), size_in_words(limit, language)
+        if over == cap:  # (a little over: rounded, both would read alike)
+            over, cap = (
+                text("number.bytes", language, {"count": number_of(n, language)})
+                for n in (size, limit)
+            )
+        return {**super().shown(language), "size": over, "limit": cap}
 
 
 class NotWellFormed(FileRefused):
@@ -53,6 +95,7 @@ class FacilityMismatch(FileRefused):
 class FacilityNotAllowed(FileRefused):
     status_code = 403
     code = "SUB-0010"
+    worded: ClassVar[Mapping[str, str]] = {"status": "web.department.state"}
 
 
 class SignatureInvalid(FileRefused):

@@ -28,8 +28,9 @@ from vnehr.kit.clock import (
     parse_moment,
 )
 from vnehr.kit.errors import VnehrError
-from vnehr.kit.i18n import texts
+from vnehr.kit.i18n import LANGUAGES, texts
 from vnehr.kit.logging import get_logger
+from vnehr.kit.numerals import numbers_in
 from vnehr.kit.settings import intake_pure_python
 from vnehr.submissions.spec import (
     BIRTH_FIELDS,
@@ -112,9 +113,27 @@ class Issue:
             "table": self.table,
             "row": self.row,
             "field": self.field,
-            "message": texts(self.code, {**where, **self.params}),
+            "message": texts(self.code, {**where, **self.params, **self._numbers()}),
             "detail": self.params,
         }
+
+    def _numbers(self) -> dict[str, dict[str, str]]:
+        """The amounts and quantities of a money rule as each language writes numbers
+        ("503.677,82" / "503,677.82", D206), their decimals as written."""
+        return {
+            name: {language: numbers_in(str(self.params[name]), language) for language in LANGUAGES}
+            for name in _NUMBERS.get(self.code, ())
+            if self.params.get(name) not in (None, "")
+        }
+
+
+#: The parameters of money rules that are numbers: the text writes them in the reader's way,
+#: the detail keeps them as the file wrote them (or as computed).
+_NUMBERS: dict[str, tuple[str, ...]] = {
+    "SUB-0132": ("value", "expected"),
+    "SUB-0133": ("value", "expected"),
+    "SUB-0134": ("value", "expected", "quantity", "price", "share"),
+}
 
 
 #: Issues listed per visit; beyond them one SUB-0117 says the rest were not listed (a file of

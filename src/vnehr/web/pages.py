@@ -113,23 +113,7 @@ def move_reason(reason: str | None, lang: Language) -> str:
 templates.env.globals["move_reason"] = move_reason
 
 
-def _coded_name(coded: Any, lang: Language) -> str:
-    """A code's name in the page's language: the catalogue's title, else (a diagnosis) the
-    facility's own words for it in the visit (``stated``); on a Vietnamese page never the
-    English title (the code stands alone instead). "" when there is none."""
-    if not coded:
-        return ""
-
-    def field(name: str) -> Any:
-        return coded.get(name) if isinstance(coded, dict) else getattr(coded, name, None)
-
-    found = field("vi") or field("stated")
-    if lang == "en":
-        found = field("en") or found
-    return str(found or "")
-
-
-templates.env.globals["coded_name"] = _coded_name
+templates.env.globals["coded_name"] = healthbook.coded_name
 
 
 def _born(day: date | None, partial: str | None, lang: Language) -> str:
@@ -522,6 +506,19 @@ def _signed_in(request: Request, subject: Subject | None) -> Subject | RedirectR
     return subject
 
 
+def _signed_in_form(request: Request, subject: Subject | None, csrf: str) -> Subject | Response:
+    """Who sends a form: a signed-in person (else on to sign in) whose form carries the
+    session's token (else the error page)."""
+    who = _signed_in(request, subject)
+    if isinstance(who, RedirectResponse):
+        return who
+    try:
+        check_csrf(_settings(request), request, csrf)
+    except VnehrError as exc:
+        return _error_page(request, exc)
+    return who
+
+
 def _return_to(request: Request) -> str:
     """Where to come back after signing in: the page asked for, with its query; for a form
     sent while signed out, the page the form was on (the browser comes back with a GET, which
@@ -806,13 +803,9 @@ async def department_register(
 ) -> Response:
     """Issue a code (or register an existing one) from the department page; a refused form
     comes back on the registry's page, said in words, with what was typed (D193)."""
-    who = _signed_in(request, subject)
-    if isinstance(who, RedirectResponse):
+    who = _signed_in_form(request, subject, csrf)
+    if isinstance(who, Response):
         return who
-    try:
-        check_csrf(_settings(request), request, csrf)
-    except VnehrError as exc:
-        return _error_page(request, exc)
     if not who.is_department_admin():
         return _error_page(request, Forbidden(action="open the department pages"))
     typed = {
@@ -1484,13 +1477,9 @@ async def clinic_lookup(
     facility: Annotated[str, Form(pattern=r"^([0-9A-Z]{5})?$")] = "",
 ) -> Response:
     """The look-up form: on to the patient's page, whose address does not show the ID."""
-    who = _signed_in(request, subject)
-    if isinstance(who, RedirectResponse):
+    who = _signed_in_form(request, subject, csrf)
+    if isinstance(who, Response):
         return who
-    try:
-        check_csrf(_settings(request), request, csrf)
-    except VnehrError as exc:
-        return _error_page(request, exc)
     return RedirectResponse(_clinic_address(_settings(request), who, id, facility), 303)
 
 

@@ -16,7 +16,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vnehr import identity
-from vnehr.kit.auth import Forbidden, OptionalSubject, Subject, check_csrf, csrf_token
+from vnehr.kit.auth import Forbidden, OptionalSubject, Subject, csrf_token
 from vnehr.kit.errors import RequestInvalid, VnehrError
 from vnehr.kit.http import ReadSession, WriteSession
 from vnehr.kit.i18n import LANGUAGES, Language, text, texts
@@ -29,6 +29,7 @@ from vnehr.web.pages import (
     _seal_ref,
     _settings,
     _signed_in,
+    _signed_in_form,
     _ward_names,
 )
 
@@ -146,6 +147,22 @@ def _not_an_officer() -> dict[str, str]:
     return texts("web.ward.not_an_officer")
 
 
+async def _officer_form(
+    request: Request, session: AsyncSession, subject: Subject | None, csrf: str, ward: str
+) -> tuple[Subject, str] | Response:
+    """Who sends one of the office's forms, and for which ward's office (``_office``): a
+    department administrator without a ward goes back to choose one."""
+    who = _signed_in_form(request, subject, csrf)
+    if isinstance(who, Response):
+        return who
+    office = await _office(request, session, who, ward or None)
+    if isinstance(office, Response):
+        return office
+    if not office:
+        return RedirectResponse("/ward", status_code=303)
+    return who, office
+
+
 async def _ward_page(
     request: Request,
     session: AsyncSession,
@@ -222,18 +239,10 @@ async def ward_enrol(
     """Open a citizen's health book at the office: ``check`` shows what will be done and asks,
     ``confirm`` does it (``identity.enrol``, as the API) and sends the browser to the result,
     ``edit`` brings the form back filled in. A refusal comes back on the form (D193)."""
-    who = _signed_in(request, subject)
-    if isinstance(who, RedirectResponse):
-        return who
-    try:
-        check_csrf(_settings(request), request, csrf)
-    except VnehrError as exc:
-        return _error_page(request, exc)
-    office = await _office(request, session, who, ward or None)
-    if isinstance(office, Response):
-        return office
-    if not office:
-        return RedirectResponse("/ward", status_code=303)
+    sender = await _officer_form(request, session, subject, csrf, ward)
+    if isinstance(sender, Response):
+        return sender
+    who, office = sender
     typed = {
         "personal_id": personal_id.strip(),
         "full_name": full_name.strip(),
@@ -251,16 +260,7 @@ async def ward_enrol(
     elif len(typed["full_name"]) > 200:
         problems["full_name"] = _field_problem("too_long", "full_name", max=200)
     if problems or born is None:
-        return await _refused(
-            request,
-            session,
-            who,
-            office,
-            "enrol",
-            typed,
-            RequestInvalid(count=len(problems)),
-            problems,
-        )
+        return await _refused(request, session, who, office, "enrol", typed, problems)
     try:
         if step == "check":
             checked = await identity.check_assisted(
@@ -287,7 +287,7 @@ async def ward_enrol(
     except VnehrError as exc:
         field = _ENROL_FIELDS.get(exc.code)
         shown = {field: _words(exc)} if field else {}
-        return await _refused(request, session, who, office, "enrol", typed, exc, shown)
+        return await _refused(request, session, who, office, "enrol", typed, shown, exc)
     person = done.person
     result = {
         "kind": "enrol",
@@ -319,18 +319,10 @@ async def ward_newborn(
     """Make a newborn's provisional record (``identity.record_newborn``, as the API), linked
     to the mother, who represents the child: ``check`` names the mother and asks, ``confirm``
     does it, ``edit`` brings the form back; a refusal comes back on the form (D193)."""
-    who = _signed_in(request, subject)
-    if isinstance(who, RedirectResponse):
-        return who
-    try:
-        check_csrf(_settings(request), request, csrf)
-    except VnehrError as exc:
-        return _error_page(request, exc)
-    office = await _office(request, session, who, ward or None)
-    if isinstance(office, Response):
-        return office
-    if not office:
-        return RedirectResponse("/ward", status_code=303)
+    sender = await _officer_form(request, session, subject, csrf, ward)
+    if isinstance(sender, Response):
+        return sender
+    who, office = sender
     typed = {
         "mother_personal_id": mother_personal_id.strip(),
         "full_name": full_name.strip(),
@@ -348,16 +340,7 @@ async def ward_newborn(
     if len(typed["full_name"]) > 200:
         problems["full_name"] = _field_problem("too_long", "full_name", max=200)
     if problems or born is None:
-        return await _refused(
-            request,
-            session,
-            who,
-            office,
-            "newborn",
-            typed,
-            RequestInvalid(count=len(problems)),
-            problems,
-        )
+        return await _refused(request, session, who, office, "newborn", typed, problems)
     try:
         mother = await identity.check_newborn(
             session, who, mother_personal_id=typed["mother_personal_id"], birth_date=born
@@ -378,9 +361,8 @@ async def ward_newborn(
     except VnehrError as exc:
         field = _NEWBORN_FIELDS.get(exc.code)
         words = texts("web.ward.mother_elsewhere") if exc.code == "AUTH-0002" else _words(exc)
-        return await _refused(
-            request, session, who, office, "newborn", typed, exc, {field: words} if field else {}
-        )
+        shown = {field: words} if field else {}
+        return await _refused(request, session, who, office, "newborn", typed, shown, exc)
     result = {
         "kind": "newborn",
         "ward": office,
@@ -400,9 +382,13 @@ async def _refused(
     ward: str,
     form: str,
     typed: dict[str, str],
-    error: VnehrError,
     problems: dict[str, dict[str, str]],
+    error: VnehrError | None = None,
 ) -> Response:
+    """The form sent back as typed, each problem beside its field, the refusal at the top
+    (without ``error``: the fields' own problems, ``RequestInvalid``)."""
+    if error is None:
+        error = RequestInvalid(count=len(problems))
     return await _ward_page(
         request,
         session,
