@@ -135,3 +135,30 @@ def test_two_files_naming_two_pending_persons_in_other_orders_both_land(url: str
                 await db.dispose()
 
     asyncio.run(main())
+
+
+def test_a_batch_naming_thousands_of_persons_holds_a_bounded_number_of_locks(url: str) -> None:
+    # One lock a person ran PostgreSQL out of shared lock slots (64 a connection by default,
+    # shared by all) for an import batch of some thousands of persons, on top of its visits'
+    # locks: the whole batch rolled back. A lock now stands for a bucket of IDs.
+    from vnehr.identity.repository import PERSON_LOCK_BUCKETS, IdentityRepository
+
+    ids = {f"0011{n:08d}" for n in range(20_000)}
+
+    async def main() -> None:
+        db = Database.from_urls(url)
+        try:
+            async with db.session() as session:
+                await IdentityRepository(session).lock_personal_ids(ids)
+                held = await session.scalar(
+                    text(
+                        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"
+                        " AND classid = 170 AND objsubid = 2 AND pid = pg_backend_pid()"
+                    )
+                )
+            assert held is not None
+            assert 0 < held <= PERSON_LOCK_BUCKETS
+        finally:
+            await db.dispose()
+
+    asyncio.run(main())

@@ -44,13 +44,19 @@ _PENDING_LOCKED_PG = text(
     " full_name, birth_date FROM person WHERE id = ANY(CAST(:ids AS bigint[]))"
     " ORDER BY id FOR NO KEY UPDATE"
 )
-#: One writer at a time names a given personal ID (PostgreSQL; D200): a transaction that will
-#: match several persons takes these locks first, in one statement, in sorted order, so that
-#: two batches naming the same persons in other orders (their row locks and new-person
-#: inserts taken file by file) wait for each other instead of deadlocking.
+#: Writers naming the same personal IDs take turns (PostgreSQL; D200): a transaction that will
+#: match several persons one by one takes these locks first, in one statement, in sorted
+#: order, so that two writes naming the same persons in other orders (their row locks and
+#: new-person inserts taken file by file) wait for each other instead of deadlocking. A
+#: lock stands for a bucket of IDs (4,096 buckets, the two-key form: apart from the other
+#: advisory locks): however many persons a batch names, it holds at most 4,096 of
+#: PostgreSQL's shared lock slots (an import's batch of thousands of persons named one lock
+#: each ran out of them), and two writes sharing a bucket by chance only take turns.
+PERSON_LOCK_BUCKETS = 4096
 _LOCK_PERSONS_PG = text(
-    "SELECT count(pg_advisory_xact_lock(hashtextextended(k, 170))) FROM"
-    " (SELECT k FROM unnest(CAST(:keys AS text[])) WITH ORDINALITY AS u(k, n) ORDER BY n) AS s"
+    "SELECT count(pg_advisory_xact_lock(170, b)) FROM (SELECT DISTINCT"
+    " CAST(hashtextextended(k, 170) & :mask AS integer) AS b"
+    " FROM unnest(CAST(:keys AS text[])) AS u(k) ORDER BY b) AS s"
 )
 _BETTER_BIRTH = (
     update(Person)
@@ -193,7 +199,8 @@ class IdentityRepository:
         in one order (PostgreSQL, when there are two or more: one is taken in one step anyway;
         SQLite's writers take turns). For a write that then matches them one by one (D200)."""
         if len(personal_ids) > 1 and self.session.get_bind().dialect.name == "postgresql":
-            await hot_fetch(self.session, _LOCK_PERSONS_PG, {"keys": sorted(personal_ids)})
+            params = {"keys": sorted(personal_ids), "mask": PERSON_LOCK_BUCKETS - 1}
+            await hot_fetch(self.session, _LOCK_PERSONS_PG, params)
 
     async def person_by_personal_id(self, personal_id: str) -> Person | None:
         stmt = select(Person).where(Person.personal_id == personal_id)
@@ -298,6 +305,9 @@ class IdentityRepository:
         """The same with the values as arrays: one statement text whatever the count. Rows of
         (personal ID, id, birth known to the day, partial birth, signed in, name, birth)."""
         names = ("personal_id", "full_name", "birth_date", "birth_partial", "sex")
+        # in the order of the IDs: two batches inserting the same new persons wait for each
+        # other's rows in one order, not in a circle (D200)
+        rows = sorted(rows, key=lambda row: str(row["personal_id"]))
         columns = {name: [row.get(name) for row in rows] for name in names}
         columns["created_at"] = [row["created_at"] for row in rows]
         columns["created_by"] = [row["created_by"] for row in rows]

@@ -544,12 +544,6 @@ async def accept_many(
     counted: _Counted = ([], [], [])
     # (locked first: a visit another transaction is writing now is seen once it commits)
     await records.lock_visits(session, list(seen))
-    # then the persons the batch's visits name, all at once (D200): its files match them one
-    # after another, and another batch may name them in another order
-    named: set[str] = set()
-    for index, _, test_mode, _ in admitted:
-        named |= _patients_named(files[index][0], files[index][2], test_mode)
-    await identity.lock_patients(session, named)
     existing = await records.current_keys(session, list(seen))
     # In arrival order, as runs: files written together, then one written alone, then
     # together again... (a paper issued by an earlier file, a person's details from their
@@ -567,6 +561,16 @@ async def accept_many(
             runs[-1][1].append(item)
         else:
             runs.append((alone, [item]))
+    if len(runs) > 1 or runs[0][0]:
+        # then, before any person is matched, the persons the batch's visits name, all at
+        # once (D200): its files match them in several steps (file by file, run by run), and
+        # another batch may name them in another order. A batch written together in one run
+        # matches them in one step (new persons inserted in one order, pending ones locked in
+        # one statement) and needs none.
+        named: set[str] = set()
+        for index, _, test_mode, _ in admitted:
+            named |= _patients_named(files[index][0], files[index][2], test_mode)
+        await identity.lock_patients(session, named)
     for alone, items in runs:
         if not alone:
             together = await _accept_together(session, files, items, options, counted, clock)
