@@ -422,6 +422,8 @@ async def test_a_newborn_is_registered_then_gets_a_personal_id(
         1,
         1,
     )
+    # the child's name ("Con của …") named the mother: the look-up is in her access log
+    assert await audited(session, "newborn.mother_read") == 1
 
 
 async def test_a_newborn_is_not_born_in_the_future_nor_before_the_mother(

@@ -573,12 +573,14 @@ async def test_a_clinician_registers_a_newborn_whom_the_mother_represents(
     assert child.created_by == f"person:{CUONG[0]}"
     assert child.residence_ward_code == HOAN_KIEM  # where the mother lives
     assert await represented_by(session, DUNG[0]) == [(child.id, None, "parent")]
-    event = (await session.scalars(select(AuditEvent))).one()
+    looked, event = await session.scalars(select(AuditEvent).order_by(AuditEvent.id))
     assert (event.action, event.person_id, event.detail) == (
         "newborn.added",
         child.id,
         {"mother_id": mother.id},
     )
+    # the child's name is the mother's: the look-up is in her access log
+    assert (looked.action, looked.person_id) == ("newborn.mother_read", mother.id)
 
 
 async def test_the_ward_officer_of_the_mothers_ward_may_register_a_newborn_others_not(

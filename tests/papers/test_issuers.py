@@ -29,7 +29,9 @@ async def test_an_onboarding_facility_issues_no_paper_until_it_is_connected(
     refused = await client.post("/api/v1/papers", json=driver_body(), headers=headers)
     assert refused.status_code == 403, refused.text
     assert refused.json()["code"] == "PAP-0007"
-    assert "certificate_registered" in refused.json()["message"]["en"]
+    # the state in words, its name in the detail (D220)
+    assert 'the step "Certificate registered"' in refused.json()["message"]["en"]
+    assert refused.json()["detail"]["status"] == "certificate_registered"
     assert await _papers(session, code) == 0
     await connect(session, code)
     issued = await client.post("/api/v1/papers", json=driver_body(), headers=headers)

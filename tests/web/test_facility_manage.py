@@ -11,17 +11,18 @@ import re
 import time
 import uuid
 from datetime import timedelta
+from typing import Any
 
 import httpx
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from cryptography.x509.oid import ExtensionOID, NameOID
 from joserfc import jwt
 from joserfc.jwk import ECKey
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import event, select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from tests.submissions.test_intake import ADMIN
 from tests.web.test_facility_page import BINH, _facility, _section, _shown
@@ -140,6 +141,111 @@ async def test_binh_gives_a_clinician_role_after_checking_the_name_and_ends_it(
     assert await _grants(session, HOA) == []
     await login(client, HOA)
     assert (await client.get("/clinic")).status_code == 403
+
+
+async def test_a_role_given_without_the_check_step_still_leaves_the_look_up_in_her_log(
+    client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    """The form's confirmation, posted straight away, or the API's grant: the page then
+    names her (its notice, its staff list, the question before ending the role), so the
+    look-up is in her access log all the same, once for each request that gave it."""
+    code = await _facility(session, steps=4)
+    await login(client, HOA)
+    await login(client, BINH)
+    page = await client.get(f"/facility/{code}")
+    done = await client.post(
+        f"/facility/{code}/staff",
+        data={"csrf": _csrf(page.text), "personal_id": HOA, "role": "clinician", "step": "confirm"},
+    )
+    assert done.status_code == 303, _shown(done.text)[-600:]
+    shown = await client.get(done.headers["location"])
+    assert "Đã giao vai trò Bác sĩ cho Võ Thị Hoa." in _shown(shown.text)
+    assert [r.action for r in await _reads_of(session, HOA)] == ["grant.person.read"]
+    [grant] = await _grants(session, HOA)
+    ended = await client.post(
+        f"/facility/{code}/staff/{grant.id}/revoke", data={"csrf": _csrf(page.text)}
+    )
+    assert ended.status_code == 303
+
+    given = await client.post(
+        "/api/v1/grants", json={"personal_id": HOA, "role": "clinician", "facility_code": code}
+    )
+    assert given.status_code == 201, given.text
+    assert "Võ Thị Hoa" not in given.text  # the answer names nobody; the page does
+    assert "Võ Thị Hoa" in _table((await client.get(f"/facility/{code}")).text, "staff")
+    reads = await _reads_of(session, HOA)
+    assert [r.action for r in reads] == ["grant.person.read"] * 2
+    assert reads[0].detail == {"role": "clinician", "facility_code": code}
+
+
+def _staff_rows(html: str) -> list[str]:
+    """The rows of the staff table, in their words."""
+    start = html.index('<table aria-label="staff"')
+    table = html[start : html.index("</table>", start)]
+    return [
+        _shown(row).strip() for row in re.findall(r"<tr id=\"grant-\d+\">(.*?)</tr>", table, re.S)
+    ]
+
+
+async def test_a_large_staff_is_listed_administrators_first_fifty_at_a_time(
+    client: httpx.AsyncClient, session: AsyncSession, connection: AsyncConnection
+) -> None:
+    """A hospital of thousands: the page counts them, names the administrators first and
+    then fifty at a time, with the way to the next fifty; its statements do not grow with
+    the staff (the names read at once)."""
+    code = await _facility(session, steps=4)  # Bình, its administrator; Dung, a clinician
+
+    async def hire(first: int, count: int) -> None:
+        now = utcnow()
+        session.add_all(
+            RoleGrant(personal_id=f"0010{n:08d}", role="clinician", facility_code=code,
+                      granted_by="test", granted_at=now)
+            for n in range(first, first + count)
+        )  # fmt: skip
+        await session.flush()
+
+    statements: list[str] = []
+
+    def counted(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        statements.append(statement)
+
+    async def opened(address: str) -> tuple[httpx.Response, int]:
+        statements.clear()
+        event.listen(connection.sync_connection, "before_cursor_execute", counted)
+        try:
+            page = await client.get(address)
+        finally:
+            event.remove(connection.sync_connection, "before_cursor_execute", counted)
+        assert page.status_code == 200, _shown(page.text)[-600:]
+        return page, len(statements)
+
+    await hire(0, 60)
+    await login(client, HOA)  # a second administrator, given last, on record
+    await identity.bootstrap_grant(session, HOA, "facility_admin", facility_code=code)
+    await login(client, BINH)
+    first, few = await opened(f"/facility/{code}")
+    rows = _staff_rows(first.text)
+    assert len(rows) == 50
+    assert [r.split(" Quản trị")[0] for r in rows[:2]] == ["Trần Thị Bình", "Võ Thị Hoa"]
+    assert "63 người có vai trò tại cơ sở" in _section(first.text, "clinicians")
+    more = re.search(
+        rf'id="more-staff" href="(/facility/{code}\?staff=[^"#]+)#clinicians"', first.text
+    )
+    assert more is not None, _section(first.text, "clinicians")
+    second, _ = await opened(more[1])
+    assert "clinicians" in _opened(second.text)
+    rows_after = _staff_rows(second.text)
+    assert len(rows_after) == 13
+    assert not set(rows_after) & set(rows)
+    assert "Trần Thị Bình" not in _table(second.text, "staff")
+    assert 'id="more-staff"' not in second.text  # the last page
+    assert f'href="/facility/{code}?staff=#clinicians"' in second.text  # back to the start
+
+    await hire(60, 3000)
+    crowded, many = await opened(f"/facility/{code}")
+    assert many == few  # not one statement more for 3,000 more people
+    assert len(_staff_rows(crowded.text)) == 50
+    assert "3.063 người có vai trò tại cơ sở" in _section(crowded.text, "clinicians")
 
 
 async def test_a_wrong_personal_id_comes_back_in_words_with_what_was_typed(
@@ -353,8 +459,47 @@ async def test_a_key_set_pasted_as_json_works_and_a_wrong_key_is_told_beside_the
     assert token.status_code == 200, token.text
 
 
-def _certificate(days_ago: int, days: int, *, usage: x509.KeyUsage | None = None) -> str:
-    """A self-signed certificate of the facility, valid from ``days_ago`` for ``days``."""
+def _public_pem(curve: ec.EllipticCurve) -> str:
+    key = ec.generate_private_key(curve).public_key()
+    pem = key.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return pem.decode()
+
+
+async def test_a_key_on_a_curve_we_cannot_verify_or_nested_text_is_told_beside_the_field(
+    client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    code = await _facility(session, steps=2)
+    await login(client, BINH)
+    csrf = _csrf((await client.get(f"/facility/{code}")).text)
+    for key, words in (
+        (_public_pem(ec.SECP224R1()), "đường cong (crv) không được hỗ trợ"),
+        (_public_pem(ec.BrainpoolP256R1()), "đường cong (crv) không được hỗ trợ"),
+        ("[" * 5000, "không phải bộ khóa JSON (JWKS)"),
+        ('{"keys": ' + "[" * 5000 + "]" * 5000 + "}", "không phải bộ khóa JSON (JWKS)"),
+    ):
+        refused = await client.post(
+            f"/facility/{code}/systems",
+            data={"csrf": csrf, "name": "HIS", "key": key, "scopes": ["submission.write"]},
+        )
+        assert refused.status_code == 422, _shown(refused.text)[-600:]
+        form = _form(refused.text, f"/facility/{code}/systems")
+        error = re.search(r'<p class="field-error" id="system-key-error">([^<]+)', form)
+        assert error is not None, form
+        assert words in error[1]
+    assert await facilities.clients(session, ADMIN, code) == []
+
+
+def _certificate(
+    days_ago: int,
+    days: int,
+    *,
+    usage: x509.KeyUsage | None = None,
+    others: tuple[x509.ExtensionType, ...] = (),
+) -> str:
+    """A self-signed certificate of the facility, valid from ``days_ago`` for ``days``, with
+    the key ``usage`` and the ``others`` extensions given."""
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name(
         [
@@ -375,7 +520,27 @@ def _certificate(days_ago: int, days: int, *, usage: x509.KeyUsage | None = None
     )
     if usage is not None:
         builder = builder.add_extension(usage, critical=True)
+    for extension in others:
+        builder = builder.add_extension(extension, critical=False)
     cert = builder.sign(key, hashes.SHA256())
+    return cert.public_bytes(serialization.Encoding.PEM).decode()
+
+
+def _with_odd_extensions(duplicated: bool) -> str:
+    """A certificate whose key usage is no key usage (a NULL and bytes), or that holds one
+    extension twice: the certificate itself reads, its extensions do not."""
+    if not duplicated:
+        garbage = x509.UnrecognizedExtension(ExtensionOID.KEY_USAGE, b"\x05\x00garbage")
+        return _certificate(1, 365, others=(garbage,))
+    first = x509.UnrecognizedExtension(x509.ObjectIdentifier("1.2.3.4"), b"\x05\x00")
+    second = x509.UnrecognizedExtension(x509.ObjectIdentifier("1.2.3.5"), b"\x05\x00")
+    der = x509.load_pem_x509_certificate(
+        _certificate(1, 365, others=(first, second)).encode()
+    ).public_bytes(serialization.Encoding.DER)
+    # the second's OID made the first's (no builder writes it twice; nobody checks its
+    # signature before reading it)
+    der = der.replace(b"\x06\x03\x2a\x03\x05", b"\x06\x03\x2a\x03\x04")
+    cert = x509.load_der_x509_certificate(der)
     return cert.public_bytes(serialization.Encoding.PEM).decode()
 
 
@@ -433,8 +598,18 @@ ENCIPHER_ONLY = x509.KeyUsage(
             "not issued for signing",
         ),
         ("abc", "không đọc được chứng thư số", "the certificate cannot be read"),
+        (
+            _with_odd_extensions(duplicated=False),
+            "không đọc được chứng thư số",
+            "the certificate cannot be read",
+        ),
+        (
+            _with_odd_extensions(duplicated=True),
+            "không đọc được chứng thư số",
+            "the certificate cannot be read",
+        ),
     ],
-    ids=["expired", "not_a_certificate", "key_usage", "short"],
+    ids=["expired", "not_a_certificate", "key_usage", "short", "bad_extension", "twice"],
 )
 async def test_a_certificate_that_cannot_sign_is_refused_in_words_beside_the_field(
     client: httpx.AsyncClient, session: AsyncSession, pem: str, words: str, english: str
@@ -454,6 +629,22 @@ async def test_a_certificate_that_cannot_sign_is_refused_in_words_beside_the_fie
         assert "FAC-0021" not in error[1]
         assert pem.strip()[:40] in form  # what was pasted is kept
         assert "certificates" in _opened(refused.text)
+    assert await facilities.certificates(session, ADMIN, code) == []
+
+
+async def test_the_api_refuses_a_certificate_whose_extensions_do_not_read(
+    client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    code = await _facility(session, steps=1)
+    await login(client, BINH)
+    for duplicated in (False, True):
+        refused = await client.post(
+            f"/api/v1/facilities/{code}/certificates",
+            json={"pem": _with_odd_extensions(duplicated)},
+        )
+        assert refused.status_code == 422, refused.text
+        assert refused.json()["code"] == "FAC-0021"
+        assert refused.json()["detail"]["cause"] == "unreadable"
     assert await facilities.certificates(session, ADMIN, code) == []
 
 

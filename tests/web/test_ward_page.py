@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tests.web.test_browser import SCREENSHOTS, browser, server  # noqa: F401  (the fixtures)
 from tests.web.test_login import AN, login
 from tests.web.test_phone_layout import OVERFLOW_JS
-from vnehr import demo, identity
+from vnehr import audit, demo, identity
 from vnehr.identity.models import AccountEvent, HealthAccount, Person, Representative
 from vnehr.kit.i18n import text
 
@@ -217,6 +217,48 @@ async def test_a_newborn_gets_a_provisional_record_linked_to_the_mother(
     assert unknown.status_code == 404
     assert "001185099999" in _field_error(unknown.text, "newborn-mother_personal_id")
     assert _value(unknown.text, "newborn-birth_date") == "02/01/2025"
+
+
+async def _mother_looked_up(session: AsyncSession) -> int:
+    """How many times an office's newborn form is in Mai's access log."""
+    mother = await identity.person_id_of(session, MAI["personal_id"])
+    assert mother is not None
+    reads = await audit.reads_about(session, [mother], not_by=f"person:{MAI['personal_id']}")
+    return sum(e.action == "newborn.mother_read" for e in reads)
+
+
+async def test_whatever_the_newborn_form_tells_of_the_mother_is_in_her_access_log(
+    client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    csrf = await _officer(client, session)
+    assert (await _enrol(client, csrf, "confirm")).status_code == 303  # Mai, born 12/05/1990
+    assert await _mother_looked_up(session) == 0
+    early = await _newborn(client, csrf, "check", birth_date="01/01/1980")
+    assert early.status_code == 422
+    assert "12/05/1990" in _shown(early.text)  # her birth date, told
+    assert await _mother_looked_up(session) == 1
+
+    # an office of another ward is told she lives elsewhere: that the ID is someone's
+    await identity.bootstrap_grant(session, AN, "ward_officer", ward_code=BA_DINH)
+    client.cookies.clear()
+    await login(client, AN, "/ward")
+    elsewhere = await client.post(
+        "/ward/newborn",
+        data={"csrf": _csrf((await client.get("/ward")).text), "ward": BA_DINH,
+              "step": "check", "mother_personal_id": MAI["personal_id"],
+              "birth_date": "02/01/2025", "sex": "male"},
+    )  # fmt: skip
+    assert elsewhere.status_code == 403
+    assert text("web.ward.mother_elsewhere", "vi") in _shown(elsewhere.text)
+    assert await _mother_looked_up(session) == 2
+
+    # each step that names her is one line, the confirmation too
+    client.cookies.clear()
+    csrf = await _officer(client, session)
+    assert (await _newborn(client, csrf, "check")).status_code == 200
+    assert await _mother_looked_up(session) == 3
+    assert (await _newborn(client, csrf, "confirm")).status_code == 303
+    assert await _mother_looked_up(session) == 4
 
 
 async def test_a_citizen_and_a_clinician_are_refused(

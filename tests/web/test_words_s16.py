@@ -239,7 +239,9 @@ async def test_the_facility_page_names_its_state_in_words_when_it_may_not_send_y
     english = await client.post(
         f"/facility/{code}/check?lang=en", data={"csrf": csrf}, files=upload
     )
-    assert 'is "Trained" and may not send' in html.unescape(_section(english.text, "check-result"))
+    assert 'at the step "Trained" and may not send' in html.unescape(
+        _section(english.text, "check-result")
+    )
 
 
 async def test_the_department_is_told_a_step_it_cannot_take_in_words(

@@ -612,11 +612,14 @@ def key_set(typed: str) -> dict[str, Any]:
         pem = public.public_bytes(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
         )
-        key = kind.import_key(pem)
-        return {"keys": [{**key.as_dict(private=False), "kid": key.thumbprint()}]}
+        try:  # (an EC key on a curve JOSE has no name for: SECP224R1, brainpool)
+            key = kind.import_key(pem)
+            return {"keys": [{**key.as_dict(private=False), "kid": key.thumbprint()}]}
+        except (JoseError, ValueError, TypeError, KeyError) as exc:
+            raise _key_problem(exc, 1) from exc
     try:
         found = json.loads(typed)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # (RecursionError: arrays nested thousands deep)
         raise _bad_jwks("not_a_key") from exc
     if isinstance(found, dict) and "keys" in found:
         return found
@@ -821,11 +824,17 @@ async def add_certificate(
 
 def _check_signing_use(cert: x509.Certificate) -> None:
     """FAC-0021 for a certificate whose key usage leaves out digital signatures: every file
-    signed with it would be refused."""
+    signed with it would be refused; cause ``unreadable`` for one whose extensions do not
+    read (malformed, or one given twice: RFC 5280 4.2)."""
     try:
         usage = cert.extensions.get_extension_for_class(x509.KeyUsage).value
     except x509.ExtensionNotFound:
         return  # no restriction (RFC 5280 4.2.1.3)
+    except (ValueError, x509.DuplicateExtension) as exc:
+        log.info("certificate_refused", error=f"{type(exc).__name__}: {str(exc)[:300]}")
+        raise errors.BadCertificate(
+            {"cause": "unreadable"}, reason=texts("certificate.reason.unreadable")
+        ) from exc
     if not usage.digital_signature:
         raise errors.BadCertificate(
             {"cause": "key_usage"}, reason=texts("certificate.reason.key_usage")

@@ -33,6 +33,7 @@ from vnehr.kit.auth import Forbidden, Grant, Subject
 from vnehr.kit.clock import today_in_vietnam, utcnow
 from vnehr.kit.errors import VnehrError
 from vnehr.kit.outbox import new_event
+from vnehr.kit.paging import decode_cursor, encode_cursor
 from vnehr.kit.text import fold
 
 
@@ -701,15 +702,23 @@ async def check_newborn(
     """What ``add_newborn`` checks before it writes anything (who may, the mother, the birth
     date), for a form that asks before it acts: the mother, to be named on the question. The
     look-up names her by a personal ID typed, so it is an audit row in her access log
-    (``NEWBORN_MOTHER_READ``), though nothing else is written."""
-    mother = await _newborn_mother(session, subject, mother_personal_id, birth_date)
-    await IdentityRepository(session).add(_person_event(subject, NEWBORN_MOTHER_READ, mother))
-    return Holder.of(mother)
+    (``NEWBORN_MOTHER_READ``, written by ``_newborn_mother``), though nothing else is
+    written."""
+    return Holder.of(await _newborn_mother(session, subject, mother_personal_id, birth_date))
 
 
 async def _newborn_mother(
-    session: AsyncSession, subject: Subject, mother_personal_id: str, birth_date: date
+    session: AsyncSession,
+    subject: Subject,
+    mother_personal_id: str,
+    birth_date: date,
+    *,
+    looked_up: bool = False,
 ) -> Person:
+    """The mother, checked (who may, where she lives, the birth date). Once she is found,
+    whatever follows tells of her (her name, her birth date, that she lives elsewhere, that
+    the ID is someone's), so the look-up is written first (``NEWBORN_MOTHER_READ``, in her
+    access log; not again when ``looked_up``: this transaction wrote it)."""
     facility_grants = [
         g for g in subject.grants if g.role in ("clinician", "facility_admin") and g.facility_code
     ]
@@ -719,6 +728,8 @@ async def _newborn_mother(
     mother = await repo.person_by_personal_id(mother_personal_id)
     if mother is None:
         raise errors.UnknownPerson(personal_id=mother_personal_id)
+    if not looked_up:
+        await repo.add(_person_event(subject, NEWBORN_MOTHER_READ, mother))
     province = await _residence_province(session, mother)
     at_home_facility = province is not None and any(
         (g.facility_code or "")[:2] == province for g in facility_grants
@@ -744,11 +755,16 @@ async def add_newborn(
     birth_date: date,
     sex: str,
     full_name: str | None,
+    mother_looked_up: bool = False,
 ) -> Person:
     """A provisional identity for a newborn without a personal ID, linked to the mother, who
     represents the child from birth, and living where she lives. The caller is a registrar of
-    the mother's area, or clinical staff of a facility in the province where she lives (D24)."""
-    mother = await _newborn_mother(session, subject, mother_personal_id, birth_date)
+    the mother's area, or clinical staff of a facility in the province where she lives (D24).
+    The mother's look-up is in her access log (the child's name and the refusals tell of her),
+    unless ``mother_looked_up``: ``check_newborn`` wrote it in this transaction."""
+    mother = await _newborn_mother(
+        session, subject, mother_personal_id, birth_date, looked_up=mother_looked_up
+    )
     repo = IdentityRepository(session)
     child = Person(
         personal_id=None,
@@ -855,7 +871,9 @@ async def add_grant(
     """Give a person a role. Department administrators grant roles within their province
     (a national one anywhere); a facility administrator grants ``clinician`` at their own
     facility. A role the person already holds there is answered with that grant (a form sent
-    twice gives one role)."""
+    twice gives one role). A role at a facility puts the person's recorded name on its page
+    (its staff list, what was just done): when they are on record, the look-up is in their
+    access log (``GRANT_PERSON_READ``), as ``check_grant``'s is, once per call."""
     scope = await _checked_grant(
         session,
         subject,
@@ -866,6 +884,10 @@ async def add_grant(
         ward_code=ward_code,
     )
     repo = IdentityRepository(session)
+    if scope.facility_code is not None:
+        person = await repo.person_by_personal_id(scope.personal_id)
+        if person is not None:
+            await repo.add(_grant_read(subject, person, role, scope.facility_code))
     held = [g for g in await repo.active_grants(scope.personal_id) if scope.same_as(g)]
     if held:
         return held[0]
@@ -902,21 +924,19 @@ async def check_grant(
     person = await repo.person_by_personal_id(scope.personal_id)
     if person is None:
         return None, False
+    await repo.add(_grant_read(subject, person, role, facility_code))
+    held = any(scope.same_as(g) for g in await repo.active_grants(scope.personal_id))
+    return Holder.of(person), held
+
+
+def _grant_read(
+    subject: Subject, person: Person, role: str, facility_code: str | None
+) -> audit.AuditEvent:
+    """The audit row of a role's giver shown the recorded name of the person it is for."""
     detail: dict[str, Any] = {"role": role, "facility_code": facility_code}
     if not _facility_admin(subject, facility_code or ""):
         detail["department"] = (facility_code or "")[:2]  # (its officer is named, D179)
-    await repo.add(
-        audit.audit_event(
-            actor=subject.label,
-            action=GRANT_PERSON_READ,
-            object_type="person",
-            object_id=str(person.id),
-            person_id=person.id,
-            detail=detail,
-        )
-    )
-    held = any(scope.same_as(g) for g in await repo.active_grants(scope.personal_id))
-    return Holder.of(person), held
+    return _person_event(subject, GRANT_PERSON_READ, person, detail)
 
 
 async def _checked_grant(
@@ -1006,12 +1026,49 @@ async def _scope_of_grant(session: AsyncSession, grant: RoleGrant) -> str | None
     return (grant.facility_code or "")[:2] or None
 
 
-async def staff_of(session: AsyncSession, subject: Subject, facility_code: str) -> list[RoleGrant]:
-    """The roles held now at a facility (its clinicians and administrators), for whoever
-    gives and ends them: the facility's administrators (a person) and its province's
-    department; anyone else ``Forbidden``."""
+#: The roles a page of a facility's staff lists.
+STAFF_PAGE = 50
+
+
+@dataclass(frozen=True, slots=True)
+class StaffPage:
+    """One page of the roles held at a facility: ``grants`` (its administrators first, then
+    by when given), how many are held there in all, and the cursor of the next page (None:
+    the last)."""
+
+    grants: list[RoleGrant]
+    total: int
+    next_cursor: str | None
+
+
+async def staff_of(
+    session: AsyncSession,
+    subject: Subject,
+    facility_code: str,
+    *,
+    cursor: str | None = None,
+    limit: int = STAFF_PAGE,
+) -> StaffPage:
+    """The roles held now at a facility (its clinicians and administrators), ``limit`` at a
+    time (``cursor``: where the page before ended), for whoever gives and ends them: the
+    facility's administrators (a person) and its province's department; anyone else
+    ``Forbidden``; a cursor not of ours ``InvalidCursor``."""
     _require_staff_reader(subject, facility_code)
-    return await IdentityRepository(session).grants_at_facility(facility_code)
+    after = None
+    if cursor is not None:
+        rank, grant_id = decode_cursor(cursor, (int, int))
+        after = (int(rank), int(grant_id))
+    repo = IdentityRepository(session)
+    found = await repo.grants_at_facility(facility_code, after=after, limit=limit + 1)
+    following = None
+    if len(found) > limit:
+        rank, last = found[limit - 1]
+        following = encode_cursor((rank, last.id))
+    return StaffPage(
+        [grant for _, grant in found[:limit]],
+        await repo.count_grants_at_facility(facility_code),
+        following,
+    )
 
 
 def _require_staff_reader(subject: Subject, facility_code: str) -> None:
@@ -1221,14 +1278,11 @@ async def check_patients(
 
 
 async def names_by_personal_id(session: AsyncSession, personal_ids: list[str]) -> dict[str, str]:
-    """Full names of persons by personal ID (for showing who read a record)."""
-    repo = IdentityRepository(session)
-    found = {}
-    for personal_id in set(personal_ids):
-        person = await repo.person_by_personal_id(personal_id)
-        if person is not None:
-            found[personal_id] = person.full_name
-    return found
+    """Full names of persons by personal ID, those on record (for showing who read a record,
+    a facility's staff), read at once."""
+    if not personal_ids:
+        return {}
+    return await IdentityRepository(session).names_by_personal_id(set(personal_ids))
 
 
 def person_id_query(personal_id: Any) -> Any:

@@ -91,7 +91,9 @@ async def record_newborn(
     sex: str,
     full_name: str | None,
 ) -> Holder:
-    """``add_newborn`` (the API's, the same rules and rows): the child's provisional record."""
+    """``add_newborn`` (the API's, the same rules and rows): the child's provisional record,
+    after the form's ``check_newborn`` of the same request (which wrote the mother's
+    look-up in her access log, kept when this refuses)."""
     child = await add_newborn(
         session,
         subject,
@@ -99,6 +101,7 @@ async def record_newborn(
         birth_date=birth_date,
         sex=sex,
         full_name=full_name,
+        mother_looked_up=True,
     )
     return Holder.of(child)
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import math
 import re
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal, localcontext
+from decimal import Context as DecimalContext
 from typing import Any
 
 from jinja2 import Environment, pass_context
@@ -22,13 +23,22 @@ _MARKS: dict[str, tuple[str, str]] = {"vi": (".", ","), "en": (",", ".")}
 #: ("5.60", "-1.2", "< 0.5"); anything else ("Âm tính", "1/80", "5,6") is shown as written.
 _PLAIN = re.compile(r"(?P<sign>[<>≤≥]=?\s*)?(?P<number>[+-]?\d+(?:\.\d+)?)")
 _FIGURE = re.compile(r"\d+(?:\.\d+)?")
+#: A value as sent that ``amount`` and ``percent`` take for a number (as ``number`` does,
+#: without the comparison sign): "1e5" or "12,5" is shown as it came, by all of them.
+_SENT = re.compile(r"[+-]?\d+(?:\.\d+)?")
+#: The most digits either side of the point a number is written with; a value beyond (of no
+#: page's making: 10**61 đồng) is shown as it came rather than as a page of zeros.
+_DIGITS = 60
+#: Enough precision for any value within ``_DIGITS`` at any decimals a page asks for.
+_EXACT = DecimalContext(prec=4 * _DIGITS, rounding=ROUND_HALF_UP)
 Number = int | float | Decimal | str
 
 
 def _digits(written: str, language: Language) -> str:
     """A plain number written with a point ("-1234567.50") in ``language``'s marks."""
     thousands, point = _MARKS[language]
-    sign = "-" if written.startswith("-") else ""
+    # (a minus on nothing but zeros, "-0" or "-0.00", means nothing to a reader)
+    sign = "-" if written.startswith("-") and written.strip("+-0.") else ""
     whole, _, decimals = written.lstrip("+-").partition(".")
     groups: list[str] = []
     while len(whole) > 3:
@@ -38,13 +48,32 @@ def _digits(written: str, language: Language) -> str:
     return f"{sign}{grouped}{point}{decimals}" if decimals else f"{sign}{grouped}"
 
 
-def _decimal(value: int | float | Decimal) -> Decimal | None:
-    """``value`` exactly; a float (numpy's too: a chart's ticks) by its shortest writing
-    (0.1 is "0.1", not 0.1000000000000000055...); None for infinities and NaN."""
-    if isinstance(value, Decimal | int):
-        return Decimal(value)
-    written = float(value)
-    return Decimal(repr(written)) if math.isfinite(written) else None
+def _decimal(value: object) -> Decimal | None:
+    """``value`` exactly, if it is a finite number within ``_DIGITS`` (a text only when it is a
+    plain number as sent, "-1234.50"); a float (numpy's too: a chart's ticks) by its shortest
+    writing (0.1 is "0.1", not 0.1000000000000000055...); None for anything else (infinities,
+    NaN, "1e5", "abc"), which the helpers show as it came."""
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        if isinstance(value, str):
+            written = value.strip()
+            found = Decimal(written) if _SENT.fullmatch(written) else None
+        elif isinstance(value, Decimal | int):
+            found = Decimal(value)
+        else:
+            as_float = float(value)  # type: ignore[arg-type]
+            found = Decimal(repr(as_float)) if math.isfinite(as_float) else None
+    except (ArithmeticError, TypeError, ValueError):
+        return None
+    if found is None or not found.is_finite():
+        return None
+    if found.is_zero():
+        return Decimal(0)
+    exponent = found.as_tuple().exponent
+    if abs(found.adjusted()) > _DIGITS or not isinstance(exponent, int) or exponent < -_DIGITS:
+        return None
+    return found
 
 
 def number(value: Number | None, language: Language, *, places: int | None = None) -> str:
@@ -52,7 +81,7 @@ def number(value: Number | None, language: Language, *, places: int | None = Non
     "36.8". A string is a value as its sender wrote it (a laboratory result): its decimals are
     kept ("5.60" -> "5,60") and anything but a plain number is returned as it is. A number has
     its trailing zeros dropped ("14.000" -> "14"), unless ``places`` fixes the decimals
-    (rounded half up). "" for None."""
+    (rounded half up). "" for None; any other value that is no finite number as it came."""
     if value is None or isinstance(value, bool):
         return "" if value is None else str(value)
     if isinstance(value, str):
@@ -60,19 +89,22 @@ def number(value: Number | None, language: Language, *, places: int | None = Non
         if found is None:
             return value
         return (found["sign"] or "") + _digits(found["number"], language)
-    try:
-        exact = _decimal(value)
-    except (InvalidOperation, TypeError, ValueError):
-        exact = None
+    exact = _decimal(value)
     if exact is None:
         return str(value)
-    if places is not None:
-        exact = exact.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
-    elif exact == exact.to_integral_value():
-        exact = exact.quantize(Decimal(1))
-    else:
-        exact = exact.normalize()
-    return _digits(f"{exact:f}", language)
+    return _written(exact, language, places)
+
+
+def _written(exact: Decimal, language: Language, places: int | None) -> str:
+    """A finite number of ``_decimal``'s in ``language`` (``number``'s rules)."""
+    with localcontext(_EXACT):
+        if places is not None:
+            exact = exact.quantize(Decimal(1).scaleb(-min(places, _DIGITS)))
+        elif exact == exact.to_integral_value():
+            exact = exact.quantize(Decimal(1))
+        else:
+            exact = exact.normalize()
+        return _digits(f"{exact:f}", language)
 
 
 def numbers_in(value: str | None, language: Language) -> str:
@@ -85,14 +117,14 @@ def numbers_in(value: str | None, language: Language) -> str:
 
 def amount(value: Number | None, language: Language) -> str:
     """Money without its currency: whole đồng without decimals ("253.400"), else two
-    ("12.345,50")."""
+    ("12.345,50"); a text only when it is a plain number ("1e5" is shown as it came, as
+    ``number`` shows it); "" for None."""
     if value is None or value == "":
         return ""
-    exact = Decimal(value) if isinstance(value, str) else _decimal(value)
+    exact = _decimal(value)
     if exact is None:
         return str(value)
-    whole = exact == exact.to_integral_value()
-    return number(exact, language, places=0 if whole else 2)
+    return _written(exact, language, 0 if exact == exact.to_integral_value() else 2)
 
 
 def money(value: Number | None, language: Language) -> str:
@@ -102,14 +134,17 @@ def money(value: Number | None, language: Language) -> str:
     return text("number.money", language, {"amount": amount(value, language)})
 
 
-def percent(value: float | Decimal | None, language: Language, *, places: int = 1) -> str:
-    """A share (0.123) as a percentage: "12,3 %" / "12.3%"; "" for None."""
-    if value is None:
+def percent(value: Number | None, language: Language, *, places: int = 1) -> str:
+    """A share (0.123) as a percentage: "12,3 %" / "12.3%"; "" for None; a value that is no
+    number as it came."""
+    if value is None or value == "":
         return ""
     exact = _decimal(value)
     if exact is None:
         return str(value)
-    return text("number.percent", language, {"value": number(exact * 100, language, places=places)})
+    with localcontext(_EXACT):
+        hundredfold = exact * 100
+    return text("number.percent", language, {"value": _written(hundredfold, language, places)})
 
 
 _KB = 1024

@@ -171,6 +171,7 @@ async def facility_page(
     subject: OptionalSubject,
     code: _CODE,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
+    staff: Annotated[str | None, Query(max_length=200)] = None,
     done: Done | None = None,
     grant: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
     client: Annotated[str | None, Query(pattern=facilities.CLIENT_ID_PATTERN)] = None,
@@ -179,15 +180,19 @@ async def facility_page(
     revoke_system: Annotated[str | None, Query(pattern=facilities.CLIENT_ID_PATTERN)] = None,
 ) -> Response:
     """A facility for its administrator: the facility, its onboarding and what it still
-    needs, systems, certificates, staff, the latest receipts (newest first, ``cursor``: where
-    the page before ended), the visits checked in but never sent, and the file check form.
+    needs, systems, certificates, staff (50 at a time, administrators
+    first; ``staff``: where the page before ended), the latest receipts (newest first,
+    ``cursor``: where the page before ended), the visits checked in but never sent, and the
+    file check form.
     ``done`` (with the ``grant``, ``client`` or ``certificate`` it names) says what was just
     done there; ``revoke_grant`` / ``revoke_system`` ask before ending a role or a system."""
     who = _signed_in(request, subject)
     if isinstance(who, RedirectResponse):
         return who
     asked = _Asked(done, grant, client, certificate, revoke_grant, revoke_system)
-    return await _render(request, session, primary, who, code, cursor=cursor, asked=asked)
+    return await _render(
+        request, session, primary, who, code, cursor=cursor, staff_cursor=staff, asked=asked
+    )
 
 
 @router.post("/facility/{code}/check", response_class=HTMLResponse)
@@ -265,11 +270,14 @@ async def _render(
     code: str,
     *,
     cursor: str | None = None,
+    staff_cursor: str | None = None,
     asked: _Asked | None = None,
     form: _Form | None = None,
 ) -> Response:
-    """The page; ``asked``: what its address asks to show besides (``_Asked``); ``form``: a
-    form coming back refused or to be changed, its section open."""
+    """The page; ``cursor`` / ``staff_cursor``: where the receipts' / the staff's page before
+    ended (the staff's "": its first page, the section open); ``asked``: what its address
+    asks to show besides (``_Asked``); ``form``: a form coming back refused or to be changed,
+    its section open."""
     lang: Language = "en" if _language(request) == "en" else "vi"
     asked = asked or _Asked()
     try:
@@ -277,7 +285,7 @@ async def _render(
         events = await facilities.history(session, who, code)
         certificates = await facilities.certificates(session, who, code)
         systems = await facilities.clients(session, who, code)
-        staff = await identity.staff_of(session, who, code)
+        staff = await identity.staff_of(session, who, code, cursor=staff_cursor or None)
         receipts = await submissions.listing(
             session,
             who,
@@ -311,14 +319,16 @@ async def _render(
     if asked.grant is not None and asked.done in ("granted", "revoked"):
         done_grant = await identity.staff_grant(session, who, code, asked.grant)
     names = await identity.names_by_personal_id(
-        session, [g.personal_id for g in staff] + ([done_grant.personal_id] if done_grant else [])
+        session,
+        [g.personal_id for g in staff.grants] + ([done_grant.personal_id] if done_grant else []),
     )
     notice = _notice(asked, done_grant, names, systems, shown_certificates, lang)
     opened = (
         _SECTION[form.kind]
         if form is not None
         else (notice or {}).get("section")
-        or ("clinicians" if asked.revoke_grant else "systems" if asked.revoke_system else None)
+        or ("clinicians" if asked.revoke_grant or staff_cursor is not None else None)
+        or ("systems" if asked.revoke_system else None)
     )
     forms: dict[str, dict[str, Any]] = {
         "grant": {"personal_id": "", "role": "clinician"},
@@ -335,6 +345,9 @@ async def _render(
     older = None
     if receipts.next_cursor is not None:
         older = f"/facility/{code}?{urlencode({'cursor': receipts.next_cursor})}#receipts"
+    more_staff = None
+    if staff.next_cursor is not None:
+        more_staff = f"/facility/{code}?{urlencode({'staff': staff.next_cursor})}#clinicians"
     return _book_page(
         request,
         "facility.html",
@@ -362,8 +375,11 @@ async def _render(
                 # (a facility's administrator ends clinicians' roles; the department any)
                 "may_revoke": g.role == "clinician" or department,
             }
-            for g in staff
+            for g in staff.grants
         ],
+        staff_total=staff.total,
+        more_staff_url=more_staff,
+        staff_cursor=staff_cursor,
         roles=[r for r in PAGE_ROLES if r == "clinician" or department],
         scopes=list(facilities.SCOPES),
         token_url=f"{settings.public_url}/oauth/token",
