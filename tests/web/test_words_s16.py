@@ -7,11 +7,13 @@ file. Machines keep the raw values in ``detail``."""
 from __future__ import annotations
 
 import html
+import io
 import re
 from datetime import timedelta
 from typing import Any
 
 import httpx
+from pypdf import PdfReader
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tests.healthbook.test_api import visit_of, who
@@ -174,6 +176,13 @@ async def test_the_ward_office_hints_dates_and_a_newborn_s_papers_in_words(
     assert en.count("dd/mm/yyyy (e.g. 02/01/2025)") == 2, en
 
 
+async def _pdf_text(client: httpx.AsyncClient, visit_id: int) -> str:
+    response = await client.get(f"/api/v1/me/visits/{visit_id}.pdf")
+    assert response.status_code == 200, response.text
+    pages = PdfReader(io.BytesIO(response.content)).pages
+    return re.sub(r"\s+", " ", "".join(page.extract_text() for page in pages))
+
+
 async def test_the_citizen_is_told_a_visit_was_corrected_not_its_data_version(
     client: httpx.AsyncClient, session: AsyncSession, settings: Settings
 ) -> None:
@@ -186,6 +195,7 @@ async def test_the_citizen_is_told_a_visit_was_corrected_not_its_data_version(
     first = _shown((await client.get(f"/portal/book/visits/{item['id']}?lang=vi")).text)
     assert "Phiên bản dữ liệu" not in first
     assert "bản sửa" not in first
+    assert "bản sửa" not in await _pdf_text(client, item["id"])
 
     one.tables["XML1"][0]["LY_DO_VV"] = "Đau đầu, sốt (cơ sở sửa lại)"
     before = utcnow()
@@ -197,6 +207,9 @@ async def test_the_citizen_is_told_a_visit_was_corrected_not_its_data_version(
     vi = _shown((await client.get(f"/portal/book/visits/{item['id']}?lang=vi")).text)
     assert "Phiên bản dữ liệu" not in vi
     assert any(f"Cơ sở đã gửi bản sửa lần 1 (ngày {day})" in vi for day in today), vi
+    printed = await _pdf_text(client, item["id"])  # the printout says it the same way
+    assert "phiên bản dữ liệu" not in printed
+    assert "cơ sở đã gửi bản sửa lần 1" in printed
     en = _shown((await client.get(f"/portal/book/visits/{item['id']}?lang=en")).text)
     assert "Data version" not in en
     assert any(f"The facility sent correction no. 1 (on {day})" in en for day in today), en
