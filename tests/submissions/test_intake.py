@@ -1044,3 +1044,31 @@ async def test_no_route_reads_a_body_past_the_app_wide_cap(
         "/api/v1/facilities", content=stream(), headers={"Content-Type": "application/json"}
     )
     assert (json_route.status_code, json_route.json()["code"]) == (413, "KIT-0413")
+
+
+@pytest.mark.parametrize(
+    ("files", "reason", "vi", "en"),
+    [
+        ({"note": (None, "no file here")}, "no_file", "không có phần tệp nào", "no file part"),
+        ({"a": ("a.xml", b"<x/>"), "b": ("b.xml", b"<y/>")}, "more_than_one_file",
+         "có hơn một tệp", "more than one file"),
+    ],
+)  # fmt: skip
+async def test_an_unreadable_form_is_told_in_each_language(
+    client: httpx.AsyncClient,
+    session: AsyncSession,
+    settings: Settings,
+    files: dict[str, Any],
+    reason: str,
+    vi: str,
+    en: str,
+) -> None:
+    # (the reason was an English phrase inside the Vietnamese sentence, D218)
+    _, headers = await facility_with_token(client, session, settings)
+    response = await client.post("/api/v1/submissions", files=files, headers=headers)
+    body = response.json()
+    assert (response.status_code, body["code"]) == (400, "SUB-0018"), response.text
+    assert vi in body["message"]["vi"]
+    assert en not in body["message"]["vi"]
+    assert en in body["message"]["en"]
+    assert body["detail"]["reason"] == reason

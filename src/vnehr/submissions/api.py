@@ -122,13 +122,13 @@ def _from_multipart(body: bytes, content_type: str) -> bytes:
     _, options = parse_options_header(content_type)
     boundary = options.get(b"boundary")
     if not boundary:
-        raise errors.FormUnreadable(reason="no boundary")
+        raise errors.FormUnreadable(reason="no_boundary")
     parts: list[_Part] = []
     header: list[bytes] = [b"", b""]
 
     def begin() -> None:
         if len(parts) >= 20:
-            raise errors.FormUnreadable(reason="more than 20 parts")
+            raise errors.FormUnreadable(reason="too_many_parts")
         parts.append(_Part())
 
     def header_field(data: bytes, start: int, end: int) -> None:
@@ -162,13 +162,13 @@ def _from_multipart(body: bytes, content_type: str) -> bytes:
     except FormParserError as exc:  # (MultipartParseError is one)
         raise errors.FormUnreadable(reason=str(exc) or "malformed") from exc
     if not ended[0]:
-        raise errors.FormUnreadable(reason="the form ends before its closing boundary")
+        raise errors.FormUnreadable(reason="ends_early")
     named = [(part, *part.disposition()) for part in parts]
     if any(not is_file and holds_control(part.data) for part, _, is_file in named):
         raise ControlCharacter(where="body")
     files = [(part, name) for part, name, is_file in named if is_file]
     if len(files) > 1:
-        raise errors.FormUnreadable(reason="more than one file")
+        raise errors.FormUnreadable(reason="more_than_one_file")
     if files:
         part, name = files[0]
         if not part.data:
@@ -176,7 +176,7 @@ def _from_multipart(body: bytes, content_type: str) -> bytes:
         return bytes(part.data)
     encoded = next((p.data for p, name, _ in named if name == "fileHSBase64"), None)
     if not encoded:
-        raise errors.FormUnreadable(reason="no file part and no fileHSBase64 field")
+        raise errors.FormUnreadable(reason="no_file")
     return b64decode(bytes(encoded).decode("ascii", "replace"), what="fileHSBase64")
 
 

@@ -148,6 +148,9 @@ class FormUnreadable(FileRefused):
 
     status_code = 400
     code = "SUB-0018"
+    #: what is wrong, in words (``detail.reason`` keeps the name; a parser's own message, for
+    #: a form it cannot read, is said as it is)
+    worded: ClassVar[Mapping[str, str]] = {"reason": "sub.form"}
 
 
 class UnknownSubmission(VnehrError):
