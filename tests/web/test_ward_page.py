@@ -407,3 +407,32 @@ async def test_a_long_vietnamese_name_still_reaches_its_result(
     result = await client.get(done.headers["location"])
     assert result.status_code == 200
     assert long in _shown(result.text)
+
+
+async def test_a_newborn_confirmed_twice_is_recorded_once_and_twins_when_the_officer_says_so(
+    client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    # the back button and a second tap on "confirm" used to make a second provisional record
+    # of the same child; twins may share the provisional name, so the officer is asked (D226)
+    csrf = await _officer(client, session)
+    await _enrol(client, csrf, "confirm")
+    mother = await _person(session, MAI["personal_id"])
+    assert mother is not None
+    children = select(Person).where(Person.mother_id == mother.id)
+    first = await _newborn(client, csrf, "confirm")
+    assert first.status_code == 303
+    assert len(list(await session.scalars(children))) == 1
+
+    again = await _newborn(client, csrf, "confirm")  # the same form, sent again
+    assert again.status_code == 200
+    shown = _shown(again.text)
+    assert "Chưa ghi thêm" in shown
+    assert "Con của Nguyễn Thị Mai" in shown  # the child on record, by name
+    assert len(list(await session.scalars(children))) == 1
+    asked = await _newborn(client, csrf, "check")  # the question says so before confirming
+    assert "đã có 1 trẻ sinh cùng ngày được ghi" in _shown(asked.text)
+    assert 'name="another"' in asked.text
+
+    twin = await _newborn(client, csrf, "confirm", another="1")
+    assert twin.status_code == 303
+    assert len(list(await session.scalars(children))) == 2

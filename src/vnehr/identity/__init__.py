@@ -61,7 +61,14 @@ from vnehr.identity.service import (
     staff_grant,
     staff_of,
 )
-from vnehr.identity.ward_office import Enrolment, WardWork, enrol, record_newborn, ward_work
+from vnehr.identity.ward_office import (
+    Enrolment,
+    WardWork,
+    enrol,
+    newborns_of,
+    record_newborn,
+    ward_work,
+)
 
 __all__ = [
     "GRANT_PERSON_READ",
@@ -105,6 +112,7 @@ __all__ = [
     "match_patient",
     "may_act_for",
     "names_by_personal_id",
+    "newborns_of",
     "on_first_confirmation",
     "open_account",
     "person_id_of",

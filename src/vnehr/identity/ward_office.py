@@ -10,8 +10,10 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Literal
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from vnehr.identity.models import Person
 from vnehr.identity.repository import IdentityRepository
 from vnehr.identity.service import Holder, add_newborn, assisted_open, keeps_ward_office
 from vnehr.kit.auth import Subject
@@ -104,6 +106,25 @@ async def record_newborn(
         mother_looked_up=True,
     )
     return Holder.of(child)
+
+
+async def newborns_of(session: AsyncSession, mother_id: int, birth_date: date) -> list[str]:
+    """The names of the provisional children already recorded for this mother, born that day
+    (not merged into a person with an ID): before recording one more, the form asks whether it
+    is another child (twins) or the same one sent again (D226). The mother's look-up is written
+    by ``check_newborn`` first."""
+    stmt = (
+        select(Person.full_name)
+        .where(
+            Person.mother_id == mother_id,
+            Person.birth_date == birth_date,
+            Person.provisional.is_(True),
+            Person.merged_into_id.is_(None),
+        )
+        .order_by(Person.id)
+        .limit(10)
+    )
+    return list(await session.scalars(stmt))
 
 
 async def ward_work(

@@ -314,11 +314,14 @@ async def ward_newborn(
     birth_date: Annotated[str, Form(max_length=40)] = "",
     sex: Annotated[str, Form(max_length=10)] = "",
     step: Annotated[Step, Form()] = "check",
+    another: Annotated[str, Form(max_length=1)] = "",
     csrf: Annotated[str, Form()] = "",
 ) -> Response:
     """Make a newborn's provisional record (``identity.record_newborn``, as the API), linked
     to the mother, who represents the child: ``check`` names the mother and asks, ``confirm``
-    does it, ``edit`` brings the form back; a refusal comes back on the form (D193)."""
+    does it, ``edit`` brings the form back; a refusal comes back on the form (D193). When a
+    child of hers born that day is on record already, ``confirm`` records another only with
+    ``another=1`` (twins), else it asks again (D226)."""
     sender = await _officer_form(request, session, subject, csrf, ward)
     if isinstance(sender, Response):
         return sender
@@ -345,9 +348,20 @@ async def ward_newborn(
         mother = await identity.check_newborn(
             session, who, mother_personal_id=typed["mother_personal_id"], birth_date=born
         )
-        if step == "check":
+        # a child of hers born that day on record already: twins, or this one sent again (the
+        # back button, a second tap)? Asked, and recorded again only when the officer says so
+        recorded = await identity.newborns_of(session, mother.id, born)
+        if step == "check" or (recorded and another != "1"):
             return await _confirm_page(
-                request, session, who, office, "newborn", typed, mother=mother.full_name
+                request,
+                session,
+                who,
+                office,
+                "newborn",
+                typed,
+                mother=mother.full_name,
+                recorded=recorded,
+                again=step != "check",
             )
         async with session.begin_nested():
             child = await identity.record_newborn(
@@ -410,9 +424,13 @@ async def _confirm_page(
     form: str,
     typed: dict[str, str],
     mother: str | None = None,
+    recorded: list[str] | None = None,
+    again: bool = False,
 ) -> Response:
     """What will be done, line by line, with "confirm" and "change" (both carry what was
-    typed): nothing is written until the officer confirms."""
+    typed): nothing is written until the officer confirms. ``recorded``: the children of the
+    mother born that day already on record (``again``: a confirmation came without saying
+    this one is another child)."""
     return _book_page(
         request,
         "ward_confirm.html",
@@ -423,6 +441,8 @@ async def _confirm_page(
         form=form,
         typed=typed,
         mother=mother,
+        recorded=recorded or [],
+        again=again,
         csrf=csrf_token(_settings(request), request.state.session_data),
     )
 
