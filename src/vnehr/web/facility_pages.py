@@ -538,13 +538,16 @@ def _beside(kind: str, error: VnehrError) -> dict[str, dict[str, str]]:
 
 
 async def _acting(
-    request: Request, session: AsyncSession, who: Subject, code: str, csrf: str
-) -> Any:
-    """The facility, if the form is the session's and ``who`` may open the facility's page;
-    else the error page to answer with."""
+    request: Request, session: AsyncSession, subject: Subject | None, code: str, csrf: str
+) -> tuple[Subject, Any] | Response:
+    """Who sends the form and the facility, if the form is the session's and they may open the
+    facility's page; else what to answer with (the sign-in, or the error page)."""
+    who = _signed_in(request, subject)
+    if isinstance(who, RedirectResponse):
+        return who
     try:
         check_csrf(_settings(request), request, csrf)
-        return await _administered(session, who, code)
+        return who, await _administered(session, who, code)
     except VnehrError as exc:
         return _error_page(request, exc)
 
@@ -580,12 +583,10 @@ async def facility_grant(
     ``facility_admin`` too): ``check`` names the person as recorded and asks (the look-up is
     in their access log), ``confirm`` gives the role and goes back to the page, ``edit``
     brings the form back as typed. A refusal comes back on the form (D193)."""
-    who = _signed_in(request, subject)
-    if isinstance(who, RedirectResponse):
-        return who
-    facility = await _acting(request, session, who, code, csrf)
-    if isinstance(facility, Response):
-        return facility
+    acting = await _acting(request, session, subject, code, csrf)
+    if isinstance(acting, Response):
+        return acting
+    who, facility = acting
     typed = {"personal_id": personal_id.strip(), "role": role}
     problems: dict[str, dict[str, str]] = {}
     if step == "edit":
@@ -638,12 +639,10 @@ async def facility_revoke_grant(
 ) -> Response:
     """End a role given at the facility, as ``POST /api/v1/grants/{id}/revoke`` does (the page
     asks first: ``?revoke_grant=``); a role of another facility is not found here."""
-    who = _signed_in(request, subject)
-    if isinstance(who, RedirectResponse):
-        return who
-    facility = await _acting(request, session, who, code, csrf)
-    if isinstance(facility, Response):
-        return facility
+    acting = await _acting(request, session, subject, code, csrf)
+    if isinstance(acting, Response):
+        return acting
+    who, _ = acting
     try:
         grant = await identity.staff_grant(session, who, code, grant_id)
         if grant is None:
@@ -670,12 +669,10 @@ async def facility_add_system(
     (``facilities.add_client``), with its public key pasted or uploaded as a JWKS, one JWK
     or PEM (``facilities.key_set``); the page then shows its client id and what its IT does
     next. A refusal comes back on the form with what was typed (D193)."""
-    who = _signed_in(request, subject)
-    if isinstance(who, RedirectResponse):
-        return who
-    facility = await _acting(request, session, who, code, csrf)
-    if isinstance(facility, Response):
-        return facility
+    acting = await _acting(request, session, subject, code, csrf)
+    if isinstance(acting, Response):
+        return acting
+    who, _ = acting
     uploaded = await _upload_text(key_file)
     typed: dict[str, Any] = {
         "name": name.strip(),
@@ -731,12 +728,10 @@ async def facility_revoke_system(
 ) -> Response:
     """Revoke a facility system, as ``POST /api/v1/facilities/{code}/clients/{id}/revoke``
     does (the page asks first: ``?revoke_system=``): its tokens stop within seconds."""
-    who = _signed_in(request, subject)
-    if isinstance(who, RedirectResponse):
-        return who
-    facility = await _acting(request, session, who, code, csrf)
-    if isinstance(facility, Response):
-        return facility
+    acting = await _acting(request, session, subject, code, csrf)
+    if isinstance(acting, Response):
+        return acting
+    who, _ = acting
     try:
         await facilities.revoke_client(session, who, code, client_id)
     except VnehrError as exc:
@@ -758,12 +753,10 @@ async def facility_add_certificate(
     /api/v1/facilities/{code}/certificates`` does (``facilities.add_certificate``), pasted or
     uploaded as PEM; the page then shows its subject and validity. A refusal (expired, not a
     certificate, not for signing) comes back in words beside the field, the text kept."""
-    who = _signed_in(request, subject)
-    if isinstance(who, RedirectResponse):
-        return who
-    facility = await _acting(request, session, who, code, csrf)
-    if isinstance(facility, Response):
-        return facility
+    acting = await _acting(request, session, subject, code, csrf)
+    if isinstance(acting, Response):
+        return acting
+    who, _ = acting
     uploaded = await _upload_text(pem_file)
     typed = {"pem": (uploaded if uploaded is not None else pem).strip()}
     try:
