@@ -9,15 +9,25 @@ from __future__ import annotations
 
 import asyncio
 import copy
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from random import Random
 from typing import Any
 
-from sqlalchemy import text
+import pytest
+from sqlalchemy import func, select, text
 
+from tests.healthbook.test_api import visit_of, who
+from tests.papers.test_api import local_now
+from tests.papers.test_issuing import birth_row
 from tests.submissions.test_concurrent_writers import OPTIONS, SENDER, _prepared, url
+from vnehr import papers
+from vnehr.identity.models import Person
 from vnehr.kit.db import Database
-from vnehr.submissions import synth
-from vnehr.submissions.service import accept, accept_many
+from vnehr.kit.settings import get_settings
+from vnehr.papers.models import Paper
+from vnehr.submissions import IntakeOptions, synth
+from vnehr.submissions.service import Analysis, accept, accept_many
 
 __all__ = ["url"]  # the fixture: a database of its own, migrated, with the demo facility
 
@@ -160,5 +170,108 @@ def test_a_batch_naming_thousands_of_persons_holds_a_bounded_number_of_locks(url
             assert 0 < held <= PERSON_LOCK_BUCKETS
         finally:
             await db.dispose()
+
+    asyncio.run(main())
+
+
+Mother = tuple[str, str, str, str]
+
+
+def _newborns(seed: int, mothers: list[Mother], first_number: int) -> list[synth.SynthVisit]:
+    """A newborn's visit for each mother, in this order, each with its birth certificate
+    (XML9) naming her: the newborn is the visit's patient, the mother the paper's holder."""
+    ended = local_now() - timedelta(days=2)
+    babies = []
+    for n, mother in enumerate(mothers):
+        baby = visit_of(
+            FACILITY, seed + n, ended, care_type="01", insured=True, appointment=False,
+            age_group=0,
+        )  # fmt: skip
+        row = birth_row(baby, FACILITY, mother)
+        row["SO"] = f"{first_number + n:05d}{row['SO'][5:]}"
+        baby.tables["XML9"] = [row]
+        babies.append(baby)
+    return babies
+
+
+async def _births_of(db: Database, mother: Mother) -> int:
+    """The birth certificates in the mother's book."""
+    async with db.read_session() as session:
+        found = await session.scalar(
+            select(func.count())
+            .select_from(Paper)
+            .join(Person, Person.id == Paper.person_id)
+            .where(Person.personal_id == mother[0], Paper.kind == "birth")
+        )
+    return int(found or 0)
+
+
+Write = Callable[[Database, list[bytes], list[Analysis], IntakeOptions], Awaitable[list[Any]]]
+
+
+async def _one_file_each(
+    db: Database, files: list[bytes], found: list[Analysis], options: IntakeOptions
+) -> list[Any]:
+    """Each file through ``accept`` (the one-file path: a FHIR visit, a batch retried)."""
+    async with db.session() as session:
+        return [
+            await accept(session, SENDER, f, n, options) for f, n in zip(files, found, strict=True)
+        ]
+
+
+async def _one_batch(
+    db: Database, files: list[bytes], found: list[Analysis], options: IntakeOptions
+) -> list[Any]:
+    """The files as one batch (the HTTP group writer, the import)."""
+    async with db.session() as session:
+        return await accept_many(
+            session, [(SENDER, f, n) for f, n in zip(files, found, strict=True)], options
+        )
+
+
+@pytest.mark.parametrize("write", [_one_file_each, _one_batch], ids=["one_file", "batch"])
+def test_newborns_of_two_pending_mothers_in_other_orders_both_land(url: str, write: Write) -> None:
+    # A maternity ward sends twins' birth visits: each newborn's visit carries the birth
+    # certificate that goes to the mother's book, and the mother (pending: known from her own
+    # visit, not yet signed in) is matched only once the newborn's visit is stored. Two writes
+    # naming the same two mothers in other orders each held one mother's row and waited for
+    # the other's: PostgreSQL ended one (a deadlock).
+    options = IntakeOptions(limits=OPTIONS.limits, papers=papers.keys_for(get_settings()))
+    ended = local_now() - timedelta(days=20)
+    own = [visit_of(FACILITY, seed, ended, care_type="01", age_group=2) for seed in (21, 22)]
+    m1, m2 = (who(visit) for visit in own)
+    assert m1[0] != m2[0]
+    known = synth.envelope(own, FACILITY)
+    file_a = synth.envelope(_newborns(31, [m1, m2], 1), FACILITY)  # M1's twin, then M2's
+    file_b = synth.envelope(_newborns(41, [m2, m1], 3), FACILITY)  # M2's twin, then M1's
+
+    async def main() -> None:
+        a, b, other = (Database.from_urls(url) for _ in range(3))
+        try:
+            analyses = await _prepared(a, [known, file_a, file_b])
+            assert [v.findings.rejected for n in analyses for v in n.visits] == [False] * 6
+            async with a.session() as session:  # the mothers become known, pending
+                receipt = await accept(session, SENDER, known, analyses[0], options)
+            assert _outcomes([receipt]) == ["new", "new"]
+
+            async with other.session() as holding:  # someone holds M1's row for a moment ...
+                await holding.execute(
+                    text("SELECT id FROM person WHERE personal_id = :p FOR UPDATE"), {"p": m1[0]}
+                )
+                one = asyncio.create_task(write(a, [file_a], analyses[1:2], options))
+                await asyncio.sleep(0.5)
+                two = asyncio.create_task(write(b, [file_b], analyses[2:3], options))
+                await asyncio.sleep(0.5)
+                assert not one.done()
+                assert not two.done()
+            # ... and lets go: A takes M1 and goes on to M2, whom B holds while it waits for M1
+            done = await asyncio.wait_for(asyncio.gather(one, two, return_exceptions=True), 30)
+            for result in done:
+                assert not isinstance(result, BaseException), repr(result)
+            assert _outcomes([*done[0], *done[1]]) == ["new"] * 4
+            assert [await _births_of(a, m) for m in (m1, m2)] == [2, 2]
+        finally:
+            for db in (a, b, other):
+                await db.dispose()
 
     asyncio.run(main())

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -762,9 +762,24 @@ async def transaction(
     targets: dict[str, str] = {}
     responses: dict[str, Resource] = {}
     receipt: dict[str, Any] | None = None
+    # the persons its Patients name are matched one by one (the visit's through the intake,
+    # then each Patient kept as sent compared with what VNeID confirmed of the holder): their
+    # writer's locks first, all at once (after the visit's own, in the intake's order), so
+    # that two transactions naming them in other orders take turns (D200)
+    named = {
+        personal_id
+        for _, resource, _ in entries
+        if resource.get("resourceType") == "Patient"
+        and (personal_id := intake.personal_id_of(resource))
+    }
+    # (one Patient is matched in one step; in test mode nobody is matched, D67)
+    if visit is None and len(named) > 1 and not (await submissions.admitted(session, subject))[1]:
+        await identity.lock_patients(session, named)
     if visit is not None:
         where = f"Bundle.entry[{positions[visit.patient_url]}].resource"
-        receipt, visit_targets = await _visit(session, subject, visit, code, options, where)
+        receipt, visit_targets = await _visit(
+            session, subject, visit, code, options, where, persons=named
+        )
         targets.update(visit_targets)
         for url in [visit.patient_url, visit.encounter_url, *visit.members]:
             if url in visit_targets:  # the others are stored as sent, below
@@ -907,15 +922,18 @@ async def _visit(
     code: str,
     options: submissions.IntakeOptions,
     where: str,
+    *,
+    persons: Collection[str] = (),
 ) -> tuple[dict[str, Any], dict[str, str]]:
     """The visit through the intake; (its receipt, the ids its entries get). A visit the
     intake would hold out of the book of the person its personal ID names (SUB-0170) is
     refused instead (``NotTheHolder``; ``where``: the Patient's entry): its Patient and the
     resources beside it would otherwise be stored as that person's. In test mode the Patient
-    gets no target here: it is stored as sent (D67)."""
+    gets no target here: it is stored as sent (D67). ``persons``: the personal IDs of the
+    transaction's Patients, locked with the visit's patient (``submissions.accept``)."""
     tables = intake.tables_of(visit, code, options.limits)
     data = submissions.render_visit(code, tables, utcnow())
-    receipt = await submissions.submit(session, subject, data, options)
+    receipt = await submissions.submit(session, subject, data, options, persons=persons)
     if receipt["status"] == "rejected":
         raise VisitRejected(receipt)
     held = [

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
@@ -526,24 +526,40 @@ async def _holder(
     raise errors.NotTheHolder(fields=", ".join(fields), detail={"fields": fields})
 
 
+def _other_holders(
+    tables: dict[str, list[dict[str, str]]],
+) -> Iterator[tuple[str, int, dict[str, Any], str]]:
+    """(table, row, content, personal ID) of each of a visit's birth certificates naming by
+    personal ID a holder other than the visit's patient: the mother or carer (D42)."""
+    table = rules.KINDS["birth"][0] or ""
+    if not tables.get(table):
+        return
+    xml1 = tables["XML1"][0]
+    for position, row in enumerate(tables[table], start=1):
+        body = content.from_table("birth", row, xml1, facility={})
+        if body is None or not _names_another(body, xml1):
+            continue
+        personal_id = body["holder"].get("personal_id") or ""
+        if identity.classify_document_number(personal_id) == "personal_id":
+            yield table, position, body, personal_id
+
+
+def holders_named(tables: dict[str, list[dict[str, str]]]) -> set[str]:
+    """The personal IDs of the persons a visit's papers go to besides its patient: the mothers
+    (or carers) its birth certificates name, matched while its papers are issued. A write
+    matching them after the visit's patient takes their writer's locks with the patient's
+    first (D200). Reads nothing."""
+    return {personal_id for _, _, _, personal_id in _other_holders(tables)}
+
+
 async def unconfirmed_holders(
     session: AsyncSession, tables: dict[str, list[dict[str, str]]]
 ) -> list[tuple[str, int, str]]:
     """(table, row, field) of each detail of a visit's birth certificates that keeps one out of
     the book of the mother it names (``_holder_id``): for the receipt to say so, before the
     papers are issued. Reads only."""
-    table = rules.KINDS["birth"][0] or ""
-    if not tables.get(table):
-        return []
-    xml1 = tables["XML1"][0]
     found: list[tuple[str, int, str]] = []
-    for position, row in enumerate(tables[table], start=1):
-        body = content.from_table("birth", row, xml1, facility={})
-        if body is None or not _names_another(body, xml1):
-            continue
-        personal_id = body["holder"].get("personal_id") or ""
-        if identity.classify_document_number(personal_id) != "personal_id":
-            continue
+    for table, position, body, personal_id in _other_holders(tables):
         holder = await identity.confirmed_patient(session, personal_id)
         if holder is None:
             continue

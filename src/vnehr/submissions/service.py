@@ -11,7 +11,7 @@ import hashlib
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
@@ -316,14 +316,19 @@ class IntakeOptions:
 
 
 async def submit(
-    session: AsyncSession, subject: Subject, data: bytes, options: IntakeOptions
+    session: AsyncSession,
+    subject: Subject,
+    data: bytes,
+    options: IntakeOptions,
+    *,
+    persons: Collection[str] = (),
 ) -> dict[str, Any]:
     """Receive a file from a facility system; returns the receipt (the caller commits before
-    handing it out)."""
+    handing it out). ``persons``: as ``accept`` takes them."""
     require_sender(subject)
     codes = await catalogs.codebook(session)
     analysis = analyse(data, codes=codes, limits=options.limits)
-    return await accept(session, subject, data, analysis, options)
+    return await accept(session, subject, data, analysis, options, persons=persons)
 
 
 def require_sender(subject: Subject) -> None:
@@ -450,9 +455,13 @@ async def accept(
     options: IntakeOptions,
     *,
     clock: _Clock | None = None,
+    persons: Collection[str] = (),
 ) -> dict[str, Any]:
     """Store an analysed file (facility, signature, visits) and return its receipt. ``clock``:
-    when the caller (``accept_many``) has started its receipts already."""
+    when the caller (``accept_many``) has started its receipts already. ``persons``: the
+    personal IDs of other persons the caller matches after the file in this transaction (a
+    FHIR transaction's other Patients), whose writer's locks are taken with the file's (D200;
+    none in test mode, where nobody is matched)."""
     code, test_mode, file_warnings = await _admit(session, subject, data, analysis, options)
     standalone = clock is None
     if clock is None:
@@ -463,7 +472,11 @@ async def accept(
         session, [(code, v.visit_key) for v in analysis.visits if v.visit_key is not None]
     )
     if standalone:  # (within ``accept_many``, the batch's persons are locked already)
-        await identity.lock_patients(session, _patients_named(subject, analysis, test_mode))
+        named = _patients_named(subject, analysis, test_mode)
+        named |= _holders_named(analysis, test_mode, options)
+        if not test_mode:
+            named |= set(persons)
+        await identity.lock_patients(session, named)
     await _check_paper_numbers(session, [(code, v) for v in analysis.visits])
     received = clock.now()
     submission_id = str(uuid.uuid4())
@@ -561,13 +574,18 @@ async def accept_many(
             runs[-1][1].append(item)
         else:
             runs.append((alone, [item]))
-    if len(runs) > 1 or runs[0][0]:
+    # the mothers its visits' birth certificates name, matched visit by visit after the
+    # patients, as their papers are issued
+    holders: set[str] = set()
+    for index, _, test_mode, _ in admitted:
+        holders |= _holders_named(files[index][2], test_mode, options)
+    if len(runs) > 1 or runs[0][0] or holders:
         # then, before any person is matched, the persons the batch's visits name, all at
-        # once (D200): its files match them in several steps (file by file, run by run), and
-        # another batch may name them in another order. A batch written together in one run
-        # matches them in one step (new persons inserted in one order, pending ones locked in
-        # one statement) and needs none.
-        named: set[str] = set()
+        # once (D200): its files match them in several steps (file by file, run by run, a
+        # mother after the patients), and another batch may name them in another order. A
+        # batch written together in one run, naming no mother, matches them in one step (new
+        # persons inserted in one order, pending ones locked in one statement) and needs none.
+        named: set[str] = holders
         for index, _, test_mode, _ in admitted:
             named |= _patients_named(files[index][0], files[index][2], test_mode)
         await identity.lock_patients(session, named)
@@ -806,6 +824,19 @@ def _patients_named(subject: Subject, analysis: Analysis, test_mode: bool) -> se
             patient = _patient(subject, visit, test_mode)
             if patient is not None:
                 named.add(patient["personal_id"])
+    return named
+
+
+def _holders_named(analysis: Analysis, test_mode: bool, options: IntakeOptions) -> set[str]:
+    """The personal IDs of the persons a file's accepted visits issue papers to besides their
+    patients (the mothers their birth certificates name): none in test mode or when papers are
+    not issued (``IntakeOptions.papers``), where no one is matched for them."""
+    if test_mode or options.papers is None:
+        return set()
+    named: set[str] = set()
+    for visit in analysis.visits:
+        if not visit.findings.rejected and visit.visit_key is not None:
+            named |= papers.holders_named(visit.tables)
     return named
 
 
