@@ -14,6 +14,8 @@ for package in "${wanted[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" \
     || missing+=("$package")
 done
+# Debian's nodejs only suggests npm; NodeSource's nodejs ships it (and conflicts with Debian's)
+command -v npm >/dev/null 2>&1 || missing+=("npm")
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0
 fi

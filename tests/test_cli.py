@@ -155,6 +155,7 @@ def test_make_run_path_serves_asthma_over_http(tmp_path: Path) -> None:
         "VNEHR_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'run.db'}",
     }
     env.pop("VNEHR_SECRET_KEY", None)
+    env.pop("VNEHR_PUBLIC_URL", None)  # as on a newcomer's machine
     vnehr = [sys.executable, "-m", "vnehr"]
     subprocess.run([*vnehr, "db", "upgrade"], env=env, check=True, capture_output=True)
     subprocess.run([*vnehr, "demo", "load", "--if-empty"], env=env, check=True, capture_output=True)
@@ -172,6 +173,10 @@ def test_make_run_path_serves_asthma_over_http(tmp_path: Path) -> None:
         assert response.json()["title_en"] == "Asthma"
         assert response.headers["x-request-id"]
         assert httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=10).status_code == 200
+        # VNeID's simulator sends people back to the port served, not the default 8000
+        login = httpx.get(f"http://127.0.0.1:{port}/auth/login", timeout=10)
+        assert login.status_code in (302, 303, 307), login.text[:300]
+        assert login.headers["location"].startswith(f"http://localhost:{port}/sim/vneid/")
     finally:
         server.send_signal(signal.SIGINT)
         _, stderr = server.communicate(timeout=15)
@@ -261,6 +266,7 @@ def test_serve_gives_its_workers_time_to_start_on_a_busy_host(
             return None
 
     monkeypatch.setattr(uvicorn.supervisors, "Multiprocess", Supervisor)
+    monkeypatch.delenv("VNEHR_PORT", raising=False)  # `serve --port` sets it for the workers
     assert runner.invoke(app, ["db", "upgrade"]).exit_code == 0
     for configured, expected in ((None, 60), ("120", 120)):
         if configured is not None:

@@ -102,6 +102,10 @@ def test_a_log_line_at_import_stays_off_stdout(
     assert imported.stdout.startswith("files "), imported.stdout  # (the totals line)
     assert "refused 2" in imported.stdout  # (the facility is not registered: read, refused)
     assert imported.stderr.count("compiled_reader_stale") == 2  # the command's and the reader's
+    # each reading process imported Alembic, which listed its plugins at INFO (7 lines each)
+    assert "setup plugin" not in imported.stderr, imported.stderr
+    # a facility never registered is named in words, not by a state it does not have
+    assert '"unknown"' not in imported.stderr, imported.stderr
 
 
 @pytest.mark.e2e

@@ -316,3 +316,9 @@ def checked_factory() -> FastAPI:
 def audit_key(settings: Settings) -> audit.AuditKey:
     """The key the audit checkpoints are signed with (derived from the deployment secret)."""
     return audit.AuditKey.from_secret(settings.secret_key.get_secret_value())
+
+
+def audit_keys(settings: Settings) -> list[audit.AuditKey]:
+    """The keys a checkpoint may be signed with: the current one, then those of the previous
+    secrets (``VNEHR_PREVIOUS_SECRET_KEYS``), which sign nothing any more (D36)."""
+    return [audit_key(settings), *map(audit.AuditKey.from_secret, settings.previous_secrets)]

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import os
 import re
 import sys
@@ -18,11 +17,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
+from pydantic_settings import BaseSettings
 
 from vnehr import __version__
 from vnehr.kit.errors import OptionOutOfRange, SchemaOfLaterRelease, VnehrError
 from vnehr.kit.logging import configure_logging
-from vnehr.kit.settings import Settings, get_settings, refusal
+from vnehr.kit.settings import SOURCES, Settings, get_settings, refusal
 
 if TYPE_CHECKING:
     # (imported where used: each process of `serve --workers` imports this module before it
@@ -59,8 +59,6 @@ def _log_to_stderr() -> None:
         configure_logging()
     else:
         configure_logging(settings.log_level, settings.json_logs)
-    # Alembic lists its plugins at INFO when imported: noise before every command's output.
-    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
 
 
 def _settings() -> Settings:
@@ -214,6 +212,10 @@ def serve(
     settings = _settings()
     port = _in_range(settings, "--port", port, "port")
     workers = _in_range(settings, "--workers", workers, "workers")
+    if port != settings.port:  # the workers read the port from the environment, as its URL
+        os.environ["VNEHR_PORT"] = str(port)
+        get_settings.cache_clear()
+        settings = _settings()
     _database_usable(settings, replica=True)
     typer.echo(
         f"vnehr {__version__}: open {settings.public_url}/ (API docs: {settings.public_url}/docs)"
@@ -311,15 +313,17 @@ def audit_seal() -> None:
 @audit_app.command("verify")
 def audit_verify() -> None:
     """Walk the chain and the signed checkpoints; exit 1 and say where, if anything was
-    changed, removed, reordered or cut off."""
+    changed, removed, reordered or cut off. A checkpoint signed with the key of the current
+    secret or of one in VNEHR_PREVIOUS_SECRET_KEYS (newest first) is trusted, no other, and a
+    previous one's only until a newer key has signed one."""
     from vnehr import audit
-    from vnehr.app import audit_key
+    from vnehr.app import audit_keys
 
     settings = _settings()
 
     async def work(db: Database) -> audit.Report:
         async with db.read_session() as session:
-            return await audit.verify(session, [audit_key(settings)])
+            return await audit.verify(session, audit_keys(settings))
 
     report = _run(work)
     typer.echo(
@@ -335,11 +339,14 @@ def audit_verify() -> None:
 
 @audit_app.command("key")
 def audit_public_key() -> None:
-    """The public key (Ed25519, base64) that checks the checkpoints' signatures."""
-    from vnehr.app import audit_key
+    """The public key (Ed25519, base64) that checks the checkpoints' signatures; then, marked
+    "previous", those of VNEHR_PREVIOUS_SECRET_KEYS, which checked earlier checkpoints."""
+    from vnehr.app import audit_keys
 
-    key = audit_key(_settings())
-    typer.echo(f"{key.key_id} {key.public_b64()}")
+    current, *previous = audit_keys(_settings())
+    typer.echo(f"{current.key_id} {current.public_b64()}")
+    for key in previous:
+        typer.echo(f"{key.key_id} {key.public_b64()} previous")
 
 
 outbox_app = typer.Typer(help="The outbox: what waits to leave the system, and dead letters.")
@@ -431,15 +438,15 @@ def outbox_consumers(
     import dataclasses
     from urllib.parse import urlsplit
 
+    settings = _settings()
+    if settings.bus != "nats":
+        raise _fail("VNEHR_BUS is not nats: no JetStream consumers (see `vnehr outbox list`)")
+
     import httpx
     from nats.js.errors import NotFoundError
 
     from vnehr.app import exchange_handlers
     from vnehr.exchange import nats_bus
-
-    settings = _settings()
-    if settings.bus != "nats":
-        raise _fail("VNEHR_BUS is not nats: no JetStream consumers (see `vnehr outbox list`)")
 
     async def main() -> list[nats_bus.ConsumerState]:
         async with httpx.AsyncClient() as http:  # (the handlers are only named, not called)
@@ -532,11 +539,12 @@ def db_backfill_cards(
         int, typer.Option(help="Timeline rows filled per transaction", min=1, max=10_000)
     ] = 1000,
 ) -> None:
-    """Fill the insurance cards and sensitive categories kept on the timeline for rows stored
-    before migrations 0024 and 0025 (or corrected by the previous release), a batch per
-    transaction, while the service runs; the FHIR Patient and a representative's timeline are
-    right without it, and faster with it (D114, D132). Rows whose stored visit cannot be read
-    are logged and skipped; run it again to take up what is left."""
+    """Fill the insurance cards, sensitive categories and the book PDF's summary facts kept on
+    the timeline for rows stored before migrations 0024, 0025 and 0030 (or corrected by the
+    previous release), a batch per transaction, while the service runs; the FHIR Patient, a
+    representative's timeline and the book's PDF are right without it, and faster with it
+    (D114, D132, D209). Rows whose stored visit cannot be read are logged and skipped; run it
+    again to take up what is left."""
     from vnehr import records
 
     async def work(db: Database) -> records.CardsFilled:
@@ -735,14 +743,20 @@ class Lang(StrEnum):
     en = "en"
 
 
+class _BodyCap(BaseSettings):
+    """``VNEHR_MAX_BODY_BYTES`` alone, from the same sources as every setting (the variables,
+    then ``.env``): an offline check needs no secret key or database."""
+
+    model_config = SOURCES
+
+    max_body_bytes: int = Settings.model_fields["max_body_bytes"].default
+
+
 def _max_bytes() -> int:
     """The body cap the API applies (``VNEHR_MAX_BODY_BYTES``), read without the server's
-    other settings: an offline check needs no secret key or database."""
-    raw = os.environ.get("VNEHR_MAX_BODY_BYTES")
-    if raw is None:
-        return int(Settings.model_fields["max_body_bytes"].default)
+    other settings."""
     try:
-        value = int(raw)
+        value = _BodyCap().max_body_bytes
     except ValueError:
         value = 0
     if value <= 0:  # (its value is not repeated, as no refused setting's is)

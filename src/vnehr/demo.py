@@ -9,6 +9,7 @@ and find their pages.
 from __future__ import annotations
 
 import random
+import re
 from datetime import date, timedelta
 from importlib import resources
 from pathlib import Path
@@ -199,6 +200,19 @@ async def _driver_certificate(session: AsyncSession, code: str, keys: papers.Pap
     return 1
 
 
+#: How a synthetic visit's history begins: "Nữ, 48 tuổi, đến khám vì ..."
+_WHO = re.compile(r"(Nam|Nữ), \d+ tuổi")
+
+
+def _age(born: str, on: str) -> int:
+    """Full years from ``born`` to ``on`` (both ``yyyyMMdd...``)."""
+    birth, day = (
+        date(int(born[:4]), int(born[4:6]), int(born[6:8])),
+        date(int(on[:4]), int(on[4:6]), int(on[6:8])),
+    )
+    return day.year - birth.year - ((day.month, day.day) < (birth.month, birth.day))
+
+
 async def _visits(
     session: AsyncSession, facility_code: str, keys: papers.PaperKeys | None = None
 ) -> int:
@@ -218,9 +232,15 @@ async def _visits(
                 appointment=True if (personal_id, days) == (DEPARTMENT_ADMIN, 45) else None,
             )
             person = {"SO_CCCD": personal_id, "HO_TEN": name, "NGAY_SINH": born, "GIOI_TINH": sex}
+            came = one.tables["XML1"][0]["NGAY_VAO"]
+            # the narrative names the drawn patient's sex and age: the demo citizen's instead
+            who = f"{'Nam' if sex == '1' else 'Nữ'}, {_age(born, came)} tuổi"
             for rows in one.tables.values():
                 for row in rows:
                     row.update({k: v for k, v in person.items() if row.get(k)})
+                    for key, value in row.items():
+                        if _WHO.match(value):
+                            row[key] = _WHO.sub(who, value, count=1)
             made.append(one)
     options = submissions.IntakeOptions(limits=submissions.Limits(), papers=keys)
     receipt = await submissions.import_file(

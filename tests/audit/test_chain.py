@@ -158,6 +158,55 @@ async def test_rows_count_and_checkpoints_are_signed_by_the_key(session: AsyncSe
     assert len(KEY.public_b64()) == 44
 
 
+# ------------------------------------------------------------------ a rotated secret
+#
+# After a rotation (D229) the previous secrets' keys still vouch for the checkpoints they
+# signed before it, but not for one signed after a newer key had signed: a retired secret
+# that still signs is a leaked or forgotten one.
+
+OLD = audit.AuditKey.from_secret("audit-retired-secret-" + "o" * 40)
+OLDER = audit.AuditKey.from_secret("audit-oldest-secret-" + "p" * 40)
+
+
+async def checkpoint_sealed(session: AsyncSession, key: audit.AuditKey) -> audit.AuditCheckpoint:
+    """Three rows more, sealed with ``key``: the checkpoint it signed."""
+    await rows(session, 3)
+    assert await audit.seal(session, key) == 3
+    stmt = select(audit.AuditCheckpoint).order_by(audit.AuditCheckpoint.id.desc()).limit(1)
+    return (await session.scalars(stmt)).one()
+
+
+async def test_a_retired_key_signing_after_a_newer_one_is_found_where_it_signed(
+    session: AsyncSession,
+) -> None:
+    await checkpoint_sealed(session, OLDER)  # two rotations ago
+    await checkpoint_sealed(session, OLD)  # the last rotation
+    rotated = await checkpoint_sealed(session, KEY)  # the current secret from then on
+    report = await audit.verify(session, [KEY, OLD, OLDER])
+    assert report.intact, report.problems  # what they signed before the rotation stays intact
+    assert report.checkpoints == 3
+
+    late = await checkpoint_sealed(session, OLD)  # the retired secret signs again
+    report = await audit.verify(session, [KEY, OLD, OLDER])
+    assert not report.intact
+    assert report.problems == [
+        f"checkpoint {late.id}: position {late.seq} was signed by a retired key after "
+        f"checkpoint {rotated.id} (position {rotated.seq}) was signed by a newer one "
+        f"(a previous secret still in use)"
+    ]
+    # later checkpoints of the current key do not make it intact again
+    await checkpoint_sealed(session, KEY)
+    report = await audit.verify(session, [KEY, OLD, OLDER])
+    assert [p.split(":")[0] for p in report.problems] == [f"checkpoint {late.id}"]
+    # one two rotations old, after the last rotation's key had signed, is found too
+    oldest = await checkpoint_sealed(session, OLDER)
+    report = await audit.verify(session, [KEY, OLD, OLDER])
+    assert [p.split(":")[0] for p in report.problems] == [
+        f"checkpoint {late.id}",
+        f"checkpoint {oldest.id}",
+    ]
+
+
 # ------------------------------------------------------------------ a chain read in pages
 #
 # ``verify`` reads the chain and the checkpoints a page at a time and keeps only the row

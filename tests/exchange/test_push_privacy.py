@@ -20,7 +20,9 @@ from tests.exchange.test_push_recipients import FAST, deliver, push_service
 from tests.healthbook.test_api import visit_of, who
 from tests.submissions.test_intake import facility_with_token, send
 from vnehr import demo, exchange, facilities, identity
+from vnehr.identity.models import Representative
 from vnehr.kit.auth import Subject
+from vnehr.kit.clock import utcnow
 from vnehr.kit.db import Database
 from vnehr.kit.outbox import OutboxEvent
 from vnehr.kit.settings import Settings
@@ -54,10 +56,18 @@ async def visit_with_diagnosis(
 async def represent(
     session: AsyncSession, agent: tuple[str, ...], subject: str, relation: str, since: date
 ) -> None:
+    """A link as recorded when it began (``since``): a parent's recorded while the child was a
+    minor, which the ward office no longer records once they are of age (D233)."""
     await signed_in(session, agent)  # type: ignore[arg-type]
-    await identity.add_representative(
-        session, demo.OPERATOR, agent_personal_id=agent[0], subject_person=subject,
-        relation=relation, valid_from=since, valid_to=None,
+    agent_id = await identity.person_id_of(session, agent[0])
+    subject_id = await identity.person_id_of(session, subject)
+    assert agent_id is not None
+    assert subject_id is not None
+    session.add(
+        Representative(
+            agent_id=agent_id, subject_id=subject_id, relation=relation, valid_from=since,
+            valid_to=None, created_at=utcnow(), created_by=demo.OPERATOR.label,
+        )
     )  # fmt: skip
     await session.flush()
 

@@ -321,7 +321,7 @@ async def test_cards_are_kept_within_the_area_where_the_person_lives(
 # ------------------------------------------------------------------ residence and representatives
 
 
-async def test_a_ward_officer_records_a_residence_then_a_guardian(
+async def test_the_department_records_a_residence_then_a_guardian(
     client: httpx.AsyncClient, session: AsyncSession, settings: Settings
 ) -> None:
     await sign_in_as(client, session, settings, AN)
@@ -334,9 +334,13 @@ async def test_a_ward_officer_records_a_residence_then_a_guardian(
     }
     residence = f"/api/v1/persons/{BINH[0]}/residence"
 
-    # Bình lives in Sài Gòn, as the HCMC ward office records
+    # Bình, with no residence on record, is placed by the department, not a ward office (D24)
     await sign_in_as(
         client, session, settings, CUONG, {"role": "ward_officer", "ward_code": "26740"}
+    )
+    error(await client.put(residence, json={"ward_code": "26740"}), 403, "ID-0118")
+    await sign_in_as(
+        client, session, settings, DUNG, {"role": "department_admin", "province_code": "79"}
     )
     recorded = await client.put(residence, json={"ward_code": "26740"})
     assert recorded.status_code == 200, recorded.text
@@ -353,9 +357,31 @@ async def test_a_ward_officer_records_a_residence_then_a_guardian(
     await sign_in_as(client, session, settings, AN)
     assert (await client.get("/api/v1/me")).json()["representing"] == []
 
-    # the Sài Gòn ward officer may
+    # the Sài Gòn ward officer may not either: an adult's guardian (a court's) is the
+    # department's to record, and never the officer himself
     await sign_in_as(
         client, session, settings, CUONG, {"role": "ward_officer", "ward_code": "26740"}
+    )
+    error(await client.post("/api/v1/representatives", json=guardian), 403, "ID-0117")
+    himself = {**guardian, "agent_personal_id": CUONG[0]}
+    error(await client.post("/api/v1/representatives", json=himself), 403, "ID-0115")
+    # the department: not her own representative, not her parent (she is of age), not a
+    # guardianship begun in her childhood (it ended at 18); a court's guardian from now
+    await sign_in_as(
+        client, session, settings, DUNG, {"role": "department_admin", "province_code": "79"}
+    )
+    itself = {**guardian, "agent_personal_id": BINH[0]}
+    error(await client.post("/api/v1/representatives", json=itself), 422, "ID-0113")
+    parent = {**guardian, "relation": "parent"}
+    error(await client.post("/api/v1/representatives", json=parent), 422, "ID-0114")
+    childhood = {**guardian, "valid_from": "1975-01-01"}
+    error(await client.post("/api/v1/representatives", json=childhood), 422, "ID-0116")
+    error(
+        await client.post(
+            "/api/v1/representatives", json={**guardian, "agent_personal_id": DUNG[0]}
+        ),
+        403,
+        "ID-0115",
     )
     added = await client.post("/api/v1/representatives", json=guardian)
     assert added.status_code == 201, added.text
@@ -422,8 +448,9 @@ async def test_a_newborn_is_registered_then_gets_a_personal_id(
         1,
         1,
     )
-    # the child's name ("Con của …") named the mother: the look-up is in her access log
-    assert await audited(session, "newborn.mother_read") == 1
+    # the child's name ("Con của …") named the mother: the look-up is in her access log, and
+    # so is the refused one of the clinician in Hồ Chí Minh City (told she lives elsewhere)
+    assert await audited(session, "newborn.mother_read") == 2
 
 
 async def test_a_newborn_is_not_born_in_the_future_nor_before_the_mother(

@@ -10,8 +10,9 @@ from datetime import date, timedelta
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vnehr import demo, identity
+from vnehr.identity.models import Representative
 from vnehr.kit.auth import Subject
-from vnehr.kit.clock import today_in_vietnam
+from vnehr.kit.clock import today_in_vietnam, utcnow
 
 AN = ("001085004217", "Nguyễn Văn An", "1985-03-14", "male")
 BINH = ("079162003581", "Trần Thị Bình", "1962-08-02", "female")
@@ -41,10 +42,19 @@ async def citizen(session: AsyncSession, born: date, serial: str, name: str) -> 
 
 
 async def link(session: AsyncSession, agent: str, subject: str, relation: str, since: date) -> None:
-    await identity.add_representative(
-        session, demo.OPERATOR, agent_personal_id=agent, subject_person=subject,
-        relation=relation, valid_from=since, valid_to=None,
+    """A link as recorded when it began (``since``): a parent's recorded while the child was
+    a minor, which the ward office no longer records once they are of age (D233)."""
+    agent_id = await identity.person_id_of(session, agent)
+    subject_id = await identity.person_id_of(session, subject)
+    assert agent_id is not None
+    assert subject_id is not None
+    session.add(
+        Representative(
+            agent_id=agent_id, subject_id=subject_id, relation=relation, valid_from=since,
+            valid_to=None, created_at=utcnow(), created_by=demo.OPERATOR.label,
+        )
     )  # fmt: skip
+    await session.flush()
 
 
 async def test_a_representation_of_a_minor_ends_on_the_18th_birthday(

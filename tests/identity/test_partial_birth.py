@@ -17,6 +17,7 @@ from tests.exchange.test_inbox import AN, as_person, signed_in
 from tests.healthbook.test_api import visit_of, who
 from tests.submissions.test_intake import facility_with_token, send
 from vnehr import demo, identity
+from vnehr.identity.models import Representative
 from vnehr.kit.clock import today_in_vietnam, utcnow
 from vnehr.kit.settings import Settings
 from vnehr.submissions import synth
@@ -57,10 +58,19 @@ async def _visit(
 
 
 async def _parent_of(session: AsyncSession, personal_id: str) -> None:
+    """An as the parent, recorded in 2000 while the child was a minor (the ward office no
+    longer records a parent for someone of age, D233)."""
     await signed_in(session, AN)
-    await identity.add_representative(
-        session, demo.OPERATOR, agent_personal_id=AN[0], subject_person=personal_id,
-        relation="parent", valid_from=date(2000, 1, 1), valid_to=None,
+    agent_id = await identity.person_id_of(session, AN[0])
+    subject_id = await identity.person_id_of(session, personal_id)
+    assert agent_id is not None
+    assert subject_id is not None
+    session.add(
+        Representative(
+            agent_id=agent_id, subject_id=subject_id, relation="parent",
+            valid_from=date(2000, 1, 1), valid_to=None, created_at=utcnow(),
+            created_by=demo.OPERATOR.label,
+        )
     )  # fmt: skip
     await session.flush()
 

@@ -743,12 +743,13 @@ async def test_a_representation_that_ends_before_it_starts_is_id_0105(
 async def test_only_representations_in_force_today_are_listed(session: AsyncSession) -> None:
     await signed_in(session, BINH)
     khang = await resident(session, KHANG, HOAN_KIEM)
-    await resident(session, HOA, HOAN_KIEM)
-    officer = person(CUONG[0], ward_officer(HOAN_KIEM))
+    await resident(session, DUNG, HOAN_KIEM)
+    # a ward officer and the department (who records an adult's guardian, a court's)
+    officer = person(CUONG[0], ward_officer(HOAN_KIEM), dept("01"))
     today = today_in_vietnam()
     periods = {
         KHANG[0]: (today - timedelta(days=30), None),  # in force
-        HOA[0]: (date(2003, 2, 25), today - timedelta(days=1)),  # ended yesterday
+        DUNG[0]: (date(2020, 2, 25), today - timedelta(days=1)),  # ended yesterday
     }
     for subject_pid, (start, end) in periods.items():
         await service.add_representative(
@@ -774,7 +775,7 @@ async def test_only_representations_in_force_today_are_listed(session: AsyncSess
 
     assert await represented_by(session, BINH[0]) == [(khang.id, KHANG[0], "guardian")]
     assert await identity.may_act_for(session, person(BINH[0]), KHANG[0])
-    assert not await identity.may_act_for(session, person(BINH[0]), HOA[0])
+    assert not await identity.may_act_for(session, person(BINH[0]), DUNG[0])
     assert not await identity.may_act_for(session, person(BINH[0]), AN[0])
     assert await audited(session, "representative.added") == 3
 
@@ -1013,13 +1014,11 @@ async def test_a_vneid_account_already_linked_to_another_person_is_refused(
 # ------------------------------------------------------------------ registrar scope (D24)
 
 
-async def test_a_ward_officer_records_the_residence_of_a_person_in_their_ward(
+async def test_the_department_records_a_first_residence_then_moves_the_person_within_it(
     session: AsyncSession,
 ) -> None:
-    binh = await signed_in(session, BINH)
-    moved = await service.set_residence(
-        session, person(CUONG[0], ward_officer(HOAN_KIEM)), BINH[0], HOAN_KIEM
-    )
+    binh = await signed_in(session, BINH)  # no residence: the department's alone (D24)
+    moved = await service.set_residence(session, person(CUONG[0], dept("01")), BINH[0], HOAN_KIEM)
     assert moved.id == binh.id
     assert moved.residence_ward_code == HOAN_KIEM
     event = (await session.scalars(select(AuditEvent))).one()

@@ -48,6 +48,16 @@ def test_settings_come_from_vnehr_environment_variables(monkeypatch: pytest.Monk
     assert settings.json_logs is True
 
 
+def test_in_development_the_public_url_follows_the_port(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A newcomer's `VNEHR_PORT=18439 vnehr serve` sent sign-ins back to port 8000."""
+    monkeypatch.delenv("VNEHR_PUBLIC_URL", raising=False)
+    monkeypatch.setenv("VNEHR_PORT", "18439")
+    assert Settings(env="development").public_url == "http://localhost:18439"
+    assert Settings(env="development", public_url="http://x.test").public_url == "http://x.test"
+    monkeypatch.delenv("VNEHR_PORT")
+    assert Settings(env="development").public_url == "http://localhost:8000"
+
+
 def test_sqlite_path_is_read_from_the_url() -> None:
     settings = Settings(database_url="sqlite+aiosqlite:///var/data/vnehr.db")
     assert str(settings.sqlite_path()) == "var/data/vnehr.db"

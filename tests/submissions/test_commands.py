@@ -283,6 +283,20 @@ def test_validate_needs_none_of_the_servers_settings(
     get_settings.cache_clear()
 
 
+def test_validate_reads_the_body_cap_from_dot_env_as_the_server_does(
+    files: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A `.env` with a 2 KB cap: the server refuses a 40 KB file (SUB-0001); validate said
+    it would be accepted, reading only the environment."""
+    clean, _ = _split(files)
+    monkeypatch.delenv("VNEHR_MAX_BODY_BYTES", raising=False)
+    (tmp_path / ".env").write_text("VNEHR_MAX_BODY_BYTES=2048\n")
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["validate", "--json", str(clean[0].resolve())])
+    assert result.exit_code == 2, result.output
+    assert json.loads(result.output)[0]["refused"]["code"] == "SUB-0001"
+
+
 def test_synth_refuses_impossible_options(tmp_path: Path) -> None:
     for options in (["--defect-rate", "1.5"], ["--count", "-1"], ["--facility", "XYZ"]):
         result = runner.invoke(app, ["synth", str(tmp_path / "s"), *options])

@@ -3,7 +3,8 @@ where they really run side by side (D200). A correction is written alone (its fi
 in a savepoint), and each file locks the row of the pending person it names (D176): a batch
 [X's file, Y's file] and a batch [Y's file, X's file] could each hold the person the other
 waits for, and PostgreSQL ended one of them (the import stopped; the HTTP writer retried file
-by file). Now a batch locks every person it names at once, in one order, before its files."""
+by file). Now a batch locks every person it names at once, in one order, before its files,
+a batch of new visits written together as well."""
 
 from __future__ import annotations
 
@@ -270,6 +271,70 @@ def test_newborns_of_two_pending_mothers_in_other_orders_both_land(url: str, wri
                 assert not isinstance(result, BaseException), repr(result)
             assert _outcomes([*done[0], *done[1]]) == ["new"] * 4
             assert [await _births_of(a, m) for m in (m1, m2)] == [2, 2]
+        finally:
+            for db in (a, b, other):
+                await db.dispose()
+
+    asyncio.run(main())
+
+
+@pytest.mark.parametrize("write", [_one_file_each, _one_batch], ids=["one_file", "batch"])
+def test_new_visits_written_together_and_corrections_file_by_file_both_land(
+    url: str, write: Write
+) -> None:
+    # A batch of new visits written together matched its pending persons in one statement, in
+    # the order of their ids, and took no persons' locks; a batch of corrections, written
+    # file by file, holds those locks but matches its persons in its files' order. With Y's
+    # correction before X's, the corrections held Y (paused by someone holding Y's old
+    # version), the new visits held X and waited for Y, and the corrections then waited for
+    # X: PostgreSQL ended one (a deadlock). The same new visits as one file (``accept``)
+    # match their persons one by one and take the locks.
+    x1, x2 = _two_visits_of(15, 7401)
+    y1, y2 = _two_visits_of(16, 7501)
+    x_id, y_id = (v.tables["XML1"][0]["SO_CCCD"] for v in (x1, y1))
+    assert x_id != y_id
+    first = synth.envelope([x1, y1], FACILITY)  # X is created before Y
+    corrections = [_corrected(y1, "sửa"), _corrected(x1, "sửa")]  # Y's, then X's
+    if write is _one_batch:
+        new = [synth.envelope([x2], FACILITY), synth.envelope([y2], FACILITY)]
+    else:
+        new = [synth.envelope([x2, y2], FACILITY)]
+
+    async def main() -> None:
+        a, b, other = (Database.from_urls(url) for _ in range(3))
+        try:
+            analyses = await _prepared(a, [first, *corrections, *new])
+            async with a.session() as session:  # X and Y become known, pending
+                receipt = await accept(session, SENDER, first, analyses[0], OPTIONS)
+            assert _outcomes([receipt]) == ["new", "new"]
+            async with a.read_session() as session:
+                rows = await session.execute(
+                    select(Person.personal_id, Person.id).where(
+                        Person.personal_id.in_([x_id, y_id])
+                    )
+                )
+                found = dict(rows.all())
+            assert found[x_id] < found[y_id]  # (the new visits lock X first)
+
+            async with other.session() as holding:  # someone holds Y's visit for a moment ...
+                await holding.execute(
+                    text(
+                        "SELECT id FROM visit_version WHERE visit_key = :k AND current FOR UPDATE"
+                    ),
+                    {"k": y1.ma_lk},
+                )
+                one = asyncio.create_task(_one_batch(a, corrections, analyses[1:3], OPTIONS))
+                await asyncio.sleep(0.5)  # ... the corrections hold Y and wait for it
+                two = asyncio.create_task(write(b, new, analyses[3:], OPTIONS))
+                await asyncio.sleep(0.5)
+                assert not one.done()
+                assert not two.done()
+            # ... and lets go: the corrections go on to X
+            done = await asyncio.wait_for(asyncio.gather(one, two, return_exceptions=True), 30)
+            for result in done:
+                assert not isinstance(result, BaseException), repr(result)
+            assert _outcomes(done[0]) == ["changed", "changed"]
+            assert _outcomes(done[1]) == ["new", "new"]
         finally:
             for db in (a, b, other):
                 await db.dispose()

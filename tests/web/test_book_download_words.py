@@ -1,5 +1,5 @@
-"""The book's download section for a reader of English: the PDF is printed in Vietnamese only
-(D209), so its link says so before the reader downloads it."""
+"""The book's download section for a reader of English: the PDF comes in the page's language
+(D209, as amended), so its link says no other language; the Vietnamese link is unchanged."""
 
 from __future__ import annotations
 
@@ -19,12 +19,13 @@ def _pdf_link(page: str) -> str:
     return found[1]
 
 
-async def test_a_reader_of_english_is_told_the_pdf_is_in_vietnamese(
+async def test_a_reader_of_english_is_offered_the_pdf_in_english(
     client: httpx.AsyncClient, session: AsyncSession, settings: Settings
 ) -> None:
     await sign_in_as(client, session, settings, AN)
     english = await client.get("/portal/book", params={"lang": "en"})
     assert english.status_code == 200
-    assert "(in Vietnamese)" in _pdf_link(english.text)
+    assert _pdf_link(english.text) == "Download as PDF"
+    # (the file it downloads is the English book: tests/healthbook/test_book_english.py)
     vietnamese = await client.get("/portal/book", params={"lang": "vi"})
     assert _pdf_link(vietnamese.text) == "Tải bản PDF"

@@ -345,7 +345,8 @@ def test_every_code_a_page_shows_has_its_words_in_both_languages() -> None:
         "web.review.outcome.": sharing.OUTCOMES,
         # a share in force, revoked, or ended when its time ran out (pages._share_state)
         "web.sharing.": ("active", "revoked", "inactive"),
-        "web.department.state.": tuple(facilities.State),
+        # "unknown": a code never issued, as a refused file names it (SUB-0010)
+        "web.department.state.": (*facilities.State, "unknown"),
         "web.department.kind.": tuple(facilities.Kind),
         "web.department.level.": tuple(facilities.Level),
         "web.department.ownership.": tuple(facilities.Ownership),

@@ -368,6 +368,26 @@ async def test_the_ward_page_on_a_phone(
     await page.goto(server + "/ward?lang=en")
     await expect(page.get_by_role("table", name="recent work")).to_contain_text(MAI["full_name"])
     await fits("/ward (en)")
+
+    # a registry form on the phone (Mai lives in the ward now): refused, asked, done
+    card = page.locator('form[action="/ward/card"]')
+    await card.get_by_label(text("web.ward.personal_id", "en")).fill(MAI["personal_id"])
+    await card.get_by_label(text("web.ward.card.number", "en")).fill("DN40101234")
+    await card.get_by_role("button", name=text("web.ward.check", "en")).click()
+    await expect(page.locator("#card-card_number-error")).to_contain_text("DN40101234")
+    await fits("card refused")
+    await card.get_by_label(text("web.ward.card.number", "en")).fill("DN4010123456789")
+    await card.get_by_role("button", name=text("web.ward.check", "en")).click()
+    await expect(page.get_by_role("heading", level=1)).to_have_text(
+        text("web.ward.confirm.card", "en")
+    )
+    await fits("card question")
+    await page.get_by_role("button", name=text("web.ward.confirm_yes.card", "en")).click()
+    words = {"name": MAI["full_name"], "card": "DN4010123456789"}
+    await expect(page.get_by_role("status")).to_have_text(
+        text("web.ward.outcome.card.added", "en", words)
+    )
+    await fits("card result")
     await context.close()
 
 

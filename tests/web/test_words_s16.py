@@ -146,7 +146,8 @@ async def test_the_ward_office_hints_dates_and_a_newborn_s_papers_in_words(
 ) -> None:
     csrf = await _officer(client, session)
     vi = _shown((await client.get("/ward")).text)
-    assert vi.count("ngày/tháng/năm (vd. 02/01/2025)") == 2, vi  # the two date fields
+    # every date field: enrolment, newborn, a representative's two, a card's two (D233)
+    assert vi.count("ngày/tháng/năm (vd. 02/01/2025)") == 5, vi
     assert "dd/mm/yyyy" not in vi
 
     wrong = (await _enrol(client, csrf, "check", birth_date="31/02/1990")).text
@@ -173,7 +174,7 @@ async def test_the_ward_office_hints_dates_and_a_newborn_s_papers_in_words(
     english = _shown((await client.post("/ward/newborn?lang=en", data=typed)).text)
     assert "the child's birth certificate and the mother's ID card" in english
     en = _shown((await client.get("/ward?lang=en")).text)
-    assert en.count("dd/mm/yyyy (e.g. 02/01/2025)") == 2, en
+    assert en.count("dd/mm/yyyy (e.g. 02/01/2025)") == 5, en
 
 
 async def _pdf_text(client: httpx.AsyncClient, visit_id: int) -> str:

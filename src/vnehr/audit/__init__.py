@@ -6,6 +6,7 @@ from vnehr.audit.chain import AuditCheckpoint, AuditKey, Report, run_sealer, sea
 from vnehr.audit.log import (
     BY_DEPARTMENT,
     READS,
+    REFUSED,
     AccessDispute,
     AuditEvent,
     audit_event,
@@ -17,11 +18,13 @@ from vnehr.audit.log import (
     event,
     events_about,
     reads_about,
+    registrar_acts,
 )
 
 __all__ = [
     "BY_DEPARTMENT",
     "READS",
+    "REFUSED",
     "AccessDispute",
     "AuditCheckpoint",
     "AuditEvent",
@@ -36,6 +39,7 @@ __all__ = [
     "event",
     "events_about",
     "reads_about",
+    "registrar_acts",
     "run_sealer",
     "seal",
     "seal_all",

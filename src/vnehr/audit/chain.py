@@ -262,22 +262,28 @@ async def _checkpoints(session: AsyncSession, page_size: int) -> AsyncIterator[A
 
 async def verify(session: AsyncSession, keys: list[AuditKey], *, page_size: int = BATCH) -> Report:
     """Walk the chain and the checkpoints; every break is named with its position and row id.
+    ``keys``: the current key, then those of the previous secrets, newest first; a checkpoint
+    signed by a previous key after one signed by a newer key is a break (D229).
 
     Both are read in pages of ``page_size`` rows, side by side in position order: what is held
     is one page, the row before (to check the link) and the hash at the last position seen (to
     check the checkpoints that name it), whatever the length of the log."""
     report = Report()
     signed: list[str] = []  # the checkpoints' problems, reported after the chain's
-    known = {k.key_id: k for k in keys}
+    # each key's age: the current one 0, then the previous ones, newest first (D229)
+    known = {k.key_id: (age, k) for age, k in reversed(list(enumerate(keys)))}
+    # the checkpoint signed by the newest key so far, and that key's age
+    newest: tuple[Any, int] | None = None
     checkpoints = _checkpoints(session, page_size)
 
     def check(checkpoint: Any, chain_hash: str | None) -> None:
         """One checkpoint against the hash the chain has at its position (None: no row)."""
+        nonlocal newest
         report.checkpoints += 1
-        key = known.get(checkpoint.key_id)
-        if key is None:
+        if checkpoint.key_id not in known:
             signed.append(f"checkpoint {checkpoint.id}: signed by unknown key")
             return
+        age, key = known[checkpoint.key_id]
         try:
             key.public.verify(
                 base64.b64decode(checkpoint.signature),
@@ -286,6 +292,16 @@ async def verify(session: AsyncSession, keys: list[AuditKey], *, page_size: int 
         except (InvalidSignature, ValueError):
             signed.append(f"checkpoint {checkpoint.id}: signature does not verify")
             return
+        # a previous secret vouches for what it signed before the rotation, not after a newer
+        # key has signed: one that still signs is leaked or forgotten somewhere
+        if newest is not None and age > newest[1]:
+            signed.append(
+                f"checkpoint {checkpoint.id}: position {checkpoint.seq} was signed by a retired "
+                f"key after checkpoint {newest[0].id} (position {newest[0].seq}) was signed by "
+                f"a newer one (a previous secret still in use)"
+            )
+        elif newest is None or age < newest[1]:
+            newest = (checkpoint, age)
         if chain_hash is None:
             signed.append(
                 f"checkpoint {checkpoint.id}: the chain was signed up to position "

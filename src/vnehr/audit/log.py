@@ -5,12 +5,18 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, ForeignKey, Index, String, and_, func, or_, select
+from sqlalchemy import BigInteger, ForeignKey, Index, String, and_, func, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from vnehr.kit.clock import utcnow
-from vnehr.kit.db import Base, BigId, JSONDoc, UtcDateTime, make_row
+from vnehr.kit.db import Base, BigId, JSONDoc, UtcDateTime, keep_on_refusal, make_row
+
+#: A registrar's acts on a person the ward page lists as the officer's recent work (D205):
+#: their representatives, insurance cards and residences. The partial index's condition,
+#: written as the query writes it, constants and all (a planner uses the index only for a
+#: condition it can prove the same).
+REGISTRAR_WHERE = text("action IN ('representative.added', 'card.added', 'person.residence_set')")
 
 
 class AuditEvent(Base):
@@ -18,6 +24,15 @@ class AuditEvent(Base):
     __table_args__ = (
         Index("ix_audit_event_person", "person_id", "at"),
         Index("ix_audit_event_seq", "seq", unique=True),
+        # what an officer recorded at the ward office lately (the ward page, D205): the
+        # registrar's rare acts alone, so the hot reads' rows pay for no second index
+        Index(
+            "ix_audit_event_registrar",
+            "actor",
+            "at",
+            postgresql_where=REGISTRAR_WHERE,
+            sqlite_where=REGISTRAR_WHERE,
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -42,10 +57,16 @@ def audit_event(
     person_id: int | None = None,
     detail: dict[str, Any] | None = None,
     plain: bool = False,
+    kept: bool = False,
 ) -> AuditEvent:
     """A row for the caller to add in its own transaction; ``plain``: a plain row for callers
-    that write with ``hot_add`` or ``copy_objects`` (D53), not a mapped instance."""
-    return make_row(
+    that write with ``hot_add`` or ``copy_objects`` (D53), not a mapped instance. ``kept``:
+    a row a refusal does not undo (``kit.db.keep_on_refusal``, D228), for a read of a person
+    written before a check that may still refuse (the look-up told something: that the ID is
+    someone's, a birth date) and for a refused attempt the person's access log shows."""
+    if kept and plain:
+        raise ValueError("a plain row is written by its caller, never kept on refusal")
+    row = make_row(
         AuditEvent,
         plain,
         at=utcnow(),
@@ -56,6 +77,7 @@ def audit_event(
         object_id=object_id,
         detail=detail,
     )
+    return keep_on_refusal(row) if kept else row
 
 
 async def events_about(
@@ -75,16 +97,24 @@ async def events_about(
 
 #: Actions that are someone reading or taking a copy of a person's record, or of what the
 #: registry keeps of them (their insurance cards, their roles, their identity as a ward office
-#: finds it at an assisted enrolment, their name as a facility finds it to give them a role).
+#: finds it at an assisted enrolment, their name as a facility finds it to give them a role),
+#: and a break-glass attempt refused by the bar (D191, D228: it told the ID is a patient's).
 READS = (
     "visit.read", "timeline.read", "summary.read", "fhir.read", "visit.exported",
     "clinical.read", "emergency.opened", "paper.read", "paper.list", "cards.read",
     "grants.read", "book.exported", "enrolment.read", "newborn.mother_read",
-    "grant.person.read",
+    "grant.person.read", "emergency.barred", "representative.person.read",
+    "residence.person.read", "card.person.read",
 )  # fmt: skip
+#: Attempts refused, written for the person's access log all the same (D228): an AuditEvent's
+#: outcome says they failed.
+REFUSED = ("emergency.barred",)
 #: Reads only a registrar makes (the health department, a ward office; never a facility):
 #: whoever reads the log is told its officer's name.
-BY_DEPARTMENT = ("cards.read", "grants.read", "enrolment.read", "newborn.mother_read")
+BY_DEPARTMENT = (
+    "cards.read", "grants.read", "enrolment.read", "newborn.mother_read",
+    "representative.person.read", "residence.person.read", "card.person.read",
+)  # fmt: skip
 
 
 async def reads_about(
@@ -106,6 +136,21 @@ async def reads_about(
     if before_id is not None:
         stmt = stmt.where(AuditEvent.id < before_id)
     return list(await session.scalars(stmt.order_by(AuditEvent.id.desc()).limit(limit)))
+
+
+async def registrar_acts(
+    session: AsyncSession, actor: str, persons: Any, limit: int
+) -> list[AuditEvent]:
+    """``actor``'s newest acts of ``REGISTRAR_WHERE`` about ``persons`` (a subquery of person
+    ids), by ``ix_audit_event_registrar``: the officer's own rows, newest first, the persons
+    checked as they come."""
+    stmt = (
+        select(AuditEvent)
+        .where(REGISTRAR_WHERE, AuditEvent.actor == actor, AuditEvent.person_id.in_(persons))
+        .order_by(AuditEvent.at.desc(), AuditEvent.id.desc())
+        .limit(limit)
+    )
+    return list(await session.scalars(stmt))
 
 
 async def count_since(session: AsyncSession, person_id: int, action: str, since: datetime) -> int:

@@ -11,6 +11,7 @@ import re
 import uuid
 from collections.abc import Callable, Coroutine
 from decimal import Decimal
+from functools import partial
 from typing import Annotated, Any, cast
 from urllib.parse import urlencode
 
@@ -22,7 +23,7 @@ from fastapi.responses import Response
 from fastapi.routing import APIRoute
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from vnehr import audit, papers, sharing, submissions
+from vnehr import audit, catalogs, papers, sharing, submissions
 from vnehr.fhir import capability, ips, mapping, store, write
 from vnehr.fhir.errors import BadBody, BadSearch, NameAPatient, UnsupportedType
 from vnehr.fhir.search import SUPPORTED, criteria, sort_key
@@ -514,8 +515,11 @@ async def summary(
 ) -> Response:
     """An International Patient Summary: a document Bundle with a Composition first."""
     scope = await store.scope_of(session, subject, base=_base(request))
-    pool = await store.patient_compartment(session, scope, patient_id)  # or 404
-    document = ips.document(_base(request), pool, patient_id, now=utcnow())
+    now = utcnow()
+    titles = await catalogs.codebook(session)
+    shown = partial(ips.visits_shown, titles=titles, now=now)
+    pool = await store.summary_compartment(session, scope, patient_id, shown)  # or 404
+    document = ips.document(_base(request), pool, patient_id, now=now)
     await _audit(
         request,
         scope,

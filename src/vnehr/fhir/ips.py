@@ -5,14 +5,19 @@ from __future__ import annotations
 
 import html
 import uuid
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+from vnehr import healthbook, records
 from vnehr.fhir import mapping
 from vnehr.fhir.store import Pool, current_allergy
+from vnehr.kit.clock import VIETNAM
 
 Resource = dict[str, Any]
 RECENT = timedelta(days=90)
+#: The entries a section shows at most; a timeline row keeps when its visit's newest
+#: ``records.NEWEST`` results and services were, and this may not be more.
 MAX_ENTRIES = 20
 EMPTY = "http://terminology.hl7.org/CodeSystem/list-empty-reason"
 
@@ -76,6 +81,63 @@ def _section(
 
 def _newest(resources: list[Resource], *fields: str) -> list[Resource]:
     return sorted(resources, key=lambda r: _when(r, *fields), reverse=True)
+
+
+#: A visit as its timeline row tells it: its id, start, end and what the row keeps of it.
+Told = tuple[int, datetime | None, datetime | None, records.Facts]
+
+
+def visits_shown(visits: Sequence[Told], titles: healthbook.Titles, *, now: datetime) -> set[int]:
+    """Of these visits of a patient (newest first, as a compartment maps them), those some of
+    whose resources ``document`` may show, from what their timeline rows keep (D233): those
+    holding the newest ``MAX_ENTRIES`` medicine orders that may be of the last 90 days,
+    results, weights and services, and the newest problem of each of the first
+    ``MAX_ENTRIES`` names, each ordered as ``document`` orders them (by its time as FHIR
+    writes it, ties in the order of the visits). A visit without an end is among them (its
+    codes are read on the day it arrived, which its row does not tell). What the document
+    shows of the rest of the compartment (resources kept as sent) can only push a visit's
+    entries out: the document made from the visits named here is the whole compartment's."""
+    shown: set[int] = set()
+    # (``document`` compares the day an order was written, in Vietnam, with the UTC day 90
+    # days ago: a margin of two days covers the difference; the newest come first either way)
+    since = now - RECENT - timedelta(days=2)
+    orders: list[tuple[str | None, int, int]] = []
+    results: list[tuple[str | None, int, int]] = []
+    weights: list[tuple[str | None, int, int]] = []
+    services: list[tuple[str | None, int, int]] = []
+    problems: list[tuple[str | None, int, str]] = []
+    for visit_id, started_at, ended_at, found in visits:
+        orders += [
+            (mapping.instant(at), visit_id, count)
+            for at, count in found.orders
+            if at is not None and at >= since
+        ]
+        results += [(mapping.instant(at), visit_id, count) for at, count in found.results]
+        services += [(mapping.instant(at), visit_id, count) for at, count in found.services]
+        if mapping.body_weight(found.xml1) is not None:
+            weights.append((mapping.instant(started_at or ended_at), visit_id, 1))
+        if ended_at is None:
+            shown.add(visit_id)
+            continue
+        day = ended_at.astimezone(VIETNAM).date()
+        for code in mapping.condition_codes(found.xml1, titles, day):
+            name = _name({"resourceType": "Condition", "code": code})
+            problems.append((mapping.instant(ended_at), visit_id, name))
+    for entries in (orders, results, weights, services):
+        taken = 0
+        for _, visit_id, count in sorted(entries, key=lambda e: e[0] or "", reverse=True):
+            if taken >= MAX_ENTRIES:
+                break
+            shown.add(visit_id)
+            taken += count
+    names: set[str] = set()
+    for _, visit_id, name in sorted(problems, key=lambda e: e[0] or "", reverse=True):
+        if len(names) >= MAX_ENTRIES:
+            break
+        if name not in names:
+            names.add(name)
+            shown.add(visit_id)
+    return shown
 
 
 def document(base: str, pool: Pool, patient_id: str, *, now: datetime) -> Resource:

@@ -219,6 +219,24 @@ class VisitSource:
     first_version: bool
 
 
+def condition_codes(
+    xml1: Mapping[str, str], titles: healthbook.Titles, day: date
+) -> list[Resource]:
+    """The ``code`` of each Condition of a visit with this XML1 row, in order (the main
+    diagnosis first, then MA_BENH_KT), its titles those in force on ``day``."""
+    return [
+        _concept(ICD10, diagnosis.code, diagnosis.vi or diagnosis.en)
+        for diagnosis in healthbook.diagnoses(xml1, titles, day)
+    ]
+
+
+def body_weight(xml1: Mapping[str, str]) -> Decimal | None:
+    """The weight (kg) of a visit's body-weight Observation (XML1 CAN_NANG); None without one
+    (none written, or not above 0)."""
+    weight = _decimal(xml1.get("CAN_NANG"))
+    return weight if weight is not None and weight > 0 else None
+
+
 def visit_resources(src: VisitSource, titles: healthbook.Titles) -> list[Resource]:
     """Every resource of one visit version: Encounter first, then its children, Provenance last."""
     xml1 = (src.tables.get("XML1") or [{}])[0]
@@ -238,10 +256,8 @@ def visit_resources(src: VisitSource, titles: healthbook.Titles) -> list[Resourc
         return resource
 
     # Conditions: main diagnosis first (rank 1), then MA_BENH_KT.
-    conditions = healthbook.diagnoses(xml1, titles, day)
     diagnosis_refs = []
-    for index, diagnosis in enumerate(conditions, start=1):
-        display = diagnosis.vi or diagnosis.en
+    for index, code in enumerate(condition_codes(xml1, titles, day), start=1):
         child(
             "Condition",
             f"c{index}",
@@ -253,7 +269,7 @@ def visit_resources(src: VisitSource, titles: healthbook.Titles) -> list[Resourc
                 "category": [
                     {"coding": [{"system": CONDITION_CATEGORY, "code": "encounter-diagnosis"}]}
                 ],
-                "code": _concept(ICD10, diagnosis.code, display),
+                "code": code,
                 "encounter": encounter_ref,
                 "recordedDate": instant(src.ended_at),
             },
@@ -269,8 +285,8 @@ def visit_resources(src: VisitSource, titles: healthbook.Titles) -> list[Resourc
         resource.pop("clinicalStatus", None)
 
     # Body weight from XML1 CAN_NANG (vital signs).
-    weight = _decimal(xml1.get("CAN_NANG"))
-    if weight is not None and weight > 0:
+    weight = body_weight(xml1)
+    if weight is not None:
         child(
             "Observation",
             "w",
@@ -671,7 +687,7 @@ def audit_event(row: Any, *, unnamed: bool = False, bare: bool = False) -> Resou
             ],
             "action": action,
             "recorded": instant(row.at),
-            "outcome": "0",
+            "outcome": "4" if row.action in audit.REFUSED else "0",  # 4: minor failure
             "purposeOfEvent": ([{"coding": [{"system": ACT_REASON, "code": purpose}]}]
                                if purpose else []),
             "agent": [

@@ -99,13 +99,34 @@ class Scope:
         """A visit of another facility reached through consent leaves out the sensitive
         categories the patient did not name (D35); a representative of a person who may be
         16 or more reads none of them (``records.withheld``)."""
-        if self.is_citizen:
-            holder = self.holders.get(source.person_id or 0)
-            return holder is None or not records.withheld(holder, source.tables, today_in_vietnam())
-        if source.facility_code == self.facility_code:
+        if not self.judges(source.person_id, source.facility_code):
             return True
-        found = self.shared.get(source.person_id or 0)
-        return found is not None and sharing.categories(source.tables) <= found.sensitive
+        tables = source.tables
+        touched = sharing.categories(tables) if isinstance(tables, dict) else None
+        return self.keeps_touching(source.person_id, source.facility_code, touched)
+
+    def judges(self, person_id: int | None, facility_code: str) -> bool:
+        """Whether the sensitive categories a visit of this person at this facility touches
+        decide whether the scope reads it (``keeps``): a representative's reading of a person
+        who may be 16 or more, a facility's reading of another facility's visit."""
+        if self.is_citizen:
+            return self.confided(person_id)
+        return facility_code != self.facility_code
+
+    def keeps_touching(
+        self, person_id: int | None, facility_code: str, touched: Collection[str] | None
+    ) -> bool:
+        """``keeps`` for a visit known to touch these sensitive categories (a timeline row
+        keeps them, ``records.row_categories``); None for one that cannot be judged, without
+        stored tables (D98)."""
+        if not self.judges(person_id, facility_code):
+            return True
+        if touched is None:
+            return False
+        if self.is_citizen:
+            return not touched
+        found = self.shared.get(person_id or 0)
+        return found is not None and set(touched) <= found.sensitive
 
 
 def number(text: str) -> int | None:
@@ -241,29 +262,10 @@ async def compartment(session: AsyncSession, scope: Scope, person_ids: list[int]
             continue  # as ``_paper_left_out`` judges it for one paper
         if scope.may_see_paper(paper) and (paper.facility_code, paper.visit_key) not in left_out:
             pool.add(mapping.paper_document(paper, today))
-    writer = None if scope.is_citizen else scope.facility_code
-    shared = [p for p in person_ids if p in scope.shared]
     visits_of: dict[int | None, set[int]] = {}
     for src in sources:
         visits_of.setdefault(src.person_id, set()).add(src.visit_id)
-    for kept in await stored.of_persons(session, person_ids, writer, shared, SHARED_STORED):
-        if scope.confided(kept.person_id) and not (
-            kept.resource_type in SHARED_STORED
-            and recorded_in_kept(
-                kept.body, scope.base, visits_of.get(kept.person_id, set()).__contains__
-            )
-        ):
-            # to a representative of a person of 16 or more, what a facility wrote is read as
-            # by a facility the person shares with: allergies, out with a visit left out
-            continue
-        if writer is not None and kept.facility_code != writer:
-            # another facility's allergy: out with the visit it was recorded in (D35, D79)
-            seen = visits_of.get(kept.person_id, set())
-            if not recorded_in_kept(kept.body, scope.base, seen.__contains__):
-                continue
-        pool.add(kept.body)
-        if kept.person_id is not None:
-            pool.person_ids.add(kept.person_id)
+    await _add_kept_as_sent(session, pool, scope, person_ids, visits_of)
     if scope.is_citizen:
         # a representative of a person of 16 or more reads who looked as the access log says;
         # of a minor's (``confided``), reads only (a visit's arrival, a paper, an allergy
@@ -286,6 +288,38 @@ async def compartment(session: AsyncSession, scope: Scope, person_ids: list[int]
             pool.add(mapping.consent(directive, now, unnamed=unnamed))
     await add_registry(session, pool)
     return pool
+
+
+async def _add_kept_as_sent(
+    session: AsyncSession,
+    pool: Pool,
+    scope: Scope,
+    person_ids: list[int],
+    visits_of: dict[int | None, set[int]],
+) -> None:
+    """The resources kept as sent of these persons that the scope reads, given the visits it
+    reads of each person (``visits_of``): an allergy recorded in a visit left out is left out
+    with it."""
+    writer = None if scope.is_citizen else scope.facility_code
+    shared = [p for p in person_ids if p in scope.shared]
+    for kept in await stored.of_persons(session, person_ids, writer, shared, SHARED_STORED):
+        if scope.confided(kept.person_id) and not (
+            kept.resource_type in SHARED_STORED
+            and recorded_in_kept(
+                kept.body, scope.base, visits_of.get(kept.person_id, set()).__contains__
+            )
+        ):
+            # to a representative of a person of 16 or more, what a facility wrote is read as
+            # by a facility the person shares with: allergies, out with a visit left out
+            continue
+        if writer is not None and kept.facility_code != writer:
+            # another facility's allergy: out with the visit it was recorded in (D35, D79)
+            seen = visits_of.get(kept.person_id, set())
+            if not recorded_in_kept(kept.body, scope.base, seen.__contains__):
+                continue
+        pool.add(kept.body)
+        if kept.person_id is not None:
+            pool.person_ids.add(kept.person_id)
 
 
 async def _add_patients(
@@ -315,53 +349,17 @@ async def patients(
     """The Patients of these persons the scope reaches, as ``compartment`` has them (the same
     reach, the same insurance cards, the same resources kept as sent), without mapping a visit
     (``GET Patient/{id}``, ``Patient?identifier=``). The reach and the insurance cards (the
-    Patient lists those seen in the visits it may see) come from the timeline index (D114); a
-    visit is opened only when its content counts: another facility's visit that a facility
-    system reads under consent (whether a sensitive category leaves it out, D35), and an
-    insured visit whose row does not keep the cards of the version it points to (stored before
-    migration 0024 and not yet filled, or corrected by the previous release). The reader's own
-    visits, and a citizen's, are kept whatever they hold, and their timeline row carries the
-    person of the version it points to; but a representative of a person who may be 16 or
-    more (``Scope.confided``) gets no card of a visit the row knows to touch a sensitive
-    category, and one whose row does not know its version's categories is opened to judge it
-    (D132)."""
+    Patient lists those seen in the visits it may see) come from the timeline index (D114,
+    ``_read_rows``); a visit is opened only when its content counts: an insured visit whose
+    row does not keep the cards of the version it points to (stored before migration 0024 and
+    not yet filled, or corrected by the previous release), and one whose row does not know the
+    sensitive categories that decide whether the scope reads it (D35, D132)."""
     pool = Pool()
     if scope.is_citizen:
         person_ids = [p for p in person_ids if p in scope.holders]
     await share(session, scope, person_ids)
-    entries = [e for e in await records.entries_of(session, person_ids) if scope.may_see_entry(e)]
-    confided = {p for p in {e.person_id for e in entries} if scope.confided(p)}
-    # (an empty set of categories is a visit known to touch none; None, one to open)
-    entries = [e for e in entries if e.person_id not in confided or not records.row_categories(e)]
-    opened = {
-        e.version_id
-        for e in entries
-        if not (scope.is_citizen or e.facility_code == scope.facility_code)
-        or (e.insured and e.insurance_cards_version != e.version_id)
-        or (e.person_id in confided and records.row_categories(e) is None)
-    }
-    versions = await records.versions_by_ids(session, sorted(opened))
-    reached: set[int] = set()
-    sources = []
-    cards: dict[int, set[str]] = {}
-    for e in entries:
-        if e.version_id not in opened:
-            if e.person_id is not None:
-                reached.add(e.person_id)
-                for card in (e.insurance_cards or "").split(";"):
-                    if card:
-                        cards.setdefault(e.person_id, set()).add(card)
-            continue
-        version = versions.get(e.version_id)
-        if version is None:
-            continue
-        src = _source(e, version, None)
-        if scope.keeps(src):
-            sources.append(src)
-            if src.person_id is not None:
-                reached.add(src.person_id)
-    for person_id, found in _cards(sources).items():
-        cards.setdefault(person_id, set()).update(found)
+    rows, sources = await _read_rows(session, scope, person_ids, _cards_unknown, named=False)
+    reached, cards = _reach(rows, sources)
     await _add_patients(session, pool, scope, person_ids, reached, cards)
     if kept_as_sent:
         writer = None if scope.is_citizen else scope.facility_code
@@ -369,6 +367,119 @@ async def patients(
             pool.add(kept.body)
             if kept.person_id is not None:
                 pool.person_ids.add(kept.person_id)
+    return pool
+
+
+def _cards_unknown(rows: list[Any]) -> set[int]:
+    """The versions of insured visits whose rows do not keep their cards (D114)."""
+    return {e.version_id for e in rows if e.insured and e.insurance_cards_version != e.version_id}
+
+
+async def _read_rows(
+    session: AsyncSession,
+    scope: Scope,
+    person_ids: list[int],
+    opening: Callable[[list[Any]], set[int]],
+    *,
+    named: bool,
+) -> tuple[list[Any], list[mapping.VisitSource]]:
+    """The timeline rows of these persons whose visits the scope reads, newest first, and of
+    those the visits opened, as sources in the same order (with their facilities' names when
+    ``named``): the versions ``opening`` names given the rows, and those whose row does not
+    know the sensitive categories that decide whether the scope reads it (opened to judge: a
+    visit left out is in neither list). The rest is judged from the rows (D35, D132)."""
+    rows: list[Any] = []
+    opened: set[int] = set()
+    for e in await records.summary_rows(session, person_ids):
+        if not scope.may_see_entry(e):
+            continue
+        if scope.judges(e.person_id, e.facility_code):
+            touched = records.row_categories(e)  # (None: not known; frozenset(): none)
+            if touched is None:
+                opened.add(e.version_id)
+            elif not scope.keeps_touching(e.person_id, e.facility_code, touched):
+                continue
+        rows.append(e)
+    opened |= opening(rows)
+    versions = await records.versions_by_ids(session, sorted(opened))
+    codes = {e.facility_code for e in rows if e.version_id in opened}
+    names = await facilities.directory(session, codes) if named and codes else {}
+    read: list[Any] = []
+    sources = []
+    for e in rows:
+        if e.version_id not in opened:
+            read.append(e)
+            continue
+        version = versions.get(e.version_id)
+        if version is None:
+            continue
+        src = _source(e, version, names.get(e.facility_code))
+        if scope.keeps(src):
+            read.append(e)
+            sources.append(src)
+    return read, sources
+
+
+def _reach(
+    rows: list[Any], sources: list[mapping.VisitSource]
+) -> tuple[set[int], dict[int, set[str]]]:
+    """The persons of whom these rows (read by ``_read_rows``) are visits, and the insurance
+    cards of each: from the rows, or from the visits opened."""
+    opened = {src.visit_id for src in sources}
+    reached = {src.person_id for src in sources if src.person_id is not None}
+    cards: dict[int, set[str]] = {}
+    for e in rows:
+        if e.id in opened or e.person_id is None:
+            continue
+        reached.add(e.person_id)
+        for card in (e.insurance_cards or "").split(";"):
+            if card:
+                cards.setdefault(e.person_id, set()).add(card)
+    for person_id, found in _cards(sources).items():
+        cards.setdefault(person_id, set()).update(found)
+    return reached, cards
+
+
+#: What the IPS shows of a person's visits, given what their timeline rows keep: the visits
+#: (ids) whose resources it may show (``ips.visits_shown``).
+Shown = Callable[[list[tuple[int, datetime | None, datetime | None, records.Facts]]], set[int]]
+
+
+async def summary_compartment(
+    session: AsyncSession, scope: Scope, patient_id: str, shown: Shown
+) -> Pool:
+    """What ``$summary`` reads of one patient's compartment as the scope reaches it, or
+    ``UnknownResource`` when the scope does not reach the patient: the Patient, the resources
+    kept as sent, and the resources of the visits ``shown`` names given what their timeline
+    rows keep (``records.row_facts``; a visit whose row does not know them is mapped too),
+    rather than of every visit (D233). The IPS it makes is the whole compartment's: a section
+    shows the newest entries of its kind, and none of those is in a visit left unmapped."""
+    person_id = number(patient_id)
+    person_ids = [person_id] if person_id is not None else []
+    if scope.is_citizen:
+        person_ids = [p for p in person_ids if p in scope.holders]
+    await share(session, scope, person_ids)
+
+    def opening(rows: list[Any]) -> set[int]:
+        known = [(e, records.row_facts(e, trends=False)) for e in rows]
+        wanted = shown([(e.id, e.started_at, e.ended_at, f) for e, f in known if f is not None])
+        unknown = {e.version_id for e, found in known if found is None}
+        return unknown | {e.version_id for e in rows if e.id in wanted} | _cards_unknown(rows)
+
+    rows, sources = await _read_rows(session, scope, person_ids, opening, named=True)
+    pool = Pool()
+    titles = await catalogs.codebook(session)
+    for src in sources:
+        for resource in mapping.visit_resources(src, titles):
+            pool.add(resource)
+    reached, cards = _reach(rows, sources)
+    await _add_patients(session, pool, scope, person_ids, reached, cards)
+    visits_of: dict[int | None, set[int]] = {}
+    for e in rows:
+        visits_of.setdefault(e.person_id, set()).add(e.id)
+    await _add_kept_as_sent(session, pool, scope, person_ids, visits_of)
+    if pool.get("Patient", patient_id) is None:
+        raise UnknownResource(type="Patient", id=patient_id)
     return pool
 
 

@@ -27,6 +27,7 @@ from vnehr.kit.http import (
     error_response,
     error_responses,
 )
+from vnehr.kit.i18n import LANGUAGE_COOKIE, LANGUAGES, Language
 from vnehr.kit.paging import Page
 
 router = APIRouter(prefix="/api/v1/me", tags=["health book"])
@@ -130,13 +131,16 @@ async def my_summary(
     return read.value
 
 
-async def book_pdf_answer(request: Request, subject: Subject, personal_id: str | None) -> Response:
-    """The book of the caller (or of ``personal_id``, whom they represent) as a PDF download,
-    for this route and the book's page; its audit row written before the answer leaves."""
+async def book_pdf_answer(
+    request: Request, subject: Subject, personal_id: str | None, lang: Language = "vi"
+) -> Response:
+    """The book of the caller (or of ``personal_id``, whom they represent) as a PDF download
+    in ``lang``, for this route and the book's page; its audit row written before the answer
+    leaves."""
     read = await book.book(database(request), subject, personal_id=personal_id)
     portal = f"{request.app.state.settings.public_url}/portal/book"
     body = await anyio.to_thread.run_sync(
-        functools.partial(book.book_pdf, read.value, printed_at=utcnow(), portal=portal)
+        functools.partial(book.book_pdf, read.value, printed_at=utcnow(), portal=portal, lang=lang)
     )
     await settle(request, read)
     return download(
@@ -165,13 +169,30 @@ def download(body: bytes, media_type: str, name: str) -> Response:
     },
 )
 async def my_book_pdf(
-    request: Request, subject: CurrentSubject, person: ForWhom = None
+    request: Request,
+    subject: CurrentSubject,
+    person: ForWhom = None,
+    lang: Annotated[
+        Language | None,
+        Query(
+            description="The language of its headings and labels: vi or en (default: the "
+            "language the portal remembers for this browser, else vi); what facilities "
+            "recorded stays as recorded"
+        ),
+    ] = None,
 ) -> Response:
-    """My health book (or a represented person's) as one Vietnamese PDF, to print or show a
-    doctor: who, the summary (allergies, long-term conditions, medicines, risk factors) and
-    the newest 500 visits, newest first (the PDF says when older ones are left to the portal).
-    A representative of a person of 16 or 17 gets it without the visits they do not read."""
-    return await book_pdf_answer(request, subject, person)
+    """My health book (or a represented person's) as one PDF, to print or show a doctor:
+    who, the summary (allergies, long-term conditions, medicines, risk factors) and the newest
+    500 visits, newest first (the PDF says when older ones are left to the portal); in
+    Vietnamese, or in English with ``?lang=en``. A representative of a person of 16 or 17
+    gets it without the visits they do not read."""
+    return await book_pdf_answer(request, subject, person, lang or _remembered(request))
+
+
+def _remembered(request: Request) -> Language:
+    """The language the portal remembers for this browser (its cookie), else Vietnamese."""
+    found = request.cookies.get(LANGUAGE_COOKIE)
+    return next((language for language in LANGUAGES if language == found), "vi")
 
 
 @router.get(

@@ -1,8 +1,9 @@
 """The whole health book to download: who it is, the summary and every visit, newest first, as
-one PDF to print or show a doctor. The same reads as the book's pages (``service.summary``,
-``service.timeline``), so the same rules: a representative of a person of 16 or 17 gets the
-book without the visits ``records.withheld`` leaves out (D132), a visit held out of the book
-(D167) is in no one's timeline, and a download by anyone but the person is one audit row."""
+one PDF to print or show a doctor, in Vietnamese or English. The summary follows the rules of
+the book's (``service.printed_summary``), the visits are the timeline's (``service.timeline``):
+a representative of a person of 16 or 17 gets the book without the visits ``records.withheld``
+leaves out (D132), a visit held out of the book (D167) is in no one's timeline, and a download
+by anyone but the person is one audit row."""
 
 from __future__ import annotations
 
@@ -65,13 +66,12 @@ async def book(
     db: Database, subject: Subject, *, personal_id: str | None = None
 ) -> service.Read[Book]:
     """The caller's book (or that of the person ``personal_id`` they represent today) to
-    print: the summary, and the newest ``BOOK_VISITS`` visits read a timeline page at a time
-    (never the whole book at once)."""
+    print: the summary (from what the timeline keeps of each visit, ``printed_summary``), and
+    the newest ``BOOK_VISITS`` visits read a timeline page at a time (never the whole book at
+    once)."""
     async with db.read_session() as session:
-        summary = await service.summary(session, subject, personal_id=personal_id)
-    who = summary.holder
-    if who is None:  # pragma: no cover - a summary always names whose it is
-        raise RuntimeError("summary without its holder")
+        who = await service.holder(session, subject, personal_id)
+        summary = await service.printed_summary(session, who)
     most = BOOK_VISITS
     visits: list[dict[str, Any]] = []
     cursor: str | None = None
@@ -87,7 +87,7 @@ async def book(
         if len(visits) >= most:
             more = True
             break
-    value = Book(who, summary.value, visits, more)
+    value = Book(who, summary, visits, more)
     return service.Read(value, exported(subject, who, "pdf"), who)
 
 
@@ -134,8 +134,9 @@ def book_html(
 
 
 def book_pdf(book: Book, *, printed_at: datetime, portal: str, lang: Language = "vi") -> bytes:
-    """The PDF bytes, in Vietnamese as the visit's PDF (WeasyPrint is imported here: it is
-    heavy and only the PDFs need it). ``portal``: where the whole book is read."""
+    """The PDF bytes, its headings and labels in ``lang`` (Vietnamese by default, as the
+    visit's PDF; what facilities recorded stays as recorded). WeasyPrint is imported here: it
+    is heavy and only the PDFs need it. ``portal``: where the whole book is read."""
     from weasyprint import HTML
 
     html = book_html(book, printed_at=printed_at, portal=portal, most=len(book.visits), lang=lang)

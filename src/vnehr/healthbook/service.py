@@ -7,7 +7,7 @@ in a write transaction before the answer leaves (``Read.audit``).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Generic, TypeVar
@@ -235,56 +235,169 @@ async def summary(
     session: AsyncSession, subject: Subject, *, personal_id: str | None = None
 ) -> Read[s.Summary]:
     """The one-page summary of a book: long-term conditions, current medicines, blood group,
-    weights, last visits. A representative of a person who may be 16 or more reads it without
-    the visits ``records.withheld`` leaves out, and without the allergies recorded in them."""
+    weights, lab trends, last visits. A representative of a person who may be 16 or more reads
+    it without the visits ``records.withheld`` leaves out, and without the allergies recorded
+    in them. Read from the timeline's rows (``_summary_visits``), not from every visit."""
     who = await holder(session, subject, personal_id)
-    today = today_in_vietnam()
-    pairs, _ = await _kept_pairs(
-        session, who.id, lambda tables: not records.withheld(who, tables, today)
-    )
-    titles = await catalogs.codebook(session)
-    result = view.summary(who.full_name, who.personal_id, pairs, titles, now=utcnow())
-    kept = {h.id for h, _ in pairs} if records.confiding(who, today) else None
-    result.allergies = await _allergies(session, who.id, kept)
+    result = await _book_summary(session, who)
     return Read(result, _audit(subject, who, "summary.read", str(who.id)), who)
+
+
+async def printed_summary(session: AsyncSession, who: identity.Holder) -> s.Summary:
+    """The summary the downloaded book prints (D209): ``summary``'s for the same reader
+    (``who``, from ``holder``) without the lab trends, which the PDF does not print, and
+    without its audit row (the download writes its own)."""
+    return await _book_summary(session, who, trends=False)
+
+
+async def _book_summary(
+    session: AsyncSession, who: identity.Holder, *, trends: bool = True
+) -> s.Summary:
+    today = today_in_vietnam()
+    now = utcnow()
+    confiding = records.confiding(who, today)
+    # a person who may be 16 or more confides in no representative the visits touching a
+    # sensitive category (``records.withheld``)
+    keep = _touching_none if confiding else None
+    visits = await _summary_visits(session, who.id, keep, now=now, trends=trends)
+    titles = await catalogs.codebook(session)
+    pairs = [(header, tables) for header, tables, _, _ in visits]
+    measured = [(header.id, labs) for header, _, labs, _ in visits]
+    result = view.summary(who.full_name, who.personal_id, pairs, titles, now=now, measured=measured)
+    kept = {header.id for header, _ in pairs} if confiding else None
+    result.allergies = await _allergies(session, who.id, kept)
+    return result
+
+
+#: What a visit measured for the lab trends (``records.measured``).
+_Measured = Mapping[records.Series, records.Measured]
+
+
+def _touching_none(touched: frozenset[str]) -> bool:
+    return not touched
+
+
+#: Stored visits a summary opens at a time: what it holds at once stays bounded however many
+#: visits it opens.
+OPEN_AT_ONCE = 100
+
+
+async def _summary_visits(
+    session: AsyncSession,
+    person_id: int,
+    keep: Callable[[frozenset[str]], bool] | None,
+    *,
+    now: datetime,
+    trends: bool = True,
+) -> list[tuple[view.Header, dict[str, Any], _Measured, frozenset[str] | None]]:
+    """The visits a summary of the person reads, newest first: each with what ``view.summary``
+    reads of its tables (the XML1 fields, and the medicines of a visit whose medicines may be
+    current), what it measured for the lab trends (``records.measured``; nothing without
+    ``trends``) and the sensitive categories it touches. With ``keep``, only the visits it
+    lets through (given those categories; a visit that cannot be judged, without stored
+    tables, is left out); without, every visit (categories None).
+
+    Read from what each visit's timeline row keeps (``records.row_facts``,
+    ``records.row_categories``: one small row per visit), not from every stored visit (D231,
+    D233): only the visits with medicines of the last 90 days are opened, and those whose row
+    does not know its version (stored before 0030, corrected by the previous release, kept in
+    an older form), ``OPEN_AT_ONCE`` at a time."""
+    rows = []
+    touched: dict[int, frozenset[str]] = {}
+    judged: set[int] = set()  # rows whose visit decides whether ``keep`` lets it through
+    for row in await records.summary_rows(session, [person_id]):
+        if keep is not None:
+            categories = records.row_categories(row)
+            if categories is None:
+                judged.add(row.id)
+            elif not keep(categories):
+                continue  # known to be left out: never opened
+            else:
+                touched[row.id] = categories
+        rows.append(row)
+    facts: dict[int, records.Facts] = {}
+    for row in rows:
+        found = records.row_facts(row, trends=trends, times=False)
+        if found is not None:
+            facts[row.id] = found
+    opened = [
+        row
+        for row in rows
+        if row.id in judged or row.id not in facts or _current(facts[row.id], now)
+    ]
+    drugs: dict[int, list[Any]] = {}  # the XML2 rows of the visits whose medicines may count
+    left: set[int] = set()
+    for start in range(0, len(opened), OPEN_AT_ONCE):
+        part = opened[start : start + OPEN_AT_ONCE]
+        stored = await records.tables_by_ids(session, [row.version_id for row in part])
+        for row in part:
+            tables = stored.get(row.version_id)
+            if not isinstance(tables, dict):
+                left.add(row.id)  # no stored version: cannot be read, nor judged (D98)
+                continue
+            if keep is not None and row.id in judged:
+                touched[row.id] = frozenset(records.sensitive_categories(tables))
+                if not keep(touched[row.id]):
+                    left.add(row.id)
+                    continue
+            if row.id not in facts:
+                facts[row.id] = records.visit_facts(tables, row.started_at, row.ended_at)
+            if _current(facts[row.id], now):
+                drugs[row.id] = tables.get("XML2") or []
+        del stored  # (only the medicines are held on)
+    kept = [row for row in rows if row.id not in left]
+    headers, _ = await _headers(session, kept)
+    return [
+        (
+            header,
+            {"XML1": [facts[row.id].xml1], "XML2": drugs.get(row.id, [])},
+            facts[row.id].labs if trends else {},
+            touched.get(row.id),
+        )
+        for header, row in zip(headers, kept, strict=True)
+    ]
+
+
+def _current(found: records.Facts, now: datetime) -> bool:
+    """Whether some medicine of the visit may be current (``view.CURRENT_MEDICINES``)."""
+    until = found.drugs_until
+    return until is not None and not now - until > view.CURRENT_MEDICINES
 
 
 # ------------------------------------------------------------------ for a clinician (sharing)
 
 
-async def _kept_pairs(
-    session: AsyncSession, person_id: int, keep: Callable[[Any], bool]
-) -> tuple[list[tuple[view.Header, Any]], list[Any]]:
-    entries = await records.entries_of(session, [person_id])
-    versions = await records.versions_by_ids(session, [e.version_id for e in entries])
-    kept = [e for e in entries if e.version_id in versions and keep(versions[e.version_id].tables)]
-    headers, _ = await _headers(session, kept)
-    return [(h, versions[e.version_id].tables) for h, e in zip(headers, kept, strict=True)], kept
-
-
 async def clinical_summary(
     session: AsyncSession,
     person_id: int,
-    keep: Callable[[Any], bool],
+    shown: Collection[str],
     *,
-    keep_visits: Callable[[Any], bool] | None = None,
+    listed: Collection[str] | None = None,
 ) -> tuple[s.Summary, list[s.TimelineItem]]:
     """A person's summary and visits as a treating clinician sees them: the summary from the
-    visits ``keep`` lets through, the visit list from those ``keep_visits`` (default ``keep``)
-    also lets through (the sharing rules decide: a category shared for the summary only stays
-    out of the visits)."""
+    visits touching no sensitive category but those in ``shown``, the visit list from those
+    also touching none but those in ``listed`` (default ``shown``): the sharing rules decide,
+    and a category shared for the summary only stays out of the visits. Read from the
+    timeline's rows as the book's summary is (``_summary_visits``)."""
     person = (await identity.persons(session, [person_id])).get(person_id)
     if person is None:
         raise errors.NotInYourBook(id=person_id)
-    pairs, _ = await _kept_pairs(session, person_id, keep)
+    now = utcnow()
+    allowed = frozenset(shown)
+    visits = await _summary_visits(session, person_id, allowed.issuperset, now=now)
     titles = await catalogs.codebook(session)
-    result = view.summary(person.full_name, person.personal_id, pairs, titles, now=utcnow())
+    pairs = [(header, tables) for header, tables, _, _ in visits]
+    measured = [(header.id, labs) for header, _, labs, _ in visits]
+    result = view.summary(
+        person.full_name, person.personal_id, pairs, titles, now=now, measured=measured
+    )
     # an allergy recorded in a visit the rules leave out is left out with it (D35: the visit
     # is left out whole; its facility and date may tell what care it was), and so is one
     # whose visit cannot be told (the FHIR context reads the references)
     result.allergies = await _allergies(session, person_id, {h.id for h, _ in pairs})
-    listed = [h for h, tables in pairs if keep_visits is None or keep_visits(tables)]
-    return result, [view.timeline_item(h, titles) for h in listed]
+    listing = allowed if listed is None else frozenset(listed)
+    shown_visits = [h for h, _, _, touched in visits if touched is not None and touched <= listing]
+    return result, [view.timeline_item(h, titles) for h in shown_visits]
 
 
 async def clinical_visit(

@@ -7,12 +7,14 @@ better reading later changes no stored data.
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any, Protocol
 
+from vnehr import records
 from vnehr.healthbook import schemas as s
 from vnehr.kit.clock import VIETNAM, parse_day, today_in_vietnam, vietnam_moment
 from vnehr.kit.i18n import Language
@@ -419,8 +421,11 @@ def summary(
     *,
     now: datetime,
     last: int = 5,
+    measured: Sequence[tuple[int, Mapping[records.Series, records.Measured]]] | None = None,
 ) -> s.Summary:
-    """The one-page summary over every visit (newest first in ``visits``)."""
+    """The one-page summary over every visit (newest first in ``visits``); the lab trends
+    from ``measured`` when given (``trends``: what the timeline rows keep), else from the
+    visits' XML4."""
     conditions: dict[str, s.Condition] = {}
     ordered: list[s.CurrentMedicine] = []
     weights: list[s.Measurement] = []
@@ -476,7 +481,7 @@ def summary(
     medicines: dict[str, s.CurrentMedicine] = {}
     for medicine in sorted(ordered, key=lambda m: m.prescribed_at or now, reverse=True):
         medicines.setdefault(medicine.name, medicine)
-    trends = lab_trends(visits)
+    found_trends = lab_trends(visits) if measured is None else trends(measured)
     return s.Summary(
         person_name=holder_name,
         personal_id=personal_id,
@@ -485,7 +490,7 @@ def summary(
         blood_group=blood_group,
         measurements=weights[:10],
         last_visits=[timeline_item(h, titles) for h, _ in visits[:last]],
-        lab_trends=trends,
+        lab_trends=found_trends,
         risk_factors=risk_factors(list(conditions)),
     )
 
@@ -509,7 +514,7 @@ RISK_FACTORS: Sequence[tuple[str, str, str, tuple[str, ...]]] = (
     ("copd", "Bệnh phổi tắc nghẽn mạn tính", "COPD", ("J44",)),
 )
 TRENDS_SHOWN = 8
-TREND_POINTS = 6
+TREND_POINTS = records.TREND_POINTS
 
 
 def risk_factors(codes: Iterable[str]) -> list[s.RiskFactor]:
@@ -537,34 +542,44 @@ def lab_trends(visits: Sequence[tuple[Header, Rows]]) -> list[s.LabTrend]:
     visit may hold several results of one index (glucose at 08:00 and at 16:00), and its rows
     come in STT order. A unit is part of the series: 6.0 mmol/L and 108 mg/dL of the same
     index are two series, never one falling trend."""
-    found: dict[tuple[str, str | None], list[tuple[Any, s.TrendPoint]]] = {}
-    names: dict[tuple[str, str | None], tuple[str | None, str, str | None]] = {}
-    for position, (header, tables) in enumerate(visits):  # newest visit first
-        for line, row in enumerate(tables.get("XML4") or []):
-            value = _number(row.get("GIA_TRI"))
-            if value is None:
-                continue
-            name = _text(row, "MA_CHI_SO") or _text(row, "TEN_CHI_SO")
-            if name is None:
-                continue
-            unit = _text(row, "DON_VI_DO")
-            key = (name, unit.replace(" ", "") if unit else None)
-            at = vietnam_moment(row.get("NGAY_KQ")) or header.ended_at
+    return trends(
+        [(h.id, records.measured(tables.get("XML4") or [], h.ended_at)) for h, tables in visits]
+    )
+
+
+def trends(
+    visits: Sequence[tuple[int, Mapping[records.Series, records.Measured]]],
+) -> list[s.LabTrend]:
+    """``lab_trends`` from what each visit (its id, newest visit first) measured of each series
+    (``records.measured``, which a timeline row keeps: the summaries read it there)."""
+    found: dict[records.Series, list[tuple[Any, int | None, str, int]]] = {}
+    names: dict[records.Series, tuple[str | None, str, str | None]] = {}
+    for position, (visit_id, measured) in enumerate(visits):  # newest visit first
+        for key, one in measured.items():
+            if key not in names:
+                names[key] = (one.code, one.name, one.unit)
             # newest first: by time; without one, by visit, later rows of a visit first
-            order = (at is None, -at.timestamp() if at else 0.0, position, -line)
-            point = s.TrendPoint(at=at, value=value, visit_id=header.id)
-            found.setdefault(key, []).append((order, point))
-            names.setdefault(key, (_text(row, "MA_CHI_SO"), _text(row, "TEN_CHI_SO") or name, unit))
+            found.setdefault(key, []).extend(
+                ((at is None, -(at or 0), position, -line), at, value, visit_id)
+                for at, value, line in one.points
+            )
     series = []
     for key, points in found.items():
-        points.sort(key=lambda item: item[0])
         code, name, unit = names[key]
+        shown = heapq.nsmallest(TREND_POINTS, points, key=lambda item: item[0])
         series.append(
             s.LabTrend(
                 code=code,
                 name=name,
                 unit=unit,
-                points=[p for _, p in points[:TREND_POINTS]],
+                points=[
+                    s.TrendPoint(
+                        at=records.moment_of(at) if at is not None else None,
+                        value=Decimal(value),
+                        visit_id=visit_id,
+                    )
+                    for _, at, value, visit_id in shown
+                ],
             )
         )
     chosen = sorted(series, key=lambda t: (-len(t.points), t.name, t.unit or ""))[:TRENDS_SHOWN]

@@ -61,3 +61,59 @@ class BirthInFuture(VnehrError):
 class BirthBeforeMother(VnehrError):
     status_code = 422
     code = "ID-0112"
+
+
+class RepresentsSelf(VnehrError):
+    """A person recorded as their own representative (the ward office's form). No params."""
+
+    status_code = 422
+    code = "ID-0113"
+
+
+class ParentOfAdult(VnehrError):
+    """A parent recorded for a person of age, whom a parent no longer represents (Civil Code
+    2015 Art. 136; a guardian a court appoints does, Art. 47, 53). Params: name, adult_on."""
+
+    status_code = 422
+    code = "ID-0114"
+
+
+class RegistrarAsAgent(VnehrError):
+    """The registrar recording a representative named as the agent: nobody records themselves
+    as someone's representative (another registrar does it). No params."""
+
+    status_code = 403
+    code = "ID-0115"
+
+
+class GuardianFromChildhood(VnehrError):
+    """A guardianship that began before the person's majority, for a person of age by the later
+    of its start and today: it ended at their majority (Civil Code 2015 Art. 62), so it would
+    represent nobody. Params: name, adult_on."""
+
+    status_code = 422
+    code = "ID-0116"
+
+
+class AdultGuardianByDepartment(VnehrError):
+    """A guardian for an adult (a court's appointment) recorded by a ward office: only the
+    health department records it. No params."""
+
+    status_code = 403
+    code = "ID-0117"
+
+
+class FirstResidenceByDepartment(VnehrError):
+    """A first residence for a person with none on record, by a ward office: only the health
+    department records it (D24). No params (the refusal names nobody)."""
+
+    status_code = 403
+    code = "ID-0118"
+
+
+class EnrolmentNotTheRecord(VnehrError):
+    """An assisted enrolment of a person on record with no residence, whose name or birth date
+    typed is not the record's: the office does not give them its ward. Params: personal_id."""
+
+    status_code = 422
+    code = "ID-0119"

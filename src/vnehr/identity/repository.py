@@ -2,10 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, case, delete, func, or_, select, text, update
+from sqlalchemy import (
+    ColumnElement,
+    String,
+    and_,
+    bindparam,
+    case,
+    delete,
+    func,
+    literal,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -20,7 +34,7 @@ from vnehr.identity.models import (
     RoleGrant,
 )
 from vnehr.identity.numbers import check_personal_id
-from vnehr.kit.db import hot_fetch, insert_for
+from vnehr.kit.db import folded, hot_fetch, insert_for
 from vnehr.kit.errors import VnehrError
 
 _PERSON_ID = select(Person.id).where(Person.personal_id == bindparam("personal_id"))
@@ -45,13 +59,13 @@ _PENDING_LOCKED_PG = text(
     " ORDER BY id FOR NO KEY UPDATE"
 )
 #: Writers naming the same personal IDs take turns (PostgreSQL; D200): a transaction that will
-#: match several persons one by one takes these locks first, in one statement, in sorted
-#: order, so that two writes naming the same persons in other orders (their row locks and
-#: new-person inserts taken file by file) wait for each other instead of deadlocking. A
-#: lock stands for a bucket of IDs (4,096 buckets, the two-key form: apart from the other
-#: advisory locks): however many persons a batch names, it holds at most 4,096 of
-#: PostgreSQL's shared lock slots (an import's batch of thousands of persons named one lock
-#: each ran out of them), and two writes sharing a bucket by chance only take turns.
+#: match several persons (one by one, or in one statement in the order of their ids) takes
+#: these locks first, in one statement, in sorted order, so that two writes naming the same
+#: persons in other orders (their row locks and new-person inserts) wait for each other
+#: instead of deadlocking. A lock stands for a bucket of IDs (4,096 buckets, the two-key form:
+#: apart from the other advisory locks): however many persons a batch names, it holds at most
+#: 4,096 of PostgreSQL's shared lock slots (an import's batch of thousands of persons named one
+#: lock each ran out of them), and two writes sharing a bucket by chance only take turns.
 PERSON_LOCK_BUCKETS = 4096
 _LOCK_PERSONS_PG = text(
     "SELECT count(pg_advisory_xact_lock(170, b)) FROM (SELECT DISTINCT"
@@ -436,24 +450,82 @@ class IdentityRepository:
     async def grant(self, grant_id: int) -> RoleGrant | None:
         return await self.session.get(RoleGrant, grant_id)
 
+    @staticmethod
+    def _held_at(
+        facility_code: str,
+        words: Sequence[str] = (),
+        personal_id: str | None = None,
+        id_ending: str | None = None,
+    ) -> tuple[Any, Any, list[ColumnElement[bool]]]:
+        """(rank, role, conditions) of the roles held now at a facility, its administrators
+        ranked 0 and the others 1; with a search, those of a whole ``personal_id``, of an ID
+        ending in ``id_ending`` (digits) held by no one on record with a name (the rows the
+        staff list shows by that ending, D235), and of a person on record whose name has each of
+        ``words`` (folded letters and digits: no escaping needed) at the start of one of its
+        words. A name search reads the facility's roles (its index) with their names folded
+        (``kit.db.folded``) into a materialized CTE: each name is folded once, and only
+        those (a planner free to would fold every person, or fold the facility's names again
+        for each of its roles: 3,000 staff took 48 s so)."""
+        rank = case((RoleGrant.role == "facility_admin", 0), else_=1)
+        where: list[ColumnElement[bool]] = [
+            RoleGrant.facility_code == facility_code,
+            RoleGrant.revoked_at.is_(None),
+        ]
+        if personal_id is not None:
+            where.append(RoleGrant.personal_id == personal_id)
+        if id_ending is not None:
+            # (only those the list shows by their ending: no recorded name. A named person's
+            # ending would tell a reader who tried all 10,000 endings her ID's last digits)
+            holder = aliased(Person)
+            named_holder = (
+                select(holder.id)
+                .where(holder.personal_id == RoleGrant.personal_id, holder.full_name != "")
+                .correlate(RoleGrant)
+                .exists()
+            )
+            where += [RoleGrant.personal_id.like(f"%{id_ending}"), ~named_holder]
+        if not words:
+            return rank, RoleGrant, where
+        key = literal(" ", String()).concat(folded(Person.full_name))
+        held = (
+            select(*RoleGrant.__table__.c, rank.label("rank"), key.label("name_key"))
+            .join(Person, Person.personal_id == RoleGrant.personal_id)
+            .where(*where)
+            .cte("held")
+            .prefix_with("MATERIALIZED")
+        )
+        named: list[ColumnElement[bool]] = [held.c.name_key.like(f"% {w}%") for w in words]
+        return held.c.rank, aliased(RoleGrant, held), named
+
     async def grants_at_facility(
-        self, facility_code: str, *, after: tuple[int, int] | None, limit: int
+        self,
+        facility_code: str,
+        *,
+        after: tuple[int, int] | None,
+        limit: int,
+        words: Sequence[str] = (),
+        personal_id: str | None = None,
+        id_ending: str | None = None,
     ) -> list[tuple[int, RoleGrant]]:
         """The next ``limit`` roles held at the facility after ``after`` (rank, id), each with
-        its rank: its administrators (0) first, then the others (1), each by when given."""
-        rank = case((RoleGrant.role == "facility_admin", 0), else_=1)
-        stmt = select(rank, RoleGrant).where(
-            RoleGrant.facility_code == facility_code, RoleGrant.revoked_at.is_(None)
-        )
+        its rank: its administrators (0) first, then the others (1), each by when given;
+        those a search names (``_held_at``) when it is given."""
+        rank, grant, where = self._held_at(facility_code, words, personal_id, id_ending)
+        stmt = select(rank, grant).where(*where)
         if after is not None:
-            stmt = stmt.where(or_(rank > after[0], and_(rank == after[0], RoleGrant.id > after[1])))
-        found = await self.session.execute(stmt.order_by(rank, RoleGrant.id).limit(limit))
+            stmt = stmt.where(or_(rank > after[0], and_(rank == after[0], grant.id > after[1])))
+        found = await self.session.execute(stmt.order_by(rank, grant.id).limit(limit))
         return [(int(row[0]), row[1]) for row in found]
 
-    async def count_grants_at_facility(self, facility_code: str) -> int:
-        stmt = select(func.count()).where(
-            RoleGrant.facility_code == facility_code, RoleGrant.revoked_at.is_(None)
-        )
+    async def count_grants_at_facility(
+        self,
+        facility_code: str,
+        words: Sequence[str] = (),
+        personal_id: str | None = None,
+        id_ending: str | None = None,
+    ) -> int:
+        _, grant, where = self._held_at(facility_code, words, personal_id, id_ending)
+        stmt = select(func.count()).select_from(grant).where(*where)
         return int(await self.session.scalar(stmt) or 0)
 
     async def names_by_personal_id(self, personal_ids: set[str]) -> dict[str, str]:
@@ -539,3 +611,57 @@ class IdentityRepository:
             .limit(limit)
         )
         return [(child, mum) for child, mum in await self.session.execute(stmt)]
+
+    async def person_to_change(self, personal_id: str) -> Person | None:
+        """The person, whose row this transaction then holds (PostgreSQL; SQLite's writers
+        take turns anyway): a second form sent at once for them waits, then finds what the
+        first one wrote."""
+        stmt = (
+            select(Person)
+            .where(Person.personal_id == personal_id)
+            .with_for_update(key_share=True)
+            .execution_options(populate_existing=True)
+        )
+        return (await self.session.scalars(stmt)).first()
+
+    async def same_representative(
+        self,
+        agent_id: int,
+        subject_id: int,
+        relation: str,
+        valid_from: date,
+        valid_to: date | None,
+    ) -> Representative | None:
+        """A link recorded already with all these values (the same form sent again)."""
+        stmt = select(Representative).where(
+            Representative.agent_id == agent_id,
+            Representative.subject_id == subject_id,
+            Representative.relation == relation,
+            Representative.valid_from == valid_from,
+            Representative.valid_to.is_(None)
+            if valid_to is None
+            else Representative.valid_to == valid_to,
+        )
+        return (await self.session.scalars(stmt.limit(1))).first()
+
+    async def same_card(
+        self, person_id: int, card_number: str, valid_from: date | None, valid_to: date | None
+    ) -> InsuranceCard | None:
+        """A card of the person's history recorded already with this number and period."""
+        stmt = select(InsuranceCard).where(
+            InsuranceCard.person_id == person_id,
+            InsuranceCard.card_number == card_number,
+            InsuranceCard.valid_from.is_(None)
+            if valid_from is None
+            else InsuranceCard.valid_from == valid_from,
+            InsuranceCard.valid_to.is_(None)
+            if valid_to is None
+            else InsuranceCard.valid_to == valid_to,
+        )
+        return (await self.session.scalars(stmt.limit(1))).first()
+
+    async def cards_by_id(self, ids: list[int]) -> dict[int, InsuranceCard]:
+        if not ids:
+            return {}
+        stmt = select(InsuranceCard).where(InsuranceCard.id.in_(ids))
+        return {card.id: card for card in await self.session.scalars(stmt)}

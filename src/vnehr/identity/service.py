@@ -3,12 +3,13 @@ assisted), insurance-card history, representatives and provisional newborns, rol
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from itertools import groupby
 from operator import itemgetter
-from typing import Any, NotRequired, TypedDict, Unpack
+from typing import Any, Literal, NotRequired, TypedDict, Unpack
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -27,14 +28,16 @@ from vnehr.identity.repository import (
     CONFIDENTIAL_AGE,
     Confirmed,
     IdentityRepository,
+    of_age,
     of_age_from,
+    represents,
 )
 from vnehr.kit.auth import Forbidden, Grant, Subject
 from vnehr.kit.clock import today_in_vietnam, utcnow
 from vnehr.kit.errors import VnehrError
 from vnehr.kit.outbox import new_event
 from vnehr.kit.paging import decode_cursor, encode_cursor
-from vnehr.kit.text import fold
+from vnehr.kit.text import fold, fold_words
 
 
 def _sex(value: object) -> Sex | None:
@@ -49,7 +52,8 @@ def _person_event(
     subject: Subject, action: str, person: Person, detail: dict[str, Any] | None = None
 ) -> audit.AuditEvent:
     """The audit row of ``subject``'s ``action`` on ``person`` (a read of ``audit.READS`` is
-    in their access log)."""
+    in their access log, and kept when a later check refuses the request: what was looked up
+    may already be told, D228)."""
     return audit.audit_event(
         actor=subject.label,
         action=action,
@@ -57,6 +61,7 @@ def _person_event(
         object_id=str(person.id),
         person_id=person.id,
         detail=detail,
+        kept=action in audit.READS,
     )
 
 
@@ -396,7 +401,11 @@ async def assisted_open(
     with the ward, for the reports). The officer must hold the ward, or the department must.
     A citizen already on record is answered as recorded (name, birth date, residence), so the
     look-up is an audit row in their access log (``ENROLMENT_READ``), even when their book
-    was already open and nothing else is written."""
+    was already open and nothing else is written. A citizen on record with no residence is
+    given the office's ward only when the name (accents aside) and birth date typed are the
+    record's, as on the chip ID card at the counter; else ``EnrolmentNotTheRecord`` (for a ward
+    office: the department may place anyone, ``first_residence``), so a personal ID alone does
+    not bring a stranger into the officer's area (D24)."""
     personal_id = await check_assisted(
         session,
         officer,
@@ -410,6 +419,11 @@ async def assisted_open(
     on_record, was = person is not None, None
     if person is not None:
         await repo.add(_person_event(officer, ENROLMENT_READ, person, {"ward": ward_code}))
+        if person.residence_ward_code is None and not _same_person(person, full_name, birth_date):
+            try:
+                first_residence(officer, person, await _province_of_ward(session, ward_code))
+            except errors.FirstResidenceByDepartment:
+                raise errors.EnrolmentNotTheRecord(personal_id=personal_id) from None
         before = await repo.account_of(person.id)
         was = before.status if before is not None else None
     else:
@@ -426,6 +440,16 @@ async def assisted_open(
         await _move_residence(repo, person, ward_code, officer.label)
     account = await _open(repo, person, channel="assisted", ward=ward_code, actor=officer.label)
     return AssistedOpening(person, account, on_record, was)
+
+
+def _same_person(person: Person, full_name: str, birth_date: date) -> bool:
+    """The name typed is the record's (accents and case aside) and so is the birth date (to
+    the day, or within the year or month recorded when only that is known)."""
+    if fold(person.full_name) != fold(full_name):
+        return False
+    if person.birth_date is not None:
+        return person.birth_date == birth_date
+    return birth_date.isoformat().startswith(person.birth_partial or "")
 
 
 async def province_of_ward(session: AsyncSession, ward_code: str | None) -> str:
@@ -487,10 +511,13 @@ async def set_residence(
 ) -> Person:
     """Record the person's ward of residence. The caller must hold the new ward (its ward
     officer, or the department of its province) and, when the person already lives somewhere,
-    also be in scope for the current residence: nobody moves a person into their own area."""
+    also be in scope for the current residence: nobody moves a person into their own area. A
+    person with no residence on record is in nobody's area but the department's (D24): their
+    first one is the department's to record (``FirstResidenceByDepartment`` for a ward
+    office), else any ward officer could place anyone in their ward and act for them."""
     if not _is_registrar(subject):
         raise Forbidden(action="record a residence")
-    await keeps_ward_office(session, subject, ward_code, "record a residence")
+    province = await keeps_ward_office(session, subject, ward_code, "record a residence")
     repo = IdentityRepository(session)
     person = await repo.person_by_personal_id(personal_id)
     if person is None:
@@ -498,12 +525,20 @@ async def set_residence(
     previous = person.residence_ward_code
     if previous == ward_code:
         return person
+    first_residence(subject, person, province)
     if previous is not None and not await _may_register_for(session, subject, person):
         raise Forbidden(action="move a person from another area", ward=previous)
     await _move_residence(repo, person, ward_code, subject.label)
     detail = {"from": previous, "to": ward_code}
     await repo.add(_person_event(subject, "person.residence_set", person, detail))
     return person
+
+
+def first_residence(subject: Subject, person: Person, province: str) -> None:
+    """``FirstResidenceByDepartment`` unless ``subject`` is the department of ``province``
+    (the new ward's; a national one anywhere), for a person with no residence on record."""
+    if person.residence_ward_code is None and not subject.is_department_admin(province):
+        raise errors.FirstResidenceByDepartment()
 
 
 async def _move_residence(
@@ -625,10 +660,13 @@ async def add_representative(
 ) -> Representative:
     """Record that a parent or guardian acts for someone (by personal ID, or by person number
     for a provisional newborn) between two dates. The represented person must live in the
-    caller's area (D24)."""
+    caller's area (D24). The registrar is never the agent (``RegistrarAsAgent``); a link
+    that would represent nobody is refused (``refuses_link``), and an adult's guardian (a
+    court's) is recorded by the department only (``AdultGuardianByDepartment``)."""
     _require_registrar(subject, "record representatives")
     if valid_to is not None and valid_to < valid_from:
         raise errors.PeriodInvalid(valid_from=valid_from.isoformat(), valid_to=valid_to.isoformat())
+    not_the_registrar(subject, agent_personal_id)
     repo = IdentityRepository(session)
     agent = await repo.person_by_personal_id(agent_personal_id)
     if agent is None:
@@ -642,6 +680,9 @@ async def add_representative(
         raise errors.UnknownPerson(personal_id=str(subject_person))
     if not await _may_register_for(session, subject, target):
         raise Forbidden(action="record representatives")
+    if agent.id == target.id:
+        raise errors.RepresentsSelf()
+    await refuses_link(session, subject, target, relation, valid_from)
     row = Representative(
         agent_id=agent.id,
         subject_id=target.id,
@@ -663,6 +704,42 @@ async def add_representative(
         )
     )
     return row
+
+
+def not_the_registrar(subject: Subject, agent_personal_id: str) -> None:
+    """``RegistrarAsAgent`` when the registrar would record themselves as the agent: whoever
+    may place a person in their area must not also make themselves that person's
+    representative (and so a reader of their book)."""
+    if subject.kind == "person" and subject.id == agent_personal_id.strip():
+        raise errors.RegistrarAsAgent()
+
+
+async def refuses_link(
+    session: AsyncSession, subject: Subject, target: Person, relation: str, valid_from: date
+) -> None:
+    """Refuse a link that ``represents`` would make represent nobody on the later of its
+    start and today: a parent's of someone of age then (``ParentOfAdult``), a guardianship
+    begun before the person's majority when they are of age by then (``GuardianFromChildhood``,
+    Civil Code 2015 Art. 62); the page and the API would otherwise report a link in force
+    that gives nobody the book. A guardianship beginning once the person is of age (a
+    court's appointment, Art. 47, 53) is the department's to record (of the province where
+    the person lives; a national one for anyone): ``AdultGuardianByDepartment`` for a ward
+    office."""
+    adult_on = of_age(target)
+    on = max(valid_from, today_in_vietnam())
+    link = Representative(relation=relation, valid_from=valid_from)
+    if adult_on is not None and not represents(link, adult_on, on):
+        name, adult = target.full_name, adult_on.isoformat()
+        if relation == "parent":
+            raise errors.ParentOfAdult(name=name, adult_on=adult)
+        raise errors.GuardianFromChildhood(name=name, adult_on=adult)
+    if relation == "guardian" and adult_on is not None and valid_from >= adult_on:
+        province = await _residence_province(session, target)
+        if not (
+            subject.is_national_admin()
+            or (province is not None and subject.is_department_admin(province))
+        ):
+            raise errors.AdultGuardianByDepartment()
 
 
 async def representing(
@@ -1041,6 +1118,53 @@ class StaffPage:
     next_cursor: str | None
 
 
+#: The longest search of a facility's staff read, and its words at most.
+STAFF_SEARCH_CHARS = 100
+STAFF_SEARCH_WORDS = 10
+_DIGITS = re.compile(r"[0-9]+")
+#: The digits of a personal ID, and those the staff list shows of someone not on record.
+PERSONAL_ID_LENGTH = 12
+STAFF_ID_ENDING = 4
+
+
+@dataclass(frozen=True, slots=True)
+class StaffSearch:
+    """A search of a facility's staff (``staff_search``): the words a person's name must
+    have, each at the start of one of its words, without case or accents (``kit.text.fold``,
+    as the facilities' search, D208); or a whole personal ID; or its last four digits, as the
+    staff list shows someone never signed in. ``refused``, when it finds nobody and the reader
+    is told what to type: ``digits``, digits that are neither (a part of an ID would let the
+    reader learn the rest digit by digit); ``words``, no letter or digit at all (``%``, ``!!!``:
+    no word to look for, which is not everyone)."""
+
+    text: str
+    words: tuple[str, ...] = ()
+    personal_id: str | None = None
+    id_ending: str | None = None
+    refused: Literal["digits", "words"] | None = None
+
+    @property
+    def usable(self) -> bool:
+        """Whether it looks for anyone (not ``refused``)."""
+        return self.refused is None
+
+
+def staff_search(query: str) -> StaffSearch:
+    """What ``query``, as typed in a facility's staff search, looks for (``StaffSearch``)."""
+    typed = " ".join(query.split())[:STAFF_SEARCH_CHARS]
+    compact = typed.replace(" ", "")
+    if _DIGITS.fullmatch(compact):
+        if len(compact) == PERSONAL_ID_LENGTH:
+            return StaffSearch(typed, personal_id=compact)
+        if len(compact) == STAFF_ID_ENDING:
+            return StaffSearch(typed, id_ending=compact)
+        return StaffSearch(typed, refused="digits")
+    words = tuple(fold_words(typed)[:STAFF_SEARCH_WORDS])
+    if not words:
+        return StaffSearch(typed, refused="words")
+    return StaffSearch(typed, words=words)
+
+
 async def staff_of(
     session: AsyncSession,
     subject: Subject,
@@ -1048,27 +1172,39 @@ async def staff_of(
     *,
     cursor: str | None = None,
     limit: int = STAFF_PAGE,
+    search: StaffSearch | None = None,
 ) -> StaffPage:
     """The roles held now at a facility (its clinicians and administrators), ``limit`` at a
     time (``cursor``: where the page before ended), for whoever gives and ends them: the
     facility's administrators (a person) and its province's department; anyone else
-    ``Forbidden``; a cursor not of ours ``InvalidCursor``."""
+    ``Forbidden``; a cursor not of ours ``InvalidCursor``. With a ``search``, those it finds
+    (in the same order, counted alike; none for one not ``usable``), filtered in the
+    database within the facility's roles."""
     _require_staff_reader(subject, facility_code)
     after = None
     if cursor is not None:
         rank, grant_id = decode_cursor(cursor, (int, int))
         after = (int(rank), int(grant_id))
+    if search is not None and not search.usable:
+        return StaffPage([], 0, None)
+    search = search or StaffSearch("")
     repo = IdentityRepository(session)
-    found = await repo.grants_at_facility(facility_code, after=after, limit=limit + 1)
+    found = await repo.grants_at_facility(
+        facility_code,
+        after=after,
+        limit=limit + 1,
+        words=search.words,
+        personal_id=search.personal_id,
+        id_ending=search.id_ending,
+    )
     following = None
     if len(found) > limit:
         rank, last = found[limit - 1]
         following = encode_cursor((rank, last.id))
-    return StaffPage(
-        [grant for _, grant in found[:limit]],
-        await repo.count_grants_at_facility(facility_code),
-        following,
+    total = await repo.count_grants_at_facility(
+        facility_code, search.words, search.personal_id, search.id_ending
     )
+    return StaffPage([grant for _, grant in found[:limit]], total, following)
 
 
 def _require_staff_reader(subject: Subject, facility_code: str) -> None:
@@ -1111,6 +1247,7 @@ async def grants_of(session: AsyncSession, subject: Subject, personal_id: str) -
             object_id=personal_id,
             person_id=person.id if person is not None else None,
             detail={"grants": [grant.id for grant in shown]},
+            kept=True,
         )
     )
     return shown
@@ -1243,9 +1380,10 @@ async def check_patient(session: AsyncSession, **patient: Unpack[Patient]) -> Pa
 
 
 async def lock_patients(session: AsyncSession, personal_ids: set[str]) -> None:
-    """Before a write that will match these persons one after another (the files of an intake
-    batch, the visits of a file): take their writer's locks at once, in one order, so that two
-    writes naming the same persons in other orders take turns instead of deadlocking (D200)."""
+    """Before a write that will match these persons (the files of an intake batch, the visits
+    of a file, one after another or in one statement): take their writer's locks at once, in one
+    order, so that two writes naming the same persons in other orders take turns instead of
+    deadlocking (D200)."""
     await IdentityRepository(session).lock_personal_ids(personal_ids)
 
 

@@ -25,6 +25,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     MetaData,
+    String,
     TypeDecorator,
     bindparam,
     event,
@@ -42,9 +43,13 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.orm import DeclarativeBase, Session
+from sqlalchemy.orm.attributes import instance_state
+from sqlalchemy.sql.functions import FunctionElement
 
-from vnehr.kit.errors import ControlCharacter
+from vnehr.kit.errors import ControlCharacter, VnehrError
+from vnehr.kit.text import fold_words
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -244,6 +249,8 @@ def create_engine(
         ):
             cursor.execute(pragma)
         cursor.close()
+        # what ``folded`` compiles to here
+        dbapi_connection.create_function("vnehr_fold", 1, _fold_words, deterministic=True)
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
@@ -393,6 +400,82 @@ def new_row(model: type[_T], **values: Any) -> _T:
 def make_row(model: type[_T], plain: bool, /, **values: Any) -> _T:
     """A plain row (``new_row``) when ``plain``, else a mapped instance of ``model``."""
     return new_row(model, **values) if plain else model(**values)
+
+
+# ------------------------------------------------------------------ rows kept on refusal
+
+#: The mark of a row kept on refusal (on its instance state), and the list of such rows a
+#: session took (in its ``info``).
+_KEPT = "vnehr.kept_on_refusal"
+
+
+def keep_on_refusal(row: _T) -> _T:
+    """Mark ``row`` (a mapped instance, before it is added to a session) as one a refusal does
+    not undo: a read of a person, or a refused attempt, that the person's access log must show
+    although the request is refused (D228). When the ``Database.session()`` it was added in
+    is rolled back by a ``VnehrError`` answered 4xx, the row is written again, as it was, in a
+    short transaction of its own after the rollback; when a savepoint rolled back dropped it
+    (a refusal a page shows, whose request then commits), it is added again before the commit.
+    A transaction that commits with the row holds it once; a crash or an outage (no
+    ``VnehrError``, or a 5xx one) keeps nothing."""
+    instance_state(row).info[_KEPT] = True
+    return row
+
+
+@event.listens_for(Session, "after_attach")
+def _note_kept(session: Session, instance: object) -> None:
+    if instance_state(instance).info.get(_KEPT):
+        session.info.setdefault(_KEPT, []).append(instance)
+
+
+def _copy(row: Any) -> Any:
+    """A new instance with the values of ``row`` but its primary key."""
+    state = instance_state(row)
+    values = {
+        attribute.key: state.dict[attribute.key]
+        for attribute in state.mapper.column_attrs
+        if attribute.key in state.dict and not any(c.primary_key for c in attribute.columns)
+    }
+    return type(row)(**values)
+
+
+def _dropped(session: AsyncSession) -> list[Any]:
+    """Copies of the rows kept on refusal that this session took and no longer holds (a
+    rollback undid them), each once."""
+    kept: list[Any] = session.info.get(_KEPT, [])
+    unique = {id(row): row for row in kept}.values()
+    return [_copy(row) for row in unique if row not in session]
+
+
+class folded(FunctionElement[str]):  # noqa: N801 (a SQL function, named as one)
+    """A text column as the searches read it (``kit.text.fold_words``): its words without
+    case or accents (đ is d), letters and digits only, a space apart ("Nguyễn-Văn" ->
+    "nguyen van"). PostgreSQL does it in SQL, as ``fold`` does (đ -> d, NFD, the marks
+    dropped, lower case): 5–9 µs a name; SQLite calls ``fold_words`` itself. Costly on
+    a whole table: a query folds only the rows an index has already narrowed down."""
+
+    type = String()
+    inherit_cache = True
+    name = "vnehr_fold"
+
+
+@compiles(folded)
+def _folded_sqlite(element: folded, compiler: Any, **kw: Any) -> str:
+    (column,) = element.clauses
+    return f"vnehr_fold({compiler.process(column, **kw)})"  # (registered in ``create_engine``)
+
+
+@compiles(folded, "postgresql")
+def _folded_postgresql(element: folded, compiler: Any, **kw: Any) -> str:
+    (column,) = element.clauses
+    value = compiler.process(column, **kw)
+    decomposed = f"normalize(translate({value}, 'Đđ', 'Dd'), NFD)"
+    bare = f"lower(regexp_replace({decomposed}, '[\\u0300-\\u036f]+', '', 'g'))"
+    return f"regexp_replace({bare}, '[^a-z0-9]+', ' ', 'g')"
+
+
+def _fold_words(value: str | None) -> str | None:
+    return None if value is None else " ".join(fold_words(value))
 
 
 def _model_of(obj: Any) -> type:
@@ -608,9 +691,21 @@ class Database:
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
-        """A write transaction: committed when the block ends, rolled back on any error."""
-        async with self._sessionmaker() as session, session.begin():
-            yield session
+        """A write transaction: committed when the block ends, rolled back on any error. Rows
+        marked ``keep_on_refusal`` that the rollback of a refusal (a ``VnehrError`` answered
+        4xx) undid are written in a transaction of their own afterwards; if that fails, its
+        error is raised instead of the refusal (what the refusal would tell is not told
+        unaudited)."""
+        async with self._sessionmaker() as session:
+            try:
+                async with session.begin():
+                    yield session
+                    session.add_all(_dropped(session))  # undone by a savepoint's rollback
+            except VnehrError as refusal:
+                if refusal.status_code < 500 and (kept := _dropped(session)):
+                    async with self._sessionmaker() as again, again.begin():
+                        again.add_all(kept)
+                raise
 
     @asynccontextmanager
     async def read_session(self) -> AsyncIterator[AsyncSession]:

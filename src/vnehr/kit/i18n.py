@@ -15,6 +15,9 @@ from typing import Any, Literal
 
 Language = Literal["vi", "en"]
 LANGUAGES: tuple[Language, ...] = ("vi", "en")
+#: The cookie that remembers the language a reader chose on the portal (``?lang=``): the pages
+#: and the files they link to (the book's PDF) are in it.
+LANGUAGE_COOKIE = "vnehr_lang"
 
 
 class _Keep(dict[str, Any]):

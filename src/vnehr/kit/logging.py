@@ -49,6 +49,9 @@ def configure_logging(level: str = "INFO", json: bool = False) -> None:
     logging.getLogger("uvicorn.access").handlers[:] = []
     logging.getLogger("uvicorn.access").propagate = False
     logging.getLogger("httpx").setLevel(logging.WARNING)  # our own calls are logged by us
+    # Alembic lists its plugins at INFO when imported: noise before every command's output,
+    # and from each process `vnehr import` starts
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
     # WeasyPrint narrates every step at INFO and warns about CSS it skips: errors only
     for name in ("weasyprint", "weasyprint.progress", "fontTools"):
         logging.getLogger(name).setLevel(logging.ERROR)

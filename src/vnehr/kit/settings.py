@@ -13,11 +13,11 @@ import hmac
 import ipaddress
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 Environment = Literal["development", "test", "production"]
 
@@ -106,6 +106,12 @@ class Settings(EarlySettings):
         default=SecretStr(DEVELOPMENT_SECRET),
         description="Signs sessions and tokens. Required outside development.",
     )
+    previous_secret_keys: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list,
+        description="Earlier values of VNEHR_SECRET_KEY, comma-separated: what was signed with "
+        "them (papers, their PDFs, audit checkpoints) still verifies; nothing is signed with "
+        "them. Sessions and tokens they signed end.",
+    )
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     workers: int = Field(default=1, ge=1, le=64)
@@ -125,7 +131,8 @@ class Settings(EarlySettings):
     public_url: str = Field(
         default="http://localhost:8000",
         description="Address users and facility systems reach vnehr at (no trailing slash). "
-        "Browsers keep Secure cookies over plain HTTP only for localhost.",
+        "Browsers keep Secure cookies over plain HTTP only for localhost. In development it "
+        "defaults to http://localhost:<VNEHR_PORT>.",
     )
     oidc_issuer: str | None = Field(
         default=None,
@@ -254,6 +261,21 @@ class Settings(EarlySettings):
     )
     access_token_minutes: int = Field(default=10, ge=1, le=60)
 
+    @field_validator("previous_secret_keys", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):  # the environment's form: a secret holds no comma
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @model_validator(mode="after")
+    def _public_url_follows_the_port(self) -> Settings:
+        # in development, VNEHR_PORT alone moves the address VNeID's simulator sends people
+        # back to and tokens name; elsewhere the public address is set (a proxy's, D-README)
+        if self.env == "development" and "public_url" not in self.model_fields_set:
+            self.public_url = f"http://localhost:{self.port}"
+        return self
+
     @model_validator(mode="after")
     def _claim_outlasts_a_wait(self) -> Settings:
         # a renewal that waits the whole busy timeout for the lock still ends before the claim
@@ -277,6 +299,17 @@ class Settings(EarlySettings):
             )
         if len(secret) < MIN_SECRET_LENGTH:
             raise ValueError(f"VNEHR_SECRET_KEY must be at least {MIN_SECRET_LENGTH} characters.")
+        # a previous secret still vouches for what was signed with it: the same checks
+        previous = [s.get_secret_value() for s in self.previous_secret_keys]
+        if DEVELOPMENT_SECRET in previous:
+            raise ValueError(
+                f"VNEHR_PREVIOUS_SECRET_KEYS must not hold the development secret when "
+                f"VNEHR_ENV={self.env}; it is public."
+            )
+        if any(len(old) < MIN_SECRET_LENGTH for old in previous):
+            raise ValueError(
+                f"VNEHR_PREVIOUS_SECRET_KEYS: each must be at least {MIN_SECRET_LENGTH} characters."
+            )
         if self.oidc_client_secret.get_secret_value() == DEVELOPMENT_OIDC_SECRET and (
             self.env == "production" or not self.simulator_enabled
         ):
@@ -316,6 +349,14 @@ class Settings(EarlySettings):
                 "VNEHR_BHXH_URL must be set in production (the BHXH portal simulator is never "
                 "served there)."
             )
+
+    @property
+    def previous_secrets(self) -> tuple[str, ...]:
+        """The previous secrets' values, in the order given, without the current one or
+        repeats: what verification accepts besides the current secret."""
+        current = self.secret_key.get_secret_value()
+        found = dict.fromkeys(s.get_secret_value() for s in self.previous_secret_keys)
+        return tuple(old for old in found if old != current)
 
     @property
     def json_logs(self) -> bool:

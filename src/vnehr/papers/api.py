@@ -254,7 +254,7 @@ async def verify_pdf(request: Request, session: ReadSession) -> PdfCheck:
     data = await request.body()
     if len(data) > 5_000_000:
         return PdfCheck(signatures=[], authentic=False, valid=False, reason="too_large")
-    found = await pdf.check(data, keys(request).signing.roots)
+    found = await pdf.check(data, keys(request).trusted_roots)
     signatures = [
         {
             "field": s.field,
@@ -307,12 +307,12 @@ def _not_modified(headers: dict[str, str]) -> Response:
 
 @router.get("/.well-known/jwks.json", include_in_schema=False)
 async def jwks(request: Request, session: ReadSession) -> Response:
-    card = keys(request).card
+    cards = keys(request).cards  # the current key first, then the previous secrets' (D37)
     version = await service.revocation_version(session, utcnow())
-    headers = _public(f'"{card.kid}.{version}"', "public, max-age=300")
+    headers = _public(f'"{".".join(c.kid for c in cards)}.{version}"', "public, max-age=300")
     if _fresh(request, headers["ETag"]):
         return _not_modified(headers)
-    body = {"keys": [card.public_jwk(version)]}
+    body = {"keys": [card.public_jwk(version) for card in cards]}
     return Response(orjson.dumps(body), media_type="application/json", headers=headers)
 
 
@@ -350,7 +350,8 @@ async def crl(
         int | None, Query(ge=1, le=service.PAGE_MAX, description="A page of this many at most")
     ] = None,
 ) -> Response:
-    """The SMART Health Cards revocation list of the hub key (``rid`` method).
+    """The SMART Health Cards revocation list of a hub key (``rid`` method): the current
+    key's and each previous secret's in the JWKS list the same revoked papers.
 
     Without parameters, the whole list (``ctr`` is the JWKS key's ``crlVersion``), streamed;
     a verifier sending the ``ETag`` it has in ``If-None-Match`` gets 304 while no paper was
@@ -360,21 +361,25 @@ async def crl(
     Revocations of the last few minutes come again on the next read until they are settled
     (a revocation may commit late); a page with ``more`` never changes and may be cached for
     good."""
-    card = keys(request).card
+    # one list of every revoked rid serves each of our keys (a rid is unlinkable, so the
+    # other keys' rids tell a verifier nothing); a kid of none of them is answered as the
+    # current key's
+    cards = keys(request).cards
+    listed = kid if any(c.kid == kid for c in cards) else cards[0].kid
     now = utcnow()
     if since is None and limit is None:
         version = await service.revocation_version(session, now)
-        headers = _public(f'"{card.kid}.{version}"', "public, max-age=300")
+        headers = _public(f'"{listed}.{version}"', "public, max-age=300")
         if _fresh(request, headers["ETag"]):
             return _not_modified(headers)
         return StreamingResponse(
-            _whole_list(database(request), card.kid, version),
+            _whole_list(database(request), listed, version),
             media_type="application/json",
             headers=headers,
         )
     page = await service.revocations_since(session, since, limit or 1000, now)
     body = orjson.dumps(
-        {"kid": card.kid, "method": "rid", "rids": page.rids, "next": page.next, "more": page.more}
+        {"kid": listed, "method": "rid", "rids": page.rids, "next": page.next, "more": page.more}
     )
     cache = "public, max-age=31536000, immutable" if page.more else "public, max-age=60"
     headers = _public(f'"{hashlib.sha256(body).hexdigest()[:32]}"', cache)

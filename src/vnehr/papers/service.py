@@ -17,6 +17,7 @@ from functools import lru_cache
 from typing import Any
 
 import orjson
+from cryptography import x509
 from sqlalchemy import or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -47,24 +48,50 @@ RowCheck = Callable[[str, dict[str, str], date | None], list[dict[str, Any]]]
 @dataclass(frozen=True)
 class PaperKeys:
     """The hub issuer's card key, its public URL (the ``iss`` of every card) and the PDF
-    signing authority."""
+    signing authority; and the keys of the previous secrets (``VNEHR_PREVIOUS_SECRET_KEYS``),
+    which sign nothing but still vouch for the cards and PDFs they signed."""
 
     card: shc.IssuerKey
     issuer_url: str
     signing: pdf.SignerSource
+    previous: tuple[shc.IssuerKey, ...] = ()
+    previous_signing: tuple[pdf.SignerSource, ...] = ()
+
+    @property
+    def cards(self) -> tuple[shc.IssuerKey, ...]:
+        """Every card key a verifier may meet: the current one first."""
+        return (self.card, *self.previous)
 
     @property
     def public_keys(self) -> dict[str, Any]:
-        return {self.card.kid: self.card.public}
+        return {key.kid: key.public for key in self.cards}
+
+    @property
+    def trusted_roots(self) -> list[x509.Certificate]:
+        """The roots a paper's PDF signatures are checked against: the current authority's
+        and the previous ones'."""
+        return [root for source in (self.signing, *self.previous_signing) for root in source.roots]
 
 
 @lru_cache(maxsize=4)
-def _keys(secret: str, url: str) -> PaperKeys:
-    return PaperKeys(shc.IssuerKey.from_secret(secret), url, pdf.HubAuthority(secret))
+def _keys(secret: str, previous: tuple[str, ...], url: str) -> PaperKeys:
+    return PaperKeys(
+        shc.IssuerKey.from_secret(secret),
+        url,
+        pdf.HubAuthority(secret),
+        tuple(shc.IssuerKey.from_secret(old) for old in previous),
+        tuple(pdf.HubAuthority(old) for old in previous),
+    )
 
 
 def keys_for(settings: Settings) -> PaperKeys:
-    return _keys(settings.secret_key.get_secret_value(), settings.public_url.rstrip("/"))
+    """The papers' keys of these settings: signing with the current secret, verifying with
+    it and the previous ones."""
+    return _keys(
+        settings.secret_key.get_secret_value(),
+        settings.previous_secrets,
+        settings.public_url.rstrip("/"),
+    )
 
 
 class _Issues:

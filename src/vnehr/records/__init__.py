@@ -1,10 +1,22 @@
 """Records: the longitudinal record (visit versions, stored canonically) and the timeline."""
 
 from vnehr.records.backfill import CardsFilled, fill_insurance_cards
+from vnehr.records.facts import (
+    NEWEST,
+    TREND_POINTS,
+    Facts,
+    Measured,
+    Series,
+    measured,
+    moment_of,
+    row_facts,
+)
+from vnehr.records.facts import facts as visit_facts
 from vnehr.records.held import Filed, filed_to, hold_out
 from vnehr.records.sensitive import SENSITIVE, confiding, row_categories, withheld
 from vnehr.records.sensitive import categories as sensitive_categories
 from vnehr.records.service import (
+    SUMMARY_COLUMNS,
     TIMELINE_COLUMNS,
     UTC7_SINCE,
     Stored,
@@ -27,6 +39,8 @@ from vnehr.records.service import (
     store,
     store_new_many,
     stored_visit_exists,
+    summary_rows,
+    tables_by_ids,
     timeline_page,
     version_by_id,
     versions,
@@ -34,11 +48,17 @@ from vnehr.records.service import (
 )
 
 __all__ = [
+    "NEWEST",
     "SENSITIVE",
+    "SUMMARY_COLUMNS",
     "TIMELINE_COLUMNS",
+    "TREND_POINTS",
     "UTC7_SINCE",
     "CardsFilled",
+    "Facts",
     "Filed",
+    "Measured",
+    "Series",
     "Stored",
     "VisitData",
     "VisitTally",
@@ -57,17 +77,23 @@ __all__ = [
     "hold_out",
     "known_plain",
     "lock_visits",
+    "measured",
+    "moment_of",
     "names_another_patient",
     "on_leaving_book",
     "own_timeline",
     "row_categories",
+    "row_facts",
     "sensitive_categories",
     "store",
     "store_new_many",
     "stored_visit_exists",
+    "summary_rows",
+    "tables_by_ids",
     "timeline_page",
     "version_by_id",
     "versions",
     "versions_by_ids",
+    "visit_facts",
     "withheld",
 ]

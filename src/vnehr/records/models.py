@@ -93,3 +93,10 @@ class TimelineEntry(Base):
     #: NULL, older or of another number: the visit is opened.
     sensitive_categories: Mapped[str | None] = mapped_column(Text)
     sensitive_version: Mapped[int | None] = mapped_column(BigId)
+    #: What the downloaded book's summary reads of version ``summary_version`` (the XML1
+    #: diagnoses, blood group and weight, and until when its medicines count, after the number
+    #: of their form: "1|{...}", ``records.facts``): the PDF's summary reads these rows, not
+    #: every visit (D209). Rows stored before 0030, corrected by the previous release, or kept
+    #: in another form have it NULL, older or of another number: the visit is opened.
+    summary_facts: Mapped[str | None] = mapped_column(Text)
+    summary_version: Mapped[int | None] = mapped_column(BigId)

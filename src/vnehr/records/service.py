@@ -35,6 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from vnehr import identity
 from vnehr.kit.db import FastReads, Packed, copy_objects, hot_fetch, new_row
+from vnehr.records import facts
 from vnehr.records.models import TimelineEntry, VisitVersion
 from vnehr.records.sensitive import as_kept, kept_prefix
 
@@ -122,7 +123,7 @@ def _hot_statements() -> dict[str, Any]:
         "person_id", "facility_code", "visit_key", "version_id", "care_type", "main_diagnosis",
         "outcome", "insured", "started_at", "ended_at", "version", "updated_at",
         "insurance_cards", "insurance_cards_version", "sensitive_categories",
-        "sensitive_version",
+        "sensitive_version", "summary_facts", "summary_version",
     ]  # fmt: skip
     found = {
         "current": select(v.id, v.version, v.content_sha256, v.submission_id)
@@ -374,6 +375,10 @@ def _timeline_values(data: VisitData, version_id: int, version: int) -> dict[str
         # without opening their visits, D132)
         "sensitive_categories": as_kept(data.tables),
         "sensitive_version": version_id,
+        # (and what the downloaded book's summary reads of it: the PDF reads the rows, not
+        # every visit, D209)
+        "summary_facts": facts.as_kept(facts.facts(data.tables, data.started_at, data.ended_at)),
+        "summary_version": version_id,
     }
 
 
@@ -611,6 +616,49 @@ async def filed_a_visit_of(session: AsyncSession, facility_code: str, person_id:
     t = TimelineEntry
     stmt = select(t.id).where(t.person_id == person_id, t.facility_code == facility_code)
     return (await session.scalar(stmt.limit(1))) is not None
+
+
+#: The columns of a person's rows ``summary_rows`` gives: the timeline's, then what they keep
+#: of their version (its sensitive categories, the summaries' facts, its insurance cards) and
+#: the visit's key.
+SUMMARY_COLUMNS = (
+    *TIMELINE_COLUMNS,
+    "sensitive_categories",
+    "sensitive_version",
+    "summary_facts",
+    "summary_version",
+    "insurance_cards",
+    "insurance_cards_version",
+    "visit_key",
+)
+
+
+async def summary_rows(session: AsyncSession, person_ids: Sequence[int]) -> list[Any]:
+    """Every visit of these persons as their timeline rows keep it (``SUMMARY_COLUMNS``: read
+    with ``records.row_facts`` and ``records.row_categories``), newest first as ``entries_of``
+    orders them: what the summaries read instead of the visits (D209, D233)."""
+    if not person_ids:
+        return []
+    t = TimelineEntry.__table__.c
+    stmt = (
+        select(*[t[name] for name in SUMMARY_COLUMNS])
+        .where(t.person_id.in_(list(person_ids)))
+        .order_by(t.ended_at.desc(), t.id.desc())
+    )
+    return list((await session.execute(stmt)).all())
+
+
+async def tables_by_ids(session: AsyncSession, ids: Sequence[int]) -> dict[int, Any]:
+    """The stored tables of these versions, by version id (test submissions' are none): read
+    as plain rows, so the caller holds them only while it uses them (the session keeps no
+    copy)."""
+    if not ids:
+        return {}
+    v = VisitVersion.__table__.c
+    rows = await session.execute(
+        select(v.id, v.tables).where(v.id.in_(list(ids)), v.test_mode.is_(False))
+    )
+    return {row.id: row.tables for row in rows}
 
 
 async def versions_by_ids(session: AsyncSession, ids: list[int]) -> dict[int, VisitVersion]:

@@ -39,6 +39,9 @@ REASONS = ("unconscious", "life-threatening", "urgent-treatment", "other")
 OUTCOMES = ("justified", UNJUSTIFIED)
 #: The shortest break-glass reason text (characters, blanks aside).
 MIN_REASON = 5
+#: The audit action of a break-glass attempt refused by the bar (``EmergencyBarred``): in the
+#: patient's access log (``audit.READS``), as an opening is (D228).
+BARRED = "emergency.barred"
 #: How long a directive may last, in days (None: until revoked).
 MIN_DAYS, MAX_DAYS = 1, 3650
 #: The sensitive categories a visit touches (the health book leaves them out for some readers
@@ -329,7 +332,7 @@ async def patient_record(
     person_id = await _patient(session, personal_id)
     found = await basis(session, person_id, code, subject.label, default)
     summary, visits = await healthbook.clinical_summary(
-        session, person_id, _keep(found.summary_sensitive), keep_visits=_keep(found.sensitive)
+        session, person_id, found.summary_sensitive, listed=found.sensitive
     )
     if found.scope != "full":
         visits = []
@@ -392,6 +395,23 @@ async def break_glass(
         )
         if barred is not None and barred.reviewed_at is not None:
             until = barred.reviewed_at + timedelta(days=bar_days)
+            # the attempt is in the patient's access log, though refused (D228)
+            session.add(
+                audit.audit_event(
+                    actor=subject.label,
+                    action=BARRED,
+                    object_type="person",
+                    object_id=str(person_id),
+                    person_id=person_id,
+                    detail={
+                        "facility": code,
+                        "reason": reason_code,
+                        "text": reason_text.strip()[:1000],
+                        "unjustified": barred.id,
+                    },
+                    kept=True,
+                )
+            )
             raise errors.EmergencyBarred(
                 days=bar_days,
                 reviewed=barred.reviewed_at.astimezone(VIETNAM).strftime("%d/%m/%Y"),

@@ -471,7 +471,7 @@ async def accept(
     await records.lock_visits(
         session, [(code, v.visit_key) for v in analysis.visits if v.visit_key is not None]
     )
-    if standalone:  # (within ``accept_many``, the batch's persons are locked already)
+    if standalone:  # (within ``accept_many``, every batch has locked its persons already)
         named = _patients_named(subject, analysis, test_mode)
         named |= _holders_named(analysis, test_mode, options)
         if not test_mode:
@@ -526,7 +526,8 @@ async def accept_many(
     in the batch) from connected facilities are written together: persons in one insert,
     versions, timeline rows, events, audit rows and submissions with COPY on PostgreSQL. The
     others (corrections, resubmissions, test mode, card checks) go through ``accept`` one by
-    one, each in a savepoint."""
+    one, each in a savepoint. Either way the writer's locks of the persons the batch names are
+    taken first, all at once, as ``accept`` takes those of a file (D200)."""
     results: list[dict[str, Any] | errors.FileRefused | None] = [None] * len(files)
     admitted: list[tuple[int, str, bool, list[dict[str, Any]]]] = []
     known: dict[str, tuple[facilities.State | None, list[facilities.SigningCertificate]]] = {}
@@ -574,21 +575,18 @@ async def accept_many(
             runs[-1][1].append(item)
         else:
             runs.append((alone, [item]))
-    # the mothers its visits' birth certificates name, matched visit by visit after the
-    # patients, as their papers are issued
-    holders: set[str] = set()
+    # then, before any person is matched, the persons the batch's visits name, all at once
+    # (D200): the patients, and the mothers their birth certificates name (matched visit by
+    # visit after the patients, as their papers are issued). Every batch takes them, even one
+    # written together in one run, which matches its patients in one statement: its row locks
+    # follow the persons' ids, while a batch written file by file, holding these locks, takes
+    # the rows in its files' order, and the two orders met in a circle.
+    named: set[str] = set()
     for index, _, test_mode, _ in admitted:
-        holders |= _holders_named(files[index][2], test_mode, options)
-    if len(runs) > 1 or runs[0][0] or holders:
-        # then, before any person is matched, the persons the batch's visits name, all at
-        # once (D200): its files match them in several steps (file by file, run by run, a
-        # mother after the patients), and another batch may name them in another order. A
-        # batch written together in one run, naming no mother, matches them in one step (new
-        # persons inserted in one order, pending ones locked in one statement) and needs none.
-        named: set[str] = holders
-        for index, _, test_mode, _ in admitted:
-            named |= _patients_named(files[index][0], files[index][2], test_mode)
-        await identity.lock_patients(session, named)
+        subject, _, analysis = files[index]
+        named |= _patients_named(subject, analysis, test_mode)
+        named |= _holders_named(analysis, test_mode, options)
+    await identity.lock_patients(session, named)
     for alone, items in runs:
         if not alone:
             together = await _accept_together(session, files, items, options, counted, clock)

@@ -16,7 +16,8 @@ from vnehr import fhir, healthbook
 from vnehr.kit.auth import OptionalSubject, Subject
 from vnehr.kit.errors import VnehrError
 from vnehr.kit.http import ReadSession
-from vnehr.web.pages import _book_whom, _error_page, _PageRoute, templates
+from vnehr.kit.i18n import Language
+from vnehr.web.pages import _book_whom, _error_page, _language, _PageRoute, templates
 
 router = APIRouter(include_in_schema=False, route_class=_PageRoute)
 #: the book page tells how many visits the PDF lists
@@ -46,10 +47,13 @@ async def _download(
 
 @router.get("/portal/book/download.pdf")
 async def book_pdf(request: Request, subject: OptionalSubject, p: Ref = None) -> Response:
-    """The health book (of the person ``?p=`` names) as a PDF to print or show a doctor."""
+    """The health book (of the person ``?p=`` names) as a PDF to print or show a doctor, in
+    the reader's language."""
 
     async def answer(who: Subject, person: str | None) -> Response:
-        return await healthbook.book_pdf_answer(request, who, person)
+        # in the page's language: the one the reader chose there (its cookie), or ``?lang=``
+        lang: Language = "en" if _language(request) == "en" else "vi"
+        return await healthbook.book_pdf_answer(request, who, person, lang)
 
     return await _download(request, subject, p, answer)
 

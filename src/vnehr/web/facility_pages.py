@@ -87,7 +87,9 @@ _LABELS = {
     "scopes": "web.facility.system.scopes",
     "pem": "web.facility.cert.pem",
 }
-Done = Literal["granted", "revoked", "system", "system_revoked", "certificate"]
+Done = Literal[
+    "granted", "revoked", "system", "system_revoked", "certificate", "certificate_revoked"
+]
 
 
 @dataclass(slots=True)
@@ -104,7 +106,8 @@ class _Form:
 @dataclass(frozen=True, slots=True)
 class _Asked:
     """What the page's address asks it to show besides: a success just had (``done`` with the
-    grant, system or certificate it names), or the question before a revoke."""
+    grant, system or certificate it names), the question before a revoke, or a search of the
+    staff (``staff_q``, as typed)."""
 
     done: Done | None = None
     grant: int | None = None
@@ -112,6 +115,8 @@ class _Asked:
     certificate: int | None = None
     revoke_grant: int | None = None
     revoke_system: str | None = None
+    revoke_certificate: int | None = None
+    staff_q: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,18 +183,30 @@ async def facility_page(
     certificate: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
     revoke_grant: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
     revoke_system: Annotated[str | None, Query(pattern=facilities.CLIENT_ID_PATTERN)] = None,
+    revoke_certificate: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
+    staff_q: Annotated[str | None, Query(max_length=200)] = None,
 ) -> Response:
     """A facility for its administrator: the facility, its onboarding and what it still
     needs, systems, certificates, staff (50 at a time, administrators
-    first; ``staff``: where the page before ended), the latest receipts (newest first,
-    ``cursor``: where the page before ended), the visits checked in but never sent, and the
-    file check form.
+    first; ``staff``: where the page before ended; ``staff_q``: those found by name or
+    personal ID), the latest receipts (newest first, ``cursor``: where the page before
+    ended), the visits checked in but never sent, and the file check form.
     ``done`` (with the ``grant``, ``client`` or ``certificate`` it names) says what was just
-    done there; ``revoke_grant`` / ``revoke_system`` ask before ending a role or a system."""
+    done there; ``revoke_grant`` / ``revoke_system`` / ``revoke_certificate`` ask before
+    ending a role, a system or a certificate."""
     who = _signed_in(request, subject)
     if isinstance(who, RedirectResponse):
         return who
-    asked = _Asked(done, grant, client, certificate, revoke_grant, revoke_system)
+    asked = _Asked(
+        done,
+        grant,
+        client,
+        certificate,
+        revoke_grant,
+        revoke_system,
+        revoke_certificate,
+        (staff_q or "").strip(),
+    )
     return await _render(
         request, session, primary, who, code, cursor=cursor, staff_cursor=staff, asked=asked
     )
@@ -285,7 +302,10 @@ async def _render(
         events = await facilities.history(session, who, code)
         certificates = await facilities.certificates(session, who, code)
         systems = await facilities.clients(session, who, code)
-        staff = await identity.staff_of(session, who, code, cursor=staff_cursor or None)
+        search = identity.staff_search(asked.staff_q) if asked.staff_q else None
+        staff = await identity.staff_of(
+            session, who, code, cursor=staff_cursor or None, search=search
+        )
         receipts = await submissions.listing(
             session,
             who,
@@ -328,7 +348,9 @@ async def _render(
         if form is not None
         else (notice or {}).get("section")
         or ("clinicians" if asked.revoke_grant or staff_cursor is not None else None)
+        or ("clinicians" if search is not None else None)
         or ("systems" if asked.revoke_system else None)
+        or ("certificates" if asked.revoke_certificate else None)
     )
     forms: dict[str, dict[str, Any]] = {
         "grant": {"personal_id": "", "role": "clinician"},
@@ -345,9 +367,11 @@ async def _render(
     older = None
     if receipts.next_cursor is not None:
         older = f"/facility/{code}?{urlencode({'cursor': receipts.next_cursor})}#receipts"
+    searched = {"staff_q": search.text} if search is not None else {}
     more_staff = None
     if staff.next_cursor is not None:
-        more_staff = f"/facility/{code}?{urlencode({'staff': staff.next_cursor})}#clinicians"
+        following = {**searched, "staff": staff.next_cursor}
+        more_staff = f"/facility/{code}?{urlencode(following)}#clinicians"
     return _book_page(
         request,
         "facility.html",
@@ -380,6 +404,11 @@ async def _render(
         staff_total=staff.total,
         more_staff_url=more_staff,
         staff_cursor=staff_cursor,
+        # (the start of the list, or of the search; and what a row's revoke link carries)
+        first_staff_url=f"/facility/{code}?{urlencode(searched or {'staff': ''})}#clinicians",
+        staff_query=urlencode({**searched, **({"staff": staff_cursor} if staff_cursor else {})}),
+        staff_q=search.text if search is not None else "",
+        staff_refused=search.refused if search is not None else None,
         roles=[r for r in PAGE_ROLES if r == "clinician" or department],
         scopes=list(facilities.SCOPES),
         token_url=f"{settings.public_url}/oauth/token",
@@ -387,6 +416,7 @@ async def _render(
         opened=opened,
         ask_grant=asked.revoke_grant,
         ask_system=asked.revoke_system,
+        ask_certificate=asked.revoke_certificate,
         forms=forms,
         refused=refused,
         refused_form=form.kind if refused is not None and form is not None else None,
@@ -451,6 +481,14 @@ def _notice(
             "end": shown["end"].astimezone(VIETNAM).strftime(day) if shown["end"] else "",
         }
         return {"section": "certificates", "words": text("web.facility.cert.done", lang, words)}
+    if asked.done == "certificate_revoked" and shown is not None:
+        if shown["row"].status != "revoked":
+            return None
+        words = {"subject": shown["row"].subject}
+        return {
+            "section": "certificates",
+            "words": text("web.facility.cert.revoked", lang, words),
+        }
     return None
 
 
@@ -779,3 +817,27 @@ async def facility_add_certificate(
         form = _Form("certificate", typed, shown, exc)
         return await _render(request, session, session, who, code, form=form)
     return _done(code, "certificates", done="certificate", certificate=row.id)
+
+
+@router.post("/facility/{code}/certificates/{certificate_id}/revoke", response_class=HTMLResponse)
+async def facility_revoke_certificate(
+    request: Request,
+    session: WriteSession,
+    subject: OptionalSubject,
+    code: _CODE,
+    certificate_id: _ROW,
+    csrf: Annotated[str, Form()] = "",
+) -> Response:
+    """Revoke a signing certificate of the facility, as ``POST
+    /api/v1/facilities/{code}/certificates/{id}/revoke`` does (``facilities.revoke_certificate``:
+    its rules, its audit row; the page asks first: ``?revoke_certificate=``): from now on a
+    file signed with it is refused. Another facility's certificate is not found here."""
+    acting = await _acting(request, session, subject, code, csrf)
+    if isinstance(acting, Response):
+        return acting
+    who, _ = acting
+    try:
+        await facilities.revoke_certificate(session, who, code, certificate_id)
+    except VnehrError as exc:
+        return _error_page(request, exc)
+    return _done(code, "certificates", done="certificate_revoked", certificate=certificate_id)

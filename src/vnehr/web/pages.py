@@ -60,7 +60,7 @@ from vnehr.kit.auth import (
 from vnehr.kit.clock import VIETNAM, today_in_vietnam, utcnow
 from vnehr.kit.errors import RequestInvalid, VnehrError
 from vnehr.kit.http import ReadSession, WriteSession, database, http_error, request_invalid
-from vnehr.kit.i18n import LANGUAGES, Language, born, catalogue, text, texts
+from vnehr.kit.i18n import LANGUAGE_COOKIE, LANGUAGES, Language, born, catalogue, text, texts
 from vnehr.kit.numerals import install as install_numerals
 from vnehr.kit.settings import Settings
 
@@ -144,7 +144,7 @@ def _when(value: str | None, lang: Language) -> str:
 
 
 templates.env.globals["when"] = _when
-LANG_COOKIE = "vnehr_lang"
+LANG_COOKIE = LANGUAGE_COOKIE
 LOGIN_COOKIE = "vnehr_login"
 LOGIN_MAX_AGE = 600
 #: Facilities on one page of the department's registry; the "next" link pages through the rest.

@@ -1,22 +1,25 @@
 """The ward office's page (``/ward``): a ward officer opens the health book of a citizen who
-cannot sign in to VNeID themselves, and makes a newborn's provisional record, from forms that
-check first, ask before what the officer cannot undo, come back as typed when refused, and say
-what happened in words; below, what the officer did there lately. The same rules and rows as
-the API's ``POST /api/v1/enrolments`` and ``/persons/newborns`` (the identity context's)."""
+cannot sign in to VNeID themselves, makes a newborn's provisional record, records a person's
+representative (a parent, a guardian), where a person lives and an insurance card, from forms
+that check first, ask before what the officer cannot undo, come back as typed when refused, and
+say what happened in words; below, what the officer did there lately. The same rules and rows
+as the API's ``POST /api/v1/enrolments``, ``/persons/newborns``, ``/representatives``,
+``PUT /persons/{id}/residence`` and ``POST /persons/{id}/cards`` (the identity context's)."""
 
 from __future__ import annotations
 
 import json
 import re
 from datetime import date
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypedDict
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from vnehr import identity
+from vnehr import facilities, identity
 from vnehr.kit.auth import Forbidden, OptionalSubject, Subject, csrf_token
+from vnehr.kit.clock import today_in_vietnam
 from vnehr.kit.errors import RequestInvalid, VnehrError
 from vnehr.kit.http import ReadSession, WriteSession
 from vnehr.kit.i18n import LANGUAGES, Language, text, texts
@@ -44,12 +47,28 @@ _TWELVE = re.compile(r"\d{12}")
 Step = Literal["check", "confirm", "edit"]
 
 #: The field a refusal is about, by its code, to show it beside that field.
-_ENROL_FIELDS = {f"ID-000{n}": "personal_id" for n in range(1, 7)}
+_ENROL_FIELDS = {
+    **{f"ID-000{n}": "personal_id" for n in range(1, 7)},
+    "ID-0119": "full_name",  # a first residence only under the record's name and birth (D24)
+}
 _NEWBORN_FIELDS = {
     "ID-0102": "mother_personal_id",
     "AUTH-0002": "mother_personal_id",  # the office may act, but not for this mother (D24)
     "ID-0111": "birth_date",
     "ID-0112": "birth_date",
+}
+#: The registry forms' refusals by code: the field they are about, and the page's own words
+#: for it (None: the refusal's words).
+_REGISTRY_FIELDS: dict[str, tuple[str, str | None]] = {
+    "ID-0105": ("valid_to", None),
+    "ID-0113": ("agent_personal_id", None),
+    "ID-0114": ("relation", "web.ward.representative.adult"),
+    "ID-0115": ("agent_personal_id", None),  # the officer himself
+    "ID-0116": ("valid_from", None),  # a guardianship begun in childhood, for an adult
+    "ID-0117": ("relation", "web.ward.representative.adult_guardian"),  # the department's
+    "ID-0118": ("personal_id", None),  # no residence on record: the department's (D24)
+    "AUTH-0002": ("personal_id", "web.ward.lives_elsewhere"),  # D24: not in the officer's area
+    **{f"ID-00{n:02d}": ("card_number", None) for n in range(7, 12)},
 }
 _LABELS = {
     "personal_id": "web.ward.personal_id",
@@ -58,7 +77,15 @@ _LABELS = {
     "sex": "web.ward.sex",
     "mother_personal_id": "web.ward.mother_personal_id",
     "child_birth_date": "web.ward.child_birth_date",
+    "represented_id": "web.ward.representative.personal_id",
+    "agent_personal_id": "web.ward.representative.agent_personal_id",
+    "relation": "web.ward.representative.relation",
+    "valid_from": "web.ward.valid_from",
+    "valid_to": "web.ward.valid_to",
+    "card_number": "web.ward.card.number",
+    "registered_facility": "web.ward.card.facility",
 }
+_FACILITY = re.compile(r"\d{5}")
 
 
 def _field_problem(kind: str, field: str, **words: Any) -> dict[str, str]:
@@ -67,6 +94,31 @@ def _field_problem(kind: str, field: str, **words: Any) -> dict[str, str]:
         lang: text(f"web.problem.{kind}", lang, {"field": texts(_LABELS[field]), **words})
         for lang in LANGUAGES
     }
+
+
+def _typed_id(
+    typed: dict[str, str], field: str, problems: dict[str, dict[str, str]], label: str = ""
+) -> None:
+    """A personal ID typed in ``field``: there, and 12 digits (``label``: its label's key in
+    ``_LABELS`` when not the field's name)."""
+    if not typed[field]:
+        problems[field] = _field_problem("missing", label or field)
+    elif not _TWELVE.fullmatch(typed[field]):
+        problems[field] = _field_problem("format", label or field)
+
+
+def _typed_day(
+    typed: dict[str, str], field: str, problems: dict[str, dict[str, str]], *, required: bool
+) -> date | None:
+    """A date typed in ``field`` (dd/mm/yyyy); None when left empty or not a day (then said)."""
+    if not typed[field]:
+        if required:
+            problems[field] = _field_problem("missing", field)
+        return None
+    day = _day(typed[field])
+    if day is None:
+        problems[field] = _field_problem("date", field)
+    return day
 
 
 _ISO_DAY = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
@@ -175,13 +227,20 @@ async def _ward_page(
     form: str | None = None,
     typed: dict[str, str] | None = None,
 ) -> Response:
-    """The office's page: the two forms and what the officer did lately. A refused form
-    (``form``: "enrol" or "newborn") comes back with what was typed and each problem beside
-    its field (``problems``), the refusal at the top."""
+    """The office's page: its forms and what the officer did lately. A refused form (``form``:
+    "enrol", "newborn", "representative", "residence" or "card") comes back with what was
+    typed and each problem beside its field (``problems``), the refusal at the top."""
     mine = sorted({g.ward_code for g in who.grants_for("ward_officer") if g.ward_code} | {ward})
     names = await _ward_names(session, set(mine))
     recent = await identity.ward_work(session, who, ward)
-    forms: dict[str, dict[str, str]] = {"enrol": {}, "newborn": {}}
+    today = today_in_vietnam().strftime("%d/%m/%Y")
+    forms: dict[str, dict[str, str]] = {
+        "enrol": {},
+        "newborn": {},
+        "representative": {"valid_from": today},
+        "residence": {},
+        "card": {},
+    }
     if form is not None and typed is not None:
         forms[form] = typed
     return _book_page(
@@ -210,8 +269,9 @@ async def ward_office(
     subject: OptionalSubject,
     ward: Annotated[str | None, Query(pattern=r"^\d{5}$")] = None,
 ) -> Response:
-    """The ward office's page: assisted enrolment, newborns' provisional records, and what
-    the officer did there lately (ward officers of the ward, its department)."""
+    """The ward office's page: assisted enrolment, newborns' provisional records,
+    representatives, residences and insurance cards, and what the officer did there lately
+    (ward officers of the ward, its department)."""
     who = _signed_in(request, subject)
     if isinstance(who, RedirectResponse):
         return who
@@ -426,11 +486,13 @@ async def _confirm_page(
     mother: str | None = None,
     recorded: list[str] | None = None,
     again: bool = False,
+    **found: Any,
 ) -> Response:
     """What will be done, line by line, with "confirm" and "change" (both carry what was
     typed): nothing is written until the officer confirms. ``recorded``: the children of the
     mother born that day already on record (``again``: a confirmation came without saying
-    this one is another child)."""
+    this one is another child); ``found``: what a registry form's check found (the persons
+    as recorded, whether it is on record already)."""
     return _book_page(
         request,
         "ward_confirm.html",
@@ -444,7 +506,261 @@ async def _confirm_page(
         recorded=recorded or [],
         again=again,
         csrf=csrf_token(_settings(request), request.state.session_data),
+        **found,
     )
+
+
+def _registry_refusal(
+    exc: VnehrError, typed: dict[str, str], names: dict[str, str] | None = None
+) -> dict[str, dict[str, str]]:
+    """A registry form's refusal beside its field, in the page's words where it has some: an
+    unknown person beside the ID that named them, a person out of the officer's area (D24) in
+    words that say who does it; ``names``: wards by name, for a residence elsewhere."""
+    if exc.code == "ID-0102":
+        typed_id = exc.params.get("personal_id")
+        field = "agent_personal_id" if typed_id == typed.get("agent_personal_id") else "personal_id"
+        return {field: _words(exc)}
+    if exc.code == "AUTH-0002" and "ward" in exc.params and names is not None:
+        ward = str(exc.params["ward"])
+        where = {"ward": names.get(ward, ward)}
+        return {"personal_id": texts("web.ward.residence.elsewhere", where)}
+    found = _REGISTRY_FIELDS.get(exc.code)
+    if found is None or found[0] not in typed:
+        return {}
+    field, words = found
+    return {field: texts(words) if words else _words(exc)}
+
+
+class _Representation(TypedDict):
+    """What the representative form asks of ``identity.check_representative`` and
+    ``record_representative``."""
+
+    ward_code: str
+    personal_id: str
+    agent_personal_id: str
+    relation: str
+    valid_from: date
+    valid_to: date | None
+
+
+class _Card(TypedDict):
+    """What the card form asks of ``identity.check_card`` and ``record_card``."""
+
+    ward_code: str
+    personal_id: str
+    card_number: str
+    valid_from: date | None
+    valid_to: date | None
+
+
+@router.post("/ward/representative")
+async def ward_representative(
+    request: Request,
+    session: WriteSession,
+    subject: OptionalSubject,
+    ward: Annotated[str, Form(max_length=5)] = "",
+    personal_id: Annotated[str, Form(max_length=40)] = "",
+    agent_personal_id: Annotated[str, Form(max_length=40)] = "",
+    relation: Annotated[str, Form(max_length=10)] = "",
+    valid_from: Annotated[str, Form(max_length=40)] = "",
+    valid_to: Annotated[str, Form(max_length=40)] = "",
+    step: Annotated[Step, Form()] = "check",
+    csrf: Annotated[str, Form()] = "",
+) -> Response:
+    """Record a parent or guardian who acts for a person living in the office's area
+    (``identity.record_representative``, as the API's ``/representatives``): ``check``
+    names both as recorded and asks, ``confirm`` does it (the same link sent again records
+    nothing), ``edit`` brings the form back; a refusal comes back on the form (D193)."""
+    sender = await _officer_form(request, session, subject, csrf, ward)
+    if isinstance(sender, Response):
+        return sender
+    who, office = sender
+    typed = {
+        "personal_id": personal_id.strip(),
+        "agent_personal_id": agent_personal_id.strip(),
+        "relation": relation,
+        "valid_from": valid_from.strip(),
+        "valid_to": valid_to.strip(),
+    }
+    form = "representative"
+    if step == "edit":
+        return await _ward_page(request, session, who, office, form=form, typed=typed)
+    problems: dict[str, dict[str, str]] = {}
+    _typed_id(typed, "personal_id", problems, "represented_id")
+    _typed_id(typed, "agent_personal_id", problems)
+    if relation not in ("parent", "guardian"):
+        problems["relation"] = _field_problem("missing", "relation")
+    since = _typed_day(typed, "valid_from", problems, required=True)
+    until = _typed_day(typed, "valid_to", problems, required=False)
+    if problems or since is None:
+        return await _refused(request, session, who, office, form, typed, problems)
+    asked: _Representation = {
+        "ward_code": office,
+        "personal_id": typed["personal_id"],
+        "agent_personal_id": typed["agent_personal_id"],
+        "relation": relation,
+        "valid_from": since,
+        "valid_to": until,
+    }
+    try:
+        if step == "check":
+            checked = await identity.check_representative(session, who, **asked)
+            return await _confirm_page(
+                request, session, who, office, form, typed, person=checked.person,
+                agent=checked.agent, already=checked.already,
+            )  # fmt: skip
+        async with session.begin_nested():  # (a refusal shown on the page undoes its part)
+            checked = await identity.record_representative(session, who, **asked)
+    except VnehrError as exc:
+        shown = _registry_refusal(exc, typed)
+        return await _refused(request, session, who, office, form, typed, shown, exc)
+    result = {
+        "kind": form,
+        "ward": office,
+        "name": checked.person.full_name,
+        "agent": checked.agent.full_name,
+        "relation": relation,
+        "from": since.isoformat(),
+        "to": until.isoformat() if until else None,
+        "already": checked.already,
+    }
+    return _to_result(request, who, result)
+
+
+@router.post("/ward/residence")
+async def ward_residence(
+    request: Request,
+    session: WriteSession,
+    subject: OptionalSubject,
+    ward: Annotated[str, Form(max_length=5)] = "",
+    personal_id: Annotated[str, Form(max_length=40)] = "",
+    step: Annotated[Step, Form()] = "check",
+    csrf: Annotated[str, Form()] = "",
+) -> Response:
+    """Record that a person on record lives in the office's ward (``identity.record_residence``,
+    as the API's ``PUT /persons/{id}/residence``): ``check`` names the person and where they
+    live now and asks, ``confirm`` does it (someone living here already is left as is),
+    ``edit`` brings the form back; a refusal comes back on the form (D193)."""
+    sender = await _officer_form(request, session, subject, csrf, ward)
+    if isinstance(sender, Response):
+        return sender
+    who, office = sender
+    typed = {"personal_id": personal_id.strip()}
+    form = "residence"
+    if step == "edit":
+        return await _ward_page(request, session, who, office, form=form, typed=typed)
+    problems: dict[str, dict[str, str]] = {}
+    _typed_id(typed, "personal_id", problems)
+    if problems:
+        return await _refused(request, session, who, office, form, typed, problems)
+    try:
+        if step == "check":
+            checked = await identity.check_residence(
+                session, who, ward_code=office, personal_id=typed["personal_id"]
+            )
+            current = checked.current
+            names = await _ward_names(session, {current} if current else set())
+            return await _confirm_page(
+                request, session, who, office, form, typed, person=checked.person,
+                current=names.get(current, current) if current else None,
+                already=checked.already,
+            )  # fmt: skip
+        async with session.begin_nested():
+            checked = await identity.record_residence(
+                session, who, ward_code=office, personal_id=typed["personal_id"]
+            )
+    except VnehrError as exc:
+        elsewhere = exc.params.get("ward") if exc.code == "AUTH-0002" else None
+        names = await _ward_names(session, {str(elsewhere)} if elsewhere else set())
+        shown = _registry_refusal(exc, typed, names)
+        return await _refused(request, session, who, office, form, typed, shown, exc)
+    result = {
+        "kind": form,
+        "ward": office,
+        "name": checked.person.full_name,
+        "already": checked.already,
+    }
+    return _to_result(request, who, result)
+
+
+@router.post("/ward/card")
+async def ward_card(
+    request: Request,
+    session: WriteSession,
+    subject: OptionalSubject,
+    ward: Annotated[str, Form(max_length=5)] = "",
+    personal_id: Annotated[str, Form(max_length=40)] = "",
+    card_number: Annotated[str, Form(max_length=40)] = "",
+    valid_from: Annotated[str, Form(max_length=40)] = "",
+    valid_to: Annotated[str, Form(max_length=40)] = "",
+    registered_facility: Annotated[str, Form(max_length=40)] = "",
+    step: Annotated[Step, Form()] = "check",
+    csrf: Annotated[str, Form()] = "",
+) -> Response:
+    """Add an insurance card to the card history of a person living in the office's area
+    (``identity.record_card``, as the API's ``POST /persons/{id}/cards``): ``check`` names
+    the person and the card and asks, ``confirm`` does it (the same card and period sent
+    again adds nothing), ``edit`` brings the form back; a refusal comes back on the form."""
+    sender = await _officer_form(request, session, subject, csrf, ward)
+    if isinstance(sender, Response):
+        return sender
+    who, office = sender
+    typed = {
+        "personal_id": personal_id.strip(),
+        # as printed on the card; the portal reads capitals only
+        "card_number": "".join(card_number.split()).upper(),
+        "valid_from": valid_from.strip(),
+        "valid_to": valid_to.strip(),
+        "registered_facility": registered_facility.strip(),
+    }
+    form = "card"
+    if step == "edit":
+        return await _ward_page(request, session, who, office, form=form, typed=typed)
+    problems: dict[str, dict[str, str]] = {}
+    _typed_id(typed, "personal_id", problems)
+    if not typed["card_number"]:
+        problems["card_number"] = _field_problem("missing", "card_number")
+    since = _typed_day(typed, "valid_from", problems, required=False)
+    until = _typed_day(typed, "valid_to", problems, required=False)
+    facility = typed["registered_facility"] or None
+    if facility is not None and not _FACILITY.fullmatch(facility):
+        problems["registered_facility"] = _field_problem("format", "registered_facility")
+    if problems:
+        return await _refused(request, session, who, office, form, typed, problems)
+    asked: _Card = {
+        "ward_code": office,
+        "personal_id": typed["personal_id"],
+        "card_number": typed["card_number"],
+        "valid_from": since,
+        "valid_to": until,
+    }
+    named = await facilities.directory(session, [facility]) if facility else {}
+    facility_name = named[facility].name if facility and facility in named else None
+    try:
+        if step == "check":
+            checked = await identity.check_card(session, who, **asked)
+            return await _confirm_page(
+                request, session, who, office, form, typed, person=checked.person,
+                facility_name=facility_name, already=checked.already,
+            )  # fmt: skip
+        async with session.begin_nested():
+            checked = await identity.record_card(
+                session, who, **asked, registered_facility=facility
+            )
+    except VnehrError as exc:
+        shown = _registry_refusal(exc, typed)
+        return await _refused(request, session, who, office, form, typed, shown, exc)
+    result = {
+        "kind": form,
+        "ward": office,
+        "name": checked.person.full_name,
+        "card": checked.card_number,
+        "from": since.isoformat() if since else None,
+        "to": until.isoformat() if until else None,
+        "facility": facility_name or facility,
+        "already": checked.already,
+    }
+    return _to_result(request, who, result)
 
 
 def _to_result(request: Request, who: Subject, result: dict[str, Any]) -> Response:
@@ -463,8 +779,7 @@ async def ward_result(
     subject: OptionalSubject,
     r: Annotated[str, Query(max_length=4000)] = "",
 ) -> Response:
-    """What an enrolment or a newborn's record did, in words (for the officer who did it, for
-    an hour)."""
+    """What a form of the office did, in words (for the officer who did it, for an hour)."""
     who = _signed_in(request, subject)
     if isinstance(who, RedirectResponse):
         return who
