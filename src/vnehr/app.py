@@ -281,6 +281,7 @@ def exchange_handlers(settings: Settings, http: httpx.AsyncClient) -> exchange.C
         },
         "account.changed": {"report": report["account.changed"]},
         "record.viewed": {"inbox": exchange.event_notifier("viewed", push)},
+        "representative.added": {"inbox": exchange.event_notifier("representative", push)},
     }
 
 

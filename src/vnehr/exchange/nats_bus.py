@@ -65,6 +65,7 @@ KNOWN_CONSUMERS = frozenset(
         "report-paper-issued",
         "report-account-changed",
         "inbox-record-viewed",
+        "inbox-representative-added",
     }
 )
 #: Known consumers a release stopped running (moved here from the wiring, kept in

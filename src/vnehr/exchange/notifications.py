@@ -8,6 +8,7 @@ import hashlib
 import hmac
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, replace
+from datetime import date
 from typing import Any, Protocol
 
 import httpx
@@ -15,7 +16,7 @@ import orjson
 from sqlalchemy import ColumnElement, and_, case, delete, func, not_, or_, select, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from vnehr import facilities, identity, papers, records, sharing
+from vnehr import catalogs, facilities, identity, papers, records, sharing
 from vnehr.exchange.bhxh import DeliveryFailed
 from vnehr.exchange.models import DeliveryAttempt, Notification
 from vnehr.exchange.worker import Call, Remote
@@ -558,6 +559,11 @@ async def _shown(
 
     codes = {code for kind, params in messages if (code := code_of(kind, params))}
     names = await facilities.directory(session, codes) if codes else {}
+    places = (
+        await catalogs.codebook(session)
+        if any(kind == "representative" for kind, _ in messages)
+        else None
+    )
     found = []
     for kind, params in messages:
         shown = dict(params)
@@ -575,8 +581,51 @@ async def _shown(
         if kind == "emergency_unjustified" and isinstance(opened, str) and len(opened) == 10:
             # the day the access was opened, as the portal writes a date (D158)
             shown["opened"] = f"{opened[8:10]}/{opened[5:7]}/{opened[:4]}"
+        if kind == "representative" and places is not None:
+            shown |= _representative_shown(places, params)
         found.append(shown)
     return found
+
+
+def _day(value: object) -> str:
+    """An ISO day as the portal writes a date (D158); anything else as it is."""
+    if isinstance(value, str) and len(value) == 10:
+        return f"{value[8:10]}/{value[5:7]}/{value[:4]}"
+    return str(value or "")
+
+
+def _place(places: catalogs.Snapshot, kind: str, code: str) -> str | None:
+    """The name of a ward or province: in force today, else its latest (a ward merged by the
+    2025 reform keeps the name it had when the link was recorded)."""
+    versions = places.of(kind, code)
+    current = places.in_force(kind, code, today_in_vietnam())
+    latest = current or max(versions, key=lambda v: v.valid_from or date.min, default=None)
+    return latest.title_vi if latest is not None and latest.title_vi else None
+
+
+def _representative_shown(places: catalogs.Snapshot, params: dict[str, Any]) -> dict[str, Any]:
+    """A new representative's notice in words: the relation, the period and the office that
+    recorded it by name (the parameters keep the codes and ISO days)."""
+    relation = f"notify.representative.relation.{params.get('relation')}"
+    days = {"valid_from": _day(params.get("valid_from")), "valid_to": _day(params.get("valid_to"))}
+    period = "between" if params.get("valid_to") else "since"
+    office = params.get("office")
+    if office in ("ward", "department"):
+        kind = "ward" if office == "ward" else "province"
+        code = str(params.get(kind) or "")
+        name = _place(places, kind, code)
+        said = (
+            texts(f"notify.office.{office}", {kind: name})
+            if name
+            else texts(f"notify.office.{kind}_code", {"code": code})
+        )
+    else:
+        said = texts("notify.office.national")
+    return {
+        "relation": texts(relation) if relation in catalogue("vi") else params.get("relation"),
+        "period": texts(f"notify.representative.{period}", days),
+        "office": said,
+    }
 
 
 def render(kind: str, params: dict[str, Any], suffix: str = "") -> dict[str, dict[str, str]]:

@@ -703,7 +703,44 @@ async def add_representative(
             detail={"agent_id": agent.id, "relation": relation},
         )
     )
+    # the person is told, and so are those who act for them already (D238's "Left")
+    params = {
+        "agent": agent.full_name,
+        "relation": relation,
+        "valid_from": valid_from.isoformat(),
+        "valid_to": valid_to.isoformat() if valid_to else None,
+        **await _registrar_office(session, subject, target, relation, valid_from),
+    }
+    await repo.add(
+        new_event(
+            "representative.added",
+            f"person:{target.id}",
+            {"person_id": target.id, "representative_id": row.id, "params": params},
+        )
+    )
     return row
+
+
+async def _registrar_office(
+    session: AsyncSession, subject: Subject, person: Person, relation: str, valid_from: date
+) -> dict[str, str]:
+    """The office that recorded a link for ``person``, as its notice names it (by code; the
+    inbox gives the name): the ward office of the person's ward, the department of its
+    province, or the national department, whichever grant allowed it (``_may_register_for``;
+    an adult's guardian is never a ward office's, ``refuses_link``)."""
+    ward = person.residence_ward_code
+    adult_on = of_age(person)
+    adult_guardian = relation == "guardian" and adult_on is not None and valid_from >= adult_on
+    if (
+        ward
+        and not adult_guardian
+        and any(g.ward_code == ward for g in subject.grants_for("ward_officer"))
+    ):
+        return {"office": "ward", "ward": ward}
+    province = await _residence_province(session, person)
+    if province is not None and not subject.is_national_admin():
+        return {"office": "department", "province": province}
+    return {"office": "national"}
 
 
 def not_the_registrar(subject: Subject, agent_personal_id: str) -> None:

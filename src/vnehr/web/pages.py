@@ -614,7 +614,8 @@ async def _message_links(
 ) -> dict[int, str]:
     """Where each message leads (by its id): a new visit to the visit, while it is in the book
     it was told to; a paper to the papers of that book; a read or an emergency access to that
-    book's "who viewed" page. A book of someone the viewer acts for is named by ``?p=``, never
+    book's "who viewed" page; a new representative of someone the viewer acts for to that
+    book. A book of someone the viewer acts for is named by ``?p=``, never
     by the personal ID; one without a personal ID (a newborn not yet registered) has no page
     of its own to lead to."""
     links = {}
@@ -635,6 +636,10 @@ async def _message_links(
             links[m.id] = f"/portal/book/papers{book}"
         elif m.kind in ("viewed", "emergency", "emergency_unjustified"):
             links[m.id] = f"/portal/book/access-log{book}"
+        elif m.kind == "representative" and m.person_id != own:
+            # a representative (the new one too) is led to the book they now read; the
+            # person's own notice leads nowhere: no page lists one's representatives yet
+            links[m.id] = f"/portal/book{book}"
     return links
 
 
