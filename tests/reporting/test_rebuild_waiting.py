@@ -128,6 +128,11 @@ def report_consumers(settings: Settings, http: httpx.AsyncClient) -> exchange.Co
     }
 
 
+#: The demo's outbox events a delivery round handles: the 13 the report counts (visits and
+#: papers), and the notice of An's link to his son Khang (``representative.added``, D241).
+DEMO_EVENTS = 14
+
+
 async def deliver_all(db: Database, consumers: exchange.Consumers) -> int:
     handled = 0
     while found := await exchange.deliver_once(db, consumers, exchange.Policy(), limit=200):
@@ -165,7 +170,7 @@ def test_events_waiting_at_a_rebuild_are_counted_once_when_delivered(demo_url: s
         try:
             async with httpx.AsyncClient() as http:
                 consumers = report_consumers(Settings(), http)
-                assert await deliver_all(db, consumers) == 13
+                assert await deliver_all(db, consumers) == DEMO_EVENTS
             return await rollups_and_recount(db)
         finally:
             await db.dispose()
@@ -251,7 +256,7 @@ async def test_a_rebuild_while_a_round_calls_the_portal_counts_each_event_once(
             await until_waiting_or_done(db, rebuilding)
             portal.answer.set()
             handled, _ = await asyncio.wait_for(asyncio.gather(delivering, rebuilding), 60)
-            assert handled == 13
+            assert handled == DEMO_EVENTS
             assert await deliver_all(db, consumers) == 0
         kept, counted = await rollups_and_recount(db)
         assert kept["totals"]["sent"] == counted["totals"]["sent"] > 0
@@ -280,7 +285,7 @@ async def test_a_round_that_starts_during_a_rebuild_counts_what_the_rebuild_did_
                         break
                     await asyncio.sleep(0.05)
                 assert not delivering.done(), "the round did not wait for the rebuild"
-            assert await asyncio.wait_for(delivering, 60) == 13
+            assert await asyncio.wait_for(delivering, 60) == DEMO_EVENTS
         kept, counted = await rollups_and_recount(db)
         assert kept["totals"]["sent"] == counted["totals"]["sent"] > 0
         assert kept == counted
