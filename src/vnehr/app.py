@@ -282,6 +282,10 @@ def exchange_handlers(settings: Settings, http: httpx.AsyncClient) -> exchange.C
         "account.changed": {"report": report["account.changed"]},
         "record.viewed": {"inbox": exchange.event_notifier("viewed", push)},
         "representative.added": {"inbox": exchange.event_notifier("representative", push)},
+        "representative.ended": {"inbox": exchange.event_notifier("representative_ended", push)},
+        "representative.released": {
+            "inbox": exchange.event_notifier("representative_released", push)
+        },
     }
 
 

@@ -89,7 +89,8 @@ async def test_the_child_and_the_parent_on_record_are_told_of_a_new_representati
     assert "cha/mẹ" in vi
     assert "parent" in en
     assert "Nguyễn Thị Mai" in portal
-    assert f'<li style="font-weight:bold">{told["title"]["vi"]}:' in portal  # no link
+    # on her portal page it leads to the list of who acts for her, where she may report it
+    assert f'<a href="/portal#representatives">{told["title"]["vi"]}</a>' in portal
 
     # the father reads it as news about his son, by name, never "you"
     [his], portal = await _inbox(client, settings, FATHER[0])

@@ -26,7 +26,9 @@ ODD = [
 
 
 @pytest.mark.parametrize("helper", [number, amount, money, percent])
-@pytest.mark.parametrize("value", ODD, ids=repr)
+@pytest.mark.parametrize(
+    "value", ODD, ids=lambda v: "object" if type(v) is object else repr(v)
+)  # (ids the same in every process: pytest-xdist compares them)
 def test_a_value_that_is_no_plain_number_is_shown_as_it_came(helper: Any, value: Any) -> None:
     for lang in ("vi", "en"):
         shown = helper(value, lang)

@@ -13,10 +13,13 @@ from vnehr.kit.clock import utcnow
 from vnehr.kit.db import Base, BigId, JSONDoc, UtcDateTime, keep_on_refusal, make_row
 
 #: A registrar's acts on a person the ward page lists as the officer's recent work (D205):
-#: their representatives, insurance cards and residences. The partial index's condition,
-#: written as the query writes it, constants and all (a planner uses the index only for a
-#: condition it can prove the same).
-REGISTRAR_WHERE = text("action IN ('representative.added', 'card.added', 'person.residence_set')")
+#: their representatives recorded and ended, insurance cards and residences. The partial
+#: index's condition, written as the query writes it, constants and all (a planner uses the
+#: index only for a condition it can prove the same; migration 0033 built it so).
+REGISTRAR_WHERE = text(
+    "action IN ('representative.added', 'card.added', 'person.residence_set',"
+    " 'representative.ended')"
+)
 
 
 class AuditEvent(Base):
@@ -104,7 +107,7 @@ READS = (
     "clinical.read", "emergency.opened", "paper.read", "paper.list", "cards.read",
     "grants.read", "book.exported", "enrolment.read", "newborn.mother_read",
     "grant.person.read", "emergency.barred", "representative.person.read",
-    "residence.person.read", "card.person.read",
+    "residence.person.read", "card.person.read", "representatives.read",
 )  # fmt: skip
 #: Attempts refused, written for the person's access log all the same (D228): an AuditEvent's
 #: outcome says they failed.
@@ -114,6 +117,7 @@ REFUSED = ("emergency.barred",)
 BY_DEPARTMENT = (
     "cards.read", "grants.read", "enrolment.read", "newborn.mother_read",
     "representative.person.read", "residence.person.read", "card.person.read",
+    "representatives.read",
 )  # fmt: skip
 
 
@@ -195,6 +199,42 @@ async def disputed(session: AsyncSession, event_ids: list[int]) -> set[int]:
 async def dispute_of(session: AsyncSession, event_id: int) -> AccessDispute | None:
     stmt = select(AccessDispute).where(AccessDispute.audit_event_id == event_id)
     return (await session.scalars(stmt)).first()
+
+
+async def events(session: AsyncSession, event_ids: list[int]) -> dict[int, AuditEvent]:
+    """These audit rows, by id, read at once (those that exist)."""
+    if not event_ids:
+        return {}
+    stmt = select(AuditEvent).where(AuditEvent.id.in_(set(event_ids)))
+    return {row.id: row for row in await session.scalars(stmt)}
+
+
+async def events_of_objects(
+    session: AsyncSession,
+    person_ids: list[int],
+    action: str,
+    object_type: str,
+    object_ids: list[str],
+) -> list[AuditEvent]:
+    """The rows of ``action`` about these objects, written about these persons (oldest
+    first): the persons are the query's scope, and its index (``ix_audit_event_person``)."""
+    if not person_ids or not object_ids:
+        return []
+    stmt = select(AuditEvent).where(
+        AuditEvent.person_id.in_(set(person_ids)),
+        AuditEvent.action == action,
+        AuditEvent.object_type == object_type,
+        AuditEvent.object_id.in_(set(object_ids)),
+    )
+    return list(await session.scalars(stmt.order_by(AuditEvent.id)))
+
+
+async def disputes_of(session: AsyncSession, event_ids: list[int]) -> dict[int, AccessDispute]:
+    """The case opened about each of these audit rows, by the row's id (none: left out)."""
+    if not event_ids:
+        return {}
+    stmt = select(AccessDispute).where(AccessDispute.audit_event_id.in_(set(event_ids)))
+    return {row.audit_event_id: row for row in await session.scalars(stmt)}
 
 
 async def dispute(session: AsyncSession, dispute_id: int) -> AccessDispute | None:

@@ -66,6 +66,8 @@ KNOWN_CONSUMERS = frozenset(
         "report-account-changed",
         "inbox-record-viewed",
         "inbox-representative-added",
+        "inbox-representative-ended",
+        "inbox-representative-released",
     }
 )
 #: Known consumers a release stopped running (moved here from the wiring, kept in

@@ -261,10 +261,13 @@ async def _recipients(
         messages.append(
             PushMessage(holder.id, holder.personal_id, "notice", own["title"], own["body"])
         )
+    # (an agent an event tells in a notice of their own, e.g. a representative whose end is
+    # to come, is not told a second time about the person)
+    apart = set(event.payload.get("told_apart") or ())
     agents = [
         (agent.id, agent.personal_id, agent.relation)
         for agent in await identity.representatives(session, person_id)
-        if agent.personal_id and agent.relation and agent.reads_books
+        if agent.personal_id and agent.relation and agent.reads_books and agent.id not in apart
     ]
     if not agents:
         return messages
@@ -561,7 +564,7 @@ async def _shown(
     names = await facilities.directory(session, codes) if codes else {}
     places = (
         await catalogs.codebook(session)
-        if any(kind == "representative" for kind, _ in messages)
+        if any(kind in _REPRESENTATION for kind, _ in messages)
         else None
     )
     found = []
@@ -581,10 +584,16 @@ async def _shown(
         if kind == "emergency_unjustified" and isinstance(opened, str) and len(opened) == 10:
             # the day the access was opened, as the portal writes a date (D158)
             shown["opened"] = f"{opened[8:10]}/{opened[5:7]}/{opened[:4]}"
-        if kind == "representative" and places is not None:
+        if kind in _REPRESENTATION and places is not None:
             shown |= _representative_shown(places, params)
         found.append(shown)
     return found
+
+
+#: Kinds of notices about a representation: recorded (``representative``), ended, told to
+#: the person and their representatives (``representative_ended``) and to the former agent
+#: (``representative_released``).
+_REPRESENTATION = ("representative", "representative_ended", "representative_released")
 
 
 def _day(value: object) -> str:
@@ -604,8 +613,9 @@ def _place(places: catalogs.Snapshot, kind: str, code: str) -> str | None:
 
 
 def _representative_shown(places: catalogs.Snapshot, params: dict[str, Any]) -> dict[str, Any]:
-    """A new representative's notice in words: the relation, the period and the office that
-    recorded it by name (the parameters keep the codes and ISO days)."""
+    """A representation's notice in words: the relation, the period (of an end, from when:
+    ``when``) and the office that recorded it by name (the parameters keep the codes and ISO
+    days)."""
     relation = f"notify.representative.relation.{params.get('relation')}"
     days = {"valid_from": _day(params.get("valid_from")), "valid_to": _day(params.get("valid_to"))}
     period = "between" if params.get("valid_to") else "since"
@@ -621,11 +631,18 @@ def _representative_shown(places: catalogs.Snapshot, params: dict[str, Any]) -> 
         )
     else:
         said = texts("notify.office.national")
-    return {
+    found = {
         "relation": texts(relation) if relation in catalogue("vi") else params.get("relation"),
         "period": texts(f"notify.representative.{period}", days),
         "office": said,
     }
+    if params.get("ends_on"):
+        # an end: from which day, or from the start for a link withdrawn before it began
+        when = "withdrawn" if params.get("withdrawn") else "ends"
+        found["when"] = texts(
+            f"notify.representative.{when}", {**days, "ends_on": _day(params.get("ends_on"))}
+        )
+    return found
 
 
 def render(kind: str, params: dict[str, Any], suffix: str = "") -> dict[str, dict[str, str]]:

@@ -60,7 +60,7 @@ from vnehr.kit.db import Database
 from vnehr.kit.errors import VnehrError
 from vnehr.kit.i18n import texts
 from vnehr.kit.logging import get_logger
-from vnehr.kit.text import fold
+from vnehr.kit.text import fold_words
 
 log = get_logger("vnehr.facilities")
 
@@ -964,7 +964,6 @@ SEARCH_LIMIT = 20
 SEARCH_MIN_CHARS = 2
 #: Words of a search read at most (a longer text is cut there).
 SEARCH_MAX_WORDS = 10
-_WORD = re.compile(r"[a-z0-9]+")
 #: The short forms people write for the words facility names start with ("bv bach mai").
 SHORT_FORMS = {
     "benh vien": "bv",
@@ -978,7 +977,7 @@ SHORT_FORMS = {
 def search_words(value: str) -> list[str]:
     """The words of ``value`` as the search reads them: lower case, without accents (đ is d),
     letters and digits only ("Bệnh viện Xanh-Pôn" -> bệnh, vien, xanh, pon without accents)."""
-    return _WORD.findall(fold(value))
+    return fold_words(value)
 
 
 def _place_names(

@@ -4,7 +4,8 @@ this" cases, and the health department's queue of those cases."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Collection
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import date, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
@@ -103,9 +104,32 @@ class Dispute(BaseModel):
     opened_at: Any
     closed_at: Any = None
     finding: str | None = None
+    link_id: int | None = Field(
+        default=None,
+        description="The representation link the person says is wrong (the case is about its"
+        " recording); None: the case is about a read of their record",
+    )
 
 
-def _dispute(row: audit.AccessDispute) -> Dispute:
+#: The audit action of a representation link's recording (``identity.add_representative``,
+#: the link's id its object): a person who says the link is wrong opens a case about that row.
+LINK_RECORDED = "representative.added"
+
+
+def _link_of(event: audit.AuditEvent | None) -> int | None:
+    """The representation link whose recording ``event`` is; None for any other row."""
+    if (
+        event is None
+        or event.action != LINK_RECORDED
+        or event.object_type != "representative"
+        or not event.object_id.isdigit()
+    ):
+        return None
+    return int(event.object_id)
+
+
+def _dispute(row: audit.AccessDispute, event: audit.AuditEvent | None = None) -> Dispute:
+    """A case as it is answered; ``event``: the audit row it is about (names its link)."""
     return Dispute(
         id=row.id,
         audit_event_id=row.audit_event_id,
@@ -114,6 +138,7 @@ def _dispute(row: audit.AccessDispute) -> Dispute:
         opened_at=row.opened_at,
         closed_at=row.closed_at,
         finding=row.finding,
+        link_id=_link_of(event),
     )
 
 
@@ -222,19 +247,46 @@ def names_reader(row: audit.AuditEvent, holder: identity.Holder) -> bool:
 async def dispute(
     session: AsyncSession, subject: Subject, event_id: int, reason: str | None
 ) -> Dispute:
-    """Open a case about one read of my record (or return the one already open)."""
+    """Open a case about one read of my record (or return the one already open), or about
+    the recording of a representation link of mine (``contest_link``)."""
     holders = {h.id for h in await identity.book_holders(session, subject)}
     event = await audit.event(session, event_id)
     if (
         event is None
         or event.person_id not in holders
-        or event.action not in audit.READS
+        or (event.action not in audit.READS and _link_of(event) is None)
         or event.actor == subject.label
     ):
         raise errors.NotInYourLog(id=event_id)
+    return await _open_case(session, subject, event, reason)
+
+
+async def contest_link(
+    session: AsyncSession, subject: Subject, link_id: int, reason: str | None
+) -> Dispute:
+    """Not right? Tell the health department: open a case about a representation link of
+    mine or of a person I act for today (a parent may report the other parent's link of their
+    child), or return the one already open about it. The case is about the link's recording
+    (``LINK_RECORDED``), in the department's queue with the reads disputed; a link of anyone
+    else, or none, is ``NotYourLink`` (the two not told apart). A level-1 identity reports
+    none, as it reads no links (``LevelTooLow``)."""
+    holders = [h.id for h in await identity.book_holders(session, subject)]
+    found = await audit.events_of_objects(
+        session, holders, LINK_RECORDED, "representative", [str(link_id)]
+    )
+    if not found:
+        raise errors.NotYourLink(link=link_id)
+    return await _open_case(session, subject, found[0], reason)
+
+
+async def _open_case(
+    session: AsyncSession, subject: Subject, event: audit.AuditEvent, reason: str | None
+) -> Dispute:
+    """A case about ``event``, which the caller may dispute: the one open already, else new."""
+    event_id = event.id
     existing = await audit.dispute_of(session, event_id)
     if existing is not None:
-        return _dispute(existing)
+        return _dispute(existing, event)
     row = audit.AccessDispute(
         audit_event_id=event_id,
         person_id=event.person_id or 0,
@@ -254,7 +306,27 @@ async def dispute(
         )
     )
     await session.flush()
-    return _dispute(row)
+    return _dispute(row, event)
+
+
+async def link_disputes(
+    session: AsyncSession, subject: Subject, link_ids: Collection[int]
+) -> dict[int, Dispute | None]:
+    """Of these representation links of the caller and of those they act for today (others
+    left out), by link id, each one a case may be opened about (``contest_link``: its
+    recording is on record; not so a mother's link made with her newborn's provisional
+    identity), with the case opened about it, None while there is none."""
+    holders = [h.id for h in await identity.book_holders(session, subject)]
+    rows = await audit.events_of_objects(
+        session, holders, LINK_RECORDED, "representative", [str(i) for i in link_ids]
+    )
+    cases = await audit.disputes_of(session, [row.id for row in rows])
+    found: dict[int, Dispute | None] = {}
+    for row in rows:
+        case, link = cases.get(row.id), _link_of(row)
+        if link is not None:
+            found[link] = _dispute(case, row) if case is not None else None
+    return found
 
 
 def _require_department(subject: Subject) -> None:
@@ -294,8 +366,9 @@ async def disputes(
     more = len(rows) > limit
     rows = rows[:limit]
     last = rows[-1] if more and rows else None
+    about = await audit.events(session, [row.audit_event_id for row in rows])
     return Page[Dispute](
-        items=[_dispute(row) for row in rows],
+        items=[_dispute(row, about.get(row.audit_event_id)) for row in rows],
         next_cursor=encode_moment_cursor(last.opened_at, last.id) if last else None,
     )
 
@@ -326,4 +399,65 @@ async def close_dispute(
             )
         )
         await session.flush()
-    return _dispute(row)
+    return _dispute(row, await audit.event(session, row.audit_event_id))
+
+
+@dataclass(frozen=True, slots=True)
+class ContestedLink:
+    """What a case about a representation link is about, as the department reads it: the
+    person represented, by name, and the link (the agent by name, relation, period, what it
+    is today); ``link`` None when it is no longer listed (its agent merged into another)."""
+
+    person_name: str
+    link: identity.Link | None
+
+
+async def contested_links(
+    session: AsyncSession, subject: Subject, cases: Collection[Dispute]
+) -> dict[int, ContestedLink]:
+    """For the department's review page: of these cases, those about a representation link
+    of a person it handles (``_answers_for``), by case id."""
+    _require_department(subject)
+    wanted = [c for c in cases if c.link_id is not None]
+    rows = await audit.events(session, [c.audit_event_id for c in wanted])
+    persons = sorted({r.person_id for r in rows.values() if r.person_id is not None})
+    mine = await _answers_for(session, subject, persons) if persons else set()
+    names = await identity.persons(session, sorted(mine))
+    links = {
+        person: {x.id: x for x in await identity.representation_links(session, person)}
+        for person in sorted(mine)
+    }
+    found: dict[int, ContestedLink] = {}
+    for case in wanted:
+        row = rows.get(case.audit_event_id)
+        if row is None or row.person_id not in mine:
+            continue
+        named = names.get(row.person_id)
+        found[case.id] = ContestedLink(
+            named.full_name if named is not None else "",
+            links[row.person_id].get(case.link_id or 0),
+        )
+    return found
+
+
+async def end_contested_link(
+    session: AsyncSession,
+    subject: Subject,
+    dispute_id: int,
+    *,
+    ends_on: date | None,
+    reason: str,
+) -> Dispute:
+    """The department ends the representation link a case is about
+    (``identity.end_representative``, the reviewer its registrar: the same rules, refusals and
+    notices) and closes the case with the reason as its finding, which the person reads. A
+    case it does not handle is ``UnknownDispute``; one about a read, ``NotALinkCase``."""
+    _require_department(subject)
+    row = await audit.dispute(session, dispute_id)
+    if row is None or row.person_id not in await _answers_for(session, subject, [row.person_id]):
+        raise errors.UnknownDispute(id=dispute_id)
+    link_id = _link_of(await audit.event(session, row.audit_event_id))
+    if link_id is None:
+        raise errors.NotALinkCase(id=dispute_id)
+    await identity.end_representative(session, subject, link_id, ends_on=ends_on, reason=reason)
+    return await close_dispute(session, subject, dispute_id, reason)

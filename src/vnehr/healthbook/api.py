@@ -270,6 +270,24 @@ async def dispute_access(
     return await access.dispute(session, subject, event_id, body.reason if body else None)
 
 
+@router.post(
+    "/representatives/{link_id}/contest",
+    status_code=201,
+    response_model=access.Dispute,
+    responses=error_responses(401, 403, 404, 422),
+)
+async def contest_representative(
+    session: WriteSession,
+    subject: CurrentSubject,
+    link_id: RowId,
+    body: DisputeBody | None = None,
+) -> access.Dispute:
+    """ "Not right? Tell the health department": open a case about one of my representation
+    links (``GET /api/v1/me/representatives``), or of a person I act for, in the department's
+    queue; the case already open about it is answered again. A link of anyone else: HB-0007."""
+    return await access.contest_link(session, subject, link_id, body.reason if body else None)
+
+
 department_router = APIRouter(prefix="/api/v1/access-disputes", tags=["health book"])
 
 

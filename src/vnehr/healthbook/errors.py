@@ -40,3 +40,18 @@ class FindingMissing(VnehrError):
 
     status_code = 422
     code = "HB-0006"
+
+
+class NotYourLink(NotInYourLog):
+    """A representation link that does not exist or is of someone the caller does not act
+    for, reported as wrong: refused as a read not in one's log is, the two not told apart."""
+
+    status_code = 404
+    code = "HB-0007"
+
+
+class NotALinkCase(VnehrError):
+    """Ending a link from a case about a read: only a case about a link ends one."""
+
+    status_code = 409
+    code = "HB-0008"

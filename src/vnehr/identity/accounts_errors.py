@@ -117,3 +117,50 @@ class EnrolmentNotTheRecord(VnehrError):
 
     status_code = 422
     code = "ID-0119"
+
+
+class UnknownLink(VnehrError):
+    """A representation link that does not exist, or that the caller may not see (the person
+    it represents lives outside their area): not told apart. Params: link."""
+
+    status_code = 404
+    code = "ID-0120"
+
+
+class EndInPast(VnehrError):
+    """A link ended from a day before today: reads made as its agent until now stay lawful, so
+    history is not rewritten. Params: ends_on, today."""
+
+    status_code = 422
+    code = "ID-0121"
+
+
+class AlreadyEnded(VnehrError):
+    """A link that already ends before the day given (by its end recorded, or at the person's
+    majority). Params: link, last_day (its last day in force)."""
+
+    status_code = 409
+    code = "ID-0122"
+
+
+class EndReasonInvalid(VnehrError):
+    """A link ended without a reason, or with one too long. Params: length, max_length."""
+
+    status_code = 422
+    code = "ID-0123"
+
+
+class NotRepresented(VnehrError):
+    """A person the caller does not represent today (as the health book refuses, HB-0002).
+    Params: personal_id."""
+
+    status_code = 403
+    code = "ID-0124"
+
+
+class OwnLink(VnehrError):
+    """A registrar ending a link in which they are the agent or the person represented:
+    another registrar does it. No params."""
+
+    status_code = 403
+    code = "ID-0125"

@@ -18,10 +18,12 @@ from vnehr.identity.schemas import (
     EnrolmentResult,
     GrantCreate,
     GrantOut,
+    LinkOut,
     Me,
     NewbornCreate,
     PersonOut,
     RepresentativeCreate,
+    RepresentativeEnd,
     RepresentativeOut,
     Represented,
     ResidenceUpdate,
@@ -154,6 +156,62 @@ async def add_representative(
         valid_to=body.valid_to,
     )
     return RepresentativeOut.model_validate(row)
+
+
+@router.post(
+    "/representatives/{link_id}/end",
+    response_model=LinkOut,
+    responses={**ERRORS, **error_responses(409)},
+)
+async def end_representative(
+    session: WriteSession, subject: CurrentSubject, link_id: RowId, body: RepresentativeEnd
+) -> LinkOut:
+    """End a parent's or guardian's representation from ``ends_on`` (today by default, never
+    before), with the reason: the ward office or department that may record the link (an
+    adult's guardian: the department only), never its agent or the person represented. A
+    link not begun by then is withdrawn. The person, those who still represent them and the
+    former agent are told. Answers the link as it is now; a link ending on that day already
+    is answered unchanged, one ending before it is refused (ID-0122)."""
+    row = await service.end_representative(
+        session, subject, link_id, ends_on=body.ends_on, reason=body.reason
+    )
+    [link] = [
+        x for x in await service.representation_links(session, row.subject_id) if x.id == row.id
+    ]
+    return LinkOut.model_validate(link)
+
+
+@router.get(
+    "/persons/{personal_id}/representatives", response_model=list[LinkOut], responses=ERRORS
+)
+async def person_representatives(
+    session: WriteSession, subject: CurrentSubject, personal_id: PersonalId
+) -> list[LinkOut]:
+    """Every representation link of a person (in force, to come, ended), newest first, for a
+    registrar whose area they live in (their ward's officer, their province's department). A
+    write session: the look-up is in the person's access log."""
+    return [
+        LinkOut.model_validate(x) for x in await service.person_links(session, subject, personal_id)
+    ]
+
+
+@router.get("/me/representatives", response_model=list[LinkOut], responses=ERRORS)
+async def my_representatives(
+    session: ReadSession,
+    subject: CurrentSubject,
+    personal_id: Annotated[
+        str | None,
+        Query(
+            pattern=r"^\d{12}$",
+            description="Personal ID of a child or ward you represent (default: yourself)",
+        ),
+    ] = None,
+) -> list[LinkOut]:
+    """Who acts, acted or will act for me (or for a person I represent today), newest first.
+    Needs VNeID identity at level 2, as the health book does (ID-0101)."""
+    return [
+        LinkOut.model_validate(x) for x in await service.my_links(session, subject, personal_id)
+    ]
 
 
 @router.post("/persons/newborns", response_model=PersonOut, status_code=201, responses=ERRORS)

@@ -90,7 +90,9 @@ class AccountEvent(Base):
 
 
 class Representative(Base):
-    """A parent or legal guardian acting for a child or a ward, for a period."""
+    """A parent or legal guardian acting for a child or a ward, for a period (``valid_to``: the
+    last day in force, inclusive). A link ended by a registrar keeps when, by whom and why
+    (``identity.end_representative``)."""
 
     __tablename__ = "representative"
     __table_args__ = (
@@ -106,6 +108,9 @@ class Representative(Base):
     valid_to: Mapped[date | None] = mapped_column(Date)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     created_by: Mapped[str] = mapped_column(String(60))
+    ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    ended_by: Mapped[str | None] = mapped_column(String(60))
+    end_reason: Mapped[str | None] = mapped_column(String(500))
 
 
 class RoleGrant(Base):

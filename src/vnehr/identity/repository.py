@@ -422,6 +422,30 @@ class IdentityRepository:
                 found.setdefault(row[1].id, (row[0], row[1]))
         return list(found.values())
 
+    async def links_of(self, subject_id: int) -> list[tuple[Representative, Person]]:
+        """Every link of ``subject_id``, in force or not, with its agent, newest recorded
+        first; an agent merged into another person since is left out, as ``representing`` and
+        ``representatives`` leave them out."""
+        rows = await self.session.execute(
+            select(Representative, Person)
+            .join(Person, Person.id == Representative.agent_id)
+            .where(Representative.subject_id == subject_id, Person.merged_into_id.is_(None))
+            .order_by(Representative.created_at.desc(), Representative.id.desc())
+        )
+        return [(row[0], row[1]) for row in rows]
+
+    async def link_to_change(self, link_id: int) -> Representative | None:
+        """The link, whose row this transaction then holds (PostgreSQL; SQLite's writers take
+        turns anyway): two ends of it sent at once take turns, the second finding what the
+        first wrote."""
+        stmt = (
+            select(Representative)
+            .where(Representative.id == link_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+        return (await self.session.scalars(stmt)).first()
+
     async def move_subject_links(self, old_id: int, new_id: int) -> None:
         """After a merge, links that pointed at the provisional person point at the real one;
         an agent who already represents the real person is not linked twice."""

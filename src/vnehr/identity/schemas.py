@@ -134,6 +134,43 @@ class RepresentativeOut(BaseModel):
     valid_to: date | None
 
 
+class RepresentativeEnd(BaseModel):
+    """How a representation link ends (``POST /representatives/{link_id}/end``)."""
+
+    ends_on: date | None = Field(
+        default=None,
+        description="The first day the representative no longer acts: today (the default) or "
+        "later, never before today. A link not begun by then is withdrawn.",
+    )
+    reason: str = Field(
+        max_length=2000,
+        description="Why it ends (a court's decision, a wrong record): 1 to 500 characters, "
+        "spaces around not counted (ID-0123 otherwise).",
+        examples=["Quyết định số 12/2026/QĐ-TA của Tòa án nhân dân quận Hoàn Kiếm"],
+    )
+
+
+class LinkOut(BaseModel):
+    """A representation link and what it is today."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    agent_name: str
+    agent_personal_id: str | None
+    relation: Literal["parent", "guardian"]
+    valid_from: date
+    valid_to: date | None = Field(description="The last day in force, inclusive; None: open")
+    recorded_at: datetime
+    state: Literal["in_force", "not_yet", "ended", "of_age", "withdrawn"] = Field(
+        description="in_force: represents today; not_yet: begins later; ended: its period is "
+        "over; of_age: a parent's (or a guardianship begun in childhood) that stopped at the "
+        "person's majority; withdrawn: ended before it began"
+    )
+    ended_at: datetime | None = Field(description="When a registrar ended it")
+    end_reason: str | None
+
+
 class NewbornCreate(BaseModel):
     mother_personal_id: str = PersonalIdField
     birth_date: date

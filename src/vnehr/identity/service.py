@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from itertools import groupby
 from operator import itemgetter
 from typing import Any, Literal, NotRequired, TypedDict, Unpack
@@ -808,6 +808,302 @@ async def may_act_for(session: AsyncSession, subject: Subject, personal_id: str)
         return False  # never signed in: represents nobody
     represented = await IdentityRepository(session).representing(agent.id, today_in_vietnam())
     return any(p.personal_id == personal_id for _, p in represented)
+
+
+# ------------------------------------------------------------------ ending and listing links
+
+#: What a representation link is today (``Link.state``).
+LinkState = Literal["in_force", "not_yet", "ended", "of_age", "withdrawn"]
+#: The longest reason a link's end keeps (``Representative.end_reason``).
+END_REASON_CHARS = 500
+#: The audit action of a registrar's listing of a person's links (``audit.READS``: in their
+#: access log, naming the officer).
+LINKS_READ = "representatives.read"
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    """A representation link as the person, their representatives and a registrar read it
+    (``representation_links``): the agent by name and personal ID, the relation, the recorded
+    period (``valid_to``: its last day in force, inclusive; None: open-ended), when it was
+    recorded, and what it is today (``state``):
+
+    - ``in_force``: the agent represents the person today;
+    - ``not_yet``: it begins on a later day;
+    - ``ended``: its period is over;
+    - ``of_age``: a parent's, or a guardianship begun in childhood, that stopped at the
+      person's majority before its period ended (Civil Code 2015 Art. 136, 62);
+    - ``withdrawn``: ended before it began; it never took effect.
+
+    ``ended_at`` and ``end_reason``: when and why a registrar ended it
+    (``end_reason`` None otherwise). An end set for a later day leaves the link ``in_force``
+    until then, with ``valid_to`` already its last day."""
+
+    id: int
+    agent_id: int
+    agent_name: str
+    agent_personal_id: str | None
+    relation: str
+    valid_from: date
+    valid_to: date | None
+    recorded_at: datetime
+    state: LinkState
+    ended_at: datetime | None
+    end_reason: str | None
+
+
+def _last_day(link: Representative, adult: date | None) -> date | None:
+    """The last day ``link`` represents: the end of its period, or the day before the person's
+    majority when that stops it first (``represents``); None: no end known."""
+    last = link.valid_to
+    if adult is not None and not represents(link, adult, adult):
+        stop = adult - timedelta(days=1)
+        last = stop if last is None else min(last, stop)
+    return last
+
+
+def _link_state(link: Representative, adult: date | None, today: date) -> LinkState:
+    """``Link.state`` of ``link`` on ``today``, for a person of age from ``adult``."""
+    if link.valid_to is not None and link.valid_to < link.valid_from:
+        return "withdrawn"
+    if link.valid_from > today:
+        return "not_yet"
+    if link.valid_to is None or link.valid_to >= today:
+        return "in_force" if represents(link, adult, today) else "of_age"
+    majority_first = (
+        adult is not None and adult <= link.valid_to and not represents(link, adult, adult)
+    )
+    return "of_age" if majority_first else "ended"
+
+
+async def representation_links(session: AsyncSession, person_id: int) -> list[Link]:
+    """Every representation link of the person (who acts, acted or will act for them), newest
+    recorded first, each with what it is today (``Link``); agents merged into another person
+    since are left out. Checks no caller: whoever shows them checks first (``person_links``
+    for a registrar, ``my_links`` for the person and their representatives)."""
+    repo = IdentityRepository(session)
+    person = await repo.person(person_id)
+    if person is None:
+        return []
+    adult, today = of_age(person), today_in_vietnam()
+    return [
+        Link(
+            id=link.id,
+            agent_id=agent.id,
+            agent_name=agent.full_name,
+            agent_personal_id=agent.personal_id,
+            relation=link.relation,
+            valid_from=link.valid_from,
+            valid_to=link.valid_to,
+            recorded_at=link.created_at,
+            state=_link_state(link, adult, today),
+            ended_at=link.ended_at,
+            end_reason=link.end_reason,
+        )
+        for link, agent in await repo.links_of(person.id)
+    ]
+
+
+async def person_links(session: AsyncSession, subject: Subject, personal_id: str) -> list[Link]:
+    """A person's representation links (``representation_links``) for a registrar whose area
+    they live in (the ward officer of their ward, the department of their province, a national
+    one: ``_may_register_for``), the registrar who may end them; anyone else ``Forbidden``. The
+    look-up is in the person's access log (``LINKS_READ``, naming the officer), as a
+    department's read of their cards is, a refused one too (D228)."""
+    _require_registrar(subject, "read representatives")
+    repo = IdentityRepository(session)
+    person = await repo.person_by_personal_id(personal_id)
+    if person is None:
+        raise errors.UnknownPerson(personal_id=personal_id)
+    # in the access log before the area check: the refusal tells that the person is on
+    # record, so the look-up stays there when refused (D228)
+    await repo.add(_person_event(subject, LINKS_READ, person))
+    if not await _may_register_for(session, subject, person):
+        raise Forbidden(action="read representatives")
+    return await representation_links(session, person.id)
+
+
+async def my_links(
+    session: AsyncSession, subject: Subject, personal_id: str | None = None
+) -> list[Link]:
+    """Who acts, acted or will act for the signed-in person (``representation_links``), or,
+    with ``personal_id``, for a person they represent today (``NotRepresented`` otherwise, as
+    the health book refuses a person one does not act for). A level-1 identity reads none,
+    as it reads no book (``LevelTooLow``). Not audited: one's own links, or those of the
+    person one acts for, which name their representatives, not their record."""
+    if subject.kind != "person":
+        raise Forbidden(action="read representatives as a system")
+    require_book_level(subject)
+    repo = IdentityRepository(session)
+    me = await _person_of(repo, subject)
+    if personal_id is None or personal_id == subject.id:
+        return await representation_links(session, me.id)
+    for _, represented in await repo.representing(me.id, today_in_vietnam()):
+        if represented.personal_id == personal_id:
+            return await representation_links(session, represented.id)
+    raise errors.NotRepresented(personal_id=personal_id)
+
+
+@dataclass(frozen=True, slots=True)
+class Ending:
+    """What ending a link will do (``check_end``): the link (its row held until the
+    transaction ends), the person it represents and its agent, the first day the agent no
+    longer acts, the link's last day in force from then (the day before it begins: it is
+    withdrawn), the reason as kept, and ``already``: it ends on that day already (the same
+    end sent again), so nothing is written."""
+
+    link: Representative
+    person: Person
+    agent: Person
+    ends_on: date
+    last_day: date
+    reason: str
+    already: bool
+
+
+async def check_end(
+    session: AsyncSession,
+    subject: Subject,
+    link_id: int,
+    *,
+    ends_on: date | None,
+    reason: str,
+) -> Ending:
+    """Every check ``end_representative`` makes, in its order, writing nothing: for a form
+    that asks before it ends a link (the ward office's page)."""
+    _require_registrar(subject, "end representatives")
+    said = reason.strip()
+    if not 1 <= len(said) <= END_REASON_CHARS:
+        raise errors.EndReasonInvalid(length=len(said), max_length=END_REASON_CHARS)
+    today = today_in_vietnam()
+    ends_on = ends_on or today
+    if ends_on < today:
+        raise errors.EndInPast(ends_on=ends_on.isoformat(), today=today.isoformat())
+    repo = IdentityRepository(session)
+    link = await repo.link_to_change(link_id)
+    target = await repo.person(link.subject_id) if link is not None else None
+    agent = await repo.person(link.agent_id) if link is not None else None
+    if (
+        link is None
+        or target is None
+        or agent is None
+        or agent.merged_into_id is not None
+        or not await _may_register_for(session, subject, target)
+    ):
+        raise errors.UnknownLink(link=link_id)
+    if subject.kind == "person" and subject.id in (agent.personal_id, target.personal_id):
+        raise errors.OwnLink()
+    adult = of_age(target)
+    if link.relation == "guardian" and adult is not None and link.valid_from >= adult:
+        province = await _residence_province(session, target)
+        if not (
+            subject.is_national_admin()
+            or (province is not None and subject.is_department_admin(province))
+        ):
+            raise errors.AdultGuardianByDepartment()
+    last_day = ends_on - timedelta(days=1)
+    if ends_on <= link.valid_from:
+        last_day = link.valid_from - timedelta(days=1)  # withdrawn: it never takes effect
+    ends_already = _last_day(link, adult)
+    if ends_already is not None and ends_already < last_day:
+        raise errors.AlreadyEnded(link=link_id, last_day=ends_already.isoformat())
+    return Ending(link, target, agent, ends_on, last_day, said, ends_already == last_day)
+
+
+async def end_representative(
+    session: AsyncSession,
+    subject: Subject,
+    link_id: int,
+    *,
+    ends_on: date | None,
+    reason: str,
+) -> Representative:
+    """End a representation link from ``ends_on``, the first day its agent no longer acts
+    (default today in Vietnam; never before today: what was read as its agent until now stays
+    lawful, ``EndInPast``), for ``reason`` (1 to ``END_REASON_CHARS`` characters once stripped,
+    stored; ``EndReasonInvalid`` otherwise).
+
+    Who may: whoever may record that link today (``add_representative``): a registrar whose
+    area the person lives in, and for a guardianship begun when the person was already of age
+    (a court's) only the department of their province or a national one
+    (``AdultGuardianByDepartment``); never the link's agent or the person represented
+    (``OwnLink``). Anyone who is no registrar: ``Forbidden``. A link that does not exist, or
+    of a person outside the caller's area: ``UnknownLink`` (the two are not told apart).
+
+    The period's last day becomes the day before ``ends_on``; a link not begun by then is
+    withdrawn (its last day the day before it begins: it never takes effect). A link that
+    already ends before that (by its period, or at the person's majority) is refused
+    (``AlreadyEnded``, naming its last day); one that ends on that very day already is
+    answered as it is, nothing written (the same form sent again); an earlier end than one
+    set before is taken. Writes the audit row ``representative.ended`` in the person's log,
+    and in the same transaction two events: ``representative.ended`` for the person and those
+    who still represent them (the former agent is told in their own notice), and
+    ``representative.released`` for the former agent, in their own inbox, since they no
+    longer read the person's."""
+    checked = await check_end(session, subject, link_id, ends_on=ends_on, reason=reason)
+    link, target, agent = checked.link, checked.person, checked.agent
+    if checked.already:
+        return link
+    ends_on, last_day, said = checked.ends_on, checked.last_day, checked.reason
+    repo = IdentityRepository(session)
+    was = link.valid_to
+    link.valid_to, link.ended_at, link.ended_by, link.end_reason = (
+        last_day,
+        utcnow(),
+        subject.label,
+        said,
+    )
+    await session.flush()
+    withdrawn = last_day < link.valid_from
+    await repo.add(
+        audit.audit_event(
+            actor=subject.label,
+            action="representative.ended",
+            object_type="representative",
+            object_id=str(link.id),
+            person_id=target.id,
+            detail={
+                "agent_id": agent.id,
+                "relation": link.relation,
+                "ends_on": ends_on.isoformat(),
+                "valid_to_before": was.isoformat() if was else None,
+                "withdrawn": withdrawn,
+            },
+        )
+    )
+    params = {
+        "relation": link.relation,
+        "valid_from": link.valid_from.isoformat(),
+        "ends_on": ends_on.isoformat(),
+        "withdrawn": withdrawn,
+        **await _registrar_office(session, subject, target, link.relation, link.valid_from),
+    }
+    await repo.add(
+        new_event(
+            "representative.ended",
+            f"person:{target.id}",
+            {
+                "person_id": target.id,
+                "representative_id": link.id,
+                # (while the end is to come, the agent still represents the person: told in
+                # their own notice below, not a second time about the person)
+                "told_apart": [agent.id],
+                "params": {**params, "agent": agent.full_name},
+            },
+        )
+    )
+    await repo.add(
+        new_event(
+            "representative.released",
+            f"person:{agent.id}",
+            {
+                "person_id": agent.id,
+                "representative_id": link.id,
+                "params": {**params, "person": target.full_name},
+            },
+        )
+    )
+    return link
 
 
 async def check_newborn(

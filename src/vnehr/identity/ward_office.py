@@ -21,15 +21,19 @@ from vnehr.identity.numbers import check_insurance_card
 from vnehr.identity.repository import IdentityRepository
 from vnehr.identity.service import (
     Holder,
+    Link,
     _may_register_for,
     _person_event,
     add_card,
     add_newborn,
     add_representative,
     assisted_open,
+    check_end,
+    end_representative,
     first_residence,
     keeps_ward_office,
     not_the_registrar,
+    person_links,
     refuses_link,
     set_residence,
 )
@@ -65,16 +69,18 @@ class Enrolment:
 class WardWork:
     """One thing an officer did at the ward office: a book opened or reopened for a citizen,
     a newborn's provisional record (``mother``: her name), a representative recorded for the
-    person (``agent``: their name, ``relation``), the person's residence recorded here, or an
-    insurance card added to their history (``card``: its number)."""
+    person (``agent``: their name, ``relation``) or ended (``ends_on``: the first day the agent
+    no longer acts), the person's residence recorded here, or an insurance card added to their
+    history (``card``: its number)."""
 
-    kind: Literal["opened", "reopened", "newborn", "representative", "residence", "card"]
+    kind: Literal["opened", "reopened", "newborn", "representative", "ended", "residence", "card"]
     at: datetime
     person: Holder
     mother: str | None = None
     agent: str | None = None
     relation: str | None = None
     card: str | None = None
+    ends_on: date | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +91,29 @@ class RepresentativeCheck:
 
     person: Holder
     agent: Holder
+    already: bool
+
+
+@dataclass(frozen=True, slots=True)
+class PersonLinks:
+    """A person's representation links as the office lists them to end one: the person as
+    recorded, and every link with what it is today (``Link``), newest first."""
+
+    person: Holder
+    links: tuple[Link, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class EndCheck:
+    """What ending a link will do: the person represented, the link as it is now, the first
+    day its agent no longer acts, ``withdrawn``: it had not begun by then (it never takes
+    effect), and ``already``: it ends so already, confirming writes nothing (a form sent
+    again)."""
+
+    person: Holder
+    link: Link
+    ends_on: date
+    withdrawn: bool
     already: bool
 
 
@@ -286,6 +315,60 @@ async def record_representative(
     return checked
 
 
+async def links_to_end(
+    session: AsyncSession, officer: Subject, *, ward_code: str, personal_id: str
+) -> PersonLinks:
+    """The person's representation links for the office's form that ends one: the office
+    (``keeps_ward_office``), then ``person_links`` (a registrar whose area the person lives
+    in; the look-up in the person's access log, ``LINKS_READ``), with the person as
+    recorded."""
+    await keeps_ward_office(session, officer, ward_code, "end representatives")
+    links = await person_links(session, officer, personal_id)
+    person = await IdentityRepository(session).person_by_personal_id(personal_id)
+    if person is None:  # (``person_links`` found them)
+        raise errors.UnknownPerson(personal_id=personal_id)
+    return PersonLinks(Holder.of(person), tuple(links))
+
+
+async def check_end_link(
+    session: AsyncSession,
+    officer: Subject,
+    listed: PersonLinks,
+    *,
+    link_id: int,
+    ends_on: date | None,
+    reason: str,
+) -> EndCheck:
+    """What ``end_representative`` checks before it writes (``check_end``), for a link of the
+    person ``listed`` (``links_to_end`` of the same request): a link of anyone else's is
+    ``UnknownLink``, as one that does not exist."""
+    link = next((x for x in listed.links if x.id == link_id), None)
+    if link is None:
+        raise errors.UnknownLink(link=link_id)
+    ending = await check_end(session, officer, link_id, ends_on=ends_on, reason=reason)
+    withdrawn = ending.last_day < link.valid_from
+    return EndCheck(listed.person, link, ending.ends_on, withdrawn, ending.already)
+
+
+async def end_link(
+    session: AsyncSession,
+    officer: Subject,
+    listed: PersonLinks,
+    *,
+    link_id: int,
+    ends_on: date | None,
+    reason: str,
+) -> EndCheck:
+    """``end_representative`` (the API's, the same rules and rows) after ``check_end_link``:
+    a link that ends on that day already is left as it is (``already``)."""
+    checked = await check_end_link(
+        session, officer, listed, link_id=link_id, ends_on=ends_on, reason=reason
+    )
+    if not checked.already:
+        await end_representative(session, officer, link_id, ends_on=ends_on, reason=reason)
+    return checked
+
+
 async def check_residence(
     session: AsyncSession,
     officer: Subject,
@@ -396,10 +479,10 @@ async def ward_work(
 ) -> list[WardWork]:
     """What ``subject`` did at ward ``ward_code``'s office lately, newest first: the books
     opened or reopened there, the newborns recorded whose mother lived there, and the
-    representatives, residences and insurance cards recorded for persons who live there (the
-    registrar's audit rows). Only for whoever may act at that office (``keeps_ward_office``).
-    A book found already open, or a form sent again that recorded nothing, left no row, and
-    is not listed."""
+    representatives recorded or ended, residences and insurance cards recorded for persons who
+    live there (the registrar's audit rows). Only for whoever may act at that office
+    (``keeps_ward_office``). A book found already open, or a form sent again that recorded
+    nothing, left no row, and is not listed."""
     await keeps_ward_office(session, subject, ward_code, "open the ward office page")
     repo = IdentityRepository(session)
     found = [
@@ -418,9 +501,10 @@ async def ward_work(
 async def _registrar_work(
     session: AsyncSession, repo: IdentityRepository, subject: Subject, ward_code: str, limit: int
 ) -> list[WardWork]:
-    """The representatives, residences and insurance cards ``subject`` recorded for persons
-    who live in ``ward_code`` now, newest first, from their audit rows (``card.added`` names
-    the card's row, ``representative.added`` the agent and the relation)."""
+    """The representatives, residences and insurance cards ``subject`` recorded, and the
+    representations they ended, for persons who live in ``ward_code`` now, newest first, from
+    their audit rows (``card.added`` names the card's row, ``representative.added`` and
+    ``representative.ended`` the agent and the relation, the latter the first day it ended)."""
     residents = repo.residents_query([ward_code])
     rows = await audit.registrar_acts(session, subject.label, residents, limit)
     agents = [int(r.detail["agent_id"]) for r in rows if r.detail and "agent_id" in r.detail]
@@ -440,6 +524,20 @@ async def _registrar_work(
             relation = str(detail.get("relation") or "")
             found.append(
                 WardWork("representative", row.at, Holder.of(person), agent=name, relation=relation)
+            )
+        elif row.action == "representative.ended":
+            detail = row.detail or {}
+            agent = people.get(int(detail.get("agent_id") or 0))
+            ends = str(detail.get("ends_on") or "")
+            found.append(
+                WardWork(
+                    "ended",
+                    row.at,
+                    Holder.of(person),
+                    agent=agent.full_name if agent is not None else None,
+                    relation=str(detail.get("relation") or ""),
+                    ends_on=date.fromisoformat(ends) if ends else None,
+                )
             )
         elif row.action == "card.added":
             card = cards.get(int(row.object_id)) if row.object_id.isdigit() else None

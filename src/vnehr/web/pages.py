@@ -555,6 +555,8 @@ async def portal(
     # a parent's include their children's, each named (as /api/v1/me/notifications does)
     messages: list[tuple[Any, dict[str, dict[str, str]]]] = []
     unread = 0
+    agents: list[dict[str, Any]] = []  # who acts for the viewer (none shown below level 2)
+    agents_of: dict[int, list[dict[str, Any]]] = {}  # and for each person they act for
     links: dict[int, str] = {}
     more_url = None
     if (who.assurance_level or 1) >= 2:
@@ -582,6 +584,7 @@ async def portal(
         )
         messages = list(zip(found.items, rendered, strict=True))
         unread = found.unread
+        agents, agents_of = await _representation_of(session, who, [p for _, p in represented])
     return _book_page(
         request,
         "portal.html",
@@ -590,6 +593,8 @@ async def portal(
         account=account,
         grants=grants,
         represented=represented,
+        agents=agents,
+        agents_of=agents_of,
         places=await _places_of(session, grants),
         csrf=csrf_token(_settings(request), request.state.session_data),
         level_message=texts("ID-0101", {"level": who.assurance_level or 1, "required": 2})
@@ -602,6 +607,42 @@ async def portal(
         more_url=more_url,
         older=cursor is not None,
     )
+
+
+#: Ended representation links a list on the portal shows, the newest recorded first.
+ENDED_LINKS_SHOWN = 10
+
+
+async def _representation_of(
+    session: AsyncSession, who: Subject, represented: list[Any]
+) -> tuple[list[dict[str, Any]], dict[int, list[dict[str, Any]]]]:
+    """Who acts for the viewer, and for each person they act for today (by the person's id),
+    as the portal lists them (``_links_shown``), each link with the case the viewer or another
+    representative opened about it (``contest_link``), if any."""
+    mine = await identity.my_links(session, who)
+    theirs = {p.id: await identity.representation_links(session, p.id) for p in represented}
+    every = {x.id for x in mine} | {x.id for links in theirs.values() for x in links}
+    cases = await healthbook.link_disputes(session, who, every)
+    return _links_shown(mine, cases), {i: _links_shown(x, cases) for i, x in theirs.items()}
+
+
+def _links_shown(
+    links: list[identity.Link], cases: dict[int, healthbook.Dispute | None]
+) -> list[dict[str, Any]]:
+    """A person's representation links as a list shows them: those in force or to come first,
+    then at most ``ENDED_LINKS_SHOWN`` ended ones (greyed), each with its case, and whether
+    one may be opened ("not right?" on a current link whose recording is on record)."""
+    current = [x for x in links if x.state in ("in_force", "not_yet")]
+    ended = [x for x in links if x.state not in ("in_force", "not_yet")][:ENDED_LINKS_SHOWN]
+    return [
+        {
+            "link": x,
+            "current": x in current,
+            "case": cases.get(x.id),
+            "contest": x in current and x.id in cases,
+        }
+        for x in current + ended
+    ]
 
 
 async def _message_links(
@@ -636,9 +677,13 @@ async def _message_links(
             links[m.id] = f"/portal/book/papers{book}"
         elif m.kind in ("viewed", "emergency", "emergency_unjustified"):
             links[m.id] = f"/portal/book/access-log{book}"
-        elif m.kind == "representative" and m.person_id != own:
-            # a representative (the new one too) is led to the book they now read; the
-            # person's own notice leads nowhere: no page lists one's representatives yet
+        elif m.kind in ("representative", "representative_ended") and m.person_id == own:
+            # the person's own notice of a link recorded or ended: to the links on this page
+            # ("Người đại diện cho bạn"), where a wrong one is reported
+            links[m.id] = "/portal#representatives"
+        elif m.kind in ("representative", "representative_ended"):
+            # a representative (the new one too) is led to the book they read; a former agent's
+            # own notice (``representative_released``) leads nowhere: that book is closed to them
             links[m.id] = f"/portal/book{book}"
     return links
 
@@ -681,6 +726,29 @@ async def portal_read_all(
     except VnehrError as exc:
         return _error_page(request, exc)
     return RedirectResponse("/portal", status_code=303)
+
+
+@router.post("/portal/representatives/{link_id}/contest")
+async def portal_contest_link(
+    request: Request,
+    session: WriteSession,
+    subject: OptionalSubject,
+    link_id: Annotated[int, UrlPath(ge=1, le=2**63 - 1)],
+    reason: Annotated[str, Form(max_length=1000)] = "",
+    csrf: Annotated[str, Form()] = "",
+) -> Response:
+    """ "Không đúng? Báo Sở Y tế" (not right?): tell the health department that a
+    representation link of the viewer's, or of a person they act for, is wrong (a case in its
+    review queue; the same form sent again, the same case); back to the link on the portal,
+    which says it was sent."""
+    who = _signed_in_form(request, subject, csrf)
+    if isinstance(who, Response):
+        return who
+    try:
+        await healthbook.contest_link(session, who, link_id, reason.strip() or None)
+    except VnehrError as exc:
+        return _error_page(request, exc)
+    return RedirectResponse(f"/portal?notice=contested#link-{link_id}", status_code=303)
 
 
 @router.post("/portal/account/{action}")
@@ -1742,11 +1810,29 @@ async def review_queues(
     """Emergency accesses to review (facility administrators: their facility's; the
     department: its province's), ``EMERGENCY_PAGE`` at a time, and, for the department, the
     citizens' "I don't recognise this" cases, ``DISPUTE_PAGE`` at a time (each cursor: where
-    that queue's page before ended; paging one keeps the other where it is)."""
+    that queue's page before ended; paging one keeps the other where it is). A case about a
+    representation link names it, with a form that ends it."""
     who = _signed_in(request, subject)
     if isinstance(who, RedirectResponse):
         return who
+    return await _review_page(request, session, who, status, cases_cursor, emergencies_cursor)
+
+
+async def _review_page(
+    request: Request,
+    session: AsyncSession,
+    who: Subject,
+    status: str,
+    cases_cursor: str | None,
+    emergencies_cursor: str | None,
+    *,
+    refused: dict[str, Any] | None = None,
+) -> Response:
+    """The page of ``review_queues``; ``refused``: a case's form the page refused (``case``:
+    its id, ``words``: the refusal, ``code``, ``form``: what was typed), shown again on that
+    case's row, in the refusal's status."""
     wanted = status if status in ("open", "reviewed", "all") else "open"
+    contested: dict[int, healthbook.ContestedLink] = {}
     cases: list[Any] = []
     more_cases_url = more_emergencies_url = None
     here = {"emergencies_cursor": emergencies_cursor, "cases_cursor": cases_cursor}
@@ -1777,8 +1863,11 @@ async def review_queues(
             cases = list(page.items)
             if page.next_cursor is not None:
                 more_cases_url = more("cases", page.next_cursor)
+            contested = await healthbook.contested_links(session, who, cases)
     except VnehrError as exc:
         return _error_page(request, exc)
+    if refused is not None:  # (its case beyond this page: said above the queue)
+        refused["on_row"] = any(c.id == refused["case"] for c in cases)
     # the clinician and the reviewer by name, as the reviewer knows them (not person:<ID>)
     labels = {e.clinician for e in emergencies} | {e.reviewed_by or "" for e in emergencies}
     ids = [label.split(":", 1)[1] for label in labels if label.startswith("person:")]
@@ -1786,6 +1875,8 @@ async def review_queues(
     return _book_page(
         request,
         "review.html",
+        refused["status"] if refused is not None else 200,
+        at="/review" if refused is not None else None,  # (not the form's address)
         subject=who,
         emergencies=emergencies,
         facility_names=await facilities.directory(session, {e.facility_code for e in emergencies}),
@@ -1793,6 +1884,8 @@ async def review_queues(
         more_emergencies_url=more_emergencies_url,
         cases=cases,
         more_cases_url=more_cases_url,
+        contested=contested,
+        refused=refused,
         status=wanted,
         csrf=csrf_token(_settings(request), request.state.session_data),
         reasons=sharing.REASONS,
@@ -1839,6 +1932,78 @@ async def review_dispute(
     except VnehrError as exc:
         return _error_page(request, exc)
     return RedirectResponse("/review?done=dispute", status_code=303)
+
+
+@router.post("/review/dispute/{dispute_id}/end-link")
+async def review_end_link(
+    request: Request,
+    session: WriteSession,
+    subject: OptionalSubject,
+    dispute_id: Annotated[int, UrlPath(ge=1, le=2**63 - 1)],
+    reason: Annotated[str, Form(max_length=1000)] = "",
+    ends_on: Annotated[str, Form(max_length=20)] = "",
+    csrf: Annotated[str, Form()] = "",
+) -> Response:
+    """End the representation link a citizen's case is about, from ``ends_on`` (today when
+    blank; dd/mm/yyyy or the date field's yyyy-mm-dd), for ``reason``, the reviewer its
+    registrar (their department grant: the people of their province), and close the case
+    with the reason as its finding. A refusal (a day before today, no reason, a link ended
+    already, a case about a read) is said on the case's row, what was typed kept, nothing
+    changed; a case the department does not handle, the error page."""
+    who = _signed_in_form(request, subject, csrf)
+    if isinstance(who, Response):
+        return who
+    typed = {"reason": reason, "ends_on": ends_on}
+    try:
+        day = _typed_day(ends_on)
+        async with session.begin_nested():  # (a refusal shown on the page undoes its part)
+            await healthbook.end_contested_link(
+                session, who, dispute_id, ends_on=day, reason=reason
+            )
+    except (healthbook.UnknownDispute, Forbidden) as exc:  # no row of this page to say it on
+        return _error_page(request, exc)
+    except VnehrError as exc:
+        refused = {"case": dispute_id, "status": exc.status_code, "form": typed}
+        refused |= {"code": exc.code, "words": _in_page_days(exc)}
+        return await _review_page(request, session, who, "open", None, None, refused=refused)
+    return RedirectResponse("/review?done=dispute", status_code=303)
+
+
+_ISO_DAY = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
+_PAGE_DAY = re.compile(r"(\d{1,2})/(\d{1,2})/(\d{4})")
+
+
+def _typed_day(typed: str) -> date | None:
+    """A day typed in a form: dd/mm/yyyy as the pages write dates, or yyyy-mm-dd as a date
+    field sends it; None when blank. Anything else is refused, naming the field."""
+    typed = typed.strip()
+    if not typed:
+        return None
+    iso, page = _ISO_DAY.fullmatch(typed), _PAGE_DAY.fullmatch(typed)
+    try:
+        if iso is not None:
+            return date(int(iso[1]), int(iso[2]), int(iso[3]))
+        if page is not None:
+            return date(int(page[3]), int(page[2]), int(page[1]))
+    except ValueError:
+        pass
+    raise RequestInvalid({"problems": [{"field": "ends_on"}]}, count=1)
+
+
+def _in_page_days(error: VnehrError) -> dict[str, str]:
+    """An error's message with its dates as the pages write them (dd/mm/yyyy), not the API's
+    (yyyy-mm-dd); a form's field refused, named by its label."""
+    if isinstance(error, RequestInvalid) and error.detail.get("problems"):
+        field = texts(f"web.field.{error.detail['problems'][0]['field']}")
+        return texts("web.problem.format", {"field": field})
+    said: dict[str, str] = {}
+    for lang in LANGUAGES:
+        params = {
+            name: _ISO_DAY.sub(r"\3/\2/\1", value) if isinstance(value, str) else value
+            for name, value in error.shown(lang).items()
+        }
+        said[lang] = text(error.code, lang, params)
+    return said
 
 
 # ------------------------------------------------------------------ the citizen's sharing

@@ -1,9 +1,10 @@
 """The ward office's page (``/ward``): a ward officer opens the health book of a citizen who
 cannot sign in to VNeID themselves, makes a newborn's provisional record, records a person's
-representative (a parent, a guardian), where a person lives and an insurance card, from forms
-that check first, ask before what the officer cannot undo, come back as typed when refused, and
-say what happened in words; below, what the officer did there lately. The same rules and rows
-as the API's ``POST /api/v1/enrolments``, ``/persons/newborns``, ``/representatives``,
+representative (a parent, a guardian) or ends one, records where a person lives and an
+insurance card, from forms that check first, ask before what the officer cannot undo, come back
+as typed when refused, and say what happened in words; below, what the officer did there
+lately. The same rules and rows as the API's ``POST /api/v1/enrolments``,
+``/persons/newborns``, ``/representatives``, ``/representatives/{id}/end``,
 ``PUT /persons/{id}/residence`` and ``POST /persons/{id}/cards`` (the identity context's)."""
 
 from __future__ import annotations
@@ -45,6 +46,9 @@ RESULT_MAX_AGE = 3600
 _DAY = re.compile(r"\s*(\d{1,2})\s*/\s*(\d{1,2})\s*/\s*(\d{4})\s*")
 _TWELVE = re.compile(r"\d{12}")
 Step = Literal["check", "confirm", "edit"]
+#: The end form's steps: ``check`` lists the person's links, ``pick`` asks about the one chosen
+EndStep = Literal["check", "pick", "confirm", "edit"]
+_LINK_ID = re.compile(r"\d{1,12}")
 
 #: The field a refusal is about, by its code, to show it beside that field.
 _ENROL_FIELDS = {
@@ -70,6 +74,17 @@ _REGISTRY_FIELDS: dict[str, tuple[str, str | None]] = {
     "AUTH-0002": ("personal_id", "web.ward.lives_elsewhere"),  # D24: not in the officer's area
     **{f"ID-00{n:02d}": ("card_number", None) for n in range(7, 12)},
 }
+#: The end form's refusals of a link, a day or a reason, as ``_REGISTRY_FIELDS``.
+_END_FIELDS: dict[str, tuple[str, str | None]] = {
+    "ID-0117": ("link", "web.ward.end_link.adult_guardian"),  # the department's, as to record
+    "ID-0120": ("link", None),
+    "ID-0121": ("ends_on", None),
+    "ID-0122": ("link", None),
+    "ID-0123": ("reason", None),
+    "ID-0125": ("link", None),  # the officer's own representative, or represented
+}
+#: The links the end form offers: those in force or not yet begun.
+_ENDABLE = ("in_force", "not_yet")
 _LABELS = {
     "personal_id": "web.ward.personal_id",
     "full_name": "web.ward.full_name",
@@ -84,6 +99,9 @@ _LABELS = {
     "valid_to": "web.ward.valid_to",
     "card_number": "web.ward.card.number",
     "registered_facility": "web.ward.card.facility",
+    "link": "web.ward.end_link.link",
+    "ends_on": "web.ward.end_link.ends_on",
+    "reason": "web.ward.end_link.reason",
 }
 _FACILITY = re.compile(r"\d{5}")
 
@@ -195,6 +213,19 @@ def _top_words(refused: VnehrError, problems: dict[str, dict[str, str]] | None) 
     return {lang: " ".join(p[lang] for p in problems.values()) for lang in LANGUAGES}
 
 
+def _refusal(
+    form: str | None, refused: VnehrError | None, problems: dict[str, dict[str, str]] | None
+) -> dict[str, Any]:
+    """What a page of the office says of a refused form (``_ward_macros.html``): the box at
+    the top, which form, and the words beside each field."""
+    return {
+        "refused": refused,
+        "refused_words": _top_words(refused, problems) if refused is not None else None,
+        "refused_form": form if refused is not None else None,
+        "problems": problems or {},
+    }
+
+
 def _not_an_officer() -> dict[str, str]:
     return texts("web.ward.not_an_officer")
 
@@ -228,8 +259,8 @@ async def _ward_page(
     typed: dict[str, str] | None = None,
 ) -> Response:
     """The office's page: its forms and what the officer did lately. A refused form (``form``:
-    "enrol", "newborn", "representative", "residence" or "card") comes back with what was
-    typed and each problem beside its field (``problems``), the refusal at the top."""
+    "enrol", "newborn", "representative", "end_link", "residence" or "card") comes back with
+    what was typed and each problem beside its field (``problems``), the refusal at the top."""
     mine = sorted({g.ward_code for g in who.grants_for("ward_officer") if g.ward_code} | {ward})
     names = await _ward_names(session, set(mine))
     recent = await identity.ward_work(session, who, ward)
@@ -238,6 +269,7 @@ async def _ward_page(
         "enrol": {},
         "newborn": {},
         "representative": {"valid_from": today},
+        "end_link": {},
         "residence": {},
         "card": {},
     }
@@ -254,11 +286,8 @@ async def _ward_page(
         wards=[(code, names.get(code, code)) for code in mine],
         recent=recent,
         csrf=csrf_token(_settings(request), request.state.session_data),
-        refused=refused,
-        refused_words=_top_words(refused, problems) if refused is not None else None,
-        refused_form=form if refused is not None else None,
-        problems=problems or {},
         forms=forms,
+        **_refusal(form, refused, problems),
     )
 
 
@@ -511,11 +540,15 @@ async def _confirm_page(
 
 
 def _registry_refusal(
-    exc: VnehrError, typed: dict[str, str], names: dict[str, str] | None = None
+    exc: VnehrError,
+    typed: dict[str, str],
+    names: dict[str, str] | None = None,
+    fields: dict[str, tuple[str, str | None]] = _REGISTRY_FIELDS,
 ) -> dict[str, dict[str, str]]:
     """A registry form's refusal beside its field, in the page's words where it has some: an
     unknown person beside the ID that named them, a person out of the officer's area (D24) in
-    words that say who does it; ``names``: wards by name, for a residence elsewhere."""
+    words that say who does it; ``names``: wards by name, for a residence elsewhere;
+    ``fields``: the form's own refusals by code, before ``_REGISTRY_FIELDS``."""
     if exc.code == "ID-0102":
         typed_id = exc.params.get("personal_id")
         field = "agent_personal_id" if typed_id == typed.get("agent_personal_id") else "personal_id"
@@ -524,7 +557,7 @@ def _registry_refusal(
         ward = str(exc.params["ward"])
         where = {"ward": names.get(ward, ward)}
         return {"personal_id": texts("web.ward.residence.elsewhere", where)}
-    found = _REGISTRY_FIELDS.get(exc.code)
+    found = fields.get(exc.code, _REGISTRY_FIELDS.get(exc.code))
     if found is None or found[0] not in typed:
         return {}
     field, words = found
@@ -625,6 +658,120 @@ async def ward_representative(
         "already": checked.already,
     }
     return _to_result(request, who, result)
+
+
+@router.post("/ward/end_link")
+async def ward_end_link(
+    request: Request,
+    session: WriteSession,
+    subject: OptionalSubject,
+    ward: Annotated[str, Form(max_length=5)] = "",
+    personal_id: Annotated[str, Form(max_length=40)] = "",
+    link: Annotated[str, Form(max_length=40)] = "",
+    ends_on: Annotated[str, Form(max_length=40)] = "",
+    reason: Annotated[str, Form(max_length=2000)] = "",
+    step: Annotated[EndStep, Form()] = "check",
+    csrf: Annotated[str, Form()] = "",
+) -> Response:
+    """End a parent's or guardian's representation of a person living in the office's area
+    (``identity.end_link``, as the API's ``/representatives/{id}/end``): ``check`` lists the
+    person's links (the look-up in their access log), ``pick`` takes the link chosen, the
+    first day its agent no longer acts and why, and asks, naming them; ``confirm`` does it
+    (the same end sent again ends nothing more), ``edit`` brings the list back as typed. A
+    refusal about the person comes back on the office's page, one about the link, the day or
+    the reason on the list (D193)."""
+    sender = await _officer_form(request, session, subject, csrf, ward)
+    if isinstance(sender, Response):
+        return sender
+    who, office = sender
+    typed = {
+        "personal_id": personal_id.strip(),
+        "link": link.strip(),
+        "ends_on": ends_on.strip(),
+        "reason": reason.strip(),
+    }
+    form = "end_link"
+    problems: dict[str, dict[str, str]] = {}
+    _typed_id(typed, "personal_id", problems, "represented_id")
+    if problems:
+        return await _refused(request, session, who, office, form, typed, problems)
+    try:
+        listed = await identity.links_to_end(
+            session, who, ward_code=office, personal_id=typed["personal_id"]
+        )
+    except VnehrError as exc:
+        shown = _registry_refusal(exc, typed)
+        return await _refused(request, session, who, office, form, typed, shown, exc)
+    if step == "check":
+        typed["ends_on"] = typed["ends_on"] or today_in_vietnam().strftime("%d/%m/%Y")
+    if step in ("check", "edit"):
+        return await _links_page(request, session, who, office, listed, typed)
+    if not _LINK_ID.fullmatch(typed["link"]):
+        problems["link"] = _field_problem("missing", "link")
+    day = _typed_day(typed, "ends_on", problems, required=False)
+    if problems:
+        return await _links_page(request, session, who, office, listed, typed, problems)
+    link_id, why = int(typed["link"]), typed["reason"]
+    try:
+        if step == "pick":
+            checked = await identity.check_end_link(
+                session, who, listed, link_id=link_id, ends_on=day, reason=why
+            )
+            typed["ends_on"] = checked.ends_on.strftime("%d/%m/%Y")  # (left empty: today)
+            return await _confirm_page(
+                request, session, who, office, form, typed, end=checked, already=checked.already
+            )
+        async with session.begin_nested():  # (a refusal shown on the page undoes its part)
+            checked = await identity.end_link(
+                session, who, listed, link_id=link_id, ends_on=day, reason=why
+            )
+    except VnehrError as exc:
+        shown = _registry_refusal(exc, typed, fields=_END_FIELDS)
+        return await _links_page(request, session, who, office, listed, typed, shown, exc)
+    result = {
+        "kind": form,
+        "ward": office,
+        "name": checked.person.full_name,
+        "agent": checked.link.agent_name,
+        "relation": checked.link.relation,
+        "ends_on": checked.ends_on.isoformat(),
+        "withdrawn": checked.withdrawn,
+        "already": checked.already,
+        "reason": typed["reason"],
+    }
+    return _to_result(request, who, result)
+
+
+async def _links_page(
+    request: Request,
+    session: AsyncSession,
+    who: Subject,
+    ward: str,
+    listed: identity.PersonLinks,
+    typed: dict[str, str],
+    problems: dict[str, dict[str, str]] | None = None,
+    refused: VnehrError | None = None,
+) -> Response:
+    """The person's links, those in force or to come offered to end, with the day and the
+    reason as typed; a refusal at the top and beside its field (without ``refused``: the
+    fields' own problems, ``RequestInvalid``)."""
+    if refused is None and problems:
+        refused = RequestInvalid(count=len(problems))
+    return _book_page(
+        request,
+        "ward_end_link.html",
+        refused.status_code if refused is not None else 200,
+        at=f"/ward?ward={ward}",
+        subject=who,
+        ward=ward,
+        ward_name=(await _ward_names(session, {ward})).get(ward, ward),
+        person=listed.person,
+        links=listed.links,
+        endable=_ENDABLE,
+        typed=typed,
+        csrf=csrf_token(_settings(request), request.state.session_data),
+        **_refusal("end_link", refused, problems),
+    )
 
 
 @router.post("/ward/residence")
