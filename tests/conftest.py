@@ -60,6 +60,11 @@ def postgres_url() -> Iterator[str]:
     """URL of a PostgreSQL database for this test session (created empty)."""
     given = os.environ.get("VNEHR_TEST_POSTGRES_URL")
     if given:
+        if os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") != "1":
+            raise RuntimeError(
+                "VNEHR_TEST_POSTGRES_URL names one database, which two test processes would"
+                " migrate at once: run `.venv/bin/pytest` (one process), not `make test`"
+            )
         yield given
         return
     with warnings.catch_warnings():

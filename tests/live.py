@@ -41,7 +41,7 @@ def demo_server(tmp_path_factory: pytest.TempPathFactory, *, keep_secret: bool) 
         stderr=subprocess.DEVNULL,
     )
     try:
-        wait_for_port(port, timeout=30)
+        wait_for_port(port, timeout=90)
         yield base
     finally:
         process.send_signal(signal.SIGINT)

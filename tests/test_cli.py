@@ -167,7 +167,7 @@ def test_make_run_path_serves_asthma_over_http(tmp_path: Path) -> None:
         stderr=subprocess.PIPE,
     )
     try:
-        wait_for_port(port, timeout=30)
+        wait_for_port(port, timeout=90)
         response = httpx.get(f"http://127.0.0.1:{port}/api/v1/catalogs/icd10/J45", timeout=10)
         assert response.status_code == 200
         assert response.json()["title_en"] == "Asthma"

@@ -49,7 +49,7 @@ def test_imported_visits_reach_the_simulated_portal(tmp_path: Path) -> None:
         stderr=subprocess.DEVNULL,
     )
     try:
-        wait_for_port(port, timeout=30)
+        wait_for_port(port, timeout=90)
         done = subprocess.run(
             [*vnehr, "import", str(tmp_path / "files")],
             env=env,

@@ -135,7 +135,7 @@ def test_thousands_of_visits_reach_the_portal_through_faults_and_a_killed_worker
         return len({str(r["ma_lk"]) for r in received() if r["ma_lk"] in ours})
 
     with process(["serve", "--port", str(simulator_port)], portal):
-        wait_for_port(simulator_port, timeout=30)
+        wait_for_port(simulator_port, timeout=90)
         faults = httpx.put(f"{sim}/_sim/faults", json={"error_rate": 0.3, "seed": 5}, timeout=10)
         assert faults.status_code == 200, faults.text
         run(["import", str(tmp_path / "first")], env)
