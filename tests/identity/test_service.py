@@ -573,7 +573,7 @@ async def test_a_clinician_registers_a_newborn_whom_the_mother_represents(
     assert child.created_by == f"person:{CUONG[0]}"
     assert child.residence_ward_code == HOAN_KIEM  # where the mother lives
     assert await represented_by(session, DUNG[0]) == [(child.id, None, "parent")]
-    looked, event = await session.scalars(select(AuditEvent).order_by(AuditEvent.id))
+    looked, event, recorded = await session.scalars(select(AuditEvent).order_by(AuditEvent.id))
     assert (event.action, event.person_id, event.detail) == (
         "newborn.added",
         child.id,
@@ -581,6 +581,15 @@ async def test_a_clinician_registers_a_newborn_whom_the_mother_represents(
     )
     # the child's name is the mother's: the look-up is in her access log
     assert (looked.action, looked.person_id) == ("newborn.mother_read", mother.id)
+    # the mother's link is recorded as any other (D245): a case can be about it
+    [(link, _)] = await service.representing(session, person(DUNG[0]))
+    assert (recorded.action, recorded.object_id, recorded.person_id, recorded.actor) == (
+        "representative.added",
+        str(link.id),
+        child.id,
+        f"person:{CUONG[0]}",
+    )
+    assert recorded.detail == {"agent_id": mother.id, "relation": "parent", "newborn": True}
 
 
 async def test_the_ward_officer_of_the_mothers_ward_may_register_a_newborn_others_not(

@@ -136,11 +136,11 @@ async def test_an_adult_reads_her_guardian_and_a_parent_who_else_acts_for_the_ch
     assert DUNG[0] not in mine
 
 
-async def test_a_mothers_link_made_with_her_newborn_is_listed_without_a_report_form(
+async def test_a_woman_named_as_a_newborns_mother_by_mistake_reports_it(
     client: httpx.AsyncClient, session: AsyncSession, settings: Settings
 ) -> None:
-    """Made with the newborn's provisional identity, the mother's link has no recording of
-    its own a case could be about: the form would only be refused."""
+    """The mother's link made with the newborn's provisional identity is recorded as any
+    other (D245): the woman named reports it, and the department ends it from the case."""
     await _resident(session, DUNG)
     child = await service.add_newborn(
         session, DEPARTMENT, mother_personal_id=DUNG[0], birth_date=TODAY - timedelta(days=3),
@@ -153,7 +153,26 @@ async def test_a_mothers_link_made_with_her_newborn_is_listed_without_a_report_f
     _, words = _link_item(theirs, link.id)
     assert "(bạn)" in words
     assert "đang có hiệu lực" in words
-    assert "Không đúng? Báo Sở Y tế" not in words
+    assert "Không đúng? Báo Sở Y tế" in words
+    sent = await _contest(client, link.id, "Tôi không sinh con ngày đó")
+    assert sent.status_code == 303, _shown(sent.text)[-600:]
+    assert await _cases(session) == 1
+
+    await sign_in_as(client, session, settings, CUONG, HANOI)
+    review = (await client.get("/review")).text
+    [case] = re.findall(r'<tr id="dispute-(\d+)"', review)
+    row = _shown(_part(review, f"dispute-{case}", "tr"))
+    for said in (child.full_name, DUNG[1], "cha/mẹ", "Tôi không sinh con ngày đó"):
+        assert said in row, said
+    done = await client.post(
+        f"/review/dispute/{case}/end-link",
+        data={"csrf": _csrf(review), "reason": "Cơ sở ghi nhầm số định danh của người mẹ"},
+    )
+    assert done.status_code == 303, _shown(done.text)[-600:]
+    [after] = await identity.representation_links(session, child.id)
+    assert after.state == "ended"
+    await sign_in_as(client, session, settings, DUNG)
+    assert child.full_name not in _shown((await client.get("/portal")).text)
 
 
 async def test_a_level_one_identity_reads_the_upgrade_text_instead(
@@ -166,10 +185,16 @@ async def test_a_level_one_identity_reads_the_upgrade_text_instead(
     page = (await client.get("/portal")).text
     mine = _shown(_part(page, "representatives"))
     assert "Người đại diện cho bạn" in mine
-    assert "cần mức 2" in mine
+    assert "Có người được ghi là đại diện cho bạn" in mine
+    assert "mức 2 mới xem được đó là ai" in mine
     assert HUNG[1] not in page
     assert f'id="link-{court}"' not in page
     error(await client.post(f"/api/v1/me/representatives/{court}/contest", json={}), 403, "ID-0101")
+    # someone nobody acts for (any more) reads no such heading at level 1
+    await service.end_representative(session, DEPARTMENT, court, ends_on=None, reason="Tòa án")
+    page = (await client.get("/portal")).text
+    assert _part(page, "representatives") == ""
+    assert "cần mức 2" in _shown(page)  # the book's upgrade text, as before
 
 
 async def test_the_other_parent_reports_a_link_the_department_of_the_province_sees_it(

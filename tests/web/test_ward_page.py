@@ -210,7 +210,9 @@ async def test_a_newborn_gets_a_provisional_record_linked_to_the_mother(
     ).one()
     assert (link.agent_id, link.relation) == (mother.id, "parent")
     recent = await client.get("/ward")
-    assert "Con của Nguyễn Thị Mai" in _shown(recent.text[recent.text.index('id="recent"') :])
+    work = _shown(recent.text[recent.text.index('id="recent"') :])
+    assert "Con của Nguyễn Thị Mai" in work
+    assert work.count("Con của Nguyễn Thị Mai") == 1  # once: the mother's link is its line's
 
     # a mother nobody knows: said beside her ID, as typed
     unknown = await _newborn(client, csrf, "check", mother_personal_id="001185099999")

@@ -112,7 +112,8 @@ class Dispute(BaseModel):
 
 
 #: The audit action of a representation link's recording (``identity.add_representative``,
-#: the link's id its object): a person who says the link is wrong opens a case about that row.
+#: and ``identity.add_newborn`` for the mother's link, D245; the link's id its object): a
+#: person who says the link is wrong opens a case about that row.
 LINK_RECORDED = "representative.added"
 
 
@@ -314,8 +315,8 @@ async def link_disputes(
 ) -> dict[int, Dispute | None]:
     """Of these representation links of the caller and of those they act for today (others
     left out), by link id, each one a case may be opened about (``contest_link``: its
-    recording is on record; not so a mother's link made with her newborn's provisional
-    identity), with the case opened about it, None while there is none."""
+    recording is on record, a mother's link made with her newborn's provisional identity too,
+    D245), with the case opened about it, None while there is none."""
     holders = [h.id for h in await identity.book_holders(session, subject)]
     rows = await audit.events_of_objects(
         session, holders, LINK_RECORDED, "representative", [str(i) for i in link_ids]

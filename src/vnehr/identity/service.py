@@ -944,6 +944,19 @@ async def my_links(
     raise errors.NotRepresented(personal_id=personal_id)
 
 
+async def has_representatives(session: AsyncSession, subject: Subject) -> bool:
+    """Whether someone acts or will act for the signed-in person (a link in force or to come).
+    It names nobody, so a level-1 identity is answered too: the portal says that someone does
+    and that level 2 shows who (``my_links``), and says nothing to those with no one."""
+    if subject.kind != "person":
+        return False
+    me = await IdentityRepository(session).person_by_personal_id(subject.id)
+    if me is None:
+        return False
+    links = await representation_links(session, me.id)
+    return any(link.state in ("in_force", "not_yet") for link in links)
+
+
 @dataclass(frozen=True, slots=True)
 class Ending:
     """What ending a link will do (``check_end``): the link (its row held until the
@@ -1188,18 +1201,29 @@ async def add_newborn(
         created_by=subject.label,
     )
     await repo.add(child)
+    link = Representative(
+        agent_id=mother.id,
+        subject_id=child.id,
+        relation="parent",
+        valid_from=birth_date,
+        valid_to=None,
+        created_at=utcnow(),
+        created_by=subject.label,
+    )
+    await repo.add(link)
+    await repo.add(_person_event(subject, "newborn.added", child, {"mother_id": mother.id}))
+    # the mother's link is recorded as any other (``add_representative``): a woman named by
+    # mistake reports it from her portal, a case about this row (D245)
     await repo.add(
-        Representative(
-            agent_id=mother.id,
-            subject_id=child.id,
-            relation="parent",
-            valid_from=birth_date,
-            valid_to=None,
-            created_at=utcnow(),
-            created_by=subject.label,
+        audit.audit_event(
+            actor=subject.label,
+            action="representative.added",
+            object_type="representative",
+            object_id=str(link.id),
+            person_id=child.id,
+            detail={"agent_id": mother.id, "relation": "parent", "newborn": True},
         )
     )
-    await repo.add(_person_event(subject, "newborn.added", child, {"mother_id": mother.id}))
     return child
 
 

@@ -517,6 +517,8 @@ async def _registrar_work(
         person = people.get(row.person_id or 0)
         if person is None:  # merged into another since
             continue
+        if row.action == "representative.added" and (row.detail or {}).get("newborn"):
+            continue  # the mother's link made with a newborn: the newborn's line says it
         if row.action == "representative.added":
             detail = row.detail or {}
             agent = people.get(int(detail.get("agent_id") or 0))

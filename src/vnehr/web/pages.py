@@ -585,6 +585,10 @@ async def portal(
         messages = list(zip(found.items, rendered, strict=True))
         unread = found.unread
         agents, agents_of = await _representation_of(session, who, [p for _, p in represented])
+    # below level 2 nobody is named: only that someone acts for them, if anyone does
+    represented_hidden = (who.assurance_level or 1) < 2 and await identity.has_representatives(
+        session, who
+    )
     return _book_page(
         request,
         "portal.html",
@@ -595,6 +599,7 @@ async def portal(
         represented=represented,
         agents=agents,
         agents_of=agents_of,
+        represented_hidden=represented_hidden,
         places=await _places_of(session, grants),
         csrf=csrf_token(_settings(request), request.state.session_data),
         level_message=texts("ID-0101", {"level": who.assurance_level or 1, "required": 2})
