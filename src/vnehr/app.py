@@ -286,6 +286,7 @@ def exchange_handlers(settings: Settings, http: httpx.AsyncClient) -> exchange.C
         "representative.released": {
             "inbox": exchange.event_notifier("representative_released", push)
         },
+        identity.DUE_TOPIC: {"inbox": exchange.scheduled_notifier(push)},
     }
 
 

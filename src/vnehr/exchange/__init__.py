@@ -17,6 +17,7 @@ from vnehr.exchange.notifications import (
     mark_all_read,
     mark_read,
     review_notifier,
+    scheduled_notifier,
     texts_of,
     visit_notifier,
 )
@@ -76,6 +77,7 @@ __all__ = [
     "review_notifier",
     "router",
     "run",
+    "scheduled_notifier",
     "taken_among",
     "texts_of",
     "visit_notifier",

@@ -68,6 +68,7 @@ KNOWN_CONSUMERS = frozenset(
         "inbox-representative-added",
         "inbox-representative-ended",
         "inbox-representative-released",
+        "inbox-representative-due",
     }
 )
 #: Known consumers a release stopped running (moved here from the wiring, kept in
@@ -276,9 +277,11 @@ async def relay_once(db: Database, js: JetStreamContext, limit: int = 500) -> in
     if STREAM in _full_since:
         limit = 1
     async with db.session() as session:
+        # (an event held until a later day, D247, waits in the outbox: JetStream has no
+        # delivery at a time of the sender's choosing)
         stmt = (
             select(OutboxEvent)
-            .where(OutboxEvent.status == "pending")
+            .where(OutboxEvent.status == "pending", OutboxEvent.next_attempt_at <= utcnow())
             .order_by(OutboxEvent.id)
             .limit(limit)
         )

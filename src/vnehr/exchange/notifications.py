@@ -338,6 +338,12 @@ async def _still_theirs(session: AsyncSession, event: OutboxEvent, notice: _Noti
         paper_id = event.payload.get("paper_id")
         paper = await papers.by_id(session, str(paper_id)) if paper_id else None
         return paper is None or paper.person_id == notice.person_id
+    if notice.kind in _ON_THE_DAY:
+        # told on the day a link begins or ends: not if it was withdrawn or ended otherwise
+        link, day = event.payload.get("representative_id"), event.payload.get("day")
+        return bool(link and day) and await identity.still_due(
+            session, int(str(link)), notice.kind, date.fromisoformat(str(day))
+        )
     return True
 
 
@@ -590,10 +596,18 @@ async def _shown(
     return found
 
 
+#: Kinds told on the day a representation recorded earlier begins or ends (D247), to the
+#: person and to the agent (``identity.DUE_KINDS``).
+_ON_THE_DAY = frozenset(kind for pair in identity.DUE_KINDS.values() for kind in pair)
 #: Kinds of notices about a representation: recorded (``representative``), ended, told to
 #: the person and their representatives (``representative_ended``) and to the former agent
-#: (``representative_released``).
-_REPRESENTATION = ("representative", "representative_ended", "representative_released")
+#: (``representative_released``), and those told on the day.
+_REPRESENTATION = (
+    "representative",
+    "representative_ended",
+    "representative_released",
+    *sorted(_ON_THE_DAY),
+)
 
 
 def _day(value: object) -> str:
@@ -636,6 +650,8 @@ def _representative_shown(places: catalogs.Snapshot, params: dict[str, Any]) -> 
         "period": texts(f"notify.representative.{period}", days),
         "office": said,
     }
+    if params.get("day"):
+        found["day"] = _day(params.get("day"))  # the day a notice told on that day tells of
     if params.get("ends_on"):
         # an end: from which day, or from the start for a link withdrawn before it began
         when = "withdrawn" if params.get("withdrawn") else "ends"
@@ -689,6 +705,21 @@ def event_notifier(kind: str, push: PushAdapter) -> Remote:
         if not person_id:
             return None
         return _Notice(int(person_id), kind, dict(event.payload.get("params") or {}))
+
+    return _notifier(push, notice_of)
+
+
+def scheduled_notifier(push: PushAdapter) -> Remote:
+    """representative.due -> the notice of the kind its payload names (``identity.DUE_KINDS``:
+    a link begins today, its end takes effect today), once per event and person, delivered
+    from the morning of that day (the event waits in the outbox until then) and only if it is
+    still so (``_still_theirs``)."""
+
+    def notice_of(event: OutboxEvent) -> _Notice | None:
+        person_id, kind = event.payload.get("person_id"), event.payload.get("kind")
+        if not person_id or kind not in _ON_THE_DAY:
+            return None
+        return _Notice(int(person_id), str(kind), dict(event.payload.get("params") or {}))
 
     return _notifier(push, notice_of)
 

@@ -21,6 +21,8 @@ from vnehr.identity.numbers import (
 )
 from vnehr.identity.oidc import OidcClient, PendingLogin
 from vnehr.identity.service import (
+    DUE_KINDS,
+    DUE_TOPIC,
     GRANT_PERSON_READ,
     FirstConfirmation,
     Holder,
@@ -69,6 +71,7 @@ from vnehr.identity.service import (
     staff_grant,
     staff_of,
     staff_search,
+    still_due,
 )
 from vnehr.identity.ward_office import (
     CardCheck,
@@ -94,6 +97,8 @@ from vnehr.identity.ward_office import (
 )
 
 __all__ = [
+    "DUE_KINDS",
+    "DUE_TOPIC",
     "GRANT_PERSON_READ",
     "PERSONAL_ID_PROVINCE_CODES",
     "BadGrant",
@@ -177,5 +182,6 @@ __all__ = [
     "staff_grant",
     "staff_of",
     "staff_search",
+    "still_due",
     "ward_work",
 ]

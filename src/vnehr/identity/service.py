@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from itertools import groupby
 from operator import itemgetter
 from typing import Any, Literal, NotRequired, TypedDict, Unpack
@@ -33,7 +33,7 @@ from vnehr.identity.repository import (
     represents,
 )
 from vnehr.kit.auth import Forbidden, Grant, Subject
-from vnehr.kit.clock import today_in_vietnam, utcnow
+from vnehr.kit.clock import VIETNAM, today_in_vietnam, utcnow
 from vnehr.kit.errors import VnehrError
 from vnehr.kit.outbox import new_event
 from vnehr.kit.paging import decode_cursor, encode_cursor
@@ -718,6 +718,10 @@ async def add_representative(
             {"person_id": target.id, "representative_id": row.id, "params": params},
         )
     )
+    if valid_from > today_in_vietnam():
+        # told again on its first day: the person that it begins, the agent that they act
+        for event in _on_the_day(row, "begins", valid_from, target, agent, params):
+            await repo.add(event)
     return row
 
 
@@ -1116,7 +1120,84 @@ async def end_representative(
             },
         )
     )
+    if ends_on > today_in_vietnam() and not withdrawn:
+        # told again on the day it takes effect: the person, and the agent that they no longer act
+        for event in _on_the_day(link, "ends", ends_on, target, agent, params):
+            await repo.add(event)
     return link
+
+
+#: The topic of the notices told on the day a representation recorded earlier begins or ends
+#: (D247): delivered from ``TOLD_AT`` that morning, Vietnam time, not before.
+DUE_TOPIC = "representative.due"
+TOLD_AT = time(7, 0)
+#: (what happens that day) -> (the kind told the person, the kind told the agent)
+DUE_KINDS: dict[str, tuple[str, str]] = {
+    "begins": ("representative_began", "representative_acting"),
+    "ends": ("representative_end_effective", "representative_release_effective"),
+}
+
+
+def _on_the_day(
+    link: Representative,
+    what: Literal["begins", "ends"],
+    day: date,
+    person: Person,
+    agent: Person,
+    params: dict[str, Any],
+) -> list[Any]:
+    """The two events told on ``day`` (from ``TOLD_AT``, Vietnam time) that ``link`` begins or
+    that its end takes effect: to the person (and those who represent them then; the agent is
+    told apart) and to the agent, about the person. Both are held in the outbox until then
+    (``next_attempt_at``) under the link's own ordering key, so nothing else waits for them;
+    each is checked when delivered (``still_due``): a link withdrawn or ended otherwise since
+    tells nothing that day."""
+    due = datetime.combine(day, TOLD_AT, tzinfo=VIETNAM).astimezone(UTC)
+    to_person, to_agent = DUE_KINDS[what]
+    said = {**params, "day": day.isoformat()}
+    events = [
+        new_event(
+            DUE_TOPIC,
+            f"representative:{link.id}",
+            {
+                "person_id": person.id,
+                "representative_id": link.id,
+                "kind": to_person,
+                "day": day.isoformat(),
+                "told_apart": [agent.id],
+                "params": {**said, "agent": agent.full_name},
+            },
+        ),
+        new_event(
+            DUE_TOPIC,
+            f"representative:{link.id}",
+            {
+                "person_id": agent.id,
+                "representative_id": link.id,
+                "kind": to_agent,
+                "day": day.isoformat(),
+                "params": {**said, "person": person.full_name},
+            },
+        ),
+    ]
+    for event in events:
+        event.next_attempt_at = due
+    return events
+
+
+async def still_due(session: AsyncSession, link_id: int, kind: str, day: date) -> bool:
+    """Whether a notice ``_on_the_day`` scheduled still tells the truth on its day: the link
+    begins on ``day`` and has not been withdrawn since (a begin), or its period still ends the
+    day before ``day`` (an end: not ended earlier since). A link gone (merged away) tells
+    nothing."""
+    link = await session.get(Representative, link_id)
+    if link is None:
+        return False
+    if kind in DUE_KINDS["begins"]:
+        return link.valid_from == day and (link.valid_to is None or link.valid_to >= day)
+    if kind in DUE_KINDS["ends"]:
+        return link.valid_to == day - timedelta(days=1)
+    return False
 
 
 async def check_newborn(

@@ -650,6 +650,19 @@ def _links_shown(
     ]
 
 
+#: Notices about who acts for the person they are about: a link recorded or ended, and the
+#: day one begins or its end takes effect (D247). The agent's own (``representative_released``,
+#: ``representative_acting``, ``representative_release_effective``) lead nowhere.
+_ABOUT_THE_LINKS = frozenset(
+    {
+        "representative",
+        "representative_ended",
+        "representative_began",
+        "representative_end_effective",
+    }
+)
+
+
 async def _message_links(
     request: Request,
     session: AsyncSession,
@@ -682,11 +695,11 @@ async def _message_links(
             links[m.id] = f"/portal/book/papers{book}"
         elif m.kind in ("viewed", "emergency", "emergency_unjustified"):
             links[m.id] = f"/portal/book/access-log{book}"
-        elif m.kind in ("representative", "representative_ended") and m.person_id == own:
+        elif m.kind in _ABOUT_THE_LINKS and m.person_id == own:
             # the person's own notice of a link recorded or ended: to the links on this page
             # ("Người đại diện cho bạn"), where a wrong one is reported
             links[m.id] = "/portal#representatives"
-        elif m.kind in ("representative", "representative_ended"):
+        elif m.kind in _ABOUT_THE_LINKS:
             # a representative (the new one too) is led to the book they read; a former agent's
             # own notice (``representative_released``) leads nowhere: that book is closed to them
             links[m.id] = f"/portal/book{book}"

@@ -1,0 +1,187 @@
+"""A representation recorded to begin on a later day, or an end set for a later day, is told
+again on that day (D247): the person (and those who represent them then) that it begins or
+that the end takes effect, the agent that they act, or no longer act, from today. The notices
+wait in the outbox until 07:00 of that day, Vietnam time, on either bus; one whose link was
+withdrawn or ended otherwise since tells nothing."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, time, timedelta
+from typing import Any
+
+import httpx
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tests.exchange.test_inbox import as_person
+from tests.exchange.test_push_recipients import FAST, push_service
+from tests.identity.test_api import AN, DUNG, HUNG
+from tests.identity.test_end_representative import DEPARTMENT, _family, _link, _resident
+from tests.identity.test_service import KHANG
+from vnehr import exchange, identity
+from vnehr.app import exchange_handlers
+from vnehr.identity import service
+from vnehr.kit.clock import VIETNAM, today_in_vietnam, utcnow
+from vnehr.kit.db import Database
+from vnehr.kit.outbox import OutboxEvent
+from vnehr.kit.settings import Settings
+
+TODAY = today_in_vietnam()
+DUE = identity.DUE_TOPIC
+KINDS = {kind for pair in identity.DUE_KINDS.values() for kind in pair}
+
+
+def _day(day: Any) -> str:
+    return day.strftime("%d/%m/%Y")
+
+
+async def _deliver(settings: Settings, db: Database) -> list[dict[str, Any]]:
+    """Run every topic's outbox through the app's own wiring, as a worker does today; what
+    the phones were told of the links' days."""
+    async with push_service(settings, db) as pushes:
+        wired = exchange_handlers(settings, pushes.http)
+        while await exchange.deliver_once(db, wired, FAST):
+            pass
+        return [p for p in await pushes.pushed() if p["kind"] in KINDS]
+
+
+async def _the_day_comes(db: Database) -> None:
+    """The morning of the day the notices wait for (their hour moved to now)."""
+    async with db.session() as session:
+        await session.execute(
+            update(OutboxEvent)
+            .where(OutboxEvent.topic == DUE, OutboxEvent.status == "pending")
+            .values(next_attempt_at=utcnow() - timedelta(seconds=1))
+        )
+
+
+async def _waiting(db: Database) -> list[OutboxEvent]:
+    async with db.session() as session:
+        found = select(OutboxEvent).where(OutboxEvent.topic == DUE).order_by(OutboxEvent.id)
+        return [e for e in await session.scalars(found) if e.status == "pending"]
+
+
+async def _inbox(client: httpx.AsyncClient, settings: Settings, personal_id: str) -> list[Any]:
+    saved = dict(client.cookies)
+    client.cookies.clear()
+    as_person(client, settings, personal_id)
+    answer = await client.get("/api/v1/me/notifications")
+    client.cookies.clear()
+    client.cookies.update(saved)
+    assert answer.status_code == 200, answer.text
+    return [m for m in answer.json()["items"] if m["kind"] in KINDS]
+
+
+def _morning(day: Any) -> datetime:
+    return datetime.combine(day, time(7), tzinfo=VIETNAM).astimezone(UTC)
+
+
+async def test_a_guardian_recorded_from_a_later_day_is_told_on_that_day(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings, db: Database
+) -> None:
+    await _family(session)
+    await _resident(session, HUNG)
+    begins = TODAY + timedelta(days=12)
+    await _link(session, HUNG, KHANG, "guardian", begins)
+    waiting = await _waiting(db)
+    assert [e.payload["kind"] for e in waiting] == ["representative_began", "representative_acting"]
+    assert {e.next_attempt_at for e in waiting} == {_morning(begins)}  # 07:00 that day, Hà Nội
+
+    # today: told that it was recorded (D238's notice), not that it began
+    assert await _deliver(settings, db) == []
+    assert len(await _waiting(db)) == 2
+    assert await _inbox(client, settings, KHANG[0]) == []
+
+    await _the_day_comes(db)
+    pushed = await _deliver(settings, db)
+    assert await _waiting(db) == []
+    assert sorted((p["personal_id"], p["kind"]) for p in pushed) == sorted(
+        [
+            (KHANG[0], "representative_began"),
+            (AN[0], "representative_began"),  # Khang's parents, about him
+            (DUNG[0], "representative_began"),
+            (HUNG[0], "representative_acting"),  # the guardian, in his own words
+        ]
+    )
+    [told] = await _inbox(client, settings, KHANG[0])
+    assert told["title"]["vi"] == f"Từ hôm nay {HUNG[1]} là người đại diện của bạn"
+    assert told["title"]["en"] == f"From today {HUNG[1]} acts for you"
+    for language in ("vi", "en"):
+        assert _day(begins) in told["body"][language]
+        assert "Hà Nội" in told["body"][language]  # the department that recorded it
+    assert "người giám hộ" in told["body"]["vi"]
+    mine = [
+        m for m in await _inbox(client, settings, HUNG[0]) if m["person"]["personal_id"] == HUNG[0]
+    ]
+    [acting] = mine
+    assert acting["title"]["vi"] == f"Từ hôm nay bạn là người đại diện của {KHANG[1]}"
+    assert "Sổ sức khỏe điện tử của " + KHANG[1] in acting["body"]["vi"]
+    [about] = [
+        m for m in await _inbox(client, settings, AN[0]) if m["person"]["personal_id"] == KHANG[0]
+    ]
+    assert about["title"]["vi"] == f"Từ hôm nay {HUNG[1]} là người đại diện của {KHANG[1]}"
+    words = str([(p["title"], p["body"]) for p in pushed])
+    assert KHANG[0] not in words  # a phone is told names, not IDs
+    assert HUNG[0] not in words
+
+    # delivered twice (a worker that died after pushing): nobody is told twice
+    async with db.session() as session_:
+        await session_.execute(
+            update(OutboxEvent).where(OutboxEvent.topic == DUE).values(status="pending")
+        )
+    assert await _deliver(settings, db) == []
+
+
+async def test_a_link_withdrawn_before_its_day_tells_nothing_that_day(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings, db: Database
+) -> None:
+    await _family(session)
+    await _resident(session, HUNG)
+    link = await _link(session, HUNG, KHANG, "guardian", TODAY + timedelta(days=3))
+    await service.end_representative(
+        session, DEPARTMENT, link, ends_on=None, reason="Ghi nhầm người giám hộ"
+    )  # withdrawn: it never takes effect
+    await _the_day_comes(db)
+    assert await _deliver(settings, db) == []
+    assert await _waiting(db) == []  # delivered: nobody to tell
+    assert await _inbox(client, settings, HUNG[0]) == []
+    assert await _inbox(client, settings, KHANG[0]) == []
+
+
+async def test_an_end_set_for_a_later_day_is_told_when_it_takes_effect(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings, db: Database
+) -> None:
+    an_link, dung_link = await _family(session)
+    ends = TODAY + timedelta(days=30)
+    await service.end_representative(
+        session, DEPARTMENT, an_link, ends_on=ends, reason="Tòa án hạn chế quyền của cha"
+    )
+    # the same for Dung, then an earlier end (today) replaces it: her day tells nothing
+    await service.end_representative(
+        session, DEPARTMENT, dung_link, ends_on=ends, reason="Tòa án hạn chế quyền của mẹ"
+    )
+    await service.end_representative(
+        session, DEPARTMENT, dung_link, ends_on=None, reason="Tòa án hạn chế quyền của mẹ"
+    )
+    waiting = await _waiting(db)
+    assert len(waiting) == 4
+    assert {e.next_attempt_at for e in waiting} == {_morning(ends)}
+    await _deliver(settings, db)  # today's notices of the ends
+    assert len(await _waiting(db)) == 4
+
+    await _the_day_comes(db)
+    pushed = await _deliver(settings, db)
+    assert sorted((p["personal_id"], p["kind"]) for p in pushed) == sorted(
+        [
+            (KHANG[0], "representative_end_effective"),
+            (AN[0], "representative_release_effective"),
+        ]
+    )
+    [told] = await _inbox(client, settings, KHANG[0])
+    assert told["title"]["vi"] == f"Từ hôm nay {AN[1]} không còn là người đại diện của bạn"
+    assert _day(ends) in told["body"]["vi"]
+    [released] = [
+        m for m in await _inbox(client, settings, AN[0]) if m["person"]["personal_id"] == AN[0]
+    ]
+    assert released["title"]["en"] == f"From today you no longer act for {KHANG[1]}"
+    assert await _inbox(client, settings, DUNG[0]) == []
