@@ -185,3 +185,37 @@ async def test_an_end_set_for_a_later_day_is_told_when_it_takes_effect(
     ]
     assert released["title"]["en"] == f"From today you no longer act for {KHANG[1]}"
     assert await _inbox(client, settings, DUNG[0]) == []
+
+
+async def test_the_metrics_count_a_held_notice_apart_and_not_as_late(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings, db: Database
+) -> None:
+    """An operator's alert on the outbox's lag must not fire for a notice held a month on
+    purpose; once its day has come, it is late from that morning."""
+    an_link, _ = await _family(session)
+    await service.end_representative(
+        session, DEPARTMENT, an_link, ends_on=TODAY + timedelta(days=30), reason="Tòa án"
+    )
+    await _deliver(settings, db)  # today's notices
+    async with db.session() as session_:  # as if written a week ago
+        await session_.execute(
+            update(OutboxEvent)
+            .where(OutboxEvent.topic == DUE)
+            .values(created_at=utcnow() - timedelta(days=7))
+        )
+    metrics = (await client.get("/metrics")).text
+    assert 'vnehr_outbox_events{status="held"} 2.0' in metrics
+    assert 'vnehr_outbox_events{status="pending"}' not in metrics
+    assert "vnehr_outbox_oldest_pending_seconds 0.0" in metrics
+
+    async with db.session() as session_:  # its morning came an hour ago
+        await session_.execute(
+            update(OutboxEvent)
+            .where(OutboxEvent.topic == DUE)
+            .values(next_attempt_at=utcnow() - timedelta(hours=1))
+        )
+    metrics = (await client.get("/metrics")).text
+    assert 'vnehr_outbox_events{status="pending"} 2.0' in metrics
+    assert 'status="held"' not in metrics
+    [lag] = [line for line in metrics.splitlines() if line.startswith("vnehr_outbox_oldest_")]
+    assert 3500 < float(lag.split()[-1]) < 3700  # an hour, not a week

@@ -7,7 +7,7 @@ from datetime import UTC
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from pydantic import BaseModel
-from sqlalchemy import func, select, text
+from sqlalchemy import and_, case, func, not_, select, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from vnehr import __version__
@@ -41,11 +41,26 @@ async def metrics(request: Request) -> Response:
         async with db.read_session() as session:
             now = utcnow()
             # pending and dead only: counting every event ever delivered read the whole
-            # table on each scrape (D80); the pending ones come from their partial index
+            # table on each scrape (D80); the pending ones come from their partial index.
+            # An event held until a later day (never tried, its time not come, D247) is
+            # "held", not late; one whose day came is late from that day, not from when it
+            # was written (as a replayed dead letter is from its replay).
+            held = and_(
+                OutboxEvent.status == "pending",
+                OutboxEvent.attempts == 0,
+                OutboxEvent.next_attempt_at > now,
+            )
+            since = case(
+                (OutboxEvent.attempts == 0, OutboxEvent.next_attempt_at),
+                else_=OutboxEvent.created_at,
+            )
             rows = await session.execute(
-                select(OutboxEvent.status, func.count(), func.min(OutboxEvent.created_at))
-                .where(OutboxEvent.status.in_(("pending", "dead")))
+                select(OutboxEvent.status, func.count(), func.min(since))
+                .where(OutboxEvent.status.in_(("pending", "dead")), not_(held))
                 .group_by(OutboxEvent.status)
+            )
+            waiting = await session.scalar(
+                select(func.count()).select_from(OutboxEvent).where(held)
             )
             OUTBOX_EVENTS.clear()
             OUTBOX_LAG.set(0)
@@ -53,7 +68,9 @@ async def metrics(request: Request) -> Response:
                 OUTBOX_EVENTS.labels(status).set(count)
                 if status == "pending" and oldest is not None:
                     moment = oldest if oldest.tzinfo else oldest.replace(tzinfo=UTC)
-                    OUTBOX_LAG.set((now - moment).total_seconds())
+                    OUTBOX_LAG.set(max(0.0, (now - moment).total_seconds()))
+            if waiting:
+                OUTBOX_EVENTS.labels("held").set(waiting)
     except (SQLAlchemyError, OSError):
         log.warning("metrics_without_database")
     return Response(render(), media_type="text/plain; version=0.0.4")
