@@ -45,12 +45,18 @@ async def _deliver(settings: Settings, db: Database) -> list[dict[str, Any]]:
         return [p for p in await pushes.pushed() if p["kind"] in KINDS]
 
 
-async def _the_day_comes(db: Database) -> None:
-    """The morning of the day the notices wait for (their hour moved to now)."""
+async def _the_day_comes(db: Database, day: Any = None) -> None:
+    """The morning of the day the notices wait for (their hour moved to now); ``day``: of
+    that day, those of later days still wait."""
+    until = _morning(day) if day is not None else datetime.max.replace(tzinfo=UTC)
     async with db.session() as session:
         await session.execute(
             update(OutboxEvent)
-            .where(OutboxEvent.topic == DUE, OutboxEvent.status == "pending")
+            .where(
+                OutboxEvent.topic == DUE,
+                OutboxEvent.status == "pending",
+                OutboxEvent.next_attempt_at <= until,
+            )
             .values(next_attempt_at=utcnow() - timedelta(seconds=1))
         )
 
@@ -219,3 +225,35 @@ async def test_the_metrics_count_a_held_notice_apart_and_not_as_late(
     assert 'status="held"' not in metrics
     [lag] = [line for line in metrics.splitlines() if line.startswith("vnehr_outbox_oldest_")]
     assert 3500 < float(lag.split()[-1]) < 3700  # an hour, not a week
+
+
+async def test_an_earlier_end_set_after_a_later_one_is_told_on_its_own_day(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings, db: Database
+) -> None:
+    """The later day's notices stay held for a month; the earlier day's do not wait for them."""
+    an_link, _ = await _family(session)
+    later, sooner = TODAY + timedelta(days=30), TODAY + timedelta(days=10)
+    for day in (later, sooner):
+        await service.end_representative(
+            session, DEPARTMENT, an_link, ends_on=day, reason="Tòa án hạn chế quyền của cha"
+        )
+    await _deliver(settings, db)
+    assert len(await _waiting(db)) == 4
+
+    await _the_day_comes(db, sooner)
+    pushed = await _deliver(settings, db)
+    assert sorted((p["personal_id"], p["kind"]) for p in pushed) == sorted(
+        [
+            (KHANG[0], "representative_end_effective"),
+            (DUNG[0], "representative_end_effective"),  # the other parent, about Khang
+            (AN[0], "representative_release_effective"),
+        ]
+    )
+    [told] = await _inbox(client, settings, KHANG[0])
+    assert _day(sooner) in told["body"]["vi"]
+    assert _day(later) not in told["body"]["vi"]
+    assert len(await _waiting(db)) == 2  # the later day's, which will tell nothing
+
+    await _the_day_comes(db)
+    assert await _deliver(settings, db) == []
+    assert await _waiting(db) == []

@@ -1149,16 +1149,19 @@ def _on_the_day(
     """The two events told on ``day`` (from ``TOLD_AT``, Vietnam time) that ``link`` begins or
     that its end takes effect: to the person (and those who represent them then; the agent is
     told apart) and to the agent, about the person. Both are held in the outbox until then
-    (``next_attempt_at``) under the link's own ordering key, so nothing else waits for them;
+    (``next_attempt_at``) under an ordering key of their own, so nothing else waits for them;
     each is checked when delivered (``still_due``): a link withdrawn or ended otherwise since
     tells nothing that day."""
     due = datetime.combine(day, TOLD_AT, tzinfo=VIETNAM).astimezone(UTC)
     to_person, to_agent = DUE_KINDS[what]
     said = {**params, "day": day.isoformat()}
+    # a key of their own: an end set for a later day and then for an earlier one leaves the
+    # first pair held in the outbox, which would otherwise hold the second back behind it
+    key = f"representative:{link.id}:{what}:{day.isoformat()}"
     events = [
         new_event(
             DUE_TOPIC,
-            f"representative:{link.id}",
+            key,
             {
                 "person_id": person.id,
                 "representative_id": link.id,
@@ -1170,7 +1173,7 @@ def _on_the_day(
         ),
         new_event(
             DUE_TOPIC,
-            f"representative:{link.id}",
+            key,
             {
                 "person_id": agent.id,
                 "representative_id": link.id,
