@@ -116,6 +116,10 @@ async def test_a_guardian_recorded_from_a_later_day_is_told_on_that_day(
         assert _day(begins) in told["body"][language]
         assert "Hà Nội" in told["body"][language]  # the department that recorded it
     assert "người giám hộ" in told["body"]["vi"]
+    as_person(client, settings, KHANG[0])  # on his portal it leads to who acts for him
+    portal = (await client.get("/portal")).text
+    client.cookies.clear()
+    assert f'<a href="/portal#representatives">{told["title"]["vi"]}</a>' in portal
     mine = [
         m for m in await _inbox(client, settings, HUNG[0]) if m["person"]["personal_id"] == HUNG[0]
     ]
