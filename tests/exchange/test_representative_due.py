@@ -23,7 +23,7 @@ from vnehr.app import exchange_handlers
 from vnehr.identity import service
 from vnehr.kit.clock import VIETNAM, today_in_vietnam, utcnow
 from vnehr.kit.db import Database
-from vnehr.kit.outbox import OutboxEvent
+from vnehr.kit.outbox import OutboxEvent, new_event
 from vnehr.kit.settings import Settings
 
 TODAY = today_in_vietnam()
@@ -57,7 +57,10 @@ async def _the_day_comes(db: Database, day: Any = None) -> None:
                 OutboxEvent.status == "pending",
                 OutboxEvent.next_attempt_at <= until,
             )
-            .values(next_attempt_at=utcnow() - timedelta(seconds=1))
+            .values(
+                next_attempt_at=utcnow() - timedelta(seconds=1),
+                created_at=utcnow() - timedelta(seconds=1),
+            )
         )
 
 
@@ -201,34 +204,51 @@ async def test_the_metrics_count_a_held_notice_apart_and_not_as_late(
     client: httpx.AsyncClient, session: AsyncSession, settings: Settings, db: Database
 ) -> None:
     """An operator's alert on the outbox's lag must not fire for a notice held a month on
-    purpose; once its day has come, it is late from that morning."""
+    purpose, nor ``vnehr outbox list`` call it a backlog; once its morning has come, it is late
+    from that morning. An event a round has claimed (its next try pushed a minute ahead) is
+    still pending, and late from when it was written."""
     an_link, _ = await _family(session)
     await service.end_representative(
         session, DEPARTMENT, an_link, ends_on=TODAY + timedelta(days=30), reason="Tòa án"
     )
     await _deliver(settings, db)  # today's notices
-    async with db.session() as session_:  # as if written a week ago
-        await session_.execute(
-            update(OutboxEvent)
-            .where(OutboxEvent.topic == DUE)
-            .values(created_at=utcnow() - timedelta(days=7))
-        )
     metrics = (await client.get("/metrics")).text
     assert 'vnehr_outbox_events{status="held"} 2.0' in metrics
     assert 'vnehr_outbox_events{status="pending"}' not in metrics
     assert "vnehr_outbox_oldest_pending_seconds 0.0" in metrics
+    async with db.read_session() as session_:
+        assert (await exchange.depth(session_)).get("held") == 2
+        assert "pending" not in await exchange.depth(session_)
 
-    async with db.session() as session_:  # its morning came an hour ago
+    # a round's claim on an event written ten minutes ago: pending, ten minutes late
+    claimed = new_event("visit.accepted", "01001/K1", {})
+    claimed.created_at = utcnow() - timedelta(minutes=10)
+    claimed.next_attempt_at = utcnow() + timedelta(seconds=60)
+    async with db.session() as session_:
+        session_.add(claimed)
+    metrics = (await client.get("/metrics")).text
+    assert 'vnehr_outbox_events{status="pending"} 1.0' in metrics
+    assert 'vnehr_outbox_events{status="held"} 2.0' in metrics
+    assert 590 < _lag(metrics) < 700
+    async with db.session() as session_:
+        await session_.delete(await session_.merge(claimed))
+
+    async with db.session() as session_:  # the notices' morning came an hour ago
+        hour_ago = utcnow() - timedelta(hours=1)
         await session_.execute(
             update(OutboxEvent)
             .where(OutboxEvent.topic == DUE)
-            .values(next_attempt_at=utcnow() - timedelta(hours=1))
+            .values(next_attempt_at=hour_ago, created_at=hour_ago)
         )
     metrics = (await client.get("/metrics")).text
     assert 'vnehr_outbox_events{status="pending"} 2.0' in metrics
     assert 'status="held"' not in metrics
-    [lag] = [line for line in metrics.splitlines() if line.startswith("vnehr_outbox_oldest_")]
-    assert 3500 < float(lag.split()[-1]) < 3700  # an hour, not a week
+    assert 3500 < _lag(metrics) < 3700  # an hour, not a month
+
+
+def _lag(metrics: str) -> float:
+    [line] = [x for x in metrics.splitlines() if x.startswith("vnehr_outbox_oldest_")]
+    return float(line.split()[-1])
 
 
 async def test_an_earlier_end_set_after_a_later_one_is_told_on_its_own_day(

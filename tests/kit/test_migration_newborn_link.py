@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, date, datetime
+from importlib import import_module
+from pathlib import Path
 
 from sqlalchemy import text
 
@@ -107,3 +109,23 @@ async def test_0034_records_a_newborns_mother_link_once_and_she_can_report_it(
         assert case.status == "open"
     finally:
         await db.dispose()
+
+
+async def test_0034_reads_the_audit_log_through_its_index_on_sqlite(tmp_path: Path) -> None:
+    """SQLite uses a partial index only when the query repeats its condition: without it
+    each link scanned the whole audit log (193 s for 2,000 links over 500,000 rows), inside the
+    upgrade's one transaction."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'plan.db'}"
+    await upgrade(url, "0033")
+    backfill = import_module("vnehr.migrations.versions.0034_newborn_link_recorded")
+    statement = backfill._BACKFILL.format(detail=backfill._DETAIL["sqlite"])
+    engine = create_engine(url)
+    try:
+        async with engine.connect() as connection:
+            plan = [
+                row[-1] for row in await connection.execute(text(f"EXPLAIN QUERY PLAN {statement}"))
+            ]
+    finally:
+        await engine.dispose()
+    assert "SEARCH a USING INDEX ix_audit_event_registrar (actor=?)" in plan, plan
+    assert "SCAN a" not in plan

@@ -265,6 +265,8 @@ def durables(consumers: Consumers) -> frozenset[str]:
     )
 
 
+#: topic -> the consumers this worker runs on it (``run`` fills it)
+_consumer_names: dict[str, frozenset[str]] = {}
 #: stream name -> when the relay found it full (said once per outage, D102)
 _full_since: dict[str, datetime] = {}
 
@@ -316,7 +318,10 @@ async def relay_once(db: Database, js: JetStreamContext, limit: int = 500) -> in
 
 
 async def _earlier_not_taken(session: AsyncSession, event: OutboxEvent, name: str) -> bool:
-    """Whether an earlier event of the same key has not been taken by consumer ``name``."""
+    """Whether an earlier event of the same key, of a topic consumer ``name`` reads, has not
+    been taken by it. Events of topics it does not read are none of its business: a person's
+    ``account.changed`` (the report's alone) never holds their inbox notices back, nor an
+    inbox notice the report's counters (before: until the other event was pruned, 30 days)."""
     earlier = aliased(OutboxEvent)
     taken = exists().where(
         and_(
@@ -325,11 +330,15 @@ async def _earlier_not_taken(session: AsyncSession, event: OutboxEvent, name: st
             DeliveryAttempt.outcome == "delivered",
         )
     )
-    found = await session.scalar(
+    stmt = (
         select(earlier.id)
         .where(earlier.key == event.key, earlier.id < event.id, earlier.status != "dead", ~taken)
         .limit(1)
     )
+    reads = sorted(topic for topic, names in _consumer_names.items() if name in names)
+    if reads:  # (known once the worker runs: ``run`` fills it from its consumers)
+        stmt = stmt.where(earlier.topic.in_(reads))
+    found = await session.scalar(stmt)
     return found is not None
 
 
@@ -390,9 +399,6 @@ async def handle_message(
     else:
         await msg.nak(delay=policy.delay(attempt_no, rng).total_seconds())
     return outcome
-
-
-_consumer_names: dict[str, frozenset[str]] = {}
 
 
 async def _finish_if_all_taken(db: Database, event_id: str) -> None:

@@ -39,7 +39,7 @@ from vnehr.kit.db import Database
 from vnehr.kit.logging import get_logger
 from vnehr.kit.metrics import DELIVERY_ATTEMPTS
 from vnehr.kit.outage import Outage, database_lost
-from vnehr.kit.outbox import OutboxEvent
+from vnehr.kit.outbox import OutboxEvent, held
 
 log = get_logger("vnehr.exchange")
 Handler = Callable[[AsyncSession, OutboxEvent], Awaitable[dict[str, Any] | None]]
@@ -774,7 +774,19 @@ async def replay(session: AsyncSession, event_ids: list[str] | None = None) -> i
 
 
 async def depth(session: AsyncSession) -> dict[str, int]:
+    """Events by status; those held for a moment not come yet (``kit.outbox.held_event``) as
+    ``held``, not ``pending``: they are not a backlog."""
     rows = await session.execute(
         select(OutboxEvent.status, func.count()).group_by(OutboxEvent.status)
     )
-    return {status: int(n) for status, n in rows}
+    found = {status: int(n) for status, n in rows}
+    kept = int(
+        await session.scalar(select(func.count()).select_from(OutboxEvent).where(held(utcnow())))
+        or 0
+    )
+    if kept:
+        found["held"] = kept
+        found["pending"] -= kept
+        if not found["pending"]:
+            del found["pending"]
+    return found

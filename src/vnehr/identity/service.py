@@ -35,7 +35,7 @@ from vnehr.identity.repository import (
 from vnehr.kit.auth import Forbidden, Grant, Subject
 from vnehr.kit.clock import VIETNAM, today_in_vietnam, utcnow
 from vnehr.kit.errors import VnehrError
-from vnehr.kit.outbox import new_event
+from vnehr.kit.outbox import OutboxEvent, held_event, new_event
 from vnehr.kit.paging import decode_cursor, encode_cursor
 from vnehr.kit.text import fold, fold_words
 
@@ -1145,11 +1145,11 @@ def _on_the_day(
     person: Person,
     agent: Person,
     params: dict[str, Any],
-) -> list[Any]:
+) -> list[OutboxEvent]:
     """The two events told on ``day`` (from ``TOLD_AT``, Vietnam time) that ``link`` begins or
     that its end takes effect: to the person (and those who represent them then; the agent is
     told apart) and to the agent, about the person. Both are held in the outbox until then
-    (``next_attempt_at``) under an ordering key of their own, so nothing else waits for them;
+    (``kit.outbox.held_event``) under an ordering key of their own, so nothing else waits for them;
     each is checked when delivered (``still_due``): a link withdrawn or ended otherwise since
     tells nothing that day."""
     due = datetime.combine(day, TOLD_AT, tzinfo=VIETNAM).astimezone(UTC)
@@ -1158,8 +1158,8 @@ def _on_the_day(
     # a key of their own: an end set for a later day and then for an earlier one leaves the
     # first pair held in the outbox, which would otherwise hold the second back behind it
     key = f"representative:{link.id}:{what}:{day.isoformat()}"
-    events = [
-        new_event(
+    return [
+        held_event(
             DUE_TOPIC,
             key,
             {
@@ -1170,8 +1170,9 @@ def _on_the_day(
                 "told_apart": [agent.id],
                 "params": {**said, "agent": agent.full_name},
             },
+            due,
         ),
-        new_event(
+        held_event(
             DUE_TOPIC,
             key,
             {
@@ -1181,11 +1182,9 @@ def _on_the_day(
                 "day": day.isoformat(),
                 "params": {**said, "person": person.full_name},
             },
+            due,
         ),
     ]
-    for event in events:
-        event.next_attempt_at = due
-    return events
 
 
 async def still_due(session: AsyncSession, link_id: int, kind: str, day: date) -> bool:

@@ -7,7 +7,7 @@ from datetime import UTC
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from pydantic import BaseModel
-from sqlalchemy import and_, case, func, not_, select, text
+from sqlalchemy import func, not_, select, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from vnehr import __version__
@@ -17,7 +17,7 @@ from vnehr.kit.http import database, error_responses
 from vnehr.kit.logging import get_logger
 from vnehr.kit.metrics import OUTBOX_EVENTS, OUTBOX_LAG, render
 from vnehr.kit.migrate import current_revisions, head_revisions, usable
-from vnehr.kit.outbox import OutboxEvent
+from vnehr.kit.outbox import OutboxEvent, held
 
 router = APIRouter(tags=["operations"])
 log = get_logger("vnehr.health")
@@ -42,25 +42,17 @@ async def metrics(request: Request) -> Response:
             now = utcnow()
             # pending and dead only: counting every event ever delivered read the whole
             # table on each scrape (D80); the pending ones come from their partial index.
-            # An event held until a later day (never tried, its time not come, D247) is
-            # "held", not late; one whose day came is late from that day, not from when it
-            # was written (as a replayed dead letter is from its replay).
-            held = and_(
-                OutboxEvent.status == "pending",
-                OutboxEvent.attempts == 0,
-                OutboxEvent.next_attempt_at > now,
-            )
-            since = case(
-                (OutboxEvent.attempts == 0, OutboxEvent.next_attempt_at),
-                else_=OutboxEvent.created_at,
-            )
+            # An event held until a later moment (a notice told on a later day, D247) is
+            # "held", not late; once its moment has come it is late from then (its
+            # ``created_at``), not from when it was written.
+            waiting = held(now)
             rows = await session.execute(
-                select(OutboxEvent.status, func.count(), func.min(since))
-                .where(OutboxEvent.status.in_(("pending", "dead")), not_(held))
+                select(OutboxEvent.status, func.count(), func.min(OutboxEvent.created_at))
+                .where(OutboxEvent.status.in_(("pending", "dead")), not_(waiting))
                 .group_by(OutboxEvent.status)
             )
-            waiting = await session.scalar(
-                select(func.count()).select_from(OutboxEvent).where(held)
+            kept = await session.scalar(
+                select(func.count()).select_from(OutboxEvent).where(waiting)
             )
             OUTBOX_EVENTS.clear()
             OUTBOX_LAG.set(0)
@@ -69,8 +61,8 @@ async def metrics(request: Request) -> Response:
                 if status == "pending" and oldest is not None:
                     moment = oldest if oldest.tzinfo else oldest.replace(tzinfo=UTC)
                     OUTBOX_LAG.set(max(0.0, (now - moment).total_seconds()))
-            if waiting:
-                OUTBOX_EVENTS.labels("held").set(waiting)
+            if kept:
+                OUTBOX_EVENTS.labels("held").set(kept)
     except (SQLAlchemyError, OSError):
         log.warning("metrics_without_database")
     return Response(render(), media_type="text/plain; version=0.0.4")

@@ -7,7 +7,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Index, Integer, String, text
+from sqlalchemy import ColumnElement, Index, Integer, String, and_, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -39,6 +39,8 @@ class OutboxEvent(Base):
     topic: Mapped[str] = mapped_column(String(100))
     key: Mapped[str] = mapped_column(String(200))  # ordering key (per recipient/visit)
     payload: Mapped[dict[str, Any]] = mapped_column(JSONDoc)
+    #: when it was written, or for an event held until a later moment (``held_event``) that
+    #: moment: the earliest it may go, from which its delivery is late
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     #: pending -> delivered, or pending -> dead after too many failed attempts (replayable)
@@ -63,6 +65,24 @@ def new_event(topic: str, key: str, payload: dict[str, Any], *, plain: bool = Fa
         "next_attempt_at": now,
     }
     return make_row(OutboxEvent, plain, **values)
+
+
+def held_event(topic: str, key: str, payload: dict[str, Any], until: datetime) -> OutboxEvent:
+    """An event to add in the caller's transaction that is delivered from ``until`` on, not
+    before (a notice told on a later day, D247): held in the outbox, on either bus, and
+    counted apart (``held``) until then."""
+    event = new_event(topic, key, payload)
+    event.created_at = event.next_attempt_at = until
+    return event
+
+
+def held(now: datetime) -> ColumnElement[bool]:
+    """Events held for a moment that has not come (``held_event``): pending, never tried."""
+    return and_(
+        OutboxEvent.status == "pending",
+        OutboxEvent.attempts == 0,
+        OutboxEvent.created_at > now,
+    )
 
 
 async def record_event(session: AsyncSession, topic: str, key: str, payload: dict[str, Any]) -> str:

@@ -7,7 +7,9 @@ time and the actor of the link's own recording (``created_at``, ``created_by``) 
 
 Which links: a parent link whose agent is the represented person's mother and whose recording
 has no row (looked up through ``ix_audit_event_registrar``, by the actor: the link's
-``created_by``). A run stopped half way is run again: it writes only what is still missing.
+``created_by``; the index's condition is repeated word for word, as SQLite uses a partial index
+only then: without it each link scanned the whole audit log, 193 s for 2,000 links over 500,000
+rows, against 0.03 s). A run stopped half way is run again: it writes only what is still missing.
 
 Down: the rows stay. They tell what happened; an audit log is not rewritten.
 
@@ -42,6 +44,8 @@ WHERE r.relation = 'parent' AND c.mother_id = r.agent_id
   AND NOT EXISTS (
     SELECT 1 FROM audit_event a
     WHERE a.actor = r.created_by AND a.action = 'representative.added'
+      AND a.action IN ('representative.added', 'card.added', 'person.residence_set',
+                       'representative.ended')
       AND a.object_type = 'representative' AND a.object_id = CAST(r.id AS VARCHAR(200)))
 ORDER BY r.id
 """
