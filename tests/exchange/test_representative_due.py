@@ -17,10 +17,23 @@ from tests.exchange.test_inbox import as_person
 from tests.exchange.test_push_recipients import FAST, push_service
 from tests.identity.test_api import AN, DUNG, HUNG
 from tests.identity.test_end_representative import DEPARTMENT, _family, _link, _resident
-from tests.identity.test_service import KHANG
+from tests.identity.test_service import (
+    CUONG,
+    HOAN_KIEM,
+    KHANG,
+    NEWBORN_DAY,
+    NEWBORN_ID,
+    enrol,
+    newborn,
+    person,
+    resident,
+    ward_officer,
+)
 from vnehr import exchange, identity
 from vnehr.app import exchange_handlers
+from vnehr.exchange.models import Notification
 from vnehr.identity import service
+from vnehr.identity.models import Representative
 from vnehr.kit.clock import VIETNAM, today_in_vietnam, utcnow
 from vnehr.kit.db import Database
 from vnehr.kit.outbox import OutboxEvent, new_event
@@ -281,3 +294,71 @@ async def test_an_earlier_end_set_after_a_later_one_is_told_on_its_own_day(
     await _the_day_comes(db)
     assert await _deliver(settings, db) == []
     assert await _waiting(db) == []
+
+
+async def test_a_newborn_merged_before_the_day_is_told_as_the_real_child(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings, db: Database
+) -> None:
+    """The father recorded for the provisional newborn from a later day; meanwhile the child
+    got a personal ID and was merged into the record the ward office had made. On the day,
+    the notice is the real child's, and the father reads the child's name as it is now."""
+    await resident(session, DUNG)
+    await _resident(session, HUNG)
+    child = await newborn(session)
+    begins = TODAY + timedelta(days=5)
+    await service.add_representative(
+        session, DEPARTMENT, agent_personal_id=HUNG[0], subject_person=child.id,
+        relation="parent", valid_from=begins, valid_to=None,
+    )  # fmt: skip
+    officer = person(CUONG[0], ward_officer(HOAN_KIEM))
+    real, _ = await enrol(
+        session, officer, (NEWBORN_ID, "Phạm Minh Quân", NEWBORN_DAY.isoformat(), "male")
+    )
+    await service.assign_personal_id(session, officer, child.id, NEWBORN_ID)
+    await _deliver(settings, db)
+
+    await _the_day_comes(db)
+    await _deliver(settings, db)
+    async with db.read_session() as session_:
+        told = {
+            (n.person_id, n.kind)
+            for n in await session_.scalars(
+                select(Notification).where(Notification.kind.in_(KINDS))
+            )
+        }
+    hung = await identity.person_id_of(session, HUNG[0])
+    assert told == {(real.id, "representative_began"), (hung, "representative_acting")}
+    [acting] = await _inbox(client, settings, HUNG[0])
+    assert acting["title"]["vi"] == "Từ hôm nay bạn là người đại diện của Phạm Minh Quân"
+
+
+async def test_a_notice_days_late_is_not_told(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings, db: Database
+) -> None:
+    """A worker stopped for days: "from today" would be untrue, and the day was told when the
+    end was recorded. A day late is still told."""
+    an_link, dung_link = await _family(session)
+    for link_id in (an_link, dung_link):
+        await service.end_representative(
+            session, DEPARTMENT, link_id, ends_on=TODAY + timedelta(days=3), reason="Tòa án"
+        )
+    await _deliver(settings, db)
+    # as if An's end took effect three days ago, Dung's yesterday, and nobody had delivered
+    # their notices since
+    days = {an_link: TODAY - timedelta(days=3), dung_link: TODAY - timedelta(days=1)}
+    async with db.session() as session_:
+        for link_id, day in days.items():
+            link = await session_.get(Representative, link_id)
+            assert link is not None
+            link.valid_to = day - timedelta(days=1)
+        for event in await session_.scalars(select(OutboxEvent).where(OutboxEvent.topic == DUE)):
+            day = days[event.payload["representative_id"]]
+            event.payload = {**event.payload, "day": day.isoformat()}
+    await _the_day_comes(db)
+    pushed = await _deliver(settings, db)
+    assert await _waiting(db) == []
+    assert sorted((p["personal_id"], p["kind"]) for p in pushed) == sorted(
+        [(KHANG[0], "representative_end_effective"), (DUNG[0], "representative_release_effective")]
+    )
+    [told] = await _inbox(client, settings, KHANG[0])
+    assert DUNG[1] in told["title"]["vi"]

@@ -388,11 +388,16 @@ async def test_the_person_and_their_representatives_read_the_links(
         (DUNG[1], "in_force"),
         (AN[1], "ended"),
     ]
-    # Dung reads them as his mother; An, who no longer represents him, is refused as the book
-    # refuses him
+    # by name: never the agents' personal IDs (a stranger recorded by mistake included)
+    assert [link["agent_personal_id"] for link in mine.json()] == [None, None]
+    assert DUNG[0] not in mine.text
+    assert AN[0] not in mine.text
+    # Dung reads them as his mother, her own link marked by her ID; An, who no longer
+    # represents him, is refused as the book refuses him
     await sign_in_as(client, session, settings, DUNG)
     hers = await client.get("/api/v1/me/representatives", params={"personal_id": KHANG[0]})
     assert [link["id"] for link in hers.json()] == [dung_link, an_link]
+    assert [link["agent_personal_id"] for link in hers.json()] == [DUNG[0], None]
     assert (await client.get("/api/v1/me/representatives")).json() == []
     await sign_in_as(client, session, settings, AN)
     refused = error(

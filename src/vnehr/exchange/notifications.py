@@ -338,12 +338,6 @@ async def _still_theirs(session: AsyncSession, event: OutboxEvent, notice: _Noti
         paper_id = event.payload.get("paper_id")
         paper = await papers.by_id(session, str(paper_id)) if paper_id else None
         return paper is None or paper.person_id == notice.person_id
-    if notice.kind in _ON_THE_DAY:
-        # told on the day a link begins or ends: not if it was withdrawn or ended otherwise
-        link, day = event.payload.get("representative_id"), event.payload.get("day")
-        return bool(link and day) and await identity.still_due(
-            session, int(str(link)), notice.kind, date.fromisoformat(str(day))
-        )
     return True
 
 
@@ -352,6 +346,23 @@ async def _judged(session: AsyncSession, event: OutboxEvent, notice: _Notice) ->
     tells of has left the person's book since."""
     if not await _still_theirs(session, event, notice):
         return None
+    if notice.kind in _ON_THE_DAY:
+        # told on the day a link begins or ends: not if it was withdrawn or ended otherwise
+        # since, nor days late; to whom the link names now (a newborn merged since: the child)
+        link, day = event.payload.get("representative_id"), event.payload.get("day")
+        if not link or not day:
+            return None
+        due = await identity.still_due(
+            session, int(str(link)), notice.kind, date.fromisoformat(str(day))
+        )
+        if due is None:
+            return None
+        said = {"agent": due.agent_name, "person": due.person_name}
+        notice = replace(
+            notice,
+            person_id=due.person_id,
+            params={**notice.params, **{k: v for k, v in said.items() if k in notice.params}},
+        )
     params = notice.params
     if notice.kind == "paper":
         # the visit the paper was issued with, if any ("" for none): the inbox judges the

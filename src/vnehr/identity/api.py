@@ -207,10 +207,15 @@ async def my_representatives(
         ),
     ] = None,
 ) -> list[LinkOut]:
-    """Who acts, acted or will act for me (or for a person I represent today), newest first.
-    Needs VNeID identity at level 2, as the health book does (ID-0101)."""
+    """Who acts, acted or will act for me (or for a person I represent today), newest first,
+    each agent by name: ``agent_personal_id`` is given only on the caller's own link (to mark
+    it "you"), never another's (D248). Needs VNeID identity at level 2, as the health book
+    does (ID-0101)."""
     return [
-        LinkOut.model_validate(x) for x in await service.my_links(session, subject, personal_id)
+        LinkOut.model_validate(x).model_copy(
+            update={"agent_personal_id": subject.id if x.agent_personal_id == subject.id else None}
+        )
+        for x in await service.my_links(session, subject, personal_id)
     ]
 
 

@@ -157,7 +157,10 @@ class LinkOut(BaseModel):
 
     id: int
     agent_name: str
-    agent_personal_id: str | None
+    agent_personal_id: str | None = Field(
+        description="To a registrar, the agent's personal ID; to the person and those who"
+        " represent them (/me/representatives), only on the caller's own link, else None"
+    )
     relation: Literal["parent", "guardian"]
     valid_from: date
     valid_to: date | None = Field(description="The last day in force, inclusive; None: open")

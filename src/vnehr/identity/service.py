@@ -1187,19 +1187,44 @@ def _on_the_day(
     ]
 
 
-async def still_due(session: AsyncSession, link_id: int, kind: str, day: date) -> bool:
-    """Whether a notice ``_on_the_day`` scheduled still tells the truth on its day: the link
-    begins on ``day`` and has not been withdrawn since (a begin), or its period still ends the
-    day before ``day`` (an end: not ended earlier since). A link gone (merged away) tells
-    nothing."""
+#: A notice told on the day that is late by more than this (a worker stopped for days, a dead
+#: letter replayed) is not told: "from today" would be untrue, and the day was told when the
+#: link or its end was recorded.
+DUE_LATE = timedelta(days=1)
+
+
+@dataclass(frozen=True, slots=True)
+class DueNotice:
+    """Whom a notice told on the day goes to as things are when it is delivered (a
+    provisional newborn merged into the real person since: the real person), with the names
+    it says."""
+
+    person_id: int
+    agent_name: str
+    person_name: str
+
+
+async def still_due(session: AsyncSession, link_id: int, kind: str, day: date) -> DueNotice | None:
+    """Whether a notice ``_on_the_day`` scheduled still tells the truth on its day, and whom
+    it goes to: the link begins on ``day`` and has not been withdrawn since (a begin), or its
+    period still ends the day before ``day`` (an end: not ended earlier since); it is not
+    more than ``DUE_LATE`` late. The person's notice goes to whom the link represents now, the
+    agent's to its agent. None: nobody is told."""
     link = await session.get(Representative, link_id)
-    if link is None:
-        return False
+    if link is None or today_in_vietnam() > day + DUE_LATE:
+        return None
     if kind in DUE_KINDS["begins"]:
-        return link.valid_from == day and (link.valid_to is None or link.valid_to >= day)
-    if kind in DUE_KINDS["ends"]:
-        return link.valid_to == day - timedelta(days=1)
-    return False
+        holds = link.valid_from == day and (link.valid_to is None or link.valid_to >= day)
+    elif kind in DUE_KINDS["ends"]:
+        holds = link.valid_to == day - timedelta(days=1)
+    else:
+        holds = False
+    repo = IdentityRepository(session)
+    person, agent = await repo.person(link.subject_id), await repo.person(link.agent_id)
+    if not holds or person is None or agent is None:
+        return None
+    to_agent = kind in (DUE_KINDS["begins"][1], DUE_KINDS["ends"][1])
+    return DueNotice((agent if to_agent else person).id, agent.full_name, person.full_name)
 
 
 async def check_newborn(
