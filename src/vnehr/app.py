@@ -263,7 +263,9 @@ def exchange_handlers(settings: Settings, http: httpx.AsyncClient) -> exchange.C
     report = reporting.consumers()
     target = settings.push_target
     push: exchange.PushAdapter = (
-        exchange.WebhookPush(http, target, settings.push_key) if target else exchange.LogPush()
+        exchange.WebhookPush(http, target, settings.push_key, settings.previous_push_keys)
+        if target
+        else exchange.LogPush()
     )
     return {
         "visit.accepted": {

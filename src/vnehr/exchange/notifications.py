@@ -102,12 +102,18 @@ class LogPush:
 
 class WebhookPush:
     """The app's push service over HTTP: ``POST {url}`` with the message as JSON, signed with
-    ``X-Vnehr-Signature: sha256=<HMAC-SHA256 of the body>``. A 4xx whose body names the
-    recipient as the reason raises ``PushRefused`` (given up for that person); anything else
-    that is not a 2xx raises, so the push is tried again (the inbox row stays meanwhile)."""
+    ``X-Vnehr-Signature: sha256=<HMAC-SHA256 of the body>``; while keys are rotated, one
+    signature per key, the current first, comma-separated (``sha256=<new>, sha256=<old>``:
+    the service accepts the message if one of them is made with its key). A 4xx whose body
+    names the recipient as the reason raises ``PushRefused`` (given up for that person);
+    anything else that is not a 2xx raises, so the push is tried again (the inbox row stays
+    meanwhile)."""
 
-    def __init__(self, http: httpx.AsyncClient, url: str, secret: str) -> None:
-        self.http, self.url, self.key = http, url, secret.encode()
+    def __init__(
+        self, http: httpx.AsyncClient, url: str, secret: str, previous: Sequence[str] = ()
+    ) -> None:
+        self.http, self.url = http, url
+        self.keys = [key.encode() for key in dict.fromkeys([secret, *previous])]
 
     async def push(self, message: PushMessage) -> None:
         body = orjson.dumps(
@@ -124,14 +130,13 @@ class WebhookPush:
                 "sent_at": utcnow().isoformat(),
             }
         )
-        signature = hmac.new(self.key, body, hashlib.sha256).hexdigest()
+        signatures = ", ".join(
+            f"sha256={hmac.new(key, body, hashlib.sha256).hexdigest()}" for key in self.keys
+        )
         answer = await self.http.post(
             self.url,
             content=body,
-            headers={
-                "Content-Type": "application/json",
-                "X-Vnehr-Signature": f"sha256={signature}",
-            },
+            headers={"Content-Type": "application/json", "X-Vnehr-Signature": signatures},
         )
         status = answer.status_code
         if _about_the_recipient(answer):

@@ -195,6 +195,11 @@ class Settings(EarlySettings):
     push_secret: SecretStr | None = Field(
         default=None, description="Key of the push signature; default: derived from the secret."
     )
+    previous_push_secrets: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list,
+        description="Earlier values of VNEHR_PUSH_SECRET, comma-separated: each push also "
+        "carries their signatures while the push service moves to the new key.",
+    )
     report_cost_per_record: int = Field(
         default=5000,
         ge=0,
@@ -261,7 +266,7 @@ class Settings(EarlySettings):
     )
     access_token_minutes: int = Field(default=10, ge=1, le=60)
 
-    @field_validator("previous_secret_keys", mode="before")
+    @field_validator("previous_secret_keys", "previous_push_secrets", mode="before")
     @classmethod
     def _comma_separated(cls, value: object) -> object:
         if isinstance(value, str):  # the environment's form: a secret holds no comma
@@ -380,8 +385,19 @@ class Settings(EarlySettings):
     def push_key(self) -> str:
         if self.push_secret is not None:
             return self.push_secret.get_secret_value()
-        return hmac.new(self.secret_key.get_secret_value().encode(), b"vnehr.push",
-                        hashlib.sha256).hexdigest()  # fmt: skip
+        return _push_key_of(self.secret_key.get_secret_value())
+
+    @property
+    def previous_push_keys(self) -> tuple[str, ...]:
+        """The keys a push is signed with besides ``push_key`` (a second signature each),
+        while the push service moves to the new key: ``VNEHR_PREVIOUS_PUSH_SECRETS``, and,
+        for a key derived from the secret, those derived from its previous values (so a
+        rotation of ``VNEHR_SECRET_KEY`` does not cut the pushes off)."""
+        given = [s.get_secret_value() for s in self.previous_push_secrets]
+        if self.push_secret is None:
+            given += [_push_key_of(old) for old in self.previous_secrets]
+        current = self.push_key
+        return tuple(key for key in dict.fromkeys(given) if key != current)
 
     @property
     def worker_inside_server(self) -> bool:
@@ -455,3 +471,8 @@ def intake_pure_python() -> bool:
 def get_settings() -> Settings:
     """The process-wide settings, read once."""
     return Settings()
+
+
+def _push_key_of(secret: str) -> str:
+    """The push signature's key derived from the service's secret."""
+    return hmac.new(secret.encode(), b"vnehr.push", hashlib.sha256).hexdigest()

@@ -257,7 +257,9 @@ def create_app(config: VneidConfig) -> FastAPI:
             return JSONResponse({"error": "refused"}, status_code=400)
         expected = "sha256=" + hmac.new(config.push_secret.encode(), raw,
                                         hashlib.sha256).hexdigest()  # fmt: skip
-        if not hmac.compare_digest(expected, request.headers.get("x-vnehr-signature", "")):
+        # one signature per key the sender holds while keys are rotated: one must be ours
+        given = request.headers.get("x-vnehr-signature", "").split(",")[:8]
+        if not any(hmac.compare_digest(expected, part.strip()) for part in given):
             return JSONResponse({"error": "bad signature"}, status_code=401)
         try:
             message = json.loads(raw)
