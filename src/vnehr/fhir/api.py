@@ -10,6 +10,7 @@ import json
 import re
 import uuid
 from collections.abc import Callable, Coroutine
+from datetime import datetime
 from decimal import Decimal
 from functools import partial
 from typing import Annotated, Any, cast
@@ -26,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from vnehr import audit, catalogs, papers, sharing, submissions
 from vnehr.fhir import capability, ips, mapping, store, write
 from vnehr.fhir.errors import BadBody, BadSearch, NameAPatient, UnsupportedType
-from vnehr.fhir.search import SUPPORTED, criteria, sort_key
+from vnehr.fhir.search import SUPPORTED, criteria, date_range, sort_key
 from vnehr.kit.auth import CurrentSubject
 from vnehr.kit.clock import utcnow
 from vnehr.kit.errors import BodyTooLarge, VnehrError
@@ -499,14 +500,40 @@ async def metadata(request: Request) -> Response:
 async def everything(
     request: Request, session: ReadSession, subject: CurrentSubject, patient_id: ResourceId
 ) -> Response:
-    """Every resource of one patient's record within the caller's reach (searchset)."""
-    scope = await store.scope_of(session, subject, base=_base(request))
-    pool = await store.patient_compartment(session, scope, patient_id)  # or 404
-    resources = store.everything_of(pool, patient_id)
+    """Every resource of one patient's record within the caller's reach (searchset);
+    ``_since``: those changed since (a visit not received since is not even mapped), with the
+    Patient and the registry's resources they point to; ``_type``: of these types only
+    (comma-separated, repeatable)."""
     query = list(request.query_params.multi_items())
+    since, types = _everything_filters(query)
+    scope = await store.scope_of(session, subject, base=_base(request))
+    maps = (lambda src: src.received_at >= since) if since is not None else None
+    pool = await store.patient_compartment(session, scope, patient_id, maps=maps)  # or 404
+    resources = store.everything_of(pool, patient_id, since=since, types=types)
     bundle = _page(request, resources, dict(query), count_only=_count_only(query, []))
     await _audit(request, scope, pool, resources, f"Patient/{patient_id}/$everything")
     return fhir_response(bundle)
+
+
+def _everything_filters(
+    query: list[tuple[str, str]],
+) -> tuple[datetime | None, frozenset[str] | None]:
+    """``$everything``'s ``_since`` (an instant; a date is its first moment, Vietnam time) and
+    ``_type`` (resource types this server holds; BadSearch for another)."""
+    since: datetime | None = None
+    types: set[str] | None = None
+    for key, value in query:
+        if key == "_since":
+            since = date_range(value)[0]
+        elif key == "_type":
+            named = {t.strip() for t in value.split(",") if t.strip()}
+            unknown = sorted(named - set(SUPPORTED))
+            if unknown:
+                raise BadSearch(
+                    reason=f"_type names a type this server does not hold: {unknown[0][:40]}"
+                )
+            types = (types or set()) | named
+    return since, frozenset(types) if types is not None else None
 
 
 @router.get("/Patient/{patient_id}/$summary", responses=_FHIR_RESPONSES)

@@ -232,9 +232,17 @@ def _cards(sources: Iterable[mapping.VisitSource]) -> dict[int, set[str]]:
     return cards
 
 
-async def compartment(session: AsyncSession, scope: Scope, person_ids: list[int]) -> Pool:
+async def compartment(
+    session: AsyncSession,
+    scope: Scope,
+    person_ids: list[int],
+    *,
+    maps: Callable[[mapping.VisitSource], bool] | None = None,
+) -> Pool:
     """Every resource of these persons' records that the scope reaches, with the registry
-    resources they point to."""
+    resources they point to; ``maps``: of the visits it reaches, those whose resources are
+    mapped (``$everything?_since=``: the visits not received since are left unmapped; what
+    the scope reaches, and what that decides of papers and the Patient, is judged on all)."""
     pool = Pool()
     if scope.is_citizen:
         person_ids = [p for p in person_ids if p in scope.holders]
@@ -245,6 +253,8 @@ async def compartment(session: AsyncSession, scope: Scope, person_ids: list[int]
     left_out = {(src.facility_code, src.visit_key) for src in visits if not scope.keeps(src)}
     titles = await catalogs.codebook(session)
     for src in sources:
+        if maps is not None and not maps(src):
+            continue
         for resource in mapping.visit_resources(src, titles):
             pool.add(resource)
     reached = {src.person_id for src in sources if src.person_id is not None}
@@ -643,23 +653,71 @@ async def read(session: AsyncSession, scope: Scope, type_: str, id_: str) -> tup
     return found, pool
 
 
-async def patient_compartment(session: AsyncSession, scope: Scope, patient_id: str) -> Pool:
+async def patient_compartment(
+    session: AsyncSession,
+    scope: Scope,
+    patient_id: str,
+    *,
+    maps: Callable[[mapping.VisitSource], bool] | None = None,
+) -> Pool:
     """One patient's compartment as the scope reaches it (``$everything``, ``$summary``), or
     ``UnknownResource`` when the scope does not reach the patient. Built once: the reach is
-    whether the Patient is in it (reading the Patient first built the whole of it twice)."""
+    whether the Patient is in it (reading the Patient first built the whole of it twice).
+    ``maps``: as ``compartment``."""
     person_id = number(patient_id)
-    pool = await compartment(session, scope, [person_id] if person_id is not None else [])
+    pool = await compartment(
+        session, scope, [person_id] if person_id is not None else [], maps=maps
+    )
     if pool.get("Patient", patient_id) is None:
         raise UnknownResource(type="Patient", id=patient_id)
     return pool
 
 
-def everything_of(pool: Pool, patient_id: str) -> list[Resource]:
+def everything_of(
+    pool: Pool,
+    patient_id: str,
+    *,
+    since: datetime | None = None,
+    types: Collection[str] | None = None,
+) -> list[Resource]:
     """A patient's compartment as ``$everything`` (and the book's data file) lists it: the
-    Patient first, then the rest in the order they were mapped."""
-    return [pool.get("Patient", patient_id) or {}] + [
-        r for (t, i), r in pool.resources.items() if not (t == "Patient" and i == patient_id)
-    ]
+    Patient first, then the rest in the order they were mapped. ``since``
+    (``$everything?_since=``): the resources changed at or after it (``meta.lastUpdated``),
+    the Patient always (what they are about), and the registry's resources they point to;
+    ``types`` (``_type``): of these types only."""
+    rest = [r for (t, i), r in pool.resources.items() if not (t == "Patient" and i == patient_id)]
+    if since is not None:
+        rest = [r for r in rest if r["resourceType"] in REGISTRY_TYPES or _changed(r, since)]
+        wanted = _referenced_by(rest, REGISTRY_TYPES)
+        rest = [
+            r
+            for r in rest
+            if r["resourceType"] not in REGISTRY_TYPES or r["id"] in wanted[r["resourceType"]]
+        ]
+    found = [pool.get("Patient", patient_id) or {}, *rest]
+    if types is not None:
+        found = [r for r in found if r.get("resourceType") in types]
+    return found
+
+
+def _changed(resource: Resource, since: datetime) -> bool:
+    """Whether ``resource`` was changed at or after ``since`` (one without a time: kept)."""
+    updated = (resource.get("meta") or {}).get("lastUpdated")
+    if not isinstance(updated, str):
+        return True
+    try:
+        return datetime.fromisoformat(updated.replace("Z", "+00:00")) >= since
+    except ValueError:
+        return True
+
+
+def _referenced_by(resources: list[Resource], types: tuple[str, ...]) -> dict[str, set[str]]:
+    """The ids of these types that ``resources`` point to, by type."""
+    pool = Pool()
+    for resource in resources:
+        if resource.get("resourceType") not in types:
+            pool.add(resource)
+    return _referenced(pool, types)
 
 
 async def _read_in_compartment(
