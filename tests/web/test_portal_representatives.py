@@ -390,3 +390,31 @@ async def test_only_a_case_about_a_link_of_the_province_ends_a_link(
     assert await identity.may_act_for(session, person(AN[0]), KHANG[0])
     queue = (await client.get("/api/v1/access-disputes")).json()["items"]
     assert {(d["link_id"], d["status"]) for d in queue} == {(an_link, "open"), (None, "open")}
+
+
+async def test_a_review_page_left_open_does_not_end_a_link_another_reviewer_kept(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    """Two reviewers have the case open; one closes it: the link is right. The other's end,
+    sent from the page still open, ends nothing and says why."""
+    an_link, _ = await _family(session)
+    await sign_in_as(client, session, settings, DUNG)
+    assert (await _contest(client, an_link)).status_code == 303
+    await sign_in_as(client, session, settings, CUONG, HANOI)
+    review = (await client.get("/review")).text
+    [case] = re.findall(r'<tr id="dispute-(\d+)"', review)
+    kept = "Đã xác minh: anh An đúng là cha, mối đại diện giữ nguyên"
+    closed = await client.post(
+        f"/review/dispute/{case}", data={"csrf": _csrf(review), "finding": kept}
+    )
+    assert closed.status_code == 303
+    stale = await client.post(
+        f"/review/dispute/{case}/end-link",
+        data={"csrf": _csrf(review), "reason": "Ghi nhầm người cha"},
+    )
+    assert stale.status_code == 409, _shown(stale.text)[-600:]
+    assert "<code>HB-0009</code>" in stale.text
+    assert kept in _shown(stale.text)
+    assert await identity.may_act_for(session, person(AN[0]), KHANG[0])
+    [row] = await session.scalars(select(AccessDispute))
+    assert (row.status, row.finding) == ("closed", kept)

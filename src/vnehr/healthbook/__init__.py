@@ -30,6 +30,7 @@ from vnehr.healthbook.api import (
 )
 from vnehr.healthbook.book import BOOK_VISITS, exported, file_name
 from vnehr.healthbook.errors import (
+    CaseClosed,
     NoBookYet,
     NotALinkCase,
     NotInYourBook,
@@ -64,6 +65,7 @@ __all__ = [
     "BOOK_VISITS",
     "RANGE_PREFIX",
     "AllergyReader",
+    "CaseClosed",
     "ContestedLink",
     "Dispute",
     "EmergencyReview",

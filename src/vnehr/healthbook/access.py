@@ -452,7 +452,8 @@ async def end_contested_link(
     """The department ends the representation link a case is about
     (``identity.end_representative``, the reviewer its registrar: the same rules, refusals and
     notices) and closes the case with the reason as its finding, which the person reads. A
-    case it does not handle is ``UnknownDispute``; one about a read, ``NotALinkCase``."""
+    case it does not handle is ``UnknownDispute``; one about a read, ``NotALinkCase``; one
+    closed meanwhile with another finding, ``CaseClosed`` (the same end again: as it is)."""
     _require_department(subject)
     row = await audit.dispute(session, dispute_id)
     if row is None or row.person_id not in await _answers_for(session, subject, [row.person_id]):
@@ -460,5 +461,11 @@ async def end_contested_link(
     link_id = _link_of(await audit.event(session, row.audit_event_id))
     if link_id is None:
         raise errors.NotALinkCase(id=dispute_id)
+    if row.status == "closed":
+        # a page left open: the same end sent again changes nothing; another reviewer's
+        # answer meanwhile (the link is right, say) is not overturned from a stale form
+        if (row.finding or "") == reason.strip()[:1000]:
+            return _dispute(row, await audit.event(session, row.audit_event_id))
+        raise errors.CaseClosed(id=dispute_id, finding=row.finding or "")
     await identity.end_representative(session, subject, link_id, ends_on=ends_on, reason=reason)
     return await close_dispute(session, subject, dispute_id, reason)

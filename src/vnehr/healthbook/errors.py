@@ -55,3 +55,11 @@ class NotALinkCase(VnehrError):
 
     status_code = 409
     code = "HB-0008"
+
+
+class CaseClosed(VnehrError):
+    """Ending a link from a case another reviewer closed meanwhile with another finding (a
+    review page left open): the citizen was answered; nothing is ended."""
+
+    status_code = 409
+    code = "HB-0009"

@@ -1978,8 +1978,8 @@ async def review_end_link(
             await healthbook.end_contested_link(
                 session, who, dispute_id, ends_on=day, reason=reason
             )
-    except (healthbook.UnknownDispute, Forbidden) as exc:  # no row of this page to say it on
-        return _error_page(request, exc)
+    except (healthbook.UnknownDispute, healthbook.CaseClosed, Forbidden) as exc:
+        return _error_page(request, exc)  # no row of this page to say it on (closed: not listed)
     except VnehrError as exc:
         refused = {"case": dispute_id, "status": exc.status_code, "form": typed}
         refused |= {"code": exc.code, "words": _in_page_days(exc)}
