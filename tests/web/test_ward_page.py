@@ -458,3 +458,32 @@ async def test_a_newborn_confirmed_twice_is_recorded_once_and_twins_when_the_off
     twin = await _newborn(client, csrf, "confirm", another="1")
     assert twin.status_code == 303
     assert len(list(await session.scalars(children))) == 2
+
+
+async def test_the_newborn_form_records_children_of_the_office_s_own_ward_and_plausible_dates(
+    client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    """An officer of two wards (or the department) acting at one office records the children
+    of mothers of that ward; a birth date the mother could not have given, or a day no form
+    means (01/01/0001), is refused beside its field (D252)."""
+    await identity.bootstrap_grant(session, CUONG, "ward_officer", ward_code="00004")  # Ba Đình
+    csrf = await _officer(client, session)
+    await _enrol(client, csrf, "confirm")  # Mai lives in Hoàn Kiếm
+    elsewhere = await _newborn(client, csrf, "check", ward="00004")
+    assert elsewhere.status_code == 403, _shown(elsewhere.text)[:600]
+    assert "không cư trú tại xã/phường này" in _field_error(
+        elsewhere.text, "newborn-mother_personal_id"
+    )
+    too_young = await _newborn(client, csrf, "check", birth_date="12/05/1995")  # Mai: 1990
+    assert too_young.status_code == 422
+    said = _field_error(too_young.text, "newborn-birth_date")
+    assert "chưa đủ 10 tuổi" in said
+    assert "12/05/1995" in said
+    ancient = await _newborn(client, csrf, "check", birth_date="01/01/0001")
+    assert ancient.status_code == 422
+    assert "từ 01/01/1900 đến 31/12/2099" in _field_error(ancient.text, "newborn-birth_date")
+    mother = await _person(session, MAI["personal_id"])
+    assert mother is not None
+    children = select(Person).where(Person.mother_id == mother.id)
+    assert list(await session.scalars(children)) == []
+    assert (await _newborn(client, csrf, "check")).status_code == 200  # her ward, a real date

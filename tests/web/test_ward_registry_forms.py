@@ -415,3 +415,20 @@ async def test_the_registry_forms_without_the_session_token_do_nothing(
     assert await _cards(session) == []
     for action in ("representative.person.read", "residence.person.read", "card.person.read"):
         assert await _looked_up(session, MAI["personal_id"], action) == 0
+
+
+async def test_a_day_no_form_means_is_refused_beside_its_field(
+    client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    """A guardian from 01/01/0001 or a card to 31/12/9999 is a typing slip (D252): every link
+    and card recorded tells the citizen of its dates."""
+    csrf = await _officer(client, session)
+    await _mai_and_be(client, csrf)
+    link = await _representative(client, csrf, "check", valid_from="01/01/0001")
+    assert link.status_code == 422
+    assert "từ 01/01/1900 đến 31/12/2099" in _field_error(link.text, "representative-valid_from")
+    card = await _card(client, csrf, "check", valid_to="31/12/9999")
+    assert card.status_code == 422
+    assert "từ 01/01/1900 đến 31/12/2099" in _field_error(card.text, "card-valid_to")
+    assert await _links(session) == []
+    assert await session.scalar(select(func.count()).select_from(InsuranceCard)) == 0

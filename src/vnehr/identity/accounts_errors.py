@@ -164,3 +164,11 @@ class OwnLink(VnehrError):
 
     status_code = 403
     code = "ID-0125"
+
+
+class MotherTooYoung(VnehrError):
+    """A newborn's birth date at which the woman named as the mother would have been younger
+    than ``MIN_MOTHER_AGE`` years: her ID or the date was mistyped."""
+
+    status_code = 422
+    code = "ID-0126"

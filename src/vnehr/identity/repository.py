@@ -636,6 +636,13 @@ class IdentityRepository:
         )
         return [(child, mum) for child, mum in await self.session.execute(stmt)]
 
+    async def hold_person(self, person_id: int) -> None:
+        """Hold the person's row until this transaction ends, as ``person_to_change`` does
+        (PostgreSQL; SQLite's writers take turns anyway)."""
+        await self.session.execute(
+            select(Person.id).where(Person.id == person_id).with_for_update(key_share=True)
+        )
+
     async def person_to_change(self, personal_id: str) -> Person | None:
         """The person, whose row this transaction then holds (PostgreSQL; SQLite's writers
         take turns anyway): a second form sent at once for them waits, then finds what the

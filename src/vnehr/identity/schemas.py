@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from vnehr.kit.clock import EARLIEST_DAY, LATEST_DAY
+
 PersonalIdField = Field(pattern=r"^\d{12}$", examples=["001085012345"])
+
+#: A day a registry form or call takes (as the intake's, D145, D252): 01/01/0001 or 31/12/9999
+#: is a typing slip, and every link or card recorded tells the citizen of its dates.
+Day = Annotated[date, Field(ge=EARLIEST_DAY, le=LATEST_DAY)]
 
 
 class Account(BaseModel):
@@ -66,7 +72,7 @@ class AssistedEnrolment(BaseModel):
 
     personal_id: str = PersonalIdField
     full_name: str = Field(min_length=2, max_length=200)
-    birth_date: date
+    birth_date: Day
     sex: Literal["male", "female"]
     ward_code: str = Field(pattern=r"^\d{5}$")
 
@@ -96,8 +102,8 @@ class EnrolmentResult(BaseModel):
 
 class CardCreate(BaseModel):
     card_number: str = Field(min_length=1, max_length=20, examples=["DN4010123456789"])
-    valid_from: date | None = None
-    valid_to: date | None = None
+    valid_from: Day | None = None
+    valid_to: Day | None = None
     registered_facility: str | None = Field(default=None, pattern=r"^\d{5}$")
 
 
@@ -119,8 +125,8 @@ class RepresentativeCreate(BaseModel):
         default=None, ge=1, le=2**63 - 1, description="For a provisional newborn"
     )
     relation: Literal["parent", "guardian"]
-    valid_from: date
-    valid_to: date | None = None
+    valid_from: Day
+    valid_to: Day | None = None
 
 
 class RepresentativeOut(BaseModel):
@@ -176,7 +182,7 @@ class LinkOut(BaseModel):
 
 class NewbornCreate(BaseModel):
     mother_personal_id: str = PersonalIdField
-    birth_date: date
+    birth_date: date  # (the service says which day: in the future, before the mother, ID-0111/2)
     sex: Literal["male", "female"]
     full_name: str | None = Field(default=None, max_length=200)
 

@@ -11,6 +11,7 @@ from itertools import groupby
 from operator import itemgetter
 from typing import Any, Literal, NotRequired, TypedDict, Unpack
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vnehr import audit, catalogs
@@ -435,7 +436,23 @@ async def assisted_open(
             created_at=utcnow(),
             created_by=officer.label,
         )
-        await repo.add(person)
+        try:
+            async with session.begin_nested():
+                await repo.add(person)
+        except IntegrityError:
+            # the same enrolment sent twice at once (a second tap): the other request recorded
+            # them meanwhile; this one is answered as for a citizen on record
+            if await repo.person_by_personal_id(personal_id) is None:
+                raise
+            return await assisted_open(
+                session,
+                officer,
+                personal_id=personal_id,
+                full_name=full_name,
+                birth_date=birth_date,
+                sex=sex,
+                ward_code=ward_code,
+            )
     if person.residence_ward_code is None:  # enrolled at the office of where they live
         await _move_residence(repo, person, ward_code, officer.label)
     account = await _open(repo, person, channel="assisted", ward=ward_code, actor=officer.label)
@@ -1228,14 +1245,24 @@ async def still_due(session: AsyncSession, link_id: int, kind: str, day: date) -
 
 
 async def check_newborn(
-    session: AsyncSession, subject: Subject, *, mother_personal_id: str, birth_date: date
+    session: AsyncSession,
+    subject: Subject,
+    *,
+    mother_personal_id: str,
+    birth_date: date,
+    ward_code: str | None = None,
 ) -> Holder:
     """What ``add_newborn`` checks before it writes anything (who may, the mother, the birth
     date), for a form that asks before it acts: the mother, to be named on the question. The
     look-up names her by a personal ID typed, so it is an audit row in her access log
     (``NEWBORN_MOTHER_READ``, written by ``_newborn_mother``), though nothing else is
-    written."""
-    return Holder.of(await _newborn_mother(session, subject, mother_personal_id, birth_date))
+    written. ``ward_code``: the ward office the form is of, where she must live (a department
+    or an officer of two wards acting at one office records the children of that ward, D252):
+    ``Forbidden`` otherwise, as for a mother outside the caller's area."""
+    mother = await _newborn_mother(session, subject, mother_personal_id, birth_date)
+    if ward_code is not None and mother.residence_ward_code != ward_code:
+        raise Forbidden(action="register a newborn", ward=ward_code)
+    return Holder.of(mother)
 
 
 async def _newborn_mother(
@@ -1275,7 +1302,28 @@ async def _newborn_mother(
         raise errors.BirthBeforeMother(
             birth_date=birth_date.isoformat(), mother_birth_date=mother.birth_date.isoformat()
         )
+    if mother.birth_date is not None and birth_date < _years_after(
+        mother.birth_date, MIN_MOTHER_AGE
+    ):
+        raise errors.MotherTooYoung(
+            birth_date=birth_date.isoformat(),
+            mother_birth_date=mother.birth_date.isoformat(),
+            years=MIN_MOTHER_AGE,
+        )
     return mother
+
+
+#: The youngest a mother is taken to be at a birth: below it, her ID or the child's birth date
+#: was mistyped (D252).
+MIN_MOTHER_AGE = 10
+
+
+def _years_after(day: date, years: int) -> date:
+    """The same day ``years`` later (29 February: 28 February in a common year)."""
+    try:
+        return day.replace(year=day.year + years)
+    except ValueError:
+        return day.replace(year=day.year + years, day=28)
 
 
 async def add_newborn(

@@ -197,11 +197,17 @@ async def record_newborn(
     return Holder.of(child)
 
 
-async def newborns_of(session: AsyncSession, mother_id: int, birth_date: date) -> list[str]:
+async def newborns_of(
+    session: AsyncSession, mother_id: int, birth_date: date, *, hold: bool = False
+) -> list[str]:
     """The names of the provisional children already recorded for this mother, born that day
     (not merged into a person with an ID): before recording one more, the form asks whether it
     is another child (twins) or the same one sent again (D226). The mother's look-up is written
-    by ``check_newborn`` first."""
+    by ``check_newborn`` first. ``hold``: before recording (the form's confirmation), the
+    mother's row is held until the transaction ends, so that a second tap at the same moment
+    waits and then finds the child the first one recorded."""
+    if hold:
+        await IdentityRepository(session).hold_person(mother_id)
     stmt = (
         select(Person.full_name)
         .where(

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from vnehr import facilities, identity
 from vnehr.kit.auth import Forbidden, OptionalSubject, Subject, csrf_token
-from vnehr.kit.clock import today_in_vietnam
+from vnehr.kit.clock import EARLIEST_DAY, LATEST_DAY, today_in_vietnam
 from vnehr.kit.errors import RequestInvalid, VnehrError
 from vnehr.kit.http import ReadSession, WriteSession
 from vnehr.kit.i18n import LANGUAGES, Language, text, texts
@@ -60,6 +60,7 @@ _NEWBORN_FIELDS = {
     "AUTH-0002": "mother_personal_id",  # the office may act, but not for this mother (D24)
     "ID-0111": "birth_date",
     "ID-0112": "birth_date",
+    "ID-0126": "birth_date",
 }
 #: The registry forms' refusals by code: the field they are about, and the page's own words
 #: for it (None: the refusal's words).
@@ -136,7 +137,15 @@ def _typed_day(
     day = _day(typed[field])
     if day is None:
         problems[field] = _field_problem("date", field)
+    elif not EARLIEST_DAY <= day <= LATEST_DAY:
+        problems[field] = _field_problem("date_range", field, **_RANGE)
+        return None
     return day
+
+
+#: The days a form takes (as the intake's, D145): a card from 01/01/0001 or to 31/12/9999 is a
+#: typing slip, and every link or card recorded tells the citizen of its dates.
+_RANGE = {"first": EARLIEST_DAY.strftime("%d/%m/%Y"), "last": LATEST_DAY.strftime("%d/%m/%Y")}
 
 
 _ISO_DAY = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
@@ -174,6 +183,9 @@ def _read_person(
         problems["birth_date"] = _field_problem("missing", label)
     elif born is None:
         problems["birth_date"] = _field_problem("date", label)
+    elif not EARLIEST_DAY <= born <= LATEST_DAY:
+        problems["birth_date"] = _field_problem("date_range", label, **_RANGE)
+        born = None
     if typed["sex"] not in ("male", "female"):
         problems["sex"] = _field_problem("missing", "sex")
     return born
@@ -435,11 +447,15 @@ async def ward_newborn(
         return await _refused(request, session, who, office, "newborn", typed, problems)
     try:
         mother = await identity.check_newborn(
-            session, who, mother_personal_id=typed["mother_personal_id"], birth_date=born
+            session,
+            who,
+            mother_personal_id=typed["mother_personal_id"],
+            birth_date=born,
+            ward_code=office,
         )
         # a child of hers born that day on record already: twins, or this one sent again (the
         # back button, a second tap)? Asked, and recorded again only when the officer says so
-        recorded = await identity.newborns_of(session, mother.id, born)
+        recorded = await identity.newborns_of(session, mother.id, born, hold=step != "check")
         if step == "check" or (recorded and another != "1"):
             return await _confirm_page(
                 request,
