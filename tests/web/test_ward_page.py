@@ -487,3 +487,17 @@ async def test_the_newborn_form_records_children_of_the_office_s_own_ward_and_pl
     children = select(Person).where(Person.mother_id == mother.id)
     assert list(await session.scalars(children)) == []
     assert (await _newborn(client, csrf, "check")).status_code == 200  # her ward, a real date
+
+
+async def test_another_province_s_department_is_told_the_ward_is_not_theirs(
+    client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    """Not "your account has no ward officer role": the department of Hồ Chí Minh City opening
+    Hoàn Kiếm's office reads that the ward is neither theirs nor of their province."""
+    await identity.bootstrap_grant(session, CUONG, "department_admin", province_code="79")
+    await login(client, CUONG, "/ward")
+    page = await client.get("/ward", params={"ward": HOAN_KIEM})
+    assert page.status_code == 403
+    said = _shown(page.text)
+    assert "không thuộc Sở Y tế của tỉnh, thành phố có xã/phường này" in said
+    assert "Phường Hoàn Kiếm" in said

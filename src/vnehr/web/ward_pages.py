@@ -209,7 +209,9 @@ async def _office(
         await identity.keeps_ward_office(session, who, ward, "open the ward office page")
     except Forbidden as exc:
         named = (await _ward_names(session, {ward})).get(ward, ward)
-        words = texts("web.ward.not_this_ward", {"ward": named}) if mine else _not_an_officer()
+        # an officer of other wards, or another province's department: not this ward's
+        elsewhere = mine or who.is_department_admin()
+        words = texts("web.ward.not_this_ward", {"ward": named}) if elsewhere else _not_an_officer()
         return _error_page(request, exc, [words])
     except VnehrError as exc:
         return _error_page(request, exc)
