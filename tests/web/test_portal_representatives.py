@@ -418,3 +418,36 @@ async def test_a_review_page_left_open_does_not_end_a_link_another_reviewer_kept
     assert await identity.may_act_for(session, person(AN[0]), KHANG[0])
     [row] = await session.scalars(select(AccessDispute))
     assert (row.status, row.finding) == ("closed", kept)
+    # nor is the answer overwritten by another finding from the page left open; the same one
+    # sent again is done
+    other = await client.post(
+        f"/review/dispute/{case}", data={"csrf": _csrf(review), "finding": "Sai, đã sửa"}
+    )
+    assert other.status_code == 409
+    assert "<code>HB-0009</code>" in other.text
+    again = await client.post(
+        f"/review/dispute/{case}", data={"csrf": _csrf(review), "finding": kept}
+    )
+    assert again.status_code == 303
+    await session.refresh(row)
+    assert row.finding == kept
+
+
+async def test_a_case_closed_without_a_finding_is_refused_on_its_row(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    """A browser that does not check the field (no scripts, an old one): said on the case's
+    row, the page as it was, not an error page."""
+    an_link, _ = await _family(session)
+    await sign_in_as(client, session, settings, DUNG)
+    assert (await _contest(client, an_link)).status_code == 303
+    await sign_in_as(client, session, settings, CUONG, HANOI)
+    review = (await client.get("/review")).text
+    [case] = re.findall(r'<tr id="dispute-(\d+)"', review)
+    empty = await client.post(
+        f"/review/dispute/{case}", data={"csrf": _csrf(review), "finding": " "}
+    )
+    assert empty.status_code == 422
+    row = _shown(_part(empty.text, f"dispute-{case}", "tr"))
+    assert "HB-0006" in row
+    assert 'action="/review/dispute/' in _part(empty.text, f"dispute-{case}", "tr")

@@ -31,6 +31,7 @@ from vnehr.healthbook.api import (
 from vnehr.healthbook.book import BOOK_VISITS, exported, file_name
 from vnehr.healthbook.errors import (
     CaseClosed,
+    FindingMissing,
     NoBookYet,
     NotALinkCase,
     NotInYourBook,
@@ -69,6 +70,7 @@ __all__ = [
     "ContestedLink",
     "Dispute",
     "EmergencyReview",
+    "FindingMissing",
     "ForWhom",
     "Header",
     "NoBookYet",

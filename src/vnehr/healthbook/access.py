@@ -378,13 +378,17 @@ async def close_dispute(
     session: AsyncSession, subject: Subject, dispute_id: int, finding: str
 ) -> Dispute:
     """Close a citizen's case with the department's finding (required, from the API and the
-    review page alike: the finding is the citizen's answer)."""
+    review page alike: the finding is the citizen's answer). The same finding again is
+    answered as done; another one for a case closed meanwhile (another reviewer's page) is
+    ``CaseClosed``, naming the finding the citizen read: nothing is overwritten."""
     _require_department(subject)
     if not finding.strip():
         raise errors.FindingMissing()
     row = await audit.dispute(session, dispute_id)
     if row is None or row.person_id not in await _answers_for(session, subject, [row.person_id]):
         raise errors.UnknownDispute(id=dispute_id)
+    if row.status == "closed" and (row.finding or "") != finding.strip()[:1000]:
+        raise errors.CaseClosed(id=dispute_id, finding=row.finding or "")
     if row.status != "closed":
         row.status = "closed"
         row.closed_by = subject.label

@@ -307,7 +307,9 @@ async def dispute_queue(
 
 
 @department_router.post(
-    "/{dispute_id}/close", response_model=access.Dispute, responses=error_responses(401, 403, 404)
+    "/{dispute_id}/close",
+    response_model=access.Dispute,
+    responses=error_responses(401, 403, 404, 409),
 )
 async def close_dispute(
     session: WriteSession,

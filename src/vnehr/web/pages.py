@@ -1947,6 +1947,10 @@ async def review_dispute(
     try:
         check_csrf(_settings(request), request, csrf)
         await healthbook.close_dispute(session, who, dispute_id, finding)
+    except healthbook.FindingMissing as exc:  # (a browser without the field's check) on its row
+        refused = {"case": dispute_id, "status": exc.status_code, "form": {}}
+        refused |= {"code": exc.code, "words": _in_page_days(exc)}
+        return await _review_page(request, session, who, "open", None, None, refused=refused)
     except VnehrError as exc:
         return _error_page(request, exc)
     return RedirectResponse("/review?done=dispute", status_code=303)
