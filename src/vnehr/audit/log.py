@@ -237,7 +237,15 @@ async def disputes_of(session: AsyncSession, event_ids: list[int]) -> dict[int, 
     return {row.audit_event_id: row for row in await session.scalars(stmt)}
 
 
-async def dispute(session: AsyncSession, dispute_id: int) -> AccessDispute | None:
+async def dispute(
+    session: AsyncSession, dispute_id: int, *, to_change: bool = False
+) -> AccessDispute | None:
+    """A case; ``to_change``: its row held until the transaction ends and read afresh (a
+    second reviewer's close or end at the same moment waits, then finds it closed)."""
+    if to_change:
+        return await session.get(
+            AccessDispute, dispute_id, with_for_update=True, populate_existing=True
+        )
     return await session.get(AccessDispute, dispute_id)
 
 

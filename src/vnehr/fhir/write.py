@@ -32,6 +32,7 @@ from vnehr.fhir.stored import current, keeps_patient
 from vnehr.fhir.validate import Issue, validate
 from vnehr.kit.auth import Subject
 from vnehr.kit.clock import utcnow
+from vnehr.kit.db import TURNS_FHIR, take_turns
 from vnehr.kit.errors import VnehrError
 
 Resource = dict[str, Any]
@@ -604,6 +605,10 @@ async def store(
     type_ = str(resource.get("resourceType"))
     if type_ not in WRITABLE:
         raise Unsupported(method="create and update", type=type_)
+    # a facility's writes take turns (PostgreSQL; one lock, so no two writers wait on each
+    # other's): a conditional create sent twice at once made two resources (and every later
+    # one then matched several, 412), an update of one id sent twice met its version key (500)
+    await take_turns(session, TURNS_FHIR, code)
     if if_none_exist:
         criteria = _criteria(type_, if_none_exist, "If-None-Exist")
         existing = await _find(session, type_, criteria, code, "If-None-Exist")
@@ -733,6 +738,9 @@ async def transaction(
     server's FHIR base (``store``)."""
     code = require_writer(subject)
     check(bundle)
+    # one facility's FHIR writes one at a time (``store``): its conditional creates and
+    # updates of one id sent twice at once are found by the second, not written twice
+    await take_turns(session, TURNS_FHIR, code)
     if bundle.get("type") != "transaction":
         raise Unsupported(method="Bundle type transaction", type=f"Bundle ({bundle.get('type')})")
     sent = bundle.get("entry") or []

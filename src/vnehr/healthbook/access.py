@@ -16,6 +16,7 @@ from vnehr.healthbook import errors
 from vnehr.healthbook.schemas import FacilityRef
 from vnehr.kit.auth import Forbidden, Subject
 from vnehr.kit.clock import today_in_vietnam, utcnow
+from vnehr.kit.db import TURNS_CASES, take_turns
 from vnehr.kit.paging import Page, decode_moment_cursor, encode_moment_cursor
 
 
@@ -283,8 +284,10 @@ async def contest_link(
 async def _open_case(
     session: AsyncSession, subject: Subject, event: audit.AuditEvent, reason: str | None
 ) -> Dispute:
-    """A case about ``event``, which the caller may dispute: the one open already, else new."""
+    """A case about ``event``, which the caller may dispute: the one open already, else new
+    (two sent at once, by a double submit or by both parents, make one: the second waits)."""
     event_id = event.id
+    await take_turns(session, TURNS_CASES, str(event_id))
     existing = await audit.dispute_of(session, event_id)
     if existing is not None:
         return _dispute(existing, event)
@@ -384,7 +387,7 @@ async def close_dispute(
     _require_department(subject)
     if not finding.strip():
         raise errors.FindingMissing()
-    row = await audit.dispute(session, dispute_id)
+    row = await audit.dispute(session, dispute_id, to_change=True)
     if row is None or row.person_id not in await _answers_for(session, subject, [row.person_id]):
         raise errors.UnknownDispute(id=dispute_id)
     if row.status == "closed" and (row.finding or "") != finding.strip()[:1000]:
@@ -459,7 +462,7 @@ async def end_contested_link(
     case it does not handle is ``UnknownDispute``; one about a read, ``NotALinkCase``; one
     closed meanwhile with another finding, ``CaseClosed`` (the same end again: as it is)."""
     _require_department(subject)
-    row = await audit.dispute(session, dispute_id)
+    row = await audit.dispute(session, dispute_id, to_change=True)
     if row is None or row.person_id not in await _answers_for(session, subject, [row.person_id]):
         raise errors.UnknownDispute(id=dispute_id)
     link_id = _link_of(await audit.event(session, row.audit_event_id))

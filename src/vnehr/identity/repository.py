@@ -356,8 +356,14 @@ class IdentityRepository:
         stmt = select(Person).where(Person.id.in_(ids), Person.merged_into_id.is_(None))
         return list(await self.session.scalars(stmt))
 
-    async def account_of(self, person_id: int) -> HealthAccount | None:
+    async def account_of(self, person_id: int, *, to_change: bool = False) -> HealthAccount | None:
+        """The person's account; ``to_change``: the person's row held first (``hold_person``)
+        and the account read afresh, so that an open or a close sent twice at once is done
+        once (the second finds what the first wrote)."""
         stmt = select(HealthAccount).where(HealthAccount.person_id == person_id)
+        if to_change:
+            await self.hold_person(person_id)
+            stmt = stmt.execution_options(populate_existing=True)
         return (await self.session.scalars(stmt)).first()
 
     async def account_events(self, account_id: int) -> list[AccountEvent]:

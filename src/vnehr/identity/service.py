@@ -35,6 +35,7 @@ from vnehr.identity.repository import (
 )
 from vnehr.kit.auth import Forbidden, Grant, Subject
 from vnehr.kit.clock import VIETNAM, today_in_vietnam, utcnow
+from vnehr.kit.db import TURNS_GRANTS, take_turns
 from vnehr.kit.errors import VnehrError
 from vnehr.kit.outbox import OutboxEvent, held_event, new_event
 from vnehr.kit.paging import decode_cursor, encode_cursor
@@ -269,7 +270,7 @@ async def _open(
     repo: IdentityRepository, person: Person, *, channel: str, ward: str | None, actor: str
 ) -> HealthAccount:
     now = utcnow()
-    existing = await repo.account_of(person.id)
+    existing = await repo.account_of(person.id, to_change=True)
     if existing is not None and existing.status == "open":
         return existing
     if existing is None:
@@ -327,7 +328,7 @@ async def close_account(
     counts, not the citizen's right to read their own record."""
     repo = IdentityRepository(session)
     person = await _person_of(repo, subject)
-    existing = await repo.account_of(person.id)
+    existing = await repo.account_of(person.id, to_change=True)
     if existing is None:
         raise errors.NoAccount(personal_id=subject.id)
     if existing.status == "open":
@@ -1478,6 +1479,8 @@ async def add_grant(
         person = await repo.person_by_personal_id(scope.personal_id)
         if person is not None:
             await repo.add(_grant_read(subject, person, role, scope.facility_code))
+    # the same grant sent twice at once (a double submit, a retry): the second finds the first
+    await take_turns(session, TURNS_GRANTS, scope.personal_id)
     held = [g for g in await repo.active_grants(scope.personal_id) if scope.same_as(g)]
     if held:
         return held[0]

@@ -30,6 +30,7 @@ from sqlalchemy import (
     bindparam,
     event,
     insert,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -172,6 +173,22 @@ def insert_for(session: AsyncSession) -> Any:
     if session.get_bind().dialect.name == "postgresql":
         return pg_insert
     return sqlite_insert
+
+
+#: Spaces of the transaction locks ``take_turns`` takes (the first argument of PostgreSQL's
+#: two-key advisory lock, so that keys of different uses never meet).
+TURNS_GRANTS, TURNS_CASES, TURNS_NOTES, TURNS_CHECKINS, TURNS_FHIR = 171, 172, 173, 174, 175
+
+_TAKE_TURNS = text("SELECT pg_advisory_xact_lock(hashtextextended(:key, :space))")
+
+
+async def take_turns(session: AsyncSession, space: int, key: str) -> None:
+    """Until the transaction ends, those who write under ``key`` do it one at a time
+    (PostgreSQL: an advisory transaction lock; SQLite's writers take turns anyway): a form or
+    call sent twice at once is found by the second, which then answers as for one sent
+    again, instead of writing a duplicate or meeting a unique key (a 500)."""
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(_TAKE_TURNS, {"key": key, "space": space})
 
 
 def is_sqlite(url: str) -> bool:

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from vnehr import catalogs, facilities, identity
 from vnehr.kit.auth import Forbidden, Subject
 from vnehr.kit.clock import utcnow
+from vnehr.kit.db import TURNS_NOTES, take_turns
 from vnehr.reporting import errors, report, rollup
 from vnehr.reporting.metrics import CATEGORIES, Period
 from vnehr.reporting.models import DeclaredVisits, ReportNote, WardPopulation
@@ -207,6 +208,8 @@ async def set_notes(
     check_province(province)
     require_reader(subject, province)
     period = period_of(period_text)
+    # the first notes of a period sent twice at once: the second waits, then updates the row
+    await take_turns(session, TURNS_NOTES, f"notes:{period.name}:{province or ''}")
     row = await session.scalar(
         select(ReportNote).where(
             ReportNote.period == period.name, ReportNote.province == (province or "")
@@ -238,6 +241,8 @@ async def declare(
     )
     if not allowed and not subject.is_department_admin(info.province_code):
         raise Forbidden(action="declare this facility's visits")
+    # a declaration sent twice at once: the second waits, then updates the rows the first made
+    await take_turns(session, TURNS_NOTES, f"declared:{period.name}:{facility_code}")
     for (category, insured), visits in counts.items():
         if category not in CATEGORIES:
             raise errors.BadCategory(category=category)

@@ -26,12 +26,14 @@ from vnehr.audit import AuditEvent, audit_event
 from vnehr.kit.auth import MissingScope, Subject, require_scope
 from vnehr.kit.clock import VIETNAM, utcnow, vietnam_moment
 from vnehr.kit.db import (
+    TURNS_CHECKINS,
     compress,
     copy_objects,
     hot_add,
     hot_fetch,
     new_row,
     pack_json,
+    take_turns,
     unpack_json,
 )
 from vnehr.kit.errors import InvalidCursor
@@ -1242,6 +1244,9 @@ async def check_in(
     test_mode = state != facilities.State.connected
     file_warnings = await signature.check(data, doc.signed, certificates, options.require_signature)
     digest = hashlib.sha256(data).hexdigest()
+    # the same check-in resent while the first is still being written (a vendor's timeout):
+    # the second waits, then gets the first's receipt; relayed to BHXH once
+    await take_turns(session, TURNS_CHECKINS, f"{code}:{digest}")
     earlier = await session.scalar(
         select(Submission.receipt)
         .where(
