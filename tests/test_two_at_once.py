@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tests.conftest import new_database_on
 from tests.identity.test_service import claims, dept, person, ward_officer
 from tests.submissions.test_intake import checkin_row
-from vnehr import audit, catalogs, healthbook, identity, reporting
+from vnehr import audit, catalogs, healthbook, identity, reporting, sharing
 from vnehr.demo import demo_icd10_titles
 from vnehr.facilities.models import Facility
 from vnehr.fhir import write
@@ -30,6 +30,7 @@ from vnehr.kit.db import Database
 from vnehr.kit.migrate import upgrade
 from vnehr.kit.outbox import OutboxEvent
 from vnehr.reporting.models import ReportNote
+from vnehr.sharing.repository import SharingRepository
 from vnehr.submissions.models import Submission
 from vnehr.submissions.service import IntakeOptions, check_in
 from vnehr.submissions.xmlio import Limits, write_table
@@ -228,3 +229,26 @@ async def test_a_conditional_create_sent_twice_at_once_makes_one_resource(
     async with two[0].session() as session:  # and the next one finds it, not several (412)
         third = await create(session)
     assert (third.created, third.resource["id"]) == (False, first.resource["id"])
+
+
+async def test_a_move_recorded_twice_at_once_is_counted_once(
+    two: tuple[Database, Database],
+) -> None:
+    async with two[0].session() as session:
+        await identity.open_account(session, person(MAI[0]))
+    ba_dinh = person("031054007793", dept("01"))  # the department: any ward of Hà Nội
+    await at_once(two, lambda s: identity.set_residence(s, ba_dinh, MAI[0], "00004"))
+    moves = AccountEvent.action.in_(("moved_in", "moved_out"))
+    assert await _count(two[0], AccountEvent, moves) == 2  # out of Hoàn Kiếm, into Ba Đình
+
+
+async def test_two_reception_codes_asked_at_once_leave_one_open(
+    two: tuple[Database, Database],
+) -> None:
+    codes = await at_once(two, lambda s: sharing.reception_code(s, person(MAI[0])))
+    assert codes[0] != codes[1]
+    async with two[0].read_session() as session:
+        mai = await identity.person_id_of(session, MAI[0])
+        assert mai is not None
+        still = await SharingRepository(session).open_codes(mai, utcnow())
+    assert len(still) == 1

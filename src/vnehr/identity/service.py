@@ -537,7 +537,8 @@ async def set_residence(
         raise Forbidden(action="record a residence")
     province = await keeps_ward_office(session, subject, ward_code, "record a residence")
     repo = IdentityRepository(session)
-    person = await repo.person_by_personal_id(personal_id)
+    # held: the same move sent twice at once is done once (D253), the second finds it done
+    person = await repo.person_to_change(personal_id)
     if person is None:
         raise errors.UnknownPerson(personal_id=personal_id)
     previous = person.residence_ward_code

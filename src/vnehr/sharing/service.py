@@ -597,7 +597,9 @@ async def reception_code(
     now = utcnow()
     expires = now + timedelta(minutes=RECEPTION_MINUTES)
     repo = SharingRepository(session)
-    for older in await repo.open_codes(person_id, now):
+    # one code open at a time, two asked at once too (D253): the second replaces the first
+    await repo.take_turns_sharing(person_id)
+    for older in await repo.open_codes(person_id, now, lock=True):
         older.used_at, older.used_by = now, "replaced"
     row = ReceptionCode(
         person_id=person_id,
