@@ -9,10 +9,10 @@ from __future__ import annotations
 import random
 from typing import Any
 
-import orjson
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tests.test_database_outage import Message
 from vnehr import exchange
 from vnehr.app import exchange_handlers
 from vnehr.exchange import nats_bus
@@ -21,23 +21,6 @@ from vnehr.kit.clock import utcnow
 from vnehr.kit.db import Database
 from vnehr.kit.outbox import OutboxEvent, new_event
 from vnehr.kit.settings import Settings
-
-
-class Message:
-    """A JetStream message (the outside system): answered with ack, nak or term."""
-
-    def __init__(self, event_id: str) -> None:
-        self.data = orjson.dumps({"event_id": event_id})
-        self.answers: list[str] = []
-
-    async def ack(self) -> None:
-        self.answers.append("ack")
-
-    async def nak(self, delay: float | None = None) -> None:
-        self.answers.append("nak")
-
-    async def term(self) -> None:
-        self.answers.append("term")
 
 
 @pytest.fixture(autouse=True)

@@ -16,7 +16,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tests.exchange.test_inbox import as_person
 from tests.exchange.test_push_recipients import FAST, push_service
 from tests.identity.test_api import AN, DUNG, HUNG
-from tests.identity.test_end_representative import DEPARTMENT, _family, _link, _resident
+from tests.identity.test_end_representative import (
+    DEPARTMENT,
+    _family,
+    _link,
+    _resident,
+    inbox_of,
+)
 from tests.identity.test_service import (
     CUONG,
     HOAN_KIEM,
@@ -84,14 +90,7 @@ async def _waiting(db: Database) -> list[OutboxEvent]:
 
 
 async def _inbox(client: httpx.AsyncClient, settings: Settings, personal_id: str) -> list[Any]:
-    saved = dict(client.cookies)
-    client.cookies.clear()
-    as_person(client, settings, personal_id)
-    answer = await client.get("/api/v1/me/notifications")
-    client.cookies.clear()
-    client.cookies.update(saved)
-    assert answer.status_code == 200, answer.text
-    return [m for m in answer.json()["items"] if m["kind"] in KINDS]
+    return await inbox_of(client, settings, personal_id, KINDS)
 
 
 def _morning(day: Any) -> datetime:

@@ -6,6 +6,7 @@ for a person of their area, and that look-up is in the person's access log."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import date, timedelta
 from typing import Any
 
@@ -97,7 +98,11 @@ async def _deliver(settings: Settings, db: Database) -> list[dict[str, Any]]:
         return [p for p in await service_.pushed() if p["kind"] in KINDS]
 
 
-async def _inbox(client: httpx.AsyncClient, settings: Settings, personal_id: str) -> list[Any]:
+async def inbox_of(
+    client: httpx.AsyncClient, settings: Settings, personal_id: str, kinds: Collection[str]
+) -> list[Any]:
+    """The notifications of these kinds in the person's inbox, as their app reads it (the
+    client's own sign-in kept)."""
     saved = dict(client.cookies)
     client.cookies.clear()
     as_person(client, settings, personal_id)
@@ -105,7 +110,11 @@ async def _inbox(client: httpx.AsyncClient, settings: Settings, personal_id: str
     client.cookies.clear()
     client.cookies.update(saved)
     assert answer.status_code == 200, answer.text
-    return [m for m in answer.json()["items"] if m["kind"] in KINDS]
+    return [m for m in answer.json()["items"] if m["kind"] in kinds]
+
+
+async def _inbox(client: httpx.AsyncClient, settings: Settings, personal_id: str) -> list[Any]:
+    return await inbox_of(client, settings, personal_id, KINDS)
 
 
 async def _count(session: AsyncSession, model: Any, *where: Any) -> int:
