@@ -266,6 +266,9 @@ def worker() -> None:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
+        # said once a stop is heard: a SIGTERM sent on seeing this line stops it cleanly (said
+        # before, it could arrive first and kill the process: exit 130, nothing closed)
+        typer.echo(f"vnehr worker: delivering the outbox to {settings.bhxh_base}")
         async with httpx.AsyncClient() as http:
             # the audit log is sealed by every worker, whichever bus delivers the outbox
             sealer = asyncio.create_task(audit.run_sealer(db, audit_key(settings), stop=stop))
@@ -288,7 +291,6 @@ def worker() -> None:
                 await sealer
                 await db.dispose()
 
-    typer.echo(f"vnehr worker: delivering the outbox to {settings.bhxh_base}")
     asyncio.run(main())
 
 
