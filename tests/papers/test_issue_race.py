@@ -165,3 +165,81 @@ def test_a_paper_issued_as_its_visit_is_corrected_names_the_new_patient(url: str
             await intake.dispose()
 
     asyncio.run(main())
+
+
+def test_one_number_issued_for_two_visits_at_once_is_refused_for_the_second_not_a_500(
+    url: str,
+) -> None:
+    """Two clinicians issue sick leave numbered NV-0001 for two visits at the same moment. The
+    second used to meet the unique key (a 500 over the API); now it waits for the first and is
+    told the number is another visit's (PAP-0006), as one sent afterwards is."""
+
+    async def main() -> None:
+        api, other = Database.from_urls(url), Database.from_urls(url)  # two API workers
+        try:
+            first, _, _ = await _a_visit_of_an(api, 73)
+            second, _, _ = await _a_visit_of_an(api, 74)
+            async with api.session() as session:  # the first issue, not yet committed ...
+                paper, _ = await service.issue_for_visit(
+                    session, service.keys_for(get_settings()), HIS, _leave(first),
+                    submissions.check_paper_row,
+                )  # fmt: skip
+                issuing = asyncio.create_task(_issue(other, second))  # ... when the other comes
+                await asyncio.sleep(0.5)
+                assert not issuing.done()  # it waits for the first
+            with pytest.raises(service.errors.DuplicatePaper):
+                await asyncio.wait_for(issuing, 10)
+            assert (await _paper(api, paper.id))[0] == "valid"
+        finally:
+            await api.dispose()
+            await other.dispose()
+
+    asyncio.run(main())
+
+
+def test_two_files_naming_one_number_for_two_visits_at_once_refuse_the_second(url: str) -> None:
+    """Two visit files written at the same moment, each with a sick leave numbered NV-0001 for
+    its own visit: the second waits for the first and is refused PAP-0130 (the number is the
+    first visit's), as it is when it comes afterwards; before, both were checked before either
+    stored its paper, and the second met the unique key at its commit."""
+
+    async def main() -> None:
+        api, intake = Database.from_urls(url), Database.from_urls(url)
+        try:
+            async with api.session() as session:
+                await signed_in(session, AN)
+            files = []
+            for seed in (75, 76):
+                one = visit_of(
+                    FACILITY, seed, local_now() - timedelta(days=2), care_type="01",
+                    insured=True, appointment=False, age_group=3,
+                )  # fmt: skip
+                as_patient(one, AN)
+                one.tables["XML11"] = [sick_leave(one, 5)]
+                files.append((one, synth.envelope([one], FACILITY)))
+            analyses = await _prepared(api, [data for _, data in files])
+            async with api.session() as session:  # the first file, not yet committed ...
+                sent = await accept(session, HIS, files[0][1], analyses[0], _options())
+
+                async def other() -> dict[str, Any]:
+                    async with intake.session() as theirs:
+                        return await accept(theirs, HIS, files[1][1], analyses[1], _options())
+
+                sending = asyncio.create_task(other())  # ... when the second comes
+                await asyncio.sleep(0.5)
+                assert not sending.done()  # it waits for the first
+            assert sent["visits"][0]["outcome"] == "new", sent
+            second = await asyncio.wait_for(sending, 10)
+            [visit] = second["visits"]
+            assert visit["status"] == "rejected", second
+            assert [i["code"] for i in visit["issues"] if i["severity"] == "error"] == ["PAP-0130"]
+            async with api.read_session() as session:
+                held = list(
+                    await session.scalars(select(Paper.visit_key).where(Paper.number == "NV-0001"))
+                )
+            assert held == [files[0][0].ma_lk]
+        finally:
+            await api.dispose()
+            await intake.dispose()
+
+    asyncio.run(main())

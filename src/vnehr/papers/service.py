@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from vnehr import audit, facilities, identity, records
 from vnehr.kit.auth import Forbidden, MissingScope, Subject, require_scope
 from vnehr.kit.clock import parse_moment, today_in_vietnam, utcnow
-from vnehr.kit.db import copy_objects, make_row
+from vnehr.kit.db import TURNS_PAPERS, copy_objects, make_row, take_turns
 from vnehr.kit.errors import InvalidCursor, VnehrError
 from vnehr.kit.i18n import texts
 from vnehr.kit.outbox import new_event
@@ -279,6 +279,7 @@ async def _store(
     """Add a paper, or its next version when the content changed; (paper, outcome) where the
     outcome is issued | replaced | unchanged. With ``issued``, a first version is added to it
     (the caller counts it in the report) and its event says so."""
+    await numbers_in_turn(session, [(facility_code, body["kind"], body["number"])])
     digest = _sha(body)
     current = (
         await session.scalars(
@@ -690,6 +691,7 @@ async def from_visits(
         for v, bodies in zip(visits, planned, strict=True)
         for b in bodies
     )
+    await numbers_in_turn(session, counted)
     seen = await _known_numbers(session, list(counted))
     alone: set[int] = set()
     rows: list[Any] = []
@@ -809,6 +811,16 @@ def _revoke_for(
             detail={"reason": reason, "visit_key": paper.visit_key},
         )
     )
+
+
+async def numbers_in_turn(session: AsyncSession, numbers: Iterable[tuple[str, str, str]]) -> None:
+    """Those who issue a facility's paper of one kind and number do it one at a time: two
+    visits (or two API calls) carrying one number at once no longer both find it free and
+    write it twice, one of them meeting the unique key at its commit (a 500). The second now
+    finds the first's paper and is answered as if it came afterwards. In sorted order, so that
+    two batches sharing several numbers never wait for each other."""
+    for facility_code, kind, number in sorted(set(numbers)):
+        await take_turns(session, TURNS_PAPERS, f"{facility_code}|{kind}|{number}")
 
 
 async def _known_numbers(

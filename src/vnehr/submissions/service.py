@@ -1427,9 +1427,11 @@ async def _check_paper_numbers(
     ]
     if not cited:
         return
-    held = await papers.number_holders(
-        session, [(code, found.kind, found.number) for code, _, found in cited]
-    )
+    numbers = [(code, found.kind, found.number) for code, _, found in cited]
+    # (two files naming one number for two visits at once: the second waits for the first's
+    # commit and finds its paper, instead of both storing it and one meeting the unique key)
+    await papers.numbers_in_turn(session, numbers)
+    held = await papers.number_holders(session, numbers)
     first: dict[tuple[str, str, str], str | None] = {}
     for code, visit, found in cited:
         key = (code, found.kind, found.number)
