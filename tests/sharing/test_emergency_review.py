@@ -117,7 +117,21 @@ async def test_the_review_page_asks_whether_the_access_was_justified(
         follow_redirects=False,
     )
     assert refused.status_code == 422
-    assert "<code>SHR-0016</code>" in refused.text
+    # said on the access's row, the note typed kept; the form asks again
+    row = refused.text.split(f'id="emergency-{access_id}"')[1].split("</tr>")[0]
+    assert "<code>SHR-0016</code>" in row
+    assert 'value="Không cấp cứu"' in row
+    assert 'name="outcome" value="unjustified" required>' in row  # nothing chosen
+    # a note left blank, the finding chosen: the choice kept
+    blank = await client.post(
+        f"/review/emergency/{access_id}",
+        data={"csrf": token[1], "note": " ", "outcome": "unjustified"},
+        follow_redirects=False,
+    )
+    assert blank.status_code == 422
+    row = blank.text.split(f'id="emergency-{access_id}"')[1].split("</tr>")[0]
+    assert "<code>SHR-0010</code>" in row
+    assert 'value="unjustified" required checked>' in row
     done = await client.post(
         f"/review/emergency/{access_id}",
         data={"csrf": token[1], "note": "Không cấp cứu", "outcome": "unjustified"},

@@ -2,7 +2,14 @@
 emergency access and its review (D35). Other contexts use this surface only."""
 
 from vnehr.sharing.api import router
-from vnehr.sharing.errors import NoConsent, NoFacilityChosen, SharesThemselves, UnknownFacility
+from vnehr.sharing.errors import (
+    NoConsent,
+    NoFacilityChosen,
+    NoteMissing,
+    OutcomeMissing,
+    SharesThemselves,
+    UnknownFacility,
+)
 from vnehr.sharing.service import (
     OUTCOMES,
     REASONS,
@@ -32,6 +39,8 @@ __all__ = [
     "SENSITIVE",
     "NoConsent",
     "NoFacilityChosen",
+    "NoteMissing",
+    "OutcomeMissing",
     "SharesThemselves",
     "UnknownFacility",
     "basis",

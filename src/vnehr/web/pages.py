@@ -1846,9 +1846,9 @@ async def _review_page(
     *,
     refused: dict[str, Any] | None = None,
 ) -> Response:
-    """The page of ``review_queues``; ``refused``: a case's form the page refused (``case``:
-    its id, ``words``: the refusal, ``code``, ``form``: what was typed), shown again on that
-    case's row, in the refusal's status."""
+    """The page of ``review_queues``; ``refused``: a form the page refused (``case`` or
+    ``emergency``: the row's id, ``words``: the refusal, ``code``, ``form``: what was typed),
+    shown again on that row with what was typed, in the refusal's status."""
     wanted = status if status in ("open", "reviewed", "all") else "open"
     contested: dict[int, healthbook.ContestedLink] = {}
     cases: list[Any] = []
@@ -1884,8 +1884,11 @@ async def _review_page(
             contested = await healthbook.contested_links(session, who, cases)
     except VnehrError as exc:
         return _error_page(request, exc)
-    if refused is not None:  # (its case beyond this page: said above the queue)
-        refused["on_row"] = any(c.id == refused["case"] for c in cases)
+    if refused is not None:  # (its row beyond this page: said above the queue)
+        if "emergency" in refused:
+            refused["on_row"] = any(e.id == refused["emergency"] for e in emergencies)
+        else:
+            refused["on_row"] = any(c.id == refused["case"] for c in cases)
     # the clinician and the reviewer by name, as the reviewer knows them (not person:<ID>)
     labels = {e.clinician for e in emergencies} | {e.reviewed_by or "" for e in emergencies}
     ids = [label.split(":", 1)[1] for label in labels if label.startswith("person:")]
@@ -1927,6 +1930,12 @@ async def review_emergency(
     try:
         check_csrf(_settings(request), request, csrf)
         await sharing.review(session, who, access_id, note, outcome or None)
+    except (sharing.NoteMissing, sharing.OutcomeMissing) as exc:
+        # (a browser without the fields' checks) said on its row, the note typed kept
+        refused = {"emergency": access_id, "status": exc.status_code}
+        refused |= {"code": exc.code, "words": _in_page_days(exc)}
+        refused["form"] = {"note": note, "outcome": outcome}
+        return await _review_page(request, session, who, "open", None, None, refused=refused)
     except VnehrError as exc:
         return _error_page(request, exc)
     return RedirectResponse("/review?done=emergency", status_code=303)
