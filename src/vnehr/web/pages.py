@@ -1932,7 +1932,7 @@ async def review_emergency(
         await sharing.review(session, who, access_id, note, outcome or None)
     except (sharing.NoteMissing, sharing.OutcomeMissing) as exc:
         # (a browser without the fields' checks) said on its row, the note typed kept
-        refused = {"emergency": access_id, "status": exc.status_code}
+        refused: dict[str, Any] = {"emergency": access_id, "status": exc.status_code}
         refused |= {"code": exc.code, "words": _in_page_days(exc)}
         refused["form"] = {"note": note, "outcome": outcome}
         return await _review_page(request, session, who, "open", None, None, refused=refused)
