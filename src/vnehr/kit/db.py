@@ -178,7 +178,7 @@ def insert_for(session: AsyncSession) -> Any:
 #: Spaces of the transaction locks ``take_turns`` takes (the first argument of PostgreSQL's
 #: two-key advisory lock, so that keys of different uses never meet).
 TURNS_GRANTS, TURNS_CASES, TURNS_NOTES, TURNS_CHECKINS, TURNS_FHIR = 171, 172, 173, 174, 175
-TURNS_PAPERS = 176
+TURNS_PAPERS, TURNS_VIEWED = 176, 177
 
 _TAKE_TURNS = text("SELECT pg_advisory_xact_lock(hashtextextended(:key, :space))")
 

@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from vnehr import audit, facilities, healthbook, identity, records
 from vnehr.kit.auth import Forbidden, Subject
 from vnehr.kit.clock import VIETNAM, today_in_vietnam, utcnow
+from vnehr.kit.db import TURNS_VIEWED, take_turns
 from vnehr.kit.outbox import new_event
 from vnehr.kit.paging import decode_moment_cursor, encode_moment_cursor
 from vnehr.sharing import errors
@@ -281,9 +282,15 @@ async def settle_read(session: AsyncSession, row: audit.AuditEvent) -> None:
 
 
 async def notice_viewed(session: AsyncSession, person_id: int, facility: str) -> None:
-    """A "your record was viewed" notification for the citizen (one per facility and day)."""
+    """A "your record was viewed" notification for the citizen (one per facility and day,
+    even for two reads at once: the second waits for the first's commit and finds its
+    notice)."""
     key = f"viewed:{person_id}:{facility}:{today_in_vietnam().isoformat()}"
-    if await SharingRepository(session).event_exists(key):
+    repository = SharingRepository(session)
+    if await repository.event_exists(key):
+        return
+    await take_turns(session, TURNS_VIEWED, key)
+    if await repository.event_exists(key):  # (told by a read that committed meanwhile)
         return
     names = await facilities.directory(session, [facility])
     session.add(
