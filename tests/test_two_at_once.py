@@ -1,9 +1,10 @@
 """The same request twice at once, on PostgreSQL with two workers (two connection pools on one
 fresh database; the first request paused just before its commit, the second started
-meanwhile): a double submit, a retry after a timeout, two reviewers, two reads of one record. Each time the second waits
-for the first and then answers as for a request sent again: one grant, one account and one
-"opened" event, one case, the first finding kept, one check-in relayed, one resource for one
-condition. Before (D253) these gave duplicates, a lost answer or a 500."""
+meanwhile): a double submit, a retry after a timeout, two reviewers, two reads of one record.
+Each time the second waits for the first and then answers as for a request sent again: one
+grant, one account and one "opened" event, one case, the first finding kept, one check-in
+relayed, one resource for one condition, one "viewed" notice. Before (D253) these gave
+duplicates, a lost answer or a 500."""
 
 from __future__ import annotations
 
