@@ -228,6 +228,7 @@ def policy(settings: Settings) -> exchange.Policy:
         keep_days=settings.outbox_retention_days,
         prune_every_seconds=settings.outbox_prune_interval_seconds,
         claim_seconds=settings.outbox_claim_seconds,
+        concurrency=settings.outbox_concurrency,
     )
 
 

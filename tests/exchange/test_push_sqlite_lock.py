@@ -161,7 +161,8 @@ async def test_a_claim_run_short_after_the_portal_keeps_its_answer_and_pushes_ne
             "inbox": exchange.visit_notifier(webhook(service)),
         }
     }
-    policy = exchange.Policy(claim_seconds=3.0)  # renewed after 1 s
+    # renewed after 1 s; one call at a time: the push waits for the portal's answer
+    policy = exchange.Policy(claim_seconds=3.0, concurrency=1)
     delivering = asyncio.create_task(exchange.deliver_once(hub.db, consumers, policy))
     await asyncio.wait_for(hub.transport.sent.wait(), timeout=10)
     await asyncio.sleep(0.5)

@@ -33,7 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from vnehr.exchange.models import DeliveryAttempt
-from vnehr.exchange.worker import Consumers, Handler, Policy, _attempt, start_pruner
+from vnehr.exchange.worker import Consumers, Handler, Policy, Remote, _attempt, start_pruner
 from vnehr.kit.clock import utcnow
 from vnehr.kit.db import Database
 from vnehr.kit.logging import get_logger
@@ -473,9 +473,10 @@ async def run(
         asyncio.create_task(_relay_loop(db, js, stop)),
         start_pruner(db, policy, stop),
     ]
+    calls = asyncio.Semaphore(max(policy.concurrency, 1))
     for name, handler, subscription in subscriptions:
         tasks.append(
-            asyncio.create_task(_consume(db, subscription, name, handler, policy, rng, stop))
+            asyncio.create_task(_consume(db, subscription, name, handler, policy, rng, stop, calls))
         )
     try:
         await stop.wait()
@@ -520,11 +521,14 @@ async def _consume(
     policy: Policy,
     rng: random.Random,
     stop: asyncio.Event,
+    calls: asyncio.Semaphore | None = None,
 ) -> None:
-    """Fetch and handle this consumer's messages until ``stop`` is set. When the database is
-    lost, the rest of the batch is left unanswered (JetStream hands it out again after
-    ``ack_wait``) and the next fetch waits (one line, then a growing wait up to 30 s)."""
+    """Fetch and handle this consumer's messages until ``stop`` is set (``calls``: see
+    ``_gate``). When the database is lost, the rest of the batch is left unanswered
+    (JetStream hands it out again after ``ack_wait``) and the next fetch waits (one line,
+    then a growing wait up to 30 s)."""
     outage = Outage(log, "nats_consumer", consumer=name)
+    gate = _gate(db, handler, calls or asyncio.Semaphore(max(policy.concurrency, 1)))
     while not stop.is_set():
         try:
             messages = await subscription.fetch(50, timeout=1)
@@ -536,21 +540,70 @@ async def _consume(
             log.exception("fetch_failed", consumer=name)
             await asyncio.sleep(1)
             continue
-        lost = False
-        for msg in messages:
-            if stop.is_set():  # give it back now rather than after ack_wait
-                await msg.nak()
-                continue
-            if lost:  # not tried while the database is lost: back after ack_wait
-                continue
-            try:
-                await handle_message(db, name, handler, policy, msg, rng)
-                outage.succeeded()
-            except Exception as exc:  # the message comes back after ack_wait
-                retry = outage.failed(exc)
-                if retry is None:
-                    log.exception("message_failed", consumer=name)
+        retry = await _handle_batch(db, messages, name, handler, policy, rng, stop, outage, gate)
+        if retry is not None:  # the database is lost: the next fetch waits
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=retry)
+
+
+def _gate(db: Database, handler: Handler, calls: asyncio.Semaphore) -> asyncio.Semaphore:
+    """How many of a consumer's messages are handled at once. A consumer calling another
+    system (``Remote``: the portal, the phones) shares the worker's ``calls`` with the other
+    such consumers (``policy.concurrency`` in all, each holding a database connection through
+    its call), on PostgreSQL; any other consumer, and every one on SQLite (one writer, and an
+    attempt holds the write lock through its call) or on a single connection (tests), handles
+    one at a time."""
+    engine = db.engine
+    if isinstance(handler, Remote) and engine is not None and engine.dialect.name == "postgresql":
+        return calls
+    return asyncio.Semaphore(1)
+
+
+def _key_of(msg: Any) -> str:
+    try:
+        return str(orjson.loads(msg.data)["key"])
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        return f"#{id(msg)}"  # (a message not ours: alone; ``handle_message`` answers it)
+
+
+async def _handle_batch(
+    db: Database,
+    messages: list[Any],
+    name: str,
+    handler: Handler,
+    policy: Policy,
+    rng: random.Random,
+    stop: asyncio.Event,
+    outage: Outage,
+    gate: asyncio.Semaphore,
+) -> float | None:
+    """A fetched batch: the messages of each key one after the other, in the order fetched,
+    and those of as many keys at once as ``gate`` lets (a remote call's latency is not paid
+    one message at a time). Once ``stop`` is set the rest are given back; once the database
+    is lost the rest are left unanswered (JetStream hands them out again after ``ack_wait``)
+    and the wait before the next fetch is returned."""
+    by_key: dict[str, list[Any]] = {}
+    for msg in messages:
+        by_key.setdefault(_key_of(msg), []).append(msg)
+    lost: list[float] = []
+
+    async def in_turn(queue: list[Any]) -> None:
+        async with gate:
+            for msg in queue:
+                if stop.is_set():  # give it back now rather than after ack_wait
+                    await msg.nak()
                     continue
-                lost = True
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), timeout=retry)
+                if lost:  # not tried while the database is lost: back after ack_wait
+                    continue
+                try:
+                    await handle_message(db, name, handler, policy, msg, rng)
+                    outage.succeeded()
+                except Exception as exc:  # the message comes back after ack_wait
+                    retry = outage.failed(exc)
+                    if retry is None:
+                        log.exception("message_failed", consumer=name)
+                        continue
+                    lost.append(retry)
+
+    await asyncio.gather(*(in_turn(queue) for queue in by_key.values()))
+    return max(lost) if lost else None

@@ -123,6 +123,10 @@ class Policy:
     #: that waits the whole busy timeout for the lock still ends before the claim does (the
     #: settings check it).
     claim_seconds: float = 60.0
+    #: calls to other systems (the portal, the phones) in flight at once: the events of a
+    #: round, and a JetStream consumer's messages, each of its own key (a key's events, one
+    #: visit's versions, always go one after the other, in order)
+    concurrency: int = 8
 
     def delay(self, attempts: int, rng: random.Random) -> timedelta:
         base = min(self.backoff_seconds * 2 ** (attempts - 1), self.max_backoff_seconds)
@@ -405,12 +409,7 @@ async def _deliver_claimed(
     renewing = asyncio.create_task(_renew(db, claim, policy, turn, stop))
     try:
         try:
-            for event in claim.events:
-                for name, handler in consumers.get(event.topic, {}).items():
-                    if claim.lost or _left(claim) < _period(policy):
-                        break  # (a renewal waiting for the lock): the claim may run out mid-call
-                    if isinstance(handler, Remote) and name not in claim.done[event.event_id]:
-                        outcomes[(event.id, name)] = await _call(db, event, handler, turn)
+            await _calls(db, claim, consumers, policy, turn, outcomes)
             # renewed meanwhile, and marked: tries that find the file locked do not cost the claim
             return await _record_retrying(db, claim, outcomes, consumers, policy, rng, turn)
         finally:
@@ -422,6 +421,41 @@ async def _deliver_claimed(
         with contextlib.suppress(Exception):
             await _release(db, claim)
         raise
+
+
+async def _calls(
+    db: Database,
+    claim: _Claim,
+    consumers: Consumers,
+    policy: Policy,
+    turn: asyncio.Lock,
+    outcomes: dict[tuple[int, str], _Outcome],
+) -> None:
+    """The round's remote calls, ``policy.concurrency`` in flight at once (a round's events are
+    each of its own key: ``due_events`` leaves out an event while an earlier one of its key is
+    pending). None is begun once the claim may run out before it ends; the first error that is
+    not the event's (the database lost) stops the others, and the round with it."""
+    gate = asyncio.Semaphore(max(policy.concurrency, 1))
+
+    async def one(event: OutboxEvent, name: str, handler: Remote) -> None:
+        async with gate:
+            if claim.lost or _left(claim) < _period(policy):
+                return  # (a renewal waiting for the lock): the claim may run out mid-call
+            outcomes[(event.id, name)] = await _call(db, event, handler, turn)
+
+    calls = [
+        asyncio.create_task(one(event, name, handler))
+        for event in claim.events
+        for name, handler in consumers.get(event.topic, {}).items()
+        if isinstance(handler, Remote) and name not in claim.done[event.event_id]
+    ]
+    try:
+        for finished in asyncio.as_completed(calls):
+            await finished
+    finally:
+        for call in calls:
+            call.cancel()
+        await asyncio.gather(*calls, return_exceptions=True)
 
 
 async def _call(db: Database, event: OutboxEvent, handler: Remote, turn: asyncio.Lock) -> _Outcome:

@@ -230,6 +230,13 @@ class Settings(EarlySettings):
         "while it runs); a stopped worker's events are delivered again after it. More than "
         "VNEHR_DB_BUSY_TIMEOUT_SECONDS by a third.",
     )
+    outbox_concurrency: int = Field(
+        default=8,
+        ge=1,
+        le=64,
+        description="Calls to the portal and pushes to the phones each worker has in flight at "
+        "once, each for another visit or person (one visit's versions always go in order).",
+    )
     bhxh_url: str | None = Field(
         default=None,
         description="BHXH appraisal portal base URL; default: the built-in simulator (never in "

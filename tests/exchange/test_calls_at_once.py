@@ -1,0 +1,128 @@
+"""A worker has several calls to other systems in flight at once (`VNEHR_OUTBOX_CONCURRENCY`,
+8): with a portal answering in a few hundred milliseconds, one call at a time would deliver a
+few visits a second. The calls at once are each for another key: one visit's versions still go
+one after the other, in order. Both buses: a SQLite round (in-process) and a JetStream consumer
+on PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from tests.exchange.test_nats import fresh_db  # noqa: F401  (fixture)
+from vnehr import exchange
+from vnehr.exchange import nats_bus
+from vnehr.kit.db import Database
+from vnehr.kit.outbox import OutboxEvent, new_event
+
+TOPIC = "visit.accepted"
+
+
+class Portal:
+    """A remote consumer that holds each call until ``wanted`` calls are in flight at once (or
+    a second passed), and notes the most in flight and the order of each key's events."""
+
+    def __init__(self, wanted: int) -> None:
+        self.wanted = wanted
+        self.in_flight = 0
+        self.most = 0
+        self.sent: list[tuple[str, int]] = []
+        self.enough = asyncio.Event()
+
+    def consumer(self) -> exchange.Remote:
+        async def prepare(session: Any, event: OutboxEvent) -> exchange.Call[None]:
+            key, number = event.key, int(event.payload["n"])
+
+            async def send() -> None:
+                self.in_flight += 1
+                self.most = max(self.most, self.in_flight)
+                if self.in_flight >= self.wanted:
+                    self.enough.set()
+                try:
+                    await asyncio.wait_for(self.enough.wait(), timeout=1)
+                except TimeoutError:
+                    pass
+                finally:
+                    self.in_flight -= 1
+                self.sent.append((key, number))
+
+            async def record(session: Any, answer: None) -> dict[str, Any]:
+                return {"n": number}
+
+            return exchange.Call(send=send, record=record)
+
+        return exchange.Remote(prepare=prepare)
+
+
+async def _events(db: Database) -> None:
+    """Visit A's two versions, then one version each of visits B to F."""
+    async with db.session() as session:
+        session.add(new_event(TOPIC, "visit:A", {"n": 1}))
+        session.add(new_event(TOPIC, "visit:A", {"n": 2}))
+        for key in "BCDEF":
+            session.add(new_event(TOPIC, f"visit:{key}", {"n": 1}))
+
+
+def _in_order(portal: Portal) -> None:
+    assert sorted(portal.sent) == [("visit:A", 1), ("visit:A", 2)] + [
+        (f"visit:{key}", 1) for key in "BCDEF"
+    ]
+    a = [n for key, n in portal.sent if key == "visit:A"]
+    assert a == [1, 2]  # the correction after its original
+
+
+@pytest.fixture
+async def sqlite_db(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Database]:
+    from vnehr.kit.migrate import upgrade
+
+    url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('calls') / 'x.db'}"
+    await upgrade(url)
+    db = Database.from_urls(url)
+    yield db
+    await db.dispose()
+
+
+@pytest.mark.parametrize(("concurrency", "most"), [(8, 6), (3, 3), (1, 1)])
+async def test_a_round_calls_the_portal_for_several_visits_at_once(
+    sqlite_db: Database, concurrency: int, most: int
+) -> None:
+    await _events(sqlite_db)
+    portal = Portal(wanted=most)
+    consumers: exchange.Consumers = {TOPIC: {"bhxh": portal.consumer()}}
+    policy = exchange.Policy(concurrency=concurrency)
+    # the first round: A's first version and B..F (A's second waits behind the first)
+    assert await exchange.deliver_once(sqlite_db, consumers, policy) == 6
+    assert portal.most == most
+    assert await exchange.deliver_once(sqlite_db, consumers, policy) == 1
+    _in_order(portal)
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+async def test_a_jetstream_consumer_calls_for_several_visits_at_once(
+    fresh_db: Database,  # noqa: F811
+    nats_url: str,
+) -> None:
+    await _events(fresh_db)
+    portal = Portal(wanted=5)
+    consumers: exchange.Consumers = {TOPIC: {"bhxh": portal.consumer()}}
+    stream = f"T{uuid.uuid4().hex[:6]}"
+    nats_bus.STREAM = stream  # a stream of this test's own on the shared server
+    nats_bus.PREFIX = f"{stream.lower()}.events."
+    stop = asyncio.Event()
+    running = asyncio.create_task(
+        nats_bus.run(fresh_db, nats_url, consumers, exchange.Policy(), stop=stop)
+    )
+    try:
+        for _ in range(200):
+            if len(portal.sent) == 7:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        stop.set()
+        await running
+    assert portal.most >= 2  # B..F (and A) at once; how many came in one fetch may vary
+    _in_order(portal)
