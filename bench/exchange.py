@@ -1,7 +1,10 @@
 """Delivery through NATS JetStream to the BHXH portal simulator, next to the raw JetStream
 publish rate measured in the same run (same server, same cores).
 
-SQLite database (file, WAL) in one process with the worker; the simulator answers in-process.
+First on SQLite (file, WAL; one message at a time) with a portal answering at once; then on
+PostgreSQL with a portal that takes ``BENCH_PORTAL_LATENCY`` seconds (0.2) to answer, one call
+at a time and ``VNEHR_OUTBOX_CONCURRENCY``'s default (8) at once. The worker runs in this
+process; the simulator answers in-process.
 """
 
 from __future__ import annotations
@@ -24,6 +27,9 @@ from fastapi import FastAPI
 from sqlalchemy import func, select
 
 VISITS = int(os.environ.get("BENCH_DELIVERY_VISITS", "1000"))
+#: visits and portal latency of the PostgreSQL runs
+SLOW_VISITS = int(os.environ.get("BENCH_SLOW_VISITS", "300"))
+LATENCY = float(os.environ.get("BENCH_PORTAL_LATENCY", "0.2"))
 
 
 def _free_port() -> int:
@@ -45,7 +51,11 @@ async def raw_publish_rate(url: str, count: int = 20_000) -> float:
     return count / elapsed
 
 
-async def main() -> None:
+async def delivery_rate(
+    db_url: str, url: str, visits: int, *, latency: float = 0.0, concurrency: int = 8
+) -> float:
+    """Visits a second delivered through NATS to the portal simulator from a fresh database
+    holding ``visits`` accepted visits (outbox full)."""
     from vnehr import catalogs, exchange, facilities, submissions
     from vnehr.exchange import nats_bus
     from vnehr.kit.auth import Grant, Subject
@@ -54,6 +64,64 @@ async def main() -> None:
     from vnehr.kit.outbox import OutboxEvent
     from vnehr.sim.bhxh import Account, BhxhConfig, create_app
     from vnehr.submissions import synth
+
+    await upgrade(db_url)
+    db = Database.from_urls(db_url)
+    async with db.session() as session:
+        await catalogs.load_builtin(session)
+    admin = Subject("person", "001085004217", "bench", (Grant("department_admin"),))
+    async with db.session() as session:
+        facility = await facilities.register(
+            session, admin,
+            facilities.FacilityCreate(name="BV", kind=facilities.Kind.hospital,
+                                      level=facilities.Level.basic,
+                                      ownership=facilities.Ownership.public, province_code="01"),
+        )  # fmt: skip
+        for state in list(facilities.State)[1:5]:
+            await facilities.move(session, admin, facility.code, state, "bench", override=True)
+    system = Subject("facility_system", "his", "his", scopes=frozenset({"submission.write"}),
+                     facility_code=facility.code)  # fmt: skip
+    rng = random.Random(5)
+    options = submissions.IntakeOptions(limits=submissions.Limits())
+    for _ in range(visits):
+        async with db.session() as session:
+            one = synth.make_visit(rng, facility_code=facility.code)
+            await submissions.submit(session, system, synth.envelope([one], facility.code), options)
+    config = BhxhConfig(accounts={"hub": Account("pw", ())})
+    config.faults.latency_seconds = latency
+    outer = FastAPI()
+    outer.mount("/sim/bhxh", create_app(config))
+    stream = f"BENCH{random.randrange(10**6)}"
+    nats_bus.STREAM, nats_bus.PREFIX = stream, f"{stream.lower()}.events."
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=outer), base_url="http://p"
+    ) as http:
+        client = exchange.BhxhClient(
+            http, base_url="http://p/sim/bhxh", username="hub", password="pw"
+        )
+        consumers: exchange.Consumers = {"visit.accepted": {"bhxh": exchange.bhxh_consumer(client)}}
+        stop = asyncio.Event()
+        started = time.perf_counter()
+        policy = exchange.Policy(concurrency=concurrency)
+        task = asyncio.create_task(nats_bus.run(db, url, consumers, policy, stop=stop))
+        while True:
+            async with db.read_session() as session:
+                left = await session.scalar(
+                    select(func.count()).select_from(OutboxEvent)
+                    .where(OutboxEvent.status != "delivered")
+                )  # fmt: skip
+            if not left:
+                break
+            await asyncio.sleep(0.2)
+        elapsed = time.perf_counter() - started
+        stop.set()
+        await task
+    await db.dispose()
+    return visits / elapsed
+
+
+async def main() -> None:
+    from bench.common import postgres
 
     work = Path(tempfile.mkdtemp(prefix="vnehr-bench-exchange-"))
     port = _free_port()
@@ -67,64 +135,23 @@ async def main() -> None:
     try:
         await asyncio.sleep(1)
         raw = await raw_publish_rate(url)
-        db_url = f"sqlite+aiosqlite:///{work / 'bench.db'}"
-        await upgrade(db_url)
-        db = Database.from_urls(db_url)
-        async with db.session() as session:
-            await catalogs.load_builtin(session)
-        admin = Subject("person", "001085004217", "bench", (Grant("department_admin"),))
-        async with db.session() as session:
-            facility = await facilities.register(
-                session, admin,
-                facilities.FacilityCreate(name="BV", kind=facilities.Kind.hospital,
-                                          level=facilities.Level.basic,
-                                          ownership=facilities.Ownership.public, province_code="01"),
-            )  # fmt: skip
-            for state in list(facilities.State)[1:5]:
-                await facilities.move(session, admin, facility.code, state, "bench", override=True)
-        system = Subject("facility_system", "his", "his", scopes=frozenset({"submission.write"}),
-                         facility_code=facility.code)  # fmt: skip
-        rng = random.Random(5)
-        options = submissions.IntakeOptions(limits=submissions.Limits())
-        for _ in range(VISITS):
-            async with db.session() as session:
-                one = synth.make_visit(rng, facility_code=facility.code)
-                await submissions.submit(
-                    session, system, synth.envelope([one], facility.code), options
-                )
-        outer = FastAPI()
-        outer.mount("/sim/bhxh", create_app(BhxhConfig(accounts={"hub": Account("pw", ())})))
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=outer), base_url="http://p"
-        ) as http:
-            client = exchange.BhxhClient(
-                http, base_url="http://p/sim/bhxh", username="hub", password="pw"
-            )
-            consumers: exchange.Consumers = {
-                "visit.accepted": {"bhxh": exchange.bhxh_consumer(client)}
-            }
-            stop = asyncio.Event()
-            started = time.perf_counter()
-            task = asyncio.create_task(
-                nats_bus.run(db, url, consumers, exchange.Policy(), stop=stop)
-            )
-            while True:
-                async with db.read_session() as session:
-                    left = await session.scalar(
-                        select(func.count()).select_from(OutboxEvent)
-                        .where(OutboxEvent.status != "delivered")
-                    )  # fmt: skip
-                if not left:
-                    break
-                await asyncio.sleep(0.2)
-            elapsed = time.perf_counter() - started
-            stop.set()
-            await task
-        await db.dispose()
+        sqlite = await delivery_rate(f"sqlite+aiosqlite:///{work / 'bench.db'}", url, VISITS)
+        slow: dict[int, float] = {}
+        with postgres("one_call", "calls_at_once") as socket:
+            for concurrency, name in ((1, "one_call"), (8, "calls_at_once")):
+                slow[concurrency] = await delivery_rate(
+                    f"postgresql+asyncpg://postgres@/{name}?host={socket}", url, SLOW_VISITS,
+                    latency=LATENCY, concurrency=concurrency,
+                )  # fmt: skip
         print(json.dumps({
             "visits": VISITS,
-            "delivered_visits_per_s": round(VISITS / elapsed),
+            "delivered_visits_per_s": round(sqlite),
             "raw_jetstream_publish_msgs_per_s": round(raw),
+            "postgresql_portal_latency_s": LATENCY,
+            "postgresql_visits": SLOW_VISITS,
+            "postgresql_one_call_at_a_time_visits_per_s": round(slow[1], 1),
+            "postgresql_8_calls_at_once_visits_per_s": round(slow[8], 1),
+            "ceiling_one_call_at_a_time_visits_per_s": round(1 / LATENCY, 1) if LATENCY else None,
         }, indent=1))  # fmt: skip
     finally:
         server.terminate()
