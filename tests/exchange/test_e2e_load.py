@@ -6,7 +6,7 @@ JetStream and a separate `vnehr worker`; SQLite with the in-process bus inside `
 Every visit version reaches the simulator (which, like the portal, keys on facility + MA_LK), in
 order per MA_LK (a correction never before its original), none lost, and sent twice only when
 the kill cut an attempt whose answer never came. ``VNEHR_E2E_VISITS`` sets the number of visits
-(default 2,000: enough for a kill midway, ordering and retries through 30 % faults;
+(default 1,200: enough for a kill midway, ordering and retries through 30 % faults;
 5,000 and more by hand)."""
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from tests.conftest import free_port, new_database_on, wait_for_port
 from vnehr.submissions import synth
 
 pytestmark = pytest.mark.e2e
-VISITS = int(os.environ.get("VNEHR_E2E_VISITS", "2000"))
+VISITS = int(os.environ.get("VNEHR_E2E_VISITS", "1200"))
 PER_FILE = 50
 CORRECTED = max(VISITS // 25, 2)  # corrections of the first visits, sent after everything
 FACILITY = "01001"  # the demo's connected hospital
