@@ -20,7 +20,6 @@ from vnehr.kit.errors import (
     VnehrError,
 )
 from vnehr.kit.logging import get_logger
-from vnehr.kit.migrate import ahead, current_revisions, usable
 from vnehr.kit.settings import Settings
 
 log = get_logger("vnehr.startup")
@@ -87,6 +86,8 @@ async def database_refusal(settings: Settings, *, replica: bool) -> VnehrError |
     older or foreign schema; None when it may, at the newest migration or a later release's
     (D119), with one ``database_ready`` line per database. A URL SQLAlchemy cannot read at all
     raises ``StartupRefused`` (a configuration error)."""
+    from vnehr.kit.migrate import ahead, current_revisions, usable  # (see kit.health)
+
     refused = unsupported_driver(settings, replica=replica)
     if refused is not None:
         return refused

@@ -16,12 +16,9 @@ import hmac
 import io
 import zlib
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
-import qrcode
-import qrcode.image.svg
-import qrcode.util
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -29,6 +26,9 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
     decode_dss_signature,
     encode_dss_signature,
 )
+
+if TYPE_CHECKING:
+    import qrcode
 
 HEALTH_CARD = "https://smarthealth.cards#health-card"
 FHIR_VERSION = "4.0.1"
@@ -236,6 +236,11 @@ def jws_from_qr(text: str) -> str:
 
 
 def _qr(jws: str) -> qrcode.QRCode:
+    # (imported here: qrcode brings Pillow, a sixth of a second that every process starting
+    # would pay, and only the paper's QR needs them)
+    import qrcode
+    import qrcode.util
+
     code = qrcode.QRCode(error_correction=qrcode.constants.ERROR_CORRECT_L, border=4)
     code.add_data(qrcode.util.QRData(b"shc:/", mode=qrcode.util.MODE_8BIT_BYTE))
     code.add_data(qrcode.util.QRData(qr_text(jws)[5:].encode(), mode=qrcode.util.MODE_NUMBER))
@@ -253,5 +258,7 @@ def qr_png(jws: str, box: int = 4) -> bytes:
 
 def qr_svg(jws: str) -> str:
     """An inline SVG of the QR (for pages and PDFs)."""
+    import qrcode.image.svg
+
     image = _qr(jws).make_image(image_factory=qrcode.image.svg.SvgPathImage)
     return str(image.to_string(encoding="unicode"))
