@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 from typer.testing import CliRunner
 
 from tests.conftest import new_database_on
@@ -90,13 +91,17 @@ def _leave(one: synth.SynthVisit) -> dict[str, Any]:
     return {"kind": "sick_leave", "visit_key": one.ma_lk, "fields": sick_leave(one, 10)}
 
 
+async def _issue_in(session: AsyncSession, one: synth.SynthVisit) -> Paper:
+    """The visit's sick leave (NV-0001), issued through the papers API in this transaction."""
+    paper, _ = await service.issue_for_visit(
+        session, service.keys_for(get_settings()), HIS, _leave(one), submissions.check_paper_row
+    )
+    return paper
+
+
 async def _issue(db: Database, one: synth.SynthVisit) -> str:
     async with db.session() as session:
-        paper, _ = await service.issue_for_visit(
-            session, service.keys_for(get_settings()), HIS, _leave(one),
-            submissions.check_paper_row,
-        )  # fmt: skip
-        return paper.id
+        return (await _issue_in(session, one)).id
 
 
 async def _paper(db: Database, paper_id: str) -> tuple[str, str | None, str | None, int | None]:
@@ -120,11 +125,7 @@ def test_a_paper_issued_as_its_visit_is_corrected_to_another_patient_leaves_her_
         try:
             one, data, analysis = await _a_visit_of_an(api, 71)
             async with api.session() as session:  # the sick leave, not yet committed ...
-                paper, _ = await service.issue_for_visit(
-                    session, service.keys_for(get_settings()), HIS, _leave(one),
-                    submissions.check_paper_row,
-                )  # fmt: skip
-                paper_id = paper.id
+                paper_id = (await _issue_in(session, one)).id
 
                 async def correct() -> dict[str, Any]:
                     async with intake.session() as theirs:
@@ -180,10 +181,7 @@ def test_one_number_issued_for_two_visits_at_once_is_refused_for_the_second_not_
             first, _, _ = await _a_visit_of_an(api, 73)
             second, _, _ = await _a_visit_of_an(api, 74)
             async with api.session() as session:  # the first issue, not yet committed ...
-                paper, _ = await service.issue_for_visit(
-                    session, service.keys_for(get_settings()), HIS, _leave(first),
-                    submissions.check_paper_row,
-                )  # fmt: skip
+                paper = await _issue_in(session, first)
                 issuing = asyncio.create_task(_issue(other, second))  # ... when the other comes
                 await asyncio.sleep(0.5)
                 assert not issuing.done()  # it waits for the first
