@@ -3,6 +3,7 @@ says rightly whether the portal may have the file, and the client keeps its own 
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
 
@@ -130,3 +131,26 @@ async def test_the_client_keeps_its_own_time_limit_and_the_file_may_have_arrived
     assert (failed.value.reason, failed.value.maybe_received) == ("timeout", True)
     # the portal did record the file before it hung
     assert len((await http.get("http://portal/sim/bhxh/_sim/received")).json()) == 1
+
+
+async def test_calls_at_once_log_in_once_and_once_again_when_the_portal_forgot_the_token() -> None:
+    """Eight files sent at once by a worker with no token yet: one login, not eight. Then the
+    portal forgets the token: the eight refused at once take one new token between them."""
+    tokens: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/api/token/take"):
+            tokens.append(f"t{len(tokens) + 1}")
+            return httpx.Response(200, json={**TOKEN, "access_token": tokens[-1]})
+        if request.headers["accessToken"] != tokens[-1]:  # forgotten, or never given
+            return httpx.Response(200, json={"maKetQua": "401"})
+        return httpx.Response(200, json={"maKetQua": "200", "maGiaoDich": tokens[-1]})
+
+    http = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+    client = exchange.BhxhClient(http, base_url="http://portal", username=USER, password=PASSWORD)
+    sent = await asyncio.gather(*(client.send_file("01001", envelope()) for _ in range(8)))
+    assert [a.ma_giao_dich for a in sent] == ["t1"] * 8
+    tokens.append("t-forgotten")  # the portal now holds another: ours is refused
+    sent = await asyncio.gather(*(client.send_file("01001", envelope()) for _ in range(8)))
+    assert [a.ma_giao_dich for a in sent] == ["t3"] * 8
+    assert tokens == ["t1", "t-forgotten", "t3"]

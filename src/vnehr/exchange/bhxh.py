@@ -84,6 +84,9 @@ class BhxhClient:
         self.variant = variant
         self.timeout = timeout
         self._token: tuple[float, str, str] | None = None  # (expires, access, id)
+        # one login at a time: the calls a worker has in flight at once (D254) that find no
+        # token, or an expired one, wait for one login instead of each logging in
+        self._login = asyncio.Lock()
 
     async def _post(self, path: str, **kwargs: Any) -> dict[str, Any]:
         """The portal's JSON object for one request. An answer that never came (timeout, lost
@@ -116,8 +119,18 @@ class BhxhClient:
         return body
 
     async def token(self, *, fresh: bool = False) -> tuple[str, str]:
-        if self._token and not fresh and self._token[0] > time.monotonic():
-            return self._token[1], self._token[2]
+        """The portal's token (access, id): the one held while it lasts, unless ``fresh`` (the
+        portal refused it); a new one otherwise, unless another call took one meanwhile."""
+        seen = self._token
+        if seen and not fresh and seen[0] > time.monotonic():
+            return seen[1], seen[2]
+        async with self._login:
+            now = self._token
+            if now is not None and now is not seen and now[0] > time.monotonic():
+                return now[1], now[2]  # taken by another call while this one waited
+            return await self._take_token()
+
+    async def _take_token(self) -> tuple[str, str]:
         body = await self._post(
             "/api/token/take", data={"username": self.username, "password": self.password_hash}
         )
