@@ -1,5 +1,5 @@
-"""``Patient/$everything`` takes the operation's ``_since`` and ``_type`` (FHIR R4
-Patient-everything): an app that keeps a copy of the record asks for what changed since its
+"""``Patient/$everything`` takes the operation's ``_since``, ``start`` / ``end`` and ``_type``
+(FHIR R4 Patient-everything): an app that keeps a copy of the record asks for what changed since its
 last read, and only the kinds it shows. What changed since: the visits received since (the
 others are not even mapped), the papers, allergies and accesses since; with the Patient they are
 about, and the facilities and practitioners they name."""
@@ -74,3 +74,49 @@ async def test_an_app_reads_what_changed_since_its_last_read(
     # refused with an OperationOutcome, never a 500
     outcome(await client.get(path, params={"_type": "Medication"}), 400, "FHIR-0001")
     outcome(await client.get(path, params={"_since": "hôm qua"}), 400, "FHIR-0001")
+
+
+async def test_a_doctor_reads_the_care_given_in_some_days(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    """``start`` and ``end`` are dates of care, not of the record: the visit of September and
+    what it recorded, not October's, though both were sent today."""
+    code, headers = await facility_with_token(client, session, settings)
+    first = visit_of(code, 3, datetime(2026, 9, 1, 8, 0))  # noqa: DTZ001
+    second = visit_of(code, 4, datetime(2026, 10, 1, 8, 0), like=first)  # noqa: DTZ001
+    for one in (first, second):
+        assert (await send(client, headers, synth.envelope([one], code))).status_code == 201
+    await sign_in_as(client, session, settings, who(first))
+    patient = (await client.get(f"{FHIR}/Patient")).json()["entry"][0]["resource"]["id"]
+    path = f"{FHIR}/Patient/{patient}/$everything"
+    whole = (await client.get(path, params={"_count": 500})).json()
+
+    def encounter_days(bundle: dict[str, object]) -> list[str]:
+        return sorted(
+            e["resource"]["period"]["start"][:10]  # type: ignore[index]
+            for e in bundle["entry"]  # type: ignore[union-attr]
+            if e["resource"]["resourceType"] == "Encounter"  # type: ignore[index]
+        )
+
+    september = await client.get(
+        path, params={"_count": 500, "start": "2026-09-01", "end": "2026-09-30"}
+    )
+    assert september.status_code == 200, september.text
+    got = september.json()
+    assert encounter_days(got) == ["2026-09-01"]
+    assert _kinds(got)[0] == "Patient"
+    assert 1 < len(got["entry"]) < len(whole["entry"])
+    for entry in got["entry"]:
+        resource = entry["resource"]
+        for name in ("effectiveDateTime", "authoredOn", "recordedDate", "onsetDateTime"):
+            if isinstance(resource.get(name), str):
+                assert resource[name][:7] == "2026-09", (resource["resourceType"], name)
+    assert encounter_days((await client.get(path, params={"start": "2026-10"})).json()) == [
+        "2026-10-01"
+    ]
+    assert encounter_days((await client.get(path, params={"end": "2026-09"})).json()) == [
+        "2026-09-01"
+    ]
+    assert encounter_days((await client.get(path, params={"end": "2026-08-31"})).json()) == []
+    outcome(await client.get(path, params={"start": "2026-10", "end": "2026-09"}), 400, "FHIR-0001")
+    outcome(await client.get(path, params={"start": "tháng 9"}), 400, "FHIR-0001")

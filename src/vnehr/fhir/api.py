@@ -10,7 +10,7 @@ import json
 import re
 import uuid
 from collections.abc import Callable, Coroutine
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from functools import partial
 from typing import Annotated, Any, cast
@@ -502,14 +502,23 @@ async def everything(
 ) -> Response:
     """Every resource of one patient's record within the caller's reach (searchset);
     ``_since``: those changed since (a visit not received since is not even mapped), with the
-    Patient and the registry's resources they point to; ``_type``: of these types only
-    (comma-separated, repeatable)."""
+    Patient and the registry's resources they point to; ``start`` / ``end``: those of care
+    given in these days (a visit whose stay does not meet them is not even mapped; a resource
+    with no date of care is kept); ``_type``: of these types only (comma-separated,
+    repeatable)."""
     query = list(request.query_params.multi_items())
     since, types = _everything_filters(query)
+    care = _care_filter(query)
     scope = await store.scope_of(session, subject, base=_base(request))
-    maps = (lambda src: src.received_at >= since) if since is not None else None
-    pool = await store.patient_compartment(session, scope, patient_id, maps=maps)  # or 404
-    resources = store.everything_of(pool, patient_id, since=since, types=types)
+
+    def maps(src: mapping.VisitSource) -> bool:
+        if since is not None and src.received_at < since:
+            return False
+        return care is None or store.stay_meets(src.started_at, src.ended_at, care)
+
+    wanted = maps if since is not None or care is not None else None
+    pool = await store.patient_compartment(session, scope, patient_id, maps=wanted)  # or 404
+    resources = store.everything_of(pool, patient_id, since=since, types=types, care=care)
     bundle = _page(request, resources, dict(query), count_only=_count_only(query, []))
     await _audit(request, scope, pool, resources, f"Patient/{patient_id}/$everything")
     return fhir_response(bundle)
@@ -534,6 +543,24 @@ def _everything_filters(
                 )
             types = (types or set()) | named
     return since, frozenset(types) if types is not None else None
+
+
+def _care_filter(query: list[tuple[str, str]]) -> tuple[datetime, datetime] | None:
+    """``$everything``'s ``start`` and ``end`` (dates of care, FHIR R4 Patient-everything):
+    from the first moment of ``start`` to the last of ``end``; either may be left out. An
+    ``end`` before the ``start`` is refused (BadSearch)."""
+    start = end = None
+    for key, value in query:
+        if key == "start":
+            start = date_range(value)[0]
+        elif key == "end":
+            end = date_range(value)[1]
+    if start is None and end is None:
+        return None
+    care = (start or datetime.min.replace(tzinfo=UTC), end or datetime.max.replace(tzinfo=UTC))
+    if care[1] <= care[0]:
+        raise BadSearch(reason="end is before start")
+    return care
 
 
 @router.get("/Patient/{patient_id}/$summary", responses=_FHIR_RESPONSES)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -679,15 +679,20 @@ def everything_of(
     *,
     since: datetime | None = None,
     types: Collection[str] | None = None,
+    care: tuple[datetime, datetime] | None = None,
 ) -> list[Resource]:
     """A patient's compartment as ``$everything`` (and the book's data file) lists it: the
     Patient first, then the rest in the order they were mapped. ``since``
     (``$everything?_since=``): the resources changed at or after it (``meta.lastUpdated``),
     the Patient always (what they are about), and the registry's resources they point to;
-    ``types`` (``_type``): of these types only."""
+    ``care`` (``start`` / ``end``): likewise, the resources of care given in that half-open
+    range (``_care_meets``); ``types`` (``_type``): of these types only."""
     rest = [r for (t, i), r in pool.resources.items() if not (t == "Patient" and i == patient_id)]
-    if since is not None:
-        rest = [r for r in rest if r["resourceType"] in REGISTRY_TYPES or _changed(r, since)]
+    if since is not None or care is not None:
+        if since is not None:
+            rest = [r for r in rest if r["resourceType"] in REGISTRY_TYPES or _changed(r, since)]
+        if care is not None:
+            rest = [r for r in rest if r["resourceType"] in REGISTRY_TYPES or _care_meets(r, care)]
         wanted = _referenced_by(rest, REGISTRY_TYPES)
         rest = [
             r
@@ -698,6 +703,55 @@ def everything_of(
     if types is not None:
         found = [r for r in found if r.get("resourceType") in types]
     return found
+
+
+#: Where a resource says when the care it records was given, first found first: a period,
+#: or a moment (a date stands for its whole day).
+_CARE_DATES = (
+    "period", "effectivePeriod", "performedPeriod", "effectiveDateTime", "performedDateTime",
+    "occurrenceDateTime", "onsetDateTime", "authoredOn", "recordedDate", "date", "issued",
+)  # fmt: skip
+
+
+def stay_meets(
+    started: datetime | None, ended: datetime | None, care: tuple[datetime, datetime]
+) -> bool:
+    """Whether a stay from ``started`` to ``ended`` (either may be unknown) meets ``care``;
+    one with neither is kept."""
+    first, last = started or ended, ended or started
+    if first is None or last is None:
+        return True
+    return first < care[1] and last >= care[0]
+
+
+def _care_meets(resource: Resource, care: tuple[datetime, datetime]) -> bool:
+    """Whether the care ``resource`` records was given in ``care`` (``_CARE_DATES``); one
+    that says no date of care (a Provenance, a Consent, ...) or an unreadable one is kept."""
+    if resource.get("resourceType") == "Provenance":
+        return True  # (when the record was made, not the care: its visit is mapped or not)
+    for name in _CARE_DATES:
+        value = resource.get(name)
+        if isinstance(value, dict):
+            started = _care_moment(value.get("start"), first=True)
+            ended = _care_moment(value.get("end"), first=False)
+            if started is not None or ended is not None:
+                return stay_meets(started, ended, care)
+        elif isinstance(value, str):
+            started, ended = _care_moment(value, first=True), _care_moment(value, first=False)
+            if started is not None and ended is not None:
+                return started < care[1] and ended >= care[0]
+    return True
+
+
+def _care_moment(value: object, *, first: bool) -> datetime | None:
+    """A FHIR date or dateTime's first (or last) moment; None when absent or unreadable."""
+    if not isinstance(value, str):
+        return None
+    try:
+        start, end = date_range(value)
+    except BadSearch:
+        return None
+    return start if first else end - timedelta(microseconds=1)
 
 
 def _changed(resource: Resource, since: datetime) -> bool:
