@@ -257,7 +257,10 @@ def worker() -> None:
     async def main() -> None:
         db = Database.from_urls(
             settings.database_url,
-            pool_size=settings.db_pool_size,
+            # the calls in flight at once to the portal and to the phones each hold a
+            # connection (D254), beside the local consumers, the relay, the pruner and the
+            # sealer: room for all of them (twice the pool size, with the overflow)
+            pool_size=max(settings.db_pool_size, settings.outbox_concurrency + 8),
             connect_timeout=settings.db_connect_timeout_seconds or None,
             busy_timeout=settings.db_busy_timeout_seconds,
             command_timeout=settings.db_command_timeout_seconds or None,

@@ -126,3 +126,48 @@ async def test_a_jetstream_consumer_calls_for_several_visits_at_once(
         await running
     assert portal.most >= 2  # B..F (and A) at once; how many came in one fetch may vary
     _in_order(portal)
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+async def test_a_portal_that_hangs_does_not_hold_the_phones_notices_back(
+    fresh_db: Database,  # noqa: F811
+    nats_url: str,
+) -> None:
+    """The portal holds every call it gets; the pushes of the same visits go all the same:
+    each remote system has its own calls in flight (two here), not a share of one pool."""
+    await _events(fresh_db)
+    released = asyncio.Event()
+    held: list[str] = []
+
+    async def prepare(session: Any, event: OutboxEvent) -> exchange.Call[None]:
+        async def send() -> None:
+            held.append(event.key)
+            await released.wait()
+
+        async def record(session: Any, answer: None) -> dict[str, Any]:
+            return {}
+
+        return exchange.Call(send=send, record=record)
+
+    phones = Portal(wanted=1)
+    consumers: exchange.Consumers = {
+        TOPIC: {"bhxh": exchange.Remote(prepare=prepare), "inbox": phones.consumer()}
+    }
+    stream = f"T{uuid.uuid4().hex[:6]}"
+    nats_bus.STREAM = stream
+    nats_bus.PREFIX = f"{stream.lower()}.events."
+    stop = asyncio.Event()
+    running = asyncio.create_task(
+        nats_bus.run(fresh_db, nats_url, consumers, exchange.Policy(concurrency=2), stop=stop)
+    )
+    try:
+        for _ in range(200):
+            if len(phones.sent) == 7:
+                break
+            await asyncio.sleep(0.05)
+        assert 1 <= len(held) <= 2  # the portal holds what it got (two at most at once)
+        _in_order(phones)  # every visit's push went meanwhile, in order
+    finally:
+        released.set()
+        stop.set()
+        await running

@@ -37,7 +37,7 @@ from vnehr.exchange.worker import Consumers, Handler, Policy, Remote, _attempt, 
 from vnehr.kit.clock import utcnow
 from vnehr.kit.db import Database
 from vnehr.kit.logging import get_logger
-from vnehr.kit.outage import Outage
+from vnehr.kit.outage import Outage, database_lost
 from vnehr.kit.outbox import OutboxEvent
 
 log = get_logger("vnehr.nats")
@@ -473,10 +473,10 @@ async def run(
         asyncio.create_task(_relay_loop(db, js, stop)),
         start_pruner(db, policy, stop),
     ]
-    calls = asyncio.Semaphore(max(policy.concurrency, 1))
+    gates: dict[str, asyncio.Semaphore] = {}
     for name, handler, subscription in subscriptions:
         tasks.append(
-            asyncio.create_task(_consume(db, subscription, name, handler, policy, rng, stop, calls))
+            asyncio.create_task(_consume(db, subscription, name, handler, policy, rng, stop, gates))
         )
     try:
         await stop.wait()
@@ -521,14 +521,14 @@ async def _consume(
     policy: Policy,
     rng: random.Random,
     stop: asyncio.Event,
-    calls: asyncio.Semaphore | None = None,
+    gates: dict[str, asyncio.Semaphore] | None = None,
 ) -> None:
-    """Fetch and handle this consumer's messages until ``stop`` is set (``calls``: see
+    """Fetch and handle this consumer's messages until ``stop`` is set (``gates``: see
     ``_gate``). When the database is lost, the rest of the batch is left unanswered
     (JetStream hands it out again after ``ack_wait``) and the next fetch waits (one line,
     then a growing wait up to 30 s)."""
     outage = Outage(log, "nats_consumer", consumer=name)
-    gate = _gate(db, handler, calls or asyncio.Semaphore(max(policy.concurrency, 1)))
+    gate = _gate(db, name, handler, {} if gates is None else gates, policy.concurrency)
     while not stop.is_set():
         try:
             messages = await subscription.fetch(50, timeout=1)
@@ -546,16 +546,20 @@ async def _consume(
                 await asyncio.wait_for(stop.wait(), timeout=retry)
 
 
-def _gate(db: Database, handler: Handler, calls: asyncio.Semaphore) -> asyncio.Semaphore:
+def _gate(
+    db: Database, name: str, handler: Handler, gates: dict[str, asyncio.Semaphore], width: int
+) -> asyncio.Semaphore:
     """How many of a consumer's messages are handled at once. A consumer calling another
-    system (``Remote``: the portal, the phones) shares the worker's ``calls`` with the other
-    such consumers (``policy.concurrency`` in all, each holding a database connection through
-    its call), on PostgreSQL; any other consumer, and every one on SQLite (one writer, and an
-    attempt holds the write lock through its call) or on a single connection (tests), handles
-    one at a time."""
+    system (``Remote``: the portal, the phones) shares ``width`` calls at once with the other
+    consumers of its name (the portal's ``bhxh`` of visits and of check-ins; the ``inbox`` of
+    every topic): a slow portal never holds the phones' notices back. Each holds a database
+    connection through its call (the worker's pool is sized for it, ``vnehr worker``), on
+    PostgreSQL. Any other consumer, and every one on SQLite (one writer, and an attempt holds
+    the write lock through its call) or on a single connection (tests), handles one at a
+    time."""
     engine = db.engine
     if isinstance(handler, Remote) and engine is not None and engine.dialect.name == "postgresql":
-        return calls
+        return gates.setdefault(name, asyncio.Semaphore(max(width, 1)))
     return asyncio.Semaphore(1)
 
 
@@ -585,7 +589,8 @@ async def _handle_batch(
     by_key: dict[str, list[Any]] = {}
     for msg in messages:
         by_key.setdefault(_key_of(msg), []).append(msg)
-    lost: list[float] = []
+    lost: list[BaseException] = []
+    worked: list[bool] = []
 
     async def in_turn(queue: list[Any]) -> None:
         async with gate:
@@ -597,13 +602,18 @@ async def _handle_batch(
                     continue
                 try:
                     await handle_message(db, name, handler, policy, msg, rng)
-                    outage.succeeded()
+                    worked.append(True)
                 except Exception as exc:  # the message comes back after ack_wait
-                    retry = outage.failed(exc)
-                    if retry is None:
+                    if database_lost(exc) is None:
                         log.exception("message_failed", consumer=name)
                         continue
-                    lost.append(retry)
+                    lost.append(exc)
 
     await asyncio.gather(*(in_turn(queue) for queue in by_key.values()))
-    return max(lost) if lost else None
+    # one round for the outage, whatever ran side by side: lost if any message found the
+    # database lost (counted once), back if none did and one got through
+    if lost:
+        return outage.failed(lost[0])
+    if worked:
+        outage.succeeded()
+    return None

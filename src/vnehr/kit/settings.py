@@ -233,7 +233,7 @@ class Settings(EarlySettings):
     outbox_concurrency: int = Field(
         default=8,
         ge=1,
-        le=64,
+        le=32,
         description="Calls to the portal and pushes to the phones each worker has in flight at "
         "once, each for another visit or person (one visit's versions always go in order).",
     )
