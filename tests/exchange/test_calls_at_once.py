@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
@@ -75,6 +76,29 @@ def _in_order(portal: Portal) -> None:
     assert a == [1, 2]  # the correction after its original
 
 
+@asynccontextmanager
+async def _worker(
+    db: Database, nats_url: str, consumers: exchange.Consumers, policy: exchange.Policy
+) -> AsyncIterator[None]:
+    """A JetStream worker on a stream of this test's own (on the shared server)."""
+    stream = f"T{uuid.uuid4().hex[:6]}"
+    nats_bus.STREAM, nats_bus.PREFIX = stream, f"{stream.lower()}.events."
+    stop = asyncio.Event()
+    running = asyncio.create_task(nats_bus.run(db, nats_url, consumers, policy, stop=stop))
+    try:
+        yield
+    finally:
+        stop.set()
+        await running
+
+
+async def _until_sent(portal: Portal) -> None:
+    for _ in range(200):
+        if len(portal.sent) == 7:
+            return
+        await asyncio.sleep(0.05)
+
+
 @pytest.fixture
 async def sqlite_db(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Database]:
     from vnehr.kit.migrate import upgrade
@@ -109,21 +133,8 @@ async def test_a_jetstream_consumer_calls_for_several_visits_at_once(
     await _events(fresh_db)
     portal = Portal(wanted=5)
     consumers: exchange.Consumers = {TOPIC: {"bhxh": portal.consumer()}}
-    stream = f"T{uuid.uuid4().hex[:6]}"
-    nats_bus.STREAM = stream  # a stream of this test's own on the shared server
-    nats_bus.PREFIX = f"{stream.lower()}.events."
-    stop = asyncio.Event()
-    running = asyncio.create_task(
-        nats_bus.run(fresh_db, nats_url, consumers, exchange.Policy(), stop=stop)
-    )
-    try:
-        for _ in range(200):
-            if len(portal.sent) == 7:
-                break
-            await asyncio.sleep(0.05)
-    finally:
-        stop.set()
-        await running
+    async with _worker(fresh_db, nats_url, consumers, exchange.Policy()):
+        await _until_sent(portal)
     assert portal.most >= 2  # B..F (and A) at once; how many came in one fetch may vary
     _in_order(portal)
 
@@ -153,21 +164,10 @@ async def test_a_portal_that_hangs_does_not_hold_the_phones_notices_back(
     consumers: exchange.Consumers = {
         TOPIC: {"bhxh": exchange.Remote(prepare=prepare), "inbox": phones.consumer()}
     }
-    stream = f"T{uuid.uuid4().hex[:6]}"
-    nats_bus.STREAM = stream
-    nats_bus.PREFIX = f"{stream.lower()}.events."
-    stop = asyncio.Event()
-    running = asyncio.create_task(
-        nats_bus.run(fresh_db, nats_url, consumers, exchange.Policy(concurrency=2), stop=stop)
-    )
-    try:
-        for _ in range(200):
-            if len(phones.sent) == 7:
-                break
-            await asyncio.sleep(0.05)
-        assert 1 <= len(held) <= 2  # the portal holds what it got (two at most at once)
-        _in_order(phones)  # every visit's push went meanwhile, in order
-    finally:
-        released.set()
-        stop.set()
-        await running
+    async with _worker(fresh_db, nats_url, consumers, exchange.Policy(concurrency=2)):
+        try:
+            await _until_sent(phones)
+            assert 1 <= len(held) <= 2  # the portal holds what it got (two at most at once)
+            _in_order(phones)  # every visit's push went meanwhile, in order
+        finally:
+            released.set()
