@@ -93,7 +93,7 @@ async def _worker(
 
 
 async def _until_sent(portal: Portal) -> None:
-    for _ in range(200):
+    for _ in range(400):
         if len(portal.sent) == 7:
             return
         await asyncio.sleep(0.05)

@@ -377,8 +377,11 @@ async def handle_message(
             elif await _earlier_not_taken(session, event, name):
                 outcome = "wait"
             else:
-                event.attempts = attempt_no
-                reason = await _attempt(session, event, name, handler)
+                # (the event's row is written after the call, not before: its lock would
+                # otherwise hold the event's other consumers through the portal's answer, and
+                # a portal that hangs would hold the phones' notice of the same visit)
+                reason = await _attempt(session, event, name, handler, number=attempt_no)
+                event.attempts = max(event.attempts, attempt_no)
                 if reason is None:
                     outcome = "taken"
                 elif attempt_no >= policy.max_attempts:

@@ -609,11 +609,15 @@ async def _attempt(
     settling: Settling | None = None,
     *,
     started: datetime | None = None,
+    number: int | None = None,
 ) -> str | None:
     """One consumer, one attempt, recorded; the failure reason, or None when delivered. With
     ``settling``, a deferred consumer's writes are added to it (only when delivered), not made.
-    ``started``: when the attempt began, if before this call (a call made outside)."""
+    ``started``: when the attempt began, if before this call (a call made outside). ``number``:
+    the attempt's number when it is not ``event.attempts`` (a JetStream consumer's own count,
+    written to the event only after the call)."""
     started = started or utcnow()
+    number = event.attempts if number is None else number
     deferred = handler if settling is not None and isinstance(handler, Deferred) else None
     work: Any = None
     try:
@@ -637,7 +641,7 @@ async def _attempt(
     except DeliveryFailed as exc:
         session.add(
             DeliveryAttempt(
-                event_id=event.event_id, topic=event.topic, target=name, attempt=event.attempts,
+                event_id=event.event_id, topic=event.topic, target=name, attempt=number,
                 started_at=started, finished_at=utcnow(), outcome="failed",
                 detail={**(exc.keep or {}), "reason": exc.reason,
                         "maybe_received": exc.maybe_received},
@@ -646,7 +650,7 @@ async def _attempt(
         DELIVERY_ATTEMPTS.labels(event.topic, "failed").inc()
         return exc.reason
     delivered = DeliveryAttempt(
-        event_id=event.event_id, topic=event.topic, target=name, attempt=event.attempts,
+        event_id=event.event_id, topic=event.topic, target=name, attempt=number,
         started_at=started, finished_at=utcnow(), outcome="delivered", detail=detail,
     )  # fmt: skip
     session.add(delivered)
