@@ -362,6 +362,7 @@ class Message:
         body = {"event_id": event_id, "topic": "visit.accepted", "key": "visit:x", "id": 0}
         self.data = orjson.dumps(body)
         self.answers: list[str] = []
+        self.progress = 0  # "still at it" (``in_progress``) heard
 
     async def ack(self) -> None:
         self.answers.append("ack")
@@ -371,6 +372,9 @@ class Message:
 
     async def term(self) -> None:
         self.answers.append("term")
+
+    async def in_progress(self) -> None:
+        self.progress += 1
 
 
 class Subscription:

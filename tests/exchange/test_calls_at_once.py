@@ -171,3 +171,109 @@ async def test_a_portal_that_hangs_does_not_hold_the_phones_notices_back(
             _in_order(phones)  # every visit's push went meanwhile, in order
         finally:
             released.set()
+
+
+class SlowPortal:
+    """A portal whose every answer takes ``seconds``: notes each call it got."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.calls: list[str] = []
+
+    def consumer(self) -> exchange.Remote:
+        async def prepare(session: Any, event: OutboxEvent) -> exchange.Call[None]:
+            async def send() -> None:
+                self.calls.append(event.event_id)
+                await asyncio.sleep(self.seconds)
+
+            async def record(session: Any, answer: None) -> dict[str, Any]:
+                return {}
+
+            return exchange.Call(send=send, record=record)
+
+        return exchange.Remote(prepare=prepare)
+
+
+def _handed_out(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The number of times JetStream had handed out each message a consumer handled (its
+    metadata's ``num_delivered``), noted as it is handled."""
+    seen: list[int] = []
+    handle = nats_bus.handle_message
+
+    async def noting(*args: Any) -> str:
+        seen.append(int(args[4].metadata.num_delivered))
+        return await handle(*args)
+
+    monkeypatch.setattr(nats_bus, "handle_message", noting)
+    return seen
+
+
+async def _all_delivered(db: Database, count: int) -> bool:
+    from sqlalchemy import func, select
+
+    for _ in range(300):
+        async with db.session() as session:
+            done = await session.scalar(
+                select(func.count()).where(OutboxEvent.status == "delivered")
+            )
+        if done == count:
+            return True
+        await asyncio.sleep(0.1)
+    return False
+
+
+async def _two_workers(
+    db: Database, nats_url: str, heartbeat: float
+) -> tuple[list[int], list[str]]:
+    """One visit; the portal takes 2.5 s to answer, longer than ``ack_wait`` (1 s here). A
+    second worker starts once the first is waiting on the portal, so JetStream has someone to
+    hand the message to again. The times the message had been handed out when it was handled,
+    and the portal's calls."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(nats_bus, "ACK_WAIT", 1)
+        patch.setattr(nats_bus, "HEARTBEAT", heartbeat)
+        handed = _handed_out(patch)
+        async with db.session() as session:
+            session.add(new_event(TOPIC, "visit:A", {"n": 1}))
+        portal = SlowPortal(2.5)
+        consumers: exchange.Consumers = {TOPIC: {"bhxh": portal.consumer()}}
+        policy = exchange.Policy(backoff_seconds=0.2)
+        async with _worker(db, nats_url, consumers, policy):
+            for _ in range(200):
+                if portal.calls:
+                    break
+                await asyncio.sleep(0.05)
+            stop = asyncio.Event()  # the second worker, on the same stream
+            second = asyncio.create_task(nats_bus.run(db, nats_url, consumers, policy, stop=stop))
+            try:
+                assert await _all_delivered(db, 1)
+            finally:
+                stop.set()
+                await second
+    return handed, portal.calls
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+async def test_a_message_in_a_slow_call_is_not_handed_out_again(
+    fresh_db: Database,  # noqa: F811
+    nats_url: str,
+) -> None:
+    """A batch tells JetStream it is still at the messages it has not answered, in a call or
+    waiting for their turn, so none is handed to another worker meanwhile (before: any that
+    outlasted ``ack_wait``, 60 s, was)."""
+    handed, calls = await _two_workers(fresh_db, nats_url, heartbeat=0.25)
+    assert handed == [1]  # handed out once, handled once
+    assert len(calls) == 1
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+async def test_two_workers_never_call_the_portal_twice_for_one_event(
+    fresh_db: Database,  # noqa: F811
+    nats_url: str,
+) -> None:
+    """Should JetStream hand the message to the other worker while the first is still waiting
+    on the portal (here: the first says nothing), the second finds the event in hand and
+    comes back later, when it finds it taken: the portal hears of the visit once."""
+    handed, calls = await _two_workers(fresh_db, nats_url, heartbeat=3600)
+    assert max(handed) >= 2  # handed out again while the first worker was at it ...
+    assert len(calls) == 1  # ... yet the portal was called once

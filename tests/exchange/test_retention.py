@@ -278,6 +278,7 @@ class Message:
     def __init__(self, event_id: str, topic: str, key: str) -> None:
         self.data = orjson.dumps({"event_id": event_id, "topic": topic, "key": key, "id": 0})
         self.answers: list[str] = []
+        self.progress = 0  # "still at it" (``in_progress``) heard
 
     async def ack(self) -> None:
         self.answers.append("ack")
@@ -287,6 +288,9 @@ class Message:
 
     async def term(self) -> None:
         self.answers.append("term")
+
+    async def in_progress(self) -> None:
+        self.progress += 1
 
 
 async def test_a_redelivery_after_the_prune_is_dropped_not_delivered_again(

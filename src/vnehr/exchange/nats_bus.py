@@ -35,7 +35,7 @@ from sqlalchemy.orm import aliased
 from vnehr.exchange.models import DeliveryAttempt
 from vnehr.exchange.worker import Consumers, Handler, Policy, Remote, _attempt, start_pruner
 from vnehr.kit.clock import utcnow
-from vnehr.kit.db import Database
+from vnehr.kit.db import TURNS_CALLS, Database, try_turn
 from vnehr.kit.logging import get_logger
 from vnehr.kit.outage import Outage, database_lost
 from vnehr.kit.outbox import OutboxEvent
@@ -46,6 +46,10 @@ PREFIX = "vnehr.events."
 
 
 NO_LIMIT = -1  # JetStream's "no cap"
+#: Seconds a fetched message is a consumer's before JetStream hands it out again, and how
+#: often a batch tells JetStream it is still at the messages it has not answered yet.
+ACK_WAIT = 60
+HEARTBEAT = ACK_WAIT / 4
 #: A consumer that no release runs is removed by the server once nobody has pulled from it for
 #: this long (D112): a worker still running it keeps it.
 UNUSED_AFTER = timedelta(hours=1)
@@ -361,6 +365,11 @@ async def handle_message(
         event = await session.scalar(found)
         if event is None:  # never recorded, or delivered and pruned long since: nothing to do
             outcome = "term"
+        elif not await try_turn(session, TURNS_CALLS, f"{event_id}|{name}"):
+            # another worker has this event in hand for this consumer right now (JetStream
+            # handed the message out again while that one was at it): back later, never two
+            # calls to the portal for one event at once; by then it is found taken
+            outcome = "wait"
         else:
             tried = list(
                 await session.scalars(
@@ -466,7 +475,9 @@ async def run(
                 PREFIX + topic,
                 durable=durable_name(name, topic),
                 stream=STREAM,
-                config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, ack_wait=60, max_deliver=-1),
+                config=ConsumerConfig(
+                    ack_policy=AckPolicy.EXPLICIT, ack_wait=ACK_WAIT, max_deliver=-1
+                ),
             ),
         )
         for topic, named in consumers.items()
@@ -594,11 +605,13 @@ async def _handle_batch(
         by_key.setdefault(_key_of(msg), []).append(msg)
     lost: list[BaseException] = []
     worked: list[bool] = []
+    unanswered = {id(msg) for msg in messages}
 
     async def in_turn(queue: list[Any]) -> None:
         async with gate:
             for msg in queue:
                 if stop.is_set():  # give it back now rather than after ack_wait
+                    unanswered.discard(id(msg))
                     await msg.nak()
                     continue
                 if lost:  # not tried while the database is lost: back after ack_wait
@@ -611,8 +624,27 @@ async def _handle_batch(
                         log.exception("message_failed", consumer=name)
                         continue
                     lost.append(exc)
+                finally:
+                    unanswered.discard(id(msg))
 
-    await asyncio.gather(*(in_turn(queue) for queue in by_key.values()))
+    async def still_at_it() -> None:
+        """A message waiting for its turn, or in a slow call, is still ours: JetStream hears
+        so before ``ack_wait`` runs out, instead of handing it to another worker meanwhile."""
+        while True:
+            await asyncio.sleep(HEARTBEAT)
+            if lost:  # left for JetStream to hand out again
+                return
+            for msg in [msg for msg in messages if id(msg) in unanswered]:
+                with contextlib.suppress(Exception):
+                    await msg.in_progress()
+
+    heartbeat = asyncio.create_task(still_at_it())
+    try:
+        await asyncio.gather(*(in_turn(queue) for queue in by_key.values()))
+    finally:
+        heartbeat.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await heartbeat
     # one round for the outage, whatever ran side by side: lost if any message found the
     # database lost (counted once), back if none did and one got through
     if lost:

@@ -178,7 +178,7 @@ def insert_for(session: AsyncSession) -> Any:
 #: Spaces of the transaction locks ``take_turns`` takes (the first argument of PostgreSQL's
 #: two-key advisory lock, so that keys of different uses never meet).
 TURNS_GRANTS, TURNS_CASES, TURNS_NOTES, TURNS_CHECKINS, TURNS_FHIR = 171, 172, 173, 174, 175
-TURNS_PAPERS, TURNS_VIEWED = 176, 177
+TURNS_PAPERS, TURNS_VIEWED, TURNS_CALLS = 176, 177, 178
 
 _TAKE_TURNS = text("SELECT pg_advisory_xact_lock(hashtextextended(:key, :space))")
 
@@ -190,6 +190,17 @@ async def take_turns(session: AsyncSession, space: int, key: str) -> None:
     again, instead of writing a duplicate or meeting a unique key (a 500)."""
     if session.get_bind().dialect.name == "postgresql":
         await session.execute(_TAKE_TURNS, {"key": key, "space": space})
+
+
+_TRY_TURN = text("SELECT pg_try_advisory_xact_lock(hashtextextended(:key, :space))")
+
+
+async def try_turn(session: AsyncSession, space: int, key: str) -> bool:
+    """Like ``take_turns``, but never waits: False when another transaction holds ``key``
+    now (the caller comes back later). SQLite: always True (one writer at a time anyway)."""
+    if session.get_bind().dialect.name != "postgresql":
+        return True
+    return bool(await session.scalar(_TRY_TURN, {"key": key, "space": space}))
 
 
 def is_sqlite(url: str) -> bool:
