@@ -329,6 +329,62 @@ async def test_check_ins_are_relayed_as_they_came(
     )
 
 
+async def test_a_visit_s_file_waits_for_the_check_in_that_names_it_second(
+    client: httpx.AsyncClient,
+    session: AsyncSession,
+    settings: Settings,
+    db: Database,
+    portal: tuple[BhxhConfig, exchange.BhxhClient],
+) -> None:
+    """A check-in of two visits is one signed file, sent once; the second visit's file waits
+    for it as the first's does (D256), so the portal hears of every check-in first."""
+    from vnehr.submissions.xmlio import write_table
+
+    config, bhxh = portal
+    code, headers = await facility_with_token(client, session, settings)
+    first, second = visit(code, 1), visit(code, 2)
+    rows = [checkin_row(code, first.ma_lk), checkin_row(code, second.ma_lk)]
+    rows[1]["STT"] = "2"
+    sent = await client.post("/api/v1/checkins", content=write_table("XML0", rows), headers=headers)
+    assert sent.json()["status"] == "accepted"
+    assert (await send(client, headers, synth.envelope([second], code))).status_code == 201
+    consumers: exchange.Consumers = {
+        "checkin.received": {"bhxh": exchange.checkin_consumer(bhxh)},
+        "visit.accepted": {"bhxh": exchange.bhxh_consumer(bhxh)},
+    }
+    policy = exchange.Policy(backoff_seconds=0.0001, max_attempts=50)
+    config.faults.unavailable = True
+    for _ in range(3):
+        await exchange.deliver_once(db, consumers, policy)
+        await asyncio.sleep(0.01)
+    file_event = OutboxEvent.topic == "visit.accepted"
+    checkin_event = OutboxEvent.topic == "checkin.received"
+    tried = select(DeliveryAttempt.event_id).join(
+        OutboxEvent, OutboxEvent.event_id == DeliveryAttempt.event_id
+    )
+    assert (
+        await count(
+            session, DeliveryAttempt, DeliveryAttempt.event_id.in_(tried.where(checkin_event))
+        )
+        >= 1
+    )
+    # the second visit's file was not even tried while the check-in could not go
+    assert (
+        await count(session, DeliveryAttempt, DeliveryAttempt.event_id.in_(tried.where(file_event)))
+        == 0
+    )
+    config.faults.unavailable = False
+    for _ in range(20):
+        if not await exchange.deliver_once(db, consumers, policy):
+            break
+    [checked_in] = (await bhxh.http.get("http://portal/sim/bhxh/_sim/checkins")).json()
+    [received] = (
+        await bhxh.http.get(f"http://portal/sim/bhxh/_sim/received/{code}/{second.ma_lk}")
+    ).json()
+    assert sorted(checked_in["ma_lk"]) == sorted([first.ma_lk, second.ma_lk])
+    assert checked_in["received_at"] <= received["received_at"]
+
+
 async def test_a_replayed_original_does_not_overwrite_a_correction_already_delivered(
     client: httpx.AsyncClient,
     session: AsyncSession,

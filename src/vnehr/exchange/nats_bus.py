@@ -38,7 +38,7 @@ from vnehr.kit.clock import utcnow
 from vnehr.kit.db import TURNS_CALLS, Database, try_turn
 from vnehr.kit.logging import get_logger
 from vnehr.kit.outage import Outage, database_lost
-from vnehr.kit.outbox import OutboxEvent
+from vnehr.kit.outbox import OutboxAlsoKey, OutboxEvent
 
 log = get_logger("vnehr.nats")
 STREAM = "VNEHR"
@@ -322,10 +322,11 @@ async def relay_once(db: Database, js: JetStreamContext, limit: int = 500) -> in
 
 
 async def _earlier_not_taken(session: AsyncSession, event: OutboxEvent, name: str) -> bool:
-    """Whether an earlier event of the same key, of a topic consumer ``name`` reads, has not
-    been taken by it. Events of topics it does not read are none of its business: a person's
-    ``account.changed`` (the report's alone) never holds their inbox notices back, nor an
-    inbox notice the report's counters (before: until the other event was pruned, 30 days)."""
+    """Whether an earlier event of the same key (its own, or one it holds as well:
+    ``OutboxAlsoKey``), of a topic consumer ``name`` reads, has not been taken by it. Events
+    of topics it does not read are none of its business: a person's ``account.changed`` (the
+    report's alone) never holds their inbox notices back, nor an inbox notice the report's
+    counters (before: until the other event was pruned, 30 days)."""
     earlier = aliased(OutboxEvent)
     taken = exists().where(
         and_(
@@ -334,16 +335,21 @@ async def _earlier_not_taken(session: AsyncSession, event: OutboxEvent, name: st
             DeliveryAttempt.outcome == "delivered",
         )
     )
-    stmt = (
-        select(earlier.id)
-        .where(earlier.key == event.key, earlier.id < event.id, earlier.status != "dead", ~taken)
-        .limit(1)
-    )
     reads = sorted(topic for topic, names in _consumer_names.items() if name in names)
-    if reads:  # (known once the worker runs: ``run`` fills it from its consumers)
-        stmt = stmt.where(earlier.topic.in_(reads))
-    found = await session.scalar(stmt)
-    return found is not None
+    own = select(earlier.id).where(earlier.key == event.key)
+    # an earlier event that holds this key too (D256), looked up from the few keys held so
+    also = (
+        select(earlier.id)
+        .join(OutboxAlsoKey, OutboxAlsoKey.event_id == earlier.id)
+        .where(OutboxAlsoKey.key == event.key)
+    )
+    for stmt in (own, also):
+        stmt = stmt.where(earlier.id < event.id, earlier.status != "dead", ~taken).limit(1)
+        if reads:  # (known once the worker runs: ``run`` fills it from its consumers)
+            stmt = stmt.where(earlier.topic.in_(reads))
+        if await session.scalar(stmt) is not None:
+            return True
+    return False
 
 
 async def handle_message(

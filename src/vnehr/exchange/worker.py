@@ -39,7 +39,7 @@ from vnehr.kit.db import Database
 from vnehr.kit.logging import get_logger
 from vnehr.kit.metrics import DELIVERY_ATTEMPTS
 from vnehr.kit.outage import Outage, database_lost
-from vnehr.kit.outbox import OutboxEvent, held
+from vnehr.kit.outbox import OutboxAlsoKey, OutboxEvent, held
 
 log = get_logger("vnehr.exchange")
 Handler = Callable[[AsyncSession, OutboxEvent], Awaitable[dict[str, Any] | None]]
@@ -137,16 +137,31 @@ async def due_events(
     session: AsyncSession, now: datetime, limit: int, skip: Collection[int] = ()
 ) -> list[OutboxEvent]:
     """Pending events whose time has come and that no earlier pending event of the same key
-    holds back, but those in ``skip``; locked for this worker (other workers skip them)."""
+    holds back (its own key, or one it holds as well: ``OutboxAlsoKey``), but those in
+    ``skip``; locked for this worker (other workers skip them)."""
     earlier = aliased(OutboxEvent)
     blocked = exists().where(
         and_(
             earlier.key == OutboxEvent.key, earlier.id < OutboxEvent.id, earlier.status == "pending"
         )
     )
+    holder = aliased(OutboxEvent)
+    held_back = exists().where(  # an earlier event that holds this key too (D256)
+        and_(
+            OutboxAlsoKey.key == OutboxEvent.key,
+            OutboxAlsoKey.event_id < OutboxEvent.id,
+            holder.id == OutboxAlsoKey.event_id,
+            holder.status == "pending",
+        )
+    )
     stmt = (
         select(OutboxEvent)
-        .where(OutboxEvent.status == "pending", OutboxEvent.next_attempt_at <= now, ~blocked)
+        .where(
+            OutboxEvent.status == "pending",
+            OutboxEvent.next_attempt_at <= now,
+            ~blocked,
+            ~held_back,
+        )
         .order_by(OutboxEvent.id)
         .limit(limit)
     )

@@ -7,7 +7,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Index, Integer, String, and_, text
+from sqlalchemy import ColumnElement, ForeignKey, Index, Integer, String, and_, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -48,6 +48,31 @@ class OutboxEvent(Base):
     next_attempt_at: Mapped[datetime] = mapped_column(UtcDateTime())
     last_error: Mapped[str | None] = mapped_column(String(500))
     delivered_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+
+class OutboxAlsoKey(Base):
+    """A key an event holds back besides its own (D256): the events of this key written after
+    it wait until it is delivered, as those of its own key do. A check-in of several visits is
+    one signed file, sent once under its first visit's key; the other visits' files wait
+    behind it too. Goes with its event (``ON DELETE CASCADE``)."""
+
+    __tablename__ = "outbox_also_key"
+    __table_args__ = (Index("ix_outbox_also_key_key", "key", "event_id"),)
+
+    event_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("outbox_event.id", ondelete="CASCADE"), primary_key=True
+    )
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+
+
+async def add_event(session: AsyncSession, event: OutboxEvent, also_keys: list[str]) -> None:
+    """Add ``event`` in the caller's transaction, holding back ``also_keys`` as well as its own
+    key (``OutboxAlsoKey``)."""
+    session.add(event)
+    others = sorted(set(also_keys) - {event.key})
+    if others:
+        await session.flush()  # (its id)
+        session.add_all(OutboxAlsoKey(event_id=event.id, key=key) for key in others)
 
 
 def new_event(topic: str, key: str, payload: dict[str, Any], *, plain: bool = False) -> OutboxEvent:

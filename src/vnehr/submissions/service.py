@@ -39,7 +39,7 @@ from vnehr.kit.db import (
 from vnehr.kit.errors import InvalidCursor
 from vnehr.kit.i18n import texts
 from vnehr.kit.metrics import INTAKE_FILES, INTAKE_VISITS
-from vnehr.kit.outbox import OutboxEvent, new_event
+from vnehr.kit.outbox import OutboxEvent, add_event, new_event
 from vnehr.kit.paging import Page, decode_cursor, encode_cursor
 from vnehr.submissions import errors, signature
 from vnehr.submissions.models import REJECTED, CheckinEntry, Submission
@@ -1310,12 +1310,16 @@ async def check_in(
             )
             for key, row in zip(keys, doc.rows, strict=True)
         )
-        session.add(
+        # one file, sent once under its first visit's key; every other visit's files wait
+        # behind it too (D256): the portal hears of a visit's check-in before its file
+        await add_event(
+            session,
             new_event(
                 "checkin.received",
                 f"{code}:{keys[0]}",
                 {"submission_id": receipt["id"], "facility_code": code, "visit_keys": keys},
-            )
+            ),
+            also_keys=[f"{code}:{key}" for key in keys[1:]],
         )
     await session.flush()
     return receipt
