@@ -7,6 +7,7 @@ suite errors: it is never skipped. Each test runs inside a transaction that is r
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import socket
@@ -17,6 +18,7 @@ import time
 import warnings
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 # Before anything reads settings: a test environment with an explicit secret.
 os.environ["VNEHR_ENV"] = "test"
@@ -195,3 +197,16 @@ async def client(db: Database, settings: Settings) -> AsyncIterator[httpx.AsyncC
     if queue is not None:
         await queue.close()
     await app.state.http.aclose()
+
+
+async def set_by(event: asyncio.Event, task: asyncio.Task[Any], seconds: float = 60) -> None:
+    """Wait for ``task`` to set ``event``; its error if it ended first, never forever."""
+    waiting = asyncio.ensure_future(event.wait())
+    try:
+        await asyncio.wait({waiting, task}, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        waiting.cancel()
+    if not event.is_set():
+        if task.done():
+            task.result()  # (its error)
+        raise AssertionError(f"not set within {seconds} s")

@@ -32,8 +32,8 @@ def demo_server(tmp_path_factory: pytest.TempPathFactory, *, keep_secret: bool) 
     if not keep_secret:
         env.pop("VNEHR_SECRET_KEY", None)
     vnehr = [sys.executable, "-m", "vnehr"]
-    subprocess.run([*vnehr, "db", "upgrade"], env=env, check=True, capture_output=True)
-    subprocess.run([*vnehr, "demo", "load"], env=env, check=True, capture_output=True)
+    subprocess.run([*vnehr, "db", "upgrade"], env=env, check=True, capture_output=True, timeout=600)
+    subprocess.run([*vnehr, "demo", "load"], env=env, check=True, capture_output=True, timeout=600)
     process = subprocess.Popen(
         [*vnehr, "serve", "--host", "127.0.0.1", "--port", str(port)],
         env=env,

@@ -157,8 +157,14 @@ def test_make_run_path_serves_asthma_over_http(tmp_path: Path) -> None:
     env.pop("VNEHR_SECRET_KEY", None)
     env.pop("VNEHR_PUBLIC_URL", None)  # as on a newcomer's machine
     vnehr = [sys.executable, "-m", "vnehr"]
-    subprocess.run([*vnehr, "db", "upgrade"], env=env, check=True, capture_output=True)
-    subprocess.run([*vnehr, "demo", "load", "--if-empty"], env=env, check=True, capture_output=True)
+    subprocess.run([*vnehr, "db", "upgrade"], env=env, check=True, capture_output=True, timeout=600)
+    subprocess.run(
+        [*vnehr, "demo", "load", "--if-empty"],
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=600,
+    )
     port = free_port()
     server = subprocess.Popen(
         [*vnehr, "serve", "--port", str(port)],
@@ -199,7 +205,7 @@ def test_several_workers_each_take_their_share_of_connections(tmp_path: Path) ->
         "VNEHR_WORKER_IN_PROCESS": "false",
     }
     vnehr = [sys.executable, "-m", "vnehr"]
-    subprocess.run([*vnehr, "db", "upgrade"], env=env, check=True, capture_output=True)
+    subprocess.run([*vnehr, "db", "upgrade"], env=env, check=True, capture_output=True, timeout=600)
     port = free_port()
     server = subprocess.Popen(
         [*vnehr, "serve", "--port", str(port), "--workers", "2"],

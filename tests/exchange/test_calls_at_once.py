@@ -7,16 +7,22 @@ on PostgreSQL."""
 from __future__ import annotations
 
 import asyncio
+import random
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from types import SimpleNamespace
 from typing import Any
 
+import orjson
 import pytest
+from sqlalchemy import func, select
 
 from tests.exchange.test_nats import fresh_db  # noqa: F401  (fixture)
 from vnehr import exchange
 from vnehr.exchange import nats_bus
+from vnehr.exchange.models import DeliveryAttempt
+from vnehr.kit.clock import utcnow
 from vnehr.kit.db import Database
 from vnehr.kit.outbox import OutboxEvent, new_event
 
@@ -126,6 +132,30 @@ async def test_a_round_calls_the_portal_for_several_visits_at_once(
 
 
 @pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+@pytest.mark.parametrize(("concurrency", "most"), [(8, 6), (1, 1)])
+async def test_a_round_in_one_transaction_calls_for_several_visits_at_once(
+    fresh_db: Database,  # noqa: F811
+    concurrency: int,
+    most: int,
+) -> None:
+    """PostgreSQL with the in-process bus: the round's calls are prepared in its transaction,
+    sent side by side, then recorded."""
+    await _events(fresh_db)
+    portal = Portal(wanted=most)
+    consumers: exchange.Consumers = {TOPIC: {"bhxh": portal.consumer()}}
+    policy = exchange.Policy(concurrency=concurrency)
+    assert await exchange.deliver_once(fresh_db, consumers, policy) == 6
+    assert portal.most == most
+    assert await exchange.deliver_once(fresh_db, consumers, policy) == 1
+    _in_order(portal)
+    async with fresh_db.read_session() as session:
+        delivered = await session.scalar(
+            select(func.count()).where(OutboxEvent.status == "delivered")
+        )
+    assert delivered == 7
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
 async def test_a_jetstream_consumer_calls_for_several_visits_at_once(
     fresh_db: Database,  # noqa: F811
     nats_url: str,
@@ -209,8 +239,6 @@ def _handed_out(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 
 
 async def _all_delivered(db: Database, count: int) -> bool:
-    from sqlalchemy import func, select
-
     for _ in range(300):
         async with db.session() as session:
             done = await session.scalar(
@@ -277,3 +305,83 @@ async def test_two_workers_never_call_the_portal_twice_for_one_event(
     handed, calls = await _two_workers(fresh_db, nats_url, heartbeat=3600)
     assert max(handed) >= 2  # handed out again while the first worker was at it ...
     assert len(calls) == 1  # ... yet the portal was called once
+
+
+class Handed:
+    """A JetStream message as a consumer gets it (a fake of the outside system), handed out
+    ``times`` times so far; notes its answer and the delay asked for."""
+
+    def __init__(self, event: OutboxEvent, times: int = 1) -> None:
+        self.data = orjson.dumps({"event_id": event.event_id, "topic": TOPIC, "key": event.key})
+        self.metadata = SimpleNamespace(num_delivered=times)
+        self.answers: list[tuple[str, float | None]] = []
+
+    async def ack(self) -> None:
+        self.answers.append(("ack", None))
+
+    async def nak(self, delay: float | None = None) -> None:
+        self.answers.append(("nak", delay))
+
+    async def term(self) -> None:
+        self.answers.append(("term", None))
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+async def test_a_message_handed_out_again_early_waits_out_the_backoff(
+    fresh_db: Database,  # noqa: F811
+) -> None:
+    """Another worker's second try failed a moment ago and asked for 4 s (its backoff, give or
+    take a fifth); JetStream hands the message out again at once all the same (that worker
+    paused, or its answer was lost). The portal is not called again: the message waits out
+    the rest."""
+    policy = exchange.Policy(backoff_seconds=2)
+    event = new_event(TOPIC, "visit:A", {"n": 1})
+    now = utcnow()
+    async with fresh_db.session() as session:
+        session.add(event)
+        for attempt in (1, 2):
+            session.add(
+                DeliveryAttempt(
+                    event_id=event.event_id, topic=TOPIC, target="bhxh", attempt=attempt,
+                    started_at=now, finished_at=now, outcome="failed", detail=None,
+                )
+            )  # fmt: skip
+    portal = SlowPortal(0)
+    msg = Handed(event)
+    rng = random.Random(1)
+    outcome = await nats_bus.handle_message(fresh_db, "bhxh", portal.consumer(), policy, msg, rng)
+    assert outcome == "early"
+    assert portal.calls == []
+    [(answer, delay)] = msg.answers
+    assert answer == "nak"
+    assert delay is not None
+    assert 2 < delay <= 3.2  # at least 0.8 × 4 s after the last try, less the moment since
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+async def test_a_message_waiting_behind_its_key_comes_back_later_and_later(
+    fresh_db: Database,  # noqa: F811
+) -> None:
+    """A visit's file behind a check-in the portal will not take: each time it is handed out
+    it waits longer (up to the fifth backoff), not every 2 s for as long as the portal is
+    away."""
+    policy = exchange.Policy(backoff_seconds=2)
+    async with fresh_db.session() as session:
+        session.add(new_event(TOPIC, "visit:A", {"n": 1}))
+        waiting = new_event(TOPIC, "visit:A", {"n": 2})
+        session.add(waiting)
+    delays = []
+    for times in (1, 3, 5, 9):
+        msg = Handed(waiting, times)
+        rng = random.Random(1)
+        outcome = await nats_bus.handle_message(
+            fresh_db, "bhxh", SlowPortal(0).consumer(), policy, msg, rng
+        )
+        assert outcome == "wait"
+        [(answer, delay)] = msg.answers
+        assert answer == "nak"
+        delays.append(delay)
+    assert delays == sorted(delays)
+    assert 1.6 <= delays[0] <= 2.4
+    assert delays[2] == delays[3]  # (at most the fifth backoff: 32 s)
+    assert 25.6 <= delays[3] <= 38.4

@@ -37,7 +37,9 @@ def test_imported_visits_reach_the_simulated_portal(tmp_path: Path) -> None:
         ["demo", "load"],
         ["synth", str(tmp_path / "files"), "--count", "8"],
     ):
-        done = subprocess.run([*vnehr, *args], env=env, check=True, capture_output=True, text=True)
+        done = subprocess.run(
+            [*vnehr, *args], env=env, check=True, capture_output=True, timeout=600, text=True
+        )
         found = re.search(r"\bvisit (\d+)", done.stdout)
         demo_visits += int(found[1]) if found else 0
     assert demo_visits > 0  # the demo's own visits travel too
@@ -55,6 +57,7 @@ def test_imported_visits_reach_the_simulated_portal(tmp_path: Path) -> None:
             env=env,
             check=True,
             capture_output=True,
+            timeout=600,
             text=True,
         )
         assert "accepted 8" in done.stdout
@@ -70,7 +73,12 @@ def test_imported_visits_reach_the_simulated_portal(tmp_path: Path) -> None:
         deadline = time.monotonic() + 30
         while True:
             outbox = subprocess.run(
-                [*vnehr, "outbox", "list"], env=env, check=True, capture_output=True, text=True
+                [*vnehr, "outbox", "list"],
+                env=env,
+                check=True,
+                capture_output=True,
+                timeout=600,
+                text=True,
             )
             if "pending" not in outbox.stdout or time.monotonic() > deadline:
                 break

@@ -38,7 +38,9 @@ VNEHR = [sys.executable, "-m", "vnehr"]
 
 
 def run(args: list[str], env: dict[str, str]) -> str:
-    done = subprocess.run([*VNEHR, *args], env=env, check=True, capture_output=True, text=True)
+    done = subprocess.run(
+        [*VNEHR, *args], env=env, check=True, capture_output=True, timeout=600, text=True
+    )
     return done.stdout
 
 

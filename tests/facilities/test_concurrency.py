@@ -154,7 +154,7 @@ async def test_an_existing_code_registered_while_another_holds_it_uncommitted_is
             return facility.code
 
     async def second() -> str:
-        await started.wait()
+        await asyncio.wait_for(started.wait(), 30)  # (not forever if the first failed)
         return await _register(real_db, new_facility(2, code="96500"))
 
     first, refused = await asyncio.gather(slow_first(), second(), return_exceptions=True)
@@ -183,7 +183,7 @@ async def test_an_issued_code_skips_an_existing_code_being_registered_at_the_sam
             return facility.code
 
     async def issued_meanwhile() -> str:
-        await started.wait()
+        await asyncio.wait_for(started.wait(), 30)  # (not forever if the first failed)
         return await _register(real_db, new_facility(2))
 
     results = await asyncio.gather(slow_existing(), issued_meanwhile(), return_exceptions=True)

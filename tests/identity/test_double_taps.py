@@ -12,7 +12,7 @@ from datetime import date
 import pytest
 from sqlalchemy import func, select
 
-from tests.conftest import new_database_on
+from tests.conftest import new_database_on, set_by
 from tests.identity.test_service import person, ward_officer
 from vnehr import catalogs, identity
 from vnehr.demo import demo_icd10_titles
@@ -90,11 +90,13 @@ async def test_two_taps_on_the_enrolment_answer_the_second_as_recorded(
     a, b = two
     written, go = asyncio.Event(), asyncio.Event()
     first = asyncio.create_task(_enrol(a, written, go))
-    await written.wait()
-    second = asyncio.create_task(_enrol(b))
-    await asyncio.sleep(0.5)  # the second is at the person's unique key, waiting
-    assert not second.done()
-    go.set()
+    try:
+        await set_by(written, first)
+        second = asyncio.create_task(_enrol(b))
+        await asyncio.sleep(0.5)  # the second is at the person's unique key, waiting
+        assert not second.done()
+    finally:
+        go.set()  # (a failure above must not leave the first's transaction open)
     assert await first == "opened"
     assert await second != "opened"  # answered as on record: no 500, no second person
     async with a.read_session() as session:
@@ -109,11 +111,13 @@ async def test_two_taps_on_the_newborn_form_record_one_child(
     await _enrol(a)
     written, go = asyncio.Event(), asyncio.Event()
     first = asyncio.create_task(_newborn(a, written, go))
-    await written.wait()
-    second = asyncio.create_task(_newborn(b))
-    await asyncio.sleep(0.5)  # the second waits for the mother's row
-    assert not second.done()
-    go.set()
+    try:
+        await set_by(written, first)
+        second = asyncio.create_task(_newborn(b))
+        await asyncio.sleep(0.5)  # the second waits for the mother's row
+        assert not second.done()
+    finally:
+        go.set()  # (a failure above must not leave the first's transaction open)
     assert (await first, await second) == ("recorded", "asked")
     async with a.read_session() as session:
         children = select(func.count()).select_from(Person).where(Person.provisional.is_(True))

@@ -19,7 +19,7 @@ import pytest
 from sqlalchemy import select, text
 from typer.testing import CliRunner
 
-from tests.conftest import new_database_on
+from tests.conftest import new_database_on, set_by
 from tests.exchange.test_retention import Message
 from tests.exchange.test_round_sqlite_lock import PASSWORD, USER, connected_facility
 from tests.reporting.test_report import this_half
@@ -472,15 +472,17 @@ async def test_a_rebuild_behind_a_slow_writer_lets_the_intake_through_and_tries_
                 await committing.wait()
 
         writer = asyncio.create_task(slow_writer())
-        await locked.wait()
-        tries = rollup.LockTries(wait_seconds=0.3, tries=100, pause_seconds=0.3)
-        rebuilding = asyncio.create_task(rebuild_on(hub.db, tries))
-        await until_waiting_or_done(hub.db, rebuilding)
-        assert not rebuilding.done()
-        sending = asyncio.create_task(hub.submit(7))
-        await asyncio.wait({sending}, timeout=10)
-        through_meanwhile = sending.done()
-        committing.set()
+        try:
+            await set_by(locked, writer)
+            tries = rollup.LockTries(wait_seconds=0.3, tries=100, pause_seconds=0.3)
+            rebuilding = asyncio.create_task(rebuild_on(hub.db, tries))
+            await until_waiting_or_done(hub.db, rebuilding)
+            assert not rebuilding.done()
+            sending = asyncio.create_task(hub.submit(7))
+            await asyncio.wait({sending}, timeout=10)
+            through_meanwhile = sending.done()
+        finally:
+            committing.set()  # (a failure above must not leave the writer's lock held)
         await writer
         answer = await asyncio.wait_for(sending, 30)
         assert answer.status_code == 201, answer.text
@@ -509,13 +511,14 @@ async def test_a_rebuild_that_never_gets_the_counters_says_so_and_changes_nothin
                 return counters
 
         running = asyncio.create_task(first())
-        await holding.wait()
+        await set_by(holding, running)
         quick = rollup.LockTries(wait_seconds=0.2, tries=3, pause_seconds=0.2)
         monkeypatch.setattr(rollup, "REBUILD_LOCK", quick)
         second = await asyncio.to_thread(runner.invoke, app, ["report", "rebuild"])
         first_done.set()
         assert await running > 0
     finally:
+        first_done.set()  # (a failure above must not leave the first holding the counters)
         await db.dispose()
     assert second.exit_code == 1, second.output
     assert "REP-0007" in second.output

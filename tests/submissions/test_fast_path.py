@@ -301,6 +301,7 @@ def test_the_compiled_reader_is_in_use_where_built() -> None:
         [sys.executable, "-c", "from vnehr.submissions import xmlio; print(xmlio.compiled())"],
         env=env,
         capture_output=True,
+        timeout=600,
         text=True,
         check=True,
     )

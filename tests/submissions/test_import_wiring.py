@@ -31,7 +31,7 @@ FACILITY = "01001"  # the demo's, connected
 
 def _vnehr(env: dict[str, str], *args: str) -> str:
     done = subprocess.run(
-        [sys.executable, "-m", "vnehr", *args], env=env, capture_output=True, text=True
+        [sys.executable, "-m", "vnehr", *args], env=env, capture_output=True, timeout=600, text=True
     )
     assert done.returncode == 0, done.stdout + done.stderr
     return done.stdout

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -359,7 +359,7 @@ async def handle_message(
     checks and the attempt share one transaction; NATS hears the outcome only after it is
     committed."""
     data = orjson.loads(msg.data)
-    outcome, reason, attempt_no = "ack", None, 0
+    outcome, reason, attempt_no, wait_seconds = "ack", None, 0, 0.0
     event_id = str(data["event_id"])
     async with db.session() as session:
         found = select(OutboxEvent).where(OutboxEvent.event_id == event_id)
@@ -376,21 +376,30 @@ async def handle_message(
             # handed the message out again while that one was at it): back later, never two
             # calls to the portal for one event at once; by then it is found taken
             outcome = "wait"
+            wait_seconds = policy.delay(1, rng).total_seconds()
         else:
-            tried = list(
-                await session.scalars(
-                    select(DeliveryAttempt.outcome).where(
-                        DeliveryAttempt.event_id == event_id, DeliveryAttempt.target == name
-                    )
+            attempts = (
+                await session.execute(
+                    select(DeliveryAttempt.outcome, DeliveryAttempt.finished_at)
+                    .where(DeliveryAttempt.event_id == event_id, DeliveryAttempt.target == name)
+                    .order_by(DeliveryAttempt.finished_at)
                 )
-            )
+            ).all()
+            tried = [outcome for outcome, _ in attempts]
             # Our own count of tries (NATS also counts the times a message waited behind its
             # key).
             attempt_no = len(tried) + 1
+            early = _backing_off(attempts, policy)
             if "delivered" in tried:  # idempotent: already taken (a redelivery after a lost ack)
                 outcome = "taken"  # finish it: a worker killed after the attempt did not
+            elif early:
+                # handed out again (to another worker) before its backoff ran out: the rest of
+                # the backoff first, not a second try at once
+                outcome, wait_seconds = "early", early
             elif await _earlier_not_taken(session, event, name):
                 outcome = "wait"
+                # a wait behind a portal that is away can be long: back later and later
+                wait_seconds = policy.delay(min(_deliveries(msg), 5), rng).total_seconds()
             else:
                 # (the event's row is written after the call, not before: its lock would
                 # otherwise hold the event's other consumers through the portal's answer, and
@@ -412,11 +421,30 @@ async def handle_message(
         await msg.ack()
     elif outcome == "term":
         await msg.term()
-    elif outcome == "wait":
-        await msg.nak(delay=policy.delay(1, rng).total_seconds())
+    elif outcome in ("wait", "early"):
+        await msg.nak(delay=wait_seconds)
     else:
         await msg.nak(delay=policy.delay(attempt_no, rng).total_seconds())
     return outcome
+
+
+def _backing_off(attempts: Sequence[Any], policy: Policy) -> float:
+    """Seconds left of the backoff after the last failed attempt (0 when none is left, or the
+    last attempt did not fail): the least the policy waits after it, jitter included."""
+    if not attempts or attempts[-1][0] != "failed" or attempts[-1][1] is None:
+        return 0.0
+    least = min(policy.backoff_seconds * 2 ** (len(attempts) - 1), policy.max_backoff_seconds)
+    finished: datetime = attempts[-1][1]
+    left = float(least) * 0.8 - (utcnow() - finished).total_seconds()
+    return max(left, 0.0)
+
+
+def _deliveries(msg: Any) -> int:
+    """How many times JetStream handed the message out (1 when it does not say)."""
+    try:
+        return max(int(msg.metadata.num_delivered), 1)
+    except (AttributeError, TypeError, ValueError):
+        return 1
 
 
 async def _finish_if_all_taken(db: Database, event_id: str) -> None:
@@ -640,9 +668,10 @@ async def _handle_batch(
             await asyncio.sleep(HEARTBEAT)
             if lost:  # left for JetStream to hand out again
                 return
-            for msg in [msg for msg in messages if id(msg) in unanswered]:
-                with contextlib.suppress(Exception):
-                    await msg.in_progress()
+            for msg in messages:
+                if id(msg) in unanswered:  # (asked each time: one may be answered meanwhile)
+                    with contextlib.suppress(Exception):
+                        await msg.in_progress()
 
     heartbeat = asyncio.create_task(still_at_it())
     try:

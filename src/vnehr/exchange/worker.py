@@ -124,8 +124,9 @@ class Policy:
     #: settings check it).
     claim_seconds: float = 60.0
     #: calls to other systems (the portal, the phones) in flight at once: the events of a
-    #: round, and a JetStream consumer's messages, each of its own key (a key's events, one
-    #: visit's versions, always go one after the other, in order)
+    #: round (SQLite, and PostgreSQL with the in-process bus, D257), and a JetStream consumer's
+    #: messages, each of its own key (a key's events, one visit's versions, always go one
+    #: after the other, in order)
     concurrency: int = 8
 
     def delay(self, attempts: int, rng: random.Random) -> timedelta:
@@ -235,16 +236,74 @@ async def _deliver_in(
     rng: random.Random,
 ) -> int:
     """A round in one transaction (PostgreSQL: the events' rows locked, other workers skip
-    them, other writers are not held back)."""
+    them, other writers are not held back). The calls to other systems are made first, up to
+    ``policy.concurrency`` at once (``_calls_in``), then every attempt is recorded."""
     handled = 0
     settling: Settling = {}
     events = await due_events(session, utcnow(), limit)
     done = await _delivered_to(session, [event.event_id for event in events])
+    outcomes = await _calls_in(session, events, consumers, done, policy)
     for event in events:
-        await _take(session, event, consumers, done[event.event_id], settling, policy, rng)
+        await _take(
+            session, event, consumers, done[event.event_id], settling, policy, rng, outcomes
+        )
         handled += 1
     await _settle_round(session, settling, policy, rng)
     return handled
+
+
+async def _calls_in(
+    session: AsyncSession,
+    events: list[OutboxEvent],
+    consumers: Consumers,
+    done: dict[str, set[str]],
+    policy: Policy,
+) -> dict[tuple[int, str], _Outcome]:
+    """A round in one transaction (PostgreSQL, in-process bus): each remote consumer's call
+    is prepared in the round's transaction, one after the other (one connection), then the
+    calls are sent up to ``policy.concurrency`` at once; ``_take`` records what came of each.
+    The round's events are each of its own key (``due_events``), so one visit's versions still
+    go in order. A consumer that writes before it calls (``Remote.inline``: the inbox) is
+    called in ``_take`` as before."""
+    outcomes: dict[tuple[int, str], _Outcome] = {}
+    calls: list[tuple[tuple[int, str], datetime, Call[Any]]] = []
+    for event in events:
+        for name, handler in consumers.get(event.topic, {}).items():
+            if name in done[event.event_id] or not isinstance(handler, Remote):
+                continue
+            if handler.inline is not None:
+                continue
+            started = utcnow()
+            try:
+                async with session.begin_nested():  # (a failed read leaves the round whole)
+                    prepared = await handler.prepare(session, event)
+            except DeliveryFailed as failed:
+                outcomes[(event.id, name)] = (started, failed)
+                continue
+            except Exception as bug:  # one broken event must not stop the rest
+                if database_lost(bug) is not None:
+                    raise
+                broken = DeliveryFailed(f"consumer error: {type(bug).__name__}: {bug}")
+                outcomes[(event.id, name)] = (started, broken)
+                continue
+            if isinstance(prepared, Call):
+                calls.append(((event.id, name), started, prepared))
+            else:
+                outcomes[(event.id, name)] = (started, prepared)
+    gate = asyncio.Semaphore(max(policy.concurrency, 1))
+
+    async def send(key: tuple[int, str], started: datetime, call: Call[Any]) -> None:
+        async with gate:
+            try:
+                outcomes[key] = (started, (call, await call.send()))
+            except DeliveryFailed as failed:
+                outcomes[key] = (started, failed)
+            except Exception as bug:  # noqa: BLE001 - recorded as the attempt's failure
+                broken = DeliveryFailed(f"consumer error: {type(bug).__name__}: {bug}")
+                outcomes[key] = (started, broken)
+
+    await asyncio.gather(*(send(*call) for call in calls))
+    return outcomes
 
 
 async def _take(

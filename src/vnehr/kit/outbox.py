@@ -54,7 +54,9 @@ class OutboxAlsoKey(Base):
     """A key an event holds back besides its own (D256): the events of this key written after
     it wait until it is delivered, as those of its own key do. A check-in of several visits is
     one signed file, sent once under its first visit's key; the other visits' files wait
-    behind it too. Goes with its event (``ON DELETE CASCADE``)."""
+    behind it too. Goes with its event (``ON DELETE CASCADE``). A SQLite migration that
+    rebuilds ``outbox_event`` (``batch_alter_table``) would empty this table through the
+    cascade (foreign keys are on): copy its rows aside first."""
 
     __tablename__ = "outbox_also_key"
     __table_args__ = (Index("ix_outbox_also_key_key", "key", "event_id"),)
