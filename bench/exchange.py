@@ -3,7 +3,8 @@ publish rate measured in the same run (same server, same cores).
 
 First on SQLite (file, WAL; one message at a time) with a portal answering at once; then on
 PostgreSQL with a portal that takes ``BENCH_PORTAL_LATENCY`` seconds (0.2) to answer, one call
-at a time and ``VNEHR_OUTBOX_CONCURRENCY``'s default (8) at once. The worker runs in this
+at a time and ``VNEHR_OUTBOX_CONCURRENCY``'s default (8) at once, over JetStream and with the
+in-process bus's rounds (D257). The worker runs in this
 process; the simulator answers in-process.
 """
 
@@ -52,10 +53,16 @@ async def raw_publish_rate(url: str, count: int = 20_000) -> float:
 
 
 async def delivery_rate(
-    db_url: str, url: str, visits: int, *, latency: float = 0.0, concurrency: int = 8
+    db_url: str,
+    url: str,
+    visits: int,
+    *,
+    latency: float = 0.0,
+    concurrency: int = 8,
+    inprocess: bool = False,
 ) -> float:
-    """Visits a second delivered through NATS to the portal simulator from a fresh database
-    holding ``visits`` accepted visits (outbox full)."""
+    """Visits a second delivered through NATS (or the in-process bus's rounds) to the portal
+    simulator from a fresh database holding ``visits`` accepted visits (outbox full)."""
     from vnehr import catalogs, exchange, facilities, submissions
     from vnehr.exchange import nats_bus
     from vnehr.kit.auth import Grant, Subject
@@ -103,7 +110,11 @@ async def delivery_rate(
         stop = asyncio.Event()
         started = time.perf_counter()
         policy = exchange.Policy(concurrency=concurrency)
-        task = asyncio.create_task(nats_bus.run(db, url, consumers, policy, stop=stop))
+        if inprocess:
+            running = exchange.run(db, consumers, policy, stop=stop, idle_seconds=0.05)
+        else:
+            running = nats_bus.run(db, url, consumers, policy, stop=stop)
+        task = asyncio.create_task(running)
         while True:
             async with db.read_session() as session:
                 left = await session.scalar(
@@ -136,12 +147,18 @@ async def main() -> None:
         await asyncio.sleep(1)
         raw = await raw_publish_rate(url)
         sqlite = await delivery_rate(f"sqlite+aiosqlite:///{work / 'bench.db'}", url, VISITS)
-        slow: dict[int, float] = {}
-        with postgres("one_call", "calls_at_once") as socket:
-            for concurrency, name in ((1, "one_call"), (8, "calls_at_once")):
-                slow[concurrency] = await delivery_rate(
+        slow: dict[tuple[str, int], float] = {}
+        names = ("one_call", "calls_at_once", "rounds_one_call", "rounds_at_once")
+        with postgres(*names) as socket:
+            for bus, concurrency, name in (
+                ("nats", 1, "one_call"),
+                ("nats", 8, "calls_at_once"),
+                ("inprocess", 1, "rounds_one_call"),
+                ("inprocess", 8, "rounds_at_once"),
+            ):
+                slow[bus, concurrency] = await delivery_rate(
                     f"postgresql+asyncpg://postgres@/{name}?host={socket}", url, SLOW_VISITS,
-                    latency=LATENCY, concurrency=concurrency,
+                    latency=LATENCY, concurrency=concurrency, inprocess=bus == "inprocess",
                 )  # fmt: skip
         print(json.dumps({
             "visits": VISITS,
@@ -149,8 +166,11 @@ async def main() -> None:
             "raw_jetstream_publish_msgs_per_s": round(raw),
             "postgresql_portal_latency_s": LATENCY,
             "postgresql_visits": SLOW_VISITS,
-            "postgresql_one_call_at_a_time_visits_per_s": round(slow[1], 1),
-            "postgresql_8_calls_at_once_visits_per_s": round(slow[8], 1),
+            "postgresql_one_call_at_a_time_visits_per_s": round(slow["nats", 1], 1),
+            "postgresql_8_calls_at_once_visits_per_s": round(slow["nats", 8], 1),
+            "postgresql_inprocess_one_call_at_a_time_visits_per_s": round(
+                slow["inprocess", 1], 1),
+            "postgresql_inprocess_8_calls_at_once_visits_per_s": round(slow["inprocess", 8], 1),
             "ceiling_one_call_at_a_time_visits_per_s": round(1 / LATENCY, 1) if LATENCY else None,
         }, indent=1))  # fmt: skip
     finally:

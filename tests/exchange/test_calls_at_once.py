@@ -326,7 +326,7 @@ class Handed:
         self.answers.append(("term", None))
 
 
-@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"], indirect=True)
 async def test_a_message_handed_out_again_early_waits_out_the_backoff(
     fresh_db: Database,  # noqa: F811
 ) -> None:
@@ -358,7 +358,7 @@ async def test_a_message_handed_out_again_early_waits_out_the_backoff(
     assert 2 < delay <= 3.2  # at least 0.8 × 4 s after the last try, less the moment since
 
 
-@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"], indirect=True)
 async def test_a_message_waiting_behind_its_key_comes_back_later_and_later(
     fresh_db: Database,  # noqa: F811
 ) -> None:
