@@ -105,45 +105,20 @@ async def _until_sent(portal: Portal) -> None:
         await asyncio.sleep(0.05)
 
 
-@pytest.fixture
-async def sqlite_db(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Database]:
-    from vnehr.kit.migrate import upgrade
-
-    url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('calls') / 'x.db'}"
-    await upgrade(url)
-    db = Database.from_urls(url)
-    yield db
-    await db.dispose()
-
-
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"], indirect=True)
 @pytest.mark.parametrize(("concurrency", "most"), [(8, 6), (3, 3), (1, 1)])
 async def test_a_round_calls_the_portal_for_several_visits_at_once(
-    sqlite_db: Database, concurrency: int, most: int
-) -> None:
-    await _events(sqlite_db)
-    portal = Portal(wanted=most)
-    consumers: exchange.Consumers = {TOPIC: {"bhxh": portal.consumer()}}
-    policy = exchange.Policy(concurrency=concurrency)
-    # the first round: A's first version and B..F (A's second waits behind the first)
-    assert await exchange.deliver_once(sqlite_db, consumers, policy) == 6
-    assert portal.most == most
-    assert await exchange.deliver_once(sqlite_db, consumers, policy) == 1
-    _in_order(portal)
-
-
-@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
-@pytest.mark.parametrize(("concurrency", "most"), [(8, 6), (1, 1)])
-async def test_a_round_in_one_transaction_calls_for_several_visits_at_once(
     fresh_db: Database,  # noqa: F811
     concurrency: int,
     most: int,
 ) -> None:
-    """PostgreSQL with the in-process bus: the round's calls are prepared in its transaction,
-    sent side by side, then recorded."""
+    """The in-process bus: on SQLite the round's calls are made with no transaction open, on
+    PostgreSQL in the round's transaction (D257); side by side on both, then recorded."""
     await _events(fresh_db)
     portal = Portal(wanted=most)
     consumers: exchange.Consumers = {TOPIC: {"bhxh": portal.consumer()}}
     policy = exchange.Policy(concurrency=concurrency)
+    # the first round: A's first version and B..F (A's second waits behind the first)
     assert await exchange.deliver_once(fresh_db, consumers, policy) == 6
     assert portal.most == most
     assert await exchange.deliver_once(fresh_db, consumers, policy) == 1
